@@ -1,0 +1,519 @@
+/* builtins.c — the built-in functions of the language (torch.* / torch.nn.functional.*
+ * names and defaults; `axis=` and torch's `dim=` are both accepted).  Composite functions
+ * (mean, softmax, log_softmax, logsumexp, linear algebra helpers) are written here in terms
+ * of the primitive ops of ops.def, so the passes and codegen only ever see primitives. */
+#include <math.h>
+#include <string.h>
+#include "value.h"
+
+typedef bool (*BuiltinFn)(Sema *S, const char *name, const Args *a, Value *out);
+
+#define M (S->m)
+#define E (S->e)
+#define D (S->d)
+
+/* ---- helpers ---- */
+
+static INode *tensor_arg(Sema *S, const Args *a, int i, const char *name) {
+  const Value *v = arg_get(a, i, name);
+  if (!v) {
+    diag_error(D, a->loc, "missing argument '%s'", name);
+    return NULL;
+  }
+  return to_tensor(S, v, i < a->npos ? a->pos_loc[i] : a->loc);
+}
+
+static bool need_entry(Sema *S, const Args *a, const char *name) {
+  return E ? true : diag_error(D, a->loc, "%s() can only be used inside fn and export bodies", name);
+}
+
+static bool norm_axis(Sema *S, int64_t ax, int rank, SrcLoc loc, int *out) {
+  if (ax < -rank || ax >= (rank ? rank : 1))
+    return diag_error(D, loc, "axis %lld is out of range for a tensor of rank %d", (long long)ax, rank);
+  *out = (int)(ax < 0 ? ax + rank : ax);
+  return true;
+}
+
+/* The axis argument (positional i, `axis=` or `dim=`): one int, a list of ints, or absent
+ * (all axes).  Returns a bitmask. */
+static bool axes_arg(Sema *S, const Args *a, int i, int rank, uint32_t *out) {
+  const Value *v = arg_get(a, i, "axis");
+  if (!v) v = arg_get(a, -1, "dim");
+  if (!v || v->k == V_NONE) {
+    *out = rank ? (1u << rank) - 1 : 0;
+    return true;
+  }
+  *out = 0;
+  const Value *items = v;
+  int n = 1;
+  if (v->k == V_LIST || v->k == V_TUPLE) {
+    items = v->items;
+    n = v->len;
+  }
+  for (int k = 0; k < n; k++) {
+    int64_t ax;
+    int axis = 0;
+    if (!to_int(S, &items[k], a->loc, &ax) || !norm_axis(S, ax, rank, a->loc, &axis)) return false;
+    *out |= 1u << axis;
+  }
+  return true;
+}
+
+static bool int_arg(Sema *S, const Args *a, int i, const char *name, int64_t def, int64_t *out) {
+  const Value *v = arg_get(a, i, name);
+  if (!v) {
+    *out = def;
+    return true;
+  }
+  return to_int(S, v, a->loc, out);
+}
+
+static bool num_arg(Sema *S, const Args *a, int i, const char *name, double def, double *out) {
+  const Value *v = arg_get(a, i, name);
+  if (!v) {
+    *out = def;
+    return true;
+  }
+  if (!v_is_number(v)) return diag_error(D, a->loc, "argument '%s' must be a number", name);
+  *out = v_num(v);
+  return true;
+}
+
+static bool keepdim_arg(Sema *S, const Args *a, int i) {
+  const Value *v = arg_get(a, i, "keepdim");
+  return v && v_is_number(v) && v_num(v) != 0;
+}
+
+/* A shape from a list of dims or from positional dims starting at `first`. */
+static bool shape_arg(Sema *S, const Args *a, int first, Shape *s) {
+  const Value *items = a->pos + first;
+  int n = a->npos - first;
+  if (n == 1 && (a->pos[first].k == V_LIST || a->pos[first].k == V_TUPLE)) {
+    items = a->pos[first].items;
+    n = a->pos[first].len;
+  }
+  if (n > MAX_RANK) return diag_error(D, a->loc, "rank %d exceeds the maximum of %d", n, MAX_RANK);
+  s->rank = n;
+  for (int i = 0; i < n; i++)
+    if (!to_dim(S, &items[i], a->loc, &s->d[i])) return false;
+  return true;
+}
+
+static INode *numel_of(Sema *S, Dim n, SrcLoc loc) {
+  if (!n.syms) return ir_fill(M, E, (double)n.k, &(Shape){0}, loc);
+  INode *c = ir_new(M, E, OP_DIMVAL, DT_F32, &(Shape){0}, loc);
+  c->i[0] = n.k;
+  c->axes = n.syms;
+  return c;
+}
+
+static INode *reduce(Sema *S, Op op, INode *x, uint32_t axes, int keepdim, SrcLoc loc) {
+  return ir_reduce(M, E, op, x, axes, keepdim, loc, D);
+}
+
+static INode *mean_of(Sema *S, INode *x, uint32_t axes, int keepdim, SrcLoc loc) {
+  Dim n = dim_const(1);
+  for (int i = 0; i < x->shape.rank; i++)
+    if (axes & (1u << i)) n = dim_mul(n, x->shape.d[i]);
+  INode *s = reduce(S, OP_SUM, x, axes, keepdim, loc);
+  return ir_binary(M, E, OP_DIV, s, numel_of(S, n, loc), loc, D);
+}
+
+/* ---- elementwise ---- */
+
+static const struct { const char *name; Op op; } unary_fns[] = {
+  {"exp", OP_EXP}, {"log", OP_LOG}, {"sqrt", OP_SQRT}, {"abs", OP_ABS}, {"tanh", OP_TANH},
+  {"sigmoid", OP_SIGMOID}, {"relu", OP_RELU}, {"neg", OP_NEG}, {"logical_not", OP_NOT},
+};
+
+static bool b_unary(Sema *S, const char *name, const Args *a, Value *out) {
+  if (a->npos == 1 && v_is_number(&a->pos[0]) && !a->nkw && strcmp(name, "relu")) {
+    double x = v_num(&a->pos[0]);
+    static const struct { const char *n; double (*f)(double); } fold[] = {
+      {"exp", exp}, {"log", log}, {"sqrt", sqrt}, {"abs", fabs}, {"tanh", tanh}};
+    for (size_t i = 0; i < sizeof fold / sizeof *fold; i++)
+      if (!strcmp(name, fold[i].n)) {
+        *out = v_float(fold[i].f(x));
+        return true;
+      }
+  }
+  static const char *names[] = {"input"};
+  if (!need_entry(S, a, name) || !args_check(S, a, name, names, 1)) return false;
+  INode *x = tensor_arg(S, a, 0, "input");
+  if (!x) return false;
+  for (size_t i = 0; i < sizeof unary_fns / sizeof *unary_fns; i++)
+    if (!strcmp(name, unary_fns[i].name)) *out = v_tensor(ir_unary(M, E, unary_fns[i].op, x, a->loc, D));
+  return out->t != NULL;
+}
+
+/* elu(x, alpha=1.0), leaky_relu(x, negative_slope=0.01), softplus(x, beta=1, threshold=20) */
+static bool b_act(Sema *S, const char *name, const Args *a, Value *out) {
+  static const struct { const char *name; Op op; const char *k0, *k1; double d0, d1; } acts[] = {
+    {"elu", OP_ELU, "alpha", NULL, 1.0, 0},
+    {"leaky_relu", OP_LEAKY_RELU, "negative_slope", NULL, 0.01, 0},
+    {"softplus", OP_SOFTPLUS, "beta", "threshold", 1.0, 20.0},
+  };
+  for (size_t i = 0; i < sizeof acts / sizeof *acts; i++) {
+    if (strcmp(name, acts[i].name)) continue;
+    const char *names[] = {"input", acts[i].k0, acts[i].k1};
+    double a0, a1;
+    if (!need_entry(S, a, name) || !args_check(S, a, name, names, acts[i].k1 ? 3 : 2)) return false;
+    INode *x = tensor_arg(S, a, 0, "input");
+    if (!x || !num_arg(S, a, 1, acts[i].k0, acts[i].d0, &a0) || !num_arg(S, a, 2, acts[i].k1, acts[i].d1, &a1))
+      return false;
+    *out = v_tensor(apply_act(S, acts[i].op, a0, a1, x, a->loc));
+    return out->t != NULL;
+  }
+  unreachable("activation table");
+}
+
+static bool b_binary(Sema *S, const char *name, const Args *a, Value *out) {
+  static const char *names[] = {"input", "other"};
+  if (!need_entry(S, a, name) || !args_check(S, a, name, names, 2)) return false;
+  INode *x = tensor_arg(S, a, 0, "input"), *y = x ? tensor_arg(S, a, 1, "other") : NULL;
+  if (!y) return false;
+  Op op = !strcmp(name, "maximum") ? OP_MAX : !strcmp(name, "minimum") ? OP_MIN
+        : !strcmp(name, "pow") ? OP_POWER : OP_COUNT;
+  INode *r = op == OP_COUNT ? ir_matmul(M, E, x, y, 0, 0, a->loc, D) : ir_binary(M, E, op, x, y, a->loc, D);
+  *out = v_tensor(r);
+  return r != NULL;
+}
+
+static bool b_where(Sema *S, const char *name, const Args *a, Value *out) {
+  static const char *names[] = {"condition", "input", "other"};
+  if (!need_entry(S, a, name) || !args_check(S, a, name, names, 3)) return false;
+  INode *c = tensor_arg(S, a, 0, "condition"), *x = c ? tensor_arg(S, a, 1, "input") : NULL,
+        *y = x ? tensor_arg(S, a, 2, "other") : NULL;
+  if (!y) return false;
+  *out = v_tensor(ir_where(M, E, c, x, y, a->loc, D));
+  return out->t != NULL;
+}
+
+/* ---- reductions ---- */
+
+/* sum/mean/amax/amin(x, axis=None, keepdim=False); max/min of numbers or of two tensors too */
+static bool b_reduce(Sema *S, const char *name, const Args *a, Value *out) {
+  bool is_max = !strcmp(name, "max") || !strcmp(name, "amax");
+  bool is_min = !strcmp(name, "min") || !strcmp(name, "amin");
+  if ((is_max || is_min) && a->npos >= 1 && v_is_number(&a->pos[0])) {
+    double best = v_num(&a->pos[0]);
+    bool ints = a->pos[0].k != V_FLOAT;
+    for (int i = 1; i < a->npos; i++) {
+      if (!v_is_number(&a->pos[i])) return diag_error(D, a->loc, "%s of numbers takes numbers", name);
+      double x = v_num(&a->pos[i]);
+      ints = ints && a->pos[i].k != V_FLOAT;
+      best = is_max ? fmax(best, x) : fmin(best, x);
+    }
+    *out = ints ? v_int((int64_t)best) : v_float(best);
+    return true;
+  }
+  if ((is_max || is_min) && a->npos == 2 && a->pos[1].k == V_TENSOR)
+    return b_binary(S, is_max ? "maximum" : "minimum", a, out);
+  static const char *names[] = {"input", "axis", "keepdim", "dim"};
+  if (!need_entry(S, a, name) || !args_check(S, a, name, names, 4)) return false;
+  INode *x = tensor_arg(S, a, 0, "input");
+  uint32_t axes;
+  if (!x || !axes_arg(S, a, 1, x->shape.rank, &axes)) return false;
+  int keep = keepdim_arg(S, a, 2);
+  INode *r;
+  if (!strcmp(name, "sum")) r = reduce(S, OP_SUM, x, axes, keep, a->loc);
+  else if (!strcmp(name, "mean")) r = mean_of(S, x, axes, keep, a->loc);
+  else if (is_max) r = reduce(S, OP_RMAX, x, axes, keep, a->loc);
+  else r = ir_unary(M, E, OP_NEG, reduce(S, OP_RMAX, ir_unary(M, E, OP_NEG, x, a->loc, D), axes, keep, a->loc), a->loc, D);
+  *out = v_tensor(r);
+  return r != NULL;
+}
+
+/* softmax / log_softmax / logsumexp (x, axis=-1, temperature=1): the max-shifted forms */
+static bool b_softmax(Sema *S, const char *name, const Args *a, Value *out) {
+  bool lse = !strcmp(name, "logsumexp");
+  static const char *names[] = {"input", "axis", "temperature", "dim", "keepdim"};
+  if (!need_entry(S, a, name) || !args_check(S, a, name, names, lse ? 5 : 4)) return false;
+  INode *x = tensor_arg(S, a, 0, "input");
+  double temp;
+  if (!x || !num_arg(S, a, 2, "temperature", 1.0, &temp)) return false;
+  if (!(temp > 0)) return diag_error(D, a->loc, "temperature must be positive, got %g", temp);
+  const Value *av = arg_get(a, 1, "axis");
+  if (!av) av = arg_get(a, -1, "dim");
+  int64_t ax = -1;
+  int axis = 0;
+  if (av && !to_int(S, av, a->loc, &ax)) return false;
+  if (!norm_axis(S, ax, x->shape.rank, a->loc, &axis)) return false;
+  if (x->shape.rank == 0) return diag_error(D, a->loc, "%s needs a tensor of rank >= 1", name);
+  if (temp != 1.0) x = ir_binary(M, E, OP_DIV, x, ir_fill(M, E, temp, &(Shape){0}, a->loc), a->loc, D);
+  uint32_t ax_mask = 1u << axis;
+  INode *mx = reduce(S, OP_RMAX, x, ax_mask, 1, a->loc);
+  INode *sh = ir_binary(M, E, OP_SUB, x, mx, a->loc, D);
+  INode *ex = ir_unary(M, E, OP_EXP, sh, a->loc, D);
+  INode *sm = reduce(S, OP_SUM, ex, ax_mask, 1, a->loc);
+  INode *r;
+  if (!strcmp(name, "softmax")) r = ir_binary(M, E, OP_DIV, ex, sm, a->loc, D);
+  else if (!strcmp(name, "log_softmax")) r = ir_binary(M, E, OP_SUB, sh, ir_unary(M, E, OP_LOG, sm, a->loc, D), a->loc, D);
+  else {
+    INode *l = ir_binary(M, E, OP_ADD, ir_unary(M, E, OP_LOG, sm, a->loc, D), mx, a->loc, D);
+    if (!keepdim_arg(S, a, 4)) {
+      Shape s = {0};
+      for (int i = 0; i < x->shape.rank; i++)
+        if (i != axis) s.d[s.rank++] = x->shape.d[i];
+      l = ir_reshape(M, E, l, &s, a->loc, D);
+    }
+    r = l;
+  }
+  *out = v_tensor(r);
+  return r != NULL;
+}
+
+/* ---- shapes and movement ---- */
+
+static bool b_reshape(Sema *S, const char *name, const Args *a, Value *out) {
+  if (!need_entry(S, a, name)) return false;
+  if (a->npos < 2) return diag_error(D, a->loc, "%s(x, shape) needs a shape", name);
+  INode *x = tensor_arg(S, a, 0, "input");
+  Shape s;
+  if (!x || !shape_arg(S, a, 1, &s)) return false;
+  *out = v_tensor(ir_reshape(M, E, x, &s, a->loc, D));
+  return out->t != NULL;
+}
+
+static bool b_squeeze(Sema *S, const char *name, const Args *a, Value *out) {
+  static const char *names[] = {"input", "axis", "dim"};
+  if (!need_entry(S, a, name) || !args_check(S, a, name, names, 3)) return false;
+  INode *x = tensor_arg(S, a, 0, "input");
+  if (!x) return false;
+  bool un = !strcmp(name, "unsqueeze");
+  const Value *av = arg_get(a, 1, "axis");
+  if (!av) av = arg_get(a, -1, "dim");
+  int64_t ax;
+  int axis = 0;
+  Shape s = {0};
+  if (!av) {
+    if (un) return diag_error(D, a->loc, "unsqueeze needs an axis");
+    for (int i = 0; i < x->shape.rank; i++)
+      if (!dim_is(x->shape.d[i], 1)) s.d[s.rank++] = x->shape.d[i];
+  } else {
+    if (!to_int(S, av, a->loc, &ax) || !norm_axis(S, ax, x->shape.rank + un, a->loc, &axis)) return false;
+    if (un && x->shape.rank == MAX_RANK) return diag_error(D, a->loc, "rank would exceed %d", MAX_RANK);
+    for (int i = 0; i <= x->shape.rank; i++) {
+      if (un && i == axis) s.d[s.rank++] = dim_const(1);
+      if (i == x->shape.rank) break;
+      if (!un && i == axis && dim_is(x->shape.d[i], 1)) continue;
+      s.d[s.rank++] = x->shape.d[i];
+    }
+  }
+  *out = v_tensor(ir_reshape(M, E, x, &s, a->loc, D));
+  return out->t != NULL;
+}
+
+/* flatten(x, start_dim=0, end_dim=-1) */
+static bool b_flatten(Sema *S, const char *name, const Args *a, Value *out) {
+  static const char *names[] = {"input", "start_dim", "end_dim"};
+  if (!need_entry(S, a, name) || !args_check(S, a, name, names, 3)) return false;
+  INode *x = tensor_arg(S, a, 0, "input");
+  int64_t s0, e0;
+  int st = 0, en = 0;
+  if (!x || !int_arg(S, a, 1, "start_dim", 0, &s0) || !int_arg(S, a, 2, "end_dim", -1, &e0)) return false;
+  int r = x->shape.rank;
+  if (r == 0) {
+    *out = v_tensor(ir_reshape(M, E, x, &(Shape){.rank = 1, .d = {dim_const(1)}}, a->loc, D));
+    return true;
+  }
+  if (!norm_axis(S, s0, r, a->loc, &st) || !norm_axis(S, e0, r, a->loc, &en)) return false;
+  if (st > en) return diag_error(D, a->loc, "flatten: start_dim comes after end_dim");
+  Shape s = {0};
+  for (int i = 0; i < r; i++) {
+    if (i <= st || i > en) s.d[s.rank++] = x->shape.d[i];
+    else s.d[s.rank - 1] = dim_mul(s.d[s.rank - 1], x->shape.d[i]);
+  }
+  *out = v_tensor(ir_reshape(M, E, x, &s, a->loc, D));
+  return out->t != NULL;
+}
+
+static bool b_transpose(Sema *S, const char *name, const Args *a, Value *out) {
+  if (!need_entry(S, a, name)) return false;
+  INode *x = tensor_arg(S, a, 0, "input");
+  if (!x) return false;
+  int r = x->shape.rank, perm[MAX_RANK];
+  for (int i = 0; i < r; i++) perm[i] = i;
+  if (!strcmp(name, "transpose")) {
+    int64_t d0, d1;
+    int x0 = 0, x1 = 0;
+    if (a->npos != 3) return diag_error(D, a->loc, "transpose(x, dim0, dim1) takes two axes");
+    if (!to_int(S, &a->pos[1], a->loc, &d0) || !to_int(S, &a->pos[2], a->loc, &d1) ||
+        !norm_axis(S, d0, r, a->loc, &x0) || !norm_axis(S, d1, r, a->loc, &x1))
+      return false;
+    perm[x0] = x1;
+    perm[x1] = x0;
+  } else {
+    Shape dims;
+    if (a->npos < 2 || !shape_arg(S, a, 1, &dims)) return diag_error(D, a->loc, "permute(x, dims) needs the axes");
+    if (dims.rank != r) return diag_error(D, a->loc, "permute needs %d axes, got %d", r, dims.rank);
+    for (int i = 0; i < r; i++)
+      if (!norm_axis(S, dims.d[i].k, r, a->loc, &perm[i])) return false;
+  }
+  *out = v_tensor(ir_permute(M, E, x, perm, a->loc, D));
+  return out->t != NULL;
+}
+
+/* cat([a, b, ...], axis=0) */
+static bool b_cat(Sema *S, const char *name, const Args *a, Value *out) {
+  static const char *names[] = {"tensors", "axis", "dim"};
+  if (!need_entry(S, a, name) || !args_check(S, a, name, names, 3)) return false;
+  const Value *l = arg_get(a, 0, "tensors");
+  if (!l || (l->k != V_LIST && l->k != V_TUPLE) || l->len == 0)
+    return diag_error(D, a->loc, "%s takes a non-empty list of tensors", name);
+  INode *acc = to_tensor(S, &l->items[0], a->loc);
+  if (!acc) return false;
+  const Value *av = arg_get(a, 1, "axis");
+  if (!av) av = arg_get(a, -1, "dim");
+  int64_t ax = 0;
+  int axis = 0;
+  if ((av && !to_int(S, av, a->loc, &ax)) || !norm_axis(S, ax, acc->shape.rank, a->loc, &axis)) return false;
+  for (int i = 1; i < l->len && acc; i++) {
+    INode *t = to_tensor(S, &l->items[i], a->loc);
+    acc = t ? ir_concat(M, E, acc, t, axis, a->loc, D) : NULL;
+  }
+  *out = v_tensor(acc);
+  return acc != NULL;
+}
+
+/* split(x, split_size_or_sections, axis=0) -> tuple, as torch.split */
+static bool b_split(Sema *S, const char *name, const Args *a, Value *out) {
+  static const char *names[] = {"input", "split_size_or_sections", "axis", "dim"};
+  if (!need_entry(S, a, name) || !args_check(S, a, name, names, 4)) return false;
+  INode *x = tensor_arg(S, a, 0, "input");
+  const Value *sv = arg_get(a, 1, "split_size_or_sections");
+  if (!x) return false;
+  if (!sv) return diag_error(D, a->loc, "split needs split_size_or_sections");
+  const Value *av = arg_get(a, 2, "axis");
+  if (!av) av = arg_get(a, -1, "dim");
+  int64_t ax = 0;
+  int axis = 0;
+  if ((av && !to_int(S, av, a->loc, &ax)) || !norm_axis(S, ax, x->shape.rank, a->loc, &axis)) return false;
+  Dim len = x->shape.d[axis];
+  if (len.syms) return diag_error(D, a->loc, "cannot split along a symbolic dimension");
+  int64_t sizes[1024];
+  int n = 0;
+  if (sv->k == V_LIST || sv->k == V_TUPLE) {
+    int64_t tot = 0;
+    if (sv->len > 1024) return diag_error(D, a->loc, "too many sections");
+    for (int i = 0; i < sv->len; i++) {
+      if (!to_int(S, &sv->items[i], a->loc, &sizes[n]) || sizes[n] < 0) return diag_error(D, a->loc, "section sizes must be non-negative integers");
+      tot += sizes[n++];
+    }
+    if (tot != len.k) return diag_error(D, a->loc, "split sections sum to %lld but the axis has %lld", (long long)tot, (long long)len.k);
+  } else {
+    int64_t sz;
+    if (!to_int(S, sv, a->loc, &sz)) return false;
+    if (sz <= 0) return diag_error(D, a->loc, "split size must be positive");
+    if ((len.k + sz - 1) / sz > 1024) return diag_error(D, a->loc, "too many sections");
+    for (int64_t off = 0; off < len.k; off += sz) sizes[n++] = off + sz <= len.k ? sz : len.k - off;
+  }
+  Value *items = arena_alloc(S->arena, (n + 1) * sizeof *items);
+  int64_t off = 0;
+  for (int i = 0; i < n; i++) {
+    items[i] = v_tensor(ir_slice(M, E, x, axis, off, off + sizes[i], 1, a->loc, D));
+    if (!items[i].t) return false;
+    off += sizes[i];
+  }
+  *out = (Value){.k = V_TUPLE, .items = items, .len = n};
+  return true;
+}
+
+/* ---- creation ---- */
+
+static bool b_fill(Sema *S, const char *name, const Args *a, Value *out) {
+  if (!need_entry(S, a, name)) return false;
+  Shape s;
+  double v = !strcmp(name, "ones") || !strcmp(name, "ones_like") ? 1.0 : 0.0;
+  if (!strcmp(name, "zeros_like") || !strcmp(name, "ones_like")) {
+    INode *x = tensor_arg(S, a, 0, "input");
+    if (!x) return false;
+    s = x->shape;
+  } else if (!strcmp(name, "full")) {
+    if (a->npos != 2 || !v_is_number(&a->pos[1])) return diag_error(D, a->loc, "full(shape, value) takes a shape and a number");
+    Args sub = *a;
+    sub.npos = 1;
+    if (!shape_arg(S, &sub, 0, &s)) return false;
+    v = v_num(&a->pos[1]);
+  } else if (!shape_arg(S, a, 0, &s)) {
+    return false;
+  }
+  *out = v_tensor(ir_fill(M, E, v, &s, a->loc));
+  return true;
+}
+
+/* ---- compile-time helpers ---- */
+
+static bool b_meta(Sema *S, const char *name, const Args *a, Value *out) {
+  if (a->npos != 1 && strcmp(name, "range")) return diag_error(D, a->loc, "%s takes one argument", name);
+  const Value *v = &a->pos[0];
+  if (!strcmp(name, "len")) {
+    if (v->k == V_LIST || v->k == V_TUPLE) { *out = v_int(v->len); return true; }
+    if (v->k == V_MOD && v->mod->kind == MK_SEQUENTIAL) { *out = v_int(v->mod->nchildren); return true; }
+    return diag_error(D, a->loc, "len of a %s", v_kind_name(v->k));
+  }
+  if (!strcmp(name, "reversed")) {
+    if (v->k != V_LIST && v->k != V_TUPLE) return diag_error(D, a->loc, "reversed takes a list");
+    Value *items = arena_alloc(S->arena, (v->len + 1) * sizeof *items);
+    for (int i = 0; i < v->len; i++) items[i] = v->items[v->len - 1 - i];
+    *out = (Value){.k = V_LIST, .items = items, .len = v->len};
+    return true;
+  }
+  if (!strcmp(name, "range")) {
+    int64_t lo = 0, hi;
+    if (a->npos < 1 || a->npos > 2) return diag_error(D, a->loc, "range(stop) or range(start, stop)");
+    if (!to_int(S, &a->pos[0], a->loc, &hi)) return false;
+    if (a->npos == 2) {
+      lo = hi;
+      if (!to_int(S, &a->pos[1], a->loc, &hi)) return false;
+    }
+    *out = (Value){.k = V_RANGE, .i = lo, .i2 = hi};
+    return true;
+  }
+  if (!strcmp(name, "float")) {
+    if (!v_is_number(v)) return diag_error(D, a->loc, "float() takes a number");
+    *out = v_float(v_num(v));
+    return true;
+  }
+  int64_t i; /* int(): truncates floats like Python */
+  if (v->k == V_FLOAT) i = (int64_t)v->f;
+  else if (!to_int(S, v, a->loc, &i)) return false;
+  *out = v_int(i);
+  return true;
+}
+
+static bool b_layer(Sema *S, const char *name, const Args *a, Value *out) {
+  bool found;
+  if (!layer_construct(S, name, a, out, &found)) return false;
+  return found ? true : diag_error(D, a->loc, "unknown layer '%s'", name);
+}
+
+static const struct { const char *name; BuiltinFn fn; } builtins[] = {
+  {"Linear", b_layer}, {"Sequential", b_layer}, {"ReLU", b_layer}, {"Tanh", b_layer},
+  {"Sigmoid", b_layer}, {"ELU", b_layer}, {"LeakyReLU", b_layer}, {"Softplus", b_layer},
+  {"Identity", b_layer},
+  {"exp", b_unary}, {"log", b_unary}, {"sqrt", b_unary}, {"abs", b_unary}, {"tanh", b_unary},
+  {"sigmoid", b_unary}, {"relu", b_unary}, {"neg", b_unary}, {"logical_not", b_unary},
+  {"elu", b_act}, {"leaky_relu", b_act}, {"softplus", b_act},
+  {"maximum", b_binary}, {"minimum", b_binary}, {"pow", b_binary}, {"matmul", b_binary},
+  {"where", b_where},
+  {"sum", b_reduce}, {"mean", b_reduce}, {"amax", b_reduce}, {"amin", b_reduce},
+  {"max", b_reduce}, {"min", b_reduce},
+  {"softmax", b_softmax}, {"log_softmax", b_softmax}, {"logsumexp", b_softmax},
+  {"reshape", b_reshape}, {"view", b_reshape}, {"squeeze", b_squeeze}, {"unsqueeze", b_squeeze},
+  {"flatten", b_flatten}, {"transpose", b_transpose}, {"permute", b_transpose},
+  {"cat", b_cat}, {"concat", b_cat}, {"split", b_split},
+  {"zeros", b_fill}, {"ones", b_fill}, {"full", b_fill}, {"zeros_like", b_fill}, {"ones_like", b_fill},
+  {"len", b_meta}, {"reversed", b_meta}, {"range", b_meta}, {"float", b_meta}, {"int", b_meta},
+};
+
+int builtin_find(const char *name) {
+  for (size_t i = 0; i < sizeof builtins / sizeof *builtins; i++)
+    if (!strcmp(builtins[i].name, name)) return (int)i;
+  return -1;
+}
+
+bool builtin_call(Sema *S, int index, const Args *a, Value *out) {
+  *out = v_none();
+  return builtins[index].fn(S, builtins[index].name, a, out);
+}

@@ -1,0 +1,610 @@
+/* codegen.c — loop-nest IR → LLVM IR (through the LLVM C API only).
+ *
+ * Every kernel becomes an internal function (args, syms, weights, workspace); an entry's
+ * body calls its kernels in order.  Expressions are emitted where they are used and
+ * memoized per loop scope; LLVM's O3 pipeline hoists invariants and vectorizes the inner
+ * loops.  exp (and tanh, sigmoid, elu built on it) is a Cephes-style polynomial in IR so it
+ * vectorizes; matmuls call OpenBLAS's cblas_sgemm.  Then the introspection table
+ * (nnc_model.h) and the typed wrappers `<model>_<entry>` are emitted. */
+#include <ctype.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "codegen.h"
+#include "nnc_model.h"
+
+typedef struct Cg {
+  LLVMContextRef ctx;
+  LLVMModuleRef mod;
+  LLVMBuilderRef b;
+  const Model *m;
+  const LEntry *le;
+  LLVMTypeRef f32, i64, i32, i8, ptr, voidt, kernel_fn;
+  LLVMValueRef fn;              /* current function */
+  LLVMValueRef args, syms, weights, ws;
+  LLVMValueRef sym_vals[MAX_SYMS];
+  LLVMValueRef *bufs;           /* base pointer per LBuf */
+  LLVMValueRef *vars, *accs;
+  LLVMValueRef *const_globals;  /* per LBuf (LB_CONST) */
+  bool *scope_open;             /* loop scopes, numbered across the whole module */
+  int scope, nscopes, capscopes;
+} Cg;
+
+/* ---- helpers ---- */
+
+static LLVMValueRef ci64(Cg *g, int64_t v) { return LLVMConstInt(g->i64, (unsigned long long)v, 1); }
+static LLVMValueRef cf32(Cg *g, double v) { return LLVMConstReal(g->f32, v); }
+
+static LLVMValueRef intrinsic(Cg *g, const char *name, LLVMValueRef *args, int n) {
+  unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+  LLVMTypeRef ty[1] = {g->f32};
+  LLVMValueRef f = LLVMGetIntrinsicDeclaration(g->mod, id, ty, 1);
+  return LLVMBuildCall2(g->b, LLVMIntrinsicGetType(g->ctx, id, ty, 1), f, args, n, "");
+}
+
+static LLVMValueRef call_extern(Cg *g, const char *name, LLVMTypeRef ret, LLVMTypeRef *pt, int np,
+                                LLVMValueRef *args) {
+  LLVMTypeRef ft = LLVMFunctionType(ret, pt, np, 0);
+  LLVMValueRef f = LLVMGetNamedFunction(g->mod, name);
+  if (!f) f = LLVMAddFunction(g->mod, name, ft);
+  return LLVMBuildCall2(g->b, ft, f, args, np, "");
+}
+
+static LLVMValueRef fsel(Cg *g, LLVMRealPredicate p, LLVMValueRef a, LLVMValueRef b, LLVMValueRef t, LLVMValueRef f) {
+  return LLVMBuildSelect(g->b, LLVMBuildFCmp(g->b, p, a, b, ""), t, f, "");
+}
+
+static LLVMValueRef b_mul(Cg *g, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFMul(g->b, a, b, ""); }
+static LLVMValueRef b_add(Cg *g, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFAdd(g->b, a, b, ""); }
+static LLVMValueRef b_sub(Cg *g, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFSub(g->b, a, b, ""); }
+static LLVMValueRef b_div(Cg *g, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFDiv(g->b, a, b, ""); }
+
+/* exp(x): Cephes expf — x = n ln2 + r, e^r by a degree-6 polynomial, 2^n applied in two
+ * halves so that results down to the subnormal range and overflow to inf come out right;
+ * NaN propagates.  Max error about 1 ulp. */
+static LLVMValueRef emit_exp(Cg *g, LLVMValueRef x) {
+  LLVMValueRef xc = intrinsic(g, "llvm.minnum", (LLVMValueRef[]){intrinsic(g, "llvm.maxnum", (LLVMValueRef[]){x, cf32(g, -104.0)}, 2), cf32(g, 89.0)}, 2);
+  LLVMValueRef n = intrinsic(g, "llvm.rint", (LLVMValueRef[]){b_mul(g, xc, cf32(g, 1.44269504088896341))}, 1);
+  LLVMValueRef r = b_sub(g, xc, b_mul(g, n, cf32(g, 0.693359375)));
+  r = b_sub(g, r, b_mul(g, n, cf32(g, -2.12194440e-4)));
+  static const double c[] = {1.9875691500E-4, 1.3981999507E-3, 8.3334519073E-3, 4.1665795894E-2,
+                             1.6666665459E-1, 5.0000001201E-1};
+  LLVMValueRef p = cf32(g, c[0]);
+  for (int i = 1; i < 6; i++) p = b_add(g, b_mul(g, p, r), cf32(g, c[i]));
+  LLVMValueRef y = b_add(g, b_add(g, b_mul(g, b_mul(g, p, r), r), r), cf32(g, 1.0));
+  LLVMValueRef ni = LLVMBuildFPToSI(g->b, n, g->i32, "");
+  LLVMValueRef h1 = LLVMBuildAShr(g->b, ni, LLVMConstInt(g->i32, 1, 0), "");
+  LLVMValueRef h2 = LLVMBuildSub(g->b, ni, h1, "");
+  LLVMValueRef bias = LLVMConstInt(g->i32, 127, 0), sh = LLVMConstInt(g->i32, 23, 0);
+  LLVMValueRef s1 = LLVMBuildBitCast(g->b, LLVMBuildShl(g->b, LLVMBuildAdd(g->b, h1, bias, ""), sh, ""), g->f32, "");
+  LLVMValueRef s2 = LLVMBuildBitCast(g->b, LLVMBuildShl(g->b, LLVMBuildAdd(g->b, h2, bias, ""), sh, ""), g->f32, "");
+  y = b_mul(g, b_mul(g, y, s1), s2);
+  return fsel(g, LLVMRealUNO, x, x, x, y);
+}
+
+/* expm1 with a Taylor polynomial near 0, where exp(x) - 1 would cancel. */
+static LLVMValueRef emit_expm1(Cg *g, LLVMValueRef x) {
+  LLVMValueRef p = cf32(g, 1.0 / 120);
+  static const double c[] = {1.0 / 24, 1.0 / 6, 0.5, 1.0};
+  for (int i = 0; i < 4; i++) p = b_add(g, b_mul(g, p, x), cf32(g, c[i]));
+  LLVMValueRef small = b_mul(g, p, x);
+  LLVMValueRef big = b_sub(g, emit_exp(g, x), cf32(g, 1.0));
+  LLVMValueRef ax = intrinsic(g, "llvm.fabs", &x, 1);
+  return fsel(g, LLVMRealOLT, ax, cf32(g, 0.0625), small, big);
+}
+
+/* tanh(x) = sign(x) (1 - e^{-2|x|}) / (1 + e^{-2|x|}); odd polynomial for |x| < 0.0625. */
+static LLVMValueRef emit_tanh(Cg *g, LLVMValueRef x) {
+  LLVMValueRef ax = intrinsic(g, "llvm.fabs", &x, 1);
+  LLVMValueRef t = emit_exp(g, b_mul(g, ax, cf32(g, -2.0)));
+  LLVMValueRef big = b_div(g, b_sub(g, cf32(g, 1.0), t), b_add(g, cf32(g, 1.0), t));
+  big = intrinsic(g, "llvm.copysign", (LLVMValueRef[]){big, x}, 2);
+  LLVMValueRef x2 = b_mul(g, x, x);
+  LLVMValueRef p = cf32(g, -17.0 / 315);
+  p = b_add(g, b_mul(g, p, x2), cf32(g, 2.0 / 15));
+  p = b_add(g, b_mul(g, p, x2), cf32(g, -1.0 / 3));
+  LLVMValueRef small = b_add(g, x, b_mul(g, x, b_mul(g, p, x2)));
+  return fsel(g, LLVMRealOLT, ax, cf32(g, 0.0625), small, big);
+}
+
+static LLVMValueRef emit_log(Cg *g, LLVMValueRef x) { return intrinsic(g, "llvm.log", &x, 1); }
+
+static LLVMValueRef bool_to_f(Cg *g, LLVMValueRef c) { return LLVMBuildUIToFP(g->b, c, g->f32, ""); }
+static LLVMValueRef nonzero(Cg *g, LLVMValueRef x) { return LLVMBuildFCmp(g->b, LLVMRealUNE, x, cf32(g, 0), ""); }
+
+/* One elementwise op of ops.def on scalars (torch's semantics, NaN included). */
+static LLVMValueRef emit_scalar_op(Cg *g, Op op, const double *attr, LLVMValueRef *a) {
+  LLVMValueRef x = a[0], y = a[1], zero = cf32(g, 0), one = cf32(g, 1);
+  switch (op) {
+  case OP_NEG: return LLVMBuildFNeg(g->b, x, "");
+  case OP_EXP: return emit_exp(g, x);
+  case OP_LOG: return emit_log(g, x);
+  case OP_SQRT: return intrinsic(g, "llvm.sqrt", &x, 1);
+  case OP_ABS: return intrinsic(g, "llvm.fabs", &x, 1);
+  case OP_TANH: return emit_tanh(g, x);
+  case OP_SIGMOID: return b_div(g, one, b_add(g, one, emit_exp(g, LLVMBuildFNeg(g->b, x, ""))));
+  case OP_RELU: return fsel(g, LLVMRealOGT, x, zero, x, fsel(g, LLVMRealUNO, x, x, x, zero));
+  case OP_ELU: return fsel(g, LLVMRealOGT, x, zero, x, fsel(g, LLVMRealUNO, x, x, x, b_mul(g, cf32(g, attr[0]), emit_expm1(g, x))));
+  case OP_LEAKY_RELU: return fsel(g, LLVMRealOGT, x, zero, x, b_mul(g, cf32(g, attr[0]), x));
+  case OP_SOFTPLUS: {
+    LLVMValueRef bx = b_mul(g, x, cf32(g, attr[0]));
+    LLVMValueRef t = emit_exp(g, bx);
+    LLVMValueRef l = fsel(g, LLVMRealOLT, t, cf32(g, 1e-4), b_mul(g, t, b_sub(g, one, b_mul(g, t, cf32(g, 0.5)))),
+                          emit_log(g, b_add(g, one, t)));
+    return fsel(g, LLVMRealOGT, bx, cf32(g, attr[1]), x, b_div(g, l, cf32(g, attr[0])));
+  }
+  case OP_NOT: return bool_to_f(g, LLVMBuildFCmp(g->b, LLVMRealOEQ, x, zero, ""));
+  case OP_ADD: return b_add(g, x, y);
+  case OP_SUB: return b_sub(g, x, y);
+  case OP_MUL: return b_mul(g, x, y);
+  case OP_DIV: return b_div(g, x, y);
+  case OP_POWER: return intrinsic(g, "llvm.pow", a, 2);
+  case OP_MAX: return intrinsic(g, "llvm.maximum", a, 2);
+  case OP_MIN: return intrinsic(g, "llvm.minimum", a, 2);
+  case OP_CMP_EQ: return bool_to_f(g, LLVMBuildFCmp(g->b, LLVMRealOEQ, x, y, ""));
+  case OP_CMP_NE: return bool_to_f(g, LLVMBuildFCmp(g->b, LLVMRealUNE, x, y, ""));
+  case OP_CMP_LT: return bool_to_f(g, LLVMBuildFCmp(g->b, LLVMRealOLT, x, y, ""));
+  case OP_CMP_LE: return bool_to_f(g, LLVMBuildFCmp(g->b, LLVMRealOLE, x, y, ""));
+  case OP_CMP_GT: return bool_to_f(g, LLVMBuildFCmp(g->b, LLVMRealOGT, x, y, ""));
+  case OP_CMP_GE: return bool_to_f(g, LLVMBuildFCmp(g->b, LLVMRealOGE, x, y, ""));
+  case OP_LOGIC_AND: return bool_to_f(g, LLVMBuildAnd(g->b, nonzero(g, x), nonzero(g, y), ""));
+  case OP_LOGIC_OR: return bool_to_f(g, LLVMBuildOr(g->b, nonzero(g, x), nonzero(g, y), ""));
+  case OP_WHERE: return LLVMBuildSelect(g->b, nonzero(g, x), y, a[2], "");
+  default: unreachable("not an elementwise op");
+  }
+}
+
+/* ---- expressions ---- */
+
+static LLVMValueRef emit(Cg *g, Lx *x);
+
+static LLVMValueRef emit_ibin(Cg *g, Lx *x) {
+  LLVMValueRef a = emit(g, x->a[0]), b = emit(g, x->a[1]);
+  switch (x->op) {
+  case '+': return LLVMBuildNSWAdd(g->b, a, b, "");
+  case '-': return LLVMBuildNSWSub(g->b, a, b, "");
+  case '*': return LLVMBuildNSWMul(g->b, a, b, "");
+  case '/': return LLVMBuildSDiv(g->b, a, b, "");
+  case '%': return LLVMBuildSRem(g->b, a, b, "");
+  case 'm': return LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, a, b, ""), a, b, "");
+  case 'M': return LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSGT, a, b, ""), a, b, "");
+  case '<': return LLVMBuildICmp(g->b, LLVMIntSLT, a, b, "");
+  }
+  unreachable("integer op");
+}
+
+static LLVMValueRef emit_sym(Cg *g, int64_t k, uint32_t syms) {
+  LLVMValueRef v = ci64(g, k);
+  for (int i = 0; i < MAX_SYMS; i++)
+    if (syms & (1u << i)) v = LLVMBuildNSWMul(g->b, v, g->sym_vals[i], "");
+  return v;
+}
+
+static LLVMValueRef emit_load(Cg *g, Lx *x) {
+  LLVMValueRef idx = emit(g, x->a[0]);
+  const LBuf *b = &g->le->bufs[x->buf];
+  if (b->dtype == DT_I64) {
+    LLVMValueRef p = LLVMBuildGEP2(g->b, g->i64, g->bufs[x->buf], &idx, 1, "");
+    return LLVMBuildSIToFP(g->b, LLVMBuildLoad2(g->b, g->i64, p, ""), g->f32, "");
+  }
+  LLVMValueRef p = LLVMBuildGEP2(g->b, g->f32, g->bufs[x->buf], &idx, 1, "");
+  return LLVMBuildLoad2(g->b, g->f32, p, "");
+}
+
+static LLVMValueRef emit_uncached(Cg *g, Lx *x) {
+  switch (x->k) {
+  case LX_F: return cf32(g, x->f[0]);
+  case LX_I: return ci64(g, x->c);
+  case LX_VAR: return g->vars[x->var];
+  case LX_SYM: return emit_sym(g, x->c, x->syms);
+  case LX_IBIN: return emit_ibin(g, x);
+  case LX_LOAD: return emit_load(g, x);
+  case LX_OP: {
+    LLVMValueRef a[3] = {0};
+    for (int k = 0; k < op_info[x->op].arity; k++) a[k] = emit(g, x->a[k]);
+    return emit_scalar_op(g, (Op)x->op, x->f, a);
+  }
+  case LX_SELECT: {
+    LLVMValueRef c = emit(g, x->a[0]), t = emit(g, x->a[1]), f = emit(g, x->a[2]);
+    return LLVMBuildSelect(g->b, c, t, f, "");
+  }
+  case LX_ACC: return LLVMBuildLoad2(g->b, g->f32, g->accs[x->acc], "");
+  case LX_ITOF: return LLVMBuildSIToFP(g->b, emit(g, x->a[0]), g->f32, "");
+  }
+  unreachable("expression kind");
+}
+
+static LLVMValueRef emit(Cg *g, Lx *x) {
+  if (x->k == LX_ACC) return emit_uncached(g, x); /* changes within the scope */
+  if (x->cg && g->scope_open[x->cg_scope]) return x->cg;
+  LLVMValueRef v = emit_uncached(g, x);
+  x->cg = v;
+  x->cg_scope = g->scope;
+  return v;
+}
+
+/* ---- statements ---- */
+
+static void emit_stmt(Cg *g, Ls *s);
+
+static int scope_push(Cg *g) {
+  int parent = g->scope;
+  if (g->nscopes == g->capscopes) {
+    g->capscopes = g->capscopes ? 2 * g->capscopes : 256;
+    g->scope_open = realloc(g->scope_open, g->capscopes * sizeof *g->scope_open);
+    if (!g->scope_open) unreachable("out of memory");
+  }
+  g->scope = g->nscopes++;
+  g->scope_open[g->scope] = true;
+  return parent;
+}
+
+static void scope_pop(Cg *g, int parent) {
+  g->scope_open[g->scope] = false;
+  g->scope = parent;
+}
+
+static void emit_loop(Cg *g, Ls *s) {
+  LLVMValueRef lo = emit(g, s->lo), hi = emit(g, s->hi), step = emit(g, s->step);
+  LLVMBasicBlockRef pre = LLVMGetInsertBlock(g->b);
+  LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "loop");
+  LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "body");
+  LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "exit");
+  LLVMBuildBr(g->b, head);
+  LLVMPositionBuilderAtEnd(g->b, head);
+  LLVMValueRef i = LLVMBuildPhi(g->b, g->i64, "i");
+  LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, i, hi, ""), body, exit);
+  LLVMPositionBuilderAtEnd(g->b, body);
+  g->vars[s->var] = i;
+  int parent = scope_push(g);
+  for (int k = 0; k < s->nbody; k++) emit_stmt(g, s->body[k]);
+  scope_pop(g, parent);
+  LLVMValueRef next = LLVMBuildNSWAdd(g->b, i, step, "");
+  LLVMBasicBlockRef latch = LLVMGetInsertBlock(g->b);
+  LLVMBuildBr(g->b, head);
+  LLVMAddIncoming(i, (LLVMValueRef[]){lo, next}, (LLVMBasicBlockRef[]){pre, latch}, 2);
+  LLVMPositionBuilderAtEnd(g->b, exit);
+}
+
+static void emit_gemm(Cg *g, Ls *s) {
+  LLVMValueRef m = emit(g, s->g.m), n = emit(g, s->g.n), k = emit(g, s->g.k);
+  LLVMValueRef a = LLVMBuildGEP2(g->b, g->f32, g->bufs[s->g.a], (LLVMValueRef[]){emit(g, s->g.a_off)}, 1, "");
+  LLVMValueRef b = LLVMBuildGEP2(g->b, g->f32, g->bufs[s->g.b], (LLVMValueRef[]){emit(g, s->g.b_off)}, 1, "");
+  LLVMValueRef c = LLVMBuildGEP2(g->b, g->f32, g->bufs[s->g.c], (LLVMValueRef[]){emit(g, s->g.c_off)}, 1, "");
+  LLVMValueRef lda = emit(g, s->g.lda), ldb = emit(g, s->g.ldb), ldc = emit(g, s->g.ldc);
+  LLVMTypeRef i32 = g->i32, p = g->ptr, f = g->f32;
+  LLVMTypeRef pt[] = {i32, i32, i32, i32, i32, i32, f, p, i32, p, i32, f, p, i32};
+#define I32(v) LLVMBuildTrunc(g->b, v, g->i32, "")
+  LLVMValueRef args[] = {
+    LLVMConstInt(i32, 101, 0) /* CblasRowMajor */, LLVMConstInt(i32, s->g.ta ? 112 : 111, 0),
+    LLVMConstInt(i32, s->g.tb ? 112 : 111, 0), I32(m), I32(n), I32(k), cf32(g, 1.0), a, I32(lda),
+    b, I32(ldb), cf32(g, 0.0), c, I32(ldc)};
+#undef I32
+  call_extern(g, "cblas_sgemm", g->voidt, pt, 14, args);
+}
+
+static void emit_stmt(Cg *g, Ls *s) {
+  switch (s->k) {
+  case LS_BLOCK:
+    for (int k = 0; k < s->nbody; k++) emit_stmt(g, s->body[k]);
+    break;
+  case LS_LOOP: emit_loop(g, s); break;
+  case LS_STORE: {
+    LLVMValueRef v = emit(g, s->val), idx = emit(g, s->idx);
+    LLVMValueRef p = LLVMBuildGEP2(g->b, g->f32, g->bufs[s->buf], &idx, 1, "");
+    LLVMBuildStore(g->b, v, p);
+    break;
+  }
+  case LS_ACC_INIT:
+    LLVMBuildStore(g->b, cf32(g, s->rop == OP_SUM ? 0.0 : -INFINITY), g->accs[s->acc]);
+    break;
+  case LS_ACC_UPDATE: {
+    LLVMValueRef v = emit(g, s->val), cur = LLVMBuildLoad2(g->b, g->f32, g->accs[s->acc], "");
+    /* torch.amax propagates NaN */
+    LLVMValueRef r = s->rop == OP_SUM ? b_add(g, cur, v) : intrinsic(g, "llvm.maximum", (LLVMValueRef[]){cur, v}, 2);
+    LLVMBuildStore(g->b, r, g->accs[s->acc]);
+    break;
+  }
+  case LS_GEMM: emit_gemm(g, s); break;
+  }
+}
+
+/* ---- functions ---- */
+
+/* Byte offset of workspace slot `s`: the sizes of the slots before it, each rounded up to
+ * 64 bytes (the same formula as nnc_entry_workspace_size). */
+static LLVMValueRef slot_offset(Cg *g, const Entry *e, int s) {
+  LLVMValueRef off = ci64(g, 0);
+  for (int i = 0; i < s; i++) {
+    LLVMValueRef sz = emit_sym(g, e->slots[i].bytes.k, e->slots[i].bytes.syms);
+    sz = LLVMBuildAnd(g->b, LLVMBuildAdd(g->b, sz, ci64(g, 63), ""), ci64(g, ~(int64_t)63), "");
+    off = LLVMBuildAdd(g->b, off, sz, "");
+  }
+  return off;
+}
+
+static LLVMValueRef const_global(Cg *g, const LBuf *b) {
+  LLVMTypeRef at = LLVMArrayType2(g->f32, (uint64_t)b->n);
+  LLVMValueRef *vals = malloc((b->n ? b->n : 1) * sizeof *vals);
+  for (int64_t i = 0; i < b->n; i++) vals[i] = cf32(g, b->data[i]);
+  LLVMValueRef init = LLVMConstArray2(g->f32, vals, (uint64_t)b->n);
+  free(vals);
+  LLVMValueRef gv = LLVMAddGlobal(g->mod, at, "nnc.const");
+  LLVMSetInitializer(gv, init);
+  LLVMSetGlobalConstant(gv, 1);
+  LLVMSetLinkage(gv, LLVMPrivateLinkage);
+  LLVMSetAlignment(gv, 64);
+  return gv;
+}
+
+static void emit_prologue(Cg *g, const Entry *e) {
+  for (int i = 0; i < g->m->nsyms; i++) {
+    LLVMValueRef p = LLVMBuildGEP2(g->b, g->i64, g->syms, (LLVMValueRef[]){ci64(g, i)}, 1, "");
+    g->sym_vals[i] = LLVMBuildLoad2(g->b, g->i64, p, g->m->sym_names[i]);
+  }
+  for (int i = 0; i < g->le->nbufs; i++) {
+    const LBuf *b = &g->le->bufs[i];
+    switch (b->k) {
+    case LB_ARG: {
+      LLVMValueRef p = LLVMBuildGEP2(g->b, g->ptr, g->args, (LLVMValueRef[]){ci64(g, b->index)}, 1, "");
+      g->bufs[i] = LLVMBuildLoad2(g->b, g->ptr, p, "");
+      break;
+    }
+    case LB_WEIGHT:
+      g->bufs[i] = LLVMBuildGEP2(g->b, g->i8, g->weights, (LLVMValueRef[]){ci64(g, (int64_t)b->offset)}, 1, "");
+      break;
+    case LB_SLOT:
+      g->bufs[i] = LLVMBuildGEP2(g->b, g->i8, g->ws, (LLVMValueRef[]){slot_offset(g, e, b->index)}, 1, "");
+      break;
+    case LB_CONST:
+      if (!g->const_globals[i]) g->const_globals[i] = const_global(g, b);
+      g->bufs[i] = g->const_globals[i];
+      break;
+    }
+  }
+}
+
+static LLVMValueRef begin_function(Cg *g, const char *name, LLVMLinkage linkage) {
+  LLVMValueRef fn = LLVMAddFunction(g->mod, name, g->kernel_fn);
+  LLVMSetLinkage(fn, linkage);
+  LLVMSetFunctionCallConv(fn, LLVMCCallConv);
+  unsigned nounwind = LLVMGetEnumAttributeKindForName("nounwind", 8);
+  LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(g->ctx, nounwind, 0));
+  LLVMPositionBuilderAtEnd(g->b, LLVMAppendBasicBlockInContext(g->ctx, fn, "entry"));
+  g->fn = fn;
+  g->args = LLVMGetParam(fn, 0);
+  g->syms = LLVMGetParam(fn, 1);
+  g->weights = LLVMGetParam(fn, 2);
+  g->ws = LLVMGetParam(fn, 3);
+  return fn;
+}
+
+static LLVMValueRef emit_kernel(Cg *g, const Entry *e, const LKernel *k) {
+  LLVMValueRef fn = begin_function(g, k->name, LLVMInternalLinkage);
+  g->vars = calloc(k->nvars + 1, sizeof *g->vars);
+  g->accs = calloc(k->naccs + 1, sizeof *g->accs);
+  for (int i = 0; i < k->naccs; i++) g->accs[i] = LLVMBuildAlloca(g->b, g->f32, "acc");
+  int parent = scope_push(g); /* values of another function are never reused */
+  emit_prologue(g, e);
+  emit_stmt(g, k->body);
+  LLVMBuildRetVoid(g->b);
+  scope_pop(g, parent);
+  free(g->vars);
+  free(g->accs);
+  return fn;
+}
+
+static LLVMValueRef emit_entry_body(Cg *g, const LEntry *le) {
+  const Entry *e = le->e;
+  g->le = le;
+  g->bufs = calloc(le->nbufs + 1, sizeof *g->bufs);
+  g->const_globals = calloc(le->nbufs + 1, sizeof *g->const_globals);
+  LLVMValueRef *kfns = calloc(le->nkernels + 1, sizeof *kfns);
+  for (int k = 0; k < le->nkernels; k++) kfns[k] = emit_kernel(g, e, &le->kernels[k]);
+  char name[256];
+  snprintf(name, sizeof name, "%s.%s.body", model_c_name(g->m), e->name);
+  LLVMValueRef fn = begin_function(g, name, LLVMInternalLinkage);
+  LLVMValueRef params[4] = {g->args, g->syms, g->weights, g->ws};
+  for (int k = 0; k < le->nkernels; k++) LLVMBuildCall2(g->b, g->kernel_fn, kfns[k], params, 4, "");
+  LLVMBuildRetVoid(g->b);
+  free(kfns);
+  free(g->bufs);
+  free(g->const_globals);
+  return fn;
+}
+
+/* ---- introspection table (layout of nnc_model.h) ---- */
+
+static LLVMValueRef cstring(Cg *g, const char *s) {
+  LLVMValueRef init = LLVMConstStringInContext2(g->ctx, s, strlen(s), 0);
+  LLVMValueRef gv = LLVMAddGlobal(g->mod, LLVMTypeOf(init), "nnc.str");
+  LLVMSetInitializer(gv, init);
+  LLVMSetGlobalConstant(gv, 1);
+  LLVMSetLinkage(gv, LLVMPrivateLinkage);
+  LLVMSetUnnamedAddress(gv, LLVMGlobalUnnamedAddr);
+  return gv;
+}
+
+static LLVMValueRef const_array_global(Cg *g, LLVMTypeRef elem, LLVMValueRef *vals, int n, const char *name) {
+  if (n == 0) return LLVMConstNull(g->ptr);
+  LLVMValueRef init = LLVMConstArray2(elem, vals, (uint64_t)n);
+  LLVMValueRef gv = LLVMAddGlobal(g->mod, LLVMTypeOf(init), name);
+  LLVMSetInitializer(gv, init);
+  LLVMSetGlobalConstant(gv, 1);
+  LLVMSetLinkage(gv, LLVMPrivateLinkage);
+  return gv;
+}
+
+static LLVMValueRef i32c(Cg *g, int64_t v) { return LLVMConstInt(g->i32, (unsigned long long)v, 1); }
+
+static LLVMValueRef dims_global(Cg *g, LLVMTypeRef dim_t, const Shape *s) {
+  LLVMValueRef v[MAX_RANK];
+  for (int i = 0; i < s->rank; i++)
+    v[i] = LLVMConstNamedStruct(dim_t, (LLVMValueRef[]){ci64(g, s->d[i].k), i32c(g, s->d[i].syms)}, 2);
+  return const_array_global(g, dim_t, v, s->rank, "nnc.dims");
+}
+
+static LLVMValueRef emit_desc(Cg *g, const LEntry *les, LLVMValueRef *bodies, const unsigned char *weights) {
+  const Model *m = g->m;
+  LLVMContextRef C = g->ctx;
+  LLVMTypeRef dim_t = LLVMStructCreateNamed(C, "nnc_dim");
+  LLVMStructSetBody(dim_t, (LLVMTypeRef[]){g->i64, g->i32}, 2, 0);
+  LLVMTypeRef arg_t = LLVMStructCreateNamed(C, "nnc_arg_desc");
+  LLVMStructSetBody(arg_t, (LLVMTypeRef[]){g->ptr, g->i32, g->i32, g->ptr}, 4, 0);
+  LLVMTypeRef entry_t = LLVMStructCreateNamed(C, "nnc_entry_desc");
+  LLVMStructSetBody(entry_t, (LLVMTypeRef[]){g->ptr, g->i32, g->i32, g->ptr, g->i32, g->ptr, g->ptr}, 7, 0);
+  LLVMTypeRef param_t = LLVMStructCreateNamed(C, "nnc_param_desc");
+  LLVMStructSetBody(param_t, (LLVMTypeRef[]){g->ptr, g->i32, g->i32, g->ptr, g->i64, g->i64}, 6, 0);
+  LLVMTypeRef model_t = LLVMStructCreateNamed(C, "nnc_model_desc");
+  LLVMStructSetBody(model_t, (LLVMTypeRef[]){g->i32, g->ptr, g->i32, g->ptr, g->i32, g->ptr, g->i32, g->ptr, g->i64, g->ptr}, 10, 0);
+
+  LLVMValueRef *entries = calloc(m->nentries + 1, sizeof *entries);
+  for (int i = 0; i < m->nentries; i++) {
+    const Entry *e = les[i].e;
+    int na = e->nin + e->nout;
+    LLVMValueRef *args = calloc(na + 1, sizeof *args);
+    for (int a = 0; a < na; a++) {
+      bool in = a < e->nin;
+      const Shape *s = in ? &e->inputs[a]->shape : &e->out_shapes[a - e->nin];
+      DType dt = in ? e->inputs[a]->dtype : e->out_dtypes[a - e->nin];
+      args[a] = LLVMConstNamedStruct(arg_t, (LLVMValueRef[]){
+        cstring(g, in ? e->in_names[a] : e->out_names[a - e->nin]), i32c(g, dt), i32c(g, s->rank),
+        dims_global(g, dim_t, s)}, 4);
+    }
+    LLVMValueRef *slots = calloc(e->nslots + 1, sizeof *slots);
+    for (int s = 0; s < e->nslots; s++)
+      slots[s] = LLVMConstNamedStruct(dim_t, (LLVMValueRef[]){ci64(g, e->slots[s].bytes.k), i32c(g, e->slots[s].bytes.syms)}, 2);
+    entries[i] = LLVMConstNamedStruct(entry_t, (LLVMValueRef[]){
+      cstring(g, e->name), i32c(g, e->nin), i32c(g, e->nout),
+      const_array_global(g, arg_t, args, na, "nnc.args"), i32c(g, e->nslots),
+      const_array_global(g, dim_t, slots, e->nslots, "nnc.slots"), bodies[i]}, 7);
+    free(args);
+    free(slots);
+  }
+  LLVMValueRef *params = calloc(m->nparams + 1, sizeof *params);
+  for (int i = 0; i < m->nparams; i++) {
+    const Param *p = &m->params[i];
+    LLVMValueRef sh[MAX_RANK];
+    for (int k = 0; k < p->rank; k++) sh[k] = ci64(g, p->shape[k]);
+    params[i] = LLVMConstNamedStruct(param_t, (LLVMValueRef[]){
+      cstring(g, p->name), i32c(g, p->dtype), i32c(g, p->rank),
+      const_array_global(g, g->i64, sh, p->rank, "nnc.shape"), ci64(g, (int64_t)p->offset), ci64(g, (int64_t)p->nbytes)}, 6);
+  }
+  LLVMValueRef *syms = calloc(m->nsyms + 1, sizeof *syms);
+  for (int i = 0; i < m->nsyms; i++) syms[i] = cstring(g, m->sym_names[i]);
+  LLVMValueRef blob = LLVMConstNull(g->ptr);
+  if (weights && m->weights_size) {
+    LLVMValueRef init = LLVMConstStringInContext2(C, (const char *)weights, m->weights_size, 1);
+    blob = LLVMAddGlobal(g->mod, LLVMTypeOf(init), "nnc.weights");
+    LLVMSetInitializer(blob, init);
+    LLVMSetGlobalConstant(blob, 1);
+    LLVMSetLinkage(blob, LLVMPrivateLinkage);
+    LLVMSetAlignment(blob, 64);
+  }
+  LLVMValueRef desc_init = LLVMConstNamedStruct(model_t, (LLVMValueRef[]){
+    i32c(g, NNC_MODEL_ABI), cstring(g, m->name), i32c(g, m->nsyms),
+    const_array_global(g, g->ptr, syms, m->nsyms, "nnc.syms"), i32c(g, m->nentries),
+    const_array_global(g, entry_t, entries, m->nentries, "nnc.entries"), i32c(g, m->nparams),
+    const_array_global(g, param_t, params, m->nparams, "nnc.params"), ci64(g, (int64_t)m->weights_size), blob}, 10);
+  free(entries);
+  free(params);
+  free(syms);
+  LLVMValueRef desc = LLVMAddGlobal(g->mod, model_t, "nnc.model");
+  LLVMSetInitializer(desc, desc_init);
+  LLVMSetGlobalConstant(desc, 1);
+  LLVMSetLinkage(desc, LLVMInternalLinkage);
+  return desc;
+}
+
+/* ---- exported functions ---- */
+
+static LLVMValueRef add_exported(Cg *g, const char *name, LLVMTypeRef ft) {
+  LLVMValueRef fn = LLVMAddFunction(g->mod, name, ft);
+  LLVMPositionBuilderAtEnd(g->b, LLVMAppendBasicBlockInContext(g->ctx, fn, "entry"));
+  return fn;
+}
+
+static void emit_wrappers(Cg *g, LLVMValueRef desc) {
+  const Model *m = g->m;
+  const char *mn = model_c_name(m);
+  char name[256];
+  LLVMTypeRef p = g->ptr, i32 = g->i32, i64 = g->i64;
+  /* const nnc_model_desc *nnc_model_info(void) */
+  add_exported(g, "nnc_model_info", LLVMFunctionType(p, NULL, 0, 0));
+  LLVMBuildRet(g->b, desc);
+  /* <m>_ctx *<m>_open(const char *weights_path, char *err, size_t n) */
+  LLVMTypeRef open_pt[] = {p, p, p, i64};
+  snprintf(name, sizeof name, "%s_open", mn);
+  LLVMValueRef fn = add_exported(g, name, LLVMFunctionType(p, open_pt + 1, 3, 0));
+  LLVMValueRef args[4] = {desc, LLVMGetParam(fn, 0), LLVMGetParam(fn, 1), LLVMGetParam(fn, 2)};
+  LLVMBuildRet(g->b, call_extern(g, "nnc_ctx_open", p, open_pt, 4, args));
+  snprintf(name, sizeof name, "%s_close", mn);
+  fn = add_exported(g, name, LLVMFunctionType(g->voidt, &p, 1, 0));
+  call_extern(g, "nnc_ctx_close", g->voidt, &p, 1, (LLVMValueRef[]){LLVMGetParam(fn, 0)});
+  LLVMBuildRetVoid(g->b);
+  snprintf(name, sizeof name, "%s_error", mn);
+  fn = add_exported(g, name, LLVMFunctionType(p, &p, 1, 0));
+  LLVMBuildRet(g->b, call_extern(g, "nnc_ctx_error", p, &p, 1, (LLVMValueRef[]){LLVMGetParam(fn, 0)}));
+  /* int <m>_<entry>(ctx, int64_t syms..., inputs..., outputs...) */
+  for (int i = 0; i < m->nentries; i++) {
+    const Entry *e = &m->entries[i];
+    uint32_t mask = entry_sym_mask(e);
+    int ns = __builtin_popcount(mask), na = e->nin + e->nout;
+    LLVMTypeRef *pt = calloc(1 + ns + na, sizeof *pt);
+    pt[0] = p;
+    for (int k = 0; k < ns; k++) pt[1 + k] = i64;
+    for (int k = 0; k < na; k++) pt[1 + ns + k] = p;
+    snprintf(name, sizeof name, "%s_%s", mn, e->name);
+    fn = add_exported(g, name, LLVMFunctionType(i32, pt, 1 + ns + na, 0));
+    free(pt);
+    LLVMValueRef argv = LLVMBuildArrayAlloca(g->b, p, ci64(g, na ? na : 1), "args");
+    LLVMValueRef symv = LLVMBuildArrayAlloca(g->b, i64, ci64(g, m->nsyms ? m->nsyms : 1), "syms");
+    for (int k = 0, s = 0; k < m->nsyms; k++) {
+      LLVMValueRef v = mask & (1u << k) ? LLVMGetParam(fn, 1 + s++) : ci64(g, 0);
+      LLVMBuildStore(g->b, v, LLVMBuildGEP2(g->b, i64, symv, (LLVMValueRef[]){ci64(g, k)}, 1, ""));
+    }
+    for (int k = 0; k < na; k++)
+      LLVMBuildStore(g->b, LLVMGetParam(fn, 1 + ns + k), LLVMBuildGEP2(g->b, p, argv, (LLVMValueRef[]){ci64(g, k)}, 1, ""));
+    LLVMTypeRef call_pt[] = {p, i32, p, p};
+    LLVMValueRef cargs[] = {LLVMGetParam(fn, 0), i32c(g, i), argv, symv};
+    LLVMBuildRet(g->b, call_extern(g, "nnc_ctx_call", i32, call_pt, 4, cargs));
+  }
+}
+
+const char *model_c_name(const Model *m) {
+  static _Thread_local char buf[128];
+  size_t n = 0;
+  if (!isalpha((unsigned char)m->name[0]) && m->name[0] != '_') buf[n++] = '_';
+  for (const char *s = m->name; *s && n < sizeof buf - 1; s++) buf[n++] = isalnum((unsigned char)*s) ? *s : '_';
+  buf[n] = 0;
+  return buf;
+}
+
+uint32_t entry_sym_mask(const Entry *e) {
+  uint32_t mask = 0;
+  for (int i = 0; i < e->nin; i++)
+    for (int k = 0; k < e->inputs[i]->shape.rank; k++) mask |= e->inputs[i]->shape.d[k].syms;
+  for (int i = 0; i < e->nout; i++)
+    for (int k = 0; k < e->out_shapes[i].rank; k++) mask |= e->out_shapes[i].d[k].syms;
+  return mask;
+}
+
+void codegen_model(LLVMContextRef ctx, LLVMModuleRef mod, const Model *m, const LEntry *les,
+                   const unsigned char *weights) {
+  Cg g = {.ctx = ctx, .mod = mod, .m = m};
+  g.b = LLVMCreateBuilderInContext(ctx);
+  g.f32 = LLVMFloatTypeInContext(ctx);
+  g.i64 = LLVMInt64TypeInContext(ctx);
+  g.i32 = LLVMInt32TypeInContext(ctx);
+  g.i8 = LLVMInt8TypeInContext(ctx);
+  g.ptr = LLVMPointerTypeInContext(ctx, 0);
+  g.voidt = LLVMVoidTypeInContext(ctx);
+  g.kernel_fn = LLVMFunctionType(g.voidt, (LLVMTypeRef[]){g.ptr, g.ptr, g.ptr, g.ptr}, 4, 0);
+  LLVMValueRef *bodies = calloc(m->nentries + 1, sizeof *bodies);
+  for (int i = 0; i < m->nentries; i++) bodies[i] = emit_entry_body(&g, &les[i]);
+  LLVMValueRef desc = emit_desc(&g, les, bodies, weights);
+  emit_wrappers(&g, desc);
+  free(bodies);
+  free(g.scope_open);
+  LLVMDisposeBuilder(g.b);
+}

@@ -1,0 +1,20 @@
+/* codegen.h — loop-nest IR → LLVM IR: one internal function per kernel, one body function
+ * per entry, the introspection table of nnc_model.h, and the typed C wrappers. */
+#ifndef NNC_CODEGEN_H
+#define NNC_CODEGEN_H
+
+#include <llvm-c/Core.h>
+#include "loopir.h"
+
+/* C identifier for the model (the .nn file's base name, sanitized). */
+const char *model_c_name(const Model *m);
+/* Bitmask of the symbolic dims appearing in an entry's arguments: the int64_t parameters
+ * of its typed wrapper, in increasing symbol order. */
+uint32_t entry_sym_mask(const Entry *e);
+
+/* Fill module `mod` (in context `ctx`, already configured for the target).  `weights` (may
+ * be NULL) is the blob to embed, of m->weights_size bytes. */
+void codegen_model(LLVMContextRef ctx, LLVMModuleRef mod, const Model *m, const LEntry *les,
+                   const unsigned char *weights);
+
+#endif

@@ -1,0 +1,337 @@
+/* compile.c — the compiler driver as a library (compile.h): read → parse → sema → passes
+ * → lower → codegen → AOT shared library or ORC JIT.  Also `check` and `dump`. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cblas.h>
+#include "codegen.h"
+#include "compile.h"
+#include "header.h"
+#include "passes.h"
+#include "sema.h"
+#include "target.h"
+
+/* From the support library (runtime/support/ctx.c). */
+nnc_ctx *nnc_ctx_open(const nnc_model_desc *, const char *, char *, size_t);
+void nnc_ctx_close(nnc_ctx *);
+int nnc_ctx_call(nnc_ctx *, int, void *const *, const int64_t *);
+const char *nnc_ctx_error(const nnc_ctx *);
+const char *nnc_ctx_weights(const nnc_ctx *);
+
+const char *const nnc_dump_stages[] = {"ast", "ir", "opt", "fused", "loops", "llvm", "asm", NULL};
+
+#define MAX_FILE_BYTES (64u << 20)
+
+/* Everything one compilation owns; freed at once by unit_free. */
+typedef struct Unit {
+  Arena *arena;
+  SrcFile file;
+  Diag diag;
+  Node *ast;
+  Model *model;
+  LEntry *lowered;
+  unsigned char *weights; /* blob to embed, or NULL */
+  nnc_ctx *weights_ctx;
+} Unit;
+
+static int fail(char **errmsg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(char **errmsg, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *s = NULL;
+  if (vasprintf(&s, fmt, ap) < 0) s = NULL;
+  va_end(ap);
+  if (errmsg) *errmsg = s;
+  else free(s);
+  return -1;
+}
+
+static int fail_diag(Unit *u, char **errmsg) { return fail(errmsg, "%s", u->diag.text); }
+
+static void unit_free(Unit *u) {
+  nnc_ctx_close(u->weights_ctx);
+  arena_free(u->arena);
+  memset(u, 0, sizeof *u);
+}
+
+static char *read_file(const char *path, size_t *len, char **errmsg) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    fail(errmsg, "%s: error: cannot open: %s\n", path, strerror(errno));
+    return NULL;
+  }
+  char *buf = NULL;
+  size_t n = 0, cap = 0;
+  for (;;) {
+    if (n == cap) {
+      cap = cap ? 2 * cap : 65536;
+      if (cap > MAX_FILE_BYTES + 1) {
+        fclose(f);
+        free(buf);
+        fail(errmsg, "%s: error: file larger than %u MiB\n", path, MAX_FILE_BYTES >> 20);
+        return NULL;
+      }
+      char *nb = realloc(buf, cap + 1);
+      if (!nb) break;
+      buf = nb;
+    }
+    size_t r = fread(buf + n, 1, cap - n, f);
+    n += r;
+    if (r == 0) break;
+  }
+  bool err = ferror(f);
+  fclose(f);
+  if (err || !buf) {
+    free(buf);
+    fail(errmsg, "%s: error: cannot read: %s\n", path, strerror(errno));
+    return NULL;
+  }
+  buf[n] = 0;
+  *len = n;
+  return buf;
+}
+
+static const char *model_name_of(Arena *a, const char *path) {
+  const char *base = strrchr(path, '/');
+  base = base ? base + 1 : path;
+  const char *dot = strrchr(base, '.');
+  size_t n = dot && dot != base ? (size_t)(dot - base) : strlen(base);
+  return arena_strndup(a, base, n);
+}
+
+static int front_end(Unit *u, const char *path, const char *text, size_t len, char **errmsg) {
+  u->arena = arena_new();
+  u->file = (SrcFile){.path = arena_strdup(u->arena, path), .text = arena_strndup(u->arena, text, len), .len = len};
+  diag_init(&u->diag, &u->file);
+  u->ast = parse_program(u->arena, &u->file, &u->diag);
+  if (!u->ast) return fail_diag(u, errmsg);
+  return 0;
+}
+
+static int analyze(Unit *u, char **errmsg) {
+  u->model = sema_program(u->arena, &u->file, u->ast, model_name_of(u->arena, u->file.path), &u->diag);
+  return u->model ? 0 : fail_diag(u, errmsg);
+}
+
+static int optimize(Unit *u, const char *until, char **errmsg) {
+  return run_pipeline(u->model, until, &u->diag) ? 0 : fail_diag(u, errmsg);
+}
+
+/* Check a weights file against the model's parameters (the same code the generated library
+ * runs at load time) and keep the blob for embedding. */
+static int load_weights(Unit *u, const char *path, char **errmsg) {
+  const Model *m = u->model;
+  nnc_param_desc *pd = arena_alloc(u->arena, (m->nparams + 1) * sizeof *pd);
+  for (int i = 0; i < m->nparams; i++)
+    pd[i] = (nnc_param_desc){m->params[i].name, m->params[i].dtype, m->params[i].rank,
+                             m->params[i].shape, m->params[i].offset, m->params[i].nbytes};
+  nnc_model_desc *desc = arena_alloc(u->arena, sizeof *desc);
+  *desc = (nnc_model_desc){.abi_version = NNC_MODEL_ABI, .name = m->name, .n_params = m->nparams,
+                           .params = pd, .weights_size = m->weights_size};
+  char err[2048];
+  u->weights_ctx = nnc_ctx_open(desc, path, err, sizeof err);
+  if (!u->weights_ctx) return fail(errmsg, "%s%s", err, err[0] && err[strlen(err) - 1] == '\n' ? "" : "\n");
+  u->weights = (unsigned char *)nnc_ctx_weights(u->weights_ctx);
+  return 0;
+}
+
+static int compile_to_ir(Unit *u, const char *path, const char *text, size_t len,
+                         const NncCompileOptions *opt, char **errmsg) {
+  if (front_end(u, path, text, len, errmsg) || analyze(u, errmsg) || optimize(u, NULL, errmsg)) return -1;
+  if (opt && opt->weights_path && load_weights(u, opt->weights_path, errmsg)) return -1;
+  u->lowered = lower_model(u->model);
+  return u->lowered ? 0 : fail(errmsg, "%s: error: out of memory\n", path);
+}
+
+static int compile_file(Unit *u, const char *path, const NncCompileOptions *opt, char **errmsg) {
+  size_t len;
+  char *text = read_file(path, &len, errmsg);
+  if (!text) return -1;
+  int rc = compile_to_ir(u, path, text, len, opt, errmsg);
+  free(text);
+  return rc;
+}
+
+/* ---- AOT ---- */
+
+static const char *support_lib(void) {
+  const char *env = getenv("NNC_SUPPORT_LIB");
+  if (env) return env;
+  FILE *f = fopen(NNC_SUPPORT_LIB_BUILD, "rb");
+  if (f) {
+    fclose(f);
+    return NNC_SUPPORT_LIB_BUILD;
+  }
+  return NNC_SUPPORT_LIB_INSTALL;
+}
+
+int nnc_compile_so(const char *nn_path, const char *so_path, const NncCompileOptions *opt, char **errmsg) {
+  Unit u = {0};
+  char err[4096];
+  Target *t = NULL;
+  LLVMContextRef ctx = NULL;
+  LLVMModuleRef mod = NULL;
+  int rc = -1;
+  if (compile_file(&u, nn_path, opt, errmsg)) goto cleanup;
+  if (opt && opt->header_path && write_header(opt->header_path, u.model, err, sizeof err)) {
+    fail(errmsg, "%s", err);
+    goto cleanup;
+  }
+  if (!(t = target_new_host(err, sizeof err))) {
+    fail(errmsg, "nnc: error: %s\n", err);
+    goto cleanup;
+  }
+  ctx = LLVMContextCreate();
+  mod = LLVMModuleCreateWithNameInContext(u.model->name, ctx);
+  target_configure_module(t, mod);
+  codegen_model(ctx, mod, u.model, u.lowered, u.weights);
+  if (target_optimize(t, mod, err, sizeof err)) {
+    fail(errmsg, "%s: internal error: generated code does not verify: %s\n", nn_path, err);
+    goto cleanup;
+  }
+  const char *link[] = {support_lib(), NNC_OPENBLAS_LIB, "-lm"};
+  if (target_emit_shared_lib(t, mod, so_path, link, 3, err, sizeof err)) {
+    fail(errmsg, "%s: error: linking failed: %s\n", so_path, err);
+    goto cleanup;
+  }
+  rc = 0;
+cleanup:
+  if (mod) LLVMDisposeModule(mod);
+  if (ctx) LLVMContextDispose(ctx);
+  target_free(t);
+  unit_free(&u);
+  return rc;
+}
+
+/* ---- JIT ---- */
+
+struct NncJit {
+  Jit *jit;
+  const nnc_model_desc *desc;
+};
+
+static const JitSymbol runtime_symbols[] = {
+  {"cblas_sgemm", (void *)cblas_sgemm},
+  {"nnc_ctx_open", (void *)nnc_ctx_open},
+  {"nnc_ctx_close", (void *)nnc_ctx_close},
+  {"nnc_ctx_call", (void *)nnc_ctx_call},
+  {"nnc_ctx_error", (void *)nnc_ctx_error},
+};
+
+static int jit_unit(Unit *u, NncJit **out, const nnc_model_desc **desc, char **errmsg) {
+  char err[4096];
+  NncJit *nj = calloc(1, sizeof *nj);
+  if (!nj) return fail(errmsg, "nnc: error: out of memory\n");
+  nj->jit = jit_new(runtime_symbols, sizeof runtime_symbols / sizeof *runtime_symbols, err, sizeof err);
+  if (!nj->jit) {
+    free(nj);
+    return fail(errmsg, "nnc: error: cannot create the JIT: %s\n", err);
+  }
+  LLVMModuleRef mod = jit_module_new(nj->jit, u->model->name);
+  codegen_model(jit_context(nj->jit), mod, u->model, u->lowered, u->weights);
+  const nnc_model_desc *(*info)(void) = NULL;
+  if (jit_add_module(nj->jit, mod, err, sizeof err) ||
+      !(info = (const nnc_model_desc *(*)(void))jit_lookup(nj->jit, "nnc_model_info", err, sizeof err))) {
+    nnc_jit_free(nj);
+    return fail(errmsg, "%s: internal error: JIT compilation failed: %s\n", u->file.path, err);
+  }
+  nj->desc = info();
+  *out = nj;
+  *desc = nj->desc;
+  return 0;
+}
+
+int nnc_compile_jit_source(const char *path, const char *text, size_t len, const NncCompileOptions *opt,
+                           NncJit **jit, const nnc_model_desc **desc, char **errmsg) {
+  Unit u = {0};
+  *jit = NULL;
+  *desc = NULL;
+  int rc = compile_to_ir(&u, path, text, len, opt, errmsg);
+  if (!rc) rc = jit_unit(&u, jit, desc, errmsg);
+  unit_free(&u);
+  return rc;
+}
+
+int nnc_compile_jit(const char *nn_path, const NncCompileOptions *opt, NncJit **jit,
+                    const nnc_model_desc **desc, char **errmsg) {
+  size_t len;
+  *jit = NULL;
+  *desc = NULL;
+  char *text = read_file(nn_path, &len, errmsg);
+  if (!text) return -1;
+  int rc = nnc_compile_jit_source(nn_path, text, len, opt, jit, desc, errmsg);
+  free(text);
+  return rc;
+}
+
+void nnc_jit_free(NncJit *jit) {
+  if (!jit) return;
+  jit_free(jit->jit);
+  free(jit);
+}
+
+/* ---- check and dump ---- */
+
+int nnc_check(const char *nn_path, char **errmsg) {
+  Unit u = {0};
+  size_t len;
+  char *text = read_file(nn_path, &len, errmsg);
+  if (!text) return -1;
+  int rc = front_end(&u, nn_path, text, len, errmsg) || analyze(&u, errmsg) ? -1 : 0;
+  free(text);
+  unit_free(&u);
+  return rc;
+}
+
+static int dump_llvm(Unit *u, bool assembly, FILE *out, char **errmsg) {
+  char err[4096];
+  Target *t = target_new_host(err, sizeof err);
+  if (!t) return fail(errmsg, "nnc: error: %s\n", err);
+  LLVMContextRef ctx = LLVMContextCreate();
+  LLVMModuleRef mod = LLVMModuleCreateWithNameInContext(u->model->name, ctx);
+  target_configure_module(t, mod);
+  codegen_model(ctx, mod, u->model, u->lowered, NULL);
+  int rc = 0;
+  if (assembly) {
+    char *s = NULL;
+    if (target_optimize(t, mod, err, sizeof err) || !(s = target_emit_asm(t, mod, err, sizeof err)))
+      rc = fail(errmsg, "%s: internal error: %s\n", u->file.path, err);
+    else
+      fputs(s, out);
+    free(s);
+  } else {
+    char *s = LLVMPrintModuleToString(mod);
+    fputs(s, out);
+    LLVMDisposeMessage(s);
+  }
+  LLVMDisposeModule(mod);
+  LLVMContextDispose(ctx);
+  target_free(t);
+  return rc;
+}
+
+int nnc_dump(const char *nn_path, const char *stage, FILE *out, char **errmsg) {
+  int which = -1;
+  for (int i = 0; nnc_dump_stages[i]; i++)
+    if (!strcmp(stage, nnc_dump_stages[i])) which = i;
+  if (which < 0) return fail(errmsg, "nnc: error: unknown stage '%s' (ast, ir, opt, fused, loops, llvm, asm)\n", stage);
+  Unit u = {0};
+  size_t len;
+  char *text = read_file(nn_path, &len, errmsg);
+  if (!text) return -1;
+  int rc = front_end(&u, nn_path, text, len, errmsg);
+  free(text);
+  if (!rc && which == 0) ast_dump(out, u.ast);
+  if (!rc && which >= 1) rc = analyze(&u, errmsg);
+  if (!rc && which == 1) ir_dump_model(out, u.model);
+  if (!rc && which >= 2) rc = optimize(&u, which == 2 ? "dce" : NULL, errmsg);
+  if (!rc && which == 2) ir_dump_model(out, u.model);
+  if (!rc && which == 3) ir_dump_fused(out, u.model);
+  if (!rc && which >= 4 && !(u.lowered = lower_model(u.model))) rc = fail(errmsg, "nnc: error: out of memory\n");
+  if (!rc && which == 4)
+    for (int i = 0; i < u.model->nentries; i++) loopir_dump(out, u.model, &u.lowered[i]);
+  if (!rc && which >= 5) rc = dump_llvm(&u, which == 6, out, errmsg);
+  unit_free(&u);
+  return rc;
+}

@@ -1,0 +1,42 @@
+/* compile.h — the compiler as a library: .nn source → checked, optimized, fused model →
+ * LLVM module → a shared library (AOT) or code in an ORC JIT.  Used by the `nnc` command
+ * and by the runtime's JIT.  Every function reports failure through a malloc'd message
+ * (*errmsg, free with free()) that already has the `file:line:col: error:` form; nothing
+ * exits or prints. */
+#ifndef NNC_COMPILE_H
+#define NNC_COMPILE_H
+
+#include <stdbool.h>
+#include <stdio.h>
+#include "nnc_model.h"
+
+typedef struct NncCompileOptions {
+  const char *weights_path;  /* safetensors to check (and embed when AOT); NULL: none */
+  const char *header_path;   /* AOT: also write the C header here; NULL: none */
+} NncCompileOptions;
+
+/* AOT: compile `nn_path` into the shared library `so_path`. */
+int nnc_compile_so(const char *nn_path, const char *so_path, const NncCompileOptions *opt,
+                   char **errmsg);
+
+/* JIT: compile `nn_path` in process.  On success *desc points at the model's introspection
+ * table (with embedded weights when opt->weights_path is given), valid until
+ * nnc_jit_free(*jit). */
+typedef struct NncJit NncJit;
+int nnc_compile_jit(const char *nn_path, const NncCompileOptions *opt, NncJit **jit,
+                    const nnc_model_desc **desc, char **errmsg);
+void nnc_jit_free(NncJit *jit); /* NULL is harmless */
+
+/* Same from source text in memory (`path` is used in diagnostics and as the model name). */
+int nnc_compile_jit_source(const char *path, const char *text, size_t len,
+                           const NncCompileOptions *opt, NncJit **jit,
+                           const nnc_model_desc **desc, char **errmsg);
+
+/* `nnc check`: parse and type/shape-check only. */
+int nnc_check(const char *nn_path, char **errmsg);
+
+/* `nnc dump --stage=ast|ir|opt|fused|llvm|asm`: print that stage to `out`. */
+int nnc_dump(const char *nn_path, const char *stage, FILE *out, char **errmsg);
+extern const char *const nnc_dump_stages[]; /* NULL-terminated list of stage names */
+
+#endif

@@ -1,0 +1,306 @@
+/* ir.c — building the graph IR: the model's symbols and parameters, and node constructors
+ * that apply each op's shape rule (broadcasting, reductions, matmul, movement ops) and
+ * report a mismatch at the source location of the expression that caused it. */
+#include <stdlib.h>
+#include <string.h>
+#include "ir.h"
+
+Dim dim_mul(Dim a, Dim b) { return (Dim){a.k * b.k, a.syms | b.syms}; }
+
+bool shape_eq(const Shape *a, const Shape *b) {
+  if (a->rank != b->rank) return false;
+  for (int i = 0; i < a->rank; i++)
+    if (!dim_eq(a->d[i], b->d[i])) return false;
+  return true;
+}
+
+Dim shape_numel(const Shape *s) {
+  Dim n = dim_const(1);
+  for (int i = 0; i < s->rank; i++) n = dim_mul(n, s->d[i]);
+  return n;
+}
+
+static void dim_str(const Model *m, Dim d, char *buf, size_t len) {
+  size_t n = 0;
+  buf[0] = 0;
+  if (d.k != 1 || !d.syms) n += snprintf(buf + n, len - n, "%lld", (long long)d.k);
+  for (int i = 0; i < MAX_SYMS && n < len; i++)
+    if (d.syms & (1u << i))
+      n += snprintf(buf + n, len - n, "%s%s", n ? "*" : "", m ? m->sym_names[i] : "?");
+}
+
+const char *shape_str(const Model *m, DType dt, const Shape *s, char *buf, size_t len) {
+  size_t n = snprintf(buf, len, "%s[", dt == DT_I64 ? "i64" : "f32");
+  for (int i = 0; i < s->rank && n < len; i++) {
+    char d[64];
+    dim_str(m, s->d[i], d, sizeof d);
+    n += snprintf(buf + n, len - n, "%s%s", i ? ", " : "", d);
+  }
+  if (n < len) snprintf(buf + n, len - n, "]");
+  return buf;
+}
+
+int model_sym(Model *m, const char *name) {
+  for (int i = 0; i < m->nsyms; i++)
+    if (!strcmp(m->sym_names[i], name)) return i;
+  if (m->nsyms == MAX_SYMS) return -1;
+  m->sym_names[m->nsyms] = arena_strdup(m->arena, name);
+  return m->nsyms++;
+}
+
+int model_find_param(const Model *m, const char *name) {
+  for (int i = 0; i < m->nparams; i++)
+    if (!strcmp(m->params[i].name, name)) return i;
+  return -1;
+}
+
+int model_add_param(Model *m, const char *name, DType dt, int rank, const int64_t *shape,
+                    SrcLoc loc) {
+  if (model_find_param(m, name) >= 0) return -1;
+  if (m->nparams == m->params_cap) {
+    int cap = m->params_cap ? 2 * m->params_cap : 64;
+    Param *p = arena_alloc(m->arena, cap * sizeof *p);
+    if (m->nparams) memcpy(p, m->params, m->nparams * sizeof *p);
+    m->params = p;
+    m->params_cap = cap;
+  }
+  Param *p = &m->params[m->nparams];
+  p->name = arena_strdup(m->arena, name);
+  p->dtype = dt;
+  p->rank = rank;
+  uint64_t n = 1;
+  for (int i = 0; i < rank; i++) n *= (uint64_t)(p->shape[i] = shape[i]);
+  p->nbytes = n * (dt == DT_I64 ? 8 : 4);
+  p->offset = (m->weights_size + 63) & ~(uint64_t)63;
+  p->loc = loc;
+  m->weights_size = p->offset + p->nbytes;
+  return m->nparams++;
+}
+
+INode *ir_new(Model *m, Entry *e, Op op, DType dt, const Shape *shape, SrcLoc loc) {
+  INode *n = arena_alloc(m->arena, sizeof *n);
+  n->op = op;
+  n->dtype = dt;
+  n->shape = *shape;
+  n->loc = loc;
+  n->kernel = n->slot = n->out_index = -1;
+  if (e->nnodes == e->cap) {
+    int cap = e->cap ? 2 * e->cap : 256;
+    INode **v = arena_alloc(m->arena, cap * sizeof *v);
+    if (e->nnodes) memcpy(v, e->nodes, e->nnodes * sizeof *v);
+    e->nodes = v;
+    e->cap = cap;
+  }
+  n->id = e->nnodes;
+  e->nodes[e->nnodes++] = n;
+  return n;
+}
+
+INode *ir_input(Model *m, Entry *e, int index, DType dt, const Shape *s, SrcLoc loc) {
+  INode *n = ir_new(m, e, OP_INPUT, dt, s, loc);
+  n->index = index;
+  return n;
+}
+
+INode *ir_param(Model *m, Entry *e, int index, SrcLoc loc) {
+  for (int i = 0; i < e->nnodes; i++)
+    if (e->nodes[i]->op == OP_PARAM && e->nodes[i]->index == index) return e->nodes[i];
+  const Param *p = &m->params[index];
+  Shape s = {.rank = p->rank};
+  for (int i = 0; i < p->rank; i++) s.d[i] = dim_const(p->shape[i]);
+  INode *n = ir_new(m, e, OP_PARAM, p->dtype, &s, loc);
+  n->index = index;
+  return n;
+}
+
+INode *ir_fill(Model *m, Entry *e, double v, const Shape *s, SrcLoc loc) {
+  INode *n = ir_new(m, e, OP_CONST, DT_F32, s, loc);
+  n->f[0] = v;
+  return n;
+}
+
+INode *ir_const_data(Model *m, Entry *e, const float *data, const Shape *s, SrcLoc loc) {
+  INode *n = ir_new(m, e, OP_CONST, DT_F32, s, loc);
+  n->data = data;
+  return n;
+}
+
+static INode *shape_error(Model *m, Diag *d, SrcLoc loc, const char *what, const INode *a,
+                          const INode *b) {
+  char sa[128], sb[128];
+  shape_str(m, a->dtype, &a->shape, sa, sizeof sa);
+  if (b)
+    diag_error(d, loc, "%s: %s and %s", what, sa, shape_str(m, b->dtype, &b->shape, sb, sizeof sb));
+  else
+    diag_error(d, loc, "%s: %s", what, sa);
+  return NULL;
+}
+
+/* Broadcast two shapes the NumPy way (right-aligned; a dim of 1 stretches). */
+static bool broadcast(const Shape *a, const Shape *b, Shape *out) {
+  int r = a->rank > b->rank ? a->rank : b->rank;
+  out->rank = r;
+  for (int i = 0; i < r; i++) {
+    int ia = i - (r - a->rank), ib = i - (r - b->rank);
+    Dim da = ia >= 0 ? a->d[ia] : dim_const(1), db = ib >= 0 ? b->d[ib] : dim_const(1);
+    if (dim_eq(da, db) || dim_is(db, 1)) out->d[i] = da;
+    else if (dim_is(da, 1)) out->d[i] = db;
+    else return false;
+  }
+  return true;
+}
+
+INode *ir_unary(Model *m, Entry *e, Op op, INode *a, SrcLoc loc, Diag *d) {
+  if (!a) return NULL;
+  INode *n = ir_new(m, e, op, DT_F32, &a->shape, loc);
+  n->in[0] = a;
+  return n;
+}
+
+INode *ir_binary(Model *m, Entry *e, Op op, INode *a, INode *b, SrcLoc loc, Diag *d) {
+  if (!a || !b) return NULL;
+  Shape s;
+  if (!broadcast(&a->shape, &b->shape, &s))
+    return shape_error(m, d, loc, "shapes cannot be broadcast together", a, b);
+  INode *n = ir_new(m, e, op, DT_F32, &s, loc);
+  n->in[0] = a;
+  n->in[1] = b;
+  return n;
+}
+
+INode *ir_where(Model *m, Entry *e, INode *c, INode *a, INode *b, SrcLoc loc, Diag *d) {
+  if (!c || !a || !b) return NULL;
+  Shape s1, s;
+  if (!broadcast(&a->shape, &b->shape, &s1) || !broadcast(&c->shape, &s1, &s))
+    return shape_error(m, d, loc, "where: shapes cannot be broadcast together", a, b);
+  INode *n = ir_new(m, e, OP_WHERE, DT_F32, &s, loc);
+  n->in[0] = c;
+  n->in[1] = a;
+  n->in[2] = b;
+  return n;
+}
+
+INode *ir_reduce(Model *m, Entry *e, Op op, INode *a, uint32_t axes, int keepdim, SrcLoc loc,
+                 Diag *d) {
+  if (!a) return NULL;
+  Shape s = {0};
+  for (int i = 0; i < a->shape.rank; i++) {
+    if (!(axes & (1u << i))) s.d[s.rank++] = a->shape.d[i];
+    else if (keepdim) s.d[s.rank++] = dim_const(1);
+  }
+  INode *n = ir_new(m, e, op, DT_F32, &s, loc);
+  n->in[0] = a;
+  n->axes = axes;
+  n->flag = keepdim;
+  return n;
+}
+
+/* matmul follows torch.matmul for ranks >= 2 with equal (or absent) batch dims; a rank-1
+ * operand is promoted as torch does and the added axis removed again by the caller. */
+INode *ir_matmul(Model *m, Entry *e, INode *a, INode *b, int ta, int tb, SrcLoc loc, Diag *d) {
+  if (!a || !b) return NULL;
+  const Shape *sa = &a->shape, *sb = &b->shape;
+  if (sa->rank < 2 || sb->rank < 2)
+    return shape_error(m, d, loc, "matmul needs operands of rank >= 2", a, b);
+  Dim am = sa->d[sa->rank - 2 + ta], ak = sa->d[sa->rank - 1 - ta];
+  Dim bk = sb->d[sb->rank - 2 + tb], bn = sb->d[sb->rank - 1 - tb];
+  if (!dim_eq(ak, bk)) return shape_error(m, d, loc, "matmul: inner dimensions differ", a, b);
+  const Shape *batch = sa->rank >= sb->rank ? sa : sb;
+  if (sa->rank > 2 && sb->rank > 2) {
+    if (sa->rank != sb->rank) return shape_error(m, d, loc, "matmul: batch ranks differ", a, b);
+    for (int i = 0; i < sa->rank - 2; i++)
+      if (!dim_eq(sa->d[i], sb->d[i]))
+        return shape_error(m, d, loc, "matmul: batch dimensions differ", a, b);
+  }
+  Shape s = *batch;
+  s.d[s.rank - 2] = am;
+  s.d[s.rank - 1] = bn;
+  INode *n = ir_new(m, e, OP_MATMUL, DT_F32, &s, loc);
+  n->in[0] = a;
+  n->in[1] = b;
+  n->i[0] = ta;
+  n->i[1] = tb;
+  return n;
+}
+
+INode *ir_reshape(Model *m, Entry *e, INode *a, const Shape *s, SrcLoc loc, Diag *d) {
+  if (!a) return NULL;
+  Dim x = shape_numel(&a->shape), y = shape_numel(s);
+  if (!dim_eq(x, y)) {
+    char sb[128];
+    diag_error(d, loc, "cannot reshape %s into %s (different number of elements)",
+               shape_str(m, a->dtype, &a->shape, (char[128]){0}, 128),
+               shape_str(m, a->dtype, s, sb, sizeof sb));
+    return NULL;
+  }
+  if (shape_eq(&a->shape, s)) return a;
+  INode *n = ir_new(m, e, OP_RESHAPE, a->dtype, s, loc);
+  n->in[0] = a;
+  return n;
+}
+
+INode *ir_permute(Model *m, Entry *e, INode *a, const int *perm, SrcLoc loc, Diag *d) {
+  if (!a) return NULL;
+  Shape s = {.rank = a->shape.rank};
+  uint32_t seen = 0;
+  for (int k = 0; k < s.rank; k++) {
+    if (perm[k] < 0 || perm[k] >= s.rank || (seen & (1u << perm[k]))) {
+      diag_error(d, loc, "permutation is not a permutation of the %d axes", s.rank);
+      return NULL;
+    }
+    seen |= 1u << perm[k];
+    s.d[k] = a->shape.d[perm[k]];
+  }
+  INode *n = ir_new(m, e, OP_PERMUTE, a->dtype, &s, loc);
+  n->in[0] = a;
+  for (int k = 0; k < s.rank; k++) n->i[k] = perm[k];
+  return n;
+}
+
+INode *ir_slice(Model *m, Entry *e, INode *a, int axis, int64_t start, int64_t stop,
+                int64_t step, SrcLoc loc, Diag *d) {
+  if (!a) return NULL;
+  Dim n0 = a->shape.d[axis];
+  if (n0.syms) {
+    diag_error(d, loc, "cannot slice along a symbolic dimension");
+    return NULL;
+  }
+  int64_t len = n0.k;
+  if (step <= 0) {
+    diag_error(d, loc, "slice step must be positive");
+    return NULL;
+  }
+  /* Python's clamping of start/stop */
+  if (start < 0) start += len;
+  if (stop < 0) stop += len;
+  start = start < 0 ? 0 : start > len ? len : start;
+  stop = stop < start ? start : stop > len ? len : stop;
+  if (start == 0 && stop == len && step == 1) return a;
+  Shape s = a->shape;
+  s.d[axis] = dim_const((stop - start + step - 1) / step);
+  INode *n = ir_new(m, e, OP_SLICE, a->dtype, &s, loc);
+  n->in[0] = a;
+  n->i[0] = axis;
+  n->i[1] = start;
+  n->i[2] = step;
+  return n;
+}
+
+INode *ir_concat(Model *m, Entry *e, INode *a, INode *b, int axis, SrcLoc loc, Diag *d) {
+  if (!a || !b) return NULL;
+  if (a->shape.rank != b->shape.rank)
+    return shape_error(m, d, loc, "cat: tensors of different rank", a, b);
+  Shape s = a->shape;
+  for (int i = 0; i < s.rank; i++)
+    if (i != axis && !dim_eq(a->shape.d[i], b->shape.d[i]))
+      return shape_error(m, d, loc, "cat: sizes differ off the concatenation axis", a, b);
+  Dim x = a->shape.d[axis], y = b->shape.d[axis];
+  if (x.syms || y.syms)
+    return shape_error(m, d, loc, "cat: cannot join along a symbolic dimension", a, b);
+  s.d[axis] = dim_const(x.k + y.k);
+  INode *n = ir_new(m, e, OP_CONCAT, a->dtype, &s, loc);
+  n->in[0] = a;
+  n->in[1] = b;
+  n->i[0] = axis;
+  return n;
+}

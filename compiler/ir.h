@@ -1,0 +1,165 @@
+/* ir.h — the graph IR: a model is a set of parameters shared by its exported entries; each
+ * entry is a DAG of tensor ops (ops.def) in topological order.  Shapes are static except
+ * for named symbolic dims (N, T, ...) bound at call time; a dim is k × a product of symbols.
+ * After the passes, an entry also carries its kernels (fusion groups) and memory plan.
+ * All IR lives in the model's arena. */
+#ifndef NNC_IR_H
+#define NNC_IR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "ast.h"
+#include "diag.h"
+
+#define MAX_RANK 8
+#define MAX_SYMS 32
+
+typedef enum Op {
+#define OP(id, name, arity, kind, eval) OP_##id,
+#include "ops.def"
+#undef OP
+  OP_COUNT
+} Op;
+
+typedef enum FusionKind { FK_LEAF, FK_ELEM, FK_MOVE, FK_REDUCE, FK_GEMM } FusionKind;
+typedef enum DType { DT_F32 = 0, DT_I64 = 1 } DType;
+
+typedef struct OpInfo {
+  const char *name;
+  int arity;
+  FusionKind kind;
+  double (*eval)(const double *in, const double *attr); /* ELEM only */
+} OpInfo;
+extern const OpInfo op_info[OP_COUNT];
+
+/* k × product of the symbols in `syms` (bit i = model symbol i). */
+typedef struct Dim {
+  int64_t k;
+  uint32_t syms;
+} Dim;
+
+typedef struct Shape {
+  int rank;
+  Dim d[MAX_RANK];
+} Shape;
+
+static inline Dim dim_const(int64_t k) { return (Dim){k, 0}; }
+static inline bool dim_eq(Dim a, Dim b) { return a.k == b.k && a.syms == b.syms; }
+static inline bool dim_is(Dim a, int64_t k) { return a.syms == 0 && a.k == k; }
+Dim dim_mul(Dim a, Dim b);
+bool shape_eq(const Shape *a, const Shape *b);
+Dim shape_numel(const Shape *s);
+/* "f32[N, 2]"-style text; returns buf. */
+struct Model;
+const char *shape_str(const struct Model *m, DType dt, const Shape *s, char *buf, size_t len);
+
+typedef struct INode INode;
+struct INode {
+  int id;             /* unique within the entry; also the order of creation */
+  Op op;
+  DType dtype;
+  Shape shape;
+  SrcLoc loc;
+  INode *in[3];
+  double f[2];        /* float attributes */
+  int64_t i[MAX_RANK];/* int attributes */
+  uint32_t axes;      /* reduction axes (bitmask over the input's axes) */
+  int flag;           /* keepdim */
+  int index;          /* INPUT: argument index; PARAM: model parameter index */
+  const float *data;  /* CONST: numel values, or NULL for a fill of f[0] */
+  /* filled by passes */
+  int nusers;
+  INode *replaced;    /* CSE: the equivalent node that replaces this one */
+  int kernel;         /* fusion: index of the kernel that produces it, or -1 if inlined */
+  int slot;           /* memory plan: workspace slot, -1 if none */
+  int out_index;      /* entry output index it is written to directly, or -1 */
+  bool live;          /* DCE */
+};
+
+typedef struct Param {
+  const char *name;   /* state_dict name */
+  DType dtype;
+  int rank;
+  int64_t shape[MAX_RANK];
+  uint64_t offset, nbytes;
+  SrcLoc loc;
+} Param;
+
+/* A fused kernel: what lower.c turns into one loop nest (or an sgemm plus epilogue). */
+typedef enum KernelKind { KK_ELEM, KK_REDUCE, KK_GEMM } KernelKind;
+typedef struct Kernel {
+  KernelKind kind;
+  Shape domain;       /* ELEM: output shape; REDUCE: the reduction input's shape; GEMM: C */
+  uint32_t raxes;     /* REDUCE: reduced axes of domain */
+  INode *gemm;        /* GEMM: the matmul node */
+  INode **outs;       /* materialized results, in order */
+  int nouts;
+  INode **covers;     /* every IR node computed inside, for dumps */
+  int ncovers;
+} Kernel;
+
+typedef struct Slot {
+  Dim bytes;
+} Slot;
+
+typedef struct Entry {
+  const char *name;
+  SrcLoc loc;
+  INode **inputs;  int nin;
+  const char **in_names;
+  INode **outputs; int nout;
+  const char **out_names;
+  Shape *out_shapes;  DType *out_dtypes;   /* declared */
+  INode **nodes;   int nnodes, cap;        /* topological order */
+  Kernel *kernels; int nkernels;
+  Slot *slots;     int nslots;
+  int64_t intermediate_bytes_static;       /* for reports; symbolic dims counted as 1 */
+} Entry;
+
+typedef struct Model {
+  Arena *arena;
+  const char *name;
+  const SrcFile *file;
+  const char *sym_names[MAX_SYMS];
+  int nsyms;
+  Param *params;  int nparams, params_cap;
+  uint64_t weights_size;
+  Entry *entries; int nentries, entries_cap;
+} Model;
+
+int model_sym(Model *m, const char *name);          /* index, adding it if new; -1 if full */
+int model_add_param(Model *m, const char *name, DType dt, int rank, const int64_t *shape,
+                    SrcLoc loc);                    /* index; -1 if the name exists */
+int model_find_param(const Model *m, const char *name);
+
+/* Node construction with shape rules (ir_shape.c).  Each returns NULL after recording a
+ * diagnostic at `loc` when the operands do not fit. */
+INode *ir_new(Model *m, Entry *e, Op op, DType dt, const Shape *shape, SrcLoc loc);
+INode *ir_input(Model *m, Entry *e, int index, DType dt, const Shape *s, SrcLoc loc);
+INode *ir_param(Model *m, Entry *e, int index, SrcLoc loc);
+INode *ir_fill(Model *m, Entry *e, double v, const Shape *s, SrcLoc loc);
+INode *ir_const_data(Model *m, Entry *e, const float *data, const Shape *s, SrcLoc loc);
+INode *ir_unary(Model *m, Entry *e, Op op, INode *a, SrcLoc loc, Diag *d);
+INode *ir_binary(Model *m, Entry *e, Op op, INode *a, INode *b, SrcLoc loc, Diag *d);
+INode *ir_where(Model *m, Entry *e, INode *c, INode *a, INode *b, SrcLoc loc, Diag *d);
+INode *ir_reduce(Model *m, Entry *e, Op op, INode *a, uint32_t axes, int keepdim, SrcLoc loc,
+                 Diag *d);
+INode *ir_matmul(Model *m, Entry *e, INode *a, INode *b, int ta, int tb, SrcLoc loc, Diag *d);
+INode *ir_reshape(Model *m, Entry *e, INode *a, const Shape *s, SrcLoc loc, Diag *d);
+INode *ir_permute(Model *m, Entry *e, INode *a, const int *perm, SrcLoc loc, Diag *d);
+INode *ir_slice(Model *m, Entry *e, INode *a, int axis, int64_t start, int64_t stop,
+                int64_t step, SrcLoc loc, Diag *d);
+INode *ir_concat(Model *m, Entry *e, INode *a, INode *b, int axis, SrcLoc loc, Diag *d);
+
+/* Stable text form (nnc dump --stage=ir), also the form tests compare. */
+void ir_dump_entry(FILE *out, const Model *m, const Entry *e);
+void ir_dump_model(FILE *out, const Model *m);
+void ir_dump_fused(FILE *out, const Model *m);
+/* The node as it is referred to in dumps: %id */
+void ir_check(const Model *m); /* invariants; aborts through unreachable() when broken */
+
+_Noreturn void nnc_unreachable(const char *file, int line, const char *what);
+#define unreachable(what) nnc_unreachable(__FILE__, __LINE__, what)
+
+#endif

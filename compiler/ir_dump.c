@@ -1,0 +1,141 @@
+/* ir_dump.c — the stable text forms of the IR (nnc dump --stage=ir|opt|fused), which the
+ * pass tests compare with expected files, and the IR invariant check. */
+#include <string.h>
+#include "ir.h"
+
+static void node_attrs(FILE *out, const Model *m, const INode *n) {
+  switch (n->op) {
+  case OP_INPUT: fprintf(out, " #%d", n->index); break;
+  case OP_PARAM: fprintf(out, " \"%s\"", m->params[n->index].name); break;
+  case OP_CONST:
+    if (!n->data) fprintf(out, " %g", n->f[0]);
+    else {
+      Dim c = shape_numel(&n->shape);
+      fprintf(out, " [");
+      for (int64_t i = 0; i < c.k && i < 8; i++) fprintf(out, "%s%g", i ? ", " : "", n->data[i]);
+      fprintf(out, c.k > 8 ? ", ...]" : "]");
+    }
+    break;
+  case OP_DIMVAL: {
+    char b[64];
+    Shape s = {.rank = 1, .d = {{n->i[0], n->axes}}};
+    shape_str(m, DT_F32, &s, b, sizeof b);
+    fprintf(out, " %.*s", (int)strlen(b) - 5, b + 4);
+    break;
+  }
+  case OP_ELU: case OP_LEAKY_RELU: fprintf(out, " %g", n->f[0]); break;
+  case OP_SOFTPLUS: fprintf(out, " %g %g", n->f[0], n->f[1]); break;
+  case OP_SUM: case OP_RMAX:
+    fprintf(out, " axes=[");
+    for (int i = 0, first = 1; i < MAX_RANK; i++)
+      if (n->axes & (1u << i)) fprintf(out, "%s%d", first ? "" : ",", i), first = 0;
+    fprintf(out, "]%s", n->flag ? " keepdim" : "");
+    break;
+  case OP_PERMUTE:
+    fprintf(out, " [");
+    for (int i = 0; i < n->shape.rank; i++) fprintf(out, "%s%lld", i ? "," : "", (long long)n->i[i]);
+    fprintf(out, "]");
+    break;
+  case OP_SLICE: fprintf(out, " axis=%lld start=%lld step=%lld", (long long)n->i[0], (long long)n->i[1], (long long)n->i[2]); break;
+  case OP_CONCAT: fprintf(out, " axis=%lld", (long long)n->i[0]); break;
+  case OP_MATMUL:
+    if (n->i[0]) fprintf(out, " transA");
+    if (n->i[1]) fprintf(out, " transB");
+    break;
+  default: break;
+  }
+}
+
+static void dump_node(FILE *out, const Model *m, const INode *n) {
+  char s[160];
+  fprintf(out, "  %%%d = %s", n->id, op_info[n->op].name);
+  for (int k = 0; k < 3; k++)
+    if (n->in[k]) fprintf(out, "%s%%%d", k ? ", " : " ", n->in[k]->id);
+  node_attrs(out, m, n);
+  fprintf(out, " : %s\n", shape_str(m, n->dtype, &n->shape, s, sizeof s));
+}
+
+static void dump_signature(FILE *out, const Model *m, const Entry *e) {
+  char s[160];
+  fprintf(out, "entry %s(", e->name);
+  for (int i = 0; i < e->nin; i++)
+    fprintf(out, "%s%s: %s", i ? ", " : "", e->in_names[i],
+            shape_str(m, e->inputs[i]->dtype, &e->inputs[i]->shape, s, sizeof s));
+  fprintf(out, ") -> (");
+  for (int i = 0; i < e->nout; i++)
+    fprintf(out, "%s%s: %s", i ? ", " : "", e->out_names[i],
+            shape_str(m, e->out_dtypes[i], &e->out_shapes[i], s, sizeof s));
+  fprintf(out, ")\n");
+}
+
+void ir_dump_entry(FILE *out, const Model *m, const Entry *e) {
+  dump_signature(out, m, e);
+  for (int i = 0; i < e->nnodes; i++) dump_node(out, m, e->nodes[i]);
+  fprintf(out, "  return");
+  for (int i = 0; i < e->nout; i++) fprintf(out, "%s%%%d", i ? ", " : " ", e->outputs[i]->id);
+  fprintf(out, "\n");
+}
+
+void ir_dump_model(FILE *out, const Model *m) {
+  fprintf(out, "model %s\n", m->name);
+  for (int i = 0; i < m->nparams; i++) {
+    const Param *p = &m->params[i];
+    Shape s = {.rank = p->rank};
+    char b[160];
+    for (int k = 0; k < p->rank; k++) s.d[k] = dim_const(p->shape[k]);
+    fprintf(out, "param \"%s\" : %s\n", p->name, shape_str(m, p->dtype, &s, b, sizeof b));
+  }
+  for (int i = 0; i < m->nentries; i++) ir_dump_entry(out, m, &m->entries[i]);
+}
+
+static const char *kernel_kind[] = {"elementwise", "reduce", "gemm"};
+
+void ir_dump_fused(FILE *out, const Model *m) {
+  fprintf(out, "model %s\n", m->name);
+  for (int i = 0; i < m->nentries; i++) {
+    const Entry *e = &m->entries[i];
+    char s[160];
+    dump_signature(out, m, e);
+    for (int k = 0; k < e->nkernels; k++) {
+      const Kernel *K = &e->kernels[k];
+      fprintf(out, "  kernel %d %s %s", k, kernel_kind[K->kind], shape_str(m, DT_F32, &K->domain, s, sizeof s));
+      if (K->kind == KK_REDUCE) {
+        fprintf(out, " reduce-axes=[");
+        for (int a = 0, first = 1; a < K->domain.rank; a++)
+          if (K->raxes & (1u << a)) fprintf(out, "%s%d", first ? "" : ",", a), first = 0;
+        fprintf(out, "]");
+      }
+      fprintf(out, " ->");
+      for (int o = 0; o < K->nouts; o++) {
+        const INode *t = K->outs[o];
+        if (t->out_index >= 0) fprintf(out, " %%%d(out %s)", t->id, e->out_names[t->out_index]);
+        else fprintf(out, " %%%d(slot %d)", t->id, t->slot);
+      }
+      fprintf(out, "\n");
+      /* covered ops in topological order */
+      for (int n = 0; n < e->nnodes; n++)
+        for (int c = 0; c < K->ncovers; c++)
+          if (K->covers[c] == e->nodes[n]) dump_node(out, m, e->nodes[n]);
+    }
+    for (int s2 = 0; s2 < e->nslots; s2++) {
+      Shape sh = {.rank = 1, .d = {e->slots[s2].bytes}};
+      fprintf(out, "  slot %d bytes %s\n", s2, shape_str(m, DT_F32, &sh, s, sizeof s) + 4);
+    }
+  }
+}
+
+void ir_check(const Model *m) {
+  for (int i = 0; i < m->nentries; i++) {
+    const Entry *e = &m->entries[i];
+    for (int n = 0; n < e->nnodes; n++) {
+      const INode *x = e->nodes[n];
+      for (int k = 0; k < op_info[x->op].arity; k++) {
+        if (x->op == OP_CONST || x->op == OP_DIMVAL) break;
+        if (!x->in[k]) unreachable("node lacks an input");
+        if (x->in[k]->replaced) unreachable("node uses a replaced node");
+      }
+    }
+    for (int o = 0; o < e->nout; o++)
+      if (!e->outputs[o] || e->outputs[o]->replaced) unreachable("bad entry output");
+  }
+}

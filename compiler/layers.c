@@ -1,0 +1,216 @@
+/* layers.c — torch.nn-style layer constructors (same names, argument order and defaults as
+ * PyTorch), binding of module trees to state_dict names, and calling layers on tensors.
+ *
+ * A layer is built unnamed; when it is assigned to a top-level name or a module member, the
+ * whole tree below it is bound: `phi = Sequential(Linear(25, 200), ELU())` registers
+ * `phi.0.weight` and `phi.0.bias`, exactly as PyTorch's state_dict() names them. */
+#include <string.h>
+#include "value.h"
+
+typedef struct Activation {
+  const char *name;
+  Op op;
+  const char *arg0, *arg1; /* keyword names of the attributes */
+  double def0, def1;       /* PyTorch's defaults */
+} Activation;
+
+static const Activation activations[] = {
+  {"ReLU", OP_RELU, NULL, NULL, 0, 0},
+  {"Tanh", OP_TANH, NULL, NULL, 0, 0},
+  {"Sigmoid", OP_SIGMOID, NULL, NULL, 0, 0},
+  {"ELU", OP_ELU, "alpha", NULL, 1.0, 0},
+  {"LeakyReLU", OP_LEAKY_RELU, "negative_slope", NULL, 0.01, 0},
+  {"Softplus", OP_SOFTPLUS, "beta", "threshold", 1.0, 20.0},
+  {"Identity", OP_COUNT, NULL, NULL, 0, 0},
+};
+
+static ModInst *mod_new(Sema *S, ModKind k, const char *type_name, SrcLoc loc) {
+  ModInst *mi = arena_alloc(S->arena, sizeof *mi);
+  mi->kind = k;
+  mi->type_name = type_name;
+  mi->loc = loc;
+  mi->p_weight = mi->p_bias = -1;
+  return mi;
+}
+
+static bool num_arg(Sema *S, const Args *a, int i, const char *name, double def, double *out) {
+  const Value *v = arg_get(a, i, name);
+  if (!v) {
+    *out = def;
+    return true;
+  }
+  if (!v_is_number(v)) return diag_error(S->d, a->loc, "argument '%s' must be a number", name);
+  *out = v_num(v);
+  return true;
+}
+
+static bool construct_activation(Sema *S, const Activation *act, const Args *a, Value *out) {
+  const char *names[] = {act->arg0, act->arg1, "inplace"};
+  if (!args_check(S, a, act->name, names, 3)) return false;
+  ModInst *mi = mod_new(S, MK_ACTIVATION, act->name, a->loc);
+  mi->act = act->op;
+  if (!num_arg(S, a, 0, act->arg0, act->def0, &mi->a0) || !num_arg(S, a, 1, act->arg1, act->def1, &mi->a1))
+    return false;
+  *out = (Value){.k = V_MOD, .mod = mi};
+  return true;
+}
+
+/* Linear(in_features, out_features, bias=True) */
+static bool construct_linear(Sema *S, const Args *a, Value *out) {
+  static const char *names[] = {"in_features", "out_features", "bias"};
+  if (!args_check(S, a, "Linear", names, 3)) return false;
+  const Value *in = arg_get(a, 0, names[0]), *o = arg_get(a, 1, names[1]), *b = arg_get(a, 2, names[2]);
+  if (!in || !o) return diag_error(S->d, a->loc, "Linear needs in_features and out_features");
+  ModInst *mi = mod_new(S, MK_LINEAR, "Linear", a->loc);
+  if (!to_int(S, in, a->loc, &mi->in_features) || !to_int(S, o, a->loc, &mi->out_features)) return false;
+  if (mi->in_features <= 0 || mi->out_features <= 0)
+    return diag_error(S->d, a->loc, "Linear sizes must be positive");
+  mi->bias = !b || (v_is_number(b) && v_num(b) != 0);
+  *out = (Value){.k = V_MOD, .mod = mi};
+  return true;
+}
+
+/* Sequential(m0, m1, ...) */
+static bool construct_sequential(Sema *S, const Args *a, Value *out) {
+  if (a->nkw) return diag_error(S->d, a->loc, "Sequential takes modules as positional arguments");
+  ModInst *mi = mod_new(S, MK_SEQUENTIAL, "Sequential", a->loc);
+  mi->nchildren = a->npos;
+  mi->children = arena_alloc(S->arena, (a->npos + 1) * sizeof *mi->children);
+  for (int i = 0; i < a->npos; i++) {
+    if (a->pos[i].k != V_MOD)
+      return diag_error(S->d, a->pos_loc[i], "Sequential takes modules, not a %s", v_kind_name(a->pos[i].k));
+    mi->children[i] = a->pos[i].mod;
+  }
+  *out = (Value){.k = V_MOD, .mod = mi};
+  return true;
+}
+
+bool layer_construct(Sema *S, const char *name, const Args *a, Value *out, bool *found) {
+  *found = true;
+  if (!strcmp(name, "Linear")) return construct_linear(S, a, out);
+  if (!strcmp(name, "Sequential")) return construct_sequential(S, a, out);
+  for (size_t i = 0; i < sizeof activations / sizeof *activations; i++)
+    if (!strcmp(name, activations[i].name)) return construct_activation(S, &activations[i], a, out);
+  *found = false;
+  return true;
+}
+
+static const char *join(Sema *S, const char *prefix, const char *name) {
+  size_t n = strlen(prefix) + strlen(name) + 2;
+  char *s = arena_alloc(S->arena, n);
+  snprintf(s, n, "%s.%s", prefix, name);
+  return s;
+}
+
+static bool add_param(Sema *S, ModInst *mi, const char *name, int rank, const int64_t *shape, int *out) {
+  const char *full = join(S, mi->prefix, name);
+  *out = model_add_param(S->m, full, DT_F32, rank, shape, mi->loc);
+  if (*out < 0) return diag_error(S->d, mi->loc, "parameter '%s' is defined twice", full);
+  return true;
+}
+
+bool value_bind(Sema *S, Value *v, const char *prefix, SrcLoc loc) {
+  if (v->k == V_MOD) return module_bind(S, v->mod, prefix, loc);
+  if (v->k == V_LIST || v->k == V_TUPLE) {
+    for (int i = 0; i < v->len; i++) {
+      char idx[24];
+      snprintf(idx, sizeof idx, "%d", i);
+      if (!value_bind(S, &v->items[i], join(S, prefix, idx), loc)) return false;
+    }
+  }
+  return true;
+}
+
+/* Name a module tree and register its parameters (PyTorch's registration order). */
+bool module_bind(Sema *S, ModInst *mi, const char *prefix, SrcLoc loc) {
+  if (mi->prefix) return true; /* shared module: its parameters keep their first name */
+  mi->prefix = prefix;
+  switch (mi->kind) {
+  case MK_LINEAR: {
+    int64_t w[2] = {mi->out_features, mi->in_features};
+    if (!add_param(S, mi, "weight", 2, w, &mi->p_weight)) return false;
+    return !mi->bias || add_param(S, mi, "bias", 1, &mi->out_features, &mi->p_bias);
+  }
+  case MK_SEQUENTIAL:
+    for (int i = 0; i < mi->nchildren; i++) {
+      char idx[24];
+      snprintf(idx, sizeof idx, "%d", i);
+      if (!module_bind(S, mi->children[i], join(S, prefix, idx), loc)) return false;
+    }
+    return true;
+  case MK_USER:
+    for (int i = 0; i < mi->scope->n; i++) {
+      const char *name = mi->scope->names[i];
+      if (!strcmp(name, "self")) continue;
+      if (!value_bind(S, &mi->scope->vals[i], join(S, prefix, name), loc)) return false;
+    }
+    return true;
+  case MK_ACTIVATION:
+    return true;
+  }
+  return true;
+}
+
+INode *apply_act(Sema *S, Op op, double a0, double a1, INode *x, SrcLoc loc) {
+  if (op == OP_COUNT) return x;
+  INode *n = ir_unary(S->m, S->e, op, x, loc, S->d);
+  if (n) {
+    n->f[0] = a0;
+    n->f[1] = a1;
+  }
+  return n;
+}
+
+/* y = x W^T + b, as torch.nn.Linear (x of any rank >= 1, features last). */
+static INode *call_linear(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
+  if (mi->p_weight < 0) {
+    diag_error(S->d, loc, "this Linear has no parameter name: assign it to a module member or a top-level name");
+    return NULL;
+  }
+  const Shape *s = &x->shape;
+  if (s->rank < 1 || !dim_is(s->d[s->rank - 1], mi->in_features)) {
+    char b[128];
+    diag_error(S->d, loc, "Linear(%lld, %lld) '%s' expects %lld input features, got %s",
+               (long long)mi->in_features, (long long)mi->out_features, mi->prefix,
+               (long long)mi->in_features, shape_str(S->m, x->dtype, s, b, sizeof b));
+    return NULL;
+  }
+  /* flatten leading dims to rows, multiply, restore */
+  Shape rows = {.rank = 2, .d = {shape_numel(s), s->d[s->rank - 1]}};
+  rows.d[0].k /= mi->in_features;
+  INode *x2 = s->rank == 2 ? x : ir_reshape(S->m, S->e, x, &rows, loc, S->d);
+  INode *w = ir_param(S->m, S->e, mi->p_weight, loc);
+  INode *y = ir_matmul(S->m, S->e, x2, w, 0, 1, loc, S->d);
+  if (y && mi->p_bias >= 0) y = ir_binary(S->m, S->e, OP_ADD, y, ir_param(S->m, S->e, mi->p_bias, loc), loc, S->d);
+  if (y && s->rank != 2) {
+    Shape out = *s;
+    out.d[out.rank - 1] = dim_const(mi->out_features);
+    y = ir_reshape(S->m, S->e, y, &out, loc, S->d);
+  }
+  return y;
+}
+
+bool layer_call(Sema *S, ModInst *mi, const Args *a, Value *out) {
+  if (!S->e) return diag_error(S->d, a->loc, "layers can only be called inside fn and export bodies");
+  if (a->npos != 1 || a->nkw) return diag_error(S->d, a->loc, "%s takes one tensor", mi->type_name);
+  INode *x = to_tensor(S, &a->pos[0], a->pos_loc[0]);
+  if (!x) return false;
+  switch (mi->kind) {
+  case MK_LINEAR: x = call_linear(S, mi, x, a->loc); break;
+  case MK_ACTIVATION: x = apply_act(S, mi->act, mi->a0, mi->a1, x, a->loc); break;
+  case MK_SEQUENTIAL:
+    for (int i = 0; i < mi->nchildren && x; i++) {
+      Value v;
+      Args sub = *a;
+      sub.pos = &(Value){.k = V_TENSOR, .t = x};
+      Value callee = {.k = V_MOD, .mod = mi->children[i]};
+      if (!call_value(S, &callee, &sub, &v)) return false;
+      if (v.k != V_TENSOR) return diag_error(S->d, a->loc, "module %s in a Sequential must return one tensor", mi->children[i]->type_name);
+      x = v.t;
+    }
+    break;
+  case MK_USER: unreachable("user modules are called through their forward");
+  }
+  *out = v_tensor(x);
+  return x != NULL;
+}

@@ -1,0 +1,79 @@
+/* loopir.h — the loop-nest IR: what lower.c makes of each fused kernel and codegen.c turns
+ * into LLVM IR.  A kernel is a tree of statements (loops, stores, accumulator updates,
+ * sgemm calls) over scalar expressions.  Expressions are hash-consed per entry, so equal
+ * index arithmetic and equal loads are one node, which codegen evaluates once per scope. */
+#ifndef NNC_LOOPIR_H
+#define NNC_LOOPIR_H
+
+#include "ir.h"
+
+typedef enum LxKind {
+  LX_F,      /* float constant f[0] */
+  LX_I,      /* integer constant c */
+  LX_VAR,    /* loop variable `var` */
+  LX_SYM,    /* c × the product of the symbolic dims in `syms` */
+  LX_IBIN,   /* integer op `op` ('+', '-', '*', '/', '%', 'm' min, 'M' max, '<') */
+  LX_LOAD,   /* f32 (or i64 converted) element a[0] of buffer `buf` */
+  LX_OP,     /* elementwise op `op` of ops.def with attributes f[] on a[] */
+  LX_SELECT, /* a[0] ? a[1] : a[2], a[0] an integer comparison */
+  LX_ACC,    /* the running value of accumulator `acc` */
+  LX_ITOF,   /* (float) of integer a[0] */
+} LxKind;
+
+typedef struct Lx Lx;
+struct Lx {
+  LxKind k;
+  int op;
+  double f[2];
+  int64_t c;
+  uint32_t syms;
+  int var, buf, acc;
+  Lx *a[3];
+  Lx *next_hash;     /* hash-consing chain */
+  void *cg;          /* codegen: the LLVM value, valid while scope cg_scope is open */
+  int cg_scope;
+};
+
+typedef enum LsKind { LS_BLOCK, LS_LOOP, LS_STORE, LS_ACC_INIT, LS_ACC_UPDATE, LS_GEMM } LsKind;
+
+typedef struct Ls Ls;
+struct Ls {
+  LsKind k;
+  struct Ls **body; int nbody, cap;     /* LS_BLOCK, LS_LOOP */
+  int var; Lx *lo, *hi, *step;          /* LS_LOOP: for var in [lo, hi) by step */
+  int buf; Lx *idx, *val;               /* LS_STORE: buf[idx] = val */
+  int acc; Op rop;                      /* LS_ACC_*: OP_SUM or OP_RMAX */
+  struct {                              /* LS_GEMM: C = op(A) op(B), row-major */
+    int a, b, c;
+    Lx *a_off, *b_off, *c_off, *m, *n, *k, *lda, *ldb, *ldc;
+    int ta, tb;
+  } g;
+};
+
+typedef enum LBufKind { LB_ARG, LB_WEIGHT, LB_SLOT, LB_CONST } LBufKind;
+typedef struct LBuf {
+  LBufKind k;
+  DType dtype;
+  int index;            /* LB_ARG: argument index; LB_SLOT: slot */
+  uint64_t offset;      /* LB_WEIGHT: byte offset in the weight blob */
+  const float *data;    /* LB_CONST */
+  int64_t n;            /* LB_CONST: element count */
+} LBuf;
+
+typedef struct LKernel {
+  const char *name;     /* "<entry>.k<i>.<kind>" */
+  Ls *body;
+  int nvars, naccs;
+} LKernel;
+
+typedef struct LEntry {
+  const Entry *e;
+  LBuf *bufs; int nbufs, cap;
+  LKernel *kernels; int nkernels;
+} LEntry;
+
+/* Lower every kernel of every entry of the (fused, planned) model. */
+LEntry *lower_model(Model *m);
+void loopir_dump(FILE *out, const Model *m, const LEntry *le);
+
+#endif

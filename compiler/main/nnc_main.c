@@ -1,0 +1,516 @@
+/* nnc_main.c — the `nnc` command: parse the command line and hand the work to the compiler
+ * library (compile.h: AOT, check, dump) or the runtime (nnc.h: JIT or load a .so, run one
+ * entry on .npy inputs).
+ *
+ * Exit status: 0 success; 1 user error (bad model, weights or inputs: the library's message,
+ * already in "file:line:col: error:" form, is printed to stderr as is); 2 usage error. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compile.h"
+#include "nnc.h"
+#include "npy.h"
+
+#define NNC_VERSION "0.1.0"
+#define MAX_PAIRS 64
+#define SHOW_VALUES 8
+
+enum { EXIT_USER = 1, EXIT_USAGE = 2 };
+
+static const char help_main[] =
+    "usage: nnc FILE.nn -o FILE.so [--weights W.safetensors] [--header FILE.h]\n"
+    "       nnc run FILE.nn|FILE.so [--weights W.safetensors] [--entry NAME]\n"
+    "               --in NAME=PATH.npy ... [--out NAME=PATH.npy ...]\n"
+    "       nnc check FILE.nn\n"
+    "       nnc dump --stage=STAGE FILE.nn\n"
+    "       nnc --help | --version | COMMAND --help\n"
+    "\n"
+    "nnc compiles a neural-network model written in the .nn language to native code.\n"
+    "\n"
+    "Commands:\n"
+    "  (none)  compile FILE.nn ahead of time into the shared library FILE.so.  With --weights,\n"
+    "          the weights are checked and embedded, and the library needs nothing else;\n"
+    "          without, it loads a weights file at run time.  --header also writes a C header\n"
+    "          declaring one function per exported entry.\n"
+    "  run     compile FILE.nn in process (JIT), or load FILE.so, and run one entry (default:\n"
+    "          the first) on the .npy inputs; outputs given --out are written as .npy, the\n"
+    "          others are summarized on stdout.\n"
+    "  check   parse and type/shape-check FILE.nn only.\n"
+    "  dump    print one stage of the compilation of FILE.nn.\n"
+    "\n"
+    "Weights are safetensors files whose tensor names are the PyTorch state_dict names.\n"
+    "Tensors are NumPy .npy files (<f4 or <i8, C order).\n"
+    "\n"
+    "Exit status: 0 success, 1 error in the model, weights or inputs, 2 usage error.\n";
+
+static const char help_compile[] =
+    "usage: nnc FILE.nn -o FILE.so [--weights W.safetensors] [--header FILE.h]\n"
+    "\n"
+    "Compile FILE.nn ahead of time into the shared library FILE.so.\n"
+    "\n"
+    "  -o FILE.so           the library to write (required)\n"
+    "  --weights W          check the weights W.safetensors against the model and embed them;\n"
+    "                       without, the library loads a weights file when opened\n"
+    "  --header FILE.h      also write a C header: the model's ABI, one function per entry\n";
+
+static const char help_run[] =
+    "usage: nnc run FILE.nn|FILE.so [--weights W.safetensors] [--entry NAME]\n"
+    "               --in NAME=PATH.npy ... [--out NAME=PATH.npy ...]\n"
+    "\n"
+    "Compile FILE.nn in process (JIT), or load FILE.so made by `nnc -o`, and run one entry.\n"
+    "\n"
+    "  --weights W          weights file (required unless the .so embeds its weights;\n"
+    "                       given, it replaces the embedded ones)\n"
+    "  --entry NAME         the entry to run (default: the model's first entry)\n"
+    "  --in NAME=PATH       the input argument NAME, from a .npy file; one per input\n"
+    "  --out NAME=PATH      write the output NAME to a .npy file; outputs without --out are\n"
+    "                       summarized on stdout (shape, min, max, mean, first values)\n"
+    "\n"
+    "Symbolic dims (e.g. N) are bound from the input shapes.\n";
+
+static const char help_check[] =
+    "usage: nnc check FILE.nn\n"
+    "\n"
+    "Parse and type/shape-check FILE.nn; print errors with their source location.\n";
+
+static const char help_dump_head[] =
+    "usage: nnc dump --stage=STAGE FILE.nn\n"
+    "\n"
+    "Print one stage of the compilation of FILE.nn to stdout.  STAGE is one of:\n";
+
+/* ---- messages ---- */
+
+static int usage_error(const char *cmd, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("nnc: error: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "\nTry 'nnc %s%s--help'.\n", cmd ? cmd : "", cmd ? " " : "");
+  return EXIT_USAGE;
+}
+
+/* Print a library message as is (adding the final newline) and free it. */
+static int user_error_msg(char *msg) {
+  const char *m = msg ? msg : "nnc: error: failed (no message)";
+  size_t n = strlen(m);
+  fprintf(stderr, "%s%s", m, n && m[n - 1] == '\n' ? "" : "\n");
+  free(msg);
+  return EXIT_USER;
+}
+
+static int user_error(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
+  return EXIT_USER;
+}
+
+/* ---- option parsing ---- */
+
+static bool is_help(const char *a) { return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0; }
+
+/* Match `name VALUE` or `name=VALUE` at argv[*i]: 1 matched (*value set, *i advanced past
+ * the value), 0 not this option, -1 the value is missing. */
+static int take(int argc, char **argv, int *i, const char *name, const char **value) {
+  size_t n = strlen(name);
+  if (strncmp(argv[*i], name, n) != 0) return 0;
+  if (argv[*i][n] == '=') {
+    *value = argv[*i] + n + 1;
+    return 1;
+  }
+  if (argv[*i][n] != '\0') return 0;
+  if (*i + 1 >= argc) return -1;
+  *value = argv[++*i];
+  return 1;
+}
+
+typedef struct Pair {
+  const char *name;
+  const char *path;
+} Pair;
+
+static int add_pair(const char *cmd, const char *opt, const char *arg, Pair *pairs, int *n) {
+  const char *eq = strchr(arg, '=');
+  if (!eq || eq == arg || !eq[1])
+    return usage_error(cmd, "%s expects NAME=PATH.npy, got '%s'", opt, arg);
+  if (*n >= MAX_PAIRS) return usage_error(cmd, "too many %s options (at most %d)", opt, MAX_PAIRS);
+  size_t len = (size_t)(eq - arg);
+  char *name = malloc(len + 1);
+  if (!name) return user_error("nnc: error: out of memory");
+  memcpy(name, arg, len);
+  name[len] = '\0';
+  pairs[(*n)++] = (Pair){name, eq + 1};
+  return 0;
+}
+
+static void free_pairs(Pair *pairs, int n) {
+  for (int i = 0; i < n; i++) free((char *)pairs[i].name);
+}
+
+/* ---- nnc FILE.nn -o FILE.so ---- */
+
+static int cmd_compile(int argc, char **argv) {
+  const char *in = NULL, *so = NULL;
+  NncCompileOptions opt = {0};
+  for (int i = 0; i < argc; i++) {
+    int r = 0;
+    if (is_help(argv[i])) return fputs(help_compile, stdout), 0;
+    if ((r = take(argc, argv, &i, "-o", &so)) || (r = take(argc, argv, &i, "--weights", &opt.weights_path)) ||
+        (r = take(argc, argv, &i, "--header", &opt.header_path))) {
+      if (r < 0) return usage_error(NULL, "option '%s' needs a value", argv[i]);
+    } else if (argv[i][0] == '-' && argv[i][1]) {
+      return usage_error(NULL, "unknown option '%s'", argv[i]);
+    } else if (in) {
+      return usage_error(NULL, "more than one model file ('%s' and '%s')", in, argv[i]);
+    } else {
+      in = argv[i];
+    }
+  }
+  if (!in) return usage_error(NULL, "no model file given");
+  if (!so) return usage_error(NULL, "missing -o FILE.so (the library to write)");
+  char *msg = NULL;
+  if (nnc_compile_so(in, so, &opt, &msg)) return user_error_msg(msg);
+  free(msg);
+  return 0;
+}
+
+/* ---- nnc check ---- */
+
+static int cmd_check(int argc, char **argv) {
+  const char *in = NULL;
+  for (int i = 0; i < argc; i++) {
+    if (is_help(argv[i])) return fputs(help_check, stdout), 0;
+    if (argv[i][0] == '-' && argv[i][1]) return usage_error("check", "unknown option '%s'", argv[i]);
+    if (in) return usage_error("check", "more than one model file ('%s' and '%s')", in, argv[i]);
+    in = argv[i];
+  }
+  if (!in) return usage_error("check", "no model file given");
+  char *msg = NULL;
+  if (nnc_check(in, &msg)) return user_error_msg(msg);
+  free(msg);
+  printf("%s: ok\n", in);
+  return 0;
+}
+
+/* ---- nnc dump ---- */
+
+static void list_stages(FILE *f) {
+  for (int i = 0; nnc_dump_stages[i]; i++) fprintf(f, "%s%s", i ? ", " : "", nnc_dump_stages[i]);
+}
+
+static bool known_stage(const char *s) {
+  for (int i = 0; nnc_dump_stages[i]; i++)
+    if (strcmp(nnc_dump_stages[i], s) == 0) return true;
+  return false;
+}
+
+static int cmd_dump(int argc, char **argv) {
+  const char *in = NULL, *stage = NULL;
+  for (int i = 0; i < argc; i++) {
+    int r;
+    if (is_help(argv[i])) {
+      fputs(help_dump_head, stdout);
+      fputs("  ", stdout);
+      list_stages(stdout);
+      fputs("\n", stdout);
+      return 0;
+    }
+    if ((r = take(argc, argv, &i, "--stage", &stage))) {
+      if (r < 0) return usage_error("dump", "option '--stage' needs a value");
+    } else if (argv[i][0] == '-' && argv[i][1]) {
+      return usage_error("dump", "unknown option '%s'", argv[i]);
+    } else if (in) {
+      return usage_error("dump", "more than one model file ('%s' and '%s')", in, argv[i]);
+    } else {
+      in = argv[i];
+    }
+  }
+  if (!in) return usage_error("dump", "no model file given");
+  if (!stage || !known_stage(stage)) {
+    fprintf(stderr, "nnc: error: %s --stage=STAGE; STAGE is one of: ",
+            stage ? "unknown stage in" : "missing");
+    list_stages(stderr);
+    fputs("\nTry 'nnc dump --help'.\n", stderr);
+    return EXIT_USAGE;
+  }
+  char *msg = NULL;
+  if (nnc_dump(in, stage, stdout, &msg)) return user_error_msg(msg);
+  free(msg);
+  return 0;
+}
+
+/* ---- nnc run ---- */
+
+typedef struct Run {
+  const char *model_path, *weights, *entry_name;
+  Pair in[MAX_PAIRS], out[MAX_PAIRS];
+  int n_in, n_out;
+  nnc_model *model;
+  nnc_context *ctx;
+  const nnc_model_desc *desc;
+  const nnc_entry_desc *entry;
+  int entry_index;
+  NpyArray arrays[MAX_PAIRS];  /* [entry->n_in] */
+  const char *files[MAX_PAIRS]; /* [entry->n_in] the .npy of each input */
+  nnc_tensor inputs[MAX_PAIRS], outputs[MAX_PAIRS];
+} Run;
+
+static int parse_run(Run *r, int argc, char **argv) {
+  for (int i = 0; i < argc; i++) {
+    const char *v = NULL;
+    int t;
+    if (is_help(argv[i])) return fputs(help_run, stdout), -1;
+    if ((t = take(argc, argv, &i, "--weights", &r->weights)) ||
+        (t = take(argc, argv, &i, "--entry", &r->entry_name))) {
+      if (t < 0) return usage_error("run", "option '%s' needs a value", argv[i]);
+    } else if ((t = take(argc, argv, &i, "--in", &v))) {
+      if (t < 0) return usage_error("run", "option '--in' needs NAME=PATH.npy");
+      if ((t = add_pair("run", "--in", v, r->in, &r->n_in))) return t;
+    } else if ((t = take(argc, argv, &i, "--out", &v))) {
+      if (t < 0) return usage_error("run", "option '--out' needs NAME=PATH.npy");
+      if ((t = add_pair("run", "--out", v, r->out, &r->n_out))) return t;
+    } else if (argv[i][0] == '-' && argv[i][1]) {
+      return usage_error("run", "unknown option '%s'", argv[i]);
+    } else if (r->model_path) {
+      return usage_error("run", "more than one model file ('%s' and '%s')", r->model_path, argv[i]);
+    } else {
+      r->model_path = argv[i];
+    }
+  }
+  if (!r->model_path) return usage_error("run", "no model file given");
+  return 0;
+}
+
+static bool is_library(const char *path) {
+  size_t n = strlen(path);
+  return (n > 3 && strcmp(path + n - 3, ".so") == 0) || strstr(path, ".so.") != NULL;
+}
+
+static void list_args(const nnc_entry_desc *e, int from, int to, char *buf, size_t len) {
+  size_t n = 0;
+  buf[0] = '\0';
+  for (int i = from; i < to && n < len; i++)
+    n += snprintf(buf + n, len - n, "%s%s", i > from ? ", " : "", e->args[i].name);
+  if (from == to) snprintf(buf, len, "none");
+}
+
+static int open_model(Run *r) {
+  char *msg = NULL;
+  int rc = is_library(r->model_path) ? nnc_model_load(r->model_path, &r->model, &msg)
+                                     : nnc_model_compile(r->model_path, NULL, &r->model, &msg);
+  if (rc) return user_error_msg(msg);
+  r->desc = nnc_model_desc_of(r->model);
+  if (r->desc->n_entries == 0) return user_error("%s: error: the model exports no entries", r->model_path);
+  r->entry_index = r->entry_name ? nnc_model_find_entry(r->model, r->entry_name) : 0;
+  if (r->entry_index < 0) {
+    char names[1024] = "";
+    size_t n = 0;
+    for (int i = 0; i < r->desc->n_entries && n < sizeof names; i++)
+      n += snprintf(names + n, sizeof names - n, "%s%s", i ? ", " : "", r->desc->entries[i].name);
+    return user_error("nnc: error: model '%s' has no entry '%s' (its entries: %s)", r->desc->name,
+                      r->entry_name, names);
+  }
+  r->entry = &r->desc->entries[r->entry_index];
+  if (r->entry->n_in > MAX_PAIRS || r->entry->n_out > MAX_PAIRS)
+    return user_error("nnc: error: entry '%s' has too many arguments for nnc run", r->entry->name);
+  if (nnc_context_open(r->model, r->weights, &r->ctx, &msg)) return user_error_msg(msg);
+  return 0;
+}
+
+/* Index of argument `name` in [from, to) of the entry, or -1. */
+static int find_arg(const nnc_entry_desc *e, int from, int to, const char *name) {
+  for (int i = from; i < to; i++)
+    if (strcmp(e->args[i].name, name) == 0) return i;
+  return -1;
+}
+
+/* Each --in and --out must name an argument of the entry, once. */
+static int match_pairs(Run *r) {
+  const nnc_entry_desc *e = r->entry;
+  char names[1024];
+  for (int p = 0; p < r->n_in; p++) {
+    int i = find_arg(e, 0, e->n_in, r->in[p].name);
+    list_args(e, 0, e->n_in, names, sizeof names);
+    if (i < 0)
+      return user_error("nnc: error: entry '%s' has no input '%s' (its inputs: %s)", e->name,
+                        r->in[p].name, names);
+    if (r->files[i]) return user_error("nnc: error: input '%s' given twice", r->in[p].name);
+    r->files[i] = r->in[p].path;
+  }
+  for (int p = 0; p < r->n_out; p++) {
+    list_args(e, e->n_in, e->n_in + e->n_out, names, sizeof names);
+    if (find_arg(e, e->n_in, e->n_in + e->n_out, r->out[p].name) < 0)
+      return user_error("nnc: error: entry '%s' has no output '%s' (its outputs: %s)", e->name,
+                        r->out[p].name, names);
+    for (int q = 0; q < p; q++)
+      if (strcmp(r->out[q].name, r->out[p].name) == 0)
+        return user_error("nnc: error: output '%s' given twice", r->out[p].name);
+  }
+  return 0;
+}
+
+static const char *dtype_name(int dtype) { return dtype == NNC_I64 ? "i64" : "f32"; }
+
+static int load_input(Run *r, int i) {
+  const nnc_arg_desc *a = &r->entry->args[i];
+  char type[512], err[1024];
+  nnc_arg_type_str(r->desc, a, type, sizeof type);
+  if (!r->files[i])
+    return user_error("nnc: error: missing --in %s=FILE.npy for input '%s' of entry '%s' (%s: %s)",
+                      a->name, a->name, r->entry->name, a->name, type);
+  NpyArray *x = &r->arrays[i];
+  if (npy_read(r->files[i], x, err, sizeof err)) return user_error("%s", err);
+  int dtype = x->dtype == NPY_I64 ? NNC_I64 : NNC_F32;
+  if (dtype != a->dtype)
+    return user_error("%s: error: input '%s' of entry '%s' must be %s, the file holds %s",
+                      r->files[i], a->name, r->entry->name, dtype_name(a->dtype), dtype_name(dtype));
+  if (x->rank != a->rank)
+    return user_error("%s: error: input '%s' of entry '%s' must have rank %d (%s), the file "
+                      "holds rank %d", r->files[i], a->name, r->entry->name, a->rank, type, x->rank);
+  nnc_tensor *t = &r->inputs[i];
+  t->data = x->data;
+  t->dtype = dtype;
+  t->rank = x->rank;
+  memcpy(t->shape, x->shape, sizeof(int64_t) * (size_t)x->rank);
+  return 0;
+}
+
+/* A call error about an input is reported against that input's file. */
+static int call_error(Run *r) {
+  const char *msg = nnc_context_error(r->ctx);
+  const char *prefix = "input '";
+  if (strncmp(msg, prefix, strlen(prefix)) == 0) {
+    const char *name = msg + strlen(prefix), *end = strchr(name, '\'');
+    for (int i = 0; end && i < r->entry->n_in; i++)
+      if (strlen(r->entry->args[i].name) == (size_t)(end - name) &&
+          strncmp(r->entry->args[i].name, name, (size_t)(end - name)) == 0)
+        return user_error("%s: error: %s", r->files[i], msg);
+  }
+  return user_error("nnc: error: %s", msg);
+}
+
+static double value_at(const nnc_tensor *t, int64_t i) {
+  return t->dtype == NNC_I64 ? (double)((const int64_t *)t->data)[i]
+                             : (double)((const float *)t->data)[i];
+}
+
+static void summarize(const nnc_arg_desc *a, const nnc_tensor *t) {
+  char shape[256];
+  size_t n = (size_t)snprintf(shape, sizeof shape, "%s[", dtype_name(t->dtype));
+  for (int j = 0; j < t->rank && n < sizeof shape; j++)
+    n += snprintf(shape + n, sizeof shape - n, "%s%lld", j ? ", " : "", (long long)t->shape[j]);
+  if (n < sizeof shape) snprintf(shape + n, sizeof shape - n, "]");
+  int64_t count = nnc_tensor_numel(t);
+  if (count == 1 && t->rank == 0) {
+    printf("%s: %s = %.8g\n", a->name, shape, value_at(t, 0));
+    return;
+  }
+  if (count <= 0) {
+    printf("%s: %s (empty)\n", a->name, shape);
+    return;
+  }
+  double lo = INFINITY, hi = -INFINITY, sum = 0;
+  int64_t nans = 0;
+  for (int64_t i = 0; i < count; i++) {
+    double v = value_at(t, i);
+    if (isnan(v)) {
+      nans++;
+      continue;
+    }
+    lo = v < lo ? v : lo;
+    hi = v > hi ? v : hi;
+    sum += v;
+  }
+  printf("%s: %s  min %.6g  max %.6g  mean %.6g", a->name, shape, lo, hi,
+         count > nans ? sum / (double)(count - nans) : NAN);
+  if (nans) printf("  (%lld NaN)", (long long)nans);
+  printf("\n  [");
+  for (int64_t i = 0; i < count && i < SHOW_VALUES; i++)
+    printf("%s%.6g", i ? ", " : "", value_at(t, i));
+  printf("%s]\n", count > SHOW_VALUES ? ", ..." : "");
+}
+
+static const char *out_path(const Run *r, const char *name) {
+  for (int p = 0; p < r->n_out; p++)
+    if (strcmp(r->out[p].name, name) == 0) return r->out[p].path;
+  return NULL;
+}
+
+static int write_outputs(Run *r) {
+  for (int o = 0; o < r->entry->n_out; o++) {
+    const nnc_arg_desc *a = &r->entry->args[r->entry->n_in + o];
+    const nnc_tensor *t = &r->outputs[o];
+    const char *path = out_path(r, a->name);
+    char err[1024];
+    if (!path) {
+      summarize(a, t);
+      continue;
+    }
+    if (npy_write(path, t->dtype == NNC_I64 ? NPY_I64 : NPY_F32, t->rank, t->shape, t->data, err,
+                  sizeof err))
+      return user_error("%s", err);
+  }
+  return 0;
+}
+
+static int run_entry(Run *r) {
+  int rc = open_model(r);
+  if (rc == 0) rc = match_pairs(r);
+  for (int i = 0; rc == 0 && i < r->entry->n_in; i++) rc = load_input(r, i);
+  if (rc == 0 && nnc_call(r->ctx, r->entry_index, r->inputs, r->entry->n_in, r->outputs,
+                          r->entry->n_out))
+    rc = call_error(r);
+  if (rc == 0) rc = write_outputs(r);
+  return rc;
+}
+
+static void free_run(Run *r) {
+  for (int i = 0; i < MAX_PAIRS; i++) {
+    npy_free(&r->arrays[i]);
+    nnc_free(r->outputs[i].data);
+  }
+  free_pairs(r->in, r->n_in);
+  free_pairs(r->out, r->n_out);
+  nnc_context_free(r->ctx);
+  nnc_model_free(r->model);
+  free(r);
+}
+
+static int cmd_run(int argc, char **argv) {
+  Run *r = calloc(1, sizeof *r);
+  if (!r) return user_error("nnc: error: out of memory");
+  int rc = parse_run(r, argc, argv);
+  if (rc == 0) rc = run_entry(r);
+  free_run(r);
+  return rc < 0 ? 0 : rc;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fputs(help_main, stderr);
+    return EXIT_USAGE;
+  }
+  const char *cmd = argv[1];
+  if (is_help(cmd)) return fputs(help_main, stdout), 0;
+  if (strcmp(cmd, "--version") == 0) return puts("nnc " NNC_VERSION), 0;
+  if (strcmp(cmd, "run") == 0) return cmd_run(argc - 2, argv + 2);
+  if (strcmp(cmd, "check") == 0) return cmd_check(argc - 2, argv + 2);
+  if (strcmp(cmd, "dump") == 0) return cmd_dump(argc - 2, argv + 2);
+  if (strcmp(cmd, "help") == 0) {
+    char *h[] = {"--help"};
+    const char *topic = argc > 2 ? argv[2] : "";
+    if (strcmp(topic, "run") == 0) return cmd_run(1, h);
+    if (strcmp(topic, "check") == 0) return cmd_check(1, h);
+    if (strcmp(topic, "dump") == 0) return cmd_dump(1, h);
+    if (strcmp(topic, "compile") == 0) return cmd_compile(1, h);
+    return fputs(help_main, stdout), 0;
+  }
+  return cmd_compile(argc - 1, argv + 1);
+}

@@ -1,0 +1,312 @@
+/* pass_fuse.c — fusion of an entry's ops into kernels, by op kind (as TVM does).
+ *
+ * 1. Materialize: a node gets its own buffer when it is a GEMM or a reduction, an entry
+ *    output, an input of a GEMM, or used more than once (unless it is a pure view of
+ *    buffers).  Every other elementwise or movement op is inlined into its consumers.
+ * 2. GEMM epilogues: the chain of single-use elementwise ops after a matmul whose other
+ *    operands are already in memory (bias, scale, residual) runs on the GEMM's output
+ *    tile; the matmul writes straight into the chain's result.
+ * 3. Reduction epilogues: elementwise ops on a reduction's result (logdet + sum(...),
+ *    1 / sum(...)) run right after its inner loop.
+ * 4. Horizontal fusion: an elementwise kernel over the same domain as a reduction kernel,
+ *    reading the same tensors and independent of it, joins it — e.g. Real NVP's coupling
+ *    step computes y and the log-det row sum in one pass over s and t.
+ * 5. Kernels are ordered topologically; a reshape of a tensor in memory is an alias. */
+#include <stdlib.h>
+#include <string.h>
+#include "passes.h"
+
+typedef struct Fuse {
+  Model *m;
+  Entry *e;
+  INode ***users;   /* [node id] -> users */
+  int *nusers;
+  bool *mat;        /* has its own buffer (kernel root or alias) */
+  bool *alias;      /* reshape sharing its input's buffer */
+  INode **gemm_of;  /* [root id] matmul fused into this root's kernel */
+  INode **red_of;   /* [root id] reduction fused into this root's kernel */
+} Fuse;
+
+static bool is_leaf(const INode *n) { return op_info[n->op].kind == FK_LEAF; }
+static bool in_memory(const Fuse *F, const INode *n) {
+  return (is_leaf(n) && !(n->op == OP_CONST && !n->data) && n->op != OP_DIMVAL) || F->mat[n->id];
+}
+
+static void add_user(Fuse *F, INode *n, INode *u) {
+  int id = n->id;
+  INode **v = arena_alloc(F->m->arena, (F->nusers[id] + 1) * sizeof *v);
+  if (F->nusers[id]) memcpy(v, F->users[id], F->nusers[id] * sizeof *v);
+  v[F->nusers[id]++] = u;
+  F->users[id] = v;
+}
+
+/* Outputs are written by kernels into the caller's buffers: an output that is a leaf, or
+ * the same node as an earlier output, gets a copy node of its own. */
+static void prepare_outputs(Fuse *F) {
+  Entry *e = F->e;
+  for (int i = 0; i < e->nout; i++) {
+    INode *o = e->outputs[i];
+    bool dup = o->out_index >= 0;
+    if (is_leaf(o) || dup) {
+      INode *c = ir_new(F->m, e, OP_RESHAPE, o->dtype, &o->shape, o->loc);
+      c->in[0] = o;
+      o = e->outputs[i] = c;
+    }
+    o->out_index = i;
+  }
+}
+
+/* A movement op all of whose inputs are (views of) leaves: free to recompute. */
+static bool is_view(const INode *n) {
+  if (is_leaf(n)) return true;
+  if (op_info[n->op].kind != FK_MOVE) return false;
+  for (int k = 0; k < 3; k++)
+    if (n->in[k] && !is_view(n->in[k])) return false;
+  return true;
+}
+
+static void decide_materialized(Fuse *F) {
+  Entry *e = F->e;
+  for (int i = 0; i < e->nnodes; i++) {
+    INode *n = e->nodes[i];
+    FusionKind k = op_info[n->op].kind;
+    bool gemm_input = false;
+    for (int u = 0; u < F->nusers[i]; u++) gemm_input |= op_info[F->users[i][u]->op].kind == FK_GEMM;
+    if (k == FK_LEAF) F->mat[i] = false;
+    else if (k == FK_GEMM || k == FK_REDUCE || n->out_index >= 0) F->mat[i] = true;
+    else if (gemm_input) F->mat[i] = true;
+    else F->mat[i] = n->nusers > 1 && !is_view(n);
+  }
+}
+
+/* A reshape that only inserts or removes axes of size 1 keeps every element's position
+ * relative to the others, so index maps through it are per-axis. */
+static bool reshape_is_unit(const Shape *a, const Shape *b) {
+  int i = 0, j = 0;
+  for (;;) {
+    while (i < a->rank && dim_is(a->d[i], 1)) i++;
+    while (j < b->rank && dim_is(b->d[j], 1)) j++;
+    if (i == a->rank || j == b->rank) return i == a->rank && j == b->rank;
+    if (!dim_eq(a->d[i++], b->d[j++])) return false;
+  }
+}
+
+static bool operands_in_memory(const Fuse *F, const INode *u, const INode *from) {
+  for (int k = 0; k < 3; k++)
+    if (u->in[k] && u->in[k] != from && !in_memory(F, u->in[k])) return false;
+  return true;
+}
+
+/* Follow the single-use chain of elementwise ops from `head` (a matmul or a reduction);
+ * returns the node whose kernel will compute the head, making it materialized if needed. */
+static INode *epilogue_chain(Fuse *F, INode *head, bool gemm) {
+  INode *cur = head;
+  for (;;) {
+    if (cur != head && F->mat[cur->id]) return cur;
+    if (F->nusers[cur->id] != 1) break;
+    INode *u = F->users[cur->id][0];
+    bool ok;
+    if (u->op == OP_RESHAPE)
+      ok = gemm || reshape_is_unit(&cur->shape, &u->shape);
+    else
+      ok = op_info[u->op].kind == FK_ELEM && shape_eq(&u->shape, &cur->shape) &&
+           (!gemm || operands_in_memory(F, u, cur));
+    if (!ok) break;
+    cur = u;
+  }
+  F->mat[cur->id] = true;
+  return cur;
+}
+
+static void fuse_epilogues(Fuse *F) {
+  Entry *e = F->e;
+  for (int i = 0; i < e->nnodes; i++) {
+    INode *g = e->nodes[i];
+    if (op_info[g->op].kind != FK_GEMM) continue;
+    INode *root = epilogue_chain(F, g, true);
+    if (root == g) continue;
+    F->mat[g->id] = false;
+    F->gemm_of[root->id] = g;
+  }
+  for (int i = 0; i < e->nnodes; i++) {
+    INode *r = e->nodes[i];
+    if (op_info[r->op].kind != FK_REDUCE || r->out_index >= 0) continue;
+    INode *root = epilogue_chain(F, r, false);
+    if (root == r) continue;
+    if (F->gemm_of[root->id] || F->red_of[root->id])
+      continue; /* one anchor per kernel; the root stays materialized on its own */
+    F->mat[r->id] = false;
+    F->red_of[root->id] = r;
+  }
+}
+
+static void find_aliases(Fuse *F) {
+  Entry *e = F->e;
+  for (int i = 0; i < e->nnodes; i++) {
+    INode *n = e->nodes[i];
+    if (n->op == OP_RESHAPE && F->mat[i] && n->out_index < 0 && !F->gemm_of[i] &&
+        !F->red_of[i] && in_memory(F, n->in[0]))
+      F->alias[i] = true;
+  }
+}
+
+/* ---- kernel construction ---- */
+
+typedef struct KBuild {
+  Kernel k;
+  int cap_out, cap_cov;
+  INode **reads; int nreads, cap_reads;   /* buffers read */
+  int first;                               /* smallest root id, for a stable order */
+  bool dead;
+} KBuild;
+
+static void push(Arena *a, INode ***v, int *n, int *cap, INode *x) {
+  for (int i = 0; i < *n; i++)
+    if ((*v)[i] == x) return;
+  if (*n == *cap) {
+    *cap = *cap ? 2 * *cap : 8;
+    INode **w = arena_alloc(a, *cap * sizeof *w);
+    if (*n) memcpy(w, *v, *n * sizeof *w);
+    *v = w;
+  }
+  (*v)[(*n)++] = x;
+}
+
+/* Walk the inlined tree below `n` (stopping at buffers), recording what the kernel covers
+ * and reads. */
+static void cover(Fuse *F, KBuild *kb, INode *n, bool top) {
+  Arena *a = F->m->arena;
+  if (!top && (in_memory(F, n) || F->alias[n->id])) {
+    push(a, &kb->reads, &kb->nreads, &kb->cap_reads, n);
+    return;
+  }
+  if (is_leaf(n)) return; /* fills and dim values are computed in place */
+  push(a, &kb->k.covers, &kb->k.ncovers, &kb->cap_cov, n);
+  for (int k = 0; k < 3; k++)
+    if (n->in[k]) cover(F, kb, n->in[k], false);
+}
+
+static void build_kernel(Fuse *F, KBuild *kb, INode *root) {
+  Arena *a = F->m->arena;
+  memset(kb, 0, sizeof *kb);
+  kb->first = root->id;
+  INode *g = F->gemm_of[root->id], *r = F->red_of[root->id];
+  if (op_info[root->op].kind == FK_GEMM) g = root;
+  if (op_info[root->op].kind == FK_REDUCE) r = root;
+  if (g) {
+    kb->k.kind = KK_GEMM;
+    kb->k.gemm = g;
+    kb->k.domain = g->shape;
+  } else if (r) {
+    kb->k.kind = KK_REDUCE;
+    kb->k.domain = r->in[0]->shape;
+    kb->k.raxes = r->axes;
+  } else {
+    kb->k.kind = KK_ELEM;
+    kb->k.domain = root->shape;
+  }
+  push(a, &kb->k.outs, &kb->k.nouts, &kb->cap_out, root);
+  cover(F, kb, root, true);
+}
+
+static bool reads_any(const KBuild *kb, const KBuild *other) {
+  for (int i = 0; i < kb->nreads; i++)
+    for (int j = 0; j < other->k.nouts; j++)
+      if (kb->reads[i] == other->k.outs[j]) return true;
+  return false;
+}
+
+/* Does kernel `to` depend (transitively) on kernel `from`? */
+static bool depends(KBuild *kbs, int nk, int to, int from, char *seen) {
+  if (to == from) return true;
+  if (seen[to]) return false;
+  seen[to] = 1;
+  for (int j = 0; j < nk; j++)
+    if (!kbs[j].dead && j != to && reads_any(&kbs[to], &kbs[j]) && depends(kbs, nk, j, from, seen))
+      return true;
+  return false;
+}
+
+static bool share_input(const KBuild *a, const KBuild *b) {
+  for (int i = 0; i < a->nreads; i++)
+    for (int j = 0; j < b->nreads; j++)
+      if (a->reads[i] == b->reads[j] && !is_leaf(a->reads[i])) return true;
+  return false;
+}
+
+static void merge_horizontal(Fuse *F, KBuild *kbs, int nk) {
+  Arena *a = F->m->arena;
+  char *seen = arena_alloc(a, nk + 1);
+  for (int i = 0; i < nk; i++) {
+    if (kbs[i].dead || kbs[i].k.kind != KK_REDUCE) continue;
+    for (int j = 0; j < nk; j++) {
+      KBuild *x = &kbs[i], *y = &kbs[j];
+      if (i == j || y->dead || y->k.kind != KK_ELEM || !shape_eq(&x->k.domain, &y->k.domain)) continue;
+      if (!share_input(x, y)) continue;
+      memset(seen, 0, nk);
+      if (depends(kbs, nk, i, j, seen)) continue;
+      memset(seen, 0, nk);
+      if (depends(kbs, nk, j, i, seen)) continue;
+      for (int k = 0; k < y->k.nouts; k++) push(a, &x->k.outs, &x->k.nouts, &x->cap_out, y->k.outs[k]);
+      for (int k = 0; k < y->k.ncovers; k++) push(a, &x->k.covers, &x->k.ncovers, &x->cap_cov, y->k.covers[k]);
+      for (int k = 0; k < y->nreads; k++) push(a, &x->reads, &x->nreads, &x->cap_reads, y->reads[k]);
+      if (y->first < x->first) x->first = y->first;
+      y->dead = true;
+    }
+  }
+}
+
+/* Stable topological order of the live kernels (Kahn, smallest root id first). */
+static void order_kernels(Fuse *F, KBuild *kbs, int nk) {
+  Entry *e = F->e;
+  char *done = arena_alloc(F->m->arena, nk + 1);
+  e->kernels = arena_alloc(F->m->arena, (nk + 1) * sizeof *e->kernels);
+  e->nkernels = 0;
+  for (;;) {
+    int pick = -1;
+    for (int i = 0; i < nk; i++) {
+      if (kbs[i].dead || done[i]) continue;
+      bool ready = true;
+      for (int j = 0; j < nk && ready; j++)
+        if (j != i && !kbs[j].dead && !done[j] && reads_any(&kbs[i], &kbs[j])) ready = false;
+      if (ready && (pick < 0 || kbs[i].first < kbs[pick].first)) pick = i;
+    }
+    if (pick < 0) break;
+    done[pick] = 1;
+    for (int k = 0; k < kbs[pick].k.nouts; k++) kbs[pick].k.outs[k]->kernel = e->nkernels;
+    e->kernels[e->nkernels++] = kbs[pick].k;
+  }
+  for (int i = 0; i < nk; i++)
+    if (!kbs[i].dead && !done[i]) unreachable("cycle between kernels");
+}
+
+bool pass_fuse(Model *m, Entry *e, Diag *d) {
+  Fuse F = {.m = m, .e = e};
+  prepare_outputs(&F);
+  for (int i = 0; i < e->nnodes; i++) e->nodes[i]->id = i;
+  ir_count_users(e);
+  int n = e->nnodes;
+  F.users = arena_alloc(m->arena, n * sizeof *F.users);
+  F.nusers = arena_alloc(m->arena, n * sizeof *F.nusers);
+  F.mat = arena_alloc(m->arena, n * sizeof *F.mat);
+  F.alias = arena_alloc(m->arena, n * sizeof *F.alias);
+  F.gemm_of = arena_alloc(m->arena, n * sizeof *F.gemm_of);
+  F.red_of = arena_alloc(m->arena, n * sizeof *F.red_of);
+  for (int i = 0; i < n; i++)
+    for (int k = 0; k < 3; k++)
+      if (e->nodes[i]->in[k]) add_user(&F, e->nodes[i]->in[k], e->nodes[i]);
+  decide_materialized(&F);
+  fuse_epilogues(&F);
+  find_aliases(&F);
+  KBuild *kbs = arena_alloc(m->arena, (n + 1) * sizeof *kbs);
+  int nk = 0;
+  for (int i = 0; i < n; i++) {
+    e->nodes[i]->kernel = -1;
+    if (F.mat[i] && !F.alias[i]) build_kernel(&F, &kbs[nk++], e->nodes[i]);
+  }
+  merge_horizontal(&F, kbs, nk);
+  order_kernels(&F, kbs, nk);
+  for (int i = 0; i < n; i++)
+    if (F.alias[i]) e->nodes[i]->kernel = -2; /* alias: shares its input's buffer */
+  return true;
+}

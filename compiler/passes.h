@@ -1,0 +1,30 @@
+/* passes.h — the optimization pipeline over one entry's graph IR.  Every pass has the same
+ * signature; pipeline.c lists them in order and can print the IR after each. */
+#ifndef NNC_PASSES_H
+#define NNC_PASSES_H
+
+#include "ir.h"
+
+typedef bool (*PassFn)(Model *m, Entry *e, Diag *d);
+
+bool pass_fold(Model *m, Entry *e, Diag *d);    /* pass_fold.c: constants, identities, matmul transposes */
+bool pass_cse(Model *m, Entry *e, Diag *d);     /* pass_cse.c: common subexpressions */
+bool pass_dce(Model *m, Entry *e, Diag *d);     /* pass_dce.c: dead nodes */
+bool pass_fuse(Model *m, Entry *e, Diag *d);    /* pass_fuse.c: kernels */
+bool pass_memplan(Model *m, Entry *e, Diag *d); /* pass_memplan.c: workspace slots */
+
+typedef struct Pass {
+  const char *name;
+  PassFn fn;
+} Pass;
+extern const Pass pipeline[];
+extern const int pipeline_len;
+
+/* Run the pipeline over every entry; stop after the pass named `until` (NULL: all). */
+bool run_pipeline(Model *m, const char *until, Diag *d);
+
+/* Shared helpers */
+void ir_replace_uses(Entry *e);      /* rewrite inputs/outputs through INode.replaced */
+void ir_count_users(Entry *e);       /* INode.nusers over the live node list */
+
+#endif

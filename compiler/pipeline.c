@@ -1,0 +1,45 @@
+/* pipeline.c — the pass pipeline, in order.  `nnc dump --stage=opt` shows the IR after
+ * fold/cse/dce; `--stage=fused` after fusion and memory planning. */
+#include <string.h>
+#include "passes.h"
+
+const Pass pipeline[] = {
+  {"fold", pass_fold},
+  {"cse", pass_cse},
+  {"dce", pass_dce},
+  {"fuse", pass_fuse},
+  {"memplan", pass_memplan},
+};
+const int pipeline_len = sizeof pipeline / sizeof *pipeline;
+
+bool run_pipeline(Model *m, const char *until, Diag *d) {
+  for (int i = 0; i < m->nentries; i++) {
+    for (int p = 0; p < pipeline_len; p++) {
+      if (!pipeline[p].fn(m, &m->entries[i], d)) return false;
+#ifndef NDEBUG
+      ir_check(m);
+#endif
+      if (until && !strcmp(until, pipeline[p].name)) break;
+    }
+  }
+  return true;
+}
+
+static INode *resolve(INode *n) {
+  while (n && n->replaced) n = n->replaced;
+  return n;
+}
+
+void ir_replace_uses(Entry *e) {
+  for (int i = 0; i < e->nnodes; i++)
+    for (int k = 0; k < 3; k++) e->nodes[i]->in[k] = resolve(e->nodes[i]->in[k]);
+  for (int i = 0; i < e->nout; i++) e->outputs[i] = resolve(e->outputs[i]);
+}
+
+void ir_count_users(Entry *e) {
+  for (int i = 0; i < e->nnodes; i++) e->nodes[i]->nusers = 0;
+  for (int i = 0; i < e->nnodes; i++)
+    for (int k = 0; k < 3; k++)
+      if (e->nodes[i]->in[k]) e->nodes[i]->in[k]->nusers++;
+  for (int i = 0; i < e->nout; i++) e->outputs[i]->nusers++;
+}

@@ -1,0 +1,833 @@
+/* sema.c — semantic analysis of a .nn program.
+ *
+ * The program is evaluated at compile time: constants fold, `for` loops unroll, `if`
+ * conditions are decided, module constructors build instances (whose parameters are named
+ * after the path of assignments that reach them, as PyTorch's state_dict does), and every
+ * function or method call is inlined.  What remains are tensor operations, recorded as graph
+ * IR nodes of the entry being built (ir.c checks their shapes).  Errors point at the source
+ * and stop the analysis. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "sema.h"
+#include "value.h"
+
+#define MAX_INLINE_DEPTH 64
+
+/* ---- values and scopes ---- */
+
+Value v_none(void) { return (Value){.k = V_NONE}; }
+Value v_int(int64_t i) { return (Value){.k = V_INT, .i = i}; }
+Value v_float(double f) { return (Value){.k = V_FLOAT, .f = f}; }
+Value v_tensor(INode *t) { return (Value){.k = V_TENSOR, .t = t}; }
+bool v_is_number(const Value *v) { return v->k == V_INT || v->k == V_FLOAT || v->k == V_BOOL; }
+double v_num(const Value *v) { return v->k == V_FLOAT ? v->f : (double)v->i; }
+
+const char *v_kind_name(VKind k) {
+  static const char *names[] = {"nothing", "int", "float", "bool", "string", "dimension",
+                                "list", "tuple", "range", "tensor", "module", "function",
+                                "function"};
+  return names[k];
+}
+
+Scope *scope_new(Sema *S, Scope *parent) {
+  Scope *s = arena_alloc(S->arena, sizeof *s);
+  s->parent = parent;
+  return s;
+}
+
+static Value *scope_find_local(Scope *s, const char *name) {
+  for (int i = s->n - 1; i >= 0; i--)
+    if (!strcmp(s->names[i], name)) return &s->vals[i];
+  return NULL;
+}
+
+Value *scope_lookup(Scope *s, const char *name) {
+  for (; s; s = s->parent) {
+    Value *v = scope_find_local(s, name);
+    if (v) return v;
+  }
+  return NULL;
+}
+
+void scope_set(Sema *S, Scope *s, const char *name, Value v) {
+  Value *old = scope_find_local(s, name);
+  if (old) {
+    *old = v;
+    return;
+  }
+  if (s->n == s->cap) {
+    int cap = s->cap ? 2 * s->cap : 8;
+    const char **names = arena_alloc(S->arena, cap * sizeof *names);
+    Value *vals = arena_alloc(S->arena, cap * sizeof *vals);
+    if (s->n) {
+      memcpy(names, s->names, s->n * sizeof *names);
+      memcpy(vals, s->vals, s->n * sizeof *vals);
+    }
+    s->names = names;
+    s->vals = vals;
+    s->cap = cap;
+  }
+  s->names[s->n] = name;
+  s->vals[s->n++] = v;
+}
+
+/* ---- conversions ---- */
+
+bool to_int(Sema *S, const Value *v, SrcLoc loc, int64_t *out) {
+  if (v->k == V_INT || v->k == V_BOOL) {
+    *out = v->i;
+    return true;
+  }
+  if (v->k == V_DIM && !v->dim.syms) {
+    *out = v->dim.k;
+    return true;
+  }
+  return diag_error(S->d, loc, "expected an integer, got a %s", v_kind_name(v->k));
+}
+
+bool to_dim(Sema *S, const Value *v, SrcLoc loc, Dim *out) {
+  if (v->k == V_DIM) {
+    *out = v->dim;
+    return true;
+  }
+  if (v->k == V_INT) {
+    if (v->i < 0) return diag_error(S->d, loc, "a dimension cannot be negative (%lld)", (long long)v->i);
+    *out = dim_const(v->i);
+    return true;
+  }
+  return diag_error(S->d, loc, "expected a dimension (an integer or a symbolic dim), got a %s",
+                    v_kind_name(v->k));
+}
+
+/* Flatten a (nested) list of numbers into data, recording its shape. */
+static bool list_to_data(Sema *S, const Value *v, SrcLoc loc, int depth, Shape *s, float **data,
+                         int *n, int *cap) {
+  if (v_is_number(v)) {
+    if (depth != s->rank) return diag_error(S->d, loc, "ragged nested list");
+    if (*n == *cap) {
+      *cap = *cap ? 2 * *cap : 16;
+      float *d = arena_alloc(S->arena, *cap * sizeof *d);
+      if (*n) memcpy(d, *data, *n * sizeof *d);
+      *data = d;
+    }
+    (*data)[(*n)++] = (float)v_num(v);
+    return true;
+  }
+  if (v->k != V_LIST) return diag_error(S->d, loc, "a tensor literal holds only numbers, not a %s", v_kind_name(v->k));
+  if (depth >= MAX_RANK) return diag_error(S->d, loc, "tensor literal nested too deeply");
+  if (depth == s->rank) {
+    s->d[s->rank++] = dim_const(v->len);
+  } else if (!dim_is(s->d[depth], v->len)) {
+    return diag_error(S->d, loc, "ragged nested list");
+  }
+  for (int i = 0; i < v->len; i++)
+    if (!list_to_data(S, &v->items[i], loc, depth + 1, s, data, n, cap)) return false;
+  return true;
+}
+
+INode *to_tensor(Sema *S, const Value *v, SrcLoc loc) {
+  if (v->k == V_TENSOR) return v->t;
+  if (!S->e) {
+    diag_error(S->d, loc, "tensor expressions are only allowed inside fn and export bodies");
+    return NULL;
+  }
+  if (v_is_number(v)) return ir_fill(S->m, S->e, v_num(v), &(Shape){0}, loc);
+  if (v->k == V_LIST) {
+    Shape s = {0};
+    float *data = NULL;
+    int n = 0, cap = 0;
+    if (!list_to_data(S, v, loc, 0, &s, &data, &n, &cap)) return NULL;
+    return ir_const_data(S->m, S->e, data, &s, loc);
+  }
+  diag_error(S->d, loc, "expected a tensor, got a %s", v_kind_name(v->k));
+  return NULL;
+}
+
+/* ---- arguments ---- */
+
+const Value *arg_get(const Args *a, int i, const char *name) {
+  if (i >= 0 && i < a->npos) return &a->pos[i];
+  for (int k = 0; k < a->nkw; k++)
+    if (name && !strcmp(a->kwnames[k], name)) return &a->kw[k];
+  return NULL;
+}
+
+bool args_check(Sema *S, const Args *a, const char *fn, const char *const *names, int n) {
+  if (a->npos > n)
+    return diag_error(S->d, a->loc, "%s takes at most %d arguments, got %d", fn, n, a->npos);
+  for (int k = 0; k < a->nkw; k++) {
+    int found = -1;
+    for (int i = 0; i < n; i++)
+      if (names[i] && !strcmp(names[i], a->kwnames[k])) found = i;
+    if (found < 0) return diag_error(S->d, a->loc, "%s has no argument named '%s'", fn, a->kwnames[k]);
+    if (found < a->npos)
+      return diag_error(S->d, a->loc, "%s: argument '%s' given twice", fn, a->kwnames[k]);
+  }
+  return true;
+}
+
+/* ---- expressions ---- */
+
+static bool eval(Sema *S, Scope *sc, const Node *n, Value *out);
+static int exec_block(Sema *S, Scope *sc, const NodeList *body, Value *ret);
+
+static bool eval_name(Sema *S, Scope *sc, const Node *n, Value *out) {
+  Value *v = scope_lookup(sc, n->name);
+  if (v) {
+    *out = *v;
+    return true;
+  }
+  int b = builtin_find(n->name);
+  if (b >= 0) {
+    *out = (Value){.k = V_BUILTIN, .builtin = b, .s = n->name};
+    return true;
+  }
+  if (!strcmp(n->name, "PI")) {
+    *out = v_float(M_PI);
+    return true;
+  }
+  for (int i = 0; i < S->m->nsyms; i++) /* a symbolic dim of the entry's signature */
+    if (!strcmp(S->m->sym_names[i], n->name)) {
+      *out = (Value){.k = V_DIM, .dim = {1, 1u << i}};
+      return true;
+    }
+  return diag_error(S->d, n->loc, "unknown name '%s'", n->name);
+}
+
+static bool eval_list(Sema *S, Scope *sc, const NodeList *l, VKind k, Value *out) {
+  Value *items = arena_alloc(S->arena, (l->len ? l->len : 1) * sizeof *items);
+  for (int i = 0; i < l->len; i++)
+    if (!eval(S, sc, l->items[i], &items[i])) return false;
+  *out = (Value){.k = k, .items = items, .len = l->len};
+  return true;
+}
+
+/* Items of an iterable (list, tuple, range) as an array. */
+static bool iterate(Sema *S, const Value *v, SrcLoc loc, Value **items, int *len) {
+  if (v->k == V_LIST || v->k == V_TUPLE) {
+    *items = v->items;
+    *len = v->len;
+    return true;
+  }
+  if (v->k == V_RANGE) {
+    int64_t n = v->i2 > v->i ? v->i2 - v->i : 0;
+    if (n > 100000) return diag_error(S->d, loc, "range of %lld items is too long to unroll", (long long)n);
+    *items = arena_alloc(S->arena, (n ? n : 1) * sizeof **items);
+    for (int64_t i = 0; i < n; i++) (*items)[i] = v_int(v->i + i);
+    *len = (int)n;
+    return true;
+  }
+  if (v->k == V_MOD && v->mod->kind == MK_SEQUENTIAL) {
+    *len = v->mod->nchildren;
+    *items = arena_alloc(S->arena, (*len ? *len : 1) * sizeof **items);
+    for (int i = 0; i < *len; i++) (*items)[i] = (Value){.k = V_MOD, .mod = v->mod->children[i]};
+    return true;
+  }
+  return diag_error(S->d, loc, "cannot iterate over a %s", v_kind_name(v->k));
+}
+
+static bool eval_comprehension(Sema *S, Scope *sc, const Node *n, Value *out) {
+  Value it;
+  Value *items;
+  int len;
+  if (!eval(S, sc, n->rhs, &it) || !iterate(S, &it, n->rhs->loc, &items, &len)) return false;
+  Scope *inner = scope_new(S, sc);
+  Value *res = arena_alloc(S->arena, (len ? len : 1) * sizeof *res);
+  for (int i = 0; i < len; i++) {
+    scope_set(S, inner, n->name, items[i]);
+    if (!eval(S, inner, n->lhs, &res[i])) return false;
+  }
+  *out = (Value){.k = V_LIST, .items = res, .len = len};
+  return true;
+}
+
+static bool eval_member(Sema *S, Scope *sc, const Node *n, Value *out) {
+  Value obj;
+  if (!eval(S, sc, n->lhs, &obj)) return false;
+  if (obj.k == V_MOD && obj.mod->kind == MK_USER) {
+    Value *v = scope_find_local(obj.mod->scope, n->name);
+    if (v) {
+      *out = *v;
+      return true;
+    }
+    return diag_error(S->d, n->loc, "module %s has no member '%s'", obj.mod->type_name, n->name);
+  }
+  if (obj.k == V_TENSOR && !strcmp(n->name, "T")) {
+    int perm[MAX_RANK];
+    int r = obj.t->shape.rank;
+    for (int i = 0; i < r; i++) perm[i] = r - 1 - i;
+    INode *t = ir_permute(S->m, S->e, obj.t, perm, n->loc, S->d);
+    *out = v_tensor(t);
+    return t != NULL;
+  }
+  return diag_error(S->d, n->loc, "a %s has no member '%s'", v_kind_name(obj.k), n->name);
+}
+
+/* Integer and float arithmetic on compile-time numbers. */
+static bool fold_numbers(Sema *S, const Node *n, const Value *a, const Value *b, Value *out) {
+  bool ints = a->k != V_FLOAT && b->k != V_FLOAT;
+  double x = v_num(a), y = v_num(b);
+  int64_t p = a->i, q = b->i;
+  switch (n->op) {
+  case '+': *out = ints ? v_int(p + q) : v_float(x + y); return true;
+  case '-': *out = ints ? v_int(p - q) : v_float(x - y); return true;
+  case '*': *out = ints ? v_int(p * q) : v_float(x * y); return true;
+  case '/':
+    if (ints && q == 0) return diag_error(S->d, n->loc, "division by zero");
+    *out = v_float(x / y);
+    return true;
+  case '%':
+    if (!ints) { *out = v_float(fmod(x, y)); return true; }
+    if (q == 0) return diag_error(S->d, n->loc, "modulo by zero");
+    *out = v_int(((p % q) + q) % q);
+    return true;
+  case OP_POW: *out = v_float(pow(x, y)); if (ints && q >= 0) *out = v_int((int64_t)llround(pow(x, y))); return true;
+  case OP_EQ: *out = (Value){.k = V_BOOL, .i = x == y}; return true;
+  case OP_NE: *out = (Value){.k = V_BOOL, .i = x != y}; return true;
+  case '<': *out = (Value){.k = V_BOOL, .i = x < y}; return true;
+  case OP_LE: *out = (Value){.k = V_BOOL, .i = x <= y}; return true;
+  case '>': *out = (Value){.k = V_BOOL, .i = x > y}; return true;
+  case OP_GE: *out = (Value){.k = V_BOOL, .i = x >= y}; return true;
+  case OP_AND: *out = (Value){.k = V_BOOL, .i = x != 0 && y != 0}; return true;
+  case OP_OR: *out = (Value){.k = V_BOOL, .i = x != 0 || y != 0}; return true;
+  }
+  return diag_error(S->d, n->loc, "this operator does not apply to numbers");
+}
+
+static Op binary_op(int op) {
+  switch (op) {
+  case '+': return OP_ADD;
+  case '-': return OP_SUB;
+  case '*': return OP_MUL;
+  case '/': return OP_DIV;
+  case OP_POW: return OP_POWER;
+  case OP_EQ: return OP_CMP_EQ;
+  case OP_NE: return OP_CMP_NE;
+  case '<': return OP_CMP_LT;
+  case OP_LE: return OP_CMP_LE;
+  case '>': return OP_CMP_GT;
+  case OP_GE: return OP_CMP_GE;
+  case OP_AND: return OP_LOGIC_AND;
+  case OP_OR: return OP_LOGIC_OR;
+  }
+  return OP_COUNT;
+}
+
+static bool eval_binary(Sema *S, Scope *sc, const Node *n, Value *out) {
+  Value a, b;
+  if (!eval(S, sc, n->lhs, &a) || !eval(S, sc, n->rhs, &b)) return false;
+  if (v_is_number(&a) && v_is_number(&b)) return fold_numbers(S, n, &a, &b, out);
+  if ((a.k == V_DIM || b.k == V_DIM) && n->op == '*') {
+    Dim x, y;
+    if (!to_dim(S, &a, n->lhs->loc, &x) || !to_dim(S, &b, n->rhs->loc, &y)) return false;
+    *out = (Value){.k = V_DIM, .dim = dim_mul(x, y)};
+    return true;
+  }
+  if (a.k == V_DIM && b.k == V_DIM && (n->op == OP_EQ || n->op == OP_NE)) {
+    *out = (Value){.k = V_BOOL, .i = dim_eq(a.dim, b.dim) == (n->op == OP_EQ)};
+    return true;
+  }
+  if (a.k == V_STR && b.k == V_STR && (n->op == OP_EQ || n->op == OP_NE)) {
+    *out = (Value){.k = V_BOOL, .i = !strcmp(a.s, b.s) == (n->op == OP_EQ)};
+    return true;
+  }
+  if (a.k == V_LIST && b.k == V_LIST && n->op == '+') {
+    Value *items = arena_alloc(S->arena, (a.len + b.len + 1) * sizeof *items);
+    memcpy(items, a.items, a.len * sizeof *items);
+    memcpy(items + a.len, b.items, b.len * sizeof *items);
+    *out = (Value){.k = V_LIST, .items = items, .len = a.len + b.len};
+    return true;
+  }
+  bool tensor_literal = S->e && (a.k == V_LIST || b.k == V_LIST); /* [1.0, 0.0] * x */
+  if (a.k != V_TENSOR && b.k != V_TENSOR && !tensor_literal)
+    return diag_error(S->d, n->loc, "operator does not apply to a %s and a %s", v_kind_name(a.k),
+                      v_kind_name(b.k));
+  INode *x = to_tensor(S, &a, n->lhs->loc), *y = x ? to_tensor(S, &b, n->rhs->loc) : NULL;
+  if (!y) return false;
+  INode *r;
+  if (n->op == '@') {
+    r = ir_matmul(S->m, S->e, x, y, 0, 0, n->loc, S->d);
+  } else {
+    Op op = binary_op(n->op);
+    if (op == OP_COUNT) return diag_error(S->d, n->loc, "operator does not apply to tensors");
+    r = ir_binary(S->m, S->e, op, x, y, n->loc, S->d);
+  }
+  *out = v_tensor(r);
+  return r != NULL;
+}
+
+static bool eval_unary(Sema *S, Scope *sc, const Node *n, Value *out) {
+  Value a;
+  if (!eval(S, sc, n->lhs, &a)) return false;
+  if (n->op == '-') {
+    if (a.k == V_INT) { *out = v_int(-a.i); return true; }
+    if (a.k == V_FLOAT) { *out = v_float(-a.f); return true; }
+    if (a.k == V_TENSOR) {
+      *out = v_tensor(ir_unary(S->m, S->e, OP_NEG, a.t, n->loc, S->d));
+      return true;
+    }
+  } else {
+    if (v_is_number(&a)) { *out = (Value){.k = V_BOOL, .i = v_num(&a) == 0}; return true; }
+    if (a.k == V_TENSOR) {
+      *out = v_tensor(ir_unary(S->m, S->e, OP_NOT, a.t, n->loc, S->d));
+      return true;
+    }
+  }
+  return diag_error(S->d, n->loc, "unary '%c' does not apply to a %s", n->op, v_kind_name(a.k));
+}
+
+static bool truthy(Sema *S, const Value *v, SrcLoc loc, bool *out) {
+  if (v_is_number(v)) {
+    *out = v_num(v) != 0;
+    return true;
+  }
+  if (v->k == V_TENSOR)
+    return diag_error(S->d, loc, "a condition must be known at compile time; use where(c, a, b) for tensors");
+  return diag_error(S->d, loc, "a %s cannot be a condition", v_kind_name(v->k));
+}
+
+/* x[i, a:b, ...] on lists (compile-time) and tensors (slicing; an integer drops the axis). */
+static bool eval_index(Sema *S, Scope *sc, const Node *n, Value *out) {
+  Value obj;
+  if (!eval(S, sc, n->lhs, &obj)) return false;
+  if (obj.k == V_LIST || obj.k == V_TUPLE) {
+    Value iv;
+    int64_t i;
+    if (n->args.len != 1 || n->args.items[0]->kind == N_SLICE)
+      return diag_error(S->d, n->loc, "a list takes one integer index");
+    if (!eval(S, sc, n->args.items[0], &iv) || !to_int(S, &iv, n->args.items[0]->loc, &i)) return false;
+    if (i < 0) i += obj.len;
+    if (i < 0 || i >= obj.len)
+      return diag_error(S->d, n->args.items[0]->loc, "index %lld out of range for a list of %d", (long long)i, obj.len);
+    *out = obj.items[i];
+    return true;
+  }
+  if (obj.k != V_TENSOR) return diag_error(S->d, n->loc, "a %s cannot be indexed", v_kind_name(obj.k));
+  INode *t = obj.t;
+  int rank = t->shape.rank;
+  if (n->args.len > rank)
+    return diag_error(S->d, n->loc, "too many indices (%d) for a tensor of rank %d", n->args.len, rank);
+  int axis = 0;
+  uint32_t drop = 0;
+  for (int k = 0; k < n->args.len; k++, axis++) {
+    const Node *ix = n->args.items[k];
+    int64_t start = 0, stop = INT64_MAX, step = 1;
+    if (ix->kind == N_SLICE) {
+      Value v;
+      if (ix->lhs && (!eval(S, sc, ix->lhs, &v) || !to_int(S, &v, ix->lhs->loc, &start))) return false;
+      if (ix->rhs && (!eval(S, sc, ix->rhs, &v) || !to_int(S, &v, ix->rhs->loc, &stop))) return false;
+      if (ix->extra && (!eval(S, sc, ix->extra, &v) || !to_int(S, &v, ix->extra->loc, &step))) return false;
+      if (!ix->lhs && !ix->rhs && !ix->extra) continue;
+    } else {
+      Value v;
+      if (!eval(S, sc, ix, &v) || !to_int(S, &v, ix->loc, &start)) return false;
+      Dim len = t->shape.d[axis];
+      if (len.syms) return diag_error(S->d, ix->loc, "cannot index a symbolic dimension");
+      if (start < -len.k || start >= len.k)
+        return diag_error(S->d, ix->loc, "index %lld out of range for dimension %d of size %lld",
+                          (long long)start, axis, (long long)len.k);
+      if (start < 0) start += len.k;
+      stop = start + 1;
+      drop |= 1u << axis;
+    }
+    if (stop == INT64_MAX) stop = t->shape.d[axis].syms ? INT64_MAX : t->shape.d[axis].k;
+    t = ir_slice(S->m, S->e, t, axis, start, stop, step, ix->loc, S->d);
+    if (!t) return false;
+  }
+  if (drop) {
+    Shape s = {0};
+    for (int i = 0; i < rank; i++)
+      if (!(drop & (1u << i))) s.d[s.rank++] = t->shape.d[i];
+    t = ir_reshape(S->m, S->e, t, &s, n->loc, S->d);
+  }
+  *out = v_tensor(t);
+  return t != NULL;
+}
+
+static bool eval_call(Sema *S, Scope *sc, const Node *n, Value *out) {
+  Value callee;
+  if (!eval(S, sc, n->lhs, &callee)) return false;
+  Args a = {.loc = n->loc};
+  int cap = n->args.len ? n->args.len : 1;
+  a.pos = arena_alloc(S->arena, cap * sizeof *a.pos);
+  a.pos_loc = arena_alloc(S->arena, cap * sizeof *a.pos_loc);
+  a.kw = arena_alloc(S->arena, cap * sizeof *a.kw);
+  a.kwnames = arena_alloc(S->arena, cap * sizeof *a.kwnames);
+  for (int i = 0; i < n->args.len; i++) {
+    const Node *arg = n->args.items[i];
+    if (arg->kind == N_KWARG) {
+      for (int k = 0; k < a.nkw; k++)
+        if (!strcmp(a.kwnames[k], arg->name))
+          return diag_error(S->d, arg->loc, "keyword argument '%s' repeated", arg->name);
+      a.kwnames[a.nkw] = arg->name;
+      if (!eval(S, sc, arg->rhs, &a.kw[a.nkw++])) return false;
+    } else {
+      if (a.nkw) return diag_error(S->d, arg->loc, "positional argument after a keyword argument");
+      a.pos_loc[a.npos] = arg->loc;
+      if (!eval(S, sc, arg, &a.pos[a.npos++])) return false;
+    }
+  }
+  return call_value(S, &callee, &a, out);
+}
+
+static bool eval(Sema *S, Scope *sc, const Node *n, Value *out) {
+  switch (n->kind) {
+  case N_INT: *out = v_int(n->ival); return true;
+  case N_FLOAT: *out = v_float(n->fval); return true;
+  case N_BOOL: *out = (Value){.k = V_BOOL, .i = n->ival}; return true;
+  case N_STRING: *out = (Value){.k = V_STR, .s = n->name}; return true;
+  case N_NAME: return eval_name(S, sc, n, out);
+  case N_MEMBER: return eval_member(S, sc, n, out);
+  case N_CALL: return eval_call(S, sc, n, out);
+  case N_INDEX: return eval_index(S, sc, n, out);
+  case N_LIST: return eval_list(S, sc, &n->args, V_LIST, out);
+  case N_TUPLE: return eval_list(S, sc, &n->args, V_TUPLE, out);
+  case N_COMPREHENSION: return eval_comprehension(S, sc, n, out);
+  case N_UNARY: return eval_unary(S, sc, n, out);
+  case N_BINARY: return eval_binary(S, sc, n, out);
+  case N_RANGE: {
+    Value a, b;
+    int64_t x, y;
+    if (!eval(S, sc, n->lhs, &a) || !to_int(S, &a, n->lhs->loc, &x)) return false;
+    if (!eval(S, sc, n->rhs, &b) || !to_int(S, &b, n->rhs->loc, &y)) return false;
+    *out = (Value){.k = V_RANGE, .i = x, .i2 = y};
+    return true;
+  }
+  case N_TERNARY: {
+    Value c;
+    bool t;
+    if (!eval(S, sc, n->cond, &c) || !truthy(S, &c, n->cond->loc, &t)) return false;
+    return eval(S, sc, t ? n->lhs : n->rhs, out);
+  }
+  default:
+    return diag_error(S->d, n->loc, "expected an expression");
+  }
+}
+
+/* ---- calls of user functions, methods, modules and exports ---- */
+
+/* Bind call arguments to declared parameters in a new scope. */
+static bool bind_params(Sema *S, Scope *sc, const Node *decl, const Args *a, const char *what) {
+  const NodeList *ps = &decl->args;
+  if (a->npos > ps->len)
+    return diag_error(S->d, a->loc, "%s '%s' takes %d arguments, got %d", what, decl->name, ps->len, a->npos);
+  for (int k = 0; k < a->nkw; k++) {
+    int found = -1;
+    for (int i = 0; i < ps->len; i++)
+      if (!strcmp(ps->items[i]->name, a->kwnames[k])) found = i;
+    if (found < 0) return diag_error(S->d, a->loc, "%s '%s' has no parameter '%s'", what, decl->name, a->kwnames[k]);
+    if (found < a->npos) return diag_error(S->d, a->loc, "parameter '%s' given twice", a->kwnames[k]);
+  }
+  for (int i = 0; i < ps->len; i++) {
+    const Node *p = ps->items[i];
+    const Value *v = arg_get(a, i, p->name);
+    Value dv;
+    if (!v) {
+      if (!p->rhs) return diag_error(S->d, a->loc, "missing argument '%s' of %s '%s'", p->name, what, decl->name);
+      if (!eval(S, S->globals, p->rhs, &dv)) return false;
+      v = &dv;
+    }
+    scope_set(S, sc, p->name, *v);
+  }
+  return true;
+}
+
+static bool check_declared(Sema *S, const Node *p, INode *t, const Shape *want, DType dt, SrcLoc loc);
+static bool eval_type(Sema *S, const Node *type, Shape *s, DType *dt);
+static bool instantiate(Sema *S, const Node *decl, const Args *a, Value *out);
+
+static bool call_fn(Sema *S, const Value *fv, const Args *a, Value *out) {
+  const Node *decl = fv->fn;
+  if (++S->depth > MAX_INLINE_DEPTH)
+    return diag_error(S->d, a->loc, "calls nested more than %d deep (recursion is not supported)", MAX_INLINE_DEPTH);
+  if (!S->e) return diag_error(S->d, a->loc, "functions can only be called inside fn and export bodies");
+  Scope *parent = fv->mod ? fv->mod->scope : S->globals;
+  Scope *sc = scope_new(S, parent);
+  bool is_export = decl->kind == N_EXPORT;
+  if (!bind_params(S, sc, decl, a, is_export ? "entry" : "function")) return false;
+  if (is_export) {
+    for (int i = 0; i < decl->args.len; i++) {
+      const Node *p = decl->args.items[i];
+      Value *v = scope_find_local(sc, p->name);
+      Shape s;
+      DType dt;
+      INode *t = to_tensor(S, v, a->loc);
+      if (!t || !eval_type(S, p->type, &s, &dt) || !check_declared(S, p, t, &s, dt, a->loc)) return false;
+      *v = v_tensor(t);
+    }
+  }
+  Value ret = v_none();
+  int r = exec_block(S, sc, &decl->body, &ret);
+  if (!r) return false;
+  if (is_export) {
+    Value *items = arena_alloc(S->arena, (decl->outs.len + 1) * sizeof *items);
+    for (int i = 0; i < decl->outs.len; i++) {
+      Value *v = scope_find_local(sc, decl->outs.items[i]->name);
+      if (!v) return diag_error(S->d, decl->outs.items[i]->loc, "output '%s' is never assigned", decl->outs.items[i]->name);
+      items[i] = *v;
+    }
+    ret = decl->outs.len == 1 ? items[0] : (Value){.k = V_TUPLE, .items = items, .len = decl->outs.len};
+  }
+  S->depth--;
+  *out = ret;
+  return true;
+}
+
+bool call_value(Sema *S, const Value *callee, const Args *a, Value *out) {
+  switch (callee->k) {
+  case V_BUILTIN: return builtin_call(S, callee->builtin, a, out);
+  case V_FN:
+    if (callee->fn->kind == N_MODULE) return instantiate(S, callee->fn, a, out);
+    return call_fn(S, callee, a, out);
+  case V_MOD:
+    if (callee->mod->kind == MK_USER) {
+      Value *fwd = scope_find_local(callee->mod->scope, "forward");
+      if (!fwd || fwd->k != V_FN)
+        return diag_error(S->d, a->loc, "module %s has no 'fn forward' to call", callee->mod->type_name);
+      return call_fn(S, fwd, a, out);
+    }
+    return layer_call(S, callee->mod, a, out);
+  default:
+    return diag_error(S->d, a->loc, "a %s cannot be called", v_kind_name(callee->k));
+  }
+}
+
+/* Instantiate a user module: bind its parameters, evaluate its members in order. */
+static bool instantiate(Sema *S, const Node *decl, const Args *a, Value *out) {
+  ModInst *mi = arena_alloc(S->arena, sizeof *mi);
+  mi->kind = MK_USER;
+  mi->type_name = decl->name;
+  mi->decl = decl;
+  mi->loc = a->loc;
+  mi->scope = scope_new(S, S->globals);
+  mi->scope->self = mi;
+  if (!bind_params(S, mi->scope, decl, a, "module")) return false;
+  scope_set(S, mi->scope, "self", (Value){.k = V_MOD, .mod = mi});
+  Entry *saved = S->e;
+  S->e = NULL; /* members are compile-time values and modules, not tensors */
+  for (int i = 0; i < decl->body.len; i++) {
+    const Node *it = decl->body.items[i];
+    Value v;
+    if (it->kind == N_FN) {
+      v = (Value){.k = V_FN, .fn = it, .mod = mi};
+      scope_set(S, mi->scope, it->name, v);
+      continue;
+    }
+    const char *name = it->kind == N_CONST ? it->name : it->args.items[0]->name;
+    if (it->kind == N_ASSIGN && it->args.len != 1)
+      return diag_error(S->d, it->loc, "a module member is assigned one value");
+    if (!eval(S, mi->scope, it->rhs, &v)) return false;
+    scope_set(S, mi->scope, name, v);
+  }
+  S->e = saved;
+  *out = (Value){.k = V_MOD, .mod = mi};
+  return true;
+}
+
+/* ---- statements ---- */
+
+static bool assign(Sema *S, Scope *sc, const Node *n) {
+  Value v;
+  if (!eval(S, sc, n->rhs, &v)) return false;
+  if (n->args.len == 1) {
+    scope_set(S, sc, n->args.items[0]->name, v);
+    return true;
+  }
+  if (v.k != V_TUPLE && v.k != V_LIST)
+    return diag_error(S->d, n->loc, "cannot unpack a %s into %d names", v_kind_name(v.k), n->args.len);
+  if (v.len != n->args.len)
+    return diag_error(S->d, n->loc, "cannot unpack %d values into %d names", v.len, n->args.len);
+  for (int i = 0; i < v.len; i++) scope_set(S, sc, n->args.items[i]->name, v.items[i]);
+  return true;
+}
+
+/* Returns 0 on error, 1 when the block ran to its end, 2 after a `return` (value in *ret). */
+static int exec_block(Sema *S, Scope *sc, const NodeList *body, Value *ret) {
+  for (int i = 0; i < body->len; i++) {
+    const Node *n = body->items[i];
+    switch (n->kind) {
+    case N_ASSIGN:
+      if (!assign(S, sc, n)) return 0;
+      break;
+    case N_EXPR_STMT: {
+      Value v;
+      if (!eval(S, sc, n->lhs, &v)) return 0;
+      break;
+    }
+    case N_RETURN: {
+      Value v;
+      if (!eval_list(S, sc, &n->args, V_TUPLE, &v)) return 0;
+      *ret = v.len == 1 ? v.items[0] : v;
+      return 2;
+    }
+    case N_FOR: {
+      Value it, *items;
+      int len;
+      if (!eval(S, sc, n->rhs, &it) || !iterate(S, &it, n->rhs->loc, &items, &len)) return 0;
+      for (int k = 0; k < len; k++) {
+        scope_set(S, sc, n->name, items[k]);
+        int r = exec_block(S, sc, &n->body, ret);
+        if (r != 1) return r;
+      }
+      break;
+    }
+    case N_IF: {
+      Value c;
+      bool t;
+      if (!eval(S, sc, n->cond, &c) || !truthy(S, &c, n->cond->loc, &t)) return 0;
+      int r = exec_block(S, sc, t ? &n->body : &n->orelse, ret);
+      if (r != 1) return r;
+      break;
+    }
+    case N_CONST: {
+      Value v;
+      if (!eval(S, sc, n->rhs, &v)) return 0;
+      scope_set(S, sc, n->name, v);
+      break;
+    }
+    default:
+      diag_error(S->d, n->loc, "this declaration is not allowed inside a body");
+      return 0;
+    }
+  }
+  return 1;
+}
+
+/* ---- exports ---- */
+
+static bool eval_type(Sema *S, const Node *type, Shape *s, DType *dt) {
+  if (!type) return diag_error(S->d, (SrcLoc){0, 0}, "missing type");
+  if (!strcmp(type->name, "f32")) *dt = DT_F32;
+  else if (!strcmp(type->name, "i64")) *dt = DT_I64;
+  else return diag_error(S->d, type->loc, "unknown element type '%s' (expected f32 or i64)", type->name);
+  if (type->args.len > MAX_RANK) return diag_error(S->d, type->loc, "rank %d exceeds the maximum of %d", type->args.len, MAX_RANK);
+  s->rank = type->args.len;
+  for (int i = 0; i < s->rank; i++) {
+    const Node *dn = type->args.items[i];
+    if (dn->kind == N_NAME && !scope_lookup(S->globals, dn->name)) {
+      int sym = model_sym(S->m, dn->name);
+      if (sym < 0) return diag_error(S->d, dn->loc, "too many symbolic dimensions (at most %d)", MAX_SYMS);
+      s->d[i] = (Dim){1, 1u << sym};
+      continue;
+    }
+    Value v;
+    if (!eval(S, S->globals, dn, &v) || !to_dim(S, &v, dn->loc, &s->d[i])) return false;
+  }
+  return true;
+}
+
+static bool check_declared(Sema *S, const Node *p, INode *t, const Shape *want, DType dt, SrcLoc loc) {
+  if (shape_eq(&t->shape, want) && t->dtype == dt) return true;
+  char a[128], b[128];
+  return diag_error(S->d, loc, "'%s' is declared %s but its value is %s", p->name,
+                    shape_str(S->m, dt, want, a, sizeof a), shape_str(S->m, t->dtype, &t->shape, b, sizeof b));
+}
+
+static bool build_export(Sema *S, const Node *decl) {
+  Model *m = S->m;
+  if (m->nentries == m->entries_cap) {
+    int cap = m->entries_cap ? 2 * m->entries_cap : 8;
+    Entry *v = arena_alloc(S->arena, cap * sizeof *v);
+    if (m->nentries) memcpy(v, m->entries, m->nentries * sizeof *v);
+    m->entries = v;
+    m->entries_cap = cap;
+  }
+  Entry *e = &m->entries[m->nentries++];
+  memset(e, 0, sizeof *e);
+  e->name = decl->name;
+  e->loc = decl->loc;
+  e->nin = decl->args.len;
+  e->nout = decl->outs.len;
+  e->inputs = arena_alloc(S->arena, (e->nin + 1) * sizeof *e->inputs);
+  e->in_names = arena_alloc(S->arena, (e->nin + 1) * sizeof *e->in_names);
+  e->outputs = arena_alloc(S->arena, (e->nout + 1) * sizeof *e->outputs);
+  e->out_names = arena_alloc(S->arena, (e->nout + 1) * sizeof *e->out_names);
+  e->out_shapes = arena_alloc(S->arena, (e->nout + 1) * sizeof *e->out_shapes);
+  e->out_dtypes = arena_alloc(S->arena, (e->nout + 1) * sizeof *e->out_dtypes);
+  if (e->nout == 0) return diag_error(S->d, decl->loc, "entry '%s' has no outputs", decl->name);
+  S->e = e;
+  Scope *sc = scope_new(S, S->globals);
+  for (int i = 0; i < e->nin; i++) {
+    const Node *p = decl->args.items[i];
+    Shape s;
+    DType dt;
+    if (!p->type) return diag_error(S->d, p->loc, "entry input '%s' needs a type, e.g. %s: f32[N, 4]", p->name, p->name);
+    if (!eval_type(S, p->type, &s, &dt)) return false;
+    for (int k = 0; k < i; k++)
+      if (!strcmp(e->in_names[k], p->name)) return diag_error(S->d, p->loc, "input '%s' declared twice", p->name);
+    e->in_names[i] = p->name;
+    e->inputs[i] = ir_input(m, e, i, dt, &s, p->loc);
+    scope_set(S, sc, p->name, v_tensor(e->inputs[i]));
+  }
+  for (int i = 0; i < e->nout; i++) {
+    const Node *p = decl->outs.items[i];
+    if (!p->type) return diag_error(S->d, p->loc, "entry output '%s' needs a type", p->name);
+    if (!eval_type(S, p->type, &e->out_shapes[i], &e->out_dtypes[i])) return false;
+    e->out_names[i] = p->name;
+  }
+  Value ret = v_none();
+  int r = exec_block(S, sc, &decl->body, &ret);
+  if (!r) return false;
+  if (r == 2) return diag_error(S->d, decl->loc, "an export assigns its named outputs instead of using return");
+  for (int i = 0; i < e->nout; i++) {
+    const Node *p = decl->outs.items[i];
+    Value *v = scope_find_local(sc, p->name);
+    if (!v) return diag_error(S->d, p->loc, "output '%s' is never assigned", p->name);
+    INode *t = v->k == V_TENSOR ? v->t : NULL;
+    if (!t && v_is_number(v)) t = ir_fill(m, e, v_num(v), &e->out_shapes[i], p->loc);
+    if (!t) return diag_error(S->d, p->loc, "output '%s' is a %s, not a tensor", p->name, v_kind_name(v->k));
+    if (!check_declared(S, p, t, &e->out_shapes[i], e->out_dtypes[i], p->loc)) return false;
+    e->outputs[i] = t;
+  }
+  S->e = NULL;
+  return true;
+}
+
+/* ---- the program ---- */
+
+static bool declare(Sema *S, const Node *n) {
+  Value v;
+  if (scope_find_local(S->globals, n->name ? n->name : n->args.items[0]->name) && n->kind != N_ASSIGN)
+    return diag_error(S->d, n->loc, "'%s' is already defined", n->name);
+  switch (n->kind) {
+  case N_CONST:
+    if (!eval(S, S->globals, n->rhs, &v)) return false;
+    scope_set(S, S->globals, n->name, v);
+    return true;
+  case N_MODULE:
+  case N_FN:
+  case N_EXPORT:
+    v = (Value){.k = V_FN, .fn = n};
+    scope_set(S, S->globals, n->name, v);
+    return true;
+  case N_ASSIGN:
+    if (n->args.len != 1) return diag_error(S->d, n->loc, "a top-level component is assigned one value");
+    if (scope_find_local(S->globals, n->args.items[0]->name))
+      return diag_error(S->d, n->loc, "'%s' is already defined", n->args.items[0]->name);
+    if (!eval(S, S->globals, n->rhs, &v)) return false;
+    if (!value_bind(S, &v, n->args.items[0]->name, n->loc)) return false;
+    scope_set(S, S->globals, n->args.items[0]->name, v);
+    return true;
+  default:
+    return diag_error(S->d, n->loc, "statements are only allowed inside fn and export bodies");
+  }
+}
+
+Model *sema_program(Arena *a, const SrcFile *file, const Node *prog, const char *model_name, Diag *d) {
+  Model *m = arena_alloc(a, sizeof *m);
+  m->arena = a;
+  m->file = file;
+  m->name = arena_strdup(a, model_name);
+  Sema S = {.arena = a, .m = m, .d = d};
+  S.globals = scope_new(&S, NULL);
+  for (int i = 0; i < prog->body.len; i++)
+    if (!declare(&S, prog->body.items[i])) return NULL;
+  for (int i = 0; i < prog->body.len; i++)
+    if (prog->body.items[i]->kind == N_EXPORT && !build_export(&S, prog->body.items[i])) return NULL;
+  if (m->nentries == 0) {
+    diag_error(d, (SrcLoc){1, 1}, "the model exports no entry (write `export name(x: f32[N, 4]) -> (y: f32[N]) { ... }`)");
+    return NULL;
+  }
+  return m;
+}

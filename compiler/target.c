@@ -1,0 +1,444 @@
+/* target.c — native code from LLVM modules: host TargetMachine, verify + O3, asm text,
+ * object file + `cc -shared` (AOT), and an ORC LLJIT (JIT).  Only the LLVM C API is used.
+ * See target.h for ownership rules. */
+#include "target.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <llvm-c/Analysis.h>
+#include <llvm-c/Error.h>
+#include <llvm-c/LLJIT.h>
+#include <llvm-c/Orc.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/TargetMachine.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+
+extern char **environ;
+
+struct Target {
+  LLVMTargetMachineRef tm;
+  LLVMTargetDataRef layout;
+  char *triple; /* LLVMDisposeMessage */
+};
+
+struct Jit {
+  LLVMOrcLLJITRef lljit;
+  LLVMOrcThreadSafeContextRef tsc;
+  Target *target; /* optimises modules before they are added */
+};
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...) {
+  if (!err || !errlen)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
+}
+
+/* Consumes e (non-NULL) into err, prefixed with what. */
+static void error_to_msg(LLVMErrorRef e, const char *what, char *err, size_t errlen) {
+  char *msg = LLVMGetErrorMessage(e);
+  set_err(err, errlen, "%s: %s", what, msg);
+  LLVMDisposeErrorMessage(msg);
+}
+
+/* ---- host target machine ---- */
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static int init_failed;
+
+static void init_native(void) {
+  init_failed = LLVMInitializeNativeTarget() || LLVMInitializeNativeAsmPrinter();
+}
+
+/* A fresh host TargetMachine (owned by the caller); *triple_out gets the triple if non-NULL. */
+static LLVMTargetMachineRef host_tm(char **triple_out, char *err, size_t errlen) {
+  pthread_once(&init_once, init_native);
+  if (init_failed) {
+    set_err(err, errlen, "cannot initialise the native LLVM target");
+    return NULL;
+  }
+  char *triple = LLVMGetDefaultTargetTriple();
+  LLVMTargetRef target;
+  char *msg = NULL;
+  if (LLVMGetTargetFromTriple(triple, &target, &msg)) {
+    set_err(err, errlen, "target %s: %s", triple, msg);
+    LLVMDisposeMessage(msg);
+    LLVMDisposeMessage(triple);
+    return NULL;
+  }
+  char *cpu = LLVMGetHostCPUName();
+  char *features = LLVMGetHostCPUFeatures();
+  LLVMTargetMachineRef tm =
+      LLVMCreateTargetMachine(target, triple, cpu, features, LLVMCodeGenLevelAggressive,
+                              LLVMRelocPIC, LLVMCodeModelDefault);
+  LLVMDisposeMessage(cpu);
+  LLVMDisposeMessage(features);
+  if (!tm)
+    set_err(err, errlen, "cannot create a target machine for %s", triple);
+  if (tm && triple_out)
+    *triple_out = triple;
+  else
+    LLVMDisposeMessage(triple);
+  return tm;
+}
+
+Target *target_new_host(char *err, size_t errlen) {
+  Target *t = calloc(1, sizeof *t);
+  if (!t) {
+    set_err(err, errlen, "out of memory");
+    return NULL;
+  }
+  t->tm = host_tm(&t->triple, err, errlen);
+  if (!t->tm) {
+    free(t);
+    return NULL;
+  }
+  t->layout = LLVMCreateTargetDataLayout(t->tm);
+  return t;
+}
+
+void target_free(Target *t) {
+  if (!t)
+    return;
+  LLVMDisposeTargetData(t->layout);
+  LLVMDisposeTargetMachine(t->tm);
+  LLVMDisposeMessage(t->triple);
+  free(t);
+}
+
+void target_configure_module(Target *t, LLVMModuleRef m) {
+  LLVMSetTarget(m, t->triple);
+  LLVMSetModuleDataLayout(m, t->layout);
+}
+
+/* ---- verify + optimise ---- */
+
+int target_optimize(Target *t, LLVMModuleRef m, char *err, size_t errlen) {
+  char *msg = NULL;
+  int broken = LLVMVerifyModule(m, LLVMReturnStatusAction, &msg);
+  if (broken)
+    set_err(err, errlen, "invalid LLVM module: %s", msg ? msg : "(no message)");
+  LLVMDisposeMessage(msg);
+  if (broken)
+    return -1;
+
+  /* The C API's default tuning leaves the SLP vectoriser off (clang turns it on at O2+). */
+  LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
+  LLVMPassBuilderOptionsSetLoopVectorization(opts, 1);
+  LLVMPassBuilderOptionsSetSLPVectorization(opts, 1);
+  LLVMPassBuilderOptionsSetLoopInterleaving(opts, 1);
+  LLVMPassBuilderOptionsSetLoopUnrolling(opts, 1);
+  LLVMErrorRef e = LLVMRunPasses(m, "default<O3>", t->tm, opts);
+  LLVMDisposePassBuilderOptions(opts);
+  if (e) {
+    error_to_msg(e, "optimisation failed", err, errlen);
+    return -1;
+  }
+  return 0;
+}
+
+/* ---- codegen ---- */
+
+/* Codegen of a clone (the codegen pipeline rewrites IR in place); buffer owned by caller. */
+static LLVMMemoryBufferRef codegen(Target *t, LLVMModuleRef m, LLVMCodeGenFileType kind,
+                                   char *err, size_t errlen) {
+  LLVMModuleRef clone = LLVMCloneModule(m);
+  LLVMMemoryBufferRef buf = NULL;
+  char *msg = NULL;
+  if (LLVMTargetMachineEmitToMemoryBuffer(t->tm, clone, kind, &msg, &buf)) {
+    set_err(err, errlen, "code generation failed: %s", msg ? msg : "(no message)");
+    buf = NULL;
+  }
+  LLVMDisposeMessage(msg);
+  LLVMDisposeModule(clone);
+  return buf;
+}
+
+char *target_emit_asm(Target *t, LLVMModuleRef m, char *err, size_t errlen) {
+  LLVMMemoryBufferRef buf = codegen(t, m, LLVMAssemblyFile, err, errlen);
+  if (!buf)
+    return NULL;
+  size_t n = LLVMGetBufferSize(buf);
+  char *s = malloc(n + 1);
+  if (s) {
+    memcpy(s, LLVMGetBufferStart(buf), n);
+    s[n] = '\0';
+  } else {
+    set_err(err, errlen, "out of memory");
+  }
+  LLVMDisposeMemoryBuffer(buf);
+  return s;
+}
+
+static int write_all(int fd, const char *p, size_t n) {
+  while (n) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0)
+      return -1;
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+/* Writes buf to a new temp file "<TMPDIR>/nnc-XXXXXX.o"; path[] gets its name. */
+static int write_temp_object(LLVMMemoryBufferRef buf, char *path, size_t pathlen, char *err,
+                             size_t errlen) {
+  const char *dir = getenv("TMPDIR");
+  snprintf(path, pathlen, "%s/nnc-XXXXXX.o", dir && *dir ? dir : "/tmp");
+  int fd = mkostemps(path, 2, O_CLOEXEC);
+  if (fd < 0) {
+    set_err(err, errlen, "cannot create %s: %s", path, strerror(errno));
+    return -1;
+  }
+  int rc = write_all(fd, LLVMGetBufferStart(buf), LLVMGetBufferSize(buf));
+  if (close(fd) != 0)
+    rc = -1;
+  if (rc) {
+    set_err(err, errlen, "cannot write %s: %s", path, strerror(errno));
+    unlink(path);
+  }
+  return rc;
+}
+
+/* Runs argv[0] (PATH search, no shell) with stdout+stderr captured; 0 if it exits 0.
+ * posix_spawn rather than fork: safe in a process with other threads (LLVM, other JITs). */
+static int run_capture(char *const argv[], char *err, size_t errlen) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) {
+    set_err(err, errlen, "pipe: %s", strerror(errno));
+    return -1;
+  }
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO);
+  posix_spawn_file_actions_adddup2(&fa, fds[1], STDERR_FILENO);
+  pid_t pid;
+  int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  close(fds[1]);
+  if (rc != 0) {
+    close(fds[0]);
+    set_err(err, errlen, "cannot run %s: %s", argv[0], strerror(rc));
+    return -1;
+  }
+
+  char out[4096];
+  size_t len = 0;
+  for (;;) { /* drain everything so the child never blocks; keep the first 4 KiB */
+    char chunk[1024];
+    ssize_t r = read(fds[0], chunk, sizeof chunk);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      break;
+    size_t keep = (size_t)r < sizeof out - 1 - len ? (size_t)r : sizeof out - 1 - len;
+    memcpy(out + len, chunk, keep);
+    len += keep;
+  }
+  out[len] = '\0';
+  close(fds[0]);
+
+  int status;
+  while (waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR) {
+      set_err(err, errlen, "waitpid: %s", strerror(errno));
+      return -1;
+    }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+    return 0;
+  if (WIFEXITED(status))
+    set_err(err, errlen, "%s failed (exit %d):\n%s", argv[0], WEXITSTATUS(status), out);
+  else
+    set_err(err, errlen, "%s killed by signal %d:\n%s", argv[0], WTERMSIG(status), out);
+  return -1;
+}
+
+/* argv = split($NNC_CC or "cc") -shared -o out obj link_args... NULL; *words owns the strings. */
+static char **link_argv(const char *out, const char *obj, const char *const *link_args,
+                        int n_link_args, char **words) {
+  const char *cc = getenv("NNC_CC");
+  *words = strdup(cc && *cc ? cc : "cc");
+  size_t max = strlen(*words) / 2 + 1 + 4 + (size_t)n_link_args + 1;
+  char **argv = calloc(max, sizeof *argv);
+  if (!*words || !argv) {
+    free(argv);
+    return NULL;
+  }
+  size_t n = 0;
+  char *save = NULL;
+  for (char *w = strtok_r(*words, " \t", &save); w; w = strtok_r(NULL, " \t", &save))
+    argv[n++] = w;
+  if (n == 0)
+    argv[n++] = "cc";
+  argv[n++] = "-shared";
+  argv[n++] = "-o";
+  argv[n++] = (char *)out;
+  argv[n++] = (char *)obj;
+  for (int i = 0; i < n_link_args; i++)
+    argv[n++] = (char *)link_args[i];
+  argv[n] = NULL;
+  return argv;
+}
+
+int target_emit_shared_lib(Target *t, LLVMModuleRef m, const char *out_path,
+                           const char *const *link_args, int n_link_args, char *err,
+                           size_t errlen) {
+  LLVMMemoryBufferRef obj = codegen(t, m, LLVMObjectFile, err, errlen);
+  if (!obj)
+    return -1;
+  char obj_path[4096];
+  int rc = write_temp_object(obj, obj_path, sizeof obj_path, err, errlen);
+  LLVMDisposeMemoryBuffer(obj);
+  if (rc)
+    return -1;
+
+  char *words = NULL;
+  char **argv = link_argv(out_path, obj_path, link_args, n_link_args, &words);
+  if (argv)
+    rc = run_capture(argv, err, errlen);
+  else {
+    set_err(err, errlen, "out of memory");
+    rc = -1;
+  }
+  free(argv);
+  free(words);
+  unlink(obj_path);
+  return rc;
+}
+
+/* ---- JIT ---- */
+
+static int define_symbols(Jit *j, const JitSymbol *syms, int n, char *err, size_t errlen) {
+  if (n <= 0)
+    return 0;
+  LLVMOrcCSymbolMapPairs pairs = calloc((size_t)n, sizeof *pairs);
+  if (!pairs) {
+    set_err(err, errlen, "out of memory");
+    return -1;
+  }
+  for (int i = 0; i < n; i++) {
+    pairs[i].Name = LLVMOrcLLJITMangleAndIntern(j->lljit, syms[i].name);
+    pairs[i].Sym.Address = (LLVMOrcExecutorAddress)(uintptr_t)syms[i].addr;
+    pairs[i].Sym.Flags.GenericFlags =
+        LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable;
+    pairs[i].Sym.Flags.TargetFlags = 0;
+  }
+  /* The unit takes over the interned names; we still free the array. */
+  LLVMOrcMaterializationUnitRef mu = LLVMOrcAbsoluteSymbols(pairs, (size_t)n);
+  free(pairs);
+  LLVMErrorRef e = LLVMOrcJITDylibDefine(LLVMOrcLLJITGetMainJITDylib(j->lljit), mu);
+  if (e) {
+    LLVMOrcDisposeMaterializationUnit(mu);
+    error_to_msg(e, "cannot define JIT symbols", err, errlen);
+    return -1;
+  }
+  return 0;
+}
+
+static int add_process_symbols(Jit *j, char *err, size_t errlen) {
+  LLVMOrcDefinitionGeneratorRef gen;
+  LLVMErrorRef e = LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(
+      &gen, LLVMOrcLLJITGetGlobalPrefix(j->lljit), NULL, NULL);
+  if (e) {
+    error_to_msg(e, "cannot search process symbols", err, errlen);
+    return -1;
+  }
+  LLVMOrcJITDylibAddGenerator(LLVMOrcLLJITGetMainJITDylib(j->lljit), gen);
+  return 0;
+}
+
+/* The LLJIT compiles with a copy of a host TargetMachine: same CPU, features, opt level. */
+static int create_lljit(Jit *j, char *err, size_t errlen) {
+  LLVMTargetMachineRef tm = host_tm(NULL, err, errlen);
+  if (!tm)
+    return -1;
+  LLVMOrcJITTargetMachineBuilderRef jtmb =
+      LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(tm); /* consumes tm */
+  LLVMOrcLLJITBuilderRef builder = LLVMOrcCreateLLJITBuilder();
+  LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(builder, jtmb); /* consumes jtmb */
+  LLVMErrorRef e = LLVMOrcCreateLLJIT(&j->lljit, builder);     /* consumes builder */
+  if (e) {
+    j->lljit = NULL;
+    error_to_msg(e, "cannot create the JIT", err, errlen);
+    return -1;
+  }
+  return 0;
+}
+
+Jit *jit_new(const JitSymbol *syms, int n_syms, char *err, size_t errlen) {
+  Jit *j = calloc(1, sizeof *j);
+  if (!j) {
+    set_err(err, errlen, "out of memory");
+    return NULL;
+  }
+  j->target = target_new_host(err, errlen);
+  if (!j->target || create_lljit(j, err, errlen) ||
+      define_symbols(j, syms, n_syms, err, errlen) || add_process_symbols(j, err, errlen)) {
+    jit_free(j);
+    return NULL;
+  }
+  j->tsc = LLVMOrcCreateNewThreadSafeContext();
+  return j;
+}
+
+void jit_free(Jit *j) {
+  if (!j)
+    return;
+  if (j->lljit) {
+    LLVMErrorRef e = LLVMOrcDisposeLLJIT(j->lljit);
+    if (e) /* teardown failures have no one to go to */
+      LLVMConsumeError(e);
+  }
+  if (j->tsc)
+    LLVMOrcDisposeThreadSafeContext(j->tsc);
+  target_free(j->target);
+  free(j);
+}
+
+LLVMContextRef jit_context(Jit *j) { return LLVMOrcThreadSafeContextGetContext(j->tsc); }
+
+LLVMModuleRef jit_module_new(Jit *j, const char *name) {
+  LLVMModuleRef m = LLVMModuleCreateWithNameInContext(name, jit_context(j));
+  target_configure_module(j->target, m);
+  return m;
+}
+
+int jit_add_module(Jit *j, LLVMModuleRef m, char *err, size_t errlen) {
+  if (target_optimize(j->target, m, err, errlen)) {
+    LLVMDisposeModule(m);
+    return -1;
+  }
+  LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(m, j->tsc);
+  LLVMErrorRef e =
+      LLVMOrcLLJITAddLLVMIRModule(j->lljit, LLVMOrcLLJITGetMainJITDylib(j->lljit), tsm);
+  if (e) { /* the TSM is consumed even on failure */
+    error_to_msg(e, "cannot add module to the JIT", err, errlen);
+    return -1;
+  }
+  return 0;
+}
+
+void *jit_lookup(Jit *j, const char *name, char *err, size_t errlen) {
+  LLVMOrcExecutorAddress addr = 0;
+  LLVMErrorRef e = LLVMOrcLLJITLookup(j->lljit, &addr, name);
+  if (e) {
+    error_to_msg(e, "JIT lookup failed", err, errlen);
+    return NULL;
+  }
+  return (void *)(uintptr_t)addr;
+}

@@ -1,0 +1,65 @@
+/* target.h — turns an LLVM module into native code for the host, two ways: an object file
+ * linked into a shared library by the system C compiler driver (AOT), or machine code in
+ * this process through an ORC LLJIT (JIT).  Both optimise with the same new-pass-manager
+ * pipeline ("default<O3>") and compile for the host CPU and its features.
+ *
+ * Ownership and threading:
+ *  - A Target owns one host TargetMachine.  It is not thread-safe: use one per thread
+ *    (create one per compile).  target_* never take ownership of the module passed in;
+ *    target_emit_asm / target_emit_shared_lib codegen a clone, so the module is unchanged.
+ *  - A Jit owns an LLJIT, the LLVM context modules for it are built in (jit_context), and a
+ *    Target used to optimise them.  Build modules with jit_module_new (already configured)
+ *    or in jit_context(j); jit_add_module takes ownership of the module in every case,
+ *    success or failure.  Modules built in jit_context(j) but never added must be disposed
+ *    by the caller before jit_free.  jit_free releases the JIT'd code, so function
+ *    pointers from jit_lookup are dead afterwards.
+ *  - Many Jits may live at once, on different threads; one Jit (and its context) must be
+ *    used by one thread at a time.  The only global state is LLVM's one-time target init.
+ *  - Errors: functions returning int give 0 / -1, pointers give non-NULL / NULL; on failure
+ *    a message is written to err (errlen bytes, always NUL-terminated; err may be NULL). */
+#ifndef NNC_TARGET_H
+#define NNC_TARGET_H
+
+#include <stddef.h>
+#include <llvm-c/Core.h>
+
+typedef struct Target Target;
+
+/* Host triple, CPU and features; opt level aggressive, PIC, default code model. */
+Target *target_new_host(char *err, size_t errlen);
+void target_free(Target *t); /* NULL harmless */
+/* Set the module's triple and data layout.  Call before building layout-dependent IR. */
+void target_configure_module(Target *t, LLVMModuleRef m);
+/* Verify m (the verifier's message on failure), then run "default<O3>" on it in place. */
+int target_optimize(Target *t, LLVMModuleRef m, char *err, size_t errlen);
+/* Textual assembly of m, malloc'd (caller frees). */
+char *target_emit_asm(Target *t, LLVMModuleRef m, char *err, size_t errlen);
+/* Emit m as an object into a temp file (removed afterwards) and run
+ *   $NNC_CC (default "cc") -shared -o out_path OBJ link_args...
+ * without a shell; NNC_CC is split on blanks ("ccache gcc" works, no quoting).  On failure
+ * err holds the exit status and the driver's output.  m should already be optimised. */
+int target_emit_shared_lib(Target *t, LLVMModuleRef m, const char *out_path,
+                           const char *const *link_args, int n_link_args, char *err,
+                           size_t errlen);
+
+typedef struct Jit Jit;
+typedef struct JitSymbol {
+  const char *name; /* unmangled C name */
+  void *addr;
+} JitSymbol;
+
+/* An LLJIT for the host.  syms are defined as absolute symbols in the main JITDylib and win
+ * over the process's own symbols (libc, libm, ...), which are searched as a fallback. */
+Jit *jit_new(const JitSymbol *syms, int n_syms, char *err, size_t errlen);
+void jit_free(Jit *j); /* NULL harmless */
+/* The context to build this JIT's modules in; owned by the Jit. */
+LLVMContextRef jit_context(Jit *j);
+/* A new empty module in jit_context(j), triple and data layout already set. */
+LLVMModuleRef jit_module_new(Jit *j, const char *name);
+/* Verify and optimise m (as target_optimize), then hand it to the JIT.  Takes ownership of m
+ * whatever the outcome.  Code is generated lazily, at the first jit_lookup. */
+int jit_add_module(Jit *j, LLVMModuleRef m, char *err, size_t errlen);
+/* Address of a symbol defined by an added module (or a JitSymbol); NULL + err if missing. */
+void *jit_lookup(Jit *j, const char *name, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,122 @@
+/* value.h — compile-time values of semantic analysis: numbers, symbolic dims, lists, module
+ * instances, functions and tensors (graph IR nodes).  Shared by sema.c (statements,
+ * expressions), layers.c (torch.nn-style layer constructors) and builtins.c (functions). */
+#ifndef NNC_VALUE_H
+#define NNC_VALUE_H
+
+#include "ir.h"
+
+typedef enum VKind {
+  V_NONE, V_INT, V_FLOAT, V_BOOL, V_STR, V_DIM, V_LIST, V_TUPLE, V_RANGE, V_TENSOR, V_MOD,
+  V_FN, V_BUILTIN,
+} VKind;
+
+typedef struct ModInst ModInst;
+typedef struct Scope Scope;
+
+typedef struct Value {
+  VKind k;
+  int64_t i;          /* V_INT, V_BOOL, V_RANGE start */
+  int64_t i2;         /* V_RANGE stop */
+  double f;           /* V_FLOAT */
+  const char *s;      /* V_STR; V_BUILTIN name */
+  Dim dim;            /* V_DIM */
+  struct Value *items;/* V_LIST, V_TUPLE */
+  int len;
+  INode *t;           /* V_TENSOR */
+  ModInst *mod;       /* V_MOD; V_FN: the bound module (method) or NULL */
+  const Node *fn;     /* V_FN: N_FN or N_EXPORT */
+  int builtin;        /* V_BUILTIN: index in the builtin table */
+} Value;
+
+/* Kinds of module: user-defined (`module`) or one of the torch.nn-style layers. */
+typedef enum ModKind { MK_USER, MK_SEQUENTIAL, MK_LINEAR, MK_ACTIVATION } ModKind;
+
+struct ModInst {
+  ModKind kind;
+  const char *type_name;  /* "Linear", "Coupling", ... */
+  SrcLoc loc;
+  const char *prefix;     /* state_dict prefix once bound to a name, else NULL */
+  /* MK_USER: members by name (evaluated at instantiation), scope for method bodies */
+  const Node *decl;
+  Scope *scope;
+  /* MK_SEQUENTIAL: children */
+  ModInst **children;
+  int nchildren;
+  /* MK_LINEAR */
+  int64_t in_features, out_features;
+  bool bias;
+  int p_weight, p_bias;
+  /* MK_ACTIVATION: an elementwise op with attributes */
+  Op act;
+  double a0, a1;
+};
+
+/* A lexical scope: names to values, with a parent. */
+struct Scope {
+  Scope *parent;
+  const char **names;
+  Value *vals;
+  int n, cap;
+  ModInst *self;          /* inside a module: the instance whose members are in this scope */
+};
+
+/* The state of semantic analysis. */
+typedef struct Sema {
+  Arena *arena;
+  Model *m;
+  Entry *e;               /* the entry being built, or NULL at top level */
+  Diag *d;
+  Scope *globals;
+  int depth;              /* inlining depth, to catch recursion */
+} Sema;
+
+Scope *scope_new(Sema *S, Scope *parent);
+Value *scope_lookup(Scope *s, const char *name);
+void scope_set(Sema *S, Scope *s, const char *name, Value v);
+
+Value v_none(void);
+Value v_int(int64_t i);
+Value v_float(double f);
+Value v_tensor(INode *t);
+bool v_is_number(const Value *v);
+double v_num(const Value *v);
+const char *v_kind_name(VKind k);
+
+/* Convert a value (number, list of numbers, tensor) to a tensor; NULL + diagnostic if not. */
+INode *to_tensor(Sema *S, const Value *v, SrcLoc loc);
+/* An integer or symbolic dim from a value; false + diagnostic if not. */
+bool to_dim(Sema *S, const Value *v, SrcLoc loc, Dim *out);
+bool to_int(Sema *S, const Value *v, SrcLoc loc, int64_t *out);
+
+/* Calls: positional values and keyword (name, value) pairs. */
+typedef struct Args {
+  Value *pos;
+  int npos;
+  const char **kwnames;
+  Value *kw;
+  int nkw;
+  SrcLoc *pos_loc;
+  SrcLoc loc;             /* the call */
+} Args;
+
+/* Fetch argument `i`/`name` (positional first, then keyword); `def` when absent.  Reports
+ * unknown keywords and excess positionals through args_check. */
+const Value *arg_get(const Args *a, int i, const char *name);
+bool args_check(Sema *S, const Args *a, const char *fn, const char *const *names, int n);
+
+/* layers.c */
+bool layer_construct(Sema *S, const char *name, const Args *a, Value *out, bool *found);
+bool layer_call(Sema *S, ModInst *mi, const Args *a, Value *out);
+bool module_bind(Sema *S, ModInst *mi, const char *prefix, SrcLoc loc);
+bool value_bind(Sema *S, Value *v, const char *prefix, SrcLoc loc);
+INode *apply_act(Sema *S, Op op, double a0, double a1, INode *x, SrcLoc loc);
+
+/* builtins.c */
+int builtin_find(const char *name);
+bool builtin_call(Sema *S, int index, const Args *a, Value *out);
+
+/* sema.c */
+bool call_value(Sema *S, const Value *callee, const Args *a, Value *out);
+
+#endif

@@ -1,0 +1,90 @@
+/* nnc_model.h — the ABI of every library nnc generates (AOT .so or JIT-compiled module).
+ *
+ * A generated library exports
+ *   const nnc_model_desc *nnc_model_info(void);          the introspection table below
+ *   nnc_ctx *nnc_ctx_open(const nnc_model_desc *, const char *weights_path, char *err, size_t n);
+ *   void nnc_ctx_close(nnc_ctx *);                       NULL is harmless
+ *   int nnc_ctx_call(nnc_ctx *, int entry, void *const *args, const int64_t *syms);
+ *   const char *nnc_ctx_error(const nnc_ctx *);          message of the last failed call
+ *   int64_t nnc_entry_workspace_size(const nnc_entry_desc *, const int64_t *syms);
+ * plus typed wrappers per entry, declared by the header `nnc --header` writes:
+ *   <model>_ctx *<model>_open(const char *weights_path, char *err, size_t n);
+ *   int <model>_<entry>(<model>_ctx *, <one int64_t per symbolic dim>, <inputs>, <outputs>);
+ *
+ * A context owns the weights (embedded ones are used in place) and a workspace that grows to
+ * the largest call seen, so calls after the first allocate nothing.  Contexts are independent:
+ * separate threads may use separate contexts at once.  This file is also pasted verbatim into
+ * every generated header, so it must stay self-contained C.
+ */
+#ifndef NNC_MODEL_ABI
+#define NNC_MODEL_ABI 1
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum nnc_dtype {
+  NNC_F32 = 0, /* float, little-endian IEEE 754 */
+  NNC_I64 = 1, /* int64_t */
+};
+
+enum nnc_status {
+  NNC_OK = 0,          /* success */
+  NNC_ERR_USER = 1,    /* bad model, weights or inputs; see the error message */
+  NNC_ERR_USAGE = 2,   /* bad arguments to an API call (wrong entry index, NULL pointer) */
+  NNC_ERR_NOMEM = 3,   /* out of memory */
+};
+
+/* A dimension: k times the product of the symbolic dims whose bits are set in `syms`
+ * (bit i = nnc_model_desc.sym_names[i]).  A static dim has syms == 0. */
+typedef struct nnc_dim {
+  int64_t k;
+  uint32_t syms;
+} nnc_dim;
+
+typedef struct nnc_arg_desc {
+  const char *name;
+  int32_t dtype;       /* enum nnc_dtype */
+  int32_t rank;
+  const nnc_dim *dims; /* [rank] */
+} nnc_arg_desc;
+
+/* Body of an entry: args = inputs then outputs (caller-owned, C order), syms = values of all
+ * symbolic dims of the model (by index), weights = the weight blob, workspace = at least
+ * nnc_entry_workspace_size() bytes, 64-byte aligned. */
+typedef void (*nnc_entry_fn)(void *const *args, const int64_t *syms, const char *weights,
+                             char *workspace);
+
+typedef struct nnc_entry_desc {
+  const char *name;
+  int32_t n_in, n_out;
+  const nnc_arg_desc *args; /* [n_in + n_out] */
+  int32_t n_slots;          /* workspace = sum of slots, each rounded up to 64 bytes */
+  const nnc_dim *slots;     /* [n_slots] sizes in bytes */
+  nnc_entry_fn body;
+} nnc_entry_desc;
+
+typedef struct nnc_param_desc {
+  const char *name;      /* PyTorch state_dict name, e.g. "layers.0.s.0.weight" */
+  int32_t dtype;
+  int32_t rank;
+  const int64_t *shape;  /* [rank] */
+  uint64_t offset;       /* byte offset in the weight blob (64-byte aligned) */
+  uint64_t nbytes;
+} nnc_param_desc;
+
+typedef struct nnc_model_desc {
+  uint32_t abi_version;  /* NNC_MODEL_ABI */
+  const char *name;      /* model name (the .nn file's base name) */
+  int32_t n_syms;
+  const char *const *sym_names;
+  int32_t n_entries;
+  const nnc_entry_desc *entries;
+  int32_t n_params;
+  const nnc_param_desc *params;
+  uint64_t weights_size;          /* bytes */
+  const char *embedded_weights;   /* NULL when weights are loaded at run time */
+} nnc_model_desc;
+
+typedef struct nnc_ctx nnc_ctx;
+
+#endif

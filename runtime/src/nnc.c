@@ -1,0 +1,557 @@
+/* nnc.c — the public runtime API (nnc.h): models (JIT-compiled, loaded from a .so, or wrapped
+ * from a table), contexts, and nnc_call, which checks the caller's tensors against the
+ * entry's argument table, binds the symbolic dims from the input shapes, allocates outputs
+ * and calls the entry through the model library's own nnc_ctx_* functions.
+ *
+ * A JIT model uses the support library linked into this runtime; a loaded .so uses the
+ * functions it exports (dlsym on its handle), so each library runs its own support code. */
+#include "nnc.h"
+
+#include <dlfcn.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compile.h"
+
+#define ALIGN 64
+#define MAX_SYMS 32
+
+/* The ABI functions of the support library linked into this runtime (runtime/support/ctx.c). */
+nnc_ctx *nnc_ctx_open(const nnc_model_desc *, const char *, char *, size_t);
+void nnc_ctx_close(nnc_ctx *);
+int nnc_ctx_call(nnc_ctx *, int, void *const *, const int64_t *);
+const char *nnc_ctx_error(const nnc_ctx *);
+
+typedef const nnc_model_desc *(*info_fn)(void);
+typedef nnc_ctx *(*open_fn)(const nnc_model_desc *, const char *, char *, size_t);
+typedef void (*close_fn)(nnc_ctx *);
+typedef int (*call_fn)(nnc_ctx *, int, void *const *, const int64_t *);
+typedef const char *(*error_fn)(const nnc_ctx *);
+
+struct nnc_model {
+  const nnc_model_desc *desc;
+  NncJit *jit;   /* JIT-compiled, or NULL */
+  void *dl;      /* dlopen handle of a loaded .so, or NULL */
+  open_fn open;  /* the model library's nnc_ctx_* functions */
+  close_fn close;
+  call_fn call;
+  error_fn error;
+};
+
+struct nnc_context {
+  nnc_model *model;
+  nnc_ctx *ctx;
+  int64_t syms[MAX_SYMS];   /* [desc->n_syms] values bound by the last call */
+  int src_arg[MAX_SYMS];    /* input that bound each sym, -1: unbound */
+  void **args;              /* [max over entries of n_in + n_out] */
+  char err[1024];
+};
+
+/* ---- errors ---- */
+
+static char *vformat(const char *fmt, va_list ap) {
+  va_list ap2;
+  va_copy(ap2, ap);
+  int n = vsnprintf(NULL, 0, fmt, ap2);
+  va_end(ap2);
+  char *s = malloc(n > 0 ? (size_t)n + 1 : 1);
+  if (s) vsnprintf(s, (size_t)n + 1, fmt, ap);
+  return s;
+}
+
+static int fail_msg(char **errmsg, int status, const char *fmt, ...) {
+  if (!errmsg) return status;
+  va_list ap;
+  va_start(ap, fmt);
+  *errmsg = vformat(fmt, ap);
+  va_end(ap);
+  return status;
+}
+
+static int fail_call(nnc_context *c, int status, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(c->err, sizeof c->err, fmt, ap);
+  va_end(ap);
+  return status;
+}
+
+/* ---- models ---- */
+
+static int check_desc(const nnc_model_desc *d, const char *what, char **errmsg) {
+  if (!d) return fail_msg(errmsg, NNC_ERR_USER, "%s: error: the model table is NULL", what);
+  if (d->abi_version != NNC_MODEL_ABI)
+    return fail_msg(errmsg, NNC_ERR_USER,
+                    "%s: error: model ABI version %u, this runtime expects %d", what,
+                    d->abi_version, NNC_MODEL_ABI);
+  if (d->n_syms < 0 || d->n_syms > MAX_SYMS)
+    return fail_msg(errmsg, NNC_ERR_USER, "%s: error: %d symbolic dims (at most %d)", what,
+                    d->n_syms, MAX_SYMS);
+  for (int i = 0; i < d->n_entries; i++)
+    for (int j = 0; j < d->entries[i].n_in + d->entries[i].n_out; j++)
+      if (d->entries[i].args[j].rank < 0 || d->entries[i].args[j].rank > NNC_MAX_RANK)
+        return fail_msg(errmsg, NNC_ERR_USER, "%s: error: argument '%s' has rank %d (at most %d)",
+                        what, d->entries[i].args[j].name, d->entries[i].args[j].rank,
+                        NNC_MAX_RANK);
+  return NNC_OK;
+}
+
+static nnc_model *model_new(const nnc_model_desc *desc) {
+  nnc_model *m = calloc(1, sizeof *m);
+  if (!m) return NULL;
+  m->desc = desc;
+  m->open = nnc_ctx_open;
+  m->close = nnc_ctx_close;
+  m->call = nnc_ctx_call;
+  m->error = nnc_ctx_error;
+  return m;
+}
+
+int nnc_model_from_desc(const nnc_model_desc *desc, nnc_model **out, char **errmsg) {
+  if (errmsg) *errmsg = NULL;
+  if (!out) return NNC_ERR_USAGE;
+  *out = NULL;
+  int rc = check_desc(desc, desc && desc->name ? desc->name : "model", errmsg);
+  if (rc) return rc;
+  *out = model_new(desc);
+  return *out ? NNC_OK : fail_msg(errmsg, NNC_ERR_NOMEM, "error: out of memory");
+}
+
+int nnc_model_compile(const char *nn_path, const char *weights_path, nnc_model **out,
+                      char **errmsg) {
+  if (errmsg) *errmsg = NULL;
+  if (!out || !nn_path) return NNC_ERR_USAGE;
+  *out = NULL;
+  NncCompileOptions opt = {.weights_path = weights_path, .header_path = NULL};
+  NncJit *jit = NULL;
+  const nnc_model_desc *desc = NULL;
+  char *msg = NULL;
+  if (nnc_compile_jit(nn_path, &opt, &jit, &desc, &msg)) {
+    if (errmsg && msg) *errmsg = msg;
+    else free(msg);
+    if (errmsg && !*errmsg) fail_msg(errmsg, 0, "%s: error: compilation failed", nn_path);
+    return NNC_ERR_USER;
+  }
+  int rc = check_desc(desc, nn_path, errmsg);
+  if (rc == NNC_OK && !(*out = model_new(desc)))
+    rc = fail_msg(errmsg, NNC_ERR_NOMEM, "%s: error: out of memory", nn_path);
+  if (rc) {
+    nnc_jit_free(jit);
+    return rc;
+  }
+  (*out)->jit = jit;
+  return NNC_OK;
+}
+
+/* A path without a slash names a file in the current directory, not a library to search. */
+static void *open_library(const char *path) {
+  if (strchr(path, '/')) return dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  size_t n = strlen(path);
+  char *p = malloc(n + 3);
+  if (!p) return NULL;
+  memcpy(p, "./", 2);
+  memcpy(p + 2, path, n + 1);
+  void *dl = dlopen(p, RTLD_NOW | RTLD_LOCAL);
+  free(p);
+  return dl;
+}
+
+static void *find_symbol(void *dl, const char *so_path, const char *name, int *rc,
+                         char **errmsg) {
+  if (*rc) return NULL;
+  void *f = dlsym(dl, name);
+  if (!f)
+    *rc = fail_msg(errmsg, NNC_ERR_USER,
+                   "%s: error: not a model library made by nnc (no symbol '%s')", so_path, name);
+  return f;
+}
+
+int nnc_model_load(const char *so_path, nnc_model **out, char **errmsg) {
+  if (errmsg) *errmsg = NULL;
+  if (!out || !so_path) return NNC_ERR_USAGE;
+  *out = NULL;
+  void *dl = open_library(so_path);
+  if (!dl) {
+    const char *why = dlerror();
+    return fail_msg(errmsg, NNC_ERR_USER, "%s: error: cannot load the library: %s", so_path,
+                    why ? why : "unknown reason");
+  }
+  int rc = NNC_OK;
+  info_fn info = (info_fn)find_symbol(dl, so_path, "nnc_model_info", &rc, errmsg);
+  open_fn open = (open_fn)find_symbol(dl, so_path, "nnc_ctx_open", &rc, errmsg);
+  close_fn close = (close_fn)find_symbol(dl, so_path, "nnc_ctx_close", &rc, errmsg);
+  call_fn call = (call_fn)find_symbol(dl, so_path, "nnc_ctx_call", &rc, errmsg);
+  error_fn error = (error_fn)find_symbol(dl, so_path, "nnc_ctx_error", &rc, errmsg);
+  const nnc_model_desc *desc = rc ? NULL : info();
+  if (rc == NNC_OK) rc = check_desc(desc, so_path, errmsg);
+  if (rc == NNC_OK && !(*out = model_new(desc)))
+    rc = fail_msg(errmsg, NNC_ERR_NOMEM, "%s: error: out of memory", so_path);
+  if (rc) {
+    dlclose(dl);
+    return rc;
+  }
+  **out = (nnc_model){desc, NULL, dl, open, close, call, error};
+  return NNC_OK;
+}
+
+void nnc_model_free(nnc_model *m) {
+  if (!m) return;
+  nnc_jit_free(m->jit);
+  if (m->dl) dlclose(m->dl);
+  free(m);
+}
+
+const nnc_model_desc *nnc_model_desc_of(const nnc_model *m) { return m ? m->desc : NULL; }
+
+int nnc_model_find_entry(const nnc_model *m, const char *name) {
+  if (!m || !name) return -1;
+  for (int i = 0; i < m->desc->n_entries; i++)
+    if (strcmp(m->desc->entries[i].name, name) == 0) return i;
+  return -1;
+}
+
+/* ---- contexts ---- */
+
+static int max_args(const nnc_model_desc *d) {
+  int n = 1;
+  for (int i = 0; i < d->n_entries; i++)
+    if (d->entries[i].n_in + d->entries[i].n_out > n) n = d->entries[i].n_in + d->entries[i].n_out;
+  return n;
+}
+
+int nnc_context_open(nnc_model *m, const char *weights_path, nnc_context **out,
+                     char **errmsg) {
+  if (errmsg) *errmsg = NULL;
+  if (!out) return NNC_ERR_USAGE;
+  *out = NULL;
+  if (!m) return fail_msg(errmsg, NNC_ERR_USAGE, "error: no model (NULL)");
+  nnc_context *c = calloc(1, sizeof *c);
+  if (c) c->args = calloc((size_t)max_args(m->desc), sizeof *c->args);
+  if (!c || !c->args) {
+    if (c) free(c);
+    return fail_msg(errmsg, NNC_ERR_NOMEM, "%s: error: out of memory", m->desc->name);
+  }
+  char err[2048] = "";
+  c->model = m;
+  c->ctx = m->open(m->desc, weights_path, err, sizeof err);
+  if (!c->ctx) {
+    free(c->args);
+    free(c);
+    return fail_msg(errmsg, NNC_ERR_USER, "%s", err[0] ? err : "error: cannot open a context");
+  }
+  *out = c;
+  return NNC_OK;
+}
+
+void nnc_context_free(nnc_context *c) {
+  if (!c) return;
+  c->model->close(c->ctx);
+  free(c->args);
+  free(c);
+}
+
+const char *nnc_context_error(const nnc_context *c) { return c ? c->err : "no context (NULL)"; }
+
+/* ---- tensors ---- */
+
+int nnc_dtype_size(int32_t dtype) {
+  return dtype == NNC_F32 ? 4 : dtype == NNC_I64 ? 8 : 0;
+}
+
+int64_t nnc_tensor_numel(const nnc_tensor *t) {
+  if (!t || t->rank < 0 || t->rank > NNC_MAX_RANK) return -1;
+  int64_t n = 1;
+  for (int i = 0; i < t->rank; i++)
+    if (t->shape[i] < 0 || __builtin_mul_overflow(n, t->shape[i], &n)) return -1;
+  return n;
+}
+
+void nnc_free(void *p) { free(p); }
+
+static const char *dtype_str(int32_t dtype) {
+  return dtype == NNC_F32 ? "f32" : dtype == NNC_I64 ? "i64" : "an unknown dtype";
+}
+
+/* "2*N*M", "N", "3" */
+static void dim_str(const nnc_model_desc *d, nnc_dim dim, char *buf, size_t len) {
+  size_t n = 0;
+  buf[0] = '\0';
+  if (dim.k != 1 || !dim.syms) n += snprintf(buf, len, "%lld", (long long)dim.k);
+  for (int i = 0; i < d->n_syms && n < len; i++)
+    if (dim.syms & (1u << i)) n += snprintf(buf + n, len - n, "%s%s", n ? "*" : "", d->sym_names[i]);
+}
+
+/* "f32[N, 2]" */
+void nnc_arg_type_str(const nnc_model_desc *d, const nnc_arg_desc *a, char *buf, size_t len) {
+  size_t n = (size_t)snprintf(buf, len, "%s[", dtype_str(a->dtype));
+  for (int i = 0; i < a->rank && n < len; i++) {
+    char s[128];
+    dim_str(d, a->dims[i], s, sizeof s);
+    n += snprintf(buf + n, len - n, "%s%s", i ? ", " : "", s);
+  }
+  if (n < len) snprintf(buf + n, len - n, "]");
+}
+
+static void shape_str(const int64_t *shape, int rank, char *buf, size_t len) {
+  size_t n = (size_t)snprintf(buf, len, "[");
+  for (int i = 0; i < rank && n < len; i++)
+    n += snprintf(buf + n, len - n, "%s%lld", i ? ", " : "", (long long)shape[i]);
+  if (n < len) snprintf(buf + n, len - n, "]");
+}
+
+/* ---- binding symbolic dims ---- */
+
+typedef struct Call {
+  nnc_context *c;
+  const nnc_model_desc *d;
+  const nnc_entry_desc *e;
+  const nnc_tensor *in;
+  uint32_t bound;  /* bit i: syms[i] is known */
+} Call;
+
+static int64_t known_product(const Call *k, nnc_dim dim, bool *overflow) {
+  int64_t v = dim.k;
+  for (int i = 0; i < k->d->n_syms; i++)
+    if ((dim.syms & k->bound & (1u << i)) && __builtin_mul_overflow(v, k->c->syms[i], &v))
+      *overflow = true;
+  return v;
+}
+
+static int bind_sym(Call *k, int arg, int j, int sym) {
+  nnc_dim dim = k->e->args[arg].dims[j];
+  bool overflow = false;
+  int64_t p = known_product(k, dim, &overflow), v = k->in[arg].shape[j];
+  if (overflow || p <= 0) return NNC_OK; /* cannot solve here; checked afterwards */
+  if (v % p) {
+    char s[128];
+    dim_str(k->d, dim, s, sizeof s);
+    return fail_call(k->c, NNC_ERR_USER,
+                     "input '%s' of entry '%s': dim %d is %lld, not a multiple of %lld (it is %s)",
+                     k->e->args[arg].name, k->e->name, j, (long long)v, (long long)p, s);
+  }
+  k->c->syms[sym] = v / p;
+  k->c->src_arg[sym] = arg;
+  k->bound |= 1u << sym;
+  return NNC_OK;
+}
+
+/* Bind the syms of dims with exactly one unknown sym: with single_only, only dims that have
+ * one sym in all (so "N" binds N before "N*M" does); otherwise repeat until nothing changes. */
+static int bind_pass(Call *k, bool single_only, bool *changed) {
+  for (int i = 0; i < k->e->n_in; i++)
+    for (int j = 0; j < k->e->args[i].rank; j++) {
+      nnc_dim dim = k->e->args[i].dims[j];
+      uint32_t unknown = dim.syms & ~k->bound;
+      if (__builtin_popcount(unknown) != 1) continue;
+      if (single_only && __builtin_popcount(dim.syms) != 1) continue;
+      int rc = bind_sym(k, i, j, __builtin_ctz(unknown));
+      if (rc) return rc;
+      if (k->bound & unknown) *changed = true;
+    }
+  return NNC_OK;
+}
+
+static int dim_mismatch(Call *k, int arg, int j, int64_t want) {
+  const nnc_arg_desc *a = &k->e->args[arg];
+  nnc_dim dim = a->dims[j];
+  long long got = k->in[arg].shape[j];
+  char type[512], s[128];
+  nnc_arg_type_str(k->d, a, type, sizeof type);
+  if (!dim.syms)
+    return fail_call(k->c, NNC_ERR_USER, "input '%s' of entry '%s': dim %d is %lld, expected %lld (%s: %s)",
+                     a->name, k->e->name, j, got, (long long)want, a->name, type);
+  int sym = __builtin_ctz(dim.syms);
+  const char *src = k->e->args[k->c->src_arg[sym]].name;
+  if (dim.k == 1 && __builtin_popcount(dim.syms) == 1)
+    return fail_call(k->c, NNC_ERR_USER, "input '%s' of entry '%s': dim %d is %lld but %s is already %lld from input '%s'",
+                     a->name, k->e->name, j, got, k->d->sym_names[sym], (long long)k->c->syms[sym], src);
+  dim_str(k->d, dim, s, sizeof s);
+  return fail_call(k->c, NNC_ERR_USER, "input '%s' of entry '%s': dim %d is %lld but %s = %lld here (%s: %s)",
+                   a->name, k->e->name, j, got, s, (long long)want, a->name, type);
+}
+
+static int check_input_dims(Call *k) {
+  for (int i = 0; i < k->e->n_in; i++)
+    for (int j = 0; j < k->e->args[i].rank; j++) {
+      bool overflow = false;
+      int64_t want = known_product(k, k->e->args[i].dims[j], &overflow);
+      if (overflow)
+        return fail_call(k->c, NNC_ERR_USER, "input '%s' of entry '%s': dim %d overflows",
+                         k->e->args[i].name, k->e->name, j);
+      if (want != k->in[i].shape[j]) return dim_mismatch(k, i, j, want);
+    }
+  return NNC_OK;
+}
+
+static uint32_t entry_syms(const nnc_entry_desc *e) {
+  uint32_t s = 0;
+  for (int i = 0; i < e->n_in + e->n_out; i++)
+    for (int j = 0; j < e->args[i].rank; j++) s |= e->args[i].dims[j].syms;
+  for (int i = 0; i < e->n_slots; i++) s |= e->slots[i].syms;
+  return s;
+}
+
+static bool sym_in_inputs(const nnc_entry_desc *e, int sym) {
+  for (int i = 0; i < e->n_in; i++)
+    for (int j = 0; j < e->args[i].rank; j++)
+      if (e->args[i].dims[j].syms & (1u << sym)) return true;
+  return false;
+}
+
+static int bind_syms(Call *k) {
+  for (int i = 0; i < k->d->n_syms; i++) {
+    k->c->syms[i] = 0;
+    k->c->src_arg[i] = -1;
+  }
+  bool changed = false;
+  int rc = bind_pass(k, true, &changed);
+  for (changed = true; rc == NNC_OK && changed;) {
+    changed = false;
+    rc = bind_pass(k, false, &changed);
+  }
+  if (rc) return rc;
+  uint32_t unbound = entry_syms(k->e) & ~k->bound;
+  if (unbound) {
+    int sym = __builtin_ctz(unbound);
+    return fail_call(k->c, NNC_ERR_USER, "entry '%s': cannot infer %s from the input shapes%s",
+                     k->e->name, k->d->sym_names[sym],
+                     sym_in_inputs(k->e, sym) ? "" : " (it appears only in outputs)");
+  }
+  return check_input_dims(k);
+}
+
+/* ---- checking arguments ---- */
+
+static int check_inputs(Call *k) {
+  for (int i = 0; i < k->e->n_in; i++) {
+    const nnc_arg_desc *a = &k->e->args[i];
+    const nnc_tensor *t = &k->in[i];
+    char type[512];
+    nnc_arg_type_str(k->d, a, type, sizeof type);
+    if (t->dtype != a->dtype)
+      return fail_call(k->c, NNC_ERR_USER, "input '%s' of entry '%s' must be %s, got %s",
+                       a->name, k->e->name, dtype_str(a->dtype), dtype_str(t->dtype));
+    if (t->rank != a->rank)
+      return fail_call(k->c, NNC_ERR_USER, "input '%s' of entry '%s' must have rank %d (%s), got rank %d",
+                       a->name, k->e->name, a->rank, type, t->rank);
+    int64_t n = nnc_tensor_numel(t);
+    if (n < 0)
+      return fail_call(k->c, NNC_ERR_USER, "input '%s' of entry '%s': bad shape (negative or too large)",
+                       a->name, k->e->name);
+    if (n > 0 && !t->data)
+      return fail_call(k->c, NNC_ERR_USAGE, "input '%s' of entry '%s' has no data (NULL)",
+                       a->name, k->e->name);
+  }
+  return NNC_OK;
+}
+
+/* The shape of output `o` from the bound syms. */
+static int output_shape(Call *k, int o, int64_t *shape) {
+  const nnc_arg_desc *a = &k->e->args[k->e->n_in + o];
+  for (int j = 0; j < a->rank; j++) {
+    bool overflow = false;
+    shape[j] = known_product(k, a->dims[j], &overflow);
+    if (overflow || shape[j] < 0)
+      return fail_call(k->c, NNC_ERR_USER, "output '%s' of entry '%s': dim %d overflows",
+                       a->name, k->e->name, j);
+  }
+  return NNC_OK;
+}
+
+static int check_output(Call *k, int o, const nnc_tensor *t, const int64_t *shape) {
+  const nnc_arg_desc *a = &k->e->args[k->e->n_in + o];
+  char got[256], want[256];
+  shape_str(t->shape, t->rank >= 0 && t->rank <= NNC_MAX_RANK ? t->rank : 0, got, sizeof got);
+  shape_str(shape, a->rank, want, sizeof want);
+  if (t->dtype != a->dtype)
+    return fail_call(k->c, NNC_ERR_USER, "output '%s' of entry '%s' must be %s, got %s", a->name,
+                     k->e->name, dtype_str(a->dtype), dtype_str(t->dtype));
+  bool same = t->rank == a->rank;
+  for (int j = 0; same && j < a->rank; j++) same = t->shape[j] == shape[j];
+  if (!same)
+    return fail_call(k->c, NNC_ERR_USER, "output '%s' of entry '%s' has shape %s, expected %s",
+                     a->name, k->e->name, got, want);
+  return NNC_OK;
+}
+
+static int alloc_output(Call *k, int o, nnc_tensor *t, const int64_t *shape) {
+  const nnc_arg_desc *a = &k->e->args[k->e->n_in + o];
+  t->dtype = a->dtype;
+  t->rank = a->rank;
+  memcpy(t->shape, shape, sizeof(int64_t) * (size_t)a->rank);
+  int64_t n = nnc_tensor_numel(t), bytes;
+  if (n < 0 || __builtin_mul_overflow(n, (int64_t)nnc_dtype_size(a->dtype), &bytes) ||
+      bytes > INT64_MAX - ALIGN)
+    return fail_call(k->c, NNC_ERR_USER, "output '%s' of entry '%s' is too large", a->name,
+                     k->e->name);
+  size_t size = ((size_t)bytes + ALIGN - 1) / ALIGN * ALIGN;
+  t->data = aligned_alloc(ALIGN, size ? size : ALIGN);
+  if (!t->data)
+    return fail_call(k->c, NNC_ERR_NOMEM, "output '%s' of entry '%s': out of memory (%lld bytes)",
+                     a->name, k->e->name, (long long)bytes);
+  return NNC_OK;
+}
+
+/* Check or allocate every output; `allocated` gets a bit per output allocated here. */
+static int prepare_outputs(Call *k, nnc_tensor *out, uint64_t *allocated) {
+  for (int o = 0; o < k->e->n_out; o++) {
+    int64_t shape[NNC_MAX_RANK];
+    int rc = output_shape(k, o, shape);
+    if (rc == NNC_OK && out[o].data) rc = check_output(k, o, &out[o], shape);
+    else if (rc == NNC_OK) {
+      rc = alloc_output(k, o, &out[o], shape);
+      if (rc == NNC_OK) *allocated |= 1ull << o;
+    }
+    if (rc) return rc;
+  }
+  return NNC_OK;
+}
+
+static void free_outputs(nnc_tensor *out, int n_out, uint64_t allocated) {
+  for (int o = 0; o < n_out; o++)
+    if (allocated & (1ull << o)) {
+      free(out[o].data);
+      out[o].data = NULL;
+    }
+}
+
+static int check_call(nnc_context *c, int entry, const nnc_tensor *in, int n_in,
+                      nnc_tensor *out, int n_out) {
+  const nnc_model_desc *d = c->model->desc;
+  if (entry < 0 || entry >= d->n_entries)
+    return fail_call(c, NNC_ERR_USAGE, "entry index %d out of range (the model has %d entries)",
+                     entry, d->n_entries);
+  const nnc_entry_desc *e = &d->entries[entry];
+  if (n_in != e->n_in || n_out != e->n_out)
+    return fail_call(c, NNC_ERR_USAGE, "entry '%s' takes %d inputs and %d outputs, got %d and %d",
+                     e->name, e->n_in, e->n_out, n_in, n_out);
+  if ((n_in > 0 && !in) || (n_out > 0 && !out))
+    return fail_call(c, NNC_ERR_USAGE, "entry '%s': NULL tensor array", e->name);
+  if (n_out > 64)
+    return fail_call(c, NNC_ERR_USAGE, "entry '%s' has more than 64 outputs", e->name);
+  return NNC_OK;
+}
+
+int nnc_call(nnc_context *c, int entry, const nnc_tensor *in, int n_in, nnc_tensor *out,
+             int n_out) {
+  if (!c) return NNC_ERR_USAGE;
+  c->err[0] = '\0';
+  int rc = check_call(c, entry, in, n_in, out, n_out);
+  if (rc) return rc;
+  Call k = {c, c->model->desc, &c->model->desc->entries[entry], in, 0};
+  rc = check_inputs(&k);
+  if (rc == NNC_OK) rc = bind_syms(&k);
+  uint64_t allocated = 0;
+  if (rc == NNC_OK) rc = prepare_outputs(&k, out, &allocated);
+  if (rc == NNC_OK) {
+    for (int i = 0; i < n_in; i++) c->args[i] = in[i].data;
+    for (int o = 0; o < n_out; o++) c->args[n_in + o] = out[o].data;
+    rc = c->model->call(c->ctx, entry, c->args, c->syms);
+    if (rc) snprintf(c->err, sizeof c->err, "%s", c->model->error(c->ctx));
+  }
+  if (rc) free_outputs(out, n_out, allocated);
+  return rc;
+}

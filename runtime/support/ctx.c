@@ -1,0 +1,357 @@
+/* ctx.c — the generic functions every generated library exports (see nnc_model.h):
+ * open a context (weights: embedded, or read from a safetensors file and checked against the
+ * model's parameter table), size and grow the workspace, call an entry, report errors.
+ *
+ * Part of the support library linked into every generated .so, so it uses only libc.  The six
+ * ABI functions are exported explicitly (NNC_EXPORT); everything else here is static. */
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nnc_model.h"
+#include "safetensors.h"
+
+#define NNC_EXPORT __attribute__((visibility("default")))
+#define ALIGN 64
+#define MAX_LISTED 3 /* missing tensors named in one message after the first */
+
+struct nnc_ctx {
+  const nnc_model_desc *desc;
+  char *weights;  /* 64-byte aligned blob; == desc->embedded_weights when embedded */
+  bool owned;     /* weights were allocated here */
+  char *ws;       /* workspace, 64-byte aligned; grows, never shrinks */
+  size_t ws_cap;
+  char err[1024];
+};
+
+NNC_EXPORT nnc_ctx *nnc_ctx_open(const nnc_model_desc *desc, const char *weights_path,
+                                 char *err, size_t errlen);
+NNC_EXPORT void nnc_ctx_close(nnc_ctx *ctx);
+NNC_EXPORT int nnc_ctx_call(nnc_ctx *ctx, int entry, void *const *args, const int64_t *syms);
+NNC_EXPORT const char *nnc_ctx_error(const nnc_ctx *ctx);
+NNC_EXPORT int64_t nnc_entry_workspace_size(const nnc_entry_desc *entry, const int64_t *syms);
+
+static void say(char *err, size_t errlen, const char *fmt, ...) {
+  if (!err || errlen == 0) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
+}
+
+/* Append to a message being built in err[0..errlen). */
+static void append(char *err, size_t errlen, const char *fmt, ...) {
+  if (!err || errlen == 0) return;
+  size_t n = strlen(err);
+  if (n + 1 >= errlen) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err + n, errlen - n, fmt, ap);
+  va_end(ap);
+}
+
+static size_t round_up(size_t x) { return (x + ALIGN - 1) / ALIGN * ALIGN; }
+
+static const char *dtype_name(int32_t dtype) { return dtype == NNC_I64 ? "I64" : "F32"; }
+
+static void shape_str(const int64_t *shape, int rank, char *buf, size_t len) {
+  size_t n = 0;
+  buf[0] = '\0';
+  n += snprintf(buf + n, len - n, "[");
+  for (int i = 0; i < rank && n < len; i++)
+    n += snprintf(buf + n, len - n, "%s%lld", i ? ", " : "", (long long)shape[i]);
+  if (n < len) snprintf(buf + n, len - n, "]");
+}
+
+static void param_type_str(const nnc_param_desc *p, char *buf, size_t len) {
+  char shape[256];
+  shape_str(p->shape, p->rank, shape, sizeof shape);
+  snprintf(buf, len, "%s%s", dtype_name(p->dtype), shape);
+}
+
+/* ---- weights ---- */
+
+static bool param_in_file(const StFile *f, const nnc_param_desc *p) {
+  return st_find(f, p->name) != NULL;
+}
+
+static bool tensor_is_param(const nnc_model_desc *desc, const char *name) {
+  for (int i = 0; i < desc->n_params; i++)
+    if (strcmp(desc->params[i].name, name) == 0) return true;
+  return false;
+}
+
+/* A file tensor whose name is `name` with a prefix (a wrapped model's state_dict, e.g.
+ * "module.fc.weight" for "fc.weight"), or NULL. */
+static const char *prefixed_twin(const StFile *f, const char *name) {
+  size_t n = strlen(name);
+  for (int i = 0; i < f->count; i++) {
+    const char *t = f->tensors[i].name;
+    size_t m = strlen(t);
+    if (m > n + 1 && t[m - n - 1] == '.' && strcmp(t + m - n, name) == 0) return t;
+  }
+  return NULL;
+}
+
+static int report_missing(const nnc_model_desc *desc, const StFile *f, const char *path,
+                          char *err, size_t errlen) {
+  int missing = 0, first = -1;
+  for (int i = 0; i < desc->n_params; i++)
+    if (!param_in_file(f, &desc->params[i])) {
+      if (first < 0) first = i;
+      missing++;
+    }
+  if (!missing) return 0;
+  const nnc_param_desc *p = &desc->params[first];
+  char type[300];
+  param_type_str(p, type, sizeof type);
+  say(err, errlen, "%s: error: missing tensor '%s' (expected %s)", path, p->name, type);
+  int listed = 0;
+  for (int i = first + 1; i < desc->n_params && listed < MAX_LISTED; i++)
+    if (!param_in_file(f, &desc->params[i])) {
+      append(err, errlen, "%s'%s'", listed ? ", " : "; also missing: ", desc->params[i].name);
+      listed++;
+    }
+  if (missing - 1 > listed) append(err, errlen, " and %d more", missing - 1 - listed);
+  const char *twin = prefixed_twin(f, p->name);
+  if (twin)
+    append(err, errlen, " (the file has '%s': strip the '%.*s' prefix from its names)", twin,
+           (int)(strlen(twin) - strlen(p->name)), twin);
+  return -1;
+}
+
+static int check_param(const nnc_param_desc *p, const StTensor *t, const char *path, char *err,
+                       size_t errlen) {
+  char want[300], got[256];
+  if (t->dtype != (p->dtype == NNC_I64 ? ST_I64 : ST_F32)) {
+    say(err, errlen, "%s: error: tensor '%s' has dtype %s, the model expects %s", path,
+        p->name, t->dtype == ST_I64 ? "I64" : "F32", dtype_name(p->dtype));
+    return -1;
+  }
+  bool same = t->rank == p->rank;
+  for (int i = 0; same && i < p->rank; i++) same = t->shape[i] == p->shape[i];
+  if (!same) {
+    shape_str(t->shape, t->rank, got, sizeof got);
+    shape_str(p->shape, p->rank, want, sizeof want);
+    say(err, errlen, "%s: error: tensor '%s' has shape %s, the model expects %s", path, p->name,
+        got, want);
+    return -1;
+  }
+  if (t->nbytes != p->nbytes) {
+    say(err, errlen, "%s: error: tensor '%s' holds %zu bytes, the model expects %llu", path,
+        p->name, t->nbytes, (unsigned long long)p->nbytes);
+    return -1;
+  }
+  return 0;
+}
+
+static int check_file(const nnc_model_desc *desc, const StFile *f, const char *path, char *err,
+                      size_t errlen) {
+  if (report_missing(desc, f, path, err, errlen)) return -1;
+  for (int i = 0; i < desc->n_params; i++)
+    if (check_param(&desc->params[i], st_find(f, desc->params[i].name), path, err, errlen))
+      return -1;
+  for (int i = 0; i < f->count; i++)
+    if (!tensor_is_param(desc, f->tensors[i].name)) {
+      say(err, errlen, "%s: error: unexpected tensor '%s' (the model has no such parameter)",
+          path, f->tensors[i].name);
+      return -1;
+    }
+  return 0;
+}
+
+static int check_table(const nnc_model_desc *desc, char *err, size_t errlen) {
+  for (int i = 0; i < desc->n_params; i++) {
+    const nnc_param_desc *p = &desc->params[i];
+    if (p->offset > desc->weights_size || p->nbytes > desc->weights_size - p->offset) {
+      say(err, errlen, "%s: error: parameter '%s' lies outside the weight blob (bad model table)",
+          desc->name, p->name);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static char *alloc_blob(const nnc_model_desc *desc, const char *path, char *err,
+                        size_t errlen) {
+  size_t size = round_up((size_t)desc->weights_size);
+  char *blob = aligned_alloc(ALIGN, size ? size : ALIGN);
+  if (!blob) {
+    say(err, errlen, "%s: error: out of memory for %zu bytes of weights", path, size);
+    return NULL;
+  }
+  memset(blob, 0, size ? size : ALIGN);
+  return blob;
+}
+
+/* Read `path`, check it against the parameter table and copy it into a new aligned blob. */
+static char *load_weights(const nnc_model_desc *desc, const char *path, char *err,
+                          size_t errlen) {
+  StFile f;
+  if (check_table(desc, err, errlen)) return NULL;
+  if (st_read_file(path, &f, err, errlen)) return NULL;
+  char *blob = NULL;
+  if (check_file(desc, &f, path, err, errlen) == 0) blob = alloc_blob(desc, path, err, errlen);
+  for (int i = 0; blob && i < desc->n_params; i++) {
+    const nnc_param_desc *p = &desc->params[i];
+    memcpy(blob + p->offset, st_find(&f, p->name)->data, p->nbytes);
+  }
+  st_free(&f);
+  return blob;
+}
+
+/* ---- the exported ABI ---- */
+
+nnc_ctx *nnc_ctx_open(const nnc_model_desc *desc, const char *weights_path, char *err,
+                      size_t errlen) {
+  if (!desc) {
+    say(err, errlen, "error: no model (NULL model table)");
+    return NULL;
+  }
+  if (desc->abi_version != NNC_MODEL_ABI) {
+    say(err, errlen, "%s: error: model ABI version %u, this runtime expects %d", desc->name,
+        desc->abi_version, NNC_MODEL_ABI);
+    return NULL;
+  }
+  nnc_ctx *ctx = calloc(1, sizeof *ctx);
+  if (!ctx) {
+    say(err, errlen, "%s: error: out of memory", desc->name);
+    return NULL;
+  }
+  ctx->desc = desc;
+  if (weights_path) {
+    ctx->weights = load_weights(desc, weights_path, err, errlen);
+    ctx->owned = true;
+  } else if (desc->embedded_weights || desc->n_params == 0) {
+    ctx->weights = (char *)desc->embedded_weights;
+  } else {
+    say(err, errlen, "%s: error: model was compiled without weights: give a weights file",
+        desc->name);
+    free(ctx);
+    return NULL;
+  }
+  if (weights_path && !ctx->weights) {
+    free(ctx);
+    return NULL;
+  }
+  return ctx;
+}
+
+void nnc_ctx_close(nnc_ctx *ctx) {
+  if (!ctx) return;
+  if (ctx->owned) free(ctx->weights);
+  free(ctx->ws);
+  free(ctx);
+}
+
+const char *nnc_ctx_error(const nnc_ctx *ctx) { return ctx ? ctx->err : "no context (NULL)"; }
+
+/* k times the product of the set syms, or -1 on overflow or a negative/missing sym. */
+static int64_t dim_value(nnc_dim d, const int64_t *syms) {
+  int64_t v = d.k;
+  if (v < 0) return -1;
+  for (int i = 0; i < 32; i++) {
+    if (!(d.syms & (1u << i))) continue;
+    if (!syms || syms[i] < 0 || __builtin_mul_overflow(v, syms[i], &v)) return -1;
+  }
+  return v;
+}
+
+int64_t nnc_entry_workspace_size(const nnc_entry_desc *entry, const int64_t *syms) {
+  if (!entry) return -1;
+  int64_t total = 0;
+  for (int i = 0; i < entry->n_slots; i++) {
+    int64_t v = dim_value(entry->slots[i], syms);
+    if (v < 0 || v > INT64_MAX - (ALIGN - 1)) return -1;
+    v = (v + ALIGN - 1) / ALIGN * ALIGN;
+    if (__builtin_add_overflow(total, v, &total)) return -1;
+  }
+  return total;
+}
+
+static int check_syms(nnc_ctx *ctx, const int64_t *syms) {
+  const nnc_model_desc *d = ctx->desc;
+  if (d->n_syms > 0 && !syms) {
+    say(ctx->err, sizeof ctx->err, "no values given for the model's symbolic dims");
+    return NNC_ERR_USAGE;
+  }
+  for (int i = 0; i < d->n_syms; i++)
+    if (syms[i] < 0) {
+      say(ctx->err, sizeof ctx->err, "symbolic dim %s is %lld (must be >= 0)", d->sym_names[i],
+          (long long)syms[i]);
+      return NNC_ERR_USAGE;
+    }
+  return NNC_OK;
+}
+
+/* Every non-empty argument needs a buffer. */
+static int check_args(nnc_ctx *ctx, const nnc_entry_desc *e, void *const *args,
+                      const int64_t *syms) {
+  int n = e->n_in + e->n_out;
+  if (n > 0 && !args) {
+    say(ctx->err, sizeof ctx->err, "entry '%s': NULL argument array", e->name);
+    return NNC_ERR_USAGE;
+  }
+  for (int i = 0; i < n; i++) {
+    const nnc_arg_desc *a = &e->args[i];
+    int64_t count = 1;
+    for (int j = 0; j < a->rank && count > 0; j++) {
+      int64_t v = dim_value(a->dims[j], syms);
+      if (v < 0 || __builtin_mul_overflow(count, v, &count)) {
+        say(ctx->err, sizeof ctx->err, "entry '%s': argument '%s' is too large", e->name,
+            a->name);
+        return NNC_ERR_USER;
+      }
+    }
+    if (count > 0 && !args[i]) {
+      say(ctx->err, sizeof ctx->err, "entry '%s': argument '%s' is NULL", e->name, a->name);
+      return NNC_ERR_USAGE;
+    }
+  }
+  return NNC_OK;
+}
+
+static int grow_workspace(nnc_ctx *ctx, const nnc_entry_desc *e, const int64_t *syms) {
+  int64_t need = nnc_entry_workspace_size(e, syms);
+  if (need < 0 || (uint64_t)need > SIZE_MAX - ALIGN) {
+    say(ctx->err, sizeof ctx->err, "entry '%s': workspace size overflows for these dims",
+        e->name);
+    return NNC_ERR_USER;
+  }
+  if ((size_t)need <= ctx->ws_cap) return NNC_OK;
+  char *ws = aligned_alloc(ALIGN, round_up((size_t)need));
+  if (!ws) {
+    say(ctx->err, sizeof ctx->err, "entry '%s': out of memory for a %lld-byte workspace",
+        e->name, (long long)need);
+    return NNC_ERR_NOMEM;
+  }
+  free(ctx->ws);
+  ctx->ws = ws;
+  ctx->ws_cap = round_up((size_t)need);
+  return NNC_OK;
+}
+
+int nnc_ctx_call(nnc_ctx *ctx, int entry, void *const *args, const int64_t *syms) {
+  if (!ctx) return NNC_ERR_USAGE;
+  ctx->err[0] = '\0';
+  const nnc_model_desc *d = ctx->desc;
+  if (entry < 0 || entry >= d->n_entries) {
+    say(ctx->err, sizeof ctx->err, "entry index %d out of range (the model has %d entries)",
+        entry, d->n_entries);
+    return NNC_ERR_USAGE;
+  }
+  const nnc_entry_desc *e = &d->entries[entry];
+  int rc = check_syms(ctx, syms);
+  if (rc == NNC_OK) rc = check_args(ctx, e, args, syms);
+  if (rc == NNC_OK) rc = grow_workspace(ctx, e, syms);
+  if (rc != NNC_OK) return rc;
+  e->body(args, syms, ctx->weights, ctx->ws);
+  return NNC_OK;
+}
+
+/* The context's weight blob: the compiler reads a checked weights file through a context to
+ * embed it (compile.c), so the checks are the ones the generated library runs.  Not part of
+ * the .so's ABI (hidden). */
+const char *nnc_ctx_weights(const nnc_ctx *ctx) { return ctx ? ctx->weights : NULL; }

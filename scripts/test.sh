@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# test.sh — the whole test suite (what .ci/run calls):
+#   1. scripts/setup.sh: install missing packages, build into build/, run its ctest;
+#   2. scripts/setup.sh --sanitize: build into build-asan/ (ASan + UBSan), run its ctest with
+#      leak detection (suppressions for third-party leaks in scripts/lsan.supp).
+# Prints a summary and exits non-zero if any build or test failed.
+#
+#   scripts/test.sh [--no-sanitize] [-R REGEX]
+#
+#   --no-sanitize   skip the sanitizer build (quicker local runs)
+#   -R REGEX        only tests matching REGEX (passed to ctest)
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT" || exit 1
+
+usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
+
+sanitize=1 ctest_filter=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --no-sanitize) sanitize=0; shift ;;
+    -R) [ $# -ge 2 ] || { usage >&2; exit 2; }; ctest_filter=(-R "$2"); shift 2 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "test.sh: unknown option '$1'" >&2; usage >&2; exit 2 ;;
+  esac
+done
+
+JOBS="${NNC_JOBS:-$(nproc 2>/dev/null || echo 2)}"
+summary=() total_pass=0 total_fail=0 status=0
+
+# run_ctest NAME DIR [ENV...]: runs ctest in DIR, adds its counts to the totals.
+run_ctest() {
+  local name="$1" dir="$2" log rc
+  shift 2
+  log="$dir/ctest.log"
+  echo "==> ctest in $dir"
+  env "$@" ctest --test-dir "$dir" --output-on-failure --no-tests=error --timeout 1200 \
+      -j "$JOBS" "${ctest_filter[@]}" 2>&1 | tee "$log"
+  rc="${PIPESTATUS[0]}"
+  # "100% tests passed, 0 tests failed out of 12"
+  local line passed failed total
+  line="$(grep -E '^[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n 1)"
+  if [ -n "$line" ]; then
+    failed="$(sed -E 's/.* ([0-9]+) tests? failed.*/\1/' <<<"$line")"
+    total="$(sed -E 's/.*out of ([0-9]+).*/\1/' <<<"$line")"
+    passed=$((total - failed))
+  else
+    passed=0 failed=1
+  fi
+  total_pass=$((total_pass + passed))
+  total_fail=$((total_fail + failed))
+  if [ "$rc" -eq 0 ] && [ "$failed" -eq 0 ]; then
+    summary+=("$name: $passed passed")
+  else
+    summary+=("$name: FAILED ($passed passed, $failed failed, ctest exit $rc; log $log)")
+    status=1
+  fi
+}
+
+# 1. install + normal build + tests
+if bash scripts/setup.sh; then
+  run_ctest "tests (build)" build
+else
+  summary+=("build: FAILED (scripts/setup.sh)")
+  total_fail=$((total_fail + 1))
+  status=1
+fi
+
+# 2. sanitizer build + tests
+if [ "$sanitize" = 1 ]; then
+  if bash scripts/setup.sh --sanitize --no-install; then
+    run_ctest "tests (build-asan, ASan+UBSan)" build-asan \
+      ASAN_OPTIONS="detect_leaks=1" \
+      LSAN_OPTIONS="suppressions=$ROOT/scripts/lsan.supp:print_suppressions=0" \
+      UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+  else
+    summary+=("build-asan: FAILED (scripts/setup.sh --sanitize)")
+    total_fail=$((total_fail + 1))
+    status=1
+  fi
+fi
+
+echo
+echo "==> summary"
+for s in "${summary[@]}"; do echo "  $s"; done
+echo "test: $total_pass passed, $total_fail failed"
+exit "$status"

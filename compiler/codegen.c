@@ -19,13 +19,16 @@ typedef struct Cg {
   LLVMBuilderRef b;
   const Model *m;
   const LEntry *le;
-  LLVMTypeRef f32, i64, i32, i8, ptr, voidt, kernel_fn;
+  LLVMTypeRef f32, i64, i32, i8, ptr, voidt;
+  LLVMTypeRef entry_fn;         /* void (ptr args, ptr syms, ptr weights, ptr workspace) */
+  LLVMTypeRef kernel_fn;        /* void (ptr bufs, ptr syms) */
+  struct KernelFn { char *key; LLVMValueRef fn; } *kernel_cache; /* emitted kernels by structure */
+  int nkernel_cache, capkernel_cache;
   LLVMValueRef fn;              /* current function */
   LLVMValueRef args, syms, weights, ws;
   LLVMValueRef sym_vals[MAX_SYMS];
   LLVMValueRef *bufs;           /* base pointer per LBuf */
   LLVMValueRef *vars, *accs;
-  LLVMValueRef *const_globals;  /* per LBuf (LB_CONST) */
   bool *scope_open;             /* loop scopes, numbered across the whole module */
   int scope, nscopes, capscopes;
 } Cg;
@@ -337,13 +340,18 @@ static LLVMValueRef const_global(Cg *g, const LBuf *b) {
   return gv;
 }
 
-static void emit_prologue(Cg *g, const Entry *e) {
+static void load_syms(Cg *g) {
   for (int i = 0; i < g->m->nsyms; i++) {
     LLVMValueRef p = LLVMBuildGEP2(g->b, g->i64, g->syms, (LLVMValueRef[]){ci64(g, i)}, 1, "");
     g->sym_vals[i] = LLVMBuildLoad2(g->b, g->i64, p, g->m->sym_names[i]);
   }
+}
+
+/* Addresses of the entry's buffers (arguments, weights, workspace slots, constants). */
+static void compute_buffers(Cg *g, const Entry *e, const bool *used) {
   for (int i = 0; i < g->le->nbufs; i++) {
     const LBuf *b = &g->le->bufs[i];
+    if (!used[i]) continue;
     switch (b->k) {
     case LB_ARG: {
       LLVMValueRef p = LLVMBuildGEP2(g->b, g->ptr, g->args, (LLVMValueRef[]){ci64(g, b->index)}, 1, "");
@@ -357,35 +365,40 @@ static void emit_prologue(Cg *g, const Entry *e) {
       g->bufs[i] = LLVMBuildGEP2(g->b, g->i8, g->ws, (LLVMValueRef[]){slot_offset(g, e, b->index)}, 1, "");
       break;
     case LB_CONST:
-      if (!g->const_globals[i]) g->const_globals[i] = const_global(g, b);
-      g->bufs[i] = g->const_globals[i];
+      g->bufs[i] = const_global(g, b);
       break;
     }
   }
 }
 
-static LLVMValueRef begin_function(Cg *g, const char *name, LLVMLinkage linkage) {
-  LLVMValueRef fn = LLVMAddFunction(g->mod, name, g->kernel_fn);
+static LLVMValueRef begin_function(Cg *g, const char *name, LLVMTypeRef type, LLVMLinkage linkage) {
+  LLVMValueRef fn = LLVMAddFunction(g->mod, name, type);
   LLVMSetLinkage(fn, linkage);
-  LLVMSetFunctionCallConv(fn, LLVMCCallConv);
   unsigned nounwind = LLVMGetEnumAttributeKindForName("nounwind", 8);
   LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(g->ctx, nounwind, 0));
   LLVMPositionBuilderAtEnd(g->b, LLVMAppendBasicBlockInContext(g->ctx, fn, "entry"));
   g->fn = fn;
-  g->args = LLVMGetParam(fn, 0);
-  g->syms = LLVMGetParam(fn, 1);
-  g->weights = LLVMGetParam(fn, 2);
-  g->ws = LLVMGetParam(fn, 3);
   return fn;
 }
 
-static LLVMValueRef emit_kernel(Cg *g, const Entry *e, const LKernel *k) {
-  LLVMValueRef fn = begin_function(g, k->name, LLVMInternalLinkage);
+/* A kernel function: void k(ptr bufs[nlocal], const int64_t *syms). */
+static LLVMValueRef emit_kernel(Cg *g, const LKernel *k, const int *rename) {
+  LLVMValueRef fn = begin_function(g, k->name, g->kernel_fn, LLVMInternalLinkage);
+  /* shared by every structurally equal kernel: inlining them would undo the sharing */
+  unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
+  LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(g->ctx, noinline, 0));
+  LLVMValueRef bufs = LLVMGetParam(fn, 0);
+  g->syms = LLVMGetParam(fn, 1);
   g->vars = calloc(k->nvars + 1, sizeof *g->vars);
   g->accs = calloc(k->naccs + 1, sizeof *g->accs);
   for (int i = 0; i < k->naccs; i++) g->accs[i] = LLVMBuildAlloca(g->b, g->f32, "acc");
   int parent = scope_push(g); /* values of another function are never reused */
-  emit_prologue(g, e);
+  load_syms(g);
+  for (int i = 0; i < g->le->nbufs; i++) {
+    if (rename[i] < 0) continue;
+    LLVMValueRef p = LLVMBuildGEP2(g->b, g->ptr, bufs, (LLVMValueRef[]){ci64(g, rename[i])}, 1, "");
+    g->bufs[i] = LLVMBuildLoad2(g->b, g->ptr, p, "");
+  }
   emit_stmt(g, k->body);
   LLVMBuildRetVoid(g->b);
   scope_pop(g, parent);
@@ -394,22 +407,64 @@ static LLVMValueRef emit_kernel(Cg *g, const Entry *e, const LKernel *k) {
   return fn;
 }
 
+/* The kernel function for k: an existing one with the same structure, or a new one. */
+static LLVMValueRef kernel_function(Cg *g, const LKernel *k, int *rename, int *nlocal) {
+  char *key = loopir_kernel_key(g->le, k, rename, nlocal);
+  if (!key) unreachable("out of memory");
+  for (int i = 0; i < g->nkernel_cache; i++)
+    if (!strcmp(g->kernel_cache[i].key, key)) {
+      free(key);
+      return g->kernel_cache[i].fn;
+    }
+  if (g->nkernel_cache == g->capkernel_cache) {
+    g->capkernel_cache = g->capkernel_cache ? 2 * g->capkernel_cache : 32;
+    g->kernel_cache = realloc(g->kernel_cache, g->capkernel_cache * sizeof *g->kernel_cache);
+    if (!g->kernel_cache) unreachable("out of memory");
+  }
+  LLVMValueRef fn = emit_kernel(g, k, rename);
+  g->kernel_cache[g->nkernel_cache++] = (struct KernelFn){key, fn};
+  return fn;
+}
+
 static LLVMValueRef emit_entry_body(Cg *g, const LEntry *le) {
   const Entry *e = le->e;
+  int nb = le->nbufs + 1;
   g->le = le;
-  g->bufs = calloc(le->nbufs + 1, sizeof *g->bufs);
-  g->const_globals = calloc(le->nbufs + 1, sizeof *g->const_globals);
+  g->bufs = calloc(nb, sizeof *g->bufs);
+  int *renames = malloc((size_t)nb * (le->nkernels + 1) * sizeof *renames);
+  int *nlocal = calloc(le->nkernels + 1, sizeof *nlocal);
+  bool *used = calloc(nb, sizeof *used);
   LLVMValueRef *kfns = calloc(le->nkernels + 1, sizeof *kfns);
-  for (int k = 0; k < le->nkernels; k++) kfns[k] = emit_kernel(g, e, &le->kernels[k]);
+  for (int k = 0; k < le->nkernels; k++) {
+    kfns[k] = kernel_function(g, &le->kernels[k], renames + (size_t)k * nb, &nlocal[k]);
+    for (int i = 0; i < le->nbufs; i++) used[i] |= renames[(size_t)k * nb + i] >= 0;
+  }
   char name[256];
   snprintf(name, sizeof name, "%s.%s.body", model_c_name(g->m), e->name);
-  LLVMValueRef fn = begin_function(g, name, LLVMInternalLinkage);
-  LLVMValueRef params[4] = {g->args, g->syms, g->weights, g->ws};
-  for (int k = 0; k < le->nkernels; k++) LLVMBuildCall2(g->b, g->kernel_fn, kfns[k], params, 4, "");
+  LLVMValueRef fn = begin_function(g, name, g->entry_fn, LLVMInternalLinkage);
+  g->args = LLVMGetParam(fn, 0);
+  g->syms = LLVMGetParam(fn, 1);
+  g->weights = LLVMGetParam(fn, 2);
+  g->ws = LLVMGetParam(fn, 3);
+  int parent = scope_push(g);
+  load_syms(g);
+  compute_buffers(g, e, used);
+  for (int k = 0; k < le->nkernels; k++) {
+    LLVMValueRef arr = LLVMBuildArrayAlloca(g->b, g->ptr, ci64(g, nlocal[k] ? nlocal[k] : 1), "bufs");
+    for (int i = 0; i < le->nbufs; i++) {
+      int local = renames[(size_t)k * nb + i];
+      if (local >= 0)
+        LLVMBuildStore(g->b, g->bufs[i], LLVMBuildGEP2(g->b, g->ptr, arr, (LLVMValueRef[]){ci64(g, local)}, 1, ""));
+    }
+    LLVMBuildCall2(g->b, g->kernel_fn, kfns[k], (LLVMValueRef[]){arr, g->syms}, 2, "");
+  }
   LLVMBuildRetVoid(g->b);
+  scope_pop(g, parent);
   free(kfns);
+  free(used);
+  free(nlocal);
+  free(renames);
   free(g->bufs);
-  free(g->const_globals);
   return fn;
 }
 
@@ -599,12 +654,15 @@ void codegen_model(LLVMContextRef ctx, LLVMModuleRef mod, const Model *m, const 
   g.i8 = LLVMInt8TypeInContext(ctx);
   g.ptr = LLVMPointerTypeInContext(ctx, 0);
   g.voidt = LLVMVoidTypeInContext(ctx);
-  g.kernel_fn = LLVMFunctionType(g.voidt, (LLVMTypeRef[]){g.ptr, g.ptr, g.ptr, g.ptr}, 4, 0);
+  g.entry_fn = LLVMFunctionType(g.voidt, (LLVMTypeRef[]){g.ptr, g.ptr, g.ptr, g.ptr}, 4, 0);
+  g.kernel_fn = LLVMFunctionType(g.voidt, (LLVMTypeRef[]){g.ptr, g.ptr}, 2, 0);
   LLVMValueRef *bodies = calloc(m->nentries + 1, sizeof *bodies);
   for (int i = 0; i < m->nentries; i++) bodies[i] = emit_entry_body(&g, &les[i]);
   LLVMValueRef desc = emit_desc(&g, les, bodies, weights);
   emit_wrappers(&g, desc);
   free(bodies);
   free(g.scope_open);
+  for (int i = 0; i < g.nkernel_cache; i++) free(g.kernel_cache[i].key);
+  free(g.kernel_cache);
   LLVMDisposeBuilder(g.b);
 }

@@ -75,5 +75,9 @@ typedef struct LEntry {
 /* Lower every kernel of every entry of the (fused, planned) model. */
 LEntry *lower_model(Model *m);
 void loopir_dump(FILE *out, const Model *m, const LEntry *le);
+/* The kernel's structure as text with its buffers renumbered by first use (rename[entry
+ * buffer] = local number, -1 if unused; *nlocal = count): kernels with equal keys compute
+ * the same function of their buffers.  malloc'd. */
+char *loopir_kernel_key(const LEntry *le, const LKernel *k, int *rename, int *nlocal);
 
 #endif

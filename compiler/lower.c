@@ -460,81 +460,141 @@ LEntry *lower_model(Model *m) {
   return les;
 }
 
-/* ---- dump (nnc dump --stage=loops) ---- */
+/* ---- text form: nnc dump --stage=loops, and the canonical key codegen uses to emit
+ * structurally equal kernels once (buffers renumbered by first use, exact constants) ---- */
 
-static void dump_lx(FILE *out, const Lx *x) {
+typedef struct Printer {
+  FILE *out;
+  const LEntry *le;
+  int *rename;      /* entry buffer -> local number, or NULL */
+  int nlocal;
+  bool canonical;
+} Printer;
+
+static void print_buf(Printer *p, int b) {
+  if (p->rename) {
+    if (p->rename[b] < 0) p->rename[b] = p->nlocal++;
+    b = p->rename[b];
+  }
+  fprintf(p->out, "b%d", b);
+}
+
+static void print_lx(Printer *p, const Lx *x) {
+  FILE *out = p->out;
   switch (x->k) {
-  case LX_F: fprintf(out, "%g", x->f[0]); break;
+  case LX_F: fprintf(out, p->canonical ? "%a" : "%g", x->f[0]); break;
   case LX_I: fprintf(out, "%lld", (long long)x->c); break;
   case LX_VAR: fprintf(out, "i%d", x->var); break;
   case LX_SYM: fprintf(out, "%lld*sym%x", (long long)x->c, x->syms); break;
   case LX_IBIN:
     fprintf(out, "(");
-    dump_lx(out, x->a[0]);
+    print_lx(p, x->a[0]);
     fprintf(out, " %c ", x->op);
-    dump_lx(out, x->a[1]);
+    print_lx(p, x->a[1]);
     fprintf(out, ")");
     break;
-  case LX_LOAD: fprintf(out, "b%d[", x->buf); dump_lx(out, x->a[0]); fprintf(out, "]"); break;
+  case LX_LOAD:
+    print_buf(p, x->buf);
+    if (p->canonical && p->le->bufs[x->buf].dtype == DT_I64) fprintf(out, ":i64");
+    fprintf(out, "[");
+    print_lx(p, x->a[0]);
+    fprintf(out, "]");
+    break;
   case LX_OP:
     fprintf(out, "%s(", op_info[x->op].name);
     for (int k = 0; k < op_info[x->op].arity; k++) {
       if (k) fprintf(out, ", ");
-      dump_lx(out, x->a[k]);
+      print_lx(p, x->a[k]);
     }
+    if (p->canonical) fprintf(out, "; %a %a", x->f[0], x->f[1]);
     fprintf(out, ")");
     break;
   case LX_SELECT:
     fprintf(out, "select(");
-    for (int k = 0; k < 3; k++) { if (k) fprintf(out, ", "); dump_lx(out, x->a[k]); }
+    for (int k = 0; k < 3; k++) {
+      if (k) fprintf(out, ", ");
+      print_lx(p, x->a[k]);
+    }
     fprintf(out, ")");
     break;
   case LX_ACC: fprintf(out, "acc%d", x->acc); break;
-  case LX_ITOF: fprintf(out, "float("); dump_lx(out, x->a[0]); fprintf(out, ")"); break;
+  case LX_ITOF: fprintf(out, "float("); print_lx(p, x->a[0]); fprintf(out, ")"); break;
   }
 }
 
-static void dump_ls(FILE *out, const Ls *s, int depth) {
+static void print_ls(Printer *p, const Ls *s, int depth) {
+  FILE *out = p->out;
   fprintf(out, "%*s", 2 * depth, "");
   switch (s->k) {
   case LS_BLOCK:
     fprintf(out, "{\n");
-    for (int i = 0; i < s->nbody; i++) dump_ls(out, s->body[i], depth + 1);
+    for (int i = 0; i < s->nbody; i++) print_ls(p, s->body[i], depth + 1);
     fprintf(out, "%*s}\n", 2 * depth, "");
     break;
   case LS_LOOP:
     fprintf(out, "for i%d in ", s->var);
-    dump_lx(out, s->lo);
+    print_lx(p, s->lo);
     fprintf(out, "..");
-    dump_lx(out, s->hi);
-    if (!(s->step->k == LX_I && s->step->c == 1)) { fprintf(out, " step "); dump_lx(out, s->step); }
+    print_lx(p, s->hi);
+    if (!(s->step->k == LX_I && s->step->c == 1)) {
+      fprintf(out, " step ");
+      print_lx(p, s->step);
+    }
     fprintf(out, " {\n");
-    for (int i = 0; i < s->nbody; i++) dump_ls(out, s->body[i], depth + 1);
+    for (int i = 0; i < s->nbody; i++) print_ls(p, s->body[i], depth + 1);
     fprintf(out, "%*s}\n", 2 * depth, "");
     break;
   case LS_STORE:
-    fprintf(out, "b%d[", s->buf);
-    dump_lx(out, s->idx);
+    print_buf(p, s->buf);
+    fprintf(out, "[");
+    print_lx(p, s->idx);
     fprintf(out, "] = ");
-    dump_lx(out, s->val);
+    print_lx(p, s->val);
     fprintf(out, "\n");
     break;
   case LS_ACC_INIT: fprintf(out, "acc%d = %s\n", s->acc, s->rop == OP_SUM ? "0" : "-inf"); break;
   case LS_ACC_UPDATE:
     fprintf(out, "acc%d = %s(acc%d, ", s->acc, s->rop == OP_SUM ? "add" : "max", s->acc);
-    dump_lx(out, s->val);
+    print_lx(p, s->val);
     fprintf(out, ")\n");
     break;
-  case LS_GEMM:
-    fprintf(out, "sgemm%s%s b%d = b%d x b%d  m=", s->g.ta ? " transA" : "", s->g.tb ? " transB" : "", s->g.c, s->g.a, s->g.b);
-    dump_lx(out, s->g.m);
-    fprintf(out, " n=");
-    dump_lx(out, s->g.n);
-    fprintf(out, " k=");
-    dump_lx(out, s->g.k);
+  case LS_GEMM: {
+    fprintf(out, "sgemm%s%s ", s->g.ta ? " transA" : "", s->g.tb ? " transB" : "");
+    print_buf(p, s->g.c);
+    fprintf(out, "[");
+    print_lx(p, s->g.c_off);
+    fprintf(out, "] = ");
+    print_buf(p, s->g.a);
+    fprintf(out, "[");
+    print_lx(p, s->g.a_off);
+    fprintf(out, "] x ");
+    print_buf(p, s->g.b);
+    fprintf(out, "[");
+    print_lx(p, s->g.b_off);
+    fprintf(out, "]");
+    const char *names[] = {"m", "n", "k", "lda", "ldb", "ldc"};
+    Lx *vals[] = {s->g.m, s->g.n, s->g.k, s->g.lda, s->g.ldb, s->g.ldc};
+    for (int i = 0; i < 6; i++) {
+      fprintf(out, " %s=", names[i]);
+      print_lx(p, vals[i]);
+    }
     fprintf(out, "\n");
     break;
   }
+  }
+}
+
+char *loopir_kernel_key(const LEntry *le, const LKernel *k, int *rename, int *nlocal) {
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  if (!f) return NULL;
+  for (int i = 0; i < le->nbufs; i++) rename[i] = -1;
+  Printer p = {.out = f, .le = le, .rename = rename, .canonical = true};
+  print_ls(&p, k->body, 0);
+  fclose(f);
+  *nlocal = p.nlocal;
+  return buf;
 }
 
 void loopir_dump(FILE *out, const Model *m, const LEntry *le) {
@@ -546,10 +606,12 @@ void loopir_dump(FILE *out, const Model *m, const LEntry *le) {
     if (b->k == LB_ARG || b->k == LB_SLOT) fprintf(out, " %d", b->index);
     if (b->k == LB_WEIGHT) fprintf(out, " +%llu", (unsigned long long)b->offset);
     if (b->k == LB_CONST) fprintf(out, " [%lld]", (long long)b->n);
+    if (b->dtype == DT_I64) fprintf(out, " i64");
     fprintf(out, "\n");
   }
+  Printer p = {.out = out, .le = le};
   for (int k = 0; k < le->nkernels; k++) {
     fprintf(out, "kernel %s\n", le->kernels[k].name);
-    dump_ls(out, le->kernels[k].body, 1);
+    print_ls(&p, le->kernels[k].body, 1);
   }
 }

@@ -320,7 +320,14 @@ static int open_model(Run *r) {
   r->entry = &r->desc->entries[r->entry_index];
   if (r->entry->n_in > MAX_PAIRS || r->entry->n_out > MAX_PAIRS)
     return user_error("nnc: error: entry '%s' has too many arguments for nnc run", r->entry->name);
-  if (nnc_context_open(r->model, r->weights, &r->ctx, &msg)) return user_error_msg(msg);
+  if (nnc_context_open(r->model, r->weights, &r->ctx, &msg)) {
+    if (!r->weights && msg && strstr(msg, "without weights")) {
+      fprintf(stderr, "%s (--weights W.safetensors)\n", msg);
+      free(msg);
+      return EXIT_USER;
+    }
+    return user_error_msg(msg);
+  }
   return 0;
 }
 

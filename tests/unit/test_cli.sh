@@ -1,0 +1,74 @@
+#!/bin/sh
+# test_cli.sh — the `nnc` command's contract: help, version, exit codes (0 success, 1 user
+# error, 2 usage error) and the messages of common mistakes.  Runs realnvp through JIT and
+# AOT when its golden data is present.
+#   usage: tests/unit/test_cli.sh BUILD/nnc SOURCE_DIR
+set -u
+NNC=${1:?usage: test_cli.sh NNC SOURCE_DIR}
+SRC=${2:?usage: test_cli.sh NNC SOURCE_DIR}
+TMP=$(mktemp -d /tmp/nnc_cli_XXXXXX)
+trap 'rm -rf "$TMP"' EXIT
+failures=0
+
+# expect STATUS PATTERN -- ARGS...: run nnc ARGS, check the exit status and that stdout+stderr
+# contains PATTERN (a fixed string; empty: anything).
+expect() {
+  want=$1 pattern=$2
+  shift 3
+  "$NNC" "$@" >"$TMP/out" 2>&1
+  got=$?
+  if [ "$got" -ne "$want" ] || { [ -n "$pattern" ] && ! grep -qF -- "$pattern" "$TMP/out"; }; then
+    echo "FAIL: nnc $* -> exit $got (want $want), output:"
+    sed 's/^/  | /' "$TMP/out"
+    [ -n "$pattern" ] && echo "  expected to contain: $pattern"
+    failures=$((failures + 1))
+  fi
+}
+
+G=$SRC/tests/golden/realnvp
+M=$SRC/examples/realnvp.nn
+
+expect 0 "usage: nnc FILE.nn -o FILE.so" -- --help
+expect 0 "nnc 0.1.0" -- --version
+expect 0 "usage: nnc run" -- run --help
+expect 0 "usage: nnc check" -- check --help
+expect 0 "usage: nnc dump" -- dump --help
+expect 0 "usage: nnc FILE.nn -o" -- "$M" --help
+expect 2 "usage:" --
+expect 2 "unknown option '--bogus'" -- "$M" -o "$TMP/x.so" --bogus
+expect 2 "missing -o FILE.so" -- "$M"
+expect 2 "option '-o' needs a value" -- "$M" -o
+expect 2 "no model file given" -- run
+expect 2 "--in expects NAME=PATH.npy" -- run "$M" --in x
+expect 2 "missing --stage=STAGE" -- dump "$M"
+expect 2 "unknown stage" -- dump --stage=nope "$M"
+expect 1 "nope.nn" -- check "$TMP/nope.nn"
+
+if [ -f "$M" ] && [ -f "$G/weights.safetensors" ]; then
+  W=$G/weights.safetensors
+  expect 0 "ok" -- check "$M"
+  expect 0 "z: f32[64, 2]" -- run "$M" --weights "$W" --in x="$G/forward.in.x.npy"
+  expect 0 "" -- run "$M" --weights "$W" --entry inverse --in z="$G/inverse.in.z.npy" \
+    --out x="$TMP/x.npy"
+  [ -s "$TMP/x.npy" ] || { echo "FAIL: --out x did not write $TMP/x.npy"; failures=$((failures + 1)); }
+  expect 1 "missing --in x=FILE.npy for input 'x' of entry 'forward'" -- run "$M" --weights "$W"
+  expect 1 "has no entry 'nope'" -- run "$M" --weights "$W" --entry nope --in x="$G/forward.in.x.npy"
+  expect 1 "has no input 'q'" -- run "$M" --weights "$W" --in q="$G/forward.in.x.npy"
+  expect 1 "has no output 'q'" -- run "$M" --weights "$W" --in x="$G/forward.in.x.npy" --out q="$TMP/q.npy"
+  expect 1 "input 'x' of entry 'forward' must have rank 2" -- run "$M" --weights "$W" \
+    --in x="$G/forward.out.logdet.npy"
+  expect 1 "compiled without weights" -- run "$M" --in x="$G/forward.in.x.npy"
+  expect 0 "" -- "$M" -o "$TMP/realnvp.so" --weights "$W" --header "$TMP/realnvp.h"
+  expect 0 "logdet: f32[64]" -- run "$TMP/realnvp.so" --in x="$G/forward.in.x.npy"
+  expect 0 "" -- "$M" -o "$TMP/plain.so"
+  expect 1 "compiled without weights" -- run "$TMP/plain.so" --in x="$G/forward.in.x.npy"
+  expect 0 "lp: f32[64]" -- run "$TMP/plain.so" --weights "$W" --entry log_prob \
+    --in x="$G/forward.in.x.npy"
+  for stage in ast ir fused llvm; do expect 0 "" -- dump --stage=$stage "$M"; done
+fi
+
+if [ "$failures" -ne 0 ]; then
+  echo "$failures CLI check(s) failed"
+  exit 1
+fi
+echo "CLI checks passed"

@@ -9,6 +9,7 @@
  *                        full-domain outputs stored here }; epilogue outputs at kept }
  *   GEMM kernel:         for row blocks { sgemm into the output; epilogue over the block }
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "loopir.h"
@@ -26,6 +27,7 @@ typedef struct Lower {
   const Kernel *K;
   INode *red;          /* its reduction, if any */
   int red_acc;
+  int red_buf;         /* >= 0: the reduction accumulates in this buffer instead */
   INode *gemm;         /* its matmul, if any */
   int gemm_cbuf;
   /* memo of value(node, idx) */
@@ -262,6 +264,8 @@ static Lx *move_value(Lower *L, INode *n, Lx *const *idx) {
 static Lx *value(Lower *L, INode *n, Lx *const *idx) {
   Lx *v = memo_get(L, n, idx);
   if (v) return v;
+  if (n == L->red && L->red_buf >= 0)
+    return memo_put(L, n, idx, lx(L, (Lx){.k = LX_LOAD, .buf = L->red_buf, .a = {linear(L, &n->shape, idx)}}));
   if (n == L->red) return memo_put(L, n, idx, lx(L, (Lx){.k = LX_ACC, .acc = L->red_acc}));
   if (n == L->gemm)
     return memo_put(L, n, idx, lx(L, (Lx){.k = LX_LOAD, .buf = L->gemm_cbuf, .a = {linear(L, &n->shape, idx)}}));
@@ -322,8 +326,68 @@ static bool tree_contains(const INode *n, const INode *x, int depth) {
   return false;
 }
 
+static INode *find_reduction(const Kernel *K) {
+  for (int c = 0; c < K->ncovers; c++)
+    if (op_info[K->covers[c]->op].kind == FK_REDUCE) return K->covers[c];
+  unreachable("reduction kernel without a reduction");
+}
+
+/* The outputs of a reduction kernel that are computed at every point of the domain (the
+ * elementwise ones horizontal fusion added), as opposed to the epilogue at the kept index. */
+static bool full_domain_out(const Kernel *K, const INode *out, const INode *red) {
+  return shape_eq(&out->shape, &K->domain) && !tree_contains(out, red, 0);
+}
+
+/* A reduction over leading axes with the last axis kept (column sums): the accumulators
+ * live in the output buffer and the domain is walked in memory order, so the inner loop
+ * runs along contiguous rows and vectorizes:
+ *   out[kept] = init;  for idx in domain { out[kept(idx)] op= value(in, idx) }
+ *   for kept { out[kept] = epilogue(out[kept]) } */
+static void lower_column_reduce(Lower *L, Ls *body) {
+  const Kernel *K = L->K;
+  const Shape *D = &K->domain;
+  INode *red = L->red, *root = NULL;
+  for (int o = 0; o < K->nouts; o++)
+    if (!full_domain_out(K, K->outs[o], red)) root = K->outs[o];
+  int order[MAX_RANK];
+  Lx *vars[MAX_RANK], *zero = lx_i(L, 0);
+  for (int i = 0; i < MAX_RANK; i++) order[i] = i;
+  L->red_buf = buffer_of(L, root);
+  Lx *kv[MAX_RANK];
+  Ls *init = loop_nest(L, body, &root->shape, order, root->shape.rank, kv);
+  store(L, init, L->red_buf, linear(L, &root->shape, kv), lx_f(L, red->op == OP_SUM ? 0.0 : -INFINITY));
+  Ls *blk = loop_nest(L, body, D, order, D->rank, vars);
+  Lx *ridx[MAX_RANK];
+  Shape kept = *D;
+  Lx *kidx[MAX_RANK];
+  for (int i = 0; i < D->rank; i++) {
+    bool r = K->raxes & (1u << i);
+    kept.d[i] = r ? dim_const(1) : D->d[i];
+    kidx[i] = r ? zero : vars[i];
+  }
+  if (!unit_map(&kept, kidx, &red->shape, ridx, zero)) unreachable("reduction shape");
+  Lx *at = linear(L, &red->shape, ridx);
+  Lx *cur = lx(L, (Lx){.k = LX_LOAD, .buf = L->red_buf, .a = {at}});
+  L->red = NULL;
+  Lx *v = value(L, red->in[0], vars);
+  for (int o = 0; o < K->nouts; o++)
+    if (K->outs[o] != root) store_out(L, blk, K->outs[o], vars);
+  L->red = red;
+  Lx *acc = lx(L, (Lx){.k = LX_OP, .op = red->op == OP_SUM ? OP_ADD : OP_MAX, .a = {cur, v}});
+  store(L, blk, L->red_buf, at, acc);
+  if (root == red) return;
+  Lx *ev[MAX_RANK];
+  Ls *epi = loop_nest(L, body, &root->shape, order, root->shape.rank, ev);
+  store_out(L, epi, root, ev);
+}
+
 static void lower_reduce(Lower *L, Ls *body) {
   const Kernel *K = L->K;
+  L->red = find_reduction(K);
+  if (K->domain.rank > 1 && !(K->raxes & (1u << (K->domain.rank - 1)))) {
+    lower_column_reduce(L, body);
+    return;
+  }
   const Shape *D = &K->domain;
   int order[MAX_RANK], n = 0, nkept = 0;
   Lx *vars[MAX_RANK];
@@ -332,9 +396,6 @@ static void lower_reduce(Lower *L, Ls *body) {
   nkept = n;
   for (int i = 0; i < D->rank; i++)
     if (K->raxes & (1u << i)) order[n++] = i;
-  for (int c = 0; c < K->ncovers && !L->red; c++)
-    if (op_info[K->covers[c]->op].kind == FK_REDUCE) L->red = K->covers[c];
-  if (!L->red) unreachable("reduction kernel without a reduction");
   L->red_acc = L->naccs++;
   Ls *outer = loop_nest(L, body, D, order, nkept, vars);
   Ls *init = ls_new(L, LS_ACC_INIT);
@@ -350,7 +411,7 @@ static void lower_reduce(Lower *L, Ls *body) {
   L->red = NULL;
   upd->val = value(L, red->in[0], vars);
   for (int o = 0; o < K->nouts; o++)
-    if (shape_eq(&K->outs[o]->shape, D) && !tree_contains(K->outs[o], red, 0)) store_out(L, inner, K->outs[o], vars);
+    if (full_domain_out(K, K->outs[o], red)) store_out(L, inner, K->outs[o], vars);
   L->red = red;
   ls_add(L, inner, upd);
   /* epilogue at the kept index */
@@ -363,7 +424,7 @@ static void lower_reduce(Lower *L, Ls *body) {
   }
   for (int o = 0; o < K->nouts; o++) {
     INode *out = K->outs[o];
-    if (shape_eq(&out->shape, D) && !tree_contains(out, red, 0)) continue;
+    if (full_domain_out(K, out, red)) continue;
     Lx *oidx[MAX_RANK];
     if (!unit_map(&kept, kidx, &out->shape, oidx, zero)) unreachable("epilogue shape");
     store_out(L, outer, out, oidx);
@@ -426,6 +487,7 @@ static const char *kind_names[] = {"elementwise", "reduce", "gemm"};
 static void lower_kernel(Lower *L, const Kernel *K, int index, LKernel *out) {
   L->K = K;
   L->red = L->gemm = NULL;
+  L->red_buf = -1;
   L->nvars = L->naccs = 0;
   L->nmemo = 0;
   Ls *body = ls_new(L, LS_BLOCK);

@@ -190,8 +190,10 @@ int nnc_compile_so(const char *nn_path, const char *so_path, const NncCompileOpt
     fail(errmsg, "%s: internal error: generated code does not verify: %s\n", nn_path, err);
     goto cleanup;
   }
-  const char *link[] = {support_lib(), NNC_OPENBLAS_LIB, "-lm"};
-  if (target_emit_shared_lib(t, mod, so_path, link, 3, err, sizeof err)) {
+  /* -Bsymbolic: the typed wrappers call this library's own support code even when the
+   * host process exports functions of the same name */
+  const char *link[] = {support_lib(), NNC_OPENBLAS_LIB, "-lm", "-Wl,-Bsymbolic"};
+  if (target_emit_shared_lib(t, mod, so_path, link, 4, err, sizeof err)) {
     fail(errmsg, "%s: error: linking failed: %s\n", so_path, err);
     goto cleanup;
   }

@@ -34,6 +34,7 @@ static bool in_memory(const Fuse *F, const INode *n) {
 
 static void add_user(Fuse *F, INode *n, INode *u) {
   int id = n->id;
+  if (F->nusers[id] && F->users[id][F->nusers[id] - 1] == u) return; /* x * x: one user */
   INode **v = arena_alloc(F->m->arena, (F->nusers[id] + 1) * sizeof *v);
   if (F->nusers[id]) memcpy(v, F->users[id], F->nusers[id] * sizeof *v);
   v[F->nusers[id]++] = u;
@@ -65,6 +66,20 @@ static bool is_view(const INode *n) {
   return true;
 }
 
+/* Cheap to recompute in every consumer: a few arithmetic or movement ops over tensors that
+ * are in memory (x / T feeding both a max and a subtraction, x - max feeding exp and log). */
+static int cheap_cost(const Fuse *F, const INode *n, int depth) {
+  if (is_leaf(n) || F->mat[n->id]) return 0;
+  static const Op cheap[] = {OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_NEG};
+  bool ok = op_info[n->op].kind == FK_MOVE;
+  for (size_t i = 0; i < sizeof cheap / sizeof *cheap; i++) ok |= n->op == cheap[i];
+  if (!ok || depth > 3) return 100;
+  int cost = 1;
+  for (int k = 0; k < 3; k++)
+    if (n->in[k]) cost += cheap_cost(F, n->in[k], depth + 1);
+  return cost;
+}
+
 static void decide_materialized(Fuse *F) {
   Entry *e = F->e;
   for (int i = 0; i < e->nnodes; i++) {
@@ -75,7 +90,7 @@ static void decide_materialized(Fuse *F) {
     if (k == FK_LEAF) F->mat[i] = false;
     else if (k == FK_GEMM || k == FK_REDUCE || n->out_index >= 0) F->mat[i] = true;
     else if (gemm_input) F->mat[i] = true;
-    else F->mat[i] = n->nusers > 1 && !is_view(n);
+    else F->mat[i] = F->nusers[i] + (n->out_index >= 0) > 1 && !is_view(n) && cheap_cost(F, n, 0) > 3;
   }
 }
 

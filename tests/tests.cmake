@@ -29,3 +29,8 @@ foreach(example ${NNC_EXAMPLES})
   get_filename_component(model ${example} NAME_WE)
   add_test(NAME cli_check_${model} COMMAND nnc check ${example})
 endforeach()
+
+# CLI behaviour end to end: exit codes, messages, JIT / AOT / weights at run time.
+add_test(NAME test_cli COMMAND sh ${PROJECT_SOURCE_DIR}/tests/unit/test_cli.sh $<TARGET_FILE:nnc>
+                                  ${PROJECT_SOURCE_DIR})
+set_tests_properties(test_cli PROPERTIES TIMEOUT 300)

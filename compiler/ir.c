@@ -20,7 +20,7 @@ Dim shape_numel(const Shape *s) {
   return n;
 }
 
-static void dim_str(const Model *m, Dim d, char *buf, size_t len) {
+void dim_str(const Model *m, Dim d, char *buf, size_t len) {
   size_t n = 0;
   buf[0] = 0;
   if (d.k != 1 || !d.syms) n += snprintf(buf + n, len - n, "%lld", (long long)d.k);

@@ -52,6 +52,7 @@ bool shape_eq(const Shape *a, const Shape *b);
 Dim shape_numel(const Shape *s);
 /* "f32[N, 2]"-style text; returns buf. */
 struct Model;
+void dim_str(const struct Model *m, Dim d, char *buf, size_t len); /* "2*N" */
 const char *shape_str(const struct Model *m, DType dt, const Shape *s, char *buf, size_t len);
 
 typedef struct INode INode;

@@ -18,9 +18,8 @@ static void node_attrs(FILE *out, const Model *m, const INode *n) {
     break;
   case OP_DIMVAL: {
     char b[64];
-    Shape s = {.rank = 1, .d = {{n->i[0], n->axes}}};
-    shape_str(m, DT_F32, &s, b, sizeof b);
-    fprintf(out, " %.*s", (int)strlen(b) - 5, b + 4);
+    dim_str(m, (Dim){n->i[0], n->axes}, b, sizeof b);
+    fprintf(out, " %s", b);
     break;
   }
   case OP_ELU: case OP_LEAKY_RELU: fprintf(out, " %g", n->f[0]); break;
@@ -118,8 +117,8 @@ void ir_dump_fused(FILE *out, const Model *m) {
           if (K->covers[c] == e->nodes[n]) dump_node(out, m, e->nodes[n]);
     }
     for (int s2 = 0; s2 < e->nslots; s2++) {
-      Shape sh = {.rank = 1, .d = {e->slots[s2].bytes}};
-      fprintf(out, "  slot %d bytes %s\n", s2, shape_str(m, DT_F32, &sh, s, sizeof s) + 4);
+      dim_str(m, e->slots[s2].bytes, s, sizeof s);
+      fprintf(out, "  slot %d: %s bytes\n", s2, s);
     }
   }
 }

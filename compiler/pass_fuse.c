@@ -106,6 +106,14 @@ static bool reshape_is_unit(const Shape *a, const Shape *b) {
   }
 }
 
+/* A reduction epilogue stops before an op that combines it with another reduction (logdet
+ * + sum_k + sum_k+1 ...): each sum then folds into its own running total in its own kernel. */
+static bool other_operand_is_reduction(const INode *u, const INode *from) {
+  for (int k = 0; k < 3; k++)
+    if (u->in[k] && u->in[k] != from && op_info[u->in[k]->op].kind == FK_REDUCE) return true;
+  return false;
+}
+
 static bool operands_in_memory(const Fuse *F, const INode *u, const INode *from) {
   for (int k = 0; k < 3; k++)
     if (u->in[k] && u->in[k] != from && !in_memory(F, u->in[k])) return false;
@@ -125,7 +133,7 @@ static INode *epilogue_chain(Fuse *F, INode *head, bool gemm) {
       ok = gemm || reshape_is_unit(&cur->shape, &u->shape);
     else
       ok = op_info[u->op].kind == FK_ELEM && shape_eq(&u->shape, &cur->shape) &&
-           (!gemm || operands_in_memory(F, u, cur));
+           (gemm ? operands_in_memory(F, u, cur) : !other_operand_is_reduction(u, cur));
     if (!ok) break;
     cur = u;
   }

@@ -367,8 +367,8 @@ def max_abs_diff(a, b):
     if a.shape != b.shape:
         return float("inf")
     both_nan = np.isnan(a) & np.isnan(b)
-    d = np.abs(a - b)
-    d[both_nan] = 0.0
+    d = np.atleast_1d(np.abs(a - b))  # 0-d outputs (cfr imbalance) index too
+    d[np.atleast_1d(both_nan)] = 0.0
     return float(np.max(d)) if d.size else 0.0
 
 

@@ -14,7 +14,7 @@
 #include <string.h>
 #include "loopir.h"
 
-#define GEMM_ROW_BLOCK 64
+#define GEMM_ROW_BLOCK 512  /* rows per sgemm call: the epilogue runs on a cache-warm tile; fewer rows repack the weights too often */
 #define HASH_SIZE 4096
 
 typedef struct Lower {

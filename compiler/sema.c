@@ -764,6 +764,9 @@ static bool build_export(Sema *S, const Node *decl) {
     const Node *p = decl->outs.items[i];
     if (!p->type) return diag_error(S->d, p->loc, "entry output '%s' needs a type", p->name);
     if (!eval_type(S, p->type, &e->out_shapes[i], &e->out_dtypes[i])) return false;
+    /* computation is in f32 (i64 inputs are read as f32, exact up to 2^24) */
+    if (e->out_dtypes[i] != DT_F32)
+      return diag_error(S->d, p->type->loc, "entry outputs are f32 tensors; '%s' is declared %s", p->name, p->type->name);
     e->out_names[i] = p->name;
   }
   Value ret = v_none();

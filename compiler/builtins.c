@@ -227,11 +227,13 @@ static bool b_reduce(Sema *S, const char *name, const Args *a, Value *out) {
 /* softmax / log_softmax / logsumexp (x, axis=-1, temperature=1): the max-shifted forms */
 static bool b_softmax(Sema *S, const char *name, const Args *a, Value *out) {
   bool lse = !strcmp(name, "logsumexp");
-  static const char *names[] = {"input", "axis", "temperature", "dim", "keepdim"};
-  if (!need_entry(S, a, name) || !args_check(S, a, name, names, lse ? 5 : 4)) return false;
+  /* softmax(x, axis, temperature); logsumexp(x, axis, keepdim) as torch.logsumexp */
+  static const char *sm_names[] = {"input", "axis", "temperature", "dim"};
+  static const char *lse_names[] = {"input", "axis", "keepdim", "dim"};
+  if (!need_entry(S, a, name) || !args_check(S, a, name, lse ? lse_names : sm_names, 4)) return false;
   INode *x = tensor_arg(S, a, 0, "input");
-  double temp;
-  if (!x || !num_arg(S, a, 2, "temperature", 1.0, &temp)) return false;
+  double temp = 1.0;
+  if (!x || (!lse && !num_arg(S, a, 2, "temperature", 1.0, &temp))) return false;
   if (!(temp > 0)) return diag_error(D, a->loc, "temperature must be positive, got %g", temp);
   const Value *av = arg_get(a, 1, "axis");
   if (!av) av = arg_get(a, -1, "dim");
@@ -251,7 +253,7 @@ static bool b_softmax(Sema *S, const char *name, const Args *a, Value *out) {
   else if (!strcmp(name, "log_softmax")) r = ir_binary(M, E, OP_SUB, sh, ir_unary(M, E, OP_LOG, sm, a->loc, D), a->loc, D);
   else {
     INode *l = ir_binary(M, E, OP_ADD, ir_unary(M, E, OP_LOG, sm, a->loc, D), mx, a->loc, D);
-    if (!keepdim_arg(S, a, 4)) {
+    if (!keepdim_arg(S, a, 2)) {
       Shape s = {0};
       for (int i = 0; i < x->shape.rank; i++)
         if (i != axis) s.d[s.rank++] = x->shape.d[i];

@@ -295,9 +295,9 @@ INode *ir_concat(Model *m, Entry *e, INode *a, INode *b, int axis, SrcLoc loc, D
     if (i != axis && !dim_eq(a->shape.d[i], b->shape.d[i]))
       return shape_error(m, d, loc, "cat: sizes differ off the concatenation axis", a, b);
   Dim x = a->shape.d[axis], y = b->shape.d[axis];
-  if (x.syms || y.syms)
-    return shape_error(m, d, loc, "cat: cannot join along a symbolic dimension", a, b);
-  s.d[axis] = dim_const(x.k + y.k);
+  if (x.syms != y.syms) /* N + 3 is not a dim of the form k × symbols */
+    return shape_error(m, d, loc, "cat: sizes along the axis must have the same symbols", a, b);
+  s.d[axis] = (Dim){x.k + y.k, x.syms};
   INode *n = ir_new(m, e, OP_CONCAT, a->dtype, &s, loc);
   n->in[0] = a;
   n->in[1] = b;

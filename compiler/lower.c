@@ -247,14 +247,14 @@ static Lx *move_value(Lower *L, INode *n, Lx *const *idx) {
     return value(L, in, r);
   case OP_CONCAT: {
     int ax = (int)n->i[0];
-    int64_t sa = in->shape.d[ax].k;
+    Lx *sa = lx_dim(L, in->shape.d[ax]);
     Lx *ra[MAX_RANK], *rb[MAX_RANK];
     memcpy(ra, idx, n->shape.rank * sizeof *ra);
     memcpy(rb, idx, n->shape.rank * sizeof *rb);
     /* both sides are read at clamped, in-bounds indices; the select keeps the right one */
-    ra[ax] = ibin(L, 'm', idx[ax], lx_i(L, sa - 1));
-    rb[ax] = ibin(L, 'M', ibin(L, '-', idx[ax], lx_i(L, sa)), lx_i(L, 0));
-    Lx *c = ibin(L, '<', idx[ax], lx_i(L, sa));
+    ra[ax] = ibin(L, 'm', idx[ax], ibin(L, '-', sa, lx_i(L, 1)));
+    rb[ax] = ibin(L, 'M', ibin(L, '-', idx[ax], sa), lx_i(L, 0));
+    Lx *c = ibin(L, '<', idx[ax], sa);
     return lx(L, (Lx){.k = LX_SELECT, .a = {c, value(L, in, ra), value(L, n->in[1], rb)}});
   }
   default: unreachable("not a movement op");

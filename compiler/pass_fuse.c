@@ -124,6 +124,7 @@ static bool operands_in_memory(const Fuse *F, const INode *u, const INode *from)
  * returns the node whose kernel will compute the head, making it materialized if needed. */
 static INode *epilogue_chain(Fuse *F, INode *head, bool gemm) {
   INode *cur = head;
+  if (head->out_index >= 0) return head; /* needed in its own (output) buffer */
   for (;;) {
     if (cur != head && F->mat[cur->id]) return cur;
     if (F->nusers[cur->id] != 1) break;

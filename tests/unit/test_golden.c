@@ -1,5 +1,6 @@
-/* test_golden.c — the golden runner: every model under tests/golden/<m>/ that has an
- * examples/<m>.nn is run on its stored inputs through both paths, and every output is
+/* test_golden.c — the golden runner: every model under tests/golden/<m>/ whose program is
+ * examples/<m>.nn (the paper models) or tests/golden/<m>/model.nn (the op tests, ops_*) is
+ * run on its stored inputs through both paths, and every output is
  * compared with the PyTorch reference (tests/golden/README.md describes the files):
  *   <m>/jit  nnc_model_compile(examples/<m>.nn), context with <m>/weights.safetensors
  *   <m>/aot  nnc_compile_so with the weights embedded into NNC_BINARY_DIR/golden/<m>.so,
@@ -97,12 +98,21 @@ static int open_aot(Run *r, const char *nn, const char *weights, char *err, size
   return 0;
 }
 
+/* The program of golden model `model`: tests/golden/<m>/model.nn or examples/<m>.nn. */
+static bool model_program(const char *model, char *nn, size_t len) {
+  snprintf(nn, len, "%s/%s/model.nn", GOLDEN_DIR, model);
+  if (file_exists(nn)) return true;
+  snprintf(nn, len, "%s/examples/%s.nn", NNC_SOURCE_DIR, model);
+  return file_exists(nn);
+}
+
 static int open_model(Run *r, char *err, size_t len) {
-  char nn[512], weights[512];
-  snprintf(nn, sizeof nn, "%s/examples/%s.nn", NNC_SOURCE_DIR, r->g->model);
+  char nn[1024], weights[512];
+  model_program(r->g->model, nn, sizeof nn);
   snprintf(weights, sizeof weights, "%s/%s/weights.safetensors", GOLDEN_DIR, r->g->model);
+  const char *w = file_exists(weights) ? weights : NULL; /* op tests without parameters */
   double t0 = now();
-  int rc = r->g->aot ? open_aot(r, nn, weights, err, len) : open_jit(r, nn, weights, err, len);
+  int rc = r->g->aot ? open_aot(r, nn, w, err, len) : open_jit(r, nn, w, err, len);
   if (rc) return rc;
   r->desc = nnc_model_desc_of(r->model);
   print_message("%s: compiled and opened in %.3f s\n", r->g->name, now() - t0);
@@ -317,8 +327,7 @@ static int find_models(Golden *out, int max) {
   while ((de = readdir(d)) != NULL && n + 2 <= max) {
     char nn[1024];
     if (de->d_name[0] == '.' || strlen(de->d_name) >= sizeof out->model) continue;
-    snprintf(nn, sizeof nn, "%s/examples/%s.nn", NNC_SOURCE_DIR, de->d_name);
-    if (!file_exists(nn)) continue;
+    if (!model_program(de->d_name, nn, sizeof nn)) continue;
     for (int aot = 0; aot < 2; aot++, n++) {
       snprintf(out[n].model, sizeof out[n].model, "%.60s", de->d_name);
       out[n].aot = aot;

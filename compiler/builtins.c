@@ -96,7 +96,7 @@ static bool shape_arg(Sema *S, const Args *a, int first, Shape *s) {
   s->rank = n;
   for (int i = 0; i < n; i++)
     if (!to_dim(S, &items[i], a->loc, &s->d[i])) return false;
-  return true;
+  return ir_shape_supported(M, s, a->loc, D);
 }
 
 static INode *numel_of(Sema *S, Dim n, SrcLoc loc) {

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include "nnc.h"
 #include "nnc_model.h"
 
 typedef struct NncCompileOptions {
@@ -38,5 +39,21 @@ int nnc_check(const char *nn_path, char **errmsg);
 /* `nnc dump --stage=ast|ir|opt|fused|llvm|asm`: print that stage to `out`. */
 int nnc_dump(const char *nn_path, const char *stage, FILE *out, char **errmsg);
 extern const char *const nnc_dump_stages[]; /* NULL-terminated list of stage names */
+
+/* Reference interpreter (interp.c): run one entry on the graph IR, node by node, without
+ * fusion or LLVM — the oracle of the differential tester.  inputs[n_in] are in the entry's
+ * argument order (dtype, rank and dims checked; symbolic dims bound from them); each of
+ * outputs[n_out] receives a malloc'd f32 array (free with free()) and its shape. */
+typedef struct NncInterpOptions {
+  const char *weights_path;  /* safetensors with the model's parameters; NULL: none */
+  const char *stage;         /* "ir" (after sema; default) or "opt" (after fold, cse, dce) */
+} NncInterpOptions;
+int nnc_interpret(const char *nn_path, const NncInterpOptions *opt, const char *entry,
+                  const nnc_tensor *inputs, int n_in, nnc_tensor *outputs, int n_out,
+                  char **errmsg);
+int nnc_interpret_source(const char *path, const char *text, size_t len,
+                         const NncInterpOptions *opt, const char *entry,
+                         const nnc_tensor *inputs, int n_in, nnc_tensor *outputs, int n_out,
+                         char **errmsg);
 
 #endif

@@ -125,6 +125,21 @@ INode *ir_const_data(Model *m, Entry *e, const float *data, const Shape *s, SrcL
   return n;
 }
 
+/* Sizes are k × a product of distinct symbols (nnc_model.h's nnc_dim), so a tensor whose
+ * element count would hold a symbol twice (f32[N, N]) cannot be sized; refuse it clearly. */
+bool ir_shape_supported(Model *m, const Shape *s, SrcLoc loc, Diag *d) {
+  uint32_t seen = 0;
+  for (int i = 0; i < s->rank; i++) {
+    if (seen & s->d[i].syms) {
+      char b[160];
+      return diag_error(d, loc, "shape %s repeats a symbolic dimension; nnc sizes tensors as k x distinct symbols",
+                        shape_str(m, DT_F32, s, b, sizeof b));
+    }
+    seen |= s->d[i].syms;
+  }
+  return true;
+}
+
 static INode *shape_error(Model *m, Diag *d, SrcLoc loc, const char *what, const INode *a,
                           const INode *b) {
   char sa[128], sb[128];
@@ -162,6 +177,7 @@ INode *ir_binary(Model *m, Entry *e, Op op, INode *a, INode *b, SrcLoc loc, Diag
   Shape s;
   if (!broadcast(&a->shape, &b->shape, &s))
     return shape_error(m, d, loc, "shapes cannot be broadcast together", a, b);
+  if (!ir_shape_supported(m, &s, loc, d)) return NULL;
   INode *n = ir_new(m, e, op, DT_F32, &s, loc);
   n->in[0] = a;
   n->in[1] = b;
@@ -173,6 +189,7 @@ INode *ir_where(Model *m, Entry *e, INode *c, INode *a, INode *b, SrcLoc loc, Di
   Shape s1, s;
   if (!broadcast(&a->shape, &b->shape, &s1) || !broadcast(&c->shape, &s1, &s))
     return shape_error(m, d, loc, "where: shapes cannot be broadcast together", a, b);
+  if (!ir_shape_supported(m, &s, loc, d)) return NULL;
   INode *n = ir_new(m, e, OP_WHERE, DT_F32, &s, loc);
   n->in[0] = c;
   n->in[1] = a;
@@ -215,6 +232,7 @@ INode *ir_matmul(Model *m, Entry *e, INode *a, INode *b, int ta, int tb, SrcLoc 
   Shape s = *batch;
   s.d[s.rank - 2] = am;
   s.d[s.rank - 1] = bn;
+  if (!ir_shape_supported(m, &s, loc, d)) return NULL;
   INode *n = ir_new(m, e, OP_MATMUL, DT_F32, &s, loc);
   n->in[0] = a;
   n->in[1] = b;
@@ -224,7 +242,7 @@ INode *ir_matmul(Model *m, Entry *e, INode *a, INode *b, int ta, int tb, SrcLoc 
 }
 
 INode *ir_reshape(Model *m, Entry *e, INode *a, const Shape *s, SrcLoc loc, Diag *d) {
-  if (!a) return NULL;
+  if (!a || !ir_shape_supported(m, s, loc, d)) return NULL;
   Dim x = shape_numel(&a->shape), y = shape_numel(s);
   if (!dim_eq(x, y)) {
     char sb[128];

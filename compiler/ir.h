@@ -134,6 +134,8 @@ int model_add_param(Model *m, const char *name, DType dt, int rank, const int64_
                     SrcLoc loc);                    /* index; -1 if the name exists */
 int model_find_param(const Model *m, const char *name);
 
+bool ir_shape_supported(Model *m, const Shape *s, SrcLoc loc, Diag *d);
+
 /* Node construction with shape rules (ir_shape.c).  Each returns NULL after recording a
  * diagnostic at `loc` when the operands do not fit. */
 INode *ir_new(Model *m, Entry *e, Op op, DType dt, const Shape *shape, SrcLoc loc);

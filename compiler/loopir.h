@@ -32,6 +32,7 @@ struct Lx {
   Lx *next_hash;     /* hash-consing chain */
   void *cg;          /* codegen: the LLVM value, valid while scope cg_scope is open */
   int cg_scope;
+  int print_id, print_gen; /* text form: printed once per kernel, then referred to by id */
 };
 
 typedef enum LsKind { LS_BLOCK, LS_LOOP, LS_STORE, LS_ACC_INIT, LS_ACC_UPDATE, LS_GEMM } LsKind;

@@ -527,6 +527,7 @@ LEntry *lower_model(Model *m) {
 
 typedef struct Printer {
   FILE *out;
+  int gen, next_id;   /* shared subexpressions print as %id after their first use */
   const LEntry *le;
   int *rename;      /* entry buffer -> local number, or NULL */
   int nlocal;
@@ -541,8 +542,18 @@ static void print_buf(Printer *p, int b) {
   fprintf(p->out, "b%d", b);
 }
 
-static void print_lx(Printer *p, const Lx *x) {
+static void print_lx(Printer *p, Lx *x) {
   FILE *out = p->out;
+  bool compound = x->k == LX_IBIN || x->k == LX_LOAD || x->k == LX_OP || x->k == LX_SELECT || x->k == LX_ITOF;
+  if (compound) {
+    if (x->print_gen == p->gen) {
+      fprintf(out, "%%%d", x->print_id);
+      return;
+    }
+    x->print_gen = p->gen;
+    x->print_id = p->next_id++;
+    fprintf(out, "%%%d=", x->print_id);
+  }
   switch (x->k) {
   case LX_F: fprintf(out, p->canonical ? "%a" : "%g", x->f[0]); break;
   case LX_I: fprintf(out, "%lld", (long long)x->c); break;
@@ -583,6 +594,8 @@ static void print_lx(Printer *p, const Lx *x) {
   case LX_ITOF: fprintf(out, "float("); print_lx(p, x->a[0]); fprintf(out, ")"); break;
   }
 }
+
+static _Thread_local int print_generation; /* per compiling thread */
 
 static void print_ls(Printer *p, const Ls *s, int depth) {
   FILE *out = p->out;
@@ -652,7 +665,7 @@ char *loopir_kernel_key(const LEntry *le, const LKernel *k, int *rename, int *nl
   FILE *f = open_memstream(&buf, &len);
   if (!f) return NULL;
   for (int i = 0; i < le->nbufs; i++) rename[i] = -1;
-  Printer p = {.out = f, .le = le, .rename = rename, .canonical = true};
+  Printer p = {.out = f, .le = le, .rename = rename, .canonical = true, .gen = ++print_generation};
   print_ls(&p, k->body, 0);
   fclose(f);
   *nlocal = p.nlocal;
@@ -671,8 +684,8 @@ void loopir_dump(FILE *out, const Model *m, const LEntry *le) {
     if (b->dtype == DT_I64) fprintf(out, " i64");
     fprintf(out, "\n");
   }
-  Printer p = {.out = out, .le = le};
   for (int k = 0; k < le->nkernels; k++) {
+    Printer p = {.out = out, .le = le, .gen = ++print_generation};
     fprintf(out, "kernel %s\n", le->kernels[k].name);
     print_ls(&p, le->kernels[k].body, 1);
   }

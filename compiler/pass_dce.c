@@ -2,16 +2,15 @@
  * inputs, which are part of the signature), in their topological order. */
 #include "passes.h"
 
-static void mark(INode *n) {
-  if (!n || n->live) return;
-  n->live = true;
-  for (int k = 0; k < 3; k++) mark(n->in[k]);
-}
-
 bool pass_dce(Model *m, Entry *e, Diag *d) {
   for (int i = 0; i < e->nnodes; i++) e->nodes[i]->live = false;
-  for (int i = 0; i < e->nout; i++) mark(e->outputs[i]);
+  for (int i = 0; i < e->nout; i++) e->outputs[i]->live = true;
   for (int i = 0; i < e->nin; i++) e->inputs[i]->live = true;
+  /* reverse topological order: no recursion, however long the graph's chains */
+  for (int i = e->nnodes - 1; i >= 0; i--)
+    if (e->nodes[i]->live)
+      for (int k = 0; k < 3; k++)
+        if (e->nodes[i]->in[k]) e->nodes[i]->in[k]->live = true;
   int n = 0;
   for (int i = 0; i < e->nnodes; i++)
     if (e->nodes[i]->live) {

@@ -16,6 +16,8 @@
 #include <string.h>
 #include "passes.h"
 
+#define MAX_INLINE_TREE 48 /* deeper elementwise chains are materialized in pieces */
+
 typedef struct Fuse {
   Model *m;
   Entry *e;
@@ -23,6 +25,8 @@ typedef struct Fuse {
   int *nusers;
   bool *mat;        /* has its own buffer (kernel root or alias) */
   bool *alias;      /* reshape sharing its input's buffer */
+  bool *view;       /* movement ops over leaves only */
+  int *depth;       /* height of the inlined expression tree below the node */
   INode **gemm_of;  /* [root id] matmul fused into this root's kernel */
   INode **red_of;   /* [root id] reduction fused into this root's kernel */
 } Fuse;
@@ -57,13 +61,16 @@ static void prepare_outputs(Fuse *F) {
   }
 }
 
-/* A movement op all of whose inputs are (views of) leaves: free to recompute. */
-static bool is_view(const INode *n) {
-  if (is_leaf(n)) return true;
-  if (op_info[n->op].kind != FK_MOVE) return false;
-  for (int k = 0; k < 3; k++)
-    if (n->in[k] && !is_view(n->in[k])) return false;
-  return true;
+/* A movement op all of whose inputs are (views of) leaves: free to recompute.  Inputs come
+ * first in topological order, so one forward sweep decides it for every node. */
+static void find_views(Fuse *F) {
+  for (int i = 0; i < F->e->nnodes; i++) {
+    INode *n = F->e->nodes[i];
+    bool v = is_leaf(n) || op_info[n->op].kind == FK_MOVE;
+    for (int k = 0; k < 3 && v && !is_leaf(n); k++)
+      if (n->in[k] && !F->view[n->in[k]->id]) v = false;
+    F->view[i] = v;
+  }
 }
 
 /* Cheap to recompute in every consumer: a few arithmetic or movement ops over tensors that
@@ -90,7 +97,16 @@ static void decide_materialized(Fuse *F) {
     if (k == FK_LEAF) F->mat[i] = false;
     else if (k == FK_GEMM || k == FK_REDUCE || n->out_index >= 0) F->mat[i] = true;
     else if (gemm_input) F->mat[i] = true;
-    else F->mat[i] = F->nusers[i] + (n->out_index >= 0) > 1 && !is_view(n) && cheap_cost(F, n, 0) > 3;
+    else F->mat[i] = F->nusers[i] + (n->out_index >= 0) > 1 && !F->view[i] && cheap_cost(F, n, 0) > 3;
+    /* bound the inlined trees, so lowering and codegen recurse only so deep */
+    F->depth[i] = 0;
+    if (!F->mat[i] && !is_leaf(n))
+      for (int k = 0; k < 3; k++)
+        if (n->in[k] && F->depth[n->in[k]->id] + 1 > F->depth[i]) F->depth[i] = F->depth[n->in[k]->id] + 1;
+    if (F->depth[i] > MAX_INLINE_TREE) {
+      F->mat[i] = true;
+      F->depth[i] = 0;
+    }
   }
 }
 
@@ -316,9 +332,12 @@ bool pass_fuse(Model *m, Entry *e, Diag *d) {
   F.alias = arena_alloc(m->arena, n * sizeof *F.alias);
   F.gemm_of = arena_alloc(m->arena, n * sizeof *F.gemm_of);
   F.red_of = arena_alloc(m->arena, n * sizeof *F.red_of);
+  F.view = arena_alloc(m->arena, n * sizeof *F.view);
+  F.depth = arena_alloc(m->arena, n * sizeof *F.depth);
   for (int i = 0; i < n; i++)
     for (int k = 0; k < 3; k++)
       if (e->nodes[i]->in[k]) add_user(&F, e->nodes[i]->in[k], e->nodes[i]);
+  find_views(&F);
   decide_materialized(&F);
   fuse_epilogues(&F);
   find_aliases(&F);

@@ -269,10 +269,20 @@ static bool fold_numbers(Sema *S, const Node *n, const Value *a, const Value *b,
   bool ints = a->k != V_FLOAT && b->k != V_FLOAT;
   double x = v_num(a), y = v_num(b);
   int64_t p = a->i, q = b->i;
+  int64_t r;
   switch (n->op) {
-  case '+': *out = ints ? v_int(p + q) : v_float(x + y); return true;
-  case '-': *out = ints ? v_int(p - q) : v_float(x - y); return true;
-  case '*': *out = ints ? v_int(p * q) : v_float(x * y); return true;
+  case '+':
+  case '-':
+  case '*':
+    if (!ints) {
+      *out = v_float(n->op == '+' ? x + y : n->op == '-' ? x - y : x * y);
+      return true;
+    }
+    if (n->op == '+' ? __builtin_add_overflow(p, q, &r) : n->op == '-' ? __builtin_sub_overflow(p, q, &r)
+                                                       : __builtin_mul_overflow(p, q, &r))
+      return diag_error(S->d, n->loc, "integer overflow in a constant expression");
+    *out = v_int(r);
+    return true;
   case '/':
     if (ints && q == 0) return diag_error(S->d, n->loc, "division by zero");
     *out = v_float(x / y);
@@ -280,9 +290,14 @@ static bool fold_numbers(Sema *S, const Node *n, const Value *a, const Value *b,
   case '%':
     if (!ints) { *out = v_float(fmod(x, y)); return true; }
     if (q == 0) return diag_error(S->d, n->loc, "modulo by zero");
+    if (q == -1) { *out = v_int(0); return true; }
     *out = v_int(((p % q) + q) % q);
     return true;
-  case OP_POW: *out = v_float(pow(x, y)); if (ints && q >= 0) *out = v_int((int64_t)llround(pow(x, y))); return true;
+  case OP_POW: {
+    double v = pow(x, y);
+    *out = ints && q >= 0 && fabs(v) < 9.2e18 ? v_int((int64_t)llround(v)) : v_float(v);
+    return true;
+  }
   case OP_EQ: *out = (Value){.k = V_BOOL, .i = x == y}; return true;
   case OP_NE: *out = (Value){.k = V_BOOL, .i = x != y}; return true;
   case '<': *out = (Value){.k = V_BOOL, .i = x < y}; return true;
@@ -361,7 +376,7 @@ static bool eval_unary(Sema *S, Scope *sc, const Node *n, Value *out) {
   Value a;
   if (!eval(S, sc, n->lhs, &a)) return false;
   if (n->op == '-') {
-    if (a.k == V_INT) { *out = v_int(-a.i); return true; }
+    if (a.k == V_INT && a.i != INT64_MIN) { *out = v_int(-a.i); return true; }
     if (a.k == V_FLOAT) { *out = v_float(-a.f); return true; }
     if (a.k == V_TENSOR) {
       *out = v_tensor(ir_unary(S->m, S->e, OP_NEG, a.t, n->loc, S->d));
@@ -714,7 +729,7 @@ static bool eval_type(Sema *S, const Node *type, Shape *s, DType *dt) {
     Value v;
     if (!eval(S, S->globals, dn, &v) || !to_dim(S, &v, dn->loc, &s->d[i])) return false;
   }
-  return true;
+  return ir_shape_supported(S->m, s, type->loc, S->d);
 }
 
 static bool check_declared(Sema *S, const Node *p, INode *t, const Shape *want, DType dt, SrcLoc loc) {

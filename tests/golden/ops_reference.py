@@ -788,14 +788,14 @@ m = mlp(x)
     a = g.randn(N, 4)
     b = g.randn(4, 5)
     g.entry("matmul_2d", "(a: f32[N, 4], b: f32[4, 5]) -> (c: f32[N, 5], d: f32[N, 5], "
-            "e: f32[5, N], f: f32[N, N], h: f32[N, 5])", """
+            "e: f32[5, N], f: f32[4, 4], h: f32[N, 5])", """
 c = a @ b
 d = matmul(a, b)
 e = b.T @ a.T
-f = a @ a.T
+f = a.T @ a
 h = (a @ b) * 2 + [1.0, 2.0, 3.0, 4.0, 5.0]
 """, {"a": a, "b": b}, lambda a, b: dict(
-        c=a @ b, d=torch.matmul(a, b), e=b.T @ a.T, f=a @ a.T,
+        c=a @ b, d=torch.matmul(a, b), e=b.T @ a.T, f=a.T @ a,
         h=(a @ b) * 2 + torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0])))
 
     A = g.randn(33, 64)

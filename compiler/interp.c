@@ -1,0 +1,380 @@
+/* interp.c — the reference interpreter (interp.h).  Each node of an entry, in topological
+ * order, becomes a malloc'd float array of its concrete shape; a value is freed after its
+ * last use.  Elementwise ops evaluate in double with their own scalar definitions below
+ * (PyTorch's semantics, NaN included) — deliberately not the ones of ops.c, which constant
+ * folding uses, so that a folding bug shows up as a difference.  Reductions and matrix
+ * products accumulate in double, in index order.
+ *
+ * Every op of ops.def needs a function interp_<OP> here: the table at the end is expanded
+ * from ops.def, so adding an op without an interpreter case fails to compile. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include "interp.h"
+
+#define INTERP_MAX_ELEMS ((int64_t)1 << 32) /* per tensor */
+
+typedef struct Tensor {
+  int rank;
+  int64_t d[MAX_RANK];
+  int64_t numel;
+  float *v;            /* [numel], C order */
+} Tensor;
+
+typedef struct Interp {
+  const Model *m;
+  const Entry *e;
+  const void *weights;
+  const void *const *inputs;
+  const int64_t *syms;
+  Tensor *val;         /* [node id] */
+  char *err;
+  size_t errlen;
+} Interp;
+
+static int fail(Interp *I, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(Interp *I, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  if (I->errlen) vsnprintf(I->err, I->errlen, fmt, ap);
+  va_end(ap);
+  return -1;
+}
+
+int64_t interp_dim(Dim d, const int64_t *syms) {
+  int64_t v = d.k;
+  for (int i = 0; i < MAX_SYMS; i++)
+    if ((d.syms & (1u << i)) && __builtin_mul_overflow(v, syms[i], &v)) return -1;
+  return v;
+}
+
+/* ---- indexing ---- */
+
+static void unravel(int64_t o, const Tensor *t, int64_t *idx) {
+  for (int i = t->rank - 1; i >= 0; i--) {
+    idx[i] = o % t->d[i];
+    o /= t->d[i];
+  }
+}
+
+static int64_t ravel(const Tensor *t, const int64_t *idx) {
+  int64_t o = 0;
+  for (int i = 0; i < t->rank; i++) o = o * t->d[i] + idx[i];
+  return o;
+}
+
+/* Offset in `in` of the element broadcast to output index idx (rank `rank`): NumPy's rule,
+ * right-aligned, an axis of size 1 repeats. */
+static int64_t broadcast_at(const Tensor *in, const int64_t *idx, int rank) {
+  int64_t o = 0;
+  for (int i = 0; i < in->rank; i++) o = o * in->d[i] + (in->d[i] == 1 ? 0 : idx[i + rank - in->rank]);
+  return o;
+}
+
+static const Tensor *arg(Interp *I, const INode *n, int k) { return &I->val[n->in[k]->id]; }
+
+/* ---- leaves ---- */
+
+static void copy_typed(float *dst, const void *src, DType dt, int64_t n) {
+  if (dt == DT_I64)
+    for (int64_t i = 0; i < n; i++) dst[i] = (float)((const int64_t *)src)[i];
+  else
+    memcpy(dst, src, n * sizeof *dst);
+}
+
+static void interp_INPUT(Interp *I, const INode *n, Tensor *out) {
+  copy_typed(out->v, I->inputs[n->index], n->dtype, out->numel);
+}
+
+static void interp_PARAM(Interp *I, const INode *n, Tensor *out) {
+  const Param *p = &I->m->params[n->index];
+  copy_typed(out->v, (const char *)I->weights + p->offset, p->dtype, out->numel);
+}
+
+static void interp_CONST(Interp *I, const INode *n, Tensor *out) {
+  for (int64_t o = 0; o < out->numel; o++) out->v[o] = n->data ? n->data[o] : (float)n->f[0];
+}
+
+static void interp_DIMVAL(Interp *I, const INode *n, Tensor *out) {
+  out->v[0] = (float)interp_dim((Dim){n->i[0], n->axes}, I->syms);
+}
+
+/* ---- elementwise: out[idx] = f(in0[bcast idx], in1[...], in2[...]) ---- */
+
+typedef double (*ScalarFn)(const double *x, const double *attr);
+
+static void elementwise(Interp *I, const INode *n, Tensor *out, ScalarFn f) {
+  int ar = op_info[n->op].arity;
+  int64_t idx[MAX_RANK];
+  for (int64_t o = 0; o < out->numel; o++) {
+    double x[3] = {0};
+    unravel(o, out, idx);
+    for (int k = 0; k < ar; k++) {
+      const Tensor *a = arg(I, n, k);
+      x[k] = a->v[broadcast_at(a, idx, out->rank)];
+    }
+    out->v[o] = (float)f(x, n->f);
+  }
+}
+
+static double relu(double x) { return isnan(x) ? x : x > 0 ? x : 0; }
+/* torch.maximum/minimum: NaN in either operand gives NaN */
+static double nan_max(double a, double b) { return isnan(a) || isnan(b) ? NAN : a > b ? a : b; }
+static double nan_min(double a, double b) { return isnan(a) || isnan(b) ? NAN : a < b ? a : b; }
+/* F.softplus(x, beta, threshold): linear where beta * x > threshold */
+static double softplus(double x, double beta, double thr) {
+  return beta * x > thr ? x : log1p(exp(beta * x)) / beta;
+}
+
+#define ELEMENTWISE(id, expr)                                                    \
+  static double scalar_##id(const double *x, const double *a) { return (expr); } \
+  static void interp_##id(Interp *I, const INode *n, Tensor *out) { elementwise(I, n, out, scalar_##id); }
+
+ELEMENTWISE(NEG, -x[0])
+ELEMENTWISE(EXP, exp(x[0]))
+ELEMENTWISE(LOG, log(x[0]))
+ELEMENTWISE(SQRT, sqrt(x[0]))
+ELEMENTWISE(ABS, fabs(x[0]))
+ELEMENTWISE(TANH, tanh(x[0]))
+ELEMENTWISE(SIGMOID, 1 / (1 + exp(-x[0])))
+ELEMENTWISE(RELU, relu(x[0]))
+ELEMENTWISE(ELU, x[0] > 0 ? x[0] : a[0] * expm1(x[0]))            /* a[0] = alpha */
+ELEMENTWISE(LEAKY_RELU, x[0] > 0 ? x[0] : a[0] * x[0])            /* a[0] = slope */
+ELEMENTWISE(SOFTPLUS, softplus(x[0], a[0], a[1]))                 /* beta, threshold */
+ELEMENTWISE(NOT, x[0] == 0)
+ELEMENTWISE(ADD, x[0] + x[1])
+ELEMENTWISE(SUB, x[0] - x[1])
+ELEMENTWISE(MUL, x[0] * x[1])
+ELEMENTWISE(DIV, x[0] / x[1])
+ELEMENTWISE(POWER, pow(x[0], x[1]))
+ELEMENTWISE(MAX, nan_max(x[0], x[1]))
+ELEMENTWISE(MIN, nan_min(x[0], x[1]))
+ELEMENTWISE(CMP_EQ, x[0] == x[1])
+ELEMENTWISE(CMP_NE, x[0] != x[1])
+ELEMENTWISE(CMP_LT, x[0] < x[1])
+ELEMENTWISE(CMP_LE, x[0] <= x[1])
+ELEMENTWISE(CMP_GT, x[0] > x[1])
+ELEMENTWISE(CMP_GE, x[0] >= x[1])
+ELEMENTWISE(LOGIC_AND, x[0] != 0 && x[1] != 0)                    /* NaN is true */
+ELEMENTWISE(LOGIC_OR, x[0] != 0 || x[1] != 0)
+ELEMENTWISE(WHERE, x[0] != 0 ? x[1] : x[2])
+
+/* ---- movement ---- */
+
+static void interp_RESHAPE(Interp *I, const INode *n, Tensor *out) {
+  memcpy(out->v, arg(I, n, 0)->v, out->numel * sizeof *out->v);
+}
+
+/* out[idx] = in[r] with r[perm[k]] = idx[k] */
+static void interp_PERMUTE(Interp *I, const INode *n, Tensor *out) {
+  const Tensor *a = arg(I, n, 0);
+  int64_t idx[MAX_RANK], r[MAX_RANK];
+  for (int64_t o = 0; o < out->numel; o++) {
+    unravel(o, out, idx);
+    for (int k = 0; k < out->rank; k++) r[n->i[k]] = idx[k];
+    out->v[o] = a->v[ravel(a, r)];
+  }
+}
+
+/* out[.., j, ..] = in[.., start + j * step, ..] along axis i[0] */
+static void interp_SLICE(Interp *I, const INode *n, Tensor *out) {
+  const Tensor *a = arg(I, n, 0);
+  int ax = (int)n->i[0];
+  int64_t idx[MAX_RANK];
+  for (int64_t o = 0; o < out->numel; o++) {
+    unravel(o, out, idx);
+    idx[ax] = n->i[1] + idx[ax] * n->i[2];
+    out->v[o] = a->v[ravel(a, idx)];
+  }
+}
+
+static void interp_CONCAT(Interp *I, const INode *n, Tensor *out) {
+  const Tensor *a = arg(I, n, 0), *b = arg(I, n, 1);
+  int ax = (int)n->i[0];
+  int64_t idx[MAX_RANK];
+  for (int64_t o = 0; o < out->numel; o++) {
+    unravel(o, out, idx);
+    if (idx[ax] < a->d[ax]) {
+      out->v[o] = a->v[ravel(a, idx)];
+    } else {
+      idx[ax] -= a->d[ax];
+      out->v[o] = b->v[ravel(b, idx)];
+    }
+  }
+}
+
+/* ---- reductions over the axes in n->axes (keepdim or not: same element order) ---- */
+
+static int64_t reduced_at(const Tensor *in, uint32_t axes, const int64_t *idx) {
+  int64_t o = 0;
+  for (int i = 0; i < in->rank; i++)
+    if (!(axes & (1u << i))) o = o * in->d[i] + idx[i];
+  return o;
+}
+
+static void reduce(Interp *I, const INode *n, Tensor *out, bool is_max) {
+  const Tensor *a = arg(I, n, 0);
+  double *acc = malloc((out->numel ? out->numel : 1) * sizeof *acc);
+  if (!acc) unreachable("out of memory in the reference interpreter");
+  for (int64_t o = 0; o < out->numel; o++) acc[o] = is_max ? -INFINITY : 0.0;
+  int64_t idx[MAX_RANK];
+  for (int64_t i = 0; i < a->numel; i++) {
+    unravel(i, a, idx);
+    double x = a->v[i], *r = &acc[reduced_at(a, n->axes, idx)];
+    if (!is_max) *r += x;
+    else if (isnan(x) || x > *r) *r = x;   /* torch.amax propagates NaN */
+  }
+  for (int64_t o = 0; o < out->numel; o++) out->v[o] = (float)acc[o];
+  free(acc);
+}
+
+static void interp_SUM(Interp *I, const INode *n, Tensor *out) { reduce(I, n, out, false); }
+static void interp_RMAX(Interp *I, const INode *n, Tensor *out) { reduce(I, n, out, true); }
+
+/* ---- matrix product: C[b] = op(A[b]) op(B[b]), op transposing when i[0] / i[1] is set; an
+ * operand of rank 2 is shared by every batch ---- */
+
+static void interp_MATMUL(Interp *I, const INode *n, Tensor *out) {
+  const Tensor *a = arg(I, n, 0), *b = arg(I, n, 1);
+  int ta = (int)n->i[0], tb = (int)n->i[1], r = out->rank;
+  int64_t M = out->d[r - 2], N = out->d[r - 1], K = a->d[a->rank - 1 - ta];
+  int64_t batch = out->numel / (M * N ? M * N : 1);
+  if (M * N == 0) return;
+  for (int64_t bi = 0; bi < batch; bi++) {
+    const float *A = a->v + (a->rank > 2 ? bi * M * K : 0);
+    const float *B = b->v + (b->rank > 2 ? bi * K * N : 0);
+    float *C = out->v + bi * M * N;
+    for (int64_t i = 0; i < M; i++)
+      for (int64_t j = 0; j < N; j++) {
+        double s = 0;
+        for (int64_t k = 0; k < K; k++)
+          s += (double)(ta ? A[k * M + i] : A[i * K + k]) * (tb ? B[j * K + k] : B[k * N + j]);
+        C[i * N + j] = (float)s;
+      }
+  }
+}
+
+/* ---- the table: one function per op of ops.def (a missing one does not compile) ---- */
+
+typedef void (*InterpFn)(Interp *I, const INode *n, Tensor *out);
+
+static const InterpFn interp_table[OP_COUNT] = {
+#define OP(id, name, arity, kind, eval) [OP_##id] = interp_##id,
+#include "ops.def"
+#undef OP
+};
+
+/* ---- driver ---- */
+
+static int shape_of(Interp *I, const INode *n, Tensor *t) {
+  t->rank = n->shape.rank;
+  t->numel = 1;
+  for (int i = 0; i < t->rank; i++) {
+    t->d[i] = interp_dim(n->shape.d[i], I->syms);
+    if (t->d[i] < 0 || __builtin_mul_overflow(t->numel, t->d[i], &t->numel) || t->numel > INTERP_MAX_ELEMS)
+      return fail(I, "%s: the tensor of %s at %d:%d is too large for the reference interpreter",
+                  I->e->name, op_info[n->op].name, n->loc.line, n->loc.col);
+  }
+  return 0;
+}
+
+static int eval_node(Interp *I, const INode *n) {
+  Tensor *t = &I->val[n->id];
+  if (n->op < 0 || n->op >= OP_COUNT || !interp_table[n->op]) unreachable("op unknown to the reference interpreter");
+  if (shape_of(I, n, t)) return -1;
+  t->v = malloc((t->numel ? t->numel : 1) * sizeof *t->v);
+  if (!t->v) return fail(I, "%s: out of memory in the reference interpreter", I->e->name);
+  interp_table[n->op](I, n, t);
+  return 0;
+}
+
+/* For each node id, the position of its last use in the node list (outputs: the end). */
+static int *last_uses(const Entry *e, int nids) {
+  int *last = malloc((nids ? nids : 1) * sizeof *last);
+  if (!last) return NULL;
+  for (int i = 0; i < nids; i++) last[i] = -1;
+  for (int i = 0; i < e->nnodes; i++)
+    for (int k = 0; k < 3; k++)
+      if (e->nodes[i]->in[k]) last[e->nodes[i]->in[k]->id] = i;
+  for (int o = 0; o < e->nout; o++) last[e->outputs[o]->id] = e->nnodes;
+  return last;
+}
+
+int interp_entry(const Model *m, const Entry *e, const void *weights, const void *const *inputs,
+                 const int64_t *syms, float **outputs, char *err, size_t errlen) {
+  Interp I = {m, e, weights, inputs, syms, NULL, err, errlen};
+  int nids = 0, rc = -1;
+  for (int i = 0; i < e->nnodes; i++) nids = e->nodes[i]->id + 1 > nids ? e->nodes[i]->id + 1 : nids;
+  for (int o = 0; o < e->nout; o++) outputs[o] = NULL;
+  I.val = calloc(nids ? nids : 1, sizeof *I.val);
+  int *last = last_uses(e, nids);
+  if (!I.val || !last) {
+    fail(&I, "%s: out of memory in the reference interpreter", e->name);
+    goto done;
+  }
+  for (int i = 0; i < e->nnodes; i++) {
+    const INode *n = e->nodes[i];
+    if (n->replaced) continue;
+    if (eval_node(&I, n)) goto done;
+    for (int k = 0; k < 3; k++) {
+      const INode *x = n->in[k];
+      if (x && last[x->id] == i) {
+        free(I.val[x->id].v);
+        I.val[x->id].v = NULL;
+      }
+    }
+  }
+  for (int o = 0; o < e->nout; o++) {
+    const Tensor *t = &I.val[e->outputs[o]->id];
+    if (!t->v) unreachable("entry output not evaluated");
+    if (!(outputs[o] = malloc((t->numel ? t->numel : 1) * sizeof **outputs))) {
+      fail(&I, "%s: out of memory in the reference interpreter", e->name);
+      goto done;
+    }
+    memcpy(outputs[o], t->v, t->numel * sizeof **outputs);
+  }
+  rc = 0;
+done:
+  if (rc)
+    for (int o = 0; o < e->nout; o++) {
+      free(outputs[o]);
+      outputs[o] = NULL;
+    }
+  for (int i = 0; I.val && i < nids; i++) free(I.val[i].v);
+  free(I.val);
+  free(last);
+  return rc;
+}
+
+/* ---- binding symbolic dims from input shapes ---- */
+
+static int bind_fail(char *err, size_t errlen, const Model *m, const Entry *e, int i, const char *what) {
+  char s[160];
+  snprintf(err, errlen, "%s: input '%s' (%s): %s", e->name, e->in_names[i],
+           shape_str(m, e->inputs[i]->dtype, &e->inputs[i]->shape, s, sizeof s), what);
+  return -1;
+}
+
+int interp_bind(const Model *m, const Entry *e, const int *ranks, const int64_t *const *shapes,
+                int64_t *syms, char *err, size_t errlen) {
+  for (int s = 0; s < m->nsyms; s++) syms[s] = 0;
+  /* first the dims of one symbol (k × N), then check every dim */
+  for (int pass = 0; pass < 2; pass++)
+    for (int i = 0; i < e->nin; i++) {
+      const Shape *sh = &e->inputs[i]->shape;
+      if (ranks[i] != sh->rank) return bind_fail(err, errlen, m, e, i, "wrong rank");
+      for (int k = 0; k < sh->rank; k++) {
+        Dim d = sh->d[k];
+        int64_t got = shapes[i][k];
+        if (pass == 0 && d.syms && !(d.syms & (d.syms - 1))) {
+          int s = __builtin_ctz(d.syms);
+          if (got <= 0 || got % d.k) return bind_fail(err, errlen, m, e, i, "a symbolic dim must be a positive multiple of its factor");
+          if (syms[s] && syms[s] != got / d.k) return bind_fail(err, errlen, m, e, i, "symbolic dim bound to two values");
+          syms[s] = got / d.k;
+        }
+        if (pass == 1 && interp_dim(d, syms) != got) return bind_fail(err, errlen, m, e, i, "shape mismatch");
+      }
+    }
+  return 0;
+}

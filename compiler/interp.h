@@ -1,0 +1,35 @@
+/* interp.h — the reference interpreter: evaluates one entry's graph IR node by node, in
+ * topological order, into plain float arrays — no fusion, no loop nests, no LLVM.  It is the
+ * oracle the differential tester (tests/difftest/) compares the JIT and AOT code with, so it
+ * is written to be obviously correct rather than fast: every op is a loop over its output's
+ * elements, reductions and matrix products accumulate in double.
+ *
+ * It runs on the IR as sema builds it (stage "ir") or after fold/cse/dce (stage "opt"); after
+ * fusion it still works (kernels are ignored) except for the copy nodes fusion adds. */
+#ifndef NNC_INTERP_H
+#define NNC_INTERP_H
+
+#include "ir.h"
+
+/* Bind the model's symbolic dims from the shapes of the entry's inputs: ranks[i] and
+ * shapes[i][0..ranks[i]) for input i.  Checks every static dim and that each symbol gets one
+ * positive value; syms[m->nsyms] receives the values (0 for symbols no input binds).
+ * Returns 0, or -1 with a message naming the input in err. */
+int interp_bind(const Model *m, const Entry *e, const int *ranks, const int64_t *const *shapes,
+                int64_t *syms, char *err, size_t errlen);
+
+/* The concrete value of a dim for the given symbol values. */
+int64_t interp_dim(Dim d, const int64_t *syms);
+
+/* Evaluate entry `e` of model `m`.
+ *   weights  the weight blob laid out by m->params[].offset (NULL if the model has none)
+ *   inputs   one C-order array per entry input, f32 or i64 as declared
+ *   syms     the value of every symbolic dim of the model, by index
+ *   outputs  receives one malloc'd f32 array per entry output (free with free()), of the
+ *            output node's shape under syms
+ * Returns 0, or -1 with a message in err (out of memory, a size that overflows, an unbound
+ * symbol).  An op the interpreter does not know is an internal error (unreachable). */
+int interp_entry(const Model *m, const Entry *e, const void *weights, const void *const *inputs,
+                 const int64_t *syms, float **outputs, char *err, size_t errlen);
+
+#endif

@@ -830,19 +830,19 @@ f = a @ (w @ w.T)
         c=a @ w, d=v @ a, e=a @ w @ v, f=a @ (w @ w.T)))
 
     g.entry("gemm_multi", "(x: f32[N, 4], b: f32[4, 5]) -> (h: f32[N, 3], y1: f32[N, 3], "
-            "y2: f32[N, 3], y3: f32[N], y4: f32[N, N], y5: f32[3], p: f32[N, 5], q: f32[N, 5], "
+            "y2: f32[N, 3], y3: f32[N], y4: f32[3, 3], y5: f32[3], p: f32[N, 5], q: f32[N, 5], "
             "r: f32[5])", """
 h = lin(x)
 y1 = relu(h)
 y2 = h * 2 - 1
 y3 = sum(h, axis=1)
-y4 = h @ h.T
+y4 = h.T @ h
 y5 = amax(h, axis=0)
 p = x @ b
 q = tanh(p) + p
 r = sum(p, axis=0)
 """, {"x": x, "b": b}, lambda x, b: (lambda h, p: dict(
-        h=h, y1=torch.relu(h), y2=h * 2 - 1, y3=h.sum(1), y4=h @ h.T, y5=h.amax(0), p=p,
+        h=h, y1=torch.relu(h), y2=h * 2 - 1, y3=h.sum(1), y4=h.T @ h, y5=h.amax(0), p=p,
         q=torch.tanh(p) + p, r=p.sum(0)))(model.lin(x), x @ b))
 
     g.entry("gemm_alias", "(a: f32[N, 4], b: f32[4, 5]) -> (c: f32[N, 5], d: f32[N, 5], "

@@ -8,6 +8,7 @@
 #include "codegen.h"
 #include "compile.h"
 #include "header.h"
+#include "interp.h"
 #include "passes.h"
 #include "sema.h"
 #include "target.h"
@@ -313,17 +314,14 @@ static int dump_llvm(Unit *u, bool assembly, FILE *out, char **errmsg) {
   return rc;
 }
 
-int nnc_dump(const char *nn_path, const char *stage, FILE *out, char **errmsg) {
+int nnc_dump_source(const char *path, const char *text, size_t len, const char *stage, FILE *out,
+                    char **errmsg) {
   int which = -1;
   for (int i = 0; nnc_dump_stages[i]; i++)
     if (!strcmp(stage, nnc_dump_stages[i])) which = i;
   if (which < 0) return fail(errmsg, "nnc: error: unknown stage '%s' (ast, ir, opt, fused, loops, llvm, asm)\n", stage);
   Unit u = {0};
-  size_t len;
-  char *text = read_file(nn_path, &len, errmsg);
-  if (!text) return -1;
-  int rc = front_end(&u, nn_path, text, len, errmsg);
-  free(text);
+  int rc = front_end(&u, path, text, len, errmsg);
   if (!rc && which == 0) ast_dump(out, u.ast);
   if (!rc && which >= 1) rc = analyze(&u, errmsg);
   if (!rc && which == 1) ir_dump_model(out, u.model);
@@ -335,5 +333,90 @@ int nnc_dump(const char *nn_path, const char *stage, FILE *out, char **errmsg) {
     for (int i = 0; i < u.model->nentries; i++) loopir_dump(out, u.model, &u.lowered[i]);
   if (!rc && which >= 5) rc = dump_llvm(&u, which == 6, out, errmsg);
   unit_free(&u);
+  return rc;
+}
+
+int nnc_dump(const char *nn_path, const char *stage, FILE *out, char **errmsg) {
+  size_t len;
+  char *text = read_file(nn_path, &len, errmsg);
+  if (!text) return -1;
+  int rc = nnc_dump_source(nn_path, text, len, stage, out, errmsg);
+  free(text);
+  return rc;
+}
+
+/* ---- reference interpreter ---- */
+
+static int interp_inputs(Unit *u, const Entry *e, const nnc_tensor *inputs, int64_t *syms,
+                         const void **data, char **errmsg) {
+  int ranks[e->nin + 1];
+  const int64_t *shapes[e->nin + 1];
+  for (int i = 0; i < e->nin; i++) {
+    int32_t want = e->inputs[i]->dtype == DT_I64 ? NNC_I64 : NNC_F32;
+    if (inputs[i].dtype != want || !inputs[i].data)
+      return fail(errmsg, "%s: error: %s: input '%s' must be %s data\n", u->file.path, e->name,
+                  e->in_names[i], want == NNC_I64 ? "i64" : "f32");
+    ranks[i] = inputs[i].rank;
+    shapes[i] = inputs[i].shape;
+    data[i] = inputs[i].data;
+  }
+  char err[512];
+  if (interp_bind(u->model, e, ranks, shapes, syms, err, sizeof err))
+    return fail(errmsg, "%s: error: %s\n", u->file.path, err);
+  return 0;
+}
+
+static int interpret_unit(Unit *u, const NncInterpOptions *opt, const char *entry,
+                          const nnc_tensor *inputs, int n_in, nnc_tensor *outputs, int n_out,
+                          char **errmsg) {
+  const char *stage = opt && opt->stage ? opt->stage : "ir";
+  if (strcmp(stage, "ir") && strcmp(stage, "opt"))
+    return fail(errmsg, "nnc: error: the interpreter runs stage 'ir' or 'opt', not '%s'\n", stage);
+  if (analyze(u, errmsg) || (!strcmp(stage, "opt") && optimize(u, "dce", errmsg))) return -1;
+  if (opt && opt->weights_path && load_weights(u, opt->weights_path, errmsg)) return -1;
+  const Model *m = u->model;
+  if (m->nparams && !u->weights)
+    return fail(errmsg, "%s: error: the model has parameters: give a weights file\n", u->file.path);
+  const Entry *e = NULL;
+  for (int i = 0; i < m->nentries; i++)
+    if (!strcmp(m->entries[i].name, entry)) e = &m->entries[i];
+  if (!e) return fail(errmsg, "%s: error: no entry '%s'\n", u->file.path, entry);
+  if (n_in != e->nin || n_out != e->nout)
+    return fail(errmsg, "%s: error: entry '%s' takes %d inputs and %d outputs, not %d and %d\n",
+                u->file.path, entry, e->nin, e->nout, n_in, n_out);
+  int64_t syms[MAX_SYMS];
+  const void *data[e->nin + 1];
+  float *outs[e->nout + 1];
+  char err[512];
+  if (interp_inputs(u, e, inputs, syms, data, errmsg)) return -1;
+  if (interp_entry(m, e, u->weights, data, syms, outs, err, sizeof err))
+    return fail(errmsg, "%s: error: %s\n", u->file.path, err);
+  for (int o = 0; o < n_out; o++) {
+    const Shape *s = &e->outputs[o]->shape;
+    outputs[o] = (nnc_tensor){.data = outs[o], .dtype = NNC_F32, .rank = s->rank};
+    for (int k = 0; k < s->rank; k++) outputs[o].shape[k] = interp_dim(s->d[k], syms);
+  }
+  return 0;
+}
+
+int nnc_interpret_source(const char *path, const char *text, size_t len,
+                         const NncInterpOptions *opt, const char *entry,
+                         const nnc_tensor *inputs, int n_in, nnc_tensor *outputs, int n_out,
+                         char **errmsg) {
+  Unit u = {0};
+  int rc = front_end(&u, path, text, len, errmsg);
+  if (!rc) rc = interpret_unit(&u, opt, entry, inputs, n_in, outputs, n_out, errmsg);
+  unit_free(&u);
+  return rc;
+}
+
+int nnc_interpret(const char *nn_path, const NncInterpOptions *opt, const char *entry,
+                  const nnc_tensor *inputs, int n_in, nnc_tensor *outputs, int n_out,
+                  char **errmsg) {
+  size_t len;
+  char *text = read_file(nn_path, &len, errmsg);
+  if (!text) return -1;
+  int rc = nnc_interpret_source(nn_path, text, len, opt, entry, inputs, n_in, outputs, n_out, errmsg);
+  free(text);
   return rc;
 }

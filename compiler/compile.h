@@ -39,6 +39,9 @@ int nnc_check(const char *nn_path, char **errmsg);
 /* `nnc dump --stage=ast|ir|opt|fused|llvm|asm`: print that stage to `out`. */
 int nnc_dump(const char *nn_path, const char *stage, FILE *out, char **errmsg);
 extern const char *const nnc_dump_stages[]; /* NULL-terminated list of stage names */
+/* Same from source text in memory (`path` names it in diagnostics). */
+int nnc_dump_source(const char *path, const char *text, size_t len, const char *stage, FILE *out,
+                    char **errmsg);
 
 /* Reference interpreter (interp.c): run one entry on the graph IR, node by node, without
  * fusion or LLVM — the oracle of the differential tester.  inputs[n_in] are in the entry's

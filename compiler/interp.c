@@ -239,8 +239,8 @@ static void interp_MATMUL(Interp *I, const INode *n, Tensor *out) {
   const Tensor *a = arg(I, n, 0), *b = arg(I, n, 1);
   int ta = (int)n->i[0], tb = (int)n->i[1], r = out->rank;
   int64_t M = out->d[r - 2], N = out->d[r - 1], K = a->d[a->rank - 1 - ta];
-  int64_t batch = out->numel / (M * N ? M * N : 1);
-  if (M * N == 0) return;
+  if (out->numel == 0) return;
+  int64_t batch = out->numel / (M * N);
   for (int64_t bi = 0; bi < batch; bi++) {
     const float *A = a->v + (a->rank > 2 ? bi * M * K : 0);
     const float *B = b->v + (b->rank > 2 ? bi * K * N : 0);

@@ -1,9 +1,13 @@
 /* interp.c — the reference interpreter (interp.h).  Each node of an entry, in topological
- * order, becomes a malloc'd float array of its concrete shape; a value is freed after its
+ * order, becomes a malloc'd array of doubles of its concrete shape; a value is freed after its
  * last use.  Elementwise ops evaluate in double with their own scalar definitions below
  * (PyTorch's semantics, NaN included) — deliberately not the ones of ops.c, which constant
- * folding uses, so that a folding bug shows up as a difference.  Reductions and matrix
- * products accumulate in double, in index order.
+ * folding uses, so that a folding bug shows up as a difference.  Values are doubles; in the
+ * default precision nothing is rounded but constants and inputs (f32 tensors), so the result
+ * is close to exact.  In f32 precision every result and every partial sum of a reduction or
+ * matrix product is rounded to float32, as a float32 implementation would: the difference
+ * between the two estimates how much an output can move under float32 round-off, which is
+ * what the differential tester's tolerance is built from.  Accumulation is in index order.
  *
  * Every op of ops.def needs a function interp_<OP> here: the table at the end is expanded
  * from ops.def, so adding an op without an interpreter case fails to compile. */
@@ -19,7 +23,7 @@ typedef struct Tensor {
   int rank;
   int64_t d[MAX_RANK];
   int64_t numel;
-  float *v;            /* [numel], C order */
+  double *v;           /* [numel], C order */
 } Tensor;
 
 typedef struct Interp {
@@ -28,6 +32,7 @@ typedef struct Interp {
   const void *weights;
   const void *const *inputs;
   const int64_t *syms;
+  bool f32;            /* round every result (and partial sum) to float32 */
   Tensor *val;         /* [node id] */
   char *err;
   size_t errlen;
@@ -74,13 +79,15 @@ static int64_t broadcast_at(const Tensor *in, const int64_t *idx, int rank) {
 
 static const Tensor *arg(Interp *I, const INode *n, int k) { return &I->val[n->in[k]->id]; }
 
+/* A result as the chosen precision stores it. */
+static double rnd(const Interp *I, double x) { return I->f32 ? (double)(float)x : x; }
+
 /* ---- leaves ---- */
 
-static void copy_typed(float *dst, const void *src, DType dt, int64_t n) {
-  if (dt == DT_I64)
-    for (int64_t i = 0; i < n; i++) dst[i] = (float)((const int64_t *)src)[i];
-  else
-    memcpy(dst, src, n * sizeof *dst);
+/* i64 tensors are read as f32, as the compiled code reads them (exact up to 2^24) */
+static void copy_typed(double *dst, const void *src, DType dt, int64_t n) {
+  for (int64_t i = 0; i < n; i++)
+    dst[i] = dt == DT_I64 ? (float)((const int64_t *)src)[i] : ((const float *)src)[i];
 }
 
 static void interp_INPUT(Interp *I, const INode *n, Tensor *out) {
@@ -93,6 +100,7 @@ static void interp_PARAM(Interp *I, const INode *n, Tensor *out) {
 }
 
 static void interp_CONST(Interp *I, const INode *n, Tensor *out) {
+  /* constants are f32 tensors in both precisions */
   for (int64_t o = 0; o < out->numel; o++) out->v[o] = n->data ? n->data[o] : (float)n->f[0];
 }
 
@@ -114,7 +122,7 @@ static void elementwise(Interp *I, const INode *n, Tensor *out, ScalarFn f) {
       const Tensor *a = arg(I, n, k);
       x[k] = a->v[broadcast_at(a, idx, out->rank)];
     }
-    out->v[o] = (float)f(x, n->f);
+    out->v[o] = rnd(I, f(x, n->f));
   }
 }
 
@@ -215,18 +223,14 @@ static int64_t reduced_at(const Tensor *in, uint32_t axes, const int64_t *idx) {
 
 static void reduce(Interp *I, const INode *n, Tensor *out, bool is_max) {
   const Tensor *a = arg(I, n, 0);
-  double *acc = malloc((out->numel ? out->numel : 1) * sizeof *acc);
-  if (!acc) unreachable("out of memory in the reference interpreter");
-  for (int64_t o = 0; o < out->numel; o++) acc[o] = is_max ? -INFINITY : 0.0;
+  for (int64_t o = 0; o < out->numel; o++) out->v[o] = is_max ? -INFINITY : 0.0;
   int64_t idx[MAX_RANK];
   for (int64_t i = 0; i < a->numel; i++) {
     unravel(i, a, idx);
-    double x = a->v[i], *r = &acc[reduced_at(a, n->axes, idx)];
-    if (!is_max) *r += x;
+    double x = a->v[i], *r = &out->v[reduced_at(a, n->axes, idx)];
+    if (!is_max) *r = rnd(I, *r + x);
     else if (isnan(x) || x > *r) *r = x;   /* torch.amax propagates NaN */
   }
-  for (int64_t o = 0; o < out->numel; o++) out->v[o] = (float)acc[o];
-  free(acc);
 }
 
 static void interp_SUM(Interp *I, const INode *n, Tensor *out) { reduce(I, n, out, false); }
@@ -242,15 +246,15 @@ static void interp_MATMUL(Interp *I, const INode *n, Tensor *out) {
   if (out->numel == 0) return;
   int64_t batch = out->numel / (M * N);
   for (int64_t bi = 0; bi < batch; bi++) {
-    const float *A = a->v + (a->rank > 2 ? bi * M * K : 0);
-    const float *B = b->v + (b->rank > 2 ? bi * K * N : 0);
-    float *C = out->v + bi * M * N;
+    const double *A = a->v + (a->rank > 2 ? bi * M * K : 0);
+    const double *B = b->v + (b->rank > 2 ? bi * K * N : 0);
+    double *C = out->v + bi * M * N;
     for (int64_t i = 0; i < M; i++)
       for (int64_t j = 0; j < N; j++) {
         double s = 0;
         for (int64_t k = 0; k < K; k++)
-          s += (double)(ta ? A[k * M + i] : A[i * K + k]) * (tb ? B[j * K + k] : B[k * N + j]);
-        C[i * N + j] = (float)s;
+          s = rnd(I, s + rnd(I, (ta ? A[k * M + i] : A[i * K + k]) * (tb ? B[j * K + k] : B[k * N + j])));
+        C[i * N + j] = s;
       }
   }
 }
@@ -302,8 +306,8 @@ static int *last_uses(const Entry *e, int nids) {
 }
 
 int interp_entry(const Model *m, const Entry *e, const void *weights, const void *const *inputs,
-                 const int64_t *syms, float **outputs, char *err, size_t errlen) {
-  Interp I = {m, e, weights, inputs, syms, NULL, err, errlen};
+                 const int64_t *syms, bool f32, float **outputs, char *err, size_t errlen) {
+  Interp I = {m, e, weights, inputs, syms, f32, NULL, err, errlen};
   int nids = 0, rc = -1;
   for (int i = 0; i < e->nnodes; i++) nids = e->nodes[i]->id + 1 > nids ? e->nodes[i]->id + 1 : nids;
   for (int o = 0; o < e->nout; o++) outputs[o] = NULL;
@@ -332,7 +336,7 @@ int interp_entry(const Model *m, const Entry *e, const void *weights, const void
       fail(&I, "%s: out of memory in the reference interpreter", e->name);
       goto done;
     }
-    memcpy(outputs[o], t->v, t->numel * sizeof **outputs);
+    for (int64_t i = 0; i < t->numel; i++) outputs[o][i] = (float)t->v[i];
   }
   rc = 0;
 done:

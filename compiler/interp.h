@@ -2,7 +2,8 @@
  * topological order, into plain float arrays — no fusion, no loop nests, no LLVM.  It is the
  * oracle the differential tester (tests/difftest/) compares the JIT and AOT code with, so it
  * is written to be obviously correct rather than fast: every op is a loop over its output's
- * elements, reductions and matrix products accumulate in double.
+ * elements, in double precision — or rounding every result to float32, to estimate how
+ * sensitive each output is to float32 round-off.
  *
  * It runs on the IR as sema builds it (stage "ir") or after fold/cse/dce (stage "opt"); after
  * fusion it still works (kernels are ignored) except for the copy nodes fusion adds. */
@@ -25,11 +26,13 @@ int64_t interp_dim(Dim d, const int64_t *syms);
  *   weights  the weight blob laid out by m->params[].offset (NULL if the model has none)
  *   inputs   one C-order array per entry input, f32 or i64 as declared
  *   syms     the value of every symbolic dim of the model, by index
+ *   f32      false: compute in double (the oracle); true: round every result and partial
+ *            sum to float32
  *   outputs  receives one malloc'd f32 array per entry output (free with free()), of the
  *            output node's shape under syms
  * Returns 0, or -1 with a message in err (out of memory, a size that overflows, an unbound
  * symbol).  An op the interpreter does not know is an internal error (unreachable). */
 int interp_entry(const Model *m, const Entry *e, const void *weights, const void *const *inputs,
-                 const int64_t *syms, float **outputs, char *err, size_t errlen);
+                 const int64_t *syms, bool f32, float **outputs, char *err, size_t errlen);
 
 #endif

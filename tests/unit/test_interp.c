@@ -1,7 +1,7 @@
 /* test_interp.c — the reference interpreter (compiler/interp.c) against PyTorch: every golden
  * model under tests/golden/<m>/ (program examples/<m>.nn or tests/golden/<m>/model.nn) is
  * run through nnc_interpret on its stored inputs, on the IR after sema (stage "ir") and after
- * fold/cse/dce ("opt"), and each output is compared with the PyTorch reference with the
+ * fold/cse/dce ("opt"), in double and in float32 precision, and each output is compared with the PyTorch reference with the
  * golden runner's tolerance |got - want| <= 1e-5 + 1e-4 |want|.  Plus a few hand-computed
  * cases (broadcasting, transposed matmul, NaN semantics) and the interpreter's error paths. */
 #include <setjmp.h>
@@ -66,7 +66,7 @@ static int compare(const char *what, const nnc_tensor *got, const nnc_tensor *wa
 }
 
 static int run_entry(const char *model, const char *nn, const char *weights,
-                     const nnc_entry_desc *e, const char *stage) {
+                     const nnc_entry_desc *e, const char *stage, bool f32) {
   char path[1024];
   NpyArray arr[MAX_ARGS] = {{0}};
   nnc_tensor in[MAX_ARGS] = {{0}}, out[MAX_ARGS] = {{0}};
@@ -83,7 +83,7 @@ static int run_entry(const char *model, const char *nn, const char *weights,
     if (i < e->n_in) in[i] = as_tensor(&arr[i]);
   }
   char *msg = NULL;
-  NncInterpOptions opt = {.weights_path = weights, .stage = stage};
+  NncInterpOptions opt = {.weights_path = weights, .stage = stage, .f32 = f32};
   if (nnc_interpret(nn, &opt, e->name, in, e->n_in, out, e->n_out, &msg)) {
     print_message("  %s: %s\n", e->name, msg);
     failures++;
@@ -91,7 +91,7 @@ static int run_entry(const char *model, const char *nn, const char *weights,
   for (int o = 0; !failures && o < e->n_out; o++) {
     char what[256];
     nnc_tensor want = as_tensor(&arr[e->n_in + o]);
-    snprintf(what, sizeof what, "%s.%s (%s)", e->name, e->args[e->n_in + o].name, stage);
+    snprintf(what, sizeof what, "%s.%s (%s%s)", e->name, e->args[e->n_in + o].name, stage, f32 ? ", f32" : "");
     failures += compare(what, &out[o], &want);
   }
   free(msg);
@@ -112,8 +112,9 @@ static void test_golden_model(void **state) {
   const nnc_model_desc *d = nnc_model_desc_of(m);
   int failures = 0;
   for (int i = 0; i < d->n_entries; i++) {
-    failures += run_entry(model, nn, w, &d->entries[i], "ir");
-    failures += run_entry(model, nn, w, &d->entries[i], "opt");
+    failures += run_entry(model, nn, w, &d->entries[i], "ir", false);
+    failures += run_entry(model, nn, w, &d->entries[i], "opt", false);
+    failures += run_entry(model, nn, w, &d->entries[i], "ir", true);
   }
   nnc_model_free(m);
   if (failures) fail_msg("%s: %d failure(s), see above", model, failures);

@@ -172,6 +172,8 @@ static LLVMValueRef emit_ibin(Cg *g, Lx *x) {
   case 'm': return LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, a, b, ""), a, b, "");
   case 'M': return LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSGT, a, b, ""), a, b, "");
   case '<': return LLVMBuildICmp(g->b, LLVMIntSLT, a, b, "");
+  case '=': return LLVMBuildICmp(g->b, LLVMIntEQ, a, b, "");
+  case '&': return LLVMBuildAnd(g->b, a, b, "");
   }
   unreachable("integer op");
 }
@@ -209,8 +211,10 @@ static LLVMValueRef emit_uncached(Cg *g, Lx *x) {
   }
   case LX_SELECT: {
     LLVMValueRef c = emit(g, x->a[0]), t = emit(g, x->a[1]), f = emit(g, x->a[2]);
+    if (LLVMTypeOf(c) == g->f32) c = nonzero(g, c);
     return LLVMBuildSelect(g->b, c, t, f, "");
   }
+  case LX_FTOI: return LLVMBuildFPToSI(g->b, emit(g, x->a[0]), g->i64, "");
   case LX_ACC: return LLVMBuildLoad2(g->b, g->f32, g->accs[x->acc], "");
   case LX_ITOF: return LLVMBuildSIToFP(g->b, emit(g, x->a[0]), g->f32, "");
   }

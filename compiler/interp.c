@@ -244,10 +244,16 @@ static void interp_MATMUL(Interp *I, const INode *n, Tensor *out) {
   int ta = (int)n->i[0], tb = (int)n->i[1], r = out->rank;
   int64_t M = out->d[r - 2], N = out->d[r - 1], K = a->d[a->rank - 1 - ta];
   if (out->numel == 0) return;
-  int64_t batch = out->numel / (M * N);
+  int64_t batch = out->numel / (M * N), bidx[MAX_RANK];
+  Tensor ob = {.rank = r - 2};
+  memcpy(ob.d, out->d, (r - 2) * sizeof *ob.d);
   for (int64_t bi = 0; bi < batch; bi++) {
-    const double *A = a->v + (a->rank > 2 ? bi * M * K : 0);
-    const double *B = b->v + (b->rank > 2 ? bi * K * N : 0);
+    unravel(bi, &ob, bidx); /* batch dims broadcast: size-1 or missing dims stay at 0 */
+    int64_t ai = 0, bj = 0;
+    for (int i = 0; i < a->rank - 2; i++) ai = ai * a->d[i] + (a->d[i] == 1 ? 0 : bidx[i + r - a->rank]);
+    for (int i = 0; i < b->rank - 2; i++) bj = bj * b->d[i] + (b->d[i] == 1 ? 0 : bidx[i + r - b->rank]);
+    const double *A = a->v + ai * M * K;
+    const double *B = b->v + bj * K * N;
     double *C = out->v + bi * M * N;
     for (int64_t i = 0; i < M; i++)
       for (int64_t j = 0; j < N; j++) {
@@ -256,6 +262,115 @@ static void interp_MATMUL(Interp *I, const INode *n, Tensor *out) {
           s = rnd(I, s + rnd(I, (ta ? A[k * M + i] : A[i * K + k]) * (tb ? B[j * K + k] : B[k * N + j])));
         C[i * N + j] = s;
       }
+  }
+}
+
+/* ---- sliding windows: out[.., oh, ow, kh, kw] = in[.., ih, iw] or the fill value, where
+ * ih = (oh*stride - pad + k*dilation) / input_dilation when that divides and lands inside,
+ * k = kh (or KH-1-kh when flipped) ---- */
+
+static bool window_source(const INode *n, int a, int64_t o, int64_t k, int64_t size, int64_t *src) {
+  int64_t K = n->shape.d[n->shape.rank - 2 + a].k;
+  if (n->flag) k = K - 1 - k;
+  int64_t v = o * n->i[a] - n->i[2 + a] + k * n->i[4 + a], ld = n->i[6 + a];
+  if (v < 0 || v % ld != 0 || v / ld >= size) return false;
+  *src = v / ld;
+  return true;
+}
+
+static void interp_WINDOW(Interp *I, const INode *n, Tensor *out) {
+  const Tensor *a = arg(I, n, 0);
+  int r = a->rank;
+  int64_t idx[MAX_RANK], src[MAX_RANK];
+  for (int64_t o = 0; o < out->numel; o++) {
+    unravel(o, out, idx);
+    memcpy(src, idx, sizeof src);
+    bool inside = window_source(n, 0, idx[r - 2], idx[r], a->d[r - 2], &src[r - 2]) &&
+                  window_source(n, 1, idx[r - 1], idx[r + 1], a->d[r - 1], &src[r - 1]);
+    out->v[o] = inside ? a->v[ravel(a, src)] : (float)n->f[0];
+  }
+}
+
+/* ---- resampling (torch.nn.functional.interpolate, float32 coordinates as torch's) ---- */
+
+static void bilinear_source(const INode *n, int a, int64_t dst, int64_t size, int64_t *i0, int64_t *i1, double *w1) {
+  float scale = (float)n->f[a];
+  float src = n->flag ? (float)dst * scale : fmaxf(((float)dst + 0.5f) * scale - 0.5f, 0.0f);
+  *i0 = (int64_t)src;
+  *i1 = *i0 + (*i0 < size - 1 ? 1 : 0);
+  *w1 = src - (float)*i0;
+}
+
+static void interp_RESIZE(Interp *I, const INode *n, Tensor *out) {
+  const Tensor *a = arg(I, n, 0);
+  int r = a->rank;
+  int64_t idx[MAX_RANK], src[MAX_RANK];
+  for (int64_t o = 0; o < out->numel; o++) {
+    unravel(o, out, idx);
+    memcpy(src, idx, sizeof src);
+    if (n->i[0] == 0) {
+      for (int k = 0; k < 2; k++) {
+        int64_t s = (int64_t)floorf((float)idx[r - 2 + k] * (float)n->f[k]);
+        src[r - 2 + k] = s < a->d[r - 2 + k] - 1 ? s : a->d[r - 2 + k] - 1;
+      }
+      out->v[o] = a->v[ravel(a, src)];
+      continue;
+    }
+    int64_t h[2], w[2];
+    double lh, lw;
+    bilinear_source(n, 0, idx[r - 2], a->d[r - 2], &h[0], &h[1], &lh);
+    bilinear_source(n, 1, idx[r - 1], a->d[r - 1], &w[0], &w[1], &lw);
+    double v[2][2];
+    for (int y = 0; y < 2; y++)
+      for (int x = 0; x < 2; x++) {
+        src[r - 2] = h[y];
+        src[r - 1] = w[x];
+        v[y][x] = a->v[ravel(a, src)];
+      }
+    out->v[o] = (1 - lh) * ((1 - lw) * v[0][0] + lw * v[0][1]) + lh * ((1 - lw) * v[1][0] + lw * v[1][1]);
+  }
+}
+
+/* ---- roi_align, transcribed from torchvision's CPU kernel ---- */
+
+static double roi_bilinear(const double *plane, int64_t H, int64_t W, double y, double x) {
+  if (y < -1.0 || y > H || x < -1.0 || x > W) return 0;
+  y = y < 0 ? 0 : y;
+  x = x < 0 ? 0 : x;
+  int64_t yl = (int64_t)y, xl = (int64_t)x, yh, xh;
+  if (yl >= H - 1) { yh = yl = H - 1; y = (double)yl; } else yh = yl + 1;
+  if (xl >= W - 1) { xh = xl = W - 1; x = (double)xl; } else xh = xl + 1;
+  double ly = y - yl, lx = x - xl, hy = 1 - ly, hx = 1 - lx;
+  return hy * hx * plane[yl * W + xl] + hy * lx * plane[yl * W + xh] + ly * hx * plane[yh * W + xl] +
+         ly * lx * plane[yh * W + xh];
+}
+
+static void interp_ROI_ALIGN(Interp *I, const INode *n, Tensor *out) {
+  const Tensor *f = arg(I, n, 0), *bx = arg(I, n, 1);
+  int64_t K = out->d[0], C = out->d[1], PH = out->d[2], PW = out->d[3], H = f->d[2], W = f->d[3];
+  double off = n->flag ? 0.5 : 0.0, sc = n->f[0];
+  for (int64_t k = 0; k < K; k++) {
+    const double *b = bx->v + 5 * k;
+    int64_t bi = (int64_t)b[0];
+    double x1 = b[1] * sc - off, y1 = b[2] * sc - off, rw = b[3] * sc - off - x1, rh = b[4] * sc - off - y1;
+    if (!n->flag) {
+      rw = rw > 1 ? rw : 1;
+      rh = rh > 1 ? rh : 1;
+    }
+    double bh = rh / PH, bw = rw / PW;
+    int64_t gh = n->i[0] > 0 ? n->i[0] : (int64_t)ceil(rh / PH), gw = n->i[0] > 0 ? n->i[0] : (int64_t)ceil(rw / PW);
+    double count = gh * gw > 1 ? (double)(gh * gw) : 1.0;
+    for (int64_t c = 0; c < C; c++) {
+      const double *plane = f->v + (bi * C + c) * H * W;
+      for (int64_t ph = 0; ph < PH; ph++)
+        for (int64_t pw = 0; pw < PW; pw++) {
+          double acc = 0;
+          for (int64_t iy = 0; iy < gh; iy++)
+            for (int64_t ix = 0; ix < gw; ix++)
+              acc += roi_bilinear(plane, H, W, y1 + ph * bh + (iy + 0.5) * bh / gh, x1 + pw * bw + (ix + 0.5) * bw / gw);
+          out->v[((k * C + c) * PH + ph) * PW + pw] = rnd(I, acc / count);
+        }
+    }
   }
 }
 

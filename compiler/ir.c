@@ -212,8 +212,8 @@ INode *ir_reduce(Model *m, Entry *e, Op op, INode *a, uint32_t axes, int keepdim
   return n;
 }
 
-/* matmul follows torch.matmul for ranks >= 2 with equal (or absent) batch dims; a rank-1
- * operand is promoted as torch does and the added axis removed again by the caller. */
+/* matmul follows torch.matmul for ranks >= 2: the batch dims (all but the last two)
+ * broadcast as NumPy's do, so [g, m, k] @ [N, g, k, n] gives [N, g, m, n]. */
 INode *ir_matmul(Model *m, Entry *e, INode *a, INode *b, int ta, int tb, SrcLoc loc, Diag *d) {
   if (!a || !b) return NULL;
   const Shape *sa = &a->shape, *sb = &b->shape;
@@ -222,16 +222,12 @@ INode *ir_matmul(Model *m, Entry *e, INode *a, INode *b, int ta, int tb, SrcLoc 
   Dim am = sa->d[sa->rank - 2 + ta], ak = sa->d[sa->rank - 1 - ta];
   Dim bk = sb->d[sb->rank - 2 + tb], bn = sb->d[sb->rank - 1 - tb];
   if (!dim_eq(ak, bk)) return shape_error(m, d, loc, "matmul: inner dimensions differ", a, b);
-  const Shape *batch = sa->rank >= sb->rank ? sa : sb;
-  if (sa->rank > 2 && sb->rank > 2) {
-    if (sa->rank != sb->rank) return shape_error(m, d, loc, "matmul: batch ranks differ", a, b);
-    for (int i = 0; i < sa->rank - 2; i++)
-      if (!dim_eq(sa->d[i], sb->d[i]))
-        return shape_error(m, d, loc, "matmul: batch dimensions differ", a, b);
-  }
-  Shape s = *batch;
-  s.d[s.rank - 2] = am;
-  s.d[s.rank - 1] = bn;
+  Shape ba = {.rank = sa->rank - 2}, bb = {.rank = sb->rank - 2}, s;
+  memcpy(ba.d, sa->d, ba.rank * sizeof *ba.d);
+  memcpy(bb.d, sb->d, bb.rank * sizeof *bb.d);
+  if (!broadcast(&ba, &bb, &s)) return shape_error(m, d, loc, "matmul: batch dimensions cannot be broadcast", a, b);
+  s.d[s.rank++] = am;
+  s.d[s.rank++] = bn;
   if (!ir_shape_supported(m, &s, loc, d)) return NULL;
   INode *n = ir_new(m, e, OP_MATMUL, DT_F32, &s, loc);
   n->in[0] = a;
@@ -320,5 +316,95 @@ INode *ir_concat(Model *m, Entry *e, INode *a, INode *b, int axis, SrcLoc loc, D
   n->in[0] = a;
   n->in[1] = b;
   n->i[0] = axis;
+  return n;
+}
+
+static bool static_spatial(Model *m, INode *x, const char *what, SrcLoc loc, Diag *d) {
+  const Shape *s = &x->shape;
+  if (s->rank < 2 || s->d[s->rank - 1].syms || s->d[s->rank - 2].syms) {
+    char b[128];
+    return diag_error(d, loc, "%s needs static spatial dims (the last two), got %s", what,
+                      shape_str(m, x->dtype, s, b, sizeof b));
+  }
+  return true;
+}
+
+INode *ir_window(Model *m, Entry *e, INode *x, const WindowSpec *w, SrcLoc loc, Diag *d) {
+  if (!x || !static_spatial(m, x, "a sliding window", loc, d)) return NULL;
+  Shape s = x->shape;
+  if (s.rank + 2 > MAX_RANK) {
+    diag_error(d, loc, "rank would exceed %d", MAX_RANK);
+    return NULL;
+  }
+  for (int a = 0; a < 2; a++) {
+    int64_t in = s.d[s.rank - 2 + a].k;
+    int64_t eff = in ? (in - 1) * w->input_dilation[a] + 1 : 0;
+    int64_t span = w->dilation[a] * (w->kernel[a] - 1) + 1;
+    int64_t padded = eff + w->pad[a] + w->pad[a + 2];
+    if (w->kernel[a] <= 0 || w->stride[a] <= 0 || w->dilation[a] <= 0 || w->input_dilation[a] <= 0) {
+      diag_error(d, loc, "kernel size, stride and dilation must be positive");
+      return NULL;
+    }
+    if (padded < span) {
+      diag_error(d, loc, "the window (%lld with dilation) is larger than the padded input (%lld)",
+                 (long long)span, (long long)padded);
+      return NULL;
+    }
+    s.d[s.rank - 2 + a] = dim_const((padded - span) / w->stride[a] + 1);
+  }
+  s.d[s.rank++] = dim_const(w->kernel[0]);
+  s.d[s.rank++] = dim_const(w->kernel[1]);
+  INode *n = ir_new(m, e, OP_WINDOW, x->dtype, &s, loc);
+  n->in[0] = x;
+  for (int a = 0; a < 2; a++) {
+    n->i[0 + a] = w->stride[a];
+    n->i[2 + a] = w->pad[a];
+    n->i[4 + a] = w->dilation[a];
+    n->i[6 + a] = w->input_dilation[a];
+  }
+  n->f[0] = w->pad_value;
+  n->flag = w->flip;
+  return n;
+}
+
+INode *ir_resize(Model *m, Entry *e, INode *x, int64_t out_h, int64_t out_w, int mode,
+                 bool align_corners, double scale_h, double scale_w, SrcLoc loc, Diag *d) {
+  if (!x || !static_spatial(m, x, "interpolate", loc, d)) return NULL;
+  if (out_h <= 0 || out_w <= 0) {
+    diag_error(d, loc, "interpolate: output size must be positive");
+    return NULL;
+  }
+  Shape s = x->shape;
+  s.d[s.rank - 2] = dim_const(out_h);
+  s.d[s.rank - 1] = dim_const(out_w);
+  INode *n = ir_new(m, e, OP_RESIZE, x->dtype, &s, loc);
+  n->in[0] = x;
+  n->i[0] = mode;
+  n->flag = align_corners;
+  n->f[0] = scale_h;
+  n->f[1] = scale_w;
+  return n;
+}
+
+INode *ir_roi_align(Model *m, Entry *e, INode *x, INode *boxes, int64_t ph, int64_t pw,
+                    double spatial_scale, int64_t sampling_ratio, bool aligned, SrcLoc loc,
+                    Diag *d) {
+  if (!x || !boxes) return NULL;
+  if (x->shape.rank != 4 || !static_spatial(m, x, "roi_align", loc, d))
+    return shape_error(m, d, loc, "roi_align needs features [N, C, H, W]", x, NULL);
+  if (boxes->shape.rank != 2 || !dim_is(boxes->shape.d[1], 5))
+    return shape_error(m, d, loc, "roi_align needs boxes [K, 5] (batch index, x1, y1, x2, y2)", boxes, NULL);
+  if (ph <= 0 || pw <= 0) {
+    diag_error(d, loc, "roi_align: output_size must be positive");
+    return NULL;
+  }
+  Shape s = {.rank = 4, .d = {boxes->shape.d[0], x->shape.d[1], dim_const(ph), dim_const(pw)}};
+  if (!ir_shape_supported(m, &s, loc, d)) return NULL;
+  INode *n = ir_new(m, e, OP_ROI_ALIGN, DT_F32, &s, loc);
+  n->in[0] = x;
+  n->in[1] = boxes;
+  n->f[0] = spatial_scale;
+  n->i[0] = sampling_ratio;
+  n->flag = aligned;
   return n;
 }

@@ -22,7 +22,7 @@ typedef enum Op {
   OP_COUNT
 } Op;
 
-typedef enum FusionKind { FK_LEAF, FK_ELEM, FK_MOVE, FK_REDUCE, FK_GEMM } FusionKind;
+typedef enum FusionKind { FK_LEAF, FK_ELEM, FK_MOVE, FK_REDUCE, FK_GEMM, FK_OPAQUE } FusionKind;
 typedef enum DType { DT_F32 = 0, DT_I64 = 1 } DType;
 
 typedef struct OpInfo {
@@ -88,7 +88,7 @@ typedef struct Param {
 } Param;
 
 /* A fused kernel: what lower.c turns into one loop nest (or an sgemm plus epilogue). */
-typedef enum KernelKind { KK_ELEM, KK_REDUCE, KK_GEMM } KernelKind;
+typedef enum KernelKind { KK_ELEM, KK_REDUCE, KK_GEMM, KK_OPAQUE } KernelKind;
 typedef struct Kernel {
   KernelKind kind;
   Shape domain;       /* ELEM: output shape; REDUCE: the reduction input's shape; GEMM: C */
@@ -154,6 +154,21 @@ INode *ir_permute(Model *m, Entry *e, INode *a, const int *perm, SrcLoc loc, Dia
 INode *ir_slice(Model *m, Entry *e, INode *a, int axis, int64_t start, int64_t stop,
                 int64_t step, SrcLoc loc, Diag *d);
 INode *ir_concat(Model *m, Entry *e, INode *a, INode *b, int axis, SrcLoc loc, Diag *d);
+
+/* Sliding windows (the WINDOW op of ops.def) over the last two axes of x. */
+typedef struct WindowSpec {
+  int64_t kernel[2], stride[2], dilation[2], input_dilation[2];
+  int64_t pad[4];   /* top, left, bottom, right (may be negative: cropping) */
+  double pad_value;
+  bool flip;        /* kernel positions reversed (transposed convolution) */
+} WindowSpec;
+INode *ir_window(Model *m, Entry *e, INode *x, const WindowSpec *w, SrcLoc loc, Diag *d);
+/* Resample the last two axes to out_h x out_w (RESIZE of ops.def). */
+INode *ir_resize(Model *m, Entry *e, INode *x, int64_t out_h, int64_t out_w, int mode,
+                 bool align_corners, double scale_h, double scale_w, SrcLoc loc, Diag *d);
+INode *ir_roi_align(Model *m, Entry *e, INode *x, INode *boxes, int64_t ph, int64_t pw,
+                    double spatial_scale, int64_t sampling_ratio, bool aligned, SrcLoc loc,
+                    Diag *d);
 
 /* Stable text form (nnc dump --stage=ir), also the form tests compare. */
 void ir_dump_entry(FILE *out, const Model *m, const Entry *e);

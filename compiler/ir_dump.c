@@ -37,6 +37,19 @@ static void node_attrs(FILE *out, const Model *m, const INode *n) {
     break;
   case OP_SLICE: fprintf(out, " axis=%lld start=%lld step=%lld", (long long)n->i[0], (long long)n->i[1], (long long)n->i[2]); break;
   case OP_CONCAT: fprintf(out, " axis=%lld", (long long)n->i[0]); break;
+  case OP_WINDOW:
+    fprintf(out, " stride=%lld,%lld pad=%lld,%lld dilation=%lld,%lld", (long long)n->i[0], (long long)n->i[1],
+            (long long)n->i[2], (long long)n->i[3], (long long)n->i[4], (long long)n->i[5]);
+    if (n->i[6] != 1 || n->i[7] != 1) fprintf(out, " input-dilation=%lld,%lld", (long long)n->i[6], (long long)n->i[7]);
+    if (n->f[0] != 0) fprintf(out, " fill=%g", n->f[0]);
+    if (n->flag) fprintf(out, " flip");
+    break;
+  case OP_RESIZE:
+    fprintf(out, " %s%s scale=%g,%g", n->i[0] ? "bilinear" : "nearest", n->flag ? " align_corners" : "", n->f[0], n->f[1]);
+    break;
+  case OP_ROI_ALIGN:
+    fprintf(out, " spatial_scale=%g sampling_ratio=%lld%s", n->f[0], (long long)n->i[0], n->flag ? " aligned" : "");
+    break;
   case OP_MATMUL:
     if (n->i[0]) fprintf(out, " transA");
     if (n->i[1]) fprintf(out, " transB");
@@ -87,7 +100,7 @@ void ir_dump_model(FILE *out, const Model *m) {
   for (int i = 0; i < m->nentries; i++) ir_dump_entry(out, m, &m->entries[i]);
 }
 
-static const char *kernel_kind[] = {"elementwise", "reduce", "gemm"};
+static const char *kernel_kind[] = {"elementwise", "reduce", "gemm", "opaque"};
 
 void ir_dump_fused(FILE *out, const Model *m) {
   fprintf(out, "model %s\n", m->name);

@@ -12,12 +12,14 @@ typedef enum LxKind {
   LX_I,      /* integer constant c */
   LX_VAR,    /* loop variable `var` */
   LX_SYM,    /* c × the product of the symbolic dims in `syms` */
-  LX_IBIN,   /* integer op `op` ('+', '-', '*', '/', '%', 'm' min, 'M' max, '<') */
+  LX_IBIN,   /* integer op `op` ('+', '-', '*', '/', '%', 'm' min, 'M' max; conditions:
+                '<', '=' and '&' of two conditions) */
   LX_LOAD,   /* f32 (or i64 converted) element a[0] of buffer `buf` */
   LX_OP,     /* elementwise op `op` of ops.def with attributes f[] on a[] */
-  LX_SELECT, /* a[0] ? a[1] : a[2], a[0] an integer comparison */
+  LX_SELECT, /* a[0] ? a[1] : a[2]; a[0] a condition, or a float (true when nonzero) */
   LX_ACC,    /* the running value of accumulator `acc` */
   LX_ITOF,   /* (float) of integer a[0] */
+  LX_FTOI,   /* integer of float a[0], truncated toward zero */
 } LxKind;
 
 typedef struct Lx Lx;

@@ -62,7 +62,7 @@ static Lx *lx_var(Lower *L, int v) { return lx(L, (Lx){.k = LX_VAR, .var = v}); 
 static Lx *lx_dim(Lower *L, Dim d) { return d.syms ? lx(L, (Lx){.k = LX_SYM, .c = d.k, .syms = d.syms}) : lx_i(L, d.k); }
 
 static Lx *ibin(Lower *L, int op, Lx *a, Lx *b) {
-  if (a->k == LX_I && b->k == LX_I && op != '<') {
+  if (a->k == LX_I && b->k == LX_I && op != '<' && op != '=' && op != '&') {
     int64_t x = a->c, y = b->c;
     switch (op) {
     case '+': return lx_i(L, x + y);
@@ -81,6 +81,15 @@ static Lx *ibin(Lower *L, int op, Lx *a, Lx *b) {
   if ((op == '*' || op == '/') && b->k == LX_I && b->c == 1) return a;
   if (op == '%' && b->k == LX_I && b->c == 1) return lx_i(L, 0);
   return lx(L, (Lx){.k = LX_IBIN, .op = op, .a = {a, b}});
+}
+
+/* Float arithmetic on scalars, as elementwise ops of ops.def. */
+static Lx *fop(Lower *L, Op op, Lx *a, Lx *b) { return lx(L, (Lx){.k = LX_OP, .op = op, .a = {a, b}}); }
+static Lx *itof(Lower *L, Lx *a) { return a->k == LX_I ? lx_f(L, (double)a->c) : lx(L, (Lx){.k = LX_ITOF, .a = {a}}); }
+static Lx *ftoi(Lower *L, Lx *a) { return lx(L, (Lx){.k = LX_FTOI, .a = {a}}); }
+static Lx *select3(Lower *L, Lx *c, Lx *t, Lx *f) { return lx(L, (Lx){.k = LX_SELECT, .a = {c, t, f}}); }
+static Lx *clamp(Lower *L, Lx *v, int64_t lo, int64_t hi) {
+  return ibin(L, 'm', ibin(L, 'M', v, lx_i(L, lo)), lx_i(L, hi));
 }
 
 /* Row-major linear offset of idx in shape s. */
@@ -233,6 +242,70 @@ static Lx *reshape_value(Lower *L, INode *n, Lx *const *idx) {
   return value(L, in, r);
 }
 
+/* window: input position v = o*stride - pad + k*dilation on the input dilated by
+ * input_dilation; outside the input (or between dilated elements) the pad value. */
+static Lx *window_value(Lower *L, INode *n, Lx *const *idx) {
+  INode *in = n->in[0];
+  int r = in->shape.rank;
+  Lx *ri[MAX_RANK], *cond = NULL;
+  memcpy(ri, idx, (r - 2) * sizeof *ri);
+  for (int a = 0; a < 2; a++) {
+    int64_t K = n->shape.d[r + a].k, H = in->shape.d[r - 2 + a].k, ld = n->i[6 + a];
+    Lx *k = n->flag ? ibin(L, '-', lx_i(L, K - 1), idx[r + a]) : idx[r + a];
+    Lx *v = ibin(L, '+', ibin(L, '-', ibin(L, '*', idx[r - 2 + a], lx_i(L, n->i[a])), lx_i(L, n->i[2 + a])),
+                 ibin(L, '*', k, lx_i(L, n->i[4 + a])));
+    Lx *c = ibin(L, '&', ibin(L, '<', lx_i(L, -1), v), ibin(L, '<', v, lx_i(L, (H - 1) * ld + 1)));
+    if (ld > 1) c = ibin(L, '&', c, ibin(L, '=', ibin(L, '%', v, lx_i(L, ld)), lx_i(L, 0)));
+    ri[r - 2 + a] = clamp(L, ld > 1 ? ibin(L, '/', v, lx_i(L, ld)) : v, 0, H - 1);
+    cond = cond ? ibin(L, '&', cond, c) : c;
+  }
+  return select3(L, cond, value(L, in, ri), lx_f(L, n->f[0]));
+}
+
+/* Source coordinate of a bilinear sample along one axis (PyTorch's
+ * area_pixel_compute_source_index, in float32): index i0, i1 and weight of i1. */
+static void bilinear_axis(Lower *L, INode *n, int a, Lx *dst, Lx **i0, Lx **i1, Lx **w1) {
+  int64_t in = n->in[0]->shape.d[n->shape.rank - 2 + a].k;
+  Lx *scale = lx_f(L, (float)n->f[a]), *src;
+  if (n->flag) src = fop(L, OP_MUL, itof(L, dst), scale);
+  else {
+    src = fop(L, OP_SUB, fop(L, OP_MUL, fop(L, OP_ADD, itof(L, dst), lx_f(L, 0.5)), scale), lx_f(L, 0.5));
+    src = fop(L, OP_MAX, src, lx_f(L, 0.0));
+  }
+  *i0 = ftoi(L, src);
+  *i1 = ibin(L, '+', *i0, select3(L, ibin(L, '<', *i0, lx_i(L, in - 1)), lx_i(L, 1), lx_i(L, 0)));
+  *w1 = fop(L, OP_SUB, src, itof(L, *i0));
+}
+
+static Lx *resize_value(Lower *L, INode *n, Lx *const *idx) {
+  INode *in = n->in[0];
+  int r = n->shape.rank;
+  Lx *ri[MAX_RANK];
+  memcpy(ri, idx, r * sizeof *ri);
+  if (n->i[0] == 0) { /* nearest: floor(dst * scale), clamped */
+    for (int a = 0; a < 2; a++) {
+      int64_t size = in->shape.d[r - 2 + a].k;
+      Lx *src = ftoi(L, fop(L, OP_MUL, itof(L, idx[r - 2 + a]), lx_f(L, (float)n->f[a])));
+      ri[r - 2 + a] = ibin(L, 'm', src, lx_i(L, size - 1));
+    }
+    return value(L, in, ri);
+  }
+  Lx *h0, *h1, *hl, *w0, *w1, *wl, *one = lx_f(L, 1.0);
+  bilinear_axis(L, n, 0, idx[r - 2], &h0, &h1, &hl);
+  bilinear_axis(L, n, 1, idx[r - 1], &w0, &w1, &wl);
+  Lx *v[2][2];
+  for (int a = 0; a < 2; a++)
+    for (int b = 0; b < 2; b++) {
+      ri[r - 2] = a ? h1 : h0;
+      ri[r - 1] = b ? w1 : w0;
+      v[a][b] = value(L, in, ri);
+    }
+  Lx *hw0 = fop(L, OP_SUB, one, hl), *ww0 = fop(L, OP_SUB, one, wl);
+  Lx *top = fop(L, OP_ADD, fop(L, OP_MUL, ww0, v[0][0]), fop(L, OP_MUL, wl, v[0][1]));
+  Lx *bot = fop(L, OP_ADD, fop(L, OP_MUL, ww0, v[1][0]), fop(L, OP_MUL, wl, v[1][1]));
+  return fop(L, OP_ADD, fop(L, OP_MUL, hw0, top), fop(L, OP_MUL, hl, bot));
+}
+
 static Lx *move_value(Lower *L, INode *n, Lx *const *idx) {
   INode *in = n->in[0];
   Lx *r[MAX_RANK];
@@ -257,6 +330,8 @@ static Lx *move_value(Lower *L, INode *n, Lx *const *idx) {
     Lx *c = ibin(L, '<', idx[ax], sa);
     return lx(L, (Lx){.k = LX_SELECT, .a = {c, value(L, in, ra), value(L, n->in[1], rb)}});
   }
+  case OP_WINDOW: return window_value(L, n, idx);
+  case OP_RESIZE: return resize_value(L, n, idx);
   default: unreachable("not a movement op");
   }
 }
@@ -431,58 +506,177 @@ static void lower_reduce(Lower *L, Ls *body) {
   }
 }
 
+/* Element offset of the matrix of operand `x` (rank >= 2) for the batch index `bidx` of the
+ * result's nb batch dims: NumPy broadcasting, so a missing or size-1 batch dim stays at 0. */
+static Lx *batch_offset(Lower *L, const Shape *out, int nb, Lx *const *bidx, const Shape *x) {
+  int xb = x->rank - 2;
+  Lx *off = lx_i(L, 0);
+  for (int i = 0; i < xb; i++) {
+    int o = i + nb - xb;
+    Dim d = x->d[i];
+    Lx *ix = dim_is(d, 1) && !dim_is(out->d[o], 1) ? lx_i(L, 0) : bidx[o];
+    off = ibin(L, '+', ibin(L, '*', off, lx_dim(L, d)), ix);
+  }
+  Lx *mat = ibin(L, '*', lx_dim(L, x->d[x->rank - 2]), lx_dim(L, x->d[x->rank - 1]));
+  return ibin(L, '*', off, mat);
+}
+
+/* sgemm per matrix of the batch (per block of GEMM_ROW_BLOCK rows for a plain 2-D product),
+ * with the epilogue applied while the block is warm in cache: after each row block, or after
+ * each index of the leading batch dim when the result keeps it (a convolution's images). */
 static void lower_gemm(Lower *L, Ls *body) {
   const Kernel *K = L->K;
   INode *g = K->gemm, *root = K->outs[0], *A = g->in[0], *B = g->in[1];
   const Shape *s = &g->shape;
-  int r = s->rank, ta = (int)g->i[0], tb = (int)g->i[1];
+  int r = s->rank, nb = r - 2, ta = (int)g->i[0], tb = (int)g->i[1];
   Dim M = s->d[r - 2], N = s->d[r - 1], Kd = A->shape.d[A->shape.rank - 1 - ta];
   L->gemm = root == g ? NULL : g;
   L->gemm_cbuf = buffer_of(L, root);
-  Lx *m = lx_dim(L, M), *n = lx_dim(L, N), *k = lx_dim(L, Kd);
-  Lx *lda = ta ? m : k, *ldb = tb ? k : n;
-  Lx *a_stride = A->shape.rank > 2 ? ibin(L, '*', m, k) : lx_i(L, 0);
-  Lx *b_stride = B->shape.rank > 2 ? ibin(L, '*', k, n) : lx_i(L, 0);
-  Lx *batch = lx_i(L, 1);
-  for (int i = 0; i < r - 2; i++) batch = ibin(L, '*', batch, lx_dim(L, s->d[i]));
-  bool blocked = r == 2 && shape_eq(&root->shape, s);
-  Lx *bv, *r0, *zero = lx_i(L, 0);
-  Ls *bl = loop(L, body, zero, batch, lx_i(L, 1), &bv);
-  Ls *rl = blocked ? loop(L, bl, zero, m, lx_i(L, GEMM_ROW_BLOCK), &r0) : bl;
-  if (!blocked) r0 = zero;
+  Lx *m = lx_dim(L, M), *n = lx_dim(L, N), *k = lx_dim(L, Kd), *zero = lx_i(L, 0), *one = lx_i(L, 1);
+  bool blocked = nb == 0 && shape_eq(&root->shape, s);
+  bool per_lead = root != g && nb >= 1 && dim_eq(root->shape.d[0], s->d[0]);
+  Lx *bidx[MAX_RANK], *r0 = zero;
+  Ls *cur = body, *lead = NULL;
+  for (int i = 0; i < nb; i++) {
+    cur = loop(L, cur, zero, lx_dim(L, s->d[i]), one, &bidx[i]);
+    if (i == 0) lead = cur;
+  }
+  if (blocked) cur = loop(L, cur, zero, m, lx_i(L, GEMM_ROW_BLOCK), &r0);
   Lx *rows = blocked ? ibin(L, 'm', lx_i(L, GEMM_ROW_BLOCK), ibin(L, '-', m, r0)) : m;
+  Lx *cbatch = zero;
+  for (int i = 0; i < nb; i++) cbatch = ibin(L, '+', ibin(L, '*', cbatch, lx_dim(L, s->d[i])), bidx[i]);
   Ls *gs = ls_new(L, LS_GEMM);
   gs->g.a = buffer_of(L, A);
   gs->g.b = buffer_of(L, B);
   gs->g.c = L->gemm_cbuf;
   if (gs->g.a < 0 || gs->g.b < 0) unreachable("matmul operand not in memory");
-  gs->g.a_off = ibin(L, '+', ibin(L, '*', bv, a_stride), ibin(L, '*', r0, ta ? lx_i(L, 1) : k));
-  gs->g.b_off = ibin(L, '*', bv, b_stride);
-  gs->g.c_off = ibin(L, '+', ibin(L, '*', bv, ibin(L, '*', m, n)), ibin(L, '*', r0, n));
+  gs->g.a_off = ibin(L, '+', batch_offset(L, s, nb, bidx, &A->shape), ibin(L, '*', r0, ta ? one : k));
+  gs->g.b_off = batch_offset(L, s, nb, bidx, &B->shape);
+  gs->g.c_off = ibin(L, '+', ibin(L, '*', cbatch, ibin(L, '*', m, n)), ibin(L, '*', r0, n));
   gs->g.m = rows;
   gs->g.n = n;
   gs->g.k = k;
-  gs->g.lda = lda;
-  gs->g.ldb = ldb;
+  gs->g.lda = ta ? m : k;
+  gs->g.ldb = tb ? k : n;
   gs->g.ldc = n;
   gs->g.ta = ta;
   gs->g.tb = tb;
-  ls_add(L, rl, gs);
+  ls_add(L, cur, gs);
   if (root == g) return;
   Lx *vars[MAX_RANK];
+  int order[MAX_RANK];
+  for (int i = 0; i < MAX_RANK; i++) order[i] = i;
   if (blocked) {
-    Ls *ri = loop(L, rl, r0, ibin(L, '+', r0, rows), lx_i(L, 1), &vars[0]);
-    Ls *ci = loop(L, ri, zero, n, lx_i(L, 1), &vars[1]);
+    Ls *ri = loop(L, cur, r0, ibin(L, '+', r0, rows), one, &vars[0]);
+    Ls *ci = loop(L, ri, zero, n, one, &vars[1]);
     store_out(L, ci, root, vars);
+  } else if (per_lead) {
+    vars[0] = bidx[0];
+    Ls *blk = loop_nest(L, lead, &root->shape, order + 1, root->shape.rank - 1, vars);
+    store_out(L, blk, root, vars);
   } else {
-    int order[MAX_RANK];
-    for (int i = 0; i < root->shape.rank; i++) order[i] = i;
     Ls *blk = loop_nest(L, body, &root->shape, order, root->shape.rank, vars);
     store_out(L, blk, root, vars);
   }
 }
 
-static const char *kind_names[] = {"elementwise", "reduce", "gemm"};
+/* torchvision's bilinear_interpolate of feature map (b, c) at float (y, x), in float32. */
+static Lx *roi_bilinear(Lower *L, int fbuf, const Shape *fs, Lx *plane, Lx *y, Lx *x) {
+  int64_t H = fs->d[2].k, W = fs->d[3].k;
+  Lx *one = lx_f(L, 1.0), *zero = lx_f(L, 0.0);
+  Lx *outside = fop(L, OP_LOGIC_OR, fop(L, OP_LOGIC_OR, fop(L, OP_CMP_LT, y, lx_f(L, -1.0)), fop(L, OP_CMP_GT, y, lx_f(L, (double)H))),
+                    fop(L, OP_LOGIC_OR, fop(L, OP_CMP_LT, x, lx_f(L, -1.0)), fop(L, OP_CMP_GT, x, lx_f(L, (double)W))));
+  Lx *c[2], *lo[2], *hi[2], *l[2];
+  c[0] = fop(L, OP_MAX, y, zero);
+  c[1] = fop(L, OP_MAX, x, zero);
+  for (int a = 0; a < 2; a++) {
+    int64_t size = a ? W : H;
+    Lx *i0 = ftoi(L, c[a]);
+    Lx *at_edge = ibin(L, '<', lx_i(L, size - 2), i0); /* i0 >= size - 1 */
+    lo[a] = select3(L, at_edge, lx_i(L, size - 1), i0);
+    hi[a] = select3(L, at_edge, lx_i(L, size - 1), ibin(L, '+', i0, lx_i(L, 1)));
+    Lx *pos = select3(L, at_edge, lx_f(L, (double)(size - 1)), c[a]);
+    l[a] = fop(L, OP_SUB, pos, itof(L, lo[a]));
+  }
+  Lx *v[4], *w[4];
+  Lx *hy = fop(L, OP_SUB, one, l[0]), *hx = fop(L, OP_SUB, one, l[1]);
+  w[0] = fop(L, OP_MUL, hy, hx);
+  w[1] = fop(L, OP_MUL, hy, l[1]);
+  w[2] = fop(L, OP_MUL, l[0], hx);
+  w[3] = fop(L, OP_MUL, l[0], l[1]);
+  for (int i = 0; i < 4; i++) {
+    Lx *yy = i < 2 ? lo[0] : hi[0], *xx = i % 2 ? hi[1] : lo[1];
+    Lx *off = ibin(L, '+', ibin(L, '*', ibin(L, '+', ibin(L, '*', plane, lx_i(L, H)), yy), lx_i(L, W)), xx);
+    v[i] = lx(L, (Lx){.k = LX_LOAD, .buf = fbuf, .a = {off}});
+  }
+  Lx *sum = fop(L, OP_ADD, fop(L, OP_ADD, fop(L, OP_ADD, fop(L, OP_MUL, w[0], v[0]), fop(L, OP_MUL, w[1], v[1])),
+                                fop(L, OP_MUL, w[2], v[2])), fop(L, OP_MUL, w[3], v[3]));
+  return select3(L, outside, zero, sum);
+}
+
+/* ceil of a float, as an integer: trunc(a) + (trunc(a) < a) */
+static Lx *ceil_int(Lower *L, Lx *a) {
+  Lx *t = ftoi(L, a);
+  return ibin(L, '+', t, ftoi(L, fop(L, OP_CMP_LT, itof(L, t), a)));
+}
+
+/* roi_align (torchvision.ops.roi_align, float32): for each box, channel and output bin,
+ * the mean of a grid of bilinear samples; the grid size is sampling_ratio, or adaptive
+ * (ceil(roi size / bins), so data-dependent loop bounds). */
+static void lower_roi_align(Lower *L, Ls *body) {
+  INode *n = L->K->outs[0], *feat = n->in[0], *boxes = n->in[1];
+  int fbuf = buffer_of(L, feat), bbuf = buffer_of(L, boxes), obuf = buffer_of(L, n);
+  if (fbuf < 0 || bbuf < 0) unreachable("roi_align operand not in memory");
+  int64_t C = feat->shape.d[1].k, PH = n->shape.d[2].k, PW = n->shape.d[3].k;
+  Lx *v[4], *zero = lx_i(L, 0), *one = lx_i(L, 1);
+  int order[4] = {0, 1, 2, 3};
+  Ls *blk = loop_nest(L, body, &n->shape, order, 4, v);
+  Lx *box[5];
+  for (int i = 0; i < 5; i++)
+    box[i] = lx(L, (Lx){.k = LX_LOAD, .buf = bbuf, .a = {ibin(L, '+', ibin(L, '*', v[0], lx_i(L, 5)), lx_i(L, i))}});
+  Lx *scale = lx_f(L, (float)n->f[0]), *off = lx_f(L, n->flag ? 0.5 : 0.0);
+  Lx *x1 = fop(L, OP_SUB, fop(L, OP_MUL, box[1], scale), off), *y1 = fop(L, OP_SUB, fop(L, OP_MUL, box[2], scale), off);
+  Lx *x2 = fop(L, OP_SUB, fop(L, OP_MUL, box[3], scale), off), *y2 = fop(L, OP_SUB, fop(L, OP_MUL, box[4], scale), off);
+  Lx *rw = fop(L, OP_SUB, x2, x1), *rh = fop(L, OP_SUB, y2, y1);
+  if (!n->flag) { /* legacy: force malformed boxes to 1x1 */
+    rw = fop(L, OP_MAX, rw, lx_f(L, 1.0));
+    rh = fop(L, OP_MAX, rh, lx_f(L, 1.0));
+  }
+  Lx *bh = fop(L, OP_DIV, rh, lx_f(L, (double)PH)), *bw = fop(L, OP_DIV, rw, lx_f(L, (double)PW));
+  Lx *gh = n->i[0] > 0 ? lx_i(L, n->i[0]) : ceil_int(L, fop(L, OP_DIV, rh, lx_f(L, (double)PH)));
+  Lx *gw = n->i[0] > 0 ? lx_i(L, n->i[0]) : ceil_int(L, fop(L, OP_DIV, rw, lx_f(L, (double)PW)));
+  Lx *count = itof(L, ibin(L, 'M', ibin(L, '*', gh, gw), one));
+  Lx *plane = ibin(L, '+', ibin(L, '*', ftoi(L, box[0]), lx_i(L, C)), v[1]);
+  int acc = L->naccs++;
+  Ls *init = ls_new(L, LS_ACC_INIT);
+  init->acc = acc;
+  init->rop = OP_SUM;
+  ls_add(L, blk, init);
+  Lx *iy, *ix;
+  Ls *ly = loop(L, blk, zero, gh, one, &iy);
+  Ls *lxl = loop(L, ly, zero, gw, one, &ix);
+  Lx *half = lx_f(L, 0.5);
+  Lx *y = fop(L, OP_ADD, fop(L, OP_ADD, y1, fop(L, OP_MUL, itof(L, v[2]), bh)),
+              fop(L, OP_DIV, fop(L, OP_MUL, fop(L, OP_ADD, itof(L, iy), half), bh), itof(L, gh)));
+  Lx *x = fop(L, OP_ADD, fop(L, OP_ADD, x1, fop(L, OP_MUL, itof(L, v[3]), bw)),
+              fop(L, OP_DIV, fop(L, OP_MUL, fop(L, OP_ADD, itof(L, ix), half), bw), itof(L, gw)));
+  Ls *upd = ls_new(L, LS_ACC_UPDATE);
+  upd->acc = acc;
+  upd->rop = OP_SUM;
+  upd->val = roi_bilinear(L, fbuf, &feat->shape, plane, y, x);
+  ls_add(L, lxl, upd);
+  Lx *res = fop(L, OP_DIV, lx(L, (Lx){.k = LX_ACC, .acc = acc}), count);
+  store(L, blk, obuf, linear(L, &n->shape, v), res);
+}
+
+static void lower_opaque(Lower *L, Ls *body) {
+  switch (L->K->outs[0]->op) {
+  case OP_ROI_ALIGN: lower_roi_align(L, body); break;
+  default: unreachable("opaque op without a lowering");
+  }
+}
+
+static const char *kind_names[] = {"elementwise", "reduce", "gemm", "opaque"};
 
 static void lower_kernel(Lower *L, const Kernel *K, int index, LKernel *out) {
   L->K = K;
@@ -495,6 +689,7 @@ static void lower_kernel(Lower *L, const Kernel *K, int index, LKernel *out) {
   case KK_ELEM: lower_elementwise(L, body); break;
   case KK_REDUCE: lower_reduce(L, body); break;
   case KK_GEMM: lower_gemm(L, body); break;
+  case KK_OPAQUE: lower_opaque(L, body); break;
   }
   char name[160];
   snprintf(name, sizeof name, "%s.k%d.%s", L->e->name, index, kind_names[K->kind]);
@@ -544,7 +739,8 @@ static void print_buf(Printer *p, int b) {
 
 static void print_lx(Printer *p, Lx *x) {
   FILE *out = p->out;
-  bool compound = x->k == LX_IBIN || x->k == LX_LOAD || x->k == LX_OP || x->k == LX_SELECT || x->k == LX_ITOF;
+  bool compound = x->k == LX_IBIN || x->k == LX_LOAD || x->k == LX_OP || x->k == LX_SELECT ||
+                  x->k == LX_ITOF || x->k == LX_FTOI;
   if (compound) {
     if (x->print_gen == p->gen) {
       fprintf(out, "%%%d", x->print_id);
@@ -592,6 +788,7 @@ static void print_lx(Printer *p, Lx *x) {
     break;
   case LX_ACC: fprintf(out, "acc%d", x->acc); break;
   case LX_ITOF: fprintf(out, "float("); print_lx(p, x->a[0]); fprintf(out, ")"); break;
+  case LX_FTOI: fprintf(out, "int("); print_lx(p, x->a[0]); fprintf(out, ")"); break;
   }
 }
 

@@ -92,10 +92,13 @@ static void decide_materialized(Fuse *F) {
   for (int i = 0; i < e->nnodes; i++) {
     INode *n = e->nodes[i];
     FusionKind k = op_info[n->op].kind;
-    bool gemm_input = false;
-    for (int u = 0; u < F->nusers[i]; u++) gemm_input |= op_info[F->users[i][u]->op].kind == FK_GEMM;
+    bool gemm_input = false; /* matmuls and opaque ops read their operands from memory */
+    for (int u = 0; u < F->nusers[i]; u++) {
+      FusionKind uk = op_info[F->users[i][u]->op].kind;
+      gemm_input |= uk == FK_GEMM || uk == FK_OPAQUE;
+    }
     if (k == FK_LEAF) F->mat[i] = false;
-    else if (k == FK_GEMM || k == FK_REDUCE || n->out_index >= 0) F->mat[i] = true;
+    else if (k == FK_GEMM || k == FK_REDUCE || k == FK_OPAQUE || n->out_index >= 0) F->mat[i] = true;
     else if (gemm_input) F->mat[i] = true;
     else F->mat[i] = F->nusers[i] + (n->out_index >= 0) > 1 && !F->view[i] && cheap_cost(F, n, 0) > 3;
     /* bound the inlined trees, so lowering and codegen recurse only so deep */
@@ -237,6 +240,9 @@ static void build_kernel(Fuse *F, KBuild *kb, INode *root) {
     kb->k.kind = KK_GEMM;
     kb->k.gemm = g;
     kb->k.domain = g->shape;
+  } else if (op_info[root->op].kind == FK_OPAQUE) {
+    kb->k.kind = KK_OPAQUE;
+    kb->k.domain = root->shape;
   } else if (r) {
     kb->k.kind = KK_REDUCE;
     kb->k.domain = r->in[0]->shape;

@@ -4,7 +4,7 @@
  * of the primitive ops of ops.def, so the passes and codegen only ever see primitives. */
 #include <math.h>
 #include <string.h>
-#include "value.h"
+#include "nn.h"
 
 typedef bool (*BuiltinFn)(Sema *S, const char *name, const Args *a, Value *out);
 
@@ -509,13 +509,19 @@ static const struct { const char *name; BuiltinFn fn; } builtins[] = {
   {"len", b_meta}, {"reversed", b_meta}, {"range", b_meta}, {"float", b_meta}, {"int", b_meta},
 };
 
+#define NBUILTINS ((int)(sizeof builtins / sizeof *builtins))
+
+/* Indices past this table's end refer to nn_builtins (builtins_nn.c). */
 int builtin_find(const char *name) {
-  for (size_t i = 0; i < sizeof builtins / sizeof *builtins; i++)
-    if (!strcmp(builtins[i].name, name)) return (int)i;
+  for (int i = 0; i < NBUILTINS; i++)
+    if (!strcmp(builtins[i].name, name)) return i;
+  for (int i = 0; nn_builtins[i].name; i++)
+    if (!strcmp(nn_builtins[i].name, name)) return NBUILTINS + i;
   return -1;
 }
 
 bool builtin_call(Sema *S, int index, const Args *a, Value *out) {
   *out = v_none();
+  if (index >= NBUILTINS) return nn_builtins[index - NBUILTINS].fn(S, nn_builtins[index - NBUILTINS].name, a, out);
   return builtins[index].fn(S, builtins[index].name, a, out);
 }

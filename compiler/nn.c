@@ -1,0 +1,385 @@
+/* nn.c — convolution, pooling, normalization, resampling and padding in terms of primitive
+ * ops, with PyTorch's semantics (torch.nn.functional; output sizes and padding rules from
+ * ATen).  A convolution is a sliding window (im2col as an index transform) and a matmul, so
+ * it reaches OpenBLAS with its bias and activation as the GEMM's epilogue; a depthwise one is
+ * a windowed multiply-sum; pooling is a window and a reduction; norms are two reductions
+ * (mean, then the mean of squared deviations) and one elementwise kernel. */
+#include <math.h>
+#include <string.h>
+#include "nn.h"
+
+#define M (S->m)
+#define E (S->e)
+#define D (S->d)
+
+static INode *reshape_to(Sema *S, INode *x, int rank, const Dim *dims, SrcLoc loc) {
+  Shape s = {.rank = rank};
+  memcpy(s.d, dims, rank * sizeof *dims);
+  return ir_reshape(M, E, x, &s, loc, D);
+}
+
+static bool need_rank(Sema *S, INode *x, int rank, const char *what, SrcLoc loc) {
+  if (x->shape.rank == rank) return true;
+  char b[128];
+  return diag_error(D, loc, "%s expects a tensor of rank %d, got %s", what, rank,
+                    shape_str(M, x->dtype, &x->shape, b, sizeof b));
+}
+
+static bool static_dims(Sema *S, INode *x, int from, const char *what, SrcLoc loc) {
+  for (int i = from; i < x->shape.rank; i++)
+    if (x->shape.d[i].syms)
+      return diag_error(D, loc, "%s: dimension %d must be static", what, i);
+  return true;
+}
+
+/* b [C] -> [C, 1, ..., 1] to broadcast over the `trailing` axes after the channel axis */
+static INode *per_channel(Sema *S, INode *b, int trailing, SrcLoc loc) {
+  if (!b || trailing == 0) return b;
+  Dim d[MAX_RANK] = {b->shape.d[0]};
+  for (int i = 1; i <= trailing; i++) d[i] = dim_const(1);
+  return reshape_to(S, b, trailing + 1, d, loc);
+}
+
+bool pair_arg(Sema *S, const Value *v, SrcLoc loc, const char *name, int64_t out[2]) {
+  if (v->k == V_LIST || v->k == V_TUPLE) {
+    if (v->len != 2) return diag_error(D, loc, "%s takes one integer or a list of two", name);
+    return to_int(S, &v->items[0], loc, &out[0]) && to_int(S, &v->items[1], loc, &out[1]);
+  }
+  if (!to_int(S, v, loc, &out[0])) return false;
+  out[1] = out[0];
+  return true;
+}
+
+/* ---- convolution ---- */
+
+static bool conv_check(Sema *S, INode *x, INode *w, INode *b, int64_t cin_w, int64_t cout, const ConvSpec *c,
+                       const char *what, SrcLoc loc) {
+  if (!need_rank(S, x, 4, what, loc) || !need_rank(S, w, 4, what, loc) || !static_dims(S, x, 1, what, loc) ||
+      !static_dims(S, w, 0, what, loc))
+    return false;
+  int64_t C = x->shape.d[1].k, g = c->groups;
+  if (g <= 0 || C % g || cout % g)
+    return diag_error(D, loc, "%s: groups=%lld must divide the %lld input and %lld output channels", what,
+                      (long long)g, (long long)C, (long long)cout);
+  if (cin_w != C / g)
+    return diag_error(D, loc, "%s: the weight expects %lld input channels per group, the input has %lld", what,
+                      (long long)cin_w, (long long)(C / g));
+  if (b && (b->shape.rank != 1 || !dim_is(b->shape.d[0], cout)))
+    return diag_error(D, loc, "%s: bias must be f32[%lld]", what, (long long)cout);
+  return true;
+}
+
+/* [N, C, OH, OW, KH, KW] windows -> [N, g, C/g * KH * KW, OH * OW] columns (im2col) */
+static INode *columns(Sema *S, INode *win, int64_t g, SrcLoc loc) {
+  const Shape *s = &win->shape;
+  int64_t cg = s->d[1].k / g, oh = s->d[2].k, ow = s->d[3].k, kh = s->d[4].k, kw = s->d[5].k;
+  Dim split[7] = {s->d[0], dim_const(g), dim_const(cg), dim_const(oh), dim_const(ow), dim_const(kh), dim_const(kw)};
+  INode *t = reshape_to(S, win, 7, split, loc);
+  int perm[7] = {0, 1, 2, 5, 6, 3, 4};
+  t = ir_permute(M, E, t, perm, loc, D);
+  Dim cols[4] = {s->d[0], dim_const(g), dim_const(cg * kh * kw), dim_const(oh * ow)};
+  return reshape_to(S, t, 4, cols, loc);
+}
+
+/* [g, og, K] weights @ [N, g, K, OH*OW] columns -> [N, g*og, OH, OW] + bias */
+static INode *conv_gemm(Sema *S, INode *wmat, INode *cols, INode *b, int64_t cout, int64_t oh, int64_t ow, Dim n,
+                        SrcLoc loc) {
+  INode *y = ir_matmul(M, E, wmat, cols, 0, 0, loc, D);
+  Dim out[4] = {n, dim_const(cout), dim_const(oh), dim_const(ow)};
+  y = y ? reshape_to(S, y, 4, out, loc) : NULL;
+  if (y && b) y = ir_binary(M, E, OP_ADD, y, per_channel(S, b, 2, loc), loc, D);
+  return y;
+}
+
+INode *nn_conv2d(Sema *S, INode *x, INode *w, INode *b, const ConvSpec *c, SrcLoc loc) {
+  if (!x || !w) return NULL;
+  int64_t cout = w->shape.rank == 4 ? w->shape.d[0].k : 0, kh = 0, kw = 0;
+  if (!conv_check(S, x, w, b, w->shape.rank == 4 ? w->shape.d[1].k : 0, cout, c, "conv2d", loc)) return NULL;
+  kh = w->shape.d[2].k;
+  kw = w->shape.d[3].k;
+  int64_t C = x->shape.d[1].k, g = c->groups;
+  Dim n = x->shape.d[0];
+  bool pointwise = kh == 1 && kw == 1 && c->stride[0] == 1 && c->stride[1] == 1 && !c->pad[0] && !c->pad[1] &&
+                   !c->pad[2] && !c->pad[3];
+  if (pointwise && g == 1) { /* a 1x1 convolution is a plain GEMM over the pixels */
+    Dim xs[3] = {n, dim_const(C), dim_const(x->shape.d[2].k * x->shape.d[3].k)}, ws[2] = {dim_const(cout), dim_const(C)};
+    return conv_gemm(S, reshape_to(S, w, 2, ws, loc), reshape_to(S, x, 3, xs, loc), b, cout, x->shape.d[2].k,
+                     x->shape.d[3].k, n, loc);
+  }
+  WindowSpec ws = {.kernel = {kh, kw}, .stride = {c->stride[0], c->stride[1]}, .dilation = {c->dilation[0], c->dilation[1]},
+                   .input_dilation = {1, 1}, .pad = {c->pad[0], c->pad[1], c->pad[2], c->pad[3]}};
+  INode *win = ir_window(M, E, x, &ws, loc, D);
+  if (!win) return NULL;
+  int64_t oh = win->shape.d[2].k, ow = win->shape.d[3].k;
+  if (C / g == 1 && cout == C) { /* depthwise: a windowed multiply-sum per channel */
+    Dim wd[5] = {dim_const(C), dim_const(1), dim_const(1), dim_const(kh), dim_const(kw)};
+    INode *p = ir_binary(M, E, OP_MUL, win, reshape_to(S, w, 5, wd, loc), loc, D);
+    INode *y = ir_reduce(M, E, OP_SUM, p, (1u << 4) | (1u << 5), 0, loc, D);
+    return y && b ? ir_binary(M, E, OP_ADD, y, per_channel(S, b, 2, loc), loc, D) : y;
+  }
+  Dim wm[3] = {dim_const(g), dim_const(cout / g), dim_const(C / g * kh * kw)};
+  return conv_gemm(S, reshape_to(S, w, 3, wm, loc), columns(S, win, g, loc), b, cout, oh, ow, n, loc);
+}
+
+/* The transposed convolution as a convolution over the input with zeros inserted between its
+ * elements (input dilation = stride), padded by dilation*(k-1) - padding (+ output_padding at
+ * the bottom/right), with the kernel reversed and its in/out channel axes swapped. */
+INode *nn_conv_transpose2d(Sema *S, INode *x, INode *w, INode *b, const ConvSpec *c, SrcLoc loc) {
+  if (!x || !w) return NULL;
+  int64_t g = c->groups, og = w->shape.rank == 4 ? w->shape.d[1].k : 0, cout = og * g;
+  if (!conv_check(S, x, w, b, w->shape.rank == 4 ? w->shape.d[0].k / (g > 0 ? g : 1) : 0, cout, c,
+                  "conv_transpose2d", loc))
+    return NULL;
+  int64_t C = x->shape.d[1].k, kh = w->shape.d[2].k, kw = w->shape.d[3].k;
+  if (w->shape.d[0].k != C)
+    return diag_error(D, loc, "conv_transpose2d: the weight has %lld input channels, the input %lld",
+                      (long long)w->shape.d[0].k, (long long)C), NULL;
+  for (int a = 0; a < 2; a++)
+    if (c->output_padding[a] < 0 || (c->output_padding[a] >= c->stride[a] && c->output_padding[a] >= c->dilation[a]))
+      return diag_error(D, loc, "conv_transpose2d: output_padding must be smaller than stride or dilation"), NULL;
+  int64_t k[2] = {kh, kw};
+  WindowSpec ws = {.kernel = {kh, kw}, .stride = {1, 1}, .dilation = {c->dilation[0], c->dilation[1]},
+                   .input_dilation = {c->stride[0], c->stride[1]}, .flip = true};
+  for (int a = 0; a < 2; a++) {
+    ws.pad[a] = c->dilation[a] * (k[a] - 1) - c->pad[a];
+    ws.pad[a + 2] = ws.pad[a] + c->output_padding[a];
+  }
+  INode *win = ir_window(M, E, x, &ws, loc, D);
+  if (!win) return NULL;
+  int64_t cg = C / g;
+  Dim wsplit[4] = {dim_const(g), dim_const(cg), dim_const(og), dim_const(kh * kw)};
+  int perm[4] = {0, 2, 1, 3};
+  INode *wt = ir_permute(M, E, reshape_to(S, w, 4, wsplit, loc), perm, loc, D);
+  Dim wm[3] = {dim_const(g), dim_const(og), dim_const(cg * kh * kw)};
+  return conv_gemm(S, reshape_to(S, wt, 3, wm, loc), columns(S, win, g, loc), b, cout, win->shape.d[2].k,
+                   win->shape.d[3].k, x->shape.d[0], loc);
+}
+
+/* ---- pooling ---- */
+
+/* ATen's pooling_output_shape for one axis */
+static int64_t pool_out(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d, bool ceil_mode) {
+  int64_t num = in + 2 * p - d * (k - 1) - 1 + (ceil_mode ? s - 1 : 0);
+  int64_t o = (num < 0 ? num - s + 1 : num) / s + 1;
+  if (ceil_mode && (o - 1) * s >= in + p) o--;
+  return o;
+}
+
+static INode *pool_windows(Sema *S, INode *x, const PoolSpec *p, double fill, const char *what, SrcLoc loc,
+                           int64_t out[2]) {
+  if (!x) return NULL;
+  int r = x->shape.rank;
+  if (r < 3 || !static_dims(S, x, r - 2, what, loc))
+    return diag_error(D, loc, "%s expects [N, C, H, W] or [C, H, W] with static H, W", what), NULL;
+  WindowSpec ws = {.kernel = {p->kernel[0], p->kernel[1]}, .stride = {p->stride[0], p->stride[1]},
+                   .dilation = {p->dilation[0], p->dilation[1]}, .input_dilation = {1, 1}, .pad_value = fill};
+  for (int a = 0; a < 2; a++) {
+    int64_t in = x->shape.d[r - 2 + a].k;
+    if (p->kernel[a] <= 0 || p->stride[a] <= 0 || p->dilation[a] <= 0)
+      return diag_error(D, loc, "%s: kernel size, stride and dilation must be positive", what), NULL;
+    if (p->pad[a] < 0 || p->pad[a] * 2 > p->kernel[a])
+      return diag_error(D, loc, "%s: padding must be at most half the kernel size", what), NULL;
+    out[a] = pool_out(in, p->kernel[a], p->stride[a], p->pad[a], p->dilation[a], p->ceil_mode);
+    if (out[a] <= 0) return diag_error(D, loc, "%s: the output would be empty", what), NULL;
+    ws.pad[a] = p->pad[a];
+    ws.pad[a + 2] = (out[a] - 1) * p->stride[a] + p->dilation[a] * (p->kernel[a] - 1) + 1 - in - p->pad[a];
+  }
+  return ir_window(M, E, x, &ws, loc, D);
+}
+
+INode *nn_max_pool2d(Sema *S, INode *x, const PoolSpec *p, SrcLoc loc) {
+  int64_t out[2];
+  INode *win = pool_windows(S, x, p, -INFINITY, "max_pool2d", loc, out);
+  if (!win) return NULL;
+  int r = win->shape.rank;
+  return ir_reduce(M, E, OP_RMAX, win, (1u << (r - 2)) | (1u << (r - 1)), 0, loc, D);
+}
+
+/* The divisor of every output position, as ATen's avg_pool2d computes it. */
+static INode *avg_divisors(Sema *S, const PoolSpec *p, int64_t h, int64_t w, const int64_t out[2], SrcLoc loc) {
+  float *div = arena_alloc(S->arena, out[0] * out[1] * sizeof *div);
+  int64_t in[2] = {h, w};
+  for (int64_t i = 0; i < out[0]; i++)
+    for (int64_t j = 0; j < out[1]; j++) {
+      int64_t o[2] = {i, j}, pool = 1, inside = 1;
+      for (int a = 0; a < 2; a++) {
+        int64_t start = o[a] * p->stride[a] - p->pad[a], end = start + p->kernel[a];
+        if (end > in[a] + p->pad[a]) end = in[a] + p->pad[a];
+        pool *= end - start;
+        if (start < 0) start = 0;
+        if (end > in[a]) end = in[a];
+        inside *= end - start;
+      }
+      div[i * out[1] + j] = (float)(p->divisor_override ? p->divisor_override : p->count_include_pad ? pool : inside);
+    }
+  Shape s = {.rank = 2, .d = {dim_const(out[0]), dim_const(out[1])}};
+  return ir_const_data(M, E, div, &s, loc);
+}
+
+INode *nn_avg_pool2d(Sema *S, INode *x, const PoolSpec *p, SrcLoc loc) {
+  int64_t out[2];
+  if (p->dilation[0] != 1 || p->dilation[1] != 1) return diag_error(D, loc, "avg_pool2d has no dilation"), NULL;
+  INode *win = pool_windows(S, x, p, 0.0, "avg_pool2d", loc, out);
+  if (!win) return NULL;
+  int r = win->shape.rank;
+  INode *sum = ir_reduce(M, E, OP_SUM, win, (1u << (r - 2)) | (1u << (r - 1)), 0, loc, D);
+  int xr = x->shape.rank;
+  return ir_binary(M, E, OP_DIV, sum, avg_divisors(S, p, x->shape.d[xr - 2].k, x->shape.d[xr - 1].k, out, loc), loc, D);
+}
+
+/* Adaptive average pooling: bin i covers [floor(i*in/out), ceil((i+1)*in/out)).  A 1x1 output
+ * is a mean; otherwise the pooling is separable: P_h @ x @ P_w^T with constant averaging
+ * matrices, two small GEMMs. */
+static INode *pool_matrix(Sema *S, int64_t in, int64_t out, bool transposed, SrcLoc loc) {
+  float *m = arena_alloc(S->arena, in * out * sizeof *m);
+  for (int64_t i = 0; i < out; i++) {
+    int64_t start = i * in / out, end = ((i + 1) * in + out - 1) / out;
+    for (int64_t j = start; j < end; j++) m[transposed ? j * out + i : i * in + j] = 1.0f / (float)(end - start);
+  }
+  Shape s = {.rank = 2, .d = {dim_const(transposed ? in : out), dim_const(transposed ? out : in)}};
+  return ir_const_data(M, E, m, &s, loc);
+}
+
+INode *nn_adaptive_avg_pool2d(Sema *S, INode *x, int64_t oh, int64_t ow, SrcLoc loc) {
+  if (!x) return NULL;
+  int r = x->shape.rank;
+  if (r < 3 || !static_dims(S, x, r - 2, "adaptive_avg_pool2d", loc))
+    return diag_error(D, loc, "adaptive_avg_pool2d expects [N, C, H, W] with static H, W"), NULL;
+  if (oh <= 0 || ow <= 0) return diag_error(D, loc, "adaptive_avg_pool2d: output size must be positive"), NULL;
+  int64_t h = x->shape.d[r - 2].k, w = x->shape.d[r - 1].k;
+  if (oh == 1 && ow == 1) {
+    INode *s = ir_reduce(M, E, OP_SUM, x, (1u << (r - 2)) | (1u << (r - 1)), 1, loc, D);
+    return ir_binary(M, E, OP_DIV, s, ir_fill(M, E, (double)(h * w), &(Shape){0}, loc), loc, D);
+  }
+  INode *y = ir_matmul(M, E, pool_matrix(S, h, oh, false, loc), x, 0, 0, loc, D);
+  return ir_matmul(M, E, y, pool_matrix(S, w, ow, true, loc), 0, 0, loc, D);
+}
+
+/* ---- normalization ---- */
+
+static INode *rsqrt_eps(Sema *S, INode *var, double eps, SrcLoc loc) {
+  INode *e = ir_fill(M, E, eps, &(Shape){0}, loc);
+  INode *sd = ir_unary(M, E, OP_SQRT, ir_binary(M, E, OP_ADD, var, e, loc, D), loc, D);
+  return ir_binary(M, E, OP_DIV, ir_fill(M, E, 1.0, &(Shape){0}, loc), sd, loc, D);
+}
+
+/* inference: y = x * alpha + beta with alpha = weight / sqrt(var + eps), beta = bias - mean *
+ * alpha (ATen's CPU batch_norm) */
+INode *nn_batch_norm(Sema *S, INode *x, INode *mean, INode *var, INode *w, INode *b, double eps, SrcLoc loc) {
+  if (!x || !mean || !var) return NULL;
+  if (x->shape.rank < 2) return diag_error(D, loc, "batch_norm expects [N, C, ...]"), NULL;
+  Dim c = x->shape.d[1];
+  INode *stats[4] = {mean, var, w, b};
+  for (int i = 0; i < 4; i++)
+    if (stats[i] && (stats[i]->shape.rank != 1 || !dim_eq(stats[i]->shape.d[0], c)))
+      return diag_error(D, loc, "batch_norm: statistics and affine parameters must have the channel count"), NULL;
+  int trailing = x->shape.rank - 2;
+  INode *alpha = rsqrt_eps(S, var, eps, loc);
+  if (w) alpha = ir_binary(M, E, OP_MUL, alpha, w, loc, D);
+  INode *beta = ir_unary(M, E, OP_NEG, ir_binary(M, E, OP_MUL, mean, alpha, loc, D), loc, D);
+  if (b) beta = ir_binary(M, E, OP_ADD, b, beta, loc, D);
+  INode *y = ir_binary(M, E, OP_MUL, x, per_channel(S, alpha, trailing, loc), loc, D);
+  return ir_binary(M, E, OP_ADD, y, per_channel(S, beta, trailing, loc), loc, D);
+}
+
+/* normalize x over the trailing axes from `from` on (two passes: mean, then variance) */
+static INode *normalize_tail(Sema *S, INode *x, int from, double eps, SrcLoc loc) {
+  uint32_t axes = 0;
+  Dim n = dim_const(1);
+  for (int i = from; i < x->shape.rank; i++) {
+    axes |= 1u << i;
+    n = dim_mul(n, x->shape.d[i]);
+  }
+  if (n.syms) return diag_error(D, loc, "normalized dimensions must be static"), NULL;
+  INode *count = ir_fill(M, E, (double)n.k, &(Shape){0}, loc);
+  INode *mean = ir_binary(M, E, OP_DIV, ir_reduce(M, E, OP_SUM, x, axes, 1, loc, D), count, loc, D);
+  INode *dev = ir_binary(M, E, OP_SUB, x, mean, loc, D);
+  INode *var = ir_binary(M, E, OP_DIV, ir_reduce(M, E, OP_SUM, ir_binary(M, E, OP_MUL, dev, dev, loc, D), axes, 1, loc, D),
+                         count, loc, D);
+  return ir_binary(M, E, OP_MUL, dev, rsqrt_eps(S, var, eps, loc), loc, D);
+}
+
+INode *nn_group_norm(Sema *S, INode *x, int64_t groups, INode *w, INode *b, double eps, SrcLoc loc) {
+  if (!x) return NULL;
+  if (x->shape.rank < 2 || !static_dims(S, x, 1, "group_norm", loc))
+    return diag_error(D, loc, "group_norm expects [N, C, ...] with static C, ..."), NULL;
+  int64_t c = x->shape.d[1].k;
+  if (groups <= 0 || c % groups)
+    return diag_error(D, loc, "group_norm: %lld groups do not divide %lld channels", (long long)groups, (long long)c), NULL;
+  int64_t rest = c / groups;
+  for (int i = 2; i < x->shape.rank; i++) rest *= x->shape.d[i].k;
+  Dim g[3] = {x->shape.d[0], dim_const(groups), dim_const(rest)};
+  INode *y = normalize_tail(S, reshape_to(S, x, 3, g, loc), 2, eps, loc);
+  y = y ? ir_reshape(M, E, y, &x->shape, loc, D) : NULL;
+  int trailing = x->shape.rank - 2;
+  if (y && w) y = ir_binary(M, E, OP_MUL, y, per_channel(S, w, trailing, loc), loc, D);
+  if (y && b) y = ir_binary(M, E, OP_ADD, y, per_channel(S, b, trailing, loc), loc, D);
+  return y;
+}
+
+INode *nn_layer_norm(Sema *S, INode *x, int nshape, INode *w, INode *b, double eps, SrcLoc loc) {
+  if (!x) return NULL;
+  if (nshape <= 0 || nshape > x->shape.rank) return diag_error(D, loc, "layer_norm: normalized_shape does not fit the input"), NULL;
+  INode *y = normalize_tail(S, x, x->shape.rank - nshape, eps, loc);
+  if (y && w) y = ir_binary(M, E, OP_MUL, y, w, loc, D);
+  if (y && b) y = ir_binary(M, E, OP_ADD, y, b, loc, D);
+  return y;
+}
+
+/* ---- resampling, padding, pixel shuffle ---- */
+
+INode *nn_interpolate(Sema *S, INode *x, int64_t oh, int64_t ow, double sh, double sw, const char *mode,
+                      bool align_corners, SrcLoc loc) {
+  if (!x) return NULL;
+  int r = x->shape.rank;
+  if (r < 3 || !static_dims(S, x, r - 2, "interpolate", loc))
+    return diag_error(D, loc, "interpolate expects [N, C, H, W] with static H, W"), NULL;
+  int64_t in[2] = {x->shape.d[r - 2].k, x->shape.d[r - 1].k}, out[2] = {oh, ow};
+  double sf[2] = {sh, sw}, scale[2];
+  int m = !strcmp(mode, "nearest") ? 0 : !strcmp(mode, "bilinear") ? 1 : -1;
+  if (m < 0) return diag_error(D, loc, "interpolate: mode \"%s\" is not one of \"nearest\", \"bilinear\"", mode), NULL;
+  if (m == 0 && align_corners) return diag_error(D, loc, "interpolate: align_corners applies to bilinear only"), NULL;
+  for (int a = 0; a < 2; a++) {
+    if (out[a] <= 0) out[a] = (int64_t)floor((double)in[a] * sf[a]);
+    if (out[a] <= 0) return diag_error(D, loc, "interpolate: the output would be empty"), NULL;
+    /* ATen's area_pixel_compute_scale: the user's scale factor when given, else in / out */
+    if (m == 1 && align_corners) scale[a] = out[a] > 1 ? (double)(in[a] - 1) / (double)(out[a] - 1) : 0.0;
+    else scale[a] = sf[a] > 0 ? 1.0 / sf[a] : (double)in[a] / (double)out[a];
+  }
+  return ir_resize(M, E, x, out[0], out[1], m, align_corners, scale[0], scale[1], loc, D);
+}
+
+/* constant padding, torch's order: [left, right] of the last axis, then [top, bottom] */
+INode *nn_pad(Sema *S, INode *x, const int64_t *pads, int npads, double value, SrcLoc loc) {
+  if (!x) return NULL;
+  if (npads != 2 && npads != 4) return diag_error(D, loc, "pad takes [left, right] or [left, right, top, bottom]"), NULL;
+  if (x->shape.rank < 2) return diag_error(D, loc, "pad needs a tensor of rank >= 2"), NULL;
+  WindowSpec ws = {.kernel = {1, 1}, .stride = {1, 1}, .dilation = {1, 1}, .input_dilation = {1, 1}, .pad_value = value,
+                   .pad = {npads == 4 ? pads[2] : 0, pads[0], npads == 4 ? pads[3] : 0, pads[1]}};
+  INode *win = ir_window(M, E, x, &ws, loc, D);
+  if (!win) return NULL;
+  Shape s = win->shape;
+  s.rank -= 2;
+  return ir_reshape(M, E, win, &s, loc, D);
+}
+
+INode *nn_pixel_shuffle(Sema *S, INode *x, int64_t r, bool inverse, SrcLoc loc) {
+  if (!x) return NULL;
+  const char *what = inverse ? "pixel_unshuffle" : "pixel_shuffle";
+  if (!need_rank(S, x, 4, what, loc) || !static_dims(S, x, 1, what, loc)) return NULL;
+  if (r <= 0) return diag_error(D, loc, "%s: the factor must be positive", what), NULL;
+  Dim n = x->shape.d[0];
+  int64_t c = x->shape.d[1].k, h = x->shape.d[2].k, w = x->shape.d[3].k;
+  if (!inverse) {
+    if (c % (r * r)) return diag_error(D, loc, "pixel_shuffle: %lld channels are not divisible by %lld", (long long)c, (long long)(r * r)), NULL;
+    Dim sp[6] = {n, dim_const(c / (r * r)), dim_const(r), dim_const(r), dim_const(h), dim_const(w)};
+    int perm[6] = {0, 1, 4, 2, 5, 3};
+    Dim out[4] = {n, dim_const(c / (r * r)), dim_const(h * r), dim_const(w * r)};
+    return reshape_to(S, ir_permute(M, E, reshape_to(S, x, 6, sp, loc), perm, loc, D), 4, out, loc);
+  }
+  if (h % r || w % r) return diag_error(D, loc, "pixel_unshuffle: height and width must be divisible by %lld", (long long)r), NULL;
+  Dim sp[6] = {n, dim_const(c), dim_const(h / r), dim_const(r), dim_const(w / r), dim_const(r)};
+  int perm[6] = {0, 1, 3, 5, 2, 4};
+  Dim out[4] = {n, dim_const(c * r * r), dim_const(h / r), dim_const(w / r)};
+  return reshape_to(S, ir_permute(M, E, reshape_to(S, x, 6, sp, loc), perm, loc, D), 4, out, loc);
+}

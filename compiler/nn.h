@@ -1,0 +1,55 @@
+/* nn.h — convolution, pooling, normalization and resampling, as torch.nn.functional defines
+ * them, written in terms of the primitive ops of ops.def (nn.c).  Used by the built-in
+ * functions (conv2d(...)) and by the layers (Conv2d(...)) alike. */
+#ifndef NNC_NN_H
+#define NNC_NN_H
+
+#include "value.h"
+
+typedef struct ConvSpec {
+  int64_t stride[2], dilation[2];
+  int64_t pad[4];            /* top, left, bottom, right */
+  int64_t output_padding[2]; /* transposed convolution only */
+  int64_t groups;
+} ConvSpec;
+
+INode *nn_conv2d(Sema *S, INode *x, INode *w, INode *b, const ConvSpec *c, SrcLoc loc);
+INode *nn_conv_transpose2d(Sema *S, INode *x, INode *w, INode *b, const ConvSpec *c, SrcLoc loc);
+
+typedef struct PoolSpec {
+  int64_t kernel[2], stride[2], pad[2], dilation[2];
+  bool ceil_mode, count_include_pad;
+  int64_t divisor_override; /* 0: none */
+} PoolSpec;
+
+INode *nn_max_pool2d(Sema *S, INode *x, const PoolSpec *p, SrcLoc loc);
+INode *nn_avg_pool2d(Sema *S, INode *x, const PoolSpec *p, SrcLoc loc);
+INode *nn_adaptive_avg_pool2d(Sema *S, INode *x, int64_t oh, int64_t ow, SrcLoc loc);
+
+/* weight/bias/stats may be NULL (absent) */
+INode *nn_batch_norm(Sema *S, INode *x, INode *mean, INode *var, INode *w, INode *b, double eps, SrcLoc loc);
+INode *nn_group_norm(Sema *S, INode *x, int64_t groups, INode *w, INode *b, double eps, SrcLoc loc);
+INode *nn_layer_norm(Sema *S, INode *x, int nshape, INode *w, INode *b, double eps, SrcLoc loc);
+
+/* size (oh, ow) > 0, or scale factors > 0 */
+INode *nn_interpolate(Sema *S, INode *x, int64_t oh, int64_t ow, double sh, double sw,
+                      const char *mode, bool align_corners, SrcLoc loc);
+INode *nn_pad(Sema *S, INode *x, const int64_t *pads, int npads, double value, SrcLoc loc);
+INode *nn_pixel_shuffle(Sema *S, INode *x, int64_t r, bool inverse, SrcLoc loc);
+
+/* Argument helpers shared with layers.c: an int or a list of two ints; conv padding (int,
+ * pair, "same", "valid"); pooling arguments from position `first`; interpolate's. */
+bool pair_arg(Sema *S, const Value *v, SrcLoc loc, const char *name, int64_t out[2]);
+bool conv_padding_arg(Sema *S, const Value *v, SrcLoc loc, const int64_t kernel[2], const ConvSpec *c, int64_t pad[4]);
+bool pool_spec_args(Sema *S, const Args *a, int first, bool is_max, PoolSpec *p);
+bool interpolate_args(Sema *S, const Args *a, int first, int64_t size[2], double scale[2], const char **mode,
+                      bool *align);
+
+/* builtins_nn.c: the functional built-ins, NULL-terminated (builtins.c looks them up) */
+typedef struct NnBuiltin {
+  const char *name;
+  bool (*fn)(Sema *S, const char *name, const Args *a, Value *out);
+} NnBuiltin;
+extern const NnBuiltin nn_builtins[];
+
+#endif

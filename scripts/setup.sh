@@ -39,7 +39,7 @@ die() { printf 'setup.sh: error: %s\n' "$*" >&2; exit 1; }
 PACKAGES=(llvm-19-dev clang-19 libclang-rt-19-dev flex bison libopenblas-dev libcmocka-dev
           cmake make gcc libc6-dev pkg-config python3 python3-numpy)
 if [ "$want_bench" = 1 ]; then
-  PACKAGES+=(python3-torch python3-torchvision)
+  PACKAGES+=(python3-torch python3-torchvision python3-onnx libonnx-testdata)
 fi
 
 is_installed() {

@@ -306,27 +306,28 @@ static bool b_squeeze(Sema *S, const char *name, const Args *a, Value *out) {
   return out->t != NULL;
 }
 
+/* torch.flatten: merge axes start..end (negative: from the end) */
+INode *flatten_node(Sema *S, INode *x, int64_t s0, int64_t e0, SrcLoc loc) {
+  int st = 0, en = 0, r = x->shape.rank;
+  if (r == 0) return ir_reshape(M, E, x, &(Shape){.rank = 1, .d = {dim_const(1)}}, loc, D);
+  if (!norm_axis(S, s0, r, loc, &st) || !norm_axis(S, e0, r, loc, &en)) return NULL;
+  if (st > en) return diag_error(D, loc, "flatten: start_dim comes after end_dim"), NULL;
+  Shape s = {0};
+  for (int i = 0; i < r; i++) {
+    if (i <= st || i > en) s.d[s.rank++] = x->shape.d[i];
+    else s.d[s.rank - 1] = dim_mul(s.d[s.rank - 1], x->shape.d[i]);
+  }
+  return ir_reshape(M, E, x, &s, loc, D);
+}
+
 /* flatten(x, start_dim=0, end_dim=-1) */
 static bool b_flatten(Sema *S, const char *name, const Args *a, Value *out) {
   static const char *names[] = {"input", "start_dim", "end_dim"};
   if (!need_entry(S, a, name) || !args_check(S, a, name, names, 3)) return false;
   INode *x = tensor_arg(S, a, 0, "input");
   int64_t s0, e0;
-  int st = 0, en = 0;
   if (!x || !int_arg(S, a, 1, "start_dim", 0, &s0) || !int_arg(S, a, 2, "end_dim", -1, &e0)) return false;
-  int r = x->shape.rank;
-  if (r == 0) {
-    *out = v_tensor(ir_reshape(M, E, x, &(Shape){.rank = 1, .d = {dim_const(1)}}, a->loc, D));
-    return true;
-  }
-  if (!norm_axis(S, s0, r, a->loc, &st) || !norm_axis(S, e0, r, a->loc, &en)) return false;
-  if (st > en) return diag_error(D, a->loc, "flatten: start_dim comes after end_dim");
-  Shape s = {0};
-  for (int i = 0; i < r; i++) {
-    if (i <= st || i > en) s.d[s.rank++] = x->shape.d[i];
-    else s.d[s.rank - 1] = dim_mul(s.d[s.rank - 1], x->shape.d[i]);
-  }
-  *out = v_tensor(ir_reshape(M, E, x, &s, a->loc, D));
+  *out = v_tensor(flatten_node(S, x, s0, e0, a->loc));
   return out->t != NULL;
 }
 
@@ -493,7 +494,11 @@ static bool b_layer(Sema *S, const char *name, const Args *a, Value *out) {
 static const struct { const char *name; BuiltinFn fn; } builtins[] = {
   {"Linear", b_layer}, {"Sequential", b_layer}, {"ReLU", b_layer}, {"Tanh", b_layer},
   {"Sigmoid", b_layer}, {"ELU", b_layer}, {"LeakyReLU", b_layer}, {"Softplus", b_layer},
-  {"Identity", b_layer},
+  {"Identity", b_layer}, {"Conv2d", b_layer}, {"ConvTranspose2d", b_layer}, {"BatchNorm1d", b_layer},
+  {"BatchNorm2d", b_layer}, {"GroupNorm", b_layer}, {"LayerNorm", b_layer}, {"InstanceNorm2d", b_layer},
+  {"MaxPool2d", b_layer}, {"AvgPool2d", b_layer}, {"AdaptiveAvgPool2d", b_layer}, {"Upsample", b_layer},
+  {"Flatten", b_layer}, {"PixelShuffle", b_layer}, {"PixelUnshuffle", b_layer}, {"Dropout", b_layer},
+  {"Dropout2d", b_layer},
   {"exp", b_unary}, {"log", b_unary}, {"sqrt", b_unary}, {"abs", b_unary}, {"tanh", b_unary},
   {"sigmoid", b_unary}, {"relu", b_unary}, {"neg", b_unary}, {"logical_not", b_unary},
   {"elu", b_act}, {"leaky_relu", b_act}, {"softplus", b_act},

@@ -110,8 +110,9 @@ static int front_end(Unit *u, const char *path, const char *text, size_t len, ch
   return 0;
 }
 
-static int analyze(Unit *u, char **errmsg) {
-  u->model = sema_program(u->arena, &u->file, u->ast, model_name_of(u->arena, u->file.path), &u->diag);
+static int analyze(Unit *u, const NncCompileOptions *opt, char **errmsg) {
+  u->model = sema_program(u->arena, &u->file, u->ast, model_name_of(u->arena, u->file.path),
+                          opt ? opt->defines : NULL, opt ? opt->ndefines : 0, &u->diag);
   return u->model ? 0 : fail_diag(u, errmsg);
 }
 
@@ -139,7 +140,7 @@ static int load_weights(Unit *u, const char *path, char **errmsg) {
 
 static int compile_to_ir(Unit *u, const char *path, const char *text, size_t len,
                          const NncCompileOptions *opt, char **errmsg) {
-  if (front_end(u, path, text, len, errmsg) || analyze(u, errmsg) || optimize(u, NULL, errmsg)) return -1;
+  if (front_end(u, path, text, len, errmsg) || analyze(u, opt, errmsg) || optimize(u, NULL, errmsg)) return -1;
   if (opt && opt->weights_path && load_weights(u, opt->weights_path, errmsg)) return -1;
   u->lowered = lower_model(u->model);
   return u->lowered ? 0 : fail(errmsg, "%s: error: out of memory\n", path);
@@ -281,7 +282,7 @@ int nnc_check(const char *nn_path, char **errmsg) {
   size_t len;
   char *text = read_file(nn_path, &len, errmsg);
   if (!text) return -1;
-  int rc = front_end(&u, nn_path, text, len, errmsg) || analyze(&u, errmsg) ? -1 : 0;
+  int rc = front_end(&u, nn_path, text, len, errmsg) || analyze(&u, NULL, errmsg) ? -1 : 0;
   free(text);
   unit_free(&u);
   return rc;
@@ -314,20 +315,35 @@ static int dump_llvm(Unit *u, bool assembly, FILE *out, char **errmsg) {
   return rc;
 }
 
-int nnc_dump_source(const char *path, const char *text, size_t len, const char *stage, FILE *out,
-                    char **errmsg) {
+const char *const nnc_dump_formats[] = {"text", "dot", NULL};
+
+/* dot.c: the graph IR, or with `fused` its kernels as clusters, as a Graphviz digraph. */
+void dot_dump_model(FILE *out, const Model *m, bool fused);
+
+/* The graph after stage `which` (1 ir, 2 opt, 3 fused), as text or DOT. */
+static void dump_graph(FILE *out, const Model *m, int which, bool dot) {
+  if (dot) dot_dump_model(out, m, which == 3);
+  else if (which == 3) ir_dump_fused(out, m);
+  else ir_dump_model(out, m);
+}
+
+static int dump_unit(const char *path, const char *text, size_t len, const char *stage,
+                     const char *format, FILE *out, char **errmsg) {
   int which = -1;
   for (int i = 0; nnc_dump_stages[i]; i++)
     if (!strcmp(stage, nnc_dump_stages[i])) which = i;
   if (which < 0) return fail(errmsg, "nnc: error: unknown stage '%s' (ast, ir, opt, fused, loops, llvm, asm)\n", stage);
+  bool dot = format && !strcmp(format, "dot");
+  if (format && !dot && strcmp(format, "text"))
+    return fail(errmsg, "nnc: error: unknown format '%s' (text, dot)\n", format);
+  if (dot && (which < 1 || which > 3))
+    return fail(errmsg, "nnc: error: --format=dot is for the stages ir, opt and fused, not '%s'\n", stage);
   Unit u = {0};
   int rc = front_end(&u, path, text, len, errmsg);
   if (!rc && which == 0) ast_dump(out, u.ast);
-  if (!rc && which >= 1) rc = analyze(&u, errmsg);
-  if (!rc && which == 1) ir_dump_model(out, u.model);
+  if (!rc && which >= 1) rc = analyze(&u, NULL, errmsg);
   if (!rc && which >= 2) rc = optimize(&u, which == 2 ? "dce" : NULL, errmsg);
-  if (!rc && which == 2) ir_dump_model(out, u.model);
-  if (!rc && which == 3) ir_dump_fused(out, u.model);
+  if (!rc && which >= 1 && which <= 3) dump_graph(out, u.model, which, dot);
   if (!rc && which >= 4 && !(u.lowered = lower_model(u.model))) rc = fail(errmsg, "nnc: error: out of memory\n");
   if (!rc && which == 4)
     for (int i = 0; i < u.model->nentries; i++) loopir_dump(out, u.model, &u.lowered[i]);
@@ -336,13 +352,23 @@ int nnc_dump_source(const char *path, const char *text, size_t len, const char *
   return rc;
 }
 
-int nnc_dump(const char *nn_path, const char *stage, FILE *out, char **errmsg) {
+int nnc_dump_source(const char *path, const char *text, size_t len, const char *stage, FILE *out,
+                    char **errmsg) {
+  return dump_unit(path, text, len, stage, "text", out, errmsg);
+}
+
+int nnc_dump_format(const char *nn_path, const char *stage, const char *format, FILE *out,
+                    char **errmsg) {
   size_t len;
   char *text = read_file(nn_path, &len, errmsg);
   if (!text) return -1;
-  int rc = nnc_dump_source(nn_path, text, len, stage, out, errmsg);
+  int rc = dump_unit(nn_path, text, len, stage, format, out, errmsg);
   free(text);
   return rc;
+}
+
+int nnc_dump(const char *nn_path, const char *stage, FILE *out, char **errmsg) {
+  return nnc_dump_format(nn_path, stage, "text", out, errmsg);
 }
 
 /* ---- reference interpreter ---- */
@@ -372,7 +398,7 @@ static int interpret_unit(Unit *u, const NncInterpOptions *opt, const char *entr
   const char *stage = opt && opt->stage ? opt->stage : "ir";
   if (strcmp(stage, "ir") && strcmp(stage, "opt"))
     return fail(errmsg, "nnc: error: the interpreter runs stage 'ir' or 'opt', not '%s'\n", stage);
-  if (analyze(u, errmsg) || (!strcmp(stage, "opt") && optimize(u, "dce", errmsg))) return -1;
+  if (analyze(u, NULL, errmsg) || (!strcmp(stage, "opt") && optimize(u, "dce", errmsg))) return -1;
   if (opt && opt->weights_path && load_weights(u, opt->weights_path, errmsg)) return -1;
   const Model *m = u->model;
   if (m->nparams && !u->weights)

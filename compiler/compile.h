@@ -14,6 +14,8 @@
 typedef struct NncCompileOptions {
   const char *weights_path;  /* safetensors to check (and embed when AOT); NULL: none */
   const char *header_path;   /* AOT: also write the C header here; NULL: none */
+  const char *const *defines;/* "NAME=VALUE": override the model's `const NAME` (-D) */
+  int ndefines;
 } NncCompileOptions;
 
 /* AOT: compile `nn_path` into the shared library `so_path`. */
@@ -36,9 +38,14 @@ int nnc_compile_jit_source(const char *path, const char *text, size_t len,
 /* `nnc check`: parse and type/shape-check only. */
 int nnc_check(const char *nn_path, char **errmsg);
 
-/* `nnc dump --stage=ast|ir|opt|fused|llvm|asm`: print that stage to `out`. */
+/* `nnc dump --stage=ast|ir|opt|fused|loops|llvm|asm`: print that stage to `out`. */
 int nnc_dump(const char *nn_path, const char *stage, FILE *out, char **errmsg);
 extern const char *const nnc_dump_stages[]; /* NULL-terminated list of stage names */
+/* The same in a given format: "text" (as nnc_dump) or "dot", a Graphviz digraph of the
+ * stages ir, opt and fused (kernels drawn as clusters); NULL means "text". */
+int nnc_dump_format(const char *nn_path, const char *stage, const char *format, FILE *out,
+                    char **errmsg);
+extern const char *const nnc_dump_formats[]; /* NULL-terminated: "text", "dot" */
 /* Same from source text in memory (`path` names it in diagnostics). */
 int nnc_dump_source(const char *path, const char *text, size_t len, const char *stage, FILE *out,
                     char **errmsg);

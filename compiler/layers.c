@@ -91,8 +91,7 @@ bool layer_construct(Sema *S, const char *name, const Args *a, Value *out, bool 
   if (!strcmp(name, "Sequential")) return construct_sequential(S, a, out);
   for (size_t i = 0; i < sizeof activations / sizeof *activations; i++)
     if (!strcmp(name, activations[i].name)) return construct_activation(S, &activations[i], a, out);
-  *found = false;
-  return true;
+  return nn_layer_construct(S, name, a, out, found);
 }
 
 static const char *join(Sema *S, const char *prefix, const char *name) {
@@ -147,6 +146,8 @@ bool module_bind(Sema *S, ModInst *mi, const char *prefix, SrcLoc loc) {
     return true;
   case MK_ACTIVATION:
     return true;
+  case MK_LAYER:
+    return nn_layer_bind(S, mi);
   }
   return true;
 }
@@ -198,6 +199,7 @@ bool layer_call(Sema *S, ModInst *mi, const Args *a, Value *out) {
   switch (mi->kind) {
   case MK_LINEAR: x = call_linear(S, mi, x, a->loc); break;
   case MK_ACTIVATION: x = apply_act(S, mi->act, mi->a0, mi->a1, x, a->loc); break;
+  case MK_LAYER: x = nn_layer_call(S, mi, x, a->loc); break;
   case MK_SEQUENTIAL:
     for (int i = 0; i < mi->nchildren && x; i++) {
       Value v;

@@ -187,6 +187,10 @@ static bool eval_name(Sema *S, Scope *sc, const Node *n, Value *out) {
     *out = v_float(M_PI);
     return true;
   }
+  if (!strcmp(n->name, "none")) { /* Python's None: an absent member or argument */
+    *out = v_none();
+    return true;
+  }
   for (int i = 0; i < S->m->nsyms; i++) /* a symbolic dim of the entry's signature */
     if (!strcmp(S->m->sym_names[i], n->name)) {
       *out = (Value){.k = V_DIM, .dim = {1, 1u << i}};
@@ -283,9 +287,9 @@ static bool fold_numbers(Sema *S, const Node *n, const Value *a, const Value *b,
       return diag_error(S->d, n->loc, "integer overflow in a constant expression");
     *out = v_int(r);
     return true;
-  case '/':
+  case '/': /* exact integer quotients stay integers (1024 / 8 is a width) */
     if (ints && q == 0) return diag_error(S->d, n->loc, "division by zero");
-    *out = v_float(x / y);
+    *out = ints && !(q == -1 && p == INT64_MIN) && p % q == 0 ? v_int(p / q) : v_float(x / y);
     return true;
   case '%':
     if (!ints) { *out = v_float(fmod(x, y)); return true; }
@@ -341,6 +345,10 @@ static bool eval_binary(Sema *S, Scope *sc, const Node *n, Value *out) {
   }
   if (a.k == V_DIM && b.k == V_DIM && (n->op == OP_EQ || n->op == OP_NE)) {
     *out = (Value){.k = V_BOOL, .i = dim_eq(a.dim, b.dim) == (n->op == OP_EQ)};
+    return true;
+  }
+  if ((a.k == V_NONE || b.k == V_NONE) && (n->op == OP_EQ || n->op == OP_NE)) {
+    *out = (Value){.k = V_BOOL, .i = (a.k == V_NONE && b.k == V_NONE) == (n->op == OP_EQ)};
     return true;
   }
   if (a.k == V_STR && b.k == V_STR && (n->op == OP_EQ || n->op == OP_NE)) {
@@ -556,7 +564,6 @@ static bool call_fn(Sema *S, const Value *fv, const Args *a, Value *out) {
   const Node *decl = fv->fn;
   if (++S->depth > MAX_INLINE_DEPTH)
     return diag_error(S->d, a->loc, "calls nested more than %d deep (recursion is not supported)", MAX_INLINE_DEPTH);
-  if (!S->e) return diag_error(S->d, a->loc, "functions can only be called inside fn and export bodies");
   Scope *parent = fv->mod ? fv->mod->scope : S->globals;
   Scope *sc = scope_new(S, parent);
   bool is_export = decl->kind == N_EXPORT;
@@ -804,15 +811,42 @@ static bool build_export(Sema *S, const Node *decl) {
 
 /* ---- the program ---- */
 
+/* -D NAME=VALUE: an integer, a float, true/false, or else a string ("bn" or bn). */
+static Value define_value(Sema *S, const char *text) {
+  char *end;
+  long long i = strtoll(text, &end, 10);
+  if (*text && !*end) return v_int(i);
+  double f = strtod(text, &end);
+  if (*text && !*end) return v_float(f);
+  if (!strcmp(text, "true") || !strcmp(text, "false")) return (Value){.k = V_BOOL, .i = text[0] == 't'};
+  size_t n = strlen(text);
+  if (n >= 2 && text[0] == '"' && text[n - 1] == '"') return (Value){.k = V_STR, .s = arena_strndup(S->arena, text + 1, n - 2)};
+  return (Value){.k = V_STR, .s = arena_strdup(S->arena, text)};
+}
+
+static const char *find_define(Sema *S, const char *name) {
+  for (int i = 0; i < S->ndefines; i++) {
+    const char *eq = strchr(S->defines[i], '=');
+    if (eq && (size_t)(eq - S->defines[i]) == strlen(name) && !strncmp(S->defines[i], name, eq - S->defines[i])) {
+      S->define_used[i] = true;
+      return eq + 1;
+    }
+  }
+  return NULL;
+}
+
 static bool declare(Sema *S, const Node *n) {
   Value v;
   if (scope_find_local(S->globals, n->name ? n->name : n->args.items[0]->name) && n->kind != N_ASSIGN)
     return diag_error(S->d, n->loc, "'%s' is already defined", n->name);
   switch (n->kind) {
-  case N_CONST:
-    if (!eval(S, S->globals, n->rhs, &v)) return false;
+  case N_CONST: {
+    const char *def = find_define(S, n->name);
+    if (def) v = define_value(S, def);
+    else if (!eval(S, S->globals, n->rhs, &v)) return false;
     scope_set(S, S->globals, n->name, v);
     return true;
+  }
   case N_MODULE:
   case N_FN:
   case N_EXPORT:
@@ -832,15 +866,27 @@ static bool declare(Sema *S, const Node *n) {
   }
 }
 
-Model *sema_program(Arena *a, const SrcFile *file, const Node *prog, const char *model_name, Diag *d) {
+Model *sema_program(Arena *a, const SrcFile *file, const Node *prog, const char *model_name,
+                    const char *const *defines, int ndefines, Diag *d) {
   Model *m = arena_alloc(a, sizeof *m);
   m->arena = a;
   m->file = file;
   m->name = arena_strdup(a, model_name);
-  Sema S = {.arena = a, .m = m, .d = d};
+  Sema S = {.arena = a, .m = m, .d = d, .defines = defines, .ndefines = ndefines};
+  S.define_used = arena_alloc(a, (ndefines + 1) * sizeof *S.define_used);
   S.globals = scope_new(&S, NULL);
+  for (int i = 0; i < ndefines; i++)
+    if (!strchr(defines[i], '=')) {
+      diag_error_file(d, file->path, "-D %s: expected NAME=VALUE", defines[i]);
+      return NULL;
+    }
   for (int i = 0; i < prog->body.len; i++)
     if (!declare(&S, prog->body.items[i])) return NULL;
+  for (int i = 0; i < ndefines; i++)
+    if (!S.define_used[i]) {
+      diag_error_file(d, file->path, "-D %s: the model has no top-level constant of that name", defines[i]);
+      return NULL;
+    }
   for (int i = 0; i < prog->body.len; i++)
     if (prog->body.items[i]->kind == N_EXPORT && !build_export(&S, prog->body.items[i])) return NULL;
   if (m->nentries == 0) {

@@ -6,8 +6,9 @@
 
 #include "ir.h"
 
-/* Build the model for `prog`.  Returns NULL after recording a diagnostic. */
+/* Build the model for `prog`.  defines ("NAME=VALUE", may be NULL) override the values of
+ * top-level constants.  Returns NULL after recording a diagnostic. */
 Model *sema_program(Arena *a, const SrcFile *file, const Node *prog, const char *model_name,
-                    Diag *d);
+                    const char *const *defines, int ndefines, Diag *d);
 
 #endif

@@ -30,7 +30,20 @@ typedef struct Value {
 } Value;
 
 /* Kinds of module: user-defined (`module`) or one of the torch.nn-style layers. */
-typedef enum ModKind { MK_USER, MK_SEQUENTIAL, MK_LINEAR, MK_ACTIVATION } ModKind;
+typedef enum ModKind { MK_USER, MK_SEQUENTIAL, MK_LINEAR, MK_ACTIVATION, MK_LAYER } ModKind;
+
+/* Calls: positional values and keyword (name, value) pairs. */
+typedef struct Args {
+  Value *pos;
+  int npos;
+  const char **kwnames;
+  Value *kw;
+  int nkw;
+  SrcLoc *pos_loc;
+  SrcLoc loc;             /* the call */
+} Args;
+
+struct LayerType;
 
 struct ModInst {
   ModKind kind;
@@ -50,6 +63,11 @@ struct ModInst {
   /* MK_ACTIVATION: an elementwise op with attributes */
   Op act;
   double a0, a1;
+  /* MK_LAYER: a torch.nn layer of layers_nn.c, its constructor arguments, its parameters */
+  const struct LayerType *type;
+  Args cfg;
+  int params[8];
+  int nparams;
 };
 
 /* A lexical scope: names to values, with a parent. */
@@ -69,6 +87,9 @@ typedef struct Sema {
   Diag *d;
   Scope *globals;
   int depth;              /* inlining depth, to catch recursion */
+  const char *const *defines; /* -D NAME=VALUE overrides of top-level constants */
+  int ndefines;
+  bool *define_used;
 } Sema;
 
 Scope *scope_new(Sema *S, Scope *parent);
@@ -89,17 +110,6 @@ INode *to_tensor(Sema *S, const Value *v, SrcLoc loc);
 bool to_dim(Sema *S, const Value *v, SrcLoc loc, Dim *out);
 bool to_int(Sema *S, const Value *v, SrcLoc loc, int64_t *out);
 
-/* Calls: positional values and keyword (name, value) pairs. */
-typedef struct Args {
-  Value *pos;
-  int npos;
-  const char **kwnames;
-  Value *kw;
-  int nkw;
-  SrcLoc *pos_loc;
-  SrcLoc loc;             /* the call */
-} Args;
-
 /* Fetch argument `i`/`name` (positional first, then keyword); `def` when absent.  Reports
  * unknown keywords and excess positionals through args_check. */
 const Value *arg_get(const Args *a, int i, const char *name);
@@ -112,7 +122,13 @@ bool module_bind(Sema *S, ModInst *mi, const char *prefix, SrcLoc loc);
 bool value_bind(Sema *S, Value *v, const char *prefix, SrcLoc loc);
 INode *apply_act(Sema *S, Op op, double a0, double a1, INode *x, SrcLoc loc);
 
+/* layers_nn.c */
+bool nn_layer_construct(Sema *S, const char *name, const Args *a, Value *out, bool *found);
+bool nn_layer_bind(Sema *S, ModInst *mi);
+INode *nn_layer_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc);
+
 /* builtins.c */
+INode *flatten_node(Sema *S, INode *x, int64_t start, int64_t end, SrcLoc loc);
 int builtin_find(const char *name);
 bool builtin_call(Sema *S, int index, const Args *a, Value *out);
 

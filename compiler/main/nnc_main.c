@@ -9,7 +9,9 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "compile.h"
 #include "nnc.h"
@@ -22,12 +24,12 @@
 enum { EXIT_USER = 1, EXIT_USAGE = 2 };
 
 static const char help_main[] =
-    "usage: nnc FILE.nn -o FILE.so [--weights W.safetensors] [--header FILE.h]\n"
+    "usage: nnc FILE.nn -o FILE.so [--weights W.safetensors] [--header FILE.h] [-D NAME=VALUE]\n"
     "       nnc run FILE.nn|FILE.so [--weights W.safetensors] [--entry NAME]\n"
     "               --in NAME=PATH.npy ... [--out NAME=PATH.npy ...]\n"
     "       nnc check FILE.nn\n"
-    "       nnc dump --stage=STAGE FILE.nn\n"
-    "       nnc --help | --version | COMMAND --help\n"
+    "       nnc dump --stage=STAGE [--format=text|dot] FILE.nn\n"
+    "       nnc --help | --version | COMMAND --help | help [COMMAND]\n"
     "\n"
     "nnc compiles a neural-network model written in the .nn language to native code.\n"
     "\n"
@@ -40,12 +42,23 @@ static const char help_main[] =
     "          the first) on the .npy inputs; outputs given --out are written as .npy, the\n"
     "          others are summarized on stdout.\n"
     "  check   parse and type/shape-check FILE.nn only.\n"
-    "  dump    print one stage of the compilation of FILE.nn.\n"
+    "  dump    print one stage of the compilation of FILE.nn (ast, ir, opt, fused, loops,\n"
+    "          llvm, asm); --format=dot draws the graph (ir, opt, fused) for Graphviz.\n"
+    "  help    the same as --help; `nnc help COMMAND` is `nnc COMMAND --help`\n"
+    "          (COMMAND: compile, run, check, dump).\n"
     "\n"
+    "Options that take a value accept `--opt VALUE` and `--opt=VALUE`.\n"
     "Weights are safetensors files whose tensor names are the PyTorch state_dict names.\n"
     "Tensors are NumPy .npy files (<f4 or <i8, C order).\n"
     "\n"
-    "Exit status: 0 success, 1 error in the model, weights or inputs, 2 usage error.\n";
+    "Environment:\n"
+    "  NNC_CC            the C compiler driver that links .so files (default: cc)\n"
+    "  NNC_SUPPORT_LIB   the support archive linked into every .so (default: the one\n"
+    "                    built or installed with nnc, libnnc_support.a)\n"
+    "  TMPDIR            where temporary object files go\n"
+    "\n"
+    "Exit status: 0 success, 1 error in the model, weights or inputs, 2 usage error.\n"
+    "Documentation: docs/cli.md, docs/language.md, docs/c-api.md.\n";
 
 static const char help_compile[] =
     "usage: nnc FILE.nn -o FILE.so [--weights W.safetensors] [--header FILE.h]\n"
@@ -55,7 +68,15 @@ static const char help_compile[] =
     "  -o FILE.so           the library to write (required)\n"
     "  --weights W          check the weights W.safetensors against the model and embed them;\n"
     "                       without, the library loads a weights file when opened\n"
-    "  --header FILE.h      also write a C header: the model's ABI, one function per entry\n";
+    "  -D NAME=VALUE        override the model's top-level `const NAME` (a number, true/false\n"
+    "                       or a string), e.g. -D NORM=bn; may be repeated\n"
+    "  --header FILE.h      also write a C header: the model's ABI, one function per entry\n"
+    "\n"
+    "The library exports one function per entry (declared by --header), the generic ABI of\n"
+    "nnc_model.h and an introspection table; `nnc run FILE.so` and Python's nnc.load call it.\n"
+    "\n"
+    "Example:\n"
+    "  nnc model.nn -o model.so --weights model.safetensors --header model.h\n";
 
 static const char help_run[] =
     "usage: nnc run FILE.nn|FILE.so [--weights W.safetensors] [--entry NAME]\n"
@@ -63,6 +84,7 @@ static const char help_run[] =
     "\n"
     "Compile FILE.nn in process (JIT), or load FILE.so made by `nnc -o`, and run one entry.\n"
     "\n"
+    "  -D NAME=VALUE        override a top-level constant when compiling a .nn (see nnc --help)\n"
     "  --weights W          weights file (required unless the .so embeds its weights;\n"
     "                       given, it replaces the embedded ones)\n"
     "  --entry NAME         the entry to run (default: the model's first entry)\n"
@@ -70,17 +92,35 @@ static const char help_run[] =
     "  --out NAME=PATH      write the output NAME to a .npy file; outputs without --out are\n"
     "                       summarized on stdout (shape, min, max, mean, first values)\n"
     "\n"
-    "Symbolic dims (e.g. N) are bound from the input shapes.\n";
+    "Symbolic dims (e.g. N) are bound from the input shapes.  A path ending in .so (or\n"
+    "containing .so.) is loaded as a library; anything else is compiled as .nn source.\n"
+    "\n"
+    "Example:\n"
+    "  nnc run model.nn --weights model.safetensors --entry forward --in x=x.npy --out y=y.npy\n";
 
 static const char help_check[] =
     "usage: nnc check FILE.nn\n"
     "\n"
-    "Parse and type/shape-check FILE.nn; print errors with their source location.\n";
+    "Parse and type/shape-check FILE.nn; print errors with their source location.\n"
+    "Prints `FILE.nn: ok` when the model is fine.\n";
 
-static const char help_dump_head[] =
-    "usage: nnc dump --stage=STAGE FILE.nn\n"
+static const char help_dump[] =
+    "usage: nnc dump --stage=STAGE [--format=text|dot] FILE.nn\n"
     "\n"
-    "Print one stage of the compilation of FILE.nn to stdout.  STAGE is one of:\n";
+    "Print one stage of the compilation of FILE.nn to stdout.\n"
+    "\n"
+    "  --stage=STAGE        ast    the syntax tree\n"
+    "                       ir     the graph IR after semantic analysis\n"
+    "                       opt    the graph IR after folding, CSE and DCE\n"
+    "                       fused  the kernels, each with the IR ops it covers\n"
+    "                       loops  the loop nests of the kernels\n"
+    "                       llvm   the LLVM IR of the model\n"
+    "                       asm    the host assembly\n"
+    "  --format=FORMAT      text (default) or dot: a Graphviz graph of the stage ir, opt or\n"
+    "                       fused, with the kernels drawn as clusters\n"
+    "\n"
+    "Example:\n"
+    "  nnc dump --stage=fused --format=dot model.nn | dot -Tpng -o model.png\n";
 
 /* ---- messages ---- */
 
@@ -156,14 +196,32 @@ static void free_pairs(Pair *pairs, int n) {
 
 /* ---- nnc FILE.nn -o FILE.so ---- */
 
+#define MAX_DEFINES 64
+
+/* -D NAME=VALUE (also -DNAME=VALUE): 1 taken, 0 not this option, -1 missing value */
+static int take_define(int argc, char **argv, int *i, const char **defines, int *n) {
+  const char *v = NULL;
+  if (!strncmp(argv[*i], "-D", 2) && argv[*i][2]) v = argv[*i] + 2;
+  else if (!strcmp(argv[*i], "-D")) {
+    if (*i + 1 >= argc) return -1;
+    v = argv[++*i];
+  } else {
+    return 0;
+  }
+  if (*n == MAX_DEFINES) return -1;
+  defines[(*n)++] = v;
+  return 1;
+}
+
 static int cmd_compile(int argc, char **argv) {
-  const char *in = NULL, *so = NULL;
-  NncCompileOptions opt = {0};
+  const char *in = NULL, *so = NULL, *defines[MAX_DEFINES];
+  NncCompileOptions opt = {.defines = defines};
   for (int i = 0; i < argc; i++) {
     int r = 0;
     if (is_help(argv[i])) return fputs(help_compile, stdout), 0;
     if ((r = take(argc, argv, &i, "-o", &so)) || (r = take(argc, argv, &i, "--weights", &opt.weights_path)) ||
-        (r = take(argc, argv, &i, "--header", &opt.header_path))) {
+        (r = take(argc, argv, &i, "--header", &opt.header_path)) ||
+        (r = take_define(argc, argv, &i, defines, &opt.ndefines))) {
       if (r < 0) return usage_error(NULL, "option '%s' needs a value", argv[i]);
     } else if (argv[i][0] == '-' && argv[i][1]) {
       return usage_error(NULL, "unknown option '%s'", argv[i]);
@@ -211,19 +269,19 @@ static bool known_stage(const char *s) {
   return false;
 }
 
+static bool known_format(const char *s) {
+  for (int i = 0; nnc_dump_formats[i]; i++)
+    if (strcmp(nnc_dump_formats[i], s) == 0) return true;
+  return false;
+}
+
 static int cmd_dump(int argc, char **argv) {
-  const char *in = NULL, *stage = NULL;
+  const char *in = NULL, *stage = NULL, *format = "text";
   for (int i = 0; i < argc; i++) {
     int r;
-    if (is_help(argv[i])) {
-      fputs(help_dump_head, stdout);
-      fputs("  ", stdout);
-      list_stages(stdout);
-      fputs("\n", stdout);
-      return 0;
-    }
-    if ((r = take(argc, argv, &i, "--stage", &stage))) {
-      if (r < 0) return usage_error("dump", "option '--stage' needs a value");
+    if (is_help(argv[i])) return fputs(help_dump, stdout), 0;
+    if ((r = take(argc, argv, &i, "--stage", &stage)) || (r = take(argc, argv, &i, "--format", &format))) {
+      if (r < 0) return usage_error("dump", "option '%s' needs a value", argv[i]);
     } else if (argv[i][0] == '-' && argv[i][1]) {
       return usage_error("dump", "unknown option '%s'", argv[i]);
     } else if (in) {
@@ -240,8 +298,11 @@ static int cmd_dump(int argc, char **argv) {
     fputs("\nTry 'nnc dump --help'.\n", stderr);
     return EXIT_USAGE;
   }
+  if (!known_format(format)) return usage_error("dump", "unknown format '%s' (text or dot)", format);
+  if (strcmp(format, "dot") == 0 && strcmp(stage, "ir") && strcmp(stage, "opt") && strcmp(stage, "fused"))
+    return usage_error("dump", "--format=dot draws the stages ir, opt and fused, not '%s'", stage);
   char *msg = NULL;
-  if (nnc_dump(in, stage, stdout, &msg)) return user_error_msg(msg);
+  if (nnc_dump_format(in, stage, format, stdout, &msg)) return user_error_msg(msg);
   free(msg);
   return 0;
 }
@@ -250,6 +311,8 @@ static int cmd_dump(int argc, char **argv) {
 
 typedef struct Run {
   const char *model_path, *weights, *entry_name;
+  const char *defines[MAX_DEFINES];
+  int n_defines;
   Pair in[MAX_PAIRS], out[MAX_PAIRS];
   int n_in, n_out;
   nnc_model *model;
@@ -268,7 +331,8 @@ static int parse_run(Run *r, int argc, char **argv) {
     int t;
     if (is_help(argv[i])) return fputs(help_run, stdout), -1;
     if ((t = take(argc, argv, &i, "--weights", &r->weights)) ||
-        (t = take(argc, argv, &i, "--entry", &r->entry_name))) {
+        (t = take(argc, argv, &i, "--entry", &r->entry_name)) ||
+        (t = take_define(argc, argv, &i, r->defines, &r->n_defines))) {
       if (t < 0) return usage_error("run", "option '%s' needs a value", argv[i]);
     } else if ((t = take(argc, argv, &i, "--in", &v))) {
       if (t < 0) return usage_error("run", "option '--in' needs NAME=PATH.npy");
@@ -304,7 +368,8 @@ static void list_args(const nnc_entry_desc *e, int from, int to, char *buf, size
 static int open_model(Run *r) {
   char *msg = NULL;
   int rc = is_library(r->model_path) ? nnc_model_load(r->model_path, &r->model, &msg)
-                                     : nnc_model_compile(r->model_path, NULL, &r->model, &msg);
+                                     : nnc_model_compile_defines(r->model_path, NULL, r->defines,
+                                                                 r->n_defines, &r->model, &msg);
   if (rc) return user_error_msg(msg);
   r->desc = nnc_model_desc_of(r->model);
   if (r->desc->n_entries == 0) return user_error("%s: error: the model exports no entries", r->model_path);
@@ -499,7 +564,27 @@ static int cmd_run(int argc, char **argv) {
   return rc < 0 ? 0 : rc;
 }
 
+/* An installed nnc (PREFIX/BINDIR/nnc) links the libraries it writes with
+ * PREFIX/LIBDIR/libnnc_support.a wherever the tree was installed or moved to (cmake --install
+ * --prefix P); compile.c reads the path from $NNC_SUPPORT_LIB, which a user setting wins over. */
+static void use_installed_support_lib(void) {
+#ifdef NNC_INSTALL_SUPPORT_REL
+  char exe[4096], lib[4096 + 256], real[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (getenv("NNC_SUPPORT_LIB") || n <= 0) return;
+  exe[n] = '\0';
+  char *slash = strrchr(exe, '/');
+  if (!slash) return;
+  *slash = '\0'; /* exe is now the directory of the executable */
+  const char *dir = strrchr(exe, '/') ? strrchr(exe, '/') + 1 : exe;
+  if (strcmp(dir, NNC_INSTALL_BINDIR_NAME) != 0) return; /* not installed: a build tree */
+  snprintf(lib, sizeof lib, "%s/%s", exe, NNC_INSTALL_SUPPORT_REL);
+  if (realpath(lib, real) && access(real, R_OK) == 0) setenv("NNC_SUPPORT_LIB", real, 0);
+#endif
+}
+
 int main(int argc, char **argv) {
+  use_installed_support_lib();
   if (argc < 2) {
     fputs(help_main, stderr);
     return EXIT_USAGE;

@@ -48,6 +48,11 @@ typedef struct nnc_tensor {
  * contexts can be opened with weights_path NULL. */
 int nnc_model_compile(const char *nn_path, const char *weights_path, nnc_model **out,
                       char **errmsg);
+/* The same with compile-time definitions: defines[n_defines] are "NAME=VALUE" strings that
+ * override the model's top-level `const NAME` (as `nnc -D NAME=VALUE`). */
+int nnc_model_compile_defines(const char *nn_path, const char *weights_path,
+                              const char *const *defines, int n_defines, nnc_model **out,
+                              char **errmsg);
 /* Load a shared library made by `nnc FILE.nn -o FILE.so`.  The library's own exported
  * functions are used for its contexts. */
 int nnc_model_load(const char *so_path, nnc_model **out, char **errmsg);

@@ -122,10 +122,16 @@ int nnc_model_from_desc(const nnc_model_desc *desc, nnc_model **out, char **errm
 
 int nnc_model_compile(const char *nn_path, const char *weights_path, nnc_model **out,
                       char **errmsg) {
+  return nnc_model_compile_defines(nn_path, weights_path, NULL, 0, out, errmsg);
+}
+
+int nnc_model_compile_defines(const char *nn_path, const char *weights_path,
+                              const char *const *defines, int n_defines, nnc_model **out,
+                              char **errmsg) {
   if (errmsg) *errmsg = NULL;
-  if (!out || !nn_path) return NNC_ERR_USAGE;
+  if (!out || !nn_path || n_defines < 0 || (n_defines && !defines)) return NNC_ERR_USAGE;
   *out = NULL;
-  NncCompileOptions opt = {.weights_path = weights_path, .header_path = NULL};
+  NncCompileOptions opt = {.weights_path = weights_path, .defines = defines, .ndefines = n_defines};
   NncJit *jit = NULL;
   const nnc_model_desc *desc = NULL;
   char *msg = NULL;

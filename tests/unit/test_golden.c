@@ -1,6 +1,8 @@
 /* test_golden.c — the golden runner: every model under tests/golden/<m>/ whose program is
  * examples/<m>.nn (the paper models) or tests/golden/<m>/model.nn (the op tests, ops_*) is
  * run on its stored inputs through both paths, and every output is
+ * (a directory <m> with a one-line file `defines`, e.g. groupnorm_bn with NORM=bn, runs the
+ * program of the name before its last '_', examples/groupnorm.nn, compiled with -D NORM=bn)
  * compared with the PyTorch reference (tests/golden/README.md describes the files):
  *   <m>/jit  nnc_model_compile(examples/<m>.nn), context with <m>/weights.safetensors
  *   <m>/aot  nnc_compile_so with the weights embedded into NNC_BINARY_DIR/golden/<m>.so,
@@ -78,9 +80,23 @@ static int failed(char *buf, size_t len, const char *what, char *msg) {
   return 1;
 }
 
+/* The golden directory's compile-time definition ("NAME=VALUE"), or NULL. */
+static const char *read_define(const char *model, char *buf, size_t len) {
+  char path[1024];
+  snprintf(path, sizeof path, "%s/%s/defines", GOLDEN_DIR, model);
+  FILE *f = fopen(path, "r");
+  if (!f) return NULL;
+  if (!fgets(buf, (int)len, f)) buf[0] = 0;
+  fclose(f);
+  buf[strcspn(buf, "\r\n")] = 0;
+  return buf[0] ? buf : NULL;
+}
+
 static int open_jit(Run *r, const char *nn, const char *weights, char *err, size_t len) {
-  char *msg = NULL;
-  if (nnc_model_compile(nn, NULL, &r->model, &msg)) return failed(err, len, "JIT compile", msg);
+  char *msg = NULL, dbuf[256];
+  const char *def = read_define(r->g->model, dbuf, sizeof dbuf);
+  if (nnc_model_compile_defines(nn, NULL, &def, def ? 1 : 0, &r->model, &msg))
+    return failed(err, len, "JIT compile", msg);
   if (nnc_context_open(r->model, weights, &r->ctx, &msg)) return failed(err, len, "weights", msg);
   return 0;
 }
@@ -90,7 +106,9 @@ static int open_aot(Run *r, const char *nn, const char *weights, char *err, size
   snprintf(dir, sizeof dir, "%s/golden", NNC_BINARY_DIR);
   mkdir(dir, 0777);
   snprintf(so, sizeof so, "%s/%s.so", dir, r->g->model);
-  NncCompileOptions opt = {.weights_path = weights, .header_path = NULL};
+  char dbuf[256];
+  const char *def = read_define(r->g->model, dbuf, sizeof dbuf);
+  NncCompileOptions opt = {.weights_path = weights, .defines = &def, .ndefines = def ? 1 : 0};
   if (nnc_compile_so(nn, so, &opt, &msg)) return failed(err, len, "AOT compile", msg);
   free(msg);
   if (nnc_model_load(so, &r->model, &msg)) return failed(err, len, "load", msg);
@@ -103,6 +121,12 @@ static bool model_program(const char *model, char *nn, size_t len) {
   snprintf(nn, len, "%s/%s/model.nn", GOLDEN_DIR, model);
   if (file_exists(nn)) return true;
   snprintf(nn, len, "%s/examples/%s.nn", NNC_SOURCE_DIR, model);
+  if (file_exists(nn)) return true;
+  char defines[1024];
+  const char *us = strrchr(model, '_');
+  snprintf(defines, sizeof defines, "%s/%s/defines", GOLDEN_DIR, model);
+  if (!us || !file_exists(defines)) return false;
+  snprintf(nn, len, "%s/examples/%.*s.nn", NNC_SOURCE_DIR, (int)(us - model), model);
   return file_exists(nn);
 }
 

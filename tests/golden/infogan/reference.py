@@ -3,6 +3,7 @@
 "InfoGAN: Interpretable Representation Learning by Information Maximizing Generative
 Adversarial Nets", NIPS 2016), the MNIST architecture of the paper's appendix (table 1):
 
+(The widths below are the paper's; this reference divides them by 8: HID, C2, C1, QHID.)
 Generator G, input (z [62], c_cat [10] one-hot, c_cont [2]) concatenated to 74:
     fc1 (74->1024) bn1 relu; fc2 (1024->128*7*7) bn2 relu; reshape [128, 7, 7];
     deconv1 = ConvTranspose(128->64, 4, stride 2, pad 1) bn3 relu      7 -> 14
@@ -50,6 +51,10 @@ sys.path.insert(0, os.path.dirname(HERE))
 import nnc_ref  # noqa: E402
 
 NZ, NCAT, NCONT = 62, 10, 2
+# Widths: the paper's are 1024 (fc), 128 and 64 (feature maps), 128 (Q); they are divided by 8
+# here (HID 128, C2 16, C1 8, QHID 16) so the committed golden weights stay small (~1 MB):
+# the structure, the ops and the BatchNorm folding are the same.
+HID, C2, C1, QHID = 128, 16, 8, 16
 N = 4
 SLOPE = 0.1
 
@@ -57,19 +62,19 @@ SLOPE = 0.1
 class Generator(nn.Module):
     def __init__(self):
         super().__init__()
-        self.fc1 = nn.Linear(NZ + NCAT + NCONT, 1024)
-        self.bn1 = nn.BatchNorm1d(1024)
-        self.fc2 = nn.Linear(1024, 128 * 7 * 7)
-        self.bn2 = nn.BatchNorm1d(128 * 7 * 7)
-        self.deconv1 = nn.ConvTranspose2d(128, 64, 4, stride=2, padding=1)
-        self.bn3 = nn.BatchNorm2d(64)
-        self.deconv2 = nn.ConvTranspose2d(64, 1, 4, stride=2, padding=1)
+        self.fc1 = nn.Linear(NZ + NCAT + NCONT, HID)
+        self.bn1 = nn.BatchNorm1d(HID)
+        self.fc2 = nn.Linear(HID, C2 * 7 * 7)
+        self.bn2 = nn.BatchNorm1d(C2 * 7 * 7)
+        self.deconv1 = nn.ConvTranspose2d(C2, C1, 4, stride=2, padding=1)
+        self.bn3 = nn.BatchNorm2d(C1)
+        self.deconv2 = nn.ConvTranspose2d(C1, 1, 4, stride=2, padding=1)
 
     def forward(self, z, c_cat, c_cont):
         h = torch.cat([z, c_cat, c_cont], 1)
         h = F.relu(self.bn1(self.fc1(h)))
         h = F.relu(self.bn2(self.fc2(h)))
-        h = h.reshape(h.shape[0], 128, 7, 7)
+        h = h.reshape(h.shape[0], C2, 7, 7)
         h = F.relu(self.bn3(self.deconv1(h)))
         return torch.sigmoid(self.deconv2(h))
 
@@ -78,12 +83,12 @@ class Discriminator(nn.Module):
     """The shared trunk plus the real/fake output d_out."""
     def __init__(self):
         super().__init__()
-        self.conv1 = nn.Conv2d(1, 64, 4, stride=2, padding=1)
-        self.conv2 = nn.Conv2d(64, 128, 4, stride=2, padding=1)
-        self.bn2 = nn.BatchNorm2d(128)
-        self.fc = nn.Linear(128 * 7 * 7, 1024)
-        self.bn3 = nn.BatchNorm1d(1024)
-        self.d_out = nn.Linear(1024, 1)
+        self.conv1 = nn.Conv2d(1, C1, 4, stride=2, padding=1)
+        self.conv2 = nn.Conv2d(C1, C2, 4, stride=2, padding=1)
+        self.bn2 = nn.BatchNorm2d(C2)
+        self.fc = nn.Linear(C2 * 7 * 7, HID)
+        self.bn3 = nn.BatchNorm1d(HID)
+        self.d_out = nn.Linear(HID, 1)
 
     def trunk(self, x):
         h = F.leaky_relu(self.conv1(x), SLOPE)
@@ -95,10 +100,10 @@ class Discriminator(nn.Module):
 class QHead(nn.Module):
     def __init__(self):
         super().__init__()
-        self.fc = nn.Linear(1024, 128)
-        self.bn = nn.BatchNorm1d(128)
-        self.cat = nn.Linear(128, NCAT)
-        self.mu = nn.Linear(128, NCONT)
+        self.fc = nn.Linear(HID, QHID)
+        self.bn = nn.BatchNorm1d(QHID)
+        self.cat = nn.Linear(QHID, NCAT)
+        self.mu = nn.Linear(QHID, NCONT)
 
     def forward(self, t):
         q = F.leaky_relu(self.bn(self.fc(t)), SLOPE)

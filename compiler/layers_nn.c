@@ -1,0 +1,364 @@
+/* layers_nn.c — torch.nn layers for images and normalization (Conv2d, ConvTranspose2d,
+ * BatchNorm1d/2d, GroupNorm, LayerNorm, InstanceNorm2d, pooling, Upsample, Flatten,
+ * PixelShuffle, Dropout).  One table row per layer: its constructor's argument names (torch's
+ * order), the parameters it registers (state_dict names and shapes, from its arguments) and
+ * its call, which goes through the functional code of nn.c. */
+#include <string.h>
+#include "nn.h"
+
+#define D (S->d)
+
+typedef struct ParamSpec {
+  const char *name;
+  DType dtype;
+  int rank;
+  int64_t shape[MAX_RANK];
+} ParamSpec;
+
+typedef struct LayerType {
+  const char *name;
+  const char *args[10];                                        /* NULL-terminated */
+  int (*params)(Sema *S, ModInst *mi, ParamSpec *out);         /* count, or -1 after a diagnostic */
+  INode *(*call)(Sema *S, ModInst *mi, INode *x, SrcLoc loc);
+} LayerType;
+
+/* ---- constructor arguments ---- */
+
+static int nargs(const LayerType *t) {
+  int n = 0;
+  while (n < 10 && t->args[n]) n++;
+  return n;
+}
+
+/* The value of constructor argument `name`, or NULL when it was not given (or None). */
+static const Value *cfg(const ModInst *mi, const char *name) {
+  for (int i = 0; i < nargs(mi->type); i++)
+    if (!strcmp(mi->type->args[i], name)) {
+      const Value *v = arg_get(&mi->cfg, i, name);
+      return v && v->k != V_NONE ? v : NULL;
+    }
+  unreachable("layer argument not in its table");
+}
+
+static bool cfg_int(Sema *S, const ModInst *mi, const char *name, int64_t def, int64_t *out) {
+  const Value *v = cfg(mi, name);
+  *out = def;
+  return !v || to_int(S, v, mi->loc, out);
+}
+
+static bool cfg_pair(Sema *S, const ModInst *mi, const char *name, int64_t def, int64_t out[2]) {
+  const Value *v = cfg(mi, name);
+  out[0] = out[1] = def;
+  return !v || pair_arg(S, v, mi->loc, name, out);
+}
+
+static double cfg_num(const ModInst *mi, const char *name, double def) {
+  const Value *v = cfg(mi, name);
+  return v && v_is_number(v) ? v_num(v) : def;
+}
+
+static bool cfg_bool(const ModInst *mi, const char *name, bool def) { return cfg_num(mi, name, def) != 0; }
+
+static INode *param(Sema *S, const ModInst *mi, int i, SrcLoc loc) {
+  return i < mi->nparams && mi->params[i] >= 0 ? ir_param(S->m, S->e, mi->params[i], loc) : NULL;
+}
+
+static ParamSpec spec(const char *name, int rank, int64_t d0, int64_t d1, int64_t d2, int64_t d3) {
+  return (ParamSpec){name, DT_F32, rank, {d0, d1, d2, d3}};
+}
+
+static bool positive(Sema *S, const ModInst *mi, int64_t v, const char *what) {
+  return v > 0 ? true : diag_error(D, mi->loc, "%s: %s must be positive", mi->type_name, what);
+}
+
+/* ---- convolutions ---- */
+
+static bool conv_config(Sema *S, const ModInst *mi, bool transposed, int64_t *cin, int64_t *cout, int64_t k[2],
+                        ConvSpec *c) {
+  memset(c, 0, sizeof *c);
+  if (!cfg_int(S, mi, "in_channels", 0, cin) || !cfg_int(S, mi, "out_channels", 0, cout) ||
+      !cfg_pair(S, mi, "kernel_size", 0, k) || !cfg_pair(S, mi, "stride", 1, c->stride) ||
+      !cfg_pair(S, mi, "dilation", 1, c->dilation) || !cfg_int(S, mi, "groups", 1, &c->groups))
+    return false;
+  if (!positive(S, mi, *cin, "in_channels") || !positive(S, mi, *cout, "out_channels") ||
+      !positive(S, mi, k[0], "kernel_size") || !positive(S, mi, k[1], "kernel_size") ||
+      !positive(S, mi, c->groups, "groups"))
+    return false;
+  if (*cin % c->groups || *cout % c->groups)
+    return diag_error(D, mi->loc, "%s: groups must divide in_channels and out_channels", mi->type_name);
+  if (transposed) {
+    int64_t p[2];
+    if (!cfg_pair(S, mi, "padding", 0, p) || !cfg_pair(S, mi, "output_padding", 0, c->output_padding)) return false;
+    c->pad[0] = c->pad[2] = p[0];
+    c->pad[1] = c->pad[3] = p[1];
+    return true;
+  }
+  const Value *pm = cfg(mi, "padding_mode");
+  if (pm && (pm->k != V_STR || strcmp(pm->s, "zeros")))
+    return diag_error(D, mi->loc, "Conv2d: only padding_mode=\"zeros\" is available");
+  return conv_padding_arg(S, cfg(mi, "padding"), mi->loc, k, c, c->pad);
+}
+
+static int conv_params(Sema *S, ModInst *mi, ParamSpec *out) {
+  int64_t cin, cout, k[2];
+  ConvSpec c;
+  if (!conv_config(S, mi, false, &cin, &cout, k, &c)) return -1;
+  out[0] = spec("weight", 4, cout, cin / c.groups, k[0], k[1]);
+  out[1] = spec("bias", 1, cout, 0, 0, 0);
+  return cfg_bool(mi, "bias", true) ? 2 : 1;
+}
+
+static INode *conv_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
+  int64_t cin, cout, k[2];
+  ConvSpec c;
+  if (!conv_config(S, mi, false, &cin, &cout, k, &c)) return NULL;
+  return nn_conv2d(S, x, param(S, mi, 0, loc), param(S, mi, 1, loc), &c, loc);
+}
+
+static int convt_params(Sema *S, ModInst *mi, ParamSpec *out) {
+  int64_t cin, cout, k[2];
+  ConvSpec c;
+  if (!conv_config(S, mi, true, &cin, &cout, k, &c)) return -1;
+  out[0] = spec("weight", 4, cin, cout / c.groups, k[0], k[1]);
+  out[1] = spec("bias", 1, cout, 0, 0, 0);
+  return cfg_bool(mi, "bias", true) ? 2 : 1;
+}
+
+static INode *convt_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
+  int64_t cin, cout, k[2];
+  ConvSpec c;
+  if (!conv_config(S, mi, true, &cin, &cout, k, &c)) return NULL;
+  return nn_conv_transpose2d(S, x, param(S, mi, 0, loc), param(S, mi, 1, loc), &c, loc);
+}
+
+/* ---- normalization ---- */
+
+/* BatchNorm: weight, bias (affine), running_mean, running_var, num_batches_tracked (stats) */
+static int bn_params(Sema *S, ModInst *mi, ParamSpec *out) {
+  int64_t c;
+  if (!cfg_int(S, mi, "num_features", 0, &c) || !positive(S, mi, c, "num_features")) return -1;
+  int n = 0;
+  if (cfg_bool(mi, "affine", !strstr(mi->type_name, "Instance"))) {
+    out[n++] = spec("weight", 1, c, 0, 0, 0);
+    out[n++] = spec("bias", 1, c, 0, 0, 0);
+  }
+  if (cfg_bool(mi, "track_running_stats", !strstr(mi->type_name, "Instance"))) {
+    out[n++] = spec("running_mean", 1, c, 0, 0, 0);
+    out[n++] = spec("running_var", 1, c, 0, 0, 0);
+    out[n++] = (ParamSpec){"num_batches_tracked", DT_I64, 0, {0}};
+  }
+  return n;
+}
+
+/* the parameter called `name`, or NULL */
+static INode *named_param(Sema *S, ModInst *mi, const char *name, SrcLoc loc) {
+  ParamSpec ps[8];
+  int n = mi->type->params(S, mi, ps);
+  for (int i = 0; i < n; i++)
+    if (!strcmp(ps[i].name, name)) return param(S, mi, i, loc);
+  return NULL;
+}
+
+static INode *bn_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
+  bool is1d = !strcmp(mi->type_name, "BatchNorm1d"), inst = !strcmp(mi->type_name, "InstanceNorm2d");
+  int want = is1d ? 2 : 4;
+  if (x->shape.rank != want && !(is1d && x->shape.rank == 3))
+    return diag_error(D, loc, "%s expects a tensor of rank %s", mi->type_name, is1d ? "2 or 3" : "4"), NULL;
+  double eps = cfg_num(mi, "eps", 1e-5);
+  INode *w = named_param(S, mi, "weight", loc), *b = named_param(S, mi, "bias", loc);
+  INode *m = named_param(S, mi, "running_mean", loc), *v = named_param(S, mi, "running_var", loc);
+  if (inst && !m) return nn_group_norm(S, x, x->shape.d[1].k, w, b, eps, loc);
+  if (!m) return diag_error(D, loc, "%s without running statistics normalizes by batch statistics (training): not available at inference", mi->type_name), NULL;
+  return nn_batch_norm(S, x, m, v, w, b, eps, loc);
+}
+
+static int gn_params(Sema *S, ModInst *mi, ParamSpec *out) {
+  int64_t g, c;
+  if (!cfg_int(S, mi, "num_groups", 0, &g) || !cfg_int(S, mi, "num_channels", 0, &c) ||
+      !positive(S, mi, g, "num_groups") || !positive(S, mi, c, "num_channels"))
+    return -1;
+  if (c % g) return diag_error(D, mi->loc, "GroupNorm: %lld groups do not divide %lld channels", (long long)g, (long long)c), -1;
+  if (!cfg_bool(mi, "affine", true)) return 0;
+  out[0] = spec("weight", 1, c, 0, 0, 0);
+  out[1] = spec("bias", 1, c, 0, 0, 0);
+  return 2;
+}
+
+static INode *gn_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
+  int64_t g;
+  cfg_int(S, mi, "num_groups", 0, &g);
+  return nn_group_norm(S, x, g, param(S, mi, 0, loc), param(S, mi, 1, loc), cfg_num(mi, "eps", 1e-5), loc);
+}
+
+static bool ln_shape(Sema *S, const ModInst *mi, int64_t *shape, int *rank) {
+  const Value *v = cfg(mi, "normalized_shape");
+  if (!v) return diag_error(D, mi->loc, "LayerNorm needs normalized_shape");
+  *rank = v->k == V_LIST || v->k == V_TUPLE ? v->len : 1;
+  if (*rank < 1 || *rank > MAX_RANK) return diag_error(D, mi->loc, "LayerNorm: bad normalized_shape");
+  for (int i = 0; i < *rank; i++)
+    if (!to_int(S, v->k == V_LIST || v->k == V_TUPLE ? &v->items[i] : v, mi->loc, &shape[i]) ||
+        !positive(S, mi, shape[i], "normalized_shape"))
+      return false;
+  return true;
+}
+
+static int ln_params(Sema *S, ModInst *mi, ParamSpec *out) {
+  int64_t shape[MAX_RANK];
+  int rank;
+  if (!ln_shape(S, mi, shape, &rank)) return -1;
+  if (!cfg_bool(mi, "elementwise_affine", true)) return 0;
+  out[0] = (ParamSpec){"weight", DT_F32, rank, {0}};
+  out[1] = (ParamSpec){"bias", DT_F32, rank, {0}};
+  memcpy(out[0].shape, shape, rank * sizeof *shape);
+  memcpy(out[1].shape, shape, rank * sizeof *shape);
+  return 2;
+}
+
+static INode *ln_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
+  int64_t shape[MAX_RANK];
+  int rank;
+  if (!ln_shape(S, mi, shape, &rank)) return NULL;
+  for (int i = 0; i < rank; i++) {
+    int ax = x->shape.rank - rank + i;
+    if (ax < 0 || !dim_is(x->shape.d[ax], shape[i]))
+      return diag_error(D, loc, "LayerNorm: normalized_shape does not match the input's trailing dims"), NULL;
+  }
+  return nn_layer_norm(S, x, rank, param(S, mi, 0, loc), param(S, mi, 1, loc), cfg_num(mi, "eps", 1e-5), loc);
+}
+
+/* ---- parameterless layers ---- */
+
+static int no_params(Sema *S, ModInst *mi, ParamSpec *out) { return 0; }
+
+static INode *pool_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
+  bool is_max = !strcmp(mi->type_name, "MaxPool2d");
+  if (is_max && cfg_bool(mi, "return_indices", false))
+    return diag_error(D, loc, "MaxPool2d: return_indices is not available"), NULL;
+  PoolSpec p = {.count_include_pad = true};
+  if (!cfg(mi, "kernel_size")) return diag_error(D, loc, "%s needs kernel_size", mi->type_name), NULL;
+  if (!cfg_pair(S, mi, "kernel_size", 0, p.kernel) || !cfg_pair(S, mi, "padding", 0, p.pad)) return NULL;
+  p.stride[0] = p.kernel[0];
+  p.stride[1] = p.kernel[1];
+  if (cfg(mi, "stride") && !cfg_pair(S, mi, "stride", 0, p.stride)) return NULL;
+  p.dilation[0] = p.dilation[1] = 1;
+  if (is_max && !cfg_pair(S, mi, "dilation", 1, p.dilation)) return NULL;
+  p.ceil_mode = cfg_bool(mi, "ceil_mode", false);
+  if (!is_max) {
+    p.count_include_pad = cfg_bool(mi, "count_include_pad", true);
+    if (!cfg_int(S, mi, "divisor_override", 0, &p.divisor_override)) return NULL;
+  }
+  return is_max ? nn_max_pool2d(S, x, &p, loc) : nn_avg_pool2d(S, x, &p, loc);
+}
+
+static INode *adaptive_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
+  int64_t o[2];
+  if (!cfg(mi, "output_size")) return diag_error(D, loc, "AdaptiveAvgPool2d needs output_size"), NULL;
+  if (!cfg_pair(S, mi, "output_size", 0, o)) return NULL;
+  return nn_adaptive_avg_pool2d(S, x, o[0], o[1], loc);
+}
+
+static INode *upsample_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
+  int64_t size[2];
+  double scale[2];
+  const char *mode;
+  bool align;
+  if (!interpolate_args(S, &mi->cfg, 0, size, scale, &mode, &align)) return NULL;
+  return nn_interpolate(S, x, size[0], size[1], scale[0], scale[1], mode, align, loc);
+}
+
+static INode *flatten_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
+  int64_t s, e;
+  if (!cfg_int(S, mi, "start_dim", 1, &s) || !cfg_int(S, mi, "end_dim", -1, &e)) return NULL;
+  return flatten_node(S, x, s, e, loc);
+}
+
+static INode *shuffle_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
+  bool inv = !strcmp(mi->type_name, "PixelUnshuffle");
+  int64_t r;
+  if (!cfg_int(S, mi, inv ? "downscale_factor" : "upscale_factor", 0, &r)) return NULL;
+  return nn_pixel_shuffle(S, x, r, inv, loc);
+}
+
+static INode *identity_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) { return x; } /* inference */
+
+static const LayerType layer_types[] = {
+  {"Conv2d", {"in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "bias", "padding_mode"},
+   conv_params, conv_call},
+  {"ConvTranspose2d", {"in_channels", "out_channels", "kernel_size", "stride", "padding", "output_padding", "groups", "bias", "dilation"},
+   convt_params, convt_call},
+  {"BatchNorm1d", {"num_features", "eps", "momentum", "affine", "track_running_stats"}, bn_params, bn_call},
+  {"BatchNorm2d", {"num_features", "eps", "momentum", "affine", "track_running_stats"}, bn_params, bn_call},
+  {"InstanceNorm2d", {"num_features", "eps", "momentum", "affine", "track_running_stats"}, bn_params, bn_call},
+  {"GroupNorm", {"num_groups", "num_channels", "eps", "affine"}, gn_params, gn_call},
+  {"LayerNorm", {"normalized_shape", "eps", "elementwise_affine"}, ln_params, ln_call},
+  {"MaxPool2d", {"kernel_size", "stride", "padding", "dilation", "return_indices", "ceil_mode"}, no_params, pool_call},
+  {"AvgPool2d", {"kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"}, no_params, pool_call},
+  {"AdaptiveAvgPool2d", {"output_size"}, no_params, adaptive_call},
+  {"Upsample", {"size", "scale_factor", "mode", "align_corners"}, no_params, upsample_call},
+  {"Flatten", {"start_dim", "end_dim"}, no_params, flatten_call},
+  {"PixelShuffle", {"upscale_factor"}, no_params, shuffle_call},
+  {"PixelUnshuffle", {"downscale_factor"}, no_params, shuffle_call},
+  {"Dropout", {"p", "inplace"}, no_params, identity_call},
+  {"Dropout2d", {"p", "inplace"}, no_params, identity_call},
+};
+
+/* Copy the evaluated arguments into the arena: the layer keeps them for its calls. */
+static Args copy_args(Sema *S, const Args *a) {
+  Args c = *a;
+  int np = a->npos ? a->npos : 1, nk = a->nkw ? a->nkw : 1;
+  c.pos = arena_alloc(S->arena, np * sizeof *c.pos);
+  c.pos_loc = arena_alloc(S->arena, np * sizeof *c.pos_loc);
+  c.kw = arena_alloc(S->arena, nk * sizeof *c.kw);
+  c.kwnames = arena_alloc(S->arena, nk * sizeof *c.kwnames);
+  if (a->npos) {
+    memcpy(c.pos, a->pos, a->npos * sizeof *c.pos);
+    memcpy(c.pos_loc, a->pos_loc, a->npos * sizeof *c.pos_loc);
+  }
+  if (a->nkw) {
+    memcpy(c.kw, a->kw, a->nkw * sizeof *c.kw);
+    memcpy(c.kwnames, a->kwnames, a->nkw * sizeof *c.kwnames);
+  }
+  return c;
+}
+
+bool nn_layer_construct(Sema *S, const char *name, const Args *a, Value *out, bool *found) {
+  const LayerType *t = NULL;
+  for (size_t i = 0; i < sizeof layer_types / sizeof *layer_types; i++)
+    if (!strcmp(layer_types[i].name, name)) t = &layer_types[i];
+  *found = t != NULL;
+  if (!t) return true;
+  if (!args_check(S, a, name, t->args, nargs(t))) return false;
+  ModInst *mi = arena_alloc(S->arena, sizeof *mi);
+  mi->kind = MK_LAYER;
+  mi->type = t;
+  mi->type_name = t->name;
+  mi->loc = a->loc;
+  mi->cfg = copy_args(S, a);
+  ParamSpec ps[8];
+  if (t->params(S, mi, ps) < 0) return false; /* check the arguments now, at the constructor */
+  *out = (Value){.k = V_MOD, .mod = mi};
+  return true;
+}
+
+bool nn_layer_bind(Sema *S, ModInst *mi) {
+  ParamSpec ps[8];
+  int n = mi->type->params(S, mi, ps);
+  if (n < 0) return false;
+  for (int i = 0; i < n; i++) {
+    size_t len = strlen(mi->prefix) + strlen(ps[i].name) + 2;
+    char *full = arena_alloc(S->arena, len);
+    snprintf(full, len, "%s.%s", mi->prefix, ps[i].name);
+    mi->params[i] = model_add_param(S->m, full, ps[i].dtype, ps[i].rank, ps[i].shape, mi->loc);
+    if (mi->params[i] < 0) return diag_error(D, mi->loc, "parameter '%s' is defined twice", full);
+  }
+  mi->nparams = n;
+  return true;
+}
+
+INode *nn_layer_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
+  ParamSpec ps[8];
+  if (!mi->prefix && mi->type->params(S, mi, ps) > 0)
+    return diag_error(D, loc, "this %s has no parameter name: assign it to a module member or a top-level name",
+                      mi->type_name), NULL;
+  return mi->type->call(S, mi, x, loc);
+}

@@ -94,8 +94,14 @@ static void decide_materialized(Fuse *F) {
     FusionKind k = op_info[n->op].kind;
     bool gemm_input = false; /* matmuls and opaque ops read their operands from memory */
     for (int u = 0; u < F->nusers[i]; u++) {
-      FusionKind uk = op_info[F->users[i][u]->op].kind;
+      const INode *user = F->users[i][u];
+      FusionKind uk = op_info[user->op].kind;
       gemm_input |= uk == FK_GEMM || uk == FK_OPAQUE;
+      /* a window or a bilinear resize reads each input element several times: compute
+       * anything costlier than a copy once, into memory, rather than once per read */
+      bool expands = (user->op == OP_WINDOW && user->shape.d[user->shape.rank - 1].k * user->shape.d[user->shape.rank - 2].k > 1) ||
+                     (user->op == OP_RESIZE && user->i[0] != 0);
+      gemm_input |= expands && k == FK_ELEM;
     }
     if (k == FK_LEAF) F->mat[i] = false;
     else if (k == FK_GEMM || k == FK_REDUCE || k == FK_OPAQUE || n->out_index >= 0) F->mat[i] = true;

@@ -13,7 +13,9 @@ Argument mismatches raise TypeError (wrong dtype, argument count or names) or Va
 (wrong rank or shape), naming the argument and its expected type; failures reported by the
 library raise nnc.Error (nnc.CompileError, nnc.WeightsError).
 """
-from ._model import Arg, BoundCall, CompileError, Entry, Error, Model, Param, WeightsError, compile, load
+from ._entry import Arg, BoundCall, Entry, Param
+from ._errors import CompileError, Error, WeightsError
+from ._model import Model, compile, load
 from ._safetensors import load_safetensors, save_safetensors
 
 __version__ = "0.1.0"

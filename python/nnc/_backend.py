@@ -1,0 +1,113 @@
+"""Where a model's context lives and how an entry is called: a library made by `nnc -o`
+(its own nnc_ctx_* functions, nnc_model.h) or a .nn compiled in process by libnnc.so (nnc.h).
+Each backend has desc_p (the introspection table), open(weights), prepare_call(...) -> a
+function returning the C status, error() and close()."""
+import ctypes
+
+from . import _abi, _lib
+from ._entry import _dtype_code
+from ._errors import CompileError, Error, WeightsError
+
+
+class _SoBackend:
+    """A library made by `nnc -o`: its own nnc_ctx_* functions (nnc_model.h)."""
+
+    def __init__(self, path):
+        try:
+            self.lib = lib = ctypes.CDLL(path, mode=ctypes.RTLD_LOCAL)
+        except OSError as e:
+            raise Error(f"{path}: error: cannot load the library: {e}") from None
+        P, c_void_p = ctypes.POINTER, ctypes.c_void_p
+        decl = {"nnc_model_info": (P(_abi.NncModelDesc), []),
+                "nnc_ctx_open": (c_void_p, [P(_abi.NncModelDesc), ctypes.c_char_p, ctypes.c_char_p,
+                                            ctypes.c_size_t]),
+                "nnc_ctx_close": (None, [c_void_p]),
+                "nnc_ctx_call": (ctypes.c_int, [c_void_p, ctypes.c_int, P(c_void_p), P(ctypes.c_int64)]),
+                "nnc_ctx_error": (ctypes.c_char_p, [c_void_p])}
+        for name, (res, args) in decl.items():
+            try:
+                f = getattr(lib, name)
+            except AttributeError:
+                raise Error(f"{path}: error: not a model library made by nnc (no symbol '{name}')") from None
+            f.restype, f.argtypes = res, args
+        self.desc_p = lib.nnc_model_info()
+        if not self.desc_p:
+            raise Error(f"{path}: error: nnc_model_info() returned NULL")
+        self.ctx = None
+
+    def open(self, weights):
+        err = ctypes.create_string_buffer(4096)
+        self.ctx = self.lib.nnc_ctx_open(self.desc_p, weights.encode() if weights else None, err, len(err))
+        if not self.ctx:
+            raise WeightsError(err.value.decode("utf-8", errors="replace").rstrip("\n"))
+
+    def prepare_call(self, index, arrays, syms, n_in):
+        argv = (ctypes.c_void_p * max(len(arrays), 1))(*[a.ctypes.data for a in arrays])
+        symv = (ctypes.c_int64 * max(len(syms), 1))(*syms)
+        fn, ctx = self.lib.nnc_ctx_call, self.ctx
+
+        def invoke():
+            return fn(ctx, index, argv, symv)
+        invoke.keep_alive = arrays  # argv points into these
+        return invoke
+
+    def error(self):
+        return (self.lib.nnc_ctx_error(self.ctx) or b"call failed").decode("utf-8", errors="replace")
+
+    def close(self):
+        if self.ctx:
+            self.lib.nnc_ctx_close(self.ctx)
+            self.ctx = None
+
+
+class _JitBackend:
+    """A .nn compiled in process by libnnc.so (nnc.h: nnc_model_compile, nnc_call)."""
+
+    def __init__(self, h, nn_path, weights, defines):
+        self.h, self.model, self.ctx = h, ctypes.c_void_p(), ctypes.c_void_p()
+        msg = ctypes.c_void_p()
+        defs = (ctypes.c_char_p * max(len(defines), 1))(*[d.encode() for d in defines])
+        rc = h.nnc_model_compile_defines(nn_path.encode(), weights.encode() if weights else None,
+                                         defs, len(defines), ctypes.byref(self.model),
+                                         ctypes.byref(msg))
+        if rc:
+            text = _lib.take_message(h, msg) or f"{nn_path}: error: compilation failed"
+            if weights and text.startswith(weights + ":"):
+                raise WeightsError(text, rc)
+            raise CompileError(text, rc)
+        self.desc_p = h.nnc_model_desc_of(self.model)
+
+    def open(self, weights):
+        msg = ctypes.c_void_p()
+        rc = self.h.nnc_context_open(self.model, weights.encode() if weights else None,
+                                     ctypes.byref(self.ctx), ctypes.byref(msg))
+        if rc:
+            raise WeightsError(_lib.take_message(self.h, msg), rc)
+
+    @staticmethod
+    def _tensors(arrays):
+        tensors = (_abi.NncTensor * max(len(arrays), 1))()
+        for t, a in zip(tensors, arrays):
+            t.data, t.dtype, t.rank = a.ctypes.data, _dtype_code(a.dtype), a.ndim
+            t.shape[:a.ndim] = a.shape
+        return tensors
+
+    def prepare_call(self, index, arrays, syms, n_in):
+        tin, tout = self._tensors(arrays[:n_in]), self._tensors(arrays[n_in:])
+        fn, ctx, n_out = self.h.nnc_call, self.ctx, len(arrays) - n_in
+
+        def invoke():
+            return fn(ctx, index, tin, n_in, tout, n_out)
+        invoke.keep_alive = (arrays, tin, tout)  # the tensors point into the arrays
+        return invoke
+
+    def error(self):
+        return (self.h.nnc_context_error(self.ctx) or b"call failed").decode("utf-8", errors="replace")
+
+    def close(self):
+        if self.ctx:
+            self.h.nnc_context_free(self.ctx)
+            self.ctx = ctypes.c_void_p()
+        if self.model:
+            self.h.nnc_model_free(self.model)
+            self.model = ctypes.c_void_p()

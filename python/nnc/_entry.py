@@ -1,0 +1,238 @@
+"""Entries of a model and their arguments: the Python side of a call.
+
+An entry call checks its arguments here first, so a mismatch is a TypeError or ValueError
+naming the argument, the expected type and what was given; it binds the symbolic dims (N, T,
+...) from the input shapes as the C runtime's nnc_call does, allocates the outputs, and hands
+the arrays to the model's backend (_backend.py).
+"""
+import collections
+import functools
+import operator
+
+import numpy as np
+
+from . import _abi
+
+_DTYPES = {_abi.NNC_F32: np.dtype("<f4"), _abi.NNC_I64: np.dtype("<i8")}
+_DTYPE_NAMES = {_abi.NNC_F32: "f32", _abi.NNC_I64: "i64"}
+_NUMPY_NAMES = {_abi.NNC_F32: "float32", _abi.NNC_I64: "int64"}
+_MISSING = object()
+
+
+def _bits(mask):
+    return [i for i in range(32) if mask >> i & 1]
+
+
+def _mask_of(raw):
+    """The symbolic dims used by dims ((k, mask), ...), as one bitmask."""
+    return functools.reduce(operator.or_, (m for _, m in raw), 0)
+
+
+def _dim_str(k, mask, symbols):
+    """'2*N', 'N' or '4', as the C runtime writes dims."""
+    parts = [str(k)] if k != 1 or not mask else []
+    return "*".join(parts + [symbols[i] for i in _bits(mask)])
+
+
+class Arg:
+    """An input or output of an entry: name, dtype (a NumPy dtype), dims (ints, or strings
+    such as 'N' or '2*N' for symbolic dims) and type, e.g. 'f32[N, 2]'."""
+
+    __slots__ = ("name", "dtype", "dims", "type", "_raw")
+
+    def __init__(self, name, dtype, raw, symbols):
+        self.name = name
+        self.dtype = _DTYPES[dtype]
+        self._raw = raw  # ((k, sym bitmask), ...)
+        self.dims = tuple(k if not m else _dim_str(k, m, symbols) for k, m in raw)
+        self.type = f"{_DTYPE_NAMES[dtype]}[{', '.join(_dim_str(k, m, symbols) for k, m in raw)}]"
+
+    def __repr__(self):
+        return f"{self.name}: {self.type}"
+
+
+class Param:
+    """A parameter of the model: its state_dict name, dtype and shape."""
+
+    __slots__ = ("name", "dtype", "shape")
+
+    def __init__(self, name, dtype, shape):
+        self.name, self.dtype, self.shape = name, _DTYPES[dtype], shape
+
+    def __repr__(self):
+        return f"Param({self.name!r}, {self.dtype}, {self.shape})"
+
+
+class Entry:
+    """An exported entry of a model.  Call it with the inputs (positionally or by name) as
+    NumPy arrays (or anything np.asarray accepts); it returns the output array, or a named
+    tuple of them when there are several.  `call` returns a dict instead, and `bind` checks
+    the arguments once for repeated calls."""
+
+    def __init__(self, model, index, name, inputs, outputs, sym_mask):
+        self._model = model
+        self.index = index
+        self.name = name
+        self.inputs = tuple(inputs)
+        self.outputs = tuple(outputs)
+        self._sym_mask = sym_mask  # every symbolic dim the entry uses (args and workspace)
+        self._tuple = collections.namedtuple(f"{name}_outputs", [a.name for a in outputs], rename=True)
+        self.signature = (f"{name}({', '.join(map(repr, self.inputs))}) -> "
+                          f"({', '.join(map(repr, self.outputs))})")
+        self.__doc__ = f"{model.name}.{self.signature}"
+
+    def __repr__(self):
+        return f"<nnc entry {self._model.name}.{self.signature}>"
+
+    def __call__(self, *args, **kwargs):
+        outs = self._run(args, kwargs)
+        return outs[0] if len(outs) == 1 else self._tuple(*outs)
+
+    def call(self, *args, **kwargs):
+        """Run the entry; returns a dict output name -> array."""
+        return dict(zip((a.name for a in self.outputs), self._run(args, kwargs)))
+
+    def bind(self, *args, **kwargs):
+        """Check and convert the arguments once; returns a BoundCall that runs the entry on
+        them (reading the input arrays each time) into the same output arrays."""
+        inputs, syms = self._prepare(args, kwargs)
+        return BoundCall(self, inputs, syms, self._alloc_outputs(syms))
+
+    # ---- arguments ----
+
+    def _run(self, args, kwargs):
+        inputs, syms = self._prepare(args, kwargs)
+        outs = self._alloc_outputs(syms)
+        self._model._run(self.index, inputs + outs, syms, len(inputs))
+        return outs
+
+    def _prepare(self, args, kwargs):
+        values = self._collect(args, kwargs)
+        arrays = [self._convert(a, v) for a, v in zip(self.inputs, values)]
+        return arrays, self._bind_syms(arrays)
+
+    def _collect(self, args, kwargs):
+        names = [a.name for a in self.inputs]
+        if len(args) > len(names):
+            raise TypeError(f"{self.name}() takes {len(names)} argument{'s' * (len(names) != 1)} "
+                            f"({', '.join(names) or 'none'}), got {len(args)}")
+        values = list(args) + [_MISSING] * (len(names) - len(args))
+        for k, v in kwargs.items():
+            if k not in names:
+                raise TypeError(f"{self.name}() got an unexpected keyword argument '{k}' "
+                                f"(its inputs: {', '.join(names) or 'none'})")
+            i = names.index(k)
+            if values[i] is not _MISSING:
+                raise TypeError(f"{self.name}() got multiple values for argument '{k}'")
+            values[i] = v
+        missing = [f"'{n}'" for n, v in zip(names, values) if v is _MISSING]
+        if missing:
+            raise TypeError(f"{self.name}() missing required argument{'s' * (len(missing) > 1)}: "
+                            f"{', '.join(missing)} ({self.signature})")
+        return values
+
+    def _convert(self, a, v):
+        """v as a C-order array of a's dtype; a TypeError names the argument otherwise."""
+        if hasattr(v, "detach") and hasattr(v, "cpu"):  # a torch.Tensor
+            v = v.detach().cpu()
+        native = not (isinstance(v, np.ndarray) or hasattr(v, "__array__")
+                      or hasattr(v, "__array_interface__"))
+        try:
+            arr = np.asarray(v)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"{self.name}(): argument '{a.name}' must be an array ({a!r}), "
+                            f"got {type(v).__name__}: {e}") from None
+        want = a.dtype
+        if arr.dtype != want:
+            same_kind = arr.dtype.kind == want.kind and arr.dtype.itemsize == want.itemsize
+            # Python numbers and lists take the entry's dtype (ints into f32 too); arrays must
+            # already have it, up to byte order.
+            from_python = native and (arr.dtype.kind in "iub" or (arr.dtype.kind == "f" and want.kind == "f"))
+            if not (same_kind or from_python):
+                got = arr.dtype.name if arr.dtype.kind != "O" else type(v).__name__
+                raise TypeError(f"{self.name}(): argument '{a.name}' must be "
+                                f"{_NUMPY_NAMES[_dtype_code(want)]} ({a!r}), got {got}"
+                                + (f"; convert it with .astype(np.{want.name})" if arr.dtype.kind in "fiub" else ""))
+            arr = arr.astype(want)
+        return arr if arr.flags.c_contiguous else arr.copy(order="C")
+
+    def _bind_syms(self, arrays):
+        """Values of the model's symbolic dims from the input shapes (as nnc_call does)."""
+        symbols = self._model.symbols
+        val, src = [None] * len(symbols), [None] * len(symbols)
+        for a, arr in zip(self.inputs, arrays):
+            if arr.ndim != len(a.dims):
+                raise ValueError(f"{self.name}(): argument '{a.name}' must have {len(a.dims)} "
+                                 f"dim{'s' * (len(a.dims) != 1)} ({a!r}), got an array of shape "
+                                 f"{tuple(arr.shape)}")
+
+        def product(k, mask):
+            for i in _bits(mask):
+                if val[i] is not None:
+                    k *= val[i]
+            return k
+
+        def bind_pass(single_only):
+            changed = False
+            for a, arr in zip(self.inputs, arrays):
+                for j, (k, mask) in enumerate(a._raw):
+                    unknown = [i for i in _bits(mask) if val[i] is None]
+                    if len(unknown) != 1 or (single_only and len(_bits(mask)) != 1):
+                        continue
+                    p = product(k, mask)
+                    if p <= 0:
+                        continue
+                    if arr.shape[j] % p:
+                        raise ValueError(f"{self.name}(): argument '{a.name}' has shape "
+                                         f"{tuple(arr.shape)}: dim {j} is {arr.shape[j]}, not a "
+                                         f"multiple of {p} ({a!r})")
+                    val[unknown[0]], src[unknown[0]] = arr.shape[j] // p, a.name
+                    changed = True
+            return changed
+
+        bind_pass(True)
+        while bind_pass(False):
+            pass
+        for i in _bits(self._sym_mask):
+            if val[i] is None:
+                raise ValueError(f"{self.name}(): cannot infer {symbols[i]} from the input shapes "
+                                 f"({self.signature})")
+        for a, arr in zip(self.inputs, arrays):
+            want = tuple(product(k, m) for k, m in a._raw)
+            if tuple(arr.shape) != want:
+                bound = [f"{symbols[i]} = {val[i]} from argument '{src[i]}'"
+                         for i in _bits(_mask_of(a._raw)) if src[i] != a.name]
+                raise ValueError(f"{self.name}(): argument '{a.name}' has shape {tuple(arr.shape)}, "
+                                 f"expected {want} ({a!r}" + "".join("; " + b for b in bound) + ")")
+        return [v or 0 for v in val]
+
+    def _alloc_outputs(self, syms):
+        outs = []
+        for a in self.outputs:
+            shape = []
+            for k, m in a._raw:
+                for i in _bits(m):
+                    k *= syms[i]
+                shape.append(k)
+            outs.append(np.empty(shape, dtype=a.dtype))
+        return outs
+
+
+def _dtype_code(dt):
+    return _abi.NNC_F32 if dt == _DTYPES[_abi.NNC_F32] else _abi.NNC_I64
+
+
+class BoundCall:
+    """An entry call with its arguments checked once (Entry.bind).  Calling it runs the entry
+    on the input arrays (their current contents) into `outputs` and returns them as the entry
+    would (an array, or a named tuple)."""
+
+    def __init__(self, entry, inputs, syms, outputs):
+        self.entry, self.inputs, self.syms = entry, inputs, syms
+        self.outputs = outputs
+        self._invoke = entry._model._prepare_call(entry.index, inputs + outputs, syms, len(inputs))
+
+    def __call__(self):
+        self.entry._model._invoke(self._invoke)
+        outs = self.outputs
+        return outs[0] if len(outs) == 1 else self.entry._tuple(*outs)

@@ -1,0 +1,21 @@
+"""The exceptions nnc raises for failures the library reports (argument mismatches are plain
+TypeError / ValueError, raised before the library is called)."""
+from . import _abi
+
+
+class Error(RuntimeError):
+    """A failure reported by nnc: a bad model, bad weights, or a failed call.
+
+    `status` is the C status code (1 user error, 2 usage error, 3 out of memory)."""
+
+    def __init__(self, message, status=_abi.NNC_ERR_USER):
+        super().__init__(message)
+        self.status = status
+
+
+class CompileError(Error):
+    """The .nn model does not compile; the message is `file:line:col: error: ...`."""
+
+
+class WeightsError(Error):
+    """The weights file does not fit the model (missing tensor, wrong shape or dtype)."""

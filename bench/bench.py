@@ -5,8 +5,9 @@ For each model it compiles examples/<m>.nn with the weights embedded
 
     build/nnc examples/<m>.nn -o <tmp>/<m>.so --weights tests/golden/<m>/weights.safetensors
 
-(best of 3 wall-clock compile times), loads the .so with ctypes, calls every entry generically
-through the ABI of runtime/include/nnc_model.h, and times it against the PyTorch reference
+(best of 3 wall-clock compile times), loads the .so with the Python package (python/nnc, which
+calls every entry generically through the ABI of runtime/include/nnc_model.h), and times it
+against the PyTorch reference
 module (tests/golden/<m>/reference.py) loaded with the same weights, on the same inputs, with
 the same thread count.  Outputs of the two are compared (max |nnc - torch|) as a sanity check.
 
@@ -61,93 +62,30 @@ import importlib.util  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+sys.path.insert(0, os.path.join(ROOT, "python"))
+import nnc as nnc_py  # noqa: E402  (the Python package: python/nnc)
+from nnc import _abi  # noqa: E402  (its ctypes mirror of nnc_model.h)
+
 # --------------------------------------------------------------------------------------------
-# ctypes mirror of runtime/include/nnc_model.h (field order and types exactly as in the header)
-
-
-class NncDim(ctypes.Structure):
-    _fields_ = [("k", ctypes.c_int64), ("syms", ctypes.c_uint32)]
-
-
-class NncArgDesc(ctypes.Structure):
-    _fields_ = [("name", ctypes.c_char_p), ("dtype", ctypes.c_int32), ("rank", ctypes.c_int32),
-                ("dims", ctypes.POINTER(NncDim))]
-
-
-NncEntryFn = ctypes.CFUNCTYPE(None, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_int64),
-                              ctypes.c_char_p, ctypes.c_char_p)
-
-
-class NncEntryDesc(ctypes.Structure):
-    _fields_ = [("name", ctypes.c_char_p), ("n_in", ctypes.c_int32), ("n_out", ctypes.c_int32),
-                ("args", ctypes.POINTER(NncArgDesc)), ("n_slots", ctypes.c_int32),
-                ("slots", ctypes.POINTER(NncDim)), ("body", ctypes.c_void_p)]  # nnc_entry_fn
-
-
-class NncParamDesc(ctypes.Structure):
-    _fields_ = [("name", ctypes.c_char_p), ("dtype", ctypes.c_int32), ("rank", ctypes.c_int32),
-                ("shape", ctypes.POINTER(ctypes.c_int64)), ("offset", ctypes.c_uint64),
-                ("nbytes", ctypes.c_uint64)]
-
-
-class NncModelDesc(ctypes.Structure):
-    _fields_ = [("abi_version", ctypes.c_uint32), ("name", ctypes.c_char_p),
-                ("n_syms", ctypes.c_int32), ("sym_names", ctypes.POINTER(ctypes.c_char_p)),
-                ("n_entries", ctypes.c_int32), ("entries", ctypes.POINTER(NncEntryDesc)),
-                ("n_params", ctypes.c_int32), ("params", ctypes.POINTER(NncParamDesc)),
-                ("weights_size", ctypes.c_uint64),
-                ("embedded_weights", ctypes.c_void_p)]  # const char *, may hold NULs
-
-
-NNC_MODEL_ABI = 1
-NNC_F32, NNC_I64 = 0, 1
-ABI_STRUCTS = [("nnc_dim", NncDim), ("nnc_arg_desc", NncArgDesc), ("nnc_entry_desc", NncEntryDesc),
-               ("nnc_param_desc", NncParamDesc), ("nnc_model_desc", NncModelDesc)]
+# the nnc side: nnc_py.load() calls the .so generically through nnc_model.h
 
 
 def check_abi(verbose):
-    """Compile a tiny C program against nnc_model.h printing sizeof/offsetof of every struct and
-    field; compare with the ctypes mirror.  Returns True when they agree (or no C compiler)."""
+    """Check the package's ctypes mirror of nnc_model.h / nnc.h against the C compiler's layout.
+    Returns True when they agree (or there is no C compiler to ask)."""
     cc = next((c for c in ("cc", "gcc", "clang") if _which(c)), None)
     if cc is None:
         print("note: no C compiler found; ABI layout check skipped")
         return True
-    lines = ['#include <stdio.h>', '#include <stddef.h>', '#include "nnc_model.h"', 'int main(void) {']
-    for cname, cls in ABI_STRUCTS:
-        lines.append(f'  printf("{cname} sizeof %zu\\n", sizeof({cname}));')
-        for fname, _ in cls._fields_:
-            lines.append(f'  printf("{cname} {fname} %zu\\n", offsetof({cname}, {fname}));')
-    lines.append('  printf("fnptr sizeof %zu\\n", sizeof(nnc_entry_fn));')
-    lines += ['  return 0;', '}']
-    with tempfile.TemporaryDirectory() as d:
-        src, exe = os.path.join(d, "abi.c"), os.path.join(d, "abi")
-        with open(src, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        r = subprocess.run([cc, "-std=c11", "-I", os.path.join(ROOT, "runtime", "include"), src, "-o", exe],
-                           capture_output=True, text=True)
-        if r.returncode != 0:
-            print("error: could not compile the ABI check program:\n" + r.stderr, file=sys.stderr)
-            return False
-        out = subprocess.run([exe], capture_output=True, text=True, check=True).stdout
-    c = {}
-    for line in out.splitlines():
-        a, b, v = line.split()
-        c[(a, b)] = int(v)
-    py = {}
-    for cname, cls in ABI_STRUCTS:
-        py[(cname, "sizeof")] = ctypes.sizeof(cls)
-        for fname, _ in cls._fields_:
-            py[(cname, fname)] = getattr(cls, fname).offset
-    py[("fnptr", "sizeof")] = ctypes.sizeof(NncEntryFn)
-    bad = [(k, c.get(k), py[k]) for k in py if c.get(k) != py[k]]
-    if verbose or bad:
-        for cname, cls in ABI_STRUCTS:
-            print(f"  {cname}: sizeof {c[(cname, 'sizeof')]} (ctypes {py[(cname, 'sizeof')]}); " +
-                  ", ".join(f"{f}@{c[(cname, f)]}" for f, _ in cls._fields_))
-    for k, cv, pv in bad:
-        print(f"error: ABI mismatch {k[0]}.{k[1]}: C {cv}, ctypes {pv}", file=sys.stderr)
+    try:
+        bad = _abi.check_layout(os.path.join(ROOT, "runtime", "include"), cc)
+    except (OSError, subprocess.CalledProcessError) as e:
+        print(f"error: could not build the ABI check program: {getattr(e, 'stderr', e)}", file=sys.stderr)
+        return False
+    for b in bad:
+        print(f"error: ABI mismatch {b}", file=sys.stderr)
     if verbose and not bad:
-        print("ABI check: ctypes mirror matches nnc_model.h")
+        print("ABI check: the ctypes mirror (python/nnc/_abi.py) matches nnc_model.h and nnc.h")
     return not bad
 
 
@@ -159,114 +97,12 @@ def _which(prog):
     return None
 
 
-# --------------------------------------------------------------------------------------------
-# the nnc side
-
-
-class NncModel:
-    """A loaded nnc .so, called generically through nnc_model_info / nnc_ctx_*."""
-
-    def __init__(self, so_path):
-        self.lib = ctypes.CDLL(so_path, mode=ctypes.RTLD_LOCAL)
-        lib = self.lib
-        lib.nnc_model_info.restype = ctypes.POINTER(NncModelDesc)
-        lib.nnc_model_info.argtypes = []
-        lib.nnc_ctx_open.restype = ctypes.c_void_p
-        lib.nnc_ctx_open.argtypes = [ctypes.POINTER(NncModelDesc), ctypes.c_char_p, ctypes.c_char_p,
-                                     ctypes.c_size_t]
-        lib.nnc_ctx_close.restype = None
-        lib.nnc_ctx_close.argtypes = [ctypes.c_void_p]
-        lib.nnc_ctx_call.restype = ctypes.c_int
-        lib.nnc_ctx_call.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(ctypes.c_void_p),
-                                     ctypes.POINTER(ctypes.c_int64)]
-        lib.nnc_ctx_error.restype = ctypes.c_char_p
-        lib.nnc_ctx_error.argtypes = [ctypes.c_void_p]
-        self.desc_p = lib.nnc_model_info()
-        if not self.desc_p:
-            raise RuntimeError(f"{so_path}: nnc_model_info() returned NULL")
-        d = self.desc_p.contents
-        if d.abi_version != NNC_MODEL_ABI:
-            raise RuntimeError(f"{so_path}: ABI version {d.abi_version}, expected {NNC_MODEL_ABI}")
-        self.name = d.name.decode()
-        self.sym_names = [d.sym_names[i].decode() for i in range(d.n_syms)]
-        self.entries = []
-        for i in range(d.n_entries):
-            e = d.entries[i]
-            args = []
-            for j in range(e.n_in + e.n_out):
-                a = e.args[j]
-                args.append((a.name.decode(), a.dtype, [(a.dims[r].k, a.dims[r].syms) for r in range(a.rank)]))
-            self.entries.append({"name": e.name.decode(), "index": i, "inputs": args[:e.n_in],
-                                 "outputs": args[e.n_in:]})
-        if not d.embedded_weights:
-            raise RuntimeError(f"{so_path}: weights are not embedded (compiled without --weights?)")
-        err = ctypes.create_string_buffer(1024)
-        self.ctx = lib.nnc_ctx_open(self.desc_p, None, err, len(err))
-        if not self.ctx:
-            raise RuntimeError(f"{so_path}: nnc_ctx_open failed: {err.value.decode(errors='replace')}")
-
-    def close(self):
-        if self.ctx:
-            self.lib.nnc_ctx_close(self.ctx)
-            self.ctx = None
-
-    def entry(self, name):
-        for e in self.entries:
-            if e["name"] == name:
-                return e
-        raise KeyError(f"model {self.name} has no entry {name!r} "
-                       f"(has {', '.join(e['name'] for e in self.entries)})")
-
-    def bind(self, entry_name, inputs):
-        """Prepare a call: returns (call, outputs) where call() runs the entry on `inputs`
-        (name -> np.ndarray) writing into the freshly allocated `outputs` (name -> array)."""
-        e = self.entry(entry_name)
-        syms = [None] * len(self.sym_names)
-        ins = []
-        for name, dtype, dims in e["inputs"]:
-            if name not in inputs:
-                raise KeyError(f"{self.name}.{entry_name}: no input for argument {name!r}")
-            want = np.dtype("<f4") if dtype == NNC_F32 else np.dtype("<i8")
-            a = np.ascontiguousarray(inputs[name], dtype=want)
-            if a.ndim != len(dims):
-                raise ValueError(f"{self.name}.{entry_name}: {name} has rank {a.ndim}, expected {len(dims)}")
-            for (k, bits), n in zip(dims, a.shape):
-                idx = [i for i in range(32) if bits >> i & 1]
-                if len(idx) == 1 and syms[idx[0]] is None and n % k == 0:
-                    syms[idx[0]] = n // k
-            ins.append(a)
-        if any(s is None for s in syms):
-            raise ValueError(f"{self.name}.{entry_name}: cannot infer symbolic dims "
-                             f"{[n for n, s in zip(self.sym_names, syms) if s is None]} from the inputs")
-
-        def extent(dims):
-            out = []
-            for k, bits in dims:
-                v = k
-                for i in range(len(syms)):
-                    if bits >> i & 1:
-                        v *= syms[i]
-                out.append(v)
-            return tuple(out)
-
-        for (name, _, dims), a in zip(e["inputs"], ins):
-            if a.shape != extent(dims):
-                raise ValueError(f"{self.name}.{entry_name}: {name} has shape {a.shape}, expected {extent(dims)}")
-        outs = {}
-        for name, dtype, dims in e["outputs"]:
-            outs[name] = np.zeros(extent(dims), dtype=np.float32 if dtype == NNC_F32 else np.int64)
-        arrays = ins + list(outs.values())
-        argv = (ctypes.c_void_p * max(len(arrays), 1))(*[a.ctypes.data for a in arrays])
-        symv = (ctypes.c_int64 * max(len(syms), 1))(*syms)
-        fn, ctx, idx, lib = self.lib.nnc_ctx_call, self.ctx, e["index"], self.lib
-
-        def call():
-            if fn(ctx, idx, argv, symv) != 0:
-                raise RuntimeError(f"{self.name}.{entry_name}: nnc_ctx_call failed: "
-                                   f"{(lib.nnc_ctx_error(ctx) or b'?').decode(errors='replace')}")
-
-        call.keep_alive = arrays  # the pointers in argv refer to these
-        return call, outs
+def bind(model, entry, inputs):
+    """(call, outputs): call() runs the entry on `inputs` (name -> array) into `outputs`
+    (name -> array), with the arguments checked once (nnc.Entry.bind)."""
+    e = model[entry]
+    b = e.bind(**inputs)
+    return b, dict(zip((a.name for a in e.outputs), b.outputs))
 
 
 def compile_model(nnc, model, outdir, reps=3):
@@ -423,10 +259,11 @@ def main():
             if not ARGS.torch_only:
                 try:
                     so, compile_ms[model] = compile_model(nnc, model, tmp)
-                    lib = NncModel(so)
+                    lib = nnc_py.load(so)
                     if overhead_us is None:  # cost of a trivial ctypes call into the .so
-                        f, c = lib.lib.nnc_ctx_error, lib.ctx
-                        overhead_us, _ = time_call(lambda: f(c), 1000, 0.1, 1.0)
+                        f = ctypes.CDLL(so).nnc_model_info
+                        f.restype, f.argtypes = ctypes.c_void_p, []
+                        overhead_us, _ = time_call(f, 1000, 0.1, 1.0)
                 except Exception as e:  # report, go on with the other models
                     failures.append(f"{model}: {e}")
                     print(f"error: {model}: {e}", file=sys.stderr)
@@ -439,7 +276,7 @@ def main():
                     n_us, diff = None, None
                     if lib is not None:
                         try:
-                            call, nout = lib.bind(entry, inputs)
+                            call, nout = bind(lib, entry, inputs)
                             call()
                             diff = max(max_abs_diff(nout[k], tout[k]) for k in tout)
                             scale = max(float(np.nanmax(np.abs(v))) if v.size and not np.isnan(v).all() else 0.0

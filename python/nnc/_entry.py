@@ -231,8 +231,9 @@ class BoundCall:
         self.entry, self.inputs, self.syms = entry, inputs, syms
         self.outputs = outputs
         self._invoke = entry._model._prepare_call(entry.index, inputs + outputs, syms, len(inputs))
+        self._result = outputs[0] if len(outputs) == 1 else entry._tuple(*outputs)
+        self._run = entry._model._invoke
 
     def __call__(self):
-        self.entry._model._invoke(self._invoke)
-        outs = self.outputs
-        return outs[0] if len(outs) == 1 else self.entry._tuple(*outs)
+        self._run(self._invoke)
+        return self._result

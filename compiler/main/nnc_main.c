@@ -24,8 +24,8 @@
 enum { EXIT_USER = 1, EXIT_USAGE = 2 };
 
 static const char help_main[] =
-    "usage: nnc FILE.nn -o FILE.so [--weights W.safetensors] [--header FILE.h] [-D NAME=VALUE]\n"
-    "       nnc run FILE.nn|FILE.so [--weights W.safetensors] [--entry NAME]\n"
+    "usage: nnc FILE.nn -o FILE.so [--weights W.safetensors] [--header FILE.h] [-D NAME=VALUE ...]\n"
+    "       nnc run FILE.nn|FILE.so [--weights W.safetensors] [--entry NAME] [-D NAME=VALUE ...]\n"
     "               --in NAME=PATH.npy ... [--out NAME=PATH.npy ...]\n"
     "       nnc check FILE.nn\n"
     "       nnc dump --stage=STAGE [--format=text|dot] FILE.nn\n"
@@ -37,7 +37,8 @@ static const char help_main[] =
     "  (none)  compile FILE.nn ahead of time into the shared library FILE.so.  With --weights,\n"
     "          the weights are checked and embedded, and the library needs nothing else;\n"
     "          without, it loads a weights file at run time.  --header also writes a C header\n"
-    "          declaring one function per exported entry.\n"
+    "          declaring one function per exported entry.  -D NAME=VALUE (also for run)\n"
+    "          overrides the model's top-level `const NAME`.\n"
     "  run     compile FILE.nn in process (JIT), or load FILE.so, and run one entry (default:\n"
     "          the first) on the .npy inputs; outputs given --out are written as .npy, the\n"
     "          others are summarized on stdout.\n"
@@ -61,7 +62,7 @@ static const char help_main[] =
     "Documentation: docs/cli.md, docs/language.md, docs/c-api.md.\n";
 
 static const char help_compile[] =
-    "usage: nnc FILE.nn -o FILE.so [--weights W.safetensors] [--header FILE.h]\n"
+    "usage: nnc FILE.nn -o FILE.so [--weights W.safetensors] [--header FILE.h] [-D NAME=VALUE ...]\n"
     "\n"
     "Compile FILE.nn ahead of time into the shared library FILE.so.\n"
     "\n"
@@ -79,7 +80,7 @@ static const char help_compile[] =
     "  nnc model.nn -o model.so --weights model.safetensors --header model.h\n";
 
 static const char help_run[] =
-    "usage: nnc run FILE.nn|FILE.so [--weights W.safetensors] [--entry NAME]\n"
+    "usage: nnc run FILE.nn|FILE.so [--weights W.safetensors] [--entry NAME] [-D NAME=VALUE ...]\n"
     "               --in NAME=PATH.npy ... [--out NAME=PATH.npy ...]\n"
     "\n"
     "Compile FILE.nn in process (JIT), or load FILE.so made by `nnc -o`, and run one entry.\n"

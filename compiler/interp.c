@@ -488,7 +488,7 @@ int interp_bind(const Model *m, const Entry *e, const int *ranks, const int64_t 
         int64_t got = shapes[i][k];
         if (pass == 0 && d.syms && !(d.syms & (d.syms - 1))) {
           int s = __builtin_ctz(d.syms);
-          if (got <= 0 || got % d.k) return bind_fail(err, errlen, m, e, i, "a symbolic dim must be a positive multiple of its factor");
+          if (got < 0 || got % d.k) return bind_fail(err, errlen, m, e, i, "a symbolic dim must be a multiple of its factor");
           if (syms[s] && syms[s] != got / d.k) return bind_fail(err, errlen, m, e, i, "symbolic dim bound to two values");
           syms[s] = got / d.k;
         }

@@ -14,7 +14,7 @@
 
 /* Bind the model's symbolic dims from the shapes of the entry's inputs: ranks[i] and
  * shapes[i][0..ranks[i]) for input i.  Checks every static dim and that each symbol gets one
- * positive value; syms[m->nsyms] receives the values (0 for symbols no input binds).
+ * value (0 too: empty tensors); syms[m->nsyms] receives the values (0 for symbols no input binds).
  * Returns 0, or -1 with a message naming the input in err. */
 int interp_bind(const Model *m, const Entry *e, const int *ranks, const int64_t *const *shapes,
                 int64_t *syms, char *err, size_t errlen);

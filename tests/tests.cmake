@@ -34,3 +34,4 @@ endforeach()
 add_test(NAME test_cli COMMAND sh ${PROJECT_SOURCE_DIR}/tests/unit/test_cli.sh $<TARGET_FILE:nnc>
                                   ${PROJECT_SOURCE_DIR})
 set_tests_properties(test_cli PROPERTIES TIMEOUT 300)
+include(${PROJECT_SOURCE_DIR}/tests/difftest/difftest.cmake)

@@ -1,0 +1,57 @@
+# fuzz.cmake — fuzz targets (tests/fuzz/): the compiler on arbitrary .nn bytes, the
+# safetensors reader, the .npy reader.
+#
+# Always: replay executables (fuzz_<target>_replay) that run a target's entry point on files
+# without libFuzzer, and ctest tests running them on the committed crash regressions
+# (tests/fuzz/regressions/<target>/) and on the seed inputs (examples, tests).
+#
+# With -DNNC_FUZZ=ON (needs clang, e.g. CC=clang-19; scripts/fuzz.sh does it all): libFuzzer
+# executables fuzz_<target>, built with -fsanitize=fuzzer,address,undefined from their own
+# instrumented copy of the compiler and support sources (the normal targets stay as they are).
+option(NNC_FUZZ "Build the libFuzzer targets (needs clang)" OFF)
+
+set(NNC_FUZZ_DIR ${PROJECT_SOURCE_DIR}/tests/fuzz)
+set(NNC_FUZZ_TARGETS compile safetensors npy)
+
+# --- replay executables and their tests ---
+foreach(t ${NNC_FUZZ_TARGETS})
+  add_executable(fuzz_${t}_replay ${NNC_FUZZ_DIR}/fuzz_${t}.c ${NNC_FUZZ_DIR}/replay_main.c)
+  target_link_libraries(fuzz_${t}_replay PRIVATE nnc_runtime)
+  file(GLOB regressions CONFIGURE_DEPENDS ${NNC_FUZZ_DIR}/regressions/${t}/*)
+  if(regressions)
+    add_test(NAME fuzz_${t}_regressions COMMAND fuzz_${t}_replay ${regressions})
+  endif()
+endforeach()
+add_test(NAME fuzz_compile_seeds
+         COMMAND fuzz_compile_replay ${PROJECT_SOURCE_DIR}/examples ${PROJECT_SOURCE_DIR}/tests/compile)
+file(GLOB_RECURSE NNC_FUZZ_ST_SEEDS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/golden/*.safetensors)
+file(GLOB_RECURSE NNC_FUZZ_NPY_SEEDS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/golden/*.npy)
+add_test(NAME fuzz_safetensors_seeds COMMAND fuzz_safetensors_replay ${NNC_FUZZ_ST_SEEDS})
+add_test(NAME fuzz_npy_seeds COMMAND fuzz_npy_replay ${NNC_FUZZ_NPY_SEEDS})
+set_tests_properties(fuzz_compile_seeds PROPERTIES TIMEOUT 600)
+
+# --- libFuzzer executables ---
+if(NNC_FUZZ)
+  if(NOT CMAKE_C_COMPILER_ID MATCHES "Clang")
+    message(FATAL_ERROR "NNC_FUZZ needs clang (configure with -DCMAKE_C_COMPILER=clang-19)")
+  endif()
+  set(NNC_FUZZ_FLAGS -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+                     -fno-omit-frame-pointer -g)
+  # The compiler, front end and support code again, instrumented for coverage and sanitizers.
+  add_library(nnc_fuzz_lib STATIC ${DSL_SRC} ${COMPILER_SRC} ${FLEX_nn_lexer_OUTPUTS}
+              ${BISON_nn_parser_OUTPUTS} ${CMAKE_CURRENT_BINARY_DIR}/abi_text.c ${SUPPORT_SRC}
+              ${RUNTIME_SRC})
+  get_target_property(defs nnc_compiler COMPILE_DEFINITIONS)
+  get_target_property(incs nnc_compiler INCLUDE_DIRECTORIES)
+  target_compile_definitions(nnc_fuzz_lib PRIVATE ${defs})
+  target_include_directories(nnc_fuzz_lib PUBLIC ${incs} ${PROJECT_SOURCE_DIR}/runtime/include
+                             ${PROJECT_SOURCE_DIR}/runtime/support ${PROJECT_SOURCE_DIR}/runtime/src)
+  target_compile_options(nnc_fuzz_lib PRIVATE ${NNC_FUZZ_FLAGS})
+  target_link_libraries(nnc_fuzz_lib PUBLIC ${LLVM_LIB} ${OPENBLAS_LIB} m dl)
+  foreach(t ${NNC_FUZZ_TARGETS})
+    add_executable(fuzz_${t} ${NNC_FUZZ_DIR}/fuzz_${t}.c)
+    target_compile_options(fuzz_${t} PRIVATE ${NNC_FUZZ_FLAGS})
+    target_link_options(fuzz_${t} PRIVATE -fsanitize=fuzzer,address,undefined)
+    target_link_libraries(fuzz_${t} PRIVATE nnc_fuzz_lib)
+  endforeach()
+endif()

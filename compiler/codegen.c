@@ -515,10 +515,12 @@ static LLVMValueRef emit_desc(Cg *g, const LEntry *les, LLVMValueRef *bodies, co
   LLVMTypeRef param_t = LLVMStructCreateNamed(C, "nnc_param_desc");
   LLVMStructSetBody(param_t, (LLVMTypeRef[]){g->ptr, g->i32, g->i32, g->ptr, g->i64, g->i64}, 6, 0);
   LLVMTypeRef model_t = LLVMStructCreateNamed(C, "nnc_model_desc");
-  LLVMStructSetBody(model_t, (LLVMTypeRef[]){g->i32, g->ptr, g->i32, g->ptr, g->i32, g->ptr, g->i32, g->ptr, g->i64, g->ptr}, 10, 0);
+  LLVMStructSetBody(model_t, (LLVMTypeRef[]){g->i32, g->ptr, g->i32, g->ptr, g->i32, g->ptr, g->i32, g->ptr, g->i64, g->ptr, g->ptr}, 11, 0);
 
-  LLVMValueRef *entries = calloc(m->nentries + 1, sizeof *entries);
-  for (int i = 0; i < m->nentries; i++) {
+  /* entries, then (index nentries) the init entry when it runs at load time */
+  int nent = m->nentries + (bodies[m->nentries] != NULL);
+  LLVMValueRef *entries = calloc(nent + 1, sizeof *entries);
+  for (int i = 0; i < nent; i++) {
     const Entry *e = les[i].e;
     int na = e->nin + e->nout;
     LLVMValueRef *args = calloc(na + 1, sizeof *args);
@@ -540,8 +542,9 @@ static LLVMValueRef emit_desc(Cg *g, const LEntry *les, LLVMValueRef *bodies, co
     free(args);
     free(slots);
   }
-  LLVMValueRef *params = calloc(m->nparams + 1, sizeof *params);
-  for (int i = 0; i < m->nparams; i++) {
+  int nparams = m->nparams_loaded; /* derived parameters are not in the table */
+  LLVMValueRef *params = calloc(nparams + 1, sizeof *params);
+  for (int i = 0; i < nparams; i++) {
     const Param *p = &m->params[i];
     LLVMValueRef sh[MAX_RANK];
     for (int k = 0; k < p->rank; k++) sh[k] = ci64(g, p->shape[k]);
@@ -560,11 +563,19 @@ static LLVMValueRef emit_desc(Cg *g, const LEntry *les, LLVMValueRef *bodies, co
     LLVMSetLinkage(blob, LLVMPrivateLinkage);
     LLVMSetAlignment(blob, 64);
   }
+  LLVMValueRef init = LLVMConstNull(g->ptr);
+  if (nent > m->nentries) {
+    init = LLVMAddGlobal(g->mod, entry_t, "nnc.init");
+    LLVMSetInitializer(init, entries[m->nentries]);
+    LLVMSetGlobalConstant(init, 1);
+    LLVMSetLinkage(init, LLVMPrivateLinkage);
+  }
   LLVMValueRef desc_init = LLVMConstNamedStruct(model_t, (LLVMValueRef[]){
     i32c(g, NNC_MODEL_ABI), cstring(g, m->name), i32c(g, m->nsyms),
     const_array_global(g, g->ptr, syms, m->nsyms, "nnc.syms"), i32c(g, m->nentries),
-    const_array_global(g, entry_t, entries, m->nentries, "nnc.entries"), i32c(g, m->nparams),
-    const_array_global(g, param_t, params, m->nparams, "nnc.params"), ci64(g, (int64_t)m->weights_size), blob}, 10);
+    const_array_global(g, entry_t, entries, m->nentries, "nnc.entries"), i32c(g, nparams),
+    const_array_global(g, param_t, params, nparams, "nnc.params"), ci64(g, (int64_t)m->weights_size), blob,
+    init}, 11);
   free(entries);
   free(params);
   free(syms);
@@ -662,6 +673,8 @@ void codegen_model(LLVMContextRef ctx, LLVMModuleRef mod, const Model *m, const 
   g.kernel_fn = LLVMFunctionType(g.voidt, (LLVMTypeRef[]){g.ptr, g.ptr}, 2, 0);
   LLVMValueRef *bodies = calloc(m->nentries + 1, sizeof *bodies);
   for (int i = 0; i < m->nentries; i++) bodies[i] = emit_entry_body(&g, &les[i]);
+  /* with embedded weights, the compiler has computed the derived parameters already */
+  if (m->init && !weights) bodies[m->nentries] = emit_entry_body(&g, &les[m->nentries]);
   LLVMValueRef desc = emit_desc(&g, les, bodies, weights);
   emit_wrappers(&g, desc);
   free(bodies);

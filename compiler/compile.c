@@ -120,22 +120,43 @@ static int optimize(Unit *u, const char *until, char **errmsg) {
   return run_pipeline(u->model, until, &u->diag) ? 0 : fail_diag(u, errmsg);
 }
 
+/* With the weights known at compile time, compute the derived parameters (pass_hoist.c) now,
+ * into the blob that gets embedded: the init entry is evaluated by the reference
+ * interpreter, rounding like float32 code. */
+static int derive_params(Unit *u, char **errmsg) {
+  const Model *m = u->model;
+  if (!m->init) return 0;
+  const Entry *e = m->init;
+  float **outs = calloc(e->nout + 1, sizeof *outs);
+  int64_t syms[MAX_SYMS] = {0};
+  char err[1024];
+  if (!outs) return fail(errmsg, "%s: error: out of memory\n", u->file.path);
+  int rc = interp_entry(m, e, u->weights, NULL, syms, true, outs, err, sizeof err);
+  for (int i = 0; i < e->nout; i++) {
+    if (!rc) memcpy(u->weights + m->params[e->out_params[i]].offset, outs[i], m->params[e->out_params[i]].nbytes);
+    free(outs[i]);
+  }
+  free(outs);
+  return rc ? fail(errmsg, "%s: error: computing derived parameters: %s\n", u->file.path, err) : 0;
+}
+
 /* Check a weights file against the model's parameters (the same code the generated library
  * runs at load time) and keep the blob for embedding. */
 static int load_weights(Unit *u, const char *path, char **errmsg) {
   const Model *m = u->model;
-  nnc_param_desc *pd = arena_alloc(u->arena, (m->nparams + 1) * sizeof *pd);
-  for (int i = 0; i < m->nparams; i++)
+  int nparams = model_loaded_params(m);
+  nnc_param_desc *pd = arena_alloc(u->arena, (nparams + 1) * sizeof *pd);
+  for (int i = 0; i < nparams; i++)
     pd[i] = (nnc_param_desc){m->params[i].name, m->params[i].dtype, m->params[i].rank,
                              m->params[i].shape, m->params[i].offset, m->params[i].nbytes};
   nnc_model_desc *desc = arena_alloc(u->arena, sizeof *desc);
-  *desc = (nnc_model_desc){.abi_version = NNC_MODEL_ABI, .name = m->name, .n_params = m->nparams,
+  *desc = (nnc_model_desc){.abi_version = NNC_MODEL_ABI, .name = m->name, .n_params = nparams,
                            .params = pd, .weights_size = m->weights_size};
   char err[2048];
   u->weights_ctx = nnc_ctx_open(desc, path, err, sizeof err);
   if (!u->weights_ctx) return fail(errmsg, "%s%s", err, err[0] && err[strlen(err) - 1] == '\n' ? "" : "\n");
   u->weights = (unsigned char *)nnc_ctx_weights(u->weights_ctx);
-  return 0;
+  return derive_params(u, errmsg);
 }
 
 static int compile_to_ir(Unit *u, const char *path, const char *text, size_t len,

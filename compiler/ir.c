@@ -54,6 +54,65 @@ int model_find_param(const Model *m, const char *name) {
   return -1;
 }
 
+int model_loaded_params(const Model *m) {
+  int n = 0;
+  while (n < m->nparams && !m->params[n].derived) n++;
+  return n;
+}
+
+bool ir_is_constant(INode *n) {
+  if (n->cst) return n->cst == 1;
+  bool c;
+  if (n->op == OP_PARAM || n->op == OP_CONST) c = true;
+  else if (n->op == OP_INPUT || n->op == OP_DIMVAL) c = false;
+  else {
+    c = true;
+    for (int k = 0; k < 3; k++) /* inputs come first in topological order: memoized already */
+      if (n->in[k] && !ir_is_constant(n->in[k])) c = false;
+  }
+  n->cst = c ? 1 : 2;
+  return c;
+}
+
+/* Depth-first post-order with an explicit stack (graphs can be deep chains). */
+void ir_toposort(Model *m, Entry *e) {
+  int n = e->nnodes;
+  INode **order = arena_alloc(m->arena, (n + 1) * sizeof *order);
+  INode **stack = malloc((size_t)(n + 1) * sizeof *stack);
+  int *next = malloc((size_t)(n + 1) * sizeof *next);
+  if (!stack || !next) unreachable("out of memory");
+  for (int i = 0; i < n; i++) e->nodes[i]->id = i;
+  char *state = calloc((size_t)n + 1, 1); /* 0 new, 1 on the stack, 2 placed */
+  if (!state) unreachable("out of memory");
+  int placed = 0;
+  for (int i = 0; i < n; i++) {
+    if (state[i]) continue;
+    int sp = 0;
+    stack[sp] = e->nodes[i];
+    next[sp++] = 0;
+    state[i] = 1;
+    while (sp) {
+      INode *t = stack[sp - 1];
+      if (next[sp - 1] < 3) {
+        INode *in = t->in[next[sp - 1]++];
+        if (in && !state[in->id]) {
+          state[in->id] = 1;
+          stack[sp] = in;
+          next[sp++] = 0;
+        }
+        continue;
+      }
+      state[t->id] = 2;
+      order[placed++] = t;
+      sp--;
+    }
+  }
+  free(stack);
+  free(next);
+  free(state);
+  for (int i = 0; i < n; i++) (e->nodes[i] = order[i])->id = i;
+}
+
 int model_add_param(Model *m, const char *name, DType dt, int rank, const int64_t *shape,
                     SrcLoc loc) {
   if (model_find_param(m, name) >= 0) return -1;

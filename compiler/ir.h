@@ -76,6 +76,7 @@ struct INode {
   int slot;           /* memory plan: workspace slot, -1 if none */
   int out_index;      /* entry output index it is written to directly, or -1 */
   bool live;          /* DCE */
+  int8_t cst;         /* fold/hoist: 1 a function of parameters and constants only, 2 not, 0 unknown */
 };
 
 typedef struct Param {
@@ -85,6 +86,7 @@ typedef struct Param {
   int64_t shape[MAX_RANK];
   uint64_t offset, nbytes;
   SrcLoc loc;
+  bool derived;       /* computed from other parameters by the model's init entry (pass_hoist.c) */
 } Param;
 
 /* A fused kernel: what lower.c turns into one loop nest (or an sgemm plus epilogue). */
@@ -115,6 +117,7 @@ typedef struct Entry {
   INode **nodes;   int nnodes, cap;        /* topological order */
   Kernel *kernels; int nkernels;
   Slot *slots;     int nslots;
+  int *out_params;                         /* init entry: the derived parameter of each output */
   int64_t intermediate_bytes_static;       /* for reports; symbolic dims counted as 1 */
 } Entry;
 
@@ -127,12 +130,15 @@ typedef struct Model {
   Param *params;  int nparams, params_cap;
   uint64_t weights_size;
   Entry *entries; int nentries, entries_cap;
+  int nparams_loaded;                      /* parameters read from weights (a prefix of params) */
+  Entry *init;     /* computes the derived parameters once the weights are loaded, or NULL */
 } Model;
 
 int model_sym(Model *m, const char *name);          /* index, adding it if new; -1 if full */
 int model_add_param(Model *m, const char *name, DType dt, int rank, const int64_t *shape,
                     SrcLoc loc);                    /* index; -1 if the name exists */
 int model_find_param(const Model *m, const char *name);
+int model_loaded_params(const Model *m);           /* count of non-derived parameters */
 
 bool ir_shape_supported(Model *m, const Shape *s, SrcLoc loc, Diag *d);
 
@@ -176,6 +182,8 @@ void ir_dump_model(FILE *out, const Model *m);
 void ir_dump_fused(FILE *out, const Model *m);
 /* The node as it is referred to in dumps: %id */
 void ir_check(const Model *m); /* invariants; aborts through unreachable() when broken */
+void ir_toposort(Model *m, Entry *e); /* restore topological order after rewrites append nodes */
+bool ir_is_constant(INode *n);        /* a function of parameters and constants (memoized in cst) */
 
 _Noreturn void nnc_unreachable(const char *file, int line, const char *what);
 #define unreachable(what) nnc_unreachable(__FILE__, __LINE__, what)

@@ -104,8 +104,8 @@ static const char *kernel_kind[] = {"elementwise", "reduce", "gemm", "opaque"};
 
 void ir_dump_fused(FILE *out, const Model *m) {
   fprintf(out, "model %s\n", m->name);
-  for (int i = 0; i < m->nentries; i++) {
-    const Entry *e = &m->entries[i];
+  for (int i = 0; i < m->nentries + (m->init != NULL); i++) {
+    const Entry *e = i < m->nentries ? &m->entries[i] : m->init;
     char s[160];
     dump_signature(out, m, e);
     for (int k = 0; k < e->nkernels; k++) {

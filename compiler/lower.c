@@ -155,6 +155,10 @@ static int buffer_of(Lower *L, INode *n) {
     break;
   }
   if (n->kernel < 0) return -1;
+  if (n->out_index >= 0 && L->e->out_params) { /* the init entry writes derived parameters */
+    const Param *p = &L->m->params[L->e->out_params[n->out_index]];
+    return add_buf(L, (LBuf){.k = LB_WEIGHT, .dtype = DT_F32, .index = -1, .offset = p->offset});
+  }
   if (n->out_index >= 0) return add_buf(L, (LBuf){.k = LB_ARG, .index = L->e->nin + n->out_index});
   return add_buf(L, (LBuf){.k = LB_SLOT, .index = n->slot});
 }
@@ -699,14 +703,15 @@ static void lower_kernel(Lower *L, const Kernel *K, int index, LKernel *out) {
   out->naccs = L->naccs;
 }
 
+/* One LEntry per entry, then the init entry's (at index nentries) when the model has one. */
 LEntry *lower_model(Model *m) {
-  LEntry *les = arena_alloc(m->arena, (m->nentries + 1) * sizeof *les);
+  LEntry *les = arena_alloc(m->arena, (m->nentries + 2) * sizeof *les);
   Lower *L = calloc(1, sizeof *L);
   if (!L) return NULL;
-  for (int i = 0; i < m->nentries; i++) {
+  for (int i = 0; i < m->nentries + (m->init != NULL); i++) {
     memset(L->hash, 0, sizeof L->hash);
     L->m = m;
-    L->e = &m->entries[i];
+    L->e = i < m->nentries ? &m->entries[i] : m->init;
     L->le = &les[i];
     les[i].e = L->e;
     les[i].nkernels = L->e->nkernels;

@@ -3,11 +3,18 @@
  *   - x + 0, x - 0, x * 1, x / 1 become x when no broadcasting is involved; x ** 2 becomes
  *     x * x (as torch computes it);
  *   - reshape of a constant or of a reshape collapses;
- *   - matmul of a transposed matrix uses sgemm's transpose flag instead of a copy. */
+ *   - matmul of a transposed matrix uses sgemm's transpose flag instead of a copy;
+ *   - a constant per-row or per-column scale of a matmul's result (a BatchNorm after a Linear
+ *     or a convolution, once its statistics are folded into a scale and a shift) moves into
+ *     the constant operand, and constants distribute and reassociate towards it:
+ *       (A @ B + c1) * c2  ->  (A @ (B * c2)) + c1 * c2,   (x + c1) + c2  ->  x + (c1 + c2)
+ *     so that pass_hoist.c computes the scaled weights once, not per call. */
 #include <string.h>
 #include "passes.h"
 
 #define FOLD_MAX_ELEMS 65536
+
+static bool fold_constants(Model *m, Entry *e, Diag *d);
 
 static bool is_fill(const INode *n, double v) { return n && n->op == OP_CONST && !n->data && n->f[0] == v; }
 static bool is_const(const INode *n) { return n && n->op == OP_CONST; }
@@ -114,7 +121,158 @@ static void simplify(Model *m, Entry *e, INode *n) {
   }
 }
 
+/* ---- scales into matmul operands ---- */
+
+static INode *mk(Model *m, Entry *e, Op op, INode *a, INode *b, const Shape *s) {
+  INode *n = ir_new(m, e, op, DT_F32, s, a->loc);
+  n->in[0] = a;
+  n->in[1] = b;
+  n->nusers = 1;
+  return n;
+}
+
+static INode *mk_reshape(Model *m, Entry *e, INode *a, int rank, const Dim *d) {
+  Shape s = {.rank = rank};
+  memcpy(s.d, d, rank * sizeof *d);
+  INode *n = mk(m, e, OP_RESHAPE, a, NULL, &s);
+  n->dtype = a->dtype;
+  return n;
+}
+
+/* The only axis of `target` along which `p` (broadcast to it) varies, -2 if none, -1 if
+ * several. */
+static int varying_axis(const Shape *target, const Shape *p) {
+  int axis = -2;
+  for (int i = 0; i < p->rank; i++) {
+    if (dim_is(p->d[i], 1)) continue;
+    if (axis != -2) return -1;
+    axis = i + target->rank - p->rank;
+  }
+  return axis;
+}
+
+static INode *matmul_like(Model *m, Entry *e, INode *g, INode *a, INode *b) {
+  INode *n = mk(m, e, OP_MATMUL, a, b, &g->shape);
+  n->i[0] = g->i[0];
+  n->i[1] = g->i[1];
+  return n;
+}
+
+/* g * p with g = A @ B, p constant varying along the rows (M) or columns (N) of g */
+static INode *scale_matmul(Model *m, Entry *e, INode *g, INode *p) {
+  int r = g->shape.rank, ax = varying_axis(&g->shape, &p->shape);
+  INode *a = g->in[0], *b = g->in[1];
+  int ta = (int)g->i[0], tb = (int)g->i[1];
+  if (ax == r - 2 && ir_is_constant(a)) {
+    Dim d = g->shape.d[r - 2], sh[2] = {ta ? dim_const(1) : d, ta ? d : dim_const(1)};
+    INode *s = mk_reshape(m, e, p, 2, sh);
+    return matmul_like(m, e, g, mk(m, e, OP_MUL, a, s, &a->shape), b);
+  }
+  if (ax == r - 1 && ir_is_constant(b)) {
+    Dim d = g->shape.d[r - 1], sh[2] = {tb ? d : dim_const(1), tb ? dim_const(1) : d};
+    INode *s = mk_reshape(m, e, p, 2, sh);
+    return matmul_like(m, e, g, a, mk(m, e, OP_MUL, b, s, &b->shape));
+  }
+  return NULL;
+}
+
+/* reshape(g) * p for the convolution layout: g = W [G, OG, K] @ cols [N, G, K, P] reshaped to
+ * [N, G*OG, ...], p varying along the channel axis 1 only -> W * p[G, OG, 1] */
+static INode *scale_conv(Model *m, Entry *e, INode *rs, INode *p) {
+  INode *g = rs->in[0], *w = g->in[0];
+  if (g->op != OP_MATMUL || g->nusers != 1 || g->i[0] || g->shape.rank != 4 || w->shape.rank != 3 ||
+      !ir_is_constant(w) || rs->shape.rank < 2 || varying_axis(&rs->shape, &p->shape) != 1)
+    return NULL;
+  if (!dim_eq(rs->shape.d[1], dim_mul(g->shape.d[1], g->shape.d[2])) || !dim_eq(rs->shape.d[0], g->shape.d[0]))
+    return NULL;
+  Dim sh[3] = {w->shape.d[0], w->shape.d[1], dim_const(1)};
+  INode *s = mk_reshape(m, e, p, 3, sh);
+  INode *g2 = matmul_like(m, e, g, mk(m, e, OP_MUL, w, s, &w->shape), g->in[1]);
+  INode *r2 = mk(m, e, OP_RESHAPE, g2, NULL, &rs->shape);
+  return r2;
+}
+
+static void simplify_scale(Model *m, Entry *e, INode *n);
+
+/* (x + c1) * c2 -> x * c2 + c1 * c2, and (x + c1) + c2 -> x + (c1 + c2), with x not constant */
+static void distribute(Model *m, Entry *e, INode *n) {
+  INode *a = n->in[0], *c2 = n->in[1];
+  if (ir_is_constant(a)) {
+    INode *t = a;
+    a = c2;
+    c2 = t;
+  }
+  if (!ir_is_constant(c2) || ir_is_constant(a) || a->op != OP_ADD || a->nusers != 1) return;
+  INode *x = a->in[0], *c1 = a->in[1];
+  if (ir_is_constant(x)) {
+    INode *t = x;
+    x = c1;
+    c1 = t;
+  }
+  if (!ir_is_constant(c1) || ir_is_constant(x)) return;
+  if (n->op == OP_MUL) {
+    INode *xs = mk(m, e, OP_MUL, x, c2, &n->shape);
+    Shape cs;
+    cs = c1->shape.rank >= c2->shape.rank ? c1->shape : c2->shape; /* constants broadcast */
+    for (int i = 0; i < cs.rank; i++) {
+      int i1 = i - (cs.rank - c1->shape.rank), i2 = i - (cs.rank - c2->shape.rank);
+      Dim d1 = i1 >= 0 ? c1->shape.d[i1] : dim_const(1), d2 = i2 >= 0 ? c2->shape.d[i2] : dim_const(1);
+      cs.d[i] = dim_is(d1, 1) ? d2 : d1;
+    }
+    INode *cc = mk(m, e, OP_MUL, c1, c2, &cs);
+    INode *sum = mk(m, e, OP_ADD, xs, cc, &n->shape);
+    sum->nusers = n->nusers;
+    n->replaced = sum;
+    simplify_scale(m, e, xs);
+    if (xs->replaced) sum->in[0] = xs->replaced;
+    distribute(m, e, sum); /* (x*c2 + c1*c2) may reassociate with what follows */
+  } else if (n->op == OP_ADD && shape_eq(&x->shape, &n->shape)) {
+    Shape cs = c1->shape.rank >= c2->shape.rank ? c1->shape : c2->shape;
+    for (int i = 0; i < cs.rank; i++) {
+      int i1 = i - (cs.rank - c1->shape.rank), i2 = i - (cs.rank - c2->shape.rank);
+      Dim d1 = i1 >= 0 ? c1->shape.d[i1] : dim_const(1), d2 = i2 >= 0 ? c2->shape.d[i2] : dim_const(1);
+      cs.d[i] = dim_is(d1, 1) ? d2 : d1;
+    }
+    n->in[0] = x;
+    n->in[1] = mk(m, e, OP_ADD, c1, c2, &cs);
+  }
+}
+
+static void simplify_scale(Model *m, Entry *e, INode *n) {
+  if (n->op != OP_MUL) return;
+  for (int k = 0; k < 2; k++) {
+    INode *x = n->in[k], *p = n->in[1 - k], *r = NULL;
+    if (!ir_is_constant(p) || ir_is_constant(x) || x->nusers != 1 || !shape_eq(&x->shape, &n->shape)) continue;
+    if (x->op == OP_MATMUL) r = scale_matmul(m, e, x, p);
+    else if (x->op == OP_RESHAPE) r = scale_conv(m, e, x, p);
+    if (r) {
+      r->nusers = n->nusers;
+      n->replaced = r;
+      return;
+    }
+  }
+}
+
 bool pass_fold(Model *m, Entry *e, Diag *d) {
+  ir_count_users(e);
+  int n0 = e->nnodes;
+  for (int i = 0; i < n0; i++) e->nodes[i]->cst = 0;
+  for (int i = 0; i < n0; i++) ir_is_constant(e->nodes[i]); /* in order: no deep recursion */
+  for (int i = 0; i < n0; i++) {
+    INode *n = e->nodes[i];
+    for (int k = 0; k < 3; k++)
+      while (n->in[k] && n->in[k]->replaced) n->in[k] = n->in[k]->replaced;
+    if ((n->op == OP_MUL || n->op == OP_ADD) && !n->replaced) distribute(m, e, n);
+    if (n->op == OP_MUL && !n->replaced) simplify_scale(m, e, n);
+  }
+  if (e->nnodes != n0) { /* rewrites appended nodes: put them before their users */
+    ir_replace_uses(e);
+    ir_toposort(m, e);
+  }
+  return fold_constants(m, e, d);
+}
+
+static bool fold_constants(Model *m, Entry *e, Diag *d) {
   for (int i = 0; i < e->nnodes; i++) {
     INode *n = e->nodes[i];
     for (int k = 0; k < 3; k++)

@@ -10,12 +10,14 @@ typedef bool (*PassFn)(Model *m, Entry *e, Diag *d);
 bool pass_fold(Model *m, Entry *e, Diag *d);    /* pass_fold.c: constants, identities, matmul transposes */
 bool pass_cse(Model *m, Entry *e, Diag *d);     /* pass_cse.c: common subexpressions */
 bool pass_dce(Model *m, Entry *e, Diag *d);     /* pass_dce.c: dead nodes */
+bool pass_hoist(Model *m, Entry *e, Diag *d);   /* pass_hoist.c: parameter-only work -> init (model-wide; e unused) */
 bool pass_fuse(Model *m, Entry *e, Diag *d);    /* pass_fuse.c: kernels */
 bool pass_memplan(Model *m, Entry *e, Diag *d); /* pass_memplan.c: workspace slots */
 
 typedef struct Pass {
   const char *name;
   PassFn fn;
+  bool model_wide; /* runs once for the model rather than once per entry */
 } Pass;
 extern const Pass pipeline[];
 extern const int pipeline_len;

@@ -4,23 +4,29 @@
 #include "passes.h"
 
 const Pass pipeline[] = {
-  {"fold", pass_fold},
-  {"cse", pass_cse},
-  {"dce", pass_dce},
-  {"fuse", pass_fuse},
-  {"memplan", pass_memplan},
+  {"fold", pass_fold, false},
+  {"cse", pass_cse, false},
+  {"dce", pass_dce, false},
+  {"hoist", pass_hoist, true},
+  {"fuse", pass_fuse, false},
+  {"memplan", pass_memplan, false},
 };
 const int pipeline_len = sizeof pipeline / sizeof *pipeline;
 
+/* Each pass over every entry (and the init entry once hoisting made one), in order. */
 bool run_pipeline(Model *m, const char *until, Diag *d) {
-  for (int i = 0; i < m->nentries; i++) {
-    for (int p = 0; p < pipeline_len; p++) {
-      if (!pipeline[p].fn(m, &m->entries[i], d)) return false;
-#ifndef NDEBUG
-      ir_check(m);
-#endif
-      if (until && !strcmp(until, pipeline[p].name)) break;
+  for (int p = 0; p < pipeline_len; p++) {
+    if (pipeline[p].model_wide) {
+      if (!pipeline[p].fn(m, NULL, d)) return false;
+    } else {
+      for (int i = 0; i < m->nentries; i++)
+        if (!pipeline[p].fn(m, &m->entries[i], d)) return false;
+      if (m->init && !pipeline[p].fn(m, m->init, d)) return false;
     }
+#ifndef NDEBUG
+    ir_check(m);
+#endif
+    if (until && !strcmp(until, pipeline[p].name)) break;
   }
   return true;
 }

@@ -81,8 +81,13 @@ typedef struct nnc_model_desc {
   const nnc_entry_desc *entries;
   int32_t n_params;
   const nnc_param_desc *params;
-  uint64_t weights_size;          /* bytes */
+  uint64_t weights_size;          /* bytes: the parameters, then the derived parameters */
   const char *embedded_weights;   /* NULL when weights are loaded at run time */
+  /* Computes the derived parameters (folded BatchNorms, reordered weights) in the weight
+   * blob, after the parameters; run once when a context loads weights.  NULL when there are
+   * none, or when they were computed at compile time into the embedded weights.  No args,
+   * no syms; its workspace is nnc_entry_workspace_size(init, NULL). */
+  const nnc_entry_desc *init;
 } nnc_model_desc;
 
 typedef struct nnc_ctx nnc_ctx;

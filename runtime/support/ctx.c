@@ -202,6 +202,32 @@ static char *load_weights(const nnc_model_desc *desc, const char *path, char *er
   return blob;
 }
 
+/* Run the model's init entry (derived parameters) on the context's own weight blob. */
+static int run_init(nnc_ctx *ctx, char *err, size_t errlen) {
+  const nnc_entry_desc *init = ctx->desc->init;
+  if (!init) return 0;
+  if (!ctx->owned) { /* embedded weights are read-only: work on a copy */
+    char *blob = alloc_blob(ctx->desc, ctx->desc->name, err, errlen);
+    if (!blob) return -1;
+    if (ctx->weights) memcpy(blob, ctx->weights, (size_t)ctx->desc->weights_size);
+    ctx->weights = blob;
+    ctx->owned = true;
+  }
+  int64_t need = nnc_entry_workspace_size(init, NULL);
+  if (need < 0) {
+    say(err, errlen, "%s: error: the init entry's workspace cannot be sized", ctx->desc->name);
+    return -1;
+  }
+  char *ws = aligned_alloc(ALIGN, round_up((size_t)need) + ALIGN);
+  if (!ws) {
+    say(err, errlen, "%s: error: out of memory", ctx->desc->name);
+    return -1;
+  }
+  init->body(NULL, NULL, ctx->weights, ws);
+  free(ws);
+  return 0;
+}
+
 /* ---- the exported ABI ---- */
 
 nnc_ctx *nnc_ctx_open(const nnc_model_desc *desc, const char *weights_path, char *err,
@@ -234,6 +260,10 @@ nnc_ctx *nnc_ctx_open(const nnc_model_desc *desc, const char *weights_path, char
   }
   if (weights_path && !ctx->weights) {
     free(ctx);
+    return NULL;
+  }
+  if (run_init(ctx, err, errlen)) {
+    nnc_ctx_close(ctx);
     return NULL;
   }
   return ctx;

@@ -125,9 +125,9 @@ static const char *const sym_names[] = {"N", "M", "K"};
 static _Alignas(64) const float embedded[32] = {2, 3, [16] = 0.5f, -1};
 
 static const nnc_model_desc fake = {
-    NNC_MODEL_ABI, "fake", 3, sym_names, 7, entries, 2, params, 128, NULL};
+    NNC_MODEL_ABI, "fake", 3, sym_names, 7, entries, 2, params, 128, NULL, NULL};
 static const nnc_model_desc fake_embedded = {
-    NNC_MODEL_ABI, "fake", 3, sym_names, 7, entries, 2, params, 128, (const char *)embedded};
+    NNC_MODEL_ABI, "fake", 3, sym_names, 7, entries, 2, params, 128, (const char *)embedded, NULL};
 
 /* ---- helpers ---- */
 

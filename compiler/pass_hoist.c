@@ -1,0 +1,195 @@
+/* pass_hoist.c — computations on parameters alone move out of the entries into the model's
+ * init entry, which runs once when the weights are known: at compile time when they are
+ * embedded (compile.c), else when a context opens (runtime/support/ctx.c).  Its results are
+ * derived parameters, stored after the loaded ones in the weight blob.  This is how a
+ * BatchNorm folds into the preceding convolution (pass_fold.c moves its scale into the
+ * weights; this pass computes the scaled weights once) and how a transposed convolution's
+ * weights are reordered once instead of per call.
+ *
+ * Equal computations (the same BatchNorm folding in three entries) share one derived
+ * parameter: they are keyed by their structure. */
+#include <stdlib.h>
+#include <string.h>
+#include "passes.h"
+
+typedef struct Hoist {
+  Model *m;
+  Entry *init;
+  char **keys;   /* per derived parameter made so far */
+  int *params;
+  int n, cap;
+  INode **clone_from, **clone_to; /* original node -> its clone in the init entry */
+  int nclones, capclones;
+} Hoist;
+
+/* A reshape chain down to a leaf is a view of the weights, not a computation. */
+static bool is_view_of_leaf(const INode *n) {
+  while (n->op == OP_RESHAPE) n = n->in[0];
+  return op_info[n->op].kind == FK_LEAF;
+}
+
+static bool static_shape(const Shape *s) {
+  for (int i = 0; i < s->rank; i++)
+    if (s->d[i].syms) return false;
+  return true;
+}
+
+/* Structural key of a constant subgraph: op, attributes, shape, and its inputs' keys. */
+static void write_key(FILE *f, const INode *n) {
+  fprintf(f, "(%s", op_info[n->op].name);
+  if (n->op == OP_PARAM) fprintf(f, " p%d", n->index);
+  else if (n->op == OP_CONST) n->data ? fprintf(f, " d%p", (const void *)n->data) : fprintf(f, " %a", n->f[0]);
+  fprintf(f, " %a %a %x %d", n->f[0], n->f[1], n->axes, n->flag);
+  for (int i = 0; i < MAX_RANK; i++) fprintf(f, " %lld", (long long)n->i[i]);
+  for (int i = 0; i < n->shape.rank; i++) fprintf(f, " %lldx%x", (long long)n->shape.d[i].k, n->shape.d[i].syms);
+  for (int k = 0; k < 3; k++)
+    if (n->in[k]) write_key(f, n->in[k]);
+  fprintf(f, ")");
+}
+
+static char *key_of(const INode *n) {
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  if (!f) unreachable("out of memory");
+  write_key(f, n);
+  fclose(f);
+  return buf;
+}
+
+static Entry *new_init(Model *m) {
+  Entry *e = arena_alloc(m->arena, sizeof *e);
+  e->name = "__init";
+  return e;
+}
+
+static INode *clone(Hoist *H, INode *n) {
+  for (int i = 0; i < H->nclones; i++)
+    if (H->clone_from[i] == n) return H->clone_to[i];
+  INode *c;
+  if (n->op == OP_PARAM) {
+    c = ir_param(H->m, H->init, n->index, n->loc);
+  } else {
+    INode *in[3] = {0};
+    for (int k = 0; k < 3; k++)
+      if (n->in[k]) in[k] = clone(H, n->in[k]);
+    c = ir_new(H->m, H->init, n->op, n->dtype, &n->shape, n->loc);
+    memcpy(c->f, n->f, sizeof c->f);
+    memcpy(c->i, n->i, sizeof c->i);
+    c->axes = n->axes;
+    c->flag = n->flag;
+    c->index = n->index;
+    c->data = n->data;
+    memcpy(c->in, in, sizeof in);
+  }
+  if (H->nclones == H->capclones) {
+    H->capclones = H->capclones ? 2 * H->capclones : 64;
+    H->clone_from = realloc(H->clone_from, H->capclones * sizeof *H->clone_from);
+    H->clone_to = realloc(H->clone_to, H->capclones * sizeof *H->clone_to);
+    if (!H->clone_from || !H->clone_to) unreachable("out of memory");
+  }
+  H->clone_from[H->nclones] = n;
+  H->clone_to[H->nclones++] = c;
+  return c;
+}
+
+static void add_init_output(Hoist *H, INode *value, int param) {
+  Entry *e = H->init;
+  int n = e->nout + 1;
+  INode **outs = arena_alloc(H->m->arena, n * sizeof *outs);
+  int *ps = arena_alloc(H->m->arena, n * sizeof *ps);
+  const char **names = arena_alloc(H->m->arena, n * sizeof *names);
+  Shape *shapes = arena_alloc(H->m->arena, n * sizeof *shapes);
+  DType *dts = arena_alloc(H->m->arena, n * sizeof *dts);
+  if (e->nout) {
+    memcpy(outs, e->outputs, e->nout * sizeof *outs);
+    memcpy(ps, e->out_params, e->nout * sizeof *ps);
+    memcpy(names, e->out_names, e->nout * sizeof *names);
+    memcpy(shapes, e->out_shapes, e->nout * sizeof *shapes);
+    memcpy(dts, e->out_dtypes, e->nout * sizeof *dts);
+  }
+  outs[e->nout] = value;
+  ps[e->nout] = param;
+  names[e->nout] = H->m->params[param].name;
+  shapes[e->nout] = value->shape;
+  dts[e->nout] = DT_F32;
+  e->outputs = outs;
+  e->out_params = ps;
+  e->out_names = names;
+  e->out_shapes = shapes;
+  e->out_dtypes = dts;
+  e->nout = n;
+}
+
+/* The derived parameter that holds constant node n (made on first sight of its structure). */
+static int derive(Hoist *H, INode *n) {
+  char *key = key_of(n);
+  for (int i = 0; i < H->n; i++)
+    if (!strcmp(H->keys[i], key)) {
+      free(key);
+      return H->params[i];
+    }
+  if (!H->init) H->init = new_init(H->m);
+  char name[64];
+  snprintf(name, sizeof name, "__derived.%d", H->n);
+  int64_t shape[MAX_RANK];
+  for (int i = 0; i < n->shape.rank; i++) shape[i] = n->shape.d[i].k;
+  int p = model_add_param(H->m, name, DT_F32, n->shape.rank, shape, n->loc);
+  if (p < 0) unreachable("derived parameter name taken");
+  H->m->params[p].derived = true;
+  H->nclones = 0; /* clones are per derived parameter; CSE on the init entry merges the rest */
+  add_init_output(H, clone(H, n), p);
+  if (H->n == H->cap) {
+    H->cap = H->cap ? 2 * H->cap : 16;
+    H->keys = realloc(H->keys, H->cap * sizeof *H->keys);
+    H->params = realloc(H->params, H->cap * sizeof *H->params);
+    if (!H->keys || !H->params) unreachable("out of memory");
+  }
+  H->keys[H->n] = key;
+  H->params[H->n++] = p;
+  return p;
+}
+
+static void hoist_entry(Hoist *H, Entry *e, Diag *d) {
+  ir_count_users(e);
+  for (int i = 0; i < e->nnodes; i++) e->nodes[i]->cst = 0;
+  for (int i = 0; i < e->nnodes; i++) ir_is_constant(e->nodes[i]);
+  /* a constant node is hoisted where a computation that is not constant uses it */
+  bool *needed = calloc((size_t)e->nnodes + 1, sizeof *needed);
+  if (!needed) unreachable("out of memory");
+  for (int i = 0; i < e->nnodes; i++) {
+    INode *n = e->nodes[i];
+    if (n->cst == 1) continue;
+    for (int k = 0; k < 3; k++)
+      if (n->in[k] && n->in[k]->cst == 1) needed[n->in[k]->id] = true;
+  }
+  for (int i = 0; i < e->nout; i++)
+    if (e->outputs[i]->cst == 1) needed[e->outputs[i]->id] = true;
+  for (int i = 0; i < e->nnodes; i++) {
+    INode *n = e->nodes[i];
+    if (!needed[i] || is_view_of_leaf(n) || !static_shape(&n->shape) || n->dtype != DT_F32) continue;
+    int p = derive(H, n);
+    n->op = OP_PARAM; /* the entry now reads the derived parameter */
+    n->index = p;
+    memset(n->in, 0, sizeof n->in);
+  }
+  free(needed);
+  pass_dce(H->m, e, d);
+}
+
+bool pass_hoist(Model *m, Entry *unused, Diag *d) {
+  Hoist H = {.m = m};
+  m->nparams_loaded = model_loaded_params(m);
+  for (int i = 0; i < m->nentries; i++) hoist_entry(&H, &m->entries[i], d);
+  m->init = H.init;
+  if (m->init) {
+    pass_cse(m, m->init, d);
+    pass_dce(m, m->init, d);
+  }
+  for (int i = 0; i < H.n; i++) free(H.keys[i]);
+  free(H.keys);
+  free(H.params);
+  free(H.clone_from);
+  free(H.clone_to);
+  return true;
+}

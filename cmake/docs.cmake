@@ -21,3 +21,18 @@ if(NOT NNC_SANITIZE)
                    ${PROJECT_SOURCE_DIR}/README.md $<TARGET_FILE:nnc>)
   set_tests_properties(walkthrough PROPERTIES TIMEOUT 600)
 endif()
+
+# examples/nnc_call.c, the runtime-API example of docs/c-api.md, built against libnnc.so.
+add_executable(nnc_call examples/nnc_call.c)
+target_link_libraries(nnc_call PRIVATE nnc_shared)
+add_test(NAME example_nnc_call
+         COMMAND nnc_call ${PROJECT_SOURCE_DIR}/examples/realnvp.nn
+                 ${PROJECT_SOURCE_DIR}/tests/golden/realnvp/weights.safetensors)
+set_tests_properties(example_nnc_call PROPERTIES
+  PASS_REGULAR_EXPRESSION "forward\\(x: f32\\[N, 2\\]\\) -> \\(z: f32\\[N, 2\\], logdet: f32\\[N\\]\\).*log_prob on ones")
+
+# The runtime-API program shown in docs/c-api.md, extracted, built against libnnc.so and run.
+add_test(NAME docs_c_api_example
+         COMMAND sh ${PROJECT_SOURCE_DIR}/tests/docs/test_c_api_example.sh $<TARGET_FILE:nnc>
+                 $<TARGET_FILE_DIR:nnc_shared> ${PROJECT_SOURCE_DIR} ${CMAKE_C_COMPILER}
+                 "${NNC_CONSUMER_CFLAGS}")

@@ -51,7 +51,8 @@ class NncModelDesc(ctypes.Structure):
                 ("n_entries", ctypes.c_int32), ("entries", ctypes.POINTER(NncEntryDesc)),
                 ("n_params", ctypes.c_int32), ("params", ctypes.POINTER(NncParamDesc)),
                 ("weights_size", ctypes.c_uint64),
-                ("embedded_weights", ctypes.c_void_p)]  # const char *, may hold NULs
+                ("embedded_weights", ctypes.c_void_p),  # const char *, may hold NULs
+                ("init", ctypes.POINTER(NncEntryDesc))]  # derived parameters, or NULL
 
 
 class NncTensor(ctypes.Structure):

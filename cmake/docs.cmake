@@ -1,6 +1,7 @@
 # docs.cmake — tests of what users read and see (included by cmake/install.cmake):
 #   dot_pictures   `nnc dump --format=dot` renders with Graphviz (tests/tools/test_dot.sh)
 #   cli_docs       `nnc --help` / `nnc COMMAND --help` agree with docs/cli.md
+#   language_docs  docs/language.md documents every layer and function the compiler knows
 #   walkthrough    README.md's "From PyTorch to nnc in five minutes", run verbatim: compile,
 #                  call from C and Python, compare with PyTorch (NumPy weights without torch)
 add_test(NAME dot_pictures
@@ -36,3 +37,8 @@ add_test(NAME docs_c_api_example
          COMMAND sh ${PROJECT_SOURCE_DIR}/tests/docs/test_c_api_example.sh $<TARGET_FILE:nnc>
                  $<TARGET_FILE_DIR:nnc_shared> ${PROJECT_SOURCE_DIR} ${CMAKE_C_COMPILER}
                  "${NNC_CONSUMER_CFLAGS}")
+
+# docs/language.md names every layer and function of the compiler's tables, with all of each
+# layer's constructor arguments.
+add_test(NAME language_docs
+         COMMAND ${NNC_PYTHON} ${PROJECT_SOURCE_DIR}/tests/docs/test_language_docs.py ${PROJECT_SOURCE_DIR})

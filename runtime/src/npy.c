@@ -8,6 +8,7 @@
  * npy_write writes format 1.0 with the header padded so the data starts at a multiple of 64.
  * Error messages: "PATH: error: <what was wrong> (<where>, <what was expected>)". */
 #include "npy.h"
+#include "fileio.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -329,38 +330,14 @@ int npy_read_memory(const void *buf, size_t len, const char *what, NpyArray *out
   return 0;
 }
 
-/* Reads a whole file into malloc'd memory. */
-static int slurp(Diag *d, const char *path, unsigned char **buf, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return fail(d, "cannot open: %s", strerror(errno));
-  size_t cap = 1 << 16, n = 0;
-  unsigned char *b = malloc(cap);
-  while (b) {
-    n += fread(b + n, 1, cap - n, f);
-    if (n < cap) break;
-    unsigned char *nb = cap > SIZE_MAX / 2 ? NULL : realloc(b, cap * 2);
-    if (!nb) { free(b); b = NULL; break; }
-    b = nb;
-    cap *= 2;
-  }
-  int bad = ferror(f), saved = errno;
-  fclose(f);
-  if (!b) return fail(d, "out of memory reading the file");
-  if (bad) {
-    free(b);
-    return fail(d, "read error: %s", strerror(saved));
-  }
-  *buf = b;
-  *len = n;
-  return 0;
-}
 
 int npy_read(const char *path, NpyArray *out, char *err, size_t errlen) {
   Diag d = {path, err, errlen};
   unsigned char *buf = NULL;
   size_t len = 0;
   memset(out, 0, sizeof *out);
-  if (slurp(&d, path, &buf, &len)) return -1;
+  char why[256];
+  if (nnc_read_file(path, 0, &buf, &len, why, sizeof why)) return fail(&d, "%s", why);
   int rc = npy_read_memory(buf, len, path, out, err, errlen);
   free(buf);
   return rc;

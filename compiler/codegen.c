@@ -659,18 +659,39 @@ uint32_t entry_sym_mask(const Entry *e) {
   return mask;
 }
 
+static void cg_init(Cg *g, LLVMContextRef ctx, LLVMModuleRef mod, const Model *m) {
+  *g = (Cg){.ctx = ctx, .mod = mod, .m = m};
+  g->b = LLVMCreateBuilderInContext(ctx);
+  g->f32 = LLVMFloatTypeInContext(ctx);
+  g->i64 = LLVMInt64TypeInContext(ctx);
+  g->i32 = LLVMInt32TypeInContext(ctx);
+  g->i8 = LLVMInt8TypeInContext(ctx);
+  g->ptr = LLVMPointerTypeInContext(ctx, 0);
+  g->voidt = LLVMVoidTypeInContext(ctx);
+  g->entry_fn = LLVMFunctionType(g->voidt, (LLVMTypeRef[]){g->ptr, g->ptr, g->ptr, g->ptr}, 4, 0);
+  g->kernel_fn = LLVMFunctionType(g->voidt, (LLVMTypeRef[]){g->ptr, g->ptr}, 2, 0);
+}
+
+static void cg_done(Cg *g) {
+  free(g->scope_open);
+  for (int i = 0; i < g->nkernel_cache; i++) free(g->kernel_cache[i].key);
+  free(g->kernel_cache);
+  LLVMDisposeBuilder(g->b);
+}
+
+void codegen_init_only(LLVMContextRef ctx, LLVMModuleRef mod, const Model *m, const LEntry *les) {
+  Cg g;
+  cg_init(&g, ctx, mod, m);
+  LLVMValueRef body = emit_entry_body(&g, &les[m->nentries]);
+  LLVMSetLinkage(body, LLVMExternalLinkage);
+  LLVMSetValueName2(body, "nnc_init", 8);
+  cg_done(&g);
+}
+
 void codegen_model(LLVMContextRef ctx, LLVMModuleRef mod, const Model *m, const LEntry *les,
                    const unsigned char *weights) {
-  Cg g = {.ctx = ctx, .mod = mod, .m = m};
-  g.b = LLVMCreateBuilderInContext(ctx);
-  g.f32 = LLVMFloatTypeInContext(ctx);
-  g.i64 = LLVMInt64TypeInContext(ctx);
-  g.i32 = LLVMInt32TypeInContext(ctx);
-  g.i8 = LLVMInt8TypeInContext(ctx);
-  g.ptr = LLVMPointerTypeInContext(ctx, 0);
-  g.voidt = LLVMVoidTypeInContext(ctx);
-  g.entry_fn = LLVMFunctionType(g.voidt, (LLVMTypeRef[]){g.ptr, g.ptr, g.ptr, g.ptr}, 4, 0);
-  g.kernel_fn = LLVMFunctionType(g.voidt, (LLVMTypeRef[]){g.ptr, g.ptr}, 2, 0);
+  Cg g;
+  cg_init(&g, ctx, mod, m);
   LLVMValueRef *bodies = calloc(m->nentries + 1, sizeof *bodies);
   for (int i = 0; i < m->nentries; i++) bodies[i] = emit_entry_body(&g, &les[i]);
   /* with embedded weights, the compiler has computed the derived parameters already */
@@ -678,8 +699,5 @@ void codegen_model(LLVMContextRef ctx, LLVMModuleRef mod, const Model *m, const 
   LLVMValueRef desc = emit_desc(&g, les, bodies, weights);
   emit_wrappers(&g, desc);
   free(bodies);
-  free(g.scope_open);
-  for (int i = 0; i < g.nkernel_cache; i++) free(g.kernel_cache[i].key);
-  free(g.kernel_cache);
-  LLVMDisposeBuilder(g.b);
+  cg_done(&g);
 }

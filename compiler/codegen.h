@@ -17,4 +17,8 @@ uint32_t entry_sym_mask(const Entry *e);
 void codegen_model(LLVMContextRef ctx, LLVMModuleRef mod, const Model *m, const LEntry *les,
                    const unsigned char *weights);
 
+/* Only the init entry, as the external function `nnc_init` (an nnc_entry_fn): the compiler
+ * JIT-runs it to compute derived parameters into weights it embeds. */
+void codegen_init_only(LLVMContextRef ctx, LLVMModuleRef mod, const Model *m, const LEntry *les);
+
 #endif

@@ -120,24 +120,41 @@ static int optimize(Unit *u, const char *until, char **errmsg) {
   return run_pipeline(u->model, until, &u->diag) ? 0 : fail_diag(u, errmsg);
 }
 
+static const JitSymbol runtime_symbols[] = {
+  {"cblas_sgemm", (void *)cblas_sgemm},
+  {"nnc_ctx_open", (void *)nnc_ctx_open},
+  {"nnc_ctx_close", (void *)nnc_ctx_close},
+  {"nnc_ctx_call", (void *)nnc_ctx_call},
+  {"nnc_ctx_error", (void *)nnc_ctx_error},
+};
+
 /* With the weights known at compile time, compute the derived parameters (pass_hoist.c) now,
- * into the blob that gets embedded: the init entry is evaluated by the reference
- * interpreter, rounding like float32 code. */
+ * into the blob that gets embedded, by JIT-running the same init code a context would run. */
 static int derive_params(Unit *u, char **errmsg) {
   const Model *m = u->model;
   if (!m->init) return 0;
-  const Entry *e = m->init;
-  float **outs = calloc(e->nout + 1, sizeof *outs);
-  int64_t syms[MAX_SYMS] = {0};
-  char err[1024];
-  if (!outs) return fail(errmsg, "%s: error: out of memory\n", u->file.path);
-  int rc = interp_entry(m, e, u->weights, NULL, syms, true, outs, err, sizeof err);
-  for (int i = 0; i < e->nout; i++) {
-    if (!rc) memcpy(u->weights + m->params[e->out_params[i]].offset, outs[i], m->params[e->out_params[i]].nbytes);
-    free(outs[i]);
+  char err[4096];
+  if (!u->lowered && !(u->lowered = lower_model(u->model))) return fail(errmsg, "%s: error: out of memory\n", u->file.path);
+  Jit *jit = jit_new(runtime_symbols, sizeof runtime_symbols / sizeof *runtime_symbols, err, sizeof err);
+  if (!jit) return fail(errmsg, "nnc: error: cannot create the JIT: %s\n", err);
+  LLVMModuleRef mod = jit_module_new(jit, "init");
+  codegen_init_only(jit_context(jit), mod, m, u->lowered);
+  nnc_entry_fn init = NULL;
+  if (jit_add_module(jit, mod, err, sizeof err) || !(init = (nnc_entry_fn)jit_lookup(jit, "nnc_init", err, sizeof err))) {
+    jit_free(jit);
+    return fail(errmsg, "%s: internal error: compiling the init entry: %s\n", u->file.path, err);
   }
-  free(outs);
-  return rc ? fail(errmsg, "%s: error: computing derived parameters: %s\n", u->file.path, err) : 0;
+  int64_t bytes = 64;
+  for (int i = 0; i < m->init->nslots; i++) bytes += (m->init->slots[i].bytes.k + 63) & ~(int64_t)63;
+  char *ws = aligned_alloc(64, (size_t)bytes);
+  if (!ws) {
+    jit_free(jit);
+    return fail(errmsg, "%s: error: out of memory\n", u->file.path);
+  }
+  init(NULL, NULL, (const char *)u->weights, ws);
+  free(ws);
+  jit_free(jit);
+  return 0;
 }
 
 /* Check a weights file against the model's parameters (the same code the generated library
@@ -163,7 +180,7 @@ static int compile_to_ir(Unit *u, const char *path, const char *text, size_t len
                          const NncCompileOptions *opt, char **errmsg) {
   if (front_end(u, path, text, len, errmsg) || analyze(u, opt, errmsg) || optimize(u, NULL, errmsg)) return -1;
   if (opt && opt->weights_path && load_weights(u, opt->weights_path, errmsg)) return -1;
-  u->lowered = lower_model(u->model);
+  if (!u->lowered) u->lowered = lower_model(u->model);
   return u->lowered ? 0 : fail(errmsg, "%s: error: out of memory\n", path);
 }
 
@@ -236,13 +253,6 @@ struct NncJit {
   const nnc_model_desc *desc;
 };
 
-static const JitSymbol runtime_symbols[] = {
-  {"cblas_sgemm", (void *)cblas_sgemm},
-  {"nnc_ctx_open", (void *)nnc_ctx_open},
-  {"nnc_ctx_close", (void *)nnc_ctx_close},
-  {"nnc_ctx_call", (void *)nnc_ctx_call},
-  {"nnc_ctx_error", (void *)nnc_ctx_error},
-};
 
 static int jit_unit(Unit *u, NncJit **out, const nnc_model_desc **desc, char **errmsg) {
   char err[4096];

@@ -374,6 +374,25 @@ static void interp_ROI_ALIGN(Interp *I, const INode *n, Tensor *out) {
   }
 }
 
+/* ---- col2im: the scatter-add of a transposed convolution ---- */
+
+static void interp_COL2IM(Interp *I, const INode *n, Tensor *out) {
+  const Tensor *a = arg(I, n, 0);
+  int r = a->rank, lead = r - 4;
+  int64_t idx[MAX_RANK], o[MAX_RANK];
+  for (int64_t i = 0; i < out->numel; i++) out->v[i] = 0;
+  for (int64_t i = 0; i < a->numel; i++) {
+    unravel(i, a, idx);
+    memcpy(o, idx, lead * sizeof *o);
+    bool inside = true;
+    for (int k = 0; k < 2; k++) {
+      o[lead + k] = idx[lead + 2 + k] * n->i[k] - n->i[2 + k] + idx[lead + k] * n->i[4 + k];
+      inside = inside && o[lead + k] >= 0 && o[lead + k] < out->d[lead + k];
+    }
+    if (inside) out->v[ravel(out, o)] = rnd(I, out->v[ravel(out, o)] + a->v[i]);
+  }
+}
+
 /* ---- the table: one function per op of ops.def (a missing one does not compile) ---- */
 
 typedef void (*InterpFn)(Interp *I, const INode *n, Tensor *out);

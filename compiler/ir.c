@@ -467,3 +467,22 @@ INode *ir_roi_align(Model *m, Entry *e, INode *x, INode *boxes, int64_t ph, int6
   n->flag = aligned;
   return n;
 }
+
+INode *ir_col2im(Model *m, Entry *e, INode *cols, int64_t oh, int64_t ow, const int64_t stride[2],
+                 const int64_t pad[2], const int64_t dilation[2], SrcLoc loc, Diag *d) {
+  if (!cols) return NULL;
+  const Shape *c = &cols->shape;
+  if (c->rank < 4) return shape_error(m, d, loc, "col2im needs [..., KH, KW, H, W]", cols, NULL);
+  Shape s = *c;
+  s.rank -= 2;
+  s.d[s.rank - 2] = dim_const(oh);
+  s.d[s.rank - 1] = dim_const(ow);
+  INode *n = ir_new(m, e, OP_COL2IM, DT_F32, &s, loc);
+  n->in[0] = cols;
+  for (int a = 0; a < 2; a++) {
+    n->i[a] = stride[a];
+    n->i[2 + a] = pad[a];
+    n->i[4 + a] = dilation[a];
+  }
+  return n;
+}

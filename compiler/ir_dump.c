@@ -47,6 +47,10 @@ static void node_attrs(FILE *out, const Model *m, const INode *n) {
   case OP_RESIZE:
     fprintf(out, " %s%s scale=%g,%g", n->i[0] ? "bilinear" : "nearest", n->flag ? " align_corners" : "", n->f[0], n->f[1]);
     break;
+  case OP_COL2IM:
+    fprintf(out, " stride=%lld,%lld pad=%lld,%lld dilation=%lld,%lld", (long long)n->i[0], (long long)n->i[1],
+            (long long)n->i[2], (long long)n->i[3], (long long)n->i[4], (long long)n->i[5]);
+    break;
   case OP_ROI_ALIGN:
     fprintf(out, " spatial_scale=%g sampling_ratio=%lld%s", n->f[0], (long long)n->i[0], n->flag ? " aligned" : "");
     break;

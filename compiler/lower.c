@@ -673,9 +673,40 @@ static void lower_roi_align(Lower *L, Ls *body) {
   store(L, blk, obuf, linear(L, &n->shape, v), res);
 }
 
+/* col2im as PyTorch's: zero the output, then add every column element at its position, in
+ * the order (channel, kh, kw, ih, iw); positions outside the output add nothing. */
+static void lower_col2im(Lower *L, Ls *body) {
+  INode *n = L->K->outs[0], *cols = n->in[0];
+  int ibuf = buffer_of(L, cols), obuf = buffer_of(L, n);
+  if (ibuf < 0) unreachable("col2im operand not in memory");
+  const Shape *cs = &cols->shape, *os = &n->shape;
+  int r = cs->rank, lead = r - 4;
+  int order[MAX_RANK];
+  for (int i = 0; i < MAX_RANK; i++) order[i] = i;
+  Lx *zv[MAX_RANK];
+  Ls *zero = loop_nest(L, body, os, order, os->rank, zv);
+  store(L, zero, obuf, linear(L, os, zv), lx_f(L, 0.0));
+  Lx *v[MAX_RANK];
+  Ls *blk = loop_nest(L, body, cs, order, r, v);
+  Lx *oidx[MAX_RANK], *cond = NULL;
+  memcpy(oidx, v, lead * sizeof *oidx);
+  for (int a = 0; a < 2; a++) {
+    int64_t size = os->d[lead + a].k;
+    Lx *o = ibin(L, '+', ibin(L, '-', ibin(L, '*', v[lead + 2 + a], lx_i(L, n->i[a])), lx_i(L, n->i[2 + a])),
+                 ibin(L, '*', v[lead + a], lx_i(L, n->i[4 + a])));
+    Lx *c = ibin(L, '&', ibin(L, '<', lx_i(L, -1), o), ibin(L, '<', o, lx_i(L, size)));
+    cond = cond ? ibin(L, '&', cond, c) : c;
+    oidx[lead + a] = clamp(L, o, 0, size - 1);
+  }
+  Lx *at = linear(L, os, oidx);
+  Lx *add = select3(L, cond, lx(L, (Lx){.k = LX_LOAD, .buf = ibuf, .a = {linear(L, cs, v)}}), lx_f(L, 0.0));
+  store(L, blk, obuf, at, fop(L, OP_ADD, lx(L, (Lx){.k = LX_LOAD, .buf = obuf, .a = {at}}), add));
+}
+
 static void lower_opaque(Lower *L, Ls *body) {
   switch (L->K->outs[0]->op) {
   case OP_ROI_ALIGN: lower_roi_align(L, body); break;
+  case OP_COL2IM: lower_col2im(L, body); break;
   default: unreachable("opaque op without a lowering");
   }
 }

@@ -121,38 +121,35 @@ INode *nn_conv2d(Sema *S, INode *x, INode *w, INode *b, const ConvSpec *c, SrcLo
   return conv_gemm(S, reshape_to(S, w, 3, wm, loc), columns(S, win, g, loc), b, cout, oh, ow, n, loc);
 }
 
-/* The transposed convolution as a convolution over the input with zeros inserted between its
- * elements (input dilation = stride), padded by dilation*(k-1) - padding (+ output_padding at
- * the bottom/right), with the kernel reversed and its in/out channel axes swapped. */
+/* The transposed convolution as PyTorch computes it: one GEMM per image and group, W^T @ x,
+ * gives a column per input pixel and kernel tap ([Cout*KH*KW, H*W], no zeros), and col2im
+ * adds each into its output pixel; then the bias. */
 INode *nn_conv_transpose2d(Sema *S, INode *x, INode *w, INode *b, const ConvSpec *c, SrcLoc loc) {
   if (!x || !w) return NULL;
   int64_t g = c->groups, og = w->shape.rank == 4 ? w->shape.d[1].k : 0, cout = og * g;
   if (!conv_check(S, x, w, b, w->shape.rank == 4 ? w->shape.d[0].k / (g > 0 ? g : 1) : 0, cout, c,
                   "conv_transpose2d", loc))
     return NULL;
-  int64_t C = x->shape.d[1].k, kh = w->shape.d[2].k, kw = w->shape.d[3].k;
+  int64_t C = x->shape.d[1].k, H = x->shape.d[2].k, W = x->shape.d[3].k, kh = w->shape.d[2].k, kw = w->shape.d[3].k;
   if (w->shape.d[0].k != C)
     return diag_error(D, loc, "conv_transpose2d: the weight has %lld input channels, the input %lld",
                       (long long)w->shape.d[0].k, (long long)C), NULL;
-  for (int a = 0; a < 2; a++)
+  int64_t k[2] = {kh, kw}, in[2] = {H, W}, out[2], pad[2] = {c->pad[0], c->pad[1]};
+  for (int a = 0; a < 2; a++) {
     if (c->output_padding[a] < 0 || (c->output_padding[a] >= c->stride[a] && c->output_padding[a] >= c->dilation[a]))
       return diag_error(D, loc, "conv_transpose2d: output_padding must be smaller than stride or dilation"), NULL;
-  int64_t k[2] = {kh, kw};
-  WindowSpec ws = {.kernel = {kh, kw}, .stride = {1, 1}, .dilation = {c->dilation[0], c->dilation[1]},
-                   .input_dilation = {c->stride[0], c->stride[1]}, .flip = true};
-  for (int a = 0; a < 2; a++) {
-    ws.pad[a] = c->dilation[a] * (k[a] - 1) - c->pad[a];
-    ws.pad[a + 2] = ws.pad[a] + c->output_padding[a];
+    out[a] = (in[a] - 1) * c->stride[a] - 2 * c->pad[a] + c->dilation[a] * (k[a] - 1) + c->output_padding[a] + 1;
+    if (out[a] <= 0) return diag_error(D, loc, "conv_transpose2d: the output would be empty"), NULL;
   }
-  INode *win = ir_window(M, E, x, &ws, loc, D);
-  if (!win) return NULL;
   int64_t cg = C / g;
-  Dim wsplit[4] = {dim_const(g), dim_const(cg), dim_const(og), dim_const(kh * kw)};
-  int perm[4] = {0, 2, 1, 3};
-  INode *wt = ir_permute(M, E, reshape_to(S, w, 4, wsplit, loc), perm, loc, D);
-  Dim wm[3] = {dim_const(g), dim_const(og), dim_const(cg * kh * kw)};
-  return conv_gemm(S, reshape_to(S, wt, 3, wm, loc), columns(S, win, g, loc), b, cout, win->shape.d[2].k,
-                   win->shape.d[3].k, x->shape.d[0], loc);
+  Dim wg[3] = {dim_const(g), dim_const(cg), dim_const(og * kh * kw)};
+  Dim xg[4] = {x->shape.d[0], dim_const(g), dim_const(cg), dim_const(H * W)};
+  INode *cols = ir_matmul(M, E, reshape_to(S, w, 3, wg, loc), reshape_to(S, x, 4, xg, loc), 1, 0, loc, D);
+  if (!cols) return NULL;
+  Dim cd[6] = {x->shape.d[0], dim_const(cout), dim_const(kh), dim_const(kw), dim_const(H), dim_const(W)};
+  INode *y = ir_col2im(M, E, reshape_to(S, cols, 6, cd, loc), out[0], out[1], c->stride, pad, c->dilation, loc, D);
+  if (y && b) y = ir_binary(M, E, OP_ADD, y, per_channel(S, b, 2, loc), loc, D);
+  return y;
 }
 
 /* ---- pooling ---- */

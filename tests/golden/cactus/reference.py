@@ -101,7 +101,7 @@ def kmeans(emb, scale, init, gaps=None, sizes=None):
             s = torch.sort(d, dim=1).values
             gaps.append((s[:, 1] - s[:, 0]).min().item())
         a = torch.argmin(d, dim=1)          # ties: the first (lowest) index
-        P = nn.functional.one_hot(a, K).float()
+        P = nn.functional.one_hot(a, K).to(z.dtype)
         n = P.sum(0)
         if sizes is not None:
             sizes.append(n.tolist())
@@ -110,7 +110,7 @@ def kmeans(emb, scale, init, gaps=None, sizes=None):
     if gaps is not None:
         s = torch.sort(d, dim=1).values
         gaps.append((s[:, 1] - s[:, 0]).min().item())
-    return c, torch.argmin(d, dim=1).float()
+    return c, torch.argmin(d, dim=1).to(z.dtype)
 
 
 def main():

@@ -232,14 +232,41 @@ static void broadcast_idx(Lower *L, const Shape *out, Lx *const *idx, const Shap
   }
 }
 
+/* Reshape index map, group by group: a reshape merges and splits runs of adjacent axes, so
+ * each run of output axes is linearized and unraveled into its run of input axes only (a
+ * conv's im2col gets a division per split axis, not per axis of the whole tensor). */
 static Lx *reshape_value(Lower *L, INode *n, Lx *const *idx) {
   INode *in = n->in[0];
+  const Shape *os = &n->shape, *is = &in->shape;
   Lx *r[MAX_RANK];
-  if (!unit_map(&n->shape, idx, &in->shape, r, lx_i(L, 0))) {
-    Lx *lin = linear(L, &n->shape, idx);
-    for (int i = in->shape.rank - 1; i >= 0; i--) {
-      Lx *d = lx_dim(L, in->shape.d[i]);
-      r[i] = i ? ibin(L, '%', lin, d) : lin;
+  if (unit_map(os, idx, is, r, lx_i(L, 0))) return value(L, in, r);
+  int i = 0, j = 0;
+  while (i < os->rank || j < is->rank) {
+    int i0 = i, j0 = j;
+    Dim po = dim_const(1), pi = dim_const(1);
+    if (i < os->rank) po = os->d[i++];
+    if (j < is->rank) pi = is->d[j++];
+    while (!dim_eq(po, pi)) { /* grow the smaller side (static sizes; symbols must pair up) */
+      bool grow_out = i < os->rank && (j == is->rank || (!po.syms && !pi.syms && po.k < pi.k) || (po.syms && !pi.syms));
+      if (grow_out) po = dim_mul(po, os->d[i++]);
+      else if (j < is->rank) pi = dim_mul(pi, is->d[j++]);
+      else break;
+      if (i == os->rank && j == is->rank && !dim_eq(po, pi)) break;
+    }
+    if (!dim_eq(po, pi)) { /* no grouping found: linearize everything */
+      Lx *lin = linear(L, os, idx);
+      for (int k = is->rank - 1; k >= 0; k--) {
+        Lx *d = lx_dim(L, is->d[k]);
+        r[k] = k ? ibin(L, '%', lin, d) : lin;
+        lin = ibin(L, '/', lin, d);
+      }
+      return value(L, in, r);
+    }
+    Lx *lin = lx_i(L, 0);
+    for (int k = i0; k < i; k++) lin = ibin(L, '+', ibin(L, '*', lin, lx_dim(L, os->d[k])), idx[k]);
+    for (int k = j - 1; k >= j0; k--) {
+      Lx *d = lx_dim(L, is->d[k]);
+      r[k] = k > j0 ? ibin(L, '%', lin, d) : lin;
       lin = ibin(L, '/', lin, d);
     }
   }
@@ -392,7 +419,18 @@ static void lower_elementwise(Lower *L, Ls *body) {
   const Kernel *K = L->K;
   int order[MAX_RANK];
   Lx *vars[MAX_RANK];
-  for (int i = 0; i < K->domain.rank; i++) order[i] = i;
+  for (int i = 0; i < MAX_RANK; i++) order[i] = i;
+  INode *root = K->outs[0], *src = root;
+  /* A result that is a reshape of a computed value (im2col's [N, K, P] columns) is written in
+   * the value's own index space: a reshape keeps the memory order, and the inner loop then
+   * runs along the value's last axis (the image row) instead of along merged axes. */
+  while (K->nouts == 1 && src->op == OP_RESHAPE && src->in[0]->kernel == -1 && src->in[0]->shape.rank <= MAX_RANK)
+    src = src->in[0];
+  if (src != root) {
+    Ls *blk = loop_nest(L, body, &src->shape, order, src->shape.rank, vars);
+    store(L, blk, buffer_of(L, root), linear(L, &src->shape, vars), value(L, src, vars));
+    return;
+  }
   Ls *blk = loop_nest(L, body, &K->domain, order, K->domain.rank, vars);
   for (int o = 0; o < K->nouts; o++) store_out(L, blk, K->outs[o], vars);
 }

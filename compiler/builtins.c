@@ -517,16 +517,32 @@ static const struct { const char *name; BuiltinFn fn; } builtins[] = {
 #define NBUILTINS ((int)(sizeof builtins / sizeof *builtins))
 
 /* Indices past this table's end refer to nn_builtins (builtins_nn.c). */
+/* The other tables of built-ins (NULL-terminated), after this file's: indices run on. */
+static const NnBuiltin *const more_builtins[] = {nn_builtins, index_builtins};
+#define NMORE ((int)(sizeof more_builtins / sizeof *more_builtins))
+
 int builtin_find(const char *name) {
   for (int i = 0; i < NBUILTINS; i++)
     if (!strcmp(builtins[i].name, name)) return i;
-  for (int i = 0; nn_builtins[i].name; i++)
-    if (!strcmp(nn_builtins[i].name, name)) return NBUILTINS + i;
+  int base = NBUILTINS;
+  for (int t = 0; t < NMORE; t++) {
+    int i = 0;
+    for (; more_builtins[t][i].name; i++)
+      if (!strcmp(more_builtins[t][i].name, name)) return base + i;
+    base += i;
+  }
   return -1;
 }
 
 bool builtin_call(Sema *S, int index, const Args *a, Value *out) {
   *out = v_none();
-  if (index >= NBUILTINS) return nn_builtins[index - NBUILTINS].fn(S, nn_builtins[index - NBUILTINS].name, a, out);
-  return builtins[index].fn(S, builtins[index].name, a, out);
+  if (index < NBUILTINS) return builtins[index].fn(S, builtins[index].name, a, out);
+  index -= NBUILTINS;
+  for (int t = 0; t < NMORE; t++) {
+    int n = 0;
+    while (more_builtins[t][n].name) n++;
+    if (index < n) return more_builtins[t][index].fn(S, more_builtins[t][index].name, a, out);
+    index -= n;
+  }
+  unreachable("builtin index");
 }

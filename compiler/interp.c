@@ -104,6 +104,14 @@ static void interp_CONST(Interp *I, const INode *n, Tensor *out) {
   for (int64_t o = 0; o < out->numel; o++) out->v[o] = n->data ? n->data[o] : (float)n->f[0];
 }
 
+static void interp_IOTA(Interp *I, const INode *n, Tensor *out) {
+  int64_t idx[MAX_RANK];
+  for (int64_t o = 0; o < out->numel; o++) {
+    unravel(o, out, idx);
+    out->v[o] = (double)idx[n->i[0]];
+  }
+}
+
 static void interp_DIMVAL(Interp *I, const INode *n, Tensor *out) {
   out->v[0] = (float)interp_dim((Dim){n->i[0], n->axes}, I->syms);
 }
@@ -262,6 +270,19 @@ static void interp_MATMUL(Interp *I, const INode *n, Tensor *out) {
           s = rnd(I, s + rnd(I, (ta ? A[k * M + i] : A[i * K + k]) * (tb ? B[j * K + k] : B[k * N + j])));
         C[i * N + j] = s;
       }
+  }
+}
+
+/* out[idx] = x[idx with idx[axis] = index[broadcast idx]], the index clamped into range */
+static void interp_GATHER(Interp *I, const INode *n, Tensor *out) {
+  const Tensor *x = arg(I, n, 0), *ix = arg(I, n, 1);
+  int ax = (int)n->i[0];
+  int64_t idx[MAX_RANK];
+  for (int64_t o = 0; o < out->numel; o++) {
+    unravel(o, out, idx);
+    int64_t k = (int64_t)ix->v[broadcast_at(ix, idx, out->rank)];
+    idx[ax] = k < 0 ? 0 : k >= x->d[ax] ? x->d[ax] - 1 : k;
+    out->v[o] = x->v[ravel(x, idx)];
   }
 }
 

@@ -486,3 +486,28 @@ INode *ir_col2im(Model *m, Entry *e, INode *cols, int64_t oh, int64_t ow, const 
   }
   return n;
 }
+
+INode *ir_iota(Model *m, Entry *e, const Shape *s, int axis, SrcLoc loc) {
+  INode *n = ir_new(m, e, OP_IOTA, DT_F32, s, loc);
+  n->i[0] = axis;
+  return n;
+}
+
+INode *ir_gather(Model *m, Entry *e, INode *x, INode *index, int axis, const Shape *out, SrcLoc loc, Diag *d) {
+  if (!x || !index) return NULL;
+  if (x->shape.rank != out->rank || index->shape.rank > out->rank)
+    return shape_error(m, d, loc, "gather: the index and the result must have the input's rank", x, index);
+  for (int i = 0; i < out->rank; i++)
+    if (i != axis && !dim_eq(x->shape.d[i], out->d[i]))
+      return shape_error(m, d, loc, "gather: sizes off the gathered axis must match", x, index);
+  for (int i = 0; i < index->shape.rank; i++) {
+    Dim di = index->shape.d[i], dout = out->d[i + out->rank - index->shape.rank];
+    if (!dim_eq(di, dout) && !dim_is(di, 1))
+      return shape_error(m, d, loc, "gather: the index does not fit the result shape", x, index);
+  }
+  INode *n = ir_new(m, e, OP_GATHER, x->dtype, out, loc);
+  n->in[0] = x;
+  n->in[1] = index;
+  n->i[0] = axis;
+  return n;
+}

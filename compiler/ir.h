@@ -172,6 +172,8 @@ INode *ir_window(Model *m, Entry *e, INode *x, const WindowSpec *w, SrcLoc loc, 
 /* Resample the last two axes to out_h x out_w (RESIZE of ops.def). */
 INode *ir_resize(Model *m, Entry *e, INode *x, int64_t out_h, int64_t out_w, int mode,
                  bool align_corners, double scale_h, double scale_w, SrcLoc loc, Diag *d);
+INode *ir_iota(Model *m, Entry *e, const Shape *s, int axis, SrcLoc loc);
+INode *ir_gather(Model *m, Entry *e, INode *x, INode *index, int axis, const Shape *out, SrcLoc loc, Diag *d);
 INode *ir_col2im(Model *m, Entry *e, INode *cols, int64_t oh, int64_t ow, const int64_t stride[2],
                  const int64_t pad[2], const int64_t dilation[2], SrcLoc loc, Diag *d);
 INode *ir_roi_align(Model *m, Entry *e, INode *x, INode *boxes, int64_t ph, int64_t pw,

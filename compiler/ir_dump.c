@@ -36,7 +36,7 @@ static void node_attrs(FILE *out, const Model *m, const INode *n) {
     fprintf(out, "]");
     break;
   case OP_SLICE: fprintf(out, " axis=%lld start=%lld step=%lld", (long long)n->i[0], (long long)n->i[1], (long long)n->i[2]); break;
-  case OP_CONCAT: fprintf(out, " axis=%lld", (long long)n->i[0]); break;
+  case OP_CONCAT: case OP_GATHER: case OP_IOTA: fprintf(out, " axis=%lld", (long long)n->i[0]); break;
   case OP_WINDOW:
     fprintf(out, " stride=%lld,%lld pad=%lld,%lld dilation=%lld,%lld", (long long)n->i[0], (long long)n->i[1],
             (long long)n->i[2], (long long)n->i[3], (long long)n->i[4], (long long)n->i[5]);

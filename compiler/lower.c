@@ -361,6 +361,15 @@ static Lx *move_value(Lower *L, INode *n, Lx *const *idx) {
     Lx *c = ibin(L, '<', idx[ax], sa);
     return lx(L, (Lx){.k = LX_SELECT, .a = {c, value(L, in, ra), value(L, n->in[1], rb)}});
   }
+  case OP_GATHER: {
+    int ax = (int)n->i[0];
+    Lx *bi[MAX_RANK];
+    broadcast_idx(L, &n->shape, idx, &n->in[1]->shape, bi);
+    memcpy(r, idx, n->shape.rank * sizeof *r);
+    /* clamped: an out-of-range index reads an edge element, never outside the buffer */
+    r[ax] = clamp(L, ftoi(L, value(L, n->in[1], bi)), 0, in->shape.d[ax].k - 1);
+    return value(L, in, r);
+  }
   case OP_WINDOW: return window_value(L, n, idx);
   case OP_RESIZE: return resize_value(L, n, idx);
   default: unreachable("not a movement op");
@@ -376,6 +385,7 @@ static Lx *value(Lower *L, INode *n, Lx *const *idx) {
   if (n == L->gemm)
     return memo_put(L, n, idx, lx(L, (Lx){.k = LX_LOAD, .buf = L->gemm_cbuf, .a = {linear(L, &n->shape, idx)}}));
   if (n->op == OP_CONST && !n->data) return memo_put(L, n, idx, lx_f(L, n->f[0]));
+  if (n->op == OP_IOTA) return memo_put(L, n, idx, itof(L, idx[n->i[0]]));
   if (n->op == OP_DIMVAL)
     return memo_put(L, n, idx, lx(L, (Lx){.k = LX_ITOF, .a = {lx_dim(L, (Dim){n->i[0], n->axes})}}));
   bool is_out = false;

@@ -51,5 +51,9 @@ typedef struct NnBuiltin {
   bool (*fn)(Sema *S, const char *name, const Args *a, Value *out);
 } NnBuiltin;
 extern const NnBuiltin nn_builtins[];
+extern const NnBuiltin index_builtins[]; /* builtins_index.c */
+
+/* first index of the largest (smallest) element along axis, NaN counting as extreme */
+INode *index_of_extreme(Sema *S, INode *x, int axis, bool largest, bool keepdim, SrcLoc loc);
 
 #endif

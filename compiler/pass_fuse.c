@@ -33,7 +33,8 @@ typedef struct Fuse {
 
 static bool is_leaf(const INode *n) { return op_info[n->op].kind == FK_LEAF; }
 static bool in_memory(const Fuse *F, const INode *n) {
-  return (is_leaf(n) && !(n->op == OP_CONST && !n->data) && n->op != OP_DIMVAL) || F->mat[n->id];
+  bool computed_leaf = (n->op == OP_CONST && !n->data) || n->op == OP_DIMVAL || n->op == OP_IOTA;
+  return (is_leaf(n) && !computed_leaf) || F->mat[n->id];
 }
 
 static void add_user(Fuse *F, INode *n, INode *u) {

@@ -1,0 +1,188 @@
+/* builtins_index.c — index-valued and index-using functions: argmax/argmin, topk, one_hot,
+ * gather/index_select, cosine_similarity and Gumbel-max sampling.  Indices are f32 tensors
+ * holding integers (entry outputs are f32; exact up to 2^24); index inputs may be i64 or f32.
+ * All are written with primitives: an iota (each element's index) and the reductions, e.g.
+ *   argmax(x) = min over the axis of (x == max(x) or x is NaN ? index : size)
+ * which gives torch's first maximal index, NaN counting as the maximum. */
+#include <math.h>
+#include <string.h>
+#include "nn.h"
+
+#define M (S->m)
+#define E (S->e)
+#define D (S->d)
+
+static INode *tensor_at(Sema *S, const Args *a, int i, const char *name) {
+  const Value *v = arg_get(a, i, name);
+  if (!v) {
+    diag_error(D, a->loc, "missing argument '%s'", name);
+    return NULL;
+  }
+  return to_tensor(S, v, a->loc);
+}
+
+static bool axis_at(Sema *S, const Args *a, int i, int rank, bool required, int64_t def, int *out) {
+  const Value *v = arg_get(a, i, "dim");
+  if (!v) v = arg_get(a, -1, "axis");
+  int64_t ax = def;
+  if (!v && required) return diag_error(D, a->loc, "missing argument 'dim'");
+  if (v && !to_int(S, v, a->loc, &ax)) return false;
+  if (ax < -rank || ax >= (rank ? rank : 1)) return diag_error(D, a->loc, "dim %lld is out of range for rank %d", (long long)ax, rank);
+  *out = (int)(ax < 0 ? ax + rank : ax);
+  return true;
+}
+
+static bool flag_at(const Args *a, int i, const char *name) {
+  const Value *v = arg_get(a, i, name);
+  return v && v_is_number(v) && v_num(v) != 0;
+}
+
+static bool in_entry(Sema *S, const Args *a, const char *name) {
+  return E ? true : diag_error(D, a->loc, "%s() can only be used inside fn and export bodies", name);
+}
+
+static INode *fill(Sema *S, double v, SrcLoc loc) { return ir_fill(M, E, v, &(Shape){0}, loc); }
+static INode *bin(Sema *S, Op op, INode *a, INode *b, SrcLoc loc) { return ir_binary(M, E, op, a, b, loc, D); }
+static INode *amin(Sema *S, INode *x, uint32_t axes, int keep, SrcLoc loc) {
+  INode *n = ir_unary(M, E, OP_NEG, x, loc, D);
+  return ir_unary(M, E, OP_NEG, ir_reduce(M, E, OP_RMAX, n, axes, keep, loc, D), loc, D);
+}
+
+/* first index of the maximum (largest) or minimum along `axis`; NaN counts as extreme */
+INode *index_of_extreme(Sema *S, INode *x, int axis, bool largest, bool keepdim, SrcLoc loc) {
+  if (!x) return NULL;
+  if (x->shape.d[axis].syms) return diag_error(D, loc, "argmax/argmin: the axis must be static"), NULL;
+  INode *y = largest ? x : ir_unary(M, E, OP_NEG, x, loc, D);
+  INode *m = ir_reduce(M, E, OP_RMAX, y, 1u << axis, 1, loc, D);
+  INode *hit = bin(S, OP_LOGIC_OR, bin(S, OP_CMP_EQ, y, m, loc), bin(S, OP_CMP_NE, y, y, loc), loc);
+  INode *cand = ir_where(M, E, hit, ir_iota(M, E, &x->shape, axis, loc), fill(S, (double)x->shape.d[axis].k, loc), loc, D);
+  return amin(S, cand, 1u << axis, keepdim, loc);
+}
+
+/* argmax(input, dim, keepdim=False), argmin(...) */
+static bool b_argmax(Sema *S, const char *name, const Args *a, Value *out) {
+  static const char *names[] = {"input", "dim", "keepdim", "axis"};
+  if (!in_entry(S, a, name) || !args_check(S, a, name, names, 4)) return false;
+  INode *x = tensor_at(S, a, 0, "input");
+  int ax;
+  if (!x || !axis_at(S, a, 1, x->shape.rank, true, 0, &ax)) return false;
+  *out = v_tensor(index_of_extreme(S, x, ax, !strcmp(name, "argmax"), flag_at(a, 2, "keepdim"), a->loc));
+  return out->t != NULL;
+}
+
+/* topk(input, k, dim=-1, largest=True, sorted=True) -> (values, indices): k rounds of
+ * argmax, each masking the element it found; ties to the lowest index */
+static bool b_topk(Sema *S, const char *name, const Args *a, Value *out) {
+  static const char *names[] = {"input", "k", "dim", "largest", "sorted", "axis"};
+  if (!in_entry(S, a, name) || !args_check(S, a, name, names, 6)) return false;
+  INode *x = tensor_at(S, a, 0, "input");
+  const Value *kv = arg_get(a, 1, "k"), *lv = arg_get(a, 3, "largest");
+  int64_t k;
+  int ax;
+  if (!x || !kv || !to_int(S, kv, a->loc, &k) || !axis_at(S, a, 2, x->shape.rank, false, -1, &ax)) return kv ? false : diag_error(D, a->loc, "missing argument 'k'");
+  bool largest = !lv || (v_is_number(lv) && v_num(lv) != 0);
+  if (x->shape.d[ax].syms || k < 1 || k > x->shape.d[ax].k || k > 64)
+    return diag_error(D, a->loc, "topk: k must be between 1 and the (static) axis size, at most 64");
+  INode *cur = x, *vals = NULL, *idxs = NULL;
+  INode *iota = ir_iota(M, E, &x->shape, ax, a->loc);
+  for (int64_t j = 0; j < k; j++) {
+    INode *i = index_of_extreme(S, cur, ax, largest, true, a->loc);
+    INode *sel = bin(S, OP_CMP_EQ, iota, i, a->loc);
+    INode *v = ir_reduce(M, E, OP_SUM, ir_where(M, E, sel, cur, fill(S, 0, a->loc), a->loc, D), 1u << ax, 1, a->loc, D);
+    vals = vals ? ir_concat(M, E, vals, v, ax, a->loc, D) : v;
+    idxs = idxs ? ir_concat(M, E, idxs, i, ax, a->loc, D) : i;
+    cur = ir_where(M, E, sel, fill(S, largest ? -INFINITY : INFINITY, a->loc), cur, a->loc, D);
+    if (!cur || !vals || !idxs) return false;
+  }
+  Value *items = arena_alloc(S->arena, 2 * sizeof *items);
+  items[0] = v_tensor(vals);
+  items[1] = v_tensor(idxs);
+  *out = (Value){.k = V_TUPLE, .items = items, .len = 2};
+  return true;
+}
+
+/* one_hot(tensor, num_classes) -> f32[..., num_classes] */
+static bool b_one_hot(Sema *S, const char *name, const Args *a, Value *out) {
+  static const char *names[] = {"tensor", "num_classes"};
+  if (!in_entry(S, a, name) || !args_check(S, a, name, names, 2)) return false;
+  INode *t = tensor_at(S, a, 0, "tensor");
+  const Value *cv = arg_get(a, 1, "num_classes");
+  int64_t c;
+  if (!t) return false;
+  if (!cv || !to_int(S, cv, a->loc, &c) || c <= 0) return diag_error(D, a->loc, "one_hot needs a positive num_classes");
+  if (t->shape.rank >= MAX_RANK) return diag_error(D, a->loc, "one_hot: rank would exceed %d", MAX_RANK);
+  Shape s = t->shape, u = t->shape;
+  s.d[s.rank++] = dim_const(c);
+  u.d[u.rank++] = dim_const(1);
+  INode *col = ir_reshape(M, E, t, &u, a->loc, D);
+  *out = v_tensor(bin(S, OP_CMP_EQ, col, ir_iota(M, E, &s, s.rank - 1, a->loc), a->loc));
+  return out->t != NULL;
+}
+
+/* index_select(input, dim, index [L]); gather(input, dim, index) as torch */
+static bool b_gather(Sema *S, const char *name, const Args *a, Value *out) {
+  static const char *names[] = {"input", "dim", "index", "axis"};
+  if (!in_entry(S, a, name) || !args_check(S, a, name, names, 4)) return false;
+  INode *x = tensor_at(S, a, 0, "input"), *ix = x ? tensor_at(S, a, 2, "index") : NULL;
+  int ax;
+  if (!ix || !axis_at(S, a, 1, x->shape.rank, true, 0, &ax)) return false;
+  if (x->shape.d[ax].syms) return diag_error(D, a->loc, "%s: the indexed axis must be static", name);
+  Shape s = x->shape;
+  if (!strcmp(name, "index_select")) {
+    if (ix->shape.rank != 1) return diag_error(D, a->loc, "index_select: the index must be 1-D");
+    s.d[ax] = ix->shape.d[0];
+    Shape u = {.rank = x->shape.rank - ax};
+    for (int i = 0; i < u.rank; i++) u.d[i] = i == 0 ? ix->shape.d[0] : dim_const(1);
+    ix = ir_reshape(M, E, ix, &u, a->loc, D); /* broadcasts over the axes after dim */
+  } else {
+    if (ix->shape.rank != x->shape.rank) return diag_error(D, a->loc, "gather: the index must have the input's rank");
+    s = ix->shape;
+    for (int i = 0; i < s.rank; i++)
+      if (i != ax && !dim_eq(s.d[i], x->shape.d[i]))
+        return diag_error(D, a->loc, "gather: index sizes off dim must equal the input's (torch allows smaller; nnc does not)");
+  }
+  *out = v_tensor(ir_gather(M, E, x, ix, ax, &s, a->loc, D));
+  return out->t != NULL;
+}
+
+/* cosine_similarity(x1, x2, dim=1, eps=1e-8) as ATen: x1.x2 / sqrt(max(|x1|^2 |x2|^2, eps^2)) */
+static bool b_cosine(Sema *S, const char *name, const Args *a, Value *out) {
+  static const char *names[] = {"x1", "x2", "dim", "eps", "axis"};
+  if (!in_entry(S, a, name) || !args_check(S, a, name, names, 5)) return false;
+  INode *x = tensor_at(S, a, 0, "x1"), *y = x ? tensor_at(S, a, 1, "x2") : NULL;
+  if (!y) return false;
+  INode *xy = bin(S, OP_MUL, x, y, a->loc);
+  int ax;
+  if (!xy || !axis_at(S, a, 2, xy->shape.rank, false, 1, &ax)) return false;
+  const Value *ev = arg_get(a, 3, "eps");
+  double eps = ev && v_is_number(ev) ? v_num(ev) : 1e-8;
+  uint32_t axes = 1u << ax;
+  INode *w12 = ir_reduce(M, E, OP_SUM, xy, axes, 0, a->loc, D);
+  INode *w1 = ir_reduce(M, E, OP_SUM, bin(S, OP_MUL, x, x, a->loc), axes, 0, a->loc, D);
+  INode *w2 = ir_reduce(M, E, OP_SUM, bin(S, OP_MUL, y, y, a->loc), axes, 0, a->loc, D);
+  INode *n = ir_unary(M, E, OP_SQRT, bin(S, OP_MAX, bin(S, OP_MUL, w1, w2, a->loc), fill(S, eps * eps, a->loc), a->loc), a->loc, D);
+  *out = v_tensor(bin(S, OP_DIV, w12, n, a->loc));
+  return out->t != NULL;
+}
+
+/* gumbel_argmax(logits, gumbel, temperature=1, dim=-1): a categorical sample by the Gumbel-max
+ * trick with caller-given noise g ~ Gumbel(0, 1): argmax(logits / T + g) */
+static bool b_gumbel(Sema *S, const char *name, const Args *a, Value *out) {
+  static const char *names[] = {"logits", "gumbel", "temperature", "dim", "axis"};
+  if (!in_entry(S, a, name) || !args_check(S, a, name, names, 5)) return false;
+  INode *l = tensor_at(S, a, 0, "logits"), *g = l ? tensor_at(S, a, 1, "gumbel") : NULL;
+  if (!g) return false;
+  const Value *tv = arg_get(a, 2, "temperature");
+  INode *t = tv ? to_tensor(S, tv, a->loc) : fill(S, 1.0, a->loc);
+  INode *z = bin(S, OP_ADD, bin(S, OP_DIV, l, t, a->loc), g, a->loc);
+  int ax;
+  if (!z || !axis_at(S, a, 3, z->shape.rank, false, -1, &ax)) return false;
+  *out = v_tensor(index_of_extreme(S, z, ax, true, false, a->loc));
+  return out->t != NULL;
+}
+
+const NnBuiltin index_builtins[] = {
+  {"argmax", b_argmax}, {"argmin", b_argmax}, {"topk", b_topk}, {"one_hot", b_one_hot},
+  {"gather", b_gather}, {"index_select", b_gather}, {"cosine_similarity", b_cosine},
+  {"gumbel_argmax", b_gumbel}, {NULL, NULL},
+};

@@ -344,9 +344,23 @@ static void read_tolerance(Run *r) {
   print_message("  tolerance from %s: atol %g rtol %g\n", path, r->abs_tol, r->rel_tol);
 }
 
+/* A case whose directory has a file `pending` needs a feature not built yet: it is reported
+ * as skipped, with the file's one-line reason, so it stays visible. */
+static bool pending(const Golden *g) {
+  char path[1024], why[512] = "";
+  snprintf(path, sizeof path, "%s/%s/pending", GOLDEN_DIR, g->model);
+  FILE *f = fopen(path, "r");
+  if (!f) return false;
+  if (!fgets(why, sizeof why, f)) why[0] = 0;
+  fclose(f);
+  print_message("  %s: pending: %s", g->name, why);
+  return true;
+}
+
 static void test_golden(void **state) {
   Run r = {.g = *state};
   static char err[8192];
+  if (pending(r.g)) skip();
   read_tolerance(&r);
   if (open_model(&r, err, sizeof err)) {
     nnc_context_free(r.ctx);
@@ -393,6 +407,7 @@ static int find_in(const char *sub, Golden *out, int n, int max) {
 static int find_models(Golden *out, int max) {
   int n = find_in("golden", out, 0, max);
   n = find_in("onnx", out, n, max);
+  n = find_in("onnx_rnn", out, n, max);
   qsort(out, (size_t)n, sizeof *out, cmp_golden);
   return n;
 }

@@ -20,6 +20,8 @@ typedef struct LayerType {
   const char *args[10];                                        /* NULL-terminated */
   int (*params)(Sema *S, ModInst *mi, ParamSpec *out);         /* count, or -1 after a diagnostic */
   INode *(*call)(Sema *S, ModInst *mi, INode *x, SrcLoc loc);
+  /* layers called with several arguments or returning several values (LSTMCell) */
+  bool (*call_args)(Sema *S, ModInst *mi, const Args *a, Value *out);
 } LayerType;
 
 /* ---- constructor arguments ---- */
@@ -281,7 +283,92 @@ static INode *shuffle_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
 
 static INode *identity_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) { return x; } /* inference */
 
+/* ---- embeddings and recurrent cells ---- */
+
+static int embedding_params(Sema *S, ModInst *mi, ParamSpec *out) {
+  int64_t v, e;
+  if (!cfg_int(S, mi, "num_embeddings", 0, &v) || !cfg_int(S, mi, "embedding_dim", 0, &e) ||
+      !positive(S, mi, v, "num_embeddings") || !positive(S, mi, e, "embedding_dim"))
+    return -1;
+  out[0] = spec("weight", 2, v, e, 0, 0);
+  return 1;
+}
+
+/* rows of the weight picked by integer tokens of any shape -> [..., embedding_dim] */
+static INode *embedding_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
+  INode *w = param(S, mi, 0, loc);
+  Dim n = shape_numel(&x->shape);
+  if (x->shape.rank >= MAX_RANK) return diag_error(D, loc, "Embedding: input rank too large"), NULL;
+  Shape col = {.rank = 2, .d = {n, dim_const(1)}}, rows = {.rank = 2, .d = {n, w->shape.d[1]}}, out = x->shape;
+  out.d[out.rank++] = w->shape.d[1];
+  INode *g = ir_gather(S->m, S->e, w, ir_reshape(S->m, S->e, x, &col, loc, D), 0, &rows, loc, D);
+  return ir_reshape(S->m, S->e, g, &out, loc, D);
+}
+
+static int lstm_cell_params(Sema *S, ModInst *mi, ParamSpec *out) {
+  int64_t in, h;
+  if (!cfg_int(S, mi, "input_size", 0, &in) || !cfg_int(S, mi, "hidden_size", 0, &h) ||
+      !positive(S, mi, in, "input_size") || !positive(S, mi, h, "hidden_size"))
+    return -1;
+  out[0] = spec("weight_ih", 2, 4 * h, in, 0, 0);
+  out[1] = spec("weight_hh", 2, 4 * h, h, 0, 0);
+  out[2] = spec("bias_ih", 1, 4 * h, 0, 0, 0);
+  out[3] = spec("bias_hh", 1, 4 * h, 0, 0, 0);
+  return cfg_bool(mi, "bias", true) ? 4 : 2;
+}
+
+/* LSTMCell(x, h, c) -> (h', c') with PyTorch's gate order i, f, g, o:
+ *   gates = x W_ih^T + b_ih + h W_hh^T + b_hh,  c' = s(f) c + s(i) tanh(g),  h' = s(o) tanh(c') */
+static bool lstm_cell_call(Sema *S, ModInst *mi, const Args *a, Value *out) {
+  if (!mi->prefix)
+    return diag_error(D, a->loc, "this LSTMCell has no parameter name: assign it to a module member or a top-level name");
+  const Value *state = a->npos == 2 ? &a->pos[1] : NULL;
+  if (a->nkw || a->npos < 1 || a->npos > 3 || (state && state->k != V_LIST && state->k != V_TUPLE))
+    return diag_error(D, a->loc, "LSTMCell takes (input), (input, [h, c]) or (input, h, c)");
+  INode *x = to_tensor(S, &a->pos[0], a->loc), *h = NULL, *c = NULL;
+  if (!x) return false;
+  if (state && state->len != 2) return diag_error(D, a->loc, "LSTMCell: the state is [h, c]");
+  if (state) {
+    h = to_tensor(S, &state->items[0], a->loc);
+    c = to_tensor(S, &state->items[1], a->loc);
+  } else if (a->npos == 3) {
+    h = to_tensor(S, &a->pos[1], a->loc);
+    c = to_tensor(S, &a->pos[2], a->loc);
+  }
+  int64_t hs;
+  cfg_int(S, mi, "hidden_size", 0, &hs);
+  if (x->shape.rank != 2) return diag_error(D, a->loc, "LSTMCell expects an input [batch, input_size]");
+  Shape st = {.rank = 2, .d = {x->shape.d[0], dim_const(hs)}};
+  if (!h) h = ir_fill(S->m, S->e, 0.0, &st, a->loc);
+  if (!c) c = ir_fill(S->m, S->e, 0.0, &st, a->loc);
+  if (!h || !c) return false;
+  Model *m = S->m;
+  Entry *e = S->e;
+  INode *gates = ir_matmul(m, e, x, param(S, mi, 0, a->loc), 0, 1, a->loc, D);
+  INode *gh = ir_matmul(m, e, h, param(S, mi, 1, a->loc), 0, 1, a->loc, D);
+  if (mi->nparams == 4) {
+    gates = ir_binary(m, e, OP_ADD, gates, param(S, mi, 2, a->loc), a->loc, D);
+    gh = ir_binary(m, e, OP_ADD, gh, param(S, mi, 3, a->loc), a->loc, D);
+  }
+  gates = ir_binary(m, e, OP_ADD, gates, gh, a->loc, D);
+  if (!gates) return false;
+  INode *gi = ir_slice(m, e, gates, 1, 0, hs, 1, a->loc, D), *gf = ir_slice(m, e, gates, 1, hs, 2 * hs, 1, a->loc, D);
+  INode *gg = ir_slice(m, e, gates, 1, 2 * hs, 3 * hs, 1, a->loc, D), *go = ir_slice(m, e, gates, 1, 3 * hs, 4 * hs, 1, a->loc, D);
+  INode *c2 = ir_binary(m, e, OP_ADD, ir_binary(m, e, OP_MUL, ir_unary(m, e, OP_SIGMOID, gf, a->loc, D), c, a->loc, D),
+                        ir_binary(m, e, OP_MUL, ir_unary(m, e, OP_SIGMOID, gi, a->loc, D), ir_unary(m, e, OP_TANH, gg, a->loc, D), a->loc, D),
+                        a->loc, D);
+  INode *h2 = ir_binary(m, e, OP_MUL, ir_unary(m, e, OP_SIGMOID, go, a->loc, D), ir_unary(m, e, OP_TANH, c2, a->loc, D), a->loc, D);
+  if (!h2) return false;
+  Value *items = arena_alloc(S->arena, 2 * sizeof *items);
+  items[0] = v_tensor(h2);
+  items[1] = v_tensor(c2);
+  *out = (Value){.k = V_TUPLE, .items = items, .len = 2};
+  return true;
+}
+
 static const LayerType layer_types[] = {
+  {"Embedding", {"num_embeddings", "embedding_dim", "padding_idx", "max_norm"}, embedding_params, embedding_call},
+  {"LSTMCell", {"input_size", "hidden_size", "bias"}, lstm_cell_params, NULL, lstm_cell_call},
   {"Conv2d", {"in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "bias", "padding_mode"},
    conv_params, conv_call},
   {"ConvTranspose2d", {"in_channels", "out_channels", "kernel_size", "stride", "padding", "output_padding", "groups", "bias", "dilation"},
@@ -353,6 +440,11 @@ bool nn_layer_bind(Sema *S, ModInst *mi) {
   }
   mi->nparams = n;
   return true;
+}
+
+bool nn_layer_call_args(Sema *S, ModInst *mi, const Args *a, Value *out, bool *handled) {
+  *handled = mi->type->call_args != NULL;
+  return *handled ? mi->type->call_args(S, mi, a, out) : true;
 }
 
 INode *nn_layer_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {

@@ -126,6 +126,7 @@ INode *apply_act(Sema *S, Op op, double a0, double a1, INode *x, SrcLoc loc);
 bool nn_layer_construct(Sema *S, const char *name, const Args *a, Value *out, bool *found);
 bool nn_layer_bind(Sema *S, ModInst *mi);
 INode *nn_layer_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc);
+bool nn_layer_call_args(Sema *S, ModInst *mi, const Args *a, Value *out, bool *handled);
 
 /* builtins.c */
 INode *flatten_node(Sema *S, INode *x, int64_t start, int64_t end, SrcLoc loc);

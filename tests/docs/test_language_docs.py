@@ -1,11 +1,14 @@
 #!/usr/bin/python3
 """docs/language.md documents every layer and built-in function the compiler knows: the names
-in the tables of compiler/builtins.c (builtins[]), builtins_nn.c (nn_builtins[]), layers.c
-(activations[]) and layers_nn.c (layer_types[]) must each appear in the docs as `name(...)`,
+in the tables of compiler/builtins.c (builtins[]), layers.c (activations[]), layers_nn.c
+(layer_types[]) and every `NnBuiltin x[]` table (builtins_nn.c, builtins_index.c, ...) must
+each appear in the docs as `name(...)`,
 and each layer's row must name all of its constructor's arguments (layer_types[].args).
 
     usage: test_language_docs.py ROOT
 """
+import glob
+import os
 import re
 import sys
 
@@ -23,8 +26,11 @@ def main():
     root = sys.argv[1]
     doc = open(f"{root}/docs/language.md", encoding="utf-8").read()
     read = lambda f: open(f"{root}/compiler/{f}", encoding="utf-8").read()  # noqa: E731
-    tables = [("builtins.c", "builtins[] = {"), ("builtins_nn.c", "nn_builtins[] = {"),
-              ("layers.c", "activations[] = {"), ("layers_nn.c", "layer_types[] = {")]
+    tables = [("builtins.c", "builtins[] = {"), ("layers.c", "activations[] = {"),
+              ("layers_nn.c", "layer_types[] = {")]
+    for f in sorted(glob.glob(f"{root}/compiler/*.c")):  # every `const NnBuiltin x[] = {` table
+        for m in re.finditer(r"NnBuiltin (\w+\[\] = \{)", open(f, encoding="utf-8").read()):
+            tables.append((os.path.basename(f), m.group(1)))
     names, failures = {}, []
     for f, decl in tables:
         try:

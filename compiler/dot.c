@@ -3,10 +3,12 @@
  * One cluster per exported entry.  Inputs are ellipses, parameters are notes with their
  * state_dict names, constants are plain text, outputs are double octagons; every op is a box
  * with its IR id (%7, as in the text dumps), op name, attributes and result type.  With
- * `fused`, each kernel is a nested cluster (gemm blue, reduce orange, elementwise green)
- * holding the ops it computes; the results it writes to memory have a bold border and name
- * their destination (a workspace slot or an entry output).  An inlined op that several
- * kernels recompute is drawn in the first of them and says where else it runs.
+ * `fused`, each kernel is a nested cluster (gemm blue, reduce orange, elementwise green,
+ * opaque purple: a whole-op kernel such as roi_align) holding the ops it computes; the
+ * results it writes to memory have a bold border and name their destination (a workspace
+ * slot or an entry output).  An inlined op that several kernels recompute is drawn in the
+ * first of them and says where else it runs; a view that needs no kernel (a reshape aliasing
+ * its input) is dashed, outside the kernels.
  *
  *   nnc dump --stage=fused --format=dot examples/realnvp.nn | dot -Tpng -o realnvp.png */
 #include <stdbool.h>
@@ -127,13 +129,32 @@ static void op_node(FILE *out, const Model *m, const Entry *e, int ei, const INo
   fprintf(out, "\\n%s", type_str(m, n, t, sizeof t));
   if (dest) fputs("\\n→ ", out), put_escaped(out, dest);
   if (fused && recomputed_in(e, n, home, r, sizeof r)) fprintf(out, "\\n(also in kernel %s)", r);
-  fprintf(out, "\"%s];\n", dest ? ", penwidth=2.5" : "");
+  if (fused && home < 0) fputs("\\n(a view: no kernel)", out); /* e.g. a reshape aliasing its input */
+  fprintf(out, "\"%s];\n", dest ? ", penwidth=2.5" : fused && home < 0 ? ", style=\"rounded,dashed\"" : "");
 }
 
 /* ---- kernels ---- */
 
-static const char *kind_name[] = {"elementwise", "reduce", "gemm"};
-static const char *kind_color[] = {"#e3f5e1", "#fde8d0", "#dde8fb"};
+/* Name and colour of a kernel kind; kinds added later get a generic grey cluster. */
+static const char *kind_name(KernelKind k) {
+  switch (k) {
+  case KK_ELEM: return "elementwise";
+  case KK_REDUCE: return "reduce";
+  case KK_GEMM: return "gemm";
+  case KK_OPAQUE: return "opaque";
+  default: return "kernel";
+  }
+}
+
+static const char *kind_color(KernelKind k) {
+  switch (k) {
+  case KK_ELEM: return "#e3f5e1";
+  case KK_REDUCE: return "#fde8d0";
+  case KK_GEMM: return "#dde8fb";
+  case KK_OPAQUE: return "#f3e3f7";
+  default: return "#eeeeee";
+  }
+}
 
 /* The kernel an op is drawn in: the one producing it, else the first that inlines it. */
 static int home_kernel(const Entry *e, const INode *n) {
@@ -150,7 +171,7 @@ static void kernel_cluster(FILE *out, const Model *m, const Entry *e, int ei, in
   char s[160];
   fprintf(out, "    subgraph cluster_e%d_k%d {\n", ei, k);
   fprintf(out, "      label=\"kernel %d: %s %s\"; style=\"filled,rounded\"; fillcolor=\"%s\";\n", k,
-          kind_name[K->kind], shape_str(m, DT_F32, &K->domain, s, sizeof s), kind_color[K->kind]);
+          kind_name(K->kind), shape_str(m, DT_F32, &K->domain, s, sizeof s), kind_color(K->kind));
   for (int i = 0; i < e->nnodes; i++)
     if (home[i] == k) op_node(out, m, e, ei, e->nodes[i], true, k);
   fputs("    }\n", out);

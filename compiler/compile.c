@@ -446,7 +446,8 @@ static int interpret_unit(Unit *u, const NncInterpOptions *opt, const char *entr
   float *outs[e->nout + 1];
   char err[512];
   if (interp_inputs(u, e, inputs, syms, data, errmsg)) return -1;
-  if (interp_entry(m, e, u->weights, data, syms, opt && opt->f32, outs, err, sizeof err))
+  InterpRounding r = !opt || !opt->f32 ? INTERP_DOUBLE : opt->random_rounding ? INTERP_F32_RANDOM : INTERP_F32;
+  if (interp_run(m, e, u->weights, data, syms, r, opt ? opt->random_rounding : 0, outs, err, sizeof err))
     return fail(errmsg, "%s: error: %s\n", u->file.path, err);
   for (int o = 0; o < n_out; o++) {
     const Shape *s = &e->outputs[o]->shape;

@@ -58,6 +58,7 @@ typedef struct NncInterpOptions {
   const char *weights_path;  /* safetensors with the model's parameters; NULL: none */
   const char *stage;         /* "ir" (after sema; default) or "opt" (after fold, cse, dce) */
   bool f32;                  /* round every result to float32 (default: compute in double) */
+  unsigned random_rounding;  /* with f32, nonzero: round up or down at random, seeded by this */
 } NncInterpOptions;
 int nnc_interpret(const char *nn_path, const NncInterpOptions *opt, const char *entry,
                   const nnc_tensor *inputs, int n_in, nnc_tensor *outputs, int n_out,

@@ -5,9 +5,10 @@
  * folding uses, so that a folding bug shows up as a difference.  Values are doubles; in the
  * default precision nothing is rounded but constants and inputs (f32 tensors), so the result
  * is close to exact.  In f32 precision every result and every partial sum of a reduction or
- * matrix product is rounded to float32, as a float32 implementation would: the difference
- * between the two estimates how much an output can move under float32 round-off, which is
- * what the differential tester's tolerance is built from.  Accumulation is in index order.
+ * matrix product is rounded to float32, as a float32 implementation would, to the nearest
+ * float or (stochastic arithmetic) up or down at random: the spread of such runs around the
+ * double result estimates how much an output can move under float32 round-off, which is what
+ * the differential tester's tolerance is built from.  Accumulation is in index order.
  *
  * Every op of ops.def needs a function interp_<OP> here: the table at the end is expanded
  * from ops.def, so adding an op without an interpreter case fails to compile. */
@@ -32,7 +33,8 @@ typedef struct Interp {
   const void *weights;
   const void *const *inputs;
   const int64_t *syms;
-  bool f32;            /* round every result (and partial sum) to float32 */
+  InterpRounding rounding;
+  uint64_t rng;        /* INTERP_F32_RANDOM: xorshift state */
   Tensor *val;         /* [node id] */
   char *err;
   size_t errlen;
@@ -80,7 +82,15 @@ static int64_t broadcast_at(const Tensor *in, const int64_t *idx, int rank) {
 static const Tensor *arg(Interp *I, const INode *n, int k) { return &I->val[n->in[k]->id]; }
 
 /* A result as the chosen precision stores it. */
-static double rnd(const Interp *I, double x) { return I->f32 ? (double)(float)x : x; }
+static double rnd(Interp *I, double x) {
+  if (I->rounding == INTERP_DOUBLE) return x;
+  float f = (float)x;
+  if (I->rounding == INTERP_F32 || (double)f == x || !isfinite(f)) return f;
+  /* random rounding: the float on the other side of x half of the time */
+  I->rng ^= I->rng << 13, I->rng ^= I->rng >> 7, I->rng ^= I->rng << 17;
+  if (I->rng & 1) return f;
+  return nextafterf(f, (double)f < x ? INFINITY : -INFINITY);
+}
 
 /* ---- leaves ---- */
 
@@ -462,7 +472,13 @@ static int *last_uses(const Entry *e, int nids) {
 
 int interp_entry(const Model *m, const Entry *e, const void *weights, const void *const *inputs,
                  const int64_t *syms, bool f32, float **outputs, char *err, size_t errlen) {
-  Interp I = {m, e, weights, inputs, syms, f32, NULL, err, errlen};
+  return interp_run(m, e, weights, inputs, syms, f32 ? INTERP_F32 : INTERP_DOUBLE, 0, outputs, err, errlen);
+}
+
+int interp_run(const Model *m, const Entry *e, const void *weights, const void *const *inputs,
+               const int64_t *syms, InterpRounding rounding, uint64_t seed, float **outputs, char *err,
+               size_t errlen) {
+  Interp I = {m, e, weights, inputs, syms, rounding, seed * 0x9E3779B97F4A7C15ull | 1, NULL, err, errlen};
   int nids = 0, rc = -1;
   for (int i = 0; i < e->nnodes; i++) nids = e->nodes[i]->id + 1 > nids ? e->nodes[i]->id + 1 : nids;
   for (int o = 0; o < e->nout; o++) outputs[o] = NULL;

@@ -35,4 +35,12 @@ int64_t interp_dim(Dim d, const int64_t *syms);
 int interp_entry(const Model *m, const Entry *e, const void *weights, const void *const *inputs,
                  const int64_t *syms, bool f32, float **outputs, char *err, size_t errlen);
 
+/* The same with a choice of rounding: in double, to the nearest float32, or to one of the two
+ * nearest float32 values at random (seeded; reproducible) — runs with different seeds
+ * scatter like the possible float32 implementations of the entry do. */
+typedef enum InterpRounding { INTERP_DOUBLE, INTERP_F32, INTERP_F32_RANDOM } InterpRounding;
+int interp_run(const Model *m, const Entry *e, const void *weights, const void *const *inputs,
+               const int64_t *syms, InterpRounding rounding, uint64_t seed, float **outputs, char *err,
+               size_t errlen);
+
 #endif

@@ -23,6 +23,7 @@ typedef struct Cg {
   LLVMTypeRef entry_fn;         /* void (ptr args, ptr syms, ptr weights, ptr workspace) */
   LLVMTypeRef kernel_fn;        /* void (ptr bufs, ptr syms) */
   struct KernelFn { char *key; LLVMValueRef fn; } *kernel_cache; /* emitted kernels by structure */
+  LLVMValueRef *body_fns;       /* per Model.bodies: the scan body's function */
   int nkernel_cache, capkernel_cache;
   LLVMValueRef fn;              /* current function */
   LLVMValueRef args, syms, weights, ws;
@@ -290,8 +291,74 @@ static void emit_gemm(Cg *g, Ls *s) {
   call_extern(g, "cblas_sgemm", g->voidt, pt, 14, args);
 }
 
+/* A scan: copy the initial state in, then per step t set the step symbol, call the body with
+ * (state, captured, next state, per-step output slices at t), and swap the state buffers;
+ * at the end copy the state out to the results that are read. */
+static void emit_scan(Cg *g, Ls *s) {
+  const ScanInfo *sc = s->sc.info;
+  const Entry *b = sc->body;
+  int nc = sc->ncarried, ncap = sc->ncaptured, ns = sc->nsteps, nin = nc + ncap, nargs = nin + nc + ns;
+  int *bufs = s->sc.bufs;
+  LLVMValueRef *init = g->bufs, four = ci64(g, 4);
+  (void)init;
+  LLVMValueRef cur = LLVMBuildArrayAlloca(g->b, g->ptr, ci64(g, nc ? nc : 1), "cur");
+  LLVMValueRef nxt = LLVMBuildArrayAlloca(g->b, g->ptr, ci64(g, nc ? nc : 1), "next");
+  LLVMValueRef argv = LLVMBuildArrayAlloca(g->b, g->ptr, ci64(g, nargs ? nargs : 1), "args");
+  int nsyms = g->m->nsyms ? g->m->nsyms : 1;
+  LLVMValueRef symv = LLVMBuildArrayAlloca(g->b, g->i64, ci64(g, nsyms), "syms");
+  LLVMBuildMemCpy(g->b, symv, 8, g->syms, 8, ci64(g, 8 * (int64_t)g->m->nsyms));
+  LLVMValueRef *bytes = calloc(nc + 1, sizeof *bytes);
+  for (int i = 0; i < nc; i++) {
+    bytes[i] = LLVMBuildNSWMul(g->b, emit(g, s->sc.numel[i]), four, "");
+    LLVMValueRef a = g->bufs[bufs[2 * nc + 2 * i]], z = g->bufs[bufs[2 * nc + 2 * i + 1]];
+    LLVMBuildMemCpy(g->b, a, 4, g->bufs[bufs[i]], 4, bytes[i]);
+    LLVMBuildStore(g->b, a, LLVMBuildGEP2(g->b, g->ptr, cur, (LLVMValueRef[]){ci64(g, i)}, 1, ""));
+    LLVMBuildStore(g->b, z, LLVMBuildGEP2(g->b, g->ptr, nxt, (LLVMValueRef[]){ci64(g, i)}, 1, ""));
+  }
+  LLVMValueRef steps = emit(g, s->sc.steps);
+  LLVMBasicBlockRef pre = LLVMGetInsertBlock(g->b);
+  LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "scan");
+  LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "step");
+  LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "scan_end");
+  LLVMBuildBr(g->b, head);
+  LLVMPositionBuilderAtEnd(g->b, head);
+  LLVMValueRef t = LLVMBuildPhi(g->b, g->i64, "t");
+  LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, t, steps, ""), body, exit);
+  LLVMPositionBuilderAtEnd(g->b, body);
+  LLVMBuildStore(g->b, t, LLVMBuildGEP2(g->b, g->i64, symv, (LLVMValueRef[]){ci64(g, sc->tsym)}, 1, ""));
+  #define ARG(k, v) LLVMBuildStore(g->b, v, LLVMBuildGEP2(g->b, g->ptr, argv, (LLVMValueRef[]){ci64(g, k)}, 1, ""))
+  #define LOADP(arr, i) LLVMBuildLoad2(g->b, g->ptr, LLVMBuildGEP2(g->b, g->ptr, arr, (LLVMValueRef[]){ci64(g, i)}, 1, ""), "")
+  for (int i = 0; i < nc; i++) ARG(i, LOADP(cur, i));
+  for (int j = 0; j < ncap; j++) ARG(nc + j, g->bufs[bufs[4 * nc + j]]);
+  for (int i = 0; i < nc; i++) ARG(nin + i, LOADP(nxt, i));
+  for (int j = 0; j < ns; j++) {
+    LLVMValueRef off = LLVMBuildNSWMul(g->b, t, emit(g, s->sc.numel[nc + j]), "");
+    ARG(nin + nc + j, LLVMBuildGEP2(g->b, g->f32, g->bufs[bufs[4 * nc + ncap + j]], &off, 1, ""));
+  }
+  int wb = bufs[4 * nc + ncap + ns], wsb = bufs[4 * nc + ncap + ns + 1];
+  LLVMValueRef ws = wsb >= 0 ? g->bufs[wsb] : LLVMConstNull(g->ptr);
+  LLVMBuildCall2(g->b, g->entry_fn, g->body_fns[s->sc.body], (LLVMValueRef[]){argv, symv, g->bufs[wb], ws}, 4, "");
+  for (int i = 0; i < nc; i++) { /* the next state becomes the current one */
+    LLVMValueRef a = LOADP(cur, i), z = LOADP(nxt, i);
+    LLVMBuildStore(g->b, z, LLVMBuildGEP2(g->b, g->ptr, cur, (LLVMValueRef[]){ci64(g, i)}, 1, ""));
+    LLVMBuildStore(g->b, a, LLVMBuildGEP2(g->b, g->ptr, nxt, (LLVMValueRef[]){ci64(g, i)}, 1, ""));
+  }
+  LLVMValueRef t1 = LLVMBuildNSWAdd(g->b, t, ci64(g, 1), "");
+  LLVMBasicBlockRef latch = LLVMGetInsertBlock(g->b);
+  LLVMBuildBr(g->b, head);
+  LLVMAddIncoming(t, (LLVMValueRef[]){ci64(g, 0), t1}, (LLVMBasicBlockRef[]){pre, latch}, 2);
+  LLVMPositionBuilderAtEnd(g->b, exit);
+  for (int i = 0; i < nc; i++)
+    if (bufs[nc + i] >= 0) LLVMBuildMemCpy(g->b, g->bufs[bufs[nc + i]], 4, LOADP(cur, i), 4, bytes[i]);
+  #undef ARG
+  #undef LOADP
+  free(bytes);
+  (void)b;
+}
+
 static void emit_stmt(Cg *g, Ls *s) {
   switch (s->k) {
+  case LS_SCAN: emit_scan(g, s); break;
   case LS_BLOCK:
     for (int k = 0; k < s->nbody; k++) emit_stmt(g, s->body[k]);
     break;
@@ -692,6 +759,8 @@ void codegen_model(LLVMContextRef ctx, LLVMModuleRef mod, const Model *m, const 
                    const unsigned char *weights) {
   Cg g;
   cg_init(&g, ctx, mod, m);
+  g.body_fns = calloc(m->nbodies + 1, sizeof *g.body_fns); /* inner bodies come first */
+  for (int i = 0; i < m->nbodies; i++) g.body_fns[i] = emit_entry_body(&g, &les[m->bodies[i]->lower_index]);
   LLVMValueRef *bodies = calloc(m->nentries + 1, sizeof *bodies);
   for (int i = 0; i < m->nentries; i++) bodies[i] = emit_entry_body(&g, &les[i]);
   /* with embedded weights, the compiler has computed the derived parameters already */
@@ -699,5 +768,6 @@ void codegen_model(LLVMContextRef ctx, LLVMModuleRef mod, const Model *m, const 
   LLVMValueRef desc = emit_desc(&g, les, bodies, weights);
   emit_wrappers(&g, desc);
   free(bodies);
+  free(g.body_fns);
   cg_done(&g);
 }

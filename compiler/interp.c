@@ -210,7 +210,7 @@ static void interp_SLICE(Interp *I, const INode *n, Tensor *out) {
   int64_t idx[MAX_RANK];
   for (int64_t o = 0; o < out->numel; o++) {
     unravel(o, out, idx);
-    idx[ax] = n->i[1] + idx[ax] * n->i[2];
+    idx[ax] = n->i[1] + (n->i[3] ? interp_dim((Dim){1, (uint32_t)n->i[3]}, I->syms) : 0) + idx[ax] * n->i[2];
     out->v[o] = a->v[ravel(a, idx)];
   }
 }
@@ -422,6 +422,84 @@ static void interp_COL2IM(Interp *I, const INode *n, Tensor *out) {
     }
     if (inside) out->v[ravel(out, o)] = rnd(I, out->v[ravel(out, o)] + a->v[i]);
   }
+}
+
+/* ---- scans: the body entry is interpreted once per step ---- */
+
+static void interp_PACK(Interp *I, const INode *n, Tensor *out) {
+  memset(out->v, 0, (out->numel ? out->numel : 1) * sizeof *out->v); /* operands are read through the chain */
+}
+
+/* number of elements of body output i of a scan (stacked ones include the T steps) */
+static int64_t scan_out_numel(const Interp *I, const ScanInfo *sc, int i, int64_t steps) {
+  const Shape *s = &sc->body->out_shapes[i];
+  int64_t n = i >= sc->ncarried ? steps : 1;
+  for (int k = 0; k < s->rank; k++) n *= interp_dim(s->d[k], I->syms);
+  return n;
+}
+
+/* The scan's value holds all its results back to back: final carried values, then the
+ * stacked per-step outputs; SCAN_OUT nodes read their part. */
+static void interp_SCAN(Interp *I, const INode *n, Tensor *out) {
+  const ScanInfo *sc = n->scan;
+  const Entry *b = sc->body;
+  int64_t steps = interp_dim(sc->bound, I->syms), total = 0;
+  for (int i = 0; i < b->nout; i++) total += scan_out_numel(I, sc, i, steps);
+  free(out->v);
+  out->v = calloc(total ? total : 1, sizeof *out->v);
+  out->numel = total;
+  int nin = b->nin;
+  void **ins = calloc(nin + 1, sizeof *ins);
+  float **outs = calloc(b->nout + 1, sizeof *outs);
+  int64_t syms[MAX_SYMS];
+  memcpy(syms, I->syms, sizeof syms);
+  const INode *p = n->in[0];
+  for (int i = 0; i < nin; i++, p = p->in[1]) { /* the body's inputs as the compiled code sees them */
+    const Tensor *t = &I->val[p->in[0]->id];
+    bool i64 = b->inputs[i]->dtype == DT_I64;
+    ins[i] = malloc((t->numel ? t->numel : 1) * (i64 ? sizeof(int64_t) : sizeof(float)));
+    for (int64_t k = 0; k < t->numel; k++) {
+      if (i64) ((int64_t *)ins[i])[k] = (int64_t)t->v[k];
+      else ((float *)ins[i])[k] = (float)t->v[k];
+    }
+  }
+  for (int64_t t = 0; t < steps; t++) {
+    syms[sc->tsym] = t;
+    if (interp_run(I->m, b, I->weights, (const void *const *)ins, syms, I->rounding, I->rng, outs, I->err, I->errlen))
+      unreachable("scan body failed in the reference interpreter");
+    int64_t off = 0;
+    for (int i = 0; i < b->nout; i++) {
+      int64_t each = scan_out_numel(I, sc, i, 1);
+      if (i < sc->ncarried) { /* next state, and the final value once the loop ends */
+        memcpy(ins[i], outs[i], each * sizeof(float));
+        for (int64_t k = 0; k < each; k++) out->v[off + k] = outs[i][k];
+        off += each;
+      } else {
+        for (int64_t k = 0; k < each; k++) out->v[off + t * each + k] = outs[i][k];
+        off += each * steps;
+      }
+      free(outs[i]);
+    }
+  }
+  if (steps == 0) { /* no step: the final carried values are the initial ones */
+    int64_t off = 0;
+    for (int i = 0; i < sc->ncarried; i++) {
+      int64_t each = scan_out_numel(I, sc, i, 1);
+      for (int64_t k = 0; k < each; k++) out->v[off + k] = ((float *)ins[i])[k];
+      off += each;
+    }
+  }
+  for (int i = 0; i < nin; i++) free(ins[i]);
+  free(ins);
+  free(outs);
+}
+
+static void interp_SCAN_OUT(Interp *I, const INode *n, Tensor *out) {
+  const INode *scan = n->in[0];
+  const ScanInfo *sc = scan->scan;
+  int64_t steps = interp_dim(sc->bound, I->syms), off = 0;
+  for (int i = 0; i < n->i[0]; i++) off += scan_out_numel(I, sc, i, steps);
+  memcpy(out->v, I->val[scan->id].v + off, out->numel * sizeof *out->v);
 }
 
 /* ---- the table: one function per op of ops.def (a missing one does not compile) ---- */

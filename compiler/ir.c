@@ -64,7 +64,7 @@ bool ir_is_constant(INode *n) {
   if (n->cst) return n->cst == 1;
   bool c;
   if (n->op == OP_PARAM || n->op == OP_CONST) c = true;
-  else if (n->op == OP_INPUT || n->op == OP_DIMVAL) c = false;
+  else if (n->op == OP_INPUT || n->op == OP_DIMVAL || op_info[n->op].kind == FK_SCAN) c = false;
   else {
     c = true;
     for (int k = 0; k < 3; k++) /* inputs come first in topological order: memoized already */
@@ -143,6 +143,7 @@ INode *ir_new(Model *m, Entry *e, Op op, DType dt, const Shape *shape, SrcLoc lo
   n->shape = *shape;
   n->loc = loc;
   n->kernel = n->slot = n->out_index = -1;
+  n->owner = e;
   if (e->nnodes == e->cap) {
     int cap = e->cap ? 2 * e->cap : 256;
     INode **v = arena_alloc(m->arena, cap * sizeof *v);
@@ -509,5 +510,18 @@ INode *ir_gather(Model *m, Entry *e, INode *x, INode *index, int axis, const Sha
   n->in[0] = x;
   n->in[1] = index;
   n->i[0] = axis;
+  return n;
+}
+
+INode *ir_index_dynamic(Model *m, Entry *e, INode *x, int axis, uint32_t sym, SrcLoc loc, Diag *d) {
+  if (!x) return NULL;
+  Shape s = x->shape;
+  s.d[axis] = dim_const(1);
+  INode *n = ir_new(m, e, OP_SLICE, x->dtype, &s, loc);
+  n->in[0] = x;
+  n->i[0] = axis;
+  n->i[1] = 0;
+  n->i[2] = 1;
+  n->i[3] = sym; /* start = the symbol's value */
   return n;
 }

@@ -22,7 +22,7 @@ typedef enum Op {
   OP_COUNT
 } Op;
 
-typedef enum FusionKind { FK_LEAF, FK_ELEM, FK_MOVE, FK_REDUCE, FK_GEMM, FK_OPAQUE } FusionKind;
+typedef enum FusionKind { FK_LEAF, FK_ELEM, FK_MOVE, FK_REDUCE, FK_GEMM, FK_OPAQUE, FK_SCAN } FusionKind;
 typedef enum DType { DT_F32 = 0, DT_I64 = 1 } DType;
 
 typedef struct OpInfo {
@@ -56,6 +56,19 @@ void dim_str(const struct Model *m, Dim d, char *buf, size_t len); /* "2*N" */
 const char *shape_str(const struct Model *m, DType dt, const Shape *s, char *buf, size_t len);
 
 typedef struct INode INode;
+struct Entry;
+
+/* A run-time loop: for t in 0..bound, the body entry maps (carried, captured) to (next
+ * carried, per-step outputs). */
+typedef struct ScanInfo {
+  struct Entry *body;
+  Dim bound;
+  int tsym;           /* model symbol holding t inside the body */
+  int ncarried, ncaptured, nsteps;
+  int *scratch;       /* memplan: a second buffer slot per carried value */
+  int body_slots;     /* memplan: the outer slot where the body's slots start */
+} ScanInfo;
+
 struct INode {
   int id;             /* unique within the entry; also the order of creation */
   Op op;
@@ -77,6 +90,8 @@ struct INode {
   int out_index;      /* entry output index it is written to directly, or -1 */
   bool live;          /* DCE */
   int8_t cst;         /* fold/hoist: 1 a function of parameters and constants only, 2 not, 0 unknown */
+  struct Entry *owner;/* the entry (or scan body) the node belongs to */
+  ScanInfo *scan;     /* OP_SCAN */
 };
 
 typedef struct Param {
@@ -90,7 +105,7 @@ typedef struct Param {
 } Param;
 
 /* A fused kernel: what lower.c turns into one loop nest (or an sgemm plus epilogue). */
-typedef enum KernelKind { KK_ELEM, KK_REDUCE, KK_GEMM, KK_OPAQUE } KernelKind;
+typedef enum KernelKind { KK_ELEM, KK_REDUCE, KK_GEMM, KK_OPAQUE, KK_SCAN } KernelKind;
 typedef struct Kernel {
   KernelKind kind;
   Shape domain;       /* ELEM: output shape; REDUCE: the reduction input's shape; GEMM: C */
@@ -118,6 +133,7 @@ typedef struct Entry {
   Kernel *kernels; int nkernels;
   Slot *slots;     int nslots;
   int *out_params;                         /* init entry: the derived parameter of each output */
+  int lower_index;                         /* its LEntry in lower_model's result */
   int64_t intermediate_bytes_static;       /* for reports; symbolic dims counted as 1 */
 } Entry;
 
@@ -132,6 +148,7 @@ typedef struct Model {
   Entry *entries; int nentries, entries_cap;
   int nparams_loaded;                      /* parameters read from weights (a prefix of params) */
   Entry *init;     /* computes the derived parameters once the weights are loaded, or NULL */
+  Entry **bodies; int nbodies, bodies_cap; /* scan bodies, inner ones first */
 } Model;
 
 int model_sym(Model *m, const char *name);          /* index, adding it if new; -1 if full */
@@ -172,6 +189,9 @@ INode *ir_window(Model *m, Entry *e, INode *x, const WindowSpec *w, SrcLoc loc, 
 /* Resample the last two axes to out_h x out_w (RESIZE of ops.def). */
 INode *ir_resize(Model *m, Entry *e, INode *x, int64_t out_h, int64_t out_w, int mode,
                  bool align_corners, double scale_h, double scale_w, SrcLoc loc, Diag *d);
+/* x[..., t, ...]: the element at the run-time index `sym` (a scan's step) along axis; shape
+ * keeps the axis with size 1 */
+INode *ir_index_dynamic(Model *m, Entry *e, INode *x, int axis, uint32_t sym, SrcLoc loc, Diag *d);
 INode *ir_iota(Model *m, Entry *e, const Shape *s, int axis, SrcLoc loc);
 INode *ir_gather(Model *m, Entry *e, INode *x, INode *index, int axis, const Shape *out, SrcLoc loc, Diag *d);
 INode *ir_col2im(Model *m, Entry *e, INode *cols, int64_t oh, int64_t ow, const int64_t stride[2],

@@ -35,7 +35,21 @@ static void node_attrs(FILE *out, const Model *m, const INode *n) {
     for (int i = 0; i < n->shape.rank; i++) fprintf(out, "%s%lld", i ? "," : "", (long long)n->i[i]);
     fprintf(out, "]");
     break;
-  case OP_SLICE: fprintf(out, " axis=%lld start=%lld step=%lld", (long long)n->i[0], (long long)n->i[1], (long long)n->i[2]); break;
+  case OP_SLICE:
+    fprintf(out, " axis=%lld start=%lld step=%lld", (long long)n->i[0], (long long)n->i[1], (long long)n->i[2]);
+    if (n->i[3]) {
+      char b[64];
+      dim_str(m, (Dim){1, (uint32_t)n->i[3]}, b, sizeof b);
+      fprintf(out, "+%s", b);
+    }
+    break;
+  case OP_SCAN_OUT: fprintf(out, " #%lld", (long long)n->i[0]); break;
+  case OP_SCAN: {
+    char b[64];
+    dim_str(m, n->scan->bound, b, sizeof b);
+    fprintf(out, " %s steps=%s", n->scan->body->name, b);
+    break;
+  }
   case OP_CONCAT: case OP_GATHER: case OP_IOTA: fprintf(out, " axis=%lld", (long long)n->i[0]); break;
   case OP_WINDOW:
     fprintf(out, " stride=%lld,%lld pad=%lld,%lld dilation=%lld,%lld", (long long)n->i[0], (long long)n->i[1],

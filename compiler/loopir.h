@@ -37,7 +37,7 @@ struct Lx {
   int print_id, print_gen; /* text form: printed once per kernel, then referred to by id */
 };
 
-typedef enum LsKind { LS_BLOCK, LS_LOOP, LS_STORE, LS_ACC_INIT, LS_ACC_UPDATE, LS_GEMM } LsKind;
+typedef enum LsKind { LS_BLOCK, LS_LOOP, LS_STORE, LS_ACC_INIT, LS_ACC_UPDATE, LS_GEMM, LS_SCAN } LsKind;
 
 typedef struct Ls Ls;
 struct Ls {
@@ -51,6 +51,14 @@ struct Ls {
     Lx *a_off, *b_off, *c_off, *m, *n, *k, *lda, *ldb, *ldc;
     int ta, tb;
   } g;
+  struct {                              /* LS_SCAN: run a scan body `steps` times */
+    const ScanInfo *info;
+    int body;                           /* index in Model.bodies */
+    int *bufs;                          /* init[nc], final[nc] (-1: none), state[2nc], captured[ncap],
+                                           stacked[ns], weights, workspace (-1: none) */
+    Lx **numel;                         /* elements per step of each body output */
+    Lx *steps;
+  } sc;
 };
 
 typedef enum LBufKind { LB_ARG, LB_WEIGHT, LB_SLOT, LB_CONST } LBufKind;

@@ -142,6 +142,10 @@ static INode *base_buffer(INode *n) {
 /* The buffer holding node n, or -1 when n is not in memory. */
 static int buffer_of(Lower *L, INode *n) {
   n = base_buffer(n);
+  bool computed_leaf = (n->op == OP_CONST && !n->data) || n->op == OP_DIMVAL || n->op == OP_IOTA;
+  if (computed_leaf && n->kernel >= 0) /* materialized for a reader that needs memory */
+    return n->out_index >= 0 ? add_buf(L, (LBuf){.k = LB_ARG, .index = L->e->nin + n->out_index})
+                             : add_buf(L, (LBuf){.k = LB_SLOT, .index = n->slot});
   switch (n->op) {
   case OP_INPUT: return add_buf(L, (LBuf){.k = LB_ARG, .dtype = n->dtype, .index = n->index});
   case OP_PARAM: {
@@ -345,10 +349,13 @@ static Lx *move_value(Lower *L, INode *n, Lx *const *idx) {
   case OP_PERMUTE:
     for (int k = 0; k < n->shape.rank; k++) r[n->i[k]] = idx[k];
     return value(L, in, r);
-  case OP_SLICE:
+  case OP_SLICE: {
     memcpy(r, idx, n->shape.rank * sizeof *r);
-    r[n->i[0]] = ibin(L, '+', lx_i(L, n->i[1]), ibin(L, '*', idx[n->i[0]], lx_i(L, n->i[2])));
+    Lx *start = lx_i(L, n->i[1]);
+    if (n->i[3]) start = ibin(L, '+', start, lx_dim(L, (Dim){1, (uint32_t)n->i[3]})); /* a scan's step */
+    r[n->i[0]] = ibin(L, '+', start, ibin(L, '*', idx[n->i[0]], lx_i(L, n->i[2])));
     return value(L, in, r);
+  }
   case OP_CONCAT: {
     int ax = (int)n->i[0];
     Lx *sa = lx_dim(L, in->shape.d[ax]);
@@ -759,7 +766,51 @@ static void lower_opaque(Lower *L, Ls *body) {
   }
 }
 
-static const char *kind_names[] = {"elementwise", "reduce", "gemm", "opaque"};
+/* The loop of a scan kernel; codegen.c emits it as calls of the body's function. */
+static void lower_scan(Lower *L, Ls *body) {
+  const Kernel *K = L->K;
+  INode *scan = NULL;
+  for (int c = 0; c < K->ncovers && !scan; c++)
+    if (K->covers[c]->op == OP_SCAN) scan = K->covers[c];
+  const ScanInfo *sc = scan->scan;
+  const Entry *b = sc->body;
+  int nc = sc->ncarried, ncap = sc->ncaptured, ns = sc->nsteps;
+  int n = nc + nc + 2 * nc + ncap + ns + 2;
+  Ls *s = ls_new(L, LS_SCAN);
+  s->sc.info = sc;
+  for (int i = 0; i < L->m->nbodies; i++)
+    if (L->m->bodies[i] == b) s->sc.body = i;
+  s->sc.bufs = arena_alloc(L->m->arena, n * sizeof *s->sc.bufs);
+  int *bufs = s->sc.bufs, at = 0;
+  INode *p = scan->in[0];
+  INode *operands[512];
+  for (int i = 0; p && i < 512; p = p->in[1]) operands[i++] = p->in[0];
+  for (int i = 0; i < nc; i++) bufs[at++] = buffer_of(L, operands[i]);
+  for (int i = 0; i < nc; i++) {
+    int f = -1;
+    for (int o = 0; o < K->nouts; o++)
+      if (K->outs[o]->i[0] == i) f = buffer_of(L, K->outs[o]);
+    bufs[at++] = f;
+  }
+  for (int i = 0; i < 2 * nc; i++) bufs[at++] = add_buf(L, (LBuf){.k = LB_SLOT, .index = sc->scratch[i]});
+  for (int j = 0; j < ncap; j++) bufs[at++] = buffer_of(L, operands[nc + j]);
+  for (int j = 0; j < ns; j++) {
+    int f = -1;
+    for (int o = 0; o < K->nouts; o++)
+      if (K->outs[o]->i[0] == nc + j) f = buffer_of(L, K->outs[o]);
+    bufs[at++] = f >= 0 ? f : add_buf(L, (LBuf){.k = LB_SLOT, .index = sc->scratch[2 * nc + j]});
+  }
+  bufs[at++] = add_buf(L, (LBuf){.k = LB_WEIGHT, .dtype = DT_F32, .index = -1, .offset = 0});
+  bufs[at++] = b->nslots ? add_buf(L, (LBuf){.k = LB_SLOT, .index = sc->body_slots}) : -1;
+  for (int i = 0; i < n; i++)
+    if (i != n - 1 && bufs[i] < 0 && !(i >= nc && i < 2 * nc)) unreachable("scan operand not in memory");
+  s->sc.numel = arena_alloc(L->m->arena, (b->nout + 1) * sizeof *s->sc.numel);
+  for (int i = 0; i < b->nout; i++) s->sc.numel[i] = lx_dim(L, shape_numel(&b->out_shapes[i]));
+  s->sc.steps = lx_dim(L, sc->bound);
+  ls_add(L, body, s);
+}
+
+static const char *kind_names[] = {"elementwise", "reduce", "gemm", "opaque", "scan"};
 
 static void lower_kernel(Lower *L, const Kernel *K, int index, LKernel *out) {
   L->K = K;
@@ -773,6 +824,7 @@ static void lower_kernel(Lower *L, const Kernel *K, int index, LKernel *out) {
   case KK_REDUCE: lower_reduce(L, body); break;
   case KK_GEMM: lower_gemm(L, body); break;
   case KK_OPAQUE: lower_opaque(L, body); break;
+  case KK_SCAN: lower_scan(L, body); break;
   }
   char name[160];
   snprintf(name, sizeof name, "%s.k%d.%s", L->e->name, index, kind_names[K->kind]);
@@ -784,13 +836,17 @@ static void lower_kernel(Lower *L, const Kernel *K, int index, LKernel *out) {
 
 /* One LEntry per entry, then the init entry's (at index nentries) when the model has one. */
 LEntry *lower_model(Model *m) {
-  LEntry *les = arena_alloc(m->arena, (m->nentries + 2) * sizeof *les);
+  int n = m->nentries + (m->init != NULL) + m->nbodies;
+  LEntry *les = arena_alloc(m->arena, (n + 1) * sizeof *les);
   Lower *L = calloc(1, sizeof *L);
   if (!L) return NULL;
-  for (int i = 0; i < m->nentries + (m->init != NULL); i++) {
+  for (int i = 0; i < n; i++) {
     memset(L->hash, 0, sizeof L->hash);
     L->m = m;
-    L->e = i < m->nentries ? &m->entries[i] : m->init;
+    if (i < m->nentries) L->e = &m->entries[i];
+    else if (i == m->nentries && m->init) L->e = m->init;
+    else L->e = m->bodies[i - m->nentries - (m->init != NULL)];
+    ((Entry *)L->e)->lower_index = i;
     L->le = &les[i];
     les[i].e = L->e;
     les[i].nkernels = L->e->nkernels;
@@ -914,6 +970,24 @@ static void print_ls(Printer *p, const Ls *s, int depth) {
     print_lx(p, s->val);
     fprintf(out, ")\n");
     break;
+  case LS_SCAN: {
+    const ScanInfo *sc = s->sc.info;
+    int nb = 4 * sc->ncarried + sc->ncaptured + sc->nsteps + 2;
+    fprintf(out, "scan %s steps=", sc->body->name);
+    print_lx(p, s->sc.steps);
+    fprintf(out, " bufs");
+    for (int i = 0; i < nb; i++) {
+      fprintf(out, " ");
+      if (s->sc.bufs[i] < 0) fprintf(out, "-");
+      else print_buf(p, s->sc.bufs[i]);
+    }
+    for (int i = 0; i < sc->body->nout; i++) {
+      fprintf(out, " n%d=", i);
+      print_lx(p, s->sc.numel[i]);
+    }
+    fprintf(out, "\n");
+    break;
+  }
   case LS_GEMM: {
     fprintf(out, "sgemm%s%s ", s->g.ta ? " transA" : "", s->g.tb ? " transB" : "");
     print_buf(p, s->g.c);

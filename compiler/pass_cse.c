@@ -7,6 +7,7 @@
 static bool same(const INode *a, const INode *b) {
   if (a->op != b->op || a->dtype != b->dtype || !shape_eq(&a->shape, &b->shape)) return false;
   if (a->op == OP_INPUT) return a->index == b->index;
+  if (a->op == OP_SCAN) return a == b; /* each loop has its own body */
   for (int k = 0; k < 3; k++)
     if (a->in[k] != b->in[k]) return false;
   if (a->f[0] != b->f[0] || a->f[1] != b->f[1] || a->axes != b->axes || a->flag != b->flag ||

@@ -97,14 +97,17 @@ static void decide_materialized(Fuse *F) {
     for (int u = 0; u < F->nusers[i]; u++) {
       const INode *user = F->users[i][u];
       FusionKind uk = op_info[user->op].kind;
-      gemm_input |= uk == FK_GEMM || uk == FK_OPAQUE;
+      gemm_input |= uk == FK_GEMM || uk == FK_OPAQUE || user->op == OP_PACK;
       /* a window or a bilinear resize reads each input element several times: compute
        * anything costlier than a copy once, into memory, rather than once per read */
       bool expands = (user->op == OP_WINDOW && user->shape.d[user->shape.rank - 1].k * user->shape.d[user->shape.rank - 2].k > 1) ||
                      (user->op == OP_RESIZE && user->i[0] != 0);
       gemm_input |= expands && k == FK_ELEM;
     }
-    if (k == FK_LEAF) F->mat[i] = false;
+    bool computed_leaf = (n->op == OP_CONST && !n->data) || n->op == OP_DIMVAL || n->op == OP_IOTA;
+    if (k == FK_LEAF) F->mat[i] = computed_leaf && gemm_input; /* zeros(B, H) as a scan's initial state */
+    else if (n->op == OP_PACK) F->mat[i] = false;
+    else if (n->op == OP_SCAN || n->op == OP_SCAN_OUT) F->mat[i] = true; /* the loop and its results */
     else if (k == FK_GEMM || k == FK_REDUCE || k == FK_OPAQUE || n->out_index >= 0) F->mat[i] = true;
     else if (gemm_input) F->mat[i] = true;
     else F->mat[i] = F->nusers[i] + (n->out_index >= 0) > 1 && !F->view[i] && cheap_cost(F, n, 0) > 3;
@@ -247,6 +250,17 @@ static void build_kernel(Fuse *F, KBuild *kb, INode *root) {
     kb->k.kind = KK_GEMM;
     kb->k.gemm = g;
     kb->k.domain = g->shape;
+  } else if (root->op == OP_SCAN) { /* one kernel runs the loop; it writes every SCAN_OUT */
+    kb->k.kind = KK_SCAN;
+    kb->k.domain = root->shape;
+    for (int u = 0; u < F->nusers[root->id]; u++)
+      push(a, &kb->k.outs, &kb->k.nouts, &kb->cap_out, F->users[root->id][u]);
+    push(a, &kb->k.covers, &kb->k.ncovers, &kb->cap_cov, root);
+    for (INode *p = root->in[0]; p; p = p->in[1]) {
+      push(a, &kb->k.covers, &kb->k.ncovers, &kb->cap_cov, p);
+      push(a, &kb->reads, &kb->nreads, &kb->cap_reads, p->in[0]);
+    }
+    return;
   } else if (op_info[root->op].kind == FK_OPAQUE) {
     kb->k.kind = KK_OPAQUE;
     kb->k.domain = root->shape;
@@ -258,6 +272,7 @@ static void build_kernel(Fuse *F, KBuild *kb, INode *root) {
     kb->k.kind = KK_ELEM;
     kb->k.domain = root->shape;
   }
+  if (kb->k.kind == KK_SCAN) return;
   push(a, &kb->k.outs, &kb->k.nouts, &kb->cap_out, root);
   cover(F, kb, root, true);
 }
@@ -358,7 +373,7 @@ bool pass_fuse(Model *m, Entry *e, Diag *d) {
   int nk = 0;
   for (int i = 0; i < n; i++) {
     e->nodes[i]->kernel = -1;
-    if (F.mat[i] && !F.alias[i]) build_kernel(&F, &kbs[nk++], e->nodes[i]);
+    if (F.mat[i] && !F.alias[i] && e->nodes[i]->op != OP_SCAN_OUT) build_kernel(&F, &kbs[nk++], e->nodes[i]);
   }
   merge_horizontal(&F, kbs, nk);
   order_kernels(&F, kbs, nk);

@@ -180,6 +180,7 @@ static void hoist_entry(Hoist *H, Entry *e, Diag *d) {
 bool pass_hoist(Model *m, Entry *unused, Diag *d) {
   Hoist H = {.m = m};
   m->nparams_loaded = model_loaded_params(m);
+  for (int i = 0; i < m->nbodies; i++) hoist_entry(&H, m->bodies[i], d);
   for (int i = 0; i < m->nentries; i++) hoist_entry(&H, &m->entries[i], d);
   m->init = H.init;
   if (m->init) {

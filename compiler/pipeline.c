@@ -18,7 +18,9 @@ bool run_pipeline(Model *m, const char *until, Diag *d) {
   for (int p = 0; p < pipeline_len; p++) {
     if (pipeline[p].model_wide) {
       if (!pipeline[p].fn(m, NULL, d)) return false;
-    } else {
+    } else { /* scan bodies first: an entry's memory plan includes its bodies' */
+      for (int i = 0; i < m->nbodies; i++)
+        if (!pipeline[p].fn(m, m->bodies[i], d)) return false;
       for (int i = 0; i < m->nentries; i++)
         if (!pipeline[p].fn(m, &m->entries[i], d)) return false;
       if (m->init && !pipeline[p].fn(m, m->init, d)) return false;

@@ -133,6 +133,12 @@ INode *to_tensor(Sema *S, const Value *v, SrcLoc loc) {
     return NULL;
   }
   if (v_is_number(v)) return ir_fill(S->m, S->e, v_num(v), &(Shape){0}, loc);
+  if (v->k == V_DIM) { /* a dimension's value, e.g. a scan's step t */
+    INode *c = ir_new(S->m, S->e, OP_DIMVAL, DT_F32, &(Shape){0}, loc);
+    c->i[0] = v->dim.k;
+    c->axes = v->dim.syms;
+    return c;
+  }
   if (v->k == V_LIST) {
     Shape s = {0};
     float *data = NULL;
@@ -176,7 +182,7 @@ static bool eval_name(Sema *S, Scope *sc, const Node *n, Value *out) {
   Value *v = scope_lookup(sc, n->name);
   if (v) {
     *out = *v;
-    return true;
+    return !S->scan || capture_value(S, out); /* a scan body reads outer tensors as inputs */
   }
   int b = builtin_find(n->name);
   if (b >= 0) {
@@ -337,7 +343,7 @@ static bool eval_binary(Sema *S, Scope *sc, const Node *n, Value *out) {
   Value a, b;
   if (!eval(S, sc, n->lhs, &a) || !eval(S, sc, n->rhs, &b)) return false;
   if (v_is_number(&a) && v_is_number(&b)) return fold_numbers(S, n, &a, &b, out);
-  if ((a.k == V_DIM || b.k == V_DIM) && n->op == '*') {
+  if ((a.k == V_DIM || b.k == V_DIM) && a.k != V_TENSOR && b.k != V_TENSOR && n->op == '*') {
     Dim x, y;
     if (!to_dim(S, &a, n->lhs->loc, &x) || !to_dim(S, &b, n->rhs->loc, &y)) return false;
     *out = (Value){.k = V_DIM, .dim = dim_mul(x, y)};
@@ -362,7 +368,7 @@ static bool eval_binary(Sema *S, Scope *sc, const Node *n, Value *out) {
     *out = (Value){.k = V_LIST, .items = items, .len = a.len + b.len};
     return true;
   }
-  bool tensor_literal = S->e && (a.k == V_LIST || b.k == V_LIST); /* [1.0, 0.0] * x */
+  bool tensor_literal = S->e && (a.k == V_LIST || b.k == V_LIST || a.k == V_DIM || b.k == V_DIM); /* [1.0, 0.0] * x, x * t */
   if (a.k != V_TENSOR && b.k != V_TENSOR && !tensor_literal)
     return diag_error(S->d, n->loc, "operator does not apply to a %s and a %s", v_kind_name(a.k),
                       v_kind_name(b.k));
@@ -444,7 +450,13 @@ static bool eval_index(Sema *S, Scope *sc, const Node *n, Value *out) {
       if (!ix->lhs && !ix->rhs && !ix->extra) continue;
     } else {
       Value v;
-      if (!eval(S, sc, ix, &v) || !to_int(S, &v, ix->loc, &start)) return false;
+      if (!eval(S, sc, ix, &v)) return false;
+      if (v.k == V_DIM && v.dim.syms) { /* x[:, t] with t a scan's step */
+        if (!scan_index(S, t, axis, &v, ix->loc, &t)) return false;
+        drop |= 1u << axis;
+        continue;
+      }
+      if (!to_int(S, &v, ix->loc, &start)) return false;
       Dim len = t->shape.d[axis];
       if (len.syms) return diag_error(S->d, ix->loc, "cannot index a symbolic dimension");
       if (start < -len.k || start >= len.k)
@@ -651,7 +663,14 @@ static bool instantiate(Sema *S, const Node *decl, const Args *a, Value *out) {
 
 static bool assign(Sema *S, Scope *sc, const Node *n) {
   Value v;
+  for (int i = 0; i < n->args.len; i++) {
+    const Node *t = n->args.items[i];
+    bool indexed = t->kind == N_INDEX && t->lhs->kind == N_NAME && n->args.len == 1;
+    if (t->kind != N_NAME && !indexed)
+      return diag_error(S->d, t->loc, "cannot assign to this expression (assign to a name, or in a scan to name[..., t, ...])");
+  }
   if (!eval(S, sc, n->rhs, &v)) return false;
+  if (n->args.items[0]->kind == N_INDEX) return assign_step_output(S, sc, n->args.items[0], &v);
   if (n->args.len == 1) {
     scope_set(S, sc, n->args.items[0]->name, v);
     return true;
@@ -683,6 +702,9 @@ static int exec_block(Sema *S, Scope *sc, const NodeList *body, Value *ret) {
       *ret = v.len == 1 ? v.items[0] : v;
       return 2;
     }
+    case N_SCAN:
+      if (!exec_scan(S, sc, n)) return 0;
+      break;
     case N_FOR: {
       Value it, *items;
       int len;
@@ -895,3 +917,7 @@ Model *sema_program(Arena *a, const SrcFile *file, const Node *prog, const char 
   }
   return m;
 }
+
+/* for scan.c */
+int exec_block_api(Sema *S, Scope *sc, const NodeList *body, Value *ret) { return exec_block(S, sc, body, ret); }
+bool eval_api(Sema *S, Scope *sc, const Node *n, Value *out) { return eval(S, sc, n, out); }

@@ -79,6 +79,21 @@ struct Scope {
   ModInst *self;          /* inside a module: the instance whose members are in this scope */
 };
 
+/* The scan being built: its body entry, and the outer tensors it captured so far. */
+typedef struct ScanCtx {
+  struct ScanCtx *parent;
+  Entry *body, *outer;
+  int tsym;                 /* the step's model symbol */
+  Dim bound;
+  INode **outer_nodes, **inputs; /* captured: outer node -> body input */
+  int ncap, capcap;
+  int ninputs;              /* body inputs so far (carried first) */
+  const char **step_names;  /* per-step outputs: name, axis in the stacked result, value */
+  int *step_axes;
+  INode **step_values;
+  int nsteps, capsteps;
+} ScanCtx;
+
 /* The state of semantic analysis. */
 typedef struct Sema {
   Arena *arena;
@@ -87,6 +102,8 @@ typedef struct Sema {
   Diag *d;
   Scope *globals;
   int depth;              /* inlining depth, to catch recursion */
+  ScanCtx *scan;          /* innermost scan body being built, or NULL */
+  int nscans;
   const char *const *defines; /* -D NAME=VALUE overrides of top-level constants */
   int ndefines;
   bool *define_used;
@@ -114,6 +131,14 @@ bool to_int(Sema *S, const Value *v, SrcLoc loc, int64_t *out);
  * unknown keywords and excess positionals through args_check. */
 const Value *arg_get(const Args *a, int i, const char *name);
 bool args_check(Sema *S, const Args *a, const char *fn, const char *const *names, int n);
+
+/* scan.c */
+bool exec_scan(Sema *S, Scope *sc, const Node *n);
+bool capture_value(Sema *S, Value *v);
+bool assign_step_output(Sema *S, Scope *sc, const Node *target, const Value *v);
+bool scan_index(Sema *S, INode *t, int axis, const Value *index, SrcLoc loc, INode **out);
+int exec_block_api(Sema *S, Scope *sc, const NodeList *body, Value *ret);
+bool eval_api(Sema *S, Scope *sc, const Node *n, Value *out);
 
 /* layers.c */
 bool layer_construct(Sema *S, const char *name, const Args *a, Value *out, bool *found);

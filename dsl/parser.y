@@ -93,11 +93,12 @@ static int check_arg_order(ParseState *ps, NodeList args, Node *arg);
 %token <str> STRING "string"
 %token CONST "'const'" MODULE "'module'" FN "'fn'" EXPORT "'export'" FOR "'for'"
 %token IN "'in'" IF "'if'" ELSE "'else'" RETURN "'return'" TRUE "'true'" FALSE "'false'"
+%token SCAN "'scan'"
 %token POW "'**'" EQ "'=='" NE "'!='" LE "'<='" GE "'>='" ANDAND "'&&'" OROR "'||'"
 %token DOTDOT "'..'" ARROW "'->'"
 
 %type <node> top_decl const_decl module_decl fn_decl export_decl assign1 module_item
-%type <node> param out_param type stmt for_stmt if_stmt return_stmt
+%type <node> param out_param type stmt for_stmt if_stmt return_stmt scan_stmt
 %type <node> expr ternary range or and eq cmp add mul unary power postfix primary
 %type <node> arg subscript opt_expr list
 %type <list> top_items top_chain module_items module_chain stmts stmt_chain block
@@ -199,15 +200,21 @@ stmt_chain: stmt                        { $$ = list1(ps, $1); }
   ;
 stmt: targets '=' expr                  { $$ = NEW(N_ASSIGN, @1); $$->args = $1; $$->rhs = $3; }
   | for_stmt
+  | scan_stmt
   | if_stmt
   | return_stmt
   | expr                                { $$ = NEW(N_EXPR_STMT, @1); $$->lhs = $1; }
   ;
-targets: NAME                           { $$ = list1(ps, mk_decl(ps, N_NAME, @1, $1)); }
-  | targets ',' NAME                    { $$ = list_add(ps, $1, mk_decl(ps, N_NAME, @3, $3)); }
+/* assignment targets: names, or (in a scan) a name indexed by the step, ys[:, t]; any
+ * other expression is refused by semantic analysis */
+targets: postfix                        { $$ = list1(ps, $1); }
+  | targets ',' postfix                 { $$ = list_add(ps, $1, $3); }
   ;
 /* for NAME in expr { stmts } */
 for_stmt: FOR NAME IN expr block        { $$ = mk_decl(ps, N_FOR, @1, $2); $$->rhs = $4; $$->body = $5; }
+  ;
+/* scan NAME in expr { stmts }   (a run-time loop: see docs/language.md) */
+scan_stmt: SCAN NAME IN expr block      { $$ = mk_decl(ps, N_SCAN, @1, $2); $$->rhs = $4; $$->body = $5; }
   ;
 /* if expr { stmts } (else { stmts } | else if_stmt)? */
 if_stmt: IF expr block                  { $$ = NEW(N_IF, @1); $$->cond = $2; $$->body = $3; }

@@ -498,7 +498,7 @@ static const struct { const char *name; BuiltinFn fn; } builtins[] = {
   {"BatchNorm2d", b_layer}, {"GroupNorm", b_layer}, {"LayerNorm", b_layer}, {"InstanceNorm2d", b_layer},
   {"MaxPool2d", b_layer}, {"AvgPool2d", b_layer}, {"AdaptiveAvgPool2d", b_layer}, {"Upsample", b_layer},
   {"Flatten", b_layer}, {"PixelShuffle", b_layer}, {"PixelUnshuffle", b_layer}, {"Dropout", b_layer},
-  {"Dropout2d", b_layer}, {"Embedding", b_layer}, {"LSTMCell", b_layer},
+  {"Dropout2d", b_layer}, {"Embedding", b_layer}, {"LSTMCell", b_layer}, {"LSTM", b_layer},
   {"exp", b_unary}, {"log", b_unary}, {"sqrt", b_unary}, {"abs", b_unary}, {"tanh", b_unary},
   {"sigmoid", b_unary}, {"relu", b_unary}, {"neg", b_unary}, {"logical_not", b_unary},
   {"elu", b_act}, {"leaky_relu", b_act}, {"softplus", b_act},

@@ -317,7 +317,59 @@ static bool b_roi_align(Sema *S, const char *name, const Args *a, Value *out) {
   return out->t != NULL;
 }
 
+/* lstm(input, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, batch_first=False)
+ * -> (output, h_n, c_n): one layer of torch.nn.LSTM with the given weights; h0, c0, h_n, c_n
+ * are [1, B, H] as torch's. */
+static bool b_lstm(Sema *S, const char *name, const Args *a, Value *out) {
+  static const char *names[] = {"input", "h0", "c0", "weight_ih", "weight_hh", "bias_ih", "bias_hh", "batch_first"};
+  if (!entry_only(S, a, name) || !args_check(S, a, name, names, 8)) return false;
+  INode *x = tensor_opt(S, a, 0, "input", true), *h0 = tensor_opt(S, a, 1, "h0", false), *c0 = tensor_opt(S, a, 2, "c0", false);
+  INode *wih = tensor_opt(S, a, 3, "weight_ih", true), *whh = wih ? tensor_opt(S, a, 4, "weight_hh", true) : NULL;
+  if (!x || !wih || !whh || D->has_error) return false;
+  INode *bih = tensor_opt(S, a, 5, "bias_ih", false), *bhh = tensor_opt(S, a, 6, "bias_hh", false);
+  if (D->has_error) return false;
+  if (whh->shape.rank != 2 || whh->shape.d[1].syms) return diag_error(D, a->loc, "lstm: weight_hh must be [4H, H]");
+  int64_t hs = whh->shape.d[1].k;
+  INode *st[2] = {h0, c0};
+  for (int i = 0; i < 2; i++)
+    if (st[i]) {
+      if (st[i]->shape.rank != 3) return diag_error(D, a->loc, "lstm: h0 and c0 are [1, batch, hidden_size]");
+      Shape s2 = {.rank = 2, .d = {st[i]->shape.d[1], st[i]->shape.d[2]}};
+      st[i] = ir_reshape(S->m, S->e, st[i], &s2, a->loc, D);
+    }
+  INode *hn, *cn, *y = lstm_sequence(S, x, st[0], st[1], wih, whh, bih, bhh, hs, bool_opt(a, 7, "batch_first", false),
+                                     &hn, &cn, a->loc);
+  if (!y) return false;
+  Shape s3 = {.rank = 3, .d = {dim_const(1), hn->shape.d[0], hn->shape.d[1]}};
+  Value *items = arena_alloc(S->arena, 3 * sizeof *items);
+  items[0] = v_tensor(y);
+  items[1] = v_tensor(ir_reshape(S->m, S->e, hn, &s3, a->loc, D));
+  items[2] = v_tensor(ir_reshape(S->m, S->e, cn, &s3, a->loc, D));
+  *out = (Value){.k = V_TUPLE, .items = items, .len = 3};
+  return items[1].t && items[2].t;
+}
+
+/* lstm_cell(input, h, c, weight_ih, weight_hh, bias_ih=None, bias_hh=None) -> (h', c') */
+static bool b_lstm_cell(Sema *S, const char *name, const Args *a, Value *out) {
+  static const char *names[] = {"input", "h", "c", "weight_ih", "weight_hh", "bias_ih", "bias_hh"};
+  if (!entry_only(S, a, name) || !args_check(S, a, name, names, 7)) return false;
+  INode *x = tensor_opt(S, a, 0, "input", true), *h = x ? tensor_opt(S, a, 1, "h", true) : NULL;
+  INode *c = h ? tensor_opt(S, a, 2, "c", true) : NULL, *wih = c ? tensor_opt(S, a, 3, "weight_ih", true) : NULL;
+  INode *whh = wih ? tensor_opt(S, a, 4, "weight_hh", true) : NULL;
+  if (!whh || D->has_error) return false;
+  INode *bih = tensor_opt(S, a, 5, "bias_ih", false), *bhh = tensor_opt(S, a, 6, "bias_hh", false);
+  if (D->has_error || whh->shape.rank != 2) return diag_error(D, a->loc, "lstm_cell: weight_hh must be [4H, H]");
+  INode *c2, *h2 = lstm_step(S, x, h, c, wih, whh, bih, bhh, whh->shape.d[1].k, &c2, a->loc);
+  if (!h2) return false;
+  Value *items = arena_alloc(S->arena, 2 * sizeof *items);
+  items[0] = v_tensor(h2);
+  items[1] = v_tensor(c2);
+  *out = (Value){.k = V_TUPLE, .items = items, .len = 2};
+  return true;
+}
+
 const NnBuiltin nn_builtins[] = {
+  {"lstm", b_lstm}, {"lstm_cell", b_lstm_cell},
   {"conv2d", b_conv2d}, {"conv_transpose2d", b_conv_transpose2d},
   {"max_pool2d", b_pool}, {"avg_pool2d", b_pool}, {"adaptive_avg_pool2d", b_adaptive_avg_pool2d},
   {"batch_norm", b_batch_norm}, {"group_norm", b_group_norm}, {"instance_norm", b_group_norm},

@@ -1,14 +1,15 @@
 /* dot.c — the graph IR as a Graphviz picture (nnc dump --stage=ir|opt|fused --format=dot).
  *
- * One cluster per exported entry.  Inputs are ellipses, parameters are notes with their
- * state_dict names, constants are plain text, outputs are double octagons; every op is a box
- * with its IR id (%7, as in the text dumps), op name, attributes and result type.  With
- * `fused`, each kernel is a nested cluster (gemm blue, reduce orange, elementwise green,
- * opaque purple: a whole-op kernel such as roi_align) holding the ops it computes; the
- * results it writes to memory have a bold border and name their destination (a workspace
- * slot or an entry output).  An inlined op that several kernels recompute is drawn in the
- * first of them and says where else it runs; a view that needs no kernel (a reshape aliasing
- * its input) is dashed, outside the kernels.
+ * One cluster per exported entry, and one for the entry computing derived parameters and
+ * for each scan body (a dotted edge links a scan op to its body).  Inputs are ellipses,
+ * parameters notes with their state_dict names, constants plain text, outputs double
+ * octagons; every op is a box with its IR id (%7, as in the text dumps), op name, attributes
+ * and result type.  With `fused`, each kernel is a nested cluster (gemm blue, reduce orange,
+ * elementwise green, opaque purple: a whole-op kernel such as roi_align, scan yellow)
+ * holding the ops it computes; the results it writes to memory have a bold border and name
+ * their destination (a workspace slot or an entry output).  An inlined op that several
+ * kernels recompute is drawn in the first of them and says where else it runs; a view that
+ * needs no kernel (a reshape aliasing its input) is dashed, outside the kernels.
  *
  *   nnc dump --stage=fused --format=dot examples/realnvp.nn | dot -Tpng -o realnvp.png */
 #include <stdbool.h>
@@ -56,6 +57,13 @@ static void node_attrs(const Model *m, const INode *n, char *buf, size_t len) {
   case OP_ELU: case OP_LEAKY_RELU: snprintf(buf, len, "%g", n->f[0]); break;
   case OP_SOFTPLUS: snprintf(buf, len, "beta=%g threshold=%g", n->f[0], n->f[1]); break;
   case OP_DIMVAL: dim_str(m, (Dim){n->i[0], n->axes}, buf, len); break;
+  case OP_SCAN_OUT: snprintf(buf, len, "#%lld", (long long)n->i[0]); break;
+  case OP_SCAN: {
+    char b[64];
+    dim_str(m, n->scan->bound, b, sizeof b);
+    snprintf(buf, len, "%s steps=%s", n->scan->body->name, b);
+    break;
+  }
   default: break;
   }
 }
@@ -142,6 +150,7 @@ static const char *kind_name(KernelKind k) {
   case KK_REDUCE: return "reduce";
   case KK_GEMM: return "gemm";
   case KK_OPAQUE: return "opaque";
+  case KK_SCAN: return "scan";
   default: return "kernel";
   }
 }
@@ -152,6 +161,7 @@ static const char *kind_color(KernelKind k) {
   case KK_REDUCE: return "#fde8d0";
   case KK_GEMM: return "#dde8fb";
   case KK_OPAQUE: return "#f3e3f7";
+  case KK_SCAN: return "#fff8d6";
   default: return "#eeeeee";
   }
 }
@@ -179,9 +189,9 @@ static void kernel_cluster(FILE *out, const Model *m, const Entry *e, int ei, in
 
 /* ---- entries ---- */
 
-static void entry_label(FILE *out, const Model *m, const Entry *e) {
+static void entry_label(FILE *out, const Model *m, const Entry *e, const char *what) {
   char s[160];
-  fputs("entry ", out);
+  fprintf(out, "%s ", what);
   put_escaped(out, e->name);
   fputs("(", out);
   for (int i = 0; i < e->nin; i++) {
@@ -211,9 +221,27 @@ static void entry_edges(FILE *out, const Entry *e, int ei) {
   }
 }
 
-static void entry_graph(FILE *out, const Model *m, const Entry *e, int ei, bool fused) {
+/* The cluster number of a scan body (after the entries and the init entry), or -1. */
+static int body_cluster(const Model *m, const Entry *body) {
+  for (int i = 0; i < m->nbodies; i++)
+    if (m->bodies[i] == body) return m->nentries + (m->init != NULL) + i;
+  return -1;
+}
+
+/* A dotted edge from each scan op to the cluster of the body it runs. */
+static void scan_edges(FILE *out, const Model *m, const Entry *e, int ei) {
+  for (int i = 0; i < e->nnodes; i++) {
+    const INode *n = e->nodes[i];
+    int bi = n->op == OP_SCAN ? body_cluster(m, n->scan->body) : -1;
+    if (bi >= 0 && n->scan->body->nnodes > 0)
+      fprintf(out, "  e%d_n%d -> e%d_n%d [lhead=cluster_e%d, style=dotted, label=\"runs\"];\n", ei, n->id, bi,
+              n->scan->body->nodes[0]->id, bi);
+  }
+}
+
+static void entry_graph(FILE *out, const Model *m, const Entry *e, int ei, bool fused, const char *what) {
   fprintf(out, "  subgraph cluster_e%d {\n    label=\"", ei);
-  entry_label(out, m, e);
+  entry_label(out, m, e, what);
   fputs("\"; style=rounded; color=\"#777777\";\n", out);
   int *home = arena_alloc(m->arena, (size_t)(e->nnodes + 1) * sizeof *home);
   for (int i = 0; i < e->nnodes; i++) {
@@ -237,6 +265,11 @@ void dot_dump_model(FILE *out, const Model *m, bool fused) {
           fused ? "fused kernels" : "graph IR");
   fputs("  node [shape=box, style=\"rounded,filled\", fillcolor=white, fontname=\"Helvetica\", "
         "fontsize=10];\n  edge [color=\"#555555\", arrowsize=0.6];\n", out);
-  for (int i = 0; i < m->nentries; i++) entry_graph(out, m, &m->entries[i], i, fused);
+  int ei = 0;
+  for (int i = 0; i < m->nentries; i++) entry_graph(out, m, &m->entries[i], ei++, fused, "entry");
+  if (m->init) entry_graph(out, m, m->init, ei++, fused, "derived parameters:");
+  for (int i = 0; i < m->nbodies; i++) entry_graph(out, m, m->bodies[i], ei++, fused, "scan body");
+  for (int i = 0; i < m->nentries; i++) scan_edges(out, m, &m->entries[i], i);
+  for (int i = 0; i < m->nbodies; i++) scan_edges(out, m, m->bodies[i], body_cluster(m, m->bodies[i]));
   fputs("}\n", out);
 }

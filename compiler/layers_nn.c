@@ -317,6 +317,52 @@ static int lstm_cell_params(Sema *S, ModInst *mi, ParamSpec *out) {
   return cfg_bool(mi, "bias", true) ? 4 : 2;
 }
 
+/* One LSTM step with PyTorch's gate order i, f, g, o (biases may be NULL). */
+INode *lstm_step(Sema *S, INode *x, INode *h, INode *c, INode *wih, INode *whh, INode *bih, INode *bhh,
+                 int64_t hs, INode **c_next, SrcLoc loc) {
+  Model *m = S->m;
+  Entry *e = S->e;
+  INode *gates = ir_matmul(m, e, x, wih, 0, 1, loc, D), *gh = ir_matmul(m, e, h, whh, 0, 1, loc, D);
+  if (bih) gates = ir_binary(m, e, OP_ADD, gates, bih, loc, D);
+  if (bhh) gh = ir_binary(m, e, OP_ADD, gh, bhh, loc, D);
+  gates = ir_binary(m, e, OP_ADD, gates, gh, loc, D);
+  if (!gates) return NULL;
+  INode *gi = ir_slice(m, e, gates, 1, 0, hs, 1, loc, D), *gf = ir_slice(m, e, gates, 1, hs, 2 * hs, 1, loc, D);
+  INode *gg = ir_slice(m, e, gates, 1, 2 * hs, 3 * hs, 1, loc, D), *go = ir_slice(m, e, gates, 1, 3 * hs, 4 * hs, 1, loc, D);
+  INode *c2 = ir_binary(m, e, OP_ADD, ir_binary(m, e, OP_MUL, ir_unary(m, e, OP_SIGMOID, gf, loc, D), c, loc, D),
+                        ir_binary(m, e, OP_MUL, ir_unary(m, e, OP_SIGMOID, gi, loc, D), ir_unary(m, e, OP_TANH, gg, loc, D), loc, D),
+                        loc, D);
+  *c_next = c2;
+  return ir_binary(m, e, OP_MUL, ir_unary(m, e, OP_SIGMOID, go, loc, D), ir_unary(m, e, OP_TANH, c2, loc, D), loc, D);
+}
+
+/* LSTM over a sequence: a scan whose step is lstm_step.  x [T, B, I] ([B, T, I] when
+ * batch_first); h0, c0 [B, H] or NULL (zeros).  Returns the outputs [.., H] and the final
+ * (h, c) [B, H]. */
+INode *lstm_sequence(Sema *S, INode *x, INode *h0, INode *c0, INode *wih, INode *whh, INode *bih, INode *bhh,
+                     int64_t hs, bool batch_first, INode **h_n, INode **c_n, SrcLoc loc) {
+  if (!x || x->shape.rank != 3) return diag_error(D, loc, "an LSTM expects a 3-D input sequence"), NULL;
+  int ta = batch_first ? 1 : 0, ba = 1 - ta;
+  Shape st = {.rank = 2, .d = {x->shape.d[ba], dim_const(hs)}};
+  INode *init[2] = {h0 ? h0 : ir_fill(S->m, S->e, 0.0, &st, loc), c0 ? c0 : ir_fill(S->m, S->e, 0.0, &st, loc)};
+  for (int i = 0; i < 2; i++)
+    if (!shape_eq(&init[i]->shape, &st)) return diag_error(D, loc, "LSTM: the initial state must be [batch, hidden_size]"), NULL;
+  INode *in[2], *out[2], *res[3];
+  ScanCtx *c = scan_open(S, x->shape.d[ta], init, 2, in, loc);
+  if (!c) return NULL;
+  INode *xt = scan_step_of(S, x, ta, loc);
+  wih = scan_capture(S, wih); /* the weights are read by every step */
+  whh = scan_capture(S, whh);
+  bih = scan_capture(S, bih);
+  bhh = scan_capture(S, bhh);
+  out[0] = xt ? lstm_step(S, xt, in[0], in[1], wih, whh, bih, bhh, hs, &out[1], loc) : NULL;
+  int axis = ta;
+  if (!out[0] || !scan_close(S, c, init, in, out, 2, &out[0], &axis, 1, loc, res)) return NULL;
+  *h_n = res[0];
+  *c_n = res[1];
+  return res[2];
+}
+
 /* LSTMCell(x, h, c) -> (h', c') with PyTorch's gate order i, f, g, o:
  *   gates = x W_ih^T + b_ih + h W_hh^T + b_hh,  c' = s(f) c + s(i) tanh(g),  h' = s(o) tanh(c') */
 static bool lstm_cell_call(Sema *S, ModInst *mi, const Args *a, Value *out) {
@@ -342,22 +388,9 @@ static bool lstm_cell_call(Sema *S, ModInst *mi, const Args *a, Value *out) {
   if (!h) h = ir_fill(S->m, S->e, 0.0, &st, a->loc);
   if (!c) c = ir_fill(S->m, S->e, 0.0, &st, a->loc);
   if (!h || !c) return false;
-  Model *m = S->m;
-  Entry *e = S->e;
-  INode *gates = ir_matmul(m, e, x, param(S, mi, 0, a->loc), 0, 1, a->loc, D);
-  INode *gh = ir_matmul(m, e, h, param(S, mi, 1, a->loc), 0, 1, a->loc, D);
-  if (mi->nparams == 4) {
-    gates = ir_binary(m, e, OP_ADD, gates, param(S, mi, 2, a->loc), a->loc, D);
-    gh = ir_binary(m, e, OP_ADD, gh, param(S, mi, 3, a->loc), a->loc, D);
-  }
-  gates = ir_binary(m, e, OP_ADD, gates, gh, a->loc, D);
-  if (!gates) return false;
-  INode *gi = ir_slice(m, e, gates, 1, 0, hs, 1, a->loc, D), *gf = ir_slice(m, e, gates, 1, hs, 2 * hs, 1, a->loc, D);
-  INode *gg = ir_slice(m, e, gates, 1, 2 * hs, 3 * hs, 1, a->loc, D), *go = ir_slice(m, e, gates, 1, 3 * hs, 4 * hs, 1, a->loc, D);
-  INode *c2 = ir_binary(m, e, OP_ADD, ir_binary(m, e, OP_MUL, ir_unary(m, e, OP_SIGMOID, gf, a->loc, D), c, a->loc, D),
-                        ir_binary(m, e, OP_MUL, ir_unary(m, e, OP_SIGMOID, gi, a->loc, D), ir_unary(m, e, OP_TANH, gg, a->loc, D), a->loc, D),
-                        a->loc, D);
-  INode *h2 = ir_binary(m, e, OP_MUL, ir_unary(m, e, OP_SIGMOID, go, a->loc, D), ir_unary(m, e, OP_TANH, c2, a->loc, D), a->loc, D);
+  INode *c2, *h2 = lstm_step(S, x, h, c, param(S, mi, 0, a->loc), param(S, mi, 1, a->loc),
+                             mi->nparams == 4 ? param(S, mi, 2, a->loc) : NULL,
+                             mi->nparams == 4 ? param(S, mi, 3, a->loc) : NULL, hs, &c2, a->loc);
   if (!h2) return false;
   Value *items = arena_alloc(S->arena, 2 * sizeof *items);
   items[0] = v_tensor(h2);
@@ -366,7 +399,73 @@ static bool lstm_cell_call(Sema *S, ModInst *mi, const Args *a, Value *out) {
   return true;
 }
 
+/* nn.LSTM(input_size, hidden_size, num_layers=1, bias=True, batch_first=False):
+ * weight_ih_l0 [4H, I], weight_hh_l0 [4H, H], bias_ih_l0, bias_hh_l0 [4H] */
+static int lstm_params(Sema *S, ModInst *mi, ParamSpec *out) {
+  int64_t in, h, layers;
+  if (!cfg_int(S, mi, "input_size", 0, &in) || !cfg_int(S, mi, "hidden_size", 0, &h) ||
+      !cfg_int(S, mi, "num_layers", 1, &layers) || !positive(S, mi, in, "input_size") || !positive(S, mi, h, "hidden_size"))
+    return -1;
+  if (layers != 1) return diag_error(D, mi->loc, "LSTM: num_layers > 1 is written as several LSTMs (one layer each)"), -1;
+  if (cfg_num(mi, "dropout", 0) != 0 || cfg_bool(mi, "bidirectional", false) || cfg_num(mi, "proj_size", 0) != 0)
+    return diag_error(D, mi->loc, "LSTM: dropout, bidirectional and proj_size are not available"), -1;
+  out[0] = spec("weight_ih_l0", 2, 4 * h, in, 0, 0);
+  out[1] = spec("weight_hh_l0", 2, 4 * h, h, 0, 0);
+  out[2] = spec("bias_ih_l0", 1, 4 * h, 0, 0, 0);
+  out[3] = spec("bias_hh_l0", 1, 4 * h, 0, 0, 0);
+  return cfg_bool(mi, "bias", true) ? 4 : 2;
+}
+
+/* LSTM(x) or LSTM(x, [h0, c0]) with h0, c0 [1, B, H] -> (output, [h_n, c_n]) as torch */
+static bool lstm_call(Sema *S, ModInst *mi, const Args *a, Value *out) {
+  if (!mi->prefix)
+    return diag_error(D, a->loc, "this LSTM has no parameter name: assign it to a module member or a top-level name");
+  const Value *state = a->npos == 2 ? &a->pos[1] : NULL;
+  if (a->nkw || a->npos < 1 || a->npos > 2 || (state && ((state->k != V_LIST && state->k != V_TUPLE) || state->len != 2)))
+    return diag_error(D, a->loc, "LSTM takes (input) or (input, [h0, c0])");
+  INode *x = to_tensor(S, &a->pos[0], a->loc), *h0 = NULL, *c0 = NULL;
+  if (!x) return false;
+  int64_t hs;
+  cfg_int(S, mi, "hidden_size", 0, &hs);
+  if (state) {
+    INode *h = to_tensor(S, &state->items[0], a->loc), *c = to_tensor(S, &state->items[1], a->loc);
+    if (!h || !c || h->shape.rank != 3 || c->shape.rank != 3)
+      return diag_error(D, a->loc, "LSTM: the state is [h0, c0], each [1, batch, hidden_size]");
+    Shape s2 = {.rank = 2, .d = {h->shape.d[1], h->shape.d[2]}};
+    h0 = ir_reshape(S->m, S->e, h, &s2, a->loc, D);
+    c0 = ir_reshape(S->m, S->e, c, &s2, a->loc, D);
+  }
+  INode *hn, *cn, *y = lstm_sequence(S, x, h0, c0, param(S, mi, 0, a->loc), param(S, mi, 1, a->loc),
+                                     mi->nparams == 4 ? param(S, mi, 2, a->loc) : NULL,
+                                     mi->nparams == 4 ? param(S, mi, 3, a->loc) : NULL, hs,
+                                     cfg_bool(mi, "batch_first", false), &hn, &cn, a->loc);
+  if (!y) return false;
+  Shape s3 = {.rank = 3, .d = {dim_const(1), hn->shape.d[0], hn->shape.d[1]}};
+  Value *st = arena_alloc(S->arena, 2 * sizeof *st), *items = arena_alloc(S->arena, 2 * sizeof *items);
+  st[0] = v_tensor(ir_reshape(S->m, S->e, hn, &s3, a->loc, D));
+  st[1] = v_tensor(ir_reshape(S->m, S->e, cn, &s3, a->loc, D));
+  items[0] = v_tensor(y);
+  items[1] = (Value){.k = V_LIST, .items = st, .len = 2};
+  *out = (Value){.k = V_TUPLE, .items = items, .len = 2};
+  return true;
+}
+
+/* a layer's parameter by name: lstm.weight_hh_l0, conv.weight */
+bool nn_layer_member(Sema *S, ModInst *mi, const char *name, SrcLoc loc, Value *out) {
+  ParamSpec ps[8];
+  int n = mi->type->params(S, mi, ps);
+  for (int i = 0; i < n; i++)
+    if (!strcmp(ps[i].name, name)) {
+      if (!mi->prefix || !S->e) return diag_error(D, loc, "%s.%s: the parameter is only available inside fn and export bodies of a named layer", mi->type_name, name);
+      *out = v_tensor(param(S, mi, i, loc));
+      return true;
+    }
+  return diag_error(D, loc, "%s has no parameter '%s'", mi->type_name, name);
+}
+
 static const LayerType layer_types[] = {
+  {"LSTM", {"input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout", "bidirectional", "proj_size"},
+   lstm_params, NULL, lstm_call},
   {"Embedding", {"num_embeddings", "embedding_dim", "padding_idx", "max_norm"}, embedding_params, embedding_call},
   {"LSTMCell", {"input_size", "hidden_size", "bias"}, lstm_cell_params, NULL, lstm_cell_call},
   {"Conv2d", {"in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "bias", "padding_mode"},

@@ -39,6 +39,7 @@ static bool in_memory(const Fuse *F, const INode *n) {
 
 static void add_user(Fuse *F, INode *n, INode *u) {
   int id = n->id;
+  if (n->owner != F->e || id < 0 || id >= F->e->nnodes) unreachable("a node uses a node of another entry");
   if (F->nusers[id] && F->users[id][F->nusers[id] - 1] == u) return; /* x * x: one user */
   INode **v = arena_alloc(F->m->arena, (F->nusers[id] + 1) * sizeof *v);
   if (F->nusers[id]) memcpy(v, F->users[id], F->nusers[id] * sizeof *v);

@@ -179,8 +179,9 @@ static void finish_body(Sema *S, ScanCtx *c, INode **carried_in, INode **carried
   }
 }
 
-/* The SCAN node and its results in the outer entry; binds the carried names and outputs. */
-static bool emit_scan(Sema *S, Scope *sc, ScanCtx *c, INode **init, const char **names, int nc, SrcLoc loc) {
+/* The SCAN node and its results in the outer entry: results[i] for the carried values, then
+ * the stacked per-step outputs (with T moved to their axis). */
+static bool emit_scan_node(Sema *S, ScanCtx *c, INode **init, int nc, SrcLoc loc, INode **results) {
   Model *m = S->m;
   Entry *e = c->outer;
   INode *pack = NULL;
@@ -217,9 +218,83 @@ static bool emit_scan(Sema *S, Scope *sc, ScanCtx *c, INode **init, const char *
       v = v_tensor(ir_permute(m, e, o, perm, loc, D));
       if (!v.t) return false;
     }
-    scope_set(S, sc, i < nc ? names[i] : c->step_names[i - nc], v);
+    results[i] = v.t;
   }
   return true;
+}
+
+/* ---- building a scan from C (the LSTM layer) ---- */
+
+ScanCtx *scan_open(Sema *S, Dim bound, INode **init, int nc, INode **carried_in, SrcLoc loc) {
+  char sym[64];
+  snprintf(sym, sizeof sym, "step#%d", ++S->nscans);
+  int tsym = model_sym(S->m, sym);
+  if (tsym < 0) return diag_error(D, loc, "too many symbolic dimensions and scans (at most %d)", MAX_SYMS), NULL;
+  ScanCtx *c = arena_alloc(S->arena, sizeof *c);
+  *c = (ScanCtx){.parent = S->scan, .outer = S->e, .tsym = tsym, .bound = bound};
+  c->body = arena_alloc(S->arena, sizeof *c->body);
+  char name[160];
+  snprintf(name, sizeof name, "%s.scan%d", S->e->name, S->nscans);
+  c->body->name = arena_strdup(S->arena, name);
+  c->body->loc = loc;
+  for (int i = 0; i < nc; i++) {
+    init[i] = capture(S, S->scan, init[i]);
+    carried_in[i] = ir_input(S->m, c->body, c->ninputs++, init[i]->dtype, &init[i]->shape, loc);
+  }
+  S->e = c->body;
+  S->scan = c;
+  return c;
+}
+
+/* an outer tensor used in the body being built (NULL stays NULL) */
+INode *scan_capture(Sema *S, INode *x) { return x ? capture(S, S->scan, x) : NULL; }
+
+/* the step's slice of an outer tensor along axis (dropped) */
+INode *scan_step_of(Sema *S, INode *x, int axis, SrcLoc loc) {
+  ScanCtx *c = S->scan;
+  x = capture(S, c, x);
+  INode *t;
+  if (!scan_index(S, x, axis, &(Value){.k = V_DIM, .dim = {1, 1u << c->tsym}}, loc, &t)) return NULL;
+  Shape s = {0};
+  for (int i = 0; i < t->shape.rank; i++)
+    if (i != axis) s.d[s.rank++] = t->shape.d[i];
+  return ir_reshape(S->m, S->e, t, &s, loc, D);
+}
+
+bool scan_close(Sema *S, ScanCtx *c, INode **init, INode **carried_in, INode **carried_out, int nc,
+                INode **steps, const int *axes, int ns, SrcLoc loc, INode **results) {
+  S->e = c->outer;
+  S->scan = c->parent;
+  const char *names[64];
+  for (int i = 0; i < nc; i++) names[i] = "state";
+  for (int j = 0; j < ns; j++) {
+    Value v = v_tensor(steps[j]);
+    S->scan = c;
+    S->e = c->body;
+    c->step_names = c->step_names; /* record like an indexed assignment */
+    if (c->nsteps == c->capsteps) {
+      c->capsteps = c->capsteps ? 2 * c->capsteps : 4;
+      const char **n2 = arena_alloc(S->arena, c->capsteps * sizeof *n2);
+      int *a2 = arena_alloc(S->arena, c->capsteps * sizeof *a2);
+      INode **v2 = arena_alloc(S->arena, c->capsteps * sizeof *v2);
+      if (c->nsteps) {
+        memcpy(n2, c->step_names, c->nsteps * sizeof *n2);
+        memcpy(a2, c->step_axes, c->nsteps * sizeof *a2);
+        memcpy(v2, c->step_values, c->nsteps * sizeof *v2);
+      }
+      c->step_names = n2;
+      c->step_axes = a2;
+      c->step_values = v2;
+    }
+    c->step_names[c->nsteps] = "output";
+    c->step_axes[c->nsteps] = axes[j];
+    c->step_values[c->nsteps++] = v.t;
+    S->e = c->outer;
+    S->scan = c->parent;
+  }
+  finish_body(S, c, carried_in, carried_out, names, nc);
+  register_body(S, c->body);
+  return emit_scan_node(S, c, init, nc, loc, results);
 }
 
 bool exec_scan(Sema *S, Scope *sc, const Node *n) {
@@ -285,5 +360,10 @@ bool exec_scan(Sema *S, Scope *sc, const Node *n) {
   if (nc + c.nsteps == 0) return diag_error(D, n->loc, "this scan carries nothing and outputs nothing");
   finish_body(S, &c, carried_in, carried_out, names, nc);
   register_body(S, c.body);
-  return emit_scan(S, sc, &c, init, names, nc, n->loc);
+  INode *results[512];
+  if (nc + c.nsteps > 512) return diag_error(D, n->loc, "too many carried values and outputs");
+  if (!emit_scan_node(S, &c, init, nc, n->loc, results)) return false;
+  for (int i = 0; i < nc + c.nsteps; i++)
+    scope_set(S, sc, i < nc ? names[i] : c.step_names[i - nc], v_tensor(results[i]));
+  return true;
 }

@@ -263,6 +263,7 @@ static bool eval_member(Sema *S, Scope *sc, const Node *n, Value *out) {
     }
     return diag_error(S->d, n->loc, "module %s has no member '%s'", obj.mod->type_name, n->name);
   }
+  if (obj.k == V_MOD && obj.mod->kind == MK_LAYER) return nn_layer_member(S, obj.mod, n->name, n->loc, out);
   if (obj.k == V_TENSOR && !strcmp(n->name, "T")) {
     int perm[MAX_RANK];
     int r = obj.t->shape.rank;

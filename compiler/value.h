@@ -134,6 +134,14 @@ bool args_check(Sema *S, const Args *a, const char *fn, const char *const *names
 
 /* scan.c */
 bool exec_scan(Sema *S, Scope *sc, const Node *n);
+/* A scan built from C: open (carried initial values -> body inputs; the body is now being
+ * built), take step slices, close with the next values and per-step outputs (stacked on
+ * axes[j]); results: final carried values, then the stacked outputs. */
+ScanCtx *scan_open(Sema *S, Dim bound, INode **init, int nc, INode **carried_in, SrcLoc loc);
+INode *scan_step_of(Sema *S, INode *x, int axis, SrcLoc loc);
+INode *scan_capture(Sema *S, INode *x);
+bool scan_close(Sema *S, ScanCtx *c, INode **init, INode **carried_in, INode **carried_out, int nc,
+                INode **steps, const int *axes, int ns, SrcLoc loc, INode **results);
 bool capture_value(Sema *S, Value *v);
 bool assign_step_output(Sema *S, Scope *sc, const Node *target, const Value *v);
 bool scan_index(Sema *S, INode *t, int axis, const Value *index, SrcLoc loc, INode **out);
@@ -152,6 +160,11 @@ bool nn_layer_construct(Sema *S, const char *name, const Args *a, Value *out, bo
 bool nn_layer_bind(Sema *S, ModInst *mi);
 INode *nn_layer_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc);
 bool nn_layer_call_args(Sema *S, ModInst *mi, const Args *a, Value *out, bool *handled);
+bool nn_layer_member(Sema *S, ModInst *mi, const char *name, SrcLoc loc, Value *out);
+INode *lstm_step(Sema *S, INode *x, INode *h, INode *c, INode *wih, INode *whh, INode *bih, INode *bhh,
+                 int64_t hs, INode **c_next, SrcLoc loc);
+INode *lstm_sequence(Sema *S, INode *x, INode *h0, INode *c0, INode *wih, INode *whh, INode *bih, INode *bhh,
+                     int64_t hs, bool batch_first, INode **h_n, INode **c_n, SrcLoc loc);
 
 /* builtins.c */
 INode *flatten_node(Sema *S, INode *x, int64_t start, int64_t end, SrcLoc loc);

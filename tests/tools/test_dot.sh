@@ -49,6 +49,28 @@ for model in "$SRC/examples/realnvp.nn" "$SRC/examples/mask_rcnn.nn" "$SRC/tests
 done
 grep -q 'label="layers.0.s.0.weight' "$TMP/examples_realnvp.fused.dot" || fail "parameters are not named"
 
+# a run-time loop: the scan body is a cluster of its own, linked from the scan op
+cat >"$TMP/scan.nn" <<'NN'
+cell = LSTMCell(3, 4)
+export run(x: f32[B, T, 3]) -> (hs: f32[B, T, 4]) {
+  h = zeros(B, 4)
+  c = zeros(B, 4)
+  hs = zeros(B, T, 4)
+  scan t in 0..T {
+    h, c = cell(x[:, t], [h, c])
+    hs[:, t] = h
+  }
+}
+NN
+if "$NNC" dump --stage=fused --format=dot "$TMP/scan.nn" >"$TMP/scan.dot" 2>"$TMP/err"; then
+  grep -q 'label="scan body ' "$TMP/scan.dot" || fail "scan: no cluster for the scan body"
+  grep -q 'style=dotted, label="runs"' "$TMP/scan.dot" || fail "scan: no edge from the scan op to its body"
+  grep -q 'kernel [0-9]*: scan ' "$TMP/scan.dot" || fail "scan: the loop kernel is not labelled"
+  dot -Tpng "$TMP/scan.dot" -o "$TMP/scan.png" || fail "dot -Tpng scan.dot"
+else
+  fail "dump of a scan model: $(cat "$TMP/err")"
+fi
+
 expect_usage() {
   "$NNC" "$@" >"$TMP/out" 2>&1
   rc=$?

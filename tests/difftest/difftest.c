@@ -173,12 +173,14 @@ static int write_weights(const nnc_model_desc *d, const char *path, uint64_t *rn
     const nnc_param_desc *p = &d->params[i];
     int64_t n = 1;
     for (int k = 0; k < p->rank; k++) n *= p->shape[k];
-    double b = 1 / sqrt((double)(p->rank >= 2 ? p->shape[p->rank - 1] : 4));
+    double b = 1 / sqrt((double)(p->rank >= 2 ? p->shape[p->rank - 1] : 4)), lo = -b;
+    size_t nl = strlen(p->name);
+    if (nl >= 11 && !strcmp(p->name + nl - 11, "running_var")) lo = 0.5, b = 1.5; /* a variance */
     void *data = malloc((n ? n : 1) * 8);
     if (!data) { rc = -1; break; }
     for (int64_t k = 0; k < n; k++) {
       if (p->dtype == NNC_I64) ((int64_t *)data)[k] = (int64_t)floor(uniform(rng, -3, 4));
-      else ((float *)data)[k] = (float)uniform(rng, -b, b);
+      else ((float *)data)[k] = (float)uniform(rng, lo, b);
     }
     ts[i] = (StTensor){.name = (char *)p->name, .dtype = p->dtype == NNC_I64 ? ST_I64 : ST_F32, .rank = p->rank,
                        .data = data, .nbytes = (size_t)n * (p->dtype == NNC_I64 ? 8 : 4)};

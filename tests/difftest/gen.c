@@ -783,6 +783,307 @@ static int op_dup(GProg *g, int a) {
   return -1;
 }
 
+/* ---- images [B, C, H, W]: convolution, pooling, normalization layers, resampling ---- */
+
+/* `a` as an image: itself if of rank 4 with static C, H, W; else a reshape of it (N, if
+ * any, leading) when its static size factors as C x H x W with H, W >= 2; else a fresh
+ * input image. */
+static int image(GProg *g, int a) {
+  const GVal *x = &g->v[a];
+  if (x->s.rank == 4 && !x->s.d[1].n && !x->s.d[2].n && !x->s.d[3].n) return a;
+  int64_t S = static_numel(&x->s);
+  bool hasn = n_axes(&x->s) == 1;
+  for (int tries = 0; tries < 8 && !x->i64 && chance(g, 0.7); tries++) {
+    int H = ri(g, 2, 6), W = ri(g, 2, 6);
+    if (S % (H * W)) continue;
+    int64_t rest = S / (H * W);
+    int C = hasn ? (int)rest : ri(g, 1, 3);
+    if (hasn ? C > 16 : rest % C) continue;
+    GDim B = hasn ? (GDim){1, true} : (GDim){(int)(rest / C), false};
+    if (hasn && x->s.d[0].n == false) continue; /* keep the batch in front */
+    if (hasn && x->s.d[0].k != 1) continue;
+    GShape s = {4, {B, {C, false}, {H, false}, {W, false}}};
+    char st[96];
+    return add_value(g, s, x->lo, x->hi, "reshape(@%d, %s)", a, shape_text(&s, st, sizeof st));
+  }
+  GShape s = {4, {chance(g, 0.8) ? (GDim){1, true} : (GDim){ri(g, 1, 2), false}, {ri(g, 1, 6), false},
+                  {ri(g, 3, 9), false}, {ri(g, 3, 9), false}}};
+  return fresh(g, s);
+}
+
+static int declare_layer(GProg *g, int a, GShape s, double lo, double hi, const char *layer) {
+  int d = add_decl(g, "m%d = %s", g->ndecls, layer);
+  if (d < 0) return -1;
+  int r = add_value(g, s, lo, hi, "m%d(@%d)", d, a);
+  if (r >= 0) g->v[r].decl = d;
+  return r;
+}
+
+static int op_conv(GProg *g, int a) {
+  if ((a = image(g, a)) < 0) return -1;
+  const GVal *x = &g->v[a];
+  int C = x->s.d[1].k, H = x->s.d[2].k, W = x->s.d[3].k;
+  int k = ri(g, 1, 3), st = chance(g, 0.3) ? 2 : 1, d = chance(g, 0.15) ? 2 : 1, p = ri(g, 0, k - 1);
+  int O = ri(g, 1, 8), grp = 1;
+  if (C % 2 == 0 && O % 2 == 0 && chance(g, 0.3)) grp = 2;
+  if (chance(g, 0.1)) grp = C, O = C * ri(g, 1, 2); /* depthwise */
+  double fan = (double)C / grp * k * k, B = bound(x) * sqrt(fan) + 1;
+  GShape s = x->s;
+  char layer[160];
+  if (chance(g, 0.25)) { /* transposed */
+    int op = st > 1 || d > 1 ? ri(g, 0, (st > d ? st : d) - 1) : 0;
+    s.d[1].k = O;
+    s.d[2].k = (H - 1) * st - 2 * p + d * (k - 1) + op + 1;
+    s.d[3].k = (W - 1) * st - 2 * p + d * (k - 1) + op + 1;
+    if (s.d[2].k < 1 || s.d[3].k < 1 || s.d[2].k > 24 || s.d[3].k > 24) return -1;
+    snprintf(layer, sizeof layer, "ConvTranspose2d(%d, %d, %d, stride=%d, padding=%d, output_padding=%d, groups=%d, dilation=%d%s)",
+             C, O, k, st, p, op, grp, d, chance(g, 0.2) ? ", bias=false" : "");
+    return declare_layer(g, a, s, -B * k, B * k, layer);
+  }
+  bool same = st == 1 && chance(g, 0.2);
+  int eff = d * (k - 1);
+  s.d[1].k = O;
+  s.d[2].k = same ? H : (H + 2 * p - eff - 1) / st + 1;
+  s.d[3].k = same ? W : (W + 2 * p - eff - 1) / st + 1;
+  if (H + 2 * p - eff - 1 < 0 || W + 2 * p - eff - 1 < 0) return -1;
+  char pad[32];
+  if (same) snprintf(pad, sizeof pad, "\"same\"");
+  else snprintf(pad, sizeof pad, "%d", p);
+  snprintf(layer, sizeof layer, "Conv2d(%d, %d, %d, stride=%d, padding=%s, dilation=%d, groups=%d%s)", C, O, k, st,
+           pad, d, grp, chance(g, 0.2) ? ", bias=false" : "");
+  return declare_layer(g, a, s, -B, B, layer);
+}
+
+/* PyTorch's pooling output size */
+static int pool_out(int n, int k, int s, int p, int d, bool ceil_mode) {
+  int num = n + 2 * p - d * (k - 1) - 1;
+  if (num < 0) return 0;
+  int o = (ceil_mode ? num + s - 1 : num) / s + 1;
+  if (ceil_mode && (o - 1) * s >= n + p) o--;
+  return o;
+}
+
+static int op_pool(GProg *g, int a) {
+  if ((a = image(g, a)) < 0) return -1;
+  const GVal *x = &g->v[a];
+  int H = x->s.d[2].k, W = x->s.d[3].k;
+  GShape s = x->s;
+  if (chance(g, 0.2)) { /* adaptive */
+    int oh = ri(g, 1, H), ow = ri(g, 1, W);
+    s.d[2].k = oh;
+    s.d[3].k = ow;
+    return add_value(g, s, fmin(x->lo, 0), fmax(x->hi, 0), "adaptive_avg_pool2d(@%d, [%d, %d])", a, oh, ow);
+  }
+  bool is_max = chance(g, 0.5), cm = chance(g, 0.3);
+  int k = ri(g, 1, 3), st = ri(g, 1, 3), p = ri(g, 0, k / 2), d = is_max && chance(g, 0.2) ? 2 : 1;
+  s.d[2].k = pool_out(H, k, st, p, d, cm);
+  s.d[3].k = pool_out(W, k, st, p, d, cm);
+  if (s.d[2].k < 1 || s.d[3].k < 1) return -1;
+  if (is_max)
+    return add_value(g, s, x->lo, x->hi, "max_pool2d(@%d, %d, stride=%d, padding=%d, dilation=%d, ceil_mode=%s)", a, k, st, p,
+                     d, cm ? "true" : "false");
+  bool cip = chance(g, 0.5);
+  int div = chance(g, 0.15) ? ri(g, 1, 4) : 0;
+  double lo = fmin(x->lo, 0) * k * k, hi = fmax(x->hi, 0) * k * k;
+  char dv[32] = "";
+  if (div) snprintf(dv, sizeof dv, ", divisor_override=%d", div);
+  return add_value(g, s, lo, hi, "avg_pool2d(@%d, %d, stride=%d, padding=%d, ceil_mode=%s, count_include_pad=%s%s)", a, k, st, p,
+                   cm ? "true" : "false", cip ? "true" : "false", dv);
+}
+
+static int op_norm_layer(GProg *g, int a) {
+  const GVal *x = &g->v[a];
+  char layer[160];
+  if (x->s.rank >= 2 && x->s.rank <= 3 && !x->s.d[1].n && chance(g, 0.3)) {
+    int C = x->s.d[1].k;
+    double B = (bound(x) + 0.5) / 0.7 * 0.5 + 0.5;
+    snprintf(layer, sizeof layer, "BatchNorm1d(%d)", C);
+    return declare_layer(g, a, x->s, -B, B, layer);
+  }
+  if (x->s.rank >= 1 && chance(g, 0.3)) { /* LayerNorm over the trailing axes */
+    int n = ri(g, 1, x->s.rank < 3 ? x->s.rank : 3);
+    char dims[64];
+    size_t k = snprintf(dims, sizeof dims, "[");
+    double cnt = 1;
+    for (int i = x->s.rank - n; i < x->s.rank; i++) {
+      if (x->s.d[i].n) return -1;
+      cnt *= x->s.d[i].k;
+      k += snprintf(dims + k, sizeof dims - k, "%s%d", i > x->s.rank - n ? ", " : "", x->s.d[i].k);
+    }
+    snprintf(dims + k, sizeof dims - k, "]");
+    snprintf(layer, sizeof layer, "LayerNorm(%s%s)", dims, chance(g, 0.3) ? ", elementwise_affine=false" : "");
+    return declare_layer(g, a, x->s, -sqrt(cnt) - 1, sqrt(cnt) + 1, layer);
+  }
+  if ((a = image(g, a)) < 0) return -1;
+  x = &g->v[a];
+  int C = x->s.d[1].k;
+  double cnt = x->s.d[2].k * x->s.d[3].k * C, Bn = sqrt(cnt) + 1;
+  switch (ri(g, 0, 2)) {
+  case 0: {
+    double B = (bound(x) + 0.5) / 0.7 * 0.5 + 0.5;
+    snprintf(layer, sizeof layer, "BatchNorm2d(%d%s)", C, chance(g, 0.2) ? ", affine=false" : "");
+    return declare_layer(g, a, x->s, -B, B, layer);
+  }
+  case 1: {
+    int grp = C % 2 == 0 && chance(g, 0.5) ? 2 : chance(g, 0.5) ? 1 : C;
+    snprintf(layer, sizeof layer, "GroupNorm(%d, %d%s)", grp, C, chance(g, 0.3) ? ", affine=false" : "");
+    return declare_layer(g, a, x->s, -Bn, Bn, layer);
+  }
+  default:
+    snprintf(layer, sizeof layer, "InstanceNorm2d(%d%s)", C, chance(g, 0.4) ? ", affine=true" : "");
+    return declare_layer(g, a, x->s, -Bn, Bn, layer);
+  }
+}
+
+static int op_resample(GProg *g, int a) {
+  if ((a = image(g, a)) < 0) return -1;
+  const GVal *x = &g->v[a];
+  int C = x->s.d[1].k, H = x->s.d[2].k, W = x->s.d[3].k;
+  GShape s = x->s;
+  switch (ri(g, 0, 4)) {
+  case 0: { /* interpolate by a scale factor */
+    int f = ri(g, 2, 3);
+    bool bil = chance(g, 0.5);
+    s.d[2].k = H * f;
+    s.d[3].k = W * f;
+    if (bil) return add_value(g, s, x->lo, x->hi, "interpolate(@%d, scale_factor=%d, mode=\"bilinear\", align_corners=%s)", a, f,
+                              chance(g, 0.5) ? "true" : "false");
+    return add_value(g, s, x->lo, x->hi, "interpolate(@%d, scale_factor=%d)", a, f);
+  }
+  case 1: { /* to a size */
+    s.d[2].k = ri(g, 1, 12);
+    s.d[3].k = ri(g, 1, 12);
+    bool bil = chance(g, 0.5);
+    char layer[128];
+    snprintf(layer, sizeof layer, "Upsample(size=[%d, %d]%s)", s.d[2].k, s.d[3].k,
+             bil ? (chance(g, 0.5) ? ", mode=\"bilinear\", align_corners=true" : ", mode=\"bilinear\"") : "");
+    return declare_layer(g, a, s, x->lo, x->hi, layer);
+  }
+  case 2: { /* pad */
+    int l = ri(g, 0, 2), r = ri(g, 0, 2), t = ri(g, 0, 2), b = ri(g, 0, 2);
+    double v = PICK(g, ((double[]){0.0, 0.5, -1.0}));
+    s.d[2].k = H + t + b;
+    s.d[3].k = W + l + r;
+    return add_value(g, s, fmin(x->lo, v), fmax(x->hi, v), "pad(@%d, [%d, %d, %d, %d], value=%g)", a, l, r, t, b, v);
+  }
+  case 3: /* pixel shuffle */
+    if (C % 4) return -1;
+    s.d[1].k = C / 4;
+    s.d[2].k = H * 2;
+    s.d[3].k = W * 2;
+    return add_value(g, s, x->lo, x->hi, "pixel_shuffle(@%d, 2)", a);
+  default:
+    if (H % 2 || W % 2) return -1;
+    s.d[1].k = C * 4;
+    s.d[2].k = H / 2;
+    s.d[3].k = W / 2;
+    return add_value(g, s, x->lo, x->hi, "pixel_unshuffle(@%d, 2)", a);
+  }
+}
+
+/* ---- indices: embeddings, argmax/topk, gather, index_select, one_hot; LSTM cells ---- */
+
+/* A fresh i64 input of shape s holding indices in [0, n). */
+static int index_input(GProg *g, GShape s, int n) { return add_input(g, s, 0, n - 1, true); }
+
+static int op_index(GProg *g, int a) {
+  const GVal *x = &g->v[a];
+  switch (ri(g, 0, 4)) {
+  case 0: { /* embedding of a fresh index tensor */
+    int E = ri(g, 2, 12), D = small_dim(g) + 2;
+    GShape is = random_shape(g, ri(g, 1, 2), chance(g, 0.7));
+    int idx = index_input(g, is, E);
+    if (idx < 0) return -1;
+    GShape s = is;
+    s.d[s.rank++] = (GDim){D, false};
+    if (s.rank > G_MAX_RANK) return -1;
+    char layer[64];
+    snprintf(layer, sizeof layer, "Embedding(%d, %d)", E, D);
+    return declare_layer(g, idx, s, -1, 1, layer);
+  }
+  case 1: { /* argmax / argmin / topk of an input (exact values: no near-ties) */
+    if (!x->input || x->i64) return -1;
+    int ax = static_axis(g, &x->s, 1);
+    if (ax < 0) return -1;
+    int n = x->s.d[ax].k;
+    GShape s = x->s;
+    if (chance(g, 0.5)) {
+      bool keep = chance(g, 0.3);
+      if (keep) s.d[ax] = (GDim){1, false};
+      else {
+        for (int k = ax; k < s.rank - 1; k++) s.d[k] = s.d[k + 1];
+        s.rank--;
+      }
+      return add_value(g, s, 0, n - 1, "%s(@%d, %d%s)", chance(g, 0.5) ? "argmax" : "argmin", a, ax, keep ? ", keepdim=true" : "");
+    }
+    int k = ri(g, 1, n), part = ri(g, 0, 1);
+    s.d[ax].k = k;
+    return add_value(g, s, part ? 0 : x->lo, part ? n - 1 : x->hi, "topk(@%d, %d, dim=%d, largest=%s)[%d]", a, k, ax,
+                     chance(g, 0.7) ? "true" : "false", part);
+  }
+  case 2: { /* gather along a static axis */
+    int ax = static_axis(g, &x->s, 1);
+    if (ax < 0 || x->i64) return -1;
+    GShape is = x->s;
+    is.d[ax].k = ri(g, 1, 6);
+    int idx = index_input(g, is, x->s.d[ax].k);
+    if (idx < 0) return -1;
+    return add_value(g, is, x->lo, x->hi, "gather(@%d, %d, @%d)", a, ax, idx);
+  }
+  case 3: { /* index_select */
+    int ax = static_axis(g, &x->s, 1);
+    if (ax < 0 || x->i64) return -1;
+    int k = ri(g, 1, 6);
+    int idx = index_input(g, (GShape){1, {{k, false}}}, x->s.d[ax].k);
+    if (idx < 0) return -1;
+    GShape s = x->s;
+    s.d[ax].k = k;
+    return add_value(g, s, x->lo, x->hi, "index_select(@%d, %d, @%d)", a, ax, idx);
+  }
+  default: { /* one_hot */
+    int C = ri(g, 2, 6);
+    GShape is = random_shape(g, ri(g, 1, 2), chance(g, 0.7));
+    int idx = index_input(g, is, C);
+    if (idx < 0) return -1;
+    GShape s = is;
+    s.d[s.rank++] = (GDim){C, false};
+    if (s.rank > G_MAX_RANK) return -1;
+    return add_value(g, s, 0, 1, "one_hot(@%d, %d)", idx, C);
+  }
+  }
+}
+
+static int op_lstm(GProg *g, int a) {
+  const GVal *x = &g->v[a];
+  if (x->s.rank != 2 || x->s.d[1].n || x->i64) {
+    if (x->s.rank != 2 || x->i64) return -1;
+  }
+  if (x->s.d[1].n) return -1;
+  int I = x->s.d[1].k, H = small_dim(g) + 1;
+  GShape hs = {2, {x->s.d[0], {H, false}}};
+  int h = fresh(g, hs), c = fresh(g, hs);
+  if (h < 0 || c < 0) return -1;
+  int d = add_decl(g, "m%d = LSTMCell(%d, %d%s)", g->ndecls, I, H, chance(g, 0.2) ? ", bias=false" : "");
+  if (d < 0) return -1;
+  int part = ri(g, 0, 1);
+  double B = part ? bound(&g->v[c]) + 1 : 1;
+  int r = add_value(g, hs, -B, B, "m%d(@%d, [@%d, @%d])[%d]", d, a, h, c, part);
+  if (r >= 0) g->v[r].decl = d;
+  return r;
+}
+
+static int op_cosine(GProg *g, int a) {
+  const GVal *x = &g->v[a];
+  if (x->s.rank < 2 || x->i64) return -1;
+  int b = fresh(g, x->s);
+  if (b < 0) return -1;
+  GShape s = x->s;
+  int ax = 1;
+  for (int k = ax; k < s.rank - 1; k++) s.d[k] = s.d[k + 1];
+  s.rank--;
+  return add_value(g, s, -1, 1, "cosine_similarity(@%d, @%d, dim=1)", a, b);
+}
+
 /* ---- the program ---- */
 
 typedef int (*GenOp)(GProg *g, int a);
@@ -790,10 +1091,11 @@ typedef int (*GenOp)(GProg *g, int a);
 /* elementwise, reductions and products first: ops from index MOVE_FIRST on move data */
 static const struct { GenOp fn; int weight; } gen_ops[] = {
   {op_unary, 6}, {op_binary, 8}, {op_reduce, 3}, {op_softmax, 2}, {op_matmul, 4},
-  {op_norm, 1}, {op_chain, 1}, {op_dup, 1},
+  {op_norm, 1}, {op_chain, 1}, {op_dup, 1}, {op_conv, 2}, {op_pool, 2}, {op_norm_layer, 2},
+  {op_resample, 1}, {op_index, 2}, {op_lstm, 1}, {op_cosine, 1},
   {op_reshape, 2}, {op_permute, 2}, {op_slice, 2}, {op_cat, 1}, {op_split, 1}, {op_squeeze, 2},
 };
-#define MOVE_FIRST 8
+#define MOVE_FIRST 15
 
 static int one_statement(GProg *g) {
   int total = 0;
@@ -819,7 +1121,7 @@ void gen_program(GProg *g, uint64_t seed) {
   for (g->cur = 0; g->cur < g->nentries; g->cur++) {
     int e = g->cur, first = g->nv;
     int ninputs = ri(g, 1, 3);
-    for (int i = 0; i < ninputs; i++) fresh(g, random_shape(g, PICK(g, ((int[]){1, 2, 2, 2, 3, 3, 4})), chance(g, 0.85)));
+    for (int i = 0; i < ninputs; i++) fresh(g, random_shape(g, PICK(g, ((int[]){1, 2, 2, 2, 3, 3, 4, 4})), chance(g, 0.85)));
     int nstmts = ri(g, 3, e ? 12 : 24);
     for (int i = 0, tries = 0; i < nstmts && tries < 200 && g->nv < G_MAX_VALS - 8; tries++)
       if (one_statement(g) >= 0) i++;

@@ -123,6 +123,7 @@ static INode *mean_of(Sema *S, INode *x, uint32_t axes, int keepdim, SrcLoc loc)
 
 static const struct { const char *name; Op op; } unary_fns[] = {
   {"exp", OP_EXP}, {"log", OP_LOG}, {"sqrt", OP_SQRT}, {"abs", OP_ABS}, {"tanh", OP_TANH},
+  {"sin", OP_SIN}, {"cos", OP_COS},
   {"sigmoid", OP_SIGMOID}, {"relu", OP_RELU}, {"neg", OP_NEG}, {"logical_not", OP_NOT},
 };
 
@@ -500,6 +501,7 @@ static const struct { const char *name; BuiltinFn fn; } builtins[] = {
   {"Flatten", b_layer}, {"PixelShuffle", b_layer}, {"PixelUnshuffle", b_layer}, {"Dropout", b_layer},
   {"Dropout2d", b_layer}, {"Embedding", b_layer}, {"LSTMCell", b_layer}, {"LSTM", b_layer},
   {"exp", b_unary}, {"log", b_unary}, {"sqrt", b_unary}, {"abs", b_unary}, {"tanh", b_unary},
+  {"sin", b_unary}, {"cos", b_unary},
   {"sigmoid", b_unary}, {"relu", b_unary}, {"neg", b_unary}, {"logical_not", b_unary},
   {"elu", b_act}, {"leaky_relu", b_act}, {"softplus", b_act},
   {"maximum", b_binary}, {"minimum", b_binary}, {"pow", b_binary}, {"matmul", b_binary},

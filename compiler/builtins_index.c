@@ -181,7 +181,75 @@ static bool b_gumbel(Sema *S, const char *name, const Args *a, Value *out) {
   return out->t != NULL;
 }
 
+/* ---- random numbers (Philox4x32-10, philox.h): a pure function of (seed, stream, element
+ * index), so the same seed gives the same numbers in every build and thread count ---- */
+
+static INode *rand_node(Sema *S, const Shape *s, INode *seed, int normal, int64_t stream, SrcLoc loc) {
+  if (!seed) return NULL;
+  if (seed->shape.rank != 0) return diag_error(D, loc, "the seed must be a scalar (an integer or an i64[] input)"), NULL;
+  INode *n = ir_new(M, E, OP_RAND, DT_F32, s, loc);
+  n->in[0] = seed;
+  n->i[0] = normal;
+  n->i[1] = stream;
+  return n;
+}
+
+static bool seed_args(Sema *S, const Args *a, INode **seed, int64_t *stream) {
+  const Value *sv = arg_get(a, -1, "seed"), *st = arg_get(a, -1, "stream");
+  if (!sv) return diag_error(D, a->loc, "random numbers need seed= (an integer or an i64[] input)");
+  *seed = to_tensor(S, sv, a->loc);
+  *stream = 0;
+  return *seed && (!st || to_int(S, st, a->loc, stream));
+}
+
+/* rand(dims..., seed=, stream=0) uniform in [0, 1); randn(...) standard normal */
+static bool b_rand(Sema *S, const char *name, const Args *a, Value *out) {
+  if (!in_entry(S, a, name)) return false;
+  for (int k = 0; k < a->nkw; k++)
+    if (strcmp(a->kwnames[k], "seed") && strcmp(a->kwnames[k], "stream"))
+      return diag_error(D, a->loc, "%s has no argument named '%s'", name, a->kwnames[k]);
+  Shape s = {.rank = 0};
+  const Value *items = a->pos;
+  int n = a->npos;
+  if (n == 1 && (a->pos[0].k == V_LIST || a->pos[0].k == V_TUPLE)) {
+    items = a->pos[0].items;
+    n = a->pos[0].len;
+  }
+  if (n > MAX_RANK) return diag_error(D, a->loc, "rank %d exceeds the maximum of %d", n, MAX_RANK);
+  for (int i = 0; i < n; i++)
+    if (!to_dim(S, &items[i], a->loc, &s.d[s.rank++])) return false;
+  INode *seed = NULL;
+  int64_t stream = 0;
+  if (!ir_shape_supported(M, &s, a->loc, D) || !seed_args(S, a, &seed, &stream)) return false;
+  *out = v_tensor(rand_node(S, &s, seed, !strcmp(name, "randn"), stream, a->loc));
+  return out->t != NULL;
+}
+
+/* sample_categorical(logits, seed=, temperature=1, stream=0, dim=-1): argmax(logits / T + g)
+ * with Gumbel noise g = -log(-log(u)) drawn from the seed: a sample of softmax(logits / T) */
+static bool b_sample(Sema *S, const char *name, const Args *a, Value *out) {
+  static const char *names[] = {"logits", "seed", "temperature", "stream", "dim", "axis"};
+  if (!in_entry(S, a, name) || !args_check(S, a, name, names, 6)) return false;
+  INode *l = tensor_at(S, a, 0, "logits");
+  INode *seed;
+  int64_t stream = 0;
+  if (!l) return false;
+  const Value *sv = arg_get(a, 1, "seed"), *st = arg_get(a, 3, "stream"), *tv = arg_get(a, 2, "temperature");
+  if (!sv) return diag_error(D, a->loc, "sample_categorical needs seed=");
+  seed = to_tensor(S, sv, a->loc);
+  if (!seed || (st && !to_int(S, st, a->loc, &stream))) return false;
+  INode *u = rand_node(S, &l->shape, seed, 0, stream, a->loc);
+  INode *g = ir_unary(M, E, OP_NEG, ir_unary(M, E, OP_LOG, ir_unary(M, E, OP_NEG, ir_unary(M, E, OP_LOG, u, a->loc, D), a->loc, D), a->loc, D), a->loc, D);
+  INode *t = tv ? to_tensor(S, tv, a->loc) : fill(S, 1.0, a->loc);
+  INode *z = bin(S, OP_ADD, bin(S, OP_DIV, l, t, a->loc), g, a->loc);
+  int ax;
+  if (!z || !axis_at(S, a, 4, z->shape.rank, false, -1, &ax)) return false;
+  *out = v_tensor(index_of_extreme(S, z, ax, true, false, a->loc));
+  return out->t != NULL;
+}
+
 const NnBuiltin index_builtins[] = {
+  {"rand", b_rand}, {"randn", b_rand}, {"sample_categorical", b_sample},
   {"argmax", b_argmax}, {"argmin", b_argmax}, {"topk", b_topk}, {"one_hot", b_one_hot},
   {"gather", b_gather}, {"index_select", b_gather}, {"cosine_similarity", b_cosine},
   {"gumbel_argmax", b_gumbel}, {NULL, NULL},

@@ -124,6 +124,8 @@ static LLVMValueRef emit_scalar_op(Cg *g, Op op, const double *attr, LLVMValueRe
   case OP_EXP: return emit_exp(g, x);
   case OP_LOG: return emit_log(g, x);
   case OP_SQRT: return intrinsic(g, "llvm.sqrt", &x, 1);
+  case OP_SIN: return intrinsic(g, "llvm.sin", &x, 1);
+  case OP_COS: return intrinsic(g, "llvm.cos", &x, 1);
   case OP_ABS: return intrinsic(g, "llvm.fabs", &x, 1);
   case OP_TANH: return emit_tanh(g, x);
   case OP_SIGMOID: return b_div(g, one, b_add(g, one, emit_exp(g, LLVMBuildFNeg(g->b, x, ""))));
@@ -175,6 +177,10 @@ static LLVMValueRef emit_ibin(Cg *g, Lx *x) {
   case '<': return LLVMBuildICmp(g->b, LLVMIntSLT, a, b, "");
   case '=': return LLVMBuildICmp(g->b, LLVMIntEQ, a, b, "");
   case '&': return LLVMBuildAnd(g->b, a, b, "");
+  case 'x': return LLVMBuildXor(g->b, a, b, "");
+  case 'r': return LLVMBuildLShr(g->b, a, b, "");
+  case 'u': return LLVMBuildMul(g->b, a, b, "");
+  case 'w': return LLVMBuildAdd(g->b, a, b, "");
   }
   unreachable("integer op");
 }
@@ -216,6 +222,10 @@ static LLVMValueRef emit_uncached(Cg *g, Lx *x) {
     return LLVMBuildSelect(g->b, c, t, f, "");
   }
   case LX_FTOI: return LLVMBuildFPToSI(g->b, emit(g, x->a[0]), g->i64, "");
+  case LX_LOADI: {
+    LLVMValueRef idx = emit(g, x->a[0]);
+    return LLVMBuildLoad2(g->b, g->i64, LLVMBuildGEP2(g->b, g->i64, g->bufs[x->buf], &idx, 1, ""), "");
+  }
   case LX_ACC: return LLVMBuildLoad2(g->b, g->f32, g->accs[x->acc], "");
   case LX_ITOF: return LLVMBuildSIToFP(g->b, emit(g, x->a[0]), g->f32, "");
   }

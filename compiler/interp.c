@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "interp.h"
+#include "philox.h"
 
 #define INTERP_MAX_ELEMS ((int64_t)1 << 32) /* per tensor */
 
@@ -161,6 +162,8 @@ ELEMENTWISE(NEG, -x[0])
 ELEMENTWISE(EXP, exp(x[0]))
 ELEMENTWISE(LOG, log(x[0]))
 ELEMENTWISE(SQRT, sqrt(x[0]))
+ELEMENTWISE(SIN, sin(x[0]))
+ELEMENTWISE(COS, cos(x[0]))
 ELEMENTWISE(ABS, fabs(x[0]))
 ELEMENTWISE(TANH, tanh(x[0]))
 ELEMENTWISE(SIGMOID, 1 / (1 + exp(-x[0])))
@@ -294,6 +297,14 @@ static void interp_GATHER(Interp *I, const INode *n, Tensor *out) {
     idx[ax] = k < 0 ? 0 : k >= x->d[ax] ? x->d[ax] - 1 : k;
     out->v[o] = x->v[ravel(x, idx)];
   }
+}
+
+/* ---- random numbers: Philox4x32-10 of (seed, stream, element index), as philox.h ---- */
+
+static void interp_RAND(Interp *I, const INode *n, Tensor *out) {
+  uint64_t seed = (uint64_t)(int64_t)arg(I, n, 0)->v[0];
+  for (int64_t o = 0; o < out->numel; o++)
+    out->v[o] = n->i[0] ? philox_normal(seed, (uint64_t)n->i[1], (uint64_t)o) : philox_uniform(seed, (uint64_t)n->i[1], (uint64_t)o);
 }
 
 /* ---- sliding windows: out[.., oh, ow, kh, kw] = in[.., ih, iw] or the fill value, where

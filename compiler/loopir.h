@@ -13,13 +13,15 @@ typedef enum LxKind {
   LX_VAR,    /* loop variable `var` */
   LX_SYM,    /* c × the product of the symbolic dims in `syms` */
   LX_IBIN,   /* integer op `op` ('+', '-', '*', '/', '%', 'm' min, 'M' max; conditions:
-                '<', '=' and '&' of two conditions) */
+                '<', '=' and '&' of two conditions; wrapping bit ops for Philox: 'x' xor,
+                '&' and, 'r' logical shift right, 'u' multiply, 'w' add) */
   LX_LOAD,   /* f32 (or i64 converted) element a[0] of buffer `buf` */
   LX_OP,     /* elementwise op `op` of ops.def with attributes f[] on a[] */
   LX_SELECT, /* a[0] ? a[1] : a[2]; a[0] a condition, or a float (true when nonzero) */
   LX_ACC,    /* the running value of accumulator `acc` */
   LX_ITOF,   /* (float) of integer a[0] */
   LX_FTOI,   /* integer of float a[0], truncated toward zero */
+  LX_LOADI,  /* the raw int64 element a[0] of buffer `buf` (an i64 seed) */
 } LxKind;
 
 typedef struct Lx Lx;

@@ -8,6 +8,8 @@ static double eval_neg(const double *x, const double *a) { return -x[0]; }
 static double eval_exp(const double *x, const double *a) { return exp(x[0]); }
 static double eval_log(const double *x, const double *a) { return log(x[0]); }
 static double eval_sqrt(const double *x, const double *a) { return sqrt(x[0]); }
+static double eval_sin(const double *x, const double *a) { return sin(x[0]); }
+static double eval_cos(const double *x, const double *a) { return cos(x[0]); }
 static double eval_abs(const double *x, const double *a) { return fabs(x[0]); }
 static double eval_tanh(const double *x, const double *a) { return tanh(x[0]); }
 static double eval_sigmoid(const double *x, const double *a) { return 1 / (1 + exp(-x[0])); }

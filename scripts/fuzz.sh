@@ -47,7 +47,7 @@ for t in "${targets[@]}"; do
   seed "$t" "$corpus"
   # Regressions are in the corpus too, so fixed crashes stay covered.
   cp tests/fuzz/regressions/"$t"/* "$corpus"/ 2>/dev/null
-  opts=(-max_total_time="$secs" -print_final_stats=1 -artifact_prefix="$artifacts" -timeout=30 -rss_limit_mb=4096)
+  opts=(-max_total_time="$secs" -print_final_stats=1 -artifact_prefix="$artifacts" -timeout=60 -rss_limit_mb=4096)
   [ "$t" = compile ] && opts+=(-max_len=8192)
   [ "$t" = safetensors ] && opts+=(-max_len=65536)
   log="$DIR/fuzz-$t.log"

@@ -2,25 +2,28 @@
 # test.sh — the whole test suite (what .ci/run calls):
 #   1. scripts/setup.sh: install missing packages, build into build/, run its ctest;
 #   2. scripts/setup.sh --sanitize: build into build-asan/ (ASan + UBSan), run its ctest with
-#      leak detection (suppressions for third-party leaks in scripts/lsan.supp).
+#      leak detection (suppressions for third-party leaks in scripts/lsan.supp);
+#   3. scripts/fuzz.sh: each libFuzzer target for $NNC_FUZZ_SECONDS (default 60) seconds.
 # Prints a summary and exits non-zero if any build or test failed.
 #
-#   scripts/test.sh [--no-sanitize] [-R REGEX]
+#   scripts/test.sh [--no-sanitize] [--no-fuzz] [-R REGEX]
 #
 #   --no-sanitize   skip the sanitizer build (quicker local runs)
+#   --no-fuzz       skip the fuzzing step (also skipped with -R)
 #   -R REGEX        only tests matching REGEX (passed to ctest)
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 1
 
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
 
-sanitize=1 ctest_filter=()
+sanitize=1 fuzz=1 ctest_filter=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --no-sanitize) sanitize=0; shift ;;
-    -R) [ $# -ge 2 ] || { usage >&2; exit 2; }; ctest_filter=(-R "$2"); shift 2 ;;
+    --no-fuzz) fuzz=0; shift ;;
+    -R) [ $# -ge 2 ] || { usage >&2; exit 2; }; ctest_filter=(-R "$2"); fuzz=0; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "test.sh: unknown option '$1'" >&2; usage >&2; exit 2 ;;
   esac
@@ -76,6 +79,19 @@ if [ "$sanitize" = 1 ]; then
       UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
   else
     summary+=("build-asan: FAILED (scripts/setup.sh --sanitize)")
+    total_fail=$((total_fail + 1))
+    status=1
+  fi
+fi
+
+# 3. fuzzing: a short run of each target (scripts/fuzz.sh; clang-19 is installed by setup.sh)
+if [ "$fuzz" = 1 ]; then
+  secs="${NNC_FUZZ_SECONDS:-60}"
+  mkdir -p build-fuzz
+  if bash scripts/fuzz.sh "$secs" 2>&1 | tee build-fuzz/test.log; then
+    summary+=("fuzz: compile, safetensors, npy ${secs} s each without a crash ($(tr '\n' ' ' < build-fuzz/fuzz-stats.txt 2>/dev/null)executions in total)")
+  else
+    summary+=("fuzz: FAILED (see build-fuzz/test.log and build-fuzz/artifacts/)")
     total_fail=$((total_fail + 1))
     status=1
   fi

@@ -11,6 +11,10 @@ wall-clock compile times, `-D` definitions from tests/golden/<m>/defines):
     fcn                                               batches 1 and 8 images
     mask_rcnn                                         K = 6 and 48 boxes on one image
     infogan                                           batches 1 and 8
+    mann (episode, step), fast_weights (classify,     batches 1 and 16    (issue 4)
+      step), lm_temperature (logits, softmax_t,
+      sample)
+    cactus (kmeans, episode)                          static shapes: batch 1 only
 
 The .so is loaded with the Python package (python/nnc, which calls every entry generically
 through the ABI of runtime/include/nnc_model.h) and timed against the PyTorch module of
@@ -24,8 +28,14 @@ the same shape (M = Cout/groups, N = OH*OW, K = Cin/groups*KH*KW; bench/sgemm_gf
 on the fly with cc -lopenblas), and a STREAM-like copy bandwidth.
 
     /usr/bin/python3 bench/bench.py [--threads T] [--markdown FILE] [--models realnvp,fcn,...]
-                                    [--batches 1,4096] [--conv-batches 1,8] [--torch-only]
+                                    [--batches 1,4096] [--conv-batches 1,8] [--rnn-batches 1,16]
+                                    [--torch-only]
                                     [--no-conv] [--no-profile] [--check-abi]
+
+Issue 4 models: mann/fast_weights `step` entries (one streaming step, state in and out, at the
+state after steps 0..5 of a sequence) are reported per step next to torch's `step` and next to
+the whole sequence / T, with no target; lm_temperature `sample` gets the same Gumbel noise and
+temperature on both sides and its sampled tokens must agree exactly.
 
 The nnc time includes the ctypes call overhead (printed separately, well under a microsecond).
 """
@@ -53,10 +63,20 @@ MODELS = {
     "fcn": ("fcn", "fcn", "conv"),
     "mask_rcnn": ("mask_rcnn", "mask_rcnn", "conv"),
     "infogan": ("infogan", "infogan", "conv"),
+    "mann": ("mann", "mann", "rnn"),
+    "fast_weights": ("fast_weights", "fast_weights", "rnn"),
+    "lm_temperature": ("lm_temperature", "lm_temperature", "rnn"),
+    "cactus": ("cactus", "cactus", "rnn"),
 }
 DEFAULT_MODELS = list(MODELS)
 MASK_RCNN_BOXES = 6  # boxes per "batch" unit: batch 1 -> K = 6 (the golden boxes), 8 -> K = 48
-TARGETS = {"dense": ((1, 5.0), (4096, 1.0)), "conv": ((1, 2.0), (8, 1.0))}  # (batch, min speed-up)
+# kind "rnn": issue 4 (5x at batch 1: a whole episode / sequence; step entries are reported, no
+# target).  cactus has static shapes (one k-means problem, one 5-way 2-shot episode): batch 1 only.
+TARGETS = {"dense": ((1, 5.0), (4096, 1.0)), "conv": ((1, 2.0), (8, 1.0)),
+           "rnn": ((1, 5.0),)}  # (batch, min speed-up)
+STEP_ENTRIES = {"mann": ("step", "episode", "T"), "fast_weights": ("step", "classify", "T")}
+SEQ_LEN = {"mann": 10, "fast_weights": 8}  # the golden lengths (T); lm_temperature: T = 48, L = 40
+LM_T, LM_P, LM_L, LM_TEMP = 48, 6, 40, 0.8
 
 
 def parse_args(argv):
@@ -70,6 +90,9 @@ def parse_args(argv):
     p.add_argument("--conv-batches", default="1,8",
                    help="batch sizes of the conv models; for mask_rcnn, K = 6 x batch boxes on one "
                         "image (default: %(default)s)")
+    p.add_argument("--rnn-batches", default="1,16",
+                   help="batch sizes of mann, fast_weights and lm_temperature (cactus: static, 1) "
+                        "(default: %(default)s)")
     p.add_argument("--nnc", default=os.path.join(ROOT, "build", "nnc"), help="path to the nnc compiler")
     p.add_argument("--markdown", metavar="FILE", help="also write the report as markdown")
     p.add_argument("--min-time", type=float, default=0.5,
@@ -213,9 +236,14 @@ def load_torch_model(model, ref):
             if d.startswith("NORM="):
                 norm = d.split("=", 1)[1]
         m = ref.ResNet(norm)
+    elif model == "lm_temperature":
+        import json
+        with open(os.path.join(ROOT, "examples", "lm_data", "vocab.json")) as f:
+            m = ref.CharLM(len(json.load(f)))
     else:
         m = getattr(ref, {"realnvp": "RealNVP", "cfr": "CFR", "fcn": "FCN8s",
-                          "mask_rcnn": "MaskRCNNHeads", "infogan": "InfoGAN"}[model])()
+                          "mask_rcnn": "MaskRCNNHeads", "infogan": "InfoGAN", "mann": "MANN",
+                          "fast_weights": "FastWeightsRNN", "cactus": "Cactus"}[model])()
     nnc_ref.load_state_dict(m, os.path.join(GOLDEN, golden, "weights.safetensors"))
     return m.float().eval()
 
@@ -248,7 +276,40 @@ def torch_entries(model, m):
             "discriminate": lambda a: dict(zip(("d", "q_logits", "q_mu"), m.discriminate(a["x"]))),
             "mi_lower_bound": lambda a: {"lb": m.mi_lower_bound(a["x"], a["c_cat"], a["c_cont"])},
         }
+    if model == "mann":
+        return {
+            "episode": lambda a: {"logits": m.episode(a["x"], a["y"])},
+            "step": lambda a: dict(zip(("logits", "h_next", "c_next", "memory_next", "usage_next", "w_read_next"),
+                                       m.step(a["x_t"], a["y_prev"], a["h"], a["c"], a["memory"], a["usage"],
+                                              a["w_read"]))),
+        }
+    if model == "fast_weights":
+        return {
+            "classify": lambda a: {"logits": m.classify(a["x"])},
+            "step": lambda a: dict(zip(("logits", "h_next", "A_next"), m.step(a["x_t"], a["h"], a["A"]))),
+        }
+    if model == "lm_temperature":
+        import torch
+        return {
+            "logits": lambda a: {"logits": m.logits(a["tokens"])},
+            "softmax_t": lambda a: {"probs": torch.softmax(a["logits"] / a["temperature"], dim=-1)},
+            "sample": lambda a: {"tokens": m.sample(a["prefix"], a["gumbel"], a["temperature"])},
+        }
+    if model == "cactus":
+        ref = load_reference("cactus")
+        return {
+            "kmeans": lambda a: dict(zip(("centroids", "labels"), ref.kmeans(a["emb"], a["scale"], a["init"]))),
+            "episode": lambda a: {"logits": m.episode(a["support"], a["support_labels"], a["query"])},
+        }
     raise KeyError(model)
+
+
+def golden_inputs(golden, entry):
+    """The inputs of tests/golden/<golden>/<entry>.in.<arg>.npy."""
+    d = os.path.join(GOLDEN, golden)
+    pre = f"{entry}.in."
+    return {f[len(pre):-4]: np.load(os.path.join(d, f)) for f in sorted(os.listdir(d))
+            if f.startswith(pre) and f.endswith(".npy")}
 
 
 def batch_label(model, batch):
@@ -297,6 +358,46 @@ def make_inputs(model, ref, m, entry, batch):
         if entry == "discriminate":
             return {"x": x}
         return {"x": x, "c_cat": c_cat.numpy(), "c_cont": c_cont.numpy()}
+    if model == "mann":
+        t_len = SEQ_LEN[model]
+        x = torch.randn(batch, t_len, ref.X, generator=g)
+        y = torch.nn.functional.one_hot(torch.randint(0, ref.C, (batch, t_len), generator=g), ref.C).float()
+        if entry == "episode":
+            return {"x": x.numpy(), "y": y.numpy()}
+        with torch.no_grad():  # the state after steps 0..5 of the episode, as in the golden
+            _, states = m.episode(x, y, keep_states=True)
+        s, t = states[ref.STEP_T], ref.STEP_T
+        return {k: v.numpy().copy() for k, v in zip(("x_t", "y_prev", "h", "c", "memory", "usage", "w_read"),
+                                                    (x[:, t].contiguous(), y[:, t - 1].contiguous(), *s))}
+    if model == "fast_weights":
+        t_len = SEQ_LEN[model]
+        x = torch.randn(batch, t_len, ref.X, generator=g)
+        if entry == "classify":
+            return {"x": x.numpy()}
+        with torch.no_grad():
+            _, states = m.classify(x, keep_states=True)
+        h, a = states[ref.STEP_T]
+        return {"x_t": x[:, ref.STEP_T].contiguous().numpy(), "h": h.numpy().copy(), "A": a.numpy().copy()}
+    if model == "lm_temperature":
+        import json
+        with open(os.path.join(ROOT, "examples", "lm_data", "vocab.json")) as f:
+            vocab = json.load(f)
+        with open(os.path.join(ROOT, "examples", "lm_data", "heldout.txt")) as f:
+            held = ref.encode(f.read(), vocab)
+        v = len(vocab)
+        starts = [(100 + 617 * i) % (len(held) - LM_T) for i in range(batch)]
+        if entry == "logits":  # windows of the held-out text
+            return {"tokens": torch.stack([held[s:s + LM_T] for s in starts]).numpy()}
+        if entry == "softmax_t":  # real model logits scaled by 3 (sharp rows), temperature 0.7
+            with torch.no_grad():
+                lg = m.logits(torch.stack([held[s:s + LM_T] for s in starts]))[:, 10]
+            return {"logits": (3 * lg).contiguous().numpy(), "temperature": np.array(0.7, dtype=np.float32)}
+        u = torch.rand(batch, LM_L, v, generator=g).clamp(1e-12, 1 - 1e-7)
+        return {"prefix": torch.stack([held[s:s + LM_P] for s in starts]).numpy(),
+                "gumbel": (-torch.log(-torch.log(u))).numpy(),
+                "temperature": np.array(LM_TEMP, dtype=np.float32)}
+    if model == "cactus":  # static shapes: the golden k-means problem and episode
+        return golden_inputs("cactus", entry)
     raise KeyError(model)
 
 
@@ -551,8 +652,10 @@ def fmt_us(v):
     return "-" if v is None else (f"{v:.1f}" if v < 1000 else f"{v:,.0f}")
 
 
-def target_of(model, batch):
-    """Minimum speed-up the issues ask for at this batch, or None."""
+def target_of(model, batch, entry=None):
+    """Minimum speed-up the issues ask for at this batch, or None (step entries: reported only)."""
+    if model in STEP_ENTRIES and entry == STEP_ENTRIES[model][0]:
+        return None
     for b, t in TARGETS[MODELS[model][2]]:
         if b == batch:
             return t
@@ -566,6 +669,7 @@ def main():
     models = [m for m in ARGS.models.split(",") if m]
     batches = [int(b) for b in ARGS.batches.split(",") if b]
     conv_batches = [int(b) for b in ARGS.conv_batches.split(",") if b]
+    rnn_batches = [int(b) for b in ARGS.rnn_batches.split(",") if b]
     for m in models:
         if m not in MODELS:
             sys.exit(f"bench.py: unknown model {m!r} (known: {', '.join(MODELS)})")
@@ -587,6 +691,7 @@ def main():
     print(f"# {cpu}, nproc {ncpu}, AVX-512 {'yes' if avx512 else 'no'}, threads {ARGS.threads}, "
           f"torch {torch.__version__}")
 
+    load_start = os.getloadavg()
     rows, compile_ms, failures, mismatches = [], {}, [], []
     convs = []  # (model, conv dict, {batch: (nnc µs, torch µs, diff)}, sgemm (µs, GFLOP/s))
     overhead_us, copy_bw = None, None
@@ -596,7 +701,9 @@ def main():
         sos, saved_inputs = {}, {}
         for model in models:
             _, golden, kind = MODELS[model]
-            mb = batches if kind == "dense" else conv_batches
+            mb = {"dense": batches, "conv": conv_batches, "rnn": rnn_batches}[kind]
+            if model == "cactus":
+                mb = [1]
             ref = load_reference(golden)
             tm = load_torch_model(model, ref)
             tentries = torch_entries(model, tm)
@@ -628,7 +735,10 @@ def main():
                             diff = max(max_abs_diff(nout[k], tout[k]) for k in tout)
                             scale = max(float(np.nanmax(np.abs(v))) if v.size and not np.isnan(v).all() else 0.0
                                         for v in tout.values())
-                            if not diff <= 1e-4 + 1e-3 * scale:
+                            if model == "lm_temperature" and entry == "sample" and diff != 0:
+                                mismatches.append(f"{model}.{entry}[{batch}]: sampled tokens differ "
+                                                  f"(max |Δ| = {diff:g})")
+                            elif not diff <= 1e-4 + 1e-3 * scale:
                                 mismatches.append(f"{model}.{entry}[{batch_label(model, batch)}]: max |nnc - torch| "
                                                   f"= {diff:.3g} (outputs up to {scale:.3g})")
                             n_us, _ = time_call(call, ARGS.min_reps, ARGS.min_time, ARGS.max_time)
@@ -665,7 +775,7 @@ def main():
         # missed targets; profile the worst one (nnc time / what the target allows)
         missed = []
         for model, entry, batch, n_us, t_us, diff in rows:
-            t = target_of(model, batch)
+            t = target_of(model, batch, entry)
             if t is not None and n_us is not None and t_us / n_us < t:
                 missed.append((n_us * t / t_us, model, entry, batch, t_us / n_us, t))
         missed.sort(reverse=True)
@@ -686,11 +796,15 @@ def main():
                 profiles.append(((model, entry, batch), prof, hot_kernels(nnc, model, prof)))
 
     # ---- the report
+    load_end = os.getloadavg()
+    load_txt = (f"load average (1/5/15 min) {'/'.join(f'{x:.1f}' for x in load_start)} at the start, "
+                f"{'/'.join(f'{x:.1f}' for x in load_end)} at the end, on {os.cpu_count()} CPUs")
+    busy = max(load_start[0], load_end[0]) > 0.5 * (os.cpu_count() or 1)
     header = ["model", "entry", "batch", "nnc µs", "torch µs", "speed-up", "target", "max |Δ|"]
     table = []
     for model, entry, batch, n_us, t_us, diff in rows:
         sp = t_us / n_us if n_us else None
-        t = target_of(model, batch)
+        t = target_of(model, batch, entry)
         tgt = "" if t is None else (f"≥{t:g}x " + ("-" if sp is None else "ok" if sp >= t else "MISSED"))
         table.append([model, entry, batch_label(model, batch), fmt_us(n_us), fmt_us(t_us),
                       "-" if sp is None else f"{sp:.2f}x", tgt, "-" if diff is None else f"{diff:.2e}"])
@@ -711,6 +825,27 @@ def main():
                            f"{sg[1]:.1f}" if sg else "-", f"{diff:.1e}"])
     cright = [False, False, False, True, True, True, True, True, True, True]
 
+    # streaming step entries: one step with the state in and out, next to the whole sequence / T
+    stable_h = ["model", "batch", "nnc step µs", "torch step µs", "speed-up", "nnc seq/T µs",
+                "torch seq/T µs", "T"]
+    stable = []
+    byk = {(m_, e_, b_): (n_, t_) for m_, e_, b_, n_, t_, _ in rows}
+    for model in models:
+        if model not in STEP_ENTRIES:
+            continue
+        step_e, seq_e, _ = STEP_ENTRIES[model]
+        t_len = SEQ_LEN[model]
+        for b in rnn_batches:
+            if (model, step_e, b) not in byk:
+                continue
+            ns, ts = byk[(model, step_e, b)]
+            nq, tq = byk.get((model, seq_e, b), (None, None))
+            stable.append([f"{model}.{step_e}", str(b), fmt_us(ns), fmt_us(ts),
+                           "-" if not ns else f"{ts / ns:.2f}x",
+                           "-" if nq is None else fmt_us(nq / t_len), "-" if tq is None else fmt_us(tq / t_len),
+                           str(t_len)])
+    sright = [False, True, True, True, True, True, True, True]
+
     def text_table(h, rows_, right_):
         widths = [max(len(x), *(len(r[i]) for r in rows_)) if rows_ else len(x) for i, x in enumerate(h)]
 
@@ -719,11 +854,15 @@ def main():
         return [line(h), "  ".join("-" * w for w in widths)] + [line(r) for r in rows_]
 
     print("\n".join(text_table(header, table, right)))
+    print(f"\n{load_txt}" + (" (the machine was shared with other jobs)" if busy else ""))
     print()
     for model in models:
         print(f"compile {model}: " + (f"{compile_ms[model]:.0f} ms (best of 3)" if model in compile_ms else "-"))
     if overhead_us is not None:
         print(f"ctypes call overhead (included in nnc µs): {overhead_us:.2f} µs")
+    if stable:
+        print("\nstep entries (per-step latency):")
+        print("\n".join(text_table(stable_h, stable, sright)))
     if ctable:
         print()
         print("\n".join(text_table(ctable_h, ctable, cright)))
@@ -754,6 +893,8 @@ def main():
         md = ["# nnc vs PyTorch eager", "",
               f"Command (from the repository root): `{cmd}`", "",
               f"- Machine: {cpu} (lscpu model name), nproc {ncpu}, AVX-512: {avx}",
+              f"- Load: {load_txt}" + (" — **the machine was shared with other jobs (builds, tests) "
+                                       "during the run, so absolute times are noisy**" if busy else ""),
               f"- Threads: {ARGS.threads} for both (OPENBLAS_NUM_THREADS and torch.set_num_threads)",
               f"- torch {torch.__version__}, numpy {np.__version__}, Python {platform.python_version()}"
               + (f"; nnc at commit `{commit}`" if commit else ""), "",
@@ -768,7 +909,16 @@ def main():
               "- batch: rows of the input (images for the conv models); for mask_rcnn it is the "
               "number of boxes K on the one 64×64 image (K = 6: the golden boxes; K = 48: 42 more).",
               "- target: issue 2 (realnvp, cfr): ≥5x at batch 1, ≥1x at batch 4096; issue 3 (conv "
-              "models): ≥2x at batch 1, ≥1x at batch 8 (K = 48 for mask_rcnn).",
+              "models): ≥2x at batch 1, ≥1x at batch 8 (K = 48 for mask_rcnn); issue 4 (mann, "
+              "fast_weights, lm_temperature, cactus): ≥5x at batch 1 for every entry but the "
+              "streaming `step` entries (reported, no target).",
+              "- Issue 4 models: batch = sequences (mann `episode`: T = 10 steps; fast_weights "
+              "`classify`: T = 8; lm_temperature `logits`: T = 48 characters of held-out text, "
+              f"`sample`: prefix {LM_P}, L = {LM_L} tokens at temperature {LM_TEMP:g} with the same "
+              "Gumbel noise on both sides, sampled tokens must agree exactly; `softmax_t`: B rows of "
+              "84 logits). cactus has static shapes: `kmeans` = the golden 64×8 problem (5 clusters, "
+              "5 Lloyd iterations), `episode` = one 5-way 2-shot episode with 15 queries (25 images "
+              "of 28×28 through Conv-4), the golden inputs.",
               "- max |Δ|: largest absolute difference between the nnc and torch outputs (a sanity "
               "check; flagged below when above 1e-4 + 1e-3·max|torch|). At batch 1, cfr `imbalance` "
               "has an empty arm, so both sides return NaN (counted as agreeing).",
@@ -787,6 +937,14 @@ def main():
         md += ["| " + " | ".join(r) + " |" for r in table]
         md += ["", "| model | compile ms (best of 3) |", "|---|---:|"]
         md += [f"| {m} | " + (f"{compile_ms[m]:.0f}" if m in compile_ms else "-") + " |" for m in models]
+        if stable:
+            md += ["", "## Step entries (streaming, per-step latency)", "",
+                   "One call of the `step` entry (state in, state out) at the state after steps 0..5 "
+                   "of a sequence, next to torch's `step` on the same state; seq/T = the whole-sequence "
+                   "entry (`episode` / `classify`) divided by its length T.", "",
+                   "| " + " | ".join(stable_h) + " |",
+                   "|" + "|".join("---" if not r else "---:" for r in sright) + "|"]
+            md += ["| " + " | ".join(r) + " |" for r in stable]
         if ctable:
             md += ["", "## Largest convolution of each conv model", "",
                    "| " + " | ".join(h.replace("|", "\\|") for h in ctable_h) + " |",

@@ -111,6 +111,7 @@ typedef struct Kernel {
   Shape domain;       /* ELEM: output shape; REDUCE: the reduction input's shape; GEMM: C */
   uint32_t raxes;     /* REDUCE: reduced axes of domain */
   INode *gemm;        /* GEMM: the matmul node */
+  INode *prologue;    /* GEMM: its B operand, computed per batch item into a scratch slot */
   INode **outs;       /* materialized results, in order */
   int nouts;
   INode **covers;     /* every IR node computed inside, for dumps */

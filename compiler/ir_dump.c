@@ -118,7 +118,7 @@ void ir_dump_model(FILE *out, const Model *m) {
   for (int i = 0; i < m->nentries; i++) ir_dump_entry(out, m, &m->entries[i]);
 }
 
-static const char *kernel_kind[] = {"elementwise", "reduce", "gemm", "opaque"};
+static const char *kernel_kind[] = {"elementwise", "reduce", "gemm", "opaque", "scan"};
 
 void ir_dump_fused(FILE *out, const Model *m) {
   fprintf(out, "model %s\n", m->name);

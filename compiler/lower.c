@@ -30,6 +30,7 @@ typedef struct Lower {
   int red_acc;
   int red_buf;         /* >= 0: the reduction accumulates in this buffer instead */
   INode *gemm;         /* its matmul, if any */
+  INode *computing;    /* a node the kernel computes although it has a buffer (a GEMM prologue) */
   int gemm_cbuf;
   /* memo of value(node, idx) */
   struct Memo { const INode *n; Lx *idx[MAX_RANK]; Lx *v; } *memo;
@@ -436,7 +437,7 @@ static Lx *value(Lower *L, INode *n, Lx *const *idx) {
   if (n->op == OP_IOTA) return memo_put(L, n, idx, itof(L, idx[n->i[0]]));
   if (n->op == OP_DIMVAL)
     return memo_put(L, n, idx, lx(L, (Lx){.k = LX_ITOF, .a = {lx_dim(L, (Dim){n->i[0], n->axes})}}));
-  bool is_out = false;
+  bool is_out = n == L->computing;
   for (int o = 0; o < L->K->nouts; o++) is_out |= L->K->outs[o] == n;
   int buf = is_out ? -1 : buffer_of(L, n);
   if (buf >= 0)
@@ -641,6 +642,19 @@ static void lower_gemm(Lower *L, Ls *body) {
     cur = loop(L, cur, zero, lx_dim(L, s->d[i]), one, &bidx[i]);
     if (i == 0) lead = cur;
   }
+  if (K->prologue) { /* this batch item's B (im2col columns) into the scratch slot */
+    INode *pb = K->prologue;
+    int pr = pb->shape.rank;
+    Lx *pv[MAX_RANK];
+    memcpy(pv, bidx, nb * sizeof *pv);
+    Ls *i0 = loop(L, cur, zero, lx_dim(L, pb->shape.d[pr - 2]), one, &pv[pr - 2]);
+    Ls *i1 = loop(L, i0, zero, lx_dim(L, pb->shape.d[pr - 1]), one, &pv[pr - 1]);
+    L->computing = pb;
+    Lx *v = value(L, pb, pv);
+    L->computing = NULL;
+    L->nmemo = 0; /* the GEMM below reads pb from memory */
+    store(L, i1, buffer_of(L, pb), ibin(L, '+', ibin(L, '*', pv[pr - 2], lx_dim(L, pb->shape.d[pr - 1])), pv[pr - 1]), v);
+  }
   if (blocked) cur = loop(L, cur, zero, m, lx_i(L, GEMM_ROW_BLOCK), &r0);
   Lx *rows = blocked ? ibin(L, 'm', lx_i(L, GEMM_ROW_BLOCK), ibin(L, '-', m, r0)) : m;
   Lx *cbatch = zero;
@@ -651,7 +665,7 @@ static void lower_gemm(Lower *L, Ls *body) {
   gs->g.c = L->gemm_cbuf;
   if (gs->g.a < 0 || gs->g.b < 0) unreachable("matmul operand not in memory");
   gs->g.a_off = ibin(L, '+', batch_offset(L, s, nb, bidx, &A->shape), ibin(L, '*', r0, ta ? one : k));
-  gs->g.b_off = batch_offset(L, s, nb, bidx, &B->shape);
+  gs->g.b_off = K->prologue ? zero : batch_offset(L, s, nb, bidx, &B->shape);
   gs->g.c_off = ibin(L, '+', ibin(L, '*', cbatch, ibin(L, '*', m, n)), ibin(L, '*', r0, n));
   gs->g.m = rows;
   gs->g.n = n;
@@ -855,7 +869,7 @@ static const char *kind_names[] = {"elementwise", "reduce", "gemm", "opaque", "s
 
 static void lower_kernel(Lower *L, const Kernel *K, int index, LKernel *out) {
   L->K = K;
-  L->red = L->gemm = NULL;
+  L->red = L->gemm = L->computing = NULL;
   L->red_buf = -1;
   L->nvars = L->naccs = 0;
   L->nmemo = 0;

@@ -26,6 +26,7 @@ typedef struct Fuse {
   bool *mat;        /* has its own buffer (kernel root or alias) */
   bool *alias;      /* reshape sharing its input's buffer */
   bool *view;       /* movement ops over leaves only */
+  bool *prologue;   /* computed inside its GEMM's batch loop (im2col columns) */
   int *depth;       /* height of the inlined expression tree below the node */
   INode **gemm_of;  /* [root id] matmul fused into this root's kernel */
   INode **red_of;   /* [root id] reduction fused into this root's kernel */
@@ -39,7 +40,11 @@ static bool in_memory(const Fuse *F, const INode *n) {
 
 static void add_user(Fuse *F, INode *n, INode *u) {
   int id = n->id;
-  if (n->owner != F->e || id < 0 || id >= F->e->nnodes) unreachable("a node uses a node of another entry");
+  if (n->owner != F->e || id < 0 || id >= F->e->nnodes) {
+    fprintf(stderr, "nnc: %s %%%d (%s, of %s) used by %s %%%d in %s\n", op_info[n->op].name, id,
+            n->owner ? n->owner->name : "?", F->e->name, op_info[u->op].name, u->id, F->e->name);
+    unreachable("a node uses a node of another entry");
+  }
   if (F->nusers[id] && F->users[id][F->nusers[id] - 1] == u) return; /* x * x: one user */
   INode **v = arena_alloc(F->m->arena, (F->nusers[id] + 1) * sizeof *v);
   if (F->nusers[id]) memcpy(v, F->users[id], F->nusers[id] * sizeof *v);
@@ -194,6 +199,27 @@ static void fuse_epilogues(Fuse *F) {
   }
 }
 
+/* A batched GEMM's B operand that only it reads (a convolution's im2col columns) is computed
+ * per batch item, inside the GEMM's batch loop, into a scratch buffer that stays in cache:
+ * [N, G, K, P] columns are never all in memory at once. */
+static void find_prologues(Fuse *F) {
+  Entry *e = F->e;
+  for (int i = 0; i < e->nnodes; i++) {
+    INode *g = e->nodes[i];
+    if (g->op != OP_MATMUL || g->shape.rank < 3) continue;
+    INode *b = g->in[1];
+    FusionKind k = op_info[b->op].kind;
+    if (!F->mat[b->id] || F->alias[b->id] || F->gemm_of[b->id] || F->red_of[b->id] || F->nusers[b->id] != 1 ||
+        b->out_index >= 0 || (k != FK_ELEM && k != FK_MOVE) || b->shape.rank != g->shape.rank || b == g->in[0])
+      continue;
+    bool same_batch = true;
+    for (int a = 0; a < g->shape.rank - 2; a++) same_batch &= dim_eq(b->shape.d[a], g->shape.d[a]);
+    const Shape *bs = &b->shape;
+    if (!same_batch || bs->d[bs->rank - 1].syms || bs->d[bs->rank - 2].syms) continue;
+    F->prologue[b->id] = true;
+  }
+}
+
 static void find_aliases(Fuse *F) {
   Entry *e = F->e;
   for (int i = 0; i < e->nnodes; i++) {
@@ -251,6 +277,10 @@ static void build_kernel(Fuse *F, KBuild *kb, INode *root) {
     kb->k.kind = KK_GEMM;
     kb->k.gemm = g;
     kb->k.domain = g->shape;
+    if (F->prologue[g->in[1]->id]) { /* computed here: its inputs are this kernel's reads */
+      kb->k.prologue = g->in[1];
+      cover(F, kb, g->in[1], true);
+    }
   } else if (root->op == OP_SCAN) { /* one kernel runs the loop; it writes every SCAN_OUT */
     kb->k.kind = KK_SCAN;
     kb->k.domain = root->shape;
@@ -343,6 +373,7 @@ static void order_kernels(Fuse *F, KBuild *kbs, int nk) {
     if (pick < 0) break;
     done[pick] = 1;
     for (int k = 0; k < kbs[pick].k.nouts; k++) kbs[pick].k.outs[k]->kernel = e->nkernels;
+    if (kbs[pick].k.prologue) kbs[pick].k.prologue->kernel = e->nkernels;
     e->kernels[e->nkernels++] = kbs[pick].k;
   }
   for (int i = 0; i < nk; i++)
@@ -362,6 +393,7 @@ bool pass_fuse(Model *m, Entry *e, Diag *d) {
   F.gemm_of = arena_alloc(m->arena, n * sizeof *F.gemm_of);
   F.red_of = arena_alloc(m->arena, n * sizeof *F.red_of);
   F.view = arena_alloc(m->arena, n * sizeof *F.view);
+  F.prologue = arena_alloc(m->arena, n * sizeof *F.prologue);
   F.depth = arena_alloc(m->arena, n * sizeof *F.depth);
   for (int i = 0; i < n; i++)
     for (int k = 0; k < 3; k++)
@@ -370,11 +402,13 @@ bool pass_fuse(Model *m, Entry *e, Diag *d) {
   decide_materialized(&F);
   fuse_epilogues(&F);
   find_aliases(&F);
+  find_prologues(&F);
   KBuild *kbs = arena_alloc(m->arena, (n + 1) * sizeof *kbs);
   int nk = 0;
   for (int i = 0; i < n; i++) {
     e->nodes[i]->kernel = -1;
-    if (F.mat[i] && !F.alias[i] && e->nodes[i]->op != OP_SCAN_OUT) build_kernel(&F, &kbs[nk++], e->nodes[i]);
+    if (F.mat[i] && !F.alias[i] && !F.prologue[i] && e->nodes[i]->op != OP_SCAN_OUT)
+      build_kernel(&F, &kbs[nk++], e->nodes[i]);
   }
   merge_horizontal(&F, kbs, nk);
   order_kernels(&F, kbs, nk);

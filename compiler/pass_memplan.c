@@ -86,6 +86,11 @@ bool pass_memplan(Model *m, Entry *e, Diag *d) {
   for (int k = 0; k < e->nkernels; k++) {
     Kernel *K = &e->kernels[k];
     if (K->kind == KK_SCAN) plan_scan(m, e, K, k, busy_until);
+    if (K->prologue) { /* one batch item of the GEMM's B operand at a time */
+      const Shape *s = &K->prologue->shape;
+      Dim bytes = dim_mul(dim_mul(s->d[s->rank - 2], s->d[s->rank - 1]), dim_const(4));
+      K->prologue->slot = temp_slot(e, bytes, k, busy_until);
+    }
     for (int o = 0; o < K->nouts; o++) {
       INode *t = K->outs[o];
       if (!needs_slot(t)) continue;

@@ -912,6 +912,9 @@ Model *sema_program(Arena *a, const SrcFile *file, const Node *prog, const char 
     }
   for (int i = 0; i < prog->body.len; i++)
     if (prog->body.items[i]->kind == N_EXPORT && !build_export(&S, prog->body.items[i])) return NULL;
+  /* the entries array grew while exports were built: point every node at its entry's final place */
+  for (int i = 0; i < m->nentries; i++)
+    for (int k = 0; k < m->entries[i].nnodes; k++) m->entries[i].nodes[k]->owner = &m->entries[i];
   if (m->nentries == 0) {
     diag_error(d, (SrcLoc){1, 1}, "the model exports no entry (write `export name(x: f32[N, 4]) -> (y: f32[N]) { ... }`)");
     return NULL;

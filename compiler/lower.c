@@ -643,17 +643,27 @@ static void lower_gemm(Lower *L, Ls *body) {
     if (i == 0) lead = cur;
   }
   if (K->prologue) { /* this batch item's B (im2col columns) into the scratch slot */
-    INode *pb = K->prologue;
-    int pr = pb->shape.rank;
+    INode *pb = K->prologue, *src = pb;
+    /* walk the reshapes back to the computed value, as lower_elementwise does, while the batch
+     * axes stay in front: the inner loop then runs along an image row */
+    while (src->op == OP_RESHAPE && src->in[0]->kernel == -1 && src->in[0]->shape.rank >= nb) {
+      bool lead = true;
+      for (int a = 0; a < nb; a++) lead &= dim_eq(src->in[0]->shape.d[a], s->d[a]);
+      if (!lead) break;
+      src = src->in[0];
+    }
+    int sr = src->shape.rank;
     Lx *pv[MAX_RANK];
     memcpy(pv, bidx, nb * sizeof *pv);
-    Ls *i0 = loop(L, cur, zero, lx_dim(L, pb->shape.d[pr - 2]), one, &pv[pr - 2]);
-    Ls *i1 = loop(L, i0, zero, lx_dim(L, pb->shape.d[pr - 1]), one, &pv[pr - 1]);
+    Ls *blk = cur;
+    for (int a = nb; a < sr; a++) blk = loop(L, blk, zero, lx_dim(L, src->shape.d[a]), one, &pv[a]);
+    Lx *off = zero;
+    for (int a = nb; a < sr; a++) off = ibin(L, '+', ibin(L, '*', off, lx_dim(L, src->shape.d[a])), pv[a]);
     L->computing = pb;
-    Lx *v = value(L, pb, pv);
+    Lx *v = value(L, src, pv);
     L->computing = NULL;
     L->nmemo = 0; /* the GEMM below reads pb from memory */
-    store(L, i1, buffer_of(L, pb), ibin(L, '+', ibin(L, '*', pv[pr - 2], lx_dim(L, pb->shape.d[pr - 1])), pv[pr - 1]), v);
+    store(L, blk, buffer_of(L, pb), off, v);
   }
   if (blocked) cur = loop(L, cur, zero, m, lx_i(L, GEMM_ROW_BLOCK), &r0);
   Lx *rows = blocked ? ibin(L, 'm', lx_i(L, GEMM_ROW_BLOCK), ibin(L, '-', m, r0)) : m;

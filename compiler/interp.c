@@ -547,15 +547,20 @@ static int eval_node(Interp *I, const INode *n) {
   return 0;
 }
 
-/* For each node id, the position of its last use in the node list (outputs: the end). */
+/* For each node id, the position of its last use in the node list (outputs: the end).  A
+ * scan reads its operands through the chain of PACK nodes it hangs from, so a value used by
+ * a PACK lives as long as the PACK does (the list is walked backwards: users come first). */
 static int *last_uses(const Entry *e, int nids) {
   int *last = malloc((nids ? nids : 1) * sizeof *last);
   if (!last) return NULL;
   for (int i = 0; i < nids; i++) last[i] = -1;
-  for (int i = 0; i < e->nnodes; i++)
-    for (int k = 0; k < 3; k++)
-      if (e->nodes[i]->in[k]) last[e->nodes[i]->in[k]->id] = i;
   for (int o = 0; o < e->nout; o++) last[e->outputs[o]->id] = e->nnodes;
+  for (int i = e->nnodes - 1; i >= 0; i--) {
+    const INode *n = e->nodes[i];
+    int use = n->op == OP_PACK && last[n->id] > i ? last[n->id] : i;
+    for (int k = 0; k < 3; k++)
+      if (n->in[k] && last[n->in[k]->id] < use) last[n->in[k]->id] = use;
+  }
   return last;
 }
 

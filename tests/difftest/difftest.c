@@ -184,7 +184,7 @@ static int write_weights(const nnc_model_desc *d, const char *path, uint64_t *rn
     }
     ts[i] = (StTensor){.name = (char *)p->name, .dtype = p->dtype == NNC_I64 ? ST_I64 : ST_F32, .rank = p->rank,
                        .data = data, .nbytes = (size_t)n * (p->dtype == NNC_I64 ? 8 : 4)};
-    memcpy(ts[i].shape, p->shape, p->rank * sizeof *p->shape);
+    if (p->rank) memcpy(ts[i].shape, p->shape, p->rank * sizeof *p->shape);
   }
   if (!rc) rc = st_write_file(path, ts, d->n_params, err, len);
   for (int i = 0; ts && i < d->n_params; i++) free((void *)ts[i].data);

@@ -96,17 +96,8 @@ bool pass_memplan(Model *m, Entry *e, Diag *d) {
       if (!needs_slot(t)) continue;
       Dim bytes = dim_mul(shape_numel(&t->shape), dim_const(4));
       e->intermediate_bytes_static += bytes.k;
-      int s = -1;
-      for (int i = 0; i < e->nslots && s < 0; i++)
-        if (busy_until[i] < k && e->slots[i].bytes.syms == bytes.syms) s = i;
-      if (s < 0) {
-        s = e->nslots++;
-        e->slots[s].bytes = bytes;
-      } else if (e->slots[s].bytes.k < bytes.k) {
-        e->slots[s].bytes.k = bytes.k;
-      }
-      busy_until[s] = last_use[t->id];
-      t->slot = s;
+      t->slot = temp_slot(e, bytes, k, busy_until);
+      busy_until[t->slot] = last_use[t->id];
     }
   }
   return true;

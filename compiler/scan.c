@@ -71,6 +71,32 @@ bool scan_index(Sema *S, INode *t, int axis, const Value *index, SrcLoc loc, INo
   return *out != NULL;
 }
 
+/* Record (or replace) per-step output `name` of scan c. */
+static void add_step(Sema *S, ScanCtx *c, const char *name, int axis, INode *x) {
+  for (int i = 0; i < c->nsteps; i++)
+    if (!strcmp(c->step_names[i], name)) {
+      c->step_values[i] = x;
+      return;
+    }
+  if (c->nsteps == c->capsteps) {
+    c->capsteps = c->capsteps ? 2 * c->capsteps : 4;
+    const char **n2 = arena_alloc(S->arena, c->capsteps * sizeof *n2);
+    int *a2 = arena_alloc(S->arena, c->capsteps * sizeof *a2);
+    INode **v2 = arena_alloc(S->arena, c->capsteps * sizeof *v2);
+    if (c->nsteps) {
+      memcpy(n2, c->step_names, c->nsteps * sizeof *n2);
+      memcpy(a2, c->step_axes, c->nsteps * sizeof *a2);
+      memcpy(v2, c->step_values, c->nsteps * sizeof *v2);
+    }
+    c->step_names = n2;
+    c->step_axes = a2;
+    c->step_values = v2;
+  }
+  c->step_names[c->nsteps] = name;
+  c->step_axes[c->nsteps] = axis;
+  c->step_values[c->nsteps++] = x;
+}
+
 /* name[:, t] = value inside a scan: a per-step output */
 bool assign_step_output(Sema *S, Scope *sc, const Node *target, const Value *v) {
   ScanCtx *c = S->scan;
@@ -96,29 +122,9 @@ bool assign_step_output(Sema *S, Scope *sc, const Node *target, const Value *v) 
     return diag_error(D, target->loc, "the step's axis does not fit a value of rank %d", x->shape.rank);
   const char *name = target->lhs->name;
   for (int i = 0; i < c->nsteps; i++)
-    if (!strcmp(c->step_names[i], name)) {
-      if (c->step_axes[i] != axis || !shape_eq(&c->step_values[i]->shape, &x->shape))
-        return diag_error(D, target->loc, "'%s' is assigned per step with two different layouts", name);
-      c->step_values[i] = x;
-      return true;
-    }
-  if (c->nsteps == c->capsteps) {
-    c->capsteps = c->capsteps ? 2 * c->capsteps : 4;
-    const char **n2 = arena_alloc(S->arena, c->capsteps * sizeof *n2);
-    int *a2 = arena_alloc(S->arena, c->capsteps * sizeof *a2);
-    INode **v2 = arena_alloc(S->arena, c->capsteps * sizeof *v2);
-    if (c->nsteps) {
-      memcpy(n2, c->step_names, c->nsteps * sizeof *n2);
-      memcpy(a2, c->step_axes, c->nsteps * sizeof *a2);
-      memcpy(v2, c->step_values, c->nsteps * sizeof *v2);
-    }
-    c->step_names = n2;
-    c->step_axes = a2;
-    c->step_values = v2;
-  }
-  c->step_names[c->nsteps] = name;
-  c->step_axes[c->nsteps] = axis;
-  c->step_values[c->nsteps++] = x;
+    if (!strcmp(c->step_names[i], name) && (c->step_axes[i] != axis || !shape_eq(&c->step_values[i]->shape, &x->shape)))
+      return diag_error(D, target->loc, "'%s' is assigned per step with two different layouts", name);
+  add_step(S, c, name, axis, x);
   return true;
 }
 
@@ -266,31 +272,12 @@ bool scan_close(Sema *S, ScanCtx *c, INode **init, INode **carried_in, INode **c
   S->e = c->outer;
   S->scan = c->parent;
   const char *names[64];
+  if (nc > 64) return diag_error(D, loc, "too many carried values");
   for (int i = 0; i < nc; i++) names[i] = "state";
   for (int j = 0; j < ns; j++) {
-    Value v = v_tensor(steps[j]);
-    S->scan = c;
-    S->e = c->body;
-    c->step_names = c->step_names; /* record like an indexed assignment */
-    if (c->nsteps == c->capsteps) {
-      c->capsteps = c->capsteps ? 2 * c->capsteps : 4;
-      const char **n2 = arena_alloc(S->arena, c->capsteps * sizeof *n2);
-      int *a2 = arena_alloc(S->arena, c->capsteps * sizeof *a2);
-      INode **v2 = arena_alloc(S->arena, c->capsteps * sizeof *v2);
-      if (c->nsteps) {
-        memcpy(n2, c->step_names, c->nsteps * sizeof *n2);
-        memcpy(a2, c->step_axes, c->nsteps * sizeof *a2);
-        memcpy(v2, c->step_values, c->nsteps * sizeof *v2);
-      }
-      c->step_names = n2;
-      c->step_axes = a2;
-      c->step_values = v2;
-    }
-    c->step_names[c->nsteps] = "output";
-    c->step_axes[c->nsteps] = axes[j];
-    c->step_values[c->nsteps++] = v.t;
-    S->e = c->outer;
-    S->scan = c->parent;
+    char name[32];
+    snprintf(name, sizeof name, "output%d", j);
+    add_step(S, c, arena_strdup(S->arena, name), axes[j], steps[j]);
   }
   finish_body(S, c, carried_in, carried_out, names, nc);
   register_body(S, c->body);

@@ -1084,6 +1084,74 @@ static int op_cosine(GProg *g, int a) {
   return add_value(g, s, -1, 1, "cosine_similarity(@%d, @%d, dim=1)", a, b);
 }
 
+/* ---- run-time loops ---- */
+
+/* A scan over T steps (static, or N): the value is the final carried state, or the stack of
+ * per-step values.  Its statement is a block: `$` names the value itself, `$s` a helper. */
+static int op_scan(GProg *g, int a) {
+  const GVal *x = &g->v[a];
+  if (x->i64 || x->s.rank > G_MAX_RANK - 1) return -1;
+  bool tn = n_axes(&x->s) == 0 && chance(g, 0.3);
+  GDim T = tn ? (GDim){1, true} : (GDim){ri(g, 1, 5), false};
+  int tax = ri(g, 0, x->s.rank); /* the step axis of the sliced input and of the stack */
+  GShape xs = x->s;
+  for (int k = xs.rank; k > tax; k--) xs.d[k] = xs.d[k - 1];
+  xs.d[tax] = T;
+  xs.rank++;
+  if (!shape_ok(&xs)) return -1;
+  int in = fresh(g, xs);
+  if (in < 0) return -1;
+  char step[64] = "", tt[16];
+  size_t n = snprintf(step, sizeof step, "@%d[", in);
+  for (int k = 0; k < tax; k++) n += snprintf(step + n, sizeof step - n, ":, ");
+  snprintf(step + n, sizeof step - n, "t]");
+  dim_text(T, tt, sizeof tt);
+  const GVal *xi = &g->v[in];
+  double B = bound(x) + 1, steps = dim_max(g, T);
+  char update[256];
+  int d = -1;
+  GDim last = x->s.rank ? x->s.d[x->s.rank - 1] : (GDim){1, false};
+  switch (ri(g, 0, 3)) {
+  case 0: snprintf(update, sizeof update, "tanh(%%s * 0.5 + %s)", step); B = 1; break;
+  case 1:
+    if (last.n || !x->s.rank) return -1;
+    d = add_decl(g, "l%d = Linear(%d, %d)", g->ndecls, last.k, last.k);
+    if (d < 0) return -1;
+    g->decl_in[d] = g->decl_out[d] = last.k;
+    snprintf(update, sizeof update, "tanh(l%d(%%s) + %s)", d, step);
+    B = 1;
+    break;
+  case 2: /* accumulate, with the step index as a value */
+    snprintf(update, sizeof update, "%%s * 0.5 + %s + t", step);
+    B = 2 * (B + bound(xi) + steps);
+    break;
+  default:
+    snprintf(update, sizeof update, "maximum(%%s, %s) - 0.25", step);
+    B = fmax(B, bound(xi)) + 0.25 * steps;
+    break;
+  }
+  char body[300], expr[1024];
+  snprintf(body, sizeof body, update, "$s");
+  int r;
+  if (chance(g, 0.5)) { /* the final state */
+    char own[300];
+    snprintf(own, sizeof own, update, "$");
+    snprintf(expr, sizeof expr, "@%d * 1.0\n  scan t in 0..%s {\n    $ = %s\n  }", a, tt, own);
+    r = add_value(g, x->s, -B, B, "%s", expr);
+  } else { /* the per-step values, stacked along axis tax */
+    char zs[96], sub[64] = "";
+    size_t k = 0;
+    for (int i = 0; i < tax; i++) k += snprintf(sub + k, sizeof sub - k, ":, ");
+    snprintf(sub + k, sizeof sub - k, "t");
+    shape_text(&xs, zs, sizeof zs);
+    snprintf(expr, sizeof expr, "zeros(%.*s)\n  $s = @%d * 1.0\n  scan t in 0..%s {\n    $s = %s\n    $[%s] = $s * 2.0\n  }",
+             (int)strlen(zs) - 2, zs + 1, a, tt, body, sub);
+    r = add_value(g, xs, -2 * B, 2 * B, "%s", expr);
+  }
+  if (r >= 0) g->v[r].decl = d;
+  return r;
+}
+
 /* ---- the program ---- */
 
 typedef int (*GenOp)(GProg *g, int a);
@@ -1092,10 +1160,10 @@ typedef int (*GenOp)(GProg *g, int a);
 static const struct { GenOp fn; int weight; } gen_ops[] = {
   {op_unary, 6}, {op_binary, 8}, {op_reduce, 3}, {op_softmax, 2}, {op_matmul, 4},
   {op_norm, 1}, {op_chain, 1}, {op_dup, 1}, {op_conv, 2}, {op_pool, 2}, {op_norm_layer, 2},
-  {op_resample, 1}, {op_index, 2}, {op_lstm, 1}, {op_cosine, 1},
+  {op_resample, 1}, {op_index, 2}, {op_lstm, 1}, {op_cosine, 1}, {op_scan, 2},
   {op_reshape, 2}, {op_permute, 2}, {op_slice, 2}, {op_cat, 1}, {op_split, 1}, {op_squeeze, 2},
 };
-#define MOVE_FIRST 15
+#define MOVE_FIRST 16
 
 static int one_statement(GProg *g) {
   int total = 0;
@@ -1153,9 +1221,15 @@ static void name_of(const GProg *g, int i, char *buf, size_t len) {
   snprintf(buf, len, "%s%d", g->v[i].input ? "x" : "v", i);
 }
 
-/* The expression with @j replaced by value j's name. */
-static void expand(const GProg *g, const char *expr, FILE *f) {
+/* The statement of value `self` with @j replaced by value j's name, $ by its own name and $s
+ * by its helper's. */
+static void expand(const GProg *g, int self, const char *expr, FILE *f) {
   for (const char *p = expr; *p; p++) {
+    if (*p == '$') {
+      fprintf(f, "v%d%s", self, p[1] == 's' ? "_s" : "");
+      p += p[1] == 's';
+      continue;
+    }
     if (*p != '@' || !isdigit((unsigned char)p[1])) {
       fputc(*p, f);
       continue;
@@ -1201,7 +1275,7 @@ static void emit_entry(const GProg *g, int e, const bool *live, FILE *f) {
   for (int i = 0; i < g->nv; i++) {
     if (!live[i] || g->v[i].input || g->v[i].entry != e) continue;
     fprintf(f, "  v%d = ", i);
-    expand(g, g->v[i].expr, f);
+    expand(g, i, g->v[i].expr, f);
     fprintf(f, "\n");
   }
   for (int o = 0; o < g->nouts[e]; o++) {

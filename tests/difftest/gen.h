@@ -41,7 +41,7 @@ typedef struct GVal {
   bool i64;            /* an i64 entry input */
   double lo, hi;       /* every element lies in [lo, hi] */
   bool input;          /* an entry input x<i>; else the statement v<i> = expr */
-  char expr[1024];     /* the statement's right-hand side; @<j> refers to value j */
+  char expr[1024];     /* the statement's right-hand side; @<j> refers to value j, $ to itself */
   int deps[G_MAX_DEPS], ndeps;
   int decl;            /* index of the module declaration it calls, or -1 */
   int entry;           /* the export it belongs to */

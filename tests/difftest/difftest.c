@@ -27,7 +27,8 @@
  * (outputs dropped, statements cut into fresh inputs, N lowered) while it fails the same way,
  * into DIR/seed-S.min.nn.  Regression files are such programs; a header containing
  * `xfail=REASON` marks a known, unfixed bug: it must still fail (and reports XPASS — a test
- * failure, so the marker gets removed — once the bug is fixed).  Exit status: 0 when every
+ * failure, so the marker gets removed — once the bug is fixed); `expect=rejected` says that
+ * the right outcome is a compile-time diagnostic.  Exit status: 0 when every
  * program passed (or failed as expected), 1 otherwise, 2 on a usage error. */
 #include <errno.h>
 #include <math.h>
@@ -98,6 +99,7 @@ typedef struct Header {
   struct { char name[128]; double lo, hi; long long v; } kv[64];
   int n;
   bool xfail;
+  bool expect_reject;  /* expect=rejected: the program must get a compile-time diagnostic */
 } Header;
 
 static void parse_header(const char *text, Header *h) {
@@ -116,6 +118,10 @@ static void parse_header(const char *text, Header *h) {
     *eq = 0;
     if (!strcmp(word, "xfail")) {
       h->xfail = true;
+      continue;
+    }
+    if (!strcmp(word, "expect")) {
+      h->expect_reject = !strcmp(eq + 1, "rejected");
       continue;
     }
     snprintf(h->kv[h->n].name, sizeof h->kv[0].name, "%s", word);
@@ -517,11 +523,12 @@ static int run_files(char **files, int n, const Options *opt) {
     parse_header(text, &h);
     Result r;
     run_isolated(files[i], opt, &r);
-    bool ok = h.xfail ? r.v != V_PASS : r.v == V_PASS;
+    Verdict want = h.expect_reject ? V_REJECT : V_PASS;
+    bool ok = h.xfail ? r.v != want : r.v == want;
     failures += !ok;
     if (h.xfail && !ok) printf("%s: XPASS: the bug is fixed; remove 'xfail' from its header\n", files[i]);
     else if (h.xfail) printf("%s: XFAIL (known bug): %s (%s): %s\n", files[i], verdict_name[r.v], r.where, r.msg);
-    else if (r.v) printf("%s: %s (%s): %s\n", files[i], verdict_name[r.v], r.where, r.msg);
+    else if (r.v != want || r.v) printf("%s: %s%s (%s): %s\n", files[i], ok ? "as expected, " : "", verdict_name[r.v], r.where, r.msg);
     else printf("%s: pass\n", files[i]);
   }
   printf("difftest: %d of %d files as expected\n", n - failures, n);

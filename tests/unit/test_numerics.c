@@ -7,7 +7,8 @@
  *     inputs allow);
  *   - exp and the functions built on it at overflow and underflow (coupling scales);
  *   - NaN in either operand of maximum/minimum, in relu, amax/amin and max pooling;
- *   - results bit-identical between JIT and AOT and across OpenBLAS thread counts. */
+ *   - results bit-identical between JIT and AOT and across OpenBLAS thread counts;
+ *   - no fast-math flags (reassoc, nnan, ninf, ...) in the generated LLVM IR. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -316,6 +317,30 @@ static void test_thread_count_bit_identical(void **state) {
   free(w);
 }
 
+/* Fast-math flags would change results (reassociated sums, NaN/inf assumed away): the
+ * generated IR of every example has none, on instructions or as function attributes. */
+static void test_no_fast_math(void **state) {
+  static const char *flags[] = {" fast ", " reassoc ", " nnan ", " ninf ", " nsz ", " arcp ", " afn ",
+                                "\"unsafe-fp-math\"=\"true\"", "\"no-nans-fp-math\"=\"true\"",
+                                "\"no-infs-fp-math\"=\"true\""};
+  static const char *models[] = {"realnvp", "cfr", "groupnorm", "mann", "fcn"};
+  int bad = 0;
+  for (size_t k = 0; k < sizeof models / sizeof *models; k++) {
+    char nn[512], *ir = NULL, *msg = NULL;
+    size_t len = 0;
+    snprintf(nn, sizeof nn, "%s/examples/%s.nn", NNC_SOURCE_DIR, models[k]);
+    FILE *f = open_memstream(&ir, &len);
+    assert_non_null(f);
+    if (nnc_dump(nn, "llvm", f, &msg)) fail_msg("%s", msg);
+    fclose(f);
+    assert_non_null(strstr(ir, " fmul float"));
+    for (size_t i = 0; i < sizeof flags / sizeof *flags; i++)
+      if (strstr(ir, flags[i]) && bad++ < 8) print_message("  %s: '%s' in the LLVM IR\n", models[k], flags[i]);
+    free(ir);
+  }
+  assert_int_equal(bad, 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_softmax_extremes),
@@ -324,6 +349,7 @@ int main(void) {
       cmocka_unit_test(test_nan_propagation),
       cmocka_unit_test(test_jit_aot_bit_identical),
       cmocka_unit_test(test_thread_count_bit_identical),
+      cmocka_unit_test(test_no_fast_math),
   };
   return cmocka_run_group_tests_name("numerics", tests, NULL, NULL);
 }

@@ -461,6 +461,14 @@ static void reduce(GProg *g, const char *path, const Options *opt, const Result 
         break;
       }
     }
+    for (int k = 0; k < 4 && ns[k] < g->T; k++) {
+      GProg t = *g;
+      t.T = ns[k];
+      if (fails_same(&t, path, opt, want)) {
+        *g = t, changed = true;
+        break;
+      }
+    }
   }
   char *text = gen_emit(g);
   if (text) write_text(path, text);

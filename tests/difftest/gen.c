@@ -32,10 +32,11 @@ static bool chance(GProg *g, double p) { return rf(g) < p; }
 
 /* ---- shapes ---- */
 
-static int n_axes(const GShape *s) {
-  int c = 0;
-  for (int i = 0; i < s->rank; i++) c += s->d[i].n;
-  return c;
+/* the symbols of the shape */
+static unsigned syms_of(const GShape *s) {
+  unsigned u = 0;
+  for (int i = 0; i < s->rank; i++) u |= s->d[i].sy;
+  return u;
 }
 
 static int64_t static_numel(const GShape *s) {
@@ -44,14 +45,19 @@ static int64_t static_numel(const GShape *s) {
   return n;
 }
 
-/* nnc sizes tensors as k × distinct symbols: N may appear in one axis only */
+/* nnc sizes tensors as k × distinct symbols: a symbol may appear in one axis only */
 static bool shape_ok(const GShape *s) {
-  return s->rank <= G_MAX_RANK && n_axes(s) <= 1 && static_numel(s) <= MAX_STATIC_NUMEL;
+  unsigned seen = 0;
+  for (int i = 0; i < s->rank; i++) {
+    if (seen & s->d[i].sy) return false;
+    seen |= s->d[i].sy;
+  }
+  return s->rank <= G_MAX_RANK && static_numel(s) <= MAX_STATIC_NUMEL;
 }
 
-static bool dim_eq(GDim a, GDim b) { return a.k == b.k && a.n == b.n; }
-static bool dim_one(GDim a) { return a.k == 1 && !a.n; }
-static int dim_max(const GProg *g, GDim d) { return d.k * (d.n ? g->N : 1); }
+static bool dim_eq(GDim a, GDim b) { return a.k == b.k && a.sy == b.sy; }
+static bool dim_one(GDim a) { return a.k == 1 && !a.sy; }
+static int dim_max(const GProg *g, GDim d) { return d.k * (d.sy & SYM_N ? g->N : 1) * (d.sy & SYM_T ? g->T : 1); }
 
 static bool shape_eq(const GShape *a, const GShape *b) {
   if (a->rank != b->rank) return false;
@@ -61,9 +67,11 @@ static bool shape_eq(const GShape *a, const GShape *b) {
 }
 
 static void dim_text(GDim d, char *buf, size_t len) {
-  if (!d.n) snprintf(buf, len, "%d", d.k);
-  else if (d.k == 1) snprintf(buf, len, "N");
-  else snprintf(buf, len, "%d * N", d.k);
+  size_t n = 0;
+  buf[0] = 0;
+  if (d.k != 1 || !d.sy) n += snprintf(buf + n, len - n, "%d", d.k);
+  if (d.sy & SYM_N) n += snprintf(buf + n, len - n, "%sN", n ? " * " : "");
+  if (d.sy & SYM_T) snprintf(buf + n, len - n, "%sT", n ? " * " : "");
 }
 
 static char *shape_text(const GShape *s, char *buf, size_t len) {
@@ -83,7 +91,7 @@ static bool broadcast(const GShape *a, const GShape *b, GShape *out) {
   out->rank = r;
   for (int i = 0; i < r; i++) {
     int ia = i - (r - a->rank), ib = i - (r - b->rank);
-    GDim da = ia >= 0 ? a->d[ia] : (GDim){1, false}, db = ib >= 0 ? b->d[ib] : (GDim){1, false};
+    GDim da = ia >= 0 ? a->d[ia] : (GDim){1, 0}, db = ib >= 0 ? b->d[ib] : (GDim){1, 0};
     if (dim_eq(da, db) || dim_one(db)) out->d[i] = da;
     else if (dim_one(da)) out->d[i] = db;
     else return false;
@@ -96,13 +104,19 @@ static int small_dim(GProg *g) {
   return PICK(g, dims);
 }
 
+/* A shape of the given rank; with_n: N on one axis (mostly the first), sometimes T too. */
 static GShape random_shape(GProg *g, int rank, bool with_n) {
   GShape s = {.rank = rank};
   int n_at = with_n && rank ? (chance(g, 0.7) ? 0 : ri(g, 0, rank - 1)) : -1;
-  for (int i = 0; i < rank; i++) s.d[i] = i == n_at ? (GDim){1, true} : (GDim){small_dim(g), false};
+  int t_at = n_at >= 0 && rank > 1 && chance(g, 0.15) ? ri(g, 0, rank - 1) : -1;
+  for (int i = 0; i < rank; i++) {
+    s.d[i] = (GDim){small_dim(g), 0};
+    if (i == n_at) s.d[i] = (GDim){1, SYM_N};
+    if (i == t_at) s.d[i] = (GDim){1, s.d[i].sy | SYM_T};
+  }
   while (!shape_ok(&s))
     for (int i = 0; i < rank; i++)
-      if (!s.d[i].n && s.d[i].k > 1) s.d[i].k /= 2;
+      if (!s.d[i].sy && s.d[i].k > 1) s.d[i].k /= 2;
   return s;
 }
 
@@ -111,7 +125,7 @@ static GShape broadcastable(GProg *g, const GShape *s) {
   GShape b = {.rank = ri(g, s->rank ? 1 : 0, s->rank)};
   for (int i = 0; i < b.rank; i++) {
     b.d[i] = s->d[s->rank - b.rank + i];
-    if (chance(g, 0.3)) b.d[i] = (GDim){1, false};
+    if (chance(g, 0.3)) b.d[i] = (GDim){1, 0};
   }
   return b;
 }
@@ -299,7 +313,7 @@ static bool operand(GProg *g, int a, char *text, size_t len, GShape *shape, doub
     return true;
   }
   GDim last = x->s.d[x->s.rank - 1];
-  if (kind == 8 && !last.n && last.k <= 8) { /* a list constant along the last axis */
+  if (kind == 8 && !last.sy && last.k <= 8) { /* a list constant along the last axis */
     size_t n = snprintf(text, len, "[");
     for (int i = 0; i < last.k; i++) {
       double e = ri(g, -8, 8) * 0.25;
@@ -395,7 +409,7 @@ static int op_reduce(GProg *g, int a) {
   for (int i = 0; i < rank; i++) {
     if (axes & (1u << i)) n *= dim_max(g, x->s.d[i]);
     if (!(axes & (1u << i))) s.d[s.rank++] = x->s.d[i];
-    else if (keep) s.d[s.rank++] = (GDim){1, false};
+    else if (keep) s.d[s.rank++] = (GDim){1, 0};
   }
   char ax[64];
   if (__builtin_popcount(axes) == 1) {
@@ -437,7 +451,7 @@ static int op_softmax(GProg *g, int a) {
     GShape s = {0};
     for (int i = 0; i < rank; i++)
       if (i != ax) s.d[s.rank++] = x->s.d[i];
-      else if (keep) s.d[s.rank++] = (GDim){1, false};
+      else if (keep) s.d[s.rank++] = (GDim){1, 0};
     return add_value(g, s, x->lo, x->hi + log(n), keep ? "logsumexp(@%d, %d, keepdim=true)" : "logsumexp(@%d, %d)", a, axv);
   }
   }
@@ -448,7 +462,7 @@ static int op_softmax(GProg *g, int a) {
 static int linear(GProg *g, int a) {
   const GVal *x = &g->v[a];
   GDim K = x->s.d[x->s.rank - 1];
-  if (K.n || K.k > 64) return -1;
+  if (K.sy || K.k > 64) return -1;
   int M = small_dim(g) + ri(g, 0, 1) * 8;
   GShape s = x->s;
   double B = bound(x) * sqrt((double)K.k) + 1;
@@ -459,7 +473,7 @@ static int linear(GProg *g, int a) {
   if (d >= 0) {
     M = g->decl_out[d];
     B = B * sqrt(16.0 * 8) + 1;
-    s.d[s.rank - 1] = (GDim){M, false};
+    s.d[s.rank - 1] = (GDim){M, 0};
     bool res = M == K.k && chance(g, 0.5);
     int r = add_value(g, s, -B - (res ? bound(x) : 0), B + (res ? bound(x) : 0),
                       res ? "%s%d(@%d) + @%d" : "%s%d(@%d)", g->decls[d][0] == 's' ? "s" : "l", d, a, a);
@@ -467,7 +481,7 @@ static int linear(GProg *g, int a) {
     return r;
   }
   if (chance(g, 0.25)) M = K.k;  /* a residual block: act(l(x) + x) */
-  s.d[s.rank - 1] = (GDim){M, false};
+  s.d[s.rank - 1] = (GDim){M, 0};
   if (chance(g, 0.3)) {
     int H = small_dim(g) * 4;
     static const char *acts[] = {"ReLU()", "Tanh()", "ELU()", "Sigmoid()", "LeakyReLU(0.1)"};
@@ -498,7 +512,7 @@ static int op_matmul(GProg *g, int a) {
   if (x->i64 || x->s.rank == 0) return -1;
   if (x->s.rank == 1 || chance(g, 0.3)) return linear(g, a);
   int r = x->s.rank;
-  GDim R = x->s.d[r - 2], K = x->s.d[r - 1], M = {small_dim(g) + ri(g, 0, 1) * 4, false};
+  GDim R = x->s.d[r - 2], K = x->s.d[r - 1], M = {small_dim(g) + ri(g, 0, 1) * 4, 0};
   double Kmax = dim_max(g, K), Rmax = dim_max(g, R);
   GShape out = x->s, w = {.rank = 2};
   int form = ri(g, 0, 4);
@@ -556,16 +570,17 @@ static int op_matmul(GProg *g, int a) {
 static int op_reshape(GProg *g, int a) {
   const GVal *x = &g->v[a];
   int64_t S = static_numel(&x->s);
-  bool hasn = n_axes(&x->s) == 1;
+  unsigned sy = syms_of(&x->s);
   /* split S into factors */
   int f[16], nf = 0;
   for (int64_t p = 2, t = S; t > 1 && nf < 16; p++)
     while (t % p == 0 && nf < 16) f[nf++] = (int)p, t /= p;
   GShape s = {.rank = ri(g, 1, G_MAX_RANK)};
-  if (!hasn && nf == 0) s.rank = ri(g, 0, 2);
-  for (int i = 0; i < s.rank; i++) s.d[i] = (GDim){1, false};
+  if (!sy && nf == 0) s.rank = ri(g, 0, 2);
+  for (int i = 0; i < s.rank; i++) s.d[i] = (GDim){1, 0};
   for (int i = 0; i < nf; i++) s.d[ri(g, 0, s.rank ? s.rank - 1 : 0)].k *= f[i];
-  if (hasn) s.d[ri(g, 0, s.rank - 1)].n = true;
+  if (sy & SYM_N) s.d[ri(g, 0, s.rank - 1)].sy |= SYM_N; /* N and T land anywhere, maybe together */
+  if (sy & SYM_T) s.d[ri(g, 0, s.rank - 1)].sy |= SYM_T;
   if (s.rank == 0 && static_numel(&x->s) != 1) return -1;
   char st[96];
   shape_text(&s, st, sizeof st);
@@ -606,7 +621,7 @@ static int op_permute(GProg *g, int a) {
 static int static_axis(GProg *g, const GShape *s, int min) {
   int cand[G_MAX_RANK], n = 0;
   for (int i = 0; i < s->rank; i++)
-    if (!s->d[i].n && s->d[i].k >= min) cand[n++] = i;
+    if (!s->d[i].sy && s->d[i].k >= min) cand[n++] = i;
   return n ? cand[ri(g, 0, n - 1)] : -1;
 }
 
@@ -642,7 +657,7 @@ static int op_cat(GProg *g, int a) {
   int ax = ri(g, 0, x->s.rank - 1);
   GShape bs = x->s, s = x->s;
   int b;
-  if (x->s.d[ax].n || chance(g, 0.3)) {
+  if (x->s.d[ax].sy || chance(g, 0.3)) {
     b = a; /* cat([x, x]) (along N: 2 * N) */
   } else {
     bs.d[ax].k = small_dim(g);
@@ -681,7 +696,7 @@ static int op_squeeze(GProg *g, int a) {
     if (r == G_MAX_RANK) return -1;
     int ax = ri(g, 0, r);
     for (int k = r; k > ax; k--) s.d[k] = s.d[k - 1];
-    s.d[ax] = (GDim){1, false};
+    s.d[ax] = (GDim){1, 0};
     s.rank++;
     return add_value(g, s, x->lo, x->hi, "unsqueeze(@%d, %d)", a, chance(g, 0.3) ? ax - r - 1 : ax);
   }
@@ -704,7 +719,7 @@ static int op_squeeze(GProg *g, int a) {
         continue;
       }
       o.d[o.rank - 1].k *= s.d[i].k;
-      o.d[o.rank - 1].n |= s.d[i].n;
+      o.d[o.rank - 1].sy |= s.d[i].sy;
     }
     if (st == 0 && en == r - 1 && chance(g, 0.5)) return add_value(g, o, x->lo, x->hi, "flatten(@%d)", a);
     return add_value(g, o, x->lo, x->hi, "flatten(@%d, %d, %d)", a, st, en);
@@ -790,24 +805,24 @@ static int op_dup(GProg *g, int a) {
  * input image. */
 static int image(GProg *g, int a) {
   const GVal *x = &g->v[a];
-  if (x->s.rank == 4 && !x->s.d[1].n && !x->s.d[2].n && !x->s.d[3].n) return a;
+  if (x->s.rank == 4 && !x->s.d[1].sy && !x->s.d[2].sy && !x->s.d[3].sy) return a;
   int64_t S = static_numel(&x->s);
-  bool hasn = n_axes(&x->s) == 1;
+  unsigned sy = syms_of(&x->s);
+  bool hasn = sy != 0;
   for (int tries = 0; tries < 8 && !x->i64 && chance(g, 0.7); tries++) {
     int H = ri(g, 2, 6), W = ri(g, 2, 6);
     if (S % (H * W)) continue;
     int64_t rest = S / (H * W);
     int C = hasn ? (int)rest : ri(g, 1, 3);
     if (hasn ? C > 16 : rest % C) continue;
-    GDim B = hasn ? (GDim){1, true} : (GDim){(int)(rest / C), false};
-    if (hasn && x->s.d[0].n == false) continue; /* keep the batch in front */
-    if (hasn && x->s.d[0].k != 1) continue;
-    GShape s = {4, {B, {C, false}, {H, false}, {W, false}}};
+    GDim B = hasn ? (GDim){1, sy} : (GDim){(int)(rest / C), 0};
+    if (hasn && (x->s.d[0].sy != sy || x->s.d[0].k != 1)) continue; /* keep the batch in front */
+    GShape s = {4, {B, {C, 0}, {H, 0}, {W, 0}}};
     char st[96];
     return add_value(g, s, x->lo, x->hi, "reshape(@%d, %s)", a, shape_text(&s, st, sizeof st));
   }
-  GShape s = {4, {chance(g, 0.8) ? (GDim){1, true} : (GDim){ri(g, 1, 2), false}, {ri(g, 1, 6), false},
-                  {ri(g, 3, 9), false}, {ri(g, 3, 9), false}}};
+  GShape s = {4, {chance(g, 0.8) ? (GDim){1, SYM_N} : (GDim){ri(g, 1, 2), 0}, {ri(g, 1, 6), 0},
+                  {ri(g, 3, 9), 0}, {ri(g, 3, 9), 0}}};
   return fresh(g, s);
 }
 
@@ -894,7 +909,7 @@ static int op_pool(GProg *g, int a) {
 static int op_norm_layer(GProg *g, int a) {
   const GVal *x = &g->v[a];
   char layer[160];
-  if (x->s.rank >= 2 && x->s.rank <= 3 && !x->s.d[1].n && chance(g, 0.3)) {
+  if (x->s.rank >= 2 && x->s.rank <= 3 && !x->s.d[1].sy && chance(g, 0.3)) {
     int C = x->s.d[1].k;
     double B = (bound(x) + 0.5) / 0.7 * 0.5 + 0.5;
     snprintf(layer, sizeof layer, "BatchNorm1d(%d)", C);
@@ -906,7 +921,7 @@ static int op_norm_layer(GProg *g, int a) {
     size_t k = snprintf(dims, sizeof dims, "[");
     double cnt = 1;
     for (int i = x->s.rank - n; i < x->s.rank; i++) {
-      if (x->s.d[i].n) return -1;
+      if (x->s.d[i].sy) return -1;
       cnt *= x->s.d[i].k;
       k += snprintf(dims + k, sizeof dims - k, "%s%d", i > x->s.rank - n ? ", " : "", x->s.d[i].k);
     }
@@ -995,7 +1010,7 @@ static int op_index(GProg *g, int a) {
     int idx = index_input(g, is, E);
     if (idx < 0) return -1;
     GShape s = is;
-    s.d[s.rank++] = (GDim){D, false};
+    s.d[s.rank++] = (GDim){D, 0};
     if (s.rank > G_MAX_RANK) return -1;
     char layer[64];
     snprintf(layer, sizeof layer, "Embedding(%d, %d)", E, D);
@@ -1009,7 +1024,7 @@ static int op_index(GProg *g, int a) {
     GShape s = x->s;
     if (chance(g, 0.5)) {
       bool keep = chance(g, 0.3);
-      if (keep) s.d[ax] = (GDim){1, false};
+      if (keep) s.d[ax] = (GDim){1, 0};
       else {
         for (int k = ax; k < s.rank - 1; k++) s.d[k] = s.d[k + 1];
         s.rank--;
@@ -1034,7 +1049,7 @@ static int op_index(GProg *g, int a) {
     int ax = static_axis(g, &x->s, 1);
     if (ax < 0 || x->i64) return -1;
     int k = ri(g, 1, 6);
-    int idx = index_input(g, (GShape){1, {{k, false}}}, x->s.d[ax].k);
+    int idx = index_input(g, (GShape){1, {{k, 0}}}, x->s.d[ax].k);
     if (idx < 0) return -1;
     GShape s = x->s;
     s.d[ax].k = k;
@@ -1046,7 +1061,7 @@ static int op_index(GProg *g, int a) {
     int idx = index_input(g, is, C);
     if (idx < 0) return -1;
     GShape s = is;
-    s.d[s.rank++] = (GDim){C, false};
+    s.d[s.rank++] = (GDim){C, 0};
     if (s.rank > G_MAX_RANK) return -1;
     return add_value(g, s, 0, 1, "one_hot(@%d, %d)", idx, C);
   }
@@ -1055,12 +1070,9 @@ static int op_index(GProg *g, int a) {
 
 static int op_lstm(GProg *g, int a) {
   const GVal *x = &g->v[a];
-  if (x->s.rank != 2 || x->s.d[1].n || x->i64) {
-    if (x->s.rank != 2 || x->i64) return -1;
-  }
-  if (x->s.d[1].n) return -1;
+  if (x->s.rank != 2 || x->s.d[1].sy || x->i64) return -1;
   int I = x->s.d[1].k, H = small_dim(g) + 1;
-  GShape hs = {2, {x->s.d[0], {H, false}}};
+  GShape hs = {2, {x->s.d[0], {H, 0}}};
   int h = fresh(g, hs), c = fresh(g, hs);
   if (h < 0 || c < 0) return -1;
   int d = add_decl(g, "m%d = LSTMCell(%d, %d%s)", g->ndecls, I, H, chance(g, 0.2) ? ", bias=false" : "");
@@ -1091,8 +1103,10 @@ static int op_cosine(GProg *g, int a) {
 static int op_scan(GProg *g, int a) {
   const GVal *x = &g->v[a];
   if (x->i64 || x->s.rank > G_MAX_RANK - 1) return -1;
-  bool tn = n_axes(&x->s) == 0 && chance(g, 0.3);
-  GDim T = tn ? (GDim){1, true} : (GDim){ri(g, 1, 5), false};
+  /* over T (or N) when the state does not have that symbol already */
+  unsigned sy = syms_of(&x->s), over = chance(g, 0.5) ? SYM_T : SYM_N;
+  bool tn = !(sy & over) && chance(g, 0.5);
+  GDim T = tn ? (GDim){1, over} : (GDim){ri(g, 1, 5), 0};
   int tax = ri(g, 0, x->s.rank); /* the step axis of the sliced input and of the stack */
   GShape xs = x->s;
   for (int k = xs.rank; k > tax; k--) xs.d[k] = xs.d[k - 1];
@@ -1110,11 +1124,11 @@ static int op_scan(GProg *g, int a) {
   double B = bound(x) + 1, steps = dim_max(g, T);
   char update[256];
   int d = -1;
-  GDim last = x->s.rank ? x->s.d[x->s.rank - 1] : (GDim){1, false};
+  GDim last = x->s.rank ? x->s.d[x->s.rank - 1] : (GDim){1, 0};
   switch (ri(g, 0, 3)) {
   case 0: snprintf(update, sizeof update, "tanh(%%s * 0.5 + %s)", step); B = 1; break;
   case 1:
-    if (last.n || !x->s.rank) return -1;
+    if (last.sy || !x->s.rank) return -1;
     d = add_decl(g, "l%d = Linear(%d, %d)", g->ndecls, last.k, last.k);
     if (d < 0) return -1;
     g->decl_in[d] = g->decl_out[d] = last.k;
@@ -1185,6 +1199,7 @@ void gen_program(GProg *g, uint64_t seed) {
   static const int ns[] = {1, 2, 3, 4, 5, 7, 8, 13, 33};
   g->N = chance(g, 0.05) ? ri(g, 513, 700) : PICK(g, ns);
   if (chance(g, 0.02)) g->N = 0; /* empty batch */
+  g->T = PICK(g, ((int[]){1, 2, 3, 4, 6}));
   g->nentries = chance(g, 0.3) ? 2 : 1;
   for (g->cur = 0; g->cur < g->nentries; g->cur++) {
     int e = g->cur, first = g->nv;
@@ -1243,29 +1258,40 @@ static void expand(const GProg *g, int self, const char *expr, FILE *f) {
   }
 }
 
+/* An input whose dims are all static or a bare symbol: declaring it introduces the symbol. */
+static bool simple_input(const GVal *v) {
+  for (int k = 0; k < v->s.rank; k++)
+    if (v->s.d[k].sy && (v->s.d[k].k != 1 || (v->s.d[k].sy != SYM_N && v->s.d[k].sy != SYM_T))) return false;
+  return true;
+}
+
 /* export f<e>(...) -> (...) { ... } */
 static void emit_entry(const GProg *g, int e, const bool *live, FILE *f) {
-  /* sema learns the symbol N from an input typed with a bare N, so such inputs come first
+  /* sema learns a symbol from an input typed with the bare symbol, so such inputs come first
    * (an input typed [2 * N] alone is not accepted: tests/difftest/regressions/
-   * input_dim_multiple_of_sym.nn); if there is none, a dummy xn: f32[N] leads */
-  bool bare = false, scaled = false;
+   * input_dim_multiple_of_sym.nn), then dummies xn: f32[N], xt: f32[T] for symbols still
+   * unknown, then the other inputs */
+  unsigned used = 0, known = 0;
   for (int i = 0; i < g->nv; i++)
-    for (int k = 0; live[i] && g->v[i].input && g->v[i].entry == e && k < g->v[i].s.rank; k++) {
-      bare |= g->v[i].s.d[k].n && g->v[i].s.d[k].k == 1;
-      scaled |= g->v[i].s.d[k].n && g->v[i].s.d[k].k != 1;
+    if (live[i] && g->v[i].input && g->v[i].entry == e) {
+      used |= syms_of(&g->v[i].s);
+      if (simple_input(&g->v[i])) known |= syms_of(&g->v[i].s);
     }
-  fprintf(f, "export f%d(%s", e, scaled && !bare ? "xn: f32[N]" : "");
-  bool first = !(scaled && !bare);
-  for (int pass = 0; pass < 2; pass++)
+  fprintf(f, "export f%d(", e);
+  bool first = true;
+  for (int pass = 0; pass < 2; pass++) {
     for (int i = 0; i < g->nv; i++) {
-      if (!live[i] || !g->v[i].input || g->v[i].entry != e) continue;
-      bool has_bare = false;
-      for (int k = 0; k < g->v[i].s.rank; k++) has_bare |= g->v[i].s.d[k].n && g->v[i].s.d[k].k == 1;
-      if (has_bare != (pass == 0)) continue;
+      if (!live[i] || !g->v[i].input || g->v[i].entry != e || simple_input(&g->v[i]) != (pass == 0)) continue;
       char st[96];
       fprintf(f, "%sx%d: %s%s", first ? "" : ", ", i, g->v[i].i64 ? "i64" : "f32", shape_text(&g->v[i].s, st, sizeof st));
       first = false;
     }
+    for (unsigned sym = SYM_N; pass == 0 && sym <= SYM_T; sym <<= 1)
+      if ((used & sym) && !(known & sym)) {
+        fprintf(f, "%s%s", first ? "" : ", ", sym == SYM_N ? "xn: f32[N]" : "xt: f32[T]");
+        first = false;
+      }
+  }
   fprintf(f, ") -> (");
   for (int o = 0; o < g->nouts[e]; o++) {
     char st[96];
@@ -1299,7 +1325,7 @@ char *gen_emit(const GProg *g) {
   size_t len = 0;
   FILE *f = open_memstream(&buf, &len);
   if (!f) return NULL;
-  fprintf(f, "# difftest: N=%d", g->N);
+  fprintf(f, "# difftest: N=%d T=%d", g->N, g->T);
   for (int i = 0; i < g->nv; i++)
     if (live[i] && g->v[i].input) fprintf(f, " x%d=%g:%g", i, g->v[i].lo, g->v[i].hi);
   fprintf(f, "\n");

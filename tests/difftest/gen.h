@@ -2,14 +2,14 @@
  *
  * A program is built as a list of values, each an entry input or a statement over earlier
  * values whose shape (static dims and the symbolic N) is known, so every program is well
- * typed by construction: broadcasting, reductions, softmax, matmul and Linear layers,
+ * typed by construction (dims k x N, k x T, k x N x T): broadcasting, reductions, softmax, matmul and Linear layers,
  * movement ops (reshape, permute, slice, cat, split, squeeze, flatten) and constants.  Each
  * value also carries an interval bounding its elements; ops whose domain or range would be
  * unsafe (log of a negative, exp of a large value, a division by something near zero) are
  * conditioned (abs(x) + 0.5, scaling), so outputs stay finite and comparable.
  *
  * The text form (gen_emit) is an ordinary .nn file whose first line records how to run it:
- *   # difftest: N=5 x0=-2:2 x3=0.5:3
+ *   # difftest: N=5 T=3 x0=-2:2 x3=0.5:3
  * (the value of each symbolic dim, and the range of uniform random values of each input;
  * inputs not listed get [-2, 2]).  The reducer shrinks a failing program by dropping outputs,
  * cutting statements into fresh inputs of the same shape and lowering N. */
@@ -26,9 +26,12 @@
 #define G_MAX_DEPS 4
 #define G_MAX_ENTRIES 2
 
+#define SYM_N 1u
+#define SYM_T 2u
+
 typedef struct GDim {
-  int k;      /* k, or k * N when n */
-  bool n;
+  int k;        /* k times the symbols in sy */
+  unsigned sy;  /* SYM_N | SYM_T */
 } GDim;
 
 typedef struct GShape {
@@ -55,7 +58,7 @@ typedef struct GProg {
   int ndecls;
   int nentries, cur;             /* exports f0, f1, ...; the one being generated */
   int outs[G_MAX_ENTRIES][G_MAX_OUTS], nouts[G_MAX_ENTRIES]; /* an entry without outputs is left out */
-  int N;                         /* the value of N the program is run with */
+  int N, T;                      /* the values of the symbolic dims the program is run with */
   uint64_t rng;
 } GProg;
 

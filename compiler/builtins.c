@@ -486,6 +486,20 @@ static bool b_meta(Sema *S, const char *name, const Args *a, Value *out) {
   return true;
 }
 
+/* assert(cond[, message]): a compile-time check, e.g. that a -D value is one the model knows. */
+static bool b_assert(Sema *S, const char *name, const Args *a, Value *out) {
+  (void)name;
+  (void)out;
+  if (a->npos < 1 || a->npos > 2) return diag_error(D, a->loc, "assert(condition) or assert(condition, message)");
+  const Value *c = &a->pos[0];
+  if (c->k != V_BOOL && c->k != V_INT)
+    return diag_error(D, a->loc, "assert needs a compile-time condition, not a %s", v_kind_name(c->k));
+  if (a->npos == 2 && a->pos[1].k != V_STR)
+    return diag_error(D, a->loc, "assert's message must be a string, not a %s", v_kind_name(a->pos[1].k));
+  if (c->i) return true;
+  return diag_error(D, a->loc, "assertion failed%s%s", a->npos == 2 ? ": " : "", a->npos == 2 ? a->pos[1].s : "");
+}
+
 static bool b_layer(Sema *S, const char *name, const Args *a, Value *out) {
   bool found;
   if (!layer_construct(S, name, a, out, &found)) return false;
@@ -514,6 +528,7 @@ static const struct { const char *name; BuiltinFn fn; } builtins[] = {
   {"cat", b_cat}, {"concat", b_cat}, {"split", b_split},
   {"zeros", b_fill}, {"ones", b_fill}, {"full", b_fill}, {"zeros_like", b_fill}, {"ones_like", b_fill},
   {"len", b_meta}, {"reversed", b_meta}, {"range", b_meta}, {"float", b_meta}, {"int", b_meta},
+  {"assert", b_assert},
 };
 
 #define NBUILTINS ((int)(sizeof builtins / sizeof *builtins))

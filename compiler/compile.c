@@ -308,12 +308,12 @@ void nnc_jit_free(NncJit *jit) {
 
 /* ---- check and dump ---- */
 
-int nnc_check(const char *nn_path, char **errmsg) {
+int nnc_check(const char *nn_path, const NncCompileOptions *opt, char **errmsg) {
   Unit u = {0};
   size_t len;
   char *text = read_file(nn_path, &len, errmsg);
   if (!text) return -1;
-  int rc = front_end(&u, nn_path, text, len, errmsg) || analyze(&u, NULL, errmsg) ? -1 : 0;
+  int rc = front_end(&u, nn_path, text, len, errmsg) || analyze(&u, opt, errmsg) ? -1 : 0;
   free(text);
   unit_free(&u);
   return rc;
@@ -359,7 +359,7 @@ static void dump_graph(FILE *out, const Model *m, int which, bool dot) {
 }
 
 static int dump_unit(const char *path, const char *text, size_t len, const char *stage,
-                     const char *format, FILE *out, char **errmsg) {
+                     const char *format, const NncCompileOptions *opt, FILE *out, char **errmsg) {
   int which = -1;
   for (int i = 0; nnc_dump_stages[i]; i++)
     if (!strcmp(stage, nnc_dump_stages[i])) which = i;
@@ -372,7 +372,7 @@ static int dump_unit(const char *path, const char *text, size_t len, const char 
   Unit u = {0};
   int rc = front_end(&u, path, text, len, errmsg);
   if (!rc && which == 0) ast_dump(out, u.ast);
-  if (!rc && which >= 1) rc = analyze(&u, NULL, errmsg);
+  if (!rc && which >= 1) rc = analyze(&u, opt, errmsg);
   if (!rc && which >= 2) rc = optimize(&u, which == 2 ? "dce" : NULL, errmsg);
   if (!rc && which >= 1 && which <= 3) dump_graph(out, u.model, which, dot);
   if (!rc && which >= 4 && !(u.lowered = lower_model(u.model))) rc = fail(errmsg, "nnc: error: out of memory\n");
@@ -385,21 +385,21 @@ static int dump_unit(const char *path, const char *text, size_t len, const char 
 
 int nnc_dump_source(const char *path, const char *text, size_t len, const char *stage, FILE *out,
                     char **errmsg) {
-  return dump_unit(path, text, len, stage, "text", out, errmsg);
+  return dump_unit(path, text, len, stage, "text", NULL, out, errmsg);
 }
 
-int nnc_dump_format(const char *nn_path, const char *stage, const char *format, FILE *out,
-                    char **errmsg) {
+int nnc_dump_format(const char *nn_path, const char *stage, const char *format,
+                    const NncCompileOptions *opt, FILE *out, char **errmsg) {
   size_t len;
   char *text = read_file(nn_path, &len, errmsg);
   if (!text) return -1;
-  int rc = dump_unit(nn_path, text, len, stage, format, out, errmsg);
+  int rc = dump_unit(nn_path, text, len, stage, format, opt, out, errmsg);
   free(text);
   return rc;
 }
 
 int nnc_dump(const char *nn_path, const char *stage, FILE *out, char **errmsg) {
-  return nnc_dump_format(nn_path, stage, "text", out, errmsg);
+  return nnc_dump_format(nn_path, stage, "text", NULL, out, errmsg);
 }
 
 /* ---- reference interpreter ---- */

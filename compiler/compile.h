@@ -35,16 +35,17 @@ int nnc_compile_jit_source(const char *path, const char *text, size_t len,
                            const NncCompileOptions *opt, NncJit **jit,
                            const nnc_model_desc **desc, char **errmsg);
 
-/* `nnc check`: parse and type/shape-check only. */
-int nnc_check(const char *nn_path, char **errmsg);
+/* `nnc check`: parse and type/shape-check only (opt: its defines; NULL: none). */
+int nnc_check(const char *nn_path, const NncCompileOptions *opt, char **errmsg);
 
 /* `nnc dump --stage=ast|ir|opt|fused|loops|llvm|asm`: print that stage to `out`. */
 int nnc_dump(const char *nn_path, const char *stage, FILE *out, char **errmsg);
 extern const char *const nnc_dump_stages[]; /* NULL-terminated list of stage names */
 /* The same in a given format: "text" (as nnc_dump) or "dot", a Graphviz digraph of the
- * stages ir, opt and fused (kernels drawn as clusters); NULL means "text". */
-int nnc_dump_format(const char *nn_path, const char *stage, const char *format, FILE *out,
-                    char **errmsg);
+ * stages ir, opt and fused (kernels drawn as clusters); NULL means "text".  opt: the
+ * model's defines (-D); NULL: none. */
+int nnc_dump_format(const char *nn_path, const char *stage, const char *format,
+                    const NncCompileOptions *opt, FILE *out, char **errmsg);
 extern const char *const nnc_dump_formats[]; /* NULL-terminated: "text", "dot" */
 /* Same from source text in memory (`path` names it in diagnostics). */
 int nnc_dump_source(const char *path, const char *text, size_t len, const char *stage, FILE *out,

@@ -27,8 +27,8 @@ static const char help_main[] =
     "usage: nnc FILE.nn -o FILE.so [--weights W.safetensors] [--header FILE.h] [-D NAME=VALUE ...]\n"
     "       nnc run FILE.nn|FILE.so [--weights W.safetensors] [--entry NAME] [-D NAME=VALUE ...]\n"
     "               --in NAME=PATH.npy ... [--out NAME=PATH.npy ...]\n"
-    "       nnc check FILE.nn\n"
-    "       nnc dump --stage=STAGE [--format=text|dot] FILE.nn\n"
+    "       nnc check [-D NAME=VALUE ...] FILE.nn\n"
+    "       nnc dump --stage=STAGE [--format=text|dot] [-D NAME=VALUE ...] FILE.nn\n"
     "       nnc --help | --version | COMMAND --help | help [COMMAND]\n"
     "\n"
     "nnc compiles a neural-network model written in the .nn language to native code.\n"
@@ -100,13 +100,15 @@ static const char help_run[] =
     "  nnc run model.nn --weights model.safetensors --entry forward --in x=x.npy --out y=y.npy\n";
 
 static const char help_check[] =
-    "usage: nnc check FILE.nn\n"
+    "usage: nnc check [-D NAME=VALUE ...] FILE.nn\n"
     "\n"
     "Parse and type/shape-check FILE.nn; print errors with their source location.\n"
-    "Prints `FILE.nn: ok` when the model is fine.\n";
+    "Prints `FILE.nn: ok` when the model is fine.\n"
+    "\n"
+    "  -D NAME=VALUE        check with a top-level constant overridden (see nnc --help)\n";
 
 static const char help_dump[] =
-    "usage: nnc dump --stage=STAGE [--format=text|dot] FILE.nn\n"
+    "usage: nnc dump --stage=STAGE [--format=text|dot] [-D NAME=VALUE ...] FILE.nn\n"
     "\n"
     "Print one stage of the compilation of FILE.nn to stdout.\n"
     "\n"
@@ -119,6 +121,7 @@ static const char help_dump[] =
     "                       asm    the host assembly\n"
     "  --format=FORMAT      text (default) or dot: a Graphviz graph of the stage ir, opt or\n"
     "                       fused, with the kernels drawn as clusters\n"
+    "  -D NAME=VALUE        override a top-level constant (see nnc --help)\n"
     "\n"
     "Example:\n"
     "  nnc dump --stage=fused --format=dot model.nn | dot -Tpng -o model.png\n";
@@ -243,16 +246,24 @@ static int cmd_compile(int argc, char **argv) {
 /* ---- nnc check ---- */
 
 static int cmd_check(int argc, char **argv) {
-  const char *in = NULL;
+  const char *in = NULL, *defines[MAX_DEFINES];
+  NncCompileOptions opt = {.defines = defines};
   for (int i = 0; i < argc; i++) {
+    int r;
     if (is_help(argv[i])) return fputs(help_check, stdout), 0;
-    if (argv[i][0] == '-' && argv[i][1]) return usage_error("check", "unknown option '%s'", argv[i]);
-    if (in) return usage_error("check", "more than one model file ('%s' and '%s')", in, argv[i]);
-    in = argv[i];
+    if ((r = take_define(argc, argv, &i, defines, &opt.ndefines))) {
+      if (r < 0) return usage_error("check", "option '%s' needs a value", argv[i]);
+    } else if (argv[i][0] == '-' && argv[i][1]) {
+      return usage_error("check", "unknown option '%s'", argv[i]);
+    } else if (in) {
+      return usage_error("check", "more than one model file ('%s' and '%s')", in, argv[i]);
+    } else {
+      in = argv[i];
+    }
   }
   if (!in) return usage_error("check", "no model file given");
   char *msg = NULL;
-  if (nnc_check(in, &msg)) return user_error_msg(msg);
+  if (nnc_check(in, &opt, &msg)) return user_error_msg(msg);
   free(msg);
   printf("%s: ok\n", in);
   return 0;
@@ -277,11 +288,13 @@ static bool known_format(const char *s) {
 }
 
 static int cmd_dump(int argc, char **argv) {
-  const char *in = NULL, *stage = NULL, *format = "text";
+  const char *in = NULL, *stage = NULL, *format = "text", *defines[MAX_DEFINES];
+  NncCompileOptions opt = {.defines = defines};
   for (int i = 0; i < argc; i++) {
     int r;
     if (is_help(argv[i])) return fputs(help_dump, stdout), 0;
-    if ((r = take(argc, argv, &i, "--stage", &stage)) || (r = take(argc, argv, &i, "--format", &format))) {
+    if ((r = take(argc, argv, &i, "--stage", &stage)) || (r = take(argc, argv, &i, "--format", &format)) ||
+        (r = take_define(argc, argv, &i, defines, &opt.ndefines))) {
       if (r < 0) return usage_error("dump", "option '%s' needs a value", argv[i]);
     } else if (argv[i][0] == '-' && argv[i][1]) {
       return usage_error("dump", "unknown option '%s'", argv[i]);
@@ -303,7 +316,7 @@ static int cmd_dump(int argc, char **argv) {
   if (strcmp(format, "dot") == 0 && strcmp(stage, "ir") && strcmp(stage, "opt") && strcmp(stage, "fused"))
     return usage_error("dump", "--format=dot draws the stages ir, opt and fused, not '%s'", stage);
   char *msg = NULL;
-  if (nnc_dump_format(in, stage, format, stdout, &msg)) return user_error_msg(msg);
+  if (nnc_dump_format(in, stage, format, &opt, stdout, &msg)) return user_error_msg(msg);
   free(msg);
   return 0;
 }

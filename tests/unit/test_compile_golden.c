@@ -89,7 +89,7 @@ static int count_files(const char *dir, int (*each)(const char *path)) {
 
 static int check_error_case(const char *path) {
   char *msg = NULL;
-  int rc = nnc_check(path, &msg);
+  int rc = nnc_check(path, NULL, &msg);
   if (rc == 0) {
     fprintf(stderr, "%s: expected an error, compiled fine\n", path);
     return 1;

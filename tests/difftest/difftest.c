@@ -9,7 +9,9 @@
  * embedded, then nnc_model_load) are called on random inputs drawn as the `# difftest:`
  * header line says, and their outputs are compared with the interpreter's on the IR after
  * sema.  The interpreter also runs on the IR after fold/cse/dce, which must agree too, and
- * the JIT and AOT results must be bit-identical (same IR, same target, same passes).
+ * the JIT and AOT results must be bit-identical (same IR, same target, same passes).  Every
+ * entry is called twice on the same contexts: with the header's symbolic dims, then with
+ * others (a larger or a smaller workspace).
  *
  * Tolerance, per output element.  The interpreter computes each output in double (ref, the
  * oracle) and, as stochastic arithmetic does, NSENS more times rounding every intermediate
@@ -341,6 +343,8 @@ static Verdict check(Run *R, Result *res) {
   return V_PASS;
 }
 
+static Verdict run_entries(Run *R, Result *res);
+
 static Verdict run_program(const char *path, const char *dir, const Options *opt, Result *res) {
   static Run R;
   memset(&R, 0, sizeof R);
@@ -356,21 +360,33 @@ static Verdict run_program(const char *path, const char *dir, const Options *opt
   parse_header(text, &R.h);
   res->v = V_PASS;
   if (open_models(&R, res)) return res->v;
-  for (R.ei = 0; R.ei < R.d->n_entries; R.ei++) {
-    R.e = &R.d->entries[R.ei];
-    if (R.e->n_in > MAX_ARGS || R.e->n_out > MAX_ARGS) return set(res, V_ERROR, "jit", "too many arguments");
-    for (int i = 0; i < R.e->n_in; i++)
-      if (!make_input(R.d, &R.e->args[i], R.syms, &R.h, &R.rng, &R.in[i])) return set(res, V_ERROR, "inputs", "out of memory");
-    memset(R.jout, 0, sizeof R.jout);
-    memset(R.aout, 0, sizeof R.aout);
-    for (unsigned k = 0; k < NSENS; k++)
-      if (interpret(&R, res, "ir", true, k, R.ref32[k])) return res->v;
-    if (interpret(&R, res, "ir", false, 0, R.ref) || interpret(&R, res, "opt", false, 0, R.opt_out) ||
-        call(&R, res, "jit", R.jctx, R.jout) ||
-        (opt->aot && call(&R, res, "aot", R.actx, R.aout)) || check(&R, res))
-      return res->v;
+  /* two rounds on the same contexts: the header's dims, then others (the workspace grows or
+   * is reused) */
+  for (int round = 0; round < 2; round++) {
+    if (round)
+      for (int i = 0; i < R.d->n_syms; i++) R.syms[i] = R.syms[i] < 20 ? R.syms[i] * 3 + 2 : R.syms[i] / 3;
+    if (run_entries(&R, res)) return res->v;
   }
   return V_PASS; /* the child exits: nothing is freed */
+}
+
+static Verdict run_entries(Run *R, Result *res) {
+  const Options *opt = R->opt;
+  for (R->ei = 0; R->ei < R->d->n_entries; R->ei++) {
+    R->e = &R->d->entries[R->ei];
+    if (R->e->n_in > MAX_ARGS || R->e->n_out > MAX_ARGS) return set(res, V_ERROR, "jit", "too many arguments");
+    for (int i = 0; i < R->e->n_in; i++)
+      if (!make_input(R->d, &R->e->args[i], R->syms, &R->h, &R->rng, &R->in[i])) return set(res, V_ERROR, "inputs", "out of memory");
+    memset(R->jout, 0, sizeof R->jout);
+    memset(R->aout, 0, sizeof R->aout);
+    for (unsigned k = 0; k < NSENS; k++)
+      if (interpret(R, res, "ir", true, k, R->ref32[k])) return res->v;
+    if (interpret(R, res, "ir", false, 0, R->ref) || interpret(R, res, "opt", false, 0, R->opt_out) ||
+        call(R, res, "jit", R->jctx, R->jout) ||
+        (opt->aot && call(R, res, "aot", R->actx, R->aout)) || check(R, res))
+      return res->v;
+  }
+  return V_PASS;
 }
 
 /* ---- processes ---- */

@@ -727,7 +727,36 @@ static int op_squeeze(GProg *g, int a) {
   }
 }
 
-/* ---- patterns: normalization, long chains, repeated structure ---- */
+/* ---- patterns: algebraic identities, normalization, long chains, repeated structure ---- */
+
+/* What constant folding simplifies (x + 0, x * 1, x ** 2, ...) and near misses it must not
+ * (0 - x, fills that broadcast to a larger shape, x ** 1). */
+static int op_identity(GProg *g, int a) {
+  const GVal *x = &g->v[a];
+  double lo = x->lo, hi = x->hi, B = bound(x);
+  GShape s = x->s, big = x->s;
+  if (big.rank < G_MAX_RANK && chance(g, 0.3)) { /* a fill with an extra leading axis */
+    for (int k = big.rank; k > 0; k--) big.d[k] = big.d[k - 1];
+    big.d[0] = (GDim){ri(g, 2, 3), 0};
+    big.rank++;
+  }
+  char st[96];
+  shape_text(&big, st, sizeof st);
+  switch (ri(g, 0, 11)) {
+  case 0: return add_value(g, s, lo, hi, "@%d + 0.0", a);
+  case 1: return add_value(g, s, lo, hi, "0 + @%d", a);
+  case 2: return add_value(g, s, lo, hi, "@%d - 0", a);
+  case 3: return add_value(g, s, -hi, -lo, "0.0 - @%d", a);
+  case 4: return add_value(g, s, lo, hi, "@%d * 1.0", a);
+  case 5: return add_value(g, s, lo, hi, "1 * @%d", a);
+  case 6: return add_value(g, s, lo, hi, "@%d / 1", a);
+  case 7: return add_value(g, s, fmin(lo, 1), fmax(hi, 1), "1.0 / (abs(@%d) + 1.0)", a);
+  case 8: return add_value(g, s, 0, B * B, "@%d ** 2.0", a);
+  case 9: return add_value(g, s, lo, hi, "@%d ** 1", a);
+  case 10: return add_value(g, big, lo, hi, "@%d + zeros(%.*s)", a, (int)strlen(st) - 2, st + 1);
+  default: return add_value(g, big, lo, hi, "ones(%.*s) * @%d", (int)strlen(st) - 2, st + 1, a);
+  }
+}
 
 /* Layer-norm and softmax written out: a reduction whose result broadcasts back. */
 static int op_norm(GProg *g, int a) {
@@ -1172,12 +1201,12 @@ typedef int (*GenOp)(GProg *g, int a);
 
 /* elementwise, reductions and products first: ops from index MOVE_FIRST on move data */
 static const struct { GenOp fn; int weight; } gen_ops[] = {
-  {op_unary, 6}, {op_binary, 8}, {op_reduce, 3}, {op_softmax, 2}, {op_matmul, 4},
+  {op_unary, 6}, {op_binary, 8}, {op_identity, 2}, {op_reduce, 3}, {op_softmax, 2}, {op_matmul, 4},
   {op_norm, 1}, {op_chain, 1}, {op_dup, 1}, {op_conv, 2}, {op_pool, 2}, {op_norm_layer, 2},
   {op_resample, 1}, {op_index, 2}, {op_lstm, 1}, {op_cosine, 1}, {op_scan, 2},
   {op_reshape, 2}, {op_permute, 2}, {op_slice, 2}, {op_cat, 1}, {op_split, 1}, {op_squeeze, 2},
 };
-#define MOVE_FIRST 16
+#define MOVE_FIRST 17
 
 static int one_statement(GProg *g) {
   int total = 0;
@@ -1197,7 +1226,7 @@ void gen_program(GProg *g, uint64_t seed) {
   memset(g, 0, sizeof *g);
   g->rng = seed * 0x2545F4914F6CDD1Dull + 1;
   static const int ns[] = {1, 2, 3, 4, 5, 7, 8, 13, 33};
-  g->N = chance(g, 0.05) ? ri(g, 513, 700) : PICK(g, ns);
+  g->N = chance(g, 0.12) ? ri(g, 513, 700) : PICK(g, ns);
   if (chance(g, 0.02)) g->N = 0; /* empty batch */
   g->T = PICK(g, ((int[]){1, 2, 3, 4, 6}));
   g->nentries = chance(g, 0.3) ? 2 : 1;

@@ -48,6 +48,10 @@ int model_sym(Model *m, const char *name) {
   return m->nsyms++;
 }
 
+const char *model_param_error(int code) {
+  return code == PARAM_DUPLICATE ? "is defined twice" : "is too large: more than 2^40 elements";
+}
+
 int model_find_param(const Model *m, const char *name) {
   for (int i = 0; i < m->nparams; i++)
     if (!strcmp(m->params[i].name, name)) return i;
@@ -115,7 +119,11 @@ void ir_toposort(Model *m, Entry *e) {
 
 int model_add_param(Model *m, const char *name, DType dt, int rank, const int64_t *shape,
                     SrcLoc loc) {
-  if (model_find_param(m, name) >= 0) return -1;
+  if (model_find_param(m, name) >= 0) return PARAM_DUPLICATE;
+  int64_t count = 1;
+  for (int i = 0; i < rank; i++)
+    if (shape[i] < 0 || __builtin_mul_overflow(count, shape[i], &count) || count > IR_MAX_STATIC_ELEMENTS)
+      return PARAM_TOO_LARGE;
   if (m->nparams == m->params_cap) {
     int cap = m->params_cap ? 2 * m->params_cap : 64;
     Param *p = arena_alloc(m->arena, cap * sizeof *p);
@@ -186,16 +194,21 @@ INode *ir_const_data(Model *m, Entry *e, const float *data, const Shape *s, SrcL
 }
 
 /* Sizes are k × a product of distinct symbols (nnc_model.h's nnc_dim), so a tensor whose
- * element count would hold a symbol twice (f32[N, N]) cannot be sized; refuse it clearly. */
+ * element count would hold a symbol twice (f32[N, N]) cannot be sized; refuse it clearly.
+ * The static factor k is bounded too, so that byte sizes (k × 8 × symbols, at run time)
+ * and index arithmetic stay far from int64 overflow. */
 bool ir_shape_supported(Model *m, const Shape *s, SrcLoc loc, Diag *d) {
   uint32_t seen = 0;
+  int64_t k = 1;
+  char b[160];
   for (int i = 0; i < s->rank; i++) {
-    if (seen & s->d[i].syms) {
-      char b[160];
+    if (seen & s->d[i].syms)
       return diag_error(d, loc, "shape %s repeats a symbolic dimension; nnc sizes tensors as k x distinct symbols",
                         shape_str(m, DT_F32, s, b, sizeof b));
-    }
     seen |= s->d[i].syms;
+    if (__builtin_mul_overflow(k, s->d[i].k, &k) || k > IR_MAX_STATIC_ELEMENTS)
+      return diag_error(d, loc, "shape %s is too large: more than 2^40 elements (the limit of a tensor's static size)",
+                        shape_str(m, DT_F32, s, b, sizeof b));
   }
   return true;
 }
@@ -279,6 +292,9 @@ INode *ir_matmul(Model *m, Entry *e, INode *a, INode *b, int ta, int tb, SrcLoc 
   const Shape *sa = &a->shape, *sb = &b->shape;
   if (sa->rank < 2 || sb->rank < 2)
     return shape_error(m, d, loc, "matmul needs operands of rank >= 2", a, b);
+  /* GEMMs run on OpenBLAS sgemm, which reads f32 only. */
+  if (a->dtype != DT_F32 || b->dtype != DT_F32)
+    return shape_error(m, d, loc, "matmul needs f32 operands (an i64 tensor is an index; multiply a one_hot or gather instead)", a, b);
   Dim am = sa->d[sa->rank - 2 + ta], ak = sa->d[sa->rank - 1 - ta];
   Dim bk = sb->d[sb->rank - 2 + tb], bn = sb->d[sb->rank - 1 - tb];
   if (!dim_eq(ak, bk)) return shape_error(m, d, loc, "matmul: inner dimensions differ", a, b);
@@ -414,6 +430,7 @@ INode *ir_window(Model *m, Entry *e, INode *x, const WindowSpec *w, SrcLoc loc, 
   }
   s.d[s.rank++] = dim_const(w->kernel[0]);
   s.d[s.rank++] = dim_const(w->kernel[1]);
+  if (!ir_shape_supported(m, &s, loc, d)) return NULL;
   INode *n = ir_new(m, e, OP_WINDOW, x->dtype, &s, loc);
   n->in[0] = x;
   for (int a = 0; a < 2; a++) {
@@ -437,6 +454,7 @@ INode *ir_resize(Model *m, Entry *e, INode *x, int64_t out_h, int64_t out_w, int
   Shape s = x->shape;
   s.d[s.rank - 2] = dim_const(out_h);
   s.d[s.rank - 1] = dim_const(out_w);
+  if (!ir_shape_supported(m, &s, loc, d)) return NULL;
   INode *n = ir_new(m, e, OP_RESIZE, x->dtype, &s, loc);
   n->in[0] = x;
   n->i[0] = mode;
@@ -478,6 +496,7 @@ INode *ir_col2im(Model *m, Entry *e, INode *cols, int64_t oh, int64_t ow, const 
   s.rank -= 2;
   s.d[s.rank - 2] = dim_const(oh);
   s.d[s.rank - 1] = dim_const(ow);
+  if (!ir_shape_supported(m, &s, loc, d)) return NULL;
   INode *n = ir_new(m, e, OP_COL2IM, DT_F32, &s, loc);
   n->in[0] = cols;
   for (int a = 0; a < 2; a++) {

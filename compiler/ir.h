@@ -153,8 +153,14 @@ typedef struct Model {
 } Model;
 
 int model_sym(Model *m, const char *name);          /* index, adding it if new; -1 if full */
+/* The largest static element count of a tensor or parameter (k of its size k × symbols). */
+#define IR_MAX_STATIC_ELEMENTS ((int64_t)1 << 40)
+/* model_add_param: the new parameter's index, or PARAM_DUPLICATE (the name exists) or
+ * PARAM_TOO_LARGE (more than IR_MAX_STATIC_ELEMENTS elements); model_param_error words it. */
+enum { PARAM_DUPLICATE = -1, PARAM_TOO_LARGE = -2 };
+const char *model_param_error(int code);
 int model_add_param(Model *m, const char *name, DType dt, int rank, const int64_t *shape,
-                    SrcLoc loc);                    /* index; -1 if the name exists */
+                    SrcLoc loc);
 int model_find_param(const Model *m, const char *name);
 int model_loaded_params(const Model *m);           /* count of non-derived parameters */
 

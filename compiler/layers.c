@@ -104,7 +104,7 @@ static const char *join(Sema *S, const char *prefix, const char *name) {
 static bool add_param(Sema *S, ModInst *mi, const char *name, int rank, const int64_t *shape, int *out) {
   const char *full = join(S, mi->prefix, name);
   *out = model_add_param(S->m, full, DT_F32, rank, shape, mi->loc);
-  if (*out < 0) return diag_error(S->d, mi->loc, "parameter '%s' is defined twice", full);
+  if (*out < 0) return diag_error(S->d, mi->loc, "parameter '%s' %s", full, model_param_error(*out));
   return true;
 }
 

@@ -535,7 +535,7 @@ bool nn_layer_bind(Sema *S, ModInst *mi) {
     char *full = arena_alloc(S->arena, len);
     snprintf(full, len, "%s.%s", mi->prefix, ps[i].name);
     mi->params[i] = model_add_param(S->m, full, ps[i].dtype, ps[i].rank, ps[i].shape, mi->loc);
-    if (mi->params[i] < 0) return diag_error(D, mi->loc, "parameter '%s' is defined twice", full);
+    if (mi->params[i] < 0) return diag_error(D, mi->loc, "parameter '%s' %s", full, model_param_error(mi->params[i]));
   }
   mi->nparams = n;
   return true;

@@ -3,7 +3,9 @@
  *     grow the resident set (ORC resources released with the model);
  *   - loading, running and freeing an AOT library 200 times does not either (dlclose);
  *   - threads calling one model (AOT .so or JIT) on separate contexts get results
- *     bit-identical to a single-threaded run.
+ *     bit-identical to a single-threaded run;
+ *   - threads compiling models at the same time (the front end is reentrant, LLVM's
+ *     initialization happens once) get the same results as one thread.
  * Under AddressSanitizer the loops are shorter and the RSS bound is not checked (the
  * allocator keeps freed memory in quarantine); LeakSanitizer checks for leaks instead. */
 #include <setjmp.h>
@@ -235,12 +237,70 @@ static void test_threads_one_jit(void **state) {
   nnc_model_free(m);
 }
 
+/* ---- concurrent compilation ---- */
+
+typedef struct Compiler {
+  const char *nn, *w;
+  int iters;
+  float y[3 * 16];  /* the small model's result, from the last iteration */
+  char err[256];
+} Compiler;
+
+static void *compiler_thread(void *arg) {
+  Compiler *c = arg;
+  for (int i = 0; i < c->iters && !c->err[0]; i++) {
+    nnc_model *m = NULL;
+    nnc_context *ctx = NULL;
+    char *msg = NULL;
+    if (nnc_model_compile(c->nn, c->w, &m, &msg) || nnc_context_open(m, NULL, &ctx, &msg)) {
+      snprintf(c->err, sizeof c->err, "%s", msg ? msg : "?");
+      nnc_free(msg);
+    } else {
+      float x[3 * 8];
+      for (int k = 0; k < 24; k++) x[k] = (float)k / 7 - 1;
+      nnc_tensor in = {x, NNC_F32, 2, {3, 8}}, out[2] = {{0}};
+      if (nnc_call(ctx, 0, &in, 1, out, 2)) snprintf(c->err, sizeof c->err, "%s", nnc_context_error(ctx));
+      else memcpy(c->y, out[0].data, sizeof c->y);
+      nnc_free(out[0].data);
+      nnc_free(out[1].data);
+    }
+    nnc_context_free(ctx);
+    nnc_model_free(m);
+  }
+  return NULL;
+}
+
+static void test_threads_compile(void **state) {
+  char nn[512], w[512];
+  write_small_model(nn, w, sizeof nn);
+  nnc_model *m = NULL;
+  char *msg = NULL;
+  if (nnc_model_compile(nn, w, &m, &msg)) fail_msg("%s", msg);
+  float want[3 * 16];
+  run_small(m, NULL, want);
+  nnc_model_free(m);
+  Compiler c[4];
+  pthread_t th[4];
+  for (int i = 0; i < 4; i++) {
+    c[i] = (Compiler){nn, w, UNDER_ASAN ? 3 : 20, {0}, ""};
+    assert_int_equal(pthread_create(&th[i], NULL, compiler_thread, &c[i]), 0);
+  }
+  int bad = 0;
+  for (int i = 0; i < 4; i++) {
+    pthread_join(th[i], NULL);
+    if (c[i].err[0]) print_message("  thread %d: %s\n", i, c[i].err);
+    bad += c[i].err[0] != 0 || memcmp(c[i].y, want, sizeof want) != 0;
+  }
+  assert_int_equal(bad, 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_jit_compile_free_1000),
       cmocka_unit_test(test_aot_load_free_200),
       cmocka_unit_test(test_threads_one_so),
       cmocka_unit_test(test_threads_one_jit),
+      cmocka_unit_test(test_threads_compile),
   };
   return cmocka_run_group_tests_name("resources", tests, NULL, NULL);
 }

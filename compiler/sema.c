@@ -769,6 +769,21 @@ static bool check_declared(Sema *S, const Node *p, INode *t, const Shape *want, 
                     shape_str(S->m, dt, want, a, sizeof a), shape_str(S->m, t->dtype, &t->shape, b, sizeof b));
 }
 
+/* The symbolic dims an entry's inputs name alone (`x: f32[N, 4]`), known before any input
+ * type is evaluated, so that an earlier input may use them in an expression (`f32[2 * N]`). */
+static bool declare_input_symbols(Sema *S, const Node *decl) {
+  for (int i = 0; i < decl->args.len; i++) {
+    const Node *type = decl->args.items[i]->type;
+    for (int j = 0; type && j < type->args.len; j++) {
+      const Node *dn = type->args.items[j];
+      if (dn->kind != N_NAME || scope_lookup(S->globals, dn->name)) continue;
+      if (model_sym(S->m, dn->name) < 0)
+        return diag_error(S->d, dn->loc, "too many symbolic dimensions (at most %d)", MAX_SYMS);
+    }
+  }
+  return true;
+}
+
 static bool build_export(Sema *S, const Node *decl) {
   Model *m = S->m;
   if (m->nentries == m->entries_cap) {
@@ -793,6 +808,7 @@ static bool build_export(Sema *S, const Node *decl) {
   if (e->nout == 0) return diag_error(S->d, decl->loc, "entry '%s' has no outputs", decl->name);
   S->e = e;
   Scope *sc = scope_new(S, S->globals);
+  if (!declare_input_symbols(S, decl)) return false;
   for (int i = 0; i < e->nin; i++) {
     const Node *p = decl->args.items[i];
     Shape s;

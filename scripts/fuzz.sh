@@ -5,9 +5,9 @@
 #   scripts/fuzz.sh SECONDS [TARGET...]     targets: compile safetensors npy (default: all)
 #
 # Corpora persist in $NNC_FUZZ_BUILD_DIR/corpus/<target> (default build-fuzz/), seeded from
-# examples/, tests/compile/ and tests/golden/ on every run; crashing inputs land in
-# build-fuzz/artifacts/<target>/.  Each target's executions are added to
-# build-fuzz/fuzz-stats.txt (cumulative totals).  Exits 1 if a target crashed, leaked or hit
+# examples/, tests/ and 100 programs of the differential tester's generator on every run;
+# crashing inputs land in build-fuzz/artifacts/<target>/.  Each target's executions are added
+# to build-fuzz/fuzz-stats.txt (cumulative totals).  Exits 1 if a target crashed, leaked or hit
 # a sanitizer error (copy the input into tests/fuzz/regressions/<target>/ once fixed), 0
 # otherwise.  Timeouts and out-of-memory inputs are reported but do not fail the run.
 set -uo pipefail
@@ -33,6 +33,9 @@ cmake -S . -B "$DIR" -DCMAKE_C_COMPILER="$CC_FUZZ" -DNNC_FUZZ=ON -DCMAKE_BUILD_T
 cmake --build "$DIR" -j "$JOBS" --target "${targets[@]/#/fuzz_}" >/dev/null || exit 1
 
 seed() { # seed TARGET CORPUS_DIR
+  if [ "$1" = compile ]; then # 100 random programs of the differential tester, too
+    cmake --build "$DIR" -j "$JOBS" --target difftest_gen >/dev/null && "$DIR/difftest_gen" 1 100 "$2"
+  fi
   case "$1" in
     compile) find examples tests/compile tests/golden tests/difftest -name '*.nn' ;;
     safetensors) find tests/golden -name '*.safetensors' ;;

@@ -5,6 +5,11 @@ add_executable(difftest ${PROJECT_SOURCE_DIR}/tests/difftest/difftest.c
                         ${PROJECT_SOURCE_DIR}/tests/difftest/gen.c)
 target_include_directories(difftest PRIVATE ${PROJECT_SOURCE_DIR}/tests/difftest)
 target_link_libraries(difftest PRIVATE nnc_runtime m)
+# The generator alone (programs as fuzz seeds, scripts/fuzz.sh): libc only.
+add_executable(difftest_gen ${PROJECT_SOURCE_DIR}/tests/difftest/gen_main.c
+                            ${PROJECT_SOURCE_DIR}/tests/difftest/gen.c)
+target_include_directories(difftest_gen PRIVATE ${PROJECT_SOURCE_DIR}/tests/difftest)
+target_link_libraries(difftest_gen PRIVATE m)
 
 # A fixed-seed batch: 200 programs (~1 minute; under the sanitizers a smaller one).
 if(NNC_SANITIZE)

@@ -27,7 +27,7 @@ const char *v_kind_name(VKind k) {
   static const char *names[] = {"nothing", "int", "float", "bool", "string", "dimension",
                                 "list", "tuple", "range", "tensor", "module", "function",
                                 "function"};
-  return names[k];
+  return (unsigned)k < sizeof names / sizeof *names ? names[k] : "value";
 }
 
 Scope *scope_new(Sema *S, Scope *parent) {
@@ -663,7 +663,7 @@ static bool instantiate(Sema *S, const Node *decl, const Args *a, Value *out) {
 /* ---- statements ---- */
 
 static bool assign(Sema *S, Scope *sc, const Node *n) {
-  Value v;
+  Value v = v_none(); /* an evaluation that succeeds without a value leaves `nothing` */
   for (int i = 0; i < n->args.len; i++) {
     const Node *t = n->args.items[i];
     bool indexed = t->kind == N_INDEX && t->lhs->kind == N_NAME && n->args.len == 1;

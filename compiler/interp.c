@@ -82,15 +82,20 @@ static int64_t broadcast_at(const Tensor *in, const int64_t *idx, int rank) {
 
 static const Tensor *arg(Interp *I, const INode *n, int k) { return &I->val[n->in[k]->id]; }
 
-/* A result as the chosen precision stores it. */
+/* A result as the chosen precision stores it.  Random rounding (Monte Carlo arithmetic)
+ * returns the float on the other side of x half of the time, and moves an exact result by
+ * an ulp half of the time too — a float32 implementation that computes it another way (a
+ * mean of equal values summed in another order) can be an ulp off — except integers
+ * (counts, indices, 0/1 of comparisons), which other orders leave exact as well. */
 static double rnd(Interp *I, double x) {
   if (I->rounding == INTERP_DOUBLE) return x;
   float f = (float)x;
-  if (I->rounding == INTERP_F32 || (double)f == x || !isfinite(f)) return f;
-  /* random rounding: the float on the other side of x half of the time */
+  bool exact = (double)f == x;
+  if (I->rounding == INTERP_F32 || !isfinite(f) || (exact && f == truncf(f))) return f;
   I->rng ^= I->rng << 13, I->rng ^= I->rng >> 7, I->rng ^= I->rng << 17;
   if (I->rng & 1) return f;
-  return nextafterf(f, (double)f < x ? INFINITY : -INFINITY);
+  if (!exact) return nextafterf(f, (double)f < x ? INFINITY : -INFINITY);
+  return nextafterf(f, I->rng & 2 ? INFINITY : -INFINITY);
 }
 
 /* ---- leaves ---- */

@@ -821,7 +821,7 @@ static int op_dup(GProg *g, int a) {
     }
     out[n] = 0;
     int r = add_value(g, v.s, v.lo, v.hi, "%s", out);
-    if (r >= 0) g->v[r].decl = v.decl;
+    if (r >= 0) g->v[r].decl = v.decl, g->v[r].i64 = v.i64; /* a moved i64 input stays i64 */
     return r;
   }
   return -1;

@@ -50,7 +50,7 @@
 #include "nnc.h"
 #include "safetensors.h"
 
-#define CHILD_TIMEOUT_S 300
+#define CHILD_TIMEOUT_S 120 /* a program takes seconds; a header can set timeout=S */
 #define REL_TOL 1e-5
 #define SENS_FACTOR 16
 #define MAX_ARGS 32
@@ -103,6 +103,7 @@ typedef struct Header {
   int n;
   bool xfail;
   bool expect_reject;  /* expect=rejected: the program must get a compile-time diagnostic */
+  int timeout;         /* timeout=S: seconds for the child, 0 for the default */
 } Header;
 
 static void parse_header(const char *text, Header *h) {
@@ -125,6 +126,10 @@ static void parse_header(const char *text, Header *h) {
     }
     if (!strcmp(word, "expect")) {
       h->expect_reject = !strcmp(eq + 1, "rejected");
+      continue;
+    }
+    if (!strcmp(word, "timeout")) {
+      h->timeout = atoi(eq + 1);
       continue;
     }
     snprintf(h->kv[h->n].name, sizeof h->kv[0].name, "%s", word);
@@ -397,8 +402,9 @@ static Verdict run_entries(Run *R, Result *res) {
 
 /* ---- processes ---- */
 
-/* Run `path` in a child; its Result comes back through a pipe. */
-static void run_isolated(const char *path, const Options *opt, Result *res) {
+/* Run `path` in a child (killed after `timeout` seconds, 0: the default); its Result comes
+ * back through a pipe. */
+static void run_isolated(const char *path, const Options *opt, int timeout, Result *res) {
   int fds[2];
   memset(res, 0, sizeof *res);
   if (pipe(fds)) {
@@ -409,7 +415,7 @@ static void run_isolated(const char *path, const Options *opt, Result *res) {
   pid_t pid = fork();
   if (pid == 0) {
     close(fds[0]);
-    alarm(CHILD_TIMEOUT_S);
+    alarm(timeout > 0 ? (unsigned)timeout : CHILD_TIMEOUT_S);
     char dir[] = "/tmp/nnc-difftest-XXXXXX";
     Result r = {0};
     if (!mkdtemp(dir)) set(&r, V_ERROR, "tmp", "mkdtemp: %s", strerror(errno));
@@ -452,7 +458,7 @@ static bool fails_same(const GProg *g, const char *path, const Options *opt, con
   }
   free(text);
   Result r;
-  run_isolated(path, opt, &r);
+  run_isolated(path, opt, 0, &r);
   return r.v == want->v && !strcmp(r.where, want->where);
 }
 
@@ -515,7 +521,7 @@ static int run_generated(const Options *opt) {
     }
     free(text);
     Result r;
-    run_isolated(path, opt, &r);
+    run_isolated(path, opt, 0, &r);
     counts[r.v]++;
     if (r.v == V_PASS) {
       remove(path);
@@ -552,7 +558,7 @@ static int run_files(char **files, int n, const Options *opt) {
     Header h;
     parse_header(text, &h);
     Result r;
-    run_isolated(files[i], opt, &r);
+    run_isolated(files[i], opt, h.timeout, &r);
     Verdict want = h.expect_reject ? V_REJECT : V_PASS;
     bool ok = h.xfail ? r.v != want : r.v == want;
     failures += !ok;

@@ -545,6 +545,8 @@ static int shape_of(Interp *I, const INode *n, Tensor *t) {
 static int eval_node(Interp *I, const INode *n) {
   Tensor *t = &I->val[n->id];
   if (n->op < 0 || n->op >= OP_COUNT || !interp_table[n->op]) unreachable("op unknown to the reference interpreter");
+  for (int k = 0; k < 3; k++)
+    if (n->in[k] && !I->val[n->in[k]->id].v) unreachable("an operand is not evaluated yet: the IR is not in topological order");
   if (shape_of(I, n, t)) return -1;
   t->v = malloc((t->numel ? t->numel : 1) * sizeof *t->v);
   if (!t->v) return fail(I, "%s: out of memory in the reference interpreter", I->e->name);

@@ -34,8 +34,8 @@ bool pass_cse(Model *m, Entry *e, Diag *d) {
   INode **table = arena_alloc(m->arena, cap * sizeof *table);
   for (int i = 0; i < e->nnodes; i++) {
     INode *n = e->nodes[i];
-    for (int k = 0; k < 3; k++)
-      while (n->in[k] && n->in[k]->replaced) n->in[k] = n->in[k]->replaced;
+    if (n->replaced) continue;
+    ir_resolve_inputs(n);
     for (uint64_t h = hash(n) & (cap - 1);; h = (h + 1) & (cap - 1)) {
       if (!table[h]) {
         table[h] = n;

@@ -71,7 +71,9 @@ static void fold_elementwise(Model *m, INode *n) {
 
 static void simplify(Model *m, Entry *e, INode *n) {
   INode *a = n->in[0], *b = n->in[1];
-  bool a_full = a && shape_eq(&a->shape, &n->shape), b_full = b && shape_eq(&b->shape, &n->shape);
+  /* x + 0 -> x only when x already is the result: same shape (no broadcast) and dtype */
+  bool a_full = a && a->dtype == n->dtype && shape_eq(&a->shape, &n->shape);
+  bool b_full = b && b->dtype == n->dtype && shape_eq(&b->shape, &n->shape);
   switch (n->op) {
   case OP_ADD:
     if (a_full && is_fill(b, 0)) n->replaced = a;
@@ -260,8 +262,8 @@ bool pass_fold(Model *m, Entry *e, Diag *d) {
   for (int i = 0; i < n0; i++) ir_is_constant(e->nodes[i]); /* in order: no deep recursion */
   for (int i = 0; i < n0; i++) {
     INode *n = e->nodes[i];
-    for (int k = 0; k < 3; k++)
-      while (n->in[k] && n->in[k]->replaced) n->in[k] = n->in[k]->replaced;
+    if (n->replaced) continue;
+    ir_resolve_inputs(n);
     if ((n->op == OP_MUL || n->op == OP_ADD) && !n->replaced) distribute(m, e, n);
     if (n->op == OP_MUL && !n->replaced) simplify_scale(m, e, n);
   }
@@ -275,8 +277,8 @@ bool pass_fold(Model *m, Entry *e, Diag *d) {
 static bool fold_constants(Model *m, Entry *e, Diag *d) {
   for (int i = 0; i < e->nnodes; i++) {
     INode *n = e->nodes[i];
-    for (int k = 0; k < 3; k++)
-      while (n->in[k] && n->in[k]->replaced) n->in[k] = n->in[k]->replaced;
+    if (n->replaced) continue;
+    ir_resolve_inputs(n);
     if (op_info[n->op].kind == FK_ELEM) fold_elementwise(m, n);
     if (n->op != OP_CONST) simplify(m, e, n);
   }

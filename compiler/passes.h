@@ -25,7 +25,10 @@ extern const int pipeline_len;
 /* Run the pipeline over every entry; stop after the pass named `until` (NULL: all). */
 bool run_pipeline(Model *m, const char *until, Diag *d);
 
-/* Shared helpers */
+/* Shared helpers. A rewrite marks a node `replaced` by an equivalent one; a replaced node is
+ * dead: passes neither rewrite it nor offer it as a replacement (which could close a cycle). */
+INode *ir_resolve(INode *n);         /* the end of n's replacement chain */
+void ir_resolve_inputs(INode *n);    /* point n's inputs at the ends of their chains */
 void ir_replace_uses(Entry *e);      /* rewrite inputs/outputs through INode.replaced */
 void ir_count_users(Entry *e);       /* INode.nusers over the live node list */
 

@@ -33,15 +33,19 @@ bool run_pipeline(Model *m, const char *until, Diag *d) {
   return true;
 }
 
-static INode *resolve(INode *n) {
+INode *ir_resolve(INode *n) {
   while (n && n->replaced) n = n->replaced;
   return n;
 }
 
+void ir_resolve_inputs(INode *n) {
+  for (int k = 0; k < 3; k++) n->in[k] = ir_resolve(n->in[k]);
+}
+
 void ir_replace_uses(Entry *e) {
   for (int i = 0; i < e->nnodes; i++)
-    for (int k = 0; k < 3; k++) e->nodes[i]->in[k] = resolve(e->nodes[i]->in[k]);
-  for (int i = 0; i < e->nout; i++) e->outputs[i] = resolve(e->outputs[i]);
+    ir_resolve_inputs(e->nodes[i]);
+  for (int i = 0; i < e->nout; i++) e->outputs[i] = ir_resolve(e->outputs[i]);
 }
 
 void ir_count_users(Entry *e) {

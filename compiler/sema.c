@@ -532,7 +532,7 @@ static bool eval(Sema *S, Scope *sc, const Node *n, Value *out) {
   }
   case N_TERNARY: {
     Value c;
-    bool t;
+    bool t = false;
     if (!eval(S, sc, n->cond, &c) || !truthy(S, &c, n->cond->loc, &t)) return false;
     return eval(S, sc, t ? n->lhs : n->rhs, out);
   }
@@ -719,7 +719,7 @@ static int exec_block(Sema *S, Scope *sc, const NodeList *body, Value *ret) {
     }
     case N_IF: {
       Value c;
-      bool t;
+      bool t = false;
       if (!eval(S, sc, n->cond, &c) || !truthy(S, &c, n->cond->loc, &t)) return 0;
       int r = exec_block(S, sc, t ? &n->body : &n->orelse, ret);
       if (r != 1) return r;

@@ -373,7 +373,7 @@ static size_t build_header(int dtype, int rank, const int64_t *shape, char *out,
 int npy_write(const char *path, int dtype, int rank, const int64_t *shape, const void *data,
               char *err, size_t errlen) {
   Diag d = {path, err, errlen};
-  size_t nbytes;
+  size_t nbytes = 0;
   if (err && errlen) err[0] = '\0';
   if (dtype != NPY_F32 && dtype != NPY_I64)
     return fail(&d, "dtype %d is not NPY_F32 or NPY_I64", dtype);

@@ -193,8 +193,10 @@ static INode *call_linear(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
 
 bool layer_call(Sema *S, ModInst *mi, const Args *a, Value *out) {
   if (!S->e) return diag_error(S->d, a->loc, "layers can only be called inside fn and export bodies");
-  bool handled = false;
-  if (mi->kind == MK_LAYER && (!nn_layer_call_args(S, mi, a, out, &handled) || handled)) return handled && out->k != V_NONE;
+  if (mi->kind == MK_LAYER) { /* layers with several arguments or results (LSTMCell) */
+    bool handled = false, ok = nn_layer_call_args(S, mi, a, out, &handled);
+    if (handled || !ok) return ok;
+  }
   if (a->npos != 1 || a->nkw) return diag_error(S->d, a->loc, "%s takes one tensor", mi->type_name);
   INode *x = to_tensor(S, &a->pos[0], a->pos_loc[0]);
   if (!x) return false;

@@ -381,9 +381,14 @@ static bool lstm_cell_call(Sema *S, ModInst *mi, const Args *a, Value *out) {
     h = to_tensor(S, &a->pos[1], a->loc);
     c = to_tensor(S, &a->pos[2], a->loc);
   }
-  int64_t hs;
+  int64_t is, hs;
+  cfg_int(S, mi, "input_size", 0, &is);
   cfg_int(S, mi, "hidden_size", 0, &hs);
-  if (x->shape.rank != 2) return diag_error(D, a->loc, "LSTMCell expects an input [batch, input_size]");
+  if (x->shape.rank != 2 || !dim_is(x->shape.d[1], is)) {
+    char buf[128];
+    return diag_error(D, a->loc, "LSTMCell(%lld, %lld) expects an input [batch, %lld], not %s", (long long)is,
+                      (long long)hs, (long long)is, shape_str(S->m, x->dtype, &x->shape, buf, sizeof buf));
+  }
   Shape st = {.rank = 2, .d = {x->shape.d[0], dim_const(hs)}};
   if (!h) h = ir_fill(S->m, S->e, 0.0, &st, a->loc);
   if (!c) c = ir_fill(S->m, S->e, 0.0, &st, a->loc);

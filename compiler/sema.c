@@ -508,6 +508,7 @@ static bool eval_call(Sema *S, Scope *sc, const Node *n, Value *out) {
 }
 
 static bool eval(Sema *S, Scope *sc, const Node *n, Value *out) {
+  *out = v_none(); /* a path that forgets its result yields 'nothing', never stack garbage */
   switch (n->kind) {
   case N_INT: *out = v_int(n->ival); return true;
   case N_FLOAT: *out = v_float(n->fval); return true;
@@ -610,6 +611,7 @@ static bool call_fn(Sema *S, const Value *fv, const Args *a, Value *out) {
 }
 
 bool call_value(Sema *S, const Value *callee, const Args *a, Value *out) {
+  *out = v_none();
   switch (callee->k) {
   case V_BUILTIN: return builtin_call(S, callee->builtin, a, out);
   case V_FN:

@@ -21,7 +21,11 @@ typedef struct Cg {
   const LEntry *le;
   LLVMTypeRef f32, i64, i32, i8, ptr, voidt;
   LLVMTypeRef entry_fn;         /* void (ptr args, ptr syms, ptr weights, ptr workspace) */
-  LLVMTypeRef kernel_fn;        /* void (ptr bufs, ptr syms) */
+  LLVMTypeRef kernel_fn;        /* void (ptr bufs, ptr syms, i64 lo, i64 hi): iterations [lo, hi)
+                                   of its parallel loop (LKernel.par), if it has one */
+  const Ls *par, *par_inner;    /* the current kernel's parallel loop (and the loop collapsed
+                                   with it, LKernel.par_inner) */
+  LLVMValueRef par_lo, par_hi, par_trip_inner;
   struct KernelFn { char *key; LLVMValueRef fn; } *kernel_cache; /* emitted kernels by structure */
   LLVMValueRef *body_fns;       /* per Model.bodies: the scan body's function */
   int nkernel_cache, capkernel_cache;
@@ -262,26 +266,67 @@ static void scope_pop(Cg *g, int parent) {
   g->scope = parent;
 }
 
-static void emit_loop(Cg *g, Ls *s) {
+/* The trip count of loop s: ceil((hi - lo) / step), hi >= lo. */
+static LLVMValueRef trip_of(Cg *g, const Ls *s) {
   LLVMValueRef lo = emit(g, s->lo), hi = emit(g, s->hi), step = emit(g, s->step);
+  LLVMValueRef span = LLVMBuildNSWAdd(g->b, LLVMBuildNSWSub(g->b, hi, lo, ""), LLVMBuildNSWSub(g->b, step, ci64(g, 1), ""), "");
+  return LLVMBuildSDiv(g->b, span, step, "trip");
+}
+
+/* for (i = lo; i < hi; i += step) body(g, s, i) */
+static void counted_loop(Cg *g, LLVMValueRef lo, LLVMValueRef hi, LLVMValueRef step,
+                         void (*body)(Cg *, const Ls *, LLVMValueRef), const Ls *s) {
   LLVMBasicBlockRef pre = LLVMGetInsertBlock(g->b);
   LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "loop");
-  LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "body");
+  LLVMBasicBlockRef blk = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "body");
   LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "exit");
   LLVMBuildBr(g->b, head);
   LLVMPositionBuilderAtEnd(g->b, head);
   LLVMValueRef i = LLVMBuildPhi(g->b, g->i64, "i");
-  LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, i, hi, ""), body, exit);
-  LLVMPositionBuilderAtEnd(g->b, body);
-  g->vars[s->var] = i;
-  int parent = scope_push(g);
-  for (int k = 0; k < s->nbody; k++) emit_stmt(g, s->body[k]);
-  scope_pop(g, parent);
+  LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, i, hi, ""), blk, exit);
+  LLVMPositionBuilderAtEnd(g->b, blk);
+  body(g, s, i);
   LLVMValueRef next = LLVMBuildNSWAdd(g->b, i, step, "");
   LLVMBasicBlockRef latch = LLVMGetInsertBlock(g->b);
   LLVMBuildBr(g->b, head);
   LLVMAddIncoming(i, (LLVMValueRef[]){lo, next}, (LLVMBasicBlockRef[]){pre, latch}, 2);
   LLVMPositionBuilderAtEnd(g->b, exit);
+}
+
+static void emit_body(Cg *g, const Ls *s) {
+  int parent = scope_push(g);
+  for (int k = 0; k < s->nbody; k++) emit_stmt(g, s->body[k]);
+  scope_pop(g, parent);
+}
+
+static void loop_body(Cg *g, const Ls *s, LLVMValueRef i) {
+  g->vars[s->var] = i;
+  emit_body(g, s);
+}
+
+/* One iteration `it` of the collapsed pair (s, its only statement g->par_inner): the outer
+ * variable steps every trip(inner) iterations, the inner one cycles. */
+static void collapsed_body(Cg *g, const Ls *s, LLVMValueRef it) {
+  const Ls *in = g->par_inner;
+  LLVMValueRef q = LLVMBuildSDiv(g->b, it, g->par_trip_inner, ""), r = LLVMBuildSRem(g->b, it, g->par_trip_inner, "");
+  g->vars[s->var] = LLVMBuildNSWAdd(g->b, emit(g, s->lo), LLVMBuildNSWMul(g->b, q, emit(g, s->step), ""), "");
+  g->vars[in->var] = LLVMBuildNSWAdd(g->b, emit(g, in->lo), LLVMBuildNSWMul(g->b, r, emit(g, in->step), ""), "");
+  emit_body(g, in);
+}
+
+static void emit_loop(Cg *g, Ls *s) {
+  LLVMValueRef lo = emit(g, s->lo), hi = emit(g, s->hi), step = emit(g, s->step);
+  if (s != g->par) {
+    counted_loop(g, lo, hi, step, loop_body, s);
+  } else if (g->par_inner) { /* this thread's iterations [par_lo, par_hi) of the pair */
+    g->par_trip_inner = trip_of(g, g->par_inner);
+    counted_loop(g, g->par_lo, g->par_hi, ci64(g, 1), collapsed_body, s);
+  } else { /* this thread's iterations [par_lo, par_hi) */
+    LLVMValueRef end = LLVMBuildNSWAdd(g->b, lo, LLVMBuildNSWMul(g->b, g->par_hi, step, ""), "");
+    hi = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, end, hi, ""), end, hi, "");
+    lo = LLVMBuildNSWAdd(g->b, lo, LLVMBuildNSWMul(g->b, g->par_lo, step, ""), "");
+    counted_loop(g, lo, hi, step, loop_body, s);
+  }
 }
 
 static void emit_gemm(Cg *g, Ls *s) {
@@ -395,16 +440,22 @@ static void emit_stmt(Cg *g, Ls *s) {
 
 /* ---- functions ---- */
 
-/* Byte offset of workspace slot `s`: the sizes of the slots before it, each rounded up to
- * 64 bytes (the same formula as nnc_entry_workspace_size). */
-static LLVMValueRef slot_offset(Cg *g, const Entry *e, int s) {
-  LLVMValueRef off = ci64(g, 0);
-  for (int i = 0; i < s; i++) {
-    LLVMValueRef sz = emit_sym(g, e->slots[i].bytes.k, e->slots[i].bytes.syms);
+/* Byte offsets of the workspace slots: a region starts after the regions before it, each
+ * rounded up to 64 bytes (the formula of nnc_entry_workspace_size); a view adds its offset
+ * to its region's.  offs[nslots]. */
+static void slot_offsets(Cg *g, const Entry *e, LLVMValueRef *offs) {
+  LLVMValueRef end = ci64(g, 0);
+  for (int i = 0; i < e->nslots; i++) {
+    const Slot *s = &e->slots[i];
+    if (s->region >= 0) {
+      offs[i] = LLVMBuildAdd(g->b, offs[s->region], emit_sym(g, s->off.k, s->off.syms), "");
+      continue;
+    }
+    offs[i] = end;
+    LLVMValueRef sz = emit_sym(g, s->bytes.k, s->bytes.syms);
     sz = LLVMBuildAnd(g->b, LLVMBuildAdd(g->b, sz, ci64(g, 63), ""), ci64(g, ~(int64_t)63), "");
-    off = LLVMBuildAdd(g->b, off, sz, "");
+    end = LLVMBuildAdd(g->b, end, sz, "");
   }
-  return off;
 }
 
 static LLVMValueRef const_global(Cg *g, const LBuf *b) {
@@ -430,6 +481,8 @@ static void load_syms(Cg *g) {
 
 /* Addresses of the entry's buffers (arguments, weights, workspace slots, constants). */
 static void compute_buffers(Cg *g, const Entry *e, const bool *used) {
+  LLVMValueRef *offs = calloc(e->nslots + 1, sizeof *offs);
+  slot_offsets(g, e, offs);
   for (int i = 0; i < g->le->nbufs; i++) {
     const LBuf *b = &g->le->bufs[i];
     if (!used[i]) continue;
@@ -443,13 +496,14 @@ static void compute_buffers(Cg *g, const Entry *e, const bool *used) {
       g->bufs[i] = LLVMBuildGEP2(g->b, g->i8, g->weights, (LLVMValueRef[]){ci64(g, (int64_t)b->offset)}, 1, "");
       break;
     case LB_SLOT:
-      g->bufs[i] = LLVMBuildGEP2(g->b, g->i8, g->ws, (LLVMValueRef[]){slot_offset(g, e, b->index)}, 1, "");
+      g->bufs[i] = LLVMBuildGEP2(g->b, g->i8, g->ws, (LLVMValueRef[]){offs[b->index]}, 1, "");
       break;
     case LB_CONST:
       g->bufs[i] = const_global(g, b);
       break;
     }
   }
+  free(offs);
 }
 
 static LLVMValueRef begin_function(Cg *g, const char *name, LLVMTypeRef type, LLVMLinkage linkage) {
@@ -462,7 +516,7 @@ static LLVMValueRef begin_function(Cg *g, const char *name, LLVMTypeRef type, LL
   return fn;
 }
 
-/* A kernel function: void k(ptr bufs[nlocal], const int64_t *syms). */
+/* A kernel function: void k(ptr bufs[nlocal], const int64_t *syms, int64_t lo, int64_t hi). */
 static LLVMValueRef emit_kernel(Cg *g, const LKernel *k, const int *rename) {
   LLVMValueRef fn = begin_function(g, k->name, g->kernel_fn, LLVMInternalLinkage);
   /* shared by every structurally equal kernel: inlining them would undo the sharing */
@@ -470,6 +524,10 @@ static LLVMValueRef emit_kernel(Cg *g, const LKernel *k, const int *rename) {
   LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(g->ctx, noinline, 0));
   LLVMValueRef bufs = LLVMGetParam(fn, 0);
   g->syms = LLVMGetParam(fn, 1);
+  g->par = k->par;
+  g->par_inner = k->par_inner;
+  g->par_lo = LLVMGetParam(fn, 2);
+  g->par_hi = LLVMGetParam(fn, 3);
   g->vars = calloc(k->nvars + 1, sizeof *g->vars);
   g->accs = calloc(k->naccs + 1, sizeof *g->accs);
   for (int i = 0; i < k->naccs; i++) g->accs[i] = LLVMBuildAlloca(g->b, g->f32, "acc");
@@ -482,6 +540,7 @@ static LLVMValueRef emit_kernel(Cg *g, const LKernel *k, const int *rename) {
   }
   emit_stmt(g, k->body);
   LLVMBuildRetVoid(g->b);
+  g->par = g->par_inner = NULL;
   scope_pop(g, parent);
   free(g->vars);
   free(g->accs);
@@ -505,6 +564,18 @@ static LLVMValueRef kernel_function(Cg *g, const LKernel *k, int *rename, int *n
   LLVMValueRef fn = emit_kernel(g, k, rename);
   g->kernel_cache[g->nkernel_cache++] = (struct KernelFn){key, fn};
   return fn;
+}
+
+/* Call a kernel: a parallel one through the runtime's pool with its loop's trip count. */
+static void call_kernel(Cg *g, const LKernel *k, LLVMValueRef fn, LLVMValueRef bufs) {
+  if (!k->par) {
+    LLVMBuildCall2(g->b, g->kernel_fn, fn, (LLVMValueRef[]){bufs, g->syms, ci64(g, 0), ci64(g, 0)}, 4, "");
+    return;
+  }
+  LLVMValueRef trip = trip_of(g, k->par);
+  if (k->par_inner) trip = LLVMBuildNSWMul(g->b, trip, trip_of(g, k->par_inner), "");
+  LLVMTypeRef pt[] = {g->ptr, g->ptr, g->ptr, g->i64, g->i64};
+  call_extern(g, "nnc_rt_parallel_for", g->voidt, pt, 5, (LLVMValueRef[]){fn, bufs, g->syms, trip, ci64(g, k->par_work)});
 }
 
 static LLVMValueRef emit_entry_body(Cg *g, const LEntry *le) {
@@ -537,7 +608,7 @@ static LLVMValueRef emit_entry_body(Cg *g, const LEntry *le) {
       if (local >= 0)
         LLVMBuildStore(g->b, g->bufs[i], LLVMBuildGEP2(g->b, g->ptr, arr, (LLVMValueRef[]){ci64(g, local)}, 1, ""));
     }
-    LLVMBuildCall2(g->b, g->kernel_fn, kfns[k], (LLVMValueRef[]){arr, g->syms}, 2, "");
+    call_kernel(g, &le->kernels[k], kfns[k], arr);
   }
   LLVMBuildRetVoid(g->b);
   scope_pop(g, parent);
@@ -692,6 +763,12 @@ static void emit_wrappers(Cg *g, LLVMValueRef desc) {
   snprintf(name, sizeof name, "%s_error", mn);
   fn = add_exported(g, name, LLVMFunctionType(p, &p, 1, 0));
   LLVMBuildRet(g->b, call_extern(g, "nnc_ctx_error", p, &p, 1, (LLVMValueRef[]){LLVMGetParam(fn, 0)}));
+  /* int <m>_set_threads(ctx, int n) */
+  snprintf(name, sizeof name, "%s_set_threads", mn);
+  LLVMTypeRef st_pt[] = {p, i32};
+  fn = add_exported(g, name, LLVMFunctionType(i32, st_pt, 2, 0));
+  LLVMBuildRet(g->b, call_extern(g, "nnc_ctx_set_threads", i32, st_pt, 2,
+                                 (LLVMValueRef[]){LLVMGetParam(fn, 0), LLVMGetParam(fn, 1)}));
   /* int <m>_<entry>(ctx, int64_t syms..., inputs..., outputs...) */
   for (int i = 0; i < m->nentries; i++) {
     const Entry *e = &m->entries[i];
@@ -746,7 +823,7 @@ static void cg_init(Cg *g, LLVMContextRef ctx, LLVMModuleRef mod, const Model *m
   g->ptr = LLVMPointerTypeInContext(ctx, 0);
   g->voidt = LLVMVoidTypeInContext(ctx);
   g->entry_fn = LLVMFunctionType(g->voidt, (LLVMTypeRef[]){g->ptr, g->ptr, g->ptr, g->ptr}, 4, 0);
-  g->kernel_fn = LLVMFunctionType(g->voidt, (LLVMTypeRef[]){g->ptr, g->ptr}, 2, 0);
+  g->kernel_fn = LLVMFunctionType(g->voidt, (LLVMTypeRef[]){g->ptr, g->ptr, g->i64, g->i64}, 4, 0);
 }
 
 static void cg_done(Cg *g) {

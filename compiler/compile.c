@@ -5,10 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cblas.h>
+#include "pool.h"
 #include "codegen.h"
 #include "compile.h"
 #include "header.h"
 #include "interp.h"
+#include "memreport.h"
 #include "passes.h"
 #include "sema.h"
 #include "target.h"
@@ -19,8 +21,10 @@ void nnc_ctx_close(nnc_ctx *);
 int nnc_ctx_call(nnc_ctx *, int, void *const *, const int64_t *);
 const char *nnc_ctx_error(const nnc_ctx *);
 const char *nnc_ctx_weights(const nnc_ctx *);
+int nnc_ctx_set_threads(nnc_ctx *, int);
 
-const char *const nnc_dump_stages[] = {"ast", "ir", "opt", "fused", "loops", "llvm", "asm", NULL};
+const char *const nnc_dump_stages[] = {"ast", "ir", "opt", "fused", "loops", "llvm", "asm", "memory", NULL};
+enum { STAGE_AST, STAGE_IR, STAGE_OPT, STAGE_FUSED, STAGE_LOOPS, STAGE_LLVM, STAGE_ASM, STAGE_MEMORY };
 
 #define MAX_FILE_BYTES (64u << 20)
 
@@ -122,10 +126,12 @@ static int optimize(Unit *u, const char *until, char **errmsg) {
 
 static const JitSymbol runtime_symbols[] = {
   {"cblas_sgemm", (void *)cblas_sgemm},
+  {"nnc_rt_parallel_for", (void *)nnc_rt_parallel_for},
   {"nnc_ctx_open", (void *)nnc_ctx_open},
   {"nnc_ctx_close", (void *)nnc_ctx_close},
   {"nnc_ctx_call", (void *)nnc_ctx_call},
   {"nnc_ctx_error", (void *)nnc_ctx_error},
+  {"nnc_ctx_set_threads", (void *)nnc_ctx_set_threads},
 };
 
 /* With the weights known at compile time, compute the derived parameters (pass_hoist.c) now,
@@ -363,22 +369,28 @@ static int dump_unit(const char *path, const char *text, size_t len, const char 
   int which = -1;
   for (int i = 0; nnc_dump_stages[i]; i++)
     if (!strcmp(stage, nnc_dump_stages[i])) which = i;
-  if (which < 0) return fail(errmsg, "nnc: error: unknown stage '%s' (ast, ir, opt, fused, loops, llvm, asm)\n", stage);
+  if (which < 0) return fail(errmsg, "nnc: error: unknown stage '%s' (ast, ir, opt, fused, loops, llvm, asm, memory)\n", stage);
   bool dot = format && !strcmp(format, "dot");
   if (format && !dot && strcmp(format, "text"))
     return fail(errmsg, "nnc: error: unknown format '%s' (text, dot)\n", format);
-  if (dot && (which < 1 || which > 3))
+  if (dot && (which < STAGE_IR || which > STAGE_FUSED))
     return fail(errmsg, "nnc: error: --format=dot is for the stages ir, opt and fused, not '%s'\n", stage);
   Unit u = {0};
   int rc = front_end(&u, path, text, len, errmsg);
-  if (!rc && which == 0) ast_dump(out, u.ast);
-  if (!rc && which >= 1) rc = analyze(&u, opt, errmsg);
-  if (!rc && which >= 2) rc = optimize(&u, which == 2 ? "dce" : NULL, errmsg);
-  if (!rc && which >= 1 && which <= 3) dump_graph(out, u.model, which, dot);
-  if (!rc && which >= 4 && !(u.lowered = lower_model(u.model))) rc = fail(errmsg, "nnc: error: out of memory\n");
-  if (!rc && which == 4)
+  if (!rc && which == STAGE_AST) ast_dump(out, u.ast);
+  if (!rc && which >= STAGE_IR) rc = analyze(&u, opt, errmsg);
+  if (!rc && which >= STAGE_OPT) rc = optimize(&u, which == STAGE_OPT ? "dce" : NULL, errmsg);
+  if (!rc && which >= STAGE_IR && which <= STAGE_FUSED) dump_graph(out, u.model, which, dot);
+  if (!rc && which == STAGE_MEMORY) {
+    char err[256];
+    if (memory_report(out, u.model, opt ? opt->dims : NULL, err, sizeof err))
+      rc = fail(errmsg, "nnc: error: %s\n", err);
+  }
+  bool lowered = which >= STAGE_LOOPS && which <= STAGE_ASM;
+  if (!rc && lowered && !(u.lowered = lower_model(u.model))) rc = fail(errmsg, "nnc: error: out of memory\n");
+  if (!rc && which == STAGE_LOOPS)
     for (int i = 0; i < u.model->nentries; i++) loopir_dump(out, u.model, &u.lowered[i]);
-  if (!rc && which >= 5) rc = dump_llvm(&u, which == 6, out, errmsg);
+  if (!rc && (which == STAGE_LLVM || which == STAGE_ASM)) rc = dump_llvm(&u, which == STAGE_ASM, out, errmsg);
   unit_free(&u);
   return rc;
 }

@@ -16,6 +16,7 @@ typedef struct NncCompileOptions {
   const char *header_path;   /* AOT: also write the C header here; NULL: none */
   const char *const *defines;/* "NAME=VALUE": override the model's `const NAME` (-D) */
   int ndefines;
+  const char *dims;          /* nnc dump --stage=memory: "N=8,T=16" (unnamed dims are 1) */
 } NncCompileOptions;
 
 /* AOT: compile `nn_path` into the shared library `so_path`. */
@@ -38,7 +39,7 @@ int nnc_compile_jit_source(const char *path, const char *text, size_t len,
 /* `nnc check`: parse and type/shape-check only (opt: its defines; NULL: none). */
 int nnc_check(const char *nn_path, const NncCompileOptions *opt, char **errmsg);
 
-/* `nnc dump --stage=ast|ir|opt|fused|loops|llvm|asm`: print that stage to `out`. */
+/* `nnc dump --stage=ast|ir|opt|fused|loops|llvm|asm|memory`: print that stage to `out`. */
 int nnc_dump(const char *nn_path, const char *stage, FILE *out, char **errmsg);
 extern const char *const nnc_dump_stages[]; /* NULL-terminated list of stage names */
 /* The same in a given format: "text" (as nnc_dump) or "dot", a Graphviz digraph of the

@@ -62,7 +62,10 @@ int write_header(const char *path, const Model *m, char *err, size_t errlen) {
              " * Returns NULL and writes the reason to err on failure. */\n");
   fprintf(f, "%s_ctx *%s_open(const char *weights_path, char *err, size_t errlen);\n", mn, mn);
   fprintf(f, "void %s_close(%s_ctx *ctx); /* NULL is harmless */\n", mn, mn);
-  fprintf(f, "const char *%s_error(%s_ctx *ctx); /* message of the last failed call */\n\n", mn, mn);
+  fprintf(f, "const char *%s_error(%s_ctx *ctx); /* message of the last failed call */\n", mn, mn);
+  fprintf(f, "/* Threads of ctx's calls, the caller's included (0: $NNC_NUM_THREADS, else the CPUs);\n"
+             " * results are bit-identical for any count.  0 on success. */\n");
+  fprintf(f, "int %s_set_threads(%s_ctx *ctx, int n);\n\n", mn, mn);
   for (int i = 0; i < m->nentries; i++) write_entry(f, m, &m->entries[i]);
   fprintf(f, "#ifdef __cplusplus\n}\n#endif\n\n#endif\n");
   if (fclose(f) != 0) {

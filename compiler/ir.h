@@ -118,9 +118,23 @@ typedef struct Kernel {
   int ncovers;
 } Kernel;
 
+/* A workspace slot: a region of `bytes` (laid out one after another, each rounded up to 64
+ * bytes), or a view at byte offset `off` inside region `region` (then `bytes` is 0). */
 typedef struct Slot {
   Dim bytes;
+  int region;   /* -1: a region */
+  Dim off;
 } Slot;
+#define MEM_GRANULE 16 /* tensors are placed at multiples of this many bytes (times their symbols) */
+
+/* memplan: a tensor of the workspace, live from kernel `first` to kernel `last`; or, with
+ * `body` set, the workspace of a scan body while its scan kernel `first` runs.  For the
+ * memory report (memreport.c): the planned size against the lifetime lower bound. */
+typedef struct Lifetime {
+  Dim bytes;
+  int first, last;
+  const struct Entry *body;
+} Lifetime;
 
 typedef struct Entry {
   const char *name;
@@ -133,6 +147,7 @@ typedef struct Entry {
   INode **nodes;   int nnodes, cap;        /* topological order */
   Kernel *kernels; int nkernels;
   Slot *slots;     int nslots;
+  Lifetime *lifetimes; int nlifetimes;
   int *out_params;                         /* init entry: the derived parameter of each output */
   int lower_index;                         /* its LEntry in lower_model's result */
   int64_t intermediate_bytes_static;       /* for reports; symbolic dims counted as 1 */

@@ -148,8 +148,10 @@ void ir_dump_fused(FILE *out, const Model *m) {
           if (K->covers[c] == e->nodes[n]) dump_node(out, m, e->nodes[n]);
     }
     for (int s2 = 0; s2 < e->nslots; s2++) {
-      dim_str(m, e->slots[s2].bytes, s, sizeof s);
-      fprintf(out, "  slot %d: %s bytes\n", s2, s);
+      const Slot *sl = &e->slots[s2];
+      dim_str(m, sl->region >= 0 ? sl->off : sl->bytes, s, sizeof s);
+      if (sl->region >= 0) fprintf(out, "  slot %d: in slot %d at %s\n", s2, sl->region, s);
+      else fprintf(out, "  slot %d: %s bytes\n", s2, s);
     }
   }
 }

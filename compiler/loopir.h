@@ -77,6 +77,9 @@ typedef struct LKernel {
   const char *name;     /* "<entry>.k<i>.<kind>" */
   Ls *body;
   int nvars, naccs;
+  Ls *par;              /* the outer loop whose iterations may run split among threads, or NULL */
+  Ls *par_inner;        /* the loop collapsed with it (its only statement), or NULL */
+  int64_t par_work;     /* estimated scalar statements of one of its iterations */
 } LKernel;
 
 typedef struct LEntry {
@@ -87,6 +90,8 @@ typedef struct LEntry {
 
 /* Lower every kernel of every entry of the (fused, planned) model. */
 LEntry *lower_model(Model *m);
+/* Set k->par and k->par_work (parallel.c). */
+void loopir_mark_parallel(const LEntry *le, LKernel *k);
 void loopir_dump(FILE *out, const Model *m, const LEntry *le);
 /* The kernel's structure as text with its buffers renumbered by first use (rename[entry
  * buffer] = local number, -1 if unused; *nlocal = count): kernels with equal keys compute

@@ -917,6 +917,7 @@ LEntry *lower_model(Model *m) {
     les[i].nkernels = L->e->nkernels;
     les[i].kernels = arena_alloc(m->arena, (L->e->nkernels + 1) * sizeof *les[i].kernels);
     for (int k = 0; k < L->e->nkernels; k++) lower_kernel(L, &L->e->kernels[k], k, &les[i].kernels[k]);
+    for (int k = 0; k < L->e->nkernels; k++) loopir_mark_parallel(&les[i], &les[i].kernels[k]);
   }
   free(L);
   return les;
@@ -927,6 +928,7 @@ LEntry *lower_model(Model *m) {
 
 typedef struct Printer {
   FILE *out;
+  const Ls *par, *par_inner; /* the kernel's loops that run split among threads */
   int gen, next_id;   /* shared subexpressions print as %id after their first use */
   const LEntry *le;
   int *rename;      /* entry buffer -> local number, or NULL */
@@ -1015,7 +1017,7 @@ static void print_ls(Printer *p, const Ls *s, int depth) {
     fprintf(out, "%*s}\n", 2 * depth, "");
     break;
   case LS_LOOP:
-    fprintf(out, "for i%d in ", s->var);
+    fprintf(out, "%sfor i%d in ", s == p->par || s == p->par_inner ? "parallel " : "", s->var);
     print_lx(p, s->lo);
     fprintf(out, "..");
     print_lx(p, s->hi);
@@ -1091,7 +1093,7 @@ char *loopir_kernel_key(const LEntry *le, const LKernel *k, int *rename, int *nl
   FILE *f = open_memstream(&buf, &len);
   if (!f) return NULL;
   for (int i = 0; i < le->nbufs; i++) rename[i] = -1;
-  Printer p = {.out = f, .le = le, .rename = rename, .canonical = true, .gen = ++print_generation};
+  Printer p = {.out = f, .le = le, .rename = rename, .canonical = true, .gen = ++print_generation, .par = k->par, .par_inner = k->par_inner};
   print_ls(&p, k->body, 0);
   fclose(f);
   *nlocal = p.nlocal;
@@ -1111,7 +1113,7 @@ void loopir_dump(FILE *out, const Model *m, const LEntry *le) {
     fprintf(out, "\n");
   }
   for (int k = 0; k < le->nkernels; k++) {
-    Printer p = {.out = out, .le = le, .gen = ++print_generation};
+    Printer p = {.out = out, .le = le, .gen = ++print_generation, .par = le->kernels[k].par, .par_inner = le->kernels[k].par_inner};
     fprintf(out, "kernel %s\n", le->kernels[k].name);
     print_ls(&p, le->kernels[k].body, 1);
   }

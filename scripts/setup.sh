@@ -3,7 +3,7 @@
 #
 #   scripts/setup.sh                  install build deps, build into build/
 #   scripts/setup.sh --sanitize       same, but build into build-asan/ with -DNNC_SANITIZE=ON
-#   scripts/setup.sh --bench          also install PyTorch (bench/ and regenerating goldens)
+#   scripts/setup.sh --bench          also install PyTorch and matplotlib (bench/, regenerating goldens)
 #   scripts/setup.sh --no-build       only install packages
 #   scripts/setup.sh --no-install     only configure and build
 #
@@ -39,7 +39,7 @@ die() { printf 'setup.sh: error: %s\n' "$*" >&2; exit 1; }
 PACKAGES=(llvm-19-dev clang-19 libclang-rt-19-dev flex bison libopenblas-dev libcmocka-dev
           cmake make gcc libc6-dev pkg-config python3 python3-numpy graphviz)
 if [ "$want_bench" = 1 ]; then
-  PACKAGES+=(python3-torch python3-torchvision python3-onnx libonnx-testdata)
+  PACKAGES+=(python3-torch python3-torchvision python3-onnx libonnx-testdata python3-matplotlib)
 fi
 
 is_installed() {

@@ -26,9 +26,9 @@ enum { EXIT_USER = 1, EXIT_USAGE = 2 };
 static const char help_main[] =
     "usage: nnc FILE.nn -o FILE.so [--weights W.safetensors] [--header FILE.h] [-D NAME=VALUE ...]\n"
     "       nnc run FILE.nn|FILE.so [--weights W.safetensors] [--entry NAME] [-D NAME=VALUE ...]\n"
-    "               --in NAME=PATH.npy ... [--out NAME=PATH.npy ...]\n"
+    "               [--threads N] --in NAME=PATH.npy ... [--out NAME=PATH.npy ...]\n"
     "       nnc check [-D NAME=VALUE ...] FILE.nn\n"
-    "       nnc dump --stage=STAGE [--format=text|dot] [-D NAME=VALUE ...] FILE.nn\n"
+    "       nnc dump --stage=STAGE [--format=text|dot] [--dims N=V,...] [-D NAME=VALUE ...] FILE.nn\n"
     "       nnc --help | --version | COMMAND --help | help [COMMAND]\n"
     "\n"
     "nnc compiles a neural-network model written in the .nn language to native code.\n"
@@ -57,6 +57,9 @@ static const char help_main[] =
     "  NNC_SUPPORT_LIB   the support archive linked into every .so (default: the one\n"
     "                    built or installed with nnc, libnnc_support.a)\n"
     "  TMPDIR            where temporary object files go\n"
+    "  NNC_NUM_THREADS   default threads of a call (nnc run, the C API, Python); else\n"
+    "                    the CPUs the process may use\n"
+    "  NNC_PARALLEL_GRAIN  least work per chunk of a split loop (default 32768)\n"
     "\n"
     "Exit status: 0 success, 1 error in the model, weights or inputs, 2 usage error.\n"
     "Documentation: docs/cli.md, docs/language.md, docs/c-api.md.\n";
@@ -81,7 +84,7 @@ static const char help_compile[] =
 
 static const char help_run[] =
     "usage: nnc run FILE.nn|FILE.so [--weights W.safetensors] [--entry NAME] [-D NAME=VALUE ...]\n"
-    "               --in NAME=PATH.npy ... [--out NAME=PATH.npy ...]\n"
+    "               [--threads N] --in NAME=PATH.npy ... [--out NAME=PATH.npy ...]\n"
     "\n"
     "Compile FILE.nn in process (JIT), or load FILE.so made by `nnc -o`, and run one entry.\n"
     "\n"
@@ -89,6 +92,8 @@ static const char help_run[] =
     "  --weights W          weights file (required unless the .so embeds its weights;\n"
     "                       given, it replaces the embedded ones)\n"
     "  --entry NAME         the entry to run (default: the model's first entry)\n"
+    "  --threads N          threads for the call (default: $NNC_NUM_THREADS, else the CPUs);\n"
+    "                       results are bit-identical for any N\n"
     "  --in NAME=PATH       the input argument NAME, from a .npy file; one per input\n"
     "  --out NAME=PATH      write the output NAME to a .npy file; outputs without --out are\n"
     "                       summarized on stdout (shape, min, max, mean, first values)\n"
@@ -108,7 +113,7 @@ static const char help_check[] =
     "  -D NAME=VALUE        check with a top-level constant overridden (see nnc --help)\n";
 
 static const char help_dump[] =
-    "usage: nnc dump --stage=STAGE [--format=text|dot] [-D NAME=VALUE ...] FILE.nn\n"
+    "usage: nnc dump --stage=STAGE [--format=text|dot] [--dims N=V,...] [-D NAME=VALUE ...] FILE.nn\n"
     "\n"
     "Print one stage of the compilation of FILE.nn to stdout.\n"
     "\n"
@@ -119,8 +124,11 @@ static const char help_dump[] =
     "                       loops  the loop nests of the kernels\n"
     "                       llvm   the LLVM IR of the model\n"
     "                       asm    the host assembly\n"
+    "                       memory  per entry, the planned workspace bytes, the lifetime\n"
+    "                               lower bound and the sum of all intermediates\n"
     "  --format=FORMAT      text (default) or dot: a Graphviz graph of the stage ir, opt or\n"
     "                       fused, with the kernels drawn as clusters\n"
+    "  --dims N=V,...       values of the symbolic dims for --stage=memory (default 1)\n"
     "  -D NAME=VALUE        override a top-level constant (see nnc --help)\n"
     "\n"
     "Example:\n"
@@ -294,6 +302,7 @@ static int cmd_dump(int argc, char **argv) {
     int r;
     if (is_help(argv[i])) return fputs(help_dump, stdout), 0;
     if ((r = take(argc, argv, &i, "--stage", &stage)) || (r = take(argc, argv, &i, "--format", &format)) ||
+        (r = take(argc, argv, &i, "--dims", &opt.dims)) ||
         (r = take_define(argc, argv, &i, defines, &opt.ndefines))) {
       if (r < 0) return usage_error("dump", "option '%s' needs a value", argv[i]);
     } else if (argv[i][0] == '-' && argv[i][1]) {
@@ -324,7 +333,7 @@ static int cmd_dump(int argc, char **argv) {
 /* ---- nnc run ---- */
 
 typedef struct Run {
-  const char *model_path, *weights, *entry_name;
+  const char *model_path, *weights, *entry_name, *threads;
   const char *defines[MAX_DEFINES];
   int n_defines;
   Pair in[MAX_PAIRS], out[MAX_PAIRS];
@@ -346,6 +355,7 @@ static int parse_run(Run *r, int argc, char **argv) {
     if (is_help(argv[i])) return fputs(help_run, stdout), -1;
     if ((t = take(argc, argv, &i, "--weights", &r->weights)) ||
         (t = take(argc, argv, &i, "--entry", &r->entry_name)) ||
+        (t = take(argc, argv, &i, "--threads", &r->threads)) ||
         (t = take_define(argc, argv, &i, r->defines, &r->n_defines))) {
       if (t < 0) return usage_error("run", "option '%s' needs a value", argv[i]);
     } else if ((t = take(argc, argv, &i, "--in", &v))) {
@@ -363,6 +373,12 @@ static int parse_run(Run *r, int argc, char **argv) {
     }
   }
   if (!r->model_path) return usage_error("run", "no model file given");
+  if (r->threads) {
+    char *end;
+    long n = strtol(r->threads, &end, 10);
+    if (!*r->threads || *end || n < 1 || n > 1024)
+      return usage_error("run", "--threads needs a number from 1 to 1024, not '%s'", r->threads);
+  }
   return 0;
 }
 
@@ -407,6 +423,8 @@ static int open_model(Run *r) {
     }
     return user_error_msg(msg);
   }
+  if (r->threads && nnc_context_set_threads(r->ctx, atoi(r->threads)))
+    return user_error("nnc: error: cannot start %s threads", r->threads);
   return 0;
 }
 

@@ -1,7 +1,7 @@
 """Where a model's context lives and how an entry is called: a library made by `nnc -o`
 (its own nnc_ctx_* functions, nnc_model.h) or a .nn compiled in process by libnnc.so (nnc.h).
 Each backend has desc_p (the introspection table), open(weights), prepare_call(...) -> a
-function returning the C status, error() and close()."""
+function returning the C status, error(), set_threads(n), threads() and close()."""
 import ctypes
 
 from . import _abi, _lib
@@ -23,7 +23,9 @@ class _SoBackend:
                                             ctypes.c_size_t]),
                 "nnc_ctx_close": (None, [c_void_p]),
                 "nnc_ctx_call": (ctypes.c_int, [c_void_p, ctypes.c_int, P(c_void_p), P(ctypes.c_int64)]),
-                "nnc_ctx_error": (ctypes.c_char_p, [c_void_p])}
+                "nnc_ctx_error": (ctypes.c_char_p, [c_void_p]),
+                "nnc_ctx_set_threads": (ctypes.c_int, [c_void_p, ctypes.c_int]),
+                "nnc_ctx_threads": (ctypes.c_int, [c_void_p])}
         for name, (res, args) in decl.items():
             try:
                 f = getattr(lib, name)
@@ -53,6 +55,12 @@ class _SoBackend:
 
     def error(self):
         return (self.lib.nnc_ctx_error(self.ctx) or b"call failed").decode("utf-8", errors="replace")
+
+    def set_threads(self, n):
+        return self.lib.nnc_ctx_set_threads(self.ctx, n)
+
+    def threads(self):
+        return self.lib.nnc_ctx_threads(self.ctx)
 
     def close(self):
         if self.ctx:
@@ -103,6 +111,12 @@ class _JitBackend:
 
     def error(self):
         return (self.h.nnc_context_error(self.ctx) or b"call failed").decode("utf-8", errors="replace")
+
+    def set_threads(self, n):
+        return self.h.nnc_context_set_threads(self.ctx, n)
+
+    def threads(self):
+        return self.h.nnc_context_threads(self.ctx)
 
     def close(self):
         if self.ctx:

@@ -71,6 +71,8 @@ def load(lib=None):
             "nnc_context_free": (None, [c_void_p]),
             "nnc_call": (c_int, [c_void_p, c_int, P(_abi.NncTensor), c_int, P(_abi.NncTensor), c_int]),
             "nnc_context_error": (c_char_p, [c_void_p]),
+            "nnc_context_set_threads": (c_int, [c_void_p, c_int]),
+            "nnc_context_threads": (c_int, [c_void_p]),
             "nnc_free": (None, [c_void_p]),
         }
         for name, (res, args) in decl.items():

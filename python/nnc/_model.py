@@ -15,7 +15,9 @@ class Model:
     """A compiled model: `name`, `symbols` (the symbolic dims), `params` (state_dict names,
     dtypes, shapes), and `entries` (name -> Entry), each also an attribute: `m.forward(x)`
     (or `m["forward"](x)`).  One context (weights + workspace) serves all calls; calls from
-    several threads take turns.  close() (or a `with` block) frees it early."""
+    several threads take turns.  close() (or a `with` block) frees it early.  `threads` is the
+    number of threads a call uses (settable; 0 restores the default: $NNC_NUM_THREADS, else
+    the CPUs); results are bit-identical for any count."""
 
     def __init__(self, backend, path):
         self._backend = backend
@@ -86,6 +88,26 @@ class Model:
                 b.close()
                 self._backend = None
 
+    @property
+    def threads(self):
+        with self._lock:
+            if self._backend is None:
+                raise ValueError(f"model {self.name!r} is closed")
+            return self._backend.threads()
+
+    @threads.setter
+    def threads(self, n):
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ValueError(f"threads must be an integer >= 0 (0: the default), not {n!r}")
+        with self._lock:
+            if self._backend is None:
+                raise ValueError(f"model {self.name!r} is closed")
+            status = self._backend.set_threads(n)
+        if status == _abi.NNC_ERR_NOMEM:
+            raise MemoryError("out of memory creating the thread pool")
+        if status:
+            raise Error(f"cannot set {n} threads (status {status})", status)
+
     # ---- calls ----
 
     def _prepare_call(self, index, arrays, syms, n_in):
@@ -118,7 +140,7 @@ def _existing(path, what):
     return path
 
 
-def _open(backend, weights, model_path, no_weights_hint):
+def _open(backend, weights, model_path, no_weights_hint, threads):
     """Open the backend's context and wrap it in a Model (closing the backend on failure)."""
     try:
         d = backend.desc_p.contents
@@ -126,17 +148,21 @@ def _open(backend, weights, model_path, no_weights_hint):
             raise ValueError(f"{model_path}: the model has {d.n_params} parameters but "
                              f"{no_weights_hint}: pass weights='W.safetensors'")
         backend.open(weights)
-        return Model(backend, model_path)
+        model = Model(backend, model_path)
+        if threads is not None:
+            model.threads = threads
+        return model
     except BaseException:
         backend.close()
         raise
 
 
-def load(path, weights=None):
+def load(path, weights=None, threads=None):
     """Load a library made by `nnc FILE.nn -o FILE.so` and open a context on it.
 
     weights  a safetensors file with the model's parameters: required when the library was
              compiled without --weights; given otherwise, it replaces the embedded weights.
+    threads  threads per call (default: $NNC_NUM_THREADS, else the CPUs); see Model.threads.
     Needs only the .so (and NumPy), not the nnc runtime library."""
     path = _existing(path, "model library")
     if path.endswith(".nn"):
@@ -145,7 +171,7 @@ def load(path, weights=None):
     weights = _existing(weights, "weights file") if weights is not None else None
     lib_path = path if "/" in path else os.path.join(".", path)  # a file here, not a search
     return _open(_SoBackend(lib_path), weights, path, "the library has no embedded weights "
-                 "(compiled without --weights)")
+                 "(compiled without --weights)", threads)
 
 
 def _define_strings(defines):
@@ -166,7 +192,7 @@ def _define_strings(defines):
     return out
 
 
-def compile(path, weights=None, defines=None, lib=None):  # noqa: A001 (shadows a builtin here only)
+def compile(path, weights=None, defines=None, lib=None, threads=None):  # noqa: A001 (a builtin here only)
     """JIT-compile the .nn model at `path` in this process (through libnnc.so, see `lib`).
 
     weights  a safetensors file with the model's parameters (state_dict names), checked now;
@@ -174,8 +200,9 @@ def compile(path, weights=None, defines=None, lib=None):  # noqa: A001 (shadows 
     defines  override top-level `const NAME`s, as `nnc -D NAME=VALUE`: a dict
              ({"NORM": "bn", "L": 4}) or a list of "NAME=VALUE" strings.
     lib      the path of libnnc.so (default: $NNC_LIBRARY, the install or build tree, then the
-             system's library path)."""
+             system's library path).
+    threads  threads per call (default: $NNC_NUM_THREADS, else the CPUs); see Model.threads."""
     path = _existing(path, "model source")
     weights = _existing(weights, "weights file") if weights is not None else None
     backend = _JitBackend(_lib.load(lib), path, weights, _define_strings(defines))  # weights embedded
-    return _open(backend, None, path, "no weights were given")
+    return _open(backend, None, path, "no weights were given", threads)

@@ -81,6 +81,15 @@ void nnc_context_free(nnc_context *ctx);
  * workspace has grown to the largest call, calls allocate nothing but requested outputs. */
 int nnc_call(nnc_context *ctx, int entry, const nnc_tensor *inputs, int n_in,
              nnc_tensor *outputs, int n_out);
+/* Threads of ctx's calls: n in all, the caller's thread included; 0: the default, which is
+ * $NNC_NUM_THREADS if set, else the CPUs this process may run on.  A kernel's outer loop is
+ * split among them when it is large enough, and sgemm calls get the same number of OpenBLAS
+ * threads (OpenBLAS's count is process-wide: contexts used at once from several threads
+ * should ask for threads that add up to the cores).  Results are bit-identical for every n.
+ * Returns NNC_ERR_USAGE for n < 0, NNC_ERR_NOMEM. */
+int nnc_context_set_threads(nnc_context *ctx, int n);
+/* The current thread count of ctx. */
+int nnc_context_threads(const nnc_context *ctx);
 /* Why the last nnc_call on ctx failed (a sentence without a "file: error:" prefix); "" after
  * a success.  Valid until the next call on ctx. */
 const char *nnc_context_error(const nnc_context *ctx);

@@ -7,6 +7,8 @@
  *   int nnc_ctx_call(nnc_ctx *, int entry, void *const *args, const int64_t *syms);
  *   const char *nnc_ctx_error(const nnc_ctx *);          message of the last failed call
  *   int64_t nnc_entry_workspace_size(const nnc_entry_desc *, const int64_t *syms);
+ *   int nnc_ctx_set_threads(nnc_ctx *, int n);           threads of the context's calls, 0: default
+ *   int nnc_ctx_threads(const nnc_ctx *);                the current count
  * plus typed wrappers per entry, declared by the header `nnc --header` writes:
  *   <model>_ctx *<model>_open(const char *weights_path, char *err, size_t n);
  *   int <model>_<entry>(<model>_ctx *, <one int64_t per symbolic dim>, <inputs>, <outputs>);

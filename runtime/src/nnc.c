@@ -24,12 +24,16 @@ nnc_ctx *nnc_ctx_open(const nnc_model_desc *, const char *, char *, size_t);
 void nnc_ctx_close(nnc_ctx *);
 int nnc_ctx_call(nnc_ctx *, int, void *const *, const int64_t *);
 const char *nnc_ctx_error(const nnc_ctx *);
+int nnc_ctx_set_threads(nnc_ctx *, int);
+int nnc_ctx_threads(const nnc_ctx *);
 
 typedef const nnc_model_desc *(*info_fn)(void);
 typedef nnc_ctx *(*open_fn)(const nnc_model_desc *, const char *, char *, size_t);
 typedef void (*close_fn)(nnc_ctx *);
 typedef int (*call_fn)(nnc_ctx *, int, void *const *, const int64_t *);
 typedef const char *(*error_fn)(const nnc_ctx *);
+typedef int (*set_threads_fn)(nnc_ctx *, int);
+typedef int (*threads_fn)(const nnc_ctx *);
 
 struct nnc_model {
   const nnc_model_desc *desc;
@@ -39,6 +43,8 @@ struct nnc_model {
   close_fn close;
   call_fn call;
   error_fn error;
+  set_threads_fn set_threads;
+  threads_fn threads;
 };
 
 struct nnc_context {
@@ -107,6 +113,8 @@ static nnc_model *model_new(const nnc_model_desc *desc) {
   m->close = nnc_ctx_close;
   m->call = nnc_ctx_call;
   m->error = nnc_ctx_error;
+  m->set_threads = nnc_ctx_set_threads;
+  m->threads = nnc_ctx_threads;
   return m;
 }
 
@@ -191,6 +199,8 @@ int nnc_model_load(const char *so_path, nnc_model **out, char **errmsg) {
   close_fn close = (close_fn)find_symbol(dl, so_path, "nnc_ctx_close", &rc, errmsg);
   call_fn call = (call_fn)find_symbol(dl, so_path, "nnc_ctx_call", &rc, errmsg);
   error_fn error = (error_fn)find_symbol(dl, so_path, "nnc_ctx_error", &rc, errmsg);
+  set_threads_fn set_threads = (set_threads_fn)find_symbol(dl, so_path, "nnc_ctx_set_threads", &rc, errmsg);
+  threads_fn threads = (threads_fn)find_symbol(dl, so_path, "nnc_ctx_threads", &rc, errmsg);
   const nnc_model_desc *desc = rc ? NULL : info();
   if (rc == NNC_OK) rc = check_desc(desc, so_path, errmsg);
   if (rc == NNC_OK && !(*out = model_new(desc)))
@@ -199,7 +209,7 @@ int nnc_model_load(const char *so_path, nnc_model **out, char **errmsg) {
     dlclose(dl);
     return rc;
   }
-  **out = (nnc_model){desc, NULL, dl, open, close, call, error};
+  **out = (nnc_model){desc, NULL, dl, open, close, call, error, set_threads, threads};
   return NNC_OK;
 }
 
@@ -260,6 +270,13 @@ void nnc_context_free(nnc_context *c) {
 }
 
 const char *nnc_context_error(const nnc_context *c) { return c ? c->err : "no context (NULL)"; }
+
+int nnc_context_set_threads(nnc_context *c, int n) {
+  if (!c || n < 0) return NNC_ERR_USAGE;
+  return c->model->set_threads(c->ctx, n);
+}
+
+int nnc_context_threads(const nnc_context *c) { return c ? c->model->threads(c->ctx) : 0; }
 
 /* ---- tensors ---- */
 

@@ -2,8 +2,9 @@
  * open a context (weights: embedded, or read from a safetensors file and checked against the
  * model's parameter table), size and grow the workspace, call an entry, report errors.
  *
- * Part of the support library linked into every generated .so, so it uses only libc.  The six
- * ABI functions are exported explicitly (NNC_EXPORT); everything else here is static. */
+ * Part of the support library linked into every generated .so, so it uses only libc and
+ * OpenBLAS.  The eight ABI functions are exported explicitly (NNC_EXPORT); everything else here
+ * is static. */
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "nnc_model.h"
+#include "pool.h"
 #include "safetensors.h"
 
 #define NNC_EXPORT __attribute__((visibility("default")))
@@ -23,6 +25,7 @@ struct nnc_ctx {
   bool owned;     /* weights were allocated here */
   char *ws;       /* workspace, 64-byte aligned; grows, never shrinks */
   size_t ws_cap;
+  nnc_pool *pool; /* threads of this context's calls */
   char err[1024];
 };
 
@@ -32,6 +35,8 @@ NNC_EXPORT void nnc_ctx_close(nnc_ctx *ctx);
 NNC_EXPORT int nnc_ctx_call(nnc_ctx *ctx, int entry, void *const *args, const int64_t *syms);
 NNC_EXPORT const char *nnc_ctx_error(const nnc_ctx *ctx);
 NNC_EXPORT int64_t nnc_entry_workspace_size(const nnc_entry_desc *entry, const int64_t *syms);
+NNC_EXPORT int nnc_ctx_set_threads(nnc_ctx *ctx, int n);
+NNC_EXPORT int nnc_ctx_threads(const nnc_ctx *ctx);
 
 static void say(char *err, size_t errlen, const char *fmt, ...) {
   if (!err || errlen == 0) return;
@@ -223,7 +228,9 @@ static int run_init(nnc_ctx *ctx, char *err, size_t errlen) {
     say(err, errlen, "%s: error: out of memory", ctx->desc->name);
     return -1;
   }
+  nnc_pool *prev = nnc_pool_enter(ctx->pool);
   init->body(NULL, NULL, ctx->weights, ws);
+  nnc_pool_enter(prev);
   free(ws);
   return 0;
 }
@@ -247,6 +254,11 @@ nnc_ctx *nnc_ctx_open(const nnc_model_desc *desc, const char *weights_path, char
     return NULL;
   }
   ctx->desc = desc;
+  if (!(ctx->pool = nnc_pool_new(nnc_pool_default_threads()))) {
+    say(err, errlen, "%s: error: out of memory", desc->name);
+    free(ctx);
+    return NULL;
+  }
   if (weights_path) {
     ctx->weights = load_weights(desc, weights_path, err, errlen);
     ctx->owned = true;
@@ -255,11 +267,11 @@ nnc_ctx *nnc_ctx_open(const nnc_model_desc *desc, const char *weights_path, char
   } else {
     say(err, errlen, "%s: error: model was compiled without weights: give a weights file",
         desc->name);
-    free(ctx);
+    nnc_ctx_close(ctx);
     return NULL;
   }
   if (weights_path && !ctx->weights) {
-    free(ctx);
+    nnc_ctx_close(ctx);
     return NULL;
   }
   if (run_init(ctx, err, errlen)) {
@@ -272,9 +284,21 @@ nnc_ctx *nnc_ctx_open(const nnc_model_desc *desc, const char *weights_path, char
 void nnc_ctx_close(nnc_ctx *ctx) {
   if (!ctx) return;
   if (ctx->owned) free(ctx->weights);
+  nnc_pool_free(ctx->pool);
   free(ctx->ws);
   free(ctx);
 }
+
+int nnc_ctx_set_threads(nnc_ctx *ctx, int n) {
+  if (!ctx || n < 0) return NNC_ERR_USAGE;
+  nnc_pool *pool = nnc_pool_new(n ? n : nnc_pool_default_threads());
+  if (!pool) return NNC_ERR_NOMEM;
+  nnc_pool_free(ctx->pool);
+  ctx->pool = pool;
+  return NNC_OK;
+}
+
+int nnc_ctx_threads(const nnc_ctx *ctx) { return ctx ? nnc_pool_threads(ctx->pool) : 0; }
 
 const char *nnc_ctx_error(const nnc_ctx *ctx) { return ctx ? ctx->err : "no context (NULL)"; }
 
@@ -377,7 +401,9 @@ int nnc_ctx_call(nnc_ctx *ctx, int entry, void *const *args, const int64_t *syms
   if (rc == NNC_OK) rc = check_args(ctx, e, args, syms);
   if (rc == NNC_OK) rc = grow_workspace(ctx, e, syms);
   if (rc != NNC_OK) return rc;
+  nnc_pool *prev = nnc_pool_enter(ctx->pool);
   e->body(args, syms, ctx->weights, ctx->ws);
+  nnc_pool_enter(prev);
   return NNC_OK;
 }
 

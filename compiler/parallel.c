@@ -1,0 +1,188 @@
+/* parallel.c — which loop of a kernel the runtime may split among threads.
+ *
+ * A kernel's outer loop runs split (runtime/support/pool.c) when its iterations are
+ * independent, so that any split computes exactly the sequential result:
+ *   - it is the only statement of the kernel, with bounds that only depend on symbolic dims;
+ *   - every store inside it, and every load of a buffer stored inside it, has an index that
+ *     depends on the loop's variable: the lowering linearizes an output's own domain, so
+ *     such an index is a distinct place per iteration (an accumulation into one place over
+ *     the loop, or columns reused by every iteration, have indices without it);
+ *   - every accumulator it updates is initialized inside it (a reduction over the loop itself
+ *     is not split: a different order of the sum would change the bits);
+ *   - it calls neither sgemm (OpenBLAS has its own threads) nor a scan body.
+ * When that loop is a batch loop (symbolic, often 1 at inference) or short, and holds one
+ * loop nest whose own iterations are independent too, the two are collapsed: the runtime
+ * splits their (batch, channel) pairs.  With it goes an estimate of the scalar work of one
+ * iteration, so that the runtime keeps small loops on the calling thread. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "loopir.h"
+
+#define SYMBOLIC_TRIP 16  /* the assumed trip count of a loop with symbolic bounds */
+#define COLLAPSE_BELOW 16 /* an outer loop with fewer iterations is split with the next one */
+
+typedef struct Check {
+  int var;
+  bool ok;
+  bool *acc_init;             /* [naccs] initialized inside the loop so far */
+  bool *stored_bufs;          /* [nbufs] stored inside the loop */
+  int nbufs;
+  const Lx **seen;            /* visited expressions (a DAG: without it, exponential) */
+  size_t nseen, capseen;
+} Check;
+
+static bool uses_var(const Lx *x, int var) {
+  if (!x) return false;
+  if (x->k == LX_VAR) return x->var == var;
+  return uses_var(x->a[0], var) || uses_var(x->a[1], var) || uses_var(x->a[2], var);
+}
+
+/* Insert x into the visited set; false if it was there. */
+static bool visit(Check *c, const Lx *x) {
+  if (c->nseen * 2 >= c->capseen) {
+    size_t cap = c->capseen ? 2 * c->capseen : 256;
+    const Lx **t = calloc(cap, sizeof *t);
+    if (!t) {
+      c->ok = false;
+      return false;
+    }
+    for (size_t i = 0; i < c->capseen; i++)
+      if (c->seen[i])
+        for (size_t h = ((uintptr_t)c->seen[i] >> 4) & (cap - 1);; h = (h + 1) & (cap - 1))
+          if (!t[h]) {
+            t[h] = c->seen[i];
+            break;
+          }
+    free(c->seen);
+    c->seen = t;
+    c->capseen = cap;
+  }
+  for (size_t h = ((uintptr_t)x >> 4) & (c->capseen - 1);; h = (h + 1) & (c->capseen - 1)) {
+    if (c->seen[h] == x) return false;
+    if (!c->seen[h]) {
+      c->seen[h] = x;
+      c->nseen++;
+      return true;
+    }
+  }
+}
+
+/* Loads of buffers stored in the loop must read this iteration's part. */
+static void check_loads(Check *c, const Lx *x) {
+  if (!x || !c->ok || !visit(c, x)) return;
+  if ((x->k == LX_LOAD || x->k == LX_LOADI) && x->buf >= 0 && x->buf < c->nbufs && c->stored_bufs[x->buf] &&
+      !uses_var(x->a[0], c->var))
+    c->ok = false;
+  for (int i = 0; i < 3; i++) check_loads(c, x->a[i]);
+}
+
+static void mark_stores(Check *c, const Ls *s) {
+  if (s->k == LS_STORE && s->buf >= 0 && s->buf < c->nbufs) c->stored_bufs[s->buf] = true;
+  for (int i = 0; i < s->nbody; i++) mark_stores(c, s->body[i]);
+}
+
+static void check_stmt(Check *c, const Ls *s) {
+  if (!c->ok) return;
+  switch (s->k) {
+  case LS_BLOCK:
+  case LS_LOOP:
+    check_loads(c, s->lo);
+    check_loads(c, s->hi);
+    for (int i = 0; i < s->nbody && c->ok; i++) check_stmt(c, s->body[i]);
+    break;
+  case LS_STORE:
+    if (!uses_var(s->idx, c->var)) c->ok = false;
+    check_loads(c, s->idx);
+    check_loads(c, s->val);
+    break;
+  case LS_ACC_INIT:
+    c->acc_init[s->acc] = true;
+    break;
+  case LS_ACC_UPDATE:
+    if (!c->acc_init[s->acc]) c->ok = false;
+    check_loads(c, s->val);
+    break;
+  case LS_GEMM:
+  case LS_SCAN:
+    c->ok = false;
+    break;
+  }
+}
+
+static int64_t trip_count(const Ls *s) {
+  if (s->lo->k != LX_I || s->hi->k != LX_I || s->step->k != LX_I || s->step->c <= 0) return SYMBOLIC_TRIP;
+  return s->hi->c > s->lo->c ? (s->hi->c - s->lo->c + s->step->c - 1) / s->step->c : 0;
+}
+
+/* Scalar statements executed by s, loops multiplied out (saturating). */
+static int64_t work_of(const Ls *s) {
+  if (s->k != LS_BLOCK && s->k != LS_LOOP) return 1;
+  int64_t w = 0;
+  for (int i = 0; i < s->nbody; i++) {
+    int64_t b = work_of(s->body[i]);
+    w = w > INT64_MAX - b ? INT64_MAX : w + b;
+  }
+  if (s->k == LS_LOOP) {
+    int64_t t = trip_count(s);
+    w = t && w > INT64_MAX / t ? INT64_MAX : w * t;
+  }
+  return w;
+}
+
+static bool symbolic_only(const Lx *x) {
+  if (!x) return true;
+  if (x->k == LX_VAR || x->k == LX_LOAD || x->k == LX_LOADI || x->k == LX_ACC) return false;
+  return symbolic_only(x->a[0]) && symbolic_only(x->a[1]) && symbolic_only(x->a[2]);
+}
+
+/* Are the iterations of `loop` independent (the rules above)? */
+static bool independent(const LEntry *le, const LKernel *k, const Ls *loop) {
+  if (!symbolic_only(loop->lo) || !symbolic_only(loop->hi) || !symbolic_only(loop->step)) return false;
+  Check c = {.var = loop->var, .ok = true, .nbufs = le->nbufs};
+  c.acc_init = calloc((size_t)k->naccs + 1, sizeof *c.acc_init);
+  c.stored_bufs = calloc((size_t)le->nbufs + 1, sizeof *c.stored_bufs);
+  if (c.acc_init && c.stored_bufs) {
+    mark_stores(&c, loop);
+    for (int i = 0; i < loop->nbody && c.ok; i++) check_stmt(&c, loop->body[i]);
+  } else {
+    c.ok = false;
+  }
+  free(c.acc_init);
+  free(c.stored_bufs);
+  free(c.seen);
+  return c.ok;
+}
+
+static bool contains_loop(const Ls *s) {
+  for (int i = 0; i < s->nbody; i++)
+    if (s->body[i]->k == LS_LOOP || contains_loop(s->body[i])) return true;
+  return false;
+}
+
+static int64_t body_work(const Ls *loop) {
+  int64_t w = 0;
+  for (int i = 0; i < loop->nbody; i++) {
+    int64_t x = work_of(loop->body[i]);
+    w = w > INT64_MAX - x ? INT64_MAX : w + x;
+  }
+  return w;
+}
+
+void loopir_mark_parallel(const LEntry *le, LKernel *k) {
+  k->par = k->par_inner = NULL;
+  k->par_work = 0;
+  const Ls *b = k->body;
+  while (b->k == LS_BLOCK && b->nbody == 1) b = b->body[0];
+  if (b->k != LS_LOOP || !independent(le, k, b)) return;
+  k->par = (Ls *)b;
+  k->par_work = body_work(b);
+  /* A batch loop (often of 1) with a loop nest inside: split the pair (batch, channels)
+   * instead.  Not an innermost loop, which must stay whole to be vectorized. */
+  const Ls *in = b->nbody == 1 ? b->body[0] : NULL;
+  bool few = trip_count(b) == SYMBOLIC_TRIP || trip_count(b) < COLLAPSE_BELOW;
+  if (few && in && in->k == LS_LOOP && contains_loop(in) && independent(le, k, in)) {
+    k->par_inner = (Ls *)in;
+    k->par_work = body_work(in);
+  }
+}

@@ -1,0 +1,187 @@
+/* pool.c — the runtime thread pool (see pool.h).
+ *
+ * A job is a kernel's outer loop cut into chunks; the calling thread and the workers claim
+ * chunks from one atomic ticket until none is left.  The ticket holds the job's generation
+ * in its high half and the next chunk in its low half, so a worker that wakes late, after
+ * its job ended and the next began, cannot claim a chunk of a job it did not copy.  Workers
+ * poll for a new job for a short while before they sleep on a condition variable: kernels
+ * follow each other within microseconds, a futex wake-up costs tens of them.
+ *
+ * OpenBLAS is not called inside a job: kernels that call sgemm run on the calling thread
+ * and let OpenBLAS use the pool's thread count (nnc_ctx_call sets it), so the pool's
+ * workers and OpenBLAS's never compete for the same cores. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cblas.h>
+
+#include "pool.h"
+
+#define GRAIN 32768       /* scalar operations worth handing to another thread (~10 µs);
+                             NNC_PARALLEL_GRAIN overrides it (tests split tiny loops with 1) */
+#define CHUNKS_PER_THREAD 4 /* more chunks than threads: a descheduled thread delays less */
+#define SPIN_POLLS 20000  /* polls of a worker waiting for the next job before it sleeps */
+
+typedef struct Job {
+  nnc_kernel_fn fn;
+  void *const *bufs;
+  const int64_t *syms;
+  int64_t n;
+  uint32_t nchunks;
+} Job;
+
+struct nnc_pool {
+  int n;                  /* threads in all, the caller's included */
+  int64_t grain;          /* least work per chunk */
+  int started;            /* workers running (n - 1 once started) */
+  pthread_t *workers;
+  pthread_mutex_t mu;
+  pthread_cond_t wake;    /* a new job or stop */
+  pthread_cond_t done;    /* the last chunk of the job finished */
+  Job job;                /* written under mu */
+  _Atomic uint32_t gen;   /* generation of the current job */
+  _Atomic uint64_t ticket; /* gen << 32 | next chunk */
+  _Atomic uint32_t left;  /* chunks of the current job not finished */
+  _Atomic bool stop;
+};
+
+static _Thread_local nnc_pool *current_pool;
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+/* A positive integer from the environment, or `fallback`. */
+static long env_positive(const char *name, long max, long fallback) {
+  const char *env = getenv(name);
+  if (env && *env) {
+    char *end;
+    long v = strtol(env, &end, 10);
+    if (!*end && v > 0 && v <= max) return v;
+  }
+  return fallback;
+}
+
+int nnc_pool_default_threads(void) {
+  long env = env_positive("NNC_NUM_THREADS", 1024, 0);
+  if (env) return (int)env;
+  cpu_set_t set;
+  if (!sched_getaffinity(0, sizeof set, &set) && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 && n <= 1024 ? (int)n : 1;
+}
+
+nnc_pool *nnc_pool_new(int n) {
+  nnc_pool *p = calloc(1, sizeof *p);
+  if (!p) return NULL;
+  p->n = n < 1 ? 1 : n;
+  p->grain = env_positive("NNC_PARALLEL_GRAIN", 1L << 40, GRAIN);
+  pthread_mutex_init(&p->mu, NULL);
+  pthread_cond_init(&p->wake, NULL);
+  pthread_cond_init(&p->done, NULL);
+  return p;
+}
+
+int nnc_pool_threads(const nnc_pool *pool) { return pool ? pool->n : 1; }
+
+nnc_pool *nnc_pool_enter(nnc_pool *pool) {
+  nnc_pool *prev = current_pool;
+  current_pool = pool;
+  /* OpenBLAS's thread count is process-wide; sgemm runs with the pool's threads idle */
+  if (pool && openblas_get_num_threads() != pool->n) openblas_set_num_threads(pool->n);
+  return prev;
+}
+
+/* Claim and run chunks of job `gen` (a copy in *j) until none is left. */
+static void run_chunks(nnc_pool *p, const Job *j, uint32_t gen) {
+  for (;;) {
+    uint64_t t = atomic_load(&p->ticket);
+    if ((uint32_t)(t >> 32) != gen || (uint32_t)t >= j->nchunks) return;
+    if (!atomic_compare_exchange_weak(&p->ticket, &t, t + 1)) continue;
+    uint32_t c = (uint32_t)t;
+    j->fn(j->bufs, j->syms, j->n * c / j->nchunks, j->n * (c + 1) / j->nchunks);
+    if (atomic_fetch_sub(&p->left, 1) == 1) {
+      pthread_mutex_lock(&p->mu);
+      pthread_cond_signal(&p->done);
+      pthread_mutex_unlock(&p->mu);
+    }
+  }
+}
+
+static void *worker(void *arg) {
+  nnc_pool *p = arg;
+  uint32_t seen = atomic_load(&p->gen);
+  for (;;) {
+    for (int i = 0; i < SPIN_POLLS && atomic_load_explicit(&p->gen, memory_order_relaxed) == seen &&
+                    !atomic_load_explicit(&p->stop, memory_order_relaxed);
+         i++)
+      cpu_relax();
+    pthread_mutex_lock(&p->mu);
+    while (atomic_load(&p->gen) == seen && !atomic_load(&p->stop)) pthread_cond_wait(&p->wake, &p->mu);
+    if (atomic_load(&p->stop)) {
+      pthread_mutex_unlock(&p->mu);
+      return NULL;
+    }
+    seen = atomic_load(&p->gen);
+    Job j = p->job;
+    pthread_mutex_unlock(&p->mu);
+    run_chunks(p, &j, seen);
+  }
+}
+
+static bool start_workers(nnc_pool *p) {
+  if (!p->workers && !(p->workers = calloc((size_t)p->n, sizeof *p->workers))) return false;
+  while (p->started < p->n - 1 && !pthread_create(&p->workers[p->started], NULL, worker, p)) p->started++;
+  return p->started > 0;
+}
+
+void nnc_pool_free(nnc_pool *p) {
+  if (!p) return;
+  pthread_mutex_lock(&p->mu);
+  atomic_store(&p->stop, true);
+  pthread_cond_broadcast(&p->wake);
+  pthread_mutex_unlock(&p->mu);
+  for (int i = 0; i < p->started; i++) pthread_join(p->workers[i], NULL);
+  free(p->workers);
+  pthread_cond_destroy(&p->wake);
+  pthread_cond_destroy(&p->done);
+  pthread_mutex_destroy(&p->mu);
+  free(p);
+}
+
+void nnc_rt_parallel_for(nnc_kernel_fn fn, void *const *bufs, const int64_t *syms, int64_t n,
+                         int64_t work) {
+  nnc_pool *p = current_pool;
+  if (n <= 0) return;
+  int64_t total = work > 0 && n > INT64_MAX / work ? INT64_MAX : n * (work > 0 ? work : 1);
+  int64_t chunks = p ? (int64_t)p->n * CHUNKS_PER_THREAD : 1;
+  if (chunks > n) chunks = n;
+  if (p && chunks > total / p->grain) chunks = total / p->grain;
+  if (chunks < 2 || (!p->started && !start_workers(p))) {
+    fn(bufs, syms, 0, n);
+    return;
+  }
+  pthread_mutex_lock(&p->mu);
+  uint32_t gen = atomic_load(&p->gen) + 1;
+  p->job = (Job){fn, bufs, syms, n, (uint32_t)chunks};
+  atomic_store(&p->left, (uint32_t)chunks);
+  atomic_store(&p->ticket, (uint64_t)gen << 32);
+  atomic_store(&p->gen, gen);
+  pthread_cond_broadcast(&p->wake);
+  pthread_mutex_unlock(&p->mu);
+  Job j = p->job;
+  run_chunks(p, &j, gen);
+  for (int i = 0; i < SPIN_POLLS && atomic_load(&p->left); i++) cpu_relax();
+  pthread_mutex_lock(&p->mu);
+  while (atomic_load(&p->left)) pthread_cond_wait(&p->done, &p->mu);
+  pthread_mutex_unlock(&p->mu);
+}

@@ -1,0 +1,35 @@
+/* pool.h — the thread pool that splits a kernel's outer loop (support library, hidden).
+ *
+ * Generated code calls nnc_rt_parallel_for for a kernel whose outer loop may run split: every
+ * iteration writes its own part of the outputs and reads nothing another iteration writes
+ * (compiler/parallel.c decides), so any split computes the same bits.  The pool used is the
+ * one of the context whose call is running on this thread (nnc_ctx_call sets it); without
+ * one (a context-less init at compile time) the kernel runs on the calling thread. */
+#ifndef NNC_POOL_H
+#define NNC_POOL_H
+
+#include <stdint.h>
+
+/* A kernel: runs iterations [lo, hi) of its outer loop. */
+typedef void (*nnc_kernel_fn)(void *const *bufs, const int64_t *syms, int64_t lo, int64_t hi);
+
+typedef struct nnc_pool nnc_pool;
+
+/* Threads the machine offers this process: NNC_NUM_THREADS if set to a positive number, else
+ * the CPUs of the process's affinity mask. */
+int nnc_pool_default_threads(void);
+/* A pool of n threads in all (the caller's thread included); workers start on first use.
+ * NULL when out of memory. */
+nnc_pool *nnc_pool_new(int n);
+void nnc_pool_free(nnc_pool *pool);
+int nnc_pool_threads(const nnc_pool *pool);
+
+/* The pool kernels on this thread use; returns the previous one (restore it afterwards). */
+nnc_pool *nnc_pool_enter(nnc_pool *pool);
+
+/* Run fn over [0, n) split into chunks among the current pool's threads; `work` estimates the
+ * scalar operations of one iteration, so that small loops stay on the calling thread. */
+void nnc_rt_parallel_for(nnc_kernel_fn fn, void *const *bufs, const int64_t *syms, int64_t n,
+                         int64_t work);
+
+#endif

@@ -317,15 +317,21 @@ static int lstm_cell_params(Sema *S, ModInst *mi, ParamSpec *out) {
   return cfg_bool(mi, "bias", true) ? 4 : 2;
 }
 
-/* One LSTM step with PyTorch's gate order i, f, g, o (biases may be NULL). */
-INode *lstm_step(Sema *S, INode *x, INode *h, INode *c, INode *wih, INode *whh, INode *bih, INode *bhh,
-                 int64_t hs, INode **c_next, SrcLoc loc) {
+/* The input's share of the gates, x W_ih^T + b_ih (bih may be NULL). */
+static INode *lstm_input_gates(Sema *S, INode *x, INode *wih, INode *bih, SrcLoc loc) {
+  INode *g = ir_matmul(S->m, S->e, x, wih, 0, 1, loc, D);
+  return bih && g ? ir_binary(S->m, S->e, OP_ADD, g, bih, loc, D) : g;
+}
+
+/* One LSTM step from the input's share of the gates `gx` (x W_ih^T + b_ih), PyTorch's gate
+ * order i, f, g, o (bhh may be NULL). */
+static INode *lstm_step_from(Sema *S, INode *gx, INode *h, INode *c, INode *whh, INode *bhh, int64_t hs,
+                             INode **c_next, SrcLoc loc) {
   Model *m = S->m;
   Entry *e = S->e;
-  INode *gates = ir_matmul(m, e, x, wih, 0, 1, loc, D), *gh = ir_matmul(m, e, h, whh, 0, 1, loc, D);
-  if (bih) gates = ir_binary(m, e, OP_ADD, gates, bih, loc, D);
+  INode *gh = ir_matmul(m, e, h, whh, 0, 1, loc, D);
   if (bhh) gh = ir_binary(m, e, OP_ADD, gh, bhh, loc, D);
-  gates = ir_binary(m, e, OP_ADD, gates, gh, loc, D);
+  INode *gates = ir_binary(m, e, OP_ADD, gx, gh, loc, D);
   if (!gates) return NULL;
   INode *gi = ir_slice(m, e, gates, 1, 0, hs, 1, loc, D), *gf = ir_slice(m, e, gates, 1, hs, 2 * hs, 1, loc, D);
   INode *gg = ir_slice(m, e, gates, 1, 2 * hs, 3 * hs, 1, loc, D), *go = ir_slice(m, e, gates, 1, 3 * hs, 4 * hs, 1, loc, D);
@@ -334,6 +340,13 @@ INode *lstm_step(Sema *S, INode *x, INode *h, INode *c, INode *wih, INode *whh, 
                         loc, D);
   *c_next = c2;
   return ir_binary(m, e, OP_MUL, ir_unary(m, e, OP_SIGMOID, go, loc, D), ir_unary(m, e, OP_TANH, c2, loc, D), loc, D);
+}
+
+/* One LSTM step with PyTorch's gate order i, f, g, o (biases may be NULL). */
+INode *lstm_step(Sema *S, INode *x, INode *h, INode *c, INode *wih, INode *whh, INode *bih, INode *bhh,
+                 int64_t hs, INode **c_next, SrcLoc loc) {
+  INode *gx = lstm_input_gates(S, x, wih, bih, loc);
+  return gx ? lstm_step_from(S, gx, h, c, whh, bhh, hs, c_next, loc) : NULL;
 }
 
 /* LSTM over a sequence: a scan whose step is lstm_step.  x [T, B, I] ([B, T, I] when
@@ -347,15 +360,19 @@ INode *lstm_sequence(Sema *S, INode *x, INode *h0, INode *c0, INode *wih, INode 
   INode *init[2] = {h0 ? h0 : ir_fill(S->m, S->e, 0.0, &st, loc), c0 ? c0 : ir_fill(S->m, S->e, 0.0, &st, loc)};
   for (int i = 0; i < 2; i++)
     if (!shape_eq(&init[i]->shape, &st)) return diag_error(D, loc, "LSTM: the initial state must be [batch, hidden_size]"), NULL;
+  /* The input's share of the gates does not depend on the state: one GEMM over the whole
+   * sequence before the loop (M = T·B rows) instead of one small one per step. */
+  Shape flat = {.rank = 2, .d = {dim_mul(x->shape.d[0], x->shape.d[1]), x->shape.d[2]}};
+  Shape seq = {.rank = 3, .d = {x->shape.d[0], x->shape.d[1], dim_const(4 * hs)}};
+  INode *gx = lstm_input_gates(S, ir_reshape(S->m, S->e, x, &flat, loc, D), wih, bih, loc);
+  if (!gx || !(gx = ir_reshape(S->m, S->e, gx, &seq, loc, D))) return NULL;
   INode *in[2], *out[2], *res[3];
   ScanCtx *c = scan_open(S, x->shape.d[ta], init, 2, in, loc);
   if (!c) return NULL;
-  INode *xt = scan_step_of(S, x, ta, loc);
-  wih = scan_capture(S, wih); /* the weights are read by every step */
-  whh = scan_capture(S, whh);
-  bih = scan_capture(S, bih);
+  INode *gxt = scan_step_of(S, gx, ta, loc);
+  whh = scan_capture(S, whh); /* the weights are read by every step */
   bhh = scan_capture(S, bhh);
-  out[0] = xt ? lstm_step(S, xt, in[0], in[1], wih, whh, bih, bhh, hs, &out[1], loc) : NULL;
+  out[0] = gxt ? lstm_step_from(S, gxt, in[0], in[1], whh, bhh, hs, &out[1], loc) : NULL;
   int axis = ta;
   if (!out[0] || !scan_close(S, c, init, in, out, 2, &out[0], &axis, 1, loc, res)) return NULL;
   *h_n = res[0];

@@ -13,6 +13,8 @@
 #include "codegen.h"
 #include "nnc_model.h"
 
+#define REDUCE_LANES 16 /* partial results of a reduction loop: one AVX-512 vector of floats */
+
 typedef struct Cg {
   LLVMContextRef ctx;
   LLVMModuleRef mod;
@@ -34,6 +36,8 @@ typedef struct Cg {
   LLVMValueRef sym_vals[MAX_SYMS];
   LLVMValueRef *bufs;           /* base pointer per LBuf */
   LLVMValueRef *vars, *accs;
+  LLVMValueRef lanes[REDUCE_LANES + 1]; /* the partial results of a lane reduction (allocas) */
+  const Ls *lane_update;        /* its accumulator update */
   bool *scope_open;             /* loop scopes, numbered across the whole module */
   int scope, nscopes, capscopes;
 } Cg;
@@ -314,7 +318,84 @@ static void collapsed_body(Cg *g, const Ls *s, LLVMValueRef it) {
   emit_body(g, in);
 }
 
+/* acc op v for a reduction accumulator: a sum, or a maximum that propagates NaN (torch.amax) */
+static LLVMValueRef reduce_op(Cg *g, Op rop, LLVMValueRef acc, LLVMValueRef v) {
+  return rop == OP_SUM ? b_add(g, acc, v) : intrinsic(g, "llvm.maximum", (LLVMValueRef[]){acc, v}, 2);
+}
+
+static LLVMValueRef reduce_identity(Cg *g, Op rop) { return cf32(g, rop == OP_SUM ? 0.0 : -INFINITY); }
+
+/* An alloca in the function's entry block (where mem2reg promotes it to registers). */
+static LLVMValueRef entry_alloca(Cg *g, const char *name) {
+  LLVMBuilderRef b = LLVMCreateBuilderInContext(g->ctx);
+  LLVMBasicBlockRef entry = LLVMGetEntryBasicBlock(g->fn);
+  LLVMValueRef first = LLVMGetFirstInstruction(entry);
+  if (first) LLVMPositionBuilderBefore(b, first);
+  else LLVMPositionBuilderAtEnd(b, entry);
+  LLVMValueRef a = LLVMBuildAlloca(b, g->f32, name);
+  LLVMDisposeBuilder(b);
+  return a;
+}
+
+static void lane_body(Cg *g, const Ls *s, LLVMValueRef i) {
+  const Ls *u = g->lane_update;
+  for (int j = 0; j < REDUCE_LANES; j++) {
+    g->vars[s->var] = LLVMBuildNSWAdd(g->b, i, ci64(g, j), "");
+    int parent = scope_push(g);
+    LLVMValueRef cur = LLVMBuildLoad2(g->b, g->f32, g->lanes[j], "");
+    LLVMBuildStore(g->b, reduce_op(g, u->rop, cur, emit(g, u->val)), g->lanes[j]);
+    scope_pop(g, parent);
+  }
+}
+
+static void tail_body(Cg *g, const Ls *s, LLVMValueRef i) {
+  const Ls *u = g->lane_update;
+  g->vars[s->var] = i;
+  int parent = scope_push(g);
+  LLVMValueRef cur = LLVMBuildLoad2(g->b, g->f32, g->lanes[REDUCE_LANES], "");
+  LLVMBuildStore(g->b, reduce_op(g, u->rop, cur, emit(g, u->val)), g->lanes[REDUCE_LANES]);
+  scope_pop(g, parent);
+}
+
+/* A reduction loop `for i in [lo, hi) { acc op= v(i) }` in a fixed order that vectorizes
+ * without reassociating anything behind our back: lane j accumulates the iterations
+ * lo + j, lo + j + LANES, ... of the whole blocks of LANES (independent chains, which the
+ * SLP vectorizer turns into vector operations), the lanes combine pairwise, the remaining
+ * iterations accumulate in order, and acc op= (lanes op rest).  The order depends only on
+ * the trip count: the same for every thread count, for JIT and AOT. */
+static void emit_lane_reduction(Cg *g, Ls *s) {
+  const Ls *u = s->body[0];
+  LLVMValueRef lo = emit(g, s->lo), hi = emit(g, s->hi);
+  LLVMValueRef n = LLVMBuildNSWSub(g->b, hi, lo, "");
+  n = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, n, ci64(g, 0), ""), ci64(g, 0), n, "");
+  LLVMValueRef blocks_end = LLVMBuildNSWAdd(g->b, lo, LLVMBuildAnd(g->b, n, ci64(g, ~(int64_t)(REDUCE_LANES - 1)), ""), "");
+  LLVMValueRef end = LLVMBuildNSWAdd(g->b, lo, n, "");
+  for (int j = 0; j <= REDUCE_LANES; j++) {
+    if (!g->lanes[j]) g->lanes[j] = entry_alloca(g, "lane");
+    LLVMBuildStore(g->b, reduce_identity(g, u->rop), g->lanes[j]);
+  }
+  g->lane_update = u;
+  counted_loop(g, lo, blocks_end, ci64(g, REDUCE_LANES), lane_body, s);
+  counted_loop(g, blocks_end, end, ci64(g, 1), tail_body, s);
+  LLVMValueRef v[REDUCE_LANES];
+  for (int j = 0; j < REDUCE_LANES; j++) v[j] = LLVMBuildLoad2(g->b, g->f32, g->lanes[j], "");
+  for (int w = REDUCE_LANES / 2; w >= 1; w /= 2)
+    for (int j = 0; j < w; j++) v[j] = reduce_op(g, u->rop, v[j], v[j + w]);
+  LLVMValueRef rest = LLVMBuildLoad2(g->b, g->f32, g->lanes[REDUCE_LANES], "");
+  LLVMValueRef cur = LLVMBuildLoad2(g->b, g->f32, g->accs[u->acc], "");
+  LLVMBuildStore(g->b, reduce_op(g, u->rop, cur, reduce_op(g, u->rop, v[0], rest)), g->accs[u->acc]);
+}
+
+/* Is s an innermost loop that only accumulates, by unit steps (emit_lane_reduction)? */
+static bool lane_reducible(const Cg *g, const Ls *s) {
+  return s != g->par && s->nbody == 1 && s->body[0]->k == LS_ACC_UPDATE && s->step->k == LX_I && s->step->c == 1;
+}
+
 static void emit_loop(Cg *g, Ls *s) {
+  if (lane_reducible(g, s)) {
+    emit_lane_reduction(g, s);
+    return;
+  }
   LLVMValueRef lo = emit(g, s->lo), hi = emit(g, s->hi), step = emit(g, s->step);
   if (s != g->par) {
     counted_loop(g, lo, hi, step, loop_body, s);
@@ -429,9 +510,7 @@ static void emit_stmt(Cg *g, Ls *s) {
     break;
   case LS_ACC_UPDATE: {
     LLVMValueRef v = emit(g, s->val), cur = LLVMBuildLoad2(g->b, g->f32, g->accs[s->acc], "");
-    /* torch.amax propagates NaN */
-    LLVMValueRef r = s->rop == OP_SUM ? b_add(g, cur, v) : intrinsic(g, "llvm.maximum", (LLVMValueRef[]){cur, v}, 2);
-    LLVMBuildStore(g->b, r, g->accs[s->acc]);
+    LLVMBuildStore(g->b, reduce_op(g, s->rop, cur, v), g->accs[s->acc]);
     break;
   }
   case LS_GEMM: emit_gemm(g, s); break;
@@ -526,6 +605,7 @@ static LLVMValueRef emit_kernel(Cg *g, const LKernel *k, const int *rename) {
   g->syms = LLVMGetParam(fn, 1);
   g->par = k->par;
   g->par_inner = k->par_inner;
+  memset(g->lanes, 0, sizeof g->lanes);
   g->par_lo = LLVMGetParam(fn, 2);
   g->par_hi = LLVMGetParam(fn, 3);
   g->vars = calloc(k->nvars + 1, sizeof *g->vars);

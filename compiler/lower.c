@@ -82,6 +82,19 @@ static Lx *ibin(Lower *L, int op, Lx *a, Lx *b) {
   if (op == '*' && a->k == LX_I && a->c == 1) return b;
   if ((op == '*' || op == '/') && b->k == LX_I && b->c == 1) return a;
   if (op == '%' && b->k == LX_I && b->c == 1) return lx_i(L, 0);
+  if (op == '+' && b->k == LX_IBIN && b->op == '%' && b->a[1]->k == LX_I) {
+    /* (x / c) * c + x % c == x, and (A + x / c) * c + x % c == A * c + x (truncating
+     * division): a reshape read back through its own linearization is contiguous again */
+    Lx *x = b->a[0], *c = b->a[1];
+    if (a->k == LX_IBIN && a->op == '*' && a->a[1] == c) {
+      Lx *e = a->a[0];
+      bool quotient = e->k == LX_IBIN && e->op == '/' && e->a[0] == x && e->a[1] == c;
+      if (quotient) return x;
+      Lx *q = e->k == LX_IBIN && e->op == '+' ? e->a[1] : NULL;
+      if (q && q->k == LX_IBIN && q->op == '/' && q->a[0] == x && q->a[1] == c)
+        return ibin(L, '+', ibin(L, '*', e->a[0], c), x);
+    }
+  }
   return lx(L, (Lx){.k = LX_IBIN, .op = op, .a = {a, b}});
 }
 

@@ -65,6 +65,20 @@ if [ -f "$M" ] && [ -f "$G/weights.safetensors" ]; then
   expect 0 "lp: f32[64]" -- run "$TMP/plain.so" --weights "$W" --entry log_prob \
     --in x="$G/forward.in.x.npy"
   for stage in ast ir fused llvm; do expect 0 "" -- dump --stage=$stage "$M"; done
+  expect 0 "logdet: f32[64]" -- run "$TMP/realnvp.so" --threads 3 --in x="$G/forward.in.x.npy"
+  expect 2 "--threads needs a number from 1 to 1024, not '0'" -- run "$TMP/realnvp.so" --threads 0 \
+    --in x="$G/forward.in.x.npy"
+  expect 2 "not 'two'" -- run "$TMP/realnvp.so" --threads two --in x="$G/forward.in.x.npy"
+  expect 0 "parallel for" -- dump --stage=loops "$M"
+  expect 0 "memory forward planned=" -- dump --stage=memory --dims N=64 "$M"
+  expect 1 "--dims: the model has no symbolic dim 'T'" -- dump --stage=memory --dims T=3 "$M"
+  expect 1 "--dims: N needs a positive integer value" -- dump --stage=memory --dims N=0 "$M"
+  expect 1 "--dims: expected NAME=VALUE" -- dump --stage=memory --dims N "$M"
+  # the plan stays within 1.2x of the lifetime lower bound (one group of symbols here)
+  "$NNC" dump --stage=memory --dims N=64 "$M" | awk '/^memory/ {
+      split($3, p, "="); split($4, b, "=");
+      if (p[2] > 1.2 * b[2] || p[2] < b[2]) { print "FAIL: " $0; bad = 1 } }
+      END { exit bad }' || failures=$((failures + 1))
 fi
 
 if [ "$failures" -ne 0 ]; then

@@ -1,6 +1,8 @@
 #!/usr/bin/python3
-"""nnc vs PyTorch eager: latency of every entry of every example model with a golden reference,
-in one process, plus reference points for the largest convolution of each conv model.
+"""nnc vs PyTorch eager vs TorchScript: latency of every entry of every example model with a
+golden reference, at batch 1 and a large batch, with 1 and 2 threads, in one process; compile
+time, .so size and planned workspace per model; a plot of the speed-ups; plus reference points
+for the largest convolution of each conv model.
 
 Models (examples/<src>.nn compiled with the weights of tests/golden/<m>/ embedded, best of 3
 wall-clock compile times, `-D` definitions from tests/golden/<m>/defines):
@@ -16,10 +18,26 @@ wall-clock compile times, `-D` definitions from tests/golden/<m>/defines):
       sample)
     cactus (kmeans, episode)                          static shapes: batch 1 only
 
-The .so is loaded with the Python package (python/nnc, which calls every entry generically
-through the ABI of runtime/include/nnc_model.h) and timed against the PyTorch module of
-tests/golden/<m>/reference.py loaded with the same weights.safetensors, on the same inputs,
-with the same thread count.  Outputs of the two are compared (max |nnc - torch|).
+Every (model, entry, batch) is run by three implementations on the same inputs, in the same
+process, each timed with the same function (median of an adaptive number of calls):
+  - nnc: the .so loaded with the Python package (python/nnc, which calls every entry generically
+    through the ABI of runtime/include/nnc_model.h);
+  - PyTorch eager: the module of tests/golden/<m>/reference.py with the same weights.safetensors;
+  - TorchScript: torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.script(module))) of
+    the same module method (TORCH_ENTRIES); when scripting fails, torch.jit.trace on that batch's
+    inputs, then freeze and optimize_for_inference; when both fail, "n/a" and the reason.
+Each is measured with every thread count of --threads (default 1 and 2): torch.set_num_threads(t)
+and the nnc model's `threads = t` (nnc also sets OpenBLAS's thread count on each call).  The
+outputs of nnc and TorchScript are compared with eager's (max |Δ|).
+
+Per model: the compile time and the .so size; per entry and batch, the workspace the memory plan
+asks for (nnc_entry_workspace_size() of the library at the bound symbolic dims) next to the
+lifetime lower bound and the no-reuse sum that `nnc dump --stage=memory --dims ...` prints for
+the same dims (planned / bound: how close the plan is to the best possible).
+
+Targets: the per-issue targets (TARGETS, issues 2-4, vs eager) and issue 5's rule: at batch 1,
+at least 3x faster than eager and faster than TorchScript; at the large batch (the largest of the
+model's batches), no slower than either.  The worst miss of each model is profiled with perf.
 
 For the largest Conv2d of each conv model (found with forward hooks on the torch module) it
 also times, in the same run: that convolution alone in nnc (a one-op .nn generated and compiled
@@ -27,15 +45,19 @@ on the fly, same weights), alone in torch (F.conv2d), and OpenBLAS cblas_sgemm o
 the same shape (M = Cout/groups, N = OH*OW, K = Cin/groups*KH*KW; bench/sgemm_gflops.c compiled
 on the fly with cc -lopenblas), and a STREAM-like copy bandwidth.
 
-    /usr/bin/python3 bench/bench.py [--threads T] [--markdown FILE] [--models realnvp,fcn,...]
-                                    [--batches 1,4096] [--conv-batches 1,8] [--rnn-batches 1,16]
-                                    [--torch-only]
-                                    [--no-conv] [--no-profile] [--check-abi]
+    /usr/bin/python3 bench/bench.py [--threads 1,2] [--markdown FILE] [--plot FILE.png]
+                                    [--models realnvp,fcn,...] [--batches 1,4096]
+                                    [--conv-batches 1,8] [--rnn-batches 1,16] [--torch-only]
+                                    [--no-torchscript] [--no-conv] [--no-profile] [--check-abi]
+
+--markdown docs/benchmarks.md also writes the plot next to it (docs/benchmarks.png) unless --plot
+says where; the plot needs matplotlib (apt-get install python3-matplotlib) and is skipped with a
+message without it.
 
 Issue 4 models: mann/fast_weights `step` entries (one streaming step, state in and out, at the
 state after steps 0..5 of a sequence) are reported per step next to torch's `step` and next to
 the whole sequence / T, with no target; lm_temperature `sample` gets the same Gumbel noise and
-temperature on both sides and its sampled tokens must agree exactly.
+temperature on all sides and its sampled tokens must agree exactly.
 
 The nnc time includes the ctypes call overhead (printed separately, well under a microsecond).
 """
@@ -47,6 +69,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import namedtuple
+from dataclasses import dataclass, field
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GOLDEN = os.path.join(ROOT, "tests", "golden")
@@ -73,28 +97,45 @@ MASK_RCNN_BOXES = 6  # boxes per "batch" unit: batch 1 -> K = 6 (the golden boxe
 # kind "rnn": issue 4 (5x at batch 1: a whole episode / sequence; step entries are reported, no
 # target).  cactus has static shapes (one k-means problem, one 5-way 2-shot episode): batch 1 only.
 TARGETS = {"dense": ((1, 5.0), (4096, 1.0)), "conv": ((1, 2.0), (8, 1.0)),
-           "rnn": ((1, 5.0),)}  # (batch, min speed-up)
+           "rnn": ((1, 5.0),)}  # (batch, min speed-up over eager)
 STEP_ENTRIES = {"mann": ("step", "episode", "T"), "fast_weights": ("step", "classify", "T")}
 SEQ_LEN = {"mann": 10, "fast_weights": 8}  # the golden lengths (T); lm_temperature: T = 48, L = 40
 LM_T, LM_P, LM_L, LM_TEMP = 48, 6, 40, 0.8
+SAMPLED_ENTRIES = {("lm_temperature", "sample")}  # outputs sampled tokens: must agree exactly
+ISSUE5_BATCH1_MIN = 3.0  # issue 5: at batch 1, >= 3x eager and faster than TorchScript
+
+
+def int_list(text):
+    """'1,2' -> [1, 2] (positive integers)."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description="Benchmark nnc-compiled models against PyTorch eager.")
-    p.add_argument("--threads", type=int, default=1,
-                   help="threads for both nnc (OPENBLAS_NUM_THREADS) and torch (default 1)")
+    p = argparse.ArgumentParser(description="Benchmark nnc-compiled models against PyTorch eager and "
+                                            "TorchScript.")
+    p.add_argument("--threads", type=int_list, default=[1, 2],
+                   help="thread counts: every configuration is measured with each, for nnc "
+                        "(Model.threads) and torch (torch.set_num_threads) (default 1,2)")
     p.add_argument("--models", default=",".join(DEFAULT_MODELS),
                    help="comma-separated models (default: all: %(default)s)")
-    p.add_argument("--batches", default="1,4096",
-                   help="batch sizes of realnvp and cfr (default: %(default)s)")
-    p.add_argument("--conv-batches", default="1,8",
+    p.add_argument("--batches", type=int_list, default=[1, 4096],
+                   help="batch sizes of realnvp and cfr (default: 1,4096)")
+    p.add_argument("--conv-batches", type=int_list, default=[1, 8],
                    help="batch sizes of the conv models; for mask_rcnn, K = 6 x batch boxes on one "
-                        "image (default: %(default)s)")
-    p.add_argument("--rnn-batches", default="1,16",
+                        "image (default: 1,8)")
+    p.add_argument("--rnn-batches", type=int_list, default=[1, 16],
                    help="batch sizes of mann, fast_weights and lm_temperature (cactus: static, 1) "
-                        "(default: %(default)s)")
+                        "(default: 1,16)")
     p.add_argument("--nnc", default=os.path.join(ROOT, "build", "nnc"), help="path to the nnc compiler")
     p.add_argument("--markdown", metavar="FILE", help="also write the report as markdown")
+    p.add_argument("--plot", metavar="FILE.png",
+                   help="write the speed-up plot here (default: next to --markdown, as .png)")
     p.add_argument("--min-time", type=float, default=0.5,
                    help="seconds of timed calls per measurement (with >= --min-reps) (default 0.5)")
     p.add_argument("--min-reps", type=int, default=200, help="repetitions per measurement (default 200)")
@@ -102,6 +143,7 @@ def parse_args(argv):
                    help="stop a slow measurement after this many seconds once it has 10 reps (default 5)")
     p.add_argument("--torch-only", action="store_true",
                    help="time only the PyTorch side (no compiler needed)")
+    p.add_argument("--no-torchscript", action="store_true", help="skip the TorchScript column")
     p.add_argument("--no-conv", action="store_true",
                    help="skip the largest-convolution GFLOP/s section (and the sgemm/copy figures)")
     p.add_argument("--no-profile", action="store_true",
@@ -111,14 +153,19 @@ def parse_args(argv):
     p.add_argument("--check-abi", action="store_true",
                    help="only check the ctypes mirror of nnc_model.h against the C compiler's layout")
     p.add_argument("--loop", nargs=4, metavar=("SO", "ENTRY", "NPZ", "SECONDS"), help=argparse.SUPPRESS)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.plot is None and args.markdown:
+        args.plot = os.path.splitext(args.markdown)[0] + ".png"
+    return args
 
 
 ARGS = parse_args(sys.argv[1:])
-# Thread counts must be in the environment before OpenBLAS (pulled in by numpy, torch, or the
-# generated .so) is loaded, i.e. before the imports below.
-os.environ["OPENBLAS_NUM_THREADS"] = str(ARGS.threads)
-os.environ["OMP_NUM_THREADS"] = str(ARGS.threads)
+MAX_THREADS = max(ARGS.threads)
+# OpenBLAS and OpenMP size their thread pools from the environment when they are loaded (by
+# numpy, torch or the generated .so), i.e. before the imports below: allow the most threads
+# asked for; each measurement then picks its count (torch.set_num_threads, Model.threads).
+os.environ["OPENBLAS_NUM_THREADS"] = str(MAX_THREADS)
+os.environ["OMP_NUM_THREADS"] = str(MAX_THREADS)
 
 import ctypes  # noqa: E402
 import importlib.util  # noqa: E402
@@ -203,8 +250,54 @@ def run_nnc(cmd, reps):
     return best
 
 
+def planned_workspace(so, bound_call):
+    """Bytes of workspace the entry's memory plan asks for at the bound symbolic dims:
+    nnc_entry_workspace_size() of the library (the sum of the entry's slots, each rounded up to
+    64 bytes), read through the introspection table."""
+    lib = ctypes.CDLL(so)
+    info = lib.nnc_model_info
+    info.restype, info.argtypes = ctypes.POINTER(_abi.NncModelDesc), []
+    size = lib.nnc_entry_workspace_size
+    size.restype = ctypes.c_int64
+    size.argtypes = [ctypes.POINTER(_abi.NncEntryDesc), ctypes.POINTER(ctypes.c_int64)]
+    syms = bound_call.syms
+    values = (ctypes.c_int64 * max(1, len(syms)))(*syms)
+    return size(ctypes.byref(info().contents.entries[bound_call.entry.index]), values)
+
+
+_MEMORY_DUMPS = {}
+
+
+def memory_dump(nnc, model, dims):
+    """{entry: (planned, bound, sum)} in bytes from `nnc dump --stage=memory --dims ...` (the
+    planned workspace, the lifetime lower bound: most bytes live at once, and the sum of all
+    intermediates) at the symbolic dims `dims` ((name, value) pairs; others are 1), or a string
+    saying why there is none."""
+    key = (model, dims)
+    if key not in _MEMORY_DUMPS:
+        src, golden, _ = MODELS[model]
+        cmd = [nnc, "dump", "--stage=memory"] + (["--dims", ",".join(f"{k}={v}" for k, v in dims)] if dims else [])
+        for d in read_defines(golden):
+            cmd += ["-D", d]
+        r = subprocess.run(cmd + [os.path.join("examples", f"{src}.nn")], cwd=ROOT, capture_output=True, text=True)
+        _MEMORY_DUMPS[key] = (parse_memory_dump(r.stdout) if r.returncode == 0 else
+                              f"`{shlex.join(cmd[1:])}` failed: {(r.stderr.strip().splitlines() or ['?'])[0]}")
+    return _MEMORY_DUMPS[key]
+
+
+def parse_memory_dump(text):
+    """The lines `memory ENTRY planned=P bound=B sum=S` as {entry: (P, B, S)}."""
+    out = {}
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) == 5 and words[0] == "memory":
+            fields = dict(w.split("=", 1) for w in words[2:])
+            out[words[1]] = tuple(int(fields[k]) for k in ("planned", "bound", "sum"))
+    return out
+
+
 # --------------------------------------------------------------------------------------------
-# the torch side and the inputs
+# the torch side: the reference modules, and each nnc entry as a method call on one of them
 
 _REFS = {}
 
@@ -248,61 +341,208 @@ def load_torch_model(model, ref):
     return m.float().eval()
 
 
-def torch_entries(model, m):
-    """entry -> function(inputs as torch tensors by name) -> {output name: tensor}."""
-    if model == "realnvp":
-        return {
-            "forward": lambda a: dict(zip(("z", "logdet"), m(a["x"]))),
-            "inverse": lambda a: {"x": m.inverse(a["z"])},
-            "log_prob": lambda a: {"lp": m.log_prob(a["x"])},
-        }
-    if model == "cfr":
-        return {
-            "predict": lambda a: dict(zip(("y0", "y1", "ite"), m.predict(a["x"]))),
-            "imbalance": lambda a: {"imb": m.imbalance(a["x"], a["t"])},
-        }
-    if model.startswith("groupnorm"):
-        return {"forward": lambda a: {"logits": m(a["x"])}}
-    if model == "fcn":
-        return {"forward": lambda a: {"scores": m(a["x"])}}
-    if model == "mask_rcnn":
-        return {
-            "detect": lambda a: dict(zip(("class_logits", "box_deltas"), m.detect(a["image"], a["boxes"]))),
-            "masks": lambda a: {"masks": m.masks(a["image"], a["boxes"])},
-        }
-    if model == "infogan":
-        return {
-            "generate": lambda a: {"x": m.generate(a["z"], a["c_cat"], a["c_cont"])},
-            "discriminate": lambda a: dict(zip(("d", "q_logits", "q_mu"), m.discriminate(a["x"]))),
-            "mi_lower_bound": lambda a: {"lb": m.mi_lower_bound(a["x"], a["c_cat"], a["c_cont"])},
-        }
-    if model == "mann":
-        return {
-            "episode": lambda a: {"logits": m.episode(a["x"], a["y"])},
-            "step": lambda a: dict(zip(("logits", "h_next", "c_next", "memory_next", "usage_next", "w_read_next"),
-                                       m.step(a["x_t"], a["y_prev"], a["h"], a["c"], a["memory"], a["usage"],
-                                              a["w_read"]))),
-        }
-    if model == "fast_weights":
-        return {
-            "classify": lambda a: {"logits": m.classify(a["x"])},
-            "step": lambda a: dict(zip(("logits", "h_next", "A_next"), m.step(a["x_t"], a["h"], a["A"]))),
-        }
-    if model == "lm_temperature":
-        import torch
-        return {
-            "logits": lambda a: {"logits": m.logits(a["tokens"])},
-            "softmax_t": lambda a: {"probs": torch.softmax(a["logits"] / a["temperature"], dim=-1)},
-            "sample": lambda a: {"tokens": m.sample(a["prefix"], a["gumbel"], a["temperature"])},
-        }
-    if model == "cactus":
-        ref = load_reference("cactus")
-        return {
-            "kmeans": lambda a: dict(zip(("centroids", "labels"), ref.kmeans(a["emb"], a["scale"], a["init"]))),
-            "episode": lambda a: {"logits": m.episode(a["support"], a["support_labels"], a["query"])},
-        }
-    raise KeyError(model)
+# An nnc entry on the torch side: `method` of the reference module called with the entry's
+# inputs in this order, returning its outputs in this order.  `wrapper` names a module of
+# function_modules() to call instead, for the entries torch computes with a plain function.
+Call = namedtuple("Call", "method inputs outputs wrapper", defaults=(None,))
+TORCH_ENTRIES = {  # source model -> entry -> Call
+    "realnvp": {"forward": Call("forward", ("x",), ("z", "logdet")),
+                "inverse": Call("inverse", ("z",), ("x",)),
+                "log_prob": Call("log_prob", ("x",), ("lp",))},
+    "cfr": {"predict": Call("predict", ("x",), ("y0", "y1", "ite")),
+            "imbalance": Call("imbalance", ("x", "t"), ("imb",))},
+    "groupnorm": {"forward": Call("forward", ("x",), ("logits",))},
+    "fcn": {"forward": Call("forward", ("x",), ("scores",))},
+    "mask_rcnn": {"detect": Call("detect", ("image", "boxes"), ("class_logits", "box_deltas")),
+                  "masks": Call("masks", ("image", "boxes"), ("masks",))},
+    "infogan": {"generate": Call("generate", ("z", "c_cat", "c_cont"), ("x",)),
+                "discriminate": Call("discriminate", ("x",), ("d", "q_logits", "q_mu")),
+                "mi_lower_bound": Call("mi_lower_bound", ("x", "c_cat", "c_cont"), ("lb",))},
+    "mann": {"episode": Call("episode", ("x", "y"), ("logits",)),
+             "step": Call("step", ("x_t", "y_prev", "h", "c", "memory", "usage", "w_read"),
+                          ("logits", "h_next", "c_next", "memory_next", "usage_next", "w_read_next"))},
+    "fast_weights": {"classify": Call("classify", ("x",), ("logits",)),
+                     "step": Call("step", ("x_t", "h", "A"), ("logits", "h_next", "A_next"))},
+    "lm_temperature": {"logits": Call("logits", ("tokens",), ("logits",)),
+                       "softmax_t": Call("forward", ("logits", "temperature"), ("probs",),
+                                         "temperature_softmax"),
+                       "sample": Call("sample", ("prefix", "gumbel", "temperature"), ("tokens",))},
+    "cactus": {"kmeans": Call("forward", ("emb", "scale", "init"), ("centroids", "labels"), "kmeans"),
+               "episode": Call("episode", ("support", "support_labels", "query"), ("logits",))},
+}
 
+
+def function_modules(ref):
+    """Modules whose forward is a function of the reference (no parameters), so that eager and
+    TorchScript call the same thing for these entries too."""
+    import torch
+
+    class TemperatureSoftmax(torch.nn.Module):  # lm_temperature softmax_t
+        def forward(self, logits, temperature):
+            return torch.softmax(logits / temperature, dim=-1)
+
+    class KMeans(torch.nn.Module):  # cactus kmeans (the reference's kmeans function)
+        def forward(self, emb, scale, init):
+            return ref.kmeans(emb, scale, init)
+
+    return {"temperature_softmax": TemperatureSoftmax().eval(), "kmeans": KMeans().eval()}
+
+
+class TorchEntry:
+    """An nnc entry on the torch side: module.<method>(*inputs) -> outputs (see Call)."""
+
+    def __init__(self, name, module, call):
+        self.name, self.module, self.call = name, module, call
+        self.eager = getattr(module, call.method)
+
+    def args(self, arrays):
+        """The entry's inputs (name -> numpy array) as the method's positional tensors."""
+        import torch
+        return tuple(torch.from_numpy(arrays[n]) for n in self.call.inputs)
+
+    def named(self, result):
+        """A method result (a tensor or a tuple of them) as {output name: numpy array}."""
+        values = result if isinstance(result, tuple) else (result,)
+        return {n: v.numpy() for n, v in zip(self.call.outputs, values)}
+
+
+def torch_entries(model, m, ref):
+    """entry -> TorchEntry, in the order of TORCH_ENTRIES (the first is the model's main entry)."""
+    wrappers = function_modules(ref)
+    calls = TORCH_ENTRIES[MODELS[model][0]]
+    return {e: TorchEntry(e, wrappers[c.wrapper] if c.wrapper else m, c) for e, c in calls.items()}
+
+
+# --------------------------------------------------------------------------------------------
+# TorchScript of a TorchEntry: scripted once, else traced per batch; frozen and optimized
+
+def short_error(e, limit=90):
+    """The first sentence of an exception's message, for a one-line note."""
+    lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
+    text = (lines[0] if lines else type(e).__name__).split(". ")[0].rstrip(".:")
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def copy_function(fn, name=None):
+    import types
+    return types.FunctionType(fn.__code__, fn.__globals__, name or fn.__name__, fn.__defaults__,
+                              fn.__closure__)
+
+
+def exported_view(module, method):
+    """A shallow copy of `module` whose class compiles `method` under TorchScript.
+
+    torch.jit.script compiles forward and the methods marked @torch.jit.export, and freeze
+    needs a forward: the copy's class (a subclass made here; the reference class is unchanged)
+    exports a copy of `method`, and uses it as forward too when the class has none of its own."""
+    import copy
+    import torch
+    if method == "forward":
+        return module
+    cls = type(module)
+    attrs = {"__module__": cls.__module__, method: torch.jit.export(copy_function(getattr(cls, method)))}
+    if cls.forward is torch.nn.Module.forward:
+        attrs["forward"] = copy_function(getattr(cls, method), "forward")
+    view = copy.copy(module)
+    view.__class__ = type(cls.__name__, (cls,), attrs)
+    return view
+
+
+def optimized_for_inference(script_module, method):
+    """torch.jit.optimize_for_inference(torch.jit.freeze(m)), keeping `method`; its callable."""
+    import torch
+    keep = [] if method == "forward" else [method]
+    frozen = torch.jit.freeze(script_module.eval(), preserved_attrs=keep)
+    return getattr(torch.jit.optimize_for_inference(frozen, other_methods=keep), method)
+
+
+def method_caller(module, method):
+    """A module whose forward(*args) calls module.<method>(*args), for torch.jit.trace (which
+    traces forward; `module` is a submodule so its parameters are frozen as weights)."""
+    import torch
+
+    class MethodCall(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = module
+
+        def forward(self, *args):
+            return getattr(self.inner, method)(*args)
+
+    return MethodCall().eval()
+
+
+def forget_failed_scripting():
+    """A failed torch.jit.script leaves the submodule types it compiled half-done in torch's
+    type cache, so scripting another method of the same model then fails with "Can't redefine
+    method" instead of its own error: start again from an empty cache (torch.jit._recursive's
+    concrete_type_store, a private name: left alone if this torch has none)."""
+    import torch.jit._recursive as recursive
+    if hasattr(recursive, "ConcreteTypeStore") and hasattr(recursive, "concrete_type_store"):
+        recursive.concrete_type_store = recursive.ConcreteTypeStore()
+
+
+class TorchScriptEntry:
+    """The TorchScript version of a TorchEntry.  for_args(args) returns its callable or None:
+    scripted once (shape-generic) if torch.jit.script compiles the method, else traced on the
+    given inputs (one trace per batch).  `how` is "script", "trace" or "n/a"; note() says why."""
+
+    def __init__(self, entry):
+        self.entry = entry
+        self.script_error = self.trace_error = self.call_error = None
+        self.traced = False
+        self._scripted = self._script()
+
+    @property
+    def how(self):
+        return "script" if self._scripted is not None else "trace" if self.traced else "n/a"
+
+    def _script(self):
+        import torch
+        method = self.entry.call.method
+        try:
+            return optimized_for_inference(torch.jit.script(exported_view(self.entry.module, method)), method)
+        except Exception as e:
+            self.script_error = short_error(e)
+            forget_failed_scripting()
+            return None
+
+    def for_args(self, args):
+        return self._scripted if self._scripted is not None else self._trace(args)
+
+    def _trace(self, args):
+        import warnings
+        import torch
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                traced = torch.jit.trace(method_caller(self.entry.module, self.entry.call.method), args,
+                                         check_trace=False)
+                fn = optimized_for_inference(traced, "forward")
+        except Exception as e:
+            self.trace_error = short_error(e)
+            return None
+        self.traced = True
+        return fn
+
+    def call_failed(self, e):
+        """Record that a built version failed when called (its rows are n/a)."""
+        self.call_error = f"call failed: {short_error(e)}"
+
+    def note(self):
+        """None when scripted and every call worked; else (what was done, why) for the notes."""
+        later = self.trace_error if self.how == "trace" else None
+        later = "; ".join(x for x in (later, self.call_error) if x)
+        if self.how == "script":
+            return None if not later else ("scripted", f"n/a on some inputs: {later}")
+        if self.how == "trace":
+            return "traced", f"script: {self.script_error}" + (f"; n/a on some inputs: {later}" if later else "")
+        why = "; ".join(x for x in (self.trace_error, self.call_error) if x)
+        return "n/a", f"script: {self.script_error}; trace: {why}"
+
+
+# --------------------------------------------------------------------------------------------
+# the inputs
 
 def golden_inputs(golden, entry):
     """The inputs of tests/golden/<golden>/<entry>.in.<arg>.npy."""
@@ -402,6 +642,237 @@ def make_inputs(model, ref, m, entry, batch):
 
 
 # --------------------------------------------------------------------------------------------
+# measuring: one timing function (time_call) for nnc, eager and TorchScript
+
+@dataclass
+class Row:
+    """One (model, entry, batch, threads) measurement; µs and max |Δ| (against eager), None
+    when that side did not run."""
+    model: str
+    entry: str
+    batch: int
+    threads: int
+    nnc_us: float = None
+    eager_us: float = None
+    ts_us: float = None
+    nnc_diff: float = None
+    ts_diff: float = None
+
+    def speedup(self, baseline):
+        """Speed-up of nnc over `baseline` ("eager" or "ts"): baseline time / nnc time."""
+        base = getattr(self, f"{baseline}_us")
+        return base / self.nnc_us if base and self.nnc_us else None
+
+
+@dataclass
+class ModelInfo:
+    compile_ms: float = None
+    so_path: str = None
+    so_bytes: int = None
+    ts_how: dict = field(default_factory=dict)     # entry -> "script" | "trace" | "n/a"
+    ts_notes: dict = field(default_factory=dict)   # entry not scripted -> TorchScriptEntry.note()
+    workspace: dict = field(default_factory=dict)  # (entry, batch) -> planned bytes
+    memory: dict = field(default_factory=dict)     # (entry, batch) -> nnc dump's (planned, bound, sum)
+
+
+@dataclass
+class Results:
+    nnc: str = None                                   # the compiler
+    rows: list = field(default_factory=list)
+    models: dict = field(default_factory=dict)        # model -> ModelInfo
+    failures: list = field(default_factory=list)
+    mismatches: list = field(default_factory=list)
+    saved_inputs: dict = field(default_factory=dict)  # (model, entry, batch) -> inputs
+    convs: list = field(default_factory=list)         # (model, conv dict, {(n, t): ...}, {t: sgemm})
+    copy_bw: float = None
+    overhead_us: float = None
+    profiles: list = field(default_factory=list)
+    profile_note: str = None
+    memory_notes: dict = field(default_factory=dict)  # model -> why nnc dump --stage=memory failed
+
+    def fail(self, what, error):
+        self.failures.append(f"{what}: {error}")
+        print(f"error: {what}: {error}", file=sys.stderr)
+
+
+def time_call(fn, min_reps, min_time, max_time):
+    """Median latency in microseconds, over an adaptive number of repetitions (after 3 warm-up
+    calls, which also let TorchScript's profiling executor optimize its graph)."""
+    for _ in range(3):
+        fn()
+    samples = []
+    clock = time.perf_counter_ns
+    start = clock()
+    while True:
+        t0 = clock()
+        fn()
+        t1 = clock()
+        samples.append(t1 - t0)
+        el = (t1 - start) * 1e-9
+        n = len(samples)
+        if (n >= min_reps and el >= min_time) or (n >= 10 and el >= max_time) or n >= 1_000_000:
+            break
+    samples.sort()
+    return samples[len(samples) // 2] / 1e3, len(samples)
+
+
+def measure(fn):
+    """time_call with the command line's repetitions (µs)."""
+    return time_call(fn, ARGS.min_reps, ARGS.min_time, ARGS.max_time)[0]
+
+
+def max_abs_diff(a, b):
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        return float("inf")
+    both_nan = np.isnan(a) & np.isnan(b)
+    d = np.atleast_1d(np.abs(a - b))  # 0-d outputs (cfr imbalance) index too
+    d[np.atleast_1d(both_nan)] = 0.0
+    return float(np.max(d)) if d.size else 0.0
+
+
+def compare_outputs(res, who, label, got, want, exact):
+    """max |got - want| over the outputs; records a mismatch beyond 1e-4 + 1e-3·max|want| (any
+    difference when `exact`: sampled tokens)."""
+    diff = max(max_abs_diff(got[k], want[k]) for k in want)
+    scale = max(float(np.nanmax(np.abs(v))) if v.size and not np.isnan(v).all() else 0.0
+                for v in want.values())
+    if exact and diff != 0:
+        res.mismatches.append(f"{who} {label}: sampled tokens differ from eager (max |Δ| = {diff:g})")
+    elif not diff <= 1e-4 + 1e-3 * scale:
+        res.mismatches.append(f"{who} {label}: max |{who} - eager| = {diff:.3g} (outputs up to {scale:.3g})")
+    return diff
+
+
+def use_threads(t, lib):
+    """t threads for torch and for the nnc model (nnc sets OpenBLAS's count on each call)."""
+    import torch
+    torch.set_num_threads(t)
+    if lib is not None:
+        lib.threads = t
+
+
+def batches_of(model):
+    if model == "cactus":  # static shapes
+        return [1]
+    return {"dense": ARGS.batches, "conv": ARGS.conv_batches, "rnn": ARGS.rnn_batches}[MODELS[model][2]]
+
+
+def large_batch(model):
+    """The model's large batch (the largest it runs), or None when it only runs batch 1."""
+    b = max(batches_of(model))
+    return b if b > 1 else None
+
+
+def case_label(model, entry, batch):
+    return f"{model}.{entry}[{batch_label(model, batch)}]"
+
+
+def prepare_nnc(res, lib, te, model, batch, inputs, want):
+    """(call, max |Δ|) of the nnc entry on `inputs`, or (None, None) after a failure; also
+    records the entry's workspace figures at this batch (record_memory)."""
+    label = case_label(model, te.name, batch)
+    try:
+        call, outs = bind(lib, te.name, inputs)
+        call()
+        diff = compare_outputs(res, "nnc", label, outs, want, exact=(model, te.name) in SAMPLED_ENTRIES)
+        record_memory(res, lib, te.name, model, batch, call)
+        return call, diff
+    except Exception as e:
+        res.fail(f"nnc {label}", e)
+        return None, None
+
+
+def record_memory(res, lib, entry, model, batch, call):
+    """The entry's planned workspace at this batch (the library's nnc_entry_workspace_size) and,
+    from `nnc dump --stage=memory` at the same dims, its lifetime bound and no-reuse sum."""
+    info = res.models[model]
+    info.workspace[(entry, batch)] = planned_workspace(info.so_path, call)
+    dims = tuple((name, v) for name, v in zip(lib.symbols, call.syms) if v > 0)
+    dump = memory_dump(res.nnc, model, dims)
+    if isinstance(dump, str):
+        res.memory_notes.setdefault(model, dump)
+    elif entry in dump:
+        info.memory[(entry, batch)] = dump[entry]
+
+
+def prepare_torchscript(res, ts, te, model, batch, args, want):
+    """(callable, max |Δ|) of the TorchScript entry on `args`, or (None, None) when n/a."""
+    fn = ts.for_args(args) if ts is not None else None
+    if fn is None:
+        return None, None
+    try:
+        got = te.named(fn(*args))
+    except Exception as e:  # built, but fails on these inputs
+        ts.call_failed(e)
+        return None, None
+    return fn, compare_outputs(res, "TorchScript", case_label(model, te.name, batch), got, want,
+                               exact=(model, te.name) in SAMPLED_ENTRIES)
+
+
+def bench_case(res, lib, te, ts, model, batch, inputs):
+    """Time the entry at one batch with nnc, eager and TorchScript, at every thread count."""
+    res.saved_inputs[(model, te.name, batch)] = inputs
+    args = te.args(inputs)
+    want = te.named(te.eager(*args))
+    nnc_call, nnc_diff = prepare_nnc(res, lib, te, model, batch, inputs, want) if lib else (None, None)
+    ts_fn, ts_diff = prepare_torchscript(res, ts, te, model, batch, args, want)
+    sides = {"nnc_us": nnc_call, "eager_us": lambda: te.eager(*args),
+             "ts_us": None if ts_fn is None else lambda: ts_fn(*args)}
+    for t in ARGS.threads:
+        use_threads(t, lib)
+        row = Row(model, te.name, batch, t, nnc_diff=nnc_diff, ts_diff=ts_diff)
+        for side, fn in sides.items():
+            if fn is not None:
+                setattr(row, side, measure(fn))
+        res.rows.append(row)
+        print(f"  {model}.{te.name} batch {batch_label(model, batch)} threads {t}: nnc {fmt_us(row.nnc_us)} us, "
+              f"eager {fmt_us(row.eager_us)} us, TorchScript {fmt_us(row.ts_us)} us", file=sys.stderr, flush=True)
+
+
+def open_compiled(res, model, tmp):
+    """Compile the model and load its .so (None after a failure); records compile time and size,
+    and the ctypes call overhead once."""
+    info = res.models[model]
+    try:
+        info.so_path, info.compile_ms = compile_model(res.nnc, model, tmp)
+        info.so_bytes = os.path.getsize(info.so_path)
+        lib = nnc_py.load(info.so_path, threads=ARGS.threads[0])
+    except Exception as e:  # report, go on with the other models
+        res.fail(model, e)
+        return None
+    if res.overhead_us is None:  # cost of a trivial ctypes call into the .so
+        f = ctypes.CDLL(info.so_path).nnc_model_info
+        f.restype, f.argtypes = ctypes.c_void_p, []
+        res.overhead_us, _ = time_call(f, 1000, 0.1, 1.0)
+    return lib
+
+
+def bench_model(res, model, tmp, helper):
+    """Every entry of the model at each of its batches; then its largest convolution."""
+    _, golden, kind = MODELS[model]
+    ref = load_reference(golden)
+    tm = load_torch_model(model, ref)
+    tentries = torch_entries(model, tm, ref)
+    info = res.models[model] = ModelInfo()
+    lib = None if ARGS.torch_only else open_compiled(res, model, tmp)
+    try:
+        for te in tentries.values():
+            ts = None if ARGS.no_torchscript else TorchScriptEntry(te)
+            for batch in batches_of(model):
+                bench_case(res, lib, te, ts, model, batch, make_inputs(model, ref, tm, te.name, batch))
+            if ts is not None:
+                info.ts_how[te.name] = ts.how
+                if ts.note():
+                    info.ts_notes[te.name] = ts.note()
+    finally:
+        if lib is not None:
+            lib.close()
+    if kind == "conv" and not ARGS.no_conv and not ARGS.torch_only and not conv_family_done(res, model):
+        bench_largest_conv(res, model, tm, tentries, lambda e: make_inputs(model, ref, tm, e, 1), tmp, helper)
+
+# --------------------------------------------------------------------------------------------
 # the largest convolution of a conv model, timed alone; OpenBLAS sgemm and copy bandwidth
 
 def largest_conv(m, tentries, inputs_of):
@@ -429,8 +900,8 @@ def largest_conv(m, tentries, inputs_of):
           if isinstance(mod, torch.nn.Conv2d)]
     try:
         with torch.no_grad():
-            for entry, fn in tentries.items():
-                fn({k: torch.from_numpy(v) for k, v in inputs_of(entry).items()})
+            for entry, te in tentries.items():
+                te.eager(*te.args(inputs_of(entry)))
     finally:
         for h in hs:
             h.remove()
@@ -454,7 +925,8 @@ def conv_layer_text(c):
 
 def conv_alone(nnc, c, tmp, tag, batches):
     """The convolution as a one-op model: compile it with nnc, time it (and F.conv2d) at each
-    batch in `batches` (images); returns {batch: (nnc µs, torch µs, max |Δ|)}, compile ms."""
+    batch in `batches` (images) and thread count; returns {(batch, threads): (nnc µs, torch µs,
+    max |Δ|)}, compile ms."""
     import torch
     import torch.nn.functional as F
     src = os.path.join(tmp, f"conv_{tag}.nn")
@@ -480,17 +952,39 @@ def conv_alone(nnc, c, tmp, tag, batches):
             x = torch.randn(n, c["cin"], c["h"], c["w"], generator=g)
             call, outs = bind(lib, "run", {"x": x.numpy()})
             call()
-            with torch.no_grad():
-                def tf():
-                    return F.conv2d(x, mod.weight, mod.bias, mod.stride, mod.padding, mod.dilation, mod.groups)
-                ty = tf().numpy()
-                t_us, _ = time_call(tf, ARGS.min_reps, ARGS.min_time, ARGS.max_time)
-            diff = max_abs_diff(outs["y"], ty)
-            n_us, _ = time_call(call, ARGS.min_reps, ARGS.min_time, ARGS.max_time)
-            res[n] = (n_us, t_us, diff)
+
+            def torch_conv():
+                return F.conv2d(x, mod.weight, mod.bias, mod.stride, mod.padding, mod.dilation, mod.groups)
+            diff = max_abs_diff(outs["y"], torch_conv().numpy())
+            for t in ARGS.threads:
+                use_threads(t, lib)
+                res[(n, t)] = (measure(call), measure(torch_conv), diff)
     finally:
         lib.close()
     return res, ms
+
+
+def conv_family_done(res, model):
+    """The groupnorm variants share their layer shapes: their largest convolution runs once."""
+    return model.startswith("groupnorm_") and any(c[0].startswith("groupnorm") for c in res.convs)
+
+
+def bench_largest_conv(res, model, tm, tentries, inputs_of, tmp, helper):
+    c = largest_conv(tm, tentries, inputs_of)
+    if c is None:
+        return
+    try:
+        times, _ = conv_alone(res.nnc, c, tmp, model, [c["n"] * b for b in ARGS.conv_batches])
+    except Exception as e:
+        res.fail(f"{model}: largest convolution alone", e)
+        times = {}
+    g = c["groups"]
+    gemm = (c["cout"] // g, c["oh"] * c["ow"], c["cin"] // g * c["kh"] * c["kw"])
+    sgemm = {t: sgemm_gflops(helper, *gemm, t) for t in ARGS.threads} if helper else {}
+    res.convs.append((model, c, times, sgemm))
+    print(f"  {model}: largest conv {c['name']} {conv_layer_text(c)} on {c['h']}x{c['w']}: "
+          + ", ".join(f"n={n} t={t} nnc {fmt_us(v[0])} us torch {fmt_us(v[1])} us" for (n, t), v in times.items())
+          + "".join(f"; sgemm t={t} {sg[1]:.1f} GFLOP/s" for t, sg in sgemm.items()), file=sys.stderr, flush=True)
 
 
 def build_helper(tmp):
@@ -509,9 +1003,10 @@ def build_helper(tmp):
     return exe
 
 
-def sgemm_gflops(exe, m, n, k):
+def sgemm_gflops(exe, m, n, k, threads):
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads))
     out = subprocess.run([exe, "sgemm", str(m), str(n), str(k), str(ARGS.min_time)],
-                         capture_output=True, text=True, check=True).stdout.split()
+                         capture_output=True, text=True, check=True, env=env).stdout.split()
     return float(out[3]), float(out[4])  # µs, GFLOP/s
 
 
@@ -525,8 +1020,9 @@ def copy_gbs(exe, mib=64):
 # perf profile of a slow case: a child process loops over the nnc call under perf record
 
 def loop_main(so, entry, npz, seconds):
-    """(bench.py --loop SO ENTRY NPZ SECONDS) call the entry on the saved inputs for a while."""
-    lib = nnc_py.load(so)
+    """(bench.py --threads T --loop SO ENTRY NPZ SECONDS) call the entry on the saved inputs for
+    a while, with T threads."""
+    lib = nnc_py.load(so, threads=MAX_THREADS)
     inputs = dict(np.load(npz))
     call, _ = bind(lib, entry, inputs)
     end = time.perf_counter() + float(seconds)
@@ -536,7 +1032,7 @@ def loop_main(so, entry, npz, seconds):
     lib.close()
 
 
-def perf_profile(so, entry, inputs, tmp, seconds):
+def perf_profile(so, entry, inputs, threads, tmp, seconds):
     """perf record of the nnc call alone; returns the top lines of perf report, or a reason."""
     perf = _which("perf")
     if perf is None:
@@ -545,7 +1041,7 @@ def perf_profile(so, entry, inputs, tmp, seconds):
     np.savez(npz, **inputs)
     data = os.path.join(tmp, "perf.data")
     rec = [perf, "record", "-q", "-F", "2000", "-o", data, "--", sys.executable, os.path.abspath(__file__),
-           "--threads", str(ARGS.threads), "--loop", so, entry, npz, str(seconds)]
+           "--threads", str(threads), "--loop", so, entry, npz, str(seconds)]
     r = subprocess.run(rec, capture_output=True, text=True)
     if r.returncode != 0:
         return None, f"perf record failed: {r.stderr.strip()[-300:]}"
@@ -598,38 +1094,320 @@ def hot_kernels(nnc, model, profile, limit=3):
     return shown
 
 
+def profile_worst_misses(res, misses, tmp):
+    """perf profile of the worst miss of each model family (misses: worst first)."""
+    seen = set()
+    for _, row, _ in misses:
+        family = MODELS[row.model][0]
+        if family in seen:
+            continue
+        seen.add(family)
+        print(f"  profiling {row.model}.{row.entry} batch {batch_label(row.model, row.batch)}, "
+              f"{row.threads} thread(s), with perf ...", file=sys.stderr, flush=True)
+        prof, note = perf_profile(res.models[row.model].so_path, row.entry,
+                                  res.saved_inputs[(row.model, row.entry, row.batch)], row.threads,
+                                  tmp, ARGS.profile_seconds)
+        if prof is None:
+            res.profile_note = note
+            return
+        res.profiles.append((row, prof, hot_kernels(res.nnc, row.model, prof)))
+
 # --------------------------------------------------------------------------------------------
-# timing
+# targets: the per-issue ones (issues 2-4, vs eager) and issue 5's (vs eager and TorchScript)
 
-def time_call(fn, min_reps, min_time, max_time):
-    """Median latency in microseconds, over an adaptive number of repetitions."""
-    for _ in range(3):
-        fn()
-    samples = []
-    clock = time.perf_counter_ns
-    start = clock()
-    while True:
-        t0 = clock()
-        fn()
-        t1 = clock()
-        samples.append(t1 - t0)
-        el = (t1 - start) * 1e-9
-        n = len(samples)
-        if (n >= min_reps and el >= min_time) or (n >= 10 and el >= max_time) or n >= 1_000_000:
-            break
-    samples.sort()
-    return samples[len(samples) // 2] / 1e3, len(samples)
+# A requirement on a row: speed-up over `baseline` ("eager" or "ts") at least `minimum`
+# (above it when `strict`), asked by `source` (e.g. "issue 3").
+Req = namedtuple("Req", "baseline minimum strict source")
+BASELINE_NAMES = {"eager": "eager", "ts": "TorchScript"}
+ISSUE_OF_KIND = {"dense": 2, "conv": 3, "rnn": 4}
 
 
-def max_abs_diff(a, b):
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    if a.shape != b.shape:
-        return float("inf")
-    both_nan = np.isnan(a) & np.isnan(b)
-    d = np.atleast_1d(np.abs(a - b))  # 0-d outputs (cfr imbalance) index too
-    d[np.atleast_1d(both_nan)] = 0.0
-    return float(np.max(d)) if d.size else 0.0
+def is_step_entry(model, entry):
+    return model in STEP_ENTRIES and entry == STEP_ENTRIES[model][0]
+
+
+def target_of(model, batch, entry=None):
+    """Minimum speed-up over eager the issues 2-4 ask for at this batch, or None (step entries:
+    reported only)."""
+    if is_step_entry(model, entry):
+        return None
+    for b, t in TARGETS[MODELS[model][2]]:
+        if b == batch:
+            return t
+    return None
+
+
+def issue_target(row):
+    """The row's per-issue target (issues 2-4) as a Req, or None."""
+    t = target_of(row.model, row.batch, row.entry)
+    return None if t is None else Req("eager", t, False, f"issue {ISSUE_OF_KIND[MODELS[row.model][2]]}")
+
+
+def issue5_reqs(row):
+    """Issue 5: at batch 1, >= 3x eager and faster than TorchScript; at the large batch, no
+    slower than either.  Step entries: reported only."""
+    if is_step_entry(row.model, row.entry):
+        return []
+    if row.batch == 1:
+        return [Req("eager", ISSUE5_BATCH1_MIN, False, "issue 5"), Req("ts", 1.0, True, "issue 5")]
+    if row.batch == large_batch(row.model):
+        return [Req("eager", 1.0, False, "issue 5"), Req("ts", 1.0, False, "issue 5")]
+    return []
+
+
+def meets(row, req):
+    """True / False, or None when a time is missing (nnc failed, TorchScript n/a)."""
+    sp = row.speedup(req.baseline)
+    if sp is None:
+        return None
+    return sp > req.minimum if req.strict else sp >= req.minimum
+
+
+def req_text(req):
+    return f"{'>' if req.strict else '≥'}{req.minimum:g}x"
+
+
+def target_cell(row):
+    req = issue_target(row)
+    if req is None:
+        return ""
+    ok = meets(row, req)
+    return f"{req_text(req)} " + ("-" if ok is None else "ok" if ok else "MISSED")
+
+
+def issue5_cell(row):
+    reqs = issue5_reqs(row)
+    if not reqs:
+        return ""
+    if row.nnc_us is None:
+        return "-"
+    verdicts = [(r, meets(row, r)) for r in reqs]
+    missed = [BASELINE_NAMES[r.baseline] for r, ok in verdicts if ok is False]
+    text = "ok" if not missed else f"MISSED ({', '.join(missed)})"
+    return text + (" (no TS)" if any(ok is None for _, ok in verdicts) else "")
+
+
+def find_misses(rows):
+    """[(shortfall, row, req)] of every requirement a row misses, worst first; shortfall =
+    required / reached speed-up."""
+    out = []
+    for row in rows:
+        for req in [issue_target(row)] + issue5_reqs(row):
+            if req is not None and meets(row, req) is False:
+                out.append((req.minimum / row.speedup(req.baseline), row, req))
+    out.sort(key=lambda m: -m[0])
+    return out
+
+
+def missed_lines(misses):
+    """One line per missed row: its speed-ups and the requirements they miss."""
+    by_row = {}
+    for _, row, req in misses:
+        by_row.setdefault(id(row), (row, {}))[1].setdefault(req.baseline, []).append(req)
+    lines = []
+    for row, reqs in sorted(by_row.values(), key=lambda x: (x[0].model, x[0].entry, x[0].batch, x[0].threads)):
+        parts = [f"{row.speedup(b):.2f}x vs {BASELINE_NAMES[b]} ("
+                 + ", ".join(f"{r.source}: {req_text(r)}" for r in sorted(rs, key=lambda r: r.source)) + ")"
+                 for b, rs in sorted(reqs.items())]
+        lines.append(f"{row.model}.{row.entry} batch {batch_label(row.model, row.batch)}, "
+                     f"{threads_text(row.threads)}: " + "; ".join(parts))
+    return lines
+
+
+# --------------------------------------------------------------------------------------------
+# the report: tables shared by the text and markdown output, and the plot
+
+Table = namedtuple("Table", "header rows right")
+
+
+def fmt_us(v):
+    return "-" if v is None else (f"{v:.1f}" if v < 1000 else f"{v:,.0f}")
+
+
+def fmt_x(v):
+    return "-" if v is None else f"{v:.2f}x"
+
+
+def fmt_diff(v):
+    return "-" if v is None else f"{v:.2e}"
+
+
+def threads_text(t):
+    return f"{t} thread{'s' if t != 1 else ''}"
+
+
+def latency_table(res):
+    ts_missing = "-" if ARGS.no_torchscript else "n/a"
+    rows = [[r.model, r.entry, batch_label(r.model, r.batch), str(r.threads), fmt_us(r.nnc_us),
+             fmt_us(r.eager_us), ts_missing if r.ts_us is None else fmt_us(r.ts_us),
+             fmt_x(r.speedup("eager")), fmt_x(r.speedup("ts")), target_cell(r), issue5_cell(r),
+             fmt_diff(r.nnc_diff), fmt_diff(r.ts_diff)] for r in res.rows]
+    header = ["model", "entry", "batch", "threads", "nnc µs", "eager µs", "TorchScript µs", "vs eager",
+              "vs TorchScript", "target (issues 2-4)", "issue 5", "max |Δ| nnc", "max |Δ| TorchScript"]
+    return Table(header, rows, [False, False, True, True, True, True, True, True, True, False, False, True, True])
+
+
+def torchscript_summary(info):
+    """How each entry's TorchScript was made, e.g. 'script: forward, log_prob; trace: inverse'."""
+    by_how = {}
+    for entry, how in info.ts_how.items():
+        by_how.setdefault(how, []).append(entry)
+    return "; ".join(f"{how}: {', '.join(es)}" for how, es in by_how.items()) or "-"
+
+
+def model_table(res, models):
+    rows = []
+    for m in models:
+        info = res.models.get(m, ModelInfo())
+        rows.append([m, "-" if info.compile_ms is None else f"{info.compile_ms:.0f}",
+                     "-" if info.so_bytes is None else f"{info.so_bytes:,}",
+                     torchscript_summary(info)])
+    return Table(["model", "compile ms (best of 3)", ".so bytes", "TorchScript"], rows, [False, True, True, False])
+
+
+def memory_table(res, models):
+    """Per entry and batch: the planned workspace, the lifetime lower bound and their ratio."""
+    rows = []
+    for m in models:
+        info = res.models.get(m, ModelInfo())
+        for (entry, batch), planned in info.workspace.items():
+            dump = info.memory.get((entry, batch))
+            bound, total = (dump[1], dump[2]) if dump else (None, None)
+            ratio = "-" if not bound else f"{planned / bound:.2f}"
+            rows.append([m, entry, batch_label(m, batch), fmt_bytes(planned), fmt_bytes(bound), ratio,
+                         fmt_bytes(total)])
+    header = ["model", "entry", "batch", "planned workspace bytes", "lifetime bound bytes", "planned / bound",
+              "no-reuse sum bytes"]
+    return Table(header, rows, [False, False, True, True, True, True, True])
+
+
+def fmt_bytes(v):
+    return "-" if v is None else f"{v:,}"
+
+
+def step_table(res, models):
+    """Streaming step entries: one step with the state in and out, next to the sequence / T."""
+    by_key = {(r.model, r.entry, r.batch, r.threads): r for r in res.rows}
+    rows = []
+    for model in models:
+        if model not in STEP_ENTRIES:
+            continue
+        step_e, seq_e, _ = STEP_ENTRIES[model]
+        t_len = SEQ_LEN[model]
+        for b in batches_of(model):
+            for t in ARGS.threads:
+                step, seq = by_key.get((model, step_e, b, t)), by_key.get((model, seq_e, b, t))
+                if step is None:
+                    continue
+                rows.append([f"{model}.{step_e}", str(b), str(t), fmt_us(step.nnc_us), fmt_us(step.eager_us),
+                             fmt_us(step.ts_us), fmt_x(step.speedup("eager")),
+                             "-" if seq is None or seq.nnc_us is None else fmt_us(seq.nnc_us / t_len),
+                             "-" if seq is None else fmt_us(seq.eager_us / t_len), str(t_len)])
+    header = ["model", "batch", "threads", "nnc step µs", "eager step µs", "TorchScript step µs", "vs eager",
+              "nnc seq/T µs", "eager seq/T µs", "T"]
+    return Table(header, rows, [False] + [True] * 9)
+
+
+def conv_table(res):
+    rows = []
+    for model, c, times, sgemm in res.convs:
+        per_img = c["flops"] // c["n"]
+        g = c["groups"]
+        shape = f"{c['cout'] // g}×{c['oh'] * c['ow']}×{c['cin'] // g * c['kh'] * c['kw']}"
+        desc = f"{c['name']}: {conv_layer_text(c)} on {c['cin']}×{c['h']}×{c['w']}"
+        for (n, t), (n_us, t_us, diff) in times.items():
+            fl = per_img * n
+            rows.append([model, desc, shape, str(n), str(t), fmt_us(n_us), f"{fl / n_us * 1e-3:.1f}",
+                         fmt_us(t_us), f"{fl / t_us * 1e-3:.1f}",
+                         f"{sgemm[t][1]:.1f}" if t in sgemm else "-", f"{diff:.1e}"])
+    header = ["model", "largest Conv2d (input)", "GEMM M×N×K", "images", "threads", "nnc µs", "nnc GFLOP/s",
+              "torch µs", "torch GFLOP/s", "sgemm GFLOP/s", "max |Δ|"]
+    return Table(header, rows, [False, False, False] + [True] * 8)
+
+
+def text_table(table):
+    h, rows, right = table
+    widths = [max(len(x), *(len(r[i]) for r in rows)) if rows else len(x) for i, x in enumerate(h)]
+
+    def line(cells):
+        return "  ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in zip(cells, widths, right))
+    return [line(h), "  ".join("-" * w for w in widths)] + [line(r) for r in rows]
+
+
+def md_table(table):
+    h, rows, right = table
+    return (["| " + " | ".join(x.replace("|", "\\|") for x in h) + " |",
+             "|" + "|".join("---:" if r else "---" for r in right) + "|"]
+            + ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows])
+
+
+def main_entry_rows(res, models):
+    """model -> (its first entry, {(batch, threads): Row}) for the plot."""
+    out = {}
+    for m in models:
+        entry = next(iter(TORCH_ENTRIES[MODELS[m][0]]))
+        rows = {(r.batch, r.threads): r for r in res.rows if r.model == m and r.entry == entry}
+        if rows:
+            out[m] = (entry, rows)
+    return out
+
+
+def write_plot(res, models, path):
+    """Grouped bars of nnc's speed-up over eager (top) and TorchScript (bottom) for each model's
+    main entry, at batch 1 and the large batch, with each thread count; log scale, a line at 1x
+    (and at 3x over eager: issue 5 at batch 1).  Returns True when written."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("note: matplotlib is not installed, so no plot was written "
+              "(apt-get install python3-matplotlib)", file=sys.stderr)
+        return False
+    main = main_entry_rows(res, models)
+    if not any(r.nnc_us for _, rows in main.values() for r in rows.values()):
+        print("note: no nnc times, so no plot", file=sys.stderr)
+        return False
+    names = list(main)
+    fig, axes = plt.subplots(2, 1, figsize=(max(9, 1.2 * len(names)), 10), sharex=True)
+    for ax, baseline in zip(axes, ("eager", "ts")):
+        plot_speedups(ax, main, baseline)
+    axes[0].axhline(ISSUE5_BATCH1_MIN, color="black", linewidth=1, linestyle="--")
+    handles, legend_labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, legend_labels, loc="upper center", ncol=len(handles), fontsize="small")
+    labels = [f"{m}\n{main[m][0]}" + (f", large {batch_label(m, large_batch(m))}" if large_batch(m) else "")
+              for m in names]
+    axes[1].set_xticks(range(len(names)), labels, rotation=35, ha="right", fontsize="small")
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def plot_speedups(ax, main, baseline):
+    """One panel of write_plot: a group of bars per model, one bar per (batch, threads)."""
+    configs = [(size, t) for size in ("batch 1", "large batch") for t in ARGS.threads]
+    blues, oranges = ["#9ecae1", "#3182bd", "#08519c"], ["#fdae6b", "#e6550d", "#a63603"]
+    width = 0.8 / len(configs)
+    for j, (size, t) in enumerate(configs):
+        xs, ys = [], []
+        for i, (m, (_, rows)) in enumerate(main.items()):
+            row = rows.get((1 if size == "batch 1" else large_batch(m), t))
+            sp = row.speedup(baseline) if row else None
+            if sp:
+                xs.append(i + (j - (len(configs) - 1) / 2) * width)
+                ys.append(sp)
+        shades = blues if size == "batch 1" else oranges
+        bars = ax.bar(xs, ys, width, color=shades[min(ARGS.threads.index(t), 2)],
+                      label=f"{size}, {threads_text(t)}")
+        ax.bar_label(bars, [f"{y:.3g}" for y in ys], fontsize=6, rotation=90, padding=2)
+    ax.set_yscale("log")
+    ax.margins(y=0.15)
+    ax.axhline(1, color="black", linewidth=1)
+    ax.grid(axis="y", which="both", alpha=0.3)
+    name = BASELINE_NAMES[baseline]
+    ax.set_ylabel(f"speed-up over {name} (x)")
+    ax.set_title(f"nnc vs PyTorch {name}: {name} time / nnc time (above 1: nnc is faster)")
 
 
 def machine_info():
@@ -648,342 +1426,321 @@ def machine_info():
     return cpu, os.cpu_count(), avx512
 
 
-def fmt_us(v):
-    return "-" if v is None else (f"{v:.1f}" if v < 1000 else f"{v:,.0f}")
+def cpu_snapshot():
+    """(wall s, CPU s used by all processes (/proc/stat; None if unreadable), CPU s used by
+    this process and its finished children, load averages)."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(x) for x in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
+        busy = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError):
+        busy = None
+    t = os.times()
+    return time.perf_counter(), busy, t.user + t.system + t.children_user + t.children_system, os.getloadavg()
 
 
-def target_of(model, batch, entry=None):
-    """Minimum speed-up the issues ask for at this batch, or None (step entries: reported only)."""
-    if model in STEP_ENTRIES and entry == STEP_ENTRIES[model][0]:
+def load_text(start, end):
+    """(text, busy): the load during the run, and whether other jobs shared the CPUs: they
+    used more than 10 % of the CPU time (all processes' CPU time minus this run's)."""
+    cpus = os.cpu_count() or 1
+    loads = " and ".join("/".join(f"{x:.1f}" for x in s[3]) for s in (start, end))
+    text = f"load average (1/5/15 min) {loads} at the start and end, on {cpus} CPUs"
+    if start[1] is None or end[1] is None:
+        return text, start[3][0] > 0.5 * cpus
+    others = max(0.0, (end[1] - start[1]) - (end[2] - start[2])) / ((end[0] - start[0]) * cpus)
+    return text + f"; other processes used {100 * others:.0f} % of the CPU time during the run", others > 0.1
+
+
+def ts_note_lines(res, models):
+    """One line per model whose TorchScript was not scripted for every entry, the entries
+    grouped by what happened and why."""
+    lines = []
+    for m in models:
+        groups = {}
+        for entry, note in (res.models[m].ts_notes if m in res.models else {}).items():
+            groups.setdefault(note, []).append(f"`{entry}`")
+        if groups:
+            lines.append(f"{m}: " + "; ".join(f"{', '.join(es)} {how} ({why})" for (how, why), es in groups.items()))
+    return lines
+
+
+def print_report(res, models, load, misses, elapsed_s):
+    print("\n".join(text_table(latency_table(res))))
+    print(f"\n{load[0]}" + (" (the machine was shared with other jobs)" if load[1] else ""))
+    print(f"run time {elapsed_s / 60:.1f} min\n")
+    print("\n".join(text_table(model_table(res, models))))
+    if res.overhead_us is not None:
+        print(f"ctypes call overhead (included in nnc µs): {res.overhead_us:.2f} µs")
+    notes = ts_note_lines(res, models)
+    if notes:
+        print("\nTorchScript notes:\n  " + "\n  ".join(notes))
+    memory = memory_table(res, models)
+    if memory.rows:
+        print("\nworkspace (planned: nnc_entry_workspace_size; bound and sum: nnc dump --stage=memory):")
+        print("\n".join(text_table(memory)))
+    for m, note in res.memory_notes.items():
+        print(f"no lifetime bound for {m}: {note}")
+    steps = step_table(res, models)
+    if steps.rows:
+        print("\nstep entries (per-step latency):")
+        print("\n".join(text_table(steps)))
+    if res.convs:
+        print()
+        print("\n".join(text_table(conv_table(res))))
+    if res.copy_bw is not None:
+        print(f"copy bandwidth (STREAM-like, 64 MiB memcpy, read+write): {res.copy_bw:.1f} GB/s")
+    if misses:
+        print("\nmissed targets:\n  " + "\n  ".join(missed_lines(misses)))
+    for row, prof, hot in res.profiles:
+        print(f"\nperf profile of {row.model}.{row.entry} batch {batch_label(row.model, row.batch)}, "
+              f"{threads_text(row.threads)}:\n" + "\n".join(prof))
+        if hot:
+            print("hot kernels (nnc dump --stage=fused):\n" + "\n".join(hot))
+    if res.profile_note:
+        print(f"\nno profile: {res.profile_note}")
+
+
+def command_line():
+    me = os.path.abspath(__file__)
+    if os.path.abspath(os.getcwd()) == ROOT:
+        me = os.path.relpath(me, ROOT)
+    return shlex.join([sys.executable, me] + sys.argv[1:])
+
+
+def git_commit():
+    try:
+        return subprocess.run(["git", "-C", ROOT, "log", "-1", "--format=%h %s"], capture_output=True,
+                              text=True).stdout.strip()
+    except OSError:
+        return ""
+
+
+def md_header(load, elapsed_s):
+    import torch
+    cpu, ncpu, avx512 = machine_info()
+    avx = ("yes (" + " ".join(avx512) + ")") if avx512 else ("no" if avx512 is not None else "unknown")
+    commit = git_commit()
+    reps = (f"each measurement: ≥{ARGS.min_reps} calls and ≥{ARGS.min_time:g} s (a slow one stops at "
+            f"{ARGS.max_time:g} s with ≥10 calls)")
+    return ["# nnc vs PyTorch eager and TorchScript", "",
+            f"Command (from the repository root): `{command_line()}`", "",
+            f"- Machine: {cpu} (lscpu model name), nproc {ncpu}, AVX-512: {avx}",
+            f"- Load: {load[0]}" + (" — **the machine was shared with other jobs (builds, tests) during "
+                                     "the run, so absolute times are noisy**" if load[1] else ""),
+            f"- Threads: {' and '.join(map(str, ARGS.threads))}, every configuration with each: "
+            "`torch.set_num_threads(t)` and the nnc model's `threads = t` before each measurement "
+            f"(OPENBLAS_NUM_THREADS = OMP_NUM_THREADS = {MAX_THREADS} in the environment)",
+            f"- Run time {elapsed_s / 60:.1f} min; {reps}",
+            f"- torch {torch.__version__}, numpy {np.__version__}, Python {platform.python_version()}"
+            + (f"; nnc at commit `{commit}` (plus uncommitted changes in the working tree, if any)" if commit else ""),
+            ""]
+
+
+def md_how_to_read(res):
+    overhead = (f" (the nnc time includes ≈{res.overhead_us:.2f} µs of ctypes overhead)"
+                if res.overhead_us is not None else "")
+    return [
+        "## How to read this", "",
+        "- Every entry of every example model with a golden reference is compiled by nnc (weights "
+        "embedded, `-D` from `tests/golden/<m>/defines`) and called through the generated `.so`; "
+        "PyTorch eager runs the reference module of `tests/golden/<m>/reference.py` with the same "
+        "`weights.safetensors`; TorchScript runs "
+        "`torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.script(module.eval())))` of the "
+        "same module method (for entries other than `forward`, the method exported), or, when scripting "
+        "fails, `torch.jit.trace` of that method on the row's inputs, then freeze and "
+        "`optimize_for_inference` (see the TorchScript column of the per-model table and the notes). "
+        "All three get the same inputs, in the same process.",
+        "- threads: every row is measured once per thread count: `torch.set_num_threads(t)` for eager and "
+        "TorchScript, the nnc model's `threads = t` (its thread pool; nnc also sets OpenBLAS's thread "
+        "count to t on each call).",
+        f"- nnc µs / eager µs / TorchScript µs: median latency of one call{overhead}; vs eager = eager / "
+        "nnc, vs TorchScript = TorchScript / nnc (above 1 means nnc is faster). n/a: no TorchScript "
+        "version could be built or run (reason in the notes).",
+        "- batch: rows of the input (images for the conv models); for mask_rcnn it is the "
+        f"number of boxes K = {MASK_RCNN_BOXES}·batch on the one 64×64 image (K = {MASK_RCNN_BOXES}: the "
+        "golden boxes; more: random boxes, some partly outside the image).",
+        "- target (issues 2-4), vs eager: issue 2 (realnvp, cfr): ≥5x at batch 1, ≥1x at batch 4096; "
+        "issue 3 (conv models): ≥2x at batch 1, ≥1x at batch 8 (K = 48 for mask_rcnn); issue 4 (mann, "
+        "fast_weights, lm_temperature, cactus): ≥5x at batch 1 for every entry but the streaming `step` "
+        "entries (reported, no target).",
+        f"- issue 5: at batch 1, ≥{ISSUE5_BATCH1_MIN:g}x eager and faster than TorchScript (>1x); at the "
+        f"large batch (the largest the model runs: {max(ARGS.batches)} for realnvp and cfr, "
+        f"{max(ARGS.conv_batches)} for the conv models (K = {MASK_RCNN_BOXES * max(ARGS.conv_batches)} for "
+        f"mask_rcnn), {max(ARGS.rnn_batches)} for the issue 4 models but cactus), no slower than either "
+        "(≥1x both); every entry but the `step` entries; at each thread count. MISSED names the baseline(s) "
+        "missed; \"(no TS)\": judged against eager alone, TorchScript being n/a.",
+        "- Issue 4 models: batch = sequences (mann `episode`: T = 10 steps; fast_weights "
+        "`classify`: T = 8; lm_temperature `logits`: T = 48 characters of held-out text, "
+        f"`sample`: prefix {LM_P}, L = {LM_L} tokens at temperature {LM_TEMP:g} with the same "
+        "Gumbel noise on all sides, sampled tokens must agree exactly; `softmax_t`: B rows of "
+        "84 logits). cactus has static shapes: `kmeans` = the golden 64×8 problem (5 clusters, "
+        "5 Lloyd iterations), `episode` = one 5-way 2-shot episode with 15 queries (25 images "
+        "of 28×28 through Conv-4), the golden inputs.",
+        "- max |Δ| nnc / TorchScript: largest absolute difference from the eager outputs (a sanity "
+        "check; flagged below when above 1e-4 + 1e-3·max|eager|). At batch 1, cfr `imbalance` "
+        "has an empty arm, so all sides return NaN (counted as agreeing).",
+        "- Per model: compile time (`nnc` to a `.so`, weights embedded, best of 3 wall-clock runs) "
+        "and the `.so` size in bytes.",
+        "- Workspace, per entry and batch: planned = the bytes of the per-call workspace the entry's "
+        "memory plan asks for (`nnc_entry_workspace_size()` of the library: its slots, each rounded up "
+        "to 64 bytes, with the symbolic dims bound from the inputs; inputs, outputs and weights not "
+        "included); lifetime bound = the most bytes of intermediates live at once, a lower bound for "
+        "any plan, and no-reuse sum = all intermediates without reuse, both from `nnc dump "
+        "--stage=memory --dims ...` at the same dims (dims not bound by the inputs: 1); planned / bound "
+        "= 1 is a perfect plan.",
+        "- Plot (`benchmarks.png`): speed-up of nnc over eager (top) and TorchScript (bottom) for the "
+        "first entry of each model, at batch 1 and the large batch, per thread count; log scale, "
+        "solid line 1x, dashed line 3x.",
+        "- Largest convolution: the Conv2d with the most flops in each conv model (found with "
+        "forward hooks on the torch module at batch 1), compiled alone by nnc as a one-op `.nn` "
+        "(same weights) and run at the number of images the model feeds it at batch 1 and 8, per "
+        "thread count; GFLOP/s = 2·N·Cout·OH·OW·Cin/groups·KH·KW / time. torch = `F.conv2d` on the "
+        "same tensors. sgemm = OpenBLAS `cblas_sgemm` on one image's GEMM (M = Cout/groups, N = OH·OW, "
+        "K = Cin/groups·KH·KW), `bench/sgemm_gflops.c`, same threads — what im2col + GEMM could "
+        "reach. The copy bandwidth (STREAM-like memcpy, 64 MiB, read + write counted) is for "
+        "context: small layers are bound by memory traffic and per-call overhead, not flops.", ""]
+
+
+def md_sections(res, models, misses, plot_name):
+    md = ["## Latency", ""]
+    md += ["PyTorch side only (--torch-only).", ""] if ARGS.torch_only else []
+    md += md_table(latency_table(res))
+    notes = ts_note_lines(res, models)
+    if notes:
+        md += ["", "TorchScript notes (entries not scripted; the first error of each way, shortened):", ""]
+        md += [f"- {n}" for n in notes]
+    md += ["", "## Per model", ""] + md_table(model_table(res, models))
+    if plot_name:
+        md += ["", "## Speed-up plot", "", f"![nnc speed-up over eager and TorchScript]({plot_name})"]
+    memory = memory_table(res, models)
+    if memory.rows:
+        md += ["", "## Workspace", ""] + md_table(memory)
+        md += [f"\nNo lifetime bound for {m}: {note}." for m, note in res.memory_notes.items()]
+    steps = step_table(res, models)
+    if steps.rows:
+        md += ["", "## Step entries (streaming, per-step latency)", "",
+               "One call of the `step` entry (state in, state out) at the state after steps 0..5 "
+               "of a sequence, next to torch's `step` on the same state; seq/T = the whole-sequence "
+               "entry (`episode` / `classify`) divided by its length T.", ""] + md_table(steps)
+    if res.convs:
+        md += ["", "## Largest convolution of each conv model", ""] + md_table(conv_table(res))
+    if res.copy_bw is not None:
+        md += ["", f"Copy bandwidth (STREAM-like, 64 MiB memcpy, read + write): {res.copy_bw:.1f} GB/s.",
+               "", "GEMM-with-epilogue, elementwise and normalization kernels against sgemm and the "
+               "copy bandwidth: [efficiency.md](efficiency.md) (`bench/efficiency.py`)."]
+    md += ["", "## Targets", ""]
+    if ARGS.torch_only:
+        md += ["Not evaluated (--torch-only)."]
+    elif misses:
+        lines = missed_lines(misses)
+        md += [f"**{len(lines)} row(s) miss a target:**", ""] + [f"- {t}" for t in lines]
+    else:
+        md += ["All targets met."]
+    md += md_profiles(res)
+    if res.failures:
+        md += ["", "## Failures", ""] + [f"- {f}" for f in res.failures]
+    if res.mismatches:
+        md += ["", "## Outputs that disagree beyond 1e-4 + 1e-3·max|eager|", ""] + [f"- {m}" for m in res.mismatches]
+    return md
+
+
+def md_profiles(res):
+    md = []
+    if res.profiles:
+        md += ["", "## Profiles of the worst miss of each model", "",
+               f"`perf record -F 2000` of a process calling the nnc entry in a loop for "
+               f"{ARGS.profile_seconds:g} s (nnc side only, the threads of the missed row); "
+               "`perf report --no-children --sort dso,sym`, entries above 1.5 %. Kernel symbols "
+               "are `<entry>.k<N>.<kind>`; the IR ops of the hottest ones follow, from "
+               "`nnc dump --stage=fused` of the same model."]
+        for row, prof, hot in res.profiles:
+            md += ["", f"### {row.model}.{row.entry}, batch {batch_label(row.model, row.batch)}, "
+                       f"{threads_text(row.threads)}", "", "```"] + prof + ["```"]
+            if hot:
+                md += ["", "```"] + hot + ["```"]
+    if res.profile_note:
+        md += ["", f"No profile: {res.profile_note}."]
+    return md
+
+
+def write_markdown(path, res, models, load, misses, elapsed_s, plot_path):
+    plot_name = None
+    if plot_path:
+        plot_name = os.path.relpath(plot_path, os.path.dirname(os.path.abspath(path)))
+    md = md_header(load, elapsed_s) + md_how_to_read(res) + md_sections(res, models, misses, plot_name)
+    with open(path, "w") as f:
+        f.write("\n".join(md) + "\n")
+    print(f"wrote {path}")
+
+
+# --------------------------------------------------------------------------------------------
+
+def selected_models():
+    models = [m for m in ARGS.models.split(",") if m]
+    for m in models:
+        if m not in MODELS:
+            sys.exit(f"bench.py: unknown model {m!r} (known: {', '.join(MODELS)})")
+    return models
+
+
+def compiler_path():
+    """The nnc compiler to use (None with --torch-only); exits with a clear message when missing."""
+    if ARGS.torch_only:
         return None
-    for b, t in TARGETS[MODELS[model][2]]:
-        if b == batch:
-            return t
-    return None
+    nnc = os.path.abspath(ARGS.nnc)
+    if not (os.path.isfile(nnc) and os.access(nnc, os.X_OK)):
+        sys.exit(f"bench.py: the compiler {nnc} does not exist; build nnc first (see README.md), "
+                 f"pass --nnc PATH, or use --torch-only to time PyTorch alone")
+    if not check_abi(verbose=False):
+        sys.exit("bench.py: the ctypes mirror of runtime/include/nnc_model.h is out of date")
+    return nnc
+
+
+def run_benchmarks(res, models):
+    """Every model, the copy bandwidth, then the perf profiles; returns the misses."""
+    import torch
+    with tempfile.TemporaryDirectory(prefix="nnc-bench-") as tmp, torch.no_grad():
+        helper = None if ARGS.no_conv else build_helper(tmp)
+        for model in models:
+            bench_model(res, model, tmp, helper)
+        if helper:
+            res.copy_bw = copy_gbs(helper)
+        misses = find_misses(res.rows)
+        if misses and not ARGS.no_profile and not ARGS.torch_only:
+            profile_worst_misses(res, misses, tmp)
+    return misses
 
 
 def main():
     if ARGS.loop:
         loop_main(*ARGS.loop)
         return
-    models = [m for m in ARGS.models.split(",") if m]
-    batches = [int(b) for b in ARGS.batches.split(",") if b]
-    conv_batches = [int(b) for b in ARGS.conv_batches.split(",") if b]
-    rnn_batches = [int(b) for b in ARGS.rnn_batches.split(",") if b]
-    for m in models:
-        if m not in MODELS:
-            sys.exit(f"bench.py: unknown model {m!r} (known: {', '.join(MODELS)})")
-
+    models = selected_models()
     if ARGS.check_abi:
         sys.exit(0 if check_abi(verbose=True) else 1)
-
-    nnc = os.path.abspath(ARGS.nnc)
-    if not ARGS.torch_only:
-        if not (os.path.isfile(nnc) and os.access(nnc, os.X_OK)):
-            sys.exit(f"bench.py: the compiler {nnc} does not exist; build nnc first (see README.md), "
-                     f"pass --nnc PATH, or use --torch-only to time PyTorch alone")
-        if not check_abi(verbose=False):
-            sys.exit("bench.py: the ctypes mirror of runtime/include/nnc_model.h is out of date")
+    nnc = compiler_path()
 
     import torch
-    torch.set_num_threads(ARGS.threads)
     cpu, ncpu, avx512 = machine_info()
-    print(f"# {cpu}, nproc {ncpu}, AVX-512 {'yes' if avx512 else 'no'}, threads {ARGS.threads}, "
-          f"torch {torch.__version__}")
+    print(f"# {cpu}, nproc {ncpu}, AVX-512 {'yes' if avx512 else 'no'}, threads "
+          f"{','.join(map(str, ARGS.threads))}, torch {torch.__version__}")
+    start = cpu_snapshot()
+    res = Results(nnc=nnc)
+    misses = run_benchmarks(res, models)
+    end = cpu_snapshot()
+    elapsed_s = end[0] - start[0]
+    load = load_text(start, end)
 
-    load_start = os.getloadavg()
-    rows, compile_ms, failures, mismatches = [], {}, [], []
-    convs = []  # (model, conv dict, {batch: (nnc µs, torch µs, diff)}, sgemm (µs, GFLOP/s))
-    overhead_us, copy_bw = None, None
-    profiles, profile_note = [], None
-    with tempfile.TemporaryDirectory(prefix="nnc-bench-") as tmp, torch.no_grad():
-        helper = None if ARGS.no_conv else build_helper(tmp)
-        sos, saved_inputs = {}, {}
-        for model in models:
-            _, golden, kind = MODELS[model]
-            mb = {"dense": batches, "conv": conv_batches, "rnn": rnn_batches}[kind]
-            if model == "cactus":
-                mb = [1]
-            ref = load_reference(golden)
-            tm = load_torch_model(model, ref)
-            tentries = torch_entries(model, tm)
-            lib = None
-            if not ARGS.torch_only:
-                try:
-                    so, compile_ms[model] = compile_model(nnc, model, tmp)
-                    sos[model] = so
-                    lib = nnc_py.load(so)
-                    if overhead_us is None:  # cost of a trivial ctypes call into the .so
-                        f = ctypes.CDLL(so).nnc_model_info
-                        f.restype, f.argtypes = ctypes.c_void_p, []
-                        overhead_us, _ = time_call(f, 1000, 0.1, 1.0)
-                except Exception as e:  # report, go on with the other models
-                    failures.append(f"{model}: {e}")
-                    print(f"error: {model}: {e}", file=sys.stderr)
-            for entry, tfn in tentries.items():
-                for batch in mb:
-                    inputs = make_inputs(model, ref, tm, entry, batch)
-                    saved_inputs[(model, entry, batch)] = inputs
-                    tin = {k: torch.from_numpy(v) for k, v in inputs.items()}
-                    tout = {k: v.numpy() for k, v in tfn(tin).items()}
-                    t_us, _ = time_call(lambda: tfn(tin), ARGS.min_reps, ARGS.min_time, ARGS.max_time)
-                    n_us, diff = None, None
-                    if lib is not None:
-                        try:
-                            call, nout = bind(lib, entry, inputs)
-                            call()
-                            diff = max(max_abs_diff(nout[k], tout[k]) for k in tout)
-                            scale = max(float(np.nanmax(np.abs(v))) if v.size and not np.isnan(v).all() else 0.0
-                                        for v in tout.values())
-                            if model == "lm_temperature" and entry == "sample" and diff != 0:
-                                mismatches.append(f"{model}.{entry}[{batch}]: sampled tokens differ "
-                                                  f"(max |Δ| = {diff:g})")
-                            elif not diff <= 1e-4 + 1e-3 * scale:
-                                mismatches.append(f"{model}.{entry}[{batch_label(model, batch)}]: max |nnc - torch| "
-                                                  f"= {diff:.3g} (outputs up to {scale:.3g})")
-                            n_us, _ = time_call(call, ARGS.min_reps, ARGS.min_time, ARGS.max_time)
-                        except Exception as e:
-                            failures.append(f"{model}.{entry}[{batch}]: {e}")
-                            print(f"error: {model}.{entry} batch {batch}: {e}", file=sys.stderr)
-                    rows.append((model, entry, batch, n_us, t_us, diff))
-                    print(f"  {model}.{entry} batch {batch_label(model, batch)}: nnc {fmt_us(n_us)} us, "
-                          f"torch {fmt_us(t_us)} us", file=sys.stderr, flush=True)
-            if lib is not None:
-                lib.close()
-            # the largest convolution (once for the groupnorm family: the same layer shapes)
-            if (kind == "conv" and not ARGS.no_conv and not ARGS.torch_only
-                    and not (model.startswith("groupnorm_") and any(c[0].startswith("groupnorm") for c in convs))):
-                c = largest_conv(tm, tentries, lambda e: make_inputs(model, ref, tm, e, 1))
-                if c is not None:
-                    nb = [c["n"] * b for b in conv_batches]
-                    try:
-                        res, _ = conv_alone(nnc, c, tmp, model, nb)
-                    except Exception as e:
-                        failures.append(f"{model}: largest convolution alone: {e}")
-                        print(f"error: {model}: largest convolution alone: {e}", file=sys.stderr)
-                        res = {}
-                    g = c["groups"]
-                    sg = (sgemm_gflops(helper, c["cout"] // g, c["oh"] * c["ow"], c["cin"] // g * c["kh"] * c["kw"])
-                          if helper else None)
-                    convs.append((model, c, res, sg))
-                    print(f"  {model}: largest conv {c['name']} {conv_layer_text(c)} on {c['h']}x{c['w']}: "
-                          + ", ".join(f"n={n} nnc {fmt_us(v[0])} us torch {fmt_us(v[1])} us" for n, v in res.items())
-                          + (f"; sgemm {sg[1]:.1f} GFLOP/s" if sg else ""), file=sys.stderr, flush=True)
-        if helper:
-            copy_bw = copy_gbs(helper)
-
-        # missed targets; profile the worst one (nnc time / what the target allows)
-        missed = []
-        for model, entry, batch, n_us, t_us, diff in rows:
-            t = target_of(model, batch, entry)
-            if t is not None and n_us is not None and t_us / n_us < t:
-                missed.append((n_us * t / t_us, model, entry, batch, t_us / n_us, t))
-        missed.sort(reverse=True)
-        if missed and not ARGS.no_profile and not ARGS.torch_only:
-            seen = set()
-            for _, model, entry, batch, _, _ in missed:  # the worst miss of each model (family)
-                fam = MODELS[model][0]
-                if fam in seen:
-                    continue
-                seen.add(fam)
-                print(f"  profiling {model}.{entry} batch {batch_label(model, batch)} with perf ...",
-                      file=sys.stderr, flush=True)
-                prof, note = perf_profile(sos[model], entry, saved_inputs[(model, entry, batch)],
-                                          tmp, ARGS.profile_seconds)
-                if prof is None:
-                    profile_note = note
-                    break
-                profiles.append(((model, entry, batch), prof, hot_kernels(nnc, model, prof)))
-
-    # ---- the report
-    load_end = os.getloadavg()
-    load_txt = (f"load average (1/5/15 min) {'/'.join(f'{x:.1f}' for x in load_start)} at the start, "
-                f"{'/'.join(f'{x:.1f}' for x in load_end)} at the end, on {os.cpu_count()} CPUs")
-    busy = max(load_start[0], load_end[0]) > 0.5 * (os.cpu_count() or 1)
-    header = ["model", "entry", "batch", "nnc µs", "torch µs", "speed-up", "target", "max |Δ|"]
-    table = []
-    for model, entry, batch, n_us, t_us, diff in rows:
-        sp = t_us / n_us if n_us else None
-        t = target_of(model, batch, entry)
-        tgt = "" if t is None else (f"≥{t:g}x " + ("-" if sp is None else "ok" if sp >= t else "MISSED"))
-        table.append([model, entry, batch_label(model, batch), fmt_us(n_us), fmt_us(t_us),
-                      "-" if sp is None else f"{sp:.2f}x", tgt, "-" if diff is None else f"{diff:.2e}"])
-    right = [False, False, True, True, True, True, False, True]
-
-    ctable_h = ["model", "largest Conv2d (input)", "GEMM M×N×K", "images", "nnc µs", "nnc GFLOP/s",
-                "torch µs", "torch GFLOP/s", "sgemm GFLOP/s", "max |Δ|"]
-    ctable = []
-    for model, c, res, sg in convs:
-        per_img = c["flops"] // c["n"]
-        g = c["groups"]
-        shape = f"{c['cout'] // g}×{c['oh'] * c['ow']}×{c['cin'] // g * c['kh'] * c['kw']}"
-        desc = f"{c['name']}: {conv_layer_text(c)} on {c['cin']}×{c['h']}×{c['w']}"
-        for n, (n_us, t_us, diff) in res.items():
-            fl = per_img * n
-            ctable.append([model, desc, shape, str(n), fmt_us(n_us), f"{fl / n_us * 1e-3:.1f}",
-                           fmt_us(t_us), f"{fl / t_us * 1e-3:.1f}",
-                           f"{sg[1]:.1f}" if sg else "-", f"{diff:.1e}"])
-    cright = [False, False, False, True, True, True, True, True, True, True]
-
-    # streaming step entries: one step with the state in and out, next to the whole sequence / T
-    stable_h = ["model", "batch", "nnc step µs", "torch step µs", "speed-up", "nnc seq/T µs",
-                "torch seq/T µs", "T"]
-    stable = []
-    byk = {(m_, e_, b_): (n_, t_) for m_, e_, b_, n_, t_, _ in rows}
-    for model in models:
-        if model not in STEP_ENTRIES:
-            continue
-        step_e, seq_e, _ = STEP_ENTRIES[model]
-        t_len = SEQ_LEN[model]
-        for b in rnn_batches:
-            if (model, step_e, b) not in byk:
-                continue
-            ns, ts = byk[(model, step_e, b)]
-            nq, tq = byk.get((model, seq_e, b), (None, None))
-            stable.append([f"{model}.{step_e}", str(b), fmt_us(ns), fmt_us(ts),
-                           "-" if not ns else f"{ts / ns:.2f}x",
-                           "-" if nq is None else fmt_us(nq / t_len), "-" if tq is None else fmt_us(tq / t_len),
-                           str(t_len)])
-    sright = [False, True, True, True, True, True, True, True]
-
-    def text_table(h, rows_, right_):
-        widths = [max(len(x), *(len(r[i]) for r in rows_)) if rows_ else len(x) for i, x in enumerate(h)]
-
-        def line(cells):
-            return "  ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in zip(cells, widths, right_))
-        return [line(h), "  ".join("-" * w for w in widths)] + [line(r) for r in rows_]
-
-    print("\n".join(text_table(header, table, right)))
-    print(f"\n{load_txt}" + (" (the machine was shared with other jobs)" if busy else ""))
-    print()
-    for model in models:
-        print(f"compile {model}: " + (f"{compile_ms[model]:.0f} ms (best of 3)" if model in compile_ms else "-"))
-    if overhead_us is not None:
-        print(f"ctypes call overhead (included in nnc µs): {overhead_us:.2f} µs")
-    if stable:
-        print("\nstep entries (per-step latency):")
-        print("\n".join(text_table(stable_h, stable, sright)))
-    if ctable:
-        print()
-        print("\n".join(text_table(ctable_h, ctable, cright)))
-    if copy_bw is not None:
-        print(f"copy bandwidth (STREAM-like, 64 MiB memcpy, read+write): {copy_bw:.1f} GB/s")
-    missed_txt = [f"{model}.{entry} batch {batch_label(model, batch)}: {sp:.2f}x, target ≥{t:g}x"
-                  for _, model, entry, batch, sp, t in sorted(missed, key=lambda x: (x[1], x[2], x[3]))]
-    if missed_txt:
-        print("\nmissed targets:\n  " + "\n  ".join(missed_txt))
-    for (model, entry, batch), prof, hot in profiles:
-        print(f"\nperf profile of {model}.{entry} batch {batch_label(model, batch)}:\n" + "\n".join(prof))
-        if hot:
-            print("hot kernels (nnc dump --stage=fused):\n" + "\n".join(hot))
-    if profile_note:
-        print(f"\nno profile: {profile_note}")
-
+    print_report(res, models, load, misses, elapsed_s)
+    plot_path = ARGS.plot if ARGS.plot and write_plot(res, models, ARGS.plot) else None
+    if plot_path:
+        print(f"wrote {plot_path}")
     if ARGS.markdown:
-        me = os.path.abspath(__file__)
-        if os.path.abspath(os.getcwd()) == ROOT:
-            me = os.path.relpath(me, ROOT)
-        cmd = shlex.join([sys.executable, me] + sys.argv[1:])
-        try:
-            commit = subprocess.run(["git", "-C", ROOT, "log", "-1", "--format=%h %s"], capture_output=True,
-                                    text=True).stdout.strip()
-        except OSError:
-            commit = ""
-        avx = ("yes (" + " ".join(avx512) + ")") if avx512 else ("no" if avx512 is not None else "unknown")
-        md = ["# nnc vs PyTorch eager", "",
-              f"Command (from the repository root): `{cmd}`", "",
-              f"- Machine: {cpu} (lscpu model name), nproc {ncpu}, AVX-512: {avx}",
-              f"- Load: {load_txt}" + (" — **the machine was shared with other jobs (builds, tests) "
-                                       "during the run, so absolute times are noisy**" if busy else ""),
-              f"- Threads: {ARGS.threads} for both (OPENBLAS_NUM_THREADS and torch.set_num_threads)",
-              f"- torch {torch.__version__}, numpy {np.__version__}, Python {platform.python_version()}"
-              + (f"; nnc at commit `{commit}`" if commit else ""), "",
-              "## How to read this", "",
-              "- Every entry of every example model with a golden reference is compiled by nnc (weights "
-              "embedded, `-D` from `tests/golden/<m>/defines`) and called through the generated `.so`; "
-              "PyTorch runs the reference module of `tests/golden/<m>/reference.py` with the same "
-              "`weights.safetensors`, same inputs, same threads, in the same process.",
-              "- nnc µs / torch µs: median latency of one call"
-              + (f" (the nnc time includes ≈{overhead_us:.2f} µs of ctypes overhead)" if overhead_us is not None else "")
-              + "; speed-up = torch / nnc (above 1 means nnc is faster).",
-              "- batch: rows of the input (images for the conv models); for mask_rcnn it is the "
-              "number of boxes K on the one 64×64 image (K = 6: the golden boxes; K = 48: 42 more).",
-              "- target: issue 2 (realnvp, cfr): ≥5x at batch 1, ≥1x at batch 4096; issue 3 (conv "
-              "models): ≥2x at batch 1, ≥1x at batch 8 (K = 48 for mask_rcnn); issue 4 (mann, "
-              "fast_weights, lm_temperature, cactus): ≥5x at batch 1 for every entry but the "
-              "streaming `step` entries (reported, no target).",
-              "- Issue 4 models: batch = sequences (mann `episode`: T = 10 steps; fast_weights "
-              "`classify`: T = 8; lm_temperature `logits`: T = 48 characters of held-out text, "
-              f"`sample`: prefix {LM_P}, L = {LM_L} tokens at temperature {LM_TEMP:g} with the same "
-              "Gumbel noise on both sides, sampled tokens must agree exactly; `softmax_t`: B rows of "
-              "84 logits). cactus has static shapes: `kmeans` = the golden 64×8 problem (5 clusters, "
-              "5 Lloyd iterations), `episode` = one 5-way 2-shot episode with 15 queries (25 images "
-              "of 28×28 through Conv-4), the golden inputs.",
-              "- max |Δ|: largest absolute difference between the nnc and torch outputs (a sanity "
-              "check; flagged below when above 1e-4 + 1e-3·max|torch|). At batch 1, cfr `imbalance` "
-              "has an empty arm, so both sides return NaN (counted as agreeing).",
-              "- Largest convolution: the Conv2d with the most flops in each conv model (found with "
-              "forward hooks on the torch module at batch 1), compiled alone by nnc as a one-op `.nn` "
-              "(same weights) and run at the number of images the model feeds it at batch 1 and 8; "
-              "GFLOP/s = 2·N·Cout·OH·OW·Cin/groups·KH·KW / time. torch = `F.conv2d` on the same "
-              "tensors. sgemm = OpenBLAS `cblas_sgemm` on one image's GEMM (M = Cout/groups, N = OH·OW, "
-              "K = Cin/groups·KH·KW), `bench/sgemm_gflops.c`, same threads — what im2col + GEMM could "
-              "reach. The copy bandwidth (STREAM-like memcpy, 64 MiB, read + write counted) is for "
-              "context: small layers are bound by memory traffic and per-call overhead, not flops.", "",
-              "## Latency", "",
-              *(["PyTorch side only (--torch-only).", ""] if ARGS.torch_only else []),
-              "| " + " | ".join(h.replace("|", "\\|") for h in header) + " |",
-              "|" + "|".join("---" if not r else "---:" for r in right) + "|"]
-        md += ["| " + " | ".join(r) + " |" for r in table]
-        md += ["", "| model | compile ms (best of 3) |", "|---|---:|"]
-        md += [f"| {m} | " + (f"{compile_ms[m]:.0f}" if m in compile_ms else "-") + " |" for m in models]
-        if stable:
-            md += ["", "## Step entries (streaming, per-step latency)", "",
-                   "One call of the `step` entry (state in, state out) at the state after steps 0..5 "
-                   "of a sequence, next to torch's `step` on the same state; seq/T = the whole-sequence "
-                   "entry (`episode` / `classify`) divided by its length T.", "",
-                   "| " + " | ".join(stable_h) + " |",
-                   "|" + "|".join("---" if not r else "---:" for r in sright) + "|"]
-            md += ["| " + " | ".join(r) + " |" for r in stable]
-        if ctable:
-            md += ["", "## Largest convolution of each conv model", "",
-                   "| " + " | ".join(h.replace("|", "\\|") for h in ctable_h) + " |",
-                   "|" + "|".join("---" if not r else "---:" for r in cright) + "|"]
-            md += ["| " + " | ".join(r) + " |" for r in ctable]
-        if copy_bw is not None:
-            md += ["", f"Copy bandwidth (STREAM-like, 64 MiB memcpy, read + write): {copy_bw:.1f} GB/s."]
-        md += ["", "## Targets", ""]
-        if ARGS.torch_only:
-            md += ["Not evaluated (--torch-only)."]
-        elif missed_txt:
-            md += [f"**{len(missed_txt)} target(s) missed:**", ""] + [f"- {t}" for t in missed_txt]
-        else:
-            md += ["All targets met."]
-        if profiles:
-            md += ["", "## Profiles of the worst miss of each model", "",
-                   f"`perf record -F 2000` of a process calling the nnc entry in a loop for "
-                   f"{ARGS.profile_seconds:g} s (nnc side only, threads {ARGS.threads}); "
-                   "`perf report --no-children --sort dso,sym`, entries above 1.5 %. Kernel symbols "
-                   "are `<entry>.k<N>.<kind>`; the IR ops of the hottest ones follow, from "
-                   "`nnc dump --stage=fused` of the same model."]
-            for (model, entry, batch), prof, hot in profiles:
-                md += ["", f"### {model}.{entry}, batch {batch_label(model, batch)}", "", "```"] + prof + ["```"]
-                if hot:
-                    md += ["", "```"] + hot + ["```"]
-        if profile_note:
-            md += ["", f"No profile: {profile_note}."]
-        if failures:
-            md += ["", "## Failures", ""] + [f"- {f}" for f in failures]
-        if mismatches:
-            md += ["", "## Outputs that disagree beyond 1e-4 + 1e-3·max|torch|", ""] + [f"- {m}" for m in mismatches]
-        with open(ARGS.markdown, "w") as f:
-            f.write("\n".join(md) + "\n")
-        print(f"wrote {ARGS.markdown}")
-
-    for m in mismatches:
+        write_markdown(ARGS.markdown, res, models, load, misses, elapsed_s, plot_path)
+    for m in res.mismatches:
         print(f"warning: outputs disagree: {m}", file=sys.stderr)
-    if failures:
-        print(f"{len(failures)} failure(s)", file=sys.stderr)
+    if res.failures:
+        print(f"{len(res.failures)} failure(s)", file=sys.stderr)
         sys.exit(1)
 
 

@@ -306,8 +306,8 @@ const char *nnc_ctx_error(const nnc_ctx *ctx) { return ctx ? ctx->err : "no cont
 static int64_t dim_value(nnc_dim d, const int64_t *syms) {
   int64_t v = d.k;
   if (v < 0) return -1;
-  for (int i = 0; i < 32; i++) {
-    if (!(d.syms & (1u << i))) continue;
+  for (uint32_t rest = d.syms; rest; rest &= rest - 1) { /* the set bits only: called per slot per call */
+    int i = __builtin_ctz(rest);
     if (!syms || syms[i] < 0 || __builtin_mul_overflow(v, syms[i], &v)) return -1;
   }
   return v;

@@ -26,6 +26,8 @@ struct nnc_ctx {
   char *ws;       /* workspace, 64-byte aligned; grows, never shrinks */
   size_t ws_cap;
   nnc_pool *pool; /* threads of this context's calls */
+  const nnc_entry_desc *fits_entry; /* the workspace is known to fit this entry ... */
+  int64_t fits_syms[32];            /* ... at these dims (it never shrinks) */
   char err[1024];
 };
 
@@ -368,22 +370,30 @@ static int check_args(nnc_ctx *ctx, const nnc_entry_desc *e, void *const *args,
 }
 
 static int grow_workspace(nnc_ctx *ctx, const nnc_entry_desc *e, const int64_t *syms) {
+  size_t nsyms = (size_t)ctx->desc->n_syms * sizeof *syms;
+  bool cacheable = nsyms <= sizeof ctx->fits_syms;
+  if (cacheable && e == ctx->fits_entry && (!nsyms || !memcmp(syms, ctx->fits_syms, nsyms))) return NNC_OK;
   int64_t need = nnc_entry_workspace_size(e, syms);
   if (need < 0 || (uint64_t)need > SIZE_MAX - ALIGN) {
     say(ctx->err, sizeof ctx->err, "entry '%s': workspace size overflows for these dims",
         e->name);
     return NNC_ERR_USER;
   }
-  if ((size_t)need <= ctx->ws_cap) return NNC_OK;
-  char *ws = aligned_alloc(ALIGN, round_up((size_t)need));
-  if (!ws) {
-    say(ctx->err, sizeof ctx->err, "entry '%s': out of memory for a %lld-byte workspace",
-        e->name, (long long)need);
-    return NNC_ERR_NOMEM;
+  if ((size_t)need > ctx->ws_cap) {
+    char *ws = aligned_alloc(ALIGN, round_up((size_t)need));
+    if (!ws) {
+      say(ctx->err, sizeof ctx->err, "entry '%s': out of memory for a %lld-byte workspace",
+          e->name, (long long)need);
+      return NNC_ERR_NOMEM;
+    }
+    free(ctx->ws);
+    ctx->ws = ws;
+    ctx->ws_cap = round_up((size_t)need);
   }
-  free(ctx->ws);
-  ctx->ws = ws;
-  ctx->ws_cap = round_up((size_t)need);
+  if (cacheable) { /* the same entry at the same dims skips the sizing next time */
+    ctx->fits_entry = e;
+    if (nsyms) memcpy(ctx->fits_syms, syms, nsyms);
+  }
   return NNC_OK;
 }
 

@@ -64,13 +64,13 @@ def main():
     if len(sys.argv) != 3:
         sys.exit(__doc__)
     readme, nnc_exe = sys.argv[1], os.path.abspath(sys.argv[2])
-    todo = steps(readme)
-    files = [a["file"] for k, a, _, _ in todo if k == "file"]
+    walkthrough_steps = steps(readme)
+    files = [a["file"] for k, a, _, _ in walkthrough_steps if k == "file"]
     for want in ("train.py", "tiny.nn", "app.c", "compare.py"):
         if want not in files:
             sys.exit(f"{readme}: the walkthrough has no '{want}' step (found: {', '.join(files)})")
     torch = have_torch()
-    print(f"{len(todo)} steps from {readme}; PyTorch {'available' if torch else 'missing: NumPy fallback'}")
+    print(f"{len(walkthrough_steps)} steps from {readme}; PyTorch {'available' if torch else 'missing: NumPy fallback'}")
     with tempfile.TemporaryDirectory(prefix="nnc-walkthrough-") as tmp:
         bindir, work = os.path.join(tmp, "bin"), os.path.join(tmp, "tour")
         os.makedirs(bindir)
@@ -78,7 +78,7 @@ def main():
         os.symlink(nnc_exe, os.path.join(bindir, "nnc"))
         env = dict(os.environ, PATH=bindir + os.pathsep + os.environ.get("PATH", ""),
                    PYTHONPATH=os.path.join(ROOT, "python"), PYTHONDONTWRITEBYTECODE="1")
-        for kind, attrs, code, line in todo:
+        for kind, attrs, code, line in walkthrough_steps:
             if kind == "file":
                 name = attrs["file"]
                 if attrs.get("needs") == "torch" and not torch:

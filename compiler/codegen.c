@@ -427,6 +427,155 @@ static void emit_gemm(Cg *g, Ls *s) {
   call_extern(g, "cblas_sgemm", g->voidt, pt, 14, args);
 }
 
+/* ---- direct convolution (LS_CONV) ----
+ * Output rows are cut into vectors of `lanes` columns (the last one of a row masked); the
+ * vectors of all rows are numbered v = oh * chunks + chunk.  A tile of tile_co output channels
+ * x tile_vec vectors stays in registers while the loop over input channels and the unrolled
+ * taps multiply-add a broadcast weight into each: per input channel and tap, tile_vec loads
+ * of the padded image and tile_co weight broadcasts feed tile_co * tile_vec vector FMAs.
+ * Each output is a sum in one fixed order (channels, then taps), whatever the tiling. */
+
+typedef struct ConvCg {
+  const Ls *s;
+  LLVMTypeRef vt;               /* <lanes x float> */
+  LLVMValueRef x, w, y;         /* base pointers with their offsets applied */
+  int64_t chunks;               /* vectors per output row */
+  int nco;                      /* output channels of the current tile */
+} ConvCg;
+
+static LLVMValueRef gep_f32(Cg *g, LLVMValueRef base, LLVMValueRef idx) {
+  return LLVMBuildGEP2(g->b, g->f32, base, &idx, 1, "");
+}
+
+static LLVMValueRef splat(Cg *g, LLVMTypeRef vt, LLVMValueRef v) {
+  unsigned n = LLVMGetVectorSize(vt);
+  LLVMValueRef ins = LLVMBuildInsertElement(g->b, LLVMGetUndef(vt), v, LLVMConstInt(g->i32, 0, 0), "");
+  return LLVMBuildShuffleVector(g->b, ins, LLVMGetUndef(vt), LLVMConstNull(LLVMVectorType(g->i32, n)), "");
+}
+
+/* y[co0 + r, vector v0 + j] for r < nco, j < nvec (static tile sizes, dynamic origin). */
+static void conv_tile(Cg *g, const ConvCg *c, LLVMValueRef co0, LLVMValueRef v0, int nco, int nvec) {
+  const Ls *s = c->s;
+  int lanes = s->cv.lanes, nacc = nco * nvec;
+  LLVMValueRef xo[16], yo[16], rem[16], acc[64];
+  for (int j = 0; j < nvec; j++) {
+    LLVMValueRef v = LLVMBuildNSWAdd(g->b, v0, ci64(g, j), "");
+    LLVMValueRef row = c->chunks == 1 ? v : LLVMBuildSDiv(g->b, v, ci64(g, c->chunks), "");
+    LLVMValueRef col = c->chunks == 1 ? ci64(g, 0) : LLVMBuildNSWMul(g->b, LLVMBuildSRem(g->b, v, ci64(g, c->chunks), ""), ci64(g, lanes), "");
+    xo[j] = LLVMBuildNSWAdd(g->b, LLVMBuildNSWMul(g->b, row, ci64(g, s->cv.xrow), ""), col, "");
+    yo[j] = LLVMBuildNSWAdd(g->b, LLVMBuildNSWMul(g->b, row, ci64(g, s->cv.ow), ""), col, "");
+    rem[j] = LLVMBuildNSWSub(g->b, ci64(g, s->cv.ow), col, "");
+  }
+  /* for (ci = 0; ci < cin; ci++): the accumulators are phis of the loop */
+  LLVMBasicBlockRef pre = LLVMGetInsertBlock(g->b);
+  LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_ci");
+  LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_taps");
+  LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_store");
+  LLVMBuildBr(g->b, head);
+  LLVMPositionBuilderAtEnd(g->b, head);
+  LLVMValueRef ci = LLVMBuildPhi(g->b, g->i64, "ci");
+  for (int a = 0; a < nacc; a++) acc[a] = LLVMBuildPhi(g->b, c->vt, "acc");
+  LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, ci, ci64(g, s->cv.cin), ""), body, exit);
+  LLVMPositionBuilderAtEnd(g->b, body);
+  LLVMValueRef xc = gep_f32(g, c->x, LLVMBuildNSWMul(g->b, ci, ci64(g, s->cv.xplane), ""));
+  LLVMValueRef wc = gep_f32(g, c->w, LLVMBuildNSWAdd(g->b, LLVMBuildNSWMul(g->b, co0, ci64(g, s->cv.ldw), ""),
+                                                     LLVMBuildNSWMul(g->b, ci, ci64(g, s->cv.ntaps), ""), ""));
+  LLVMValueRef next[64];
+  memcpy(next, acc, nacc * sizeof *acc);
+  unsigned fma = LLVMLookupIntrinsicID("llvm.fmuladd", 12);
+  LLVMTypeRef vt = c->vt;
+  LLVMValueRef fma_fn = LLVMGetIntrinsicDeclaration(g->mod, fma, &vt, 1);
+  LLVMTypeRef fma_t = LLVMIntrinsicGetType(g->ctx, fma, &vt, 1);
+  for (int64_t t = 0; t < s->cv.ntaps; t++) {
+    LLVMValueRef wv[16];
+    for (int r = 0; r < nco; r++) {
+      LLVMValueRef wp = gep_f32(g, wc, ci64(g, r * s->cv.ldw + t));
+      wv[r] = splat(g, c->vt, LLVMBuildLoad2(g->b, g->f32, wp, ""));
+    }
+    for (int j = 0; j < nvec; j++) {
+      LLVMValueRef xp = gep_f32(g, xc, LLVMBuildNSWAdd(g->b, xo[j], ci64(g, s->cv.tap[t]), ""));
+      LLVMValueRef xv = LLVMBuildLoad2(g->b, c->vt, xp, "");
+      LLVMSetAlignment(xv, 4);
+      for (int r = 0; r < nco; r++)
+        next[r * nvec + j] = LLVMBuildCall2(g->b, fma_t, fma_fn, (LLVMValueRef[]){wv[r], xv, next[r * nvec + j]}, 3, "");
+    }
+  }
+  LLVMValueRef ci1 = LLVMBuildNSWAdd(g->b, ci, ci64(g, 1), "");
+  LLVMBasicBlockRef latch = LLVMGetInsertBlock(g->b);
+  LLVMBuildBr(g->b, head);
+  LLVMAddIncoming(ci, (LLVMValueRef[]){ci64(g, 0), ci1}, (LLVMBasicBlockRef[]){pre, latch}, 2);
+  for (int a = 0; a < nacc; a++)
+    LLVMAddIncoming(acc[a], (LLVMValueRef[]){LLVMConstNull(c->vt), next[a]}, (LLVMBasicBlockRef[]){pre, latch}, 2);
+  LLVMPositionBuilderAtEnd(g->b, exit);
+  /* stores: whole vectors, or the first rem lanes of a row's last vector */
+  bool whole = s->cv.ow % lanes == 0;
+  LLVMTypeRef it = LLVMVectorType(g->i64, lanes);
+  LLVMValueRef iota[16];
+  for (int l = 0; l < lanes; l++) iota[l] = ci64(g, l);
+  LLVMValueRef lane_ix = LLVMConstVector(iota, lanes);
+  LLVMTypeRef st[2] = {c->vt, g->ptr};
+  unsigned mstore = LLVMLookupIntrinsicID("llvm.masked.store", 17);
+  for (int j = 0; j < nvec; j++) {
+    LLVMValueRef mask = whole ? NULL : LLVMBuildICmp(g->b, LLVMIntSLT, lane_ix, splat(g, it, rem[j]), "");
+    for (int r = 0; r < nco; r++) {
+      LLVMValueRef row = LLVMBuildNSWMul(g->b, LLVMBuildNSWAdd(g->b, co0, ci64(g, r), ""), ci64(g, s->cv.oh * s->cv.ow), "");
+      LLVMValueRef yp = gep_f32(g, c->y, LLVMBuildNSWAdd(g->b, row, yo[j], ""));
+      if (whole) {
+        LLVMSetAlignment(LLVMBuildStore(g->b, acc[r * nvec + j], yp), 4);
+      } else {
+        LLVMValueRef args[] = {acc[r * nvec + j], yp, LLVMConstInt(g->i32, 4, 0), mask};
+        LLVMBuildCall2(g->b, LLVMIntrinsicGetType(g->ctx, mstore, st, 2), LLVMGetIntrinsicDeclaration(g->mod, mstore, st, 2),
+                       args, 4, "");
+      }
+    }
+  }
+}
+
+/* Tiles of `step` of [0, total): for (i = 0; i + step <= total; i += step) body(g, c, outer,
+ * i, step), then body(g, c, outer, i, rest) for a partial last tile. */
+static void conv_tiles(Cg *g, ConvCg *c, int64_t total, int64_t step, LLVMValueRef outer,
+                       void (*body)(Cg *, ConvCg *, LLVMValueRef outer, LLVMValueRef i, int n)) {
+  int64_t whole = total / step * step;
+  if (whole) {
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(g->b);
+    LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_tiles");
+    LLVMBasicBlockRef blk = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_tile");
+    LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_tiles_end");
+    LLVMBuildBr(g->b, head);
+    LLVMPositionBuilderAtEnd(g->b, head);
+    LLVMValueRef i = LLVMBuildPhi(g->b, g->i64, "tile");
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, i, ci64(g, whole), ""), blk, exit);
+    LLVMPositionBuilderAtEnd(g->b, blk);
+    body(g, c, outer, i, (int)step);
+    LLVMValueRef next = LLVMBuildNSWAdd(g->b, i, ci64(g, step), "");
+    LLVMBasicBlockRef latch = LLVMGetInsertBlock(g->b);
+    LLVMBuildBr(g->b, head);
+    LLVMAddIncoming(i, (LLVMValueRef[]){ci64(g, 0), next}, (LLVMBasicBlockRef[]){pre, latch}, 2);
+    LLVMPositionBuilderAtEnd(g->b, exit);
+  }
+  if (whole < total) body(g, c, outer, ci64(g, whole), (int)(total - whole));
+}
+
+static void conv_vectors(Cg *g, ConvCg *c, LLVMValueRef co0, LLVMValueRef v0, int nvec) {
+  conv_tile(g, c, co0, v0, c->nco, nvec);
+}
+
+/* channels co0..co0+nco-1: every tile of vectors */
+static void conv_channels(Cg *g, ConvCg *c, LLVMValueRef unused, LLVMValueRef co0, int nco) {
+  (void)unused;
+  c->nco = nco;
+  conv_tiles(g, c, c->s->cv.oh * c->chunks, c->s->cv.tile_vec, co0, conv_vectors);
+}
+
+static void emit_conv(Cg *g, Ls *s) {
+  ConvCg c = {.s = s, .vt = LLVMVectorType(g->f32, (unsigned)s->cv.lanes)};
+  c.x = gep_f32(g, g->bufs[s->cv.x], emit(g, s->cv.x_off));
+  c.w = gep_f32(g, g->bufs[s->cv.w], emit(g, s->cv.w_off));
+  c.y = gep_f32(g, g->bufs[s->cv.y], emit(g, s->cv.y_off));
+  c.chunks = (s->cv.ow + s->cv.lanes - 1) / s->cv.lanes;
+  conv_tiles(g, &c, s->cv.cout, s->cv.tile_co, NULL, conv_channels);
+}
+
 /* A scan: copy the initial state in, then per step t set the step symbol, call the body with
  * (state, captured, next state, per-step output slices at t), and swap the state buffers;
  * at the end copy the state out to the results that are read. */
@@ -514,6 +663,7 @@ static void emit_stmt(Cg *g, Ls *s) {
     break;
   }
   case LS_GEMM: emit_gemm(g, s); break;
+  case LS_CONV: emit_conv(g, s); break;
   }
 }
 

@@ -39,7 +39,7 @@ struct Lx {
   int print_id, print_gen; /* text form: printed once per kernel, then referred to by id */
 };
 
-typedef enum LsKind { LS_BLOCK, LS_LOOP, LS_STORE, LS_ACC_INIT, LS_ACC_UPDATE, LS_GEMM, LS_SCAN } LsKind;
+typedef enum LsKind { LS_BLOCK, LS_LOOP, LS_STORE, LS_ACC_INIT, LS_ACC_UPDATE, LS_GEMM, LS_CONV, LS_SCAN } LsKind;
 
 typedef struct Ls Ls;
 struct Ls {
@@ -53,6 +53,15 @@ struct Ls {
     Lx *a_off, *b_off, *c_off, *m, *n, *k, *lda, *ldb, *ldc;
     int ta, tb;
   } g;
+  struct {                              /* LS_CONV: y[co, oh, ow] = sum over ci, taps t of
+                                           w[co, ci*ntaps + t] * x[ci*xplane + tap[t] + oh*xrow + ow]
+                                           for co < cout, oh < oh, ow < ow (see lower_conv) */
+    int x, w, y;
+    Lx *x_off, *w_off, *y_off;
+    int64_t cout, cin, ntaps, xplane, xrow, oh, ow, ldw;
+    int64_t *tap;                       /* [ntaps] offset of each kernel tap in a channel's planes */
+    int lanes, tile_co, tile_vec;       /* vector width; register tile: output channels x vectors */
+  } cv;
   struct {                              /* LS_SCAN: run a scan body `steps` times */
     const ScanInfo *info;
     int body;                           /* index in Model.bodies */

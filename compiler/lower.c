@@ -14,6 +14,7 @@
 #include <string.h>
 #include "loopir.h"
 #include "philox.h"
+#include "convplan.h"
 
 #define GEMM_ROW_BLOCK 512  /* rows per sgemm call: the epilogue runs on a cache-warm tile; fewer rows repack the weights too often */
 #define HASH_SIZE 4096
@@ -635,26 +636,83 @@ static Lx *batch_offset(Lower *L, const Shape *out, int nb, Lx *const *bidx, con
   return ibin(L, '*', off, mat);
 }
 
-/* sgemm per matrix of the batch (per block of GEMM_ROW_BLOCK rows for a plain 2-D product),
- * with the epilogue applied while the block is warm in cache: after each row block, or after
- * each index of the leading batch dim when the result keeps it (a convolution's images). */
-static void lower_gemm(Lower *L, Ls *body) {
+/* ---- direct convolution (convplan.h) ---- */
+
+/* The padded, phase-split copy of image bidx[0]'s channels of group bidx[1] into the
+ * scratch buffer `xbuf` at `base`. */
+static void lower_conv_copy(Lower *L, Ls *parent, const ConvPlan *c, Lx *const *bidx, int xbuf, Lx *base) {
+  Lx *zero = lx_i(L, 0), *one = lx_i(L, 1), *ci, *ph, *pw, *hh, *ww;
+  Ls *s = loop(L, parent, zero, lx_i(L, c->cin), one, &ci);
+  s = loop(L, s, zero, lx_i(L, c->nphase[0]), one, &ph);
+  s = loop(L, s, zero, lx_i(L, c->nphase[1]), one, &pw);
+  s = loop(L, s, zero, lx_i(L, c->hq), one, &hh);
+  s = loop(L, s, zero, lx_i(L, c->wq), one, &ww);
+  Lx *pos[2] = {ibin(L, '-', ibin(L, '+', ibin(L, '*', hh, lx_i(L, c->stride[0])), ph), lx_i(L, c->pad[0])),
+                ibin(L, '-', ibin(L, '+', ibin(L, '*', ww, lx_i(L, c->stride[1])), pw), lx_i(L, c->pad[1]))};
+  Lx *xi[4] = {bidx[0], ibin(L, '+', ibin(L, '*', bidx[1], lx_i(L, c->cin)), ci)}, *inside = NULL;
+  for (int a = 0; a < 2; a++) {
+    int64_t size = c->x->shape.d[2 + a].k;
+    Lx *in = ibin(L, '&', ibin(L, '<', lx_i(L, -1), pos[a]), ibin(L, '<', pos[a], lx_i(L, size)));
+    inside = inside ? ibin(L, '&', inside, in) : in;
+    xi[2 + a] = clamp(L, pos[a], 0, size - 1);
+  }
+  Lx *v = select3(L, inside, value(L, c->x, xi), lx_f(L, 0.0));
+  L->nmemo = 0;
+  Lx *plane = ibin(L, '+', ibin(L, '*', ibin(L, '+', ibin(L, '*', ci, lx_i(L, c->nphase[0])), ph), lx_i(L, c->nphase[1])), pw);
+  Lx *at = ibin(L, '+', ibin(L, '*', ibin(L, '+', ibin(L, '*', plane, lx_i(L, c->hq)), hh), lx_i(L, c->wq)), ww);
+  store(L, s, xbuf, ibin(L, '+', base, at), v);
+}
+
+/* The copy and the LS_CONV of one image and group (bidx), writing the GEMM's result. */
+static void lower_conv(Lower *L, Ls *parent, const ConvPlan *c, Lx *const *bidx) {
   const Kernel *K = L->K;
-  INode *g = K->gemm, *root = K->outs[0], *A = g->in[0], *B = g->in[1];
+  INode *g = K->gemm, *A = g->in[0];
+  const Shape *s = &g->shape;
+  int xbuf = buffer_of(L, K->prologue);
+  Lx *item = ibin(L, '+', ibin(L, '*', bidx[0], lx_i(L, c->groups)), bidx[1]);
+  Lx *base = ibin(L, '*', item, lx_i(L, conv_plan_copy_floats(c)));
+  lower_conv_copy(L, parent, c, bidx, xbuf, base);
+  Ls *cv = ls_new(L, LS_CONV);
+  int64_t cout = s->d[2].k, p = s->d[3].k, ntaps = c->kh * c->kw;
+  cv->cv.x = xbuf;
+  cv->cv.w = buffer_of(L, A);
+  cv->cv.y = L->gemm_cbuf;
+  if (cv->cv.w < 0) unreachable("convolution weights not in memory");
+  cv->cv.x_off = base;
+  cv->cv.w_off = batch_offset(L, s, 2, bidx, &A->shape);
+  cv->cv.y_off = ibin(L, '*', item, lx_i(L, cout * p));
+  cv->cv.cout = cout;
+  cv->cv.cin = c->cin;
+  cv->cv.ntaps = ntaps;
+  cv->cv.xplane = c->nphase[0] * c->nphase[1] * c->hq * c->wq;
+  cv->cv.xrow = c->wq;
+  cv->cv.oh = c->oh;
+  cv->cv.ow = c->ow;
+  cv->cv.ldw = c->cin * ntaps;
+  cv->cv.tap = arena_alloc(L->m->arena, ntaps * sizeof *cv->cv.tap);
+  for (int64_t i = 0; i < c->kh; i++)
+    for (int64_t j = 0; j < c->kw; j++) {
+      int64_t oh = i * c->dil[0], ow = j * c->dil[1];
+      int64_t plane = (oh % c->stride[0]) * c->nphase[1] + ow % c->stride[1];
+      cv->cv.tap[i * c->kw + j] = (plane * c->hq + oh / c->stride[0]) * c->wq + ow / c->stride[1];
+    }
+  /* a tile of output channels x vectors of output columns in registers, leaving room for the
+   * loaded inputs and broadcast weights */
+  cv->cv.lanes = c->lanes;
+  cv->cv.tile_co = c->regs >= 32 ? 4 : 3;
+  cv->cv.tile_vec = c->regs >= 32 ? 4 : 3;
+  ls_add(L, parent, cv);
+}
+
+/* The im2col prologue (if any) and the sgemm calls of lower_gemm inside its batch loops
+ * (cur); returns the loop the epilogue of a row block goes into. */
+static Ls *lower_sgemm(Lower *L, Ls *cur, Lx *const *bidx, bool blocked, Lx **row0) {
+  const Kernel *K = L->K;
+  INode *g = K->gemm, *A = g->in[0], *B = g->in[1];
   const Shape *s = &g->shape;
   int r = s->rank, nb = r - 2, ta = (int)g->i[0], tb = (int)g->i[1];
-  Dim M = s->d[r - 2], N = s->d[r - 1], Kd = A->shape.d[A->shape.rank - 1 - ta];
-  L->gemm = root == g ? NULL : g;
-  L->gemm_cbuf = buffer_of(L, root);
-  Lx *m = lx_dim(L, M), *n = lx_dim(L, N), *k = lx_dim(L, Kd), *zero = lx_i(L, 0), *one = lx_i(L, 1);
-  bool blocked = nb == 0 && shape_eq(&root->shape, s);
-  bool per_lead = root != g && nb >= 1 && dim_eq(root->shape.d[0], s->d[0]);
-  Lx *bidx[MAX_RANK], *r0 = zero;
-  Ls *cur = body, *lead = NULL;
-  for (int i = 0; i < nb; i++) {
-    cur = loop(L, cur, zero, lx_dim(L, s->d[i]), one, &bidx[i]);
-    if (i == 0) lead = cur;
-  }
+  Lx *m = lx_dim(L, s->d[r - 2]), *n = lx_dim(L, s->d[r - 1]), *k = lx_dim(L, A->shape.d[A->shape.rank - 1 - ta]);
+  Lx *zero = lx_i(L, 0), *one = lx_i(L, 1), *r0 = zero;
   if (K->prologue) { /* this batch item's B (im2col columns) into the scratch slot */
     INode *pb = K->prologue, *src = pb;
     /* walk the reshapes back to the computed value, as lower_elementwise does, while the batch
@@ -699,6 +757,33 @@ static void lower_gemm(Lower *L, Ls *body) {
   gs->g.ta = ta;
   gs->g.tb = tb;
   ls_add(L, cur, gs);
+  *row0 = r0;
+  return cur;
+}
+
+/* sgemm per matrix of the batch (per block of GEMM_ROW_BLOCK rows for a plain 2-D product),
+ * with the epilogue applied while the block is warm in cache: after each row block, or after
+ * each index of the leading batch dim when the result keeps it (a convolution's images). */
+static void lower_gemm(Lower *L, Ls *body) {
+  const Kernel *K = L->K;
+  INode *g = K->gemm, *root = K->outs[0];
+  const Shape *s = &g->shape;
+  int r = s->rank, nb = r - 2;
+  L->gemm = root == g ? NULL : g;
+  L->gemm_cbuf = buffer_of(L, root);
+  Lx *m = lx_dim(L, s->d[r - 2]), *n = lx_dim(L, s->d[r - 1]), *zero = lx_i(L, 0), *one = lx_i(L, 1);
+  bool blocked = nb == 0 && shape_eq(&root->shape, s);
+  bool per_lead = root != g && nb >= 1 && dim_eq(root->shape.d[0], s->d[0]);
+  Lx *bidx[MAX_RANK], *r0 = zero;
+  Ls *cur = body, *lead = NULL;
+  for (int i = 0; i < nb; i++) {
+    cur = loop(L, cur, zero, lx_dim(L, s->d[i]), one, &bidx[i]);
+    if (i == 0) lead = cur;
+  }
+  ConvPlan conv;
+  if (conv_plan(K, &conv)) lower_conv(L, cur, &conv, bidx);
+  else cur = lower_sgemm(L, cur, bidx, blocked, &r0);
+  Lx *rows = blocked ? ibin(L, 'm', lx_i(L, GEMM_ROW_BLOCK), ibin(L, '-', m, r0)) : m;
   if (root == g) return;
   Lx *vars[MAX_RANK];
   int order[MAX_RANK];
@@ -1071,6 +1156,27 @@ static void print_ls(Printer *p, const Ls *s, int depth) {
       fprintf(out, " n%d=", i);
       print_lx(p, s->sc.numel[i]);
     }
+    fprintf(out, "\n");
+    break;
+  }
+  case LS_CONV: {
+    fprintf(out, "conv ");
+    print_buf(p, s->cv.y);
+    fprintf(out, "[");
+    print_lx(p, s->cv.y_off);
+    fprintf(out, "] = ");
+    print_buf(p, s->cv.w);
+    fprintf(out, "[");
+    print_lx(p, s->cv.w_off);
+    fprintf(out, "] * ");
+    print_buf(p, s->cv.x);
+    fprintf(out, "[");
+    print_lx(p, s->cv.x_off);
+    fprintf(out, "] cout=%lld cin=%lld oh=%lld ow=%lld xplane=%lld xrow=%lld ldw=%lld lanes=%d tile=%dx%d taps=",
+            (long long)s->cv.cout, (long long)s->cv.cin, (long long)s->cv.oh, (long long)s->cv.ow,
+            (long long)s->cv.xplane, (long long)s->cv.xrow, (long long)s->cv.ldw, s->cv.lanes, s->cv.tile_co,
+            s->cv.tile_vec);
+    for (int64_t t = 0; t < s->cv.ntaps; t++) fprintf(out, "%s%lld", t ? "," : "", (long long)s->cv.tap[t]);
     fprintf(out, "\n");
     break;
   }

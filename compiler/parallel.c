@@ -9,7 +9,8 @@
  *     the loop, or columns reused by every iteration, have indices without it);
  *   - every accumulator it updates is initialized inside it (a reduction over the loop itself
  *     is not split: a different order of the sum would change the bits);
- *   - it calls neither sgemm (OpenBLAS has its own threads) nor a scan body.
+ *   - it calls neither sgemm (OpenBLAS has its own threads) nor a scan body (a direct
+ *     convolution is fine: each image has its own padded copy and output).
  * When that loop is a batch loop (symbolic, often 1 at inference) or short, and holds one
  * loop nest whose own iterations are independent too, the two are collapsed: the runtime
  * splits their (batch, channel) pairs.  With it goes an estimate of the scalar work of one
@@ -103,6 +104,12 @@ static void check_stmt(Check *c, const Ls *s) {
     if (!c->acc_init[s->acc]) c->ok = false;
     check_loads(c, s->val);
     break;
+  case LS_CONV: /* its image's output from its image's padded copy */
+    if (!uses_var(s->cv.y_off, c->var) || !uses_var(s->cv.x_off, c->var)) c->ok = false;
+    check_loads(c, s->cv.x_off);
+    check_loads(c, s->cv.w_off);
+    check_loads(c, s->cv.y_off);
+    break;
   case LS_GEMM:
   case LS_SCAN:
     c->ok = false;
@@ -115,8 +122,13 @@ static int64_t trip_count(const Ls *s) {
   return s->hi->c > s->lo->c ? (s->hi->c - s->lo->c + s->step->c - 1) / s->step->c : 0;
 }
 
-/* Scalar statements executed by s, loops multiplied out (saturating). */
+/* Scalar statements executed by s, loops multiplied out (saturating); a direct convolution
+ * counts one per vector multiply-add. */
 static int64_t work_of(const Ls *s) {
+  if (s->k == LS_CONV) {
+    double fmas = (double)s->cv.cout * s->cv.oh * s->cv.ow * s->cv.cin * s->cv.ntaps / s->cv.lanes;
+    return fmas < (double)INT64_MAX ? (int64_t)fmas : INT64_MAX;
+  }
   if (s->k != LS_BLOCK && s->k != LS_LOOP) return 1;
   int64_t w = 0;
   for (int i = 0; i < s->nbody; i++) {

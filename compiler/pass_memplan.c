@@ -9,6 +9,7 @@
  * compares it with the lifetime lower bound (memreport.c). */
 #include <stdlib.h>
 
+#include "convplan.h"
 #include "passes.h"
 
 typedef struct Tenancy {
@@ -151,7 +152,11 @@ bool pass_memplan(Model *m, Entry *e, Diag *d) {
   for (int k = 0; k < e->nkernels; k++) {
     Kernel *K = &e->kernels[k];
     if (K->kind == KK_SCAN) plan_scan(m, e, &p, K, k);
-    if (K->prologue) { /* one batch item of the GEMM's B operand at a time */
+    ConvPlan conv;
+    if (conv_plan(K, &conv)) { /* every (image, group)'s padded copy, so images can run in parallel */
+      Dim items = dim_mul(K->gemm->shape.d[0], dim_const(conv.groups));
+      tenant(e, &p, dim_mul(items, dim_const(4 * conv_plan_copy_floats(&conv))), k, k, &K->prologue->slot);
+    } else if (K->prologue) { /* one batch item of the GEMM's B operand at a time */
       const Shape *s = &K->prologue->shape;
       tenant(e, &p, dim_mul(dim_mul(s->d[s->rank - 2], s->d[s->rank - 1]), dim_const(4)), k, k, &K->prologue->slot);
     }

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <spawn.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,6 +93,22 @@ static LLVMTargetMachineRef host_tm(char **triple_out, char *err, size_t errlen)
   else
     LLVMDisposeMessage(triple);
   return tm;
+}
+
+/* Does LLVM's feature string ("+sse2,-avx512f,...") enable `name`? */
+static bool has_feature(const char *features, const char *name) {
+  size_t n = strlen(name);
+  for (const char *p = features; (p = strstr(p, name)); p += n)
+    if (p > features && p[-1] == '+' && (p[n] == ',' || p[n] == '\0')) return true;
+  return false;
+}
+
+void target_host_simd(int *floats, int *regs) {
+  char *features = LLVMGetHostCPUFeatures();
+  bool avx512 = has_feature(features, "avx512f"), avx = has_feature(features, "avx");
+  LLVMDisposeMessage(features);
+  *floats = avx512 ? 16 : avx ? 8 : 4;
+  *regs = avx512 ? 32 : 16;
 }
 
 Target *target_new_host(char *err, size_t errlen) {

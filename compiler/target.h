@@ -42,6 +42,12 @@ int target_emit_shared_lib(Target *t, LLVMModuleRef m, const char *out_path,
                            const char *const *link_args, int n_link_args, char *err,
                            size_t errlen);
 
+/* The host's SIMD registers, for kernels that block work in registers (a direct
+ * convolution's tile): floats per vector (16 with AVX-512, 8 with AVX, 4 otherwise) and the
+ * number of vector registers (32 with AVX-512, 16 otherwise).  From LLVM's host features,
+ * the same ones the code is compiled for. */
+void target_host_simd(int *floats, int *regs);
+
 typedef struct Jit Jit;
 typedef struct JitSymbol {
   const char *name; /* unmangled C name */

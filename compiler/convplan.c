@@ -1,0 +1,71 @@
+/* convplan.c — the direct-convolution plan of a GEMM kernel (convplan.h). */
+#include "convplan.h"
+#include "target.h"
+
+#define MAX_STRIDE 64
+
+/* Phases 0..n-1 of one axis and the largest shift of a tap; false when the used phases are
+ * not the first n (stride 3 with dilation 2 uses phases 0 and 2: left to im2col). */
+static bool plan_axis(int64_t taps, int64_t stride, int64_t dil, int64_t *nphase, int64_t *shift) {
+  bool used[MAX_STRIDE] = {false};
+  if (stride < 1 || stride > MAX_STRIDE || dil < 1) return false;
+  *nphase = *shift = 0;
+  for (int64_t t = 0; t < taps; t++) {
+    used[t * dil % stride] = true;
+    if (t * dil / stride > *shift) *shift = t * dil / stride;
+  }
+  while (*nphase < stride && used[*nphase]) (*nphase)++;
+  for (int64_t p = *nphase; p < stride; p++)
+    if (used[p]) return false;
+  return true;
+}
+
+/* Vectors as wide as the host's, or narrower when that wastes fewer lanes on a short output
+ * row (an 8-wide map in 16-float vectors leaves half of every vector idle). */
+static int pick_lanes(int host, int64_t ow) {
+  int lanes = host;
+  while (lanes > 4) {
+    int half = lanes / 2;
+    if ((ow + half - 1) / half * half >= (ow + lanes - 1) / lanes * lanes) break;
+    lanes = half;
+  }
+  return lanes;
+}
+
+bool conv_plan(const Kernel *K, ConvPlan *c) {
+  INode *g = K->gemm, *cols = K->prologue;
+  if (K->kind != KK_GEMM || !cols || g->i[0] || g->i[1] || g->shape.rank != 4 || cols->op != OP_RESHAPE) return false;
+  /* columns = reshape(permute(reshape(window(x)), [0,1,2,5,6,3,4])): nn.c columns() */
+  static const int to_columns[7] = {0, 1, 2, 5, 6, 3, 4};
+  INode *perm = cols->in[0];
+  if (perm->op != OP_PERMUTE || perm->shape.rank != 7) return false;
+  for (int k = 0; k < 7; k++)
+    if (perm->i[k] != to_columns[k]) return false;
+  INode *split = perm->in[0], *win = split->in[0];
+  if (split->op != OP_RESHAPE || win->op != OP_WINDOW || win->shape.rank != 6 || win->flag || win->f[0] != 0.0 ||
+      win->i[6] != 1 || win->i[7] != 1)
+    return false;
+  const Shape *ws = &win->shape, *gs = &g->shape;
+  INode *x = win->in[0];
+  if (x->shape.rank != 4 || gs->d[1].syms || ws->d[1].syms || !dim_eq(ws->d[0], gs->d[0])) return false;
+  *c = (ConvPlan){.x = x, .groups = gs->d[1].k, .oh = ws->d[2].k, .ow = ws->d[3].k, .kh = ws->d[4].k, .kw = ws->d[5].k};
+  c->cin = ws->d[1].k / c->groups;
+  if (c->cin * c->groups != ws->d[1].k) return false;
+  int64_t taps[2] = {c->kh, c->kw};
+  for (int a = 0; a < 2; a++) {
+    c->stride[a] = win->i[a];
+    c->pad[a] = win->i[2 + a];
+    c->dil[a] = win->i[4 + a];
+    if (!plan_axis(taps[a], c->stride[a], c->dil[a], &c->nphase[a], &c->shift[a])) return false;
+  }
+  int host;
+  target_host_simd(&host, &c->regs);
+  c->lanes = pick_lanes(host, c->ow);
+  c->hq = c->oh + c->shift[0];
+  c->wq = (c->ow + c->lanes - 1) / c->lanes * c->lanes + c->shift[1];
+  return true;
+}
+
+int64_t conv_plan_copy_floats(const ConvPlan *c) {
+  return c->cin * c->nphase[0] * c->nphase[1] * c->hq * c->wq;
+}

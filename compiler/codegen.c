@@ -38,6 +38,7 @@ typedef struct Cg {
   LLVMValueRef *vars, *accs;
   LLVMValueRef lanes[REDUCE_LANES + 1]; /* the partial results of a lane reduction (allocas) */
   const Ls *lane_update;        /* its accumulator update */
+  struct ConvCg *conv;          /* the direct convolution being emitted */
   bool *scope_open;             /* loop scopes, numbered across the whole module */
   int scope, nscopes, capscopes;
 } Cg;
@@ -326,13 +327,13 @@ static LLVMValueRef reduce_op(Cg *g, Op rop, LLVMValueRef acc, LLVMValueRef v) {
 static LLVMValueRef reduce_identity(Cg *g, Op rop) { return cf32(g, rop == OP_SUM ? 0.0 : -INFINITY); }
 
 /* An alloca in the function's entry block (where mem2reg promotes it to registers). */
-static LLVMValueRef entry_alloca(Cg *g, const char *name) {
+static LLVMValueRef entry_alloca(Cg *g, LLVMTypeRef type, const char *name) {
   LLVMBuilderRef b = LLVMCreateBuilderInContext(g->ctx);
   LLVMBasicBlockRef entry = LLVMGetEntryBasicBlock(g->fn);
   LLVMValueRef first = LLVMGetFirstInstruction(entry);
   if (first) LLVMPositionBuilderBefore(b, first);
   else LLVMPositionBuilderAtEnd(b, entry);
-  LLVMValueRef a = LLVMBuildAlloca(b, g->f32, name);
+  LLVMValueRef a = LLVMBuildAlloca(b, type, name);
   LLVMDisposeBuilder(b);
   return a;
 }
@@ -371,7 +372,7 @@ static void emit_lane_reduction(Cg *g, Ls *s) {
   LLVMValueRef blocks_end = LLVMBuildNSWAdd(g->b, lo, LLVMBuildAnd(g->b, n, ci64(g, ~(int64_t)(REDUCE_LANES - 1)), ""), "");
   LLVMValueRef end = LLVMBuildNSWAdd(g->b, lo, n, "");
   for (int j = 0; j <= REDUCE_LANES; j++) {
-    if (!g->lanes[j]) g->lanes[j] = entry_alloca(g, "lane");
+    if (!g->lanes[j]) g->lanes[j] = entry_alloca(g, g->f32, "lane");
     LLVMBuildStore(g->b, reduce_identity(g, u->rop), g->lanes[j]);
   }
   g->lane_update = u;
@@ -433,14 +434,17 @@ static void emit_gemm(Cg *g, Ls *s) {
  * x tile_vec vectors stays in registers while the loop over input channels and the unrolled
  * taps multiply-add a broadcast weight into each: per input channel and tap, tile_vec loads
  * of the padded image and tile_co weight broadcasts feed tile_co * tile_vec vector FMAs.
- * Each output is a sum in one fixed order (channels, then taps), whatever the tiling. */
+ * Each output is a sum in one fixed order (channels, then taps), whatever the tiling.  The
+ * tiles of output channels run through nnc_rt_parallel_for: split among threads when the
+ * kernel's own loop over images is not (one image), on the image's thread when it is. */
 
 typedef struct ConvCg {
   const Ls *s;
   LLVMTypeRef vt;               /* <lanes x float> */
   LLVMValueRef x, w, y;         /* base pointers with their offsets applied */
   int64_t chunks;               /* vectors per output row */
-  int nco;                      /* output channels of the current tile */
+  LLVMValueRef co0;             /* the current tile's first output channel */
+  int nco;                      /* and its number of output channels */
 } ConvCg;
 
 static LLVMValueRef gep_f32(Cg *g, LLVMValueRef base, LLVMValueRef idx) {
@@ -531,49 +535,77 @@ static void conv_tile(Cg *g, const ConvCg *c, LLVMValueRef co0, LLVMValueRef v0,
   }
 }
 
-/* Tiles of `step` of [0, total): for (i = 0; i + step <= total; i += step) body(g, c, outer,
- * i, step), then body(g, c, outer, i, rest) for a partial last tile. */
-static void conv_tiles(Cg *g, ConvCg *c, int64_t total, int64_t step, LLVMValueRef outer,
-                       void (*body)(Cg *, ConvCg *, LLVMValueRef outer, LLVMValueRef i, int n)) {
-  int64_t whole = total / step * step;
-  if (whole) {
-    LLVMBasicBlockRef pre = LLVMGetInsertBlock(g->b);
-    LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_tiles");
-    LLVMBasicBlockRef blk = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_tile");
-    LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_tiles_end");
-    LLVMBuildBr(g->b, head);
-    LLVMPositionBuilderAtEnd(g->b, head);
-    LLVMValueRef i = LLVMBuildPhi(g->b, g->i64, "tile");
-    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, i, ci64(g, whole), ""), blk, exit);
-    LLVMPositionBuilderAtEnd(g->b, blk);
-    body(g, c, outer, i, (int)step);
-    LLVMValueRef next = LLVMBuildNSWAdd(g->b, i, ci64(g, step), "");
-    LLVMBasicBlockRef latch = LLVMGetInsertBlock(g->b);
-    LLVMBuildBr(g->b, head);
-    LLVMAddIncoming(i, (LLVMValueRef[]){ci64(g, 0), next}, (LLVMBasicBlockRef[]){pre, latch}, 2);
-    LLVMPositionBuilderAtEnd(g->b, exit);
-  }
-  if (whole < total) body(g, c, outer, ci64(g, whole), (int)(total - whole));
+static void conv_vector_tile(Cg *g, const Ls *s, LLVMValueRef v0) {
+  conv_tile(g, g->conv, g->conv->co0, v0, g->conv->nco, s->cv.tile_vec);
 }
 
-static void conv_vectors(Cg *g, ConvCg *c, LLVMValueRef co0, LLVMValueRef v0, int nvec) {
-  conv_tile(g, c, co0, v0, c->nco, nvec);
-}
-
-/* channels co0..co0+nco-1: every tile of vectors */
-static void conv_channels(Cg *g, ConvCg *c, LLVMValueRef unused, LLVMValueRef co0, int nco) {
-  (void)unused;
+/* output channels [co0, co0 + nco): the whole tiles of vectors in a loop, then the rest */
+static void conv_channels(Cg *g, LLVMValueRef co0, int nco) {
+  ConvCg *c = g->conv;
+  const Ls *s = c->s;
+  int64_t nv = s->cv.oh * c->chunks, tv = s->cv.tile_vec, whole = nv / tv * tv;
+  c->co0 = co0;
   c->nco = nco;
-  conv_tiles(g, c, c->s->cv.oh * c->chunks, c->s->cv.tile_vec, co0, conv_vectors);
+  counted_loop(g, ci64(g, 0), ci64(g, whole), ci64(g, tv), conv_vector_tile, s);
+  if (whole < nv) conv_tile(g, c, co0, ci64(g, whole), nco, (int)(nv - whole));
+}
+
+static void conv_channel_tile(Cg *g, const Ls *s, LLVMValueRef t) {
+  conv_channels(g, LLVMBuildNSWMul(g->b, t, ci64(g, s->cv.tile_co), ""), s->cv.tile_co);
+}
+
+/* An nnc_kernel_fn computing the channel tiles [lo, hi) of convolution s; bufs = {x, w, y},
+ * its input copy, weights and output with their offsets applied. */
+static LLVMValueRef conv_function(Cg *g, const Ls *s) {
+  LLVMValueRef caller = g->fn;
+  LLVMBasicBlockRef resume = LLVMGetInsertBlock(g->b);
+  size_t len;
+  const char *kname = LLVMGetValueName2(caller, &len);
+  char name[256];
+  snprintf(name, sizeof name, "%.*s.conv", (int)(len < 200 ? len : 200), kname);
+  LLVMValueRef fn = LLVMAddFunction(g->mod, name, g->kernel_fn);
+  LLVMSetLinkage(fn, LLVMInternalLinkage);
+  g->fn = fn;
+  LLVMPositionBuilderAtEnd(g->b, LLVMAppendBasicBlockInContext(g->ctx, fn, "entry"));
+  ConvCg c = {.s = s, .vt = LLVMVectorType(g->f32, (unsigned)s->cv.lanes)};
+  LLVMValueRef *ptrs[3] = {&c.x, &c.w, &c.y};
+  for (int i = 0; i < 3; i++)
+    *ptrs[i] = LLVMBuildLoad2(g->b, g->ptr, LLVMBuildGEP2(g->b, g->ptr, LLVMGetParam(fn, 0), (LLVMValueRef[]){ci64(g, i)}, 1, ""), "");
+  c.chunks = (s->cv.ow + s->cv.lanes - 1) / s->cv.lanes;
+  g->conv = &c;
+  LLVMValueRef lo = LLVMGetParam(fn, 2), hi = LLVMGetParam(fn, 3);
+  int64_t tc = s->cv.tile_co, whole = s->cv.cout / tc;
+  LLVMValueRef whole_hi = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, hi, ci64(g, whole), ""), hi, ci64(g, whole), "");
+  counted_loop(g, lo, whole_hi, ci64(g, 1), conv_channel_tile, s);
+  if (whole * tc < s->cv.cout) { /* the partial last tile, by the chunk that holds it */
+    LLVMBasicBlockRef last = LLVMAppendBasicBlockInContext(g->ctx, fn, "conv_last_tile");
+    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(g->ctx, fn, "conv_done");
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSGT, hi, ci64(g, whole), ""), last, done);
+    LLVMPositionBuilderAtEnd(g->b, last);
+    conv_channels(g, ci64(g, whole * tc), (int)(s->cv.cout - whole * tc));
+    LLVMBuildBr(g->b, done);
+    LLVMPositionBuilderAtEnd(g->b, done);
+  }
+  LLVMBuildRetVoid(g->b);
+  g->conv = NULL;
+  g->fn = caller;
+  LLVMPositionBuilderAtEnd(g->b, resume);
+  return fn;
 }
 
 static void emit_conv(Cg *g, Ls *s) {
-  ConvCg c = {.s = s, .vt = LLVMVectorType(g->f32, (unsigned)s->cv.lanes)};
-  c.x = gep_f32(g, g->bufs[s->cv.x], emit(g, s->cv.x_off));
-  c.w = gep_f32(g, g->bufs[s->cv.w], emit(g, s->cv.w_off));
-  c.y = gep_f32(g, g->bufs[s->cv.y], emit(g, s->cv.y_off));
-  c.chunks = (s->cv.ow + s->cv.lanes - 1) / s->cv.lanes;
-  conv_tiles(g, &c, s->cv.cout, s->cv.tile_co, NULL, conv_channels);
+  LLVMValueRef fn = conv_function(g, s);
+  LLVMValueRef bufs = entry_alloca(g, LLVMArrayType(g->ptr, 3), "conv_bufs");
+  int bi[3] = {s->cv.x, s->cv.w, s->cv.y};
+  Lx *off[3] = {s->cv.x_off, s->cv.w_off, s->cv.y_off};
+  for (int i = 0; i < 3; i++) {
+    LLVMValueRef p = gep_f32(g, g->bufs[bi[i]], emit(g, off[i]));
+    LLVMBuildStore(g->b, p, LLVMBuildGEP2(g->b, g->ptr, bufs, (LLVMValueRef[]){ci64(g, i)}, 1, ""));
+  }
+  int64_t tiles = (s->cv.cout + s->cv.tile_co - 1) / s->cv.tile_co;
+  int64_t work = s->cv.tile_co * s->cv.oh * s->cv.ow * s->cv.cin * s->cv.ntaps / s->cv.lanes; /* vector FMAs */
+  LLVMTypeRef pt[] = {g->ptr, g->ptr, g->ptr, g->i64, g->i64};
+  call_extern(g, "nnc_rt_parallel_for", g->voidt, pt, 5, (LLVMValueRef[]){fn, bufs, g->syms, ci64(g, tiles), ci64(g, work)});
 }
 
 /* A scan: copy the initial state in, then per step t set the step symbol, call the body with
@@ -654,6 +686,7 @@ static void emit_stmt(Cg *g, Ls *s) {
     LLVMBuildStore(g->b, v, p);
     break;
   }
+  case LS_EVAL: emit(g, s->val); break;
   case LS_ACC_INIT:
     LLVMBuildStore(g->b, cf32(g, s->rop == OP_SUM ? 0.0 : -INFINITY), g->accs[s->acc]);
     break;

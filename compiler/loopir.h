@@ -39,14 +39,17 @@ struct Lx {
   int print_id, print_gen; /* text form: printed once per kernel, then referred to by id */
 };
 
-typedef enum LsKind { LS_BLOCK, LS_LOOP, LS_STORE, LS_ACC_INIT, LS_ACC_UPDATE, LS_GEMM, LS_CONV, LS_SCAN } LsKind;
+/* LS_EVAL computes `val` where it stands, so that the loops inside reuse it instead of
+ * computing it per iteration (LLVM cannot hoist what depends on a load past a store that
+ * might alias it). */
+typedef enum LsKind { LS_BLOCK, LS_LOOP, LS_STORE, LS_EVAL, LS_ACC_INIT, LS_ACC_UPDATE, LS_GEMM, LS_CONV, LS_SCAN } LsKind;
 
 typedef struct Ls Ls;
 struct Ls {
   LsKind k;
   struct Ls **body; int nbody, cap;     /* LS_BLOCK, LS_LOOP */
   int var; Lx *lo, *hi, *step;          /* LS_LOOP: for var in [lo, hi) by step */
-  int buf; Lx *idx, *val;               /* LS_STORE: buf[idx] = val */
+  int buf; Lx *idx, *val;               /* LS_STORE: buf[idx] = val; LS_EVAL: val */
   int acc; Op rop;                      /* LS_ACC_*: OP_SUM or OP_RMAX */
   struct {                              /* LS_GEMM: C = op(A) op(B), row-major */
     int a, b, c;

@@ -802,12 +802,17 @@ static void lower_gemm(Lower *L, Ls *body) {
   }
 }
 
-/* torchvision's bilinear_interpolate of feature map (b, c) at float (y, x), in float32. */
-static Lx *roi_bilinear(Lower *L, int fbuf, const Shape *fs, Lx *plane, Lx *y, Lx *x) {
+/* One sample of torchvision's bilinear_interpolate at float (y, x), in float32: the offsets
+ * of its four corners in a feature plane, their weights, and whether it falls outside.  The
+ * same for every channel. */
+typedef struct RoiSample { Lx *off[4], *w[4], *outside; } RoiSample;
+
+static RoiSample roi_sample(Lower *L, const Shape *fs, Lx *y, Lx *x) {
   int64_t H = fs->d[2].k, W = fs->d[3].k;
   Lx *one = lx_f(L, 1.0), *zero = lx_f(L, 0.0);
-  Lx *outside = fop(L, OP_LOGIC_OR, fop(L, OP_LOGIC_OR, fop(L, OP_CMP_LT, y, lx_f(L, -1.0)), fop(L, OP_CMP_GT, y, lx_f(L, (double)H))),
-                    fop(L, OP_LOGIC_OR, fop(L, OP_CMP_LT, x, lx_f(L, -1.0)), fop(L, OP_CMP_GT, x, lx_f(L, (double)W))));
+  RoiSample r;
+  r.outside = fop(L, OP_LOGIC_OR, fop(L, OP_LOGIC_OR, fop(L, OP_CMP_LT, y, lx_f(L, -1.0)), fop(L, OP_CMP_GT, y, lx_f(L, (double)H))),
+                  fop(L, OP_LOGIC_OR, fop(L, OP_CMP_LT, x, lx_f(L, -1.0)), fop(L, OP_CMP_GT, x, lx_f(L, (double)W))));
   Lx *c[2], *lo[2], *hi[2], *l[2];
   c[0] = fop(L, OP_MAX, y, zero);
   c[1] = fop(L, OP_MAX, x, zero);
@@ -820,20 +825,29 @@ static Lx *roi_bilinear(Lower *L, int fbuf, const Shape *fs, Lx *plane, Lx *y, L
     Lx *pos = select3(L, at_edge, lx_f(L, (double)(size - 1)), c[a]);
     l[a] = fop(L, OP_SUB, pos, itof(L, lo[a]));
   }
-  Lx *v[4], *w[4];
   Lx *hy = fop(L, OP_SUB, one, l[0]), *hx = fop(L, OP_SUB, one, l[1]);
-  w[0] = fop(L, OP_MUL, hy, hx);
-  w[1] = fop(L, OP_MUL, hy, l[1]);
-  w[2] = fop(L, OP_MUL, l[0], hx);
-  w[3] = fop(L, OP_MUL, l[0], l[1]);
-  for (int i = 0; i < 4; i++) {
-    Lx *yy = i < 2 ? lo[0] : hi[0], *xx = i % 2 ? hi[1] : lo[1];
-    Lx *off = ibin(L, '+', ibin(L, '*', ibin(L, '+', ibin(L, '*', plane, lx_i(L, H)), yy), lx_i(L, W)), xx);
-    v[i] = lx(L, (Lx){.k = LX_LOAD, .buf = fbuf, .a = {off}});
-  }
-  Lx *sum = fop(L, OP_ADD, fop(L, OP_ADD, fop(L, OP_ADD, fop(L, OP_MUL, w[0], v[0]), fop(L, OP_MUL, w[1], v[1])),
-                                fop(L, OP_MUL, w[2], v[2])), fop(L, OP_MUL, w[3], v[3]));
-  return select3(L, outside, zero, sum);
+  r.w[0] = fop(L, OP_MUL, hy, hx);
+  r.w[1] = fop(L, OP_MUL, hy, l[1]);
+  r.w[2] = fop(L, OP_MUL, l[0], hx);
+  r.w[3] = fop(L, OP_MUL, l[0], l[1]);
+  for (int i = 0; i < 4; i++)
+    r.off[i] = ibin(L, '+', ibin(L, '*', i < 2 ? lo[0] : hi[0], lx_i(L, W)), i % 2 ? hi[1] : lo[1]);
+  return r;
+}
+
+/* The sample's value in feature plane `plane` (batch index * C + channel). */
+static Lx *roi_gather(Lower *L, int fbuf, const Shape *fs, Lx *plane, const RoiSample *r) {
+  Lx *base = ibin(L, '*', plane, lx_i(L, fs->d[2].k * fs->d[3].k)), *v[4];
+  for (int i = 0; i < 4; i++) v[i] = lx(L, (Lx){.k = LX_LOAD, .buf = fbuf, .a = {ibin(L, '+', base, r->off[i])}});
+  Lx *sum = fop(L, OP_ADD, fop(L, OP_ADD, fop(L, OP_ADD, fop(L, OP_MUL, r->w[0], v[0]), fop(L, OP_MUL, r->w[1], v[1])),
+                                fop(L, OP_MUL, r->w[2], v[2])), fop(L, OP_MUL, r->w[3], v[3]));
+  return select3(L, r->outside, lx_f(L, 0.0), sum);
+}
+
+static void eval(Lower *L, Ls *parent, Lx *v) {
+  Ls *s = ls_new(L, LS_EVAL);
+  s->val = v;
+  ls_add(L, parent, s);
 }
 
 /* ceil of a float, as an integer: trunc(a) + (trunc(a) < a) */
@@ -842,20 +856,23 @@ static Lx *ceil_int(Lower *L, Lx *a) {
   return ibin(L, '+', t, ftoi(L, fop(L, OP_CMP_LT, itof(L, t), a)));
 }
 
-/* roi_align (torchvision.ops.roi_align, float32): for each box, channel and output bin,
- * the mean of a grid of bilinear samples; the grid size is sampling_ratio, or adaptive
- * (ceil(roi size / bins), so data-dependent loop bounds). */
+/* roi_align (torchvision.ops.roi_align, float32): for each box and output bin, the mean of
+ * a grid of bilinear samples; the grid size is sampling_ratio, or adaptive (ceil(roi size /
+ * bins), so data-dependent loop bounds).  A sample's position and weights are computed once
+ * for all channels: the channel loop is innermost and sums into the output, in the order of
+ * the samples, then divides by their count. */
 static void lower_roi_align(Lower *L, Ls *body) {
   INode *n = L->K->outs[0], *feat = n->in[0], *boxes = n->in[1];
   int fbuf = buffer_of(L, feat), bbuf = buffer_of(L, boxes), obuf = buffer_of(L, n);
   if (fbuf < 0 || bbuf < 0) unreachable("roi_align operand not in memory");
   int64_t C = feat->shape.d[1].k, PH = n->shape.d[2].k, PW = n->shape.d[3].k;
-  Lx *v[4], *zero = lx_i(L, 0), *one = lx_i(L, 1);
-  int order[4] = {0, 1, 2, 3};
-  Ls *blk = loop_nest(L, body, &n->shape, order, 4, v);
+  Lx *k, *ph, *pw, *zero = lx_i(L, 0), *one = lx_i(L, 1);
+  Ls *blk = loop(L, body, zero, lx_dim(L, n->shape.d[0]), one, &k);
+  blk = loop(L, blk, zero, lx_i(L, PH), one, &ph);
+  blk = loop(L, blk, zero, lx_i(L, PW), one, &pw);
   Lx *box[5];
   for (int i = 0; i < 5; i++)
-    box[i] = lx(L, (Lx){.k = LX_LOAD, .buf = bbuf, .a = {ibin(L, '+', ibin(L, '*', v[0], lx_i(L, 5)), lx_i(L, i))}});
+    box[i] = lx(L, (Lx){.k = LX_LOAD, .buf = bbuf, .a = {ibin(L, '+', ibin(L, '*', k, lx_i(L, 5)), lx_i(L, i))}});
   Lx *scale = lx_f(L, (float)n->f[0]), *off = lx_f(L, n->flag ? 0.5 : 0.0);
   Lx *x1 = fop(L, OP_SUB, fop(L, OP_MUL, box[1], scale), off), *y1 = fop(L, OP_SUB, fop(L, OP_MUL, box[2], scale), off);
   Lx *x2 = fop(L, OP_SUB, fop(L, OP_MUL, box[3], scale), off), *y2 = fop(L, OP_SUB, fop(L, OP_MUL, box[4], scale), off);
@@ -868,27 +885,35 @@ static void lower_roi_align(Lower *L, Ls *body) {
   Lx *gh = n->i[0] > 0 ? lx_i(L, n->i[0]) : ceil_int(L, fop(L, OP_DIV, rh, lx_f(L, (double)PH)));
   Lx *gw = n->i[0] > 0 ? lx_i(L, n->i[0]) : ceil_int(L, fop(L, OP_DIV, rw, lx_f(L, (double)PW)));
   Lx *count = itof(L, ibin(L, 'M', ibin(L, '*', gh, gw), one));
-  Lx *plane = ibin(L, '+', ibin(L, '*', ftoi(L, box[0]), lx_i(L, C)), v[1]);
-  int acc = L->naccs++;
-  Ls *init = ls_new(L, LS_ACC_INIT);
-  init->acc = acc;
-  init->rop = OP_SUM;
-  ls_add(L, blk, init);
+  Lx *first_plane = ibin(L, '*', ftoi(L, box[0]), lx_i(L, C));
+  eval(L, blk, count);
+  eval(L, blk, first_plane);
+#define OUT(c) ibin(L, '+', ibin(L, '*', ibin(L, '+', ibin(L, '*', ibin(L, '+', ibin(L, '*', k, lx_i(L, C)), c), lx_i(L, PH)), ph), lx_i(L, PW)), pw)
+  Lx *c;
+  Ls *lz = loop(L, blk, zero, lx_i(L, C), one, &c);
+  store(L, lz, obuf, OUT(c), lx_f(L, 0.0));
   Lx *iy, *ix;
   Ls *ly = loop(L, blk, zero, gh, one, &iy);
   Ls *lxl = loop(L, ly, zero, gw, one, &ix);
   Lx *half = lx_f(L, 0.5);
-  Lx *y = fop(L, OP_ADD, fop(L, OP_ADD, y1, fop(L, OP_MUL, itof(L, v[2]), bh)),
+  Lx *y = fop(L, OP_ADD, fop(L, OP_ADD, y1, fop(L, OP_MUL, itof(L, ph), bh)),
               fop(L, OP_DIV, fop(L, OP_MUL, fop(L, OP_ADD, itof(L, iy), half), bh), itof(L, gh)));
-  Lx *x = fop(L, OP_ADD, fop(L, OP_ADD, x1, fop(L, OP_MUL, itof(L, v[3]), bw)),
+  Lx *x = fop(L, OP_ADD, fop(L, OP_ADD, x1, fop(L, OP_MUL, itof(L, pw), bw)),
               fop(L, OP_DIV, fop(L, OP_MUL, fop(L, OP_ADD, itof(L, ix), half), bw), itof(L, gw)));
-  Ls *upd = ls_new(L, LS_ACC_UPDATE);
-  upd->acc = acc;
-  upd->rop = OP_SUM;
-  upd->val = roi_bilinear(L, fbuf, &feat->shape, plane, y, x);
-  ls_add(L, lxl, upd);
-  Lx *res = fop(L, OP_DIV, lx(L, (Lx){.k = LX_ACC, .acc = acc}), count);
-  store(L, blk, obuf, linear(L, &n->shape, v), res);
+  RoiSample smp = roi_sample(L, &feat->shape, y, x);
+  for (int i = 0; i < 4; i++) {
+    eval(L, lxl, smp.off[i]);
+    eval(L, lxl, smp.w[i]);
+  }
+  eval(L, lxl, smp.outside);
+  Lx *sc;
+  Ls *lc = loop(L, lxl, zero, lx_i(L, C), one, &sc);
+  Lx *v = roi_gather(L, fbuf, &feat->shape, ibin(L, '+', first_plane, sc), &smp);
+  store(L, lc, obuf, OUT(sc), fop(L, OP_ADD, lx(L, (Lx){.k = LX_LOAD, .buf = obuf, .a = {OUT(sc)}}), v));
+  Lx *dc;
+  Ls *ld = loop(L, blk, zero, lx_i(L, C), one, &dc);
+  store(L, ld, obuf, OUT(dc), fop(L, OP_DIV, lx(L, (Lx){.k = LX_LOAD, .buf = obuf, .a = {OUT(dc)}}), count));
+#undef OUT
 }
 
 /* col2im as PyTorch's: zero the output, then add every column element at its position, in
@@ -1132,6 +1157,11 @@ static void print_ls(Printer *p, const Ls *s, int depth) {
     fprintf(out, "[");
     print_lx(p, s->idx);
     fprintf(out, "] = ");
+    print_lx(p, s->val);
+    fprintf(out, "\n");
+    break;
+  case LS_EVAL:
+    fprintf(out, "eval ");
     print_lx(p, s->val);
     fprintf(out, "\n");
     break;

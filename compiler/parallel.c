@@ -97,6 +97,9 @@ static void check_stmt(Check *c, const Ls *s) {
     check_loads(c, s->idx);
     check_loads(c, s->val);
     break;
+  case LS_EVAL:
+    check_loads(c, s->val);
+    break;
   case LS_ACC_INIT:
     c->acc_init[s->acc] = true;
     break;

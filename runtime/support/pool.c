@@ -110,7 +110,11 @@ static void run_chunks(nnc_pool *p, const Job *j, uint32_t gen) {
     if ((uint32_t)(t >> 32) != gen || (uint32_t)t >= j->nchunks) return;
     if (!atomic_compare_exchange_weak(&p->ticket, &t, t + 1)) continue;
     uint32_t c = (uint32_t)t;
+    /* a nested nnc_rt_parallel_for inside a chunk runs on its thread: the pool is busy */
+    nnc_pool *outer = current_pool;
+    current_pool = NULL;
     j->fn(j->bufs, j->syms, j->n * c / j->nchunks, j->n * (c + 1) / j->nchunks);
+    current_pool = outer;
     if (atomic_fetch_sub(&p->left, 1) == 1) {
       pthread_mutex_lock(&p->mu);
       pthread_cond_signal(&p->done);

@@ -28,7 +28,10 @@ int nnc_pool_threads(const nnc_pool *pool);
 nnc_pool *nnc_pool_enter(nnc_pool *pool);
 
 /* Run fn over [0, n) split into chunks among the current pool's threads; `work` estimates the
- * scalar operations of one iteration, so that small loops stay on the calling thread. */
+ * scalar operations of one iteration, so that small loops stay on the calling thread.  fn may
+ * call it again (a direct convolution splits its output channels): when fn runs as one chunk
+ * of a split loop, the nested loop runs whole on that chunk's thread; when the outer loop was
+ * not split (one image), the nested one is. */
 void nnc_rt_parallel_for(nnc_kernel_fn fn, void *const *bufs, const int64_t *syms, int64_t n,
                          int64_t work);
 

@@ -442,6 +442,7 @@ typedef struct ConvCg {
   const Ls *s;
   LLVMTypeRef vt;               /* <lanes x float> */
   LLVMValueRef x, w, y;         /* base pointers with their offsets applied */
+  LLVMValueRef xtab;            /* i64[cin * ntaps]: input offset of (channel, tap) */
   int64_t chunks;               /* vectors per output row */
   LLVMValueRef co0;             /* the current tile's first output channel */
   int nco;                      /* and its number of output channels */
@@ -470,39 +471,35 @@ static void conv_tile(Cg *g, const ConvCg *c, LLVMValueRef co0, LLVMValueRef v0,
     yo[j] = LLVMBuildNSWAdd(g->b, LLVMBuildNSWMul(g->b, row, ci64(g, s->cv.ow), ""), col, "");
     rem[j] = LLVMBuildNSWSub(g->b, ci64(g, s->cv.ow), col, "");
   }
-  /* for (ci = 0; ci < cin; ci++): the accumulators are phis of the loop */
+  /* for (k = 0; k < cin * ntaps; k++), k = ci * ntaps + tap: the accumulators are phis of
+   * the loop; the tap's input offset ci * xplane + tap[t] comes from the table xtab */
   LLVMBasicBlockRef pre = LLVMGetInsertBlock(g->b);
-  LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_ci");
-  LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_taps");
+  LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_k");
+  LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_fma");
   LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_store");
   LLVMBuildBr(g->b, head);
   LLVMPositionBuilderAtEnd(g->b, head);
-  LLVMValueRef ci = LLVMBuildPhi(g->b, g->i64, "ci");
+  LLVMValueRef ci = LLVMBuildPhi(g->b, g->i64, "k");
   for (int a = 0; a < nacc; a++) acc[a] = LLVMBuildPhi(g->b, c->vt, "acc");
-  LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, ci, ci64(g, s->cv.cin), ""), body, exit);
+  LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, ci, ci64(g, s->cv.cin * s->cv.ntaps), ""), body, exit);
   LLVMPositionBuilderAtEnd(g->b, body);
-  LLVMValueRef xc = gep_f32(g, c->x, LLVMBuildNSWMul(g->b, ci, ci64(g, s->cv.xplane), ""));
-  LLVMValueRef wc = gep_f32(g, c->w, LLVMBuildNSWAdd(g->b, LLVMBuildNSWMul(g->b, co0, ci64(g, s->cv.ldw), ""),
-                                                     LLVMBuildNSWMul(g->b, ci, ci64(g, s->cv.ntaps), ""), ""));
+  LLVMValueRef xoff = LLVMBuildLoad2(g->b, g->i64, LLVMBuildGEP2(g->b, g->i64, c->xtab, &ci, 1, ""), "");
+  LLVMValueRef xk = gep_f32(g, c->x, xoff);
+  LLVMValueRef wk = gep_f32(g, c->w, LLVMBuildNSWAdd(g->b, LLVMBuildNSWMul(g->b, co0, ci64(g, s->cv.ldw), ""), ci, ""));
   LLVMValueRef next[64];
   memcpy(next, acc, nacc * sizeof *acc);
   unsigned fma = LLVMLookupIntrinsicID("llvm.fmuladd", 12);
   LLVMTypeRef vt = c->vt;
   LLVMValueRef fma_fn = LLVMGetIntrinsicDeclaration(g->mod, fma, &vt, 1);
   LLVMTypeRef fma_t = LLVMIntrinsicGetType(g->ctx, fma, &vt, 1);
-  for (int64_t t = 0; t < s->cv.ntaps; t++) {
-    LLVMValueRef wv[16];
-    for (int r = 0; r < nco; r++) {
-      LLVMValueRef wp = gep_f32(g, wc, ci64(g, r * s->cv.ldw + t));
-      wv[r] = splat(g, c->vt, LLVMBuildLoad2(g->b, g->f32, wp, ""));
-    }
-    for (int j = 0; j < nvec; j++) {
-      LLVMValueRef xp = gep_f32(g, xc, LLVMBuildNSWAdd(g->b, xo[j], ci64(g, s->cv.tap[t]), ""));
-      LLVMValueRef xv = LLVMBuildLoad2(g->b, c->vt, xp, "");
-      LLVMSetAlignment(xv, 4);
-      for (int r = 0; r < nco; r++)
-        next[r * nvec + j] = LLVMBuildCall2(g->b, fma_t, fma_fn, (LLVMValueRef[]){wv[r], xv, next[r * nvec + j]}, 3, "");
-    }
+  LLVMValueRef wv[16];
+  for (int r = 0; r < nco; r++)
+    wv[r] = splat(g, c->vt, LLVMBuildLoad2(g->b, g->f32, gep_f32(g, wk, ci64(g, r * s->cv.ldw)), ""));
+  for (int j = 0; j < nvec; j++) {
+    LLVMValueRef xv = LLVMBuildLoad2(g->b, c->vt, gep_f32(g, xk, xo[j]), "");
+    LLVMSetAlignment(xv, 4);
+    for (int r = 0; r < nco; r++)
+      next[r * nvec + j] = LLVMBuildCall2(g->b, fma_t, fma_fn, (LLVMValueRef[]){wv[r], xv, next[r * nvec + j]}, 3, "");
   }
   LLVMValueRef ci1 = LLVMBuildNSWAdd(g->b, ci, ci64(g, 1), "");
   LLVMBasicBlockRef latch = LLVMGetInsertBlock(g->b);
@@ -554,6 +551,22 @@ static void conv_channel_tile(Cg *g, const Ls *s, LLVMValueRef t) {
   conv_channels(g, LLVMBuildNSWMul(g->b, t, ci64(g, s->cv.tile_co), ""), s->cv.tile_co);
 }
 
+/* The constant table of input offsets ci * xplane + tap[t] at k = ci * ntaps + t. */
+static LLVMValueRef conv_offsets(Cg *g, const Ls *s) {
+  int64_t n = s->cv.cin * s->cv.ntaps;
+  LLVMValueRef *v = malloc(n * sizeof *v);
+  if (!v) unreachable("out of memory");
+  for (int64_t k = 0; k < n; k++) v[k] = ci64(g, k / s->cv.ntaps * s->cv.xplane + s->cv.tap[k % s->cv.ntaps]);
+  LLVMTypeRef at = LLVMArrayType2(g->i64, (uint64_t)n);
+  LLVMValueRef tab = LLVMAddGlobal(g->mod, at, "nnc.conv_offsets");
+  LLVMSetInitializer(tab, LLVMConstArray2(g->i64, v, (uint64_t)n));
+  LLVMSetGlobalConstant(tab, 1);
+  LLVMSetLinkage(tab, LLVMPrivateLinkage);
+  LLVMSetUnnamedAddress(tab, LLVMGlobalUnnamedAddr);
+  free(v);
+  return tab;
+}
+
 /* An nnc_kernel_fn computing the channel tiles [lo, hi) of convolution s; bufs = {x, w, y},
  * its input copy, weights and output with their offsets applied. */
 static LLVMValueRef conv_function(Cg *g, const Ls *s) {
@@ -572,6 +585,7 @@ static LLVMValueRef conv_function(Cg *g, const Ls *s) {
   for (int i = 0; i < 3; i++)
     *ptrs[i] = LLVMBuildLoad2(g->b, g->ptr, LLVMBuildGEP2(g->b, g->ptr, LLVMGetParam(fn, 0), (LLVMValueRef[]){ci64(g, i)}, 1, ""), "");
   c.chunks = (s->cv.ow + s->cv.lanes - 1) / s->cv.lanes;
+  c.xtab = conv_offsets(g, s);
   g->conv = &c;
   LLVMValueRef lo = LLVMGetParam(fn, 2), hi = LLVMGetParam(fn, 3);
   int64_t tc = s->cv.tile_co, whole = s->cv.cout / tc;

@@ -3,11 +3,16 @@
 
 Running this script (deterministic: fixed seeds) regenerates every tests/golden/ops_<group>/
 directory: model.nn (the nnc program, several small `export` entries), weights.safetensors
-(only for groups with Linear layers), and per entry <entry>.in.<arg>.npy and
+(only for groups with layers: Linear, Conv2d), and per entry <entry>.in.<arg>.npy and
 <entry>.out.<name>.npy (float32, C order). The expected outputs are computed by PyTorch
 (torch.* / torch.nn / torch.nn.functional), never by nnc. Check them with check_ops.py.
 
-    /usr/bin/python3 tests/golden/ops_reference.py
+    /usr/bin/python3 tests/golden/ops_reference.py                 # every group
+    /usr/bin/python3 tests/golden/ops_reference.py ops_conv ...    # only the groups named
+
+With group names, only those directories are rewritten (the others are left untouched, e.g.
+when another PyTorch version would round a committed group differently); an unknown name is
+an error.
 
 Each entry below is written as: its .nn signature and body, its inputs, and the PyTorch
 function computing its outputs (a dict, in the order of the signature's outputs).
@@ -15,6 +20,7 @@ function computing its outputs (a dict, in the order of the signature's outputs)
 import os
 import shutil
 import sys
+import warnings
 
 import numpy as np
 import torch
@@ -881,6 +887,308 @@ y = x @ [[1.0, 0.0, -1.0], [0.5, 2.0, 0.0]]
 
 
 # ---------------------------------------------------------------------------------------------
+# 2-D convolution (F.conv2d / nn.Conv2d, NCHW): the shapes that the direct-convolution path
+# of the compiler tiles differently -- output channels in fours (counts 1, 3, 5, 7, 13 and 4,
+# 16, 32), output rows in vectors of 16, 8 or 4 floats (widths 1..64, multiples of 8 or not),
+# strides (split into phases; stride 3 with dilation 2 and a 2-tap kernel uses phases 0 and 2
+# only, left to im2col), dilation, symmetric / asymmetric / large padding, groups and
+# depthwise -- with and without bias, fused elementwise work before and after, N = 1 and 3.
+
+class ConvModel(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 5, 3, stride=2, padding=1)
+        self.c2 = nn.Conv2d(5, 6, (1, 3), padding=(0, 1), bias=False)
+        self.c3 = nn.Conv2d(6, 6, 3, padding=2, dilation=2, groups=3)
+
+
+@group
+def ops_conv():
+    torch.manual_seed(1010)
+    model = ConvModel().float().eval()
+    g = Group("ops_conv", seed=1010, module=model, header="""
+c1 = Conv2d(3, 5, 3, stride=2, padding=1)
+c2 = Conv2d(5, 6, [1, 3], padding=[0, 1], bias=false)
+c3 = Conv2d(6, 6, 3, padding=2, dilation=2, groups=3)
+""")
+
+    def w(cout, cin_g, kh, kw):
+        """weights [cout, cin/groups, kh, kw] ~ N(0, 1/fan_in): outputs of order 1"""
+        return g.randn(cout, cin_g, kh, kw, scale=(cin_g * kh * kw) ** -0.5)
+
+    def b(cout):
+        return g.randn(cout, scale=0.5)
+
+    def conv_same(x, w, dilation):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Using padding='same'")
+            return F.conv2d(x, w, padding="same", dilation=dilation)
+
+    def ty(shape, batched):
+        dims = ["N"] + [str(d) for d in shape[1:]] if batched else [str(d) for d in shape]
+        return "f32[%s]" % ", ".join(dims)
+
+    def conv(name, body, ins, fn, batched=("x",)):
+        """An entry whose signature is written from its inputs and PyTorch's outputs: the
+        inputs named in `batched` and every output have the symbolic leading dimension N."""
+        tins = {k: torch.from_numpy(v) for k, v in ins.items()}
+        with torch.no_grad():
+            outs = fn(**tins)
+        n = ins[batched[0]].shape[0]
+        assert all(ins[k].shape[0] == n for k in batched), name
+        assert all(v.shape[0] == n for v in outs.values()), name
+        sig = "(%s) -> (%s)" % (
+            ", ".join("%s: %s" % (k, ty(v.shape, k in batched)) for k, v in ins.items()),
+            ", ".join("%s: %s" % (k, ty(v.shape, True)) for k, v in outs.items()))
+        g.entry(name, sig, body, ins, fn)
+
+    # output channels (1, 3, 4, 5, 7, 13, 16, 32) by output width (1..64)
+    conv("k3_cout4_w8", """
+y = conv2d(x, w, b, padding=1)
+v = conv2d(x, w)
+""", {"x": g.randn(3, 3, 8, 8), "w": w(4, 3, 3, 3), "b": b(4)},
+         lambda x, w, b: dict(y=F.conv2d(x, w, b, padding=1), v=F.conv2d(x, w)))
+
+    conv("cout5_w13", """
+y = conv2d(x, w, b, padding=1)
+""", {"x": g.randn(1, 2, 6, 13), "w": w(5, 2, 3, 3), "b": b(5)},
+         lambda x, w, b: dict(y=F.conv2d(x, w, b, padding=1)))
+
+    conv("cout7_w17", """
+y = conv2d(x, w)
+""", {"x": g.randn(3, 3, 5, 19), "w": w(7, 3, 3, 3)},
+         lambda x, w: dict(y=F.conv2d(x, w)))
+
+    conv("cout13_w20", """
+y = conv2d(x, w, b, padding=1)
+""", {"x": g.randn(1, 4, 4, 20), "w": w(13, 4, 3, 3), "b": b(13)},
+         lambda x, w, b: dict(y=F.conv2d(x, w, b, padding=1)))
+
+    conv("cout1_w33", """
+y = conv2d(x, w, b, padding=1)
+""", {"x": g.randn(3, 2, 3, 33), "w": w(1, 2, 3, 3), "b": b(1)},
+         lambda x, w, b: dict(y=F.conv2d(x, w, b, padding=1)))
+
+    conv("cout3_w1_3_5", """
+y1 = conv2d(x1, w, b)
+y3 = conv2d(x3, w, b)
+y5 = conv2d(x5, w)
+""", {"x1": g.randn(1, 3, 5, 3), "x3": g.randn(1, 3, 4, 5), "x5": g.randn(1, 3, 3, 7),
+      "w": w(3, 3, 3, 3), "b": b(3)},
+         lambda x1, x3, x5, w, b: dict(y1=F.conv2d(x1, w, b), y3=F.conv2d(x3, w, b),
+                                       y5=F.conv2d(x5, w)),
+         batched=("x1", "x3", "x5"))
+
+    conv("cout16_w64", """
+y = conv2d(x, w, b, padding=1)
+""", {"x": g.randn(1, 3, 4, 64), "w": w(16, 3, 3, 3), "b": b(16)},
+         lambda x, w, b: dict(y=F.conv2d(x, w, b, padding=1)))
+
+    conv("cout32_w32", """
+y = conv2d(x, w, b, padding=1)
+""", {"x": g.randn(1, 8, 3, 32), "w": w(32, 8, 3, 3), "b": b(32)},
+         lambda x, w, b: dict(y=F.conv2d(x, w, b, padding=1)))
+
+    # non-square images, a single output row
+    conv("nonsquare", """
+y = conv2d(x, w, b, padding=1)
+u = conv2d(t, wt, padding=1)
+""", {"x": g.randn(3, 3, 9, 23), "w": w(5, 3, 3, 3), "b": b(5), "t": g.randn(3, 2, 40, 6),
+      "wt": w(4, 2, 3, 3)},
+         lambda x, w, b, t, wt: dict(y=F.conv2d(x, w, b, padding=1), u=F.conv2d(t, wt, padding=1)),
+         batched=("x", "t"))
+
+    conv("single_row", """
+y = conv2d(x, w, b)
+u = conv2d(h, wh, padding=[0, 1])
+""", {"x": g.randn(1, 3, 3, 21), "w": w(6, 3, 3, 3), "b": b(6), "h": g.randn(1, 4, 1, 16),
+      "wh": w(5, 4, 1, 3)},
+         lambda x, w, b, h, wh: dict(y=F.conv2d(x, w, b), u=F.conv2d(h, wh, padding=(0, 1))),
+         batched=("x", "h"))
+
+    # kernel sizes
+    conv("k1x1", """
+y = conv2d(x, w, b)
+s = conv2d(x, w, stride=2)
+p = conv2d(x, w, b, padding=1)
+q = conv2d(x, w, stride=[2, 3], padding=[0, 2])
+""", {"x": g.randn(3, 5, 4, 7), "w": w(7, 5, 1, 1), "b": b(7)},
+         lambda x, w, b: dict(y=F.conv2d(x, w, b), s=F.conv2d(x, w, stride=2),
+                              p=F.conv2d(x, w, b, padding=1),
+                              q=F.conv2d(x, w, stride=(2, 3), padding=(0, 2))))
+
+    conv("k2x2", """
+y = conv2d(x, w, b)
+p = conv2d(x, wp, bp, stride=2)
+""", {"x": g.randn(3, 3, 8, 17), "w": w(4, 3, 2, 2), "b": b(4), "wp": w(16, 3, 2, 2),
+      "bp": b(16)},
+         lambda x, w, b, wp, bp: dict(y=F.conv2d(x, w, b), p=F.conv2d(x, wp, bp, stride=2)))
+
+    conv("k5x5", """
+y = conv2d(x, w, b, padding=2)
+""", {"x": g.randn(1, 3, 12, 12), "w": w(7, 3, 5, 5), "b": b(7)},
+         lambda x, w, b: dict(y=F.conv2d(x, w, b, padding=2)))
+
+    conv("k7x7_stem", """
+y = conv2d(x, w, b, stride=2, padding=3)
+""", {"x": g.randn(3, 3, 15, 21), "w": w(8, 3, 7, 7), "b": b(8)},
+         lambda x, w, b: dict(y=F.conv2d(x, w, b, stride=2, padding=3)))
+
+    conv("k1x3_k3x1", """
+a = conv2d(x, wa, padding=[0, 1])
+c = conv2d(x, wc, bc, padding=[1, 0])
+e = conv2d(x, wa, stride=[1, 2])
+""", {"x": g.randn(1, 4, 6, 10), "wa": w(5, 4, 1, 3), "wc": w(3, 4, 3, 1), "bc": b(3)},
+         lambda x, wa, wc, bc: dict(a=F.conv2d(x, wa, padding=(0, 1)),
+                                    c=F.conv2d(x, wc, bc, padding=(1, 0)),
+                                    e=F.conv2d(x, wa, stride=(1, 2))))
+
+    # strides: leftover input rows / columns, different per axis
+    conv("stride2", """
+y = conv2d(x, w, b, stride=2, padding=1)
+""", {"x": g.randn(3, 4, 10, 14), "w": w(5, 4, 3, 3), "b": b(5)},
+         lambda x, w, b: dict(y=F.conv2d(x, w, b, stride=2, padding=1)))
+
+    conv("stride3", """
+y = conv2d(x, w, b, stride=3, padding=1)
+v = conv2d(x, w, stride=3)
+""", {"x": g.randn(1, 3, 11, 20), "w": w(4, 3, 3, 3), "b": b(4)},
+         lambda x, w, b: dict(y=F.conv2d(x, w, b, stride=3, padding=1), v=F.conv2d(x, w, stride=3)))
+
+    conv("stride_axes", """
+a = conv2d(x, w, b, stride=[2, 1], padding=1)
+c = conv2d(x, w, stride=[1, 3], padding=[0, 2])
+""", {"x": g.randn(3, 3, 10, 12), "w": w(6, 3, 3, 3), "b": b(6)},
+         lambda x, w, b: dict(a=F.conv2d(x, w, b, stride=(2, 1), padding=1),
+                              c=F.conv2d(x, w, stride=(1, 3), padding=(0, 2))))
+
+    # dilation, alone and with stride
+    conv("dilation", """
+a = conv2d(x, w, b, padding=2, dilation=2)
+c = conv2d(x, w, padding=1, dilation=3)
+e = conv2d(x, w, b, padding=[2, 1], dilation=[2, 1])
+""", {"x": g.randn(3, 3, 10, 14), "w": w(4, 3, 3, 3), "b": b(4)},
+         lambda x, w, b: dict(a=F.conv2d(x, w, b, padding=2, dilation=2),
+                              c=F.conv2d(x, w, padding=1, dilation=3),
+                              e=F.conv2d(x, w, b, padding=(2, 1), dilation=(2, 1))))
+
+    conv("stride2_dil2", """
+y = conv2d(x, w, b, stride=2, padding=2, dilation=2)
+v = conv2d(x, w2, stride=2, dilation=2)
+""", {"x": g.randn(1, 3, 13, 17), "w": w(5, 3, 3, 3), "b": b(5), "w2": w(3, 3, 2, 2)},
+         lambda x, w, b, w2: dict(y=F.conv2d(x, w, b, stride=2, padding=2, dilation=2),
+                                  v=F.conv2d(x, w2, stride=2, dilation=2)))
+
+    conv("stride3_dil2", """
+a = conv2d(x, w3, b, stride=3, padding=1, dilation=2)
+c = conv2d(x, w2, stride=3, dilation=2)
+e = conv2d(x, w2, b, stride=[3, 1], padding=[0, 1], dilation=[2, 1])
+""", {"x": g.randn(3, 3, 14, 20), "w3": w(4, 3, 3, 3), "w2": w(4, 3, 2, 2), "b": b(4)},
+         lambda x, w3, w2, b: dict(a=F.conv2d(x, w3, b, stride=3, padding=1, dilation=2),
+                                   c=F.conv2d(x, w2, stride=3, dilation=2),
+                                   e=F.conv2d(x, w2, b, stride=(3, 1), padding=(0, 1),
+                                              dilation=(2, 1))))
+
+    # padding: asymmetric (F.pad first), per axis, larger than the kernel's half, "same"
+    conv("pad_asym", """
+a = conv2d(pad(x, [1, 2, 0, 1]), w, b)
+c = conv2d(pad(x, [0, 1, 0, 1]), w, stride=2)
+e = conv2d(x, w, b, padding=[2, 0])
+""", {"x": g.randn(3, 3, 7, 9), "w": w(5, 3, 3, 3), "b": b(5)},
+         lambda x, w, b: dict(a=F.conv2d(F.pad(x, (1, 2, 0, 1)), w, b),
+                              c=F.conv2d(F.pad(x, (0, 1, 0, 1)), w, stride=2),
+                              e=F.conv2d(x, w, b, padding=(2, 0))))
+
+    conv("pad_large", """
+a = conv2d(x, w, b, padding=3)
+c = conv2d(x, w, stride=2, padding=4)
+""", {"x": g.randn(1, 2, 5, 6), "w": w(3, 2, 3, 3), "b": b(3)},
+         lambda x, w, b: dict(a=F.conv2d(x, w, b, padding=3),
+                              c=F.conv2d(x, w, stride=2, padding=4)))
+
+    conv("pad_same", """
+a = conv2d(x, w, b, padding="same")
+c = conv2d(x, w4, padding="same", dilation=[1, 2])
+""", {"x": g.randn(3, 3, 8, 11), "w": w(5, 3, 3, 3), "b": b(5), "w4": w(4, 3, 4, 4)},
+         lambda x, w, b, w4: dict(
+             a=F.conv2d(x, w, b, padding="same"),
+             # 4 taps: the rows (dilation 1) need 3 rows of padding, 1 above and 2 below
+             # (asymmetric); the columns (dilation 2) 3 on each side
+             c=conv_same(x, w4, (1, 2))))
+
+    # groups and depthwise
+    conv("groups2", """
+y = conv2d(x, w, b, padding=1, groups=2)
+""", {"x": g.randn(3, 4, 6, 9), "w": w(6, 2, 3, 3), "b": b(6)},
+         lambda x, w, b: dict(y=F.conv2d(x, w, b, padding=1, groups=2)))
+
+    conv("groups4", """
+y = conv2d(x, w, b, padding=1, groups=4)
+v = conv2d(x, w, stride=2, groups=4)
+""", {"x": g.randn(1, 8, 7, 10), "w": w(20, 2, 3, 3), "b": b(20)},
+         lambda x, w, b: dict(y=F.conv2d(x, w, b, padding=1, groups=4),
+                              v=F.conv2d(x, w, stride=2, groups=4)))
+
+    conv("depthwise", """
+a = conv2d(x, w, b, padding=1, groups=6)
+c = conv2d(x, wm, stride=2, padding=1, groups=6)
+e = conv2d(x, w5, stride=2, padding=2, groups=6)
+""", {"x": g.randn(3, 6, 7, 13), "w": w(6, 1, 3, 3), "b": b(6), "wm": w(12, 1, 3, 3),
+      "w5": w(6, 1, 5, 5)},
+         lambda x, w, b, wm, w5: dict(a=F.conv2d(x, w, b, padding=1, groups=6),
+                                      c=F.conv2d(x, wm, stride=2, padding=1, groups=6),
+                                      e=F.conv2d(x, w5, stride=2, padding=2, groups=6)))
+
+    # input channels: many (the channel loop runs 40 times) and one
+    conv("cin40", """
+y = conv2d(x, w, b, padding=1)
+v = conv2d(x, w1, stride=2)
+""", {"x": g.randn(1, 40, 6, 16), "w": w(8, 40, 3, 3), "b": b(8), "w1": w(3, 40, 1, 1)},
+         lambda x, w, b, w1: dict(y=F.conv2d(x, w, b, padding=1), v=F.conv2d(x, w1, stride=2)))
+
+    conv("cin1", """
+y = conv2d(x, w, b)
+v = conv2d(x, w, stride=2, padding=1)
+""", {"x": g.randn(3, 1, 10, 10), "w": w(7, 1, 3, 3), "b": b(7)},
+         lambda x, w, b: dict(y=F.conv2d(x, w, b), v=F.conv2d(x, w, stride=2, padding=1)))
+
+    # elementwise work after (bias, relu, residual) and before (the zero padding is not f(0))
+    conv("epilogue", """
+a = relu(conv2d(x, w, b, padding=1))
+c = conv2d(x, w, padding=1) + r
+e = relu(conv2d(x, w, padding=1) + cb)
+""", {"x": g.randn(3, 4, 6, 13), "w": w(5, 4, 3, 3), "b": b(5), "r": g.randn(3, 5, 6, 13),
+      "cb": g.randn(5, 1, 1)},
+         lambda x, w, b, r, cb: dict(a=torch.relu(F.conv2d(x, w, b, padding=1)),
+                                     c=F.conv2d(x, w, padding=1) + r,
+                                     e=torch.relu(F.conv2d(x, w, padding=1) + cb)),
+         batched=("x", "r"))
+
+    conv("prologue", """
+a = conv2d(tanh(x) * 0.5 + 1, w, padding=1)
+c = conv2d(relu(x) + 2, w, b, stride=2, padding=1)
+""", {"x": g.randn(1, 3, 7, 9), "w": w(4, 3, 3, 3), "b": b(4)},
+         lambda x, w, b: dict(a=F.conv2d(torch.tanh(x) * 0.5 + 1, w, padding=1),
+                              c=F.conv2d(torch.relu(x) + 2, w, b, stride=2, padding=1)))
+
+    conv("chain", """
+y = conv2d(relu(conv2d(x, w1, b1, padding=1)), w2, stride=2, padding=1)
+""", {"x": g.randn(3, 3, 10, 10), "w1": w(8, 3, 3, 3), "b1": b(8), "w2": w(5, 8, 3, 3)},
+         lambda x, w1, b1, w2: dict(
+             y=F.conv2d(torch.relu(F.conv2d(x, w1, b1, padding=1)), w2, stride=2, padding=1)))
+
+    # Conv2d layers: weights from weights.safetensors (embedded in the AOT library)
+    conv("layers", """
+a = c1(x)
+c = relu(c2(c1(x)))
+e = c3(c2(c1(x))) + 1
+""", {"x": g.randn(3, 3, 9, 11)},
+         lambda x: dict(a=model.c1(x), c=torch.relu(model.c2(model.c1(x))),
+                        e=model.c3(model.c2(model.c1(x))) + 1))
+    return g
+
+
+# ---------------------------------------------------------------------------------------------
 # Features that nnc once rejected, each in its own directory so that a compile error does not
 # hide the results of the other groups.  (An integer index on a symbolic axis, y[0] of
 # f32[N, ...], is a documented restriction: tests/compile/errors/index_symbolic.nn.)
@@ -914,6 +1222,10 @@ c = logsumexp(y, 1, false)
 def main():
     torch.set_num_threads(1)
     names = sys.argv[1:]
+    unknown = sorted(set(names) - {make.__name__ for make in GROUPS})
+    if unknown:
+        sys.exit("ops_reference.py: unknown group(s) %s; the groups are %s"
+                 % (", ".join(unknown), ", ".join(make.__name__ for make in GROUPS)))
     for make in GROUPS:
         if names and make.__name__ not in names:
             continue

@@ -305,12 +305,17 @@ static Lx *window_value(Lower *L, INode *n, Lx *const *idx) {
     Lx *k = n->flag ? ibin(L, '-', lx_i(L, K - 1), idx[r + a]) : idx[r + a];
     Lx *v = ibin(L, '+', ibin(L, '-', ibin(L, '*', idx[r - 2 + a], lx_i(L, n->i[a])), lx_i(L, n->i[2 + a])),
                  ibin(L, '*', k, lx_i(L, n->i[4 + a])));
+    int64_t O = n->shape.d[r - 2 + a].k, last = (O - 1) * n->i[a] - n->i[2 + a] + (K - 1) * n->i[4 + a];
+    if (ld == 1 && n->i[2 + a] <= 0 && last <= H - 1) { /* never outside (no padding): no test */
+      ri[r - 2 + a] = v;
+      continue;
+    }
     Lx *c = ibin(L, '&', ibin(L, '<', lx_i(L, -1), v), ibin(L, '<', v, lx_i(L, (H - 1) * ld + 1)));
     if (ld > 1) c = ibin(L, '&', c, ibin(L, '=', ibin(L, '%', v, lx_i(L, ld)), lx_i(L, 0)));
     ri[r - 2 + a] = clamp(L, ld > 1 ? ibin(L, '/', v, lx_i(L, ld)) : v, 0, H - 1);
     cond = cond ? ibin(L, '&', cond, c) : c;
   }
-  return select3(L, cond, value(L, in, ri), lx_f(L, n->f[0]));
+  return cond ? select3(L, cond, value(L, in, ri), lx_f(L, n->f[0])) : value(L, in, ri);
 }
 
 /* Source coordinate of a bilinear sample along one axis (PyTorch's
@@ -483,6 +488,26 @@ static Ls *loop_nest(Lower *L, Ls *parent, const Shape *s, const int *order, int
   return parent;
 }
 
+/* Loops over axes [from, rank) of s, the last two merged into one loop over the plane when
+ * both are static and the rows short: an image plane (7x7, 28x28) is then one run that
+ * vectorizes, where a short row loop would be unrolled and the channel loop vectorized with
+ * gathers.  The index of a merged axis pair is (f / W, f % W), which linear() folds back to
+ * f (an operand broadcast along one of the two axes keeps a division). */
+#define SHORT_ROW 64
+static Ls *loop_nest_planes(Lower *L, Ls *parent, const Shape *s, int from, Lx **vars) {
+  int r = s->rank;
+  bool merge = r - from >= 2 && !s->d[r - 1].syms && !s->d[r - 2].syms && s->d[r - 1].k < SHORT_ROW;
+  for (int ax = from; ax < (merge ? r - 2 : r); ax++)
+    parent = loop(L, parent, lx_i(L, 0), lx_dim(L, s->d[ax]), lx_i(L, 1), &vars[ax]);
+  if (merge) {
+    Lx *f, *w = lx_i(L, s->d[r - 1].k);
+    parent = loop(L, parent, lx_i(L, 0), lx_i(L, s->d[r - 2].k * s->d[r - 1].k), lx_i(L, 1), &f);
+    vars[r - 2] = ibin(L, '/', f, w);
+    vars[r - 1] = ibin(L, '%', f, w);
+  }
+  return parent;
+}
+
 static void store_out(Lower *L, Ls *blk, INode *out, Lx *const *idx) {
   int buf = buffer_of(L, out);
   store(L, blk, buf, linear(L, &out->shape, idx), value(L, out, idx));
@@ -504,7 +529,7 @@ static void lower_elementwise(Lower *L, Ls *body) {
     store(L, blk, buffer_of(L, root), linear(L, &src->shape, vars), value(L, src, vars));
     return;
   }
-  Ls *blk = loop_nest(L, body, &K->domain, order, K->domain.rank, vars);
+  Ls *blk = loop_nest_planes(L, body, &K->domain, 0, vars);
   for (int o = 0; o < K->nouts; o++) store_out(L, blk, K->outs[o], vars);
 }
 
@@ -642,25 +667,29 @@ static Lx *batch_offset(Lower *L, const Shape *out, int nb, Lx *const *bidx, con
  * scratch buffer `xbuf` at `base`. */
 static void lower_conv_copy(Lower *L, Ls *parent, const ConvPlan *c, Lx *const *bidx, int xbuf, Lx *base) {
   Lx *zero = lx_i(L, 0), *one = lx_i(L, 1), *ci, *ph, *pw, *hh, *ww;
+  int64_t H = c->x->shape.d[2].k, W = c->x->shape.d[3].k, sw = c->stride[1];
   Ls *s = loop(L, parent, zero, lx_i(L, c->cin), one, &ci);
   s = loop(L, s, zero, lx_i(L, c->nphase[0]), one, &ph);
   s = loop(L, s, zero, lx_i(L, c->nphase[1]), one, &pw);
   s = loop(L, s, zero, lx_i(L, c->hq), one, &hh);
-  s = loop(L, s, zero, lx_i(L, c->wq), one, &ww);
-  Lx *pos[2] = {ibin(L, '-', ibin(L, '+', ibin(L, '*', hh, lx_i(L, c->stride[0])), ph), lx_i(L, c->pad[0])),
-                ibin(L, '-', ibin(L, '+', ibin(L, '*', ww, lx_i(L, c->stride[1])), pw), lx_i(L, c->pad[1]))};
-  Lx *xi[4] = {bidx[0], ibin(L, '+', ibin(L, '*', bidx[1], lx_i(L, c->cin)), ci)}, *inside = NULL;
-  for (int a = 0; a < 2; a++) {
-    int64_t size = c->x->shape.d[2 + a].k;
-    Lx *in = ibin(L, '&', ibin(L, '<', lx_i(L, -1), pos[a]), ibin(L, '<', pos[a], lx_i(L, size)));
-    inside = inside ? ibin(L, '&', inside, in) : in;
-    xi[2 + a] = clamp(L, pos[a], 0, size - 1);
-  }
-  Lx *v = select3(L, inside, value(L, c->x, xi), lx_f(L, 0.0));
-  L->nmemo = 0;
   Lx *plane = ibin(L, '+', ibin(L, '*', ibin(L, '+', ibin(L, '*', ci, lx_i(L, c->nphase[0])), ph), lx_i(L, c->nphase[1])), pw);
-  Lx *at = ibin(L, '+', ibin(L, '*', ibin(L, '+', ibin(L, '*', plane, lx_i(L, c->hq)), hh), lx_i(L, c->wq)), ww);
-  store(L, s, xbuf, ibin(L, '+', base, at), v);
+  Lx *row = ibin(L, '+', base, ibin(L, '*', ibin(L, '+', ibin(L, '*', plane, lx_i(L, c->hq)), hh), lx_i(L, c->wq)));
+  /* columns ww with input column iw = ww*sw + pw - pad_l inside [0, W): [lo, hi); the zero
+   * padding on either side is stored apart, so the inner loop loads a plain run of X */
+  Lx *first = ibin(L, '-', lx_i(L, c->pad[1]), pw); /* ww*sw >= first */
+  Lx *lo = ibin(L, 'm', lx_i(L, c->wq), ibin(L, 'M', zero, ibin(L, '/', ibin(L, '+', first, lx_i(L, sw - 1)), lx_i(L, sw))));
+  Lx *hi = ibin(L, 'M', lo, ibin(L, 'm', lx_i(L, c->wq), ibin(L, '/', ibin(L, '+', first, lx_i(L, W - 1 + sw)), lx_i(L, sw))));
+  Ls *left = loop(L, s, zero, lo, one, &ww);
+  store(L, left, xbuf, ibin(L, '+', row, ww), lx_f(L, 0.0));
+  Ls *mid = loop(L, s, lo, hi, one, &ww);
+  Lx *ih = ibin(L, '-', ibin(L, '+', ibin(L, '*', hh, lx_i(L, c->stride[0])), ph), lx_i(L, c->pad[0]));
+  Lx *iw = ibin(L, '-', ibin(L, '+', ibin(L, '*', ww, lx_i(L, sw)), pw), lx_i(L, c->pad[1]));
+  Lx *xi[4] = {bidx[0], ibin(L, '+', ibin(L, '*', bidx[1], lx_i(L, c->cin)), ci), clamp(L, ih, 0, H - 1), iw};
+  Lx *row_inside = ibin(L, '&', ibin(L, '<', lx_i(L, -1), ih), ibin(L, '<', ih, lx_i(L, H)));
+  store(L, mid, xbuf, ibin(L, '+', row, ww), select3(L, row_inside, value(L, c->x, xi), lx_f(L, 0.0)));
+  L->nmemo = 0;
+  Ls *right = loop(L, s, hi, lx_i(L, c->wq), one, &ww);
+  store(L, right, xbuf, ibin(L, '+', row, ww), lx_f(L, 0.0));
 }
 
 /* The copy and the LS_CONV of one image and group (bidx), writing the GEMM's result. */
@@ -794,8 +823,7 @@ static void lower_gemm(Lower *L, Ls *body) {
     store_out(L, ci, root, vars);
   } else if (per_lead) {
     vars[0] = bidx[0];
-    Ls *blk = loop_nest(L, lead, &root->shape, order + 1, root->shape.rank - 1, vars);
-    store_out(L, blk, root, vars);
+    store_out(L, loop_nest_planes(L, lead, &root->shape, 1, vars), root, vars);
   } else {
     Ls *blk = loop_nest(L, body, &root->shape, order, root->shape.rank, vars);
     store_out(L, blk, root, vars);

@@ -20,6 +20,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cblas.h>
@@ -30,6 +31,7 @@
                              NNC_PARALLEL_GRAIN overrides it (tests split tiny loops with 1) */
 #define CHUNKS_PER_THREAD 4 /* more chunks than threads: a descheduled thread delays less */
 #define SPIN_POLLS 2000   /* polls of the caller waiting for the last chunks before it sleeps */
+#define IDLE_SPIN_NS 50000 /* an idle worker polls this long for the next job, then sleeps */
 
 typedef struct Job {
   nnc_kernel_fn fn;
@@ -123,10 +125,26 @@ static void run_chunks(nnc_pool *p, const Job *j, uint32_t gen) {
   }
 }
 
+/* Poll for a job after `seen` for up to IDLE_SPIN_NS: kernels often follow each other within
+ * microseconds, and waking a sleeping thread takes longer than many of them run. */
+static void spin_for_job(nnc_pool *p, uint32_t seen) {
+  struct timespec t0, t;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  for (int i = 1;; i++) {
+    if (atomic_load_explicit(&p->gen, memory_order_relaxed) != seen || atomic_load(&p->stop)) return;
+    cpu_relax();
+    if (i % 64 == 0) {
+      clock_gettime(CLOCK_MONOTONIC, &t);
+      if ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) > IDLE_SPIN_NS) return;
+    }
+  }
+}
+
 static void *worker(void *arg) {
   nnc_pool *p = arg;
   uint32_t seen = atomic_load(&p->gen);
   for (;;) {
+    spin_for_job(p, seen);
     pthread_mutex_lock(&p->mu);
     while (atomic_load(&p->gen) == seen && !atomic_load(&p->stop)) pthread_cond_wait(&p->wake, &p->mu);
     if (atomic_load(&p->stop)) {

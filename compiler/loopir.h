@@ -37,6 +37,7 @@ struct Lx {
   void *cg;          /* codegen: the LLVM value, valid while scope cg_scope is open */
   int cg_scope;
   int print_id, print_gen; /* text form: printed once per kernel, then referred to by id */
+  unsigned walk_gen;       /* lower.c: visited by the walk of this generation */
 };
 
 /* LS_EVAL computes `val` where it stands, so that the loops inside reuse it instead of

@@ -488,29 +488,48 @@ static Ls *loop_nest(Lower *L, Ls *parent, const Shape *s, const int *order, int
   return parent;
 }
 
-/* Loops over axes [from, rank) of s, the last two merged into one loop over the plane when
- * both are static and the rows short: an image plane (7x7, 28x28) is then one run that
- * vectorizes, where a short row loop would be unrolled and the channel loop vectorized with
- * gathers.  The index of a merged axis pair is (f / W, f % W), which linear() folds back to
- * f (an operand broadcast along one of the two axes keeps a division). */
-#define SHORT_ROW 64
-static Ls *loop_nest_planes(Lower *L, Ls *parent, const Shape *s, int from, Lx **vars) {
-  int r = s->rank;
-  bool merge = r - from >= 2 && !s->d[r - 1].syms && !s->d[r - 2].syms && s->d[r - 1].k < SHORT_ROW;
-  for (int ax = from; ax < (merge ? r - 2 : r); ax++)
-    parent = loop(L, parent, lx_i(L, 0), lx_dim(L, s->d[ax]), lx_i(L, 1), &vars[ax]);
-  if (merge) {
-    Lx *f, *w = lx_i(L, s->d[r - 1].k);
-    parent = loop(L, parent, lx_i(L, 0), lx_i(L, s->d[r - 2].k * s->d[r - 1].k), lx_i(L, 1), &f);
-    vars[r - 2] = ibin(L, '/', f, w);
-    vars[r - 1] = ibin(L, '%', f, w);
-  }
-  return parent;
-}
-
 static void store_out(Lower *L, Ls *blk, INode *out, Lx *const *idx) {
   int buf = buffer_of(L, out);
   store(L, blk, buf, linear(L, &out->shape, idx), value(L, out, idx));
+}
+
+/* Does x divide loop variable f (f / c or f % c)? */
+static bool splits_var(Lx *x, const Lx *f, unsigned gen) {
+  if (!x || x->walk_gen == gen) return false;
+  x->walk_gen = gen;
+  if (x->k == LX_IBIN && (x->op == '/' || x->op == '%') && x->a[0] == f) return true;
+  return splits_var(x->a[0], f, gen) || splits_var(x->a[1], f, gen) || splits_var(x->a[2], f, gen);
+}
+
+/* Store outs[] at every index of axes [from, rank) of s (vars[0..from) already bound).  The
+ * last two axes become one loop over the plane when both are static and the rows short
+ * (7x7, 28x28 images), so that the inner loop is long enough to vectorize; a short row loop
+ * would be unrolled and the loop around it vectorized with gathers.  The plane index is
+ * (f / W, f % W), which linear() folds back to f; when some value still needs the division
+ * (an operand broadcast along rows or columns alone) the plain loop nest is used instead. */
+#define SHORT_ROW 64
+static void store_planes(Lower *L, Ls *parent, const Shape *s, int from, Lx **vars, INode *const *outs, int nouts) {
+  static unsigned walk_gen;
+  int r = s->rank, order[MAX_RANK];
+  for (int i = 0; i < MAX_RANK; i++) order[i] = i;
+  if (r - from >= 2 && !s->d[r - 1].syms && !s->d[r - 2].syms && s->d[r - 1].k < SHORT_ROW) {
+    Ls *blk = ls_new(L, LS_BLOCK), *in = loop_nest(L, blk, s, order + from, r - 2 - from, vars);
+    Lx *f, *w = lx_i(L, s->d[r - 1].k);
+    in = loop(L, in, lx_i(L, 0), lx_i(L, s->d[r - 2].k * s->d[r - 1].k), lx_i(L, 1), &f);
+    vars[r - 2] = ibin(L, '/', f, w);
+    vars[r - 1] = ibin(L, '%', f, w);
+    for (int o = 0; o < nouts; o++) store_out(L, in, outs[o], vars);
+    bool split = false;
+    walk_gen++;
+    for (int i = 0; i < in->nbody && !split; i++) split = splits_var(in->body[i]->idx, f, walk_gen) || splits_var(in->body[i]->val, f, walk_gen);
+    if (!split) {
+      ls_add(L, parent, blk);
+      return;
+    }
+    L->nmemo = 0;
+  }
+  Ls *blk = loop_nest(L, parent, s, order + from, r - from, vars);
+  for (int o = 0; o < nouts; o++) store_out(L, blk, outs[o], vars);
 }
 
 static void lower_elementwise(Lower *L, Ls *body) {
@@ -529,8 +548,7 @@ static void lower_elementwise(Lower *L, Ls *body) {
     store(L, blk, buffer_of(L, root), linear(L, &src->shape, vars), value(L, src, vars));
     return;
   }
-  Ls *blk = loop_nest_planes(L, body, &K->domain, 0, vars);
-  for (int o = 0; o < K->nouts; o++) store_out(L, blk, K->outs[o], vars);
+  store_planes(L, body, &K->domain, 0, vars, K->outs, K->nouts);
 }
 
 static bool tree_contains(const INode *n, const INode *x, int depth) {
@@ -823,7 +841,7 @@ static void lower_gemm(Lower *L, Ls *body) {
     store_out(L, ci, root, vars);
   } else if (per_lead) {
     vars[0] = bidx[0];
-    store_out(L, loop_nest_planes(L, lead, &root->shape, 1, vars), root, vars);
+    store_planes(L, lead, &root->shape, 1, vars, &root, 1);
   } else {
     Ls *blk = loop_nest(L, body, &root->shape, order, root->shape.rank, vars);
     store_out(L, blk, root, vars);

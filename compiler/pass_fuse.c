@@ -149,9 +149,11 @@ static bool other_operand_is_reduction(const INode *u, const INode *from) {
   return false;
 }
 
+/* Are u's operands other than `from` in memory, or views of it (a bias reshaped to
+ * [C, 1, 1] is index arithmetic on the parameter)? */
 static bool operands_in_memory(const Fuse *F, const INode *u, const INode *from) {
   for (int k = 0; k < 3; k++)
-    if (u->in[k] && u->in[k] != from && !in_memory(F, u->in[k])) return false;
+    if (u->in[k] && u->in[k] != from && !in_memory(F, u->in[k]) && !F->view[u->in[k]->id]) return false;
   return true;
 }
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "codegen.h"
+#include <llvm-c/DebugInfo.h>
 #include "nnc_model.h"
 
 #define REDUCE_LANES 16 /* partial results of a reduction loop: one AVX-512 vector of floats */
@@ -278,6 +279,18 @@ static LLVMValueRef trip_of(Cg *g, const Ls *s) {
   return LLVMBuildSDiv(g->b, span, step, "trip");
 }
 
+/* Loop metadata on the back edge `br`: llvm.loop.vectorize.enable false (a self-referencing
+ * loop ID, built through a temporary node). */
+static void keep_scalar(Cg *g, LLVMValueRef br) {
+  LLVMMetadataRef tmp = LLVMTemporaryMDNode(g->ctx, NULL, 0);
+  LLVMMetadataRef opt[2] = {LLVMMDStringInContext2(g->ctx, "llvm.loop.vectorize.enable", 26),
+                            LLVMValueAsMetadata(LLVMConstInt(LLVMInt1TypeInContext(g->ctx), 0, 0))};
+  LLVMMetadataRef ops[2] = {tmp, LLVMMDNodeInContext2(g->ctx, opt, 2)};
+  LLVMMetadataRef id = LLVMMDNodeInContext2(g->ctx, ops, 2);
+  LLVMMetadataReplaceAllUsesWith(tmp, id);
+  LLVMSetMetadata(br, LLVMGetMDKindIDInContext(g->ctx, "llvm.loop", 9), LLVMMetadataAsValue(g->ctx, id));
+}
+
 /* for (i = lo; i < hi; i += step) body(g, s, i) */
 static void counted_loop(Cg *g, LLVMValueRef lo, LLVMValueRef hi, LLVMValueRef step,
                          void (*body)(Cg *, const Ls *, LLVMValueRef), const Ls *s) {
@@ -293,7 +306,8 @@ static void counted_loop(Cg *g, LLVMValueRef lo, LLVMValueRef hi, LLVMValueRef s
   body(g, s, i);
   LLVMValueRef next = LLVMBuildNSWAdd(g->b, i, step, "");
   LLVMBasicBlockRef latch = LLVMGetInsertBlock(g->b);
-  LLVMBuildBr(g->b, head);
+  LLVMValueRef back = LLVMBuildBr(g->b, head);
+  if (s->k == LS_LOOP && s->scalar) keep_scalar(g, back);
   LLVMAddIncoming(i, (LLVMValueRef[]){lo, next}, (LLVMBasicBlockRef[]){pre, latch}, 2);
   LLVMPositionBuilderAtEnd(g->b, exit);
 }

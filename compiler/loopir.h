@@ -50,6 +50,8 @@ struct Ls {
   LsKind k;
   struct Ls **body; int nbody, cap;     /* LS_BLOCK, LS_LOOP */
   int var; Lx *lo, *hi, *step;          /* LS_LOOP: for var in [lo, hi) by step */
+  bool scalar;                          /* LS_LOOP: not to be vectorized (its loads are gathers
+                                           that run slower than scalar loads) */
   int buf; Lx *idx, *val;               /* LS_STORE: buf[idx] = val; LS_EVAL: val */
   int acc; Op rop;                      /* LS_ACC_*: OP_SUM or OP_RMAX */
   struct {                              /* LS_GEMM: C = op(A) op(B), row-major */

@@ -954,6 +954,7 @@ static void lower_roi_align(Lower *L, Ls *body) {
   eval(L, lxl, smp.outside);
   Lx *sc;
   Ls *lc = loop(L, lxl, zero, lx_i(L, C), one, &sc);
+  lc->scalar = true; /* channels are H*W apart: vectorized, every corner would be a gather */
   Lx *v = roi_gather(L, fbuf, &feat->shape, ibin(L, '+', first_plane, sc), &smp);
   store(L, lc, obuf, OUT(sc), fop(L, OP_ADD, lx(L, (Lx){.k = LX_LOAD, .buf = obuf, .a = {OUT(sc)}}), v));
   Lx *dc;

@@ -389,7 +389,8 @@ static int dump_unit(const char *path, const char *text, size_t len, const char 
   bool lowered = which >= STAGE_LOOPS && which <= STAGE_ASM;
   if (!rc && lowered && !(u.lowered = lower_model(u.model))) rc = fail(errmsg, "nnc: error: out of memory\n");
   if (!rc && which == STAGE_LOOPS)
-    for (int i = 0; i < u.model->nentries; i++) loopir_dump(out, u.model, &u.lowered[i]);
+    for (int i = 0; i < u.model->nentries + (u.model->init != NULL) + u.model->nbodies; i++)
+      loopir_dump(out, u.model, &u.lowered[i]); /* entries, init entry, scan bodies */
   if (!rc && (which == STAGE_LLVM || which == STAGE_ASM)) rc = dump_llvm(&u, which == STAGE_ASM, out, errmsg);
   unit_free(&u);
   return rc;

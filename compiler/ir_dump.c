@@ -122,8 +122,10 @@ static const char *kernel_kind[] = {"elementwise", "reduce", "gemm", "opaque", "
 
 void ir_dump_fused(FILE *out, const Model *m) {
   fprintf(out, "model %s\n", m->name);
-  for (int i = 0; i < m->nentries + (m->init != NULL); i++) {
-    const Entry *e = i < m->nentries ? &m->entries[i] : m->init;
+  /* the entries, the init entry, then the scan bodies (entries of their own, called per step) */
+  int ninit = m->init != NULL;
+  for (int i = 0; i < m->nentries + ninit + m->nbodies; i++) {
+    const Entry *e = i < m->nentries ? &m->entries[i] : i < m->nentries + ninit ? m->init : m->bodies[i - m->nentries - ninit];
     char s[160];
     dump_signature(out, m, e);
     for (int k = 0; k < e->nkernels; k++) {

@@ -279,14 +279,23 @@ static LLVMValueRef trip_of(Cg *g, const Ls *s) {
   return LLVMBuildSDiv(g->b, span, step, "trip");
 }
 
-/* Loop metadata on the back edge `br`: llvm.loop.vectorize.enable false (a self-referencing
- * loop ID, built through a temporary node). */
-static void keep_scalar(Cg *g, LLVMValueRef br) {
-  LLVMMetadataRef tmp = LLVMTemporaryMDNode(g->ctx, NULL, 0);
-  LLVMMetadataRef opt[2] = {LLVMMDStringInContext2(g->ctx, "llvm.loop.vectorize.enable", 26),
+/* Loop hints on the loop whose back edge is `br`: llvm.loop.vectorize.enable false when not
+ * `vectorize`, llvm.loop.unroll.disable when not `unroll` (a self-referencing llvm.loop ID,
+ * built through a temporary node). */
+static void loop_hints(Cg *g, LLVMValueRef br, bool vectorize, bool unroll) {
+  if (vectorize && unroll) return;
+  LLVMMetadataRef tmp = LLVMTemporaryMDNode(g->ctx, NULL, 0), ops[3] = {tmp};
+  size_t n = 1;
+  if (!vectorize) {
+    LLVMMetadataRef v[2] = {LLVMMDStringInContext2(g->ctx, "llvm.loop.vectorize.enable", 26),
                             LLVMValueAsMetadata(LLVMConstInt(LLVMInt1TypeInContext(g->ctx), 0, 0))};
-  LLVMMetadataRef ops[2] = {tmp, LLVMMDNodeInContext2(g->ctx, opt, 2)};
-  LLVMMetadataRef id = LLVMMDNodeInContext2(g->ctx, ops, 2);
+    ops[n++] = LLVMMDNodeInContext2(g->ctx, v, 2);
+  }
+  if (!unroll) {
+    LLVMMetadataRef u = LLVMMDStringInContext2(g->ctx, "llvm.loop.unroll.disable", 24);
+    ops[n++] = LLVMMDNodeInContext2(g->ctx, &u, 1);
+  }
+  LLVMMetadataRef id = LLVMMDNodeInContext2(g->ctx, ops, n);
   LLVMMetadataReplaceAllUsesWith(tmp, id);
   LLVMSetMetadata(br, LLVMGetMDKindIDInContext(g->ctx, "llvm.loop", 9), LLVMMetadataAsValue(g->ctx, id));
 }
@@ -307,7 +316,7 @@ static void counted_loop(Cg *g, LLVMValueRef lo, LLVMValueRef hi, LLVMValueRef s
   LLVMValueRef next = LLVMBuildNSWAdd(g->b, i, step, "");
   LLVMBasicBlockRef latch = LLVMGetInsertBlock(g->b);
   LLVMValueRef back = LLVMBuildBr(g->b, head);
-  if (s->k == LS_LOOP && s->scalar) keep_scalar(g, back);
+  if (s->k == LS_LOOP) loop_hints(g, back, !s->scalar, !s->rolled);
   LLVMAddIncoming(i, (LLVMValueRef[]){lo, next}, (LLVMBasicBlockRef[]){pre, latch}, 2);
   LLVMPositionBuilderAtEnd(g->b, exit);
 }
@@ -517,7 +526,9 @@ static void conv_tile(Cg *g, const ConvCg *c, LLVMValueRef co0, LLVMValueRef v0,
   }
   LLVMValueRef ci1 = LLVMBuildNSWAdd(g->b, ci, ci64(g, 1), "");
   LLVMBasicBlockRef latch = LLVMGetInsertBlock(g->b);
-  LLVMBuildBr(g->b, head);
+  /* the tile's loop is 16 FMAs an iteration already: LLVM's runtime unrolling of it only
+   * doubled the compile time */
+  loop_hints(g, LLVMBuildBr(g->b, head), true, false);
   LLVMAddIncoming(ci, (LLVMValueRef[]){ci64(g, 0), ci1}, (LLVMBasicBlockRef[]){pre, latch}, 2);
   for (int a = 0; a < nacc; a++)
     LLVMAddIncoming(acc[a], (LLVMValueRef[]){LLVMConstNull(c->vt), next[a]}, (LLVMBasicBlockRef[]){pre, latch}, 2);

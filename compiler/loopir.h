@@ -50,8 +50,10 @@ struct Ls {
   LsKind k;
   struct Ls **body; int nbody, cap;     /* LS_BLOCK, LS_LOOP */
   int var; Lx *lo, *hi, *step;          /* LS_LOOP: for var in [lo, hi) by step */
-  bool scalar;                          /* LS_LOOP: not to be vectorized (its loads are gathers
-                                           that run slower than scalar loads) */
+  bool scalar;                          /* LS_LOOP: not to be vectorized (its loads would be
+                                           gathers, slower than scalar loads; a row's padding) */
+  bool rolled;                          /* LS_LOOP: not to be unrolled (the rows of a padded
+                                           copy: unrolled fully, they only add code) */
   int buf; Lx *idx, *val;               /* LS_STORE: buf[idx] = val; LS_EVAL: val */
   int acc; Op rop;                      /* LS_ACC_*: OP_SUM or OP_RMAX */
   struct {                              /* LS_GEMM: C = op(A) op(B), row-major */

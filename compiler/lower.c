@@ -513,7 +513,12 @@ static void store_planes(Lower *L, Ls *parent, const Shape *s, int from, Lx **va
   int r = s->rank, order[MAX_RANK];
   for (int i = 0; i < MAX_RANK; i++) order[i] = i;
   if (r - from >= 2 && !s->d[r - 1].syms && !s->d[r - 2].syms && s->d[r - 1].k < SHORT_ROW) {
-    Ls *blk = ls_new(L, LS_BLOCK), *in = loop_nest(L, blk, s, order + from, r - 2 - from, vars);
+    Ls *blk = ls_new(L, LS_BLOCK), *in = blk;
+    for (int ax = from; ax < r - 2; ax++) { /* the planes: LLVM would unroll them around the
+                                                vectorized plane loop, only adding code */
+      in = loop(L, in, lx_i(L, 0), lx_dim(L, s->d[ax]), lx_i(L, 1), &vars[ax]);
+      in->rolled = true;
+    }
     Lx *f, *w = lx_i(L, s->d[r - 1].k);
     in = loop(L, in, lx_i(L, 0), lx_i(L, s->d[r - 2].k * s->d[r - 1].k), lx_i(L, 1), &f);
     vars[r - 2] = ibin(L, '/', f, w);
@@ -690,6 +695,7 @@ static void lower_conv_copy(Lower *L, Ls *parent, const ConvPlan *c, Lx *const *
   s = loop(L, s, zero, lx_i(L, c->nphase[0]), one, &ph);
   s = loop(L, s, zero, lx_i(L, c->nphase[1]), one, &pw);
   s = loop(L, s, zero, lx_i(L, c->hq), one, &hh);
+  s->rolled = true;
   Lx *plane = ibin(L, '+', ibin(L, '*', ibin(L, '+', ibin(L, '*', ci, lx_i(L, c->nphase[0])), ph), lx_i(L, c->nphase[1])), pw);
   Lx *row = ibin(L, '+', base, ibin(L, '*', ibin(L, '+', ibin(L, '*', plane, lx_i(L, c->hq)), hh), lx_i(L, c->wq)));
   /* columns ww with input column iw = ww*sw + pw - pad_l inside [0, W): [lo, hi); the zero
@@ -698,6 +704,7 @@ static void lower_conv_copy(Lower *L, Ls *parent, const ConvPlan *c, Lx *const *
   Lx *lo = ibin(L, 'm', lx_i(L, c->wq), ibin(L, 'M', zero, ibin(L, '/', ibin(L, '+', first, lx_i(L, sw - 1)), lx_i(L, sw))));
   Lx *hi = ibin(L, 'M', lo, ibin(L, 'm', lx_i(L, c->wq), ibin(L, '/', ibin(L, '+', first, lx_i(L, W - 1 + sw)), lx_i(L, sw))));
   Ls *left = loop(L, s, zero, lo, one, &ww);
+  left->scalar = left->rolled = true;
   store(L, left, xbuf, ibin(L, '+', row, ww), lx_f(L, 0.0));
   Ls *mid = loop(L, s, lo, hi, one, &ww);
   Lx *ih = ibin(L, '-', ibin(L, '+', ibin(L, '*', hh, lx_i(L, c->stride[0])), ph), lx_i(L, c->pad[0]));
@@ -707,6 +714,7 @@ static void lower_conv_copy(Lower *L, Ls *parent, const ConvPlan *c, Lx *const *
   store(L, mid, xbuf, ibin(L, '+', row, ww), select3(L, row_inside, value(L, c->x, xi), lx_f(L, 0.0)));
   L->nmemo = 0;
   Ls *right = loop(L, s, hi, lx_i(L, c->wq), one, &ww);
+  right->scalar = right->rolled = true;
   store(L, right, xbuf, ibin(L, '+', row, ww), lx_f(L, 0.0));
 }
 

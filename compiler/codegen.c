@@ -64,6 +64,13 @@ static LLVMValueRef call_extern(Cg *g, const char *name, LLVMTypeRef ret, LLVMTy
   return LLVMBuildCall2(g->b, ft, f, args, np, "");
 }
 
+/* nnc_rt_parallel_for(fn, bufs, syms, n, work): fn, an nnc_kernel_fn, over [0, n) split
+ * among the pool's threads (runtime/support/pool.h). */
+static void call_parallel_for(Cg *g, LLVMValueRef fn, LLVMValueRef bufs, LLVMValueRef n, int64_t work) {
+  LLVMTypeRef pt[] = {g->ptr, g->ptr, g->ptr, g->i64, g->i64};
+  call_extern(g, "nnc_rt_parallel_for", g->voidt, pt, 5, (LLVMValueRef[]){fn, bufs, g->syms, n, ci64(g, work)});
+}
+
 static LLVMValueRef fsel(Cg *g, LLVMRealPredicate p, LLVMValueRef a, LLVMValueRef b, LLVMValueRef t, LLVMValueRef f) {
   return LLVMBuildSelect(g->b, LLVMBuildFCmp(g->b, p, a, b, ""), t, f, "");
 }
@@ -454,9 +461,10 @@ static void emit_gemm(Cg *g, Ls *s) {
 /* ---- direct convolution (LS_CONV) ----
  * Output rows are cut into vectors of `lanes` columns (the last one of a row masked); the
  * vectors of all rows are numbered v = oh * chunks + chunk.  A tile of tile_co output channels
- * x tile_vec vectors stays in registers while the loop over input channels and the unrolled
- * taps multiply-add a broadcast weight into each: per input channel and tap, tile_vec loads
- * of the padded image and tile_co weight broadcasts feed tile_co * tile_vec vector FMAs.
+ * x tile_vec vectors stays in registers while one loop over (input channel, tap) pairs, with
+ * each pair's input offset from a constant table, multiply-adds a broadcast weight into each:
+ * per pair, tile_vec loads of the padded image and tile_co weight broadcasts feed
+ * tile_co * tile_vec vector FMAs.
  * Each output is a sum in one fixed order (channels, then taps), whatever the tiling.  The
  * tiles of output channels run through nnc_rt_parallel_for: split among threads when the
  * kernel's own loop over images is not (one image), on the image's thread when it is. */
@@ -508,7 +516,8 @@ static void conv_tile(Cg *g, const ConvCg *c, LLVMValueRef co0, LLVMValueRef v0,
   LLVMPositionBuilderAtEnd(g->b, body);
   LLVMValueRef xoff = LLVMBuildLoad2(g->b, g->i64, LLVMBuildGEP2(g->b, g->i64, c->xtab, &ci, 1, ""), "");
   LLVMValueRef xk = gep_f32(g, c->x, xoff);
-  LLVMValueRef wk = gep_f32(g, c->w, LLVMBuildNSWAdd(g->b, LLVMBuildNSWMul(g->b, co0, ci64(g, s->cv.ldw), ""), ci, ""));
+  int64_t ldw = s->cv.cin * s->cv.ntaps; /* a weight row */
+  LLVMValueRef wk = gep_f32(g, c->w, LLVMBuildNSWAdd(g->b, LLVMBuildNSWMul(g->b, co0, ci64(g, ldw), ""), ci, ""));
   LLVMValueRef next[64];
   memcpy(next, acc, nacc * sizeof *acc);
   unsigned fma = LLVMLookupIntrinsicID("llvm.fmuladd", 12);
@@ -517,7 +526,7 @@ static void conv_tile(Cg *g, const ConvCg *c, LLVMValueRef co0, LLVMValueRef v0,
   LLVMTypeRef fma_t = LLVMIntrinsicGetType(g->ctx, fma, &vt, 1);
   LLVMValueRef wv[16];
   for (int r = 0; r < nco; r++)
-    wv[r] = splat(g, c->vt, LLVMBuildLoad2(g->b, g->f32, gep_f32(g, wk, ci64(g, r * s->cv.ldw)), ""));
+    wv[r] = splat(g, c->vt, LLVMBuildLoad2(g->b, g->f32, gep_f32(g, wk, ci64(g, r * ldw)), ""));
   for (int j = 0; j < nvec; j++) {
     LLVMValueRef xv = LLVMBuildLoad2(g->b, c->vt, gep_f32(g, xk, xo[j]), "");
     LLVMSetAlignment(xv, 4);
@@ -544,8 +553,8 @@ static void conv_tile(Cg *g, const ConvCg *c, LLVMValueRef co0, LLVMValueRef v0,
   for (int j = 0; j < nvec; j++) {
     LLVMValueRef mask = whole ? NULL : LLVMBuildICmp(g->b, LLVMIntSLT, lane_ix, splat(g, it, rem[j]), "");
     for (int r = 0; r < nco; r++) {
-      LLVMValueRef row = LLVMBuildNSWMul(g->b, LLVMBuildNSWAdd(g->b, co0, ci64(g, r), ""), ci64(g, s->cv.oh * s->cv.ow), "");
-      LLVMValueRef yp = gep_f32(g, c->y, LLVMBuildNSWAdd(g->b, row, yo[j], ""));
+      LLVMValueRef plane = LLVMBuildNSWMul(g->b, LLVMBuildNSWAdd(g->b, co0, ci64(g, r), ""), ci64(g, s->cv.oh * s->cv.ow), "");
+      LLVMValueRef yp = gep_f32(g, c->y, LLVMBuildNSWAdd(g->b, plane, yo[j], ""));
       if (whole) {
         LLVMSetAlignment(LLVMBuildStore(g->b, acc[r * nvec + j], yp), 4);
       } else {
@@ -642,9 +651,7 @@ static void emit_conv(Cg *g, Ls *s) {
     LLVMBuildStore(g->b, p, LLVMBuildGEP2(g->b, g->ptr, bufs, (LLVMValueRef[]){ci64(g, i)}, 1, ""));
   }
   int64_t tiles = (s->cv.cout + s->cv.tile_co - 1) / s->cv.tile_co;
-  int64_t work = s->cv.tile_co * s->cv.oh * s->cv.ow * s->cv.cin * s->cv.ntaps / s->cv.lanes; /* vector FMAs */
-  LLVMTypeRef pt[] = {g->ptr, g->ptr, g->ptr, g->i64, g->i64};
-  call_extern(g, "nnc_rt_parallel_for", g->voidt, pt, 5, (LLVMValueRef[]){fn, bufs, g->syms, ci64(g, tiles), ci64(g, work)});
+  call_parallel_for(g, fn, bufs, ci64(g, tiles), loopir_conv_fmas(s, s->cv.tile_co));
 }
 
 /* A scan: copy the initial state in, then per step t set the step symbol, call the body with
@@ -876,8 +883,7 @@ static void call_kernel(Cg *g, const LKernel *k, LLVMValueRef fn, LLVMValueRef b
   }
   LLVMValueRef trip = trip_of(g, k->par);
   if (k->par_inner) trip = LLVMBuildNSWMul(g->b, trip, trip_of(g, k->par_inner), "");
-  LLVMTypeRef pt[] = {g->ptr, g->ptr, g->ptr, g->i64, g->i64};
-  call_extern(g, "nnc_rt_parallel_for", g->voidt, pt, 5, (LLVMValueRef[]){fn, bufs, g->syms, trip, ci64(g, k->par_work)});
+  call_parallel_for(g, fn, bufs, trip, k->par_work);
 }
 
 static LLVMValueRef emit_entry_body(Cg *g, const LEntry *le) {

@@ -69,6 +69,12 @@ bool conv_plan(const Kernel *K, ConvPlan *c) {
   return true;
 }
 
-int64_t conv_plan_copy_floats(const ConvPlan *c) {
-  return c->cin * c->nphase[0] * c->nphase[1] * c->hq * c->wq;
+int64_t conv_plan_channel_floats(const ConvPlan *c) { return c->nphase[0] * c->nphase[1] * c->hq * c->wq; }
+
+int64_t conv_plan_copy_floats(const ConvPlan *c) { return c->cin * conv_plan_channel_floats(c); }
+
+int64_t conv_plan_tap(const ConvPlan *c, int64_t i, int64_t j) {
+  int64_t dy = i * c->dil[0], dx = j * c->dil[1];
+  int64_t phase = (dy % c->stride[0]) * c->nphase[1] + dx % c->stride[1];
+  return (phase * c->hq + dy / c->stride[0]) * c->wq + dx / c->stride[1];
 }

@@ -26,7 +26,11 @@ typedef struct ConvPlan {
 
 /* Does kernel K run as a direct convolution?  Then *c is its plan. */
 bool conv_plan(const Kernel *K, ConvPlan *c);
-/* Floats of one (image, group)'s padded copy. */
+/* Floats of one input channel's phase planes in the copy. */
+int64_t conv_plan_channel_floats(const ConvPlan *c);
+/* Floats of one (image, group)'s padded copy: cin channels. */
 int64_t conv_plan_copy_floats(const ConvPlan *c);
+/* Offset in a channel's phase planes of kernel tap (i, j)'s input for output (0, 0). */
+int64_t conv_plan_tap(const ConvPlan *c, int64_t i, int64_t j);
 
 #endif

@@ -66,7 +66,7 @@ struct Ls {
                                            for co < cout, oh < oh, ow < ow (see lower_conv) */
     int x, w, y;
     Lx *x_off, *w_off, *y_off;
-    int64_t cout, cin, ntaps, xplane, xrow, oh, ow, ldw;
+    int64_t cout, cin, ntaps, xplane, xrow, oh, ow; /* weight rows are cin * ntaps long */
     int64_t *tap;                       /* [ntaps] offset of each kernel tap in a channel's planes */
     int lanes, tile_co, tile_vec;       /* vector width; register tile: output channels x vectors */
   } cv;
@@ -104,6 +104,13 @@ typedef struct LEntry {
   LBuf *bufs; int nbufs, cap;
   LKernel *kernels; int nkernels;
 } LEntry;
+
+/* Vector multiply-adds of a direct convolution's `channels` output channels: its work, for
+ * the thread pool's grain (parallel.c, and codegen for its channel tiles). */
+static inline int64_t loopir_conv_fmas(const Ls *s, int64_t channels) {
+  double fmas = (double)channels * s->cv.oh * s->cv.ow * s->cv.cin * s->cv.ntaps / s->cv.lanes;
+  return fmas < (double)INT64_MAX ? (int64_t)fmas : INT64_MAX;
+}
 
 /* Lower every kernel of every entry of the (fused, planned) model. */
 LEntry *lower_model(Model *m);

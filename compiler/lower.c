@@ -739,24 +739,24 @@ static void lower_conv(Lower *L, Ls *parent, const ConvPlan *c, Lx *const *bidx)
   cv->cv.cout = cout;
   cv->cv.cin = c->cin;
   cv->cv.ntaps = ntaps;
-  cv->cv.xplane = c->nphase[0] * c->nphase[1] * c->hq * c->wq;
+  cv->cv.xplane = conv_plan_channel_floats(c);
   cv->cv.xrow = c->wq;
   cv->cv.oh = c->oh;
   cv->cv.ow = c->ow;
-  cv->cv.ldw = c->cin * ntaps;
   cv->cv.tap = arena_alloc(L->m->arena, ntaps * sizeof *cv->cv.tap);
   for (int64_t i = 0; i < c->kh; i++)
-    for (int64_t j = 0; j < c->kw; j++) {
-      int64_t oh = i * c->dil[0], ow = j * c->dil[1];
-      int64_t plane = (oh % c->stride[0]) * c->nphase[1] + ow % c->stride[1];
-      cv->cv.tap[i * c->kw + j] = (plane * c->hq + oh / c->stride[0]) * c->wq + ow / c->stride[1];
-    }
+    for (int64_t j = 0; j < c->kw; j++) cv->cv.tap[i * c->kw + j] = conv_plan_tap(c, i, j);
   /* a tile of output channels x vectors of output columns in registers, leaving room for the
    * loaded inputs and broadcast weights */
   cv->cv.lanes = c->lanes;
   cv->cv.tile_co = c->regs >= 32 ? 4 : 3;
   cv->cv.tile_vec = c->regs >= 32 ? 4 : 3;
   ls_add(L, parent, cv);
+}
+
+/* Rows of the row block starting at r0 of an m-row product (all m when not blocked). */
+static Lx *block_rows(Lower *L, bool blocked, Lx *m, Lx *r0) {
+  return blocked ? ibin(L, 'm', lx_i(L, GEMM_ROW_BLOCK), ibin(L, '-', m, r0)) : m;
 }
 
 /* The im2col prologue (if any) and the sgemm calls of lower_gemm inside its batch loops
@@ -792,7 +792,7 @@ static Ls *lower_sgemm(Lower *L, Ls *cur, Lx *const *bidx, bool blocked, Lx **ro
     store(L, blk, buffer_of(L, pb), off, v);
   }
   if (blocked) cur = loop(L, cur, zero, m, lx_i(L, GEMM_ROW_BLOCK), &r0);
-  Lx *rows = blocked ? ibin(L, 'm', lx_i(L, GEMM_ROW_BLOCK), ibin(L, '-', m, r0)) : m;
+  Lx *rows = block_rows(L, blocked, m, r0);
   Lx *cbatch = zero;
   for (int i = 0; i < nb; i++) cbatch = ibin(L, '+', ibin(L, '*', cbatch, lx_dim(L, s->d[i])), bidx[i]);
   Ls *gs = ls_new(L, LS_GEMM);
@@ -838,7 +838,7 @@ static void lower_gemm(Lower *L, Ls *body) {
   ConvPlan conv;
   if (conv_plan(K, &conv)) lower_conv(L, cur, &conv, bidx);
   else cur = lower_sgemm(L, cur, bidx, blocked, &r0);
-  Lx *rows = blocked ? ibin(L, 'm', lx_i(L, GEMM_ROW_BLOCK), ibin(L, '-', m, r0)) : m;
+  Lx *rows = block_rows(L, blocked, m, r0);
   if (root == g) return;
   Lx *vars[MAX_RANK];
   int order[MAX_RANK];
@@ -1185,6 +1185,14 @@ static void print_lx(Printer *p, Lx *x) {
 
 static _Thread_local int print_generation; /* per compiling thread */
 
+/* buf[off] */
+static void print_ref(Printer *p, int buf, Lx *off) {
+  print_buf(p, buf);
+  fprintf(p->out, "[");
+  print_lx(p, off);
+  fprintf(p->out, "]");
+}
+
 static void print_ls(Printer *p, const Ls *s, int depth) {
   FILE *out = p->out;
   fprintf(out, "%*s", 2 * depth, "");
@@ -1208,10 +1216,8 @@ static void print_ls(Printer *p, const Ls *s, int depth) {
     fprintf(out, "%*s}\n", 2 * depth, "");
     break;
   case LS_STORE:
-    print_buf(p, s->buf);
-    fprintf(out, "[");
-    print_lx(p, s->idx);
-    fprintf(out, "] = ");
+    print_ref(p, s->buf, s->idx);
+    fprintf(out, " = ");
     print_lx(p, s->val);
     fprintf(out, "\n");
     break;
@@ -1246,39 +1252,25 @@ static void print_ls(Printer *p, const Ls *s, int depth) {
   }
   case LS_CONV: {
     fprintf(out, "conv ");
-    print_buf(p, s->cv.y);
-    fprintf(out, "[");
-    print_lx(p, s->cv.y_off);
-    fprintf(out, "] = ");
-    print_buf(p, s->cv.w);
-    fprintf(out, "[");
-    print_lx(p, s->cv.w_off);
-    fprintf(out, "] * ");
-    print_buf(p, s->cv.x);
-    fprintf(out, "[");
-    print_lx(p, s->cv.x_off);
-    fprintf(out, "] cout=%lld cin=%lld oh=%lld ow=%lld xplane=%lld xrow=%lld ldw=%lld lanes=%d tile=%dx%d taps=",
+    print_ref(p, s->cv.y, s->cv.y_off);
+    fprintf(out, " = ");
+    print_ref(p, s->cv.w, s->cv.w_off);
+    fprintf(out, " * ");
+    print_ref(p, s->cv.x, s->cv.x_off);
+    fprintf(out, " cout=%lld cin=%lld oh=%lld ow=%lld xplane=%lld xrow=%lld lanes=%d tile=%dx%d taps=",
             (long long)s->cv.cout, (long long)s->cv.cin, (long long)s->cv.oh, (long long)s->cv.ow,
-            (long long)s->cv.xplane, (long long)s->cv.xrow, (long long)s->cv.ldw, s->cv.lanes, s->cv.tile_co,
-            s->cv.tile_vec);
+            (long long)s->cv.xplane, (long long)s->cv.xrow, s->cv.lanes, s->cv.tile_co, s->cv.tile_vec);
     for (int64_t t = 0; t < s->cv.ntaps; t++) fprintf(out, "%s%lld", t ? "," : "", (long long)s->cv.tap[t]);
     fprintf(out, "\n");
     break;
   }
   case LS_GEMM: {
     fprintf(out, "sgemm%s%s ", s->g.ta ? " transA" : "", s->g.tb ? " transB" : "");
-    print_buf(p, s->g.c);
-    fprintf(out, "[");
-    print_lx(p, s->g.c_off);
-    fprintf(out, "] = ");
-    print_buf(p, s->g.a);
-    fprintf(out, "[");
-    print_lx(p, s->g.a_off);
-    fprintf(out, "] x ");
-    print_buf(p, s->g.b);
-    fprintf(out, "[");
-    print_lx(p, s->g.b_off);
-    fprintf(out, "]");
+    print_ref(p, s->g.c, s->g.c_off);
+    fprintf(out, " = ");
+    print_ref(p, s->g.a, s->g.a_off);
+    fprintf(out, " x ");
+    print_ref(p, s->g.b, s->g.b_off);
     const char *names[] = {"m", "n", "k", "lda", "ldb", "ldc"};
     Lx *vals[] = {s->g.m, s->g.n, s->g.k, s->g.lda, s->g.ldb, s->g.ldc};
     for (int i = 0; i < 6; i++) {

@@ -128,10 +128,7 @@ static int64_t trip_count(const Ls *s) {
 /* Scalar statements executed by s, loops multiplied out (saturating); a direct convolution
  * counts one per vector multiply-add. */
 static int64_t work_of(const Ls *s) {
-  if (s->k == LS_CONV) {
-    double fmas = (double)s->cv.cout * s->cv.oh * s->cv.ow * s->cv.cin * s->cv.ntaps / s->cv.lanes;
-    return fmas < (double)INT64_MAX ? (int64_t)fmas : INT64_MAX;
-  }
+  if (s->k == LS_CONV) return loopir_conv_fmas(s, s->cv.cout);
   if (s->k != LS_BLOCK && s->k != LS_LOOP) return 1;
   int64_t w = 0;
   for (int i = 0; i < s->nbody; i++) {

@@ -3,11 +3,13 @@
  * A job is a kernel's outer loop cut into chunks; the calling thread and the workers claim
  * chunks from one atomic ticket until none is left.  The ticket holds the job's generation
  * in its high half and the next chunk in its low half, so a worker that wakes late, after
- * its job ended and the next began, cannot claim a chunk of a job it did not copy.  Idle
- * workers sleep on a condition variable at once: a worker that polls for the next job steals
- * the core an OpenBLAS thread needs for the sgemm kernel in between (measured: 2 threads
- * took twice as long as 1 on groupnorm at batch 8 with polling workers, 7 % less without).
- * The caller, which has nothing else to do, polls briefly for the last chunks to finish.
+ * its job ended and the next began, cannot claim a chunk of a job it did not copy.  An idle
+ * worker polls for the next job for IDLE_SPIN_NS, then sleeps on a condition variable: the
+ * kernels of a model follow each other within microseconds, and waking a sleeping thread
+ * takes longer than many of them run; polling for longer steals the core an OpenBLAS thread
+ * needs for an sgemm in between (measured: 2 threads took twice as long as 1 on groupnorm at
+ * batch 8 with workers that never slept).  The caller, which has nothing else to do, polls
+ * briefly for the last chunks to finish.
  *
  * OpenBLAS is not called inside a job: kernels that call sgemm run on the calling thread
  * and let OpenBLAS use the pool's thread count (nnc_ctx_call sets it), so the pool's

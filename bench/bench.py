@@ -1537,8 +1537,9 @@ def md_header(load, elapsed_s):
 
 
 def md_how_to_read(res):
-    overhead = (f" (the nnc time includes ≈{res.overhead_us:.2f} µs of ctypes overhead)"
-                if res.overhead_us is not None else "")
+    overhead = (f" (the nnc time includes the Python call through the package's bound call, "
+                f"under 1 µs: lm_temperature softmax_t runs in 0.18 µs from C; a bare ctypes call "
+                f"costs ≈{res.overhead_us:.2f} µs)" if res.overhead_us is not None else "")
     return [
         "## How to read this", "",
         "- Every entry of every example model with a golden reference is compiled by nnc (weights "

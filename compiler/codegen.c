@@ -13,6 +13,7 @@
 #include "codegen.h"
 #include <llvm-c/DebugInfo.h>
 #include "nnc_model.h"
+#include "target.h"
 
 #define REDUCE_LANES 16 /* partial results of a reduction loop: one AVX-512 vector of floats */
 
@@ -40,6 +41,7 @@ typedef struct Cg {
   LLVMValueRef lanes[REDUCE_LANES + 1]; /* the partial results of a lane reduction (allocas) */
   const Ls *lane_update;        /* its accumulator update */
   struct ConvCg *conv;          /* the direct convolution being emitted */
+  int vec_lanes;                /* > 0 while an op of a vector row is emitted: cf32 splats */
   LLVMValueRef *buf_scope, *buf_noalias; /* per LBuf in a kernel function: its alias scope
                                             list and the list of the kernel's other buffers */
   bool *scope_open;             /* loop scopes, numbered across the whole module */
@@ -58,13 +60,33 @@ static LLVMValueRef buffer_access(Cg *g, LLVMValueRef inst, int buf) {
 }
 
 static LLVMValueRef ci64(Cg *g, int64_t v) { return LLVMConstInt(g->i64, (unsigned long long)v, 1); }
-static LLVMValueRef cf32(Cg *g, double v) { return LLVMConstReal(g->f32, v); }
 
+/* A float constant: a scalar, or a vector of `vec_lanes` equal ones while an op of a vector
+ * row is emitted (emit_scalar_op on vectors, vector_row). */
+static LLVMValueRef cf32(Cg *g, double v) {
+  LLVMValueRef c = LLVMConstReal(g->f32, v);
+  if (!g->vec_lanes) return c;
+  LLVMValueRef e[16];
+  for (int l = 0; l < g->vec_lanes; l++) e[l] = c;
+  return LLVMConstVector(e, (unsigned)g->vec_lanes);
+}
+
+/* An overloaded float intrinsic, for the type of its first argument (f32 or a vector). */
 static LLVMValueRef intrinsic(Cg *g, const char *name, LLVMValueRef *args, int n) {
   unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
-  LLVMTypeRef ty[1] = {g->f32};
+  LLVMTypeRef ty[1] = {LLVMTypeOf(args[0])};
   LLVMValueRef f = LLVMGetIntrinsicDeclaration(g->mod, id, ty, 1);
   return LLVMBuildCall2(g->b, LLVMIntrinsicGetType(g->ctx, id, ty, 1), f, args, n, "");
+}
+
+static LLVMValueRef gep_f32(Cg *g, LLVMValueRef base, LLVMValueRef idx) {
+  return LLVMBuildGEP2(g->b, g->f32, base, &idx, 1, "");
+}
+
+static LLVMValueRef splat(Cg *g, LLVMTypeRef vt, LLVMValueRef v) {
+  unsigned n = LLVMGetVectorSize(vt);
+  LLVMValueRef ins = LLVMBuildInsertElement(g->b, LLVMGetUndef(vt), v, LLVMConstInt(g->i32, 0, 0), "");
+  return LLVMBuildShuffleVector(g->b, ins, LLVMGetUndef(vt), LLVMConstNull(LLVMVectorType(g->i32, n)), "");
 }
 
 static LLVMValueRef call_extern(Cg *g, const char *name, LLVMTypeRef ret, LLVMTypeRef *pt, int np,
@@ -433,12 +455,244 @@ static void emit_lane_reduction(Cg *g, Ls *s) {
   LLVMBuildStore(g->b, reduce_op(g, u->rop, cur, reduce_op(g, u->rop, v[0], rest)), g->accs[u->acc]);
 }
 
+/* ---- a short row as vectors ----
+ * A loop marked vector_row (lower.c: the output columns of a pooling window) whose body only
+ * stores is emitted as a few vectors, the last one masked, instead of a loop: LLVM unrolls
+ * such a short row and then gathers its stride-2 loads one element at a time.  Every
+ * expression in the row is either uniform (it does not depend on the row's variable:
+ * computed once, as a scalar) or varying; a varying integer must be affine in the variable
+ * (value at the vector's first column + stride * lane), a varying load must read
+ * contiguous (stride 1) or every other (stride 2) element, a varying store contiguous ones.
+ * A row that does not qualify is emitted as a plain loop. */
+
+#define VEC_DEPTH 48   /* deeper expressions are not looked into (not vectorized) */
+#define VEC_MEMO 64
+
+typedef struct VecRow {
+  int var, lanes;
+  LLVMTypeRef vt, it;            /* <lanes x float>, <lanes x i64> */
+  int64_t valid;                 /* columns in the current vector */
+  LLVMValueRef mask;             /* lane < valid, or NULL when every lane is valid */
+  struct { const Lx *x; LLVMValueRef v; } memo[VEC_MEMO];
+  int nmemo;
+} VecRow;
+
+static bool varies(const Lx *x, int var, int depth) {
+  if (!x) return false;
+  if (depth > VEC_DEPTH) return true;
+  if (x->k == LX_VAR) return x->var == var;
+  return varies(x->a[0], var, depth + 1) || varies(x->a[1], var, depth + 1) || varies(x->a[2], var, depth + 1);
+}
+
+/* x = x(var = 0) + *stride * var for integer x, or false. */
+static bool stride_of(const Lx *x, int var, int64_t *stride, int depth) {
+  int64_t a, b;
+  if (!varies(x, var, depth)) {
+    *stride = 0;
+    return true;
+  }
+  if (x->k == LX_VAR) {
+    *stride = 1;
+    return true;
+  }
+  if (x->k != LX_IBIN || depth > VEC_DEPTH) return false;
+  if (x->op == '+' || x->op == '-') {
+    if (!stride_of(x->a[0], var, &a, depth + 1) || !stride_of(x->a[1], var, &b, depth + 1)) return false;
+    *stride = x->op == '+' ? a + b : a - b;
+    return true;
+  }
+  if (x->op == '*' && (x->a[0]->k == LX_I || x->a[1]->k == LX_I)) {
+    const Lx *c = x->a[0]->k == LX_I ? x->a[0] : x->a[1], *o = c == x->a[0] ? x->a[1] : x->a[0];
+    if (!stride_of(o, var, &a, depth + 1)) return false;
+    *stride = c->c * a;
+    return true;
+  }
+  return false;
+}
+
+static bool is_condition(const Lx *c) {
+  return c->k == LX_IBIN && (c->op == '<' || c->op == '=' || c->op == '&');
+}
+
+static bool vec_op(Op op) {
+  switch (op) {
+  case OP_NEG: case OP_ABS: case OP_SQRT: case OP_RELU: case OP_LEAKY_RELU:
+  case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_MAX: case OP_MIN: case OP_WHERE:
+    return true;
+  default: return false;
+  }
+}
+
+static bool vec_value_ok(const Cg *g, const Lx *x, int var, int depth);
+
+static bool vec_cond_ok(const Cg *g, const Lx *c, int var, int depth) {
+  int64_t st;
+  if (!varies(c, var, depth)) return true;
+  if (!is_condition(c)) return vec_value_ok(g, c, var, depth);
+  if (c->op == '&') return vec_cond_ok(g, c->a[0], var, depth + 1) && vec_cond_ok(g, c->a[1], var, depth + 1);
+  return stride_of(c->a[0], var, &st, depth + 1) && stride_of(c->a[1], var, &st, depth + 1);
+}
+
+static bool vec_value_ok(const Cg *g, const Lx *x, int var, int depth) {
+  int64_t st;
+  if (!varies(x, var, depth)) return true;
+  if (depth > VEC_DEPTH) return false;
+  switch (x->k) {
+  case LX_LOAD:
+    return g->le->bufs[x->buf].dtype == DT_F32 && stride_of(x->a[0], var, &st, depth + 1) && (st == 1 || st == 2);
+  case LX_ITOF: return stride_of(x->a[0], var, &st, depth + 1);
+  case LX_SELECT:
+    return vec_cond_ok(g, x->a[0], var, depth + 1) && vec_value_ok(g, x->a[1], var, depth + 1) &&
+           vec_value_ok(g, x->a[2], var, depth + 1);
+  case LX_OP:
+    for (int k = 0; k < 3; k++)
+      if (x->a[k] && !vec_value_ok(g, x->a[k], var, depth + 1)) return false;
+    return vec_op((Op)x->op);
+  default: return false;
+  }
+}
+
+/* Can loop s run as vectors, and with how many lanes (a power of two >= 4 no wider than the
+ * host's, the narrowest that holds the row when it fits in one)? */
+static int vector_row_lanes(const Cg *g, const Ls *s) {
+  if (!s->vector_row || s == g->par || s->lo->k != LX_I || s->hi->k != LX_I || s->step->k != LX_I || s->step->c != 1)
+    return 0;
+  int host, regs;
+  target_host_simd(&host, &regs);
+  int64_t n = s->hi->c - s->lo->c;
+  if (host < 4 || n < 2 || n > 4 * (int64_t)host) return 0;
+  for (int i = 0; i < s->nbody; i++) {
+    const Ls *b = s->body[i];
+    int64_t st;
+    if (b->k != LS_STORE || !stride_of(b->idx, s->var, &st, 0) || st != 1 || !vec_value_ok(g, b->val, s->var, 0)) return 0;
+  }
+  int lanes = host;
+  while (lanes > 4 && lanes / 2 >= n) lanes /= 2;
+  return lanes;
+}
+
+static LLVMValueRef lane_constants(Cg *g, LLVMTypeRef elem, int lanes, int64_t mul, int64_t add) {
+  LLVMValueRef e[32];
+  for (int l = 0; l < lanes; l++) e[l] = LLVMConstInt(elem, (unsigned long long)(mul * l + add), 1);
+  return LLVMConstVector(e, (unsigned)lanes);
+}
+
+/* <lanes x i1>: lane * mul + add < limit */
+static LLVMValueRef lane_mask(Cg *g, int lanes, int64_t mul, int64_t add, int64_t limit) {
+  LLVMValueRef e[32];
+  LLVMTypeRef i1 = LLVMInt1TypeInContext(g->ctx);
+  for (int l = 0; l < lanes; l++) e[l] = LLVMConstInt(i1, mul * l + add < limit, 0);
+  return LLVMConstVector(e, (unsigned)lanes);
+}
+
+static LLVMValueRef masked_mem(Cg *g, const char *name, LLVMTypeRef vt, LLVMValueRef *args, int n) {
+  unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+  LLVMTypeRef ty[2] = {vt, g->ptr};
+  return LLVMBuildCall2(g->b, LLVMIntrinsicGetType(g->ctx, id, ty, 2), LLVMGetIntrinsicDeclaration(g->mod, id, ty, 2), args, n, "");
+}
+
+/* `count` floats from p (the lanes of mask; a masked lane is not read). */
+static LLVMValueRef vec_load(Cg *g, VecRow *r, LLVMValueRef p, LLVMValueRef mask, int buf) {
+  if (!mask) {
+    LLVMValueRef v = LLVMBuildLoad2(g->b, r->vt, p, "");
+    LLVMSetAlignment(v, 4);
+    return buffer_access(g, v, buf);
+  }
+  LLVMValueRef args[] = {p, LLVMConstInt(g->i32, 4, 0), mask, LLVMConstNull(r->vt)};
+  return buffer_access(g, masked_mem(g, "llvm.masked.load", r->vt, args, 4), buf);
+}
+
+static LLVMValueRef vec_splat(Cg *g, VecRow *r, LLVMValueRef v) {
+  return splat(g, LLVMTypeOf(v) == g->f32 ? r->vt : r->it, v);
+}
+
+/* A varying integer: its value at the first column, plus stride * lane. */
+static LLVMValueRef vec_int(Cg *g, VecRow *r, Lx *x) {
+  int64_t st = 0;
+  stride_of(x, r->var, &st, 0);
+  LLVMValueRef base = vec_splat(g, r, emit(g, x));
+  return st ? LLVMBuildAdd(g->b, base, lane_constants(g, g->i64, r->lanes, st, 0), "") : base;
+}
+
+static LLVMValueRef vec_value(Cg *g, VecRow *r, Lx *x);
+
+static LLVMValueRef vec_cond(Cg *g, VecRow *r, Lx *c) {
+  if (!is_condition(c)) return LLVMBuildFCmp(g->b, LLVMRealUNE, vec_value(g, r, c), LLVMConstNull(r->vt), "");
+  if (c->op == '&') return LLVMBuildAnd(g->b, vec_cond(g, r, c->a[0]), vec_cond(g, r, c->a[1]), "");
+  return LLVMBuildICmp(g->b, c->op == '<' ? LLVMIntSLT : LLVMIntEQ, vec_int(g, r, c->a[0]), vec_int(g, r, c->a[1]), "");
+}
+
+static LLVMValueRef vec_value_uncached(Cg *g, VecRow *r, Lx *x) {
+  if (!varies(x, r->var, 0)) return vec_splat(g, r, emit(g, x));
+  switch (x->k) {
+  case LX_LOAD: {
+    int64_t st = 0;
+    stride_of(x->a[0], r->var, &st, 0);
+    LLVMValueRef p = gep_f32(g, g->bufs[x->buf], emit(g, x->a[0]));
+    if (st == 1) return vec_load(g, r, p, r->mask, x->buf);
+    /* every other element: two vectors, then the even lanes of both; a lane past the last
+       element the row reads is masked, so nothing beyond it is touched */
+    int64_t span = 2 * (r->valid - 1) + 1;
+    LLVMValueRef lo = vec_load(g, r, p, lane_mask(g, r->lanes, 1, 0, span), x->buf);
+    LLVMValueRef hi = vec_load(g, r, gep_f32(g, p, ci64(g, r->lanes)), lane_mask(g, r->lanes, 1, r->lanes, span), x->buf);
+    return LLVMBuildShuffleVector(g->b, lo, hi, lane_constants(g, g->i32, r->lanes, 2, 0), "");
+  }
+  case LX_ITOF: return LLVMBuildSIToFP(g->b, vec_int(g, r, x->a[0]), r->vt, "");
+  case LX_SELECT: return LLVMBuildSelect(g->b, vec_cond(g, r, x->a[0]), vec_value(g, r, x->a[1]), vec_value(g, r, x->a[2]), "");
+  case LX_OP: {
+    LLVMValueRef a[3] = {0};
+    for (int k = 0; k < 3; k++)
+      if (x->a[k]) a[k] = vec_value(g, r, x->a[k]);
+    g->vec_lanes = r->lanes;
+    LLVMValueRef v = emit_scalar_op(g, (Op)x->op, x->f, a);
+    g->vec_lanes = 0;
+    return v;
+  }
+  default: unreachable("not a vector row expression");
+  }
+}
+
+static LLVMValueRef vec_value(Cg *g, VecRow *r, Lx *x) {
+  for (int i = 0; i < r->nmemo; i++)
+    if (r->memo[i].x == x) return r->memo[i].v;
+  LLVMValueRef v = vec_value_uncached(g, r, x);
+  if (r->nmemo < VEC_MEMO) r->memo[r->nmemo++] = (typeof(r->memo[0])){x, v};
+  return v;
+}
+
+static void emit_vector_row(Cg *g, const Ls *s, int lanes) {
+  VecRow r = {.var = s->var, .lanes = lanes, .vt = LLVMVectorType(g->f32, lanes), .it = LLVMVectorType(g->i64, lanes)};
+  for (int64_t j0 = s->lo->c; j0 < s->hi->c; j0 += lanes) {
+    int parent = scope_push(g);
+    g->vars[s->var] = ci64(g, j0);
+    r.valid = s->hi->c - j0 < lanes ? s->hi->c - j0 : lanes;
+    r.mask = r.valid < lanes ? lane_mask(g, lanes, 1, 0, r.valid) : NULL;
+    r.nmemo = 0;
+    for (int i = 0; i < s->nbody; i++) {
+      const Ls *b = s->body[i];
+      LLVMValueRef v = vec_value(g, &r, b->val), p = gep_f32(g, g->bufs[b->buf], emit(g, b->idx));
+      if (r.mask) {
+        LLVMValueRef args[] = {v, p, LLVMConstInt(g->i32, 4, 0), r.mask};
+        buffer_access(g, masked_mem(g, "llvm.masked.store", r.vt, args, 4), b->buf);
+      } else {
+        LLVMSetAlignment(buffer_access(g, LLVMBuildStore(g->b, v, p), b->buf), 4);
+      }
+    }
+    scope_pop(g, parent);
+  }
+}
+
 /* Is s an innermost loop that only accumulates, by unit steps (emit_lane_reduction)? */
 static bool lane_reducible(const Cg *g, const Ls *s) {
   return s != g->par && s->nbody == 1 && s->body[0]->k == LS_ACC_UPDATE && s->step->k == LX_I && s->step->c == 1;
 }
 
 static void emit_loop(Cg *g, Ls *s) {
+  int lanes = vector_row_lanes(g, s);
+  if (lanes) {
+    emit_vector_row(g, s, lanes);
+    return;
+  }
   if (lane_reducible(g, s)) {
     emit_lane_reduction(g, s);
     return;
@@ -494,16 +748,6 @@ typedef struct ConvCg {
   LLVMValueRef co0;             /* the current tile's first output channel */
   int nco;                      /* and its number of output channels */
 } ConvCg;
-
-static LLVMValueRef gep_f32(Cg *g, LLVMValueRef base, LLVMValueRef idx) {
-  return LLVMBuildGEP2(g->b, g->f32, base, &idx, 1, "");
-}
-
-static LLVMValueRef splat(Cg *g, LLVMTypeRef vt, LLVMValueRef v) {
-  unsigned n = LLVMGetVectorSize(vt);
-  LLVMValueRef ins = LLVMBuildInsertElement(g->b, LLVMGetUndef(vt), v, LLVMConstInt(g->i32, 0, 0), "");
-  return LLVMBuildShuffleVector(g->b, ins, LLVMGetUndef(vt), LLVMConstNull(LLVMVectorType(g->i32, n)), "");
-}
 
 /* y[co0 + r, vector v0 + j] for r < nco, j < nvec (static tile sizes, dynamic origin). */
 static void conv_tile(Cg *g, const ConvCg *c, LLVMValueRef co0, LLVMValueRef v0, int nco, int nvec) {

@@ -54,6 +54,8 @@ struct Ls {
                                            gathers, slower than scalar loads; a row's padding) */
   bool rolled;                          /* LS_LOOP: not to be unrolled (the rows of a padded
                                            copy: unrolled fully, they only add code) */
+  bool vector_row;                      /* LS_LOOP: a short static row of stores that codegen
+                                           emits as whole vectors if it can (a pooling row) */
   int buf; Lx *idx, *val;               /* LS_STORE: buf[idx] = val; LS_EVAL: val */
   int acc; Op rop;                      /* LS_ACC_*: OP_SUM or OP_RMAX */
   struct {                              /* LS_GEMM: C = op(A) op(B), row-major */

@@ -30,6 +30,7 @@ typedef struct Lower {
   INode *red;          /* its reduction, if any */
   int red_acc;
   int red_buf;         /* >= 0: the reduction accumulates in this buffer instead */
+  Lx *red_value;       /* or: the reduction is this expression (a small window, unrolled) */
   INode *gemm;         /* its matmul, if any */
   INode *computing;    /* a node the kernel computes although it has a buffer (a GEMM prologue) */
   int gemm_cbuf;
@@ -449,6 +450,7 @@ static Lx *value(Lower *L, INode *n, Lx *const *idx) {
   if (v) return v;
   if (n == L->red && L->red_buf >= 0)
     return memo_put(L, n, idx, lx(L, (Lx){.k = LX_LOAD, .buf = L->red_buf, .a = {linear(L, &n->shape, idx)}}));
+  if (n == L->red && L->red_value) return L->red_value;
   if (n == L->red) return memo_put(L, n, idx, lx(L, (Lx){.k = LX_ACC, .acc = L->red_acc}));
   if (n == L->gemm)
     return memo_put(L, n, idx, lx(L, (Lx){.k = LX_LOAD, .buf = L->gemm_cbuf, .a = {linear(L, &n->shape, idx)}}));
@@ -619,11 +621,76 @@ static void lower_column_reduce(Lower *L, Ls *body) {
   store_out(L, epi, root, ev);
 }
 
+/* Is the reduction over a small static window (a pooling window: 2x2, 3x3) whose kernel
+ * writes only at the kept index?  Then it is unrolled into one expression (lower_window). */
+#define SMALL_WINDOW 16
+static bool small_window(const Kernel *K, const INode *red) {
+  int64_t points = 1;
+  for (int i = 0; i < K->domain.rank; i++) {
+    if (!(K->raxes & (1u << i))) continue;
+    if (K->domain.d[i].syms) return false;
+    points *= K->domain.d[i].k;
+  }
+  for (int o = 0; o < K->nouts; o++)
+    if (full_domain_out(K, K->outs[o], red)) return false;
+  return points <= SMALL_WINDOW && K->domain.rank >= 2;
+}
+
+/* A small window's reduction as one expression per output element, its points combined in
+ * the order the accumulating loops would visit them:
+ *   for kept { out[kept] = epilogue(v(p0) op v(p1) op ... ) }
+ * The kept loops then only store, so the row loop can run as vectors (pooling reads two or
+ * three neighbouring columns per output: LLVM's interleaved loads). */
+static void lower_window(Lower *L, Ls *body) {
+  const Kernel *K = L->K;
+  const Shape *D = &K->domain;
+  INode *red = L->red;
+  int order[MAX_RANK], nkept = 0, nred = 0, raxis[MAX_RANK];
+  Lx *vars[MAX_RANK], *zero = lx_i(L, 0);
+  for (int i = 0; i < D->rank; i++) {
+    if (K->raxes & (1u << i)) raxis[nred++] = i;
+    else order[nkept++] = i;
+  }
+  Ls *outer = loop_nest(L, body, D, order, nkept, vars);
+  int64_t at[MAX_RANK] = {0};
+  Lx *acc = NULL;
+  L->red = NULL;
+  for (bool more = true; more;) {
+    for (int r = 0; r < nred; r++) vars[raxis[r]] = lx_i(L, at[r]);
+    Lx *v = value(L, red->in[0], vars);
+    acc = !acc ? v : fop(L, red->op == OP_SUM ? OP_ADD : OP_MAX, acc, v);
+    more = false;
+    for (int r = nred - 1; r >= 0 && !more; r--) { /* next point, last axis fastest */
+      if (++at[r] < D->d[raxis[r]].k) more = true;
+      else at[r] = 0;
+    }
+  }
+  L->red = red;
+  L->red_value = acc;
+  Shape kept = *D;
+  Lx *kidx[MAX_RANK];
+  for (int i = 0; i < D->rank; i++) {
+    bool r = K->raxes & (1u << i);
+    kept.d[i] = r ? dim_const(1) : D->d[i];
+    kidx[i] = r ? zero : vars[i];
+  }
+  for (int o = 0; o < K->nouts; o++) {
+    Lx *oidx[MAX_RANK];
+    if (!unit_map(&kept, kidx, &K->outs[o]->shape, oidx, zero)) unreachable("epilogue shape");
+    store_out(L, outer, K->outs[o], oidx);
+  }
+  if (nkept > 0) outer->vector_row = !D->d[order[nkept - 1]].syms;
+}
+
 static void lower_reduce(Lower *L, Ls *body) {
   const Kernel *K = L->K;
   L->red = find_reduction(K);
   if (K->domain.rank > 1 && !(K->raxes & (1u << (K->domain.rank - 1)))) {
     lower_column_reduce(L, body);
+    return;
+  }
+  if (small_window(K, L->red)) {
+    lower_window(L, body);
     return;
   }
   const Shape *D = &K->domain;
@@ -1059,6 +1126,7 @@ static void lower_kernel(Lower *L, const Kernel *K, int index, LKernel *out) {
   L->K = K;
   L->red = L->gemm = L->computing = NULL;
   L->red_buf = -1;
+  L->red_value = NULL;
   L->nvars = L->naccs = 0;
   L->nmemo = 0;
   Ls *body = ls_new(L, LS_BLOCK);
@@ -1203,7 +1271,7 @@ static void print_ls(Printer *p, const Ls *s, int depth) {
     fprintf(out, "%*s}\n", 2 * depth, "");
     break;
   case LS_LOOP:
-    fprintf(out, "%sfor i%d in ", s == p->par || s == p->par_inner ? "parallel " : "", s->var);
+    fprintf(out, "%s%sfor i%d in ", s == p->par || s == p->par_inner ? "parallel " : "", s->vector_row ? "vector " : "", s->var);
     print_lx(p, s->lo);
     fprintf(out, "..");
     print_lx(p, s->hi);

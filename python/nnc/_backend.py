@@ -3,6 +3,7 @@
 Each backend has desc_p (the introspection table), open(weights), prepare_call(...) -> a
 function returning the C status, error(), set_threads(n), threads() and close()."""
 import ctypes
+import functools
 
 from . import _abi, _lib
 from ._entry import _dtype_code
@@ -36,6 +37,10 @@ class _SoBackend:
         if not self.desc_p:
             raise Error(f"{path}: error: nnc_model_info() returned NULL")
         self.ctx = None
+        # nnc_ctx_call again, without argtypes: a prepared call passes ctypes objects made
+        # once, and converting four arguments on every call would cost ~0.2 us
+        self._call_unchecked = lib["nnc_ctx_call"]
+        self._call_unchecked.restype = ctypes.c_int
 
     def open(self, weights):
         err = ctypes.create_string_buffer(4096)
@@ -46,10 +51,7 @@ class _SoBackend:
     def prepare_call(self, index, arrays, syms, n_in):
         argv = (ctypes.c_void_p * max(len(arrays), 1))(*[a.ctypes.data for a in arrays])
         symv = (ctypes.c_int64 * max(len(syms), 1))(*syms)
-        fn, ctx = self.lib.nnc_ctx_call, self.ctx
-
-        def invoke():
-            return fn(ctx, index, argv, symv)
+        invoke = functools.partial(self._call_unchecked, ctypes.c_void_p(self.ctx), ctypes.c_int(index), argv, symv)
         invoke.keep_alive = arrays  # argv points into these
         return invoke
 

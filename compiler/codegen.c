@@ -552,6 +552,16 @@ static bool vec_value_ok(const Cg *g, const Lx *x, int var, int depth) {
   }
 }
 
+/* Does x load buffer `buf` at an index other than `idx`?  (Vectors would reorder such a read
+ * and the row's store: the one lane reads before another lane's store.) */
+static bool reads_other(const Lx *x, int buf, const Lx *idx, int depth) {
+  if (!x) return false;
+  if (depth > VEC_DEPTH) return true;
+  if ((x->k == LX_LOAD || x->k == LX_LOADI) && x->buf == buf && x->a[0] != idx) return true;
+  return reads_other(x->a[0], buf, idx, depth + 1) || reads_other(x->a[1], buf, idx, depth + 1) ||
+         reads_other(x->a[2], buf, idx, depth + 1);
+}
+
 /* Can loop s run as vectors, and with how many lanes (a power of two >= 4 no wider than the
  * host's, the narrowest that holds the row when it fits in one)? */
 static int vector_row_lanes(const Cg *g, const Ls *s) {
@@ -566,6 +576,9 @@ static int vector_row_lanes(const Cg *g, const Ls *s) {
     int64_t st;
     if (b->k != LS_STORE || !stride_of(b->idx, s->var, &st, 0) || st != 1 || !vec_value_ok(g, b->val, s->var, 0)) return 0;
   }
+  for (int i = 0; i < s->nbody; i++) /* a column read from a buffer the row writes must be the one written */
+    for (int j = 0; j < s->nbody; j++)
+      if (reads_other(s->body[j]->val, s->body[i]->buf, s->body[i]->idx, 0)) return 0;
   int lanes = host;
   while (lanes > 4 && lanes / 2 >= n) lanes /= 2;
   return lanes;

@@ -481,12 +481,15 @@ static Lx *value(Lower *L, INode *n, Lx *const *idx) {
 
 /* ---- kernels ---- */
 
-/* Loops over every axis of `s` in the listed order; returns the innermost block. */
+/* Loops over every axis of `s` in the listed order; returns the innermost block.  A short
+ * static innermost loop is a vector row candidate (codegen decides, from its body). */
+#define SHORT_ROW 64
 static Ls *loop_nest(Lower *L, Ls *parent, const Shape *s, const int *order, int n, Lx **vars) {
   for (int i = 0; i < n; i++) {
     int ax = order[i];
     parent = loop(L, parent, lx_i(L, 0), lx_dim(L, s->d[ax]), lx_i(L, 1), &vars[ax]);
   }
+  if (n > 0 && !s->d[order[n - 1]].syms && s->d[order[n - 1]].k <= SHORT_ROW) parent->vector_row = true;
   return parent;
 }
 
@@ -509,7 +512,6 @@ static bool splits_var(Lx *x, const Lx *f, unsigned gen) {
  * would be unrolled and the loop around it vectorized with gathers.  The plane index is
  * (f / W, f % W), which linear() folds back to f; when some value still needs the division
  * (an operand broadcast along rows or columns alone) the plain loop nest is used instead. */
-#define SHORT_ROW 64
 static void store_planes(Lower *L, Ls *parent, const Shape *s, int from, Lx **vars, INode *const *outs, int nouts) {
   static unsigned walk_gen;
   int r = s->rank, order[MAX_RANK];
@@ -679,7 +681,6 @@ static void lower_window(Lower *L, Ls *body) {
     if (!unit_map(&kept, kidx, &K->outs[o]->shape, oidx, zero)) unreachable("epilogue shape");
     store_out(L, outer, K->outs[o], oidx);
   }
-  if (nkept > 0) outer->vector_row = !D->d[order[nkept - 1]].syms;
 }
 
 static void lower_reduce(Lower *L, Ls *body) {
@@ -850,6 +851,7 @@ static Ls *lower_sgemm(Lower *L, Ls *cur, Lx *const *bidx, bool blocked, Lx **ro
     memcpy(pv, bidx, nb * sizeof *pv);
     Ls *blk = cur;
     for (int a = nb; a < sr; a++) blk = loop(L, blk, zero, lx_dim(L, src->shape.d[a]), one, &pv[a]);
+    if (sr > nb && !src->shape.d[sr - 1].syms && src->shape.d[sr - 1].k <= SHORT_ROW) blk->vector_row = true;
     Lx *off = zero;
     for (int a = nb; a < sr; a++) off = ibin(L, '+', ibin(L, '*', off, lx_dim(L, src->shape.d[a])), pv[a]);
     L->computing = pb;

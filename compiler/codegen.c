@@ -466,7 +466,7 @@ static void emit_lane_reduction(Cg *g, Ls *s) {
  * A row that does not qualify is emitted as a plain loop. */
 
 #define VEC_DEPTH 48   /* deeper expressions are not looked into (not vectorized) */
-#define VEC_MEMO 64
+#define VEC_MEMO 128
 
 typedef struct VecRow {
   int var, lanes;
@@ -552,6 +552,13 @@ static bool vec_value_ok(const Cg *g, const Lx *x, int var, int depth) {
   }
 }
 
+/* Does store b write the element after store a's (a pair of columns of a stride-2 row)? */
+static bool pairs_with(const Ls *a, const Ls *b) {
+  const Lx *x = b->idx;
+  return b->k == LS_STORE && b->buf == a->buf && x->k == LX_IBIN && x->op == '+' && x->a[0] == a->idx &&
+         x->a[1]->k == LX_I && x->a[1]->c == 1;
+}
+
 /* Does x load buffer `buf` at an index other than `idx`?  (Vectors would reorder such a read
  * and the row's store: the one lane reads before another lane's store.) */
 static bool reads_other(const Lx *x, int buf, const Lx *idx, int depth) {
@@ -574,7 +581,12 @@ static int vector_row_lanes(const Cg *g, const Ls *s) {
   for (int i = 0; i < s->nbody; i++) {
     const Ls *b = s->body[i];
     int64_t st;
-    if (b->k != LS_STORE || !stride_of(b->idx, s->var, &st, 0) || st != 1 || !vec_value_ok(g, b->val, s->var, 0)) return 0;
+    if (b->k != LS_STORE || !stride_of(b->idx, s->var, &st, 0) || !vec_value_ok(g, b->val, s->var, 0)) return 0;
+    if (st == 2 && i + 1 < s->nbody && pairs_with(b, s->body[i + 1]) && stride_of(s->body[i + 1]->idx, s->var, &st, 0) &&
+        st == 2 && vec_value_ok(g, s->body[i + 1]->val, s->var, 0))
+      i++; /* an even and an odd column: stored interleaved */
+    else if (st != 1)
+      return 0;
   }
   for (int i = 0; i < s->nbody; i++) /* a column read from a buffer the row writes must be the one written */
     for (int j = 0; j < s->nbody; j++)
@@ -613,6 +625,15 @@ static LLVMValueRef vec_load(Cg *g, VecRow *r, LLVMValueRef p, LLVMValueRef mask
   }
   LLVMValueRef args[] = {p, LLVMConstInt(g->i32, 4, 0), mask, LLVMConstNull(r->vt)};
   return buffer_access(g, masked_mem(g, "llvm.masked.load", r->vt, args, 4), buf);
+}
+
+static void vec_store(Cg *g, VecRow *r, LLVMValueRef v, LLVMValueRef p, LLVMValueRef mask, int buf) {
+  if (mask) {
+    LLVMValueRef args[] = {v, p, LLVMConstInt(g->i32, 4, 0), mask};
+    buffer_access(g, masked_mem(g, "llvm.masked.store", r->vt, args, 4), buf);
+  } else {
+    LLVMSetAlignment(buffer_access(g, LLVMBuildStore(g->b, v, p), buf), 4);
+  }
 }
 
 static LLVMValueRef vec_splat(Cg *g, VecRow *r, LLVMValueRef v) {
@@ -684,12 +705,24 @@ static void emit_vector_row(Cg *g, const Ls *s, int lanes) {
     for (int i = 0; i < s->nbody; i++) {
       const Ls *b = s->body[i];
       LLVMValueRef v = vec_value(g, &r, b->val), p = gep_f32(g, g->bufs[b->buf], emit(g, b->idx));
-      if (r.mask) {
-        LLVMValueRef args[] = {v, p, LLVMConstInt(g->i32, 4, 0), r.mask};
-        buffer_access(g, masked_mem(g, "llvm.masked.store", r.vt, args, 4), b->buf);
-      } else {
-        LLVMSetAlignment(buffer_access(g, LLVMBuildStore(g->b, v, p), b->buf), 4);
+      int64_t st = 1;
+      stride_of(b->idx, s->var, &st, 0);
+      if (st == 1) {
+        vec_store(g, &r, v, p, r.mask, b->buf);
+        continue;
       }
+      /* a pair: lanes (even[0], odd[0], even[1], odd[1], ...) in two vectors */
+      LLVMValueRef odd = vec_value(g, &r, s->body[++i]->val), lo[32], hi[32];
+      for (int l = 0; l < lanes; l++) {
+        lo[l] = LLVMConstInt(g->i32, (unsigned long long)(l / 2 + (l % 2) * lanes), 0);
+        hi[l] = LLVMConstInt(g->i32, (unsigned long long)(lanes / 2 + l / 2 + (l % 2) * lanes), 0);
+      }
+      int64_t n = 2 * r.valid;
+      vec_store(g, &r, LLVMBuildShuffleVector(g->b, v, odd, LLVMConstVector(lo, (unsigned)lanes), ""), p,
+                n < lanes ? lane_mask(g, lanes, 1, 0, n) : NULL, b->buf);
+      if (n > lanes)
+        vec_store(g, &r, LLVMBuildShuffleVector(g->b, v, odd, LLVMConstVector(hi, (unsigned)lanes), ""),
+                  gep_f32(g, p, ci64(g, lanes)), n < 2 * lanes ? lane_mask(g, lanes, 1, lanes, n) : NULL, b->buf);
     }
     scope_pop(g, parent);
   }

@@ -4,6 +4,8 @@
 
 #define MAX_STRIDE 64
 
+const double winograd_G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+
 /* Phases 0..n-1 of one axis and the largest shift of a tap; false when the used phases are
  * not the first n (stride 3 with dilation 2 uses phases 0 and 2: left to im2col). */
 static bool plan_axis(int64_t taps, int64_t stride, int64_t dil, int64_t *nphase, int64_t *shift) {
@@ -33,8 +35,11 @@ static int pick_lanes(int host, int64_t ow) {
 }
 
 bool conv_plan(const Kernel *K, ConvPlan *c) {
-  INode *g = K->gemm, *cols = K->prologue;
-  if (K->kind != KK_GEMM || !cols || g->i[0] || g->i[1] || g->shape.rank != 4 || cols->op != OP_RESHAPE) return false;
+  return K->kind == KK_GEMM && K->prologue && conv_plan_of(K->gemm, K->prologue, c);
+}
+
+bool conv_plan_of(const INode *g, const INode *cols, ConvPlan *c) {
+  if (g->op != OP_MATMUL || g->i[0] || g->i[1] || g->shape.rank != 4 || cols->op != OP_RESHAPE) return false;
   /* columns = reshape(permute(reshape(window(x)), [0,1,2,5,6,3,4])): nn.c columns() */
   static const int to_columns[7] = {0, 1, 2, 5, 6, 3, 4};
   INode *perm = cols->in[0];
@@ -66,7 +71,31 @@ bool conv_plan(const Kernel *K, ConvPlan *c) {
   if (c->lanes < 8 && host >= 8) return false;
   c->hq = c->oh + c->shift[0];
   c->wq = (c->ow + c->lanes - 1) / c->lanes * c->lanes + c->shift[1];
+  c->cout = gs->d[2].k;
+  c->winograd = g->in[2] != NULL;
   return true;
+}
+
+bool conv_plan_winograd_fits(const ConvPlan *c) {
+  int host, regs;
+  target_host_simd(&host, &regs);
+  return c->kh == 3 && c->kw == 3 && c->stride[0] == 1 && c->stride[1] == 1 && c->dil[0] == 1 && c->dil[1] == 1 &&
+         c->oh % 2 == 0 && c->ow % 2 == 0 && c->ow / 2 <= 4 * host && c->cin >= WINOGRAD_MIN_CHANNELS &&
+         c->cout >= WINOGRAD_MIN_CHANNELS;
+}
+
+int64_t conv_plan_tiles(const ConvPlan *c) { return (c->oh / 2) * (c->ow / 2); }
+
+/* The 16 matrices of V and of M lie one after another, each 16 floats (a cache line) past a
+ * multiple of its size: matrices a multiple of 4 KiB apart would all map to the same L1
+ * sets, and the input transform, which writes all 16 at once, ran 3x slower. */
+#define WINOGRAD_SKEW 16
+int64_t conv_plan_winograd_v_stride(const ConvPlan *c) { return c->cin * conv_plan_tiles_padded(c) + WINOGRAD_SKEW; }
+int64_t conv_plan_winograd_m_stride(const ConvPlan *c) { return c->cout * conv_plan_tiles(c) + WINOGRAD_SKEW; }
+
+int64_t conv_plan_tiles_padded(const ConvPlan *c) {
+  int64_t t = conv_plan_tiles(c);
+  return (t + c->lanes - 1) / c->lanes * c->lanes;
 }
 
 int64_t conv_plan_channel_floats(const ConvPlan *c) { return c->nphase[0] * c->nphase[1] * c->hq * c->wq; }

@@ -22,10 +22,33 @@ typedef struct ConvPlan {
   int64_t nphase[2], shift[2]; /* phases used per axis (0..n-1), largest tap shift */
   int64_t hq, wq;              /* rows and columns of a phase plane */
   int lanes, regs;             /* floats per vector and vector registers of the host */
+  int64_t cout;                /* output channels per group */
+  bool winograd;               /* F(2x2, 3x3): the GEMM carries the transformed weights U as
+                                  its third input (pass_winograd.c) */
 } ConvPlan;
+
+/* Winograd F(2x2, 3x3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks",
+ * 2016) for a 3x3 stride-1 convolution with an even output: per 2x2 output tile, the 4x4
+ * input tile d becomes V = B^T d B, the 3x3 kernel g becomes U = G g G^T (once, from the
+ * weights), each of the 16 elements xi of the tile is a matrix product over the channels,
+ * M_xi = U_xi V_xi, and the outputs are A^T M A: 16 multiplies per tile and channel pair
+ * instead of 36.  Too few channels leave the transforms dominant. */
+#define WINOGRAD_MIN_CHANNELS 8
+extern const double winograd_G[4][3];  /* the kernel transform G (convplan.c) */
 
 /* Does kernel K run as a direct convolution?  Then *c is its plan. */
 bool conv_plan(const Kernel *K, ConvPlan *c);
+/* The same for a matmul node g and its columns operand (before fusion: pass_winograd.c). */
+bool conv_plan_of(const INode *g, const INode *cols, ConvPlan *c);
+/* Can the plan's convolution run as Winograd F(2x2, 3x3)? */
+bool conv_plan_winograd_fits(const ConvPlan *c);
+/* Its 2x2 tiles per image, and that count rounded up to whole vectors. */
+int64_t conv_plan_tiles(const ConvPlan *c);
+int64_t conv_plan_tiles_padded(const ConvPlan *c);
+/* Floats from one of the 16 matrices of V [16][cin][tiles padded] (of M [16][cout][tiles])
+ * to the next, per (image, group). */
+int64_t conv_plan_winograd_v_stride(const ConvPlan *c);
+int64_t conv_plan_winograd_m_stride(const ConvPlan *c);
 /* Floats of one input channel's phase planes in the copy. */
 int64_t conv_plan_channel_floats(const ConvPlan *c);
 /* Floats of one (image, group)'s padded copy: cin channels. */

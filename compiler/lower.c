@@ -787,6 +787,106 @@ static void lower_conv_copy(Lower *L, Ls *parent, const ConvPlan *c, Lx *const *
 }
 
 /* The copy and the LS_CONV of one image and group (bidx), writing the GEMM's result. */
+/* The direct convolution's register-tiled kernel (codegen emit_conv) over x (channel planes
+ * of xplane floats) and weight rows of cin * ntaps, into y. */
+static Ls *conv_stmt(Lower *L, const ConvPlan *c, int x, Lx *x_off, int w, Lx *w_off, int y, Lx *y_off, int64_t cout) {
+  Ls *cv = ls_new(L, LS_CONV);
+  if (w < 0) unreachable("convolution weights not in memory");
+  cv->cv.x = x;
+  cv->cv.w = w;
+  cv->cv.y = y;
+  cv->cv.x_off = x_off;
+  cv->cv.w_off = w_off;
+  cv->cv.y_off = y_off;
+  cv->cv.cout = cout;
+  cv->cv.cin = c->cin;
+  cv->cv.lanes = c->lanes;
+  /* a tile of output channels x vectors of output columns in registers, leaving room for the
+   * loaded inputs and broadcast weights */
+  cv->cv.tile_co = c->regs >= 32 ? 4 : 3;
+  cv->cv.tile_vec = c->regs >= 32 ? 4 : 3;
+  return cv;
+}
+
+static Lx *f_add(Lower *L, Lx *a, Lx *b) { return fop(L, OP_ADD, a, b); }
+static Lx *f_sub(Lower *L, Lx *a, Lx *b) { return fop(L, OP_SUB, a, b); }
+
+/* Winograd F(2x2, 3x3) of one (image, group) (convplan.h), from its padded copy at `base`:
+ *   V[xi, ci, tile] = (B^T d B)[xi]  for the 4x4 input tile d of each 2x2 output tile
+ *   M[xi] = U[xi] V[xi]              16 products over the channels (the conv tile kernel, one tap)
+ *   C[co, 2ty + i, 2tx + j] = (A^T M[., co, tile] A)[i][j]
+ * Tiles along a row run as vectors (vector_row: the input tile's columns are read every
+ * other element, the two output columns stored interleaved); the epilogue then reads C. */
+static void lower_winograd(Lower *L, Ls *parent, const ConvPlan *c, Lx *const *bidx, int xbuf, Lx *base, Lx *item) {
+  const Kernel *K = L->K;
+  Lx *zero = lx_i(L, 0), *one = lx_i(L, 1), *ci, *co, *ty, *tx, *xi;
+  int64_t tw = c->ow / 2, t = conv_plan_tiles(c), tp = conv_plan_tiles_padded(c), cin = c->cin, cout = c->cout;
+  int vbuf = add_buf(L, (LBuf){.k = LB_SLOT, .dtype = DT_F32, .index = K->wino_slot[0]});
+  int mbuf = add_buf(L, (LBuf){.k = LB_SLOT, .dtype = DT_F32, .index = K->wino_slot[1]});
+  int64_t vs = conv_plan_winograd_v_stride(c), ms = conv_plan_winograd_m_stride(c);
+  Lx *vbase = ibin(L, '*', item, lx_i(L, 16 * vs)), *mbase = ibin(L, '*', item, lx_i(L, 16 * ms));
+  /* V = B^T d B with B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1] */
+  Ls *in = loop(L, parent, zero, lx_i(L, cin), one, &ci);
+  in = loop(L, in, zero, lx_i(L, c->oh / 2), one, &ty);
+  in = loop(L, in, zero, lx_i(L, tw), one, &tx);
+  in->vector_row = true;
+  Lx *corner = ibin(L, '+', ibin(L, '+', base, ibin(L, '*', ci, lx_i(L, conv_plan_channel_floats(c)))),
+                    ibin(L, '+', ibin(L, '*', ty, lx_i(L, 2 * c->wq)), ibin(L, '*', tx, lx_i(L, 2))));
+  Lx *d[4][4], *r[4][4], *v[4][4];
+  for (int a = 0; a < 4; a++)
+    for (int b = 0; b < 4; b++)
+      d[a][b] = lx(L, (Lx){.k = LX_LOAD, .buf = xbuf, .a = {ibin(L, '+', corner, lx_i(L, a * c->wq + b))}});
+  for (int b = 0; b < 4; b++) {
+    r[0][b] = f_sub(L, d[0][b], d[2][b]);
+    r[1][b] = f_add(L, d[1][b], d[2][b]);
+    r[2][b] = f_sub(L, d[2][b], d[1][b]);
+    r[3][b] = f_sub(L, d[1][b], d[3][b]);
+  }
+  for (int a = 0; a < 4; a++) {
+    v[a][0] = f_sub(L, r[a][0], r[a][2]);
+    v[a][1] = f_add(L, r[a][1], r[a][2]);
+    v[a][2] = f_sub(L, r[a][2], r[a][1]);
+    v[a][3] = f_sub(L, r[a][1], r[a][3]);
+  }
+  Lx *tile = ibin(L, '+', ibin(L, '*', ty, lx_i(L, tw)), tx);
+  for (int e = 0; e < 16; e++)
+    store(L, in, vbuf, ibin(L, '+', ibin(L, '+', vbase, lx_i(L, e * vs)), ibin(L, '+', ibin(L, '*', ci, lx_i(L, tp)), tile)),
+          v[e / 4][e % 4]);
+  /* M[xi] = U[xi] V[xi]: U is [16, groups * cout * cin] (pass_winograd.c) */
+  Ls *mm = loop(L, parent, zero, lx_i(L, 16), one, &xi);
+  mm->rolled = true;
+  Lx *w_off = ibin(L, '+', ibin(L, '*', xi, lx_i(L, c->groups * cout * cin)), ibin(L, '*', bidx[1], lx_i(L, cout * cin)));
+  Ls *cv = conv_stmt(L, c, vbuf, ibin(L, '+', vbase, ibin(L, '*', xi, lx_i(L, vs))), buffer_of(L, K->gemm->in[2]),
+                     w_off, mbuf, ibin(L, '+', mbase, ibin(L, '*', xi, lx_i(L, ms))), cout);
+  cv->cv.ntaps = 1;
+  /* half vectors when they waste fewer lanes on the tiles (49 tiles: 56 lanes, not 64) */
+  if (c->lanes >= 16 && (t + 7) / 8 * 8 < (t + c->lanes - 1) / c->lanes * c->lanes) cv->cv.lanes = c->lanes / 2;
+  cv->cv.tap = arena_alloc(L->m->arena, sizeof *cv->cv.tap);
+  cv->cv.xplane = cv->cv.xrow = tp;
+  cv->cv.oh = 1;
+  cv->cv.ow = t;
+  ls_add(L, mm, cv);
+  /* C = A^T M A with A^T = [1 1 1 0; 0 1 -1 -1], one output row i of each tile row at a time */
+  Ls *out = loop(L, parent, zero, lx_i(L, cout), one, &co);
+  out = loop(L, out, zero, lx_i(L, c->oh / 2), one, &ty);
+  Lx *cbase = ibin(L, '+', ibin(L, '*', item, lx_i(L, cout * c->oh * c->ow)), ibin(L, '*', co, lx_i(L, c->oh * c->ow)));
+  for (int i = 0; i < 2; i++) {
+    Ls *row = loop(L, out, zero, lx_i(L, tw), one, &tx);
+    row->vector_row = true;
+    Lx *at = ibin(L, '+', ibin(L, '*', ty, lx_i(L, tw)), tx), *m[4][4], *s4[4];
+    for (int e = 0; e < 16; e++)
+      m[e / 4][e % 4] = lx(L, (Lx){.k = LX_LOAD, .buf = mbuf,
+                                   .a = {ibin(L, '+', ibin(L, '+', mbase, lx_i(L, e * ms)), ibin(L, '+', ibin(L, '*', co, lx_i(L, t)), at))}});
+    for (int b = 0; b < 4; b++)
+      s4[b] = i == 0 ? f_add(L, f_add(L, m[0][b], m[1][b]), m[2][b]) : f_sub(L, f_sub(L, m[1][b], m[2][b]), m[3][b]);
+    Lx *y0 = f_add(L, f_add(L, s4[0], s4[1]), s4[2]), *y1 = f_sub(L, f_sub(L, s4[1], s4[2]), s4[3]);
+    Lx *o = ibin(L, '+', cbase, ibin(L, '+', ibin(L, '*', ibin(L, '+', ibin(L, '*', ty, lx_i(L, 2)), lx_i(L, i)), lx_i(L, c->ow)),
+                                     ibin(L, '*', tx, lx_i(L, 2))));
+    store(L, row, L->gemm_cbuf, o, y0);
+    store(L, row, L->gemm_cbuf, ibin(L, '+', o, one), y1);
+  }
+}
+
 static void lower_conv(Lower *L, Ls *parent, const ConvPlan *c, Lx *const *bidx) {
   const Kernel *K = L->K;
   INode *g = K->gemm, *A = g->in[0];
@@ -795,17 +895,13 @@ static void lower_conv(Lower *L, Ls *parent, const ConvPlan *c, Lx *const *bidx)
   Lx *item = ibin(L, '+', ibin(L, '*', bidx[0], lx_i(L, c->groups)), bidx[1]);
   Lx *base = ibin(L, '*', item, lx_i(L, conv_plan_copy_floats(c)));
   lower_conv_copy(L, parent, c, bidx, xbuf, base);
-  Ls *cv = ls_new(L, LS_CONV);
-  int64_t cout = s->d[2].k, p = s->d[3].k, ntaps = c->kh * c->kw;
-  cv->cv.x = xbuf;
-  cv->cv.w = buffer_of(L, A);
-  cv->cv.y = L->gemm_cbuf;
-  if (cv->cv.w < 0) unreachable("convolution weights not in memory");
-  cv->cv.x_off = base;
-  cv->cv.w_off = batch_offset(L, s, 2, bidx, &A->shape);
-  cv->cv.y_off = ibin(L, '*', item, lx_i(L, cout * p));
-  cv->cv.cout = cout;
-  cv->cv.cin = c->cin;
+  if (c->winograd) {
+    lower_winograd(L, parent, c, bidx, xbuf, base, item);
+    return;
+  }
+  int64_t cout = s->d[2].k, ntaps = c->kh * c->kw;
+  Ls *cv = conv_stmt(L, c, xbuf, base, buffer_of(L, A), batch_offset(L, s, 2, bidx, &A->shape), L->gemm_cbuf,
+                     ibin(L, '*', item, lx_i(L, cout * s->d[3].k)), cout);
   cv->cv.ntaps = ntaps;
   cv->cv.xplane = conv_plan_channel_floats(c);
   cv->cv.xrow = c->wq;
@@ -814,11 +910,6 @@ static void lower_conv(Lower *L, Ls *parent, const ConvPlan *c, Lx *const *bidx)
   cv->cv.tap = arena_alloc(L->m->arena, ntaps * sizeof *cv->cv.tap);
   for (int64_t i = 0; i < c->kh; i++)
     for (int64_t j = 0; j < c->kw; j++) cv->cv.tap[i * c->kw + j] = conv_plan_tap(c, i, j);
-  /* a tile of output channels x vectors of output columns in registers, leaving room for the
-   * loaded inputs and broadcast weights */
-  cv->cv.lanes = c->lanes;
-  cv->cv.tile_co = c->regs >= 32 ? 4 : 3;
-  cv->cv.tile_vec = c->regs >= 32 ? 4 : 3;
   ls_add(L, parent, cv);
 }
 

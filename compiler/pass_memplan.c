@@ -142,7 +142,7 @@ bool pass_memplan(Model *m, Entry *e, Diag *d) {
         ScanInfo *sc = e->kernels[k].covers[c]->scan;
         extra += 2 * sc->ncarried + sc->nsteps + sc->body->nslots + 1;
       }
-  int cap = n + extra + e->nkernels + 1; /* tenancies: outputs, prologues, scan buffers */
+  int cap = n + extra + 3 * e->nkernels + 1; /* tenancies: outputs, prologues (and Winograd V, M), scan buffers */
   Plan p = {arena_alloc(m->arena, cap * sizeof *p.t), 0};
   e->slots = arena_alloc(m->arena, (2 * cap + 1) * sizeof *e->slots); /* + one region per group */
   e->nslots = 0;
@@ -156,6 +156,11 @@ bool pass_memplan(Model *m, Entry *e, Diag *d) {
     if (conv_plan(K, &conv)) { /* every (image, group)'s padded copy, so images can run in parallel */
       Dim items = dim_mul(K->gemm->shape.d[0], dim_const(conv.groups));
       tenant(e, &p, dim_mul(items, dim_const(4 * conv_plan_copy_floats(&conv))), k, k, &K->prologue->slot);
+      if (conv.winograd) { /* and its transformed input and products, 16 matrices each */
+        int64_t v = 16 * conv_plan_winograd_v_stride(&conv), mm = 16 * conv_plan_winograd_m_stride(&conv);
+        tenant(e, &p, dim_mul(items, dim_const(4 * v)), k, k, &K->wino_slot[0]);
+        tenant(e, &p, dim_mul(items, dim_const(4 * mm)), k, k, &K->wino_slot[1]);
+      }
     } else if (K->prologue) { /* one batch item of the GEMM's B operand at a time */
       const Shape *s = &K->prologue->shape;
       tenant(e, &p, dim_mul(dim_mul(s->d[s->rank - 2], s->d[s->rank - 1]), dim_const(4)), k, k, &K->prologue->slot);

@@ -7,6 +7,7 @@ const Pass pipeline[] = {
   {"fold", pass_fold, false},
   {"cse", pass_cse, false},
   {"dce", pass_dce, false},
+  {"winograd", pass_winograd, false},
   {"hoist", pass_hoist, true},
   {"fuse", pass_fuse, false},
   {"memplan", pass_memplan, false},

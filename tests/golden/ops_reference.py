@@ -900,6 +900,11 @@ class ConvModel(nn.Module):
         self.c1 = nn.Conv2d(3, 5, 3, stride=2, padding=1)
         self.c2 = nn.Conv2d(5, 6, (1, 3), padding=(0, 1), bias=False)
         self.c3 = nn.Conv2d(6, 6, 3, padding=2, dilation=2, groups=3)
+        # 3x3 stride-1 layers with even outputs and >= 8 channels: Winograd F(2x2, 3x3)
+        self.w1 = nn.Conv2d(8, 13, 3, padding=1)
+        self.w2 = nn.Conv2d(16, 16, 3, padding=1, groups=2)
+        self.w3 = nn.Conv2d(8, 9, 3)
+        self.w4 = nn.Conv2d(13, 8, 3, padding=1, bias=False)
 
 
 @group
@@ -910,6 +915,10 @@ def ops_conv():
 c1 = Conv2d(3, 5, 3, stride=2, padding=1)
 c2 = Conv2d(5, 6, [1, 3], padding=[0, 1], bias=false)
 c3 = Conv2d(6, 6, 3, padding=2, dilation=2, groups=3)
+w1 = Conv2d(8, 13, 3, padding=1)
+w2 = Conv2d(16, 16, 3, padding=1, groups=2)
+w3 = Conv2d(8, 9, 3)
+w4 = Conv2d(13, 8, 3, padding=1, bias=false)
 """)
 
     def w(cout, cin_g, kh, kw):
@@ -1185,6 +1194,20 @@ e = c3(c2(c1(x))) + 1
 """, {"x": g.randn(3, 3, 9, 11)},
          lambda x: dict(a=model.c1(x), c=torch.relu(model.c2(model.c1(x))),
                         e=model.c3(model.c2(model.c1(x))) + 1))
+
+    # Winograd F(2x2, 3x3) (layers whose weights are parameters): an output channel tail
+    # (13), groups, no padding, rows of 6, 8, 16 and 35 tiles, a chain with a residual add
+    conv("winograd", """
+a = relu(w1(x))
+r = w4(relu(w1(x))) + x
+g = w2(h)
+v = w3(t)
+o = w1(u)
+""", {"x": g.randn(3, 8, 10, 12), "h": g.randn(3, 16, 16, 16), "t": g.randn(3, 8, 18, 34),
+      "u": g.randn(3, 8, 4, 70)},
+         lambda x, h, t, u: dict(a=torch.relu(model.w1(x)), r=model.w4(torch.relu(model.w1(x))) + x,
+                                 g=model.w2(h), v=model.w3(t), o=model.w1(u)),
+         batched=("x", "h", "t", "u"))
     return g
 
 

@@ -1074,7 +1074,9 @@ static Lx *ceil_int(Lower *L, Lx *a) {
  * a grid of bilinear samples; the grid size is sampling_ratio, or adaptive (ceil(roi size /
  * bins), so data-dependent loop bounds).  A sample's position and weights are computed once
  * for all channels: the channel loop is innermost and sums into the output, in the order of
- * the samples, then divides by their count. */
+ * the samples, then divides by their count.  A fixed grid of at most ROI_UNROLLED samples is
+ * unrolled: the channel loop sums all of them in registers. */
+#define ROI_UNROLLED 16
 static void lower_roi_align(Lower *L, Ls *body) {
   INode *n = L->K->outs[0], *feat = n->in[0], *boxes = n->in[1];
   int fbuf = buffer_of(L, feat), bbuf = buffer_of(L, boxes), obuf = buffer_of(L, n);
@@ -1103,32 +1105,57 @@ static void lower_roi_align(Lower *L, Ls *body) {
   eval(L, blk, count);
   eval(L, blk, first_plane);
 #define OUT(c) ibin(L, '+', ibin(L, '*', ibin(L, '+', ibin(L, '*', ibin(L, '+', ibin(L, '*', k, lx_i(L, C)), c), lx_i(L, PH)), ph), lx_i(L, PW)), pw)
+  Lx *half = lx_f(L, 0.5), *sc;
+#define SAMPLE_Y(iy) fop(L, OP_ADD, fop(L, OP_ADD, y1, fop(L, OP_MUL, itof(L, ph), bh)), \
+                         fop(L, OP_DIV, fop(L, OP_MUL, fop(L, OP_ADD, itof(L, iy), half), bh), itof(L, gh)))
+#define SAMPLE_X(ix) fop(L, OP_ADD, fop(L, OP_ADD, x1, fop(L, OP_MUL, itof(L, pw), bw)), \
+                         fop(L, OP_DIV, fop(L, OP_MUL, fop(L, OP_ADD, itof(L, ix), half), bw), itof(L, gw)))
+  if (n->i[0] > 0 && n->i[0] * n->i[0] <= ROI_UNROLLED) {
+    /* a fixed grid: every sample's corners and weights first, then one pass over the
+     * channels that sums the samples in order and stores each output once */
+    RoiSample smp[ROI_UNROLLED];
+    int ns = 0;
+    for (int64_t iy = 0; iy < n->i[0]; iy++)
+      for (int64_t ix = 0; ix < n->i[0]; ix++, ns++) {
+        smp[ns] = roi_sample(L, &feat->shape, SAMPLE_Y(lx_i(L, iy)), SAMPLE_X(lx_i(L, ix)));
+        for (int i = 0; i < 4; i++) {
+          eval(L, blk, smp[ns].off[i]);
+          eval(L, blk, smp[ns].w[i]);
+        }
+        eval(L, blk, smp[ns].outside);
+      }
+    Ls *lc = loop(L, blk, zero, lx_i(L, C), one, &sc);
+    lc->scalar = true; /* channels are H*W apart: vectorized, every corner would be a gather */
+    Lx *sum = NULL;
+    for (int i = 0; i < ns; i++) {
+      Lx *v = roi_gather(L, fbuf, &feat->shape, ibin(L, '+', first_plane, sc), &smp[i]);
+      sum = sum ? fop(L, OP_ADD, sum, v) : v;
+    }
+    store(L, lc, obuf, OUT(sc), fop(L, OP_DIV, sum, count));
+    return;
+  }
   Lx *c;
   Ls *lz = loop(L, blk, zero, lx_i(L, C), one, &c);
   store(L, lz, obuf, OUT(c), lx_f(L, 0.0));
   Lx *iy, *ix;
   Ls *ly = loop(L, blk, zero, gh, one, &iy);
   Ls *lxl = loop(L, ly, zero, gw, one, &ix);
-  Lx *half = lx_f(L, 0.5);
-  Lx *y = fop(L, OP_ADD, fop(L, OP_ADD, y1, fop(L, OP_MUL, itof(L, ph), bh)),
-              fop(L, OP_DIV, fop(L, OP_MUL, fop(L, OP_ADD, itof(L, iy), half), bh), itof(L, gh)));
-  Lx *x = fop(L, OP_ADD, fop(L, OP_ADD, x1, fop(L, OP_MUL, itof(L, pw), bw)),
-              fop(L, OP_DIV, fop(L, OP_MUL, fop(L, OP_ADD, itof(L, ix), half), bw), itof(L, gw)));
-  RoiSample smp = roi_sample(L, &feat->shape, y, x);
+  RoiSample smp = roi_sample(L, &feat->shape, SAMPLE_Y(iy), SAMPLE_X(ix));
   for (int i = 0; i < 4; i++) {
     eval(L, lxl, smp.off[i]);
     eval(L, lxl, smp.w[i]);
   }
   eval(L, lxl, smp.outside);
-  Lx *sc;
   Ls *lc = loop(L, lxl, zero, lx_i(L, C), one, &sc);
-  lc->scalar = true; /* channels are H*W apart: vectorized, every corner would be a gather */
+  lc->scalar = true;
   Lx *v = roi_gather(L, fbuf, &feat->shape, ibin(L, '+', first_plane, sc), &smp);
   store(L, lc, obuf, OUT(sc), fop(L, OP_ADD, lx(L, (Lx){.k = LX_LOAD, .buf = obuf, .a = {OUT(sc)}}), v));
   Lx *dc;
   Ls *ld = loop(L, blk, zero, lx_i(L, C), one, &dc);
   store(L, ld, obuf, OUT(dc), fop(L, OP_DIV, lx(L, (Lx){.k = LX_LOAD, .buf = obuf, .a = {OUT(dc)}}), count));
 #undef OUT
+#undef SAMPLE_Y
+#undef SAMPLE_X
 }
 
 /* col2im as PyTorch's: zero the output, then add every column element at its position, in

@@ -147,7 +147,17 @@ INode *nn_conv_transpose2d(Sema *S, INode *x, INode *w, INode *b, const ConvSpec
   INode *cols = ir_matmul(M, E, reshape_to(S, w, 3, wg, loc), reshape_to(S, x, 4, xg, loc), 1, 0, loc, D);
   if (!cols) return NULL;
   Dim cd[6] = {x->shape.d[0], dim_const(cout), dim_const(kh), dim_const(kw), dim_const(H), dim_const(W)};
-  INode *y = ir_col2im(M, E, reshape_to(S, cols, 6, cd, loc), out[0], out[1], c->stride, pad, c->dilation, loc, D);
+  INode *y;
+  bool tiles = true; /* kernel == stride, no padding: the taps' outputs tile the image, each pixel gets one */
+  for (int a = 0; a < 2; a++)
+    tiles &= c->stride[a] == k[a] && c->pad[a] == 0 && c->dilation[a] == 1 && c->output_padding[a] == 0;
+  if (tiles) { /* then col2im is a pixel shuffle: [N, Cout, KH, KW, H, W] -> [N, Cout, H, KH, W, KW] */
+    static const int shuffle[6] = {0, 1, 4, 2, 5, 3};
+    Dim yd[4] = {x->shape.d[0], dim_const(cout), dim_const(out[0]), dim_const(out[1])};
+    y = reshape_to(S, ir_permute(M, E, reshape_to(S, cols, 6, cd, loc), shuffle, loc, D), 4, yd, loc);
+  } else {
+    y = ir_col2im(M, E, reshape_to(S, cols, 6, cd, loc), out[0], out[1], c->stride, pad, c->dilation, loc, D);
+  }
   if (y && b) y = ir_binary(M, E, OP_ADD, y, per_channel(S, b, 2, loc), loc, D);
   return y;
 }

@@ -1195,6 +1195,15 @@ e = c3(c2(c1(x))) + 1
          lambda x: dict(a=model.c1(x), c=torch.relu(model.c2(model.c1(x))),
                         e=model.c3(model.c2(model.c1(x))) + 1))
 
+    # a transposed convolution whose kernel equals its stride is a pixel shuffle
+    conv("convt_k_eq_s", """
+y = conv_transpose2d(x, w, b, stride=2)
+z = conv_transpose2d(x, wz, stride=[2, 3], groups=2)
+""", {"x": g.randn(3, 4, 5, 6), "w": g.randn(4, 3, 2, 2, scale=0.5), "b": b(3),
+      "wz": g.randn(4, 2, 2, 3, scale=0.5)},
+         lambda x, w, b, wz: dict(y=F.conv_transpose2d(x, w, b, stride=2),
+                                  z=F.conv_transpose2d(x, wz, stride=(2, 3), groups=2)))
+
     # Winograd F(2x2, 3x3) (layers whose weights are parameters): an output channel tail
     # (13), groups, no padding, rows of 6, 8, 16 and 35 tiles, a chain with a residual add
     conv("winograd", """

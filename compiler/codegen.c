@@ -510,6 +510,49 @@ static bool stride_of(const Lx *x, int var, int64_t *stride, int depth) {
   return false;
 }
 
+/* x = x(var = 0) + *a * (var / 2) + *b * (var % 2) for integer x (the column of a pixel
+ * shuffle's or a 2x upsampling's input), or false. */
+static bool halves_of(const Lx *x, int var, int64_t *a, int64_t *b, int depth) {
+  int64_t a0, b0, a1, b1;
+  if (!varies(x, var, depth)) {
+    *a = *b = 0;
+    return true;
+  }
+  if (x->k == LX_VAR) { /* var = 2 (var / 2) + var % 2 */
+    *a = 2;
+    *b = 1;
+    return true;
+  }
+  if (x->k != LX_IBIN || depth > VEC_DEPTH) return false;
+  if ((x->op == '/' || x->op == '%') && x->a[0]->k == LX_VAR && x->a[0]->var == var && x->a[1]->k == LX_I && x->a[1]->c == 2) {
+    *a = x->op == '/';
+    *b = x->op == '%';
+    return true;
+  }
+  if (x->op == '+' || x->op == '-') {
+    if (!halves_of(x->a[0], var, &a0, &b0, depth + 1) || !halves_of(x->a[1], var, &a1, &b1, depth + 1)) return false;
+    *a = x->op == '+' ? a0 + a1 : a0 - a1;
+    *b = x->op == '+' ? b0 + b1 : b0 - b1;
+    return true;
+  }
+  if (x->op == '*' && (x->a[0]->k == LX_I || x->a[1]->k == LX_I)) {
+    const Lx *c = x->a[0]->k == LX_I ? x->a[0] : x->a[1], *o = c == x->a[0] ? x->a[1] : x->a[0];
+    if (!halves_of(o, var, &a0, &b0, depth + 1)) return false;
+    *a = c->c * a0;
+    *b = c->c * b0;
+    return true;
+  }
+  return false;
+}
+
+/* A load the row can make as vectors: contiguous or every other element (stride 1 or 2), or
+ * interleaved halves (index + var / 2 for even columns, + offset for odd ones). */
+static bool vec_load_ok(const Lx *idx, int var) {
+  int64_t st, a, b;
+  if (stride_of(idx, var, &st, 0)) return st == 1 || st == 2;
+  return halves_of(idx, var, &a, &b, 0) && a == 1;
+}
+
 static bool is_condition(const Lx *c) {
   return c->k == LX_IBIN && (c->op == '<' || c->op == '=' || c->op == '&');
 }
@@ -538,8 +581,7 @@ static bool vec_value_ok(const Cg *g, const Lx *x, int var, int depth) {
   if (!varies(x, var, depth)) return true;
   if (depth > VEC_DEPTH) return false;
   switch (x->k) {
-  case LX_LOAD:
-    return g->le->bufs[x->buf].dtype == DT_F32 && stride_of(x->a[0], var, &st, depth + 1) && (st == 1 || st == 2);
+  case LX_LOAD: return g->le->bufs[x->buf].dtype == DT_F32 && vec_load_ok(x->a[0], var);
   case LX_ITOF: return stride_of(x->a[0], var, &st, depth + 1);
   case LX_SELECT:
     return vec_cond_ok(g, x->a[0], var, depth + 1) && vec_value_ok(g, x->a[1], var, depth + 1) &&
@@ -572,8 +614,9 @@ static bool reads_other(const Lx *x, int buf, const Lx *idx, int depth) {
 /* Can loop s run as vectors, and with how many lanes (a power of two >= 4 no wider than the
  * host's, the narrowest that holds the row when it fits in one)? */
 static int vector_row_lanes(const Cg *g, const Ls *s) {
-  if (!s->vector_row || s == g->par || s->lo->k != LX_I || s->hi->k != LX_I || s->step->k != LX_I || s->step->c != 1)
-    return 0;
+  if (!s->vector_row || s == g->par || s->lo->k != LX_I || s->lo->c != 0 || s->hi->k != LX_I || s->step->k != LX_I ||
+      s->step->c != 1)
+    return 0; /* (every vector then starts at an even column: halves_of loads) */
   int host, regs;
   target_host_simd(&host, &regs);
   int64_t n = s->hi->c - s->lo->c;
@@ -599,6 +642,14 @@ static int vector_row_lanes(const Cg *g, const Ls *s) {
 static LLVMValueRef lane_constants(Cg *g, LLVMTypeRef elem, int lanes, int64_t mul, int64_t add) {
   LLVMValueRef e[32];
   for (int l = 0; l < lanes; l++) e[l] = LLVMConstInt(elem, (unsigned long long)(mul * l + add), 1);
+  return LLVMConstVector(e, (unsigned)lanes);
+}
+
+/* The shuffle mask that interleaves lanes [from, from + lanes / 2) of two vectors a, b:
+ * a[from], b[from], a[from + 1], b[from + 1], ... */
+static LLVMValueRef interleave_lanes(Cg *g, int lanes, int from) {
+  LLVMValueRef e[32];
+  for (int l = 0; l < lanes; l++) e[l] = LLVMConstInt(g->i32, (unsigned long long)(from + l / 2 + (l % 2) * lanes), 0);
   return LLVMConstVector(e, (unsigned)lanes);
 }
 
@@ -660,9 +711,14 @@ static LLVMValueRef vec_value_uncached(Cg *g, VecRow *r, Lx *x) {
   if (!varies(x, r->var, 0)) return vec_splat(g, r, emit(g, x));
   switch (x->k) {
   case LX_LOAD: {
-    int64_t st = 0;
-    stride_of(x->a[0], r->var, &st, 0);
+    int64_t st = 0, a, b;
     LLVMValueRef p = gep_f32(g, g->bufs[x->buf], emit(g, x->a[0]));
+    if (!stride_of(x->a[0], r->var, &st, 0)) { /* halves: even columns from p, odd ones from p + b */
+      halves_of(x->a[0], r->var, &a, &b, 0);
+      LLVMValueRef even = vec_load(g, r, p, lane_mask(g, r->lanes, 1, 0, (r->valid + 1) / 2), x->buf);
+      LLVMValueRef odd = vec_load(g, r, gep_f32(g, p, ci64(g, b)), lane_mask(g, r->lanes, 1, 0, r->valid / 2), x->buf);
+      return LLVMBuildShuffleVector(g->b, even, odd, interleave_lanes(g, r->lanes, 0), "");
+    }
     if (st == 1) return vec_load(g, r, p, r->mask, x->buf);
     /* every other element: two vectors, then the even lanes of both; a lane past the last
        element the row reads is masked, so nothing beyond it is touched */
@@ -712,16 +768,12 @@ static void emit_vector_row(Cg *g, const Ls *s, int lanes) {
         continue;
       }
       /* a pair: lanes (even[0], odd[0], even[1], odd[1], ...) in two vectors */
-      LLVMValueRef odd = vec_value(g, &r, s->body[++i]->val), lo[32], hi[32];
-      for (int l = 0; l < lanes; l++) {
-        lo[l] = LLVMConstInt(g->i32, (unsigned long long)(l / 2 + (l % 2) * lanes), 0);
-        hi[l] = LLVMConstInt(g->i32, (unsigned long long)(lanes / 2 + l / 2 + (l % 2) * lanes), 0);
-      }
+      LLVMValueRef odd = vec_value(g, &r, s->body[++i]->val);
       int64_t n = 2 * r.valid;
-      vec_store(g, &r, LLVMBuildShuffleVector(g->b, v, odd, LLVMConstVector(lo, (unsigned)lanes), ""), p,
+      vec_store(g, &r, LLVMBuildShuffleVector(g->b, v, odd, interleave_lanes(g, lanes, 0), ""), p,
                 n < lanes ? lane_mask(g, lanes, 1, 0, n) : NULL, b->buf);
       if (n > lanes)
-        vec_store(g, &r, LLVMBuildShuffleVector(g->b, v, odd, LLVMConstVector(hi, (unsigned)lanes), ""),
+        vec_store(g, &r, LLVMBuildShuffleVector(g->b, v, odd, interleave_lanes(g, lanes, lanes / 2), ""),
                   gep_f32(g, p, ci64(g, lanes)), n < 2 * lanes ? lane_mask(g, lanes, 1, lanes, n) : NULL, b->buf);
     }
     scope_pop(g, parent);

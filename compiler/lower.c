@@ -25,6 +25,9 @@ typedef struct Lower {
   LEntry *le;
   Lx *hash[HASH_SIZE];
   int nvars, naccs;
+  struct VarRange { int64_t lo, hi; bool known; } *range; /* per loop variable of the kernel:
+                                            its static bounds (hi INT64_MAX: unbounded) */
+  int caprange;
   /* the kernel being lowered */
   const Kernel *K;
   INode *red;          /* its reduction, if any */
@@ -65,7 +68,75 @@ static Lx *lx_f(Lower *L, double f) { return lx(L, (Lx){.k = LX_F, .f = {f}}); }
 static Lx *lx_var(Lower *L, int v) { return lx(L, (Lx){.k = LX_VAR, .var = v}); }
 static Lx *lx_dim(Lower *L, Dim d) { return d.syms ? lx(L, (Lx){.k = LX_SYM, .c = d.k, .syms = d.syms}) : lx_i(L, d.k); }
 
+/* lo <= x <= hi for integer x, from the static bounds of the kernel's loops (hi INT64_MAX
+ * when unbounded above), or false. */
+static bool int_range(const Lower *L, const Lx *x, int64_t *lo, int64_t *hi, int depth) {
+  int64_t l0, h0, l1, h1;
+  if (depth > 32) return false;
+  switch (x->k) {
+  case LX_I: *lo = *hi = x->c; return true;
+  case LX_VAR:
+    if (x->var >= L->nvars || !L->range[x->var].known) return false;
+    *lo = L->range[x->var].lo;
+    *hi = L->range[x->var].hi;
+    return true;
+  case LX_IBIN:
+    if (!int_range(L, x->a[0], &l0, &h0, depth + 1)) return false;
+    if (x->op == '+' || x->op == '*') {
+      if (!int_range(L, x->a[1], &l1, &h1, depth + 1) || l0 < 0 || l1 < 0) return false;
+      bool big = h0 > (INT64_MAX >> 2) || h1 > (INT64_MAX >> 2) || (x->op == '*' && h1 && h0 > (INT64_MAX >> 2) / h1);
+      *lo = x->op == '+' ? l0 + l1 : l0 * l1;
+      *hi = big ? INT64_MAX : x->op == '+' ? h0 + h1 : h0 * h1;
+      return true;
+    }
+    if ((x->op == '/' || x->op == '%') && x->a[1]->k == LX_I && x->a[1]->c > 0 && l0 >= 0) {
+      int64_t d = x->a[1]->c;
+      *lo = x->op == '/' ? l0 / d : 0;
+      *hi = x->op == '/' ? (h0 == INT64_MAX ? INT64_MAX : h0 / d) : (h0 < d - 1 ? h0 : d - 1);
+      return true;
+    }
+    return false;
+  default: return false;
+  }
+}
+
+static Lx *ibin(Lower *L, int op, Lx *a, Lx *b);
+
+/* x / d or x % d (d > 0) of a non-negative x = p * c + q with c a multiple of d, or d a
+ * multiple of c and q < c: what a reshape's unflattening gives when a tensor is read back in
+ * blocks (a group norm's statistics per group of channels: (c * H*W + f) / (G*H*W) with
+ * f < H*W is c / G).  NULL when no rule applies. */
+static Lx *div_mod_simplified(Lower *L, int op, Lx *a, int64_t d) {
+  int64_t lo, hi, ql, qh, xl, xh;
+  if (!int_range(L, a, &lo, &hi, 0) || lo < 0) return NULL;
+  if (hi < d) return op == '/' ? lx_i(L, 0) : a;
+  if (a->k != LX_IBIN || (a->op != '+' && a->op != '*')) return NULL;
+  for (int side = 0; side < 2; side++) {
+    Lx *p = a->op == '*' ? a : a->a[side], *q = a->op == '*' ? NULL : a->a[1 - side], *x = p;
+    int64_t c = 1;
+    while (x->k == LX_IBIN && x->op == '*' && x->a[1]->k == LX_I && x->a[1]->c > 0 && c <= (INT64_MAX >> 2) / x->a[1]->c) {
+      c *= x->a[1]->c; /* (x c1) c2 = x (c1 c2) */
+      x = x->a[0];
+    }
+    if (c == 1) continue;
+    if (!int_range(L, x, &xl, &xh, 0) || xl < 0) continue;
+    if (q && (!int_range(L, q, &ql, &qh, 0) || ql < 0)) continue;
+    if (c % d == 0) /* (x c + q) / d = x (c / d) + q / d;  (x c + q) % d = q % d */
+      return op == '/' ? ibin(L, '+', ibin(L, '*', x, lx_i(L, c / d)), q ? ibin(L, '/', q, lx_i(L, d)) : lx_i(L, 0))
+                       : q ? ibin(L, '%', q, lx_i(L, d)) : lx_i(L, 0);
+    if (d % c == 0 && (!q || qh < c)) /* q never carries into a multiple of d */
+      return op == '/' ? ibin(L, '/', x, lx_i(L, d / c))
+                       : ibin(L, '+', ibin(L, '*', ibin(L, '%', x, lx_i(L, d / c)), lx_i(L, c)), q ? q : lx_i(L, 0));
+    if (a->op == '*') break;
+  }
+  return NULL;
+}
+
 static Lx *ibin(Lower *L, int op, Lx *a, Lx *b) {
+  if ((op == '/' || op == '%') && b->k == LX_I && b->c > 1 && a->k != LX_I) {
+    Lx *r = div_mod_simplified(L, op, a, b->c);
+    if (r) return r;
+  }
   if (a->k == LX_I && b->k == LX_I && op != '<' && op != '=' && op != '&') {
     int64_t x = a->c, y = b->c;
     switch (op) {
@@ -205,6 +276,15 @@ static void ls_add(Lower *L, Ls *parent, Ls *child) {
 static Ls *loop(Lower *L, Ls *parent, Lx *lo, Lx *hi, Lx *step, Lx **var) {
   Ls *s = ls_new(L, LS_LOOP);
   s->var = L->nvars++;
+  if (s->var >= L->caprange) {
+    L->caprange = 2 * s->var + 16;
+    L->range = realloc(L->range, L->caprange * sizeof *L->range);
+    if (!L->range) unreachable("out of memory");
+  }
+  /* the variable's bounds, for index simplification: lo..hi-1 when lo is a non-negative
+   * constant and the step positive */
+  L->range[s->var] = (struct VarRange){lo->k == LX_I ? lo->c : 0, hi->k == LX_I ? hi->c - 1 : INT64_MAX,
+                                       lo->k == LX_I && lo->c >= 0 && step->k == LX_I && step->c > 0};
   s->lo = lo;
   s->hi = hi;
   s->step = step;
@@ -1006,6 +1086,7 @@ static void lower_gemm(Lower *L, Ls *body) {
   if (blocked) {
     Ls *ri = loop(L, cur, r0, ibin(L, '+', r0, rows), one, &vars[0]);
     Ls *ci = loop(L, ri, zero, n, one, &vars[1]);
+    ci->vector_row = n->k == LX_I && n->c <= SHORT_ROW;
     store_out(L, ci, root, vars);
   } else if (per_lead) {
     vars[0] = bidx[0];
@@ -1285,6 +1366,7 @@ LEntry *lower_model(Model *m) {
     for (int k = 0; k < L->e->nkernels; k++) lower_kernel(L, &L->e->kernels[k], k, &les[i].kernels[k]);
     for (int k = 0; k < L->e->nkernels; k++) loopir_mark_parallel(&les[i], &les[i].kernels[k]);
   }
+  free(L->range);
   free(L);
   return les;
 }

@@ -4,7 +4,7 @@
  * body calls its kernels in order.  Expressions are emitted where they are used and
  * memoized per loop scope; LLVM's O3 pipeline hoists invariants and vectorizes the inner
  * loops.  exp (and tanh, sigmoid, elu built on it) is a Cephes-style polynomial in IR so it
- * vectorizes; matmuls call OpenBLAS's cblas_sgemm.  Then the introspection table
+ * vectorizes; matmuls call OpenBLAS's cblas_sgemm (through nnc_rt_sgemm: pool.h).  Then the introspection table
  * (nnc_model.h) and the typed wrappers `<model>_<entry>` are emitted. */
 #include <ctype.h>
 #include <math.h>
@@ -823,7 +823,7 @@ static void emit_gemm(Cg *g, Ls *s) {
     LLVMConstInt(i32, s->g.tb ? 112 : 111, 0), I32(m), I32(n), I32(k), cf32(g, 1.0), a, I32(lda),
     b, I32(ldb), cf32(g, 0.0), c, I32(ldc)};
 #undef I32
-  call_extern(g, "cblas_sgemm", g->voidt, pt, 14, args);
+  call_extern(g, "nnc_rt_sgemm", g->voidt, pt, 14, args);
 }
 
 /* ---- direct convolution (LS_CONV) ----

@@ -125,7 +125,7 @@ static int optimize(Unit *u, const char *until, char **errmsg) {
 }
 
 static const JitSymbol runtime_symbols[] = {
-  {"cblas_sgemm", (void *)cblas_sgemm},
+  {"nnc_rt_sgemm", (void *)nnc_rt_sgemm},
   {"nnc_rt_parallel_for", (void *)nnc_rt_parallel_for},
   {"nnc_ctx_open", (void *)nnc_ctx_open},
   {"nnc_ctx_close", (void *)nnc_ctx_close},

@@ -12,8 +12,10 @@
  * briefly for the last chunks to finish.
  *
  * OpenBLAS is not called inside a job: kernels that call sgemm run on the calling thread
- * and let OpenBLAS use the pool's thread count (nnc_ctx_call sets it), so the pool's
- * workers and OpenBLAS's never compete for the same cores. */
+ * (nnc_rt_sgemm) and let OpenBLAS use the pool's thread count for a large product, so the
+ * pool's workers and OpenBLAS's never compete for the same cores.  A small product runs on
+ * one thread: waking OpenBLAS's threads for it costs more than it saves (fcn at batch 1 took
+ * 1.0 ms on 2 threads instead of 0.52 ms on 1, from its small sgemms). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -102,9 +104,17 @@ int nnc_pool_threads(const nnc_pool *pool) { return pool ? pool->n : 1; }
 nnc_pool *nnc_pool_enter(nnc_pool *pool) {
   nnc_pool *prev = current_pool;
   current_pool = pool;
-  /* OpenBLAS's thread count is process-wide; sgemm runs with the pool's threads idle */
-  if (pool && openblas_get_num_threads() != pool->n) openblas_set_num_threads(pool->n);
   return prev;
+}
+
+void nnc_rt_sgemm(int order, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
+                  const float *b, int ldb, float beta, float *c, int ldc) {
+  /* OpenBLAS's thread count is process-wide; sgemm runs with the pool's threads idle */
+  double flops = 2.0 * m * n * k;
+  int threads = current_pool && flops >= SGEMM_THREADED_FLOPS ? current_pool->n : 1;
+  if (openblas_get_num_threads() != threads) openblas_set_num_threads(threads);
+  cblas_sgemm((enum CBLAS_ORDER)order, (enum CBLAS_TRANSPOSE)ta, (enum CBLAS_TRANSPOSE)tb, m, n, k, alpha, a, lda, b,
+              ldb, beta, c, ldc);
 }
 
 /* Claim and run chunks of job `gen` (a copy in *j) until none is left. */

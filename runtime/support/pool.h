@@ -35,4 +35,11 @@ nnc_pool *nnc_pool_enter(nnc_pool *pool);
 void nnc_rt_parallel_for(nnc_kernel_fn fn, void *const *bufs, const int64_t *syms, int64_t n,
                          int64_t work);
 
+/* cblas_sgemm (its arguments, the enums as ints) on the current pool's threads when the
+ * product has at least SGEMM_THREADED_FLOPS, else on the calling thread alone.  Generated code
+ * calls it outside any job. */
+#define SGEMM_THREADED_FLOPS 8e6
+void nnc_rt_sgemm(int order, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
+                  const float *b, int ldb, float beta, float *c, int ldc);
+
 #endif

@@ -27,7 +27,7 @@ process, each timed with the same function (median of an adaptive number of call
     the same module method (TORCH_ENTRIES); when scripting fails, torch.jit.trace on that batch's
     inputs, then freeze and optimize_for_inference; when both fail, "n/a" and the reason.
 Each is measured with every thread count of --threads (default 1 and 2): torch.set_num_threads(t)
-and the nnc model's `threads = t` (nnc also sets OpenBLAS's thread count on each call).  The
+and the nnc model's `threads = t` (nnc also sets OpenBLAS's thread count for each sgemm).  The
 outputs of nnc and TorchScript are compared with eager's (max |Δ|).
 
 Per model: the compile time and the .so size; per entry and batch, the workspace the memory plan
@@ -1563,8 +1563,8 @@ def md_how_to_read(res):
         "`optimize_for_inference` (see the TorchScript column of the per-model table and the notes). "
         "All three get the same inputs, in the same process.",
         "- threads: every row is measured once per thread count: `torch.set_num_threads(t)` for eager and "
-        "TorchScript, the nnc model's `threads = t` (its thread pool; nnc also sets OpenBLAS's thread "
-        "count to t on each call).",
+        "TorchScript, the nnc model's `threads = t` (its thread pool; nnc also lets OpenBLAS use t "
+        "threads for a product of at least 8 MFLOP, 1 for a smaller one).",
         f"- nnc µs / eager µs / TorchScript µs: median latency of one call{overhead}, the lowest of the {ARGS.rounds} rounds' medians (sides measured in turn); vs eager = eager / "
         "nnc, vs TorchScript = TorchScript / nnc (above 1 means nnc is faster). n/a: no TorchScript "
         "version could be built or run (reason in the notes).",

@@ -34,6 +34,8 @@ typedef struct Lower {
   int red_acc;
   int red_buf;         /* >= 0: the reduction accumulates in this buffer instead */
   Lx *red_value;       /* or: the reduction is this expression (a small window, unrolled) */
+  Lx *gemm_value;      /* the GEMM's result at the element being stored (Winograd's A^T M A),
+                          when the epilogue is evaluated right there */
   INode *gemm;         /* its matmul, if any */
   INode *computing;    /* a node the kernel computes although it has a buffer (a GEMM prologue) */
   int gemm_cbuf;
@@ -531,6 +533,7 @@ static Lx *value(Lower *L, INode *n, Lx *const *idx) {
   if (n == L->red && L->red_buf >= 0)
     return memo_put(L, n, idx, lx(L, (Lx){.k = LX_LOAD, .buf = L->red_buf, .a = {linear(L, &n->shape, idx)}}));
   if (n == L->red && L->red_value) return L->red_value;
+  if (n == L->gemm && L->gemm_value) return L->gemm_value;
   if (n == L->red) return memo_put(L, n, idx, lx(L, (Lx){.k = LX_ACC, .acc = L->red_acc}));
   if (n == L->gemm)
     return memo_put(L, n, idx, lx(L, (Lx){.k = LX_LOAD, .buf = L->gemm_cbuf, .a = {linear(L, &n->shape, idx)}}));
@@ -897,7 +900,7 @@ static Lx *f_sub(Lower *L, Lx *a, Lx *b) { return fop(L, OP_SUB, a, b); }
  *   C[co, 2ty + i, 2tx + j] = (A^T M[., co, tile] A)[i][j]
  * Tiles along a row run as vectors (vector_row: the input tile's columns are read every
  * other element, the two output columns stored interleaved); the epilogue then reads C. */
-static void lower_winograd(Lower *L, Ls *parent, const ConvPlan *c, Lx *const *bidx, int xbuf, Lx *base, Lx *item) {
+static bool lower_winograd(Lower *L, Ls *parent, const ConvPlan *c, Lx *const *bidx, int xbuf, Lx *base, Lx *item) {
   const Kernel *K = L->K;
   Lx *zero = lx_i(L, 0), *one = lx_i(L, 1), *ci, *co, *ty, *tx, *xi;
   int64_t tw = c->ow / 2, t = conv_plan_tiles(c), tp = conv_plan_tiles_padded(c), cin = c->cin, cout = c->cout;
@@ -946,7 +949,14 @@ static void lower_winograd(Lower *L, Ls *parent, const ConvPlan *c, Lx *const *b
   cv->cv.oh = 1;
   cv->cv.ow = t;
   ls_add(L, mm, cv);
-  /* C = A^T M A with A^T = [1 1 1 0; 0 1 -1 -1], one output row i of each tile row at a time */
+  /* C = A^T M A with A^T = [1 1 1 0; 0 1 -1 -1], one output row i of each tile row at a time;
+   * with the epilogue applied there when the kernel's one output is the image [N, G*cout,
+   * OH, OW] (a conv's bias, activation, residual): C is then never stored */
+  INode *root = K->outs[0];
+  const Shape *rs = &root->shape;
+  bool fused = L->gemm && K->nouts == 1 && rs->rank == 4 && dim_eq(rs->d[0], K->gemm->shape.d[0]) &&
+               dim_is(rs->d[1], c->groups * cout) && dim_is(rs->d[2], c->oh) && dim_is(rs->d[3], c->ow);
+  int obuf = fused ? buffer_of(L, root) : L->gemm_cbuf;
   Ls *out = loop(L, parent, zero, lx_i(L, cout), one, &co);
   out = loop(L, out, zero, lx_i(L, c->oh / 2), one, &ty);
   Lx *cbase = ibin(L, '+', ibin(L, '*', item, lx_i(L, cout * c->oh * c->ow)), ibin(L, '*', co, lx_i(L, c->oh * c->ow)));
@@ -962,12 +972,25 @@ static void lower_winograd(Lower *L, Ls *parent, const ConvPlan *c, Lx *const *b
     Lx *y0 = f_add(L, f_add(L, s4[0], s4[1]), s4[2]), *y1 = f_sub(L, f_sub(L, s4[1], s4[2]), s4[3]);
     Lx *o = ibin(L, '+', cbase, ibin(L, '+', ibin(L, '*', ibin(L, '+', ibin(L, '*', ty, lx_i(L, 2)), lx_i(L, i)), lx_i(L, c->ow)),
                                      ibin(L, '*', tx, lx_i(L, 2))));
-    store(L, row, L->gemm_cbuf, o, y0);
-    store(L, row, L->gemm_cbuf, ibin(L, '+', o, one), y1);
+    if (fused) {
+      Lx *ri[4] = {bidx[0], ibin(L, '+', ibin(L, '*', bidx[1], lx_i(L, cout)), co),
+                   ibin(L, '+', ibin(L, '*', ty, lx_i(L, 2)), lx_i(L, i)), ibin(L, '*', tx, lx_i(L, 2))};
+      L->gemm_value = y0;
+      y0 = value(L, root, ri);
+      ri[3] = ibin(L, '+', ri[3], one);
+      L->gemm_value = y1;
+      y1 = value(L, root, ri);
+      L->gemm_value = NULL;
+      L->nmemo = 0;
+    }
+    store(L, row, obuf, o, y0);
+    store(L, row, obuf, ibin(L, '+', o, one), y1);
   }
+  return fused;
 }
 
-static void lower_conv(Lower *L, Ls *parent, const ConvPlan *c, Lx *const *bidx) {
+/* Returns whether the kernel's epilogue was applied too (Winograd's output transform). */
+static bool lower_conv(Lower *L, Ls *parent, const ConvPlan *c, Lx *const *bidx) {
   const Kernel *K = L->K;
   INode *g = K->gemm, *A = g->in[0];
   const Shape *s = &g->shape;
@@ -975,10 +998,7 @@ static void lower_conv(Lower *L, Ls *parent, const ConvPlan *c, Lx *const *bidx)
   Lx *item = ibin(L, '+', ibin(L, '*', bidx[0], lx_i(L, c->groups)), bidx[1]);
   Lx *base = ibin(L, '*', item, lx_i(L, conv_plan_copy_floats(c)));
   lower_conv_copy(L, parent, c, bidx, xbuf, base);
-  if (c->winograd) {
-    lower_winograd(L, parent, c, bidx, xbuf, base, item);
-    return;
-  }
+  if (c->winograd) return lower_winograd(L, parent, c, bidx, xbuf, base, item);
   int64_t cout = s->d[2].k, ntaps = c->kh * c->kw;
   Ls *cv = conv_stmt(L, c, xbuf, base, buffer_of(L, A), batch_offset(L, s, 2, bidx, &A->shape), L->gemm_cbuf,
                      ibin(L, '*', item, lx_i(L, cout * s->d[3].k)), cout);
@@ -991,6 +1011,7 @@ static void lower_conv(Lower *L, Ls *parent, const ConvPlan *c, Lx *const *bidx)
   for (int64_t i = 0; i < c->kh; i++)
     for (int64_t j = 0; j < c->kw; j++) cv->cv.tap[i * c->kw + j] = conv_plan_tap(c, i, j);
   ls_add(L, parent, cv);
+  return false;
 }
 
 /* Rows of the row block starting at r0 of an m-row product (all m when not blocked). */
@@ -1076,10 +1097,11 @@ static void lower_gemm(Lower *L, Ls *body) {
     if (i == 0) lead = cur;
   }
   ConvPlan conv;
-  if (conv_plan(K, &conv)) lower_conv(L, cur, &conv, bidx);
+  bool done = false;
+  if (conv_plan(K, &conv)) done = lower_conv(L, cur, &conv, bidx);
   else cur = lower_sgemm(L, cur, bidx, blocked, &r0);
   Lx *rows = block_rows(L, blocked, m, r0);
-  if (root == g) return;
+  if (root == g || done) return;
   Lx *vars[MAX_RANK];
   int order[MAX_RANK];
   for (int i = 0; i < MAX_RANK; i++) order[i] = i;
@@ -1327,7 +1349,7 @@ static void lower_kernel(Lower *L, const Kernel *K, int index, LKernel *out) {
   L->K = K;
   L->red = L->gemm = L->computing = NULL;
   L->red_buf = -1;
-  L->red_value = NULL;
+  L->red_value = L->gemm_value = NULL;
   L->nvars = L->naccs = 0;
   L->nmemo = 0;
   Ls *body = ls_new(L, LS_BLOCK);

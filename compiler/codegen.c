@@ -462,7 +462,9 @@ static void emit_lane_reduction(Cg *g, Ls *s) {
  * expression in the row is either uniform (it does not depend on the row's variable:
  * computed once, as a scalar) or varying; a varying integer must be affine in the variable
  * (value at the vector's first column + stride * lane), a varying load must read
- * contiguous (stride 1) or every other (stride 2) element, a varying store contiguous ones.
+ * contiguous (stride 1) or every other (stride 2) element, or interleave two contiguous halves;
+ * a varying store writes contiguous elements, an even/odd pair of columns (interleaved), or
+ * elements a fixed stride apart (lane by lane).
  * A row that does not qualify is emitted as a plain loop. */
 
 #define VEC_DEPTH 48   /* deeper expressions are not looked into (not vectorized) */
@@ -628,8 +630,8 @@ static int vector_row_lanes(const Cg *g, const Ls *s) {
     if (st == 2 && i + 1 < s->nbody && pairs_with(b, s->body[i + 1]) && stride_of(s->body[i + 1]->idx, s->var, &st, 0) &&
         st == 2 && vec_value_ok(g, s->body[i + 1]->val, s->var, 0))
       i++; /* an even and an odd column: stored interleaved */
-    else if (st != 1)
-      return 0;
+    else if (st == 0)
+      return 0; /* every column to one element: the last one stays */
   }
   for (int i = 0; i < s->nbody; i++) /* a column read from a buffer the row writes must be the one written */
     for (int j = 0; j < s->nbody; j++)
@@ -765,6 +767,12 @@ static void emit_vector_row(Cg *g, const Ls *s, int lanes) {
       stride_of(b->idx, s->var, &st, 0);
       if (st == 1) {
         vec_store(g, &r, v, p, r.mask, b->buf);
+        continue;
+      }
+      if (!(st == 2 && i + 1 < s->nbody && pairs_with(b, s->body[i + 1]))) { /* lane by lane */
+        for (int64_t l = 0; l < r.valid; l++)
+          LLVMSetAlignment(buffer_access(g, LLVMBuildStore(g->b, LLVMBuildExtractElement(g->b, v, LLVMConstInt(g->i32, (unsigned long long)l, 0), ""),
+                                                           gep_f32(g, p, ci64(g, l * st))), b->buf), 4);
         continue;
       }
       /* a pair: lanes (even[0], odd[0], even[1], odd[1], ...) in two vectors */

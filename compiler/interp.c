@@ -394,7 +394,18 @@ static double roi_bilinear(const double *plane, int64_t H, int64_t W, double y, 
 
 static void interp_ROI_ALIGN(Interp *I, const INode *n, Tensor *out) {
   const Tensor *f = arg(I, n, 0), *bx = arg(I, n, 1);
-  int64_t K = out->d[0], C = out->d[1], PH = out->d[2], PW = out->d[3], H = f->d[2], W = f->d[3];
+  bool last = n->i[1]; /* features [N, H, W, C] */
+  int64_t K = out->d[0], C = out->d[1], PH = out->d[2], PW = out->d[3], H = f->d[last ? 1 : 2], W = f->d[last ? 2 : 3];
+  double *nchw = NULL;
+  if (last) { /* read as NCHW */
+    nchw = malloc((size_t)f->numel * sizeof *nchw);
+    if (!nchw) unreachable("out of memory");
+    for (int64_t i = 0; i < f->numel; i++) { /* i = ((b H + y) W + x) C + c */
+      int64_t c = i % C, x = i / C % W, y = i / C / W % H, b = i / C / W / H;
+      nchw[((b * C + c) * H + y) * W + x] = f->v[i];
+    }
+  }
+  const double *fv = last ? nchw : f->v;
   double off = n->flag ? 0.5 : 0.0, sc = n->f[0];
   for (int64_t k = 0; k < K; k++) {
     const double *b = bx->v + 5 * k;
@@ -408,7 +419,7 @@ static void interp_ROI_ALIGN(Interp *I, const INode *n, Tensor *out) {
     int64_t gh = n->i[0] > 0 ? n->i[0] : (int64_t)ceil(rh / PH), gw = n->i[0] > 0 ? n->i[0] : (int64_t)ceil(rw / PW);
     double count = gh * gw > 1 ? (double)(gh * gw) : 1.0;
     for (int64_t c = 0; c < C; c++) {
-      const double *plane = f->v + (bi * C + c) * H * W;
+      const double *plane = fv + (bi * C + c) * H * W;
       for (int64_t ph = 0; ph < PH; ph++)
         for (int64_t pw = 0; pw < PW; pw++) {
           double acc = 0;
@@ -419,6 +430,7 @@ static void interp_ROI_ALIGN(Interp *I, const INode *n, Tensor *out) {
         }
     }
   }
+  free(nchw);
 }
 
 /* ---- col2im: the scatter-add of a transposed convolution ---- */

@@ -478,11 +478,17 @@ INode *ir_roi_align(Model *m, Entry *e, INode *x, INode *boxes, int64_t ph, int6
   }
   Shape s = {.rank = 4, .d = {boxes->shape.d[0], x->shape.d[1], dim_const(ph), dim_const(pw)}};
   if (!ir_shape_supported(m, &s, loc, d)) return NULL;
+  /* The kernel reads the features channels-last [N, H, W, C] (i[1] = 1) when C is static: a
+   * sample's corners are then runs of channels, which its channel loop reads as vectors. */
+  bool channels_last = !x->shape.d[1].syms && !x->shape.d[0].syms;
+  if (channels_last) x = ir_permute(m, e, x, (const int[]){0, 2, 3, 1}, loc, d);
+  if (!x) return NULL;
   INode *n = ir_new(m, e, OP_ROI_ALIGN, DT_F32, &s, loc);
   n->in[0] = x;
   n->in[1] = boxes;
   n->f[0] = spatial_scale;
   n->i[0] = sampling_ratio;
+  n->i[1] = channels_last;
   n->flag = aligned;
   return n;
 }

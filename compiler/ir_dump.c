@@ -66,7 +66,8 @@ static void node_attrs(FILE *out, const Model *m, const INode *n) {
             (long long)n->i[2], (long long)n->i[3], (long long)n->i[4], (long long)n->i[5]);
     break;
   case OP_ROI_ALIGN:
-    fprintf(out, " spatial_scale=%g sampling_ratio=%lld%s", n->f[0], (long long)n->i[0], n->flag ? " aligned" : "");
+    fprintf(out, " spatial_scale=%g sampling_ratio=%lld%s%s", n->f[0], (long long)n->i[0], n->flag ? " aligned" : "",
+            n->i[1] ? " channels-last" : "");
     break;
   case OP_MATMUL:
     if (n->i[0]) fprintf(out, " transA");

@@ -1152,10 +1152,16 @@ static RoiSample roi_sample(Lower *L, const Shape *fs, Lx *y, Lx *x) {
   return r;
 }
 
-/* The sample's value in feature plane `plane` (batch index * C + channel). */
-static Lx *roi_gather(Lower *L, int fbuf, const Shape *fs, Lx *plane, const RoiSample *r) {
-  Lx *base = ibin(L, '*', plane, lx_i(L, fs->d[2].k * fs->d[3].k)), *v[4];
-  for (int i = 0; i < 4; i++) v[i] = lx(L, (Lx){.k = LX_LOAD, .buf = fbuf, .a = {ibin(L, '+', base, r->off[i])}});
+/* The sample's value in channel c of image b's features: [N, C, H, W], or [N, H, W, C] when
+ * channels_last (roi_sample's offsets are y * W + x either way). */
+static Lx *roi_gather(Lower *L, int fbuf, int64_t C, int64_t H, int64_t W, bool channels_last, Lx *b, Lx *c,
+                      const RoiSample *r) {
+  Lx *v[4];
+  for (int i = 0; i < 4; i++) {
+    Lx *at = channels_last ? ibin(L, '+', ibin(L, '*', ibin(L, '+', ibin(L, '*', b, lx_i(L, H * W)), r->off[i]), lx_i(L, C)), c)
+                           : ibin(L, '+', ibin(L, '*', ibin(L, '+', ibin(L, '*', b, lx_i(L, C)), c), lx_i(L, H * W)), r->off[i]);
+    v[i] = lx(L, (Lx){.k = LX_LOAD, .buf = fbuf, .a = {at}});
+  }
   Lx *sum = fop(L, OP_ADD, fop(L, OP_ADD, fop(L, OP_ADD, fop(L, OP_MUL, r->w[0], v[0]), fop(L, OP_MUL, r->w[1], v[1])),
                                 fop(L, OP_MUL, r->w[2], v[2])), fop(L, OP_MUL, r->w[3], v[3]));
   return select3(L, r->outside, lx_f(L, 0.0), sum);
@@ -1184,7 +1190,10 @@ static void lower_roi_align(Lower *L, Ls *body) {
   INode *n = L->K->outs[0], *feat = n->in[0], *boxes = n->in[1];
   int fbuf = buffer_of(L, feat), bbuf = buffer_of(L, boxes), obuf = buffer_of(L, n);
   if (fbuf < 0 || bbuf < 0) unreachable("roi_align operand not in memory");
-  int64_t C = feat->shape.d[1].k, PH = n->shape.d[2].k, PW = n->shape.d[3].k;
+  bool last = n->i[1];
+  const Shape *fs = &feat->shape;
+  int64_t C = n->shape.d[1].k, H = fs->d[last ? 1 : 2].k, W = fs->d[last ? 2 : 3].k, PH = n->shape.d[2].k, PW = n->shape.d[3].k;
+  Shape spatial = {.rank = 4, .d = {fs->d[0], dim_const(C), dim_const(H), dim_const(W)}}; /* for roi_sample */
   Lx *k, *ph, *pw, *zero = lx_i(L, 0), *one = lx_i(L, 1);
   Ls *blk = loop(L, body, zero, lx_dim(L, n->shape.d[0]), one, &k);
   blk = loop(L, blk, zero, lx_i(L, PH), one, &ph);
@@ -1204,9 +1213,9 @@ static void lower_roi_align(Lower *L, Ls *body) {
   Lx *gh = n->i[0] > 0 ? lx_i(L, n->i[0]) : ceil_int(L, fop(L, OP_DIV, rh, lx_f(L, (double)PH)));
   Lx *gw = n->i[0] > 0 ? lx_i(L, n->i[0]) : ceil_int(L, fop(L, OP_DIV, rw, lx_f(L, (double)PW)));
   Lx *count = itof(L, ibin(L, 'M', ibin(L, '*', gh, gw), one));
-  Lx *first_plane = ibin(L, '*', ftoi(L, box[0]), lx_i(L, C));
+  Lx *image = ftoi(L, box[0]);
   eval(L, blk, count);
-  eval(L, blk, first_plane);
+  eval(L, blk, image);
 #define OUT(c) ibin(L, '+', ibin(L, '*', ibin(L, '+', ibin(L, '*', ibin(L, '+', ibin(L, '*', k, lx_i(L, C)), c), lx_i(L, PH)), ph), lx_i(L, PW)), pw)
   Lx *half = lx_f(L, 0.5), *sc;
 #define SAMPLE_Y(iy) fop(L, OP_ADD, fop(L, OP_ADD, y1, fop(L, OP_MUL, itof(L, ph), bh)), \
@@ -1220,7 +1229,7 @@ static void lower_roi_align(Lower *L, Ls *body) {
     int ns = 0;
     for (int64_t iy = 0; iy < n->i[0]; iy++)
       for (int64_t ix = 0; ix < n->i[0]; ix++, ns++) {
-        smp[ns] = roi_sample(L, &feat->shape, SAMPLE_Y(lx_i(L, iy)), SAMPLE_X(lx_i(L, ix)));
+        smp[ns] = roi_sample(L, &spatial, SAMPLE_Y(lx_i(L, iy)), SAMPLE_X(lx_i(L, ix)));
         for (int i = 0; i < 4; i++) {
           eval(L, blk, smp[ns].off[i]);
           eval(L, blk, smp[ns].w[i]);
@@ -1228,10 +1237,13 @@ static void lower_roi_align(Lower *L, Ls *body) {
         eval(L, blk, smp[ns].outside);
       }
     Ls *lc = loop(L, blk, zero, lx_i(L, C), one, &sc);
-    lc->scalar = true; /* channels are H*W apart: vectorized, every corner would be a gather */
+    /* channels-last: the channels of a corner are contiguous, the row runs as vectors (its
+     * outputs H*W apart stored lane by lane); else every corner would be a gather */
+    lc->vector_row = last && C <= SHORT_ROW;
+    lc->scalar = !lc->vector_row;
     Lx *sum = NULL;
     for (int i = 0; i < ns; i++) {
-      Lx *v = roi_gather(L, fbuf, &feat->shape, ibin(L, '+', first_plane, sc), &smp[i]);
+      Lx *v = roi_gather(L, fbuf, C, H, W, last, image, sc, &smp[i]);
       sum = sum ? fop(L, OP_ADD, sum, v) : v;
     }
     store(L, lc, obuf, OUT(sc), fop(L, OP_DIV, sum, count));
@@ -1243,7 +1255,7 @@ static void lower_roi_align(Lower *L, Ls *body) {
   Lx *iy, *ix;
   Ls *ly = loop(L, blk, zero, gh, one, &iy);
   Ls *lxl = loop(L, ly, zero, gw, one, &ix);
-  RoiSample smp = roi_sample(L, &feat->shape, SAMPLE_Y(iy), SAMPLE_X(ix));
+  RoiSample smp = roi_sample(L, &spatial, SAMPLE_Y(iy), SAMPLE_X(ix));
   for (int i = 0; i < 4; i++) {
     eval(L, lxl, smp.off[i]);
     eval(L, lxl, smp.w[i]);
@@ -1251,7 +1263,7 @@ static void lower_roi_align(Lower *L, Ls *body) {
   eval(L, lxl, smp.outside);
   Ls *lc = loop(L, lxl, zero, lx_i(L, C), one, &sc);
   lc->scalar = true;
-  Lx *v = roi_gather(L, fbuf, &feat->shape, ibin(L, '+', first_plane, sc), &smp);
+  Lx *v = roi_gather(L, fbuf, C, H, W, last, image, sc, &smp);
   store(L, lc, obuf, OUT(sc), fop(L, OP_ADD, lx(L, (Lx){.k = LX_LOAD, .buf = obuf, .a = {OUT(sc)}}), v));
   Lx *dc;
   Ls *ld = loop(L, blk, zero, lx_i(L, C), one, &dc);

@@ -1220,6 +1220,40 @@ o = w1(u)
     return g
 
 
+@group
+def ops_roi_align():
+    """roi_align against torchvision.ops.roi_align: a fixed sampling grid and the adaptive one
+    (sampling_ratio=0), aligned and not, two images, boxes partly or wholly outside the map,
+    40 channels (a vector row of 16 + 16 + 8), and a symbolic image count (channels-first path)"""
+    from torchvision.ops import roi_align as tv_roi_align
+    g = Group("ops_roi_align", seed=1212)
+    feat = g.randn(2, 40, 12, 10)
+    boxes = np.array([[0, 1.0, 2.0, 30.0, 20.0], [1, -6.0, -4.0, 12.0, 9.0], [1, 20.0, 14.0, 60.0, 70.0],
+                      [0, 3.5, 3.5, 4.0, 4.0], [1, 35.0, 40.0, 50.0, 60.0], [0, 0.0, 0.0, 39.0, 47.0]],
+                     dtype=np.float32)
+
+    def tv(f, b, out, **kw):
+        return tv_roi_align(f, b, out, **kw)
+
+    g.entry("fixed", "(f: f32[2, 40, 12, 10], b: f32[K, 5]) -> (a: f32[K, 40, 3, 4], u: f32[K, 40, 5, 5])", """
+a = roi_align(f, b, [3, 4], spatial_scale=0.25, sampling_ratio=2, aligned=true)
+u = roi_align(f, b, 5, spatial_scale=0.25, sampling_ratio=3)
+""", {"f": feat, "b": boxes},
+            lambda f, b: dict(a=tv(f, b, (3, 4), spatial_scale=0.25, sampling_ratio=2, aligned=True),
+                              u=tv(f, b, (5, 5), spatial_scale=0.25, sampling_ratio=3, aligned=False)))
+    g.entry("adaptive", "(f: f32[2, 40, 12, 10], b: f32[K, 5]) -> (a: f32[K, 40, 4, 4], u: f32[K, 40, 2, 3])", """
+a = roi_align(f, b, 4, spatial_scale=0.25, sampling_ratio=0, aligned=true)
+u = roi_align(f, b, [2, 3], spatial_scale=0.5)
+""", {"f": feat, "b": boxes},
+            lambda f, b: dict(a=tv(f, b, (4, 4), spatial_scale=0.25, sampling_ratio=0, aligned=True),
+                              u=tv(f, b, (2, 3), spatial_scale=0.5)))
+    g.entry("symbolic_images", "(f: f32[N, 40, 12, 10], b: f32[K, 5]) -> (a: f32[K, 40, 3, 3])", """
+a = roi_align(f, b, 3, spatial_scale=0.25, sampling_ratio=2, aligned=true)
+""", {"f": feat, "b": boxes},
+            lambda f, b: dict(a=tv(f, b, (3, 3), spatial_scale=0.25, sampling_ratio=2, aligned=True)))
+    return g
+
+
 # ---------------------------------------------------------------------------------------------
 # Features that nnc once rejected, each in its own directory so that a compile error does not
 # hide the results of the other groups.  (An integer index on a symbolic axis, y[0] of

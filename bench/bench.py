@@ -1660,27 +1660,30 @@ def md_sections(res, models, misses, plot_name):
 # Why the misses of the last measured runs miss, per model (kept next to the code that measures
 # them; printed for the models that miss in this run).  The profiles below show the kernels.
 WHY_MISSES = {
-    "mask_rcnn": "`masks` is four 3x3 convolutions (32 to 32 channels on 14x14) per box: nnc's direct "
-                 "convolution runs them at the core's FMA rate (about 100 GFLOP/s on one thread, the "
-                 "table above), and so does PyTorch's oneDNN kernel; with both at the hardware's limit "
-                 "the ratio is set by the rest (RoIAlign, the transposed conv, the sigmoid), which cannot "
-                 "make 2x. `detect`: RoIAlign (four loads per channel and sample from an NCHW map, channels "
-                 "H*W apart) and the box head's sgemm on a few rows (OpenBLAS packs the 1568x128 weight on "
-                 "every call) take most of the time.",
+    "mask_rcnn": "`masks`: its four 3x3 convolutions (32 to 32 channels on 14x14 per box) run as Winograd "
+                 "F(2x2, 3x3), whose 16 products per tile run at the core's FMA rate (about 100 GFLOP/s on "
+                 "one thread); the rest is the transforms, RoIAlign (channels-last, vectorized over "
+                 "channels), the 2x2 transposed convolution's sgemm and the mask head. At 2 threads one "
+                 "box's transforms run on one thread (only its products split). `detect`: the box head's "
+                 "sgemm on a few rows takes about 40 % (OpenBLAS packs the 1568x128 weight on every call), "
+                 "then the two backbone convolutions and RoIAlign.",
     "lm_temperature": "`logits` is 48 sequential LSTM steps: each step's h x W_hh^T is a one-row sgemm "
-                      "(OpenBLAS's small-matrix kernel, about 2 us) plus the gate kernels, while PyTorch runs "
-                      "the same steps in its C++ LSTM; 5x would need each step under 3 us all included. "
-                      "`softmax_t` is 84 numbers: the call itself takes about 0.2 us in C "
-                      "(`scripts/so_timer.c`), the rest of the measured time is the Python/ctypes call.",
-    "cactus": "`episode`: the 3x3 convolutions run at the FMA rate; the 2x2 max pooling (a NaN-propagating "
-              "max over stride-2 columns, which LLVM leaves scalar) takes about a quarter of the time, "
-              "where TorchScript's oneDNN pooling is vectorized.",
-    "groupnorm": "3x eager at batch 1 (issue 5) needs fewer flops, not faster ones: the 3x3 convolutions "
-                 "are most of the time and already run at about 100 GFLOP/s of a core that peaks near "
-                 "110 (the table above); Winograd F(2,3) for the 3x3 convolutions is the way there.",
-    "fcn": "as groupnorm: the convolutions run at the FMA rate (the table above); 3x eager at batch 1 "
-           "needs fewer flops (Winograd). Against TorchScript at batch 8 the runs vary by 2x between "
-           "repetitions on this 2-core machine (nnc 3.7 to 6.5 ms at 2 threads).",
+                      "(OpenBLAS's small-matrix kernel, about 2 us; 65,536 multiply-adds are 1.4 us at the "
+                      "core's FMA rate) plus the gate kernels, while PyTorch runs the same steps in its C++ "
+                      "LSTM; 5x would need each step under 3 us all included. `softmax_t` is 84 numbers: "
+                      "the entry takes about 0.2 us in C (`scripts/so_timer.c`), the rest of the measured "
+                      "time is the Python call (the package's bound call: a ctypes call and the model's "
+                      "lock, about 0.55 us).",
+    "cactus": "`episode`: the 3x3 convolutions of 16 channels run as Winograd F(2x2, 3x3) where the map "
+              "is even (28x28, 14x14) and directly at the FMA rate otherwise; max pooling runs as "
+              "vectors (two loads and a shuffle per row of outputs).",
+    "groupnorm": "the 3x3 convolutions are most of the time: Winograd F(2x2, 3x3) for all of them (the "
+                 "products at the FMA rate, the table above).",
+    "fcn": "at batch 1 on 2 threads the transforms of a Winograd convolution run on one thread (only its "
+           "16 products split their output channels) and the small maps' (4x4, 2x2) sgemms run on one "
+           "thread (OpenBLAS's threads cost more than they save there), so 2 threads gain little over "
+           "1. Against TorchScript at batch 8 the runs vary by up to 2x between repetitions on this "
+           "2-core machine.",
 }
 
 

@@ -9,8 +9,10 @@
  *     the loop, or columns reused by every iteration, have indices without it);
  *   - every accumulator it updates is initialized inside it (a reduction over the loop itself
  *     is not split: a different order of the sum would change the bits);
- *   - it calls neither sgemm (OpenBLAS has its own threads) nor a scan body (a direct
- *     convolution is fine: each image has its own padded copy and output).
+ *   - it calls no scan body, and sgemm only for products small enough that OpenBLAS runs
+ *     them on the calling thread (pool.h SGEMM_THREADED_FLOPS; inside a split loop it does
+ *     anyway), each into this iteration's part of its result (a direct convolution is fine:
+ *     each image has its own padded copy and output).
  * When that loop is a batch loop (symbolic, often 1 at inference) or short, and holds one
  * loop nest whose own iterations are independent too, the two are collapsed: the runtime
  * splits their (batch, channel) pairs.  With it goes an estimate of the scalar work of one
@@ -19,6 +21,7 @@
 #include <string.h>
 
 #include "loopir.h"
+#include "pool.h"
 
 #define SYMBOLIC_TRIP 16  /* the assumed trip count of a loop with symbolic bounds */
 #define COLLAPSE_BELOW 16 /* an outer loop with fewer iterations is split with the next one */
@@ -32,6 +35,12 @@ typedef struct Check {
   const Lx **seen;            /* visited expressions (a DAG: without it, exponential) */
   size_t nseen, capseen;
 } Check;
+
+/* 2 m n k of an sgemm with static sizes, else infinity. */
+static double gemm_flops(const Ls *s) {
+  if (s->g.m->k != LX_I || s->g.n->k != LX_I || s->g.k->k != LX_I) return 1e300;
+  return 2.0 * (double)s->g.m->c * (double)s->g.n->c * (double)s->g.k->c;
+}
 
 static bool uses_var(const Lx *x, int var) {
   if (!x) return false;
@@ -80,6 +89,7 @@ static void check_loads(Check *c, const Lx *x) {
 
 static void mark_stores(Check *c, const Ls *s) {
   if (s->k == LS_STORE && s->buf >= 0 && s->buf < c->nbufs) c->stored_bufs[s->buf] = true;
+  if (s->k == LS_GEMM && s->g.c >= 0 && s->g.c < c->nbufs) c->stored_bufs[s->g.c] = true;
   for (int i = 0; i < s->nbody; i++) mark_stores(c, s->body[i]);
 }
 
@@ -113,7 +123,14 @@ static void check_stmt(Check *c, const Ls *s) {
     check_loads(c, s->cv.w_off);
     check_loads(c, s->cv.y_off);
     break;
-  case LS_GEMM:
+  case LS_GEMM: /* C at this iteration's offset; A and B not written by another iteration */
+    if (gemm_flops(s) >= SGEMM_THREADED_FLOPS || !uses_var(s->g.c_off, c->var) ||
+        (c->stored_bufs[s->g.a] && !uses_var(s->g.a_off, c->var)) || (c->stored_bufs[s->g.b] && !uses_var(s->g.b_off, c->var)))
+      c->ok = false;
+    check_loads(c, s->g.a_off);
+    check_loads(c, s->g.b_off);
+    check_loads(c, s->g.c_off);
+    break;
   case LS_SCAN:
     c->ok = false;
     break;
@@ -129,6 +146,7 @@ static int64_t trip_count(const Ls *s) {
  * counts one per vector multiply-add. */
 static int64_t work_of(const Ls *s) {
   if (s->k == LS_CONV) return loopir_conv_fmas(s, s->cv.cout);
+  if (s->k == LS_GEMM) return gemm_flops(s) < 1e18 ? (int64_t)(gemm_flops(s) / 32) : INT64_MAX / 2; /* vector FMAs */
   if (s->k != LS_BLOCK && s->k != LS_LOOP) return 1;
   int64_t w = 0;
   for (int i = 0; i < s->nbody; i++) {

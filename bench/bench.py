@@ -1663,8 +1663,9 @@ WHY_MISSES = {
     "mask_rcnn": "`masks`: its four 3x3 convolutions (32 to 32 channels on 14x14 per box) run as Winograd "
                  "F(2x2, 3x3), whose 16 products per tile run at the core's FMA rate (about 100 GFLOP/s on "
                  "one thread); the rest is the transforms, RoIAlign (channels-last, vectorized over "
-                 "channels), the 2x2 transposed convolution's sgemm and the mask head. At 2 threads one "
-                 "box's transforms run on one thread (only its products split). `detect`: the box head's "
+                 "channels), the 2x2 transposed convolution's sgemm and the mask head. On 2 threads the "
+                 "boxes split between the threads, but the one image's backbone and the mask head (its "
+                 "per-box columns share one scratch buffer) do not. `detect`: the box head's "
                  "sgemm on a few rows takes about 40 % (OpenBLAS packs the 1568x128 weight on every call), "
                  "then the two backbone convolutions and RoIAlign.",
     "lm_temperature": "`logits` is 48 sequential LSTM steps: each step's h x W_hh^T is a one-row sgemm "

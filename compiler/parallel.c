@@ -28,6 +28,10 @@
 
 typedef struct Check {
   int var;
+  int64_t step;               /* the loop's constant step, or 0 */
+  bool *owned;                /* [nvars] loop variables confined to an iteration's own range
+                                 (a GEMM epilogue's rows i0..i0+rows, rows <= step) */
+  int nvars;
   bool ok;
   bool *acc_init;             /* [naccs] initialized inside the loop so far */
   bool *stored_bufs;          /* [nbufs] stored inside the loop */
@@ -36,16 +40,34 @@ typedef struct Check {
   size_t nseen, capseen;
 } Check;
 
-/* 2 m n k of an sgemm with static sizes, else infinity. */
-static double gemm_flops(const Ls *s) {
-  if (s->g.m->k != LX_I || s->g.n->k != LX_I || s->g.k->k != LX_I) return 1e300;
-  return 2.0 * (double)s->g.m->c * (double)s->g.n->c * (double)s->g.k->c;
+/* A static upper bound of size x: a constant, or min(constant, ...) (a block of rows), else -1. */
+static int64_t size_bound(const Lx *x) {
+  if (x->k == LX_I) return x->c;
+  if (x->k == LX_IBIN && x->op == 'm' && (x->a[0]->k == LX_I || x->a[1]->k == LX_I))
+    return x->a[0]->k == LX_I ? x->a[0]->c : x->a[1]->c;
+  return -1;
 }
 
-static bool uses_var(const Lx *x, int var) {
+/* At most 2 m n k for an sgemm (infinity when a size has no static bound). */
+static double gemm_flops(const Ls *s) {
+  int64_t m = size_bound(s->g.m), n = size_bound(s->g.n), k = size_bound(s->g.k);
+  if (m < 0 || n < 0 || k < 0) return 1e300;
+  return 2.0 * (double)m * (double)n * (double)k;
+}
+
+/* Does x use the loop's variable, or a variable confined to its iteration? */
+static bool uses_iteration(const Check *c, const Lx *x) {
   if (!x) return false;
-  if (x->k == LX_VAR) return x->var == var;
-  return uses_var(x->a[0], var) || uses_var(x->a[1], var) || uses_var(x->a[2], var);
+  if (x->k == LX_VAR) return x->var == c->var || (x->var < c->nvars && c->owned[x->var]);
+  return uses_iteration(c, x->a[0]) || uses_iteration(c, x->a[1]) || uses_iteration(c, x->a[2]);
+}
+
+/* Loop s runs over [v, v + n) with v the split loop's variable and n <= its step. */
+static bool confined(const Check *c, const Ls *s) {
+  const Lx *lo = s->lo, *hi = s->hi;
+  if (!c->step || lo->k != LX_VAR || lo->var != c->var || hi->k != LX_IBIN || hi->op != '+' || hi->a[0] != lo) return false;
+  int64_t n = size_bound(hi->a[1]);
+  return n >= 0 && n <= c->step;
 }
 
 /* Insert x into the visited set; false if it was there. */
@@ -82,7 +104,7 @@ static bool visit(Check *c, const Lx *x) {
 static void check_loads(Check *c, const Lx *x) {
   if (!x || !c->ok || !visit(c, x)) return;
   if ((x->k == LX_LOAD || x->k == LX_LOADI) && x->buf >= 0 && x->buf < c->nbufs && c->stored_bufs[x->buf] &&
-      !uses_var(x->a[0], c->var))
+      !uses_iteration(c, x->a[0]))
     c->ok = false;
   for (int i = 0; i < 3; i++) check_loads(c, x->a[i]);
 }
@@ -98,12 +120,13 @@ static void check_stmt(Check *c, const Ls *s) {
   switch (s->k) {
   case LS_BLOCK:
   case LS_LOOP:
+    if (s->k == LS_LOOP && s->var < c->nvars && confined(c, s)) c->owned[s->var] = true;
     check_loads(c, s->lo);
     check_loads(c, s->hi);
     for (int i = 0; i < s->nbody && c->ok; i++) check_stmt(c, s->body[i]);
     break;
   case LS_STORE:
-    if (!uses_var(s->idx, c->var)) c->ok = false;
+    if (!uses_iteration(c, s->idx)) c->ok = false;
     check_loads(c, s->idx);
     check_loads(c, s->val);
     break;
@@ -118,14 +141,14 @@ static void check_stmt(Check *c, const Ls *s) {
     check_loads(c, s->val);
     break;
   case LS_CONV: /* its image's output from its image's padded copy */
-    if (!uses_var(s->cv.y_off, c->var) || !uses_var(s->cv.x_off, c->var)) c->ok = false;
+    if (!uses_iteration(c, s->cv.y_off) || !uses_iteration(c, s->cv.x_off)) c->ok = false;
     check_loads(c, s->cv.x_off);
     check_loads(c, s->cv.w_off);
     check_loads(c, s->cv.y_off);
     break;
   case LS_GEMM: /* C at this iteration's offset; A and B not written by another iteration */
-    if (gemm_flops(s) >= SGEMM_THREADED_FLOPS || !uses_var(s->g.c_off, c->var) ||
-        (c->stored_bufs[s->g.a] && !uses_var(s->g.a_off, c->var)) || (c->stored_bufs[s->g.b] && !uses_var(s->g.b_off, c->var)))
+    if (gemm_flops(s) >= SGEMM_THREADED_FLOPS || !uses_iteration(c, s->g.c_off) ||
+        (c->stored_bufs[s->g.a] && !uses_iteration(c, s->g.a_off)) || (c->stored_bufs[s->g.b] && !uses_iteration(c, s->g.b_off)))
       c->ok = false;
     check_loads(c, s->g.a_off);
     check_loads(c, s->g.b_off);
@@ -169,10 +192,12 @@ static bool symbolic_only(const Lx *x) {
 /* Are the iterations of `loop` independent (the rules above)? */
 static bool independent(const LEntry *le, const LKernel *k, const Ls *loop) {
   if (!symbolic_only(loop->lo) || !symbolic_only(loop->hi) || !symbolic_only(loop->step)) return false;
-  Check c = {.var = loop->var, .ok = true, .nbufs = le->nbufs};
+  Check c = {.var = loop->var, .ok = true, .nbufs = le->nbufs, .nvars = k->nvars};
+  c.step = loop->step->k == LX_I ? loop->step->c : 0;
   c.acc_init = calloc((size_t)k->naccs + 1, sizeof *c.acc_init);
   c.stored_bufs = calloc((size_t)le->nbufs + 1, sizeof *c.stored_bufs);
-  if (c.acc_init && c.stored_bufs) {
+  c.owned = calloc((size_t)k->nvars + 1, sizeof *c.owned);
+  if (c.acc_init && c.stored_bufs && c.owned) {
     mark_stores(&c, loop);
     for (int i = 0; i < loop->nbody && c.ok; i++) check_stmt(&c, loop->body[i]);
   } else {
@@ -180,6 +205,7 @@ static bool independent(const LEntry *le, const LKernel *k, const Ls *loop) {
   }
   free(c.acc_init);
   free(c.stored_bufs);
+  free(c.owned);
   free(c.seen);
   return c.ok;
 }

@@ -127,6 +127,15 @@ def bandwidth_rows(args, tmp, exe, threads, rng):
     return rows
 
 
+NOTE = ("On more than one thread, nnc gives OpenBLAS the pool's threads only for a product of at least "
+        "8 MFLOP (`nnc_rt_sgemm`, runtime/support/pool.h); a smaller one runs on one thread, or its "
+        "kernel's batch or row-block loop is split among the pool's threads instead. So a single small "
+        "product (M=16 N=512 K=160: 2.6 MFLOP) runs on one thread where OpenBLAS alone uses two: "
+        "OpenBLAS's threads woken for products that small cost the models more than they saved "
+        "(fcn at batch 1 on 2 threads: 0.54 ms with the threshold at 8 MFLOP, 0.58 ms at 2 MFLOP, "
+        "0.59-1.0 ms with none).")
+
+
 def table(rows):
     lines = ["| kind | kernel | threads | nnc | reference | unit | efficiency | target |",
              "|---|---|---:|---:|---:|---|---:|---|"]
@@ -155,7 +164,7 @@ def main():
                     "same shape, same threads. Elementwise and normalization: bytes an ideal kernel "
                     "moves (elementwise: 2 reads + 1 write; GroupNorm: 2 reads + 1 write) per second, "
                     "against a STREAM-like one-thread memcpy of 64 MiB (read + write counted).\n\n"
-                    + text + "\n")
+                    + text + "\n\n" + NOTE + "\n")
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ typedef struct Cg {
 
 /* Mark a load or store of buffer `buf` with the kernel's alias scopes (alias_scopes). */
 static LLVMValueRef buffer_access(Cg *g, LLVMValueRef inst, int buf) {
-  if (g->buf_scope && g->buf_scope[buf]) {
+  if (buf >= 0 && g->buf_scope && g->buf_scope[buf]) {
     LLVMSetMetadata(inst, LLVMGetMDKindIDInContext(g->ctx, "alias.scope", 11), g->buf_scope[buf]);
     LLVMSetMetadata(inst, LLVMGetMDKindIDInContext(g->ctx, "noalias", 7), g->buf_noalias[buf]);
   }
@@ -456,8 +456,8 @@ static void emit_lane_reduction(Cg *g, Ls *s) {
 }
 
 /* ---- a short row as vectors ----
- * A loop marked vector_row (lower.c: the output columns of a pooling window) whose body only
- * stores is emitted as a few vectors, the last one masked, instead of a loop: LLVM unrolls
+ * A loop marked vector_row (lower.c: a short static innermost loop, such as the output
+ * columns of a pooling window or a row of Winograd tiles) whose body only stores is emitted as a few vectors, the last one masked, instead of a loop: LLVM unrolls
  * such a short row and then gathers its stride-2 loads one element at a time.  Every
  * expression in the row is either uniform (it does not depend on the row's variable:
  * computed once, as a scalar) or varying; a varying integer must be affine in the variable
@@ -484,32 +484,6 @@ static bool varies(const Lx *x, int var, int depth) {
   if (depth > VEC_DEPTH) return true;
   if (x->k == LX_VAR) return x->var == var;
   return varies(x->a[0], var, depth + 1) || varies(x->a[1], var, depth + 1) || varies(x->a[2], var, depth + 1);
-}
-
-/* x = x(var = 0) + *stride * var for integer x, or false. */
-static bool stride_of(const Lx *x, int var, int64_t *stride, int depth) {
-  int64_t a, b;
-  if (!varies(x, var, depth)) {
-    *stride = 0;
-    return true;
-  }
-  if (x->k == LX_VAR) {
-    *stride = 1;
-    return true;
-  }
-  if (x->k != LX_IBIN || depth > VEC_DEPTH) return false;
-  if (x->op == '+' || x->op == '-') {
-    if (!stride_of(x->a[0], var, &a, depth + 1) || !stride_of(x->a[1], var, &b, depth + 1)) return false;
-    *stride = x->op == '+' ? a + b : a - b;
-    return true;
-  }
-  if (x->op == '*' && (x->a[0]->k == LX_I || x->a[1]->k == LX_I)) {
-    const Lx *c = x->a[0]->k == LX_I ? x->a[0] : x->a[1], *o = c == x->a[0] ? x->a[1] : x->a[0];
-    if (!stride_of(o, var, &a, depth + 1)) return false;
-    *stride = c->c * a;
-    return true;
-  }
-  return false;
 }
 
 /* x = x(var = 0) + *a * (var / 2) + *b * (var % 2) for integer x (the column of a pixel
@@ -545,6 +519,14 @@ static bool halves_of(const Lx *x, int var, int64_t *a, int64_t *b, int depth) {
     return true;
   }
   return false;
+}
+
+/* x = x(var = 0) + *stride * var for integer x, or false: halves (2 stride, stride). */
+static bool stride_of(const Lx *x, int var, int64_t *stride, int depth) {
+  int64_t a, b;
+  if (!halves_of(x, var, &a, &b, depth) || a != 2 * b) return false;
+  *stride = b;
+  return true;
 }
 
 /* A load the row can make as vectors: contiguous or every other element (stride 1 or 2), or
@@ -603,6 +585,12 @@ static bool pairs_with(const Ls *a, const Ls *b) {
          x->a[1]->k == LX_I && x->a[1]->c == 1;
 }
 
+/* Is store i of row s the even column of an interleaved pair (stride 2, the next store
+ * writing the element after it)? */
+static bool pair_at(const Ls *s, int i, int64_t stride) {
+  return stride == 2 && i + 1 < s->nbody && pairs_with(s->body[i], s->body[i + 1]);
+}
+
 /* Does x load buffer `buf` at an index other than `idx`?  (Vectors would reorder such a read
  * and the row's store: the one lane reads before another lane's store.) */
 static bool reads_other(const Lx *x, int buf, const Lx *idx, int depth) {
@@ -627,11 +615,11 @@ static int vector_row_lanes(const Cg *g, const Ls *s) {
     const Ls *b = s->body[i];
     int64_t st;
     if (b->k != LS_STORE || !stride_of(b->idx, s->var, &st, 0) || !vec_value_ok(g, b->val, s->var, 0)) return 0;
-    if (st == 2 && i + 1 < s->nbody && pairs_with(b, s->body[i + 1]) && stride_of(s->body[i + 1]->idx, s->var, &st, 0) &&
-        st == 2 && vec_value_ok(g, s->body[i + 1]->val, s->var, 0))
-      i++; /* an even and an odd column: stored interleaved */
-    else if (st == 0)
+    if (pair_at(s, i, st)) { /* an even and an odd column: stored interleaved */
+      if (!vec_value_ok(g, s->body[++i]->val, s->var, 0)) return 0;
+    } else if (st == 0) {
       return 0; /* every column to one element: the last one stays */
+    }
   }
   for (int i = 0; i < s->nbody; i++) /* a column read from a buffer the row writes must be the one written */
     for (int j = 0; j < s->nbody; j++)
@@ -669,7 +657,7 @@ static LLVMValueRef masked_mem(Cg *g, const char *name, LLVMTypeRef vt, LLVMValu
   return LLVMBuildCall2(g->b, LLVMIntrinsicGetType(g->ctx, id, ty, 2), LLVMGetIntrinsicDeclaration(g->mod, id, ty, 2), args, n, "");
 }
 
-/* `count` floats from p (the lanes of mask; a masked lane is not read). */
+/* A vector from p (only the lanes of mask, when given: a masked lane is not read). */
 static LLVMValueRef vec_load(Cg *g, VecRow *r, LLVMValueRef p, LLVMValueRef mask, int buf) {
   if (!mask) {
     LLVMValueRef v = LLVMBuildLoad2(g->b, r->vt, p, "");
@@ -680,10 +668,12 @@ static LLVMValueRef vec_load(Cg *g, VecRow *r, LLVMValueRef p, LLVMValueRef mask
   return buffer_access(g, masked_mem(g, "llvm.masked.load", r->vt, args, 4), buf);
 }
 
-static void vec_store(Cg *g, VecRow *r, LLVMValueRef v, LLVMValueRef p, LLVMValueRef mask, int buf) {
+/* Vector v of type vt to p (only the lanes of mask, when given); buf: its buffer, for the
+ * alias scopes, or -1. */
+static void store_vector(Cg *g, LLVMTypeRef vt, LLVMValueRef v, LLVMValueRef p, LLVMValueRef mask, int buf) {
   if (mask) {
     LLVMValueRef args[] = {v, p, LLVMConstInt(g->i32, 4, 0), mask};
-    buffer_access(g, masked_mem(g, "llvm.masked.store", r->vt, args, 4), buf);
+    buffer_access(g, masked_mem(g, "llvm.masked.store", vt, args, 4), buf);
   } else {
     LLVMSetAlignment(buffer_access(g, LLVMBuildStore(g->b, v, p), buf), 4);
   }
@@ -766,10 +756,10 @@ static void emit_vector_row(Cg *g, const Ls *s, int lanes) {
       int64_t st = 1;
       stride_of(b->idx, s->var, &st, 0);
       if (st == 1) {
-        vec_store(g, &r, v, p, r.mask, b->buf);
+        store_vector(g, r.vt, v, p, r.mask, b->buf);
         continue;
       }
-      if (!(st == 2 && i + 1 < s->nbody && pairs_with(b, s->body[i + 1]))) { /* lane by lane */
+      if (!pair_at(s, i, st)) { /* lane by lane */
         for (int64_t l = 0; l < r.valid; l++)
           LLVMSetAlignment(buffer_access(g, LLVMBuildStore(g->b, LLVMBuildExtractElement(g->b, v, LLVMConstInt(g->i32, (unsigned long long)l, 0), ""),
                                                            gep_f32(g, p, ci64(g, l * st))), b->buf), 4);
@@ -778,10 +768,10 @@ static void emit_vector_row(Cg *g, const Ls *s, int lanes) {
       /* a pair: lanes (even[0], odd[0], even[1], odd[1], ...) in two vectors */
       LLVMValueRef odd = vec_value(g, &r, s->body[++i]->val);
       int64_t n = 2 * r.valid;
-      vec_store(g, &r, LLVMBuildShuffleVector(g->b, v, odd, interleave_lanes(g, lanes, 0), ""), p,
+      store_vector(g, r.vt, LLVMBuildShuffleVector(g->b, v, odd, interleave_lanes(g, lanes, 0), ""), p,
                 n < lanes ? lane_mask(g, lanes, 1, 0, n) : NULL, b->buf);
       if (n > lanes)
-        vec_store(g, &r, LLVMBuildShuffleVector(g->b, v, odd, interleave_lanes(g, lanes, lanes / 2), ""),
+        store_vector(g, r.vt, LLVMBuildShuffleVector(g->b, v, odd, interleave_lanes(g, lanes, lanes / 2), ""),
                   gep_f32(g, p, ci64(g, lanes)), n < 2 * lanes ? lane_mask(g, lanes, 1, lanes, n) : NULL, b->buf);
     }
     scope_pop(g, parent);
@@ -910,24 +900,12 @@ static void conv_tile(Cg *g, const ConvCg *c, LLVMValueRef co0, LLVMValueRef v0,
   LLVMPositionBuilderAtEnd(g->b, exit);
   /* stores: whole vectors, or the first rem lanes of a row's last vector */
   bool whole = s->cv.ow % lanes == 0;
-  LLVMTypeRef it = LLVMVectorType(g->i64, lanes);
-  LLVMValueRef iota[16];
-  for (int l = 0; l < lanes; l++) iota[l] = ci64(g, l);
-  LLVMValueRef lane_ix = LLVMConstVector(iota, lanes);
-  LLVMTypeRef st[2] = {c->vt, g->ptr};
-  unsigned mstore = LLVMLookupIntrinsicID("llvm.masked.store", 17);
+  LLVMValueRef lane_ix = lane_constants(g, g->i64, lanes, 1, 0);
   for (int j = 0; j < nvec; j++) {
-    LLVMValueRef mask = whole ? NULL : LLVMBuildICmp(g->b, LLVMIntSLT, lane_ix, splat(g, it, rem[j]), "");
+    LLVMValueRef mask = whole ? NULL : LLVMBuildICmp(g->b, LLVMIntSLT, lane_ix, splat(g, LLVMVectorType(g->i64, lanes), rem[j]), "");
     for (int r = 0; r < nco; r++) {
       LLVMValueRef plane = LLVMBuildNSWMul(g->b, LLVMBuildNSWAdd(g->b, co0, ci64(g, r), ""), ci64(g, s->cv.oh * s->cv.ow), "");
-      LLVMValueRef yp = gep_f32(g, c->y, LLVMBuildNSWAdd(g->b, plane, yo[j], ""));
-      if (whole) {
-        LLVMSetAlignment(LLVMBuildStore(g->b, acc[r * nvec + j], yp), 4);
-      } else {
-        LLVMValueRef args[] = {acc[r * nvec + j], yp, LLVMConstInt(g->i32, 4, 0), mask};
-        LLVMBuildCall2(g->b, LLVMIntrinsicGetType(g->ctx, mstore, st, 2), LLVMGetIntrinsicDeclaration(g->mod, mstore, st, 2),
-                       args, 4, "");
-      }
+      store_vector(g, c->vt, acc[r * nvec + j], gep_f32(g, c->y, LLVMBuildNSWAdd(g->b, plane, yo[j], "")), mask, -1);
     }
   }
 }

@@ -663,6 +663,33 @@ static bool full_domain_out(const Kernel *K, const INode *out, const INode *red)
   return shape_eq(&out->shape, &K->domain) && !tree_contains(out, red, 0);
 }
 
+/* The reduction kernel's domain with its reduced axes made 1, and the index there of domain
+ * index vars (0 on the reduced axes). */
+static Shape kept_index(Lower *L, Lx *const *vars, Lx **kidx) {
+  const Kernel *K = L->K;
+  Shape kept = K->domain;
+  for (int i = 0; i < kept.rank; i++) {
+    bool r = K->raxes & (1u << i);
+    if (r) kept.d[i] = dim_const(1);
+    kidx[i] = r ? lx_i(L, 0) : vars[i];
+  }
+  return kept;
+}
+
+/* The epilogue: every output not computed over the whole domain, stored at the kept index. */
+static void store_epilogue(Lower *L, Ls *parent, Lx *const *vars) {
+  const Kernel *K = L->K;
+  Lx *kidx[MAX_RANK];
+  Shape kept = kept_index(L, vars, kidx);
+  for (int o = 0; o < K->nouts; o++) {
+    INode *out = K->outs[o];
+    if (full_domain_out(K, out, L->red)) continue;
+    Lx *oidx[MAX_RANK];
+    if (!unit_map(&kept, kidx, &out->shape, oidx, lx_i(L, 0))) unreachable("epilogue shape");
+    store_out(L, parent, out, oidx);
+  }
+}
+
 /* A reduction over leading axes with the last axis kept (column sums): the accumulators
  * live in the output buffer and the domain is walked in memory order, so the inner loop
  * runs along contiguous rows and vectorizes:
@@ -682,14 +709,8 @@ static void lower_column_reduce(Lower *L, Ls *body) {
   Ls *init = loop_nest(L, body, &root->shape, order, root->shape.rank, kv);
   store(L, init, L->red_buf, linear(L, &root->shape, kv), lx_f(L, red->op == OP_SUM ? 0.0 : -INFINITY));
   Ls *blk = loop_nest(L, body, D, order, D->rank, vars);
-  Lx *ridx[MAX_RANK];
-  Shape kept = *D;
-  Lx *kidx[MAX_RANK];
-  for (int i = 0; i < D->rank; i++) {
-    bool r = K->raxes & (1u << i);
-    kept.d[i] = r ? dim_const(1) : D->d[i];
-    kidx[i] = r ? zero : vars[i];
-  }
+  Lx *ridx[MAX_RANK], *kidx[MAX_RANK];
+  Shape kept = kept_index(L, vars, kidx);
   if (!unit_map(&kept, kidx, &red->shape, ridx, zero)) unreachable("reduction shape");
   Lx *at = linear(L, &red->shape, ridx);
   Lx *cur = lx(L, (Lx){.k = LX_LOAD, .buf = L->red_buf, .a = {at}});
@@ -731,7 +752,7 @@ static void lower_window(Lower *L, Ls *body) {
   const Shape *D = &K->domain;
   INode *red = L->red;
   int order[MAX_RANK], nkept = 0, nred = 0, raxis[MAX_RANK];
-  Lx *vars[MAX_RANK], *zero = lx_i(L, 0);
+  Lx *vars[MAX_RANK];
   for (int i = 0; i < D->rank; i++) {
     if (K->raxes & (1u << i)) raxis[nred++] = i;
     else order[nkept++] = i;
@@ -752,18 +773,7 @@ static void lower_window(Lower *L, Ls *body) {
   }
   L->red = red;
   L->red_value = acc;
-  Shape kept = *D;
-  Lx *kidx[MAX_RANK];
-  for (int i = 0; i < D->rank; i++) {
-    bool r = K->raxes & (1u << i);
-    kept.d[i] = r ? dim_const(1) : D->d[i];
-    kidx[i] = r ? zero : vars[i];
-  }
-  for (int o = 0; o < K->nouts; o++) {
-    Lx *oidx[MAX_RANK];
-    if (!unit_map(&kept, kidx, &K->outs[o]->shape, oidx, zero)) unreachable("epilogue shape");
-    store_out(L, outer, K->outs[o], oidx);
-  }
+  store_epilogue(L, outer, vars);
 }
 
 static void lower_reduce(Lower *L, Ls *body) {
@@ -803,21 +813,7 @@ static void lower_reduce(Lower *L, Ls *body) {
     if (full_domain_out(K, K->outs[o], red)) store_out(L, inner, K->outs[o], vars);
   L->red = red;
   ls_add(L, inner, upd);
-  /* epilogue at the kept index */
-  Shape kept = *D;
-  Lx *kidx[MAX_RANK], *zero = lx_i(L, 0);
-  for (int i = 0; i < D->rank; i++) {
-    bool r = K->raxes & (1u << i);
-    kept.d[i] = r ? dim_const(1) : D->d[i];
-    kidx[i] = r ? zero : vars[i];
-  }
-  for (int o = 0; o < K->nouts; o++) {
-    INode *out = K->outs[o];
-    if (full_domain_out(K, out, red)) continue;
-    Lx *oidx[MAX_RANK];
-    if (!unit_map(&kept, kidx, &out->shape, oidx, zero)) unreachable("epilogue shape");
-    store_out(L, outer, out, oidx);
-  }
+  store_epilogue(L, outer, vars);
 }
 
 /* Element offset of the matrix of operand `x` (rank >= 2) for the batch index `bidx` of the

@@ -658,14 +658,14 @@ static LLVMValueRef masked_mem(Cg *g, const char *name, LLVMTypeRef vt, LLVMValu
 }
 
 /* A vector from p (only the lanes of mask, when given: a masked lane is not read). */
-static LLVMValueRef vec_load(Cg *g, VecRow *r, LLVMValueRef p, LLVMValueRef mask, int buf) {
+static LLVMValueRef load_vector(Cg *g, LLVMTypeRef vt, LLVMValueRef p, LLVMValueRef mask, int buf) {
   if (!mask) {
-    LLVMValueRef v = LLVMBuildLoad2(g->b, r->vt, p, "");
+    LLVMValueRef v = LLVMBuildLoad2(g->b, vt, p, "");
     LLVMSetAlignment(v, 4);
     return buffer_access(g, v, buf);
   }
-  LLVMValueRef args[] = {p, LLVMConstInt(g->i32, 4, 0), mask, LLVMConstNull(r->vt)};
-  return buffer_access(g, masked_mem(g, "llvm.masked.load", r->vt, args, 4), buf);
+  LLVMValueRef args[] = {p, LLVMConstInt(g->i32, 4, 0), mask, LLVMConstNull(vt)};
+  return buffer_access(g, masked_mem(g, "llvm.masked.load", vt, args, 4), buf);
 }
 
 /* Vector v of type vt to p (only the lanes of mask, when given); buf: its buffer, for the
@@ -707,16 +707,16 @@ static LLVMValueRef vec_value_uncached(Cg *g, VecRow *r, Lx *x) {
     LLVMValueRef p = gep_f32(g, g->bufs[x->buf], emit(g, x->a[0]));
     if (!stride_of(x->a[0], r->var, &st, 0)) { /* halves: even columns from p, odd ones from p + b */
       halves_of(x->a[0], r->var, &a, &b, 0);
-      LLVMValueRef even = vec_load(g, r, p, lane_mask(g, r->lanes, 1, 0, (r->valid + 1) / 2), x->buf);
-      LLVMValueRef odd = vec_load(g, r, gep_f32(g, p, ci64(g, b)), lane_mask(g, r->lanes, 1, 0, r->valid / 2), x->buf);
+      LLVMValueRef even = load_vector(g, r->vt, p, lane_mask(g, r->lanes, 1, 0, (r->valid + 1) / 2), x->buf);
+      LLVMValueRef odd = load_vector(g, r->vt, gep_f32(g, p, ci64(g, b)), lane_mask(g, r->lanes, 1, 0, r->valid / 2), x->buf);
       return LLVMBuildShuffleVector(g->b, even, odd, interleave_lanes(g, r->lanes, 0), "");
     }
-    if (st == 1) return vec_load(g, r, p, r->mask, x->buf);
+    if (st == 1) return load_vector(g, r->vt, p, r->mask, x->buf);
     /* every other element: two vectors, then the even lanes of both; a lane past the last
        element the row reads is masked, so nothing beyond it is touched */
     int64_t span = 2 * (r->valid - 1) + 1;
-    LLVMValueRef lo = vec_load(g, r, p, lane_mask(g, r->lanes, 1, 0, span), x->buf);
-    LLVMValueRef hi = vec_load(g, r, gep_f32(g, p, ci64(g, r->lanes)), lane_mask(g, r->lanes, 1, r->lanes, span), x->buf);
+    LLVMValueRef lo = load_vector(g, r->vt, p, lane_mask(g, r->lanes, 1, 0, span), x->buf);
+    LLVMValueRef hi = load_vector(g, r->vt, gep_f32(g, p, ci64(g, r->lanes)), lane_mask(g, r->lanes, 1, r->lanes, span), x->buf);
     return LLVMBuildShuffleVector(g->b, lo, hi, lane_constants(g, g->i32, r->lanes, 2, 0), "");
   }
   case LX_ITOF: return LLVMBuildSIToFP(g->b, vec_int(g, r, x->a[0]), r->vt, "");
@@ -858,8 +858,15 @@ static void conv_tile(Cg *g, const ConvCg *c, LLVMValueRef co0, LLVMValueRef v0,
     yo[j] = LLVMBuildNSWAdd(g->b, LLVMBuildNSWMul(g->b, row, ci64(g, s->cv.ow), ""), col, "");
     rem[j] = LLVMBuildNSWSub(g->b, ci64(g, s->cv.ow), col, "");
   }
+  /* a row's last vector: only its first rem lanes are stored (and loaded, when x's rows are
+   * not padded to whole vectors) */
+  bool whole = s->cv.ow % lanes == 0;
+  LLVMValueRef lane_ix = lane_constants(g, g->i64, lanes, 1, 0), mask[16];
+  for (int j = 0; j < nvec; j++)
+    mask[j] = whole ? NULL : LLVMBuildICmp(g->b, LLVMIntSLT, lane_ix, splat(g, LLVMVectorType(g->i64, lanes), rem[j]), "");
   /* for (k = 0; k < cin * ntaps; k++), k = ci * ntaps + tap: the accumulators are phis of
-   * the loop; the tap's input offset ci * xplane + tap[t] comes from the table xtab */
+   * the loop; the tap's input offset ci * xplane + tap[t] comes from the table xtab (with one
+   * tap, it is computed) */
   LLVMBasicBlockRef pre = LLVMGetInsertBlock(g->b);
   LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_k");
   LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_fma");
@@ -870,7 +877,8 @@ static void conv_tile(Cg *g, const ConvCg *c, LLVMValueRef co0, LLVMValueRef v0,
   for (int a = 0; a < nacc; a++) acc[a] = LLVMBuildPhi(g->b, c->vt, "acc");
   LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, ci, ci64(g, s->cv.cin * s->cv.ntaps), ""), body, exit);
   LLVMPositionBuilderAtEnd(g->b, body);
-  LLVMValueRef xoff = LLVMBuildLoad2(g->b, g->i64, LLVMBuildGEP2(g->b, g->i64, c->xtab, &ci, 1, ""), "");
+  LLVMValueRef xoff = c->xtab ? LLVMBuildLoad2(g->b, g->i64, LLVMBuildGEP2(g->b, g->i64, c->xtab, &ci, 1, ""), "")
+                              : LLVMBuildNSWAdd(g->b, LLVMBuildNSWMul(g->b, ci, ci64(g, s->cv.xplane), ""), ci64(g, s->cv.tap[0]), "");
   LLVMValueRef xk = gep_f32(g, c->x, xoff);
   int64_t ldw = s->cv.cin * s->cv.ntaps; /* a weight row */
   LLVMValueRef wk = gep_f32(g, c->w, LLVMBuildNSWAdd(g->b, LLVMBuildNSWMul(g->b, co0, ci64(g, ldw), ""), ci, ""));
@@ -884,8 +892,7 @@ static void conv_tile(Cg *g, const ConvCg *c, LLVMValueRef co0, LLVMValueRef v0,
   for (int r = 0; r < nco; r++)
     wv[r] = splat(g, c->vt, LLVMBuildLoad2(g->b, g->f32, gep_f32(g, wk, ci64(g, r * ldw)), ""));
   for (int j = 0; j < nvec; j++) {
-    LLVMValueRef xv = LLVMBuildLoad2(g->b, c->vt, gep_f32(g, xk, xo[j]), "");
-    LLVMSetAlignment(xv, 4);
+    LLVMValueRef xv = load_vector(g, c->vt, gep_f32(g, xk, xo[j]), s->cv.tight ? mask[j] : NULL, -1);
     for (int r = 0; r < nco; r++)
       next[r * nvec + j] = LLVMBuildCall2(g->b, fma_t, fma_fn, (LLVMValueRef[]){wv[r], xv, next[r * nvec + j]}, 3, "");
   }
@@ -898,16 +905,11 @@ static void conv_tile(Cg *g, const ConvCg *c, LLVMValueRef co0, LLVMValueRef v0,
   for (int a = 0; a < nacc; a++)
     LLVMAddIncoming(acc[a], (LLVMValueRef[]){LLVMConstNull(c->vt), next[a]}, (LLVMBasicBlockRef[]){pre, latch}, 2);
   LLVMPositionBuilderAtEnd(g->b, exit);
-  /* stores: whole vectors, or the first rem lanes of a row's last vector */
-  bool whole = s->cv.ow % lanes == 0;
-  LLVMValueRef lane_ix = lane_constants(g, g->i64, lanes, 1, 0);
-  for (int j = 0; j < nvec; j++) {
-    LLVMValueRef mask = whole ? NULL : LLVMBuildICmp(g->b, LLVMIntSLT, lane_ix, splat(g, LLVMVectorType(g->i64, lanes), rem[j]), "");
+  for (int j = 0; j < nvec; j++)
     for (int r = 0; r < nco; r++) {
       LLVMValueRef plane = LLVMBuildNSWMul(g->b, LLVMBuildNSWAdd(g->b, co0, ci64(g, r), ""), ci64(g, s->cv.oh * s->cv.ow), "");
-      store_vector(g, c->vt, acc[r * nvec + j], gep_f32(g, c->y, LLVMBuildNSWAdd(g->b, plane, yo[j], "")), mask, -1);
+      store_vector(g, c->vt, acc[r * nvec + j], gep_f32(g, c->y, LLVMBuildNSWAdd(g->b, plane, yo[j], "")), mask[j], -1);
     }
-  }
 }
 
 static void conv_vector_tile(Cg *g, const Ls *s, LLVMValueRef v0) {
@@ -945,8 +947,9 @@ static LLVMValueRef conv_offsets(Cg *g, const Ls *s) {
   return tab;
 }
 
-/* An nnc_kernel_fn computing the channel tiles [lo, hi) of convolution s; bufs = {x, w, y},
- * its input copy, weights and output with their offsets applied. */
+/* An nnc_kernel_fn computing the channel tiles [lo, hi) of convolution s; bufs = {x, w, y,
+ * rows}: its input copy, weights and output with their offsets applied, and the run-time
+ * count of output channels (an integer in a pointer) when s has one. */
 static LLVMValueRef conv_function(Cg *g, const Ls *s) {
   LLVMValueRef caller = g->fn;
   LLVMBasicBlockRef resume = LLVMGetInsertBlock(g->b);
@@ -963,19 +966,35 @@ static LLVMValueRef conv_function(Cg *g, const Ls *s) {
   for (int i = 0; i < 3; i++)
     *ptrs[i] = LLVMBuildLoad2(g->b, g->ptr, LLVMBuildGEP2(g->b, g->ptr, LLVMGetParam(fn, 0), (LLVMValueRef[]){ci64(g, i)}, 1, ""), "");
   c.chunks = (s->cv.ow + s->cv.lanes - 1) / s->cv.lanes;
-  c.xtab = conv_offsets(g, s);
+  c.xtab = s->cv.ntaps > 1 ? conv_offsets(g, s) : NULL;
   g->conv = &c;
   LLVMValueRef lo = LLVMGetParam(fn, 2), hi = LLVMGetParam(fn, 3);
-  int64_t tc = s->cv.tile_co, whole = s->cv.cout / tc;
-  LLVMValueRef whole_hi = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, hi, ci64(g, whole), ""), hi, ci64(g, whole), "");
+  /* the output channels: cout, or the run-time row count in bufs[3] */
+  LLVMValueRef count = ci64(g, s->cv.cout);
+  if (s->cv.rows) {
+    LLVMValueRef p = LLVMBuildGEP2(g->b, g->ptr, LLVMGetParam(fn, 0), (LLVMValueRef[]){ci64(g, 3)}, 1, "");
+    count = LLVMBuildPtrToInt(g->b, LLVMBuildLoad2(g->b, g->ptr, p, ""), g->i64, "rows");
+  }
+  int64_t tc = s->cv.tile_co;
+  LLVMValueRef whole = LLVMBuildSDiv(g->b, count, ci64(g, tc), "");
+  LLVMValueRef whole_hi = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, hi, whole, ""), hi, whole, "");
   counted_loop(g, lo, whole_hi, ci64(g, 1), conv_channel_tile, s);
-  if (whole * tc < s->cv.cout) { /* the partial last tile, by the chunk that holds it */
+  if (s->cv.rows || s->cv.cout % tc) { /* the partial last tile, by the chunk that holds it */
     LLVMBasicBlockRef last = LLVMAppendBasicBlockInContext(g->ctx, fn, "conv_last_tile");
     LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(g->ctx, fn, "conv_done");
-    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSGT, hi, ci64(g, whole), ""), last, done);
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSGT, hi, whole, ""), last, done);
     LLVMPositionBuilderAtEnd(g->b, last);
-    conv_channels(g, ci64(g, whole * tc), (int)(s->cv.cout - whole * tc));
-    LLVMBuildBr(g->b, done);
+    LLVMValueRef first = LLVMBuildNSWMul(g->b, whole, ci64(g, tc), "");
+    /* its size, 1 .. tc - 1: one register tile per size */
+    int lo_rem = s->cv.rows ? 1 : (int)(s->cv.cout % tc), hi_rem = s->cv.rows ? (int)tc - 1 : lo_rem;
+    LLVMValueRef sw = LLVMBuildSwitch(g->b, LLVMBuildNSWSub(g->b, count, first, ""), done, (unsigned)(hi_rem - lo_rem + 1));
+    for (int r = lo_rem; r <= hi_rem; r++) {
+      LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(g->ctx, fn, "conv_rows");
+      LLVMAddCase(sw, ci64(g, r), bb);
+      LLVMPositionBuilderAtEnd(g->b, bb);
+      conv_channels(g, first, r);
+      LLVMBuildBr(g->b, done);
+    }
     LLVMPositionBuilderAtEnd(g->b, done);
   }
   LLVMBuildRetVoid(g->b);
@@ -987,15 +1006,20 @@ static LLVMValueRef conv_function(Cg *g, const Ls *s) {
 
 static void emit_conv(Cg *g, Ls *s) {
   LLVMValueRef fn = conv_function(g, s);
-  LLVMValueRef bufs = entry_alloca(g, LLVMArrayType(g->ptr, 3), "conv_bufs");
+  LLVMValueRef bufs = entry_alloca(g, LLVMArrayType(g->ptr, 4), "conv_bufs");
   int bi[3] = {s->cv.x, s->cv.w, s->cv.y};
   Lx *off[3] = {s->cv.x_off, s->cv.w_off, s->cv.y_off};
   for (int i = 0; i < 3; i++) {
     LLVMValueRef p = gep_f32(g, g->bufs[bi[i]], emit(g, off[i]));
     LLVMBuildStore(g->b, p, LLVMBuildGEP2(g->b, g->ptr, bufs, (LLVMValueRef[]){ci64(g, i)}, 1, ""));
   }
-  int64_t tiles = (s->cv.cout + s->cv.tile_co - 1) / s->cv.tile_co;
-  call_parallel_for(g, fn, bufs, ci64(g, tiles), loopir_conv_fmas(s, s->cv.tile_co));
+  LLVMValueRef count = ci64(g, s->cv.cout);
+  if (s->cv.rows) {
+    count = emit(g, s->cv.rows);
+    LLVMBuildStore(g->b, LLVMBuildIntToPtr(g->b, count, g->ptr, ""), LLVMBuildGEP2(g->b, g->ptr, bufs, (LLVMValueRef[]){ci64(g, 3)}, 1, ""));
+  }
+  LLVMValueRef tiles = LLVMBuildSDiv(g->b, LLVMBuildNSWAdd(g->b, count, ci64(g, s->cv.tile_co - 1), ""), ci64(g, s->cv.tile_co), "");
+  call_parallel_for(g, fn, bufs, tiles, loopir_conv_fmas(s, s->cv.tile_co));
 }
 
 /* A scan: copy the initial state in, then per step t set the step symbol, call the body with

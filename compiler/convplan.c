@@ -107,3 +107,15 @@ int64_t conv_plan_tap(const ConvPlan *c, int64_t i, int64_t j) {
   int64_t phase = (dy % c->stride[0]) * c->nphase[1] + dx % c->stride[1];
   return (phase * c->hq + dy / c->stride[0]) * c->wq + dx / c->stride[1];
 }
+
+int row_tile_lanes(int64_t k, int64_t n) {
+  int host, regs;
+  target_host_simd(&host, &regs);
+  /* the host's vectors, narrower only when a row fits in half of one: a long row's masked
+   * last vector wastes less than half-width FMAs would (84 columns: 6 vectors of 16) */
+  int lanes = host;
+  while (lanes > 4 && n <= lanes / 2) lanes /= 2;
+  /* 4-float vectors: the conv_plan_of rule */
+  if (k < 1 || n < 1 || k > ROW_TILES_MAX_FLOATS / n || (lanes < 8 && host >= 8)) return 0;
+  return lanes;
+}

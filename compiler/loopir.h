@@ -71,6 +71,10 @@ struct Ls {
     int64_t cout, cin, ntaps, xplane, xrow, oh, ow; /* weight rows are cin * ntaps long */
     int64_t *tap;                       /* [ntaps] offset of each kernel tap in a channel's planes */
     int lanes, tile_co, tile_vec;       /* vector width; register tile: output channels x vectors */
+    Lx *rows;                           /* a run-time count of output channels (the rows of a
+                                           row-tile product), cout then only bounds it; or NULL */
+    bool tight;                         /* x's rows are not padded to whole vectors: the last
+                                           vector of a row is loaded masked (a product's B) */
   } cv;
   struct {                              /* LS_SCAN: run a scan body `steps` times */
     const ScanInfo *info;
@@ -106,6 +110,14 @@ typedef struct LEntry {
   LBuf *bufs; int nbufs, cap;
   LKernel *kernels; int nkernels;
 } LEntry;
+
+/* A static upper bound of size x: a constant, or min(constant, ...) (a block of rows), else -1. */
+static inline int64_t loopir_size_bound(const Lx *x) {
+  if (x->k == LX_I) return x->c;
+  if (x->k == LX_IBIN && x->op == 'm' && (x->a[0]->k == LX_I || x->a[1]->k == LX_I))
+    return x->a[0]->k == LX_I ? x->a[0]->c : x->a[1]->c;
+  return -1;
+}
 
 /* Vector multiply-adds of a direct convolution's `channels` output channels: its work, for
  * the thread pool's grain (parallel.c, and codegen for its channel tiles). */

@@ -15,6 +15,7 @@
 #include "loopir.h"
 #include "philox.h"
 #include "convplan.h"
+#include "target.h"
 
 #define GEMM_ROW_BLOCK 512  /* rows per sgemm call: the epilogue runs on a cache-warm tile; fewer rows repack the weights too often */
 #define HASH_SIZE 4096
@@ -865,12 +866,12 @@ static void lower_conv_copy(Lower *L, Ls *parent, const ConvPlan *c, Lx *const *
   store(L, right, xbuf, ibin(L, '+', row, ww), lx_f(L, 0.0));
 }
 
-/* The copy and the LS_CONV of one image and group (bidx), writing the GEMM's result. */
 /* The direct convolution's register-tiled kernel (codegen emit_conv) over x (channel planes
- * of xplane floats) and weight rows of cin * ntaps, into y. */
-static Ls *conv_stmt(Lower *L, const ConvPlan *c, int x, Lx *x_off, int w, Lx *w_off, int y, Lx *y_off, int64_t cout) {
+ * of xplane floats) and weight rows of cin * ntaps, into y: cin input channels, vectors of
+ * `lanes` floats. */
+static Ls *conv_stmt(Lower *L, int64_t cin, int lanes, int x, Lx *x_off, int w, Lx *w_off, int y, Lx *y_off, int64_t cout) {
   Ls *cv = ls_new(L, LS_CONV);
-  if (w < 0) unreachable("convolution weights not in memory");
+  if (w < 0 || x < 0) unreachable("convolution operands not in memory");
   cv->cv.x = x;
   cv->cv.w = w;
   cv->cv.y = y;
@@ -878,12 +879,14 @@ static Ls *conv_stmt(Lower *L, const ConvPlan *c, int x, Lx *x_off, int w, Lx *w
   cv->cv.w_off = w_off;
   cv->cv.y_off = y_off;
   cv->cv.cout = cout;
-  cv->cv.cin = c->cin;
-  cv->cv.lanes = c->lanes;
+  cv->cv.cin = cin;
+  cv->cv.lanes = lanes;
   /* a tile of output channels x vectors of output columns in registers, leaving room for the
    * loaded inputs and broadcast weights */
-  cv->cv.tile_co = c->regs >= 32 ? 4 : 3;
-  cv->cv.tile_vec = c->regs >= 32 ? 4 : 3;
+  int host, regs;
+  target_host_simd(&host, &regs);
+  cv->cv.tile_co = regs >= 32 ? 4 : 3;
+  cv->cv.tile_vec = regs >= 32 ? 4 : 3;
   return cv;
 }
 
@@ -935,7 +938,7 @@ static bool lower_winograd(Lower *L, Ls *parent, const ConvPlan *c, Lx *const *b
   Ls *mm = loop(L, parent, zero, lx_i(L, 16), one, &xi);
   mm->rolled = true;
   Lx *w_off = ibin(L, '+', ibin(L, '*', xi, lx_i(L, c->groups * cout * cin)), ibin(L, '*', bidx[1], lx_i(L, cout * cin)));
-  Ls *cv = conv_stmt(L, c, vbuf, ibin(L, '+', vbase, ibin(L, '*', xi, lx_i(L, vs))), buffer_of(L, K->gemm->in[2]),
+  Ls *cv = conv_stmt(L, c->cin, c->lanes, vbuf, ibin(L, '+', vbase, ibin(L, '*', xi, lx_i(L, vs))), buffer_of(L, K->gemm->in[2]),
                      w_off, mbuf, ibin(L, '+', mbase, ibin(L, '*', xi, lx_i(L, ms))), cout);
   cv->cv.ntaps = 1;
   /* half vectors when they waste fewer lanes on the tiles (49 tiles: 56 lanes, not 64) */
@@ -996,7 +999,7 @@ static bool lower_conv(Lower *L, Ls *parent, const ConvPlan *c, Lx *const *bidx)
   lower_conv_copy(L, parent, c, bidx, xbuf, base);
   if (c->winograd) return lower_winograd(L, parent, c, bidx, xbuf, base, item);
   int64_t cout = s->d[2].k, ntaps = c->kh * c->kw;
-  Ls *cv = conv_stmt(L, c, xbuf, base, buffer_of(L, A), batch_offset(L, s, 2, bidx, &A->shape), L->gemm_cbuf,
+  Ls *cv = conv_stmt(L, c->cin, c->lanes, xbuf, base, buffer_of(L, A), batch_offset(L, s, 2, bidx, &A->shape), L->gemm_cbuf,
                      ibin(L, '*', item, lx_i(L, cout * s->d[3].k)), cout);
   cv->cv.ntaps = ntaps;
   cv->cv.xplane = conv_plan_channel_floats(c);
@@ -1052,14 +1055,32 @@ static Ls *lower_sgemm(Lower *L, Ls *cur, Lx *const *bidx, bool blocked, Lx **ro
   Lx *rows = block_rows(L, blocked, m, r0);
   Lx *cbatch = zero;
   for (int i = 0; i < nb; i++) cbatch = ibin(L, '+', ibin(L, '*', cbatch, lx_dim(L, s->d[i])), bidx[i]);
+  Lx *a_off = ibin(L, '+', batch_offset(L, s, nb, bidx, &A->shape), ibin(L, '*', r0, ta ? one : k));
+  Lx *b_off = K->prologue ? zero : batch_offset(L, s, nb, bidx, &B->shape);
+  Lx *c_off = ibin(L, '+', ibin(L, '*', cbatch, ibin(L, '*', m, n)), ibin(L, '*', r0, n));
+  int lanes = K->prologue || ta || tb || n->k != LX_I || k->k != LX_I ? 0 : row_tile_lanes(k->c, n->c);
+  if (lanes) { /* row tiles (convplan.h): C's rows as output channels of a one-tap image B */
+    int64_t bound = loopir_size_bound(rows); /* for the work estimates; unbounded: a batch's 16 */
+    Ls *cv = conv_stmt(L, k->c, lanes, buffer_of(L, B), b_off, buffer_of(L, A), a_off, L->gemm_cbuf, c_off,
+                       bound >= 0 ? bound : 16);
+    cv->cv.rows = rows->k == LX_I ? NULL : rows;
+    cv->cv.ntaps = 1;
+    cv->cv.tap = arena_alloc(L->m->arena, sizeof *cv->cv.tap);
+    cv->cv.xplane = cv->cv.xrow = cv->cv.ow = n->c;
+    cv->cv.oh = 1;
+    cv->cv.tight = n->c % lanes != 0;
+    ls_add(L, cur, cv);
+    *row0 = r0;
+    return cur;
+  }
   Ls *gs = ls_new(L, LS_GEMM);
   gs->g.a = buffer_of(L, A);
   gs->g.b = buffer_of(L, B);
   gs->g.c = L->gemm_cbuf;
   if (gs->g.a < 0 || gs->g.b < 0) unreachable("matmul operand not in memory");
-  gs->g.a_off = ibin(L, '+', batch_offset(L, s, nb, bidx, &A->shape), ibin(L, '*', r0, ta ? one : k));
-  gs->g.b_off = K->prologue ? zero : batch_offset(L, s, nb, bidx, &B->shape);
-  gs->g.c_off = ibin(L, '+', ibin(L, '*', cbatch, ibin(L, '*', m, n)), ibin(L, '*', r0, n));
+  gs->g.a_off = a_off;
+  gs->g.b_off = b_off;
+  gs->g.c_off = c_off;
   gs->g.m = rows;
   gs->g.n = n;
   gs->g.k = k;
@@ -1561,6 +1582,11 @@ static void print_ls(Printer *p, const Ls *s, int depth) {
             (long long)s->cv.cout, (long long)s->cv.cin, (long long)s->cv.oh, (long long)s->cv.ow,
             (long long)s->cv.xplane, (long long)s->cv.xrow, s->cv.lanes, s->cv.tile_co, s->cv.tile_vec);
     for (int64_t t = 0; t < s->cv.ntaps; t++) fprintf(out, "%s%lld", t ? "," : "", (long long)s->cv.tap[t]);
+    if (s->cv.rows) {
+      fprintf(out, " rows=");
+      print_lx(p, s->cv.rows);
+    }
+    if (s->cv.tight) fprintf(out, " tight");
     fprintf(out, "\n");
     break;
   }

@@ -11,8 +11,8 @@
  *     is not split: a different order of the sum would change the bits);
  *   - it calls no scan body, and sgemm only for products small enough that OpenBLAS runs
  *     them on the calling thread (pool.h SGEMM_THREADED_FLOPS; inside a split loop it does
- *     anyway), each into this iteration's part of its result (a direct convolution is fine:
- *     each image has its own padded copy and output).
+ *     anyway), each into this iteration's part of its result (a direct convolution or row
+ *     tiles likewise: each image has its own padded copy and output).
  * When that loop is a batch loop (symbolic, often 1 at inference) or short, and holds one
  * loop nest whose own iterations are independent too, the two are collapsed: the runtime
  * splits their (batch, channel) pairs.  With it goes an estimate of the scalar work of one
@@ -40,17 +40,9 @@ typedef struct Check {
   size_t nseen, capseen;
 } Check;
 
-/* A static upper bound of size x: a constant, or min(constant, ...) (a block of rows), else -1. */
-static int64_t size_bound(const Lx *x) {
-  if (x->k == LX_I) return x->c;
-  if (x->k == LX_IBIN && x->op == 'm' && (x->a[0]->k == LX_I || x->a[1]->k == LX_I))
-    return x->a[0]->k == LX_I ? x->a[0]->c : x->a[1]->c;
-  return -1;
-}
-
 /* At most 2 m n k for an sgemm (infinity when a size has no static bound). */
 static double gemm_flops(const Ls *s) {
-  int64_t m = size_bound(s->g.m), n = size_bound(s->g.n), k = size_bound(s->g.k);
+  int64_t m = loopir_size_bound(s->g.m), n = loopir_size_bound(s->g.n), k = loopir_size_bound(s->g.k);
   if (m < 0 || n < 0 || k < 0) return 1e300;
   return 2.0 * (double)m * (double)n * (double)k;
 }
@@ -66,7 +58,7 @@ static bool uses_iteration(const Check *c, const Lx *x) {
 static bool confined(const Check *c, const Ls *s) {
   const Lx *lo = s->lo, *hi = s->hi;
   if (!c->step || lo->k != LX_VAR || lo->var != c->var || hi->k != LX_IBIN || hi->op != '+' || hi->a[0] != lo) return false;
-  int64_t n = size_bound(hi->a[1]);
+  int64_t n = loopir_size_bound(hi->a[1]);
   return n >= 0 && n <= c->step;
 }
 
@@ -112,6 +104,7 @@ static void check_loads(Check *c, const Lx *x) {
 static void mark_stores(Check *c, const Ls *s) {
   if (s->k == LS_STORE && s->buf >= 0 && s->buf < c->nbufs) c->stored_bufs[s->buf] = true;
   if (s->k == LS_GEMM && s->g.c >= 0 && s->g.c < c->nbufs) c->stored_bufs[s->g.c] = true;
+  if (s->k == LS_CONV && s->cv.y >= 0 && s->cv.y < c->nbufs) c->stored_bufs[s->cv.y] = true;
   for (int i = 0; i < s->nbody; i++) mark_stores(c, s->body[i]);
 }
 
@@ -140,8 +133,12 @@ static void check_stmt(Check *c, const Ls *s) {
     if (!c->acc_init[s->acc]) c->ok = false;
     check_loads(c, s->val);
     break;
-  case LS_CONV: /* its image's output from its image's padded copy */
-    if (!uses_iteration(c, s->cv.y_off) || !uses_iteration(c, s->cv.x_off)) c->ok = false;
+  case LS_CONV: /* its image's output from its image's padded copy (a product's rows from
+                   operands not written by another iteration) */
+    if (!uses_iteration(c, s->cv.y_off) || (c->stored_bufs[s->cv.x] && !uses_iteration(c, s->cv.x_off)) ||
+        (c->stored_bufs[s->cv.w] && !uses_iteration(c, s->cv.w_off)))
+      c->ok = false;
+    if (s->cv.rows) check_loads(c, s->cv.rows);
     check_loads(c, s->cv.x_off);
     check_loads(c, s->cv.w_off);
     check_loads(c, s->cv.y_off);

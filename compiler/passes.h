@@ -11,6 +11,7 @@ bool pass_fold(Model *m, Entry *e, Diag *d);    /* pass_fold.c: constants, ident
 bool pass_cse(Model *m, Entry *e, Diag *d);     /* pass_cse.c: common subexpressions */
 bool pass_dce(Model *m, Entry *e, Diag *d);     /* pass_dce.c: dead nodes */
 bool pass_winograd(Model *m, Entry *e, Diag *d); /* pass_winograd.c: Winograd weights for 3x3 convolutions */
+bool pass_weight_layout(Model *m, Entry *e, Diag *d); /* pass_weight_layout.c: B^T of x W^T made once */
 bool pass_hoist(Model *m, Entry *e, Diag *d);   /* pass_hoist.c: parameter-only work -> init (model-wide; e unused) */
 bool pass_fuse(Model *m, Entry *e, Diag *d);    /* pass_fuse.c: kernels */
 bool pass_memplan(Model *m, Entry *e, Diag *d); /* pass_memplan.c: workspace slots */

@@ -8,6 +8,7 @@ const Pass pipeline[] = {
   {"cse", pass_cse, false},
   {"dce", pass_dce, false},
   {"winograd", pass_winograd, false},
+  {"weight_layout", pass_weight_layout, false},
   {"hoist", pass_hoist, true},
   {"fuse", pass_fuse, false},
   {"memplan", pass_memplan, false},

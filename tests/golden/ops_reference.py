@@ -759,6 +759,9 @@ class MatmulModel(nn.Module):
         self.lin_nb = nn.Linear(4, 3, bias=False)
         self.big = nn.Linear(64, 48)
         self.mlp = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2), nn.Tanh())
+        # row tiles (convplan.h): 84 and 13 columns end in a masked vector
+        self.wide = nn.Linear(128, 84)
+        self.narrow = nn.Linear(84, 13)
 
 
 @group
@@ -770,6 +773,8 @@ lin = Linear(4, 3)
 lin_nb = Linear(4, 3, bias=false)
 big = Linear(64, 48)
 mlp = Sequential(Linear(4, 8), ReLU(), Linear(8, 2), Tanh())
+wide = Linear(128, 84)
+narrow = Linear(84, 13)
 """)
     N = 5
     x = g.randn(N, 4)
@@ -879,6 +884,21 @@ s = y2 + q[:, 0:3] + unsqueeze(y3, 1)
     g.entry("call_export1", "(x: f32[N, 4]) -> (o: f32[N, 3])", """
 o = linear_only(x) * 2 + 1
 """, {"x": x}, lambda x: dict(o=model.lin(x) * 2 + 1))
+
+    # row tiles of four rows: 7 rows (a tile and 3), 6 (a tile and 2), 1; per batch item (5 rows)
+    def tiles_ref(x):
+        h = torch.relu(model.wide(x))
+        return dict(y=model.narrow(h), h=h)
+
+    for name, rows in (("linear_tiles7", 7), ("linear_tiles6", 6), ("linear_tiles1", 1)):
+        g.entry(name, "(x: f32[N, 128]) -> (y: f32[N, 13], h: f32[N, 84])", """
+h = relu(wide(x))
+y = narrow(h)
+""", {"x": g.randn(rows, 128)}, tiles_ref)
+    g.entry("linear_tiles_3d", "(x: f32[N, 5, 128]) -> (y: f32[N, 5, 13], h: f32[N, 5, 84])", """
+h = relu(wide(x))
+y = narrow(h)
+""", {"x": g.randn(2, 5, 128)}, tiles_ref)
 
     g.entry("literal_2d", "(x: f32[N, 2]) -> (y: f32[N, 3])", """
 y = x @ [[1.0, 0.0, -1.0], [0.5, 2.0, 0.0]]

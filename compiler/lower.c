@@ -1058,7 +1058,7 @@ static Ls *lower_sgemm(Lower *L, Ls *cur, Lx *const *bidx, bool blocked, Lx **ro
   Lx *a_off = ibin(L, '+', batch_offset(L, s, nb, bidx, &A->shape), ibin(L, '*', r0, ta ? one : k));
   Lx *b_off = K->prologue ? zero : batch_offset(L, s, nb, bidx, &B->shape);
   Lx *c_off = ibin(L, '+', ibin(L, '*', cbatch, ibin(L, '*', m, n)), ibin(L, '*', r0, n));
-  int lanes = K->prologue || ta || tb || n->k != LX_I || k->k != LX_I ? 0 : row_tile_lanes(k->c, n->c);
+  int lanes = ta || tb || n->k != LX_I || k->k != LX_I ? 0 : row_tile_lanes(k->c, n->c);
   if (lanes) { /* row tiles (convplan.h): C's rows as output channels of a one-tap image B */
     int64_t bound = loopir_size_bound(rows); /* for the work estimates; unbounded: a batch's 16 */
     Ls *cv = conv_stmt(L, k->c, lanes, buffer_of(L, B), b_off, buffer_of(L, A), a_off, L->gemm_cbuf, c_off,
@@ -1094,6 +1094,13 @@ static Ls *lower_sgemm(Lower *L, Ls *cur, Lx *const *bidx, bool blocked, Lx **ro
   return cur;
 }
 
+/* Is root (the kernel's output) a chain of reshapes of its product g?  The product written
+ * into root's buffer is root already. */
+static bool is_view_of(const INode *root, const INode *g) {
+  while (root != g && root->op == OP_RESHAPE) root = root->in[0];
+  return root == g;
+}
+
 /* sgemm per matrix of the batch (per block of GEMM_ROW_BLOCK rows for a plain 2-D product),
  * with the epilogue applied while the block is warm in cache: after each row block, or after
  * each index of the leading batch dim when the result keeps it (a convolution's images). */
@@ -1118,7 +1125,7 @@ static void lower_gemm(Lower *L, Ls *body) {
   if (conv_plan(K, &conv)) done = lower_conv(L, cur, &conv, bidx);
   else cur = lower_sgemm(L, cur, bidx, blocked, &r0);
   Lx *rows = block_rows(L, blocked, m, r0);
-  if (root == g || done) return;
+  if (root == g || done || is_view_of(root, g)) return;
   Lx *vars[MAX_RANK];
   int order[MAX_RANK];
   for (int i = 0; i < MAX_RANK; i++) order[i] = i;

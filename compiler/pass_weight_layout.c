@@ -1,22 +1,42 @@
 /* pass_weight_layout.c — a product by a constant transposed matrix, A B^T with B [N, K] (a
- * Linear layer's x W^T), becomes A (B^T) with B^T materialized: the hoist pass that follows
- * computes the transposed copy once, in the init entry, and the product then runs on row
- * tiles that read B^T's rows as vectors (convplan.h).  Only where row tiles take the product:
- * elsewhere OpenBLAS reads B as it is, and a copy would only cost memory. */
+ * Linear layer's x W^T) or A^T B with A [K, M] (a transposed convolution's weights), becomes
+ * a product of untransposed operands with the transposed one materialized: the hoist pass
+ * that follows computes the copy once, in the init entry, and the product then runs on row
+ * tiles, which read A's and B's rows (convplan.h).  Only where row tiles take the product
+ * and the other operand is not transposed: elsewhere OpenBLAS reads the operands as they are,
+ * and a copy would only cost memory. */
 #include "convplan.h"
 #include "passes.h"
 
-static bool transpose_weights(Model *m, Entry *e, INode *g, Diag *d) {
-  INode *b = g->in[1];
-  if (g->i[0] || !g->i[1] || g->in[2] || b->shape.rank != 2 || b->shape.d[0].syms || b->shape.d[1].syms ||
-      !ir_is_constant(b) || !row_tile_lanes(b->shape.d[1].k, b->shape.d[0].k))
-    return true;
-  static const int swap[2] = {1, 0};
-  INode *bt = ir_permute(m, e, b, swap, g->loc, d);
-  if (!bt) return false;
-  g->in[1] = bt;
-  g->i[1] = 0;
+/* Operand i of product g, constant and stored transposed (flag g->i[i]), as its transposed
+ * copy. */
+static bool transpose_operand(Model *m, Entry *e, INode *g, int i, Diag *d) {
+  int r = g->in[i]->shape.rank, perm[MAX_RANK];
+  for (int a = 0; a < r; a++) perm[a] = a;
+  perm[r - 2] = r - 1;
+  perm[r - 1] = r - 2;
+  INode *t = ir_permute(m, e, g->in[i], perm, g->loc, d);
+  if (!t) return false;
+  g->in[i] = t;
+  g->i[i] = 0;
   return true;
+}
+
+/* A constant of static shape: matrices, or a stack of them (a grouped transposed convolution's). */
+static bool static_constant(const INode *x) {
+  for (int a = 0; a < x->shape.rank; a++)
+    if (x->shape.d[a].syms) return false;
+  return ir_is_constant((INode *)x);
+}
+
+/* Row tiles read A [M, K] by rows and B [K, N] by rows: a constant A^T or B^T gets its copy. */
+static bool transpose_weights(Model *m, Entry *e, INode *g, Diag *d) {
+  INode *a = g->in[0], *b = g->in[1];
+  const Shape *bs = &b->shape;
+  if (g->in[2] || (g->i[0] && !static_constant(a)) || (g->i[1] && !static_constant(b))) return true;
+  Dim k = bs->d[bs->rank - 2 + g->i[1]], n = bs->d[bs->rank - 1 - g->i[1]];
+  if (k.syms || n.syms || !row_tile_lanes(k.k, n.k)) return true;
+  return (!g->i[0] || transpose_operand(m, e, g, 0, d)) && (!g->i[1] || transpose_operand(m, e, g, 1, d));
 }
 
 bool pass_weight_layout(Model *m, Entry *e, Diag *d) {

@@ -242,14 +242,22 @@ static LLVMValueRef emit_sym(Cg *g, int64_t k, uint32_t syms) {
   return v;
 }
 
+/* The address of element idx of an array of t at base: one GEP per term of a sum.  With the
+ * sum as one index, LLVM turns row * 512 + (128 + j) into an `or` (the bits do not overlap)
+ * that its loop vectorizer does not see through: a contiguous row became gathers. */
+static LLVMValueRef element_ptr(Cg *g, LLVMTypeRef t, LLVMValueRef base, Lx *idx) {
+  if (idx->k == LX_IBIN && idx->op == '+') return element_ptr(g, t, element_ptr(g, t, base, idx->a[0]), idx->a[1]);
+  LLVMValueRef i = emit(g, idx);
+  return LLVMBuildGEP2(g->b, t, base, &i, 1, "");
+}
+
 static LLVMValueRef emit_load(Cg *g, Lx *x) {
-  LLVMValueRef idx = emit(g, x->a[0]);
   const LBuf *b = &g->le->bufs[x->buf];
   if (b->dtype == DT_I64) {
-    LLVMValueRef p = LLVMBuildGEP2(g->b, g->i64, g->bufs[x->buf], &idx, 1, "");
+    LLVMValueRef p = element_ptr(g, g->i64, g->bufs[x->buf], x->a[0]);
     return LLVMBuildSIToFP(g->b, buffer_access(g, LLVMBuildLoad2(g->b, g->i64, p, ""), x->buf), g->f32, "");
   }
-  LLVMValueRef p = LLVMBuildGEP2(g->b, g->f32, g->bufs[x->buf], &idx, 1, "");
+  LLVMValueRef p = element_ptr(g, g->f32, g->bufs[x->buf], x->a[0]);
   return buffer_access(g, LLVMBuildLoad2(g->b, g->f32, p, ""), x->buf);
 }
 
@@ -272,10 +280,8 @@ static LLVMValueRef emit_uncached(Cg *g, Lx *x) {
     return LLVMBuildSelect(g->b, c, t, f, "");
   }
   case LX_FTOI: return LLVMBuildFPToSI(g->b, emit(g, x->a[0]), g->i64, "");
-  case LX_LOADI: {
-    LLVMValueRef idx = emit(g, x->a[0]);
-    return buffer_access(g, LLVMBuildLoad2(g->b, g->i64, LLVMBuildGEP2(g->b, g->i64, g->bufs[x->buf], &idx, 1, ""), ""), x->buf);
-  }
+  case LX_LOADI:
+    return buffer_access(g, LLVMBuildLoad2(g->b, g->i64, element_ptr(g, g->i64, g->bufs[x->buf], x->a[0]), ""), x->buf);
   case LX_ACC: return LLVMBuildLoad2(g->b, g->f32, g->accs[x->acc], "");
   case LX_ITOF: return LLVMBuildSIToFP(g->b, emit(g, x->a[0]), g->f32, "");
   }
@@ -1095,9 +1101,8 @@ static void emit_stmt(Cg *g, Ls *s) {
     break;
   case LS_LOOP: emit_loop(g, s); break;
   case LS_STORE: {
-    LLVMValueRef v = emit(g, s->val), idx = emit(g, s->idx);
-    LLVMValueRef p = LLVMBuildGEP2(g->b, g->f32, g->bufs[s->buf], &idx, 1, "");
-    buffer_access(g, LLVMBuildStore(g->b, v, p), s->buf);
+    LLVMValueRef v = emit(g, s->val);
+    buffer_access(g, LLVMBuildStore(g->b, v, element_ptr(g, g->f32, g->bufs[s->buf], s->idx)), s->buf);
     break;
   }
   case LS_EVAL: emit(g, s->val); break;

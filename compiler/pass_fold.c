@@ -8,7 +8,9 @@
  *     or a convolution, once its statistics are folded into a scale and a shift) moves into
  *     the constant operand, and constants distribute and reassociate towards it:
  *       (A @ B + c1) * c2  ->  (A @ (B * c2)) + c1 * c2,   (x + c1) + c2  ->  x + (c1 + c2)
- *     so that pass_hoist.c computes the scaled weights once, not per call. */
+ *     so that pass_hoist.c computes the scaled weights once, not per call;
+ *   - rows of a constant table times a constant matrix are rows of their product
+ *     (gather_product: an Embedding before a Linear). */
 #include <string.h>
 #include "passes.h"
 
@@ -196,6 +198,31 @@ static INode *scale_conv(Model *m, Entry *e, INode *rs, INode *p) {
 
 static void simplify_scale(Model *m, Entry *e, INode *n);
 
+/* g = (rows of a constant table T [V, E] picked by an index) @ W, W constant: the same rows
+ * of T @ W, whose [V, N] products pass_hoist.c computes once (an Embedding before a Linear
+ * or an LSTM's input weights: a gather replaces the per-call product).  Each row is the same
+ * sum either way.  Only for a table of at most GATHER_TABLE_MAX_FLOATS products. */
+#define GATHER_TABLE_MAX_FLOATS (256 * 1024)
+static void gather_product(Model *m, Entry *e, INode *g, Diag *d) {
+  INode *a = g->in[0], *w = g->in[1];
+  if (g->i[0] || g->shape.rank != 2 || !ir_is_constant(w)) return;
+  while (a->op == OP_RESHAPE && a->nusers == 1) a = a->in[0];
+  if (a->op != OP_GATHER || a->i[0] != 0 || a->nusers != 1 || !shape_eq(&a->shape, &g->in[0]->shape)) return;
+  INode *t = a->in[0], *idx = a->in[1];
+  const Shape *ts = &t->shape, *is = &idx->shape;
+  int64_t v = ts->d[0].k, n = g->shape.d[1].k;
+  if (!ir_is_constant(t) || ts->d[0].syms || g->shape.d[1].syms || is->rank != 2 || !dim_is(is->d[1], 1) ||
+      v > GATHER_TABLE_MAX_FLOATS / (n ? n : 1))
+    return;
+  INode *table = ir_matmul(m, e, t, w, 0, (int)g->i[1], g->loc, d);
+  if (!table) return;
+  INode *rows = ir_gather(m, e, table, idx, 0, &g->shape, g->loc, d);
+  if (!rows) return;
+  table->nusers = 1;
+  rows->nusers = g->nusers;
+  g->replaced = rows;
+}
+
 /* (x + c1) * c2 -> x * c2 + c1 * c2, and (x + c1) + c2 -> x + (c1 + c2), with x not constant */
 static void distribute(Model *m, Entry *e, INode *n) {
   INode *a = n->in[0], *c2 = n->in[1];
@@ -266,6 +293,7 @@ bool pass_fold(Model *m, Entry *e, Diag *d) {
     ir_resolve_inputs(n);
     if ((n->op == OP_MUL || n->op == OP_ADD) && !n->replaced) distribute(m, e, n);
     if (n->op == OP_MUL && !n->replaced) simplify_scale(m, e, n);
+    if (n->op == OP_MATMUL && !n->replaced) gather_product(m, e, n, d);
   }
   if (e->nnodes != n0) { /* rewrites appended nodes: put them before their users */
     ir_replace_uses(e);

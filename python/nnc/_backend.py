@@ -1,7 +1,14 @@
 """Where a model's context lives and how an entry is called: a library made by `nnc -o`
 (its own nnc_ctx_* functions, nnc_model.h) or a .nn compiled in process by libnnc.so (nnc.h).
-Each backend has desc_p (the introspection table), open(weights), prepare_call(...) -> a
-function returning the C status, error(), set_threads(n), threads() and close()."""
+Each backend has desc_p (the introspection table), open(weights), prepare_call(...,
+hold_gil) -> a function returning the C status, error(), set_threads(n), threads() and
+close().
+
+A prepared call releases the GIL while the entry runs (the model's lock serializes calls), or
+with hold_gil keeps it (ctypes.PyDLL): no other Python thread runs meanwhile, so the call
+needs no lock.  Either way it reads the context pointer from a holder that close() clears
+under the GIL, and the C call returns NNC_ERR_USAGE for a NULL context: a prepared call on a
+closed model fails cleanly."""
 import ctypes
 import functools
 
@@ -37,21 +44,26 @@ class _SoBackend:
         if not self.desc_p:
             raise Error(f"{path}: error: nnc_model_info() returned NULL")
         self.ctx = None
+        self._ctx_ref = ctypes.c_void_p()  # the context, for prepared calls
         # nnc_ctx_call again, without argtypes: a prepared call passes ctypes objects made
         # once, and converting four arguments on every call would cost ~0.2 us
         self._call_unchecked = lib["nnc_ctx_call"]
-        self._call_unchecked.restype = ctypes.c_int
+        self._call_held = ctypes.PyDLL(path, mode=ctypes.RTLD_LOCAL)["nnc_ctx_call"]
+        for f in (self._call_unchecked, self._call_held):
+            f.restype = ctypes.c_int
 
     def open(self, weights):
         err = ctypes.create_string_buffer(4096)
         self.ctx = self.lib.nnc_ctx_open(self.desc_p, weights.encode() if weights else None, err, len(err))
         if not self.ctx:
             raise WeightsError(err.value.decode("utf-8", errors="replace").rstrip("\n"))
+        self._ctx_ref.value = self.ctx
 
-    def prepare_call(self, index, arrays, syms, n_in):
+    def prepare_call(self, index, arrays, syms, n_in, hold_gil=False):
         argv = (ctypes.c_void_p * max(len(arrays), 1))(*[a.ctypes.data for a in arrays])
         symv = (ctypes.c_int64 * max(len(syms), 1))(*syms)
-        invoke = functools.partial(self._call_unchecked, ctypes.c_void_p(self.ctx), ctypes.c_int(index), argv, symv)
+        fn = self._call_held if hold_gil else self._call_unchecked
+        invoke = functools.partial(fn, self._ctx_ref, ctypes.c_int(index), argv, symv)
         invoke.keep_alive = arrays  # argv points into these
         return invoke
 
@@ -66,6 +78,7 @@ class _SoBackend:
 
     def close(self):
         if self.ctx:
+            self._ctx_ref.value = None
             self.lib.nnc_ctx_close(self.ctx)
             self.ctx = None
 
@@ -102,14 +115,19 @@ class _JitBackend:
             t.shape[:a.ndim] = a.shape
         return tensors
 
-    def prepare_call(self, index, arrays, syms, n_in):
+    def prepare_call(self, index, arrays, syms, n_in, hold_gil=False):
         tin, tout = self._tensors(arrays[:n_in]), self._tensors(arrays[n_in:])
-        fn, ctx, n_out = self.h.nnc_call, self.ctx, len(arrays) - n_in
-
-        def invoke():
-            return fn(ctx, index, tin, n_in, tout, n_out)
+        fn = self._call_held() if hold_gil else self.h.nnc_call
+        invoke = functools.partial(fn, self.ctx, index, tin, n_in, tout, len(arrays) - n_in)
         invoke.keep_alive = (arrays, tin, tout)  # the tensors point into the arrays
         return invoke
+
+    def _call_held(self):
+        f = getattr(self, "_held", None)
+        if f is None:
+            f = self._held = ctypes.PyDLL(self.h._name, mode=ctypes.RTLD_LOCAL).nnc_call
+            f.restype, f.argtypes = self.h.nnc_call.restype, self.h.nnc_call.argtypes
+        return f
 
     def error(self):
         return (self.h.nnc_context_error(self.ctx) or b"call failed").decode("utf-8", errors="replace")
@@ -122,8 +140,9 @@ class _JitBackend:
 
     def close(self):
         if self.ctx:
-            self.h.nnc_context_free(self.ctx)
-            self.ctx = ctypes.c_void_p()
+            ctx = ctypes.c_void_p(self.ctx.value)
+            self.ctx.value = None  # prepared calls hold this object
+            self.h.nnc_context_free(ctx)
         if self.model:
             self.h.nnc_model_free(self.model)
             self.model = ctypes.c_void_p()

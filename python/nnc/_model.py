@@ -110,10 +110,10 @@ class Model:
 
     # ---- calls ----
 
-    def _prepare_call(self, index, arrays, syms, n_in):
+    def _prepare_call(self, index, arrays, syms, n_in, hold_gil=False):
         if self._backend is None:
             raise ValueError(f"model {self.name!r} is closed")
-        return self._backend.prepare_call(index, arrays, syms, n_in)
+        return self._backend.prepare_call(index, arrays, syms, n_in, hold_gil)
 
     def _invoke(self, invoke):
         with self._lock:
@@ -122,10 +122,22 @@ class Model:
             status = invoke()
             if status:
                 msg = self._backend.error()
+        if status:
+            self._raise(status, msg)
+
+    def _held_failed(self, status):
+        """Raise for the status of a call prepared with hold_gil (it runs without the lock:
+        the GIL serializes it)."""
+        with self._lock:
+            if self._backend is None:
+                raise ValueError(f"model {self.name!r} is closed")
+            self._raise(status, self._backend.error())
+
+    @staticmethod
+    def _raise(status, msg):
         if status == _abi.NNC_ERR_NOMEM:
             raise MemoryError(msg)
-        if status:
-            raise Error(msg, status)
+        raise Error(msg, status)
 
     def _run(self, index, arrays, syms, n_in):
         self._invoke(self._prepare_call(index, arrays, syms, n_in))

@@ -139,6 +139,48 @@ class ApiTest(TempDirCase):
         np.testing.assert_allclose(r.y, reference_two(a, self.b)[0], rtol=1e-5, atol=1e-5)
         self.assertFalse(np.allclose(y1, r.y))
 
+    def test_bound_call_of_a_short_entry_keeps_the_gil(self):
+        for m in (self.m, nnc.compile(self.nn, weights=self.weights)):
+            a = self.a.copy()
+            call = m.two.bind(a, self.b)
+            for _ in range(nnc._entry.PROBE_CALLS):
+                self.assertFalse(call.holds_gil)
+                call()
+            self.assertTrue(call.holds_gil)  # a few microseconds: under SHORT_CALL_US
+            a *= -3
+            np.testing.assert_array_equal(call().y, m.two(a, self.b).y)
+            if m is not self.m:
+                m.close()
+                self.assertRaisesMsg(ValueError, ["closed"], call)
+
+    def test_bound_calls_from_threads_then_close(self):
+        m = nnc.load(self.so)
+        calls = []
+        for n in (1, 5, 300):
+            a = np.full((n, 3), n, np.float32)
+            calls.append((m.two.bind(a, np.zeros(n, np.float32)), reference_two(a, np.zeros(n, np.float32))[0]))
+        errors, closed = [], []
+
+        def worker(k):
+            call, want = calls[k % len(calls)]
+            try:
+                for _ in range(200):
+                    y = call().y.copy()  # another thread may run the same call: compare a copy
+                    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5)
+            except ValueError as e:  # after the close below
+                closed.append(e)
+            except Exception as e:
+                errors.append(e)
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(6)]
+        for t in threads:
+            t.start()
+        m.close()
+        for t in threads:
+            t.join()
+        self.assertEqual(errors, [])
+        for call, _ in calls:
+            self.assertRaisesMsg(ValueError, ["closed"], call)
+
     def test_empty_batch(self):
         y, s = self.m.two(np.zeros((0, 3), np.float32), np.zeros(0, np.float32))
         self.assertEqual((y.shape, s.shape), ((0, 2), (0,)))

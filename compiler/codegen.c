@@ -844,7 +844,10 @@ static void emit_gemm(Cg *g, Ls *s) {
 typedef struct ConvCg {
   const Ls *s;
   LLVMTypeRef vt;               /* <lanes x float> */
-  LLVMValueRef x, w, y;         /* base pointers with their offsets applied */
+  LLVMValueRef x, w, y;         /* base pointers with their offsets applied (of the current
+                                   item of a batch) */
+  LLVMValueRef x0, w0, y0;      /* a batch's first item's */
+  LLVMValueRef count;           /* output channels (cout, or the run-time rows) */
   LLVMValueRef xtab;            /* i64[cin * ntaps]: input offset of (channel, tap) */
   int64_t chunks;               /* vectors per output row */
   LLVMValueRef co0;             /* the current tile's first output channel */
@@ -937,6 +940,45 @@ static void conv_channel_tile(Cg *g, const Ls *s, LLVMValueRef t) {
   conv_channels(g, LLVMBuildNSWMul(g->b, t, ci64(g, s->cv.tile_co), ""), s->cv.tile_co);
 }
 
+/* Channel tiles [lo, hi) of the current item: the whole tiles in a loop, then the partial
+ * last one (1 .. tile_co - 1 channels, by the chunk that holds it). */
+static void conv_tile_range(Cg *g, LLVMValueRef lo, LLVMValueRef hi) {
+  ConvCg *c = g->conv;
+  const Ls *s = c->s;
+  int64_t tc = s->cv.tile_co;
+  LLVMValueRef whole = LLVMBuildSDiv(g->b, c->count, ci64(g, tc), "");
+  LLVMValueRef whole_hi = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, hi, whole, ""), hi, whole, "");
+  counted_loop(g, lo, whole_hi, ci64(g, 1), conv_channel_tile, s);
+  if (!s->cv.rows && s->cv.cout % tc == 0) return;
+  LLVMBasicBlockRef last = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_last_tile");
+  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_done");
+  LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSGT, hi, whole, ""), last, done);
+  LLVMPositionBuilderAtEnd(g->b, last);
+  LLVMValueRef first = LLVMBuildNSWMul(g->b, whole, ci64(g, tc), "");
+  /* its size: one register tile per possible size */
+  int lo_rem = s->cv.rows ? 1 : (int)(s->cv.cout % tc), hi_rem = s->cv.rows ? (int)tc - 1 : lo_rem;
+  LLVMValueRef sw = LLVMBuildSwitch(g->b, LLVMBuildNSWSub(g->b, c->count, first, ""), done, (unsigned)(hi_rem - lo_rem + 1));
+  for (int r = lo_rem; r <= hi_rem; r++) {
+    LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_rows");
+    LLVMAddCase(sw, ci64(g, r), bb);
+    LLVMPositionBuilderAtEnd(g->b, bb);
+    conv_channels(g, first, r);
+    LLVMBuildBr(g->b, done);
+  }
+  LLVMPositionBuilderAtEnd(g->b, done);
+}
+
+/* Iteration t of a batch of convolutions: tile t % tiles of item t / tiles. */
+static void conv_item_tile(Cg *g, const Ls *s, LLVMValueRef t) {
+  ConvCg *c = g->conv;
+  LLVMValueRef tiles = ci64(g, (s->cv.cout + s->cv.tile_co - 1) / s->cv.tile_co);
+  LLVMValueRef item = LLVMBuildSDiv(g->b, t, tiles, ""), tile = LLVMBuildSRem(g->b, t, tiles, "");
+  c->x = gep_f32(g, c->x0, LLVMBuildNSWMul(g->b, item, ci64(g, s->cv.x_bstride), ""));
+  c->w = gep_f32(g, c->w0, LLVMBuildNSWMul(g->b, item, ci64(g, s->cv.w_bstride), ""));
+  c->y = gep_f32(g, c->y0, LLVMBuildNSWMul(g->b, item, ci64(g, s->cv.y_bstride), ""));
+  conv_tile_range(g, tile, LLVMBuildNSWAdd(g->b, tile, ci64(g, 1), ""));
+}
+
 /* The constant table of input offsets ci * xplane + tap[t] at k = ci * ntaps + t. */
 static LLVMValueRef conv_offsets(Cg *g, const Ls *s) {
   int64_t n = s->cv.cin * s->cv.ntaps;
@@ -976,32 +1018,16 @@ static LLVMValueRef conv_function(Cg *g, const Ls *s) {
   g->conv = &c;
   LLVMValueRef lo = LLVMGetParam(fn, 2), hi = LLVMGetParam(fn, 3);
   /* the output channels: cout, or the run-time row count in bufs[3] */
-  LLVMValueRef count = ci64(g, s->cv.cout);
+  c.count = ci64(g, s->cv.cout);
   if (s->cv.rows) {
     LLVMValueRef p = LLVMBuildGEP2(g->b, g->ptr, LLVMGetParam(fn, 0), (LLVMValueRef[]){ci64(g, 3)}, 1, "");
-    count = LLVMBuildPtrToInt(g->b, LLVMBuildLoad2(g->b, g->ptr, p, ""), g->i64, "rows");
+    c.count = LLVMBuildPtrToInt(g->b, LLVMBuildLoad2(g->b, g->ptr, p, ""), g->i64, "rows");
   }
-  int64_t tc = s->cv.tile_co;
-  LLVMValueRef whole = LLVMBuildSDiv(g->b, count, ci64(g, tc), "");
-  LLVMValueRef whole_hi = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, hi, whole, ""), hi, whole, "");
-  counted_loop(g, lo, whole_hi, ci64(g, 1), conv_channel_tile, s);
-  if (s->cv.rows || s->cv.cout % tc) { /* the partial last tile, by the chunk that holds it */
-    LLVMBasicBlockRef last = LLVMAppendBasicBlockInContext(g->ctx, fn, "conv_last_tile");
-    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(g->ctx, fn, "conv_done");
-    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSGT, hi, whole, ""), last, done);
-    LLVMPositionBuilderAtEnd(g->b, last);
-    LLVMValueRef first = LLVMBuildNSWMul(g->b, whole, ci64(g, tc), "");
-    /* its size, 1 .. tc - 1: one register tile per size */
-    int lo_rem = s->cv.rows ? 1 : (int)(s->cv.cout % tc), hi_rem = s->cv.rows ? (int)tc - 1 : lo_rem;
-    LLVMValueRef sw = LLVMBuildSwitch(g->b, LLVMBuildNSWSub(g->b, count, first, ""), done, (unsigned)(hi_rem - lo_rem + 1));
-    for (int r = lo_rem; r <= hi_rem; r++) {
-      LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(g->ctx, fn, "conv_rows");
-      LLVMAddCase(sw, ci64(g, r), bb);
-      LLVMPositionBuilderAtEnd(g->b, bb);
-      conv_channels(g, first, r);
-      LLVMBuildBr(g->b, done);
-    }
-    LLVMPositionBuilderAtEnd(g->b, done);
+  if (s->cv.nbatch > 1) { /* iterations (item, tile), the items' operands strides apart */
+    c.x0 = c.x, c.w0 = c.w, c.y0 = c.y;
+    counted_loop(g, lo, hi, ci64(g, 1), conv_item_tile, s);
+  } else {
+    conv_tile_range(g, lo, hi);
   }
   LLVMBuildRetVoid(g->b);
   g->conv = NULL;
@@ -1025,6 +1051,7 @@ static void emit_conv(Cg *g, Ls *s) {
     LLVMBuildStore(g->b, LLVMBuildIntToPtr(g->b, count, g->ptr, ""), LLVMBuildGEP2(g->b, g->ptr, bufs, (LLVMValueRef[]){ci64(g, 3)}, 1, ""));
   }
   LLVMValueRef tiles = LLVMBuildSDiv(g->b, LLVMBuildNSWAdd(g->b, count, ci64(g, s->cv.tile_co - 1), ""), ci64(g, s->cv.tile_co), "");
+  if (s->cv.nbatch > 1) tiles = LLVMBuildNSWMul(g->b, tiles, ci64(g, s->cv.nbatch), "");
   call_parallel_for(g, fn, bufs, tiles, loopir_conv_fmas(s, s->cv.tile_co));
 }
 

@@ -75,6 +75,11 @@ struct Ls {
                                            row-tile product), cout then only bounds it; or NULL */
     bool tight;                         /* x's rows are not padded to whole vectors: the last
                                            vector of a row is loaded masked (a product's B) */
+    int64_t nbatch;                     /* > 1: that many such convolutions, item b's x, w and y
+                                           at b * x_bstride, w_bstride, y_bstride floats further
+                                           (Winograd's 16 products): their channel tiles are
+                                           one parallel loop */
+    int64_t x_bstride, w_bstride, y_bstride;
   } cv;
   struct {                              /* LS_SCAN: run a scan body `steps` times */
     const ScanInfo *info;

@@ -1224,6 +1224,25 @@ z = conv_transpose2d(x, wz, stride=[2, 3], groups=2)
          lambda x, w, b, wz: dict(y=F.conv_transpose2d(x, w, b, stride=2),
                                   z=F.conv_transpose2d(x, wz, stride=(2, 3), groups=2)))
 
+    # other transposed convolutions: col2im gathers each output's taps (kh = (y + pad) % s +
+    # t s): FCN's 4/2/1, a stride above the kernel (outputs nothing lands on), output padding,
+    # padding beyond the stride, groups, and dilation (left to the scatter)
+    conv("convt_gather", """
+a = conv_transpose2d(x, w4, b, stride=2, padding=1)
+c = conv_transpose2d(x, w2, stride=3, output_padding=1)
+e = conv_transpose2d(x, w5, b, stride=[2, 3], padding=[3, 1], output_padding=[1, 2])
+f = conv_transpose2d(x, wg, stride=2, padding=1, groups=2)
+h = conv_transpose2d(x, w2, stride=2, dilation=2)
+""", {"x": g.randn(2, 4, 5, 7), "w4": g.randn(4, 3, 4, 4, scale=0.5), "b": b(3),
+      "w2": g.randn(4, 3, 2, 2, scale=0.5), "w5": g.randn(4, 3, 5, 5, scale=0.5),
+      "wg": g.randn(4, 2, 3, 3, scale=0.5)},
+         lambda x, w4, b, w2, w5, wg: dict(
+             a=F.conv_transpose2d(x, w4, b, stride=2, padding=1),
+             c=F.conv_transpose2d(x, w2, stride=3, output_padding=1),
+             e=F.conv_transpose2d(x, w5, b, stride=(2, 3), padding=(3, 1), output_padding=(1, 2)),
+             f=F.conv_transpose2d(x, wg, stride=2, padding=1, groups=2),
+             h=F.conv_transpose2d(x, w2, stride=2, dilation=2)))
+
     # Winograd F(2x2, 3x3) (layers whose weights are parameters): an output channel tail
     # (13), groups, no padding, rows of 6, 8, 16 and 35 tiles, a chain with a residual add
     conv("winograd", """

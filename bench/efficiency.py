@@ -127,13 +127,13 @@ def bandwidth_rows(args, tmp, exe, threads, rng):
     return rows
 
 
-NOTE = ("On more than one thread, nnc gives OpenBLAS the pool's threads only for a product of at least "
-        "8 MFLOP (`nnc_rt_sgemm`, runtime/support/pool.h); a smaller one runs on one thread, or its "
-        "kernel's batch or row-block loop is split among the pool's threads instead. So a single small "
-        "product (M=16 N=512 K=160: 2.6 MFLOP) runs on one thread where OpenBLAS alone uses two: "
-        "OpenBLAS's threads woken for products that small cost the models more than they saved "
-        "(fcn at batch 1 on 2 threads: 0.54 ms with the threshold at 8 MFLOP, 0.58 ms at 2 MFLOP, "
-        "0.59-1.0 ms with none).")
+NOTE = ("A Linear layer whose weight matrix is at most 1 MiB (the first, second and fourth rows) runs on "
+        "nnc's own register-tiled kernel (row tiles, docs/architecture.md), not on OpenBLAS: its "
+        "transposed weights are made once, and its row tiles split among the pool's threads. The "
+        "1024x1024 product calls OpenBLAS's sgemm, which gets the pool's threads for a product of at "
+        "least 8 MFLOP (`nnc_rt_sgemm`, runtime/support/pool.h): OpenBLAS's threads woken for smaller "
+        "ones cost the models more than they saved (fcn at batch 1 on 2 threads: 0.54 ms with the "
+        "threshold, 0.59-1.0 ms without, before row tiles).")
 
 
 def table(rows):

@@ -1661,30 +1661,30 @@ def md_sections(res, models, misses, plot_name):
 # them; printed for the models that miss in this run).  The profiles below show the kernels.
 WHY_MISSES = {
     "mask_rcnn": "`masks`: its four 3x3 convolutions (32 to 32 channels on 14x14 per box) run as Winograd "
-                 "F(2x2, 3x3), whose 16 products per tile run at the core's FMA rate (about 100 GFLOP/s on "
-                 "one thread); the rest is the transforms, RoIAlign (channels-last, vectorized over "
-                 "channels), the 2x2 transposed convolution's sgemm and the mask head. On 2 threads the "
-                 "boxes split between the threads, but the one image's backbone and the mask head (its "
-                 "per-box columns share one scratch buffer) do not. `detect`: the box head's "
-                 "sgemm on a few rows takes about 40 % (OpenBLAS packs the 1568x128 weight on every call), "
-                 "then the two backbone convolutions and RoIAlign.",
-    "lm_temperature": "`logits` is 48 sequential LSTM steps: each step's h x W_hh^T is a one-row sgemm "
-                      "(OpenBLAS's small-matrix kernel, about 2 us; 65,536 multiply-adds are 1.4 us at the "
-                      "core's FMA rate) plus the gate kernels, while PyTorch runs the same steps in its C++ "
-                      "LSTM; 5x would need each step under 3 us all included. `softmax_t` is 84 numbers: "
-                      "the entry takes about 0.2 us in C (`scripts/so_timer.c`), the rest of the measured "
-                      "time is the Python call (the package's bound call: a ctypes call and the model's "
-                      "lock, about 0.55 us).",
+                 "F(2x2, 3x3), 38.5 MFLOP of products at K=6 whose tiles run at the core's FMA rate "
+                 "(about 100 GFLOP/s on one thread, so about 400 us of the entry); the rest is the "
+                 "transforms, the 2x2 transposed convolution (row tiles, 9.6 MFLOP), RoIAlign "
+                 "(channels-last, vectorized over channels) and the mask head. 3x eager on one thread "
+                 "would need the whole entry in about 560 us. On 2 threads the boxes split between the "
+                 "threads, but the one image's backbone does not.",
+    "lm_temperature": "`logits` is 48 sequential LSTM steps; each step's h x W_hh^T (one row) reads the "
+                      "whole 256 KB W_hh from the core's L2 cache, which takes 2.2-2.4 us at this "
+                      "machine's L2 bandwidth (OpenBLAS's small-matrix kernel and nnc's row tiles alike, "
+                      "measured alone): 106 us of the 137 us that 5x needs, before the gates (0.3 us a "
+                      "step) and the output projection (10 us). The input projection is already a "
+                      "gather of a precomputed table (pass_fold.c). `softmax_t` is 84 numbers: the "
+                      "entry takes about 0.2 us in C (`scripts/so_timer.c`); the bound call from Python "
+                      "adds about 0.25 us (it keeps the GIL for short entries, docs/python.md).",
     "cactus": "`episode`: the 3x3 convolutions of 16 channels run as Winograd F(2x2, 3x3) where the map "
               "is even (28x28, 14x14) and directly at the FMA rate otherwise; max pooling runs as "
               "vectors (two loads and a shuffle per row of outputs).",
     "groupnorm": "the 3x3 convolutions are most of the time: Winograd F(2x2, 3x3) for all of them (the "
                  "products at the FMA rate, the table above).",
-    "fcn": "at batch 1 on 2 threads the transforms of a Winograd convolution run on one thread (only its "
-           "16 products split their output channels) and the small maps' (4x4, 2x2) sgemms run on one "
-           "thread (OpenBLAS's threads cost more than they save there), so 2 threads gain little over "
-           "1. Against TorchScript at batch 8 the runs vary by up to 2x between repetitions on this "
-           "2-core machine.",
+    "fcn": "at batch 1 on 2 threads a Winograd convolution's 16 products split among the threads but its "
+           "input and output transforms run on one thread, as do the 4x4 and 2x2 maps' small sgemms "
+           "(N = 4 columns: too narrow for row tiles; OpenBLAS's threads cost more than they save "
+           "there). Against TorchScript at batch 8 the runs vary by up to 2x between repetitions on "
+           "this 2-core machine.",
 }
 
 

@@ -90,13 +90,14 @@ class Group:
         if self.module is not None:
             nnc_ref.save_safetensors(os.path.join(d, "weights.safetensors"),
                                      self.module.state_dict())
+        def as_input(v):  # integer arrays (token ids) stay int64, the rest is float32
+            return np.array(v, dtype=np.int64 if np.asarray(v).dtype.kind in "iu" else np.float32)
         for name, _, _, ins, fn in self.entries:
-            tins = {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in ins.items()}
+            tins = {k: torch.from_numpy(as_input(v)) for k, v in ins.items()}
             with torch.no_grad():
                 outs = fn(**tins)
             for k, v in ins.items():
-                nnc_ref.save_npy(os.path.join(d, "%s.in.%s.npy" % (name, k)),
-                                 np.array(v, dtype=np.float32))
+                nnc_ref.save_npy(os.path.join(d, "%s.in.%s.npy" % (name, k)), as_input(v))
             for k, v in outs.items():
                 v = v.float() if v.dtype == torch.bool else v
                 assert v.dtype == torch.float32, (name, k, v.dtype)
@@ -762,6 +763,9 @@ class MatmulModel(nn.Module):
         # row tiles (convplan.h): 84 and 13 columns end in a masked vector
         self.wide = nn.Linear(128, 84)
         self.narrow = nn.Linear(84, 13)
+        # an Embedding before a Linear: pass_fold gathers rows of the table's product
+        self.emb = nn.Embedding(10, 6)
+        self.proj = nn.Linear(6, 20)
 
 
 @group
@@ -775,6 +779,8 @@ big = Linear(64, 48)
 mlp = Sequential(Linear(4, 8), ReLU(), Linear(8, 2), Tanh())
 wide = Linear(128, 84)
 narrow = Linear(84, 13)
+emb = Embedding(10, 6)
+proj = Linear(6, 20)
 """)
     N = 5
     x = g.randn(N, 4)
@@ -899,6 +905,16 @@ y = narrow(h)
 h = relu(wide(x))
 y = narrow(h)
 """, {"x": g.randn(2, 5, 128)}, tiles_ref)
+
+    # tokens at both ends of the table; embeddings also used elsewhere keep their own product
+    tok = np.array([[0, 9, 3], [9, 9, 1]], dtype=np.int64)
+    g.entry("embed_linear", "(tok: i64[N, T]) -> (y: f32[N, T, 20])", """
+y = relu(proj(emb(tok)))
+""", {"tok": tok}, lambda tok: dict(y=torch.relu(model.proj(model.emb(tok)))))
+    g.entry("embed_shared", "(tok: i64[N, T]) -> (y: f32[N, T, 20], e: f32[N, T, 6])", """
+y = proj(emb(tok))
+e = emb(tok) * 2
+""", {"tok": tok}, lambda tok: dict(y=model.proj(model.emb(tok)), e=model.emb(tok) * 2))
 
     g.entry("literal_2d", "(x: f32[N, 2]) -> (y: f32[N, 3])", """
 y = x @ [[1.0, 0.0, -1.0], [0.5, 2.0, 0.0]]

@@ -1029,6 +1029,11 @@ static Ls *lower_sgemm(Lower *L, Ls *cur, Lx *const *bidx, bool blocked, Lx **ro
   int r = s->rank, nb = r - 2, ta = (int)g->i[0], tb = (int)g->i[1];
   Lx *m = lx_dim(L, s->d[r - 2]), *n = lx_dim(L, s->d[r - 1]), *k = lx_dim(L, A->shape.d[A->shape.rank - 1 - ta]);
   Lx *zero = lx_i(L, 0), *one = lx_i(L, 1), *r0 = zero;
+  Lx *cbatch = zero;
+  for (int i = 0; i < nb; i++) cbatch = ibin(L, '+', ibin(L, '*', cbatch, lx_dim(L, s->d[i])), bidx[i]);
+  /* each batch item's B in its own part of the scratch slot (pass_memplan.c), so that the
+   * items can run on different threads */
+  Lx *item_b = K->prologue ? ibin(L, '*', cbatch, ibin(L, '*', k, n)) : zero;
   if (K->prologue) { /* this batch item's B (im2col columns) into the scratch slot */
     INode *pb = K->prologue, *src = pb;
     /* walk the reshapes back to the computed value, as lower_elementwise does, while the batch
@@ -1047,6 +1052,7 @@ static Ls *lower_sgemm(Lower *L, Ls *cur, Lx *const *bidx, bool blocked, Lx **ro
     if (sr > nb && !src->shape.d[sr - 1].syms && src->shape.d[sr - 1].k <= SHORT_ROW) blk->vector_row = true;
     Lx *off = zero;
     for (int a = nb; a < sr; a++) off = ibin(L, '+', ibin(L, '*', off, lx_dim(L, src->shape.d[a])), pv[a]);
+    off = ibin(L, '+', item_b, off);
     L->computing = pb;
     Lx *v = value(L, src, pv);
     L->computing = NULL;
@@ -1055,10 +1061,8 @@ static Ls *lower_sgemm(Lower *L, Ls *cur, Lx *const *bidx, bool blocked, Lx **ro
   }
   if (blocked) cur = loop(L, cur, zero, m, lx_i(L, GEMM_ROW_BLOCK), &r0);
   Lx *rows = block_rows(L, blocked, m, r0);
-  Lx *cbatch = zero;
-  for (int i = 0; i < nb; i++) cbatch = ibin(L, '+', ibin(L, '*', cbatch, lx_dim(L, s->d[i])), bidx[i]);
   Lx *a_off = ibin(L, '+', batch_offset(L, s, nb, bidx, &A->shape), ibin(L, '*', r0, ta ? one : k));
-  Lx *b_off = K->prologue ? zero : batch_offset(L, s, nb, bidx, &B->shape);
+  Lx *b_off = K->prologue ? item_b : batch_offset(L, s, nb, bidx, &B->shape);
   Lx *c_off = ibin(L, '+', ibin(L, '*', cbatch, ibin(L, '*', m, n)), ibin(L, '*', r0, n));
   int lanes = ta || tb || n->k != LX_I || k->k != LX_I ? 0 : row_tile_lanes(k->c, n->c);
   if (lanes) { /* row tiles (convplan.h): C's rows as output channels of a one-tap image B */

@@ -161,9 +161,13 @@ bool pass_memplan(Model *m, Entry *e, Diag *d) {
         tenant(e, &p, dim_mul(items, dim_const(4 * v)), k, k, &K->wino_slot[0]);
         tenant(e, &p, dim_mul(items, dim_const(4 * mm)), k, k, &K->wino_slot[1]);
       }
-    } else if (K->prologue) { /* one batch item of the GEMM's B operand at a time */
+    } else if (K->prologue) { /* the GEMM's B operand, each batch item's apart (lower.c
+                                 lower_sgemm), so items can run in parallel */
       const Shape *s = &K->prologue->shape;
-      tenant(e, &p, dim_mul(dim_mul(s->d[s->rank - 2], s->d[s->rank - 1]), dim_const(4)), k, k, &K->prologue->slot);
+      Dim items = dim_const(1);
+      for (int a = 0; a < K->gemm->shape.rank - 2; a++) items = dim_mul(items, K->gemm->shape.d[a]);
+      Dim item = dim_mul(s->d[s->rank - 2], s->d[s->rank - 1]);
+      tenant(e, &p, dim_mul(dim_mul(items, item), dim_const(4)), k, k, &K->prologue->slot);
     }
     for (int o = 0; o < K->nouts; o++) {
       INode *t = K->outs[o];

@@ -1666,7 +1666,10 @@ WHY_MISSES = {
                  "transforms, the 2x2 transposed convolution (row tiles, 9.6 MFLOP), RoIAlign "
                  "(channels-last, vectorized over channels) and the mask head. 3x eager on one thread "
                  "would need the whole entry in about 560 us. On 2 threads the boxes split between the "
-                 "threads, but the one image's backbone does not.",
+                 "threads (the one image's backbone does not); there the rows vary between runs on this "
+                 "VM more than elsewhere: measured alone with `--models mask_rcnn`, masks K=6 took "
+                 "413-448 us (3.1-3.3x) and detect K=6 71 us (4.3x), in full runs up to 640 and 126 us, "
+                 "eager varying as much.",
     "lm_temperature": "`logits` is 48 sequential LSTM steps; each step's h x W_hh^T (one row) reads the "
                       "whole 256 KB W_hh from the core's L2 cache, which takes 2.2-2.4 us at this "
                       "machine's L2 bandwidth (OpenBLAS's small-matrix kernel and nnc's row tiles alike, "

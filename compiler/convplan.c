@@ -115,7 +115,8 @@ int row_tile_lanes(int64_t k, int64_t n) {
    * last vector wastes less than half-width FMAs would (84 columns: 6 vectors of 16) */
   int lanes = host;
   while (lanes > 4 && n <= lanes / 2) lanes /= 2;
-  /* 4-float vectors: the conv_plan_of rule */
-  if (k < 1 || n < 1 || k > ROW_TILES_MAX_FLOATS / n || (lanes < 8 && host >= 8)) return 0;
+  /* rows of 1-3 columns: mostly idle lanes, OpenBLAS does better (cfr's one-output heads);
+   * 4 columns in 4-float vectors still beat OpenBLAS (fcn's 2x2 maps: im2col [1152, 4]) */
+  if (k < 1 || n < 1 || k > ROW_TILES_MAX_FLOATS / n || (lanes < 8 && host >= 8 && n < 4)) return 0;
   return lanes;
 }

@@ -1683,11 +1683,10 @@ WHY_MISSES = {
               "vectors (two loads and a shuffle per row of outputs).",
     "groupnorm": "the 3x3 convolutions are most of the time: Winograd F(2x2, 3x3) for all of them (the "
                  "products at the FMA rate, the table above).",
-    "fcn": "at batch 1 on 2 threads a Winograd convolution's 16 products split among the threads but its "
-           "input and output transforms run on one thread, as do the 4x4 and 2x2 maps' small sgemms "
-           "(N = 4 columns: too narrow for row tiles; OpenBLAS's threads cost more than they save "
-           "there). Against TorchScript at batch 8 the runs vary by up to 2x between repetitions on "
-           "this 2-core machine.",
+    "fcn": "at batch 1 on 2 threads a Winograd convolution's 16 products and the row tiles of the "
+           "small maps split among the threads, but its input and output transforms and padded "
+           "copies run on one thread (one image). Against TorchScript at batch 8 the runs vary by "
+           "up to 2x between repetitions on this 2-core machine.",
 }
 
 

@@ -968,10 +968,15 @@ static void conv_tile_range(Cg *g, LLVMValueRef lo, LLVMValueRef hi) {
   LLVMPositionBuilderAtEnd(g->b, done);
 }
 
+/* The channel tiles of `count` output channels (the last one partial). */
+static LLVMValueRef conv_tiles(Cg *g, const Ls *s, LLVMValueRef count) {
+  return LLVMBuildSDiv(g->b, LLVMBuildNSWAdd(g->b, count, ci64(g, s->cv.tile_co - 1), ""), ci64(g, s->cv.tile_co), "");
+}
+
 /* Iteration t of a batch of convolutions: tile t % tiles of item t / tiles. */
 static void conv_item_tile(Cg *g, const Ls *s, LLVMValueRef t) {
   ConvCg *c = g->conv;
-  LLVMValueRef tiles = ci64(g, (s->cv.cout + s->cv.tile_co - 1) / s->cv.tile_co);
+  LLVMValueRef tiles = conv_tiles(g, s, c->count);
   LLVMValueRef item = LLVMBuildSDiv(g->b, t, tiles, ""), tile = LLVMBuildSRem(g->b, t, tiles, "");
   c->x = gep_f32(g, c->x0, LLVMBuildNSWMul(g->b, item, ci64(g, s->cv.x_bstride), ""));
   c->w = gep_f32(g, c->w0, LLVMBuildNSWMul(g->b, item, ci64(g, s->cv.w_bstride), ""));
@@ -1050,7 +1055,7 @@ static void emit_conv(Cg *g, Ls *s) {
     count = emit(g, s->cv.rows);
     LLVMBuildStore(g->b, LLVMBuildIntToPtr(g->b, count, g->ptr, ""), LLVMBuildGEP2(g->b, g->ptr, bufs, (LLVMValueRef[]){ci64(g, 3)}, 1, ""));
   }
-  LLVMValueRef tiles = LLVMBuildSDiv(g->b, LLVMBuildNSWAdd(g->b, count, ci64(g, s->cv.tile_co - 1), ""), ci64(g, s->cv.tile_co), "");
+  LLVMValueRef tiles = conv_tiles(g, s, count);
   if (s->cv.nbatch > 1) tiles = LLVMBuildNSWMul(g->b, tiles, ci64(g, s->cv.nbatch), "");
   call_parallel_for(g, fn, bufs, tiles, loopir_conv_fmas(s, s->cv.tile_co));
 }

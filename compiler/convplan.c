@@ -63,8 +63,8 @@ bool conv_plan_of(const INode *g, const INode *cols, ConvPlan *c) {
     c->dil[a] = win->i[4 + a];
     if (!plan_axis(taps[a], c->stride[a], c->dil[a], &c->nphase[a], &c->shift[a])) return false;
   }
-  int host;
-  target_host_simd(&host, &c->regs);
+  int host, regs;
+  target_host_simd(&host, &regs);
   c->lanes = pick_lanes(host, c->ow);
   /* output rows of 4 or fewer columns: 4-float vectors use a quarter of an AVX-512 FMA, and
    * im2col + sgemm is faster (fcn's 4x4 and 2x2 maps: 6.5 -> 6.3 ms at batch 8) */

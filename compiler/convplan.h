@@ -21,7 +21,7 @@ typedef struct ConvPlan {
   int64_t kh, kw, oh, ow, stride[2], pad[2], dil[2];
   int64_t nphase[2], shift[2]; /* phases used per axis (0..n-1), largest tap shift */
   int64_t hq, wq;              /* rows and columns of a phase plane */
-  int lanes, regs;             /* floats per vector and vector registers of the host */
+  int lanes;                   /* floats per vector (the host's, or fewer on a short row) */
   int64_t cout;                /* output channels per group */
   bool winograd;               /* F(2x2, 3x3): the GEMM carries the transformed weights U as
                                   its third input (pass_winograd.c) */

@@ -10,14 +10,19 @@
 #include "convplan.h"
 #include "passes.h"
 
-/* Operand i of product g, constant and stored transposed (flag g->i[i]), as its transposed
- * copy. */
-static bool transpose_operand(Model *m, Entry *e, INode *g, int i, Diag *d) {
-  int r = g->in[i]->shape.rank, perm[MAX_RANK];
+/* x with its last two axes swapped (materialized by whoever computes it: the init entry). */
+static INode *transposed(Model *m, Entry *e, INode *x, SrcLoc loc, Diag *d) {
+  int r = x->shape.rank, perm[MAX_RANK];
   for (int a = 0; a < r; a++) perm[a] = a;
   perm[r - 2] = r - 1;
   perm[r - 1] = r - 2;
-  INode *t = ir_permute(m, e, g->in[i], perm, g->loc, d);
+  return ir_permute(m, e, x, perm, loc, d);
+}
+
+/* Operand i of product g, constant and stored transposed (flag g->i[i]), as its transposed
+ * copy. */
+static bool transpose_operand(Model *m, Entry *e, INode *g, int i, Diag *d) {
+  INode *t = transposed(m, e, g->in[i], g->loc, d);
   if (!t) return false;
   g->in[i] = t;
   g->i[i] = 0;
@@ -77,8 +82,7 @@ static bool transpose_captured(Model *m, Entry *e, INode *scan, Diag *d) {
     if (i < sc->ncarried || !x || w->shape.rank != 2 || !static_constant(w) ||
         !row_tile_lanes(w->shape.d[1].k, w->shape.d[0].k) || !only_transposed_b(body, x))
       continue;
-    static const int swap[2] = {1, 0};
-    INode *wt = ir_permute(m, e, w, swap, scan->loc, d);
+    INode *wt = transposed(m, e, w, scan->loc, d);
     if (!wt) return false;
     p->in[0] = wt;
     p->shape = wt->shape;

@@ -253,15 +253,26 @@ class BoundCall:
         self._run(self._invoke)
         self._fastest = min(self._fastest, (time.perf_counter() - t0) * 1e6)
         self._probes += 1
-        if self._probes >= PROBE_CALLS and self._fastest < SHORT_CALL_US:
-            self._invoke = self.entry._model._prepare_call(*self._args, hold_gil=True)
-            self.__class__ = _HeldBoundCall
+        if self._probes >= PROBE_CALLS:  # decided: later calls are not timed
+            if self._fastest < SHORT_CALL_US:
+                self._invoke = self.entry._model._prepare_call(*self._args, hold_gil=True)
+                self.__class__ = _HeldBoundCall
+            else:
+                self.__class__ = _ReleasedBoundCall
         return self._result
 
     @property
     def holds_gil(self):
         """Whether calls keep the GIL (decided after the first PROBE_CALLS calls)."""
         return isinstance(self, _HeldBoundCall)
+
+
+class _ReleasedBoundCall(BoundCall):
+    """A BoundCall whose entry proved long: it releases the GIL, untimed."""
+
+    def __call__(self):
+        self._run(self._invoke)
+        return self._result
 
 
 class _HeldBoundCall(BoundCall):

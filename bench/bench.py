@@ -257,8 +257,8 @@ def run_nnc(cmd, reps):
 
 def planned_workspace(so, bound_call):
     """Bytes of workspace the entry's memory plan asks for at the bound symbolic dims:
-    nnc_entry_workspace_size() of the library (the sum of the entry's slots, each rounded up to
-    64 bytes), read through the introspection table."""
+    nnc_entry_workspace_size() of the library (the end of its regions' layout), read through the
+    introspection table."""
     lib = ctypes.CDLL(so)
     info = lib.nnc_model_info
     info.restype, info.argtypes = ctypes.POINTER(_abi.NncModelDesc), []
@@ -1594,8 +1594,8 @@ def md_how_to_read(res):
         "- Per model: compile time (`nnc` to a `.so`, weights embedded, best of 3 wall-clock runs) "
         "and the `.so` size in bytes.",
         "- Workspace, per entry and batch: planned = the bytes of the per-call workspace the entry's "
-        "memory plan asks for (`nnc_entry_workspace_size()` of the library: its slots, each rounded up "
-        "to 64 bytes, with the symbolic dims bound from the inputs; inputs, outputs and weights not "
+        "memory plan asks for (`nnc_entry_workspace_size()` of the library: the end of its regions' "
+        "layout, with the symbolic dims bound from the inputs; inputs, outputs and weights not "
         "included); lifetime bound = the most bytes of intermediates live at once, a lower bound for "
         "any plan, and no-reuse sum = all intermediates without reuse, both from `nnc dump "
         "--stage=memory --dims ...` at the same dims (dims not bound by the inputs: 1); planned / bound "

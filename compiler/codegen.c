@@ -13,6 +13,7 @@
 #include "codegen.h"
 #include <llvm-c/DebugInfo.h>
 #include "nnc_model.h"
+#include "passes.h"
 #include "target.h"
 
 #define REDUCE_LANES 16 /* partial results of a reduction loop: one AVX-512 vector of floats */
@@ -1153,21 +1154,25 @@ static void emit_stmt(Cg *g, Ls *s) {
 
 /* ---- functions ---- */
 
-/* Byte offsets of the workspace slots: a region starts after the regions before it, each
- * rounded up to 64 bytes (the formula of nnc_entry_workspace_size); a view adds its offset
- * to its region's.  offs[nslots]. */
+static LLVMValueRef round_up64(Cg *g, LLVMValueRef v) {
+  return LLVMBuildAnd(g->b, LLVMBuildAdd(g->b, v, ci64(g, 63), ""), ci64(g, ~(int64_t)63), "");
+}
+
+/* Byte offsets of the workspace slots: a region starts where the regions before it end, or
+ * over the region before it (the layout nnc_entry_workspace_size computes; nnc_slot in
+ * nnc_model.h); a view adds its offset to its region's.  offs[nslots]. */
 static void slot_offsets(Cg *g, const Entry *e, LLVMValueRef *offs) {
-  LLVMValueRef end = ci64(g, 0);
+  LLVMValueRef end = ci64(g, 0), start = end;
   for (int i = 0; i < e->nslots; i++) {
     const Slot *s = &e->slots[i];
     if (s->region >= 0) {
       offs[i] = LLVMBuildAdd(g->b, offs[s->region], emit_sym(g, s->off.k, s->off.syms), "");
       continue;
     }
-    offs[i] = end;
-    LLVMValueRef sz = emit_sym(g, s->bytes.k, s->bytes.syms);
-    sz = LLVMBuildAnd(g->b, LLVMBuildAdd(g->b, sz, ci64(g, 63), ""), ci64(g, ~(int64_t)63), "");
-    end = LLVMBuildAdd(g->b, end, sz, "");
+    start = s->overlay ? LLVMBuildAdd(g->b, start, round_up64(g, emit_sym(g, s->at.k, s->at.syms)), "") : end;
+    offs[i] = start;
+    LLVMValueRef stop = LLVMBuildAdd(g->b, start, round_up64(g, emit_sym(g, s->bytes.k, s->bytes.syms)), "");
+    end = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntUGT, stop, end, ""), stop, end, "");
   }
 }
 
@@ -1407,6 +1412,8 @@ static LLVMValueRef emit_desc(Cg *g, const LEntry *les, LLVMValueRef *bodies, co
   LLVMContextRef C = g->ctx;
   LLVMTypeRef dim_t = LLVMStructCreateNamed(C, "nnc_dim");
   LLVMStructSetBody(dim_t, (LLVMTypeRef[]){g->i64, g->i32}, 2, 0);
+  LLVMTypeRef slot_t = LLVMStructCreateNamed(C, "nnc_slot");
+  LLVMStructSetBody(slot_t, (LLVMTypeRef[]){dim_t, dim_t, g->i32}, 3, 0);
   LLVMTypeRef arg_t = LLVMStructCreateNamed(C, "nnc_arg_desc");
   LLVMStructSetBody(arg_t, (LLVMTypeRef[]){g->ptr, g->i32, g->i32, g->ptr}, 4, 0);
   LLVMTypeRef entry_t = LLVMStructCreateNamed(C, "nnc_entry_desc");
@@ -1431,13 +1438,22 @@ static LLVMValueRef emit_desc(Cg *g, const LEntry *les, LLVMValueRef *bodies, co
         cstring(g, in ? e->in_names[a] : e->out_names[a - e->nin]), i32c(g, dt), i32c(g, s->rank),
         dims_global(g, dim_t, s)}, 4);
     }
-    LLVMValueRef *slots = calloc(e->nslots + 1, sizeof *slots);
-    for (int s = 0; s < e->nslots; s++)
-      slots[s] = LLVMConstNamedStruct(dim_t, (LLVMValueRef[]){ci64(g, e->slots[s].bytes.k), i32c(g, e->slots[s].bytes.syms)}, 2);
+    int nr = plan_regions(e, NULL);
+    nnc_slot *regions = calloc(nr + 1, sizeof *regions);
+    LLVMValueRef *slots = calloc(nr + 1, sizeof *slots);
+    plan_regions(e, regions);
+    for (int r = 0; r < nr; r++) {
+      const nnc_slot *sl = &regions[r];
+      slots[r] = LLVMConstNamedStruct(slot_t, (LLVMValueRef[]){
+        LLVMConstNamedStruct(dim_t, (LLVMValueRef[]){ci64(g, sl->bytes.k), i32c(g, sl->bytes.syms)}, 2),
+        LLVMConstNamedStruct(dim_t, (LLVMValueRef[]){ci64(g, sl->at.k), i32c(g, sl->at.syms)}, 2),
+        i32c(g, sl->overlay)}, 3);
+    }
+    free(regions);
     entries[i] = LLVMConstNamedStruct(entry_t, (LLVMValueRef[]){
       cstring(g, e->name), i32c(g, e->nin), i32c(g, e->nout),
-      const_array_global(g, arg_t, args, na, "nnc.args"), i32c(g, e->nslots),
-      const_array_global(g, dim_t, slots, e->nslots, "nnc.slots"), bodies[i]}, 7);
+      const_array_global(g, arg_t, args, na, "nnc.args"), i32c(g, nr),
+      const_array_global(g, slot_t, slots, nr, "nnc.slots"), bodies[i]}, 7);
     free(args);
     free(slots);
   }

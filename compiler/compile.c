@@ -150,9 +150,8 @@ static int derive_params(Unit *u, char **errmsg) {
     jit_free(jit);
     return fail(errmsg, "%s: internal error: compiling the init entry: %s\n", u->file.path, err);
   }
-  int64_t bytes = 64;
-  for (int i = 0; i < m->init->nslots; i++) bytes += (m->init->slots[i].bytes.k + 63) & ~(int64_t)63;
-  char *ws = aligned_alloc(64, (size_t)bytes);
+  int64_t bytes = plan_workspace_bytes(m->init, NULL);
+  char *ws = bytes < 0 ? NULL : aligned_alloc(64, (size_t)bytes + 64);
   if (!ws) {
     jit_free(jit);
     return fail(errmsg, "%s: error: out of memory\n", u->file.path);

@@ -120,12 +120,16 @@ typedef struct Kernel {
   int ncovers;
 } Kernel;
 
-/* A workspace slot: a region of `bytes` (laid out one after another, each rounded up to 64
- * bytes), or a view at byte offset `off` inside region `region` (then `bytes` is 0). */
+/* A workspace slot: a region of `bytes` (rounded up to 64 bytes), or a view at byte offset
+ * `off` inside region `region` (then `bytes` is 0).  A region starts where the regions
+ * before it end, or, when `overlay`, `at` bytes (rounded up to 64) after the start of the
+ * region before it: the layout of nnc_slot (nnc_model.h), whose list holds the regions. */
 typedef struct Slot {
   Dim bytes;
   int region;   /* -1: a region */
   Dim off;
+  bool overlay;
+  Dim at;
 } Slot;
 #define MEM_GRANULE 16 /* tensors are placed at multiples of this many bytes (times their symbols) */
 

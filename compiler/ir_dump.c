@@ -150,11 +150,20 @@ void ir_dump_fused(FILE *out, const Model *m) {
         for (int c = 0; c < K->ncovers; c++)
           if (K->covers[c] == e->nodes[n]) dump_node(out, m, e->nodes[n]);
     }
-    for (int s2 = 0; s2 < e->nslots; s2++) {
+    for (int s2 = 0, prev = -1; s2 < e->nslots; s2++) {
       const Slot *sl = &e->slots[s2];
       dim_str(m, sl->region >= 0 ? sl->off : sl->bytes, s, sizeof s);
-      if (sl->region >= 0) fprintf(out, "  slot %d: in slot %d at %s\n", s2, sl->region, s);
-      else fprintf(out, "  slot %d: %s bytes\n", s2, s);
+      if (sl->region >= 0) {
+        fprintf(out, "  slot %d: in slot %d at %s\n", s2, sl->region, s);
+        continue;
+      }
+      fprintf(out, "  slot %d: %s bytes", s2, s);
+      if (sl->overlay) {
+        dim_str(m, sl->at, s, sizeof s);
+        fprintf(out, ", over slot %d from %s", prev, s);
+      }
+      fprintf(out, "\n");
+      prev = s2;
     }
   }
 }

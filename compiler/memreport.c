@@ -1,7 +1,7 @@
 /* memreport.c — `nnc dump --stage=memory`: per entry, the workspace the planner laid out
  * (pass_memplan.c) against two references, with the symbolic dims bound to values:
- *   planned  the sum of the entry's slots, each rounded up to 64 bytes (what a context
- *            allocates: nnc_entry_workspace_size);
+ *   planned  the end of the regions' layout (what a context allocates:
+ *            nnc_entry_workspace_size);
  *   bound    the lifetime lower bound: the most bytes live at once, over the kernels in their
  *            order (each tensor rounded up to MEM_GRANULE bytes, as placed); no plan can use less;
  *   sum      every intermediate tensor in its own buffer (no reuse at all).
@@ -11,8 +11,7 @@
 #include <string.h>
 
 #include "memreport.h"
-
-static int64_t round64(int64_t b) { return (b + 63) / 64 * 64; }
+#include "passes.h"
 
 static int64_t eval_dim(Dim d, const int64_t *syms) {
   int64_t v = d.k;
@@ -27,7 +26,7 @@ typedef struct Report {
 
 static Report entry_report(const Entry *e, const int64_t *syms) {
   Report r = {0, 0, 0};
-  for (int i = 0; i < e->nslots; i++) r.planned += round64(eval_dim(e->slots[i].bytes, syms));
+  r.planned = plan_workspace_bytes(e, syms);
   int nk = e->nkernels > 0 ? e->nkernels : 1;
   int64_t *live = calloc((size_t)nk, sizeof *live);
   if (!live) return r;

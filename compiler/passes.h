@@ -4,6 +4,7 @@
 #define NNC_PASSES_H
 
 #include "ir.h"
+#include "nnc_model.h"
 
 typedef bool (*PassFn)(Model *m, Entry *e, Diag *d);
 
@@ -15,6 +16,8 @@ bool pass_weight_layout(Model *m, Entry *e, Diag *d); /* pass_weight_layout.c: B
 bool pass_hoist(Model *m, Entry *e, Diag *d);   /* pass_hoist.c: parameter-only work -> init (model-wide; e unused) */
 bool pass_fuse(Model *m, Entry *e, Diag *d);    /* pass_fuse.c: kernels */
 bool pass_memplan(Model *m, Entry *e, Diag *d); /* pass_memplan.c: workspace slots */
+int plan_regions(const Entry *e, nnc_slot *out);                   /* the ABI's regions (out may be NULL): count */
+int64_t plan_workspace_bytes(const Entry *e, const int64_t *syms); /* nnc_entry_workspace_size of the plan */
 
 typedef struct Pass {
   const char *name;

@@ -13,7 +13,7 @@ import os
 import subprocess
 import tempfile
 
-NNC_MODEL_ABI = 1
+NNC_MODEL_ABI = 2
 NNC_F32, NNC_I64 = 0, 1
 NNC_OK, NNC_ERR_USER, NNC_ERR_USAGE, NNC_ERR_NOMEM = 0, 1, 2, 3
 NNC_MAX_RANK = 8
@@ -33,10 +33,14 @@ NncEntryFn = ctypes.CFUNCTYPE(None, ctypes.POINTER(ctypes.c_void_p), ctypes.POIN
                               ctypes.c_char_p, ctypes.c_char_p)
 
 
+class NncSlot(ctypes.Structure):  # a workspace region (nnc_model.h)
+    _fields_ = [("bytes", NncDim), ("at", NncDim), ("overlay", ctypes.c_int32)]
+
+
 class NncEntryDesc(ctypes.Structure):
     _fields_ = [("name", ctypes.c_char_p), ("n_in", ctypes.c_int32), ("n_out", ctypes.c_int32),
                 ("args", ctypes.POINTER(NncArgDesc)), ("n_slots", ctypes.c_int32),
-                ("slots", ctypes.POINTER(NncDim)), ("body", ctypes.c_void_p)]  # nnc_entry_fn
+                ("slots", ctypes.POINTER(NncSlot)), ("body", ctypes.c_void_p)]  # nnc_entry_fn
 
 
 class NncParamDesc(ctypes.Structure):
@@ -61,7 +65,8 @@ class NncTensor(ctypes.Structure):
                 ("shape", ctypes.c_int64 * NNC_MAX_RANK)]
 
 
-STRUCTS = [("nnc_dim", NncDim, "nnc_model.h"), ("nnc_arg_desc", NncArgDesc, "nnc_model.h"),
+STRUCTS = [("nnc_dim", NncDim, "nnc_model.h"), ("nnc_slot", NncSlot, "nnc_model.h"),
+           ("nnc_arg_desc", NncArgDesc, "nnc_model.h"),
            ("nnc_entry_desc", NncEntryDesc, "nnc_model.h"),
            ("nnc_param_desc", NncParamDesc, "nnc_model.h"),
            ("nnc_model_desc", NncModelDesc, "nnc_model.h"), ("nnc_tensor", NncTensor, "nnc.h")]

@@ -44,7 +44,7 @@ class Model:
                 mask |= _mask_of(raw)
                 args.append(Arg(a.name.decode(), a.dtype, raw, self.symbols))
             for s in range(e.n_slots):
-                mask |= e.slots[s].syms
+                mask |= e.slots[s].bytes.syms | e.slots[s].at.syms
             name = e.name.decode()
             self.entries[name] = Entry(self, i, name, args[:e.n_in], args[e.n_in:], mask)
 

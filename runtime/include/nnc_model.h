@@ -19,7 +19,7 @@
  * every generated header, so it must stay self-contained C.
  */
 #ifndef NNC_MODEL_ABI
-#define NNC_MODEL_ABI 1
+#define NNC_MODEL_ABI 2
 
 #include <stddef.h>
 #include <stdint.h>
@@ -43,6 +43,17 @@ typedef struct nnc_dim {
   uint32_t syms;
 } nnc_dim;
 
+/* A region of an entry's workspace, `bytes` long (rounded up to 64).  It starts where the
+ * regions before it end (the largest end so far), or, when `overlay` is set, `at` bytes after
+ * the start of the region just before it (rounded up to 64): the compiler puts a region over
+ * the tail of the one before when their tensors are never live at once there.  The workspace
+ * is the largest end of a region (nnc_entry_workspace_size). */
+typedef struct nnc_slot {
+  nnc_dim bytes;
+  nnc_dim at;
+  int32_t overlay;
+} nnc_slot;
+
 typedef struct nnc_arg_desc {
   const char *name;
   int32_t dtype;       /* enum nnc_dtype */
@@ -60,8 +71,8 @@ typedef struct nnc_entry_desc {
   const char *name;
   int32_t n_in, n_out;
   const nnc_arg_desc *args; /* [n_in + n_out] */
-  int32_t n_slots;          /* workspace = sum of slots, each rounded up to 64 bytes */
-  const nnc_dim *slots;     /* [n_slots] sizes in bytes */
+  int32_t n_slots;          /* workspace regions */
+  const nnc_slot *slots;    /* [n_slots] */
   nnc_entry_fn body;
 } nnc_entry_desc;
 

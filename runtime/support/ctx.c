@@ -315,16 +315,28 @@ static int64_t dim_value(nnc_dim d, const int64_t *syms) {
   return v;
 }
 
+static bool round64_to(int64_t v, int64_t *out) {
+  if (v < 0 || v > INT64_MAX - (ALIGN - 1)) return false;
+  *out = (v + ALIGN - 1) / ALIGN * ALIGN;
+  return true;
+}
+
+/* The regions' layout (nnc_slot): each starts at the end so far, or over the region before it. */
 int64_t nnc_entry_workspace_size(const nnc_entry_desc *entry, const int64_t *syms) {
   if (!entry) return -1;
-  int64_t total = 0;
+  int64_t end = 0, start = 0;
   for (int i = 0; i < entry->n_slots; i++) {
-    int64_t v = dim_value(entry->slots[i], syms);
-    if (v < 0 || v > INT64_MAX - (ALIGN - 1)) return -1;
-    v = (v + ALIGN - 1) / ALIGN * ALIGN;
-    if (__builtin_add_overflow(total, v, &total)) return -1;
+    const nnc_slot *s = &entry->slots[i];
+    int64_t bytes, at = 0;
+    if (!round64_to(dim_value(s->bytes, syms), &bytes)) return -1;
+    if (s->overlay && (i == 0 || !round64_to(dim_value(s->at, syms), &at) || __builtin_add_overflow(start, at, &at)))
+      return -1;
+    start = s->overlay ? at : end;
+    int64_t stop;
+    if (__builtin_add_overflow(start, bytes, &stop)) return -1;
+    if (stop > end) end = stop;
   }
-  return total;
+  return end;
 }
 
 static int check_syms(nnc_ctx *ctx, const int64_t *syms) {

@@ -103,7 +103,7 @@ static const nnc_arg_desc args_prod[] = {
 static const nnc_arg_desc args_add[] = {
     {"x", NNC_F32, 2, dims_n2}, {"y", NNC_F32, 2, dims_n2}, {"z", NNC_F32, 2, dims_n2}};
 static const nnc_arg_desc args_count[] = {{"x", NNC_I64, 1, &d_n}, {"s", NNC_I64, 0, NULL}};
-static const nnc_dim slots_scale[] = {{8, N}, {4, 0}}; /* 8N bytes of x, 4 spare */
+static const nnc_slot slots_scale[] = {{{8, N}}, {{4, 0}}}; /* 8N bytes of x, 4 spare */
 
 static const nnc_entry_desc entries[] = {
     [E_SCALE] = {"scale", 1, 1, args_scale, 2, slots_scale, body_scale},
@@ -278,7 +278,7 @@ static void test_bad_abi_version(void **state) {
   nnc_model_desc d = fake_embedded;
   d.abi_version = 99;
   assert_string_equal(open_error(&d, NULL),
-                      "fake: error: model ABI version 99, this runtime expects 1");
+                      "fake: error: model ABI version 99, this runtime expects 2");
 }
 
 /* ---- workspace ---- */
@@ -297,6 +297,24 @@ static void test_workspace_size(void **state) {
   assert_int_equal(nnc_entry_workspace_size(e, syms), -1);
   assert_int_equal(nnc_entry_workspace_size(&entries[E_OUTER], syms), 0);
   assert_int_equal(nnc_entry_workspace_size(NULL, syms), -1);
+}
+
+/* A region over the tail of the one before: it starts `at` (rounded up to 64) after that
+ * one's start; the workspace ends at the larger end. */
+static void test_workspace_overlay(void **state) {
+  (void)state;
+  static const nnc_slot regions[] = {{{32, 0}}, {{128, N}}, {{100, 0}, {64, N}, 1}};
+  nnc_entry_desc e = {.name = "overlay", .n_slots = 3, .slots = regions};
+  int64_t syms[3] = {3, 0, 0};
+  assert_int_equal(nnc_entry_workspace_size(&e, syms), 64 + 384);        /* 64+192+128 = 384 < 448 */
+  syms[0] = 1;
+  assert_int_equal(nnc_entry_workspace_size(&e, syms), 64 + 64 + 128);   /* past the 128 below */
+  syms[0] = 0;
+  assert_int_equal(nnc_entry_workspace_size(&e, syms), 64 + 128);
+  static const nnc_slot first_over[] = {{{64, 0}, {0, 0}, 1}}; /* nothing before it to lie over */
+  e.slots = first_over;
+  e.n_slots = 1;
+  assert_int_equal(nnc_entry_workspace_size(&e, syms), -1);
 }
 
 static void test_workspace_growth(void **state) {
@@ -551,9 +569,9 @@ static void test_api_load_errors(void **state) {
   assert_string_equal(msg, want);
   nnc_free(msg);
   nnc_model_desc bad = fake;
-  bad.abi_version = 2;
+  bad.abi_version = 1;
   assert_int_equal(nnc_model_from_desc(&bad, &m, &msg), NNC_ERR_USER);
-  assert_string_equal(msg, "fake: error: model ABI version 2, this runtime expects 1");
+  assert_string_equal(msg, "fake: error: model ABI version 1, this runtime expects 2");
   nnc_free(msg);
 }
 
@@ -607,6 +625,7 @@ int main(void) {
       cmocka_unit_test(test_unreadable_file),
       cmocka_unit_test(test_bad_abi_version),
       cmocka_unit_test(test_workspace_size),
+      cmocka_unit_test(test_workspace_overlay),
       cmocka_unit_test(test_workspace_growth),
       cmocka_unit_test(test_ctx_call_errors),
       cmocka_unit_test_setup_teardown(test_api_find_entry, setup_api, teardown_api),

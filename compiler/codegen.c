@@ -100,9 +100,13 @@ static LLVMValueRef call_extern(Cg *g, const char *name, LLVMTypeRef ret, LLVMTy
 
 /* nnc_rt_parallel_for(fn, bufs, syms, n, work): fn, an nnc_kernel_fn, over [0, n) split
  * among the pool's threads (runtime/support/pool.h). */
-static void call_parallel_for(Cg *g, LLVMValueRef fn, LLVMValueRef bufs, LLVMValueRef n, int64_t work) {
+static void call_parallel(Cg *g, const char *runtime_fn, LLVMValueRef fn, LLVMValueRef bufs, LLVMValueRef n, int64_t work) {
   LLVMTypeRef pt[] = {g->ptr, g->ptr, g->ptr, g->i64, g->i64};
-  call_extern(g, "nnc_rt_parallel_for", g->voidt, pt, 5, (LLVMValueRef[]){fn, bufs, g->syms, n, ci64(g, work)});
+  call_extern(g, runtime_fn, g->voidt, pt, 5, (LLVMValueRef[]){fn, bufs, g->syms, n, ci64(g, work)});
+}
+
+static void call_parallel_for(Cg *g, LLVMValueRef fn, LLVMValueRef bufs, LLVMValueRef n, int64_t work) {
+  call_parallel(g, "nnc_rt_parallel_for", fn, bufs, n, work);
 }
 
 static LLVMValueRef fsel(Cg *g, LLVMRealPredicate p, LLVMValueRef a, LLVMValueRef b, LLVMValueRef t, LLVMValueRef f) {
@@ -114,19 +118,24 @@ static LLVMValueRef b_add(Cg *g, LLVMValueRef a, LLVMValueRef b) { return LLVMBu
 static LLVMValueRef b_sub(Cg *g, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFSub(g->b, a, b, ""); }
 static LLVMValueRef b_div(Cg *g, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFDiv(g->b, a, b, ""); }
 
+/* a b + c, one FMA where the target has it (the polynomials below: half the instructions) */
+static LLVMValueRef b_fma(Cg *g, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c) {
+  return intrinsic(g, "llvm.fmuladd", (LLVMValueRef[]){a, b, c}, 3);
+}
+
 /* exp(x): Cephes expf — x = n ln2 + r, e^r by a degree-6 polynomial, 2^n applied in two
  * halves so that results down to the subnormal range and overflow to inf come out right;
  * NaN propagates.  Max error about 1 ulp. */
 static LLVMValueRef emit_exp(Cg *g, LLVMValueRef x) {
   LLVMValueRef xc = intrinsic(g, "llvm.minnum", (LLVMValueRef[]){intrinsic(g, "llvm.maxnum", (LLVMValueRef[]){x, cf32(g, -104.0)}, 2), cf32(g, 89.0)}, 2);
   LLVMValueRef n = intrinsic(g, "llvm.rint", (LLVMValueRef[]){b_mul(g, xc, cf32(g, 1.44269504088896341))}, 1);
-  LLVMValueRef r = b_sub(g, xc, b_mul(g, n, cf32(g, 0.693359375)));
-  r = b_sub(g, r, b_mul(g, n, cf32(g, -2.12194440e-4)));
+  LLVMValueRef r = b_fma(g, n, cf32(g, -0.693359375), xc);
+  r = b_fma(g, n, cf32(g, 2.12194440e-4), r);
   static const double c[] = {1.9875691500E-4, 1.3981999507E-3, 8.3334519073E-3, 4.1665795894E-2,
                              1.6666665459E-1, 5.0000001201E-1};
   LLVMValueRef p = cf32(g, c[0]);
-  for (int i = 1; i < 6; i++) p = b_add(g, b_mul(g, p, r), cf32(g, c[i]));
-  LLVMValueRef y = b_add(g, b_add(g, b_mul(g, b_mul(g, p, r), r), r), cf32(g, 1.0));
+  for (int i = 1; i < 6; i++) p = b_fma(g, p, r, cf32(g, c[i]));
+  LLVMValueRef y = b_add(g, b_fma(g, b_mul(g, p, r), r, r), cf32(g, 1.0));
   LLVMValueRef ni = LLVMBuildFPToSI(g->b, n, g->i32, "");
   LLVMValueRef h1 = LLVMBuildAShr(g->b, ni, LLVMConstInt(g->i32, 1, 0), "");
   LLVMValueRef h2 = LLVMBuildSub(g->b, ni, h1, "");
@@ -141,7 +150,7 @@ static LLVMValueRef emit_exp(Cg *g, LLVMValueRef x) {
 static LLVMValueRef emit_expm1(Cg *g, LLVMValueRef x) {
   LLVMValueRef p = cf32(g, 1.0 / 120);
   static const double c[] = {1.0 / 24, 1.0 / 6, 0.5, 1.0};
-  for (int i = 0; i < 4; i++) p = b_add(g, b_mul(g, p, x), cf32(g, c[i]));
+  for (int i = 0; i < 4; i++) p = b_fma(g, p, x, cf32(g, c[i]));
   LLVMValueRef small = b_mul(g, p, x);
   LLVMValueRef big = b_sub(g, emit_exp(g, x), cf32(g, 1.0));
   LLVMValueRef ax = intrinsic(g, "llvm.fabs", &x, 1);
@@ -156,9 +165,9 @@ static LLVMValueRef emit_tanh(Cg *g, LLVMValueRef x) {
   big = intrinsic(g, "llvm.copysign", (LLVMValueRef[]){big, x}, 2);
   LLVMValueRef x2 = b_mul(g, x, x);
   LLVMValueRef p = cf32(g, -17.0 / 315);
-  p = b_add(g, b_mul(g, p, x2), cf32(g, 2.0 / 15));
-  p = b_add(g, b_mul(g, p, x2), cf32(g, -1.0 / 3));
-  LLVMValueRef small = b_add(g, x, b_mul(g, x, b_mul(g, p, x2)));
+  p = b_fma(g, p, x2, cf32(g, 2.0 / 15));
+  p = b_fma(g, p, x2, cf32(g, -1.0 / 3));
+  LLVMValueRef small = b_fma(g, x, b_mul(g, p, x2), x);
   return fsel(g, LLVMRealOLT, ax, cf32(g, 0.0625), small, big);
 }
 
@@ -853,6 +862,8 @@ typedef struct ConvCg {
   int64_t chunks;               /* vectors per output row */
   LLVMValueRef co0;             /* the current tile's first output channel */
   int nco;                      /* and its number of output channels */
+  LLVMValueRef v_lo, v_hi, tail; /* with cv.parts: the current part's whole vector tiles
+                                    [v_lo, v_hi), and whether it has the partial one */
 } ConvCg;
 
 /* y[co0 + r, vector v0 + j] for r < nco, j < nvec (static tile sizes, dynamic origin). */
@@ -926,15 +937,28 @@ static void conv_vector_tile(Cg *g, const Ls *s, LLVMValueRef v0) {
   conv_tile(g, g->conv, g->conv->co0, v0, g->conv->nco, s->cv.tile_vec);
 }
 
-/* output channels [co0, co0 + nco): the whole tiles of vectors in a loop, then the rest */
+/* output channels [co0, co0 + nco): the whole tiles of vectors in a loop, then the rest
+ * (of the current part's vectors, with cv.parts) */
 static void conv_channels(Cg *g, LLVMValueRef co0, int nco) {
   ConvCg *c = g->conv;
   const Ls *s = c->s;
   int64_t nv = s->cv.oh * c->chunks, tv = s->cv.tile_vec, whole = nv / tv * tv;
   c->co0 = co0;
   c->nco = nco;
-  counted_loop(g, ci64(g, 0), ci64(g, whole), ci64(g, tv), conv_vector_tile, s);
-  if (whole < nv) conv_tile(g, c, co0, ci64(g, whole), nco, (int)(nv - whole));
+  counted_loop(g, c->v_lo ? c->v_lo : ci64(g, 0), c->v_hi ? c->v_hi : ci64(g, whole), ci64(g, tv), conv_vector_tile, s);
+  if (whole == nv) return;
+  LLVMBasicBlockRef rest = NULL, done = NULL;
+  if (c->tail) {
+    rest = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_rest");
+    done = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_rest_done");
+    LLVMBuildCondBr(g->b, c->tail, rest, done);
+    LLVMPositionBuilderAtEnd(g->b, rest);
+  }
+  conv_tile(g, c, co0, ci64(g, whole), nco, (int)(nv - whole));
+  if (c->tail) {
+    LLVMBuildBr(g->b, done);
+    LLVMPositionBuilderAtEnd(g->b, done);
+  }
 }
 
 static void conv_channel_tile(Cg *g, const Ls *s, LLVMValueRef t) {
@@ -985,6 +1009,22 @@ static void conv_item_tile(Cg *g, const Ls *s, LLVMValueRef t) {
   conv_tile_range(g, tile, LLVMBuildNSWAdd(g->b, tile, ci64(g, 1), ""));
 }
 
+/* Iteration t of a convolution in parts: part t % parts of channel tile t / parts, whole
+ * vector tiles in equal runs, the partial one in the last part. */
+static void conv_tile_part(Cg *g, const Ls *s, LLVMValueRef t) {
+  ConvCg *c = g->conv;
+  int64_t nv = s->cv.oh * c->chunks, tv = s->cv.tile_vec, whole = nv / tv;
+  int64_t per = (whole + s->cv.parts - 1) / s->cv.parts * tv;
+  LLVMValueRef parts = ci64(g, s->cv.parts), part = LLVMBuildSRem(g->b, t, parts, "");
+  LLVMValueRef tile = LLVMBuildSDiv(g->b, t, parts, "");
+  c->v_lo = LLVMBuildNSWMul(g->b, part, ci64(g, per), "");
+  LLVMValueRef hi = LLVMBuildNSWAdd(g->b, c->v_lo, ci64(g, per), "");
+  c->v_hi = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, hi, ci64(g, whole * tv), ""), hi, ci64(g, whole * tv), "");
+  c->tail = LLVMBuildICmp(g->b, LLVMIntEQ, part, ci64(g, s->cv.parts - 1), "");
+  conv_tile_range(g, tile, LLVMBuildNSWAdd(g->b, tile, ci64(g, 1), ""));
+  c->v_lo = c->v_hi = c->tail = NULL;
+}
+
 /* The constant table of input offsets ci * xplane + tap[t] at k = ci * ntaps + t. */
 static LLVMValueRef conv_offsets(Cg *g, const Ls *s) {
   int64_t n = s->cv.cin * s->cv.ntaps;
@@ -1032,6 +1072,8 @@ static LLVMValueRef conv_function(Cg *g, const Ls *s) {
   if (s->cv.nbatch > 1) { /* iterations (item, tile), the items' operands strides apart */
     c.x0 = c.x, c.w0 = c.w, c.y0 = c.y;
     counted_loop(g, lo, hi, ci64(g, 1), conv_item_tile, s);
+  } else if (s->cv.parts > 1) {
+    counted_loop(g, lo, hi, ci64(g, 1), conv_tile_part, s);
   } else {
     conv_tile_range(g, lo, hi);
   }
@@ -1058,7 +1100,10 @@ static void emit_conv(Cg *g, Ls *s) {
   }
   LLVMValueRef tiles = conv_tiles(g, s, count);
   if (s->cv.nbatch > 1) tiles = LLVMBuildNSWMul(g->b, tiles, ci64(g, s->cv.nbatch), "");
-  call_parallel_for(g, fn, bufs, tiles, loopir_conv_fmas(s, s->cv.tile_co));
+  int parts = s->cv.parts > 1 ? s->cv.parts : 1;
+  tiles = LLVMBuildNSWMul(g->b, tiles, ci64(g, parts), "");
+  call_parallel(g, parts > 1 ? "nnc_rt_parallel_parts" : "nnc_rt_parallel_for", fn, bufs, tiles,
+                loopir_conv_fmas(s, s->cv.tile_co) / parts);
 }
 
 /* A scan: copy the initial state in, then per step t set the step symbol, call the body with

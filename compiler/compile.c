@@ -127,6 +127,7 @@ static int optimize(Unit *u, const char *until, char **errmsg) {
 static const JitSymbol runtime_symbols[] = {
   {"nnc_rt_sgemm", (void *)nnc_rt_sgemm},
   {"nnc_rt_parallel_for", (void *)nnc_rt_parallel_for},
+  {"nnc_rt_parallel_parts", (void *)nnc_rt_parallel_parts},
   {"nnc_ctx_open", (void *)nnc_ctx_open},
   {"nnc_ctx_close", (void *)nnc_ctx_close},
   {"nnc_ctx_call", (void *)nnc_ctx_call},

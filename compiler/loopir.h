@@ -80,6 +80,9 @@ struct Ls {
                                            (Winograd's 16 products): their channel tiles are
                                            one parallel loop */
     int64_t x_bstride, w_bstride, y_bstride;
+    int parts;                          /* > 1: each channel tile's vectors in that many parts,
+                                           parallel iterations of their own (a product of few
+                                           rows: its columns, B's, split among threads) */
   } cv;
   struct {                              /* LS_SCAN: run a scan body `steps` times */
     const ScanInfo *info;

@@ -78,6 +78,11 @@ static bool int_range(const Lower *L, const Lx *x, int64_t *lo, int64_t *hi, int
   if (depth > 32) return false;
   switch (x->k) {
   case LX_I: *lo = *hi = x->c; return true;
+  case LX_SYM: /* a product of dims: unknown but not negative */
+    if (x->c < 0) return false;
+    *lo = x->syms ? 0 : x->c;
+    *hi = x->syms ? INT64_MAX : x->c;
+    return true;
   case LX_VAR:
     if (x->var >= L->nvars || !L->range[x->var].known) return false;
     *lo = L->range[x->var].lo;
@@ -1077,6 +1082,11 @@ static Ls *lower_sgemm(Lower *L, Ls *cur, Lx *const *bidx, bool blocked, Lx **ro
     cv->cv.tight = n->c % lanes != 0;
     if (n->c <= lanes) cv->cv.tile_co *= 2; /* one vector a row: 8 rows share each loaded
                                                vector (fcn's 2x2 maps: 455 -> 440 us) */
+    /* B's columns in up to 4 parts of at least 2 register tiles: with one or two tiles of
+     * rows (an LSTM step's h W_hh^T at batch 1) the threads then split B, each reading its
+     * part into its own core's cache */
+    int64_t vtiles = (n->c + lanes - 1) / lanes / cv->cv.tile_vec;
+    cv->cv.parts = vtiles >= 8 ? 4 : vtiles >= 4 ? 2 : 1;
     ls_add(L, cur, cv);
     *row0 = r0;
     return cur;
@@ -1645,6 +1655,7 @@ static void print_ls(Printer *p, const Ls *s, int depth) {
       print_lx(p, s->cv.rows);
     }
     if (s->cv.tight) fprintf(out, " tight");
+    if (s->cv.parts > 1) fprintf(out, " parts=%d", s->cv.parts);
     if (s->cv.nbatch > 1)
       fprintf(out, " batch=%lld strides=%lld,%lld,%lld", (long long)s->cv.nbatch, (long long)s->cv.x_bstride,
               (long long)s->cv.w_bstride, (long long)s->cv.y_bstride);

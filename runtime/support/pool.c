@@ -197,14 +197,9 @@ void nnc_pool_free(nnc_pool *p) {
   free(p);
 }
 
-void nnc_rt_parallel_for(nnc_kernel_fn fn, void *const *bufs, const int64_t *syms, int64_t n,
-                         int64_t work) {
-  nnc_pool *p = current_pool;
-  if (n <= 0) return;
-  int64_t total = work > 0 && n > INT64_MAX / work ? INT64_MAX : n * (work > 0 ? work : 1);
-  int64_t chunks = p ? (int64_t)p->n * CHUNKS_PER_THREAD : 1;
-  if (chunks > n) chunks = n;
-  if (p && chunks > total / p->grain) chunks = total / p->grain;
+/* fn over [0, n) in `chunks` chunks claimed by the pool's threads (the caller's included). */
+static void run_split(nnc_pool *p, nnc_kernel_fn fn, void *const *bufs, const int64_t *syms, int64_t n,
+                      int64_t chunks) {
   if (chunks < 2 || (!p->started && !start_workers(p))) {
     fn(bufs, syms, 0, n);
     return;
@@ -223,4 +218,34 @@ void nnc_rt_parallel_for(nnc_kernel_fn fn, void *const *bufs, const int64_t *sym
   pthread_mutex_lock(&p->mu);
   while (atomic_load(&p->left)) pthread_cond_wait(&p->done, &p->mu);
   pthread_mutex_unlock(&p->mu);
+}
+
+/* Chunks for n iterations of `work` each: up to CHUNKS_PER_THREAD a thread, each of at
+ * least the grain. */
+static int64_t grain_chunks(const nnc_pool *p, int64_t n, int64_t work) {
+  int64_t total = work > 0 && n > INT64_MAX / work ? INT64_MAX : n * (work > 0 ? work : 1);
+  int64_t chunks = (int64_t)p->n * CHUNKS_PER_THREAD;
+  if (chunks > n) chunks = n;
+  return chunks < total / p->grain ? chunks : total / p->grain;
+}
+
+void nnc_rt_parallel_for(nnc_kernel_fn fn, void *const *bufs, const int64_t *syms, int64_t n,
+                         int64_t work) {
+  nnc_pool *p = current_pool;
+  if (n <= 0) return;
+  if (!p) fn(bufs, syms, 0, n);
+  else run_split(p, fn, bufs, syms, n, grain_chunks(p, n, work));
+}
+
+void nnc_rt_parallel_parts(nnc_kernel_fn fn, void *const *bufs, const int64_t *syms, int64_t n,
+                           int64_t work) {
+  nnc_pool *p = current_pool;
+  if (n <= 0) return;
+  if (!p) {
+    fn(bufs, syms, 0, n);
+    return;
+  }
+  /* every part its own chunk, however short: a worker that starts late still finds some */
+  int64_t chunks = grain_chunks(p, n, work), most = (int64_t)p->n * CHUNKS_PER_THREAD;
+  run_split(p, fn, bufs, syms, n, chunks > 1 ? chunks : n < most ? n : most);
 }

@@ -35,6 +35,13 @@ nnc_pool *nnc_pool_enter(nnc_pool *pool);
 void nnc_rt_parallel_for(nnc_kernel_fn fn, void *const *bufs, const int64_t *syms, int64_t n,
                          int64_t work);
 
+/* nnc_rt_parallel_for for iterations that each read their own part of an operand too large
+ * for one core's cache but not for all of theirs (the columns of an LSTM step's recurrent
+ * weights): split however little work, since then each core reads its parts from its own
+ * cache instead of one core streaming the whole operand from L2. */
+void nnc_rt_parallel_parts(nnc_kernel_fn fn, void *const *bufs, const int64_t *syms, int64_t n,
+                           int64_t work);
+
 /* cblas_sgemm (its arguments, the enums as ints) on the current pool's threads when the
  * product has at least SGEMM_THREADED_FLOPS, else on the calling thread alone.  Generated code
  * calls it outside any job. */

@@ -766,6 +766,9 @@ class MatmulModel(nn.Module):
         # an Embedding before a Linear: pass_fold gathers rows of the table's product
         self.emb = nn.Embedding(10, 6)
         self.proj = nn.Linear(6, 20)
+        # row tiles in parts: 300 columns = 19 vectors, two parts of 2 whole register tiles
+        # (the second with the partial tile of 3 vectors, its last one masked)
+        self.cols = nn.Linear(128, 300)
 
 
 @group
@@ -781,6 +784,7 @@ wide = Linear(128, 84)
 narrow = Linear(84, 13)
 emb = Embedding(10, 6)
 proj = Linear(6, 20)
+cols = Linear(128, 300)
 """)
     N = 5
     x = g.randn(N, 4)
@@ -901,6 +905,11 @@ o = linear_only(x) * 2 + 1
 h = relu(wide(x))
 y = narrow(h)
 """, {"x": g.randn(rows, 128)}, tiles_ref)
+    # B's columns in parts, split among threads however few the rows (pool.h
+    # nnc_rt_parallel_parts): one row, and a tile of 4 and 2 rows
+    for name, rows in (("linear_parts1", 1), ("linear_parts6", 6)):
+        g.entry(name, "(x: f32[N, 128]) -> (y: f32[N, 300])", "y = relu(cols(x))\n",
+                {"x": g.randn(rows, 128)}, lambda x: dict(y=torch.relu(model.cols(x))))
     g.entry("linear_tiles_3d", "(x: f32[N, 5, 128]) -> (y: f32[N, 5, 13], h: f32[N, 5, 84])", """
 h = relu(wide(x))
 y = narrow(h)

@@ -241,7 +241,7 @@ void nnc_rt_parallel_parts(nnc_kernel_fn fn, void *const *bufs, const int64_t *s
                            int64_t work) {
   nnc_pool *p = current_pool;
   if (n <= 0) return;
-  if (!p) {
+  if (!p || p->n < 2) {
     fn(bufs, syms, 0, n);
     return;
   }

@@ -750,6 +750,21 @@ def compare_outputs(res, who, label, got, want, exact):
     return diff
 
 
+# OpenBLAS's idle workers poll (sched_yield) for 2^28 TSC cycles, ~0.1 s here, after each
+# threaded call before they sleep (its THREAD_TIMEOUT).  PyTorch's Linear and matmul run on
+# the process's one OpenBLAS, so right after the eager or TorchScript side a worker still
+# polls on one of the two cores while nnc's 2-thread call needs both: mask_rcnn detect on 2
+# threads measured 165 us that way, 75 us after the pause (and 75 us with
+# OPENBLAS_NUM_THREADS=1).  A process running only nnc has no such neighbour.
+OPENBLAS_IDLE_S = 0.15
+
+
+def settle_openblas():
+    """Wait until OpenBLAS's workers, busy from the torch side just measured, have gone to
+    sleep."""
+    time.sleep(OPENBLAS_IDLE_S)
+
+
 def use_threads(t, lib):
     """t threads for torch and for the nnc model (nnc sets OpenBLAS's count on each call)."""
     import torch
@@ -832,6 +847,8 @@ def bench_case(res, lib, te, ts, model, batch, inputs):
         for _ in range(rounds):  # the sides in turn, each round's median; the best round counts
             for side, fn in sides.items():
                 if fn is not None:
+                    if side == "nnc_us":
+                        settle_openblas()
                     us = time_call(fn, max(ARGS.min_reps // rounds, 10), ARGS.min_time / rounds,
                                    ARGS.max_time / rounds)[0]
                     if getattr(row, side) is None or us < getattr(row, side):
@@ -1532,7 +1549,9 @@ def md_header(load, elapsed_s):
     commit = git_commit()
     reps = (f"each measurement: ≥{ARGS.min_reps} calls and ≥{ARGS.min_time:g} s (a slow one stops at "
             f"{ARGS.max_time:g} s with ≥10 calls); latency rows: {ARGS.rounds} rounds of nnc, eager and "
-            f"TorchScript in turn, each with a {ARGS.rounds}th of that, the fastest round's median kept")
+            f"TorchScript in turn, each with a {ARGS.rounds}th of that, the fastest round's median kept; "
+            f"nnc's after a {OPENBLAS_IDLE_S:g} s pause that lets OpenBLAS's workers, left polling by "
+            f"the torch side, go to sleep")
     return ["# nnc vs PyTorch eager and TorchScript", "",
             f"Command (from the repository root): `{command_line()}`", "",
             f"- Machine: {cpu} (lscpu model name), nproc {ncpu}, AVX-512: {avx}",

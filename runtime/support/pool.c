@@ -36,6 +36,8 @@
 #define CHUNKS_PER_THREAD 4 /* more chunks than threads: a descheduled thread delays less */
 #define SPIN_POLLS 2000   /* polls of the caller waiting for the last chunks before it sleeps */
 #define IDLE_SPIN_NS 50000 /* an idle worker polls this long for the next job, then sleeps */
+#define PARTS_POOR_RUN 8  /* split parts jobs in a row at over 9/10 of their time alone ... */
+#define PARTS_SKIP 4096   /* ... and that many then run whole before a split is tried again */
 
 typedef struct Job {
   nnc_kernel_fn fn;
@@ -58,9 +60,29 @@ struct nnc_pool {
   _Atomic uint64_t ticket; /* gen << 32 | next chunk */
   _Atomic uint32_t left;  /* chunks of the current job not finished */
   _Atomic bool stop;
+  /* nnc_rt_parallel_parts splits short jobs only while that pays (touched by the calling
+   * thread alone: a context's calls take turns) */
+  uint32_t parts_skip;    /* parts jobs to run whole before trying a split again */
+  uint32_t parts_poor;    /* split parts jobs in a row that gained little */
 };
 
+/* The calling thread's share of a split job: chunks run, and their time. */
+typedef struct Tally {
+  uint32_t chunks;
+  uint64_t ticks;
+} Tally;
+
 static _Thread_local nnc_pool *current_pool;
+
+static inline uint64_t ticks(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  return __builtin_ia32_rdtsc();
+#else
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+#endif
+}
 
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -124,18 +146,24 @@ void nnc_rt_sgemm(int order, int ta, int tb, int m, int n, int k, float alpha, c
               ldb, beta, c, ldc);
 }
 
-/* Claim and run chunks of job `gen` (a copy in *j) until none is left. */
-static void run_chunks(nnc_pool *p, const Job *j, uint32_t gen) {
+/* Claim and run chunks of job `gen` (a copy in *j) until none is left (counted in *tally
+ * when not NULL). */
+static void run_chunks(nnc_pool *p, const Job *j, uint32_t gen, Tally *tally) {
   for (;;) {
     uint64_t t = atomic_load(&p->ticket);
     if ((uint32_t)(t >> 32) != gen || (uint32_t)t >= j->nchunks) return;
     if (!atomic_compare_exchange_weak(&p->ticket, &t, t + 1)) continue;
     uint32_t c = (uint32_t)t;
+    uint64_t t0 = tally ? ticks() : 0;
     /* a nested nnc_rt_parallel_for inside a chunk runs on its thread: the pool is busy */
     nnc_pool *outer = current_pool;
     current_pool = NULL;
     j->fn(j->bufs, j->syms, j->n * c / j->nchunks, j->n * (c + 1) / j->nchunks);
     current_pool = outer;
+    if (tally) {
+      tally->chunks++;
+      tally->ticks += ticks() - t0;
+    }
     if (atomic_fetch_sub(&p->left, 1) == 1) {
       pthread_mutex_lock(&p->mu);
       pthread_cond_signal(&p->done);
@@ -173,7 +201,7 @@ static void *worker(void *arg) {
     seen = atomic_load(&p->gen);
     Job j = p->job;
     pthread_mutex_unlock(&p->mu);
-    run_chunks(p, &j, seen);
+    run_chunks(p, &j, seen, NULL);
   }
 }
 
@@ -199,7 +227,7 @@ void nnc_pool_free(nnc_pool *p) {
 
 /* fn over [0, n) in `chunks` chunks claimed by the pool's threads (the caller's included). */
 static void run_split(nnc_pool *p, nnc_kernel_fn fn, void *const *bufs, const int64_t *syms, int64_t n,
-                      int64_t chunks) {
+                      int64_t chunks, Tally *tally) {
   if (chunks < 2 || (!p->started && !start_workers(p))) {
     fn(bufs, syms, 0, n);
     return;
@@ -213,7 +241,7 @@ static void run_split(nnc_pool *p, nnc_kernel_fn fn, void *const *bufs, const in
   pthread_cond_broadcast(&p->wake);
   pthread_mutex_unlock(&p->mu);
   Job j = p->job;
-  run_chunks(p, &j, gen);
+  run_chunks(p, &j, gen, tally);
   for (int i = 0; i < SPIN_POLLS && atomic_load(&p->left); i++) cpu_relax();
   pthread_mutex_lock(&p->mu);
   while (atomic_load(&p->left)) pthread_cond_wait(&p->done, &p->mu);
@@ -234,7 +262,7 @@ void nnc_rt_parallel_for(nnc_kernel_fn fn, void *const *bufs, const int64_t *sym
   nnc_pool *p = current_pool;
   if (n <= 0) return;
   if (!p) fn(bufs, syms, 0, n);
-  else run_split(p, fn, bufs, syms, n, grain_chunks(p, n, work));
+  else run_split(p, fn, bufs, syms, n, grain_chunks(p, n, work), NULL);
 }
 
 void nnc_rt_parallel_parts(nnc_kernel_fn fn, void *const *bufs, const int64_t *syms, int64_t n,
@@ -245,7 +273,30 @@ void nnc_rt_parallel_parts(nnc_kernel_fn fn, void *const *bufs, const int64_t *s
     fn(bufs, syms, 0, n);
     return;
   }
-  /* every part its own chunk, however short: a worker that starts late still finds some */
   int64_t chunks = grain_chunks(p, n, work), most = (int64_t)p->n * CHUNKS_PER_THREAD;
-  run_split(p, fn, bufs, syms, n, chunks > 1 ? chunks : n < most ? n : most);
+  if (chunks > 1) {
+    run_split(p, fn, bufs, syms, n, chunks, NULL);
+    return;
+  }
+  if (p->parts_skip) {
+    p->parts_skip--;
+    fn(bufs, syms, 0, n);
+    return;
+  }
+  /* every part its own chunk, however short: a worker that starts late still finds some.
+   * Whether it paid: the time of the whole split against the caller's chunks scaled to all
+   * of them.  Where handing work to another core costs about as much as the work (a VM
+   * whose two vCPUs sit far apart: 340 ns for a cache line's round trip instead of 80), the
+   * split stops for a while */
+  chunks = n < most ? n : most;
+  Tally own = {0, 0};
+  uint64_t t0 = ticks();
+  run_split(p, fn, bufs, syms, n, chunks, &own);
+  uint64_t total = ticks() - t0;
+  bool poor = own.chunks && 10 * total > 9 * own.ticks * (uint64_t)chunks / own.chunks;
+  p->parts_poor = poor ? p->parts_poor + 1 : 0;
+  if (p->parts_poor >= PARTS_POOR_RUN) {
+    p->parts_poor = 0;
+    p->parts_skip = PARTS_SKIP;
+  }
 }

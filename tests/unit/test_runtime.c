@@ -5,8 +5,9 @@
  * Covered: weights from a file (missing, extra, wrongly shaped or typed tensors) and embedded;
  * workspace sizes, growth and reuse; nnc_ctx_call argument errors; nnc_call's binding of
  * symbolic dims and its errors; output allocation; loading libraries that are not models;
- * separate contexts on separate threads. */
+ * separate contexts on separate threads; the thread pool's split loops (pool.h). */
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 #include "nnc.h"
+#include "pool.h"
 #include "safetensors.h"
 
 nnc_ctx *nnc_ctx_open(const nnc_model_desc *, const char *, char *, size_t);
@@ -575,6 +577,34 @@ static void test_api_load_errors(void **state) {
   nnc_free(msg);
 }
 
+/* ---- the thread pool ---- */
+
+static _Atomic int pool_hits[64];
+
+static void count_iterations(void *const *bufs, const int64_t *syms, int64_t lo, int64_t hi) {
+  (void)bufs, (void)syms;
+  for (int64_t i = lo; i < hi; i++) atomic_fetch_add(&pool_hits[i], 1);
+}
+
+/* Every iteration runs once, split or not: plain loops of little and much work, and parts
+ * loops (split however short, then, as splitting such tiny work gains nothing, run whole
+ * for a while and tried again) over many calls. */
+static void test_pool_split_loops(void **state) {
+  (void)state;
+  for (int threads = 1; threads <= 4; threads *= 2) {
+    nnc_pool *pool = nnc_pool_new(threads), *prev = nnc_pool_enter(pool);
+    for (int call = 0; call < 6000; call++) {
+      int64_t n = 1 + call % 40;
+      for (int i = 0; i < 64; i++) atomic_store(&pool_hits[i], 0);
+      if (call % 3 == 0) nnc_rt_parallel_for(count_iterations, NULL, NULL, n, call % 2 ? 1 : 1 << 20);
+      else nnc_rt_parallel_parts(count_iterations, NULL, NULL, n, 1);
+      for (int i = 0; i < 64; i++) assert_int_equal(atomic_load(&pool_hits[i]), i < n);
+    }
+    nnc_pool_enter(prev);
+    nnc_pool_free(pool);
+  }
+}
+
 /* Separate contexts on separate threads do not interfere. */
 typedef struct Worker {
   nnc_context *ctx;
@@ -626,6 +656,7 @@ int main(void) {
       cmocka_unit_test(test_bad_abi_version),
       cmocka_unit_test(test_workspace_size),
       cmocka_unit_test(test_workspace_overlay),
+      cmocka_unit_test(test_pool_split_loops),
       cmocka_unit_test(test_workspace_growth),
       cmocka_unit_test(test_ctx_call_errors),
       cmocka_unit_test_setup_teardown(test_api_find_entry, setup_api, teardown_api),

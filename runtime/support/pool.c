@@ -36,8 +36,16 @@
 #define CHUNKS_PER_THREAD 4 /* more chunks than threads: a descheduled thread delays less */
 #define SPIN_POLLS 2000   /* polls of the caller waiting for the last chunks before it sleeps */
 #define IDLE_SPIN_NS 50000 /* an idle worker polls this long for the next job, then sleeps */
-#define PARTS_POOR_RUN 8  /* split parts jobs in a row at over 9/10 of their time alone ... */
-#define PARTS_SKIP 4096   /* ... and that many then run whole before a split is tried again */
+#define POOR_RUN 8        /* timed splits in a row at over 9/10 of their time alone ... */
+#define SKIP_JOBS 4096    /* ... and that many jobs of the kind then run whole */
+#define SMALL_GRAINS 8    /* a job of fewer grains than this is a small one, its split timed */
+
+/* Splits of one kind are timed while they pay; after POOR_RUN in a row that saved less than
+ * a tenth, SKIP_JOBS of that kind run whole, then splits are tried again. */
+typedef struct Adaptive {
+  uint32_t skip;          /* jobs to run whole before the next trial split */
+  uint32_t poor;          /* split jobs in a row that gained little */
+} Adaptive;
 
 typedef struct Job {
   nnc_kernel_fn fn;
@@ -60,10 +68,9 @@ struct nnc_pool {
   _Atomic uint64_t ticket; /* gen << 32 | next chunk */
   _Atomic uint32_t left;  /* chunks of the current job not finished */
   _Atomic bool stop;
-  /* nnc_rt_parallel_parts splits short jobs only while that pays (touched by the calling
-   * thread alone: a context's calls take turns) */
-  uint32_t parts_skip;    /* parts jobs to run whole before trying a split again */
-  uint32_t parts_poor;    /* split parts jobs in a row that gained little */
+  /* splits whose gain is in doubt, per kind: parts jobs, jobs of a few grains (touched by
+   * the calling thread alone: a context's calls take turns) */
+  Adaptive parts, small;
 };
 
 /* The calling thread's share of a split job: chunks run, and their time. */
@@ -250,19 +257,52 @@ static void run_split(nnc_pool *p, nnc_kernel_fn fn, void *const *bufs, const in
 
 /* Chunks for n iterations of `work` each: up to CHUNKS_PER_THREAD a thread, each of at
  * least the grain. */
+static int64_t total_work(int64_t n, int64_t work) {
+  return work > 0 && n > INT64_MAX / work ? INT64_MAX : n * (work > 0 ? work : 1);
+}
+
 static int64_t grain_chunks(const nnc_pool *p, int64_t n, int64_t work) {
-  int64_t total = work > 0 && n > INT64_MAX / work ? INT64_MAX : n * (work > 0 ? work : 1);
+  int64_t total = total_work(n, work);
   int64_t chunks = (int64_t)p->n * CHUNKS_PER_THREAD;
   if (chunks > n) chunks = n;
   return chunks < total / p->grain ? chunks : total / p->grain;
+}
+
+/* A split whose gain is in doubt, timed: the whole split against the caller's chunks scaled
+ * to all of them.  Where handing work to another core costs about as much as the work saves
+ * (this VM's two vCPUs: a cache line's round trip of 60-80 ns at times, 330-340 ns at
+ * others, when 2-thread calls of many small kernels took twice their 1-thread time), such
+ * splits stop for a while. */
+static void run_adaptive(nnc_pool *p, Adaptive *a, nnc_kernel_fn fn, void *const *bufs, const int64_t *syms,
+                         int64_t n, int64_t chunks) {
+  if (a->skip) {
+    a->skip--;
+    fn(bufs, syms, 0, n);
+    return;
+  }
+  Tally own = {0, 0};
+  uint64_t t0 = ticks();
+  run_split(p, fn, bufs, syms, n, chunks, &own);
+  uint64_t total = ticks() - t0;
+  bool poor = own.chunks && 10 * total > 9 * own.ticks * (uint64_t)chunks / own.chunks;
+  a->poor = poor ? a->poor + 1 : 0;
+  if (a->poor >= POOR_RUN) {
+    a->poor = 0;
+    a->skip = SKIP_JOBS;
+  }
 }
 
 void nnc_rt_parallel_for(nnc_kernel_fn fn, void *const *bufs, const int64_t *syms, int64_t n,
                          int64_t work) {
   nnc_pool *p = current_pool;
   if (n <= 0) return;
-  if (!p) fn(bufs, syms, 0, n);
-  else run_split(p, fn, bufs, syms, n, grain_chunks(p, n, work), NULL);
+  if (!p) {
+    fn(bufs, syms, 0, n);
+    return;
+  }
+  int64_t chunks = grain_chunks(p, n, work);
+  if (chunks > 1 && total_work(n, work) / SMALL_GRAINS < p->grain) run_adaptive(p, &p->small, fn, bufs, syms, n, chunks);
+  else run_split(p, fn, bufs, syms, n, chunks, NULL);
 }
 
 void nnc_rt_parallel_parts(nnc_kernel_fn fn, void *const *bufs, const int64_t *syms, int64_t n,
@@ -278,25 +318,6 @@ void nnc_rt_parallel_parts(nnc_kernel_fn fn, void *const *bufs, const int64_t *s
     run_split(p, fn, bufs, syms, n, chunks, NULL);
     return;
   }
-  if (p->parts_skip) {
-    p->parts_skip--;
-    fn(bufs, syms, 0, n);
-    return;
-  }
-  /* every part its own chunk, however short: a worker that starts late still finds some.
-   * Whether it paid: the time of the whole split against the caller's chunks scaled to all
-   * of them.  Where handing work to another core costs about as much as the work (a VM
-   * whose two vCPUs sit far apart: 340 ns for a cache line's round trip instead of 80), the
-   * split stops for a while */
-  chunks = n < most ? n : most;
-  Tally own = {0, 0};
-  uint64_t t0 = ticks();
-  run_split(p, fn, bufs, syms, n, chunks, &own);
-  uint64_t total = ticks() - t0;
-  bool poor = own.chunks && 10 * total > 9 * own.ticks * (uint64_t)chunks / own.chunks;
-  p->parts_poor = poor ? p->parts_poor + 1 : 0;
-  if (p->parts_poor >= PARTS_POOR_RUN) {
-    p->parts_poor = 0;
-    p->parts_skip = PARTS_SKIP;
-  }
+  /* every part its own chunk, however short: a worker that starts late still finds some */
+  run_adaptive(p, &p->parts, fn, bufs, syms, n, n < most ? n : most);
 }

@@ -424,7 +424,9 @@ int nnc_ctx_call(nnc_ctx *ctx, int entry, void *const *args, const int64_t *syms
   if (rc == NNC_OK) rc = grow_workspace(ctx, e, syms);
   if (rc != NNC_OK) return rc;
   nnc_pool *prev = nnc_pool_enter(ctx->pool);
+  uint64_t t0 = nnc_pool_call_begin(ctx->pool, entry);
   e->body(args, syms, ctx->weights, ctx->ws);
+  nnc_pool_call_end(ctx->pool, entry, t0);
   nnc_pool_enter(prev);
   return NNC_OK;
 }

@@ -39,6 +39,9 @@
 #define POOR_RUN 8        /* timed splits in a row at over 9/10 of their time alone ... */
 #define SKIP_JOBS 4096    /* ... and that many jobs of the kind then run whole */
 #define SMALL_GRAINS 8    /* a job of fewer grains than this is a small one, its split timed */
+#define AB_TRIAL 16       /* calls of an entry alternating parts splits on and off ... */
+#define AB_RUN 512        /* ... then this many the faster way, and again */
+#define AB_ENTRIES 64     /* entries timed so (the others split) */
 
 /* Splits of one kind are timed while they pay; after POOR_RUN in a row that saved less than
  * a tenth, SKIP_JOBS of that kind run whole, then splits are tried again. */
@@ -46,6 +49,14 @@ typedef struct Adaptive {
   uint32_t skip;          /* jobs to run whole before the next trial split */
   uint32_t poor;          /* split jobs in a row that gained little */
 } Adaptive;
+
+/* Whether an entry's parts splits pay, from timing its calls both ways
+ * (nnc_pool_call_begin). */
+typedef struct EntryChoice {
+  uint32_t calls;
+  uint64_t best[2];       /* the fastest trial call split [0] and whole [1] */
+  bool whole;
+} EntryChoice;
 
 typedef struct Job {
   nnc_kernel_fn fn;
@@ -68,9 +79,13 @@ struct nnc_pool {
   _Atomic uint64_t ticket; /* gen << 32 | next chunk */
   _Atomic uint32_t left;  /* chunks of the current job not finished */
   _Atomic bool stop;
-  /* splits whose gain is in doubt, per kind: parts jobs, jobs of a few grains (touched by
-   * the calling thread alone: a context's calls take turns) */
-  Adaptive parts, small;
+  /* splits whose gain is in doubt (touched by the calling thread alone: a context's calls
+   * take turns): jobs of a few grains, timed one by one; parts jobs, by the calls of their
+   * entry */
+  Adaptive small;
+  bool parts_whole;       /* this call runs its parts jobs whole */
+  bool parts_seen;        /* this call had one */
+  EntryChoice choice[AB_ENTRIES];
 };
 
 /* The calling thread's share of a split job: chunks run, and their time. */
@@ -319,5 +334,36 @@ void nnc_rt_parallel_parts(nnc_kernel_fn fn, void *const *bufs, const int64_t *s
     return;
   }
   /* every part its own chunk, however short: a worker that starts late still finds some */
-  run_adaptive(p, &p->parts, fn, bufs, syms, n, n < most ? n : most);
+  p->parts_seen = true;
+  if (p->parts_whole) fn(bufs, syms, 0, n);
+  else run_split(p, fn, bufs, syms, n, n < most ? n : most, NULL);
+}
+
+/* Which way this call of `entry` runs its parts jobs: AB_TRIAL calls alternate, then AB_RUN
+ * calls take the way whose fastest trial call was faster (split only when 5 % faster), and
+ * so on.  Timed per call, not per job as for small jobs, since much of what these splits
+ * cost shows after them: the next kernel reads on one core the columns the other wrote (on
+ * this VM, when its two vCPUs sit far apart, a cache line's round trip takes 330 ns
+ * instead of 60: lm logits on 2 threads then took 175 us split, 140 us whole, where each
+ * split job alone looked worth it; 107 and 140 us when they sit close). */
+uint64_t nnc_pool_call_begin(nnc_pool *p, int entry) {
+  if (!p) return 0;
+  p->parts_whole = false;
+  p->parts_seen = false;
+  if (p->n < 2 || entry < 0 || entry >= AB_ENTRIES) return 0;
+  const EntryChoice *c = &p->choice[entry];
+  uint32_t k = c->calls % (AB_TRIAL + AB_RUN);
+  p->parts_whole = k < AB_TRIAL ? (k & 1) != 0 : c->whole;
+  return ticks();
+}
+
+void nnc_pool_call_end(nnc_pool *p, int entry, uint64_t t0) {
+  if (!p || p->n < 2 || entry < 0 || entry >= AB_ENTRIES || !p->parts_seen) return;
+  EntryChoice *c = &p->choice[entry];
+  uint32_t k = c->calls++ % (AB_TRIAL + AB_RUN);
+  if (k >= AB_TRIAL) return;
+  uint64_t t = ticks() - t0;
+  int way = k & 1;
+  if (k < 2 || t < c->best[way]) c->best[way] = t;
+  if (k == AB_TRIAL - 1) c->whole = !(c->best[0] * 20 < c->best[1] * 19);
 }

@@ -9,6 +9,7 @@
 #include <setjmp.h>
 #include <stdatomic.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -587,18 +588,21 @@ static void count_iterations(void *const *bufs, const int64_t *syms, int64_t lo,
 }
 
 /* Every iteration runs once, split or not: plain loops of little and much work, and parts
- * loops (split however short, then, as splitting such tiny work gains nothing, run whole
- * for a while and tried again) over many calls. */
+ * loops (split however short), over many calls of an entry whose doubtful splits are timed
+ * both ways, then made or not (nnc_pool_call_begin), and outside any call. */
 static void test_pool_split_loops(void **state) {
   (void)state;
   for (int threads = 1; threads <= 4; threads *= 2) {
     nnc_pool *pool = nnc_pool_new(threads), *prev = nnc_pool_enter(pool);
     for (int call = 0; call < 6000; call++) {
       int64_t n = 1 + call % 40;
+      bool in_call = call < 5000;
+      uint64_t t0 = in_call ? nnc_pool_call_begin(pool, call % 2) : 0;
       for (int i = 0; i < 64; i++) atomic_store(&pool_hits[i], 0);
       if (call % 3 == 0) nnc_rt_parallel_for(count_iterations, NULL, NULL, n, call % 2 ? 1 : 1 << 20);
       else nnc_rt_parallel_parts(count_iterations, NULL, NULL, n, 1);
       for (int i = 0; i < 64; i++) assert_int_equal(atomic_load(&pool_hits[i]), i < n);
+      if (in_call) nnc_pool_call_end(pool, call % 2, t0);
     }
     nnc_pool_enter(prev);
     nnc_pool_free(pool);

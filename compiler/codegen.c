@@ -1112,12 +1112,9 @@ static void emit_conv(Cg *g, Ls *s) {
     count = emit(g, s->cv.rows);
     LLVMBuildStore(g->b, LLVMBuildIntToPtr(g->b, count, g->ptr, ""), LLVMBuildGEP2(g->b, g->ptr, bufs, (LLVMValueRef[]){ci64(g, 3)}, 1, ""));
   }
-  LLVMValueRef tiles = conv_tiles(g, s, count);
-  if (s->cv.nbatch > 1) tiles = LLVMBuildNSWMul(g->b, tiles, ci64(g, s->cv.nbatch), "");
-  int parts = s->cv.parts > 1 ? s->cv.parts : 1;
-  tiles = LLVMBuildNSWMul(g->b, tiles, ci64(g, parts), "");
-  call_parallel(g, parts > 1 ? "nnc_rt_parallel_parts" : "nnc_rt_parallel_for", fn, bufs, tiles,
-                loopir_conv_fmas(s, s->cv.tile_co) / parts);
+  LLVMValueRef tiles = LLVMBuildNSWMul(g->b, conv_tiles(g, s, count), ci64(g, s->cv.nbatch * s->cv.parts), "");
+  call_parallel(g, s->cv.parts > 1 ? "nnc_rt_parallel_parts" : "nnc_rt_parallel_for", fn, bufs, tiles,
+                loopir_conv_fmas(s, s->cv.tile_co) / s->cv.parts);
 }
 
 /* A scan: copy the initial state in, then per step t set the step symbol, call the body with
@@ -1459,10 +1456,15 @@ static LLVMValueRef const_array_global(Cg *g, LLVMTypeRef elem, LLVMValueRef *va
 
 static LLVMValueRef i32c(Cg *g, int64_t v) { return LLVMConstInt(g->i32, (unsigned long long)v, 1); }
 
+/* An nnc_dim {k, syms} constant. */
+static LLVMValueRef const_dim(Cg *g, LLVMTypeRef dim_t, int64_t k, uint32_t syms) {
+  return LLVMConstNamedStruct(dim_t, (LLVMValueRef[]){ci64(g, k), i32c(g, syms)}, 2);
+}
+
 static LLVMValueRef dims_global(Cg *g, LLVMTypeRef dim_t, const Shape *s) {
   LLVMValueRef v[MAX_RANK];
   for (int i = 0; i < s->rank; i++)
-    v[i] = LLVMConstNamedStruct(dim_t, (LLVMValueRef[]){ci64(g, s->d[i].k), i32c(g, s->d[i].syms)}, 2);
+    v[i] = const_dim(g, dim_t, s->d[i].k, s->d[i].syms);
   return const_array_global(g, dim_t, v, s->rank, "nnc.dims");
 }
 
@@ -1503,10 +1505,8 @@ static LLVMValueRef emit_desc(Cg *g, const LEntry *les, LLVMValueRef *bodies, co
     plan_regions(e, regions);
     for (int r = 0; r < nr; r++) {
       const nnc_slot *sl = &regions[r];
-      slots[r] = LLVMConstNamedStruct(slot_t, (LLVMValueRef[]){
-        LLVMConstNamedStruct(dim_t, (LLVMValueRef[]){ci64(g, sl->bytes.k), i32c(g, sl->bytes.syms)}, 2),
-        LLVMConstNamedStruct(dim_t, (LLVMValueRef[]){ci64(g, sl->at.k), i32c(g, sl->at.syms)}, 2),
-        i32c(g, sl->overlay)}, 3);
+      slots[r] = LLVMConstNamedStruct(slot_t, (LLVMValueRef[]){const_dim(g, dim_t, sl->bytes.k, sl->bytes.syms),
+        const_dim(g, dim_t, sl->at.k, sl->at.syms), i32c(g, sl->overlay)}, 3);
     }
     free(regions);
     entries[i] = LLVMConstNamedStruct(entry_t, (LLVMValueRef[]){

@@ -75,14 +75,15 @@ struct Ls {
                                            row-tile product), cout then only bounds it; or NULL */
     bool tight;                         /* x's rows are not padded to whole vectors: the last
                                            vector of a row is loaded masked (a product's B) */
-    int64_t nbatch;                     /* > 1: that many such convolutions, item b's x, w and y
-                                           at b * x_bstride, w_bstride, y_bstride floats further
-                                           (Winograd's 16 products): their channel tiles are
-                                           one parallel loop */
+    int64_t nbatch;                     /* that many such convolutions (1, or Winograd's 16
+                                           products): item b's x, w and y at b * x_bstride,
+                                           w_bstride, y_bstride floats further, their channel
+                                           tiles one parallel loop */
     int64_t x_bstride, w_bstride, y_bstride;
-    int parts;                          /* > 1: each channel tile's vectors in that many parts,
-                                           parallel iterations of their own (a product of few
-                                           rows: its columns, B's, split among threads) */
+    int parts;                          /* each channel tile's vectors in that many parts,
+                                           parallel iterations of their own (1, or up to 4 for
+                                           a product of few rows: B's columns split among
+                                           threads) */
   } cv;
   struct {                              /* LS_SCAN: run a scan body `steps` times */
     const ScanInfo *info;

@@ -886,6 +886,7 @@ static Ls *conv_stmt(Lower *L, int64_t cin, int lanes, int x, Lx *x_off, int w, 
   cv->cv.cout = cout;
   cv->cv.cin = cin;
   cv->cv.lanes = lanes;
+  cv->cv.nbatch = cv->cv.parts = 1;
   /* a tile of output channels x vectors of output columns in registers, leaving room for the
    * loaded inputs and broadcast weights */
   int host, regs;

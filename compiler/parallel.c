@@ -166,7 +166,7 @@ static int64_t trip_count(const Ls *s) {
  * counts one per vector multiply-add. */
 static int64_t work_of(const Ls *s) {
   if (s->k == LS_CONV) { /* its channels, of each item of a batch */
-    int64_t f = loopir_conv_fmas(s, s->cv.cout), b = s->cv.nbatch > 1 ? s->cv.nbatch : 1;
+    int64_t f = loopir_conv_fmas(s, s->cv.cout), b = s->cv.nbatch;
     return f > INT64_MAX / b ? INT64_MAX : f * b;
   }
   if (s->k == LS_GEMM) return gemm_flops(s) < 1e18 ? (int64_t)(gemm_flops(s) / 32) : INT64_MAX / 2; /* vector FMAs */

@@ -270,12 +270,13 @@ static void run_split(nnc_pool *p, nnc_kernel_fn fn, void *const *bufs, const in
   pthread_mutex_unlock(&p->mu);
 }
 
-/* Chunks for n iterations of `work` each: up to CHUNKS_PER_THREAD a thread, each of at
- * least the grain. */
+/* The work of n iterations of `work` each (saturating). */
 static int64_t total_work(int64_t n, int64_t work) {
   return work > 0 && n > INT64_MAX / work ? INT64_MAX : n * (work > 0 ? work : 1);
 }
 
+/* Chunks for n iterations of `work` each: up to CHUNKS_PER_THREAD a thread, each of at
+ * least the grain. */
 static int64_t grain_chunks(const nnc_pool *p, int64_t n, int64_t work) {
   int64_t total = total_work(n, work);
   int64_t chunks = (int64_t)p->n * CHUNKS_PER_THREAD;

@@ -123,11 +123,9 @@ static LLVMValueRef b_fma(Cg *g, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c)
   return intrinsic(g, "llvm.fmuladd", (LLVMValueRef[]){a, b, c}, 3);
 }
 
-/* exp(x): Cephes expf — x = n ln2 + r, e^r by a degree-6 polynomial, 2^n applied in two
- * halves so that results down to the subnormal range and overflow to inf come out right;
- * NaN propagates.  Max error about 1 ulp. */
-static LLVMValueRef emit_exp(Cg *g, LLVMValueRef x) {
-  LLVMValueRef xc = intrinsic(g, "llvm.minnum", (LLVMValueRef[]){intrinsic(g, "llvm.maxnum", (LLVMValueRef[]){x, cf32(g, -104.0)}, 2), cf32(g, 89.0)}, 2);
+/* Cephes expf's reduction of a clamped x: x = n ln2 + r, e^r by a degree-6 polynomial; the
+ * result is e^r, and *ni the whole n. */
+static LLVMValueRef exp_reduced(Cg *g, LLVMValueRef xc, LLVMValueRef *ni) {
   LLVMValueRef n = intrinsic(g, "llvm.rint", (LLVMValueRef[]){b_mul(g, xc, cf32(g, 1.44269504088896341))}, 1);
   LLVMValueRef r = b_fma(g, n, cf32(g, -0.693359375), xc);
   r = b_fma(g, n, cf32(g, 2.12194440e-4), r);
@@ -135,14 +133,37 @@ static LLVMValueRef emit_exp(Cg *g, LLVMValueRef x) {
                              1.6666665459E-1, 5.0000001201E-1};
   LLVMValueRef p = cf32(g, c[0]);
   for (int i = 1; i < 6; i++) p = b_fma(g, p, r, cf32(g, c[i]));
-  LLVMValueRef y = b_add(g, b_fma(g, b_mul(g, p, r), r, r), cf32(g, 1.0));
-  LLVMValueRef ni = LLVMBuildFPToSI(g->b, n, g->i32, "");
+  *ni = LLVMBuildFPToSI(g->b, n, g->i32, "");
+  return b_add(g, b_fma(g, b_mul(g, p, r), r, r), cf32(g, 1.0));
+}
+
+/* 2^k for a whole k of the normal range (-126 .. 127): its exponent bits. */
+static LLVMValueRef pow2_normal(Cg *g, LLVMValueRef k) {
+  LLVMValueRef biased = LLVMBuildAdd(g->b, k, LLVMConstInt(g->i32, 127, 0), "");
+  return LLVMBuildBitCast(g->b, LLVMBuildShl(g->b, biased, LLVMConstInt(g->i32, 23, 0), ""), g->f32, "");
+}
+
+static LLVMValueRef clamp(Cg *g, LLVMValueRef x, double lo, double hi) {
+  return intrinsic(g, "llvm.minnum", (LLVMValueRef[]){intrinsic(g, "llvm.maxnum", (LLVMValueRef[]){x, cf32(g, lo)}, 2), cf32(g, hi)}, 2);
+}
+
+/* exp(x): 2^n applied in two halves so that results down to the subnormal range and
+ * overflow to inf come out right; NaN propagates.  Max error about 1 ulp. */
+static LLVMValueRef emit_exp(Cg *g, LLVMValueRef x) {
+  LLVMValueRef ni, y = exp_reduced(g, clamp(g, x, -104.0, 89.0), &ni);
   LLVMValueRef h1 = LLVMBuildAShr(g->b, ni, LLVMConstInt(g->i32, 1, 0), "");
-  LLVMValueRef h2 = LLVMBuildSub(g->b, ni, h1, "");
-  LLVMValueRef bias = LLVMConstInt(g->i32, 127, 0), sh = LLVMConstInt(g->i32, 23, 0);
-  LLVMValueRef s1 = LLVMBuildBitCast(g->b, LLVMBuildShl(g->b, LLVMBuildAdd(g->b, h1, bias, ""), sh, ""), g->f32, "");
-  LLVMValueRef s2 = LLVMBuildBitCast(g->b, LLVMBuildShl(g->b, LLVMBuildAdd(g->b, h2, bias, ""), sh, ""), g->f32, "");
-  y = b_mul(g, b_mul(g, y, s1), s2);
+  y = b_mul(g, b_mul(g, y, pow2_normal(g, h1)), pow2_normal(g, LLVMBuildSub(g->b, ni, h1, "")));
+  return fsel(g, LLVMRealUNO, x, x, x, y);
+}
+
+/* e^x where only 1 + e^x and 1 - e^x are used (sigmoid, tanh): exp's result for x >= -86,
+ * e^-86 below, where both round to 1 all the same.  There n >= -124, so 2^n is applied as
+ * 2^(n-1) 2 (normal, then exact or overflowing to inf as in exp): the same products with
+ * four integer instructions fewer than exp's two halves (the LSTM gates of lm_temperature
+ * are five of these per hidden unit). */
+static LLVMValueRef emit_exp_beside_one(Cg *g, LLVMValueRef x) {
+  LLVMValueRef ni, y = exp_reduced(g, clamp(g, x, -86.0, 89.0), &ni);
+  y = b_mul(g, b_mul(g, y, pow2_normal(g, LLVMBuildSub(g->b, ni, LLVMConstInt(g->i32, 1, 0), ""))), cf32(g, 2.0));
   return fsel(g, LLVMRealUNO, x, x, x, y);
 }
 
@@ -160,7 +181,7 @@ static LLVMValueRef emit_expm1(Cg *g, LLVMValueRef x) {
 /* tanh(x) = sign(x) (1 - e^{-2|x|}) / (1 + e^{-2|x|}); odd polynomial for |x| < 0.0625. */
 static LLVMValueRef emit_tanh(Cg *g, LLVMValueRef x) {
   LLVMValueRef ax = intrinsic(g, "llvm.fabs", &x, 1);
-  LLVMValueRef t = emit_exp(g, b_mul(g, ax, cf32(g, -2.0)));
+  LLVMValueRef t = emit_exp_beside_one(g, b_mul(g, ax, cf32(g, -2.0)));
   LLVMValueRef big = b_div(g, b_sub(g, cf32(g, 1.0), t), b_add(g, cf32(g, 1.0), t));
   big = intrinsic(g, "llvm.copysign", (LLVMValueRef[]){big, x}, 2);
   LLVMValueRef x2 = b_mul(g, x, x);
@@ -188,7 +209,7 @@ static LLVMValueRef emit_scalar_op(Cg *g, Op op, const double *attr, LLVMValueRe
   case OP_COS: return intrinsic(g, "llvm.cos", &x, 1);
   case OP_ABS: return intrinsic(g, "llvm.fabs", &x, 1);
   case OP_TANH: return emit_tanh(g, x);
-  case OP_SIGMOID: return b_div(g, one, b_add(g, one, emit_exp(g, LLVMBuildFNeg(g->b, x, ""))));
+  case OP_SIGMOID: return b_div(g, one, b_add(g, one, emit_exp_beside_one(g, LLVMBuildFNeg(g->b, x, ""))));
   case OP_RELU: return fsel(g, LLVMRealOGT, x, zero, x, fsel(g, LLVMRealUNO, x, x, x, zero));
   case OP_ELU: return fsel(g, LLVMRealOGT, x, zero, x, fsel(g, LLVMRealUNO, x, x, x, b_mul(g, cf32(g, attr[0]), emit_expm1(g, x))));
   case OP_LEAKY_RELU: return fsel(g, LLVMRealOGT, x, zero, x, b_mul(g, cf32(g, attr[0]), x));

@@ -317,20 +317,23 @@ static int lstm_cell_params(Sema *S, ModInst *mi, ParamSpec *out) {
   return cfg_bool(mi, "bias", true) ? 4 : 2;
 }
 
-/* The input's share of the gates, x W_ih^T + b_ih (bih may be NULL). */
-static INode *lstm_input_gates(Sema *S, INode *x, INode *wih, INode *bih, SrcLoc loc) {
+/* The input's share of the gates with both biases, x W_ih^T + (b_ih + b_hh) (either bias
+ * may be NULL): the step then adds h W_hh^T alone.  PyTorch adds (x W_ih^T + b_ih) and
+ * (h W_hh^T + b_hh); the sum differs by rounding, and a step no longer adds 4H biases (in a
+ * sequence, the product by x runs once for all steps before the loop). */
+static INode *lstm_input_gates(Sema *S, INode *x, INode *wih, INode *bih, INode *bhh, SrcLoc loc) {
   INode *g = ir_matmul(S->m, S->e, x, wih, 0, 1, loc, D);
-  return bih && g ? ir_binary(S->m, S->e, OP_ADD, g, bih, loc, D) : g;
+  INode *bias = bih && bhh ? ir_binary(S->m, S->e, OP_ADD, bih, bhh, loc, D) : bih ? bih : bhh;
+  return bias && g ? ir_binary(S->m, S->e, OP_ADD, g, bias, loc, D) : g;
 }
 
-/* One LSTM step from the input's share of the gates `gx` (x W_ih^T + b_ih), PyTorch's gate
- * order i, f, g, o (bhh may be NULL). */
-static INode *lstm_step_from(Sema *S, INode *gx, INode *h, INode *c, INode *whh, INode *bhh, int64_t hs,
-                             INode **c_next, SrcLoc loc) {
+/* One LSTM step from the input's share of the gates `gx` (lstm_input_gates), PyTorch's gate
+ * order i, f, g, o. */
+static INode *lstm_step_from(Sema *S, INode *gx, INode *h, INode *c, INode *whh, int64_t hs, INode **c_next,
+                             SrcLoc loc) {
   Model *m = S->m;
   Entry *e = S->e;
   INode *gh = ir_matmul(m, e, h, whh, 0, 1, loc, D);
-  if (bhh) gh = ir_binary(m, e, OP_ADD, gh, bhh, loc, D);
   INode *gates = ir_binary(m, e, OP_ADD, gx, gh, loc, D);
   if (!gates) return NULL;
   INode *gi = ir_slice(m, e, gates, 1, 0, hs, 1, loc, D), *gf = ir_slice(m, e, gates, 1, hs, 2 * hs, 1, loc, D);
@@ -345,8 +348,8 @@ static INode *lstm_step_from(Sema *S, INode *gx, INode *h, INode *c, INode *whh,
 /* One LSTM step with PyTorch's gate order i, f, g, o (biases may be NULL). */
 INode *lstm_step(Sema *S, INode *x, INode *h, INode *c, INode *wih, INode *whh, INode *bih, INode *bhh,
                  int64_t hs, INode **c_next, SrcLoc loc) {
-  INode *gx = lstm_input_gates(S, x, wih, bih, loc);
-  return gx ? lstm_step_from(S, gx, h, c, whh, bhh, hs, c_next, loc) : NULL;
+  INode *gx = lstm_input_gates(S, x, wih, bih, bhh, loc);
+  return gx ? lstm_step_from(S, gx, h, c, whh, hs, c_next, loc) : NULL;
 }
 
 /* LSTM over a sequence: a scan whose step is lstm_step.  x [T, B, I] ([B, T, I] when
@@ -364,15 +367,14 @@ INode *lstm_sequence(Sema *S, INode *x, INode *h0, INode *c0, INode *wih, INode 
    * sequence before the loop (M = T·B rows) instead of one small one per step. */
   Shape flat = {.rank = 2, .d = {dim_mul(x->shape.d[0], x->shape.d[1]), x->shape.d[2]}};
   Shape seq = {.rank = 3, .d = {x->shape.d[0], x->shape.d[1], dim_const(4 * hs)}};
-  INode *gx = lstm_input_gates(S, ir_reshape(S->m, S->e, x, &flat, loc, D), wih, bih, loc);
+  INode *gx = lstm_input_gates(S, ir_reshape(S->m, S->e, x, &flat, loc, D), wih, bih, bhh, loc);
   if (!gx || !(gx = ir_reshape(S->m, S->e, gx, &seq, loc, D))) return NULL;
   INode *in[2], *out[2], *res[3];
   ScanCtx *c = scan_open(S, x->shape.d[ta], init, 2, in, loc);
   if (!c) return NULL;
   INode *gxt = scan_step_of(S, gx, ta, loc);
   whh = scan_capture(S, whh); /* the weights are read by every step */
-  bhh = scan_capture(S, bhh);
-  out[0] = gxt ? lstm_step_from(S, gxt, in[0], in[1], whh, bhh, hs, &out[1], loc) : NULL;
+  out[0] = gxt ? lstm_step_from(S, gxt, in[0], in[1], whh, hs, &out[1], loc) : NULL;
   int axis = ta;
   if (!out[0] || !scan_close(S, c, init, in, out, 2, &out[0], &axis, 1, loc, res)) return NULL;
   *h_n = res[0];

@@ -887,6 +887,24 @@ typedef struct ConvCg {
                                     [v_lo, v_hi), and whether it has the partial one */
 } ConvCg;
 
+/* The vector type of vector v0 + j of a tile.  A one-row image's last vector, when the tile's
+ * origin is static (the partial tile after the whole ones) and at most half its lanes are
+ * used, takes the fewest lanes (4 or more) that hold them: a 512-bit FMA costs two 256-bit
+ * ones on Zen 4, so lm logits' output projection, 84 = 5 x 16 + 4 columns, multiplies 5.25
+ * vectors a row instead of 6 (-0.8 us at its FMA rate).  *mask becomes that vector's mask, or
+ * NULL when its lanes are all used. */
+static LLVMTypeRef narrow_tail(Cg *g, const ConvCg *c, LLVMValueRef v0, int j, LLVMValueRef *mask) {
+  const Ls *s = c->s;
+  int lanes = s->cv.lanes;
+  if (s->cv.oh != 1 || !LLVMIsAConstantInt(v0)) return c->vt;
+  int64_t used = s->cv.ow - (LLVMConstIntGetSExtValue(v0) + j) * lanes;
+  int n = lanes;
+  while (n / 2 >= 4 && n / 2 >= used) n /= 2;
+  if (n == lanes) return c->vt;
+  *mask = used == n ? NULL : lane_mask(g, n, 1, 0, used);
+  return LLVMVectorType(g->f32, (unsigned)n);
+}
+
 /* y[co0 + r, vector v0 + j] for r < nco, j < nvec (static tile sizes, dynamic origin). */
 static void conv_tile(Cg *g, const ConvCg *c, LLVMValueRef co0, LLVMValueRef v0, int nco, int nvec) {
   const Ls *s = c->s;
@@ -906,6 +924,8 @@ static void conv_tile(Cg *g, const ConvCg *c, LLVMValueRef co0, LLVMValueRef v0,
   LLVMValueRef lane_ix = lane_constants(g, g->i64, lanes, 1, 0), mask[16];
   for (int j = 0; j < nvec; j++)
     mask[j] = whole ? NULL : LLVMBuildICmp(g->b, LLVMIntSLT, lane_ix, splat(g, LLVMVectorType(g->i64, lanes), rem[j]), "");
+  LLVMTypeRef vty[16];
+  for (int j = 0; j < nvec; j++) vty[j] = narrow_tail(g, c, v0, j, &mask[j]);
   /* for (k = 0; k < cin * ntaps; k++), k = ci * ntaps + tap: the accumulators are phis of
    * the loop; the tap's input offset ci * xplane + tap[t] comes from the table xtab (with one
    * tap, it is computed) */
@@ -916,7 +936,7 @@ static void conv_tile(Cg *g, const ConvCg *c, LLVMValueRef co0, LLVMValueRef v0,
   LLVMBuildBr(g->b, head);
   LLVMPositionBuilderAtEnd(g->b, head);
   LLVMValueRef ci = LLVMBuildPhi(g->b, g->i64, "k");
-  for (int a = 0; a < nacc; a++) acc[a] = LLVMBuildPhi(g->b, c->vt, "acc");
+  for (int a = 0; a < nacc; a++) acc[a] = LLVMBuildPhi(g->b, vty[a % nvec], "acc");
   LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, ci, ci64(g, s->cv.cin * s->cv.ntaps), ""), body, exit);
   LLVMPositionBuilderAtEnd(g->b, body);
   LLVMValueRef xoff = c->xtab ? LLVMBuildLoad2(g->b, g->i64, LLVMBuildGEP2(g->b, g->i64, c->xtab, &ci, 1, ""), "")
@@ -927,16 +947,21 @@ static void conv_tile(Cg *g, const ConvCg *c, LLVMValueRef co0, LLVMValueRef v0,
   LLVMValueRef next[64];
   memcpy(next, acc, nacc * sizeof *acc);
   unsigned fma = LLVMLookupIntrinsicID("llvm.fmuladd", 12);
-  LLVMTypeRef vt = c->vt;
-  LLVMValueRef fma_fn = LLVMGetIntrinsicDeclaration(g->mod, fma, &vt, 1);
-  LLVMTypeRef fma_t = LLVMIntrinsicGetType(g->ctx, fma, &vt, 1);
-  LLVMValueRef wv[16];
-  for (int r = 0; r < nco; r++)
-    wv[r] = splat(g, c->vt, LLVMBuildLoad2(g->b, g->f32, gep_f32(g, wk, ci64(g, r * ldw)), ""));
+  LLVMValueRef w[16], wv[16], w_narrow[16] = {0};
+  for (int r = 0; r < nco; r++) {
+    w[r] = LLVMBuildLoad2(g->b, g->f32, gep_f32(g, wk, ci64(g, r * ldw)), "");
+    wv[r] = splat(g, c->vt, w[r]);
+  }
   for (int j = 0; j < nvec; j++) {
-    LLVMValueRef xv = load_vector(g, c->vt, gep_f32(g, xk, xo[j]), s->cv.tight ? mask[j] : NULL, -1);
-    for (int r = 0; r < nco; r++)
-      next[r * nvec + j] = LLVMBuildCall2(g->b, fma_t, fma_fn, (LLVMValueRef[]){wv[r], xv, next[r * nvec + j]}, 3, "");
+    LLVMTypeRef vt = vty[j];
+    LLVMValueRef fma_fn = LLVMGetIntrinsicDeclaration(g->mod, fma, &vt, 1);
+    LLVMTypeRef fma_t = LLVMIntrinsicGetType(g->ctx, fma, &vt, 1);
+    LLVMValueRef xv = load_vector(g, vt, gep_f32(g, xk, xo[j]), s->cv.tight ? mask[j] : NULL, -1);
+    for (int r = 0; r < nco; r++) {
+      LLVMValueRef wr = wv[r];
+      if (vt != c->vt) wr = w_narrow[r] ? w_narrow[r] : (w_narrow[r] = splat(g, vt, w[r]));
+      next[r * nvec + j] = LLVMBuildCall2(g->b, fma_t, fma_fn, (LLVMValueRef[]){wr, xv, next[r * nvec + j]}, 3, "");
+    }
   }
   LLVMValueRef ci1 = LLVMBuildNSWAdd(g->b, ci, ci64(g, 1), "");
   LLVMBasicBlockRef latch = LLVMGetInsertBlock(g->b);
@@ -945,12 +970,12 @@ static void conv_tile(Cg *g, const ConvCg *c, LLVMValueRef co0, LLVMValueRef v0,
   loop_hints(g, LLVMBuildBr(g->b, head), true, false);
   LLVMAddIncoming(ci, (LLVMValueRef[]){ci64(g, 0), ci1}, (LLVMBasicBlockRef[]){pre, latch}, 2);
   for (int a = 0; a < nacc; a++)
-    LLVMAddIncoming(acc[a], (LLVMValueRef[]){LLVMConstNull(c->vt), next[a]}, (LLVMBasicBlockRef[]){pre, latch}, 2);
+    LLVMAddIncoming(acc[a], (LLVMValueRef[]){LLVMConstNull(vty[a % nvec]), next[a]}, (LLVMBasicBlockRef[]){pre, latch}, 2);
   LLVMPositionBuilderAtEnd(g->b, exit);
   for (int j = 0; j < nvec; j++)
     for (int r = 0; r < nco; r++) {
       LLVMValueRef plane = LLVMBuildNSWMul(g->b, LLVMBuildNSWAdd(g->b, co0, ci64(g, r), ""), ci64(g, s->cv.oh * s->cv.ow), "");
-      store_vector(g, c->vt, acc[r * nvec + j], gep_f32(g, c->y, LLVMBuildNSWAdd(g->b, plane, yo[j], "")), mask[j], -1);
+      store_vector(g, vty[j], acc[r * nvec + j], gep_f32(g, c->y, LLVMBuildNSWAdd(g->b, plane, yo[j], "")), mask[j], -1);
     }
 }
 

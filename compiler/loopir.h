@@ -38,6 +38,7 @@ struct Lx {
   int cg_scope;
   int print_id, print_gen; /* text form: printed once per kernel, then referred to by id */
   unsigned walk_gen;       /* lower.c: visited by the walk of this generation */
+  unsigned cg_walk;        /* codegen.c: the same, for its walks */
 };
 
 /* LS_EVAL computes `val` where it stands, so that the loops inside reuse it instead of

@@ -41,6 +41,8 @@ typedef struct Cg {
   LLVMValueRef *vars, *accs;
   LLVMValueRef lanes[REDUCE_LANES + 1]; /* the partial results of a lane reduction (allocas) */
   const Ls *lane_update;        /* its accumulator update */
+  struct VecRow *lane_row;      /* its vector blocks (lane_blocks_as_vectors): the row */
+  LLVMValueRef lane_vector;     /* and their accumulator (an alloca) */
   struct ConvCg *conv;          /* the direct convolution being emitted */
   int floats;                   /* the host's floats per vector (target_host_simd) */
   unsigned walk_gen;            /* of the walks of lx_has_chain_op (Lx.cg_walk) */
@@ -505,6 +507,8 @@ static void tail_body(Cg *g, const Ls *s, LLVMValueRef i) {
   scope_pop(g, parent);
 }
 
+static LLVMValueRef lane_blocks_as_vectors(Cg *g, const Ls *s, LLVMValueRef lo, LLVMValueRef end);
+
 /* A reduction loop `for i in [lo, hi) { acc op= v(i) }` in a fixed order that vectorizes
  * without reassociating anything behind our back: lane j accumulates the iterations
  * lo + j, lo + j + LANES, ... of the whole blocks of LANES (independent chains, which the
@@ -523,15 +527,19 @@ static void emit_lane_reduction(Cg *g, Ls *s) {
     LLVMBuildStore(g->b, reduce_identity(g, u->rop), g->lanes[j]);
   }
   g->lane_update = u;
-  counted_loop(g, lo, blocks_end, ci64(g, REDUCE_LANES), lane_body, s);
+  LLVMValueRef lanes = lane_blocks_as_vectors(g, s, lo, blocks_end);
+  if (!lanes) {
+    counted_loop(g, lo, blocks_end, ci64(g, REDUCE_LANES), lane_body, s);
+    LLVMValueRef v[REDUCE_LANES];
+    for (int j = 0; j < REDUCE_LANES; j++) v[j] = LLVMBuildLoad2(g->b, g->f32, g->lanes[j], "");
+    for (int w = REDUCE_LANES / 2; w >= 1; w /= 2)
+      for (int j = 0; j < w; j++) v[j] = reduce_op(g, u->rop, v[j], v[j + w]);
+    lanes = v[0];
+  }
   counted_loop(g, blocks_end, end, ci64(g, 1), tail_body, s);
-  LLVMValueRef v[REDUCE_LANES];
-  for (int j = 0; j < REDUCE_LANES; j++) v[j] = LLVMBuildLoad2(g->b, g->f32, g->lanes[j], "");
-  for (int w = REDUCE_LANES / 2; w >= 1; w /= 2)
-    for (int j = 0; j < w; j++) v[j] = reduce_op(g, u->rop, v[j], v[j + w]);
   LLVMValueRef rest = LLVMBuildLoad2(g->b, g->f32, g->lanes[REDUCE_LANES], "");
   LLVMValueRef cur = LLVMBuildLoad2(g->b, g->f32, g->accs[u->acc], "");
-  LLVMBuildStore(g->b, reduce_op(g, u->rop, cur, reduce_op(g, u->rop, v[0], rest)), g->accs[u->acc]);
+  LLVMBuildStore(g->b, reduce_op(g, u->rop, cur, reduce_op(g, u->rop, lanes, rest)), g->accs[u->acc]);
 }
 
 /* ---- a short row as vectors ----
@@ -549,14 +557,15 @@ static void emit_lane_reduction(Cg *g, Ls *s) {
 #define VEC_DEPTH 48   /* deeper expressions are not looked into (not vectorized) */
 #define VEC_MEMO 128
 
-typedef struct VecRow {
+typedef struct VecRow VecRow;
+struct VecRow {
   int var, lanes;
   LLVMTypeRef vt, it;            /* <lanes x float>, <lanes x i64> */
   int64_t valid;                 /* columns in the current vector */
   LLVMValueRef mask;             /* lane < valid, or NULL when every lane is valid */
   struct { const Lx *x; LLVMValueRef v; } memo[VEC_MEMO];
   int nmemo;
-} VecRow;
+};
 
 static bool varies(const Lx *x, int var, int depth) {
   if (!x) return false;
@@ -855,6 +864,42 @@ static void emit_vector_row(Cg *g, const Ls *s, int lanes) {
     }
     scope_pop(g, parent);
   }
+}
+
+static void vector_lane_body(Cg *g, const Ls *s, LLVMValueRef i) {
+  VecRow *r = g->lane_row;
+  g->vars[s->var] = i;
+  int parent = scope_push(g);
+  r->nmemo = 0;
+  LLVMValueRef v = vec_value(g, r, g->lane_update->val);
+  LLVMValueRef acc = LLVMBuildLoad2(g->b, r->vt, g->lane_vector, "");
+  LLVMBuildStore(g->b, reduce_op(g, g->lane_update->rop, acc, v), g->lane_vector);
+  scope_pop(g, parent);
+}
+
+/* The whole blocks [lo, end) of a lane reduction (emit_lane_reduction) as vectors, when its
+ * value vectorizes as a vector row's does: lane j of one vector accumulator is lane j there,
+ * and shuffles combine the lanes pairwise in the same order, so the result is the same.  The
+ * SLP vectorizer made two-lane pieces of a maximum's compares and selects (softmax's max over
+ * 84 logits ran as 42 of them).  Returns the combined lanes, or NULL (not vectorizable). */
+static LLVMValueRef lane_blocks_as_vectors(Cg *g, const Ls *s, LLVMValueRef lo, LLVMValueRef end) {
+  const Ls *u = g->lane_update;
+  if (!vec_value_ok(g, u->val, s->var, 0)) return NULL;
+  VecRow r = {.var = s->var, .lanes = REDUCE_LANES, .vt = LLVMVectorType(g->f32, REDUCE_LANES),
+              .it = LLVMVectorType(g->i64, REDUCE_LANES), .valid = REDUCE_LANES};
+  g->lane_vector = entry_alloca(g, r.vt, "lanes");
+  g->vec_lanes = REDUCE_LANES;
+  LLVMBuildStore(g->b, reduce_identity(g, u->rop), g->lane_vector);
+  g->vec_lanes = 0;
+  g->lane_row = &r;
+  counted_loop(g, lo, end, ci64(g, REDUCE_LANES), vector_lane_body, s);
+  g->lane_row = NULL;
+  LLVMValueRef v = LLVMBuildLoad2(g->b, r.vt, g->lane_vector, "");
+  for (int w = REDUCE_LANES / 2; w >= 1; w /= 2) { /* lanes [0, w) op= lanes [w, 2w) */
+    LLVMValueRef upper = LLVMBuildShuffleVector(g->b, v, LLVMGetUndef(r.vt), lane_constants(g, g->i32, REDUCE_LANES, 1, w), "");
+    v = reduce_op(g, u->rop, v, upper);
+  }
+  return LLVMBuildExtractElement(g->b, v, LLVMConstInt(g->i32, 0, 0), "");
 }
 
 /* Is s an innermost loop that only accumulates, by unit steps (emit_lane_reduction)? */

@@ -972,6 +972,7 @@ typedef struct ConvCg {
   int nco;                      /* and its number of output channels */
   LLVMValueRef v_lo, v_hi, tail; /* with cv.parts: the current part's whole vector tiles
                                     [v_lo, v_hi), and whether it has the partial one */
+  LLVMValueRef add, add_ld;     /* with cv.add: D's first row, and its row stride */
 } ConvCg;
 
 /* The vector type of vector v0 + j of a tile.  A one-row image's last vector, when the tile's
@@ -1016,6 +1017,13 @@ static void conv_tile(Cg *g, const ConvCg *c, LLVMValueRef co0, LLVMValueRef v0,
   /* for (k = 0; k < cin * ntaps; k++), k = ci * ntaps + tap: the accumulators are phis of
    * the loop; the tap's input offset ci * xplane + tap[t] comes from the table xtab (with one
    * tap, it is computed) */
+  LLVMValueRef init[64];       /* zeros, or D's values (C = D + A B, row tiles) */
+  for (int r = 0; r < nco; r++)
+    for (int j = 0; j < nvec; j++) {
+      LLVMValueRef row = LLVMBuildNSWAdd(g->b, co0, ci64(g, r), "");
+      init[r * nvec + j] = c->add ? load_vector(g, vty[j], gep_f32(g, c->add, LLVMBuildNSWAdd(g->b, LLVMBuildNSWMul(g->b, row, c->add_ld, ""), yo[j], "")), mask[j], -1)
+                                  : LLVMConstNull(vty[j]);
+    }
   LLVMBasicBlockRef pre = LLVMGetInsertBlock(g->b);
   LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_k");
   LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_fma");
@@ -1057,7 +1065,7 @@ static void conv_tile(Cg *g, const ConvCg *c, LLVMValueRef co0, LLVMValueRef v0,
   loop_hints(g, LLVMBuildBr(g->b, head), true, false, 0);
   LLVMAddIncoming(ci, (LLVMValueRef[]){ci64(g, 0), ci1}, (LLVMBasicBlockRef[]){pre, latch}, 2);
   for (int a = 0; a < nacc; a++)
-    LLVMAddIncoming(acc[a], (LLVMValueRef[]){LLVMConstNull(vty[a % nvec]), next[a]}, (LLVMBasicBlockRef[]){pre, latch}, 2);
+    LLVMAddIncoming(acc[a], (LLVMValueRef[]){init[a], next[a]}, (LLVMBasicBlockRef[]){pre, latch}, 2);
   LLVMPositionBuilderAtEnd(g->b, exit);
   for (int j = 0; j < nvec; j++)
     for (int r = 0; r < nco; r++) {
@@ -1216,6 +1224,12 @@ static LLVMValueRef conv_function(Cg *g, const Ls *s) {
     LLVMValueRef p = LLVMBuildGEP2(g->b, g->ptr, LLVMGetParam(fn, 0), (LLVMValueRef[]){ci64(g, 3)}, 1, "");
     c.count = LLVMBuildPtrToInt(g->b, LLVMBuildLoad2(g->b, g->ptr, p, ""), g->i64, "rows");
   }
+  if (s->cv.add >= 0) { /* D and its row stride (an integer in a pointer) in bufs[4], bufs[5] */
+    LLVMValueRef p4 = LLVMBuildGEP2(g->b, g->ptr, LLVMGetParam(fn, 0), (LLVMValueRef[]){ci64(g, 4)}, 1, "");
+    LLVMValueRef p5 = LLVMBuildGEP2(g->b, g->ptr, LLVMGetParam(fn, 0), (LLVMValueRef[]){ci64(g, 5)}, 1, "");
+    c.add = LLVMBuildLoad2(g->b, g->ptr, p4, "");
+    c.add_ld = LLVMBuildPtrToInt(g->b, LLVMBuildLoad2(g->b, g->ptr, p5, ""), g->i64, "add_ld");
+  }
   if (s->cv.nbatch > 1) { /* iterations (item, tile), the items' operands strides apart */
     c.x0 = c.x, c.w0 = c.w, c.y0 = c.y;
     counted_loop(g, lo, hi, ci64(g, 1), conv_item_tile, s);
@@ -1233,7 +1247,7 @@ static LLVMValueRef conv_function(Cg *g, const Ls *s) {
 
 static void emit_conv(Cg *g, Ls *s) {
   LLVMValueRef fn = conv_function(g, s);
-  LLVMValueRef bufs = entry_alloca(g, LLVMArrayType(g->ptr, 4), "conv_bufs");
+  LLVMValueRef bufs = entry_alloca(g, LLVMArrayType(g->ptr, 6), "conv_bufs");
   int bi[3] = {s->cv.x, s->cv.w, s->cv.y};
   Lx *off[3] = {s->cv.x_off, s->cv.w_off, s->cv.y_off};
   for (int i = 0; i < 3; i++) {
@@ -1244,6 +1258,10 @@ static void emit_conv(Cg *g, Ls *s) {
   if (s->cv.rows) {
     count = emit(g, s->cv.rows);
     LLVMBuildStore(g->b, LLVMBuildIntToPtr(g->b, count, g->ptr, ""), LLVMBuildGEP2(g->b, g->ptr, bufs, (LLVMValueRef[]){ci64(g, 3)}, 1, ""));
+  }
+  if (s->cv.add >= 0) {
+    LLVMBuildStore(g->b, gep_f32(g, g->bufs[s->cv.add], emit(g, s->cv.add_off)), LLVMBuildGEP2(g->b, g->ptr, bufs, (LLVMValueRef[]){ci64(g, 4)}, 1, ""));
+    LLVMBuildStore(g->b, LLVMBuildIntToPtr(g->b, emit(g, s->cv.add_ld), g->ptr, ""), LLVMBuildGEP2(g->b, g->ptr, bufs, (LLVMValueRef[]){ci64(g, 5)}, 1, ""));
   }
   LLVMValueRef tiles = LLVMBuildNSWMul(g->b, conv_tiles(g, s, count), ci64(g, s->cv.nbatch * s->cv.parts), "");
   call_parallel(g, s->cv.parts > 1 ? "nnc_rt_parallel_parts" : "nnc_rt_parallel_for", fn, bufs, tiles,

@@ -81,6 +81,10 @@ struct Ls {
                                            w_bstride, y_bstride floats further, their channel
                                            tiles one parallel loop */
     int64_t x_bstride, w_bstride, y_bstride;
+    int add;                            /* row tiles onto a tensor D, C = D + A B: D's
+                                           buffer (row r's columns contiguous from add_off +
+                                           r * add_ld), or -1 */
+    Lx *add_off, *add_ld;
     int parts;                          /* each channel tile's vectors in that many parts,
                                            parallel iterations of their own (1, or up to 4 for
                                            a product of few rows: B's columns split among

@@ -281,18 +281,24 @@ static void ls_add(Lower *L, Ls *parent, Ls *child) {
   parent->body[parent->nbody++] = child;
 }
 
-static Ls *loop(Lower *L, Ls *parent, Lx *lo, Lx *hi, Lx *step, Lx **var) {
-  Ls *s = ls_new(L, LS_LOOP);
-  s->var = L->nvars++;
-  if (s->var >= L->caprange) {
-    L->caprange = 2 * s->var + 16;
+/* A new loop variable whose values lie in [lo, hi] (known: bounds for index simplification). */
+static int new_var(Lower *L, int64_t lo, int64_t hi, bool known) {
+  int v = L->nvars++;
+  if (v >= L->caprange) {
+    L->caprange = 2 * v + 16;
     L->range = realloc(L->range, L->caprange * sizeof *L->range);
     if (!L->range) unreachable("out of memory");
   }
+  L->range[v] = (struct VarRange){lo, hi, known};
+  return v;
+}
+
+static Ls *loop(Lower *L, Ls *parent, Lx *lo, Lx *hi, Lx *step, Lx **var) {
+  Ls *s = ls_new(L, LS_LOOP);
   /* the variable's bounds, for index simplification: lo..hi-1 when lo is a non-negative
    * constant and the step positive */
-  L->range[s->var] = (struct VarRange){lo->k == LX_I ? lo->c : 0, hi->k == LX_I ? hi->c - 1 : INT64_MAX,
-                                       lo->k == LX_I && lo->c >= 0 && step->k == LX_I && step->c > 0};
+  s->var = new_var(L, lo->k == LX_I ? lo->c : 0, hi->k == LX_I ? hi->c - 1 : INT64_MAX,
+                   lo->k == LX_I && lo->c >= 0 && step->k == LX_I && step->c > 0);
   s->lo = lo;
   s->hi = hi;
   s->step = step;
@@ -887,6 +893,7 @@ static Ls *conv_stmt(Lower *L, int64_t cin, int lanes, int x, Lx *x_off, int w, 
   cv->cv.cin = cin;
   cv->cv.lanes = lanes;
   cv->cv.nbatch = cv->cv.parts = 1;
+  cv->cv.add = -1;
   /* a tile of output channels x vectors of output columns in registers, leaving room for the
    * loaded inputs and broadcast weights */
   int host, regs;
@@ -1026,9 +1033,66 @@ static Lx *block_rows(Lower *L, bool blocked, Lx *m, Lx *r0) {
   return blocked ? ibin(L, 'm', lx_i(L, GEMM_ROW_BLOCK), ibin(L, '-', m, r0)) : m;
 }
 
+static bool uses_var(const Lx *x, int var, int depth) {
+  if (!x || depth > 64) return x != NULL;
+  if (x->k == LX_VAR) return x->var == var;
+  return uses_var(x->a[0], var, depth + 1) || uses_var(x->a[1], var, depth + 1) || uses_var(x->a[2], var, depth + 1);
+}
+
+/* Is integer x affine in var (sums, differences and products by var-free factors)? */
+static bool affine_in(const Lx *x, int var, int depth) {
+  if (!uses_var(x, var, depth)) return true;
+  if (x->k == LX_VAR) return true;
+  if (x->k != LX_IBIN || depth > 64) return false;
+  if (x->op == '+' || x->op == '-') return affine_in(x->a[0], var, depth + 1) && affine_in(x->a[1], var, depth + 1);
+  if (x->op == '*')
+    return (!uses_var(x->a[0], var, depth + 1) && affine_in(x->a[1], var, depth + 1)) ||
+           (!uses_var(x->a[1], var, depth + 1) && affine_in(x->a[0], var, depth + 1));
+  return false;
+}
+
+/* D's element (row, col) of C = D + A B, broadcast to C's shape. */
+static Lx *addend_at(Lower *L, INode *d, const Shape *c, Lx *row, Lx *col) {
+  Lx *idx[2] = {row, col}, *r[MAX_RANK];
+  broadcast_idx(L, c, idx, &d->shape, r);
+  return value(L, d, r);
+}
+
+/* C = D + A B on row tiles: when the kernel's one result is a 2-D product plus a float
+ * tensor D whose rows are contiguous runs at affine offsets (an LSTM step's input share of
+ * the gates, a slice of a tensor computed before the loop; a Linear layer's bias row), the
+ * tiles start from D's values instead of zeros (codegen conv_tile) and write the result: no
+ * epilogue pass over C.  Each element is then D + the products in the tile's order (the
+ * epilogue added D last).  Returns whether cv takes D. */
+static bool row_tiles_onto(Lower *L, Ls *cv, Lx *r0) {
+  const Kernel *K = L->K;
+  INode *g = K->gemm, *sum = K->outs[0];
+  while (sum->op == OP_RESHAPE && sum->in[0]->kernel == -1) sum = sum->in[0]; /* same memory order */
+  if (K->nouts != 1 || sum->op != OP_ADD || g->shape.rank != 2 || !shape_eq(&sum->shape, &g->shape)) return false;
+  INode *d = sum->in[0] == g ? sum->in[1] : sum->in[1] == g ? sum->in[0] : NULL;
+  if (!d || d == g || d->dtype != DT_F32) return false;
+  int rv = new_var(L, 0, INT64_MAX, true), cvar = new_var(L, 0, INT64_MAX, true);
+  Lx *row = lx_var(L, rv), *col = lx_var(L, cvar);
+  L->nmemo = 0;
+  Lx *v = addend_at(L, d, &g->shape, row, col);
+  L->nmemo = 0;
+  if (v->k != LX_LOAD) return false;
+  Lx *ix = v->a[0], *rest = ix == col ? lx_i(L, 0) : NULL; /* index rest + col */
+  if (ix->k == LX_IBIN && ix->op == '+') rest = ix->a[1] == col ? ix->a[0] : ix->a[0] == col ? ix->a[1] : NULL;
+  if (!rest || uses_var(rest, cvar, 0) || !affine_in(rest, rv, 0)) return false;
+  Lx *zero = lx_i(L, 0);
+  Lx *at0 = addend_at(L, d, &g->shape, r0, zero), *at1 = addend_at(L, d, &g->shape, ibin(L, '+', r0, lx_i(L, 1)), zero);
+  L->nmemo = 0;
+  if (at0->k != LX_LOAD || at1->k != LX_LOAD || at0->buf != v->buf || at1->buf != v->buf) return false;
+  cv->cv.add = v->buf;
+  cv->cv.add_off = at0->a[0];
+  cv->cv.add_ld = ibin(L, '-', at1->a[0], at0->a[0]);
+  return true;
+}
+
 /* The im2col prologue (if any) and the sgemm calls of lower_gemm inside its batch loops
  * (cur); returns the loop the epilogue of a row block goes into. */
-static Ls *lower_sgemm(Lower *L, Ls *cur, Lx *const *bidx, bool blocked, Lx **row0) {
+static Ls *lower_sgemm(Lower *L, Ls *cur, Lx *const *bidx, bool blocked, Lx **row0, bool *done) {
   const Kernel *K = L->K;
   INode *g = K->gemm, *A = g->in[0], *B = g->in[1];
   const Shape *s = &g->shape;
@@ -1088,6 +1152,7 @@ static Ls *lower_sgemm(Lower *L, Ls *cur, Lx *const *bidx, bool blocked, Lx **ro
      * part into its own core's cache */
     int64_t vtiles = (n->c + lanes - 1) / lanes / cv->cv.tile_vec;
     cv->cv.parts = vtiles >= 8 ? 4 : vtiles >= 4 ? 2 : 1;
+    *done = nb == 0 && row_tiles_onto(L, cv, r0);
     ls_add(L, cur, cv);
     *row0 = r0;
     return cur;
@@ -1142,7 +1207,7 @@ static void lower_gemm(Lower *L, Ls *body) {
   ConvPlan conv;
   bool done = false;
   if (conv_plan(K, &conv)) done = lower_conv(L, cur, &conv, bidx);
-  else cur = lower_sgemm(L, cur, bidx, blocked, &r0);
+  else cur = lower_sgemm(L, cur, bidx, blocked, &r0, &done);
   Lx *rows = block_rows(L, blocked, m, r0);
   if (root == g || done || is_view_of(root, g)) return;
   Lx *vars[MAX_RANK];
@@ -1657,6 +1722,12 @@ static void print_ls(Printer *p, const Ls *s, int depth) {
     }
     if (s->cv.tight) fprintf(out, " tight");
     if (s->cv.parts > 1) fprintf(out, " parts=%d", s->cv.parts);
+    if (s->cv.add >= 0) {
+      fprintf(out, " plus ");
+      print_ref(p, s->cv.add, s->cv.add_off);
+      fprintf(out, " ld=");
+      print_lx(p, s->cv.add_ld);
+    }
     if (s->cv.nbatch > 1)
       fprintf(out, " batch=%lld strides=%lld,%lld,%lld", (long long)s->cv.nbatch, (long long)s->cv.x_bstride,
               (long long)s->cv.w_bstride, (long long)s->cv.y_bstride);

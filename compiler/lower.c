@@ -1051,6 +1051,17 @@ static bool affine_in(const Lx *x, int var, int depth) {
   return false;
 }
 
+/* x - var when x is var plus terms free of it (a sum with var as one term), else NULL. */
+static Lx *without_var(Lower *L, Lx *x, Lx *var, int depth) {
+  if (x == var) return lx_i(L, 0);
+  if (x->k != LX_IBIN || x->op != '+' || depth > 64) return NULL;
+  for (int i = 0; i < 2; i++) {
+    Lx *r = uses_var(x->a[1 - i], var->var, 0) ? NULL : without_var(L, x->a[i], var, depth + 1);
+    if (r) return ibin(L, '+', x->a[1 - i], r);
+  }
+  return NULL;
+}
+
 /* D's element (row, col) of C = D + A B, broadcast to C's shape. */
 static Lx *addend_at(Lower *L, INode *d, const Shape *c, Lx *row, Lx *col) {
   Lx *idx[2] = {row, col}, *r[MAX_RANK];
@@ -1077,9 +1088,8 @@ static bool row_tiles_onto(Lower *L, Ls *cv, Lx *r0) {
   Lx *v = addend_at(L, d, &g->shape, row, col);
   L->nmemo = 0;
   if (v->k != LX_LOAD) return false;
-  Lx *ix = v->a[0], *rest = ix == col ? lx_i(L, 0) : NULL; /* index rest + col */
-  if (ix->k == LX_IBIN && ix->op == '+') rest = ix->a[1] == col ? ix->a[0] : ix->a[0] == col ? ix->a[1] : NULL;
-  if (!rest || uses_var(rest, cvar, 0) || !affine_in(rest, rv, 0)) return false;
+  Lx *rest = without_var(L, v->a[0], col, 0); /* the index is rest + col */
+  if (!rest || !affine_in(rest, rv, 0)) return false;
   Lx *zero = lx_i(L, 0);
   Lx *at0 = addend_at(L, d, &g->shape, r0, zero), *at1 = addend_at(L, d, &g->shape, ibin(L, '+', r0, lx_i(L, 1)), zero);
   L->nmemo = 0;

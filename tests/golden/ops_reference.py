@@ -928,6 +928,17 @@ e = emb(tok) * 2
     g.entry("literal_2d", "(x: f32[N, 2]) -> (y: f32[N, 3])", """
 y = x @ [[1.0, 0.0, -1.0], [0.5, 2.0, 0.0]]
 """, {"x": g.randn(N, 2)}, lambda x: dict(y=x @ torch.tensor([[1.0, 0.0, -1.0], [0.5, 2.0, 0.0]])))
+
+    # row tiles onto an addend (C = D + A B, lower.c row_tiles_onto): a whole tensor, a slice
+    # of a wider one (rows 30 apart), over 520 rows (two row blocks of 512); 20 columns: a
+    # vector and a narrowed one of 4
+    g.entry("addend_rows", "(x: f32[N, 16], w: f32[16, 20], v: f32[16, 20], y: f32[N, 20], z: f32[N, 30]) -> "
+            "(a: f32[N, 20], b: f32[N, 20])", """
+a = y + x @ w
+b = x @ v + z[:, 5:25]
+""", {"x": g.randn(520, 16), "w": g.randn(16, 20, scale=0.25), "v": g.randn(16, 20, scale=0.25),
+      "y": g.randn(520, 20), "z": g.randn(520, 30)},
+            lambda x, w, v, y, z: dict(a=y + x @ w, b=x @ v + z[:, 5:25]))
     return g
 
 

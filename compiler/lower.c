@@ -847,34 +847,47 @@ static Lx *batch_offset(Lower *L, const Shape *out, int nb, Lx *const *bidx, con
 
 /* The padded, phase-split copy of image bidx[0]'s channels of group bidx[1] into the
  * scratch buffer `xbuf` at `base`. */
-static void lower_conv_copy(Lower *L, Ls *parent, const ConvPlan *c, Lx *const *bidx, int xbuf, Lx *base) {
-  Lx *zero = lx_i(L, 0), *one = lx_i(L, 1), *ci, *ph, *pw, *hh, *ww;
+/* One stride phase (ph, pw) of every input channel in the padded copy (lower_conv_copy). */
+static void lower_conv_copy_phase(Lower *L, Ls *chan, const ConvPlan *c, Lx *const *bidx, int xbuf, Lx *base, Lx *ci,
+                                  int64_t ph, int64_t pw) {
+  Lx *zero = lx_i(L, 0), *one = lx_i(L, 1), *hh, *ww;
   int64_t H = c->x->shape.d[2].k, W = c->x->shape.d[3].k, sw = c->stride[1];
-  Ls *s = loop(L, parent, zero, lx_i(L, c->cin), one, &ci);
-  s = loop(L, s, zero, lx_i(L, c->nphase[0]), one, &ph);
-  s = loop(L, s, zero, lx_i(L, c->nphase[1]), one, &pw);
-  s = loop(L, s, zero, lx_i(L, c->hq), one, &hh);
+  Ls *s = loop(L, chan, zero, lx_i(L, c->hq), one, &hh);
   s->rolled = true;
-  Lx *plane = ibin(L, '+', ibin(L, '*', ibin(L, '+', ibin(L, '*', ci, lx_i(L, c->nphase[0])), ph), lx_i(L, c->nphase[1])), pw);
+  Lx *plane = ibin(L, '+', ibin(L, '*', ci, lx_i(L, c->nphase[0] * c->nphase[1])), lx_i(L, ph * c->nphase[1] + pw));
   Lx *row = ibin(L, '+', base, ibin(L, '*', ibin(L, '+', ibin(L, '*', plane, lx_i(L, c->hq)), hh), lx_i(L, c->wq)));
-  /* columns ww with input column iw = ww*sw + pw - pad_l inside [0, W): [lo, hi); the zero
-   * padding on either side is stored apart, so the inner loop loads a plain run of X */
-  Lx *first = ibin(L, '-', lx_i(L, c->pad[1]), pw); /* ww*sw >= first */
-  Lx *lo = ibin(L, 'm', lx_i(L, c->wq), ibin(L, 'M', zero, ibin(L, '/', ibin(L, '+', first, lx_i(L, sw - 1)), lx_i(L, sw))));
-  Lx *hi = ibin(L, 'M', lo, ibin(L, 'm', lx_i(L, c->wq), ibin(L, '/', ibin(L, '+', first, lx_i(L, W - 1 + sw)), lx_i(L, sw))));
-  Ls *left = loop(L, s, zero, lo, one, &ww);
+  /* columns ww with input column iw = ww*sw + pw - pad_l inside [0, W): [lo, hi), static
+   * for a static phase; the zero padding on either side is stored apart, so the row between
+   * loads a plain run of X (every sw-th element: a vector row) */
+  int64_t first = c->pad[1] - pw; /* ww*sw >= first */
+  int64_t lo = first <= 0 ? 0 : (first + sw - 1) / sw;
+  lo = lo < c->wq ? lo : c->wq;
+  int64_t hi = (first + W - 1 + sw) / sw; /* ww*sw <= first + W - 1 */
+  hi = hi < c->wq ? hi : c->wq;
+  hi = hi > lo ? hi : lo;
+  Ls *left = loop(L, s, zero, lx_i(L, lo), one, &ww);
   left->scalar = left->rolled = true;
   store(L, left, xbuf, ibin(L, '+', row, ww), lx_f(L, 0.0));
-  Ls *mid = loop(L, s, lo, hi, one, &ww);
-  Lx *ih = ibin(L, '-', ibin(L, '+', ibin(L, '*', hh, lx_i(L, c->stride[0])), ph), lx_i(L, c->pad[0]));
-  Lx *iw = ibin(L, '-', ibin(L, '+', ibin(L, '*', ww, lx_i(L, sw)), pw), lx_i(L, c->pad[1]));
+  Ls *mid = loop(L, s, lx_i(L, lo), lx_i(L, hi), one, &ww);
+  mid->vector_row = hi - lo <= SHORT_ROW;
+  Lx *ih = ibin(L, '-', ibin(L, '+', ibin(L, '*', hh, lx_i(L, c->stride[0])), lx_i(L, ph)), lx_i(L, c->pad[0]));
+  Lx *iw = ibin(L, '-', ibin(L, '+', ibin(L, '*', ww, lx_i(L, sw)), lx_i(L, pw)), lx_i(L, c->pad[1]));
   Lx *xi[4] = {bidx[0], ibin(L, '+', ibin(L, '*', bidx[1], lx_i(L, c->cin)), ci), clamp(L, ih, 0, H - 1), iw};
   Lx *row_inside = ibin(L, '&', ibin(L, '<', lx_i(L, -1), ih), ibin(L, '<', ih, lx_i(L, H)));
   store(L, mid, xbuf, ibin(L, '+', row, ww), select3(L, row_inside, value(L, c->x, xi), lx_f(L, 0.0)));
   L->nmemo = 0;
-  Ls *right = loop(L, s, hi, lx_i(L, c->wq), one, &ww);
+  Ls *right = loop(L, s, lx_i(L, hi), lx_i(L, c->wq), one, &ww);
   right->scalar = right->rolled = true;
   store(L, right, xbuf, ibin(L, '+', row, ww), lx_f(L, 0.0));
+}
+
+/* The padded, phase-split copy of an (image, group)'s input channels (convplan.h), each
+ * stride phase in its own loops: their column ranges are then static. */
+static void lower_conv_copy(Lower *L, Ls *parent, const ConvPlan *c, Lx *const *bidx, int xbuf, Lx *base) {
+  Lx *ci;
+  Ls *chan = loop(L, parent, lx_i(L, 0), lx_i(L, c->cin), lx_i(L, 1), &ci);
+  for (int64_t ph = 0; ph < c->nphase[0]; ph++)
+    for (int64_t pw = 0; pw < c->nphase[1]; pw++) lower_conv_copy_phase(L, chan, c, bidx, xbuf, base, ci, ph, pw);
 }
 
 /* The direct convolution's register-tiled kernel (codegen emit_conv) over x (channel planes

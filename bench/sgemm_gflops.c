@@ -3,14 +3,20 @@
  *     cc -O2 bench/sgemm_gflops.c -o sgemm_gflops -lopenblas
  *     ./sgemm_gflops sgemm M N K [SECONDS]   ->  "M N K median_us gflops"
  *     ./sgemm_gflops copy MIB [SECONDS]      ->  "MIB median_us gbytes_per_s"
+ *     ./sgemm_gflops roundtrip [TRIPS]       ->  "TRIPS ns_per_round_trip"
  *
  * sgemm: C[M,N] = A[M,K] * B[K,N], row-major, no transposes (the shape of a convolution as
  * im2col + GEMM: M = Cout/groups, N = OH*OW, K = Cin/groups*KH*KW), median of repeated calls,
  * 2*M*N*K flops.  The thread count is OpenBLAS's (OPENBLAS_NUM_THREADS, set by bench.py).
  * copy: STREAM-like copy bandwidth b[i] = a[i] over two MIB-MiB float arrays (memcpy), counted
  * as STREAM does: 2 * MIB MiB moved per copy (read + write), median of repeated copies.
+ * roundtrip: two threads pass a cache line back and forth TRIPS times (default 100000); the
+ * mean time of one round trip says how far apart the cores sit (this VM's two vCPUs: 50-80 ns
+ * at times, 310-350 ns at others, which makes work split between threads cost more).
  */
 #include <cblas.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,7 +76,34 @@ static float *filled(size_t n) {
   return p;
 }
 
+static _Atomic long ball __attribute__((aligned(64)));
+static long trips;
+
+static void *return_ball(void *unused) {
+  (void)unused;
+  for (long i = 1; i < 2 * trips; i += 2) {
+    while (atomic_load(&ball) != i) {}
+    atomic_store(&ball, i + 1);
+  }
+  return NULL;
+}
+
 int main(int argc, char **argv) {
+  if (argc >= 2 && strcmp(argv[1], "roundtrip") == 0) {
+    trips = argc > 2 ? atol(argv[2]) : 100000;
+    if (trips <= 0) return fprintf(stderr, "sgemm_gflops: bad trip count\n"), 2;
+    pthread_t t;
+    if (pthread_create(&t, NULL, return_ball, NULL)) return fprintf(stderr, "sgemm_gflops: no thread\n"), 1;
+    double t0 = now_s();
+    for (long i = 0; i < 2 * trips; i += 2) {
+      atomic_store(&ball, i + 1);
+      while (atomic_load(&ball) != i + 2) {}
+    }
+    double t1 = now_s();
+    pthread_join(t, NULL);
+    printf("%ld %.1f\n", trips, (t1 - t0) / (double)trips * 1e9);
+    return 0;
+  }
   if (argc >= 5 && strcmp(argv[1], "sgemm") == 0) {
     struct gemm g = {atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), 0, 0, 0};
     double secs = argc > 5 ? atof(argv[5]) : 0.5;
@@ -95,6 +128,6 @@ int main(int argc, char **argv) {
     free(c.a), free(c.b);
     return 0;
   }
-  fprintf(stderr, "usage: %s sgemm M N K [SECONDS] | copy MIB [SECONDS]\n", argv[0]);
+  fprintf(stderr, "usage: %s sgemm M N K [SECONDS] | copy MIB [SECONDS] | roundtrip [TRIPS]\n", argv[0]);
   return 2;
 }

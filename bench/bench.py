@@ -1763,9 +1763,8 @@ def md_why(misses):
     if far:
         md.append("- **measured while the VM's vCPUs sat far apart** (a cache line's round trip above "
                   f"{FAR_NS} ns before one of nnc's rounds, against 50-80 ns at other times; work split "
-                  "between threads then costs much more; the pool times each entry's calls split "
-                  "and whole and keeps the faster way, but its trial calls and a change of state "
-                  "within a measurement still show): "
+                  "between threads then costs much more, and the pool splits jobs of a few grains and "
+                  "an LSTM step's column parts only when timing shows it pays, larger jobs always): "
                   + "; ".join(far) + ".")
     return ["", "## Why they miss", ""] + md if md else []
 

@@ -39,8 +39,7 @@
 #define POOR_RUN 8        /* timed splits in a row at over 9/10 of their time alone ... */
 #define SKIP_JOBS 4096    /* ... and that many jobs of the kind then run whole */
 #define SMALL_GRAINS 8    /* a job of fewer grains than this is a small one, its split timed */
-#define AB_WARM 8         /* an entry's first calls split, untimed (threads and pages warm up) */
-#define AB_TRIAL 16       /* then calls alternating splits on and off ... */
+#define AB_TRIAL 16       /* calls of an entry alternating parts splits on and off ... */
 #define AB_RUN 512        /* ... then this many the faster way, and again */
 #define AB_ENTRIES 64     /* entries timed so (the others split) */
 
@@ -51,7 +50,8 @@ typedef struct Adaptive {
   uint32_t poor;          /* split jobs in a row that gained little */
 } Adaptive;
 
-/* Whether an entry's splits pay, from timing its calls both ways (nnc_pool_call_begin). */
+/* Whether an entry's parts splits pay, from timing its calls both ways
+ * (nnc_pool_call_begin). */
 typedef struct EntryChoice {
   uint32_t calls;
   uint64_t best[2];       /* the fastest trial call split [0] and whole [1] */
@@ -83,8 +83,8 @@ struct nnc_pool {
    * take turns): jobs of a few grains, timed one by one; parts jobs, by the calls of their
    * entry */
   Adaptive small;
-  bool whole;             /* this call runs its jobs whole */
-  bool split_seen;        /* this call had a job to split */
+  bool parts_whole;       /* this call runs its parts jobs whole */
+  bool parts_seen;        /* this call had one */
   EntryChoice choice[AB_ENTRIES];
 };
 
@@ -317,9 +317,7 @@ void nnc_rt_parallel_for(nnc_kernel_fn fn, void *const *bufs, const int64_t *sym
     return;
   }
   int64_t chunks = grain_chunks(p, n, work);
-  if (chunks > 1) p->split_seen = true;
-  if (chunks < 2 || p->whole) fn(bufs, syms, 0, n);
-  else if (total_work(n, work) / SMALL_GRAINS < p->grain) run_adaptive(p, &p->small, fn, bufs, syms, n, chunks);
+  if (chunks > 1 && total_work(n, work) / SMALL_GRAINS < p->grain) run_adaptive(p, &p->small, fn, bufs, syms, n, chunks);
   else run_split(p, fn, bufs, syms, n, chunks, NULL);
 }
 
@@ -332,49 +330,38 @@ void nnc_rt_parallel_parts(nnc_kernel_fn fn, void *const *bufs, const int64_t *s
     return;
   }
   int64_t chunks = grain_chunks(p, n, work), most = (int64_t)p->n * CHUNKS_PER_THREAD;
-  p->split_seen = true;
-  if (p->whole) fn(bufs, syms, 0, n);
-  else if (chunks > 1) run_split(p, fn, bufs, syms, n, chunks, NULL);
-  else run_split(p, fn, bufs, syms, n, n < most ? n : most, NULL); /* every part its own chunk,
-                                                                       however short: a worker
-                                                                       that starts late still
-                                                                       finds some */
+  if (chunks > 1) {
+    run_split(p, fn, bufs, syms, n, chunks, NULL);
+    return;
+  }
+  /* every part its own chunk, however short: a worker that starts late still finds some */
+  p->parts_seen = true;
+  if (p->parts_whole) fn(bufs, syms, 0, n);
+  else run_split(p, fn, bufs, syms, n, n < most ? n : most, NULL);
 }
 
-/* Which way this call of `entry` runs its jobs, split among the threads or whole on the
- * calling one: after AB_WARM calls split, AB_TRIAL calls alternate, then AB_RUN calls take
- * the way whose fastest trial call was faster (split only when 5 % faster), then trials
- * again.  Timed per call, not per job, since much of what splits cost shows after them: the
- * next kernel reads on one core what the other wrote.  On this VM, when its two vCPUs sit
- * far apart (a cache line's round trip 330 ns instead of 60), lm logits on 2 threads took
- * 175 us split, 140 us whole, where each split job alone looked worth it (107 and 140 us
- * when they sit close), and fcn at batch 1 765 us split, 443 us whole (391 us split when
- * close).  The first calls of a context split slowly (threads start, pages fault: fcn at
- * batch 8, 5-6 ms for 8 calls, then 2.4), hence the warm-up.  Jobs of a few grains are also
- * timed one by one while a call splits (run_adaptive). */
+/* Which way this call of `entry` runs its parts jobs: AB_TRIAL calls alternate, then AB_RUN
+ * calls take the way whose fastest trial call was faster (split only when 5 % faster), and
+ * so on.  Timed per call, not per job as for small jobs, since much of what these splits
+ * cost shows after them: the next kernel reads on one core the columns the other wrote (on
+ * this VM, when its two vCPUs sit far apart, a cache line's round trip takes 330 ns
+ * instead of 60: lm logits on 2 threads then took 175 us split, 140 us whole, where each
+ * split job alone looked worth it; 107 and 140 us when they sit close). */
 uint64_t nnc_pool_call_begin(nnc_pool *p, int entry) {
   if (!p) return 0;
-  p->whole = false;
-  p->split_seen = false;
+  p->parts_whole = false;
+  p->parts_seen = false;
   if (p->n < 2 || entry < 0 || entry >= AB_ENTRIES) return 0;
   const EntryChoice *c = &p->choice[entry];
-  if (c->calls < AB_WARM) return ticks();
-  uint32_t k = (c->calls - AB_WARM) % (AB_TRIAL + AB_RUN);
-  p->whole = k < AB_TRIAL ? (k & 1) != 0 : c->whole;
+  uint32_t k = c->calls % (AB_TRIAL + AB_RUN);
+  p->parts_whole = k < AB_TRIAL ? (k & 1) != 0 : c->whole;
   return ticks();
 }
 
 void nnc_pool_call_end(nnc_pool *p, int entry, uint64_t t0) {
-  if (!p) return;
-  bool timed = p->split_seen;
-  p->whole = p->split_seen = false; /* work outside a timed call (a context's init) splits */
-  if (p->n < 2 || entry < 0 || entry >= AB_ENTRIES || !timed) return;
+  if (!p || p->n < 2 || entry < 0 || entry >= AB_ENTRIES || !p->parts_seen) return;
   EntryChoice *c = &p->choice[entry];
-  if (c->calls < AB_WARM) {
-    c->calls++;
-    return;
-  }
-  uint32_t k = (c->calls++ - AB_WARM) % (AB_TRIAL + AB_RUN);
+  uint32_t k = c->calls++ % (AB_TRIAL + AB_RUN);
   if (k >= AB_TRIAL) return;
   uint64_t t = ticks() - t0;
   int way = k & 1;

@@ -38,14 +38,14 @@ void nnc_rt_parallel_for(nnc_kernel_fn fn, void *const *bufs, const int64_t *sym
 /* nnc_rt_parallel_for for iterations that each read their own part of an operand too large
  * for one core's cache but not for all of theirs (the columns of an LSTM step's recurrent
  * weights): split however little work, since then each core reads its parts from its own
- * cache instead of one core streaming the whole operand from L2. */
+ * cache instead of one core streaming the whole operand from L2, unless the entry's calls
+ * have shown such splits not to pay (nnc_pool_call_begin). */
 void nnc_rt_parallel_parts(nnc_kernel_fn fn, void *const *bufs, const int64_t *syms, int64_t n,
                            int64_t work);
 
-/* Around each call of entry `entry` of the context whose pool this is: the call's jobs
- * (nnc_rt_parallel_for, nnc_rt_parallel_parts) run split among the threads or whole on the
- * calling thread, as timing the entry's calls both ways has shown to pay.  begin returns the
- * start time end needs. */
+/* Around each call of entry `entry` of the context whose pool this is: the call's parts jobs
+ * (nnc_rt_parallel_parts) run split or whole as timing the entry's calls both ways has shown
+ * to pay.  begin returns the start time end needs. */
 uint64_t nnc_pool_call_begin(nnc_pool *pool, int entry);
 void nnc_pool_call_end(nnc_pool *pool, int entry, uint64_t t0);
 

@@ -662,7 +662,7 @@ class Row:
     ts_us: float = None
     nnc_diff: float = None
     ts_diff: float = None
-    vcpu_ns: list = None  # with 2+ threads: the cores' round trip before each nnc round
+    vcpu_ns: list = field(default_factory=list)  # 2+ threads: the cores' round trip before each nnc round
 
     def speedup(self, baseline):
         """Speed-up of nnc over `baseline` ("eager" or "ts"): baseline time / nnc time."""
@@ -873,7 +873,7 @@ def bench_case(res, lib, te, ts, model, batch, inputs):
                     if side == "nnc_us":
                         settle_openblas()
                         if t > 1 and (rt := vcpu_round_trip_ns()) is not None:
-                            row.vcpu_ns = (row.vcpu_ns or []) + [rt]
+                            row.vcpu_ns.append(rt)
                     us = time_call(fn, max(ARGS.min_reps // rounds, 10), ARGS.min_time / rounds,
                                    ARGS.max_time / rounds)[0]
                     if getattr(row, side) is None or us < getattr(row, side):

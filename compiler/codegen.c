@@ -1018,12 +1018,11 @@ static void conv_tile(Cg *g, const ConvCg *c, LLVMValueRef co0, LLVMValueRef v0,
    * the loop; the tap's input offset ci * xplane + tap[t] comes from the table xtab (with one
    * tap, it is computed) */
   LLVMValueRef init[64];       /* zeros, or D's values (C = D + A B, row tiles) */
-  for (int r = 0; r < nco; r++)
-    for (int j = 0; j < nvec; j++) {
-      LLVMValueRef row = LLVMBuildNSWAdd(g->b, co0, ci64(g, r), "");
-      init[r * nvec + j] = c->add ? load_vector(g, vty[j], gep_f32(g, c->add, LLVMBuildNSWAdd(g->b, LLVMBuildNSWMul(g->b, row, c->add_ld, ""), yo[j], "")), mask[j], -1)
-                                  : LLVMConstNull(vty[j]);
-    }
+  for (int r = 0; r < nco; r++) {
+    LLVMValueRef d_row = c->add ? gep_f32(g, c->add, LLVMBuildNSWMul(g->b, LLVMBuildNSWAdd(g->b, co0, ci64(g, r), ""), c->add_ld, "")) : NULL;
+    for (int j = 0; j < nvec; j++)
+      init[r * nvec + j] = d_row ? load_vector(g, vty[j], gep_f32(g, d_row, yo[j]), mask[j], -1) : LLVMConstNull(vty[j]);
+  }
   LLVMBasicBlockRef pre = LLVMGetInsertBlock(g->b);
   LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_k");
   LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_fma");
@@ -1196,9 +1195,30 @@ static LLVMValueRef conv_offsets(Cg *g, const Ls *s) {
   return tab;
 }
 
-/* An nnc_kernel_fn computing the channel tiles [lo, hi) of convolution s; bufs = {x, w, y,
- * rows}: its input copy, weights and output with their offsets applied, and the run-time
- * count of output channels (an integer in a pointer) when s has one. */
+/* The pointer array a convolution's kernel function takes (emit_conv fills it): its input
+ * copy, weights and output with their offsets applied; the run-time count of output channels
+ * when s has one; D's first row and D's row stride when s adds D (C = D + A B).  Counts and
+ * strides are integers stored as pointers. */
+enum { CONV_X, CONV_W, CONV_Y, CONV_ROWS, CONV_ADD, CONV_ADD_LD, CONV_NBUFS };
+
+static LLVMValueRef conv_buf_at(Cg *g, LLVMValueRef bufs, int i) {
+  return LLVMBuildGEP2(g->b, g->ptr, bufs, (LLVMValueRef[]){ci64(g, i)}, 1, "");
+}
+
+static LLVMValueRef conv_buf(Cg *g, LLVMValueRef bufs, int i) {
+  return LLVMBuildLoad2(g->b, g->ptr, conv_buf_at(g, bufs, i), "");
+}
+
+static LLVMValueRef conv_buf_int(Cg *g, LLVMValueRef bufs, int i) {
+  return LLVMBuildPtrToInt(g->b, conv_buf(g, bufs, i), g->i64, "");
+}
+
+static void set_conv_buf_int(Cg *g, LLVMValueRef bufs, int i, LLVMValueRef v) {
+  LLVMBuildStore(g->b, LLVMBuildIntToPtr(g->b, v, g->ptr, ""), conv_buf_at(g, bufs, i));
+}
+
+/* An nnc_kernel_fn computing the channel tiles [lo, hi) of convolution s, from the pointers
+ * CONV_X .. CONV_ADD_LD. */
 static LLVMValueRef conv_function(Cg *g, const Ls *s) {
   LLVMValueRef caller = g->fn;
   LLVMBasicBlockRef resume = LLVMGetInsertBlock(g->b);
@@ -1211,24 +1231,19 @@ static LLVMValueRef conv_function(Cg *g, const Ls *s) {
   g->fn = fn;
   LLVMPositionBuilderAtEnd(g->b, LLVMAppendBasicBlockInContext(g->ctx, fn, "entry"));
   ConvCg c = {.s = s, .vt = LLVMVectorType(g->f32, (unsigned)s->cv.lanes)};
-  LLVMValueRef *ptrs[3] = {&c.x, &c.w, &c.y};
-  for (int i = 0; i < 3; i++)
-    *ptrs[i] = LLVMBuildLoad2(g->b, g->ptr, LLVMBuildGEP2(g->b, g->ptr, LLVMGetParam(fn, 0), (LLVMValueRef[]){ci64(g, i)}, 1, ""), "");
+  LLVMValueRef bufs = LLVMGetParam(fn, 0);
+  c.x = conv_buf(g, bufs, CONV_X);
+  c.w = conv_buf(g, bufs, CONV_W);
+  c.y = conv_buf(g, bufs, CONV_Y);
   c.chunks = (s->cv.ow + s->cv.lanes - 1) / s->cv.lanes;
   c.xtab = s->cv.ntaps > 1 ? conv_offsets(g, s) : NULL;
   g->conv = &c;
   LLVMValueRef lo = LLVMGetParam(fn, 2), hi = LLVMGetParam(fn, 3);
-  /* the output channels: cout, or the run-time row count in bufs[3] */
-  c.count = ci64(g, s->cv.cout);
-  if (s->cv.rows) {
-    LLVMValueRef p = LLVMBuildGEP2(g->b, g->ptr, LLVMGetParam(fn, 0), (LLVMValueRef[]){ci64(g, 3)}, 1, "");
-    c.count = LLVMBuildPtrToInt(g->b, LLVMBuildLoad2(g->b, g->ptr, p, ""), g->i64, "rows");
-  }
-  if (s->cv.add >= 0) { /* D and its row stride (an integer in a pointer) in bufs[4], bufs[5] */
-    LLVMValueRef p4 = LLVMBuildGEP2(g->b, g->ptr, LLVMGetParam(fn, 0), (LLVMValueRef[]){ci64(g, 4)}, 1, "");
-    LLVMValueRef p5 = LLVMBuildGEP2(g->b, g->ptr, LLVMGetParam(fn, 0), (LLVMValueRef[]){ci64(g, 5)}, 1, "");
-    c.add = LLVMBuildLoad2(g->b, g->ptr, p4, "");
-    c.add_ld = LLVMBuildPtrToInt(g->b, LLVMBuildLoad2(g->b, g->ptr, p5, ""), g->i64, "add_ld");
+  /* the output channels: cout, or the run-time row count */
+  c.count = s->cv.rows ? conv_buf_int(g, bufs, CONV_ROWS) : ci64(g, s->cv.cout);
+  if (s->cv.add >= 0) {
+    c.add = conv_buf(g, bufs, CONV_ADD);
+    c.add_ld = conv_buf_int(g, bufs, CONV_ADD_LD);
   }
   if (s->cv.nbatch > 1) { /* iterations (item, tile), the items' operands strides apart */
     c.x0 = c.x, c.w0 = c.w, c.y0 = c.y;
@@ -1247,21 +1262,19 @@ static LLVMValueRef conv_function(Cg *g, const Ls *s) {
 
 static void emit_conv(Cg *g, Ls *s) {
   LLVMValueRef fn = conv_function(g, s);
-  LLVMValueRef bufs = entry_alloca(g, LLVMArrayType(g->ptr, 6), "conv_bufs");
+  LLVMValueRef bufs = entry_alloca(g, LLVMArrayType(g->ptr, CONV_NBUFS), "conv_bufs");
   int bi[3] = {s->cv.x, s->cv.w, s->cv.y};
   Lx *off[3] = {s->cv.x_off, s->cv.w_off, s->cv.y_off};
-  for (int i = 0; i < 3; i++) {
-    LLVMValueRef p = gep_f32(g, g->bufs[bi[i]], emit(g, off[i]));
-    LLVMBuildStore(g->b, p, LLVMBuildGEP2(g->b, g->ptr, bufs, (LLVMValueRef[]){ci64(g, i)}, 1, ""));
-  }
+  for (int i = CONV_X; i <= CONV_Y; i++)
+    LLVMBuildStore(g->b, gep_f32(g, g->bufs[bi[i]], emit(g, off[i])), conv_buf_at(g, bufs, i));
   LLVMValueRef count = ci64(g, s->cv.cout);
   if (s->cv.rows) {
     count = emit(g, s->cv.rows);
-    LLVMBuildStore(g->b, LLVMBuildIntToPtr(g->b, count, g->ptr, ""), LLVMBuildGEP2(g->b, g->ptr, bufs, (LLVMValueRef[]){ci64(g, 3)}, 1, ""));
+    set_conv_buf_int(g, bufs, CONV_ROWS, count);
   }
   if (s->cv.add >= 0) {
-    LLVMBuildStore(g->b, gep_f32(g, g->bufs[s->cv.add], emit(g, s->cv.add_off)), LLVMBuildGEP2(g->b, g->ptr, bufs, (LLVMValueRef[]){ci64(g, 4)}, 1, ""));
-    LLVMBuildStore(g->b, LLVMBuildIntToPtr(g->b, emit(g, s->cv.add_ld), g->ptr, ""), LLVMBuildGEP2(g->b, g->ptr, bufs, (LLVMValueRef[]){ci64(g, 5)}, 1, ""));
+    LLVMBuildStore(g->b, gep_f32(g, g->bufs[s->cv.add], emit(g, s->cv.add_off)), conv_buf_at(g, bufs, CONV_ADD));
+    set_conv_buf_int(g, bufs, CONV_ADD_LD, emit(g, s->cv.add_ld));
   }
   LLVMValueRef tiles = LLVMBuildNSWMul(g->b, conv_tiles(g, s, count), ci64(g, s->cv.nbatch * s->cv.parts), "");
   call_parallel(g, s->cv.parts > 1 ? "nnc_rt_parallel_parts" : "nnc_rt_parallel_for", fn, bufs, tiles,

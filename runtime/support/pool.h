@@ -2,7 +2,7 @@
  *
  * Generated code calls nnc_rt_parallel_for for a kernel whose outer loop may run split: every
  * iteration writes its own part of the outputs and reads nothing another iteration writes
- * (compiler/parallel.c decides), so any split computes the same bits.  The pool used is the
+ * (compiler/lower/parallel.c decides), so any split computes the same bits.  The pool used is the
  * one of the context whose call is running on this thread (nnc_ctx_call sets it); without
  * one (a context-less init at compile time) the kernel runs on the calling thread. */
 #ifndef NNC_POOL_H

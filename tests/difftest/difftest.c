@@ -1,5 +1,5 @@
 /* difftest.c — the differential tester: random .nn programs (gen.c) run through the JIT and
- * an AOT .so and compared with the reference interpreter (compiler/interp.c).
+ * an AOT .so and compared with the reference interpreter (compiler/ir/interp.c).
  *
  *   difftest [--seed S] [--count N] [--out DIR] [--jobs J] [--no-aot] [--no-reduce] [-v]
  *   difftest FILE.nn...          run the given programs (regressions; see below)

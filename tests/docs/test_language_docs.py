@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """docs/language.md documents every layer and built-in function the compiler knows: the names
-in the tables of compiler/builtins.c (builtins[]), layers.c (activations[]), layers_nn.c
+in the tables of compiler/front/builtins.c (builtins[]), layers.c (activations[]), layers_nn.c
 (layer_types[]) and every `NnBuiltin x[]` table (builtins_nn.c, builtins_index.c, ...) must
 each appear in the docs as `name(...)`,
 and each layer's row must name all of its constructor's arguments (layer_types[].args).
@@ -25,10 +25,10 @@ def table(src, decl):
 def main():
     root = sys.argv[1]
     doc = open(f"{root}/docs/language.md", encoding="utf-8").read()
-    read = lambda f: open(f"{root}/compiler/{f}", encoding="utf-8").read()  # noqa: E731
+    read = lambda f: open(f"{root}/compiler/front/{f}", encoding="utf-8").read()  # noqa: E731
     tables = [("builtins.c", "builtins[] = {"), ("layers.c", "activations[] = {"),
               ("layers_nn.c", "layer_types[] = {")]
-    for f in sorted(glob.glob(f"{root}/compiler/*.c")):  # every `const NnBuiltin x[] = {` table
+    for f in sorted(glob.glob(f"{root}/compiler/front/*.c")):  # every `const NnBuiltin x[] = {` table
         for m in re.finditer(r"NnBuiltin (\w+\[\] = \{)", open(f, encoding="utf-8").read()):
             tables.append((os.path.basename(f), m.group(1)))
     names, failures = {}, []
@@ -38,7 +38,7 @@ def main():
         except FileNotFoundError:
             t = None
         if t is None:
-            failures.append(f"compiler/{f}: no table '{decl}' (update this test)")
+            failures.append(f"compiler/front/{f}: no table '{decl}' (update this test)")
             continue
         # rows start a line: {"name", fn} or, in layer_types, {"Name", {"arg", ...}, ...}
         for n in re.findall(r'(?:^|\}, )\s*\{"(\w+)",', t, re.M):
@@ -49,7 +49,7 @@ def main():
                   for m in re.finditer(r'\{"(\w+)", \{([^}]*)\}', lt)}
     for n, f in sorted(names.items()):
         if not re.search(rf"`{n}\(", doc):
-            failures.append(f"{n} (compiler/{f}) is not documented as `{n}(...)`")
+            failures.append(f"{n} (compiler/front/{f}) is not documented as `{n}(...)`")
     for layer, args in layer_args.items():
         rows = [line for line in doc.splitlines() if f"`{layer}(" in line]
         for a in args:

@@ -1,4 +1,4 @@
-/* test_interp.c — the reference interpreter (compiler/interp.c) against PyTorch: every golden
+/* test_interp.c — the reference interpreter (compiler/ir/interp.c) against PyTorch: every golden
  * model under tests/golden/<m>/ (program examples/<m>.nn or tests/golden/<m>/model.nn) is
  * run through nnc_interpret on its stored inputs, on the IR after sema (stage "ir") and after
  * fold/cse/dce ("opt"), in double and in float32 precision, and each output is compared with the PyTorch reference with the

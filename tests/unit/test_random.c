@@ -1,5 +1,5 @@
 /* test_random.c — the counter-based random numbers (Philox4x32-10):
- *   - the C reference (compiler/philox.h) against Random123's known-answer vectors;
+ *   - the C reference (compiler/ir/philox.h) against Random123's known-answer vectors;
  *   - rand/randn compiled through the JIT and an AOT .so equal the reference element by
  *     element (so they cannot depend on threads or build), and have the right moments;
  *   - sample_categorical's frequencies follow softmax(logits / T). */

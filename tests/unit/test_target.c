@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "../../compiler/target.h"
+#include "target.h"
 
 typedef float (*AddMulFn)(float, float);
 typedef float (*SumFn)(const float *, int);

@@ -29,43 +29,10 @@ static const char *type_str(const Model *m, const INode *n, char *buf, size_t le
   return shape_str(m, n->dtype, &n->shape, buf, len);
 }
 
-/* The op's attributes in the words of the text dump (ir_dump.c), e.g. "axes=[1] keepdim". */
+/* The op's attributes as the text dump prints them (ir_dump.c), e.g. "axes=[1] keepdim". */
 static void node_attrs(const Model *m, const INode *n, char *buf, size_t len) {
-  size_t k = 0;
-  buf[0] = '\0';
-  switch (n->op) {
-  case OP_SUM: case OP_RMAX:
-    k += snprintf(buf, len, "axes=[");
-    for (int i = 0, first = 1; i < MAX_RANK && k < len; i++)
-      if (n->axes & (1u << i)) k += snprintf(buf + k, len - k, "%s%d", first ? "" : ",", i), first = 0;
-    if (k < len) snprintf(buf + k, len - k, "]%s", n->flag ? " keepdim" : "");
-    break;
-  case OP_MATMUL:
-    snprintf(buf, len, "%s%s", n->i[0] ? "transA " : "", n->i[1] ? "transB" : "");
-    break;
-  case OP_PERMUTE:
-    k += snprintf(buf, len, "[");
-    for (int i = 0; i < n->shape.rank && k < len; i++)
-      k += snprintf(buf + k, len - k, "%s%lld", i ? "," : "", (long long)n->i[i]);
-    if (k < len) snprintf(buf + k, len - k, "]");
-    break;
-  case OP_SLICE:
-    snprintf(buf, len, "axis=%lld start=%lld step=%lld", (long long)n->i[0], (long long)n->i[1],
-             (long long)n->i[2]);
-    break;
-  case OP_CONCAT: snprintf(buf, len, "axis=%lld", (long long)n->i[0]); break;
-  case OP_ELU: case OP_LEAKY_RELU: snprintf(buf, len, "%g", n->f[0]); break;
-  case OP_SOFTPLUS: snprintf(buf, len, "beta=%g threshold=%g", n->f[0], n->f[1]); break;
-  case OP_DIMVAL: dim_str(m, (Dim){n->i[0], n->axes}, buf, len); break;
-  case OP_SCAN_OUT: snprintf(buf, len, "#%lld", (long long)n->i[0]); break;
-  case OP_SCAN: {
-    char b[64];
-    dim_str(m, n->scan->bound, b, sizeof b);
-    snprintf(buf, len, "%s steps=%s", n->scan->body->name, b);
-    break;
-  }
-  default: break;
-  }
+  ir_node_attrs(m, n, buf, len);
+  if (buf[0] == ' ') memmove(buf, buf + 1, strlen(buf));
 }
 
 /* "1.5" for a fill, "[1, 0]" (at most four values) for data. */

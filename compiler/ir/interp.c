@@ -1,8 +1,8 @@
 /* interp.c — the reference interpreter (interp.h).  Each node of an entry, in topological
  * order, becomes a malloc'd array of doubles of its concrete shape; a value is freed after its
- * last use.  Elementwise ops evaluate in double with their own scalar definitions below
- * (PyTorch's semantics, NaN included) — deliberately not the ones of ops.c, which constant
- * folding uses, so that a folding bug shows up as a difference.  Values are doubles; in the
+ * last use.  Elementwise ops evaluate in double with the scalar semantics of ops.def's EVAL
+ * column (PyTorch's, NaN included), the reference that constant folding shares; the
+ * independent implementation they are tested against is codegen's lowering.  Values are doubles; in the
  * default precision nothing is rounded but constants and inputs (f32 tensors), so the result
  * is close to exact.  In f32 precision every result and every partial sum of a reduction or
  * matrix product is rounded to float32, as a float32 implementation would, to the nearest
@@ -18,6 +18,7 @@
 #include <string.h>
 #include "interp.h"
 #include "philox.h"
+#include "scalar.h"
 
 #define INTERP_MAX_ELEMS ((int64_t)1 << 32) /* per tensor */
 
@@ -150,49 +151,12 @@ static void elementwise(Interp *I, const INode *n, Tensor *out, ScalarFn f) {
   }
 }
 
-static double relu(double x) { return isnan(x) ? x : x > 0 ? x : 0; }
-/* torch.maximum/minimum: NaN in either operand gives NaN */
-static double nan_max(double a, double b) { return isnan(a) || isnan(b) ? NAN : a > b ? a : b; }
-static double nan_min(double a, double b) { return isnan(a) || isnan(b) ? NAN : a < b ? a : b; }
-/* F.softplus(x, beta, threshold): linear where beta * x > threshold */
-static double softplus(double x, double beta, double thr) {
-  return beta * x > thr ? x : log1p(exp(beta * x)) / beta;
-}
-
-#define ELEMENTWISE(id, expr)                                                    \
-  static double scalar_##id(const double *x, const double *a) { return (expr); } \
+/* interp_<NAME> of every elementwise op: its EVAL column of ops.def, elementwise */
+#define OP(id, nm, ar, kind, print)
+#define ELEM(id, nm, ar, traits, fn, layer, attrs, ev)                                  \
+  static double scalar_##id(const double *x, const double *a) { (void)a; return (ev); } \
   static void interp_##id(Interp *I, const INode *n, Tensor *out) { elementwise(I, n, out, scalar_##id); }
-
-ELEMENTWISE(NEG, -x[0])
-ELEMENTWISE(EXP, exp(x[0]))
-ELEMENTWISE(LOG, log(x[0]))
-ELEMENTWISE(SQRT, sqrt(x[0]))
-ELEMENTWISE(SIN, sin(x[0]))
-ELEMENTWISE(COS, cos(x[0]))
-ELEMENTWISE(ABS, fabs(x[0]))
-ELEMENTWISE(TANH, tanh(x[0]))
-ELEMENTWISE(SIGMOID, 1 / (1 + exp(-x[0])))
-ELEMENTWISE(RELU, relu(x[0]))
-ELEMENTWISE(ELU, x[0] > 0 ? x[0] : a[0] * expm1(x[0]))            /* a[0] = alpha */
-ELEMENTWISE(LEAKY_RELU, x[0] > 0 ? x[0] : a[0] * x[0])            /* a[0] = slope */
-ELEMENTWISE(SOFTPLUS, softplus(x[0], a[0], a[1]))                 /* beta, threshold */
-ELEMENTWISE(NOT, x[0] == 0)
-ELEMENTWISE(ADD, x[0] + x[1])
-ELEMENTWISE(SUB, x[0] - x[1])
-ELEMENTWISE(MUL, x[0] * x[1])
-ELEMENTWISE(DIV, x[0] / x[1])
-ELEMENTWISE(POWER, pow(x[0], x[1]))
-ELEMENTWISE(MAX, nan_max(x[0], x[1]))
-ELEMENTWISE(MIN, nan_min(x[0], x[1]))
-ELEMENTWISE(CMP_EQ, x[0] == x[1])
-ELEMENTWISE(CMP_NE, x[0] != x[1])
-ELEMENTWISE(CMP_LT, x[0] < x[1])
-ELEMENTWISE(CMP_LE, x[0] <= x[1])
-ELEMENTWISE(CMP_GT, x[0] > x[1])
-ELEMENTWISE(CMP_GE, x[0] >= x[1])
-ELEMENTWISE(LOGIC_AND, x[0] != 0 && x[1] != 0)                    /* NaN is true */
-ELEMENTWISE(LOGIC_OR, x[0] != 0 || x[1] != 0)
-ELEMENTWISE(WHERE, x[0] != 0 ? x[1] : x[2])
+#include "ops.def"
 
 /* ---- movement ---- */
 
@@ -535,9 +499,8 @@ static void interp_SCAN_OUT(Interp *I, const INode *n, Tensor *out) {
 typedef void (*InterpFn)(Interp *I, const INode *n, Tensor *out);
 
 static const InterpFn interp_table[OP_COUNT] = {
-#define OP(id, name, arity, kind, eval) [OP_##id] = interp_##id,
+#define OP(id, name, arity, kind, print) [OP_##id] = interp_##id,
 #include "ops.def"
-#undef OP
 };
 
 /* ---- driver ---- */

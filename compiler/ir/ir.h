@@ -16,20 +16,42 @@
 #define MAX_SYMS 32
 
 typedef enum Op {
-#define OP(id, name, arity, kind, eval) OP_##id,
+#define OP(id, name, arity, kind, print) OP_##id,
 #include "ops.def"
-#undef OP
   OP_COUNT
 } Op;
 
 typedef enum FusionKind { FK_LEAF, FK_ELEM, FK_MOVE, FK_REDUCE, FK_GEMM, FK_OPAQUE, FK_SCAN } FusionKind;
 typedef enum DType { DT_F32 = 0, DT_I64 = 1 } DType;
 
+/* Traits of elementwise ops for code generation (ops.def). */
+enum { OPT_VECTOR = 1, OPT_CHAIN = 2 };
+
+/* An elementwise op's float attributes f[0], f[1]: PyTorch's keyword names and defaults. */
+typedef struct OpAttrs {
+  const char *name[2]; /* NULL past the last */
+  double def[2];
+  int n;
+} OpAttrs;
+#define NO_ATTRS {{NULL, NULL}, {0, 0}, 0}
+#define ATTRS1(n0, d0) {{n0, NULL}, {d0, 0}, 1}
+#define ATTRS2(n0, d0, n1, d1) {{n0, n1}, {d0, d1}, 2}
+
+typedef struct INode INode;
+typedef struct Model Model;
+
+/* One row of ops.def. */
 typedef struct OpInfo {
   const char *name;
   int arity;
   FusionKind kind;
-  double (*eval)(const double *in, const double *attr); /* ELEM only */
+  unsigned traits;     /* OPT_* (elementwise ops) */
+  const char *fn;      /* the language's function, or NULL */
+  const char *layer;   /* the torch.nn layer, or NULL */
+  OpAttrs attrs;
+  double (*eval)(const double *x, const double *a); /* ELEM only: scalar semantics in double */
+  /* appends the op's attributes, each after a space, as the text dumps print them */
+  void (*print)(const Model *m, const INode *n, char *buf, size_t len);
 } OpInfo;
 extern const OpInfo op_info[OP_COUNT];
 
@@ -230,6 +252,8 @@ INode *ir_roi_align(Model *m, Entry *e, INode *x, INode *boxes, int64_t ph, int6
 
 /* Stable text form (nnc dump --stage=ir), also the form tests compare. */
 void ir_dump_entry(FILE *out, const Model *m, const Entry *e);
+/* The attributes of n as the text dumps print them (each after a space; "" when none). */
+void ir_node_attrs(const Model *m, const INode *n, char *buf, size_t len);
 void ir_dump_model(FILE *out, const Model *m);
 void ir_dump_fused(FILE *out, const Model *m);
 /* The node as it is referred to in dumps: %id */

@@ -1,88 +1,131 @@
 /* ir_dump.c — the stable text forms of the IR (nnc dump --stage=ir|opt|fused), which the
  * pass tests compare with expected files, and the IR invariant check. */
+#include <stdarg.h>
 #include <string.h>
 #include "ir.h"
 
-static void node_attrs(FILE *out, const Model *m, const INode *n) {
-  switch (n->op) {
-  case OP_INPUT: fprintf(out, " #%d", n->index); break;
-  case OP_PARAM: fprintf(out, " \"%s\"", m->params[n->index].name); break;
-  case OP_CONST:
-    if (!n->data) fprintf(out, " %g", n->f[0]);
-    else {
-      Dim c = shape_numel(&n->shape);
-      fprintf(out, " [");
-      for (int64_t i = 0; i < c.k && i < 8; i++) fprintf(out, "%s%g", i ? ", " : "", n->data[i]);
-      fprintf(out, c.k > 8 ? ", ...]" : "]");
-    }
-    break;
-  case OP_DIMVAL: {
-    char b[64];
-    dim_str(m, (Dim){n->i[0], n->axes}, b, sizeof b);
-    fprintf(out, " %s", b);
-    break;
+/* ---- attributes: attrs_<PRINT> of each ops.def row, appending " word" pieces to buf ---- */
+
+static void put(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void put(char *buf, size_t len, const char *fmt, ...) {
+  size_t k = strlen(buf);
+  if (k + 1 >= len) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf + k, len - k, fmt, ap);
+  va_end(ap);
+}
+
+static void put_dim(const Model *m, Dim d, char *buf, size_t len) {
+  char b[64];
+  dim_str(m, d, b, sizeof b);
+  put(buf, len, "%s", b);
+}
+
+void attrs_none(const Model *m, const INode *n, char *buf, size_t len) {}
+
+/* an elementwise op's float attributes, in ops.def's order */
+void attrs_elem(const Model *m, const INode *n, char *buf, size_t len) {
+  for (int i = 0; i < op_info[n->op].attrs.n; i++) put(buf, len, " %g", n->f[i]);
+}
+
+void attrs_input(const Model *m, const INode *n, char *buf, size_t len) { put(buf, len, " #%d", n->index); }
+
+void attrs_param(const Model *m, const INode *n, char *buf, size_t len) {
+  put(buf, len, " \"%s\"", m->params[n->index].name);
+}
+
+void attrs_const(const Model *m, const INode *n, char *buf, size_t len) {
+  if (!n->data) {
+    put(buf, len, " %g", n->f[0]);
+    return;
   }
-  case OP_ELU: case OP_LEAKY_RELU: fprintf(out, " %g", n->f[0]); break;
-  case OP_SOFTPLUS: fprintf(out, " %g %g", n->f[0], n->f[1]); break;
-  case OP_SUM: case OP_RMAX:
-    fprintf(out, " axes=[");
-    for (int i = 0, first = 1; i < MAX_RANK; i++)
-      if (n->axes & (1u << i)) fprintf(out, "%s%d", first ? "" : ",", i), first = 0;
-    fprintf(out, "]%s", n->flag ? " keepdim" : "");
-    break;
-  case OP_PERMUTE:
-    fprintf(out, " [");
-    for (int i = 0; i < n->shape.rank; i++) fprintf(out, "%s%lld", i ? "," : "", (long long)n->i[i]);
-    fprintf(out, "]");
-    break;
-  case OP_SLICE:
-    fprintf(out, " axis=%lld start=%lld step=%lld", (long long)n->i[0], (long long)n->i[1], (long long)n->i[2]);
-    if (n->i[3]) {
-      char b[64];
-      dim_str(m, (Dim){1, (uint32_t)n->i[3]}, b, sizeof b);
-      fprintf(out, "+%s", b);
-    }
-    break;
-  case OP_SCAN_OUT: fprintf(out, " #%lld", (long long)n->i[0]); break;
-  case OP_SCAN: {
-    char b[64];
-    dim_str(m, n->scan->bound, b, sizeof b);
-    fprintf(out, " %s steps=%s", n->scan->body->name, b);
-    break;
-  }
-  case OP_CONCAT: case OP_GATHER: case OP_IOTA: fprintf(out, " axis=%lld", (long long)n->i[0]); break;
-  case OP_WINDOW:
-    fprintf(out, " stride=%lld,%lld pad=%lld,%lld dilation=%lld,%lld", (long long)n->i[0], (long long)n->i[1],
-            (long long)n->i[2], (long long)n->i[3], (long long)n->i[4], (long long)n->i[5]);
-    if (n->i[6] != 1 || n->i[7] != 1) fprintf(out, " input-dilation=%lld,%lld", (long long)n->i[6], (long long)n->i[7]);
-    if (n->f[0] != 0) fprintf(out, " fill=%g", n->f[0]);
-    if (n->flag) fprintf(out, " flip");
-    break;
-  case OP_RESIZE:
-    fprintf(out, " %s%s scale=%g,%g", n->i[0] ? "bilinear" : "nearest", n->flag ? " align_corners" : "", n->f[0], n->f[1]);
-    break;
-  case OP_COL2IM:
-    fprintf(out, " stride=%lld,%lld pad=%lld,%lld dilation=%lld,%lld", (long long)n->i[0], (long long)n->i[1],
-            (long long)n->i[2], (long long)n->i[3], (long long)n->i[4], (long long)n->i[5]);
-    break;
-  case OP_ROI_ALIGN:
-    fprintf(out, " spatial_scale=%g sampling_ratio=%lld%s%s", n->f[0], (long long)n->i[0], n->flag ? " aligned" : "",
-            n->i[1] ? " channels-last" : "");
-    break;
-  case OP_MATMUL:
-    if (n->i[0]) fprintf(out, " transA");
-    if (n->i[1]) fprintf(out, " transB");
-    break;
-  default: break;
+  Dim c = shape_numel(&n->shape);
+  put(buf, len, " [");
+  for (int64_t i = 0; i < c.k && i < 8; i++) put(buf, len, "%s%g", i ? ", " : "", n->data[i]);
+  put(buf, len, c.k > 8 ? ", ...]" : "]");
+}
+
+void attrs_dimval(const Model *m, const INode *n, char *buf, size_t len) {
+  put(buf, len, " ");
+  put_dim(m, (Dim){n->i[0], n->axes}, buf, len);
+}
+
+void attrs_axis(const Model *m, const INode *n, char *buf, size_t len) {
+  put(buf, len, " axis=%lld", (long long)n->i[0]);
+}
+
+void attrs_reduce(const Model *m, const INode *n, char *buf, size_t len) {
+  put(buf, len, " axes=[");
+  for (int i = 0, first = 1; i < MAX_RANK; i++)
+    if (n->axes & (1u << i)) put(buf, len, "%s%d", first ? "" : ",", i), first = 0;
+  put(buf, len, "]%s", n->flag ? " keepdim" : "");
+}
+
+void attrs_permute(const Model *m, const INode *n, char *buf, size_t len) {
+  put(buf, len, " [");
+  for (int i = 0; i < n->shape.rank; i++) put(buf, len, "%s%lld", i ? "," : "", (long long)n->i[i]);
+  put(buf, len, "]");
+}
+
+void attrs_slice(const Model *m, const INode *n, char *buf, size_t len) {
+  put(buf, len, " axis=%lld start=%lld step=%lld", (long long)n->i[0], (long long)n->i[1], (long long)n->i[2]);
+  if (n->i[3]) {
+    put(buf, len, "+");
+    put_dim(m, (Dim){1, (uint32_t)n->i[3]}, buf, len);
   }
 }
 
+/* stride, padding and dilation pairs in i[0..5] */
+static void put_conv_geometry(const INode *n, char *buf, size_t len) {
+  put(buf, len, " stride=%lld,%lld pad=%lld,%lld dilation=%lld,%lld", (long long)n->i[0], (long long)n->i[1],
+      (long long)n->i[2], (long long)n->i[3], (long long)n->i[4], (long long)n->i[5]);
+}
+
+void attrs_window(const Model *m, const INode *n, char *buf, size_t len) {
+  put_conv_geometry(n, buf, len);
+  if (n->i[6] != 1 || n->i[7] != 1) put(buf, len, " input-dilation=%lld,%lld", (long long)n->i[6], (long long)n->i[7]);
+  if (n->f[0] != 0) put(buf, len, " fill=%g", n->f[0]);
+  if (n->flag) put(buf, len, " flip");
+}
+
+void attrs_col2im(const Model *m, const INode *n, char *buf, size_t len) { put_conv_geometry(n, buf, len); }
+
+void attrs_resize(const Model *m, const INode *n, char *buf, size_t len) {
+  put(buf, len, " %s%s scale=%g,%g", n->i[0] ? "bilinear" : "nearest", n->flag ? " align_corners" : "", n->f[0], n->f[1]);
+}
+
+void attrs_roi_align(const Model *m, const INode *n, char *buf, size_t len) {
+  put(buf, len, " spatial_scale=%g sampling_ratio=%lld%s%s", n->f[0], (long long)n->i[0], n->flag ? " aligned" : "",
+      n->i[1] ? " channels-last" : "");
+}
+
+void attrs_matmul(const Model *m, const INode *n, char *buf, size_t len) {
+  if (n->i[0]) put(buf, len, " transA");
+  if (n->i[1]) put(buf, len, " transB");
+}
+
+void attrs_scan(const Model *m, const INode *n, char *buf, size_t len) {
+  put(buf, len, " %s steps=", n->scan->body->name);
+  put_dim(m, n->scan->bound, buf, len);
+}
+
+void attrs_scan_out(const Model *m, const INode *n, char *buf, size_t len) {
+  put(buf, len, " #%lld", (long long)n->i[0]);
+}
+
+void ir_node_attrs(const Model *m, const INode *n, char *buf, size_t len) {
+  buf[0] = '\0';
+  op_info[n->op].print(m, n, buf, len);
+}
+
 static void dump_node(FILE *out, const Model *m, const INode *n) {
-  char s[160];
+  char s[160], a[1024];
   fprintf(out, "  %%%d = %s", n->id, op_info[n->op].name);
   for (int k = 0; k < 3; k++)
     if (n->in[k]) fprintf(out, "%s%%%d", k ? ", " : " ", n->in[k]->id);
-  node_attrs(out, m, n);
+  ir_node_attrs(m, n, a, sizeof a);
+  fputs(a, out);
   fprintf(out, " : %s\n", shape_str(m, n->dtype, &n->shape, s, sizeof s));
 }
 

@@ -1,0 +1,29 @@
+/* scalar.h — helpers of the scalar semantics written in ops.def's EVAL column (in double,
+ * PyTorch's behaviour with NaN and signed zeros), shared by constant folding (ops.c) and the
+ * reference interpreter (interp.c). */
+#ifndef NNC_SCALAR_H
+#define NNC_SCALAR_H
+
+#include <math.h>
+
+/* torch.relu keeps NaN */
+static inline double scalar_relu(double x) { return isnan(x) ? x : x > 0 ? x : 0; }
+
+/* torch.maximum / minimum: NaN from either side; +0 is above -0 (as llvm.maximum) */
+static inline double scalar_maximum(double a, double b) {
+  if (isnan(a) || isnan(b)) return NAN;
+  if (a == b) return signbit(a) ? b : a;
+  return a > b ? a : b;
+}
+static inline double scalar_minimum(double a, double b) {
+  if (isnan(a) || isnan(b)) return NAN;
+  if (a == b) return signbit(a) ? a : b;
+  return a < b ? a : b;
+}
+
+/* F.softplus(x, beta, threshold): linear where beta * x > threshold */
+static inline double scalar_softplus(double x, double beta, double threshold) {
+  return beta * x > threshold ? x : log1p(exp(beta * x)) / beta;
+}
+
+#endif

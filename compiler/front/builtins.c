@@ -4,13 +4,20 @@
  * of the primitive ops of ops.def, so the passes and codegen only ever see primitives. */
 #include <math.h>
 #include <string.h>
-#include "nn.h"
-
-typedef bool (*BuiltinFn)(Sema *S, const char *name, const Args *a, Value *out);
+#include "builtins.h"
+#include "layers.h"
 
 #define M (S->m)
 #define E (S->e)
 #define D (S->d)
+
+/* variants of the handlers below that serve several names */
+enum { REDUCE_SUM, REDUCE_MEAN, REDUCE_MAX, REDUCE_MIN };
+enum { SOFTMAX, LOG_SOFTMAX, LOGSUMEXP };
+enum { SQUEEZE, UNSQUEEZE };
+enum { TRANSPOSE, PERMUTE };
+enum { FILL_ZEROS, FILL_ONES, FILL_FULL, FILL_ZEROS_LIKE, FILL_ONES_LIKE };
+enum { META_LEN, META_REVERSED, META_RANGE, META_FLOAT, META_INT };
 
 /* ---- helpers ---- */
 
@@ -119,83 +126,76 @@ static INode *mean_of(Sema *S, INode *x, uint32_t axes, int keepdim, SrcLoc loc)
   return ir_binary(M, E, OP_DIV, s, numel_of(S, n, loc), loc, D);
 }
 
-/* ---- elementwise ---- */
+/* ---- elementwise: the FUNCTION column of ops.def ---- */
 
-static const struct { const char *name; Op op; } unary_fns[] = {
-  {"exp", OP_EXP}, {"log", OP_LOG}, {"sqrt", OP_SQRT}, {"abs", OP_ABS}, {"tanh", OP_TANH},
-  {"sin", OP_SIN}, {"cos", OP_COS},
-  {"sigmoid", OP_SIGMOID}, {"relu", OP_RELU}, {"neg", OP_NEG}, {"logical_not", OP_NOT},
-};
+/* The tensor operands' argument names, by arity (torch's: `where(condition, input, other)`). */
+static const char *const operand_names[4][3] = {{NULL}, {"input"}, {"input", "other"}, {"condition", "input", "other"}};
 
-static bool b_unary(Sema *S, const char *name, const Args *a, Value *out) {
-  if (a->npos == 1 && v_is_number(&a->pos[0]) && !a->nkw && strcmp(name, "relu")) {
-    double x = v_num(&a->pos[0]);
-    static const struct { const char *n; double (*f)(double); } fold[] = {
-      {"exp", exp}, {"log", log}, {"sqrt", sqrt}, {"abs", fabs}, {"tanh", tanh}};
-    for (size_t i = 0; i < sizeof fold / sizeof *fold; i++)
-      if (!strcmp(name, fold[i].n)) {
-        *out = v_float(fold[i].f(x));
-        return true;
-      }
+INode *elementwise_node(Sema *S, Op op, INode **x, const double *attrs, SrcLoc loc) {
+  const OpInfo *o = &op_info[op];
+  INode *n = o->arity == 1 ? ir_unary(M, E, op, x[0], loc, D)
+           : o->arity == 2 ? ir_binary(M, E, op, x[0], x[1], loc, D)
+                           : ir_where(M, E, x[0], x[1], x[2], loc, D);
+  if (n && o->attrs.n) {
+    n->f[0] = attrs ? attrs[0] : o->attrs.def[0];
+    n->f[1] = attrs ? attrs[1] : o->attrs.def[1];
   }
-  static const char *names[] = {"input"};
-  if (!need_entry(S, a, name) || !args_check(S, a, name, names, 1)) return false;
-  INode *x = tensor_arg(S, a, 0, "input");
-  if (!x) return false;
-  for (size_t i = 0; i < sizeof unary_fns / sizeof *unary_fns; i++)
-    if (!strcmp(name, unary_fns[i].name)) *out = v_tensor(ir_unary(M, E, unary_fns[i].op, x, a->loc, D));
+  return n;
+}
+
+/* f(operands..., attributes...): of numbers, a number computed now (exp(1.0)); else the op */
+static bool b_elementwise(Sema *S, const Builtin *self, const Args *a, Value *out) {
+  Op op = (Op)self->variant;
+  const OpInfo *o = &op_info[op];
+  const char *names[5];
+  int n = 0;
+  for (int i = 0; i < o->arity; i++) names[n++] = operand_names[o->arity][i];
+  for (int i = 0; i < o->attrs.n; i++) names[n++] = o->attrs.name[i];
+  double attrs[2] = {0, 0}, nums[3];
+  bool numbers = true;
+  for (int i = 0; i < o->arity; i++) {
+    const Value *v = arg_get(a, i, names[i]);
+    if (v && v_is_number(v)) nums[i] = v_num(v);
+    else numbers = false;
+  }
+  if ((!numbers && !need_entry(S, a, self->name)) || !args_check(S, a, self->name, names, n)) return false;
+  for (int i = 0; i < o->attrs.n; i++)
+    if (!num_arg(S, a, o->arity + i, o->attrs.name[i], o->attrs.def[i], &attrs[i])) return false;
+  if (numbers) {
+    *out = v_float(o->eval(nums, attrs));
+    return true;
+  }
+  INode *x[3];
+  for (int i = 0; i < o->arity; i++)
+    if (!(x[i] = tensor_arg(S, a, i, names[i]))) return false;
+  *out = v_tensor(elementwise_node(S, op, x, attrs, a->loc));
   return out->t != NULL;
 }
 
-/* elu(x, alpha=1.0), leaky_relu(x, negative_slope=0.01), softplus(x, beta=1, threshold=20) */
-static bool b_act(Sema *S, const char *name, const Args *a, Value *out) {
-  static const struct { const char *name; Op op; const char *k0, *k1; double d0, d1; } acts[] = {
-    {"elu", OP_ELU, "alpha", NULL, 1.0, 0},
-    {"leaky_relu", OP_LEAKY_RELU, "negative_slope", NULL, 0.01, 0},
-    {"softplus", OP_SOFTPLUS, "beta", "threshold", 1.0, 20.0},
-  };
-  for (size_t i = 0; i < sizeof acts / sizeof *acts; i++) {
-    if (strcmp(name, acts[i].name)) continue;
-    const char *names[] = {"input", acts[i].k0, acts[i].k1};
-    double a0, a1;
-    if (!need_entry(S, a, name) || !args_check(S, a, name, names, acts[i].k1 ? 3 : 2)) return false;
-    INode *x = tensor_arg(S, a, 0, "input");
-    if (!x || !num_arg(S, a, 1, acts[i].k0, acts[i].d0, &a0) || !num_arg(S, a, 2, acts[i].k1, acts[i].d1, &a1))
-      return false;
-    *out = v_tensor(apply_act(S, acts[i].op, a0, a1, x, a->loc));
-    return out->t != NULL;
-  }
-  unreachable("activation table");
-}
+static const Builtin elementwise_builtins[OP_COUNT] = {
+#define OP(id, nm, ar, kind, print)
+#define ELEM(id, nm, ar, traits, fn, layer, attrs, ev) [OP_##id] = {fn, b_elementwise, OP_##id},
+#include "ops.def"
+};
 
-static bool b_binary(Sema *S, const char *name, const Args *a, Value *out) {
+const Builtin *elementwise_builtin(Op op) { return &elementwise_builtins[op]; }
+
+/* matmul(input, other) */
+static bool b_matmul(Sema *S, const Builtin *self, const Args *a, Value *out) {
   static const char *names[] = {"input", "other"};
-  if (!need_entry(S, a, name) || !args_check(S, a, name, names, 2)) return false;
+  if (!need_entry(S, a, self->name) || !args_check(S, a, self->name, names, 2)) return false;
   INode *x = tensor_arg(S, a, 0, "input"), *y = x ? tensor_arg(S, a, 1, "other") : NULL;
   if (!y) return false;
-  Op op = !strcmp(name, "maximum") ? OP_MAX : !strcmp(name, "minimum") ? OP_MIN
-        : !strcmp(name, "pow") ? OP_POWER : OP_COUNT;
-  INode *r = op == OP_COUNT ? ir_matmul(M, E, x, y, 0, 0, a->loc, D) : ir_binary(M, E, op, x, y, a->loc, D);
-  *out = v_tensor(r);
-  return r != NULL;
-}
-
-static bool b_where(Sema *S, const char *name, const Args *a, Value *out) {
-  static const char *names[] = {"condition", "input", "other"};
-  if (!need_entry(S, a, name) || !args_check(S, a, name, names, 3)) return false;
-  INode *c = tensor_arg(S, a, 0, "condition"), *x = c ? tensor_arg(S, a, 1, "input") : NULL,
-        *y = x ? tensor_arg(S, a, 2, "other") : NULL;
-  if (!y) return false;
-  *out = v_tensor(ir_where(M, E, c, x, y, a->loc, D));
+  *out = v_tensor(ir_matmul(M, E, x, y, 0, 0, a->loc, D));
   return out->t != NULL;
 }
 
 /* ---- reductions ---- */
 
 /* sum/mean/amax/amin(x, axis=None, keepdim=False); max/min of numbers or of two tensors too */
-static bool b_reduce(Sema *S, const char *name, const Args *a, Value *out) {
-  bool is_max = !strcmp(name, "max") || !strcmp(name, "amax");
-  bool is_min = !strcmp(name, "min") || !strcmp(name, "amin");
+static bool b_reduce(Sema *S, const Builtin *self, const Args *a, Value *out) {
+  const char *name = self->name;
+  bool is_max = self->variant == REDUCE_MAX, is_min = self->variant == REDUCE_MIN;
   if ((is_max || is_min) && a->npos >= 1 && v_is_number(&a->pos[0])) {
     double best = v_num(&a->pos[0]);
     bool ints = a->pos[0].k != V_FLOAT;
@@ -209,7 +209,7 @@ static bool b_reduce(Sema *S, const char *name, const Args *a, Value *out) {
     return true;
   }
   if ((is_max || is_min) && a->npos == 2 && a->pos[1].k == V_TENSOR)
-    return b_binary(S, is_max ? "maximum" : "minimum", a, out);
+    return b_elementwise(S, elementwise_builtin(is_max ? OP_MAX : OP_MIN), a, out);
   static const char *names[] = {"input", "axis", "keepdim", "dim"};
   if (!need_entry(S, a, name) || !args_check(S, a, name, names, 4)) return false;
   INode *x = tensor_arg(S, a, 0, "input");
@@ -217,8 +217,8 @@ static bool b_reduce(Sema *S, const char *name, const Args *a, Value *out) {
   if (!x || !axes_arg(S, a, 1, x->shape.rank, &axes)) return false;
   int keep = keepdim_arg(S, a, 2);
   INode *r;
-  if (!strcmp(name, "sum")) r = reduce(S, OP_SUM, x, axes, keep, a->loc);
-  else if (!strcmp(name, "mean")) r = mean_of(S, x, axes, keep, a->loc);
+  if (self->variant == REDUCE_SUM) r = reduce(S, OP_SUM, x, axes, keep, a->loc);
+  else if (self->variant == REDUCE_MEAN) r = mean_of(S, x, axes, keep, a->loc);
   else if (is_max) r = reduce(S, OP_RMAX, x, axes, keep, a->loc);
   else r = ir_unary(M, E, OP_NEG, reduce(S, OP_RMAX, ir_unary(M, E, OP_NEG, x, a->loc, D), axes, keep, a->loc), a->loc, D);
   *out = v_tensor(r);
@@ -226,8 +226,9 @@ static bool b_reduce(Sema *S, const char *name, const Args *a, Value *out) {
 }
 
 /* softmax / log_softmax / logsumexp (x, axis=-1, temperature=1): the max-shifted forms */
-static bool b_softmax(Sema *S, const char *name, const Args *a, Value *out) {
-  bool lse = !strcmp(name, "logsumexp");
+static bool b_softmax(Sema *S, const Builtin *self, const Args *a, Value *out) {
+  const char *name = self->name;
+  bool lse = self->variant == LOGSUMEXP;
   /* softmax(x, axis, temperature); logsumexp(x, axis, keepdim) as torch.logsumexp */
   static const char *sm_names[] = {"input", "axis", "temperature", "dim"};
   static const char *lse_names[] = {"input", "axis", "keepdim", "dim"};
@@ -250,8 +251,8 @@ static bool b_softmax(Sema *S, const char *name, const Args *a, Value *out) {
   INode *ex = ir_unary(M, E, OP_EXP, sh, a->loc, D);
   INode *sm = reduce(S, OP_SUM, ex, ax_mask, 1, a->loc);
   INode *r;
-  if (!strcmp(name, "softmax")) r = ir_binary(M, E, OP_DIV, ex, sm, a->loc, D);
-  else if (!strcmp(name, "log_softmax")) r = ir_binary(M, E, OP_SUB, sh, ir_unary(M, E, OP_LOG, sm, a->loc, D), a->loc, D);
+  if (self->variant == SOFTMAX) r = ir_binary(M, E, OP_DIV, ex, sm, a->loc, D);
+  else if (self->variant == LOG_SOFTMAX) r = ir_binary(M, E, OP_SUB, sh, ir_unary(M, E, OP_LOG, sm, a->loc, D), a->loc, D);
   else {
     INode *l = ir_binary(M, E, OP_ADD, ir_unary(M, E, OP_LOG, sm, a->loc, D), mx, a->loc, D);
     if (!keepdim_arg(S, a, 2)) {
@@ -268,7 +269,8 @@ static bool b_softmax(Sema *S, const char *name, const Args *a, Value *out) {
 
 /* ---- shapes and movement ---- */
 
-static bool b_reshape(Sema *S, const char *name, const Args *a, Value *out) {
+static bool b_reshape(Sema *S, const Builtin *self, const Args *a, Value *out) {
+  const char *name = self->name;
   if (!need_entry(S, a, name)) return false;
   if (a->npos < 2) return diag_error(D, a->loc, "%s(x, shape) needs a shape", name);
   INode *x = tensor_arg(S, a, 0, "input");
@@ -278,12 +280,13 @@ static bool b_reshape(Sema *S, const char *name, const Args *a, Value *out) {
   return out->t != NULL;
 }
 
-static bool b_squeeze(Sema *S, const char *name, const Args *a, Value *out) {
+static bool b_squeeze(Sema *S, const Builtin *self, const Args *a, Value *out) {
+  const char *name = self->name;
   static const char *names[] = {"input", "axis", "dim"};
   if (!need_entry(S, a, name) || !args_check(S, a, name, names, 3)) return false;
   INode *x = tensor_arg(S, a, 0, "input");
   if (!x) return false;
-  bool un = !strcmp(name, "unsqueeze");
+  bool un = self->variant == UNSQUEEZE;
   const Value *av = arg_get(a, 1, "axis");
   if (!av) av = arg_get(a, -1, "dim");
   int64_t ax;
@@ -322,7 +325,8 @@ INode *flatten_node(Sema *S, INode *x, int64_t s0, int64_t e0, SrcLoc loc) {
 }
 
 /* flatten(x, start_dim=0, end_dim=-1) */
-static bool b_flatten(Sema *S, const char *name, const Args *a, Value *out) {
+static bool b_flatten(Sema *S, const Builtin *self, const Args *a, Value *out) {
+  const char *name = self->name;
   static const char *names[] = {"input", "start_dim", "end_dim"};
   if (!need_entry(S, a, name) || !args_check(S, a, name, names, 3)) return false;
   INode *x = tensor_arg(S, a, 0, "input");
@@ -332,13 +336,14 @@ static bool b_flatten(Sema *S, const char *name, const Args *a, Value *out) {
   return out->t != NULL;
 }
 
-static bool b_transpose(Sema *S, const char *name, const Args *a, Value *out) {
+static bool b_transpose(Sema *S, const Builtin *self, const Args *a, Value *out) {
+  const char *name = self->name;
   if (!need_entry(S, a, name)) return false;
   INode *x = tensor_arg(S, a, 0, "input");
   if (!x) return false;
   int r = x->shape.rank, perm[MAX_RANK];
   for (int i = 0; i < r; i++) perm[i] = i;
-  if (!strcmp(name, "transpose")) {
+  if (self->variant == TRANSPOSE) {
     int64_t d0, d1;
     int x0 = 0, x1 = 0;
     if (a->npos != 3) return diag_error(D, a->loc, "transpose(x, dim0, dim1) takes two axes");
@@ -359,7 +364,8 @@ static bool b_transpose(Sema *S, const char *name, const Args *a, Value *out) {
 }
 
 /* cat([a, b, ...], axis=0) */
-static bool b_cat(Sema *S, const char *name, const Args *a, Value *out) {
+static bool b_cat(Sema *S, const Builtin *self, const Args *a, Value *out) {
+  const char *name = self->name;
   static const char *names[] = {"tensors", "axis", "dim"};
   if (!need_entry(S, a, name) || !args_check(S, a, name, names, 3)) return false;
   const Value *l = arg_get(a, 0, "tensors");
@@ -381,7 +387,8 @@ static bool b_cat(Sema *S, const char *name, const Args *a, Value *out) {
 }
 
 /* split(x, split_size_or_sections, axis=0) -> tuple, as torch.split */
-static bool b_split(Sema *S, const char *name, const Args *a, Value *out) {
+static bool b_split(Sema *S, const Builtin *self, const Args *a, Value *out) {
+  const char *name = self->name;
   static const char *names[] = {"input", "split_size_or_sections", "axis", "dim"};
   if (!need_entry(S, a, name) || !args_check(S, a, name, names, 4)) return false;
   INode *x = tensor_arg(S, a, 0, "input");
@@ -425,15 +432,16 @@ static bool b_split(Sema *S, const char *name, const Args *a, Value *out) {
 
 /* ---- creation ---- */
 
-static bool b_fill(Sema *S, const char *name, const Args *a, Value *out) {
+static bool b_fill(Sema *S, const Builtin *self, const Args *a, Value *out) {
+  const char *name = self->name;
   if (!need_entry(S, a, name)) return false;
   Shape s;
-  double v = !strcmp(name, "ones") || !strcmp(name, "ones_like") ? 1.0 : 0.0;
-  if (!strcmp(name, "zeros_like") || !strcmp(name, "ones_like")) {
+  double v = self->variant == FILL_ONES || self->variant == FILL_ONES_LIKE ? 1.0 : 0.0;
+  if (self->variant == FILL_ZEROS_LIKE || self->variant == FILL_ONES_LIKE) {
     INode *x = tensor_arg(S, a, 0, "input");
     if (!x) return false;
     s = x->shape;
-  } else if (!strcmp(name, "full")) {
+  } else if (self->variant == FILL_FULL) {
     if (a->npos != 2 || !v_is_number(&a->pos[1])) return diag_error(D, a->loc, "full(shape, value) takes a shape and a number");
     Args sub = *a;
     sub.npos = 1;
@@ -448,22 +456,23 @@ static bool b_fill(Sema *S, const char *name, const Args *a, Value *out) {
 
 /* ---- compile-time helpers ---- */
 
-static bool b_meta(Sema *S, const char *name, const Args *a, Value *out) {
-  if (a->npos != 1 && strcmp(name, "range")) return diag_error(D, a->loc, "%s takes one argument", name);
+static bool b_meta(Sema *S, const Builtin *self, const Args *a, Value *out) {
+  const char *name = self->name;
+  if (a->npos != 1 && self->variant != META_RANGE) return diag_error(D, a->loc, "%s takes one argument", name);
   const Value *v = &a->pos[0];
-  if (!strcmp(name, "len")) {
+  if (self->variant == META_LEN) {
     if (v->k == V_LIST || v->k == V_TUPLE) { *out = v_int(v->len); return true; }
     if (v->k == V_MOD && v->mod->kind == MK_SEQUENTIAL) { *out = v_int(v->mod->nchildren); return true; }
     return diag_error(D, a->loc, "len of a %s", v_kind_name(v->k));
   }
-  if (!strcmp(name, "reversed")) {
+  if (self->variant == META_REVERSED) {
     if (v->k != V_LIST && v->k != V_TUPLE) return diag_error(D, a->loc, "reversed takes a list");
     Value *items = arena_alloc(S->arena, (v->len + 1) * sizeof *items);
     for (int i = 0; i < v->len; i++) items[i] = v->items[v->len - 1 - i];
     *out = (Value){.k = V_LIST, .items = items, .len = v->len};
     return true;
   }
-  if (!strcmp(name, "range")) {
+  if (self->variant == META_RANGE) {
     int64_t lo = 0, hi;
     if (a->npos < 1 || a->npos > 2) return diag_error(D, a->loc, "range(stop) or range(start, stop)");
     if (!to_int(S, &a->pos[0], a->loc, &hi)) return false;
@@ -474,7 +483,7 @@ static bool b_meta(Sema *S, const char *name, const Args *a, Value *out) {
     *out = (Value){.k = V_RANGE, .i = lo, .i2 = hi};
     return true;
   }
-  if (!strcmp(name, "float")) {
+  if (self->variant == META_FLOAT) {
     if (!v_is_number(v)) return diag_error(D, a->loc, "float() takes a number");
     *out = v_float(v_num(v));
     return true;
@@ -487,8 +496,7 @@ static bool b_meta(Sema *S, const char *name, const Args *a, Value *out) {
 }
 
 /* assert(cond[, message]): a compile-time check, e.g. that a -D value is one the model knows. */
-static bool b_assert(Sema *S, const char *name, const Args *a, Value *out) {
-  (void)name;
+static bool b_assert(Sema *S, const Builtin *self, const Args *a, Value *out) {
   (void)out;
   if (a->npos < 1 || a->npos > 2) return diag_error(D, a->loc, "assert(condition) or assert(condition, message)");
   const Value *c = &a->pos[0];
@@ -500,66 +508,31 @@ static bool b_assert(Sema *S, const char *name, const Args *a, Value *out) {
   return diag_error(D, a->loc, "assertion failed%s%s", a->npos == 2 ? ": " : "", a->npos == 2 ? a->pos[1].s : "");
 }
 
-static bool b_layer(Sema *S, const char *name, const Args *a, Value *out) {
-  bool found;
-  if (!layer_construct(S, name, a, out, &found)) return false;
-  return found ? true : diag_error(D, a->loc, "unknown layer '%s'", name);
-}
-
-static const struct { const char *name; BuiltinFn fn; } builtins[] = {
-  {"Linear", b_layer}, {"Sequential", b_layer}, {"ReLU", b_layer}, {"Tanh", b_layer},
-  {"Sigmoid", b_layer}, {"ELU", b_layer}, {"LeakyReLU", b_layer}, {"Softplus", b_layer},
-  {"Identity", b_layer}, {"Conv2d", b_layer}, {"ConvTranspose2d", b_layer}, {"BatchNorm1d", b_layer},
-  {"BatchNorm2d", b_layer}, {"GroupNorm", b_layer}, {"LayerNorm", b_layer}, {"InstanceNorm2d", b_layer},
-  {"MaxPool2d", b_layer}, {"AvgPool2d", b_layer}, {"AdaptiveAvgPool2d", b_layer}, {"Upsample", b_layer},
-  {"Flatten", b_layer}, {"PixelShuffle", b_layer}, {"PixelUnshuffle", b_layer}, {"Dropout", b_layer},
-  {"Dropout2d", b_layer}, {"Embedding", b_layer}, {"LSTMCell", b_layer}, {"LSTM", b_layer},
-  {"exp", b_unary}, {"log", b_unary}, {"sqrt", b_unary}, {"abs", b_unary}, {"tanh", b_unary},
-  {"sin", b_unary}, {"cos", b_unary},
-  {"sigmoid", b_unary}, {"relu", b_unary}, {"neg", b_unary}, {"logical_not", b_unary},
-  {"elu", b_act}, {"leaky_relu", b_act}, {"softplus", b_act},
-  {"maximum", b_binary}, {"minimum", b_binary}, {"pow", b_binary}, {"matmul", b_binary},
-  {"where", b_where},
-  {"sum", b_reduce}, {"mean", b_reduce}, {"amax", b_reduce}, {"amin", b_reduce},
-  {"max", b_reduce}, {"min", b_reduce},
-  {"softmax", b_softmax}, {"log_softmax", b_softmax}, {"logsumexp", b_softmax},
-  {"reshape", b_reshape}, {"view", b_reshape}, {"squeeze", b_squeeze}, {"unsqueeze", b_squeeze},
-  {"flatten", b_flatten}, {"transpose", b_transpose}, {"permute", b_transpose},
+/* Rows of the functions above; a handler serving several names tells them apart by variant. */
+static const Builtin builtins[] = {
+  {"matmul", b_matmul},
+  {"sum", b_reduce, REDUCE_SUM}, {"mean", b_reduce, REDUCE_MEAN}, {"amax", b_reduce, REDUCE_MAX},
+  {"amin", b_reduce, REDUCE_MIN}, {"max", b_reduce, REDUCE_MAX}, {"min", b_reduce, REDUCE_MIN},
+  {"softmax", b_softmax, SOFTMAX}, {"log_softmax", b_softmax, LOG_SOFTMAX}, {"logsumexp", b_softmax, LOGSUMEXP},
+  {"reshape", b_reshape}, {"view", b_reshape}, {"squeeze", b_squeeze, SQUEEZE}, {"unsqueeze", b_squeeze, UNSQUEEZE},
+  {"flatten", b_flatten}, {"transpose", b_transpose, TRANSPOSE}, {"permute", b_transpose, PERMUTE},
   {"cat", b_cat}, {"concat", b_cat}, {"split", b_split},
-  {"zeros", b_fill}, {"ones", b_fill}, {"full", b_fill}, {"zeros_like", b_fill}, {"ones_like", b_fill},
-  {"len", b_meta}, {"reversed", b_meta}, {"range", b_meta}, {"float", b_meta}, {"int", b_meta},
+  {"zeros", b_fill, FILL_ZEROS}, {"ones", b_fill, FILL_ONES}, {"full", b_fill, FILL_FULL},
+  {"zeros_like", b_fill, FILL_ZEROS_LIKE}, {"ones_like", b_fill, FILL_ONES_LIKE},
+  {"len", b_meta, META_LEN}, {"reversed", b_meta, META_REVERSED}, {"range", b_meta, META_RANGE},
+  {"float", b_meta, META_FLOAT}, {"int", b_meta, META_INT},
   {"assert", b_assert},
+  {NULL, NULL},
 };
 
-#define NBUILTINS ((int)(sizeof builtins / sizeof *builtins))
+/* The tables in lookup order; function names and layer names never coincide. */
+static const Builtin *const tables[] = {builtins, nn_builtins, index_builtins};
 
-/* Indices past this table's end refer to nn_builtins (builtins_nn.c). */
-/* The other tables of built-ins (NULL-terminated), after this file's: indices run on. */
-static const NnBuiltin *const more_builtins[] = {nn_builtins, index_builtins};
-#define NMORE ((int)(sizeof more_builtins / sizeof *more_builtins))
-
-int builtin_find(const char *name) {
-  for (int i = 0; i < NBUILTINS; i++)
-    if (!strcmp(builtins[i].name, name)) return i;
-  int base = NBUILTINS;
-  for (int t = 0; t < NMORE; t++) {
-    int i = 0;
-    for (; more_builtins[t][i].name; i++)
-      if (!strcmp(more_builtins[t][i].name, name)) return base + i;
-    base += i;
-  }
-  return -1;
-}
-
-bool builtin_call(Sema *S, int index, const Args *a, Value *out) {
-  *out = v_none();
-  if (index < NBUILTINS) return builtins[index].fn(S, builtins[index].name, a, out);
-  index -= NBUILTINS;
-  for (int t = 0; t < NMORE; t++) {
-    int n = 0;
-    while (more_builtins[t][n].name) n++;
-    if (index < n) return more_builtins[t][index].fn(S, more_builtins[t][index].name, a, out);
-    index -= n;
-  }
-  unreachable("builtin index");
+const Builtin *builtin_find(const char *name) {
+  for (int op = 0; op < OP_COUNT; op++)
+    if (elementwise_builtins[op].name && !strcmp(elementwise_builtins[op].name, name)) return &elementwise_builtins[op];
+  for (size_t t = 0; t < sizeof tables / sizeof *tables; t++)
+    for (const Builtin *b = tables[t]; b->name; b++)
+      if (!strcmp(b->name, name)) return b;
+  return layer_find(name);
 }

@@ -6,7 +6,13 @@
  * which gives torch's first maximal index, NaN counting as the maximum. */
 #include <math.h>
 #include <string.h>
+#include "builtins.h"
 #include "nn.h"
+
+/* variants of the handlers that serve two names */
+enum { ARGMAX, ARGMIN };
+enum { GATHER, INDEX_SELECT };
+enum { RAND_UNIFORM, RAND_NORMAL };
 
 #define M (S->m)
 #define E (S->e)
@@ -60,19 +66,21 @@ INode *index_of_extreme(Sema *S, INode *x, int axis, bool largest, bool keepdim,
 }
 
 /* argmax(input, dim, keepdim=False), argmin(...) */
-static bool b_argmax(Sema *S, const char *name, const Args *a, Value *out) {
+static bool b_argmax(Sema *S, const Builtin *self, const Args *a, Value *out) {
+  const char *name = self->name;
   static const char *names[] = {"input", "dim", "keepdim", "axis"};
   if (!in_entry(S, a, name) || !args_check(S, a, name, names, 4)) return false;
   INode *x = tensor_at(S, a, 0, "input");
   int ax;
   if (!x || !axis_at(S, a, 1, x->shape.rank, true, 0, &ax)) return false;
-  *out = v_tensor(index_of_extreme(S, x, ax, !strcmp(name, "argmax"), flag_at(a, 2, "keepdim"), a->loc));
+  *out = v_tensor(index_of_extreme(S, x, ax, self->variant == ARGMAX, flag_at(a, 2, "keepdim"), a->loc));
   return out->t != NULL;
 }
 
 /* topk(input, k, dim=-1, largest=True, sorted=True) -> (values, indices): k rounds of
  * argmax, each masking the element it found; ties to the lowest index */
-static bool b_topk(Sema *S, const char *name, const Args *a, Value *out) {
+static bool b_topk(Sema *S, const Builtin *self, const Args *a, Value *out) {
+  const char *name = self->name;
   static const char *names[] = {"input", "k", "dim", "largest", "sorted", "axis"};
   if (!in_entry(S, a, name) || !args_check(S, a, name, names, 6)) return false;
   INode *x = tensor_at(S, a, 0, "input");
@@ -102,7 +110,8 @@ static bool b_topk(Sema *S, const char *name, const Args *a, Value *out) {
 }
 
 /* one_hot(tensor, num_classes) -> f32[..., num_classes] */
-static bool b_one_hot(Sema *S, const char *name, const Args *a, Value *out) {
+static bool b_one_hot(Sema *S, const Builtin *self, const Args *a, Value *out) {
+  const char *name = self->name;
   static const char *names[] = {"tensor", "num_classes"};
   if (!in_entry(S, a, name) || !args_check(S, a, name, names, 2)) return false;
   INode *t = tensor_at(S, a, 0, "tensor");
@@ -120,7 +129,8 @@ static bool b_one_hot(Sema *S, const char *name, const Args *a, Value *out) {
 }
 
 /* index_select(input, dim, index [L]); gather(input, dim, index) as torch */
-static bool b_gather(Sema *S, const char *name, const Args *a, Value *out) {
+static bool b_gather(Sema *S, const Builtin *self, const Args *a, Value *out) {
+  const char *name = self->name;
   static const char *names[] = {"input", "dim", "index", "axis"};
   if (!in_entry(S, a, name) || !args_check(S, a, name, names, 4)) return false;
   INode *x = tensor_at(S, a, 0, "input"), *ix = x ? tensor_at(S, a, 2, "index") : NULL;
@@ -128,7 +138,7 @@ static bool b_gather(Sema *S, const char *name, const Args *a, Value *out) {
   if (!ix || !axis_at(S, a, 1, x->shape.rank, true, 0, &ax)) return false;
   if (x->shape.d[ax].syms) return diag_error(D, a->loc, "%s: the indexed axis must be static", name);
   Shape s = x->shape;
-  if (!strcmp(name, "index_select")) {
+  if (self->variant == INDEX_SELECT) {
     if (ix->shape.rank != 1) return diag_error(D, a->loc, "index_select: the index must be 1-D");
     s.d[ax] = ix->shape.d[0];
     Shape u = {.rank = x->shape.rank - ax};
@@ -146,7 +156,8 @@ static bool b_gather(Sema *S, const char *name, const Args *a, Value *out) {
 }
 
 /* cosine_similarity(x1, x2, dim=1, eps=1e-8) as ATen: x1.x2 / sqrt(max(|x1|^2 |x2|^2, eps^2)) */
-static bool b_cosine(Sema *S, const char *name, const Args *a, Value *out) {
+static bool b_cosine(Sema *S, const Builtin *self, const Args *a, Value *out) {
+  const char *name = self->name;
   static const char *names[] = {"x1", "x2", "dim", "eps", "axis"};
   if (!in_entry(S, a, name) || !args_check(S, a, name, names, 5)) return false;
   INode *x = tensor_at(S, a, 0, "x1"), *y = x ? tensor_at(S, a, 1, "x2") : NULL;
@@ -167,7 +178,8 @@ static bool b_cosine(Sema *S, const char *name, const Args *a, Value *out) {
 
 /* gumbel_argmax(logits, gumbel, temperature=1, dim=-1): a categorical sample by the Gumbel-max
  * trick with caller-given noise g ~ Gumbel(0, 1): argmax(logits / T + g) */
-static bool b_gumbel(Sema *S, const char *name, const Args *a, Value *out) {
+static bool b_gumbel(Sema *S, const Builtin *self, const Args *a, Value *out) {
+  const char *name = self->name;
   static const char *names[] = {"logits", "gumbel", "temperature", "dim", "axis"};
   if (!in_entry(S, a, name) || !args_check(S, a, name, names, 5)) return false;
   INode *l = tensor_at(S, a, 0, "logits"), *g = l ? tensor_at(S, a, 1, "gumbel") : NULL;
@@ -203,7 +215,8 @@ static bool seed_args(Sema *S, const Args *a, INode **seed, int64_t *stream) {
 }
 
 /* rand(dims..., seed=, stream=0) uniform in [0, 1); randn(...) standard normal */
-static bool b_rand(Sema *S, const char *name, const Args *a, Value *out) {
+static bool b_rand(Sema *S, const Builtin *self, const Args *a, Value *out) {
+  const char *name = self->name;
   if (!in_entry(S, a, name)) return false;
   for (int k = 0; k < a->nkw; k++)
     if (strcmp(a->kwnames[k], "seed") && strcmp(a->kwnames[k], "stream"))
@@ -221,13 +234,14 @@ static bool b_rand(Sema *S, const char *name, const Args *a, Value *out) {
   INode *seed = NULL;
   int64_t stream = 0;
   if (!ir_shape_supported(M, &s, a->loc, D) || !seed_args(S, a, &seed, &stream)) return false;
-  *out = v_tensor(rand_node(S, &s, seed, !strcmp(name, "randn"), stream, a->loc));
+  *out = v_tensor(rand_node(S, &s, seed, self->variant == RAND_NORMAL, stream, a->loc));
   return out->t != NULL;
 }
 
 /* sample_categorical(logits, seed=, temperature=1, stream=0, dim=-1): argmax(logits / T + g)
  * with Gumbel noise g = -log(-log(u)) drawn from the seed: a sample of softmax(logits / T) */
-static bool b_sample(Sema *S, const char *name, const Args *a, Value *out) {
+static bool b_sample(Sema *S, const Builtin *self, const Args *a, Value *out) {
+  const char *name = self->name;
   static const char *names[] = {"logits", "seed", "temperature", "stream", "dim", "axis"};
   if (!in_entry(S, a, name) || !args_check(S, a, name, names, 6)) return false;
   INode *l = tensor_at(S, a, 0, "logits");
@@ -248,9 +262,9 @@ static bool b_sample(Sema *S, const char *name, const Args *a, Value *out) {
   return out->t != NULL;
 }
 
-const NnBuiltin index_builtins[] = {
-  {"rand", b_rand}, {"randn", b_rand}, {"sample_categorical", b_sample},
-  {"argmax", b_argmax}, {"argmin", b_argmax}, {"topk", b_topk}, {"one_hot", b_one_hot},
-  {"gather", b_gather}, {"index_select", b_gather}, {"cosine_similarity", b_cosine},
+const Builtin index_builtins[] = {
+  {"rand", b_rand, RAND_UNIFORM}, {"randn", b_rand, RAND_NORMAL}, {"sample_categorical", b_sample},
+  {"argmax", b_argmax, ARGMAX}, {"argmin", b_argmax, ARGMIN}, {"topk", b_topk}, {"one_hot", b_one_hot},
+  {"gather", b_gather, GATHER}, {"index_select", b_gather, INDEX_SELECT}, {"cosine_similarity", b_cosine},
   {"gumbel_argmax", b_gumbel}, {NULL, NULL},
 };

@@ -2,7 +2,14 @@
  * normalization and resampling: argument parsing (torch's names, order and defaults) on top
  * of nn.c.  Registered in the table of builtins.c. */
 #include <string.h>
+#include "builtins.h"
+#include "layers.h"
 #include "nn.h"
+
+/* variants of the handlers that serve two names */
+enum { POOL_MAX, POOL_AVG };
+enum { NORM_GROUP, NORM_INSTANCE };
+enum { SHUFFLE, UNSHUFFLE };
 
 #define D (S->d)
 
@@ -69,7 +76,8 @@ bool conv_padding_arg(Sema *S, const Value *v, SrcLoc loc, const int64_t kernel[
 }
 
 /* conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) */
-static bool b_conv2d(Sema *S, const char *name, const Args *a, Value *out) {
+static bool b_conv2d(Sema *S, const Builtin *self, const Args *a, Value *out) {
+  const char *name = self->name;
   static const char *names[] = {"input", "weight", "bias", "stride", "padding", "dilation", "groups"};
   if (!entry_only(S, a, name) || !args_check(S, a, name, names, 7)) return false;
   INode *x = tensor_opt(S, a, 0, "input", true), *w = x ? tensor_opt(S, a, 1, "weight", true) : NULL;
@@ -87,7 +95,8 @@ static bool b_conv2d(Sema *S, const char *name, const Args *a, Value *out) {
 
 /* conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
  * dilation=1) */
-static bool b_conv_transpose2d(Sema *S, const char *name, const Args *a, Value *out) {
+static bool b_conv_transpose2d(Sema *S, const Builtin *self, const Args *a, Value *out) {
+  const char *name = self->name;
   static const char *names[] = {"input", "weight", "bias", "stride", "padding", "output_padding", "groups", "dilation"};
   if (!entry_only(S, a, name) || !args_check(S, a, name, names, 8)) return false;
   INode *x = tensor_opt(S, a, 0, "input", true), *w = x ? tensor_opt(S, a, 1, "weight", true) : NULL;
@@ -132,8 +141,9 @@ bool pool_spec_args(Sema *S, const Args *a, int first, bool is_max, PoolSpec *p)
   return true;
 }
 
-static bool b_pool(Sema *S, const char *name, const Args *a, Value *out) {
-  bool is_max = !strcmp(name, "max_pool2d");
+static bool b_pool(Sema *S, const Builtin *self, const Args *a, Value *out) {
+  const char *name = self->name;
+  bool is_max = self->variant == POOL_MAX;
   static const char *max_names[] = {"input", "kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"};
   static const char *avg_names[] = {"input", "kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"};
   if (!entry_only(S, a, name) || !args_check(S, a, name, is_max ? max_names : avg_names, 7)) return false;
@@ -146,7 +156,8 @@ static bool b_pool(Sema *S, const char *name, const Args *a, Value *out) {
   return out->t != NULL;
 }
 
-static bool b_adaptive_avg_pool2d(Sema *S, const char *name, const Args *a, Value *out) {
+static bool b_adaptive_avg_pool2d(Sema *S, const Builtin *self, const Args *a, Value *out) {
+  const char *name = self->name;
   static const char *names[] = {"input", "output_size"};
   if (!entry_only(S, a, name) || !args_check(S, a, name, names, 2)) return false;
   INode *x = tensor_opt(S, a, 0, "input", true);
@@ -161,7 +172,8 @@ static bool b_adaptive_avg_pool2d(Sema *S, const char *name, const Args *a, Valu
 
 /* batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
  * momentum=0.1, eps=1e-5) */
-static bool b_batch_norm(Sema *S, const char *name, const Args *a, Value *out) {
+static bool b_batch_norm(Sema *S, const Builtin *self, const Args *a, Value *out) {
+  const char *name = self->name;
   static const char *names[] = {"input", "running_mean", "running_var", "weight", "bias", "training", "momentum", "eps"};
   if (!entry_only(S, a, name) || !args_check(S, a, name, names, 8)) return false;
   if (bool_opt(a, 5, "training", false)) return diag_error(D, a->loc, "batch_norm: nnc compiles inference (training=false)");
@@ -178,8 +190,9 @@ static bool b_batch_norm(Sema *S, const char *name, const Args *a, Value *out) {
 /* group_norm(input, num_groups, weight=None, bias=None, eps=1e-5);
  * instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None,
  *               use_input_stats=True, momentum=0.1, eps=1e-5) */
-static bool b_group_norm(Sema *S, const char *name, const Args *a, Value *out) {
-  bool inst = !strcmp(name, "instance_norm");
+static bool b_group_norm(Sema *S, const Builtin *self, const Args *a, Value *out) {
+  const char *name = self->name;
+  bool inst = self->variant == NORM_INSTANCE;
   static const char *gn[] = {"input", "num_groups", "weight", "bias", "eps"};
   static const char *in[] = {"input", "running_mean", "running_var", "weight", "bias", "use_input_stats", "momentum", "eps"};
   if (!entry_only(S, a, name) || !args_check(S, a, name, inst ? in : gn, inst ? 8 : 5)) return false;
@@ -207,7 +220,8 @@ static bool b_group_norm(Sema *S, const char *name, const Args *a, Value *out) {
 }
 
 /* layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5) */
-static bool b_layer_norm(Sema *S, const char *name, const Args *a, Value *out) {
+static bool b_layer_norm(Sema *S, const Builtin *self, const Args *a, Value *out) {
+  const char *name = self->name;
   static const char *names[] = {"input", "normalized_shape", "weight", "bias", "eps"};
   if (!entry_only(S, a, name) || !args_check(S, a, name, names, 5)) return false;
   INode *x = tensor_opt(S, a, 0, "input", true);
@@ -256,7 +270,8 @@ bool interpolate_args(Sema *S, const Args *a, int first, int64_t size[2], double
   return true;
 }
 
-static bool b_interpolate(Sema *S, const char *name, const Args *a, Value *out) {
+static bool b_interpolate(Sema *S, const Builtin *self, const Args *a, Value *out) {
+  const char *name = self->name;
   static const char *names[] = {"input", "size", "scale_factor", "mode", "align_corners"};
   if (!entry_only(S, a, name) || !args_check(S, a, name, names, 5)) return false;
   INode *x = tensor_opt(S, a, 0, "input", true);
@@ -270,7 +285,8 @@ static bool b_interpolate(Sema *S, const char *name, const Args *a, Value *out) 
 }
 
 /* pad(input, pad, mode="constant", value=0) */
-static bool b_pad(Sema *S, const char *name, const Args *a, Value *out) {
+static bool b_pad(Sema *S, const Builtin *self, const Args *a, Value *out) {
+  const char *name = self->name;
   static const char *names[] = {"input", "pad", "mode", "value"};
   if (!entry_only(S, a, name) || !args_check(S, a, name, names, 4)) return false;
   INode *x = tensor_opt(S, a, 0, "input", true);
@@ -289,8 +305,9 @@ static bool b_pad(Sema *S, const char *name, const Args *a, Value *out) {
   return out->t != NULL;
 }
 
-static bool b_pixel_shuffle(Sema *S, const char *name, const Args *a, Value *out) {
-  bool inv = !strcmp(name, "pixel_unshuffle");
+static bool b_pixel_shuffle(Sema *S, const Builtin *self, const Args *a, Value *out) {
+  const char *name = self->name;
+  bool inv = self->variant == UNSHUFFLE;
   static const char *up[] = {"input", "upscale_factor"}, *down[] = {"input", "downscale_factor"};
   if (!entry_only(S, a, name) || !args_check(S, a, name, inv ? down : up, 2)) return false;
   INode *x = tensor_opt(S, a, 0, "input", true);
@@ -301,7 +318,8 @@ static bool b_pixel_shuffle(Sema *S, const char *name, const Args *a, Value *out
 }
 
 /* roi_align(input, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, aligned=False) */
-static bool b_roi_align(Sema *S, const char *name, const Args *a, Value *out) {
+static bool b_roi_align(Sema *S, const Builtin *self, const Args *a, Value *out) {
+  const char *name = self->name;
   static const char *names[] = {"input", "boxes", "output_size", "spatial_scale", "sampling_ratio", "aligned"};
   if (!entry_only(S, a, name) || !args_check(S, a, name, names, 6)) return false;
   INode *x = tensor_opt(S, a, 0, "input", true), *b = x ? tensor_opt(S, a, 1, "boxes", true) : NULL;
@@ -320,7 +338,8 @@ static bool b_roi_align(Sema *S, const char *name, const Args *a, Value *out) {
 /* lstm(input, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, batch_first=False)
  * -> (output, h_n, c_n): one layer of torch.nn.LSTM with the given weights; h0, c0, h_n, c_n
  * are [1, B, H] as torch's. */
-static bool b_lstm(Sema *S, const char *name, const Args *a, Value *out) {
+static bool b_lstm(Sema *S, const Builtin *self, const Args *a, Value *out) {
+  const char *name = self->name;
   static const char *names[] = {"input", "h0", "c0", "weight_ih", "weight_hh", "bias_ih", "bias_hh", "batch_first"};
   if (!entry_only(S, a, name) || !args_check(S, a, name, names, 8)) return false;
   INode *x = tensor_opt(S, a, 0, "input", true), *h0 = tensor_opt(S, a, 1, "h0", false), *c0 = tensor_opt(S, a, 2, "c0", false);
@@ -350,7 +369,8 @@ static bool b_lstm(Sema *S, const char *name, const Args *a, Value *out) {
 }
 
 /* lstm_cell(input, h, c, weight_ih, weight_hh, bias_ih=None, bias_hh=None) -> (h', c') */
-static bool b_lstm_cell(Sema *S, const char *name, const Args *a, Value *out) {
+static bool b_lstm_cell(Sema *S, const Builtin *self, const Args *a, Value *out) {
+  const char *name = self->name;
   static const char *names[] = {"input", "h", "c", "weight_ih", "weight_hh", "bias_ih", "bias_hh"};
   if (!entry_only(S, a, name) || !args_check(S, a, name, names, 7)) return false;
   INode *x = tensor_opt(S, a, 0, "input", true), *h = x ? tensor_opt(S, a, 1, "h", true) : NULL;
@@ -368,12 +388,12 @@ static bool b_lstm_cell(Sema *S, const char *name, const Args *a, Value *out) {
   return true;
 }
 
-const NnBuiltin nn_builtins[] = {
+const Builtin nn_builtins[] = {
   {"lstm", b_lstm}, {"lstm_cell", b_lstm_cell},
   {"conv2d", b_conv2d}, {"conv_transpose2d", b_conv_transpose2d},
-  {"max_pool2d", b_pool}, {"avg_pool2d", b_pool}, {"adaptive_avg_pool2d", b_adaptive_avg_pool2d},
-  {"batch_norm", b_batch_norm}, {"group_norm", b_group_norm}, {"instance_norm", b_group_norm},
+  {"max_pool2d", b_pool, POOL_MAX}, {"avg_pool2d", b_pool, POOL_AVG}, {"adaptive_avg_pool2d", b_adaptive_avg_pool2d},
+  {"batch_norm", b_batch_norm}, {"group_norm", b_group_norm, NORM_GROUP}, {"instance_norm", b_group_norm, NORM_INSTANCE},
   {"layer_norm", b_layer_norm}, {"interpolate", b_interpolate}, {"pad", b_pad},
-  {"pixel_shuffle", b_pixel_shuffle}, {"pixel_unshuffle", b_pixel_shuffle}, {"roi_align", b_roi_align},
+  {"pixel_shuffle", b_pixel_shuffle, SHUFFLE}, {"pixel_unshuffle", b_pixel_shuffle, UNSHUFFLE}, {"roi_align", b_roi_align},
   {NULL, NULL},
 };

@@ -3,26 +3,12 @@
  *
  * A layer is built unnamed; when it is assigned to a top-level name or a module member, the
  * whole tree below it is bound: `phi = Sequential(Linear(25, 200), ELU())` registers
- * `phi.0.weight` and `phi.0.bias`, exactly as PyTorch's state_dict() names them. */
+ * `phi.0.weight` and `phi.0.bias`, exactly as PyTorch's state_dict() names them.
+ * The activation layers are the LAYER column of ops.def (`ELU(alpha=1.0, inplace=False)`):
+ * each calls its elementwise op with the attributes given to its constructor. */
 #include <string.h>
-#include "value.h"
-
-typedef struct Activation {
-  const char *name;
-  Op op;
-  const char *arg0, *arg1; /* keyword names of the attributes */
-  double def0, def1;       /* PyTorch's defaults */
-} Activation;
-
-static const Activation activations[] = {
-  {"ReLU", OP_RELU, NULL, NULL, 0, 0},
-  {"Tanh", OP_TANH, NULL, NULL, 0, 0},
-  {"Sigmoid", OP_SIGMOID, NULL, NULL, 0, 0},
-  {"ELU", OP_ELU, "alpha", NULL, 1.0, 0},
-  {"LeakyReLU", OP_LEAKY_RELU, "negative_slope", NULL, 0.01, 0},
-  {"Softplus", OP_SOFTPLUS, "beta", "threshold", 1.0, 20.0},
-  {"Identity", OP_COUNT, NULL, NULL, 0, 0},
-};
+#include "eval.h"
+#include "layers.h"
 
 static ModInst *mod_new(Sema *S, ModKind k, const char *type_name, SrcLoc loc) {
   ModInst *mi = arena_alloc(S->arena, sizeof *mi);
@@ -44,19 +30,29 @@ static bool num_arg(Sema *S, const Args *a, int i, const char *name, double def,
   return true;
 }
 
-static bool construct_activation(Sema *S, const Activation *act, const Args *a, Value *out) {
-  const char *names[] = {act->arg0, act->arg1, "inplace"};
-  if (!args_check(S, a, act->name, names, 3)) return false;
-  ModInst *mi = mod_new(S, MK_ACTIVATION, act->name, a->loc);
-  mi->act = act->op;
-  if (!num_arg(S, a, 0, act->arg0, act->def0, &mi->a0) || !num_arg(S, a, 1, act->arg1, act->def1, &mi->a1))
+/* An activation layer of ops.def (variant: its op; OP_COUNT for Identity): its attributes
+ * (PyTorch's names and defaults), then `inplace`, which changes nothing here. */
+static bool b_activation(Sema *S, const Builtin *self, const Args *a, Value *out) {
+  Op op = (Op)self->variant;
+  OpAttrs attrs = op < OP_COUNT ? op_info[op].attrs : (OpAttrs)NO_ATTRS;
+  const char *names[] = {attrs.name[0], attrs.name[1], "inplace"};
+  if (!args_check(S, a, self->name, names, 3)) return false;
+  ModInst *mi = mod_new(S, MK_ACTIVATION, self->name, a->loc);
+  mi->act = op;
+  if (!num_arg(S, a, 0, attrs.name[0], attrs.def[0], &mi->a0) || !num_arg(S, a, 1, attrs.name[1], attrs.def[1], &mi->a1))
     return false;
   *out = (Value){.k = V_MOD, .mod = mi};
   return true;
 }
 
+static const Builtin activation_layers[OP_COUNT] = {
+#define OP(id, nm, ar, kind, print)
+#define ELEM(id, nm, ar, traits, fn, layer, attrs, ev) [OP_##id] = {layer, b_activation, OP_##id},
+#include "ops.def"
+};
+
 /* Linear(in_features, out_features, bias=True) */
-static bool construct_linear(Sema *S, const Args *a, Value *out) {
+static bool b_linear(Sema *S, const Builtin *self, const Args *a, Value *out) {
   static const char *names[] = {"in_features", "out_features", "bias"};
   if (!args_check(S, a, "Linear", names, 3)) return false;
   const Value *in = arg_get(a, 0, names[0]), *o = arg_get(a, 1, names[1]), *b = arg_get(a, 2, names[2]);
@@ -71,7 +67,7 @@ static bool construct_linear(Sema *S, const Args *a, Value *out) {
 }
 
 /* Sequential(m0, m1, ...) */
-static bool construct_sequential(Sema *S, const Args *a, Value *out) {
+static bool b_sequential(Sema *S, const Builtin *self, const Args *a, Value *out) {
   if (a->nkw) return diag_error(S->d, a->loc, "Sequential takes modules as positional arguments");
   ModInst *mi = mod_new(S, MK_SEQUENTIAL, "Sequential", a->loc);
   mi->nchildren = a->npos;
@@ -85,13 +81,16 @@ static bool construct_sequential(Sema *S, const Args *a, Value *out) {
   return true;
 }
 
-bool layer_construct(Sema *S, const char *name, const Args *a, Value *out, bool *found) {
-  *found = true;
-  if (!strcmp(name, "Linear")) return construct_linear(S, a, out);
-  if (!strcmp(name, "Sequential")) return construct_sequential(S, a, out);
-  for (size_t i = 0; i < sizeof activations / sizeof *activations; i++)
-    if (!strcmp(name, activations[i].name)) return construct_activation(S, &activations[i], a, out);
-  return nn_layer_construct(S, name, a, out, found);
+static const Builtin layers[] = {
+  {"Linear", b_linear}, {"Sequential", b_sequential}, {"Identity", b_activation, OP_COUNT},
+};
+
+const Builtin *layer_find(const char *name) {
+  for (size_t i = 0; i < sizeof layers / sizeof *layers; i++)
+    if (!strcmp(layers[i].name, name)) return &layers[i];
+  for (int op = 0; op < OP_COUNT; op++)
+    if (activation_layers[op].name && !strcmp(activation_layers[op].name, name)) return &activation_layers[op];
+  return nn_layer_find(name);
 }
 
 static const char *join(Sema *S, const char *prefix, const char *name) {
@@ -152,14 +151,10 @@ bool module_bind(Sema *S, ModInst *mi, const char *prefix, SrcLoc loc) {
   return true;
 }
 
-INode *apply_act(Sema *S, Op op, double a0, double a1, INode *x, SrcLoc loc) {
-  if (op == OP_COUNT) return x;
-  INode *n = ir_unary(S->m, S->e, op, x, loc, S->d);
-  if (n) {
-    n->f[0] = a0;
-    n->f[1] = a1;
-  }
-  return n;
+/* An activation layer's op on x (Identity: x itself). */
+static INode *call_activation(Sema *S, const ModInst *mi, INode *x, SrcLoc loc) {
+  if (mi->act == OP_COUNT) return x;
+  return elementwise_node(S, mi->act, &x, (const double[2]){mi->a0, mi->a1}, loc);
 }
 
 /* y = x W^T + b, as torch.nn.Linear (x of any rank >= 1, features last). */
@@ -202,7 +197,7 @@ bool layer_call(Sema *S, ModInst *mi, const Args *a, Value *out) {
   if (!x) return false;
   switch (mi->kind) {
   case MK_LINEAR: x = call_linear(S, mi, x, a->loc); break;
-  case MK_ACTIVATION: x = apply_act(S, mi->act, mi->a0, mi->a1, x, a->loc); break;
+  case MK_ACTIVATION: x = call_activation(S, mi, x, a->loc); break;
   case MK_LAYER: x = nn_layer_call(S, mi, x, a->loc); break;
   case MK_SEQUENTIAL:
     for (int i = 0; i < mi->nchildren && x; i++) {

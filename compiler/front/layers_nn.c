@@ -4,7 +4,15 @@
  * order), the parameters it registers (state_dict names and shapes, from its arguments) and
  * its call, which goes through the functional code of nn.c. */
 #include <string.h>
+#include "builtins.h"
+#include "layers.h"
 #include "nn.h"
+#include "scan.h"
+
+/* variants of the layers that share their functions (LayerType.ctor.variant) */
+enum { BATCH_NORM_1D = 1, BATCH_NORM_2D, INSTANCE_NORM_2D };
+enum { MAX_POOL = 1, AVG_POOL };
+enum { SHUFFLE = 1, UNSHUFFLE };
 
 #define D (S->d)
 
@@ -16,7 +24,7 @@ typedef struct ParamSpec {
 } ParamSpec;
 
 typedef struct LayerType {
-  const char *name;
+  Builtin ctor;                                                /* first: its name, b_layer */
   const char *args[10];                                        /* NULL-terminated */
   int (*params)(Sema *S, ModInst *mi, ParamSpec *out);         /* count, or -1 after a diagnostic */
   INode *(*call)(Sema *S, ModInst *mi, INode *x, SrcLoc loc);
@@ -140,11 +148,11 @@ static int bn_params(Sema *S, ModInst *mi, ParamSpec *out) {
   int64_t c;
   if (!cfg_int(S, mi, "num_features", 0, &c) || !positive(S, mi, c, "num_features")) return -1;
   int n = 0;
-  if (cfg_bool(mi, "affine", !strstr(mi->type_name, "Instance"))) {
+  if (cfg_bool(mi, "affine", mi->type->ctor.variant != INSTANCE_NORM_2D)) {
     out[n++] = spec("weight", 1, c, 0, 0, 0);
     out[n++] = spec("bias", 1, c, 0, 0, 0);
   }
-  if (cfg_bool(mi, "track_running_stats", !strstr(mi->type_name, "Instance"))) {
+  if (cfg_bool(mi, "track_running_stats", mi->type->ctor.variant != INSTANCE_NORM_2D)) {
     out[n++] = spec("running_mean", 1, c, 0, 0, 0);
     out[n++] = spec("running_var", 1, c, 0, 0, 0);
     out[n++] = (ParamSpec){"num_batches_tracked", DT_I64, 0, {0}};
@@ -162,7 +170,7 @@ static INode *named_param(Sema *S, ModInst *mi, const char *name, SrcLoc loc) {
 }
 
 static INode *bn_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
-  bool is1d = !strcmp(mi->type_name, "BatchNorm1d"), inst = !strcmp(mi->type_name, "InstanceNorm2d");
+  bool is1d = mi->type->ctor.variant == BATCH_NORM_1D, inst = mi->type->ctor.variant == INSTANCE_NORM_2D;
   int want = is1d ? 2 : 4;
   if (x->shape.rank != want && !(is1d && x->shape.rank == 3))
     return diag_error(D, loc, "%s expects a tensor of rank %s", mi->type_name, is1d ? "2 or 3" : "4"), NULL;
@@ -233,7 +241,7 @@ static INode *ln_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
 static int no_params(Sema *S, ModInst *mi, ParamSpec *out) { return 0; }
 
 static INode *pool_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
-  bool is_max = !strcmp(mi->type_name, "MaxPool2d");
+  bool is_max = mi->type->ctor.variant == MAX_POOL;
   if (is_max && cfg_bool(mi, "return_indices", false))
     return diag_error(D, loc, "MaxPool2d: return_indices is not available"), NULL;
   PoolSpec p = {.count_include_pad = true};
@@ -275,7 +283,7 @@ static INode *flatten_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
 }
 
 static INode *shuffle_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
-  bool inv = !strcmp(mi->type_name, "PixelUnshuffle");
+  bool inv = mi->type->ctor.variant == UNSHUFFLE;
   int64_t r;
   if (!cfg_int(S, mi, inv ? "downscale_factor" : "upscale_factor", 0, &r)) return NULL;
   return nn_pixel_shuffle(S, x, r, inv, loc);
@@ -487,29 +495,31 @@ bool nn_layer_member(Sema *S, ModInst *mi, const char *name, SrcLoc loc, Value *
   return diag_error(D, loc, "%s has no parameter '%s'", mi->type_name, name);
 }
 
+static bool b_layer(Sema *S, const Builtin *self, const Args *a, Value *out);
+
 static const LayerType layer_types[] = {
-  {"LSTM", {"input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout", "bidirectional", "proj_size"},
+  {{"LSTM", b_layer}, {"input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout", "bidirectional", "proj_size"},
    lstm_params, NULL, lstm_call},
-  {"Embedding", {"num_embeddings", "embedding_dim", "padding_idx", "max_norm"}, embedding_params, embedding_call},
-  {"LSTMCell", {"input_size", "hidden_size", "bias"}, lstm_cell_params, NULL, lstm_cell_call},
-  {"Conv2d", {"in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "bias", "padding_mode"},
+  {{"Embedding", b_layer}, {"num_embeddings", "embedding_dim", "padding_idx", "max_norm"}, embedding_params, embedding_call},
+  {{"LSTMCell", b_layer}, {"input_size", "hidden_size", "bias"}, lstm_cell_params, NULL, lstm_cell_call},
+  {{"Conv2d", b_layer}, {"in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "bias", "padding_mode"},
    conv_params, conv_call},
-  {"ConvTranspose2d", {"in_channels", "out_channels", "kernel_size", "stride", "padding", "output_padding", "groups", "bias", "dilation"},
+  {{"ConvTranspose2d", b_layer}, {"in_channels", "out_channels", "kernel_size", "stride", "padding", "output_padding", "groups", "bias", "dilation"},
    convt_params, convt_call},
-  {"BatchNorm1d", {"num_features", "eps", "momentum", "affine", "track_running_stats"}, bn_params, bn_call},
-  {"BatchNorm2d", {"num_features", "eps", "momentum", "affine", "track_running_stats"}, bn_params, bn_call},
-  {"InstanceNorm2d", {"num_features", "eps", "momentum", "affine", "track_running_stats"}, bn_params, bn_call},
-  {"GroupNorm", {"num_groups", "num_channels", "eps", "affine"}, gn_params, gn_call},
-  {"LayerNorm", {"normalized_shape", "eps", "elementwise_affine"}, ln_params, ln_call},
-  {"MaxPool2d", {"kernel_size", "stride", "padding", "dilation", "return_indices", "ceil_mode"}, no_params, pool_call},
-  {"AvgPool2d", {"kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"}, no_params, pool_call},
-  {"AdaptiveAvgPool2d", {"output_size"}, no_params, adaptive_call},
-  {"Upsample", {"size", "scale_factor", "mode", "align_corners"}, no_params, upsample_call},
-  {"Flatten", {"start_dim", "end_dim"}, no_params, flatten_call},
-  {"PixelShuffle", {"upscale_factor"}, no_params, shuffle_call},
-  {"PixelUnshuffle", {"downscale_factor"}, no_params, shuffle_call},
-  {"Dropout", {"p", "inplace"}, no_params, identity_call},
-  {"Dropout2d", {"p", "inplace"}, no_params, identity_call},
+  {{"BatchNorm1d", b_layer, BATCH_NORM_1D}, {"num_features", "eps", "momentum", "affine", "track_running_stats"}, bn_params, bn_call},
+  {{"BatchNorm2d", b_layer, BATCH_NORM_2D}, {"num_features", "eps", "momentum", "affine", "track_running_stats"}, bn_params, bn_call},
+  {{"InstanceNorm2d", b_layer, INSTANCE_NORM_2D}, {"num_features", "eps", "momentum", "affine", "track_running_stats"}, bn_params, bn_call},
+  {{"GroupNorm", b_layer}, {"num_groups", "num_channels", "eps", "affine"}, gn_params, gn_call},
+  {{"LayerNorm", b_layer}, {"normalized_shape", "eps", "elementwise_affine"}, ln_params, ln_call},
+  {{"MaxPool2d", b_layer, MAX_POOL}, {"kernel_size", "stride", "padding", "dilation", "return_indices", "ceil_mode"}, no_params, pool_call},
+  {{"AvgPool2d", b_layer, AVG_POOL}, {"kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"}, no_params, pool_call},
+  {{"AdaptiveAvgPool2d", b_layer}, {"output_size"}, no_params, adaptive_call},
+  {{"Upsample", b_layer}, {"size", "scale_factor", "mode", "align_corners"}, no_params, upsample_call},
+  {{"Flatten", b_layer}, {"start_dim", "end_dim"}, no_params, flatten_call},
+  {{"PixelShuffle", b_layer, SHUFFLE}, {"upscale_factor"}, no_params, shuffle_call},
+  {{"PixelUnshuffle", b_layer, UNSHUFFLE}, {"downscale_factor"}, no_params, shuffle_call},
+  {{"Dropout", b_layer}, {"p", "inplace"}, no_params, identity_call},
+  {{"Dropout2d", b_layer}, {"p", "inplace"}, no_params, identity_call},
 };
 
 /* Copy the evaluated arguments into the arena: the layer keeps them for its calls. */
@@ -531,17 +541,20 @@ static Args copy_args(Sema *S, const Args *a) {
   return c;
 }
 
-bool nn_layer_construct(Sema *S, const char *name, const Args *a, Value *out, bool *found) {
-  const LayerType *t = NULL;
+const Builtin *nn_layer_find(const char *name) {
   for (size_t i = 0; i < sizeof layer_types / sizeof *layer_types; i++)
-    if (!strcmp(layer_types[i].name, name)) t = &layer_types[i];
-  *found = t != NULL;
-  if (!t) return true;
-  if (!args_check(S, a, name, t->args, nargs(t))) return false;
+    if (!strcmp(layer_types[i].ctor.name, name)) return &layer_types[i].ctor;
+  return NULL;
+}
+
+/* The constructor of every layer of the table: check the arguments, keep them. */
+static bool b_layer(Sema *S, const Builtin *self, const Args *a, Value *out) {
+  const LayerType *t = (const LayerType *)self; /* its first member */
+  if (!args_check(S, a, self->name, t->args, nargs(t))) return false;
   ModInst *mi = arena_alloc(S->arena, sizeof *mi);
   mi->kind = MK_LAYER;
   mi->type = t;
-  mi->type_name = t->name;
+  mi->type_name = self->name;
   mi->loc = a->loc;
   mi->cfg = copy_args(S, a);
   ParamSpec ps[8];

@@ -45,15 +45,4 @@ bool pool_spec_args(Sema *S, const Args *a, int first, bool is_max, PoolSpec *p)
 bool interpolate_args(Sema *S, const Args *a, int first, int64_t size[2], double scale[2], const char **mode,
                       bool *align);
 
-/* builtins_nn.c: the functional built-ins, NULL-terminated (builtins.c looks them up) */
-typedef struct NnBuiltin {
-  const char *name;
-  bool (*fn)(Sema *S, const char *name, const Args *a, Value *out);
-} NnBuiltin;
-extern const NnBuiltin nn_builtins[];
-extern const NnBuiltin index_builtins[]; /* builtins_index.c */
-
-/* first index of the largest (smallest) element along axis, NaN counting as extreme */
-INode *index_of_extreme(Sema *S, INode *x, int axis, bool largest, bool keepdim, SrcLoc loc);
-
 #endif

@@ -12,7 +12,8 @@
  * output, available after the loop with T on that axis.  t is a symbolic dim inside the body:
  * it indexes (x[:, t] needs that axis to be exactly T long) and converts to a tensor. */
 #include <string.h>
-#include "value.h"
+#include "eval.h"
+#include "scan.h"
 
 #define D (S->d)
 

@@ -1,6 +1,7 @@
 /* value.h — compile-time values of semantic analysis: numbers, symbolic dims, lists, module
- * instances, functions and tensors (graph IR nodes).  Shared by sema.c (statements,
- * expressions), layers.c (torch.nn-style layer constructors) and builtins.c (functions). */
+ * instances, functions and tensors (graph IR nodes), the state of the analysis, and the
+ * helpers on values (values.c).  The base of the front end's headers, which form a chain
+ * with no cycle: value.h <- eval.h, scan.h, nn.h, builtins.h, layers.h <- the .c files. */
 #ifndef NNC_VALUE_H
 #define NNC_VALUE_H
 
@@ -26,7 +27,7 @@ typedef struct Value {
   INode *t;           /* V_TENSOR */
   ModInst *mod;       /* V_MOD; V_FN: the bound module (method) or NULL */
   const Node *fn;     /* V_FN: N_FN or N_EXPORT */
-  int builtin;        /* V_BUILTIN: index in the builtin table */
+  const struct Builtin *builtin; /* V_BUILTIN: its row (builtins.h) */
 } Value;
 
 /* Kinds of module: user-defined (`module`) or one of the torch.nn-style layers. */
@@ -110,7 +111,8 @@ typedef struct Sema {
 } Sema;
 
 Scope *scope_new(Sema *S, Scope *parent);
-Value *scope_lookup(Scope *s, const char *name);
+Value *scope_lookup(Scope *s, const char *name);       /* here or in a parent */
+Value *scope_find_local(Scope *s, const char *name);   /* in this scope only */
 void scope_set(Sema *S, Scope *s, const char *name, Value v);
 
 Value v_none(void);
@@ -127,51 +129,9 @@ INode *to_tensor(Sema *S, const Value *v, SrcLoc loc);
 bool to_dim(Sema *S, const Value *v, SrcLoc loc, Dim *out);
 bool to_int(Sema *S, const Value *v, SrcLoc loc, int64_t *out);
 
-/* Fetch argument `i`/`name` (positional first, then keyword); `def` when absent.  Reports
- * unknown keywords and excess positionals through args_check. */
+/* Argument `i`/`name` (positional first, then keyword), or NULL when absent.  args_check
+ * reports unknown keywords, excess positionals and arguments given twice. */
 const Value *arg_get(const Args *a, int i, const char *name);
 bool args_check(Sema *S, const Args *a, const char *fn, const char *const *names, int n);
-
-/* scan.c */
-bool exec_scan(Sema *S, Scope *sc, const Node *n);
-/* A scan built from C: open (carried initial values -> body inputs; the body is now being
- * built), take step slices, close with the next values and per-step outputs (stacked on
- * axes[j]); results: final carried values, then the stacked outputs. */
-ScanCtx *scan_open(Sema *S, Dim bound, INode **init, int nc, INode **carried_in, SrcLoc loc);
-INode *scan_step_of(Sema *S, INode *x, int axis, SrcLoc loc);
-INode *scan_capture(Sema *S, INode *x);
-bool scan_close(Sema *S, ScanCtx *c, INode **init, INode **carried_in, INode **carried_out, int nc,
-                INode **steps, const int *axes, int ns, SrcLoc loc, INode **results);
-bool capture_value(Sema *S, Value *v);
-bool assign_step_output(Sema *S, Scope *sc, const Node *target, const Value *v);
-bool scan_index(Sema *S, INode *t, int axis, const Value *index, SrcLoc loc, INode **out);
-int exec_block_api(Sema *S, Scope *sc, const NodeList *body, Value *ret);
-bool eval_api(Sema *S, Scope *sc, const Node *n, Value *out);
-
-/* layers.c */
-bool layer_construct(Sema *S, const char *name, const Args *a, Value *out, bool *found);
-bool layer_call(Sema *S, ModInst *mi, const Args *a, Value *out);
-bool module_bind(Sema *S, ModInst *mi, const char *prefix, SrcLoc loc);
-bool value_bind(Sema *S, Value *v, const char *prefix, SrcLoc loc);
-INode *apply_act(Sema *S, Op op, double a0, double a1, INode *x, SrcLoc loc);
-
-/* layers_nn.c */
-bool nn_layer_construct(Sema *S, const char *name, const Args *a, Value *out, bool *found);
-bool nn_layer_bind(Sema *S, ModInst *mi);
-INode *nn_layer_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc);
-bool nn_layer_call_args(Sema *S, ModInst *mi, const Args *a, Value *out, bool *handled);
-bool nn_layer_member(Sema *S, ModInst *mi, const char *name, SrcLoc loc, Value *out);
-INode *lstm_step(Sema *S, INode *x, INode *h, INode *c, INode *wih, INode *whh, INode *bih, INode *bhh,
-                 int64_t hs, INode **c_next, SrcLoc loc);
-INode *lstm_sequence(Sema *S, INode *x, INode *h0, INode *c0, INode *wih, INode *whh, INode *bih, INode *bhh,
-                     int64_t hs, bool batch_first, INode **h_n, INode **c_n, SrcLoc loc);
-
-/* builtins.c */
-INode *flatten_node(Sema *S, INode *x, int64_t start, int64_t end, SrcLoc loc);
-int builtin_find(const char *name);
-bool builtin_call(Sema *S, int index, const Args *a, Value *out);
-
-/* sema.c */
-bool call_value(Sema *S, const Value *callee, const Args *a, Value *out);
 
 #endif

@@ -546,11 +546,6 @@ static int *last_uses(const Entry *e, int nids) {
   return last;
 }
 
-int interp_entry(const Model *m, const Entry *e, const void *weights, const void *const *inputs,
-                 const int64_t *syms, bool f32, float **outputs, char *err, size_t errlen) {
-  return interp_run(m, e, weights, inputs, syms, f32 ? INTERP_F32 : INTERP_DOUBLE, 0, outputs, err, errlen);
-}
-
 int interp_run(const Model *m, const Entry *e, const void *weights, const void *const *inputs,
                const int64_t *syms, InterpRounding rounding, uint64_t seed, float **outputs, char *err,
                size_t errlen) {

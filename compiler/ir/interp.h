@@ -26,18 +26,14 @@ int64_t interp_dim(Dim d, const int64_t *syms);
  *   weights  the weight blob laid out by m->params[].offset (NULL if the model has none)
  *   inputs   one C-order array per entry input, f32 or i64 as declared
  *   syms     the value of every symbolic dim of the model, by index
- *   f32      false: compute in double (the oracle); true: round every result and partial
- *            sum to float32
+ *   rounding INTERP_DOUBLE: compute in double (the oracle); INTERP_F32: round every result
+ *            and partial sum to float32; INTERP_F32_RANDOM: to one of the two nearest float32
+ *            values at random (seeded by `seed`; reproducible) — runs with different seeds
+ *            scatter like the possible float32 implementations of the entry do
  *   outputs  receives one malloc'd f32 array per entry output (free with free()), of the
  *            output node's shape under syms
  * Returns 0, or -1 with a message in err (out of memory, a size that overflows, an unbound
  * symbol).  An op the interpreter does not know is an internal error (unreachable). */
-int interp_entry(const Model *m, const Entry *e, const void *weights, const void *const *inputs,
-                 const int64_t *syms, bool f32, float **outputs, char *err, size_t errlen);
-
-/* The same with a choice of rounding: in double, to the nearest float32, or to one of the two
- * nearest float32 values at random (seeded; reproducible) — runs with different seeds
- * scatter like the possible float32 implementations of the entry do. */
 typedef enum InterpRounding { INTERP_DOUBLE, INTERP_F32, INTERP_F32_RANDOM } InterpRounding;
 int interp_run(const Model *m, const Entry *e, const void *weights, const void *const *inputs,
                const int64_t *syms, InterpRounding rounding, uint64_t seed, float **outputs, char *err,

@@ -25,7 +25,7 @@ typedef enum FusionKind { FK_LEAF, FK_ELEM, FK_MOVE, FK_REDUCE, FK_GEMM, FK_OPAQ
 typedef enum DType { DT_F32 = 0, DT_I64 = 1 } DType;
 
 /* Traits of elementwise ops for code generation (ops.def). */
-enum { OPT_VECTOR = 1, OPT_CHAIN = 2 };
+enum { OPT_VECTOR = 1, OPT_CHAIN = 2, OPT_CHEAP = 4 };
 
 /* An elementwise op's float attributes f[0], f[1]: PyTorch's keyword names and defaults. */
 typedef struct OpAttrs {

@@ -61,10 +61,9 @@ int64_t conv_plan_tap(const ConvPlan *c, int64_t i, int64_t j);
  * channels, A as its weights and B as a one-tap image of K one-row channels (lower.c
  * lower_sgemm): four rows of C by four vectors of columns stay in registers while k runs.
  * It reads B once per four rows, so B must stay in the core's cache (at most
- * ROW_TILES_MAX_FLOATS: 1 MiB, this machine's L2).  Measured against OpenBLAS's sgemm on one
- * Zen 4 core: 6x128x1568 22 vs 53 us, 16x512x128 20 vs 32 us, 4096x64x64 328 vs 354 us,
- * 128x128x1568 472 vs 518 us: OpenBLAS packs B on every call, and its small-matrix kernels
- * for few rows run at half the FMA rate.  A product by a constant transposed matrix (a
+ * ROW_TILES_MAX_FLOATS: 1 MiB, a typical L2).  It beats OpenBLAS's sgemm on such products
+ * (figures in docs/architecture.md): OpenBLAS packs B on every call, and its small-matrix
+ * kernels for few rows run at half the FMA rate.  A product by a constant transposed matrix (a
  * Linear layer's x W^T) reads a transposed copy made once (pass_weight_layout.c). */
 #define ROW_TILES_MAX_FLOATS (256 * 1024)
 /* The vector width of the row-tile kernel for a [K, N] B operand, or 0 when it does not fit

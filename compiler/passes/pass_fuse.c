@@ -33,10 +33,11 @@ typedef struct Fuse {
 } Fuse;
 
 static bool is_leaf(const INode *n) { return op_info[n->op].kind == FK_LEAF; }
-static bool in_memory(const Fuse *F, const INode *n) {
-  bool computed_leaf = (n->op == OP_CONST && !n->data) || n->op == OP_DIMVAL || n->op == OP_IOTA;
-  return (is_leaf(n) && !computed_leaf) || F->mat[n->id];
+/* A leaf that no buffer holds: a fill constant, a dim's value, an index (computed inline). */
+static bool computed_leaf(const INode *n) {
+  return (n->op == OP_CONST && !n->data) || n->op == OP_DIMVAL || n->op == OP_IOTA;
 }
+static bool in_memory(const Fuse *F, const INode *n) { return (is_leaf(n) && !computed_leaf(n)) || F->mat[n->id]; }
 
 static void add_user(Fuse *F, INode *n, INode *u) {
   int id = n->id;
@@ -84,9 +85,7 @@ static void find_views(Fuse *F) {
  * are in memory (x / T feeding both a max and a subtraction, x - max feeding exp and log). */
 static int cheap_cost(const Fuse *F, const INode *n, int depth) {
   if (is_leaf(n) || F->mat[n->id]) return 0;
-  static const Op cheap[] = {OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_NEG};
-  bool ok = op_info[n->op].kind == FK_MOVE;
-  for (size_t i = 0; i < sizeof cheap / sizeof *cheap; i++) ok |= n->op == cheap[i];
+  bool ok = op_info[n->op].kind == FK_MOVE || (op_info[n->op].traits & OPT_CHEAP);
   if (!ok || depth > 3) return 100;
   int cost = 1;
   for (int k = 0; k < 3; k++)
@@ -110,8 +109,7 @@ static void decide_materialized(Fuse *F) {
                      (user->op == OP_RESIZE && user->i[0] != 0);
       gemm_input |= expands && k == FK_ELEM;
     }
-    bool computed_leaf = (n->op == OP_CONST && !n->data) || n->op == OP_DIMVAL || n->op == OP_IOTA;
-    if (k == FK_LEAF) F->mat[i] = computed_leaf && gemm_input; /* zeros(B, H) as a scan's initial state */
+    if (k == FK_LEAF) F->mat[i] = computed_leaf(n) && gemm_input; /* zeros(B, H) as a scan's initial state */
     else if (n->op == OP_PACK) F->mat[i] = false;
     else if (n->op == OP_SCAN || n->op == OP_SCAN_OUT) F->mat[i] = true; /* the loop and its results */
     else if (k == FK_GEMM || k == FK_REDUCE || k == FK_OPAQUE || n->out_index >= 0) F->mat[i] = true;

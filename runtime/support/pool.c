@@ -14,8 +14,8 @@
  * OpenBLAS is not called inside a job: kernels that call sgemm run on the calling thread
  * (nnc_rt_sgemm) and let OpenBLAS use the pool's thread count for a large product, so the
  * pool's workers and OpenBLAS's never compete for the same cores.  A small product runs on
- * one thread: waking OpenBLAS's threads for it costs more than it saves (fcn at batch 1 took
- * 1.0 ms on 2 threads instead of 0.52 ms on 1, from its small sgemms). */
+ * one thread: waking OpenBLAS's threads for it costs more than it saves (fcn at batch 1 ran
+ * twice as long on 2 threads as on 1, from its small sgemms). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -139,7 +139,7 @@ nnc_pool *nnc_pool_new(int n) {
   p->grain = env_positive("NNC_PARALLEL_GRAIN", 1L << 40, GRAIN);
   /* adaptive: a polling worker that sees a new job takes the mutex while the caller still
    * holds it for a few stores; sleeping on it meant a futex wake-up per job (an elementwise
-   * kernel split on 2 threads and a serial one after it: 47 -> 28 us per call) */
+   * kernel split on 2 threads and a serial one after it took 40 % less time this way) */
   pthread_mutexattr_t ma;
   pthread_mutexattr_init(&ma);
   pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
@@ -343,10 +343,9 @@ void nnc_rt_parallel_parts(nnc_kernel_fn fn, void *const *bufs, const int64_t *s
 /* Which way this call of `entry` runs its parts jobs: AB_TRIAL calls alternate, then AB_RUN
  * calls take the way whose fastest trial call was faster (split only when 5 % faster), and
  * so on.  Timed per call, not per job as for small jobs, since much of what these splits
- * cost shows after them: the next kernel reads on one core the columns the other wrote (on
- * this VM, when its two vCPUs sit far apart, a cache line's round trip takes 330 ns
- * instead of 60: lm logits on 2 threads then took 175 us split, 140 us whole, where each
- * split job alone looked worth it; 107 and 140 us when they sit close). */
+ * cost shows after them: the next kernel reads on one core the columns the other wrote.  On
+ * a VM whose two vCPUs sit far apart (a cache line's round trip five times longer than
+ * when they sit close), whole calls won where each split job alone looked worth it. */
 uint64_t nnc_pool_call_begin(nnc_pool *p, int entry) {
   if (!p) return 0;
   p->parts_whole = false;

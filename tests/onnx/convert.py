@@ -81,20 +81,18 @@ ATOL, RTOL = 1e-5, 1e-4  # the golden runner's tolerance: |got - want| <= ATOL +
 MAX_BYTES = 1 << 20  # a case whose inputs + outputs exceed this is not committed (skipped)
 FLT_MAX = float(np.finfo(np.float32).max)
 
-# Names an argument may not take: nnc keywords and built-in functions / layers.
-RESERVED = set("""
-const module fn export for in if else return true false scan none self PI
-abs alpha amax amin axis beta cat concat condition dim elu end_dim exp flatten float full input
-int keepdim leaky_relu len log log_softmax logical_not logsumexp matmul max maximum mean min
-minimum neg negative_slope ones ones_like other permute pow range relu reshape reversed sigmoid
-softmax softplus split sqrt squeeze start_dim sum tanh temperature tensors threshold transpose
-unsqueeze view where zeros zeros_like x_ y_
-conv2d conv_transpose2d pad max_pool2d avg_pool2d adaptive_avg_pool2d batch_norm instance_norm
-layer_norm group_norm interpolate pixel_shuffle pixel_unshuffle roi_align
-Linear Conv2d ConvTranspose2d BatchNorm1d BatchNorm2d GroupNorm LayerNorm InstanceNorm2d
-Embedding LSTM LSTMCell MaxPool2d AvgPool2d Sequential ReLU Tanh Sigmoid Identity ELU LeakyReLU
-Softplus
-""".split())
+# Names an argument may not take: nnc's keywords, built-in functions and layers (from the
+# compiler's registry), the names that are not keywords but mean something in a body, and
+# the keyword-argument names of the built-ins the generated bodies call.
+sys.path.insert(0, os.path.join(HERE, "..", "tools"))
+import nnc_registry  # noqa: E402
+
+_ROOT = os.path.join(HERE, "..", "..")
+RESERVED = (set(nnc_registry.keywords(_ROOT)) | set(nnc_registry.names(_ROOT)[0]) | set("""
+none self PI
+alpha axis beta condition dim end_dim input keepdim negative_slope other start_dim temperature
+tensors threshold x_ y_
+""".split()))
 
 
 class Skip(Exception):

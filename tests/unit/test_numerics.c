@@ -6,6 +6,7 @@
  *     spread (two-pass statistics: no NaN, no negative variance, errors within what float32
  *     inputs allow);
  *   - exp and the functions built on it at overflow and underflow (coupling scales);
+ *   - elementwise functions of numbers, computed at compile time (top-level constants);
  *   - NaN in either operand of maximum/minimum, in relu, amax/amin and max pooling;
  *   - results bit-identical between JIT and AOT and across OpenBLAS thread counts;
  *   - no fast-math flags (reassoc, nnan, ninf, ...) in the generated LLVM IR. */
@@ -215,6 +216,29 @@ static void test_exp_edges(void **state) {
   assert_int_equal(bad, 0);
 }
 
+/* ---- elementwise functions of numbers: computed at compile time, in double ---- */
+
+static void test_elementwise_of_numbers(void **state) {
+  const char *src =
+      "const A = elu(-1.0, alpha=0.5)\n"          /* top level: numbers, not tensors */
+      "const B = maximum(2, 3) * softplus(1.0, beta=2)\n"
+      "const C = where(0, 1.0, sigmoid(0.5))\n"
+      "export f(x: f32[3]) -> (y: f32[3]) {\n"
+      "  y = x * A + B - C + leaky_relu(-4.0) + pow(2, 0.5)\n"
+      "}\n";
+  float x[3] = {-1, 0, 2.5f};
+  double a = 0.5 * expm1(-1.0), b = 3 * log1p(exp(2.0)) / 2, c = 1 / (1 + exp(-0.5)), y[3];
+  for (int i = 0; i < 3; i++) y[i] = (float)((float)((float)((float)((float)(x[i] * (float)a) + (float)b) - (float)c) + -0.04f) + (float)sqrt(2.0));
+  TwoWays t;
+  assert_int_equal(tw_open(&t, "num_fold", src, NULL), 0);
+  nnc_tensor in = {x, NNC_F32, 1, {3}}, out[1];
+  assert_int_equal(tw_call(&t, "f", &in, 1, out, 1), 0);
+  int bad = check("numbers", out[0].data, y, 3, 1e-6, 1e-6);
+  tw_free_outputs(out, 1);
+  tw_close(&t);
+  assert_int_equal(bad, 0);
+}
+
 /* ---- NaN propagation (torch.maximum, minimum, relu, amax, amin, max_pool2d) ---- */
 
 static void test_nan_propagation(void **state) {
@@ -346,6 +370,7 @@ int main(void) {
       cmocka_unit_test(test_softmax_extremes),
       cmocka_unit_test(test_norm_statistics),
       cmocka_unit_test(test_exp_edges),
+      cmocka_unit_test(test_elementwise_of_numbers),
       cmocka_unit_test(test_nan_propagation),
       cmocka_unit_test(test_jit_aot_bit_identical),
       cmocka_unit_test(test_thread_count_bit_identical),

@@ -1,0 +1,14 @@
+/* eval.h — the evaluator of sema.c as the layers and run-time loops call back into it:
+ * calling a value (a function, a module's forward, a built-in), evaluating an expression
+ * and running a block of statements in a scope. */
+#ifndef NNC_EVAL_H
+#define NNC_EVAL_H
+
+#include "value.h"
+
+bool call_value(Sema *S, const Value *callee, const Args *a, Value *out);
+bool eval_api(Sema *S, Scope *sc, const Node *n, Value *out);
+/* 0 after a diagnostic, 1 when the block ran to its end, 2 after a `return` (*ret set) */
+int exec_block_api(Sema *S, Scope *sc, const NodeList *body, Value *ret);
+
+#endif

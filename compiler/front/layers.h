@@ -1,0 +1,27 @@
+/* layers.h — torch.nn-style layers: Linear, Sequential, Identity and the activations of
+ * ops.def (layers.c), the table-driven layers of layers_nn.c (convolutions, norms, pooling,
+ * Embedding, LSTM), binding module trees to state_dict names, and calling layers. */
+#ifndef NNC_LAYERS_H
+#define NNC_LAYERS_H
+
+#include "builtins.h"
+
+/* The constructor of the layer called `name` (a built-in row), or NULL. */
+const Builtin *layer_find(const char *name);
+const Builtin *nn_layer_find(const char *name); /* layers_nn.c's table */
+
+bool layer_call(Sema *S, ModInst *mi, const Args *a, Value *out);
+bool module_bind(Sema *S, ModInst *mi, const char *prefix, SrcLoc loc);
+bool value_bind(Sema *S, Value *v, const char *prefix, SrcLoc loc);
+
+/* layers_nn.c */
+bool nn_layer_bind(Sema *S, ModInst *mi);
+INode *nn_layer_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc);
+bool nn_layer_call_args(Sema *S, ModInst *mi, const Args *a, Value *out, bool *handled);
+bool nn_layer_member(Sema *S, ModInst *mi, const char *name, SrcLoc loc, Value *out);
+INode *lstm_step(Sema *S, INode *x, INode *h, INode *c, INode *wih, INode *whh, INode *bih, INode *bhh,
+                 int64_t hs, INode **c_next, SrcLoc loc);
+INode *lstm_sequence(Sema *S, INode *x, INode *h0, INode *c0, INode *wih, INode *whh, INode *bih, INode *bhh,
+                     int64_t hs, bool batch_first, INode **h_n, INode **c_n, SrcLoc loc);
+
+#endif

@@ -150,7 +150,7 @@ static Ls *lower_sgemm(Lower *L, Ls *cur, Lx *const *bidx, bool blocked, Lx **ro
     cv->cv.oh = 1;
     cv->cv.tight = n->c % lanes != 0;
     if (n->c <= lanes) cv->cv.tile_co *= 2; /* one vector a row: 8 rows share each loaded
-                                               vector (fcn's 2x2 maps: 455 -> 440 us) */
+                                               vector (fcn's 2x2 maps) */
     /* B's columns in up to 4 parts of at least 2 register tiles: with one or two tiles of
      * rows (an LSTM step's h W_hh^T at batch 1) the threads then split B, each reading its
      * part into its own core's cache */

@@ -160,7 +160,6 @@ static bool splits_var(Lx *x, const Lx *f, unsigned gen) {
  * (f / W, f % W), which linear() folds back to f; when some value still needs the division
  * (an operand broadcast along rows or columns alone) the plain loop nest is used instead. */
 void store_planes(Lower *L, Ls *parent, const Shape *s, int from, Lx **vars, INode *const *outs, int nouts) {
-  static unsigned walk_gen;
   int r = s->rank, order[MAX_RANK];
   for (int i = 0; i < MAX_RANK; i++) order[i] = i;
   if (r - from >= 2 && !s->d[r - 1].syms && !s->d[r - 2].syms && s->d[r - 1].k < SHORT_ROW) {
@@ -176,8 +175,8 @@ void store_planes(Lower *L, Ls *parent, const Shape *s, int from, Lx **vars, INo
     vars[r - 1] = ibin(L, '%', f, w);
     for (int o = 0; o < nouts; o++) store_out(L, in, outs[o], vars);
     bool split = false;
-    walk_gen++;
-    for (int i = 0; i < in->nbody && !split; i++) split = splits_var(in->body[i]->idx, f, walk_gen) || splits_var(in->body[i]->val, f, walk_gen);
+    unsigned gen = ++L->walk_gen;
+    for (int i = 0; i < in->nbody && !split; i++) split = splits_var(in->body[i]->idx, f, gen) || splits_var(in->body[i]->val, f, gen);
     if (!split) {
       ls_add(L, parent, blk);
       return;
@@ -259,7 +258,7 @@ static void lower_scan(Lower *L, Ls *body) {
   ls_add(L, body, s);
 }
 
-static const char *kind_names[] = {"elementwise", "reduce", "gemm", "opaque", "scan"};
+static const char *const kind_names[] = {"elementwise", "reduce", "gemm", "opaque", "scan"};
 
 static void lower_kernel(Lower *L, const Kernel *K, int index, LKernel *out) {
   L->K = K;

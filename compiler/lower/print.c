@@ -1,13 +1,17 @@
 /* print.c — the loop IR as text: `nnc dump --stage=loops`, and the canonical key of a kernel
  * (buffers renumbered by first use, exact constants) that codegen uses to emit structurally
- * equal kernels once.  Shared subexpressions print as %id after their first use. */
+ * equal kernels once.  Shared subexpressions print as %id after their first use: a print
+ * marks the nodes it numbers (Lx.print_gen) and unmarks them when the kernel is done, so it
+ * leaves the IR as it found it and needs no counter shared between prints. */
 #include <stdlib.h>
 #include "loopir.h"
 
 typedef struct Printer {
   FILE *out;
   const Ls *par, *par_inner; /* the kernel's loops that run split among threads */
-  int gen, next_id;   /* shared subexpressions print as %id after their first use */
+  int next_id;        /* shared subexpressions print as %id after their first use */
+  Lx **numbered;      /* [nnumbered] the nodes given an id so far (print_gen set) */
+  int nnumbered, capnumbered;
   const LEntry *le;
   int *rename;      /* entry buffer -> local number, or NULL */
   int nlocal;
@@ -22,17 +26,28 @@ static void print_buf(Printer *p, int b) {
   fprintf(p->out, "b%d", b);
 }
 
+/* Give compound node x the next id; print_kernel unmarks it at the end. */
+static void number(Printer *p, Lx *x) {
+  if (p->nnumbered == p->capnumbered) {
+    p->capnumbered = p->capnumbered ? 2 * p->capnumbered : 256;
+    p->numbered = realloc(p->numbered, p->capnumbered * sizeof *p->numbered);
+    if (!p->numbered) unreachable("out of memory");
+  }
+  p->numbered[p->nnumbered++] = x;
+  x->print_gen = 1;
+  x->print_id = p->next_id++;
+}
+
 static void print_lx(Printer *p, Lx *x) {
   FILE *out = p->out;
   bool compound = x->k == LX_IBIN || x->k == LX_LOAD || x->k == LX_OP || x->k == LX_SELECT ||
                   x->k == LX_ITOF || x->k == LX_FTOI || x->k == LX_LOADI;
   if (compound) {
-    if (x->print_gen == p->gen) {
+    if (x->print_gen) {
       fprintf(out, "%%%d", x->print_id);
       return;
     }
-    x->print_gen = p->gen;
-    x->print_id = p->next_id++;
+    number(p, x);
     fprintf(out, "%%%d=", x->print_id);
   }
   switch (x->k) {
@@ -82,8 +97,6 @@ static void print_lx(Printer *p, Lx *x) {
     break;
   }
 }
-
-static _Thread_local int print_generation; /* per compiling thread */
 
 /* buf[off] */
 static void print_ref(Printer *p, int buf, Lx *off) {
@@ -198,21 +211,30 @@ static void print_ls(Printer *p, const Ls *s, int depth) {
   }
 }
 
+/* Print a kernel's body, then unmark the nodes it numbered. */
+static void print_kernel(Printer *p, const Ls *body, int depth) {
+  print_ls(p, body, depth);
+  for (int i = 0; i < p->nnumbered; i++) p->numbered[i]->print_gen = 0;
+  free(p->numbered);
+  p->numbered = NULL;
+  p->nnumbered = p->capnumbered = 0;
+}
+
 char *loopir_kernel_key(const LEntry *le, const LKernel *k, int *rename, int *nlocal) {
   char *buf = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&buf, &len);
   if (!f) return NULL;
   for (int i = 0; i < le->nbufs; i++) rename[i] = -1;
-  Printer p = {.out = f, .le = le, .rename = rename, .canonical = true, .gen = ++print_generation, .par = k->par, .par_inner = k->par_inner};
-  print_ls(&p, k->body, 0);
+  Printer p = {.out = f, .le = le, .rename = rename, .canonical = true, .par = k->par, .par_inner = k->par_inner};
+  print_kernel(&p, k->body, 0);
   fclose(f);
   *nlocal = p.nlocal;
   return buf;
 }
 
 void loopir_dump(FILE *out, const Model *m, const LEntry *le) {
-  static const char *bk[] = {"arg", "weight", "slot", "const"};
+  static const char *const bk[] = {"arg", "weight", "slot", "const"};
   fprintf(out, "entry %s\n", le->e->name);
   for (int i = 0; i < le->nbufs; i++) {
     const LBuf *b = &le->bufs[i];
@@ -224,8 +246,8 @@ void loopir_dump(FILE *out, const Model *m, const LEntry *le) {
     fprintf(out, "\n");
   }
   for (int k = 0; k < le->nkernels; k++) {
-    Printer p = {.out = out, .le = le, .gen = ++print_generation, .par = le->kernels[k].par, .par_inner = le->kernels[k].par_inner};
+    Printer p = {.out = out, .le = le, .par = le->kernels[k].par, .par_inner = le->kernels[k].par_inner};
     fprintf(out, "kernel %s\n", le->kernels[k].name);
-    print_ls(&p, le->kernels[k].body, 1);
+    print_kernel(&p, le->kernels[k].body, 1);
   }
 }

@@ -5,10 +5,6 @@
 #include "target.h"
 #include "lower_internal.h"
 
-/* ---- direct convolution (convplan.h) ---- */
-
-/* The padded, phase-split copy of image bidx[0]'s channels of group bidx[1] into the
- * scratch buffer `xbuf` at `base`. */
 /* One stride phase (ph, pw) of every input channel in the padded copy (lower_conv_copy). */
 static void lower_conv_copy_phase(Lower *L, Ls *chan, const ConvPlan *c, Lx *const *bidx, int xbuf, Lx *base, Lx *ci,
                                   int64_t ph, int64_t pw) {

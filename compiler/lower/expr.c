@@ -1,8 +1,8 @@
 /* expr.c — the scalar expressions of the loop IR (loopir.h Lx), hash-consed per entry so that
  * equal index arithmetic and equal loads are one node, and the integer simplifications that
  * keep index arithmetic short (constant folding, reshapes read back through their own
- * linearization, division and remainder by blocks of a product).  Every other file of
- * lower/ builds its expressions through these constructors (lower_internal.h). */
+ * linearization, division and remainder by blocks of a product).  The rest of the lowering
+ * builds its expressions through these constructors (lower_internal.h). */
 #include <string.h>
 #include "lower_internal.h"
 

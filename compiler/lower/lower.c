@@ -130,7 +130,6 @@ void eval(Lower *L, Ls *parent, Lx *v) {
 
 /* Loops over every axis of `s` in the listed order; returns the innermost block.  A short
  * static innermost loop is a vector row candidate (codegen decides, from its body). */
-
 Ls *loop_nest(Lower *L, Ls *parent, const Shape *s, const int *order, int n, Lx **vars) {
   for (int i = 0; i < n; i++) {
     int ax = order[i];

@@ -10,7 +10,9 @@
  *   conv.c       direct convolution: padded copy, LS_CONV
  *   winograd.c   Winograd F(2x2, 3x3)
  *   roi_align.c, col2im.c   the opaque ops
- *   print.c      the text form and kernel keys (no Lower: it reads finished loop IR) */
+ *   print.c      the text form and kernel keys
+ *   parallel.c   which loop of a kernel may run split among threads
+ * (print.c and parallel.c read finished loop IR: they need no Lower.) */
 #ifndef NNC_LOWER_INTERNAL_H
 #define NNC_LOWER_INTERNAL_H
 

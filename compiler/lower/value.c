@@ -1,4 +1,4 @@
-/* value.c — the value of a tensor at an index, as an expression (lower.c's `value`): walks a
+/* value.c — value(): the value of a tensor at an index, as an expression.  It walks a
  * kernel's inlined tree down to loads of tensors in memory, applying elementwise ops with
  * NumPy broadcasting and turning movement ops into index arithmetic (a slice offsets, a
  * permutation reorders, a concat selects, a reshape re-linearizes, a window pads, a resize

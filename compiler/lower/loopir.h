@@ -1,4 +1,4 @@
-/* loopir.h — the loop-nest IR: what lower.c makes of each fused kernel and codegen.c turns
+/* loopir.h — the loop-nest IR: what lower/ makes of each fused kernel and codegen.c turns
  * into LLVM IR.  A kernel is a tree of statements (loops, stores, accumulator updates,
  * sgemm calls) over scalar expressions.  Expressions are hash-consed per entry, so equal
  * index arithmetic and equal loads are one node, which codegen evaluates once per scope. */
@@ -36,8 +36,9 @@ struct Lx {
   Lx *next_hash;     /* hash-consing chain */
   void *cg;          /* codegen: the LLVM value, valid while scope cg_scope is open */
   int cg_scope;
-  int print_id, print_gen; /* text form: printed once per kernel, then referred to by id */
-  unsigned walk_gen;       /* lower.c: visited by the walk of this generation */
+  int print_id, print_gen; /* text form (print.c): printed once per kernel, then referred to by
+                              id; print_gen is set only while a print is under way */
+  unsigned walk_gen;       /* lower/: visited by the walk of this generation (Lower.walk_gen) */
   unsigned cg_walk;        /* codegen.c: the same, for its walks */
 };
 

@@ -1,0 +1,232 @@
+/* gemm.c — matmul kernels: the im2col prologue, then per batch item either sgemm calls (in
+ * blocks of rows for a plain 2-D product) or row tiles (convplan.h: C's rows as output
+ * channels of a one-tap image, emitted by codegen's conv kernel), optionally starting from
+ * an addend D; the epilogue runs while a block is warm in cache.  Convolutions go to conv.c. */
+#include <string.h>
+#include "lower_internal.h"
+
+#define GEMM_ROW_BLOCK 512  /* rows per sgemm call: the epilogue runs on a cache-warm tile; fewer rows repack the weights too often */
+
+/* Element offset of the matrix of operand `x` (rank >= 2) for the batch index `bidx` of the
+ * result's nb batch dims: NumPy broadcasting, so a missing or size-1 batch dim stays at 0. */
+Lx *batch_offset(Lower *L, const Shape *out, int nb, Lx *const *bidx, const Shape *x) {
+  int xb = x->rank - 2;
+  Lx *off = lx_i(L, 0);
+  for (int i = 0; i < xb; i++) {
+    int o = i + nb - xb;
+    Dim d = x->d[i];
+    Lx *ix = dim_is(d, 1) && !dim_is(out->d[o], 1) ? lx_i(L, 0) : bidx[o];
+    off = ibin(L, '+', ibin(L, '*', off, lx_dim(L, d)), ix);
+  }
+  Lx *mat = ibin(L, '*', lx_dim(L, x->d[x->rank - 2]), lx_dim(L, x->d[x->rank - 1]));
+  return ibin(L, '*', off, mat);
+}
+
+/* Rows of the row block starting at r0 of an m-row product (all m when not blocked). */
+static Lx *block_rows(Lower *L, bool blocked, Lx *m, Lx *r0) {
+  return blocked ? ibin(L, 'm', lx_i(L, GEMM_ROW_BLOCK), ibin(L, '-', m, r0)) : m;
+}
+
+static bool uses_var(const Lx *x, int var, int depth) {
+  if (!x || depth > 64) return x != NULL;
+  if (x->k == LX_VAR) return x->var == var;
+  return uses_var(x->a[0], var, depth + 1) || uses_var(x->a[1], var, depth + 1) || uses_var(x->a[2], var, depth + 1);
+}
+
+/* Is integer x affine in var (sums, differences and products by var-free factors)? */
+static bool affine_in(const Lx *x, int var, int depth) {
+  if (!uses_var(x, var, depth)) return true;
+  if (x->k == LX_VAR) return true;
+  if (x->k != LX_IBIN || depth > 64) return false;
+  if (x->op == '+' || x->op == '-') return affine_in(x->a[0], var, depth + 1) && affine_in(x->a[1], var, depth + 1);
+  if (x->op == '*')
+    return (!uses_var(x->a[0], var, depth + 1) && affine_in(x->a[1], var, depth + 1)) ||
+           (!uses_var(x->a[1], var, depth + 1) && affine_in(x->a[0], var, depth + 1));
+  return false;
+}
+
+/* x - var when x is var plus terms free of it (a sum with var as one term), else NULL. */
+static Lx *without_var(Lower *L, Lx *x, Lx *var, int depth) {
+  if (x == var) return lx_i(L, 0);
+  if (x->k != LX_IBIN || x->op != '+' || depth > 64) return NULL;
+  for (int i = 0; i < 2; i++) {
+    Lx *r = uses_var(x->a[1 - i], var->var, 0) ? NULL : without_var(L, x->a[i], var, depth + 1);
+    if (r) return ibin(L, '+', x->a[1 - i], r);
+  }
+  return NULL;
+}
+
+/* D's element (row, col) of C = D + A B, broadcast to C's shape. */
+static Lx *addend_at(Lower *L, INode *d, const Shape *c, Lx *row, Lx *col) {
+  Lx *idx[2] = {row, col}, *r[MAX_RANK];
+  broadcast_idx(L, c, idx, &d->shape, r);
+  return value(L, d, r);
+}
+
+/* C = D + A B on row tiles: when the kernel's one result is a 2-D product plus a float
+ * tensor D whose rows are contiguous runs at affine offsets (an LSTM step's input share of
+ * the gates, a slice of a tensor computed before the loop; a Linear layer's bias row), the
+ * tiles start from D's values instead of zeros (codegen conv_tile) and write the result: no
+ * epilogue pass over C.  Each element is then D + the products in the tile's order (the
+ * epilogue added D last).  Returns whether cv takes D. */
+static bool row_tiles_onto(Lower *L, Ls *cv, Lx *r0) {
+  const Kernel *K = L->K;
+  INode *g = K->gemm, *sum = K->outs[0];
+  while (sum->op == OP_RESHAPE && sum->in[0]->kernel == -1) sum = sum->in[0]; /* same memory order */
+  if (K->nouts != 1 || sum->op != OP_ADD || g->shape.rank != 2 || !shape_eq(&sum->shape, &g->shape)) return false;
+  INode *d = sum->in[0] == g ? sum->in[1] : sum->in[1] == g ? sum->in[0] : NULL;
+  if (!d || d == g || d->dtype != DT_F32) return false;
+  int rv = new_var(L, 0, INT64_MAX, true), cvar = new_var(L, 0, INT64_MAX, true);
+  Lx *row = lx_var(L, rv), *col = lx_var(L, cvar);
+  L->nmemo = 0;
+  Lx *v = addend_at(L, d, &g->shape, row, col);
+  L->nmemo = 0;
+  if (v->k != LX_LOAD) return false;
+  Lx *rest = without_var(L, v->a[0], col, 0); /* the index is rest + col */
+  if (!rest || !affine_in(rest, rv, 0)) return false;
+  Lx *zero = lx_i(L, 0);
+  Lx *at0 = addend_at(L, d, &g->shape, r0, zero), *at1 = addend_at(L, d, &g->shape, ibin(L, '+', r0, lx_i(L, 1)), zero);
+  L->nmemo = 0;
+  if (at0->k != LX_LOAD || at1->k != LX_LOAD || at0->buf != v->buf || at1->buf != v->buf) return false;
+  cv->cv.add = v->buf;
+  cv->cv.add_off = at0->a[0];
+  cv->cv.add_ld = ibin(L, '-', at1->a[0], at0->a[0]);
+  return true;
+}
+
+/* The im2col prologue (if any) and the sgemm calls of lower_gemm inside its batch loops
+ * (cur); returns the loop the epilogue of a row block goes into. */
+static Ls *lower_sgemm(Lower *L, Ls *cur, Lx *const *bidx, bool blocked, Lx **row0, bool *done) {
+  const Kernel *K = L->K;
+  INode *g = K->gemm, *A = g->in[0], *B = g->in[1];
+  const Shape *s = &g->shape;
+  int r = s->rank, nb = r - 2, ta = (int)g->i[0], tb = (int)g->i[1];
+  Lx *m = lx_dim(L, s->d[r - 2]), *n = lx_dim(L, s->d[r - 1]), *k = lx_dim(L, A->shape.d[A->shape.rank - 1 - ta]);
+  Lx *zero = lx_i(L, 0), *one = lx_i(L, 1), *r0 = zero;
+  Lx *cbatch = zero;
+  for (int i = 0; i < nb; i++) cbatch = ibin(L, '+', ibin(L, '*', cbatch, lx_dim(L, s->d[i])), bidx[i]);
+  /* each batch item's B in its own part of the scratch slot (pass_memplan.c), so that the
+   * items can run on different threads */
+  Lx *item_b = K->prologue ? ibin(L, '*', cbatch, ibin(L, '*', k, n)) : zero;
+  if (K->prologue) { /* this batch item's B (im2col columns) into the scratch slot */
+    INode *pb = K->prologue, *src = pb;
+    /* walk the reshapes back to the computed value, as lower_elementwise does, while the batch
+     * axes stay in front: the inner loop then runs along an image row */
+    while (src->op == OP_RESHAPE && src->in[0]->kernel == -1 && src->in[0]->shape.rank >= nb) {
+      bool lead = true;
+      for (int a = 0; a < nb; a++) lead &= dim_eq(src->in[0]->shape.d[a], s->d[a]);
+      if (!lead) break;
+      src = src->in[0];
+    }
+    int sr = src->shape.rank;
+    Lx *pv[MAX_RANK];
+    memcpy(pv, bidx, nb * sizeof *pv);
+    Ls *blk = cur;
+    for (int a = nb; a < sr; a++) blk = loop(L, blk, zero, lx_dim(L, src->shape.d[a]), one, &pv[a]);
+    if (sr > nb && !src->shape.d[sr - 1].syms && src->shape.d[sr - 1].k <= SHORT_ROW) blk->vector_row = true;
+    Lx *off = zero;
+    for (int a = nb; a < sr; a++) off = ibin(L, '+', ibin(L, '*', off, lx_dim(L, src->shape.d[a])), pv[a]);
+    off = ibin(L, '+', item_b, off);
+    L->computing = pb;
+    Lx *v = value(L, src, pv);
+    L->computing = NULL;
+    L->nmemo = 0; /* the GEMM below reads pb from memory */
+    store(L, blk, buffer_of(L, pb), off, v);
+  }
+  if (blocked) cur = loop(L, cur, zero, m, lx_i(L, GEMM_ROW_BLOCK), &r0);
+  Lx *rows = block_rows(L, blocked, m, r0);
+  Lx *a_off = ibin(L, '+', batch_offset(L, s, nb, bidx, &A->shape), ibin(L, '*', r0, ta ? one : k));
+  Lx *b_off = K->prologue ? item_b : batch_offset(L, s, nb, bidx, &B->shape);
+  Lx *c_off = ibin(L, '+', ibin(L, '*', cbatch, ibin(L, '*', m, n)), ibin(L, '*', r0, n));
+  int lanes = ta || tb || n->k != LX_I || k->k != LX_I ? 0 : row_tile_lanes(k->c, n->c);
+  if (lanes) { /* row tiles (convplan.h): C's rows as output channels of a one-tap image B */
+    int64_t bound = loopir_size_bound(rows); /* for the work estimates; unbounded: a batch's 16 */
+    Ls *cv = conv_stmt(L, k->c, lanes, buffer_of(L, B), b_off, buffer_of(L, A), a_off, L->gemm_cbuf, c_off,
+                       bound >= 0 ? bound : 16);
+    cv->cv.rows = rows->k == LX_I ? NULL : rows;
+    cv->cv.ntaps = 1;
+    cv->cv.tap = arena_alloc(L->m->arena, sizeof *cv->cv.tap);
+    cv->cv.xplane = cv->cv.xrow = cv->cv.ow = n->c;
+    cv->cv.oh = 1;
+    cv->cv.tight = n->c % lanes != 0;
+    if (n->c <= lanes) cv->cv.tile_co *= 2; /* one vector a row: 8 rows share each loaded
+                                               vector (fcn's 2x2 maps) */
+    /* B's columns in up to 4 parts of at least 2 register tiles: with one or two tiles of
+     * rows (an LSTM step's h W_hh^T at batch 1) the threads then split B, each reading its
+     * part into its own core's cache */
+    int64_t vtiles = (n->c + lanes - 1) / lanes / cv->cv.tile_vec;
+    cv->cv.parts = vtiles >= 8 ? 4 : vtiles >= 4 ? 2 : 1;
+    *done = nb == 0 && row_tiles_onto(L, cv, r0);
+    ls_add(L, cur, cv);
+    *row0 = r0;
+    return cur;
+  }
+  Ls *gs = ls_new(L, LS_GEMM);
+  gs->g.a = buffer_of(L, A);
+  gs->g.b = buffer_of(L, B);
+  gs->g.c = L->gemm_cbuf;
+  if (gs->g.a < 0 || gs->g.b < 0) unreachable("matmul operand not in memory");
+  gs->g.a_off = a_off;
+  gs->g.b_off = b_off;
+  gs->g.c_off = c_off;
+  gs->g.m = rows;
+  gs->g.n = n;
+  gs->g.k = k;
+  gs->g.lda = ta ? m : k;
+  gs->g.ldb = tb ? k : n;
+  gs->g.ldc = n;
+  gs->g.ta = ta;
+  gs->g.tb = tb;
+  ls_add(L, cur, gs);
+  *row0 = r0;
+  return cur;
+}
+
+/* Is root (the kernel's output) a chain of reshapes of its product g?  The product written
+ * into root's buffer is root already. */
+static bool is_view_of(const INode *root, const INode *g) {
+  while (root != g && root->op == OP_RESHAPE) root = root->in[0];
+  return root == g;
+}
+
+/* sgemm per matrix of the batch (per block of GEMM_ROW_BLOCK rows for a plain 2-D product),
+ * with the epilogue applied while the block is warm in cache: after each row block, or after
+ * each index of the leading batch dim when the result keeps it (a convolution's images). */
+void lower_gemm(Lower *L, Ls *body) {
+  const Kernel *K = L->K;
+  INode *g = K->gemm, *root = K->outs[0];
+  const Shape *s = &g->shape;
+  int r = s->rank, nb = r - 2;
+  L->gemm = root == g ? NULL : g;
+  L->gemm_cbuf = buffer_of(L, root);
+  Lx *m = lx_dim(L, s->d[r - 2]), *n = lx_dim(L, s->d[r - 1]), *zero = lx_i(L, 0), *one = lx_i(L, 1);
+  bool blocked = nb == 0 && shape_eq(&root->shape, s);
+  bool per_lead = root != g && nb >= 1 && dim_eq(root->shape.d[0], s->d[0]);
+  Lx *bidx[MAX_RANK], *r0 = zero;
+  Ls *cur = body, *lead = NULL;
+  for (int i = 0; i < nb; i++) {
+    cur = loop(L, cur, zero, lx_dim(L, s->d[i]), one, &bidx[i]);
+    if (i == 0) lead = cur;
+  }
+  ConvPlan conv;
+  bool done = false;
+  if (conv_plan(K, &conv)) done = lower_conv(L, cur, &conv, bidx);
+  else cur = lower_sgemm(L, cur, bidx, blocked, &r0, &done);
+  Lx *rows = block_rows(L, blocked, m, r0);
+  if (root == g || done || is_view_of(root, g)) return;
+  Lx *vars[MAX_RANK];
+  int order[MAX_RANK];
+  for (int i = 0; i < MAX_RANK; i++) order[i] = i;
+  if (blocked) {
+    Ls *ri = loop(L, cur, r0, ibin(L, '+', r0, rows), one, &vars[0]);
+    Ls *ci = loop(L, ri, zero, n, one, &vars[1]);
+    ci->vector_row = n->k == LX_I && n->c <= SHORT_ROW;
+    store_out(L, ci, root, vars);
+  } else if (per_lead) {
+    vars[0] = bidx[0];
+    store_planes(L, lead, &root->shape, 1, vars, &root, 1);
+  } else {
+    Ls *blk = loop_nest(L, body, &root->shape, order, root->shape.rank, vars);
+    store_out(L, blk, root, vars);
+  }
+}

@@ -58,6 +58,7 @@ static const char help_main[] =
     "  NNC_SUPPORT_LIB   the support archive linked into every .so (default: the one\n"
     "                    built or installed with nnc, libnnc_support.a)\n"
     "  TMPDIR            where temporary object files go\n"
+    "  NNC_PLAN_SIMD     plan kernels for vectors of 4, 8 or 16 floats instead of the host's\n"
     "  NNC_NUM_THREADS   default threads of a call (nnc run, the C API, Python); else\n"
     "                    the CPUs the process may use\n"
     "  NNC_PARALLEL_GRAIN  least work per chunk of a split loop (default 32768)\n"

@@ -197,7 +197,8 @@ static bool opt_exact(const OptParser *p, int c) {
   if (t[0] == '-' && t[1] == '-') {
     size_t n = strcspn(t + 2, "=");
     for (const struct option *o = p->longs; o->name; o++)
-      if (strlen(o->name) == n && strncmp(o->name, t + 2, n) == 0) return c == OPT_MISSING || o->val == c;
+      if (strlen(o->name) == n && strncmp(o->name, t + 2, n) == 0)
+        return c == OPT_MISSING || o->val == c;
     return false;
   }
   if (c == OPT_MISSING) return t[2] == '\0';
@@ -206,7 +207,8 @@ static bool opt_exact(const OptParser *p, int c) {
   return t[1] == c && (t[2] == '\0' || c == 'D' || (takes_value && t[2] == '='));
 }
 
-/* The next option's value (optarg), or -1 at the end; OPT_FILE for a model file. */
+/* The next option (its value in optarg): a short option's letter or a long option's val,
+ * OPT_FILE for a model file, OPT_MISSING, OPT_UNKNOWN, or -1 at the end. */
 static int opt_next(OptParser *p) {
   int at = optind ? optind : 1; /* 0: the first call, which starts at 1 */
   int c = getopt_long(p->argc, p->argv, p->shorts, p->longs, NULL);
@@ -218,7 +220,8 @@ static int opt_next(OptParser *p) {
   p->text = c == OPT_FILE ? optarg : p->argv[at];
   if (c == OPT_FILE || c == OPT_UNKNOWN) return c;
   if (!opt_exact(p, c)) return OPT_UNKNOWN;
-  if (c != 'D' && p->text[1] != '-' && p->text[2] == '=') optarg = (char *)p->text + 3; /* -o=FILE */
+  if (c != 'D' && p->text[1] != '-' && p->text[2] == '=')
+    optarg = (char *)p->text + 3; /* -o=FILE: getopt would give "=FILE" */
   return c;
 }
 

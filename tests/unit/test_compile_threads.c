@@ -63,27 +63,36 @@ static int fail_job(Job *j, int job, const char *what, const char *msg) {
   return 1;
 }
 
-/* Open model `job` into *model and *ctx; `pass` names the AOT library ("serial", "thread"). */
+static int fail_free(Job *j, int job, const char *what, char *msg) {
+  fail_job(j, job, what, msg);
+  nnc_free(msg);
+  return 1;
+}
+
+/* Open model `job` into *model and *ctx; `pass` names the AOT library ("serial", "thread3"). */
 static int open_job(Job *j, int job, const char *pass, nnc_model **model, nnc_context **ctx) {
   char nn[1024], weights[1024], so[1024], *msg = NULL;
   snprintf(nn, sizeof nn, "%s/examples/%s.nn", NNC_SOURCE_DIR, job_model(job));
   snprintf(weights, sizeof weights, "%s/tests/golden/%s/weights.safetensors", NNC_SOURCE_DIR,
            job_model(job));
-  int rc;
+  const char *context_weights = weights;
   if (job_aot(job)) {
     snprintf(so, sizeof so, "%s/%s_%s.so", tmp_dir, job_model(job), pass);
     NncCompileOptions opt = {.weights_path = weights};
-    if (nnc_compile_so(nn, so, &opt, &msg)) rc = fail_job(j, job, "AOT compile", msg);
-    else if (free(msg), msg = NULL, nnc_model_load(so, model, &msg)) rc = fail_job(j, job, "load", msg);
-    else if (nnc_context_open(*model, NULL, ctx, &msg)) rc = fail_job(j, job, "context", msg);
-    else rc = 0;
-  } else {
-    if (nnc_model_compile(nn, NULL, model, &msg)) rc = fail_job(j, job, "JIT compile", msg);
-    else if (nnc_context_open(*model, weights, ctx, &msg)) rc = fail_job(j, job, "context", msg);
-    else rc = 0;
+    if (nnc_compile_so(nn, so, &opt, &msg)) return fail_free(j, job, "AOT compile", msg);
+    nnc_free(msg);
+    msg = NULL;
+    if (nnc_model_load(so, model, &msg)) return fail_free(j, job, "load", msg);
+    context_weights = NULL; /* embedded */
+  } else if (nnc_model_compile(nn, NULL, model, &msg)) {
+    return fail_free(j, job, "JIT compile", msg);
   }
   nnc_free(msg);
-  return rc;
+  msg = NULL;
+  if (nnc_context_open(*model, context_weights, ctx, &msg))
+    return fail_free(j, job, "context", msg);
+  nnc_free(msg);
+  return 0;
 }
 
 /* Run entry `ei` on its golden inputs into *eo; no golden inputs: n_out stays 0. */
@@ -93,7 +102,8 @@ static int run_entry(Job *j, int job, nnc_model *model, nnc_context *ctx, int ei
   nnc_tensor in[MAX_ARGS] = {{0}};
   char path[1024], err[1024];
   int rc = 0;
-  if (e->n_in > MAX_ARGS || e->n_out > MAX_ARGS) return fail_job(j, job, e->name, "too many arguments");
+  if (e->n_in > MAX_ARGS || e->n_out > MAX_ARGS)
+    return fail_job(j, job, e->name, "too many arguments");
   for (int i = 0; i < e->n_in && rc == 0; i++) {
     snprintf(path, sizeof path, "%s/tests/golden/%s/%s.in.%s.npy", NNC_SOURCE_DIR,
              job_model(job), e->name, e->args[i].name);
@@ -196,7 +206,8 @@ static void test_compile_threads(void **state) {
     else failures += compare_job(&threaded[job], &serial[job], job);
   }
   for (int job = 0; job < N_JOBS; job++) free_job(&serial[job]), free_job(&threaded[job]);
-  if (failures) fail_msg("%d difference(s) or failure(s) on %d threads, see above", failures, THREADS);
+  if (failures)
+    fail_msg("%d difference(s) or failure(s) on %d threads, see above", failures, THREADS);
 }
 
 static int make_tmp(void **state) {

@@ -3,12 +3,15 @@
 #   1. scripts/setup.sh: install missing packages, build into build/, run its ctest;
 #   2. scripts/setup.sh --sanitize: build into build-asan/ (ASan + UBSan), run its ctest with
 #      leak detection (suppressions for third-party leaks in scripts/lsan.supp);
-#   3. scripts/fuzz.sh: each libFuzzer target for $NNC_FUZZ_SECONDS (default 60) seconds.
+#   3. build-tsan/ (ThreadSanitizer, -DNNC_TSAN=ON): only test_compile_threads, which compiles
+#      models on several threads at once (suppressions for third-party reports in
+#      scripts/tsan.supp);
+#   4. scripts/fuzz.sh: each libFuzzer target for $NNC_FUZZ_SECONDS (default 60) seconds.
 # Prints a summary and exits non-zero if any build or test failed.
 #
 #   scripts/test.sh [--no-sanitize] [--no-fuzz] [-R REGEX]
 #
-#   --no-sanitize   skip the sanitizer build (quicker local runs)
+#   --no-sanitize   skip the sanitizer builds (quicker local runs)
 #   --no-fuzz       skip the fuzzing step (also skipped with -R)
 #   -R REGEX        only tests matching REGEX (passed to ctest)
 set -uo pipefail
@@ -16,7 +19,7 @@ set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 1
 
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
 
 sanitize=1 fuzz=1 ctest_filter=()
 while [ $# -gt 0 ]; do
@@ -32,7 +35,8 @@ done
 JOBS="${NNC_JOBS:-$(nproc 2>/dev/null || echo 2)}"
 summary=() total_pass=0 total_fail=0 status=0
 
-# run_ctest NAME DIR [ENV...]: runs ctest in DIR, adds its counts to the totals.
+# run_ctest NAME DIR [ENV...]: runs ctest in DIR (the tests of ctest_filter), adds its counts
+# to the totals.
 run_ctest() {
   local name="$1" dir="$2" log rc
   shift 2
@@ -84,7 +88,25 @@ if [ "$sanitize" = 1 ]; then
   fi
 fi
 
-# 3. fuzzing: a short run of each target (scripts/fuzz.sh; clang-19 is installed by setup.sh)
+# 3. ThreadSanitizer: only test_compile_threads (and what it links) is built, so ctest runs
+# just that test; skipped when -R selects other tests.
+tsan_test=test_compile_threads
+if [ "$sanitize" = 1 ] && { [ ${#ctest_filter[@]} -eq 0 ] || [[ $tsan_test =~ ${ctest_filter[1]} ]]; }; then
+  if cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNNC_TSAN=ON &&
+     cmake --build build-tsan -j "$JOBS" --target "$tsan_test"; then
+    saved_filter=("${ctest_filter[@]}")
+    ctest_filter=(-R "^$tsan_test\$")
+    run_ctest "$tsan_test (build-tsan, ThreadSanitizer)" build-tsan \
+      TSAN_OPTIONS="suppressions=$ROOT/scripts/tsan.supp:halt_on_error=1:second_deadlock_stack=1"
+    ctest_filter=("${saved_filter[@]}")
+  else
+    summary+=("build-tsan: FAILED (cmake -DNNC_TSAN=ON, target $tsan_test)")
+    total_fail=$((total_fail + 1))
+    status=1
+  fi
+fi
+
+# 4. fuzzing: a short run of each target (scripts/fuzz.sh; clang-19 is installed by setup.sh)
 if [ "$fuzz" = 1 ]; then
   secs="${NNC_FUZZ_SECONDS:-60}"
   mkdir -p build-fuzz

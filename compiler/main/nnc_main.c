@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <limits.h>
 #include <string.h>
+#include <getopt.h>
 #include <unistd.h>
 
 #include "compile.h"
@@ -168,21 +169,70 @@ static int user_error(const char *fmt, ...) {
 
 /* ---- option parsing ---- */
 
-static bool is_help(const char *a) { return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0; }
+/* Each command reads its arguments with getopt_long in argument order (optstring "-": a model
+ * file comes back as option 1), so "more than one model file" and `--help` are seen where they
+ * stand.  opterr is off and ':' reports a missing value: the messages are ours.  getopt_long
+ * takes more than nnc ever did, and opt_next turns those back into unknown options:
+ * abbreviations (--wei), clusters (-hx), a value glued to a short option other than -D
+ * (-oFILE; -o=FILE is taken) and "--", which is not an end of options here. */
+enum { OPT_FILE = 1, OPT_MISSING = ':', OPT_UNKNOWN = '?' };
 
-/* Match `name VALUE` or `name=VALUE` at argv[*i]: 1 matched (*value set, *i advanced past
- * the value), 0 not this option, -1 the value is missing. */
-static int take(int argc, char **argv, int *i, const char *name, const char **value) {
-  size_t n = strlen(name);
-  if (strncmp(argv[*i], name, n) != 0) return 0;
-  if (argv[*i][n] == '=') {
-    *value = argv[*i] + n + 1;
-    return 1;
+typedef struct OptParser {
+  int argc;
+  char **argv; /* argv[0] is the command's name, as getopt expects */
+  const char *shorts;
+  const struct option *longs;
+  const char *text; /* the argument being read, for messages */
+} OptParser;
+
+static void opt_start(OptParser *p, int argc, char **argv, const char *shorts,
+                      const struct option *longs) {
+  *p = (OptParser){argc, argv, shorts, longs, NULL};
+  optind = 0; /* glibc: start afresh, reading the optstring's flags again */
+  opterr = 0;
+}
+
+/* Is p->text spelt exactly as the option it was read as? */
+static bool opt_exact(const OptParser *p, int c) {
+  const char *t = p->text;
+  if (t[0] == '-' && t[1] == '-') {
+    size_t n = strcspn(t + 2, "=");
+    for (const struct option *o = p->longs; o->name; o++)
+      if (strlen(o->name) == n && strncmp(o->name, t + 2, n) == 0)
+        return c == OPT_MISSING || o->val == c;
+    return false;
   }
-  if (argv[*i][n] != '\0') return 0;
-  if (*i + 1 >= argc) return -1;
-  *value = argv[++*i];
-  return 1;
+  if (c == OPT_MISSING) return t[2] == '\0';
+  const char *s = strchr(p->shorts, c);
+  bool takes_value = s && s[1] == ':';
+  return t[1] == c && (t[2] == '\0' || c == 'D' || (takes_value && t[2] == '='));
+}
+
+/* The next option (its value in optarg): a short option's letter or a long option's val,
+ * OPT_FILE for a model file, OPT_MISSING, OPT_UNKNOWN, or -1 at the end. */
+static int opt_next(OptParser *p) {
+  int at = optind ? optind : 1; /* 0: the first call, which starts at 1 */
+  int c = getopt_long(p->argc, p->argv, p->shorts, p->longs, NULL);
+  if (c == -1) {
+    if (at >= p->argc) return -1;
+    p->text = p->argv[at]; /* "--" */
+    return OPT_UNKNOWN;
+  }
+  p->text = c == OPT_FILE ? optarg : p->argv[at];
+  if (c == OPT_FILE || c == OPT_UNKNOWN) return c;
+  if (!opt_exact(p, c)) return OPT_UNKNOWN;
+  if (c != 'D' && p->text[1] != '-' && p->text[2] == '=')
+    optarg = (char *)p->text + 3; /* -o=FILE: getopt would give "=FILE" */
+  return c;
+}
+
+/* Model file or bad option, the same for every command: 0 taken, else the exit status. */
+static int opt_common(const OptParser *p, int c, const char *cmd, const char **in) {
+  if (c == OPT_MISSING) return usage_error(cmd, "option '%s' needs a value", p->text);
+  if (c == OPT_UNKNOWN) return usage_error(cmd, "unknown option '%s'", p->text);
+  if (*in) return usage_error(cmd, "more than one model file ('%s' and '%s')", *in, p->text);
+  *in = p->text;
+  return 0;
 }
 
 typedef struct Pair {
@@ -212,38 +262,36 @@ static void free_pairs(Pair *pairs, int n) {
 
 #define MAX_DEFINES 64
 
-/* -D NAME=VALUE (also -DNAME=VALUE): 1 taken, 0 not this option, -1 missing value */
-static int take_define(int argc, char **argv, int *i, const char **defines, int *n) {
-  const char *v = NULL;
-  if (!strncmp(argv[*i], "-D", 2) && argv[*i][2]) v = argv[*i] + 2;
-  else if (!strcmp(argv[*i], "-D")) {
-    if (*i + 1 >= argc) return -1;
-    v = argv[++*i];
-  } else {
-    return 0;
-  }
-  if (*n == MAX_DEFINES) return -1;
+/* -D NAME=VALUE (also -DNAME=VALUE): 0 taken, else the exit status */
+static int add_define(const char *cmd, const char *v, const char **defines, int *n) {
+  if (*n == MAX_DEFINES) return usage_error(cmd, "too many -D options (at most %d)", MAX_DEFINES);
   defines[(*n)++] = v;
-  return 1;
+  return 0;
 }
 
+static const struct option compile_options[] = {
+    {"help", no_argument, NULL, 'h'},
+    {"weights", required_argument, NULL, 'w'},
+    {"header", required_argument, NULL, 'H'},
+    {NULL, 0, NULL, 0},
+};
+
+/* argv[0] is the program */
 static int cmd_compile(int argc, char **argv) {
   const char *in = NULL, *so = NULL, *defines[MAX_DEFINES];
   NncCompileOptions opt = {.defines = defines};
-  for (int i = 0; i < argc; i++) {
-    int r = 0;
-    if (is_help(argv[i])) return fputs(help_compile, stdout), 0;
-    if ((r = take(argc, argv, &i, "-o", &so)) || (r = take(argc, argv, &i, "--weights", &opt.weights_path)) ||
-        (r = take(argc, argv, &i, "--header", &opt.header_path)) ||
-        (r = take_define(argc, argv, &i, defines, &opt.ndefines))) {
-      if (r < 0) return usage_error(NULL, "option '%s' needs a value", argv[i]);
-    } else if (argv[i][0] == '-' && argv[i][1]) {
-      return usage_error(NULL, "unknown option '%s'", argv[i]);
-    } else if (in) {
-      return usage_error(NULL, "more than one model file ('%s' and '%s')", in, argv[i]);
-    } else {
-      in = argv[i];
+  OptParser p;
+  opt_start(&p, argc, argv, "-:ho:D:", compile_options);
+  for (int c, rc = 0; (c = opt_next(&p)) != -1;) {
+    switch (c) {
+    case 'h': return fputs(help_compile, stdout), 0;
+    case 'o': so = optarg; break;
+    case 'w': opt.weights_path = optarg; break;
+    case 'H': opt.header_path = optarg; break;
+    case 'D': rc = add_define(NULL, optarg, defines, &opt.ndefines); break;
+    default: rc = opt_common(&p, c, NULL, &in);
     }
+    if (rc) return rc;
   }
   if (!in) return usage_error(NULL, "no model file given");
   if (!so) return usage_error(NULL, "missing -o FILE.so (the library to write)");
@@ -255,21 +303,24 @@ static int cmd_compile(int argc, char **argv) {
 
 /* ---- nnc check ---- */
 
+static const struct option help_only[] = {
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+/* argv[0] is "check" */
 static int cmd_check(int argc, char **argv) {
   const char *in = NULL, *defines[MAX_DEFINES];
   NncCompileOptions opt = {.defines = defines};
-  for (int i = 0; i < argc; i++) {
-    int r;
-    if (is_help(argv[i])) return fputs(help_check, stdout), 0;
-    if ((r = take_define(argc, argv, &i, defines, &opt.ndefines))) {
-      if (r < 0) return usage_error("check", "option '%s' needs a value", argv[i]);
-    } else if (argv[i][0] == '-' && argv[i][1]) {
-      return usage_error("check", "unknown option '%s'", argv[i]);
-    } else if (in) {
-      return usage_error("check", "more than one model file ('%s' and '%s')", in, argv[i]);
-    } else {
-      in = argv[i];
+  OptParser p;
+  opt_start(&p, argc, argv, "-:hD:", help_only);
+  for (int c, rc = 0; (c = opt_next(&p)) != -1;) {
+    switch (c) {
+    case 'h': return fputs(help_check, stdout), 0;
+    case 'D': rc = add_define("check", optarg, defines, &opt.ndefines); break;
+    default: rc = opt_common(&p, c, "check", &in);
     }
+    if (rc) return rc;
   }
   if (!in) return usage_error("check", "no model file given");
   char *msg = NULL;
@@ -297,23 +348,30 @@ static bool known_format(const char *s) {
   return false;
 }
 
+static const struct option dump_options[] = {
+    {"help", no_argument, NULL, 'h'},
+    {"stage", required_argument, NULL, 's'},
+    {"format", required_argument, NULL, 'f'},
+    {"dims", required_argument, NULL, 'd'},
+    {NULL, 0, NULL, 0},
+};
+
+/* argv[0] is "dump" */
 static int cmd_dump(int argc, char **argv) {
   const char *in = NULL, *stage = NULL, *format = "text", *defines[MAX_DEFINES];
   NncCompileOptions opt = {.defines = defines};
-  for (int i = 0; i < argc; i++) {
-    int r;
-    if (is_help(argv[i])) return fputs(help_dump, stdout), 0;
-    if ((r = take(argc, argv, &i, "--stage", &stage)) || (r = take(argc, argv, &i, "--format", &format)) ||
-        (r = take(argc, argv, &i, "--dims", &opt.dims)) ||
-        (r = take_define(argc, argv, &i, defines, &opt.ndefines))) {
-      if (r < 0) return usage_error("dump", "option '%s' needs a value", argv[i]);
-    } else if (argv[i][0] == '-' && argv[i][1]) {
-      return usage_error("dump", "unknown option '%s'", argv[i]);
-    } else if (in) {
-      return usage_error("dump", "more than one model file ('%s' and '%s')", in, argv[i]);
-    } else {
-      in = argv[i];
+  OptParser p;
+  opt_start(&p, argc, argv, "-:hD:", dump_options);
+  for (int c, rc = 0; (c = opt_next(&p)) != -1;) {
+    switch (c) {
+    case 'h': return fputs(help_dump, stdout), 0;
+    case 's': stage = optarg; break;
+    case 'f': format = optarg; break;
+    case 'd': opt.dims = optarg; break;
+    case 'D': rc = add_define("dump", optarg, defines, &opt.ndefines); break;
+    default: rc = opt_common(&p, c, "dump", &in);
     }
+    if (rc) return rc;
   }
   if (!in) return usage_error("dump", "no model file given");
   if (!stage || !known_stage(stage)) {
@@ -350,29 +408,38 @@ typedef struct Run {
   nnc_tensor inputs[MAX_PAIRS], outputs[MAX_PAIRS];
 } Run;
 
+static const struct option run_options[] = {
+    {"help", no_argument, NULL, 'h'},
+    {"weights", required_argument, NULL, 'w'},
+    {"entry", required_argument, NULL, 'e'},
+    {"threads", required_argument, NULL, 't'},
+    {"in", required_argument, NULL, 'i'},
+    {"out", required_argument, NULL, 'O'},
+    {NULL, 0, NULL, 0},
+};
+
+/* argv[0] is "run"; -1 after printing the help */
 static int parse_run(Run *r, int argc, char **argv) {
-  for (int i = 0; i < argc; i++) {
-    const char *v = NULL;
-    int t;
-    if (is_help(argv[i])) return fputs(help_run, stdout), -1;
-    if ((t = take(argc, argv, &i, "--weights", &r->weights)) ||
-        (t = take(argc, argv, &i, "--entry", &r->entry_name)) ||
-        (t = take(argc, argv, &i, "--threads", &r->threads)) ||
-        (t = take_define(argc, argv, &i, r->defines, &r->n_defines))) {
-      if (t < 0) return usage_error("run", "option '%s' needs a value", argv[i]);
-    } else if ((t = take(argc, argv, &i, "--in", &v))) {
-      if (t < 0) return usage_error("run", "option '--in' needs NAME=PATH.npy");
-      if ((t = add_pair("run", "--in", v, r->in, &r->n_in))) return t;
-    } else if ((t = take(argc, argv, &i, "--out", &v))) {
-      if (t < 0) return usage_error("run", "option '--out' needs NAME=PATH.npy");
-      if ((t = add_pair("run", "--out", v, r->out, &r->n_out))) return t;
-    } else if (argv[i][0] == '-' && argv[i][1]) {
-      return usage_error("run", "unknown option '%s'", argv[i]);
-    } else if (r->model_path) {
-      return usage_error("run", "more than one model file ('%s' and '%s')", r->model_path, argv[i]);
-    } else {
-      r->model_path = argv[i];
+  OptParser p;
+  opt_start(&p, argc, argv, "-:hD:", run_options);
+  for (int c, rc = 0; (c = opt_next(&p)) != -1;) {
+    switch (c) {
+    case 'h': return fputs(help_run, stdout), -1;
+    case 'w': r->weights = optarg; break;
+    case 'e': r->entry_name = optarg; break;
+    case 't': r->threads = optarg; break;
+    case 'i': rc = add_pair("run", "--in", optarg, r->in, &r->n_in); break;
+    case 'O': rc = add_pair("run", "--out", optarg, r->out, &r->n_out); break;
+    case 'D': rc = add_define("run", optarg, r->defines, &r->n_defines); break;
+    case OPT_MISSING:
+      if (!strcmp(p.text, "--in") || !strcmp(p.text, "--out")) {
+        rc = usage_error("run", "option '%s' needs NAME=PATH.npy", p.text);
+        break;
+      }
+      /* fall through */
+    default: rc = opt_common(&p, c, "run", &r->model_path);
     }
+    if (rc) return rc;
   }
   if (!r->model_path) return usage_error("run", "no model file given");
   if (r->threads) {
@@ -624,19 +691,19 @@ int main(int argc, char **argv) {
     return EXIT_USAGE;
   }
   const char *cmd = argv[1];
-  if (is_help(cmd)) return fputs(help_main, stdout), 0;
+  if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) return fputs(help_main, stdout), 0;
   if (strcmp(cmd, "--version") == 0) return puts("nnc " NNC_VERSION), 0;
-  if (strcmp(cmd, "run") == 0) return cmd_run(argc - 2, argv + 2);
-  if (strcmp(cmd, "check") == 0) return cmd_check(argc - 2, argv + 2);
-  if (strcmp(cmd, "dump") == 0) return cmd_dump(argc - 2, argv + 2);
+  if (strcmp(cmd, "run") == 0) return cmd_run(argc - 1, argv + 1);
+  if (strcmp(cmd, "check") == 0) return cmd_check(argc - 1, argv + 1);
+  if (strcmp(cmd, "dump") == 0) return cmd_dump(argc - 1, argv + 1);
   if (strcmp(cmd, "help") == 0) {
-    char *h[] = {"--help"};
     const char *topic = argc > 2 ? argv[2] : "";
-    if (strcmp(topic, "run") == 0) return cmd_run(1, h);
-    if (strcmp(topic, "check") == 0) return cmd_check(1, h);
-    if (strcmp(topic, "dump") == 0) return cmd_dump(1, h);
-    if (strcmp(topic, "compile") == 0) return cmd_compile(1, h);
+    char *h[] = {argv[0], "--help", NULL};
+    if (strcmp(topic, "run") == 0) return cmd_run(2, h);
+    if (strcmp(topic, "check") == 0) return cmd_check(2, h);
+    if (strcmp(topic, "dump") == 0) return cmd_dump(2, h);
+    if (strcmp(topic, "compile") == 0) return cmd_compile(2, h);
     return fputs(help_main, stdout), 0;
   }
-  return cmd_compile(argc - 1, argv + 1);
+  return cmd_compile(argc, argv);
 }

@@ -11,7 +11,6 @@
 #include "fileio.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,27 +19,6 @@
 #define NPY_ALIGN 64
 
 static const unsigned char npy_magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
-
-/* ---- diagnostics ---- */
-
-typedef struct Diag {
-  const char *what;
-  char *err;
-  size_t errlen;
-} Diag;
-
-static int fail(Diag *d, const char *fmt, ...) {
-  if (!d->err || d->errlen == 0) return -1;
-  int n = snprintf(d->err, d->errlen, "%s: error: ", d->what ? d->what : "<memory>");
-  if (n < 0) n = 0;
-  if ((size_t)n < d->errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(d->err + n, d->errlen - (size_t)n, fmt, ap);
-    va_end(ap);
-  }
-  return -1;
-}
 
 static const char *dtype_descr(int dtype) { return dtype == NPY_I64 ? "<i8" : "<f4"; }
 static size_t dtype_size(int dtype) { return dtype == NPY_I64 ? 8 : 4; }
@@ -54,7 +32,7 @@ static void shape_str(const int64_t *shape, int rank, char *buf, size_t len) {
 }
 
 /* Byte size of the array, or -1 (with a message) if it overflows int64. */
-static int array_bytes(Diag *d, int dtype, int rank, const int64_t *shape, size_t *out) {
+static int array_bytes(NncDiag *d, int dtype, int rank, const int64_t *shape, size_t *out) {
   uint64_t bytes = dtype_size(dtype);
   int overflow = 0;
   for (int i = 0; i < rank; i++) {
@@ -66,8 +44,8 @@ static int array_bytes(Diag *d, int dtype, int rank, const int64_t *shape, size_
   if (overflow || bytes > SIZE_MAX) {
     char sh[256];
     shape_str(shape, rank, sh, sizeof sh);
-    return fail(d, "shape %s of '%s' overflows: the array would need more than 2^63 bytes", sh,
-                dtype_descr(dtype));
+    return nnc_fail(d, "shape %s of '%s' overflows: the array would need more than 2^63 bytes", sh,
+                    dtype_descr(dtype));
   }
   *out = (size_t)bytes;
   return 0;
@@ -83,7 +61,7 @@ static void *alloc_aligned(size_t nbytes) {
 typedef struct HParser {
   const char *s;
   size_t len, pos;
-  Diag *d;
+  NncDiag *d;
 } HParser;
 
 typedef struct Header {
@@ -96,14 +74,14 @@ typedef struct Header {
 
 static int herr(HParser *p, const char *expected) {
   if (p->pos >= p->len)
-    return fail(p->d, "invalid header dict: unexpected end at header byte %zu, expected %s",
-                p->pos, expected);
+    return nnc_fail(p->d, "invalid header dict: unexpected end at header byte %zu, expected %s",
+                    p->pos, expected);
   unsigned char c = (unsigned char)p->s[p->pos];
   if (c >= 0x20 && c < 0x7f)
-    return fail(p->d, "invalid header dict at header byte %zu: found '%c', expected %s", p->pos,
-                c, expected);
-  return fail(p->d, "invalid header dict at header byte %zu: found byte 0x%02x, expected %s",
-              p->pos, c, expected);
+    return nnc_fail(p->d, "invalid header dict at header byte %zu: found '%c', expected %s", p->pos,
+                    c, expected);
+  return nnc_fail(p->d, "invalid header dict at header byte %zu: found byte 0x%02x, expected %s",
+                  p->pos, c, expected);
 }
 
 static void hskip_ws(HParser *p) {
@@ -160,15 +138,15 @@ static int hparse_bool(HParser *p, int *out) {
 static int hparse_int(HParser *p, int64_t *out) {
   hskip_ws(p);
   if (hpeek(p, '-'))
-    return fail(p->d, "invalid header dict at header byte %zu: negative shape entry, expected "
-                "a non-negative integer", p->pos);
+    return nnc_fail(p->d, "invalid header dict at header byte %zu: negative shape entry, expected "
+                    "a non-negative integer", p->pos);
   size_t start = p->pos;
   uint64_t v = 0;
   while (p->pos < p->len && p->s[p->pos] >= '0' && p->s[p->pos] <= '9') {
     unsigned dgt = (unsigned)(p->s[p->pos] - '0');
     if (v > ((uint64_t)INT64_MAX - dgt) / 10)
-      return fail(p->d, "invalid header dict at header byte %zu: shape entry is too large",
-                  start);
+      return nnc_fail(p->d, "invalid header dict at header byte %zu: shape entry is too large",
+                      start);
     v = v * 10 + dgt;
     p->pos++;
   }
@@ -190,8 +168,8 @@ static int hparse_shape(HParser *p, Header *h) {
     hskip_ws(p);
     if (hpeek(p, ')')) break;
     if (h->rank == NPY_MAX_RANK)
-      return fail(p->d, "invalid header dict at header byte %zu: shape has more than %d "
-                  "dimensions (nnc supports at most %d)", p->pos, NPY_MAX_RANK, NPY_MAX_RANK);
+      return nnc_fail(p->d, "invalid header dict at header byte %zu: shape has more than %d "
+                      "dimensions (nnc supports at most %d)", p->pos, NPY_MAX_RANK, NPY_MAX_RANK);
     if (hparse_int(p, &h->shape[h->rank++])) return -1;
     hskip_ws(p);
     comma = hpeek(p, ',');
@@ -210,18 +188,18 @@ static int hparse_value(HParser *p, const char *key, size_t keypos, Header *h) {
               : strcmp(key, "shape") == 0         ? &h->have_shape
                                                   : NULL;
   if (!seen)
-    return fail(p->d, "invalid header dict at header byte %zu: unexpected key '%s' (expected "
-                "'descr', 'fortran_order', 'shape')", keypos, key);
+    return nnc_fail(p->d, "invalid header dict at header byte %zu: unexpected key '%s' (expected "
+                    "'descr', 'fortran_order', 'shape')", keypos, key);
   if (*seen)
-    return fail(p->d, "invalid header dict at header byte %zu: duplicate key '%s'", keypos,
-                key);
+    return nnc_fail(p->d, "invalid header dict at header byte %zu: duplicate key '%s'", keypos,
+                    key);
   *seen = 1;
   if (seen == &h->have_fortran) return hparse_bool(p, &h->fortran);
   if (seen == &h->have_shape) return hparse_shape(p, h);
   hskip_ws(p);
   if (hpeek(p, '['))
-    return fail(p->d, "structured dtype (a list 'descr' at header byte %zu) is not supported "
-                "(nnc reads '<f4' float32 and '<i8' int64)", p->pos);
+    return nnc_fail(p->d, "structured dtype (a list 'descr' at header byte %zu) is not supported "
+                    "(nnc reads '<f4' float32 and '<i8' int64)", p->pos);
   return hparse_string(p, h->descr, sizeof h->descr);
 }
 
@@ -245,64 +223,64 @@ static int hparse_dict(HParser *p, Header *h) {
   static const char *const names[] = {"descr", "fortran_order", "shape"};
   const int have[] = {h->have_descr, h->have_fortran, h->have_shape};
   for (int i = 0; i < 3; i++)
-    if (!have[i]) return fail(p->d, "invalid header dict: missing key '%s'", names[i]);
+    if (!have[i]) return nnc_fail(p->d, "invalid header dict: missing key '%s'", names[i]);
   return 0;
 }
 
 /* ---- reader ---- */
 
-static int check_descr(Diag *d, const Header *h, int *dtype) {
+static int check_descr(NncDiag *d, const Header *h, int *dtype) {
   if (strcmp(h->descr, "<f4") == 0) { *dtype = NPY_F32; return 0; }
   if (strcmp(h->descr, "<i8") == 0) { *dtype = NPY_I64; return 0; }
   if (strcmp(h->descr, ">f4") == 0 || strcmp(h->descr, ">i8") == 0)
-    return fail(d, "big-endian dtype '%s' is not supported (nnc reads little-endian '<%s'; "
-                "convert with arr.astype('<%s'))", h->descr, h->descr + 1, h->descr + 1);
-  return fail(d, "dtype '%s' is not supported (nnc reads '<f4' float32 and '<i8' int64)",
-              h->descr);
+    return nnc_fail(d, "big-endian dtype '%s' is not supported (nnc reads little-endian '<%s'; "
+                    "convert with arr.astype('<%s'))", h->descr, h->descr + 1, h->descr + 1);
+  return nnc_fail(d, "dtype '%s' is not supported (nnc reads '<f4' float32 and '<i8' int64)",
+                  h->descr);
 }
 
 /* Magic and version; sets the header length and where the header starts. */
-static int read_preamble(Diag *d, const unsigned char *b, size_t len, size_t *hstart,
+static int read_preamble(NncDiag *d, const unsigned char *b, size_t len, size_t *hstart,
                          size_t *hlen) {
   size_t m = len < 6 ? len : 6;
   if (m > 0 && memcmp(b, npy_magic, m) != 0)
-    return fail(d, "not a .npy file: bad magic (expected \\x93NUMPY at byte 0)");
+    return nnc_fail(d, "not a .npy file: bad magic (expected \\x93NUMPY at byte 0)");
   if (len < 10)
-    return fail(d, "truncated: %zu bytes, too short for the 10-byte .npy preamble", len);
+    return nnc_fail(d, "truncated: %zu bytes, too short for the 10-byte .npy preamble", len);
   if ((b[6] != 1 && b[6] != 2 && b[6] != 3) || b[7] != 0)
-    return fail(d, "unsupported .npy format version %u.%u at byte 6 (expected 1.0, 2.0 or "
-                "3.0)", b[6], b[7]);
+    return nnc_fail(d, "unsupported .npy format version %u.%u at byte 6 (expected 1.0, 2.0 or "
+                    "3.0)", b[6], b[7]);
   *hstart = b[6] == 1 ? 10 : 12;
   if (len < *hstart)
-    return fail(d, "truncated: %zu bytes, too short for the %zu-byte .npy %u.0 preamble", len,
-                *hstart, b[6]);
+    return nnc_fail(d, "truncated: %zu bytes, too short for the %zu-byte .npy %u.0 preamble", len,
+                    *hstart, b[6]);
   *hlen = b[6] == 1 ? (size_t)b[8] | (size_t)b[9] << 8
                     : (size_t)b[8] | (size_t)b[9] << 8 | (size_t)b[10] << 16 |
                           (size_t)b[11] << 24;
   if (*hlen > NPY_MAX_HEADER)
-    return fail(d, "header length %zu (at byte 8) exceeds the %d-byte limit", *hlen,
-                NPY_MAX_HEADER);
+    return nnc_fail(d, "header length %zu (at byte 8) exceeds the %d-byte limit", *hlen,
+                    NPY_MAX_HEADER);
   if (*hlen > len - *hstart)
-    return fail(d, "truncated: header length %zu (at byte 8) but only %zu bytes follow", *hlen,
-                len - *hstart);
+    return nnc_fail(d, "truncated: header length %zu (at byte 8) but only %zu bytes follow", *hlen,
+                    len - *hstart);
   return 0;
 }
 
-static int check_data_size(Diag *d, const Header *h, int dtype, size_t avail, size_t need,
+static int check_data_size(NncDiag *d, const Header *h, int dtype, size_t avail, size_t need,
                            size_t at) {
   if (avail == need) return 0;
   char sh[256];
   shape_str(h->shape, h->rank, sh, sizeof sh);
   if (avail < need)
-    return fail(d, "data too short: %zu bytes from byte %zu but '%s' shape %s needs %zu "
-                "(file truncated?)", avail, at, dtype_descr(dtype), sh, need);
-  return fail(d, "data too long: %zu trailing bytes after the %zu bytes '%s' shape %s needs "
-              "(data starts at byte %zu)", avail - need, need, dtype_descr(dtype), sh, at);
+    return nnc_fail(d, "data too short: %zu bytes from byte %zu but '%s' shape %s needs %zu "
+                    "(file truncated?)", avail, at, dtype_descr(dtype), sh, need);
+  return nnc_fail(d, "data too long: %zu trailing bytes after the %zu bytes '%s' shape %s needs "
+                  "(data starts at byte %zu)", avail - need, need, dtype_descr(dtype), sh, at);
 }
 
 int npy_read_memory(const void *buf, size_t len, const char *what, NpyArray *out, char *err,
                     size_t errlen) {
-  Diag d = {what, err, errlen};
+  NncDiag d = {what, err, errlen};
   const unsigned char *b = buf;
   size_t hstart = 0, hlen = 0, need = 0;
   Header h;
@@ -314,13 +292,13 @@ int npy_read_memory(const void *buf, size_t len, const char *what, NpyArray *out
   HParser p = {(const char *)b + hstart, hlen, 0, &d};
   if (hparse_dict(&p, &h) || check_descr(&d, &h, &dtype)) return -1;
   if (h.fortran)
-    return fail(&d, "fortran_order True is not supported (nnc reads C-order arrays; save "
-                "np.ascontiguousarray(arr))");
+    return nnc_fail(&d, "fortran_order True is not supported (nnc reads C-order arrays; save "
+                    "np.ascontiguousarray(arr))");
   if (array_bytes(&d, dtype, h.rank, h.shape, &need)) return -1;
   size_t at = hstart + hlen;
   if (check_data_size(&d, &h, dtype, len - at, need, at)) return -1;
   void *data = alloc_aligned(need);
-  if (!data) return fail(&d, "out of memory (%zu bytes)", need);
+  if (!data) return nnc_fail(&d, "out of memory (%zu bytes)", need);
   if (need) memcpy(data, b + at, need);
   out->dtype = dtype;
   out->rank = h.rank;
@@ -332,12 +310,12 @@ int npy_read_memory(const void *buf, size_t len, const char *what, NpyArray *out
 
 
 int npy_read(const char *path, NpyArray *out, char *err, size_t errlen) {
-  Diag d = {path, err, errlen};
+  NncDiag d = {path, err, errlen};
   unsigned char *buf = NULL;
   size_t len = 0;
   memset(out, 0, sizeof *out);
   char why[256];
-  if (nnc_read_file(path, 0, &buf, &len, why, sizeof why)) return fail(&d, "%s", why);
+  if (nnc_read_file(path, 0, &buf, &len, why, sizeof why)) return nnc_fail(&d, "%s", why);
   int rc = npy_read_memory(buf, len, path, out, err, errlen);
   free(buf);
   return rc;
@@ -372,25 +350,25 @@ static size_t build_header(int dtype, int rank, const int64_t *shape, char *out,
 
 int npy_write(const char *path, int dtype, int rank, const int64_t *shape, const void *data,
               char *err, size_t errlen) {
-  Diag d = {path, err, errlen};
+  NncDiag d = {path, err, errlen};
   size_t nbytes = 0;
   if (err && errlen) err[0] = '\0';
   if (dtype != NPY_F32 && dtype != NPY_I64)
-    return fail(&d, "dtype %d is not NPY_F32 or NPY_I64", dtype);
+    return nnc_fail(&d, "dtype %d is not NPY_F32 or NPY_I64", dtype);
   if (rank < 0 || rank > NPY_MAX_RANK || (rank > 0 && !shape))
-    return fail(&d, "rank %d is outside 0..%d", rank, NPY_MAX_RANK);
+    return nnc_fail(&d, "rank %d is outside 0..%d", rank, NPY_MAX_RANK);
   for (int i = 0; i < rank; i++)
     if (shape[i] < 0)
-      return fail(&d, "shape[%d] = %lld is negative", i, (long long)shape[i]);
+      return nnc_fail(&d, "shape[%d] = %lld is negative", i, (long long)shape[i]);
   if (array_bytes(&d, dtype, rank, shape, &nbytes)) return -1;
-  if (nbytes && !data) return fail(&d, "data is NULL");
+  if (nbytes && !data) return nnc_fail(&d, "data is NULL");
   char hdr[512];
   size_t hsize = build_header(dtype, rank, shape, hdr, sizeof hdr);
   FILE *f = fopen(path, "wb");
-  if (!f) return fail(&d, "cannot create: %s", strerror(errno));
+  if (!f) return nnc_fail(&d, "cannot create: %s", strerror(errno));
   int ok = fwrite(hdr, 1, hsize, f) == hsize;
   if (ok && nbytes) ok = fwrite(data, 1, nbytes, f) == nbytes;
   if (fclose(f) != 0) ok = 0;
-  if (!ok) return fail(&d, "write error: %s", strerror(errno));
+  if (!ok) return nnc_fail(&d, "write error: %s", strerror(errno));
   return 0;
 }

@@ -1,5 +1,6 @@
-/* fileio.c — nnc_read_file (fileio.h). */
+/* fileio.c — nnc_read_file and nnc_fail (fileio.h). */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,4 +51,17 @@ int nnc_read_file(const char *path, size_t max, unsigned char **buf, size_t *len
   *buf = b;
   *len = n;
   return 0;
+}
+
+int nnc_fail(NncDiag *d, const char *fmt, ...) {
+  if (!d->err || d->errlen == 0) return -1;
+  int n = snprintf(d->err, d->errlen, "%s: error: ", d->what ? d->what : "<memory>");
+  if (n < 0) n = 0;
+  if ((size_t)n < d->errlen) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(d->err + n, d->errlen - (size_t)n, fmt, ap);
+    va_end(ap);
+  }
+  return -1;
 }

@@ -20,27 +20,6 @@
 #define ST_MAX_DEPTH 64
 #define ST_ALIGN 64
 
-/* ---- diagnostics ---- */
-
-typedef struct Diag {
-  const char *what;
-  char *err;
-  size_t errlen;
-} Diag;
-
-static int fail(Diag *d, const char *fmt, ...) {
-  if (!d->err || d->errlen == 0) return -1;
-  int n = snprintf(d->err, d->errlen, "%s: error: ", d->what ? d->what : "<memory>");
-  if (n < 0) n = 0;
-  if ((size_t)n < d->errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(d->err + n, d->errlen - (size_t)n, fmt, ap);
-    va_end(ap);
-  }
-  return -1;
-}
-
 /* ---- JSON values ---- */
 
 typedef enum { J_OBJ, J_ARR, J_STR, J_UINT, J_NUM, J_LIT } JKind;
@@ -83,19 +62,19 @@ typedef struct JParser {
   const unsigned char *s;
   size_t len, pos;
   int depth;
-  Diag *d;
+  NncDiag *d;
 } JParser;
 
 static int jerr(JParser *p, const char *expected) {
   if (p->pos >= p->len)
-    return fail(p->d, "invalid JSON header: unexpected end at header byte %zu, expected %s",
-                p->pos, expected);
+    return nnc_fail(p->d, "invalid JSON header: unexpected end at header byte %zu, expected %s",
+                    p->pos, expected);
   unsigned char c = p->s[p->pos];
   if (c >= 0x20 && c < 0x7f)
-    return fail(p->d, "invalid JSON header at header byte %zu: found '%c', expected %s", p->pos,
-                c, expected);
-  return fail(p->d, "invalid JSON header at header byte %zu: found byte 0x%02x, expected %s",
-              p->pos, c, expected);
+    return nnc_fail(p->d, "invalid JSON header at header byte %zu: found '%c', expected %s", p->pos,
+                    c, expected);
+  return nnc_fail(p->d, "invalid JSON header at header byte %zu: found byte 0x%02x, expected %s",
+                  p->pos, c, expected);
 }
 
 static void jskip_ws(JParser *p) {
@@ -170,24 +149,24 @@ static int junicode_escape(JParser *p, char *o, size_t *olen) {
   uint32_t cp;
   if (hex4(p, &cp)) return -1;
   if (cp >= 0xDC00 && cp <= 0xDFFF)
-    return fail(p->d, "invalid JSON header at header byte %zu: lone low surrogate \\u%04X in "
-                "string", at, (unsigned)cp);
+    return nnc_fail(p->d, "invalid JSON header at header byte %zu: lone low surrogate \\u%04X in "
+                    "string", at, (unsigned)cp);
   if (cp >= 0xD800 && cp <= 0xDBFF) {
     uint32_t lo;
     if (p->pos + 1 >= p->len || p->s[p->pos] != '\\' || p->s[p->pos + 1] != 'u')
-      return fail(p->d, "invalid JSON header at header byte %zu: high surrogate \\u%04X not "
-                  "followed by a \\u low surrogate", at, (unsigned)cp);
+      return nnc_fail(p->d, "invalid JSON header at header byte %zu: high surrogate \\u%04X not "
+                      "followed by a \\u low surrogate", at, (unsigned)cp);
     p->pos += 2;
     if (hex4(p, &lo)) return -1;
     if (lo < 0xDC00 || lo > 0xDFFF)
-      return fail(p->d, "invalid JSON header at header byte %zu: high surrogate \\u%04X "
-                  "followed by \\u%04X, expected a low surrogate", at, (unsigned)cp,
-                  (unsigned)lo);
+      return nnc_fail(p->d, "invalid JSON header at header byte %zu: high surrogate \\u%04X "
+                      "followed by \\u%04X, expected a low surrogate", at, (unsigned)cp,
+                      (unsigned)lo);
     cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
   }
   if (cp == 0)
-    return fail(p->d, "invalid JSON header at header byte %zu: \\u0000 is not allowed in "
-                "strings", at);
+    return nnc_fail(p->d, "invalid JSON header at header byte %zu: \\u0000 is not allowed in "
+                    "strings", at);
   *olen += utf8_put(o + *olen, cp);
   return 0;
 }
@@ -224,21 +203,21 @@ static int jparse_string(JParser *p, char **out) {
   if (jstring_extent(p, &endq)) return -1;
   char *o = malloc(endq - p->pos + 1);
   size_t olen = 0;
-  if (!o) return fail(p->d, "out of memory");
+  if (!o) return nnc_fail(p->d, "out of memory");
   while (p->pos < endq) {
     unsigned char c = p->s[p->pos];
     if (c == '\\') {
       p->pos++;
       if (jescape(p, o, &olen)) goto bad;
     } else if (c < 0x20) {
-      fail(p->d, "invalid JSON header at header byte %zu: unescaped control character 0x%02x "
-           "in string", p->pos, c);
+      nnc_fail(p->d, "invalid JSON header at header byte %zu: unescaped control character 0x%02x "
+               "in string", p->pos, c);
       goto bad;
     } else {
       size_t n = utf8_seq_len(p->s + p->pos, endq - p->pos);
       if (n == 0) {
-        fail(p->d, "invalid JSON header at header byte %zu: invalid UTF-8 byte 0x%02x in "
-             "string", p->pos, c);
+        nnc_fail(p->d, "invalid JSON header at header byte %zu: invalid UTF-8 byte 0x%02x in "
+                 "string", p->pos, c);
         goto bad;
       }
       memcpy(o + olen, p->s + p->pos, n);
@@ -299,14 +278,14 @@ static int jgrow(JParser *p, JVal *v, int with_keys) {
   if (v->n < v->cap) return 0;
   int cap = v->cap ? v->cap * 2 : 8;
   JVal *items = realloc(v->items, (size_t)cap * sizeof *items);
-  if (!items) return fail(p->d, "out of memory");
+  if (!items) return nnc_fail(p->d, "out of memory");
   v->items = items;
   if (with_keys) {
     char **keys = realloc(v->keys, (size_t)cap * sizeof *keys);
-    if (!keys) return fail(p->d, "out of memory");
+    if (!keys) return nnc_fail(p->d, "out of memory");
     v->keys = keys;
     size_t *kp = realloc(v->keypos, (size_t)cap * sizeof *kp);
-    if (!kp) return fail(p->d, "out of memory");
+    if (!kp) return nnc_fail(p->d, "out of memory");
     v->keypos = kp;
   }
   v->cap = cap;
@@ -345,14 +324,14 @@ static int keyref_cmp(const void *a, const void *b) {
 static int jcheck_duplicates(JParser *p, const JVal *v) {
   if (v->n < 2) return 0;
   KeyRef *refs = malloc((size_t)v->n * sizeof *refs);
-  if (!refs) return fail(p->d, "out of memory");
+  if (!refs) return nnc_fail(p->d, "out of memory");
   for (int i = 0; i < v->n; i++) refs[i] = (KeyRef){v->keys[i], v->keypos[i]};
   qsort(refs, (size_t)v->n, sizeof *refs, keyref_cmp);
   int rc = 0;
   for (int i = 1; i < v->n && rc == 0; i++)
     if (strcmp(refs[i - 1].key, refs[i].key) == 0)
-      rc = fail(p->d, "duplicate key '%s' at header byte %zu (first at header byte %zu; keys "
-                "must be unique)", refs[i].key, refs[i].pos, refs[i - 1].pos);
+      rc = nnc_fail(p->d, "duplicate key '%s' at header byte %zu (first at header byte %zu; keys "
+                    "must be unique)", refs[i].key, refs[i].pos, refs[i - 1].pos);
   free(refs);
   return rc;
 }
@@ -406,8 +385,8 @@ static int jparse_value(JParser *p, JVal *v) {
   v->pos = p->pos;
   if (p->pos >= p->len) return jerr(p, "a JSON value");
   if (++p->depth > ST_MAX_DEPTH)
-    return fail(p->d, "invalid JSON header at header byte %zu: nesting deeper than %d",
-                p->pos, ST_MAX_DEPTH);
+    return nnc_fail(p->d, "invalid JSON header at header byte %zu: nesting deeper than %d",
+                    p->pos, ST_MAX_DEPTH);
   unsigned char c = p->s[p->pos];
   int rc;
   if (c == '{') rc = jparse_object(p, v);
@@ -421,7 +400,7 @@ static int jparse_value(JParser *p, JVal *v) {
 }
 
 /* The whole header: one object, then only spaces (safetensors pads with spaces). */
-static int jparse_header(const unsigned char *s, size_t len, Diag *d, JVal *root) {
+static int jparse_header(const unsigned char *s, size_t len, NncDiag *d, JVal *root) {
   JParser p = {s, len, 0, 0, d};
   jskip_ws(&p);
   if (p.pos >= len || s[p.pos] != '{') return jerr(&p, "'{' starting the header object");
@@ -447,65 +426,66 @@ static const char *const known_dtypes[] = {
 
 static const char *dtype_name(int dtype) { return dtype == ST_I64 ? "I64" : "F32"; }
 
-static int parse_dtype(Diag *d, const char *name, const JVal *v, int *dtype) {
+static int parse_dtype(NncDiag *d, const char *name, const JVal *v, int *dtype) {
   if (v->kind != J_STR)
-    return fail(d, "tensor '%s': \"dtype\" is %s at header byte %zu, expected a string like "
-                "\"F32\"", name, jkind_name(v), v->pos);
+    return nnc_fail(d, "tensor '%s': \"dtype\" is %s at header byte %zu, expected a string like "
+                    "\"F32\"", name, jkind_name(v), v->pos);
   if (strcmp(v->str, "F32") == 0) { *dtype = ST_F32; return 0; }
   if (strcmp(v->str, "I64") == 0) { *dtype = ST_I64; return 0; }
   for (int i = 0; known_dtypes[i]; i++)
     if (strcmp(v->str, known_dtypes[i]) == 0)
-      return fail(d, "tensor '%s': dtype %s is not supported (nnc reads F32 and I64)", name,
-                  v->str);
-  return fail(d, "tensor '%s': unknown dtype \"%s\" at header byte %zu (nnc reads F32 and "
-              "I64)", name, v->str, v->pos);
+      return nnc_fail(d, "tensor '%s': dtype %s is not supported (nnc reads F32 and I64)", name,
+                      v->str);
+  return nnc_fail(d, "tensor '%s': unknown dtype \"%s\" at header byte %zu (nnc reads F32 and "
+                  "I64)", name, v->str, v->pos);
 }
 
 /* Describes a non-integer value for messages, quoting numbers as written. */
-static int fail_not_uint(Diag *d, const unsigned char *hdr, const char *name,
+static int fail_not_uint(NncDiag *d, const unsigned char *hdr, const char *name,
                          const char *field, int idx, const JVal *v) {
   if (v->kind == J_NUM)
-    return fail(d, "tensor '%s': %s[%d] is %.*s at header byte %zu, expected a non-negative "
-                "integer", name, field, idx, (int)(v->end - v->pos), (const char *)hdr + v->pos,
-                v->pos);
-  return fail(d, "tensor '%s': %s[%d] is %s at header byte %zu, expected a non-negative "
-              "integer", name, field, idx, jkind_name(v), v->pos);
+    return nnc_fail(d, "tensor '%s': %s[%d] is %.*s at header byte %zu, expected a non-negative "
+                    "integer", name, field, idx, (int)(v->end - v->pos), (const char *)hdr + v->pos,
+                    v->pos);
+  return nnc_fail(d, "tensor '%s': %s[%d] is %s at header byte %zu, expected a non-negative "
+                  "integer", name, field, idx, jkind_name(v), v->pos);
 }
 
-static int parse_shape(Diag *d, const unsigned char *hdr, const char *name, const JVal *v,
+static int parse_shape(NncDiag *d, const unsigned char *hdr, const char *name, const JVal *v,
                        Entry *e) {
   if (v->kind != J_ARR)
-    return fail(d, "tensor '%s': \"shape\" is %s at header byte %zu, expected an array of "
-                "integers", name, jkind_name(v), v->pos);
+    return nnc_fail(d, "tensor '%s': \"shape\" is %s at header byte %zu, expected an array of "
+                    "integers", name, jkind_name(v), v->pos);
   if (v->n > ST_MAX_RANK)
-    return fail(d, "tensor '%s': shape has rank %d, nnc supports at most %d", name, v->n,
-                ST_MAX_RANK);
+    return nnc_fail(d, "tensor '%s': shape has rank %d, nnc supports at most %d", name, v->n,
+                    ST_MAX_RANK);
   for (int i = 0; i < v->n; i++) {
     const JVal *x = &v->items[i];
     if (x->kind != J_UINT) return fail_not_uint(d, hdr, name, "shape", i, x);
     if (x->u > (uint64_t)INT64_MAX)
-      return fail(d, "tensor '%s': shape[%d] = %llu at header byte %zu is too large", name, i,
-                  (unsigned long long)x->u, x->pos);
+      return nnc_fail(d, "tensor '%s': shape[%d] = %llu at header byte %zu is too large", name, i,
+                      (unsigned long long)x->u, x->pos);
     e->shape[i] = (int64_t)x->u;
   }
   e->rank = v->n;
   return 0;
 }
 
-static int parse_offsets(Diag *d, const unsigned char *hdr, const char *name, const JVal *v,
+static int parse_offsets(NncDiag *d, const unsigned char *hdr, const char *name, const JVal *v,
                          Entry *e) {
   if (v->kind != J_ARR || v->n != 2)
-    return fail(d, "tensor '%s': \"data_offsets\" at header byte %zu is %s%s, expected an "
-                "array [begin, end]", name, v->pos, jkind_name(v),
-                v->kind == J_ARR ? " of the wrong length" : "");
+    return nnc_fail(d, "tensor '%s': \"data_offsets\" at header byte %zu is %s%s, expected an "
+                    "array [begin, end]", name, v->pos, jkind_name(v),
+                    v->kind == J_ARR ? " of the wrong length" : "");
   for (int i = 0; i < 2; i++)
     if (v->items[i].kind != J_UINT)
       return fail_not_uint(d, hdr, name, "data_offsets", i, &v->items[i]);
   e->begin = v->items[0].u;
   e->end = v->items[1].u;
   if (e->begin > e->end)
-    return fail(d, "tensor '%s': data_offsets [%llu, %llu] at header byte %zu end before they "
-                "begin", name, (unsigned long long)e->begin, (unsigned long long)e->end, v->pos);
+    return nnc_fail(d, "tensor '%s': data_offsets [%llu, %llu] at header byte %zu end before they "
+                    "begin", name, (unsigned long long)e->begin, (unsigned long long)e->end,
+                    v->pos);
   return 0;
 }
 
@@ -515,18 +495,18 @@ static const JVal *entry_field(const JVal *obj, const char *key) {
   return NULL;
 }
 
-static int check_entry_keys(Diag *d, const char *name, const JVal *obj) {
+static int check_entry_keys(NncDiag *d, const char *name, const JVal *obj) {
   for (int i = 0; i < obj->n; i++) {
     const char *k = obj->keys[i];
     if (strcmp(k, "dtype") && strcmp(k, "shape") && strcmp(k, "data_offsets"))
-      return fail(d, "tensor '%s': unexpected key '%s' at header byte %zu (expected dtype, "
-                  "shape, data_offsets)", name, k, obj->keypos[i]);
+      return nnc_fail(d, "tensor '%s': unexpected key '%s' at header byte %zu (expected dtype, "
+                      "shape, data_offsets)", name, k, obj->keypos[i]);
   }
   static const char *const need[] = {"dtype", "shape", "data_offsets"};
   for (int i = 0; i < 3; i++)
     if (!entry_field(obj, need[i]))
-      return fail(d, "tensor '%s': missing \"%s\" (entry at header byte %zu)", name, need[i],
-                  obj->pos);
+      return nnc_fail(d, "tensor '%s': missing \"%s\" (entry at header byte %zu)", name, need[i],
+                      obj->pos);
   return 0;
 }
 
@@ -538,7 +518,7 @@ static void shape_str(const int64_t *shape, int rank, char *buf, size_t len) {
 }
 
 /* Checks end - begin == product(shape) * element size, without overflow. */
-static int check_byte_count(Diag *d, const Entry *e) {
+static int check_byte_count(NncDiag *d, const Entry *e) {
   uint64_t bytes = e->dtype == ST_I64 ? 8 : 4;
   char sh[256];
   shape_str(e->shape, e->rank, sh, sizeof sh);
@@ -550,41 +530,41 @@ static int check_byte_count(Diag *d, const Entry *e) {
     else bytes *= s;
   }
   if (overflow)
-    return fail(d, "tensor '%s': %s%s overflows the size of memory", e->name,
-                dtype_name(e->dtype), sh);
+    return nnc_fail(d, "tensor '%s': %s%s overflows the size of memory", e->name,
+                    dtype_name(e->dtype), sh);
   if (e->end - e->begin != bytes)
-    return fail(d, "tensor '%s': data_offsets [%llu, %llu] hold %llu bytes but %s%s needs "
-                "%llu", e->name, (unsigned long long)e->begin, (unsigned long long)e->end,
-                (unsigned long long)(e->end - e->begin), dtype_name(e->dtype), sh,
-                (unsigned long long)bytes);
+    return nnc_fail(d, "tensor '%s': data_offsets [%llu, %llu] hold %llu bytes but %s%s needs "
+                    "%llu", e->name, (unsigned long long)e->begin, (unsigned long long)e->end,
+                    (unsigned long long)(e->end - e->begin), dtype_name(e->dtype), sh,
+                    (unsigned long long)bytes);
   return 0;
 }
 
-static int parse_entry(Diag *d, const unsigned char *hdr, const char *name, const JVal *v,
+static int parse_entry(NncDiag *d, const unsigned char *hdr, const char *name, const JVal *v,
                        uint64_t datalen, Entry *e) {
   if (v->kind != J_OBJ)
-    return fail(d, "tensor '%s': entry at header byte %zu is %s, expected an object with "
-                "dtype, shape, data_offsets", name, v->pos, jkind_name(v));
+    return nnc_fail(d, "tensor '%s': entry at header byte %zu is %s, expected an object with "
+                    "dtype, shape, data_offsets", name, v->pos, jkind_name(v));
   if (check_entry_keys(d, name, v)) return -1;
   e->name = name;
   if (parse_dtype(d, name, entry_field(v, "dtype"), &e->dtype)) return -1;
   if (parse_shape(d, hdr, name, entry_field(v, "shape"), e)) return -1;
   if (parse_offsets(d, hdr, name, entry_field(v, "data_offsets"), e)) return -1;
   if (e->end > datalen)
-    return fail(d, "tensor '%s': data_offsets [%llu, %llu] extend beyond the data section "
-                "(%llu bytes)", name, (unsigned long long)e->begin,
-                (unsigned long long)e->end, (unsigned long long)datalen);
+    return nnc_fail(d, "tensor '%s': data_offsets [%llu, %llu] extend beyond the data section "
+                    "(%llu bytes)", name, (unsigned long long)e->begin,
+                    (unsigned long long)e->end, (unsigned long long)datalen);
   return check_byte_count(d, e);
 }
 
-static int check_metadata(Diag *d, const JVal *v) {
+static int check_metadata(NncDiag *d, const JVal *v) {
   if (v->kind != J_OBJ)
-    return fail(d, "\"__metadata__\" at header byte %zu is %s, expected an object of strings",
-                v->pos, jkind_name(v));
+    return nnc_fail(d, "\"__metadata__\" at header byte %zu is %s, expected an object of strings",
+                    v->pos, jkind_name(v));
   for (int i = 0; i < v->n; i++)
     if (v->items[i].kind != J_STR)
-      return fail(d, "\"__metadata__\" key '%s' at header byte %zu has %s value, expected a "
-                  "string", v->keys[i], v->keypos[i], jkind_name(&v->items[i]));
+      return nnc_fail(d, "\"__metadata__\" key '%s' at header byte %zu has %s value, expected a "
+                      "string", v->keys[i], v->keypos[i], jkind_name(&v->items[i]));
   return 0;
 }
 
@@ -596,29 +576,29 @@ static int entry_cmp(const void *a, const void *b) {
 }
 
 /* Sorted entries must tile [0, datalen) exactly. */
-static int check_coverage(Diag *d, const Entry *e, int n, uint64_t datalen) {
+static int check_coverage(NncDiag *d, const Entry *e, int n, uint64_t datalen) {
   uint64_t at = 0;
   for (int i = 0; i < n; i++) {
     if (e[i].begin < at)
-      return fail(d, "tensor '%s': data_offsets [%llu, %llu] overlap tensor '%s' (which ends "
-                  "at %llu)", e[i].name, (unsigned long long)e[i].begin,
-                  (unsigned long long)e[i].end, e[i - 1].name, (unsigned long long)at);
+      return nnc_fail(d, "tensor '%s': data_offsets [%llu, %llu] overlap tensor '%s' (which ends "
+                      "at %llu)", e[i].name, (unsigned long long)e[i].begin,
+                      (unsigned long long)e[i].end, e[i - 1].name, (unsigned long long)at);
     if (e[i].begin > at)
-      return fail(d, "gap in the data section: bytes [%llu, %llu) belong to no tensor (before "
-                  "tensor '%s'; tensors must be contiguous)", (unsigned long long)at,
-                  (unsigned long long)e[i].begin, e[i].name);
+      return nnc_fail(d, "gap in the data section: bytes [%llu, %llu) belong to no tensor (before "
+                      "tensor '%s'; tensors must be contiguous)", (unsigned long long)at,
+                      (unsigned long long)e[i].begin, e[i].name);
     at = e[i].end;
   }
   if (at != datalen)
-    return fail(d, "data section has %llu bytes but the tensors cover only %llu (trailing "
-                "unused bytes)", (unsigned long long)datalen, (unsigned long long)at);
+    return nnc_fail(d, "data section has %llu bytes but the tensors cover only %llu (trailing "
+                    "unused bytes)", (unsigned long long)datalen, (unsigned long long)at);
   return 0;
 }
 
 static size_t round_up(size_t x) { return (x + ST_ALIGN - 1) / ST_ALIGN * ST_ALIGN; }
 
 /* Copies each tensor to its own 64-byte aligned slot of one buffer. */
-static int build_file(Diag *d, const Entry *e, int n, const unsigned char *data, StFile *out) {
+static int build_file(NncDiag *d, const Entry *e, int n, const unsigned char *data, StFile *out) {
   size_t total = 0;
   for (int i = 0; i < n; i++) total += round_up((size_t)(e[i].end - e[i].begin));
   unsigned char *bytes = aligned_alloc(ST_ALIGN, total ? total : ST_ALIGN);
@@ -626,7 +606,7 @@ static int build_file(Diag *d, const Entry *e, int n, const unsigned char *data,
   if (!bytes || !ts) {
     free(bytes);
     free(ts);
-    return fail(d, "out of memory");
+    return nnc_fail(d, "out of memory");
   }
   out->bytes = bytes;
   out->tensors = ts;
@@ -634,7 +614,7 @@ static int build_file(Diag *d, const Entry *e, int n, const unsigned char *data,
   for (int i = 0; i < n; i++, out->count++) {
     size_t nb = (size_t)(e[i].end - e[i].begin);
     ts[i].name = malloc(strlen(e[i].name) + 1);
-    if (!ts[i].name) return fail(d, "out of memory");
+    if (!ts[i].name) return nnc_fail(d, "out of memory");
     strcpy(ts[i].name, e[i].name);
     ts[i].dtype = e[i].dtype;
     ts[i].rank = e[i].rank;
@@ -647,7 +627,7 @@ static int build_file(Diag *d, const Entry *e, int n, const unsigned char *data,
   return 0;
 }
 
-static int collect_entries(Diag *d, const unsigned char *hdr, const JVal *root,
+static int collect_entries(NncDiag *d, const unsigned char *hdr, const JVal *root,
                            uint64_t datalen, Entry *ents, int *count) {
   int n = 0;
   for (int i = 0; i < root->n; i++) {
@@ -664,11 +644,11 @@ static int collect_entries(Diag *d, const unsigned char *hdr, const JVal *root,
   return 0;
 }
 
-static int read_tensors(Diag *d, const unsigned char *hdr, const JVal *root,
+static int read_tensors(NncDiag *d, const unsigned char *hdr, const JVal *root,
                         const unsigned char *data, uint64_t datalen, StFile *out) {
   Entry *ents = malloc((root->n ? (size_t)root->n : 1) * sizeof *ents);
   int n = 0, rc;
-  if (!ents) return fail(d, "out of memory");
+  if (!ents) return nnc_fail(d, "out of memory");
   rc = collect_entries(d, hdr, root, datalen, ents, &n);
   if (rc == 0) {
     qsort(ents, (size_t)n, sizeof *ents, entry_cmp);
@@ -681,20 +661,20 @@ static int read_tensors(Diag *d, const unsigned char *hdr, const JVal *root,
 
 int st_read_memory(const void *buf, size_t len, const char *what, StFile *out, char *err,
                    size_t errlen) {
-  Diag d = {what, err, errlen};
+  NncDiag d = {what, err, errlen};
   const unsigned char *b = buf;
   memset(out, 0, sizeof *out);
   if (err && errlen) err[0] = '\0';
   if (len < 8)
-    return fail(&d, "file is %zu bytes, too short for the 8-byte header length", len);
+    return nnc_fail(&d, "file is %zu bytes, too short for the 8-byte header length", len);
   uint64_t h = 0;
   for (int i = 7; i >= 0; i--) h = (h << 8) | b[i];
   if (h > ST_MAX_HEADER)
-    return fail(&d, "header length %llu (bytes 0-7) exceeds the 100 MB limit",
-                (unsigned long long)h);
+    return nnc_fail(&d, "header length %llu (bytes 0-7) exceeds the 100 MB limit",
+                    (unsigned long long)h);
   if (h > (uint64_t)(len - 8))
-    return fail(&d, "header length %llu (bytes 0-7) is larger than the %zu bytes that follow "
-                "(file truncated?)", (unsigned long long)h, len - 8);
+    return nnc_fail(&d, "header length %llu (bytes 0-7) is larger than the %zu bytes that follow "
+                    "(file truncated?)", (unsigned long long)h, len - 8);
   JVal root;
   memset(&root, 0, sizeof root);
   int rc = jparse_header(b + 8, (size_t)h, &d, &root);
@@ -706,12 +686,12 @@ int st_read_memory(const void *buf, size_t len, const char *what, StFile *out, c
 
 
 int st_read_file(const char *path, StFile *out, char *err, size_t errlen) {
-  Diag d = {path, err, errlen};
+  NncDiag d = {path, err, errlen};
   unsigned char *buf = NULL;
   size_t len = 0;
   memset(out, 0, sizeof *out);
   char why[256];
-  if (nnc_read_file(path, 0, &buf, &len, why, sizeof why)) return fail(&d, "%s", why);
+  if (nnc_read_file(path, 0, &buf, &len, why, sizeof why)) return nnc_fail(&d, "%s", why);
   int rc = st_read_memory(buf, len, path, out, err, errlen);
   free(buf);
   return rc;
@@ -790,26 +770,26 @@ static int utf8_valid(const char *s) {
   return 1;
 }
 
-static int check_write_tensor(Diag *d, const StTensor *ts, int i) {
+static int check_write_tensor(NncDiag *d, const StTensor *ts, int i) {
   const StTensor *t = &ts[i];
   if (!t->name || !utf8_valid(t->name) || strcmp(t->name, "__metadata__") == 0)
-    return fail(d, "tensor %d: name must be valid UTF-8 and not \"__metadata__\"", i);
+    return nnc_fail(d, "tensor %d: name must be valid UTF-8 and not \"__metadata__\"", i);
   for (int j = 0; j < i; j++)
     if (strcmp(ts[j].name, t->name) == 0)
-      return fail(d, "tensor '%s': duplicate name (tensors %d and %d)", t->name, j, i);
+      return nnc_fail(d, "tensor '%s': duplicate name (tensors %d and %d)", t->name, j, i);
   if (t->dtype != ST_F32 && t->dtype != ST_I64)
-    return fail(d, "tensor '%s': dtype %d is not ST_F32 or ST_I64", t->name, t->dtype);
+    return nnc_fail(d, "tensor '%s': dtype %d is not ST_F32 or ST_I64", t->name, t->dtype);
   if (t->rank < 0 || t->rank > ST_MAX_RANK)
-    return fail(d, "tensor '%s': rank %d is outside 0..%d", t->name, t->rank, ST_MAX_RANK);
+    return nnc_fail(d, "tensor '%s': rank %d is outside 0..%d", t->name, t->rank, ST_MAX_RANK);
   Entry e = {.name = t->name, .dtype = t->dtype, .rank = t->rank, .begin = 0,
              .end = t->nbytes};
   for (int k = 0; k < t->rank; k++) {
     if (t->shape[k] < 0)
-      return fail(d, "tensor '%s': shape[%d] = %lld is negative", t->name, k,
-                  (long long)t->shape[k]);
+      return nnc_fail(d, "tensor '%s': shape[%d] = %lld is negative", t->name, k,
+                      (long long)t->shape[k]);
     e.shape[k] = t->shape[k];
   }
-  if (t->nbytes && !t->data) return fail(d, "tensor '%s': data is NULL", t->name);
+  if (t->nbytes && !t->data) return nnc_fail(d, "tensor '%s': data is NULL", t->name);
   return check_byte_count(d, &e);
 }
 
@@ -830,30 +810,30 @@ static void build_header(Buf *b, const StTensor *ts, int count) {
   while (b->n % 8) buf_put(b, " ", 1);
 }
 
-static int write_all(Diag *d, const char *path, const Buf *hdr, const StTensor *ts,
+static int write_all(NncDiag *d, const char *path, const Buf *hdr, const StTensor *ts,
                      int count) {
   FILE *f = fopen(path, "wb");
-  if (!f) return fail(d, "cannot create: %s", strerror(errno));
+  if (!f) return nnc_fail(d, "cannot create: %s", strerror(errno));
   unsigned char len8[8];
   for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)hdr->n >> (8 * i));
   int ok = fwrite(len8, 1, 8, f) == 8 && fwrite(hdr->p, 1, hdr->n, f) == hdr->n;
   for (int i = 0; ok && i < count; i++)
     if (ts[i].nbytes) ok = fwrite(ts[i].data, 1, ts[i].nbytes, f) == ts[i].nbytes;
   if (fclose(f) != 0) ok = 0;
-  if (!ok) return fail(d, "write error: %s", strerror(errno));
+  if (!ok) return nnc_fail(d, "write error: %s", strerror(errno));
   return 0;
 }
 
 int st_write_file(const char *path, const StTensor *tensors, int count, char *err,
                   size_t errlen) {
-  Diag d = {path, err, errlen};
+  NncDiag d = {path, err, errlen};
   if (err && errlen) err[0] = '\0';
-  if (count < 0 || (count > 0 && !tensors)) return fail(&d, "bad tensor list");
+  if (count < 0 || (count > 0 && !tensors)) return nnc_fail(&d, "bad tensor list");
   for (int i = 0; i < count; i++)
     if (check_write_tensor(&d, tensors, i)) return -1;
   Buf hdr = {0};
   build_header(&hdr, tensors, count);
-  int rc = hdr.oom ? fail(&d, "out of memory") : write_all(&d, path, &hdr, tensors, count);
+  int rc = hdr.oom ? nnc_fail(&d, "out of memory") : write_all(&d, path, &hdr, tensors, count);
   free(hdr.p);
   return rc;
 }

@@ -8,7 +8,6 @@
  * (math.c), loops (loops.c), vector rows (vector_row.c), the convolution kernel
  * (conv_tile.c), and after the entries the introspection table (nnc_model.h) and the typed
  * wrappers `<model>_<entry>` (model_table.c). */
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <llvm-c/DebugInfo.h>
@@ -75,6 +74,17 @@ static void call_parallel_for(Cg *g, LLVMValueRef fn, LLVMValueRef bufs, LLVMVal
   call_parallel(g, "nnc_rt_parallel_for", fn, bufs, n, work);
 }
 
+/* An alloca in the function's entry block (where mem2reg promotes it to registers). */
+LLVMValueRef entry_alloca(Cg *g, LLVMTypeRef type, const char *name) {
+  LLVMBuilderRef b = LLVMCreateBuilderInContext(g->ctx);
+  LLVMBasicBlockRef entry = LLVMGetEntryBasicBlock(g->fn);
+  LLVMValueRef first = LLVMGetFirstInstruction(entry);
+  if (first) LLVMPositionBuilderBefore(b, first);
+  else LLVMPositionBuilderAtEnd(b, entry);
+  LLVMValueRef a = LLVMBuildAlloca(b, type, name);
+  LLVMDisposeBuilder(b);
+  return a;
+}
 
 /* ---- expressions ---- */
 
@@ -163,6 +173,8 @@ LLVMValueRef emit(Cg *g, Lx *x) {
 
 /* ---- statements ---- */
 
+/* Open a scope (a loop body, a function): the values emit memoizes in it are reused only
+ * while it is open (scope_pop).  Returns the enclosing scope. */
 int scope_push(Cg *g) {
   int parent = g->scope;
   if (g->nscopes == g->capscopes) {
@@ -180,17 +192,6 @@ void scope_pop(Cg *g, int parent) {
   g->scope = parent;
 }
 
-/* An alloca in the function's entry block (where mem2reg promotes it to registers). */
-LLVMValueRef entry_alloca(Cg *g, LLVMTypeRef type, const char *name) {
-  LLVMBuilderRef b = LLVMCreateBuilderInContext(g->ctx);
-  LLVMBasicBlockRef entry = LLVMGetEntryBasicBlock(g->fn);
-  LLVMValueRef first = LLVMGetFirstInstruction(entry);
-  if (first) LLVMPositionBuilderBefore(b, first);
-  else LLVMPositionBuilderAtEnd(b, entry);
-  LLVMValueRef a = LLVMBuildAlloca(b, type, name);
-  LLVMDisposeBuilder(b);
-  return a;
-}
 static void emit_gemm(Cg *g, Ls *s) {
   LLVMValueRef m = emit(g, s->g.m), n = emit(g, s->g.n), k = emit(g, s->g.k);
   LLVMValueRef a = LLVMBuildGEP2(g->b, g->f32, g->bufs[s->g.a], (LLVMValueRef[]){emit(g, s->g.a_off)}, 1, "");
@@ -273,7 +274,7 @@ void emit_stmt(Cg *g, Ls *s) {
   }
   case LS_EVAL: emit(g, s->val); break;
   case LS_ACC_INIT:
-    LLVMBuildStore(g->b, cf32(g, s->rop == OP_SUM ? 0.0 : -INFINITY), g->accs[s->acc]);
+    LLVMBuildStore(g->b, reduce_identity(g, s->rop), g->accs[s->acc]);
     break;
   case LS_ACC_UPDATE: {
     LLVMValueRef v = emit(g, s->val), cur = LLVMBuildLoad2(g->b, g->f32, g->accs[s->acc], "");

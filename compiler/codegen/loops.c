@@ -1,6 +1,7 @@
-/* loops.c — the loops of a kernel: one counted-loop emitter (loop_open .. loop_close, or
- * counted_loop with a body callback) that every loop of codegen uses, the scan's included;
- * a parallel kernel's loop restricted to this thread's iterations (and collapsed with its
+/* loops.c — the loops of a kernel: the counted-loop emitter (loop_open .. loop_close, or
+ * counted_loop with a body callback) that codegen's loops use, the scan's included (only the
+ * convolution tile's loop, whose accumulators are phis of its head, builds its own); a
+ * parallel kernel's loop restricted to this thread's iterations (and collapsed with its
  * inner loop); reductions accumulated in REDUCE_LANES independent lanes in a fixed order;
  * and the loop hints (vectorize, unroll, interleave) that steer LLVM's O3 pipeline.  A short
  * static row goes to vector_row.c instead (emit_loop decides). */
@@ -129,7 +130,6 @@ static void collapsed_body(Cg *g, const Ls *s, LLVMValueRef it) {
   g->vars[in->var] = LLVMBuildNSWAdd(g->b, emit(g, in->lo), LLVMBuildNSWMul(g->b, r, emit(g, in->step), ""), "");
   emit_body(g, in);
 }
-
 
 static void lane_body(Cg *g, const Ls *s, LLVMValueRef i) {
   const Ls *u = g->lane_update;

@@ -7,6 +7,7 @@
 #include <math.h>
 #include "cg.h"
 
+/* p(a, b) ? t : f, for floats (scalars or vectors) */
 LLVMValueRef fsel(Cg *g, LLVMRealPredicate p, LLVMValueRef a, LLVMValueRef b, LLVMValueRef t, LLVMValueRef f) {
   return LLVMBuildSelect(g->b, LLVMBuildFCmp(g->b, p, a, b, ""), t, f, "");
 }

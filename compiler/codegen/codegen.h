@@ -6,8 +6,11 @@
 #include <llvm-c/Core.h>
 #include "loopir.h"
 
-/* C identifier for the model (the .nn file's base name, sanitized). */
-const char *model_c_name(const Model *m);
+#define MODEL_C_NAME_MAX 128 /* bytes of a model_c_name buffer, its 0 included */
+
+/* C identifier for the model (the .nn file's base name, sanitized, cut to size - 1 bytes),
+ * written to buf; returns buf. */
+const char *model_c_name(const Model *m, char *buf, size_t size);
 /* Bitmask of the symbolic dims appearing in an entry's arguments: the int64_t parameters
  * of its typed wrapper, in increasing symbol order. */
 uint32_t entry_sym_mask(const Entry *e);

@@ -1,0 +1,337 @@
+/* conv_tile.c — the direct convolution (LS_CONV) as a register-tiled kernel, in a function
+ * of its own that nnc_rt_parallel_for runs.  Row tiles (a plain product C = D + A B, C's rows
+ * as the output channels: convplan.h) take the same path.
+ *
+ * Output rows are cut into vectors of `lanes` columns (the last one of a row masked); the
+ * vectors of all rows are numbered v = oh * chunks + chunk.  A tile of tile_co output channels
+ * x tile_vec vectors stays in registers while one loop over (input channel, tap) pairs, with
+ * each pair's input offset from a constant table, multiply-adds a broadcast weight into each:
+ * per pair, tile_vec loads of the padded image and tile_co weight broadcasts feed
+ * tile_co * tile_vec vector FMAs.
+ * Each output is a sum in one fixed order (channels, then taps), whatever the tiling.  The
+ * tiles of output channels run through nnc_rt_parallel_for: split among threads when the
+ * kernel's own loop over images is not (one image), on the image's thread when it is. */
+#include <stdlib.h>
+#include <string.h>
+#include "cg.h"
+
+typedef struct ConvCg {
+  const Ls *s;
+  LLVMTypeRef vt;               /* <lanes x float> */
+  LLVMValueRef x, w, y;         /* base pointers with their offsets applied (of the current
+                                   item of a batch) */
+  LLVMValueRef x0, w0, y0;      /* a batch's first item's */
+  LLVMValueRef count;           /* output channels (cout, or the run-time rows) */
+  LLVMValueRef xtab;            /* i64[cin * ntaps]: input offset of (channel, tap) */
+  int64_t chunks;               /* vectors per output row */
+  LLVMValueRef co0;             /* the current tile's first output channel */
+  int nco;                      /* and its number of output channels */
+  LLVMValueRef v_lo, v_hi, tail; /* with cv.parts: the current part's whole vector tiles
+                                    [v_lo, v_hi), and whether it has the partial one */
+  LLVMValueRef add, add_ld;     /* with cv.add: D's first row, and its row stride */
+} ConvCg;
+
+/* The vector type of vector v0 + j of a tile.  A one-row image's last vector, when the tile's
+ * origin is static (the partial tile after the whole ones) and at most half its lanes are
+ * used, takes the fewest lanes (4 or more) that hold them: a 512-bit FMA costs two 256-bit
+ * ones on Zen 4, so lm logits' output projection, 84 = 5 x 16 + 4 columns, multiplies 5.25
+ * vectors a row instead of 6.  *mask becomes that vector's mask, or
+ * NULL when its lanes are all used. */
+static LLVMTypeRef narrow_tail(Cg *g, const ConvCg *c, LLVMValueRef v0, int j, LLVMValueRef *mask) {
+  const Ls *s = c->s;
+  int lanes = s->cv.lanes;
+  if (s->cv.oh != 1 || !LLVMIsAConstantInt(v0)) return c->vt;
+  int64_t used = s->cv.ow - (LLVMConstIntGetSExtValue(v0) + j) * lanes;
+  int n = lanes;
+  while (n / 2 >= 4 && n / 2 >= used) n /= 2;
+  if (n == lanes) return c->vt;
+  *mask = used == n ? NULL : lane_mask(g, n, 1, 0, used);
+  return LLVMVectorType(g->f32, (unsigned)n);
+}
+
+/* y[co0 + r, vector v0 + j] for r < nco, j < nvec (static tile sizes, dynamic origin). */
+static void conv_tile(Cg *g, const ConvCg *c, LLVMValueRef co0, LLVMValueRef v0, int nco, int nvec) {
+  const Ls *s = c->s;
+  int lanes = s->cv.lanes, nacc = nco * nvec;
+  LLVMValueRef xo[16], yo[16], rem[16], acc[64];
+  for (int j = 0; j < nvec; j++) {
+    LLVMValueRef v = LLVMBuildNSWAdd(g->b, v0, ci64(g, j), "");
+    LLVMValueRef row = c->chunks == 1 ? v : LLVMBuildSDiv(g->b, v, ci64(g, c->chunks), "");
+    LLVMValueRef col = c->chunks == 1 ? ci64(g, 0) : LLVMBuildNSWMul(g->b, LLVMBuildSRem(g->b, v, ci64(g, c->chunks), ""), ci64(g, lanes), "");
+    xo[j] = LLVMBuildNSWAdd(g->b, LLVMBuildNSWMul(g->b, row, ci64(g, s->cv.xrow), ""), col, "");
+    yo[j] = LLVMBuildNSWAdd(g->b, LLVMBuildNSWMul(g->b, row, ci64(g, s->cv.ow), ""), col, "");
+    rem[j] = LLVMBuildNSWSub(g->b, ci64(g, s->cv.ow), col, "");
+  }
+  /* a row's last vector: only its first rem lanes are stored (and loaded, when x's rows are
+   * not padded to whole vectors) */
+  bool whole = s->cv.ow % lanes == 0;
+  LLVMValueRef lane_ix = lane_constants(g, g->i64, lanes, 1, 0), mask[16];
+  for (int j = 0; j < nvec; j++)
+    mask[j] = whole ? NULL : LLVMBuildICmp(g->b, LLVMIntSLT, lane_ix, splat(g, LLVMVectorType(g->i64, lanes), rem[j]), "");
+  LLVMTypeRef vty[16];
+  for (int j = 0; j < nvec; j++) vty[j] = narrow_tail(g, c, v0, j, &mask[j]);
+  /* for (k = 0; k < cin * ntaps; k++), k = ci * ntaps + tap: the accumulators are phis of
+   * the loop; the tap's input offset ci * xplane + tap[t] comes from the table xtab (with one
+   * tap, it is computed) */
+  LLVMValueRef init[64];       /* zeros, or D's values (C = D + A B, row tiles) */
+  for (int r = 0; r < nco; r++) {
+    LLVMValueRef d_row = c->add ? gep_f32(g, c->add, LLVMBuildNSWMul(g->b, LLVMBuildNSWAdd(g->b, co0, ci64(g, r), ""), c->add_ld, "")) : NULL;
+    for (int j = 0; j < nvec; j++)
+      init[r * nvec + j] = d_row ? load_vector(g, vty[j], gep_f32(g, d_row, yo[j]), mask[j], -1) : LLVMConstNull(vty[j]);
+  }
+  LLVMBasicBlockRef pre = LLVMGetInsertBlock(g->b);
+  LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_k");
+  LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_fma");
+  LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_store");
+  LLVMBuildBr(g->b, head);
+  LLVMPositionBuilderAtEnd(g->b, head);
+  LLVMValueRef ci = LLVMBuildPhi(g->b, g->i64, "k");
+  for (int a = 0; a < nacc; a++) acc[a] = LLVMBuildPhi(g->b, vty[a % nvec], "acc");
+  LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, ci, ci64(g, s->cv.cin * s->cv.ntaps), ""), body, exit);
+  LLVMPositionBuilderAtEnd(g->b, body);
+  LLVMValueRef xoff = c->xtab ? LLVMBuildLoad2(g->b, g->i64, LLVMBuildGEP2(g->b, g->i64, c->xtab, &ci, 1, ""), "")
+                              : LLVMBuildNSWAdd(g->b, LLVMBuildNSWMul(g->b, ci, ci64(g, s->cv.xplane), ""), ci64(g, s->cv.tap[0]), "");
+  LLVMValueRef xk = gep_f32(g, c->x, xoff);
+  int64_t ldw = s->cv.cin * s->cv.ntaps; /* a weight row */
+  LLVMValueRef wk = gep_f32(g, c->w, LLVMBuildNSWAdd(g->b, LLVMBuildNSWMul(g->b, co0, ci64(g, ldw), ""), ci, ""));
+  LLVMValueRef next[64];
+  memcpy(next, acc, nacc * sizeof *acc);
+  unsigned fma = LLVMLookupIntrinsicID("llvm.fmuladd", 12);
+  LLVMValueRef w[16], wv[16], w_narrow[16] = {0};
+  for (int r = 0; r < nco; r++) {
+    w[r] = LLVMBuildLoad2(g->b, g->f32, gep_f32(g, wk, ci64(g, r * ldw)), "");
+    wv[r] = splat(g, c->vt, w[r]);
+  }
+  for (int j = 0; j < nvec; j++) {
+    LLVMTypeRef vt = vty[j];
+    LLVMValueRef fma_fn = LLVMGetIntrinsicDeclaration(g->mod, fma, &vt, 1);
+    LLVMTypeRef fma_t = LLVMIntrinsicGetType(g->ctx, fma, &vt, 1);
+    LLVMValueRef xv = load_vector(g, vt, gep_f32(g, xk, xo[j]), s->cv.tight ? mask[j] : NULL, -1);
+    for (int r = 0; r < nco; r++) {
+      LLVMValueRef wr = wv[r];
+      if (vt != c->vt) wr = w_narrow[r] ? w_narrow[r] : (w_narrow[r] = splat(g, vt, w[r]));
+      next[r * nvec + j] = LLVMBuildCall2(g->b, fma_t, fma_fn, (LLVMValueRef[]){wr, xv, next[r * nvec + j]}, 3, "");
+    }
+  }
+  LLVMValueRef ci1 = LLVMBuildNSWAdd(g->b, ci, ci64(g, 1), "");
+  LLVMBasicBlockRef latch = LLVMGetInsertBlock(g->b);
+  /* the tile's loop is 16 FMAs an iteration already: LLVM's runtime unrolling of it only
+   * doubled the compile time */
+  loop_hints(g, LLVMBuildBr(g->b, head), true, false, 0);
+  LLVMAddIncoming(ci, (LLVMValueRef[]){ci64(g, 0), ci1}, (LLVMBasicBlockRef[]){pre, latch}, 2);
+  for (int a = 0; a < nacc; a++)
+    LLVMAddIncoming(acc[a], (LLVMValueRef[]){init[a], next[a]}, (LLVMBasicBlockRef[]){pre, latch}, 2);
+  LLVMPositionBuilderAtEnd(g->b, exit);
+  for (int j = 0; j < nvec; j++)
+    for (int r = 0; r < nco; r++) {
+      LLVMValueRef plane = LLVMBuildNSWMul(g->b, LLVMBuildNSWAdd(g->b, co0, ci64(g, r), ""), ci64(g, s->cv.oh * s->cv.ow), "");
+      store_vector(g, vty[j], acc[r * nvec + j], gep_f32(g, c->y, LLVMBuildNSWAdd(g->b, plane, yo[j], "")), mask[j], -1);
+    }
+}
+
+static void conv_vector_tile(Cg *g, const Ls *s, LLVMValueRef v0) {
+  conv_tile(g, g->conv, g->conv->co0, v0, g->conv->nco, s->cv.tile_vec);
+}
+
+static void conv_wide_tile(Cg *g, const Ls *s, LLVMValueRef v0) {
+  conv_tile(g, g->conv, g->conv->co0, v0, g->conv->nco, 2 * s->cv.tile_vec);
+}
+
+/* output channels [co0, co0 + nco): the whole tiles of vectors in a loop, then the rest
+ * (of the current part's vectors, with cv.parts).  A tile of half the channels or fewer
+ * takes twice the vectors: as many accumulators, as many independent FMA chains (a one-row
+ * product, an LSTM step's at batch 1, ran at its chains' latency) */
+static void conv_channels(Cg *g, LLVMValueRef co0, int nco) {
+  ConvCg *c = g->conv;
+  const Ls *s = c->s;
+  int64_t nv = s->cv.oh * c->chunks, tv = s->cv.tile_vec, whole = nv / tv * tv;
+  c->co0 = co0;
+  c->nco = nco;
+  LLVMValueRef lo = c->v_lo ? c->v_lo : ci64(g, 0), hi = c->v_hi ? c->v_hi : ci64(g, whole);
+  if (2 * nco <= s->cv.tile_co) { /* the wide tiles that fit, then one of tv vectors */
+    LLVMValueRef span = LLVMBuildNSWSub(g->b, hi, lo, "");
+    LLVMValueRef wide = LLVMBuildNSWAdd(g->b, lo, LLVMBuildNSWMul(g->b, LLVMBuildSDiv(g->b, span, ci64(g, 2 * tv), ""), ci64(g, 2 * tv), ""), "");
+    counted_loop(g, lo, wide, ci64(g, 2 * tv), conv_wide_tile, s);
+    lo = wide;
+  }
+  counted_loop(g, lo, hi, ci64(g, tv), conv_vector_tile, s);
+  if (whole == nv) return;
+  LLVMBasicBlockRef rest = NULL, done = NULL;
+  if (c->tail) {
+    rest = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_rest");
+    done = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_rest_done");
+    LLVMBuildCondBr(g->b, c->tail, rest, done);
+    LLVMPositionBuilderAtEnd(g->b, rest);
+  }
+  conv_tile(g, c, co0, ci64(g, whole), nco, (int)(nv - whole));
+  if (c->tail) {
+    LLVMBuildBr(g->b, done);
+    LLVMPositionBuilderAtEnd(g->b, done);
+  }
+}
+
+static void conv_channel_tile(Cg *g, const Ls *s, LLVMValueRef t) {
+  conv_channels(g, LLVMBuildNSWMul(g->b, t, ci64(g, s->cv.tile_co), ""), s->cv.tile_co);
+}
+
+/* Channel tiles [lo, hi) of the current item: the whole tiles in a loop, then the partial
+ * last one (1 .. tile_co - 1 channels, by the chunk that holds it). */
+static void conv_tile_range(Cg *g, LLVMValueRef lo, LLVMValueRef hi) {
+  ConvCg *c = g->conv;
+  const Ls *s = c->s;
+  int64_t tc = s->cv.tile_co;
+  LLVMValueRef whole = LLVMBuildSDiv(g->b, c->count, ci64(g, tc), "");
+  LLVMValueRef whole_hi = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, hi, whole, ""), hi, whole, "");
+  counted_loop(g, lo, whole_hi, ci64(g, 1), conv_channel_tile, s);
+  if (!s->cv.rows && s->cv.cout % tc == 0) return;
+  LLVMBasicBlockRef last = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_last_tile");
+  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_done");
+  LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSGT, hi, whole, ""), last, done);
+  LLVMPositionBuilderAtEnd(g->b, last);
+  LLVMValueRef first = LLVMBuildNSWMul(g->b, whole, ci64(g, tc), "");
+  /* its size: one register tile per possible size */
+  int lo_rem = s->cv.rows ? 1 : (int)(s->cv.cout % tc), hi_rem = s->cv.rows ? (int)tc - 1 : lo_rem;
+  LLVMValueRef sw = LLVMBuildSwitch(g->b, LLVMBuildNSWSub(g->b, c->count, first, ""), done, (unsigned)(hi_rem - lo_rem + 1));
+  for (int r = lo_rem; r <= hi_rem; r++) {
+    LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_rows");
+    LLVMAddCase(sw, ci64(g, r), bb);
+    LLVMPositionBuilderAtEnd(g->b, bb);
+    conv_channels(g, first, r);
+    LLVMBuildBr(g->b, done);
+  }
+  LLVMPositionBuilderAtEnd(g->b, done);
+}
+
+/* The channel tiles of `count` output channels (the last one partial). */
+static LLVMValueRef conv_tiles(Cg *g, const Ls *s, LLVMValueRef count) {
+  return LLVMBuildSDiv(g->b, LLVMBuildNSWAdd(g->b, count, ci64(g, s->cv.tile_co - 1), ""), ci64(g, s->cv.tile_co), "");
+}
+
+/* Iteration t of a batch of convolutions: tile t % tiles of item t / tiles. */
+static void conv_item_tile(Cg *g, const Ls *s, LLVMValueRef t) {
+  ConvCg *c = g->conv;
+  LLVMValueRef tiles = conv_tiles(g, s, c->count);
+  LLVMValueRef item = LLVMBuildSDiv(g->b, t, tiles, ""), tile = LLVMBuildSRem(g->b, t, tiles, "");
+  c->x = gep_f32(g, c->x0, LLVMBuildNSWMul(g->b, item, ci64(g, s->cv.x_bstride), ""));
+  c->w = gep_f32(g, c->w0, LLVMBuildNSWMul(g->b, item, ci64(g, s->cv.w_bstride), ""));
+  c->y = gep_f32(g, c->y0, LLVMBuildNSWMul(g->b, item, ci64(g, s->cv.y_bstride), ""));
+  conv_tile_range(g, tile, LLVMBuildNSWAdd(g->b, tile, ci64(g, 1), ""));
+}
+
+/* Iteration t of a convolution in parts: part t % parts of channel tile t / parts, whole
+ * vector tiles in equal runs, the partial one in the last part. */
+static void conv_tile_part(Cg *g, const Ls *s, LLVMValueRef t) {
+  ConvCg *c = g->conv;
+  int64_t nv = s->cv.oh * c->chunks, tv = s->cv.tile_vec, whole = nv / tv;
+  int64_t per = (whole + s->cv.parts - 1) / s->cv.parts * tv;
+  LLVMValueRef parts = ci64(g, s->cv.parts), part = LLVMBuildSRem(g->b, t, parts, "");
+  LLVMValueRef tile = LLVMBuildSDiv(g->b, t, parts, "");
+  c->v_lo = LLVMBuildNSWMul(g->b, part, ci64(g, per), "");
+  LLVMValueRef hi = LLVMBuildNSWAdd(g->b, c->v_lo, ci64(g, per), "");
+  c->v_hi = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, hi, ci64(g, whole * tv), ""), hi, ci64(g, whole * tv), "");
+  c->tail = LLVMBuildICmp(g->b, LLVMIntEQ, part, ci64(g, s->cv.parts - 1), "");
+  conv_tile_range(g, tile, LLVMBuildNSWAdd(g->b, tile, ci64(g, 1), ""));
+  c->v_lo = c->v_hi = c->tail = NULL;
+}
+
+/* The constant table of input offsets ci * xplane + tap[t] at k = ci * ntaps + t. */
+static LLVMValueRef conv_offsets(Cg *g, const Ls *s) {
+  int64_t n = s->cv.cin * s->cv.ntaps;
+  LLVMValueRef *v = malloc(n * sizeof *v);
+  if (!v) unreachable("out of memory");
+  for (int64_t k = 0; k < n; k++) v[k] = ci64(g, k / s->cv.ntaps * s->cv.xplane + s->cv.tap[k % s->cv.ntaps]);
+  LLVMTypeRef at = LLVMArrayType2(g->i64, (uint64_t)n);
+  LLVMValueRef tab = LLVMAddGlobal(g->mod, at, "nnc.conv_offsets");
+  LLVMSetInitializer(tab, LLVMConstArray2(g->i64, v, (uint64_t)n));
+  LLVMSetGlobalConstant(tab, 1);
+  LLVMSetLinkage(tab, LLVMPrivateLinkage);
+  LLVMSetUnnamedAddress(tab, LLVMGlobalUnnamedAddr);
+  free(v);
+  return tab;
+}
+
+/* The pointer array a convolution's kernel function takes (emit_conv fills it): its input
+ * copy, weights and output with their offsets applied; the run-time count of output channels
+ * when s has one; D's first row and D's row stride when s adds D (C = D + A B).  Counts and
+ * strides are integers stored as pointers. */
+enum { CONV_X, CONV_W, CONV_Y, CONV_ROWS, CONV_ADD, CONV_ADD_LD, CONV_NBUFS };
+
+static LLVMValueRef conv_buf_at(Cg *g, LLVMValueRef bufs, int i) {
+  return LLVMBuildGEP2(g->b, g->ptr, bufs, (LLVMValueRef[]){ci64(g, i)}, 1, "");
+}
+
+static LLVMValueRef conv_buf(Cg *g, LLVMValueRef bufs, int i) {
+  return LLVMBuildLoad2(g->b, g->ptr, conv_buf_at(g, bufs, i), "");
+}
+
+static LLVMValueRef conv_buf_int(Cg *g, LLVMValueRef bufs, int i) {
+  return LLVMBuildPtrToInt(g->b, conv_buf(g, bufs, i), g->i64, "");
+}
+
+static void set_conv_buf_int(Cg *g, LLVMValueRef bufs, int i, LLVMValueRef v) {
+  LLVMBuildStore(g->b, LLVMBuildIntToPtr(g->b, v, g->ptr, ""), conv_buf_at(g, bufs, i));
+}
+
+/* An nnc_kernel_fn computing the channel tiles [lo, hi) of convolution s, from the pointers
+ * CONV_X .. CONV_ADD_LD. */
+static LLVMValueRef conv_function(Cg *g, const Ls *s) {
+  LLVMValueRef caller = g->fn;
+  LLVMBasicBlockRef resume = LLVMGetInsertBlock(g->b);
+  size_t len;
+  const char *kname = LLVMGetValueName2(caller, &len);
+  char name[256];
+  snprintf(name, sizeof name, "%.*s.conv", (int)(len < 200 ? len : 200), kname);
+  LLVMValueRef fn = LLVMAddFunction(g->mod, name, g->kernel_fn);
+  LLVMSetLinkage(fn, LLVMInternalLinkage);
+  g->fn = fn;
+  LLVMPositionBuilderAtEnd(g->b, LLVMAppendBasicBlockInContext(g->ctx, fn, "entry"));
+  ConvCg c = {.s = s, .vt = LLVMVectorType(g->f32, (unsigned)s->cv.lanes)};
+  LLVMValueRef bufs = LLVMGetParam(fn, 0);
+  c.x = conv_buf(g, bufs, CONV_X);
+  c.w = conv_buf(g, bufs, CONV_W);
+  c.y = conv_buf(g, bufs, CONV_Y);
+  c.chunks = (s->cv.ow + s->cv.lanes - 1) / s->cv.lanes;
+  c.xtab = s->cv.ntaps > 1 ? conv_offsets(g, s) : NULL;
+  g->conv = &c;
+  LLVMValueRef lo = LLVMGetParam(fn, 2), hi = LLVMGetParam(fn, 3);
+  /* the output channels: cout, or the run-time row count */
+  c.count = s->cv.rows ? conv_buf_int(g, bufs, CONV_ROWS) : ci64(g, s->cv.cout);
+  if (s->cv.add >= 0) {
+    c.add = conv_buf(g, bufs, CONV_ADD);
+    c.add_ld = conv_buf_int(g, bufs, CONV_ADD_LD);
+  }
+  if (s->cv.nbatch > 1) { /* iterations (item, tile), the items' operands strides apart */
+    c.x0 = c.x, c.w0 = c.w, c.y0 = c.y;
+    counted_loop(g, lo, hi, ci64(g, 1), conv_item_tile, s);
+  } else if (s->cv.parts > 1) {
+    counted_loop(g, lo, hi, ci64(g, 1), conv_tile_part, s);
+  } else {
+    conv_tile_range(g, lo, hi);
+  }
+  LLVMBuildRetVoid(g->b);
+  g->conv = NULL;
+  g->fn = caller;
+  LLVMPositionBuilderAtEnd(g->b, resume);
+  return fn;
+}
+
+void emit_conv(Cg *g, Ls *s) {
+  LLVMValueRef fn = conv_function(g, s);
+  LLVMValueRef bufs = entry_alloca(g, LLVMArrayType(g->ptr, CONV_NBUFS), "conv_bufs");
+  int bi[3] = {s->cv.x, s->cv.w, s->cv.y};
+  Lx *off[3] = {s->cv.x_off, s->cv.w_off, s->cv.y_off};
+  for (int i = CONV_X; i <= CONV_Y; i++)
+    LLVMBuildStore(g->b, gep_f32(g, g->bufs[bi[i]], emit(g, off[i])), conv_buf_at(g, bufs, i));
+  LLVMValueRef count = ci64(g, s->cv.cout);
+  if (s->cv.rows) {
+    count = emit(g, s->cv.rows);
+    set_conv_buf_int(g, bufs, CONV_ROWS, count);
+  }
+  if (s->cv.add >= 0) {
+    LLVMBuildStore(g->b, gep_f32(g, g->bufs[s->cv.add], emit(g, s->cv.add_off)), conv_buf_at(g, bufs, CONV_ADD));
+    set_conv_buf_int(g, bufs, CONV_ADD_LD, emit(g, s->cv.add_ld));
+  }
+  LLVMValueRef tiles = LLVMBuildNSWMul(g->b, conv_tiles(g, s, count), ci64(g, s->cv.nbatch * s->cv.parts), "");
+  call_parallel(g, s->cv.parts > 1 ? "nnc_rt_parallel_parts" : "nnc_rt_parallel_for", fn, bufs, tiles,
+                loopir_conv_fmas(s, s->cv.tile_co) / s->cv.parts);
+}

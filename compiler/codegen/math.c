@@ -1,0 +1,175 @@
+/* math.c — the elementwise ops of ops.def as LLVM IR, on scalars or (inside a vector row)
+ * on vectors: exp is a Cephes-style polynomial in IR so that it vectorizes, and tanh,
+ * sigmoid, elu and softplus are built on it; emit_scalar_op is the switch over the ops, and
+ * reduce_op the accumulation of a reduction.  The per-op knowledge the other files need is
+ * here too: vec_op (the ops a vector row can emit, vector_row.c) and chain_op (the ops whose
+ * code is a long dependency chain, for the interleaving of loops.c). */
+#include <math.h>
+#include "cg.h"
+
+/* p(a, b) ? t : f, for floats (scalars or vectors) */
+LLVMValueRef fsel(Cg *g, LLVMRealPredicate p, LLVMValueRef a, LLVMValueRef b, LLVMValueRef t, LLVMValueRef f) {
+  return LLVMBuildSelect(g->b, LLVMBuildFCmp(g->b, p, a, b, ""), t, f, "");
+}
+
+static LLVMValueRef b_mul(Cg *g, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFMul(g->b, a, b, ""); }
+static LLVMValueRef b_add(Cg *g, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFAdd(g->b, a, b, ""); }
+static LLVMValueRef b_sub(Cg *g, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFSub(g->b, a, b, ""); }
+static LLVMValueRef b_div(Cg *g, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFDiv(g->b, a, b, ""); }
+
+/* a b + c, one FMA where the target has it (the polynomials below: half the instructions) */
+static LLVMValueRef b_fma(Cg *g, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c) {
+  return intrinsic(g, "llvm.fmuladd", (LLVMValueRef[]){a, b, c}, 3);
+}
+
+/* Cephes expf's reduction of a clamped x: x = n ln2 + r, e^r by a degree-6 polynomial; the
+ * result is e^r, and *ni the whole n. */
+static LLVMValueRef exp_reduced(Cg *g, LLVMValueRef xc, LLVMValueRef *ni) {
+  LLVMValueRef n = intrinsic(g, "llvm.rint", (LLVMValueRef[]){b_mul(g, xc, cf32(g, 1.44269504088896341))}, 1);
+  LLVMValueRef r = b_fma(g, n, cf32(g, -0.693359375), xc);
+  r = b_fma(g, n, cf32(g, 2.12194440e-4), r);
+  static const double c[] = {1.9875691500E-4, 1.3981999507E-3, 8.3334519073E-3, 4.1665795894E-2,
+                             1.6666665459E-1, 5.0000001201E-1};
+  LLVMValueRef p = cf32(g, c[0]);
+  for (int i = 1; i < 6; i++) p = b_fma(g, p, r, cf32(g, c[i]));
+  *ni = LLVMBuildFPToSI(g->b, n, g->i32, "");
+  return b_add(g, b_fma(g, b_mul(g, p, r), r, r), cf32(g, 1.0));
+}
+
+/* 2^k for a whole k of the normal range (-126 .. 127): its exponent bits. */
+static LLVMValueRef pow2_normal(Cg *g, LLVMValueRef k) {
+  LLVMValueRef biased = LLVMBuildAdd(g->b, k, LLVMConstInt(g->i32, 127, 0), "");
+  return LLVMBuildBitCast(g->b, LLVMBuildShl(g->b, biased, LLVMConstInt(g->i32, 23, 0), ""), g->f32, "");
+}
+
+static LLVMValueRef clamp(Cg *g, LLVMValueRef x, double lo, double hi) {
+  return intrinsic(g, "llvm.minnum", (LLVMValueRef[]){intrinsic(g, "llvm.maxnum", (LLVMValueRef[]){x, cf32(g, lo)}, 2), cf32(g, hi)}, 2);
+}
+
+/* exp(x): 2^n applied in two halves so that results down to the subnormal range and
+ * overflow to inf come out right; NaN propagates.  Max error about 1 ulp. */
+static LLVMValueRef emit_exp(Cg *g, LLVMValueRef x) {
+  LLVMValueRef ni, y = exp_reduced(g, clamp(g, x, -104.0, 89.0), &ni);
+  LLVMValueRef h1 = LLVMBuildAShr(g->b, ni, LLVMConstInt(g->i32, 1, 0), "");
+  y = b_mul(g, b_mul(g, y, pow2_normal(g, h1)), pow2_normal(g, LLVMBuildSub(g->b, ni, h1, "")));
+  return fsel(g, LLVMRealUNO, x, x, x, y);
+}
+
+/* e^x where only 1 + e^x and 1 - e^x are used (sigmoid, tanh): exp's result for x >= -86,
+ * e^-86 below, where both round to 1 all the same.  There n >= -124, so 2^n is applied as
+ * 2^(n-1) 2 (normal, then exact or overflowing to inf as in exp): the same products with
+ * four integer instructions fewer than exp's two halves (the LSTM gates of lm_temperature
+ * are five of these per hidden unit). */
+static LLVMValueRef emit_exp_beside_one(Cg *g, LLVMValueRef x) {
+  LLVMValueRef ni, y = exp_reduced(g, clamp(g, x, -86.0, 89.0), &ni);
+  y = b_mul(g, b_mul(g, y, pow2_normal(g, LLVMBuildSub(g->b, ni, LLVMConstInt(g->i32, 1, 0), ""))), cf32(g, 2.0));
+  return fsel(g, LLVMRealUNO, x, x, x, y);
+}
+
+/* expm1 with a Taylor polynomial near 0, where exp(x) - 1 would cancel. */
+static LLVMValueRef emit_expm1(Cg *g, LLVMValueRef x) {
+  LLVMValueRef p = cf32(g, 1.0 / 120);
+  static const double c[] = {1.0 / 24, 1.0 / 6, 0.5, 1.0};
+  for (int i = 0; i < 4; i++) p = b_fma(g, p, x, cf32(g, c[i]));
+  LLVMValueRef small = b_mul(g, p, x);
+  LLVMValueRef big = b_sub(g, emit_exp(g, x), cf32(g, 1.0));
+  LLVMValueRef ax = intrinsic(g, "llvm.fabs", &x, 1);
+  return fsel(g, LLVMRealOLT, ax, cf32(g, 0.0625), small, big);
+}
+
+/* tanh(x) = sign(x) (1 - e^{-2|x|}) / (1 + e^{-2|x|}); odd polynomial for |x| < 0.0625. */
+static LLVMValueRef emit_tanh(Cg *g, LLVMValueRef x) {
+  LLVMValueRef ax = intrinsic(g, "llvm.fabs", &x, 1);
+  LLVMValueRef t = emit_exp_beside_one(g, b_mul(g, ax, cf32(g, -2.0)));
+  LLVMValueRef big = b_div(g, b_sub(g, cf32(g, 1.0), t), b_add(g, cf32(g, 1.0), t));
+  big = intrinsic(g, "llvm.copysign", (LLVMValueRef[]){big, x}, 2);
+  LLVMValueRef x2 = b_mul(g, x, x);
+  LLVMValueRef p = cf32(g, -17.0 / 315);
+  p = b_fma(g, p, x2, cf32(g, 2.0 / 15));
+  p = b_fma(g, p, x2, cf32(g, -1.0 / 3));
+  LLVMValueRef small = b_fma(g, x, b_mul(g, p, x2), x);
+  return fsel(g, LLVMRealOLT, ax, cf32(g, 0.0625), small, big);
+}
+
+static LLVMValueRef emit_log(Cg *g, LLVMValueRef x) { return intrinsic(g, "llvm.log", &x, 1); }
+
+static LLVMValueRef bool_to_f(Cg *g, LLVMValueRef c) { return LLVMBuildUIToFP(g->b, c, g->f32, ""); }
+LLVMValueRef nonzero(Cg *g, LLVMValueRef x) { return LLVMBuildFCmp(g->b, LLVMRealUNE, x, cf32(g, 0), ""); }
+
+/* One elementwise op of ops.def on scalars (torch's semantics, NaN included). */
+LLVMValueRef emit_scalar_op(Cg *g, Op op, const double *attr, LLVMValueRef *a) {
+  LLVMValueRef x = a[0], y = a[1], zero = cf32(g, 0), one = cf32(g, 1);
+  switch (op) {
+  case OP_NEG: return LLVMBuildFNeg(g->b, x, "");
+  case OP_EXP: return emit_exp(g, x);
+  case OP_LOG: return emit_log(g, x);
+  case OP_SQRT: return intrinsic(g, "llvm.sqrt", &x, 1);
+  case OP_SIN: return intrinsic(g, "llvm.sin", &x, 1);
+  case OP_COS: return intrinsic(g, "llvm.cos", &x, 1);
+  case OP_ABS: return intrinsic(g, "llvm.fabs", &x, 1);
+  case OP_TANH: return emit_tanh(g, x);
+  case OP_SIGMOID: return b_div(g, one, b_add(g, one, emit_exp_beside_one(g, LLVMBuildFNeg(g->b, x, ""))));
+  case OP_RELU: return fsel(g, LLVMRealOGT, x, zero, x, fsel(g, LLVMRealUNO, x, x, x, zero));
+  case OP_ELU: return fsel(g, LLVMRealOGT, x, zero, x, fsel(g, LLVMRealUNO, x, x, x, b_mul(g, cf32(g, attr[0]), emit_expm1(g, x))));
+  case OP_LEAKY_RELU: return fsel(g, LLVMRealOGT, x, zero, x, b_mul(g, cf32(g, attr[0]), x));
+  case OP_SOFTPLUS: {
+    LLVMValueRef bx = b_mul(g, x, cf32(g, attr[0]));
+    LLVMValueRef t = emit_exp(g, bx);
+    LLVMValueRef l = fsel(g, LLVMRealOLT, t, cf32(g, 1e-4), b_mul(g, t, b_sub(g, one, b_mul(g, t, cf32(g, 0.5)))),
+                          emit_log(g, b_add(g, one, t)));
+    return fsel(g, LLVMRealOGT, bx, cf32(g, attr[1]), x, b_div(g, l, cf32(g, attr[0])));
+  }
+  case OP_NOT: return bool_to_f(g, LLVMBuildFCmp(g->b, LLVMRealOEQ, x, zero, ""));
+  case OP_ADD: return b_add(g, x, y);
+  case OP_SUB: return b_sub(g, x, y);
+  case OP_MUL: return b_mul(g, x, y);
+  case OP_DIV: return b_div(g, x, y);
+  case OP_POWER: return intrinsic(g, "llvm.pow", a, 2);
+  case OP_MAX: return intrinsic(g, "llvm.maximum", a, 2);
+  case OP_MIN: return intrinsic(g, "llvm.minimum", a, 2);
+  case OP_CMP_EQ: return bool_to_f(g, LLVMBuildFCmp(g->b, LLVMRealOEQ, x, y, ""));
+  case OP_CMP_NE: return bool_to_f(g, LLVMBuildFCmp(g->b, LLVMRealUNE, x, y, ""));
+  case OP_CMP_LT: return bool_to_f(g, LLVMBuildFCmp(g->b, LLVMRealOLT, x, y, ""));
+  case OP_CMP_LE: return bool_to_f(g, LLVMBuildFCmp(g->b, LLVMRealOLE, x, y, ""));
+  case OP_CMP_GT: return bool_to_f(g, LLVMBuildFCmp(g->b, LLVMRealOGT, x, y, ""));
+  case OP_CMP_GE: return bool_to_f(g, LLVMBuildFCmp(g->b, LLVMRealOGE, x, y, ""));
+  case OP_LOGIC_AND: return bool_to_f(g, LLVMBuildAnd(g->b, nonzero(g, x), nonzero(g, y), ""));
+  case OP_LOGIC_OR: return bool_to_f(g, LLVMBuildOr(g->b, nonzero(g, x), nonzero(g, y), ""));
+  case OP_WHERE: return LLVMBuildSelect(g->b, nonzero(g, x), y, a[2], "");
+  default: unreachable("not an elementwise op");
+  }
+}
+
+/* acc op v for a reduction accumulator: a sum, or a maximum that propagates NaN the way
+ * torch's max kernels do (`v > acc || isnan(v) ? v : acc`; an accumulated NaN stays).  Two
+ * compares and selects vectorize to vmaxps-like code; llvm.maximum, which also orders -0
+ * below +0, becomes a dozen scalar instructions per element on x86. */
+LLVMValueRef reduce_op(Cg *g, Op rop, LLVMValueRef acc, LLVMValueRef v) {
+  if (rop == OP_SUM) return b_add(g, acc, v);
+  LLVMValueRef larger = fsel(g, LLVMRealOGT, v, acc, v, acc);
+  return fsel(g, LLVMRealUNO, v, v, v, larger);
+}
+
+LLVMValueRef reduce_identity(Cg *g, Op rop) { return cf32(g, rop == OP_SUM ? 0.0 : -INFINITY); }
+
+/* ---- what the other files need to know of each op ---- */
+
+/* Can a vector row (vector_row.c) emit op on vectors? */
+bool vec_op(Op op) {
+  switch (op) {
+  case OP_NEG: case OP_ABS: case OP_SQRT: case OP_RELU: case OP_LEAKY_RELU:
+  case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_MAX: case OP_MIN: case OP_WHERE:
+    return true;
+  default: return false;
+  }
+}
+
+/* Is op's code a long chain of dependent instructions (the exp polynomial and a division),
+ * whose latency interleaved loops hide (chain_interleave, loops.c)? */
+bool chain_op(Op op) {
+  switch (op) {
+  case OP_EXP: case OP_TANH: case OP_SIGMOID: case OP_ELU: case OP_SOFTPLUS:
+    return true;
+  default: return false;
+  }
+}

@@ -1,0 +1,356 @@
+/* vector_row.c — a short row as explicit vectors.
+ *
+ * A loop marked vector_row (lower.c: a short static innermost loop, such as the output
+ * columns of a pooling window or a row of Winograd tiles) whose body only stores is emitted
+ * as a few vectors, the last one masked, instead of a loop: LLVM unrolls such a short row and then gathers its stride-2 loads one element at a time.  Every
+ * expression in the row is either uniform (it does not depend on the row's variable:
+ * computed once, as a scalar) or varying; a varying integer must be affine in the variable
+ * (value at the vector's first column + stride * lane), a varying load must read
+ * contiguous (stride 1) or every other (stride 2) element, or interleave two contiguous halves;
+ * a varying store writes contiguous elements, an even/odd pair of columns (interleaved), or
+ * elements a fixed stride apart (lane by lane).
+ * A row that does not qualify is emitted as a plain loop (loops.c).  The whole blocks of a
+ * lane reduction (loops.c) take the same path when their value vectorizes
+ * (lane_blocks_as_vectors).  The masked vector loads and stores here serve conv_tile.c too. */
+#include <string.h>
+#include "cg.h"
+#include "target.h"
+
+#define VEC_DEPTH 48   /* deeper expressions are not looked into (not vectorized) */
+#define VEC_MEMO 128
+
+typedef struct VecRow VecRow;
+struct VecRow {
+  int var, lanes;
+  LLVMTypeRef vt, it;            /* <lanes x float>, <lanes x i64> */
+  int64_t valid;                 /* columns in the current vector */
+  LLVMValueRef mask;             /* lane < valid, or NULL when every lane is valid */
+  struct { const Lx *x; LLVMValueRef v; } memo[VEC_MEMO];
+  int nmemo;
+};
+
+static bool varies(const Lx *x, int var, int depth) {
+  if (!x) return false;
+  if (depth > VEC_DEPTH) return true;
+  if (x->k == LX_VAR) return x->var == var;
+  return varies(x->a[0], var, depth + 1) || varies(x->a[1], var, depth + 1) || varies(x->a[2], var, depth + 1);
+}
+
+/* x = x(var = 0) + *a * (var / 2) + *b * (var % 2) for integer x (the column of a pixel
+ * shuffle's or a 2x upsampling's input), or false. */
+static bool halves_of(const Lx *x, int var, int64_t *a, int64_t *b, int depth) {
+  int64_t a0, b0, a1, b1;
+  if (!varies(x, var, depth)) {
+    *a = *b = 0;
+    return true;
+  }
+  if (x->k == LX_VAR) { /* var = 2 (var / 2) + var % 2 */
+    *a = 2;
+    *b = 1;
+    return true;
+  }
+  if (x->k != LX_IBIN || depth > VEC_DEPTH) return false;
+  if ((x->op == '/' || x->op == '%') && x->a[0]->k == LX_VAR && x->a[0]->var == var && x->a[1]->k == LX_I && x->a[1]->c == 2) {
+    *a = x->op == '/';
+    *b = x->op == '%';
+    return true;
+  }
+  if (x->op == '+' || x->op == '-') {
+    if (!halves_of(x->a[0], var, &a0, &b0, depth + 1) || !halves_of(x->a[1], var, &a1, &b1, depth + 1)) return false;
+    *a = x->op == '+' ? a0 + a1 : a0 - a1;
+    *b = x->op == '+' ? b0 + b1 : b0 - b1;
+    return true;
+  }
+  if (x->op == '*' && (x->a[0]->k == LX_I || x->a[1]->k == LX_I)) {
+    const Lx *c = x->a[0]->k == LX_I ? x->a[0] : x->a[1], *o = c == x->a[0] ? x->a[1] : x->a[0];
+    if (!halves_of(o, var, &a0, &b0, depth + 1)) return false;
+    *a = c->c * a0;
+    *b = c->c * b0;
+    return true;
+  }
+  return false;
+}
+
+/* x = x(var = 0) + *stride * var for integer x, or false: halves (2 stride, stride). */
+static bool stride_of(const Lx *x, int var, int64_t *stride, int depth) {
+  int64_t a, b;
+  if (!halves_of(x, var, &a, &b, depth) || a != 2 * b) return false;
+  *stride = b;
+  return true;
+}
+
+/* A load the row can make as vectors: contiguous or every other element (stride 1 or 2), or
+ * interleaved halves (index + var / 2 for even columns, + offset for odd ones). */
+static bool vec_load_ok(const Lx *idx, int var) {
+  int64_t st, a, b;
+  if (stride_of(idx, var, &st, 0)) return st == 1 || st == 2;
+  return halves_of(idx, var, &a, &b, 0) && a == 1;
+}
+
+static bool is_condition(const Lx *c) {
+  return c->k == LX_IBIN && (c->op == '<' || c->op == '=' || c->op == '&');
+}
+
+static bool vec_value_ok(const Cg *g, const Lx *x, int var, int depth);
+
+static bool vec_cond_ok(const Cg *g, const Lx *c, int var, int depth) {
+  int64_t st;
+  if (!varies(c, var, depth)) return true;
+  if (!is_condition(c)) return vec_value_ok(g, c, var, depth);
+  if (c->op == '&') return vec_cond_ok(g, c->a[0], var, depth + 1) && vec_cond_ok(g, c->a[1], var, depth + 1);
+  return stride_of(c->a[0], var, &st, depth + 1) && stride_of(c->a[1], var, &st, depth + 1);
+}
+
+static bool vec_value_ok(const Cg *g, const Lx *x, int var, int depth) {
+  int64_t st;
+  if (!varies(x, var, depth)) return true;
+  if (depth > VEC_DEPTH) return false;
+  switch (x->k) {
+  case LX_LOAD: return g->le->bufs[x->buf].dtype == DT_F32 && vec_load_ok(x->a[0], var);
+  case LX_ITOF: return stride_of(x->a[0], var, &st, depth + 1);
+  case LX_SELECT:
+    return vec_cond_ok(g, x->a[0], var, depth + 1) && vec_value_ok(g, x->a[1], var, depth + 1) &&
+           vec_value_ok(g, x->a[2], var, depth + 1);
+  case LX_OP:
+    for (int k = 0; k < 3; k++)
+      if (x->a[k] && !vec_value_ok(g, x->a[k], var, depth + 1)) return false;
+    return vec_op((Op)x->op);
+  default: return false;
+  }
+}
+
+/* Does store b write the element after store a's (a pair of columns of a stride-2 row)? */
+static bool pairs_with(const Ls *a, const Ls *b) {
+  const Lx *x = b->idx;
+  return b->k == LS_STORE && b->buf == a->buf && x->k == LX_IBIN && x->op == '+' && x->a[0] == a->idx &&
+         x->a[1]->k == LX_I && x->a[1]->c == 1;
+}
+
+/* Is store i of row s the even column of an interleaved pair (stride 2, the next store
+ * writing the element after it)? */
+static bool pair_at(const Ls *s, int i, int64_t stride) {
+  return stride == 2 && i + 1 < s->nbody && pairs_with(s->body[i], s->body[i + 1]);
+}
+
+/* Does x load buffer `buf` at an index other than `idx`?  (Vectors would reorder such a read
+ * and the row's store: the one lane reads before another lane's store.) */
+static bool reads_other(const Lx *x, int buf, const Lx *idx, int depth) {
+  if (!x) return false;
+  if (depth > VEC_DEPTH) return true;
+  if ((x->k == LX_LOAD || x->k == LX_LOADI) && x->buf == buf && x->a[0] != idx) return true;
+  return reads_other(x->a[0], buf, idx, depth + 1) || reads_other(x->a[1], buf, idx, depth + 1) ||
+         reads_other(x->a[2], buf, idx, depth + 1);
+}
+
+/* Can loop s run as vectors, and with how many lanes (a power of two >= 4 no wider than the
+ * host's, the narrowest that holds the row when it fits in one)? */
+int vector_row_lanes(const Cg *g, const Ls *s) {
+  if (!s->vector_row || s == g->par || s->lo->k != LX_I || s->lo->c != 0 || s->hi->k != LX_I || s->step->k != LX_I ||
+      s->step->c != 1)
+    return 0; /* (every vector then starts at an even column: halves_of loads) */
+  int host, regs;
+  target_host_simd(&host, &regs);
+  int64_t n = s->hi->c - s->lo->c;
+  if (host < 4 || n < 2 || n > 4 * (int64_t)host) return 0;
+  for (int i = 0; i < s->nbody; i++) {
+    const Ls *b = s->body[i];
+    int64_t st;
+    if (b->k != LS_STORE || !stride_of(b->idx, s->var, &st, 0) || !vec_value_ok(g, b->val, s->var, 0)) return 0;
+    if (pair_at(s, i, st)) { /* an even and an odd column: stored interleaved */
+      if (!vec_value_ok(g, s->body[++i]->val, s->var, 0)) return 0;
+    } else if (st == 0) {
+      return 0; /* every column to one element: the last one stays */
+    }
+  }
+  for (int i = 0; i < s->nbody; i++) /* a column read from a buffer the row writes must be the one written */
+    for (int j = 0; j < s->nbody; j++)
+      if (reads_other(s->body[j]->val, s->body[i]->buf, s->body[i]->idx, 0)) return 0;
+  int lanes = host;
+  while (lanes > 4 && lanes / 2 >= n) lanes /= 2;
+  return lanes;
+}
+
+LLVMValueRef lane_constants(Cg *g, LLVMTypeRef elem, int lanes, int64_t mul, int64_t add) {
+  LLVMValueRef e[32];
+  for (int l = 0; l < lanes; l++) e[l] = LLVMConstInt(elem, (unsigned long long)(mul * l + add), 1);
+  return LLVMConstVector(e, (unsigned)lanes);
+}
+
+/* The shuffle mask that interleaves lanes [from, from + lanes / 2) of two vectors a, b:
+ * a[from], b[from], a[from + 1], b[from + 1], ... */
+static LLVMValueRef interleave_lanes(Cg *g, int lanes, int from) {
+  LLVMValueRef e[32];
+  for (int l = 0; l < lanes; l++) e[l] = LLVMConstInt(g->i32, (unsigned long long)(from + l / 2 + (l % 2) * lanes), 0);
+  return LLVMConstVector(e, (unsigned)lanes);
+}
+
+/* <lanes x i1>: lane * mul + add < limit */
+LLVMValueRef lane_mask(Cg *g, int lanes, int64_t mul, int64_t add, int64_t limit) {
+  LLVMValueRef e[32];
+  LLVMTypeRef i1 = LLVMInt1TypeInContext(g->ctx);
+  for (int l = 0; l < lanes; l++) e[l] = LLVMConstInt(i1, mul * l + add < limit, 0);
+  return LLVMConstVector(e, (unsigned)lanes);
+}
+
+static LLVMValueRef masked_mem(Cg *g, const char *name, LLVMTypeRef vt, LLVMValueRef *args, int n) {
+  unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+  LLVMTypeRef ty[2] = {vt, g->ptr};
+  return LLVMBuildCall2(g->b, LLVMIntrinsicGetType(g->ctx, id, ty, 2), LLVMGetIntrinsicDeclaration(g->mod, id, ty, 2), args, n, "");
+}
+
+/* A vector from p (only the lanes of mask, when given: a masked lane is not read). */
+LLVMValueRef load_vector(Cg *g, LLVMTypeRef vt, LLVMValueRef p, LLVMValueRef mask, int buf) {
+  if (!mask) {
+    LLVMValueRef v = LLVMBuildLoad2(g->b, vt, p, "");
+    LLVMSetAlignment(v, 4);
+    return buffer_access(g, v, buf);
+  }
+  LLVMValueRef args[] = {p, LLVMConstInt(g->i32, 4, 0), mask, LLVMConstNull(vt)};
+  return buffer_access(g, masked_mem(g, "llvm.masked.load", vt, args, 4), buf);
+}
+
+/* Vector v of type vt to p (only the lanes of mask, when given); buf: its buffer, for the
+ * alias scopes, or -1. */
+void store_vector(Cg *g, LLVMTypeRef vt, LLVMValueRef v, LLVMValueRef p, LLVMValueRef mask, int buf) {
+  if (mask) {
+    LLVMValueRef args[] = {v, p, LLVMConstInt(g->i32, 4, 0), mask};
+    buffer_access(g, masked_mem(g, "llvm.masked.store", vt, args, 4), buf);
+  } else {
+    LLVMSetAlignment(buffer_access(g, LLVMBuildStore(g->b, v, p), buf), 4);
+  }
+}
+
+static LLVMValueRef vec_splat(Cg *g, VecRow *r, LLVMValueRef v) {
+  return splat(g, LLVMTypeOf(v) == g->f32 ? r->vt : r->it, v);
+}
+
+/* A varying integer: its value at the first column, plus stride * lane. */
+static LLVMValueRef vec_int(Cg *g, VecRow *r, Lx *x) {
+  int64_t st = 0;
+  stride_of(x, r->var, &st, 0);
+  LLVMValueRef base = vec_splat(g, r, emit(g, x));
+  return st ? LLVMBuildAdd(g->b, base, lane_constants(g, g->i64, r->lanes, st, 0), "") : base;
+}
+
+static LLVMValueRef vec_value(Cg *g, VecRow *r, Lx *x);
+
+static LLVMValueRef vec_cond(Cg *g, VecRow *r, Lx *c) {
+  if (!is_condition(c)) return LLVMBuildFCmp(g->b, LLVMRealUNE, vec_value(g, r, c), LLVMConstNull(r->vt), "");
+  if (c->op == '&') return LLVMBuildAnd(g->b, vec_cond(g, r, c->a[0]), vec_cond(g, r, c->a[1]), "");
+  return LLVMBuildICmp(g->b, c->op == '<' ? LLVMIntSLT : LLVMIntEQ, vec_int(g, r, c->a[0]), vec_int(g, r, c->a[1]), "");
+}
+
+static LLVMValueRef vec_value_uncached(Cg *g, VecRow *r, Lx *x) {
+  if (!varies(x, r->var, 0)) return vec_splat(g, r, emit(g, x));
+  switch (x->k) {
+  case LX_LOAD: {
+    int64_t st = 0, a, b;
+    LLVMValueRef p = gep_f32(g, g->bufs[x->buf], emit(g, x->a[0]));
+    if (!stride_of(x->a[0], r->var, &st, 0)) { /* halves: even columns from p, odd ones from p + b */
+      halves_of(x->a[0], r->var, &a, &b, 0);
+      LLVMValueRef even = load_vector(g, r->vt, p, lane_mask(g, r->lanes, 1, 0, (r->valid + 1) / 2), x->buf);
+      LLVMValueRef odd = load_vector(g, r->vt, gep_f32(g, p, ci64(g, b)), lane_mask(g, r->lanes, 1, 0, r->valid / 2), x->buf);
+      return LLVMBuildShuffleVector(g->b, even, odd, interleave_lanes(g, r->lanes, 0), "");
+    }
+    if (st == 1) return load_vector(g, r->vt, p, r->mask, x->buf);
+    /* every other element: two vectors, then the even lanes of both; a lane past the last
+       element the row reads is masked, so nothing beyond it is touched */
+    int64_t span = 2 * (r->valid - 1) + 1;
+    LLVMValueRef lo = load_vector(g, r->vt, p, lane_mask(g, r->lanes, 1, 0, span), x->buf);
+    LLVMValueRef hi = load_vector(g, r->vt, gep_f32(g, p, ci64(g, r->lanes)), lane_mask(g, r->lanes, 1, r->lanes, span), x->buf);
+    return LLVMBuildShuffleVector(g->b, lo, hi, lane_constants(g, g->i32, r->lanes, 2, 0), "");
+  }
+  case LX_ITOF: return LLVMBuildSIToFP(g->b, vec_int(g, r, x->a[0]), r->vt, "");
+  case LX_SELECT: return LLVMBuildSelect(g->b, vec_cond(g, r, x->a[0]), vec_value(g, r, x->a[1]), vec_value(g, r, x->a[2]), "");
+  case LX_OP: {
+    LLVMValueRef a[3] = {0};
+    for (int k = 0; k < 3; k++)
+      if (x->a[k]) a[k] = vec_value(g, r, x->a[k]);
+    g->vec_lanes = r->lanes;
+    LLVMValueRef v = emit_scalar_op(g, (Op)x->op, x->f, a);
+    g->vec_lanes = 0;
+    return v;
+  }
+  default: unreachable("not a vector row expression");
+  }
+}
+
+static LLVMValueRef vec_value(Cg *g, VecRow *r, Lx *x) {
+  for (int i = 0; i < r->nmemo; i++)
+    if (r->memo[i].x == x) return r->memo[i].v;
+  LLVMValueRef v = vec_value_uncached(g, r, x);
+  if (r->nmemo < VEC_MEMO) r->memo[r->nmemo++] = (typeof(r->memo[0])){x, v};
+  return v;
+}
+
+void emit_vector_row(Cg *g, const Ls *s, int lanes) {
+  VecRow r = {.var = s->var, .lanes = lanes, .vt = LLVMVectorType(g->f32, lanes), .it = LLVMVectorType(g->i64, lanes)};
+  for (int64_t j0 = s->lo->c; j0 < s->hi->c; j0 += lanes) {
+    int parent = scope_push(g);
+    g->vars[s->var] = ci64(g, j0);
+    r.valid = s->hi->c - j0 < lanes ? s->hi->c - j0 : lanes;
+    r.mask = r.valid < lanes ? lane_mask(g, lanes, 1, 0, r.valid) : NULL;
+    r.nmemo = 0;
+    for (int i = 0; i < s->nbody; i++) {
+      const Ls *b = s->body[i];
+      LLVMValueRef v = vec_value(g, &r, b->val), p = gep_f32(g, g->bufs[b->buf], emit(g, b->idx));
+      int64_t st = 1;
+      stride_of(b->idx, s->var, &st, 0);
+      if (st == 1) {
+        store_vector(g, r.vt, v, p, r.mask, b->buf);
+        continue;
+      }
+      if (!pair_at(s, i, st)) { /* lane by lane */
+        for (int64_t l = 0; l < r.valid; l++)
+          LLVMSetAlignment(buffer_access(g, LLVMBuildStore(g->b, LLVMBuildExtractElement(g->b, v, LLVMConstInt(g->i32, (unsigned long long)l, 0), ""),
+                                                           gep_f32(g, p, ci64(g, l * st))), b->buf), 4);
+        continue;
+      }
+      /* a pair: lanes (even[0], odd[0], even[1], odd[1], ...) in two vectors */
+      LLVMValueRef odd = vec_value(g, &r, s->body[++i]->val);
+      int64_t n = 2 * r.valid;
+      store_vector(g, r.vt, LLVMBuildShuffleVector(g->b, v, odd, interleave_lanes(g, lanes, 0), ""), p,
+                n < lanes ? lane_mask(g, lanes, 1, 0, n) : NULL, b->buf);
+      if (n > lanes)
+        store_vector(g, r.vt, LLVMBuildShuffleVector(g->b, v, odd, interleave_lanes(g, lanes, lanes / 2), ""),
+                  gep_f32(g, p, ci64(g, lanes)), n < 2 * lanes ? lane_mask(g, lanes, 1, lanes, n) : NULL, b->buf);
+    }
+    scope_pop(g, parent);
+  }
+}
+
+static void vector_lane_body(Cg *g, const Ls *s, LLVMValueRef i) {
+  VecRow *r = g->lane_row;
+  g->vars[s->var] = i;
+  int parent = scope_push(g);
+  r->nmemo = 0;
+  LLVMValueRef v = vec_value(g, r, g->lane_update->val);
+  LLVMValueRef acc = LLVMBuildLoad2(g->b, r->vt, g->lane_vector, "");
+  LLVMBuildStore(g->b, reduce_op(g, g->lane_update->rop, acc, v), g->lane_vector);
+  scope_pop(g, parent);
+}
+
+/* The whole blocks [lo, end) of a lane reduction (emit_lane_reduction) as vectors, when its
+ * value vectorizes as a vector row's does: lane j of one vector accumulator is lane j there,
+ * and shuffles combine the lanes pairwise in the same order, so the result is the same.  The
+ * SLP vectorizer made two-lane pieces of a maximum's compares and selects (softmax's max over
+ * 84 logits ran as 42 of them).  Returns the combined lanes, or NULL (not vectorizable). */
+LLVMValueRef lane_blocks_as_vectors(Cg *g, const Ls *s, LLVMValueRef lo, LLVMValueRef end) {
+  const Ls *u = g->lane_update;
+  if (!vec_value_ok(g, u->val, s->var, 0)) return NULL;
+  VecRow r = {.var = s->var, .lanes = REDUCE_LANES, .vt = LLVMVectorType(g->f32, REDUCE_LANES),
+              .it = LLVMVectorType(g->i64, REDUCE_LANES), .valid = REDUCE_LANES};
+  g->lane_vector = entry_alloca(g, r.vt, "lanes");
+  g->vec_lanes = REDUCE_LANES;
+  LLVMBuildStore(g->b, reduce_identity(g, u->rop), g->lane_vector);
+  g->vec_lanes = 0;
+  g->lane_row = &r;
+  counted_loop(g, lo, end, ci64(g, REDUCE_LANES), vector_lane_body, s);
+  g->lane_row = NULL;
+  LLVMValueRef v = LLVMBuildLoad2(g->b, r.vt, g->lane_vector, "");
+  for (int w = REDUCE_LANES / 2; w >= 1; w /= 2) { /* lanes [0, w) op= lanes [w, 2w) */
+    LLVMValueRef upper = LLVMBuildShuffleVector(g->b, v, LLVMGetUndef(r.vt), lane_constants(g, g->i32, REDUCE_LANES, 1, w), "");
+    v = reduce_op(g, u->rop, v, upper);
+  }
+  return LLVMBuildExtractElement(g->b, v, LLVMConstInt(g->i32, 0, 0), "");
+}

@@ -123,13 +123,13 @@ Node *node_new(Arena *a, NodeKind kind, SrcLoc loc) {
 
 static const char *op_name(int op, char buf[2]) {
   switch (op) {
-  case OP_EQ: return "==";
-  case OP_NE: return "!=";
-  case OP_LE: return "<=";
-  case OP_GE: return ">=";
-  case OP_AND: return "&&";
-  case OP_OR: return "||";
-  case OP_POW: return "**";
+  case AST_EQ: return "==";
+  case AST_NE: return "!=";
+  case AST_LE: return "<=";
+  case AST_GE: return ">=";
+  case AST_AND: return "&&";
+  case AST_OR: return "||";
+  case AST_POW: return "**";
   default:
     buf[0] = (char)op;
     buf[1] = '\0';

@@ -76,13 +76,13 @@ typedef enum NodeKind {
 
 /* Binary operator codes stored in Node.op (single-char ops use the char itself). */
 enum {
-  OP_EQ = 256, /* == */
-  OP_NE,       /* != */
-  OP_LE,       /* <= */
-  OP_GE,       /* >= */
-  OP_AND,      /* && */
-  OP_OR,       /* || */
-  OP_POW,      /* ** */
+  AST_EQ = 256, /* == */
+  AST_NE,       /* != */
+  AST_LE,       /* <= */
+  AST_GE,       /* >= */
+  AST_AND,      /* && */
+  AST_OR,       /* || */
+  AST_POW,      /* ** */
   /* '+', '-', '*', '/', '%', '<', '>', '@' are their own chars */
 };
 

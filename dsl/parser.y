@@ -244,22 +244,22 @@ range: or
   | or DOTDOT or                        { $$ = NEW(N_RANGE, @1); $$->loc = $1->loc; $$->lhs = $1; $$->rhs = $3; }
   ;
 or: and
-  | or OROR and                         { $$ = mk_binary(ps, @2, OP_OR, $1, $3); }
+  | or OROR and                         { $$ = mk_binary(ps, @2, AST_OR, $1, $3); }
   ;
 and: eq
-  | and ANDAND eq                       { $$ = mk_binary(ps, @2, OP_AND, $1, $3); }
+  | and ANDAND eq                       { $$ = mk_binary(ps, @2, AST_AND, $1, $3); }
   ;
 /* eq = cmp (("==" | "!=") cmp)?   (non-associative) */
 eq: cmp
-  | cmp EQ cmp                          { $$ = mk_binary(ps, @2, OP_EQ, $1, $3); }
-  | cmp NE cmp                          { $$ = mk_binary(ps, @2, OP_NE, $1, $3); }
+  | cmp EQ cmp                          { $$ = mk_binary(ps, @2, AST_EQ, $1, $3); }
+  | cmp NE cmp                          { $$ = mk_binary(ps, @2, AST_NE, $1, $3); }
   ;
 /* cmp = add (("<" | "<=" | ">" | ">=") add)?   (non-associative) */
 cmp: add
   | add '<' add                         { $$ = mk_binary(ps, @2, '<', $1, $3); }
-  | add LE add                          { $$ = mk_binary(ps, @2, OP_LE, $1, $3); }
+  | add LE add                          { $$ = mk_binary(ps, @2, AST_LE, $1, $3); }
   | add '>' add                         { $$ = mk_binary(ps, @2, '>', $1, $3); }
-  | add GE add                          { $$ = mk_binary(ps, @2, OP_GE, $1, $3); }
+  | add GE add                          { $$ = mk_binary(ps, @2, AST_GE, $1, $3); }
   ;
 add: mul
   | add '+' mul                         { $$ = mk_binary(ps, @2, '+', $1, $3); }
@@ -278,7 +278,7 @@ unary: power
   ;
 /* power = postfix ("**" unary)?   (right-assoc; -x**2 is -(x**2); 2**-1 is allowed) */
 power: postfix
-  | postfix POW unary                   { $$ = mk_binary(ps, @2, OP_POW, $1, $3); }
+  | postfix POW unary                   { $$ = mk_binary(ps, @2, AST_POW, $1, $3); }
   ;
 /* postfix = primary ("(" call_args ")" | "[" subscripts "]" | "." NAME)* */
 postfix: primary

@@ -80,8 +80,6 @@ LLVMValueRef nonzero(Cg *g, LLVMValueRef x);
 LLVMValueRef emit_scalar_op(Cg *g, Op op, const double *attr, LLVMValueRef *a);
 LLVMValueRef reduce_op(Cg *g, Op rop, LLVMValueRef acc, LLVMValueRef v);
 LLVMValueRef reduce_identity(Cg *g, Op rop);
-bool vec_op(Op op);
-bool chain_op(Op op);
 
 /* ---- loops.c ---- */
 /* A counted loop being emitted (loop_open .. loop_close): for (i = lo; i < hi; i += step). */

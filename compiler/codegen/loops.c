@@ -16,11 +16,11 @@ LLVMValueRef trip_of(Cg *g, const Ls *s) {
 }
 
 /* Does expression x evaluate an op whose code is a long chain of dependent instructions
- * (chain_op)? */
+ * (OPT_CHAIN in ops.def)? */
 static bool lx_has_chain_op(Cg *g, Lx *x) {
   if (!x || x->cg_walk == g->walk_gen) return false;
   x->cg_walk = g->walk_gen;
-  if (x->k == LX_OP && chain_op((Op)x->op)) return true;
+  if (x->k == LX_OP && (op_info[x->op].traits & OPT_CHAIN)) return true;
   for (int i = 0; i < 3; i++)
     if (lx_has_chain_op(g, x->a[i])) return true;
   return false;

@@ -1,9 +1,9 @@
 /* math.c — the elementwise ops of ops.def as LLVM IR, on scalars or (inside a vector row)
  * on vectors: exp is a Cephes-style polynomial in IR so that it vectorizes, and tanh,
  * sigmoid, elu and softplus are built on it; emit_scalar_op is the switch over the ops, and
- * reduce_op the accumulation of a reduction.  The per-op knowledge the other files need is
- * here too: vec_op (the ops a vector row can emit, vector_row.c) and chain_op (the ops whose
- * code is a long dependency chain, for the interleaving of loops.c). */
+ * reduce_op the accumulation of a reduction.  What the other files need to know of an op
+ * (whether a vector row can emit it, whether its code is a long dependency chain) are the
+ * traits of its ops.def row (op_info[op].traits: OPT_VECTOR, OPT_CHAIN). */
 #include <math.h>
 #include "cg.h"
 
@@ -96,7 +96,11 @@ static LLVMValueRef emit_log(Cg *g, LLVMValueRef x) { return intrinsic(g, "llvm.
 static LLVMValueRef bool_to_f(Cg *g, LLVMValueRef c) { return LLVMBuildUIToFP(g->b, c, g->f32, ""); }
 LLVMValueRef nonzero(Cg *g, LLVMValueRef x) { return LLVMBuildFCmp(g->b, LLVMRealUNE, x, cf32(g, 0), ""); }
 
-/* One elementwise op of ops.def on scalars (torch's semantics, NaN included). */
+/* One elementwise op of ops.def on scalars (torch's semantics, NaN included).  The switch
+ * has no default and the other ops are listed as unreachable: an elementwise op of ops.def
+ * without a case here does not compile (-Wswitch as an error). */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic error "-Wswitch"
 LLVMValueRef emit_scalar_op(Cg *g, Op op, const double *attr, LLVMValueRef *a) {
   LLVMValueRef x = a[0], y = a[1], zero = cf32(g, 0), one = cf32(g, 1);
   switch (op) {
@@ -124,21 +128,26 @@ LLVMValueRef emit_scalar_op(Cg *g, Op op, const double *attr, LLVMValueRef *a) {
   case OP_SUB: return b_sub(g, x, y);
   case OP_MUL: return b_mul(g, x, y);
   case OP_DIV: return b_div(g, x, y);
-  case OP_POWER: return intrinsic(g, "llvm.pow", a, 2);
+  case OP_POW: return intrinsic(g, "llvm.pow", a, 2);
   case OP_MAX: return intrinsic(g, "llvm.maximum", a, 2);
   case OP_MIN: return intrinsic(g, "llvm.minimum", a, 2);
-  case OP_CMP_EQ: return bool_to_f(g, LLVMBuildFCmp(g->b, LLVMRealOEQ, x, y, ""));
-  case OP_CMP_NE: return bool_to_f(g, LLVMBuildFCmp(g->b, LLVMRealUNE, x, y, ""));
-  case OP_CMP_LT: return bool_to_f(g, LLVMBuildFCmp(g->b, LLVMRealOLT, x, y, ""));
-  case OP_CMP_LE: return bool_to_f(g, LLVMBuildFCmp(g->b, LLVMRealOLE, x, y, ""));
-  case OP_CMP_GT: return bool_to_f(g, LLVMBuildFCmp(g->b, LLVMRealOGT, x, y, ""));
-  case OP_CMP_GE: return bool_to_f(g, LLVMBuildFCmp(g->b, LLVMRealOGE, x, y, ""));
-  case OP_LOGIC_AND: return bool_to_f(g, LLVMBuildAnd(g->b, nonzero(g, x), nonzero(g, y), ""));
-  case OP_LOGIC_OR: return bool_to_f(g, LLVMBuildOr(g->b, nonzero(g, x), nonzero(g, y), ""));
+  case OP_EQ: return bool_to_f(g, LLVMBuildFCmp(g->b, LLVMRealOEQ, x, y, ""));
+  case OP_NE: return bool_to_f(g, LLVMBuildFCmp(g->b, LLVMRealUNE, x, y, ""));
+  case OP_LT: return bool_to_f(g, LLVMBuildFCmp(g->b, LLVMRealOLT, x, y, ""));
+  case OP_LE: return bool_to_f(g, LLVMBuildFCmp(g->b, LLVMRealOLE, x, y, ""));
+  case OP_GT: return bool_to_f(g, LLVMBuildFCmp(g->b, LLVMRealOGT, x, y, ""));
+  case OP_GE: return bool_to_f(g, LLVMBuildFCmp(g->b, LLVMRealOGE, x, y, ""));
+  case OP_AND: return bool_to_f(g, LLVMBuildAnd(g->b, nonzero(g, x), nonzero(g, y), ""));
+  case OP_OR: return bool_to_f(g, LLVMBuildOr(g->b, nonzero(g, x), nonzero(g, y), ""));
   case OP_WHERE: return LLVMBuildSelect(g->b, nonzero(g, x), y, a[2], "");
-  default: unreachable("not an elementwise op");
+#define OP(id, nm, ar, kind, print) case OP_##id:
+#define ELEM(id, nm, ar, traits, fn, layer, attrs, ev)
+#include "ops.def"
+  case OP_COUNT: break;
   }
+  unreachable("not an elementwise op");
 }
+#pragma GCC diagnostic pop
 
 /* acc op v for a reduction accumulator: a sum, or a maximum that propagates NaN the way
  * torch's max kernels do (`v > acc || isnan(v) ? v : acc`; an accumulated NaN stays).  Two
@@ -153,23 +162,3 @@ LLVMValueRef reduce_op(Cg *g, Op rop, LLVMValueRef acc, LLVMValueRef v) {
 LLVMValueRef reduce_identity(Cg *g, Op rop) { return cf32(g, rop == OP_SUM ? 0.0 : -INFINITY); }
 
 /* ---- what the other files need to know of each op ---- */
-
-/* Can a vector row (vector_row.c) emit op on vectors? */
-bool vec_op(Op op) {
-  switch (op) {
-  case OP_NEG: case OP_ABS: case OP_SQRT: case OP_RELU: case OP_LEAKY_RELU:
-  case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_MAX: case OP_MIN: case OP_WHERE:
-    return true;
-  default: return false;
-  }
-}
-
-/* Is op's code a long chain of dependent instructions (the exp polynomial and a division),
- * whose latency interleaved loops hide (chain_interleave, loops.c)? */
-bool chain_op(Op op) {
-  switch (op) {
-  case OP_EXP: case OP_TANH: case OP_SIGMOID: case OP_ELU: case OP_SOFTPLUS:
-    return true;
-  default: return false;
-  }
-}

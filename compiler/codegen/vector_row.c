@@ -114,7 +114,7 @@ static bool vec_value_ok(const Cg *g, const Lx *x, int var, int depth) {
   case LX_OP:
     for (int k = 0; k < 3; k++)
       if (x->a[k] && !vec_value_ok(g, x->a[k], var, depth + 1)) return false;
-    return vec_op((Op)x->op);
+    return op_info[x->op].traits & OPT_VECTOR;
   default: return false;
   }
 }

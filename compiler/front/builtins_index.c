@@ -60,7 +60,7 @@ INode *index_of_extreme(Sema *S, INode *x, int axis, bool largest, bool keepdim,
   if (x->shape.d[axis].syms) return diag_error(D, loc, "argmax/argmin: the axis must be static"), NULL;
   INode *y = largest ? x : ir_unary(M, E, OP_NEG, x, loc, D);
   INode *m = ir_reduce(M, E, OP_RMAX, y, 1u << axis, 1, loc, D);
-  INode *hit = bin(S, OP_LOGIC_OR, bin(S, OP_CMP_EQ, y, m, loc), bin(S, OP_CMP_NE, y, y, loc), loc);
+  INode *hit = bin(S, OP_OR, bin(S, OP_EQ, y, m, loc), bin(S, OP_NE, y, y, loc), loc);
   INode *cand = ir_where(M, E, hit, ir_iota(M, E, &x->shape, axis, loc), fill(S, (double)x->shape.d[axis].k, loc), loc, D);
   return amin(S, cand, 1u << axis, keepdim, loc);
 }
@@ -95,7 +95,7 @@ static bool b_topk(Sema *S, const Builtin *self, const Args *a, Value *out) {
   INode *iota = ir_iota(M, E, &x->shape, ax, a->loc);
   for (int64_t j = 0; j < k; j++) {
     INode *i = index_of_extreme(S, cur, ax, largest, true, a->loc);
-    INode *sel = bin(S, OP_CMP_EQ, iota, i, a->loc);
+    INode *sel = bin(S, OP_EQ, iota, i, a->loc);
     INode *v = ir_reduce(M, E, OP_SUM, ir_where(M, E, sel, cur, fill(S, 0, a->loc), a->loc, D), 1u << ax, 1, a->loc, D);
     vals = vals ? ir_concat(M, E, vals, v, ax, a->loc, D) : v;
     idxs = idxs ? ir_concat(M, E, idxs, i, ax, a->loc, D) : i;
@@ -124,7 +124,7 @@ static bool b_one_hot(Sema *S, const Builtin *self, const Args *a, Value *out) {
   s.d[s.rank++] = dim_const(c);
   u.d[u.rank++] = dim_const(1);
   INode *col = ir_reshape(M, E, t, &u, a->loc, D);
-  *out = v_tensor(bin(S, OP_CMP_EQ, col, ir_iota(M, E, &s, s.rank - 1, a->loc), a->loc));
+  *out = v_tensor(bin(S, OP_EQ, col, ir_iota(M, E, &s, s.rank - 1, a->loc), a->loc));
   return out->t != NULL;
 }
 

@@ -148,19 +148,19 @@ static bool fold_numbers(Sema *S, const Node *n, const Value *a, const Value *b,
     if (q == -1) { *out = v_int(0); return true; }
     *out = v_int(((p % q) + q) % q);
     return true;
-  case OP_POW: {
+  case AST_POW: {
     double v = pow(x, y);
     *out = ints && q >= 0 && fabs(v) < 9.2e18 ? v_int((int64_t)llround(v)) : v_float(v);
     return true;
   }
-  case OP_EQ: *out = (Value){.k = V_BOOL, .i = x == y}; return true;
-  case OP_NE: *out = (Value){.k = V_BOOL, .i = x != y}; return true;
+  case AST_EQ: *out = (Value){.k = V_BOOL, .i = x == y}; return true;
+  case AST_NE: *out = (Value){.k = V_BOOL, .i = x != y}; return true;
   case '<': *out = (Value){.k = V_BOOL, .i = x < y}; return true;
-  case OP_LE: *out = (Value){.k = V_BOOL, .i = x <= y}; return true;
+  case AST_LE: *out = (Value){.k = V_BOOL, .i = x <= y}; return true;
   case '>': *out = (Value){.k = V_BOOL, .i = x > y}; return true;
-  case OP_GE: *out = (Value){.k = V_BOOL, .i = x >= y}; return true;
-  case OP_AND: *out = (Value){.k = V_BOOL, .i = x != 0 && y != 0}; return true;
-  case OP_OR: *out = (Value){.k = V_BOOL, .i = x != 0 || y != 0}; return true;
+  case AST_GE: *out = (Value){.k = V_BOOL, .i = x >= y}; return true;
+  case AST_AND: *out = (Value){.k = V_BOOL, .i = x != 0 && y != 0}; return true;
+  case AST_OR: *out = (Value){.k = V_BOOL, .i = x != 0 || y != 0}; return true;
   }
   return diag_error(S->d, n->loc, "this operator does not apply to numbers");
 }
@@ -171,15 +171,15 @@ static Op binary_op(int op) {
   case '-': return OP_SUB;
   case '*': return OP_MUL;
   case '/': return OP_DIV;
-  case OP_POW: return OP_POWER;
-  case OP_EQ: return OP_CMP_EQ;
-  case OP_NE: return OP_CMP_NE;
-  case '<': return OP_CMP_LT;
-  case OP_LE: return OP_CMP_LE;
-  case '>': return OP_CMP_GT;
-  case OP_GE: return OP_CMP_GE;
-  case OP_AND: return OP_LOGIC_AND;
-  case OP_OR: return OP_LOGIC_OR;
+  case AST_POW: return OP_POW;
+  case AST_EQ: return OP_EQ;
+  case AST_NE: return OP_NE;
+  case '<': return OP_LT;
+  case AST_LE: return OP_LE;
+  case '>': return OP_GT;
+  case AST_GE: return OP_GE;
+  case AST_AND: return OP_AND;
+  case AST_OR: return OP_OR;
   }
   return OP_COUNT;
 }
@@ -194,16 +194,16 @@ static bool eval_binary(Sema *S, Scope *sc, const Node *n, Value *out) {
     *out = (Value){.k = V_DIM, .dim = dim_mul(x, y)};
     return true;
   }
-  if (a.k == V_DIM && b.k == V_DIM && (n->op == OP_EQ || n->op == OP_NE)) {
-    *out = (Value){.k = V_BOOL, .i = dim_eq(a.dim, b.dim) == (n->op == OP_EQ)};
+  if (a.k == V_DIM && b.k == V_DIM && (n->op == AST_EQ || n->op == AST_NE)) {
+    *out = (Value){.k = V_BOOL, .i = dim_eq(a.dim, b.dim) == (n->op == AST_EQ)};
     return true;
   }
-  if ((a.k == V_NONE || b.k == V_NONE) && (n->op == OP_EQ || n->op == OP_NE)) {
-    *out = (Value){.k = V_BOOL, .i = (a.k == V_NONE && b.k == V_NONE) == (n->op == OP_EQ)};
+  if ((a.k == V_NONE || b.k == V_NONE) && (n->op == AST_EQ || n->op == AST_NE)) {
+    *out = (Value){.k = V_BOOL, .i = (a.k == V_NONE && b.k == V_NONE) == (n->op == AST_EQ)};
     return true;
   }
-  if (a.k == V_STR && b.k == V_STR && (n->op == OP_EQ || n->op == OP_NE)) {
-    *out = (Value){.k = V_BOOL, .i = !strcmp(a.s, b.s) == (n->op == OP_EQ)};
+  if (a.k == V_STR && b.k == V_STR && (n->op == AST_EQ || n->op == AST_NE)) {
+    *out = (Value){.k = V_BOOL, .i = !strcmp(a.s, b.s) == (n->op == AST_EQ)};
     return true;
   }
   if (a.k == V_LIST && b.k == V_LIST && n->op == '+') {

@@ -11,8 +11,8 @@ static RoiSample roi_sample(Lower *L, const Shape *fs, Lx *y, Lx *x) {
   int64_t H = fs->d[2].k, W = fs->d[3].k;
   Lx *one = lx_f(L, 1.0), *zero = lx_f(L, 0.0);
   RoiSample r;
-  r.outside = fop(L, OP_LOGIC_OR, fop(L, OP_LOGIC_OR, fop(L, OP_CMP_LT, y, lx_f(L, -1.0)), fop(L, OP_CMP_GT, y, lx_f(L, (double)H))),
-                  fop(L, OP_LOGIC_OR, fop(L, OP_CMP_LT, x, lx_f(L, -1.0)), fop(L, OP_CMP_GT, x, lx_f(L, (double)W))));
+  r.outside = fop(L, OP_OR, fop(L, OP_OR, fop(L, OP_LT, y, lx_f(L, -1.0)), fop(L, OP_GT, y, lx_f(L, (double)H))),
+                  fop(L, OP_OR, fop(L, OP_LT, x, lx_f(L, -1.0)), fop(L, OP_GT, x, lx_f(L, (double)W))));
   Lx *c[2], *lo[2], *hi[2], *l[2];
   c[0] = fop(L, OP_MAX, y, zero);
   c[1] = fop(L, OP_MAX, x, zero);
@@ -53,7 +53,7 @@ static Lx *roi_gather(Lower *L, int fbuf, int64_t C, int64_t H, int64_t W, bool 
 /* ceil of a float, as an integer: trunc(a) + (trunc(a) < a) */
 static Lx *ceil_int(Lower *L, Lx *a) {
   Lx *t = ftoi(L, a);
-  return ibin(L, '+', t, ftoi(L, fop(L, OP_CMP_LT, itof(L, t), a)));
+  return ibin(L, '+', t, ftoi(L, fop(L, OP_LT, itof(L, t), a)));
 }
 
 /* roi_align (torchvision.ops.roi_align, float32): for each box and output bin, the mean of

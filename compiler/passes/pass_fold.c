@@ -91,7 +91,7 @@ static void simplify(Model *m, Entry *e, INode *n) {
   case OP_DIV:
     if (a_full && is_fill(b, 1)) n->replaced = a;
     break;
-  case OP_POWER:
+  case OP_POW:
     if (a_full && is_fill(b, 2)) {
       n->op = OP_MUL;
       n->in[1] = a;

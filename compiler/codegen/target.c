@@ -115,18 +115,27 @@ static int planned_simd_floats(void) {
   return 0;
 }
 
-void target_host_simd(int *floats, int *regs) {
-  int planned = planned_simd_floats();
-  if (planned) {
-    *floats = planned;
-    *regs = planned == 16 ? 32 : 16;
-    return;
-  }
+/* The host's vector width, read once per process (LLVM parses the CPU's feature list, a cost
+ * that showed at every weight of a model of thousands of layers); written only inside
+ * pthread_once, like the native target's initialization above. */
+static pthread_once_t host_simd_once = PTHREAD_ONCE_INIT;
+static int host_floats;
+
+static void read_host_simd(void) {
   char *features = LLVMGetHostCPUFeatures();
   bool avx512 = has_feature(features, "avx512f"), avx = has_feature(features, "avx");
   LLVMDisposeMessage(features);
-  *floats = avx512 ? 16 : avx ? 8 : 4;
-  *regs = avx512 ? 32 : 16;
+  host_floats = avx512 ? 16 : avx ? 8 : 4;
+}
+
+void target_host_simd(int *floats, int *regs) {
+  int planned = planned_simd_floats();
+  if (!planned) {
+    pthread_once(&host_simd_once, read_host_simd);
+    planned = host_floats;
+  }
+  *floats = planned;
+  *regs = planned == 16 ? 32 : 16;
 }
 
 Target *target_new_host(char *err, size_t errlen) {

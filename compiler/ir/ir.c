@@ -52,10 +52,31 @@ const char *model_param_error(int code) {
   return code == PARAM_DUPLICATE ? "is defined twice" : "is too large: more than 2^40 elements";
 }
 
+static uint64_t name_hash(const char *s) { /* FNV-1a */
+  uint64_t h = 0xCBF29CE484222325ull;
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001B3ull;
+  return h;
+}
+
+/* The slot of `name` in the table of parameter names (open addressing): where it is, or the
+ * empty slot where it would go. */
+static int *param_slot(const Model *m, const char *name) {
+  int mask = m->param_slots_cap - 1;
+  for (int s = (int)(name_hash(name) & mask);; s = (s + 1) & mask)
+    if (!m->param_slots[s] || !strcmp(m->params[m->param_slots[s] - 1].name, name)) return &m->param_slots[s];
+}
+
+/* Keeps the table at most half full: a model of 10,000 layers looks its names up in O(1). */
+static void param_slots_grow(Model *m) {
+  int cap = m->param_slots_cap ? 2 * m->param_slots_cap : 256;
+  m->param_slots = arena_alloc(m->arena, cap * sizeof *m->param_slots);
+  m->param_slots_cap = cap;
+  for (int i = 0; i < m->nparams; i++) *param_slot(m, m->params[i].name) = i + 1;
+}
+
 int model_find_param(const Model *m, const char *name) {
-  for (int i = 0; i < m->nparams; i++)
-    if (!strcmp(m->params[i].name, name)) return i;
-  return -1;
+  if (!m->param_slots_cap) return -1;
+  return *param_slot(m, name) - 1;
 }
 
 int model_loaded_params(const Model *m) {
@@ -141,7 +162,10 @@ int model_add_param(Model *m, const char *name, DType dt, int rank, const int64_
   p->offset = (m->weights_size + 63) & ~(uint64_t)63;
   p->loc = loc;
   m->weights_size = p->offset + p->nbytes;
-  return m->nparams++;
+  m->nparams++;
+  if (2 * m->nparams > m->param_slots_cap) param_slots_grow(m);
+  else *param_slot(m, p->name) = m->nparams;
+  return m->nparams - 1;
 }
 
 INode *ir_new(Model *m, Entry *e, Op op, DType dt, const Shape *shape, SrcLoc loc) {
@@ -170,14 +194,40 @@ INode *ir_input(Model *m, Entry *e, int index, DType dt, const Shape *s, SrcLoc 
   return n;
 }
 
-INode *ir_param(Model *m, Entry *e, int index, SrcLoc loc) {
+/* The entry's PARAM node of parameter `index`, if it has one: remembered per entry, checked
+ * against the entry's nodes (passes renumber and drop nodes), else searched. */
+static INode *find_param_node(Model *m, Entry *e, int index) {
+  if (index < e->param_nodes_cap && e->param_nodes[index]) {
+    INode *n = e->param_nodes[index];
+    if (n->id >= 0 && n->id < e->nnodes && e->nodes[n->id] == n) return n;
+  }
   for (int i = 0; i < e->nnodes; i++)
     if (e->nodes[i]->op == OP_PARAM && e->nodes[i]->index == index) return e->nodes[i];
-  const Param *p = &m->params[index];
-  Shape s = {.rank = p->rank};
-  for (int i = 0; i < p->rank; i++) s.d[i] = dim_const(p->shape[i]);
-  INode *n = ir_new(m, e, OP_PARAM, p->dtype, &s, loc);
-  n->index = index;
+  return NULL;
+}
+
+static void remember_param_node(Model *m, Entry *e, INode *n) {
+  if (n->index >= e->param_nodes_cap) {
+    int cap = e->param_nodes_cap ? e->param_nodes_cap : 64;
+    while (cap <= n->index) cap *= 2;
+    INode **v = arena_alloc(m->arena, cap * sizeof *v);
+    if (e->param_nodes_cap) memcpy(v, e->param_nodes, e->param_nodes_cap * sizeof *v);
+    e->param_nodes = v;
+    e->param_nodes_cap = cap;
+  }
+  e->param_nodes[n->index] = n;
+}
+
+INode *ir_param(Model *m, Entry *e, int index, SrcLoc loc) {
+  INode *n = find_param_node(m, e, index);
+  if (!n) {
+    const Param *p = &m->params[index];
+    Shape s = {.rank = p->rank};
+    for (int i = 0; i < p->rank; i++) s.d[i] = dim_const(p->shape[i]);
+    n = ir_new(m, e, OP_PARAM, p->dtype, &s, loc);
+    n->index = index;
+  }
+  remember_param_node(m, e, n);
   return n;
 }
 

@@ -173,6 +173,7 @@ typedef struct Entry {
   const char **out_names;
   Shape *out_shapes;  DType *out_dtypes;   /* declared */
   INode **nodes;   int nnodes, cap;        /* topological order */
+  INode **param_nodes; int param_nodes_cap; /* param index -> its PARAM node here (ir_param) */
   Kernel *kernels; int nkernels;
   Slot *slots;     int nslots;
   Lifetime *lifetimes; int nlifetimes;
@@ -188,6 +189,7 @@ typedef struct Model {
   const char *sym_names[MAX_SYMS];
   int nsyms;
   Param *params;  int nparams, params_cap;
+  int *param_slots; int param_slots_cap;   /* name hash -> param index + 1 (model_find_param) */
   uint64_t weights_size;
   Entry *entries; int nentries, entries_cap;
   int nparams_loaded;                      /* parameters read from weights (a prefix of params) */

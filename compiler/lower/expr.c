@@ -8,13 +8,42 @@
 
 /* ---- hash-consed expressions ---- */
 
-Lx *lx(Lower *L, Lx t) {
-  uint64_t h = t.k * 31 + t.op * 17 + (uint64_t)t.c * 131 + t.syms * 7 + t.var * 13 + t.buf * 19 + t.acc * 23;
+static uint64_t mix(uint64_t h, uint64_t v) { /* splitmix64's finalizer over h ^ v */
+  h ^= v + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
+  h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ull;
+  h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
+  return h ^ (h >> 31);
+}
+
+static uint64_t lx_hash(const Lx *t) {
   uint64_t fb[2];
-  memcpy(fb, t.f, sizeof fb);
-  h ^= fb[0] * 0x9E3779B97F4A7C15ull ^ fb[1];
-  for (int i = 0; i < 3; i++) h = h * 1000003 ^ (uintptr_t)t.a[i];
-  h %= HASH_SIZE;
+  memcpy(fb, t->f, sizeof fb);
+  uint64_t h = mix(mix(mix(t->k, (uint64_t)t->op), (uint64_t)t->c), t->syms);
+  h = mix(mix(mix(mix(h, (uint64_t)t->var), (uint64_t)t->buf), (uint64_t)t->acc), fb[0]);
+  h = mix(h, fb[1]);
+  for (int i = 0; i < 3; i++) h = mix(h, (uintptr_t)t->a[i]);
+  return h;
+}
+
+/* Twice the buckets once there are more expressions than buckets: chains stay short however
+ * large the entry (an unrolled loop of 100,000 steps). */
+static void lx_grow(Lower *L) {
+  size_t cap = L->hash_cap ? 2 * L->hash_cap : 4096;
+  Lx **t = arena_alloc(L->m->arena, cap * sizeof *t); /* the old table stays: 2x at most */
+  for (size_t b = 0; b < L->hash_cap; b++)
+    for (Lx *x = L->hash[b], *next; x; x = next) {
+      next = x->next_hash;
+      size_t h = lx_hash(x) & (cap - 1);
+      x->next_hash = t[h];
+      t[h] = x;
+    }
+  L->hash = t;
+  L->hash_cap = cap;
+}
+
+Lx *lx(Lower *L, Lx t) {
+  if (L->hash_count >= L->hash_cap) lx_grow(L);
+  size_t h = lx_hash(&t) & (L->hash_cap - 1);
   for (Lx *x = L->hash[h]; x; x = x->next_hash)
     if (x->k == t.k && x->op == t.op && !memcmp(x->f, t.f, sizeof t.f) && x->c == t.c &&
         x->syms == t.syms && x->var == t.var && x->buf == t.buf && x->acc == t.acc &&
@@ -24,6 +53,7 @@ Lx *lx(Lower *L, Lx t) {
   *x = t;
   x->next_hash = L->hash[h];
   L->hash[h] = x;
+  L->hash_count++;
   return x;
 }
 

@@ -289,7 +289,8 @@ LEntry *lower_model(Model *m) {
   Lower *L = calloc(1, sizeof *L);
   if (!L) return NULL;
   for (int i = 0; i < n; i++) {
-    memset(L->hash, 0, sizeof L->hash);
+    if (L->hash) memset(L->hash, 0, L->hash_cap * sizeof *L->hash); /* expressions are per entry */
+    L->hash_count = 0;
     L->m = m;
     if (i < m->nentries) L->e = &m->entries[i];
     else if (i == m->nentries && m->init) L->e = m->init;

@@ -19,7 +19,6 @@
 #include "loopir.h"
 #include "convplan.h"
 
-#define HASH_SIZE 4096
 #define SHORT_ROW 64 /* a static innermost loop this short is a vector row candidate */
 
 /* One lowering (lower_model): everything it changes as it goes is here, none of it in
@@ -28,7 +27,8 @@ typedef struct Lower {
   Model *m;
   const Entry *e;
   LEntry *le;
-  Lx *hash[HASH_SIZE];
+  Lx **hash;           /* hash-consing table of the entry's expressions (chains) */
+  size_t hash_cap, hash_count; /* its buckets (a power of two), its expressions */
   int nvars, naccs;
   struct VarRange { int64_t lo, hi; bool known; } *range; /* per loop variable of the kernel:
                                             its static bounds (hi INT64_MAX: unbounded) */

@@ -39,18 +39,34 @@ static bool computed_leaf(const INode *n) {
 }
 static bool in_memory(const Fuse *F, const INode *n) { return (is_leaf(n) && !computed_leaf(n)) || F->mat[n->id]; }
 
-static void add_user(Fuse *F, INode *n, INode *u) {
-  int id = n->id;
-  if (n->owner != F->e || id < 0 || id >= F->e->nnodes) {
-    fprintf(stderr, "nnc: %s %%%d (%s, of %s) used by %s %%%d in %s\n", op_info[n->op].name, id,
-            n->owner ? n->owner->name : "?", F->e->name, op_info[u->op].name, u->id, F->e->name);
-    unreachable("a node uses a node of another entry");
+static void check_owner(const Fuse *F, const INode *n, const INode *u) {
+  if (n->owner == F->e && n->id >= 0 && n->id < F->e->nnodes) return;
+  fprintf(stderr, "nnc: %s %%%d (%s, of %s) used by %s %%%d in %s\n", op_info[n->op].name, n->id,
+          n->owner ? n->owner->name : "?", F->e->name, op_info[u->op].name, u->id, F->e->name);
+  unreachable("a node uses a node of another entry");
+}
+
+/* The distinct users of every node, in node order (x * x has one user): counted first, then
+ * filled, so that a node used a hundred thousand times costs one array of that size. */
+static void find_users(Fuse *F) {
+  const Entry *e = F->e;
+  for (int pass = 0; pass < 2; pass++) {
+    for (int i = 0; i < e->nnodes; i++) {
+      INode *u = e->nodes[i];
+      for (int k = 0; k < 3; k++) {
+        INode *n = u->in[k];
+        if (!n || (k && n == u->in[k - 1]) || (k == 2 && n == u->in[0])) continue;
+        check_owner(F, n, u);
+        if (pass == 0) F->nusers[n->id]++;
+        else F->users[n->id][F->nusers[n->id]++] = u;
+      }
+    }
+    if (pass == 1) break;
+    for (int i = 0; i < e->nnodes; i++) {
+      F->users[i] = arena_alloc(F->m->arena, (F->nusers[i] + 1) * sizeof *F->users[i]);
+      F->nusers[i] = 0;
+    }
   }
-  if (F->nusers[id] && F->users[id][F->nusers[id] - 1] == u) return; /* x * x: one user */
-  INode **v = arena_alloc(F->m->arena, (F->nusers[id] + 1) * sizeof *v);
-  if (F->nusers[id]) memcpy(v, F->users[id], F->nusers[id] * sizeof *v);
-  v[F->nusers[id]++] = u;
-  F->users[id] = v;
 }
 
 /* Outputs are written by kernels into the caller's buffers: an output that is a leaf, or
@@ -355,29 +371,88 @@ static void merge_horizontal(Fuse *F, KBuild *kbs, int nk) {
   }
 }
 
-/* Stable topological order of the live kernels (Kahn, smallest root id first). */
+/* A binary min-heap of kernel indices keyed by KBuild.first. */
+typedef struct Heap {
+  int *v, n;
+  const KBuild *kbs;
+} Heap;
+
+static bool heap_less(const Heap *h, int a, int b) { return h->kbs[h->v[a]].first < h->kbs[h->v[b]].first; }
+
+static void heap_swap(Heap *h, int a, int b) {
+  int t = h->v[a];
+  h->v[a] = h->v[b];
+  h->v[b] = t;
+}
+
+static void heap_push(Heap *h, int k) {
+  int i = h->n++;
+  h->v[i] = k;
+  for (; i > 0 && heap_less(h, i, (i - 1) / 2); i = (i - 1) / 2) heap_swap(h, i, (i - 1) / 2);
+}
+
+static int heap_pop(Heap *h) {
+  int top = h->v[0];
+  h->v[0] = h->v[--h->n];
+  for (int i = 0;;) {
+    int l = 2 * i + 1, r = l + 1, m = i;
+    if (l < h->n && heap_less(h, l, m)) m = l;
+    if (r < h->n && heap_less(h, r, m)) m = r;
+    if (m == i) break;
+    heap_swap(h, i, m);
+    i = m;
+  }
+  return top;
+}
+
+/* Stable topological order of the live kernels (Kahn, smallest root id first): a kernel is
+ * ready once every kernel whose outputs it reads is placed.  Linear in kernels and reads. */
 static void order_kernels(Fuse *F, KBuild *kbs, int nk) {
   Entry *e = F->e;
-  char *done = arena_alloc(F->m->arena, nk + 1);
-  e->kernels = arena_alloc(F->m->arena, (nk + 1) * sizeof *e->kernels);
-  e->nkernels = 0;
-  for (;;) {
-    int pick = -1;
-    for (int i = 0; i < nk; i++) {
-      if (kbs[i].dead || done[i]) continue;
-      bool ready = true;
-      for (int j = 0; j < nk && ready; j++)
-        if (j != i && !kbs[j].dead && !done[j] && reads_any(&kbs[i], &kbs[j])) ready = false;
-      if (ready && (pick < 0 || kbs[i].first < kbs[pick].first)) pick = i;
+  Arena *a = F->m->arena;
+  int *producer = arena_alloc(a, (e->nnodes + 1) * sizeof *producer); /* node id -> kernel + 1 */
+  int *waiting = arena_alloc(a, (nk + 1) * sizeof *waiting);          /* unplaced producers */
+  int *nconsumers = arena_alloc(a, (nk + 1) * sizeof *nconsumers);
+  int **consumers = arena_alloc(a, (nk + 1) * sizeof *consumers);
+  for (int j = 0; j < nk; j++)
+    for (int k = 0; !kbs[j].dead && k < kbs[j].k.nouts; k++) producer[kbs[j].k.outs[k]->id] = j + 1;
+  /* the edges producer -> consumer, each once per pair (counted, then filled) */
+  int *last = arena_alloc(a, (nk + 1) * sizeof *last);
+  for (int pass = 0; pass < 2; pass++) {
+    for (int j = 0; j < nk; j++) last[j] = -1;
+    for (int i = 0; i < nk; i++)
+      for (int r = 0; !kbs[i].dead && r < kbs[i].nreads; r++) {
+        int j = producer[kbs[i].reads[r]->id] - 1;
+        if (j < 0 || j == i || last[j] == i) continue;
+        last[j] = i;
+        if (pass == 0) {
+          nconsumers[j]++;
+          waiting[i]++;
+        } else {
+          consumers[j][nconsumers[j]++] = i;
+        }
+      }
+    for (int j = 0; pass == 0 && j < nk; j++) {
+      consumers[j] = arena_alloc(a, (nconsumers[j] + 1) * sizeof *consumers[j]);
+      nconsumers[j] = 0;
     }
-    if (pick < 0) break;
-    done[pick] = 1;
+  }
+  Heap ready = {arena_alloc(a, (nk + 1) * sizeof *ready.v), 0, kbs};
+  for (int i = 0; i < nk; i++)
+    if (!kbs[i].dead && !waiting[i]) heap_push(&ready, i);
+  e->kernels = arena_alloc(a, (nk + 1) * sizeof *e->kernels);
+  e->nkernels = 0;
+  int live = 0;
+  for (int i = 0; i < nk; i++) live += !kbs[i].dead;
+  while (ready.n) {
+    int pick = heap_pop(&ready);
     for (int k = 0; k < kbs[pick].k.nouts; k++) kbs[pick].k.outs[k]->kernel = e->nkernels;
     if (kbs[pick].k.prologue) kbs[pick].k.prologue->kernel = e->nkernels;
     e->kernels[e->nkernels++] = kbs[pick].k;
+    for (int c = 0; c < nconsumers[pick]; c++)
+      if (--waiting[consumers[pick][c]] == 0) heap_push(&ready, consumers[pick][c]);
   }
-  for (int i = 0; i < nk; i++)
-    if (!kbs[i].dead && !done[i]) unreachable("cycle between kernels");
+  if (e->nkernels != live) unreachable("cycle between kernels");
 }
 
 bool pass_fuse(Model *m, Entry *e, Diag *d) {
@@ -395,9 +470,7 @@ bool pass_fuse(Model *m, Entry *e, Diag *d) {
   F.view = arena_alloc(m->arena, n * sizeof *F.view);
   F.prologue = arena_alloc(m->arena, n * sizeof *F.prologue);
   F.depth = arena_alloc(m->arena, n * sizeof *F.depth);
-  for (int i = 0; i < n; i++)
-    for (int k = 0; k < 3; k++)
-      if (e->nodes[i]->in[k]) add_user(&F, e->nodes[i]->in[k], e->nodes[i]);
+  find_users(&F);
   find_views(&F);
   decide_materialized(&F);
   fuse_epilogues(&F);

@@ -16,10 +16,12 @@ typedef struct Hoist {
   Model *m;
   Entry *init;
   char **keys;   /* per derived parameter made so far */
+  uint64_t *key_hashes;
   int *params;
   int n, cap;
   INode **clone_from, **clone_to; /* original node -> its clone in the init entry */
   int nclones, capclones;
+  int capout;    /* of the init entry's output arrays */
 } Hoist;
 
 /* A reshape chain down to a leaf is a view of the weights, not a computation. */
@@ -93,14 +95,15 @@ static INode *clone(Hoist *H, INode *n) {
   return c;
 }
 
-static void add_init_output(Hoist *H, INode *value, int param) {
-  Entry *e = H->init;
-  int n = e->nout + 1;
-  INode **outs = arena_alloc(H->m->arena, n * sizeof *outs);
-  int *ps = arena_alloc(H->m->arena, n * sizeof *ps);
-  const char **names = arena_alloc(H->m->arena, n * sizeof *names);
-  Shape *shapes = arena_alloc(H->m->arena, n * sizeof *shapes);
-  DType *dts = arena_alloc(H->m->arena, n * sizeof *dts);
+/* The init entry's output arrays with room for twice as many (arena memory: old copies stay,
+ * 2x the final size at most). */
+static void grow_init_outputs(Hoist *H, Entry *e) {
+  int cap = H->capout ? 2 * H->capout : 16;
+  INode **outs = arena_alloc(H->m->arena, cap * sizeof *outs);
+  int *ps = arena_alloc(H->m->arena, cap * sizeof *ps);
+  const char **names = arena_alloc(H->m->arena, cap * sizeof *names);
+  Shape *shapes = arena_alloc(H->m->arena, cap * sizeof *shapes);
+  DType *dts = arena_alloc(H->m->arena, cap * sizeof *dts);
   if (e->nout) {
     memcpy(outs, e->outputs, e->nout * sizeof *outs);
     memcpy(ps, e->out_params, e->nout * sizeof *ps);
@@ -108,24 +111,32 @@ static void add_init_output(Hoist *H, INode *value, int param) {
     memcpy(shapes, e->out_shapes, e->nout * sizeof *shapes);
     memcpy(dts, e->out_dtypes, e->nout * sizeof *dts);
   }
-  outs[e->nout] = value;
-  ps[e->nout] = param;
-  names[e->nout] = H->m->params[param].name;
-  shapes[e->nout] = value->shape;
-  dts[e->nout] = DT_F32;
   e->outputs = outs;
   e->out_params = ps;
   e->out_names = names;
   e->out_shapes = shapes;
   e->out_dtypes = dts;
-  e->nout = n;
+  H->capout = cap;
+}
+
+static void add_init_output(Hoist *H, INode *value, int param) {
+  Entry *e = H->init;
+  if (e->nout == H->capout) grow_init_outputs(H, e);
+  e->outputs[e->nout] = value;
+  e->out_params[e->nout] = param;
+  e->out_names[e->nout] = H->m->params[param].name;
+  e->out_shapes[e->nout] = value->shape;
+  e->out_dtypes[e->nout] = DT_F32;
+  e->nout++;
 }
 
 /* The derived parameter that holds constant node n (made on first sight of its structure). */
 static int derive(Hoist *H, INode *n) {
   char *key = key_of(n);
+  uint64_t h = 0xCBF29CE484222325ull; /* FNV-1a: most keys differ here, before any strcmp */
+  for (const char *s = key; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001B3ull;
   for (int i = 0; i < H->n; i++)
-    if (!strcmp(H->keys[i], key)) {
+    if (H->key_hashes[i] == h && !strcmp(H->keys[i], key)) {
       free(key);
       return H->params[i];
     }
@@ -142,9 +153,11 @@ static int derive(Hoist *H, INode *n) {
   if (H->n == H->cap) {
     H->cap = H->cap ? 2 * H->cap : 16;
     H->keys = realloc(H->keys, H->cap * sizeof *H->keys);
+    H->key_hashes = realloc(H->key_hashes, H->cap * sizeof *H->key_hashes);
     H->params = realloc(H->params, H->cap * sizeof *H->params);
-    if (!H->keys || !H->params) unreachable("out of memory");
+    if (!H->keys || !H->key_hashes || !H->params) unreachable("out of memory");
   }
+  H->key_hashes[H->n] = h;
   H->keys[H->n] = key;
   H->params[H->n++] = p;
   return p;
@@ -189,6 +202,7 @@ bool pass_hoist(Model *m, Entry *unused, Diag *d) {
   }
   for (int i = 0; i < H.n; i++) free(H.keys[i]);
   free(H.keys);
+  free(H.key_hashes);
   free(H.params);
   free(H.clone_from);
   free(H.clone_to);

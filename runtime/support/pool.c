@@ -44,8 +44,10 @@
 #define AB_TRIAL 16       /* calls of an entry alternating parts splits on and off ... */
 #define AB_RUN 512        /* ... then this many the faster way, and again */
 #define AB_ENTRIES 64     /* entries timed so (the others split) */
-#define SGEMM_TILE_FLOPS 4e6 /* work of a tile of a large product (~100 µs on one core) ... */
-#define SGEMM_MAX_TILES 16   /* ... up to this many tiles */
+#define SGEMM_TILE_FLOPS 4e6 /* work of a tile of a large product (~50 µs on one core) ... */
+#define SGEMM_MAX_TILES 8    /* ... up to about this many: each tile repacks its operands, and
+                                OpenBLAS runs smaller products slower (on one thread, 600^3 in
+                                2x2 tiles took 5 % longer than whole, in 4x4 12 %) */
 #define SGEMM_TILE_ROWS 4    /* tiles of C start at multiples of these (OpenBLAS's register */
 #define SGEMM_TILE_COLS 16   /* tile on Haswell/Zen is 16 of its columns x 4 rows: ours transposed) */
 
@@ -201,8 +203,8 @@ static void sgemm_tiles(void *const *bufs, const int64_t *syms, int64_t lo, int6
   }
 }
 
-/* The tile grid of an m x n product of `flops`: about flops / SGEMM_TILE_FLOPS tiles (at most
- * SGEMM_MAX_TILES), cutting the longer side of the tiles first.  A function of the shape
+/* The tile grid of an m x n product of `flops`: about flops / SGEMM_TILE_FLOPS tiles (about
+ * SGEMM_MAX_TILES at most), cutting the longer side of the tiles first.  A function of the shape
  * alone, never of the thread count. */
 static void tile_grid(int m, int n, double flops, int *pm, int *pn) {
   double want = flops / SGEMM_TILE_FLOPS;

@@ -216,6 +216,10 @@ static bool b_reduce(Sema *S, const Builtin *self, const Args *a, Value *out) {
   uint32_t axes;
   if (!x || !axes_arg(S, a, 1, x->shape.rank, &axes)) return false;
   int keep = keepdim_arg(S, a, 2);
+  for (int i = 0; (is_max || is_min) && i < x->shape.rank; i++) /* torch raises: no identity */
+    if (axes & (1u << i) && dim_is(x->shape.d[i], 0))
+      return diag_error(D, a->loc, "%s over axis %d of size 0: the %s of no elements is undefined", name, i,
+                        is_max ? "maximum" : "minimum");
   INode *r;
   if (self->variant == REDUCE_SUM) r = reduce(S, OP_SUM, x, axes, keep, a->loc);
   else if (self->variant == REDUCE_MEAN) r = mean_of(S, x, axes, keep, a->loc);

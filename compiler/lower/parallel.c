@@ -9,9 +9,9 @@
  *     the loop, or columns reused by every iteration, have indices without it);
  *   - every accumulator it updates is initialized inside it (a reduction over the loop itself
  *     is not split: a different order of the sum would change the bits);
- *   - it calls no scan body, and sgemm only for products small enough that OpenBLAS runs
- *     them on the calling thread (pool.h SGEMM_THREADED_FLOPS; inside a split loop it does
- *     anyway), each into this iteration's part of its result (a direct convolution or row
+ *   - it calls no scan body, and sgemm only for products small enough that nnc_rt_sgemm
+ *     runs them as one call (pool.h SGEMM_THREADED_FLOPS: a larger one shares its own tiles
+ *     among the threads), each into this iteration's part of its result (a direct convolution or row
  *     tiles likewise: each image has its own padded copy and output).
  * When that loop is a batch loop (symbolic, often 1 at inference) or short, and holds one
  * loop nest whose own iterations are independent too, the two are collapsed: the runtime

@@ -90,7 +90,8 @@ static void lower_column_reduce(Lower *L, Ls *body) {
 }
 
 /* Is the reduction over a small static window (a pooling window: 2x2, 3x3) whose kernel
- * writes only at the kept index?  Then it is unrolled into one expression (lower_window). */
+ * writes only at the kept index?  Then it is unrolled into one expression (lower_window).
+ * Not an empty window (a reduced axis of size 0): the accumulator loop gives its identity. */
 #define SMALL_WINDOW 16
 static bool small_window(const Kernel *K, const INode *red) {
   int64_t points = 1;
@@ -101,7 +102,7 @@ static bool small_window(const Kernel *K, const INode *red) {
   }
   for (int o = 0; o < K->nouts; o++)
     if (full_domain_out(K, K->outs[o], red)) return false;
-  return points <= SMALL_WINDOW && K->domain.rank >= 2;
+  return points >= 1 && points <= SMALL_WINDOW && K->domain.rank >= 2;
 }
 
 /* A small window's reduction as one expression per output element, its points combined in

@@ -83,9 +83,9 @@ int nnc_call(nnc_context *ctx, int entry, const nnc_tensor *inputs, int n_in,
              nnc_tensor *outputs, int n_out);
 /* Threads of ctx's calls: n in all, the caller's thread included; 0: the default, which is
  * $NNC_NUM_THREADS if set, else the CPUs this process may run on.  A kernel's outer loop is
- * split among them when it is large enough, and sgemm calls get the same number of OpenBLAS
- * threads (OpenBLAS's count is process-wide: contexts used at once from several threads
- * should ask for threads that add up to the cores).  Results are bit-identical for every n.
+ * split among them when it is large enough, and a large product's tiles too (OpenBLAS runs
+ * on one thread; contexts used at once from several threads should ask for threads that add
+ * up to the cores).  Results are bit-identical for every n.
  * Returns NNC_ERR_USAGE for n < 0, NNC_ERR_NOMEM. */
 int nnc_context_set_threads(nnc_context *ctx, int n);
 /* The current thread count of ctx. */

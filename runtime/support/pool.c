@@ -11,11 +11,13 @@
  * batch 8 with workers that never slept).  The caller, which has nothing else to do, polls
  * briefly for the last chunks to finish.
  *
- * OpenBLAS is not called inside a job: kernels that call sgemm run on the calling thread
- * (nnc_rt_sgemm) and let OpenBLAS use the pool's thread count for a large product, so the
- * pool's workers and OpenBLAS's never compete for the same cores.  A small product runs on
- * one thread: waking OpenBLAS's threads for it costs more than it saves (fcn at batch 1 ran
- * twice as long on 2 threads as on 1, from its small sgemms). */
+ * OpenBLAS always runs on one thread: its sums depend on its own thread count (it hands its
+ * threads different blocks, and its kernels' edge cases round differently), which would make
+ * results depend on ours.  nnc_rt_sgemm cuts a large product into a grid of tiles of C that
+ * depends on the product's shape alone, each tile one single-threaded sgemm call, and hands
+ * the tiles to the pool: the same calls on any number of threads, so the same bits.  A small
+ * product is one tile: handing it over costs more than it saves (fcn at batch 1 ran twice
+ * as long on 2 threads as on 1, from its small sgemms). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -42,6 +44,12 @@
 #define AB_TRIAL 16       /* calls of an entry alternating parts splits on and off ... */
 #define AB_RUN 512        /* ... then this many the faster way, and again */
 #define AB_ENTRIES 64     /* entries timed so (the others split) */
+#define SGEMM_TILE_FLOPS 4e6 /* work of a tile of a large product (~50 µs on one core) ... */
+#define SGEMM_MAX_TILES 8    /* ... up to about this many: each tile repacks its operands, and
+                                OpenBLAS runs smaller products slower (on one thread, 600^3 in
+                                2x2 tiles took 5 % longer than whole, in 4x4 12 %) */
+#define SGEMM_TILE_ROWS 4    /* tiles of C start at multiples of these (OpenBLAS's register */
+#define SGEMM_TILE_COLS 16   /* tile on Haswell/Zen is 16 of its columns x 4 rows: ours transposed) */
 
 /* Splits of one kind are timed while they pay; after POOR_RUN in a row that saved less than
  * a tenth, SKIP_JOBS of that kind run whole, then splits are tried again. */
@@ -95,6 +103,9 @@ typedef struct Tally {
 } Tally;
 
 static _Thread_local nnc_pool *current_pool;
+
+static void run_split(nnc_pool *p, nnc_kernel_fn fn, void *const *bufs, const int64_t *syms, int64_t n,
+                      int64_t chunks, Tally *tally);
 
 static inline uint64_t ticks(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -158,14 +169,70 @@ nnc_pool *nnc_pool_enter(nnc_pool *pool) {
   return prev;
 }
 
+/* One cblas_sgemm call of a product (row-major), cut into a fixed grid of tiles of C. */
+typedef struct SgemmTiles {
+  int ta, tb, m, n, k;
+  float alpha, beta;
+  const float *a, *b;
+  float *c;
+  int lda, ldb, ldc;
+  int pm, pn;             /* tiles down and across C */
+} SgemmTiles;
+
+/* Tile i's bounds: parts of `len` cut at multiples of `align` (the last takes the rest). */
+static int tile_edge(int len, int parts, int i, int align) {
+  if (i >= parts) return len;
+  int64_t e = (int64_t)len * i / parts;
+  return (int)(e - e % align);
+}
+
+/* Tiles [lo, hi) of the product, each one single-threaded sgemm (the pool's kernel type:
+ * bufs is the SgemmTiles). */
+static void sgemm_tiles(void *const *bufs, const int64_t *syms, int64_t lo, int64_t hi) {
+  (void)syms;
+  const SgemmTiles *t = (const SgemmTiles *)bufs;
+  for (int64_t i = lo; i < hi; i++) {
+    int ti = (int)(i / t->pn), tj = (int)(i % t->pn);
+    int r0 = tile_edge(t->m, t->pm, ti, SGEMM_TILE_ROWS), r1 = tile_edge(t->m, t->pm, ti + 1, SGEMM_TILE_ROWS);
+    int c0 = tile_edge(t->n, t->pn, tj, SGEMM_TILE_COLS), c1 = tile_edge(t->n, t->pn, tj + 1, SGEMM_TILE_COLS);
+    if (r1 <= r0 || c1 <= c0) continue;
+    const float *a = t->a + (t->ta ? r0 : (int64_t)r0 * t->lda);
+    const float *b = t->b + (t->tb ? (int64_t)c0 * t->ldb : c0);
+    cblas_sgemm(CblasRowMajor, t->ta ? CblasTrans : CblasNoTrans, t->tb ? CblasTrans : CblasNoTrans, r1 - r0,
+                c1 - c0, t->k, t->alpha, a, t->lda, b, t->ldb, t->beta, t->c + (int64_t)r0 * t->ldc + c0, t->ldc);
+  }
+}
+
+/* The tile grid of an m x n product of `flops`: about flops / SGEMM_TILE_FLOPS tiles (about
+ * SGEMM_MAX_TILES at most), cutting the longer side of the tiles first.  A function of the shape
+ * alone, never of the thread count. */
+static void tile_grid(int m, int n, double flops, int *pm, int *pn) {
+  double want = flops / SGEMM_TILE_FLOPS;
+  int tiles = want >= SGEMM_MAX_TILES ? SGEMM_MAX_TILES : want >= 1 ? (int)want : 1;
+  *pm = *pn = 1;
+  while (*pm * *pn < tiles) {
+    bool cols = n / (*pn + 1) >= SGEMM_TILE_COLS, rows = m / (*pm + 1) >= SGEMM_TILE_ROWS;
+    if (cols && (!rows || n / *pn >= m / *pm)) (*pn)++;
+    else if (rows) (*pm)++;
+    else break;
+  }
+}
+
 void nnc_rt_sgemm(int order, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
                   const float *b, int ldb, float beta, float *c, int ldc) {
-  /* OpenBLAS's thread count is process-wide; sgemm runs with the pool's threads idle */
-  double flops = 2.0 * m * n * k;
-  int threads = current_pool && flops >= SGEMM_THREADED_FLOPS ? current_pool->n : 1;
-  if (openblas_get_num_threads() != threads) openblas_set_num_threads(threads);
-  cblas_sgemm((enum CBLAS_ORDER)order, (enum CBLAS_TRANSPOSE)ta, (enum CBLAS_TRANSPOSE)tb, m, n, k, alpha, a, lda, b,
-              ldb, beta, c, ldc);
+  /* OpenBLAS alone on one thread: how it sums depends on its own thread count (0.3.21 on
+   * Zen: 89 of 12 x 256 outputs of a K = 1568 product differ between 1 and 2 threads) */
+  if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);
+  if (m <= 0 || n <= 0) return;
+  SgemmTiles t = {ta == CblasTrans, tb == CblasTrans, m, n, k, alpha, beta, a, b, c, lda, ldb, ldc, 1, 1};
+  if (order == CblasColMajor) { /* C^T = B^T A^T, row-major */
+    t = (SgemmTiles){tb == CblasTrans, ta == CblasTrans, n, m, k, alpha, beta, b, a, c, ldb, lda, ldc, 1, 1};
+  }
+  tile_grid(t.m, t.n, 2.0 * m * n * k, &t.pm, &t.pn);
+  int64_t tiles = (int64_t)t.pm * t.pn;
+  nnc_pool *p = current_pool;
+  if (tiles > 1 && p && p->n > 1) run_split(p, sgemm_tiles, (void *const *)&t, NULL, tiles, tiles, NULL);
+  else sgemm_tiles((void *const *)&t, NULL, 0, tiles);
 }
 
 /* Claim and run chunks of job `gen` (a copy in *j) until none is left (counted in *tally

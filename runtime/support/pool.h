@@ -49,9 +49,10 @@ void nnc_rt_parallel_parts(nnc_kernel_fn fn, void *const *bufs, const int64_t *s
 uint64_t nnc_pool_call_begin(nnc_pool *pool, int entry);
 void nnc_pool_call_end(nnc_pool *pool, int entry, uint64_t t0);
 
-/* cblas_sgemm (its arguments, the enums as ints) on the current pool's threads when the
- * product has at least SGEMM_THREADED_FLOPS, else on the calling thread alone.  Generated code
- * calls it outside any job. */
+/* cblas_sgemm (its arguments, the enums as ints), OpenBLAS on one thread: a product of at
+ * least SGEMM_THREADED_FLOPS is cut into tiles of C (a grid fixed by m, n and k) that the
+ * current pool's threads share; the same tiles on any thread count, so the same bits.
+ * Generated code calls it outside any job (inside one, the tiles run on its thread). */
 #define SGEMM_THREADED_FLOPS 8e6
 void nnc_rt_sgemm(int order, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
                   const float *b, int ldb, float beta, float *c, int ldc);

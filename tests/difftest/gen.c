@@ -651,6 +651,37 @@ static int op_slice(GProg *g, int a) {
   return add_value(g, s, x->lo, x->hi, "@%d[%s]", a, sub);
 }
 
+/* A sum over a static axis of size 0: an empty slice of x (`x[:, 2:2]`), summed over that
+ * axis (and maybe others): zeros, as in torch.  The slice's element 0 is x's real data, so
+ * a kernel that reads "element 0" of the empty axis shows.  Not amax/amin (an error) nor
+ * mean (NaN, which would spread through the rest of the program). */
+static int op_empty_sum(GProg *g, int a) {
+  const GVal *x = &g->v[a];
+  int ax = static_axis(g, &x->s, 1);
+  if (ax < 0) return -1;
+  int len = x->s.d[ax].k, at = ri(g, 0, len);
+  char sub[96] = "";
+  size_t n = 0;
+  for (int i = 0; i < ax; i++) n += snprintf(sub + n, sizeof sub - n, ":, ");
+  snprintf(sub + n, sizeof sub - n, "%d:%d", at, at);
+  uint32_t axes = 1u << ax;
+  if (chance(g, 0.3)) axes |= 1u << ri(g, 0, x->s.rank - 1);
+  bool keep = chance(g, 0.4);
+  GShape s = {0};
+  char ax_text[64];
+  size_t k = snprintf(ax_text, sizeof ax_text, "[");
+  for (int i = 0, first = 1; i < x->s.rank; i++) {
+    if (!(axes & (1u << i))) s.d[s.rank++] = x->s.d[i];
+    else {
+      if (keep) s.d[s.rank++] = (GDim){1, 0};
+      k += snprintf(ax_text + k, sizeof ax_text - k, "%s%d", first ? "" : ", ", i), first = 0;
+    }
+  }
+  snprintf(ax_text + k, sizeof ax_text - k, "]");
+  if (axes == 1u << ax) snprintf(ax_text, sizeof ax_text, "%d", ax);
+  return add_value(g, s, 0, 0, "sum(@%d[%s], axis=%s%s)", a, sub, ax_text, keep ? ", keepdim=true" : "");
+}
+
 static int op_cat(GProg *g, int a) {
   const GVal *x = &g->v[a];
   if (x->s.rank == 0) return -1;
@@ -1203,10 +1234,10 @@ typedef int (*GenOp)(GProg *g, int a);
 static const struct { GenOp fn; int weight; } gen_ops[] = {
   {op_unary, 6}, {op_binary, 8}, {op_identity, 2}, {op_reduce, 3}, {op_softmax, 2}, {op_matmul, 4},
   {op_norm, 1}, {op_chain, 1}, {op_dup, 1}, {op_conv, 2}, {op_pool, 2}, {op_norm_layer, 2},
-  {op_resample, 1}, {op_index, 2}, {op_lstm, 1}, {op_cosine, 1}, {op_scan, 2},
+  {op_resample, 1}, {op_index, 2}, {op_lstm, 1}, {op_cosine, 1}, {op_scan, 2}, {op_empty_sum, 1},
   {op_reshape, 2}, {op_permute, 2}, {op_slice, 2}, {op_cat, 1}, {op_split, 1}, {op_squeeze, 2},
 };
-#define MOVE_FIRST 17
+#define MOVE_FIRST 18
 
 static int one_statement(GProg *g) {
   int total = 0;

@@ -69,6 +69,7 @@ static NodeList list1(ParseState *ps, Node *n);
 static NodeList list_add(ParseState *ps, NodeList l, Node *n);
 static Node *check_type(ParseState *ps, YYLTYPE loc, const char *name, NodeList dims);
 static int check_arg_order(ParseState *ps, NodeList args, Node *arg);
+static int check_list_len(ParseState *ps, NodeList l, Node *next);
 }
 
 %define api.pure full
@@ -227,7 +228,7 @@ return_stmt: RETURN                     { $$ = NEW(N_RETURN, @1); }
   | RETURN expr_list                    { $$ = NEW(N_RETURN, @1); $$->args = $2; }
   ;
 expr_list: expr                         { $$ = list1(ps, $1); }
-  | expr_list ',' expr                  { $$ = list_add(ps, $1, $3); }
+  | expr_list ',' expr                  { if (!check_list_len(ps, $1, $3)) YYABORT; $$ = list_add(ps, $1, $3); }
   ;
 
 /* ---- expressions, lowest precedence first ---- */
@@ -369,6 +370,14 @@ static Node *check_type(ParseState *ps, YYLTYPE loc, const char *name, NodeList 
   Node *t = mk_decl(ps, N_TYPE, loc, name);
   t->args = dims;
   return t;
+}
+
+/* A list literal (or argument list) of at most MAX_LIST_ITEMS items: bounds the memory a
+ * source file can make the compiler use (docs/language.md, Limits). */
+#define MAX_LIST_ITEMS 1000000
+static int check_list_len(ParseState *ps, NodeList l, Node *next) {
+  if (l.len < MAX_LIST_ITEMS) return 1;
+  return diag_error(ps->diag, next->loc, "a list of more than %d items (limit); large constants belong in the weights file", MAX_LIST_ITEMS);
 }
 
 static int check_arg_order(ParseState *ps, NodeList args, Node *arg) {

@@ -16,6 +16,9 @@
 #include "sema.h"
 
 #define MAX_INLINE_DEPTH 64
+#define MAX_UNROLL 100000        /* items of one range that a `for` or a list unrolls */
+#define MAX_EVAL_STEPS 10000000  /* statements executed at compile time, in all */
+#define MAX_ENTRY_OPS 1000000    /* graph operations of one entry */
 
 /* ---- expressions ---- */
 
@@ -66,7 +69,7 @@ static bool iterate(Sema *S, const Value *v, SrcLoc loc, Value **items, int *len
   }
   if (v->k == V_RANGE) {
     int64_t n = v->i2 > v->i ? v->i2 - v->i : 0;
-    if (n > 100000) return diag_error(S->d, loc, "range of %lld items is too long to unroll", (long long)n);
+    if (n > MAX_UNROLL) return diag_error(S->d, loc, "range of %lld items is too long to unroll", (long long)n);
     *items = arena_alloc(S->arena, (n ? n : 1) * sizeof **items);
     for (int64_t i = 0; i < n; i++) (*items)[i] = v_int(v->i + i);
     *len = (int)n;
@@ -531,9 +534,45 @@ static bool assign(Sema *S, Scope *sc, const Node *n) {
 }
 
 /* Returns 0 on error, 1 when the block ran to its end, 2 after a `return` (value in *ret). */
+/* for NAME in ITERABLE { body }: a range's numbers are made one at a time, not as a list */
+static int exec_for(Sema *S, Scope *sc, const Node *n, Value *ret) {
+  Value it, *items;
+  int len;
+  if (!eval(S, sc, n->rhs, &it)) return 0;
+  if (it.k == V_RANGE) {
+    if (it.i2 - it.i > MAX_UNROLL) return diag_error(S->d, n->rhs->loc, "range of %lld items is too long to unroll", (long long)(it.i2 - it.i));
+    for (int64_t k = it.i; k < it.i2; k++) {
+      scope_set(S, sc, n->name, v_int(k));
+      int r = exec_block(S, sc, &n->body, ret);
+      if (r != 1) return r;
+    }
+    return 1;
+  }
+  if (!iterate(S, &it, n->rhs->loc, &items, &len)) return 0;
+  for (int k = 0; k < len; k++) {
+    scope_set(S, sc, n->name, items[k]);
+    int r = exec_block(S, sc, &n->body, ret);
+    if (r != 1) return r;
+  }
+  return 1;
+}
+
+/* The bounds on what a program may unroll (docs/language.md, Limits): statements executed at
+ * compile time, and operations recorded in one entry. */
+static bool within_limits(Sema *S, const Node *n) {
+  if (++S->steps > MAX_EVAL_STEPS)
+    return diag_error(S->d, n->loc, "the program runs more than %d statements at compile time (loops are unrolled); "
+                      "a loop over data belongs in a scan", MAX_EVAL_STEPS);
+  if (S->e && S->e->nnodes > MAX_ENTRY_OPS)
+    return diag_error(S->d, n->loc, "'%s' has more than %d operations after unrolling loops and inlining calls; "
+                      "a loop over data belongs in a scan", S->e->name, MAX_ENTRY_OPS);
+  return true;
+}
+
 static int exec_block(Sema *S, Scope *sc, const NodeList *body, Value *ret) {
   for (int i = 0; i < body->len; i++) {
     const Node *n = body->items[i];
+    if (!within_limits(S, n)) return 0;
     switch (n->kind) {
     case N_ASSIGN:
       if (!assign(S, sc, n)) return 0;
@@ -553,14 +592,8 @@ static int exec_block(Sema *S, Scope *sc, const NodeList *body, Value *ret) {
       if (!exec_scan(S, sc, n)) return 0;
       break;
     case N_FOR: {
-      Value it, *items;
-      int len;
-      if (!eval(S, sc, n->rhs, &it) || !iterate(S, &it, n->rhs->loc, &items, &len)) return 0;
-      for (int k = 0; k < len; k++) {
-        scope_set(S, sc, n->name, items[k]);
-        int r = exec_block(S, sc, &n->body, ret);
-        if (r != 1) return r;
-      }
+      int r = exec_for(S, sc, n, ret);
+      if (r != 1) return r;
       break;
     }
     case N_IF: {

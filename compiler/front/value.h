@@ -103,6 +103,7 @@ typedef struct Sema {
   Diag *d;
   Scope *globals;
   int depth;              /* inlining depth, to catch recursion */
+  int64_t steps;          /* statements executed so far (bounded: MAX_EVAL_STEPS) */
   ScanCtx *scan;          /* innermost scan body being built, or NULL */
   int nscans;
   const char *const *defines; /* -D NAME=VALUE overrides of top-level constants */

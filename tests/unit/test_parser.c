@@ -408,6 +408,23 @@ static void test_error_depth_limit(void **state) {
   free(src);
 }
 
+/* A list literal holds at most a million items (memory a source file may cost). */
+static void test_error_list_limit(void **state) {
+  (void)state;
+  int ok;
+  char *src = repeat("L = [", "1, ", 1000000, "1]\n");
+  char *got = parse_str(src, &ok);
+  assert_false(ok);
+  assert_non_null(strstr(got, "error: a list of more than 1000000 items (limit)"));
+  free(got);
+  free(src);
+  src = repeat("L = [1", ", 1", 999999, "]\n"); /* a million items are fine */
+  got = parse_str(src, &ok);
+  assert_true(ok);
+  free(got);
+  free(src);
+}
+
 /* ---- robustness: random and mutated inputs never crash, and always answer ---- */
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15u;
@@ -510,6 +527,7 @@ int main(void) {
       cmocka_unit_test(test_error_bad_number),
       cmocka_unit_test(test_error_semantic_checks),
       cmocka_unit_test(test_error_depth_limit),
+      cmocka_unit_test(test_error_list_limit),
       cmocka_unit_test(test_fuzz),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -31,21 +31,29 @@ static const char *const reserved_words[] = {
     "while", "xor", "xor_eq", "NULL", "size_t", "ptrdiff_t", "max_align_t",
 };
 
+static int starts(const char *s, const char *prefix) { return !strncmp(s, prefix, strlen(prefix)); }
+static int ends(const char *s, const char *suffix) {
+  size_t n = strlen(s), k = strlen(suffix);
+  return n >= k && !strcmp(s + n - k, suffix);
+}
+
 /* Whether `name` could mean something else in the header: a reserved word, a name of the
  * ABI (nnc_*, NNC_*) or of this model's functions (<mn>_*), a name reserved to the C
- * implementation (__*, _X*), or a <stdint.h> name (*_t, INT*, UINT*, PTRDIFF_*, SIZE_*, ...). */
+ * implementation (__*, _X*), or a <stdint.h> type or macro (int*_t, uint*_t, INT*_MAX,
+ * SIZE_MAX, ...). */
 static int is_reserved(const char *name, const char *mn) {
   for (size_t i = 0; i < sizeof reserved_words / sizeof *reserved_words; i++)
     if (!strcmp(name, reserved_words[i])) return 1;
-  size_t n = strlen(name), k = strlen(mn);
-  if (!strncmp(name, "nnc_", 4) || !strncmp(name, "NNC_", 4)) return 1;
+  size_t k = strlen(mn);
+  if (starts(name, "nnc_") || starts(name, "NNC_")) return 1;
   if (!strncmp(name, mn, k) && name[k] == '_') return 1;
   if (name[0] == '_' && (name[1] == '_' || (name[1] >= 'A' && name[1] <= 'Z'))) return 1;
-  if (n > 2 && !strcmp(name + n - 2, "_t")) return 1;
-  static const char *const stdint_prefixes[] = {"INT", "UINT", "PTRDIFF_", "SIZE_", "SIG_ATOMIC_",
-                                                "WCHAR_", "WINT_"};
-  for (size_t i = 0; i < sizeof stdint_prefixes / sizeof *stdint_prefixes; i++)
-    if (!strncmp(name, stdint_prefixes[i], strlen(stdint_prefixes[i]))) return 1;
+  if ((starts(name, "int") || starts(name, "uint")) && ends(name, "_t")) return 1;
+  static const char *const macro_prefixes[] = {"INT", "UINT", "PTRDIFF_", "SIZE_", "SIG_ATOMIC_",
+                                               "WCHAR_", "WINT_"};
+  for (size_t i = 0; i < sizeof macro_prefixes / sizeof *macro_prefixes; i++)
+    if (starts(name, macro_prefixes[i]) && (ends(name, "_MAX") || ends(name, "_MIN") || ends(name, "_C")))
+      return 1;
   return 0;
 }
 

@@ -18,6 +18,12 @@ for nn in "$SRC"/examples/*.nn "$SRC"/tests/compile/header/*.nn; do
   if ! "$NNC" "$nn" -o "$TMP/$m.so" --header "$TMP/$m.h" >"$TMP/out" 2>&1; then
     echo "FAIL: nnc $nn"; sed 's/^/  | /' "$TMP/out"; failures=$((failures + 1)); continue
   fi
+  # the names of awkward_names.nn: state carried through (h in, h_out out), x_t kept
+  want="int awkward_names_step(awkward_names_ctx *ctx, int64_t B, const float *x_t, const float *h, const float *c, const float *h_out, float *y, float *h_out_, float *c_out);"
+  if [ "$m" = awkward_names ] && ! grep -qxF "$want" "$TMP/$m.h"; then
+    echo "FAIL: $m.h does not declare"; echo "  $want"; grep "^int ${m}_step" "$TMP/$m.h" | sed 's/^/  got: /'
+    failures=$((failures + 1))
+  fi
   # every typed entry function, by name, so that each prototype is used
   { echo "#include \"$m.h\""
     echo "typedef void (*fn)(void);"

@@ -6,7 +6,10 @@
  *
  * The caret line copies tabs from the source line so the caret lines up, and skips UTF-8
  * continuation bytes so it lines up under multi-byte characters too (COL stays in bytes).
- * Lines too long for Diag.text are shown as a window around the column.
+ * Lines too long for Diag.text are shown as a window around the column.  Bytes that would
+ * not print as themselves (control bytes but tab, invalid UTF-8) are shown as \xNN, in the
+ * source line as in the message and path, so a diagnostic never writes raw binary to a
+ * terminal.
  */
 #include "diag.h"
 
@@ -39,6 +42,53 @@ static int find_line(const SrcFile *f, int line, size_t *start, size_t *len) {
   return 1;
 }
 
+size_t utf8_char_len(const unsigned char *s, size_t n) {
+  if (n == 0) return 0;
+  unsigned c = s[0];
+  if (c < 0x80) return 1;
+  size_t len = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+  if (len == 0 || len > n) return 0;
+  for (size_t i = 1; i < len; i++)
+    if ((s[i] & 0xc0) != 0x80) return 0;
+  if (c == 0xe0 && s[1] < 0xa0) return 0; /* overlong */
+  if (c == 0xed && s[1] > 0x9f) return 0; /* surrogate */
+  if (c == 0xf0 && s[1] < 0x90) return 0; /* overlong */
+  if (c == 0xf4 && s[1] > 0x8f) return 0; /* above U+10FFFF */
+  return len;
+}
+
+/* How the character at s[0] is shown: the number of bytes it takes in the source (*len) and
+ * whether it is escaped as \xNN (1) or copied as is (0). */
+static int shown_escaped(const unsigned char *s, size_t n, size_t *len) {
+  if (s[0] < 0x80) {
+    *len = 1;
+    return (s[0] < 0x20 && s[0] != '\t') || s[0] == 0x7f;
+  }
+  *len = utf8_char_len(s, n);
+  if (*len) return 0;
+  *len = 1;
+  return 1;
+}
+
+/* Copies s[0..n) to out (at most cap bytes, never cutting a character or an escape), with
+ * bytes that do not print as themselves written \xNN.  Returns the bytes written. */
+static size_t put_escaped(char *out, size_t cap, const char *s, size_t n) {
+  const unsigned char *u = (const unsigned char *)s;
+  size_t o = 0;
+  for (size_t i = 0, len; i < n; i += len) {
+    if (shown_escaped(u + i, n - i, &len)) {
+      if (o + 4 > cap) break;
+      snprintf(out + o, 5, "\\x%02x", u[i]);
+      o += 4;
+    } else {
+      if (o + len > cap) break;
+      memcpy(out + o, s + i, len);
+      o += len;
+    }
+  }
+  return o;
+}
+
 /* Appends the source line and the caret line for column `col`. */
 static void append_excerpt(Diag *d, size_t at, int line, int col) {
   size_t start, len;
@@ -54,51 +104,54 @@ static void append_excerpt(Diag *d, size_t at, int line, int col) {
   if (c < from) c = from;
   char *out = d->text + at, *end = d->text + sizeof d->text - 4;
   const char *src = d->file && d->file->text ? d->file->text + start : "";
-  for (size_t i = from; i < len && out < end; i++) *out++ = src[i] == '\0' ? ' ' : src[i];
+  const unsigned char *u = (const unsigned char *)src;
+  out += put_escaped(out, (size_t)(end - out) / 2, src + from, len - from);
   *out++ = '\n';
-  for (size_t i = from; i < c && out < end; i++) {
-    unsigned char ch = (unsigned char)src[i];
-    if ((ch & 0xc0) == 0x80) continue;
-    *out++ = ch == '\t' ? '\t' : ' ';
+  for (size_t i = from, n; i < c && out + 4 <= end; i += n) {
+    int esc = shown_escaped(u + i, len - i, &n);
+    for (int k = 0; k < (esc ? 4 : 1); k++) *out++ = !esc && u[i] == '\t' ? '\t' : ' ';
   }
   *out++ = '^';
   *out++ = '\n';
   *out = '\0';
 }
 
+/* Writes `path:LINE:COL: error: MESSAGE` (`path: error: MESSAGE` without loc), escaped, and a
+ * newline into d->text, at most cap bytes; returns the bytes written. */
+static size_t put_head(Diag *d, size_t cap, const char *path, const SrcLoc *loc, const char *fmt,
+                       va_list ap) {
+  char head[sizeof d->text];
+  int n = loc ? snprintf(head, sizeof head, "%s:%d:%d: error: ", path, loc->line, loc->col)
+                   : snprintf(head, sizeof head, "%s: error: ", path);
+  if (n < 0) n = 0;
+  if ((size_t)n >= sizeof head) n = sizeof head - 1;
+  int m = vsnprintf(head + n, sizeof head - n, fmt, ap);
+  if (m < 0) m = 0;
+  n += m;
+  if ((size_t)n >= sizeof head) n = sizeof head - 1;
+  size_t o = put_escaped(d->text, cap - 2, head, (size_t)n);
+  d->text[o++] = '\n';
+  d->text[o] = '\0';
+  return o;
+}
+
 int diag_error(Diag *d, SrcLoc loc, const char *fmt, ...) {
   if (d->has_error) return 0;
   d->has_error = 1;
-  int n = snprintf(d->text, sizeof d->text / 2, "%s:%d:%d: error: ", diag_path(d), loc.line,
-                   loc.col);
-  if (n < 0) n = 0;
-  if ((size_t)n >= sizeof d->text / 2) n = sizeof d->text / 2 - 1;
   va_list ap;
   va_start(ap, fmt);
-  int m = vsnprintf(d->text + n, sizeof d->text / 2 - n, fmt, ap);
+  size_t n = put_head(d, sizeof d->text / 2, diag_path(d), &loc, fmt, ap);
   va_end(ap);
-  if (m < 0) m = 0;
-  n += m;
-  if ((size_t)n >= sizeof d->text / 2 - 1) n = sizeof d->text / 2 - 2;
-  d->text[n++] = '\n';
-  append_excerpt(d, (size_t)n, loc.line, loc.col);
+  append_excerpt(d, n, loc.line, loc.col);
   return 0;
 }
 
 int diag_error_file(Diag *d, const char *path, const char *fmt, ...) {
   if (d->has_error) return 0;
   d->has_error = 1;
-  int n = snprintf(d->text, sizeof d->text - 1, "%s: error: ", path ? path : diag_path(d));
-  if (n < 0) n = 0;
-  if ((size_t)n >= sizeof d->text - 1) n = sizeof d->text - 2;
   va_list ap;
   va_start(ap, fmt);
-  int m = vsnprintf(d->text + n, sizeof d->text - 1 - n, fmt, ap);
+  put_head(d, sizeof d->text, path ? path : diag_path(d), NULL, fmt, ap);
   va_end(ap);
-  if (m < 0) m = 0;
-  n += m;
-  if ((size_t)n >= sizeof d->text - 1) n = sizeof d->text - 2;
-  d->text[n++] = '\n';
-  d->text[n] = '\0';
   return 0;
 }

@@ -22,4 +22,7 @@ int diag_error(Diag *d, SrcLoc loc, const char *fmt, ...) __attribute__((format(
 int diag_error_file(Diag *d, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* The length of the valid UTF-8 character at s[0..n), or 0 when it is not one. */
+size_t utf8_char_len(const unsigned char *s, size_t n);
+
 #endif

@@ -98,7 +98,7 @@ static int check_list_len(ParseState *ps, NodeList l, Node *next);
 %token POW "'**'" EQ "'=='" NE "'!='" LE "'<='" GE "'>='" ANDAND "'&&'" OROR "'||'"
 %token DOTDOT "'..'" ARROW "'->'"
 
-%type <node> top_decl const_decl module_decl fn_decl export_decl assign1 module_item
+%type <node> top_decl top_call const_decl module_decl fn_decl export_decl assign1 module_item
 %type <node> param out_param type stmt for_stmt if_stmt return_stmt scan_stmt
 %type <node> expr ternary range or and eq cmp add mul unary power postfix primary
 %type <node> arg subscript opt_expr list
@@ -125,7 +125,13 @@ top_items: opt_seps                     { $$ = (NodeList){0}; }
 top_chain: top_decl                     { $$ = list1(ps, $1); }
   | top_chain seps top_decl             { $$ = list_add(ps, $1, $3); }
   ;
-top_decl: const_decl | module_decl | fn_decl | export_decl | assign1 ;
+top_decl: const_decl | module_decl | fn_decl | export_decl | assign1 | top_call ;
+
+/* NAME(call_args) at top level or in a module: sema accepts only assert(...), a compile-time
+ * check */
+top_call: NAME '(' call_args ')'        { Node *c = NEW(N_CALL, @1); c->lhs = mk_decl(ps, N_NAME, @1, $1);
+                                          c->args = $3; $$ = NEW(N_EXPR_STMT, @1); $$->lhs = c; }
+  ;
 
 /* const NAME = expr */
 const_decl: CONST NAME '=' expr         { $$ = mk_decl(ps, N_CONST, @1, $2); $$->rhs = $4; }
@@ -147,7 +153,7 @@ module_items: opt_seps                  { $$ = (NodeList){0}; }
 module_chain: module_item               { $$ = list1(ps, $1); }
   | module_chain seps module_item       { $$ = list_add(ps, $1, $3); }
   ;
-module_item: assign1 | const_decl | fn_decl ;
+module_item: assign1 | const_decl | fn_decl | top_call ;
 
 /* fn NAME(params) { stmts } */
 fn_decl: FN NAME params block           { $$ = mk_decl(ps, N_FN, @1, $2); $$->args = $3; $$->body = $4; }

@@ -34,4 +34,10 @@ endforeach()
 add_test(NAME test_cli COMMAND sh ${PROJECT_SOURCE_DIR}/tests/unit/test_cli.sh $<TARGET_FILE:nnc>
                                   ${PROJECT_SOURCE_DIR})
 set_tests_properties(test_cli PROPERTIES TIMEOUT 300)
+
+# Every generated C header compiles with -Wall -Wextra -pedantic -Werror (C11, and C++), state
+# carried through a step and names C reserves included (an AOT compile of every example).
+add_test(NAME test_headers COMMAND sh ${PROJECT_SOURCE_DIR}/tests/unit/test_headers.sh
+                                      $<TARGET_FILE:nnc> ${PROJECT_SOURCE_DIR} ${CMAKE_C_COMPILER})
+set_tests_properties(test_headers PROPERTIES TIMEOUT 900)
 include(${PROJECT_SOURCE_DIR}/tests/difftest/difftest.cmake)

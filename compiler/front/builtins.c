@@ -5,6 +5,7 @@
 #include <math.h>
 #include <string.h>
 #include "builtins.h"
+#include "eval.h"
 #include "layers.h"
 
 #define M (S->m)
@@ -467,13 +468,24 @@ static bool b_meta(Sema *S, const Builtin *self, const Args *a, Value *out) {
   if (self->variant == META_LEN) {
     if (v->k == V_LIST || v->k == V_TUPLE) { *out = v_int(v->len); return true; }
     if (v->k == V_MOD && v->mod->kind == MK_SEQUENTIAL) { *out = v_int(v->mod->nchildren); return true; }
-    return diag_error(D, a->loc, "len of a %s", v_kind_name(v->k));
+    if (v->k == V_RANGE) { /* i2 - i may not fit in int64_t */
+      uint64_t n = v->i2 > v->i ? (uint64_t)v->i2 - (uint64_t)v->i : 0;
+      if (n > INT64_MAX) return diag_error(D, a->loc, "len of a range of more than 2^63 - 1 items");
+      *out = v_int((int64_t)n);
+      return true;
+    }
+    return diag_error(D, a->loc, "len takes a list, a tuple, a range or a Sequential, not %s%s",
+                      v_kind_phrase(v->k), v->k == V_TENSOR ? " (a tensor's sizes are in its type)" : "");
   }
   if (self->variant == META_REVERSED) {
-    if (v->k != V_LIST && v->k != V_TUPLE) return diag_error(D, a->loc, "reversed takes a list");
-    Value *items = arena_alloc(S->arena, (v->len + 1) * sizeof *items);
-    for (int i = 0; i < v->len; i++) items[i] = v->items[v->len - 1 - i];
-    *out = (Value){.k = V_LIST, .items = items, .len = v->len};
+    Value *items;
+    int len;
+    if (v->k != V_LIST && v->k != V_TUPLE && v->k != V_RANGE && !(v->k == V_MOD && v->mod->kind == MK_SEQUENTIAL))
+      return diag_error(D, a->loc, "reversed takes a list, a tuple, a range or a Sequential, not %s", v_kind_phrase(v->k));
+    if (!iterate_api(S, v, a->loc, &items, &len)) return false;
+    Value *rev = arena_alloc(S->arena, (len + 1) * sizeof *rev);
+    for (int i = 0; i < len; i++) rev[i] = items[len - 1 - i];
+    *out = (Value){.k = V_LIST, .items = rev, .len = len};
     return true;
   }
   if (self->variant == META_RANGE) {

@@ -68,10 +68,10 @@ static bool iterate(Sema *S, const Value *v, SrcLoc loc, Value **items, int *len
     return true;
   }
   if (v->k == V_RANGE) {
-    int64_t n = v->i2 > v->i ? v->i2 - v->i : 0;
-    if (n > MAX_UNROLL) return diag_error(S->d, loc, "range of %lld items is too long to unroll", (long long)n);
+    uint64_t n = v->i2 > v->i ? (uint64_t)v->i2 - (uint64_t)v->i : 0;
+    if (n > MAX_UNROLL) return diag_error(S->d, loc, "range of %llu items is too long to unroll", (unsigned long long)n);
     *items = arena_alloc(S->arena, (n ? n : 1) * sizeof **items);
-    for (int64_t i = 0; i < n; i++) (*items)[i] = v_int(v->i + i);
+    for (int64_t i = 0; i < (int64_t)n; i++) (*items)[i] = v_int(v->i + i);
     *len = (int)n;
     return true;
   }
@@ -328,6 +328,11 @@ static bool eval_index(Sema *S, Scope *sc, const Node *n, Value *out) {
   return t != NULL;
 }
 
+/* Whether n is a call of `assert`, the one statement allowed at top level. */
+static bool is_assert_call(const Node *n) {
+  return n->kind == N_CALL && n->lhs->kind == N_NAME && !strcmp(n->lhs->name, "assert");
+}
+
 static bool eval_call(Sema *S, Scope *sc, const Node *n, Value *out) {
   Value callee;
   if (!eval(S, sc, n->lhs, &callee)) return false;
@@ -498,6 +503,12 @@ static bool instantiate(Sema *S, const Node *decl, const Args *a, Value *out) {
       scope_set(S, mi->scope, it->name, v);
       continue;
     }
+    if (it->kind == N_EXPR_STMT) {
+      if (!is_assert_call(it->lhs))
+        return diag_error(S->d, it->loc, "only assert(...) may stand alone in a module; other statements belong in a fn or export body");
+      if (!eval(S, mi->scope, it->lhs, &v)) return false;
+      continue;
+    }
     const char *name = it->kind == N_CONST ? it->name : it->args.items[0]->name;
     if (it->kind == N_ASSIGN && it->args.len != 1)
       return diag_error(S->d, it->loc, "a module member is assigned one value");
@@ -540,7 +551,9 @@ static int exec_for(Sema *S, Scope *sc, const Node *n, Value *ret) {
   int len;
   if (!eval(S, sc, n->rhs, &it)) return 0;
   if (it.k == V_RANGE) {
-    if (it.i2 - it.i > MAX_UNROLL) return diag_error(S->d, n->rhs->loc, "range of %lld items is too long to unroll", (long long)(it.i2 - it.i));
+    uint64_t count = it.i2 > it.i ? (uint64_t)it.i2 - (uint64_t)it.i : 0;
+    if (count > MAX_UNROLL)
+      return diag_error(S->d, n->rhs->loc, "range of %llu items is too long to unroll", (unsigned long long)count);
     for (int64_t k = it.i; k < it.i2; k++) {
       scope_set(S, sc, n->name, v_int(k));
       int r = exec_block(S, sc, &n->body, ret);
@@ -755,6 +768,11 @@ static const char *find_define(Sema *S, const char *name) {
 
 static bool declare(Sema *S, const Node *n) {
   Value v;
+  if (n->kind == N_EXPR_STMT) {
+    if (!is_assert_call(n->lhs))
+      return diag_error(S->d, n->loc, "only assert(...) may stand alone at top level; other statements belong in a fn or export body");
+    return eval(S, S->globals, n->lhs, &v);
+  }
   if (scope_find_local(S->globals, n->name ? n->name : n->args.items[0]->name) && n->kind != N_ASSIGN)
     return diag_error(S->d, n->loc, "'%s' is already defined", n->name);
   switch (n->kind) {
@@ -820,3 +838,4 @@ Model *sema_program(Arena *a, const SrcFile *file, const Node *prog, const char 
 /* for scan.c */
 int exec_block_api(Sema *S, Scope *sc, const NodeList *body, Value *ret) { return exec_block(S, sc, body, ret); }
 bool eval_api(Sema *S, Scope *sc, const Node *n, Value *out) { return eval(S, sc, n, out); }
+bool iterate_api(Sema *S, const Value *v, SrcLoc loc, Value **items, int *len) { return iterate(S, v, loc, items, len); }

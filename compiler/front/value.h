@@ -123,6 +123,7 @@ Value v_tensor(INode *t);
 bool v_is_number(const Value *v);
 double v_num(const Value *v);
 const char *v_kind_name(VKind k);
+const char *v_kind_phrase(VKind k); /* with its article: "an int", "a tensor", "nothing" */
 
 /* Convert a value (number, list of numbers, tensor) to a tensor; NULL + diagnostic if not. */
 INode *to_tensor(Sema *S, const Value *v, SrcLoc loc);

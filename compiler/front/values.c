@@ -21,6 +21,13 @@ const char *v_kind_name(VKind k) {
   return (unsigned)k < sizeof names / sizeof *names ? names[k] : "value";
 }
 
+const char *v_kind_phrase(VKind k) {
+  static const char *names[] = {"nothing", "an int", "a float", "a bool", "a string", "a dimension",
+                                "a list", "a tuple", "a range", "a tensor", "a module", "a function",
+                                "a function"};
+  return (unsigned)k < sizeof names / sizeof *names ? names[k] : "a value";
+}
+
 Scope *scope_new(Sema *S, Scope *parent) {
   Scope *s = arena_alloc(S->arena, sizeof *s);
   s->parent = parent;

@@ -150,7 +150,7 @@ class Entry:
             # already have it, up to byte order.
             from_python = native and (arr.dtype.kind in "iub" or (arr.dtype.kind == "f" and want.kind == "f"))
             if not (same_kind or from_python):
-                got = arr.dtype.name if arr.dtype.kind != "O" else type(v).__name__
+                got = _given(v, arr)
                 raise TypeError(f"{self.name}(): argument '{a.name}' must be "
                                 f"{_NUMPY_NAMES[_dtype_code(want)]} ({a!r}), got {got}"
                                 + (f"; convert it with .astype(np.{want.name})" if arr.dtype.kind in "fiub" else ""))
@@ -217,6 +217,21 @@ class Entry:
                 shape.append(k)
             outs.append(np.empty(shape, dtype=a.dtype))
         return outs
+
+
+def _given(v, arr):
+    """What was given instead of a numeric array, for a TypeError: 'float64', "a str ('ab')",
+    'an array of strings (<U3)', 'a list of Python objects (dtype object, holding int, NoneType)'."""
+    kind = arr.dtype.kind
+    if kind not in "USO":
+        return arr.dtype.name
+    if isinstance(v, (str, bytes)):
+        return f"{'a str' if isinstance(v, str) else 'bytes'} ({v[:20]!r}{'...' if len(v) > 20 else ''})"
+    container = "an array" if isinstance(v, np.ndarray) else f"a {type(v).__name__}"
+    if kind in "US":
+        return f"{container} of strings ({arr.dtype.str})"
+    types = sorted({type(x).__name__ for x in arr.flat[:1000]})
+    return f"{container} of Python objects (dtype object, holding {', '.join(types) or 'nothing'})"
 
 
 def _dtype_code(dt):

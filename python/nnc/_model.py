@@ -2,6 +2,7 @@
 libnnc.so (nnc.compile), whose exported entries (_entry.py) are called with NumPy arrays.
 Both read the library's introspection table (nnc_model.h) for the entries, argument names,
 dtypes and shapes."""
+import numbers
 import os
 import threading
 
@@ -9,6 +10,49 @@ from . import _abi, _lib
 from ._backend import _JitBackend, _SoBackend
 from ._entry import Entry, Arg, Param, _mask_of
 from ._errors import Error
+
+MAX_THREADS = 1024  # as `nnc run --threads`
+MAX_SYMS = 32       # bits of nnc_dim.syms
+
+
+def _damaged(path, what):
+    return Error(f"{path}: error: damaged model table: {what} (rebuild the library with nnc)")
+
+
+def _check_table(d, path):
+    """The scalar fields of a model table (nnc_model.h), before anything reads through its
+    pointers: ABI version, counts.  Raises Error."""
+    if d.abi_version != _abi.NNC_MODEL_ABI:
+        raise Error(f"{path}: error: model ABI version {d.abi_version}, this package reads version "
+                    f"{_abi.NNC_MODEL_ABI}: rebuild the library with this nnc")
+    if not d.name:
+        raise _damaged(path, "no model name")
+    if not 0 <= d.n_syms <= MAX_SYMS or (d.n_syms and not d.sym_names):
+        raise _damaged(path, f"{d.n_syms} symbolic dims (0 to {MAX_SYMS})")
+    if d.n_entries < 1 or not d.entries:
+        raise _damaged(path, f"{d.n_entries} entries (at least 1)")
+    if d.n_params < 0 or (d.n_params and not d.params):
+        raise _damaged(path, f"{d.n_params} parameters")
+
+
+def _check_args(path, where, n, items, n_syms, params=False):
+    """The n arguments (nnc_arg_desc) or parameters (nnc_param_desc) at items: names, dtypes,
+    ranks, and the symbols of the arguments' dims."""
+    what = "parameter" if params else "argument"
+    if n < 0 or (n and not items):
+        raise _damaged(path, f"{where}: {n} {what}s")
+    for i in range(n):
+        a = items[i]
+        if not a.name or a.dtype not in (_abi.NNC_F32, _abi.NNC_I64) or not 0 <= a.rank <= _abi.NNC_MAX_RANK:
+            raise _damaged(path, f"{where}: {what} {i} has dtype {a.dtype}, rank {a.rank}"
+                           + ("" if a.name else " and no name"))
+        dims = a.shape if params else a.dims
+        if a.rank and not dims:
+            raise _damaged(path, f"{where}: {what} {i} has no dims")
+        for r in range(0 if params else a.rank):
+            if dims[r].syms >> n_syms:
+                raise _damaged(path, f"{where}: {what} {i} uses symbolic dims {dims[r].syms:#x}, "
+                               f"the model has {n_syms}")
 
 
 class Model:
@@ -24,9 +68,18 @@ class Model:
         self._lock = threading.Lock()
         self.path = path
         d = backend.desc_p.contents
-        if d.abi_version != _abi.NNC_MODEL_ABI:
-            raise Error(f"{path}: model ABI version {d.abi_version}, this package reads "
-                        f"version {_abi.NNC_MODEL_ABI}")
+        _check_table(d, path)
+        _check_args(path, "parameters", d.n_params, d.params, d.n_syms, params=True)
+        for i in range(d.n_entries):
+            e = d.entries[i]
+            where = f"entry {i}"
+            if not e.name or e.n_in < 0 or e.n_out < 0 or e.n_slots < 0 or (e.n_slots and not e.slots):
+                raise _damaged(path, f"{where}: {e.n_in} inputs, {e.n_out} outputs, {e.n_slots} slots"
+                               + ("" if e.name else ", no name"))
+            _check_args(path, where, e.n_in + e.n_out, e.args, d.n_syms)
+        for i in range(d.n_syms):
+            if not d.sym_names[i]:
+                raise _damaged(path, f"symbolic dim {i} has no name")
         self.name = d.name.decode()
         self.symbols = tuple(d.sym_names[i].decode() for i in range(d.n_syms))
         self.params = tuple(Param(p.name.decode(), p.dtype, tuple(p.shape[r] for r in range(p.rank)))
@@ -97,8 +150,10 @@ class Model:
 
     @threads.setter
     def threads(self, n):
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise ValueError(f"threads must be an integer >= 0 (0: the default), not {n!r}")
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or not 0 <= n <= MAX_THREADS:
+            raise ValueError(f"threads must be an integer from 0 to {MAX_THREADS} (0: the default, "
+                             f"$NNC_NUM_THREADS, else the CPUs), not {n!r}")
+        n = int(n)
         with self._lock:
             if self._backend is None:
                 raise ValueError(f"model {self.name!r} is closed")
@@ -156,6 +211,7 @@ def _open(backend, weights, model_path, no_weights_hint, threads):
     """Open the backend's context and wrap it in a Model (closing the backend on failure)."""
     try:
         d = backend.desc_p.contents
+        _check_table(d, model_path)  # before the C runtime reads it
         if weights is None and not d.embedded_weights and d.n_params > 0:
             raise ValueError(f"{model_path}: the model has {d.n_params} parameters but "
                              f"{no_weights_hint}: pass weights='W.safetensors'")

@@ -43,6 +43,13 @@ expect 2 "--in expects NAME=PATH.npy" -- run "$M" --in x
 expect 2 "missing --stage=STAGE" -- dump "$M"
 expect 2 "unknown stage" -- dump --stage=nope "$M"
 expect 1 "nope.nn" -- check "$TMP/nope.nn"
+# a binary file where a .nn is expected is said to be one, without echoing its bytes
+printf '\010\007\022\007pytorch\032\003\n' >"$TMP/model.onnx"
+expect 1 "model.onnx: error: not a .nn source file: byte 0 is 0x08" -- run "$TMP/model.onnx"
+expect 1 "not a .nn source file" -- check "$TMP/model.onnx"
+if tr -d '\n\t' <"$TMP/out" | LC_ALL=C grep -q '[[:cntrl:]]'; then
+  echo "FAIL: nnc check model.onnx printed control bytes"; failures=$((failures + 1))
+fi
 
 if [ -f "$M" ] && [ -f "$G/weights.safetensors" ]; then
   W=$G/weights.safetensors

@@ -1,5 +1,6 @@
 /* test_compile_golden.c — golden files for compiler stages, diffed by one runner:
  *   tests/compile/errors/X.nn  must fail `nnc check` with exactly tests/compile/errors/X.err
+ *   tests/compile/ok/X.nn      must pass `nnc check` (its compile-time asserts included)
  *   tests/compile/fused/X.nn   `nnc dump --stage=fused` must equal tests/compile/fused/X.fused
  *   examples/X.nn              `nnc dump --stage=fused` must equal tests/compile/fused/examples.X.fused
  * so diagnostics and fusion decisions cannot change unnoticed.  The dumps are planned for
@@ -102,6 +103,14 @@ static int check_error_case(const char *path) {
   return 0;
 }
 
+static int check_ok_case(const char *path) {
+  char *msg = NULL;
+  if (nnc_check(path, NULL, &msg) == 0) return 0;
+  fprintf(stderr, "%s: expected to check fine, got\n%s", path, msg);
+  free(msg);
+  return 1;
+}
+
 static char *dump_fused(const char *path) {
   char *buf = NULL, *msg = NULL;
   size_t len = 0;
@@ -136,6 +145,10 @@ static void test_error_diagnostics(void **state) {
   assert_int_equal(count_files("tests/compile/errors", check_error_case), 0);
 }
 
+static void test_ok_programs(void **state) {
+  assert_int_equal(count_files("tests/compile/ok", check_ok_case), 0);
+}
+
 static void test_fused_dumps(void **state) {
   assert_int_equal(count_files("tests/compile/fused", check_fused_case), 0);
 }
@@ -151,6 +164,7 @@ int main(void) {
   setenv("NNC_PLAN_SIMD", "16", 1);
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_error_diagnostics),
+    cmocka_unit_test(test_ok_programs),
     cmocka_unit_test(test_fused_dumps),
     cmocka_unit_test(test_example_fused_dumps),
   };

@@ -311,7 +311,7 @@ static void test_error_missing_brace(void **state) {
 static void test_error_missing_paren(void **state) {
   (void)state;
   check_error("x = f(a, b\ny = 2\n",
-              "t.nn:2:1: error: unexpected identifier 'y', expected '=', ')' or ','\ny = 2\n^\n");
+              "t.nn:2:1: error: unexpected identifier 'y', expected ')', '=' or ','\ny = 2\n^\n");
   check_error("x = (1 + 2", "t.nn:1:11: error: unexpected end of file, expected ')'\n"
                             "x = (1 + 2\n          ^\n");
 }
@@ -331,6 +331,69 @@ static void test_error_bad_character(void **state) {
   check_error("s = \"\xc3\xa9\" + \xe2\x82\xac\n",
               "t.nn:1:12: error: unexpected character '\\xe2'\n"
               "s = \"\xc3\xa9\" + \xe2\x82\xac\n          ^\n");
+}
+
+/* Bytes that would not print as themselves are shown as \xNN, in the source line as in the
+ * message, and the caret counts four columns for each */
+static void test_error_escaped_bytes(void **state) {
+  (void)state;
+  check_error("x = 1 \xff 2\n", "t.nn:1:7: error: unexpected character '\\xff'\nx = 1 \\xff 2\n      ^\n");
+  check_error("x = \"\xff\xfe\" $\n",
+              "t.nn:1:10: error: unexpected character '$'\nx = \"\\xff\\xfe\" $\n               ^\n");
+  check_error("x = \"\xe2\x82\" + \xc3\xa9\n", /* a cut UTF-8 sequence, then a valid one */
+              "t.nn:1:12: error: unexpected character '\\xc3'\nx = \"\\xe2\\x82\" + \xc3\xa9\n"
+              "                 ^\n");
+  /* beyond the first 4 KiB a control byte is a character the lexer rejects */
+  char big[4200];
+  memset(big, '#', 4100);
+  big[4100] = '\n';
+  strcpy(big + 4101, "x = \x02\n");
+  int ok;
+  char *got = parse_str(big, &ok);
+  assert_false(ok);
+  assert_string_equal(got, "t.nn:2:5: error: unexpected character '\\x02'\nx = \\x02\n    ^\n");
+  free(got);
+}
+
+/* A binary file (a .so, .onnx, .safetensors given for a .nn) is said to be one */
+static void check_binary(const char *bytes, size_t len, const char *want) {
+  int ok;
+  char *got = parse_n(bytes, len, &ok);
+  assert_false(ok);
+  assert_string_equal(got, want);
+  free(got);
+}
+
+static void test_error_binary_file(void **state) {
+  (void)state;
+  check_binary("\x7f" "ELF\x02\x01\x01\0\0\0", 10,
+               "t.nn: error: not a .nn source file: byte 0 is 0x7f, a control byte (binary data?); "
+               "a .nn model is UTF-8 text\n");
+  check_binary("\x08\x07\x12\x07pytorch\x1a\x03", 13, /* an ONNX protobuf */
+               "t.nn: error: not a .nn source file: byte 0 is 0x08, a control byte (binary data?); "
+               "a .nn model is UTF-8 text\n");
+  check_binary("\x89PNG\r\n", 6,
+               "t.nn: error: not a .nn source file: byte 0 (0x89) is not UTF-8 (binary data?); a .nn "
+               "model is UTF-8 text\n");
+  check_binary("x = 1\0\n", 7,
+               "t.nn: error: not a .nn source file: byte 5 is 0x00, a control byte (binary data?); "
+               "a .nn model is UTF-8 text\n");
+}
+
+/* assert(...) stands alone at top level and in modules (a compile-time check); other
+ * statements there are syntax errors */
+static void test_top_level_assert(void **state) {
+  (void)state;
+  int ok;
+  char *got = parse_str("const D = 4\nassert(D > 2, \"m\")\nmodule M(d) {\n  assert(d > 0)\n}\n", &ok);
+  assert_true(ok);
+  assert_string_equal(got, "(program\n  (const D\n    (int 4))\n  (expr\n    (call\n      (name assert)\n"
+                           "      (binary >\n        (name D)\n        (int 2))\n      (string \"m\")))\n"
+                           "  (module M\n    (params\n      (param d))\n    (body\n      (expr\n"
+                           "        (call\n          (name assert)\n          (binary >\n"
+                           "            (name d)\n            (int 0)))))))\n");
+  free(got);
+  check_error("const D = 4\nD + 1\n", "t.nn:2:3: error: unexpected '+', expected '(' or '='\nD + 1\n  ^\n");
 }
 
 /* `scan` is a keyword (run-time loops): it cannot name a variable */
@@ -450,6 +513,13 @@ static void feed(const char *buf, size_t len) {
     assert_true(d.has_error);
     size_t n = strlen(d.text);
     assert_true(n > 0 && d.text[n - 1] == '\n');
+    /* whatever the input, the diagnostic is printable UTF-8 text */
+    const unsigned char *u = (const unsigned char *)d.text;
+    for (size_t i = 0, k; i < n; i += k) {
+      k = utf8_char_len(u + i, n - i);
+      if (!k || (u[i] < 0x20 && u[i] != '\n' && u[i] != '\t') || u[i] == 0x7f)
+        fail_msg("unprintable byte 0x%02x at %zu of the diagnostic:\n%s", u[i], i, d.text);
+    }
   }
   arena_free(a);
 }
@@ -523,6 +593,9 @@ int main(void) {
       cmocka_unit_test(test_error_missing_paren),
       cmocka_unit_test(test_error_unterminated_string),
       cmocka_unit_test(test_error_bad_character),
+      cmocka_unit_test(test_error_escaped_bytes),
+      cmocka_unit_test(test_error_binary_file),
+      cmocka_unit_test(test_top_level_assert),
       cmocka_unit_test(test_error_reserved_scan),
       cmocka_unit_test(test_error_bad_number),
       cmocka_unit_test(test_error_semantic_checks),

@@ -18,14 +18,18 @@ from support import GOLDEN, ROOT, TempDirCase, compile_so, write_model
 try:
     import dask
     import dask.array as da
-    import dask.dataframe as dd
     import distributed
-    import pandas as pd
     import nnc.dask
     DASK_MISSING = None
 except ImportError as e:
     DASK_MISSING = (f"Dask is not installed ({e}): apt-get install python3-dask "
                     f"python3-distributed")
+try:
+    import dask.dataframe as dd
+    import pandas as pd
+    PANDAS_MISSING = None
+except ImportError as e:
+    PANDAS_MISSING = f"pandas is not installed ({e}): apt-get install python3-pandas"
 
 ROWS, BLOCK = 120_000, 16_000
 START_TIMEOUT = 240  # seconds for the cluster to start on a slow, loaded machine
@@ -136,6 +140,7 @@ class ClusterTest(TempDirCase):
         same_bits(self, y, want.y, "y")
         same_bits(self, s, want.s, "s")
 
+    @unittest.skipIf(PANDAS_MISSING, PANDAS_MISSING)
     def test_dataframe(self):
         x = rows(30_000, 2, seed=4)
         frame = pd.DataFrame({"a": x[:, 0].astype(np.float64), "b": x[:, 1], "id": np.arange(len(x))})

@@ -3,11 +3,14 @@ loopback interface only.  Scoring 120,000 rows (blocks of 16,000 and a last one 
 the realnvp example gives outputs bit-identical to one in-process call; an entry with several
 inputs (split differently, one i64, two not split) and several outputs; a DataFrame; a block
 that does not fit the entry raises nnc's message on the client; each worker gets the library
-written once and opens it once (nnc.dask.worker_stats through client.run).  Then Dask's
-local threaded scheduler with no cluster.  Skipped where Dask is not installed
+written once and opens it once (nnc.dask.worker_stats through client.run).  Then the
+example of docs/python.md ("Many machines"), and Dask's local threaded scheduler with no
+cluster.  Skipped where Dask is not installed
 (apt-get install python3-dask python3-distributed; scripts/setup.sh installs them)."""
 import logging
 import os
+import subprocess
+import sys
 import unittest
 
 import numpy as np
@@ -170,6 +173,23 @@ class ClusterTest(TempDirCase):
             forward(da.zeros((1000, 3), dtype=np.float32, chunks=100))
         with self.assertRaisesRegex(TypeError, "must be float32"):
             forward(da.zeros((1000, 2), chunks=100))
+
+
+@unittest.skipIf(DASK_MISSING, DASK_MISSING)
+class DocsExampleTest(TempDirCase):
+    def test_many_machines_example(self):
+        """docs/python.md's "Many machines" example, run verbatim next to a realnvp.so."""
+        with open(os.path.join(ROOT, "docs", "python.md")) as f:
+            text = f.read()
+        section = text[text.index("## Many machines"):]
+        code = section[section.index("```python\n") + 10:]
+        code = code[:code.index("```")]
+        realnvp_so(self.tmp)
+        r = subprocess.run([sys.executable, "-c", code], cwd=self.tmp, capture_output=True,
+                           text=True, timeout=3 * START_TIMEOUT)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("(100000, 100000) float32", r.stdout)
+        self.assertRegex(r.stdout, r"'opens': 1, 'blocks': \d+, 'rows': \d+")
 
 
 @unittest.skipIf(DASK_MISSING, DASK_MISSING)

@@ -303,10 +303,13 @@ class DaskEntry:
     def _arrays(self, args, kwargs):
         values = self.entry._collect(args, kwargs)
         batched = [self._is_batched(a) for a in self.entry.inputs]
+        # the blocks are those of the first batched input that is a Dask array
+        ref = next((i for i, (v, b) in enumerate(zip(values, batched))
+                    if b and isinstance(v, da.Array)), batched.index(True))
         arrays = self._align([self._as_dask(a, v, b) for a, v, b in
-                              zip(self.entry.inputs, values, batched)], batched)
-        nblocks = next(x.numblocks[0] for x, b in zip(arrays, batched) if b)
-        rows = self._block_rows(arrays, batched)  # batch-symbol values per block (NaN: unknown)
+                              zip(self.entry.inputs, values, batched)], batched, ref)
+        nblocks = arrays[ref].numblocks[0]
+        rows = self._block_rows(arrays[ref], self.entry.inputs[ref])
         syms = self._check(arrays, batched, rows)
         token = dask.base.tokenize(self._lib.digest, self.entry.name, self.threads,
                                    *[x.name for x in arrays])
@@ -350,34 +353,38 @@ class DaskEntry:
             v = v.rechunk({i: -1 for i in whole})
         return v
 
-    def _align(self, arrays, batched):
-        """Rechunk the batched inputs along dim 0 to the first one's blocks."""
-        idx = [i for i, b in enumerate(batched) if b]
-        first = arrays[idx[0]]
-        k0 = self.entry.inputs[idx[0]]._raw[0][0]
-        for i in idx[1:]:
+    def _align(self, arrays, batched, ref):
+        """Rechunk the batched inputs along dim 0 to the blocks of arrays[ref]."""
+        first, k0 = arrays[ref], self.entry.inputs[ref]._raw[0][0]
+        for i, b in enumerate(batched):
+            if not b or i == ref:
+                continue
             x, k = arrays[i], self.entry.inputs[i]._raw[0][0]
-            if x.chunks[0] == tuple(c * k // k0 for c in first.chunks[0]):
+            if x.chunks[0] == tuple(c * k / k0 for c in first.chunks[0]):
                 continue
             if np.isnan(first.shape[0]) or np.isnan(x.shape[0]):
                 if x.numblocks[0] != first.numblocks[0]:
                     raise ValueError(
-                        f"{self.entry.name}(): inputs '{self.entry.inputs[idx[0]].name}' and "
-                        f"'{self.entry.inputs[i].name}' have unknown block sizes and "
+                        f"{self.entry.name}(): inputs '{self.entry.inputs[ref].name}' and "
+                        f"'{self.entry.inputs[i].name}' have blocks of unknown size, and "
                         f"{first.numblocks[0]} and {x.numblocks[0]} blocks: align them first")
                 continue
             arrays[i] = x.rechunk({0: tuple(c * k // k0 for c in first.chunks[0])})
         return arrays
 
-    def _block_rows(self, arrays, batched):
-        i = batched.index(True)
-        k0 = self.entry.inputs[i]._raw[0][0]
-        return tuple(c / k0 if np.isnan(c) else c // k0 for c in arrays[i].chunks[0])
+    def _block_rows(self, x, a):
+        """The batch symbol's value in each block of x (input a; NaN where unknown)."""
+        k = a._raw[0][0]
+        bad = [c for c in x.chunks[0] if not np.isnan(c) and c % k]
+        if bad:
+            raise ValueError(f"{self.entry.name}(): argument '{a.name}' ({a!r}) has blocks of "
+                             f"{bad[0]} rows along dim 0, not a multiple of {k}: rechunk it")
+        return tuple(c / k if np.isnan(c) else c // k for c in x.chunks[0])
 
     def _check(self, arrays, batched, rows):
         """The entry's own checks (rank, static dims, dtype) on the first block's shape; the
         values of the model's symbols there (the batch symbol's is that block's)."""
-        n = rows[0] if rows and not np.isnan(rows[0]) else 1
+        n = next((r for r in rows if r > 0), 1)  # NaN > 0 is False
         fake = []
         for a, x, b in zip(self.entry.inputs, arrays, batched):
             shape = [d if not np.isnan(d) else 0 for d in (x.chunks[j][0] for j in range(x.ndim))]

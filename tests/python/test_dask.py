@@ -210,6 +210,9 @@ class LocalSchedulerTest(TempDirCase):
         with nnc.load(so) as m:
             want = m.forward(x[x[:, 0] > 0]).z
         same_bits(self, z.compute(scheduler="threads"), want, "z")
+        none = forward(xd[xd[:, 0] > 100]).logdet  # every block empty
+        self.assertEqual(none.compute(scheduler="threads").shape, (0,))
+        self.assertEqual(forward(xd[:0]).z.compute(scheduler="threads").shape, (0, 2))
 
 
 if __name__ == "__main__":

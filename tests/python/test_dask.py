@@ -215,5 +215,25 @@ class LocalSchedulerTest(TempDirCase):
         self.assertEqual(forward(xd[:0]).z.compute(scheduler="threads").shape, (0, 2))
 
 
+    def test_errors_on_the_client(self):
+        so = realnvp_so(self.tmp)
+        with nnc.compile(os.path.join(ROOT, "examples", "realnvp.nn"),
+                         weights=os.path.join(GOLDEN, "realnvp", "weights.safetensors")) as m:
+            with self.assertRaisesRegex(ValueError, "has no file to ship"):
+                nnc.dask.entry(m, "forward", client=None)
+        fixed = compile_so(write_model("export f(x: f32[4]) -> (y: f32[4]) {\n  y = x * 2\n}\n",
+                                       self.tmp, "fixed"), self.tmp)
+        with self.assertRaisesRegex(ValueError, "no input has a symbolic first dim"):
+            nnc.dask.entry(fixed, "f", client=None)
+        with self.assertRaisesRegex(KeyError, "has no entry 'nope'"):
+            nnc.dask.entry(so, "nope", client=None)
+        with self.assertRaisesRegex(ValueError, "threads must be an integer"):
+            nnc.dask.entry(so, "forward", threads=-1, client=None)
+        if PANDAS_MISSING is None:
+            df = dd.from_pandas(pd.DataFrame({"a": [1.0], "b": [2.0]}), npartitions=1)
+            with self.assertRaisesRegex(KeyError, "no column 'c'"):
+                nnc.dask.entry(so, "forward", client=None).dataframe(df, columns=["a", "c"])
+
+
 if __name__ == "__main__":
     unittest.main()

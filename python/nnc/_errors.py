@@ -12,6 +12,10 @@ class Error(RuntimeError):
         super().__init__(message)
         self.status = status
 
+    def __reduce__(self):
+        # pickled with its status: an error raised on a Dask worker keeps it on the client
+        return (type(self), (str(self), self.status))
+
 
 class CompileError(Error):
     """The .nn model does not compile; the message is `file:line:col: error: ...`."""

@@ -115,6 +115,14 @@ class EdgesTest(TempDirCase):
                     self.assertNotIn("str96", str(e))
                     self.assertNotIn("got ndarray", str(e))
 
+    def test_errors_pickle_with_their_status(self):
+        # a Dask worker's exception reaches the client pickled
+        import pickle
+        for cls in (nnc.Error, nnc.CompileError, nnc.WeightsError):
+            e = pickle.loads(pickle.dumps(cls("what went wrong", _abi.NNC_ERR_NOMEM)))
+            self.assertIs(type(e), cls)
+            self.assertEqual((str(e), e.status), ("what went wrong", _abi.NNC_ERR_NOMEM))
+
 
 if __name__ == "__main__":
     unittest.main()

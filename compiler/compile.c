@@ -171,7 +171,8 @@ static int load_weights(Unit *u, const char *path, char **errmsg) {
   nnc_param_desc *pd = arena_alloc(u->arena, (nparams + 1) * sizeof *pd);
   for (int i = 0; i < nparams; i++)
     pd[i] = (nnc_param_desc){m->params[i].name, m->params[i].dtype, m->params[i].rank,
-                             m->params[i].shape, m->params[i].offset, m->params[i].nbytes};
+                             m->params[i].shape, m->params[i].offset, m->params[i].nbytes,
+                             m->params[i].optional ? NNC_PARAM_OPTIONAL : 0};
   nnc_model_desc *desc = arena_alloc(u->arena, sizeof *desc);
   *desc = (nnc_model_desc){.abi_version = NNC_MODEL_ABI, .name = m->name, .n_params = nparams,
                            .params = pd, .weights_size = m->weights_size};

@@ -141,8 +141,9 @@ static size_t common_path(const char *a, const char *b) {
 }
 
 /* An unused file tensor that looks like `name` (a did-you-mean), or NULL: the nearest by edit
- * distance (at most a third of the name, at least 2), else one with the same last part under
- * the same parent path ("attn.in_proj_weight" for "attn.in_proj.weight"). */
+ * distance, at most a third of the name and at least 2 ("attn.in_proj_weight" for
+ * "attn.in_proj.weight"), else one with the same last part nested deeper under the same path
+ * ("enc.fc.0.weight" for "enc.fc.weight"). */
 static const char *lookalike(const nnc_model_desc *desc, const StFile *f, const char *name) {
   size_t len = strlen(name), cap = len / 3 > 2 ? len / 3 : 2, best = cap + 1;
   const char *hit = NULL;
@@ -152,12 +153,12 @@ static const char *lookalike(const nnc_model_desc *desc, const StFile *f, const 
     size_t d = edit_distance(name, t, cap);
     if (d < best) best = d, hit = t;
   }
-  if (hit) return hit;
+  const char *dot = strrchr(name, '.');
+  if (hit || !dot) return hit;
   for (int i = 0; i < f->count; i++) {
     const char *t = f->tensors[i].name;
-    size_t parent = strrchr(name, '.') ? (size_t)(strrchr(name, '.') - name) + 1 : 0;
-    if (!tensor_is_param(desc, t) && parent && common_path(name, t) >= parent &&
-        strcmp(last_part(t), last_part(name)) == 0)
+    if (!tensor_is_param(desc, t) && common_path(name, t) >= (size_t)(dot - name) + 1 &&
+        strcmp(last_part(t), dot + 1) == 0)
       return t;
   }
   return NULL;

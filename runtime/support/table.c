@@ -174,10 +174,9 @@ static int check_desc(Check *c, const nnc_model_desc *d) {
   if (d->embedded_weights && !in_mem(c, d->embedded_weights, d->weights_size, false))
     return bad(c, "the %llu bytes of embedded weights lie outside the library",
                (unsigned long long)d->weights_size);
-  if (d->init && (!in_mem(c, d->init, sizeof *d->init, false) ||
-                  check_entry(c, d->init, "the init entry", d->n_syms)))
-    return c->err && c->err[0] ? -1 : bad(c, "the init entry lies outside the library");
-  return 0;
+  if (d->init && !in_mem(c, d->init, sizeof *d->init, false))
+    return bad(c, "the init entry lies outside the library");
+  return d->init ? check_entry(c, d->init, "the init entry", d->n_syms) : 0;
 }
 
 int nnc_table_check(const nnc_model_desc *desc, const char *what, char *err, size_t errlen) {

@@ -93,7 +93,7 @@ static void write_weights(const nnc_model *m, uint64_t seed, const char *path,
     t[n] = (StTensor){.name = (char *)(rename && !strcmp(rename, p->name) ? to : p->name),
                       .dtype = p->dtype == NNC_I64 ? ST_I64 : ST_F32, .rank = p->rank,
                       .nbytes = p->nbytes};
-    memcpy(t[n].shape, p->shape, sizeof(int64_t) * (size_t)p->rank);
+    if (p->rank) memcpy(t[n].shape, p->shape, sizeof(int64_t) * (size_t)p->rank);
     void *data = malloc(p->nbytes + 1);
     for (uint64_t k = 0; k < p->nbytes / 4; k++)
       if (p->dtype == NNC_I64) ((int64_t *)data)[k / 2] = 7;

@@ -22,10 +22,12 @@ conv = Conv2d(8, 16, 3, padding=1)
 bn = BatchNorm2d(16)
 mlp = Sequential(Linear(2, 64), ReLU(), Linear(64, 2))
 lstm = LSTM(4, 8, batch_first=true)
-export forward(x: f32[N, 8, 12, 12], v: f32[N, 2], s: f32[N, 5, 4]) -> (y: f32[N, 16, 12, 12], m: f32[N, 2], h: f32[N, 5, 8]) {
+wg = Conv2d(16, 16, 3, padding=1)
+export forward(x: f32[N, 8, 12, 12], v: f32[N, 2], s: f32[N, 5, 4], u: f32[N, 16, 16, 16]) -> (y: f32[N, 16, 12, 12], m: f32[N, 2], h: f32[N, 5, 8], g: f32[N, 16, 16, 16]) {
   y = relu(bn(conv(x)))
   m = mlp(v)
   h, state = lstm(s)
+  g = wg(u)
 }
 """
 
@@ -33,7 +35,7 @@ SHAPES = {"conv.weight": (16, 8, 3, 3), "conv.bias": (16,), "bn.weight": (16,), 
           "bn.running_mean": (16,), "bn.running_var": (16,), "mlp.0.weight": (64, 2),
           "mlp.0.bias": (64,), "mlp.2.weight": (2, 64), "mlp.2.bias": (2,),
           "lstm.weight_ih_l0": (32, 4), "lstm.weight_hh_l0": (32, 8), "lstm.bias_ih_l0": (32,),
-          "lstm.bias_hh_l0": (32,)}
+          "lstm.bias_hh_l0": (32,), "wg.weight": (16, 16, 3, 3), "wg.bias": (16,)}
 
 
 def weights(seed, nbt=True):
@@ -75,7 +77,8 @@ class ReplaceTest(TempDirCase):
         rng = np.random.default_rng(9)
         cls.args = (rng.standard_normal((3, 8, 12, 12)).astype(np.float32),
                     3 * rng.standard_normal((3, 2)).astype(np.float32),
-                    rng.standard_normal((3, 5, 4)).astype(np.float32))
+                    rng.standard_normal((3, 5, 4)).astype(np.float32),
+                    rng.standard_normal((3, 16, 16, 16)).astype(np.float32))
 
     def test_replaced_weights_equal_embedded(self):
         with nnc.load(self.emb2) as m:

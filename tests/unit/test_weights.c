@@ -3,7 +3,8 @@
  *   - a library compiled with embedded weights W1, opened with a file W2 (nnc_context_open,
  *     the header's <model>_open, a JIT model), computes bit for bit what a library with W2
  *     embedded computes, on a model whose derived parameters are not trivial (BatchNorm
- *     folded into a convolution, Winograd weights, an LSTM, hoisted transposes of Linear);
+ *     folded into a convolution, Winograd weights, an LSTM, hoisted transposes of Linear:
+ *     seven derived parameters);
  *   - num_batches_tracked may be absent from a weights file, for every norm layer;
  *   - a missing tensor names the file's unused look-alike;
  *   - /dev/zero, a directory or a too-large file are refused before anything is read;
@@ -35,13 +36,15 @@ static const char model_src[] =
     "conv = Conv2d(8, 16, 3, padding=1)\n"
     "bn = BatchNorm2d(16)\n"
     "conv2 = Conv2d(16, 4, 1)\n"
+    "wg = Conv2d(16, 16, 3, padding=1)\n" /* Winograd: its transformed weights are derived */
     "mlp = Sequential(Linear(2, 64), ReLU(), Linear(64, 2))\n"
     "lstm = LSTM(4, 8, batch_first=true)\n"
-    "export forward(x: f32[N, 8, 12, 12], v: f32[N, 2], s: f32[N, 5, 4]) -> "
-    "(y: f32[N, 4, 12, 12], m: f32[N, 2], h: f32[N, 5, 8]) {\n"
+    "export forward(x: f32[N, 8, 12, 12], v: f32[N, 2], s: f32[N, 5, 4], u: f32[N, 16, 16, 16]) "
+    "-> (y: f32[N, 4, 12, 12], m: f32[N, 2], h: f32[N, 5, 8], g: f32[N, 16, 16, 16]) {\n"
     "  y = conv2(relu(bn(conv(x))))\n"
     "  m = mlp(v)\n"
     "  h, state = lstm(s)\n"
+    "  g = wg(u)\n"
     "}\n";
 
 static const char norms_src[] =
@@ -52,11 +55,11 @@ static const char norms_src[] =
     "  w = inorm(z)\n"
     "}\n";
 
-enum { NB = 2, NX = NB * 8 * 12 * 12, NV = NB * 2, NS = NB * 5 * 4 };
-enum { NY = NB * 4 * 12 * 12, NM = NB * 2, NH = NB * 5 * 8 };
+enum { NB = 2, NX = NB * 8 * 12 * 12, NV = NB * 2, NS = NB * 5 * 4, NU = NB * 16 * 16 * 16 };
+enum { NY = NB * 4 * 12 * 12, NM = NB * 2, NH = NB * 5 * 8, NG = NU };
 
 static char dir[64];
-static float x_in[NX], v_in[NV], s_in[NS];
+static float x_in[NX], v_in[NV], s_in[NS], u_in[NU];
 
 static const char *tmp(const char *name) {
   static char paths[16][128];
@@ -127,6 +130,7 @@ static int setup(void **state) {
   for (int i = 0; i < NX; i++) x_in[i] = noise(&seed);
   for (int i = 0; i < NV; i++) v_in[i] = noise(&seed) * 3;
   for (int i = 0; i < NS; i++) s_in[i] = noise(&seed);
+  for (int i = 0; i < NU; i++) u_in[i] = noise(&seed);
   write_text(tmp("replace.nn"), model_src);
   write_text(tmp("norms.nn"), norms_src);
   compile_so(tmp("replace.nn"), tmp("plain.so"), NULL);
@@ -148,18 +152,18 @@ static int teardown(void **state) {
 }
 
 typedef struct Out {
-  float y[NY], m[NM], h[NH];
+  float y[NY], m[NM], h[NH], g[NG];
 } Out;
 
 static void run_api(nnc_model *model, const char *weights, Out *o) {
   nnc_context *c = NULL;
   char *msg = NULL;
   if (nnc_context_open(model, weights, &c, &msg)) fail_msg("%s", msg);
-  nnc_tensor in[3] = {{x_in, NNC_F32, 4, {NB, 8, 12, 12}}, {v_in, NNC_F32, 2, {NB, 2}},
-                      {s_in, NNC_F32, 3, {NB, 5, 4}}};
-  nnc_tensor out[3] = {{o->y, NNC_F32, 4, {NB, 4, 12, 12}}, {o->m, NNC_F32, 2, {NB, 2}},
-                       {o->h, NNC_F32, 3, {NB, 5, 8}}};
-  if (nnc_call(c, nnc_model_find_entry(model, "forward"), in, 3, out, 3))
+  nnc_tensor in[4] = {{x_in, NNC_F32, 4, {NB, 8, 12, 12}}, {v_in, NNC_F32, 2, {NB, 2}},
+                      {s_in, NNC_F32, 3, {NB, 5, 4}}, {u_in, NNC_F32, 4, {NB, 16, 16, 16}}};
+  nnc_tensor out[4] = {{o->y, NNC_F32, 4, {NB, 4, 12, 12}}, {o->m, NNC_F32, 2, {NB, 2}},
+                       {o->h, NNC_F32, 3, {NB, 5, 8}}, {o->g, NNC_F32, 4, {NB, 16, 16, 16}}};
+  if (nnc_call(c, nnc_model_find_entry(model, "forward"), in, 4, out, 4))
     fail_msg("%s", nnc_context_error(c));
   nnc_context_free(c);
 }
@@ -176,13 +180,14 @@ static void run_header(const char *so, const char *weights, Out *o) {
   assert_non_null(dl);
   void *(*open)(const char *, char *, size_t) = (void *(*)(const char *, char *, size_t))dlsym(dl, "replace_open");
   void (*close)(void *) = (void (*)(void *))dlsym(dl, "replace_close");
-  int (*fwd)(void *, int64_t, const float *, const float *, const float *, float *, float *, float *) =
-      (int (*)(void *, int64_t, const float *, const float *, const float *, float *, float *, float *))dlsym(dl, "replace_forward");
+  typedef int fwd_fn(void *, int64_t, const float *, const float *, const float *, const float *,
+                     float *, float *, float *, float *);
+  fwd_fn *fwd = (fwd_fn *)dlsym(dl, "replace_forward");
   assert_true(open && close && fwd);
   char err[1024];
   void *ctx = open(weights, err, sizeof err);
   if (!ctx) fail_msg("%s", err);
-  assert_int_equal(fwd(ctx, NB, x_in, v_in, s_in, o->y, o->m, o->h), 0);
+  assert_int_equal(fwd(ctx, NB, x_in, v_in, s_in, u_in, o->y, o->m, o->h, o->g), 0);
   close(ctx);
   dlclose(dl);
 }
@@ -201,6 +206,9 @@ static void test_replaced_weights_equal_embedded(void **state) {
   assert_true(want.m[0] != want.m[2] || want.m[1] != want.m[3]);
   run_so(tmp("emb1.so"), NULL, &other);
   assert_memory_not_equal(&want, &other, sizeof want);
+  nnc_model *m = load(tmp("emb1.so")); /* the init entry is in an embedded build too */
+  assert_non_null(nnc_model_desc_of(m)->init);
+  nnc_model_free(m);
   run_so(tmp("emb1.so"), tmp("w2.safetensors"), &got);  /* nnc_context_open */
   assert_same(&want, &got);
   run_so(tmp("plain.so"), tmp("w2.safetensors"), &got); /* weights at run time only */

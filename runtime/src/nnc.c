@@ -91,10 +91,11 @@ static int fail_call(nnc_context *c, int status, const char *fmt, ...) {
 
 /* The table is checked before anything reads it: counts, ranks and every pointer against the
  * library's own loaded segments (table.h), so a damaged library is an error, not a crash. */
-static int check_desc(const nnc_model_desc *d, const char *what, char **errmsg) {
+static int check_desc(const nnc_model_desc *d, const char *what, bool from_file, char **errmsg) {
   if (!d) return fail_msg(errmsg, NNC_ERR_USER, "%s: error: the model table is NULL", what);
   char err[1024];
-  if (nnc_table_check(d, what, err, sizeof err)) return fail_msg(errmsg, NNC_ERR_USER, "%s", err);
+  if (nnc_table_check(d, what, from_file, err, sizeof err))
+    return fail_msg(errmsg, NNC_ERR_USER, "%s", err);
   if (d->n_syms > MAX_SYMS)
     return fail_msg(errmsg, NNC_ERR_USER, "%s: error: %d symbolic dims (at most %d)", what,
                     d->n_syms, MAX_SYMS);
@@ -118,7 +119,7 @@ int nnc_model_from_desc(const nnc_model_desc *desc, nnc_model **out, char **errm
   if (errmsg) *errmsg = NULL;
   if (!out) return NNC_ERR_USAGE;
   *out = NULL;
-  int rc = check_desc(desc, desc && desc->name ? desc->name : "model", errmsg);
+  int rc = check_desc(desc, desc && desc->name ? desc->name : "model", false, errmsg);
   if (rc) return rc;
   *out = model_new(desc);
   return *out ? NNC_OK : fail_msg(errmsg, NNC_ERR_NOMEM, "error: out of memory");
@@ -145,7 +146,7 @@ int nnc_model_compile_defines(const char *nn_path, const char *weights_path,
     if (errmsg && !*errmsg) fail_msg(errmsg, 0, "%s: error: compilation failed", nn_path);
     return NNC_ERR_USER;
   }
-  int rc = check_desc(desc, nn_path, errmsg);
+  int rc = check_desc(desc, nn_path, false, errmsg);
   if (rc == NNC_OK && !(*out = model_new(desc)))
     rc = fail_msg(errmsg, NNC_ERR_NOMEM, "%s: error: out of memory", nn_path);
   if (rc) {
@@ -232,7 +233,7 @@ int nnc_model_load(const char *so_path, nnc_model **out, char **errmsg) {
   set_threads_fn set_threads = (set_threads_fn)find_symbol(dl, so_path, "nnc_ctx_set_threads", &rc, errmsg);
   threads_fn threads = (threads_fn)find_symbol(dl, so_path, "nnc_ctx_threads", &rc, errmsg);
   const nnc_model_desc *desc = rc ? NULL : info();
-  if (rc == NNC_OK) rc = check_desc(desc, so_path, errmsg);
+  if (rc == NNC_OK) rc = check_desc(desc, so_path, true, errmsg);
   if (rc == NNC_OK && !(*out = model_new(desc)))
     rc = fail_msg(errmsg, NNC_ERR_NOMEM, "%s: error: out of memory", so_path);
   if (rc) {

@@ -312,7 +312,7 @@ nnc_ctx *nnc_ctx_open(const nnc_model_desc *desc, const char *weights_path, char
     say(err, errlen, "error: no model (NULL model table)");
     return NULL;
   }
-  if (nnc_table_check(desc, NULL, err, errlen)) return NULL;
+  if (nnc_table_check(desc, NULL, false, err, errlen)) return NULL;
   if (!weights_path && desc->embedded_weights && check_embedded(desc, err, errlen)) return NULL;
   nnc_ctx *ctx = calloc(1, sizeof *ctx);
   if (!ctx) {

@@ -179,8 +179,13 @@ static int check_desc(Check *c, const nnc_model_desc *d) {
   return d->init ? check_entry(c, d->init, "the init entry", d->n_syms) : 0;
 }
 
-int nnc_table_check(const nnc_model_desc *desc, const char *what, char *err, size_t errlen) {
+int nnc_table_check(const nnc_model_desc *desc, const char *what, bool from_file, char *err,
+                    size_t errlen) {
   Check c = {.mem = object_of(desc), .err = err, .errlen = errlen};
+  if (c.mem.found && !from_file) { /* a generated library's own table: in this object */
+    Mem self = object_of((const void *)nnc_table_check);
+    if (!self.found || self.lo[0] != c.mem.lo[0]) c.mem.found = false;
+  }
   if (err && errlen) err[0] = '\0';
   c.what = what ? what : c.mem.found && c.mem.file && c.mem.file[0] ? c.mem.file : "model";
   if (!desc) return bad(&c, "the table is NULL");

@@ -141,11 +141,14 @@ static int derive_params(Unit *u, char **errmsg) {
   const Model *m = u->model;
   if (!m->init) return 0;
   char err[4096];
-  if (!u->lowered && !(u->lowered = lower_model(u->model))) return fail(errmsg, "%s: error: out of memory\n", u->file.path);
+  /* a lowering of its own: codegen memoizes LLVM values in the lowered IR (Lx.cg), so one
+   * lowering serves one codegen, and the library's codegen emits the init entry again */
+  LEntry *les = lower_model(u->model);
+  if (!les) return fail(errmsg, "%s: error: out of memory\n", u->file.path);
   Jit *jit = jit_new(runtime_symbols, sizeof runtime_symbols / sizeof *runtime_symbols, err, sizeof err);
   if (!jit) return fail(errmsg, "nnc: error: cannot create the JIT: %s\n", err);
   LLVMModuleRef mod = jit_module_new(jit, "init");
-  codegen_init_only(jit_context(jit), mod, m, u->lowered);
+  codegen_init_only(jit_context(jit), mod, m, les);
   nnc_entry_fn init = NULL;
   if (jit_add_module(jit, mod, err, sizeof err) || !(init = (nnc_entry_fn)jit_lookup(jit, "nnc_init", err, sizeof err))) {
     jit_free(jit);
@@ -171,7 +174,8 @@ static int load_weights(Unit *u, const char *path, char **errmsg) {
   nnc_param_desc *pd = arena_alloc(u->arena, (nparams + 1) * sizeof *pd);
   for (int i = 0; i < nparams; i++)
     pd[i] = (nnc_param_desc){m->params[i].name, m->params[i].dtype, m->params[i].rank,
-                             m->params[i].shape, m->params[i].offset, m->params[i].nbytes};
+                             m->params[i].shape, m->params[i].offset, m->params[i].nbytes,
+                             m->params[i].optional ? NNC_PARAM_OPTIONAL : 0};
   nnc_model_desc *desc = arena_alloc(u->arena, sizeof *desc);
   *desc = (nnc_model_desc){.abi_version = NNC_MODEL_ABI, .name = m->name, .n_params = nparams,
                            .params = pd, .weights_size = m->weights_size};

@@ -550,8 +550,9 @@ void codegen_model(LLVMContextRef ctx, LLVMModuleRef mod, const Model *m, const 
   for (int i = 0; i < m->nbodies; i++) g.body_fns[i] = emit_entry_body(&g, &les[m->bodies[i]->lower_index]);
   LLVMValueRef *bodies = calloc(m->nentries + 1, sizeof *bodies);
   for (int i = 0; i < m->nentries; i++) bodies[i] = emit_entry_body(&g, &les[i]);
-  /* with embedded weights, the compiler has computed the derived parameters already */
-  if (m->init && !weights) bodies[m->nentries] = emit_entry_body(&g, &les[m->nentries]);
+  /* in every library: embedded weights hold the derived parameters already, but a weights
+   * file given when a context opens replaces them and needs the init entry */
+  if (m->init) bodies[m->nentries] = emit_entry_body(&g, &les[m->nentries]);
   LLVMValueRef desc = emit_desc(&g, les, bodies, weights);
   emit_wrappers(&g, desc);
   free(bodies);

@@ -9,6 +9,7 @@
 #include "cg.h"
 #include "nnc_model.h"
 #include "passes.h"
+#include "table.h"
 
 /* ---- introspection table (layout of nnc_model.h) ---- */
 
@@ -58,9 +59,9 @@ LLVMValueRef emit_desc(Cg *g, const LEntry *les, LLVMValueRef *bodies, const uns
   LLVMTypeRef entry_t = LLVMStructCreateNamed(C, "nnc_entry_desc");
   LLVMStructSetBody(entry_t, (LLVMTypeRef[]){g->ptr, g->i32, g->i32, g->ptr, g->i32, g->ptr, g->ptr}, 7, 0);
   LLVMTypeRef param_t = LLVMStructCreateNamed(C, "nnc_param_desc");
-  LLVMStructSetBody(param_t, (LLVMTypeRef[]){g->ptr, g->i32, g->i32, g->ptr, g->i64, g->i64}, 6, 0);
+  LLVMStructSetBody(param_t, (LLVMTypeRef[]){g->ptr, g->i32, g->i32, g->ptr, g->i64, g->i64, g->i32}, 7, 0);
   LLVMTypeRef model_t = LLVMStructCreateNamed(C, "nnc_model_desc");
-  LLVMStructSetBody(model_t, (LLVMTypeRef[]){g->i32, g->ptr, g->i32, g->ptr, g->i32, g->ptr, g->i32, g->ptr, g->i64, g->ptr, g->ptr}, 11, 0);
+  LLVMStructSetBody(model_t, (LLVMTypeRef[]){g->i32, g->ptr, g->i32, g->ptr, g->i32, g->ptr, g->i32, g->ptr, g->i64, g->ptr, g->ptr, g->i64}, 12, 0);
 
   /* entries, then (index nentries) the init entry when it runs at load time */
   int nent = m->nentries + (bodies[m->nentries] != NULL);
@@ -102,12 +103,15 @@ LLVMValueRef emit_desc(Cg *g, const LEntry *les, LLVMValueRef *bodies, const uns
     for (int k = 0; k < p->rank; k++) sh[k] = ci64(g, p->shape[k]);
     params[i] = LLVMConstNamedStruct(param_t, (LLVMValueRef[]){
       cstring(g, p->name), i32c(g, p->dtype), i32c(g, p->rank),
-      const_array_global(g, g->i64, sh, p->rank, "nnc.shape"), ci64(g, (int64_t)p->offset), ci64(g, (int64_t)p->nbytes)}, 6);
+      const_array_global(g, g->i64, sh, p->rank, "nnc.shape"), ci64(g, (int64_t)p->offset), ci64(g, (int64_t)p->nbytes),
+      i32c(g, p->optional ? NNC_PARAM_OPTIONAL : 0)}, 7);
   }
   LLVMValueRef *syms = calloc(m->nsyms + 1, sizeof *syms);
   for (int i = 0; i < m->nsyms; i++) syms[i] = cstring(g, m->sym_names[i]);
   LLVMValueRef blob = LLVMConstNull(g->ptr);
+  uint64_t checksum = 0;
   if (weights && m->weights_size) {
+    checksum = nnc_weights_checksum(weights, m->weights_size);
     LLVMValueRef init = LLVMConstStringInContext2(C, (const char *)weights, m->weights_size, 1);
     blob = LLVMAddGlobal(g->mod, LLVMTypeOf(init), "nnc.weights");
     LLVMSetInitializer(blob, init);
@@ -127,7 +131,7 @@ LLVMValueRef emit_desc(Cg *g, const LEntry *les, LLVMValueRef *bodies, const uns
     const_array_global(g, g->ptr, syms, m->nsyms, "nnc.syms"), i32c(g, m->nentries),
     const_array_global(g, entry_t, entries, m->nentries, "nnc.entries"), i32c(g, nparams),
     const_array_global(g, param_t, params, nparams, "nnc.params"), ci64(g, (int64_t)m->weights_size), blob,
-    init}, 11);
+    init, ci64(g, (int64_t)checksum)}, 12);
   free(entries);
   free(params);
   free(syms);

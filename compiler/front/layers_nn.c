@@ -21,6 +21,7 @@ typedef struct ParamSpec {
   DType dtype;
   int rank;
   int64_t shape[MAX_RANK];
+  bool optional; /* may be absent from a weights file (Param.optional) */
 } ParamSpec;
 
 typedef struct LayerType {
@@ -143,7 +144,8 @@ static INode *convt_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
 
 /* ---- normalization ---- */
 
-/* BatchNorm: weight, bias (affine), running_mean, running_var, num_batches_tracked (stats) */
+/* BatchNorm: weight, bias (affine), running_mean, running_var, num_batches_tracked (stats; a
+ * training counter nnc never reads, optional in a weights file as in load_state_dict) */
 static int bn_params(Sema *S, ModInst *mi, ParamSpec *out) {
   int64_t c;
   if (!cfg_int(S, mi, "num_features", 0, &c) || !positive(S, mi, c, "num_features")) return -1;
@@ -155,7 +157,7 @@ static int bn_params(Sema *S, ModInst *mi, ParamSpec *out) {
   if (cfg_bool(mi, "track_running_stats", mi->type->ctor.variant != INSTANCE_NORM_2D)) {
     out[n++] = spec("running_mean", 1, c, 0, 0, 0);
     out[n++] = spec("running_var", 1, c, 0, 0, 0);
-    out[n++] = (ParamSpec){"num_batches_tracked", DT_I64, 0, {0}};
+    out[n++] = (ParamSpec){"num_batches_tracked", DT_I64, 0, {0}, .optional = true};
   }
   return n;
 }
@@ -573,6 +575,7 @@ bool nn_layer_bind(Sema *S, ModInst *mi) {
     snprintf(full, len, "%s.%s", mi->prefix, ps[i].name);
     mi->params[i] = model_add_param(S->m, full, ps[i].dtype, ps[i].rank, ps[i].shape, mi->loc);
     if (mi->params[i] < 0) return diag_error(D, mi->loc, "parameter '%s' %s", full, model_param_error(mi->params[i]));
+    S->m->params[mi->params[i]].optional = ps[i].optional;
   }
   mi->nparams = n;
   return true;

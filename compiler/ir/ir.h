@@ -124,6 +124,7 @@ typedef struct Param {
   uint64_t offset, nbytes;
   SrcLoc loc;
   bool derived;       /* computed from other parameters by the model's init entry (pass_hoist.c) */
+  bool optional;      /* a weights file may leave it out (never read: num_batches_tracked) */
 } Param;
 
 /* A fused kernel: what lower.c turns into one loop nest (or an sgemm plus epilogue). */

@@ -13,7 +13,7 @@ import os
 import subprocess
 import tempfile
 
-NNC_MODEL_ABI = 2
+NNC_MODEL_ABI = 3
 NNC_F32, NNC_I64 = 0, 1
 NNC_OK, NNC_ERR_USER, NNC_ERR_USAGE, NNC_ERR_NOMEM = 0, 1, 2, 3
 NNC_MAX_RANK = 8
@@ -46,7 +46,7 @@ class NncEntryDesc(ctypes.Structure):
 class NncParamDesc(ctypes.Structure):
     _fields_ = [("name", ctypes.c_char_p), ("dtype", ctypes.c_int32), ("rank", ctypes.c_int32),
                 ("shape", ctypes.POINTER(ctypes.c_int64)), ("offset", ctypes.c_uint64),
-                ("nbytes", ctypes.c_uint64)]
+                ("nbytes", ctypes.c_uint64), ("flags", ctypes.c_uint32)]  # NNC_PARAM_*
 
 
 class NncModelDesc(ctypes.Structure):
@@ -56,7 +56,8 @@ class NncModelDesc(ctypes.Structure):
                 ("n_params", ctypes.c_int32), ("params", ctypes.POINTER(NncParamDesc)),
                 ("weights_size", ctypes.c_uint64),
                 ("embedded_weights", ctypes.c_void_p),  # const char *, may hold NULs
-                ("init", ctypes.POINTER(NncEntryDesc))]  # derived parameters, or NULL
+                ("init", ctypes.POINTER(NncEntryDesc)),  # derived parameters, or NULL
+                ("weights_checksum", ctypes.c_uint64)]  # of the embedded weights
 
 
 class NncTensor(ctypes.Structure):

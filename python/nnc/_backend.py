@@ -12,7 +12,7 @@ closed model fails cleanly."""
 import ctypes
 import functools
 
-from . import _abi, _lib
+from . import _abi, _elfcheck, _lib
 from ._entry import _dtype_code
 from ._errors import CompileError, Error, WeightsError
 
@@ -21,6 +21,9 @@ class _SoBackend:
     """A library made by `nnc -o`: its own nnc_ctx_* functions (nnc_model.h)."""
 
     def __init__(self, path):
+        damage = _elfcheck.truncation(path)
+        if damage:
+            raise Error(f"{path}: error: {damage}")
         try:
             self.lib = lib = ctypes.CDLL(path, mode=ctypes.RTLD_LOCAL)
         except OSError as e:

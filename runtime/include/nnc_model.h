@@ -19,7 +19,7 @@
  * every generated header, so it must stay self-contained C.
  */
 #ifndef NNC_MODEL_ABI
-#define NNC_MODEL_ABI 2
+#define NNC_MODEL_ABI 3 /* 3: nnc_param_desc.flags, nnc_model_desc.weights_checksum */
 
 #include <stddef.h>
 #include <stdint.h>
@@ -83,7 +83,14 @@ typedef struct nnc_param_desc {
   const int64_t *shape;  /* [rank] */
   uint64_t offset;       /* byte offset in the weight blob (64-byte aligned) */
   uint64_t nbytes;
+  uint32_t flags;        /* NNC_PARAM_* bits */
 } nnc_param_desc;
+
+enum nnc_param_flags {
+  /* A weights file may leave the parameter out (then it is zero): the model never reads it,
+   * as BatchNorm's num_batches_tracked, which PyTorch's load_state_dict does not require. */
+  NNC_PARAM_OPTIONAL = 1,
+};
 
 typedef struct nnc_model_desc {
   uint32_t abi_version;  /* NNC_MODEL_ABI */
@@ -97,10 +104,15 @@ typedef struct nnc_model_desc {
   uint64_t weights_size;          /* bytes: the parameters, then the derived parameters */
   const char *embedded_weights;   /* NULL when weights are loaded at run time */
   /* Computes the derived parameters (folded BatchNorms, reordered weights) in the weight
-   * blob, after the parameters; run once when a context loads weights.  NULL when there are
-   * none, or when they were computed at compile time into the embedded weights.  No args,
-   * no syms; its workspace is nnc_entry_workspace_size(init, NULL). */
+   * blob, after the parameters; run once when a context loads weights from a file.  NULL
+   * when there are none.  Embedded weights hold them already (computed at compile time), so
+   * it does not run on them; it is there for a weights file that replaces them.  No args, no
+   * syms; its workspace is nnc_entry_workspace_size(init, NULL). */
   const nnc_entry_desc *init;
+  /* nnc_weights_checksum of embedded_weights[weights_size] (runtime/support/table.c),
+   * verified when a context opens on them: a damaged library is an error, not wrong results.
+   * Never 0 when recorded; 0: none (no embedded weights, or a table written by hand). */
+  uint64_t weights_checksum;
 } nnc_model_desc;
 
 typedef struct nnc_ctx nnc_ctx;

@@ -8,6 +8,7 @@
 #include "nnc.h"
 
 #include <dlfcn.h>
+#include <elf.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 
 #include "compile.h"
+#include "table.h"
 
 #define ALIGN 64
 #define MAX_SYMS 32
@@ -87,21 +89,16 @@ static int fail_call(nnc_context *c, int status, const char *fmt, ...) {
 
 /* ---- models ---- */
 
-static int check_desc(const nnc_model_desc *d, const char *what, char **errmsg) {
+/* The table is checked before anything reads it: counts, ranks and every pointer against the
+ * library's own loaded segments (table.h), so a damaged library is an error, not a crash. */
+static int check_desc(const nnc_model_desc *d, const char *what, bool from_file, char **errmsg) {
   if (!d) return fail_msg(errmsg, NNC_ERR_USER, "%s: error: the model table is NULL", what);
-  if (d->abi_version != NNC_MODEL_ABI)
-    return fail_msg(errmsg, NNC_ERR_USER,
-                    "%s: error: model ABI version %u, this runtime expects %d", what,
-                    d->abi_version, NNC_MODEL_ABI);
-  if (d->n_syms < 0 || d->n_syms > MAX_SYMS)
+  char err[1024];
+  if (nnc_table_check(d, what, from_file, err, sizeof err))
+    return fail_msg(errmsg, NNC_ERR_USER, "%s", err);
+  if (d->n_syms > MAX_SYMS)
     return fail_msg(errmsg, NNC_ERR_USER, "%s: error: %d symbolic dims (at most %d)", what,
                     d->n_syms, MAX_SYMS);
-  for (int i = 0; i < d->n_entries; i++)
-    for (int j = 0; j < d->entries[i].n_in + d->entries[i].n_out; j++)
-      if (d->entries[i].args[j].rank < 0 || d->entries[i].args[j].rank > NNC_MAX_RANK)
-        return fail_msg(errmsg, NNC_ERR_USER, "%s: error: argument '%s' has rank %d (at most %d)",
-                        what, d->entries[i].args[j].name, d->entries[i].args[j].rank,
-                        NNC_MAX_RANK);
   return NNC_OK;
 }
 
@@ -122,7 +119,7 @@ int nnc_model_from_desc(const nnc_model_desc *desc, nnc_model **out, char **errm
   if (errmsg) *errmsg = NULL;
   if (!out) return NNC_ERR_USAGE;
   *out = NULL;
-  int rc = check_desc(desc, desc && desc->name ? desc->name : "model", errmsg);
+  int rc = check_desc(desc, desc && desc->name ? desc->name : "model", false, errmsg);
   if (rc) return rc;
   *out = model_new(desc);
   return *out ? NNC_OK : fail_msg(errmsg, NNC_ERR_NOMEM, "error: out of memory");
@@ -149,7 +146,7 @@ int nnc_model_compile_defines(const char *nn_path, const char *weights_path,
     if (errmsg && !*errmsg) fail_msg(errmsg, 0, "%s: error: compilation failed", nn_path);
     return NNC_ERR_USER;
   }
-  int rc = check_desc(desc, nn_path, errmsg);
+  int rc = check_desc(desc, nn_path, false, errmsg);
   if (rc == NNC_OK && !(*out = model_new(desc)))
     rc = fail_msg(errmsg, NNC_ERR_NOMEM, "%s: error: out of memory", nn_path);
   if (rc) {
@@ -183,10 +180,44 @@ static void *find_symbol(void *dl, const char *so_path, const char *name, int *r
   return f;
 }
 
+/* dlopen maps a library's segments from the file: a truncated file faults (SIGBUS) when a
+ * part past its end is touched.  Check that the file holds every segment and the section
+ * table its ELF header names; a file that is not 64-bit ELF is left to dlopen to refuse. */
+static int check_elf_size(const char *path, char **errmsg) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NNC_OK; /* dlopen says why */
+  Elf64_Ehdr eh;
+  int rc = NNC_OK;
+  long size = -1;
+  if (fread(&eh, sizeof eh, 1, f) == 1 && !memcmp(eh.e_ident, ELFMAG, SELFMAG) &&
+      eh.e_ident[EI_CLASS] == ELFCLASS64 && fseek(f, 0, SEEK_END) == 0 && (size = ftell(f)) >= 0) {
+    uint64_t n = (uint64_t)size, ph_end = eh.e_phoff + (uint64_t)eh.e_phnum * eh.e_phentsize;
+    uint64_t sh_end = eh.e_shoff + (uint64_t)eh.e_shnum * eh.e_shentsize;
+    if (eh.e_phentsize != sizeof(Elf64_Phdr) || ph_end > n || ph_end < eh.e_phoff || sh_end > n)
+      rc = fail_msg(errmsg, NNC_ERR_USER, "%s: error: the library is truncated or damaged: its "
+                    "ELF header names tables up to byte %llu, the file has %llu bytes", path,
+                    (unsigned long long)(ph_end > sh_end ? ph_end : sh_end), (unsigned long long)n);
+    for (int i = 0; rc == NNC_OK && i < eh.e_phnum; i++) {
+      Elf64_Phdr ph;
+      if (fseek(f, (long)(eh.e_phoff + (uint64_t)i * sizeof ph), SEEK_SET) || fread(&ph, sizeof ph, 1, f) != 1)
+        break;
+      if (ph.p_offset > n || ph.p_filesz > n - ph.p_offset)
+        rc = fail_msg(errmsg, NNC_ERR_USER, "%s: error: the library is truncated: program header "
+                      "%d needs bytes %llu to %llu, the file has %llu (rebuild it with nnc)", path,
+                      i, (unsigned long long)ph.p_offset,
+                      (unsigned long long)(ph.p_offset + ph.p_filesz), (unsigned long long)n);
+    }
+  }
+  fclose(f);
+  return rc;
+}
+
 int nnc_model_load(const char *so_path, nnc_model **out, char **errmsg) {
   if (errmsg) *errmsg = NULL;
   if (!out || !so_path) return NNC_ERR_USAGE;
   *out = NULL;
+  int checked = check_elf_size(so_path, errmsg);
+  if (checked) return checked;
   void *dl = open_library(so_path);
   if (!dl) {
     const char *why = dlerror();
@@ -202,7 +233,7 @@ int nnc_model_load(const char *so_path, nnc_model **out, char **errmsg) {
   set_threads_fn set_threads = (set_threads_fn)find_symbol(dl, so_path, "nnc_ctx_set_threads", &rc, errmsg);
   threads_fn threads = (threads_fn)find_symbol(dl, so_path, "nnc_ctx_threads", &rc, errmsg);
   const nnc_model_desc *desc = rc ? NULL : info();
-  if (rc == NNC_OK) rc = check_desc(desc, so_path, errmsg);
+  if (rc == NNC_OK) rc = check_desc(desc, so_path, true, errmsg);
   if (rc == NNC_OK && !(*out = model_new(desc)))
     rc = fail_msg(errmsg, NNC_ERR_NOMEM, "%s: error: out of memory", so_path);
   if (rc) {

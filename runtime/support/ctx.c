@@ -14,6 +14,7 @@
 #include "nnc_model.h"
 #include "pool.h"
 #include "safetensors.h"
+#include "table.h"
 
 #define NNC_EXPORT __attribute__((visibility("default")))
 #define ALIGN 64
@@ -102,27 +103,91 @@ static const char *prefixed_twin(const StFile *f, const char *name) {
   return NULL;
 }
 
+static bool optional(const nnc_param_desc *p) { return p->flags & NNC_PARAM_OPTIONAL; }
+
+/* Edit distance between a and b (bytes), or `cap` + 1 when it exceeds cap. */
+static size_t edit_distance(const char *a, const char *b, size_t cap) {
+  size_t n = strlen(a), m = strlen(b);
+  if ((n > m ? n - m : m - n) > cap || m > 255) return cap + 1;
+  size_t row[256];
+  for (size_t j = 0; j <= m; j++) row[j] = j;
+  for (size_t i = 1; i <= n; i++) {
+    size_t diag = row[0], best = row[0] = i;
+    for (size_t j = 1; j <= m; j++) {
+      size_t up = row[j], v = diag + (a[i - 1] != b[j - 1]);
+      if (up + 1 < v) v = up + 1;
+      if (row[j - 1] + 1 < v) v = row[j - 1] + 1;
+      diag = up;
+      row[j] = v;
+      if (v < best) best = v;
+    }
+    if (best > cap) return cap + 1;
+  }
+  return row[m];
+}
+
+/* The part of a name after its last '.' ("weight" of "fc.0.weight"). */
+static const char *last_part(const char *name) {
+  const char *dot = strrchr(name, '.');
+  return dot ? dot + 1 : name;
+}
+
+/* Length of the common prefix of a and b, counted in whole dotted components. */
+static size_t common_path(const char *a, const char *b) {
+  size_t n = 0, i = 0;
+  for (; a[i] && a[i] == b[i]; i++)
+    if (a[i] == '.') n = i + 1;
+  return n;
+}
+
+/* An unused file tensor that looks like `name` (a did-you-mean), or NULL: the nearest by edit
+ * distance, at most a third of the name and at least 2 ("attn.in_proj_weight" for
+ * "attn.in_proj.weight"), else one with the same last part nested deeper under the same path
+ * ("enc.fc.0.weight" for "enc.fc.weight"). */
+static const char *lookalike(const nnc_model_desc *desc, const StFile *f, const char *name) {
+  size_t len = strlen(name), cap = len / 3 > 2 ? len / 3 : 2, best = cap + 1;
+  const char *hit = NULL;
+  for (int i = 0; i < f->count; i++) {
+    const char *t = f->tensors[i].name;
+    if (tensor_is_param(desc, t)) continue;
+    size_t d = edit_distance(name, t, cap);
+    if (d < best) best = d, hit = t;
+  }
+  const char *dot = strrchr(name, '.');
+  if (hit || !dot) return hit;
+  for (int i = 0; i < f->count; i++) {
+    const char *t = f->tensors[i].name;
+    if (!tensor_is_param(desc, t) && common_path(name, t) >= (size_t)(dot - name) + 1 &&
+        strcmp(last_part(t), dot + 1) == 0)
+      return t;
+  }
+  return NULL;
+}
+
 static int report_missing(const nnc_model_desc *desc, const StFile *f, const char *path,
                           char *err, size_t errlen) {
   int missing = 0, first = -1;
   for (int i = 0; i < desc->n_params; i++)
-    if (!param_in_file(f, &desc->params[i])) {
+    if (!optional(&desc->params[i]) && !param_in_file(f, &desc->params[i])) {
       if (first < 0) first = i;
       missing++;
     }
   if (!missing) return 0;
   const nnc_param_desc *p = &desc->params[first];
+  const char *twin = prefixed_twin(f, p->name), *like = twin ? NULL : lookalike(desc, f, p->name);
   char type[300];
   param_type_str(p, type, sizeof type);
   say(err, errlen, "%s: error: missing tensor '%s' (expected %s)", path, p->name, type);
+  if (like) append(err, errlen, "; the file has an unused '%s'", like);
   int listed = 0;
   for (int i = first + 1; i < desc->n_params && listed < MAX_LISTED; i++)
-    if (!param_in_file(f, &desc->params[i])) {
+    if (!optional(&desc->params[i]) && !param_in_file(f, &desc->params[i])) {
       append(err, errlen, "%s'%s'", listed ? ", " : "; also missing: ", desc->params[i].name);
+      if (!twin && (like = lookalike(desc, f, desc->params[i].name)))
+        append(err, errlen, " (the file has an unused '%s')", like);
       listed++;
     }
   if (missing - 1 > listed) append(err, errlen, " and %d more", missing - 1 - listed);
-  const char *twin = prefixed_twin(f, p->name);
   if (twin)
     append(err, errlen, " (the file has '%s': strip the '%.*s' prefix from its names)", twin,
            (int)(strlen(twin) - strlen(p->name)), twin);
@@ -157,27 +222,16 @@ static int check_param(const nnc_param_desc *p, const StTensor *t, const char *p
 static int check_file(const nnc_model_desc *desc, const StFile *f, const char *path, char *err,
                       size_t errlen) {
   if (report_missing(desc, f, path, err, errlen)) return -1;
-  for (int i = 0; i < desc->n_params; i++)
-    if (check_param(&desc->params[i], st_find(f, desc->params[i].name), path, err, errlen))
-      return -1;
+  for (int i = 0; i < desc->n_params; i++) {
+    const StTensor *t = st_find(f, desc->params[i].name);
+    if (t && check_param(&desc->params[i], t, path, err, errlen)) return -1;
+  }
   for (int i = 0; i < f->count; i++)
     if (!tensor_is_param(desc, f->tensors[i].name)) {
       say(err, errlen, "%s: error: unexpected tensor '%s' (the model has no such parameter)",
           path, f->tensors[i].name);
       return -1;
     }
-  return 0;
-}
-
-static int check_table(const nnc_model_desc *desc, char *err, size_t errlen) {
-  for (int i = 0; i < desc->n_params; i++) {
-    const nnc_param_desc *p = &desc->params[i];
-    if (p->offset > desc->weights_size || p->nbytes > desc->weights_size - p->offset) {
-      say(err, errlen, "%s: error: parameter '%s' lies outside the weight blob (bad model table)",
-          desc->name, p->name);
-      return -1;
-    }
-  }
   return 0;
 }
 
@@ -197,22 +251,23 @@ static char *alloc_blob(const nnc_model_desc *desc, const char *path, char *err,
 static char *load_weights(const nnc_model_desc *desc, const char *path, char *err,
                           size_t errlen) {
   StFile f;
-  if (check_table(desc, err, errlen)) return NULL;
   if (st_read_file(path, &f, err, errlen)) return NULL;
   char *blob = NULL;
   if (check_file(desc, &f, path, err, errlen) == 0) blob = alloc_blob(desc, path, err, errlen);
   for (int i = 0; blob && i < desc->n_params; i++) {
     const nnc_param_desc *p = &desc->params[i];
-    memcpy(blob + p->offset, st_find(&f, p->name)->data, p->nbytes);
+    const StTensor *t = st_find(&f, p->name);
+    if (t) memcpy(blob + p->offset, t->data, p->nbytes); /* absent: optional, stays zero */
   }
   st_free(&f);
   return blob;
 }
 
-/* Run the model's init entry (derived parameters) on the context's own weight blob. */
+/* Run the model's init entry (derived parameters) on the context's own weight blob; not on
+ * embedded weights, which hold them already. */
 static int run_init(nnc_ctx *ctx, char *err, size_t errlen) {
   const nnc_entry_desc *init = ctx->desc->init;
-  if (!init) return 0;
+  if (!init || (ctx->weights && ctx->weights == ctx->desc->embedded_weights)) return 0;
   if (!ctx->owned) { /* embedded weights are read-only: work on a copy */
     char *blob = alloc_blob(ctx->desc, ctx->desc->name, err, errlen);
     if (!blob) return -1;
@@ -237,6 +292,18 @@ static int run_init(nnc_ctx *ctx, char *err, size_t errlen) {
   return 0;
 }
 
+/* Embedded weights are what the compiler wrote: their checksum matches the table's. */
+static int check_embedded(const nnc_model_desc *desc, char *err, size_t errlen) {
+  if (!desc->weights_checksum) return 0; /* a table written by hand */
+  uint64_t sum = nnc_weights_checksum(desc->embedded_weights, (size_t)desc->weights_size);
+  if (sum == desc->weights_checksum) return 0;
+  say(err, errlen, "%s: error: the embedded weights are damaged (checksum %016llx, the model "
+      "table says %016llx): the library was modified after nnc wrote it; rebuild it, or give "
+      "a weights file", desc->name, (unsigned long long)sum,
+      (unsigned long long)desc->weights_checksum);
+  return -1;
+}
+
 /* ---- the exported ABI ---- */
 
 nnc_ctx *nnc_ctx_open(const nnc_model_desc *desc, const char *weights_path, char *err,
@@ -245,11 +312,8 @@ nnc_ctx *nnc_ctx_open(const nnc_model_desc *desc, const char *weights_path, char
     say(err, errlen, "error: no model (NULL model table)");
     return NULL;
   }
-  if (desc->abi_version != NNC_MODEL_ABI) {
-    say(err, errlen, "%s: error: model ABI version %u, this runtime expects %d", desc->name,
-        desc->abi_version, NNC_MODEL_ABI);
-    return NULL;
-  }
+  if (nnc_table_check(desc, NULL, false, err, errlen)) return NULL;
+  if (!weights_path && desc->embedded_weights && check_embedded(desc, err, errlen)) return NULL;
   nnc_ctx *ctx = calloc(1, sizeof *ctx);
   if (!ctx) {
     say(err, errlen, "%s: error: out of memory", desc->name);

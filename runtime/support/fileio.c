@@ -1,56 +1,114 @@
-/* fileio.c — nnc_read_file and nnc_fail (fileio.h). */
+/* fileio.c — nnc_read_file, nnc_map_file and nnc_fail (fileio.h). */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include "fileio.h"
 
-static int fail(char *err, size_t errlen, const char *what, const char *detail) {
-  if (err && errlen) snprintf(err, errlen, "%s%s%s", what, detail ? ": " : "", detail ? detail : "");
+static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...) {
+  if (err && errlen) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+  }
   return -1;
+}
+
+static const char *kind_of(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISFIFO(mode)) return "a pipe";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a regular file";
+}
+
+/* Open `path` for reading after checking that it is a regular file of at most `max` bytes
+ * (0: any size that fits in memory); its size in *size.  Returns the descriptor, or -1. */
+static int open_regular(const char *path, size_t max, size_t *size, char *err, size_t errlen) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return fail(err, errlen, "cannot open: %s", strerror(errno));
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    int e = errno;
+    close(fd);
+    return fail(err, errlen, "cannot stat: %s", strerror(e));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    close(fd);
+    return fail(err, errlen, "not a regular file (%s)", kind_of(st.st_mode));
+  }
+  if ((max && (uint64_t)st.st_size > max) || (uint64_t)st.st_size > SIZE_MAX / 2) {
+    close(fd);
+    return fail(err, errlen, "file larger than %zu bytes (it has %lld)", max ? max : SIZE_MAX / 2,
+                (long long)st.st_size);
+  }
+  *size = (size_t)st.st_size;
+  return fd;
 }
 
 int nnc_read_file(const char *path, size_t max, unsigned char **buf, size_t *len, char *err,
                   size_t errlen) {
   *buf = NULL;
   *len = 0;
-  FILE *f = fopen(path, "rb");
-  if (!f) return fail(err, errlen, "cannot open", strerror(errno));
-  size_t cap = 1 << 16, n = 0;
-  unsigned char *b = malloc(cap + 1);
-  int rc = 0, saved = 0;
-  for (size_t r; b && (r = fread(b + n, 1, cap - n, f)) > 0;) {
-    n += r;
-    if (max && n > max) {
-      char lim[64];
-      snprintf(lim, sizeof lim, "file larger than %zu bytes", max);
-      rc = fail(err, errlen, lim, NULL);
-      break;
-    }
-    if (n < cap) continue;
-    unsigned char *nb = cap > (SIZE_MAX - 1) / 2 ? NULL : realloc(b, cap * 2 + 1);
-    if (!nb) {
+  size_t size = 0, n = 0;
+  int fd = open_regular(path, max, &size, err, errlen);
+  if (fd < 0) return -1;
+  unsigned char *b = malloc(size + 1);
+  if (!b) {
+    close(fd);
+    return fail(err, errlen, "out of memory reading the file (%zu bytes)", size);
+  }
+  while (n < size) { /* a file that shrinks meanwhile ends early; one that grows is cut */
+    ssize_t r = read(fd, b + n, size - n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) {
+      int e = errno;
+      close(fd);
       free(b);
-      b = NULL;
-      break;
+      return fail(err, errlen, "read error: %s", strerror(e));
     }
-    b = nb;
-    cap *= 2;
+    if (r == 0) break;
+    n += (size_t)r;
   }
-  if (ferror(f)) saved = errno ? errno : EIO;
-  fclose(f);
-  if (!rc && !b) rc = fail(err, errlen, "out of memory reading the file", NULL);
-  if (!rc && saved) rc = fail(err, errlen, "read error", strerror(saved));
-  if (rc) {
-    free(b);
-    return -1;
-  }
+  close(fd);
   b[n] = 0;
   *buf = b;
   *len = n;
   return 0;
+}
+
+int nnc_map_file(const char *path, size_t max, const unsigned char **data, size_t *len,
+                 char *err, size_t errlen) {
+  *data = NULL;
+  *len = 0;
+  size_t size = 0;
+  int fd = open_regular(path, max, &size, err, errlen);
+  if (fd < 0) return -1;
+  if (size == 0) {
+    close(fd);
+    *data = (const unsigned char *)"";
+    return 0;
+  }
+  void *p = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  int e = errno;
+  close(fd);
+  if (p == MAP_FAILED) return fail(err, errlen, "cannot map the file: %s", strerror(e));
+  *data = p;
+  *len = size;
+  return 0;
+}
+
+void nnc_unmap_file(const unsigned char *data, size_t len) {
+  if (data && len) munmap((void *)data, len);
 }
 
 int nnc_fail(NncDiag *d, const char *fmt, ...) {

@@ -1,6 +1,7 @@
-/* fileio.h — what the safetensors and .npy loaders share: reading a whole file into memory
+/* fileio.h — what the safetensors and .npy loaders share: reading or mapping a whole file
  * (meant for the compiler's source reader too) and their error messages.  Part of the support
- * library: libc only, symbols hidden. */
+ * library: libc only, symbols hidden.  Only regular files are read, and their size is checked
+ * before anything is read: /dev/zero, a pipe or a directory is an error, not an endless read. */
 #ifndef NNC_FILEIO_H
 #define NNC_FILEIO_H
 
@@ -8,10 +9,16 @@
 
 /* Read all of `path` into a malloc'd buffer: *buf (followed by one NUL byte, not counted, so
  * text can be used as a C string) and *len.  `max` > 0 refuses larger files.  Returns 0, or
- * -1 with the reason ("cannot open: No such file or directory", "read error: ...", "file
- * larger than N bytes", "out of memory reading the file") in err, without the path. */
+ * -1 with the reason ("cannot open: No such file or directory", "not a regular file (a
+ * character device)", "read error: ...", "file larger than N bytes (it has M)", "out of
+ * memory reading the file") in err, without the path. */
 int nnc_read_file(const char *path, size_t max, unsigned char **buf, size_t *len, char *err,
                   size_t errlen);
+/* Map all of `path` read-only (large weights files are not read into memory): *data[*len],
+ * released with nnc_unmap_file.  The same checks and messages as nnc_read_file. */
+int nnc_map_file(const char *path, size_t max, const unsigned char **data, size_t *len,
+                 char *err, size_t errlen);
+void nnc_unmap_file(const unsigned char *data, size_t len);
 
 /* Where a loader's error goes: "WHAT: error: ..." into err[errlen] (err NULL: nowhere). */
 typedef struct NncDiag {

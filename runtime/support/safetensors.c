@@ -687,13 +687,13 @@ int st_read_memory(const void *buf, size_t len, const char *what, StFile *out, c
 
 int st_read_file(const char *path, StFile *out, char *err, size_t errlen) {
   NncDiag d = {path, err, errlen};
-  unsigned char *buf = NULL;
+  const unsigned char *buf = NULL;
   size_t len = 0;
   memset(out, 0, sizeof *out);
   char why[256];
-  if (nnc_read_file(path, 0, &buf, &len, why, sizeof why)) return nnc_fail(&d, "%s", why);
+  if (nnc_map_file(path, 0, &buf, &len, why, sizeof why)) return nnc_fail(&d, "%s", why);
   int rc = st_read_memory(buf, len, path, out, err, errlen);
-  free(buf);
+  nnc_unmap_file(buf, len);
   return rc;
 }
 

@@ -34,7 +34,8 @@ typedef struct StFile {
   int count;
 } StFile;
 
-/* Read and validate `path`.  On failure returns -1 and writes
+/* Read and validate `path` (a regular file, mapped rather than read: nnc_map_file).  On
+ * failure returns -1 and writes
  * "PATH: error: what was wrong (where, what was expected)" into err. */
 int st_read_file(const char *path, StFile *out, char *err, size_t errlen);
 /* Same, from memory (`what` names the source in messages). */

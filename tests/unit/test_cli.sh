@@ -88,6 +88,55 @@ if [ -f "$M" ] && [ -f "$G/weights.safetensors" ]; then
       END { exit bad }' || failures=$((failures + 1))
 fi
 
+# issue 16: a weights file replaces embedded weights, derived parameters included (infogan
+# folds BatchNorms into its convolutions and linears): the same bits as the embedded ones
+GI=$SRC/tests/golden/infogan
+if [ -f "$GI/weights.safetensors" ]; then
+  WI=$GI/weights.safetensors
+  expect 0 "" -- "$SRC/examples/infogan.nn" -o "$TMP/infogan.so" --weights "$WI"
+  expect 0 "" -- "$SRC/examples/infogan.nn" -o "$TMP/infogan_plain.so"
+  for e in discriminate generate; do
+    ins=""
+    for f in "$GI/$e".in.*.npy; do n=${f#"$GI/$e".in.}; ins="$ins --in ${n%.npy}=$f"; done
+    for f in "$GI/$e".out.*.npy; do out=${f#"$GI/$e".out.}; out=${out%.npy}; break; done
+    # shellcheck disable=SC2086
+    expect 0 "" -- run "$TMP/infogan.so" --entry $e $ins --out "$out=$TMP/emb.npy"
+    # shellcheck disable=SC2086
+    expect 0 "" -- run "$TMP/infogan.so" --weights "$WI" --entry $e $ins --out "$out=$TMP/rep.npy"
+    # shellcheck disable=SC2086
+    expect 0 "" -- run "$TMP/infogan_plain.so" --weights "$WI" --entry $e $ins --out "$out=$TMP/rt.npy"
+    cmp -s "$TMP/emb.npy" "$TMP/rep.npy" && cmp -s "$TMP/emb.npy" "$TMP/rt.npy" ||
+      { echo "FAIL: infogan $e: --weights on an embedded build differs from the embedded weights"; failures=$((failures + 1)); }
+  done
+
+  # files that are not regular are refused before anything is read (no endless read)
+  expect_t() { # like expect, under a time limit
+    want=$1 pattern=$2
+    shift 3
+    timeout 60 "$NNC" "$@" >"$TMP/out" 2>&1
+    got=$?
+    if [ "$got" -ne "$want" ] || ! grep -qF -- "$pattern" "$TMP/out"; then
+      echo "FAIL: nnc $* -> exit $got (want $want), output:"; sed 's/^/  | /' "$TMP/out"
+      echo "  expected to contain: $pattern"; failures=$((failures + 1))
+    fi
+  }
+  expect_t 1 "/dev/zero: error: not a regular file (a character device)" -- \
+    run "$TMP/infogan_plain.so" --weights /dev/zero --entry discriminate --in x="$GI/discriminate.in.x.npy"
+  expect_t 1 "/dev/zero: error: not a regular file (a character device)" -- \
+    run "$TMP/infogan.so" --entry discriminate --in x=/dev/zero
+  expect_t 1 "error: not a regular file (a directory)" -- \
+    run "$TMP/infogan_plain.so" --weights "$TMP" --entry discriminate --in x="$GI/discriminate.in.x.npy"
+
+  # a truncated library is an error naming it, not SIGBUS
+  size=$(wc -c <"$TMP/infogan.so")
+  head -c 4096 "$TMP/infogan.so" >"$TMP/cut.so"
+  expect_t 1 "$TMP/cut.so: error: the library is truncated" -- \
+    run "$TMP/cut.so" --entry discriminate --in x="$GI/discriminate.in.x.npy"
+  head -c $((size / 2)) "$TMP/infogan.so" >"$TMP/half.so"
+  expect_t 1 "$TMP/half.so: error: the library is truncated" -- \
+    run "$TMP/half.so" --entry discriminate --in x="$GI/discriminate.in.x.npy"
+fi
+
 if [ "$failures" -ne 0 ]; then
   echo "$failures CLI check(s) failed"
   exit 1

@@ -59,7 +59,10 @@ class _SoBackend:
         err = ctypes.create_string_buffer(4096)
         self.ctx = self.lib.nnc_ctx_open(self.desc_p, weights.encode() if weights else None, err, len(err))
         if not self.ctx:
-            raise WeightsError(err.value.decode("utf-8", errors="replace").rstrip("\n"))
+            text = err.value.decode("utf-8", errors="replace").rstrip("\n")
+            # the library checks its own model table first (it knows its memory): damage
+            # there is nnc.Error, as the package's own table checks raise it
+            raise (Error if "the model table is damaged" in text else WeightsError)(text)
         self._ctx_ref.value = self.ctx
 
     def prepare_call(self, index, arrays, syms, n_in, hold_gil=False):

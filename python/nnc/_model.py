@@ -16,7 +16,7 @@ MAX_SYMS = 32       # bits of nnc_dim.syms
 
 
 def _damaged(path, what):
-    return Error(f"{path}: error: damaged model table: {what} (rebuild the library with nnc)")
+    return Error(f"{path}: error: the model table is damaged: {what} (rebuild the library with nnc)")
 
 
 def _check_table(d, path):

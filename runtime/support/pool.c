@@ -44,10 +44,10 @@
 #define AB_TRIAL 16       /* calls of an entry alternating parts splits on and off ... */
 #define AB_RUN 512        /* ... then this many the faster way, and again */
 #define AB_ENTRIES 64     /* entries timed so (the others split) */
-#define SGEMM_TILE_FLOPS 4e6 /* work of a tile of a large product (~50 µs on one core) ... */
+#define SGEMM_TILE_FLOPS 4e6 /* work of a tile of a large product (tens of µs on one core) ... */
 #define SGEMM_MAX_TILES 8    /* ... up to about this many: each tile repacks its operands, and
-                                OpenBLAS runs smaller products slower (on one thread, 600^3 in
-                                2x2 tiles took 5 % longer than whole, in 4x4 12 %) */
+                                OpenBLAS runs smaller products slower, so more tiles cost one
+                                thread more time (figures in the commit that set this) */
 #define SGEMM_TILE_ROWS 4    /* tiles of C start at multiples of these (OpenBLAS's register */
 #define SGEMM_TILE_COLS 16   /* tile on Haswell/Zen is 16 of its columns x 4 rows: ours transposed) */
 
@@ -220,8 +220,8 @@ static void tile_grid(int m, int n, double flops, int *pm, int *pn) {
 
 void nnc_rt_sgemm(int order, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
                   const float *b, int ldb, float beta, float *c, int ldc) {
-  /* OpenBLAS alone on one thread: how it sums depends on its own thread count (0.3.21 on
-   * Zen: 89 of 12 x 256 outputs of a K = 1568 product differ between 1 and 2 threads) */
+  /* OpenBLAS alone on one thread: how it sums depends on its own thread count (0.3.21:
+   * some outputs of a 12 x 1568 by 1568 x 256 product differ between 1 and 2 threads) */
   if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);
   if (m <= 0 || n <= 0) return;
   SgemmTiles t = {ta == CblasTrans, tb == CblasTrans, m, n, k, alpha, beta, a, b, c, lda, ldb, ldc, 1, 1};

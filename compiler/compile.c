@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cblas.h>
+#include "fault.h"
 #include "pool.h"
 #include "codegen.h"
 #include "compile.h"
@@ -128,6 +129,7 @@ static const JitSymbol runtime_symbols[] = {
   {"nnc_rt_sgemm", (void *)nnc_rt_sgemm},
   {"nnc_rt_parallel_for", (void *)nnc_rt_parallel_for},
   {"nnc_rt_parallel_parts", (void *)nnc_rt_parallel_parts},
+  {"nnc_rt_index_error", (void *)nnc_rt_index_error},
   {"nnc_ctx_open", (void *)nnc_ctx_open},
   {"nnc_ctx_close", (void *)nnc_ctx_close},
   {"nnc_ctx_call", (void *)nnc_ctx_call},

@@ -5,6 +5,7 @@
  * (whether a vector row can emit it, whether its code is a long dependency chain) are the
  * traits of its ops.def row (op_info[op].traits: OPT_VECTOR, OPT_CHAIN). */
 #include <math.h>
+#include <stdio.h>
 #include "cg.h"
 
 /* p(a, b) ? t : f, for floats (scalars or vectors) */
@@ -96,6 +97,36 @@ static LLVMValueRef emit_log(Cg *g, LLVMValueRef x) { return intrinsic(g, "llvm.
 static LLVMValueRef bool_to_f(Cg *g, LLVMValueRef c) { return LLVMBuildUIToFP(g->b, c, g->f32, ""); }
 LLVMValueRef nonzero(Cg *g, LLVMValueRef x) { return LLVMBuildFCmp(g->b, LLVMRealUNE, x, cf32(g, 0), ""); }
 
+/* CHECK_INDEX: x (an f32 index) if it is an index of a dimension of `size` elements (whole,
+ * in [0, size), not NaN: ordered compares), else the failure path: report it with its site's
+ * message (runtime/support/fault.h) and return from the kernel at once.  A check on a value
+ * invariant in a loop is hoisted out of it (LLVM unswitches a branch that leaves the loop),
+ * so the loop still vectorizes. */
+static LLVMValueRef emit_check_index(Cg *g, LLVMValueRef x, LLVMValueRef size, int site) {
+  LLVMTypeRef f64 = LLVMDoubleTypeInContext(g->ctx);
+  LLVMValueRef d = LLVMBuildFPExt(g->b, x, f64, ""), n = LLVMBuildFPExt(g->b, size, f64, "");
+  LLVMValueRef whole = LLVMBuildFCmp(g->b, LLVMRealOEQ, d, intrinsic(g, "llvm.trunc", &d, 1), "");
+  LLVMValueRef ok = LLVMBuildAnd(g->b, LLVMBuildFCmp(g->b, LLVMRealOGE, d, LLVMConstReal(f64, 0), ""),
+                                 LLVMBuildFCmp(g->b, LLVMRealOLT, d, n, ""), "");
+  ok = LLVMBuildAnd(g->b, ok, whole, "");
+  LLVMBasicBlockRef bad = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "bad_index");
+  LLVMBasicBlockRef good = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "index_ok");
+  LLVMBuildCondBr(g->b, ok, good, bad);
+  LLVMPositionBuilderAtEnd(g->b, bad);
+  char name[32];
+  snprintf(name, sizeof name, "nnc.site.%d", site);
+  LLVMValueRef text = LLVMGetNamedGlobal(g->mod, name);
+  if (!text) text = LLVMBuildGlobalStringPtr(g->b, g->m->sites[site], name);
+  LLVMTypeRef pt[] = {g->ptr, f64, g->i64};
+  LLVMValueRef call = call_extern(g, "nnc_rt_index_error", g->voidt, pt, 3,
+                                  (LLVMValueRef[]){text, d, LLVMBuildFPToSI(g->b, n, g->i64, "")});
+  unsigned cold = LLVMGetEnumAttributeKindForName("cold", 4);
+  LLVMAddCallSiteAttribute(call, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(g->ctx, cold, 0));
+  LLVMBuildRetVoid(g->b); /* every kernel function returns void */
+  LLVMPositionBuilderAtEnd(g->b, good);
+  return x;
+}
+
 /* One elementwise op of ops.def on scalars (torch's semantics, NaN included).  The switch
  * has no default and the other ops are listed as unreachable: an elementwise op of ops.def
  * without a case here does not compile (-Wswitch as an error). */
@@ -140,6 +171,7 @@ LLVMValueRef emit_scalar_op(Cg *g, Op op, const double *attr, LLVMValueRef *a) {
   case OP_AND: return bool_to_f(g, LLVMBuildAnd(g->b, nonzero(g, x), nonzero(g, y), ""));
   case OP_OR: return bool_to_f(g, LLVMBuildOr(g->b, nonzero(g, x), nonzero(g, y), ""));
   case OP_WHERE: return LLVMBuildSelect(g->b, nonzero(g, x), y, a[2], "");
+  case OP_CHECK_INDEX: return emit_check_index(g, x, y, (int)attr[0]);
 #define OP(id, nm, ar, kind, print) case OP_##id:
 #define ELEM(id, nm, ar, traits, fn, layer, attrs, ev)
 #include "ops.def"

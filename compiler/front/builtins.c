@@ -107,14 +107,6 @@ static bool shape_arg(Sema *S, const Args *a, int first, Shape *s) {
   return ir_shape_supported(M, s, a->loc, D);
 }
 
-static INode *numel_of(Sema *S, Dim n, SrcLoc loc) {
-  if (!n.syms) return ir_fill(M, E, (double)n.k, &(Shape){0}, loc);
-  INode *c = ir_new(M, E, OP_DIMVAL, DT_F32, &(Shape){0}, loc);
-  c->i[0] = n.k;
-  c->axes = n.syms;
-  return c;
-}
-
 static INode *reduce(Sema *S, Op op, INode *x, uint32_t axes, int keepdim, SrcLoc loc) {
   return ir_reduce(M, E, op, x, axes, keepdim, loc, D);
 }
@@ -124,7 +116,7 @@ static INode *mean_of(Sema *S, INode *x, uint32_t axes, int keepdim, SrcLoc loc)
   for (int i = 0; i < x->shape.rank; i++)
     if (axes & (1u << i)) n = dim_mul(n, x->shape.d[i]);
   INode *s = reduce(S, OP_SUM, x, axes, keepdim, loc);
-  return ir_binary(M, E, OP_DIV, s, numel_of(S, n, loc), loc, D);
+  return ir_binary(M, E, OP_DIV, s, ir_dim_value(M, E, n, loc), loc, D);
 }
 
 /* ---- elementwise: the FUNCTION column of ops.def ---- */

@@ -123,6 +123,7 @@ static bool b_one_hot(Sema *S, const Builtin *self, const Args *a, Value *out) {
   Shape s = t->shape, u = t->shape;
   s.d[s.rank++] = dim_const(c);
   u.d[u.rank++] = dim_const(1);
+  t = ir_check_index(M, E, t, dim_const(c), "one_hot: argument 'tensor'", a->loc, D);
   INode *col = ir_reshape(M, E, t, &u, a->loc, D);
   *out = v_tensor(bin(S, OP_EQ, col, ir_iota(M, E, &s, s.rank - 1, a->loc), a->loc));
   return out->t != NULL;
@@ -137,6 +138,9 @@ static bool b_gather(Sema *S, const Builtin *self, const Args *a, Value *out) {
   int ax;
   if (!ix || !axis_at(S, a, 1, x->shape.rank, true, 0, &ax)) return false;
   if (x->shape.d[ax].syms) return diag_error(D, a->loc, "%s: the indexed axis must be static", name);
+  char what[64];
+  snprintf(what, sizeof what, "%s: argument 'index'", name);
+  if (!(ix = ir_check_index(M, E, ix, x->shape.d[ax], what, a->loc, D))) return false;
   Shape s = x->shape;
   if (self->variant == INDEX_SELECT) {
     if (ix->shape.rank != 1) return diag_error(D, a->loc, "index_select: the index must be 1-D");

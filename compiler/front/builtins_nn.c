@@ -331,7 +331,9 @@ static bool b_roi_align(Sema *S, const Builtin *self, const Args *a, Value *out)
   if (!pair_arg(S, os, a->loc, "output_size", o) || !num_opt(S, a, 3, "spatial_scale", 1.0, &sc) ||
       !int_opt(S, a, 4, "sampling_ratio", -1, &sr))
     return false;
-  *out = v_tensor(ir_roi_align(S->m, S->e, x, b, o[0], o[1], sc, sr, bool_opt(a, 5, "aligned", false), a->loc, D));
+  INode *n = ir_roi_align(S->m, S->e, x, b, o[0], o[1], sc, sr, bool_opt(a, 5, "aligned", false), a->loc, D);
+  if (n) n->i[2] = model_check_site(S->m, a->loc, "roi_align: boxes[:, 0] (the batch index)");
+  *out = v_tensor(n);
   return out->t != NULL;
 }
 

@@ -309,6 +309,8 @@ static INode *embedding_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
   INode *w = param(S, mi, 0, loc);
   Dim n = shape_numel(&x->shape);
   if (x->shape.rank >= MAX_RANK) return diag_error(D, loc, "Embedding: input rank too large"), NULL;
+  x = ir_check_index(S->m, S->e, x, w->shape.d[0], "Embedding: input", loc, D);
+  if (!x) return NULL;
   Shape col = {.rank = 2, .d = {n, dim_const(1)}}, rows = {.rank = 2, .d = {n, w->shape.d[1]}}, out = x->shape;
   out.d[out.rank++] = w->shape.d[1];
   INode *g = ir_gather(S->m, S->e, w, ir_reshape(S->m, S->e, x, &col, loc, D), 0, &rows, loc, D);

@@ -131,12 +131,7 @@ INode *to_tensor(Sema *S, const Value *v, SrcLoc loc) {
     return NULL;
   }
   if (v_is_number(v)) return ir_fill(S->m, S->e, v_num(v), &(Shape){0}, loc);
-  if (v->k == V_DIM) { /* a dimension's value, e.g. a scan's step t */
-    INode *c = ir_new(S->m, S->e, OP_DIMVAL, DT_F32, &(Shape){0}, loc);
-    c->i[0] = v->dim.k;
-    c->axes = v->dim.syms;
-    return c;
-  }
+  if (v->k == V_DIM) return ir_dim_value(S->m, S->e, v->dim, loc); /* e.g. a scan's step t */
   if (v->k == V_LIST) {
     Shape s = {0};
     float *data = NULL;

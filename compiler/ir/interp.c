@@ -262,8 +262,8 @@ static void interp_GATHER(Interp *I, const INode *n, Tensor *out) {
   int64_t idx[MAX_RANK];
   for (int64_t o = 0; o < out->numel; o++) {
     unravel(o, out, idx);
-    int64_t k = (int64_t)ix->v[broadcast_at(ix, idx, out->rank)];
-    idx[ax] = k < 0 ? 0 : k >= x->d[ax] ? x->d[ax] - 1 : k;
+    double v = ix->v[broadcast_at(ix, idx, out->rank)]; /* checked (CHECK_INDEX); clamped all the same */
+    idx[ax] = !(v >= 0) ? 0 : v >= (double)x->d[ax] ? x->d[ax] - 1 : (int64_t)v;
     out->v[o] = x->v[ravel(x, idx)];
   }
 }
@@ -525,7 +525,16 @@ static int eval_node(Interp *I, const INode *n) {
   if (shape_of(I, n, t)) return -1;
   t->v = malloc((t->numel ? t->numel : 1) * sizeof *t->v);
   if (!t->v) return fail(I, "%s: out of memory in the reference interpreter", I->e->name);
+  if (n->op == OP_ROI_ALIGN) /* the boxes' batch indices: the compiled kernel checks them */
+    for (int64_t k = 0; k < arg(I, n, 1)->d[0]; k++) {
+      double bi = arg(I, n, 1)->v[5 * k];
+      if (!scalar_index_ok(bi, (double)arg(I, n, 0)->d[0]))
+        return fail(I, "%s: %s fails (index %g)", I->e->name, I->m->sites[n->i[2]], bi);
+    }
   interp_table[n->op](I, n, t);
+  if (n->op == OP_CHECK_INDEX) /* its EVAL gives NaN for a bad index: the call fails */
+    for (int64_t i = 0; i < t->numel; i++)
+      if (isnan(t->v[i])) return fail(I, "%s: %s fails (index %g)", I->e->name, I->m->sites[(int)n->f[0]], arg(I, n, 0)->v[i]);
   return 0;
 }
 

@@ -1,9 +1,12 @@
 /* ir.c — building the graph IR: the model's symbols and parameters, and node constructors
  * that apply each op's shape rule (broadcasting, reductions, matmul, movement ops) and
  * report a mismatch at the source location of the expression that caused it. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "fault.h"
 #include "ir.h"
+#include "scalar.h"
 
 Dim dim_mul(Dim a, Dim b) { return (Dim){a.k * b.k, a.syms | b.syms}; }
 
@@ -585,6 +588,53 @@ INode *ir_gather(Model *m, Entry *e, INode *x, INode *index, int axis, const Sha
   n->in[0] = x;
   n->in[1] = index;
   n->i[0] = axis;
+  return n;
+}
+
+int model_check_site(Model *m, SrcLoc loc, const char *what) {
+  if (m->nsites == m->sites_cap) {
+    int cap = m->sites_cap ? 2 * m->sites_cap : 16;
+    const char **s = arena_alloc(m->arena, cap * sizeof *s);
+    if (m->nsites) memcpy(s, m->sites, m->nsites * sizeof *s);
+    m->sites = s;
+    m->sites_cap = cap;
+  }
+  const char *path = m->file && m->file->path ? m->file->path : "<source>";
+  int n = snprintf(NULL, 0, "%s:%d:%d: %s", path, loc.line, loc.col, what);
+  char *text = arena_alloc(m->arena, (size_t)n + 1);
+  snprintf(text, (size_t)n + 1, "%s:%d:%d: %s", path, loc.line, loc.col, what);
+  m->sites[m->nsites] = text;
+  return m->nsites++;
+}
+
+INode *ir_dim_value(Model *m, Entry *e, Dim dim, SrcLoc loc) {
+  if (!dim.syms) return ir_fill(m, e, (double)dim.k, &(Shape){0}, loc);
+  INode *n = ir_new(m, e, OP_DIMVAL, DT_F32, &(Shape){0}, loc);
+  n->i[0] = dim.k;
+  n->axes = dim.syms;
+  return n;
+}
+
+/* A constant index is checked now (the run-time check would fail on every call). */
+static bool constant_index_ok(const INode *index, Dim size, const char *what, SrcLoc loc, Diag *d) {
+  Dim count = shape_numel(&index->shape);
+  if (size.syms || count.syms || count.k == 0) return true;
+  for (int64_t i = 0; i < (index->data ? count.k : 1); i++) {
+    double v = index->data ? index->data[i] : index->f[0];
+    if (!scalar_index_ok(v, (double)size.k)) {
+      char why[96];
+      nnc_describe_bad_index(why, sizeof why, v, size.k);
+      return diag_error(d, loc, "%s holds %s", what, why);
+    }
+  }
+  return true;
+}
+
+INode *ir_check_index(Model *m, Entry *e, INode *index, Dim size, const char *what, SrcLoc loc, Diag *d) {
+  if (!index) return NULL;
+  if (index->op == OP_CONST) return constant_index_ok(index, size, what, loc, d) ? index : NULL;
+  INode *n = ir_binary(m, e, OP_CHECK_INDEX, index, ir_dim_value(m, e, size, loc), loc, d);
+  if (n) n->f[0] = model_check_site(m, loc, what);
   return n;
 }
 

@@ -196,6 +196,8 @@ typedef struct Model {
   int nparams_loaded;                      /* parameters read from weights (a prefix of params) */
   Entry *init;     /* computes the derived parameters once the weights are loaded, or NULL */
   Entry **bodies; int nbodies, bodies_cap; /* scan bodies, inner ones first */
+  const char **sites; int nsites, sites_cap; /* run-time index checks: "file:line:col: op:
+                                               argument", CHECK_INDEX's f[0] (ir_check_index) */
 } Model;
 
 int model_sym(Model *m, const char *name);          /* index, adding it if new; -1 if full */
@@ -247,6 +249,15 @@ INode *ir_resize(Model *m, Entry *e, INode *x, int64_t out_h, int64_t out_w, int
 INode *ir_index_dynamic(Model *m, Entry *e, INode *x, int axis, uint32_t sym, SrcLoc loc, Diag *d);
 INode *ir_iota(Model *m, Entry *e, const Shape *s, int axis, SrcLoc loc);
 INode *ir_gather(Model *m, Entry *e, INode *x, INode *index, int axis, const Shape *out, SrcLoc loc, Diag *d);
+/* `index` (f32 holding whole numbers) checked against [0, size) where it is used: a constant
+ * index out of range is a diagnostic now; otherwise a CHECK_INDEX node whose failure at run
+ * time fails the call with a message naming `what` ("gather: argument 'index'") and its
+ * place.  Every op that takes indices at run time reads them through one. */
+INode *ir_check_index(Model *m, Entry *e, INode *index, Dim size, const char *what, SrcLoc loc, Diag *d);
+/* The place and argument of a run-time check, for its message: its index in m->sites. */
+int model_check_site(Model *m, SrcLoc loc, const char *what);
+/* The value of dimension `dim` (k × symbols) as a scalar: a constant, or DIMVAL. */
+INode *ir_dim_value(Model *m, Entry *e, Dim dim, SrcLoc loc);
 INode *ir_col2im(Model *m, Entry *e, INode *cols, int64_t oh, int64_t ow, const int64_t stride[2],
                  const int64_t pad[2], const int64_t dilation[2], SrcLoc loc, Diag *d);
 INode *ir_roi_align(Model *m, Entry *e, INode *x, INode *boxes, int64_t ph, int64_t pw,

@@ -5,6 +5,7 @@
 #define NNC_SCALAR_H
 
 #include <math.h>
+#include <stdbool.h>
 
 /* torch.relu keeps NaN */
 static inline double scalar_relu(double x) { return isnan(x) ? x : x > 0 ? x : 0; }
@@ -25,5 +26,8 @@ static inline double scalar_minimum(double a, double b) {
 static inline double scalar_softplus(double x, double beta, double threshold) {
   return beta * x > threshold ? x : log1p(exp(beta * x)) / beta;
 }
+
+/* An index of a dimension of `size` elements: whole, in [0, size) (NaN is not) */
+static inline bool scalar_index_ok(double i, double size) { return i >= 0 && i < size && i == trunc(i); }
 
 #endif

@@ -90,7 +90,9 @@ void lower_roi_align(Lower *L, Ls *body) {
   Lx *gh = n->i[0] > 0 ? lx_i(L, n->i[0]) : ceil_int(L, fop(L, OP_DIV, rh, lx_f(L, (double)PH)));
   Lx *gw = n->i[0] > 0 ? lx_i(L, n->i[0]) : ceil_int(L, fop(L, OP_DIV, rw, lx_f(L, (double)PW)));
   Lx *count = itof(L, ibin(L, 'M', ibin(L, '*', gh, gw), one));
-  Lx *image = ftoi(L, box[0]);
+  /* the batch index is data: checked (CHECK_INDEX), a bad one fails the call */
+  Lx *image = ftoi(L, lx(L, (Lx){.k = LX_OP, .op = OP_CHECK_INDEX, .f = {(double)n->i[2]},
+                                 .a = {box[0], itof(L, lx_dim(L, fs->d[0]))}}));
   eval(L, blk, count);
   eval(L, blk, image);
 #define OUT(c) ibin(L, '+', ibin(L, '*', ibin(L, '+', ibin(L, '*', ibin(L, '+', ibin(L, '*', k, lx_i(L, C)), c), lx_i(L, PH)), ph), lx_i(L, PW)), pw)

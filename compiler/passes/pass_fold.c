@@ -11,6 +11,7 @@
  *     so that pass_hoist.c computes the scaled weights once, not per call;
  *   - rows of a constant table times a constant matrix are rows of their product
  *     (gather_product: an Embedding before a Linear). */
+#include <math.h>
 #include <string.h>
 #include "passes.h"
 
@@ -49,6 +50,7 @@ static void fold_elementwise(Model *m, INode *n) {
   if (all_fills) {
     for (int k = 0; k < ar; k++) in[k] = n->in[k]->f[0];
     r = op_info[n->op].eval(in, n->f);
+    if (n->op == OP_CHECK_INDEX && isnan(r)) return; /* fails at run time, as it should */
     n->op = OP_CONST;
     n->f[0] = r;
     memset(n->in, 0, sizeof n->in);
@@ -64,7 +66,9 @@ static void fold_elementwise(Model *m, INode *n) {
       rest /= n->shape.d[i].k;
     }
     for (int k = 0; k < ar; k++) in[k] = const_at(n->in[k], idx, n->shape.rank);
-    data[o] = (float)op_info[n->op].eval(in, n->f);
+    double r = op_info[n->op].eval(in, n->f);
+    if (n->op == OP_CHECK_INDEX && isnan(r)) return;
+    data[o] = (float)r;
   }
   n->op = OP_CONST;
   n->data = data;

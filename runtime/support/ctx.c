@@ -289,6 +289,11 @@ static int run_init(nnc_ctx *ctx, char *err, size_t errlen) {
   init->body(NULL, NULL, ctx->weights, ws);
   nnc_pool_enter(prev);
   free(ws);
+  char fault[512];
+  if (nnc_pool_take_fault(ctx->pool, fault, sizeof fault)) {
+    say(err, errlen, "%s: error: computing the derived parameters: %s", ctx->desc->name, fault);
+    return -1;
+  }
   return 0;
 }
 
@@ -492,6 +497,12 @@ int nnc_ctx_call(nnc_ctx *ctx, int entry, void *const *args, const int64_t *syms
   e->body(args, syms, ctx->weights, ctx->ws);
   nnc_pool_call_end(ctx->pool, entry, t0);
   nnc_pool_enter(prev);
+  /* a bad run-time index stopped a kernel: the outputs are not to be used */
+  char fault[512];
+  if (nnc_pool_take_fault(ctx->pool, fault, sizeof fault)) {
+    say(ctx->err, sizeof ctx->err, "entry '%s': %s", e->name, fault);
+    return NNC_ERR_USER;
+  }
   return NNC_OK;
 }
 

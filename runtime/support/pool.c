@@ -25,12 +25,14 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cblas.h>
 
+#include "fault.h"
 #include "pool.h"
 
 #define GRAIN 32768       /* scalar operations worth handing to another thread (~10 µs);
@@ -91,6 +93,8 @@ struct nnc_pool {
    * take turns): jobs of a few grains, timed one by one; parts jobs, by the calls of their
    * entry */
   Adaptive small;
+  _Atomic bool faulted;   /* a kernel of this call reported a fault (fault.h), in `fault` */
+  char fault[512];
   bool parts_whole;       /* this call runs its parts jobs whole */
   bool parts_seen;        /* this call had one */
   EntryChoice choice[AB_ENTRIES];
@@ -103,6 +107,9 @@ typedef struct Tally {
 } Tally;
 
 static _Thread_local nnc_pool *current_pool;
+/* The pool of the call this thread works for, where its kernels' faults go: current_pool,
+ * except inside a chunk of a split job, where current_pool is NULL (the pool is busy) */
+static _Thread_local nnc_pool *fault_pool;
 
 static void run_split(nnc_pool *p, nnc_kernel_fn fn, void *const *bufs, const int64_t *syms, int64_t n,
                       int64_t chunks, Tally *tally);
@@ -165,8 +172,27 @@ int nnc_pool_threads(const nnc_pool *pool) { return pool ? pool->n : 1; }
 
 nnc_pool *nnc_pool_enter(nnc_pool *pool) {
   nnc_pool *prev = current_pool;
-  current_pool = pool;
+  current_pool = fault_pool = pool;
   return prev;
+}
+
+void nnc_rt_index_error(const char *site, double value, int64_t size) {
+  char why[96];
+  nnc_describe_bad_index(why, sizeof why, value, size);
+  nnc_pool *p = fault_pool;
+  if (!p) { /* a kernel run outside any context's call: nobody to fail */
+    fprintf(stderr, "nnc: %s holds %s\n", site, why);
+    return;
+  }
+  if (atomic_exchange(&p->faulted, true)) return; /* the call's first fault is its message */
+  snprintf(p->fault, sizeof p->fault, "%s holds %s", site, why);
+}
+
+bool nnc_pool_take_fault(nnc_pool *pool, char *msg, size_t len) {
+  if (!pool || !atomic_load(&pool->faulted)) return false;
+  snprintf(msg, len, "%s", pool->fault);
+  atomic_store(&pool->faulted, false);
+  return true;
 }
 
 /* One cblas_sgemm call of a product (row-major), cut into a fixed grid of tiles of C. */
@@ -245,10 +271,12 @@ static void run_chunks(nnc_pool *p, const Job *j, uint32_t gen, Tally *tally) {
     uint32_t c = (uint32_t)t;
     uint64_t t0 = tally ? ticks() : 0;
     /* a nested nnc_rt_parallel_for inside a chunk runs on its thread: the pool is busy */
-    nnc_pool *outer = current_pool;
+    nnc_pool *outer = current_pool, *outer_fault = fault_pool;
     current_pool = NULL;
+    fault_pool = p;
     j->fn(j->bufs, j->syms, j->n * c / j->nchunks, j->n * (c + 1) / j->nchunks);
     current_pool = outer;
+    fault_pool = outer_fault;
     if (tally) {
       tally->chunks++;
       tally->ticks += ticks() - t0;

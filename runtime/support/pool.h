@@ -8,6 +8,8 @@
 #ifndef NNC_POOL_H
 #define NNC_POOL_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* A kernel: runs iterations [lo, hi) of its outer loop. */
@@ -42,6 +44,10 @@ void nnc_rt_parallel_for(nnc_kernel_fn fn, void *const *bufs, const int64_t *sym
  * have shown such splits not to pay (nnc_pool_call_begin). */
 void nnc_rt_parallel_parts(nnc_kernel_fn fn, void *const *bufs, const int64_t *syms, int64_t n,
                            int64_t work);
+
+/* After a call: whether one of its kernels reported a fault (fault.h), its message copied
+ * into msg; clears it for the next call. */
+bool nnc_pool_take_fault(nnc_pool *pool, char *msg, size_t len);
 
 /* Around each call of entry `entry` of the context whose pool this is: the call's parts jobs
  * (nnc_rt_parallel_parts) run split or whole as timing the entry's calls both ways has shown

@@ -137,6 +137,25 @@ if [ -f "$GI/weights.safetensors" ]; then
     run "$TMP/half.so" --entry discriminate --in x="$GI/discriminate.in.x.npy"
 fi
 
+# an index outside its dimension fails the run, naming the place, op, argument and value
+cat >"$TMP/hot.nn" <<'EOF'
+export hot(t: f32[N]) -> (y: f32[N, 4]) {
+  y = one_hot(t, 4)
+}
+EOF
+npy_header() { # the .npy header of a float32 vector of $1 elements (format 1.0, 128 bytes)
+  printf '\223NUMPY\001\000\166\000'
+  printf "{'descr': '<f4', 'fortran_order': False, 'shape': (%d,), }" "$1" | awk '{ printf "%-117s\n", $0 }'
+}
+{ npy_header 2; printf '\000\000\100\100\000\000\220\100'; } >"$TMP/t_frac.npy" # [3, 4.5]
+{ npy_header 2; printf '\000\000\100\100\000\000\200\100'; } >"$TMP/t_big.npy"  # [3, 4]
+{ npy_header 2; printf '\000\000\100\100\000\000\000\000'; } >"$TMP/t_ok.npy"   # [3, 0]
+expect 0 "" -- run "$TMP/hot.nn" --in t="$TMP/t_ok.npy" --out y="$TMP/y.npy"
+expect 1 "error: entry 'hot': $TMP/hot.nn:2:7: one_hot: argument 'tensor' holds 4, outside [0, 4)" -- \
+  run "$TMP/hot.nn" --threads 3 --in t="$TMP/t_big.npy" --out y="$TMP/y.npy"
+expect 1 "one_hot: argument 'tensor' holds 4.5, outside [0, 4)" -- \
+  run "$TMP/hot.nn" --in t="$TMP/t_frac.npy" --out y="$TMP/y.npy"
+
 if [ "$failures" -ne 0 ]; then
   echo "$failures CLI check(s) failed"
   exit 1

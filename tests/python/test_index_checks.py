@@ -1,0 +1,125 @@
+"""Indices are data (issue 16, item 2), tried as a PyTorch user would: torch.nn.Embedding with
+its state_dict, torch.gather, torch.index_select, F.one_hot and torchvision's roi_align.  Valid
+indices (the boundaries 0 and size - 1 included) give PyTorch's results; every index PyTorch
+refuses (negative, too large; and NaN or a fraction, which an f32-carried index can hold) makes
+the call raise nnc.Error naming the op, the argument and the value — from a JIT model and from a
+compiled .so, at 1 and 3 threads."""
+import os
+import unittest
+
+import numpy as np
+
+import nnc
+from support import TempDirCase, compile_so, needs_torch, torch_or_none, write_model
+
+MODEL = """
+emb = Embedding(7, 3)
+export embed(t: i64[N, L]) -> y: f32[N, L, 3] { y = emb(t) }
+export gather_rows(x: f32[4, M], i: f32[N, M]) -> y: f32[N, M] { y = gather(x, 0, i) }
+export select(x: f32[B, 6], i: i64[K]) -> y: f32[B, K] { y = index_select(x, 1, i) }
+export hot(t: f32[N]) -> y: f32[N, 5] { y = one_hot(t, 5) }
+export roi(f: f32[N, 3, 9, 9], b: f32[K, 5]) -> y: f32[K, 3, 3, 3] { y = roi_align(f, b, [3, 3], 0.5) }
+"""
+
+
+@needs_torch
+class IndexChecksTest(TempDirCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        torch = torch_or_none()
+        torch.manual_seed(0)
+        cls.emb = torch.nn.Embedding(7, 3)
+        weights = nnc.save_safetensors({"emb." + k: v.numpy() for k, v in cls.emb.state_dict().items()},
+                                       os.path.join(cls.tmp, "w.safetensors"))
+        nn = write_model(MODEL, cls.tmp, "indices")
+        cls.models = {"jit": nnc.compile(nn, weights=weights),
+                      "so": nnc.load(compile_so(nn, cls.tmp), weights=weights)}
+        rng = np.random.default_rng(1)
+        cls.x4 = rng.standard_normal((4, 300)).astype(np.float32)
+        cls.x6 = rng.standard_normal((2, 6)).astype(np.float32)
+        cls.feat = rng.standard_normal((2, 3, 9, 9)).astype(np.float32)
+
+    def each(self):
+        for kind, m in self.models.items():
+            for threads in (1, 3):
+                m.threads = threads
+                yield f"{kind}, {threads} threads", m
+
+    def expect(self, entry, args, want):
+        for what, m in self.each():
+            np.testing.assert_allclose(getattr(m, entry)(*args), want, rtol=1e-5, atol=1e-6, err_msg=what)
+
+    def refuses(self, entry, args, torch_call, message):
+        with self.assertRaises((IndexError, RuntimeError)):  # PyTorch refuses it too
+            torch_call()
+        for what, m in self.each():
+            with self.assertRaises(nnc.Error, msg=what) as cm:
+                getattr(m, entry)(*args)
+            self.assertIn(message, str(cm.exception), what)
+
+    def test_embedding(self):
+        torch = torch_or_none()
+        t = np.array([[0, 6, 3], [6, 0, 1]], np.int64)
+        self.expect("embed", (t,), self.emb(torch.from_numpy(t)).detach().numpy())
+        for bad in (7, -1, 2**40):
+            t[1, 2] = bad
+            self.refuses("embed", (t,), lambda: self.emb(torch.from_numpy(t)),
+                         f"Embedding: input holds {bad}, outside [0, 7)")
+
+    def test_gather(self):
+        torch = torch_or_none()
+        i = np.random.default_rng(2).integers(0, 4, (5, 300)).astype(np.float32)
+        i[0, 0], i[4, 299] = 0, 3
+        want = torch.gather(torch.from_numpy(self.x4), 0, torch.from_numpy(i).long()).numpy()
+        self.expect("gather_rows", (self.x4, i), want)
+        for bad, words in ((4, "holds 4, outside [0, 4)"), (-1, "holds -1, outside [0, 4)")):
+            i[3, 200] = bad
+            self.refuses("gather_rows", (self.x4, i),
+                         lambda: torch.gather(torch.from_numpy(self.x4), 0, torch.from_numpy(i).long()),
+                         "gather: argument 'index' " + words)
+        for bad, words in ((np.nan, "holds nan, which is not a number"), (1.5, "holds 1.5, which is not a whole number")):
+            i[3, 200] = bad
+            for what, m in self.each():  # torch has no float indices: nnc refuses what it cannot mean
+                with self.assertRaises(nnc.Error, msg=what) as cm:
+                    m.gather_rows(self.x4, i)
+                self.assertIn(words, str(cm.exception))
+
+    def test_index_select(self):
+        torch = torch_or_none()
+        i = np.array([5, 0, 5, 2], np.int64)
+        self.expect("select", (self.x6, i), torch.index_select(torch.from_numpy(self.x6), 1, torch.from_numpy(i)).numpy())
+        for bad in (6, -3):
+            i[2] = bad
+            self.refuses("select", (self.x6, i),
+                         lambda: torch.index_select(torch.from_numpy(self.x6), 1, torch.from_numpy(i)),
+                         f"index_select: argument 'index' holds {bad}, outside [0, 6)")
+
+    def test_one_hot(self):
+        torch = torch_or_none()
+        t = np.array([4, 0, 2], np.float32)
+        self.expect("hot", (t,), torch.nn.functional.one_hot(torch.from_numpy(t).long(), 5).float().numpy())
+        for bad in (5, -1):
+            t[1] = bad
+            self.refuses("hot", (t,), lambda: torch.nn.functional.one_hot(torch.from_numpy(t).long(), 5),
+                         f"one_hot: argument 'tensor' holds {bad}, outside [0, 5)")
+
+    def test_roi_align(self):
+        torch = torch_or_none()
+        try:
+            from torchvision.ops import roi_align
+        except ImportError:
+            self.skipTest("torchvision is not installed")
+        b = np.array([[1, 2, 2, 14, 10], [0, 0, 0, 17, 17], [1, 5, 1, 9, 16]], np.float32)
+        ref = lambda: roi_align(torch.from_numpy(self.feat), torch.from_numpy(b), [3, 3], 0.5).numpy()
+        self.expect("roi", (self.feat, b), ref())
+        for bad in (2, -1):
+            b[2, 0] = bad
+            for what, m in self.each():  # torchvision reads out of bounds here: nnc refuses
+                with self.assertRaises(nnc.Error, msg=what) as cm:
+                    m.roi(self.feat, b)
+                self.assertIn(f"roi_align: boxes[:, 0] (the batch index) holds {bad}, outside [0, 2)", str(cm.exception))
+
+
+if __name__ == "__main__":
+    unittest.main()

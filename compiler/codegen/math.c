@@ -94,6 +94,35 @@ static LLVMValueRef emit_tanh(Cg *g, LLVMValueRef x) {
 
 static LLVMValueRef emit_log(Cg *g, LLVMValueRef x) { return intrinsic(g, "llvm.log", &x, 1); }
 
+/* c[0] x^(n-1) + ... + c[n-1], by Horner's rule */
+static LLVMValueRef horner(Cg *g, const double *c, int n, LLVMValueRef x) {
+  LLVMValueRef p = cf32(g, c[0]);
+  for (int i = 1; i < n; i++) p = b_fma(g, p, x, cf32(g, c[i]));
+  return p;
+}
+
+/* erf(x), odd: on |x| < 0.921875 x P(x^2), above it 1 - e^Q(|x|) with Q a fit of log erfc on
+ * [0.921875, 4] (erf rounds to 1 beyond 3.92); NaN propagates.  Least-squares fits in double
+ * (tests/tools/erf_fit.py); within 2.4 ulp of the true erf over [-6, 6] in float32. */
+static LLVMValueRef emit_erf(Cg *g, LLVMValueRef x) {
+  static const double p[] = {8.410999236e-05, -8.153776335e-04, 5.202175765e-03, -2.685995729e-02,
+                             1.128370843e-01, -3.761263494e-01, 1.128379167e+00};
+  static const double q[] = {1.613085736e-06, -4.557087454e-05, 5.925991845e-04, -4.739406182e-03, 2.636234856e-02,
+                             -1.099739925e-01, -6.319416913e-01, -1.130163947e+00, 3.025342480e-04};
+  LLVMValueRef ax = intrinsic(g, "llvm.fabs", &x, 1);
+  LLVMValueRef small = b_mul(g, ax, horner(g, p, 7, b_mul(g, ax, ax)));
+  LLVMValueRef cx = intrinsic(g, "llvm.minnum", (LLVMValueRef[]){ax, cf32(g, 4.0)}, 2);
+  LLVMValueRef big = b_sub(g, cf32(g, 1.0), emit_exp(g, horner(g, q, 9, cx)));
+  LLVMValueRef r = fsel(g, LLVMRealOLT, ax, cf32(g, 0.921875), small, big);
+  r = intrinsic(g, "llvm.copysign", (LLVMValueRef[]){r, x}, 2);
+  return fsel(g, LLVMRealUNO, x, x, x, r);
+}
+
+/* min(max(x, lo), hi) that keeps NaN (torch.clamp) */
+static LLVMValueRef emit_clamp(Cg *g, LLVMValueRef x, double lo, double hi) {
+  return fsel(g, LLVMRealOLT, x, cf32(g, lo), cf32(g, lo), fsel(g, LLVMRealOGT, x, cf32(g, hi), cf32(g, hi), x));
+}
+
 static LLVMValueRef bool_to_f(Cg *g, LLVMValueRef c) { return LLVMBuildUIToFP(g->b, c, g->f32, ""); }
 LLVMValueRef nonzero(Cg *g, LLVMValueRef x) { return LLVMBuildFCmp(g->b, LLVMRealUNE, x, cf32(g, 0), ""); }
 
@@ -154,6 +183,21 @@ LLVMValueRef emit_scalar_op(Cg *g, Op op, const double *attr, LLVMValueRef *a) {
                           emit_log(g, b_add(g, one, t)));
     return fsel(g, LLVMRealOGT, bx, cf32(g, attr[1]), x, b_div(g, l, cf32(g, attr[0])));
   }
+  case OP_SILU: return b_div(g, x, b_add(g, one, emit_exp_beside_one(g, LLVMBuildFNeg(g->b, x, ""))));
+  case OP_MISH: {
+    double softplus[2] = {1.0, 20.0};
+    return b_mul(g, x, emit_tanh(g, emit_scalar_op(g, OP_SOFTPLUS, softplus, a)));
+  }
+  case OP_ERF: return emit_erf(g, x);
+  case OP_GELU: return b_mul(g, b_mul(g, x, cf32(g, 0.5)), b_add(g, one, emit_erf(g, b_mul(g, x, cf32(g, M_SQRT1_2)))));
+  case OP_GELU_TANH: {
+    LLVMValueRef inner = b_mul(g, cf32(g, M_SQRT2 * M_2_SQRTPI * 0.5), b_add(g, x, b_mul(g, cf32(g, 0.044715), b_mul(g, b_mul(g, x, x), x))));
+    return b_mul(g, b_mul(g, cf32(g, 0.5), x), b_add(g, one, emit_tanh(g, inner)));
+  }
+  case OP_HARDTANH: return emit_clamp(g, x, attr[0], attr[1]);
+  case OP_RELU6: return emit_clamp(g, x, 0, 6);
+  case OP_HARDSIGMOID: return b_div(g, emit_clamp(g, b_add(g, x, cf32(g, 3)), 0, 6), cf32(g, 6));
+  case OP_HARDSWISH: return b_div(g, b_mul(g, x, emit_clamp(g, b_add(g, x, cf32(g, 3)), 0, 6)), cf32(g, 6));
   case OP_NOT: return bool_to_f(g, LLVMBuildFCmp(g->b, LLVMRealOEQ, x, zero, ""));
   case OP_ADD: return b_add(g, x, y);
   case OP_SUB: return b_sub(g, x, y);

@@ -173,6 +173,30 @@ static const Builtin elementwise_builtins[OP_COUNT] = {
 
 const Builtin *elementwise_builtin(Op op) { return &elementwise_builtins[op]; }
 
+bool gelu_op(Sema *S, const Value *v, SrcLoc loc, Op *op) {
+  const char *form = !v ? "none" : v->k == V_STR ? v->s : NULL;
+  if (form && !strcmp(form, "none")) *op = OP_GELU;
+  else if (form && !strcmp(form, "tanh")) *op = OP_GELU_TANH;
+  else return diag_error(D, loc, "GELU: approximate must be \"none\" or \"tanh\"");
+  return true;
+}
+
+/* gelu(input, approximate="none"): of a number, a number computed now */
+static bool b_gelu(Sema *S, const Builtin *self, const Args *a, Value *out) {
+  static const char *names[] = {"input", "approximate"};
+  Op op;
+  if (!args_check(S, a, self->name, names, 2) || !gelu_op(S, arg_get(a, 1, names[1]), a->loc, &op)) return false;
+  const Value *v = arg_get(a, 0, names[0]);
+  if (v && v_is_number(v)) {
+    *out = v_float(op_info[op].eval((const double[]){v_num(v)}, NULL));
+    return true;
+  }
+  INode *x = need_entry(S, a, self->name) ? tensor_arg(S, a, 0, names[0]) : NULL;
+  if (!x) return false;
+  *out = v_tensor(elementwise_node(S, op, &x, NULL, a->loc));
+  return out->t != NULL;
+}
+
 /* matmul(input, other) */
 static bool b_matmul(Sema *S, const Builtin *self, const Args *a, Value *out) {
   static const char *names[] = {"input", "other"};
@@ -518,7 +542,7 @@ static bool b_assert(Sema *S, const Builtin *self, const Args *a, Value *out) {
 
 /* Rows of the functions above; a handler serving several names tells them apart by variant. */
 static const Builtin builtins[] = {
-  {"matmul", b_matmul},
+  {"matmul", b_matmul}, {"gelu", b_gelu},
   {"sum", b_reduce, REDUCE_SUM}, {"mean", b_reduce, REDUCE_MEAN}, {"amax", b_reduce, REDUCE_MAX},
   {"amin", b_reduce, REDUCE_MIN}, {"max", b_reduce, REDUCE_MAX}, {"min", b_reduce, REDUCE_MIN},
   {"softmax", b_softmax, SOFTMAX}, {"log_softmax", b_softmax, LOG_SOFTMAX}, {"logsumexp", b_softmax, LOGSUMEXP},

@@ -28,6 +28,9 @@ extern const Builtin index_builtins[]; /* builtins_index.c */
 
 /* Elementwise op `op` of ops.def on x with its float attributes a[] (NULL: the defaults). */
 INode *elementwise_node(Sema *S, Op op, INode **x, const double *attrs, SrcLoc loc);
+/* The op of GELU's `approximate` v ("none" or absent: GELU, "tanh": GELU_TANH), or false
+ * after a diagnostic. */
+bool gelu_op(Sema *S, const Value *v, SrcLoc loc, Op *op);
 /* torch.flatten: merge axes start..end (negative: from the end) */
 INode *flatten_node(Sema *S, INode *x, int64_t start, int64_t end, SrcLoc loc);
 /* first index of the largest (smallest) element along axis, NaN counting as extreme */

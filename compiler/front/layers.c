@@ -81,8 +81,20 @@ static bool b_sequential(Sema *S, const Builtin *self, const Args *a, Value *out
   return true;
 }
 
+/* GELU(approximate='none'): the exact or the tanh form */
+static bool b_gelu_layer(Sema *S, const Builtin *self, const Args *a, Value *out) {
+  static const char *names[] = {"approximate"};
+  Op op;
+  if (!args_check(S, a, self->name, names, 1) || !gelu_op(S, arg_get(a, 0, names[0]), a->loc, &op)) return false;
+  ModInst *mi = mod_new(S, MK_ACTIVATION, self->name, a->loc);
+  mi->act = op;
+  *out = (Value){.k = V_MOD, .mod = mi};
+  return true;
+}
+
 static const Builtin layers[] = {
   {"Linear", b_linear}, {"Sequential", b_sequential}, {"Identity", b_activation, OP_COUNT},
+  {"GELU", b_gelu_layer},
 };
 
 const Builtin *layer_find(const char *name) {

@@ -27,6 +27,14 @@ static inline double scalar_softplus(double x, double beta, double threshold) {
   return beta * x > threshold ? x : log1p(exp(beta * x)) / beta;
 }
 
+/* torch.clamp / F.hardtanh: NaN stays NaN */
+static inline double scalar_clamp(double x, double lo, double hi) { return x < lo ? lo : x > hi ? hi : x; }
+
+/* F.gelu(x, approximate="tanh") */
+static inline double scalar_gelu_tanh(double x) {
+  return 0.5 * x * (1 + tanh(M_SQRT2 * M_2_SQRTPI * 0.5 * (x + 0.044715 * x * x * x)));
+}
+
 /* An index of a dimension of `size` elements: whole, in [0, size) (NaN is not) */
 static inline bool scalar_index_ok(double i, double size) { return i >= 0 && i < size && i == trunc(i); }
 

@@ -221,7 +221,7 @@ static int op_unary(GProg *g, int a) {
   GVal *x = &g->v[a];
   double lo = x->lo, hi = x->hi, B = bound(x);
   GShape s = x->s;
-  switch (ri(g, 0, 15)) {
+  switch (ri(g, 0, 16)) {
   case 0: return add_value(g, s, -hi, -lo, chance(g, 0.5) ? "-@%d" : "neg(@%d)", a);
   case 1: return add_value(g, s, lo > 0 ? lo : hi < 0 ? -hi : 0, B, "abs(@%d)", a);
   case 2: return add_value(g, s, tanh(lo), tanh(hi), "tanh(@%d)", a);
@@ -270,6 +270,15 @@ static int op_unary(GProg *g, int a) {
                       "act%d(@%d)", d, a);
     if (r >= 0) g->v[r].decl = d;
     return r;
+  }
+  case 15: { /* the activations of issue 17: a fixed range, or [lo, max(hi, 0) + 1] (hi = 0) */
+    static const struct { const char *f; double lo, hi; } acts[] = {
+        {"gelu(@%d)", -0.2, 0}, {"gelu(@%d, approximate=\"tanh\")", -0.2, 0}, {"silu(@%d)", -0.3, 0},
+        {"mish(@%d)", -0.31, 0}, {"hardswish(@%d)", -0.38, 0}, {"erf(@%d)", -1, 1}, {"hardsigmoid(@%d)", 0, 1},
+        {"relu6(@%d)", 0, 6}, {"hardtanh(@%d, -0.5, 1.5)", -0.5, 1.5},
+    };
+    int k = ri(g, 0, (int)(sizeof acts / sizeof *acts) - 1);
+    return add_value(g, s, acts[k].lo, acts[k].hi ? acts[k].hi : fmax(hi, 0) + 1, acts[k].f, a);
   }
   default: return add_value(g, s, lo * 0.5 - 1, hi * 0.5 + 1, "@%d * 0.5 + %s", a, chance(g, 0.5) ? "1.0" : "-1.0 * -1");
   }

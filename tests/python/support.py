@@ -55,12 +55,14 @@ def write_model(text, out_dir, name="model"):
 
 
 def assert_close(tc, got, want, what):
-    """|got - want| <= ABS_TOL + REL_TOL |want| elementwise (NaN matches NaN), same shape."""
+    """|got - want| <= ABS_TOL + REL_TOL |want| elementwise (NaN matches NaN, an infinity itself),
+    same shape."""
     got, want = np.asarray(got), np.asarray(want)
     tc.assertEqual(got.shape, want.shape, f"{what}: shape")
     tc.assertEqual(got.dtype, want.dtype, f"{what}: dtype")
     g, w = got.astype(np.float64), want.astype(np.float64)
-    bad = ~((np.abs(g - w) <= ABS_TOL + REL_TOL * np.abs(w)) | (np.isnan(g) & np.isnan(w)))
+    with np.errstate(invalid="ignore"):  # inf - inf: equal infinities match exactly
+        bad = ~((g == w) | (np.abs(g - w) <= ABS_TOL + REL_TOL * np.abs(w)) | (np.isnan(g) & np.isnan(w)))
     if bad.any():
         i = np.unravel_index(np.argmax(bad), bad.shape) if bad.ndim else ()
         tc.fail(f"{what}: {int(bad.sum())} of {bad.size} elements differ; first at {i}: "

@@ -19,6 +19,9 @@ bool nn_layer_bind(Sema *S, ModInst *mi);
 INode *nn_layer_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc);
 bool nn_layer_call_args(Sema *S, ModInst *mi, const Args *a, Value *out, bool *handled);
 bool nn_layer_member(Sema *S, ModInst *mi, const char *name, SrcLoc loc, Value *out);
+/* A Parameter read inside an fn or export body is its tensor: *v becomes it (other values
+ * stay as they are); false after a diagnostic. */
+bool nn_parameter_read(Sema *S, Value *v, SrcLoc loc);
 INode *lstm_step(Sema *S, INode *x, INode *h, INode *c, INode *wih, INode *whh, INode *bih, INode *bhh,
                  int64_t hs, INode **c_next, SrcLoc loc);
 INode *lstm_sequence(Sema *S, INode *x, INode *h0, INode *c0, INode *wih, INode *whh, INode *bih, INode *bhh,

@@ -82,6 +82,10 @@ static bool positive(Sema *S, const ModInst *mi, int64_t v, const char *what) {
   return v > 0 ? true : diag_error(D, mi->loc, "%s: %s must be positive", mi->type_name, what);
 }
 
+static bool positive_or_zero(Sema *S, const ModInst *mi, int64_t v) {
+  return v >= 0 ? true : diag_error(D, mi->loc, "%s: sizes must not be negative, got %lld", mi->type_name, (long long)v);
+}
+
 /* ---- convolutions ---- */
 
 static bool conv_config(Sema *S, const ModInst *mi, bool transposed, int64_t *cin, int64_t *cout, int64_t k[2],
@@ -241,6 +245,37 @@ static INode *ln_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
 /* ---- parameterless layers ---- */
 
 static int no_params(Sema *S, ModInst *mi, ParamSpec *out) { return 0; }
+
+/* ---- nn.Parameter: a tensor of the state_dict under its member's own name ---- */
+
+/* Parameter(shape, dtype="f32", requires_grad=true): shape a list of static sizes ([] for a
+ * scalar); dtype "f32" or "i64"; requires_grad (training) changes nothing */
+static int parameter_params(Sema *S, ModInst *mi, ParamSpec *out) {
+  const Value *v = cfg(mi, "shape"), *dt = cfg(mi, "dtype");
+  ParamSpec p = {"", DT_F32};
+  if (!v || (v->k != V_LIST && v->k != V_TUPLE))
+    return diag_error(D, mi->loc, "Parameter needs its shape as a list: Parameter([1, 1, D])"), -1;
+  if (v->len > MAX_RANK) return diag_error(D, mi->loc, "Parameter: rank %d exceeds the maximum of %d", v->len, MAX_RANK), -1;
+  p.rank = v->len;
+  for (int i = 0; i < p.rank; i++)
+    if (!to_int(S, &v->items[i], mi->loc, &p.shape[i]) || !positive_or_zero(S, mi, p.shape[i])) return -1;
+  if (dt && (dt->k != V_STR || (strcmp(dt->s, "f32") && strcmp(dt->s, "i64"))))
+    return diag_error(D, mi->loc, "Parameter: dtype must be \"f32\" or \"i64\""), -1;
+  if (dt && !strcmp(dt->s, "i64")) p.dtype = DT_I64;
+  out[0] = p;
+  return 1;
+}
+
+static INode *parameter_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
+  return diag_error(D, loc, "a Parameter is a tensor, not a layer: use it without calling it"), NULL;
+}
+
+bool nn_parameter_read(Sema *S, Value *v, SrcLoc loc) {
+  if (v->k != V_MOD || v->mod->kind != MK_LAYER || v->mod->type->params != parameter_params || !S->e) return true;
+  if (!v->mod->prefix) return diag_error(D, loc, "this Parameter has no name: assign it to a module member or a top-level name");
+  *v = v_tensor(param(S, v->mod, 0, loc));
+  return v->t != NULL;
+}
 
 static INode *pool_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
   bool is_max = mi->type->ctor.variant == MAX_POOL;
@@ -524,6 +559,7 @@ static const LayerType layer_types[] = {
   {{"PixelUnshuffle", b_layer, UNSHUFFLE}, {"downscale_factor"}, no_params, shuffle_call},
   {{"Dropout", b_layer}, {"p", "inplace"}, no_params, identity_call},
   {{"Dropout2d", b_layer}, {"p", "inplace"}, no_params, identity_call},
+  {{"Parameter", b_layer}, {"shape", "dtype", "requires_grad"}, parameter_params, parameter_call},
 };
 
 /* Copy the evaluated arguments into the arena: the layer keeps them for its calls. */
@@ -574,7 +610,7 @@ bool nn_layer_bind(Sema *S, ModInst *mi) {
   for (int i = 0; i < n; i++) {
     size_t len = strlen(mi->prefix) + strlen(ps[i].name) + 2;
     char *full = arena_alloc(S->arena, len);
-    snprintf(full, len, "%s.%s", mi->prefix, ps[i].name);
+    snprintf(full, len, ps[i].name[0] ? "%s.%s" : "%s", mi->prefix, ps[i].name); /* a Parameter: the prefix */
     mi->params[i] = model_add_param(S->m, full, ps[i].dtype, ps[i].rank, ps[i].shape, mi->loc);
     if (mi->params[i] < 0) return diag_error(D, mi->loc, "parameter '%s' %s", full, model_param_error(mi->params[i]));
     S->m->params[mi->params[i]].optional = ps[i].optional;

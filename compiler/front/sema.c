@@ -29,6 +29,8 @@ static bool eval_name(Sema *S, Scope *sc, const Node *n, Value *out) {
   Value *v = scope_lookup(sc, n->name);
   if (v) {
     *out = *v;
+    if (out->k == V_MOD) /* a Parameter becomes its tensor, made in this entry: not captured */
+      return nn_parameter_read(S, out, n->loc) && (out->k == V_TENSOR || !S->scan || capture_value(S, out));
     return !S->scan || capture_value(S, out); /* a scan body reads outer tensors as inputs */
   }
   const Builtin *b = builtin_find(n->name);
@@ -106,7 +108,7 @@ static bool eval_member(Sema *S, Scope *sc, const Node *n, Value *out) {
     Value *v = scope_find_local(obj.mod->scope, n->name);
     if (v) {
       *out = *v;
-      return true;
+      return nn_parameter_read(S, out, n->loc);
     }
     return diag_error(S->d, n->loc, "module %s has no member '%s'", obj.mod->type_name, n->name);
   }

@@ -246,6 +246,12 @@ static bool b_reduce(Sema *S, const Builtin *self, const Args *a, Value *out) {
   return r != NULL;
 }
 
+INode *softmax_node(Sema *S, INode *x, int axis, SrcLoc loc) {
+  uint32_t ax_mask = 1u << axis;
+  INode *ex = ir_unary(M, E, OP_EXP, ir_binary(M, E, OP_SUB, x, reduce(S, OP_RMAX, x, ax_mask, 1, loc), loc, D), loc, D);
+  return ir_binary(M, E, OP_DIV, ex, reduce(S, OP_SUM, ex, ax_mask, 1, loc), loc, D);
+}
+
 /* softmax / log_softmax / logsumexp (x, axis=-1, temperature=1): the max-shifted forms */
 static bool b_softmax(Sema *S, const Builtin *self, const Args *a, Value *out) {
   const char *name = self->name;
@@ -266,14 +272,17 @@ static bool b_softmax(Sema *S, const Builtin *self, const Args *a, Value *out) {
   if (!norm_axis(S, ax, x->shape.rank, a->loc, &axis)) return false;
   if (x->shape.rank == 0) return diag_error(D, a->loc, "%s needs a tensor of rank >= 1", name);
   if (temp != 1.0) x = ir_binary(M, E, OP_DIV, x, ir_fill(M, E, temp, &(Shape){0}, a->loc), a->loc, D);
+  if (self->variant == SOFTMAX) {
+    *out = v_tensor(softmax_node(S, x, axis, a->loc));
+    return out->t != NULL;
+  }
   uint32_t ax_mask = 1u << axis;
   INode *mx = reduce(S, OP_RMAX, x, ax_mask, 1, a->loc);
   INode *sh = ir_binary(M, E, OP_SUB, x, mx, a->loc, D);
   INode *ex = ir_unary(M, E, OP_EXP, sh, a->loc, D);
   INode *sm = reduce(S, OP_SUM, ex, ax_mask, 1, a->loc);
   INode *r;
-  if (self->variant == SOFTMAX) r = ir_binary(M, E, OP_DIV, ex, sm, a->loc, D);
-  else if (self->variant == LOG_SOFTMAX) r = ir_binary(M, E, OP_SUB, sh, ir_unary(M, E, OP_LOG, sm, a->loc, D), a->loc, D);
+  if (self->variant == LOG_SOFTMAX) r = ir_binary(M, E, OP_SUB, sh, ir_unary(M, E, OP_LOG, sm, a->loc, D), a->loc, D);
   else {
     INode *l = ir_binary(M, E, OP_ADD, ir_unary(M, E, OP_LOG, sm, a->loc, D), mx, a->loc, D);
     if (!keepdim_arg(S, a, 2)) {

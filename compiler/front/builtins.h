@@ -31,6 +31,8 @@ INode *elementwise_node(Sema *S, Op op, INode **x, const double *attrs, SrcLoc l
 /* The op of GELU's `approximate` v ("none" or absent: GELU, "tanh": GELU_TANH), or false
  * after a diagnostic. */
 bool gelu_op(Sema *S, const Value *v, SrcLoc loc, Op *op);
+/* softmax of x along axis, max-shifted (F.softmax) */
+INode *softmax_node(Sema *S, INode *x, int axis, SrcLoc loc);
 /* torch.flatten: merge axes start..end (negative: from the end) */
 INode *flatten_node(Sema *S, INode *x, int64_t start, int64_t end, SrcLoc loc);
 /* first index of the largest (smallest) element along axis, NaN counting as extreme */

@@ -337,6 +337,23 @@ static bool b_roi_align(Sema *S, const Builtin *self, const Args *a, Value *out)
   return out->t != NULL;
 }
 
+/* scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False,
+ * scale=None) as F.scaled_dot_product_attention at inference (attention.c: masks) */
+static bool b_sdpa(Sema *S, const Builtin *self, const Args *a, Value *out) {
+  const char *name = self->name;
+  static const char *names[] = {"query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale"};
+  if (!entry_only(S, a, name) || !args_check(S, a, name, names, 7)) return false;
+  INode *q = tensor_opt(S, a, 0, "query", true), *k = q ? tensor_opt(S, a, 1, "key", true) : NULL;
+  INode *v = k ? tensor_opt(S, a, 2, "value", true) : NULL, *mask = NULL;
+  const Value *mv = arg_get(a, 3, "attn_mask");
+  double scale;
+  if (!v || (mv && mv->k != V_NONE && !(mask = tensor_opt(S, a, 3, "attn_mask", true))) ||
+      !num_opt(S, a, 6, "scale", 0.0, &scale))
+    return false;
+  *out = v_tensor(nn_attention(S, q, k, v, mask, bool_opt(a, 5, "is_causal", false), scale, NULL, a->loc));
+  return out->t != NULL;
+}
+
 /* lstm(input, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, batch_first=False)
  * -> (output, h_n, c_n): one layer of torch.nn.LSTM with the given weights; h0, c0, h_n, c_n
  * are [1, B, H] as torch's. */
@@ -397,5 +414,6 @@ const Builtin nn_builtins[] = {
   {"batch_norm", b_batch_norm}, {"group_norm", b_group_norm, NORM_GROUP}, {"instance_norm", b_group_norm, NORM_INSTANCE},
   {"layer_norm", b_layer_norm}, {"interpolate", b_interpolate}, {"pad", b_pad},
   {"pixel_shuffle", b_pixel_shuffle, SHUFFLE}, {"pixel_unshuffle", b_pixel_shuffle, UNSHUFFLE}, {"roi_align", b_roi_align},
+  {"scaled_dot_product_attention", b_sdpa},
   {NULL, NULL},
 };

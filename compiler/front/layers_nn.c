@@ -168,7 +168,7 @@ static int bn_params(Sema *S, ModInst *mi, ParamSpec *out) {
 
 /* the parameter called `name`, or NULL */
 static INode *named_param(Sema *S, ModInst *mi, const char *name, SrcLoc loc) {
-  ParamSpec ps[8];
+  ParamSpec ps[MAX_LAYER_PARAMS];
   int n = mi->type->params(S, mi, ps);
   for (int i = 0; i < n; i++)
     if (!strcmp(ps[i].name, name)) return param(S, mi, i, loc);
@@ -521,9 +521,166 @@ static bool lstm_call(Sema *S, ModInst *mi, const Args *a, Value *out) {
   return true;
 }
 
+/* ---- attention: MultiheadAttention, TransformerEncoderLayer (attention.c) ---- */
+
+/* The projections' parameters of a MultiheadAttention(e, h, bias) named `prefix`, appended
+ * to out at *n (torch's order: in_proj_weight, in_proj_bias, out_proj.weight, .bias). */
+static void mha_specs(const char *const names[4], int64_t e, bool bias, ParamSpec *out, int *n) {
+  out[(*n)++] = spec(names[0], 2, 3 * e, e, 0, 0);
+  if (bias) out[(*n)++] = spec(names[1], 1, 3 * e, 0, 0, 0);
+  out[(*n)++] = spec(names[2], 2, e, e, 0, 0);
+  if (bias) out[(*n)++] = spec(names[3], 1, e, 0, 0, 0);
+}
+
+/* MhaWeights from the layer's parameters starting at `first` */
+static MhaWeights mha_weights(Sema *S, ModInst *mi, int first, int64_t e, int64_t h, bool bias, SrcLoc loc) {
+  MhaWeights w = {e, h, param(S, mi, first, loc)};
+  w.in_b = bias ? param(S, mi, first + 1, loc) : NULL;
+  w.out_w = param(S, mi, first + (bias ? 2 : 1), loc);
+  w.out_b = bias ? param(S, mi, first + 3, loc) : NULL;
+  return w;
+}
+
+static bool heads_config(Sema *S, ModInst *mi, const char *dim_arg, const char *heads_arg, int64_t *e, int64_t *h) {
+  if (!cfg_int(S, mi, dim_arg, 0, e) || !cfg_int(S, mi, heads_arg, 0, h) || !positive(S, mi, *e, dim_arg) ||
+      !positive(S, mi, *h, heads_arg))
+    return false;
+  if (*e % *h) return diag_error(D, mi->loc, "%s: %s %lld is not divisible by %s %lld", mi->type_name, dim_arg, (long long)*e, heads_arg, (long long)*h);
+  return true;
+}
+
+static int mha_params(Sema *S, ModInst *mi, ParamSpec *out) {
+  int64_t e, h, kd, vd;
+  if (!heads_config(S, mi, "embed_dim", "num_heads", &e, &h) || !cfg_int(S, mi, "kdim", e, &kd) || !cfg_int(S, mi, "vdim", e, &vd))
+    return -1;
+  if (kd != e || vd != e) return diag_error(D, mi->loc, "MultiheadAttention: kdim and vdim other than embed_dim are not available"), -1;
+  if (cfg_bool(mi, "add_bias_kv", false) || cfg_bool(mi, "add_zero_attn", false))
+    return diag_error(D, mi->loc, "MultiheadAttention: add_bias_kv and add_zero_attn are not available"), -1;
+  static const char *const names[4] = {"in_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias"};
+  int n = 0;
+  mha_specs(names, e, cfg_bool(mi, "bias", true), out, &n);
+  return n;
+}
+
+/* An optional tensor argument (absent or None: NULL); false after a diagnostic. */
+static bool opt_tensor(Sema *S, const Args *a, int i, const char *name, INode **out) {
+  const Value *v = arg_get(a, i, name);
+  *out = NULL;
+  return !v || v->k == V_NONE || (*out = to_tensor(S, v, a->loc)) != NULL;
+}
+
+/* attn(query, key, value, key_padding_mask=None, need_weights=True, attn_mask=None,
+ *      average_attn_weights=True, is_causal=False) -> (output, weights or None) */
+static bool mha_call(Sema *S, ModInst *mi, const Args *a, Value *out) {
+  static const char *names[] = {"query", "key", "value", "key_padding_mask", "need_weights", "attn_mask",
+                                "average_attn_weights", "is_causal"};
+  if (!mi->prefix) return diag_error(D, a->loc, "this MultiheadAttention has no parameter name: assign it to a module member or a top-level name");
+  if (!args_check(S, a, mi->type_name, names, 8)) return false;
+  INode *x[3];
+  MhaOptions o = {.batch_first = cfg_bool(mi, "batch_first", false)};
+  for (int i = 0; i < 3; i++)
+    if (!opt_tensor(S, a, i, names[i], &x[i]) || !x[i]) return x[i] || diag_error(D, a->loc, "MultiheadAttention needs query, key and value");
+  if (!opt_tensor(S, a, 3, names[3], &o.key_padding_mask) || !opt_tensor(S, a, 5, names[5], &o.attn_mask)) return false;
+  const Value *nw = arg_get(a, 4, names[4]), *avg = arg_get(a, 6, names[6]), *causal = arg_get(a, 7, names[7]);
+  bool need = !nw || (v_is_number(nw) && v_num(nw) != 0), average = !avg || (v_is_number(avg) && v_num(avg) != 0);
+  o.is_causal = causal && v_is_number(causal) && v_num(causal) != 0;
+  int64_t e, h;
+  cfg_int(S, mi, "embed_dim", 0, &e);
+  cfg_int(S, mi, "num_heads", 0, &h);
+  MhaWeights w = mha_weights(S, mi, 0, e, h, cfg_bool(mi, "bias", true), a->loc);
+  INode *weights = NULL, *y = nn_multihead_attention(S, &w, x[0], x[1], x[2], &o, need ? &weights : NULL, a->loc);
+  if (!y) return false;
+  if (weights && average) /* the heads' mean, [N, L, S] */
+    weights = ir_binary(S->m, S->e, OP_DIV, ir_reduce(S->m, S->e, OP_SUM, weights, 1u << 1, 0, a->loc, D),
+                        ir_fill(S->m, S->e, (double)h, &(Shape){0}, a->loc), a->loc, D);
+  Value *items = arena_alloc(S->arena, 2 * sizeof *items);
+  items[0] = v_tensor(y);
+  items[1] = weights ? v_tensor(weights) : (Value){.k = V_NONE};
+  *out = (Value){.k = V_TUPLE, .items = items, .len = 2};
+  return !need || weights;
+}
+
+/* TransformerEncoderLayer: self_attn (4 or 2), linear1, linear2, norm1, norm2 (2 or 1 each) */
+static int encoder_params(Sema *S, ModInst *mi, ParamSpec *out) {
+  int64_t d, h, ff;
+  if (!heads_config(S, mi, "d_model", "nhead", &d, &h) || !cfg_int(S, mi, "dim_feedforward", 2048, &ff) ||
+      !positive(S, mi, ff, "dim_feedforward"))
+    return -1;
+  const Value *act = cfg(mi, "activation");
+  if (act && (act->k != V_STR || (strcmp(act->s, "relu") && strcmp(act->s, "gelu"))))
+    return diag_error(D, mi->loc, "TransformerEncoderLayer: activation must be \"relu\" or \"gelu\""), -1;
+  static const char *const names[4] = {"self_attn.in_proj_weight", "self_attn.in_proj_bias", "self_attn.out_proj.weight",
+                                       "self_attn.out_proj.bias"};
+  bool bias = cfg_bool(mi, "bias", true);
+  int n = 0;
+  mha_specs(names, d, bias, out, &n);
+  out[n++] = spec("linear1.weight", 2, ff, d, 0, 0);
+  if (bias) out[n++] = spec("linear1.bias", 1, ff, 0, 0, 0);
+  out[n++] = spec("linear2.weight", 2, d, ff, 0, 0);
+  if (bias) out[n++] = spec("linear2.bias", 1, d, 0, 0, 0);
+  for (int k = 1; k <= 2; k++) {
+    out[n++] = spec(k == 1 ? "norm1.weight" : "norm2.weight", 1, d, 0, 0, 0);
+    if (bias) out[n++] = spec(k == 1 ? "norm1.bias" : "norm2.bias", 1, d, 0, 0, 0);
+  }
+  return n;
+}
+
+/* x W^T + b over the last axis (a Linear's parameters i, i + 1 with bias) */
+static INode *encoder_linear(Sema *S, ModInst *mi, INode *x, int i, bool bias, SrcLoc loc) {
+  const Shape *s = &x->shape;
+  INode *w = param(S, mi, i, loc);
+  Dim rows = shape_numel(s);
+  rows.k /= s->d[s->rank - 1].k;
+  Shape r2 = {.rank = 2, .d = {rows, s->d[s->rank - 1]}}, back = *s;
+  back.d[back.rank - 1] = w->shape.d[0];
+  INode *y = ir_matmul(S->m, S->e, ir_reshape(S->m, S->e, x, &r2, loc, D), w, 0, 1, loc, D);
+  if (y && bias) y = ir_binary(S->m, S->e, OP_ADD, y, param(S, mi, i + 1, loc), loc, D);
+  return ir_reshape(S->m, S->e, y, &back, loc, D);
+}
+
+/* layer(src, src_mask=None, src_key_padding_mask=None, is_causal=False), as torch (eval) */
+static bool encoder_call(Sema *S, ModInst *mi, const Args *a, Value *out) {
+  static const char *names[] = {"src", "src_mask", "src_key_padding_mask", "is_causal"};
+  if (!mi->prefix) return diag_error(D, a->loc, "this TransformerEncoderLayer has no parameter name: assign it to a module member or a top-level name");
+  INode *x;
+  MhaOptions o = {.batch_first = cfg_bool(mi, "batch_first", false)};
+  if (!args_check(S, a, mi->type_name, names, 4) || !opt_tensor(S, a, 0, names[0], &x) ||
+      !opt_tensor(S, a, 1, names[1], &o.attn_mask) || !opt_tensor(S, a, 2, names[2], &o.key_padding_mask))
+    return false;
+  if (!x) return diag_error(D, a->loc, "TransformerEncoderLayer needs src");
+  const Value *causal = arg_get(a, 3, names[3]);
+  o.is_causal = causal && v_is_number(causal) && v_num(causal) != 0;
+  int64_t d, h;
+  cfg_int(S, mi, "d_model", 0, &d);
+  cfg_int(S, mi, "nhead", 0, &h);
+  bool bias = cfg_bool(mi, "bias", true), norm_first = cfg_bool(mi, "norm_first", false);
+  const Value *act = cfg(mi, "activation");
+  Op activation = act && !strcmp(act->s, "gelu") ? OP_GELU : OP_RELU;
+  double eps = cfg_num(mi, "layer_norm_eps", 1e-5);
+  int per = bias ? 2 : 1, l1 = bias ? 4 : 2, l2 = l1 + per, n1 = l2 + per, n2 = n1 + per;
+  MhaWeights w = mha_weights(S, mi, 0, d, h, bias, a->loc);
+#define NORM(i, v) nn_layer_norm(S, v, 1, param(S, mi, i, a->loc), bias ? param(S, mi, i + 1, a->loc) : NULL, eps, a->loc)
+#define ATTN(v) nn_multihead_attention(S, &w, v, v, v, &o, NULL, a->loc)
+#define FF(v) encoder_linear(S, mi, elementwise_node(S, activation, (INode *[]){encoder_linear(S, mi, v, l1, bias, a->loc)}, NULL, a->loc), l2, bias, a->loc)
+  if (norm_first) {
+    INode *n = NORM(n1, x);
+    x = ir_binary(S->m, S->e, OP_ADD, x, ATTN(n), a->loc, D);
+    n = NORM(n2, x);
+    x = ir_binary(S->m, S->e, OP_ADD, x, FF(n), a->loc, D);
+  } else {
+    x = NORM(n1, ir_binary(S->m, S->e, OP_ADD, x, ATTN(x), a->loc, D));
+    x = NORM(n2, ir_binary(S->m, S->e, OP_ADD, x, FF(x), a->loc, D));
+  }
+#undef NORM
+#undef ATTN
+#undef FF
+  *out = v_tensor(x);
+  return x != NULL;
+}
+
 /* a layer's parameter by name: lstm.weight_hh_l0, conv.weight */
 bool nn_layer_member(Sema *S, ModInst *mi, const char *name, SrcLoc loc, Value *out) {
-  ParamSpec ps[8];
+  ParamSpec ps[MAX_LAYER_PARAMS];
   int n = mi->type->params(S, mi, ps);
   for (int i = 0; i < n; i++)
     if (!strcmp(ps[i].name, name)) {
@@ -560,6 +717,10 @@ static const LayerType layer_types[] = {
   {{"Dropout", b_layer}, {"p", "inplace"}, no_params, identity_call},
   {{"Dropout2d", b_layer}, {"p", "inplace"}, no_params, identity_call},
   {{"Parameter", b_layer}, {"shape", "dtype", "requires_grad"}, parameter_params, parameter_call},
+  {{"MultiheadAttention", b_layer}, {"embed_dim", "num_heads", "dropout", "bias", "add_bias_kv", "add_zero_attn", "kdim", "vdim", "batch_first"},
+   mha_params, NULL, mha_call},
+  {{"TransformerEncoderLayer", b_layer}, {"d_model", "nhead", "dim_feedforward", "dropout", "activation", "layer_norm_eps", "batch_first", "norm_first", "bias"},
+   encoder_params, NULL, encoder_call},
 };
 
 /* Copy the evaluated arguments into the arena: the layer keeps them for its calls. */
@@ -597,14 +758,14 @@ static bool b_layer(Sema *S, const Builtin *self, const Args *a, Value *out) {
   mi->type_name = self->name;
   mi->loc = a->loc;
   mi->cfg = copy_args(S, a);
-  ParamSpec ps[8];
+  ParamSpec ps[MAX_LAYER_PARAMS];
   if (t->params(S, mi, ps) < 0) return false; /* check the arguments now, at the constructor */
   *out = (Value){.k = V_MOD, .mod = mi};
   return true;
 }
 
 bool nn_layer_bind(Sema *S, ModInst *mi) {
-  ParamSpec ps[8];
+  ParamSpec ps[MAX_LAYER_PARAMS];
   int n = mi->type->params(S, mi, ps);
   if (n < 0) return false;
   for (int i = 0; i < n; i++) {
@@ -625,7 +786,7 @@ bool nn_layer_call_args(Sema *S, ModInst *mi, const Args *a, Value *out, bool *h
 }
 
 INode *nn_layer_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
-  ParamSpec ps[8];
+  ParamSpec ps[MAX_LAYER_PARAMS];
   if (!mi->prefix && mi->type->params(S, mi, ps) > 0)
     return diag_error(D, loc, "this %s has no parameter name: assign it to a module member or a top-level name",
                       mi->type_name), NULL;

@@ -37,6 +37,28 @@ INode *nn_interpolate(Sema *S, INode *x, int64_t oh, int64_t ow, double sh, doub
 INode *nn_pad(Sema *S, INode *x, const int64_t *pads, int npads, double value, SrcLoc loc);
 INode *nn_pixel_shuffle(Sema *S, INode *x, int64_t r, bool inverse, SrcLoc loc);
 
+/* attention.c.  softmax(q k^T scale + mask) v over the last two axes: q [..., L, E],
+ * k [..., S, E], v [..., S, Ev]; mask broadcast to [..., L, S] (i64: boolean, nonzero not
+ * attended; f32: added), or NULL; causal: s > l not attended; scale <= 0: 1/sqrt(E).
+ * *weights, if not NULL, gets the softmax. */
+INode *nn_attention(Sema *S, INode *q, INode *k, INode *v, INode *mask, bool causal, double scale, INode **weights,
+                    SrcLoc loc);
+/* nn.MultiheadAttention's parameters (in_proj_weight [3E, E], in_proj_bias [3E] or NULL,
+ * out_proj.weight [E, E], out_proj.bias or NULL) and forward options */
+typedef struct MhaWeights {
+  int64_t embed_dim, num_heads;
+  INode *in_w, *in_b, *out_w, *out_b;
+} MhaWeights;
+typedef struct MhaOptions {
+  INode *key_padding_mask; /* [N, S], or NULL */
+  INode *attn_mask;        /* [L, S] or [N * num_heads, L, S], or NULL */
+  bool is_causal, batch_first;
+} MhaOptions;
+/* query [L, N, E] (batch_first: [N, L, E]), key and value [S, N, E] -> [L, N, E]; when
+ * weights is not NULL it gets each head's attention weights [N, H, L, S] */
+INode *nn_multihead_attention(Sema *S, const MhaWeights *p, INode *q, INode *k, INode *v, const MhaOptions *o,
+                              INode **weights, SrcLoc loc);
+
 /* Argument helpers shared with layers.c: an int or a list of two ints; conv padding (int,
  * pair, "same", "valid"); pooling arguments from position `first`; interpolate's. */
 bool pair_arg(Sema *S, const Value *v, SrcLoc loc, const char *name, int64_t out[2]);

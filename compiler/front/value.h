@@ -45,6 +45,7 @@ typedef struct Args {
 } Args;
 
 struct LayerType;
+#define MAX_LAYER_PARAMS 16 /* parameters of one built-in layer (TransformerEncoderLayer: 12) */
 
 struct ModInst {
   ModKind kind;
@@ -67,7 +68,7 @@ struct ModInst {
   /* MK_LAYER: a torch.nn layer of layers_nn.c, its constructor arguments, its parameters */
   const struct LayerType *type;
   Args cfg;
-  int params[8];
+  int params[MAX_LAYER_PARAMS];
   int nparams;
 };
 

@@ -22,9 +22,17 @@ bool nn_layer_member(Sema *S, ModInst *mi, const char *name, SrcLoc loc, Value *
 /* A Parameter read inside an fn or export body is its tensor: *v becomes it (other values
  * stay as they are); false after a diagnostic. */
 bool nn_parameter_read(Sema *S, Value *v, SrcLoc loc);
+
+/* recurrent.c: one step (x [B, I], states [B, H]) and a sequence (x [T, B, I], [B, T, I] when
+ * batch_first; initial states [B, H] or NULL for zeros) of PyTorch's LSTM (gates i, f, g, o)
+ * and GRU (gates r, z, n); biases may be NULL.  A step returns h' (the LSTM's c' in *c_next),
+ * a sequence the outputs [.., H] and the final states. */
 INode *lstm_step(Sema *S, INode *x, INode *h, INode *c, INode *wih, INode *whh, INode *bih, INode *bhh,
                  int64_t hs, INode **c_next, SrcLoc loc);
 INode *lstm_sequence(Sema *S, INode *x, INode *h0, INode *c0, INode *wih, INode *whh, INode *bih, INode *bhh,
                      int64_t hs, bool batch_first, INode **h_n, INode **c_n, SrcLoc loc);
+INode *gru_step(Sema *S, INode *x, INode *h, INode *wih, INode *whh, INode *bih, INode *bhh, int64_t hs, SrcLoc loc);
+INode *gru_sequence(Sema *S, INode *x, INode *h0, INode *wih, INode *whh, INode *bih, INode *bhh, int64_t hs,
+                    bool batch_first, INode **h_n, SrcLoc loc);
 
 #endif

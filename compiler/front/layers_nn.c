@@ -13,6 +13,7 @@
 enum { BATCH_NORM_1D = 1, BATCH_NORM_2D, INSTANCE_NORM_2D };
 enum { MAX_POOL = 1, AVG_POOL };
 enum { SHUFFLE = 1, UNSHUFFLE };
+enum { GRU_GATES = 3, LSTM_GATES = 4 }; /* recurrent layers: the gate blocks of their weights */
 
 #define D (S->d)
 
@@ -352,15 +353,17 @@ static INode *embedding_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
   return ir_reshape(S->m, S->e, g, &out, loc, D);
 }
 
-static int lstm_cell_params(Sema *S, ModInst *mi, ParamSpec *out) {
-  int64_t in, h;
+/* LSTMCell / GRUCell(input_size, hidden_size, bias=True): weight_ih [G H, I], weight_hh
+ * [G H, H], bias_ih, bias_hh [G H], G the variant's gate count (4, 3) */
+static int cell_params(Sema *S, ModInst *mi, ParamSpec *out) {
+  int64_t in, h, g = mi->type->ctor.variant;
   if (!cfg_int(S, mi, "input_size", 0, &in) || !cfg_int(S, mi, "hidden_size", 0, &h) ||
       !positive(S, mi, in, "input_size") || !positive(S, mi, h, "hidden_size"))
     return -1;
-  out[0] = spec("weight_ih", 2, 4 * h, in, 0, 0);
-  out[1] = spec("weight_hh", 2, 4 * h, h, 0, 0);
-  out[2] = spec("bias_ih", 1, 4 * h, 0, 0, 0);
-  out[3] = spec("bias_hh", 1, 4 * h, 0, 0, 0);
+  out[0] = spec("weight_ih", 2, g * h, in, 0, 0);
+  out[1] = spec("weight_hh", 2, g * h, h, 0, 0);
+  out[2] = spec("bias_ih", 1, g * h, 0, 0, 0);
+  out[3] = spec("bias_hh", 1, g * h, 0, 0, 0);
   return cfg_bool(mi, "bias", true) ? 4 : 2;
 }
 
@@ -405,21 +408,67 @@ static bool lstm_cell_call(Sema *S, ModInst *mi, const Args *a, Value *out) {
   return true;
 }
 
-/* nn.LSTM(input_size, hidden_size, num_layers=1, bias=True, batch_first=False):
- * weight_ih_l0 [4H, I], weight_hh_l0 [4H, H], bias_ih_l0, bias_hh_l0 [4H] */
-static int lstm_params(Sema *S, ModInst *mi, ParamSpec *out) {
-  int64_t in, h, layers;
+/* nn.LSTM / nn.GRU(input_size, hidden_size, num_layers=1, bias=True, batch_first=False):
+ * weight_ih_l0 [G H, I], weight_hh_l0 [G H, H], bias_ih_l0, bias_hh_l0 [G H] */
+static int rnn_params(Sema *S, ModInst *mi, ParamSpec *out) {
+  int64_t in, h, layers, g = mi->type->ctor.variant;
+  const char *name = mi->type_name;
   if (!cfg_int(S, mi, "input_size", 0, &in) || !cfg_int(S, mi, "hidden_size", 0, &h) ||
       !cfg_int(S, mi, "num_layers", 1, &layers) || !positive(S, mi, in, "input_size") || !positive(S, mi, h, "hidden_size"))
     return -1;
-  if (layers != 1) return diag_error(D, mi->loc, "LSTM: num_layers > 1 is written as several LSTMs (one layer each)"), -1;
-  if (cfg_num(mi, "dropout", 0) != 0 || cfg_bool(mi, "bidirectional", false) || cfg_num(mi, "proj_size", 0) != 0)
-    return diag_error(D, mi->loc, "LSTM: dropout, bidirectional and proj_size are not available"), -1;
-  out[0] = spec("weight_ih_l0", 2, 4 * h, in, 0, 0);
-  out[1] = spec("weight_hh_l0", 2, 4 * h, h, 0, 0);
-  out[2] = spec("bias_ih_l0", 1, 4 * h, 0, 0, 0);
-  out[3] = spec("bias_hh_l0", 1, 4 * h, 0, 0, 0);
+  if (layers != 1) return diag_error(D, mi->loc, "%s: num_layers > 1 is written as several %ss (one layer each)", name, name), -1;
+  if (cfg_num(mi, "dropout", 0) != 0 || cfg_bool(mi, "bidirectional", false) ||
+      (g == LSTM_GATES && cfg_num(mi, "proj_size", 0) != 0))
+    return diag_error(D, mi->loc, "%s: dropout, bidirectional and proj_size are not available", name), -1;
+  out[0] = spec("weight_ih_l0", 2, g * h, in, 0, 0);
+  out[1] = spec("weight_hh_l0", 2, g * h, h, 0, 0);
+  out[2] = spec("bias_ih_l0", 1, g * h, 0, 0, 0);
+  out[3] = spec("bias_hh_l0", 1, g * h, 0, 0, 0);
   return cfg_bool(mi, "bias", true) ? 4 : 2;
+}
+
+/* GRU(x) or GRU(x, h0) with h0 [1, B, H] -> (output, h_n [1, B, H]) as torch */
+static bool gru_call(Sema *S, ModInst *mi, const Args *a, Value *out) {
+  if (!mi->prefix) return diag_error(D, a->loc, "this GRU has no parameter name: assign it to a module member or a top-level name");
+  if (a->nkw || a->npos < 1 || a->npos > 2) return diag_error(D, a->loc, "GRU takes (input) or (input, h0)");
+  INode *x = to_tensor(S, &a->pos[0], a->loc), *h0 = NULL;
+  if (!x) return false;
+  int64_t hs;
+  cfg_int(S, mi, "hidden_size", 0, &hs);
+  if (a->npos == 2) {
+    INode *h = to_tensor(S, &a->pos[1], a->loc);
+    if (!h || h->shape.rank != 3) return diag_error(D, a->loc, "GRU: the initial state h0 is [1, batch, hidden_size]");
+    Shape s2 = {.rank = 2, .d = {h->shape.d[1], h->shape.d[2]}};
+    h0 = ir_reshape(S->m, S->e, h, &s2, a->loc, D);
+  }
+  INode *hn, *y = gru_sequence(S, x, h0, param(S, mi, 0, a->loc), param(S, mi, 1, a->loc), param(S, mi, 2, a->loc),
+                               param(S, mi, 3, a->loc), hs, cfg_bool(mi, "batch_first", false), &hn, a->loc);
+  if (!y) return false;
+  Shape s3 = {.rank = 3, .d = {dim_const(1), hn->shape.d[0], hn->shape.d[1]}};
+  Value *items = arena_alloc(S->arena, 2 * sizeof *items);
+  items[0] = v_tensor(y);
+  items[1] = v_tensor(ir_reshape(S->m, S->e, hn, &s3, a->loc, D));
+  *out = (Value){.k = V_TUPLE, .items = items, .len = 2};
+  return items[1].t != NULL;
+}
+
+/* GRUCell(x) or GRUCell(x, h) -> h' (x [B, I], h [B, H]) */
+static bool gru_cell_call(Sema *S, ModInst *mi, const Args *a, Value *out) {
+  if (!mi->prefix) return diag_error(D, a->loc, "this GRUCell has no parameter name: assign it to a module member or a top-level name");
+  if (a->nkw || a->npos < 1 || a->npos > 2) return diag_error(D, a->loc, "GRUCell takes (input) or (input, h)");
+  INode *x = to_tensor(S, &a->pos[0], a->loc), *h = a->npos == 2 ? to_tensor(S, &a->pos[1], a->loc) : NULL;
+  int64_t is, hs;
+  cfg_int(S, mi, "input_size", 0, &is);
+  cfg_int(S, mi, "hidden_size", 0, &hs);
+  if (!x || (a->npos == 2 && !h)) return false;
+  Shape st = {.rank = 2, .d = {x->shape.d[0], dim_const(hs)}};
+  if (x->shape.rank != 2 || !dim_is(x->shape.d[1], is) || (h && !shape_eq(&h->shape, &st)))
+    return diag_error(D, a->loc, "GRUCell(%lld, %lld) expects an input [batch, %lld] and a state [batch, %lld]",
+                      (long long)is, (long long)hs, (long long)is, (long long)hs);
+  if (!h) h = ir_fill(S->m, S->e, 0.0, &st, a->loc);
+  *out = v_tensor(gru_step(S, x, h, param(S, mi, 0, a->loc), param(S, mi, 1, a->loc), param(S, mi, 2, a->loc),
+                           param(S, mi, 3, a->loc), hs, a->loc));
+  return out->t != NULL;
 }
 
 /* LSTM(x) or LSTM(x, [h0, c0]) with h0, c0 [1, B, H] -> (output, [h_n, c_n]) as torch */
@@ -629,10 +678,13 @@ bool nn_layer_member(Sema *S, ModInst *mi, const char *name, SrcLoc loc, Value *
 static bool b_layer(Sema *S, const Builtin *self, const Args *a, Value *out);
 
 static const LayerType layer_types[] = {
-  {{"LSTM", b_layer}, {"input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout", "bidirectional", "proj_size"},
-   lstm_params, NULL, lstm_call},
+  {{"LSTM", b_layer, LSTM_GATES}, {"input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout", "bidirectional", "proj_size"},
+   rnn_params, NULL, lstm_call},
+  {{"GRU", b_layer, GRU_GATES}, {"input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout", "bidirectional"},
+   rnn_params, NULL, gru_call},
+  {{"GRUCell", b_layer, GRU_GATES}, {"input_size", "hidden_size", "bias"}, cell_params, NULL, gru_cell_call},
   {{"Embedding", b_layer}, {"num_embeddings", "embedding_dim", "padding_idx", "max_norm"}, embedding_params, embedding_call},
-  {{"LSTMCell", b_layer}, {"input_size", "hidden_size", "bias"}, lstm_cell_params, NULL, lstm_cell_call},
+  {{"LSTMCell", b_layer, LSTM_GATES}, {"input_size", "hidden_size", "bias"}, cell_params, NULL, lstm_cell_call},
   {{"Conv2d", b_layer}, {"in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "bias", "padding_mode"},
    conv_params, conv_call},
   {{"ConvTranspose2d", b_layer}, {"in_channels", "out_channels", "kernel_size", "stride", "padding", "output_padding", "groups", "bias", "dilation"},

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdio.h>
 #include "cg.h"
+#include "scalar.h"
 
 /* p(a, b) ? t : f, for floats (scalars or vectors) */
 LLVMValueRef fsel(Cg *g, LLVMRealPredicate p, LLVMValueRef a, LLVMValueRef b, LLVMValueRef t, LLVMValueRef f) {
@@ -118,6 +119,15 @@ static LLVMValueRef emit_erf(Cg *g, LLVMValueRef x) {
   return fsel(g, LLVMRealUNO, x, x, x, r);
 }
 
+/* log(1 + x) without cancellation: log(u) x / (u - 1) with u = 1 + x rounded (the error of
+ * the rounding cancels), x itself where u is 1, and +inf at +inf. */
+static LLVMValueRef emit_log1p(Cg *g, LLVMValueRef x) {
+  LLVMValueRef u = b_add(g, cf32(g, 1.0), x), um1 = b_sub(g, u, cf32(g, 1.0));
+  LLVMValueRef r = b_div(g, b_mul(g, emit_log(g, u), x), um1);
+  r = fsel(g, LLVMRealOEQ, um1, cf32(g, 0.0), x, r);
+  return fsel(g, LLVMRealOEQ, x, cf32(g, INFINITY), x, r);
+}
+
 /* min(max(x, lo), hi) that keeps NaN (torch.clamp) */
 static LLVMValueRef emit_clamp(Cg *g, LLVMValueRef x, double lo, double hi) {
   return fsel(g, LLVMRealOLT, x, cf32(g, lo), cf32(g, lo), fsel(g, LLVMRealOGT, x, cf32(g, hi), cf32(g, hi), x));
@@ -198,6 +208,32 @@ LLVMValueRef emit_scalar_op(Cg *g, Op op, const double *attr, LLVMValueRef *a) {
   case OP_RELU6: return emit_clamp(g, x, 0, 6);
   case OP_HARDSIGMOID: return b_div(g, emit_clamp(g, b_add(g, x, cf32(g, 3)), 0, 6), cf32(g, 6));
   case OP_HARDSWISH: return b_div(g, b_mul(g, x, emit_clamp(g, b_add(g, x, cf32(g, 3)), 0, 6)), cf32(g, 6));
+  case OP_SELU: {
+    LLVMValueRef neg = b_mul(g, cf32(g, SELU_SCALE * SELU_ALPHA), emit_expm1(g, x));
+    return fsel(g, LLVMRealOGT, x, zero, b_mul(g, cf32(g, SELU_SCALE), x), neg);
+  }
+  case OP_CELU: {
+    LLVMValueRef neg = b_mul(g, cf32(g, attr[0]), emit_expm1(g, b_div(g, x, cf32(g, attr[0]))));
+    return fsel(g, LLVMRealOGT, x, zero, x, fsel(g, LLVMRealUNO, x, x, x, neg));
+  }
+  case OP_LOGSIGMOID: {
+    LLVMValueRef ax = intrinsic(g, "llvm.fabs", &x, 1);
+    LLVMValueRef m = intrinsic(g, "llvm.minnum", (LLVMValueRef[]){x, zero}, 2);
+    return fsel(g, LLVMRealUNO, x, x, x, b_sub(g, m, emit_log1p(g, emit_exp(g, LLVMBuildFNeg(g->b, ax, "")))));
+  }
+  case OP_SOFTSIGN: return b_div(g, x, b_add(g, one, intrinsic(g, "llvm.fabs", &x, 1)));
+  case OP_TANHSHRINK: return b_sub(g, x, emit_tanh(g, x));
+  case OP_FLOOR: return intrinsic(g, "llvm.floor", &x, 1);
+  case OP_CEIL: return intrinsic(g, "llvm.ceil", &x, 1);
+  case OP_TRUNC: return intrinsic(g, "llvm.trunc", &x, 1);
+  case OP_ROUND: return intrinsic(g, "llvm.roundeven", &x, 1);
+  case OP_SIGN:
+    return b_sub(g, bool_to_f(g, LLVMBuildFCmp(g->b, LLVMRealOGT, x, zero, "")), bool_to_f(g, LLVMBuildFCmp(g->b, LLVMRealOLT, x, zero, "")));
+  case OP_RSQRT: return b_div(g, one, intrinsic(g, "llvm.sqrt", &x, 1));
+  case OP_RECIPROCAL: return b_div(g, one, x);
+  case OP_SQUARE: return b_mul(g, x, x);
+  case OP_LOG1P: return emit_log1p(g, x);
+  case OP_EXPM1: return emit_expm1(g, x);
   case OP_NOT: return bool_to_f(g, LLVMBuildFCmp(g->b, LLVMRealOEQ, x, zero, ""));
   case OP_ADD: return b_add(g, x, y);
   case OP_SUB: return b_sub(g, x, y);

@@ -197,6 +197,29 @@ static bool b_gelu(Sema *S, const Builtin *self, const Args *a, Value *out) {
   return out->t != NULL;
 }
 
+/* clamp(input, min=None, max=None), clip(...): bounds that are numbers (absent: unbounded);
+ * hardtanh's op, NaN kept.  Tensor bounds: maximum(minimum(x, hi), lo). */
+static bool b_clamp(Sema *S, const Builtin *self, const Args *a, Value *out) {
+  static const char *names[] = {"input", "min", "max"};
+  double bound[2] = {-INFINITY, INFINITY};
+  if (!args_check(S, a, self->name, names, 3)) return false;
+  for (int i = 0; i < 2; i++) {
+    const Value *v = arg_get(a, 1 + i, names[1 + i]);
+    if (v && v->k != V_NONE && !v_is_number(v))
+      return diag_error(D, a->loc, "%s: '%s' must be a number (tensor bounds: maximum(minimum(x, hi), lo))", self->name, names[1 + i]);
+    if (v && v->k != V_NONE) bound[i] = v_num(v);
+  }
+  const Value *v = arg_get(a, 0, names[0]);
+  if (v && v_is_number(v)) {
+    *out = v_float(op_info[OP_HARDTANH].eval((const double[]){v_num(v)}, bound));
+    return true;
+  }
+  INode *x = need_entry(S, a, self->name) ? tensor_arg(S, a, 0, names[0]) : NULL;
+  if (!x) return false;
+  *out = v_tensor(elementwise_node(S, OP_HARDTANH, &x, bound, a->loc));
+  return out->t != NULL;
+}
+
 /* matmul(input, other) */
 static bool b_matmul(Sema *S, const Builtin *self, const Args *a, Value *out) {
   static const char *names[] = {"input", "other"};
@@ -551,7 +574,7 @@ static bool b_assert(Sema *S, const Builtin *self, const Args *a, Value *out) {
 
 /* Rows of the functions above; a handler serving several names tells them apart by variant. */
 static const Builtin builtins[] = {
-  {"matmul", b_matmul}, {"gelu", b_gelu},
+  {"matmul", b_matmul}, {"gelu", b_gelu}, {"clamp", b_clamp}, {"clip", b_clamp},
   {"sum", b_reduce, REDUCE_SUM}, {"mean", b_reduce, REDUCE_MEAN}, {"amax", b_reduce, REDUCE_MAX},
   {"amin", b_reduce, REDUCE_MIN}, {"max", b_reduce, REDUCE_MAX}, {"min", b_reduce, REDUCE_MIN},
   {"softmax", b_softmax, SOFTMAX}, {"log_softmax", b_softmax, LOG_SOFTMAX}, {"logsumexp", b_softmax, LOGSUMEXP},

@@ -30,6 +30,14 @@ static inline double scalar_softplus(double x, double beta, double threshold) {
 /* torch.clamp / F.hardtanh: NaN stays NaN */
 static inline double scalar_clamp(double x, double lo, double hi) { return x < lo ? lo : x > hi ? hi : x; }
 
+/* F.selu and F.celu (torch's constants; NaN stays NaN) */
+#define SELU_ALPHA 1.6732632423543772848170429916717
+#define SELU_SCALE 1.0507009873554804934193349852946
+static inline double scalar_selu(double x) { return x > 0 ? SELU_SCALE * x : SELU_SCALE * SELU_ALPHA * expm1(x); }
+static inline double scalar_celu(double x, double alpha) {
+  return isnan(x) ? x : fmax(0.0, x) + fmin(0.0, alpha * expm1(x / alpha));
+}
+
 /* F.gelu(x, approximate="tanh") */
 static inline double scalar_gelu_tanh(double x) {
   return 0.5 * x * (1 + tanh(M_SQRT2 * M_2_SQRTPI * 0.5 * (x + 0.044715 * x * x * x)));

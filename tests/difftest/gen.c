@@ -271,11 +271,14 @@ static int op_unary(GProg *g, int a) {
     if (r >= 0) g->v[r].decl = d;
     return r;
   }
-  case 15: { /* the activations of issue 17: a fixed range, or [lo, max(hi, 0) + 1] (hi = 0) */
+  case 15: { /* the functions of issue 17: their range, or [its lo, max(hi, 0) + 1] when hi = 0 */
     static const struct { const char *f; double lo, hi; } acts[] = {
         {"gelu(@%d)", -0.2, 0}, {"gelu(@%d, approximate=\"tanh\")", -0.2, 0}, {"silu(@%d)", -0.3, 0},
         {"mish(@%d)", -0.31, 0}, {"hardswish(@%d)", -0.38, 0}, {"erf(@%d)", -1, 1}, {"hardsigmoid(@%d)", 0, 1},
-        {"relu6(@%d)", 0, 6}, {"hardtanh(@%d, -0.5, 1.5)", -0.5, 1.5},
+        {"relu6(@%d)", 0, 6}, {"hardtanh(@%d, -0.5, 1.5)", -0.5, 1.5}, {"selu(@%d)", -1.8, 0},
+        {"celu(@%d, 0.5)", -0.5, 0}, {"softsign(@%d)", -1, 1}, {"tanhshrink(@%d)", -2, 0}, {"logsigmoid(@%d)", -3, 0},
+        {"clamp(@%d, -0.25, 0.75)", -0.25, 0.75}, {"floor(tanh(@%d) * 4)", -4, 4}, {"sign(@%d)", -1, 1},
+        {"expm1(tanh(@%d))", -0.64, 1.72}, {"log1p(sigmoid(@%d))", 0, 0.7},
     };
     int k = ri(g, 0, (int)(sizeof acts / sizeof *acts) - 1);
     return add_value(g, s, acts[k].lo, acts[k].hi ? acts[k].hi : fmax(hi, 0) + 1, acts[k].f, a);

@@ -1,5 +1,6 @@
-"""The activations of issue 17 (GELU exact and tanh, erf, SiLU, Mish, Hardtanh, ReLU6,
-Hardsigmoid, Hardswish) against PyTorch: as functions and as torch.nn layers, on a dense grid
+"""The elementwise functions and activations of issue 17 (GELU exact and tanh, erf, SiLU, Mish,
+Hardtanh, ReLU6, Hardsigmoid, Hardswish, SELU, CELU, LogSigmoid, Softsign, Tanhshrink, clamp,
+floor, ceil, trunc, round, sign, rsqrt, reciprocal, square, log1p, expm1) against PyTorch: as functions and as torch.nn layers, on a dense grid
 over [-12, 12] and the special values (±0, ±inf, NaN, tiny, the kinks at ±3 and 0, 6), through
 a vector-width loop and a scalar tail; and of numbers at compile time."""
 import unittest
@@ -26,17 +27,39 @@ CASES = {
     "relu6": ("relu6(x)", lambda t, x: t.nn.functional.relu6(x)),
     "hardsigmoid": ("hardsigmoid(x)", lambda t, x: t.nn.functional.hardsigmoid(x)),
     "hardswish": ("hardswish(x)", lambda t, x: t.nn.functional.hardswish(x)),
+    "selu": ("selu(x)", lambda t, x: t.nn.functional.selu(x)),
+    "celu": ("celu(x, 0.7)", lambda t, x: t.nn.functional.celu(x, 0.7)),
+    "logsigmoid": ("logsigmoid(x)", lambda t, x: t.nn.functional.logsigmoid(x)),
+    "softsign": ("softsign(x)", lambda t, x: t.nn.functional.softsign(x)),
+    "tanhshrink": ("tanhshrink(x)", lambda t, x: t.nn.functional.tanhshrink(x)),
+    "clamp": ("clamp(x, -0.5, 2.0)", lambda t, x: t.clamp(x, -0.5, 2.0)),
+    "clamp_min": ("clamp(x, min=0.25)", lambda t, x: t.clamp(x, min=0.25)),
+    "clip_max": ("clip(x, max=-1)", lambda t, x: t.clip(x, max=-1)),
+    "floor": ("floor(x * 3.3)", lambda t, x: t.floor(x * 3.3)),
+    "ceil": ("ceil(x * 3.3)", lambda t, x: t.ceil(x * 3.3)),
+    "trunc": ("trunc(x * 3.3)", lambda t, x: t.trunc(x * 3.3)),
+    "round": ("round(x * 2)", lambda t, x: t.round(x * 2)),
+    "sign": ("sign(x)", lambda t, x: t.sign(x)),
+    "rsqrt": ("rsqrt(x)", lambda t, x: t.rsqrt(x)),
+    "reciprocal": ("reciprocal(x)", lambda t, x: t.reciprocal(x)),
+    "square": ("square(x)", lambda t, x: t.square(x)),
+    "log1p": ("log1p(x)", lambda t, x: t.log1p(x)),
+    "log1p_small": ("log1p(x * 1e-6)", lambda t, x: t.log1p(x * 1e-6)),
+    "expm1": ("expm1(x)", lambda t, x: t.expm1(x)),
     # torch.nn layers with their keyword arguments
     "GELU_tanh": ("self_gelu_tanh(x)", lambda t, x: t.nn.GELU(approximate="tanh")(x)),
     "Hardtanh_kw": ("self_hardtanh(x)", lambda t, x: t.nn.Hardtanh(min_val=-0.5, max_val=2.0)(x)),
     "layers": ("self_seq(x)", lambda t, x: t.nn.Sequential(t.nn.SiLU(), t.nn.Hardswish(), t.nn.Mish(), t.nn.ReLU6(),
                                                         t.nn.Hardsigmoid(), t.nn.GELU())(x)),
+    "layers2": ("self_seq2(x)", lambda t, x: t.nn.Sequential(t.nn.SELU(), t.nn.CELU(alpha=2.0), t.nn.Tanhshrink(),
+                                                         t.nn.Softsign(), t.nn.LogSigmoid())(x)),
 }
 
 LAYERS = """
 self_gelu_tanh = GELU(approximate="tanh")
 self_hardtanh = Hardtanh(min_val=-0.5, max_val=2.0)
 self_seq = Sequential(SiLU(), Hardswish(), Mish(), ReLU6(), Hardsigmoid(), GELU())
+self_seq2 = Sequential(SELU(), CELU(alpha=2.0), Tanhshrink(), Softsign(), LogSigmoid())
 """
 
 

@@ -13,7 +13,7 @@
 #define D (S->d)
 
 /* variants of the handlers below that serve several names */
-enum { REDUCE_SUM, REDUCE_MEAN, REDUCE_MAX, REDUCE_MIN };
+enum { REDUCE_SUM, REDUCE_MEAN, REDUCE_MAX, REDUCE_MIN, REDUCE_VAR, REDUCE_STD };
 enum { SOFTMAX, LOG_SOFTMAX, LOGSUMEXP };
 enum { SQUEEZE, UNSQUEEZE };
 enum { TRANSPOSE, PERMUTE };
@@ -93,17 +93,34 @@ static bool keepdim_arg(Sema *S, const Args *a, int i) {
 }
 
 /* A shape from a list of dims or from positional dims starting at `first`. */
-static bool shape_arg(Sema *S, const Args *a, int first, Shape *s) {
+/* The dims from argument `first` on (or the list there); with `like` (a reshape of it), one
+ * may be -1: what the element count of `like` leaves for it. */
+static bool shape_arg(Sema *S, const Args *a, int first, const Shape *like, Shape *s) {
   const Value *items = a->pos + first;
-  int n = a->npos - first;
+  int n = a->npos - first, infer = -1;
   if (n == 1 && (a->pos[first].k == V_LIST || a->pos[first].k == V_TUPLE)) {
     items = a->pos[first].items;
     n = a->pos[first].len;
   }
   if (n > MAX_RANK) return diag_error(D, a->loc, "rank %d exceeds the maximum of %d", n, MAX_RANK);
   s->rank = n;
-  for (int i = 0; i < n; i++)
+  Dim known = dim_const(1);
+  for (int i = 0; i < n; i++) {
+    if (like && items[i].k == V_INT && items[i].i == -1 && infer < 0) {
+      infer = i;
+      continue;
+    }
     if (!to_dim(S, &items[i], a->loc, &s->d[i])) return false;
+    known = dim_mul(known, s->d[i]);
+  }
+  if (infer >= 0) { /* numel(like) / known, symbols included */
+    Dim all = shape_numel(like);
+    char b[160];
+    if ((known.syms & ~all.syms) || known.k == 0 || all.k % known.k)
+      return diag_error(D, a->loc, "cannot infer the -1 of this shape: %s elements do not split into the other dims",
+                        shape_str(M, DT_F32, like, b, sizeof b));
+    s->d[infer] = (Dim){all.k / known.k, all.syms & ~known.syms};
+  }
   return ir_shape_supported(M, s, a->loc, D);
 }
 
@@ -328,7 +345,7 @@ static bool b_reshape(Sema *S, const Builtin *self, const Args *a, Value *out) {
   if (a->npos < 2) return diag_error(D, a->loc, "%s(x, shape) needs a shape", name);
   INode *x = tensor_arg(S, a, 0, "input");
   Shape s;
-  if (!x || !shape_arg(S, a, 1, &s)) return false;
+  if (!x || !shape_arg(S, a, 1, &x->shape, &s)) return false;
   *out = v_tensor(ir_reshape(M, E, x, &s, a->loc, D));
   return out->t != NULL;
 }
@@ -407,7 +424,7 @@ static bool b_transpose(Sema *S, const Builtin *self, const Args *a, Value *out)
     perm[x1] = x0;
   } else {
     Shape dims;
-    if (a->npos < 2 || !shape_arg(S, a, 1, &dims)) return diag_error(D, a->loc, "permute(x, dims) needs the axes");
+    if (a->npos < 2 || !shape_arg(S, a, 1, NULL, &dims)) return diag_error(D, a->loc, "permute(x, dims) needs the axes");
     if (dims.rank != r) return diag_error(D, a->loc, "permute needs %d axes, got %d", r, dims.rank);
     for (int i = 0; i < r; i++)
       if (!norm_axis(S, dims.d[i].k, r, a->loc, &perm[i])) return false;
@@ -437,6 +454,19 @@ static bool b_cat(Sema *S, const Builtin *self, const Args *a, Value *out) {
   }
   *out = v_tensor(acc);
   return acc != NULL;
+}
+
+/* x cut along axis into n pieces of sizes[] (summing to the axis) -> a tuple */
+static bool split_value(Sema *S, INode *x, int axis, const int64_t *sizes, int n, SrcLoc loc, Value *out) {
+  Value *items = arena_alloc(S->arena, (n + 1) * sizeof *items);
+  int64_t off = 0;
+  for (int i = 0; i < n; i++) {
+    items[i] = v_tensor(ir_slice(M, E, x, axis, off, off + sizes[i], 1, loc, D));
+    if (!items[i].t) return false;
+    off += sizes[i];
+  }
+  *out = (Value){.k = V_TUPLE, .items = items, .len = n};
+  return true;
 }
 
 /* split(x, split_size_or_sections, axis=0) -> tuple, as torch.split */
@@ -472,15 +502,153 @@ static bool b_split(Sema *S, const Builtin *self, const Args *a, Value *out) {
     if ((len.k + sz - 1) / sz > 1024) return diag_error(D, a->loc, "too many sections");
     for (int64_t off = 0; off < len.k; off += sz) sizes[n++] = off + sz <= len.k ? sz : len.k - off;
   }
-  Value *items = arena_alloc(S->arena, (n + 1) * sizeof *items);
-  int64_t off = 0;
-  for (int i = 0; i < n; i++) {
-    items[i] = v_tensor(ir_slice(M, E, x, axis, off, off + sizes[i], 1, a->loc, D));
-    if (!items[i].t) return false;
-    off += sizes[i];
+  return split_value(S, x, axis, sizes, n, a->loc, out);
+}
+
+/* chunk(input, chunks, dim=0) -> tuple, as torch.chunk: pieces of ceil(size / chunks) (the
+ * last smaller; fewer pieces when they run out) */
+static bool b_chunk(Sema *S, const Builtin *self, const Args *a, Value *out) {
+  static const char *names[] = {"input", "chunks", "dim", "axis"};
+  if (!need_entry(S, a, self->name) || !args_check(S, a, self->name, names, 4)) return false;
+  INode *x = tensor_arg(S, a, 0, "input");
+  const Value *cv = arg_get(a, 1, "chunks"), *av = arg_get(a, 2, "dim");
+  if (!av) av = arg_get(a, -1, "axis");
+  int64_t chunks, ax = 0;
+  int axis = 0;
+  if (!x || !cv || !to_int(S, cv, a->loc, &chunks) || (av && !to_int(S, av, a->loc, &ax)) ||
+      !norm_axis(S, ax, x->shape.rank, a->loc, &axis))
+    return x && !cv ? diag_error(D, a->loc, "chunk needs chunks") : false;
+  Dim len = x->shape.d[axis];
+  if (chunks <= 0 || chunks > 1024) return diag_error(D, a->loc, "chunk: chunks must be 1 to 1024, got %lld", (long long)chunks);
+  if (len.syms) return diag_error(D, a->loc, "cannot chunk a symbolic dimension");
+  int64_t sizes[1024], sz = len.k ? (len.k + chunks - 1) / chunks : 0;
+  int n = 0;
+  for (int64_t off = 0; off < len.k; off += sz) sizes[n++] = off + sz <= len.k ? sz : len.k - off;
+  if (!len.k) sizes[n++] = 0;
+  return split_value(S, x, axis, sizes, n, a->loc, out);
+}
+
+/* stack(tensors, dim=0): each with a new axis of size 1 at dim, concatenated there */
+static bool b_stack(Sema *S, const Builtin *self, const Args *a, Value *out) {
+  static const char *names[] = {"tensors", "dim", "axis"};
+  if (!need_entry(S, a, self->name) || !args_check(S, a, self->name, names, 3)) return false;
+  const Value *l = arg_get(a, 0, "tensors"), *av = arg_get(a, 1, "dim");
+  if (!av) av = arg_get(a, -1, "axis");
+  if (!l || (l->k != V_LIST && l->k != V_TUPLE) || l->len == 0)
+    return diag_error(D, a->loc, "stack takes a non-empty list of tensors");
+  INode *acc = NULL;
+  int64_t ax = 0;
+  int axis = 0;
+  for (int i = 0; i < l->len; i++) {
+    INode *t = to_tensor(S, &l->items[i], a->loc);
+    if (!t) return false;
+    if (i == 0 && ((av && !to_int(S, av, a->loc, &ax)) || !norm_axis(S, ax, t->shape.rank + 1, a->loc, &axis))) return false;
+    if (t->shape.rank == MAX_RANK) return diag_error(D, a->loc, "stack: rank would exceed %d", MAX_RANK);
+    Shape u = {.rank = t->shape.rank + 1};
+    for (int k = 0, j = 0; k < u.rank; k++) u.d[k] = k == axis ? dim_const(1) : t->shape.d[j++];
+    t = ir_reshape(M, E, t, &u, a->loc, D);
+    acc = acc ? ir_concat(M, E, acc, t, axis, a->loc, D) : t;
+    if (!acc) return false;
   }
-  *out = (Value){.k = V_TUPLE, .items = items, .len = n};
+  *out = v_tensor(acc);
   return true;
+}
+
+/* An axis list argument (an int or a list of ints) as axes of rank `rank`, in order. */
+static int axis_list(Sema *S, const Value *v, int rank, SrcLoc loc, int *axes) {
+  const Value *items = v->k == V_LIST || v->k == V_TUPLE ? v->items : v;
+  int n = v->k == V_LIST || v->k == V_TUPLE ? v->len : 1;
+  if (n > MAX_RANK) return diag_error(D, loc, "too many axes"), -1;
+  for (int i = 0; i < n; i++) {
+    int64_t ax;
+    if (!to_int(S, &items[i], loc, &ax) || !norm_axis(S, ax, rank, loc, &axes[i])) return -1;
+  }
+  return n;
+}
+
+/* x reversed along axis (a gather of the constant indices size-1, ..., 0) */
+static INode *reverse_axis(Sema *S, INode *x, int axis, SrcLoc loc) {
+  Dim len = x->shape.d[axis];
+  if (len.syms) return diag_error(D, loc, "flip: the axis must be static"), NULL;
+  float *idx = arena_alloc(S->arena, (len.k ? len.k : 1) * sizeof *idx);
+  for (int64_t i = 0; i < len.k; i++) idx[i] = (float)(len.k - 1 - i);
+  Shape is = {.rank = x->shape.rank - axis};
+  for (int i = 0; i < is.rank; i++) is.d[i] = i == 0 ? len : dim_const(1);
+  return ir_gather(M, E, x, ir_const_data(M, E, idx, &is, loc), axis, &x->shape, loc, D);
+}
+
+/* flip(input, dims) as torch.flip */
+static bool b_flip(Sema *S, const Builtin *self, const Args *a, Value *out) {
+  static const char *names[] = {"input", "dims"};
+  if (!need_entry(S, a, self->name) || !args_check(S, a, self->name, names, 2)) return false;
+  INode *x = tensor_arg(S, a, 0, "input");
+  const Value *dv = arg_get(a, 1, "dims");
+  int axes[MAX_RANK], n;
+  if (!x) return false;
+  if (!dv) return diag_error(D, a->loc, "flip needs dims");
+  if ((n = axis_list(S, dv, x->shape.rank, a->loc, axes)) < 0) return false;
+  for (int i = 0; i < n && x; i++) x = reverse_axis(S, x, axes[i], a->loc);
+  *out = v_tensor(x);
+  return x != NULL;
+}
+
+/* roll(input, shifts, dims=None) as torch.roll: without dims, of the flattened tensor */
+static bool b_roll(Sema *S, const Builtin *self, const Args *a, Value *out) {
+  static const char *names[] = {"input", "shifts", "dims"};
+  if (!need_entry(S, a, self->name) || !args_check(S, a, self->name, names, 3)) return false;
+  INode *x = tensor_arg(S, a, 0, "input");
+  const Value *sv = arg_get(a, 1, "shifts"), *dv = arg_get(a, 2, "dims");
+  if (!x) return false;
+  if (!sv) return diag_error(D, a->loc, "roll needs shifts");
+  Shape orig = x->shape;
+  int axes[MAX_RANK], n = 1;
+  if (!dv || dv->k == V_NONE) {
+    Shape flat = {.rank = 1, .d = {shape_numel(&x->shape)}};
+    x = ir_reshape(M, E, x, &flat, a->loc, D);
+    axes[0] = 0;
+  } else if ((n = axis_list(S, dv, x->shape.rank, a->loc, axes)) < 0) {
+    return false;
+  }
+  const Value *shifts = sv->k == V_LIST || sv->k == V_TUPLE ? sv->items : sv;
+  if ((sv->k == V_LIST || sv->k == V_TUPLE ? sv->len : 1) != n)
+    return diag_error(D, a->loc, "roll: shifts and dims must have the same length");
+  for (int i = 0; i < n && x; i++) {
+    int64_t sh;
+    Dim len = x->shape.d[axes[i]];
+    if (!to_int(S, &shifts[i], a->loc, &sh)) return false;
+    if (len.syms) return diag_error(D, a->loc, "roll: the axis must be static");
+    if (!len.k || !(sh = ((sh % len.k) + len.k) % len.k)) continue;
+    INode *tail = ir_slice(M, E, x, axes[i], len.k - sh, len.k, 1, a->loc, D);
+    x = ir_concat(M, E, tail, ir_slice(M, E, x, axes[i], 0, len.k - sh, 1, a->loc, D), axes[i], a->loc, D);
+  }
+  if (x && (!dv || dv->k == V_NONE)) x = ir_reshape(M, E, x, &orig, a->loc, D);
+  *out = v_tensor(x);
+  return x != NULL;
+}
+
+/* var / std(input, dim=None, unbiased=True, keepdim=False, correction=None) as torch: the sum
+ * of squared deviations from the mean over (count - correction); correction 1 unless
+ * unbiased=False (0) or given */
+static bool b_var(Sema *S, const Builtin *self, const Args *a, Value *out) {
+  static const char *names[] = {"input", "dim", "unbiased", "keepdim", "correction", "axis"};
+  if (!need_entry(S, a, self->name) || !args_check(S, a, self->name, names, 6)) return false;
+  INode *x = tensor_arg(S, a, 0, "input");
+  uint32_t axes;
+  if (!x || !axes_arg(S, a, 1, x->shape.rank, &axes)) return false;
+  const Value *ub = arg_get(a, 2, "unbiased"), *cv = arg_get(a, 4, "correction");
+  double correction = ub && v_is_number(ub) && v_num(ub) == 0 ? 0 : 1;
+  if (cv && cv->k != V_NONE && !v_is_number(cv)) return diag_error(D, a->loc, "%s: correction must be a number", self->name);
+  if (cv && cv->k != V_NONE) correction = v_num(cv);
+  bool keep = keepdim_arg(S, a, 3);
+  Dim n = dim_const(1);
+  for (int i = 0; i < x->shape.rank; i++)
+    if (axes & (1u << i)) n = dim_mul(n, x->shape.d[i]);
+  INode *dev = ir_binary(M, E, OP_SUB, x, mean_of(S, x, axes, 1, a->loc), a->loc, D);
+  INode *ss = reduce(S, OP_SUM, ir_binary(M, E, OP_MUL, dev, dev, a->loc, D), axes, keep, a->loc);
+  INode *den = ir_binary(M, E, OP_SUB, ir_dim_value(M, E, n, a->loc), ir_fill(M, E, correction, &(Shape){0}, a->loc), a->loc, D);
+  INode *v = ir_binary(M, E, OP_DIV, ss, den, a->loc, D);
+  *out = v_tensor(self->variant == REDUCE_STD ? ir_unary(M, E, OP_SQRT, v, a->loc, D) : v);
+  return out->t != NULL;
 }
 
 /* ---- creation ---- */
@@ -498,9 +666,9 @@ static bool b_fill(Sema *S, const Builtin *self, const Args *a, Value *out) {
     if (a->npos != 2 || !v_is_number(&a->pos[1])) return diag_error(D, a->loc, "full(shape, value) takes a shape and a number");
     Args sub = *a;
     sub.npos = 1;
-    if (!shape_arg(S, &sub, 0, &s)) return false;
+    if (!shape_arg(S, &sub, 0, NULL, &s)) return false;
     v = v_num(&a->pos[1]);
-  } else if (!shape_arg(S, a, 0, &s)) {
+  } else if (!shape_arg(S, a, 0, NULL, &s)) {
     return false;
   }
   *out = v_tensor(ir_fill(M, E, v, &s, a->loc));
@@ -580,7 +748,8 @@ static const Builtin builtins[] = {
   {"softmax", b_softmax, SOFTMAX}, {"log_softmax", b_softmax, LOG_SOFTMAX}, {"logsumexp", b_softmax, LOGSUMEXP},
   {"reshape", b_reshape}, {"view", b_reshape}, {"squeeze", b_squeeze, SQUEEZE}, {"unsqueeze", b_squeeze, UNSQUEEZE},
   {"flatten", b_flatten}, {"transpose", b_transpose, TRANSPOSE}, {"permute", b_transpose, PERMUTE},
-  {"cat", b_cat}, {"concat", b_cat}, {"split", b_split},
+  {"cat", b_cat}, {"concat", b_cat}, {"split", b_split}, {"chunk", b_chunk}, {"stack", b_stack},
+  {"flip", b_flip}, {"roll", b_roll}, {"var", b_var, REDUCE_VAR}, {"std", b_var, REDUCE_STD},
   {"zeros", b_fill, FILL_ZEROS}, {"ones", b_fill, FILL_ONES}, {"full", b_fill, FILL_FULL},
   {"zeros_like", b_fill, FILL_ZEROS_LIKE}, {"ones_like", b_fill, FILL_ONES_LIKE},
   {"len", b_meta, META_LEN}, {"reversed", b_meta, META_REVERSED}, {"range", b_meta, META_RANGE},

@@ -285,13 +285,20 @@ static bool eval_index(Sema *S, Scope *sc, const Node *n, Value *out) {
   if (obj.k != V_TENSOR) return diag_error(S->d, n->loc, "a %s cannot be indexed", v_kind_name(obj.k));
   INode *t = obj.t;
   int rank = t->shape.rank;
-  if (n->args.len > rank)
-    return diag_error(S->d, n->loc, "too many indices (%d) for a tensor of rank %d", n->args.len, rank);
-  int axis = 0;
+  int axis = 0, nnew = 0, new_at[MAX_RANK]; /* none: a new axis of size 1 before input axis new_at[] */
   uint32_t drop = 0;
   for (int k = 0; k < n->args.len; k++, axis++) {
     const Node *ix = n->args.items[k];
     int64_t start = 0, stop = INT64_MAX, step = 1;
+    Value v = {0};
+    if (ix->kind != N_SLICE && !eval(S, sc, ix, &v)) return false;
+    if (ix->kind != N_SLICE && v.k == V_NONE) { /* x[:, none]: unsqueeze */
+      if (rank + nnew == MAX_RANK) return diag_error(S->d, ix->loc, "rank would exceed %d", MAX_RANK);
+      new_at[nnew++] = axis--;
+      continue;
+    }
+    if (axis >= rank)
+      return diag_error(S->d, n->loc, "too many indices for a tensor of rank %d", rank);
     if (ix->kind == N_SLICE) {
       Value v;
       if (ix->lhs && (!eval(S, sc, ix->lhs, &v) || !to_int(S, &v, ix->lhs->loc, &start))) return false;
@@ -299,8 +306,6 @@ static bool eval_index(Sema *S, Scope *sc, const Node *n, Value *out) {
       if (ix->extra && (!eval(S, sc, ix->extra, &v) || !to_int(S, &v, ix->extra->loc, &step))) return false;
       if (!ix->lhs && !ix->rhs && !ix->extra) continue;
     } else {
-      Value v;
-      if (!eval(S, sc, ix, &v)) return false;
       if (v.k == V_DIM && v.dim.syms) { /* x[:, t] with t a scan's step */
         if (!scan_index(S, t, axis, &v, ix->loc, &t)) return false;
         drop |= 1u << axis;
@@ -320,10 +325,12 @@ static bool eval_index(Sema *S, Scope *sc, const Node *n, Value *out) {
     t = ir_slice(S->m, S->e, t, axis, start, stop, step, ix->loc, S->d);
     if (!t) return false;
   }
-  if (drop) {
+  if (drop || nnew) {
     Shape s = {0};
-    for (int i = 0; i < rank; i++)
-      if (!(drop & (1u << i))) s.d[s.rank++] = t->shape.d[i];
+    for (int i = 0, k = 0; i <= rank; i++) {
+      for (; k < nnew && new_at[k] == i; k++) s.d[s.rank++] = dim_const(1);
+      if (i < rank && !(drop & (1u << i))) s.d[s.rank++] = t->shape.d[i];
+    }
     t = ir_reshape(S->m, S->e, t, &s, n->loc, S->d);
   }
   *out = v_tensor(t);

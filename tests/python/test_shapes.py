@@ -1,0 +1,58 @@
+"""Shape functions of issue 17 against PyTorch: reshape/view with -1, x[:, none] (None
+indexing), stack, flip, roll (with and without dims), chunk (uneven sizes), var and std
+(unbiased, correction, keepdim, several axes)."""
+import unittest
+
+import numpy as np
+
+import nnc
+from support import TempDirCase, assert_close, needs_torch, torch_or_none, write_model
+
+# name: (nnc output type, nnc expression, torch function)
+CASES = {
+    "reshape": ("f32[3*N, 4]", "reshape(x, [-1, 4])", lambda t, x: x.reshape(-1, 4)),
+    "view": ("f32[N, 12]", "view(x, [N, -1])", lambda t, x: x.view(x.shape[0], -1)),
+    "none_mid": ("f32[N, 1, 3, 4]", "x[:, none]", lambda t, x: x[:, None]),
+    "none_sliced": ("f32[1, N, 2, 1]", "x[none, :, 1:3, 2, none]", lambda t, x: x[None, :, 1:3, 2, None]),
+    "stack": ("f32[N, 3, 2, 4]", "stack([x, x * 2], 2)", lambda t, x: t.stack([x, x * 2], 2)),
+    "flip": ("f32[N, 3, 4]", "flip(x, [1, 2])", lambda t, x: t.flip(x, [1, 2])),
+    "roll": ("f32[N, 3, 4]", "roll(x, [1, -5], [1, 2])", lambda t, x: t.roll(x, [1, -5], [1, 2])),
+    "chunk": ("f32[N, 1, 4]", "chunk(x, 3, 1)[2]", lambda t, x: t.chunk(x, 3, 1)[2]),
+    "chunk_fewer": ("f32[N, 3, 2]", "chunk(x, 3, 2)[1]", lambda t, x: t.chunk(x, 3, 2)[1]),
+    "chunk_first": ("f32[N, 3, 2]", "chunk(x, 3, dim=2)[0]", lambda t, x: t.chunk(x, 3, dim=2)[0]),
+    "var": ("f32[N]", "var(x, [1, 2])", lambda t, x: t.var(x, [1, 2])),
+    "var_biased": ("f32[N, 1, 4]", "var(x, 1, unbiased=false, keepdim=true)", lambda t, x: t.var(x, 1, unbiased=False, keepdim=True)),
+    "std": ("f32[N, 3]", "std(x, 2)", lambda t, x: t.std(x, 2)),
+    "std_correction": ("f32[N, 4]", "std(x, dim=1, correction=2)", lambda t, x: t.sqrt(((x - x.mean(1, keepdim=True)) ** 2).sum(1) / (3 - 2))),
+}
+
+
+@needs_torch
+class ShapesTest(TempDirCase):
+    def test_against_torch(self):
+        torch = torch_or_none()
+        src = "".join(f"export t_{name}(x: f32[N, 3, 4]) -> y: {ty} {{ y = {expr} }}\n"
+                      for name, (ty, expr, _) in CASES.items())
+        m = nnc.compile(write_model(src, self.tmp, "shapes"))
+        x = np.random.default_rng(4).standard_normal((2, 3, 4)).astype(np.float32)
+        roll_all = nnc.compile(write_model("export f(x: f32[2, 3, 4]) -> y: f32[2, 3, 4] { y = roll(x, 7) }\n",
+                                           self.tmp, "roll_all"))
+        assert_close(self, roll_all.f(x), torch.roll(torch.from_numpy(x), 7).numpy(), "roll without dims")
+        for name, (_, expr, ref) in CASES.items():
+            with self.subTest(name):
+                assert_close(self, getattr(m, "t_" + name)(x), ref(torch, torch.from_numpy(x)).numpy(), expr)
+
+    def test_errors(self):
+        for expr, words in (("reshape(x, [-1, 5])", "cannot infer the -1 of this shape"),
+                            ("reshape(x, [-1, -1])", "a dimension cannot be negative (-1)"),
+                            ("flip(x, 0)", "flip: the axis must be static"),
+                            ("chunk(x, 0, 1)[0]", "chunk: chunks must be 1 to 1024, got 0"),
+                            ("x[:, 0, 0, 0]", "too many indices for a tensor of rank 3")):
+            with self.subTest(expr):
+                with self.assertRaises(nnc.CompileError) as cm:
+                    nnc.compile(write_model(f"export f(x: f32[N, 3, 4]) -> y: f32[N] {{ y = {expr} }}\n", self.tmp, "bad"))
+                self.assertIn(words, str(cm.exception))
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -446,10 +446,13 @@ static int check_syms(nnc_ctx *ctx, const nnc_entry_desc *e, const int64_t *syms
 }
 
 /* Every argument's byte size (its zero dims left out) fits in int64, exactly: no kernel
- * indexes past 2^63.  Every non-empty argument has a buffer; an empty one may be NULL. */
+ * indexes past 2^63.  Every non-empty argument has a buffer; an empty one may be NULL.
+ * *idle: every output is empty, so there is nothing to compute (the loops over the other
+ * dims of an empty output could still take minutes: N = 2^40 rows of nothing). */
 static int check_args(nnc_ctx *ctx, const nnc_entry_desc *e, void *const *args,
-                      const int64_t *syms) {
+                      const int64_t *syms, bool *idle) {
   int n = e->n_in + e->n_out;
+  *idle = true;
   if (n > 0 && !args) {
     say(ctx->err, sizeof ctx->err, "entry '%s': NULL argument array", e->name);
     return NNC_ERR_USAGE;
@@ -473,11 +476,14 @@ static int check_args(nnc_ctx *ctx, const nnc_entry_desc *e, void *const *args,
       say(ctx->err, sizeof ctx->err, "entry '%s': argument '%s' is NULL", e->name, a->name);
       return NNC_ERR_USAGE;
     }
+    if (i >= e->n_in && !empty) *idle = false;
   }
   return NNC_OK;
 }
 
-static int grow_workspace(nnc_ctx *ctx, const nnc_entry_desc *e, const int64_t *syms) {
+/* The workspace for e at syms: sized (an overflow is an error) and, with `alloc`, grown. */
+static int grow_workspace(nnc_ctx *ctx, const nnc_entry_desc *e, const int64_t *syms,
+                          bool alloc) {
   size_t nsyms = (size_t)ctx->desc->n_syms * sizeof *syms;
   bool cacheable = nsyms <= sizeof ctx->fits_syms;
   if (cacheable && e == ctx->fits_entry && (!nsyms || !memcmp(syms, ctx->fits_syms, nsyms))) return NNC_OK;
@@ -491,6 +497,7 @@ static int grow_workspace(nnc_ctx *ctx, const nnc_entry_desc *e, const int64_t *
         "(%s)", e->name, vals);
     return NNC_ERR_USER;
   }
+  if (!alloc) return NNC_OK;
   if ((size_t)need > ctx->ws_cap) {
     char *ws = aligned_alloc(ALIGN, round_up((size_t)need));
     if (!ws) {
@@ -519,10 +526,11 @@ int nnc_ctx_call(nnc_ctx *ctx, int entry, void *const *args, const int64_t *syms
     return NNC_ERR_USAGE;
   }
   const nnc_entry_desc *e = &d->entries[entry];
+  bool idle = false; /* every output empty: checked, not run */
   int rc = check_syms(ctx, e, syms);
-  if (rc == NNC_OK) rc = check_args(ctx, e, args, syms);
-  if (rc == NNC_OK) rc = grow_workspace(ctx, e, syms);
-  if (rc != NNC_OK) return rc;
+  if (rc == NNC_OK) rc = check_args(ctx, e, args, syms, &idle);
+  if (rc == NNC_OK) rc = grow_workspace(ctx, e, syms, !idle);
+  if (rc != NNC_OK || idle) return rc;
   nnc_pool *prev = nnc_pool_enter(ctx->pool);
   uint64_t t0 = nnc_pool_call_begin(ctx->pool, entry);
   e->body(args, syms, ctx->weights, ctx->ws);

@@ -137,6 +137,48 @@ if [ -f "$GI/weights.safetensors" ]; then
     run "$TMP/half.so" --entry discriminate --in x="$GI/discriminate.in.x.npy"
 fi
 
+# Untrusted inputs (docs/cli.md): .npy files whose shapes are empty, huge or bind huge dims
+# through zero-size arrays are a message and exit 1, never a crash, a hang or a huge allocation.
+# npy FILE SHAPE [DATA_BYTES]: an '<f4' file of that shape holding DATA_BYTES zero bytes.
+npy() {
+  hdr="{'descr': '<f4', 'fortran_order': False, 'shape': $2, }"
+  pad=$(( 127 - 10 - ${#hdr} ))
+  { printf '\223NUMPY\001\000'; printf "\\$(printf %03o $((pad + ${#hdr} + 1)))\\000"
+    printf '%s%*s\n' "$hdr" "$pad" ''; head -c "${3:-0}" /dev/zero; } >"$1"
+}
+cat >"$TMP/dims.nn" <<'EOF'
+export twice(x: f32[N, 2]) -> (y: f32[N, 2]) { y = x * 2.0 }
+export outer(a: f32[N, K], b: f32[K, M]) -> (y: f32[N, M]) { y = relu(a @ b) }
+export rows(a: f32[N, K], b: f32[K, M]) -> (y: f32[N]) {
+  t = softmax(a @ b, axis=1)
+  y = sum(t * t, axis=1)
+}
+EOF
+npy "$TMP/empty.npy" "(0, 2)"
+npy "$TMP/three.npy" "(3, 2)" 24
+npy "$TMP/huge.npy" "(1099511627776, 2)"
+npy "$TMP/over.npy" "(4611686018427387904, 4)"
+npy "$TMP/neg.npy" "(-3, 2)"
+npy "$TMP/tall0.npy" "(1099511627776, 0)"
+npy "$TMP/wide0.npy" "(0, 1099511627776)"
+D=$TMP/dims.nn
+expect 0 "y: f32[0, 2] (empty)" -- run "$D" --in x="$TMP/empty.npy"
+expect 0 "" -- run "$D" --in x="$TMP/empty.npy" --out y="$TMP/y0.npy"
+head -c 128 "$TMP/y0.npy" | grep -q "'shape': (0, 2)" ||
+  { echo "FAIL: --out of an empty batch is not a (0, 2) .npy"; failures=$((failures + 1)); }
+expect 0 "y: f32[3, 2]" -- run "$D" --in x="$TMP/three.npy"
+expect 1 "huge.npy: error: data too short: 0 bytes from byte 128 but '<f4' shape (1099511627776, 2) needs 8796093022208" -- \
+  run "$D" --in x="$TMP/huge.npy"
+expect 1 "over.npy: error: shape (4611686018427387904, 4) of '<f4' overflows" -- run "$D" --in x="$TMP/over.npy"
+expect 1 "neg.npy: error: invalid header dict at header byte 51: negative shape entry" -- run "$D" --in x="$TMP/neg.npy"
+expect 1 "nnc: error: output 'y' of entry 'outer' (f32[N, M]) would need more than 2^63 bytes (N = 1099511627776, M = 1099511627776)" -- \
+  run "$D" --entry outer --in a="$TMP/tall0.npy" --in b="$TMP/wide0.npy"
+expect 1 "nnc: error: entry 'rows': the workspace would need more than 2^63 bytes (N = 1099511627776, M = 1099511627776)" -- \
+  run "$D" --entry rows --in a="$TMP/tall0.npy" --in b="$TMP/wide0.npy"
+expect 2 "--threads needs a number from 1 to 1024, not '5000'" -- run "$D" --threads 5000 --in x="$TMP/three.npy"
+expect 2 "--threads needs a number from 1 to 1024, not '-1'" -- run "$D" --threads -1 --in x="$TMP/three.npy"
+expect 1 "has no entry 'nope'" -- run "$D" --entry nope --in x="$TMP/three.npy"
+
 if [ "$failures" -ne 0 ]; then
   echo "$failures CLI check(s) failed"
   exit 1

@@ -142,11 +142,12 @@ int nnc_model_compile_defines(const char *nn_path, const char *weights_path,
   NncJit *jit = NULL;
   const nnc_model_desc *desc = NULL;
   char *msg = NULL;
-  if (nnc_compile_jit(nn_path, &opt, &jit, &desc, &msg)) {
+  int failed = nnc_compile_jit(nn_path, &opt, &jit, &desc, &msg);
+  if (failed) {
     if (errmsg && msg) *errmsg = msg;
     else free(msg);
     if (errmsg && !*errmsg) fail_msg(errmsg, 0, "%s: error: compilation failed", nn_path);
-    return NNC_ERR_USER;
+    return failed == NNC_COMPILE_NOMEM ? NNC_ERR_NOMEM : NNC_ERR_USER;
   }
   int rc = check_desc(desc, nn_path, false, errmsg);
   if (rc == NNC_OK && !(*out = model_new(desc)))

@@ -53,6 +53,7 @@ typedef struct Unit {
   char *init_ws;
   NncJit *nj;             /* the JIT being built, until it is returned */
   char *asm_text;
+  char *msg;              /* the work's error message, until run_unit hands it over */
 } Unit;
 
 static int fail(char **errmsg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -93,17 +94,17 @@ static int run_unit(Unit *u, UnitWork work, void *arg, char **errmsg) {
   arena_oom_push(&oom);
   if (setjmp(oom.jb)) {
     arena_oom_pop(&oom);
-    const char *path = u->path ? u->path : "<memory>";
-    char *partial = errmsg ? *errmsg : NULL;
-    if (errmsg) *errmsg = NULL;
-    free(partial);
-    fail(errmsg, "nnc: error: out of memory while compiling %s: %s\n", path,
-         oom.what[0] ? oom.what : "an allocation failed");
+    free(u->msg);
+    fail(errmsg, "nnc: error: out of memory while compiling %s: %s\n",
+         u->path ? u->path : "<memory>", oom.what[0] ? oom.what : "an allocation failed");
     unit_free(u);
     return NNC_COMPILE_NOMEM;
   }
-  int rc = work(u, arg, errmsg);
+  int rc = work(u, arg, &u->msg);
   arena_oom_pop(&oom);
+  if (errmsg && u->msg) *errmsg = u->msg;
+  else free(u->msg);
+  u->msg = NULL;
   return rc;
 }
 

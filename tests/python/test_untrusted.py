@@ -2,8 +2,10 @@
 zero-size batches work; zero-size arrays that bind huge symbolic dims (2^31, 2^40) whose
 outputs or workspace would pass 2^63 bytes raise nnc.Error naming the output or entry and the
 dims' values; a model used after close() or after its `with` block raises nnc.ClosedError (an
-nnc.Error and a ValueError), never a crash.  Through nnc.load (the library's own nnc_ctx_call)
+nnc.Error and a ValueError), never a crash; running out of memory while compiling is a
+MemoryError with the compiler's message.  Through nnc.load (the library's own nnc_ctx_call)
 and nnc.compile (libnnc's nnc_call)."""
+import os
 import pickle
 import unittest
 
@@ -93,6 +95,20 @@ class UntrustedTest(TempDirCase):
                     np.testing.assert_array_equal(m2.twice(x), 2 * x)
                 self.assertRaisesMsg(nnc.ClosedError, ["is closed"], m2.twice, x)
                 self.assertRaisesMsg(nnc.ClosedError, ["is closed"], b2)
+
+    def test_compile_out_of_memory(self):
+        # NNC_ARENA_LIMIT caps the compiler's arena (a test hook, docs/language.md "Limits"):
+        # running out while compiling is MemoryError with the compiler's message, and the
+        # process goes on (nothing leaked, the next compilation works)
+        os.environ["NNC_ARENA_LIMIT"] = "100000"
+        try:
+            self.assertRaisesMsg(MemoryError, [f"nnc: error: out of memory while compiling {self.nn}: "
+                                               "the compiler's arena reached its limit of 100000 bytes"],
+                                 nnc.compile, self.nn)
+        finally:
+            del os.environ["NNC_ARENA_LIMIT"]
+        with nnc.compile(self.nn) as m:
+            np.testing.assert_array_equal(m.twice(np.ones((1, 2), np.float32)), [[2, 2]])
 
     def test_closed_error_pickles(self):
         e = pickle.loads(pickle.dumps(nnc.ClosedError("model 'm' is closed")))

@@ -179,6 +179,18 @@ expect 2 "--threads needs a number from 1 to 1024, not '5000'" -- run "$D" --thr
 expect 2 "--threads needs a number from 1 to 1024, not '-1'" -- run "$D" --threads -1 --in x="$TMP/three.npy"
 expect 1 "has no entry 'nope'" -- run "$D" --entry nope --in x="$TMP/three.npy"
 
+# Out of memory while compiling (docs/language.md, Limits): with the compiler's arena capped
+# by the test hook NNC_ARENA_LIMIT, every command that compiles says so and exits 1.
+NNC_ARENA_LIMIT=100000
+export NNC_ARENA_LIMIT
+oom="out of memory while compiling $M: the compiler's arena reached its limit of 100000 bytes (NNC_ARENA_LIMIT)"
+expect 1 "nnc: error: $oom" -- check "$M"
+expect 1 "nnc: error: $oom" -- "$M" -o "$TMP/oom.so"
+expect 1 "nnc: error: $oom" -- dump --stage=llvm "$M"
+expect 1 "nnc: error: $oom" -- run "$M" --in x="$TMP/three.npy"
+unset NNC_ARENA_LIMIT
+[ -e "$TMP/oom.so" ] && { echo "FAIL: a compilation out of memory wrote $TMP/oom.so"; failures=$((failures + 1)); }
+
 if [ "$failures" -ne 0 ]; then
   echo "$failures CLI check(s) failed"
   exit 1

@@ -1,5 +1,10 @@
 /* compile.c — the compiler driver as a library (compile.h): read → parse → sema → passes
- * → lower → codegen → AOT shared library or ORC JIT.  Also `check` and `dump`. */
+ * → lower → codegen → AOT shared library or ORC JIT.  Also `check` and `dump`.
+ *
+ * Each compilation is a Unit that owns everything made for it (arena, LLVM objects, JIT,
+ * buffers) and runs under its own recovery point (ArenaOom, ast.h): running out of memory
+ * anywhere in it jumps back to run_unit, which frees the Unit and reports
+ * "out of memory while compiling FILE: ..." (NNC_COMPILE_NOMEM), not an abort. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -29,8 +34,11 @@ enum { STAGE_AST, STAGE_IR, STAGE_OPT, STAGE_FUSED, STAGE_LOOPS, STAGE_LLVM, STA
 
 #define MAX_FILE_BYTES (64u << 20)
 
-/* Everything one compilation owns; freed at once by unit_free. */
+/* Everything one compilation owns; freed at once by unit_free (also after running out of
+ * memory midway, so each resource is recorded here as soon as it exists). */
 typedef struct Unit {
+  const char *path;
+  char *text;             /* the source read from path, or NULL (given in memory) */
   Arena *arena;
   SrcFile file;
   Diag diag;
@@ -39,6 +47,14 @@ typedef struct Unit {
   LEntry *lowered;
   unsigned char *weights; /* blob to embed, or NULL */
   nnc_ctx *weights_ctx;
+  Target *target;         /* AOT and dumps: the host target, context, module */
+  LLVMContextRef llctx;
+  LLVMModuleRef mod;      /* until it is handed to a JIT */
+  Jit *init_jit;          /* derive_params's */
+  char *init_ws;
+  NncJit *nj;             /* the JIT being built, until it is returned */
+  char *asm_text;
+  char *msg;              /* the work's error message, until run_unit hands it over */
 } Unit;
 
 static int fail(char **errmsg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -56,9 +72,41 @@ static int fail(char **errmsg, const char *fmt, ...) {
 static int fail_diag(Unit *u, char **errmsg) { return fail(errmsg, "%s", u->diag.text); }
 
 static void unit_free(Unit *u) {
+  if (u->mod) LLVMDisposeModule(u->mod);
+  jit_free(u->init_jit);
+  free(u->init_ws);
+  nnc_jit_free(u->nj);
+  if (u->llctx) LLVMContextDispose(u->llctx);
+  target_free(u->target);
+  free(u->asm_text);
   nnc_ctx_close(u->weights_ctx);
   arena_free(u->arena);
+  free(u->text);
   memset(u, 0, sizeof *u);
+}
+
+typedef int (*UnitWork)(Unit *u, void *arg, char **errmsg);
+
+/* Run `work` on u under a recovery point: out of memory anywhere in it frees the Unit and
+ * returns NNC_COMPILE_NOMEM with the message.  The Unit lives in the caller's frame, so its
+ * fields are what the work last stored (no local of this frame changes after setjmp). */
+static int run_unit(Unit *u, UnitWork work, void *arg, char **errmsg) {
+  ArenaOom oom;
+  arena_oom_push(&oom);
+  if (setjmp(oom.jb)) {
+    arena_oom_pop(&oom);
+    free(u->msg);
+    fail(errmsg, "nnc: error: out of memory while compiling %s: %s\n",
+         u->path ? u->path : "<memory>", oom.what[0] ? oom.what : "an allocation failed");
+    unit_free(u);
+    return NNC_COMPILE_NOMEM;
+  }
+  int rc = work(u, arg, &u->msg);
+  arena_oom_pop(&oom);
+  if (errmsg && u->msg) *errmsg = u->msg;
+  else free(u->msg);
+  u->msg = NULL;
+  return rc;
 }
 
 static char *read_file(const char *path, size_t *len, char **errmsg) {
@@ -107,7 +155,7 @@ static const char *model_name_of(Arena *a, const char *path) {
 }
 
 static int front_end(Unit *u, const char *path, const char *text, size_t len, char **errmsg) {
-  u->arena = arena_new();
+  if (!(u->arena = arena_new())) nnc_out_of_memory("the compiler's arena");
   u->file = (SrcFile){.path = arena_strdup(u->arena, path), .text = arena_strndup(u->arena, text, len), .len = len};
   diag_init(&u->diag, &u->file);
   u->ast = parse_program(u->arena, &u->file, &u->diag);
@@ -146,25 +194,24 @@ static int derive_params(Unit *u, char **errmsg) {
   /* a lowering of its own: codegen memoizes LLVM values in the lowered IR (Lx.cg), so one
    * lowering serves one codegen, and the library's codegen emits the init entry again */
   LEntry *les = lower_model(u->model);
-  if (!les) return fail(errmsg, "%s: error: out of memory\n", u->file.path);
-  Jit *jit = jit_new(runtime_symbols, sizeof runtime_symbols / sizeof *runtime_symbols, err, sizeof err);
+  if (!les) nnc_out_of_memory("lowering the init entry");
+  Jit *jit = u->init_jit = jit_new(runtime_symbols, sizeof runtime_symbols / sizeof *runtime_symbols, err, sizeof err);
   if (!jit) return fail(errmsg, "nnc: error: cannot create the JIT: %s\n", err);
-  LLVMModuleRef mod = jit_module_new(jit, "init");
-  codegen_init_only(jit_context(jit), mod, m, les);
+  u->mod = jit_module_new(jit, "init");
+  codegen_init_only(jit_context(jit), u->mod, m, les);
+  LLVMModuleRef mod = u->mod;
+  u->mod = NULL; /* the JIT owns it now, even when adding fails */
   nnc_entry_fn init = NULL;
-  if (jit_add_module(jit, mod, err, sizeof err) || !(init = (nnc_entry_fn)jit_lookup(jit, "nnc_init", err, sizeof err))) {
-    jit_free(jit);
+  if (jit_add_module(jit, mod, err, sizeof err) || !(init = (nnc_entry_fn)jit_lookup(jit, "nnc_init", err, sizeof err)))
     return fail(errmsg, "%s: internal error: compiling the init entry: %s\n", u->file.path, err);
-  }
   int64_t bytes = plan_workspace_bytes(m->init, NULL);
-  char *ws = bytes < 0 ? NULL : aligned_alloc(64, (size_t)bytes + 64);
-  if (!ws) {
-    jit_free(jit);
-    return fail(errmsg, "%s: error: out of memory\n", u->file.path);
-  }
-  init(NULL, NULL, (const char *)u->weights, ws);
-  free(ws);
+  if (bytes < 0 || !(u->init_ws = aligned_alloc(64, (size_t)bytes + 64)))
+    nnc_out_of_memory("a workspace of %lld bytes for the init entry", (long long)bytes);
+  init(NULL, NULL, (const char *)u->weights, u->init_ws);
+  free(u->init_ws);
+  u->init_ws = NULL;
   jit_free(jit);
+  u->init_jit = NULL;
   return 0;
 }
 
@@ -192,17 +239,14 @@ static int compile_to_ir(Unit *u, const char *path, const char *text, size_t len
                          const NncCompileOptions *opt, char **errmsg) {
   if (front_end(u, path, text, len, errmsg) || analyze(u, opt, errmsg) || optimize(u, NULL, errmsg)) return -1;
   if (opt && opt->weights_path && load_weights(u, opt->weights_path, errmsg)) return -1;
-  if (!u->lowered) u->lowered = lower_model(u->model);
-  return u->lowered ? 0 : fail(errmsg, "%s: error: out of memory\n", path);
+  if (!u->lowered && !(u->lowered = lower_model(u->model))) nnc_out_of_memory("lowering");
+  return 0;
 }
 
 static int compile_file(Unit *u, const char *path, const NncCompileOptions *opt, char **errmsg) {
   size_t len;
-  char *text = read_file(path, &len, errmsg);
-  if (!text) return -1;
-  int rc = compile_to_ir(u, path, text, len, opt, errmsg);
-  free(text);
-  return rc;
+  if (!(u->text = read_file(path, &len, errmsg))) return -1;
+  return compile_to_ir(u, path, u->text, len, opt, errmsg);
 }
 
 /* ---- AOT ---- */
@@ -218,42 +262,36 @@ static const char *support_lib(void) {
   return NNC_SUPPORT_LIB_INSTALL;
 }
 
-int nnc_compile_so(const char *nn_path, const char *so_path, const NncCompileOptions *opt, char **errmsg) {
-  Unit u = {0};
+typedef struct AotJob {
+  const char *so_path;
+  const NncCompileOptions *opt;
+} AotJob;
+
+static int compile_so_unit(Unit *u, void *arg, char **errmsg) {
+  const AotJob *job = arg;
   char err[4096];
-  Target *t = NULL;
-  LLVMContextRef ctx = NULL;
-  LLVMModuleRef mod = NULL;
-  int rc = -1;
-  if (compile_file(&u, nn_path, opt, errmsg)) goto cleanup;
-  if (opt && opt->header_path && write_header(opt->header_path, u.model, err, sizeof err)) {
-    fail(errmsg, "%s", err);
-    goto cleanup;
-  }
-  if (!(t = target_new_host(err, sizeof err))) {
-    fail(errmsg, "nnc: error: %s\n", err);
-    goto cleanup;
-  }
-  ctx = LLVMContextCreate();
-  mod = LLVMModuleCreateWithNameInContext(u.model->name, ctx);
-  target_configure_module(t, mod);
-  codegen_model(ctx, mod, u.model, u.lowered, u.weights);
-  if (target_optimize(t, mod, err, sizeof err)) {
-    fail(errmsg, "%s: internal error: generated code does not verify: %s\n", nn_path, err);
-    goto cleanup;
-  }
+  if (compile_file(u, u->path, job->opt, errmsg)) return -1;
+  if (job->opt && job->opt->header_path && write_header(job->opt->header_path, u->model, err, sizeof err))
+    return fail(errmsg, "%s", err);
+  if (!(u->target = target_new_host(err, sizeof err))) return fail(errmsg, "nnc: error: %s\n", err);
+  u->llctx = LLVMContextCreate();
+  u->mod = LLVMModuleCreateWithNameInContext(u->model->name, u->llctx);
+  target_configure_module(u->target, u->mod);
+  codegen_model(u->llctx, u->mod, u->model, u->lowered, u->weights);
+  if (target_optimize(u->target, u->mod, err, sizeof err))
+    return fail(errmsg, "%s: internal error: generated code does not verify: %s\n", u->path, err);
   /* -Bsymbolic: the typed wrappers call this library's own support code even when the
    * host process exports functions of the same name */
   const char *link[] = {support_lib(), NNC_OPENBLAS_LIB, "-lm", "-Wl,-Bsymbolic"};
-  if (target_emit_shared_lib(t, mod, so_path, link, 4, err, sizeof err)) {
-    fail(errmsg, "%s: error: linking failed: %s\n", so_path, err);
-    goto cleanup;
-  }
-  rc = 0;
-cleanup:
-  if (mod) LLVMDisposeModule(mod);
-  if (ctx) LLVMContextDispose(ctx);
-  target_free(t);
+  if (target_emit_shared_lib(u->target, u->mod, job->so_path, link, 4, err, sizeof err))
+    return fail(errmsg, "%s: error: linking failed: %s\n", job->so_path, err);
+  return 0;
+}
+
+int nnc_compile_so(const char *nn_path, const char *so_path, const NncCompileOptions *opt, char **errmsg) {
+  Unit u = {.path = nn_path};
+  AotJob job = {so_path, opt};
+  int rc = run_unit(&u, compile_so_unit, &job, errmsg);
   unit_free(&u);
   return rc;
 }
@@ -268,47 +306,60 @@ struct NncJit {
 
 static int jit_unit(Unit *u, NncJit **out, const nnc_model_desc **desc, char **errmsg) {
   char err[4096];
-  NncJit *nj = calloc(1, sizeof *nj);
-  if (!nj) return fail(errmsg, "nnc: error: out of memory\n");
+  NncJit *nj = u->nj = calloc(1, sizeof *nj);
+  if (!nj) nnc_out_of_memory("the JIT's handle");
   nj->jit = jit_new(runtime_symbols, sizeof runtime_symbols / sizeof *runtime_symbols, err, sizeof err);
-  if (!nj->jit) {
-    free(nj);
-    return fail(errmsg, "nnc: error: cannot create the JIT: %s\n", err);
-  }
-  LLVMModuleRef mod = jit_module_new(nj->jit, u->model->name);
-  codegen_model(jit_context(nj->jit), mod, u->model, u->lowered, u->weights);
+  if (!nj->jit) return fail(errmsg, "nnc: error: cannot create the JIT: %s\n", err);
+  u->mod = jit_module_new(nj->jit, u->model->name);
+  codegen_model(jit_context(nj->jit), u->mod, u->model, u->lowered, u->weights);
+  LLVMModuleRef mod = u->mod;
+  u->mod = NULL; /* the JIT owns it now, even when adding fails */
   const nnc_model_desc *(*info)(void) = NULL;
   if (jit_add_module(nj->jit, mod, err, sizeof err) ||
-      !(info = (const nnc_model_desc *(*)(void))jit_lookup(nj->jit, "nnc_model_info", err, sizeof err))) {
-    nnc_jit_free(nj);
+      !(info = (const nnc_model_desc *(*)(void))jit_lookup(nj->jit, "nnc_model_info", err, sizeof err)))
     return fail(errmsg, "%s: internal error: JIT compilation failed: %s\n", u->file.path, err);
-  }
   nj->desc = info();
   *out = nj;
   *desc = nj->desc;
+  u->nj = NULL;
   return 0;
+}
+
+typedef struct JitJob {
+  bool read; /* text is read from the Unit's path */
+  const char *text;
+  size_t len;
+  const NncCompileOptions *opt;
+  NncJit **jit;
+  const nnc_model_desc **desc;
+} JitJob;
+
+static int jit_source_unit(Unit *u, void *arg, char **errmsg) {
+  JitJob *job = arg;
+  if (job->read && !(job->text = u->text = read_file(u->path, &job->len, errmsg))) return -1;
+  if (compile_to_ir(u, u->path, job->text, job->len, job->opt, errmsg)) return -1;
+  return jit_unit(u, job->jit, job->desc, errmsg);
 }
 
 int nnc_compile_jit_source(const char *path, const char *text, size_t len, const NncCompileOptions *opt,
                            NncJit **jit, const nnc_model_desc **desc, char **errmsg) {
-  Unit u = {0};
+  Unit u = {.path = path};
   *jit = NULL;
   *desc = NULL;
-  int rc = compile_to_ir(&u, path, text, len, opt, errmsg);
-  if (!rc) rc = jit_unit(&u, jit, desc, errmsg);
+  JitJob job = {false, text, len, opt, jit, desc};
+  int rc = run_unit(&u, jit_source_unit, &job, errmsg);
   unit_free(&u);
   return rc;
 }
 
 int nnc_compile_jit(const char *nn_path, const NncCompileOptions *opt, NncJit **jit,
                     const nnc_model_desc **desc, char **errmsg) {
-  size_t len;
+  Unit u = {.path = nn_path};
   *jit = NULL;
   *desc = NULL;
-  char *text = read_file(nn_path, &len, errmsg);
-  if (!text) return -1;
-  int rc = nnc_compile_jit_source(nn_path, text, len, opt, jit, desc, errmsg);
-  free(text);
+  JitJob job = {true, NULL, 0, opt, jit, desc};
+  int rc = run_unit(&u, jit_source_unit, &job, errmsg);
+  unit_free(&u);
   return rc;
 }
 
@@ -320,42 +371,37 @@ void nnc_jit_free(NncJit *jit) {
 
 /* ---- check and dump ---- */
 
-int nnc_check(const char *nn_path, const NncCompileOptions *opt, char **errmsg) {
-  Unit u = {0};
+static int check_unit(Unit *u, void *opt, char **errmsg) {
   size_t len;
-  char *text = read_file(nn_path, &len, errmsg);
-  if (!text) return -1;
-  int rc = front_end(&u, nn_path, text, len, errmsg) || analyze(&u, opt, errmsg) ? -1 : 0;
-  free(text);
+  if (!(u->text = read_file(u->path, &len, errmsg))) return -1;
+  return front_end(u, u->path, u->text, len, errmsg) || analyze(u, opt, errmsg) ? -1 : 0;
+}
+
+int nnc_check(const char *nn_path, const NncCompileOptions *opt, char **errmsg) {
+  Unit u = {.path = nn_path};
+  int rc = run_unit(&u, check_unit, (void *)opt, errmsg);
   unit_free(&u);
   return rc;
 }
 
 static int dump_llvm(Unit *u, bool assembly, FILE *out, char **errmsg) {
   char err[4096];
-  Target *t = target_new_host(err, sizeof err);
-  if (!t) return fail(errmsg, "nnc: error: %s\n", err);
-  LLVMContextRef ctx = LLVMContextCreate();
-  LLVMModuleRef mod = LLVMModuleCreateWithNameInContext(u->model->name, ctx);
-  target_configure_module(t, mod);
-  codegen_model(ctx, mod, u->model, u->lowered, NULL);
-  int rc = 0;
+  if (!(u->target = target_new_host(err, sizeof err))) return fail(errmsg, "nnc: error: %s\n", err);
+  u->llctx = LLVMContextCreate();
+  u->mod = LLVMModuleCreateWithNameInContext(u->model->name, u->llctx);
+  target_configure_module(u->target, u->mod);
+  codegen_model(u->llctx, u->mod, u->model, u->lowered, NULL);
   if (assembly) {
-    char *s = NULL;
-    if (target_optimize(t, mod, err, sizeof err) || !(s = target_emit_asm(t, mod, err, sizeof err)))
-      rc = fail(errmsg, "%s: internal error: %s\n", u->file.path, err);
-    else
-      fputs(s, out);
-    free(s);
+    if (target_optimize(u->target, u->mod, err, sizeof err) ||
+        !(u->asm_text = target_emit_asm(u->target, u->mod, err, sizeof err)))
+      return fail(errmsg, "%s: internal error: %s\n", u->file.path, err);
+    fputs(u->asm_text, out);
   } else {
-    char *s = LLVMPrintModuleToString(mod);
+    char *s = LLVMPrintModuleToString(u->mod);
     fputs(s, out);
     LLVMDisposeMessage(s);
   }
-  LLVMDisposeModule(mod);
-  LLVMContextDispose(ctx);
-  target_free(t);
-  return rc;
+  return 0;
 }
 
 const char *const nnc_dump_formats[] = {"text", "dot", NULL};
@@ -370,6 +416,39 @@ static void dump_graph(FILE *out, const Model *m, int which, bool dot) {
   else ir_dump_model(out, m);
 }
 
+typedef struct DumpJob {
+  bool read; /* the text is read from the Unit's path */
+  const char *text;
+  size_t len;
+  int which;
+  bool dot;
+  const NncCompileOptions *opt;
+  FILE *out;
+} DumpJob;
+
+static int dump_stage(Unit *u, void *arg, char **errmsg) {
+  DumpJob *j = arg;
+  int which = j->which;
+  if (j->read && !(j->text = u->text = read_file(u->path, &j->len, errmsg))) return -1;
+  int rc = front_end(u, u->path, j->text, j->len, errmsg);
+  if (!rc && which == STAGE_AST) ast_dump(j->out, u->ast);
+  if (!rc && which >= STAGE_IR) rc = analyze(u, j->opt, errmsg);
+  if (!rc && which >= STAGE_OPT) rc = optimize(u, which == STAGE_OPT ? "dce" : NULL, errmsg);
+  if (!rc && which >= STAGE_IR && which <= STAGE_FUSED) dump_graph(j->out, u->model, which, j->dot);
+  if (!rc && which == STAGE_MEMORY) {
+    char err[256];
+    if (memory_report(j->out, u->model, j->opt ? j->opt->dims : NULL, err, sizeof err))
+      rc = fail(errmsg, "nnc: error: %s\n", err);
+  }
+  bool lowered = which >= STAGE_LOOPS && which <= STAGE_ASM;
+  if (!rc && lowered && !(u->lowered = lower_model(u->model))) nnc_out_of_memory("lowering");
+  if (!rc && which == STAGE_LOOPS)
+    for (int i = 0; i < u->model->nentries + (u->model->init != NULL) + u->model->nbodies; i++)
+      loopir_dump(j->out, u->model, &u->lowered[i]); /* entries, init entry, scan bodies */
+  if (!rc && (which == STAGE_LLVM || which == STAGE_ASM)) rc = dump_llvm(u, which == STAGE_ASM, j->out, errmsg);
+  return rc;
+}
+
 static int dump_unit(const char *path, const char *text, size_t len, const char *stage,
                      const char *format, const NncCompileOptions *opt, FILE *out, char **errmsg) {
   int which = -1;
@@ -381,40 +460,21 @@ static int dump_unit(const char *path, const char *text, size_t len, const char 
     return fail(errmsg, "nnc: error: unknown format '%s' (text, dot)\n", format);
   if (dot && (which < STAGE_IR || which > STAGE_FUSED))
     return fail(errmsg, "nnc: error: --format=dot is for the stages ir, opt and fused, not '%s'\n", stage);
-  Unit u = {0};
-  int rc = front_end(&u, path, text, len, errmsg);
-  if (!rc && which == STAGE_AST) ast_dump(out, u.ast);
-  if (!rc && which >= STAGE_IR) rc = analyze(&u, opt, errmsg);
-  if (!rc && which >= STAGE_OPT) rc = optimize(&u, which == STAGE_OPT ? "dce" : NULL, errmsg);
-  if (!rc && which >= STAGE_IR && which <= STAGE_FUSED) dump_graph(out, u.model, which, dot);
-  if (!rc && which == STAGE_MEMORY) {
-    char err[256];
-    if (memory_report(out, u.model, opt ? opt->dims : NULL, err, sizeof err))
-      rc = fail(errmsg, "nnc: error: %s\n", err);
-  }
-  bool lowered = which >= STAGE_LOOPS && which <= STAGE_ASM;
-  if (!rc && lowered && !(u.lowered = lower_model(u.model))) rc = fail(errmsg, "nnc: error: out of memory\n");
-  if (!rc && which == STAGE_LOOPS)
-    for (int i = 0; i < u.model->nentries + (u.model->init != NULL) + u.model->nbodies; i++)
-      loopir_dump(out, u.model, &u.lowered[i]); /* entries, init entry, scan bodies */
-  if (!rc && (which == STAGE_LLVM || which == STAGE_ASM)) rc = dump_llvm(&u, which == STAGE_ASM, out, errmsg);
+  Unit u = {.path = path};
+  DumpJob job = {text == NULL, text, len, which, dot, opt, out};
+  int rc = run_unit(&u, dump_stage, &job, errmsg);
   unit_free(&u);
   return rc;
 }
 
 int nnc_dump_source(const char *path, const char *text, size_t len, const char *stage, FILE *out,
                     char **errmsg) {
-  return dump_unit(path, text, len, stage, "text", NULL, out, errmsg);
+  return dump_unit(path, text ? text : "", len, stage, "text", NULL, out, errmsg);
 }
 
 int nnc_dump_format(const char *nn_path, const char *stage, const char *format,
                     const NncCompileOptions *opt, FILE *out, char **errmsg) {
-  size_t len;
-  char *text = read_file(nn_path, &len, errmsg);
-  if (!text) return -1;
-  int rc = dump_unit(nn_path, text, len, stage, format, opt, out, errmsg);
-  free(text);
-  return rc;
+  return dump_unit(nn_path, NULL, 0, stage, format, opt, out, errmsg);
 }
 
 int nnc_dump(const char *nn_path, const char *stage, FILE *out, char **errmsg) {
@@ -476,13 +536,33 @@ static int interpret_unit(Unit *u, const NncInterpOptions *opt, const char *entr
   return 0;
 }
 
+typedef struct InterpJob {
+  bool read;
+  const char *text;
+  size_t len;
+  const NncInterpOptions *opt;
+  const char *entry;
+  const nnc_tensor *inputs;
+  int n_in;
+  nnc_tensor *outputs;
+  int n_out;
+} InterpJob;
+
+static int interp_job(Unit *u, void *arg, char **errmsg) {
+  InterpJob *j = arg;
+  if (j->read && !(j->text = u->text = read_file(u->path, &j->len, errmsg))) return -1;
+  int rc = front_end(u, u->path, j->text, j->len, errmsg);
+  if (!rc) rc = interpret_unit(u, j->opt, j->entry, j->inputs, j->n_in, j->outputs, j->n_out, errmsg);
+  return rc;
+}
+
 int nnc_interpret_source(const char *path, const char *text, size_t len,
                          const NncInterpOptions *opt, const char *entry,
                          const nnc_tensor *inputs, int n_in, nnc_tensor *outputs, int n_out,
                          char **errmsg) {
-  Unit u = {0};
-  int rc = front_end(&u, path, text, len, errmsg);
-  if (!rc) rc = interpret_unit(&u, opt, entry, inputs, n_in, outputs, n_out, errmsg);
+  Unit u = {.path = path};
+  InterpJob job = {false, text, len, opt, entry, inputs, n_in, outputs, n_out};
+  int rc = run_unit(&u, interp_job, &job, errmsg);
   unit_free(&u);
   return rc;
 }
@@ -490,10 +570,9 @@ int nnc_interpret_source(const char *path, const char *text, size_t len,
 int nnc_interpret(const char *nn_path, const NncInterpOptions *opt, const char *entry,
                   const nnc_tensor *inputs, int n_in, nnc_tensor *outputs, int n_out,
                   char **errmsg) {
-  size_t len;
-  char *text = read_file(nn_path, &len, errmsg);
-  if (!text) return -1;
-  int rc = nnc_interpret_source(nn_path, text, len, opt, entry, inputs, n_in, outputs, n_out, errmsg);
-  free(text);
+  Unit u = {.path = nn_path};
+  InterpJob job = {true, NULL, 0, opt, entry, inputs, n_in, outputs, n_out};
+  int rc = run_unit(&u, interp_job, &job, errmsg);
+  unit_free(&u);
   return rc;
 }

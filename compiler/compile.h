@@ -2,7 +2,10 @@
  * LLVM module → a shared library (AOT) or code in an ORC JIT.  Used by the `nnc` command
  * and by the runtime's JIT.  Every function reports failure through a malloc'd message
  * (*errmsg, free with free()) that already has the `file:line:col: error:` form; nothing
- * exits or prints. */
+ * exits or prints.  They return 0, or -1 on an error, or NNC_COMPILE_NOMEM when memory ran
+ * out while compiling ("nnc: error: out of memory while compiling FILE: ...": everything
+ * allocated for that compilation is freed; $NNC_ARENA_LIMIT caps the compiler's arena, a
+ * test hook, see docs/language.md "Limits").  Compilations may run on several threads. */
 #ifndef NNC_COMPILE_H
 #define NNC_COMPILE_H
 
@@ -18,6 +21,8 @@ typedef struct NncCompileOptions {
   int ndefines;
   const char *dims;          /* nnc dump --stage=memory: "N=8,T=16" (unnamed dims are 1) */
 } NncCompileOptions;
+
+enum { NNC_COMPILE_NOMEM = -2 }; /* out of memory while compiling */
 
 /* AOT: compile `nn_path` into the shared library `so_path`. */
 int nnc_compile_so(const char *nn_path, const char *so_path, const NncCompileOptions *opt,

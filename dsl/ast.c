@@ -1,4 +1,5 @@
-/* ast.c — the arena that owns a parse, node construction, and ast_dump().
+/* ast.c — the arena that owns a compilation (and its recovery points for running out of
+ * memory), node construction, and ast_dump().
  *
  * ast_dump prints one node per line as an indented S-expression (two spaces per level):
  *
@@ -25,8 +26,60 @@
 #include "ast.h"
 
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* ---- out of memory: recovery points, one stack per thread ---- */
+
+static _Thread_local ArenaOom *oom_top; /* this thread's innermost recovery point */
+
+void arena_oom_push(ArenaOom *o) {
+  o->prev = oom_top;
+  o->what[0] = '\0';
+  oom_top = o;
+}
+
+void arena_oom_pop(ArenaOom *o) { oom_top = o->prev; }
+
+_Noreturn void arena_oom_raise(ArenaOom *o) {
+  if (!o) {
+    fputs("nnc: fatal error: out of memory\n", stderr);
+    abort();
+  }
+  oom_top = o; /* a handler above may have popped it already */
+  longjmp(o->jb, 1);
+}
+
+_Noreturn void nnc_out_of_memory(const char *fmt, ...) {
+  ArenaOom *o = oom_top;
+  if (o) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(o->what, sizeof o->what, fmt, ap);
+    va_end(ap);
+  }
+  arena_oom_raise(o);
+}
+
+void *nnc_xmalloc(size_t size) {
+  void *p = malloc(size ? size : 1);
+  if (!p) nnc_out_of_memory("malloc of %zu bytes failed", size);
+  return p;
+}
+
+void *nnc_xcalloc(size_t n, size_t size) {
+  void *p = calloc(n ? n : 1, size ? size : 1);
+  if (!p) nnc_out_of_memory("calloc of %zu x %zu bytes failed", n, size);
+  return p;
+}
+
+void *nnc_xrealloc(void *p, size_t size) {
+  void *q = realloc(p, size ? size : 1);
+  if (!q) nnc_out_of_memory("realloc to %zu bytes failed", size);
+  return q;
+}
 
 /* ---- arena: a list of blocks, freed at once ---- */
 
@@ -38,13 +91,16 @@ typedef struct Block {
 
 struct Arena {
   Block *head;
+  size_t total, limit; /* bytes handed out; the most allowed ($NNC_ARENA_LIMIT), 0: none */
 };
 
 enum { BLOCK_SIZE = 64 * 1024 };
 
 Arena *arena_new(void) {
   Arena *a = calloc(1, sizeof *a);
-  if (!a) abort();
+  if (!a) return NULL;
+  const char *limit = getenv("NNC_ARENA_LIMIT");
+  if (limit && *limit) a->limit = strtoull(limit, NULL, 10);
   return a;
 }
 
@@ -58,8 +114,9 @@ void arena_free(Arena *a) {
 }
 
 static Block *block_new(size_t size) {
+  if (size > SIZE_MAX - sizeof(Block)) nnc_out_of_memory("an arena block of %zu bytes", size);
   Block *b = malloc(sizeof *b + size);
-  if (!b) abort();
+  if (!b) nnc_out_of_memory("malloc of %zu bytes for the compiler's arena failed", sizeof *b + size);
   b->next = NULL;
   b->used = 0;
   b->size = size;
@@ -67,7 +124,12 @@ static Block *block_new(size_t size) {
 }
 
 void *arena_alloc(Arena *a, size_t size) {
+  if (size > SIZE_MAX - 15) nnc_out_of_memory("an allocation of %zu bytes", size);
   size = (size + 15) & ~(size_t)15;
+  if (a->limit && (size > a->limit || a->total > a->limit - size))
+    nnc_out_of_memory("the compiler's arena reached its limit of %zu bytes (NNC_ARENA_LIMIT)",
+                      a->limit);
+  a->total += size;
   Block *b = a->head;
   if (!b || b->size - b->used < size) {
     if (size > BLOCK_SIZE / 4) { /* big: its own block, behind the current one */

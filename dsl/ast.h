@@ -7,6 +7,7 @@
 #ifndef NNC_AST_H
 #define NNC_AST_H
 
+#include <setjmp.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,11 +24,41 @@ typedef struct SrcFile {
 } SrcFile;
 
 typedef struct Arena Arena;
-Arena *arena_new(void);
+Arena *arena_new(void); /* NULL when out of memory */
 void arena_free(Arena *a); /* NULL is harmless */
-void *arena_alloc(Arena *a, size_t size); /* zeroed, 16-byte aligned; aborts only on OOM */
+/* Zeroed, 16-byte aligned.  Out of memory (malloc fails, or the arena passes its limit,
+ * $NNC_ARENA_LIMIT bytes when it was made: a test hook) it jumps to the innermost recovery
+ * point of this thread (ArenaOom); with none, it aborts. */
+void *arena_alloc(Arena *a, size_t size);
 char *arena_strdup(Arena *a, const char *s);
 char *arena_strndup(Arena *a, const char *s, size_t n);
+
+/* Out of memory while compiling is a diagnostic, not an abort.  A compilation pushes a
+ * recovery point (its own, on its stack: compilations on several threads do not meet) and
+ * calls setjmp on it; an allocation that fails in the arena or through nnc_xmalloc /
+ * nnc_xcalloc / nnc_xrealloc / nnc_out_of_memory longjmps there with `what` set.  Points
+ * nest, per thread: a handler that cleans up what its frame owns (a scanner) pops its point
+ * and re-raises to the one around it (arena_oom_raise(o->prev)).
+ *
+ *   ArenaOom oom;
+ *   arena_oom_push(&oom);
+ *   if (setjmp(oom.jb)) { arena_oom_pop(&oom); free everything; report oom.what; }
+ *   ... compile ...
+ *   arena_oom_pop(&oom);
+ */
+typedef struct ArenaOom {
+  jmp_buf jb;
+  struct ArenaOom *prev; /* the enclosing point on this thread, or NULL */
+  char what[192];        /* what failed, e.g. "malloc of 65552 bytes failed" */
+} ArenaOom;
+void arena_oom_push(ArenaOom *o);
+void arena_oom_pop(ArenaOom *o); /* o must be this thread's innermost point */
+_Noreturn void arena_oom_raise(ArenaOom *o); /* longjmp to o (NULL: abort) */
+_Noreturn void nnc_out_of_memory(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* malloc, calloc and realloc that call nnc_out_of_memory instead of returning NULL. */
+void *nnc_xmalloc(size_t size);
+void *nnc_xcalloc(size_t n, size_t size);
+void *nnc_xrealloc(void *p, size_t size);
 
 typedef struct Node Node;
 

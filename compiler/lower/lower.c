@@ -89,10 +89,12 @@ void ls_add(Lower *L, Ls *parent, Ls *child) {
 /* A new loop variable whose values lie in [lo, hi] (known: bounds for index simplification). */
 int new_var(Lower *L, int64_t lo, int64_t hi, bool known) {
   int v = L->nvars++;
-  if (v >= L->caprange) {
+  if (v >= L->caprange) { /* in the arena (out of memory jumps, leaking nothing); the old
+                            * array stays: 2x at most */
     L->caprange = 2 * v + 16;
-    L->range = realloc(L->range, L->caprange * sizeof *L->range);
-    if (!L->range) unreachable("out of memory");
+    struct VarRange *r = arena_alloc(L->m->arena, L->caprange * sizeof *r);
+    if (v) memcpy(r, L->range, (size_t)v * sizeof *r);
+    L->range = r;
   }
   L->range[v] = (struct VarRange){lo, hi, known};
   return v;
@@ -286,8 +288,7 @@ static void lower_kernel(Lower *L, const Kernel *K, int index, LKernel *out) {
 LEntry *lower_model(Model *m) {
   int n = m->nentries + (m->init != NULL) + m->nbodies;
   LEntry *les = arena_alloc(m->arena, (n + 1) * sizeof *les);
-  Lower *L = calloc(1, sizeof *L);
-  if (!L) return NULL;
+  Lower *L = arena_alloc(m->arena, sizeof *L);
   for (int i = 0; i < n; i++) {
     if (L->hash) memset(L->hash, 0, L->hash_cap * sizeof *L->hash); /* expressions are per entry */
     L->hash_count = 0;
@@ -303,7 +304,5 @@ LEntry *lower_model(Model *m) {
     for (int k = 0; k < L->e->nkernels; k++) lower_kernel(L, &L->e->kernels[k], k, &les[i].kernels[k]);
     for (int k = 0; k < L->e->nkernels; k++) loopir_mark_parallel(&les[i], &les[i].kernels[k]);
   }
-  free(L->range);
-  free(L);
   return les;
 }

@@ -30,8 +30,13 @@ static void print_buf(Printer *p, int b) {
 static void number(Printer *p, Lx *x) {
   if (p->nnumbered == p->capnumbered) {
     p->capnumbered = p->capnumbered ? 2 * p->capnumbered : 256;
-    p->numbered = realloc(p->numbered, p->capnumbered * sizeof *p->numbered);
-    if (!p->numbered) unreachable("out of memory");
+    Lx **t = realloc(p->numbered, p->capnumbered * sizeof *p->numbered);
+    if (!t) {
+      free(p->numbered);
+      p->numbered = NULL;
+      nnc_out_of_memory("realloc to %zu bytes in the loop printer", p->capnumbered * sizeof *t);
+    }
+    p->numbered = t;
   }
   p->numbered[p->nnumbered++] = x;
   x->print_gen = 1;

@@ -63,6 +63,8 @@ static const char help_main[] =
     "  NNC_NUM_THREADS   default threads of a call (nnc run, the C API, Python); else\n"
     "                    the CPUs the process may use\n"
     "  NNC_PARALLEL_GRAIN  least work per chunk of a split loop (default 32768)\n"
+    "  NNC_ARENA_LIMIT   test hook: the most bytes a compilation's arena may hold; past\n"
+    "                    it the compilation fails as out of memory (exit 1)\n"
     "\n"
     "Exit status: 0 success, 1 error in the model, weights or inputs, 2 usage error.\n"
     "Documentation: docs/cli.md, docs/language.md, docs/c-api.md.\n";

@@ -49,14 +49,27 @@ static void write_key(FILE *f, const INode *n) {
   fprintf(f, ")");
 }
 
-static char *key_of(const INode *n) {
+/* The key, in the arena (out of memory jumps to the compilation's recovery point). */
+static char *key_of(Model *m, const INode *n) {
   char *buf = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&buf, &len);
-  if (!f) unreachable("out of memory");
+  if (!f) nnc_out_of_memory("open_memstream for a constant's key");
   write_key(f, n);
-  fclose(f);
-  return buf;
+  bool ok = fclose(f) == 0 && buf;
+  char *key = ok ? arena_strndup(m->arena, buf, len) : NULL; /* buf is freed on any path */
+  free(buf);
+  if (!key) nnc_out_of_memory("a constant's key of %zu bytes", len);
+  return key;
+}
+
+/* *items (n of them, `size` bytes each) with room for twice as many, in the arena (the old
+ * array stays: 2x the final size at most). */
+static void *grow(Model *m, void *items, int n, int *cap, size_t size) {
+  *cap = *cap ? 2 * *cap : 16;
+  void *t = arena_alloc(m->arena, (size_t)*cap * size);
+  if (n) memcpy(t, items, (size_t)n * size);
+  return t;
 }
 
 static Entry *new_init(Model *m) {
@@ -85,10 +98,9 @@ static INode *clone(Hoist *H, INode *n) {
     memcpy(c->in, in, sizeof in);
   }
   if (H->nclones == H->capclones) {
-    H->capclones = H->capclones ? 2 * H->capclones : 64;
-    H->clone_from = realloc(H->clone_from, H->capclones * sizeof *H->clone_from);
-    H->clone_to = realloc(H->clone_to, H->capclones * sizeof *H->clone_to);
-    if (!H->clone_from || !H->clone_to) unreachable("out of memory");
+    int cap = H->capclones;
+    H->clone_from = grow(H->m, H->clone_from, H->nclones, &cap, sizeof *H->clone_from);
+    H->clone_to = grow(H->m, H->clone_to, H->nclones, &H->capclones, sizeof *H->clone_to);
   }
   H->clone_from[H->nclones] = n;
   H->clone_to[H->nclones++] = c;
@@ -132,14 +144,11 @@ static void add_init_output(Hoist *H, INode *value, int param) {
 
 /* The derived parameter that holds constant node n (made on first sight of its structure). */
 static int derive(Hoist *H, INode *n) {
-  char *key = key_of(n);
+  char *key = key_of(H->m, n);
   uint64_t h = 0xCBF29CE484222325ull; /* FNV-1a: most keys differ here, before any strcmp */
   for (const char *s = key; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001B3ull;
   for (int i = 0; i < H->n; i++)
-    if (H->key_hashes[i] == h && !strcmp(H->keys[i], key)) {
-      free(key);
-      return H->params[i];
-    }
+    if (H->key_hashes[i] == h && !strcmp(H->keys[i], key)) return H->params[i];
   if (!H->init) H->init = new_init(H->m);
   char name[64];
   snprintf(name, sizeof name, "__derived.%d", H->n);
@@ -151,11 +160,10 @@ static int derive(Hoist *H, INode *n) {
   H->nclones = 0; /* clones are per derived parameter; CSE on the init entry merges the rest */
   add_init_output(H, clone(H, n), p);
   if (H->n == H->cap) {
-    H->cap = H->cap ? 2 * H->cap : 16;
-    H->keys = realloc(H->keys, H->cap * sizeof *H->keys);
-    H->key_hashes = realloc(H->key_hashes, H->cap * sizeof *H->key_hashes);
-    H->params = realloc(H->params, H->cap * sizeof *H->params);
-    if (!H->keys || !H->key_hashes || !H->params) unreachable("out of memory");
+    int cap = H->cap, cap2 = H->cap;
+    H->keys = grow(H->m, H->keys, H->n, &cap, sizeof *H->keys);
+    H->key_hashes = grow(H->m, H->key_hashes, H->n, &cap2, sizeof *H->key_hashes);
+    H->params = grow(H->m, H->params, H->n, &H->cap, sizeof *H->params);
   }
   H->key_hashes[H->n] = h;
   H->keys[H->n] = key;
@@ -168,8 +176,7 @@ static void hoist_entry(Hoist *H, Entry *e, Diag *d) {
   for (int i = 0; i < e->nnodes; i++) e->nodes[i]->cst = 0;
   for (int i = 0; i < e->nnodes; i++) ir_is_constant(e->nodes[i]);
   /* a constant node is hoisted where a computation that is not constant uses it */
-  bool *needed = calloc((size_t)e->nnodes + 1, sizeof *needed);
-  if (!needed) unreachable("out of memory");
+  bool *needed = arena_alloc(H->m->arena, ((size_t)e->nnodes + 1) * sizeof *needed);
   for (int i = 0; i < e->nnodes; i++) {
     INode *n = e->nodes[i];
     if (n->cst == 1) continue;
@@ -186,7 +193,6 @@ static void hoist_entry(Hoist *H, Entry *e, Diag *d) {
     n->index = p;
     memset(n->in, 0, sizeof n->in);
   }
-  free(needed);
   pass_dce(H->m, e, d);
 }
 
@@ -200,11 +206,5 @@ bool pass_hoist(Model *m, Entry *unused, Diag *d) {
     pass_cse(m, m->init, d);
     pass_dce(m, m->init, d);
   }
-  for (int i = 0; i < H.n; i++) free(H.keys[i]);
-  free(H.keys);
-  free(H.key_hashes);
-  free(H.params);
-  free(H.clone_from);
-  free(H.clone_to);
   return true;
 }

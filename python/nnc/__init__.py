@@ -11,13 +11,14 @@ Pure Python (ctypes + NumPy).  nnc.load needs only the generated .so; nnc.compil
 runtime library libnnc.so (built with nnc; see nnc._lib for where it is looked up).
 Argument mismatches raise TypeError (wrong dtype, argument count or names) or ValueError
 (wrong rank or shape), naming the argument and its expected type; failures reported by the
-library raise nnc.Error (nnc.CompileError, nnc.WeightsError).
+library raise nnc.Error (nnc.CompileError, nnc.WeightsError; nnc.ClosedError for a model used
+after close()).
 """
 from ._entry import Arg, BoundCall, Entry, Param
-from ._errors import CompileError, Error, WeightsError
+from ._errors import ClosedError, CompileError, Error, WeightsError
 from ._model import Model, compile, load
 from ._safetensors import load_safetensors, save_safetensors
 
 __version__ = "0.1.0"
 __all__ = ["load", "compile", "save_safetensors", "load_safetensors", "Model", "Entry", "Arg",
-           "Param", "BoundCall", "Error", "CompileError", "WeightsError"]
+           "Param", "BoundCall", "Error", "CompileError", "WeightsError", "ClosedError"]

@@ -101,6 +101,8 @@ class _JitBackend:
                                          ctypes.byref(msg))
         if rc:
             text = _lib.take_message(h, msg) or f"{nn_path}: error: compilation failed"
+            if rc == _abi.NNC_ERR_NOMEM:  # "out of memory while compiling ...": nothing leaked
+                raise MemoryError(text.rstrip("\n"))
             if weights and text.startswith(weights + ":"):
                 raise WeightsError(text, rc)
             raise CompileError(text, rc)

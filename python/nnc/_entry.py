@@ -13,6 +13,7 @@ import operator
 import numpy as np
 
 from . import _abi
+from ._errors import Error
 
 _DTYPES = {_abi.NNC_F32: np.dtype("<f4"), _abi.NNC_I64: np.dtype("<i8")}
 _DTYPE_NAMES = {_abi.NNC_F32: "f32", _abi.NNC_I64: "i64"}
@@ -70,8 +71,9 @@ class Entry:
     tuple of them when there are several.  `call` returns a dict instead, and `bind` checks
     the arguments once for repeated calls."""
 
-    def __init__(self, model, index, name, inputs, outputs, sym_mask):
+    def __init__(self, model, index, name, inputs, outputs, sym_mask, slots=()):
         self._model = model
+        self._slots = slots  # workspace regions: (bytes k, syms, at k, syms, overlay), nnc_slot
         self.index = index
         self.name = name
         self.inputs = tuple(inputs)
@@ -97,12 +99,14 @@ class Entry:
         """Check and convert the arguments once; returns a BoundCall that runs the entry on
         them (reading the input arrays each time) into the same output arrays."""
         inputs, syms = self._prepare(args, kwargs)
+        self._check_workspace(syms)
         return BoundCall(self, inputs, syms, self._alloc_outputs(syms))
 
     # ---- arguments ----
 
     def _run(self, args, kwargs):
         inputs, syms = self._prepare(args, kwargs)
+        self._check_workspace(syms)
         outs = self._alloc_outputs(syms)
         self._model._run(self.index, inputs + outs, syms, len(inputs))
         return outs
@@ -207,7 +211,27 @@ class Entry:
                                  f"expected {want} ({a!r}" + "".join("; " + b for b in bound) + ")")
         return [v or 0 for v in val]
 
+    def _check_workspace(self, syms):
+        """Before the outputs are allocated: the workspace at these dims fits in 2^63 bytes
+        (nnc_entry_workspace_size's layout, in exact integers; the library checks it again)."""
+        def value(k, mask):
+            for i in _bits(mask):
+                k *= syms[i]
+            return -(-k // 64) * 64
+        end = start = 0
+        for bk, bmask, ak, amask, overlay in self._slots:
+            start = start + value(ak, amask) if overlay else end
+            end = max(end, start + value(bk, bmask))
+        if end >= 1 << 63:
+            mask = functools.reduce(operator.or_, (b | a for _, b, _, a, _ in self._slots), 0)
+            dims = ", ".join(f"{self._model.symbols[i]} = {syms[i]}" for i in _bits(mask))
+            raise Error(f"entry '{self.name}': the workspace would need more than 2^63 bytes ({dims})",
+                        _abi.NNC_ERR_USER)
+
     def _alloc_outputs(self, syms):
+        """New arrays for the outputs.  A size past 2^63 bytes (zero dims left out, as the C
+        runtime counts) is nnc.Error; one the machine cannot hold, MemoryError.  Both name the
+        output and the dims' values."""
         outs = []
         for a in self.outputs:
             shape = []
@@ -215,7 +239,17 @@ class Entry:
                 for i in _bits(m):
                     k *= syms[i]
                 shape.append(k)
-            outs.append(np.empty(shape, dtype=a.dtype))
+            nbytes = a.dtype.itemsize
+            for d in shape:
+                nbytes *= d or 1
+            what = (f"output '{a.name}' of entry '{self.name}' ({a!r}"
+                    + "".join(f", {self._model.symbols[i]} = {syms[i]}" for i in _bits(_mask_of(a._raw))) + ")")
+            if nbytes >= 1 << 63:
+                raise Error(f"{what} would need more than 2^63 bytes", _abi.NNC_ERR_USER)
+            try:
+                outs.append(np.empty(shape, dtype=a.dtype))
+            except (MemoryError, ValueError) as e:  # ValueError: larger than NumPy's limit
+                raise MemoryError(f"{what}: cannot allocate {nbytes} bytes ({e})") from None
         return outs
 
 

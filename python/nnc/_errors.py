@@ -23,3 +23,11 @@ class CompileError(Error):
 
 class WeightsError(Error):
     """The weights file does not fit the model (missing tensor, wrong shape or dtype)."""
+
+
+class ClosedError(Error, ValueError):
+    """A model used after close() (or after its `with` block): its context and weights are
+    gone.  Also a ValueError, as the package raised before."""
+
+    def __init__(self, message, status=_abi.NNC_ERR_USAGE):
+        super().__init__(message, status)

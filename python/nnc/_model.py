@@ -9,7 +9,7 @@ import threading
 from . import _abi, _lib
 from ._backend import _JitBackend, _SoBackend
 from ._entry import Entry, Arg, Param, _mask_of
-from ._errors import Error
+from ._errors import ClosedError, Error
 
 MAX_THREADS = 1024  # as `nnc run --threads`
 MAX_SYMS = 32       # bits of nnc_dim.syms
@@ -96,10 +96,12 @@ class Model:
                 raw = tuple((a.dims[r].k, a.dims[r].syms) for r in range(a.rank))
                 mask |= _mask_of(raw)
                 args.append(Arg(a.name.decode(), a.dtype, raw, self.symbols))
-            for s in range(e.n_slots):
-                mask |= e.slots[s].bytes.syms | e.slots[s].at.syms
+            slots = tuple((e.slots[s].bytes.k, e.slots[s].bytes.syms, e.slots[s].at.k,
+                           e.slots[s].at.syms, bool(e.slots[s].overlay)) for s in range(e.n_slots))
+            for _, bmask, _, amask, _ in slots:
+                mask |= bmask | amask
             name = e.name.decode()
-            self.entries[name] = Entry(self, i, name, args[:e.n_in], args[e.n_in:], mask)
+            self.entries[name] = Entry(self, i, name, args[:e.n_in], args[e.n_in:], mask, slots)
 
     def __getattr__(self, name):
         entries = self.__dict__.get("entries") or {}
@@ -133,8 +135,13 @@ class Model:
         except Exception:  # interpreter shutdown
             pass
 
+    def _closed(self):
+        return ClosedError(f"model {self.name!r} is closed: its context was freed by close() or "
+                           f"at the end of its with block; load or compile it again")
+
     def close(self):
-        """Free the context (and a JIT-compiled model's code); later calls raise ValueError."""
+        """Free the context (and a JIT-compiled model's code); later calls raise
+        nnc.ClosedError (an nnc.Error and a ValueError).  Closing again is harmless."""
         b = self.__dict__.get("_backend")
         if b is not None:
             with self._lock:
@@ -145,7 +152,7 @@ class Model:
     def threads(self):
         with self._lock:
             if self._backend is None:
-                raise ValueError(f"model {self.name!r} is closed")
+                raise self._closed()
             return self._backend.threads()
 
     @threads.setter
@@ -156,7 +163,7 @@ class Model:
         n = int(n)
         with self._lock:
             if self._backend is None:
-                raise ValueError(f"model {self.name!r} is closed")
+                raise self._closed()
             status = self._backend.set_threads(n)
         if status == _abi.NNC_ERR_NOMEM:
             raise MemoryError("out of memory creating the thread pool")
@@ -167,13 +174,13 @@ class Model:
 
     def _prepare_call(self, index, arrays, syms, n_in, hold_gil=False):
         if self._backend is None:
-            raise ValueError(f"model {self.name!r} is closed")
+            raise self._closed()
         return self._backend.prepare_call(index, arrays, syms, n_in, hold_gil)
 
     def _invoke(self, invoke):
         with self._lock:
             if self._backend is None:
-                raise ValueError(f"model {self.name!r} is closed")
+                raise self._closed()
             status = invoke()
             if status:
                 msg = self._backend.error()
@@ -185,7 +192,7 @@ class Model:
         the GIL serializes it)."""
         with self._lock:
             if self._backend is None:
-                raise ValueError(f"model {self.name!r} is closed")
+                raise self._closed()
             self._raise(status, self._backend.error())
 
     @staticmethod

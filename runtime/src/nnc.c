@@ -20,6 +20,7 @@
 
 #define ALIGN 64
 #define MAX_SYMS 32
+#define MAX_THREADS 1024 /* as $NNC_NUM_THREADS and `nnc run --threads` */
 
 /* The ABI functions of the support library linked into this runtime (runtime/support/ctx.c). */
 nnc_ctx *nnc_ctx_open(const nnc_model_desc *, const char *, char *, size_t);
@@ -28,6 +29,7 @@ int nnc_ctx_call(nnc_ctx *, int, void *const *, const int64_t *);
 const char *nnc_ctx_error(const nnc_ctx *);
 int nnc_ctx_set_threads(nnc_ctx *, int);
 int nnc_ctx_threads(const nnc_ctx *);
+int64_t nnc_entry_workspace_size(const nnc_entry_desc *, const int64_t *);
 
 typedef const nnc_model_desc *(*info_fn)(void);
 typedef nnc_ctx *(*open_fn)(const nnc_model_desc *, const char *, char *, size_t);
@@ -140,11 +142,12 @@ int nnc_model_compile_defines(const char *nn_path, const char *weights_path,
   NncJit *jit = NULL;
   const nnc_model_desc *desc = NULL;
   char *msg = NULL;
-  if (nnc_compile_jit(nn_path, &opt, &jit, &desc, &msg)) {
+  int failed = nnc_compile_jit(nn_path, &opt, &jit, &desc, &msg);
+  if (failed) {
     if (errmsg && msg) *errmsg = msg;
     else free(msg);
     if (errmsg && !*errmsg) fail_msg(errmsg, 0, "%s: error: compilation failed", nn_path);
-    return NNC_ERR_USER;
+    return failed == NNC_COMPILE_NOMEM ? NNC_ERR_NOMEM : NNC_ERR_USER;
   }
   int rc = check_desc(desc, nn_path, false, errmsg);
   if (rc == NNC_OK && !(*out = model_new(desc)))
@@ -303,8 +306,14 @@ void nnc_context_free(nnc_context *c) {
 const char *nnc_context_error(const nnc_context *c) { return c ? c->err : "no context (NULL)"; }
 
 int nnc_context_set_threads(nnc_context *c, int n) {
-  if (!c || n < 0) return NNC_ERR_USAGE;
-  return c->model->set_threads(c->ctx, n);
+  if (!c) return NNC_ERR_USAGE;
+  c->err[0] = '\0';
+  if (n < 0 || n > MAX_THREADS)
+    return fail_call(c, NNC_ERR_USAGE, "thread count %d out of range (0 to %d; 0: the default)",
+                     n, MAX_THREADS);
+  int rc = c->model->set_threads(c->ctx, n);
+  if (rc == NNC_ERR_NOMEM) fail_call(c, rc, "out of memory for a pool of %d threads", n);
+  return rc;
 }
 
 int nnc_context_threads(const nnc_context *c) { return c ? c->model->threads(c->ctx) : 0; }
@@ -491,10 +500,20 @@ static int check_inputs(Call *k) {
     if (t->rank != a->rank)
       return fail_call(k->c, NNC_ERR_USER, "input '%s' of entry '%s' must have rank %d (%s), got rank %d",
                        a->name, k->e->name, a->rank, type, t->rank);
-    int64_t n = nnc_tensor_numel(t);
-    if (n < 0)
-      return fail_call(k->c, NNC_ERR_USER, "input '%s' of entry '%s': bad shape (negative or too large)",
-                       a->name, k->e->name);
+    int64_t n = 1, bytes = nnc_dtype_size(t->dtype);
+    char shape[256];
+    for (int j = 0; j < t->rank; j++) {
+      if (t->shape[j] < 0)
+        return fail_call(k->c, NNC_ERR_USER, "input '%s' of entry '%s': dim %d is %lld (must be >= 0)",
+                         a->name, k->e->name, j, (long long)t->shape[j]);
+      n *= t->shape[j] > 0; /* 0 or 1: an empty tensor */
+      if (t->shape[j] > 0 && __builtin_mul_overflow(bytes, t->shape[j], &bytes)) {
+        shape_str(t->shape, t->rank, shape, sizeof shape);
+        return fail_call(k->c, NNC_ERR_USER, "input '%s' of entry '%s': shape %s would need more "
+                         "than 2^63 bytes%s", a->name, k->e->name, shape,
+                         nnc_tensor_numel(t) == 0 ? " (its zero dims aside)" : "");
+      }
+    }
     if (n > 0 && !t->data)
       return fail_call(k->c, NNC_ERR_USAGE, "input '%s' of entry '%s' has no data (NULL)",
                        a->name, k->e->name);
@@ -549,6 +568,47 @@ static int alloc_output(Call *k, int o, nnc_tensor *t, const int64_t *shape) {
   return NNC_OK;
 }
 
+/* "N = 3, M = 4": the bound values of the symbolic dims in `mask`, for messages. */
+static void bound_str(const Call *k, uint32_t mask, char *buf, size_t len) {
+  size_t n = 0;
+  buf[0] = '\0';
+  for (int i = 0; i < k->d->n_syms && n < len; i++)
+    if (mask & (1u << i))
+      n += (size_t)snprintf(buf + n, len - n, "%s%s = %lld", n ? ", " : "", k->d->sym_names[i],
+                            (long long)k->c->syms[i]);
+}
+
+/* Before anything is allocated: every output's byte size (its zero dims left out, as the
+ * library's own check does) and the workspace fit in int64, exactly. */
+static int check_sizes(Call *k) {
+  char type[512], vals[512];
+  for (int o = 0; o < k->e->n_out; o++) {
+    const nnc_arg_desc *a = &k->e->args[k->e->n_in + o];
+    int64_t bytes = nnc_dtype_size(a->dtype);
+    bool overflow = false;
+    uint32_t mask = 0;
+    for (int j = 0; j < a->rank && !overflow; j++) {
+      int64_t v = known_product(k, a->dims[j], &overflow);
+      mask |= a->dims[j].syms;
+      if (v > 0) overflow |= __builtin_mul_overflow(bytes, v, &bytes);
+    }
+    if (overflow) {
+      nnc_arg_type_str(k->d, a, type, sizeof type);
+      bound_str(k, mask, vals, sizeof vals);
+      return fail_call(k->c, NNC_ERR_USER, "output '%s' of entry '%s' (%s) would need more than "
+                       "2^63 bytes (%s)", a->name, k->e->name, type, vals);
+    }
+  }
+  if (nnc_entry_workspace_size(k->e, k->c->syms) < 0) {
+    uint32_t mask = 0;
+    for (int i = 0; i < k->e->n_slots; i++) mask |= k->e->slots[i].bytes.syms | k->e->slots[i].at.syms;
+    bound_str(k, mask, vals, sizeof vals);
+    return fail_call(k->c, NNC_ERR_USER, "entry '%s': the workspace would need more than 2^63 "
+                     "bytes (%s)", k->e->name, vals);
+  }
+  return NNC_OK;
+}
+
 /* Check or allocate every output; `allocated` gets a bit per output allocated here. */
 static int prepare_outputs(Call *k, nnc_tensor *out, uint64_t *allocated) {
   for (int o = 0; o < k->e->n_out; o++) {
@@ -598,6 +658,7 @@ int nnc_call(nnc_context *c, int entry, const nnc_tensor *in, int n_in, nnc_tens
   Call k = {c, c->model->desc, &c->model->desc->entries[entry], in, 0};
   rc = check_inputs(&k);
   if (rc == NNC_OK) rc = bind_syms(&k);
+  if (rc == NNC_OK) rc = check_sizes(&k);
   uint64_t allocated = 0;
   if (rc == NNC_OK) rc = prepare_outputs(&k, out, &allocated);
   if (rc == NNC_OK) {

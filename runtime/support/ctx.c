@@ -19,6 +19,7 @@
 #define NNC_EXPORT __attribute__((visibility("default")))
 #define ALIGN 64
 #define MAX_LISTED 3 /* missing tensors named in one message after the first */
+#define NNC_MAX_THREADS 1024 /* as $NNC_NUM_THREADS and `nnc run --threads` */
 
 struct nnc_ctx {
   const nnc_model_desc *desc;
@@ -361,9 +362,17 @@ void nnc_ctx_close(nnc_ctx *ctx) {
 }
 
 int nnc_ctx_set_threads(nnc_ctx *ctx, int n) {
-  if (!ctx || n < 0) return NNC_ERR_USAGE;
+  if (!ctx) return NNC_ERR_USAGE;
+  if (n < 0 || n > NNC_MAX_THREADS) {
+    say(ctx->err, sizeof ctx->err, "thread count %d out of range (0 to %d; 0: the default)", n,
+        NNC_MAX_THREADS);
+    return NNC_ERR_USAGE;
+  }
   nnc_pool *pool = nnc_pool_new(n ? n : nnc_pool_default_threads());
-  if (!pool) return NNC_ERR_NOMEM;
+  if (!pool) {
+    say(ctx->err, sizeof ctx->err, "out of memory for a pool of %d threads", n);
+    return NNC_ERR_NOMEM;
+  }
   nnc_pool_free(ctx->pool);
   ctx->pool = pool;
   return NNC_OK;
@@ -408,10 +417,28 @@ int64_t nnc_entry_workspace_size(const nnc_entry_desc *entry, const int64_t *sym
   return end;
 }
 
-static int check_syms(nnc_ctx *ctx, const int64_t *syms) {
+/* "N = 3, M = 4": the symbolic dims `mask` uses and their values, for messages. */
+static void syms_str(const nnc_model_desc *d, uint32_t mask, const int64_t *syms, char *buf,
+                     size_t len) {
+  size_t n = 0;
+  buf[0] = '\0';
+  for (int i = 0; i < d->n_syms && n < len; i++)
+    if (mask & (1u << i))
+      n += (size_t)snprintf(buf + n, len - n, "%s%s = %lld", n ? ", " : "", d->sym_names[i],
+                            (long long)syms[i]);
+}
+
+static uint32_t arg_syms(const nnc_arg_desc *a) {
+  uint32_t m = 0;
+  for (int j = 0; j < a->rank; j++) m |= a->dims[j].syms;
+  return m;
+}
+
+static int check_syms(nnc_ctx *ctx, const nnc_entry_desc *e, const int64_t *syms) {
   const nnc_model_desc *d = ctx->desc;
   if (d->n_syms > 0 && !syms) {
-    say(ctx->err, sizeof ctx->err, "no values given for the model's symbolic dims");
+    say(ctx->err, sizeof ctx->err, "entry '%s': syms is NULL but the model has %d symbolic "
+        "dims (%s%s)", e->name, d->n_syms, d->sym_names[0], d->n_syms > 1 ? ", ..." : "");
     return NNC_ERR_USAGE;
   }
   for (int i = 0; i < d->n_syms; i++)
@@ -423,43 +450,59 @@ static int check_syms(nnc_ctx *ctx, const int64_t *syms) {
   return NNC_OK;
 }
 
-/* Every non-empty argument needs a buffer. */
+/* Every argument's byte size (its zero dims left out) fits in int64, exactly: no kernel
+ * indexes past 2^63.  Every non-empty argument has a buffer; an empty one may be NULL.
+ * *idle: every output is empty, so there is nothing to compute (the loops over the other
+ * dims of an empty output could still take minutes: N = 2^40 rows of nothing). */
 static int check_args(nnc_ctx *ctx, const nnc_entry_desc *e, void *const *args,
-                      const int64_t *syms) {
+                      const int64_t *syms, bool *idle) {
   int n = e->n_in + e->n_out;
+  *idle = true;
   if (n > 0 && !args) {
     say(ctx->err, sizeof ctx->err, "entry '%s': NULL argument array", e->name);
     return NNC_ERR_USAGE;
   }
   for (int i = 0; i < n; i++) {
     const nnc_arg_desc *a = &e->args[i];
-    int64_t count = 1;
-    for (int j = 0; j < a->rank && count > 0; j++) {
+    int64_t bytes = a->dtype == NNC_I64 ? 8 : 4;
+    bool empty = false;
+    for (int j = 0; j < a->rank; j++) {
       int64_t v = dim_value(a->dims[j], syms);
-      if (v < 0 || __builtin_mul_overflow(count, v, &count)) {
-        say(ctx->err, sizeof ctx->err, "entry '%s': argument '%s' is too large", e->name,
-            a->name);
+      if (v == 0) empty = true; /* its other dims still bound loops: they must fit too */
+      if (v < 0 || (v > 0 && __builtin_mul_overflow(bytes, v, &bytes))) {
+        char vals[256];
+        syms_str(ctx->desc, arg_syms(a), syms, vals, sizeof vals);
+        say(ctx->err, sizeof ctx->err, "entry '%s': %s '%s' would need more than 2^63 bytes "
+            "(%s)", e->name, i < e->n_in ? "input" : "output", a->name, vals);
         return NNC_ERR_USER;
       }
     }
-    if (count > 0 && !args[i]) {
+    if (!empty && !args[i]) {
       say(ctx->err, sizeof ctx->err, "entry '%s': argument '%s' is NULL", e->name, a->name);
       return NNC_ERR_USAGE;
     }
+    if (i >= e->n_in && !empty) *idle = false;
   }
   return NNC_OK;
 }
 
-static int grow_workspace(nnc_ctx *ctx, const nnc_entry_desc *e, const int64_t *syms) {
+/* The workspace for e at syms: sized (an overflow is an error) and, with `alloc`, grown. */
+static int grow_workspace(nnc_ctx *ctx, const nnc_entry_desc *e, const int64_t *syms,
+                          bool alloc) {
   size_t nsyms = (size_t)ctx->desc->n_syms * sizeof *syms;
   bool cacheable = nsyms <= sizeof ctx->fits_syms;
   if (cacheable && e == ctx->fits_entry && (!nsyms || !memcmp(syms, ctx->fits_syms, nsyms))) return NNC_OK;
   int64_t need = nnc_entry_workspace_size(e, syms);
   if (need < 0 || (uint64_t)need > SIZE_MAX - ALIGN) {
-    say(ctx->err, sizeof ctx->err, "entry '%s': workspace size overflows for these dims",
-        e->name);
+    char vals[256];
+    uint32_t used = 0;
+    for (int i = 0; i < e->n_slots; i++) used |= e->slots[i].bytes.syms | e->slots[i].at.syms;
+    syms_str(ctx->desc, used, syms, vals, sizeof vals);
+    say(ctx->err, sizeof ctx->err, "entry '%s': the workspace would need more than 2^63 bytes "
+        "(%s)", e->name, vals);
     return NNC_ERR_USER;
   }
+  if (!alloc) return NNC_OK;
   if ((size_t)need > ctx->ws_cap) {
     char *ws = aligned_alloc(ALIGN, round_up((size_t)need));
     if (!ws) {
@@ -488,10 +531,11 @@ int nnc_ctx_call(nnc_ctx *ctx, int entry, void *const *args, const int64_t *syms
     return NNC_ERR_USAGE;
   }
   const nnc_entry_desc *e = &d->entries[entry];
-  int rc = check_syms(ctx, syms);
-  if (rc == NNC_OK) rc = check_args(ctx, e, args, syms);
-  if (rc == NNC_OK) rc = grow_workspace(ctx, e, syms);
-  if (rc != NNC_OK) return rc;
+  bool idle = false; /* every output empty: checked, not run */
+  int rc = check_syms(ctx, e, syms);
+  if (rc == NNC_OK) rc = check_args(ctx, e, args, syms, &idle);
+  if (rc == NNC_OK) rc = grow_workspace(ctx, e, syms, !idle);
+  if (rc != NNC_OK || idle) return rc;
   nnc_pool *prev = nnc_pool_enter(ctx->pool);
   uint64_t t0 = nnc_pool_call_begin(ctx->pool, entry);
   e->body(args, syms, ctx->weights, ctx->ws);

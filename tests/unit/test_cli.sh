@@ -137,19 +137,69 @@ if [ -f "$GI/weights.safetensors" ]; then
     run "$TMP/half.so" --entry discriminate --in x="$GI/discriminate.in.x.npy"
 fi
 
+# Untrusted inputs (docs/cli.md): .npy files whose shapes are empty, huge or bind huge dims
+# through zero-size arrays are a message and exit 1, never a crash, a hang or a huge allocation.
+# npy FILE SHAPE [DATA_BYTES]: an '<f4' file of that shape holding DATA_BYTES zero bytes.
+npy() {
+  hdr="{'descr': '<f4', 'fortran_order': False, 'shape': $2, }"
+  pad=$(( 127 - 10 - ${#hdr} ))
+  { printf '\223NUMPY\001\000'; printf "\\$(printf %03o $((pad + ${#hdr} + 1)))\\000"
+    printf '%s%*s\n' "$hdr" "$pad" ''; head -c "${3:-0}" /dev/zero; } >"$1"
+}
+cat >"$TMP/dims.nn" <<'EOF'
+export twice(x: f32[N, 2]) -> (y: f32[N, 2]) { y = x * 2.0 }
+export outer(a: f32[N, K], b: f32[K, M]) -> (y: f32[N, M]) { y = relu(a @ b) }
+export rows(a: f32[N, K], b: f32[K, M]) -> (y: f32[N]) {
+  t = softmax(a @ b, axis=1)
+  y = sum(t * t, axis=1)
+}
+EOF
+npy "$TMP/empty.npy" "(0, 2)"
+npy "$TMP/three.npy" "(3, 2)" 24
+npy "$TMP/huge.npy" "(1099511627776, 2)"
+npy "$TMP/over.npy" "(4611686018427387904, 4)"
+npy "$TMP/neg.npy" "(-3, 2)"
+npy "$TMP/tall0.npy" "(1099511627776, 0)"
+npy "$TMP/wide0.npy" "(0, 1099511627776)"
+D=$TMP/dims.nn
+expect 0 "y: f32[0, 2] (empty)" -- run "$D" --in x="$TMP/empty.npy"
+expect 0 "" -- run "$D" --in x="$TMP/empty.npy" --out y="$TMP/y0.npy"
+head -c 128 "$TMP/y0.npy" | grep -q "'shape': (0, 2)" ||
+  { echo "FAIL: --out of an empty batch is not a (0, 2) .npy"; failures=$((failures + 1)); }
+expect 0 "y: f32[3, 2]" -- run "$D" --in x="$TMP/three.npy"
+expect 1 "huge.npy: error: data too short: 0 bytes from byte 128 but '<f4' shape (1099511627776, 2) needs 8796093022208" -- \
+  run "$D" --in x="$TMP/huge.npy"
+expect 1 "over.npy: error: shape (4611686018427387904, 4) of '<f4' overflows" -- run "$D" --in x="$TMP/over.npy"
+expect 1 "neg.npy: error: invalid header dict at header byte 51: negative shape entry" -- run "$D" --in x="$TMP/neg.npy"
+expect 1 "nnc: error: output 'y' of entry 'outer' (f32[N, M]) would need more than 2^63 bytes (N = 1099511627776, M = 1099511627776)" -- \
+  run "$D" --entry outer --in a="$TMP/tall0.npy" --in b="$TMP/wide0.npy"
+expect 1 "nnc: error: entry 'rows': the workspace would need more than 2^63 bytes (N = 1099511627776, M = 1099511627776)" -- \
+  run "$D" --entry rows --in a="$TMP/tall0.npy" --in b="$TMP/wide0.npy"
+expect 2 "--threads needs a number from 1 to 1024, not '5000'" -- run "$D" --threads 5000 --in x="$TMP/three.npy"
+expect 2 "--threads needs a number from 1 to 1024, not '-1'" -- run "$D" --threads -1 --in x="$TMP/three.npy"
+expect 1 "has no entry 'nope'" -- run "$D" --entry nope --in x="$TMP/three.npy"
+
+# Out of memory while compiling (docs/language.md, Limits): with the compiler's arena capped
+# by the test hook NNC_ARENA_LIMIT, every command that compiles says so and exits 1.
+NNC_ARENA_LIMIT=100000
+export NNC_ARENA_LIMIT
+oom="out of memory while compiling $M: the compiler's arena reached its limit of 100000 bytes (NNC_ARENA_LIMIT)"
+expect 1 "nnc: error: $oom" -- check "$M"
+expect 1 "nnc: error: $oom" -- "$M" -o "$TMP/oom.so"
+expect 1 "nnc: error: $oom" -- dump --stage=llvm "$M"
+expect 1 "nnc: error: $oom" -- run "$M" --in x="$TMP/three.npy"
+unset NNC_ARENA_LIMIT
+[ -e "$TMP/oom.so" ] && { echo "FAIL: a compilation out of memory wrote $TMP/oom.so"; failures=$((failures + 1)); }
+
 # an index outside its dimension fails the run, naming the place, op, argument and value
 cat >"$TMP/hot.nn" <<'EOF'
 export hot(t: f32[N]) -> (y: f32[N, 4]) {
   y = one_hot(t, 4)
 }
 EOF
-npy_header() { # the .npy header of a float32 vector of $1 elements (format 1.0, 128 bytes)
-  printf '\223NUMPY\001\000\166\000'
-  printf "{'descr': '<f4', 'fortran_order': False, 'shape': (%d,), }" "$1" | awk '{ printf "%-117s\n", $0 }'
-}
-{ npy_header 2; printf '\000\000\100\100\000\000\220\100'; } >"$TMP/t_frac.npy" # [3, 4.5]
-{ npy_header 2; printf '\000\000\100\100\000\000\200\100'; } >"$TMP/t_big.npy"  # [3, 4]
-{ npy_header 2; printf '\000\000\100\100\000\000\000\000'; } >"$TMP/t_ok.npy"   # [3, 0]
+npy "$TMP/t_frac.npy" "(2,)"; printf '\000\000\100\100\000\000\220\100' >>"$TMP/t_frac.npy" # [3, 4.5]
+npy "$TMP/t_big.npy" "(2,)"; printf '\000\000\100\100\000\000\200\100' >>"$TMP/t_big.npy"   # [3, 4]
+npy "$TMP/t_ok.npy" "(2,)"; printf '\000\000\100\100\000\000\000\000' >>"$TMP/t_ok.npy"     # [3, 0]
 expect 0 "" -- run "$TMP/hot.nn" --in t="$TMP/t_ok.npy" --out y="$TMP/y.npy"
 expect 1 "error: entry 'hot': $TMP/hot.nn:2:7: one_hot: argument 'tensor' holds 4, outside [0, 4)" -- \
   run "$TMP/hot.nn" --threads 3 --in t="$TMP/t_big.npy" --out y="$TMP/y.npy"

@@ -179,8 +179,7 @@ int scope_push(Cg *g) {
   int parent = g->scope;
   if (g->nscopes == g->capscopes) {
     g->capscopes = g->capscopes ? 2 * g->capscopes : 256;
-    g->scope_open = realloc(g->scope_open, g->capscopes * sizeof *g->scope_open);
-    if (!g->scope_open) unreachable("out of memory");
+    g->scope_open = nnc_xrealloc(g->scope_open, g->capscopes * sizeof *g->scope_open);
   }
   g->scope = g->nscopes++;
   g->scope_open[g->scope] = true;
@@ -223,7 +222,7 @@ static void emit_scan(Cg *g, Ls *s) {
   int nsyms = g->m->nsyms ? g->m->nsyms : 1;
   LLVMValueRef symv = LLVMBuildArrayAlloca(g->b, g->i64, ci64(g, nsyms), "syms");
   LLVMBuildMemCpy(g->b, symv, 8, g->syms, 8, ci64(g, 8 * (int64_t)g->m->nsyms));
-  LLVMValueRef *bytes = calloc(nc + 1, sizeof *bytes);
+  LLVMValueRef *bytes = nnc_xcalloc(nc + 1, sizeof *bytes);
   for (int i = 0; i < nc; i++) {
     bytes[i] = LLVMBuildNSWMul(g->b, emit(g, s->sc.numel[i]), four, "");
     LLVMValueRef a = g->bufs[bufs[2 * nc + 2 * i]], z = g->bufs[bufs[2 * nc + 2 * i + 1]];
@@ -312,7 +311,7 @@ static void slot_offsets(Cg *g, const Entry *e, LLVMValueRef *offs) {
 
 static LLVMValueRef const_global(Cg *g, const LBuf *b) {
   LLVMTypeRef at = LLVMArrayType2(g->f32, (uint64_t)b->n);
-  LLVMValueRef *vals = malloc((b->n ? b->n : 1) * sizeof *vals);
+  LLVMValueRef *vals = nnc_xmalloc((b->n ? b->n : 1) * sizeof *vals);
   for (int64_t i = 0; i < b->n; i++) vals[i] = cf32(g, b->data[i]);
   LLVMValueRef init = LLVMConstArray2(g->f32, vals, (uint64_t)b->n);
   free(vals);
@@ -333,7 +332,7 @@ static void load_syms(Cg *g) {
 
 /* Addresses of the entry's buffers (arguments, weights, workspace slots, constants). */
 static void compute_buffers(Cg *g, const Entry *e, const bool *used) {
-  LLVMValueRef *offs = calloc(e->nslots + 1, sizeof *offs);
+  LLVMValueRef *offs = nnc_xcalloc(e->nslots + 1, sizeof *offs);
   slot_offsets(g, e, offs);
   for (int i = 0; i < g->le->nbufs; i++) {
     const LBuf *b = &g->le->bufs[i];
@@ -385,9 +384,9 @@ static LLVMMetadataRef self_node(Cg *g, LLVMMetadataRef op) {
  * cannot build runtime overlap checks ("cannot identify array bounds"). */
 static void alias_scopes(Cg *g, const int *rename) {
   int n = g->le->nbufs;
-  LLVMMetadataRef domain = self_node(g, NULL), *scope = calloc(n + 1, sizeof *scope), *others = calloc(n + 1, sizeof *others);
-  g->buf_scope = calloc(n + 1, sizeof *g->buf_scope);
-  g->buf_noalias = calloc(n + 1, sizeof *g->buf_noalias);
+  LLVMMetadataRef domain = self_node(g, NULL), *scope = nnc_xcalloc(n + 1, sizeof *scope), *others = nnc_xcalloc(n + 1, sizeof *others);
+  g->buf_scope = nnc_xcalloc(n + 1, sizeof *g->buf_scope);
+  g->buf_noalias = nnc_xcalloc(n + 1, sizeof *g->buf_noalias);
   for (int i = 0; i < n; i++)
     if (rename[i] >= 0) scope[i] = self_node(g, domain);
   for (int i = 0; i < n; i++) {
@@ -415,8 +414,8 @@ static LLVMValueRef emit_kernel(Cg *g, const LKernel *k, const int *rename) {
   memset(g->lanes, 0, sizeof g->lanes);
   g->par_lo = LLVMGetParam(fn, 2);
   g->par_hi = LLVMGetParam(fn, 3);
-  g->vars = calloc(k->nvars + 1, sizeof *g->vars);
-  g->accs = calloc(k->naccs + 1, sizeof *g->accs);
+  g->vars = nnc_xcalloc(k->nvars + 1, sizeof *g->vars);
+  g->accs = nnc_xcalloc(k->naccs + 1, sizeof *g->accs);
   for (int i = 0; i < k->naccs; i++) g->accs[i] = LLVMBuildAlloca(g->b, g->f32, "acc");
   int parent = scope_push(g); /* values of another function are never reused */
   load_syms(g);
@@ -449,8 +448,7 @@ static LLVMValueRef kernel_function(Cg *g, const LKernel *k, int *rename, int *n
     }
   if (g->nkernel_cache == g->capkernel_cache) {
     g->capkernel_cache = g->capkernel_cache ? 2 * g->capkernel_cache : 32;
-    g->kernel_cache = realloc(g->kernel_cache, g->capkernel_cache * sizeof *g->kernel_cache);
-    if (!g->kernel_cache) unreachable("out of memory");
+    g->kernel_cache = nnc_xrealloc(g->kernel_cache, g->capkernel_cache * sizeof *g->kernel_cache);
   }
   LLVMValueRef fn = emit_kernel(g, k, rename);
   g->kernel_cache[g->nkernel_cache++] = (struct KernelFn){key, fn};
@@ -472,11 +470,11 @@ static LLVMValueRef emit_entry_body(Cg *g, const LEntry *le) {
   const Entry *e = le->e;
   int nb = le->nbufs + 1;
   g->le = le;
-  g->bufs = calloc(nb, sizeof *g->bufs);
-  int *renames = malloc((size_t)nb * (le->nkernels + 1) * sizeof *renames);
-  int *nlocal = calloc(le->nkernels + 1, sizeof *nlocal);
-  bool *used = calloc(nb, sizeof *used);
-  LLVMValueRef *kfns = calloc(le->nkernels + 1, sizeof *kfns);
+  g->bufs = nnc_xcalloc(nb, sizeof *g->bufs);
+  int *renames = nnc_xmalloc((size_t)nb * (le->nkernels + 1) * sizeof *renames);
+  int *nlocal = nnc_xcalloc(le->nkernels + 1, sizeof *nlocal);
+  bool *used = nnc_xcalloc(nb, sizeof *used);
+  LLVMValueRef *kfns = nnc_xcalloc(le->nkernels + 1, sizeof *kfns);
   for (int k = 0; k < le->nkernels; k++) {
     kfns[k] = kernel_function(g, &le->kernels[k], renames + (size_t)k * nb, &nlocal[k]);
     for (int i = 0; i < le->nbufs; i++) used[i] |= renames[(size_t)k * nb + i] >= 0;
@@ -546,9 +544,9 @@ void codegen_model(LLVMContextRef ctx, LLVMModuleRef mod, const Model *m, const 
                    const unsigned char *weights) {
   Cg g;
   cg_init(&g, ctx, mod, m);
-  g.body_fns = calloc(m->nbodies + 1, sizeof *g.body_fns); /* inner bodies come first */
+  g.body_fns = nnc_xcalloc(m->nbodies + 1, sizeof *g.body_fns); /* inner bodies come first */
   for (int i = 0; i < m->nbodies; i++) g.body_fns[i] = emit_entry_body(&g, &les[m->bodies[i]->lower_index]);
-  LLVMValueRef *bodies = calloc(m->nentries + 1, sizeof *bodies);
+  LLVMValueRef *bodies = nnc_xcalloc(m->nentries + 1, sizeof *bodies);
   for (int i = 0; i < m->nentries; i++) bodies[i] = emit_entry_body(&g, &les[i]);
   /* in every library: embedded weights hold the derived parameters already, but a weights
    * file given when a context opens replaces them and needs the init entry */

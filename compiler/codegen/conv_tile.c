@@ -237,8 +237,7 @@ static void conv_tile_part(Cg *g, const Ls *s, LLVMValueRef t) {
 /* The constant table of input offsets ci * xplane + tap[t] at k = ci * ntaps + t. */
 static LLVMValueRef conv_offsets(Cg *g, const Ls *s) {
   int64_t n = s->cv.cin * s->cv.ntaps;
-  LLVMValueRef *v = malloc(n * sizeof *v);
-  if (!v) unreachable("out of memory");
+  LLVMValueRef *v = nnc_xmalloc(n * sizeof *v);
   for (int64_t k = 0; k < n; k++) v[k] = ci64(g, k / s->cv.ntaps * s->cv.xplane + s->cv.tap[k % s->cv.ntaps]);
   LLVMTypeRef at = LLVMArrayType2(g->i64, (uint64_t)n);
   LLVMValueRef tab = LLVMAddGlobal(g->mod, at, "nnc.conv_offsets");

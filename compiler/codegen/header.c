@@ -106,7 +106,7 @@ static void write_entry(FILE *f, const Model *m, const char *mn, const Entry *e)
   }
   fprintf(f, ")\n * Arrays are C-order; outputs are written by the call.  Returns NNC_OK (0) or an\n"
              " * nnc_status, with the message in %s_error(ctx). */\n", mn);
-  Params params = {0, calloc(1 + MAX_SYMS + (size_t)e->nin + e->nout, PARAM_NAME_MAX)}, *p = &params;
+  Params params = {0, nnc_xcalloc(1 + MAX_SYMS + (size_t)e->nin + e->nout, PARAM_NAME_MAX)}, *p = &params;
   if (!p->name) return;
   snprintf(p->name[p->n++], PARAM_NAME_MAX, "ctx");
   fprintf(f, "int %s_%s(%s_ctx *ctx", mn, e->name, mn);

@@ -65,11 +65,11 @@ LLVMValueRef emit_desc(Cg *g, const LEntry *les, LLVMValueRef *bodies, const uns
 
   /* entries, then (index nentries) the init entry when it runs at load time */
   int nent = m->nentries + (bodies[m->nentries] != NULL);
-  LLVMValueRef *entries = calloc(nent + 1, sizeof *entries);
+  LLVMValueRef *entries = nnc_xcalloc(nent + 1, sizeof *entries);
   for (int i = 0; i < nent; i++) {
     const Entry *e = les[i].e;
     int na = e->nin + e->nout;
-    LLVMValueRef *args = calloc(na + 1, sizeof *args);
+    LLVMValueRef *args = nnc_xcalloc(na + 1, sizeof *args);
     for (int a = 0; a < na; a++) {
       bool in = a < e->nin;
       const Shape *s = in ? &e->inputs[a]->shape : &e->out_shapes[a - e->nin];
@@ -79,8 +79,8 @@ LLVMValueRef emit_desc(Cg *g, const LEntry *les, LLVMValueRef *bodies, const uns
         dims_global(g, dim_t, s)}, 4);
     }
     int nr = plan_regions(e, NULL);
-    nnc_slot *regions = calloc(nr + 1, sizeof *regions);
-    LLVMValueRef *slots = calloc(nr + 1, sizeof *slots);
+    nnc_slot *regions = nnc_xcalloc(nr + 1, sizeof *regions);
+    LLVMValueRef *slots = nnc_xcalloc(nr + 1, sizeof *slots);
     plan_regions(e, regions);
     for (int r = 0; r < nr; r++) {
       const nnc_slot *sl = &regions[r];
@@ -96,7 +96,7 @@ LLVMValueRef emit_desc(Cg *g, const LEntry *les, LLVMValueRef *bodies, const uns
     free(slots);
   }
   int nparams = m->nparams_loaded; /* derived parameters are not in the table */
-  LLVMValueRef *params = calloc(nparams + 1, sizeof *params);
+  LLVMValueRef *params = nnc_xcalloc(nparams + 1, sizeof *params);
   for (int i = 0; i < nparams; i++) {
     const Param *p = &m->params[i];
     LLVMValueRef sh[MAX_RANK];
@@ -106,7 +106,7 @@ LLVMValueRef emit_desc(Cg *g, const LEntry *les, LLVMValueRef *bodies, const uns
       const_array_global(g, g->i64, sh, p->rank, "nnc.shape"), ci64(g, (int64_t)p->offset), ci64(g, (int64_t)p->nbytes),
       i32c(g, p->optional ? NNC_PARAM_OPTIONAL : 0)}, 7);
   }
-  LLVMValueRef *syms = calloc(m->nsyms + 1, sizeof *syms);
+  LLVMValueRef *syms = nnc_xcalloc(m->nsyms + 1, sizeof *syms);
   for (int i = 0; i < m->nsyms; i++) syms[i] = cstring(g, m->sym_names[i]);
   LLVMValueRef blob = LLVMConstNull(g->ptr);
   uint64_t checksum = 0;
@@ -182,7 +182,7 @@ void emit_wrappers(Cg *g, LLVMValueRef desc) {
     const Entry *e = &m->entries[i];
     uint32_t mask = entry_sym_mask(e);
     int ns = __builtin_popcount(mask), na = e->nin + e->nout;
-    LLVMTypeRef *pt = calloc(1 + ns + na, sizeof *pt);
+    LLVMTypeRef *pt = nnc_xcalloc(1 + ns + na, sizeof *pt);
     pt[0] = p;
     for (int k = 0; k < ns; k++) pt[1 + k] = i64;
     for (int k = 0; k < na; k++) pt[1 + ns + k] = p;

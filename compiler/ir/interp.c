@@ -362,8 +362,7 @@ static void interp_ROI_ALIGN(Interp *I, const INode *n, Tensor *out) {
   int64_t K = out->d[0], C = out->d[1], PH = out->d[2], PW = out->d[3], H = f->d[last ? 1 : 2], W = f->d[last ? 2 : 3];
   double *nchw = NULL;
   if (last) { /* read as NCHW */
-    nchw = malloc((size_t)f->numel * sizeof *nchw);
-    if (!nchw) unreachable("out of memory");
+    nchw = nnc_xmalloc((size_t)f->numel * sizeof *nchw);
     for (int64_t i = 0; i < f->numel; i++) { /* i = ((b H + y) W + x) C + c */
       int64_t c = i % C, x = i / C % W, y = i / C / W % H, b = i / C / W / H;
       nchw[((b * C + c) * H + y) * W + x] = f->v[i];
@@ -438,18 +437,18 @@ static void interp_SCAN(Interp *I, const INode *n, Tensor *out) {
   int64_t steps = interp_dim(sc->bound, I->syms), total = 0;
   for (int i = 0; i < b->nout; i++) total += scan_out_numel(I, sc, i, steps);
   free(out->v);
-  out->v = calloc(total ? total : 1, sizeof *out->v);
+  out->v = nnc_xcalloc(total ? total : 1, sizeof *out->v);
   out->numel = total;
   int nin = b->nin;
-  void **ins = calloc(nin + 1, sizeof *ins);
-  float **outs = calloc(b->nout + 1, sizeof *outs);
+  void **ins = nnc_xcalloc(nin + 1, sizeof *ins);
+  float **outs = nnc_xcalloc(b->nout + 1, sizeof *outs);
   int64_t syms[MAX_SYMS];
   memcpy(syms, I->syms, sizeof syms);
   const INode *p = n->in[0];
   for (int i = 0; i < nin; i++, p = p->in[1]) { /* the body's inputs as the compiled code sees them */
     const Tensor *t = &I->val[p->in[0]->id];
     bool i64 = b->inputs[i]->dtype == DT_I64;
-    ins[i] = malloc((t->numel ? t->numel : 1) * (i64 ? sizeof(int64_t) : sizeof(float)));
+    ins[i] = nnc_xmalloc((t->numel ? t->numel : 1) * (i64 ? sizeof(int64_t) : sizeof(float)));
     for (int64_t k = 0; k < t->numel; k++) {
       if (i64) ((int64_t *)ins[i])[k] = (int64_t)t->v[k];
       else ((float *)ins[i])[k] = (float)t->v[k];

@@ -106,12 +106,10 @@ bool ir_is_constant(INode *n) {
 void ir_toposort(Model *m, Entry *e) {
   int n = e->nnodes;
   INode **order = arena_alloc(m->arena, (n + 1) * sizeof *order);
-  INode **stack = malloc((size_t)(n + 1) * sizeof *stack);
-  int *next = malloc((size_t)(n + 1) * sizeof *next);
-  if (!stack || !next) unreachable("out of memory");
+  INode **stack = nnc_xmalloc((size_t)(n + 1) * sizeof *stack);
+  int *next = nnc_xmalloc((size_t)(n + 1) * sizeof *next);
   for (int i = 0; i < n; i++) e->nodes[i]->id = i;
-  char *state = calloc((size_t)n + 1, 1); /* 0 new, 1 on the stack, 2 placed */
-  if (!state) unreachable("out of memory");
+  char *state = nnc_xcalloc((size_t)n + 1, 1); /* 0 new, 1 on the stack, 2 placed */
   int placed = 0;
   for (int i = 0; i < n; i++) {
     if (state[i]) continue;

@@ -198,20 +198,26 @@ bool gelu_op(Sema *S, const Value *v, SrcLoc loc, Op *op) {
   return true;
 }
 
+/* Unary op `op` (attributes attrs, NULL: none) of argument 0, "input": of a number, a number
+ * computed now; of a tensor, the op. */
+static bool unary_value(Sema *S, const Builtin *self, const Args *a, Op op, const double *attrs, Value *out) {
+  const Value *v = arg_get(a, 0, "input");
+  if (v && v_is_number(v)) {
+    *out = v_float(op_info[op].eval((const double[]){v_num(v)}, attrs));
+    return true;
+  }
+  INode *x = need_entry(S, a, self->name) ? tensor_arg(S, a, 0, "input") : NULL;
+  if (!x) return false;
+  *out = v_tensor(elementwise_node(S, op, &x, attrs, a->loc));
+  return out->t != NULL;
+}
+
 /* gelu(input, approximate="none"): of a number, a number computed now */
 static bool b_gelu(Sema *S, const Builtin *self, const Args *a, Value *out) {
   static const char *names[] = {"input", "approximate"};
   Op op;
   if (!args_check(S, a, self->name, names, 2) || !gelu_op(S, arg_get(a, 1, names[1]), a->loc, &op)) return false;
-  const Value *v = arg_get(a, 0, names[0]);
-  if (v && v_is_number(v)) {
-    *out = v_float(op_info[op].eval((const double[]){v_num(v)}, NULL));
-    return true;
-  }
-  INode *x = need_entry(S, a, self->name) ? tensor_arg(S, a, 0, names[0]) : NULL;
-  if (!x) return false;
-  *out = v_tensor(elementwise_node(S, op, &x, NULL, a->loc));
-  return out->t != NULL;
+  return unary_value(S, self, a, op, NULL, out);
 }
 
 /* clamp(input, min=None, max=None), clip(...): bounds that are numbers (absent: unbounded);
@@ -226,15 +232,7 @@ static bool b_clamp(Sema *S, const Builtin *self, const Args *a, Value *out) {
       return diag_error(D, a->loc, "%s: '%s' must be a number (tensor bounds: maximum(minimum(x, hi), lo))", self->name, names[1 + i]);
     if (v && v->k != V_NONE) bound[i] = v_num(v);
   }
-  const Value *v = arg_get(a, 0, names[0]);
-  if (v && v_is_number(v)) {
-    *out = v_float(op_info[OP_HARDTANH].eval((const double[]){v_num(v)}, bound));
-    return true;
-  }
-  INode *x = need_entry(S, a, self->name) ? tensor_arg(S, a, 0, names[0]) : NULL;
-  if (!x) return false;
-  *out = v_tensor(elementwise_node(S, OP_HARDTANH, &x, bound, a->loc));
-  return out->t != NULL;
+  return unary_value(S, self, a, OP_HARDTANH, bound, out);
 }
 
 /* matmul(input, other) */

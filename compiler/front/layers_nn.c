@@ -13,7 +13,8 @@
 enum { BATCH_NORM_1D = 1, BATCH_NORM_2D, INSTANCE_NORM_2D };
 enum { MAX_POOL = 1, AVG_POOL };
 enum { SHUFFLE = 1, UNSHUFFLE };
-enum { GRU_GATES = 3, LSTM_GATES = 4 }; /* recurrent layers: the gate blocks of their weights */
+enum { GRU_GATES = 3, LSTM_GATES = 4 };
+enum { CONV_1D = 1 }; /* Conv1d, ConvTranspose1d: the 2-D layers on [N, C, 1, L] */ /* recurrent layers: the gate blocks of their weights */
 
 #define D (S->d)
 
@@ -89,12 +90,23 @@ static bool positive_or_zero(Sema *S, const ModInst *mi, int64_t v) {
 
 /* ---- convolutions ---- */
 
+/* A 1-D layer's size argument (an int, or a list of one) as the pair (h, value) of the 2-D
+ * layer it runs as, on [N, C, 1, L]; a 2-D layer's, as cfg_pair. */
+static bool cfg_size(Sema *S, const ModInst *mi, const char *name, int64_t def, int64_t h, int64_t out[2]) {
+  if (mi->type->ctor.variant != CONV_1D) return cfg_pair(S, mi, name, def, out);
+  const Value *v = cfg(mi, name);
+  out[0] = h;
+  out[1] = def;
+  if (v && (v->k == V_LIST || v->k == V_TUPLE) && v->len == 1) v = &v->items[0];
+  return !v || to_int(S, v, mi->loc, &out[1]);
+}
+
 static bool conv_config(Sema *S, const ModInst *mi, bool transposed, int64_t *cin, int64_t *cout, int64_t k[2],
                         ConvSpec *c) {
   memset(c, 0, sizeof *c);
   if (!cfg_int(S, mi, "in_channels", 0, cin) || !cfg_int(S, mi, "out_channels", 0, cout) ||
-      !cfg_pair(S, mi, "kernel_size", 0, k) || !cfg_pair(S, mi, "stride", 1, c->stride) ||
-      !cfg_pair(S, mi, "dilation", 1, c->dilation) || !cfg_int(S, mi, "groups", 1, &c->groups))
+      !cfg_size(S, mi, "kernel_size", 0, 1, k) || !cfg_size(S, mi, "stride", 1, 1, c->stride) ||
+      !cfg_size(S, mi, "dilation", 1, 1, c->dilation) || !cfg_int(S, mi, "groups", 1, &c->groups))
     return false;
   if (!positive(S, mi, *cin, "in_channels") || !positive(S, mi, *cout, "out_channels") ||
       !positive(S, mi, k[0], "kernel_size") || !positive(S, mi, k[1], "kernel_size") ||
@@ -104,22 +116,55 @@ static bool conv_config(Sema *S, const ModInst *mi, bool transposed, int64_t *ci
     return diag_error(D, mi->loc, "%s: groups must divide in_channels and out_channels", mi->type_name);
   if (transposed) {
     int64_t p[2];
-    if (!cfg_pair(S, mi, "padding", 0, p) || !cfg_pair(S, mi, "output_padding", 0, c->output_padding)) return false;
+    if (!cfg_size(S, mi, "padding", 0, 0, p) || !cfg_size(S, mi, "output_padding", 0, 0, c->output_padding)) return false;
     c->pad[0] = c->pad[2] = p[0];
     c->pad[1] = c->pad[3] = p[1];
     return true;
   }
-  const Value *pm = cfg(mi, "padding_mode");
+  const Value *pm = cfg(mi, "padding_mode"), *pad = cfg(mi, "padding");
   if (pm && (pm->k != V_STR || strcmp(pm->s, "zeros")))
-    return diag_error(D, mi->loc, "Conv2d: only padding_mode=\"zeros\" is available");
-  return conv_padding_arg(S, cfg(mi, "padding"), mi->loc, k, c, c->pad);
+    return diag_error(D, mi->loc, "%s: only padding_mode=\"zeros\" is available", mi->type_name);
+  if (mi->type->ctor.variant == CONV_1D && pad && pad->k != V_STR) { /* (0, p): the length axis only */
+    int64_t p[2];
+    if (!cfg_size(S, mi, "padding", 0, 0, p)) return false;
+    if (p[1] < 0) return diag_error(D, mi->loc, "padding must be non-negative");
+    c->pad[1] = c->pad[3] = p[1];
+    return true;
+  }
+  return conv_padding_arg(S, pad, mi->loc, k, c, c->pad);
+}
+
+/* A 1-D layer's weight [a, b, k] as the 2-D one [a, b, 1, k] it runs with (2-D: as it is). */
+static INode *conv_weight(Sema *S, const ModInst *mi, INode *w, SrcLoc loc) {
+  if (!w || mi->type->ctor.variant != CONV_1D) return w;
+  Shape s = {.rank = 4, .d = {w->shape.d[0], w->shape.d[1], dim_const(1), w->shape.d[2]}};
+  return ir_reshape(S->m, S->e, w, &s, loc, D);
+}
+
+/* A 1-D layer's input [N, C, L] as [N, C, 1, L], or its output [N, C, 1, L'] as [N, C, L']. */
+static INode *conv_1d_shape(Sema *S, const ModInst *mi, INode *x, bool to_2d, SrcLoc loc) {
+  if (!x || mi->type->ctor.variant != CONV_1D) return x;
+  if (to_2d && x->shape.rank != 3) {
+    char b[128];
+    return diag_error(D, loc, "%s expects an input [batch, channels, length], not %s", mi->type_name,
+                      shape_str(S->m, x->dtype, &x->shape, b, sizeof b)), NULL;
+  }
+  Shape s = x->shape;
+  if (to_2d) {
+    s = (Shape){.rank = 4, .d = {s.d[0], s.d[1], dim_const(1), s.d[2]}};
+  } else {
+    s.rank = 3;
+    s.d[2] = x->shape.d[3];
+  }
+  return ir_reshape(S->m, S->e, x, &s, loc, D);
 }
 
 static int conv_params(Sema *S, ModInst *mi, ParamSpec *out) {
   int64_t cin, cout, k[2];
   ConvSpec c;
   if (!conv_config(S, mi, false, &cin, &cout, k, &c)) return -1;
-  out[0] = spec("weight", 4, cout, cin / c.groups, k[0], k[1]);
+  out[0] = mi->type->ctor.variant == CONV_1D ? spec("weight", 3, cout, cin / c.groups, k[1], 0)
+                                             : spec("weight", 4, cout, cin / c.groups, k[0], k[1]);
   out[1] = spec("bias", 1, cout, 0, 0, 0);
   return cfg_bool(mi, "bias", true) ? 2 : 1;
 }
@@ -128,14 +173,16 @@ static INode *conv_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
   int64_t cin, cout, k[2];
   ConvSpec c;
   if (!conv_config(S, mi, false, &cin, &cout, k, &c)) return NULL;
-  return nn_conv2d(S, x, param(S, mi, 0, loc), param(S, mi, 1, loc), &c, loc);
+  INode *w = conv_weight(S, mi, param(S, mi, 0, loc), loc);
+  return conv_1d_shape(S, mi, nn_conv2d(S, conv_1d_shape(S, mi, x, true, loc), w, param(S, mi, 1, loc), &c, loc), false, loc);
 }
 
 static int convt_params(Sema *S, ModInst *mi, ParamSpec *out) {
   int64_t cin, cout, k[2];
   ConvSpec c;
   if (!conv_config(S, mi, true, &cin, &cout, k, &c)) return -1;
-  out[0] = spec("weight", 4, cin, cout / c.groups, k[0], k[1]);
+  out[0] = mi->type->ctor.variant == CONV_1D ? spec("weight", 3, cin, cout / c.groups, k[1], 0)
+                                             : spec("weight", 4, cin, cout / c.groups, k[0], k[1]);
   out[1] = spec("bias", 1, cout, 0, 0, 0);
   return cfg_bool(mi, "bias", true) ? 2 : 1;
 }
@@ -144,7 +191,9 @@ static INode *convt_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
   int64_t cin, cout, k[2];
   ConvSpec c;
   if (!conv_config(S, mi, true, &cin, &cout, k, &c)) return NULL;
-  return nn_conv_transpose2d(S, x, param(S, mi, 0, loc), param(S, mi, 1, loc), &c, loc);
+  INode *w = conv_weight(S, mi, param(S, mi, 0, loc), loc);
+  return conv_1d_shape(S, mi, nn_conv_transpose2d(S, conv_1d_shape(S, mi, x, true, loc), w, param(S, mi, 1, loc), &c, loc),
+                       false, loc);
 }
 
 /* ---- normalization ---- */
@@ -688,6 +737,10 @@ static const LayerType layer_types[] = {
   {{"Conv2d", b_layer}, {"in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "bias", "padding_mode"},
    conv_params, conv_call},
   {{"ConvTranspose2d", b_layer}, {"in_channels", "out_channels", "kernel_size", "stride", "padding", "output_padding", "groups", "bias", "dilation"},
+   convt_params, convt_call},
+  {{"Conv1d", b_layer, CONV_1D}, {"in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "bias", "padding_mode"},
+   conv_params, conv_call},
+  {{"ConvTranspose1d", b_layer, CONV_1D}, {"in_channels", "out_channels", "kernel_size", "stride", "padding", "output_padding", "groups", "bias", "dilation"},
    convt_params, convt_call},
   {{"BatchNorm1d", b_layer, BATCH_NORM_1D}, {"num_features", "eps", "momentum", "affine", "track_running_stats"}, bn_params, bn_call},
   {{"BatchNorm2d", b_layer, BATCH_NORM_2D}, {"num_features", "eps", "momentum", "affine", "track_running_stats"}, bn_params, bn_call},

@@ -173,8 +173,8 @@ static INode *conv_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
   int64_t cin, cout, k[2];
   ConvSpec c;
   if (!conv_config(S, mi, false, &cin, &cout, k, &c)) return NULL;
-  INode *w = conv_weight(S, mi, param(S, mi, 0, loc), loc);
-  return conv_1d_shape(S, mi, nn_conv2d(S, conv_1d_shape(S, mi, x, true, loc), w, param(S, mi, 1, loc), &c, loc), false, loc);
+  INode *b = param(S, mi, 1, loc), *w = conv_weight(S, mi, param(S, mi, 0, loc), loc);
+  return conv_1d_shape(S, mi, nn_conv2d(S, conv_1d_shape(S, mi, x, true, loc), w, b, &c, loc), false, loc);
 }
 
 static int convt_params(Sema *S, ModInst *mi, ParamSpec *out) {
@@ -191,9 +191,8 @@ static INode *convt_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
   int64_t cin, cout, k[2];
   ConvSpec c;
   if (!conv_config(S, mi, true, &cin, &cout, k, &c)) return NULL;
-  INode *w = conv_weight(S, mi, param(S, mi, 0, loc), loc);
-  return conv_1d_shape(S, mi, nn_conv_transpose2d(S, conv_1d_shape(S, mi, x, true, loc), w, param(S, mi, 1, loc), &c, loc),
-                       false, loc);
+  INode *b = param(S, mi, 1, loc), *w = conv_weight(S, mi, param(S, mi, 0, loc), loc);
+  return conv_1d_shape(S, mi, nn_conv_transpose2d(S, conv_1d_shape(S, mi, x, true, loc), w, b, &c, loc), false, loc);
 }
 
 /* ---- normalization ---- */

@@ -14,7 +14,8 @@ enum { BATCH_NORM_1D = 1, BATCH_NORM_2D, INSTANCE_NORM_2D };
 enum { MAX_POOL = 1, AVG_POOL };
 enum { SHUFFLE = 1, UNSHUFFLE };
 enum { GRU_GATES = 3, LSTM_GATES = 4 };
-enum { CONV_1D = 1 }; /* Conv1d, ConvTranspose1d: the 2-D layers on [N, C, 1, L] */ /* recurrent layers: the gate blocks of their weights */
+enum { DIM_1D = 16 }; /* or'ed into a variant: the 1-D layer (Conv1d, MaxPool1d, ...), run as
+                          the 2-D one on [N, C, 1, L] */ /* recurrent layers: the gate blocks of their weights */
 
 #define D (S->d)
 
@@ -93,7 +94,7 @@ static bool positive_or_zero(Sema *S, const ModInst *mi, int64_t v) {
 /* A 1-D layer's size argument (an int, or a list of one) as the pair (h, value) of the 2-D
  * layer it runs as, on [N, C, 1, L]; a 2-D layer's, as cfg_pair. */
 static bool cfg_size(Sema *S, const ModInst *mi, const char *name, int64_t def, int64_t h, int64_t out[2]) {
-  if (mi->type->ctor.variant != CONV_1D) return cfg_pair(S, mi, name, def, out);
+  if (!(mi->type->ctor.variant & DIM_1D)) return cfg_pair(S, mi, name, def, out);
   const Value *v = cfg(mi, name);
   out[0] = h;
   out[1] = def;
@@ -124,7 +125,7 @@ static bool conv_config(Sema *S, const ModInst *mi, bool transposed, int64_t *ci
   const Value *pm = cfg(mi, "padding_mode"), *pad = cfg(mi, "padding");
   if (pm && (pm->k != V_STR || strcmp(pm->s, "zeros")))
     return diag_error(D, mi->loc, "%s: only padding_mode=\"zeros\" is available", mi->type_name);
-  if (mi->type->ctor.variant == CONV_1D && pad && pad->k != V_STR) { /* (0, p): the length axis only */
+  if ((mi->type->ctor.variant & DIM_1D) && pad && pad->k != V_STR) { /* (0, p): the length axis only */
     int64_t p[2];
     if (!cfg_size(S, mi, "padding", 0, 0, p)) return false;
     if (p[1] < 0) return diag_error(D, mi->loc, "padding must be non-negative");
@@ -136,14 +137,14 @@ static bool conv_config(Sema *S, const ModInst *mi, bool transposed, int64_t *ci
 
 /* A 1-D layer's weight [a, b, k] as the 2-D one [a, b, 1, k] it runs with (2-D: as it is). */
 static INode *conv_weight(Sema *S, const ModInst *mi, INode *w, SrcLoc loc) {
-  if (!w || mi->type->ctor.variant != CONV_1D) return w;
+  if (!w || !(mi->type->ctor.variant & DIM_1D)) return w;
   Shape s = {.rank = 4, .d = {w->shape.d[0], w->shape.d[1], dim_const(1), w->shape.d[2]}};
   return ir_reshape(S->m, S->e, w, &s, loc, D);
 }
 
 /* A 1-D layer's input [N, C, L] as [N, C, 1, L], or its output [N, C, 1, L'] as [N, C, L']. */
-static INode *conv_1d_shape(Sema *S, const ModInst *mi, INode *x, bool to_2d, SrcLoc loc) {
-  if (!x || mi->type->ctor.variant != CONV_1D) return x;
+static INode *shape_1d(Sema *S, const ModInst *mi, INode *x, bool to_2d, SrcLoc loc) {
+  if (!x || !(mi->type->ctor.variant & DIM_1D)) return x;
   if (to_2d && x->shape.rank != 3) {
     char b[128];
     return diag_error(D, loc, "%s expects an input [batch, channels, length], not %s", mi->type_name,
@@ -163,7 +164,7 @@ static int conv_params(Sema *S, ModInst *mi, ParamSpec *out) {
   int64_t cin, cout, k[2];
   ConvSpec c;
   if (!conv_config(S, mi, false, &cin, &cout, k, &c)) return -1;
-  out[0] = mi->type->ctor.variant == CONV_1D ? spec("weight", 3, cout, cin / c.groups, k[1], 0)
+  out[0] = (mi->type->ctor.variant & DIM_1D) ? spec("weight", 3, cout, cin / c.groups, k[1], 0)
                                              : spec("weight", 4, cout, cin / c.groups, k[0], k[1]);
   out[1] = spec("bias", 1, cout, 0, 0, 0);
   return cfg_bool(mi, "bias", true) ? 2 : 1;
@@ -174,14 +175,14 @@ static INode *conv_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
   ConvSpec c;
   if (!conv_config(S, mi, false, &cin, &cout, k, &c)) return NULL;
   INode *b = param(S, mi, 1, loc), *w = conv_weight(S, mi, param(S, mi, 0, loc), loc);
-  return conv_1d_shape(S, mi, nn_conv2d(S, conv_1d_shape(S, mi, x, true, loc), w, b, &c, loc), false, loc);
+  return shape_1d(S, mi, nn_conv2d(S, shape_1d(S, mi, x, true, loc), w, b, &c, loc), false, loc);
 }
 
 static int convt_params(Sema *S, ModInst *mi, ParamSpec *out) {
   int64_t cin, cout, k[2];
   ConvSpec c;
   if (!conv_config(S, mi, true, &cin, &cout, k, &c)) return -1;
-  out[0] = mi->type->ctor.variant == CONV_1D ? spec("weight", 3, cin, cout / c.groups, k[1], 0)
+  out[0] = (mi->type->ctor.variant & DIM_1D) ? spec("weight", 3, cin, cout / c.groups, k[1], 0)
                                              : spec("weight", 4, cin, cout / c.groups, k[0], k[1]);
   out[1] = spec("bias", 1, cout, 0, 0, 0);
   return cfg_bool(mi, "bias", true) ? 2 : 1;
@@ -192,7 +193,7 @@ static INode *convt_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
   ConvSpec c;
   if (!conv_config(S, mi, true, &cin, &cout, k, &c)) return NULL;
   INode *b = param(S, mi, 1, loc), *w = conv_weight(S, mi, param(S, mi, 0, loc), loc);
-  return conv_1d_shape(S, mi, nn_conv_transpose2d(S, conv_1d_shape(S, mi, x, true, loc), w, b, &c, loc), false, loc);
+  return shape_1d(S, mi, nn_conv_transpose2d(S, shape_1d(S, mi, x, true, loc), w, b, &c, loc), false, loc);
 }
 
 /* ---- normalization ---- */
@@ -327,30 +328,31 @@ bool nn_parameter_read(Sema *S, Value *v, SrcLoc loc) {
 }
 
 static INode *pool_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
-  bool is_max = mi->type->ctor.variant == MAX_POOL;
+  bool is_max = (mi->type->ctor.variant & ~DIM_1D) == MAX_POOL;
   if (is_max && cfg_bool(mi, "return_indices", false))
-    return diag_error(D, loc, "MaxPool2d: return_indices is not available"), NULL;
+    return diag_error(D, loc, "%s: return_indices is not available", mi->type_name), NULL;
   PoolSpec p = {.count_include_pad = true};
   if (!cfg(mi, "kernel_size")) return diag_error(D, loc, "%s needs kernel_size", mi->type_name), NULL;
-  if (!cfg_pair(S, mi, "kernel_size", 0, p.kernel) || !cfg_pair(S, mi, "padding", 0, p.pad)) return NULL;
+  if (!cfg_size(S, mi, "kernel_size", 0, 1, p.kernel) || !cfg_size(S, mi, "padding", 0, 0, p.pad)) return NULL;
   p.stride[0] = p.kernel[0];
   p.stride[1] = p.kernel[1];
-  if (cfg(mi, "stride") && !cfg_pair(S, mi, "stride", 0, p.stride)) return NULL;
+  if (cfg(mi, "stride") && !cfg_size(S, mi, "stride", 0, 1, p.stride)) return NULL;
   p.dilation[0] = p.dilation[1] = 1;
-  if (is_max && !cfg_pair(S, mi, "dilation", 1, p.dilation)) return NULL;
+  if (is_max && !cfg_size(S, mi, "dilation", 1, 1, p.dilation)) return NULL;
   p.ceil_mode = cfg_bool(mi, "ceil_mode", false);
   if (!is_max) {
     p.count_include_pad = cfg_bool(mi, "count_include_pad", true);
-    if (!cfg_int(S, mi, "divisor_override", 0, &p.divisor_override)) return NULL;
+    if (!(mi->type->ctor.variant & DIM_1D) && !cfg_int(S, mi, "divisor_override", 0, &p.divisor_override)) return NULL;
   }
-  return is_max ? nn_max_pool2d(S, x, &p, loc) : nn_avg_pool2d(S, x, &p, loc);
+  x = shape_1d(S, mi, x, true, loc);
+  return shape_1d(S, mi, is_max ? nn_max_pool2d(S, x, &p, loc) : nn_avg_pool2d(S, x, &p, loc), false, loc);
 }
 
 static INode *adaptive_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
   int64_t o[2];
-  if (!cfg(mi, "output_size")) return diag_error(D, loc, "AdaptiveAvgPool2d needs output_size"), NULL;
-  if (!cfg_pair(S, mi, "output_size", 0, o)) return NULL;
-  return nn_adaptive_avg_pool2d(S, x, o[0], o[1], loc);
+  if (!cfg(mi, "output_size")) return diag_error(D, loc, "%s needs output_size", mi->type_name), NULL;
+  if (!cfg_size(S, mi, "output_size", 0, 1, o)) return NULL;
+  return shape_1d(S, mi, nn_adaptive_avg_pool2d(S, shape_1d(S, mi, x, true, loc), o[0], o[1], loc), false, loc);
 }
 
 static INode *upsample_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
@@ -737,9 +739,9 @@ static const LayerType layer_types[] = {
    conv_params, conv_call},
   {{"ConvTranspose2d", b_layer}, {"in_channels", "out_channels", "kernel_size", "stride", "padding", "output_padding", "groups", "bias", "dilation"},
    convt_params, convt_call},
-  {{"Conv1d", b_layer, CONV_1D}, {"in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "bias", "padding_mode"},
+  {{"Conv1d", b_layer, DIM_1D}, {"in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "bias", "padding_mode"},
    conv_params, conv_call},
-  {{"ConvTranspose1d", b_layer, CONV_1D}, {"in_channels", "out_channels", "kernel_size", "stride", "padding", "output_padding", "groups", "bias", "dilation"},
+  {{"ConvTranspose1d", b_layer, DIM_1D}, {"in_channels", "out_channels", "kernel_size", "stride", "padding", "output_padding", "groups", "bias", "dilation"},
    convt_params, convt_call},
   {{"BatchNorm1d", b_layer, BATCH_NORM_1D}, {"num_features", "eps", "momentum", "affine", "track_running_stats"}, bn_params, bn_call},
   {{"BatchNorm2d", b_layer, BATCH_NORM_2D}, {"num_features", "eps", "momentum", "affine", "track_running_stats"}, bn_params, bn_call},
@@ -749,6 +751,9 @@ static const LayerType layer_types[] = {
   {{"MaxPool2d", b_layer, MAX_POOL}, {"kernel_size", "stride", "padding", "dilation", "return_indices", "ceil_mode"}, no_params, pool_call},
   {{"AvgPool2d", b_layer, AVG_POOL}, {"kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"}, no_params, pool_call},
   {{"AdaptiveAvgPool2d", b_layer}, {"output_size"}, no_params, adaptive_call},
+  {{"MaxPool1d", b_layer, MAX_POOL | DIM_1D}, {"kernel_size", "stride", "padding", "dilation", "return_indices", "ceil_mode"}, no_params, pool_call},
+  {{"AvgPool1d", b_layer, AVG_POOL | DIM_1D}, {"kernel_size", "stride", "padding", "ceil_mode", "count_include_pad"}, no_params, pool_call},
+  {{"AdaptiveAvgPool1d", b_layer, DIM_1D}, {"output_size"}, no_params, adaptive_call},
   {{"Upsample", b_layer}, {"size", "scale_factor", "mode", "align_corners"}, no_params, upsample_call},
   {{"Flatten", b_layer}, {"start_dim", "end_dim"}, no_params, flatten_call},
   {{"PixelShuffle", b_layer, SHUFFLE}, {"upscale_factor"}, no_params, shuffle_call},

@@ -1,6 +1,7 @@
-"""nn.Conv1d and nn.ConvTranspose1d (issue 17) with their unchanged state_dicts against
-PyTorch: stride, padding (a number, a list of one, "same"), dilation, groups, no bias,
-output_padding."""
+"""The 1-D layers of issue 17 against PyTorch: nn.Conv1d and nn.ConvTranspose1d with their
+unchanged state_dicts (stride, padding: a number, a list of one, "same"; dilation, groups, no
+bias, output_padding), MaxPool1d, AvgPool1d and AdaptiveAvgPool1d (padding, ceil_mode,
+count_include_pad, dilation)."""
 import os
 import unittest
 
@@ -18,6 +19,11 @@ LAYERS = {  # name: (nnc constructor, torch constructor arguments)
     "up": ("ConvTranspose1d(4, 6, 4, stride=2, padding=1)", ("ConvTranspose1d", (4, 6, 4), {"stride": 2, "padding": 1})),
     "up_odd": ("ConvTranspose1d(4, 2, 3, stride=3, padding=1, output_padding=2, groups=2, bias=false)",
                ("ConvTranspose1d", (4, 2, 3), {"stride": 3, "padding": 1, "output_padding": 2, "groups": 2, "bias": False})),
+    "maxpool": ("MaxPool1d(3, stride=2, padding=1, dilation=2, ceil_mode=true)",
+                ("MaxPool1d", (3,), {"stride": 2, "padding": 1, "dilation": 2, "ceil_mode": True})),
+    "avgpool": ("AvgPool1d(4, 3, 2, count_include_pad=false)", ("AvgPool1d", (4, 3, 2), {"count_include_pad": False})),
+    "avgpool_ceil": ("AvgPool1d(2, ceil_mode=true)", ("AvgPool1d", (2,), {"ceil_mode": True})),
+    "adaptive": ("AdaptiveAvgPool1d(5)", ("AdaptiveAvgPool1d", (5,), {})),
 }
 L = 17
 

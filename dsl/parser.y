@@ -62,6 +62,7 @@ int parse_check_depth(ParseState *ps, const Node *root);
 #define NEW(kind, l) node_new(ps->arena, kind, L(l))
 
 static void yyerror(YYLTYPE *loc, yyscan_t scanner, ParseState *ps, const char *msg);
+static Node *tuple_of(ParseState *ps, YYLTYPE loc, NodeList items);
 static Node *mk_binary(ParseState *ps, YYLTYPE op_loc, int op, Node *lhs, Node *rhs);
 static Node *mk_unary(ParseState *ps, YYLTYPE loc, int op, Node *operand);
 static Node *mk_decl(ParseState *ps, NodeKind kind, YYLTYPE loc, const char *name);
@@ -159,10 +160,11 @@ module_item: assign1 | const_decl | fn_decl | top_call ;
 fn_decl: FN NAME params block           { $$ = mk_decl(ps, N_FN, @1, $2); $$->args = $3; $$->body = $4; }
   ;
 
-/* export NAME(params) -> (NAME: type, ...) { stmts }   |   export NAME(params) -> NAME: type { stmts } */
-export_decl: EXPORT NAME params ARROW outs block
+/* export NAME(params) -> (NAME: type, ...) { stmts }   |   export NAME(params) -> NAME: type { stmts }
+ * (the header may break before the arrow) */
+export_decl: EXPORT NAME params opt_seps ARROW outs block
                                         { $$ = mk_decl(ps, N_EXPORT, @1, $2); $$->args = $3;
-                                          $$->outs = $5; $$->body = $6; }
+                                          $$->outs = $6; $$->body = $7; }
   ;
 outs: out_param                         { $$ = list1(ps, $1); }
   | '(' out_list ')'                    { $$ = $2; }
@@ -205,7 +207,7 @@ stmts: opt_seps                         { $$ = (NodeList){0}; }
 stmt_chain: stmt                        { $$ = list1(ps, $1); }
   | stmt_chain seps stmt                { $$ = list_add(ps, $1, $3); }
   ;
-stmt: targets '=' expr                  { $$ = NEW(N_ASSIGN, @1); $$->args = $1; $$->rhs = $3; }
+stmt: targets '=' expr_list             { $$ = NEW(N_ASSIGN, @1); $$->args = $1; $$->rhs = tuple_of(ps, @3, $3); }
   | for_stmt
   | scan_stmt
   | if_stmt
@@ -335,6 +337,14 @@ list: '[' ']'                           { $$ = NEW(N_LIST, @1); }
   ;
 
 %%
+
+/* The right side of an assignment: one expression, or a tuple of several (a, b = x, y). */
+static Node *tuple_of(ParseState *ps, YYLTYPE loc, NodeList items) {
+  if (items.len == 1) return items.items[0];
+  Node *n = NEW(N_TUPLE, loc);
+  n->args = items;
+  return n;
+}
 
 static Node *mk_binary(ParseState *ps, YYLTYPE op_loc, int op, Node *lhs, Node *rhs) {
   Node *n = NEW(N_BINARY, op_loc);
@@ -487,6 +497,7 @@ static int expected_names(const yypcontext_t *ctx, ParseState *ps, const char **
       continue;
     if (k == YYTRANSLATE(';') && has(got, n, YYSYMBOL_NEWLINE)) continue;
     if (k == YYSYMBOL_NEWLINE && after_sep) continue;
+    if (k == YYSYMBOL_NEWLINE && has(got, n, YYSYMBOL_ARROW)) continue; /* a break before '->' */
     if (k == YYSYMBOL_YYEOF) continue;
     names[m++] = yysymbol_name(k);
   }

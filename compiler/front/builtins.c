@@ -5,6 +5,7 @@
 #include <math.h>
 #include <string.h>
 #include "builtins.h"
+#include "nn.h"
 #include "eval.h"
 #include "layers.h"
 
@@ -564,15 +565,13 @@ static int axis_list(Sema *S, const Value *v, int rank, SrcLoc loc, int *axes) {
   return n;
 }
 
-/* x reversed along axis (a gather of the constant indices size-1, ..., 0) */
+/* x reversed along axis: re-indexed by size-1, ..., 0 */
 static INode *reverse_axis(Sema *S, INode *x, int axis, SrcLoc loc) {
   Dim len = x->shape.d[axis];
   if (len.syms) return diag_error(D, loc, "flip: the axis must be static"), NULL;
-  float *idx = arena_alloc(S->arena, (len.k ? len.k : 1) * sizeof *idx);
-  for (int64_t i = 0; i < len.k; i++) idx[i] = (float)(len.k - 1 - i);
-  Shape is = {.rank = x->shape.rank - axis};
-  for (int i = 0; i < is.rank; i++) is.d[i] = i == 0 ? len : dim_const(1);
-  return ir_gather(M, E, x, ir_const_data(M, E, idx, &is, loc), axis, &x->shape, loc, D);
+  int64_t *src = arena_alloc(S->arena, (len.k ? len.k : 1) * sizeof *src);
+  for (int64_t i = 0; i < len.k; i++) src[i] = len.k - 1 - i;
+  return nn_take(S, x, axis, src, len.k, loc);
 }
 
 /* flip(input, dims) as torch.flip */

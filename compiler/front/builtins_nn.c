@@ -293,15 +293,15 @@ static bool b_pad(Sema *S, const Builtin *self, const Args *a, Value *out) {
   const Value *p = arg_get(a, 1, "pad"), *md = arg_get(a, 2, "mode");
   if (!x) return false;
   if (!p || p->k != V_LIST) return diag_error(D, a->loc, "pad needs a list of paddings");
-  if (md && (md->k != V_STR || strcmp(md->s, "constant")))
-    return diag_error(D, a->loc, "pad: only mode=\"constant\" is available");
+  if (md && md->k != V_STR) return diag_error(D, a->loc, "pad: mode must be a string");
   int64_t pads[4];
   if (p->len != 2 && p->len != 4) return diag_error(D, a->loc, "pad takes [left, right] or [left, right, top, bottom]");
   for (int i = 0; i < p->len; i++)
     if (!to_int(S, &p->items[i], a->loc, &pads[i])) return false;
   double v;
   if (!num_opt(S, a, 3, "value", 0.0, &v)) return false;
-  *out = v_tensor(nn_pad(S, x, pads, p->len, v, a->loc));
+  if (md && strcmp(md->s, "constant")) *out = v_tensor(nn_pad_mode(S, x, pads, p->len, md->s, a->loc));
+  else *out = v_tensor(nn_pad(S, x, pads, p->len, v, a->loc));
   return out->t != NULL;
 }
 

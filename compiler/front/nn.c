@@ -370,6 +370,46 @@ INode *nn_pad(Sema *S, INode *x, const int64_t *pads, int npads, double value, S
   return ir_reshape(M, E, win, &s, loc, D);
 }
 
+INode *nn_take(Sema *S, INode *x, int axis, const int64_t *src, int64_t n, SrcLoc loc) {
+  if (!x) return NULL;
+  float *idx = arena_alloc(S->arena, (n ? n : 1) * sizeof *idx);
+  for (int64_t i = 0; i < n; i++) idx[i] = (float)src[i];
+  Shape is = {.rank = x->shape.rank - axis}, out = x->shape;
+  for (int i = 0; i < is.rank; i++) is.d[i] = i == 0 ? dim_const(n) : dim_const(1);
+  out.d[axis] = dim_const(n);
+  return ir_gather(M, E, x, ir_const_data(M, E, idx, &is, loc), axis, &out, loc, D);
+}
+
+/* F.pad's "reflect", "replicate" and "circular" on the last axes: each padded axis
+ * re-indexed (nn_take) by where its positions come from */
+INode *nn_pad_mode(Sema *S, INode *x, const int64_t *pads, int npads, const char *mode, SrcLoc loc) {
+  if (!x) return NULL;
+  int kind = !strcmp(mode, "reflect") ? 0 : !strcmp(mode, "replicate") ? 1 : !strcmp(mode, "circular") ? 2 : -1;
+  if (kind < 0)
+    return diag_error(D, loc, "pad: mode \"%s\" is not one of \"constant\", \"reflect\", \"replicate\", \"circular\"", mode), NULL;
+  if (npads != 2 && npads != 4) return diag_error(D, loc, "pad takes [left, right] or [left, right, top, bottom]"), NULL;
+  for (int p = 0; p < npads / 2 && x; p++) {
+    int axis = x->shape.rank - 1 - p;
+    int64_t lo = pads[2 * p], hi = pads[2 * p + 1];
+    if (axis < 0 || x->shape.d[axis].syms) return diag_error(D, loc, "pad: mode \"%s\" needs static padded axes", mode), NULL;
+    int64_t n = x->shape.d[axis].k;
+    if (lo < 0 || hi < 0) return diag_error(D, loc, "pad: mode \"%s\" takes non-negative paddings", mode), NULL;
+    if ((kind == 0 && (lo >= n || hi >= n)) || (kind == 2 && (lo > n || hi > n)) || n == 0)
+      return diag_error(D, loc, "pad: padding (%lld, %lld) is too large for mode \"%s\" on a dimension of size %lld",
+                        (long long)lo, (long long)hi, mode, (long long)n), NULL;
+    if (n + lo + hi > IR_MAX_STATIC_ELEMENTS) return diag_error(D, loc, "pad: the padded dimension is too large"), NULL;
+    int64_t total = n + lo + hi, *src = arena_alloc(S->arena, total * sizeof *src);
+    for (int64_t j = 0; j < total; j++) {
+      int64_t i = j - lo;
+      src[j] = kind == 0 ? (i < 0 ? -i : i >= n ? 2 * (n - 1) - i : i)
+             : kind == 1 ? (i < 0 ? 0 : i >= n ? n - 1 : i)
+                         : ((i % n) + n) % n;
+    }
+    x = nn_take(S, x, axis, src, total, loc);
+  }
+  return x;
+}
+
 INode *nn_pixel_shuffle(Sema *S, INode *x, int64_t r, bool inverse, SrcLoc loc) {
   if (!x) return NULL;
   const char *what = inverse ? "pixel_unshuffle" : "pixel_shuffle";

@@ -36,6 +36,10 @@ INode *nn_interpolate(Sema *S, INode *x, int64_t oh, int64_t ow, double sh, doub
                       const char *mode, bool align_corners, SrcLoc loc);
 INode *nn_pad(Sema *S, INode *x, const int64_t *pads, int npads, double value, SrcLoc loc);
 INode *nn_pixel_shuffle(Sema *S, INode *x, int64_t r, bool inverse, SrcLoc loc);
+/* x's axis re-indexed by the constant indices src[n] (each in range): flips, mode padding */
+INode *nn_take(Sema *S, INode *x, int axis, const int64_t *src, int64_t n, SrcLoc loc);
+/* F.pad with mode "reflect", "replicate" or "circular" (pads as nn_pad's, static axes) */
+INode *nn_pad_mode(Sema *S, INode *x, const int64_t *pads, int npads, const char *mode, SrcLoc loc);
 
 /* attention.c.  softmax(q k^T scale + mask) v over the last two axes: q [..., L, E],
  * k [..., S, E], v [..., S, Ev]; mask broadcast to [..., L, S] (i64: boolean, nonzero not

@@ -1,6 +1,6 @@
 """Shape functions of issue 17 against PyTorch: reshape/view with -1, x[:, none] (None
 indexing), stack, flip, roll (with and without dims), chunk (uneven sizes), var and std
-(unbiased, correction, keepdim, several axes)."""
+(unbiased, correction, keepdim, several axes), pad with modes reflect, replicate, circular."""
 import unittest
 
 import numpy as np
@@ -42,12 +42,35 @@ class ShapesTest(TempDirCase):
             with self.subTest(name):
                 assert_close(self, getattr(m, "t_" + name)(x), ref(torch, torch.from_numpy(x)).numpy(), expr)
 
+    def test_pad_modes(self):
+        torch = torch_or_none()
+        F = torch.nn.functional
+        cases = {  # name: (nnc output type, pads, mode)
+            "reflect1": ("f32[N, 3, 7]", [2, 1], "reflect"),
+            "replicate1": ("f32[N, 3, 9]", [0, 5], "replicate"),
+            "circular1": ("f32[N, 3, 10]", [4, 2], "circular"),
+            "reflect2": ("f32[N, 2, 7, 7]", [1, 2, 3, 0], "reflect"),
+            "replicate2": ("f32[N, 2, 9, 9]", [2, 3, 4, 1], "replicate"),
+        }
+        src = ""
+        for name, (ty, pads, mode) in cases.items():
+            shape = "f32[N, 3, 4]" if name.endswith("1") else "f32[N, 2, 4, 4]"
+            src += f"export t_{name}(x: {shape}) -> y: {ty} {{ y = pad(x, {pads}, mode=\"{mode}\") }}\n"
+        m = nnc.compile(write_model(src, self.tmp, "pads"))
+        rng = np.random.default_rng(8)
+        for name, (_, pads, mode) in cases.items():
+            with self.subTest(name):
+                x = rng.standard_normal((2, 3, 4) if name.endswith("1") else (2, 2, 4, 4)).astype(np.float32)
+                assert_close(self, getattr(m, "t_" + name)(x), F.pad(torch.from_numpy(x), pads, mode=mode).numpy(), name)
+
     def test_errors(self):
         for expr, words in (("reshape(x, [-1, 5])", "cannot infer the -1 of this shape"),
                             ("reshape(x, [-1, -1])", "a dimension cannot be negative (-1)"),
                             ("flip(x, 0)", "flip: the axis must be static"),
                             ("chunk(x, 0, 1)[0]", "chunk: chunks must be 1 to 1024, got 0"),
-                            ("x[:, 0, 0, 0]", "too many indices for a tensor of rank 3")):
+                            ("x[:, 0, 0, 0]", "too many indices for a tensor of rank 3"),
+                            ("pad(x, [4, 0], mode=\"reflect\")", "pad: padding (4, 0) is too large for mode \"reflect\" on a dimension of size 4"),
+                            ("pad(x, [1, 1], mode=\"wrap\")", "pad: mode \"wrap\" is not one of")):
             with self.subTest(expr):
                 with self.assertRaises(nnc.CompileError) as cm:
                     nnc.compile(write_model(f"export f(x: f32[N, 3, 4]) -> y: f32[N] {{ y = {expr} }}\n", self.tmp, "bad"))

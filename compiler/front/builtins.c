@@ -106,18 +106,20 @@ static bool shape_arg(Sema *S, const Args *a, int first, const Shape *like, Shap
   if (n > MAX_RANK) return diag_error(D, a->loc, "rank %d exceeds the maximum of %d", n, MAX_RANK);
   s->rank = n;
   Dim known = dim_const(1);
+  bool overflow = false;
   for (int i = 0; i < n; i++) {
     if (like && items[i].k == V_INT && items[i].i == -1 && infer < 0) {
       infer = i;
       continue;
     }
     if (!to_dim(S, &items[i], a->loc, &s->d[i])) return false;
-    known = dim_mul(known, s->d[i]);
+    overflow |= __builtin_mul_overflow(known.k, s->d[i].k, &known.k);
+    known.syms |= s->d[i].syms;
   }
   if (infer >= 0) { /* numel(like) / known, symbols included */
     Dim all = shape_numel(like);
     char b[160];
-    if ((known.syms & ~all.syms) || known.k == 0 || all.k % known.k)
+    if (overflow || (known.syms & ~all.syms) || known.k == 0 || all.k % known.k)
       return diag_error(D, a->loc, "cannot infer the -1 of this shape: %s elements do not split into the other dims",
                         shape_str(M, DT_F32, like, b, sizeof b));
     s->d[infer] = (Dim){all.k / known.k, all.syms & ~known.syms};
@@ -158,7 +160,7 @@ INode *elementwise_node(Sema *S, Op op, INode **x, const double *attrs, SrcLoc l
 static bool b_elementwise(Sema *S, const Builtin *self, const Args *a, Value *out) {
   Op op = (Op)self->variant;
   const OpInfo *o = &op_info[op];
-  const char *names[5];
+  const char *names[5] = {0};
   int n = 0;
   for (int i = 0; i < o->arity; i++) names[n++] = operand_names[o->arity][i];
   for (int i = 0; i < o->attrs.n; i++) names[n++] = o->attrs.name[i];

@@ -35,6 +35,14 @@ export encode(x: f32[{L}, B, {E}], pad: i64[B, {L}]) -> y: f32[{L}, B, {E}] {{
 export encode_pre(x: f32[B, {L}, {E}]) -> y: f32[B, {L}, {E}] {{
   y = enc_pre(x, is_causal=true, src_mask=zeros({L}, {L}))
 }}
+module Stack() {{
+  layers = Sequential(TransformerEncoderLayer({E}, {H}, 32, activation="gelu", norm_first=true),
+                      TransformerEncoderLayer({E}, {H}, 32, activation="gelu", norm_first=true))
+  norm = LayerNorm({E})
+  fn forward(x) {{ return self.norm(self.layers(x)) }}
+}}
+stack = Stack()
+export encoder_stack(x: f32[{L}, B, {E}]) -> y: f32[{L}, B, {E}] {{ y = stack(x) }}
 export sdpa(q: f32[B, 2, {L}, 8], k: f32[B, 2, 5, 8], v: f32[B, 2, 5, 3]) -> y: f32[B, 2, {L}, 3] {{
   y = scaled_dot_product_attention(q, k, v, scale=0.3)
 }}
@@ -55,6 +63,9 @@ class AttentionTest(TempDirCase):
             "enc": nn.TransformerEncoderLayer(E, H, dim_feedforward=32),
             "enc_pre": nn.TransformerEncoderLayer(E, H, 24, 0.1, "gelu", 1e-6, batch_first=True, norm_first=True),
         }
+        layer = nn.TransformerEncoderLayer(E, H, 32, activation="gelu", norm_first=True)
+        cls.mods["stack"] = nn.TransformerEncoder(layer, 2, norm=nn.LayerNorm(E), enable_nested_tensor=False) \
+            if "enable_nested_tensor" in nn.TransformerEncoder.__init__.__code__.co_varnames else nn.TransformerEncoder(layer, 2, norm=nn.LayerNorm(E))
         state = {}
         for name, mod in cls.mods.items():
             mod.eval()
@@ -117,6 +128,13 @@ class AttentionTest(TempDirCase):
             mask = torch.nn.Transformer.generate_square_subsequent_mask(L)
             want = self.mods["enc_pre"](torch.from_numpy(xb), src_mask=mask)
             self.check(self.m.encode_pre(xb), want, "pre-norm causal gelu encoder")
+
+    def test_encoder_stack(self):  # nn.TransformerEncoder: layers.0, layers.1, norm
+        torch = torch_or_none()
+        x = self.data(L, N, E)
+        with torch.no_grad():
+            want = self.mods["stack"](torch.from_numpy(x))
+        self.check(self.m.encoder_stack(x), want, "TransformerEncoder")
 
     def test_sdpa(self):
         torch = torch_or_none()

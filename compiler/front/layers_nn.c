@@ -634,27 +634,36 @@ static bool mha_call(Sema *S, ModInst *mi, const Args *a, Value *out) {
   return !need || weights;
 }
 
-/* TransformerEncoderLayer: self_attn (4 or 2), linear1, linear2, norm1, norm2 (2 or 1 each) */
-static int encoder_params(Sema *S, ModInst *mi, ParamSpec *out) {
+/* TransformerEncoderLayer / TransformerDecoderLayer (variant DECODER): self_attn, then
+ * multihead_attn (decoder), linear1, linear2 (4 or 2 parameters each with or without bias),
+ * norm1, norm2, norm3 (decoder) (2 or 1 each) — torch's state_dict order */
+enum { ENCODER = 0, DECODER = 1 };
+
+static int transformer_params(Sema *S, ModInst *mi, ParamSpec *out) {
   int64_t d, h, ff;
   if (!heads_config(S, mi, "d_model", "nhead", &d, &h) || !cfg_int(S, mi, "dim_feedforward", 2048, &ff) ||
       !positive(S, mi, ff, "dim_feedforward"))
     return -1;
   const Value *act = cfg(mi, "activation");
   if (act && (act->k != V_STR || (strcmp(act->s, "relu") && strcmp(act->s, "gelu"))))
-    return diag_error(D, mi->loc, "TransformerEncoderLayer: activation must be \"relu\" or \"gelu\""), -1;
-  static const char *const names[4] = {"self_attn.in_proj_weight", "self_attn.in_proj_bias", "self_attn.out_proj.weight",
-                                       "self_attn.out_proj.bias"};
-  bool bias = cfg_bool(mi, "bias", true);
+    return diag_error(D, mi->loc, "%s: activation must be \"relu\" or \"gelu\"", mi->type_name), -1;
+  static const char *const self_names[4] = {"self_attn.in_proj_weight", "self_attn.in_proj_bias",
+                                            "self_attn.out_proj.weight", "self_attn.out_proj.bias"};
+  static const char *const cross_names[4] = {"multihead_attn.in_proj_weight", "multihead_attn.in_proj_bias",
+                                             "multihead_attn.out_proj.weight", "multihead_attn.out_proj.bias"};
+  static const char *const norm_names[3][2] = {{"norm1.weight", "norm1.bias"}, {"norm2.weight", "norm2.bias"},
+                                               {"norm3.weight", "norm3.bias"}};
+  bool bias = cfg_bool(mi, "bias", true), decoder = mi->type->ctor.variant == DECODER;
   int n = 0;
-  mha_specs(names, d, bias, out, &n);
+  mha_specs(self_names, d, bias, out, &n);
+  if (decoder) mha_specs(cross_names, d, bias, out, &n);
   out[n++] = spec("linear1.weight", 2, ff, d, 0, 0);
   if (bias) out[n++] = spec("linear1.bias", 1, ff, 0, 0, 0);
   out[n++] = spec("linear2.weight", 2, d, ff, 0, 0);
   if (bias) out[n++] = spec("linear2.bias", 1, d, 0, 0, 0);
-  for (int k = 1; k <= 2; k++) {
-    out[n++] = spec(k == 1 ? "norm1.weight" : "norm2.weight", 1, d, 0, 0, 0);
-    if (bias) out[n++] = spec(k == 1 ? "norm1.bias" : "norm2.bias", 1, d, 0, 0, 0);
+  for (int k = 0; k < (decoder ? 3 : 2); k++) {
+    out[n++] = spec(norm_names[k][0], 1, d, 0, 0, 0);
+    if (bias) out[n++] = spec(norm_names[k][1], 1, d, 0, 0, 0);
   }
   return n;
 }
@@ -672,18 +681,36 @@ static INode *encoder_linear(Sema *S, ModInst *mi, INode *x, int i, bool bias, S
   return ir_reshape(S->m, S->e, y, &back, loc, D);
 }
 
-/* layer(src, src_mask=None, src_key_padding_mask=None, is_causal=False), as torch (eval) */
-static bool encoder_call(Sema *S, ModInst *mi, const Args *a, Value *out) {
-  static const char *names[] = {"src", "src_mask", "src_key_padding_mask", "is_causal"};
-  if (!mi->prefix) return diag_error(D, a->loc, "this TransformerEncoderLayer has no parameter name: assign it to a module member or a top-level name");
-  INode *x;
-  MhaOptions o = {.batch_first = cfg_bool(mi, "batch_first", false)};
-  if (!args_check(S, a, mi->type_name, names, 4) || !opt_tensor(S, a, 0, names[0], &x) ||
-      !opt_tensor(S, a, 1, names[1], &o.attn_mask) || !opt_tensor(S, a, 2, names[2], &o.key_padding_mask))
+static bool flag_arg(const Args *a, int i, const char *name) {
+  const Value *v = arg_get(a, i, name);
+  return v && v_is_number(v) && v_num(v) != 0;
+}
+
+/* encoder(src, src_mask=None, src_key_padding_mask=None, is_causal=False);
+ * decoder(tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
+ *         memory_key_padding_mask=None, tgt_is_causal=False, memory_is_causal=False):
+ * blocks self-attention, (cross-attention on memory), feed-forward, each x + block(norm(x))
+ * (norm_first) or norm(x + block(x)), as torch (eval) */
+static bool transformer_call(Sema *S, ModInst *mi, const Args *a, Value *out) {
+  static const char *enc_names[] = {"src", "src_mask", "src_key_padding_mask", "is_causal"};
+  static const char *dec_names[] = {"tgt", "memory", "tgt_mask", "memory_mask", "tgt_key_padding_mask",
+                                    "memory_key_padding_mask", "tgt_is_causal", "memory_is_causal"};
+  bool decoder = mi->type->ctor.variant == DECODER;
+  const char **names = decoder ? dec_names : enc_names;
+  if (!mi->prefix) return diag_error(D, a->loc, "this %s has no parameter name: assign it to a module member or a top-level name", mi->type_name);
+  INode *x, *mem = NULL;
+  bool bf = cfg_bool(mi, "batch_first", false);
+  MhaOptions self = {.batch_first = bf}, cross = {.batch_first = bf};
+  int m = decoder ? 1 : 0; /* the memory's argument shifts the self-attention's masks */
+  if (!args_check(S, a, mi->type_name, names, decoder ? 8 : 4) || !opt_tensor(S, a, 0, names[0], &x) ||
+      (decoder && !opt_tensor(S, a, 1, names[1], &mem)) || !opt_tensor(S, a, 1 + m, names[1 + m], &self.attn_mask) ||
+      !opt_tensor(S, a, decoder ? 4 : 2, names[decoder ? 4 : 2], &self.key_padding_mask))
     return false;
-  if (!x) return diag_error(D, a->loc, "TransformerEncoderLayer needs src");
-  const Value *causal = arg_get(a, 3, names[3]);
-  o.is_causal = causal && v_is_number(causal) && v_num(causal) != 0;
+  if (decoder && (!opt_tensor(S, a, 3, names[3], &cross.attn_mask) || !opt_tensor(S, a, 5, names[5], &cross.key_padding_mask)))
+    return false;
+  if (!x || (decoder && !mem)) return diag_error(D, a->loc, "%s needs %s", mi->type_name, decoder ? "tgt and memory" : "src");
+  self.is_causal = flag_arg(a, decoder ? 6 : 3, names[decoder ? 6 : 3]);
+  cross.is_causal = decoder && flag_arg(a, 7, names[7]);
   int64_t d, h;
   cfg_int(S, mi, "d_model", 0, &d);
   cfg_int(S, mi, "nhead", 0, &h);
@@ -691,23 +718,21 @@ static bool encoder_call(Sema *S, ModInst *mi, const Args *a, Value *out) {
   const Value *act = cfg(mi, "activation");
   Op activation = act && !strcmp(act->s, "gelu") ? OP_GELU : OP_RELU;
   double eps = cfg_num(mi, "layer_norm_eps", 1e-5);
-  int per = bias ? 2 : 1, l1 = bias ? 4 : 2, l2 = l1 + per, n1 = l2 + per, n2 = n1 + per;
-  MhaWeights w = mha_weights(S, mi, 0, d, h, bias, a->loc);
-#define NORM(i, v) nn_layer_norm(S, v, 1, param(S, mi, i, a->loc), bias ? param(S, mi, i + 1, a->loc) : NULL, eps, a->loc)
-#define ATTN(v) nn_multihead_attention(S, &w, v, v, v, &o, NULL, a->loc)
-#define FF(v) encoder_linear(S, mi, elementwise_node(S, activation, (INode *[]){encoder_linear(S, mi, v, l1, bias, a->loc)}, NULL, a->loc), l2, bias, a->loc)
-  if (norm_first) {
-    INode *n = NORM(n1, x);
-    x = ir_binary(S->m, S->e, OP_ADD, x, ATTN(n), a->loc, D);
-    n = NORM(n2, x);
-    x = ir_binary(S->m, S->e, OP_ADD, x, FF(n), a->loc, D);
-  } else {
-    x = NORM(n1, ir_binary(S->m, S->e, OP_ADD, x, ATTN(x), a->loc, D));
-    x = NORM(n2, ir_binary(S->m, S->e, OP_ADD, x, FF(x), a->loc, D));
+  int per = bias ? 2 : 1, per_mha = bias ? 4 : 2, l1 = (decoder ? 2 : 1) * per_mha, l2 = l1 + per, norms = l2 + per;
+  MhaWeights ws = mha_weights(S, mi, 0, d, h, bias, a->loc), wc = mha_weights(S, mi, per_mha, d, h, bias, a->loc);
+  int nblocks = decoder ? 3 : 2;
+  for (int b = 0; b < nblocks && x; b++) {
+    int ni = norms + b * per;
+    INode *nw = param(S, mi, ni, a->loc), *nb = bias ? param(S, mi, ni + 1, a->loc) : NULL;
+    INode *v = norm_first ? nn_layer_norm(S, x, 1, nw, nb, eps, a->loc) : x, *y;
+    if (b == 0) y = nn_multihead_attention(S, &ws, v, v, v, &self, NULL, a->loc);
+    else if (b == 1 && decoder) y = nn_multihead_attention(S, &wc, v, mem, mem, &cross, NULL, a->loc);
+    else
+      y = encoder_linear(S, mi, elementwise_node(S, activation, (INode *[]){encoder_linear(S, mi, v, l1, bias, a->loc)}, NULL, a->loc),
+                         l2, bias, a->loc);
+    x = ir_binary(S->m, S->e, OP_ADD, x, y, a->loc, D);
+    if (!norm_first) x = nn_layer_norm(S, x, 1, nw, nb, eps, a->loc);
   }
-#undef NORM
-#undef ATTN
-#undef FF
   *out = v_tensor(x);
   return x != NULL;
 }
@@ -763,8 +788,10 @@ static const LayerType layer_types[] = {
   {{"Parameter", b_layer}, {"shape", "dtype", "requires_grad"}, parameter_params, parameter_call},
   {{"MultiheadAttention", b_layer}, {"embed_dim", "num_heads", "dropout", "bias", "add_bias_kv", "add_zero_attn", "kdim", "vdim", "batch_first"},
    mha_params, NULL, mha_call},
-  {{"TransformerEncoderLayer", b_layer}, {"d_model", "nhead", "dim_feedforward", "dropout", "activation", "layer_norm_eps", "batch_first", "norm_first", "bias"},
-   encoder_params, NULL, encoder_call},
+  {{"TransformerEncoderLayer", b_layer, ENCODER}, {"d_model", "nhead", "dim_feedforward", "dropout", "activation", "layer_norm_eps", "batch_first", "norm_first", "bias"},
+   transformer_params, NULL, transformer_call},
+  {{"TransformerDecoderLayer", b_layer, DECODER}, {"d_model", "nhead", "dim_feedforward", "dropout", "activation", "layer_norm_eps", "batch_first", "norm_first", "bias"},
+   transformer_params, NULL, transformer_call},
 };
 
 /* Copy the evaluated arguments into the arena: the layer keeps them for its calls. */

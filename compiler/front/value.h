@@ -45,7 +45,7 @@ typedef struct Args {
 } Args;
 
 struct LayerType;
-#define MAX_LAYER_PARAMS 16 /* parameters of one built-in layer (TransformerEncoderLayer: 12) */
+#define MAX_LAYER_PARAMS 24 /* parameters of one built-in layer (TransformerDecoderLayer: 18) */
 
 struct ModInst {
   ModKind kind;

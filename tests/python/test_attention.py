@@ -1,5 +1,5 @@
-"""Attention (issue 17): torch.nn.MultiheadAttention and nn.TransformerEncoderLayer with their
-unchanged state_dicts, and F.scaled_dot_product_attention, against PyTorch: batch_first and
+"""Attention (issue 17): torch.nn.MultiheadAttention, nn.TransformerEncoderLayer (and
+TransformerEncoder) and nn.TransformerDecoderLayer with their unchanged state_dicts, and F.scaled_dot_product_attention, against PyTorch: batch_first and
 not, norm_first, relu and gelu, boolean (i64) and float masks, key padding, causal, need_weights
 with averaged and per-head weights, bias=False."""
 import os
@@ -43,6 +43,14 @@ module Stack() {{
 }}
 stack = Stack()
 export encoder_stack(x: f32[{L}, B, {E}]) -> y: f32[{L}, B, {E}] {{ y = stack(x) }}
+dec = TransformerDecoderLayer({E}, {H}, 24)
+dec_pre = TransformerDecoderLayer({E}, {H}, 24, 0.1, "gelu", batch_first=true, norm_first=true)
+export decode(t: f32[{L}, B, {E}], mem: f32[S, B, {E}], mpad: i64[B, S]) -> y: f32[{L}, B, {E}] {{
+  y = dec(t, mem, tgt_is_causal=true, memory_key_padding_mask=mpad)
+}}
+export decode_pre(t: f32[B, {L}, {E}], mem: f32[B, S, {E}], tm: f32[{L}, {L}]) -> y: f32[B, {L}, {E}] {{
+  y = dec_pre(t, mem, tgt_mask=tm)
+}}
 export sdpa(q: f32[B, 2, {L}, 8], k: f32[B, 2, 5, 8], v: f32[B, 2, 5, 3]) -> y: f32[B, 2, {L}, 3] {{
   y = scaled_dot_product_attention(q, k, v, scale=0.3)
 }}
@@ -66,6 +74,8 @@ class AttentionTest(TempDirCase):
         layer = nn.TransformerEncoderLayer(E, H, 32, activation="gelu", norm_first=True)
         cls.mods["stack"] = nn.TransformerEncoder(layer, 2, norm=nn.LayerNorm(E), enable_nested_tensor=False) \
             if "enable_nested_tensor" in nn.TransformerEncoder.__init__.__code__.co_varnames else nn.TransformerEncoder(layer, 2, norm=nn.LayerNorm(E))
+        cls.mods["dec"] = nn.TransformerDecoderLayer(E, H, 24)
+        cls.mods["dec_pre"] = nn.TransformerDecoderLayer(E, H, 24, 0.1, "gelu", batch_first=True, norm_first=True)
         state = {}
         for name, mod in cls.mods.items():
             mod.eval()
@@ -135,6 +145,20 @@ class AttentionTest(TempDirCase):
         with torch.no_grad():
             want = self.mods["stack"](torch.from_numpy(x))
         self.check(self.m.encoder_stack(x), want, "TransformerEncoder")
+
+    def test_decoder_layers(self):  # causal self-attention, padded memory
+        torch = torch_or_none()
+        t, mem = self.data(L, N, E), self.data(5, N, E)
+        pad = np.zeros((N, 5), np.int64)
+        pad[1, 2:] = 1
+        causal = torch.triu(torch.full((L, L), float("-inf")), 1)
+        with torch.no_grad():
+            want = self.mods["dec"](torch.from_numpy(t), torch.from_numpy(mem), tgt_mask=causal,
+                                    memory_key_padding_mask=torch.from_numpy(pad).bool())
+            self.check(self.m.decode(t, mem, pad), want, "post-norm decoder")
+            tb, mb, tm = self.data(N, L, E), self.data(N, 4, E), self.data(L, L)
+            want = self.mods["dec_pre"](torch.from_numpy(tb), torch.from_numpy(mb), tgt_mask=torch.from_numpy(tm))
+            self.check(self.m.decode_pre(tb, mb, tm), want, "pre-norm gelu decoder")
 
     def test_sdpa(self):
         torch = torch_or_none()

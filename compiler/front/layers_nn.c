@@ -3,6 +3,7 @@
  * PixelShuffle, Dropout).  One table row per layer: its constructor's argument names (torch's
  * order), the parameters it registers (state_dict names and shapes, from its arguments) and
  * its call, which goes through the functional code of nn.c. */
+#include <stdio.h>
 #include <string.h>
 #include "builtins.h"
 #include "layers.h"
@@ -460,46 +461,87 @@ static bool lstm_cell_call(Sema *S, ModInst *mi, const Args *a, Value *out) {
 
 /* nn.LSTM / nn.GRU(input_size, hidden_size, num_layers=1, bias=True, batch_first=False):
  * weight_ih_l0 [G H, I], weight_hh_l0 [G H, H], bias_ih_l0, bias_hh_l0 [G H] */
+#define RNN_MAX_LAYERS (MAX_LAYER_PARAMS / 4)
 static int rnn_params(Sema *S, ModInst *mi, ParamSpec *out) {
   int64_t in, h, layers, g = mi->type->ctor.variant;
   const char *name = mi->type_name;
   if (!cfg_int(S, mi, "input_size", 0, &in) || !cfg_int(S, mi, "hidden_size", 0, &h) ||
-      !cfg_int(S, mi, "num_layers", 1, &layers) || !positive(S, mi, in, "input_size") || !positive(S, mi, h, "hidden_size"))
+      !cfg_int(S, mi, "num_layers", 1, &layers) || !positive(S, mi, in, "input_size") || !positive(S, mi, h, "hidden_size") ||
+      !positive(S, mi, layers, "num_layers"))
     return -1;
-  if (layers != 1) return diag_error(D, mi->loc, "%s: num_layers > 1 is written as several %ss (one layer each)", name, name), -1;
+  if (layers > RNN_MAX_LAYERS) return diag_error(D, mi->loc, "%s: num_layers above %d is not available", name, RNN_MAX_LAYERS), -1;
   if (cfg_num(mi, "dropout", 0) != 0 || cfg_bool(mi, "bidirectional", false) ||
       (g == LSTM_GATES && cfg_num(mi, "proj_size", 0) != 0))
     return diag_error(D, mi->loc, "%s: dropout, bidirectional and proj_size are not available", name), -1;
-  out[0] = spec("weight_ih_l0", 2, g * h, in, 0, 0);
-  out[1] = spec("weight_hh_l0", 2, g * h, h, 0, 0);
-  out[2] = spec("bias_ih_l0", 1, g * h, 0, 0, 0);
-  out[3] = spec("bias_hh_l0", 1, g * h, 0, 0, 0);
-  return cfg_bool(mi, "bias", true) ? 4 : 2;
+  bool bias = cfg_bool(mi, "bias", true);
+  int n = 0;
+  for (int64_t l = 0; l < layers; l++) { /* weight_ih_l{l} [G H, in or H], weight_hh_l{l}, biases */
+    static const char *const fmt[4] = {"weight_ih_l%lld", "weight_hh_l%lld", "bias_ih_l%lld", "bias_hh_l%lld"};
+    for (int k = 0; k < (bias ? 4 : 2); k++) {
+      char *pn = arena_alloc(S->arena, 32);
+      snprintf(pn, 32, fmt[k], (long long)l);
+      out[n++] = k < 2 ? spec(pn, 2, g * h, k == 0 && l == 0 ? in : h, 0, 0) : spec(pn, 1, g * h, 0, 0, 0);
+    }
+  }
+  return n;
 }
 
-/* GRU(x) or GRU(x, h0) with h0 [1, B, H] -> (output, h_n [1, B, H]) as torch */
+/* A recurrent layer's initial state [num_layers, B, H] (NULL: zeros) as layer l's [B, H]. */
+static INode *layer_state(Sema *S, INode *s, int64_t l, SrcLoc loc) {
+  if (!s) return NULL;
+  Shape s2 = {.rank = 2, .d = {s->shape.d[1], s->shape.d[2]}};
+  return ir_reshape(S->m, S->e, ir_slice(S->m, S->e, s, 0, l, l + 1, 1, loc, D), &s2, loc, D);
+}
+
+/* LSTM / GRU over num_layers stacked layers: x [T, B, I] ([B, T, I] when batch_first); h0,
+ * c0 [num_layers, B, H] or NULL; returns the last layer's outputs, the final states of every
+ * layer stacked [num_layers, B, H] in *h_n (and *c_n: LSTM). */
+static INode *rnn_layers(Sema *S, ModInst *mi, INode *x, INode *h0, INode *c0, INode **h_n, INode **c_n, SrcLoc loc) {
+  int64_t hs, layers;
+  cfg_int(S, mi, "hidden_size", 0, &hs);
+  cfg_int(S, mi, "num_layers", 1, &layers);
+  bool lstm = mi->type->ctor.variant == LSTM_GATES, bf = cfg_bool(mi, "batch_first", false);
+  int per = mi->nparams / (int)layers;
+  for (int i = 0; i < 2; i++) {
+    INode *s = i ? c0 : h0;
+    if (s && (s->shape.rank != 3 || !dim_is(s->shape.d[0], layers) || !dim_is(s->shape.d[2], hs)))
+      return diag_error(D, loc, "%s: the initial states are [num_layers = %lld, batch, hidden_size = %lld]", mi->type_name,
+                        (long long)layers, (long long)hs), NULL;
+  }
+  *h_n = *c_n = NULL;
+  Shape s3 = {.rank = 3};
+  for (int64_t l = 0; l < layers && x; l++) {
+    INode *w[4] = {NULL};
+    for (int k = 0; k < per; k++) w[k] = param(S, mi, (int)l * per + k, loc);
+    INode *hn, *cn = NULL;
+    x = lstm ? lstm_sequence(S, x, layer_state(S, h0, l, loc), layer_state(S, c0, l, loc), w[0], w[1], w[2], w[3], hs, bf,
+                             &hn, &cn, loc)
+             : gru_sequence(S, x, layer_state(S, h0, l, loc), w[0], w[1], w[2], w[3], hs, bf, &hn, loc);
+    if (!x) return NULL;
+    s3 = (Shape){.rank = 3, .d = {dim_const(1), hn->shape.d[0], hn->shape.d[1]}};
+    hn = ir_reshape(S->m, S->e, hn, &s3, loc, D);
+    *h_n = *h_n ? ir_concat(S->m, S->e, *h_n, hn, 0, loc, D) : hn;
+    if (lstm) {
+      cn = ir_reshape(S->m, S->e, cn, &s3, loc, D);
+      *c_n = *c_n ? ir_concat(S->m, S->e, *c_n, cn, 0, loc, D) : cn;
+    }
+  }
+  return x;
+}
+
+/* GRU(x) or GRU(x, h0) with h0 [num_layers, B, H] -> (output, h_n [num_layers, B, H]) as torch */
 static bool gru_call(Sema *S, ModInst *mi, const Args *a, Value *out) {
   if (!mi->prefix) return diag_error(D, a->loc, "this GRU has no parameter name: assign it to a module member or a top-level name");
   if (a->nkw || a->npos < 1 || a->npos > 2) return diag_error(D, a->loc, "GRU takes (input) or (input, h0)");
-  INode *x = to_tensor(S, &a->pos[0], a->loc), *h0 = NULL;
-  if (!x) return false;
-  int64_t hs;
-  cfg_int(S, mi, "hidden_size", 0, &hs);
-  if (a->npos == 2) {
-    INode *h = to_tensor(S, &a->pos[1], a->loc);
-    if (!h || h->shape.rank != 3) return diag_error(D, a->loc, "GRU: the initial state h0 is [1, batch, hidden_size]");
-    Shape s2 = {.rank = 2, .d = {h->shape.d[1], h->shape.d[2]}};
-    h0 = ir_reshape(S->m, S->e, h, &s2, a->loc, D);
-  }
-  INode *hn, *y = gru_sequence(S, x, h0, param(S, mi, 0, a->loc), param(S, mi, 1, a->loc), param(S, mi, 2, a->loc),
-                               param(S, mi, 3, a->loc), hs, cfg_bool(mi, "batch_first", false), &hn, a->loc);
-  if (!y) return false;
-  Shape s3 = {.rank = 3, .d = {dim_const(1), hn->shape.d[0], hn->shape.d[1]}};
+  INode *x = to_tensor(S, &a->pos[0], a->loc), *h0 = a->npos == 2 ? to_tensor(S, &a->pos[1], a->loc) : NULL, *hn, *cn;
+  if (!x || (a->npos == 2 && !h0)) return false;
+  INode *y = rnn_layers(S, mi, x, h0, NULL, &hn, &cn, a->loc);
+  if (!y || !hn) return false;
   Value *items = arena_alloc(S->arena, 2 * sizeof *items);
   items[0] = v_tensor(y);
-  items[1] = v_tensor(ir_reshape(S->m, S->e, hn, &s3, a->loc, D));
+  items[1] = v_tensor(hn);
   *out = (Value){.k = V_TUPLE, .items = items, .len = 2};
-  return items[1].t != NULL;
+  return true;
 }
 
 /* GRUCell(x) or GRUCell(x, h) -> h' (x [B, I], h [B, H]) */
@@ -521,34 +563,21 @@ static bool gru_cell_call(Sema *S, ModInst *mi, const Args *a, Value *out) {
   return out->t != NULL;
 }
 
-/* LSTM(x) or LSTM(x, [h0, c0]) with h0, c0 [1, B, H] -> (output, [h_n, c_n]) as torch */
+/* LSTM(x) or LSTM(x, [h0, c0]) with h0, c0 [num_layers, B, H] -> (output, [h_n, c_n]) as torch */
 static bool lstm_call(Sema *S, ModInst *mi, const Args *a, Value *out) {
   if (!mi->prefix)
     return diag_error(D, a->loc, "this LSTM has no parameter name: assign it to a module member or a top-level name");
   const Value *state = a->npos == 2 ? &a->pos[1] : NULL;
   if (a->nkw || a->npos < 1 || a->npos > 2 || (state && ((state->k != V_LIST && state->k != V_TUPLE) || state->len != 2)))
     return diag_error(D, a->loc, "LSTM takes (input) or (input, [h0, c0])");
-  INode *x = to_tensor(S, &a->pos[0], a->loc), *h0 = NULL, *c0 = NULL;
+  INode *x = to_tensor(S, &a->pos[0], a->loc), *h0 = NULL, *c0 = NULL, *hn, *cn;
   if (!x) return false;
-  int64_t hs;
-  cfg_int(S, mi, "hidden_size", 0, &hs);
-  if (state) {
-    INode *h = to_tensor(S, &state->items[0], a->loc), *c = to_tensor(S, &state->items[1], a->loc);
-    if (!h || !c || h->shape.rank != 3 || c->shape.rank != 3)
-      return diag_error(D, a->loc, "LSTM: the state is [h0, c0], each [1, batch, hidden_size]");
-    Shape s2 = {.rank = 2, .d = {h->shape.d[1], h->shape.d[2]}};
-    h0 = ir_reshape(S->m, S->e, h, &s2, a->loc, D);
-    c0 = ir_reshape(S->m, S->e, c, &s2, a->loc, D);
-  }
-  INode *hn, *cn, *y = lstm_sequence(S, x, h0, c0, param(S, mi, 0, a->loc), param(S, mi, 1, a->loc),
-                                     mi->nparams == 4 ? param(S, mi, 2, a->loc) : NULL,
-                                     mi->nparams == 4 ? param(S, mi, 3, a->loc) : NULL, hs,
-                                     cfg_bool(mi, "batch_first", false), &hn, &cn, a->loc);
-  if (!y) return false;
-  Shape s3 = {.rank = 3, .d = {dim_const(1), hn->shape.d[0], hn->shape.d[1]}};
+  if (state && (!(h0 = to_tensor(S, &state->items[0], a->loc)) || !(c0 = to_tensor(S, &state->items[1], a->loc)))) return false;
+  INode *y = rnn_layers(S, mi, x, h0, c0, &hn, &cn, a->loc);
+  if (!y || !hn || !cn) return false;
   Value *st = arena_alloc(S->arena, 2 * sizeof *st), *items = arena_alloc(S->arena, 2 * sizeof *items);
-  st[0] = v_tensor(ir_reshape(S->m, S->e, hn, &s3, a->loc, D));
-  st[1] = v_tensor(ir_reshape(S->m, S->e, cn, &s3, a->loc, D));
+  st[0] = v_tensor(hn);
+  st[1] = v_tensor(cn);
   items[0] = v_tensor(y);
   items[1] = (Value){.k = V_LIST, .items = st, .len = 2};
   *out = (Value){.k = V_TUPLE, .items = items, .len = 2};

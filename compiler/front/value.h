@@ -45,7 +45,7 @@ typedef struct Args {
 } Args;
 
 struct LayerType;
-#define MAX_LAYER_PARAMS 24 /* parameters of one built-in layer (TransformerDecoderLayer: 18) */
+#define MAX_LAYER_PARAMS 64 /* parameters of one built-in layer (an LSTM of 16 layers) */
 
 struct ModInst {
   ModKind kind;

@@ -2,7 +2,8 @@
 # fuzz.sh — build the libFuzzer targets (tests/fuzz/, cmake/fuzz.cmake) with clang-19 and
 # ASan+UBSan, and run each for a given time.
 #
-#   scripts/fuzz.sh SECONDS [TARGET...]     targets: compile safetensors npy (default: all)
+#   scripts/fuzz.sh SECONDS [TARGET...]     targets: compile compile_tokens safetensors npy
+#                                           (default: all)
 #
 # Corpora persist in $NNC_FUZZ_BUILD_DIR/corpus/<target> (default build-fuzz/), seeded from
 # examples/, tests/ and 100 programs of the differential tester's generator on every run;
@@ -13,7 +14,7 @@
 # The mutation seed is NNC_FUZZ_SEED (default 1: repeatable CI runs; 0: random, for long runs).
 set -uo pipefail
 
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 1
@@ -22,7 +23,7 @@ case "$1" in -h|--help) usage; exit 0 ;; esac
 secs="$1"; shift
 [[ "$secs" =~ ^[0-9]+$ ]] || { echo "fuzz.sh: SECONDS must be a number" >&2; exit 2; }
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(compile safetensors npy)
+[ ${#targets[@]} -gt 0 ] || targets=(compile compile_tokens safetensors npy)
 
 DIR="${NNC_FUZZ_BUILD_DIR:-build-fuzz}"
 CC_FUZZ="${NNC_FUZZ_CC:-clang-19}"
@@ -34,11 +35,11 @@ cmake -S . -B "$DIR" -DCMAKE_C_COMPILER="$CC_FUZZ" -DNNC_FUZZ=ON -DCMAKE_BUILD_T
 cmake --build "$DIR" -j "$JOBS" --target "${targets[@]/#/fuzz_}" >/dev/null || exit 1
 
 seed() { # seed TARGET CORPUS_DIR
-  if [ "$1" = compile ]; then # 100 random programs of the differential tester, too
+  if [[ "$1" = compile* ]]; then # 100 random programs of the differential tester, too
     cmake --build "$DIR" -j "$JOBS" --target difftest_gen >/dev/null && "$DIR/difftest_gen" 1 100 "$2"
   fi
   case "$1" in
-    compile) find examples tests/compile tests/golden tests/difftest -name '*.nn' ;;
+    compile|compile_tokens) find examples tests/compile tests/golden tests/difftest -name '*.nn' ;;
     safetensors) find tests/golden -name '*.safetensors' ;;
     npy) find tests/golden -name '*.npy' | head -n 200 ;;
   esac | while read -r f; do cp "$f" "$2/seed-$(printf '%s' "$f" | md5sum | cut -c1-12)"; done
@@ -56,6 +57,9 @@ for t in "${targets[@]}"; do
   opts=(-max_total_time="$secs" -print_final_stats=1 -artifact_prefix="$artifacts" -timeout=60 -rss_limit_mb=4096
         -seed="${NNC_FUZZ_SEED:-1}")
   [ "$t" = compile ] && opts+=(-max_len=8192)
+  # Token mutants may grow a list or a nesting to thousands of elements at once (the
+  # mutator keeps within max_len; no slow growth of the length limit).
+  [ "$t" = compile_tokens ] && opts+=(-max_len=32768 -len_control=0)
   [ "$t" = safetensors ] && opts+=(-max_len=65536)
   log="$DIR/fuzz-$t.log"
   echo "==> fuzz_$t for $secs s (corpus $corpus)"

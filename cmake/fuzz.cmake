@@ -34,13 +34,20 @@ foreach(t ${NNC_FUZZ_TARGETS})
     add_test(NAME fuzz_${t}_regressions COMMAND fuzz_${entry}_replay ${regressions})
   endif()
 endforeach()
+# The token mutator without libFuzzer: mutants of the examples through the compiler.
+add_executable(fuzz_compile_tokens_mutate ${NNC_FUZZ_DIR}/mutate_main.c
+               ${NNC_FUZZ_DIR}/fuzz_compile_tokens.c ${NNC_FUZZ_DIR}/fuzz_compile.c)
+target_link_libraries(fuzz_compile_tokens_mutate PRIVATE nnc_runtime)
+file(GLOB NNC_FUZZ_EXAMPLES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/examples/*.nn)
+add_test(NAME fuzz_compile_tokens_mutants
+         COMMAND fuzz_compile_tokens_mutate -n 200 -s 1 ${NNC_FUZZ_EXAMPLES})
 add_test(NAME fuzz_compile_seeds
          COMMAND fuzz_compile_replay ${PROJECT_SOURCE_DIR}/examples ${PROJECT_SOURCE_DIR}/tests/compile)
 file(GLOB_RECURSE NNC_FUZZ_ST_SEEDS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/golden/*.safetensors)
 file(GLOB_RECURSE NNC_FUZZ_NPY_SEEDS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/golden/*.npy)
 add_test(NAME fuzz_safetensors_seeds COMMAND fuzz_safetensors_replay ${NNC_FUZZ_ST_SEEDS})
 add_test(NAME fuzz_npy_seeds COMMAND fuzz_npy_replay ${NNC_FUZZ_NPY_SEEDS})
-set_tests_properties(fuzz_compile_seeds PROPERTIES TIMEOUT 600)
+set_tests_properties(fuzz_compile_seeds fuzz_compile_tokens_mutants PROPERTIES TIMEOUT 600)
 
 # --- libFuzzer executables ---
 if(NNC_FUZZ)

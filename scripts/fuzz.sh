@@ -12,9 +12,12 @@
 # a sanitizer error (copy the input into tests/fuzz/regressions/<target>/ once fixed), 0
 # otherwise.  Timeouts and out-of-memory inputs are reported but do not fail the run.
 # The mutation seed is NNC_FUZZ_SEED (default 1: repeatable CI runs; 0: random, for long runs).
+# An input running over NNC_FUZZ_TIMEOUT seconds (default 60) ends the run as a timeout; long
+# runs on a busy machine may want more, as programs at the bound on statements executed
+# (10,000,000) take that long under the sanitizers.
 set -uo pipefail
 
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 1
@@ -54,7 +57,8 @@ for t in "${targets[@]}"; do
   cp tests/fuzz/regressions/"$t"/* "$corpus"/ 2>/dev/null
   # A fixed seed (NNC_FUZZ_SEED, default 1) makes the short CI run explore the same mutations
   # each time, so CI does not fail at random; NNC_FUZZ_SEED=0 lets libFuzzer pick one.
-  opts=(-max_total_time="$secs" -print_final_stats=1 -artifact_prefix="$artifacts" -timeout=60 -rss_limit_mb=4096
+  opts=(-max_total_time="$secs" -print_final_stats=1 -artifact_prefix="$artifacts"
+        -timeout="${NNC_FUZZ_TIMEOUT:-60}" -rss_limit_mb=4096
         -seed="${NNC_FUZZ_SEED:-1}")
   [ "$t" = compile ] && opts+=(-max_len=8192)
   # Token mutants may grow a list or a nesting to thousands of elements at once (the

@@ -194,11 +194,13 @@ static const char *const numbers[] = {"0", "-1", "1", "2", "3", "2147483648", "4
                                       "-1e308", "nan", "inf", "-inf", "1e-45", "1e-320", "100000",
                                       "65536", "0.0", "-0.0", "0.5", "-2", "7", "1000000000"};
 
-/* Keywords (dsl/lexer.l), builtins and layers (tests/tools/nnc_registry.py lists them),
- * keyword arguments, types and attributes. */
+static const char *const keywords[] = {"const", "module", "fn", "export", "for", "in", "if",
+                                       "else", "return", "true", "false", "scan"};
+
+/* Builtins and layers (tests/tools/nnc_registry.py lists them), keyword arguments, types and
+ * attributes. */
 static const char *const names[] = {
-  "const", "module", "fn", "export", "for", "in", "if", "else", "return", "true", "false",
-  "scan", "f32", "i64", "bool", "T", "shape", "AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm1d",
+  "true", "false", "f32", "i64", "bool", "T", "shape", "AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm1d",
   "BatchNorm2d", "Conv2d", "ConvTranspose2d", "Dropout", "Dropout2d", "ELU", "Embedding",
   "Flatten", "GroupNorm", "Identity", "InstanceNorm2d", "LSTM", "LSTMCell", "LayerNorm",
   "LeakyReLU", "Linear", "MaxPool2d", "PixelShuffle", "PixelUnshuffle", "ReLU", "Sequential",
@@ -218,6 +220,10 @@ static const char *const names[] = {
   "num_layers", "output_padding", "output_size", "p", "padding", "padding_idx", "padding_mode",
   "proj_size", "scale_factor", "size", "start_dim", "end_dim", "stride", "weight"};
 
+static const char *const binary_ops[] = {"+", "-", "*", "/", "%", "@", "**", "&&", "||", "==",
+                                         "!=", "<", "<=", ">", ">="};
+enum { N_CHAINABLE = 9 }; /* the first ones: a < b < c is a syntax error */
+
 static const char *const operators[] = {"+", "-", "*", "/", "%", "@", "**", "==", "!=", "<",
                                         "<=", ">", ">=", "&&", "||", "..", "!", "?", ":", "=",
                                         ",", ".", "->", "(", ")", "[", "]", "{", "}", ";"};
@@ -225,7 +231,9 @@ static const char *const operators[] = {"+", "-", "*", "/", "%", "@", "**", "=="
 static const char *const unary_fns[] = {"relu", "neg", "abs", "exp", "sigmoid", "tanh",
                                         "sqrt", "log", "sum", "flatten", "transpose", "len"};
 
-static const size_t depths[] = {2, 3, 5, 8, 16, 64, 199, 200, 201, 500, 1000, 1001, 5000};
+/* nesting depths: mostly within the parser's limits (200 brackets, 1000 tree levels) */
+static const size_t depths[] = {2, 3, 4, 5, 8, 16, 32, 64, 100, 150, 190, 198, 199, 200, 201, 999,
+                                1000, 5000};
 
 static const size_t counts[] = {0, 1, 2, 9, 17, 100, 257, 1000, 4096, 65536, 1000000};
 
@@ -294,9 +302,10 @@ static int mut_insert(Mut *m) {
   const Toks *tk = m->tk;
   size_t i = pick_sig(m);
   const char *text;
-  switch (rng_below(m->rng, 3)) {
+  switch (rng_below(m->rng, 4)) {
   case 0: text = PICK(m->rng, names); break;
   case 1: text = PICK(m->rng, operators); break;
+  case 2: text = PICK(m->rng, keywords); break;
   default: text = PICK(m->rng, numbers); break;
   }
   put_src(m->out, tk, 0, tk->t[i].off);
@@ -330,7 +339,9 @@ static int mut_name(Mut *m) {
   const Toks *tk = m->tk;
   size_t i = pick_kind(m, T_NAME);
   if (i == tk->n) return 0;
-  if (rng_below(m->rng, 2)) return replace_toks(m, i, i, PICK(m->rng, names));
+  size_t how = rng_below(m->rng, 8);
+  if (how == 0) return replace_toks(m, i, i, PICK(m->rng, keywords));
+  if (how < 4) return replace_toks(m, i, i, PICK(m->rng, names));
   size_t j = pick_kind(m, T_NAME);
   put_src(m->out, tk, 0, tk->t[i].off);
   put_src(m->out, tk, tk->t[j].off, tok_end(tk, j));
@@ -338,9 +349,16 @@ static int mut_name(Mut *m) {
   return 1;
 }
 
+/* A binary operator becomes another one, mostly; any punctuation anything, sometimes. */
 static int mut_operator(Mut *m) {
-  size_t i = pick_kind(m, T_PUNCT);
-  return i < m->tk->n && replace_toks(m, i, i, PICK(m->rng, operators));
+  const Toks *tk = m->tk;
+  size_t n = 0, i = pick_kind(m, T_PUNCT);
+  if (i == tk->n) return 0;
+  if (rng_below(m->rng, 4) == 0) return replace_toks(m, i, i, PICK(m->rng, operators));
+  for (size_t k = 0; k < tk->nsig; k++)
+    for (size_t o = 0; o < sizeof binary_ops / sizeof *binary_ops; o++)
+      if (tok_is(tk, tk->sig[k], binary_ops[o]) && rng_below(m->rng, ++n) == 0) i = tk->sig[k];
+  return replace_toks(m, i, i, n ? PICK(m->rng, binary_ops) : PICK(m->rng, operators));
 }
 
 /* The last token of the operand starting at token i: a bracketed group, a name or number with
@@ -354,6 +372,41 @@ static size_t operand_end(const Toks *tk, size_t i) {
   return i;
 }
 
+/* The significant token before token i, or tk->n. */
+static size_t tok_prev(const Toks *tk, size_t i) {
+  while (i-- > 0)
+    if (tk->t[i].kind != T_SPACE && tk->t[i].kind != T_COMMENT && tk->t[i].kind != T_NEWLINE)
+      return i;
+  return tk->n;
+}
+
+/* Whether token i starts an operand in an expression, roughly: a name, number or string that
+ * is not declared, assigned or a type there (x = , x: , fn x, : f32), or a bracket that is
+ * not a call's or a subscript's. */
+static int starts_operand(const Toks *tk, size_t i) {
+  size_t prev = tok_prev(tk, i), next = tok_next(tk, i);
+  if (prev < tk->n && tk->t[prev].kind == T_NAME)
+    for (size_t k = 0; k < sizeof keywords / sizeof *keywords; k++)
+      if (tok_is(tk, prev, keywords[k]) && strcmp(keywords[k], "return") &&
+          strcmp(keywords[k], "if") && strcmp(keywords[k], "in"))
+        return 0;
+  if (tok_is(tk, i, "(") || tok_is(tk, i, "["))
+    return prev == tk->n || !(tk->t[prev].kind == T_NAME || tok_is(tk, prev, ")") ||
+                              tok_is(tk, prev, "]"));
+  if (tk->t[i].kind != T_NAME && tk->t[i].kind != T_NUMBER && tk->t[i].kind != T_STRING)
+    return 0;
+  if (prev < tk->n && tok_is(tk, prev, ":")) return 0; /* a type */
+  return next == tk->n || !(tok_is(tk, next, "=") || tok_is(tk, next, ":"));
+}
+
+/* A token that starts an operand, or any significant one if there is none. */
+static size_t pick_operand(Mut *m) {
+  size_t n = 0, i = pick_sig(m);
+  for (size_t k = 0; k < m->tk->nsig; k++)
+    if (starts_operand(m->tk, m->tk->sig[k]) && rng_below(m->rng, ++n) == 0) i = m->tk->sig[k];
+  return i;
+}
+
 static size_t fit_count(Mut *m, size_t want, size_t each) {
   size_t room = m->out->cap > m->tk->size ? m->out->cap - m->tk->size : 0;
   size_t most = each ? room / each : want;
@@ -362,7 +415,7 @@ static size_t fit_count(Mut *m, size_t want, size_t each) {
 
 static int mut_nest(Mut *m) {
   const Toks *tk = m->tk;
-  size_t i = pick_sig(m), j = operand_end(tk, i);
+  size_t i = pick_operand(m), j = operand_end(tk, i);
   const char *open, *close = ")";
   char call[32];
   switch (rng_below(m->rng, 5)) {
@@ -389,8 +442,8 @@ static int mut_nest(Mut *m) {
 /* x -> x + x + ... + x (a long operator chain, deep in the tree) */
 static int mut_chain(Mut *m) {
   const Toks *tk = m->tk;
-  size_t i = pick_sig(m), j = operand_end(tk, i);
-  const char *op = PICK(m->rng, operators);
+  size_t i = pick_operand(m), j = operand_end(tk, i);
+  const char *op = binary_ops[rng_below(m->rng, N_CHAINABLE)];
   size_t len = tok_end(tk, j) - tk->t[i].off;
   size_t d = fit_count(m, PICK(m->rng, depths), len + strlen(op) + 2);
   put_src(m->out, tk, 0, tok_end(tk, j));
@@ -515,12 +568,13 @@ static int mut_lines(Mut *m) {
       put_lines(m->out, tk->src, &l, p, l.n);
     }
     break;
-  case 3: { /* wrap in nested blocks */
-    static const char *const heads[] = {"for i in 0..1 {\n", "if true {\n", "for q in 0..2 {\n",
-                                        "if false {\n", "for z in [1, 2] {\n"};
-    const char *head = PICK(m->rng, heads);
-    size_t d = fit_count(m, rng_below(m->rng, 4) ? 1 + rng_below(m->rng, 3) : PICK(m->rng, depths),
-                         strlen(head) + 2);
+  case 3: { /* wrap in nested blocks: deeply only in blocks that run once or never (nested
+             * loops of two iterations would just run into the bound on statements executed) */
+    static const char *const once[] = {"for i in 0..1 {\n", "if true {\n", "if false {\n"};
+    static const char *const loops[] = {"for q in 0..2 {\n", "for z in [1, 2] {\n"};
+    int deep = rng_below(m->rng, 4) == 0;
+    const char *head = deep || rng_below(m->rng, 2) ? PICK(m->rng, once) : PICK(m->rng, loops);
+    size_t d = fit_count(m, deep ? PICK(m->rng, depths) : 1 + rng_below(m->rng, 3), strlen(head) + 2);
     put_lines(m->out, tk->src, &l, 0, a);
     for (size_t k = 0; k < d; k++) puts_(m->out, head);
     put_lines(m->out, tk->src, &l, a, c);
@@ -558,10 +612,13 @@ static int mut_splice(Mut *m) {
 
 typedef int (*Mutation)(Mut *);
 
+/* weighted: the token deletions, duplications, swaps and insertions nearly always make a
+ * syntax error, the others mostly not */
 static const Mutation mutations[] = {
-  mut_delete, mut_duplicate, mut_swap, mut_insert, mut_number, mut_number, mut_number,
-  mut_name, mut_name, mut_name, mut_operator, mut_nest, mut_chain, mut_grow_list,
-  mut_lines, mut_lines, mut_lines,
+  mut_delete, mut_duplicate, mut_swap, mut_insert,
+  mut_number, mut_number, mut_number, mut_number, mut_name, mut_name, mut_name, mut_name,
+  mut_operator, mut_operator, mut_nest, mut_nest, mut_chain, mut_grow_list, mut_grow_list,
+  mut_lines, mut_lines, mut_lines, mut_lines,
 };
 
 /* One grammar-aware mutation of data[0, size) into out[0, max_size); its size, or 0. */

@@ -149,7 +149,8 @@ static bool fold_numbers(Sema *S, const Node *n, const Value *a, const Value *b,
     if (!ints) { *out = v_float(fmod(x, y)); return true; }
     if (q == 0) return diag_error(S->d, n->loc, "modulo by zero");
     if (q == -1) { *out = v_int(0); return true; }
-    *out = v_int(((p % q) + q) % q);
+    r = p % q; /* the sign of the divisor, as in Python; r + q cannot overflow then */
+    *out = v_int(r != 0 && (r < 0) != (q < 0) ? r + q : r);
     return true;
   case AST_POW: {
     double v = pow(x, y);

@@ -481,7 +481,10 @@ static int mut_grow_list(Mut *m) {
       el[ne][0] = start, el[ne][1] = tk->t[j].off, ne++;
       start = tok_end(tk, j);
     }
-    if (tok_opens(tk, j)) j = tok_match(tk, j) - (tok_match(tk, j) == close);
+    if (j < close && tok_opens(tk, j)) { /* skip a nested group, but not past the closer */
+      size_t k = tok_match(tk, j);
+      j = k < close ? k : close - 1;
+    }
   }
   size_t avg = 2;
   for (size_t k = 0; k < ne; k++) avg += el[k][1] - el[k][0];

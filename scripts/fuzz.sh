@@ -2,7 +2,8 @@
 # fuzz.sh — build the libFuzzer targets (tests/fuzz/, cmake/fuzz.cmake) with clang-19 and
 # ASan+UBSan, and run each for a given time.
 #
-#   scripts/fuzz.sh SECONDS [TARGET...]     targets: compile safetensors npy (default: all)
+#   scripts/fuzz.sh SECONDS [TARGET...]     targets: compile compile_tokens safetensors npy
+#                                           (default: all)
 #
 # Corpora persist in $NNC_FUZZ_BUILD_DIR/corpus/<target> (default build-fuzz/), seeded from
 # examples/, tests/ and 100 programs of the differential tester's generator on every run;
@@ -11,9 +12,12 @@
 # a sanitizer error (copy the input into tests/fuzz/regressions/<target>/ once fixed), 0
 # otherwise.  Timeouts and out-of-memory inputs are reported but do not fail the run.
 # The mutation seed is NNC_FUZZ_SEED (default 1: repeatable CI runs; 0: random, for long runs).
+# An input running over NNC_FUZZ_TIMEOUT seconds (default 60) ends the run as a timeout; long
+# runs on a busy machine may want more, as programs at the bound on statements executed
+# (10,000,000) take that long under the sanitizers.
 set -uo pipefail
 
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 1
@@ -22,7 +26,7 @@ case "$1" in -h|--help) usage; exit 0 ;; esac
 secs="$1"; shift
 [[ "$secs" =~ ^[0-9]+$ ]] || { echo "fuzz.sh: SECONDS must be a number" >&2; exit 2; }
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(compile safetensors npy)
+[ ${#targets[@]} -gt 0 ] || targets=(compile compile_tokens safetensors npy)
 
 DIR="${NNC_FUZZ_BUILD_DIR:-build-fuzz}"
 CC_FUZZ="${NNC_FUZZ_CC:-clang-19}"
@@ -34,11 +38,11 @@ cmake -S . -B "$DIR" -DCMAKE_C_COMPILER="$CC_FUZZ" -DNNC_FUZZ=ON -DCMAKE_BUILD_T
 cmake --build "$DIR" -j "$JOBS" --target "${targets[@]/#/fuzz_}" >/dev/null || exit 1
 
 seed() { # seed TARGET CORPUS_DIR
-  if [ "$1" = compile ]; then # 100 random programs of the differential tester, too
+  if [[ "$1" = compile* ]]; then # 100 random programs of the differential tester, too
     cmake --build "$DIR" -j "$JOBS" --target difftest_gen >/dev/null && "$DIR/difftest_gen" 1 100 "$2"
   fi
   case "$1" in
-    compile) find examples tests/compile tests/golden tests/difftest -name '*.nn' ;;
+    compile|compile_tokens) find examples tests/compile tests/golden tests/difftest -name '*.nn' ;;
     safetensors) find tests/golden -name '*.safetensors' ;;
     npy) find tests/golden -name '*.npy' | head -n 200 ;;
   esac | while read -r f; do cp "$f" "$2/seed-$(printf '%s' "$f" | md5sum | cut -c1-12)"; done
@@ -53,9 +57,13 @@ for t in "${targets[@]}"; do
   cp tests/fuzz/regressions/"$t"/* "$corpus"/ 2>/dev/null
   # A fixed seed (NNC_FUZZ_SEED, default 1) makes the short CI run explore the same mutations
   # each time, so CI does not fail at random; NNC_FUZZ_SEED=0 lets libFuzzer pick one.
-  opts=(-max_total_time="$secs" -print_final_stats=1 -artifact_prefix="$artifacts" -timeout=60 -rss_limit_mb=4096
+  opts=(-max_total_time="$secs" -print_final_stats=1 -artifact_prefix="$artifacts"
+        -timeout="${NNC_FUZZ_TIMEOUT:-60}" -rss_limit_mb=4096
         -seed="${NNC_FUZZ_SEED:-1}")
   [ "$t" = compile ] && opts+=(-max_len=8192)
+  # Token mutants may grow a list or a nesting to thousands of elements at once (the
+  # mutator keeps within max_len; no slow growth of the length limit).
+  [ "$t" = compile_tokens ] && opts+=(-max_len=32768 -len_control=0)
   [ "$t" = safetensors ] && opts+=(-max_len=65536)
   log="$DIR/fuzz-$t.log"
   echo "==> fuzz_$t for $secs s (corpus $corpus)"

@@ -111,7 +111,7 @@ if [ "$fuzz" = 1 ]; then
   secs="${NNC_FUZZ_SECONDS:-60}"
   mkdir -p build-fuzz
   if bash scripts/fuzz.sh "$secs" 2>&1 | tee build-fuzz/test.log; then
-    summary+=("fuzz: compile, safetensors, npy ${secs} s each without a crash ($(tr '\n' ' ' < build-fuzz/fuzz-stats.txt 2>/dev/null)executions in total)")
+    summary+=("fuzz: compile, compile_tokens, safetensors, npy ${secs} s each without a crash ($(tr '\n' ' ' < build-fuzz/fuzz-stats.txt 2>/dev/null)executions in total)")
   else
     summary+=("fuzz: FAILED (see build-fuzz/test.log and build-fuzz/artifacts/)")
     total_fail=$((total_fail + 1))

@@ -493,15 +493,16 @@ static bool b_split(Sema *S, const Builtin *self, const Args *a, Value *out) {
     if (sv->len > 1024) return diag_error(D, a->loc, "too many sections");
     for (int i = 0; i < sv->len; i++) {
       if (!to_int(S, &sv->items[i], a->loc, &sizes[n]) || sizes[n] < 0) return diag_error(D, a->loc, "section sizes must be non-negative integers");
-      tot += sizes[n++];
+      if (__builtin_add_overflow(tot, sizes[n++], &tot))
+        return diag_error(D, a->loc, "split sections sum to more than the axis has (%lld)", (long long)len.k);
     }
     if (tot != len.k) return diag_error(D, a->loc, "split sections sum to %lld but the axis has %lld", (long long)tot, (long long)len.k);
   } else {
     int64_t sz;
     if (!to_int(S, sv, a->loc, &sz)) return false;
     if (sz <= 0) return diag_error(D, a->loc, "split size must be positive");
-    if ((len.k + sz - 1) / sz > 1024) return diag_error(D, a->loc, "too many sections");
-    for (int64_t off = 0; off < len.k; off += sz) sizes[n++] = off + sz <= len.k ? sz : len.k - off;
+    if (len.k / sz + (len.k % sz != 0) > 1024) return diag_error(D, a->loc, "too many sections");
+    for (int64_t off = 0; off < len.k; off += sizes[n - 1]) sizes[n++] = sz <= len.k - off ? sz : len.k - off;
   }
   return split_value(S, x, axis, sizes, n, a->loc, out);
 }

@@ -12,6 +12,14 @@
 #define E (S->e)
 #define D (S->d)
 
+/* Sizes computed from a program's parameters (kernel, stride, padding, dilation, scale) in 128
+ * bits, so that absurd ones make an error, not an int64 overflow. */
+typedef __int128 Wide;
+
+/* The most elements of a constant this file builds at compile time (avg_pool2d's divisors,
+ * adaptive_avg_pool2d's averaging matrices): 256 MiB of floats. */
+#define NN_MAX_CONST_ELEMENTS ((int64_t)1 << 26)
+
 static INode *reshape_to(Sema *S, INode *x, int rank, const Dim *dims, SrcLoc loc) {
   Shape s = {.rank = rank};
   memcpy(s.d, dims, rank * sizeof *dims);
@@ -29,6 +37,24 @@ static bool static_dims(Sema *S, INode *x, int from, const char *what, SrcLoc lo
   for (int i = from; i < x->shape.rank; i++)
     if (x->shape.d[i].syms)
       return diag_error(D, loc, "%s: dimension %d must be static", what, i);
+  return true;
+}
+
+static bool fits_int64(Wide v) { return v >= INT64_MIN && v <= INT64_MAX; }
+
+/* Whether ir_window's sizes (the padded input, the dilated kernel's span) fit in int64 for
+ * these parameters; an error that `params` are too large if not. */
+static bool window_fits(Sema *S, const INode *x, const WindowSpec *w, const char *what, const char *params,
+                        SrcLoc loc) {
+  int r = x->shape.rank;
+  for (int a = 0; r >= 2 && a < 2; a++) {
+    Wide in = x->shape.d[r - 2 + a].k;
+    Wide eff = in ? (in - 1) * w->input_dilation[a] + 1 : 0;
+    Wide span = (Wide)w->dilation[a] * ((Wide)w->kernel[a] - 1) + 1;
+    Wide padded = eff + w->pad[a] + w->pad[a + 2];
+    if (!fits_int64(eff) || !fits_int64(span) || !fits_int64(padded))
+      return diag_error(D, loc, "%s: %s too large", what, params);
+  }
   return true;
 }
 
@@ -108,6 +134,7 @@ INode *nn_conv2d(Sema *S, INode *x, INode *w, INode *b, const ConvSpec *c, SrcLo
   }
   WindowSpec ws = {.kernel = {kh, kw}, .stride = {c->stride[0], c->stride[1]}, .dilation = {c->dilation[0], c->dilation[1]},
                    .input_dilation = {1, 1}, .pad = {c->pad[0], c->pad[1], c->pad[2], c->pad[3]}};
+  if (!window_fits(S, x, &ws, "conv2d", "padding, kernel size or dilation", loc)) return NULL;
   INode *win = ir_window(M, E, x, &ws, loc, D);
   if (!win) return NULL;
   int64_t oh = win->shape.d[2].k, ow = win->shape.d[3].k;
@@ -138,8 +165,12 @@ INode *nn_conv_transpose2d(Sema *S, INode *x, INode *w, INode *b, const ConvSpec
   for (int a = 0; a < 2; a++) {
     if (c->output_padding[a] < 0 || (c->output_padding[a] >= c->stride[a] && c->output_padding[a] >= c->dilation[a]))
       return diag_error(D, loc, "conv_transpose2d: output_padding must be smaller than stride or dilation"), NULL;
-    out[a] = (in[a] - 1) * c->stride[a] - 2 * c->pad[a] + c->dilation[a] * (k[a] - 1) + c->output_padding[a] + 1;
-    if (out[a] <= 0) return diag_error(D, loc, "conv_transpose2d: the output would be empty"), NULL;
+    Wide o = ((Wide)in[a] - 1) * c->stride[a] - (Wide)2 * c->pad[a] + (Wide)c->dilation[a] * ((Wide)k[a] - 1) +
+             c->output_padding[a] + 1;
+    if (o <= 0) return diag_error(D, loc, "conv_transpose2d: the output would be empty"), NULL;
+    if (o > IR_MAX_STATIC_ELEMENTS)
+      return diag_error(D, loc, "conv_transpose2d: the output would be too large"), NULL;
+    out[a] = (int64_t)o;
   }
   int64_t cg = C / g;
   Dim wg[3] = {dim_const(g), dim_const(cg), dim_const(og * kh * kw)};
@@ -165,9 +196,9 @@ INode *nn_conv_transpose2d(Sema *S, INode *x, INode *w, INode *b, const ConvSpec
 /* ---- pooling ---- */
 
 /* ATen's pooling_output_shape for one axis */
-static int64_t pool_out(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d, bool ceil_mode) {
-  int64_t num = in + 2 * p - d * (k - 1) - 1 + (ceil_mode ? s - 1 : 0);
-  int64_t o = (num < 0 ? num - s + 1 : num) / s + 1;
+static Wide pool_out(Wide in, Wide k, Wide s, Wide p, Wide d, bool ceil_mode) {
+  Wide num = in + 2 * p - d * (k - 1) - 1 + (ceil_mode ? s - 1 : 0);
+  Wide o = (num < 0 ? num - s + 1 : num) / s + 1;
   if (ceil_mode && (o - 1) * s >= in + p) o--;
   return o;
 }
@@ -184,13 +215,18 @@ static INode *pool_windows(Sema *S, INode *x, const PoolSpec *p, double fill, co
     int64_t in = x->shape.d[r - 2 + a].k;
     if (p->kernel[a] <= 0 || p->stride[a] <= 0 || p->dilation[a] <= 0)
       return diag_error(D, loc, "%s: kernel size, stride and dilation must be positive", what), NULL;
-    if (p->pad[a] < 0 || p->pad[a] * 2 > p->kernel[a])
+    if (p->pad[a] < 0 || p->pad[a] > p->kernel[a] / 2)
       return diag_error(D, loc, "%s: padding must be at most half the kernel size", what), NULL;
-    out[a] = pool_out(in, p->kernel[a], p->stride[a], p->pad[a], p->dilation[a], p->ceil_mode);
-    if (out[a] <= 0) return diag_error(D, loc, "%s: the output would be empty", what), NULL;
+    Wide o = pool_out(in, p->kernel[a], p->stride[a], p->pad[a], p->dilation[a], p->ceil_mode);
+    if (o <= 0) return diag_error(D, loc, "%s: the output would be empty", what), NULL;
+    Wide pad_end = (o - 1) * p->stride[a] + (Wide)p->dilation[a] * (p->kernel[a] - 1) + 1 - in - p->pad[a];
+    if (!fits_int64(o) || !fits_int64(pad_end))
+      return diag_error(D, loc, "%s: kernel size, stride or dilation too large", what), NULL;
+    out[a] = (int64_t)o;
     ws.pad[a] = p->pad[a];
-    ws.pad[a + 2] = (out[a] - 1) * p->stride[a] + p->dilation[a] * (p->kernel[a] - 1) + 1 - in - p->pad[a];
+    ws.pad[a + 2] = (int64_t)pad_end;
   }
+  if (!window_fits(S, x, &ws, what, "kernel size, stride or dilation", loc)) return NULL;
   return ir_window(M, E, x, &ws, loc, D);
 }
 
@@ -202,15 +238,25 @@ INode *nn_max_pool2d(Sema *S, INode *x, const PoolSpec *p, SrcLoc loc) {
   return ir_reduce(M, E, OP_RMAX, win, (1u << (r - 2)) | (1u << (r - 1)), 0, loc, D);
 }
 
+/* Whether the constant matrix `what` of rows x cols stays within NN_MAX_CONST_ELEMENTS; an
+ * error if not. */
+static bool const_fits(Sema *S, int64_t rows, int64_t cols, const char *what, SrcLoc loc) {
+  int64_t n;
+  if (!__builtin_mul_overflow(rows, cols, &n) && n <= NN_MAX_CONST_ELEMENTS) return true;
+  return diag_error(D, loc, "%s (%lld x %lld) would have more than %lld elements", what,
+                    (long long)rows, (long long)cols, (long long)NN_MAX_CONST_ELEMENTS);
+}
+
 /* The divisor of every output position, as ATen's avg_pool2d computes it. */
 static INode *avg_divisors(Sema *S, const PoolSpec *p, int64_t h, int64_t w, const int64_t out[2], SrcLoc loc) {
+  if (!const_fits(S, out[0], out[1], "avg_pool2d: the divisors of the output", loc)) return NULL;
   float *div = arena_alloc(S->arena, out[0] * out[1] * sizeof *div);
   int64_t in[2] = {h, w};
   for (int64_t i = 0; i < out[0]; i++)
     for (int64_t j = 0; j < out[1]; j++) {
-      int64_t o[2] = {i, j}, pool = 1, inside = 1;
+      Wide o[2] = {i, j}, pool = 1, inside = 1;
       for (int a = 0; a < 2; a++) {
-        int64_t start = o[a] * p->stride[a] - p->pad[a], end = start + p->kernel[a];
+        Wide start = o[a] * p->stride[a] - p->pad[a], end = start + p->kernel[a];
         if (end > in[a] + p->pad[a]) end = in[a] + p->pad[a];
         pool *= end - start;
         if (start < 0) start = 0;
@@ -238,6 +284,7 @@ INode *nn_avg_pool2d(Sema *S, INode *x, const PoolSpec *p, SrcLoc loc) {
  * is a mean; otherwise the pooling is separable: P_h @ x @ P_w^T with constant averaging
  * matrices, two small GEMMs. */
 static INode *pool_matrix(Sema *S, int64_t in, int64_t out, bool transposed, SrcLoc loc) {
+  if (!const_fits(S, out, in, "adaptive_avg_pool2d: the averaging matrix", loc)) return NULL;
   float *m = arena_alloc(S->arena, in * out * sizeof *m);
   for (int64_t i = 0; i < out; i++) {
     int64_t start = i * in / out, end = ((i + 1) * in + out - 1) / out;
@@ -258,8 +305,10 @@ INode *nn_adaptive_avg_pool2d(Sema *S, INode *x, int64_t oh, int64_t ow, SrcLoc 
     INode *s = ir_reduce(M, E, OP_SUM, x, (1u << (r - 2)) | (1u << (r - 1)), 1, loc, D);
     return ir_binary(M, E, OP_DIV, s, ir_fill(M, E, (double)(h * w), &(Shape){0}, loc), loc, D);
   }
-  INode *y = ir_matmul(M, E, pool_matrix(S, h, oh, false, loc), x, 0, 0, loc, D);
-  return ir_matmul(M, E, y, pool_matrix(S, w, ow, true, loc), 0, 0, loc, D);
+  INode *ph = pool_matrix(S, h, oh, false, loc);
+  INode *pw = ph ? pool_matrix(S, w, ow, true, loc) : NULL;
+  if (!pw) return NULL;
+  return ir_matmul(M, E, ir_matmul(M, E, ph, x, 0, 0, loc, D), pw, 0, 0, loc, D);
 }
 
 /* ---- normalization ---- */
@@ -347,8 +396,13 @@ INode *nn_interpolate(Sema *S, INode *x, int64_t oh, int64_t ow, double sh, doub
   if (m < 0) return diag_error(D, loc, "interpolate: mode \"%s\" is not one of \"nearest\", \"bilinear\"", mode), NULL;
   if (m == 0 && align_corners) return diag_error(D, loc, "interpolate: align_corners applies to bilinear only"), NULL;
   for (int a = 0; a < 2; a++) {
-    if (out[a] <= 0) out[a] = (int64_t)floor((double)in[a] * sf[a]);
-    if (out[a] <= 0) return diag_error(D, loc, "interpolate: the output would be empty"), NULL;
+    if (out[a] <= 0) {
+      double o = floor((double)in[a] * sf[a]);
+      if (!(o >= 1)) return diag_error(D, loc, "interpolate: the output would be empty"), NULL;
+      if (o > (double)IR_MAX_STATIC_ELEMENTS)
+        return diag_error(D, loc, "interpolate: the output would be too large"), NULL;
+      out[a] = (int64_t)o;
+    }
     /* ATen's area_pixel_compute_scale: the user's scale factor when given, else in / out */
     if (m == 1 && align_corners) scale[a] = out[a] > 1 ? (double)(in[a] - 1) / (double)(out[a] - 1) : 0.0;
     else scale[a] = sf[a] > 0 ? 1.0 / sf[a] : (double)in[a] / (double)out[a];
@@ -363,6 +417,7 @@ INode *nn_pad(Sema *S, INode *x, const int64_t *pads, int npads, double value, S
   if (x->shape.rank < 2) return diag_error(D, loc, "pad needs a tensor of rank >= 2"), NULL;
   WindowSpec ws = {.kernel = {1, 1}, .stride = {1, 1}, .dilation = {1, 1}, .input_dilation = {1, 1}, .pad_value = value,
                    .pad = {npads == 4 ? pads[2] : 0, pads[0], npads == 4 ? pads[3] : 0, pads[1]}};
+  if (!window_fits(S, x, &ws, "pad", "padding", loc)) return NULL;
   INode *win = ir_window(M, E, x, &ws, loc, D);
   if (!win) return NULL;
   Shape s = win->shape;
@@ -416,7 +471,10 @@ INode *nn_pixel_shuffle(Sema *S, INode *x, int64_t r, bool inverse, SrcLoc loc) 
   if (!need_rank(S, x, 4, what, loc) || !static_dims(S, x, 1, what, loc)) return NULL;
   if (r <= 0) return diag_error(D, loc, "%s: the factor must be positive", what), NULL;
   Dim n = x->shape.d[0];
-  int64_t c = x->shape.d[1].k, h = x->shape.d[2].k, w = x->shape.d[3].k;
+  int64_t c = x->shape.d[1].k, h = x->shape.d[2].k, w = x->shape.d[3].k, rr, hr, wr, crr;
+  if (__builtin_mul_overflow(r, r, &rr) || __builtin_mul_overflow(h, r, &hr) || __builtin_mul_overflow(w, r, &wr) ||
+      __builtin_mul_overflow(c, rr, &crr))
+    return diag_error(D, loc, "%s: the factor %lld is too large", what, (long long)r), NULL;
   if (!inverse) {
     if (c % (r * r)) return diag_error(D, loc, "pixel_shuffle: %lld channels are not divisible by %lld", (long long)c, (long long)(r * r)), NULL;
     Dim sp[6] = {n, dim_const(c / (r * r)), dim_const(r), dim_const(r), dim_const(h), dim_const(w)};

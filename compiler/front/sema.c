@@ -15,7 +15,10 @@
 #include "scan.h"
 #include "sema.h"
 
-#define MAX_INLINE_DEPTH 64
+#define MAX_INLINE_DEPTH 64      /* nested calls and module instantiations */
+/* Expressions being evaluated at once, across calls: each level is a few stack frames, and a
+ * 1000-deep expression (the parser's limit) in each of 64 nested calls overflowed the stack. */
+#define MAX_EVAL_NESTING 1500
 #define MAX_UNROLL 100000        /* items of one range that a `for` or a list unrolls */
 #define MAX_EVAL_STEPS 10000000  /* statements executed at compile time, in all */
 #define MAX_ENTRY_OPS 1000000    /* graph operations of one entry */
@@ -151,7 +154,8 @@ static bool fold_numbers(Sema *S, const Node *n, const Value *a, const Value *b,
     if (!ints) { *out = v_float(fmod(x, y)); return true; }
     if (q == 0) return diag_error(S->d, n->loc, "modulo by zero");
     if (q == -1) { *out = v_int(0); return true; }
-    *out = v_int(((p % q) + q) % q);
+    r = p % q; /* the sign of the divisor, as in Python; r + q cannot overflow then */
+    *out = v_int(r != 0 && (r < 0) != (q < 0) ? r + q : r);
     return true;
   case AST_POW: {
     double v = pow(x, y);
@@ -368,8 +372,7 @@ static bool eval_call(Sema *S, Scope *sc, const Node *n, Value *out) {
   return call_value(S, &callee, &a, out);
 }
 
-static bool eval(Sema *S, Scope *sc, const Node *n, Value *out) {
-  *out = v_none(); /* a path that forgets its result yields 'nothing', never stack garbage */
+static bool eval_node(Sema *S, Scope *sc, const Node *n, Value *out) {
   switch (n->kind) {
   case N_INT: *out = v_int(n->ival); return true;
   case N_FLOAT: *out = v_float(n->fval); return true;
@@ -401,6 +404,17 @@ static bool eval(Sema *S, Scope *sc, const Node *n, Value *out) {
   default:
     return diag_error(S->d, n->loc, "expected an expression");
   }
+}
+
+static bool eval(Sema *S, Scope *sc, const Node *n, Value *out) {
+  *out = v_none(); /* a path that forgets its result yields 'nothing', never stack garbage */
+  if (S->nesting >= MAX_EVAL_NESTING)
+    return diag_error(S->d, n->loc, "expressions and calls nested more than %d deep in all",
+                      MAX_EVAL_NESTING);
+  S->nesting++;
+  bool ok = eval_node(S, sc, n, out);
+  S->nesting--;
+  return ok;
 }
 
 /* ---- calls of user functions, methods, modules and exports ---- */
@@ -490,7 +504,7 @@ bool call_value(Sema *S, const Value *callee, const Args *a, Value *out) {
 }
 
 /* Instantiate a user module: bind its parameters, evaluate its members in order. */
-static bool instantiate(Sema *S, const Node *decl, const Args *a, Value *out) {
+static bool instantiate_body(Sema *S, const Node *decl, const Args *a, Value *out) {
   ModInst *mi = arena_alloc(S->arena, sizeof *mi);
   mi->kind = MK_USER;
   mi->type_name = decl->name;
@@ -525,6 +539,16 @@ static bool instantiate(Sema *S, const Node *decl, const Args *a, Value *out) {
   S->e = saved;
   *out = (Value){.k = V_MOD, .mod = mi};
   return true;
+}
+
+static bool instantiate(Sema *S, const Node *decl, const Args *a, Value *out) {
+  if (S->depth >= MAX_INLINE_DEPTH)
+    return diag_error(S->d, a->loc, "modules instantiated more than %d deep (a module cannot contain itself)",
+                      MAX_INLINE_DEPTH);
+  S->depth++;
+  bool ok = instantiate_body(S, decl, a, out);
+  S->depth--;
+  return ok;
 }
 
 /* ---- statements ---- */

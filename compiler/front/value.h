@@ -104,6 +104,7 @@ typedef struct Sema {
   Diag *d;
   Scope *globals;
   int depth;              /* inlining depth, to catch recursion */
+  int nesting;            /* expressions being evaluated, across calls (MAX_EVAL_NESTING) */
   int64_t steps;          /* statements executed so far (bounded: MAX_EVAL_STEPS) */
   ScanCtx *scan;          /* innermost scan body being built, or NULL */
   int nscans;

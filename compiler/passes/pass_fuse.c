@@ -324,21 +324,25 @@ static void build_kernel(Fuse *F, KBuild *kb, INode *root) {
   cover(F, kb, root, true);
 }
 
-static bool reads_any(const KBuild *kb, const KBuild *other) {
-  for (int i = 0; i < kb->nreads; i++)
-    for (int j = 0; j < other->k.nouts; j++)
-      if (kb->reads[i] == other->k.outs[j]) return true;
-  return false;
-}
-
-/* Does kernel `to` depend (transitively) on kernel `from`? */
-static bool depends(KBuild *kbs, int nk, int to, int from, char *seen) {
-  if (to == from) return true;
-  if (seen[to]) return false;
-  seen[to] = 1;
-  for (int j = 0; j < nk; j++)
-    if (!kbs[j].dead && j != to && reads_any(&kbs[to], &kbs[j]) && depends(kbs, nk, j, from, seen))
-      return true;
+/* Does kernel `to` depend (transitively) on kernel `from`?  A depth-first walk up the kernels
+ * writing what `to` reads (producer: node id -> live kernel + 1), marking those it visits
+ * with `stamp` in seen[]; stack holds nk kernels.  Linear in the kernels and their reads. */
+static bool depends(const KBuild *kbs, const int *producer, int to, int from, int *seen, int stamp,
+                    int *stack) {
+  int n = 0;
+  stack[n++] = to;
+  seen[to] = stamp;
+  while (n > 0) {
+    int k = stack[--n];
+    if (k == from) return true;
+    for (int i = 0; i < kbs[k].nreads; i++) {
+      int j = producer[kbs[k].reads[i]->id] - 1;
+      if (j >= 0 && seen[j] != stamp) {
+        seen[j] = stamp;
+        stack[n++] = j;
+      }
+    }
+  }
   return false;
 }
 
@@ -351,18 +355,23 @@ static bool share_input(const KBuild *a, const KBuild *b) {
 
 static void merge_horizontal(Fuse *F, KBuild *kbs, int nk) {
   Arena *a = F->m->arena;
-  char *seen = arena_alloc(a, nk + 1);
+  int *producer = arena_alloc(a, (F->e->nnodes + 1) * sizeof *producer); /* node id -> kernel + 1 */
+  int *seen = arena_alloc(a, (nk + 1) * sizeof *seen), *stack = arena_alloc(a, (nk + 1) * sizeof *stack);
+  int stamp = 0; /* arena memory starts zeroed */
+  for (int j = 0; j < nk; j++)
+    for (int k = 0; k < kbs[j].k.nouts; k++) producer[kbs[j].k.outs[k]->id] = j + 1;
   for (int i = 0; i < nk; i++) {
     if (kbs[i].dead || kbs[i].k.kind != KK_REDUCE) continue;
     for (int j = 0; j < nk; j++) {
       KBuild *x = &kbs[i], *y = &kbs[j];
       if (i == j || y->dead || y->k.kind != KK_ELEM || !shape_eq(&x->k.domain, &y->k.domain)) continue;
       if (!share_input(x, y)) continue;
-      memset(seen, 0, nk);
-      if (depends(kbs, nk, i, j, seen)) continue;
-      memset(seen, 0, nk);
-      if (depends(kbs, nk, j, i, seen)) continue;
-      for (int k = 0; k < y->k.nouts; k++) push(a, &x->k.outs, &x->k.nouts, &x->cap_out, y->k.outs[k]);
+      if (depends(kbs, producer, i, j, seen, ++stamp, stack)) continue;
+      if (depends(kbs, producer, j, i, seen, ++stamp, stack)) continue;
+      for (int k = 0; k < y->k.nouts; k++) {
+        push(a, &x->k.outs, &x->k.nouts, &x->cap_out, y->k.outs[k]);
+        producer[y->k.outs[k]->id] = i + 1;
+      }
       for (int k = 0; k < y->k.ncovers; k++) push(a, &x->k.covers, &x->k.ncovers, &x->cap_cov, y->k.covers[k]);
       for (int k = 0; k < y->nreads; k++) push(a, &x->reads, &x->nreads, &x->cap_reads, y->reads[k]);
       if (y->first < x->first) x->first = y->first;

@@ -197,17 +197,20 @@ INode *ir_input(Model *m, Entry *e, int index, DType dt, const Shape *s, SrcLoc 
 
 /* The entry's PARAM node of parameter `index`, if it has one: remembered per entry, checked
  * against the entry's nodes (passes renumber and drop nodes), else searched. */
+/* The entry's PARAM node of parameter `index`, or NULL.  Every PARAM node is remembered when
+ * it is made (ir_param, ir_remember_param), so an empty memo slot means none: no scan (a scan
+ * per new parameter made building a model of P parameters O(P x nodes)).  A remembered node
+ * that a pass has since dropped or moved is looked for once. */
 static INode *find_param_node(Model *m, Entry *e, int index) {
-  if (index < e->param_nodes_cap && e->param_nodes[index]) {
-    INode *n = e->param_nodes[index];
-    if (n->id >= 0 && n->id < e->nnodes && e->nodes[n->id] == n) return n;
-  }
+  if (index >= e->param_nodes_cap || !e->param_nodes[index]) return NULL;
+  INode *n = e->param_nodes[index];
+  if (n->id >= 0 && n->id < e->nnodes && e->nodes[n->id] == n && n->op == OP_PARAM && n->index == index) return n;
   for (int i = 0; i < e->nnodes; i++)
-    if (e->nodes[i]->op == OP_PARAM && e->nodes[i]->index == index) return e->nodes[i];
-  return NULL;
+    if (e->nodes[i]->op == OP_PARAM && e->nodes[i]->index == index) return e->param_nodes[index] = e->nodes[i];
+  return e->param_nodes[index] = NULL;
 }
 
-static void remember_param_node(Model *m, Entry *e, INode *n) {
+void ir_remember_param(Model *m, Entry *e, INode *n) {
   if (n->index >= e->param_nodes_cap) {
     int cap = e->param_nodes_cap ? e->param_nodes_cap : 64;
     while (cap <= n->index) cap *= 2;
@@ -228,7 +231,7 @@ INode *ir_param(Model *m, Entry *e, int index, SrcLoc loc) {
     n = ir_new(m, e, OP_PARAM, p->dtype, &s, loc);
     n->index = index;
   }
-  remember_param_node(m, e, n);
+  ir_remember_param(m, e, n);
   return n;
 }
 

@@ -219,6 +219,8 @@ bool ir_shape_supported(Model *m, const Shape *s, SrcLoc loc, Diag *d);
 INode *ir_new(Model *m, Entry *e, Op op, DType dt, const Shape *shape, SrcLoc loc);
 INode *ir_input(Model *m, Entry *e, int index, DType dt, const Shape *s, SrcLoc loc);
 INode *ir_param(Model *m, Entry *e, int index, SrcLoc loc);
+/* n, made a PARAM node by a pass (not by ir_param), is the entry's node of its parameter. */
+void ir_remember_param(Model *m, Entry *e, INode *n);
 INode *ir_fill(Model *m, Entry *e, double v, const Shape *s, SrcLoc loc);
 INode *ir_const_data(Model *m, Entry *e, const float *data, const Shape *s, SrcLoc loc);
 INode *ir_unary(Model *m, Entry *e, Op op, INode *a, SrcLoc loc, Diag *d);

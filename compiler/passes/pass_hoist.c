@@ -192,6 +192,7 @@ static void hoist_entry(Hoist *H, Entry *e, Diag *d) {
     n->op = OP_PARAM; /* the entry now reads the derived parameter */
     n->index = p;
     memset(n->in, 0, sizeof n->in);
+    ir_remember_param(H->m, e, n);
   }
   pass_dce(H->m, e, d);
 }

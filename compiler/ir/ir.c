@@ -530,6 +530,11 @@ INode *ir_roi_align(Model *m, Entry *e, INode *x, INode *boxes, int64_t ph, int6
     diag_error(d, loc, "roi_align: output_size must be positive");
     return NULL;
   }
+  if (sampling_ratio > ROI_MAX_SAMPLING_RATIO) { /* its square of samples per bin stays in int64 */
+    diag_error(d, loc, "roi_align: sampling_ratio %lld is too large (at most %d)", (long long)sampling_ratio,
+               ROI_MAX_SAMPLING_RATIO);
+    return NULL;
+  }
   Shape s = {.rank = 4, .d = {boxes->shape.d[0], x->shape.d[1], dim_const(ph), dim_const(pw)}};
   if (!ir_shape_supported(m, &s, loc, d)) return NULL;
   /* The kernel reads the features channels-last [N, H, W, C] (i[1] = 1) when C is static: a

@@ -262,6 +262,7 @@ int model_check_site(Model *m, SrcLoc loc, const char *what);
 INode *ir_dim_value(Model *m, Entry *e, Dim dim, SrcLoc loc);
 INode *ir_col2im(Model *m, Entry *e, INode *cols, int64_t oh, int64_t ow, const int64_t stride[2],
                  const int64_t pad[2], const int64_t dilation[2], SrcLoc loc, Diag *d);
+#define ROI_MAX_SAMPLING_RATIO 65536
 INode *ir_roi_align(Model *m, Entry *e, INode *x, INode *boxes, int64_t ph, int64_t pw,
                     double spatial_scale, int64_t sampling_ratio, bool aligned, SrcLoc loc,
                     Diag *d);

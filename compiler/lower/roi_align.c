@@ -101,7 +101,7 @@ void lower_roi_align(Lower *L, Ls *body) {
                          fop(L, OP_DIV, fop(L, OP_MUL, fop(L, OP_ADD, itof(L, iy), half), bh), itof(L, gh)))
 #define SAMPLE_X(ix) fop(L, OP_ADD, fop(L, OP_ADD, x1, fop(L, OP_MUL, itof(L, pw), bw)), \
                          fop(L, OP_DIV, fop(L, OP_MUL, fop(L, OP_ADD, itof(L, ix), half), bw), itof(L, gw)))
-  if (n->i[0] > 0 && n->i[0] * n->i[0] <= ROI_UNROLLED) {
+  if (n->i[0] > 0 && n->i[0] <= ROI_UNROLLED / n->i[0]) {
     /* a fixed grid: every sample's corners and weights first, then one pass over the
      * channels that sums the samples in order and stores each output once */
     RoiSample smp[ROI_UNROLLED];

@@ -42,22 +42,6 @@ static bool static_dims(Sema *S, INode *x, int from, const char *what, SrcLoc lo
 
 static bool fits_int64(Wide v) { return v >= INT64_MIN && v <= INT64_MAX; }
 
-/* Whether ir_window's sizes (the padded input, the dilated kernel's span) fit in int64 for
- * these parameters; an error that `params` are too large if not. */
-static bool window_fits(Sema *S, const INode *x, const WindowSpec *w, const char *what, const char *params,
-                        SrcLoc loc) {
-  int r = x->shape.rank;
-  for (int a = 0; r >= 2 && a < 2; a++) {
-    Wide in = x->shape.d[r - 2 + a].k;
-    Wide eff = in ? (in - 1) * w->input_dilation[a] + 1 : 0;
-    Wide span = (Wide)w->dilation[a] * ((Wide)w->kernel[a] - 1) + 1;
-    Wide padded = eff + w->pad[a] + w->pad[a + 2];
-    if (!fits_int64(eff) || !fits_int64(span) || !fits_int64(padded))
-      return diag_error(D, loc, "%s: %s too large", what, params);
-  }
-  return true;
-}
-
 /* b [C] -> [C, 1, ..., 1] to broadcast over the `trailing` axes after the channel axis */
 static INode *per_channel(Sema *S, INode *b, int trailing, SrcLoc loc) {
   if (!b || trailing == 0) return b;
@@ -133,8 +117,8 @@ INode *nn_conv2d(Sema *S, INode *x, INode *w, INode *b, const ConvSpec *c, SrcLo
                      x->shape.d[3].k, n, loc);
   }
   WindowSpec ws = {.kernel = {kh, kw}, .stride = {c->stride[0], c->stride[1]}, .dilation = {c->dilation[0], c->dilation[1]},
-                   .input_dilation = {1, 1}, .pad = {c->pad[0], c->pad[1], c->pad[2], c->pad[3]}};
-  if (!window_fits(S, x, &ws, "conv2d", "padding, kernel size or dilation", loc)) return NULL;
+                   .input_dilation = {1, 1}, .pad = {c->pad[0], c->pad[1], c->pad[2], c->pad[3]},
+                   .what = "conv2d", .params = "padding, kernel size or dilation"};
   INode *win = ir_window(M, E, x, &ws, loc, D);
   if (!win) return NULL;
   int64_t oh = win->shape.d[2].k, ow = win->shape.d[3].k;
@@ -210,7 +194,8 @@ static INode *pool_windows(Sema *S, INode *x, const PoolSpec *p, double fill, co
   if (r < 3 || !static_dims(S, x, r - 2, what, loc))
     return diag_error(D, loc, "%s expects [N, C, H, W] or [C, H, W] with static H, W", what), NULL;
   WindowSpec ws = {.kernel = {p->kernel[0], p->kernel[1]}, .stride = {p->stride[0], p->stride[1]},
-                   .dilation = {p->dilation[0], p->dilation[1]}, .input_dilation = {1, 1}, .pad_value = fill};
+                   .dilation = {p->dilation[0], p->dilation[1]}, .input_dilation = {1, 1}, .pad_value = fill,
+                   .what = what, .params = "kernel size, stride or dilation"};
   for (int a = 0; a < 2; a++) {
     int64_t in = x->shape.d[r - 2 + a].k;
     if (p->kernel[a] <= 0 || p->stride[a] <= 0 || p->dilation[a] <= 0)
@@ -226,7 +211,6 @@ static INode *pool_windows(Sema *S, INode *x, const PoolSpec *p, double fill, co
     ws.pad[a] = p->pad[a];
     ws.pad[a + 2] = (int64_t)pad_end;
   }
-  if (!window_fits(S, x, &ws, what, "kernel size, stride or dilation", loc)) return NULL;
   return ir_window(M, E, x, &ws, loc, D);
 }
 
@@ -416,8 +400,8 @@ INode *nn_pad(Sema *S, INode *x, const int64_t *pads, int npads, double value, S
   if (npads != 2 && npads != 4) return diag_error(D, loc, "pad takes [left, right] or [left, right, top, bottom]"), NULL;
   if (x->shape.rank < 2) return diag_error(D, loc, "pad needs a tensor of rank >= 2"), NULL;
   WindowSpec ws = {.kernel = {1, 1}, .stride = {1, 1}, .dilation = {1, 1}, .input_dilation = {1, 1}, .pad_value = value,
-                   .pad = {npads == 4 ? pads[2] : 0, pads[0], npads == 4 ? pads[3] : 0, pads[1]}};
-  if (!window_fits(S, x, &ws, "pad", "padding", loc)) return NULL;
+                   .pad = {npads == 4 ? pads[2] : 0, pads[0], npads == 4 ? pads[3] : 0, pads[1]},
+                   .what = "pad", .params = "padding"};
   INode *win = ir_window(M, E, x, &ws, loc, D);
   if (!win) return NULL;
   Shape s = win->shape;

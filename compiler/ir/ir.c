@@ -467,14 +467,26 @@ INode *ir_window(Model *m, Entry *e, INode *x, const WindowSpec *w, SrcLoc loc, 
     return NULL;
   }
   for (int a = 0; a < 2; a++) {
-    int64_t in = s.d[s.rank - 2 + a].k;
-    int64_t eff = in ? (in - 1) * w->input_dilation[a] + 1 : 0;
-    int64_t span = w->dilation[a] * (w->kernel[a] - 1) + 1;
-    int64_t padded = eff + w->pad[a] + w->pad[a + 2];
     if (w->kernel[a] <= 0 || w->stride[a] <= 0 || w->dilation[a] <= 0 || w->input_dilation[a] <= 0) {
-      diag_error(d, loc, "kernel size, stride and dilation must be positive");
+      diag_error(d, loc, "%s: kernel size, stride and dilation must be positive", w->what);
       return NULL;
     }
+    /* Every parameter at most 2^40 in size keeps the sizes here and the index arithmetic of
+     * lowering (a few such terms summed) inside int64; the padding may be negative (cropping). */
+    const int64_t lim = IR_MAX_STATIC_ELEMENTS;
+    if (w->kernel[a] > lim || w->stride[a] > lim || w->dilation[a] > lim || w->input_dilation[a] > lim ||
+        w->pad[a] > lim || w->pad[a] < -lim || w->pad[a + 2] > lim || w->pad[a + 2] < -lim) {
+      diag_error(d, loc, "%s: %s too large (at most 2^40)", w->what, w->params);
+      return NULL;
+    }
+    __int128 in = s.d[s.rank - 2 + a].k;
+    __int128 eff = in ? (in - 1) * w->input_dilation[a] + 1 : 0;
+    __int128 wspan = (__int128)w->dilation[a] * (w->kernel[a] - 1) + 1;
+    if (eff > lim || wspan > lim) {
+      diag_error(d, loc, "%s: %s too large (the window or the input spans more than 2^40)", w->what, w->params);
+      return NULL;
+    }
+    int64_t span = (int64_t)wspan, padded = (int64_t)eff + w->pad[a] + w->pad[a + 2];
     if (padded < span) {
       diag_error(d, loc, "the window (%lld with dilation) is larger than the padded input (%lld)",
                  (long long)span, (long long)padded);

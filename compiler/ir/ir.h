@@ -241,6 +241,7 @@ typedef struct WindowSpec {
   int64_t pad[4];   /* top, left, bottom, right (may be negative: cropping) */
   double pad_value;
   bool flip;        /* kernel positions reversed (transposed convolution) */
+  const char *what, *params; /* for errors: the op ("conv2d") and its parameters' names */
 } WindowSpec;
 INode *ir_window(Model *m, Entry *e, INode *x, const WindowSpec *w, SrcLoc loc, Diag *d);
 /* Resample the last two axes to out_h x out_w (RESIZE of ops.def). */

@@ -522,7 +522,7 @@ static int interpret_unit(Unit *u, const NncInterpOptions *opt, const char *entr
                 u->file.path, entry, e->nin, e->nout, n_in, n_out);
   int64_t syms[MAX_SYMS];
   const void *data[e->nin + 1];
-  float *outs[e->nout + 1];
+  void *outs[e->nout + 1];
   char err[512];
   if (interp_inputs(u, e, inputs, syms, data, errmsg)) return -1;
   InterpRounding r = !opt || !opt->f32 ? INTERP_DOUBLE : opt->random_rounding ? INTERP_F32_RANDOM : INTERP_F32;
@@ -530,7 +530,7 @@ static int interpret_unit(Unit *u, const NncInterpOptions *opt, const char *entr
     return fail(errmsg, "%s: error: %s\n", u->file.path, err);
   for (int o = 0; o < n_out; o++) {
     const Shape *s = &e->outputs[o]->shape;
-    outputs[o] = (nnc_tensor){.data = outs[o], .dtype = NNC_F32, .rank = s->rank};
+    outputs[o] = (nnc_tensor){.data = outs[o], .dtype = e->out_dtypes[o] == DT_I64 ? NNC_I64 : NNC_F32, .rank = s->rank};
     for (int k = 0; k < s->rank; k++) outputs[o].shape[k] = interp_dim(s->d[k], syms);
   }
   return 0;

@@ -135,6 +135,30 @@ static LLVMValueRef emit_load(Cg *g, Lx *x) {
   return buffer_access(g, LLVMBuildLoad2(g->b, g->f32, p, ""), x->buf);
 }
 
+/* A store; into an int64 buffer (an i64 output) the f32 value converts toward zero with
+ * NaN as 0 and saturation (llvm.fptosi.sat: defined for every input), and an element copied
+ * from another int64 buffer is copied exactly, not through f32. */
+static void emit_store(Cg *g, Ls *s) {
+  if (g->le->bufs[s->buf].dtype != DT_I64) {
+    LLVMValueRef v = emit(g, s->val);
+    buffer_access(g, LLVMBuildStore(g->b, v, element_ptr(g, g->f32, g->bufs[s->buf], s->idx)), s->buf);
+    return;
+  }
+  Lx *x = s->val;
+  while (x->k == LX_OP && x->op == OP_TRUNC) x = x->a[0]; /* an integer already */
+  LLVMValueRef v;
+  if (x->k == LX_LOAD && g->le->bufs[x->buf].dtype == DT_I64) {
+    v = buffer_access(g, LLVMBuildLoad2(g->b, g->i64, element_ptr(g, g->i64, g->bufs[x->buf], x->a[0]), ""), x->buf);
+  } else {
+    const char *name = "llvm.fptosi.sat";
+    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+    LLVMTypeRef ty[2] = {g->i64, g->f32};
+    LLVMValueRef f = LLVMGetIntrinsicDeclaration(g->mod, id, ty, 2), a = emit(g, s->val);
+    v = LLVMBuildCall2(g->b, LLVMIntrinsicGetType(g->ctx, id, ty, 2), f, &a, 1, "");
+  }
+  buffer_access(g, LLVMBuildStore(g->b, v, element_ptr(g, g->i64, g->bufs[s->buf], s->idx)), s->buf);
+}
+
 static LLVMValueRef emit_uncached(Cg *g, Lx *x) {
   switch (x->k) {
   case LX_F: return cf32(g, x->f[0]);
@@ -266,11 +290,7 @@ void emit_stmt(Cg *g, Ls *s) {
     for (int k = 0; k < s->nbody; k++) emit_stmt(g, s->body[k]);
     break;
   case LS_LOOP: emit_loop(g, s); break;
-  case LS_STORE: {
-    LLVMValueRef v = emit(g, s->val);
-    buffer_access(g, LLVMBuildStore(g->b, v, element_ptr(g, g->f32, g->bufs[s->buf], s->idx)), s->buf);
-    break;
-  }
+  case LS_STORE: emit_store(g, s); break;
   case LS_EVAL: emit(g, s->val); break;
   case LS_ACC_INIT:
     LLVMBuildStore(g->b, reduce_identity(g, s->rop), g->accs[s->acc]);

@@ -155,7 +155,9 @@ int vector_row_lanes(const Cg *g, const Ls *s) {
   for (int i = 0; i < s->nbody; i++) {
     const Ls *b = s->body[i];
     int64_t st;
-    if (b->k != LS_STORE || !stride_of(b->idx, s->var, &st, 0) || !vec_value_ok(g, b->val, s->var, 0)) return 0;
+    if (b->k != LS_STORE || g->le->bufs[b->buf].dtype != DT_F32 || !stride_of(b->idx, s->var, &st, 0) ||
+        !vec_value_ok(g, b->val, s->var, 0))
+      return 0;
     if (pair_at(s, i, st)) { /* an even and an odd column: stored interleaved */
       if (!vec_value_ok(g, s->body[++i]->val, s->var, 0)) return 0;
     } else if (st == 0) {

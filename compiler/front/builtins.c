@@ -19,7 +19,7 @@ enum { SOFTMAX, LOG_SOFTMAX, LOGSUMEXP };
 enum { SQUEEZE, UNSQUEEZE };
 enum { TRANSPOSE, PERMUTE };
 enum { FILL_ZEROS, FILL_ONES, FILL_FULL, FILL_ZEROS_LIKE, FILL_ONES_LIKE };
-enum { META_LEN, META_REVERSED, META_RANGE, META_FLOAT, META_INT };
+enum { META_LEN, META_REVERSED, META_RANGE, META_FLOAT, META_INT, META_LONG };
 
 /* ---- helpers ---- */
 
@@ -715,12 +715,18 @@ static bool b_meta(Sema *S, const Builtin *self, const Args *a, Value *out) {
     *out = (Value){.k = V_RANGE, .i = lo, .i2 = hi};
     return true;
   }
+  if (v->k == V_TENSOR && (self->variant == META_FLOAT || self->variant == META_LONG)) { /* x.float(), x.long() */
+    *out = v_tensor(ir_convert(M, E, v->t, self->variant == META_LONG ? DT_I64 : DT_F32, a->loc, D));
+    return true;
+  }
   if (self->variant == META_FLOAT) {
-    if (!v_is_number(v)) return diag_error(D, a->loc, "float() takes a number");
+    if (!v_is_number(v)) return diag_error(D, a->loc, "float() takes a number or a tensor");
     *out = v_float(v_num(v));
     return true;
   }
-  int64_t i; /* int(): truncates floats like Python */
+  if (self->variant == META_LONG && v->k != V_FLOAT && v->k != V_INT)
+    return diag_error(D, a->loc, "long() takes a number or a tensor");
+  int64_t i; /* int(), long(): truncate floats like Python */
   if (v->k == V_FLOAT) i = (int64_t)v->f;
   else if (!to_int(S, v, a->loc, &i)) return false;
   *out = v_int(i);
@@ -753,7 +759,7 @@ static const Builtin builtins[] = {
   {"zeros", b_fill, FILL_ZEROS}, {"ones", b_fill, FILL_ONES}, {"full", b_fill, FILL_FULL},
   {"zeros_like", b_fill, FILL_ZEROS_LIKE}, {"ones_like", b_fill, FILL_ONES_LIKE},
   {"len", b_meta, META_LEN}, {"reversed", b_meta, META_REVERSED}, {"range", b_meta, META_RANGE},
-  {"float", b_meta, META_FLOAT}, {"int", b_meta, META_INT},
+  {"float", b_meta, META_FLOAT}, {"int", b_meta, META_INT}, {"long", b_meta, META_LONG},
   {"assert", b_assert},
   {NULL, NULL},
 };

@@ -1,6 +1,7 @@
 /* builtins_index.c — index-valued and index-using functions: argmax/argmin, topk, one_hot,
  * gather/index_select, cosine_similarity and Gumbel-max sampling.  Indices are f32 tensors
- * holding integers (entry outputs are f32; exact up to 2^24); index inputs may be i64 or f32.
+ * holding integers (exact up to 2^24; an i64 entry output stores them as int64, export.c);
+ * index inputs may be i64 or f32.
  * All are written with primitives: an iota (each element's index) and the reductions, e.g.
  *   argmax(x) = min over the axis of (x == max(x) or x is NaN ? index : size)
  * which gives torch's first maximal index, NaN counting as the maximum. */

@@ -88,9 +88,6 @@ bool build_export(Sema *S, const Node *decl) {
     const Node *p = decl->outs.items[i];
     if (!p->type) return diag_error(S->d, p->loc, "entry output '%s' needs a type", p->name);
     if (!eval_type(S, p->type, &e->out_shapes[i], &e->out_dtypes[i])) return false;
-    /* computation is in f32 (i64 inputs are read as f32, exact up to 2^24) */
-    if (e->out_dtypes[i] != DT_F32)
-      return diag_error(S->d, p->type->loc, "entry outputs are f32 tensors; '%s' is declared %s", p->name, p->type->name);
     e->out_names[i] = p->name;
   }
   Value ret = v_none();
@@ -104,7 +101,8 @@ bool build_export(Sema *S, const Node *decl) {
     INode *t = v->k == V_TENSOR ? v->t : NULL;
     if (!t && v_is_number(v)) t = ir_fill(m, e, v_num(v), &e->out_shapes[i], p->loc);
     if (!t) return diag_error(S->d, p->loc, "output '%s' is a %s, not a tensor", p->name, v_kind_name(v->k));
-    if (!check_declared(S, p, t, &e->out_shapes[i], e->out_dtypes[i], p->loc)) return false;
+    t = ir_convert(m, e, t, e->out_dtypes[i], p->loc, S->d); /* an i64 output: as by .long() */
+    if (!t || !check_declared(S, p, t, &e->out_shapes[i], e->out_dtypes[i], p->loc)) return false;
     e->outputs[i] = t;
   }
   S->e = NULL;

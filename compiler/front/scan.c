@@ -182,7 +182,7 @@ static void finish_body(Sema *S, ScanCtx *c, INode **carried_in, INode **carried
     b->outputs[i] = o;
     b->out_names[i] = i < nc ? names[i] : c->step_names[i - nc];
     b->out_shapes[i] = o->shape;
-    b->out_dtypes[i] = o->dtype;
+    b->out_dtypes[i] = DT_F32; /* the scan keeps its results in f32 buffers */
   }
 }
 
@@ -215,7 +215,7 @@ static bool emit_scan_node(Sema *S, ScanCtx *c, INode **init, int nc, SrcLoc loc
       s.rank++;
       if (!ir_shape_supported(m, &s, loc, D)) return false;
     }
-    INode *o = ir_new(m, e, OP_SCAN_OUT, c->body->out_dtypes[i], &s, loc);
+    INode *o = ir_new(m, e, OP_SCAN_OUT, c->body->outputs[i]->dtype, &s, loc);
     o->in[0] = scan;
     o->i[0] = i;
     Value v = v_tensor(o);

@@ -441,7 +441,7 @@ static void interp_SCAN(Interp *I, const INode *n, Tensor *out) {
   out->numel = total;
   int nin = b->nin;
   void **ins = nnc_xcalloc(nin + 1, sizeof *ins);
-  float **outs = nnc_xcalloc(b->nout + 1, sizeof *outs);
+  float **outs = nnc_xcalloc(b->nout + 1, sizeof *outs); /* a scan body's outputs are f32 */
   int64_t syms[MAX_SYMS];
   memcpy(syms, I->syms, sizeof syms);
   const INode *p = n->in[0];
@@ -456,7 +456,8 @@ static void interp_SCAN(Interp *I, const INode *n, Tensor *out) {
   }
   for (int64_t t = 0; t < steps; t++) {
     syms[sc->tsym] = t;
-    if (interp_run(I->m, b, I->weights, (const void *const *)ins, syms, I->rounding, I->rng, outs, I->err, I->errlen))
+    if (interp_run(I->m, b, I->weights, (const void *const *)ins, syms, I->rounding, I->rng, (void **)outs, I->err,
+                   I->errlen))
       unreachable("scan body failed in the reference interpreter");
     int64_t off = 0;
     for (int i = 0; i < b->nout; i++) {
@@ -554,8 +555,16 @@ static int *last_uses(const Entry *e, int nids) {
   return last;
 }
 
+/* An i64 output's element: toward zero, NaN as 0, saturating (codegen's llvm.fptosi.sat) */
+static int64_t to_int64(double v) {
+  if (v != v) return 0;
+  if (v >= 0x1p63) return INT64_MAX;
+  if (v < -0x1p63) return INT64_MIN;
+  return (int64_t)v;
+}
+
 int interp_run(const Model *m, const Entry *e, const void *weights, const void *const *inputs,
-               const int64_t *syms, InterpRounding rounding, uint64_t seed, float **outputs, char *err,
+               const int64_t *syms, InterpRounding rounding, uint64_t seed, void **outputs, char *err,
                size_t errlen) {
   Interp I = {m, e, weights, inputs, syms, rounding, seed * 0x9E3779B97F4A7C15ull | 1, NULL, err, errlen};
   int nids = 0, rc = -1;
@@ -582,11 +591,15 @@ int interp_run(const Model *m, const Entry *e, const void *weights, const void *
   for (int o = 0; o < e->nout; o++) {
     const Tensor *t = &I.val[e->outputs[o]->id];
     if (!t->v) unreachable("entry output not evaluated");
-    if (!(outputs[o] = malloc((t->numel ? t->numel : 1) * sizeof **outputs))) {
+    bool i64 = e->out_dtypes[o] == DT_I64;
+    if (!(outputs[o] = malloc((t->numel ? t->numel : 1) * (i64 ? sizeof(int64_t) : sizeof(float))))) {
       fail(&I, "%s: out of memory in the reference interpreter", e->name);
       goto done;
     }
-    for (int64_t i = 0; i < t->numel; i++) outputs[o][i] = (float)t->v[i];
+    for (int64_t i = 0; i < t->numel; i++) {
+      if (i64) ((int64_t *)outputs[o])[i] = to_int64(t->v[i]);
+      else ((float *)outputs[o])[i] = (float)t->v[i];
+    }
   }
   rc = 0;
 done:

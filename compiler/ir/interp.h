@@ -30,13 +30,14 @@ int64_t interp_dim(Dim d, const int64_t *syms);
  *            and partial sum to float32; INTERP_F32_RANDOM: to one of the two nearest float32
  *            values at random (seeded by `seed`; reproducible) — runs with different seeds
  *            scatter like the possible float32 implementations of the entry do
- *   outputs  receives one malloc'd f32 array per entry output (free with free()), of the
- *            output node's shape under syms
+ *   outputs  receives one malloc'd array per entry output (free with free()), f32 or i64 as
+ *            declared (an i64 output's values toward zero, as compiled code stores them), of
+ *            the output node's shape under syms
  * Returns 0, or -1 with a message in err (out of memory, a size that overflows, an unbound
  * symbol).  An op the interpreter does not know is an internal error (unreachable). */
 typedef enum InterpRounding { INTERP_DOUBLE, INTERP_F32, INTERP_F32_RANDOM } InterpRounding;
 int interp_run(const Model *m, const Entry *e, const void *weights, const void *const *inputs,
-               const int64_t *syms, InterpRounding rounding, uint64_t seed, float **outputs, char *err,
+               const int64_t *syms, InterpRounding rounding, uint64_t seed, void **outputs, char *err,
                size_t errlen);
 
 #endif

@@ -299,6 +299,16 @@ INode *ir_unary(Model *m, Entry *e, Op op, INode *a, SrcLoc loc, Diag *d) {
   return n;
 }
 
+/* a as element type dt, as torch's .long() and .float() convert: values are computed in f32,
+ * so to i64 is a truncation toward zero whose node is of dtype i64 (stored as int64 when it
+ * is an entry's output: lowering, codegen's emit_store), and to f32 a relabelling. */
+INode *ir_convert(Model *m, Entry *e, INode *a, DType dt, SrcLoc loc, Diag *d) {
+  if (!a || a->dtype == dt) return a;
+  INode *n = ir_unary(m, e, OP_TRUNC, a, loc, d); /* of an i64 (whole) value: the identity */
+  n->dtype = dt;
+  return n;
+}
+
 INode *ir_binary(Model *m, Entry *e, Op op, INode *a, INode *b, SrcLoc loc, Diag *d) {
   if (!a || !b) return NULL;
   Shape s;

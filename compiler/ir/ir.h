@@ -224,6 +224,7 @@ void ir_remember_param(Model *m, Entry *e, INode *n);
 INode *ir_fill(Model *m, Entry *e, double v, const Shape *s, SrcLoc loc);
 INode *ir_const_data(Model *m, Entry *e, const float *data, const Shape *s, SrcLoc loc);
 INode *ir_unary(Model *m, Entry *e, Op op, INode *a, SrcLoc loc, Diag *d);
+INode *ir_convert(Model *m, Entry *e, INode *a, DType dt, SrcLoc loc, Diag *d);
 INode *ir_binary(Model *m, Entry *e, Op op, INode *a, INode *b, SrcLoc loc, Diag *d);
 INode *ir_where(Model *m, Entry *e, INode *c, INode *a, INode *b, SrcLoc loc, Diag *d);
 INode *ir_reduce(Model *m, Entry *e, Op op, INode *a, uint32_t axes, int keepdim, SrcLoc loc,

@@ -40,12 +40,17 @@ static INode *base_buffer(INode *n) {
   return n;
 }
 
+/* The caller's buffer of output o, in its declared element type (stores convert). */
+static int output_buf(Lower *L, int o) {
+  return add_buf(L, (LBuf){.k = LB_ARG, .dtype = L->e->out_dtypes[o], .index = L->e->nin + o});
+}
+
 /* The buffer holding node n, or -1 when n is not in memory. */
 int buffer_of(Lower *L, INode *n) {
   n = base_buffer(n);
   bool computed_leaf = (n->op == OP_CONST && !n->data) || n->op == OP_DIMVAL || n->op == OP_IOTA;
   if (computed_leaf && n->kernel >= 0) /* materialized for a reader that needs memory */
-    return n->out_index >= 0 ? add_buf(L, (LBuf){.k = LB_ARG, .index = L->e->nin + n->out_index})
+    return n->out_index >= 0 ? output_buf(L, n->out_index)
                              : add_buf(L, (LBuf){.k = LB_SLOT, .index = n->slot});
   switch (n->op) {
   case OP_INPUT: return add_buf(L, (LBuf){.k = LB_ARG, .dtype = n->dtype, .index = n->index});
@@ -64,7 +69,7 @@ int buffer_of(Lower *L, INode *n) {
     const Param *p = &L->m->params[L->e->out_params[n->out_index]];
     return add_buf(L, (LBuf){.k = LB_WEIGHT, .dtype = DT_F32, .index = -1, .offset = p->offset});
   }
-  if (n->out_index >= 0) return add_buf(L, (LBuf){.k = LB_ARG, .index = L->e->nin + n->out_index});
+  if (n->out_index >= 0) return output_buf(L, n->out_index);
   return add_buf(L, (LBuf){.k = LB_SLOT, .index = n->slot});
 }
 

@@ -7,7 +7,9 @@
 static Lx *seed_value(Lower *L, INode *s) {
   if (s->op == OP_CONST && !s->data) return lx_i(L, (int64_t)s->f[0]);
   int b = s->dtype == DT_I64 ? buffer_of(L, s) : -1;
-  if (b >= 0) return lx(L, (Lx){.k = LX_LOADI, .buf = b, .a = {lx_i(L, 0)}}); /* all 64 bits */
+  if (b >= 0 && L->le->bufs[b].dtype == DT_I64) /* an int64 input or parameter (a computed
+                                                  * i64 value is kept in an f32 slot) */
+    return lx(L, (Lx){.k = LX_LOADI, .buf = b, .a = {lx_i(L, 0)}}); /* all 64 bits */
   Lx *zero[MAX_RANK];
   for (int i = 0; i < MAX_RANK; i++) zero[i] = lx_i(L, 0);
   return ftoi(L, value(L, s, zero));

@@ -181,7 +181,9 @@ static INode *epilogue_chain(Fuse *F, INode *head, bool gemm) {
     if (F->nusers[cur->id] != 1) break;
     INode *u = F->users[cur->id][0];
     bool ok;
-    if (u->op == OP_RESHAPE)
+    if (u->dtype != DT_F32 || (u->out_index >= 0 && F->e->out_dtypes[u->out_index] != DT_F32))
+      ok = false; /* stored as int64 (an i64 output): the GEMM's or reduction's f32 stays apart */
+    else if (u->op == OP_RESHAPE)
       ok = gemm || reshape_is_unit(&cur->shape, &u->shape);
     else
       ok = op_info[u->op].kind == FK_ELEM && shape_eq(&u->shape, &cur->shape) &&

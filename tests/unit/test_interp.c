@@ -163,6 +163,23 @@ static void test_nan_semantics(void **state) {
   for (int i = 0; i < 4; i++) free(out[i].data);
 }
 
+/* i64 outputs as compiled code stores them: toward zero, NaN as 0, saturating */
+static void test_i64_outputs(void **state) {
+  const char *src = "export f(x: f32[6], ids: i64[2]) -> (y: i64[6], k: i64[], same: i64[2]) {\n"
+                    "  y = x; k = argmax(x, 0); same = ids\n"
+                    "}\n";
+  float x[] = {-2.5f, 3.9f, NAN, 1e30f, -1e30f, 7.0f};
+  int64_t ids[] = {(int64_t)1 << 24, -3}; /* read as compiled code reads them: f32 */
+  nnc_tensor in[2] = {{x, NNC_F32, 1, {6}}, {ids, NNC_I64, 1, {2}}}, out[3];
+  interpret_text(src, "f", in, 2, out, 3);
+  int64_t y[] = {-2, 3, 0, INT64_MAX, INT64_MIN, 7}, k = 2; /* a NaN is the maximum, as in torch */
+  for (int i = 0; i < 3; i++) assert_int_equal(out[i].dtype, NNC_I64);
+  assert_memory_equal(out[0].data, y, sizeof y);
+  assert_int_equal(*(const int64_t *)out[1].data, k);
+  assert_memory_equal(out[2].data, ids, sizeof ids);
+  for (int i = 0; i < 3; i++) free(out[i].data);
+}
+
 static void test_errors(void **state) {
   const char *src = "export f(x: f32[N, 2]) -> (y: f32[N, 2]) { y = x * 2 }\n";
   float x[6] = {0};
@@ -188,7 +205,7 @@ static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *
 int main(void) {
   static char names[MAX_MODELS][64];
   static char *sorted[MAX_MODELS];
-  static struct CMUnitTest tests[MAX_MODELS + 3];
+  static struct CMUnitTest tests[MAX_MODELS + 4];
   int n = 0, nt = 0;
   DIR *d = opendir(GOLDEN_DIR);
   struct dirent *de;
@@ -205,6 +222,7 @@ int main(void) {
   for (int i = 0; i < n; i++) tests[nt++] = (struct CMUnitTest){sorted[i], test_golden_model, NULL, NULL, sorted[i]};
   tests[nt++] = (struct CMUnitTest){"broadcast_matmul", test_broadcast_matmul, NULL, NULL, NULL};
   tests[nt++] = (struct CMUnitTest){"nan_semantics", test_nan_semantics, NULL, NULL, NULL};
+  tests[nt++] = (struct CMUnitTest){"i64_outputs", test_i64_outputs, NULL, NULL, NULL};
   tests[nt++] = (struct CMUnitTest){"errors", test_errors, NULL, NULL, NULL};
   return _cmocka_run_group_tests("interp", tests, (size_t)nt, NULL, NULL);
 }

@@ -651,6 +651,38 @@ static bool b_var(Sema *S, const Builtin *self, const Args *a, Value *out) {
   return out->t != NULL;
 }
 
+/* norm(input, p=2, dim=None, keepdim=False) as torch.norm / torch.linalg.vector_norm: over
+ * `dim` (all axes when absent) (sum |x|^p)^(1/p); p = 2 or "fro" sqrt(sum x^2), 1 sum |x|,
+ * inf / -inf the largest / smallest |x|, 0 the count of nonzeros */
+static bool b_norm(Sema *S, const Builtin *self, const Args *a, Value *out) {
+  static const char *names[] = {"input", "p", "dim", "keepdim", "axis"};
+  if (!need_entry(S, a, self->name) || !args_check(S, a, self->name, names, 5)) return false;
+  INode *x = tensor_arg(S, a, 0, "input");
+  uint32_t axes;
+  if (!x || !axes_arg(S, a, 2, x->shape.rank, &axes)) return false;
+  const Value *pv = arg_get(a, 1, "p");
+  double p = 2;
+  if (pv && pv->k == V_STR && strcmp(pv->s, "fro"))
+    return diag_error(D, a->loc, "norm: p must be a number or \"fro\", not \"%s\"", pv->s);
+  if (pv && pv->k != V_NONE && pv->k != V_STR && !v_is_number(pv))
+    return diag_error(D, a->loc, "norm: p must be a number or \"fro\"");
+  if (pv && v_is_number(pv)) p = v_num(pv);
+  bool keep = keepdim_arg(S, a, 3);
+  SrcLoc l = a->loc;
+  INode *ax = ir_unary(M, E, OP_ABS, x, l, D), *r;
+  if (p == INFINITY) r = reduce(S, OP_RMAX, ax, axes, keep, l);
+  else if (p == -INFINITY) r = ir_unary(M, E, OP_NEG, reduce(S, OP_RMAX, ir_unary(M, E, OP_NEG, ax, l, D), axes, keep, l), l, D);
+  else if (p == 0) r = reduce(S, OP_SUM, ir_binary(M, E, OP_NE, x, ir_fill(M, E, 0, &(Shape){0}, l), l, D), axes, keep, l);
+  else if (p == 1) r = reduce(S, OP_SUM, ax, axes, keep, l);
+  else if (p == 2) r = ir_unary(M, E, OP_SQRT, reduce(S, OP_SUM, ir_binary(M, E, OP_MUL, x, x, l, D), axes, keep, l), l, D);
+  else {
+    INode *pw = ir_binary(M, E, OP_POW, ax, ir_fill(M, E, p, &(Shape){0}, l), l, D);
+    r = ir_binary(M, E, OP_POW, reduce(S, OP_SUM, pw, axes, keep, l), ir_fill(M, E, 1.0 / p, &(Shape){0}, l), l, D);
+  }
+  *out = v_tensor(r);
+  return r != NULL;
+}
+
 /* ---- creation ---- */
 
 static bool b_fill(Sema *S, const Builtin *self, const Args *a, Value *out) {
@@ -755,7 +787,7 @@ static const Builtin builtins[] = {
   {"reshape", b_reshape}, {"view", b_reshape}, {"squeeze", b_squeeze, SQUEEZE}, {"unsqueeze", b_squeeze, UNSQUEEZE},
   {"flatten", b_flatten}, {"transpose", b_transpose, TRANSPOSE}, {"permute", b_transpose, PERMUTE},
   {"cat", b_cat}, {"concat", b_cat}, {"split", b_split}, {"chunk", b_chunk}, {"stack", b_stack},
-  {"flip", b_flip}, {"roll", b_roll}, {"var", b_var, REDUCE_VAR}, {"std", b_var, REDUCE_STD},
+  {"flip", b_flip}, {"roll", b_roll}, {"var", b_var, REDUCE_VAR}, {"norm", b_norm}, {"std", b_var, REDUCE_STD},
   {"zeros", b_fill, FILL_ZEROS}, {"ones", b_fill, FILL_ONES}, {"full", b_fill, FILL_FULL},
   {"zeros_like", b_fill, FILL_ZEROS_LIKE}, {"ones_like", b_fill, FILL_ONES_LIKE},
   {"len", b_meta, META_LEN}, {"reversed", b_meta, META_REVERSED}, {"range", b_meta, META_RANGE},

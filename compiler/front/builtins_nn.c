@@ -156,17 +156,21 @@ static bool b_pool(Sema *S, const Builtin *self, const Args *a, Value *out) {
   return out->t != NULL;
 }
 
-static bool b_adaptive_avg_pool2d(Sema *S, const Builtin *self, const Args *a, Value *out) {
+/* adaptive_avg_pool2d(input, output_size), adaptive_max_pool2d(input, output_size, return_indices=false) */
+static bool b_adaptive_pool2d(Sema *S, const Builtin *self, const Args *a, Value *out) {
   const char *name = self->name;
-  static const char *names[] = {"input", "output_size"};
-  if (!entry_only(S, a, name) || !args_check(S, a, name, names, 2)) return false;
+  bool is_max = self->variant == POOL_MAX;
+  static const char *names[] = {"input", "output_size", "return_indices"};
+  if (!entry_only(S, a, name) || !args_check(S, a, name, names, is_max ? 3 : 2)) return false;
+  if (is_max && bool_opt(a, 2, "return_indices", false))
+    return diag_error(D, a->loc, "adaptive_max_pool2d: return_indices is not available");
   INode *x = tensor_opt(S, a, 0, "input", true);
   int64_t o[2];
   const Value *v = arg_get(a, 1, "output_size");
   if (!x) return false;
   if (!v) return diag_error(D, a->loc, "missing argument 'output_size'");
   if (!pair_arg(S, v, a->loc, "output_size", o)) return false;
-  *out = v_tensor(nn_adaptive_avg_pool2d(S, x, o[0], o[1], a->loc));
+  *out = v_tensor(is_max ? nn_adaptive_max_pool2d(S, x, o[0], o[1], a->loc) : nn_adaptive_avg_pool2d(S, x, o[0], o[1], a->loc));
   return out->t != NULL;
 }
 
@@ -410,7 +414,8 @@ static bool b_lstm_cell(Sema *S, const Builtin *self, const Args *a, Value *out)
 const Builtin nn_builtins[] = {
   {"lstm", b_lstm}, {"lstm_cell", b_lstm_cell},
   {"conv2d", b_conv2d}, {"conv_transpose2d", b_conv_transpose2d},
-  {"max_pool2d", b_pool, POOL_MAX}, {"avg_pool2d", b_pool, POOL_AVG}, {"adaptive_avg_pool2d", b_adaptive_avg_pool2d},
+  {"max_pool2d", b_pool, POOL_MAX}, {"avg_pool2d", b_pool, POOL_AVG}, {"adaptive_avg_pool2d", b_adaptive_pool2d, POOL_AVG},
+  {"adaptive_max_pool2d", b_adaptive_pool2d, POOL_MAX},
   {"batch_norm", b_batch_norm}, {"group_norm", b_group_norm, NORM_GROUP}, {"instance_norm", b_group_norm, NORM_INSTANCE},
   {"layer_norm", b_layer_norm}, {"interpolate", b_interpolate}, {"pad", b_pad},
   {"pixel_shuffle", b_pixel_shuffle, SHUFFLE}, {"pixel_unshuffle", b_pixel_shuffle, UNSHUFFLE}, {"roi_align", b_roi_align},

@@ -351,9 +351,14 @@ static INode *pool_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
 
 static INode *adaptive_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
   int64_t o[2];
+  bool is_max = (mi->type->ctor.variant & ~DIM_1D) == MAX_POOL;
+  if (is_max && cfg_bool(mi, "return_indices", false))
+    return diag_error(D, loc, "%s: return_indices is not available", mi->type_name), NULL;
   if (!cfg(mi, "output_size")) return diag_error(D, loc, "%s needs output_size", mi->type_name), NULL;
   if (!cfg_size(S, mi, "output_size", 0, 1, o)) return NULL;
-  return shape_1d(S, mi, nn_adaptive_avg_pool2d(S, shape_1d(S, mi, x, true, loc), o[0], o[1], loc), false, loc);
+  x = shape_1d(S, mi, x, true, loc);
+  x = is_max ? nn_adaptive_max_pool2d(S, x, o[0], o[1], loc) : nn_adaptive_avg_pool2d(S, x, o[0], o[1], loc);
+  return shape_1d(S, mi, x, false, loc);
 }
 
 static INode *upsample_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
@@ -804,10 +809,12 @@ static const LayerType layer_types[] = {
   {{"LayerNorm", b_layer}, {"normalized_shape", "eps", "elementwise_affine"}, ln_params, ln_call},
   {{"MaxPool2d", b_layer, MAX_POOL}, {"kernel_size", "stride", "padding", "dilation", "return_indices", "ceil_mode"}, no_params, pool_call},
   {{"AvgPool2d", b_layer, AVG_POOL}, {"kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"}, no_params, pool_call},
-  {{"AdaptiveAvgPool2d", b_layer}, {"output_size"}, no_params, adaptive_call},
+  {{"AdaptiveAvgPool2d", b_layer, AVG_POOL}, {"output_size"}, no_params, adaptive_call},
+  {{"AdaptiveMaxPool2d", b_layer, MAX_POOL}, {"output_size", "return_indices"}, no_params, adaptive_call},
   {{"MaxPool1d", b_layer, MAX_POOL | DIM_1D}, {"kernel_size", "stride", "padding", "dilation", "return_indices", "ceil_mode"}, no_params, pool_call},
   {{"AvgPool1d", b_layer, AVG_POOL | DIM_1D}, {"kernel_size", "stride", "padding", "ceil_mode", "count_include_pad"}, no_params, pool_call},
-  {{"AdaptiveAvgPool1d", b_layer, DIM_1D}, {"output_size"}, no_params, adaptive_call},
+  {{"AdaptiveAvgPool1d", b_layer, AVG_POOL | DIM_1D}, {"output_size"}, no_params, adaptive_call},
+  {{"AdaptiveMaxPool1d", b_layer, MAX_POOL | DIM_1D}, {"output_size", "return_indices"}, no_params, adaptive_call},
   {{"Upsample", b_layer}, {"size", "scale_factor", "mode", "align_corners"}, no_params, upsample_call},
   {{"Flatten", b_layer}, {"start_dim", "end_dim"}, no_params, flatten_call},
   {{"PixelShuffle", b_layer, SHUFFLE}, {"upscale_factor"}, no_params, shuffle_call},

@@ -295,6 +295,40 @@ INode *nn_adaptive_avg_pool2d(Sema *S, INode *x, int64_t oh, int64_t ow, SrcLoc 
   return ir_matmul(M, E, ir_matmul(M, E, ph, x, 0, 0, loc, D), pw, 0, 0, loc, D);
 }
 
+/* Adaptive max pooling, the bins of adaptive average pooling.  Bins of one size (in a multiple
+ * of out) are max_pool2d's windows; otherwise the maximum is separable: that of each column
+ * bin, then of each row bin, a slice and a reduction per bin (oh + ow of them). */
+#define ADAPTIVE_MAX_BINS 4096
+
+static INode *max_over_bins(Sema *S, INode *x, int axis, int64_t in, int64_t out, SrcLoc loc) {
+  INode *acc = NULL;
+  if (!x) return NULL;
+  for (int64_t i = 0; i < out; i++) {
+    int64_t start = i * in / out, end = ((i + 1) * in + out - 1) / out;
+    INode *bin = ir_reduce(M, E, OP_RMAX, ir_slice(M, E, x, axis, start, end, 1, loc, D), 1u << axis, 1, loc, D);
+    acc = i ? ir_concat(M, E, acc, bin, axis, loc, D) : bin;
+    if (!acc) return NULL;
+  }
+  return acc;
+}
+
+INode *nn_adaptive_max_pool2d(Sema *S, INode *x, int64_t oh, int64_t ow, SrcLoc loc) {
+  if (!x) return NULL;
+  int r = x->shape.rank;
+  if (r < 3 || !static_dims(S, x, r - 2, "adaptive_max_pool2d", loc))
+    return diag_error(D, loc, "adaptive_max_pool2d expects [N, C, H, W] or [C, H, W] with static H, W"), NULL;
+  if (oh <= 0 || ow <= 0) return diag_error(D, loc, "adaptive_max_pool2d: output size must be positive"), NULL;
+  int64_t h = x->shape.d[r - 2].k, w = x->shape.d[r - 1].k;
+  if (h % oh == 0 && w % ow == 0) {
+    PoolSpec p = {.kernel = {h / oh, w / ow}, .stride = {h / oh, w / ow}, .dilation = {1, 1}};
+    return nn_max_pool2d(S, x, &p, loc);
+  }
+  if (oh > ADAPTIVE_MAX_BINS || ow > ADAPTIVE_MAX_BINS)
+    return diag_error(D, loc, "adaptive_max_pool2d: an output size that does not divide the input is at most %d",
+                      ADAPTIVE_MAX_BINS), NULL;
+  return max_over_bins(S, max_over_bins(S, x, r - 1, w, ow, loc), r - 2, h, oh, loc);
+}
+
 /* ---- normalization ---- */
 
 static INode *rsqrt_eps(Sema *S, INode *var, double eps, SrcLoc loc) {

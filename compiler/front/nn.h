@@ -25,6 +25,7 @@ typedef struct PoolSpec {
 INode *nn_max_pool2d(Sema *S, INode *x, const PoolSpec *p, SrcLoc loc);
 INode *nn_avg_pool2d(Sema *S, INode *x, const PoolSpec *p, SrcLoc loc);
 INode *nn_adaptive_avg_pool2d(Sema *S, INode *x, int64_t oh, int64_t ow, SrcLoc loc);
+INode *nn_adaptive_max_pool2d(Sema *S, INode *x, int64_t oh, int64_t ow, SrcLoc loc);
 
 /* weight/bias/stats may be NULL (absent) */
 INode *nn_batch_norm(Sema *S, INode *x, INode *mean, INode *var, INode *w, INode *b, double eps, SrcLoc loc);

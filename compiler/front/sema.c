@@ -45,6 +45,10 @@ static bool eval_name(Sema *S, Scope *sc, const Node *n, Value *out) {
     *out = v_float(M_PI);
     return true;
   }
+  if (!strcmp(n->name, "inf") || !strcmp(n->name, "nan")) { /* math.inf, math.nan */
+    *out = v_float(n->name[0] == 'i' ? INFINITY : NAN);
+    return true;
+  }
   if (!strcmp(n->name, "none")) { /* Python's None: an absent member or argument */
     *out = v_none();
     return true;

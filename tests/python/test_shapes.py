@@ -1,6 +1,8 @@
 """Shape functions of issue 17 against PyTorch: reshape/view with -1, x[:, none] (None
 indexing), stack, flip, roll (with and without dims), chunk (uneven sizes), var and std
-(unbiased, correction, keepdim, several axes), pad with modes reflect, replicate, circular."""
+(unbiased, correction, keepdim, several axes), pad with modes reflect, replicate, circular;
+norm (p 2, "fro", 1, 3, inf, -inf, 0; dims, keepdim) and adaptive_max_pool2d (bins of one
+size, uneven bins, more bins than inputs)."""
 import unittest
 
 import numpy as np
@@ -23,6 +25,16 @@ CASES = {
     "var": ("f32[N]", "var(x, [1, 2])", lambda t, x: t.var(x, [1, 2])),
     "var_biased": ("f32[N, 1, 4]", "var(x, 1, unbiased=false, keepdim=true)", lambda t, x: t.var(x, 1, unbiased=False, keepdim=True)),
     "std": ("f32[N, 3]", "std(x, 2)", lambda t, x: t.std(x, 2)),
+    "norm": ("f32[]", "norm(x)", lambda t, x: t.norm(x)),
+    "norm_fro_dim": ("f32[N, 4]", "norm(x, \"fro\", 1)", lambda t, x: t.norm(x, "fro", 1)),
+    "norm_1_keep": ("f32[N, 1, 1]", "norm(x, 1, [1, 2], keepdim=true)", lambda t, x: t.norm(x, 1, [1, 2], keepdim=True)),
+    "norm_3": ("f32[N, 3]", "norm(x, p=3, dim=2)", lambda t, x: t.norm(x, p=3, dim=2)),
+    "norm_inf": ("f32[N, 4]", "norm(x, inf, 1)", lambda t, x: t.norm(x, float("inf"), 1)),
+    "norm_neg_inf": ("f32[N, 4]", "norm(x, -inf, 1)", lambda t, x: t.norm(x, float("-inf"), 1)),
+    "norm_0": ("f32[N]", "norm(x - 0.5 * x, 0, [1, 2])", lambda t, x: t.norm(x - 0.5 * x, 0, [1, 2])),
+    "adaptive_max_uneven": ("f32[N, 2, 3]", "adaptive_max_pool2d(x, [2, 3])", lambda t, x: t.nn.functional.adaptive_max_pool2d(x, (2, 3))),
+    "adaptive_max_even": ("f32[N, 3, 2]", "adaptive_max_pool2d(x, [3, 2])", lambda t, x: t.nn.functional.adaptive_max_pool2d(x, (3, 2))),
+    "adaptive_max_grow": ("f32[N, 5, 7]", "adaptive_max_pool2d(x, [5, 7])", lambda t, x: t.nn.functional.adaptive_max_pool2d(x, (5, 7))),
     "std_correction": ("f32[N, 4]", "std(x, dim=1, correction=2)", lambda t, x: t.sqrt(((x - x.mean(1, keepdim=True)) ** 2).sum(1) / (3 - 2))),
 }
 
@@ -62,6 +74,21 @@ class ShapesTest(TempDirCase):
             with self.subTest(name):
                 x = rng.standard_normal((2, 3, 4) if name.endswith("1") else (2, 2, 4, 4)).astype(np.float32)
                 assert_close(self, getattr(m, "t_" + name)(x), F.pad(torch.from_numpy(x), pads, mode=mode).numpy(), name)
+
+    def test_adaptive_max_pool_layers(self):
+        torch = torch_or_none()
+        src = ("pool2 = AdaptiveMaxPool2d([3, 5])\npool1 = AdaptiveMaxPool1d(4)\nsquare = AdaptiveMaxPool2d(2)\n"
+               "export f(x: f32[N, 2, 7, 10], s: f32[N, 3, 9]) -> (a: f32[N, 2, 3, 5], b: f32[N, 3, 4], c: f32[N, 2, 2, 2]) {\n"
+               "  a = pool2(x)\n  b = pool1(s)\n  c = square(x)\n}\n")
+        m = nnc.compile(write_model(src, self.tmp, "adaptive_max"))
+        rng = np.random.default_rng(9)
+        x, s = rng.standard_normal((2, 2, 7, 10)).astype(np.float32), rng.standard_normal((2, 3, 9)).astype(np.float32)
+        x[0, 1, 3, 4] = np.nan  # propagates, as in torch
+        a, b, c = m.f(x, s)
+        tx, ts = torch.from_numpy(x), torch.from_numpy(s)
+        assert_close(self, a, torch.nn.AdaptiveMaxPool2d((3, 5))(tx).numpy(), "AdaptiveMaxPool2d")
+        assert_close(self, b, torch.nn.AdaptiveMaxPool1d(4)(ts).numpy(), "AdaptiveMaxPool1d")
+        assert_close(self, c, torch.nn.AdaptiveMaxPool2d(2)(tx).numpy(), "AdaptiveMaxPool2d(2)")
 
     def test_errors(self):
         for expr, words in (("reshape(x, [-1, 5])", "cannot infer the -1 of this shape"),

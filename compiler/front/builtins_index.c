@@ -138,7 +138,6 @@ static bool b_gather(Sema *S, const Builtin *self, const Args *a, Value *out) {
   INode *x = tensor_at(S, a, 0, "input"), *ix = x ? tensor_at(S, a, 2, "index") : NULL;
   int ax;
   if (!ix || !axis_at(S, a, 1, x->shape.rank, true, 0, &ax)) return false;
-  if (x->shape.d[ax].syms) return diag_error(D, a->loc, "%s: the indexed axis must be static", name);
   char what[64];
   snprintf(what, sizeof what, "%s: argument 'index'", name);
   if (!(ix = ir_check_index(M, E, ix, x->shape.d[ax], what, a->loc, D))) return false;

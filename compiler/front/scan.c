@@ -57,10 +57,19 @@ bool capture_value(Sema *S, Value *v) {
 }
 
 /* x[..., t, ...]: the step's element along `axis`, which must run over the loop's range */
-bool scan_index(Sema *S, INode *t, int axis, const Value *index, SrcLoc loc, INode **out) {
+/* The scan (of those around the code) whose step v is, or NULL. */
+static ScanCtx *step_of(Sema *S, const Value *v) {
   ScanCtx *c = S->scan;
+  if (v->k != V_DIM) return NULL;
   for (; c; c = c->parent)
-    if (index->dim.syms == (1u << c->tsym) && index->dim.k == 1) break;
+    if (v->dim.syms == (1u << c->tsym) && v->dim.k == 1) break;
+  return c;
+}
+
+bool is_scan_step(Sema *S, const Value *v) { return step_of(S, v) != NULL; }
+
+bool scan_index(Sema *S, INode *t, int axis, const Value *index, SrcLoc loc, INode **out) {
+  ScanCtx *c = step_of(S, index);
   if (!c) return diag_error(D, loc, "a symbolic dimension is not an index (only a scan's step is)");
   if (!dim_eq(t->shape.d[axis], c->bound)) {
     char a[64], b[64];

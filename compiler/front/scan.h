@@ -18,5 +18,7 @@ bool scan_close(Sema *S, ScanCtx *c, INode **init, INode **carried_in, INode **c
 bool capture_value(Sema *S, Value *v);
 bool assign_step_output(Sema *S, Scope *sc, const Node *target, const Value *v);
 bool scan_index(Sema *S, INode *t, int axis, const Value *index, SrcLoc loc, INode **out);
+/* Whether v is the step of a scan around the code being evaluated. */
+bool is_scan_step(Sema *S, const Value *v);
 
 #endif

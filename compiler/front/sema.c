@@ -275,6 +275,28 @@ static bool truthy(Sema *S, const Value *v, SrcLoc loc, bool *out) {
 }
 
 /* x[i, a:b, ...] on lists (compile-time) and tensors (slicing; an integer drops the axis). */
+/* t[..., i, ...] at `axis` for an index known only at run time: a scalar tensor (`x[t - 1]` in
+ * a scan), or an integer on a symbolic axis (`x[:, -1]` of f32[N, T, D]).  As in torch, a
+ * negative index counts from the end; the result is checked against [0, size) when the call
+ * runs (a failing call returns an error naming the place).  A gather of one position. */
+static INode *index_at_run_time(Sema *S, INode *t, int axis, const Value *v, SrcLoc loc) {
+  Model *m = S->m;
+  Entry *e = S->e;
+  if (!e) return diag_error(S->d, loc, "a tensor is indexed at run time only inside an export"), NULL;
+  INode *i = to_tensor(S, v, loc);
+  if (!i) return NULL;
+  if (i->shape.rank != 0) return diag_error(S->d, loc, "an index must be a scalar (use index_select or gather)"), NULL;
+  INode *len = ir_dim_value(m, e, t->shape.d[axis], loc), *zero = ir_fill(m, e, 0, &(Shape){0}, loc);
+  INode *neg = ir_binary(m, e, OP_LT, i, zero, loc, S->d);
+  i = ir_where(m, e, neg, ir_binary(m, e, OP_ADD, i, len, loc, S->d), i, loc, S->d);
+  i = ir_check_index(m, e, i, t->shape.d[axis], "index", loc, S->d);
+  if (!i) return NULL;
+  Shape one = {.rank = t->shape.rank - axis}, out = t->shape;
+  for (int k = 0; k < one.rank; k++) one.d[k] = dim_const(1);
+  out.d[axis] = dim_const(1);
+  return ir_gather(m, e, t, ir_reshape(m, e, i, &one, loc, S->d), axis, &out, loc, S->d);
+}
+
 static bool eval_index(Sema *S, Scope *sc, const Node *n, Value *out) {
   Value obj;
   if (!eval(S, sc, n->lhs, &obj)) return false;
@@ -314,14 +336,19 @@ static bool eval_index(Sema *S, Scope *sc, const Node *n, Value *out) {
       if (ix->extra && (!eval(S, sc, ix->extra, &v) || !to_int(S, &v, ix->extra->loc, &step))) return false;
       if (!ix->lhs && !ix->rhs && !ix->extra) continue;
     } else {
-      if (v.k == V_DIM && v.dim.syms) { /* x[:, t] with t a scan's step */
+      if (v.k == V_DIM && v.dim.syms && is_scan_step(S, &v)) { /* x[:, t] with t a scan's step */
         if (!scan_index(S, t, axis, &v, ix->loc, &t)) return false;
         drop |= 1u << axis;
         continue;
       }
-      if (!to_int(S, &v, ix->loc, &start)) return false;
       Dim len = t->shape.d[axis];
-      if (len.syms) return diag_error(S->d, ix->loc, "cannot index a symbolic dimension");
+      if (v.k == V_TENSOR || (v.k == V_DIM && v.dim.syms) || (v_is_number(&v) && len.syms)) {
+        /* x[t - 1] in a scan, x[:, -1] on a symbolic axis: the index is known at run time */
+        if (!(t = index_at_run_time(S, t, axis, &v, ix->loc))) return false;
+        drop |= 1u << axis;
+        continue;
+      }
+      if (!to_int(S, &v, ix->loc, &start)) return false;
       if (start < -len.k || start >= len.k)
         return diag_error(S->d, ix->loc, "index %lld out of range for dimension %d of size %lld",
                           (long long)start, axis, (long long)len.k);

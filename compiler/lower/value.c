@@ -177,7 +177,10 @@ static Lx *move_value(Lower *L, INode *n, Lx *const *idx) {
     broadcast_idx(L, &n->shape, idx, &n->in[1]->shape, bi);
     memcpy(r, idx, n->shape.rank * sizeof *r);
     /* clamped: an out-of-range index reads an edge element, never outside the buffer */
-    r[ax] = clamp(L, ftoi(L, value(L, n->in[1], bi)), 0, in->shape.d[ax].k - 1);
+    Dim size = in->shape.d[ax];
+    Lx *at = ftoi(L, value(L, n->in[1], bi));
+    r[ax] = size.syms ? ibin(L, 'M', ibin(L, 'm', at, ibin(L, '-', lx_dim(L, size), lx_i(L, 1))), lx_i(L, 0))
+                      : clamp(L, at, 0, size.k - 1);
     return value(L, in, r);
   }
   case OP_WINDOW: return window_value(L, n, idx);

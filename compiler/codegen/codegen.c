@@ -232,9 +232,9 @@ static void emit_gemm(Cg *g, Ls *s) {
   call_extern(g, "nnc_rt_sgemm", g->voidt, pt, 14, args);
 }
 
-/* A scan: copy the initial state in, then per step t set the step symbol, call the body with
- * (state, captured, next state, per-step output slices at t), and swap the state buffers;
- * at the end copy the state out to the results that are read. */
+/* A scan: copy the initial state in, then per step t (steps-1 down to 0 when reverse) set the
+ * step symbol, call the body with (state, captured, next state, per-step output slices at t),
+ * and swap the state buffers; at the end copy the state out to the results that are read. */
 static void emit_scan(Cg *g, Ls *s) {
   const ScanInfo *sc = s->sc.info;
   int nc = sc->ncarried, ncap = sc->ncaptured, ns = sc->nsteps, nin = nc + ncap, nargs = nin + nc + ns;
@@ -255,8 +255,10 @@ static void emit_scan(Cg *g, Ls *s) {
     LLVMBuildStore(g->b, z, LLVMBuildGEP2(g->b, g->ptr, nxt, (LLVMValueRef[]){ci64(g, i)}, 1, ""));
   }
   static const LoopNames names = {"scan", "step", "scan_end", "t"};
-  CountedLoop loop = loop_open(g, ci64(g, 0), emit(g, s->sc.steps), &names);
-  LLVMValueRef t = loop.i;
+  LLVMValueRef steps = emit(g, s->sc.steps);
+  CountedLoop loop = loop_open(g, ci64(g, 0), steps, &names);
+  LLVMValueRef last = LLVMBuildNSWSub(g->b, steps, ci64(g, 1), "");
+  LLVMValueRef t = sc->reverse ? LLVMBuildNSWSub(g->b, last, loop.i, "") : loop.i;
   LLVMBuildStore(g->b, t, LLVMBuildGEP2(g->b, g->i64, symv, (LLVMValueRef[]){ci64(g, sc->tsym)}, 1, ""));
   #define ARG(k, v) LLVMBuildStore(g->b, v, LLVMBuildGEP2(g->b, g->ptr, argv, (LLVMValueRef[]){ci64(g, k)}, 1, ""))
   #define LOADP(arr, i) LLVMBuildLoad2(g->b, g->ptr, LLVMBuildGEP2(g->b, g->ptr, arr, (LLVMValueRef[]){ci64(g, i)}, 1, ""), "")

@@ -26,13 +26,15 @@ bool nn_parameter_read(Sema *S, Value *v, SrcLoc loc);
 /* recurrent.c: one step (x [B, I], states [B, H]) and a sequence (x [T, B, I], [B, T, I] when
  * batch_first; initial states [B, H] or NULL for zeros) of PyTorch's LSTM (gates i, f, g, o)
  * and GRU (gates r, z, n); biases may be NULL.  A step returns h' (the LSTM's c' in *c_next),
- * a sequence the outputs [.., H] and the final states. */
+ * a sequence the outputs [.., H] and the final states.  rnn_sequence is one direction of one
+ * layer of either (lstm or not): init[] the initial states (h, c), w[] weight_ih, weight_hh,
+ * bias_ih, bias_hh; reverse runs from the last step to the first (PyTorch's _reverse). */
 INode *lstm_step(Sema *S, INode *x, INode *h, INode *c, INode *wih, INode *whh, INode *bih, INode *bhh,
                  int64_t hs, INode **c_next, SrcLoc loc);
 INode *lstm_sequence(Sema *S, INode *x, INode *h0, INode *c0, INode *wih, INode *whh, INode *bih, INode *bhh,
                      int64_t hs, bool batch_first, INode **h_n, INode **c_n, SrcLoc loc);
 INode *gru_step(Sema *S, INode *x, INode *h, INode *wih, INode *whh, INode *bih, INode *bhh, int64_t hs, SrcLoc loc);
-INode *gru_sequence(Sema *S, INode *x, INode *h0, INode *wih, INode *whh, INode *bih, INode *bhh, int64_t hs,
-                    bool batch_first, INode **h_n, SrcLoc loc);
+INode *rnn_sequence(Sema *S, bool lstm, INode *x, INode *const *init, INode *const *w, int64_t hs, bool batch_first,
+                    bool reverse, INode **final, SrcLoc loc);
 
 #endif

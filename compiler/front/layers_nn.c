@@ -464,9 +464,10 @@ static bool lstm_cell_call(Sema *S, ModInst *mi, const Args *a, Value *out) {
   return true;
 }
 
-/* nn.LSTM / nn.GRU(input_size, hidden_size, num_layers=1, bias=True, batch_first=False):
- * weight_ih_l0 [G H, I], weight_hh_l0 [G H, H], bias_ih_l0, bias_hh_l0 [G H] */
-#define RNN_MAX_LAYERS (MAX_LAYER_PARAMS / 4)
+/* nn.LSTM / nn.GRU(input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+ * dropout=0, bidirectional=False): per layer l and direction (the reverse one's names end in
+ * _reverse), weight_ih_l{l} [G H, I] (I: input_size, then H per direction), weight_hh_l{l}
+ * [G H, H], bias_ih_l{l}, bias_hh_l{l} [G H] */
 static int rnn_params(Sema *S, ModInst *mi, ParamSpec *out) {
   int64_t in, h, layers, g = mi->type->ctor.variant;
   const char *name = mi->type_name;
@@ -474,62 +475,72 @@ static int rnn_params(Sema *S, ModInst *mi, ParamSpec *out) {
       !cfg_int(S, mi, "num_layers", 1, &layers) || !positive(S, mi, in, "input_size") || !positive(S, mi, h, "hidden_size") ||
       !positive(S, mi, layers, "num_layers"))
     return -1;
-  if (layers > RNN_MAX_LAYERS) return diag_error(D, mi->loc, "%s: num_layers above %d is not available", name, RNN_MAX_LAYERS), -1;
-  if (cfg_num(mi, "dropout", 0) != 0 || cfg_bool(mi, "bidirectional", false) ||
-      (g == LSTM_GATES && cfg_num(mi, "proj_size", 0) != 0))
-    return diag_error(D, mi->loc, "%s: dropout, bidirectional and proj_size are not available", name), -1;
+  int dirs = cfg_bool(mi, "bidirectional", false) ? 2 : 1, max = MAX_LAYER_PARAMS / (4 * dirs);
+  if (layers > max) {
+    const char *when = dirs == 2 ? " when bidirectional" : "";
+    return diag_error(D, mi->loc, "%s: num_layers above %d is not available%s", name, max, when), -1;
+  }
+  if (cfg_num(mi, "dropout", 0) != 0 || (g == LSTM_GATES && cfg_num(mi, "proj_size", 0) != 0))
+    return diag_error(D, mi->loc, "%s: dropout and proj_size are not available", name), -1;
   bool bias = cfg_bool(mi, "bias", true);
   int n = 0;
-  for (int64_t l = 0; l < layers; l++) { /* weight_ih_l{l} [G H, in or H], weight_hh_l{l}, biases */
-    static const char *const fmt[4] = {"weight_ih_l%lld", "weight_hh_l%lld", "bias_ih_l%lld", "bias_hh_l%lld"};
-    for (int k = 0; k < (bias ? 4 : 2); k++) {
-      char *pn = arena_alloc(S->arena, 32);
-      snprintf(pn, 32, fmt[k], (long long)l);
-      out[n++] = k < 2 ? spec(pn, 2, g * h, k == 0 && l == 0 ? in : h, 0, 0) : spec(pn, 1, g * h, 0, 0, 0);
+  for (int64_t l = 0; l < layers; l++)
+    for (int dir = 0; dir < dirs; dir++) {
+      static const char *const kind[4] = {"weight_ih", "weight_hh", "bias_ih", "bias_hh"};
+      for (int k = 0; k < (bias ? 4 : 2); k++) {
+        char *pn = arena_alloc(S->arena, 40);
+        snprintf(pn, 40, "%s_l%lld%s", kind[k], (long long)l, dir ? "_reverse" : "");
+        out[n++] = k < 2 ? spec(pn, 2, g * h, k == 1 ? h : l == 0 ? in : dirs * h, 0, 0) : spec(pn, 1, g * h, 0, 0, 0);
+      }
     }
-  }
   return n;
 }
 
-/* A recurrent layer's initial state [num_layers, B, H] (NULL: zeros) as layer l's [B, H]. */
+/* A recurrent layer's initial state [num_layers * directions, B, H] (NULL: zeros) as the [B, H]
+ * of layer and direction l (PyTorch's order: layer 0, layer 0 reverse, layer 1, ...). */
 static INode *layer_state(Sema *S, INode *s, int64_t l, SrcLoc loc) {
   if (!s) return NULL;
   Shape s2 = {.rank = 2, .d = {s->shape.d[1], s->shape.d[2]}};
   return ir_reshape(S->m, S->e, ir_slice(S->m, S->e, s, 0, l, l + 1, 1, loc, D), &s2, loc, D);
 }
 
-/* LSTM / GRU over num_layers stacked layers: x [T, B, I] ([B, T, I] when batch_first); h0,
- * c0 [num_layers, B, H] or NULL; returns the last layer's outputs, the final states of every
- * layer stacked [num_layers, B, H] in *h_n (and *c_n: LSTM). */
+/* s [B, H] appended to the stacked states *acc [n, B, H] (NULL: none yet) */
+static INode *stack_state(Sema *S, INode *acc, INode *s, SrcLoc loc) {
+  Shape s3 = {.rank = 3, .d = {dim_const(1), s->shape.d[0], s->shape.d[1]}};
+  s = ir_reshape(S->m, S->e, s, &s3, loc, D);
+  return acc ? ir_concat(S->m, S->e, acc, s, 0, loc, D) : s;
+}
+
+/* LSTM / GRU over num_layers stacked layers, each one direction or two (bidirectional: the
+ * second reads the sequence from its end; the layer's output is [forward, reverse] along the
+ * feature axis): x [T, B, I] ([B, T, I] when batch_first); h0, c0 [num_layers * directions,
+ * B, H] or NULL; returns the last layer's outputs [.., directions * H], the final states of
+ * every layer and direction, stacked in the order of h0, in *h_n (and *c_n: LSTM). */
 static INode *rnn_layers(Sema *S, ModInst *mi, INode *x, INode *h0, INode *c0, INode **h_n, INode **c_n, SrcLoc loc) {
   int64_t hs, layers;
   cfg_int(S, mi, "hidden_size", 0, &hs);
   cfg_int(S, mi, "num_layers", 1, &layers);
   bool lstm = mi->type->ctor.variant == LSTM_GATES, bf = cfg_bool(mi, "batch_first", false);
-  int per = mi->nparams / (int)layers;
+  int dirs = cfg_bool(mi, "bidirectional", false) ? 2 : 1, per = mi->nparams / ((int)layers * dirs);
   for (int i = 0; i < 2; i++) {
     INode *s = i ? c0 : h0;
-    if (s && (s->shape.rank != 3 || !dim_is(s->shape.d[0], layers) || !dim_is(s->shape.d[2], hs)))
-      return diag_error(D, loc, "%s: the initial states are [num_layers = %lld, batch, hidden_size = %lld]", mi->type_name,
-                        (long long)layers, (long long)hs), NULL;
+    if (s && (s->shape.rank != 3 || !dim_is(s->shape.d[0], layers * dirs) || !dim_is(s->shape.d[2], hs)))
+      return diag_error(D, loc, "%s: the initial states are [num_layers%s = %lld, batch, hidden_size = %lld]",
+                        mi->type_name, dirs == 2 ? " * 2" : "", (long long)(layers * dirs), (long long)hs), NULL;
   }
   *h_n = *c_n = NULL;
-  Shape s3 = {.rank = 3};
   for (int64_t l = 0; l < layers && x; l++) {
-    INode *w[4] = {NULL};
-    for (int k = 0; k < per; k++) w[k] = param(S, mi, (int)l * per + k, loc);
-    INode *hn, *cn = NULL;
-    x = lstm ? lstm_sequence(S, x, layer_state(S, h0, l, loc), layer_state(S, c0, l, loc), w[0], w[1], w[2], w[3], hs, bf,
-                             &hn, &cn, loc)
-             : gru_sequence(S, x, layer_state(S, h0, l, loc), w[0], w[1], w[2], w[3], hs, bf, &hn, loc);
-    if (!x) return NULL;
-    s3 = (Shape){.rank = 3, .d = {dim_const(1), hn->shape.d[0], hn->shape.d[1]}};
-    hn = ir_reshape(S->m, S->e, hn, &s3, loc, D);
-    *h_n = *h_n ? ir_concat(S->m, S->e, *h_n, hn, 0, loc, D) : hn;
-    if (lstm) {
-      cn = ir_reshape(S->m, S->e, cn, &s3, loc, D);
-      *c_n = *c_n ? ir_concat(S->m, S->e, *c_n, cn, 0, loc, D) : cn;
+    INode *y[2] = {NULL};
+    for (int dir = 0; dir < dirs; dir++) {
+      int64_t ld = l * dirs + dir;
+      INode *w[4] = {NULL}, *final[2] = {NULL};
+      for (int k = 0; k < per; k++) w[k] = param(S, mi, (int)ld * per + k, loc);
+      INode *init[2] = {layer_state(S, h0, ld, loc), layer_state(S, c0, ld, loc)};
+      if (!(y[dir] = rnn_sequence(S, lstm, x, init, w, hs, bf, dir == 1, final, loc))) return NULL;
+      *h_n = stack_state(S, *h_n, final[0], loc);
+      if (lstm) *c_n = stack_state(S, *c_n, final[1], loc);
     }
+    x = dirs == 2 ? ir_concat(S->m, S->e, y[0], y[1], 2, loc, D) : y[0];
   }
   return x;
 }

@@ -1,8 +1,10 @@
 /* recurrent.c — LSTM and GRU steps and sequences as PyTorch defines them (gate orders i, f,
  * g, o and r, z, n), in the primitive ops of ops.def.  A sequence is a scan (scan.h) over the
  * time axis whose input half of the gates, x W_ih^T + b, is one GEMM over the whole sequence
- * before the loop (T·B rows) instead of a small one per step.  Used by the layers (LSTM,
- * LSTMCell, GRU, GRUCell: layers_nn.c) and the functions lstm / lstm_cell (builtins_nn.c). */
+ * before the loop (T·B rows) instead of a small one per step.  The reverse direction of a
+ * bidirectional layer is the same scan run from the last step to the first.  Used by the
+ * layers (LSTM, LSTMCell, GRU, GRUCell: layers_nn.c) and the functions lstm / lstm_cell
+ * (builtins_nn.c). */
 #include "layers.h"
 #include "scan.h"
 
@@ -63,10 +65,11 @@ typedef struct Cell {
 
 static const Cell LSTM_CELL = {"LSTM", 2, 4, lstm_step_from}, GRU_CELL = {"GRU", 1, 3, gru_step_from};
 
-/* A recurrence over a sequence x [T, B, I] ([B, T, I] when batch_first): init[] the initial
- * states [B, H] (NULL: zeros), final[] gets the last ones; returns the outputs [.., H]. */
+/* A recurrence over a sequence x [T, B, I] ([B, T, I] when batch_first), from the last step to
+ * the first when reverse: init[] the initial states [B, H] (NULL: zeros), final[] gets the
+ * last ones; returns the outputs [.., H], each at its step. */
 static INode *sequence(Sema *S, const Cell *cell, INode *x, INode *const *init0, INode *wih, INode *in_bias, INode *whh,
-                       INode *bhh, int64_t hs, bool batch_first, INode **final, SrcLoc loc) {
+                       INode *bhh, int64_t hs, bool batch_first, bool reverse, INode **final, SrcLoc loc) {
   if (!x || x->shape.rank != 3) return diag_error(D, loc, "%s expects a 3-D input sequence", cell->name), NULL;
   int ta = batch_first ? 1 : 0, ba = 1 - ta;
   Shape st = {.rank = 2, .d = {x->shape.d[ba], dim_const(hs)}};
@@ -81,7 +84,7 @@ static INode *sequence(Sema *S, const Cell *cell, INode *x, INode *const *init0,
   INode *gx = input_gates(S, ir_reshape(S->m, S->e, x, &flat, loc, D), wih, in_bias, loc);
   if (!gx || !(gx = ir_reshape(S->m, S->e, gx, &seq, loc, D))) return NULL;
   INode *in[2], *out[2], *res[3];
-  ScanCtx *c = scan_open(S, x->shape.d[ta], init, cell->nstates, in, loc);
+  ScanCtx *c = scan_open(S, x->shape.d[ta], reverse, init, cell->nstates, in, loc);
   if (!c) return NULL;
   INode *gxt = scan_step_of(S, gx, ta, loc);
   whh = scan_capture(S, whh); /* the weights are read by every step */
@@ -104,8 +107,8 @@ INode *lstm_step(Sema *S, INode *x, INode *h, INode *c, INode *wih, INode *whh, 
 INode *lstm_sequence(Sema *S, INode *x, INode *h0, INode *c0, INode *wih, INode *whh, INode *bih, INode *bhh,
                      int64_t hs, bool batch_first, INode **h_n, INode **c_n, SrcLoc loc) {
   INode *final[2];
-  INode *y = sequence(S, &LSTM_CELL, x, (INode *[]){h0, c0}, wih, lstm_bias(S, bih, bhh, loc), whh, NULL, hs, batch_first,
-                      final, loc);
+  INode *w[4] = {wih, whh, bih, bhh};
+  INode *y = rnn_sequence(S, true, x, (INode *[]){h0, c0}, w, hs, batch_first, false, final, loc);
   if (!y) return NULL;
   *h_n = final[0];
   *c_n = final[1];
@@ -117,7 +120,9 @@ INode *gru_step(Sema *S, INode *x, INode *h, INode *wih, INode *whh, INode *bih,
   return gru_step_from(S, input_gates(S, x, wih, bih, loc), (INode *[]){h}, whh, bhh, hs, next, loc);
 }
 
-INode *gru_sequence(Sema *S, INode *x, INode *h0, INode *wih, INode *whh, INode *bih, INode *bhh, int64_t hs,
-                    bool batch_first, INode **h_n, SrcLoc loc) {
-  return sequence(S, &GRU_CELL, x, (INode *[]){h0}, wih, bih, whh, bhh, hs, batch_first, h_n, loc);
+INode *rnn_sequence(Sema *S, bool lstm, INode *x, INode *const *init, INode *const *w, int64_t hs, bool batch_first,
+                    bool reverse, INode **final, SrcLoc loc) {
+  if (!lstm) return sequence(S, &GRU_CELL, x, init, w[0], w[2], w[1], w[3], hs, batch_first, reverse, final, loc);
+  INode *in_bias = lstm_bias(S, w[2], w[3], loc); /* both biases go into the input's share of the gates */
+  return sequence(S, &LSTM_CELL, x, init, w[0], in_bias, w[1], NULL, hs, batch_first, reverse, final, loc);
 }

@@ -212,8 +212,8 @@ static bool emit_scan_node(Sema *S, ScanCtx *c, INode **init, int nc, SrcLoc loc
   INode *scan = ir_new(m, e, OP_SCAN, DT_F32, &(Shape){0}, loc);
   scan->in[0] = pack;
   ScanInfo *info = arena_alloc(S->arena, sizeof *info);
-  *info = (ScanInfo){.body = c->body, .bound = c->bound, .tsym = c->tsym, .ncarried = nc, .ncaptured = c->ncap,
-                     .nsteps = c->nsteps};
+  *info = (ScanInfo){.body = c->body, .bound = c->bound, .tsym = c->tsym, .reverse = c->reverse, .ncarried = nc,
+                     .ncaptured = c->ncap, .nsteps = c->nsteps};
   scan->scan = info;
   for (int i = 0; i < nc + c->nsteps; i++) {
     Shape s = c->body->out_shapes[i];
@@ -241,13 +241,13 @@ static bool emit_scan_node(Sema *S, ScanCtx *c, INode **init, int nc, SrcLoc loc
 
 /* ---- building a scan from C (the LSTM layer) ---- */
 
-ScanCtx *scan_open(Sema *S, Dim bound, INode **init, int nc, INode **carried_in, SrcLoc loc) {
+ScanCtx *scan_open(Sema *S, Dim bound, bool reverse, INode **init, int nc, INode **carried_in, SrcLoc loc) {
   char sym[64];
   snprintf(sym, sizeof sym, "step#%d", ++S->nscans);
   int tsym = model_sym(S->m, sym);
   if (tsym < 0) return diag_error(D, loc, "too many symbolic dimensions and scans (at most %d)", MAX_SYMS), NULL;
   ScanCtx *c = arena_alloc(S->arena, sizeof *c);
-  *c = (ScanCtx){.parent = S->scan, .outer = S->e, .tsym = tsym, .bound = bound};
+  *c = (ScanCtx){.parent = S->scan, .outer = S->e, .tsym = tsym, .bound = bound, .reverse = reverse};
   c->body = arena_alloc(S->arena, sizeof *c->body);
   char name[160];
   snprintf(name, sizeof name, "%s.scan%d", S->e->name, S->nscans);

@@ -8,8 +8,9 @@
 bool exec_scan(Sema *S, Scope *sc, const Node *n);
 /* A scan built from C: open (carried initial values -> body inputs; the body is now being
  * built), take step slices, close with the next values and per-step outputs (stacked on
- * axes[j]); results: final carried values, then the stacked outputs. */
-ScanCtx *scan_open(Sema *S, Dim bound, INode **init, int nc, INode **carried_in, SrcLoc loc);
+ * axes[j]); results: final carried values, then the stacked outputs.  A reverse scan runs its
+ * steps from the last to the first; step slices and stacked outputs stay at their step. */
+ScanCtx *scan_open(Sema *S, Dim bound, bool reverse, INode **init, int nc, INode **carried_in, SrcLoc loc);
 INode *scan_step_of(Sema *S, INode *x, int axis, SrcLoc loc);
 INode *scan_capture(Sema *S, INode *x);
 bool scan_close(Sema *S, ScanCtx *c, INode **init, INode **carried_in, INode **carried_out, int nc,

@@ -87,6 +87,7 @@ typedef struct ScanCtx {
   Entry *body, *outer;
   int tsym;                 /* the step's model symbol */
   Dim bound;
+  bool reverse;             /* steps run from bound-1 down to 0 */
   INode **outer_nodes, **inputs; /* captured: outer node -> body input */
   int ncap, capcap;
   int ninputs;              /* body inputs so far (carried first) */

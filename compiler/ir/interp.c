@@ -454,7 +454,8 @@ static void interp_SCAN(Interp *I, const INode *n, Tensor *out) {
       else ((float *)ins[i])[k] = (float)t->v[k];
     }
   }
-  for (int64_t t = 0; t < steps; t++) {
+  for (int64_t i = 0; i < steps; i++) {
+    int64_t t = sc->reverse ? steps - 1 - i : i;
     syms[sc->tsym] = t;
     if (interp_run(I->m, b, I->weights, (const void *const *)ins, syms, I->rounding, I->rng, (void **)outs, I->err,
                    I->errlen))

@@ -80,12 +80,13 @@ const char *shape_str(const struct Model *m, DType dt, const Shape *s, char *buf
 typedef struct INode INode;
 struct Entry;
 
-/* A run-time loop: for t in 0..bound, the body entry maps (carried, captured) to (next
- * carried, per-step outputs). */
+/* A run-time loop: for t in 0..bound (bound-1 down to 0 when reverse), the body entry maps
+ * (carried, captured) to (next carried, per-step outputs); per-step output t is at t. */
 typedef struct ScanInfo {
   struct Entry *body;
   Dim bound;
   int tsym;           /* model symbol holding t inside the body */
+  bool reverse;       /* t runs backwards (a reverse-direction RNN) */
   int ncarried, ncaptured, nsteps;
   int *scratch;       /* memplan: a second buffer slot per carried value */
   int body_slots;     /* memplan: the outer slot where the body's slots start */

@@ -108,6 +108,7 @@ void attrs_matmul(const Model *m, const INode *n, char *buf, size_t len) {
 void attrs_scan(const Model *m, const INode *n, char *buf, size_t len) {
   put(buf, len, " %s steps=", n->scan->body->name);
   put_dim(m, n->scan->bound, buf, len);
+  if (n->scan->reverse) put(buf, len, " reverse");
 }
 
 void attrs_scan_out(const Model *m, const INode *n, char *buf, size_t len) {

@@ -155,7 +155,7 @@ static void print_ls(Printer *p, const Ls *s, int depth) {
     int nb = 4 * sc->ncarried + sc->ncaptured + sc->nsteps + 2;
     fprintf(out, "scan %s steps=", sc->body->name);
     print_lx(p, s->sc.steps);
-    fprintf(out, " bufs");
+    fprintf(out, "%s bufs", sc->reverse ? " reverse" : "");
     for (int i = 0; i < nb; i++) {
       fprintf(out, " ");
       if (s->sc.bufs[i] < 0) fprintf(out, "-");

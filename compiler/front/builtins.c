@@ -17,6 +17,7 @@
 enum { REDUCE_SUM, REDUCE_MEAN, REDUCE_MAX, REDUCE_MIN, REDUCE_VAR, REDUCE_STD };
 enum { SOFTMAX, LOG_SOFTMAX, LOGSUMEXP };
 enum { SQUEEZE, UNSQUEEZE };
+enum { EXPAND, BROADCAST_TO };
 enum { TRANSPOSE, PERMUTE };
 enum { FILL_ZEROS, FILL_ONES, FILL_FULL, FILL_ZEROS_LIKE, FILL_ONES_LIKE };
 enum { META_LEN, META_REVERSED, META_RANGE, META_FLOAT, META_INT, META_LONG };
@@ -348,6 +349,43 @@ static bool b_reshape(Sema *S, const Builtin *self, const Args *a, Value *out) {
   Shape s;
   if (!x || !shape_arg(S, a, 1, &x->shape, &s)) return false;
   *out = v_tensor(ir_reshape(M, E, x, &s, a->loc, D));
+  return out->t != NULL;
+}
+
+/* expand(input, *sizes) as torch's x.expand (-1 keeps the input's size), broadcast_to(input,
+ * shape): the input broadcast to the shape, as a product with ones (exact for every value,
+ * inf and NaN included; fusion makes it an index computation). */
+static bool b_expand(Sema *S, const Builtin *self, const Args *a, Value *out) {
+  const char *name = self->name;
+  if (!need_entry(S, a, name)) return false;
+  if (a->npos < 2) return diag_error(D, a->loc, "%s(x, shape) needs a shape", name);
+  INode *x = tensor_arg(S, a, 0, "input");
+  if (!x) return false;
+  const Value *items = a->pos + 1;
+  int n = a->npos - 1, r = x->shape.rank;
+  if (n == 1 && (items[0].k == V_LIST || items[0].k == V_TUPLE)) {
+    n = items[0].len;
+    items = items[0].items;
+  }
+  if (n > MAX_RANK) return diag_error(D, a->loc, "rank %d exceeds the maximum of %d", n, MAX_RANK);
+  if (n < r) return diag_error(D, a->loc, "%s: %d sizes for a tensor of rank %d (at least as many are needed)", name, n, r);
+  Shape s = {.rank = n};
+  for (int i = 0; i < n; i++) {
+    int from = i - (n - r); /* the input's axis under this one (right-aligned), or < 0: new */
+    if (self->variant == EXPAND && items[i].k == V_INT && items[i].i == -1) {
+      if (from < 0) return diag_error(D, a->loc, "expand: -1 (keep the size) is not allowed for a new leading axis %d", i);
+      s.d[i] = x->shape.d[from];
+    } else if (!to_dim(S, &items[i], a->loc, &s.d[i])) {
+      return false;
+    }
+    if (from >= 0 && !dim_eq(x->shape.d[from], s.d[i]) && !dim_is(x->shape.d[from], 1)) {
+      char b[128];
+      return diag_error(D, a->loc, "%s: axis %d of %s must be 1 to become another size", name, from,
+                        shape_str(M, x->dtype, &x->shape, b, sizeof b));
+    }
+  }
+  if (!ir_shape_supported(M, &s, a->loc, D)) return false;
+  *out = v_tensor(ir_binary(M, E, OP_MUL, x, ir_fill(M, E, 1.0, &s, a->loc), a->loc, D));
   return out->t != NULL;
 }
 
@@ -784,7 +822,7 @@ static const Builtin builtins[] = {
   {"sum", b_reduce, REDUCE_SUM}, {"mean", b_reduce, REDUCE_MEAN}, {"amax", b_reduce, REDUCE_MAX},
   {"amin", b_reduce, REDUCE_MIN}, {"max", b_reduce, REDUCE_MAX}, {"min", b_reduce, REDUCE_MIN},
   {"softmax", b_softmax, SOFTMAX}, {"log_softmax", b_softmax, LOG_SOFTMAX}, {"logsumexp", b_softmax, LOGSUMEXP},
-  {"reshape", b_reshape}, {"view", b_reshape}, {"squeeze", b_squeeze, SQUEEZE}, {"unsqueeze", b_squeeze, UNSQUEEZE},
+  {"reshape", b_reshape}, {"view", b_reshape}, {"expand", b_expand, EXPAND}, {"broadcast_to", b_expand, BROADCAST_TO}, {"squeeze", b_squeeze, SQUEEZE}, {"unsqueeze", b_squeeze, UNSQUEEZE},
   {"flatten", b_flatten}, {"transpose", b_transpose, TRANSPOSE}, {"permute", b_transpose, PERMUTE},
   {"cat", b_cat}, {"concat", b_cat}, {"split", b_split}, {"chunk", b_chunk}, {"stack", b_stack},
   {"flip", b_flip}, {"roll", b_roll}, {"var", b_var, REDUCE_VAR}, {"norm", b_norm}, {"std", b_var, REDUCE_STD},

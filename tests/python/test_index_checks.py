@@ -3,7 +3,8 @@ its state_dict, torch.gather, torch.index_select, F.one_hot and torchvision's ro
 indices (the boundaries 0 and size - 1 included) give PyTorch's results; every index PyTorch
 refuses (negative, too large; and NaN or a fraction, which an f32-carried index can hold) makes
 the call raise nnc.Error naming the op, the argument and the value — from a JIT model and from a
-compiled .so, at 1 and 3 threads."""
+compiled .so, at 1 and 3 threads.  Positions known only at run time (x[:, -1] on a symbolic
+axis, x[t - 1] in a scan) are checked the same way."""
 import os
 import unittest
 
@@ -19,6 +20,18 @@ export gather_rows(x: f32[4, M], i: f32[N, M]) -> y: f32[N, M] { y = gather(x, 0
 export select(x: f32[B, 6], i: i64[K]) -> y: f32[B, K] { y = index_select(x, 1, i) }
 export hot(t: f32[N]) -> y: f32[N, 5] { y = one_hot(t, 5) }
 export roi(f: f32[N, 3, 9, 9], b: f32[K, 5]) -> y: f32[K, 3, 3, 3] { y = roi_align(f, b, [3, 3], 0.5) }
+export last(x: f32[N, T, 3]) -> (y: f32[N, 3], z: f32[N, 3]) {
+  y = x[:, -3]
+  z = x[:, T - 1]
+}
+export prev(x: f32[T, 3]) -> y: f32[T, 3] {
+  h = zeros(3)
+  scan t in 0..T {
+    h = tanh(h + x[t - 1] * 0.5)
+    y[t] = h
+  }
+}
+export gather_sym(x: f32[N, T], i: i64[N, K]) -> y: f32[N, K] { y = gather(x, 1, i) }
 """
 
 
@@ -57,6 +70,29 @@ class IndexChecksTest(TempDirCase):
             with self.assertRaises(nnc.Error, msg=what) as cm:
                 getattr(m, entry)(*args)
             self.assertIn(message, str(cm.exception), what)
+
+    def test_run_time_positions(self):
+        """x[:, -3] and x[:, T - 1] on a symbolic axis, x[t - 1] inside a scan (t = 0 reads
+        the last row, as x[-1] does in torch), gather along a symbolic axis."""
+        torch = torch_or_none()
+        rng = np.random.default_rng(5)
+        for T in (3, 7):
+            x = rng.standard_normal((2, T, 3)).astype(np.float32)
+            tx = torch.from_numpy(x)
+            h, want = torch.zeros(3), []
+            for t in range(T):
+                h = torch.tanh(h + tx[0, t - 1] * 0.5)
+                want.append(h)
+            i = rng.integers(0, T, (2, 4))
+            for what, m in self.each():
+                y, z = m.last(x)
+                np.testing.assert_array_equal(y, tx[:, -3].numpy(), err_msg=what)
+                np.testing.assert_array_equal(z, tx[:, T - 1].numpy(), err_msg=what)
+                np.testing.assert_allclose(m.prev(x[0]), torch.stack(want).numpy(), rtol=1e-5, atol=1e-6, err_msg=what)
+                np.testing.assert_array_equal(m.gather_sym(x[:, :, 0], i),
+                                              torch.gather(tx[:, :, 0], 1, torch.from_numpy(i)).numpy(), err_msg=what)
+        short = np.zeros((2, 2, 3), np.float32)
+        self.refuses("last", (short,), lambda: torch.from_numpy(short)[:, -3], "holds -1, outside [0, 2)")
 
     def test_embedding(self):
         torch = torch_or_none()

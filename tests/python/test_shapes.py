@@ -2,7 +2,7 @@
 indexing), stack, flip, roll (with and without dims), chunk (uneven sizes), var and std
 (unbiased, correction, keepdim, several axes), pad with modes reflect, replicate, circular;
 norm (p 2, "fro", 1, 3, inf, -inf, 0; dims, keepdim) and adaptive_max_pool2d (bins of one
-size, uneven bins, more bins than inputs)."""
+size, uneven bins, more bins than inputs); expand and broadcast_to."""
 import unittest
 
 import numpy as np
@@ -35,6 +35,9 @@ CASES = {
     "adaptive_max_uneven": ("f32[N, 2, 3]", "adaptive_max_pool2d(x, [2, 3])", lambda t, x: t.nn.functional.adaptive_max_pool2d(x, (2, 3))),
     "adaptive_max_even": ("f32[N, 3, 2]", "adaptive_max_pool2d(x, [3, 2])", lambda t, x: t.nn.functional.adaptive_max_pool2d(x, (3, 2))),
     "adaptive_max_grow": ("f32[N, 5, 7]", "adaptive_max_pool2d(x, [5, 7])", lambda t, x: t.nn.functional.adaptive_max_pool2d(x, (5, 7))),
+    "expand": ("f32[2, N, 3, 4]", "expand(x, 2, -1, 3, -1)[:, :, 0:3]", lambda t, x: x.expand(2, -1, 3, -1)[:, :, 0:3]),
+    "expand_list": ("f32[N, 3, 4]", "expand(x[:, 0:1], [N, 3, 4])", lambda t, x: x[:, 0:1].expand(x.shape[0], 3, 4)),
+    "broadcast_to": ("f32[5, N, 3, 4]", "broadcast_to(x[:, :, 1:2], [5, N, 3, 4])", lambda t, x: t.broadcast_to(x[:, :, 1:2], (5, x.shape[0], 3, 4))),
     "std_correction": ("f32[N, 4]", "std(x, dim=1, correction=2)", lambda t, x: t.sqrt(((x - x.mean(1, keepdim=True)) ** 2).sum(1) / (3 - 2))),
 }
 

@@ -66,16 +66,26 @@ static bool b_linear(Sema *S, const Builtin *self, const Args *a, Value *out) {
   return true;
 }
 
-/* Sequential(m0, m1, ...) */
+/* Sequential(m0, m1, ...), or Sequential(list) as torch's nn.Sequential(*list): children
+ * named 0, 1, ... */
 static bool b_sequential(Sema *S, const Builtin *self, const Args *a, Value *out) {
   if (a->nkw) return diag_error(S->d, a->loc, "Sequential takes modules as positional arguments");
+  const Value *items = a->pos;
+  const SrcLoc *locs = a->pos_loc;
+  int n = a->npos;
+  if (n == 1 && (items[0].k == V_LIST || items[0].k == V_TUPLE)) { /* the modules of a list */
+    n = items[0].len;
+    items = items[0].items;
+    locs = NULL;
+  }
   ModInst *mi = mod_new(S, MK_SEQUENTIAL, "Sequential", a->loc);
-  mi->nchildren = a->npos;
-  mi->children = arena_alloc(S->arena, (a->npos + 1) * sizeof *mi->children);
-  for (int i = 0; i < a->npos; i++) {
-    if (a->pos[i].k != V_MOD)
-      return diag_error(S->d, a->pos_loc[i], "Sequential takes modules, not a %s", v_kind_name(a->pos[i].k));
-    mi->children[i] = a->pos[i].mod;
+  mi->nchildren = n;
+  mi->children = arena_alloc(S->arena, (n + 1) * sizeof *mi->children);
+  for (int i = 0; i < n; i++) {
+    if (items[i].k != V_MOD)
+      return diag_error(S->d, locs ? locs[i] : a->loc, "Sequential takes modules (or one list of them), not %s%s",
+                        locs ? "" : "a list holding ", v_kind_phrase(items[i].k));
+    mi->children[i] = items[i].mod;
   }
   *out = (Value){.k = V_MOD, .mod = mi};
   return true;

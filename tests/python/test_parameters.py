@@ -74,6 +74,26 @@ class ParametersTest(TempDirCase):
             want = net(torch.from_numpy(x)).numpy()
         assert_close(self, m.classify(x), want, "classify")
 
+    def test_sequential_of_a_list(self):
+        """nn.Sequential(*[...]) as Sequential([...]): the children are 0, 1, ... as in torch."""
+        torch = torch_or_none()
+        torch.manual_seed(1)
+        widths = [3, 5, 4, 2]
+        net = torch.nn.Sequential(*[torch.nn.Sequential(torch.nn.Linear(a, b), torch.nn.Tanh())
+                                    for a, b in zip(widths, widths[1:])]).eval()
+        src = ("const W = [3, 5, 4, 2]\n"
+               "body = Sequential([Sequential(Linear(W[i], W[i + 1]), Tanh()) for i in range(3)])\n"
+               "export f(x: f32[N, 3]) -> y: f32[N, 2] { y = body(x) }\n")
+        state = {"body." + k: v.detach().numpy() for k, v in net.state_dict().items()}
+        m = nnc.compile(write_model(src, self.tmp, "seqlist"),
+                        weights=nnc.save_safetensors(state, os.path.join(self.tmp, "seq.safetensors")))
+        x = np.random.default_rng(4).standard_normal((5, 3)).astype(np.float32)
+        with torch.no_grad():
+            assert_close(self, m.f(x), net(torch.from_numpy(x)).numpy(), "Sequential of a list")
+        with self.assertRaises(nnc.CompileError) as cm:
+            nnc.compile(write_model("s = Sequential([Linear(2, 2), 3])\n", self.tmp, "badseq"))
+        self.assertIn("Sequential takes modules (or one list of them), not a list holding an int", str(cm.exception))
+
     def test_errors(self):
         cases = [
             ("p = Parameter([2, -1])\nexport f(x: f32[2]) -> y: f32[2] { y = x }\n", "Parameter: sizes must not be negative, got -1"),

@@ -278,12 +278,19 @@ static INode *pool_matrix(Sema *S, int64_t in, int64_t out, bool transposed, Src
   return ir_const_data(M, E, m, &s, loc);
 }
 
-INode *nn_adaptive_avg_pool2d(Sema *S, INode *x, int64_t oh, int64_t ow, SrcLoc loc) {
-  if (!x) return NULL;
+/* The input and output size of adaptive pooling `what` are ones it takes; an error if not. */
+static bool adaptive_args(Sema *S, INode *x, int64_t oh, int64_t ow, const char *what, SrcLoc loc) {
+  if (!x) return false;
   int r = x->shape.rank;
-  if (r < 3 || !static_dims(S, x, r - 2, "adaptive_avg_pool2d", loc))
-    return diag_error(D, loc, "adaptive_avg_pool2d expects [N, C, H, W] with static H, W"), NULL;
-  if (oh <= 0 || ow <= 0) return diag_error(D, loc, "adaptive_avg_pool2d: output size must be positive"), NULL;
+  if (r < 3 || !static_dims(S, x, r - 2, what, loc))
+    return diag_error(D, loc, "%s expects [N, C, H, W] or [C, H, W] with static H, W", what);
+  if (oh <= 0 || ow <= 0) return diag_error(D, loc, "%s: output size must be positive", what);
+  return true;
+}
+
+INode *nn_adaptive_avg_pool2d(Sema *S, INode *x, int64_t oh, int64_t ow, SrcLoc loc) {
+  if (!adaptive_args(S, x, oh, ow, "adaptive_avg_pool2d", loc)) return NULL;
+  int r = x->shape.rank;
   int64_t h = x->shape.d[r - 2].k, w = x->shape.d[r - 1].k;
   if (oh == 1 && ow == 1) {
     INode *s = ir_reduce(M, E, OP_SUM, x, (1u << (r - 2)) | (1u << (r - 1)), 1, loc, D);
@@ -313,11 +320,8 @@ static INode *max_over_bins(Sema *S, INode *x, int axis, int64_t in, int64_t out
 }
 
 INode *nn_adaptive_max_pool2d(Sema *S, INode *x, int64_t oh, int64_t ow, SrcLoc loc) {
-  if (!x) return NULL;
+  if (!adaptive_args(S, x, oh, ow, "adaptive_max_pool2d", loc)) return NULL;
   int r = x->shape.rank;
-  if (r < 3 || !static_dims(S, x, r - 2, "adaptive_max_pool2d", loc))
-    return diag_error(D, loc, "adaptive_max_pool2d expects [N, C, H, W] or [C, H, W] with static H, W"), NULL;
-  if (oh <= 0 || ow <= 0) return diag_error(D, loc, "adaptive_max_pool2d: output size must be positive"), NULL;
   int64_t h = x->shape.d[r - 2].k, w = x->shape.d[r - 1].k;
   if (h % oh == 0 && w % ow == 0) {
     PoolSpec p = {.kernel = {h / oh, w / ow}, .stride = {h / oh, w / ow}, .dilation = {1, 1}};

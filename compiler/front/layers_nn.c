@@ -480,8 +480,9 @@ static int rnn_params(Sema *S, ModInst *mi, ParamSpec *out) {
     const char *when = dirs == 2 ? " when bidirectional" : "";
     return diag_error(D, mi->loc, "%s: num_layers above %d is not available%s", name, max, when), -1;
   }
-  if (cfg_num(mi, "dropout", 0) != 0 || (g == LSTM_GATES && cfg_num(mi, "proj_size", 0) != 0))
-    return diag_error(D, mi->loc, "%s: dropout and proj_size are not available", name), -1;
+  /* dropout (between layers, in training only) is the identity, as in eval mode */
+  if (g == LSTM_GATES && cfg_num(mi, "proj_size", 0) != 0)
+    return diag_error(D, mi->loc, "%s: proj_size is not available", name), -1;
   bool bias = cfg_bool(mi, "bias", true);
   int n = 0;
   for (int64_t l = 0; l < layers; l++)

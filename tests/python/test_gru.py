@@ -13,8 +13,8 @@ MODEL = """
 gru = GRU(5, 7)
 gru_bf = GRU(5, 7, batch_first=true, bias=false)
 cell = GRUCell(5, 7)
-gru2 = GRU(5, 7, num_layers=3, batch_first=true)
-lstm2 = LSTM(5, 6, 2, bias=false)
+gru2 = GRU(5, 7, num_layers=3, batch_first=true, dropout=0.25)
+lstm2 = LSTM(5, 6, 2, bias=false, dropout=0.5)
 export deep(x: f32[B, T, 5], h0: f32[3, B, 7]) -> (y: f32[B, T, 7], h: f32[3, B, 7]) { y, h = gru2(x, h0) }
 export deep_lstm(x: f32[T, B, 5]) -> (y: f32[T, B, 6], h: f32[2, B, 6], c: f32[2, B, 6]) {
   y, state = lstm2(x)
@@ -35,8 +35,10 @@ class GruTest(TempDirCase):
         torch = torch_or_none()
         torch.manual_seed(1)
         cls.mods = {"gru": torch.nn.GRU(5, 7), "gru_bf": torch.nn.GRU(5, 7, batch_first=True, bias=False),
-                    "cell": torch.nn.GRUCell(5, 7), "gru2": torch.nn.GRU(5, 7, num_layers=3, batch_first=True),
-                    "lstm2": torch.nn.LSTM(5, 6, 2, bias=False)}
+                    "cell": torch.nn.GRUCell(5, 7), "gru2": torch.nn.GRU(5, 7, num_layers=3, batch_first=True, dropout=0.25),
+                    "lstm2": torch.nn.LSTM(5, 6, 2, bias=False, dropout=0.5)}
+        for mod in cls.mods.values():
+            mod.eval()  # dropout between layers is the identity
         state = {f"{n}.{k}": v.detach().numpy() for n, m in cls.mods.items() for k, v in m.state_dict().items()}
         cls.m = nnc.compile(write_model(MODEL, cls.tmp, "gru"),
                             weights=nnc.save_safetensors(state, os.path.join(cls.tmp, "w.safetensors")))

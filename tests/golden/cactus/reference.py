@@ -23,7 +23,7 @@ kmeans has no parameters.
 Entries (golden files <entry>.in.<arg>.npy / <entry>.out.<name>.npy):
 
     kmeans(emb: f32[64, 8], scale: f32[8], init: f32[5, 8])
-      -> (centroids: f32[5, 8], labels: f32[64])
+      -> (centroids: f32[5, 8], labels: i64[64])
         z = emb * scale                                   (per-dimension scaling)
         c = init
         repeat ITERS = 5 times:                           (Lloyd iteration)
@@ -33,7 +33,7 @@ Entries (golden files <entry>.in.<arg>.npy / <entry>.out.<name>.npy):
             c[k]      = sum_{a[m] = k} z[m] / n[k]   if n[k] > 0,  else c[k] (empty cluster keeps
                                                      its previous centroid)
         centroids = c                                     (in the scaled space)
-        labels[m] = argmin_k sum_j (z[m, j] - c[k, j])^2  against the final centroids, as f32
+        labels[m] = argmin_k sum_j (z[m, j] - c[k, j])^2  against the final centroids (int64)
                                                           (integral values 0..4)
         In one-hot form: P = one_hot(a, K) [64, 5]; c = where(n > 0, (P^T @ z) / max(n, 1), c).
         The data: 4 Gaussian blobs in 8-D with per-dimension scales; init = 4 points of the data
@@ -110,7 +110,7 @@ def kmeans(emb, scale, init, gaps=None, sizes=None):
     if gaps is not None:
         s = torch.sort(d, dim=1).values
         gaps.append((s[:, 1] - s[:, 0]).min().item())
-    return c, torch.argmin(d, dim=1).to(z.dtype)
+    return c, torch.argmin(d, dim=1)
 
 
 def main():

@@ -29,7 +29,7 @@ Entries (golden files <entry>.in.<arg>.npy / <entry>.out.<name>.npy):
         probs = softmax(logits / temperature, dim=-1); the temperature is a run-time f32
         scalar input (golden: 0.7); logits are real model logits scaled by 3 (sharp rows).
 
-    sample(prefix: i64[B, P], gumbel: f32[B, L, V], temperature: f32[]) -> (tokens: f32[B, L])
+    sample(prefix: i64[B, P], gumbel: f32[B, L, V], temperature: f32[]) -> (tokens: i64[B, L])
         B = 4, P = 6, L = 40, golden temperature 0.8.  Autoregressive Gumbel-max sampling:
             run the LSTM over prefix[:, 0..P-1] from the zero state; z = proj(h) of the LAST
             prefix position (the logits predicting the character after the prefix)
@@ -37,8 +37,8 @@ Entries (golden files <entry>.in.<arg>.npy / <entry>.out.<name>.npy):
                 s_j = argmax_v (z[:, v] / temperature + gumbel[:, j, v])   (ties: lowest v)
                 tokens[:, j] = s_j
                 (h, c) = LSTM step on embed(s_j) from (h, c);  z = proj(h)
-        (The last step's update is not needed.)  The sampled tokens are returned as f32
-        holding the integer ids exactly, because entry outputs are f32.  gumbel =
+        (The last step's update is not needed.)  The sampled tokens are returned as int64,
+        as torch.argmax gives them.  gumbel =
         -log(-log(u)), u ~ U(0, 1) (seeded).  The smallest gap between the largest and second
         largest value of z / temperature + gumbel over all steps is printed and asserted
         > 1e-3, so float rounding cannot change a sampled token.  Dividing by the temperature
@@ -87,7 +87,7 @@ class CharLM(nn.Module):
             out.append(s)
             y, state = self.lstm(self.embed(s)[:, None], state)
             z = self.proj(y[:, 0])
-        return torch.stack(out, 1).float()
+        return torch.stack(out, 1)
 
 
 def encode(text, vocab):

@@ -33,6 +33,17 @@ bool check_declared(Sema *S, const Node *p, INode *t, const Shape *want, DType d
                     shape_str(S->m, dt, want, a, sizeof a), shape_str(S->m, t->dtype, &t->shape, b, sizeof b));
 }
 
+/* The model's symbolic dims named anywhere in dim expression n (`2 * N`): bound by the input. */
+static uint32_t syms_named(Sema *S, const Node *n) {
+  if (!n) return 0;
+  uint32_t m = syms_named(S, n->lhs) | syms_named(S, n->rhs) | syms_named(S, n->cond);
+  for (int i = 0; i < n->args.len; i++) m |= syms_named(S, n->args.items[i]);
+  if (n->kind == N_NAME && !scope_lookup(S->globals, n->name))
+    for (int i = 0; i < S->m->nsyms; i++)
+      if (!strcmp(S->m->sym_names[i], n->name)) m |= 1u << i;
+  return m;
+}
+
 /* The symbolic dims an entry's inputs name alone (`x: f32[N, 4]`), known before any input
  * type is evaluated, so that an earlier input may use them in an expression (`f32[2 * N]`). */
 static bool declare_input_symbols(Sema *S, const Node *decl) {
@@ -46,6 +57,9 @@ static bool declare_input_symbols(Sema *S, const Node *decl) {
       S->entry_syms |= 1u << sym; /* the names the body may use (sema.c, eval_name) */
     }
   }
+  for (int i = 0; i < decl->args.len; i++) /* and those in expressions, f32[2 * N] */
+    for (int j = 0; decl->args.items[i]->type && j < decl->args.items[i]->type->args.len; j++)
+      S->entry_syms |= syms_named(S, decl->args.items[i]->type->args.items[j]);
   return true;
 }
 

@@ -159,7 +159,8 @@ static int front_end(Unit *u, const char *path, const char *text, size_t len, ch
   u->file = (SrcFile){.path = arena_strdup(u->arena, path), .text = arena_strndup(u->arena, text, len), .len = len};
   diag_init(&u->diag, &u->file);
   u->ast = parse_program(u->arena, &u->file, &u->diag);
-  if (!u->ast) return fail_diag(u, errmsg);
+  /* u->text is set when the source was read from `path`: an include has a directory to look in */
+  if (!u->ast || !include_expand(u->arena, &u->file, u->ast, u->text != NULL, &u->diag)) return fail_diag(u, errmsg);
   return 0;
 }
 

@@ -282,6 +282,8 @@ static const char *kind_name(NodeKind k) {
   case N_MODULE: return "module";
   case N_FN: return "fn";
   case N_EXPORT: return "export";
+  case N_ALIAS: return "alias";
+  case N_INCLUDE: return "include";
   case N_PARAM: return "param";
   case N_TYPE: return "type";
   case N_PROGRAM: return "program";

@@ -14,14 +14,22 @@
 typedef struct SrcLoc {
   int line; /* 1-based */
   int col;  /* 1-based, in bytes */
+  int file; /* which file of the compilation: 0 the main one, else SrcFile.files[file] */
 } SrcLoc;
 
-/* One source file: its name and text, kept for diagnostics. */
+/* One source file: its name and text, kept for diagnostics.  The main file of a compilation
+ * also lists every file read for it (`include "x.nn"`, dsl/include.c): files[0] is itself,
+ * files[i] the file of the locations whose .file is i (nfiles 0: the main file alone). */
 typedef struct SrcFile {
   const char *path;
   const char *text;
   size_t len;
+  struct SrcFile **files;
+  int nfiles;
+  SrcLoc included_at; /* an included file: the include that read it (in the main file's terms) */
 } SrcFile;
+/* The file of `loc` in the compilation whose main file is `main`. */
+const SrcFile *srcfile_of(const SrcFile *main, SrcLoc loc);
 
 typedef struct Arena Arena;
 Arena *arena_new(void); /* NULL when out of memory */
@@ -100,6 +108,8 @@ typedef enum NodeKind {
   N_MODULE,   /* module name(params) { body } ; body holds N_ASSIGN, N_FN, N_CONST */
   N_FN,       /* fn name(params) { body } — inlined at each call */
   N_EXPORT,   /* export name(params) -> (outs) { body } */
+  N_ALIAS,    /* export name = lhs with args ; lhs an N_NAME (the export), args N_KWARG (const = rhs) */
+  N_INCLUDE,  /* include "name" ; replaced by the file's declarations (dsl/include.c) */
   N_PARAM,    /* name [: type] [= rhs default] (module / fn / export parameter) */
   N_TYPE,     /* dtype[dims...] ; name = "f32"/"i64", args = dims (expressions) */
   N_PROGRAM,  /* body = top-level declarations */
@@ -138,6 +148,16 @@ Node *node_new(Arena *a, NodeKind kind, SrcLoc loc);
  * On a syntax error returns NULL after writing one diagnostic (see diag.h) to `err`. */
 struct Diag;
 Node *parse_program(Arena *a, const SrcFile *file, struct Diag *err);
+
+/* Read and parse every `include "x.nn"` of `prog` (the main file's tree), recursively, each
+ * file once, its path relative to the including file; their declarations replace the include
+ * in place, and `main` lists the files read (SrcFile.files).  on_disk false: the source was
+ * given as text, with no directory to resolve a path in, so an include is an error.  Returns
+ * false after writing one diagnostic to `err`. */
+#include <stdbool.h>
+bool include_expand(Arena *a, SrcFile *main, Node *prog, bool on_disk, struct Diag *err);
+/* Parse one more file of a compilation: its locations carry file index `file_index`. */
+Node *parse_program_at(Arena *a, const SrcFile *file, int file_index, struct Diag *err);
 
 /* Print the tree in a stable, indented S-expression form (nnc dump --stage=ast). */
 #include <stdio.h>

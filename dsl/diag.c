@@ -9,7 +9,8 @@
  * Lines too long for Diag.text are shown as a window around the column.  Bytes that would
  * not print as themselves (control bytes but tab, invalid UTF-8) are shown as \xNN, in the
  * source line as in the message and path, so a diagnostic never writes raw binary to a
- * terminal.
+ * terminal.  A location names its file (SrcLoc.file): the main file or one it includes.
+ * A note (`path:LINE:COL: note: ...`, one line) may follow the error to say where it arose.
  */
 #include "diag.h"
 
@@ -22,9 +23,12 @@ void diag_init(Diag *d, const SrcFile *file) {
   d->file = file;
 }
 
-static const char *diag_path(const Diag *d) {
-  return d->file && d->file->path ? d->file->path : "<input>";
+const SrcFile *srcfile_of(const SrcFile *main, SrcLoc loc) {
+  return main && loc.file > 0 && loc.file < main->nfiles ? main->files[loc.file] : main;
 }
+
+static const char *path_of(const SrcFile *f) { return f && f->path ? f->path : "<input>"; }
+static const char *diag_path(const Diag *d) { return path_of(d->file); }
 
 /* Finds line `line` (1-based) of the file: sets *start and *len (without the newline). */
 static int find_line(const SrcFile *f, int line, size_t *start, size_t *len) {
@@ -90,9 +94,9 @@ static size_t put_escaped(char *out, size_t cap, const char *s, size_t n) {
 }
 
 /* Appends the source line and the caret line for column `col`. */
-static void append_excerpt(Diag *d, size_t at, int line, int col) {
+static void append_excerpt(Diag *d, size_t at, const SrcFile *file, int line, int col) {
   size_t start, len;
-  if (!find_line(d->file, line, &start, &len)) len = 0, start = 0;
+  if (!find_line(file, line, &start, &len)) len = 0, start = 0;
   size_t c = col > 0 ? (size_t)col - 1 : 0; /* byte index of the caret in the line */
   size_t from = 0;
   if (len > LINE_BUDGET) {
@@ -103,7 +107,7 @@ static void append_excerpt(Diag *d, size_t at, int line, int col) {
   if (c > len) c = len;
   if (c < from) c = from;
   char *out = d->text + at, *end = d->text + sizeof d->text - 4;
-  const char *src = d->file && d->file->text ? d->file->text + start : "";
+  const char *src = file && file->text ? file->text + start : "";
   const unsigned char *u = (const unsigned char *)src;
   out += put_escaped(out, (size_t)(end - out) / 2, src + from, len - from);
   *out++ = '\n';
@@ -118,11 +122,11 @@ static void append_excerpt(Diag *d, size_t at, int line, int col) {
 
 /* Writes `path:LINE:COL: error: MESSAGE` (`path: error: MESSAGE` without loc), escaped, and a
  * newline into d->text, at most cap bytes; returns the bytes written. */
-static size_t put_head(Diag *d, size_t cap, const char *path, const SrcLoc *loc, const char *fmt,
-                       va_list ap) {
+static size_t put_head(Diag *d, size_t cap, const char *path, const SrcLoc *loc, const char *kind,
+                       const char *fmt, va_list ap) {
   char head[sizeof d->text];
-  int n = loc ? snprintf(head, sizeof head, "%s:%d:%d: error: ", path, loc->line, loc->col)
-                   : snprintf(head, sizeof head, "%s: error: ", path);
+  int n = loc ? snprintf(head, sizeof head, "%s:%d:%d: %s: ", path, loc->line, loc->col, kind)
+                   : snprintf(head, sizeof head, "%s: %s: ", path, kind);
   if (n < 0) n = 0;
   if ((size_t)n >= sizeof head) n = sizeof head - 1;
   int m = vsnprintf(head + n, sizeof head - n, fmt, ap);
@@ -140,10 +144,28 @@ int diag_error(Diag *d, SrcLoc loc, const char *fmt, ...) {
   d->has_error = 1;
   va_list ap;
   va_start(ap, fmt);
-  size_t n = put_head(d, sizeof d->text / 2, diag_path(d), &loc, fmt, ap);
+  const SrcFile *file = srcfile_of(d->file, loc);
+  size_t n = put_head(d, sizeof d->text / 2, path_of(file), &loc, "error", fmt, ap);
   va_end(ap);
-  append_excerpt(d, n, loc.line, loc.col);
+  append_excerpt(d, n, file, loc.line, loc.col);
+  for (SrcLoc at = loc; at.file > 0 && at.file < d->file->nfiles;) { /* includer indices are smaller */
+    const SrcFile *f = d->file->files[at.file];
+    at = f->included_at;
+    diag_note(d, at, "%s is included here", f->path);
+  }
   return 0;
+}
+
+void diag_note(Diag *d, SrcLoc loc, const char *fmt, ...) {
+  if (!d->has_error) return;
+  size_t at = strlen(d->text), room = sizeof d->text - at;
+  if (room < 64) return;
+  Diag note = {.file = d->file};
+  va_list ap;
+  va_start(ap, fmt);
+  size_t n = put_head(&note, room, path_of(srcfile_of(d->file, loc)), &loc, "note", fmt, ap);
+  va_end(ap);
+  memcpy(d->text + at, note.text, n + 1);
 }
 
 int diag_error_file(Diag *d, const char *path, const char *fmt, ...) {
@@ -151,7 +173,7 @@ int diag_error_file(Diag *d, const char *path, const char *fmt, ...) {
   d->has_error = 1;
   va_list ap;
   va_start(ap, fmt);
-  put_head(d, sizeof d->text, path ? path : diag_path(d), NULL, fmt, ap);
+  put_head(d, sizeof d->text, path ? path : diag_path(d), NULL, "error", fmt, ap);
   va_end(ap);
   return 0;
 }

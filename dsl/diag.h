@@ -18,6 +18,8 @@ void diag_init(Diag *d, const SrcFile *file);
 /* Record an error at `loc` (only the first one is kept).  Always returns 0 so callers can
  * write `return diag_error(...)`. */
 int diag_error(Diag *d, SrcLoc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* After an error: append the line `path:LINE:COL: note: MESSAGE` (what was being done). */
+void diag_note(Diag *d, SrcLoc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* An error without a source position (e.g. about a weights file): `path: error: message`. */
 int diag_error_file(Diag *d, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

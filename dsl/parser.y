@@ -33,6 +33,7 @@ enum {
 typedef struct ParseState {
   Arena *arena;
   const SrcFile *file;
+  int file_index;     /* of file in its compilation (SrcLoc.file) */
   Diag *diag;
   Node *program;      /* the result */
   int line, col;      /* scanner position, 1-based (col in bytes) */
@@ -58,7 +59,7 @@ int parse_check_depth(ParseState *ps, const Node *root);
 
 #define yylex nn_lex
 #define YYMAXDEPTH 10000
-#define L(l) ((SrcLoc){(l).first_line, (l).first_column})
+#define L(l) ((SrcLoc){(l).first_line, (l).first_column, ps->file_index})
 #define NEW(kind, l) node_new(ps->arena, kind, L(l))
 
 static void yyerror(YYLTYPE *loc, yyscan_t scanner, ParseState *ps, const char *msg);
@@ -95,21 +96,22 @@ static int check_list_len(ParseState *ps, NodeList l, Node *next);
 %token <str> STRING "string"
 %token CONST "'const'" MODULE "'module'" FN "'fn'" EXPORT "'export'" FOR "'for'"
 %token IN "'in'" IF "'if'" ELSE "'else'" RETURN "'return'" TRUE "'true'" FALSE "'false'"
-%token SCAN "'scan'"
+%token SCAN "'scan'" INCLUDE "'include'" WITH "'with'"
 %token POW "'**'" EQ "'=='" NE "'!='" LE "'<='" GE "'>='" ANDAND "'&&'" OROR "'||'"
 %token DOTDOT "'..'" ARROW "'->'"
 
 %type <node> top_decl top_call const_decl module_decl fn_decl export_decl assign1 module_item
+%type <node> include_decl alias_decl binding
 %type <node> param out_param type stmt for_stmt if_stmt return_stmt scan_stmt
 %type <node> expr ternary range or and eq cmp add mul unary power postfix primary
 %type <node> arg subscript opt_expr list
 %type <list> top_items top_chain module_items module_chain stmts stmt_chain block
 %type <list> params param_list outs out_list targets expr_list call_args arg_list
-%type <list> subscripts opt_dims
+%type <list> subscripts opt_dims opt_bindings bindings
 
 %%
 
-program: top_items { ps->program = node_new(ps->arena, N_PROGRAM, (SrcLoc){1, 1});
+program: top_items { ps->program = node_new(ps->arena, N_PROGRAM, (SrcLoc){1, 1, ps->file_index});
                      ps->program->body = $1; }
   ;
 
@@ -126,7 +128,11 @@ top_items: opt_seps                     { $$ = (NodeList){0}; }
 top_chain: top_decl                     { $$ = list1(ps, $1); }
   | top_chain seps top_decl             { $$ = list_add(ps, $1, $3); }
   ;
-top_decl: const_decl | module_decl | fn_decl | export_decl | assign1 | top_call ;
+top_decl: const_decl | module_decl | fn_decl | export_decl | alias_decl | include_decl | assign1 | top_call ;
+
+/* include "path.nn"   (the file's declarations, read by include_expand) */
+include_decl: INCLUDE STRING            { $$ = mk_decl(ps, N_INCLUDE, @1, $2); }
+  ;
 
 /* NAME(call_args) at top level or in a module: sema accepts only assert(...), a compile-time
  * check */
@@ -165,6 +171,20 @@ fn_decl: FN NAME params block           { $$ = mk_decl(ps, N_FN, @1, $2); $$->ar
 export_decl: EXPORT NAME params opt_seps ARROW outs block
                                         { $$ = mk_decl(ps, N_EXPORT, @1, $2); $$->args = $3;
                                           $$->outs = $6; $$->body = $7; }
+  ;
+/* export NAME = NAME (with NAME = expr ("," NAME = expr)*)?   (an alias: the export with
+ * top-level constants rebound) */
+alias_decl: EXPORT NAME '=' NAME opt_bindings
+                                        { $$ = mk_decl(ps, N_ALIAS, @1, $2); $$->lhs = mk_decl(ps, N_NAME, @4, $4);
+                                          $$->args = $5; }
+  ;
+opt_bindings: %empty                    { $$ = (NodeList){0}; }
+  | WITH bindings                       { $$ = $2; }
+  ;
+bindings: binding                       { $$ = list1(ps, $1); }
+  | bindings ',' binding                { $$ = list_add(ps, $1, $3); }
+  ;
+binding: NAME '=' expr                  { $$ = mk_decl(ps, N_KWARG, @1, $1); $$->rhs = $3; }
   ;
 outs: out_param                         { $$ = list1(ps, $1); }
   | '(' out_list ')'                    { $$ = $2; }
@@ -493,7 +513,7 @@ static int expected_names(const yypcontext_t *ctx, ParseState *ps, const char **
     if (want_expr && is_expr_start(k)) continue;
     if (want_stmt && (k == YYSYMBOL_FOR || k == YYSYMBOL_IF || k == YYSYMBOL_RETURN)) continue;
     if (want_decl && (k == YYSYMBOL_NAME || k == YYSYMBOL_CONST || k == YYSYMBOL_MODULE ||
-                      k == YYSYMBOL_FN || k == YYSYMBOL_EXPORT))
+                      k == YYSYMBOL_FN || k == YYSYMBOL_EXPORT || k == YYSYMBOL_INCLUDE))
       continue;
     if (k == YYTRANSLATE(';') && has(got, n, YYSYMBOL_NEWLINE)) continue;
     if (k == YYSYMBOL_NEWLINE && after_sep) continue;

@@ -12,9 +12,9 @@ bool eval_api(Sema *S, Scope *sc, const Node *n, Value *out);
 bool iterate_api(Sema *S, const Value *v, SrcLoc loc, Value **items, int *len);
 /* 0 after a diagnostic, 1 when the block ran to its end, 2 after a `return` (*ret set) */
 int exec_block_api(Sema *S, Scope *sc, const NodeList *body, Value *ret);
-/* export.c: build the entry of an `export` declaration; a declared type's shape and dtype;
+/* export.c: build the entry of an `export` declaration (named `name`: an alias's, or its own); a declared type's shape and dtype;
  * does tensor t (argument or result p) have them (a diagnostic at loc when not)? */
-bool build_export(Sema *S, const Node *decl);
+bool build_export(Sema *S, const Node *decl, const char *name, SrcLoc loc); /* entry `name` */
 bool eval_type(Sema *S, const Node *type, Shape *s, DType *dt);
 bool check_declared(Sema *S, const Node *p, INode *t, const Shape *want, DType dt, SrcLoc loc);
 

@@ -1,6 +1,7 @@
 /* export.c — an exported entry point: its signature (inputs with types whose symbolic dims
  * become the model's symbols, declared outputs) and its body, evaluated into the graph IR of
- * a new entry whose outputs are checked against the declared types. */
+ * a new entry whose outputs are checked against the declared types.  An alias (sema.c,
+ * build_alias) builds its export's declaration again under its own name. */
 #include <string.h>
 #include "eval.h"
 
@@ -32,6 +33,17 @@ bool check_declared(Sema *S, const Node *p, INode *t, const Shape *want, DType d
                     shape_str(S->m, dt, want, a, sizeof a), shape_str(S->m, t->dtype, &t->shape, b, sizeof b));
 }
 
+/* The model's symbolic dims named anywhere in dim expression n (`2 * N`): bound by the input. */
+static uint32_t syms_named(Sema *S, const Node *n) {
+  if (!n) return 0;
+  uint32_t m = syms_named(S, n->lhs) | syms_named(S, n->rhs) | syms_named(S, n->cond);
+  for (int i = 0; i < n->args.len; i++) m |= syms_named(S, n->args.items[i]);
+  if (n->kind == N_NAME && !scope_lookup(S->globals, n->name))
+    for (int i = 0; i < S->m->nsyms; i++)
+      if (!strcmp(S->m->sym_names[i], n->name)) m |= 1u << i;
+  return m;
+}
+
 /* The symbolic dims an entry's inputs name alone (`x: f32[N, 4]`), known before any input
  * type is evaluated, so that an earlier input may use them in an expression (`f32[2 * N]`). */
 static bool declare_input_symbols(Sema *S, const Node *decl) {
@@ -40,14 +52,18 @@ static bool declare_input_symbols(Sema *S, const Node *decl) {
     for (int j = 0; type && j < type->args.len; j++) {
       const Node *dn = type->args.items[j];
       if (dn->kind != N_NAME || scope_lookup(S->globals, dn->name)) continue;
-      if (model_sym(S->m, dn->name) < 0)
-        return diag_error(S->d, dn->loc, "too many symbolic dimensions (at most %d)", MAX_SYMS);
+      int sym = model_sym(S->m, dn->name);
+      if (sym < 0) return diag_error(S->d, dn->loc, "too many symbolic dimensions (at most %d)", MAX_SYMS);
+      S->entry_syms |= 1u << sym; /* the names the body may use (sema.c, eval_name) */
     }
   }
+  for (int i = 0; i < decl->args.len; i++) /* and those in expressions, f32[2 * N] */
+    for (int j = 0; decl->args.items[i]->type && j < decl->args.items[i]->type->args.len; j++)
+      S->entry_syms |= syms_named(S, decl->args.items[i]->type->args.items[j]);
   return true;
 }
 
-bool build_export(Sema *S, const Node *decl) {
+bool build_export(Sema *S, const Node *decl, const char *name, SrcLoc loc) {
   Model *m = S->m;
   if (m->nentries == m->entries_cap) {
     int cap = m->entries_cap ? 2 * m->entries_cap : 8;
@@ -58,8 +74,8 @@ bool build_export(Sema *S, const Node *decl) {
   }
   Entry *e = &m->entries[m->nentries++];
   memset(e, 0, sizeof *e);
-  e->name = decl->name;
-  e->loc = decl->loc;
+  e->name = name;
+  e->loc = loc;
   e->nin = decl->args.len;
   e->nout = decl->outs.len;
   e->inputs = arena_alloc(S->arena, (e->nin + 1) * sizeof *e->inputs);
@@ -70,6 +86,7 @@ bool build_export(Sema *S, const Node *decl) {
   e->out_dtypes = arena_alloc(S->arena, (e->nout + 1) * sizeof *e->out_dtypes);
   if (e->nout == 0) return diag_error(S->d, decl->loc, "entry '%s' has no outputs", decl->name);
   S->e = e;
+  S->entry_syms = 0;
   Scope *sc = scope_new(S, S->globals);
   if (!declare_input_symbols(S, decl)) return false;
   for (int i = 0; i < e->nin; i++) {
@@ -106,5 +123,6 @@ bool build_export(Sema *S, const Node *decl) {
     e->outputs[i] = t;
   }
   S->e = NULL;
+  S->entry_syms = 0;
   return true;
 }

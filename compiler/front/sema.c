@@ -55,6 +55,9 @@ static bool eval_name(Sema *S, Scope *sc, const Node *n, Value *out) {
   }
   for (int i = 0; i < S->m->nsyms; i++) /* a symbolic dim of the entry's signature */
     if (!strcmp(S->m->sym_names[i], n->name)) {
+      if (!(S->entry_syms >> i & 1)) /* another entry's: not bound by this one's inputs */
+        return diag_error(S->d, n->loc, "'%s' is not a symbolic dimension of '%s': its inputs do not name it",
+                          n->name, S->m->entries[S->m->nentries - 1].name);
       *out = (Value){.k = V_DIM, .dim = {1, 1u << i}};
       return true;
     }
@@ -520,6 +523,10 @@ bool call_value(Sema *S, const Value *callee, const Args *a, Value *out) {
   case V_BUILTIN: return callee->builtin->fn(S, callee->builtin, a, out);
   case V_FN:
     if (callee->fn->kind == N_MODULE) return instantiate(S, callee->fn, a, out);
+    if (callee->fn->kind == N_ALIAS)
+      return diag_error(S->d, a->loc, "'%s' is an alias of the export '%s': call '%s' (the constants an "
+                        "alias rebinds apply to its own entry only)", callee->fn->name, callee->fn->lhs->name,
+                        callee->fn->lhs->name);
     return call_fn(S, callee, a, out);
   case V_MOD:
     if (callee->mod->kind == MK_USER) {
@@ -726,8 +733,11 @@ static bool declare(Sema *S, const Node *n) {
       return diag_error(S->d, n->loc, "only assert(...) may stand alone at top level; other statements belong in a fn or export body");
     return eval(S, S->globals, n->lhs, &v);
   }
-  if (scope_find_local(S->globals, n->name ? n->name : n->args.items[0]->name) && n->kind != N_ASSIGN)
-    return diag_error(S->d, n->loc, "'%s' is already defined", n->name);
+  Value *old = scope_find_local(S->globals, n->name ? n->name : n->args.items[0]->name);
+  bool entry = n->kind == N_EXPORT || n->kind == N_ALIAS;
+  if (old && entry && old->k == V_FN && (old->fn->kind == N_EXPORT || old->fn->kind == N_ALIAS))
+    return diag_error(S->d, n->loc, "there is already an entry named '%s'", n->name);
+  if (old && n->kind != N_ASSIGN) return diag_error(S->d, n->loc, "'%s' is already defined", n->name);
   switch (n->kind) {
   case N_CONST: {
     const char *def = find_define(S, n->name);
@@ -739,6 +749,7 @@ static bool declare(Sema *S, const Node *n) {
   case N_MODULE:
   case N_FN:
   case N_EXPORT:
+  case N_ALIAS: /* checked and built with the exports (build_alias) */
     v = (Value){.k = V_FN, .fn = n};
     scope_set(S, S->globals, n->name, v);
     return true;
@@ -750,9 +761,107 @@ static bool declare(Sema *S, const Node *n) {
     if (!value_bind(S, &v, n->args.items[0]->name, n->loc)) return false;
     scope_set(S, S->globals, n->args.items[0]->name, v);
     return true;
+  case N_INCLUDE: /* include_expand replaces them (compile.c), with the file's declarations */
+    return diag_error(S->d, n->loc, "include is not available here (the source was not read from a file)");
   default:
     return diag_error(S->d, n->loc, "statements are only allowed inside fn and export bodies");
   }
+}
+
+/* ---- export aliases: export NAME = EXPORT with CONST = expr, ... ---- */
+
+static const Node *find_const(const Node *prog, const char *name) {
+  for (int i = 0; i < prog->body.len; i++) {
+    const Node *n = prog->body.items[i];
+    if (n->kind == N_CONST && !strcmp(n->name, name)) return n;
+  }
+  return NULL;
+}
+
+static const char *decl_phrase(const Value *v) {
+  if (v->k == V_MOD) return "a component";
+  if (v->k != V_FN) return v_kind_phrase(v->k);
+  switch (v->fn->kind) {
+  case N_MODULE: return "a module";
+  case N_EXPORT: return "an export";
+  case N_ALIAS: return "an alias";
+  default: return "a fn";
+  }
+}
+
+/* The export alias `n` names, after checking what it rebinds: top-level consts, once each. */
+static const Node *alias_target(Sema *S, const Node *prog, const Node *n) {
+  const Node *t = n->lhs;
+  Value *v = scope_find_local(S->globals, t->name);
+  if (!v) return diag_error(S->d, t->loc, "unknown export '%s'", t->name), NULL;
+  if (v->k == V_FN && v->fn->kind == N_ALIAS)
+    return diag_error(S->d, t->loc, "'%s' is itself an alias (of '%s'): alias an export with a body, "
+                      "with all the constants to rebind", t->name, v->fn->lhs->name), NULL;
+  if (v->k != V_FN || v->fn->kind != N_EXPORT)
+    return diag_error(S->d, t->loc, "'%s' is %s, not an export", t->name, decl_phrase(v)), NULL;
+  for (int i = 0; i < n->args.len; i++) {
+    const Node *b = n->args.items[i];
+    for (int k = 0; k < i; k++)
+      if (!strcmp(n->args.items[k]->name, b->name))
+        return diag_error(S->d, b->loc, "'%s' is rebound twice", b->name), NULL;
+    if (find_const(prog, b->name)) continue;
+    Value *g = scope_find_local(S->globals, b->name);
+    if (g) return diag_error(S->d, b->loc, "'%s' is %s, not a top-level const: an alias rebinds only "
+                             "`const` declarations", b->name, decl_phrase(g)), NULL;
+    return diag_error(S->d, b->loc, "unknown constant '%s' (an alias rebinds top-level `const` declarations)",
+                      b->name), NULL;
+  }
+  return v->fn;
+}
+
+static int binding_of(const Node *alias, const char *name) {
+  for (int i = 0; i < alias->args.len; i++)
+    if (!strcmp(alias->args.items[i]->name, name)) return i;
+  return -1;
+}
+
+/* Runs the top-level constants and asserts again, in order, with the alias's values vals[]
+ * in place of the constants it rebinds, so that constants computed from those follow them
+ * (as with -D; a -D value stays).  saved[] receives each constant's value before. */
+static bool rebind_consts(Sema *S, const Node *prog, const Node *alias, const Value *vals, Value *saved) {
+  int k = 0;
+  for (int i = 0; i < prog->body.len; i++) {
+    const Node *n = prog->body.items[i];
+    Value v;
+    if (n->kind == N_EXPR_STMT && !eval(S, S->globals, n->lhs, &v)) return false;
+    if (n->kind != N_CONST) continue;
+    Value *cur = scope_find_local(S->globals, n->name);
+    saved[k++] = *cur;
+    int b = binding_of(alias, n->name);
+    if (b >= 0) v = vals[b];
+    else if (find_define(S, n->name)) continue;
+    else if (!eval(S, S->globals, n->rhs, &v)) return false;
+    *cur = v;
+  }
+  return true;
+}
+
+static void restore_consts(Sema *S, const Node *prog, const Value *saved) {
+  for (int i = 0, k = 0; i < prog->body.len; i++)
+    if (prog->body.items[i]->kind == N_CONST) *scope_find_local(S->globals, prog->body.items[i]->name) = saved[k++];
+}
+
+/* The entry of an alias: its export's, built with the constants rebound (then restored).
+ * The rebinding values are evaluated first, with the constants as they are: `T = 2 * T`. */
+static bool build_alias(Sema *S, const Node *prog, const Node *n) {
+  const Node *target = alias_target(S, prog, n);
+  if (!target) return false;
+  Value *vals = arena_alloc(S->arena, (n->args.len + 1) * sizeof *vals);
+  for (int i = 0; i < n->args.len; i++)
+    if (!eval(S, S->globals, n->args.items[i]->rhs, &vals[i])) return false;
+  Value *saved = arena_alloc(S->arena, (prog->body.len + 1) * sizeof *saved);
+  if (!rebind_consts(S, prog, n, vals, saved) || !build_export(S, target, n->name, n->loc)) {
+    diag_note(S->d, n->loc, "while building '%s', the export '%s' with %s%s rebound", n->name, target->name,
+              n->args.len ? n->args.items[0]->name : "nothing", n->args.len > 1 ? ", ..." : "");
+    return false;
+  }
+  restore_consts(S, prog, saved);
+  return true;
 }
 
 Model *sema_program(Arena *a, const SrcFile *file, const Node *prog, const char *model_name,
@@ -776,8 +885,11 @@ Model *sema_program(Arena *a, const SrcFile *file, const Node *prog, const char 
       diag_error_file(d, file->path, "-D %s: the model has no top-level constant of that name", defines[i]);
       return NULL;
     }
-  for (int i = 0; i < prog->body.len; i++)
-    if (prog->body.items[i]->kind == N_EXPORT && !build_export(&S, prog->body.items[i])) return NULL;
+  for (int i = 0; i < prog->body.len; i++) {
+    const Node *n = prog->body.items[i];
+    if (n->kind == N_EXPORT && !build_export(&S, n, n->name, n->loc)) return NULL;
+    if (n->kind == N_ALIAS && !build_alias(&S, prog, n)) return NULL;
+  }
   /* the entries array grew while exports were built: point every node at its entry's final place */
   for (int i = 0; i < m->nentries; i++)
     for (int k = 0; k < m->entries[i].nnodes; k++) m->entries[i].nodes[k]->owner = &m->entries[i];

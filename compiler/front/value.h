@@ -102,6 +102,7 @@ typedef struct Sema {
   Arena *arena;
   Model *m;
   Entry *e;               /* the entry being built, or NULL at top level */
+  uint32_t entry_syms;    /* the symbolic dims the export being built names in its inputs */
   Diag *d;
   Scope *globals;
   int depth;              /* inlining depth, to catch recursion */

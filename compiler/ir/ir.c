@@ -627,7 +627,8 @@ int model_check_site(Model *m, SrcLoc loc, const char *what) {
     m->sites = s;
     m->sites_cap = cap;
   }
-  const char *path = m->file && m->file->path ? m->file->path : "<source>";
+  const SrcFile *f = srcfile_of(m->file, loc);
+  const char *path = f && f->path ? f->path : "<source>";
   int n = snprintf(NULL, 0, "%s:%d:%d: %s", path, loc.line, loc.col, what);
   char *text = arena_alloc(m->arena, (size_t)n + 1);
   snprintf(text, (size_t)n + 1, "%s:%d:%d: %s", path, loc.line, loc.col, what);

@@ -576,6 +576,12 @@ static double value_at(const nnc_tensor *t, int64_t i) {
                              : (double)((const float *)t->data)[i];
 }
 
+/* Element i as printed: an i64 exactly, an f32 to 6 (or `digits`) significant digits. */
+static void print_value(const nnc_tensor *t, int64_t i, int digits) {
+  if (t->dtype == NNC_I64) printf("%lld", (long long)((const int64_t *)t->data)[i]);
+  else printf("%.*g", digits, value_at(t, i));
+}
+
 static void summarize(const nnc_arg_desc *a, const nnc_tensor *t) {
   char shape[256];
   size_t n = (size_t)snprintf(shape, sizeof shape, "%s[", dtype_name(t->dtype));
@@ -584,7 +590,9 @@ static void summarize(const nnc_arg_desc *a, const nnc_tensor *t) {
   if (n < sizeof shape) snprintf(shape + n, sizeof shape - n, "]");
   int64_t count = nnc_tensor_numel(t);
   if (count == 1 && t->rank == 0) {
-    printf("%s: %s = %.8g\n", a->name, shape, value_at(t, 0));
+    printf("%s: %s = ", a->name, shape);
+    print_value(t, 0, 8);
+    printf("\n");
     return;
   }
   if (count <= 0) {
@@ -607,8 +615,10 @@ static void summarize(const nnc_arg_desc *a, const nnc_tensor *t) {
          count > nans ? sum / (double)(count - nans) : NAN);
   if (nans) printf("  (%lld NaN)", (long long)nans);
   printf("\n  [");
-  for (int64_t i = 0; i < count && i < SHOW_VALUES; i++)
-    printf("%s%.6g", i ? ", " : "", value_at(t, i));
+  for (int64_t i = 0; i < count && i < SHOW_VALUES; i++) {
+    printf("%s", i ? ", " : "");
+    print_value(t, i, 6);
+  }
   printf("%s]\n", count > SHOW_VALUES ? ", ..." : "");
 }
 

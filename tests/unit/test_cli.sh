@@ -206,6 +206,17 @@ expect 1 "error: entry 'hot': $TMP/hot.nn:2:7: one_hot: argument 'tensor' holds 
 expect 1 "one_hot: argument 'tensor' holds 4.5, outside [0, 4)" -- \
   run "$TMP/hot.nn" --in t="$TMP/t_frac.npy" --out y="$TMP/y.npy"
 
+# i64 outputs print as exact integers and are written as '<i8' (docs/cli.md)
+cat >"$TMP/ints.nn" <<'EOF'
+export big(x: f32[N, 2]) -> (y: i64[N, 2]) { y = x + 1099511627776.0 }
+EOF
+expect 0 "y: i64[3, 2]" -- run "$TMP/ints.nn" --in x="$TMP/three.npy"
+expect 0 "[1099511627776, 1099511627776, 1099511627776" -- run "$TMP/ints.nn" --in x="$TMP/three.npy"
+expect 0 "" -- run "$TMP/ints.nn" --in x="$TMP/three.npy" --out y="$TMP/ints.npy"
+if ! head -c 80 "$TMP/ints.npy" | grep -q "'descr': '<i8'"; then
+  echo "FAIL: an i64 output is not written as '<i8'"
+  failures=$((failures + 1))
+fi
 if [ "$failures" -ne 0 ]; then
   echo "$failures CLI check(s) failed"
   exit 1

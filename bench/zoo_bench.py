@@ -40,7 +40,6 @@ import shlex
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -547,43 +546,53 @@ WHY_ORT_COMMON = (
 WHY_ORT = {
     "mobilenet_v3_small": (
         "its 11 depthwise convolutions (3x3 and 5x5) take half of nnc's time; the largest, 240 "
-        "channels 5x5 at 14x14 (`classify.k19`, 1.18 M multiply-adds), takes 19 % of 11.4 ms, about "
-        "2.2 ms, i.e. ~1 GFLOP/s, when ORT runs the whole network in 2.5 ms. At batch 1, OpenBLAS "
-        "takes another 14 % (7.5 % in `sgemm_incopy`, packing): each squeeze-excitation 1x1 "
-        "convolution runs as a `cblas_sgemm` with n = 1 per image (18 calls) and the classifier's two "
-        "Linear layers as sgemm with m = 1, so OpenBLAS packs the weights on every call, which ORT "
-        "packed once. Batch 8 is slower than eager too (0.58x)."),
+        "channels 5x5 at 14x14 (`classify.k19`, 1.18 M multiply-adds), takes 20 % of 7.3 ms at batch "
+        "1, about 1.4 ms, i.e. under 2 GFLOP/s, when ORT runs the whole network in 2.3 ms. At batch "
+        "1, OpenBLAS takes another 12-14 % (8 % in `sgemm_incopy`, packing): each squeeze-excitation "
+        "1x1 convolution runs as a `cblas_sgemm` with n = 1 per image (18 calls) and the "
+        "classifier's two Linear layers as sgemm with m = 1, so OpenBLAS packs weights on every "
+        "call, which ORT packed once. Batch 8 is slower than eager too."),
     "efficientnet_b0": (
         "its 16 depthwise convolutions (3x3 and 5x5, each with its SiLU) take half of nnc's time at "
-        "both batches: 5x5 over 672 channels at 14x14 (`k55`, 12 %), 240 at 28x28 (`k25`, 8 %), 1152 "
-        "at 7x7 (`k73`, 7 %) lead; the 1x1 convolutions (`gemm.conv`) take 14-20 %. ORT runs the "
-        "depthwise layers as NCHWc Convs and SiLU as its fused `QuickGelu` (x·sigmoid(αx), α = 1)."),
+        "both batches: 5x5 over 672 channels at 14x14 (`k55`, 12 %), 240 at 28x28 (`k25`, 9 %), "
+        "1152 at 7x7 (`k73`, 8 %) lead; the 1x1 convolutions (`gemm.conv`) take 15-20 %. ORT runs "
+        "the depthwise layers as NCHWc Convs and SiLU as its fused `QuickGelu` (x·sigmoid(αx), "
+        "α = 1)."),
     "mobilenet_v2": (
-        "its 17 depthwise 3x3 convolutions take ~27 %, and the 1x1 convolutions, on nnc's direct-"
-        "convolution kernel (`gemm.conv`), 38-44 %: the hottest, 96 -> 576 channels at 14x14 (`k33`, "
-        "10.8 M multiply-adds, 5.3 % of 26.7 ms) runs at ~15 GFLOP/s, 16 -> 96 at 112x112 (`k3`) and "
-        "320 -> 1280 at 7x7 (`k51`) at ~35 GFLOP/s, while ORT averages 47 GFLOP/s over the whole "
-        "network (0.6 GFLOP in 12.9 ms), its slower depthwise layers included: nnc's register tile "
-        "(4 output channels) does less work per load than MLAS's NCHWc pointwise kernel on "
-        "these shapes with few input channels."),
+        "its 17 depthwise 3x3 convolutions take a quarter of nnc's time, and the 1x1 convolutions, "
+        "on nnc's direct-convolution kernel (`gemm.conv`), 36-43 %: the hottest, 96 -> 576 channels "
+        "at 14x14 (`k33`, 10.8 M multiply-adds, 5.7 % of 22.3 ms at batch 1) runs at ~17 GFLOP/s, "
+        "320 -> 1280 at 7x7 (`k51`) at ~40 GFLOP/s, while ORT averages ~50 GFLOP/s over the whole "
+        "network (0.6 GFLOP in 11.4 ms), its slower depthwise layers included: on these shapes "
+        "with few input channels nnc's register tile (4 output channels) does less work per load "
+        "than MLAS's NCHWc pointwise kernel."),
     "convnext_toy": (
         "its 7x7 depthwise convolutions take about half of nnc's time (the first stage's, 32 "
-        "channels at 16x16, `k5`, alone 30-39 %); most of the rest is the blocks' Linear layers "
-        "(`k10.gemm`, 32 -> 128 per pixel). ORT: NCHWc depthwise Conv, its fused "
+        "channels at 16x16, `k5`, alone ~39 % on 1 thread); most of the rest is the blocks' Linear "
+        "layers (`k10.gemm`, 32 -> 128 per pixel). ORT: NCHWc depthwise Conv, its fused "
         "`LayerNormalization` and `BiasGelu`, MatMul on pre-packed weights."),
     "resnet18": (
-        "no depthwise layers; close to ORT (0.87-0.98x on 1 thread; on 2 threads at batch 1 nnc is "
-        "faster): 62-64 % in nnc's direct convolution (`gemm.conv`, some as Winograd F(2x2, 3x3)) "
-        "and 19-21 % in OpenBLAS: layer2's 3x3 convolutions (128 channels at 28x28) are not planned "
-        "as direct convolutions and run as im2col + `cblas_sgemm` (m = 128, n = 784, k = 1152 per "
-        "image). ORT runs all 20 convolutions as NCHWc Convs with BatchNorm, ReLU and the residual "
-        "Add fused into them, on one kernel family."),
+        "no depthwise layers; close to ORT on 1 thread, faster on 2: 64-65 % in nnc's direct "
+        "convolution (`gemm.conv`, some as Winograd F(2x2, 3x3)) and 21-22 % in OpenBLAS: layer2's "
+        "3x3 convolutions (128 channels at 28x28) are not planned as direct convolutions and run as "
+        "im2col + `cblas_sgemm` (m = 128, n = 784, k = 1152 per image). ORT runs all 20 "
+        "convolutions as NCHWc Convs with BatchNorm, ReLU and the residual Add fused into them, "
+        "on one kernel family."),
+    "vit_small": (
+        "a tie within the noise (the previous full run gave 1.02x on the same row): 82 % of nnc's "
+        "time is in the GEMMs (the QKV projection [136, 128] x [128, 384], `k6`, 22 %; the MLP, "
+        "`k20`/`k21`; the patch convolution, `k0`), ~170 MFLOP a call, i.e. ~62 GFLOP/s for nnc and "
+        "~66 for ORT: both at this core's GEMM rate. ORT fuses the attention's scaling and "
+        "transposes into `FusedMatMul`, bias + GELU into `BiasGelu` and LayerNorm into one op; nnc "
+        "puts bias, GELU and the residual add into its GEMM epilogues."),
     "gru": (
-        "a tie within the noise (ORT/nnc 0.99x at batch 16, 1 thread; nnc faster on every other "
-        "row): 44 % in the recurrent product h·W_hhᵀ of each step ([16, 128] x [128, 384], "
-        "`forward.scan1.k0`, nnc's row-tile kernel), 31 % in the two input projections hoisted out "
-        "of the loop ([B·T, 64 or 128] x [.., 384], `k1`, `k4`); ORT's GRU op splits the work the "
-        "same way (one input GEMM per layer, a small GEMM per step on MLAS)."),
+        "at batch 1 on 2 threads, 20 % of nnc's samples are its thread pool waiting: each step's "
+        "[1, 128] x [128, 384] product is split over both threads and joined 64 times a call "
+        "(2 layers x T = 32), which costs more than it saves; nnc on 1 thread (263 µs) beats both, "
+        "and ORT's 2-thread time equals its 1-thread time (it does not split a batch-1 GRU step). "
+        "The rest is the same work on both sides: the recurrent product of each step "
+        "(`forward.scan1.k0`, nnc's row-tile kernel, 43 %) and the input projections hoisted out "
+        "of the loop (`k1`, `k4`); ORT's GRU op splits the work the same way."),
 }
 
 # profile lines by where the time goes: nnc kernel kinds, OpenBLAS, nnc's thread pool

@@ -1115,8 +1115,13 @@ def fused_kernels(nnc, model):
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if r.returncode != 0 and read_defines(golden):  # an nnc whose dump has no -D
         return {}
+    return parse_fused(r.stdout)
+
+
+def parse_fused(text):
+    """{(entry, kernel index): dump lines} of a `nnc dump --stage=fused` output."""
     out, entry, key = {}, None, None
-    for ln in r.stdout.splitlines():
+    for ln in text.splitlines():
         w = ln.split()
         if ln.startswith("entry "):
             entry, key = ln[6:].split("(", 1)[0], None
@@ -1128,8 +1133,9 @@ def fused_kernels(nnc, model):
     return out
 
 
-def hot_kernels(nnc, model, profile, limit=3):
-    """Fused-IR dumps of the model's kernels among the top profile lines (symbols entry.kN.kind)."""
+def hot_kernels(nnc, model, profile, limit=3, kernels_of=None):
+    """Fused-IR dumps of the model's kernels among the top profile lines (symbols entry.kN.kind);
+    kernels_of() gives the parsed fused dump (default: fused_kernels(nnc, model))."""
     import re
     kernels, shown, n = None, [], 0
     for ln in profile:
@@ -1137,7 +1143,7 @@ def hot_kernels(nnc, model, profile, limit=3):
         if not m or n >= limit:
             continue
         if kernels is None:
-            kernels = fused_kernels(nnc, model)
+            kernels = kernels_of() if kernels_of else fused_kernels(nnc, model)
         k = kernels.get((m.group(1), int(m.group(2))))
         if k:
             n += 1

@@ -1,0 +1,716 @@
+#!/usr/bin/python3
+"""nnc vs ONNX Runtime vs PyTorch eager vs TorchScript on the models people deploy (issue 17,
+"Speed"): median latency per call, in one run, same weights, inputs and thread count.
+
+    images, batches 1 and 8    torchvision resnet18, mobilenet_v2, mobilenet_v3_small,
+                               efficientnet_b0 (tests/models/<m>.nn -D IMG=224, at 224x224),
+                               the small ConvNeXt of tests/python/test_zoo.py (64x64),
+                               the small ViT of tests/python/test_vit.py (64x64)
+    sequences, batches 1, 16   a 2-layer nn.GRU(64, 128, batch_first) over T = 32 (bench/gru.nn)
+
+Each model is built as its test builds it (torchvision's module, randomised with a fixed seed:
+test_zoo.randomize, or as test_vit.py does), its state_dict saved with nnc.save_safetensors and
+compiled with build/nnc into a .so with the weights embedded (compile time: the best of
+--compile-reps wall-clock runs).  The sides:
+  - nnc: the .so through the Python package (python/nnc), arguments bound once (bench.bind);
+  - PyTorch eager: the module under torch.no_grad();
+  - TorchScript: optimize_for_inference(freeze(script(module))) (trace when scripting fails);
+  - ONNX Runtime: the module exported by torch.onnx.export (opset 17, dynamic batch axis),
+    run by /work/shared/ort-bench/ort_bench.c (C API, ORT_ENABLE_ALL, sequential, CPU provider,
+    intra = inter op threads = the row's threads) in a child process, with the onnxruntime-node
+    npm package's CPU library installed into $TMPDIR/ort (npm install --ignore-scripts), as
+    /work/shared/ort-bench/README.md says; when it cannot be installed its columns are n/a.
+Before timing, every side's outputs are compared with eager's (max |Δ|; a warning above
+1e-4 + 1e-3·max|eager|).  Every row is measured with 1 and 2 threads (--threads), in --rounds
+turns of the four sides, each side's fastest round kept (bench.py's scheme; nnc's and ORT's
+turns start after a pause so that torch's idle OpenBLAS/OpenMP workers have stopped spinning).
+Rows where nnc is slower than ONNX Runtime are profiled with perf record (bench.perf_profile)
+and the fused IR of the hottest nnc kernels is shown.
+
+    /usr/bin/python3 bench/zoo_bench.py [--models resnet18,gru] [--threads 1,2]
+                                        [--markdown docs/benchmarks.md] [--no-ort] [--no-profile]
+
+--markdown replaces this script's section of the file (between its markers; appended when
+absent) and leaves the rest as it is.
+"""
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+ORT_BENCH_DIR = "/work/shared/ort-bench"
+ORT_VERSION = "1.30.0"
+IMG = 224           # the torchvision models' image size
+GRU_T = 32          # the GRU's sequence length
+MARK_BEGIN = "<!-- zoo_bench.py: begin (generated; edit bench/zoo_bench.py) -->"
+MARK_END = "<!-- zoo_bench.py: end -->"
+
+
+def int_list(text):
+    return [int(x) for x in text.split(",") if x]
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description="nnc vs ONNX Runtime, PyTorch eager and TorchScript on "
+                                            "the model zoo.")
+    p.add_argument("--models", default=",".join(MODEL_NAMES), help="comma-separated (default: all)")
+    p.add_argument("--threads", type=int_list, default=[1, 2], help="thread counts (default 1,2)")
+    p.add_argument("--image-batches", type=int_list, default=[1, 8])
+    p.add_argument("--seq-batches", type=int_list, default=[1, 16])
+    p.add_argument("--rounds", type=int, default=3, help="turns of the four sides; best kept (default 3)")
+    p.add_argument("--min-time", type=float, default=1.0,
+                   help="seconds of timed calls per side and row, split over the rounds (default 1)")
+    p.add_argument("--min-reps", type=int, default=60,
+                   help="calls per side and row, split over the rounds (at least 10 a round) (default 60)")
+    p.add_argument("--max-time", type=float, default=4.0,
+                   help="stop a slow side after this many seconds per row once it has 10 calls a round")
+    p.add_argument("--compile-reps", type=int, default=2, help="compile time: best of this many")
+    p.add_argument("--nnc", default=os.path.join(ROOT, "build", "nnc"))
+    p.add_argument("--ort-dir", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "ort"))
+    p.add_argument("--no-ort", action="store_true", help="skip ONNX Runtime")
+    p.add_argument("--no-profile", action="store_true", help="no perf profile of rows ORT wins")
+    p.add_argument("--profile-seconds", type=float, default=3.0)
+    p.add_argument("--markdown", metavar="FILE", help="write the report into FILE's zoo section")
+    return p.parse_args(argv)
+
+
+MODEL_NAMES = ["resnet18", "mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0", "convnext_toy",
+               "vit_small", "gru"]
+ARGS = parse_args(sys.argv[1:])
+
+# bench.py reads its own command line when imported (and sets OPENBLAS/OMP_NUM_THREADS to the
+# most threads asked for before numpy and torch load): give it ours.
+_argv, sys.argv = sys.argv, [os.path.join(HERE, "bench.py"), "--threads", ",".join(map(str, ARGS.threads)),
+                             "--nnc", ARGS.nnc]
+sys.path.insert(0, HERE)
+import bench  # noqa: E402
+sys.argv = _argv
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.join(ROOT, "tests", "python"))
+nnc_py = bench.nnc_py
+
+# --------------------------------------------------------------------------------------------
+# the models, built as their tests build them
+
+
+@dataclass
+class Zoo:
+    name: str
+    nn: str                 # the .nn file, relative to ROOT
+    defines: list           # -D NAME=VALUE
+    kind: str               # "image" or "seq"
+    entry: str              # the nnc entry
+    inputs: list            # input names (nnc's = the ONNX graph's)
+    outputs: list           # output names, in the torch module's order
+    batch_axis: dict        # output name -> its batch axis
+    build: object           # () -> torch module (eval mode, fixed seed)
+    shape: tuple            # one sample's input shape
+    note: str = ""
+
+
+def torchvision_model(name, img=IMG):
+    def build():
+        import torch
+        import torchvision.models as tvm
+        from test_zoo import randomize
+        torch.manual_seed(0)
+        return randomize(torch, getattr(tvm, name)(), img)
+    return build
+
+
+def convnext_toy():
+    import torch
+    from torchvision.models import ConvNeXt
+    from torchvision.models.convnext import CNBlockConfig
+    from test_zoo import randomize
+    torch.manual_seed(0)
+    model = ConvNeXt([CNBlockConfig(32, 64, 2), CNBlockConfig(64, 128, 1), CNBlockConfig(128, None, 1)],
+                     num_classes=10)
+    with torch.no_grad():
+        for block in model.modules():
+            if hasattr(block, "layer_scale"):
+                block.layer_scale.normal_(std=0.5)
+    return randomize(torch, model, 64)
+
+
+def vit_small():
+    import torch
+    from torchvision.models import VisionTransformer
+    torch.manual_seed(0)
+    vit = VisionTransformer(image_size=64, patch_size=16, num_layers=4, num_heads=4, hidden_dim=128, mlp_dim=256,
+                            num_classes=10).eval()
+    with torch.no_grad():
+        vit.heads.head.weight.normal_()
+        vit.heads.head.bias.normal_()
+        vit.class_token.normal_()
+        vit.encoder.pos_embedding.normal_(std=0.5)
+    return vit
+
+
+def gru_model():
+    import torch
+
+    class Gru(torch.nn.Module):  # bench/gru.nn
+        def __init__(self):
+            super().__init__()
+            self.gru = torch.nn.GRU(64, 128, num_layers=2, batch_first=True)
+
+        def forward(self, x):
+            return self.gru(x)
+
+    torch.manual_seed(0)
+    return Gru().eval()
+
+
+def image_model(name, build, img=IMG, defines=None, inp="x", note=""):
+    return Zoo(name, f"tests/models/{name}.nn", defines if defines is not None else [f"IMG={img}"], "image",
+               "classify", [inp], ["logits"], {"logits": 0}, build, (3, img, img), note)
+
+
+ZOO = {z.name: z for z in [
+    image_model("resnet18", torchvision_model("resnet18")),
+    image_model("mobilenet_v2", torchvision_model("mobilenet_v2")),
+    image_model("mobilenet_v3_small", torchvision_model("mobilenet_v3_small")),
+    image_model("efficientnet_b0", torchvision_model("efficientnet_b0")),
+    image_model("convnext_toy", convnext_toy, 64, [], note="stages 32/64/128, depths 2/1/1, 10 classes"),
+    image_model("vit_small", vit_small, 64, [], "img", note="patch 16, 4 layers, 4 heads, hidden 128, MLP 256"),
+    Zoo("gru", "bench/gru.nn", [], "seq", "forward", ["x"], ["y", "h"], {"y": 0, "h": 1}, gru_model,
+        (GRU_T, 64), note=f"2 layers, input 64, hidden 128, T = {GRU_T}"),
+]}
+
+
+def batches(z):
+    return ARGS.image_batches if z.kind == "image" else ARGS.seq_batches
+
+
+def as_tuple(out):
+    return tuple(o.detach().numpy() for o in (out if isinstance(out, tuple) else (out,)))
+
+# --------------------------------------------------------------------------------------------
+# ONNX Runtime: installed and driven as /work/shared/ort-bench/README.md says
+
+
+def ort_setup(tmp):
+    """((ort_bench executable, libonnxruntime path), None) or (None, reason)."""
+    d = ARGS.ort_dir
+    lib = os.path.join(d, "node_modules", "onnxruntime-node", "bin", "napi-v6", "linux", "x64",
+                       "libonnxruntime.so.1")
+    try:
+        if not os.path.exists(lib):
+            os.makedirs(d, exist_ok=True)
+            if not os.path.exists(os.path.join(d, "package.json")):
+                subprocess.run(["npm", "init", "-y"], cwd=d, check=True, capture_output=True)
+            subprocess.run(["npm", "install", "--ignore-scripts", f"onnxruntime-node@{ORT_VERSION}"], cwd=d,
+                           check=True, capture_output=True, timeout=600)
+        exe = os.path.join(tmp, "ort_bench")
+        for src, out in ((os.path.join(ORT_BENCH_DIR, "ort_bench.c"), exe),
+                         (os.path.join(HERE, "ort_graph.c"), os.path.join(tmp, "ort_graph"))):
+            subprocess.run(["cc", "-O2", "-std=c11", "-Wall", "-I", os.path.join(ORT_BENCH_DIR, "include"),
+                            src, "-o", out, "-ldl", "-lm"], check=True, capture_output=True)
+    except (OSError, subprocess.SubprocessError) as e:
+        return None, f"ONNX Runtime could not be installed or its driver built: {bench.short_error(e, 200)}"
+    return ((exe, lib), None) if os.path.exists(lib) else (None, f"no {lib} after npm install")
+
+
+def export_onnx(z, model, x, path):
+    import torch
+    axes = {n: {0: "N"} for n in z.inputs}
+    axes.update({n: {a: "N"} for n, a in z.batch_axis.items()})
+    # with gradients enabled: under no_grad, nn.MultiheadAttention takes its fast path
+    # (aten::_native_multi_head_attention), which has no ONNX export
+    with torch.enable_grad():
+        torch.onnx.export(model, (torch.from_numpy(x),), path, opset_version=17, input_names=z.inputs,
+                          output_names=z.outputs, dynamic_axes=axes)
+
+
+def ort_graph_ops(ort, onnx, tmp):
+    """The op types of the graph ONNX Runtime runs (after its optimisations; bench/ort_graph.c),
+    as "Op xN" text, most frequent first; None when unavailable."""
+    from collections import Counter
+    out = os.path.splitext(onnx)[0] + ".ort.onnx"
+    r = subprocess.run([os.path.join(os.path.dirname(ort[0]), "ort_graph"), ort[1], onnx, out],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        return None
+    try:
+        import onnx as onnx_py
+    except ImportError:
+        return None
+    g = onnx_py.load(out).graph
+    n = Counter(f"{x.op_type}" + (f" ({x.domain})" if x.domain else "") for x in g.node)
+    return ", ".join(f"{k} x{v}" for k, v in n.most_common())
+
+
+def ort_run(ort, onnx, npy, inp, threads, runs, min_time, out_dir=None, warmup=3):
+    """ort_bench's JSON (µs) on one input."""
+    exe, lib = ort
+    cmd = [exe, "--lib", lib, "--threads", str(threads), "--warmup", str(warmup), "--min-runs", str(runs),
+           "--min-time", str(min_time), "--max-runs", "100000"]
+    if out_dir:
+        cmd += ["--out-dir", out_dir]
+    r = subprocess.run(cmd + [onnx, f"{inp}={npy}"], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"{shlex.join(cmd)}: {r.stderr.strip()[-300:]}")
+    return json.loads(r.stdout)
+
+# --------------------------------------------------------------------------------------------
+# measuring
+
+
+@dataclass
+class Row:
+    model: str
+    batch: int
+    threads: int
+    us: dict = field(default_factory=dict)    # side -> best round's median (µs)
+    diff: dict = field(default_factory=dict)  # side -> max |side - eager|
+
+
+@dataclass
+class Info:
+    compile_ms: float = None
+    so_bytes: int = None
+    ts_how: str = "n/a"
+    ts_note: str = ""
+    ort_note: str = ""
+    ort_ops: str = None     # the op types ORT runs (ort_graph_ops)
+    nnc_kernels: str = None  # nnc's kernels by kind (nnc dump --stage=fused)
+    so: str = None
+    inputs: dict = field(default_factory=dict)  # batch -> nnc inputs
+
+
+SIDES = ("nnc", "ort", "eager", "ts")
+SIDE_NAMES = {"nnc": "nnc", "ort": "ORT", "eager": "eager", "ts": "TorchScript"}
+
+
+class Run:
+    def __init__(self):
+        self.rows, self.info, self.failures, self.mismatches = [], {}, [], []
+        self.profiles, self.ort_note = [], None
+
+    def fail(self, what, e):
+        self.failures.append(f"{what}: {e}")
+        print(f"error: {what}: {e}", file=sys.stderr)
+
+    def check(self, who, label, got, want):
+        d = max(bench.max_abs_diff(g, w) for g, w in zip(got, want))
+        scale = max(float(np.max(np.abs(w))) for w in want)
+        if not d <= 1e-4 + 1e-3 * scale:
+            self.mismatches.append(f"{who} {label}: max |{who} - eager| = {d:.3g} (outputs up to {scale:.3g})")
+        return d
+
+
+def compile_nnc(z, weights, tmp):
+    so = os.path.join(tmp, z.name + ".so")
+    cmd = [ARGS.nnc, z.nn] + [a for d in z.defines for a in ("-D", d)] + ["-o", so, "--weights", weights]
+    return so, bench.run_nnc(cmd, ARGS.compile_reps)
+
+
+def torchscript(model, x):
+    """(callable, how, note)."""
+    import torch
+    try:
+        return bench.optimized_for_inference(torch.jit.script(model), "forward"), "script", ""
+    except Exception as e:
+        why = f"script: {bench.short_error(e)}"
+        bench.forget_failed_scripting()
+    try:
+        return bench.optimized_for_inference(torch.jit.trace(model, (x,), check_trace=False), "forward"), "trace", why
+    except Exception as e:
+        return None, "n/a", f"{why}; trace: {bench.short_error(e)}"
+
+
+def timed(fn, pause):
+    per = max(ARGS.rounds, 1)
+    if pause:
+        bench.settle_openblas()
+    return bench.time_call(fn, max(ARGS.min_reps // per, 10), ARGS.min_time / per, ARGS.max_time / per)[0]
+
+
+def bench_model(run, z, tmp, ort):
+    import torch
+    model = z.build()
+    info = run.info[z.name] = Info()
+    weights = nnc_py.save_safetensors({k: v.numpy() for k, v in model.state_dict().items()},
+                                      os.path.join(tmp, z.name + ".safetensors"))
+    try:
+        info.so, info.compile_ms = compile_nnc(z, weights, tmp)
+        info.so_bytes = os.path.getsize(info.so)
+        lib = nnc_py.load(info.so, threads=ARGS.threads[0])
+    except Exception as e:
+        run.fail(f"nnc {z.name}", e)
+        lib = None
+    rng = np.random.default_rng(0)
+    onnx = os.path.join(tmp, z.name + ".onnx")
+    xs = {b: rng.standard_normal((b,) + z.shape).astype(np.float32) for b in batches(z)}
+    if ort:
+        try:
+            export_onnx(z, model, xs[batches(z)[0]], onnx)
+            info.ort_ops = ort_graph_ops(ort, onnx, tmp)
+        except Exception as e:
+            info.ort_note = f"export failed: {bench.short_error(e)}"
+            run.fail(f"onnx export {z.name}", e)
+    ts_fn, info.ts_how, info.ts_note = torchscript(model, torch.from_numpy(xs[batches(z)[0]]))
+    for b, x in xs.items():
+        bench_batch(run, z, lib, model, ts_fn, ort if ort and not info.ort_note else None, onnx, b, x, tmp)
+    if lib is not None:
+        lib.close()
+
+
+def bench_batch(run, z, lib, model, ts_fn, ort, onnx, b, x, tmp):
+    import torch
+    info, label = run.info[z.name], f"{z.name}[{b}]"
+    xt = torch.from_numpy(x)
+    want = as_tuple(model(xt))
+    inputs = {z.inputs[0]: x}
+    info.inputs[b] = inputs
+    calls, diffs = {"eager": lambda: model(xt)}, {}
+    if lib is not None:
+        try:
+            call, outs = bench.bind(lib, z.entry, inputs)
+            call()
+            diffs["nnc"] = run.check("nnc", label, [outs[n] for n in z.outputs], want)
+            calls["nnc"] = call
+        except Exception as e:
+            run.fail(f"nnc {label}", e)
+    if ts_fn is not None:
+        diffs["ts"] = run.check("TorchScript", label, as_tuple(ts_fn(xt)), want)
+        calls["ts"] = lambda: ts_fn(xt)
+    npy = os.path.join(tmp, f"{z.name}_{b}.npy")
+    if ort:
+        np.save(npy, x)
+        out_dir = os.path.join(tmp, f"{z.name}_{b}_ort")
+        try:  # one call, its outputs checked against eager before any timing
+            ort_run(ort, onnx, npy, z.inputs[0], 1, 1, 0, out_dir, warmup=0)
+            got = [np.load(os.path.join(out_dir, f"out_{n}.npy")) for n in z.outputs]
+            diffs["ort"] = run.check("ORT", label, got, want)
+            calls["ort"] = None  # a child process: see below
+        except Exception as e:
+            run.fail(f"ORT {label}", e)
+    for t in ARGS.threads:
+        bench.use_threads(t, lib)
+        row = Row(z.name, b, t, diff=dict(diffs))
+        per = max(ARGS.rounds, 1)
+        for _ in range(per):
+            for side in SIDES:
+                if side not in calls:
+                    continue
+                if side == "ort":
+                    bench.settle_openblas()
+                    us = ort_run(ort, onnx, npy, z.inputs[0], t, max(ARGS.min_reps // per, 10),
+                                 ARGS.min_time / per)["median_us"]
+                else:
+                    us = timed(calls[side], pause=side == "nnc")
+                row.us[side] = min(us, row.us.get(side, us))
+        run.rows.append(row)
+        print(f"  {z.name} batch {b} threads {t}: " +
+              ", ".join(f"{SIDE_NAMES[s]} {bench.fmt_us(row.us.get(s))} us" for s in SIDES), file=sys.stderr,
+              flush=True)
+
+# --------------------------------------------------------------------------------------------
+# profiles of the rows ONNX Runtime wins
+
+
+def slower_than_ort(rows):
+    return [r for r in rows if "nnc" in r.us and "ort" in r.us and r.us["nnc"] > r.us["ort"]]
+
+
+def fused_dump(z):
+    cmd = [ARGS.nnc, "dump", "--stage=fused", z.nn] + [a for d in z.defines for a in ("-D", d)]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    return bench.parse_fused(r.stdout) if r.returncode == 0 else {}
+
+
+def kernel_kinds(z):
+    """nnc's kernels of the entry by kind ("conv x20, ..."), from the fused dump."""
+    from collections import Counter
+    n = Counter(k[0].split()[2] if len(k[0].split()) > 2 else "?"
+                for (e, _), k in fused_dump(z).items() if e == z.entry)
+    return ", ".join(f"{k} x{v}" for k, v in n.most_common())
+
+
+def profile_losses(run, tmp):
+    """perf profile of nnc on every row slower than ORT (worst ratio first)."""
+    for m in dict.fromkeys(r.model for r in slower_than_ort(run.rows)):
+        run.info[m].nnc_kernels = kernel_kinds(ZOO[m])
+    for row in sorted(slower_than_ort(run.rows), key=lambda r: r.us["ort"] / r.us["nnc"]):
+        z, info = ZOO[row.model], run.info[row.model]
+        print(f"  profiling {row.model} batch {row.batch}, {row.threads} thread(s) ...", file=sys.stderr, flush=True)
+        prof, note = bench.perf_profile(info.so, z.entry, info.inputs[row.batch], row.threads, tmp,
+                                        ARGS.profile_seconds)
+        if prof is None:
+            run.profiles.append((row, [f"(no profile: {note})"], []))
+            continue
+        run.profiles.append((row, prof, bench.hot_kernels(ARGS.nnc, row.model, prof, 3, lambda: fused_dump(z))))
+
+# --------------------------------------------------------------------------------------------
+# the report
+
+
+def ratio(row, side):
+    a, n = row.us.get(side), row.us.get("nnc")
+    return a / n if a and n else None
+
+
+def latency_table(run):
+    head = ["model", "batch", "threads", "nnc µs", "ORT µs", "eager µs", "TorchScript µs", "ORT/nnc",
+            "eager/nnc", "TorchScript/nnc", "max |Δ| nnc", "max |Δ| ORT"]
+    body = [[r.model, str(r.batch), str(r.threads)] + [bench.fmt_us(r.us.get(s)) for s in SIDES] +
+            [bench.fmt_x(ratio(r, s)) for s in ("ort", "eager", "ts")] +
+            [bench.fmt_diff(r.diff.get(s)) for s in ("nnc", "ort")] for r in run.rows]
+    return head, body, [False] + [True] * (len(head) - 1)
+
+
+def model_table(run, models):
+    head = ["model", "source", "size", "nnc compile (ms)", ".so (MB)", "TorchScript"]
+    body = []
+    for m in models:
+        z, i = ZOO[m], run.info.get(m)
+        if i is None:
+            continue
+        size = f"{z.shape[1]}x{z.shape[2]}" if z.kind == "image" else f"T = {GRU_T}"
+        src = z.nn + (" " + " ".join(f"-D {d}" for d in z.defines) if z.defines else "")
+        body.append([m, src, size, f"{i.compile_ms:,.0f}" if i.compile_ms else "n/a",
+                     f"{i.so_bytes / 1e6:.1f}" if i.so_bytes else "n/a", i.ts_how])
+    return head, body, [False, False, False, True, True, False]
+
+
+def note_lines(run, models):
+    lines = []
+    for m in models:
+        i = run.info.get(m)
+        if i and i.ts_note:
+            lines.append(f"- {m}: TorchScript {i.ts_how} ({i.ts_note})")
+        if i and i.ort_note:
+            lines.append(f"- {m}: ONNX Runtime n/a ({i.ort_note})")
+    if run.ort_note:
+        lines.append(f"- ONNX Runtime columns skipped: {run.ort_note}")
+    lines += [f"- warning: outputs disagree: {m}" for m in run.mismatches]
+    lines += [f"- failure: {f}" for f in run.failures]
+    return lines
+
+
+def md_report(run, models, load, elapsed_s, header):
+    md = [MARK_BEGIN, "## Model zoo: nnc vs ONNX Runtime, PyTorch eager and TorchScript", "",
+          "Generated by `bench/zoo_bench.py` (see [bench/README.md](../bench/README.md#model-zoo-zoo_benchpy)):",
+          "", "    " + header, f"    {load[0]}; {elapsed_s:.0f} s", ""]
+    if load[1]:
+        md += ["**Measured on a shared machine**: other engineers' builds and tests ran during the run "
+               "(see the load above), so figures carry that noise; each side's best of "
+               f"{ARGS.rounds} rounds in turn is kept to damp it.", ""]
+    md += WHAT_LINES + [""] + bench.md_table(model_table(run, models)) + [""]
+    md += bench.md_table(latency_table(run)) + [""]
+    notes = note_lines(run, models)
+    if notes:
+        md += ["Notes:", ""] + notes + [""]
+    md += why_lines(run)
+    md += [MARK_END]
+    return md
+
+
+WHAT_LINES = [
+    "Median latency per call (µs) of each side; the ratios are the other side's time over nnc's "
+    "(above 1: nnc is faster). nnc: the `.so` (weights embedded) through the Python package; ORT: "
+    f"ONNX Runtime {ORT_VERSION} (CPU provider, `ORT_ENABLE_ALL`, sequential, intra = inter-op "
+    "threads = the row's threads) on `torch.onnx.export` (opset 17, dynamic batch) of the same "
+    "module, timed in a child process by `ort_bench` (each timed run one `Run` call, ORT "
+    "allocating the outputs); eager: the torchvision / `torch.nn` module under `no_grad`; "
+    "TorchScript: `optimize_for_inference(freeze(script(module)))`. Same weights, inputs and "
+    "thread count on every side. max |Δ|: largest difference from eager's outputs. "
+    "nnc compile: wall-clock of `nnc model.nn -o model.so --weights w.safetensors` (LLVM O3, "
+    "weights embedded), best of the runs made.",
+]
+
+# Why nnc loses to ONNX Runtime: the analysis of the last measured run's profiles (perf of
+# nnc, `nnc dump --stage=fused|loops`, ORT's optimised graph), per model.  Keep it true when the
+# code changes.
+WHY_ORT_COMMON = (
+    "ORT's graph optimiser (`ORT_ENABLE_ALL`) turns every convolution into its NCHWc form "
+    "(`com.microsoft.nchwc` Conv: channels in blocks of 8 for AVX2, BatchNorm folded, the activation "
+    "and a residual Add fused in), run by MLAS's blocked direct-convolution kernels, with a kernel of "
+    "its own for depthwise convolutions that does 8 channels per vector FMA per tap; it pre-packs "
+    "constant Gemm/MatMul weights once, when the session is created. nnc folds BatchNorm and fuses "
+    "the epilogue too, but runs a depthwise convolution (groups = channels) as a generic window "
+    "reduction (kernel kind `reduce`: per output element, a loop over the KHxKW taps with a "
+    "bounds-checked select per tap for the padding, vectorised along the output row; `nnc dump "
+    "--stage=loops`), not on its direct-convolution kernel. That one difference is most of every "
+    "loss below; the `reduce` column of the profile table is (at least) the depthwise layers' share.")
+WHY_ORT = {
+    "mobilenet_v3_small": (
+        "its 11 depthwise convolutions (3x3 and 5x5) take half of nnc's time; the largest, 240 "
+        "channels 5x5 at 14x14 (`classify.k19`, 1.18 M multiply-adds), takes 20 % of 7.3 ms at batch "
+        "1, about 1.4 ms, i.e. under 2 GFLOP/s, when ORT runs the whole network in 2.3 ms. At batch "
+        "1, OpenBLAS takes another 12-14 % (8 % in `sgemm_incopy`, packing): each squeeze-excitation "
+        "1x1 convolution runs as a `cblas_sgemm` with n = 1 per image (18 calls) and the "
+        "classifier's two Linear layers as sgemm with m = 1, so OpenBLAS packs weights on every "
+        "call, which ORT packed once. Batch 8 is slower than eager too."),
+    "efficientnet_b0": (
+        "its 16 depthwise convolutions (3x3 and 5x5, each with its SiLU) take half of nnc's time at "
+        "both batches: 5x5 over 672 channels at 14x14 (`k55`, 12 %), 240 at 28x28 (`k25`, 9 %), "
+        "1152 at 7x7 (`k73`, 8 %) lead; the 1x1 convolutions (`gemm.conv`) take 15-20 %. ORT runs "
+        "the depthwise layers as NCHWc Convs and SiLU as its fused `QuickGelu` (x·sigmoid(αx), "
+        "α = 1)."),
+    "mobilenet_v2": (
+        "its 17 depthwise 3x3 convolutions take a quarter of nnc's time, and the 1x1 convolutions, "
+        "on nnc's direct-convolution kernel (`gemm.conv`), 36-43 %: the hottest, 96 -> 576 channels "
+        "at 14x14 (`k33`, 10.8 M multiply-adds, 5.7 % of 22.3 ms at batch 1) runs at ~17 GFLOP/s, "
+        "320 -> 1280 at 7x7 (`k51`) at ~40 GFLOP/s, while ORT averages ~50 GFLOP/s over the whole "
+        "network (0.6 GFLOP in 11.4 ms), its slower depthwise layers included: on these shapes "
+        "with few input channels nnc's register tile (4 output channels) does less work per load "
+        "than MLAS's NCHWc pointwise kernel."),
+    "convnext_toy": (
+        "its 7x7 depthwise convolutions take about half of nnc's time (the first stage's, 32 "
+        "channels at 16x16, `k5`, alone ~39 % on 1 thread); most of the rest is the blocks' Linear "
+        "layers (`k10.gemm`, 32 -> 128 per pixel). ORT: NCHWc depthwise Conv, its fused "
+        "`LayerNormalization` and `BiasGelu`, MatMul on pre-packed weights."),
+    "resnet18": (
+        "no depthwise layers; close to ORT on 1 thread, faster on 2: 64-65 % in nnc's direct "
+        "convolution (`gemm.conv`, some as Winograd F(2x2, 3x3)) and 21-22 % in OpenBLAS: layer2's "
+        "3x3 convolutions (128 channels at 28x28) are not planned as direct convolutions and run as "
+        "im2col + `cblas_sgemm` (m = 128, n = 784, k = 1152 per image). ORT runs all 20 "
+        "convolutions as NCHWc Convs with BatchNorm, ReLU and the residual Add fused into them, "
+        "on one kernel family."),
+    "vit_small": (
+        "a tie within the noise (the previous full run gave 1.02x on the same row): 82 % of nnc's "
+        "time is in the GEMMs (the QKV projection [136, 128] x [128, 384], `k6`, 22 %; the MLP, "
+        "`k20`/`k21`; the patch convolution, `k0`), ~170 MFLOP a call, i.e. ~62 GFLOP/s for nnc and "
+        "~66 for ORT: both at this core's GEMM rate. ORT fuses the attention's scaling and "
+        "transposes into `FusedMatMul`, bias + GELU into `BiasGelu` and LayerNorm into one op; nnc "
+        "puts bias, GELU and the residual add into its GEMM epilogues."),
+    "gru": (
+        "at batch 1 on 2 threads, 20 % of nnc's samples are its thread pool waiting: each step's "
+        "[1, 128] x [128, 384] product is split over both threads and joined 64 times a call "
+        "(2 layers x T = 32), which costs more than it saves; nnc on 1 thread (263 µs) beats both, "
+        "and ORT's 2-thread time equals its 1-thread time (it does not split a batch-1 GRU step). "
+        "The rest is the same work on both sides: the recurrent product of each step "
+        "(`forward.scan1.k0`, nnc's row-tile kernel, 43 %) and the input projections hoisted out "
+        "of the loop (`k1`, `k4`); ORT's GRU op splits the work the same way."),
+}
+
+# profile lines by where the time goes: nnc kernel kinds, OpenBLAS, nnc's thread pool
+PROFILE_GROUPS = (("reduce", r"\.so \[\.\] \w+(\.\w+)*\.k\d+\.reduce"),
+                  ("gemm/conv", r"\.so \[\.\] \w+(\.\w+)*\.k\d+\.gemm"),
+                  ("elementwise", r"\.so \[\.\] \w+(\.\w+)*\.k\d+\.elementwise"),
+                  ("OpenBLAS", r"libopenblas"), ("pool worker", r"\] worker$"))
+
+
+def profile_split(prof):
+    """{group: percent} of the listed profile lines (those above perf report's 1.5 % cut)."""
+    import re
+    out = {g: 0.0 for g, _ in PROFILE_GROUPS}
+    out["other"] = 0.0
+    for ln in prof:
+        w = ln.split()
+        if not w or not w[0].endswith("%"):
+            continue
+        g = next((g for g, rx in PROFILE_GROUPS if re.search(rx, ln)), "other")
+        out[g] += float(w[0][:-1])
+    return out
+
+
+def profile_table(run):
+    head = ["model", "batch", "threads", "nnc µs", "ORT µs"] + [g for g, _ in PROFILE_GROUPS] + ["other"]
+    body = []
+    for row, prof, _ in run.profiles:
+        split = profile_split(prof)
+        body.append([row.model, str(row.batch), str(row.threads), bench.fmt_us(row.us["nnc"]),
+                     bench.fmt_us(row.us["ort"])] + [f"{split[g]:.0f} %" for g in head[5:]])
+    return head, body, [False] + [True] * (len(head) - 1)
+
+
+def why_lines(run):
+    lost = slower_than_ort(run.rows)
+    if not lost:
+        return ["nnc is faster than ONNX Runtime on every row.", ""]
+    md = ["### Where ONNX Runtime is faster, and why", "",
+          "Rows: " + ", ".join(f"{r.model} batch {r.batch} {r.threads}t "
+                                f"(ORT/nnc {bench.fmt_x(ratio(r, 'ort'))})" for r in lost) + ".", "",
+          WHY_ORT_COMMON, ""]
+    for m in dict.fromkeys(r.model for r in lost):
+        i = run.info[m]
+        md += [f"- **{m}**: {WHY_ORT.get(m, '(not analysed yet)')}"]
+        if i.nnc_kernels:
+            md += [f"  - nnc's kernels (`nnc dump --stage=fused`): {i.nnc_kernels}"]
+        if i.ort_ops:
+            md += [f"  - ORT's graph after its optimisations (`bench/ort_graph.c`): {i.ort_ops}"]
+    md += [""]
+    if run.profiles:
+        md += ["Where nnc's time goes on each of these rows (`perf record` of the nnc call alone, "
+               "percent of samples in the profile lines above 1.5 %, grouped: `reduce`, `gemm/conv`, "
+               "`elementwise` are nnc's generated kernels by kind, `pool worker` its thread pool's "
+               "wait):", ""] + bench.md_table(profile_table(run)) + [""]
+        seen = set()
+        for row, prof, hot in run.profiles:  # worst row of each model first
+            if row.model in seen:
+                continue
+            seen.add(row.model)
+            md += [f"#### perf: {row.model}, batch {row.batch}, {row.threads} thread(s) (nnc "
+                   f"{bench.fmt_us(row.us['nnc'])} µs, ORT {bench.fmt_us(row.us['ort'])} µs)", "", "```"]
+            md += prof + (["", "hottest nnc kernels (nnc dump --stage=fused):"] + hot if hot else []) + ["```", ""]
+    return md
+
+
+def write_markdown(path, md):
+    old = open(path).read() if os.path.exists(path) else ""
+    text = "\n".join(md) + "\n"
+    if MARK_BEGIN in old and MARK_END in old:
+        head, rest = old.split(MARK_BEGIN, 1)
+        new = head + text + rest.split(MARK_END, 1)[1].lstrip("\n")
+    else:
+        new = old.rstrip("\n") + "\n\n" + text if old else text
+    with open(path, "w") as f:
+        f.write(new)
+    print(f"wrote {path}")
+
+
+def main():
+    import torch
+    models = [m for m in ARGS.models.split(",") if m]
+    for m in models:
+        if m not in ZOO:
+            sys.exit(f"zoo_bench.py: unknown model {m!r} (known: {', '.join(ZOO)})")
+    if not os.access(ARGS.nnc, os.X_OK):
+        sys.exit(f"zoo_bench.py: no compiler at {ARGS.nnc}; build nnc first or pass --nnc")
+    cpu, ncpu, avx512 = bench.machine_info()
+    header = (f"{cpu}, nproc {ncpu}, AVX-512 {'yes' if avx512 else 'no'}, torch {torch.__version__}, "
+              f"commit {bench.git_commit().split(' ')[0]}, rounds {ARGS.rounds}")
+    print("# " + header, flush=True)
+    run = Run()
+    start = bench.cpu_snapshot()
+    with tempfile.TemporaryDirectory(prefix="nnc-zoo-") as tmp, torch.no_grad():
+        ort = None
+        if not ARGS.no_ort:
+            ort, why = ort_setup(tmp)
+            run.ort_note = why if ort is None else None
+        else:
+            run.ort_note = "--no-ort"
+        for m in models:
+            print(f"{m} ...", file=sys.stderr, flush=True)
+            bench_model(run, ZOO[m], tmp, ort)
+        end = bench.cpu_snapshot()
+        if not ARGS.no_profile:
+            profile_losses(run, tmp)
+    load = bench.load_text(start, end)
+    print("\n".join(bench.text_table(model_table(run, models))))
+    print("\n".join(bench.text_table(latency_table(run))))
+    print(f"{load[0]}; {end[0] - start[0]:.0f} s")
+    for ln in note_lines(run, models):
+        print(ln)
+    for row, prof, hot in run.profiles:
+        print(f"\nperf: {row.model} batch {row.batch}, {row.threads} thread(s):")
+        print("\n".join(prof + hot))
+    if ARGS.markdown:
+        write_markdown(ARGS.markdown, md_report(run, models, load, end[0] - start[0], header))
+    sys.exit(1 if run.failures else 0)
+
+
+if __name__ == "__main__":
+    main()

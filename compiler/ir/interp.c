@@ -396,6 +396,34 @@ static void interp_ROI_ALIGN(Interp *I, const INode *n, Tensor *out) {
   free(nchw);
 }
 
+/* ---- attention: softmax(q kᵀ · scale) v, row by row ---- */
+
+static void interp_ATTENTION(Interp *I, const INode *n, Tensor *out) {
+  const Tensor *q = arg(I, n, 0), *k = arg(I, n, 1), *v = arg(I, n, 2);
+  int r = q->rank;
+  int64_t L = q->d[r - 2], E = q->d[r - 1], S = k->d[r - 2], Ev = v->d[r - 1], blocks = L ? q->numel / (L * E) : 0;
+  double *p = nnc_xmalloc((S ? S : 1) * sizeof *p);
+  for (int64_t b = 0; b < blocks; b++)
+    for (int64_t l = 0; l < L; l++) {
+      const double *ql = q->v + (b * L + l) * E;
+      int64_t seen = n->flag ? (l + 1 < S ? l + 1 : S) : S; /* causal: keys 0..l */
+      double mx = -INFINITY, sum = 0;
+      for (int64_t s = 0; s < seen; s++) {
+        double dot = 0;
+        for (int64_t j = 0; j < E; j++) dot = rnd(I, dot + rnd(I, ql[j] * k->v[(b * S + s) * E + j]));
+        p[s] = rnd(I, dot * n->f[0]);
+        mx = p[s] > mx || p[s] != p[s] ? p[s] : mx;
+      }
+      for (int64_t s = 0; s < seen; s++) sum = rnd(I, sum + (p[s] = rnd(I, exp(p[s] - mx))));
+      for (int64_t j = 0; j < Ev; j++) {
+        double acc = 0;
+        for (int64_t s = 0; s < seen; s++) acc = rnd(I, acc + rnd(I, p[s] * v->v[(b * S + s) * Ev + j]));
+        out->v[(b * L + l) * Ev + j] = seen ? rnd(I, acc / sum) : NAN;
+      }
+    }
+  free(p);
+}
+
 /* ---- col2im: the scatter-add of a transposed convolution ---- */
 
 static void interp_COL2IM(Interp *I, const INode *n, Tensor *out) {

@@ -540,6 +540,29 @@ INode *ir_resize(Model *m, Entry *e, INode *x, int64_t out_h, int64_t out_w, int
   return n;
 }
 
+INode *ir_attention(Model *m, Entry *e, INode *q, INode *k, INode *v, double scale, bool causal, SrcLoc loc,
+                    Diag *d) {
+  if (!q || !k || !v) return NULL;
+  int r = q->shape.rank;
+  if (r < 2 || k->shape.rank != r || v->shape.rank != r)
+    return shape_error(m, d, loc, "attention needs query [..., L, E], key [..., S, E], value [..., S, Ev]", q, k);
+  for (int i = 0; i < r - 2; i++)
+    if (!dim_eq(q->shape.d[i], k->shape.d[i]) || !dim_eq(q->shape.d[i], v->shape.d[i]))
+      return shape_error(m, d, loc, "attention: query, key and value must have the same leading dims", q, k);
+  if (!dim_eq(q->shape.d[r - 1], k->shape.d[r - 1]) || !dim_eq(k->shape.d[r - 2], v->shape.d[r - 2]))
+    return shape_error(m, d, loc, "attention: key must be [..., S, E] and value [..., S, Ev]", k, v);
+  Shape s = q->shape;
+  s.d[r - 1] = v->shape.d[r - 1];
+  if (!ir_shape_supported(m, &s, loc, d)) return NULL;
+  INode *n = ir_new(m, e, OP_ATTENTION, DT_F32, &s, loc);
+  n->in[0] = q;
+  n->in[1] = k;
+  n->in[2] = v;
+  n->f[0] = scale;
+  n->flag = causal;
+  return n;
+}
+
 INode *ir_roi_align(Model *m, Entry *e, INode *x, INode *boxes, int64_t ph, int64_t pw,
                     double spatial_scale, int64_t sampling_ratio, bool aligned, SrcLoc loc,
                     Diag *d) {

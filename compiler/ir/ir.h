@@ -266,6 +266,9 @@ INode *ir_dim_value(Model *m, Entry *e, Dim dim, SrcLoc loc);
 INode *ir_col2im(Model *m, Entry *e, INode *cols, int64_t oh, int64_t ow, const int64_t stride[2],
                  const int64_t pad[2], const int64_t dilation[2], SrcLoc loc, Diag *d);
 #define ROI_MAX_SAMPLING_RATIO 65536
+/* softmax(q kᵀ · scale) v (the ATTENTION op of ops.def), causal: position l sees s <= l */
+INode *ir_attention(Model *m, Entry *e, INode *q, INode *k, INode *v, double scale, bool causal, SrcLoc loc,
+                    Diag *d);
 INode *ir_roi_align(Model *m, Entry *e, INode *x, INode *boxes, int64_t ph, int64_t pw,
                     double spatial_scale, int64_t sampling_ratio, bool aligned, SrcLoc loc,
                     Diag *d);

@@ -95,6 +95,10 @@ void attrs_resize(const Model *m, const INode *n, char *buf, size_t len) {
   put(buf, len, " %s%s scale=%g,%g", n->i[0] ? "bilinear" : "nearest", n->flag ? " align_corners" : "", n->f[0], n->f[1]);
 }
 
+void attrs_attention(const Model *m, const INode *n, char *buf, size_t len) {
+  put(buf, len, " scale=%g%s", n->f[0], n->flag ? " causal" : "");
+}
+
 void attrs_roi_align(const Model *m, const INode *n, char *buf, size_t len) {
   put(buf, len, " spatial_scale=%g sampling_ratio=%lld%s%s", n->f[0], (long long)n->i[0], n->flag ? " aligned" : "",
       n->i[1] ? " channels-last" : "");

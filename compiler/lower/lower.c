@@ -9,7 +9,7 @@
  *                                                                            (reduce.c)
  *   GEMM kernel:         for row blocks { sgemm into the output; epilogue over the block }
  *                        (gemm.c; convolutions conv.c and winograd.c)
- *   opaque kernel:       roi_align.c, col2im.c
+ *   opaque kernel:       roi_align.c, col2im.c, attention.c
  *   scan kernel:         one LS_SCAN statement (here)
  * All state of a lowering lives in its Lower (lower_internal.h), so that compilations on
  * different threads do not share any. */
@@ -216,6 +216,7 @@ static void lower_opaque(Lower *L, Ls *body) {
   switch (L->K->outs[0]->op) {
   case OP_ROI_ALIGN: lower_roi_align(L, body); break;
   case OP_COL2IM: lower_col2im(L, body); break;
+  case OP_ATTENTION: lower_attention(L, body); break;
   default: unreachable("opaque op without a lowering");
   }
 }

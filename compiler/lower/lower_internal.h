@@ -92,5 +92,6 @@ bool lower_conv(Lower *L, Ls *parent, const ConvPlan *c, Lx *const *bidx);
 bool lower_winograd(Lower *L, Ls *parent, const ConvPlan *c, Lx *const *bidx, int xbuf, Lx *base, Lx *item);
 void lower_roi_align(Lower *L, Ls *body);
 void lower_col2im(Lower *L, Ls *body);
+void lower_attention(Lower *L, Ls *body);
 
 #endif

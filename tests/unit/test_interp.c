@@ -180,6 +180,37 @@ static void test_i64_outputs(void **state) {
   for (int i = 0; i < 3; i++) free(out[i].data);
 }
 
+/* the fused ATTENTION op (self-attention over a symbolic T, no mask, no weights) against
+ * softmax(q kᵀ / √E) v by hand, causal too: row l sees keys 0..l */
+static void test_attention(void **state) {
+  const char *src = "export f(q: f32[1, T, 2], k: f32[1, T, 2], v: f32[1, T, 1]) -> (y: f32[1, T, 1], c: f32[1, T, 1]) {\n"
+                    "  y = scaled_dot_product_attention(q, k, v)\n"
+                    "  c = scaled_dot_product_attention(q, k, v, is_causal=true)\n"
+                    "}\n";
+  float q[] = {1, 0, 0, 2, -1, 1}, k[] = {1, 1, -1, 0, 0, 3}, v[] = {10, 20, 30};
+  nnc_tensor in[3] = {{q, NNC_F32, 3, {1, 3, 2}}, {k, NNC_F32, 3, {1, 3, 2}}, {v, NNC_F32, 3, {1, 3, 1}}}, out[2];
+  interpret_text(src, "f", in, 3, out, 2);
+  const float *y = out[0].data, *c = out[1].data;
+  for (int l = 0; l < 3; l++) {
+    double s[3], want[2];
+    for (int j = 0; j < 3; j++) s[j] = (q[2 * l] * k[2 * j] + q[2 * l + 1] * k[2 * j + 1]) / sqrt(2.0);
+    for (int causal = 0; causal < 2; causal++) {
+      int seen = causal ? l + 1 : 3;
+      double mx = -INFINITY, z = 0, acc = 0;
+      for (int j = 0; j < seen; j++) mx = fmax(mx, s[j]);
+      for (int j = 0; j < seen; j++) {
+        z += exp(s[j] - mx);
+        acc += exp(s[j] - mx) * v[j];
+      }
+      want[causal] = acc / z;
+    }
+    assert_true(fabs(y[l] - want[0]) < 1e-5);
+    assert_true(fabs(c[l] - want[1]) < 1e-5);
+  }
+  free(out[0].data);
+  free(out[1].data);
+}
+
 static void test_errors(void **state) {
   const char *src = "export f(x: f32[N, 2]) -> (y: f32[N, 2]) { y = x * 2 }\n";
   float x[6] = {0};
@@ -205,7 +236,7 @@ static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *
 int main(void) {
   static char names[MAX_MODELS][64];
   static char *sorted[MAX_MODELS];
-  static struct CMUnitTest tests[MAX_MODELS + 4];
+  static struct CMUnitTest tests[MAX_MODELS + 5];
   int n = 0, nt = 0;
   DIR *d = opendir(GOLDEN_DIR);
   struct dirent *de;
@@ -223,6 +254,7 @@ int main(void) {
   tests[nt++] = (struct CMUnitTest){"broadcast_matmul", test_broadcast_matmul, NULL, NULL, NULL};
   tests[nt++] = (struct CMUnitTest){"nan_semantics", test_nan_semantics, NULL, NULL, NULL};
   tests[nt++] = (struct CMUnitTest){"i64_outputs", test_i64_outputs, NULL, NULL, NULL};
+  tests[nt++] = (struct CMUnitTest){"attention", test_attention, NULL, NULL, NULL};
   tests[nt++] = (struct CMUnitTest){"errors", test_errors, NULL, NULL, NULL};
   return _cmocka_run_group_tests("interp", tests, (size_t)nt, NULL, NULL);
 }

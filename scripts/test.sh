@@ -130,7 +130,8 @@ if [ "$fuzz" = 1 ]; then
   secs="${NNC_FUZZ_SECONDS:-300}"
   mkdir -p build-fuzz
   if bash scripts/fuzz.sh --repeatable "$secs" 2>&1 | tee build-fuzz/test.log; then
-    summary+=("fuzz: compile, compile_tokens, safetensors, npy without a crash ($(grep -o '^    [0-9]* executions' build-fuzz/test.log | tr -s ' \n' ' ')each)")
+    runs="$(grep -oE '^    [0-9]+ executions' build-fuzz/test.log | grep -oE '[0-9]+' | paste -sd/)"
+    summary+=("fuzz: compile, compile_tokens, safetensors, npy without a crash ($runs executions)")
   else
     summary+=("fuzz: FAILED (see build-fuzz/test.log and build-fuzz/artifacts/)")
     total_fail=$((total_fail + 1))

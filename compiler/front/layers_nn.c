@@ -1,14 +1,17 @@
-/* layers_nn.c — torch.nn layers for images and normalization (Conv2d, ConvTranspose2d,
- * BatchNorm1d/2d, GroupNorm, LayerNorm, InstanceNorm2d, pooling, Upsample, Flatten,
- * PixelShuffle, Dropout).  One table row per layer: its constructor's argument names (torch's
- * order), the parameters it registers (state_dict names and shapes, from its arguments) and
- * its call, which goes through the functional code of nn.c. */
+/* layers_nn.c — the table of torch.nn layers and the layers for images, normalization and
+ * sequences (Conv1d/2d, ConvTranspose1d/2d, BatchNorm1d/2d, GroupNorm, LayerNorm,
+ * InstanceNorm2d, pooling, Upsample, Flatten, PixelShuffle, Dropout, Parameter, Embedding,
+ * LSTM/GRU and their cells; the attention layers are in layers_attention.c).  One table row
+ * per layer: its constructor's argument names (torch's order), the parameters it registers
+ * (state_dict names and shapes, from its arguments) and its call, which goes through the
+ * functional code of nn.c. */
 #include <stdio.h>
 #include <string.h>
 #include "builtins.h"
 #include "layers.h"
 #include "nn.h"
 #include "scan.h"
+#include "layers_nn_internal.h"
 
 /* variants of the layers that share their functions (LayerType.ctor.variant) */
 enum { BATCH_NORM_1D = 1, BATCH_NORM_2D, INSTANCE_NORM_2D };
@@ -20,23 +23,6 @@ enum { DIM_1D = 16 }; /* or'ed into a variant: the 1-D layer (Conv1d, MaxPool1d,
 
 #define D (S->d)
 
-typedef struct ParamSpec {
-  const char *name;
-  DType dtype;
-  int rank;
-  int64_t shape[MAX_RANK];
-  bool optional; /* may be absent from a weights file (Param.optional) */
-} ParamSpec;
-
-typedef struct LayerType {
-  Builtin ctor;                                                /* first: its name, b_layer */
-  const char *args[10];                                        /* NULL-terminated */
-  int (*params)(Sema *S, ModInst *mi, ParamSpec *out);         /* count, or -1 after a diagnostic */
-  INode *(*call)(Sema *S, ModInst *mi, INode *x, SrcLoc loc);
-  /* layers called with several arguments or returning several values (LSTMCell) */
-  bool (*call_args)(Sema *S, ModInst *mi, const Args *a, Value *out);
-} LayerType;
-
 /* ---- constructor arguments ---- */
 
 static int nargs(const LayerType *t) {
@@ -46,7 +32,7 @@ static int nargs(const LayerType *t) {
 }
 
 /* The value of constructor argument `name`, or NULL when it was not given (or None). */
-static const Value *cfg(const ModInst *mi, const char *name) {
+const Value *layer_cfg(const ModInst *mi, const char *name) {
   for (int i = 0; i < nargs(mi->type); i++)
     if (!strcmp(mi->type->args[i], name)) {
       const Value *v = arg_get(&mi->cfg, i, name);
@@ -55,34 +41,34 @@ static const Value *cfg(const ModInst *mi, const char *name) {
   unreachable("layer argument not in its table");
 }
 
-static bool cfg_int(Sema *S, const ModInst *mi, const char *name, int64_t def, int64_t *out) {
-  const Value *v = cfg(mi, name);
+bool layer_cfg_int(Sema *S, const ModInst *mi, const char *name, int64_t def, int64_t *out) {
+  const Value *v = layer_cfg(mi, name);
   *out = def;
   return !v || to_int(S, v, mi->loc, out);
 }
 
 static bool cfg_pair(Sema *S, const ModInst *mi, const char *name, int64_t def, int64_t out[2]) {
-  const Value *v = cfg(mi, name);
+  const Value *v = layer_cfg(mi, name);
   out[0] = out[1] = def;
   return !v || pair_arg(S, v, mi->loc, name, out);
 }
 
-static double cfg_num(const ModInst *mi, const char *name, double def) {
-  const Value *v = cfg(mi, name);
+double layer_cfg_num(const ModInst *mi, const char *name, double def) {
+  const Value *v = layer_cfg(mi, name);
   return v && v_is_number(v) ? v_num(v) : def;
 }
 
-static bool cfg_bool(const ModInst *mi, const char *name, bool def) { return cfg_num(mi, name, def) != 0; }
+bool layer_cfg_bool(const ModInst *mi, const char *name, bool def) { return layer_cfg_num(mi, name, def) != 0; }
 
-static INode *param(Sema *S, const ModInst *mi, int i, SrcLoc loc) {
+INode *layer_param(Sema *S, const ModInst *mi, int i, SrcLoc loc) {
   return i < mi->nparams && mi->params[i] >= 0 ? ir_param(S->m, S->e, mi->params[i], loc) : NULL;
 }
 
-static ParamSpec spec(const char *name, int rank, int64_t d0, int64_t d1, int64_t d2, int64_t d3) {
+ParamSpec param_spec(const char *name, int rank, int64_t d0, int64_t d1, int64_t d2, int64_t d3) {
   return (ParamSpec){name, DT_F32, rank, {d0, d1, d2, d3}};
 }
 
-static bool positive(Sema *S, const ModInst *mi, int64_t v, const char *what) {
+bool layer_positive(Sema *S, const ModInst *mi, int64_t v, const char *what) {
   return v > 0 ? true : diag_error(D, mi->loc, "%s: %s must be positive", mi->type_name, what);
 }
 
@@ -96,7 +82,7 @@ static bool positive_or_zero(Sema *S, const ModInst *mi, int64_t v) {
  * layer it runs as, on [N, C, 1, L]; a 2-D layer's, as cfg_pair. */
 static bool cfg_size(Sema *S, const ModInst *mi, const char *name, int64_t def, int64_t h, int64_t out[2]) {
   if (!(mi->type->ctor.variant & DIM_1D)) return cfg_pair(S, mi, name, def, out);
-  const Value *v = cfg(mi, name);
+  const Value *v = layer_cfg(mi, name);
   out[0] = h;
   out[1] = def;
   if (v && (v->k == V_LIST || v->k == V_TUPLE) && v->len == 1) v = &v->items[0];
@@ -106,13 +92,13 @@ static bool cfg_size(Sema *S, const ModInst *mi, const char *name, int64_t def, 
 static bool conv_config(Sema *S, const ModInst *mi, bool transposed, int64_t *cin, int64_t *cout, int64_t k[2],
                         ConvSpec *c) {
   memset(c, 0, sizeof *c);
-  if (!cfg_int(S, mi, "in_channels", 0, cin) || !cfg_int(S, mi, "out_channels", 0, cout) ||
+  if (!layer_cfg_int(S, mi, "in_channels", 0, cin) || !layer_cfg_int(S, mi, "out_channels", 0, cout) ||
       !cfg_size(S, mi, "kernel_size", 0, 1, k) || !cfg_size(S, mi, "stride", 1, 1, c->stride) ||
-      !cfg_size(S, mi, "dilation", 1, 1, c->dilation) || !cfg_int(S, mi, "groups", 1, &c->groups))
+      !cfg_size(S, mi, "dilation", 1, 1, c->dilation) || !layer_cfg_int(S, mi, "groups", 1, &c->groups))
     return false;
-  if (!positive(S, mi, *cin, "in_channels") || !positive(S, mi, *cout, "out_channels") ||
-      !positive(S, mi, k[0], "kernel_size") || !positive(S, mi, k[1], "kernel_size") ||
-      !positive(S, mi, c->groups, "groups"))
+  if (!layer_positive(S, mi, *cin, "in_channels") || !layer_positive(S, mi, *cout, "out_channels") ||
+      !layer_positive(S, mi, k[0], "kernel_size") || !layer_positive(S, mi, k[1], "kernel_size") ||
+      !layer_positive(S, mi, c->groups, "groups"))
     return false;
   if (*cin % c->groups || *cout % c->groups)
     return diag_error(D, mi->loc, "%s: groups must divide in_channels and out_channels", mi->type_name);
@@ -123,7 +109,7 @@ static bool conv_config(Sema *S, const ModInst *mi, bool transposed, int64_t *ci
     c->pad[1] = c->pad[3] = p[1];
     return true;
   }
-  const Value *pm = cfg(mi, "padding_mode"), *pad = cfg(mi, "padding");
+  const Value *pm = layer_cfg(mi, "padding_mode"), *pad = layer_cfg(mi, "padding");
   if (pm && (pm->k != V_STR || strcmp(pm->s, "zeros")))
     return diag_error(D, mi->loc, "%s: only padding_mode=\"zeros\" is available", mi->type_name);
   if ((mi->type->ctor.variant & DIM_1D) && pad && pad->k != V_STR) { /* (0, p): the length axis only */
@@ -165,17 +151,17 @@ static int conv_params(Sema *S, ModInst *mi, ParamSpec *out) {
   int64_t cin, cout, k[2];
   ConvSpec c;
   if (!conv_config(S, mi, false, &cin, &cout, k, &c)) return -1;
-  out[0] = (mi->type->ctor.variant & DIM_1D) ? spec("weight", 3, cout, cin / c.groups, k[1], 0)
-                                             : spec("weight", 4, cout, cin / c.groups, k[0], k[1]);
-  out[1] = spec("bias", 1, cout, 0, 0, 0);
-  return cfg_bool(mi, "bias", true) ? 2 : 1;
+  out[0] = (mi->type->ctor.variant & DIM_1D) ? param_spec("weight", 3, cout, cin / c.groups, k[1], 0)
+                                             : param_spec("weight", 4, cout, cin / c.groups, k[0], k[1]);
+  out[1] = param_spec("bias", 1, cout, 0, 0, 0);
+  return layer_cfg_bool(mi, "bias", true) ? 2 : 1;
 }
 
 static INode *conv_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
   int64_t cin, cout, k[2];
   ConvSpec c;
   if (!conv_config(S, mi, false, &cin, &cout, k, &c)) return NULL;
-  INode *b = param(S, mi, 1, loc), *w = conv_weight(S, mi, param(S, mi, 0, loc), loc);
+  INode *b = layer_param(S, mi, 1, loc), *w = conv_weight(S, mi, layer_param(S, mi, 0, loc), loc);
   return shape_1d(S, mi, nn_conv2d(S, shape_1d(S, mi, x, true, loc), w, b, &c, loc), false, loc);
 }
 
@@ -183,17 +169,17 @@ static int convt_params(Sema *S, ModInst *mi, ParamSpec *out) {
   int64_t cin, cout, k[2];
   ConvSpec c;
   if (!conv_config(S, mi, true, &cin, &cout, k, &c)) return -1;
-  out[0] = (mi->type->ctor.variant & DIM_1D) ? spec("weight", 3, cin, cout / c.groups, k[1], 0)
-                                             : spec("weight", 4, cin, cout / c.groups, k[0], k[1]);
-  out[1] = spec("bias", 1, cout, 0, 0, 0);
-  return cfg_bool(mi, "bias", true) ? 2 : 1;
+  out[0] = (mi->type->ctor.variant & DIM_1D) ? param_spec("weight", 3, cin, cout / c.groups, k[1], 0)
+                                             : param_spec("weight", 4, cin, cout / c.groups, k[0], k[1]);
+  out[1] = param_spec("bias", 1, cout, 0, 0, 0);
+  return layer_cfg_bool(mi, "bias", true) ? 2 : 1;
 }
 
 static INode *convt_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
   int64_t cin, cout, k[2];
   ConvSpec c;
   if (!conv_config(S, mi, true, &cin, &cout, k, &c)) return NULL;
-  INode *b = param(S, mi, 1, loc), *w = conv_weight(S, mi, param(S, mi, 0, loc), loc);
+  INode *b = layer_param(S, mi, 1, loc), *w = conv_weight(S, mi, layer_param(S, mi, 0, loc), loc);
   return shape_1d(S, mi, nn_conv_transpose2d(S, shape_1d(S, mi, x, true, loc), w, b, &c, loc), false, loc);
 }
 
@@ -203,15 +189,15 @@ static INode *convt_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
  * training counter nnc never reads, optional in a weights file as in load_state_dict) */
 static int bn_params(Sema *S, ModInst *mi, ParamSpec *out) {
   int64_t c;
-  if (!cfg_int(S, mi, "num_features", 0, &c) || !positive(S, mi, c, "num_features")) return -1;
+  if (!layer_cfg_int(S, mi, "num_features", 0, &c) || !layer_positive(S, mi, c, "num_features")) return -1;
   int n = 0;
-  if (cfg_bool(mi, "affine", mi->type->ctor.variant != INSTANCE_NORM_2D)) {
-    out[n++] = spec("weight", 1, c, 0, 0, 0);
-    out[n++] = spec("bias", 1, c, 0, 0, 0);
+  if (layer_cfg_bool(mi, "affine", mi->type->ctor.variant != INSTANCE_NORM_2D)) {
+    out[n++] = param_spec("weight", 1, c, 0, 0, 0);
+    out[n++] = param_spec("bias", 1, c, 0, 0, 0);
   }
-  if (cfg_bool(mi, "track_running_stats", mi->type->ctor.variant != INSTANCE_NORM_2D)) {
-    out[n++] = spec("running_mean", 1, c, 0, 0, 0);
-    out[n++] = spec("running_var", 1, c, 0, 0, 0);
+  if (layer_cfg_bool(mi, "track_running_stats", mi->type->ctor.variant != INSTANCE_NORM_2D)) {
+    out[n++] = param_spec("running_mean", 1, c, 0, 0, 0);
+    out[n++] = param_spec("running_var", 1, c, 0, 0, 0);
     out[n++] = (ParamSpec){"num_batches_tracked", DT_I64, 0, {0}, .optional = true};
   }
   return n;
@@ -222,7 +208,7 @@ static INode *named_param(Sema *S, ModInst *mi, const char *name, SrcLoc loc) {
   ParamSpec ps[MAX_LAYER_PARAMS];
   int n = mi->type->params(S, mi, ps);
   for (int i = 0; i < n; i++)
-    if (!strcmp(ps[i].name, name)) return param(S, mi, i, loc);
+    if (!strcmp(ps[i].name, name)) return layer_param(S, mi, i, loc);
   return NULL;
 }
 
@@ -231,7 +217,7 @@ static INode *bn_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
   int want = is1d ? 2 : 4;
   if (x->shape.rank != want && !(is1d && x->shape.rank == 3))
     return diag_error(D, loc, "%s expects a tensor of rank %s", mi->type_name, is1d ? "2 or 3" : "4"), NULL;
-  double eps = cfg_num(mi, "eps", 1e-5);
+  double eps = layer_cfg_num(mi, "eps", 1e-5);
   INode *w = named_param(S, mi, "weight", loc), *b = named_param(S, mi, "bias", loc);
   INode *m = named_param(S, mi, "running_mean", loc), *v = named_param(S, mi, "running_var", loc);
   if (inst && !m) return nn_group_norm(S, x, x->shape.d[1].k, w, b, eps, loc);
@@ -241,30 +227,30 @@ static INode *bn_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
 
 static int gn_params(Sema *S, ModInst *mi, ParamSpec *out) {
   int64_t g, c;
-  if (!cfg_int(S, mi, "num_groups", 0, &g) || !cfg_int(S, mi, "num_channels", 0, &c) ||
-      !positive(S, mi, g, "num_groups") || !positive(S, mi, c, "num_channels"))
+  if (!layer_cfg_int(S, mi, "num_groups", 0, &g) || !layer_cfg_int(S, mi, "num_channels", 0, &c) ||
+      !layer_positive(S, mi, g, "num_groups") || !layer_positive(S, mi, c, "num_channels"))
     return -1;
   if (c % g) return diag_error(D, mi->loc, "GroupNorm: %lld groups do not divide %lld channels", (long long)g, (long long)c), -1;
-  if (!cfg_bool(mi, "affine", true)) return 0;
-  out[0] = spec("weight", 1, c, 0, 0, 0);
-  out[1] = spec("bias", 1, c, 0, 0, 0);
+  if (!layer_cfg_bool(mi, "affine", true)) return 0;
+  out[0] = param_spec("weight", 1, c, 0, 0, 0);
+  out[1] = param_spec("bias", 1, c, 0, 0, 0);
   return 2;
 }
 
 static INode *gn_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
   int64_t g;
-  cfg_int(S, mi, "num_groups", 0, &g);
-  return nn_group_norm(S, x, g, param(S, mi, 0, loc), param(S, mi, 1, loc), cfg_num(mi, "eps", 1e-5), loc);
+  layer_cfg_int(S, mi, "num_groups", 0, &g);
+  return nn_group_norm(S, x, g, layer_param(S, mi, 0, loc), layer_param(S, mi, 1, loc), layer_cfg_num(mi, "eps", 1e-5), loc);
 }
 
 static bool ln_shape(Sema *S, const ModInst *mi, int64_t *shape, int *rank) {
-  const Value *v = cfg(mi, "normalized_shape");
+  const Value *v = layer_cfg(mi, "normalized_shape");
   if (!v) return diag_error(D, mi->loc, "LayerNorm needs normalized_shape");
   *rank = v->k == V_LIST || v->k == V_TUPLE ? v->len : 1;
   if (*rank < 1 || *rank > MAX_RANK) return diag_error(D, mi->loc, "LayerNorm: bad normalized_shape");
   for (int i = 0; i < *rank; i++)
     if (!to_int(S, v->k == V_LIST || v->k == V_TUPLE ? &v->items[i] : v, mi->loc, &shape[i]) ||
-        !positive(S, mi, shape[i], "normalized_shape"))
+        !layer_positive(S, mi, shape[i], "normalized_shape"))
       return false;
   return true;
 }
@@ -273,7 +259,7 @@ static int ln_params(Sema *S, ModInst *mi, ParamSpec *out) {
   int64_t shape[MAX_RANK];
   int rank;
   if (!ln_shape(S, mi, shape, &rank)) return -1;
-  if (!cfg_bool(mi, "elementwise_affine", true)) return 0;
+  if (!layer_cfg_bool(mi, "elementwise_affine", true)) return 0;
   out[0] = (ParamSpec){"weight", DT_F32, rank, {0}};
   out[1] = (ParamSpec){"bias", DT_F32, rank, {0}};
   memcpy(out[0].shape, shape, rank * sizeof *shape);
@@ -290,7 +276,7 @@ static INode *ln_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
     if (ax < 0 || !dim_is(x->shape.d[ax], shape[i]))
       return diag_error(D, loc, "LayerNorm: normalized_shape does not match the input's trailing dims"), NULL;
   }
-  return nn_layer_norm(S, x, rank, param(S, mi, 0, loc), param(S, mi, 1, loc), cfg_num(mi, "eps", 1e-5), loc);
+  return nn_layer_norm(S, x, rank, layer_param(S, mi, 0, loc), layer_param(S, mi, 1, loc), layer_cfg_num(mi, "eps", 1e-5), loc);
 }
 
 /* ---- parameterless layers ---- */
@@ -302,7 +288,7 @@ static int no_params(Sema *S, ModInst *mi, ParamSpec *out) { return 0; }
 /* Parameter(shape, dtype="f32", requires_grad=true): shape a list of static sizes ([] for a
  * scalar); dtype "f32" or "i64"; requires_grad (training) changes nothing */
 static int parameter_params(Sema *S, ModInst *mi, ParamSpec *out) {
-  const Value *v = cfg(mi, "shape"), *dt = cfg(mi, "dtype");
+  const Value *v = layer_cfg(mi, "shape"), *dt = layer_cfg(mi, "dtype");
   ParamSpec p = {"", DT_F32};
   if (!v || (v->k != V_LIST && v->k != V_TUPLE))
     return diag_error(D, mi->loc, "Parameter needs its shape as a list: Parameter([1, 1, D])"), -1;
@@ -324,26 +310,26 @@ static INode *parameter_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
 bool nn_parameter_read(Sema *S, Value *v, SrcLoc loc) {
   if (v->k != V_MOD || v->mod->kind != MK_LAYER || v->mod->type->params != parameter_params || !S->e) return true;
   if (!v->mod->prefix) return diag_error(D, loc, "this Parameter has no name: assign it to a module member or a top-level name");
-  *v = v_tensor(param(S, v->mod, 0, loc));
+  *v = v_tensor(layer_param(S, v->mod, 0, loc));
   return v->t != NULL;
 }
 
 static INode *pool_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
   bool is_max = (mi->type->ctor.variant & ~DIM_1D) == MAX_POOL;
-  if (is_max && cfg_bool(mi, "return_indices", false))
+  if (is_max && layer_cfg_bool(mi, "return_indices", false))
     return diag_error(D, loc, "%s: return_indices is not available", mi->type_name), NULL;
   PoolSpec p = {.count_include_pad = true};
-  if (!cfg(mi, "kernel_size")) return diag_error(D, loc, "%s needs kernel_size", mi->type_name), NULL;
+  if (!layer_cfg(mi, "kernel_size")) return diag_error(D, loc, "%s needs kernel_size", mi->type_name), NULL;
   if (!cfg_size(S, mi, "kernel_size", 0, 1, p.kernel) || !cfg_size(S, mi, "padding", 0, 0, p.pad)) return NULL;
   p.stride[0] = p.kernel[0];
   p.stride[1] = p.kernel[1];
-  if (cfg(mi, "stride") && !cfg_size(S, mi, "stride", 0, 1, p.stride)) return NULL;
+  if (layer_cfg(mi, "stride") && !cfg_size(S, mi, "stride", 0, 1, p.stride)) return NULL;
   p.dilation[0] = p.dilation[1] = 1;
   if (is_max && !cfg_size(S, mi, "dilation", 1, 1, p.dilation)) return NULL;
-  p.ceil_mode = cfg_bool(mi, "ceil_mode", false);
+  p.ceil_mode = layer_cfg_bool(mi, "ceil_mode", false);
   if (!is_max) {
-    p.count_include_pad = cfg_bool(mi, "count_include_pad", true);
-    if (!(mi->type->ctor.variant & DIM_1D) && !cfg_int(S, mi, "divisor_override", 0, &p.divisor_override)) return NULL;
+    p.count_include_pad = layer_cfg_bool(mi, "count_include_pad", true);
+    if (!(mi->type->ctor.variant & DIM_1D) && !layer_cfg_int(S, mi, "divisor_override", 0, &p.divisor_override)) return NULL;
   }
   x = shape_1d(S, mi, x, true, loc);
   return shape_1d(S, mi, is_max ? nn_max_pool2d(S, x, &p, loc) : nn_avg_pool2d(S, x, &p, loc), false, loc);
@@ -352,9 +338,9 @@ static INode *pool_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
 static INode *adaptive_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
   int64_t o[2];
   bool is_max = (mi->type->ctor.variant & ~DIM_1D) == MAX_POOL;
-  if (is_max && cfg_bool(mi, "return_indices", false))
+  if (is_max && layer_cfg_bool(mi, "return_indices", false))
     return diag_error(D, loc, "%s: return_indices is not available", mi->type_name), NULL;
-  if (!cfg(mi, "output_size")) return diag_error(D, loc, "%s needs output_size", mi->type_name), NULL;
+  if (!layer_cfg(mi, "output_size")) return diag_error(D, loc, "%s needs output_size", mi->type_name), NULL;
   if (!cfg_size(S, mi, "output_size", 0, 1, o)) return NULL;
   x = shape_1d(S, mi, x, true, loc);
   x = is_max ? nn_adaptive_max_pool2d(S, x, o[0], o[1], loc) : nn_adaptive_avg_pool2d(S, x, o[0], o[1], loc);
@@ -372,14 +358,14 @@ static INode *upsample_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
 
 static INode *flatten_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
   int64_t s, e;
-  if (!cfg_int(S, mi, "start_dim", 1, &s) || !cfg_int(S, mi, "end_dim", -1, &e)) return NULL;
+  if (!layer_cfg_int(S, mi, "start_dim", 1, &s) || !layer_cfg_int(S, mi, "end_dim", -1, &e)) return NULL;
   return flatten_node(S, x, s, e, loc);
 }
 
 static INode *shuffle_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
   bool inv = mi->type->ctor.variant == UNSHUFFLE;
   int64_t r;
-  if (!cfg_int(S, mi, inv ? "downscale_factor" : "upscale_factor", 0, &r)) return NULL;
+  if (!layer_cfg_int(S, mi, inv ? "downscale_factor" : "upscale_factor", 0, &r)) return NULL;
   return nn_pixel_shuffle(S, x, r, inv, loc);
 }
 
@@ -389,16 +375,16 @@ static INode *identity_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) { return
 
 static int embedding_params(Sema *S, ModInst *mi, ParamSpec *out) {
   int64_t v, e;
-  if (!cfg_int(S, mi, "num_embeddings", 0, &v) || !cfg_int(S, mi, "embedding_dim", 0, &e) ||
-      !positive(S, mi, v, "num_embeddings") || !positive(S, mi, e, "embedding_dim"))
+  if (!layer_cfg_int(S, mi, "num_embeddings", 0, &v) || !layer_cfg_int(S, mi, "embedding_dim", 0, &e) ||
+      !layer_positive(S, mi, v, "num_embeddings") || !layer_positive(S, mi, e, "embedding_dim"))
     return -1;
-  out[0] = spec("weight", 2, v, e, 0, 0);
+  out[0] = param_spec("weight", 2, v, e, 0, 0);
   return 1;
 }
 
 /* rows of the weight picked by integer tokens of any shape -> [..., embedding_dim] */
 static INode *embedding_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
-  INode *w = param(S, mi, 0, loc);
+  INode *w = layer_param(S, mi, 0, loc);
   Dim n = shape_numel(&x->shape);
   if (x->shape.rank >= MAX_RANK) return diag_error(D, loc, "Embedding: input rank too large"), NULL;
   x = ir_check_index(S->m, S->e, x, w->shape.d[0], "Embedding: input", loc, D);
@@ -413,14 +399,14 @@ static INode *embedding_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
  * [G H, H], bias_ih, bias_hh [G H], G the variant's gate count (4, 3) */
 static int cell_params(Sema *S, ModInst *mi, ParamSpec *out) {
   int64_t in, h, g = mi->type->ctor.variant;
-  if (!cfg_int(S, mi, "input_size", 0, &in) || !cfg_int(S, mi, "hidden_size", 0, &h) ||
-      !positive(S, mi, in, "input_size") || !positive(S, mi, h, "hidden_size"))
+  if (!layer_cfg_int(S, mi, "input_size", 0, &in) || !layer_cfg_int(S, mi, "hidden_size", 0, &h) ||
+      !layer_positive(S, mi, in, "input_size") || !layer_positive(S, mi, h, "hidden_size"))
     return -1;
-  out[0] = spec("weight_ih", 2, g * h, in, 0, 0);
-  out[1] = spec("weight_hh", 2, g * h, h, 0, 0);
-  out[2] = spec("bias_ih", 1, g * h, 0, 0, 0);
-  out[3] = spec("bias_hh", 1, g * h, 0, 0, 0);
-  return cfg_bool(mi, "bias", true) ? 4 : 2;
+  out[0] = param_spec("weight_ih", 2, g * h, in, 0, 0);
+  out[1] = param_spec("weight_hh", 2, g * h, h, 0, 0);
+  out[2] = param_spec("bias_ih", 1, g * h, 0, 0, 0);
+  out[3] = param_spec("bias_hh", 1, g * h, 0, 0, 0);
+  return layer_cfg_bool(mi, "bias", true) ? 4 : 2;
 }
 
 /* LSTMCell(x, h, c) -> (h', c') with PyTorch's gate order i, f, g, o:
@@ -442,8 +428,8 @@ static bool lstm_cell_call(Sema *S, ModInst *mi, const Args *a, Value *out) {
     c = to_tensor(S, &a->pos[2], a->loc);
   }
   int64_t is, hs;
-  cfg_int(S, mi, "input_size", 0, &is);
-  cfg_int(S, mi, "hidden_size", 0, &hs);
+  layer_cfg_int(S, mi, "input_size", 0, &is);
+  layer_cfg_int(S, mi, "hidden_size", 0, &hs);
   if (x->shape.rank != 2 || !dim_is(x->shape.d[1], is)) {
     char buf[128];
     return diag_error(D, a->loc, "LSTMCell(%lld, %lld) expects an input [batch, %lld], not %s", (long long)is,
@@ -453,9 +439,9 @@ static bool lstm_cell_call(Sema *S, ModInst *mi, const Args *a, Value *out) {
   if (!h) h = ir_fill(S->m, S->e, 0.0, &st, a->loc);
   if (!c) c = ir_fill(S->m, S->e, 0.0, &st, a->loc);
   if (!h || !c) return false;
-  INode *c2, *h2 = lstm_step(S, x, h, c, param(S, mi, 0, a->loc), param(S, mi, 1, a->loc),
-                             mi->nparams == 4 ? param(S, mi, 2, a->loc) : NULL,
-                             mi->nparams == 4 ? param(S, mi, 3, a->loc) : NULL, hs, &c2, a->loc);
+  INode *c2, *h2 = lstm_step(S, x, h, c, layer_param(S, mi, 0, a->loc), layer_param(S, mi, 1, a->loc),
+                             mi->nparams == 4 ? layer_param(S, mi, 2, a->loc) : NULL,
+                             mi->nparams == 4 ? layer_param(S, mi, 3, a->loc) : NULL, hs, &c2, a->loc);
   if (!h2) return false;
   Value *items = arena_alloc(S->arena, 2 * sizeof *items);
   items[0] = v_tensor(h2);
@@ -471,19 +457,19 @@ static bool lstm_cell_call(Sema *S, ModInst *mi, const Args *a, Value *out) {
 static int rnn_params(Sema *S, ModInst *mi, ParamSpec *out) {
   int64_t in, h, layers, g = mi->type->ctor.variant;
   const char *name = mi->type_name;
-  if (!cfg_int(S, mi, "input_size", 0, &in) || !cfg_int(S, mi, "hidden_size", 0, &h) ||
-      !cfg_int(S, mi, "num_layers", 1, &layers) || !positive(S, mi, in, "input_size") || !positive(S, mi, h, "hidden_size") ||
-      !positive(S, mi, layers, "num_layers"))
+  if (!layer_cfg_int(S, mi, "input_size", 0, &in) || !layer_cfg_int(S, mi, "hidden_size", 0, &h) ||
+      !layer_cfg_int(S, mi, "num_layers", 1, &layers) || !layer_positive(S, mi, in, "input_size") || !layer_positive(S, mi, h, "hidden_size") ||
+      !layer_positive(S, mi, layers, "num_layers"))
     return -1;
-  int dirs = cfg_bool(mi, "bidirectional", false) ? 2 : 1, max = MAX_LAYER_PARAMS / (4 * dirs);
+  int dirs = layer_cfg_bool(mi, "bidirectional", false) ? 2 : 1, max = MAX_LAYER_PARAMS / (4 * dirs);
   if (layers > max) {
     const char *when = dirs == 2 ? " when bidirectional" : "";
     return diag_error(D, mi->loc, "%s: num_layers above %d is not available%s", name, max, when), -1;
   }
   /* dropout (between layers, in training only) is the identity, as in eval mode */
-  if (g == LSTM_GATES && cfg_num(mi, "proj_size", 0) != 0)
+  if (g == LSTM_GATES && layer_cfg_num(mi, "proj_size", 0) != 0)
     return diag_error(D, mi->loc, "%s: proj_size is not available", name), -1;
-  bool bias = cfg_bool(mi, "bias", true);
+  bool bias = layer_cfg_bool(mi, "bias", true);
   int n = 0;
   for (int64_t l = 0; l < layers; l++)
     for (int dir = 0; dir < dirs; dir++) {
@@ -491,7 +477,7 @@ static int rnn_params(Sema *S, ModInst *mi, ParamSpec *out) {
       for (int k = 0; k < (bias ? 4 : 2); k++) {
         char *pn = arena_alloc(S->arena, 40);
         snprintf(pn, 40, "%s_l%lld%s", kind[k], (long long)l, dir ? "_reverse" : "");
-        out[n++] = k < 2 ? spec(pn, 2, g * h, k == 1 ? h : l == 0 ? in : dirs * h, 0, 0) : spec(pn, 1, g * h, 0, 0, 0);
+        out[n++] = k < 2 ? param_spec(pn, 2, g * h, k == 1 ? h : l == 0 ? in : dirs * h, 0, 0) : param_spec(pn, 1, g * h, 0, 0, 0);
       }
     }
   return n;
@@ -519,10 +505,10 @@ static INode *stack_state(Sema *S, INode *acc, INode *s, SrcLoc loc) {
  * every layer and direction, stacked in the order of h0, in *h_n (and *c_n: LSTM). */
 static INode *rnn_layers(Sema *S, ModInst *mi, INode *x, INode *h0, INode *c0, INode **h_n, INode **c_n, SrcLoc loc) {
   int64_t hs, layers;
-  cfg_int(S, mi, "hidden_size", 0, &hs);
-  cfg_int(S, mi, "num_layers", 1, &layers);
-  bool lstm = mi->type->ctor.variant == LSTM_GATES, bf = cfg_bool(mi, "batch_first", false);
-  int dirs = cfg_bool(mi, "bidirectional", false) ? 2 : 1, per = mi->nparams / ((int)layers * dirs);
+  layer_cfg_int(S, mi, "hidden_size", 0, &hs);
+  layer_cfg_int(S, mi, "num_layers", 1, &layers);
+  bool lstm = mi->type->ctor.variant == LSTM_GATES, bf = layer_cfg_bool(mi, "batch_first", false);
+  int dirs = layer_cfg_bool(mi, "bidirectional", false) ? 2 : 1, per = mi->nparams / ((int)layers * dirs);
   for (int i = 0; i < 2; i++) {
     INode *s = i ? c0 : h0;
     if (s && (s->shape.rank != 3 || !dim_is(s->shape.d[0], layers * dirs) || !dim_is(s->shape.d[2], hs)))
@@ -535,7 +521,7 @@ static INode *rnn_layers(Sema *S, ModInst *mi, INode *x, INode *h0, INode *c0, I
     for (int dir = 0; dir < dirs; dir++) {
       int64_t ld = l * dirs + dir;
       INode *w[4] = {NULL}, *final[2] = {NULL};
-      for (int k = 0; k < per; k++) w[k] = param(S, mi, (int)ld * per + k, loc);
+      for (int k = 0; k < per; k++) w[k] = layer_param(S, mi, (int)ld * per + k, loc);
       INode *init[2] = {layer_state(S, h0, ld, loc), layer_state(S, c0, ld, loc)};
       if (!(y[dir] = rnn_sequence(S, lstm, x, init, w, hs, bf, dir == 1, final, loc))) return NULL;
       *h_n = stack_state(S, *h_n, final[0], loc);
@@ -567,16 +553,16 @@ static bool gru_cell_call(Sema *S, ModInst *mi, const Args *a, Value *out) {
   if (a->nkw || a->npos < 1 || a->npos > 2) return diag_error(D, a->loc, "GRUCell takes (input) or (input, h)");
   INode *x = to_tensor(S, &a->pos[0], a->loc), *h = a->npos == 2 ? to_tensor(S, &a->pos[1], a->loc) : NULL;
   int64_t is, hs;
-  cfg_int(S, mi, "input_size", 0, &is);
-  cfg_int(S, mi, "hidden_size", 0, &hs);
+  layer_cfg_int(S, mi, "input_size", 0, &is);
+  layer_cfg_int(S, mi, "hidden_size", 0, &hs);
   if (!x || (a->npos == 2 && !h)) return false;
   Shape st = {.rank = 2, .d = {x->shape.d[0], dim_const(hs)}};
   if (x->shape.rank != 2 || !dim_is(x->shape.d[1], is) || (h && !shape_eq(&h->shape, &st)))
     return diag_error(D, a->loc, "GRUCell(%lld, %lld) expects an input [batch, %lld] and a state [batch, %lld]",
                       (long long)is, (long long)hs, (long long)is, (long long)hs);
   if (!h) h = ir_fill(S->m, S->e, 0.0, &st, a->loc);
-  *out = v_tensor(gru_step(S, x, h, param(S, mi, 0, a->loc), param(S, mi, 1, a->loc), param(S, mi, 2, a->loc),
-                           param(S, mi, 3, a->loc), hs, a->loc));
+  *out = v_tensor(gru_step(S, x, h, layer_param(S, mi, 0, a->loc), layer_param(S, mi, 1, a->loc), layer_param(S, mi, 2, a->loc),
+                           layer_param(S, mi, 3, a->loc), hs, a->loc));
   return out->t != NULL;
 }
 
@@ -601,188 +587,6 @@ static bool lstm_call(Sema *S, ModInst *mi, const Args *a, Value *out) {
   return true;
 }
 
-/* ---- attention: MultiheadAttention, TransformerEncoderLayer (attention.c) ---- */
-
-/* The projections' parameters of a MultiheadAttention(e, h, bias) named `prefix`, appended
- * to out at *n (torch's order: in_proj_weight, in_proj_bias, out_proj.weight, .bias). */
-static void mha_specs(const char *const names[4], int64_t e, bool bias, ParamSpec *out, int *n) {
-  out[(*n)++] = spec(names[0], 2, 3 * e, e, 0, 0);
-  if (bias) out[(*n)++] = spec(names[1], 1, 3 * e, 0, 0, 0);
-  out[(*n)++] = spec(names[2], 2, e, e, 0, 0);
-  if (bias) out[(*n)++] = spec(names[3], 1, e, 0, 0, 0);
-}
-
-/* MhaWeights from the layer's parameters starting at `first` */
-static MhaWeights mha_weights(Sema *S, ModInst *mi, int first, int64_t e, int64_t h, bool bias, SrcLoc loc) {
-  MhaWeights w = {e, h, param(S, mi, first, loc)};
-  w.in_b = bias ? param(S, mi, first + 1, loc) : NULL;
-  w.out_w = param(S, mi, first + (bias ? 2 : 1), loc);
-  w.out_b = bias ? param(S, mi, first + 3, loc) : NULL;
-  return w;
-}
-
-static bool heads_config(Sema *S, ModInst *mi, const char *dim_arg, const char *heads_arg, int64_t *e, int64_t *h) {
-  if (!cfg_int(S, mi, dim_arg, 0, e) || !cfg_int(S, mi, heads_arg, 0, h) || !positive(S, mi, *e, dim_arg) ||
-      !positive(S, mi, *h, heads_arg))
-    return false;
-  if (*e % *h) return diag_error(D, mi->loc, "%s: %s %lld is not divisible by %s %lld", mi->type_name, dim_arg, (long long)*e, heads_arg, (long long)*h);
-  return true;
-}
-
-static int mha_params(Sema *S, ModInst *mi, ParamSpec *out) {
-  int64_t e, h, kd, vd;
-  if (!heads_config(S, mi, "embed_dim", "num_heads", &e, &h) || !cfg_int(S, mi, "kdim", e, &kd) || !cfg_int(S, mi, "vdim", e, &vd))
-    return -1;
-  if (kd != e || vd != e) return diag_error(D, mi->loc, "MultiheadAttention: kdim and vdim other than embed_dim are not available"), -1;
-  if (cfg_bool(mi, "add_bias_kv", false) || cfg_bool(mi, "add_zero_attn", false))
-    return diag_error(D, mi->loc, "MultiheadAttention: add_bias_kv and add_zero_attn are not available"), -1;
-  static const char *const names[4] = {"in_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias"};
-  int n = 0;
-  mha_specs(names, e, cfg_bool(mi, "bias", true), out, &n);
-  return n;
-}
-
-/* An optional tensor argument (absent or None: NULL); false after a diagnostic. */
-static bool opt_tensor(Sema *S, const Args *a, int i, const char *name, INode **out) {
-  const Value *v = arg_get(a, i, name);
-  *out = NULL;
-  return !v || v->k == V_NONE || (*out = to_tensor(S, v, a->loc)) != NULL;
-}
-
-/* attn(query, key, value, key_padding_mask=None, need_weights=True, attn_mask=None,
- *      average_attn_weights=True, is_causal=False) -> (output, weights or None) */
-static bool mha_call(Sema *S, ModInst *mi, const Args *a, Value *out) {
-  static const char *names[] = {"query", "key", "value", "key_padding_mask", "need_weights", "attn_mask",
-                                "average_attn_weights", "is_causal"};
-  if (!mi->prefix) return diag_error(D, a->loc, "this MultiheadAttention has no parameter name: assign it to a module member or a top-level name");
-  if (!args_check(S, a, mi->type_name, names, 8)) return false;
-  INode *x[3];
-  MhaOptions o = {.batch_first = cfg_bool(mi, "batch_first", false)};
-  for (int i = 0; i < 3; i++)
-    if (!opt_tensor(S, a, i, names[i], &x[i]) || !x[i]) return x[i] || diag_error(D, a->loc, "MultiheadAttention needs query, key and value");
-  if (!opt_tensor(S, a, 3, names[3], &o.key_padding_mask) || !opt_tensor(S, a, 5, names[5], &o.attn_mask)) return false;
-  const Value *nw = arg_get(a, 4, names[4]), *avg = arg_get(a, 6, names[6]), *causal = arg_get(a, 7, names[7]);
-  bool need = !nw || (v_is_number(nw) && v_num(nw) != 0), average = !avg || (v_is_number(avg) && v_num(avg) != 0);
-  o.is_causal = causal && v_is_number(causal) && v_num(causal) != 0;
-  int64_t e, h;
-  cfg_int(S, mi, "embed_dim", 0, &e);
-  cfg_int(S, mi, "num_heads", 0, &h);
-  MhaWeights w = mha_weights(S, mi, 0, e, h, cfg_bool(mi, "bias", true), a->loc);
-  INode *weights = NULL, *y = nn_multihead_attention(S, &w, x[0], x[1], x[2], &o, need ? &weights : NULL, a->loc);
-  if (!y) return false;
-  if (weights && average) /* the heads' mean, [N, L, S] */
-    weights = ir_binary(S->m, S->e, OP_DIV, ir_reduce(S->m, S->e, OP_SUM, weights, 1u << 1, 0, a->loc, D),
-                        ir_fill(S->m, S->e, (double)h, &(Shape){0}, a->loc), a->loc, D);
-  Value *items = arena_alloc(S->arena, 2 * sizeof *items);
-  items[0] = v_tensor(y);
-  items[1] = weights ? v_tensor(weights) : (Value){.k = V_NONE};
-  *out = (Value){.k = V_TUPLE, .items = items, .len = 2};
-  return !need || weights;
-}
-
-/* TransformerEncoderLayer / TransformerDecoderLayer (variant DECODER): self_attn, then
- * multihead_attn (decoder), linear1, linear2 (4 or 2 parameters each with or without bias),
- * norm1, norm2, norm3 (decoder) (2 or 1 each) — torch's state_dict order */
-enum { ENCODER = 0, DECODER = 1 };
-
-static int transformer_params(Sema *S, ModInst *mi, ParamSpec *out) {
-  int64_t d, h, ff;
-  if (!heads_config(S, mi, "d_model", "nhead", &d, &h) || !cfg_int(S, mi, "dim_feedforward", 2048, &ff) ||
-      !positive(S, mi, ff, "dim_feedforward"))
-    return -1;
-  const Value *act = cfg(mi, "activation");
-  if (act && (act->k != V_STR || (strcmp(act->s, "relu") && strcmp(act->s, "gelu"))))
-    return diag_error(D, mi->loc, "%s: activation must be \"relu\" or \"gelu\"", mi->type_name), -1;
-  static const char *const self_names[4] = {"self_attn.in_proj_weight", "self_attn.in_proj_bias",
-                                            "self_attn.out_proj.weight", "self_attn.out_proj.bias"};
-  static const char *const cross_names[4] = {"multihead_attn.in_proj_weight", "multihead_attn.in_proj_bias",
-                                             "multihead_attn.out_proj.weight", "multihead_attn.out_proj.bias"};
-  static const char *const norm_names[3][2] = {{"norm1.weight", "norm1.bias"}, {"norm2.weight", "norm2.bias"},
-                                               {"norm3.weight", "norm3.bias"}};
-  bool bias = cfg_bool(mi, "bias", true), decoder = mi->type->ctor.variant == DECODER;
-  int n = 0;
-  mha_specs(self_names, d, bias, out, &n);
-  if (decoder) mha_specs(cross_names, d, bias, out, &n);
-  out[n++] = spec("linear1.weight", 2, ff, d, 0, 0);
-  if (bias) out[n++] = spec("linear1.bias", 1, ff, 0, 0, 0);
-  out[n++] = spec("linear2.weight", 2, d, ff, 0, 0);
-  if (bias) out[n++] = spec("linear2.bias", 1, d, 0, 0, 0);
-  for (int k = 0; k < (decoder ? 3 : 2); k++) {
-    out[n++] = spec(norm_names[k][0], 1, d, 0, 0, 0);
-    if (bias) out[n++] = spec(norm_names[k][1], 1, d, 0, 0, 0);
-  }
-  return n;
-}
-
-/* x W^T + b over the last axis (a Linear's parameters i, i + 1 with bias) */
-static INode *encoder_linear(Sema *S, ModInst *mi, INode *x, int i, bool bias, SrcLoc loc) {
-  const Shape *s = &x->shape;
-  INode *w = param(S, mi, i, loc);
-  Dim rows = shape_numel(s);
-  rows.k /= s->d[s->rank - 1].k;
-  Shape r2 = {.rank = 2, .d = {rows, s->d[s->rank - 1]}}, back = *s;
-  back.d[back.rank - 1] = w->shape.d[0];
-  INode *y = ir_matmul(S->m, S->e, ir_reshape(S->m, S->e, x, &r2, loc, D), w, 0, 1, loc, D);
-  if (y && bias) y = ir_binary(S->m, S->e, OP_ADD, y, param(S, mi, i + 1, loc), loc, D);
-  return ir_reshape(S->m, S->e, y, &back, loc, D);
-}
-
-static bool flag_arg(const Args *a, int i, const char *name) {
-  const Value *v = arg_get(a, i, name);
-  return v && v_is_number(v) && v_num(v) != 0;
-}
-
-/* encoder(src, src_mask=None, src_key_padding_mask=None, is_causal=False);
- * decoder(tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
- *         memory_key_padding_mask=None, tgt_is_causal=False, memory_is_causal=False):
- * blocks self-attention, (cross-attention on memory), feed-forward, each x + block(norm(x))
- * (norm_first) or norm(x + block(x)), as torch (eval) */
-static bool transformer_call(Sema *S, ModInst *mi, const Args *a, Value *out) {
-  static const char *enc_names[] = {"src", "src_mask", "src_key_padding_mask", "is_causal"};
-  static const char *dec_names[] = {"tgt", "memory", "tgt_mask", "memory_mask", "tgt_key_padding_mask",
-                                    "memory_key_padding_mask", "tgt_is_causal", "memory_is_causal"};
-  bool decoder = mi->type->ctor.variant == DECODER;
-  const char **names = decoder ? dec_names : enc_names;
-  if (!mi->prefix) return diag_error(D, a->loc, "this %s has no parameter name: assign it to a module member or a top-level name", mi->type_name);
-  INode *x, *mem = NULL;
-  bool bf = cfg_bool(mi, "batch_first", false);
-  MhaOptions self = {.batch_first = bf}, cross = {.batch_first = bf};
-  int m = decoder ? 1 : 0; /* the memory's argument shifts the self-attention's masks */
-  if (!args_check(S, a, mi->type_name, names, decoder ? 8 : 4) || !opt_tensor(S, a, 0, names[0], &x) ||
-      (decoder && !opt_tensor(S, a, 1, names[1], &mem)) || !opt_tensor(S, a, 1 + m, names[1 + m], &self.attn_mask) ||
-      !opt_tensor(S, a, decoder ? 4 : 2, names[decoder ? 4 : 2], &self.key_padding_mask))
-    return false;
-  if (decoder && (!opt_tensor(S, a, 3, names[3], &cross.attn_mask) || !opt_tensor(S, a, 5, names[5], &cross.key_padding_mask)))
-    return false;
-  if (!x || (decoder && !mem)) return diag_error(D, a->loc, "%s needs %s", mi->type_name, decoder ? "tgt and memory" : "src");
-  self.is_causal = flag_arg(a, decoder ? 6 : 3, names[decoder ? 6 : 3]);
-  cross.is_causal = decoder && flag_arg(a, 7, names[7]);
-  int64_t d, h;
-  cfg_int(S, mi, "d_model", 0, &d);
-  cfg_int(S, mi, "nhead", 0, &h);
-  bool bias = cfg_bool(mi, "bias", true), norm_first = cfg_bool(mi, "norm_first", false);
-  const Value *act = cfg(mi, "activation");
-  Op activation = act && !strcmp(act->s, "gelu") ? OP_GELU : OP_RELU;
-  double eps = cfg_num(mi, "layer_norm_eps", 1e-5);
-  int per = bias ? 2 : 1, per_mha = bias ? 4 : 2, l1 = (decoder ? 2 : 1) * per_mha, l2 = l1 + per, norms = l2 + per;
-  MhaWeights ws = mha_weights(S, mi, 0, d, h, bias, a->loc), wc = mha_weights(S, mi, per_mha, d, h, bias, a->loc);
-  int nblocks = decoder ? 3 : 2;
-  for (int b = 0; b < nblocks && x; b++) {
-    int ni = norms + b * per;
-    INode *nw = param(S, mi, ni, a->loc), *nb = bias ? param(S, mi, ni + 1, a->loc) : NULL;
-    INode *v = norm_first ? nn_layer_norm(S, x, 1, nw, nb, eps, a->loc) : x, *y;
-    if (b == 0) y = nn_multihead_attention(S, &ws, v, v, v, &self, NULL, a->loc);
-    else if (b == 1 && decoder) y = nn_multihead_attention(S, &wc, v, mem, mem, &cross, NULL, a->loc);
-    else
-      y = encoder_linear(S, mi, elementwise_node(S, activation, (INode *[]){encoder_linear(S, mi, v, l1, bias, a->loc)}, NULL, a->loc),
-                         l2, bias, a->loc);
-    x = ir_binary(S->m, S->e, OP_ADD, x, y, a->loc, D);
-    if (!norm_first) x = nn_layer_norm(S, x, 1, nw, nb, eps, a->loc);
-  }
-  *out = v_tensor(x);
-  return x != NULL;
-}
-
 /* a layer's parameter by name: lstm.weight_hh_l0, conv.weight */
 bool nn_layer_member(Sema *S, ModInst *mi, const char *name, SrcLoc loc, Value *out) {
   ParamSpec ps[MAX_LAYER_PARAMS];
@@ -790,7 +594,7 @@ bool nn_layer_member(Sema *S, ModInst *mi, const char *name, SrcLoc loc, Value *
   for (int i = 0; i < n; i++)
     if (!strcmp(ps[i].name, name)) {
       if (!mi->prefix || !S->e) return diag_error(D, loc, "%s.%s: the parameter is only available inside fn and export bodies of a named layer", mi->type_name, name);
-      *out = v_tensor(param(S, mi, i, loc));
+      *out = v_tensor(layer_param(S, mi, i, loc));
       return true;
     }
   return diag_error(D, loc, "%s has no parameter '%s'", mi->type_name, name);

@@ -37,12 +37,16 @@ LLVMValueRef cf32(Cg *g, double v) {
   return LLVMConstVector(e, (unsigned)g->vec_lanes);
 }
 
+/* A call of intrinsic `name` overloaded on the types ty[0..nty). */
+static LLVMValueRef intrinsic_of(Cg *g, const char *name, LLVMTypeRef *ty, int nty, LLVMValueRef *args, int n) {
+  unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+  LLVMValueRef f = LLVMGetIntrinsicDeclaration(g->mod, id, ty, (size_t)nty);
+  return LLVMBuildCall2(g->b, LLVMIntrinsicGetType(g->ctx, id, ty, (size_t)nty), f, args, (unsigned)n, "");
+}
+
 /* An overloaded float intrinsic, for the type of its first argument (f32 or a vector). */
 LLVMValueRef intrinsic(Cg *g, const char *name, LLVMValueRef *args, int n) {
-  unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
-  LLVMTypeRef ty[1] = {LLVMTypeOf(args[0])};
-  LLVMValueRef f = LLVMGetIntrinsicDeclaration(g->mod, id, ty, 1);
-  return LLVMBuildCall2(g->b, LLVMIntrinsicGetType(g->ctx, id, ty, 1), f, args, n, "");
+  return intrinsic_of(g, name, (LLVMTypeRef[]){LLVMTypeOf(args[0])}, 1, args, n);
 }
 
 LLVMValueRef gep_f32(Cg *g, LLVMValueRef base, LLVMValueRef idx) {
@@ -150,11 +154,8 @@ static void emit_store(Cg *g, Ls *s) {
   if (x->k == LX_LOAD && g->le->bufs[x->buf].dtype == DT_I64) {
     v = buffer_access(g, LLVMBuildLoad2(g->b, g->i64, element_ptr(g, g->i64, g->bufs[x->buf], x->a[0]), ""), x->buf);
   } else {
-    const char *name = "llvm.fptosi.sat";
-    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
-    LLVMTypeRef ty[2] = {g->i64, g->f32};
-    LLVMValueRef f = LLVMGetIntrinsicDeclaration(g->mod, id, ty, 2), a = emit(g, s->val);
-    v = LLVMBuildCall2(g->b, LLVMIntrinsicGetType(g->ctx, id, ty, 2), f, &a, 1, "");
+    LLVMValueRef a = emit(g, s->val);
+    v = intrinsic_of(g, "llvm.fptosi.sat", (LLVMTypeRef[]){g->i64, g->f32}, 2, &a, 1);
   }
   buffer_access(g, LLVMBuildStore(g->b, v, element_ptr(g, g->i64, g->bufs[s->buf], s->idx)), s->buf);
 }

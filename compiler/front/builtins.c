@@ -132,6 +132,11 @@ static INode *reduce(Sema *S, Op op, INode *x, uint32_t axes, int keepdim, SrcLo
   return ir_reduce(M, E, op, x, axes, keepdim, loc, D);
 }
 
+/* the minimum over axes, as -max(-x) (the registry has one max reduction, NaN-propagating) */
+static INode *reduce_min(Sema *S, INode *x, uint32_t axes, int keepdim, SrcLoc loc) {
+  return ir_unary(M, E, OP_NEG, reduce(S, OP_RMAX, ir_unary(M, E, OP_NEG, x, loc, D), axes, keepdim, loc), loc, D);
+}
+
 static INode *mean_of(Sema *S, INode *x, uint32_t axes, int keepdim, SrcLoc loc) {
   Dim n = dim_const(1);
   for (int i = 0; i < x->shape.rank; i++)
@@ -283,7 +288,7 @@ static bool b_reduce(Sema *S, const Builtin *self, const Args *a, Value *out) {
   if (self->variant == REDUCE_SUM) r = reduce(S, OP_SUM, x, axes, keep, a->loc);
   else if (self->variant == REDUCE_MEAN) r = mean_of(S, x, axes, keep, a->loc);
   else if (is_max) r = reduce(S, OP_RMAX, x, axes, keep, a->loc);
-  else r = ir_unary(M, E, OP_NEG, reduce(S, OP_RMAX, ir_unary(M, E, OP_NEG, x, a->loc, D), axes, keep, a->loc), a->loc, D);
+  else r = reduce_min(S, x, axes, keep, a->loc);
   *out = v_tensor(r);
   return r != NULL;
 }
@@ -709,7 +714,7 @@ static bool b_norm(Sema *S, const Builtin *self, const Args *a, Value *out) {
   SrcLoc l = a->loc;
   INode *ax = ir_unary(M, E, OP_ABS, x, l, D), *r;
   if (p == INFINITY) r = reduce(S, OP_RMAX, ax, axes, keep, l);
-  else if (p == -INFINITY) r = ir_unary(M, E, OP_NEG, reduce(S, OP_RMAX, ir_unary(M, E, OP_NEG, ax, l, D), axes, keep, l), l, D);
+  else if (p == -INFINITY) r = reduce_min(S, ax, axes, keep, l);
   else if (p == 0) r = reduce(S, OP_SUM, ir_binary(M, E, OP_NE, x, ir_fill(M, E, 0, &(Shape){0}, l), l, D), axes, keep, l);
   else if (p == 1) r = reduce(S, OP_SUM, ax, axes, keep, l);
   else if (p == 2) r = ir_unary(M, E, OP_SQRT, reduce(S, OP_SUM, ir_binary(M, E, OP_MUL, x, x, l, D), axes, keep, l), l, D);
@@ -822,7 +827,8 @@ static const Builtin builtins[] = {
   {"sum", b_reduce, REDUCE_SUM}, {"mean", b_reduce, REDUCE_MEAN}, {"amax", b_reduce, REDUCE_MAX},
   {"amin", b_reduce, REDUCE_MIN}, {"max", b_reduce, REDUCE_MAX}, {"min", b_reduce, REDUCE_MIN},
   {"softmax", b_softmax, SOFTMAX}, {"log_softmax", b_softmax, LOG_SOFTMAX}, {"logsumexp", b_softmax, LOGSUMEXP},
-  {"reshape", b_reshape}, {"view", b_reshape}, {"expand", b_expand, EXPAND}, {"broadcast_to", b_expand, BROADCAST_TO}, {"squeeze", b_squeeze, SQUEEZE}, {"unsqueeze", b_squeeze, UNSQUEEZE},
+  {"reshape", b_reshape}, {"view", b_reshape}, {"squeeze", b_squeeze, SQUEEZE}, {"unsqueeze", b_squeeze, UNSQUEEZE},
+  {"expand", b_expand, EXPAND}, {"broadcast_to", b_expand, BROADCAST_TO},
   {"flatten", b_flatten}, {"transpose", b_transpose, TRANSPOSE}, {"permute", b_transpose, PERMUTE},
   {"cat", b_cat}, {"concat", b_cat}, {"split", b_split}, {"chunk", b_chunk}, {"stack", b_stack},
   {"flip", b_flip}, {"roll", b_roll}, {"var", b_var, REDUCE_VAR}, {"norm", b_norm}, {"std", b_var, REDUCE_STD},

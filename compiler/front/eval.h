@@ -17,5 +17,9 @@ int exec_block_api(Sema *S, Scope *sc, const NodeList *body, Value *ret);
 bool build_export(Sema *S, const Node *decl, const char *name, SrcLoc loc); /* entry `name` */
 bool eval_type(Sema *S, const Node *type, Shape *s, DType *dt);
 bool check_declared(Sema *S, const Node *p, INode *t, const Shape *want, DType dt, SrcLoc loc);
+/* export.c: the entry of an export alias `n` (export NAME = EXPORT with CONST = expr, ...) */
+bool build_alias(Sema *S, const Node *prog, const Node *n);
+/* sema.c: the -D value given for top-level constant `name` (marked used), or NULL */
+const char *find_define(Sema *S, const char *name);
 
 #endif

@@ -1,7 +1,8 @@
 /* export.c — an exported entry point: its signature (inputs with types whose symbolic dims
  * become the model's symbols, declared outputs) and its body, evaluated into the graph IR of
- * a new entry whose outputs are checked against the declared types.  An alias (sema.c,
- * build_alias) builds its export's declaration again under its own name. */
+ * a new entry whose outputs are checked against the declared types; and export aliases
+ * (build_alias, below), which build their export's declaration again under their own name
+ * with some top-level constants rebound. */
 #include <string.h>
 #include "eval.h"
 
@@ -124,5 +125,101 @@ bool build_export(Sema *S, const Node *decl, const char *name, SrcLoc loc) {
   }
   S->e = NULL;
   S->entry_syms = 0;
+  return true;
+}
+
+/* ---- export aliases: export NAME = EXPORT with CONST = expr, ... ---- */
+
+static const Node *find_const(const Node *prog, const char *name) {
+  for (int i = 0; i < prog->body.len; i++) {
+    const Node *n = prog->body.items[i];
+    if (n->kind == N_CONST && !strcmp(n->name, name)) return n;
+  }
+  return NULL;
+}
+
+static const char *decl_phrase(const Value *v) {
+  if (v->k == V_MOD) return "a component";
+  if (v->k != V_FN) return v_kind_phrase(v->k);
+  switch (v->fn->kind) {
+  case N_MODULE: return "a module";
+  case N_EXPORT: return "an export";
+  case N_ALIAS: return "an alias";
+  default: return "a fn";
+  }
+}
+
+/* The export alias `n` names, after checking what it rebinds: top-level consts, once each. */
+static const Node *alias_target(Sema *S, const Node *prog, const Node *n) {
+  const Node *t = n->lhs;
+  Value *v = scope_find_local(S->globals, t->name);
+  if (!v) return diag_error(S->d, t->loc, "unknown export '%s'", t->name), NULL;
+  if (v->k == V_FN && v->fn->kind == N_ALIAS)
+    return diag_error(S->d, t->loc, "'%s' is itself an alias (of '%s'): alias an export with a body, "
+                      "with all the constants to rebind", t->name, v->fn->lhs->name), NULL;
+  if (v->k != V_FN || v->fn->kind != N_EXPORT)
+    return diag_error(S->d, t->loc, "'%s' is %s, not an export", t->name, decl_phrase(v)), NULL;
+  for (int i = 0; i < n->args.len; i++) {
+    const Node *b = n->args.items[i];
+    for (int k = 0; k < i; k++)
+      if (!strcmp(n->args.items[k]->name, b->name))
+        return diag_error(S->d, b->loc, "'%s' is rebound twice", b->name), NULL;
+    if (find_const(prog, b->name)) continue;
+    Value *g = scope_find_local(S->globals, b->name);
+    if (g) return diag_error(S->d, b->loc, "'%s' is %s, not a top-level const: an alias rebinds only "
+                             "`const` declarations", b->name, decl_phrase(g)), NULL;
+    return diag_error(S->d, b->loc, "unknown constant '%s' (an alias rebinds top-level `const` declarations)",
+                      b->name), NULL;
+  }
+  return v->fn;
+}
+
+static int binding_of(const Node *alias, const char *name) {
+  for (int i = 0; i < alias->args.len; i++)
+    if (!strcmp(alias->args.items[i]->name, name)) return i;
+  return -1;
+}
+
+/* Runs the top-level constants and asserts again, in order, with the alias's values vals[]
+ * in place of the constants it rebinds, so that constants computed from those follow them
+ * (as with -D; a -D value stays).  saved[] receives each constant's value before. */
+static bool rebind_consts(Sema *S, const Node *prog, const Node *alias, const Value *vals, Value *saved) {
+  int k = 0;
+  for (int i = 0; i < prog->body.len; i++) {
+    const Node *n = prog->body.items[i];
+    Value v;
+    if (n->kind == N_EXPR_STMT && !eval_api(S, S->globals, n->lhs, &v)) return false;
+    if (n->kind != N_CONST) continue;
+    Value *cur = scope_find_local(S->globals, n->name);
+    saved[k++] = *cur;
+    int b = binding_of(alias, n->name);
+    if (b >= 0) v = vals[b];
+    else if (find_define(S, n->name)) continue;
+    else if (!eval_api(S, S->globals, n->rhs, &v)) return false;
+    *cur = v;
+  }
+  return true;
+}
+
+static void restore_consts(Sema *S, const Node *prog, const Value *saved) {
+  for (int i = 0, k = 0; i < prog->body.len; i++)
+    if (prog->body.items[i]->kind == N_CONST) *scope_find_local(S->globals, prog->body.items[i]->name) = saved[k++];
+}
+
+/* The entry of an alias: its export's, built with the constants rebound (then restored).
+ * The rebinding values are evaluated first, with the constants as they are: `T = 2 * T`. */
+bool build_alias(Sema *S, const Node *prog, const Node *n) {
+  const Node *target = alias_target(S, prog, n);
+  if (!target) return false;
+  Value *vals = arena_alloc(S->arena, (n->args.len + 1) * sizeof *vals);
+  for (int i = 0; i < n->args.len; i++)
+    if (!eval_api(S, S->globals, n->args.items[i]->rhs, &vals[i])) return false;
+  Value *saved = arena_alloc(S->arena, (prog->body.len + 1) * sizeof *saved);
+  if (!rebind_consts(S, prog, n, vals, saved) || !build_export(S, target, n->name, n->loc)) {
+    diag_note(S->d, n->loc, "while building '%s', the export '%s' with %s%s rebound", n->name, target->name,
+              n->args.len ? n->args.items[0]->name : "nothing", n->args.len > 1 ? ", ..." : "");
+    return false;
+  }
+  restore_consts(S, prog, saved);
   return true;
 }

@@ -195,8 +195,6 @@ INode *ir_input(Model *m, Entry *e, int index, DType dt, const Shape *s, SrcLoc 
   return n;
 }
 
-/* The entry's PARAM node of parameter `index`, if it has one: remembered per entry, checked
- * against the entry's nodes (passes renumber and drop nodes), else searched. */
 /* The entry's PARAM node of parameter `index`, or NULL.  Every PARAM node is remembered when
  * it is made (ir_param, ir_remember_param), so an empty memo slot means none: no scan (a scan
  * per new parameter made building a model of P parameters O(P x nodes)).  A remembered node

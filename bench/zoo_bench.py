@@ -128,31 +128,15 @@ def torchvision_model(name, img=IMG):
 
 def convnext_toy():
     import torch
-    from torchvision.models import ConvNeXt
-    from torchvision.models.convnext import CNBlockConfig
-    from test_zoo import randomize
+    from test_zoo import convnext_toy as build
     torch.manual_seed(0)
-    model = ConvNeXt([CNBlockConfig(32, 64, 2), CNBlockConfig(64, 128, 1), CNBlockConfig(128, None, 1)],
-                     num_classes=10)
-    with torch.no_grad():
-        for block in model.modules():
-            if hasattr(block, "layer_scale"):
-                block.layer_scale.normal_(std=0.5)
-    return randomize(torch, model, 64)
+    return build(torch)
 
 
 def vit_small():
     import torch
-    from torchvision.models import VisionTransformer
-    torch.manual_seed(0)
-    vit = VisionTransformer(image_size=64, patch_size=16, num_layers=4, num_heads=4, hidden_dim=128, mlp_dim=256,
-                            num_classes=10).eval()
-    with torch.no_grad():
-        vit.heads.head.weight.normal_()
-        vit.heads.head.bias.normal_()
-        vit.class_token.normal_()
-        vit.encoder.pos_embedding.normal_(std=0.5)
-    return vit
+    from test_vit import vit_small as build
+    return build(torch)
 
 
 def gru_model():

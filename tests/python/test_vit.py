@@ -13,22 +13,30 @@ import nnc
 from support import ROOT, TempDirCase, assert_close, compile_so, needs_torch, torch_or_none
 
 
+def vit_small(torch):
+    """The model of tests/models/vit_small.nn, seeded; the zero-initialised head, class token
+    and positional embedding randomised so that they matter (also bench/zoo_bench.py's)."""
+    from torchvision.models import VisionTransformer
+    torch.manual_seed(0)
+    vit = VisionTransformer(image_size=64, patch_size=16, num_layers=4, num_heads=4, hidden_dim=128, mlp_dim=256,
+                            num_classes=10).eval()
+    with torch.no_grad():
+        vit.heads.head.weight.normal_()
+        vit.heads.head.bias.normal_()
+        vit.class_token.normal_()
+        vit.encoder.pos_embedding.normal_(std=0.5)
+    return vit
+
+
 @needs_torch
 class VitTest(TempDirCase):
     def test_against_torchvision(self):
         torch = torch_or_none()
         try:
-            from torchvision.models import VisionTransformer
+            import torchvision  # noqa: F401
         except ImportError:
             self.skipTest("torchvision is not installed")
-        torch.manual_seed(0)
-        vit = VisionTransformer(image_size=64, patch_size=16, num_layers=4, num_heads=4, hidden_dim=128, mlp_dim=256,
-                                num_classes=10).eval()
-        with torch.no_grad():
-            vit.heads.head.weight.normal_()
-            vit.heads.head.bias.normal_()
-            vit.class_token.normal_()
-            vit.encoder.pos_embedding.normal_(std=0.5)
+        vit = vit_small(torch)
         weights = nnc.save_safetensors({k: v.numpy() for k, v in vit.state_dict().items()},
                                        os.path.join(self.tmp, "vit.safetensors"))
         nn = os.path.join(ROOT, "tests", "models", "vit_small.nn")

@@ -39,6 +39,20 @@ def randomize(torch, model, img):
     return model.eval()
 
 
+def convnext_toy(torch):
+    """torchvision's ConvNeXt with stages 32/64/128 of depths 2/1/1 and 10 classes, its
+    layer_scale random and the rest as randomize leaves it (also bench/zoo_bench.py's)."""
+    from torchvision.models import ConvNeXt
+    from torchvision.models.convnext import CNBlockConfig
+    model = ConvNeXt([CNBlockConfig(32, 64, 2), CNBlockConfig(64, 128, 1), CNBlockConfig(128, None, 1)],
+                     num_classes=10)
+    with torch.no_grad():
+        for block in model.modules():
+            if hasattr(block, "layer_scale"):
+                block.layer_scale.normal_(std=0.5)
+    return randomize(torch, model, 64)
+
+
 @needs_torch
 class ZooTest(TempDirCase):
     def check(self, name, model, img, batch=2):
@@ -86,15 +100,7 @@ class ZooTest(TempDirCase):
         self.check("efficientnet_b0", randomize(self.torch, efficientnet_b0(), 96), 96)
 
     def test_convnext(self):
-        from torchvision.models import ConvNeXt
-        from torchvision.models.convnext import CNBlockConfig
-        model = ConvNeXt([CNBlockConfig(32, 64, 2), CNBlockConfig(64, 128, 1), CNBlockConfig(128, None, 1)],
-                         num_classes=10)
-        with self.torch.no_grad():
-            for block in model.modules():
-                if hasattr(block, "layer_scale"):
-                    block.layer_scale.normal_(std=0.5)
-        self.check("convnext_toy", randomize(self.torch, model, 64), 64)
+        self.check("convnext_toy", convnext_toy(self.torch), 64)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ is one ATTENTION op that never writes the [L, S] scores to memory, so the sequen
 be symbolic, even one symbol for both (self-attention over T).  Against PyTorch with unchanged
 state_dicts: MultiheadAttention (batch_first both ways, causal), a two-layer
 TransformerEncoder (norm_first both ways, gelu), scaled_dot_product_attention with L != S and
-causal; lengths 1, 5 and 17 from one compiled model, JIT and AOT, 1 and 2 threads."""
+causal; lengths 1, 5 and 17 from one compiled model, JIT and AOT, 1, 2 and 3 threads."""
 import os
 import subprocess
 import unittest
@@ -66,7 +66,7 @@ class FusedAttentionTest(TempDirCase):
 
     def each(self):
         for kind, m in self.models.items():
-            for threads in (1, 2):
+            for threads in (1, 2, 3):
                 m.threads = threads
                 yield f"{kind}, {threads} threads", m
 

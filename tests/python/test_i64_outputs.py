@@ -1,5 +1,5 @@
 """i64 entry outputs (issue 17): an output declared i64 comes back as int64, its value
-converted as torch's .long() does (toward zero), JIT and AOT, 1 and 2 threads.  Indices
+converted as torch's .long() does (toward zero), JIT and AOT, 1, 2 and 3 threads.  Indices
 (argmax, argmin, topk's) against torch's int64 results; a sampling entry's tokens as i64 equal
 to the same entry's f32 tokens; i64 inputs copied to an i64 output exactly (beyond 2^24, where
 f32 is not exact) through a slice and a transpose; NaN to 0 and saturation at the int64 range
@@ -58,7 +58,7 @@ class I64OutputsTest(TempDirCase):
 
     def each(self, models):
         for kind, m in models.items():
-            for threads in (1, 2):
+            for threads in (1, 2, 3):
                 m.threads = threads
                 yield f"{kind}, {threads} threads", m
 

@@ -2,7 +2,7 @@
 state_dicts (weight_ih_l0_reverse, ...): one and two layers, batch_first or not, with and
 without initial states and biases, sequences of several lengths (a symbolic T) and a static
 one; outputs [.., 2H] and every layer's and direction's final state, in PyTorch's order.  Each
-entry runs through the JIT and the AOT .so, on 1 and 2 threads (the same bits)."""
+entry runs through the JIT and the AOT .so, on 1, 2 and 3 threads (the same bits)."""
 import os
 import unittest
 
@@ -64,7 +64,7 @@ class BidirectionalRnnTest(TempDirCase):
         so = compile_so(nn_path, cls.tmp, weights)
         cls.models = {f"{how}, {n} threads": (nnc.compile(nn_path, weights=weights, threads=n) if how == "JIT"
                                               else nnc.load(so, threads=n))
-                      for how in ("JIT", "AOT") for n in (1, 2)}
+                      for how in ("JIT", "AOT") for n in (1, 2, 3)}
         cls.rng = np.random.default_rng(4)
 
     @classmethod

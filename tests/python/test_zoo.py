@@ -1,5 +1,5 @@
 """torchvision's model zoo, each model written in tests/models/<name>.nn and run with the
-model's state_dict unchanged, against PyTorch, JIT and AOT, 1 and 2 threads:
+model's state_dict unchanged, against PyTorch, JIT and AOT, 1, 2 and 3 threads:
 resnet18, mobilenet_v2, mobilenet_v3_small, efficientnet_b0 and a small ConvNeXt.
 
 Each model is initialised with a fixed seed; every convolution and linear layer gets PyTorch's
@@ -67,7 +67,7 @@ class ZooTest(TempDirCase):
         models = {"jit": nnc.compile(nn, weights=weights), "so": nnc.load(compile_so(nn, self.tmp, weights))}
         first = None
         for kind, m in models.items():
-            for threads in (1, 2):
+            for threads in (1, 2, 3):
                 m.threads = threads
                 got = m.classify(x.numpy())
                 assert_close(self, got, want, f"{name}, {kind}, {threads} threads")

@@ -156,6 +156,11 @@ static Ls *lower_sgemm(Lower *L, Ls *cur, Lx *const *bidx, bool blocked, Lx **ro
      * part into its own core's cache */
     int64_t vtiles = (n->c + lanes - 1) / lanes / cv->cv.tile_vec;
     cv->cv.parts = vtiles >= 8 ? 4 : vtiles >= 4 ? 2 : 1;
+    /* and a B too large for L2 in as many parts as keep each part within ROW_TILES_PART_FLOATS:
+     * the parts run one after another on a thread, each part's columns read by every row tile
+     * while they are in cache (a 1x1 convolution over a 112x112 map: 12544 columns) */
+    int64_t cached = (k->c * n->c + ROW_TILES_PART_FLOATS - 1) / ROW_TILES_PART_FLOATS;
+    if (cached > cv->cv.parts) cv->cv.parts = cached < vtiles ? (int)cached : (int)vtiles;
     *done = nb == 0 && row_tiles_onto(L, cv, r0);
     ls_add(L, cur, cv);
     *row0 = r0;

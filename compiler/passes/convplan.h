@@ -65,7 +65,7 @@ int64_t conv_plan_tap(const ConvPlan *c, int64_t i, int64_t j);
  * (figures in docs/architecture.md): OpenBLAS packs B on every call, and its small-matrix
  * kernels for few rows run at half the FMA rate.  A product by a constant transposed matrix (a
  * Linear layer's x W^T) reads a transposed copy made once (pass_weight_layout.c). */
-#define ROW_TILES_MAX_FLOATS (256 * 1024)
+#define ROW_TILES_PART_FLOATS (64 * 1024)
 /* The vector width of the row-tile kernel for a [K, N] B operand, or 0 when it does not fit
  * (B too large, or N < 4 on a host with 8 or more floats a vector). */
 int row_tile_lanes(int64_t k, int64_t n);

@@ -112,6 +112,15 @@ INode *nn_conv2d(Sema *S, INode *x, INode *w, INode *b, const ConvSpec *c, SrcLo
   Dim n = x->shape.d[0];
   bool pointwise = kh == 1 && kw == 1 && c->stride[0] == 1 && c->stride[1] == 1 && !c->pad[0] && !c->pad[1] &&
                    !c->pad[2] && !c->pad[3];
+  if (pointwise && g == 1 && x->shape.d[2].k * x->shape.d[3].k == 1) { /* on 1x1 maps, a Linear layer */
+    Dim xs[2] = {n, dim_const(C)}, ys[4] = {n, dim_const(cout), dim_const(1), dim_const(1)};
+    Dim ws[2] = {dim_const(cout), dim_const(C)}, bs[2] = {dim_const(1), dim_const(cout)};
+    /* x W^T with the images as rows: the weights transposed once (pass_weight_layout.c), not
+     * one matrix-vector product per image (squeeze-excitation blocks) */
+    INode *y = ir_matmul(M, E, reshape_to(S, x, 2, xs, loc), reshape_to(S, w, 2, ws, loc), 0, 1, loc, D);
+    if (y && b) y = ir_binary(M, E, OP_ADD, y, reshape_to(S, b, 2, bs, loc), loc, D);
+    return y ? reshape_to(S, y, 4, ys, loc) : NULL;
+  }
   if (pointwise && g == 1) { /* a 1x1 convolution is a plain GEMM over the pixels */
     Dim xs[3] = {n, dim_const(C), dim_const(x->shape.d[2].k * x->shape.d[3].k)}, ws[2] = {dim_const(cout), dim_const(C)};
     return conv_gemm(S, reshape_to(S, w, 2, ws, loc), reshape_to(S, x, 3, xs, loc), b, cout, x->shape.d[2].k,

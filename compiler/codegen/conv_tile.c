@@ -306,16 +306,23 @@ static void conv_item_tile(Cg *g, const Ls *s, LLVMValueRef t) {
   conv_tile_range(g, tile, LLVMBuildNSWAdd(g->b, tile, ci64(g, 1), ""));
 }
 
-/* Iteration t of a convolution in parts: channel tile t % tiles of part t / tiles, whole
- * vector tiles in equal runs, the partial one in the last part.  Part-major, so that a run of
- * iterations (one thread's) sweeps every channel tile over one part of the input while that
- * part is in cache, instead of the whole input once per channel tile. */
+/* Iteration t of a convolution in parts: part t % parts of channel tile t / parts, or with
+ * cv.part_major channel tile t % tiles of part t / tiles, so that a run of iterations (one
+ * thread's) sweeps every channel tile over one part of an input larger than L2 while that
+ * part is cached.  Whole vector tiles in equal runs, the partial one in the last part. */
 static void conv_tile_part(Cg *g, const Ls *s, LLVMValueRef t) {
   ConvCg *c = g->conv;
   int64_t nv = s->cv.oh * c->chunks, tv = s->cv.tile_vec, whole = nv / tv;
   int64_t per = (whole + s->cv.parts - 1) / s->cv.parts * tv;
-  LLVMValueRef tiles = conv_tiles(g, s, c->count), part = LLVMBuildSDiv(g->b, t, tiles, "");
-  LLVMValueRef tile = LLVMBuildSRem(g->b, t, tiles, "");
+  LLVMValueRef part, tile;
+  if (s->cv.part_major) {
+    LLVMValueRef tiles = conv_tiles(g, s, c->count);
+    part = LLVMBuildSDiv(g->b, t, tiles, "");
+    tile = LLVMBuildSRem(g->b, t, tiles, "");
+  } else {
+    part = LLVMBuildSRem(g->b, t, ci64(g, s->cv.parts), "");
+    tile = LLVMBuildSDiv(g->b, t, ci64(g, s->cv.parts), "");
+  }
   c->v_lo = LLVMBuildNSWMul(g->b, part, ci64(g, per), "");
   LLVMValueRef hi = LLVMBuildNSWAdd(g->b, c->v_lo, ci64(g, per), "");
   c->v_hi = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, hi, ci64(g, whole * tv), ""), hi, ci64(g, whole * tv), "");

@@ -161,6 +161,7 @@ static Ls *lower_sgemm(Lower *L, Ls *cur, Lx *const *bidx, bool blocked, Lx **ro
      * while they are in cache (a 1x1 convolution over a 112x112 map: 12544 columns) */
     int64_t cached = (k->c * n->c + ROW_TILES_PART_FLOATS - 1) / ROW_TILES_PART_FLOATS;
     if (cached > cv->cv.parts && vtiles > cv->cv.parts) cv->cv.parts = cached < vtiles ? (int)cached : (int)vtiles;
+    cv->cv.part_major = cached > 1;
     *done = nb == 0 && row_tiles_onto(L, cv, r0);
     ls_add(L, cur, cv);
     *row0 = r0;

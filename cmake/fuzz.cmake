@@ -59,15 +59,15 @@ if(NNC_FUZZ)
                      -fno-omit-frame-pointer -g)
   # The compiler, front end and support code again, instrumented for coverage and sanitizers.
   add_library(nnc_fuzz_lib STATIC ${DSL_SRC} ${COMPILER_SRC} ${FLEX_nn_lexer_OUTPUTS}
-              ${BISON_nn_parser_OUTPUTS} ${CMAKE_CURRENT_BINARY_DIR}/abi_text.c ${SUPPORT_SRC}
-              ${RUNTIME_SRC})
+              ${BISON_nn_parser_OUTPUTS} ${CMAKE_CURRENT_BINARY_DIR}/abi_text.c ${ONNX_PB_SRC}
+              ${SUPPORT_SRC} ${RUNTIME_SRC})
   get_target_property(defs nnc_compiler COMPILE_DEFINITIONS)
   get_target_property(incs nnc_compiler INCLUDE_DIRECTORIES)
   target_compile_definitions(nnc_fuzz_lib PRIVATE ${defs})
   target_include_directories(nnc_fuzz_lib PUBLIC ${incs} ${PROJECT_SOURCE_DIR}/runtime/include
                              ${PROJECT_SOURCE_DIR}/runtime/support ${PROJECT_SOURCE_DIR}/runtime/src)
   target_compile_options(nnc_fuzz_lib PRIVATE ${NNC_FUZZ_FLAGS})
-  target_link_libraries(nnc_fuzz_lib PUBLIC ${LLVM_LIB} ${OPENBLAS_LIB} m dl)
+  target_link_libraries(nnc_fuzz_lib PUBLIC ${LLVM_LIB} ${OPENBLAS_LIB} ${PROTOBUFC_LIB} m dl)
   foreach(t ${NNC_FUZZ_TARGETS})
     set(src ${NNC_FUZZ_DIR}/fuzz_${NNC_FUZZ_ENTRY_${t}}.c)
     if(NOT t STREQUAL NNC_FUZZ_ENTRY_${t})

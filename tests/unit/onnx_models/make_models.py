@@ -8,9 +8,10 @@ in this folder.  The outputs are committed, so the test suite needs neither onnx
 Good models: conv_relu_gemm.onnx (initializers in raw_data and in the typed fields, a
 symbolic batch dim, a Constant node), dtypes.onnx (one initializer per supported dtype, from
 raw_data and from typed fields), attrs.onnx (every attribute kind), external.onnx +
-external.bin (weights outside the model), torch_cnn.onnx (torch.onnx.export of a small CNN).
+external.bin (weights outside the model), torch_cnn.onnx (torch.onnx.export of a small CNN,
+with an input and PyTorch's output: torch_cnn.x.npy, torch_cnn.y.npy).
 Malformed models (bad_*.onnx, ext_*.onnx): each breaks one rule of the reader; the test
-asserts its message.  Truncated files, deep nesting and symbolic links are made by the test.
+asserts its message.  import_*.onnx: read, then refused by the translation (test_onnx.py).  Truncated files, deep nesting and symbolic links are made by the test.
 """
 import os
 
@@ -177,6 +178,21 @@ def torch_cnn():
     torch.onnx.export(m, torch.randn(1, 3, 8, 8), os.path.join(HERE, "torch_cnn.onnx"),
                       input_names=["x"], output_names=["y"], opset_version=13,
                       dynamic_axes={"x": {0: "N"}, "y": {0: "N"}})
+    x = torch.randn(3, 3, 8, 8)  # a golden for the translation (tests/python/test_onnx.py)
+    np.save(os.path.join(HERE, "torch_cnn.x.npy"), x.numpy())
+    np.save(os.path.join(HERE, "torch_cnn.y.npy"), m(x).detach().numpy())
+
+
+def import_errors():
+    """Models the reader accepts and the translation refuses (tests/python/test_onnx.py)."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    def save_one(node, name):
+        save(model_of([node], [x], [y]), name)
+    save_one(helper.make_node("Resize", ["x"], ["y"], name="up0"), "import_op.onnx")
+    save_one(helper.make_node("MaxPool", ["x"], ["y"], name="pool", kernel_shape=[2, 2],
+                              storage_order=1), "import_attr_value.onnx")
+    save_one(helper.make_node("Relu", ["x"], ["y"], name="r", alpha=1.0), "import_attr.onnx")
 
 
 if __name__ == "__main__":
@@ -185,4 +201,5 @@ if __name__ == "__main__":
     attrs()
     external()
     malformed()
+    import_errors()
     torch_cnn()

@@ -49,7 +49,7 @@ cmake --build "$DIR" -j "$JOBS" --target "${targets[@]/#/fuzz_}" >/dev/null || e
 
 # The executions of a --repeatable run: about a minute each on a quiet 2-core machine.
 declare -A repeatable_runs=([compile]=4000 [compile_tokens]=8000 [safetensors]=500000 [npy]=5000000
-                            [onnx]=1500000)
+                            [onnx]=1000000)
 
 seed() { # seed TARGET SEED_DIR: fill SEED_DIR, print the sorted list of its files
   rm -rf "$2" && mkdir -p "$2" || return 1

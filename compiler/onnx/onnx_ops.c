@@ -302,6 +302,9 @@ static bool op_reshape(Imp *I, const OpRow *row, INode **out) {
     else if (v[k] == 0 && !allowzero && k < x->shape.rank) s.d[k] = x->shape.d[k];
     else if (v[k] >= 0 && !(v[k] == 0 && !allowzero)) s.d[k] = dim_const(v[k]);
     else return imp_fail(I, "input 1 (the shape) has %lld at %d, expected a size, 0 (copy) or one -1", (long long)v[k], k);
+    int64_t product;
+    if (k != infer && (__builtin_mul_overflow(known.k, s.d[k].k, &product) || product > IR_MAX_STATIC_ELEMENTS))
+      return imp_fail(I, "input 1 (the shape) has more than 2^40 elements");
     if (k != infer) known = dim_mul(known, s.d[k]);
   }
   if (infer >= 0) {

@@ -1,7 +1,9 @@
 /* fuzz_onnx.c — libFuzzer target: arbitrary bytes as an .onnx model through the ONNX reader
  * (onnx_read_memory).  A refused input must come with a message of the reader's form; an
  * accepted model is walked — every name, attribute and tensor byte read, the reader's
- * promises checked (sizes, ranks, dims, alignment) — and freed.
+ * promises checked (sizes, ranks, dims, alignment) — and freed, then compiled through the
+ * translation and the passes up to the fused kernels (nnc_dump_source, stage "fused"), which
+ * must end in a result or a message too.
  *
  * External data is looked up in a folder made once per process (removed at exit):
  * `external.bin` (256 bytes, enough for the seed external.onnx's two tensors), the same in
@@ -14,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "compile.h"
 #include "onnx_reader.h"
 
 static char top[64], dir[96]; /* the harness's own state: the folder, made once */
@@ -131,12 +134,23 @@ static void walk(const OnnxModel *m) {
   walk_values(m->value_info, m->n_value_info);
 }
 
+/* The model through the translation and the passes (the path puts it in the folder). */
+static void compile_model(const uint8_t *data, size_t size) {
+  static FILE *null_out; /* the harness's own, opened once */
+  if (!null_out && !(null_out = fopen("/dev/null", "w"))) __builtin_trap();
+  char path[160], *msg = NULL;
+  snprintf(path, sizeof path, "%s/fuzz.onnx", external_folder());
+  if (nnc_dump_source(path, (const char *)data, size, "fused", null_out, &msg) != 0 && !msg) __builtin_trap();
+  free(msg);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   OnnxModel *m = NULL;
   char *err = NULL;
   if (onnx_read_memory(data, size, "fuzz.onnx", external_folder(), &m, &err) == 0) {
     walk(m);
     onnx_model_free(m);
+    compile_model(data, size);
   } else {
     /* one line: "fuzz.onnx: error: ...\n" */
     if (m || !err || strncmp(err, "fuzz.onnx: error: ", 18) != 0 || !strchr(err, '\n') ||

@@ -4,8 +4,8 @@ nnc.compile("model.onnx"), each against PyTorch's outputs (rtol 1e-4, atol 1e-5)
 batch sizes from one compilation (the exporter's dynamic batch is a symbolic dim).
 
 Without PyTorch: the committed export tests/unit/onnx_models/torch_cnn.onnx and its golden.
-With PyTorch: two models exported here — a CNN (Conv, BatchNormalization folded by the
-exporter, Relu, Sigmoid, MaxPool, AveragePool, GlobalAveragePool, Add, Flatten, Gemm, Clip,
+With PyTorch: two models exported here — a CNN (BatchNormalization, Conv (with batch norms
+the exporter folds into it), Relu, Sigmoid, MaxPool, AveragePool, GlobalAveragePool, Add, Flatten, Gemm, Clip,
 Softmax) and a model of MatMul, Reshape, Transpose, Concat, Neg, Div, Sub, LeakyRelu, Clip as
 relu6, Softmax over an inner axis and a Linear without bias.  Unsupported ops and attributes
 are errors naming the node (exit status 1)."""
@@ -85,12 +85,13 @@ def cnn_module(torch):
     class Net(nn.Module):
         def __init__(self):
             super().__init__()
+            self.b0 = nn.BatchNorm2d(3)  # not after a convolution: exported as BatchNormalization
             self.c1, self.b1 = nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8)
             self.c2, self.b2 = nn.Conv2d(8, 8, 3, stride=2, padding=1, groups=2), nn.BatchNorm2d(8)
             self.fc = nn.Linear(8 * 4 * 4, 10)
 
         def forward(self, x):
-            y = torch.relu(self.b1(self.c1(x)))
+            y = torch.relu(self.b1(self.c1(self.b0(x))))
             y = torch.sigmoid(self.b2(self.c2(y)))
             y = F.max_pool2d(y, 2) + F.avg_pool2d(y, 3, stride=2, padding=1)
             y = y + F.adaptive_avg_pool2d(y, 1)
@@ -99,7 +100,7 @@ def cnn_module(torch):
 
     torch.manual_seed(0)
     m = Net().eval()
-    for bn in (m.b1, m.b2):  # statistics that are not the identity
+    for bn in (m.b0, m.b1, m.b2):  # statistics that are not the identity
         bn.running_mean.uniform_(-0.5, 0.5)
         bn.running_var.uniform_(0.5, 2.0)
         bn.weight.data.uniform_(0.5, 1.5)

@@ -152,6 +152,18 @@ static bool op_alpha(Imp *I, const OpRow *row, INode **out) {
   return (*out = elementwise_node(S_, row->op, &x, alpha, I->loc)) != NULL;
 }
 
+/* HardSigmoid: clamp(alpha x + beta, 0, 1); torch's hardsigmoid when alpha = 1/6, beta = 1/2 */
+static bool op_hard_sigmoid(Imp *I, const OpRow *row, INode **out) {
+  double alpha, beta, bounds[2] = {0, 1};
+  INode *x = input_f32(I, 0);
+  if (!x || !attr_float(I, "alpha", 0.2, &alpha) || !attr_float(I, "beta", 0.5, &beta)) return false;
+  if ((float)alpha == (float)(1.0 / 6) && beta == 0.5)
+    return (*out = elementwise_node(S_, OP_HARDSIGMOID, &x, NULL, I->loc)) != NULL;
+  INode *y = ir_binary(IM, IE, OP_MUL, x, scalar(I, (float)alpha), I->loc, ID);
+  y = y ? ir_binary(IM, IE, OP_ADD, y, scalar(I, (float)beta), I->loc, ID) : NULL;
+  return y && (*out = elementwise_node(S_, OP_HARDTANH, &y, bounds, I->loc));
+}
+
 static bool op_identity(Imp *I, const OpRow *row, INode **out) {
   if (!strcmp(row->name, "Dropout") && imp_has_input(I, 2)) {
     const OnnxTensor *t = imp_const_input(I, 2);
@@ -438,6 +450,8 @@ static const OpRow ops[] = {
   {"Flatten", op_flatten, 0, 1, 1, 1, "axis "},
   {"Gemm", op_gemm, 0, 2, 3, 1, "alpha beta transA transB "},
   {"GlobalAveragePool", op_global_avg_pool, 0, 1, 1, 1, ""},
+  {"HardSigmoid", op_hard_sigmoid, 0, 1, 1, 1, "alpha beta "},
+  {"HardSwish", op_unary, OP_HARDSWISH, 1, 1, 1, ""},
   {"Identity", op_identity, 0, 1, 1, 1, ""},
   {"LeakyRelu", op_alpha, OP_LEAKY_RELU, 1, 1, 1, "alpha "},
   {"Log", op_unary, OP_LOG, 1, 1, 1, ""},

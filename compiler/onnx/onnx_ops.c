@@ -334,7 +334,7 @@ static bool op_transpose(Imp *I, const OpRow *row, INode **out) {
   int r = x->shape.rank, perm[MAX_RANK];
   int64_t p[MAX_RANK];
   for (int k = 0; k < r; k++) p[k] = r - 1 - k;
-  if (!attr_ints_n(I, "perm", r, 0, p)) return false;
+  if (onnx_node_attr(I->node, "perm") && !attr_ints_n(I, "perm", r, 0, p)) return false;
   for (int k = 0; k < r; k++) {
     if (p[k] < 0 || p[k] >= r) return imp_fail(I, "attribute 'perm' has %lld, expected 0 to %d", (long long)p[k], r - 1);
     perm[k] = (int)p[k];
@@ -355,27 +355,44 @@ static bool op_concat(Imp *I, const OpRow *row, INode **out) {
   return (*out = y) != NULL;
 }
 
-/* A scalar bound of Clip: an attribute (opset < 11) or a constant input (opset >= 11) */
-static bool clip_bound(Imp *I, int input, const char *attr, double def, double *v) {
+/* A bound of Clip: an attribute (opset < 11) or an input (opset >= 11), a constant read here
+ * (*v) or a scalar tensor computed at run time (*t) */
+static bool clip_bound(Imp *I, int input, const char *attr, double def, double *v, INode **t) {
+  *t = NULL;
   if (I->opset < 11) return attr_float(I, attr, def, v);
   *v = def;
   if (!imp_has_input(I, input)) return true;
-  const OnnxTensor *t = imp_const_input(I, input);
-  if (!t) return false;
-  if (t->dtype != ONNX_F32 || t->numel != 1)
+  const ImpValue *known = imp_find(I, I->node->inputs[input]);
+  if (known && !known->data) {
+    *t = input_f32(I, input);
+    if (*t && (*t)->shape.rank != 0)
+      return imp_fail(I, "input %d (%s) has rank %d, expected a scalar", input, attr, (*t)->shape.rank);
+    return *t != NULL;
+  }
+  const OnnxTensor *c = imp_const_input(I, input);
+  if (!c) return false;
+  if (c->dtype != ONNX_F32 || c->numel != 1)
     return imp_fail(I, "input %d (%s) is %s with %lld values, expected one f32", input, attr,
-                    onnx_dtype_name(t->dtype), (long long)t->numel);
-  *v = *(const float *)t->data;
+                    onnx_dtype_name(c->dtype), (long long)c->numel);
+  *v = *(const float *)c->data;
   return true;
 }
 
+/* Clip: hardtanh between constant bounds; maximum / minimum with bounds computed at run time */
 static bool op_clip(Imp *I, const OpRow *row, INode **out) {
   double b[2];
-  INode *x = input_f32(I, 0);
-  if (!x || !clip_bound(I, 1, "min", -INFINITY, &b[0]) || !clip_bound(I, 2, "max", INFINITY, &b[1])) return false;
+  INode *t[2], *x = input_f32(I, 0);
+  if (!x || !clip_bound(I, 1, "min", -INFINITY, &b[0], &t[0]) || !clip_bound(I, 2, "max", INFINITY, &b[1], &t[1]))
+    return false;
   if (I->opset >= 11 && (onnx_node_attr(I->node, "min") || onnx_node_attr(I->node, "max")))
     return imp_fail(I, "attributes 'min' and 'max' are inputs since opset 11");
-  return (*out = elementwise_node(S_, OP_HARDTANH, &x, b, I->loc)) != NULL;
+  if (!t[0] && !t[1]) return (*out = elementwise_node(S_, OP_HARDTANH, &x, b, I->loc)) != NULL;
+  INode *y = x;
+  for (int k = 0; k < 2 && y; k++) {
+    INode *bound = t[k] ? t[k] : isinf(b[k]) ? NULL : scalar(I, b[k]);
+    if (bound) y = ir_binary(IM, IE, k ? OP_MIN : OP_MAX, y, bound, I->loc, ID);
+  }
+  return (*out = y) != NULL;
 }
 
 /* Softmax over `axis`; before opset 13, over all axes from `axis` on (the input seen as 2-D) */

@@ -1,0 +1,94 @@
+"""The ONNX backend node tests as an oracle for nnc's ONNX import (issue 19): every case of
+Debian's libonnx-testdata (/usr/share/libonnx-testdata/data/node/<case>/model.onnx with
+test_data_set_*/input_*.pb and output_*.pb) whose ops all have a row in
+compiler/onnx/onnx_ops.c is compiled with nnc.compile (JIT) and run on each data set; its
+outputs must match the expected tensors (rtol 1e-4, atol 1e-5).
+
+A case of supported ops that nnc refuses (an attribute, a dtype or a form it does not take)
+is listed with the reason in tests/onnx/node_skipped.txt; a listed case must still be refused,
+so the list cannot go stale.  A mismatch is never listed: it is a bug.  Skipped without
+python3-onnx or the test data."""
+import glob
+import os
+import re
+import unittest
+
+import numpy as np
+
+import nnc
+from support import ROOT, assert_close
+
+DATA = os.environ.get("NNC_ONNX_NODE_DATA", "/usr/share/libonnx-testdata/data/node")
+SKIPPED = os.path.join(ROOT, "tests", "onnx", "node_skipped.txt")
+
+try:
+    import onnx
+    from onnx import numpy_helper
+except ImportError:
+    onnx = None
+
+
+def supported_ops():
+    """The op types of onnx_ops.c's table (its rows start `{"Name", op_`), and Constant."""
+    with open(os.path.join(ROOT, "compiler", "onnx", "onnx_ops.c")) as f:
+        return set(re.findall(r'^\s*\{"(\w+)", op_', f.read(), re.M)) | {"Constant"}
+
+
+def skip_list():
+    with open(SKIPPED) as f:
+        rows = [line.rstrip("\n").split("\t", 1) for line in f if line.strip() and not line.startswith("#")]
+    return {case: reason for case, reason in rows}
+
+
+def cases(ops):
+    """(name, folder) of the node tests whose nodes are all of `ops` in the default domain."""
+    for folder in sorted(glob.glob(os.path.join(DATA, "test_*"))):
+        path = os.path.join(folder, "model.onnx")
+        if not os.path.exists(path):
+            continue
+        graph = onnx.load(path, load_external_data=False).graph
+        if graph.node and all(n.op_type in ops and n.domain in ("", "ai.onnx") for n in graph.node):
+            yield os.path.basename(folder), folder
+
+
+def read_tensor(path):
+    t = onnx.TensorProto()
+    with open(path, "rb") as f:
+        t.ParseFromString(f.read())
+    return numpy_helper.to_array(t)
+
+
+def data_sets(folder):
+    for d in sorted(glob.glob(os.path.join(folder, "test_data_set_*"))):
+        ins = [read_tensor(p) for p in sorted(glob.glob(os.path.join(d, "input_*.pb")),
+                                              key=lambda p: int(re.findall(r"\d+", os.path.basename(p))[0]))]
+        outs = [read_tensor(p) for p in sorted(glob.glob(os.path.join(d, "output_*.pb")),
+                                               key=lambda p: int(re.findall(r"\d+", os.path.basename(p))[0]))]
+        yield os.path.basename(d), ins, outs
+
+
+@unittest.skipIf(onnx is None or not os.path.isdir(DATA), "python3-onnx or libonnx-testdata is not installed")
+class NodeTests(unittest.TestCase):
+    def test_node_cases(self):
+        skipped, ran, refused = skip_list(), [], []
+        for name, folder in cases(supported_ops()):
+            with self.subTest(case=name):
+                try:
+                    model = nnc.compile(os.path.join(folder, "model.onnx"))
+                except nnc.Error as e:
+                    if name in skipped:
+                        refused.append(name)
+                        continue
+                    self.fail(f"{name}: nnc refuses it and tests/onnx/node_skipped.txt does not list it: {e}")
+                self.assertNotIn(name, skipped, f"{name} compiles now: remove it from node_skipped.txt")
+                for set_name, ins, outs in data_sets(folder):
+                    got = model.forward.call(*ins)
+                    self.assertEqual(len(got), len(outs), f"{name}/{set_name}: outputs")
+                    for g, w in zip(got.values(), outs):
+                        assert_close(self, g, w, f"{name}/{set_name}")
+                ran.append(name)
+        print(f"\nONNX node tests: {len(ran)} passed, {len(refused)} refused as listed")
+
+
+if __name__ == "__main__":
+    unittest.main()

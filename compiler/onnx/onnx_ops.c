@@ -22,14 +22,14 @@ static const OnnxAttr *attr_of(Imp *I, const char *name, OnnxAttrKind kind, bool
   return *bad ? NULL : a;
 }
 
-static bool attr_int(Imp *I, const char *name, int64_t def, int64_t *out) {
+bool attr_int(Imp *I, const char *name, int64_t def, int64_t *out) {
   bool bad;
   const OnnxAttr *a = attr_of(I, name, ONNX_ATTR_INT, &bad);
   *out = a ? a->i : def;
   return !bad;
 }
 
-static bool attr_float(Imp *I, const char *name, double def, double *out) {
+bool attr_float(Imp *I, const char *name, double def, double *out) {
   bool bad;
   const OnnxAttr *a = attr_of(I, name, ONNX_ATTR_FLOAT, &bad);
   *out = a ? a->f : def;
@@ -37,14 +37,14 @@ static bool attr_float(Imp *I, const char *name, double def, double *out) {
 }
 
 /* A string attribute, or `def`; NULL after a message. */
-static const char *attr_string(Imp *I, const char *name, const char *def) {
+const char *attr_string(Imp *I, const char *name, const char *def) {
   bool bad;
   const OnnxAttr *a = attr_of(I, name, ONNX_ATTR_STRING, &bad);
   return bad ? NULL : a ? a->s.data : def;
 }
 
 /* An INTS attribute of exactly n values into v, or `def` for each when absent. */
-static bool attr_ints_n(Imp *I, const char *name, int n, int64_t def, int64_t *v) {
+bool attr_ints_n(Imp *I, const char *name, int n, int64_t def, int64_t *v) {
   bool bad;
   const OnnxAttr *a = attr_of(I, name, ONNX_ATTR_INTS, &bad);
   if (bad) return false;
@@ -61,13 +61,13 @@ static bool attr_positive(Imp *I, const char *name, const int64_t *v, int n) {
 
 /* ---- inputs ---- */
 
-static INode *input_f32(Imp *I, int i) {
+INode *input_f32(Imp *I, int i) {
   INode *t = imp_input(I, i);
   if (t && t->dtype != DT_F32) return imp_fail(I, "input %d '%s' is i64, expected f32", i, I->node->inputs[i]), NULL;
   return t;
 }
 
-static INode *optional_f32(Imp *I, int i, bool *ok) {
+INode *optional_f32(Imp *I, int i, bool *ok) {
   *ok = true;
   if (!imp_has_input(I, i)) return NULL;
   INode *t = input_f32(I, i);
@@ -86,14 +86,14 @@ static INode *image_input(Imp *I, const char *what) {
   return x;
 }
 
-static bool norm_axis(Imp *I, int64_t axis, int rank, const char *name, int *out) {
+bool norm_axis(Imp *I, int64_t axis, int rank, const char *name, int *out) {
   if (axis < -rank || axis >= (rank ? rank : 1))
     return imp_fail(I, "attribute '%s' is %lld, expected -%d to %d", name, (long long)axis, rank, rank - 1);
   *out = (int)(axis < 0 ? axis + rank : axis);
   return true;
 }
 
-static INode *scalar(Imp *I, double v) { return ir_fill(IM, IE, v, &(Shape){0}, I->loc); }
+INode *imp_scalar(Imp *I, double v) { return ir_fill(IM, IE, v, &(Shape){0}, I->loc); }
 
 /* ---- padding: explicit pads, or auto_pad ---- */
 
@@ -123,16 +123,6 @@ static bool window_pads(Imp *I, const INode *x, const int64_t k[2], const int64_
 
 /* ---- the ops ---- */
 
-typedef struct OpRow OpRow;
-typedef bool (*OpFn)(Imp *I, const OpRow *row, INode **out);
-struct OpRow {
-  const char *name;
-  OpFn fn;
-  Op op;              /* elementwise rows: the IR op */
-  int min_in, max_in; /* inputs */
-  int max_out;        /* outputs computed (a node asking for more is an error) */
-  const char *attrs;  /* the attributes taken, each followed by a space */
-};
 
 static bool op_unary(Imp *I, const OpRow *row, INode **out) {
   INode *x = input_f32(I, 0);
@@ -159,8 +149,8 @@ static bool op_hard_sigmoid(Imp *I, const OpRow *row, INode **out) {
   if (!x || !attr_float(I, "alpha", 0.2, &alpha) || !attr_float(I, "beta", 0.5, &beta)) return false;
   if ((float)alpha == (float)(1.0 / 6) && beta == 0.5)
     return (*out = elementwise_node(S_, OP_HARDSIGMOID, &x, NULL, I->loc)) != NULL;
-  INode *y = ir_binary(IM, IE, OP_MUL, x, scalar(I, (float)alpha), I->loc, ID);
-  y = y ? ir_binary(IM, IE, OP_ADD, y, scalar(I, (float)beta), I->loc, ID) : NULL;
+  INode *y = ir_binary(IM, IE, OP_MUL, x, imp_scalar(I, (float)alpha), I->loc, ID);
+  y = y ? ir_binary(IM, IE, OP_ADD, y, imp_scalar(I, (float)beta), I->loc, ID) : NULL;
   return y && (*out = elementwise_node(S_, OP_HARDTANH, &y, bounds, I->loc));
 }
 
@@ -256,8 +246,8 @@ static bool op_gemm(Imp *I, const OpRow *row, INode **out) {
   if (a->shape.rank != 2 || b->shape.rank != 2)
     return imp_fail(I, "inputs A and B have ranks %d and %d, expected 2", a->shape.rank, b->shape.rank);
   INode *y = ir_matmul(IM, IE, a, b, ta != 0, tb != 0, I->loc, ID);
-  if (y && alpha != 1.0) y = ir_binary(IM, IE, OP_MUL, y, scalar(I, alpha), I->loc, ID);
-  if (y && c && beta != 1.0) c = ir_binary(IM, IE, OP_MUL, c, scalar(I, beta), I->loc, ID);
+  if (y && alpha != 1.0) y = ir_binary(IM, IE, OP_MUL, y, imp_scalar(I, alpha), I->loc, ID);
+  if (y && c && beta != 1.0) c = ir_binary(IM, IE, OP_MUL, c, imp_scalar(I, beta), I->loc, ID);
   if (y && c) y = ir_binary(IM, IE, OP_ADD, y, c, I->loc, ID);
   return (*out = y) != NULL;
 }
@@ -297,20 +287,22 @@ static bool op_flatten(Imp *I, const OpRow *row, INode **out) {
   return (*out = ir_reshape(IM, IE, x, &s, I->loc, ID)) != NULL;
 }
 
-/* Reshape to a constant shape: 0 copies the input's dim, -1 takes what is left (a quotient
+/* Reshape to a shape known at compile time (constant or folded, with symbolic dims): 0 copies the input's dim, -1 takes what is left (a quotient
  * of dims k × symbols, exact) */
 static bool op_reshape(Imp *I, const OpRow *row, INode **out) {
   INode *x = imp_input(I, 0);
-  const OnnxTensor *shape = x ? imp_const_input(I, 1) : NULL;
+  ShapeVal sv;
   int64_t v[MAX_RANK], allowzero;
   int n, infer = -1;
-  if (!shape || !imp_const_ints(I, shape, v, &n, MAX_RANK, "input 1 (the shape)") ||
-      !attr_int(I, "allowzero", 0, &allowzero))
-    return false;
+  if (!x || !imp_int_vector(I, 1, &sv) || !attr_int(I, "allowzero", 0, &allowzero)) return false;
+  if (sv.rank != 1 || sv.n > MAX_RANK) return imp_fail(I, "input 1 (the shape) has %d values in %d dims, expected at most %d in one", sv.n, sv.rank, MAX_RANK);
+  n = sv.n;
   Shape s = {.rank = n};
   Dim known = dim_const(1);
   for (int k = 0; k < n; k++) {
-    if (v[k] == -1 && infer < 0) infer = k;
+    v[k] = sv.d[k].k;
+    if (sv.d[k].syms && v[k] > 0) s.d[k] = sv.d[k]; /* a dim of a Shape */
+    else if (v[k] == -1 && infer < 0) infer = k;
     else if (v[k] == 0 && !allowzero && k < x->shape.rank) s.d[k] = x->shape.d[k];
     else if (v[k] >= 0 && !(v[k] == 0 && !allowzero)) s.d[k] = dim_const(v[k]);
     else return imp_fail(I, "input 1 (the shape) has %lld at %d, expected a size, 0 (copy) or one -1", (long long)v[k], k);
@@ -345,8 +337,11 @@ static bool op_transpose(Imp *I, const OpRow *row, INode **out) {
 static bool op_concat(Imp *I, const OpRow *row, INode **out) {
   int64_t axis;
   int ax = 0;
+  if (!onnx_node_attr(I->node, "axis")) return imp_fail(I, "attribute 'axis' is missing");
+  if (!attr_int(I, "axis", 0, &axis)) return false;
+  if (imp_is_int_vector(I, 0)) return shape_concat(I, (int)axis, out);
   INode *y = imp_input(I, 0);
-  if (!y || !onnx_node_attr(I->node, "axis")) return y ? imp_fail(I, "attribute 'axis' is missing") : false;
+  if (!y) return false;
   if (!attr_int(I, "axis", 0, &axis) || !norm_axis(I, axis, y->shape.rank, "axis", &ax)) return false;
   for (int i = 1; i < I->node->n_inputs && y; i++) {
     INode *t = imp_input(I, i);
@@ -389,7 +384,7 @@ static bool op_clip(Imp *I, const OpRow *row, INode **out) {
   if (!t[0] && !t[1]) return (*out = elementwise_node(S_, OP_HARDTANH, &x, b, I->loc)) != NULL;
   INode *y = x;
   for (int k = 0; k < 2 && y; k++) {
-    INode *bound = t[k] ? t[k] : isinf(b[k]) ? NULL : scalar(I, b[k]);
+    INode *bound = t[k] ? t[k] : isinf(b[k]) ? NULL : imp_scalar(I, b[k]);
     if (bound) y = ir_binary(IM, IE, k ? OP_MIN : OP_MAX, y, bound, I->loc, ID);
   }
   return (*out = y) != NULL;
@@ -459,17 +454,22 @@ static const OpRow ops[] = {
   {"Clip", op_clip, 0, 1, 3, 1, "min max "},
   {"Concat", op_concat, 0, 1, 1 << 16, 1, "axis "},
   {"Conv", op_conv, 0, 2, 3, 1, "auto_pad dilations group kernel_shape pads strides "},
+  {"ConvTranspose", op_conv_transpose, 0, 2, 3, 1, "auto_pad dilations group kernel_shape output_padding pads strides "},
+  {"DepthToSpace", op_depth_to_space, 0, 1, 1, 1, "blocksize mode "},
   {"Div", op_binary, OP_DIV, 2, 2, 1, ""},
   {"Dropout", op_identity, 0, 1, 3, 1, "ratio seed "},
   {"Elu", op_alpha, OP_ELU, 1, 1, 1, "alpha "},
   {"Erf", op_unary, OP_ERF, 1, 1, 1, ""},
   {"Exp", op_unary, OP_EXP, 1, 1, 1, ""},
   {"Flatten", op_flatten, 0, 1, 1, 1, "axis "},
+  {"Gather", op_gather, 0, 2, 2, 1, "axis "},
   {"Gemm", op_gemm, 0, 2, 3, 1, "alpha beta transA transB "},
   {"GlobalAveragePool", op_global_avg_pool, 0, 1, 1, 1, ""},
   {"HardSigmoid", op_hard_sigmoid, 0, 1, 1, 1, "alpha beta "},
   {"HardSwish", op_unary, OP_HARDSWISH, 1, 1, 1, ""},
   {"Identity", op_identity, 0, 1, 1, 1, ""},
+  {"InstanceNormalization", op_instance_norm, 0, 3, 3, 1, "epsilon "},
+  {"LayerNormalization", op_layer_norm, 0, 2, 3, 1, "axis epsilon stash_type "},
   {"LeakyRelu", op_alpha, OP_LEAKY_RELU, 1, 1, 1, "alpha "},
   {"Log", op_unary, OP_LOG, 1, 1, 1, ""},
   {"MatMul", op_matmul, 0, 2, 2, 1, ""},
@@ -477,15 +477,25 @@ static const OpRow ops[] = {
   {"Mul", op_binary, OP_MUL, 2, 2, 1, ""},
   {"Neg", op_unary, OP_NEG, 1, 1, 1, ""},
   {"Pad", op_pad, 0, 1, 3, 1, "mode pads value "},
+  {"Pow", op_binary, OP_POW, 2, 2, 1, ""},
   {"Reciprocal", op_unary, OP_RECIPROCAL, 1, 1, 1, ""},
+  {"ReduceMax", op_reduce, 0, 1, 2, 1, "axes keepdims noop_with_empty_axes "},
+  {"ReduceMean", op_reduce, 0, 1, 2, 1, "axes keepdims noop_with_empty_axes "},
+  {"ReduceMin", op_reduce, 0, 1, 2, 1, "axes keepdims noop_with_empty_axes "},
+  {"ReduceSum", op_reduce, 0, 1, 2, 1, "axes keepdims noop_with_empty_axes "},
   {"Relu", op_unary, OP_RELU, 1, 1, 1, ""},
   {"Reshape", op_reshape, 0, 2, 2, 1, "allowzero "},
+  {"Shape", op_shape, 0, 1, 1, 1, "end start "},
   {"Sigmoid", op_unary, OP_SIGMOID, 1, 1, 1, ""},
+  {"Slice", op_slice, 0, 1, 5, 1, "axes ends starts "},
   {"Softmax", op_softmax, 0, 1, 1, 1, "axis "},
+  {"SpaceToDepth", op_depth_to_space, 0, 1, 1, 1, "blocksize "},
   {"Sqrt", op_unary, OP_SQRT, 1, 1, 1, ""},
+  {"Squeeze", op_squeeze, 0, 1, 2, 1, "axes "},
   {"Sub", op_binary, OP_SUB, 2, 2, 1, ""},
   {"Tanh", op_unary, OP_TANH, 1, 1, 1, ""},
   {"Transpose", op_transpose, 0, 1, 1, 1, "perm "},
+  {"Unsqueeze", op_unsqueeze, 0, 1, 2, 1, "axes "},
 };
 
 /* ---- Constant ---- */
@@ -543,6 +553,9 @@ bool imp_node(Imp *I, const OnnxNode *n) {
   const OpRow *row = find_op(n->op_type);
   if (!row) return imp_fail(I, "op '%s' is not supported", n->op_type);
   INode *out[1] = {NULL};
+  I->out_sv = NULL;
   if (!check_node(I, row, n) || !row->fn(I, row, out)) return false;
-  return n->n_outputs < 1 || !*n->outputs[0] || imp_define(I, n->outputs[0], out[0], NULL);
+  if (n->n_outputs < 1 || !*n->outputs[0]) return true;
+  if (I->out_sv) return imp_define_vector(I, n->outputs[0], I->out_sv);
+  return imp_define(I, n->outputs[0], out[0], NULL);
 }

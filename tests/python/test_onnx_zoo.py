@@ -16,7 +16,7 @@ import unittest
 import numpy as np
 
 import nnc
-from support import TempDirCase, compile_so, needs_torch, torch_or_none
+from support import TempDirCase, assert_close, compile_so, needs_torch, torch_or_none
 from test_zoo import randomize
 
 IMG = 64
@@ -74,6 +74,55 @@ class OnnxZooTest(TempDirCase):
 
     def test_efficientnet_b0(self):
         self.check("efficientnet_b0")
+
+
+def shapes_model(torch):
+    """Reshapes against the dynamic batch, which the exporter writes as Shape -> Gather ->
+    Unsqueeze -> Concat -> Reshape, with Slice, ReduceMean, Squeeze, LayerNormalization,
+    InstanceNormalization, Pow, ConvTranspose and DepthToSpace around them."""
+    nn = torch.nn
+
+    class Shapes(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.up = nn.ConvTranspose2d(4, 8, 3, stride=2, padding=1, output_padding=1)
+            self.inorm = nn.InstanceNorm2d(2, affine=True)
+            self.norm = nn.LayerNorm(4)
+            self.fc = nn.Linear(4 * 36, 5)
+
+        def forward(self, x):  # [N, 4, 6, 6]
+            n = x.shape[0]
+            y = x.reshape(n, 4, -1).mean(dim=2, keepdim=True).squeeze(2)        # [N, 4]
+            z = self.norm(x.flatten(2).transpose(1, 2)[:, 1:5, :]).pow(2).sum(1)  # [N, 4]
+            u = self.inorm(torch.nn.functional.pixel_shuffle(self.up(x), 2))     # [N, 2, 24, 24]
+            v = u.reshape(n, 2, 4, -1).amax(dim=3).reshape(n, -1)[:, :4]         # [N, 4]
+            return self.fc(x.view(x.size(0), -1)) + (y + z + v).sum(1, keepdim=True)
+
+    torch.manual_seed(0)
+    model = Shapes().eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    return model
+
+
+@needs_torch
+class ExporterShapesTest(TempDirCase):
+    def test_shape_subgraphs_fold_against_the_symbolic_batch(self):
+        torch = torch_or_none()
+        import onnx
+        model = shapes_model(torch)
+        path = os.path.join(self.tmp, "shapes.onnx")
+        torch.onnx.export(model, torch.randn(1, 4, 6, 6), path, opset_version=17, input_names=["x"],
+                          output_names=["y"], dynamic_axes={"x": {0: "N"}, "y": {0: "N"}})
+        ops = {n.op_type for n in onnx.load(path).graph.node}
+        self.assertTrue({"Shape", "Gather", "Unsqueeze", "Concat", "Reshape"} <= ops, ops)
+        m = nnc.compile(path)
+        for batch in (1, 3):
+            x = torch.randn(batch, 4, 6, 6)
+            with torch.no_grad():
+                want = model(x).numpy()
+            assert_close(self, m.forward(x.numpy()), want, f"batch {batch}")
 
 
 if __name__ == "__main__":

@@ -113,6 +113,7 @@ static INode *materialize(Imp *I, ImpValue *v, bool initializer) {
 static INode *materialize_vector(Imp *I, const ShapeVal *sv) {
   INode *y = NULL;
   Shape one = {.rank = 1, .d = {dim_const(1)}};
+  if (sv->n == 0) return imp_fail(I, "an empty shape (of a scalar) used as a tensor is not supported"), NULL;
   for (int k = 0; k < sv->n; k++) {
     INode *d = ir_dim_value(IM, IE, sv->d[k], I->loc);
     if (sv->rank == 1) d = ir_reshape(IM, IE, d, &one, I->loc, ID);

@@ -107,6 +107,7 @@ bool op_depth_to_space(Imp *I, const OpRow *row, INode **out) {
   bool crd = !strcmp(mode, "CRD");
   if (d2s && !crd && strcmp(mode, "DCR")) return imp_fail(I, "attribute 'mode' is '%s', expected DCR or CRD", mode);
   if (!d2s && onnx_node_attr(I->node, "mode")) return imp_fail(I, "attribute 'mode' is not supported");
+  if (b > 65536) return imp_fail(I, "attribute 'blocksize' is %lld, expected at most 65536", (long long)b);
   Dim n = x->shape.d[0];
   int64_t c = x->shape.d[1].k, h = x->shape.d[2].k, w = x->shape.d[3].k;
   if (d2s ? c % (b * b) : h % b || w % b)

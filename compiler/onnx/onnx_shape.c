@@ -245,8 +245,10 @@ static bool slice_args(Imp *I, SliceArgs *a) {
 }
 
 /* ONNX's clamping of one axis of length len: the first index and the count */
-static bool slice_range(Imp *I, int64_t len, int64_t start, int64_t end, int64_t step, int64_t *first, int64_t *count) {
-  if (step == 0) return imp_fail(I, "a step is 0");
+static bool slice_range(Imp *I, int64_t len, int64_t start, int64_t end, int64_t *stepp, int64_t *first, int64_t *count) {
+  if (*stepp == 0) return imp_fail(I, "a step is 0");
+  if (*stepp > len + 1 || *stepp < -len - 1) *stepp = *stepp > 0 ? len + 1 : -len - 1; /* one element at most */
+  int64_t step = *stepp;
   if (start < 0) start += len;
   if (end < 0) end += len;
   if (step > 0) {
@@ -268,8 +270,9 @@ static bool slice_vector(Imp *I, const SliceArgs *a) {
   if (!imp_int_vector(I, 0, &v)) return false;
   if (v.rank != 1 || a->n != 1 || (a->axis[0] != 0 && a->axis[0] != -1))
     return imp_fail(I, "slicing a folded integer vector: one axis, 0");
-  if (!slice_range(I, v.n, a->start[0], a->end[0], a->step[0], &first, &count)) return false;
-  for (int64_t k = 0; k < count; k++) r.d[r.n++] = v.d[first + k * a->step[0]];
+  int64_t step = a->step[0];
+  if (!slice_range(I, v.n, a->start[0], a->end[0], &step, &first, &count)) return false;
+  for (int64_t k = 0; k < count; k++) r.d[r.n++] = v.d[first + k * step];
   return define_vector(I, &r);
 }
 
@@ -280,7 +283,8 @@ static INode *slice_axis(Imp *I, INode *x, int ax, int64_t start, int64_t end, i
     if (start == 0 && end >= INT32_MAX && step == 1) return x;
     return imp_fail(I, "slicing along axis %d, a symbolic dim, other than all of it", ax), NULL;
   }
-  if (!slice_range(I, len.k, start, end, step, &first, &count)) return NULL;
+  if (!slice_range(I, len.k, start, end, &step, &first, &count)) return NULL;
+  if (!count) return imp_fail(I, "slicing axis %d gives no elements: nnc has no empty tensors", ax), NULL;
   if (step > 0) return ir_slice(IM, IE, x, ax, first, first + (count - 1) * step + 1, step, I->loc, ID);
   int64_t *src = arena_alloc(I->S.arena, (count ? count : 1) * sizeof *src);
   for (int64_t k = 0; k < count; k++) src[k] = first + k * step;

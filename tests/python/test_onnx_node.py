@@ -89,6 +89,23 @@ class NodeTests(unittest.TestCase):
                 ran.append(name)
         print(f"\nONNX node tests: {len(ran)} passed, {len(refused)} refused as listed")
 
+    def test_refusals_name_the_node(self):
+        """A refused case is a user error (exit 1) naming the node, op type, opset and what."""
+        import subprocess
+        from support import NNC
+        want = {
+            "test_reshape_extended_dims": "node 0 (Reshape, opset 14): input 1 'shape' must be a constant (an "
+                                          "initializer or a Constant's output): nnc does not compute it at run time",
+            "test_convtranspose_output_shape": "node 0 (ConvTranspose, opset 11): attribute 'output_shape' is not supported",
+            "test_maxpool_2d_same_upper": "node 0 (MaxPool, opset 12): pads [0, 0, 1, 1] are not symmetric: nnc pools "
+                                          "with equal padding on both sides only",
+        }
+        for case, message in want.items():
+            path = os.path.join(DATA, case, "model.onnx")
+            r = subprocess.run([NNC, "check", path], capture_output=True, text=True)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertEqual(r.stderr, f"{path}: error: {message}\n")
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -96,11 +96,12 @@ bool op_squeeze(Imp *I, const OpRow *row, INode **out);
 bool op_slice(Imp *I, const OpRow *row, INode **out);
 bool shape_concat(Imp *I, int axis, INode **out);
 
-/* onnx_ops_nn.c: reductions, normalizations, ConvTranspose, DepthToSpace, SpaceToDepth, Pow */
+/* onnx_ops_nn.c: reductions, normalizations, ConvTranspose, DepthToSpace, SpaceToDepth, Resize */
 bool op_reduce(Imp *I, const OpRow *row, INode **out);
 bool op_layer_norm(Imp *I, const OpRow *row, INode **out);
 bool op_instance_norm(Imp *I, const OpRow *row, INode **out);
 bool op_depth_to_space(Imp *I, const OpRow *row, INode **out);
 bool op_conv_transpose(Imp *I, const OpRow *row, INode **out);
+bool op_resize(Imp *I, const OpRow *row, INode **out);
 
 #endif

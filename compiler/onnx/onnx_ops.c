@@ -485,6 +485,7 @@ static const OpRow ops[] = {
   {"ReduceSum", op_reduce, 0, 1, 2, 1, "axes keepdims noop_with_empty_axes "},
   {"Relu", op_unary, OP_RELU, 1, 1, 1, ""},
   {"Reshape", op_reshape, 0, 2, 2, 1, "allowzero "},
+  {"Resize", op_resize, 0, 1, 4, 1, "antialias coordinate_transformation_mode cubic_coeff_a exclude_outside extrapolation_value keep_aspect_ratio_policy mode nearest_mode "},
   {"Shape", op_shape, 0, 1, 1, 1, "end start "},
   {"Sigmoid", op_unary, OP_SIGMOID, 1, 1, 1, ""},
   {"Slice", op_slice, 0, 1, 5, 1, "axes ends starts "},

@@ -1,7 +1,8 @@
 /* onnx_ops_nn.c — the ONNX ops of onnx_ops.c's table that build on reductions and nn.c:
  * ReduceSum / ReduceMean / ReduceMax / ReduceMin, LayerNormalization, InstanceNormalization
  * (nn.c's group norm with a group per channel), DepthToSpace / SpaceToDepth (reshapes and a
- * permutation) and ConvTranspose (nn.c's). */
+ * permutation), ConvTranspose and Resize (nn.c's, in the forms torch exports). */
+#include <math.h>
 #include <string.h>
 
 #include "onnx_import_internal.h"
@@ -155,4 +156,71 @@ bool op_conv_transpose(Imp *I, const OpRow *row, INode **out) {
       return imp_fail(I, "strides and dilations must be positive, pads and output_padding >= 0");
   c.groups = group;
   return (*out = nn_conv_transpose2d(S_, x, w, b, &c, I->loc)) != NULL;
+}
+
+/* ---- Resize ---- */
+
+/* An input of Resize that an exporter may give as "" or as an empty tensor: absent */
+static bool resize_input_given(Imp *I, int i) {
+  if (!imp_has_input(I, i)) return false;
+  const ImpValue *v = imp_find(I, I->node->inputs[i]);
+  return !(v && v->data && v->data->numel == 0);
+}
+
+/* The output H, W from sizes (constant or folded; N and C unchanged) or the scale factors */
+static bool resize_target(Imp *I, const INode *x, bool align, int64_t out[2], double scale[2]) {
+  int si = 2;
+  bool has_scales = resize_input_given(I, si), has_sizes = resize_input_given(I, 3);
+  out[0] = out[1] = 0, scale[0] = scale[1] = 0;
+  if (has_scales == has_sizes) return imp_fail(I, "expected exactly one of scales (input %d) and sizes (input 3)", si);
+  if (has_sizes) {
+    ShapeVal s;
+    if (!imp_int_vector(I, 3, &s)) return false;
+    if (s.rank != 1 || s.n != 4 || !dim_eq(s.d[0], x->shape.d[0]) || !dim_eq(s.d[1], x->shape.d[1]) ||
+        s.d[2].syms || s.d[3].syms || s.d[2].k <= 0 || s.d[3].k <= 0)
+      return imp_fail(I, "sizes must be 4 values, N and C those of the input, H and W positive");
+    out[0] = s.d[2].k, out[1] = s.d[3].k;
+    return true;
+  }
+  const OnnxTensor *t = imp_const_input(I, si);
+  if (!t) return false;
+  const float *f = t->data;
+  if (t->dtype != ONNX_F32 || t->numel != 4 || f[0] != 1 || f[1] != 1 || !(f[2] > 0) || !(f[3] > 0))
+    return imp_fail(I, "scales must be 4 f32 values, 1 for N and C and positive for H and W");
+  scale[0] = f[2], scale[1] = f[3];
+  for (int a = 0; a < 2; a++) /* ONNX's align_corners takes in x scale unrounded, torch the output length */
+    if (align && x->shape.d[2 + a].k * scale[a] != floor(x->shape.d[2 + a].k * scale[a]))
+      return imp_fail(I, "align_corners with a scale that does not give a whole output length is not supported");
+  return true;
+}
+
+/* Resize of H, W as F.interpolate: nearest (asymmetric, floor) or bilinear (half_pixel, or
+ * align_corners); other modes and coordinate transformations are errors */
+bool op_resize(Imp *I, const OpRow *row, INode **out) {
+  INode *x = input_f32(I, 0);
+  const char *mode = x ? attr_string(I, "mode", "nearest") : NULL;
+  const char *ctm = mode ? attr_string(I, "coordinate_transformation_mode", "half_pixel") : NULL;
+  const char *nearest = ctm ? attr_string(I, "nearest_mode", "round_prefer_floor") : NULL;
+  const char *policy = nearest ? attr_string(I, "keep_aspect_ratio_policy", "stretch") : NULL;
+  int64_t exclude, antialias, size[2];
+  double scale[2];
+  if (!policy || !attr_int(I, "exclude_outside", 0, &exclude) || !attr_int(I, "antialias", 0, &antialias)) return false;
+  if (I->opset < 11) return imp_fail(I, "Resize before opset 11 is not supported (export at opset 11 or later)");
+  if (x->shape.rank != 4 || x->shape.d[2].syms || x->shape.d[3].syms)
+    return imp_fail(I, "nnc resizes [N, C, H, W] with static H, W only");
+  if (exclude || antialias || strcmp(policy, "stretch"))
+    return imp_fail(I, "exclude_outside, antialias and keep_aspect_ratio_policy other than 0, 0, stretch are not supported");
+  bool is_nearest = !strcmp(mode, "nearest"), align = !strcmp(ctm, "align_corners");
+  if (!resize_target(I, x, align, size, scale)) return false;
+  bool half = !strcmp(ctm, "half_pixel") || !strcmp(ctm, "pytorch_half_pixel");
+  if (is_nearest && !strcmp(ctm, "asymmetric") && !strcmp(nearest, "floor"))
+    return (*out = nn_interpolate(S_, x, size[0], size[1], scale[0], scale[1], "nearest", false, I->loc)) != NULL;
+  if (!strcmp(mode, "linear") && (half || align)) {
+    INode *y = nn_interpolate(S_, x, size[0], size[1], scale[0], scale[1], "bilinear", align, I->loc);
+    if (y && ctm[0] == 'p' && (y->shape.d[2].k == 1 || y->shape.d[3].k == 1))
+      return imp_fail(I, "pytorch_half_pixel with an output of length 1 is not supported");
+    return (*out = y) != NULL;
+  }
+  return imp_fail(I, "mode '%s' with coordinate_transformation_mode '%s' and nearest_mode '%s' is not supported "
+                  "(nearest: asymmetric, floor; linear: half_pixel, pytorch_half_pixel, align_corners)", mode, ctm, nearest);
 }

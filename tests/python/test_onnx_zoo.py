@@ -124,6 +124,28 @@ class ExporterShapesTest(TempDirCase):
                 want = model(x).numpy()
             assert_close(self, m.forward(x.numpy()), want, f"batch {batch}")
 
+    def test_resize(self):
+        """F.interpolate as torch exports it: nearest (asymmetric, floor) by a scale, bilinear
+        (half_pixel) to a size whose batch is the symbolic N, bilinear with align_corners."""
+        torch = torch_or_none()
+        F = torch.nn.functional
+
+        class Up(torch.nn.Module):
+            def forward(self, x):  # [N, 3, 5, 7]
+                a = F.interpolate(x, scale_factor=2, mode="nearest")
+                b = F.interpolate(x, size=(10, 14), mode="bilinear", align_corners=False)
+                c = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)
+                d = F.interpolate(x, size=(3, 4), mode="bilinear", align_corners=False)
+                return a + b + c + F.interpolate(d, size=(10, 14), mode="nearest")
+
+        path = os.path.join(self.tmp, "up.onnx")
+        torch.onnx.export(Up(), torch.randn(1, 3, 5, 7), path, opset_version=17, input_names=["x"],
+                          output_names=["y"], dynamic_axes={"x": {0: "N"}, "y": {0: "N"}})
+        m = nnc.compile(path)
+        for batch in (1, 2):
+            x = torch.randn(batch, 3, 5, 7)
+            assert_close(self, m.forward(x.numpy()), Up()(x).numpy(), f"batch {batch}")
+
 
 if __name__ == "__main__":
     unittest.main()

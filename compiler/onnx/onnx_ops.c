@@ -134,6 +134,31 @@ static bool op_binary(Imp *I, const OpRow *row, INode **out) {
   return x[0] && x[1] && (*out = elementwise_node(S_, row->op, x, NULL, I->loc));
 }
 
+/* Max, Min, Sum, Mean of one or more inputs, broadcast: folded pairwise */
+static bool op_variadic(Imp *I, const OpRow *row, INode **out) {
+  INode *y = input_f32(I, 0);
+  for (int i = 1; i < I->node->n_inputs && y; i++) {
+    INode *t = input_f32(I, i);
+    y = t ? ir_binary(IM, IE, row->op, y, t, I->loc, ID) : NULL;
+  }
+  if (y && !strcmp(row->name, "Mean") && I->node->n_inputs > 1)
+    y = ir_binary(IM, IE, OP_DIV, y, imp_scalar(I, I->node->n_inputs), I->loc, ID);
+  return (*out = y) != NULL;
+}
+
+/* Selu: torch's selu for its alpha and gamma (ONNX's defaults), else gamma elu(x, alpha) */
+static bool op_selu(Imp *I, const OpRow *row, INode **out) {
+  double alpha[2] = {0, 0}, gamma;
+  INode *x = input_f32(I, 0);
+  if (!x || !attr_float(I, "alpha", 1.67326319217681884765625, &alpha[0]) ||
+      !attr_float(I, "gamma", 1.05070102214813232421875, &gamma))
+    return false;
+  if ((float)alpha[0] == 1.67326319217681884765625f && (float)gamma == 1.05070102214813232421875f)
+    return (*out = elementwise_node(S_, OP_SELU, &x, NULL, I->loc)) != NULL;
+  INode *y = elementwise_node(S_, OP_ELU, &x, alpha, I->loc);
+  return y && (*out = ir_binary(IM, IE, OP_MUL, y, imp_scalar(I, (float)gamma), I->loc, ID));
+}
+
 /* LeakyRelu(alpha = 0.01), Elu(alpha = 1): the ops.def rows with their attribute */
 static bool op_alpha(Imp *I, const OpRow *row, INode **out) {
   double alpha[2] = {0, 0};
@@ -451,10 +476,13 @@ static const OpRow ops[] = {
   {"Add", op_binary, OP_ADD, 2, 2, 1, ""},
   {"AveragePool", op_pool, 0, 1, 1, 1, "auto_pad ceil_mode count_include_pad kernel_shape pads strides "},
   {"BatchNormalization", op_batch_norm, 0, 5, 5, 1, "epsilon momentum spatial training_mode "},
+  {"Ceil", op_unary, OP_CEIL, 1, 1, 1, ""},
+  {"Celu", op_alpha, OP_CELU, 1, 1, 1, "alpha "},
   {"Clip", op_clip, 0, 1, 3, 1, "min max "},
   {"Concat", op_concat, 0, 1, 1 << 16, 1, "axis "},
   {"Conv", op_conv, 0, 2, 3, 1, "auto_pad dilations group kernel_shape pads strides "},
   {"ConvTranspose", op_conv_transpose, 0, 2, 3, 1, "auto_pad dilations group kernel_shape output_padding pads strides "},
+  {"Cos", op_unary, OP_COS, 1, 1, 1, ""},
   {"DepthToSpace", op_depth_to_space, 0, 1, 1, 1, "blocksize mode "},
   {"Div", op_binary, OP_DIV, 2, 2, 1, ""},
   {"Dropout", op_identity, 0, 1, 3, 1, "ratio seed "},
@@ -462,6 +490,7 @@ static const OpRow ops[] = {
   {"Erf", op_unary, OP_ERF, 1, 1, 1, ""},
   {"Exp", op_unary, OP_EXP, 1, 1, 1, ""},
   {"Flatten", op_flatten, 0, 1, 1, 1, "axis "},
+  {"Floor", op_unary, OP_FLOOR, 1, 1, 1, ""},
   {"Gather", op_gather, 0, 2, 2, 1, "axis "},
   {"Gemm", op_gemm, 0, 2, 3, 1, "alpha beta transA transB "},
   {"GlobalAveragePool", op_global_avg_pool, 0, 1, 1, 1, ""},
@@ -473,7 +502,10 @@ static const OpRow ops[] = {
   {"LeakyRelu", op_alpha, OP_LEAKY_RELU, 1, 1, 1, "alpha "},
   {"Log", op_unary, OP_LOG, 1, 1, 1, ""},
   {"MatMul", op_matmul, 0, 2, 2, 1, ""},
+  {"Max", op_variadic, OP_MAX, 1, 1 << 16, 1, ""},
   {"MaxPool", op_pool, 0, 1, 1, 1, "auto_pad ceil_mode dilations kernel_shape pads storage_order strides "},
+  {"Mean", op_variadic, OP_ADD, 1, 1 << 16, 1, ""},
+  {"Min", op_variadic, OP_MIN, 1, 1 << 16, 1, ""},
   {"Mul", op_binary, OP_MUL, 2, 2, 1, ""},
   {"Neg", op_unary, OP_NEG, 1, 1, 1, ""},
   {"Pad", op_pad, 0, 1, 3, 1, "mode pads value "},
@@ -486,14 +518,20 @@ static const OpRow ops[] = {
   {"Relu", op_unary, OP_RELU, 1, 1, 1, ""},
   {"Reshape", op_reshape, 0, 2, 2, 1, "allowzero "},
   {"Resize", op_resize, 0, 1, 4, 1, "antialias coordinate_transformation_mode cubic_coeff_a exclude_outside extrapolation_value keep_aspect_ratio_policy mode nearest_mode "},
+  {"Round", op_unary, OP_ROUND, 1, 1, 1, ""},
+  {"Selu", op_selu, 0, 1, 1, 1, "alpha gamma "},
   {"Shape", op_shape, 0, 1, 1, 1, "end start "},
   {"Sigmoid", op_unary, OP_SIGMOID, 1, 1, 1, ""},
+  {"Sign", op_unary, OP_SIGN, 1, 1, 1, ""},
+  {"Sin", op_unary, OP_SIN, 1, 1, 1, ""},
   {"Slice", op_slice, 0, 1, 5, 1, "axes ends starts "},
   {"Softmax", op_softmax, 0, 1, 1, 1, "axis "},
+  {"Softsign", op_unary, OP_SOFTSIGN, 1, 1, 1, ""},
   {"SpaceToDepth", op_depth_to_space, 0, 1, 1, 1, "blocksize "},
   {"Sqrt", op_unary, OP_SQRT, 1, 1, 1, ""},
   {"Squeeze", op_squeeze, 0, 1, 2, 1, "axes "},
   {"Sub", op_binary, OP_SUB, 2, 2, 1, ""},
+  {"Sum", op_variadic, OP_ADD, 1, 1 << 16, 1, ""},
   {"Tanh", op_unary, OP_TANH, 1, 1, 1, ""},
   {"Transpose", op_transpose, 0, 1, 1, 1, "perm "},
   {"Unsqueeze", op_unsqueeze, 0, 1, 2, 1, "axes "},

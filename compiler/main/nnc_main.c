@@ -18,7 +18,6 @@
 #include "nnc.h"
 #include "npy.h"
 
-#define NNC_VERSION "0.1.0"
 #define MAX_PAIRS 64
 #define SHOW_VALUES 8
 

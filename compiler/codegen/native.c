@@ -51,15 +51,19 @@ static void add_module(KeyBuilder *kb, LLVMModuleRef m) {
   LLVMDisposeMemoryBuffer(bc);
 }
 
-CacheKey native_module_key(const Target *t, LLVMModuleRef m, TargetPipeline p) {
+CacheKey native_module_key_as(const Target *t, LLVMModuleRef m, TargetPipeline p,
+                              const char *version) {
   KeyBuilder kb;
   key_init(&kb, "nnc object code");
-  key_add_str(&kb, NNC_VERSION);
-  key_add_str(&kb, NNC_NATIVE_FINGERPRINT);
+  key_add_str(&kb, version);
   key_add_str(&kb, target_identity(t));
   key_add_str(&kb, target_pipeline_text(p));
   add_module(&kb, m);
   return key_final(&kb);
+}
+
+CacheKey native_module_key(const Target *t, LLVMModuleRef m, TargetPipeline p) {
+  return native_module_key_as(t, m, p, NNC_VERSION " " NNC_NATIVE_FINGERPRINT);
 }
 
 static int read_all(int fd, char *p, size_t n) {

@@ -19,6 +19,10 @@
 
 /* The key of m's object code under pipeline p.  m is unchanged. */
 CacheKey native_module_key(const Target *t, LLVMModuleRef m, TargetPipeline p);
+/* The same as another nnc would compute it: `version` in place of this build's version and
+ * source fingerprint (the tests check that another version misses). */
+CacheKey native_module_key_as(const Target *t, LLVMModuleRef m, TargetPipeline p,
+                              const char *version);
 
 /* The object code of m (malloc'd into *obj, *len): from cache c under key, else verified,
  * optimised with pipeline p, emitted and stored.  m is rewritten; dispose it afterwards.

@@ -116,7 +116,6 @@ static uint64_t env_max_bytes(void) {
 
 void cache_open(Cache *c) {
   memset(c, 0, sizeof *c);
-  if (env_off(getenv("NNC_CACHE"))) return;
   const char *dir = getenv("NNC_CACHE_DIR"), *xdg = getenv("XDG_CACHE_HOME");
   const char *home = getenv("HOME");
   int n;
@@ -124,7 +123,11 @@ void cache_open(Cache *c) {
   else if (xdg && xdg[0] == '/') n = snprintf(c->dir, sizeof c->dir, "%s/nnc", xdg);
   else if (home && *home) n = snprintf(c->dir, sizeof c->dir, "%s/.cache/nnc", home);
   else return;
-  c->on = n > 0 && (size_t)n < sizeof c->dir;
+  if (n <= 0 || (size_t)n >= sizeof c->dir) {
+    c->dir[0] = 0;
+    return;
+  }
+  c->on = !env_off(getenv("NNC_CACHE"));
   c->max_bytes = env_max_bytes();
 }
 

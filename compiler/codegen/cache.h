@@ -47,8 +47,9 @@ typedef struct Cache {
   uint64_t max_bytes;
 } Cache;
 
-/* The cache as the environment sets it; c->on is false when NNC_CACHE is off or no
- * directory can be named ($HOME unset).  Reads the environment only. */
+/* The cache as the environment sets it: c->dir its directory ("" when none can be named:
+ * $HOME unset), c->on false when NNC_CACHE is off or there is no directory.  Reads the
+ * environment only. */
 void cache_open(Cache *c);
 
 /* The payload stored under (k, ext): malloc'd into *data (free with free()), its length in
@@ -59,8 +60,9 @@ int cache_load(const Cache *c, const CacheKey *k, const char *ext, void **data, 
  * cache off, or the file system refused: never an error for the caller). */
 int cache_store(const Cache *c, const CacheKey *k, const char *ext, const void *data, size_t len);
 
-/* Remove every entry (and writers' leftover temp files); *removed gets their count.
- * 0, or -1 with errno set when the directory cannot be read (a missing one is empty). */
+/* Remove every entry (and writers' leftover temp files), the cache on or off; *removed
+ * gets their count.  0, or -1 with errno set when the directory cannot be read (a missing
+ * one is empty). */
 int cache_clear(const Cache *c, int *removed);
 
 /* Entries and their bytes (0 and 0 for a missing directory). */

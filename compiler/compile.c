@@ -192,13 +192,12 @@ static const JitSymbol runtime_symbols[] = {
 static int jit_add_native(Jit *jit, Unit *u, TargetPipeline p, char *err, size_t errlen) {
   Cache cache;
   cache_open(&cache);
-  void *obj = NULL;
-  size_t len;
-  int rc = native_object(jit_target(jit), &cache, u->mod, p, err, errlen, &obj, &len);
+  ObjCode code;
+  int rc = native_object(jit_target(jit), &cache, u->mod, p, err, errlen, &code);
   LLVMDisposeModule(u->mod);
   u->mod = NULL;
-  if (!rc) rc = jit_add_object(jit, obj, len, err, errlen);
-  free(obj);
+  for (int i = 0; i < code.n && !rc; i++) rc = jit_add_object(jit, code.obj[i], code.len[i], err, errlen);
+  objcode_free(&code);
   return rc;
 }
 

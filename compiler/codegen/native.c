@@ -3,6 +3,7 @@
 #include "native.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -120,21 +121,63 @@ static CacheKey library_key(const CacheKey *object, const char *const *args, int
 
 /* ---- object code ---- */
 
-static int compile_object(Target *t, LLVMModuleRef m, TargetPipeline p, char *err,
-                          size_t errlen, void **obj, size_t *len) {
-  return target_optimize_with(t, m, p, err, errlen) ||
-                 target_emit_object(t, m, obj, len, err, errlen)
-             ? -1
-             : 0;
+/* The cache holds object code as n, the lengths, then the objects' bytes. */
+static void *pack(const ObjCode *c, size_t *len) {
+  size_t head = 8 + 8 * (size_t)c->n, total = head;
+  for (int i = 0; i < c->n; i++) total += c->len[i];
+  char *p = malloc(total);
+  if (!p) return NULL;
+  uint64_t n = (uint64_t)c->n;
+  memcpy(p, &n, 8);
+  for (int i = 0, at = (int)head; i < c->n; at += (int)c->len[i], i++) {
+    uint64_t l = c->len[i];
+    memcpy(p + 8 + 8 * i, &l, 8);
+    memcpy(p + at, c->obj[i], c->len[i]);
+  }
+  *len = total;
+  return p;
+}
+
+static int unpack(const char *p, size_t len, ObjCode *c) {
+  uint64_t n;
+  memset(c, 0, sizeof *c);
+  if (len < 8 || (memcpy(&n, p, 8), n < 1 || n > SPLIT_MAX_PARTS) || len < 8 + 8 * n) return -1;
+  size_t at = 8 + 8 * n;
+  for (int i = 0; i < (int)n; i++) {
+    uint64_t l;
+    memcpy(&l, p + 8 + 8 * i, 8);
+    if (l > len - at || !(c->obj[i] = malloc(l ? l : 1))) return objcode_free(c), -1;
+    c->n = i + 1;
+    memcpy(c->obj[i], p + at, l);
+    c->len[i] = l;
+    at += l;
+  }
+  return at == len ? 0 : (objcode_free(c), -1);
+}
+
+static int load_objects(const Cache *c, const CacheKey *k, ObjCode *out) {
+  void *data;
+  size_t len;
+  if (cache_load(c, k, "o", &data, &len)) return -1;
+  int rc = unpack(data, len, out);
+  free(data);
+  return rc;
+}
+
+static void store_objects(const Cache *c, const CacheKey *k, const ObjCode *code) {
+  size_t len;
+  void *data = c->on ? pack(code, &len) : NULL;
+  if (data) cache_store(c, k, "o", data, len);
+  free(data);
 }
 
 int native_object(Target *t, const Cache *c, LLVMModuleRef m, TargetPipeline p, char *err,
-                  size_t errlen, void **obj, size_t *len) {
-  if (!c->on) return compile_object(t, m, p, err, errlen, obj, len);
+                  size_t errlen, ObjCode *out) {
+  if (!c->on) return split_compile(t, m, p, out, err, errlen);
   CacheKey k = native_module_key(t, m, p);
-  if (!cache_load(c, &k, "o", obj, len)) return 0;
-  if (compile_object(t, m, p, err, errlen, obj, len)) return -1;
-  cache_store(c, &k, "o", *obj, *len);
+  if (!load_objects(c, &k, out)) return 0;
+  if (split_compile(t, m, p, out, err, errlen)) return -1;
+  store_objects(c, &k, out);
   return 0;
 }
 
@@ -172,9 +215,9 @@ static int write_library(const char *path, const void *data, size_t len, char *e
 /* The object code for a library on a miss: a JIT compile's from the cache, or made now (not
  * stored: the library entry that follows holds it). */
 static int library_object(Target *t, const Cache *c, LLVMModuleRef m, const CacheKey *k,
-                          char *err, size_t errlen, void **obj, size_t *len) {
-  if (!cache_load(c, k, "o", obj, len)) return 0;
-  return compile_object(t, m, PIPELINE_MODEL, err, errlen, obj, len);
+                          char *err, size_t errlen, ObjCode *out) {
+  if (!load_objects(c, k, out)) return 0;
+  return split_compile(t, m, PIPELINE_MODEL, out, err, errlen);
 }
 
 int native_shared_lib(Target *t, const Cache *c, LLVMModuleRef m, const char *out_path,
@@ -191,9 +234,11 @@ int native_shared_lib(Target *t, const Cache *c, LLVMModuleRef m, const char *ou
       return rc ? NATIVE_ELINK : 0;
     }
   }
-  if (library_object(t, c, m, &object, err, errlen, &data, &len)) return NATIVE_ECODE;
-  int rc = target_link_shared_lib(data, len, out_path, link_args, n_link_args, err, errlen);
-  free(data);
+  ObjCode code;
+  if (library_object(t, c, m, &object, err, errlen, &code)) return NATIVE_ECODE;
+  int rc = target_link_shared_lib((const void *const *)code.obj, code.len, code.n, out_path,
+                                  link_args, n_link_args, err, errlen);
+  objcode_free(&code);
   if (rc) return NATIVE_ELINK;
   if (c->on && (data = read_file(out_path, &len))) {
     cache_store(c, &library, "so", data, len);

@@ -8,13 +8,15 @@
  * (the embedded weights, the global `nnc.weights` of model_table.c, hashed directly rather
  * than through the bitcode writer), the optimisation pipeline, target_identity (LLVM's
  * version, triple, CPU, features), nnc's version and a fingerprint of the sources that turn
- * a module into code (this file, target.c, cache.c: NNC_NATIVE_FINGERPRINT, made by CMake).
+ * a module into code (this file, target.c, split.c, cache.c: NNC_NATIVE_FINGERPRINT, made
+ * by CMake).
  * A library's key adds the link: $NNC_CC, the link arguments, and the contents of the
  * archives and objects among them (the support library). */
 #ifndef NNC_NATIVE_H
 #define NNC_NATIVE_H
 
 #include "cache.h"
+#include "split.h"
 #include "target.h"
 
 /* The key of m's object code under pipeline p.  m is unchanged. */
@@ -24,11 +26,11 @@ CacheKey native_module_key(const Target *t, LLVMModuleRef m, TargetPipeline p);
 CacheKey native_module_key_as(const Target *t, LLVMModuleRef m, TargetPipeline p,
                               const char *version);
 
-/* The object code of m (malloc'd into *obj, *len): from cache c under key, else verified,
- * optimised with pipeline p, emitted and stored.  m is rewritten; dispose it afterwards.
- * 0, or -1 with a message (an invalid module, a failed code generation). */
+/* The object code of m (one or two objects, split.h; objcode_free them): from cache c, else
+ * verified, optimised with pipeline p, emitted and stored.  m is rewritten; dispose it
+ * afterwards.  0, or -1 with a message (an invalid module, a failed code generation). */
 int native_object(Target *t, const Cache *c, LLVMModuleRef m, TargetPipeline p, char *err,
-                  size_t errlen, void **obj, size_t *len);
+                  size_t errlen, ObjCode *out);
 
 /* AOT: the shared library of m (pipeline PIPELINE_MODEL) written to out_path, linked as
  * target_link_shared_lib does; from the cache when it holds it (or object code from it: a

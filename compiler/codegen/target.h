@@ -49,13 +49,13 @@ char *target_emit_asm(Target *t, LLVMModuleRef m, char *err, size_t errlen);
 /* The object code of m (already optimised), malloc'd into *obj, *len.  Rewrites m. */
 int target_emit_object(Target *t, LLVMModuleRef m, void **obj, size_t *len, char *err,
                        size_t errlen);
-/* Write obj[len] into a temp file (removed afterwards) and run
- *   $NNC_CC (default "cc") -shared -o out_path OBJ link_args...
+/* Write each object objs[i] (lens[i] bytes) into a temp file (removed afterwards) and run
+ *   $NNC_CC (default "cc") -shared -o out_path OBJ... link_args...
  * without a shell; NNC_CC is split on blanks ("ccache gcc" works, no quoting).  On failure
  * err holds the exit status and the driver's output. */
-int target_link_shared_lib(const void *obj, size_t len, const char *out_path,
-                           const char *const *link_args, int n_link_args, char *err,
-                           size_t errlen);
+int target_link_shared_lib(const void *const *objs, const size_t *lens, int n_objs,
+                           const char *out_path, const char *const *link_args, int n_link_args,
+                           char *err, size_t errlen);
 /* The same for the object code of m (a clone of it; m should already be optimised). */
 int target_emit_shared_lib(Target *t, LLVMModuleRef m, const char *out_path,
                            const char *const *link_args, int n_link_args, char *err,

@@ -60,7 +60,7 @@ CacheKey cache_hash(const void *data, size_t n, uint64_t seed) {
     h2 = (rotl64(h2, 31) + h1) * 5 + 0x38495ab5;
   }
   uint64_t tail[2] = {0, 0};
-  memcpy(tail, p + i, n - i);
+  if (n > i) memcpy(tail, p + i, n - i);
   h1 ^= mix_k1(tail[0]);
   h2 ^= mix_k2(tail[1]);
   h1 ^= (uint64_t)n;

@@ -158,13 +158,15 @@ static bool local_linkage(LLVMValueRef g) {
   return l == LLVMInternalLinkage || l == LLVMPrivateLinkage;
 }
 
-static int promote(LLVMValueRef g) {
+/* g becomes the hidden external "__nnc_split.NAME" ("__nnc_split.anon.K" when unnamed: K
+ * counts them in module order, so that the names depend on the module alone). */
+static int promote(LLVMValueRef g, int *anon) {
   size_t n;
   const char *name = LLVMGetValueName2(g, &n);
   char *promoted = malloc(n + sizeof SPLIT_PREFIX + 24);
   if (!promoted) return -1;
   int len = sprintf(promoted, "%s%.*s", SPLIT_PREFIX, (int)n, name);
-  if (!n) len += sprintf(promoted + len, "anon.%p", (void *)g); /* unnamed: any unique name */
+  if (!n) len += sprintf(promoted + len, "anon.%d", (*anon)++);
   LLVMSetValueName2(g, promoted, (size_t)len);
   LLVMSetLinkage(g, LLVMExternalLinkage);
   LLVMSetVisibility(g, LLVMHiddenVisibility);
@@ -174,11 +176,12 @@ static int promote(LLVMValueRef g) {
 
 /* Internal globals used by the part that does not own them become hidden external ones. */
 static int promote_shared(const Split *s, LLVMModuleRef m) {
+  int anon = 0;
   for (LLVMValueRef g = LLVMGetFirstGlobal(m); g; g = LLVMGetNextGlobal(g))
-    if (local_linkage(g) && (used_by(s, g, 0) & ~1u) && promote(g)) return -1;
+    if (local_linkage(g) && (used_by(s, g, 0) & ~1u) && promote(g, &anon)) return -1;
   for (int i = 0; i < s->nf; i++)
     if (local_linkage(s->fn[i]) && (used_by(s, s->fn[i], 0) & ~(1u << s->owner[i])) &&
-        promote(s->fn[i]))
+        promote(s->fn[i], &anon))
       return -1;
   return 0;
 }

@@ -1,5 +1,6 @@
 # fuzz.cmake — fuzz targets (tests/fuzz/): the compiler on arbitrary .nn bytes, the compiler
-# on token-level mutants of .nn programs, the safetensors reader, the .npy reader.
+# on token-level mutants of .nn programs, the safetensors reader, the .npy reader, the ONNX
+# reader.
 #
 # Always: replay executables (fuzz_<target>_replay) that run a target's entry point on files
 # without libFuzzer, and ctest tests running them on the committed crash regressions
@@ -11,7 +12,7 @@
 option(NNC_FUZZ "Build the libFuzzer targets (needs clang)" OFF)
 
 set(NNC_FUZZ_DIR ${PROJECT_SOURCE_DIR}/tests/fuzz)
-set(NNC_FUZZ_TARGETS compile compile_tokens safetensors npy)
+set(NNC_FUZZ_TARGETS compile compile_tokens safetensors npy onnx)
 # A target's entry point (LLVMFuzzerTestOneInput) is in fuzz_<entry>.c, <entry> being the
 # target's name unless set here; a target with another's entry point adds its own mutator
 # (LLVMFuzzerCustomMutator) in fuzz_<target>.c.
@@ -48,6 +49,7 @@ file(GLOB_RECURSE NNC_FUZZ_ST_SEEDS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/test
 file(GLOB_RECURSE NNC_FUZZ_NPY_SEEDS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/golden/*.npy)
 add_test(NAME fuzz_safetensors_seeds COMMAND fuzz_safetensors_replay ${NNC_FUZZ_ST_SEEDS})
 add_test(NAME fuzz_npy_seeds COMMAND fuzz_npy_replay ${NNC_FUZZ_NPY_SEEDS})
+add_test(NAME fuzz_onnx_seeds COMMAND fuzz_onnx_replay ${PROJECT_SOURCE_DIR}/tests/unit/onnx_models)
 set_tests_properties(fuzz_compile_seeds fuzz_compile_tokens_mutants PROPERTIES TIMEOUT 600)
 
 # --- libFuzzer executables ---
@@ -59,7 +61,7 @@ if(NNC_FUZZ)
                      -fno-omit-frame-pointer -g)
   # The compiler, front end and support code again, instrumented for coverage and sanitizers.
   add_library(nnc_fuzz_lib STATIC ${DSL_SRC} ${COMPILER_SRC} ${FLEX_nn_lexer_OUTPUTS}
-              ${BISON_nn_parser_OUTPUTS} ${CMAKE_CURRENT_BINARY_DIR}/abi_text.c
+              ${BISON_nn_parser_OUTPUTS} ${CMAKE_CURRENT_BINARY_DIR}/abi_text.c ${ONNX_PB_SRC}
               ${CMAKE_CURRENT_BINARY_DIR}/native_fingerprint.h ${SUPPORT_SRC} ${RUNTIME_SRC})
   get_target_property(defs nnc_compiler COMPILE_DEFINITIONS)
   get_target_property(incs nnc_compiler INCLUDE_DIRECTORIES)
@@ -67,7 +69,7 @@ if(NNC_FUZZ)
   target_include_directories(nnc_fuzz_lib PUBLIC ${incs} ${PROJECT_SOURCE_DIR}/runtime/include
                              ${PROJECT_SOURCE_DIR}/runtime/support ${PROJECT_SOURCE_DIR}/runtime/src)
   target_compile_options(nnc_fuzz_lib PRIVATE ${NNC_FUZZ_FLAGS})
-  target_link_libraries(nnc_fuzz_lib PUBLIC ${LLVM_LIB} ${OPENBLAS_LIB} m dl)
+  target_link_libraries(nnc_fuzz_lib PUBLIC ${LLVM_LIB} ${OPENBLAS_LIB} ${PROTOBUFC_LIB} m dl)
   foreach(t ${NNC_FUZZ_TARGETS})
     set(src ${NNC_FUZZ_DIR}/fuzz_${NNC_FUZZ_ENTRY_${t}}.c)
     if(NOT t STREQUAL NNC_FUZZ_ENTRY_${t})

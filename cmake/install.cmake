@@ -6,7 +6,8 @@
 #                                   (JIT) inside; exports only the nnc_* functions of nnc.h.
 #                                   The Python package (python/nnc) loads it for nnc.compile.
 #   libnnc.a   (target nnc_static)  the same as one static archive (runtime + compiler +
-#                                   support objects); link it with LLVM, OpenBLAS, -ldl -lm.
+#                                   support objects); link it with LLVM, OpenBLAS, protobuf-c,
+#                                   -ldl -lm.
 #
 # `cmake --install BUILD --prefix P` puts under P (GNUInstallDirs):
 #   bin/nnc                         the compiler
@@ -31,7 +32,7 @@ include(CMakePackageConfigHelpers)
 # support library (all position-independent).
 set(NNC_LIB_OBJECTS $<TARGET_OBJECTS:nnc_runtime> $<TARGET_OBJECTS:nnc_compiler>
                     $<TARGET_OBJECTS:nnc_support>)
-set(NNC_LIB_DEPS ${LLVM_LIB} ${OPENBLAS_LIB} dl m)
+set(NNC_LIB_DEPS ${LLVM_LIB} ${OPENBLAS_LIB} ${PROTOBUFC_LIB} dl m)
 
 add_library(nnc_shared SHARED ${NNC_LIB_OBJECTS})
 set_target_properties(nnc_shared PROPERTIES
@@ -82,7 +83,8 @@ install(FILES runtime/include/nnc.h runtime/include/nnc_model.h
 # pkg-config: the shared library by default; `pkg-config --static` adds what libnnc.a needs.
 get_filename_component(_nnc_llvm_dir ${LLVM_LIB} DIRECTORY)
 get_filename_component(_nnc_blas_dir ${OPENBLAS_LIB} DIRECTORY)
-set(NNC_PC_LIBS_PRIVATE "-L${_nnc_llvm_dir} -lLLVM-19 -L${_nnc_blas_dir} -lopenblas -ldl -lm")
+get_filename_component(_nnc_protobufc_dir ${PROTOBUFC_LIB} DIRECTORY)
+set(NNC_PC_LIBS_PRIVATE "-L${_nnc_llvm_dir} -lLLVM-19 -L${_nnc_blas_dir} -lopenblas -L${_nnc_protobufc_dir} -lprotobuf-c -ldl -lm")
 file(RELATIVE_PATH NNC_PC_TO_PREFIX ${CMAKE_INSTALL_FULL_LIBDIR}/pkgconfig ${CMAKE_INSTALL_PREFIX})
 configure_file(${CMAKE_CURRENT_LIST_DIR}/nnc.pc.in ${PROJECT_BINARY_DIR}/nnc.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/nnc.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

@@ -1,5 +1,7 @@
 /* compile.c — the compiler driver as a library (compile.h): read → parse → sema → passes
- * → lower → codegen → AOT shared library or ORC JIT.  Also `check` and `dump`.
+ * → lower → codegen → AOT shared library or ORC JIT.  Also `check` and `dump`.  A path
+ * ending in .onnx is read by the ONNX reader and translated (compiler/onnx/) instead of
+ * parsed and analyzed; its weights are its initializers, embedded.
  *
  * Each compilation is a Unit that owns everything made for it (arena, LLVM objects, JIT,
  * buffers) and runs under its own recovery point (ArenaOom, ast.h): running out of memory
@@ -18,6 +20,7 @@
 #include "interp.h"
 #include "memreport.h"
 #include "native.h"
+#include "onnx_import.h"
 #include "passes.h"
 #include "sema.h"
 #include "target.h"
@@ -56,6 +59,8 @@ typedef struct Unit {
   NncJit *nj;             /* the JIT being built, until it is returned */
   char *asm_text;
   char *msg;              /* the work's error message, until run_unit hands it over */
+  OnnxModel *onnx;        /* an .onnx model: what the reader read */
+  unsigned char *onnx_weights; /* its initializers (and derived parameters), to embed */
 } Unit;
 
 static int fail(char **errmsg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -81,6 +86,8 @@ static void unit_free(Unit *u) {
   target_free(u->target);
   free(u->asm_text);
   nnc_ctx_close(u->weights_ctx);
+  onnx_model_free(u->onnx);
+  free(u->onnx_weights);
   arena_free(u->arena);
   free(u->text);
   memset(u, 0, sizeof *u);
@@ -111,6 +118,7 @@ static int run_unit(Unit *u, UnitWork work, void *arg, char **errmsg) {
 }
 
 static char *read_file(const char *path, size_t *len, char **errmsg) {
+  size_t max = onnx_is_model_path(path) ? ONNX_MAX_FILE_BYTES : MAX_FILE_BYTES;
   FILE *f = fopen(path, "rb");
   if (!f) {
     fail(errmsg, "%s: error: cannot open: %s\n", path, strerror(errno));
@@ -121,10 +129,10 @@ static char *read_file(const char *path, size_t *len, char **errmsg) {
   for (;;) {
     if (n == cap) {
       cap = cap ? 2 * cap : 65536;
-      if (cap > MAX_FILE_BYTES + 1) {
+      if (cap > max + 1) {
         fclose(f);
         free(buf);
-        fail(errmsg, "%s: error: file larger than %u MiB\n", path, MAX_FILE_BYTES >> 20);
+        fail(errmsg, "%s: error: file larger than %zu MiB\n", path, max >> 20);
         return NULL;
       }
       char *nb = realloc(buf, cap + 1);
@@ -155,8 +163,22 @@ static const char *model_name_of(Arena *a, const char *path) {
   return arena_strndup(a, base, n);
 }
 
+/* An .onnx model: read (onnx_reader.h), external data looked up next to it. */
+static int onnx_front_end(Unit *u, const char *path, const char *text, size_t len, char **errmsg) {
+  u->file = (SrcFile){.path = arena_strdup(u->arena, path), .text = "", .len = 0};
+  diag_init(&u->diag, &u->file);
+  const char *slash = strrchr(path, '/');
+  const char *dir = slash ? arena_strndup(u->arena, path, slash == path ? 1 : (size_t)(slash - path)) : ".";
+  char *msg = NULL;
+  if (!onnx_read_memory(text, len, path, dir, &u->onnx, &msg)) return 0;
+  fail(errmsg, "%s", msg ? msg : "nnc: error: out of memory reading the ONNX model\n");
+  free(msg);
+  return -1;
+}
+
 static int front_end(Unit *u, const char *path, const char *text, size_t len, char **errmsg) {
   if (!(u->arena = arena_new())) nnc_out_of_memory("the compiler's arena");
+  if (onnx_is_model_path(path)) return onnx_front_end(u, path, text, len, errmsg);
   u->file = (SrcFile){.path = arena_strdup(u->arena, path), .text = arena_strndup(u->arena, text, len), .len = len};
   diag_init(&u->diag, &u->file);
   u->ast = parse_program(u->arena, &u->file, &u->diag);
@@ -166,6 +188,12 @@ static int front_end(Unit *u, const char *path, const char *text, size_t len, ch
 }
 
 static int analyze(Unit *u, const NncCompileOptions *opt, char **errmsg) {
+  if (u->onnx && opt && opt->ndefines)
+    return fail(errmsg, "%s: error: -D %s: an ONNX model has no constants to override\n", u->file.path, opt->defines[0]);
+  if (u->onnx) {
+    u->model = onnx_import(u->arena, &u->file, u->onnx, model_name_of(u->arena, u->file.path), &u->diag);
+    return u->model ? 0 : fail_diag(u, errmsg);
+  }
   u->model = sema_program(u->arena, &u->file, u->ast, model_name_of(u->arena, u->file.path),
                           opt ? opt->defines : NULL, opt ? opt->ndefines : 0, &u->diag);
   return u->model ? 0 : fail_diag(u, errmsg);
@@ -249,10 +277,26 @@ static int load_weights(Unit *u, const char *path, char **errmsg) {
   return derive_params(u, errmsg);
 }
 
+/* An ONNX model's weights: its initializers, then the derived parameters computed from them. */
+static int onnx_weights(Unit *u, const NncCompileOptions *opt, char **errmsg) {
+  const Model *m = u->model;
+  if (opt && opt->weights_path)
+    return fail(errmsg, "%s: error: --weights %s: an ONNX model's weights are its initializers\n", u->file.path,
+                opt->weights_path);
+  size_t size = ((size_t)m->weights_size + 63) & ~(size_t)63;
+  if (!(u->onnx_weights = aligned_alloc(64, size ? size : 64)))
+    nnc_out_of_memory("the weights of the ONNX model (%zu bytes)", size);
+  memset(u->onnx_weights, 0, size);
+  onnx_fill_weights(m, u->onnx, u->onnx_weights);
+  u->weights = u->onnx_weights;
+  return derive_params(u, errmsg);
+}
+
 static int compile_to_ir(Unit *u, const char *path, const char *text, size_t len,
                          const NncCompileOptions *opt, char **errmsg) {
   if (front_end(u, path, text, len, errmsg) || analyze(u, opt, errmsg) || optimize(u, NULL, errmsg)) return -1;
-  if (opt && opt->weights_path && load_weights(u, opt->weights_path, errmsg)) return -1;
+  if (u->onnx && onnx_weights(u, opt, errmsg)) return -1;
+  if (!u->onnx && opt && opt->weights_path && load_weights(u, opt->weights_path, errmsg)) return -1;
   if (!u->lowered && !(u->lowered = lower_model(u->model))) nnc_out_of_memory("lowering");
   return 0;
 }
@@ -444,6 +488,8 @@ static int dump_stage(Unit *u, void *arg, char **errmsg) {
   int which = j->which;
   if (j->read && !(j->text = u->text = read_file(u->path, &j->len, errmsg))) return -1;
   int rc = front_end(u, u->path, j->text, j->len, errmsg);
+  if (!rc && which == STAGE_AST && u->onnx)
+    rc = fail(errmsg, "%s: error: an ONNX model has no AST (stages: ir, opt, fused, loops, llvm, asm, memory)\n", u->path);
   if (!rc && which == STAGE_AST) ast_dump(j->out, u->ast);
   if (!rc && which >= STAGE_IR) rc = analyze(u, j->opt, errmsg);
   if (!rc && which >= STAGE_OPT) rc = optimize(u, which == STAGE_OPT ? "dce" : NULL, errmsg);
@@ -522,7 +568,8 @@ static int interpret_unit(Unit *u, const NncInterpOptions *opt, const char *entr
   if (strcmp(stage, "ir") && strcmp(stage, "opt"))
     return fail(errmsg, "nnc: error: the interpreter runs stage 'ir' or 'opt', not '%s'\n", stage);
   if (analyze(u, NULL, errmsg) || (!strcmp(stage, "opt") && optimize(u, "dce", errmsg))) return -1;
-  if (opt && opt->weights_path && load_weights(u, opt->weights_path, errmsg)) return -1;
+  if (u->onnx && onnx_weights(u, NULL, errmsg)) return -1;
+  if (!u->onnx && opt && opt->weights_path && load_weights(u, opt->weights_path, errmsg)) return -1;
   const Model *m = u->model;
   if (m->nparams && !u->weights)
     return fail(errmsg, "%s: error: the model has parameters: give a weights file\n", u->file.path);

@@ -3,7 +3,7 @@
 # ASan+UBSan, and run each for a given time.
 #
 #   scripts/fuzz.sh [--repeatable] SECONDS [TARGET...]
-#                          targets: compile compile_tokens safetensors npy (default: all)
+#                          targets: compile compile_tokens safetensors npy onnx (default: all)
 #
 # Seeds (examples/, tests/, 100 programs of the differential tester's generator, and
 # tests/fuzz/regressions/<target>/, so fixed crashes stay covered) are given to libFuzzer as a
@@ -36,7 +36,7 @@ case "$1" in -h|--help) usage; exit 0 ;; esac
 secs="$1"; shift
 [[ "$secs" =~ ^[0-9]+$ ]] || { echo "fuzz.sh: SECONDS must be a number" >&2; exit 2; }
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(compile compile_tokens safetensors npy)
+[ ${#targets[@]} -gt 0 ] || targets=(compile compile_tokens safetensors npy onnx)
 
 DIR="${NNC_FUZZ_BUILD_DIR:-build-fuzz}"
 CC_FUZZ="${NNC_FUZZ_CC:-clang-19}"
@@ -48,7 +48,8 @@ cmake -S . -B "$DIR" -DCMAKE_C_COMPILER="$CC_FUZZ" -DNNC_FUZZ=ON -DCMAKE_BUILD_T
 cmake --build "$DIR" -j "$JOBS" --target "${targets[@]/#/fuzz_}" >/dev/null || exit 1
 
 # The executions of a --repeatable run: about a minute each on a quiet 2-core machine.
-declare -A repeatable_runs=([compile]=4000 [compile_tokens]=8000 [safetensors]=500000 [npy]=5000000)
+declare -A repeatable_runs=([compile]=4000 [compile_tokens]=8000 [safetensors]=500000 [npy]=5000000
+                            [onnx]=1000000)
 
 seed() { # seed TARGET SEED_DIR: fill SEED_DIR, print the sorted list of its files
   rm -rf "$2" && mkdir -p "$2" || return 1
@@ -59,6 +60,7 @@ seed() { # seed TARGET SEED_DIR: fill SEED_DIR, print the sorted list of its fil
       compile|compile_tokens) find examples tests/compile tests/golden tests/difftest -name '*.nn' ;;
       safetensors) find tests/golden -name '*.safetensors' ;;
       npy) find tests/golden -name '*.npy' | LC_ALL=C sort | head -n 200 ;;
+      onnx) find tests/unit/onnx_models -name '*.onnx' ;;
     esac
     find tests/fuzz/regressions/"$1" -type f 2>/dev/null
   } | while read -r f; do cp "$f" "$2/seed-$(printf '%s' "$f" | md5sum | cut -c1-12)"; done
@@ -86,6 +88,7 @@ for t in "${targets[@]}"; do
   # mutator keeps within max_len; no slow growth of the length limit).
   [ "$t" = compile_tokens ] && opts+=(-max_len=32768 -len_control=0)
   [ "$t" = safetensors ] && opts+=(-max_len=65536)
+  [ "$t" = onnx ] && opts+=(-max_len=65536)
   log="$DIR/fuzz-$t.log"
   if [ "$repeatable" = 1 ]; then echo "==> fuzz_$t: ${NNC_FUZZ_RUNS:-${repeatable_runs[$t]}} executions (at most $secs s) from an empty corpus"
   else echo "==> fuzz_$t for $secs s (corpus $corpus)"; fi

@@ -37,6 +37,7 @@ die() { printf 'setup.sh: error: %s\n' "$*" >&2; exit 1; }
 
 # --- packages ----------------------------------------------------------------------------------
 PACKAGES=(llvm-19-dev clang-19 libclang-rt-19-dev flex bison libopenblas-dev libcmocka-dev
+          libprotobuf-c-dev protobuf-c-compiler  # the ONNX reader (compiler/onnx/)
           cmake make gcc libc6-dev pkg-config python3 python3-numpy graphviz
           python3-dask python3-distributed python3-pandas)  # Dask: tests/python/test_dask.py
 if [ "$want_bench" = 1 ]; then

@@ -131,7 +131,7 @@ if [ "$fuzz" = 1 ]; then
   mkdir -p build-fuzz
   if bash scripts/fuzz.sh --repeatable "$secs" 2>&1 | tee build-fuzz/test.log; then
     runs="$(grep -oE '^    [0-9]+ executions' build-fuzz/test.log | grep -oE '[0-9]+' | paste -sd/)"
-    summary+=("fuzz: compile, compile_tokens, safetensors, npy without a crash ($runs executions)")
+    summary+=("fuzz: compile, compile_tokens, safetensors, npy, onnx without a crash ($runs executions)")
   else
     summary+=("fuzz: FAILED (see build-fuzz/test.log and build-fuzz/artifacts/)")
     total_fail=$((total_fail + 1))

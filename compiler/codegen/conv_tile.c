@@ -29,6 +29,8 @@ typedef struct ConvCg {
   LLVMValueRef v_lo, v_hi, tail; /* with cv.parts: the current part's whole vector tiles
                                     [v_lo, v_hi), and whether it has the partial one */
   LLVMValueRef add, add_ld;     /* with cv.add: D's first row, and its row stride */
+  LLVMValueRef tile_lo, tile_hi; /* with vector blocks: the channel tiles of the call */
+  int64_t vblock;               /* vector tiles per block (conv_vector_block), or 0 */
 } ConvCg;
 
 /* The vector type of vector v0 + j of a tile.  A one-row image's last vector, when the tile's
@@ -49,8 +51,46 @@ static LLVMTypeRef narrow_tail(Cg *g, const ConvCg *c, LLVMValueRef v0, int j, L
   return LLVMVectorType(g->f32, (unsigned)n);
 }
 
-/* y[co0 + r, vector v0 + j] for r < nco, j < nvec (static tile sizes, dynamic origin). */
-static void conv_tile(Cg *g, const ConvCg *c, LLVMValueRef co0, LLVMValueRef v0, int nco, int nvec) {
+/* Up to this many (input channel, tap) steps are unrolled (a 7x7 depthwise convolution's). */
+#define CONV_UNROLLED_STEPS 49
+
+/* A register tile being computed: output channels co0 .. co0 + nco - 1, vectors 0 .. nvec-1
+ * of types vty at input offsets xo (masked by mask when x's rows are tight). */
+typedef struct ConvTile {
+  LLVMValueRef co0;
+  int nco, nvec;
+  const LLVMTypeRef *vty;
+  const LLVMValueRef *xo, *mask;
+} ConvTile;
+
+/* Step k (= ci * ntaps + tap) of tile t: acc[r * nvec + j] += w[co0 + r, k] * x[xoff + xo[j]]. */
+static void conv_step(Cg *g, const ConvCg *c, const ConvTile *t, LLVMValueRef k, LLVMValueRef xoff, LLVMValueRef *acc) {
+  const Ls *s = c->s;
+  LLVMValueRef xk = gep_f32(g, c->x, xoff);
+  int64_t ldw = s->cv.cin * s->cv.ntaps; /* a weight row */
+  LLVMValueRef wk = gep_f32(g, c->w, LLVMBuildNSWAdd(g->b, LLVMBuildNSWMul(g->b, t->co0, ci64(g, ldw), ""), k, ""));
+  unsigned fma = LLVMLookupIntrinsicID("llvm.fmuladd", 12);
+  LLVMValueRef w[16], wv[16], w_narrow[16] = {0};
+  for (int r = 0; r < t->nco; r++) {
+    w[r] = LLVMBuildLoad2(g->b, g->f32, gep_f32(g, wk, ci64(g, r * ldw)), "");
+    wv[r] = splat(g, c->vt, w[r]);
+  }
+  for (int j = 0; j < t->nvec; j++) {
+    LLVMTypeRef vt = t->vty[j];
+    LLVMValueRef fma_fn = LLVMGetIntrinsicDeclaration(g->mod, fma, &vt, 1);
+    LLVMTypeRef fma_t = LLVMIntrinsicGetType(g->ctx, fma, &vt, 1);
+    LLVMValueRef xv = load_vector(g, vt, gep_f32(g, xk, t->xo[j]), s->cv.tight ? t->mask[j] : NULL, -1);
+    for (int r = 0; r < t->nco; r++) {
+      LLVMValueRef wr = wv[r];
+      if (vt != c->vt) wr = w_narrow[r] ? w_narrow[r] : (w_narrow[r] = splat(g, vt, w[r]));
+      acc[r * t->nvec + j] = LLVMBuildCall2(g->b, fma_t, fma_fn, (LLVMValueRef[]){wr, xv, acc[r * t->nvec + j]}, 3, "");
+    }
+  }
+}
+
+/* y[co0 + r, vector v0 + j] for r < nco, j < nvec (static tile sizes, dynamic origin);
+ * full_tiles: the tile is one of the whole tiles (not the partial one after them). */
+static void conv_tile(Cg *g, const ConvCg *c, LLVMValueRef co0, LLVMValueRef v0, int nco, int nvec, bool full_tiles) {
   const Ls *s = c->s;
   int lanes = s->cv.lanes, nacc = nco * nvec;
   LLVMValueRef xo[16], yo[16], rem[16], acc[64];
@@ -63,11 +103,14 @@ static void conv_tile(Cg *g, const ConvCg *c, LLVMValueRef co0, LLVMValueRef v0,
     rem[j] = LLVMBuildNSWSub(g->b, ci64(g, s->cv.ow), col, "");
   }
   /* a row's last vector: only its first rem lanes are stored (and loaded, when x's rows are
-   * not padded to whole vectors) */
-  bool whole = s->cv.ow % lanes == 0;
-  LLVMValueRef lane_ix = lane_constants(g, g->i64, lanes, 1, 0), mask[16];
+   * not padded to whole vectors).  A one-row image's whole tiles never hold it when the row's
+   * vectors are not a whole number of tiles: their masks (recomputed in the loop when
+   * registers run short) are left out.  32-bit lane indices: one compare per mask. */
+  int64_t nv = s->cv.oh * c->chunks;
+  bool whole = s->cv.ow % lanes == 0 || (s->cv.oh == 1 && full_tiles && nv % s->cv.tile_vec != 0);
+  LLVMValueRef lane_ix = lane_constants(g, g->i32, lanes, 1, 0), mask[16];
   for (int j = 0; j < nvec; j++)
-    mask[j] = whole ? NULL : LLVMBuildICmp(g->b, LLVMIntSLT, lane_ix, splat(g, LLVMVectorType(g->i64, lanes), rem[j]), "");
+    mask[j] = whole ? NULL : LLVMBuildICmp(g->b, LLVMIntSLT, lane_ix, splat(g, LLVMVectorType(g->i32, lanes), LLVMBuildTrunc(g->b, rem[j], g->i32, "")), "");
   LLVMTypeRef vty[16];
   for (int j = 0; j < nvec; j++) vty[j] = narrow_tail(g, c, v0, j, &mask[j]);
   /* for (k = 0; k < cin * ntaps; k++), k = ci * ntaps + tap: the accumulators are phis of
@@ -79,49 +122,40 @@ static void conv_tile(Cg *g, const ConvCg *c, LLVMValueRef co0, LLVMValueRef v0,
     for (int j = 0; j < nvec; j++)
       init[r * nvec + j] = d_row ? load_vector(g, vty[j], gep_f32(g, d_row, yo[j]), mask[j], -1) : LLVMConstNull(vty[j]);
   }
-  LLVMBasicBlockRef pre = LLVMGetInsertBlock(g->b);
-  LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_k");
-  LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_fma");
-  LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_store");
-  LLVMBuildBr(g->b, head);
-  LLVMPositionBuilderAtEnd(g->b, head);
-  LLVMValueRef ci = LLVMBuildPhi(g->b, g->i64, "k");
-  for (int a = 0; a < nacc; a++) acc[a] = LLVMBuildPhi(g->b, vty[a % nvec], "acc");
-  LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, ci, ci64(g, s->cv.cin * s->cv.ntaps), ""), body, exit);
-  LLVMPositionBuilderAtEnd(g->b, body);
-  LLVMValueRef xoff = c->xtab ? LLVMBuildLoad2(g->b, g->i64, LLVMBuildGEP2(g->b, g->i64, c->xtab, &ci, 1, ""), "")
-                              : LLVMBuildNSWAdd(g->b, LLVMBuildNSWMul(g->b, ci, ci64(g, s->cv.xplane), ""), ci64(g, s->cv.tap[0]), "");
-  LLVMValueRef xk = gep_f32(g, c->x, xoff);
-  int64_t ldw = s->cv.cin * s->cv.ntaps; /* a weight row */
-  LLVMValueRef wk = gep_f32(g, c->w, LLVMBuildNSWAdd(g->b, LLVMBuildNSWMul(g->b, co0, ci64(g, ldw), ""), ci, ""));
-  LLVMValueRef next[64];
-  memcpy(next, acc, nacc * sizeof *acc);
-  unsigned fma = LLVMLookupIntrinsicID("llvm.fmuladd", 12);
-  LLVMValueRef w[16], wv[16], w_narrow[16] = {0};
-  for (int r = 0; r < nco; r++) {
-    w[r] = LLVMBuildLoad2(g->b, g->f32, gep_f32(g, wk, ci64(g, r * ldw)), "");
-    wv[r] = splat(g, c->vt, w[r]);
-  }
-  for (int j = 0; j < nvec; j++) {
-    LLVMTypeRef vt = vty[j];
-    LLVMValueRef fma_fn = LLVMGetIntrinsicDeclaration(g->mod, fma, &vt, 1);
-    LLVMTypeRef fma_t = LLVMIntrinsicGetType(g->ctx, fma, &vt, 1);
-    LLVMValueRef xv = load_vector(g, vt, gep_f32(g, xk, xo[j]), s->cv.tight ? mask[j] : NULL, -1);
-    for (int r = 0; r < nco; r++) {
-      LLVMValueRef wr = wv[r];
-      if (vt != c->vt) wr = w_narrow[r] ? w_narrow[r] : (w_narrow[r] = splat(g, vt, w[r]));
-      next[r * nvec + j] = LLVMBuildCall2(g->b, fma_t, fma_fn, (LLVMValueRef[]){wr, xv, next[r * nvec + j]}, 3, "");
+  if (s->cv.cin * s->cv.ntaps <= CONV_UNROLLED_STEPS) {
+    /* a few steps (a depthwise convolution's taps): unrolled, each tap's input offset a
+     * constant, no table or loop counter to keep in registers */
+    for (int64_t k = 0; k < s->cv.cin * s->cv.ntaps; k++) {
+      int64_t xoff = k / s->cv.ntaps * s->cv.xplane + s->cv.tap[k % s->cv.ntaps];
+      conv_step(g, c, &(ConvTile){co0, nco, nvec, vty, xo, mask}, ci64(g, k), ci64(g, xoff), init);
     }
+    memcpy(acc, init, nacc * sizeof *acc);
+  } else {
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(g->b);
+    LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_k");
+    LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_fma");
+    LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_store");
+    LLVMBuildBr(g->b, head);
+    LLVMPositionBuilderAtEnd(g->b, head);
+    LLVMValueRef ci = LLVMBuildPhi(g->b, g->i64, "k");
+    for (int a = 0; a < nacc; a++) acc[a] = LLVMBuildPhi(g->b, vty[a % nvec], "acc");
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, ci, ci64(g, s->cv.cin * s->cv.ntaps), ""), body, exit);
+    LLVMPositionBuilderAtEnd(g->b, body);
+    LLVMValueRef xoff = c->xtab ? LLVMBuildLoad2(g->b, g->i64, LLVMBuildGEP2(g->b, g->i64, c->xtab, &ci, 1, ""), "")
+                                : LLVMBuildNSWAdd(g->b, LLVMBuildNSWMul(g->b, ci, ci64(g, s->cv.xplane), ""), ci64(g, s->cv.tap[0]), "");
+    LLVMValueRef next[64];
+    memcpy(next, acc, nacc * sizeof *acc);
+    conv_step(g, c, &(ConvTile){co0, nco, nvec, vty, xo, mask}, ci, xoff, next);
+    LLVMValueRef ci1 = LLVMBuildNSWAdd(g->b, ci, ci64(g, 1), "");
+    LLVMBasicBlockRef latch = LLVMGetInsertBlock(g->b);
+    /* the tile's loop is 16 FMAs an iteration already: LLVM's runtime unrolling of it only
+     * doubled the compile time */
+    loop_hints(g, LLVMBuildBr(g->b, head), true, false, 0);
+    LLVMAddIncoming(ci, (LLVMValueRef[]){ci64(g, 0), ci1}, (LLVMBasicBlockRef[]){pre, latch}, 2);
+    for (int a = 0; a < nacc; a++)
+      LLVMAddIncoming(acc[a], (LLVMValueRef[]){init[a], next[a]}, (LLVMBasicBlockRef[]){pre, latch}, 2);
+    LLVMPositionBuilderAtEnd(g->b, exit);
   }
-  LLVMValueRef ci1 = LLVMBuildNSWAdd(g->b, ci, ci64(g, 1), "");
-  LLVMBasicBlockRef latch = LLVMGetInsertBlock(g->b);
-  /* the tile's loop is 16 FMAs an iteration already: LLVM's runtime unrolling of it only
-   * doubled the compile time */
-  loop_hints(g, LLVMBuildBr(g->b, head), true, false, 0);
-  LLVMAddIncoming(ci, (LLVMValueRef[]){ci64(g, 0), ci1}, (LLVMBasicBlockRef[]){pre, latch}, 2);
-  for (int a = 0; a < nacc; a++)
-    LLVMAddIncoming(acc[a], (LLVMValueRef[]){init[a], next[a]}, (LLVMBasicBlockRef[]){pre, latch}, 2);
-  LLVMPositionBuilderAtEnd(g->b, exit);
   for (int j = 0; j < nvec; j++)
     for (int r = 0; r < nco; r++) {
       LLVMValueRef plane = LLVMBuildNSWMul(g->b, LLVMBuildNSWAdd(g->b, co0, ci64(g, r), ""), ci64(g, s->cv.oh * s->cv.ow), "");
@@ -130,11 +164,11 @@ static void conv_tile(Cg *g, const ConvCg *c, LLVMValueRef co0, LLVMValueRef v0,
 }
 
 static void conv_vector_tile(Cg *g, const Ls *s, LLVMValueRef v0) {
-  conv_tile(g, g->conv, g->conv->co0, v0, g->conv->nco, s->cv.tile_vec);
+  conv_tile(g, g->conv, g->conv->co0, v0, g->conv->nco, s->cv.tile_vec, true);
 }
 
 static void conv_wide_tile(Cg *g, const Ls *s, LLVMValueRef v0) {
-  conv_tile(g, g->conv, g->conv->co0, v0, g->conv->nco, 2 * s->cv.tile_vec);
+  conv_tile(g, g->conv, g->conv->co0, v0, g->conv->nco, 2 * s->cv.tile_vec, true);
 }
 
 /* output channels [co0, co0 + nco): the whole tiles of vectors in a loop, then the rest
@@ -163,7 +197,7 @@ static void conv_channels(Cg *g, LLVMValueRef co0, int nco) {
     LLVMBuildCondBr(g->b, c->tail, rest, done);
     LLVMPositionBuilderAtEnd(g->b, rest);
   }
-  conv_tile(g, c, co0, ci64(g, whole), nco, (int)(nv - whole));
+  conv_tile(g, c, co0, ci64(g, whole), nco, (int)(nv - whole), false);
   if (c->tail) {
     LLVMBuildBr(g->b, done);
     LLVMPositionBuilderAtEnd(g->b, done);
@@ -202,6 +236,60 @@ static void conv_tile_range(Cg *g, LLVMValueRef lo, LLVMValueRef hi) {
   LLVMPositionBuilderAtEnd(g->b, done);
 }
 
+/* Cache-aware loop order.  The plain order (channel tiles outer, every vector tile inner)
+ * keeps a channel tile's weights in L1 and reads the whole input again for each channel tile;
+ * when the input is larger than L1 that re-reads it from L2 or further, row by row across
+ * cin strided rows (a 1x1 convolution 384 -> 64 at 14x14 ran at a quarter of the FMA peak).
+ * Blocked, the vector tiles go in blocks whose input fits in half of L1, and every channel
+ * tile runs over a block before the next: the block's input is read once and the weights
+ * (all of them, once per block) stream instead.  Blocks are used when that moves fewer
+ * bytes. */
+#define CONV_L1_BYTES (32 * 1024)
+
+static int64_t conv_vector_block(const Ls *s, int64_t chunks) {
+  int64_t tv = s->cv.tile_vec, whole = s->cv.oh * chunks / tv;
+  if (s->cv.nbatch > 1 || s->cv.parts > 1 || whole < 2) return 0;
+  int64_t x_bytes = 4 * s->cv.cin * s->cv.xplane, w_bytes = 4 * s->cv.cout * s->cv.cin * s->cv.ntaps;
+  if (x_bytes <= CONV_L1_BYTES) return 0; /* the input stays in L1 anyway */
+  /* a vector tile's input: tv vectors of each tap row of each input channel */
+  int64_t rows = 0, seen[64];
+  for (int64_t t = 0; t < s->cv.ntaps && rows < 64; t++) {
+    int64_t r = s->cv.tap[t] / s->cv.xrow, k = 0;
+    while (k < rows && seen[k] != r) k++;
+    if (k == rows) seen[rows++] = r;
+  }
+  int64_t tile_bytes = 4 * s->cv.cin * rows * tv * s->cv.lanes;
+  int64_t vb = tile_bytes >= CONV_L1_BYTES / 2 ? 1 : CONV_L1_BYTES / 2 / tile_bytes;
+  if (vb >= whole) return 0;
+  int64_t co_tiles = (s->cv.cout + s->cv.tile_co - 1) / s->cv.tile_co, blocks = (whole + vb - 1) / vb;
+  return blocks * w_bytes < co_tiles * x_bytes ? vb : 0;
+}
+
+/* Block b of vector tiles: every channel tile of the call over it; the partial vector tile
+ * with the last block. */
+static void conv_block(Cg *g, const Ls *s, LLVMValueRef b) {
+  ConvCg *c = g->conv;
+  int64_t tv = s->cv.tile_vec, whole = s->cv.oh * c->chunks / tv, nblocks = (whole + c->vblock - 1) / c->vblock;
+  c->v_lo = LLVMBuildNSWMul(g->b, b, ci64(g, c->vblock * tv), "");
+  LLVMValueRef hi = LLVMBuildNSWAdd(g->b, c->v_lo, ci64(g, c->vblock * tv), "");
+  c->v_hi = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, hi, ci64(g, whole * tv), ""), hi, ci64(g, whole * tv), "");
+  c->tail = LLVMBuildICmp(g->b, LLVMIntEQ, b, ci64(g, nblocks - 1), "");
+  conv_tile_range(g, c->tile_lo, c->tile_hi);
+  c->v_lo = c->v_hi = c->tail = NULL;
+}
+
+/* Channel tiles [lo, hi), in vector blocks when c->vblock says so. */
+static void conv_tile_blocks(Cg *g, const Ls *s, LLVMValueRef lo, LLVMValueRef hi) {
+  ConvCg *c = g->conv;
+  if (!c->vblock) {
+    conv_tile_range(g, lo, hi);
+    return;
+  }
+  int64_t whole = s->cv.oh * c->chunks / s->cv.tile_vec;
+  c->tile_lo = lo, c->tile_hi = hi;
+  counted_loop(g, ci64(g, 0), ci64(g, (whole + c->vblock - 1) / c->vblock), ci64(g, 1), conv_block, s);
+}
+
 /* The channel tiles of `count` output channels (the last one partial). */
 static LLVMValueRef conv_tiles(Cg *g, const Ls *s, LLVMValueRef count) {
   return LLVMBuildSDiv(g->b, LLVMBuildNSWAdd(g->b, count, ci64(g, s->cv.tile_co - 1), ""), ci64(g, s->cv.tile_co), "");
@@ -218,14 +306,23 @@ static void conv_item_tile(Cg *g, const Ls *s, LLVMValueRef t) {
   conv_tile_range(g, tile, LLVMBuildNSWAdd(g->b, tile, ci64(g, 1), ""));
 }
 
-/* Iteration t of a convolution in parts: part t % parts of channel tile t / parts, whole
- * vector tiles in equal runs, the partial one in the last part. */
+/* Iteration t of a convolution in parts: part t % parts of channel tile t / parts, or with
+ * cv.part_major channel tile t % tiles of part t / tiles, so that a run of iterations (one
+ * thread's) sweeps every channel tile over one part of an input larger than L2 while that
+ * part is cached.  Whole vector tiles in equal runs, the partial one in the last part. */
 static void conv_tile_part(Cg *g, const Ls *s, LLVMValueRef t) {
   ConvCg *c = g->conv;
   int64_t nv = s->cv.oh * c->chunks, tv = s->cv.tile_vec, whole = nv / tv;
   int64_t per = (whole + s->cv.parts - 1) / s->cv.parts * tv;
-  LLVMValueRef parts = ci64(g, s->cv.parts), part = LLVMBuildSRem(g->b, t, parts, "");
-  LLVMValueRef tile = LLVMBuildSDiv(g->b, t, parts, "");
+  LLVMValueRef part, tile;
+  if (s->cv.part_major) {
+    LLVMValueRef tiles = conv_tiles(g, s, c->count);
+    part = LLVMBuildSDiv(g->b, t, tiles, "");
+    tile = LLVMBuildSRem(g->b, t, tiles, "");
+  } else {
+    part = LLVMBuildSRem(g->b, t, ci64(g, s->cv.parts), "");
+    tile = LLVMBuildSDiv(g->b, t, ci64(g, s->cv.parts), "");
+  }
   c->v_lo = LLVMBuildNSWMul(g->b, part, ci64(g, per), "");
   LLVMValueRef hi = LLVMBuildNSWAdd(g->b, c->v_lo, ci64(g, per), "");
   c->v_hi = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, hi, ci64(g, whole * tv), ""), hi, ci64(g, whole * tv), "");
@@ -305,7 +402,8 @@ static LLVMValueRef conv_function(Cg *g, const Ls *s) {
   } else if (s->cv.parts > 1) {
     counted_loop(g, lo, hi, ci64(g, 1), conv_tile_part, s);
   } else {
-    conv_tile_range(g, lo, hi);
+    c.vblock = conv_vector_block(s, c.chunks);
+    conv_tile_blocks(g, s, lo, hi);
   }
   LLVMBuildRetVoid(g->b);
   g->conv = NULL;

@@ -142,16 +142,27 @@ static bool reads_other(const Lx *x, int buf, const Lx *idx, int depth) {
          reads_other(x->a[2], buf, idx, depth + 1);
 }
 
+/* Does x load two interleaved halves (halves_of) along var? */
+static bool reads_halves(const Lx *x, int var, int depth) {
+  int64_t st;
+  if (!x || depth > VEC_DEPTH) return false;
+  if (x->k == LX_LOAD && varies(x->a[0], var, depth) && !stride_of(x->a[0], var, &st, 0)) return true;
+  return reads_halves(x->a[0], var, depth + 1) || reads_halves(x->a[1], var, depth + 1) ||
+         reads_halves(x->a[2], var, depth + 1);
+}
+
 /* Can loop s run as vectors, and with how many lanes (a power of two >= 4 no wider than the
  * host's, the narrowest that holds the row when it fits in one)? */
 int vector_row_lanes(const Cg *g, const Ls *s) {
-  if (!s->vector_row || s == g->par || s->lo->k != LX_I || s->lo->c != 0 || s->hi->k != LX_I || s->step->k != LX_I ||
-      s->step->c != 1)
-    return 0; /* (every vector then starts at an even column: halves_of loads) */
+  if (!s->vector_row || s == g->par || s->lo->k != LX_I || s->hi->k != LX_I || s->step->k != LX_I || s->step->c != 1)
+    return 0;
   int host, regs;
   target_host_simd(&host, &regs);
   int64_t n = s->hi->c - s->lo->c;
-  if (host < 4 || n < 2 || n > 4 * (int64_t)host) return 0;
+  /* up to 8 vectors (a stride-2 convolution's input copy: 56 columns after the padding) */
+  if (host < 4 || n < 2 || n > 8 * (int64_t)host) return 0;
+  for (int i = 0; i < s->nbody; i++) /* every vector of halves_of loads starts at an even column */
+    if (s->lo->c % 2 && reads_halves(s->body[i]->val, s->var, 0)) return 0;
   for (int i = 0; i < s->nbody; i++) {
     const Ls *b = s->body[i];
     int64_t st;
@@ -255,12 +266,25 @@ static LLVMValueRef vec_value_uncached(Cg *g, VecRow *r, Lx *x) {
       return LLVMBuildShuffleVector(g->b, even, odd, interleave_lanes(g, r->lanes, 0), "");
     }
     if (st == 1) return load_vector(g, r->vt, p, r->mask, x->buf);
-    /* every other element: two vectors, then the even lanes of both; a lane past the last
-       element the row reads is masked, so nothing beyond it is touched */
+    /* every other element of the span p[0, span): two whole vectors, the first and the last
+     * `lanes` elements of the span, then the even elements of both.  Nothing beyond the span
+     * is touched; a span shorter than a vector is one masked load.  (Masking the second
+     * vector instead, LLVM turned the masked load and shuffle into one scalar load per
+     * element: a stride-2 convolution's input copy ran at a scalar copy's speed.) */
     int64_t span = 2 * (r->valid - 1) + 1;
-    LLVMValueRef lo = load_vector(g, r->vt, p, lane_mask(g, r->lanes, 1, 0, span), x->buf);
-    LLVMValueRef hi = load_vector(g, r->vt, gep_f32(g, p, ci64(g, r->lanes)), lane_mask(g, r->lanes, 1, r->lanes, span), x->buf);
-    return LLVMBuildShuffleVector(g->b, lo, hi, lane_constants(g, g->i32, r->lanes, 2, 0), "");
+    if (span <= r->lanes)
+      return LLVMBuildShuffleVector(g->b, load_vector(g, r->vt, p, lane_mask(g, r->lanes, 1, 0, span), x->buf),
+                                    LLVMGetUndef(r->vt), lane_constants(g, g->i32, r->lanes, 2, 0), "");
+    LLVMValueRef lo = load_vector(g, r->vt, p, NULL, x->buf);
+    LLVMValueRef hi = load_vector(g, r->vt, gep_f32(g, p, ci64(g, span - r->lanes)), NULL, x->buf);
+    LLVMValueRef ix[64];
+    for (int i = 0; i < r->lanes; i++) {
+      int64_t e = 2 * i; /* element e of the span: in lo, or element e - (span - lanes) of hi;
+                            lanes past the row's last column are not stored */
+      ix[i] = e >= span ? LLVMGetUndef(g->i32)
+                        : LLVMConstInt(g->i32, (unsigned long long)(e < r->lanes ? e : r->lanes + e - (span - r->lanes)), 0);
+    }
+    return LLVMBuildShuffleVector(g->b, lo, hi, LLVMConstVector(ix, (unsigned)r->lanes), "");
   }
   case LX_ITOF: return LLVMBuildSIToFP(g->b, vec_int(g, r, x->a[0]), r->vt, "");
   case LX_SELECT: return LLVMBuildSelect(g->b, vec_cond(g, r, x->a[0]), vec_value(g, r, x->a[1]), vec_value(g, r, x->a[2]), "");

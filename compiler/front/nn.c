@@ -1,9 +1,10 @@
 /* nn.c — convolution, pooling, normalization, resampling and padding in terms of primitive
  * ops, with PyTorch's semantics (torch.nn.functional; output sizes and padding rules from
- * ATen).  A convolution is a sliding window (im2col as an index transform) and a matmul, so
- * it reaches OpenBLAS with its bias and activation as the GEMM's epilogue; a depthwise one is
- * a windowed multiply-sum; pooling is a window and a reduction; norms are two reductions
- * (mean, then the mean of squared deviations) and one elementwise kernel. */
+ * ATen).  A convolution is a sliding window (im2col as an index transform) and a matmul, a
+ * product per channel group (a depthwise one too), so it reaches the direct-convolution kernel
+ * or OpenBLAS with its bias and activation as the GEMM's epilogue; pooling is a window and a
+ * reduction; norms are two reductions (mean, then the mean of squared deviations) and one
+ * elementwise kernel. */
 #include <math.h>
 #include <string.h>
 #include "nn.h"
@@ -111,6 +112,15 @@ INode *nn_conv2d(Sema *S, INode *x, INode *w, INode *b, const ConvSpec *c, SrcLo
   Dim n = x->shape.d[0];
   bool pointwise = kh == 1 && kw == 1 && c->stride[0] == 1 && c->stride[1] == 1 && !c->pad[0] && !c->pad[1] &&
                    !c->pad[2] && !c->pad[3];
+  if (pointwise && g == 1 && x->shape.d[2].k * x->shape.d[3].k == 1) { /* on 1x1 maps, a Linear layer */
+    Dim xs[2] = {n, dim_const(C)}, ys[4] = {n, dim_const(cout), dim_const(1), dim_const(1)};
+    Dim ws[2] = {dim_const(cout), dim_const(C)}, bs[2] = {dim_const(1), dim_const(cout)};
+    /* x W^T with the images as rows: the weights transposed once (pass_weight_layout.c), not
+     * one matrix-vector product per image (squeeze-excitation blocks) */
+    INode *y = ir_matmul(M, E, reshape_to(S, x, 2, xs, loc), reshape_to(S, w, 2, ws, loc), 0, 1, loc, D);
+    if (y && b) y = ir_binary(M, E, OP_ADD, y, reshape_to(S, b, 2, bs, loc), loc, D);
+    return y ? reshape_to(S, y, 4, ys, loc) : NULL;
+  }
   if (pointwise && g == 1) { /* a 1x1 convolution is a plain GEMM over the pixels */
     Dim xs[3] = {n, dim_const(C), dim_const(x->shape.d[2].k * x->shape.d[3].k)}, ws[2] = {dim_const(cout), dim_const(C)};
     return conv_gemm(S, reshape_to(S, w, 2, ws, loc), reshape_to(S, x, 3, xs, loc), b, cout, x->shape.d[2].k,
@@ -122,12 +132,6 @@ INode *nn_conv2d(Sema *S, INode *x, INode *w, INode *b, const ConvSpec *c, SrcLo
   INode *win = ir_window(M, E, x, &ws, loc, D);
   if (!win) return NULL;
   int64_t oh = win->shape.d[2].k, ow = win->shape.d[3].k;
-  if (C / g == 1 && cout == C) { /* depthwise: a windowed multiply-sum per channel */
-    Dim wd[5] = {dim_const(C), dim_const(1), dim_const(1), dim_const(kh), dim_const(kw)};
-    INode *p = ir_binary(M, E, OP_MUL, win, reshape_to(S, w, 5, wd, loc), loc, D);
-    INode *y = ir_reduce(M, E, OP_SUM, p, (1u << 4) | (1u << 5), 0, loc, D);
-    return y && b ? ir_binary(M, E, OP_ADD, y, per_channel(S, b, 2, loc), loc, D) : y;
-  }
   Dim wm[3] = {dim_const(g), dim_const(cout / g), dim_const(C / g * kh * kw)};
   return conv_gemm(S, reshape_to(S, w, 3, wm, loc), columns(S, win, g, loc), b, cout, oh, ow, n, loc);
 }

@@ -300,6 +300,36 @@ static INode *index_at_run_time(Sema *S, INode *t, int axis, const Value *v, Src
   return ir_gather(m, e, t, ir_reshape(m, e, i, &one, loc, S->d), axis, &out, loc, S->d);
 }
 
+/* x[:, a:b:s] on a symbolic axis, when the result has a static length: both ends counted
+ * from the start (x[:, :2]) or both from the end (x[:, -2:], x[:, -3:-1]).  The positions
+ * are gathered, each checked when the call runs: with T = 1, x[:, -2:] is a run-time error
+ * naming the place (PyTorch would return the one row; a shape cannot depend on T here).
+ * NULL with *handled false when the slice's length would be symbolic. */
+static INode *slice_at_run_time(Sema *S, INode *t, int axis, int64_t start, int64_t stop, int64_t step, SrcLoc loc,
+                                bool *handled) {
+  Model *m = S->m;
+  Entry *e = S->e;
+  bool from_end = start < 0 && (stop == INT64_MAX || stop <= 0);
+  *handled = step > 0 && (from_end || (start >= 0 && stop >= 0 && stop != INT64_MAX));
+  if (!*handled) return NULL;
+  if (!e) return diag_error(S->d, loc, "a tensor is sliced at run time only inside an export"), NULL;
+  int64_t end = from_end && stop == INT64_MAX ? 0 : stop, span = end - start;
+  if (span <= 0) return diag_error(S->d, loc, "the slice %lld:%lld along a symbolic dimension is empty", (long long)start,
+                                   (long long)stop), NULL;
+  int64_t count = (span + step - 1) / step;
+  Shape cs = {.rank = 1, .d = {dim_const(count)}};
+  INode *first = ir_fill(m, e, (double)start, &(Shape){0}, loc);
+  if (from_end) first = ir_binary(m, e, OP_ADD, first, ir_dim_value(m, e, t->shape.d[axis], loc), loc, S->d);
+  INode *pos = ir_binary(m, e, OP_MUL, ir_iota(m, e, &cs, 0, loc), ir_fill(m, e, (double)step, &(Shape){0}, loc), loc, S->d);
+  pos = ir_check_index(m, e, ir_binary(m, e, OP_ADD, pos, first, loc, S->d), t->shape.d[axis], "slice position", loc, S->d);
+  if (!pos) return NULL;
+  Shape one = {.rank = t->shape.rank - axis}, out = t->shape;
+  for (int k = 0; k < one.rank; k++) one.d[k] = dim_const(1);
+  one.d[0] = dim_const(count);
+  out.d[axis] = dim_const(count);
+  return ir_gather(m, e, t, ir_reshape(m, e, pos, &one, loc, S->d), axis, &out, loc, S->d);
+}
+
 static bool eval_index(Sema *S, Scope *sc, const Node *n, Value *out) {
   Value obj;
   if (!eval(S, sc, n->lhs, &obj)) return false;
@@ -358,6 +388,14 @@ static bool eval_index(Sema *S, Scope *sc, const Node *n, Value *out) {
       if (start < 0) start += len.k;
       stop = start + 1;
       drop |= 1u << axis;
+    }
+    if (t->shape.d[axis].syms && ix->kind == N_SLICE) {
+      bool handled;
+      INode *r = slice_at_run_time(S, t, axis, start, stop, step, ix->loc, &handled);
+      if (handled) {
+        if (!(t = r)) return false;
+        continue;
+      }
     }
     if (stop == INT64_MAX) stop = t->shape.d[axis].syms ? INT64_MAX : t->shape.d[axis].k;
     t = ir_slice(S->m, S->e, t, axis, start, stop, step, ix->loc, S->d);

@@ -156,6 +156,12 @@ static Ls *lower_sgemm(Lower *L, Ls *cur, Lx *const *bidx, bool blocked, Lx **ro
      * part into its own core's cache */
     int64_t vtiles = (n->c + lanes - 1) / lanes / cv->cv.tile_vec;
     cv->cv.parts = vtiles >= 8 ? 4 : vtiles >= 4 ? 2 : 1;
+    /* and a B too large for L2 in as many parts as keep each part within ROW_TILES_PART_FLOATS:
+     * the parts run one after another on a thread, each part's columns read by every row tile
+     * while they are in cache (a 1x1 convolution over a 112x112 map: 12544 columns) */
+    int64_t cached = (k->c * n->c + ROW_TILES_PART_FLOATS - 1) / ROW_TILES_PART_FLOATS;
+    if (cached > cv->cv.parts && vtiles > cv->cv.parts) cv->cv.parts = cached < vtiles ? (int)cached : (int)vtiles;
+    cv->cv.part_major = cached > 1;
     *done = nb == 0 && row_tiles_onto(L, cv, r0);
     ls_add(L, cur, cv);
     *row0 = r0;
@@ -189,6 +195,25 @@ static bool is_view_of(const INode *root, const INode *g) {
   return root == g;
 }
 
+/* A grouped convolution's epilogue inside its loop over groups, right after the group's
+ * product while its output channels are in cache: with the images' loop holding only the
+ * groups' loop, the runtime then splits (image, group) pairs among threads, where the
+ * images alone leave a depthwise convolution of one image on one thread.  True when done. */
+static bool conv_epilogue_per_group(Lower *L, Ls *group, const ConvPlan *c, INode *root, Lx **bidx, Lx **vars) {
+  const Shape *rs = &root->shape;
+  if (c->groups < 2 || rs->rank != 4 || rs->d[1].syms || rs->d[1].k != c->groups * c->cout) return false;
+  vars[0] = bidx[0];
+  vars[1] = bidx[1];
+  Ls *in = group;
+  if (c->cout > 1) {
+    Lx *j;
+    in = loop(L, group, lx_i(L, 0), lx_i(L, c->cout), lx_i(L, 1), &j);
+    vars[1] = ibin(L, '+', ibin(L, '*', bidx[1], lx_i(L, c->cout)), j);
+  }
+  store_planes(L, in, rs, 2, vars, &root, 1);
+  return true;
+}
+
 /* sgemm per matrix of the batch (per block of GEMM_ROW_BLOCK rows for a plain 2-D product),
  * with the epilogue applied while the block is warm in cache: after each row block, or after
  * each index of the leading batch dim when the result keeps it (a convolution's images). */
@@ -209,12 +234,13 @@ void lower_gemm(Lower *L, Ls *body) {
     if (i == 0) lead = cur;
   }
   ConvPlan conv;
-  bool done = false;
-  if (conv_plan(K, &conv)) done = lower_conv(L, cur, &conv, bidx);
+  bool done = false, planned = conv_plan(K, &conv);
+  if (planned) done = lower_conv(L, cur, &conv, bidx);
   else cur = lower_sgemm(L, cur, bidx, blocked, &r0, &done);
   Lx *rows = block_rows(L, blocked, m, r0);
   if (root == g || done || is_view_of(root, g)) return;
   Lx *vars[MAX_RANK];
+  if (planned && per_lead && nb == 2 && conv_epilogue_per_group(L, cur, &conv, root, bidx, vars)) return;
   int order[MAX_RANK];
   for (int i = 0; i < MAX_RANK; i++) order[i] = i;
   if (blocked) {

@@ -90,6 +90,9 @@ struct Ls {
                                            parallel iterations of their own (1, or up to 4 for
                                            a product of few rows: B's columns split among
                                            threads) */
+    bool part_major;                    /* iterations numbered part by part (a B larger than L2:
+                                           each part swept by every channel tile while cached),
+                                           else channel tile by channel tile (A's rows cached) */
   } cv;
   struct {                              /* LS_SCAN: run a scan body `steps` times */
     const ScanInfo *info;

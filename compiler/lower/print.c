@@ -184,7 +184,7 @@ static void print_ls(Printer *p, const Ls *s, int depth) {
       print_lx(p, s->cv.rows);
     }
     if (s->cv.tight) fprintf(out, " tight");
-    if (s->cv.parts > 1) fprintf(out, " parts=%d", s->cv.parts);
+    if (s->cv.parts > 1) fprintf(out, " parts=%d%s", s->cv.parts, s->cv.part_major ? " part-major" : "");
     if (s->cv.add >= 0) {
       fprintf(out, " plus ");
       print_ref(p, s->cv.add, s->cv.add_off);

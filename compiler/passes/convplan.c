@@ -22,16 +22,19 @@ static bool plan_axis(int64_t taps, int64_t stride, int64_t dil, int64_t *nphase
   return true;
 }
 
-/* Vectors as wide as the host's, or narrower when that wastes fewer lanes on a short output
- * row (an 8-wide map in 16-float vectors leaves half of every vector idle). */
+/* The vector width that takes the least time over a row of ow outputs: vectors per row
+ * times the cost of one, where a vector of up to 8 floats (256 bits) is one FMA and a wider
+ * one costs 256-bit halves (two on Zen 4).  So a 28-column row takes 8-float vectors on
+ * AVX2 (4 of them, not 7 of 4 floats), and an 8-wide map on AVX-512 takes 8, not 16 (half of
+ * every vector idle).  Ties go to the narrower vector: a shorter padded copy. */
 static int pick_lanes(int host, int64_t ow) {
-  int lanes = host;
-  while (lanes > 4) {
-    int half = lanes / 2;
-    if ((ow + half - 1) / half * half >= (ow + lanes - 1) / lanes * lanes) break;
-    lanes = half;
+  int best = host;
+  int64_t best_cost = INT64_MAX;
+  for (int lanes = 4; lanes <= host; lanes *= 2) {
+    int64_t cost = (ow + lanes - 1) / lanes * (lanes > 8 ? lanes / 8 : 1);
+    if (cost < best_cost) best = lanes, best_cost = cost;
   }
-  return lanes;
+  return best;
 }
 
 bool conv_plan(const Kernel *K, ConvPlan *c) {
@@ -67,8 +70,9 @@ bool conv_plan_of(const INode *g, const INode *cols, ConvPlan *c) {
   target_host_simd(&host, &regs);
   c->lanes = pick_lanes(host, c->ow);
   /* output rows of 4 or fewer columns: 4-float vectors use a quarter of an AVX-512 FMA, and
-   * im2col + sgemm is faster (fcn's 4x4 and 2x2 maps) */
-  if (c->lanes < 8 && host >= 8) return false;
+   * im2col + sgemm is faster (fcn's 4x4 and 2x2 maps); not with groups, whose sgemm calls
+   * per group (a depthwise convolution's: one row of 9 taps each) cost far more */
+  if (c->lanes < 8 && host >= 8 && c->groups == 1) return false;
   c->hq = c->oh + c->shift[0];
   c->wq = (c->ow + c->lanes - 1) / c->lanes * c->lanes + c->shift[1];
   c->cout = gs->d[2].k;
@@ -117,6 +121,10 @@ int row_tile_lanes(int64_t k, int64_t n) {
   while (lanes > 4 && n <= lanes / 2) lanes /= 2;
   /* rows of 1-3 columns: mostly idle lanes, OpenBLAS does better (cfr's one-output heads);
    * 4 columns in 4-float vectors still beat OpenBLAS (fcn's 2x2 maps: im2col [1152, 4]) */
-  if (k < 1 || n < 1 || k > ROW_TILES_MAX_FLOATS / n || (lanes < 8 && host >= 8 && n < 4)) return 0;
+  if (k < 1 || n < 1 || (lanes < 8 && host >= 8 && n < 4)) return 0;
+  /* B larger than L2: in parts (gemm.c), but only with few rows.  Every k step loads from
+   * the next of B's rows, N floats on: over many long rows that misses the TLB and the
+   * prefetchers, where OpenBLAS packs B (1024 x 1024 x 1024 ran at 42 % of its rate) */
+  if (k > ROW_TILES_LONG_B_K && k > ROW_TILES_MAX_FLOATS / n) return 0;
   return lanes;
 }

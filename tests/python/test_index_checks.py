@@ -4,7 +4,7 @@ indices (the boundaries 0 and size - 1 included) give PyTorch's results; every i
 refuses (negative, too large; and NaN or a fraction, which an f32-carried index can hold) makes
 the call raise nnc.Error naming the op, the argument and the value — from a JIT model and from a
 compiled .so, at 1 and 3 threads.  Positions known only at run time (x[:, -1] on a symbolic
-axis, x[t - 1] in a scan) are checked the same way."""
+axis, x[t - 1] in a scan, slices of static length such as x[:, -2:]) are checked the same way."""
 import os
 import unittest
 
@@ -32,6 +32,12 @@ export prev(x: f32[T, 3]) -> y: f32[T, 3] {
   }
 }
 export gather_sym(x: f32[N, T], i: i64[N, K]) -> y: f32[N, K] { y = gather(x, 1, i) }
+export ends(x: f32[N, T, 3]) -> (a: f32[N, 2, 3], b: f32[N, 2, 3], c: f32[N, 2, 3], d: f32[N, 1, 3]) {
+  a = x[:, -2:]
+  b = x[:, :2]
+  c = x[:, -4:-1:2]
+  d = x[:, 1:2]
+}
 """
 
 
@@ -159,3 +165,21 @@ class IndexChecksTest(TempDirCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+    def test_run_time_slices(self):
+        """Slices of static length along a symbolic axis, both ends from the start or both from
+        the end: torch's rows for every T that holds them; a T too short for them is a run-time
+        error (torch would return fewer rows, which a shape of static length cannot)."""
+        rng = np.random.default_rng(6)
+        for T in (4, 5, 9):
+            x = rng.standard_normal((2, T, 3)).astype(np.float32)
+            for what, m in self.each():
+                a, b, c, d = m.ends(x)
+                np.testing.assert_array_equal(a, x[:, -2:], err_msg=what)
+                np.testing.assert_array_equal(b, x[:, :2], err_msg=what)
+                np.testing.assert_array_equal(c, x[:, -4:-1:2], err_msg=what)
+                np.testing.assert_array_equal(d, x[:, 1:2], err_msg=what)
+        for what, m in self.each():
+            with self.assertRaises(nnc.Error, msg=what) as cm:
+                m.ends(np.zeros((2, 3, 3), np.float32))  # x[:, -4:-1:2] needs T >= 4
+            self.assertIn("slice position holds -1, outside [0, 3)", str(cm.exception), what)

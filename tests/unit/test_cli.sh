@@ -44,12 +44,16 @@ expect 2 "missing --stage=STAGE" -- dump "$M"
 expect 2 "unknown stage" -- dump --stage=nope "$M"
 expect 1 "nope.nn" -- check "$TMP/nope.nn"
 # a binary file where a .nn is expected is said to be one, without echoing its bytes
-printf '\010\007\022\007pytorch\032\003\n' >"$TMP/model.onnx"
-expect 1 "model.onnx: error: not a .nn source file: byte 0 is 0x08" -- run "$TMP/model.onnx"
-expect 1 "not a .nn source file" -- check "$TMP/model.onnx"
+printf '\010\007\022\007pytorch\032\003\n' >"$TMP/binary.nn"
+expect 1 "binary.nn: error: not a .nn source file: byte 0 is 0x08" -- run "$TMP/binary.nn"
+expect 1 "not a .nn source file" -- check "$TMP/binary.nn"
 if tr -d '\n\t' <"$TMP/out" | LC_ALL=C grep -q '[[:cntrl:]]'; then
-  echo "FAIL: nnc check model.onnx printed control bytes"; failures=$((failures + 1))
+  echo "FAIL: nnc check binary.nn printed control bytes"; failures=$((failures + 1))
 fi
+# the same bytes as an .onnx are read as ONNX (compiler/onnx/): a truncated protobuf
+cp "$TMP/binary.nn" "$TMP/model.onnx"
+expect 1 "model.onnx: error: malformed protobuf at byte 12 (ModelProto.producer_version): a length of 3 bytes runs past the end of the file (1 bytes left)" -- run "$TMP/model.onnx"
+expect 1 "malformed protobuf" -- check "$TMP/model.onnx"
 
 if [ -f "$M" ] && [ -f "$G/weights.safetensors" ]; then
   W=$G/weights.safetensors

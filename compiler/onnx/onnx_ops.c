@@ -1,0 +1,517 @@
+/* onnx_ops.c — the ONNX ops nnc translates: one row each in `ops[]` (name, handler, the IR
+ * op of an elementwise row, input and output counts, the attributes it takes), and their
+ * handlers, which build the node's outputs from the IR builders and the torch.nn.functional
+ * forms of nn.c (the .nn front end's own).  Everything else is an error that names the node:
+ * an op, a domain, an attribute or an attribute value not handled here. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "onnx_import_internal.h"
+
+#define S_ (&I->S)
+
+/* ---- attributes ---- */
+
+static const char *const kind_names[] = {"", "FLOAT", "INT", "STRING", "TENSOR", "", "FLOATS", "INTS", "STRINGS"};
+
+static const OnnxAttr *attr_of(Imp *I, const char *name, OnnxAttrKind kind, bool *bad) {
+  const OnnxAttr *a = onnx_node_attr(I->node, name);
+  *bad = a && a->kind != kind;
+  if (*bad) imp_fail(I, "attribute '%s' is %s, expected %s", name, kind_names[a->kind], kind_names[kind]);
+  return *bad ? NULL : a;
+}
+
+static bool attr_int(Imp *I, const char *name, int64_t def, int64_t *out) {
+  bool bad;
+  const OnnxAttr *a = attr_of(I, name, ONNX_ATTR_INT, &bad);
+  *out = a ? a->i : def;
+  return !bad;
+}
+
+static bool attr_float(Imp *I, const char *name, double def, double *out) {
+  bool bad;
+  const OnnxAttr *a = attr_of(I, name, ONNX_ATTR_FLOAT, &bad);
+  *out = a ? a->f : def;
+  return !bad;
+}
+
+/* A string attribute, or `def`; NULL after a message. */
+static const char *attr_string(Imp *I, const char *name, const char *def) {
+  bool bad;
+  const OnnxAttr *a = attr_of(I, name, ONNX_ATTR_STRING, &bad);
+  return bad ? NULL : a ? a->s.data : def;
+}
+
+/* An INTS attribute of exactly n values into v, or `def` for each when absent. */
+static bool attr_ints_n(Imp *I, const char *name, int n, int64_t def, int64_t *v) {
+  bool bad;
+  const OnnxAttr *a = attr_of(I, name, ONNX_ATTR_INTS, &bad);
+  if (bad) return false;
+  if (a && a->n != n) return imp_fail(I, "attribute '%s' has %d values, expected %d", name, a->n, n);
+  for (int k = 0; k < n; k++) v[k] = a ? a->ints[k] : def;
+  return true;
+}
+
+static bool attr_positive(Imp *I, const char *name, const int64_t *v, int n) {
+  for (int k = 0; k < n; k++)
+    if (v[k] <= 0) return imp_fail(I, "attribute '%s' has %lld, expected positive values", name, (long long)v[k]);
+  return true;
+}
+
+/* ---- inputs ---- */
+
+static INode *input_f32(Imp *I, int i) {
+  INode *t = imp_input(I, i);
+  if (t && t->dtype != DT_F32) return imp_fail(I, "input %d '%s' is i64, expected f32", i, I->node->inputs[i]), NULL;
+  return t;
+}
+
+static INode *optional_f32(Imp *I, int i, bool *ok) {
+  *ok = true;
+  if (!imp_has_input(I, i)) return NULL;
+  INode *t = input_f32(I, i);
+  *ok = t != NULL;
+  return t;
+}
+
+/* An input of rank 4 with static spatial dims: what the 2-D windows of nn.c take. */
+static INode *image_input(Imp *I, const char *what) {
+  INode *x = input_f32(I, 0);
+  if (!x) return NULL;
+  if (x->shape.rank != 4)
+    return imp_fail(I, "input 0 has rank %d: nnc supports 2-D %s on [N, C, H, W] only", x->shape.rank, what), NULL;
+  if (x->shape.d[2].syms || x->shape.d[3].syms)
+    return imp_fail(I, "input 0 has symbolic height or width: nnc supports %s on static H, W only", what), NULL;
+  return x;
+}
+
+static bool norm_axis(Imp *I, int64_t axis, int rank, const char *name, int *out) {
+  if (axis < -rank || axis >= (rank ? rank : 1))
+    return imp_fail(I, "attribute '%s' is %lld, expected -%d to %d", name, (long long)axis, rank, rank - 1);
+  *out = (int)(axis < 0 ? axis + rank : axis);
+  return true;
+}
+
+static INode *scalar(Imp *I, double v) { return ir_fill(IM, IE, v, &(Shape){0}, I->loc); }
+
+/* ---- padding: explicit pads, or auto_pad ---- */
+
+/* pads[4] (top, left, bottom, right) of a window op over the static H, W of x from `pads` or
+ * `auto_pad` (SAME_UPPER / SAME_LOWER as the ONNX spec computes them; VALID: none). */
+static bool window_pads(Imp *I, const INode *x, const int64_t k[2], const int64_t s[2], const int64_t d[2],
+                        int64_t pads[4]) {
+  const char *mode = attr_string(I, "auto_pad", "NOTSET");
+  if (!mode || !attr_ints_n(I, "pads", 4, 0, pads)) return false;
+  for (int a = 0; a < 4; a++)
+    if (pads[a] < 0) return imp_fail(I, "attribute 'pads' has %lld, expected values >= 0", (long long)pads[a]);
+  if (!strcmp(mode, "NOTSET")) return true;
+  if (onnx_node_attr(I->node, "pads")) return imp_fail(I, "attributes 'pads' and 'auto_pad' = '%s' are both given", mode);
+  bool upper = !strcmp(mode, "SAME_UPPER");
+  if (!strcmp(mode, "VALID")) return true;
+  if (!upper && strcmp(mode, "SAME_LOWER"))
+    return imp_fail(I, "attribute 'auto_pad' is '%s', expected NOTSET, SAME_UPPER, SAME_LOWER or VALID", mode);
+  for (int a = 0; a < 2; a++) {
+    int64_t in = x->shape.d[2 + a].k, out = (in + s[a] - 1) / s[a];
+    int64_t total = (out - 1) * s[a] + (k[a] - 1) * d[a] + 1 - in;
+    if (total < 0) total = 0;
+    pads[a] = upper ? total / 2 : total - total / 2;
+    pads[a + 2] = total - pads[a];
+  }
+  return true;
+}
+
+/* ---- the ops ---- */
+
+typedef struct OpRow OpRow;
+typedef bool (*OpFn)(Imp *I, const OpRow *row, INode **out);
+struct OpRow {
+  const char *name;
+  OpFn fn;
+  Op op;              /* elementwise rows: the IR op */
+  int min_in, max_in; /* inputs */
+  int max_out;        /* outputs computed (a node asking for more is an error) */
+  const char *attrs;  /* the attributes taken, each followed by a space */
+};
+
+static bool op_unary(Imp *I, const OpRow *row, INode **out) {
+  INode *x = input_f32(I, 0);
+  return x && (*out = elementwise_node(S_, row->op, &x, NULL, I->loc));
+}
+
+static bool op_binary(Imp *I, const OpRow *row, INode **out) {
+  INode *x[2] = {input_f32(I, 0), input_f32(I, 1)};
+  return x[0] && x[1] && (*out = elementwise_node(S_, row->op, x, NULL, I->loc));
+}
+
+/* LeakyRelu(alpha = 0.01), Elu(alpha = 1): the ops.def rows with their attribute */
+static bool op_alpha(Imp *I, const OpRow *row, INode **out) {
+  double alpha[2] = {0, 0};
+  INode *x = input_f32(I, 0);
+  if (!x || !attr_float(I, "alpha", op_info[row->op].attrs.def[0], &alpha[0])) return false;
+  return (*out = elementwise_node(S_, row->op, &x, alpha, I->loc)) != NULL;
+}
+
+static bool op_identity(Imp *I, const OpRow *row, INode **out) {
+  if (!strcmp(row->name, "Dropout") && imp_has_input(I, 2)) {
+    const OnnxTensor *t = imp_const_input(I, 2);
+    if (!t) return false;
+    if (t->nbytes && ((const unsigned char *)t->data)[0])
+      return imp_fail(I, "input 2 (training_mode) is true: nnc runs models in inference mode");
+  }
+  return (*out = imp_input(I, 0)) != NULL;
+}
+
+static bool op_conv(Imp *I, const OpRow *row, INode **out) {
+  bool ok;
+  INode *x = image_input(I, "convolutions"), *w = x ? input_f32(I, 1) : NULL, *b = w ? optional_f32(I, 2, &ok) : NULL;
+  if (!w || !ok) return false;
+  if (w->shape.rank != 4) return imp_fail(I, "input 1 (the weight) has rank %d, expected 4", w->shape.rank);
+  int64_t k[2] = {w->shape.d[2].k, w->shape.d[3].k}, given[2], pads[4], group;
+  ConvSpec c = {.output_padding = {0, 0}};
+  if (!attr_ints_n(I, "kernel_shape", 2, 0, given) || !attr_ints_n(I, "strides", 2, 1, c.stride) ||
+      !attr_ints_n(I, "dilations", 2, 1, c.dilation) || !attr_int(I, "group", 1, &group) ||
+      !attr_positive(I, "strides", c.stride, 2) || !attr_positive(I, "dilations", c.dilation, 2))
+    return false;
+  if (onnx_node_attr(I->node, "kernel_shape") && (given[0] != k[0] || given[1] != k[1]))
+    return imp_fail(I, "attribute 'kernel_shape' is [%lld, %lld] but the weight's kernel is %lldx%lld",
+                    (long long)given[0], (long long)given[1], (long long)k[0], (long long)k[1]);
+  if (group <= 0) return imp_fail(I, "attribute 'group' is %lld, expected a positive count", (long long)group);
+  if (!window_pads(I, x, k, c.stride, c.dilation, pads)) return false;
+  memcpy(c.pad, pads, sizeof pads);
+  c.groups = group;
+  return (*out = nn_conv2d(S_, x, w, b, &c, I->loc)) != NULL;
+}
+
+/* MaxPool and AveragePool: the window, symmetric padding (torch's pooling takes no other) */
+static bool pool_spec(Imp *I, const INode *x, PoolSpec *p) {
+  int64_t pads[4], ceil, include_pad = 0, order = 0;
+  memset(p, 0, sizeof *p);
+  if (!onnx_node_attr(I->node, "kernel_shape")) return imp_fail(I, "attribute 'kernel_shape' is missing");
+  if (!attr_ints_n(I, "kernel_shape", 2, 0, p->kernel) || !attr_ints_n(I, "strides", 2, 1, p->stride) ||
+      !attr_ints_n(I, "dilations", 2, 1, p->dilation) || !attr_int(I, "ceil_mode", 0, &ceil) ||
+      !attr_int(I, "count_include_pad", 0, &include_pad) || !attr_int(I, "storage_order", 0, &order) ||
+      !attr_positive(I, "kernel_shape", p->kernel, 2) || !attr_positive(I, "strides", p->stride, 2) ||
+      !attr_positive(I, "dilations", p->dilation, 2) || !window_pads(I, x, p->kernel, p->stride, p->dilation, pads))
+    return false;
+  if (order) return imp_fail(I, "attribute 'storage_order' is %lld: only 0 (row major) is supported", (long long)order);
+  if (pads[0] != pads[2] || pads[1] != pads[3])
+    return imp_fail(I, "pads [%lld, %lld, %lld, %lld] are not symmetric: nnc pools with equal padding on both "
+                    "sides only", (long long)pads[0], (long long)pads[1], (long long)pads[2], (long long)pads[3]);
+  p->pad[0] = pads[0], p->pad[1] = pads[1];
+  p->ceil_mode = ceil != 0;
+  p->count_include_pad = include_pad != 0;
+  return true;
+}
+
+static bool op_pool(Imp *I, const OpRow *row, INode **out) {
+  bool is_max = !strcmp(row->name, "MaxPool");
+  PoolSpec p;
+  INode *x = image_input(I, "pooling");
+  if (!x || !pool_spec(I, x, &p)) return false;
+  *out = is_max ? nn_max_pool2d(S_, x, &p, I->loc) : nn_avg_pool2d(S_, x, &p, I->loc);
+  return *out != NULL;
+}
+
+static bool op_global_avg_pool(Imp *I, const OpRow *row, INode **out) {
+  INode *x = image_input(I, "pooling");
+  return x && (*out = nn_adaptive_avg_pool2d(S_, x, 1, 1, I->loc));
+}
+
+static bool op_batch_norm(Imp *I, const OpRow *row, INode **out) {
+  double eps, momentum;
+  int64_t training, spatial;
+  INode *in[5];
+  for (int i = 0; i < 5; i++)
+    if (!(in[i] = input_f32(I, i))) return false;
+  if (!attr_float(I, "epsilon", 1e-5, &eps) || !attr_float(I, "momentum", 0.9, &momentum) ||
+      !attr_int(I, "training_mode", 0, &training) || !attr_int(I, "spatial", 1, &spatial))
+    return false;
+  if (training) return imp_fail(I, "attribute 'training_mode' is 1: nnc runs models in inference mode");
+  if (!spatial) return imp_fail(I, "attribute 'spatial' is 0: per-activation statistics are not supported");
+  return (*out = nn_batch_norm(S_, in[0], in[3], in[4], in[1], in[2], eps, I->loc)) != NULL;
+}
+
+/* Gemm: alpha op(A) op(B) + beta C, C broadcast */
+static bool op_gemm(Imp *I, const OpRow *row, INode **out) {
+  bool ok;
+  INode *a = input_f32(I, 0), *b = a ? input_f32(I, 1) : NULL, *c = b ? optional_f32(I, 2, &ok) : NULL;
+  double alpha, beta;
+  int64_t ta, tb;
+  if (!b || !ok || !attr_float(I, "alpha", 1.0, &alpha) || !attr_float(I, "beta", 1.0, &beta) ||
+      !attr_int(I, "transA", 0, &ta) || !attr_int(I, "transB", 0, &tb))
+    return false;
+  if (a->shape.rank != 2 || b->shape.rank != 2)
+    return imp_fail(I, "inputs A and B have ranks %d and %d, expected 2", a->shape.rank, b->shape.rank);
+  INode *y = ir_matmul(IM, IE, a, b, ta != 0, tb != 0, I->loc, ID);
+  if (y && alpha != 1.0) y = ir_binary(IM, IE, OP_MUL, y, scalar(I, alpha), I->loc, ID);
+  if (y && c && beta != 1.0) c = ir_binary(IM, IE, OP_MUL, c, scalar(I, beta), I->loc, ID);
+  if (y && c) y = ir_binary(IM, IE, OP_ADD, y, c, I->loc, ID);
+  return (*out = y) != NULL;
+}
+
+/* x with a size-1 axis inserted at `axis` (or removed, when `remove`) */
+static INode *unit_axis(Imp *I, INode *x, int axis, bool remove) {
+  Shape s = {0};
+  for (int k = 0; k < x->shape.rank; k++) {
+    if (k == axis && !remove) s.d[s.rank++] = dim_const(1);
+    if (k != axis || !remove) s.d[s.rank++] = x->shape.d[k];
+  }
+  if (!remove && axis == x->shape.rank) s.d[s.rank++] = dim_const(1);
+  return ir_reshape(IM, IE, x, &s, I->loc, ID);
+}
+
+/* MatMul as numpy.matmul: a 1-D operand is a row (A) or a column (B), removed after */
+static bool op_matmul(Imp *I, const OpRow *row, INode **out) {
+  INode *a = input_f32(I, 0), *b = a ? input_f32(I, 1) : NULL;
+  if (!b) return false;
+  bool va = a->shape.rank == 1, vb = b->shape.rank == 1;
+  if (va) a = unit_axis(I, a, 0, false);
+  if (vb) b = unit_axis(I, b, 1, false);
+  INode *y = ir_matmul(IM, IE, a, b, 0, 0, I->loc, ID);
+  if (y && vb) y = unit_axis(I, y, y->shape.rank - 1, true);
+  if (y && va) y = unit_axis(I, y, y->shape.rank - (vb ? 1 : 2), true);
+  return (*out = y) != NULL;
+}
+
+static bool op_flatten(Imp *I, const OpRow *row, INode **out) {
+  INode *x = imp_input(I, 0);
+  int64_t axis;
+  if (!x || !attr_int(I, "axis", 1, &axis)) return false;
+  int r = x->shape.rank, ax = (int)(axis < 0 ? axis + r : axis);
+  if (axis < -r || axis > r) return imp_fail(I, "attribute 'axis' is %lld, expected -%d to %d", (long long)axis, r, r);
+  Shape s = {.rank = 2, .d = {dim_const(1), dim_const(1)}};
+  for (int k = 0; k < x->shape.rank; k++) s.d[k >= ax] = dim_mul(s.d[k >= ax], x->shape.d[k]);
+  return (*out = ir_reshape(IM, IE, x, &s, I->loc, ID)) != NULL;
+}
+
+/* Reshape to a constant shape: 0 copies the input's dim, -1 takes what is left (a quotient
+ * of dims k × symbols, exact) */
+static bool op_reshape(Imp *I, const OpRow *row, INode **out) {
+  INode *x = imp_input(I, 0);
+  const OnnxTensor *shape = x ? imp_const_input(I, 1) : NULL;
+  int64_t v[MAX_RANK], allowzero;
+  int n, infer = -1;
+  if (!shape || !imp_const_ints(I, shape, v, &n, MAX_RANK, "input 1 (the shape)") ||
+      !attr_int(I, "allowzero", 0, &allowzero))
+    return false;
+  Shape s = {.rank = n};
+  Dim known = dim_const(1);
+  for (int k = 0; k < n; k++) {
+    if (v[k] == -1 && infer < 0) infer = k;
+    else if (v[k] == 0 && !allowzero && k < x->shape.rank) s.d[k] = x->shape.d[k];
+    else if (v[k] >= 0 && !(v[k] == 0 && !allowzero)) s.d[k] = dim_const(v[k]);
+    else return imp_fail(I, "input 1 (the shape) has %lld at %d, expected a size, 0 (copy) or one -1", (long long)v[k], k);
+    int64_t product;
+    if (k != infer && (__builtin_mul_overflow(known.k, s.d[k].k, &product) || product > IR_MAX_STATIC_ELEMENTS))
+      return imp_fail(I, "input 1 (the shape) has more than 2^40 elements");
+    if (k != infer) known = dim_mul(known, s.d[k]);
+  }
+  if (infer >= 0) {
+    Dim total = shape_numel(&x->shape);
+    if (known.k == 0 || total.k % known.k || (known.syms & ~total.syms))
+      return imp_fail(I, "the -1 of the shape cannot be inferred: the input's elements are not a multiple of the rest");
+    s.d[infer] = (Dim){total.k / known.k, total.syms & ~known.syms};
+  }
+  return (*out = ir_reshape(IM, IE, x, &s, I->loc, ID)) != NULL;
+}
+
+static bool op_transpose(Imp *I, const OpRow *row, INode **out) {
+  INode *x = imp_input(I, 0);
+  if (!x) return false;
+  int r = x->shape.rank, perm[MAX_RANK];
+  int64_t p[MAX_RANK];
+  for (int k = 0; k < r; k++) p[k] = r - 1 - k;
+  if (!attr_ints_n(I, "perm", r, 0, p)) return false;
+  for (int k = 0; k < r; k++) {
+    if (p[k] < 0 || p[k] >= r) return imp_fail(I, "attribute 'perm' has %lld, expected 0 to %d", (long long)p[k], r - 1);
+    perm[k] = (int)p[k];
+  }
+  return (*out = ir_permute(IM, IE, x, perm, I->loc, ID)) != NULL;
+}
+
+static bool op_concat(Imp *I, const OpRow *row, INode **out) {
+  int64_t axis;
+  int ax = 0;
+  INode *y = imp_input(I, 0);
+  if (!y || !onnx_node_attr(I->node, "axis")) return y ? imp_fail(I, "attribute 'axis' is missing") : false;
+  if (!attr_int(I, "axis", 0, &axis) || !norm_axis(I, axis, y->shape.rank, "axis", &ax)) return false;
+  for (int i = 1; i < I->node->n_inputs && y; i++) {
+    INode *t = imp_input(I, i);
+    y = t ? ir_concat(IM, IE, y, t, ax, I->loc, ID) : NULL;
+  }
+  return (*out = y) != NULL;
+}
+
+/* A scalar bound of Clip: an attribute (opset < 11) or a constant input (opset >= 11) */
+static bool clip_bound(Imp *I, int input, const char *attr, double def, double *v) {
+  if (I->opset < 11) return attr_float(I, attr, def, v);
+  *v = def;
+  if (!imp_has_input(I, input)) return true;
+  const OnnxTensor *t = imp_const_input(I, input);
+  if (!t) return false;
+  if (t->dtype != ONNX_F32 || t->numel != 1)
+    return imp_fail(I, "input %d (%s) is %s with %lld values, expected one f32", input, attr,
+                    onnx_dtype_name(t->dtype), (long long)t->numel);
+  *v = *(const float *)t->data;
+  return true;
+}
+
+static bool op_clip(Imp *I, const OpRow *row, INode **out) {
+  double b[2];
+  INode *x = input_f32(I, 0);
+  if (!x || !clip_bound(I, 1, "min", -INFINITY, &b[0]) || !clip_bound(I, 2, "max", INFINITY, &b[1])) return false;
+  if (I->opset >= 11 && (onnx_node_attr(I->node, "min") || onnx_node_attr(I->node, "max")))
+    return imp_fail(I, "attributes 'min' and 'max' are inputs since opset 11");
+  return (*out = elementwise_node(S_, OP_HARDTANH, &x, b, I->loc)) != NULL;
+}
+
+/* Softmax over `axis`; before opset 13, over all axes from `axis` on (the input seen as 2-D) */
+static bool op_softmax(Imp *I, const OpRow *row, INode **out) {
+  INode *x = input_f32(I, 0);
+  int64_t axis;
+  int ax = 0, r = x ? x->shape.rank : 0;
+  if (!x || !attr_int(I, "axis", I->opset < 13 ? 1 : -1, &axis) || !norm_axis(I, axis, r, "axis", &ax)) return false;
+  if (I->opset >= 13 || ax == r - 1) return (*out = softmax_node(S_, x, ax, I->loc)) != NULL;
+  Shape s = {.rank = 2, .d = {dim_const(1), dim_const(1)}};
+  for (int k = 0; k < r; k++) s.d[k >= ax] = dim_mul(s.d[k >= ax], x->shape.d[k]);
+  INode *y = softmax_node(S_, ir_reshape(IM, IE, x, &s, I->loc, ID), 1, I->loc);
+  return (*out = y ? ir_reshape(IM, IE, y, &x->shape, I->loc, ID) : NULL) != NULL;
+}
+
+/* Pad of the last two axes (nn.c's, torch's F.pad): constant, reflect or edge */
+static bool pad_values(Imp *I, int rank, int64_t *pads, double *value) {
+  int n = 0;
+  *value = 0;
+  if (I->opset < 11) {
+    bool bad;
+    const OnnxAttr *a = attr_of(I, "pads", ONNX_ATTR_INTS, &bad);
+    if (!a || a->n > 2 * MAX_RANK) return bad ? false : imp_fail(I, "attribute 'pads' is missing or too long");
+    for (n = 0; n < a->n; n++) pads[n] = a->ints[n];
+    if (!attr_float(I, "value", 0.0, value)) return false;
+  } else {
+    const OnnxTensor *t = imp_const_input(I, 1);
+    if (!t || !imp_const_ints(I, t, pads, &n, 2 * MAX_RANK, "input 1 (pads)")) return false;
+    if (imp_has_input(I, 2)) {
+      const OnnxTensor *v = imp_const_input(I, 2);
+      if (!v) return false;
+      if (v->dtype != ONNX_F32 || v->numel != 1) return imp_fail(I, "input 2 (constant_value) is not one f32");
+      *value = *(const float *)v->data;
+    }
+  }
+  if (n != 2 * rank) return imp_fail(I, "%d pads for a tensor of rank %d, expected %d", n, rank, 2 * rank);
+  for (int a = 0; a < rank - 2; a++)
+    if (pads[a] || pads[rank + a])
+      return imp_fail(I, "pads axis %d: nnc pads the last two axes only", a);
+  return true;
+}
+
+static bool op_pad(Imp *I, const OpRow *row, INode **out) {
+  INode *x = input_f32(I, 0);
+  const char *mode = x ? attr_string(I, "mode", "constant") : NULL;
+  int64_t pads[2 * MAX_RANK];
+  double value;
+  if (!mode || x->shape.rank < 2 || !pad_values(I, x->shape.rank, pads, &value))
+    return mode && x->shape.rank < 2 ? imp_fail(I, "input 0 has rank %d, expected at least 2", x->shape.rank) : false;
+  int r = x->shape.rank;
+  int64_t p[4] = {pads[r - 1], pads[2 * r - 1], pads[r - 2], pads[2 * r - 2]}; /* torch's order */
+  if (!strcmp(mode, "constant")) *out = nn_pad(S_, x, p, 4, value, I->loc);
+  else if (!strcmp(mode, "reflect") || !strcmp(mode, "edge"))
+    *out = nn_pad_mode(S_, x, p, 4, mode[0] == 'r' ? "reflect" : "replicate", I->loc);
+  else return imp_fail(I, "attribute 'mode' is '%s', expected constant, reflect or edge", mode);
+  return *out != NULL;
+}
+
+static const OpRow ops[] = {
+  {"Abs", op_unary, OP_ABS, 1, 1, 1, ""},
+  {"Add", op_binary, OP_ADD, 2, 2, 1, ""},
+  {"AveragePool", op_pool, 0, 1, 1, 1, "auto_pad ceil_mode count_include_pad kernel_shape pads strides "},
+  {"BatchNormalization", op_batch_norm, 0, 5, 5, 1, "epsilon momentum spatial training_mode "},
+  {"Clip", op_clip, 0, 1, 3, 1, "min max "},
+  {"Concat", op_concat, 0, 1, 1 << 16, 1, "axis "},
+  {"Conv", op_conv, 0, 2, 3, 1, "auto_pad dilations group kernel_shape pads strides "},
+  {"Div", op_binary, OP_DIV, 2, 2, 1, ""},
+  {"Dropout", op_identity, 0, 1, 3, 1, "ratio seed "},
+  {"Elu", op_alpha, OP_ELU, 1, 1, 1, "alpha "},
+  {"Erf", op_unary, OP_ERF, 1, 1, 1, ""},
+  {"Exp", op_unary, OP_EXP, 1, 1, 1, ""},
+  {"Flatten", op_flatten, 0, 1, 1, 1, "axis "},
+  {"Gemm", op_gemm, 0, 2, 3, 1, "alpha beta transA transB "},
+  {"GlobalAveragePool", op_global_avg_pool, 0, 1, 1, 1, ""},
+  {"Identity", op_identity, 0, 1, 1, 1, ""},
+  {"LeakyRelu", op_alpha, OP_LEAKY_RELU, 1, 1, 1, "alpha "},
+  {"Log", op_unary, OP_LOG, 1, 1, 1, ""},
+  {"MatMul", op_matmul, 0, 2, 2, 1, ""},
+  {"MaxPool", op_pool, 0, 1, 1, 1, "auto_pad ceil_mode dilations kernel_shape pads storage_order strides "},
+  {"Mul", op_binary, OP_MUL, 2, 2, 1, ""},
+  {"Neg", op_unary, OP_NEG, 1, 1, 1, ""},
+  {"Pad", op_pad, 0, 1, 3, 1, "mode pads value "},
+  {"Reciprocal", op_unary, OP_RECIPROCAL, 1, 1, 1, ""},
+  {"Relu", op_unary, OP_RELU, 1, 1, 1, ""},
+  {"Reshape", op_reshape, 0, 2, 2, 1, "allowzero "},
+  {"Sigmoid", op_unary, OP_SIGMOID, 1, 1, 1, ""},
+  {"Softmax", op_softmax, 0, 1, 1, 1, "axis "},
+  {"Sqrt", op_unary, OP_SQRT, 1, 1, 1, ""},
+  {"Sub", op_binary, OP_SUB, 2, 2, 1, ""},
+  {"Tanh", op_unary, OP_TANH, 1, 1, 1, ""},
+  {"Transpose", op_transpose, 0, 1, 1, 1, "perm "},
+};
+
+/* ---- Constant ---- */
+
+/* A Constant's value: `value`, or value_float(s) / value_int(s) as a tensor of the arena */
+static bool op_constant(Imp *I, const OnnxNode *n) {
+  if (n->n_attrs != 1 || n->n_outputs != 1)
+    return imp_fail(I, "expected one attribute (value, value_float(s) or value_int(s)) and one output");
+  const OnnxAttr *a = &n->attrs[0];
+  if (!strcmp(a->name, "value") && a->kind == ONNX_ATTR_TENSOR) return imp_define(I, n->outputs[0], NULL, a->t);
+  OnnxTensor *t = arena_alloc(I->S.arena, sizeof *t);
+  bool one = a->kind == ONNX_ATTR_FLOAT || a->kind == ONNX_ATTR_INT;
+  bool is_float = a->kind == ONNX_ATTR_FLOAT || a->kind == ONNX_ATTR_FLOATS;
+  if ((is_float && strncmp(a->name, "value_float", 11)) || (!is_float && strncmp(a->name, "value_int", 9)) ||
+      (a->kind != ONNX_ATTR_FLOAT && a->kind != ONNX_ATTR_INT && a->kind != ONNX_ATTR_FLOATS && a->kind != ONNX_ATTR_INTS))
+    return imp_fail(I, "attribute '%s' is not supported (value, value_float(s), value_int(s))", a->name);
+  *t = (OnnxTensor){.name = "", .dtype = is_float ? ONNX_F32 : ONNX_I64, .rank = one ? 0 : 1,
+                    .dims = {one ? 0 : a->n}, .numel = one ? 1 : a->n};
+  t->nbytes = (size_t)t->numel * (is_float ? 4 : 8);
+  t->data = one ? (is_float ? (const void *)&a->f : (const void *)&a->i) : is_float ? (const void *)a->floats
+                                                                                    : (const void *)a->ints;
+  return imp_define(I, n->outputs[0], NULL, t);
+}
+
+/* ---- dispatch ---- */
+
+static const OpRow *find_op(const char *name) {
+  for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+    if (!strcmp(ops[i].name, name)) return &ops[i];
+  return NULL;
+}
+
+static bool takes_attr(const OpRow *row, const char *name) {
+  size_t n = strlen(name);
+  for (const char *p = row->attrs; (p = strstr(p, name)); p += n)
+    if ((p == row->attrs || p[-1] == ' ') && p[n] == ' ') return true;
+  return false;
+}
+
+/* The node's counts and attributes against its row. */
+static bool check_node(Imp *I, const OpRow *row, const OnnxNode *n) {
+  if (n->n_inputs < row->min_in || n->n_inputs > row->max_in)
+    return imp_fail(I, "%d inputs, expected %d to %d", n->n_inputs, row->min_in, row->max_in);
+  for (int k = row->max_out; k < n->n_outputs; k++)
+    if (*n->outputs[k]) return imp_fail(I, "output %d '%s' is not supported (nnc computes the first %d)", k, n->outputs[k], row->max_out);
+  for (int k = 0; k < n->n_attrs; k++)
+    if (!takes_attr(row, n->attrs[k].name)) return imp_fail(I, "attribute '%s' is not supported", n->attrs[k].name);
+  return true;
+}
+
+bool imp_node(Imp *I, const OnnxNode *n) {
+  if (*n->domain && strcmp(n->domain, "ai.onnx"))
+    return imp_fail(I, "domain '%s' is not supported (only the default domain, ai.onnx)", n->domain);
+  if (!strcmp(n->op_type, "Constant")) return op_constant(I, n);
+  const OpRow *row = find_op(n->op_type);
+  if (!row) return imp_fail(I, "op '%s' is not supported", n->op_type);
+  INode *out[1] = {NULL};
+  if (!check_node(I, row, n) || !row->fn(I, row, out)) return false;
+  return n->n_outputs < 1 || !*n->outputs[0] || imp_define(I, n->outputs[0], out[0], NULL);
+}

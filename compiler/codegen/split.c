@@ -1,19 +1,25 @@
-/* split.c — object code of a module in two parts on two threads (split.h).
+/* split.c — object code of a module in parts on several threads (split.h).
  *
  *   1. weigh each function (its instructions) and join functions that call one another
- *      directly into clusters; share the clusters out between two parts, heaviest first,
- *      each to the lighter part (global variables stay in part 0);
- *   2. promote what one part uses from the other: internal/private globals referenced
+ *      directly into clusters; share the clusters out between SPLIT_MAX_PARTS parts,
+ *      heaviest first, each to the lightest part (global variables stay in part 0);
+ *   2. promote what one part uses from another: internal/private globals referenced
  *      across become hidden external ones, renamed "__nnc_split.NAME";
- *   3. write the module's bitcode; a thread parses it into a context of its own and keeps
- *      part 1, while this thread keeps part 0 of the module itself: what the other part owns
- *      becomes a declaration;
+ *   3. write the module's bitcode (without global initializers, which only part 0 needs);
+ *      part 0 is compiled from the module itself on the calling thread, the others each
+ *      from a copy parsed from the bitcode into a context of its own, taken from a queue by
+ *      whichever thread is free (the calling thread after part 0, and up to CPUs - 1 more);
+ *      in each, what the other parts own becomes a declaration;
  *   4. each part is optimised and compiled with a TargetMachine of its own.
- * Functions are matched between the module and its copy by their position in the function
- * list, which the bitcode keeps. */
+ * Which thread compiles a part changes nothing: the objects depend on the module alone.
+ * Functions are matched between the module and its copies by their position in the
+ * function list, which the bitcode keeps.  Instruction counts predict compile time poorly
+ * (a small loop nest that LLVM unrolls fully can take longer than a 10x larger kernel), so
+ * there are more parts than threads: a thread that finishes early takes another part. */
 #include "split.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -24,8 +30,9 @@
 #include <llvm-c/BitWriter.h>
 
 /* A module smaller than this (instructions) compiles whole: a thread and a copy of the
- * module through bitcode cost more than they save. */
+ * module through bitcode cost more than they save; and a part has at least PART_WEIGHT. */
 #define SPLIT_MIN_WEIGHT 4000
+#define PART_WEIGHT 1500
 #define SPLIT_PREFIX "__nnc_split."
 #define MAX_USE_DEPTH 8 /* constant expressions nested in constants, as far as we follow */
 
@@ -35,6 +42,7 @@ typedef struct Split {
   long *weight;        /* [nf] instructions; 0 for a declaration */
   int *root;           /* [nf] union-find over direct calls */
   signed char *owner;  /* [nf] part of a definition, -1 for a declaration */
+  int nparts;
   LLVMValueRef *slots; /* open-addressing map function -> index: [cap] */
   int *slot_index;
   size_t cap;
@@ -104,29 +112,36 @@ static void weigh(Split *s) {
       }
 }
 
-/* Clusters to parts, heaviest first, each to the lighter part (ties: part 0, then the
- * earlier cluster); false when the lighter part would be too small to be worth a thread. */
-static bool assign_parts(Split *s) {
-  long *cluster = calloc((size_t)s->nf + 1, sizeof *cluster), total = 0, load[2] = {0, 0};
-  if (!cluster) return false;
-  for (int i = 0; i < s->nf; i++) cluster[find(s, i)] += s->weight[i], total += s->weight[i];
+/* Clusters to s->nparts parts, heaviest first, each to the lightest part (ties: the lower
+ * part, the earlier cluster).  One part when the module is small. */
+static void assign_parts(Split *s) {
+  long *cluster = calloc((size_t)s->nf + 1, sizeof *cluster), total = 0;
+  long load[SPLIT_MAX_PARTS] = {0};
   signed char *part_of_root = calloc((size_t)s->nf + 1, 1);
+  int nclusters = 0;
+  for (int i = 0; cluster && i < s->nf; i++) {
+    nclusters += find(s, i) == i && !LLVMIsDeclaration(s->fn[i]);
+    cluster[find(s, i)] += s->weight[i], total += s->weight[i];
+  }
+  s->nparts = total < SPLIT_MIN_WEIGHT ? 1 : (int)(total / PART_WEIGHT);
+  if (s->nparts > SPLIT_MAX_PARTS) s->nparts = SPLIT_MAX_PARTS;
+  if (s->nparts > nclusters) s->nparts = nclusters;
+  if (s->nparts < 1 || !cluster || !part_of_root) s->nparts = 1;
   for (;;) { /* the heaviest unassigned cluster, O(clusters^2): a few hundred at most */
-    int best = -1;
-    for (int i = 0; i < s->nf; i++)
+    int best = -1, p = 0;
+    for (int i = 0; cluster && i < s->nf; i++)
       if (cluster[i] > 0 && (best < 0 || cluster[i] > cluster[best])) best = i;
     if (best < 0 || !part_of_root) break;
-    int p = load[1] < load[0];
+    for (int k = 1; k < s->nparts; k++)
+      if (load[k] < load[p]) p = k;
     part_of_root[best] = (signed char)p;
     load[p] += cluster[best];
     cluster[best] = 0;
   }
-  for (int i = 0; i < s->nf && part_of_root; i++)
-    s->owner[i] = LLVMIsDeclaration(s->fn[i]) ? -1 : part_of_root[find(s, i)];
+  for (int i = 0; i < s->nf; i++)
+    s->owner[i] = LLVMIsDeclaration(s->fn[i]) ? -1 : part_of_root ? part_of_root[find(s, i)] : 0;
   free(part_of_root);
   free(cluster);
-  long lighter = load[0] < load[1] ? load[0] : load[1];
-  return total >= SPLIT_MIN_WEIGHT && lighter >= total / 8;
 }
 
 /* ---- promoting what the parts share ---- */
@@ -148,7 +163,7 @@ static unsigned used_by(const Split *s, LLVMValueRef v, int depth) {
     else if (depth < MAX_USE_DEPTH)
       mask |= used_by(s, user, depth + 1);
     else
-      mask |= 3u; /* too deep to follow: shared, to be safe */
+      mask |= ~0u; /* too deep to follow: shared, to be safe */
   }
   return mask;
 }
@@ -256,48 +271,76 @@ static int compile_part(Target *t, LLVMModuleRef m, TargetPipeline p, void **obj
              : 0;
 }
 
-/* Part 1, on a thread of its own: everything it touches is its own. */
-typedef struct PartJob {
-  const char *bitcode; /* the split module */
+void objcode_free(ObjCode *c) {
+  for (int i = 0; i < SPLIT_MAX_PARTS; i++) free(c->obj[i]);
+  memset(c, 0, sizeof *c);
+}
+
+/* The parts other than 0, for the threads to take one at a time. */
+typedef struct Queue {
+  pthread_mutex_t lock;
+  int next, nparts;           /* the next part to take; parts 1..nparts-1 */
+  const char *bitcode;        /* the split module without its global initializers */
   size_t bitcode_len;
-  const signed char *owner;
+  const signed char *owner;   /* [nf] */
   int nf;
   TargetPipeline pipeline;
-  void *obj;
-  size_t len;
-  char err[1024];
+  ObjCode *out;               /* part k's object goes to out->obj[k] */
+  char err[1024];             /* the first failure */
   int rc;
-} PartJob;
+} Queue;
 
-static void *part_thread(void *arg) {
-  PartJob *j = arg;
-  j->rc = -1;
+static int take(Queue *q) {
+  pthread_mutex_lock(&q->lock);
+  int k = q->rc == 0 && q->next < q->nparts ? q->next++ : -1;
+  pthread_mutex_unlock(&q->lock);
+  return k;
+}
+
+static void record(Queue *q, int k, int rc, void *obj, size_t len, const char *err) {
+  pthread_mutex_lock(&q->lock);
+  q->out->obj[k] = obj;
+  q->out->len[k] = len;
+  if (rc && !q->rc) {
+    q->rc = rc;
+    snprintf(q->err, sizeof q->err, "%s", err);
+  }
+  pthread_mutex_unlock(&q->lock);
+}
+
+/* Part k from a copy of the module: everything it touches is this thread's own. */
+static void compile_copy(Queue *q, int k) {
+  char err[1024] = "";
+  void *obj = NULL;
+  size_t len = 0;
+  int rc = -1;
   LLVMContextRef ctx = LLVMContextCreate();
   LLVMMemoryBufferRef buf =
-      LLVMCreateMemoryBufferWithMemoryRange(j->bitcode, j->bitcode_len, "part 1", 0);
+      LLVMCreateMemoryBufferWithMemoryRange(q->bitcode, q->bitcode_len, "part", 0);
   LLVMModuleRef m = NULL;
   Target *t = NULL;
   if (LLVMParseBitcodeInContext2(ctx, buf, &m))
-    snprintf(j->err, sizeof j->err, "cannot read back the split module");
-  else if (!(t = target_new_host(j->err, sizeof j->err)) || keep_part(m, j->owner, j->nf, 1))
-    snprintf(j->err + strlen(j->err), sizeof j->err - strlen(j->err), " (splitting the module)");
+    snprintf(err, sizeof err, "cannot read back the split module");
+  else if (!(t = target_new_host(err, sizeof err)) || keep_part(m, q->owner, q->nf, k))
+    snprintf(err + strlen(err), sizeof err - strlen(err), " (splitting the module)");
   else
-    j->rc = compile_part(t, m, j->pipeline, &j->obj, &j->len, j->err, sizeof j->err);
+    rc = compile_part(t, m, q->pipeline, &obj, &len, err, sizeof err);
   LLVMDisposeMemoryBuffer(buf);
   if (m) LLVMDisposeModule(m);
   target_free(t);
   LLVMContextDispose(ctx);
+  record(q, k, rc, obj, len, err);
+}
+
+static void *worker(void *arg) {
+  Queue *q = arg;
+  for (int k; (k = take(q)) >= 0;) compile_copy(q, k);
   return NULL;
 }
 
-void objcode_free(ObjCode *c) {
-  for (int i = 0; i < c->n; i++) free(c->obj[i]);
-  memset(c, 0, sizeof *c);
-}
-
-/* m's bitcode for part 1, which owns no global variable: their initializers (the
- * embedded weights: the bitcode writer takes a second per 10 MB of them) are left out. */
-static LLVMMemoryBufferRef bitcode_for_part1(LLVMModuleRef m) {
+/* m's bitcode for the parts other than 0, which own no global variable: their initializers
+ * (the embedded weights: the bitcode writer takes a second per 10 MB of them) are left out. */
+static LLVMMemoryBufferRef bitcode_without_initializers(LLVMModuleRef m) {
   int n = 0;
   for (LLVMValueRef g = LLVMGetFirstGlobal(m); g; g = LLVMGetNextGlobal(g)) n++;
   LLVMValueRef *init = malloc(((size_t)n + 1) * sizeof *init);
@@ -314,32 +357,46 @@ static LLVMMemoryBufferRef bitcode_for_part1(LLVMModuleRef m) {
   return bc;
 }
 
-/* Both parts: part 1 on a new thread from the module's bitcode, part 0 here in m. */
+/* Threads besides the calling one: one per CPU this process may use, minus one. */
+static int extra_threads(int nparts) {
+  cpu_set_t set;
+  int cpus = sched_getaffinity(0, sizeof set, &set) ? 1 : CPU_COUNT(&set);
+  int n = cpus - 1 < nparts - 1 ? cpus - 1 : nparts - 1;
+  return n > 0 ? n : 0;
+}
+
+/* All parts: 0 here in m, the others from the queue, here and on the extra threads. */
 static int compile_split(Target *t, LLVMModuleRef m, TargetPipeline p, const Split *s,
                          ObjCode *out, char *err, size_t errlen) {
-  LLVMMemoryBufferRef bc = bitcode_for_part1(m);
+  LLVMMemoryBufferRef bc = bitcode_without_initializers(m);
   if (!bc) {
     snprintf(err, errlen, "out of memory (splitting the module)");
     return -1;
   }
-  PartJob job = {LLVMGetBufferStart(bc), LLVMGetBufferSize(bc), s->owner, s->nf, p};
-  pthread_t thread;
-  if (pthread_create(&thread, NULL, part_thread, &job)) {
-    LLVMDisposeMemoryBuffer(bc);
-    snprintf(err, errlen, "cannot start a compile thread");
-    return -1;
-  }
+  Queue q = {.next = 1, .nparts = s->nparts, .bitcode = LLVMGetBufferStart(bc),
+             .bitcode_len = LLVMGetBufferSize(bc), .owner = s->owner, .nf = s->nf,
+             .pipeline = p, .out = out};
+  pthread_mutex_init(&q.lock, NULL);
+  pthread_t threads[SPLIT_MAX_PARTS];
+  int started = 0;
+  for (int n = extra_threads(s->nparts); started < n; started++)
+    if (pthread_create(&threads[started], NULL, worker, &q)) break; /* fewer threads: fine */
+  void *obj = NULL;
+  size_t len = 0;
   int rc = keep_part(m, s->owner, s->nf, 0);
   if (rc) snprintf(err, errlen, "out of memory (splitting the module)");
-  else rc = compile_part(t, m, p, &out->obj[0], &out->len[0], err, errlen);
-  pthread_join(thread, NULL);
+  else rc = compile_part(t, m, p, &obj, &len, err, errlen);
+  record(&q, 0, rc, obj, len, err);
+  worker(&q);
+  for (int i = 0; i < started; i++) pthread_join(threads[i], NULL);
+  pthread_mutex_destroy(&q.lock);
   LLVMDisposeMemoryBuffer(bc);
-  out->n = 1 + (job.rc == 0);
-  out->obj[1] = job.obj;
-  out->len[1] = job.len;
-  if (!rc && job.rc) snprintf(err, errlen, "%s", job.err);
-  if (rc || job.rc) objcode_free(out);
-  return rc || job.rc ? -1 : 0;
+  out->n = s->nparts;
+  if (q.rc) {
+    snprintf(err, errlen, "%s", q.err);
+    objcode_free(out);
+  }
+  return q.rc ? -1 : 0;
 }
 
 int split_compile(Target *t, LLVMModuleRef m, TargetPipeline p, ObjCode *out, char *err,
@@ -350,7 +407,7 @@ int split_compile(Target *t, LLVMModuleRef m, TargetPipeline p, ObjCode *out, ch
   if (split_init(&s, m)) {
     snprintf(err, errlen, "out of memory");
     rc = -1;
-  } else if (weigh(&s), assign_parts(&s)) {
+  } else if (weigh(&s), assign_parts(&s), s.nparts > 1) {
     rc = promote_shared(&s, m) ? (snprintf(err, errlen, "out of memory"), -1)
                                : compile_split(t, m, p, &s, out, err, errlen);
   } else {

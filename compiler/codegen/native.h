@@ -26,7 +26,7 @@ CacheKey native_module_key(const Target *t, LLVMModuleRef m, TargetPipeline p);
 CacheKey native_module_key_as(const Target *t, LLVMModuleRef m, TargetPipeline p,
                               const char *version);
 
-/* The object code of m (one or two objects, split.h; objcode_free them): from cache c, else
+/* The object code of m (an object per part, split.h; objcode_free them): from cache c, else
  * verified, optimised with pipeline p, emitted and stored.  m is rewritten; dispose it
  * afterwards.  0, or -1 with a message (an invalid module, a failed code generation). */
 int native_object(Target *t, const Cache *c, LLVMModuleRef m, TargetPipeline p, char *err,

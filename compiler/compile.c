@@ -19,6 +19,7 @@
 #include "header.h"
 #include "interp.h"
 #include "memreport.h"
+#include "native.h"
 #include "onnx_import.h"
 #include "passes.h"
 #include "sema.h"
@@ -214,6 +215,20 @@ static const JitSymbol runtime_symbols[] = {
   {"nnc_ctx_set_threads", (void *)nnc_ctx_set_threads},
 };
 
+/* Hand u->mod (built in jit's context; disposed here) to the JIT as object code, through
+ * the compile cache. */
+static int jit_add_native(Jit *jit, Unit *u, TargetPipeline p, char *err, size_t errlen) {
+  Cache cache;
+  cache_open(&cache);
+  ObjCode code;
+  int rc = native_object(jit_target(jit), &cache, u->mod, p, err, errlen, &code);
+  LLVMDisposeModule(u->mod);
+  u->mod = NULL;
+  for (int i = 0; i < code.n && !rc; i++) rc = jit_add_object(jit, code.obj[i], code.len[i], err, errlen);
+  objcode_free(&code);
+  return rc;
+}
+
 /* With the weights known at compile time, compute the derived parameters (pass_hoist.c) now,
  * into the blob that gets embedded, by JIT-running the same init code a context would run. */
 static int derive_params(Unit *u, char **errmsg) {
@@ -228,10 +243,8 @@ static int derive_params(Unit *u, char **errmsg) {
   if (!jit) return fail(errmsg, "nnc: error: cannot create the JIT: %s\n", err);
   u->mod = jit_module_new(jit, "init");
   codegen_init_only(jit_context(jit), u->mod, m, les);
-  LLVMModuleRef mod = u->mod;
-  u->mod = NULL; /* the JIT owns it now, even when adding fails */
   nnc_entry_fn init = NULL;
-  if (jit_add_module(jit, mod, err, sizeof err) || !(init = (nnc_entry_fn)jit_lookup(jit, "nnc_init", err, sizeof err)))
+  if (jit_add_native(jit, u, PIPELINE_ONCE, err, sizeof err) || !(init = (nnc_entry_fn)jit_lookup(jit, "nnc_init", err, sizeof err)))
     return fail(errmsg, "%s: internal error: compiling the init entry: %s\n", u->file.path, err);
   int64_t bytes = plan_workspace_bytes(m->init, NULL);
   if (bytes < 0 || !(u->init_ws = aligned_alloc(64, (size_t)bytes + 64)))
@@ -323,13 +336,14 @@ static int compile_so_unit(Unit *u, void *arg, char **errmsg) {
   u->mod = LLVMModuleCreateWithNameInContext(u->model->name, u->llctx);
   target_configure_module(u->target, u->mod);
   codegen_model(u->llctx, u->mod, u->model, u->lowered, u->weights);
-  if (target_optimize(u->target, u->mod, err, sizeof err))
-    return fail(errmsg, "%s: internal error: generated code does not verify: %s\n", u->path, err);
   /* -Bsymbolic: the typed wrappers call this library's own support code even when the
    * host process exports functions of the same name */
   const char *link[] = {support_lib(), NNC_OPENBLAS_LIB, "-lm", "-Wl,-Bsymbolic"};
-  if (target_emit_shared_lib(u->target, u->mod, job->so_path, link, 4, err, sizeof err))
-    return fail(errmsg, "%s: error: linking failed: %s\n", job->so_path, err);
+  Cache cache;
+  cache_open(&cache);
+  int rc = native_shared_lib(u->target, &cache, u->mod, job->so_path, link, 4, err, sizeof err);
+  if (rc == NATIVE_ECODE) return fail(errmsg, "%s: internal error: %s\n", u->path, err);
+  if (rc) return fail(errmsg, "%s: error: linking failed: %s\n", job->so_path, err);
   return 0;
 }
 
@@ -357,10 +371,8 @@ static int jit_unit(Unit *u, NncJit **out, const nnc_model_desc **desc, char **e
   if (!nj->jit) return fail(errmsg, "nnc: error: cannot create the JIT: %s\n", err);
   u->mod = jit_module_new(nj->jit, u->model->name);
   codegen_model(jit_context(nj->jit), u->mod, u->model, u->lowered, u->weights);
-  LLVMModuleRef mod = u->mod;
-  u->mod = NULL; /* the JIT owns it now, even when adding fails */
   const nnc_model_desc *(*info)(void) = NULL;
-  if (jit_add_module(nj->jit, mod, err, sizeof err) ||
+  if (jit_add_native(nj->jit, u, PIPELINE_MODEL, err, sizeof err) ||
       !(info = (const nnc_model_desc *(*)(void))jit_lookup(nj->jit, "nnc_model_info", err, sizeof err)))
     return fail(errmsg, "%s: internal error: JIT compilation failed: %s\n", u->file.path, err);
   nj->desc = info();

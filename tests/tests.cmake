@@ -14,6 +14,9 @@ add_test(NAME aot_driver_realnvp
                  ${CMAKE_C_COMPILER} ${NNC_DRIVER_CFLAGS})
 set_tests_properties(aot_driver_realnvp PROPERTIES TIMEOUT 600)
 
+# test_cache runs `nnc` processes side by side (a cache filled by several at once).
+add_dependencies(test_cache nnc)
+
 # CLI contracts (docs/cli.md): --help succeeds, usage errors exit 2, every example checks.
 add_test(NAME cli_help
          COMMAND bash -c "out=$(\"$0\" --help) && for w in run check dump --weights --header; do grep -q -e \"$w\" <<<\"$out\" || { echo \"--help does not mention $w\"; exit 1; }; done"

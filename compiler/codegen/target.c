@@ -29,7 +29,8 @@ extern char **environ;
 struct Target {
   LLVMTargetMachineRef tm;
   LLVMTargetDataRef layout;
-  char *triple; /* LLVMDisposeMessage */
+  char *triple, *cpu, *features; /* LLVMDisposeMessage */
+  char *identity;                /* target_identity's text, malloc'd */
 };
 
 struct Jit {
@@ -63,35 +64,46 @@ static void init_native(void) {
   init_failed = LLVMInitializeNativeTarget() || LLVMInitializeNativeAsmPrinter();
 }
 
-/* A fresh host TargetMachine (owned by the caller); *triple_out gets the triple if non-NULL. */
-static LLVMTargetMachineRef host_tm(char **triple_out, char *err, size_t errlen) {
+/* The host's triple, CPU name and feature string (LLVMDisposeMessage each). */
+typedef struct HostDesc {
+  char *triple, *cpu, *features;
+} HostDesc;
+
+static void host_desc_free(HostDesc *h) {
+  LLVMDisposeMessage(h->triple);
+  LLVMDisposeMessage(h->cpu);
+  LLVMDisposeMessage(h->features);
+  *h = (HostDesc){0};
+}
+
+/* A fresh host TargetMachine (owned by the caller); *host_out gets the triple, CPU and
+ * features it was made for if non-NULL (else they are freed). */
+static LLVMTargetMachineRef host_tm(HostDesc *host_out, char *err, size_t errlen) {
   pthread_once(&init_once, init_native);
   if (init_failed) {
     set_err(err, errlen, "cannot initialise the native LLVM target");
     return NULL;
   }
-  char *triple = LLVMGetDefaultTargetTriple();
+  HostDesc h = {LLVMGetDefaultTargetTriple(), NULL, NULL};
   LLVMTargetRef target;
   char *msg = NULL;
-  if (LLVMGetTargetFromTriple(triple, &target, &msg)) {
-    set_err(err, errlen, "target %s: %s", triple, msg);
+  if (LLVMGetTargetFromTriple(h.triple, &target, &msg)) {
+    set_err(err, errlen, "target %s: %s", h.triple, msg);
     LLVMDisposeMessage(msg);
-    LLVMDisposeMessage(triple);
+    host_desc_free(&h);
     return NULL;
   }
-  char *cpu = LLVMGetHostCPUName();
-  char *features = LLVMGetHostCPUFeatures();
+  h.cpu = LLVMGetHostCPUName();
+  h.features = LLVMGetHostCPUFeatures();
   LLVMTargetMachineRef tm =
-      LLVMCreateTargetMachine(target, triple, cpu, features, LLVMCodeGenLevelAggressive,
+      LLVMCreateTargetMachine(target, h.triple, h.cpu, h.features, LLVMCodeGenLevelAggressive,
                               LLVMRelocPIC, LLVMCodeModelDefault);
-  LLVMDisposeMessage(cpu);
-  LLVMDisposeMessage(features);
   if (!tm)
-    set_err(err, errlen, "cannot create a target machine for %s", triple);
-  if (tm && triple_out)
-    *triple_out = triple;
+    set_err(err, errlen, "cannot create a target machine for %s", h.triple);
+  if (tm && host_out)
+    *host_out = h;
   else
-    LLVMDisposeMessage(triple);
+    host_desc_free(&h);
   return tm;
 }
 
@@ -144,12 +156,25 @@ Target *target_new_host(char *err, size_t errlen) {
     set_err(err, errlen, "out of memory");
     return NULL;
   }
-  t->tm = host_tm(&t->triple, err, errlen);
+  HostDesc h;
+  t->tm = host_tm(&h, err, errlen);
   if (!t->tm) {
     free(t);
     return NULL;
   }
+  t->triple = h.triple;
+  t->cpu = h.cpu;
+  t->features = h.features;
   t->layout = LLVMCreateTargetDataLayout(t->tm);
+  unsigned major, minor, patch;
+  LLVMGetVersion(&major, &minor, &patch);
+  if (asprintf(&t->identity, "LLVM %u.%u.%u; %s; %s; %s; codegen O3, PIC, default code model",
+               major, minor, patch, t->triple, t->cpu, t->features) < 0) {
+    t->identity = NULL;
+    target_free(t);
+    set_err(err, errlen, "out of memory");
+    return NULL;
+  }
   return t;
 }
 
@@ -159,8 +184,13 @@ void target_free(Target *t) {
   LLVMDisposeTargetData(t->layout);
   LLVMDisposeTargetMachine(t->tm);
   LLVMDisposeMessage(t->triple);
+  LLVMDisposeMessage(t->cpu);
+  LLVMDisposeMessage(t->features);
+  free(t->identity);
   free(t);
 }
+
+const char *target_identity(const Target *t) { return t->identity; }
 
 void target_configure_module(Target *t, LLVMModuleRef m) {
   LLVMSetTarget(m, t->triple);
@@ -169,7 +199,17 @@ void target_configure_module(Target *t, LLVMModuleRef m) {
 
 /* ---- verify + optimise ---- */
 
-int target_optimize(Target *t, LLVMModuleRef m, char *err, size_t errlen) {
+/* Code that runs once gets no IR optimisation: its compile time would never be paid back
+ * (the init entries of the examples: 35-250 ms with default<O3>, half of it without; they
+ * run in under a millisecond either way).  Its code generator is the model's, and LLVM's
+ * optimisations never change floating-point results without fast-math flags, so derived
+ * parameters come out with the same bits as when a library's own init entry computes them. */
+const char *target_pipeline_text(TargetPipeline p) {
+  return p == PIPELINE_ONCE ? "default<O0>" : "default<O3>";
+}
+
+int target_optimize_with(Target *t, LLVMModuleRef m, TargetPipeline p, char *err,
+                         size_t errlen) {
   char *msg = NULL;
   int broken = LLVMVerifyModule(m, LLVMReturnStatusAction, &msg);
   if (broken)
@@ -184,7 +224,7 @@ int target_optimize(Target *t, LLVMModuleRef m, char *err, size_t errlen) {
   LLVMPassBuilderOptionsSetSLPVectorization(opts, 1);
   LLVMPassBuilderOptionsSetLoopInterleaving(opts, 1);
   LLVMPassBuilderOptionsSetLoopUnrolling(opts, 1);
-  LLVMErrorRef e = LLVMRunPasses(m, "default<O3>", t->tm, opts);
+  LLVMErrorRef e = LLVMRunPasses(m, target_pipeline_text(p), t->tm, opts);
   LLVMDisposePassBuilderOptions(opts);
   if (e) {
     error_to_msg(e, "optimisation failed", err, errlen);
@@ -193,12 +233,17 @@ int target_optimize(Target *t, LLVMModuleRef m, char *err, size_t errlen) {
   return 0;
 }
 
+int target_optimize(Target *t, LLVMModuleRef m, char *err, size_t errlen) {
+  return target_optimize_with(t, m, PIPELINE_MODEL, err, errlen);
+}
+
 /* ---- codegen ---- */
 
-/* Codegen of a clone (the codegen pipeline rewrites IR in place); buffer owned by caller. */
-static LLVMMemoryBufferRef codegen(Target *t, LLVMModuleRef m, LLVMCodeGenFileType kind,
-                                   char *err, size_t errlen) {
-  LLVMModuleRef clone = LLVMCloneModule(m);
+/* Code of m (of a clone unless in_place: the codegen pipeline rewrites IR); the buffer is
+ * the caller's. */
+static LLVMMemoryBufferRef codegen(Target *t, LLVMModuleRef m, bool in_place,
+                                   LLVMCodeGenFileType kind, char *err, size_t errlen) {
+  LLVMModuleRef clone = in_place ? m : LLVMCloneModule(m);
   LLVMMemoryBufferRef buf = NULL;
   char *msg = NULL;
   if (LLVMTargetMachineEmitToMemoryBuffer(t->tm, clone, kind, &msg, &buf)) {
@@ -206,12 +251,32 @@ static LLVMMemoryBufferRef codegen(Target *t, LLVMModuleRef m, LLVMCodeGenFileTy
     buf = NULL;
   }
   LLVMDisposeMessage(msg);
-  LLVMDisposeModule(clone);
+  if (!in_place)
+    LLVMDisposeModule(clone);
   return buf;
 }
 
+/* A malloc'd copy of buf's bytes (disposing buf) into *data, *len; 0 or -1. */
+static int take_buffer(LLVMMemoryBufferRef buf, void **data, size_t *len, char *err,
+                       size_t errlen) {
+  *len = LLVMGetBufferSize(buf);
+  *data = malloc(*len ? *len : 1);
+  if (*data)
+    memcpy(*data, LLVMGetBufferStart(buf), *len);
+  else
+    set_err(err, errlen, "out of memory");
+  LLVMDisposeMemoryBuffer(buf);
+  return *data ? 0 : -1;
+}
+
+int target_emit_object(Target *t, LLVMModuleRef m, void **obj, size_t *len, char *err,
+                       size_t errlen) {
+  LLVMMemoryBufferRef buf = codegen(t, m, true, LLVMObjectFile, err, errlen);
+  return buf ? take_buffer(buf, obj, len, err, errlen) : -1;
+}
+
 char *target_emit_asm(Target *t, LLVMModuleRef m, char *err, size_t errlen) {
-  LLVMMemoryBufferRef buf = codegen(t, m, LLVMAssemblyFile, err, errlen);
+  LLVMMemoryBufferRef buf = codegen(t, m, false, LLVMAssemblyFile, err, errlen);
   if (!buf)
     return NULL;
   size_t n = LLVMGetBufferSize(buf);
@@ -239,22 +304,24 @@ static int write_all(int fd, const char *p, size_t n) {
   return 0;
 }
 
-/* Writes buf to a new temp file "<TMPDIR>/nnc-XXXXXX.o"; path[] gets its name. */
-static int write_temp_object(LLVMMemoryBufferRef buf, char *path, size_t pathlen, char *err,
+/* Writes obj[len] to a new temp file "<TMPDIR>/nnc-XXXXXX.o"; path[] gets its name. */
+static int write_temp_object(const void *obj, size_t len, char *path, size_t pathlen, char *err,
                              size_t errlen) {
   const char *dir = getenv("TMPDIR");
   snprintf(path, pathlen, "%s/nnc-XXXXXX.o", dir && *dir ? dir : "/tmp");
   int fd = mkostemps(path, 2, O_CLOEXEC);
   if (fd < 0) {
     set_err(err, errlen, "cannot create %s: %s", path, strerror(errno));
+    path[0] = '\0';
     return -1;
   }
-  int rc = write_all(fd, LLVMGetBufferStart(buf), LLVMGetBufferSize(buf));
+  int rc = write_all(fd, obj, len);
   if (close(fd) != 0)
     rc = -1;
   if (rc) {
     set_err(err, errlen, "cannot write %s: %s", path, strerror(errno));
     unlink(path);
+    path[0] = '\0';
   }
   return rc;
 }
@@ -312,12 +379,13 @@ static int run_capture(char *const argv[], char *err, size_t errlen) {
   return -1;
 }
 
-/* argv = split($NNC_CC or "cc") -shared -o out obj link_args... NULL; *words owns the strings. */
-static char **link_argv(const char *out, const char *obj, const char *const *link_args,
-                        int n_link_args, char **words) {
+/* argv = split($NNC_CC or "cc") -shared -o out objs... link_args... NULL; *words owns the
+ * strings. */
+static char **link_argv(const char *out, char (*objs)[4096], int n_objs,
+                        const char *const *link_args, int n_link_args, char **words) {
   const char *cc = getenv("NNC_CC");
   *words = strdup(cc && *cc ? cc : "cc");
-  size_t max = strlen(*words) / 2 + 1 + 4 + (size_t)n_link_args + 1;
+  size_t max = (*words ? strlen(*words) : 0) / 2 + 1 + 3 + (size_t)n_objs + (size_t)n_link_args + 1;
   char **argv = calloc(max, sizeof *argv);
   if (!*words || !argv) {
     free(argv);
@@ -332,36 +400,51 @@ static char **link_argv(const char *out, const char *obj, const char *const *lin
   argv[n++] = "-shared";
   argv[n++] = "-o";
   argv[n++] = (char *)out;
-  argv[n++] = (char *)obj;
+  for (int i = 0; i < n_objs; i++)
+    argv[n++] = objs[i];
   for (int i = 0; i < n_link_args; i++)
     argv[n++] = (char *)link_args[i];
   argv[n] = NULL;
   return argv;
 }
 
-int target_emit_shared_lib(Target *t, LLVMModuleRef m, const char *out_path,
-                           const char *const *link_args, int n_link_args, char *err,
-                           size_t errlen) {
-  LLVMMemoryBufferRef obj = codegen(t, m, LLVMObjectFile, err, errlen);
-  if (!obj)
-    return -1;
-  char obj_path[4096];
-  int rc = write_temp_object(obj, obj_path, sizeof obj_path, err, errlen);
-  LLVMDisposeMemoryBuffer(obj);
-  if (rc)
-    return -1;
-
+int target_link_shared_lib(const void *const *objs, const size_t *lens, int n_objs,
+                           const char *out_path, const char *const *link_args, int n_link_args,
+                           char *err, size_t errlen) {
+  char (*paths)[4096] = calloc((size_t)n_objs + 1, sizeof *paths);
+  int rc = paths ? 0 : -1;
+  if (!paths)
+    set_err(err, errlen, "out of memory");
+  for (int i = 0; i < n_objs && !rc; i++)
+    rc = write_temp_object(objs[i], lens[i], paths[i], sizeof paths[i], err, errlen);
   char *words = NULL;
-  char **argv = link_argv(out_path, obj_path, link_args, n_link_args, &words);
+  char **argv = rc ? NULL : link_argv(out_path, paths, n_objs, link_args, n_link_args, &words);
   if (argv)
     rc = run_capture(argv, err, errlen);
-  else {
+  else if (!rc) {
     set_err(err, errlen, "out of memory");
     rc = -1;
   }
   free(argv);
   free(words);
-  unlink(obj_path);
+  for (int i = 0; paths && i < n_objs; i++)
+    if (paths[i][0])
+      unlink(paths[i]);
+  free(paths);
+  return rc;
+}
+
+int target_emit_shared_lib(Target *t, LLVMModuleRef m, const char *out_path,
+                           const char *const *link_args, int n_link_args, char *err,
+                           size_t errlen) {
+  LLVMMemoryBufferRef buf = codegen(t, m, false, LLVMObjectFile, err, errlen);
+  void *obj;
+  size_t len;
+  if (!buf || take_buffer(buf, &obj, &len, err, errlen))
+    return -1;
+  const void *objs[] = {obj};
+  int rc = target_link_shared_lib(objs, &len, 1, out_path, link_args, n_link_args, err, errlen);
+  free(obj);
   return rc;
 }
 
@@ -476,6 +559,20 @@ int jit_add_module(Jit *j, LLVMModuleRef m, char *err, size_t errlen) {
   }
   return 0;
 }
+
+int jit_add_object(Jit *j, const void *obj, size_t len, char *err, size_t errlen) {
+  LLVMMemoryBufferRef buf =
+      LLVMCreateMemoryBufferWithMemoryRangeCopy(obj, len, "nnc object");
+  LLVMErrorRef e =
+      LLVMOrcLLJITAddObjectFile(j->lljit, LLVMOrcLLJITGetMainJITDylib(j->lljit), buf);
+  if (e) { /* the buffer is consumed even on failure */
+    error_to_msg(e, "cannot add object code to the JIT", err, errlen);
+    return -1;
+  }
+  return 0;
+}
+
+Target *jit_target(Jit *j) { return j->target; }
 
 void *jit_lookup(Jit *j, const char *name, char *err, size_t errlen) {
   LLVMOrcExecutorAddress addr = 0;

@@ -1,12 +1,14 @@
 /* target.h — turns an LLVM module into native code for the host, two ways: an object file
  * linked into a shared library by the system C compiler driver (AOT), or machine code in
- * this process through an ORC LLJIT (JIT).  Both optimise with the same new-pass-manager
- * pipeline ("default<O3>") and compile for the host CPU and its features.
+ * this process through an ORC LLJIT (JIT).  Both optimise with a new-pass-manager pipeline
+ * (TargetPipeline) and compile for the host CPU and its features; native.c puts the compile
+ * cache in front of them.
  *
  * Ownership and threading:
  *  - A Target owns one host TargetMachine.  It is not thread-safe: use one per thread
  *    (create one per compile).  target_* never take ownership of the module passed in;
- *    target_emit_asm / target_emit_shared_lib codegen a clone, so the module is unchanged.
+ *    target_emit_asm / target_emit_shared_lib codegen a clone, so the module is unchanged;
+ *    target_emit_object rewrites it (dispose it afterwards).
  *  - A Jit owns an LLJIT, the LLVM context modules for it are built in (jit_context), and a
  *    Target used to optimise them.  Build modules with jit_module_new (already configured)
  *    or in jit_context(j); jit_add_module takes ownership of the module in every case,
@@ -30,14 +32,31 @@ Target *target_new_host(char *err, size_t errlen);
 void target_free(Target *t); /* NULL harmless */
 /* Set the module's triple and data layout.  Call before building layout-dependent IR. */
 void target_configure_module(Target *t, LLVMModuleRef m);
-/* Verify m (the verifier's message on failure), then run "default<O3>" on it in place. */
+/* Everything besides a module that decides its object code: LLVM's version, the triple, CPU
+ * and features, the code generator's settings (a part of the compile cache's keys). */
+const char *target_identity(const Target *t);
+
+/* The optimisation pipelines: the model's code, and code that runs once (the init entry
+ * that computes derived parameters while compiling). */
+typedef enum TargetPipeline { PIPELINE_MODEL, PIPELINE_ONCE } TargetPipeline;
+const char *target_pipeline_text(TargetPipeline p); /* the LLVMRunPasses text */
+/* Verify m (the verifier's message on failure), then run pipeline p on it in place. */
+int target_optimize_with(Target *t, LLVMModuleRef m, TargetPipeline p, char *err, size_t errlen);
+/* The same with PIPELINE_MODEL. */
 int target_optimize(Target *t, LLVMModuleRef m, char *err, size_t errlen);
 /* Textual assembly of m, malloc'd (caller frees). */
 char *target_emit_asm(Target *t, LLVMModuleRef m, char *err, size_t errlen);
-/* Emit m as an object into a temp file (removed afterwards) and run
- *   $NNC_CC (default "cc") -shared -o out_path OBJ link_args...
+/* The object code of m (already optimised), malloc'd into *obj, *len.  Rewrites m. */
+int target_emit_object(Target *t, LLVMModuleRef m, void **obj, size_t *len, char *err,
+                       size_t errlen);
+/* Write each object objs[i] (lens[i] bytes) into a temp file (removed afterwards) and run
+ *   $NNC_CC (default "cc") -shared -o out_path OBJ... link_args...
  * without a shell; NNC_CC is split on blanks ("ccache gcc" works, no quoting).  On failure
- * err holds the exit status and the driver's output.  m should already be optimised. */
+ * err holds the exit status and the driver's output. */
+int target_link_shared_lib(const void *const *objs, const size_t *lens, int n_objs,
+                           const char *out_path, const char *const *link_args, int n_link_args,
+                           char *err, size_t errlen);
+/* The same for the object code of m (a clone of it; m should already be optimised). */
 int target_emit_shared_lib(Target *t, LLVMModuleRef m, const char *out_path,
                            const char *const *link_args, int n_link_args, char *err,
                            size_t errlen);
@@ -65,6 +84,11 @@ LLVMModuleRef jit_module_new(Jit *j, const char *name);
 /* Verify and optimise m (as target_optimize), then hand it to the JIT.  Takes ownership of m
  * whatever the outcome.  Code is generated lazily, at the first jit_lookup. */
 int jit_add_module(Jit *j, LLVMModuleRef m, char *err, size_t errlen);
+/* Hand object code (from target_emit_object, made by jit_target(j) or the same target) to
+ * the JIT; obj is copied. */
+int jit_add_object(Jit *j, const void *obj, size_t len, char *err, size_t errlen);
+/* The Jit's Target: the host's, as target_new_host. */
+Target *jit_target(Jit *j);
 /* Address of a symbol defined by an added module (or a JitSymbol); NULL + err if missing. */
 void *jit_lookup(Jit *j, const char *name, char *err, size_t errlen);
 

@@ -4,6 +4,7 @@
  *
  * Exit status: 0 success; 1 user error (bad model, weights or inputs: the library's message,
  * already in "file:line:col: error:" form, is printed to stderr as is); 2 usage error. */
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -14,11 +15,11 @@
 #include <getopt.h>
 #include <unistd.h>
 
+#include "cache.h"
 #include "compile.h"
 #include "nnc.h"
 #include "npy.h"
 
-#define NNC_VERSION "0.1.0"
 #define MAX_PAIRS 64
 #define SHOW_VALUES 8
 
@@ -30,6 +31,7 @@ static const char help_main[] =
     "               [--threads N] --in NAME=PATH.npy ... [--out NAME=PATH.npy ...]\n"
     "       nnc check [-D NAME=VALUE ...] FILE.nn\n"
     "       nnc dump --stage=STAGE [--format=text|dot] [--dims N=V,...] [-D NAME=VALUE ...] FILE.nn\n"
+    "       nnc cache [info|clear]\n"
     "       nnc --help | --version | COMMAND --help | help [COMMAND]\n"
     "\n"
     "nnc compiles a neural-network model written in the .nn language to native code.\n"
@@ -46,8 +48,9 @@ static const char help_main[] =
     "  check   parse and type/shape-check FILE.nn only.\n"
     "  dump    print one stage of the compilation of FILE.nn (ast, ir, opt, fused, loops,\n"
     "          llvm, asm); --format=dot draws the graph (ir, opt, fused) for Graphviz.\n"
+    "  cache   the compile cache: where it is and how full (info), or empty it (clear).\n"
     "  help    the same as --help; `nnc help COMMAND` is `nnc COMMAND --help`\n"
-    "          (COMMAND: compile, run, check, dump).\n"
+    "          (COMMAND: compile, run, check, dump, cache).\n"
     "\n"
     "FILE.nn may also be an ONNX model, FILE.onnx: one entry, forward, whose weights are the\n"
     "model's initializers, embedded (docs/cli.md, \"ONNX models\").\n"
@@ -66,6 +69,11 @@ static const char help_main[] =
     "  NNC_NUM_THREADS   default threads of a call (nnc run, the C API, Python); else\n"
     "                    the CPUs the process may use\n"
     "  NNC_PARALLEL_GRAIN  least work per chunk of a split loop (default 32768)\n"
+    "  NNC_CACHE         off (or 0): compile without the compile cache\n"
+    "  NNC_CACHE_DIR     the compile cache's directory (default: $XDG_CACHE_HOME/nnc,\n"
+    "                    else ~/.cache/nnc)\n"
+    "  XDG_CACHE_HOME    see NNC_CACHE_DIR\n"
+    "  NNC_CACHE_MAX     the most MiB the compile cache holds (default 1024; 0: no limit)\n"
     "  NNC_ARENA_LIMIT   test hook: the most bytes a compilation's arena may hold; past\n"
     "                    it the compilation fails as out of memory (exit 1)\n"
     "\n"
@@ -141,6 +149,20 @@ static const char help_dump[] =
     "\n"
     "Example:\n"
     "  nnc dump --stage=fused --format=dot model.nn | dot -Tpng -o model.png\n";
+
+static const char help_cache[] =
+    "usage: nnc cache [info|clear]\n"
+    "\n"
+    "Compiled code of the models compiled before (nnc FILE.nn -o, nnc run, the C API,\n"
+    "Python), keyed by the code and everything it depends on, so that compiling an unchanged\n"
+    "model again takes milliseconds.\n"
+    "\n"
+    "  info                 (the default) the directory, on or off, the entries and bytes\n"
+    "  clear                remove every entry\n"
+    "\n"
+    "The cache is $NNC_CACHE_DIR, else $XDG_CACHE_HOME/nnc, else ~/.cache/nnc; NNC_CACHE=off\n"
+    "turns it off.  It holds at most $NNC_CACHE_MAX MiB (default 1024): the least recently\n"
+    "used entries go first.  A cache that cannot be written is skipped, silently.\n";
 
 /* ---- messages ---- */
 
@@ -333,6 +355,31 @@ static int cmd_check(int argc, char **argv) {
   free(msg);
   printf("%s: ok\n", in);
   return 0;
+}
+
+/* ---- nnc cache ---- */
+
+/* argv[0] is "cache" */
+static int cmd_cache(int argc, char **argv) {
+  const char *what = argc > 1 ? argv[1] : "info";
+  if (!strcmp(what, "--help") || !strcmp(what, "-h")) return fputs(help_cache, stdout), 0;
+  if (strcmp(what, "info") && strcmp(what, "clear"))
+    return usage_error("cache", "unknown cache command '%s' (info, clear)", what);
+  if (argc > 2) return usage_error("cache", "unexpected argument '%s'", argv[2]);
+  Cache c;
+  cache_open(&c);
+  if (!c.dir[0]) return user_error("nnc: error: no cache directory: set NNC_CACHE_DIR or HOME");
+  int n;
+  if (!strcmp(what, "clear")) {
+    if (cache_clear(&c, &n)) return user_error("nnc: error: cannot read %s: %s", c.dir, strerror(errno));
+    return printf("removed %d entries from %s\n", n, c.dir), 0;
+  }
+  uint64_t bytes;
+  cache_usage(&c, &n, &bytes);
+  printf("directory: %s\nstate: %s\nentries: %d, %.1f MiB", c.dir,
+         c.on ? "on" : "off (NNC_CACHE)", n, bytes / 1048576.0);
+  if (c.max_bytes) printf(" of at most %llu MiB", (unsigned long long)(c.max_bytes >> 20));
+  return puts(""), 0;
 }
 
 /* ---- nnc dump ---- */
@@ -711,6 +758,7 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "run") == 0) return cmd_run(argc - 1, argv + 1);
   if (strcmp(cmd, "check") == 0) return cmd_check(argc - 1, argv + 1);
   if (strcmp(cmd, "dump") == 0) return cmd_dump(argc - 1, argv + 1);
+  if (strcmp(cmd, "cache") == 0) return cmd_cache(argc - 1, argv + 1);
   if (strcmp(cmd, "help") == 0) {
     const char *topic = argc > 2 ? argv[2] : "";
     char *h[] = {argv[0], "--help", NULL};
@@ -718,6 +766,7 @@ int main(int argc, char **argv) {
     if (strcmp(topic, "check") == 0) return cmd_check(2, h);
     if (strcmp(topic, "dump") == 0) return cmd_dump(2, h);
     if (strcmp(topic, "compile") == 0) return cmd_compile(2, h);
+    if (strcmp(topic, "cache") == 0) return cmd_cache(2, h);
     return fputs(help_main, stdout), 0;
   }
   return cmd_compile(argc, argv);

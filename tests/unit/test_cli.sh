@@ -76,6 +76,22 @@ if [ -f "$M" ] && [ -f "$G/weights.safetensors" ]; then
   expect 0 "lp: f32[64]" -- run "$TMP/plain.so" --weights "$W" --entry log_prob \
     --in x="$G/forward.in.x.npy"
   for stage in ast ir fused llvm; do expect 0 "" -- dump --stage=$stage "$M"; done
+  # the compile cache (docs/cli.md): a hit writes the same library; info and clear
+  NNC_CACHE_DIR="$TMP/cache"
+  export NNC_CACHE_DIR
+  expect 0 "" -- "$M" -o "$TMP/cached1.so" --weights "$W"
+  expect 0 "" -- "$M" -o "$TMP/cached2.so" --weights "$W"
+  cmp -s "$TMP/cached1.so" "$TMP/cached2.so" ||
+    { echo "FAIL: a cache hit wrote another library"; failures=$((failures + 1)); }
+  expect 0 "directory: $TMP/cache" -- cache
+  expect 0 "state: on" -- cache info
+  expect 0 "removed " -- cache clear
+  expect 0 "entries: 0," -- cache
+  NNC_CACHE=off expect 0 "state: off" -- cache
+  unset NNC_CACHE
+  expect 2 "unknown cache command 'bogus'" -- cache bogus
+  expect 0 "usage: nnc cache" -- help cache
+  unset NNC_CACHE_DIR
   expect 0 "logdet: f32[64]" -- run "$TMP/realnvp.so" --threads 3 --in x="$G/forward.in.x.npy"
   expect 2 "--threads needs a number from 1 to 1024, not '0'" -- run "$TMP/realnvp.so" --threads 0 \
     --in x="$G/forward.in.x.npy"

@@ -4,8 +4,11 @@
  * golden inputs (tests/golden/<m>/<entry>.in.<arg>.npy) is run; then the same 2 x MODELS
  * compiles run again on THREADS threads at once, each thread taking the next job, and every
  * output must be bit-identical to the serial one.  The weights are the golden ones, embedded
- * in the AOT libraries.  scripts/test.sh also runs this test in a ThreadSanitizer build
- * (build-tsan, -DNNC_TSAN=ON). */
+ * in the AOT libraries.  The serial compiles run with the compile cache off; the threaded
+ * ones twice with one cache directory, empty at first (the threads compile and store the
+ * same entries at once), then full (every compile a hit): cached code must compute the
+ * same bits as uncached code.  scripts/test.sh also runs this test in a ThreadSanitizer
+ * build (build-tsan, -DNNC_TSAN=ON). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -192,20 +195,34 @@ static void *worker(void *arg) {
   return NULL;
 }
 
-static void test_compile_threads(void **state) {
-  (void)state;
-  for (int job = 0; job < N_JOBS; job++)
-    if (run_job(&serial[job], job, "serial")) fail_msg("serial: %s", serial[job].err);
+/* All jobs on THREADS threads at once; the count of failures and differences from serial. */
+static int run_threaded(const char *what) {
   pthread_t t[THREADS];
   atomic_store(&next_job, 0);
   for (int i = 0; i < THREADS; i++) assert_int_equal(pthread_create(&t[i], NULL, worker, NULL), 0);
   for (int i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
   int failures = 0;
+  print_message("%s:\n", what);
   for (int job = 0; job < N_JOBS; job++) {
     if (threaded[job].err[0]) print_message("threaded: %s\n", threaded[job].err), failures++;
     else failures += compare_job(&threaded[job], &serial[job], job);
+    free_job(&threaded[job]);
   }
-  for (int job = 0; job < N_JOBS; job++) free_job(&serial[job]), free_job(&threaded[job]);
+  return failures;
+}
+
+static void test_compile_threads(void **state) {
+  (void)state;
+  setenv("NNC_CACHE", "off", 1);
+  for (int job = 0; job < N_JOBS; job++)
+    if (run_job(&serial[job], job, "serial")) fail_msg("serial: %s", serial[job].err);
+  unsetenv("NNC_CACHE");
+  char cache[sizeof tmp_dir + 16];
+  snprintf(cache, sizeof cache, "%s/cache", tmp_dir);
+  setenv("NNC_CACHE_DIR", cache, 1);
+  int failures = run_threaded("threads, an empty compile cache");
+  failures += run_threaded("threads, every compile a cache hit");
+  for (int job = 0; job < N_JOBS; job++) free_job(&serial[job]);
   if (failures)
     fail_msg("%d difference(s) or failure(s) on %d threads, see above", failures, THREADS);
 }

@@ -65,9 +65,10 @@ bool pair_arg(Sema *S, const Value *v, SrcLoc loc, const char *name, int64_t out
 
 static bool conv_check(Sema *S, INode *x, INode *w, INode *b, int64_t cin_w, int64_t cout, const ConvSpec *c,
                        const char *what, SrcLoc loc) {
-  if (!need_rank(S, x, 4, what, loc) || !need_rank(S, w, 4, what, loc) || !static_dims(S, x, 1, what, loc) ||
-      !static_dims(S, w, 0, what, loc))
+  /* H and W may be symbolic: the output sizes are then derived ones (symdim.c) */
+  if (!need_rank(S, x, 4, what, loc) || !need_rank(S, w, 4, what, loc) || !static_dims(S, w, 0, what, loc))
     return false;
+  if (x->shape.d[1].syms) return diag_error(D, loc, "%s: the channel count (dimension 1) must be static", what);
   int64_t C = x->shape.d[1].k, g = c->groups;
   if (g <= 0 || C % g || cout % g)
     return diag_error(D, loc, "%s: groups=%lld must divide the %lld input and %lld output channels", what,
@@ -83,20 +84,21 @@ static bool conv_check(Sema *S, INode *x, INode *w, INode *b, int64_t cin_w, int
 /* [N, C, OH, OW, KH, KW] windows -> [N, g, C/g * KH * KW, OH * OW] columns (im2col) */
 static INode *columns(Sema *S, INode *win, int64_t g, SrcLoc loc) {
   const Shape *s = &win->shape;
-  int64_t cg = s->d[1].k / g, oh = s->d[2].k, ow = s->d[3].k, kh = s->d[4].k, kw = s->d[5].k;
-  Dim split[7] = {s->d[0], dim_const(g), dim_const(cg), dim_const(oh), dim_const(ow), dim_const(kh), dim_const(kw)};
+  int64_t cg = s->d[1].k / g, kh = s->d[4].k, kw = s->d[5].k;
+  Dim oh = s->d[2], ow = s->d[3];
+  Dim split[7] = {s->d[0], dim_const(g), dim_const(cg), oh, ow, dim_const(kh), dim_const(kw)};
   INode *t = reshape_to(S, win, 7, split, loc);
   int perm[7] = {0, 1, 2, 5, 6, 3, 4};
   t = ir_permute(M, E, t, perm, loc, D);
-  Dim cols[4] = {s->d[0], dim_const(g), dim_const(cg * kh * kw), dim_const(oh * ow)};
+  Dim cols[4] = {s->d[0], dim_const(g), dim_const(cg * kh * kw), dim_mul(oh, ow)};
   return reshape_to(S, t, 4, cols, loc);
 }
 
 /* [g, og, K] weights @ [N, g, K, OH*OW] columns -> [N, g*og, OH, OW] + bias */
-static INode *conv_gemm(Sema *S, INode *wmat, INode *cols, INode *b, int64_t cout, int64_t oh, int64_t ow, Dim n,
+static INode *conv_gemm(Sema *S, INode *wmat, INode *cols, INode *b, int64_t cout, Dim oh, Dim ow, Dim n,
                         SrcLoc loc) {
   INode *y = ir_matmul(M, E, wmat, cols, 0, 0, loc, D);
-  Dim out[4] = {n, dim_const(cout), dim_const(oh), dim_const(ow)};
+  Dim out[4] = {n, dim_const(cout), oh, ow};
   y = y ? reshape_to(S, y, 4, out, loc) : NULL;
   if (y && b) y = ir_binary(M, E, OP_ADD, y, per_channel(S, b, 2, loc), loc, D);
   return y;
@@ -112,7 +114,8 @@ INode *nn_conv2d(Sema *S, INode *x, INode *w, INode *b, const ConvSpec *c, SrcLo
   Dim n = x->shape.d[0];
   bool pointwise = kh == 1 && kw == 1 && c->stride[0] == 1 && c->stride[1] == 1 && !c->pad[0] && !c->pad[1] &&
                    !c->pad[2] && !c->pad[3];
-  if (pointwise && g == 1 && x->shape.d[2].k * x->shape.d[3].k == 1) { /* on 1x1 maps, a Linear layer */
+  Dim h = x->shape.d[2], w_ = x->shape.d[3];
+  if (pointwise && g == 1 && dim_is(h, 1) && dim_is(w_, 1)) { /* on 1x1 maps, a Linear layer */
     Dim xs[2] = {n, dim_const(C)}, ys[4] = {n, dim_const(cout), dim_const(1), dim_const(1)};
     Dim ws[2] = {dim_const(cout), dim_const(C)}, bs[2] = {dim_const(1), dim_const(cout)};
     /* x W^T with the images as rows: the weights transposed once (pass_weight_layout.c), not
@@ -122,16 +125,15 @@ INode *nn_conv2d(Sema *S, INode *x, INode *w, INode *b, const ConvSpec *c, SrcLo
     return y ? reshape_to(S, y, 4, ys, loc) : NULL;
   }
   if (pointwise && g == 1) { /* a 1x1 convolution is a plain GEMM over the pixels */
-    Dim xs[3] = {n, dim_const(C), dim_const(x->shape.d[2].k * x->shape.d[3].k)}, ws[2] = {dim_const(cout), dim_const(C)};
-    return conv_gemm(S, reshape_to(S, w, 2, ws, loc), reshape_to(S, x, 3, xs, loc), b, cout, x->shape.d[2].k,
-                     x->shape.d[3].k, n, loc);
+    Dim xs[3] = {n, dim_const(C), dim_mul(h, w_)}, ws[2] = {dim_const(cout), dim_const(C)};
+    return conv_gemm(S, reshape_to(S, w, 2, ws, loc), reshape_to(S, x, 3, xs, loc), b, cout, h, w_, n, loc);
   }
   WindowSpec ws = {.kernel = {kh, kw}, .stride = {c->stride[0], c->stride[1]}, .dilation = {c->dilation[0], c->dilation[1]},
                    .input_dilation = {1, 1}, .pad = {c->pad[0], c->pad[1], c->pad[2], c->pad[3]},
                    .what = "conv2d", .params = "padding, kernel size or dilation"};
   INode *win = ir_window(M, E, x, &ws, loc, D);
   if (!win) return NULL;
-  int64_t oh = win->shape.d[2].k, ow = win->shape.d[3].k;
+  Dim oh = win->shape.d[2], ow = win->shape.d[3];
   Dim wm[3] = {dim_const(g), dim_const(cout / g), dim_const(C / g * kh * kw)};
   return conv_gemm(S, reshape_to(S, w, 3, wm, loc), columns(S, win, g, loc), b, cout, oh, ow, n, loc);
 }
@@ -143,7 +145,8 @@ INode *nn_conv_transpose2d(Sema *S, INode *x, INode *w, INode *b, const ConvSpec
   if (!x || !w) return NULL;
   int64_t g = c->groups, og = w->shape.rank == 4 ? w->shape.d[1].k : 0, cout = og * g;
   if (!conv_check(S, x, w, b, w->shape.rank == 4 ? w->shape.d[0].k / (g > 0 ? g : 1) : 0, cout, c,
-                  "conv_transpose2d", loc))
+                  "conv_transpose2d", loc) ||
+      !static_dims(S, x, 2, "conv_transpose2d", loc))
     return NULL;
   int64_t C = x->shape.d[1].k, H = x->shape.d[2].k, W = x->shape.d[3].k, kh = w->shape.d[2].k, kw = w->shape.d[3].k;
   if (w->shape.d[0].k != C)
@@ -191,12 +194,25 @@ static Wide pool_out(Wide in, Wide k, Wide s, Wide p, Wide d, bool ceil_mode) {
   return o;
 }
 
+/* The window's end padding along a symbolic axis a, so that ir_window's output size is ATen's:
+ * floor((in + 2p - span) / s) + 1, with ceil_mode + (s - 1).  ATen drops a last ceil_mode
+ * window that would start in the end padding; it never does when p + s <= span, the only
+ * case taken here, since the drop would depend on the run-time size. */
+static bool pool_symbolic_axis(Sema *S, const PoolSpec *p, int a, WindowSpec *ws, const char *what, SrcLoc loc) {
+  Wide span = (Wide)p->dilation[a] * (p->kernel[a] - 1) + 1;
+  if (p->ceil_mode && p->pad[a] + p->stride[a] > span)
+    return diag_error(D, loc, "%s: ceil_mode with a stride larger than the kernel less the padding needs a "
+                      "static size (pin it with -D)", what);
+  ws->pad[a] = p->pad[a];
+  ws->pad[a + 2] = p->pad[a] + (p->ceil_mode ? p->stride[a] - 1 : 0);
+  return true;
+}
+
 static INode *pool_windows(Sema *S, INode *x, const PoolSpec *p, double fill, const char *what, SrcLoc loc,
                            int64_t out[2]) {
   if (!x) return NULL;
   int r = x->shape.rank;
-  if (r < 3 || !static_dims(S, x, r - 2, what, loc))
-    return diag_error(D, loc, "%s expects [N, C, H, W] or [C, H, W] with static H, W", what), NULL;
+  if (r < 3) return diag_error(D, loc, "%s expects [N, C, H, W] or [C, H, W]", what), NULL;
   WindowSpec ws = {.kernel = {p->kernel[0], p->kernel[1]}, .stride = {p->stride[0], p->stride[1]},
                    .dilation = {p->dilation[0], p->dilation[1]}, .input_dilation = {1, 1}, .pad_value = fill,
                    .what = what, .params = "kernel size, stride or dilation"};
@@ -206,6 +222,11 @@ static INode *pool_windows(Sema *S, INode *x, const PoolSpec *p, double fill, co
       return diag_error(D, loc, "%s: kernel size, stride and dilation must be positive", what), NULL;
     if (p->pad[a] < 0 || p->pad[a] > p->kernel[a] / 2)
       return diag_error(D, loc, "%s: padding must be at most half the kernel size", what), NULL;
+    if (x->shape.d[r - 2 + a].syms) { /* a symbolic size: ir_window derives the output size */
+      if (!pool_symbolic_axis(S, p, a, &ws, what, loc)) return NULL;
+      out[a] = 0;
+      continue;
+    }
     Wide o = pool_out(in, p->kernel[a], p->stride[a], p->pad[a], p->dilation[a], p->ceil_mode);
     if (o <= 0) return diag_error(D, loc, "%s: the output would be empty", what), NULL;
     Wide pad_end = (o - 1) * p->stride[a] + (Wide)p->dilation[a] * (p->kernel[a] - 1) + 1 - in - p->pad[a];
@@ -265,6 +286,13 @@ INode *nn_avg_pool2d(Sema *S, INode *x, const PoolSpec *p, SrcLoc loc) {
   int r = win->shape.rank;
   INode *sum = ir_reduce(M, E, OP_SUM, win, (1u << (r - 2)) | (1u << (r - 1)), 0, loc, D);
   int xr = x->shape.rank;
+  if (x->shape.d[xr - 2].syms || x->shape.d[xr - 1].syms) { /* one divisor for every window */
+    if (!p->divisor_override && (p->ceil_mode || (!p->count_include_pad && (p->pad[0] || p->pad[1]))))
+      return diag_error(D, loc, "avg_pool2d: on a symbolic size, the divisor varies across the output with "
+                        "ceil_mode or count_include_pad=false and padding; pin the size with -D"), NULL;
+    double div = p->divisor_override ? (double)p->divisor_override : (double)(p->kernel[0] * p->kernel[1]);
+    return ir_binary(M, E, OP_DIV, sum, ir_fill(M, E, div, &(Shape){0}, loc), loc, D);
+  }
   return ir_binary(M, E, OP_DIV, sum, avg_divisors(S, p, x->shape.d[xr - 2].k, x->shape.d[xr - 1].k, out, loc), loc, D);
 }
 
@@ -293,13 +321,14 @@ static bool adaptive_args(Sema *S, INode *x, int64_t oh, int64_t ow, const char 
 }
 
 INode *nn_adaptive_avg_pool2d(Sema *S, INode *x, int64_t oh, int64_t ow, SrcLoc loc) {
-  if (!adaptive_args(S, x, oh, ow, "adaptive_avg_pool2d", loc)) return NULL;
-  int r = x->shape.rank;
-  int64_t h = x->shape.d[r - 2].k, w = x->shape.d[r - 1].k;
-  if (oh == 1 && ow == 1) {
+  int r = x ? x->shape.rank : 0;
+  if (x && r >= 3 && oh == 1 && ow == 1) { /* a mean, of a symbolic size too */
     INode *s = ir_reduce(M, E, OP_SUM, x, (1u << (r - 2)) | (1u << (r - 1)), 1, loc, D);
-    return ir_binary(M, E, OP_DIV, s, ir_fill(M, E, (double)(h * w), &(Shape){0}, loc), loc, D);
+    Dim hw = dim_mul(x->shape.d[r - 2], x->shape.d[r - 1]);
+    return ir_binary(M, E, OP_DIV, s, ir_dim_value(M, E, hw, loc), loc, D);
   }
+  if (!adaptive_args(S, x, oh, ow, "adaptive_avg_pool2d", loc)) return NULL;
+  int64_t h = x->shape.d[r - 2].k, w = x->shape.d[r - 1].k;
   INode *ph = pool_matrix(S, h, oh, false, loc);
   INode *pw = ph ? pool_matrix(S, w, ow, true, loc) : NULL;
   if (!pw) return NULL;

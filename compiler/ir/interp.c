@@ -672,5 +672,8 @@ int interp_bind(const Model *m, const Entry *e, const int *ranks, const int64_t 
         if (pass == 1 && interp_dim(d, syms) != got) return bind_fail(err, errlen, m, e, i, "shape mismatch");
       }
     }
-  return 0;
+  uint32_t used = 0; /* the derived dims of the entry's nodes (its workspace, as the runtime's) */
+  for (int i = 0; i < e->nnodes; i++)
+    for (int k = 0; k < e->nodes[i]->shape.rank; k++) used |= e->nodes[i]->shape.d[k].syms;
+  return model_derive_syms(m, used, syms, err, errlen) ? 0 : -1;
 }

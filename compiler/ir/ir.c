@@ -467,8 +467,25 @@ static bool static_spatial(Model *m, INode *x, const char *what, SrcLoc loc, Dia
   return true;
 }
 
+/* The output size of a window along a symbolic axis: floor((padded - span) / stride) + 1 with
+ * padded = (in - 1) * input_dilation + 1 + both paddings, a derived symbol (symdim.c) whose
+ * run-time value below 1 fails the call, naming the layer. */
+static Dim window_out_sym(Model *m, Dim in, const WindowSpec *w, int a, int64_t span, SrcLoc loc, Diag *d,
+                          bool *ok) {
+  char what[96];
+  snprintf(what, sizeof what, "%s: the output %s", w->what, a ? "width" : "height");
+  int64_t idil = w->input_dilation[a];
+  return dim_derive(m, in, idil, 1 - idil + w->pad[a] + w->pad[a + 2] - span + w->stride[a], w->stride[a], what,
+                    loc, d, ok);
+}
+
 INode *ir_window(Model *m, Entry *e, INode *x, const WindowSpec *w, SrcLoc loc, Diag *d) {
-  if (!x || !static_spatial(m, x, "a sliding window", loc, d)) return NULL;
+  if (!x) return NULL;
+  if (x->shape.rank < 2) {
+    char b[128];
+    diag_error(d, loc, "%s needs at least two axes, got %s", w->what, shape_str(m, x->dtype, &x->shape, b, sizeof b));
+    return NULL;
+  }
   Shape s = x->shape;
   if (s.rank + 2 > MAX_RANK) {
     diag_error(d, loc, "rank would exceed %d", MAX_RANK);
@@ -490,6 +507,13 @@ INode *ir_window(Model *m, Entry *e, INode *x, const WindowSpec *w, SrcLoc loc, 
     __int128 in = s.d[s.rank - 2 + a].k;
     __int128 eff = in ? (in - 1) * w->input_dilation[a] + 1 : 0;
     __int128 wspan = (__int128)w->dilation[a] * (w->kernel[a] - 1) + 1;
+    if (s.d[s.rank - 2 + a].syms) { /* the size is known at run time: checked then */
+      bool ok;
+      if (wspan > lim) return diag_error(d, loc, "%s: %s too large (the window spans more than 2^40)", w->what, w->params), NULL;
+      s.d[s.rank - 2 + a] = window_out_sym(m, s.d[s.rank - 2 + a], w, a, (int64_t)wspan, loc, d, &ok);
+      if (!ok) return NULL;
+      continue;
+    }
     if (eff > lim || wspan > lim) {
       diag_error(d, loc, "%s: %s too large (the window or the input spans more than 2^40)", w->what, w->params);
       return NULL;

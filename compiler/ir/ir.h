@@ -184,11 +184,24 @@ typedef struct Entry {
   int64_t intermediate_bytes_static;       /* for reports; symbolic dims counted as 1 */
 } Entry;
 
+/* A symbolic dim computed from another one, sym `src` (base or derived, always of a lower
+ * index): floor((mul × src + add) / div), a layer's output size such as a convolution's
+ * (H + 2p - k) / s + 1.  It must come out >= 1 at run time; `site` names the layer for that
+ * error ("file:line:col: conv2d: the output height").  Base syms (bound from the inputs'
+ * shapes) have derived == false.  symdim.c. */
+typedef struct SymRule {
+  bool derived;
+  int src;
+  int64_t mul, add, div;
+  const char *site;
+} SymRule;
+
 typedef struct Model {
   Arena *arena;
   const char *name;
   const SrcFile *file;
   const char *sym_names[MAX_SYMS];
+  SymRule sym_rules[MAX_SYMS];
   int nsyms;
   Param *params;  int nparams, params_cap;
   int *param_slots; int param_slots_cap;   /* name hash -> param index + 1 (model_find_param) */
@@ -202,6 +215,18 @@ typedef struct Model {
 } Model;
 
 int model_sym(Model *m, const char *name);          /* index, adding it if new; -1 if full */
+/* floor((mul × x + add) / div) as a Dim (symdim.c): a constant for a static x, a multiple of
+ * x's symbol when exact, else a derived symbol (SymRule), shared by every layer that computes
+ * the same formula of the same symbol.  mul, div >= 1.  x may hold at most one symbol.  On
+ * failure (too many symbols, x a product of symbols) a diagnostic at loc naming `what`, and
+ * *ok = false. */
+Dim dim_derive(Model *m, Dim x, int64_t mul, int64_t add, int64_t div, const char *what, SrcLoc loc, Diag *d,
+               bool *ok);
+/* The base syms (bound from input shapes) that the syms in `mask` are computed from. */
+uint32_t model_sym_roots(const Model *m, uint32_t mask);
+/* syms[i] of every derived sym in `used` from the base syms' values: false (with a message in
+ * err) when one comes out below 1 or overflows. */
+bool model_derive_syms(const Model *m, uint32_t used, int64_t *syms, char *err, size_t errlen);
 /* The largest static element count of a tensor or parameter (k of its size k × symbols). */
 #define IR_MAX_STATIC_ELEMENTS ((int64_t)1 << 40)
 /* model_add_param: the new parameter's index, or PARAM_DUPLICATE (the name exists) or

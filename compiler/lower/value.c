@@ -83,18 +83,24 @@ static Lx *window_value(Lower *L, INode *n, Lx *const *idx) {
   Lx *ri[MAX_RANK], *cond = NULL;
   memcpy(ri, idx, (r - 2) * sizeof *ri);
   for (int a = 0; a < 2; a++) {
-    int64_t K = n->shape.d[r + a].k, H = in->shape.d[r - 2 + a].k, ld = n->i[6 + a];
+    Dim Hd = in->shape.d[r - 2 + a];
+    int64_t K = n->shape.d[r + a].k, H = Hd.k, ld = n->i[6 + a];
     Lx *k = n->flag ? ibin(L, '-', lx_i(L, K - 1), idx[r + a]) : idx[r + a];
     Lx *v = ibin(L, '+', ibin(L, '-', ibin(L, '*', idx[r - 2 + a], lx_i(L, n->i[a])), lx_i(L, n->i[2 + a])),
                  ibin(L, '*', k, lx_i(L, n->i[4 + a])));
-    int64_t O = n->shape.d[r - 2 + a].k, last = (O - 1) * n->i[a] - n->i[2 + a] + (K - 1) * n->i[4 + a];
-    if (ld == 1 && n->i[2 + a] <= 0 && last <= H - 1) { /* never outside (no padding): no test */
+    Dim Od = n->shape.d[r - 2 + a];
+    int64_t O = Od.k, last = (O - 1) * n->i[a] - n->i[2 + a] + (K - 1) * n->i[4 + a];
+    if (!Hd.syms && !Od.syms && ld == 1 && n->i[2 + a] <= 0 && last <= H - 1) { /* never outside (no padding) */
       ri[r - 2 + a] = v;
       continue;
     }
-    Lx *c = ibin(L, '&', ibin(L, '<', lx_i(L, -1), v), ibin(L, '<', v, lx_i(L, (H - 1) * ld + 1)));
+    /* inside: 0 <= v <= (H - 1) * ld, H known at run time when symbolic */
+    Lx *top = ibin(L, '-', ibin(L, '*', lx_dim(L, Hd), lx_i(L, ld)), lx_i(L, ld - 1));
+    Lx *c = ibin(L, '&', ibin(L, '<', lx_i(L, -1), v), ibin(L, '<', v, top));
     if (ld > 1) c = ibin(L, '&', c, ibin(L, '=', ibin(L, '%', v, lx_i(L, ld)), lx_i(L, 0)));
-    ri[r - 2 + a] = clamp(L, ld > 1 ? ibin(L, '/', v, lx_i(L, ld)) : v, 0, H - 1);
+    Lx *at = ld > 1 ? ibin(L, '/', v, lx_i(L, ld)) : v;
+    ri[r - 2 + a] = Hd.syms ? ibin(L, 'M', ibin(L, 'm', at, ibin(L, '-', lx_dim(L, Hd), lx_i(L, 1))), lx_i(L, 0))
+                            : clamp(L, at, 0, H - 1);
     cond = cond ? ibin(L, '&', cond, c) : c;
   }
   return cond ? select3(L, cond, value(L, in, ri), lx_f(L, n->f[0])) : value(L, in, ri);

@@ -13,7 +13,7 @@ import os
 import subprocess
 import tempfile
 
-NNC_MODEL_ABI = 3
+NNC_MODEL_ABI = 4
 NNC_F32, NNC_I64 = 0, 1
 NNC_OK, NNC_ERR_USER, NNC_ERR_USAGE, NNC_ERR_NOMEM = 0, 1, 2, 3
 NNC_MAX_RANK = 8
@@ -49,6 +49,13 @@ class NncParamDesc(ctypes.Structure):
                 ("nbytes", ctypes.c_uint64), ("flags", ctypes.c_uint32)]  # NNC_PARAM_*
 
 
+class NncSymRule(ctypes.Structure):
+    """How a symbolic dim gets its value: bound by the caller (src < 0), or
+    floor((mul * syms[src] + add) / div), a layer's output size."""
+    _fields_ = [("src", ctypes.c_int32), ("mul", ctypes.c_int64), ("add", ctypes.c_int64),
+                ("div", ctypes.c_int64), ("site", ctypes.c_char_p)]
+
+
 class NncModelDesc(ctypes.Structure):
     _fields_ = [("abi_version", ctypes.c_uint32), ("name", ctypes.c_char_p),
                 ("n_syms", ctypes.c_int32), ("sym_names", ctypes.POINTER(ctypes.c_char_p)),
@@ -57,7 +64,8 @@ class NncModelDesc(ctypes.Structure):
                 ("weights_size", ctypes.c_uint64),
                 ("embedded_weights", ctypes.c_void_p),  # const char *, may hold NULs
                 ("init", ctypes.POINTER(NncEntryDesc)),  # derived parameters, or NULL
-                ("weights_checksum", ctypes.c_uint64)]  # of the embedded weights
+                ("weights_checksum", ctypes.c_uint64),  # of the embedded weights
+                ("sym_rules", ctypes.POINTER(NncSymRule))]  # [n_syms], or NULL
 
 
 class NncTensor(ctypes.Structure):
@@ -67,7 +75,7 @@ class NncTensor(ctypes.Structure):
 
 
 STRUCTS = [("nnc_dim", NncDim, "nnc_model.h"), ("nnc_slot", NncSlot, "nnc_model.h"),
-           ("nnc_arg_desc", NncArgDesc, "nnc_model.h"),
+           ("nnc_arg_desc", NncArgDesc, "nnc_model.h"), ("nnc_sym_rule", NncSymRule, "nnc_model.h"),
            ("nnc_entry_desc", NncEntryDesc, "nnc_model.h"),
            ("nnc_param_desc", NncParamDesc, "nnc_model.h"),
            ("nnc_model_desc", NncModelDesc, "nnc_model.h"), ("nnc_tensor", NncTensor, "nnc.h")]

@@ -3,7 +3,7 @@
 "Speed"): median latency per call, in one run, same weights, inputs and thread count.
 
     images, batches 1 and 8    torchvision resnet18, mobilenet_v2, mobilenet_v3_small,
-                               efficientnet_b0 (tests/models/<m>.nn -D IMG=224, at 224x224),
+                               efficientnet_b0 (tests/models/<m>.nn -D H=224 -D W=224, at 224x224),
                                the small ConvNeXt of tests/python/test_zoo.py (64x64),
                                the small ViT of tests/python/test_vit.py (64x64)
     sequences, batches 1, 16   a 2-layer nn.GRU(64, 128, batch_first) over T = 32 (bench/gru.nn)
@@ -155,7 +155,7 @@ def gru_model():
 
 
 def image_model(name, build, img=IMG, defines=None, inp="x", note=""):
-    return Zoo(name, f"tests/models/{name}.nn", defines if defines is not None else [f"IMG={img}"], "image",
+    return Zoo(name, f"tests/models/{name}.nn", defines if defines is not None else [f"H={img}", f"W={img}"], "image",
                "classify", [inp], ["logits"], {"logits": 0}, build, (3, img, img), note)
 
 
@@ -164,7 +164,7 @@ ZOO = {z.name: z for z in [
     image_model("mobilenet_v2", torchvision_model("mobilenet_v2")),
     image_model("mobilenet_v3_small", torchvision_model("mobilenet_v3_small")),
     image_model("efficientnet_b0", torchvision_model("efficientnet_b0")),
-    image_model("convnext_toy", convnext_toy, 64, [], note="stages 32/64/128, depths 2/1/1, 10 classes"),
+    image_model("convnext_toy", convnext_toy, 64, note="stages 32/64/128, depths 2/1/1, 10 classes"),
     image_model("vit_small", vit_small, 64, [], "img", note="patch 16, 4 layers, 4 heads, hidden 128, MLP 256"),
     Zoo("gru", "bench/gru.nn", [], "seq", "forward", ["x"], ["y", "h"], {"y": 0, "h": 1}, gru_model,
         (GRU_T, 64), note=f"2 layers, input 64, hidden 128, T = {GRU_T}"),

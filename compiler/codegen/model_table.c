@@ -74,7 +74,7 @@ LLVMValueRef emit_desc(Cg *g, const LEntry *les, LLVMValueRef *bodies, const uns
   LLVMTypeRef arg_t = LLVMStructCreateNamed(C, "nnc_arg_desc");
   LLVMStructSetBody(arg_t, (LLVMTypeRef[]){g->ptr, g->i32, g->i32, g->ptr}, 4, 0);
   LLVMTypeRef entry_t = LLVMStructCreateNamed(C, "nnc_entry_desc");
-  LLVMStructSetBody(entry_t, (LLVMTypeRef[]){g->ptr, g->i32, g->i32, g->ptr, g->i32, g->ptr, g->ptr}, 7, 0);
+  LLVMStructSetBody(entry_t, (LLVMTypeRef[]){g->ptr, g->i32, g->i32, g->ptr, g->i32, g->ptr, g->ptr, g->i32}, 8, 0);
   LLVMTypeRef param_t = LLVMStructCreateNamed(C, "nnc_param_desc");
   LLVMStructSetBody(param_t, (LLVMTypeRef[]){g->ptr, g->i32, g->i32, g->ptr, g->i64, g->i64, g->i32}, 7, 0);
   LLVMTypeRef model_t = LLVMStructCreateNamed(C, "nnc_model_desc");
@@ -108,7 +108,7 @@ LLVMValueRef emit_desc(Cg *g, const LEntry *les, LLVMValueRef *bodies, const uns
     entries[i] = LLVMConstNamedStruct(entry_t, (LLVMValueRef[]){
       cstring(g, e->name), i32c(g, e->nin), i32c(g, e->nout),
       const_array_global(g, arg_t, args, na, "nnc.args"), i32c(g, nr),
-      const_array_global(g, slot_t, slots, nr, "nnc.slots"), bodies[i]}, 7);
+      const_array_global(g, slot_t, slots, nr, "nnc.slots"), bodies[i], i32c(g, (int32_t)entry_syms_used(e))}, 8);
     free(args);
     free(slots);
   }

@@ -14,6 +14,8 @@
 #include "ir.h"
 #include "table.h"
 
+const char TYPE_SIZE[] = "a size in a declared type";
+
 static int64_t gcd64(int64_t a, int64_t b) {
   if (a < 0) a = -a;
   if (b < 0) b = -b;
@@ -45,12 +47,19 @@ static const char *rule_name(Model *m, const SymRule *r) {
 /* The index of the symbol for rule r, adding it if new; -1 when the model has MAX_SYMS. */
 static int rule_sym(Model *m, SymRule r, SrcLoc loc, const char *what) {
   for (int i = 0; i < m->nsyms; i++) {
-    const SymRule *o = &m->sym_rules[i];
-    if (o->derived && o->src == r.src && o->mul == r.mul && o->add == r.add && o->div == r.div) return i;
+    SymRule *o = &m->sym_rules[i];
+    if (!o->derived || o->src != r.src || o->mul != r.mul || o->add != r.add || o->div != r.div) continue;
+    if (o->typed && what != TYPE_SIZE) { /* a declared type named it first: the layer is the better site */
+      int site = model_check_site(m, loc, what);
+      o->site = m->sites[site];
+      o->typed = false;
+    }
+    return i;
   }
   if (m->nsyms == MAX_SYMS) return -1;
   int site = model_check_site(m, loc, what); /* may move m->sites */
   r.site = m->sites[site];
+  r.typed = what == TYPE_SIZE;
   m->sym_names[m->nsyms] = rule_name(m, &r);
   m->sym_rules[m->nsyms] = r;
   return m->nsyms++;
@@ -79,6 +88,16 @@ Dim dim_derive(Model *m, Dim x, int64_t mul, int64_t add, int64_t div, const cha
   int sym = rule_sym(m, r, loc, what);
   if (sym < 0) *ok = diag_error(d, loc, "%s: more than %d symbolic sizes in the model; pin some with -D", what, MAX_SYMS);
   return sym < 0 ? x : (Dim){1, 1u << sym};
+}
+
+uint32_t entry_syms_used(const Entry *e) {
+  uint32_t mask = 0;
+  for (int i = 0; i < e->nnodes; i++) {
+    const INode *n = e->nodes[i];
+    for (int k = 0; k < n->shape.rank; k++) mask |= n->shape.d[k].syms;
+    if (n->op == OP_SCAN) mask |= entry_syms_used(n->scan->body) | n->scan->bound.syms;
+  }
+  return mask;
 }
 
 uint32_t model_sym_roots(const Model *m, uint32_t mask) {

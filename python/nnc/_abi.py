@@ -40,7 +40,8 @@ class NncSlot(ctypes.Structure):  # a workspace region (nnc_model.h)
 class NncEntryDesc(ctypes.Structure):
     _fields_ = [("name", ctypes.c_char_p), ("n_in", ctypes.c_int32), ("n_out", ctypes.c_int32),
                 ("args", ctypes.POINTER(NncArgDesc)), ("n_slots", ctypes.c_int32),
-                ("slots", ctypes.POINTER(NncSlot)), ("body", ctypes.c_void_p)]  # nnc_entry_fn
+                ("slots", ctypes.POINTER(NncSlot)), ("body", ctypes.c_void_p),  # nnc_entry_fn
+                ("syms", ctypes.c_uint32)]  # every symbolic dim it uses
 
 
 class NncParamDesc(ctypes.Structure):

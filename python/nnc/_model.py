@@ -103,6 +103,7 @@ class Model:
                            e.slots[s].at.syms, bool(e.slots[s].overlay)) for s in range(e.n_slots))
             for _, bmask, _, amask, _ in slots:
                 mask |= bmask | amask
+            mask |= e.syms  # its kernels' dims, derived ones included
             name = e.name.decode()
             self.entries[name] = Entry(self, i, name, args[:e.n_in], args[e.n_in:], mask, slots)
 

@@ -76,6 +76,8 @@ typedef struct nnc_entry_desc {
   int32_t n_slots;          /* workspace regions */
   const nnc_slot *slots;    /* [n_slots] */
   nnc_entry_fn body;
+  uint32_t syms;            /* every symbolic dim the entry uses (bit i: sym i), its derived
+                               ones included: those nnc_derive_syms computes for a call */
 } nnc_entry_desc;
 
 typedef struct nnc_param_desc {

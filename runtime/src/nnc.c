@@ -450,7 +450,7 @@ static int check_input_dims(Call *k) {
 }
 
 static uint32_t entry_syms(const nnc_entry_desc *e) {
-  uint32_t s = 0;
+  uint32_t s = e->syms; /* its kernels' dims (derived ones among them) */
   for (int i = 0; i < e->n_in + e->n_out; i++)
     for (int j = 0; j < e->args[i].rank; j++) s |= e->args[i].dims[j].syms;
   for (int i = 0; i < e->n_slots; i++) s |= e->slots[i].bytes.syms | e->slots[i].at.syms;

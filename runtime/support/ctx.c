@@ -434,9 +434,9 @@ static uint32_t arg_syms(const nnc_arg_desc *a) {
   return m;
 }
 
-/* The symbolic dims of e's arguments and workspace. */
+/* The symbolic dims e uses: its arguments', its workspace's and its kernels'. */
 static uint32_t entry_sym_mask(const nnc_entry_desc *e) {
-  uint32_t s = 0;
+  uint32_t s = e->syms;
   for (int i = 0; i < e->n_in + e->n_out; i++) s |= arg_syms(&e->args[i]);
   for (int i = 0; i < e->n_slots; i++) s |= e->slots[i].bytes.syms | e->slots[i].at.syms;
   return s;

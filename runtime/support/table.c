@@ -129,6 +129,8 @@ static int check_entry(Check *c, const nnc_entry_desc *e, const char *where, int
                e->n_slots);
   if (!e->body || !in_mem(c, (const void *)e->body, 1, true))
     return bad(c, "%s ('%s'): its code pointer lies outside the library's code", where, e->name);
+  if (n_syms < 32 && e->syms >> n_syms)
+    return bad(c, "%s ('%s') uses symbolic dims beyond the %d the model has", where, e->name, n_syms);
   return 0;
 }
 

@@ -129,9 +129,10 @@ static void *pack(const ObjCode *c, size_t *len) {
   if (!p) return NULL;
   uint64_t n = (uint64_t)c->n;
   memcpy(p, &n, 8);
-  for (int i = 0, at = (int)head; i < c->n; at += (int)c->len[i], i++) {
+  size_t at = head;
+  for (int i = 0; i < c->n; at += c->len[i], i++) {
     uint64_t l = c->len[i];
-    memcpy(p + 8 + 8 * i, &l, 8);
+    memcpy(p + 8 + 8 * (size_t)i, &l, 8);
     memcpy(p + at, c->obj[i], c->len[i]);
   }
   *len = total;

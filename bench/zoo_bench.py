@@ -521,47 +521,41 @@ WHY_ORT_COMMON = (
     "(`com.microsoft.nchwc` Conv: channels in blocks of 8 for AVX2, BatchNorm folded, the activation "
     "and a residual Add fused in), run by MLAS's blocked direct-convolution kernels, with a kernel of "
     "its own for depthwise convolutions that does 8 channels per vector FMA per tap; it pre-packs "
-    "constant Gemm/MatMul weights once, when the session is created. nnc folds BatchNorm and fuses "
-    "the epilogue too, but runs a depthwise convolution (groups = channels) as a generic window "
-    "reduction (kernel kind `reduce`: per output element, a loop over the KHxKW taps with a "
-    "bounds-checked select per tap for the padding, vectorised along the output row; `nnc dump "
-    "--stage=loops`), not on its direct-convolution kernel. That one difference is most of every "
-    "loss below; the `reduce` column of the profile table is (at least) the depthwise layers' share.")
+    "constant Gemm/MatMul weights once, when the session is created. nnc runs every convolution, "
+    "depthwise ones included, on its direct-convolution kernel in NCHW (`gemm.conv`: per (image, "
+    "group) a padded copy of the input planes, then register tiles of 3 output channels x 3 vectors "
+    "over the (channel, tap) pairs); the copy and the epilogue are passes of their own (`kN.gemm` "
+    "in the profile). `bench/conv_layers.py` (its table below) times the models' layer shapes one "
+    "at a time against ORT. What is left of the losses: depthwise convolutions on small maps (14x14, "
+    "7x7), where one channel a group leaves the copy and the tile set-up paid per channel while "
+    "NCHWc does 8 channels a vector (960 channels at 7x7: 146 us against 56); stride-2 depthwise "
+    "convolutions (their phase-split copy); 1x1 convolutions with many input channels, at "
+    "50-67 GFLOP/s against MLAS's 75-90 (384 -> 64 at 14x14: nnc re-reads its input from L2 for "
+    "every tile of output channels, where MLAS packs it and blocks K).")
 WHY_ORT = {
     "mobilenet_v3_small": (
-        "its 11 depthwise convolutions (3x3 and 5x5) take half of nnc's time; the largest, 240 "
-        "channels 5x5 at 14x14 (`classify.k19`, 1.18 M multiply-adds), takes 20 % of 7.3 ms at batch "
-        "1, about 1.4 ms, i.e. under 2 GFLOP/s, when ORT runs the whole network in 2.3 ms. At batch "
-        "1, OpenBLAS takes another 12-14 % (8 % in `sgemm_incopy`, packing): each squeeze-excitation "
-        "1x1 convolution runs as a `cblas_sgemm` with n = 1 per image (18 calls) and the "
-        "classifier's two Linear layers as sgemm with m = 1, so OpenBLAS packs weights on every "
-        "call, which ORT packed once. Batch 8 is slower than eager too."),
+        "depthwise 3x3 and 5x5 convolutions on 28x28 to 7x7 maps (240 channels 5x5 at 14x14: "
+        "132 us against ORT's 84) and the 1x1 convolutions; the squeeze-excitation blocks' 1x1 "
+        "convolutions over 1x1 maps are Linear layers on row tiles now (weights transposed once), "
+        "no longer an OpenBLAS sgemm with n = 1 per image that repacked its weights each call."),
     "efficientnet_b0": (
-        "its 16 depthwise convolutions (3x3 and 5x5, each with its SiLU) take half of nnc's time at "
-        "both batches: 5x5 over 672 channels at 14x14 (`k55`, 12 %), 240 at 28x28 (`k25`, 9 %), "
-        "1152 at 7x7 (`k73`, 8 %) lead; the 1x1 convolutions (`gemm.conv`) take 15-20 %. ORT runs "
-        "the depthwise layers as NCHWc Convs and SiLU as its fused `QuickGelu` (x·sigmoid(αx), "
-        "α = 1)."),
+        "its 16 depthwise convolutions (3x3 and 5x5, each with its SiLU), worst on the 14x14 and "
+        "7x7 maps (672 channels 5x5 at 14x14: 271 us against ORT's 235), and the 1x1 "
+        "convolutions; ORT runs SiLU as its fused `QuickGelu` (x·sigmoid(αx), α = 1)."),
     "mobilenet_v2": (
-        "its 17 depthwise 3x3 convolutions take a quarter of nnc's time, and the 1x1 convolutions, "
-        "on nnc's direct-convolution kernel (`gemm.conv`), 36-43 %: the hottest, 96 -> 576 channels "
-        "at 14x14 (`k33`, 10.8 M multiply-adds, 5.7 % of 22.3 ms at batch 1) runs at ~17 GFLOP/s, "
-        "320 -> 1280 at 7x7 (`k51`) at ~40 GFLOP/s, while ORT averages ~50 GFLOP/s over the whole "
-        "network (0.6 GFLOP in 11.4 ms), its slower depthwise layers included: on these shapes "
-        "with few input channels nnc's register tile (4 output channels) does less work per load "
-        "than MLAS's NCHWc pointwise kernel."),
+        "the 1x1 convolutions with many input channels (384 -> 64 at 14x14: 199 us against ORT's "
+        "115; 320 -> 1280 at 7x7: 805 against 446) and the depthwise ones on 14x14 and 7x7 maps "
+        "and with stride 2 (144 channels at 56x56, stride 2: 252 against 138). The depthwise "
+        "layers at 112x112 and 56x56 and the 1x1 layers with few input channels are on par."),
     "convnext_toy": (
-        "its 7x7 depthwise convolutions take about half of nnc's time (the first stage's, 32 "
-        "channels at 16x16, `k5`, alone ~39 % on 1 thread); most of the rest is the blocks' Linear "
-        "layers (`k10.gemm`, 32 -> 128 per pixel). ORT: NCHWc depthwise Conv, its fused "
-        "`LayerNormalization` and `BiasGelu`, MatMul on pre-packed weights."),
+        "its 7x7 depthwise convolutions on 16x16 to 4x4 maps (32 channels at 16x16: 67 us against "
+        "ORT's 28) and the blocks' Linear layers (`k10.gemm`, 32 -> 128 per pixel). ORT: NCHWc "
+        "depthwise Conv, its fused `LayerNormalization` and `BiasGelu`, MatMul on pre-packed weights."),
     "resnet18": (
-        "no depthwise layers; close to ORT on 1 thread, faster on 2: 64-65 % in nnc's direct "
-        "convolution (`gemm.conv`, some as Winograd F(2x2, 3x3)) and 21-22 % in OpenBLAS: layer2's "
-        "3x3 convolutions (128 channels at 28x28) are not planned as direct convolutions and run as "
-        "im2col + `cblas_sgemm` (m = 128, n = 784, k = 1152 per image). ORT runs all 20 "
-        "convolutions as NCHWc Convs with BatchNorm, ReLU and the residual Add fused into them, "
-        "on one kernel family."),
+        "no depthwise layers. Its 3x3 convolutions run as Winograd F(2x2, 3x3) or direct, faster "
+        "than ORT's NCHWc ones at 56x56 and 28x28 (128 -> 128 at 28x28: 1.49 ms against 2.44; "
+        "layer2 took 4-float vectors and fell back to im2col + sgemm until the vector width was "
+        "chosen by cost) and level at 14x14."),
     "vit_small": (
         "a tie within the noise (the previous full run gave 1.02x on the same row): 82 % of nnc's "
         "time is in the GEMMs (the QKV projection [136, 128] x [128, 384], `k6`, 22 %; the MLP, "

@@ -33,6 +33,12 @@
  * module through bitcode cost more than they save; and a part has at least PART_WEIGHT. */
 #define SPLIT_MIN_WEIGHT 4000
 #define PART_WEIGHT 1500
+/* Off for now: the parts' objects reach each other's hidden symbols by 32-bit PC-relative
+ * relocations, and the JIT may map two objects more than 2 GiB apart (seen under ASan:
+ * resnet18's JIT failed with "relocation target ... out of range of Delta32 fixup").  The
+ * object cache shares objects between the JIT and AOT, so both compile whole until the
+ * parts reach each other through the GOT (or the JIT places them together). */
+#define SPLIT_ENABLED 0
 #define SPLIT_PREFIX "__nnc_split."
 #define MAX_USE_DEPTH 8 /* constant expressions nested in constants, as far as we follow */
 
@@ -407,7 +413,7 @@ int split_compile(Target *t, LLVMModuleRef m, TargetPipeline p, ObjCode *out, ch
   if (split_init(&s, m)) {
     snprintf(err, errlen, "out of memory");
     rc = -1;
-  } else if (weigh(&s), assign_parts(&s), s.nparts > 1) {
+  } else if (weigh(&s), assign_parts(&s), SPLIT_ENABLED && s.nparts > 1) {
     rc = promote_shared(&s, m) ? (snprintf(err, errlen, "out of memory"), -1)
                                : compile_split(t, m, p, &s, out, err, errlen);
   } else {

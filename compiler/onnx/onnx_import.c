@@ -82,6 +82,12 @@ bool imp_define(Imp *I, const char *name, INode *t, const OnnxTensor *data) {
   return true;
 }
 
+bool imp_define_vector(Imp *I, const char *name, const ShapeVal *sv) {
+  if (!imp_define(I, name, NULL, NULL)) return false;
+  imp_find(I, name)->sv = sv;
+  return true;
+}
+
 bool imp_has_input(const Imp *I, int i) {
   return i < I->node->n_inputs && *I->node->inputs[i];
 }
@@ -103,6 +109,19 @@ static INode *materialize(Imp *I, ImpValue *v, bool initializer) {
   return ir_param(IM, IE, p, I->loc);
 }
 
+/* A folded integer vector as an i64 tensor: its dims' values (DIMVAL of a symbolic one) */
+static INode *materialize_vector(Imp *I, const ShapeVal *sv) {
+  INode *y = NULL;
+  Shape one = {.rank = 1, .d = {dim_const(1)}};
+  if (sv->n == 0) return imp_fail(I, "an empty shape (of a scalar) used as a tensor is not supported"), NULL;
+  for (int k = 0; k < sv->n; k++) {
+    INode *d = ir_dim_value(IM, IE, sv->d[k], I->loc);
+    if (sv->rank == 1) d = ir_reshape(IM, IE, d, &one, I->loc, ID);
+    y = k ? ir_concat(IM, IE, y, d, 0, I->loc, ID) : d;
+  }
+  return y ? ir_convert(IM, IE, y, DT_I64, I->loc, ID) : NULL;
+}
+
 static bool is_initializer(const Imp *I, const OnnxTensor *t) {
   return t >= I->om->initializers && t < I->om->initializers + I->om->n_initializers;
 }
@@ -112,6 +131,7 @@ INode *imp_input(Imp *I, int i) {
   ImpValue *v = imp_find(I, I->node->inputs[i]);
   if (!v) return imp_fail(I, "input %d '%s' is not defined by an earlier node", i, I->node->inputs[i]), NULL;
   if (!v->t && v->data) v->t = materialize(I, v, is_initializer(I, v->data));
+  if (!v->t && v->sv) v->t = materialize_vector(I, v->sv);
   return v->t;
 }
 
@@ -119,6 +139,8 @@ const OnnxTensor *imp_const_input(Imp *I, int i) {
   if (!imp_has_input(I, i)) return imp_fail(I, "input %d is missing", i), NULL;
   ImpValue *v = imp_find(I, I->node->inputs[i]);
   if (!v) return imp_fail(I, "input %d '%s' is not defined by an earlier node", i, I->node->inputs[i]), NULL;
+  if (!v->data && v->sv)
+    return imp_fail(I, "input %d '%s' is a shape folded at compile time: nnc does not take it here", i, v->name), NULL;
   if (!v->data)
     return imp_fail(I, "input %d '%s' must be a constant (an initializer or a Constant's output): nnc "
                     "does not compute it at run time", i, v->name), NULL;
@@ -217,6 +239,7 @@ static bool add_outputs(Imp *I, Entry *e) {
     ImpValue *v = imp_find(I, om->outputs[i].name);
     if (!v) return imp_fail(I, "graph output '%s' is not computed by any node", om->outputs[i].name);
     if (!v->t && v->data) v->t = materialize(I, v, is_initializer(I, v->data));
+    if (!v->t && v->sv) v->t = materialize_vector(I, v->sv);
     if (!v->t) return false;
     e->outputs[i] = v->t;
     e->out_shapes[i] = v->t->shape;

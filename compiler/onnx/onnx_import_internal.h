@@ -8,12 +8,23 @@
 #include "nn.h"
 #include "onnx_import.h"
 
+/* An integer vector known at compile time whose entries may be symbolic dims: what Shape
+ * gives, and Gather, Slice, Unsqueeze, Squeeze and Concat of such vectors and of integer
+ * constants; Reshape takes it as its shape.  Folded here, never run. */
+#define SHAPE_VAL_MAX 16
+typedef struct ShapeVal {
+  int rank;                /* 0 (a scalar, n = 1) or 1 */
+  int n;
+  Dim d[SHAPE_VAL_MAX];    /* k x product of symbols; k may be negative (-1 of a shape) */
+} ShapeVal;
+
 /* A value of the graph by name: a tensor of the entry, and, when it is an initializer or a
  * Constant's output, its data (read at compile time by ops that take attributes as inputs). */
 typedef struct ImpValue {
   const char *name;
   INode *t;               /* NULL until an op uses it as a tensor */
   const OnnxTensor *data; /* constant data, or NULL */
+  const ShapeVal *sv;     /* an integer vector folded at compile time, or NULL */
 } ImpValue;
 
 typedef struct Imp {
@@ -25,6 +36,7 @@ typedef struct Imp {
   size_t cap, count;
   const OnnxNode *node;   /* the node being translated, for messages */
   SrcLoc loc;             /* its location: line = node index + 1 */
+  const ShapeVal *out_sv; /* set by a handler whose output is a folded integer vector */
   bool worded;            /* the diagnostic is imp_fail's (else an IR builder's, said again) */
 } Imp;
 
@@ -37,6 +49,7 @@ typedef struct Imp {
 bool imp_fail(Imp *I, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 ImpValue *imp_find(Imp *I, const char *name);       /* NULL: no such value */
 bool imp_define(Imp *I, const char *name, INode *t, const OnnxTensor *data);
+bool imp_define_vector(Imp *I, const char *name, const ShapeVal *sv);
 /* Input i of the node as a tensor (parameters and constants made on first use); NULL after a
  * message when it is missing or not a tensor nnc takes. */
 INode *imp_input(Imp *I, int i);
@@ -46,8 +59,49 @@ const OnnxTensor *imp_const_input(Imp *I, int i);
 /* The integers of a constant i64 or i32 tensor into v[n] (at most max); false after a message. */
 bool imp_const_ints(Imp *I, const OnnxTensor *t, int64_t *v, int *n, int max, const char *what);
 
-/* onnx_ops.c */
+/* onnx_ops.c: the table, the handlers of the first op set, attribute helpers */
+typedef struct OpRow OpRow;
+typedef bool (*OpFn)(Imp *I, const OpRow *row, INode **out);
+struct OpRow {
+  const char *name;
+  OpFn fn;
+  Op op;              /* elementwise rows: the IR op */
+  int min_in, max_in; /* inputs */
+  int max_out;        /* outputs computed (a node asking for more is an error) */
+  const char *attrs;  /* the attributes taken, each followed by a space */
+};
 /* Translate the node: define its outputs; false after a diagnostic. */
 bool imp_node(Imp *I, const OnnxNode *n);
+bool attr_int(Imp *I, const char *name, int64_t def, int64_t *out);
+bool attr_float(Imp *I, const char *name, double def, double *out);
+const char *attr_string(Imp *I, const char *name, const char *def); /* NULL after a message */
+bool attr_ints_n(Imp *I, const char *name, int n, int64_t def, int64_t *v);
+INode *input_f32(Imp *I, int i);
+INode *optional_f32(Imp *I, int i, bool *ok);
+bool norm_axis(Imp *I, int64_t axis, int rank, const char *name, int *out);
+INode *imp_scalar(Imp *I, double v);
+
+/* onnx_shape.c: integer vectors folded at compile time */
+/* Input i as an integer vector: a folded one, or constant int64/int32 data of rank <= 1;
+ * false after a message. */
+bool imp_int_vector(Imp *I, int i, ShapeVal *out);
+bool imp_is_int_vector(Imp *I, int i); /* folded, or constant integer data */
+/* The axes of the attribute 'axes' (older opsets) or of constant input i into v[*n] (at
+ * most MAX_RANK, not normalized); *n = 0 when neither is given. */
+bool imp_axes(Imp *I, int input, int64_t *v, int *n);
+bool op_shape(Imp *I, const OpRow *row, INode **out);
+bool op_gather(Imp *I, const OpRow *row, INode **out);
+bool op_unsqueeze(Imp *I, const OpRow *row, INode **out);
+bool op_squeeze(Imp *I, const OpRow *row, INode **out);
+bool op_slice(Imp *I, const OpRow *row, INode **out);
+bool shape_concat(Imp *I, int axis, INode **out);
+
+/* onnx_ops_nn.c: reductions, normalizations, ConvTranspose, DepthToSpace, SpaceToDepth, Resize */
+bool op_reduce(Imp *I, const OpRow *row, INode **out);
+bool op_layer_norm(Imp *I, const OpRow *row, INode **out);
+bool op_instance_norm(Imp *I, const OpRow *row, INode **out);
+bool op_depth_to_space(Imp *I, const OpRow *row, INode **out);
+bool op_conv_transpose(Imp *I, const OpRow *row, INode **out);
+bool op_resize(Imp *I, const OpRow *row, INode **out);
 
 #endif

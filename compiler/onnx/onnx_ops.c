@@ -22,14 +22,14 @@ static const OnnxAttr *attr_of(Imp *I, const char *name, OnnxAttrKind kind, bool
   return *bad ? NULL : a;
 }
 
-static bool attr_int(Imp *I, const char *name, int64_t def, int64_t *out) {
+bool attr_int(Imp *I, const char *name, int64_t def, int64_t *out) {
   bool bad;
   const OnnxAttr *a = attr_of(I, name, ONNX_ATTR_INT, &bad);
   *out = a ? a->i : def;
   return !bad;
 }
 
-static bool attr_float(Imp *I, const char *name, double def, double *out) {
+bool attr_float(Imp *I, const char *name, double def, double *out) {
   bool bad;
   const OnnxAttr *a = attr_of(I, name, ONNX_ATTR_FLOAT, &bad);
   *out = a ? a->f : def;
@@ -37,14 +37,14 @@ static bool attr_float(Imp *I, const char *name, double def, double *out) {
 }
 
 /* A string attribute, or `def`; NULL after a message. */
-static const char *attr_string(Imp *I, const char *name, const char *def) {
+const char *attr_string(Imp *I, const char *name, const char *def) {
   bool bad;
   const OnnxAttr *a = attr_of(I, name, ONNX_ATTR_STRING, &bad);
   return bad ? NULL : a ? a->s.data : def;
 }
 
 /* An INTS attribute of exactly n values into v, or `def` for each when absent. */
-static bool attr_ints_n(Imp *I, const char *name, int n, int64_t def, int64_t *v) {
+bool attr_ints_n(Imp *I, const char *name, int n, int64_t def, int64_t *v) {
   bool bad;
   const OnnxAttr *a = attr_of(I, name, ONNX_ATTR_INTS, &bad);
   if (bad) return false;
@@ -61,13 +61,13 @@ static bool attr_positive(Imp *I, const char *name, const int64_t *v, int n) {
 
 /* ---- inputs ---- */
 
-static INode *input_f32(Imp *I, int i) {
+INode *input_f32(Imp *I, int i) {
   INode *t = imp_input(I, i);
   if (t && t->dtype != DT_F32) return imp_fail(I, "input %d '%s' is i64, expected f32", i, I->node->inputs[i]), NULL;
   return t;
 }
 
-static INode *optional_f32(Imp *I, int i, bool *ok) {
+INode *optional_f32(Imp *I, int i, bool *ok) {
   *ok = true;
   if (!imp_has_input(I, i)) return NULL;
   INode *t = input_f32(I, i);
@@ -86,14 +86,14 @@ static INode *image_input(Imp *I, const char *what) {
   return x;
 }
 
-static bool norm_axis(Imp *I, int64_t axis, int rank, const char *name, int *out) {
+bool norm_axis(Imp *I, int64_t axis, int rank, const char *name, int *out) {
   if (axis < -rank || axis >= (rank ? rank : 1))
     return imp_fail(I, "attribute '%s' is %lld, expected -%d to %d", name, (long long)axis, rank, rank - 1);
   *out = (int)(axis < 0 ? axis + rank : axis);
   return true;
 }
 
-static INode *scalar(Imp *I, double v) { return ir_fill(IM, IE, v, &(Shape){0}, I->loc); }
+INode *imp_scalar(Imp *I, double v) { return ir_fill(IM, IE, v, &(Shape){0}, I->loc); }
 
 /* ---- padding: explicit pads, or auto_pad ---- */
 
@@ -123,16 +123,6 @@ static bool window_pads(Imp *I, const INode *x, const int64_t k[2], const int64_
 
 /* ---- the ops ---- */
 
-typedef struct OpRow OpRow;
-typedef bool (*OpFn)(Imp *I, const OpRow *row, INode **out);
-struct OpRow {
-  const char *name;
-  OpFn fn;
-  Op op;              /* elementwise rows: the IR op */
-  int min_in, max_in; /* inputs */
-  int max_out;        /* outputs computed (a node asking for more is an error) */
-  const char *attrs;  /* the attributes taken, each followed by a space */
-};
 
 static bool op_unary(Imp *I, const OpRow *row, INode **out) {
   INode *x = input_f32(I, 0);
@@ -144,12 +134,49 @@ static bool op_binary(Imp *I, const OpRow *row, INode **out) {
   return x[0] && x[1] && (*out = elementwise_node(S_, row->op, x, NULL, I->loc));
 }
 
+/* Max, Min, Sum, Mean of one or more inputs, broadcast: folded pairwise */
+static bool op_variadic(Imp *I, const OpRow *row, INode **out) {
+  INode *y = input_f32(I, 0);
+  for (int i = 1; i < I->node->n_inputs && y; i++) {
+    INode *t = input_f32(I, i);
+    y = t ? ir_binary(IM, IE, row->op, y, t, I->loc, ID) : NULL;
+  }
+  if (y && !strcmp(row->name, "Mean") && I->node->n_inputs > 1)
+    y = ir_binary(IM, IE, OP_DIV, y, imp_scalar(I, I->node->n_inputs), I->loc, ID);
+  return (*out = y) != NULL;
+}
+
+/* Selu: torch's selu for its alpha and gamma (ONNX's defaults), else gamma elu(x, alpha) */
+static bool op_selu(Imp *I, const OpRow *row, INode **out) {
+  double alpha[2] = {0, 0}, gamma;
+  INode *x = input_f32(I, 0);
+  if (!x || !attr_float(I, "alpha", 1.67326319217681884765625, &alpha[0]) ||
+      !attr_float(I, "gamma", 1.05070102214813232421875, &gamma))
+    return false;
+  if ((float)alpha[0] == 1.67326319217681884765625f && (float)gamma == 1.05070102214813232421875f)
+    return (*out = elementwise_node(S_, OP_SELU, &x, NULL, I->loc)) != NULL;
+  INode *y = elementwise_node(S_, OP_ELU, &x, alpha, I->loc);
+  return y && (*out = ir_binary(IM, IE, OP_MUL, y, imp_scalar(I, (float)gamma), I->loc, ID));
+}
+
 /* LeakyRelu(alpha = 0.01), Elu(alpha = 1): the ops.def rows with their attribute */
 static bool op_alpha(Imp *I, const OpRow *row, INode **out) {
   double alpha[2] = {0, 0};
   INode *x = input_f32(I, 0);
   if (!x || !attr_float(I, "alpha", op_info[row->op].attrs.def[0], &alpha[0])) return false;
   return (*out = elementwise_node(S_, row->op, &x, alpha, I->loc)) != NULL;
+}
+
+/* HardSigmoid: clamp(alpha x + beta, 0, 1); torch's hardsigmoid when alpha = 1/6, beta = 1/2 */
+static bool op_hard_sigmoid(Imp *I, const OpRow *row, INode **out) {
+  double alpha, beta, bounds[2] = {0, 1};
+  INode *x = input_f32(I, 0);
+  if (!x || !attr_float(I, "alpha", 0.2, &alpha) || !attr_float(I, "beta", 0.5, &beta)) return false;
+  if ((float)alpha == (float)(1.0 / 6) && beta == 0.5)
+    return (*out = elementwise_node(S_, OP_HARDSIGMOID, &x, NULL, I->loc)) != NULL;
+  INode *y = ir_binary(IM, IE, OP_MUL, x, imp_scalar(I, (float)alpha), I->loc, ID);
+  y = y ? ir_binary(IM, IE, OP_ADD, y, imp_scalar(I, (float)beta), I->loc, ID) : NULL;
+  return y && (*out = elementwise_node(S_, OP_HARDTANH, &y, bounds, I->loc));
 }
 
 static bool op_identity(Imp *I, const OpRow *row, INode **out) {
@@ -244,8 +271,8 @@ static bool op_gemm(Imp *I, const OpRow *row, INode **out) {
   if (a->shape.rank != 2 || b->shape.rank != 2)
     return imp_fail(I, "inputs A and B have ranks %d and %d, expected 2", a->shape.rank, b->shape.rank);
   INode *y = ir_matmul(IM, IE, a, b, ta != 0, tb != 0, I->loc, ID);
-  if (y && alpha != 1.0) y = ir_binary(IM, IE, OP_MUL, y, scalar(I, alpha), I->loc, ID);
-  if (y && c && beta != 1.0) c = ir_binary(IM, IE, OP_MUL, c, scalar(I, beta), I->loc, ID);
+  if (y && alpha != 1.0) y = ir_binary(IM, IE, OP_MUL, y, imp_scalar(I, alpha), I->loc, ID);
+  if (y && c && beta != 1.0) c = ir_binary(IM, IE, OP_MUL, c, imp_scalar(I, beta), I->loc, ID);
   if (y && c) y = ir_binary(IM, IE, OP_ADD, y, c, I->loc, ID);
   return (*out = y) != NULL;
 }
@@ -285,20 +312,22 @@ static bool op_flatten(Imp *I, const OpRow *row, INode **out) {
   return (*out = ir_reshape(IM, IE, x, &s, I->loc, ID)) != NULL;
 }
 
-/* Reshape to a constant shape: 0 copies the input's dim, -1 takes what is left (a quotient
+/* Reshape to a shape known at compile time (constant or folded, with symbolic dims): 0 copies the input's dim, -1 takes what is left (a quotient
  * of dims k × symbols, exact) */
 static bool op_reshape(Imp *I, const OpRow *row, INode **out) {
   INode *x = imp_input(I, 0);
-  const OnnxTensor *shape = x ? imp_const_input(I, 1) : NULL;
+  ShapeVal sv;
   int64_t v[MAX_RANK], allowzero;
   int n, infer = -1;
-  if (!shape || !imp_const_ints(I, shape, v, &n, MAX_RANK, "input 1 (the shape)") ||
-      !attr_int(I, "allowzero", 0, &allowzero))
-    return false;
+  if (!x || !imp_int_vector(I, 1, &sv) || !attr_int(I, "allowzero", 0, &allowzero)) return false;
+  if (sv.rank != 1 || sv.n > MAX_RANK) return imp_fail(I, "input 1 (the shape) has %d values in %d dims, expected at most %d in one", sv.n, sv.rank, MAX_RANK);
+  n = sv.n;
   Shape s = {.rank = n};
   Dim known = dim_const(1);
   for (int k = 0; k < n; k++) {
-    if (v[k] == -1 && infer < 0) infer = k;
+    v[k] = sv.d[k].k;
+    if (sv.d[k].syms && v[k] > 0) s.d[k] = sv.d[k]; /* a dim of a Shape */
+    else if (v[k] == -1 && infer < 0) infer = k;
     else if (v[k] == 0 && !allowzero && k < x->shape.rank) s.d[k] = x->shape.d[k];
     else if (v[k] >= 0 && !(v[k] == 0 && !allowzero)) s.d[k] = dim_const(v[k]);
     else return imp_fail(I, "input 1 (the shape) has %lld at %d, expected a size, 0 (copy) or one -1", (long long)v[k], k);
@@ -322,7 +351,7 @@ static bool op_transpose(Imp *I, const OpRow *row, INode **out) {
   int r = x->shape.rank, perm[MAX_RANK];
   int64_t p[MAX_RANK];
   for (int k = 0; k < r; k++) p[k] = r - 1 - k;
-  if (!attr_ints_n(I, "perm", r, 0, p)) return false;
+  if (onnx_node_attr(I->node, "perm") && !attr_ints_n(I, "perm", r, 0, p)) return false;
   for (int k = 0; k < r; k++) {
     if (p[k] < 0 || p[k] >= r) return imp_fail(I, "attribute 'perm' has %lld, expected 0 to %d", (long long)p[k], r - 1);
     perm[k] = (int)p[k];
@@ -333,8 +362,11 @@ static bool op_transpose(Imp *I, const OpRow *row, INode **out) {
 static bool op_concat(Imp *I, const OpRow *row, INode **out) {
   int64_t axis;
   int ax = 0;
+  if (!onnx_node_attr(I->node, "axis")) return imp_fail(I, "attribute 'axis' is missing");
+  if (!attr_int(I, "axis", 0, &axis)) return false;
+  if (imp_is_int_vector(I, 0)) return shape_concat(I, (int)axis, out);
   INode *y = imp_input(I, 0);
-  if (!y || !onnx_node_attr(I->node, "axis")) return y ? imp_fail(I, "attribute 'axis' is missing") : false;
+  if (!y) return false;
   if (!attr_int(I, "axis", 0, &axis) || !norm_axis(I, axis, y->shape.rank, "axis", &ax)) return false;
   for (int i = 1; i < I->node->n_inputs && y; i++) {
     INode *t = imp_input(I, i);
@@ -343,27 +375,44 @@ static bool op_concat(Imp *I, const OpRow *row, INode **out) {
   return (*out = y) != NULL;
 }
 
-/* A scalar bound of Clip: an attribute (opset < 11) or a constant input (opset >= 11) */
-static bool clip_bound(Imp *I, int input, const char *attr, double def, double *v) {
+/* A bound of Clip: an attribute (opset < 11) or an input (opset >= 11), a constant read here
+ * (*v) or a scalar tensor computed at run time (*t) */
+static bool clip_bound(Imp *I, int input, const char *attr, double def, double *v, INode **t) {
+  *t = NULL;
   if (I->opset < 11) return attr_float(I, attr, def, v);
   *v = def;
   if (!imp_has_input(I, input)) return true;
-  const OnnxTensor *t = imp_const_input(I, input);
-  if (!t) return false;
-  if (t->dtype != ONNX_F32 || t->numel != 1)
+  const ImpValue *known = imp_find(I, I->node->inputs[input]);
+  if (known && !known->data) {
+    *t = input_f32(I, input);
+    if (*t && (*t)->shape.rank != 0)
+      return imp_fail(I, "input %d (%s) has rank %d, expected a scalar", input, attr, (*t)->shape.rank);
+    return *t != NULL;
+  }
+  const OnnxTensor *c = imp_const_input(I, input);
+  if (!c) return false;
+  if (c->dtype != ONNX_F32 || c->numel != 1)
     return imp_fail(I, "input %d (%s) is %s with %lld values, expected one f32", input, attr,
-                    onnx_dtype_name(t->dtype), (long long)t->numel);
-  *v = *(const float *)t->data;
+                    onnx_dtype_name(c->dtype), (long long)c->numel);
+  *v = *(const float *)c->data;
   return true;
 }
 
+/* Clip: hardtanh between constant bounds; maximum / minimum with bounds computed at run time */
 static bool op_clip(Imp *I, const OpRow *row, INode **out) {
   double b[2];
-  INode *x = input_f32(I, 0);
-  if (!x || !clip_bound(I, 1, "min", -INFINITY, &b[0]) || !clip_bound(I, 2, "max", INFINITY, &b[1])) return false;
+  INode *t[2], *x = input_f32(I, 0);
+  if (!x || !clip_bound(I, 1, "min", -INFINITY, &b[0], &t[0]) || !clip_bound(I, 2, "max", INFINITY, &b[1], &t[1]))
+    return false;
   if (I->opset >= 11 && (onnx_node_attr(I->node, "min") || onnx_node_attr(I->node, "max")))
     return imp_fail(I, "attributes 'min' and 'max' are inputs since opset 11");
-  return (*out = elementwise_node(S_, OP_HARDTANH, &x, b, I->loc)) != NULL;
+  if (!t[0] && !t[1]) return (*out = elementwise_node(S_, OP_HARDTANH, &x, b, I->loc)) != NULL;
+  INode *y = x;
+  for (int k = 0; k < 2 && y; k++) {
+    INode *bound = t[k] ? t[k] : isinf(b[k]) ? NULL : imp_scalar(I, b[k]);
+    if (bound) y = ir_binary(IM, IE, k ? OP_MIN : OP_MAX, y, bound, I->loc, ID);
+  }
+  return (*out = y) != NULL;
 }
 
 /* Softmax over `axis`; before opset 13, over all axes from `axis` on (the input seen as 2-D) */
@@ -427,34 +476,65 @@ static const OpRow ops[] = {
   {"Add", op_binary, OP_ADD, 2, 2, 1, ""},
   {"AveragePool", op_pool, 0, 1, 1, 1, "auto_pad ceil_mode count_include_pad kernel_shape pads strides "},
   {"BatchNormalization", op_batch_norm, 0, 5, 5, 1, "epsilon momentum spatial training_mode "},
+  {"Ceil", op_unary, OP_CEIL, 1, 1, 1, ""},
+  {"Celu", op_alpha, OP_CELU, 1, 1, 1, "alpha "},
   {"Clip", op_clip, 0, 1, 3, 1, "min max "},
   {"Concat", op_concat, 0, 1, 1 << 16, 1, "axis "},
   {"Conv", op_conv, 0, 2, 3, 1, "auto_pad dilations group kernel_shape pads strides "},
+  {"ConvTranspose", op_conv_transpose, 0, 2, 3, 1, "auto_pad dilations group kernel_shape output_padding pads strides "},
+  {"Cos", op_unary, OP_COS, 1, 1, 1, ""},
+  {"DepthToSpace", op_depth_to_space, 0, 1, 1, 1, "blocksize mode "},
   {"Div", op_binary, OP_DIV, 2, 2, 1, ""},
   {"Dropout", op_identity, 0, 1, 3, 1, "ratio seed "},
   {"Elu", op_alpha, OP_ELU, 1, 1, 1, "alpha "},
   {"Erf", op_unary, OP_ERF, 1, 1, 1, ""},
   {"Exp", op_unary, OP_EXP, 1, 1, 1, ""},
   {"Flatten", op_flatten, 0, 1, 1, 1, "axis "},
+  {"Floor", op_unary, OP_FLOOR, 1, 1, 1, ""},
+  {"Gather", op_gather, 0, 2, 2, 1, "axis "},
   {"Gemm", op_gemm, 0, 2, 3, 1, "alpha beta transA transB "},
   {"GlobalAveragePool", op_global_avg_pool, 0, 1, 1, 1, ""},
+  {"HardSigmoid", op_hard_sigmoid, 0, 1, 1, 1, "alpha beta "},
+  {"HardSwish", op_unary, OP_HARDSWISH, 1, 1, 1, ""},
   {"Identity", op_identity, 0, 1, 1, 1, ""},
+  {"InstanceNormalization", op_instance_norm, 0, 3, 3, 1, "epsilon "},
+  {"LayerNormalization", op_layer_norm, 0, 2, 3, 1, "axis epsilon stash_type "},
   {"LeakyRelu", op_alpha, OP_LEAKY_RELU, 1, 1, 1, "alpha "},
   {"Log", op_unary, OP_LOG, 1, 1, 1, ""},
   {"MatMul", op_matmul, 0, 2, 2, 1, ""},
+  {"Max", op_variadic, OP_MAX, 1, 1 << 16, 1, ""},
   {"MaxPool", op_pool, 0, 1, 1, 1, "auto_pad ceil_mode dilations kernel_shape pads storage_order strides "},
+  {"Mean", op_variadic, OP_ADD, 1, 1 << 16, 1, ""},
+  {"Min", op_variadic, OP_MIN, 1, 1 << 16, 1, ""},
   {"Mul", op_binary, OP_MUL, 2, 2, 1, ""},
   {"Neg", op_unary, OP_NEG, 1, 1, 1, ""},
   {"Pad", op_pad, 0, 1, 3, 1, "mode pads value "},
+  {"Pow", op_binary, OP_POW, 2, 2, 1, ""},
   {"Reciprocal", op_unary, OP_RECIPROCAL, 1, 1, 1, ""},
+  {"ReduceMax", op_reduce, 0, 1, 2, 1, "axes keepdims noop_with_empty_axes "},
+  {"ReduceMean", op_reduce, 0, 1, 2, 1, "axes keepdims noop_with_empty_axes "},
+  {"ReduceMin", op_reduce, 0, 1, 2, 1, "axes keepdims noop_with_empty_axes "},
+  {"ReduceSum", op_reduce, 0, 1, 2, 1, "axes keepdims noop_with_empty_axes "},
   {"Relu", op_unary, OP_RELU, 1, 1, 1, ""},
   {"Reshape", op_reshape, 0, 2, 2, 1, "allowzero "},
+  {"Resize", op_resize, 0, 1, 4, 1, "antialias coordinate_transformation_mode cubic_coeff_a exclude_outside extrapolation_value keep_aspect_ratio_policy mode nearest_mode "},
+  {"Round", op_unary, OP_ROUND, 1, 1, 1, ""},
+  {"Selu", op_selu, 0, 1, 1, 1, "alpha gamma "},
+  {"Shape", op_shape, 0, 1, 1, 1, "end start "},
   {"Sigmoid", op_unary, OP_SIGMOID, 1, 1, 1, ""},
+  {"Sign", op_unary, OP_SIGN, 1, 1, 1, ""},
+  {"Sin", op_unary, OP_SIN, 1, 1, 1, ""},
+  {"Slice", op_slice, 0, 1, 5, 1, "axes ends starts "},
   {"Softmax", op_softmax, 0, 1, 1, 1, "axis "},
+  {"Softsign", op_unary, OP_SOFTSIGN, 1, 1, 1, ""},
+  {"SpaceToDepth", op_depth_to_space, 0, 1, 1, 1, "blocksize "},
   {"Sqrt", op_unary, OP_SQRT, 1, 1, 1, ""},
+  {"Squeeze", op_squeeze, 0, 1, 2, 1, "axes "},
   {"Sub", op_binary, OP_SUB, 2, 2, 1, ""},
+  {"Sum", op_variadic, OP_ADD, 1, 1 << 16, 1, ""},
   {"Tanh", op_unary, OP_TANH, 1, 1, 1, ""},
   {"Transpose", op_transpose, 0, 1, 1, 1, "perm "},
+  {"Unsqueeze", op_unsqueeze, 0, 1, 2, 1, "axes "},
 };
 
 /* ---- Constant ---- */
@@ -512,6 +592,9 @@ bool imp_node(Imp *I, const OnnxNode *n) {
   const OpRow *row = find_op(n->op_type);
   if (!row) return imp_fail(I, "op '%s' is not supported", n->op_type);
   INode *out[1] = {NULL};
+  I->out_sv = NULL;
   if (!check_node(I, row, n) || !row->fn(I, row, out)) return false;
-  return n->n_outputs < 1 || !*n->outputs[0] || imp_define(I, n->outputs[0], out[0], NULL);
+  if (n->n_outputs < 1 || !*n->outputs[0]) return true;
+  if (I->out_sv) return imp_define_vector(I, n->outputs[0], I->out_sv);
+  return imp_define(I, n->outputs[0], out[0], NULL);
 }

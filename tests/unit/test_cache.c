@@ -7,7 +7,9 @@
  * weights, the pipeline and nnc's version, and leaves the module as it was.  Compiles:
  * miss then hit (the hit proven by planting an entry), a damaged library entry rebuilt,
  * cached and uncached code computing the same bits (JIT and AOT), an unwritable cache
- * directory, the cache off, and several `nnc` processes filling one cache at once.
+ * directory, the cache off, and several `nnc` processes filling one cache at once.  The
+ * parts of a module compiled on several threads (split.c) reach each other's symbols only
+ * through the GOT: never by a 32-bit offset, which fails when the JIT maps them far apart.
  *
  * Each test points NNC_CACHE_DIR at a directory of its own under a temp dir. */
 #include <setjmp.h>
@@ -17,6 +19,7 @@
 
 #include <cmocka.h>
 #include <dirent.h>
+#include <elf.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <spawn.h>
@@ -571,6 +574,71 @@ static void test_concurrent_processes(void **state) {
   assert_same_file(so[0], again);
 }
 
+/* ---- the parts of a split module reach each other through the GOT ---- */
+
+/* Relocations of obj that reach an undefined "__nnc_split." symbol (another part's) by a
+ * 32-bit PC-relative or absolute offset: the JIT may map the parts more than 2 GiB apart. */
+static int far_references(const unsigned char *obj, size_t len) {
+  const Elf64_Ehdr *eh = (const void *)obj;
+  assert_true(len > sizeof *eh && !memcmp(eh->e_ident, ELFMAG, SELFMAG));
+  const Elf64_Shdr *sh = (const void *)(obj + eh->e_shoff);
+  int bad = 0;
+  for (int i = 0; i < eh->e_shnum; i++) {
+    if (sh[i].sh_type != SHT_RELA) continue;
+    const Elf64_Shdr *symtab = &sh[sh[i].sh_link], *strtab = &sh[symtab->sh_link];
+    const Elf64_Rela *r = (const void *)(obj + sh[i].sh_offset);
+    for (size_t k = 0; k < sh[i].sh_size / sizeof *r; k++) {
+      const Elf64_Sym *sym = (const Elf64_Sym *)(obj + symtab->sh_offset) + ELF64_R_SYM(r[k].r_info);
+      const char *name = (const char *)obj + strtab->sh_offset + sym->st_name;
+      unsigned type = ELF64_R_TYPE(r[k].r_info);
+      bool near = type == R_X86_64_PC32 || type == R_X86_64_32 || type == R_X86_64_32S;
+      if (near && sym->st_shndx == SHN_UNDEF && !strncmp(name, "__nnc_split.", 12)) {
+        print_message("relocation type %u to another part's %s\n", type, name);
+        bad++;
+      }
+    }
+  }
+  return bad;
+}
+
+static void test_split_parts_use_got(void **state) {
+  (void)state;
+#if defined(__x86_64__)
+  const char *dir = use_cache("split", NULL);
+  char nn[1024], weights[1024], name[80], entry[1300], *msg = NULL;
+  model_paths(nn, weights, sizeof nn);
+  nnc_model *model = NULL;
+  if (nnc_model_compile(nn, weights, &model, &msg)) fail_msg("%s", msg); /* the JIT stores .o */
+  nnc_model_free(model);
+  nnc_free(msg);
+  /* the model's entry is the largest .o (the init entry's is smaller) */
+  DIR *d = opendir(dir);
+  off_t largest = 0;
+  for (struct dirent *e; d && (e = readdir(d));) {
+    struct stat st;
+    snprintf(entry, sizeof entry, "%s/%.64s", dir, e->d_name);
+    if (strstr(e->d_name, ".o") && !stat(entry, &st) && st.st_size > largest)
+      largest = st.st_size, snprintf(name, sizeof name, "%.64s", e->d_name);
+  }
+  if (d) closedir(d);
+  snprintf(entry, sizeof entry, "%s/%s", dir, name);
+  size_t len;
+  unsigned char *data = slurp(entry, &len);
+  assert_non_null(data);
+  uint64_t n, lens[8];
+  memcpy(&n, data + 64, 8); /* after the entry's header: n, the lengths, the objects */
+  assert_true(n >= 2 && n <= 8); /* realnvp's model is large enough to be split */
+  memcpy(lens, data + 72, 8 * n);
+  size_t at = 72 + 8 * n;
+  int bad = 0;
+  for (uint64_t i = 0; i < n; at += lens[i], i++) bad += far_references(data + at, lens[i]);
+  free(data);
+  assert_int_equal(bad, 0);
+#else
+  skip();
+#endif
+}
+
 static int make_tmp(void **state) {
   (void)state;
   return mkdtemp(tmp_dir) ? 0 : -1;
@@ -589,6 +657,7 @@ int main(void) {
     cmocka_unit_test(test_concurrent_store), cmocka_unit_test(test_size_limit),
     cmocka_unit_test(test_module_keys),     cmocka_unit_test(test_aot_hit_miss),
     cmocka_unit_test(test_cached_same_bits), cmocka_unit_test(test_concurrent_processes),
+    cmocka_unit_test(test_split_parts_use_got),
     cmocka_unit_test(test_unwritable),      cmocka_unit_test(test_where),
   };
   return cmocka_run_group_tests(tests, make_tmp, remove_tmp);

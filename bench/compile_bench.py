@@ -45,7 +45,7 @@ WHERE = [
     "lowering (1-3 ms), opens the weights (2-10 ms), computes the derived parameters (the init "
     "entry, itself from the cache), builds the LLVM IR (fcn: 11 ms) and writes its bitcode for "
     "the key (fcn: 11 ms), then loads the object code into the JIT or copies the library; the "
-    "`nnc` process adds its start (12 ms, LLVM linked statically; 24 ms with libLLVM.so) and "
+    "`nnc` process adds its start (24 ms with libLLVM.so; 12 ms built with -DNNC_STATIC_LLVM=ON) and "
     "OpenBLAS's worker thread, which spins on the other core after the init entry's products. "
     "A cold compile is ~85 % LLVM's optimiser and code generator, on both cores (`split.c`), "
     "then the link; reaching 300 ms would take a cheaper pipeline than `default<O3>`, whose "
@@ -155,6 +155,12 @@ def targets(rows):
     return out
 
 
+def llvm_linkage(nnc):
+    """How the nnc command links LLVM: "libLLVM.so", or "statically" (-DNNC_STATIC_LLVM=ON)."""
+    r = subprocess.run(["ldd", nnc], capture_output=True, text=True)
+    return "libLLVM.so" if "libLLVM" in r.stdout else "statically (-DNNC_STATIC_LLVM=ON)"
+
+
 def markdown(rows, args, load0, load1):
     base = bool(args.baseline)
     md = ["## Compile time", "",
@@ -167,7 +173,8 @@ def markdown(rows, args, load0, load1):
           "The examples embed their golden weights; resnet18 and resnet50 (224×224) are "
           "compiled without weights.", "",
           f"    nproc {os.cpu_count()}, load average {load0[0]:.1f}/{load0[1]:.1f} at the start, "
-          f"{load1[0]:.1f}/{load1[1]:.1f} at the end; commit {commit()}", ""]
+          f"{load1[0]:.1f}/{load1[1]:.1f} at the end; commit {commit()}",
+          f"    nnc linked with LLVM {llvm_linkage(args.nnc)}", ""]
     head = "| model |" + (f" AOT, {args.baseline_name} |" if base else "") + " AOT cold | AOT warm | JIT cold | JIT warm |"
     md += [head, "|---|" + ("---:|" if base else "") + "---:|---:|---:|---:|"]
     for m, r in rows.items():

@@ -4,7 +4,7 @@ warm (every compile a cache hit), ahead of time and in process.
 
     models   every examples/<m>.nn with tests/golden/<m>/weights.safetensors (embedded, as
              scripts/run_examples.sh compiles them); torchvision resnet18
-             (tests/models/resnet18.nn) and resnet50 (bench/resnet50.nn), both -D IMG=224,
+             (tests/models/resnet18.nn) and resnet50 (bench/resnet50.nn), both -D H=224 -D W=224,
              without weights (their libraries load a weights file when opened)
     AOT      `nnc M.nn -o M.so [--weights W]`, wall clock of the process
     JIT      nnc_model_compile(M.nn, W) in this process (libnnc.so, as nnc.compile calls it),
@@ -73,7 +73,7 @@ def models():
         if os.path.exists(w):
             out[m] = (nn, w, [])
     for m, rel in BIG.items():
-        out[m] = (os.path.join(ROOT, rel), None, ["-D", "IMG=224"])
+        out[m] = (os.path.join(ROOT, rel), None, ["-D", "H=224", "-D", "W=224"])
     return out
 
 

@@ -61,6 +61,8 @@ bool imp_const_ints(Imp *I, const OnnxTensor *t, int64_t *v, int *n, int max, co
 
 /* onnx_ops.c: the table, the handlers of the first op set, attribute helpers */
 typedef struct OpRow OpRow;
+/* A handler sets out[k] for each output k < row->max_out (at most OP_MAX_OUT). */
+#define OP_MAX_OUT 4
 typedef bool (*OpFn)(Imp *I, const OpRow *row, INode **out);
 struct OpRow {
   const char *name;
@@ -103,5 +105,14 @@ bool op_instance_norm(Imp *I, const OpRow *row, INode **out);
 bool op_depth_to_space(Imp *I, const OpRow *row, INode **out);
 bool op_conv_transpose(Imp *I, const OpRow *row, INode **out);
 bool op_resize(Imp *I, const OpRow *row, INode **out);
+
+/* onnx_ops_rnn.c: LSTM, GRU, RNN */
+bool op_rnn(Imp *I, const OpRow *row, INode **out);
+
+/* onnx_ops_logic.c: comparisons, logic, Where, ArgMax/ArgMin, TopK, CumSum, Range,
+ * ConstantOfShape, Expand, Tile */
+bool op_compare(Imp *I, const OpRow *row, INode **out);
+bool op_not(Imp *I, const OpRow *row, INode **out);
+bool op_where(Imp *I, const OpRow *row, INode **out);
 
 #endif

@@ -491,6 +491,7 @@ static const OpRow ops[] = {
   {"Exp", op_unary, OP_EXP, 1, 1, 1, ""},
   {"Flatten", op_flatten, 0, 1, 1, 1, "axis "},
   {"Floor", op_unary, OP_FLOOR, 1, 1, 1, ""},
+  {"GRU", op_rnn, 0, 3, 6, 2, "activation_alpha activation_beta activations clip direction hidden_size layout linear_before_reset "},
   {"Gather", op_gather, 0, 2, 2, 1, "axis "},
   {"Gemm", op_gemm, 0, 2, 3, 1, "alpha beta transA transB "},
   {"GlobalAveragePool", op_global_avg_pool, 0, 1, 1, 1, ""},
@@ -498,6 +499,7 @@ static const OpRow ops[] = {
   {"HardSwish", op_unary, OP_HARDSWISH, 1, 1, 1, ""},
   {"Identity", op_identity, 0, 1, 1, 1, ""},
   {"InstanceNormalization", op_instance_norm, 0, 3, 3, 1, "epsilon "},
+  {"LSTM", op_rnn, 0, 3, 8, 3, "activation_alpha activation_beta activations clip direction hidden_size input_forget layout "},
   {"LayerNormalization", op_layer_norm, 0, 2, 3, 1, "axis epsilon stash_type "},
   {"LeakyRelu", op_alpha, OP_LEAKY_RELU, 1, 1, 1, "alpha "},
   {"Log", op_unary, OP_LOG, 1, 1, 1, ""},
@@ -510,6 +512,7 @@ static const OpRow ops[] = {
   {"Neg", op_unary, OP_NEG, 1, 1, 1, ""},
   {"Pad", op_pad, 0, 1, 3, 1, "mode pads value "},
   {"Pow", op_binary, OP_POW, 2, 2, 1, ""},
+  {"RNN", op_rnn, 0, 3, 6, 2, "activation_alpha activation_beta activations clip direction hidden_size layout "},
   {"Reciprocal", op_unary, OP_RECIPROCAL, 1, 1, 1, ""},
   {"ReduceMax", op_reduce, 0, 1, 2, 1, "axes keepdims noop_with_empty_axes "},
   {"ReduceMean", op_reduce, 0, 1, 2, 1, "axes keepdims noop_with_empty_axes "},
@@ -591,10 +594,14 @@ bool imp_node(Imp *I, const OnnxNode *n) {
   if (!strcmp(n->op_type, "Constant")) return op_constant(I, n);
   const OpRow *row = find_op(n->op_type);
   if (!row) return imp_fail(I, "op '%s' is not supported", n->op_type);
-  INode *out[1] = {NULL};
+  INode *out[OP_MAX_OUT] = {NULL};
   I->out_sv = NULL;
   if (!check_node(I, row, n) || !row->fn(I, row, out)) return false;
-  if (n->n_outputs < 1 || !*n->outputs[0]) return true;
-  if (I->out_sv) return imp_define_vector(I, n->outputs[0], I->out_sv);
-  return imp_define(I, n->outputs[0], out[0], NULL);
+  if (I->out_sv) return n->n_outputs < 1 || !*n->outputs[0] || imp_define_vector(I, n->outputs[0], I->out_sv);
+  for (int k = 0; k < n->n_outputs && k < row->max_out; k++) {
+    if (!*n->outputs[k]) continue; /* an omitted optional output */
+    if (!out[k]) return imp_fail(I, "internal error: output %d was not computed", k);
+    if (!imp_define(I, n->outputs[k], out[k], NULL)) return false;
+  }
+  return true;
 }

@@ -109,10 +109,19 @@ bool op_resize(Imp *I, const OpRow *row, INode **out);
 /* onnx_ops_rnn.c: LSTM, GRU, RNN */
 bool op_rnn(Imp *I, const OpRow *row, INode **out);
 
-/* onnx_ops_logic.c: comparisons, logic, Where, ArgMax/ArgMin, TopK, CumSum, Range,
- * ConstantOfShape, Expand, Tile */
+/* onnx_ops_logic.c: comparisons, logic, Where, Cast (bool as f32 1.0 / 0.0) */
 bool op_compare(Imp *I, const OpRow *row, INode **out);
 bool op_not(Imp *I, const OpRow *row, INode **out);
 bool op_where(Imp *I, const OpRow *row, INode **out);
+bool op_cast(Imp *I, const OpRow *row, INode **out);
+
+/* onnx_ops_index.c: ConstantOfShape, Range, Expand, Tile, CumSum, ArgMax/ArgMin, TopK */
+bool op_constant_of_shape(Imp *I, const OpRow *row, INode **out);
+bool op_range(Imp *I, const OpRow *row, INode **out);
+bool op_expand(Imp *I, const OpRow *row, INode **out);
+bool op_tile(Imp *I, const OpRow *row, INode **out);
+bool op_cumsum(Imp *I, const OpRow *row, INode **out);
+bool op_arg_extreme(Imp *I, const OpRow *row, INode **out);
+bool op_topk(Imp *I, const OpRow *row, INode **out);
 
 #endif

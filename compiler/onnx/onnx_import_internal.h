@@ -97,6 +97,10 @@ bool op_unsqueeze(Imp *I, const OpRow *row, INode **out);
 bool op_squeeze(Imp *I, const OpRow *row, INode **out);
 bool op_slice(Imp *I, const OpRow *row, INode **out);
 bool shape_concat(Imp *I, int axis, INode **out);
+/* Add, Sub, Mul, Div, Equal or Where (op) of nin folded integer vectors (exporters compute
+ * shapes so): 1 folded into I->out_sv, 0 not foldable (not all folded, or a value that is no
+ * dim; the tensor path takes it), -1 after a message */
+int fold_int_elementwise(Imp *I, Op op, int nin);
 
 /* onnx_ops_nn.c: reductions, normalizations, ConvTranspose, DepthToSpace, SpaceToDepth, Resize */
 bool op_reduce(Imp *I, const OpRow *row, INode **out);
@@ -123,5 +127,8 @@ bool op_tile(Imp *I, const OpRow *row, INode **out);
 bool op_cumsum(Imp *I, const OpRow *row, INode **out);
 bool op_arg_extreme(Imp *I, const OpRow *row, INode **out);
 bool op_topk(Imp *I, const OpRow *row, INode **out);
+
+/* onnx_ops_einsum.c */
+bool op_einsum(Imp *I, const OpRow *row, INode **out);
 
 #endif

@@ -130,6 +130,8 @@ static bool op_unary(Imp *I, const OpRow *row, INode **out) {
 }
 
 static bool op_binary(Imp *I, const OpRow *row, INode **out) {
+  int folded = fold_int_elementwise(I, row->op, 2);
+  if (folded) return folded > 0;
   INode *x[2] = {input_f32(I, 0), input_f32(I, 1)};
   return x[0] && x[1] && (*out = elementwise_node(S_, row->op, x, NULL, I->loc));
 }
@@ -492,6 +494,7 @@ static const OpRow ops[] = {
   {"DepthToSpace", op_depth_to_space, 0, 1, 1, 1, "blocksize mode "},
   {"Div", op_binary, OP_DIV, 2, 2, 1, ""},
   {"Dropout", op_identity, 0, 1, 3, 1, "ratio seed "},
+  {"Einsum", op_einsum, 0, 1, 2, 1, "equation "},
   {"Elu", op_alpha, OP_ELU, 1, 1, 1, "alpha "},
   {"Equal", op_compare, OP_EQ, 2, 2, 1, ""},
   {"Erf", op_unary, OP_ERF, 1, 1, 1, ""},
@@ -616,7 +619,12 @@ bool imp_node(Imp *I, const OnnxNode *n) {
   INode *out[OP_MAX_OUT] = {NULL};
   I->out_sv = NULL;
   if (!check_node(I, row, n) || !row->fn(I, row, out)) return false;
-  if (I->out_sv) return n->n_outputs < 1 || !*n->outputs[0] || imp_define_vector(I, n->outputs[0], I->out_sv);
+  if (I->out_sv) { /* a folded vector (and, from Cast to float, its tensor too) */
+    if (n->n_outputs < 1 || !*n->outputs[0]) return true;
+    if (!imp_define_vector(I, n->outputs[0], I->out_sv)) return false;
+    imp_find(I, n->outputs[0])->t = out[0];
+    return true;
+  }
   for (int k = 0; k < n->n_outputs && k < row->max_out; k++) {
     if (!*n->outputs[k]) continue; /* an omitted optional output */
     if (!out[k]) return imp_fail(I, "internal error: output %d was not computed", k);

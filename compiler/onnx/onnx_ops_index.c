@@ -59,44 +59,57 @@ bool op_constant_of_shape(Imp *I, const OpRow *row, INode **out) {
   else if (t->dtype == ONNX_I32) v = *(const int32_t *)t->data, dt = DT_I64;
   else if (t->dtype == ONNX_BOOL) v = *(const uint8_t *)t->data != 0; /* bool as f32 1.0 / 0.0 */
   else return imp_fail(I, "attribute 'value' is %s, expected f32, int64, int32 or bool", onnx_dtype_name(t->dtype));
+  if (dt == DT_I64 && s.rank == 1 && !s.d[0].syms && s.d[0].k <= SHAPE_VAL_MAX) { /* shape arithmetic, folded */
+    ShapeVal *sv = arena_alloc(I->S.arena, sizeof *sv);
+    *sv = (ShapeVal){.rank = 1, .n = (int)s.d[0].k};
+    for (int k = 0; k < sv->n; k++) sv->d[k] = dim_const((int64_t)v);
+    I->out_sv = sv;
+    return true;
+  }
   if (fabs(v) > EXACT_INT && dt == DT_I64) return imp_fail(I, "attribute 'value' %.0f is beyond 2^24", v);
   INode *y = ir_fill(IM, IE, v, &s, I->loc);
   return (out[0] = dt == DT_I64 ? ir_convert(IM, IE, y, DT_I64, I->loc, ID) : y) != NULL;
 }
 
-/* One f32 of constant input i */
-static bool float_scalar(Imp *I, int i, double *out) {
+/* Input i of Range: f32 (constant data, or a folded dim Cast to float) or not (integer) */
+static bool is_float_input(Imp *I, int i) {
+  const ImpValue *v = imp_has_input(I, i) ? imp_find(I, I->node->inputs[i]) : NULL;
+  return v && (v->data ? v->data->dtype == ONNX_F32 : v->t && v->t->dtype == DT_F32);
+}
+
+/* Range's scalar input i: a constant f32, or one integer of a constant or folded vector (a
+ * symbolic dim in *sym) */
+static bool range_scalar(Imp *I, int i, double *out, Dim *sym) {
+  *sym = dim_const(0);
+  if (imp_is_int_vector(I, i)) {
+    ShapeVal v;
+    if (!imp_int_vector(I, i, &v)) return false;
+    if (v.n != 1) return imp_fail(I, "input %d is not a scalar", i);
+    if (v.d[0].syms) *sym = v.d[0];
+    *out = (double)v.d[0].k;
+    return true;
+  }
   const OnnxTensor *t = imp_const_input(I, i);
   if (!t) return false;
-  if (t->dtype != ONNX_F32 || t->numel != 1) return imp_fail(I, "input %d is %s of %lld values, expected one f32", i,
-                                                             onnx_dtype_name(t->dtype), (long long)t->numel);
+  if (t->dtype != ONNX_F32 || t->numel != 1)
+    return imp_fail(I, "input %d is %s of %lld values, expected one f32 or integer", i, onnx_dtype_name(t->dtype),
+                    (long long)t->numel);
   *out = *(const float *)t->data;
   return true;
 }
 
 /* Range: start + k delta for k < max(ceil((limit - start) / delta), 0), f32 or integer (i64);
- * integer bounds may be folded dims, a symbolic limit taken as the length when start = 0 and
+ * bounds may be folded dims, a symbolic limit taken as the length when start = 0 and
  * delta = 1 */
 bool op_range(Imp *I, const OpRow *row, INode **out) {
-  bool ints = imp_is_int_vector(I, 0) && imp_is_int_vector(I, 1) && imp_is_int_vector(I, 2);
+  bool floats = is_float_input(I, 0) || is_float_input(I, 1) || is_float_input(I, 2);
   double v[3];
-  Dim n;
-  if (ints) {
-    ShapeVal sv[3];
-    for (int i = 0; i < 3; i++)
-      if (!imp_int_vector(I, i, &sv[i])) return false;
-    for (int i = 0; i < 3; i++) {
-      if (sv[i].n != 1) return imp_fail(I, "input %d is not a scalar", i);
-      if (sv[i].d[0].syms && (i != 1 || sv[0].d[0].k || sv[2].d[0].k != 1 || sv[0].d[0].syms || sv[2].d[0].syms))
-        return imp_fail(I, "input %d is symbolic: nnc takes a symbolic limit with start 0 and delta 1 only", i);
-      v[i] = (double)sv[i].d[0].k;
-    }
-    n = sv[1].d[0].syms ? sv[1].d[0] : dim_const(0);
-  } else {
-    for (int i = 0; i < 3; i++)
-      if (!float_scalar(I, i, &v[i])) return false;
-    n = dim_const(0);
-  }
+  Dim sym[3];
+  for (int i = 0; i < 3; i++)
+    if (!range_scalar(I, i, &v[i], &sym[i])) return false;
+  if (sym[0].syms || sym[2].syms || (sym[1].syms && (v[0] != 0 || v[2] != 1)))
+    return imp_fail(I, "the bounds are symbolic: nnc takes a symbolic limit with start 0 and delta 1 only");
+  Dim n = sym[1];
   if (v[2] == 0 || !isfinite(v[0]) || !isfinite(v[1]) || !isfinite(v[2]))
     return imp_fail(I, "start, limit and delta must be finite and delta nonzero");
   if (!n.syms) {
@@ -104,14 +117,14 @@ bool op_range(Imp *I, const OpRow *row, INode **out) {
     if (count < 1 || count > EXACT_INT) return imp_fail(I, "the range has %.0f elements, expected 1 to 2^24", count);
     n = dim_const((int64_t)count);
   }
-  if (ints && (fabs(v[0]) > EXACT_INT || fabs(v[0] + v[2] * (double)n.k) > EXACT_INT))
+  if (!floats && (fabs(v[0]) > EXACT_INT || fabs(v[0] + v[2] * (double)n.k) > EXACT_INT))
     return imp_fail(I, "integer range beyond 2^24 (nnc computes index values in f32)");
   Shape s = {.rank = 1, .d = {n}};
   if (!ir_shape_supported(IM, &s, I->loc, ID)) return false;
   INode *y = ir_iota(IM, IE, &s, 0, I->loc);
   if (v[2] != 1) y = ir_binary(IM, IE, OP_MUL, y, imp_scalar(I, v[2]), I->loc, ID);
   if (v[0] != 0) y = ir_binary(IM, IE, OP_ADD, y, imp_scalar(I, v[0]), I->loc, ID);
-  return (out[0] = ints ? ir_convert(IM, IE, y, DT_I64, I->loc, ID) : y) != NULL;
+  return (out[0] = floats ? y : ir_convert(IM, IE, y, DT_I64, I->loc, ID)) != NULL;
 }
 
 /* Expand: x broadcast with the shape (NumPy's rules, both ways), as a product with ones

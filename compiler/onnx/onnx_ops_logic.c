@@ -12,6 +12,8 @@
 /* Equal, Less, LessOrEqual, Greater, GreaterOrEqual (row->op), And, Or, Xor (NE of two
  * bools): f32 or i64 operands, broadcast; a bool result */
 bool op_compare(Imp *I, const OpRow *row, INode **out) {
+  int folded = row->op == OP_EQ ? fold_int_elementwise(I, OP_EQ, 2) : 0; /* of shapes */
+  if (folded) return folded > 0;
   INode *a = imp_input(I, 0), *b = a ? imp_input(I, 1) : NULL;
   if (!b) return false;
   if (a->dtype != b->dtype) return imp_fail(I, "inputs 0 and 1 have different element types");
@@ -25,6 +27,8 @@ bool op_not(Imp *I, const OpRow *row, INode **out) {
 
 /* Where(condition, X, Y): X and Y of one element type (i64 stays i64) */
 bool op_where(Imp *I, const OpRow *row, INode **out) {
+  int folded = fold_int_elementwise(I, OP_WHERE, 3); /* of shapes */
+  if (folded) return folded > 0;
   INode *c = imp_input(I, 0), *x = c ? imp_input(I, 1) : NULL, *y = x ? imp_input(I, 2) : NULL;
   if (!y) return false;
   if (x->dtype != y->dtype) return imp_fail(I, "inputs 1 and 2 have different element types");
@@ -38,11 +42,13 @@ bool op_where(Imp *I, const OpRow *row, INode **out) {
 bool op_cast(Imp *I, const OpRow *row, INode **out) {
   int64_t to;
   if (!attr_int(I, "to", 0, &to)) return false;
-  if ((to == ONNX_I64 || to == ONNX_I32) && imp_is_int_vector(I, 0)) { /* a folded shape stays one */
+  /* a folded shape stays one (Range reads it; to float, its f32 tensor is made too) */
+  bool folded = (to == ONNX_I64 || to == ONNX_I32 || to == ONNX_F32) && imp_is_int_vector(I, 0);
+  if (folded) {
     ShapeVal *v = arena_alloc(I->S.arena, sizeof *v);
     if (!imp_int_vector(I, 0, v)) return false;
     I->out_sv = v;
-    return true;
+    if (to != ONNX_F32) return true;
   }
   INode *x = imp_input(I, 0);
   if (!x) return false;

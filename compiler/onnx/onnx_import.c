@@ -148,6 +148,7 @@ static bool is_initializer(const Imp *I, const OnnxTensor *t) {
 
 INode *imp_input(Imp *I, int i) {
   if (!imp_has_input(I, i)) return imp_fail(I, "input %d is missing", i), NULL;
+  if (i < 2 && I->lifted[i]) return I->lifted[i];
   ImpValue *v = imp_find(I, I->node->inputs[i]);
   if (!v) return imp_fail(I, "input %d '%s' is not defined by an earlier node", i, I->node->inputs[i]), NULL;
   if (!v->t && v->data) v->t = materialize(I, v, is_initializer(I, v->data));

@@ -38,6 +38,10 @@ typedef struct Imp {
   SrcLoc loc;             /* its location: line = node index + 1 */
   const ShapeVal *out_sv; /* set by a handler whose output is a folded integer vector */
   bool worded;            /* the diagnostic is imp_fail's (else an IR builder's, said again) */
+  /* a 1-D window op translated as 2-D (onnx_ops.c with_1d): inputs 0 and 1 as [.., 1, L],
+   * the spatial attributes read with a leading 1 (pads: 0) */
+  bool one_d;
+  INode *lifted[2];
 } Imp;
 
 #define IM (I->S.m)

@@ -43,13 +43,19 @@ const char *attr_string(Imp *I, const char *name, const char *def) {
   return bad ? NULL : a ? a->s.data : def;
 }
 
-/* An INTS attribute of exactly n values into v, or `def` for each when absent. */
+/* An INTS attribute of exactly n values into v, or `def` for each when absent.  For a 1-D op
+ * made 2-D (I->one_d) it has n / 2 values, those of the width: the height's are 1 (a kernel
+ * of 1, stride 1, dilation 1; output_padding 0 and pads 0 when `def` is 0). */
 bool attr_ints_n(Imp *I, const char *name, int n, int64_t def, int64_t *v) {
   bool bad;
   const OnnxAttr *a = attr_of(I, name, ONNX_ATTR_INTS, &bad);
   if (bad) return false;
-  if (a && a->n != n) return imp_fail(I, "attribute '%s' has %d values, expected %d", name, a->n, n);
+  int given = I->one_d && n % 2 == 0 ? n / 2 : n;
+  if (a && a->n != given) return imp_fail(I, "attribute '%s' has %d values, expected %d", name, a->n, given);
   for (int k = 0; k < n; k++) v[k] = a ? a->ints[k] : def;
+  if (!a || given == n) return true;
+  for (int k = 0; k < given; k++) /* (w) -> (h = 1, w); (wb, we) -> (0, wb, 0, we) */
+    v[2 * k] = !strcmp(name, "kernel_shape") ? 1 : n == 4 ? 0 : def, v[2 * k + 1] = a->ints[k];
   return true;
 }
 
@@ -245,6 +251,36 @@ static bool op_pool(Imp *I, const OpRow *row, INode **out) {
 static bool op_global_avg_pool(Imp *I, const OpRow *row, INode **out) {
   INode *x = image_input(I, "pooling");
   return x && (*out = nn_adaptive_avg_pool2d(S_, x, 1, 1, I->loc));
+}
+
+static INode *unit_axis(Imp *I, INode *x, int axis, bool remove);
+
+/* A window op (Conv, ConvTranspose, pools) on [N, C, L]: fn on [N, C, 1, L] (and a weight
+ * [O, I, K] as [O, I, 1, K]), as the .nn front end's Conv1d; the result loses the unit axis.
+ * Other ranks go to fn as they are. */
+static bool with_1d(Imp *I, const OpRow *row, INode **out, OpFn fn, int ninputs) {
+  INode *x = imp_input(I, 0);
+  if (!x) return false;
+  if (x->shape.rank != 3) return fn(I, row, out);
+  for (int i = 0; i < ninputs; i++) {
+    INode *t = i ? imp_input(I, i) : x;
+    if (!t) return false;
+    if (t->shape.rank != 3) return imp_fail(I, "input %d has rank %d, expected 3 for a 1-D %s", i, t->shape.rank, row->name);
+    if (!(I->lifted[i] = unit_axis(I, t, 2, false))) return false;
+  }
+  I->one_d = true;
+  bool ok = fn(I, row, out);
+  I->one_d = false, I->lifted[0] = I->lifted[1] = NULL;
+  return ok && (out[0] = unit_axis(I, out[0], 2, true));
+}
+
+static bool op_conv_any(Imp *I, const OpRow *row, INode **out) { return with_1d(I, row, out, op_conv, 2); }
+static bool op_conv_transpose_any(Imp *I, const OpRow *row, INode **out) {
+  return with_1d(I, row, out, op_conv_transpose, 2);
+}
+static bool op_pool_any(Imp *I, const OpRow *row, INode **out) { return with_1d(I, row, out, op_pool, 1); }
+static bool op_global_avg_pool_any(Imp *I, const OpRow *row, INode **out) {
+  return with_1d(I, row, out, op_global_avg_pool, 1);
 }
 
 static bool op_batch_norm(Imp *I, const OpRow *row, INode **out) {
@@ -479,7 +515,7 @@ static const OpRow ops[] = {
   {"And", op_compare, OP_AND, 2, 2, 1, ""},
   {"ArgMax", op_arg_extreme, 0, 1, 1, 1, "axis keepdims select_last_index "},
   {"ArgMin", op_arg_extreme, 0, 1, 1, 1, "axis keepdims select_last_index "},
-  {"AveragePool", op_pool, 0, 1, 1, 1, "auto_pad ceil_mode count_include_pad kernel_shape pads strides "},
+  {"AveragePool", op_pool_any, 0, 1, 1, 1, "auto_pad ceil_mode count_include_pad kernel_shape pads strides "},
   {"BatchNormalization", op_batch_norm, 0, 5, 5, 1, "epsilon momentum spatial training_mode "},
   {"Cast", op_cast, 0, 1, 1, 1, "to "},
   {"Ceil", op_unary, OP_CEIL, 1, 1, 1, ""},
@@ -487,8 +523,8 @@ static const OpRow ops[] = {
   {"Clip", op_clip, 0, 1, 3, 1, "min max "},
   {"Concat", op_concat, 0, 1, 1 << 16, 1, "axis "},
   {"ConstantOfShape", op_constant_of_shape, 0, 1, 1, 1, "value "},
-  {"Conv", op_conv, 0, 2, 3, 1, "auto_pad dilations group kernel_shape pads strides "},
-  {"ConvTranspose", op_conv_transpose, 0, 2, 3, 1, "auto_pad dilations group kernel_shape output_padding pads strides "},
+  {"Conv", op_conv_any, 0, 2, 3, 1, "auto_pad dilations group kernel_shape pads strides "},
+  {"ConvTranspose", op_conv_transpose_any, 0, 2, 3, 1, "auto_pad dilations group kernel_shape output_padding pads strides "},
   {"Cos", op_unary, OP_COS, 1, 1, 1, ""},
   {"CumSum", op_cumsum, 0, 2, 2, 1, "exclusive reverse "},
   {"DepthToSpace", op_depth_to_space, 0, 1, 1, 1, "blocksize mode "},
@@ -505,7 +541,7 @@ static const OpRow ops[] = {
   {"GRU", op_rnn, 0, 3, 6, 2, "activation_alpha activation_beta activations clip direction hidden_size layout linear_before_reset "},
   {"Gather", op_gather, 0, 2, 2, 1, "axis "},
   {"Gemm", op_gemm, 0, 2, 3, 1, "alpha beta transA transB "},
-  {"GlobalAveragePool", op_global_avg_pool, 0, 1, 1, 1, ""},
+  {"GlobalAveragePool", op_global_avg_pool_any, 0, 1, 1, 1, ""},
   {"Greater", op_compare, OP_GT, 2, 2, 1, ""},
   {"GreaterOrEqual", op_compare, OP_GE, 2, 2, 1, ""},
   {"HardSigmoid", op_hard_sigmoid, 0, 1, 1, 1, "alpha beta "},
@@ -520,7 +556,7 @@ static const OpRow ops[] = {
   {"Log", op_unary, OP_LOG, 1, 1, 1, ""},
   {"MatMul", op_matmul, 0, 2, 2, 1, ""},
   {"Max", op_variadic, OP_MAX, 1, 1 << 16, 1, ""},
-  {"MaxPool", op_pool, 0, 1, 1, 1, "auto_pad ceil_mode dilations kernel_shape pads storage_order strides "},
+  {"MaxPool", op_pool_any, 0, 1, 1, 1, "auto_pad ceil_mode dilations kernel_shape pads storage_order strides "},
   {"Mean", op_variadic, OP_ADD, 1, 1 << 16, 1, ""},
   {"Min", op_variadic, OP_MIN, 1, 1 << 16, 1, ""},
   {"Mul", op_binary, OP_MUL, 2, 2, 1, ""},

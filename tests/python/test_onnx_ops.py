@@ -2,7 +2,7 @@
 integer outputs exactly): torch.onnx.export'ed modules whose graphs hold comparisons,
 And/Or/Xor/Not, Where and Cast (onnx_ops_logic.c: bool as f32 1.0 / 0.0 inside the graph),
 ArgMax, TopK, CumSum, Range, Expand, Tile, ConstantOfShape (onnx_ops_index.c) and Einsum
-(onnx_ops_einsum.c), compiled once with a symbolic batch and run at several batch sizes.
+(onnx_ops_einsum.c), and 1-D Conv, ConvTranspose and pooling (2-D on [N, C, 1, L]), compiled once with a symbolic batch and run at several batch sizes.
 Refusals name the node and what is not supported (exit status 1)."""
 import os
 import subprocess
@@ -59,6 +59,13 @@ def einsum_module(torch):
     return Attn()
 
 
+def conv1d_module(torch):
+    nn = torch.nn
+    return nn.Sequential(nn.Conv1d(3, 8, 5, padding=2, stride=2), nn.ReLU(), nn.MaxPool1d(3, stride=2, padding=1),
+                         nn.Conv1d(8, 8, 3, dilation=2, groups=2), nn.AvgPool1d(2),
+                         nn.ConvTranspose1d(8, 4, 4, stride=2, padding=1, output_padding=1), nn.AdaptiveAvgPool1d(1))
+
+
 class TorchOps(TempDirCase):
     def check(self, make, shapes, names, noutputs):
         torch = torch_or_none()
@@ -82,6 +89,7 @@ class TorchOps(TempDirCase):
             got = model.forward.call(*a)
             with torch.no_grad():
                 want = m(*[torch.from_numpy(x) for x in a])
+            want = want if isinstance(want, tuple) else (want,)
             self.assertEqual(len(got), len(want))
             for k, (g, w) in enumerate(zip(got.values(), want)):
                 assert_close(self, g, w.numpy(), f"output {k} at batch {n}")
@@ -100,6 +108,14 @@ class TorchOps(TempDirCase):
         if model:
             ops = {n.op_type for n in model.graph.node}
             self.assertTrue({"ArgMax", "ArgMin", "TopK", "CumSum", "Expand", "Tile"} <= ops, ops)
+
+    @needs_torch
+    def test_conv1d(self):
+        """Conv, MaxPool, AveragePool, ConvTranspose, GlobalAveragePool on [N, C, L]"""
+        model = self.check(conv1d_module, [(3, 40)], ["x"], 1)
+        if model:
+            ops = {n.op_type for n in model.graph.node}
+            self.assertTrue({"Conv", "MaxPool", "AveragePool", "ConvTranspose", "GlobalAveragePool"} <= ops, ops)
 
     @needs_torch
     def test_einsum(self):

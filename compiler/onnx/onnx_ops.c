@@ -52,7 +52,7 @@ bool attr_ints_n(Imp *I, const char *name, int n, int64_t def, int64_t *v) {
   if (bad) return false;
   int given = I->one_d && n % 2 == 0 ? n / 2 : n;
   if (a && a->n != given) return imp_fail(I, "attribute '%s' has %d values, expected %d", name, a->n, given);
-  for (int k = 0; k < n; k++) v[k] = a ? a->ints[k] : def;
+  for (int k = 0; k < n; k++) v[k] = a && given == n ? a->ints[k] : def;
   if (!a || given == n) return true;
   for (int k = 0; k < given; k++) /* (w) -> (h = 1, w); (wb, we) -> (0, wb, 0, we) */
     v[2 * k] = !strcmp(name, "kernel_shape") ? 1 : n == 4 ? 0 : def, v[2 * k + 1] = a->ints[k];

@@ -37,13 +37,13 @@ static bool parse_equation(Imp *I, Einsum *e) {
     if (c == ' ') continue;
     if (c == ',' && !arrow && t < 1) cur = &e->in[++t];
     else if (c == '-' && p[1] == '>' && !arrow) arrow = true, p++, cur = &e->out;
-    else if (isalpha(c) && cur->n < MAX_RANK) cur->s[cur->n++] = (char)c, seen[c] += !arrow;
+    else if (c < 128 && isalpha(c) && cur->n < MAX_RANK) cur->s[cur->n++] = (char)c, seen[c] += !arrow;
     else return imp_fail(I, "equation '%s': nnc takes one or two terms of at most %d letters each, no ellipsis", e->eq, MAX_RANK);
   }
   e->nin = t + 1;
-  if (!arrow)
-    for (int c = 0; c < 128; c++)
-      if (seen[c] == 1) e->out.s[e->out.n++] = (char)c;
+  for (int c = 0; c < 128 && !arrow; c++)
+    if (seen[c] == 1 && e->out.n == MAX_RANK) return imp_fail(I, "equation '%s': the output has rank above %d", e->eq, MAX_RANK);
+    else if (seen[c] == 1) e->out.s[e->out.n++] = (char)c;
   const Term *all[3] = {&e->in[0], &e->in[1], &e->out};
   for (int k = 0; k < 3; k++)
     for (int i = 0; i < all[k]->n; i++)
@@ -88,7 +88,11 @@ static INode *sum_private(Imp *I, const Einsum *e, INode *x, Term *t, const Term
 /* x (of term `from`) permuted to the letters of `to` (the same set) */
 static INode *to_order(Imp *I, INode *x, const Term *from, const char *to) {
   int perm[MAX_RANK];
-  for (int i = 0; i < from->n; i++) perm[i] = (int)((const char *)memchr(from->s, to[i], from->n) - from->s);
+  for (int i = 0; i < from->n; i++) {
+    const char *at = memchr(from->s, to[i], from->n);
+    if (!at) return imp_fail(I, "internal error: einsum letters '%s' and '%s' differ", from->s, to), NULL;
+    perm[i] = (int)(at - from->s);
+  }
   return ir_permute(IM, IE, x, perm, I->loc, ID);
 }
 
@@ -116,10 +120,10 @@ static INode *two_operands(Imp *I, Einsum *e, INode *a, INode *b) {
   for (int i = 0; i < B->n; i++)
     if (!has(A, B->s[i])) right[nr++] = B->s[i];
   /* A as [batch, left, con], B as [batch, con, right], the product as [batch, left, right] */
+  if (nb + nl + nr > MAX_RANK) return imp_fail(I, "equation '%s': the product has rank above %d", e->eq, MAX_RANK), NULL;
   memcpy(la, batch, nb), memcpy(la + nb, left, nl), memcpy(la + nb + nl, con, nk);
   memcpy(lb, batch, nb), memcpy(lb + nb, con, nk), memcpy(lb + nb + nk, right, nr);
   memcpy(lo, batch, nb), memcpy(lo + nb, left, nl), memcpy(lo + nb + nl, right, nr);
-  if (nb + nl + nr > MAX_RANK) return imp_fail(I, "equation '%s': the product has rank above %d", e->eq, MAX_RANK), NULL;
   a = as_matrix(I, e, to_order(I, a, A, la), la, nb, nb + nl, A->n);
   b = as_matrix(I, e, to_order(I, b, B, lb), lb, nb, nb + nk, B->n);
   INode *y = ir_matmul(IM, IE, a, b, 0, 0, I->loc, ID);

@@ -154,12 +154,16 @@ bool op_tile(Imp *I, const OpRow *row, INode **out) {
   if (!y || !imp_int_vector(I, 1, &r)) return false;
   if (r.rank != 1 || r.n != y->shape.rank)
     return imp_fail(I, "input 1 (repeats) has %d values, expected one per axis (%d)", r.n, y->shape.rank);
-  for (int k = 0; k < r.n && y; k++) {
+  Shape s = y->shape; /* the result's, checked before any concatenation */
+  for (int k = 0; k < r.n; k++) {
     if (r.d[k].syms || r.d[k].k < 1 || r.d[k].k > TILE_MAX)
       return imp_fail(I, "input 1 (repeats) has %lld at %d, expected a static count of 1 to %d", (long long)r.d[k].k, k,
                       TILE_MAX);
-    if (r.d[k].k > 1) y = repeat_axis(I, y, k, r.d[k].k);
+    if (__builtin_mul_overflow(s.d[k].k, r.d[k].k, &s.d[k].k)) return imp_fail(I, "the result is too large");
   }
+  if (!ir_shape_supported(IM, &s, I->loc, ID)) return false;
+  for (int k = 0; k < r.n && y; k++)
+    if (r.d[k].k > 1) y = repeat_axis(I, y, k, r.d[k].k);
   return (out[0] = y) != NULL;
 }
 

@@ -324,7 +324,7 @@ static bool fold_one(Op op, const Dim *x, Dim *out) {
                return stat && !__builtin_sub_overflow(a.k, b.k, &v) && (*out = dim_const(v), true);
   case OP_MUL: if ((a.syms & b.syms) || __builtin_mul_overflow(a.k, b.k, &v)) return false;
                return *out = (Dim){v, a.syms | b.syms}, true;
-  case OP_DIV: if (b.syms || !b.k || a.k % b.k || (b.k == -1 && a.k == INT64_MIN)) return false; /* exact only */
+  case OP_DIV: if (b.syms || !b.k || (b.k == -1 && a.k == INT64_MIN) || a.k % b.k) return false; /* exact only */
                return *out = (Dim){a.k / b.k, a.syms}, true;
   case OP_EQ:  if (dim_eq(a, b)) return *out = dim_const(1), true;
                if (stat || (a.syms && a.k > 0 && !b.syms && b.k <= 0) || (b.syms && b.k > 0 && !a.syms && a.k <= 0))

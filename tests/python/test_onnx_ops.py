@@ -2,7 +2,8 @@
 integer outputs exactly): torch.onnx.export'ed modules whose graphs hold comparisons,
 And/Or/Xor/Not, Where and Cast (onnx_ops_logic.c: bool as f32 1.0 / 0.0 inside the graph),
 ArgMax, TopK, CumSum, Range, Expand, Tile, ConstantOfShape (onnx_ops_index.c) and Einsum
-(onnx_ops_einsum.c), and 1-D Conv, ConvTranspose and pooling (2-D on [N, C, 1, L]), compiled once with a symbolic batch and run at several batch sizes.
+(onnx_ops_einsum.c), 1-D Conv, ConvTranspose and pooling (2-D on [N, C, 1, L]) and cubic Resize
+(onnx_ops_nn.c), compiled once with a symbolic batch and run at several batch sizes.
 Refusals name the node and what is not supported (exit status 1)."""
 import os
 import subprocess
@@ -66,6 +67,16 @@ def conv1d_module(torch):
                          nn.ConvTranspose1d(8, 4, 4, stride=2, padding=1, output_padding=1), nn.AdaptiveAvgPool1d(1))
 
 
+def bicubic_module(torch):
+    F = torch.nn.functional
+
+    class Bicubic(torch.nn.Module):
+        def forward(self, x):  # [N, 3, 6, 9]
+            return (F.interpolate(x, size=(11, 5), mode="bicubic", align_corners=False),
+                    F.interpolate(x, scale_factor=2.0, mode="bicubic", align_corners=True))
+    return Bicubic()
+
+
 class TorchOps(TempDirCase):
     def check(self, make, shapes, names, noutputs):
         torch = torch_or_none()
@@ -116,6 +127,11 @@ class TorchOps(TempDirCase):
         if model:
             ops = {n.op_type for n in model.graph.node}
             self.assertTrue({"Conv", "MaxPool", "AveragePool", "ConvTranspose", "GlobalAveragePool"} <= ops, ops)
+
+    @needs_torch
+    def test_bicubic(self):
+        """Resize mode cubic (half_pixel and align_corners, cubic_coeff_a -0.75) as torch's bicubic"""
+        self.check(bicubic_module, [(3, 6, 9)], ["x"], 2)
 
     @needs_torch
     def test_einsum(self):

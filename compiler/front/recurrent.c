@@ -4,7 +4,8 @@
  * before the loop (T·B rows) instead of a small one per step.  The reverse direction of a
  * bidirectional layer is the same scan run from the last step to the first.  Used by the
  * layers (LSTM, LSTMCell, GRU, GRUCell: layers_nn.c) and the functions lstm / lstm_cell
- * (builtins_nn.c). */
+ * (builtins_nn.c); the ONNX front end (onnx_ops_rnn.c) adds two cells of its own: the GRU
+ * with linear_before_reset = 0 and the Elman RNN (tanh or relu). */
 #include "layers.h"
 #include "scan.h"
 

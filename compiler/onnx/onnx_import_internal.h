@@ -1,6 +1,7 @@
-/* onnx_import_internal.h — what the ONNX translation's two files share: onnx_import.c (the
- * entry, values by name, parameters and constants, messages) and onnx_ops.c (the op table
- * and one handler per op). */
+/* onnx_import_internal.h — what the ONNX translation's files share: onnx_import.c (the
+ * entry, values by name, parameters and constants, messages), onnx_ops.c (the op table and
+ * the handlers of the first op set) and the handlers by topic (onnx_shape.c, onnx_ops_nn.c,
+ * onnx_ops_rnn.c, onnx_ops_logic.c, onnx_ops_index.c, onnx_ops_einsum.c). */
 #ifndef NNC_ONNX_IMPORT_INTERNAL_H
 #define NNC_ONNX_IMPORT_INTERNAL_H
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "builtins.h"
+#include "nn.h"
 #include "onnx_import_internal.h"
 
 #define S_ (&I->S)
@@ -200,24 +201,25 @@ bool op_cumsum(Imp *I, const OpRow *row, INode **out) {
   return (out[0] = like(I, ir_permute(IM, IE, y, perm, I->loc, ID), x)) != NULL;
 }
 
-static bool no_last_index(Imp *I) {
-  int64_t last;
-  if (!attr_int(I, "select_last_index", 0, &last)) return false;
-  if (last) return imp_fail(I, "attribute 'select_last_index' is %lld: nnc returns the first index of ties only", (long long)last);
-  return true;
-}
-
-/* ArgMax, ArgMin: the first extreme index along the axis (i64) */
+/* ArgMax, ArgMin: the first extreme index along the axis (i64), or with select_last_index the
+ * last: L - 1 - the first of the axis reversed (a constant re-indexing, nn_take) */
 bool op_arg_extreme(Imp *I, const OpRow *row, INode **out) {
   INode *x = imp_input(I, 0);
-  int64_t axis, keep;
+  int64_t axis, keep, last;
   int ax;
-  if (!x || !attr_int(I, "axis", 0, &axis) || !attr_int(I, "keepdims", 1, &keep) || !no_last_index(I) ||
-      !norm_axis(I, axis, x->shape.rank, "axis", &ax))
+  if (!x || !attr_int(I, "axis", 0, &axis) || !attr_int(I, "keepdims", 1, &keep) ||
+      !attr_int(I, "select_last_index", 0, &last) || !norm_axis(I, axis, x->shape.rank, "axis", &ax))
     return false;
   if (x->shape.rank == 0) return imp_fail(I, "input 0 is a scalar, expected rank >= 1");
-  if (x->shape.d[ax].syms) return imp_fail(I, "the axis is symbolic: nnc takes a static one");
+  Dim len = x->shape.d[ax];
+  if (len.syms) return imp_fail(I, "the axis is symbolic: nnc takes a static one");
+  if (last) {
+    int64_t *rev = arena_alloc(I->S.arena, (size_t)len.k * sizeof *rev);
+    for (int64_t k = 0; k < len.k; k++) rev[k] = len.k - 1 - k;
+    x = nn_take(S_, x, ax, rev, len.k, I->loc);
+  }
   INode *y = index_of_extreme(S_, x, ax, !strcmp(row->name, "ArgMax"), keep != 0, I->loc);
+  if (y && last) y = ir_binary(IM, IE, OP_SUB, imp_scalar(I, (double)(len.k - 1)), y, I->loc, ID);
   return (out[0] = ir_convert(IM, IE, y, DT_I64, I->loc, ID)) != NULL;
 }
 

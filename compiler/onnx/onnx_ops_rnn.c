@@ -20,13 +20,14 @@ typedef struct RnnOp {
   int gates;            /* gate blocks in W and R */
   int states;           /* h, or h and c */
   int order[4];         /* torch's block j is ONNX's block order[j] */
-  const char *acts;     /* the default activations of one direction */
+  int nacts;            /* activations per direction */
+  const char *acts[3];  /* their defaults */
 } RnnOp;
 
 static const RnnOp RNN_OPS[] = {
-  {"LSTM", 4, 2, {0, 2, 3, 1}, "Sigmoid Tanh Tanh"},
-  {"GRU", 3, 1, {1, 0, 2}, "Sigmoid Tanh"},
-  {"RNN", 1, 1, {0}, "Tanh"},
+  {"LSTM", 4, 2, {0, 2, 3, 1}, 3, {"Sigmoid", "Tanh", "Tanh"}},
+  {"GRU", 3, 1, {1, 0, 2}, 2, {"Sigmoid", "Tanh"}},
+  {"RNN", 1, 1, {0}, 1, {"Tanh"}},
 };
 
 /* The shape of one recurrence: X [T, B, I] (layout 1: [B, T, I]), H hidden, D directions. */
@@ -104,18 +105,14 @@ static bool rnn_activations(Imp *I, const RnnDims *r, bool *relu) {
   *relu = false;
   if (!a) return true;
   if (a->kind != ONNX_ATTR_STRINGS) return imp_fail(I, "attribute 'activations' is not a list of strings");
-  int per = r->op->gates == 1 ? 1 : r->op->gates == 4 ? 3 : 2;
+  int per = r->op->nacts;
   if (a->n != per * r->dirs) return imp_fail(I, "attribute 'activations' has %d values, expected %d", a->n, per * r->dirs);
   *relu = r->op->gates == 1 && !strcmp(a->strings[0].data, "Relu");
   for (int k = 0; k < a->n; k++) {
-    char want[32];
-    const char *p = r->op->acts;
-    for (int j = 0; j < k % per; j++) p = strchr(p, ' ') + 1;
-    snprintf(want, sizeof want, "%.*s", (int)strcspn(p, " "), p);
-    if (*relu) snprintf(want, sizeof want, "Relu");
+    const char *want = *relu ? "Relu" : r->op->acts[k % per];
     if (strcmp(a->strings[k].data, want))
-      return imp_fail(I, "attribute 'activations' has '%s' at %d: nnc supports the defaults (%s%s) only", a->strings[k].data,
-                      k, r->op->acts, r->op->gates == 1 ? ", or Relu" : "");
+      return imp_fail(I, "attribute 'activations' has '%s' at %d, expected '%s': nnc supports the defaults%s only",
+                      a->strings[k].data, k, want, r->op->gates == 1 ? " (or Relu in every direction)" : "");
   }
   return true;
 }

@@ -54,16 +54,17 @@ bool op_constant_of_shape(Imp *I, const OpRow *row, INode **out) {
     return imp_fail(I, "attribute 'value' is not a tensor of one value");
   const OnnxTensor *t = a ? a->t : NULL;
   double v = 0;
+  int64_t iv = 0; /* an integer value, exact */
   DType dt = DT_F32;
   if (!t || t->dtype == ONNX_F32) v = t ? *(const float *)t->data : 0.0;
-  else if (t->dtype == ONNX_I64) v = (double)*(const int64_t *)t->data, dt = DT_I64;
-  else if (t->dtype == ONNX_I32) v = *(const int32_t *)t->data, dt = DT_I64;
+  else if (t->dtype == ONNX_I64) iv = *(const int64_t *)t->data, v = (double)iv, dt = DT_I64;
+  else if (t->dtype == ONNX_I32) iv = *(const int32_t *)t->data, v = (double)iv, dt = DT_I64;
   else if (t->dtype == ONNX_BOOL) v = *(const uint8_t *)t->data != 0; /* bool as f32 1.0 / 0.0 */
   else return imp_fail(I, "attribute 'value' is %s, expected f32, int64, int32 or bool", onnx_dtype_name(t->dtype));
   if (dt == DT_I64 && s.rank == 1 && !s.d[0].syms && s.d[0].k <= SHAPE_VAL_MAX) { /* shape arithmetic, folded */
     ShapeVal *sv = arena_alloc(I->S.arena, sizeof *sv);
     *sv = (ShapeVal){.rank = 1, .n = (int)s.d[0].k};
-    for (int k = 0; k < sv->n; k++) sv->d[k] = dim_const((int64_t)v);
+    for (int k = 0; k < sv->n; k++) sv->d[k] = dim_const(iv);
     I->out_sv = sv;
     return true;
   }

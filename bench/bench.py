@@ -244,10 +244,14 @@ def compile_model(nnc, model, outdir, reps=3):
 
 
 def run_nnc(cmd, reps):
+    """The best wall-clock ms of `reps` runs of the compile `cmd`, each a cold compile: with the
+    compile cache off (NNC_CACHE=off), every run after the first would otherwise be a cache hit
+    (bench/compile_bench.py times warm compiles)."""
     best = None
+    env = dict(os.environ, NNC_CACHE="off")
     for _ in range(reps):
         t0 = time.perf_counter()
-        r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
         dt = (time.perf_counter() - t0) * 1e3
         if r.returncode != 0:
             raise RuntimeError(f"compile failed (exit {r.returncode}): {shlex.join(cmd)}\n{r.stderr.strip()}")

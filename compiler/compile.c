@@ -13,6 +13,7 @@
 #include <string.h>
 #include <cblas.h>
 #include "fault.h"
+#include "fileio.h"
 #include "pool.h"
 #include "codegen.h"
 #include "compile.h"
@@ -119,40 +120,13 @@ static int run_unit(Unit *u, UnitWork work, void *arg, char **errmsg) {
 
 static char *read_file(const char *path, size_t *len, char **errmsg) {
   size_t max = onnx_is_model_path(path) ? ONNX_MAX_FILE_BYTES : MAX_FILE_BYTES;
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    fail(errmsg, "%s: error: cannot open: %s\n", path, strerror(errno));
+  unsigned char *buf;
+  char err[512];
+  if (nnc_read_file(path, max, &buf, len, err, sizeof err)) {
+    fail(errmsg, "%s: error: %s\n", path, err);
     return NULL;
   }
-  char *buf = NULL;
-  size_t n = 0, cap = 0;
-  for (;;) {
-    if (n == cap) {
-      cap = cap ? 2 * cap : 65536;
-      if (cap > max + 1) {
-        fclose(f);
-        free(buf);
-        fail(errmsg, "%s: error: file larger than %zu MiB\n", path, max >> 20);
-        return NULL;
-      }
-      char *nb = realloc(buf, cap + 1);
-      if (!nb) break;
-      buf = nb;
-    }
-    size_t r = fread(buf + n, 1, cap - n, f);
-    n += r;
-    if (r == 0) break;
-  }
-  bool err = ferror(f);
-  fclose(f);
-  if (err || !buf) {
-    free(buf);
-    fail(errmsg, "%s: error: cannot read: %s\n", path, strerror(errno));
-    return NULL;
-  }
-  buf[n] = 0;
-  *len = n;
-  return buf;
+  return (char *)buf;
 }
 
 static const char *model_name_of(Arena *a, const char *path) {

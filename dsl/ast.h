@@ -7,9 +7,10 @@
 #ifndef NNC_AST_H
 #define NNC_AST_H
 
-#include <setjmp.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "arena.h"
 
 typedef struct SrcLoc {
   int line; /* 1-based */
@@ -31,42 +32,6 @@ typedef struct SrcFile {
 /* The file of `loc` in the compilation whose main file is `main`. */
 const SrcFile *srcfile_of(const SrcFile *main, SrcLoc loc);
 
-typedef struct Arena Arena;
-Arena *arena_new(void); /* NULL when out of memory */
-void arena_free(Arena *a); /* NULL is harmless */
-/* Zeroed, 16-byte aligned.  Out of memory (malloc fails, or the arena passes its limit,
- * $NNC_ARENA_LIMIT bytes when it was made: a test hook) it jumps to the innermost recovery
- * point of this thread (ArenaOom); with none, it aborts. */
-void *arena_alloc(Arena *a, size_t size);
-char *arena_strdup(Arena *a, const char *s);
-char *arena_strndup(Arena *a, const char *s, size_t n);
-
-/* Out of memory while compiling is a diagnostic, not an abort.  A compilation pushes a
- * recovery point (its own, on its stack: compilations on several threads do not meet) and
- * calls setjmp on it; an allocation that fails in the arena or through nnc_xmalloc /
- * nnc_xcalloc / nnc_xrealloc / nnc_out_of_memory longjmps there with `what` set.  Points
- * nest, per thread: a handler that cleans up what its frame owns (a scanner) pops its point
- * and re-raises to the one around it (arena_oom_raise(o->prev)).
- *
- *   ArenaOom oom;
- *   arena_oom_push(&oom);
- *   if (setjmp(oom.jb)) { arena_oom_pop(&oom); free everything; report oom.what; }
- *   ... compile ...
- *   arena_oom_pop(&oom);
- */
-typedef struct ArenaOom {
-  jmp_buf jb;
-  struct ArenaOom *prev; /* the enclosing point on this thread, or NULL */
-  char what[192];        /* what failed, e.g. "malloc of 65552 bytes failed" */
-} ArenaOom;
-void arena_oom_push(ArenaOom *o);
-void arena_oom_pop(ArenaOom *o); /* o must be this thread's innermost point */
-_Noreturn void arena_oom_raise(ArenaOom *o); /* longjmp to o (NULL: abort) */
-_Noreturn void nnc_out_of_memory(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* malloc, calloc and realloc that call nnc_out_of_memory instead of returning NULL. */
-void *nnc_xmalloc(size_t size);
-void *nnc_xcalloc(size_t n, size_t size);
-void *nnc_xrealloc(void *p, size_t size);
 
 typedef struct Node Node;
 

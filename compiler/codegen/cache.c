@@ -1,6 +1,7 @@
 /* cache.c — the compile cache's store (cache.h): keys, the entry format, atomic writes,
  * checked reads, the size limit.  Knows nothing of LLVM; native.c decides what goes in. */
 #include "cache.h"
+#include "fileio.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -150,18 +151,6 @@ static bool is_temp_name(const char *name) { return !strncmp(name, ".tmp-", 5); 
 
 /* ---- reading ---- */
 
-static int read_all(int fd, void *buf, size_t n) {
-  char *p = buf;
-  while (n) {
-    ssize_t r = read(fd, p, n);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return -1;
-    p += r;
-    n -= (size_t)r;
-  }
-  return 0;
-}
-
 static uint64_t header_hash(const EntryHeader *h) {
   CacheKey k = cache_hash(h, offsetof(EntryHeader, header_hash), 2);
   uint64_t v;
@@ -181,12 +170,12 @@ static void *read_entry(int fd, const CacheKey *k, size_t *len) {
   struct stat st;
   EntryHeader h;
   if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size < (off_t)sizeof h ||
-      read_all(fd, &h, sizeof h) || !header_ok(&h, k, st.st_size))
+      nnc_read_fd(fd, &h, sizeof h) != (long long)sizeof h || !header_ok(&h, k, st.st_size))
     return NULL;
   void *data = malloc(h.payload_len ? h.payload_len : 1);
   if (!data) return NULL;
   CacheKey sum;
-  if (read_all(fd, data, h.payload_len) ||
+  if (nnc_read_fd(fd, data, h.payload_len) != (long long)h.payload_len ||
       (sum = cache_hash(data, h.payload_len, 0), memcmp(&sum, &h.payload_hash, sizeof sum))) {
     free(data);
     return NULL;
@@ -208,18 +197,6 @@ int cache_load(const Cache *c, const CacheKey *k, const char *ext, void **data, 
 
 /* ---- writing ---- */
 
-static int write_all(int fd, const void *buf, size_t n) {
-  const char *p = buf;
-  while (n) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return -1;
-    p += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
-
 /* mkdir -p, new directories private to the user (as XDG asks). */
 static int make_dirs(const char *dir) {
   char path[4096];
@@ -239,7 +216,7 @@ static int write_entry(int fd, const CacheKey *k, const void *data, size_t len) 
                    .payload_len = len, .payload_hash = cache_hash(data, len, 0)};
   memcpy(h.magic, CACHE_MAGIC, 8);
   h.header_hash = header_hash(&h);
-  return write_all(fd, &h, sizeof h) || write_all(fd, data, len) || fsync(fd) ? -1 : 0;
+  return nnc_write_fd(fd, &h, sizeof h) || nnc_write_fd(fd, data, len) || fsync(fd) ? -1 : 0;
 }
 
 static void trim(const Cache *c, const char *keep);

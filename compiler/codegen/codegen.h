@@ -13,7 +13,7 @@
 const char *model_c_name(const Model *m, char *buf, size_t size);
 /* Bitmask of the symbolic dims appearing in an entry's arguments: the int64_t parameters
  * of its typed wrapper, in increasing symbol order. */
-uint32_t entry_sym_mask(const Entry *e);
+uint32_t entry_sym_mask(const Model *m, const Entry *e); /* the syms a caller passes */
 
 /* Fill module `mod` (in context `ctx`, already configured for the target).  `weights` (may
  * be NULL) is the blob to embed, of m->weights_size bytes. */

@@ -93,7 +93,7 @@ static const char *params_add(Params *p, const char *mn, const char *base, const
  * input (state carried through a `step`) becomes `<name>_out`, and a name C would read as
  * something else gets a trailing `_`. */
 static void write_entry(FILE *f, const Model *m, const char *mn, const Entry *e) {
-  uint32_t mask = entry_sym_mask(e);
+  uint32_t mask = entry_sym_mask(m, e);
   fprintf(f, "/* %s(", e->name);
   for (int i = 0; i < e->nin; i++) {
     fprintf(f, "%s%s: ", i ? ", " : "", e->in_names[i]);

@@ -47,6 +47,23 @@ static LLVMValueRef dims_global(Cg *g, LLVMTypeRef dim_t, const Shape *s) {
   return const_array_global(g, dim_t, v, s->rank, "nnc.dims");
 }
 
+/* nnc_sym_rule[n_syms], or NULL when every symbolic dim is bound by the caller. */
+static LLVMValueRef sym_rules_global(Cg *g) {
+  const Model *m = g->m;
+  bool any = false;
+  for (int i = 0; i < m->nsyms; i++) any |= m->sym_rules[i].derived;
+  if (!any) return LLVMConstNull(g->ptr);
+  LLVMTypeRef rule_t = LLVMStructCreateNamed(g->ctx, "nnc_sym_rule");
+  LLVMStructSetBody(rule_t, (LLVMTypeRef[]){g->i32, g->i64, g->i64, g->i64, g->ptr}, 5, 0);
+  LLVMValueRef v[MAX_SYMS];
+  for (int i = 0; i < m->nsyms; i++) {
+    const SymRule *r = &m->sym_rules[i];
+    v[i] = LLVMConstNamedStruct(rule_t, (LLVMValueRef[]){i32c(g, r->derived ? r->src : -1), ci64(g, r->mul),
+      ci64(g, r->add), ci64(g, r->div), r->derived ? cstring(g, r->site) : LLVMConstNull(g->ptr)}, 5);
+  }
+  return const_array_global(g, rule_t, v, m->nsyms, "nnc.sym_rules");
+}
+
 LLVMValueRef emit_desc(Cg *g, const LEntry *les, LLVMValueRef *bodies, const unsigned char *weights) {
   const Model *m = g->m;
   LLVMContextRef C = g->ctx;
@@ -57,11 +74,11 @@ LLVMValueRef emit_desc(Cg *g, const LEntry *les, LLVMValueRef *bodies, const uns
   LLVMTypeRef arg_t = LLVMStructCreateNamed(C, "nnc_arg_desc");
   LLVMStructSetBody(arg_t, (LLVMTypeRef[]){g->ptr, g->i32, g->i32, g->ptr}, 4, 0);
   LLVMTypeRef entry_t = LLVMStructCreateNamed(C, "nnc_entry_desc");
-  LLVMStructSetBody(entry_t, (LLVMTypeRef[]){g->ptr, g->i32, g->i32, g->ptr, g->i32, g->ptr, g->ptr}, 7, 0);
+  LLVMStructSetBody(entry_t, (LLVMTypeRef[]){g->ptr, g->i32, g->i32, g->ptr, g->i32, g->ptr, g->ptr, g->i32}, 8, 0);
   LLVMTypeRef param_t = LLVMStructCreateNamed(C, "nnc_param_desc");
   LLVMStructSetBody(param_t, (LLVMTypeRef[]){g->ptr, g->i32, g->i32, g->ptr, g->i64, g->i64, g->i32}, 7, 0);
   LLVMTypeRef model_t = LLVMStructCreateNamed(C, "nnc_model_desc");
-  LLVMStructSetBody(model_t, (LLVMTypeRef[]){g->i32, g->ptr, g->i32, g->ptr, g->i32, g->ptr, g->i32, g->ptr, g->i64, g->ptr, g->ptr, g->i64}, 12, 0);
+  LLVMStructSetBody(model_t, (LLVMTypeRef[]){g->i32, g->ptr, g->i32, g->ptr, g->i32, g->ptr, g->i32, g->ptr, g->i64, g->ptr, g->ptr, g->i64, g->ptr}, 13, 0);
 
   /* entries, then (index nentries) the init entry when it runs at load time */
   int nent = m->nentries + (bodies[m->nentries] != NULL);
@@ -91,7 +108,7 @@ LLVMValueRef emit_desc(Cg *g, const LEntry *les, LLVMValueRef *bodies, const uns
     entries[i] = LLVMConstNamedStruct(entry_t, (LLVMValueRef[]){
       cstring(g, e->name), i32c(g, e->nin), i32c(g, e->nout),
       const_array_global(g, arg_t, args, na, "nnc.args"), i32c(g, nr),
-      const_array_global(g, slot_t, slots, nr, "nnc.slots"), bodies[i]}, 7);
+      const_array_global(g, slot_t, slots, nr, "nnc.slots"), bodies[i], i32c(g, (int32_t)entry_syms_used(e))}, 8);
     free(args);
     free(slots);
   }
@@ -126,12 +143,13 @@ LLVMValueRef emit_desc(Cg *g, const LEntry *les, LLVMValueRef *bodies, const uns
     LLVMSetGlobalConstant(init, 1);
     LLVMSetLinkage(init, LLVMPrivateLinkage);
   }
+  LLVMValueRef rules = sym_rules_global(g);
   LLVMValueRef desc_init = LLVMConstNamedStruct(model_t, (LLVMValueRef[]){
     i32c(g, NNC_MODEL_ABI), cstring(g, m->name), i32c(g, m->nsyms),
     const_array_global(g, g->ptr, syms, m->nsyms, "nnc.syms"), i32c(g, m->nentries),
     const_array_global(g, entry_t, entries, m->nentries, "nnc.entries"), i32c(g, nparams),
     const_array_global(g, param_t, params, nparams, "nnc.params"), ci64(g, (int64_t)m->weights_size), blob,
-    init, ci64(g, (int64_t)checksum)}, 12);
+    init, ci64(g, (int64_t)checksum), rules}, 13);
   free(entries);
   free(params);
   free(syms);
@@ -180,7 +198,7 @@ void emit_wrappers(Cg *g, LLVMValueRef desc) {
   /* int <m>_<entry>(ctx, int64_t syms..., inputs..., outputs...) */
   for (int i = 0; i < m->nentries; i++) {
     const Entry *e = &m->entries[i];
-    uint32_t mask = entry_sym_mask(e);
+    uint32_t mask = entry_sym_mask(m, e);
     int ns = __builtin_popcount(mask), na = e->nin + e->nout;
     LLVMTypeRef *pt = nnc_xcalloc(1 + ns + na, sizeof *pt);
     pt[0] = p;
@@ -211,11 +229,11 @@ const char *model_c_name(const Model *m, char *buf, size_t size) {
   return buf;
 }
 
-uint32_t entry_sym_mask(const Entry *e) {
+uint32_t entry_sym_mask(const Model *m, const Entry *e) {
   uint32_t mask = 0;
   for (int i = 0; i < e->nin; i++)
     for (int k = 0; k < e->inputs[i]->shape.rank; k++) mask |= e->inputs[i]->shape.d[k].syms;
   for (int i = 0; i < e->nout; i++)
     for (int k = 0; k < e->out_shapes[i].rank; k++) mask |= e->out_shapes[i].d[k].syms;
-  return mask;
+  return model_sym_roots(m, mask); /* a derived dim is computed from its root's value */
 }

@@ -4,7 +4,8 @@
  *      directly into clusters; share the clusters out between SPLIT_MAX_PARTS parts,
  *      heaviest first, each to the lightest part (global variables stay in part 0);
  *   2. promote what one part uses from another: internal/private globals referenced
- *      across become hidden external ones, renamed "__nnc_split.NAME";
+ *      across become hidden external ones, renamed "__nnc_split.NAME", which the other
+ *      parts declare with default visibility (reached through the GOT, see declare_instead);
  *   3. write the module's bitcode (without global initializers, which only part 0 needs);
  *      part 0 is compiled from the module itself on the calling thread, the others each
  *      from a copy parsed from the bitcode into a context of its own, taken from a queue by
@@ -33,12 +34,6 @@
  * module through bitcode cost more than they save; and a part has at least PART_WEIGHT. */
 #define SPLIT_MIN_WEIGHT 4000
 #define PART_WEIGHT 1500
-/* Off for now: the parts' objects reach each other's hidden symbols by 32-bit PC-relative
- * relocations, and the JIT may map two objects more than 2 GiB apart (seen under ASan:
- * resnet18's JIT failed with "relocation target ... out of range of Delta32 fixup").  The
- * object cache shares objects between the JIT and AOT, so both compile whole until the
- * parts reach each other through the GOT (or the JIT places them together). */
-#define SPLIT_ENABLED 0
 #define SPLIT_PREFIX "__nnc_split."
 #define MAX_USE_DEPTH 8 /* constant expressions nested in constants, as far as we follow */
 
@@ -237,8 +232,13 @@ static void declare_instead(LLVMModuleRef m, LLVMValueRef g) {
     LLVMSetGlobalConstant(d, LLVMIsGlobalConstant(g));
   }
   LLVMSetAlignment(d, LLVMGetAlignment(g));
+  /* Default visibility (the definition stays hidden): code reaches a symbol of another part
+   * through the GOT (and calls through a stub), never by a 32-bit PC-relative offset, which
+   * fails when the JIT maps two parts more than 2 GiB apart (it did under ASan).  The
+   * linker turns the GOT loads back into direct ones in a .so; the JIT keeps them where the
+   * parts lie far apart. */
   LLVMSetLinkage(d, LLVMExternalLinkage);
-  LLVMSetVisibility(d, LLVMHiddenVisibility);
+  LLVMSetVisibility(d, LLVMDefaultVisibility);
   size_t n;
   const char *name = LLVMGetValueName2(g, &n);
   char *keep = strndup(name, n);
@@ -413,7 +413,7 @@ int split_compile(Target *t, LLVMModuleRef m, TargetPipeline p, ObjCode *out, ch
   if (split_init(&s, m)) {
     snprintf(err, errlen, "out of memory");
     rc = -1;
-  } else if (weigh(&s), assign_parts(&s), SPLIT_ENABLED && s.nparts > 1) {
+  } else if (weigh(&s), assign_parts(&s), s.nparts > 1) {
     rc = promote_shared(&s, m) ? (snprintf(err, errlen, "out of memory"), -1)
                                : compile_split(t, m, p, &s, out, err, errlen);
   } else {

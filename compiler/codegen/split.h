@@ -4,8 +4,8 @@
  * saw); each part is optimised and compiled in an LLVM context and with a TargetMachine of
  * its own, by the calling thread or one started here (as many as the CPUs, less one); the
  * objects link into one library or load into one JIT.  Globals one part uses from another
- * become hidden external symbols (renamed "__nnc_split.NAME"); nothing else about the code
- * changes, so it computes the same bits.  A small module stays whole.  The split depends on
+ * become hidden external symbols (renamed "__nnc_split.NAME"), reached from the other parts
+ * through the GOT; nothing else about the code changes, so it computes the same bits.  A small module stays whole.  The split depends on
  * the module alone, never on the machine, so the same module always gives the same
  * objects. */
 #ifndef NNC_SPLIT_H

@@ -2,6 +2,7 @@
  * object file + `cc -shared` (AOT), and an ORC LLJIT (JIT).  Only the LLVM C API is used.
  * See target.h for ownership rules. */
 #include "target.h"
+#include "fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -291,19 +292,6 @@ char *target_emit_asm(Target *t, LLVMModuleRef m, char *err, size_t errlen) {
   return s;
 }
 
-static int write_all(int fd, const char *p, size_t n) {
-  while (n) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w <= 0)
-      return -1;
-    p += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
-
 /* Writes obj[len] to a new temp file "<TMPDIR>/nnc-XXXXXX.o"; path[] gets its name. */
 static int write_temp_object(const void *obj, size_t len, char *path, size_t pathlen, char *err,
                              size_t errlen) {
@@ -315,7 +303,7 @@ static int write_temp_object(const void *obj, size_t len, char *path, size_t pat
     path[0] = '\0';
     return -1;
   }
-  int rc = write_all(fd, obj, len);
+  int rc = nnc_write_fd(fd, obj, len);
   if (close(fd) != 0)
     rc = -1;
   if (rc) {

@@ -22,7 +22,10 @@ bool eval_type(Sema *S, const Node *type, Shape *s, DType *dt) {
       continue;
     }
     Value v;
-    if (!eval_api(S, S->globals, dn, &v) || !to_dim(S, &v, dn->loc, &s->d[i])) return false;
+    S->in_type = true;
+    bool ok = eval_api(S, S->globals, dn, &v) && to_dim(S, &v, dn->loc, &s->d[i]);
+    S->in_type = false;
+    if (!ok) return false;
   }
   return ir_shape_supported(S->m, s, type->loc, S->d);
 }
@@ -45,18 +48,24 @@ static uint32_t syms_named(Sema *S, const Node *n) {
   return m;
 }
 
-/* The symbolic dims an entry's inputs name alone (`x: f32[N, 4]`), known before any input
- * type is evaluated, so that an earlier input may use them in an expression (`f32[2 * N]`). */
+/* Declares the names of dim expression n that are not constants as symbolic dims. */
+static bool declare_dim_names(Sema *S, const Node *n) {
+  if (!n) return true;
+  if (!declare_dim_names(S, n->lhs) || !declare_dim_names(S, n->rhs)) return false;
+  if (n->kind != N_NAME || scope_lookup(S->globals, n->name)) return true;
+  int sym = model_sym(S->m, n->name);
+  if (sym < 0) return diag_error(S->d, n->loc, "too many symbolic dimensions (at most %d)", MAX_SYMS);
+  S->entry_syms |= 1u << sym; /* the names the body may use (sema.c, eval_name) */
+  return true;
+}
+
+/* The symbolic dims an entry's inputs name (`x: f32[N, 4]`, `f32[N, 3, 32 * HB, 32 * WB]`),
+ * known before any input type is evaluated, so that an earlier input may use them. */
 static bool declare_input_symbols(Sema *S, const Node *decl) {
   for (int i = 0; i < decl->args.len; i++) {
     const Node *type = decl->args.items[i]->type;
-    for (int j = 0; type && j < type->args.len; j++) {
-      const Node *dn = type->args.items[j];
-      if (dn->kind != N_NAME || scope_lookup(S->globals, dn->name)) continue;
-      int sym = model_sym(S->m, dn->name);
-      if (sym < 0) return diag_error(S->d, dn->loc, "too many symbolic dimensions (at most %d)", MAX_SYMS);
-      S->entry_syms |= 1u << sym; /* the names the body may use (sema.c, eval_name) */
-    }
+    for (int j = 0; type && j < type->args.len; j++)
+      if (!declare_dim_names(S, type->args.items[j])) return false;
   }
   for (int i = 0; i < decl->args.len; i++) /* and those in expressions, f32[2 * N] */
     for (int j = 0; decl->args.items[i]->type && j < decl->args.items[i]->type->args.len; j++)

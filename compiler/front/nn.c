@@ -65,9 +65,10 @@ bool pair_arg(Sema *S, const Value *v, SrcLoc loc, const char *name, int64_t out
 
 static bool conv_check(Sema *S, INode *x, INode *w, INode *b, int64_t cin_w, int64_t cout, const ConvSpec *c,
                        const char *what, SrcLoc loc) {
-  if (!need_rank(S, x, 4, what, loc) || !need_rank(S, w, 4, what, loc) || !static_dims(S, x, 1, what, loc) ||
-      !static_dims(S, w, 0, what, loc))
+  /* H and W may be symbolic: the output sizes are then derived ones (symdim.c) */
+  if (!need_rank(S, x, 4, what, loc) || !need_rank(S, w, 4, what, loc) || !static_dims(S, w, 0, what, loc))
     return false;
+  if (x->shape.d[1].syms) return diag_error(D, loc, "%s: the channel count (dimension 1) must be static", what);
   int64_t C = x->shape.d[1].k, g = c->groups;
   if (g <= 0 || C % g || cout % g)
     return diag_error(D, loc, "%s: groups=%lld must divide the %lld input and %lld output channels", what,
@@ -83,20 +84,21 @@ static bool conv_check(Sema *S, INode *x, INode *w, INode *b, int64_t cin_w, int
 /* [N, C, OH, OW, KH, KW] windows -> [N, g, C/g * KH * KW, OH * OW] columns (im2col) */
 static INode *columns(Sema *S, INode *win, int64_t g, SrcLoc loc) {
   const Shape *s = &win->shape;
-  int64_t cg = s->d[1].k / g, oh = s->d[2].k, ow = s->d[3].k, kh = s->d[4].k, kw = s->d[5].k;
-  Dim split[7] = {s->d[0], dim_const(g), dim_const(cg), dim_const(oh), dim_const(ow), dim_const(kh), dim_const(kw)};
+  int64_t cg = s->d[1].k / g, kh = s->d[4].k, kw = s->d[5].k;
+  Dim oh = s->d[2], ow = s->d[3];
+  Dim split[7] = {s->d[0], dim_const(g), dim_const(cg), oh, ow, dim_const(kh), dim_const(kw)};
   INode *t = reshape_to(S, win, 7, split, loc);
   int perm[7] = {0, 1, 2, 5, 6, 3, 4};
   t = ir_permute(M, E, t, perm, loc, D);
-  Dim cols[4] = {s->d[0], dim_const(g), dim_const(cg * kh * kw), dim_const(oh * ow)};
+  Dim cols[4] = {s->d[0], dim_const(g), dim_const(cg * kh * kw), dim_mul(oh, ow)};
   return reshape_to(S, t, 4, cols, loc);
 }
 
 /* [g, og, K] weights @ [N, g, K, OH*OW] columns -> [N, g*og, OH, OW] + bias */
-static INode *conv_gemm(Sema *S, INode *wmat, INode *cols, INode *b, int64_t cout, int64_t oh, int64_t ow, Dim n,
+static INode *conv_gemm(Sema *S, INode *wmat, INode *cols, INode *b, int64_t cout, Dim oh, Dim ow, Dim n,
                         SrcLoc loc) {
   INode *y = ir_matmul(M, E, wmat, cols, 0, 0, loc, D);
-  Dim out[4] = {n, dim_const(cout), dim_const(oh), dim_const(ow)};
+  Dim out[4] = {n, dim_const(cout), oh, ow};
   y = y ? reshape_to(S, y, 4, out, loc) : NULL;
   if (y && b) y = ir_binary(M, E, OP_ADD, y, per_channel(S, b, 2, loc), loc, D);
   return y;
@@ -112,7 +114,8 @@ INode *nn_conv2d(Sema *S, INode *x, INode *w, INode *b, const ConvSpec *c, SrcLo
   Dim n = x->shape.d[0];
   bool pointwise = kh == 1 && kw == 1 && c->stride[0] == 1 && c->stride[1] == 1 && !c->pad[0] && !c->pad[1] &&
                    !c->pad[2] && !c->pad[3];
-  if (pointwise && g == 1 && x->shape.d[2].k * x->shape.d[3].k == 1) { /* on 1x1 maps, a Linear layer */
+  Dim h = x->shape.d[2], w_ = x->shape.d[3];
+  if (pointwise && g == 1 && dim_is(h, 1) && dim_is(w_, 1)) { /* on 1x1 maps, a Linear layer */
     Dim xs[2] = {n, dim_const(C)}, ys[4] = {n, dim_const(cout), dim_const(1), dim_const(1)};
     Dim ws[2] = {dim_const(cout), dim_const(C)}, bs[2] = {dim_const(1), dim_const(cout)};
     /* x W^T with the images as rows: the weights transposed once (pass_weight_layout.c), not
@@ -122,16 +125,15 @@ INode *nn_conv2d(Sema *S, INode *x, INode *w, INode *b, const ConvSpec *c, SrcLo
     return y ? reshape_to(S, y, 4, ys, loc) : NULL;
   }
   if (pointwise && g == 1) { /* a 1x1 convolution is a plain GEMM over the pixels */
-    Dim xs[3] = {n, dim_const(C), dim_const(x->shape.d[2].k * x->shape.d[3].k)}, ws[2] = {dim_const(cout), dim_const(C)};
-    return conv_gemm(S, reshape_to(S, w, 2, ws, loc), reshape_to(S, x, 3, xs, loc), b, cout, x->shape.d[2].k,
-                     x->shape.d[3].k, n, loc);
+    Dim xs[3] = {n, dim_const(C), dim_mul(h, w_)}, ws[2] = {dim_const(cout), dim_const(C)};
+    return conv_gemm(S, reshape_to(S, w, 2, ws, loc), reshape_to(S, x, 3, xs, loc), b, cout, h, w_, n, loc);
   }
   WindowSpec ws = {.kernel = {kh, kw}, .stride = {c->stride[0], c->stride[1]}, .dilation = {c->dilation[0], c->dilation[1]},
                    .input_dilation = {1, 1}, .pad = {c->pad[0], c->pad[1], c->pad[2], c->pad[3]},
                    .what = "conv2d", .params = "padding, kernel size or dilation"};
   INode *win = ir_window(M, E, x, &ws, loc, D);
   if (!win) return NULL;
-  int64_t oh = win->shape.d[2].k, ow = win->shape.d[3].k;
+  Dim oh = win->shape.d[2], ow = win->shape.d[3];
   Dim wm[3] = {dim_const(g), dim_const(cout / g), dim_const(C / g * kh * kw)};
   return conv_gemm(S, reshape_to(S, w, 3, wm, loc), columns(S, win, g, loc), b, cout, oh, ow, n, loc);
 }
@@ -145,34 +147,47 @@ INode *nn_conv_transpose2d(Sema *S, INode *x, INode *w, INode *b, const ConvSpec
   if (!conv_check(S, x, w, b, w->shape.rank == 4 ? w->shape.d[0].k / (g > 0 ? g : 1) : 0, cout, c,
                   "conv_transpose2d", loc))
     return NULL;
-  int64_t C = x->shape.d[1].k, H = x->shape.d[2].k, W = x->shape.d[3].k, kh = w->shape.d[2].k, kw = w->shape.d[3].k;
+  int64_t C = x->shape.d[1].k, kh = w->shape.d[2].k, kw = w->shape.d[3].k;
+  Dim H = x->shape.d[2], W = x->shape.d[3];
   if (w->shape.d[0].k != C)
     return diag_error(D, loc, "conv_transpose2d: the weight has %lld input channels, the input %lld",
                       (long long)w->shape.d[0].k, (long long)C), NULL;
-  int64_t k[2] = {kh, kw}, in[2] = {H, W}, out[2], pad[2] = {c->pad[0], c->pad[1]};
+  int64_t k[2] = {kh, kw}, pad[2] = {c->pad[0], c->pad[1]};
+  Dim in[2] = {H, W}, out[2];
   for (int a = 0; a < 2; a++) {
     if (c->output_padding[a] < 0 || (c->output_padding[a] >= c->stride[a] && c->output_padding[a] >= c->dilation[a]))
       return diag_error(D, loc, "conv_transpose2d: output_padding must be smaller than stride or dilation"), NULL;
-    Wide o = ((Wide)in[a] - 1) * c->stride[a] - (Wide)2 * c->pad[a] + (Wide)c->dilation[a] * ((Wide)k[a] - 1) +
-             c->output_padding[a] + 1;
+    /* (in - 1) s - 2p + d (k - 1) + output_padding + 1 */
+    Wide add = -(Wide)c->stride[a] - (Wide)2 * c->pad[a] + (Wide)c->dilation[a] * ((Wide)k[a] - 1) +
+               c->output_padding[a] + 1;
+    if (in[a].syms) { /* exactly s * in + add: a multiple of in when add is 0 (fcn's upsampling) */
+      bool ok;
+      if (add > IR_MAX_STATIC_ELEMENTS || add < -IR_MAX_STATIC_ELEMENTS || c->stride[a] > IR_MAX_STATIC_ELEMENTS)
+        return diag_error(D, loc, "conv_transpose2d: the output would be too large"), NULL;
+      out[a] = dim_derive(M, in[a], c->stride[a], (int64_t)add, 1,
+                          a ? "conv_transpose2d: the output width" : "conv_transpose2d: the output height", loc, D, &ok);
+      if (!ok) return NULL;
+      continue;
+    }
+    Wide o = (Wide)in[a].k * c->stride[a] + add;
     if (o <= 0) return diag_error(D, loc, "conv_transpose2d: the output would be empty"), NULL;
     if (o > IR_MAX_STATIC_ELEMENTS)
       return diag_error(D, loc, "conv_transpose2d: the output would be too large"), NULL;
-    out[a] = (int64_t)o;
+    out[a] = dim_const((int64_t)o);
   }
   int64_t cg = C / g;
   Dim wg[3] = {dim_const(g), dim_const(cg), dim_const(og * kh * kw)};
-  Dim xg[4] = {x->shape.d[0], dim_const(g), dim_const(cg), dim_const(H * W)};
+  Dim xg[4] = {x->shape.d[0], dim_const(g), dim_const(cg), dim_mul(H, W)};
   INode *cols = ir_matmul(M, E, reshape_to(S, w, 3, wg, loc), reshape_to(S, x, 4, xg, loc), 1, 0, loc, D);
   if (!cols) return NULL;
-  Dim cd[6] = {x->shape.d[0], dim_const(cout), dim_const(kh), dim_const(kw), dim_const(H), dim_const(W)};
+  Dim cd[6] = {x->shape.d[0], dim_const(cout), dim_const(kh), dim_const(kw), H, W};
   INode *y;
   bool tiles = true; /* kernel == stride, no padding: the taps' outputs tile the image, each pixel gets one */
   for (int a = 0; a < 2; a++)
     tiles &= c->stride[a] == k[a] && c->pad[a] == 0 && c->dilation[a] == 1 && c->output_padding[a] == 0;
   if (tiles) { /* then col2im is a pixel shuffle: [N, Cout, KH, KW, H, W] -> [N, Cout, H, KH, W, KW] */
     static const int shuffle[6] = {0, 1, 4, 2, 5, 3};
-    Dim yd[4] = {x->shape.d[0], dim_const(cout), dim_const(out[0]), dim_const(out[1])};
+    Dim yd[4] = {x->shape.d[0], dim_const(cout), out[0], out[1]};
     y = reshape_to(S, ir_permute(M, E, reshape_to(S, cols, 6, cd, loc), shuffle, loc, D), 4, yd, loc);
   } else {
     y = ir_col2im(M, E, reshape_to(S, cols, 6, cd, loc), out[0], out[1], c->stride, pad, c->dilation, loc, D);
@@ -191,12 +206,25 @@ static Wide pool_out(Wide in, Wide k, Wide s, Wide p, Wide d, bool ceil_mode) {
   return o;
 }
 
+/* The window's end padding along a symbolic axis a, so that ir_window's output size is ATen's:
+ * floor((in + 2p - span) / s) + 1, with ceil_mode + (s - 1).  ATen drops a last ceil_mode
+ * window that would start in the end padding; it never does when p + s <= span, the only
+ * case taken here, since the drop would depend on the run-time size. */
+static bool pool_symbolic_axis(Sema *S, const PoolSpec *p, int a, WindowSpec *ws, const char *what, SrcLoc loc) {
+  Wide span = (Wide)p->dilation[a] * (p->kernel[a] - 1) + 1;
+  if (p->ceil_mode && p->pad[a] + p->stride[a] > span)
+    return diag_error(D, loc, "%s: ceil_mode with a stride larger than the kernel less the padding needs a "
+                      "static size (pin it with -D)", what);
+  ws->pad[a] = p->pad[a];
+  ws->pad[a + 2] = p->pad[a] + (p->ceil_mode ? p->stride[a] - 1 : 0);
+  return true;
+}
+
 static INode *pool_windows(Sema *S, INode *x, const PoolSpec *p, double fill, const char *what, SrcLoc loc,
                            int64_t out[2]) {
   if (!x) return NULL;
   int r = x->shape.rank;
-  if (r < 3 || !static_dims(S, x, r - 2, what, loc))
-    return diag_error(D, loc, "%s expects [N, C, H, W] or [C, H, W] with static H, W", what), NULL;
+  if (r < 3) return diag_error(D, loc, "%s expects [N, C, H, W] or [C, H, W]", what), NULL;
   WindowSpec ws = {.kernel = {p->kernel[0], p->kernel[1]}, .stride = {p->stride[0], p->stride[1]},
                    .dilation = {p->dilation[0], p->dilation[1]}, .input_dilation = {1, 1}, .pad_value = fill,
                    .what = what, .params = "kernel size, stride or dilation"};
@@ -206,6 +234,11 @@ static INode *pool_windows(Sema *S, INode *x, const PoolSpec *p, double fill, co
       return diag_error(D, loc, "%s: kernel size, stride and dilation must be positive", what), NULL;
     if (p->pad[a] < 0 || p->pad[a] > p->kernel[a] / 2)
       return diag_error(D, loc, "%s: padding must be at most half the kernel size", what), NULL;
+    if (x->shape.d[r - 2 + a].syms) { /* a symbolic size: ir_window derives the output size */
+      if (!pool_symbolic_axis(S, p, a, &ws, what, loc)) return NULL;
+      out[a] = 0;
+      continue;
+    }
     Wide o = pool_out(in, p->kernel[a], p->stride[a], p->pad[a], p->dilation[a], p->ceil_mode);
     if (o <= 0) return diag_error(D, loc, "%s: the output would be empty", what), NULL;
     Wide pad_end = (o - 1) * p->stride[a] + (Wide)p->dilation[a] * (p->kernel[a] - 1) + 1 - in - p->pad[a];
@@ -265,6 +298,13 @@ INode *nn_avg_pool2d(Sema *S, INode *x, const PoolSpec *p, SrcLoc loc) {
   int r = win->shape.rank;
   INode *sum = ir_reduce(M, E, OP_SUM, win, (1u << (r - 2)) | (1u << (r - 1)), 0, loc, D);
   int xr = x->shape.rank;
+  if (x->shape.d[xr - 2].syms || x->shape.d[xr - 1].syms) { /* one divisor for every window */
+    if (!p->divisor_override && (p->ceil_mode || (!p->count_include_pad && (p->pad[0] || p->pad[1]))))
+      return diag_error(D, loc, "avg_pool2d: on a symbolic size, the divisor varies across the output with "
+                        "ceil_mode or count_include_pad=false and padding; pin the size with -D"), NULL;
+    double div = p->divisor_override ? (double)p->divisor_override : (double)(p->kernel[0] * p->kernel[1]);
+    return ir_binary(M, E, OP_DIV, sum, ir_fill(M, E, div, &(Shape){0}, loc), loc, D);
+  }
   return ir_binary(M, E, OP_DIV, sum, avg_divisors(S, p, x->shape.d[xr - 2].k, x->shape.d[xr - 1].k, out, loc), loc, D);
 }
 
@@ -293,13 +333,14 @@ static bool adaptive_args(Sema *S, INode *x, int64_t oh, int64_t ow, const char 
 }
 
 INode *nn_adaptive_avg_pool2d(Sema *S, INode *x, int64_t oh, int64_t ow, SrcLoc loc) {
-  if (!adaptive_args(S, x, oh, ow, "adaptive_avg_pool2d", loc)) return NULL;
-  int r = x->shape.rank;
-  int64_t h = x->shape.d[r - 2].k, w = x->shape.d[r - 1].k;
-  if (oh == 1 && ow == 1) {
+  int r = x ? x->shape.rank : 0;
+  if (x && r >= 3 && oh == 1 && ow == 1) { /* a mean, of a symbolic size too */
     INode *s = ir_reduce(M, E, OP_SUM, x, (1u << (r - 2)) | (1u << (r - 1)), 1, loc, D);
-    return ir_binary(M, E, OP_DIV, s, ir_fill(M, E, (double)(h * w), &(Shape){0}, loc), loc, D);
+    Dim hw = dim_mul(x->shape.d[r - 2], x->shape.d[r - 1]);
+    return ir_binary(M, E, OP_DIV, s, ir_dim_value(M, E, hw, loc), loc, D);
   }
+  if (!adaptive_args(S, x, oh, ow, "adaptive_avg_pool2d", loc)) return NULL;
+  int64_t h = x->shape.d[r - 2].k, w = x->shape.d[r - 1].k;
   INode *ph = pool_matrix(S, h, oh, false, loc);
   INode *pw = ph ? pool_matrix(S, w, ow, true, loc) : NULL;
   if (!pw) return NULL;
@@ -372,8 +413,7 @@ static INode *normalize_tail(Sema *S, INode *x, int from, double eps, SrcLoc loc
     axes |= 1u << i;
     n = dim_mul(n, x->shape.d[i]);
   }
-  if (n.syms) return diag_error(D, loc, "normalized dimensions must be static"), NULL;
-  INode *count = ir_fill(M, E, (double)n.k, &(Shape){0}, loc);
+  INode *count = ir_dim_value(M, E, n, loc); /* symbolic when the spatial size is */
   INode *mean = ir_binary(M, E, OP_DIV, ir_reduce(M, E, OP_SUM, x, axes, 1, loc, D), count, loc, D);
   INode *dev = ir_binary(M, E, OP_SUB, x, mean, loc, D);
   INode *var = ir_binary(M, E, OP_DIV, ir_reduce(M, E, OP_SUM, ir_binary(M, E, OP_MUL, dev, dev, loc, D), axes, 1, loc, D),
@@ -383,14 +423,14 @@ static INode *normalize_tail(Sema *S, INode *x, int from, double eps, SrcLoc loc
 
 INode *nn_group_norm(Sema *S, INode *x, int64_t groups, INode *w, INode *b, double eps, SrcLoc loc) {
   if (!x) return NULL;
-  if (x->shape.rank < 2 || !static_dims(S, x, 1, "group_norm", loc))
-    return diag_error(D, loc, "group_norm expects [N, C, ...] with static C, ..."), NULL;
+  if (x->shape.rank < 2 || x->shape.d[1].syms)
+    return diag_error(D, loc, "group_norm expects [N, C, ...] with a static C"), NULL;
   int64_t c = x->shape.d[1].k;
   if (groups <= 0 || c % groups)
     return diag_error(D, loc, "group_norm: %lld groups do not divide %lld channels", (long long)groups, (long long)c), NULL;
-  int64_t rest = c / groups;
-  for (int i = 2; i < x->shape.rank; i++) rest *= x->shape.d[i].k;
-  Dim g[3] = {x->shape.d[0], dim_const(groups), dim_const(rest)};
+  Dim rest = dim_const(c / groups);
+  for (int i = 2; i < x->shape.rank; i++) rest = dim_mul(rest, x->shape.d[i]);
+  Dim g[3] = {x->shape.d[0], dim_const(groups), rest};
   INode *y = normalize_tail(S, reshape_to(S, x, 3, g, loc), 2, eps, loc);
   y = y ? ir_reshape(M, E, y, &x->shape, loc, D) : NULL;
   int trailing = x->shape.rank - 2;
@@ -410,18 +450,47 @@ INode *nn_layer_norm(Sema *S, INode *x, int nshape, INode *w, INode *b, double e
 
 /* ---- resampling, padding, pixel shuffle ---- */
 
+/* Axis a of interpolate on a symbolic size `in`: to a static size (the scale in / size is
+ * then computed when the call runs: scale 0), or by a scale factor p / q with q a power of two
+ * up to 64 (2, 0.5, 1.5: floor(in * sf) is then exactly the derived size floor(p in / q), as
+ * ATen computes it in double). */
+static bool interpolate_symbolic_axis(Sema *S, Dim in, int64_t size, double sf, bool align_corners, int a, Dim *out,
+                                      double *scale, SrcLoc loc) {
+  *scale = size > 0 || align_corners ? 0.0 : 1.0 / sf;
+  if (size > 0) {
+    *out = dim_const(size);
+    return true;
+  }
+  for (int64_t q = 1; q <= 64; q *= 2) {
+    double p = sf * (double)q;
+    if (p != floor(p) || p > (double)IR_MAX_STATIC_ELEMENTS) continue;
+    bool ok;
+    *out = dim_derive(M, in, (int64_t)p, 0, q, a ? "interpolate: the output width" : "interpolate: the output height",
+                      loc, D, &ok);
+    return ok;
+  }
+  return diag_error(D, loc, "interpolate: on a symbolic size, scale_factor must be a multiple of 1/64 (got %g); "
+                    "pin the size with -D or give size=", sf);
+}
+
 INode *nn_interpolate(Sema *S, INode *x, int64_t oh, int64_t ow, double sh, double sw, const char *mode,
                       bool align_corners, SrcLoc loc) {
   if (!x) return NULL;
   int r = x->shape.rank;
-  if (r < 3 || !static_dims(S, x, r - 2, "interpolate", loc))
-    return diag_error(D, loc, "interpolate expects [N, C, H, W] with static H, W"), NULL;
+  if (r < 3) return diag_error(D, loc, "interpolate expects [N, C, H, W]"), NULL;
   int64_t in[2] = {x->shape.d[r - 2].k, x->shape.d[r - 1].k}, out[2] = {oh, ow};
   double sf[2] = {sh, sw}, scale[2];
+  Dim dims[2];
   int m = !strcmp(mode, "nearest") ? 0 : !strcmp(mode, "bilinear") ? 1 : -1;
   if (m < 0) return diag_error(D, loc, "interpolate: mode \"%s\" is not one of \"nearest\", \"bilinear\"", mode), NULL;
   if (m == 0 && align_corners) return diag_error(D, loc, "interpolate: align_corners applies to bilinear only"), NULL;
   for (int a = 0; a < 2; a++) {
+    if (x->shape.d[r - 2 + a].syms) {
+      if (!interpolate_symbolic_axis(S, x->shape.d[r - 2 + a], out[a], sf[a], m == 1 && align_corners, a, &dims[a],
+                                     &scale[a], loc))
+        return NULL;
+      continue;
+    }
     if (out[a] <= 0) {
       double o = floor((double)in[a] * sf[a]);
       if (!(o >= 1)) return diag_error(D, loc, "interpolate: the output would be empty"), NULL;
@@ -432,8 +501,9 @@ INode *nn_interpolate(Sema *S, INode *x, int64_t oh, int64_t ow, double sh, doub
     /* ATen's area_pixel_compute_scale: the user's scale factor when given, else in / out */
     if (m == 1 && align_corners) scale[a] = out[a] > 1 ? (double)(in[a] - 1) / (double)(out[a] - 1) : 0.0;
     else scale[a] = sf[a] > 0 ? 1.0 / sf[a] : (double)in[a] / (double)out[a];
+    dims[a] = dim_const(out[a]);
   }
-  return ir_resize(M, E, x, out[0], out[1], m, align_corners, scale[0], scale[1], loc, D);
+  return ir_resize(M, E, x, dims[0], dims[1], m, align_corners, scale[0], scale[1], loc, D);
 }
 
 /* constant padding, torch's order: [left, right] of the last axis, then [top, bottom] */
@@ -494,23 +564,26 @@ INode *nn_pad_mode(Sema *S, INode *x, const int64_t *pads, int npads, const char
 INode *nn_pixel_shuffle(Sema *S, INode *x, int64_t r, bool inverse, SrcLoc loc) {
   if (!x) return NULL;
   const char *what = inverse ? "pixel_unshuffle" : "pixel_shuffle";
-  if (!need_rank(S, x, 4, what, loc) || !static_dims(S, x, 1, what, loc)) return NULL;
+  if (!need_rank(S, x, 4, what, loc)) return NULL;
+  if (x->shape.d[1].syms) return diag_error(D, loc, "%s: the channel count must be static", what), NULL;
   if (r <= 0) return diag_error(D, loc, "%s: the factor must be positive", what), NULL;
-  Dim n = x->shape.d[0];
-  int64_t c = x->shape.d[1].k, h = x->shape.d[2].k, w = x->shape.d[3].k, rr, hr, wr, crr;
-  if (__builtin_mul_overflow(r, r, &rr) || __builtin_mul_overflow(h, r, &hr) || __builtin_mul_overflow(w, r, &wr) ||
+  Dim n = x->shape.d[0], h = x->shape.d[2], w = x->shape.d[3]; /* H, W: k x a symbol, or static */
+  int64_t c = x->shape.d[1].k, rr, hr, wr, crr;
+  if (__builtin_mul_overflow(r, r, &rr) || __builtin_mul_overflow(h.k, r, &hr) || __builtin_mul_overflow(w.k, r, &wr) ||
       __builtin_mul_overflow(c, rr, &crr))
     return diag_error(D, loc, "%s: the factor %lld is too large", what, (long long)r), NULL;
   if (!inverse) {
     if (c % (r * r)) return diag_error(D, loc, "pixel_shuffle: %lld channels are not divisible by %lld", (long long)c, (long long)(r * r)), NULL;
-    Dim sp[6] = {n, dim_const(c / (r * r)), dim_const(r), dim_const(r), dim_const(h), dim_const(w)};
+    Dim sp[6] = {n, dim_const(c / (r * r)), dim_const(r), dim_const(r), h, w};
     int perm[6] = {0, 1, 4, 2, 5, 3};
-    Dim out[4] = {n, dim_const(c / (r * r)), dim_const(h * r), dim_const(w * r)};
+    Dim out[4] = {n, dim_const(c / (r * r)), (Dim){hr, h.syms}, (Dim){wr, w.syms}};
     return reshape_to(S, ir_permute(M, E, reshape_to(S, x, 6, sp, loc), perm, loc, D), 4, out, loc);
   }
-  if (h % r || w % r) return diag_error(D, loc, "pixel_unshuffle: height and width must be divisible by %lld", (long long)r), NULL;
-  Dim sp[6] = {n, dim_const(c), dim_const(h / r), dim_const(r), dim_const(w / r), dim_const(r)};
+  if (h.k % r || w.k % r) /* a symbolic size divides only through its static factor: f32[N, C, 2*HB, 2*WB] */
+    return diag_error(D, loc, "pixel_unshuffle: height and width must be divisible by %lld (a symbolic one as %lld*H "
+                      "in the input's type)", (long long)r, (long long)r), NULL;
+  Dim sp[6] = {n, dim_const(c), (Dim){h.k / r, h.syms}, dim_const(r), (Dim){w.k / r, w.syms}, dim_const(r)};
   int perm[6] = {0, 1, 3, 5, 2, 4};
-  Dim out[4] = {n, dim_const(c * r * r), dim_const(h / r), dim_const(w / r)};
+  Dim out[4] = {n, dim_const(c * r * r), (Dim){h.k / r, h.syms}, (Dim){w.k / r, w.syms}};
   return reshape_to(S, ir_permute(M, E, reshape_to(S, x, 6, sp, loc), perm, loc, D), 4, out, loc);
 }

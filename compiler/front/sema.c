@@ -200,6 +200,21 @@ static Op binary_op(int op) {
   return OP_COUNT;
 }
 
+/* `H + 1`, `H - 3`, `(H + 3) / 8` on a symbolic size: the sizes a layer computes (symdim.c),
+ * so that a declared type can name them; `/` is floor division, as for every size. */
+static bool eval_dim_affine(Sema *S, const Node *n, Dim x, const Value *b, Value *out) {
+  int64_t c;
+  if (!to_int(S, b, n->rhs->loc, &c)) return false;
+  if (n->op == '/' && c <= 0) return diag_error(S->d, n->rhs->loc, "a symbolic size is divided by a positive integer");
+  if (c > IR_MAX_STATIC_ELEMENTS || c < -IR_MAX_STATIC_ELEMENTS)
+    return diag_error(S->d, n->rhs->loc, "%lld is too large for a size (at most 2^40)", (long long)c);
+  bool ok;
+  Dim d = n->op == '/' ? dim_derive(S->m, x, 1, 0, c, TYPE_SIZE, n->loc, S->d, &ok)
+                       : dim_derive(S->m, x, 1, n->op == '+' ? c : -c, 1, TYPE_SIZE, n->loc, S->d, &ok);
+  *out = (Value){.k = V_DIM, .dim = d};
+  return ok;
+}
+
 static bool eval_binary(Sema *S, Scope *sc, const Node *n, Value *out) {
   Value a, b;
   if (!eval(S, sc, n->lhs, &a) || !eval(S, sc, n->rhs, &b)) return false;
@@ -210,6 +225,8 @@ static bool eval_binary(Sema *S, Scope *sc, const Node *n, Value *out) {
     *out = (Value){.k = V_DIM, .dim = dim_mul(x, y)};
     return true;
   }
+  if (S->in_type && a.k == V_DIM && a.dim.syms && v_is_number(&b) && (n->op == '+' || n->op == '-' || n->op == '/'))
+    return eval_dim_affine(S, n, a.dim, &b, out);
   if (a.k == V_DIM && b.k == V_DIM && (n->op == AST_EQ || n->op == AST_NE)) {
     *out = (Value){.k = V_BOOL, .i = dim_eq(a.dim, b.dim) == (n->op == AST_EQ)};
     return true;
@@ -806,6 +823,31 @@ static bool declare(Sema *S, const Node *n) {
   }
 }
 
+/* Whether `name` is a symbolic dim an export's input type names (`x: f32[N, 3, H, W]`). */
+static bool names_input_dim(const Node *prog, const char *name, size_t len) {
+  for (int i = 0; i < prog->body.len; i++) {
+    const Node *decl = prog->body.items[i];
+    if (decl->kind != N_EXPORT) continue;
+    for (int a = 0; a < decl->args.len; a++) {
+      const Node *type = decl->args.items[a]->type;
+      for (int j = 0; type && j < type->args.len; j++) {
+        const Node *dn = type->args.items[j];
+        if (dn->kind == N_NAME && strlen(dn->name) == len && !strncmp(dn->name, name, len)) return true;
+      }
+    }
+  }
+  return false;
+}
+
+/* -D H=224 on a symbolic dim pins it: H becomes a top-level constant, so the input types
+ * read it as a static size and every kernel is specialised to it. */
+static bool pin_symbolic_dim(Sema *S, const Node *prog, const char *define) {
+  const char *eq = strchr(define, '=');
+  if (!names_input_dim(prog, define, (size_t)(eq - define))) return false;
+  scope_set(S, S->globals, arena_strndup(S->arena, define, (size_t)(eq - define)), define_value(S, eq + 1));
+  return true;
+}
+
 Model *sema_program(Arena *a, const SrcFile *file, const Node *prog, const char *model_name,
                     const char *const *defines, int ndefines, Diag *d) {
   Model *m = arena_alloc(a, sizeof *m);
@@ -822,11 +864,14 @@ Model *sema_program(Arena *a, const SrcFile *file, const Node *prog, const char 
     }
   for (int i = 0; i < prog->body.len; i++)
     if (!declare(&S, prog->body.items[i])) return NULL;
-  for (int i = 0; i < ndefines; i++)
-    if (!S.define_used[i]) {
-      diag_error_file(d, file->path, "-D %s: the model has no top-level constant of that name", defines[i]);
+  for (int i = 0; i < ndefines; i++) {
+    if (S.define_used[i]) continue;
+    if (!pin_symbolic_dim(&S, prog, defines[i])) {
+      diag_error_file(d, file->path, "-D %s: the model has no top-level constant or symbolic dimension of that name",
+                      defines[i]);
       return NULL;
     }
+  }
   for (int i = 0; i < prog->body.len; i++) {
     const Node *n = prog->body.items[i];
     if (n->kind == N_EXPORT && !build_export(&S, n, n->name, n->loc)) return NULL;

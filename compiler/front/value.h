@@ -103,6 +103,8 @@ typedef struct Sema {
   Model *m;
   Entry *e;               /* the entry being built, or NULL at top level */
   uint32_t entry_syms;    /* the symbolic dims the export being built names in its inputs */
+  bool in_type;           /* evaluating a declared type's dims: `H - 3` is a size (symdim.c),
+                             not the value H - 3 (an index may be 0 where a size may not) */
   Diag *d;
   Scope *globals;
   int depth;              /* inlining depth, to catch recursion */

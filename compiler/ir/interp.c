@@ -304,8 +304,17 @@ static void interp_WINDOW(Interp *I, const INode *n, Tensor *out) {
 
 /* ---- resampling (torch.nn.functional.interpolate, float32 coordinates as torch's) ---- */
 
-static void bilinear_source(const INode *n, int a, int64_t dst, int64_t size, int64_t *i0, int64_t *i1, double *w1) {
-  float scale = (float)n->f[a];
+/* RESIZE's coordinate scale of axis a: f[a], or when 0 (a symbolic size), ATen's
+ * area_pixel_compute_scale from the sizes of this call */
+static float resize_scale(const INode *n, int a, int64_t in, int64_t out) {
+  if (n->f[a] != 0) return (float)n->f[a];
+  if (n->flag) return out > 1 ? (float)(in - 1) / (float)(out - 1) : 0.0f;
+  return (float)in / (float)out;
+}
+
+static void bilinear_source(const INode *n, int a, int64_t dst, int64_t size, int64_t out, int64_t *i0, int64_t *i1,
+                            double *w1) {
+  float scale = resize_scale(n, a, size, out);
   float src = n->flag ? (float)dst * scale : fmaxf(((float)dst + 0.5f) * scale - 0.5f, 0.0f);
   *i0 = (int64_t)src;
   *i1 = *i0 + (*i0 < size - 1 ? 1 : 0);
@@ -321,7 +330,7 @@ static void interp_RESIZE(Interp *I, const INode *n, Tensor *out) {
     memcpy(src, idx, sizeof src);
     if (n->i[0] == 0) {
       for (int k = 0; k < 2; k++) {
-        int64_t s = (int64_t)floorf((float)idx[r - 2 + k] * (float)n->f[k]);
+        int64_t s = (int64_t)floorf((float)idx[r - 2 + k] * resize_scale(n, k, a->d[r - 2 + k], out->d[r - 2 + k]));
         src[r - 2 + k] = s < a->d[r - 2 + k] - 1 ? s : a->d[r - 2 + k] - 1;
       }
       out->v[o] = a->v[ravel(a, src)];
@@ -329,8 +338,8 @@ static void interp_RESIZE(Interp *I, const INode *n, Tensor *out) {
     }
     int64_t h[2], w[2];
     double lh, lw;
-    bilinear_source(n, 0, idx[r - 2], a->d[r - 2], &h[0], &h[1], &lh);
-    bilinear_source(n, 1, idx[r - 1], a->d[r - 1], &w[0], &w[1], &lw);
+    bilinear_source(n, 0, idx[r - 2], a->d[r - 2], out->d[r - 2], &h[0], &h[1], &lh);
+    bilinear_source(n, 1, idx[r - 1], a->d[r - 1], out->d[r - 1], &w[0], &w[1], &lw);
     double v[2][2];
     for (int y = 0; y < 2; y++)
       for (int x = 0; x < 2; x++) {
@@ -672,5 +681,5 @@ int interp_bind(const Model *m, const Entry *e, const int *ranks, const int64_t 
         if (pass == 1 && interp_dim(d, syms) != got) return bind_fail(err, errlen, m, e, i, "shape mismatch");
       }
     }
-  return 0;
+  return model_derive_syms(m, entry_syms_used(e), syms, err, errlen) ? 0 : -1;
 }

@@ -457,18 +457,25 @@ INode *ir_concat(Model *m, Entry *e, INode *a, INode *b, int axis, SrcLoc loc, D
   return n;
 }
 
-static bool static_spatial(Model *m, INode *x, const char *what, SrcLoc loc, Diag *d) {
-  const Shape *s = &x->shape;
-  if (s->rank < 2 || s->d[s->rank - 1].syms || s->d[s->rank - 2].syms) {
-    char b[128];
-    return diag_error(d, loc, "%s needs static spatial dims (the last two), got %s", what,
-                      shape_str(m, x->dtype, s, b, sizeof b));
-  }
-  return true;
+/* The output size of a window along a symbolic axis: floor((padded - span) / stride) + 1 with
+ * padded = (in - 1) * input_dilation + 1 + both paddings, a derived symbol (symdim.c) whose
+ * run-time value below 1 fails the call, naming the layer. */
+static Dim window_out_sym(Model *m, Dim in, const WindowSpec *w, int a, int64_t span, SrcLoc loc, Diag *d,
+                          bool *ok) {
+  char what[96];
+  snprintf(what, sizeof what, "%s: the output %s", w->what, a ? "width" : "height");
+  int64_t idil = w->input_dilation[a];
+  return dim_derive(m, in, idil, 1 - idil + w->pad[a] + w->pad[a + 2] - span + w->stride[a], w->stride[a], what,
+                    loc, d, ok);
 }
 
 INode *ir_window(Model *m, Entry *e, INode *x, const WindowSpec *w, SrcLoc loc, Diag *d) {
-  if (!x || !static_spatial(m, x, "a sliding window", loc, d)) return NULL;
+  if (!x) return NULL;
+  if (x->shape.rank < 2) {
+    char b[128];
+    diag_error(d, loc, "%s needs at least two axes, got %s", w->what, shape_str(m, x->dtype, &x->shape, b, sizeof b));
+    return NULL;
+  }
   Shape s = x->shape;
   if (s.rank + 2 > MAX_RANK) {
     diag_error(d, loc, "rank would exceed %d", MAX_RANK);
@@ -490,6 +497,13 @@ INode *ir_window(Model *m, Entry *e, INode *x, const WindowSpec *w, SrcLoc loc, 
     __int128 in = s.d[s.rank - 2 + a].k;
     __int128 eff = in ? (in - 1) * w->input_dilation[a] + 1 : 0;
     __int128 wspan = (__int128)w->dilation[a] * (w->kernel[a] - 1) + 1;
+    if (s.d[s.rank - 2 + a].syms) { /* the size is known at run time: checked then */
+      bool ok;
+      if (wspan > lim) return diag_error(d, loc, "%s: %s too large (the window spans more than 2^40)", w->what, w->params), NULL;
+      s.d[s.rank - 2 + a] = window_out_sym(m, s.d[s.rank - 2 + a], w, a, (int64_t)wspan, loc, d, &ok);
+      if (!ok) return NULL;
+      continue;
+    }
     if (eff > lim || wspan > lim) {
       diag_error(d, loc, "%s: %s too large (the window or the input spans more than 2^40)", w->what, w->params);
       return NULL;
@@ -518,16 +532,16 @@ INode *ir_window(Model *m, Entry *e, INode *x, const WindowSpec *w, SrcLoc loc, 
   return n;
 }
 
-INode *ir_resize(Model *m, Entry *e, INode *x, int64_t out_h, int64_t out_w, int mode,
+INode *ir_resize(Model *m, Entry *e, INode *x, Dim out_h, Dim out_w, int mode,
                  bool align_corners, double scale_h, double scale_w, SrcLoc loc, Diag *d) {
-  if (!x || !static_spatial(m, x, "interpolate", loc, d)) return NULL;
-  if (out_h <= 0 || out_w <= 0) {
+  if (!x) return NULL;
+  if ((!out_h.syms && out_h.k <= 0) || (!out_w.syms && out_w.k <= 0)) {
     diag_error(d, loc, "interpolate: output size must be positive");
     return NULL;
   }
   Shape s = x->shape;
-  s.d[s.rank - 2] = dim_const(out_h);
-  s.d[s.rank - 1] = dim_const(out_w);
+  s.d[s.rank - 2] = out_h;
+  s.d[s.rank - 1] = out_w;
   if (!ir_shape_supported(m, &s, loc, d)) return NULL;
   INode *n = ir_new(m, e, OP_RESIZE, x->dtype, &s, loc);
   n->in[0] = x;
@@ -565,8 +579,7 @@ INode *ir_roi_align(Model *m, Entry *e, INode *x, INode *boxes, int64_t ph, int6
                     double spatial_scale, int64_t sampling_ratio, bool aligned, SrcLoc loc,
                     Diag *d) {
   if (!x || !boxes) return NULL;
-  if (x->shape.rank != 4 || !static_spatial(m, x, "roi_align", loc, d))
-    return shape_error(m, d, loc, "roi_align needs features [N, C, H, W]", x, NULL);
+  if (x->shape.rank != 4) return shape_error(m, d, loc, "roi_align needs features [N, C, H, W]", x, NULL);
   if (boxes->shape.rank != 2 || !dim_is(boxes->shape.d[1], 5))
     return shape_error(m, d, loc, "roi_align needs boxes [K, 5] (batch index, x1, y1, x2, y2)", boxes, NULL);
   if (ph <= 0 || pw <= 0) {
@@ -595,15 +608,15 @@ INode *ir_roi_align(Model *m, Entry *e, INode *x, INode *boxes, int64_t ph, int6
   return n;
 }
 
-INode *ir_col2im(Model *m, Entry *e, INode *cols, int64_t oh, int64_t ow, const int64_t stride[2],
+INode *ir_col2im(Model *m, Entry *e, INode *cols, Dim oh, Dim ow, const int64_t stride[2],
                  const int64_t pad[2], const int64_t dilation[2], SrcLoc loc, Diag *d) {
   if (!cols) return NULL;
   const Shape *c = &cols->shape;
   if (c->rank < 4) return shape_error(m, d, loc, "col2im needs [..., KH, KW, H, W]", cols, NULL);
   Shape s = *c;
   s.rank -= 2;
-  s.d[s.rank - 2] = dim_const(oh);
-  s.d[s.rank - 1] = dim_const(ow);
+  s.d[s.rank - 2] = oh;
+  s.d[s.rank - 1] = ow;
   if (!ir_shape_supported(m, &s, loc, d)) return NULL;
   INode *n = ir_new(m, e, OP_COL2IM, DT_F32, &s, loc);
   n->in[0] = cols;

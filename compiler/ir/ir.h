@@ -184,11 +184,25 @@ typedef struct Entry {
   int64_t intermediate_bytes_static;       /* for reports; symbolic dims counted as 1 */
 } Entry;
 
+/* A symbolic dim computed from another one, sym `src` (base or derived, always of a lower
+ * index): floor((mul × src + add) / div), a layer's output size such as a convolution's
+ * (H + 2p - k) / s + 1.  It must come out >= 1 at run time; `site` names the layer for that
+ * error ("file:line:col: conv2d: the output height").  Base syms (bound from the inputs'
+ * shapes) have derived == false.  symdim.c. */
+typedef struct SymRule {
+  bool derived;
+  int src;
+  int64_t mul, add, div;
+  const char *site;
+  bool typed;       /* named by a declared type (`f32[N, (H + 3) / 8]`), not yet by a layer */
+} SymRule;
+
 typedef struct Model {
   Arena *arena;
   const char *name;
   const SrcFile *file;
   const char *sym_names[MAX_SYMS];
+  SymRule sym_rules[MAX_SYMS];
   int nsyms;
   Param *params;  int nparams, params_cap;
   int *param_slots; int param_slots_cap;   /* name hash -> param index + 1 (model_find_param) */
@@ -202,6 +216,21 @@ typedef struct Model {
 } Model;
 
 int model_sym(Model *m, const char *name);          /* index, adding it if new; -1 if full */
+/* floor((mul × x + add) / div) as a Dim (symdim.c): a constant for a static x, a multiple of
+ * x's symbol when exact, else a derived symbol (SymRule), shared by every layer that computes
+ * the same formula of the same symbol.  mul, div >= 1.  x may hold at most one symbol.  On
+ * failure (too many symbols, x a product of symbols) a diagnostic at loc naming `what`, and
+ * *ok = false. */
+extern const char TYPE_SIZE[]; /* dim_derive's `what` for a size written in a type */
+Dim dim_derive(Model *m, Dim x, int64_t mul, int64_t add, int64_t div, const char *what, SrcLoc loc, Diag *d,
+               bool *ok);
+/* Every sym the entry's nodes use, those of its scans' bodies included. */
+uint32_t entry_syms_used(const Entry *e);
+/* The base syms (bound from input shapes) that the syms in `mask` are computed from. */
+uint32_t model_sym_roots(const Model *m, uint32_t mask);
+/* syms[i] of every derived sym in `used` from the base syms' values: false (with a message in
+ * err) when one comes out below 1 or overflows. */
+bool model_derive_syms(const Model *m, uint32_t used, int64_t *syms, char *err, size_t errlen);
 /* The largest static element count of a tensor or parameter (k of its size k × symbols). */
 #define IR_MAX_STATIC_ELEMENTS ((int64_t)1 << 40)
 /* model_add_param: the new parameter's index, or PARAM_DUPLICATE (the name exists) or
@@ -246,8 +275,9 @@ typedef struct WindowSpec {
   const char *what, *params; /* for errors: the op ("conv2d") and its parameters' names */
 } WindowSpec;
 INode *ir_window(Model *m, Entry *e, INode *x, const WindowSpec *w, SrcLoc loc, Diag *d);
-/* Resample the last two axes to out_h x out_w (RESIZE of ops.def). */
-INode *ir_resize(Model *m, Entry *e, INode *x, int64_t out_h, int64_t out_w, int mode,
+/* Resample the last two axes to out_h x out_w (RESIZE of ops.def); a scale of 0 is computed
+ * from the sizes at run time (ATen's area_pixel_compute_scale). */
+INode *ir_resize(Model *m, Entry *e, INode *x, Dim out_h, Dim out_w, int mode,
                  bool align_corners, double scale_h, double scale_w, SrcLoc loc, Diag *d);
 /* x[..., t, ...]: the element at the run-time index `sym` (a scan's step) along axis; shape
  * keeps the axis with size 1 */
@@ -263,7 +293,7 @@ INode *ir_check_index(Model *m, Entry *e, INode *index, Dim size, const char *wh
 int model_check_site(Model *m, SrcLoc loc, const char *what);
 /* The value of dimension `dim` (k × symbols) as a scalar: a constant, or DIMVAL. */
 INode *ir_dim_value(Model *m, Entry *e, Dim dim, SrcLoc loc);
-INode *ir_col2im(Model *m, Entry *e, INode *cols, int64_t oh, int64_t ow, const int64_t stride[2],
+INode *ir_col2im(Model *m, Entry *e, INode *cols, Dim oh, Dim ow, const int64_t stride[2],
                  const int64_t pad[2], const int64_t dilation[2], SrcLoc loc, Diag *d);
 #define ROI_MAX_SAMPLING_RATIO 65536
 /* softmax(q kᵀ · scale) v (the ATTENTION op of ops.def), causal: position l sees s <= l */

@@ -29,12 +29,13 @@ static void lower_col2im_gather(Lower *L, Ls *body, int ibuf, int obuf) {
     for (int64_t tx = 0; tx < taps[1]; tx++) {
       Lx *valid = NULL, *t[2] = {lx_i(L, ty), lx_i(L, tx)};
       for (int a = 0; a < 2; a++) {
-        int64_t k = cs->d[lead + a].k, in = cs->d[lead + 2 + a].k;
+        int64_t k = cs->d[lead + a].k;
+        Dim in = cs->d[lead + 2 + a]; /* symbolic on a symbolic image size */
         Lx *kk = ibin(L, '+', rem[a], ibin(L, '*', t[a], lx_i(L, n->i[a]))), *ii = ibin(L, '-', q[a], t[a]);
-        Lx *c = ibin(L, '&', ibin(L, '<', kk, lx_i(L, k)), ibin(L, '&', ibin(L, '<', lx_i(L, -1), ii), ibin(L, '<', ii, lx_i(L, in))));
+        Lx *c = ibin(L, '&', ibin(L, '<', kk, lx_i(L, k)), inside_dim(L, ii, in));
         valid = valid ? ibin(L, '&', valid, c) : c;
         ci[lead + a] = clamp(L, kk, 0, k - 1);
-        ci[lead + 2 + a] = clamp(L, ii, 0, in - 1);
+        ci[lead + 2 + a] = clamp_dim(L, ii, in);
       }
       Lx *x = lx(L, (Lx){.k = LX_LOAD, .buf = ibuf, .a = {linear(L, cs, ci)}});
       sum = fop(L, OP_ADD, sum, select3(L, valid, x, zero));
@@ -64,12 +65,12 @@ void lower_col2im(Lower *L, Ls *body) {
   Lx *oidx[MAX_RANK], *cond = NULL;
   memcpy(oidx, v, lead * sizeof *oidx);
   for (int a = 0; a < 2; a++) {
-    int64_t size = os->d[lead + a].k;
+    Dim size = os->d[lead + a];
     Lx *o = ibin(L, '+', ibin(L, '-', ibin(L, '*', v[lead + 2 + a], lx_i(L, n->i[a])), lx_i(L, n->i[2 + a])),
                  ibin(L, '*', v[lead + a], lx_i(L, n->i[4 + a])));
-    Lx *c = ibin(L, '&', ibin(L, '<', lx_i(L, -1), o), ibin(L, '<', o, lx_i(L, size)));
+    Lx *c = inside_dim(L, o, size);
     cond = cond ? ibin(L, '&', cond, c) : c;
-    oidx[lead + a] = clamp(L, o, 0, size - 1);
+    oidx[lead + a] = clamp_dim(L, o, size);
   }
   Lx *at = linear(L, os, oidx);
   Lx *add = select3(L, cond, lx(L, (Lx){.k = LX_LOAD, .buf = ibuf, .a = {linear(L, cs, v)}}), lx_f(L, 0.0));

@@ -177,6 +177,15 @@ Lx *clamp(Lower *L, Lx *v, int64_t lo, int64_t hi) {
   return ibin(L, 'm', ibin(L, 'M', v, lx_i(L, lo)), lx_i(L, hi));
 }
 
+Lx *clamp_dim(Lower *L, Lx *v, Dim size) {
+  if (!size.syms) return clamp(L, v, 0, size.k - 1);
+  return ibin(L, 'M', ibin(L, 'm', v, ibin(L, '-', lx_dim(L, size), lx_i(L, 1))), lx_i(L, 0));
+}
+
+Lx *inside_dim(Lower *L, Lx *v, Dim size) {
+  return ibin(L, '&', ibin(L, '<', lx_i(L, -1), v), ibin(L, '<', v, lx_dim(L, size)));
+}
+
 /* Row-major linear offset of idx in shape s. */
 Lx *linear(Lower *L, const Shape *s, Lx *const *idx) {
   Lx *off = lx_i(L, 0);

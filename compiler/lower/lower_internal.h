@@ -62,6 +62,9 @@ Lx *itof(Lower *L, Lx *a);
 Lx *ftoi(Lower *L, Lx *a);
 Lx *select3(Lower *L, Lx *c, Lx *t, Lx *f);
 Lx *clamp(Lower *L, Lx *v, int64_t lo, int64_t hi);
+/* v clamped to [0, size) and the test 0 <= v < size, for a size known at run time too */
+Lx *clamp_dim(Lower *L, Lx *v, Dim size);
+Lx *inside_dim(Lower *L, Lx *v, Dim size);
 Lx *linear(Lower *L, const Shape *s, Lx *const *idx);
 bool unit_map(const Shape *from, Lx *const *fi, const Shape *to, Lx **ti, Lx *zero);
 

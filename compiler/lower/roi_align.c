@@ -7,22 +7,21 @@
  * same for every channel. */
 typedef struct RoiSample { Lx *off[4], *w[4], *outside; } RoiSample;
 
-static RoiSample roi_sample(Lower *L, const Shape *fs, Lx *y, Lx *x) {
-  int64_t H = fs->d[2].k, W = fs->d[3].k;
+static RoiSample roi_sample(Lower *L, Dim H, Dim W, Lx *y, Lx *x) {
   Lx *one = lx_f(L, 1.0), *zero = lx_f(L, 0.0);
   RoiSample r;
-  r.outside = fop(L, OP_OR, fop(L, OP_OR, fop(L, OP_LT, y, lx_f(L, -1.0)), fop(L, OP_GT, y, lx_f(L, (double)H))),
-                  fop(L, OP_OR, fop(L, OP_LT, x, lx_f(L, -1.0)), fop(L, OP_GT, x, lx_f(L, (double)W))));
+  r.outside = fop(L, OP_OR, fop(L, OP_OR, fop(L, OP_LT, y, lx_f(L, -1.0)), fop(L, OP_GT, y, itof(L, lx_dim(L, H)))),
+                  fop(L, OP_OR, fop(L, OP_LT, x, lx_f(L, -1.0)), fop(L, OP_GT, x, itof(L, lx_dim(L, W)))));
   Lx *c[2], *lo[2], *hi[2], *l[2];
   c[0] = fop(L, OP_MAX, y, zero);
   c[1] = fop(L, OP_MAX, x, zero);
-  for (int a = 0; a < 2; a++) {
-    int64_t size = a ? W : H;
+  for (int a = 0; a < 2; a++) { /* the size is known at run time on a symbolic feature map */
+    Lx *last = ibin(L, '-', lx_dim(L, a ? W : H), lx_i(L, 1));
     Lx *i0 = ftoi(L, c[a]);
-    Lx *at_edge = ibin(L, '<', lx_i(L, size - 2), i0); /* i0 >= size - 1 */
-    lo[a] = select3(L, at_edge, lx_i(L, size - 1), i0);
-    hi[a] = select3(L, at_edge, lx_i(L, size - 1), ibin(L, '+', i0, lx_i(L, 1)));
-    Lx *pos = select3(L, at_edge, lx_f(L, (double)(size - 1)), c[a]);
+    Lx *at_edge = ibin(L, '<', ibin(L, '-', last, lx_i(L, 1)), i0); /* i0 >= size - 1 */
+    lo[a] = select3(L, at_edge, last, i0);
+    hi[a] = select3(L, at_edge, last, ibin(L, '+', i0, lx_i(L, 1)));
+    Lx *pos = select3(L, at_edge, itof(L, last), c[a]);
     l[a] = fop(L, OP_SUB, pos, itof(L, lo[a]));
   }
   Lx *hy = fop(L, OP_SUB, one, l[0]), *hx = fop(L, OP_SUB, one, l[1]);
@@ -31,18 +30,17 @@ static RoiSample roi_sample(Lower *L, const Shape *fs, Lx *y, Lx *x) {
   r.w[2] = fop(L, OP_MUL, l[0], hx);
   r.w[3] = fop(L, OP_MUL, l[0], l[1]);
   for (int i = 0; i < 4; i++)
-    r.off[i] = ibin(L, '+', ibin(L, '*', i < 2 ? lo[0] : hi[0], lx_i(L, W)), i % 2 ? hi[1] : lo[1]);
+    r.off[i] = ibin(L, '+', ibin(L, '*', i < 2 ? lo[0] : hi[0], lx_dim(L, W)), i % 2 ? hi[1] : lo[1]);
   return r;
 }
 
 /* The sample's value in channel c of image b's features: [N, C, H, W], or [N, H, W, C] when
  * channels_last (roi_sample's offsets are y * W + x either way). */
-static Lx *roi_gather(Lower *L, int fbuf, int64_t C, int64_t H, int64_t W, bool channels_last, Lx *b, Lx *c,
-                      const RoiSample *r) {
-  Lx *v[4];
+static Lx *roi_gather(Lower *L, int fbuf, int64_t C, Dim HW, bool channels_last, Lx *b, Lx *c, const RoiSample *r) {
+  Lx *v[4], *hw = lx_dim(L, HW);
   for (int i = 0; i < 4; i++) {
-    Lx *at = channels_last ? ibin(L, '+', ibin(L, '*', ibin(L, '+', ibin(L, '*', b, lx_i(L, H * W)), r->off[i]), lx_i(L, C)), c)
-                           : ibin(L, '+', ibin(L, '*', ibin(L, '+', ibin(L, '*', b, lx_i(L, C)), c), lx_i(L, H * W)), r->off[i]);
+    Lx *at = channels_last ? ibin(L, '+', ibin(L, '*', ibin(L, '+', ibin(L, '*', b, hw), r->off[i]), lx_i(L, C)), c)
+                           : ibin(L, '+', ibin(L, '*', ibin(L, '+', ibin(L, '*', b, lx_i(L, C)), c), hw), r->off[i]);
     v[i] = lx(L, (Lx){.k = LX_LOAD, .buf = fbuf, .a = {at}});
   }
   Lx *sum = fop(L, OP_ADD, fop(L, OP_ADD, fop(L, OP_ADD, fop(L, OP_MUL, r->w[0], v[0]), fop(L, OP_MUL, r->w[1], v[1])),
@@ -69,8 +67,8 @@ void lower_roi_align(Lower *L, Ls *body) {
   if (fbuf < 0 || bbuf < 0) unreachable("roi_align operand not in memory");
   bool last = n->i[1];
   const Shape *fs = &feat->shape;
-  int64_t C = n->shape.d[1].k, H = fs->d[last ? 1 : 2].k, W = fs->d[last ? 2 : 3].k, PH = n->shape.d[2].k, PW = n->shape.d[3].k;
-  Shape spatial = {.rank = 4, .d = {fs->d[0], dim_const(C), dim_const(H), dim_const(W)}}; /* for roi_sample */
+  int64_t C = n->shape.d[1].k, PH = n->shape.d[2].k, PW = n->shape.d[3].k;
+  Dim H = fs->d[last ? 1 : 2], W = fs->d[last ? 2 : 3], HW = dim_mul(H, W);
   Lx *k, *ph, *pw, *zero = lx_i(L, 0), *one = lx_i(L, 1);
   Ls *blk = loop(L, body, zero, lx_dim(L, n->shape.d[0]), one, &k);
   blk = loop(L, blk, zero, lx_i(L, PH), one, &ph);
@@ -108,7 +106,7 @@ void lower_roi_align(Lower *L, Ls *body) {
     int ns = 0;
     for (int64_t iy = 0; iy < n->i[0]; iy++)
       for (int64_t ix = 0; ix < n->i[0]; ix++, ns++) {
-        smp[ns] = roi_sample(L, &spatial, SAMPLE_Y(lx_i(L, iy)), SAMPLE_X(lx_i(L, ix)));
+        smp[ns] = roi_sample(L, H, W, SAMPLE_Y(lx_i(L, iy)), SAMPLE_X(lx_i(L, ix)));
         for (int i = 0; i < 4; i++) {
           eval(L, blk, smp[ns].off[i]);
           eval(L, blk, smp[ns].w[i]);
@@ -122,7 +120,7 @@ void lower_roi_align(Lower *L, Ls *body) {
     lc->scalar = !lc->vector_row;
     Lx *sum = NULL;
     for (int i = 0; i < ns; i++) {
-      Lx *v = roi_gather(L, fbuf, C, H, W, last, image, sc, &smp[i]);
+      Lx *v = roi_gather(L, fbuf, C, HW, last, image, sc, &smp[i]);
       sum = sum ? fop(L, OP_ADD, sum, v) : v;
     }
     store(L, lc, obuf, OUT(sc), fop(L, OP_DIV, sum, count));
@@ -134,7 +132,7 @@ void lower_roi_align(Lower *L, Ls *body) {
   Lx *iy, *ix;
   Ls *ly = loop(L, blk, zero, gh, one, &iy);
   Ls *lxl = loop(L, ly, zero, gw, one, &ix);
-  RoiSample smp = roi_sample(L, &spatial, SAMPLE_Y(iy), SAMPLE_X(ix));
+  RoiSample smp = roi_sample(L, H, W, SAMPLE_Y(iy), SAMPLE_X(ix));
   for (int i = 0; i < 4; i++) {
     eval(L, lxl, smp.off[i]);
     eval(L, lxl, smp.w[i]);
@@ -142,7 +140,7 @@ void lower_roi_align(Lower *L, Ls *body) {
   eval(L, lxl, smp.outside);
   Ls *lc = loop(L, lxl, zero, lx_i(L, C), one, &sc);
   lc->scalar = true;
-  Lx *v = roi_gather(L, fbuf, C, H, W, last, image, sc, &smp);
+  Lx *v = roi_gather(L, fbuf, C, HW, last, image, sc, &smp);
   store(L, lc, obuf, OUT(sc), fop(L, OP_ADD, lx(L, (Lx){.k = LX_LOAD, .buf = obuf, .a = {OUT(sc)}}), v));
   Lx *dc;
   Ls *ld = loop(L, blk, zero, lx_i(L, C), one, &dc);

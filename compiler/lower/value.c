@@ -83,18 +83,23 @@ static Lx *window_value(Lower *L, INode *n, Lx *const *idx) {
   Lx *ri[MAX_RANK], *cond = NULL;
   memcpy(ri, idx, (r - 2) * sizeof *ri);
   for (int a = 0; a < 2; a++) {
-    int64_t K = n->shape.d[r + a].k, H = in->shape.d[r - 2 + a].k, ld = n->i[6 + a];
+    Dim Hd = in->shape.d[r - 2 + a];
+    int64_t K = n->shape.d[r + a].k, H = Hd.k, ld = n->i[6 + a];
     Lx *k = n->flag ? ibin(L, '-', lx_i(L, K - 1), idx[r + a]) : idx[r + a];
     Lx *v = ibin(L, '+', ibin(L, '-', ibin(L, '*', idx[r - 2 + a], lx_i(L, n->i[a])), lx_i(L, n->i[2 + a])),
                  ibin(L, '*', k, lx_i(L, n->i[4 + a])));
-    int64_t O = n->shape.d[r - 2 + a].k, last = (O - 1) * n->i[a] - n->i[2 + a] + (K - 1) * n->i[4 + a];
-    if (ld == 1 && n->i[2 + a] <= 0 && last <= H - 1) { /* never outside (no padding): no test */
+    Dim Od = n->shape.d[r - 2 + a];
+    int64_t O = Od.k, last = (O - 1) * n->i[a] - n->i[2 + a] + (K - 1) * n->i[4 + a];
+    if (!Hd.syms && !Od.syms && ld == 1 && n->i[2 + a] <= 0 && last <= H - 1) { /* never outside (no padding) */
       ri[r - 2 + a] = v;
       continue;
     }
-    Lx *c = ibin(L, '&', ibin(L, '<', lx_i(L, -1), v), ibin(L, '<', v, lx_i(L, (H - 1) * ld + 1)));
+    /* inside: 0 <= v <= (H - 1) * ld, H known at run time when symbolic */
+    Lx *top = ibin(L, '-', ibin(L, '*', lx_dim(L, Hd), lx_i(L, ld)), lx_i(L, ld - 1));
+    Lx *c = ibin(L, '&', ibin(L, '<', lx_i(L, -1), v), ibin(L, '<', v, top));
     if (ld > 1) c = ibin(L, '&', c, ibin(L, '=', ibin(L, '%', v, lx_i(L, ld)), lx_i(L, 0)));
-    ri[r - 2 + a] = clamp(L, ld > 1 ? ibin(L, '/', v, lx_i(L, ld)) : v, 0, H - 1);
+    Lx *at = ld > 1 ? ibin(L, '/', v, lx_i(L, ld)) : v;
+    ri[r - 2 + a] = clamp_dim(L, at, Hd);
     cond = cond ? ibin(L, '&', cond, c) : c;
   }
   return cond ? select3(L, cond, value(L, in, ri), lx_f(L, n->f[0])) : value(L, in, ri);
@@ -102,16 +107,28 @@ static Lx *window_value(Lower *L, INode *n, Lx *const *idx) {
 
 /* Source coordinate of a bilinear sample along one axis (PyTorch's
  * area_pixel_compute_source_index, in float32): index i0, i1 and weight of i1. */
+/* RESIZE's coordinate scale of axis a: f[a], or when 0 (a symbolic size), ATen's
+ * area_pixel_compute_scale from the sizes at run time, in float32 */
+static Lx *resize_scale(Lower *L, INode *n, int a) {
+  if (n->f[a] != 0) return lx_f(L, (float)n->f[a]);
+  int r = n->shape.rank;
+  Lx *in = itof(L, lx_dim(L, n->in[0]->shape.d[r - 2 + a])), *out = itof(L, lx_dim(L, n->shape.d[r - 2 + a]));
+  if (!n->flag) return fop(L, OP_DIV, in, out);
+  Lx *one = lx_f(L, 1.0);
+  Lx *s = fop(L, OP_DIV, fop(L, OP_SUB, in, one), fop(L, OP_MAX, fop(L, OP_SUB, out, one), one));
+  return select3(L, fop(L, OP_GT, out, one), s, lx_f(L, 0.0));
+}
+
 static void bilinear_axis(Lower *L, INode *n, int a, Lx *dst, Lx **i0, Lx **i1, Lx **w1) {
-  int64_t in = n->in[0]->shape.d[n->shape.rank - 2 + a].k;
-  Lx *scale = lx_f(L, (float)n->f[a]), *src;
+  Dim in = n->in[0]->shape.d[n->shape.rank - 2 + a];
+  Lx *scale = resize_scale(L, n, a), *src;
   if (n->flag) src = fop(L, OP_MUL, itof(L, dst), scale);
   else {
     src = fop(L, OP_SUB, fop(L, OP_MUL, fop(L, OP_ADD, itof(L, dst), lx_f(L, 0.5)), scale), lx_f(L, 0.5));
     src = fop(L, OP_MAX, src, lx_f(L, 0.0));
   }
   *i0 = ftoi(L, src);
-  *i1 = ibin(L, '+', *i0, select3(L, ibin(L, '<', *i0, lx_i(L, in - 1)), lx_i(L, 1), lx_i(L, 0)));
+  *i1 = ibin(L, '+', *i0, select3(L, ibin(L, '<', *i0, ibin(L, '-', lx_dim(L, in), lx_i(L, 1))), lx_i(L, 1), lx_i(L, 0)));
   *w1 = fop(L, OP_SUB, src, itof(L, *i0));
 }
 
@@ -122,9 +139,8 @@ static Lx *resize_value(Lower *L, INode *n, Lx *const *idx) {
   memcpy(ri, idx, r * sizeof *ri);
   if (n->i[0] == 0) { /* nearest: floor(dst * scale), clamped */
     for (int a = 0; a < 2; a++) {
-      int64_t size = in->shape.d[r - 2 + a].k;
-      Lx *src = ftoi(L, fop(L, OP_MUL, itof(L, idx[r - 2 + a]), lx_f(L, (float)n->f[a])));
-      ri[r - 2 + a] = ibin(L, 'm', src, lx_i(L, size - 1));
+      Lx *src = ftoi(L, fop(L, OP_MUL, itof(L, idx[r - 2 + a]), resize_scale(L, n, a)));
+      ri[r - 2 + a] = ibin(L, 'm', src, ibin(L, '-', lx_dim(L, in->shape.d[r - 2 + a]), lx_i(L, 1)));
     }
     return value(L, in, ri);
   }

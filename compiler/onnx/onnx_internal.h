@@ -1,6 +1,6 @@
 /* onnx_internal.h — what the files of the ONNX reader share (onnx_reader.c: the model and
  * graph; onnx_tensor.c: tensors; onnx_external.c: external data; onnx_wire.c: the wire format
- * check; onnx_util.c: the arena, messages, name sets).  Only the reader includes the
+ * check; onnx_util.c: messages, name sets).  Only the reader includes the
  * protobuf-c types; callers see onnx_reader.h. */
 #ifndef NNC_ONNX_INTERNAL_H
 #define NNC_ONNX_INTERNAL_H
@@ -9,16 +9,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "arena.h"
 #include "onnx.pb-c.h"
 #include "onnx_reader.h"
 
-/* ---- the arena that owns an OnnxModel (onnx_util.c) ---- */
-typedef struct OnnxArena OnnxArena;
-OnnxArena *onnx_arena_new(void);            /* NULL when out of memory */
-void onnx_arena_free(OnnxArena *a);         /* NULL is harmless */
-void *onnx_arena_alloc(OnnxArena *a, size_t size); /* zeroed, 64-byte aligned; NULL: no memory */
+/* ---- the arena that owns an OnnxModel: the compiler's (dsl/arena.h) in its fallible
+ * mode, 64-byte aligned (tensor data) ---- */
+typedef struct Arena OnnxArena;
+static inline OnnxArena *onnx_arena_new(void) { return arena_new_aligned(64); } /* NULL: no memory */
+static inline void onnx_arena_free(OnnxArena *a) { arena_free(a); } /* NULL is harmless */
+/* zeroed, 64-byte aligned; NULL: no memory */
+static inline void *onnx_arena_alloc(OnnxArena *a, size_t size) { return arena_try_alloc(a, size); }
 /* n items of `size` bytes, the product checked for overflow; NULL when out of memory */
-void *onnx_arena_array(OnnxArena *a, size_t n, size_t size);
+static inline void *onnx_arena_array(OnnxArena *a, size_t n, size_t size) {
+  return arena_try_array(a, n, size);
+}
 
 /* ---- one read ---- */
 typedef struct OnnxReader {

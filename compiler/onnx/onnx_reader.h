@@ -120,7 +120,7 @@ typedef struct OnnxModel {
   const OnnxValueInfo *inputs;   /* [n_inputs] (may name initializers too, as IR < 4 did) */
   const OnnxValueInfo *outputs;  /* [n_outputs] */
   const OnnxValueInfo *value_info; /* [n_value_info] */
-  struct OnnxArena *arena;       /* owns everything above */
+  struct Arena *arena;           /* owns everything above (dsl/arena.h) */
 } OnnxModel;
 
 /* Read the model file `path` (a regular file; external data is looked up in its folder).

@@ -1,9 +1,8 @@
-/* onnx_util.c — the ONNX reader's arena, messages and name sets (onnx_internal.h).
+/* onnx_util.c — the ONNX reader's messages and name sets (onnx_internal.h).
  *
- * The reader has an arena of its own rather than the compiler's (dsl/ast.h): it runs outside
- * a compilation too (the fuzz target, tools), so running out of memory is a message it
- * returns, not a jump to a compilation's recovery point; and tensor data wants 64-byte
- * alignment. */
+ * Its arena is the compiler's (dsl/arena.h) used through arena_try_alloc: the reader runs
+ * outside a compilation too (the fuzz target, tools), so running out of memory is a message
+ * it returns, not a jump to a compilation's recovery point. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,74 +10,6 @@
 
 #include "diag.h"
 #include "onnx_internal.h"
-
-/* ---- arena: a list of 64-byte aligned blocks, freed at once ---- */
-
-typedef struct OnnxBlock {
-  struct OnnxBlock *next;
-  size_t used, size;
-  _Alignas(64) unsigned char data[];
-} OnnxBlock;
-
-struct OnnxArena {
-  OnnxBlock *head;
-};
-
-enum { BLOCK_SIZE = 64 * 1024, ALIGN = 64 };
-
-OnnxArena *onnx_arena_new(void) { return calloc(1, sizeof(OnnxArena)); }
-
-void onnx_arena_free(OnnxArena *a) {
-  if (!a) return;
-  for (OnnxBlock *b = a->head, *next; b; b = next) {
-    next = b->next;
-    free(b);
-  }
-  free(a);
-}
-
-static OnnxBlock *block_new(size_t size) {
-  if (size > SIZE_MAX - sizeof(OnnxBlock) - ALIGN) return NULL;
-  OnnxBlock *b = aligned_alloc(ALIGN, (sizeof(OnnxBlock) + size + ALIGN - 1) & ~(size_t)(ALIGN - 1));
-  if (!b) return NULL;
-  b->next = NULL;
-  b->used = 0;
-  b->size = size;
-  return b;
-}
-
-void *onnx_arena_alloc(OnnxArena *a, size_t size) {
-  if (size > SIZE_MAX - ALIGN) return NULL;
-  size = size ? (size + ALIGN - 1) & ~(size_t)(ALIGN - 1) : ALIGN;
-  OnnxBlock *b = a->head;
-  if (!b || b->size - b->used < size) {
-    if (size > BLOCK_SIZE / 4) { /* big: its own block, behind the current one */
-      OnnxBlock *big = block_new(size);
-      if (!big) return NULL;
-      big->used = size;
-      if (b) {
-        big->next = b->next;
-        b->next = big;
-      } else {
-        a->head = big;
-      }
-      memset(big->data, 0, size);
-      return big->data;
-    }
-    if (!(b = block_new(BLOCK_SIZE))) return NULL;
-    b->next = a->head;
-    a->head = b;
-  }
-  void *p = b->data + b->used;
-  b->used += size;
-  memset(p, 0, size);
-  return p;
-}
-
-void *onnx_arena_array(OnnxArena *a, size_t n, size_t size) {
-  if (size && n > SIZE_MAX / size) return NULL;
-  return onnx_arena_alloc(a, n * size);
-}
 
 /* ---- messages ---- */
 

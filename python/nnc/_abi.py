@@ -13,7 +13,7 @@ import os
 import subprocess
 import tempfile
 
-NNC_MODEL_ABI = 3
+NNC_MODEL_ABI = 4
 NNC_F32, NNC_I64 = 0, 1
 NNC_OK, NNC_ERR_USER, NNC_ERR_USAGE, NNC_ERR_NOMEM = 0, 1, 2, 3
 NNC_MAX_RANK = 8
@@ -40,13 +40,21 @@ class NncSlot(ctypes.Structure):  # a workspace region (nnc_model.h)
 class NncEntryDesc(ctypes.Structure):
     _fields_ = [("name", ctypes.c_char_p), ("n_in", ctypes.c_int32), ("n_out", ctypes.c_int32),
                 ("args", ctypes.POINTER(NncArgDesc)), ("n_slots", ctypes.c_int32),
-                ("slots", ctypes.POINTER(NncSlot)), ("body", ctypes.c_void_p)]  # nnc_entry_fn
+                ("slots", ctypes.POINTER(NncSlot)), ("body", ctypes.c_void_p),  # nnc_entry_fn
+                ("syms", ctypes.c_uint32)]  # every symbolic dim it uses
 
 
 class NncParamDesc(ctypes.Structure):
     _fields_ = [("name", ctypes.c_char_p), ("dtype", ctypes.c_int32), ("rank", ctypes.c_int32),
                 ("shape", ctypes.POINTER(ctypes.c_int64)), ("offset", ctypes.c_uint64),
                 ("nbytes", ctypes.c_uint64), ("flags", ctypes.c_uint32)]  # NNC_PARAM_*
+
+
+class NncSymRule(ctypes.Structure):
+    """How a symbolic dim gets its value: bound by the caller (src < 0), or
+    floor((mul * syms[src] + add) / div), a layer's output size."""
+    _fields_ = [("src", ctypes.c_int32), ("mul", ctypes.c_int64), ("add", ctypes.c_int64),
+                ("div", ctypes.c_int64), ("site", ctypes.c_char_p)]
 
 
 class NncModelDesc(ctypes.Structure):
@@ -57,7 +65,8 @@ class NncModelDesc(ctypes.Structure):
                 ("weights_size", ctypes.c_uint64),
                 ("embedded_weights", ctypes.c_void_p),  # const char *, may hold NULs
                 ("init", ctypes.POINTER(NncEntryDesc)),  # derived parameters, or NULL
-                ("weights_checksum", ctypes.c_uint64)]  # of the embedded weights
+                ("weights_checksum", ctypes.c_uint64),  # of the embedded weights
+                ("sym_rules", ctypes.POINTER(NncSymRule))]  # [n_syms], or NULL
 
 
 class NncTensor(ctypes.Structure):
@@ -67,7 +76,7 @@ class NncTensor(ctypes.Structure):
 
 
 STRUCTS = [("nnc_dim", NncDim, "nnc_model.h"), ("nnc_slot", NncSlot, "nnc_model.h"),
-           ("nnc_arg_desc", NncArgDesc, "nnc_model.h"),
+           ("nnc_arg_desc", NncArgDesc, "nnc_model.h"), ("nnc_sym_rule", NncSymRule, "nnc_model.h"),
            ("nnc_entry_desc", NncEntryDesc, "nnc_model.h"),
            ("nnc_param_desc", NncParamDesc, "nnc_model.h"),
            ("nnc_model_desc", NncModelDesc, "nnc_model.h"), ("nnc_tensor", NncTensor, "nnc.h")]

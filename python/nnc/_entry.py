@@ -198,8 +198,10 @@ class Entry:
         bind_pass(True)
         while bind_pass(False):
             pass
+        rules = self._model._sym_rules
+        derived = {i for i, r in enumerate(rules) if r[0] >= 0}
         for i in _bits(self._sym_mask):
-            if val[i] is None:
+            if val[i] is None and i not in derived:
                 raise ValueError(f"{self.name}(): cannot infer {symbols[i]} from the input shapes "
                                  f"({self.signature})")
         for a, arr in zip(self.inputs, arrays):
@@ -209,7 +211,24 @@ class Entry:
                          for i in _bits(_mask_of(a._raw)) if src[i] != a.name]
                 raise ValueError(f"{self.name}(): argument '{a.name}' has shape {tuple(arr.shape)}, "
                                  f"expected {want} ({a!r}" + "".join("; " + b for b in bound) + ")")
+        self._derive_syms(val, rules)
         return [v or 0 for v in val]
+
+    def _derive_syms(self, val, rules):
+        """The derived dims the entry uses (a layer's output size) from the bound ones, as the
+        runtime's nnc_derive_syms computes them before the call."""
+        used = self._sym_mask
+        for i in reversed(range(len(rules))):
+            if used >> i & 1 and rules[i][0] >= 0:
+                used |= 1 << rules[i][0]
+        for i, (src, mul, add, div, site) in enumerate(rules):
+            if src < 0 or not used >> i & 1:
+                continue
+            val[i] = (mul * (val[src] or 0) + add) // div
+            if val[i] < 1 or val[i] >= 1 << 63:
+                raise ValueError(f"{self.name}(): {site} {self._model.symbols[i]} is {val[i]} for "
+                                 f"{self._model.symbols[src]} = {val[src] or 0} (must be at least 1: "
+                                 f"the input is too small)")
 
     def _check_workspace(self, syms):
         """Before the outputs are allocated: the workspace at these dims fits in 2^63 bytes

@@ -82,6 +82,9 @@ class Model:
                 raise _damaged(path, f"symbolic dim {i} has no name")
         self.name = d.name.decode()
         self.symbols = tuple(d.sym_names[i].decode() for i in range(d.n_syms))
+        # (src, mul, add, div, site) of each symbolic dim derived from another (src >= 0)
+        self._sym_rules = tuple((r.src, r.mul, r.add, r.div, (r.site or b"").decode())
+                                for r in (d.sym_rules[i] for i in range(d.n_syms))) if d.sym_rules else ()
         self.params = tuple(Param(p.name.decode(), p.dtype, tuple(p.shape[r] for r in range(p.rank)))
                             for p in (d.params[i] for i in range(d.n_params)))
         self.weights_size = d.weights_size
@@ -100,6 +103,7 @@ class Model:
                            e.slots[s].at.syms, bool(e.slots[s].overlay)) for s in range(e.n_slots))
             for _, bmask, _, amask, _ in slots:
                 mask |= bmask | amask
+            mask |= e.syms  # its kernels' dims, derived ones included
             name = e.name.decode()
             self.entries[name] = Entry(self, i, name, args[:e.n_in], args[e.n_in:], mask, slots)
 

@@ -9,6 +9,8 @@
  *   int64_t nnc_entry_workspace_size(const nnc_entry_desc *, const int64_t *syms);
  *   int nnc_ctx_set_threads(nnc_ctx *, int n);           threads of the context's calls, 0: default
  *   int nnc_ctx_threads(const nnc_ctx *);                the current count
+ *   int nnc_derive_syms(const nnc_sym_rule *, int n, const char *const *names, uint32_t used,
+ *                       int64_t *syms, char *err, size_t n); fills the derived symbolic dims
  * plus typed wrappers per entry, declared by the header `nnc --header` writes:
  *   <model>_ctx *<model>_open(const char *weights_path, char *err, size_t n);
  *   int <model>_<entry>(<model>_ctx *, <one int64_t per symbolic dim>, <inputs>, <outputs>);
@@ -19,7 +21,7 @@
  * every generated header, so it must stay self-contained C.
  */
 #ifndef NNC_MODEL_ABI
-#define NNC_MODEL_ABI 3 /* 3: nnc_param_desc.flags, nnc_model_desc.weights_checksum */
+#define NNC_MODEL_ABI 4 /* 3: nnc_param_desc.flags, nnc_model_desc.weights_checksum; 4: sym_rules */
 
 #include <stddef.h>
 #include <stdint.h>
@@ -74,6 +76,8 @@ typedef struct nnc_entry_desc {
   int32_t n_slots;          /* workspace regions */
   const nnc_slot *slots;    /* [n_slots] */
   nnc_entry_fn body;
+  uint32_t syms;            /* every symbolic dim the entry uses (bit i: sym i), its derived
+                               ones included: those nnc_derive_syms computes for a call */
 } nnc_entry_desc;
 
 typedef struct nnc_param_desc {
@@ -91,6 +95,17 @@ enum nnc_param_flags {
    * as BatchNorm's num_batches_tracked, which PyTorch's load_state_dict does not require. */
   NNC_PARAM_OPTIONAL = 1,
 };
+
+/* How symbolic dim i gets its value.  src < 0: the caller binds it (from the inputs' shapes).
+ * Otherwise it is derived from dim src (src < i): floor((mul * syms[src] + add) / div), a
+ * layer's output size such as a convolution's (H + 2p - k) / s + 1 on a symbolic H, and must
+ * come out >= 1 (else the call fails naming `site`, the layer).  mul, div >= 1.  The runtime
+ * fills derived dims before a call (nnc_derive_syms); callers pass the bound ones. */
+typedef struct nnc_sym_rule {
+  int32_t src;
+  int64_t mul, add, div;
+  const char *site;  /* "model.nn:12:9: conv2d: the output height" */
+} nnc_sym_rule;
 
 typedef struct nnc_model_desc {
   uint32_t abi_version;  /* NNC_MODEL_ABI */
@@ -113,6 +128,8 @@ typedef struct nnc_model_desc {
    * verified when a context opens on them: a damaged library is an error, not wrong results.
    * Never 0 when recorded; 0: none (no embedded weights, or a table written by hand). */
   uint64_t weights_checksum;
+  /* [n_syms]: how each symbolic dim gets its value; NULL when the caller binds all of them */
+  const nnc_sym_rule *sym_rules;
 } nnc_model_desc;
 
 typedef struct nnc_ctx nnc_ctx;

@@ -450,7 +450,7 @@ static int check_input_dims(Call *k) {
 }
 
 static uint32_t entry_syms(const nnc_entry_desc *e) {
-  uint32_t s = 0;
+  uint32_t s = e->syms; /* its kernels' dims (derived ones among them) */
   for (int i = 0; i < e->n_in + e->n_out; i++)
     for (int j = 0; j < e->args[i].rank; j++) s |= e->args[i].dims[j].syms;
   for (int i = 0; i < e->n_slots; i++) s |= e->slots[i].bytes.syms | e->slots[i].at.syms;
@@ -476,14 +476,23 @@ static int bind_syms(Call *k) {
     rc = bind_pass(k, false, &changed);
   }
   if (rc) return rc;
-  uint32_t unbound = entry_syms(k->e) & ~k->bound;
+  uint32_t derived = 0; /* computed from the others (a layer's output size), not bound */
+  for (int i = 0; k->d->sym_rules && i < k->d->n_syms; i++)
+    if (k->d->sym_rules[i].src >= 0) derived |= 1u << i;
+  uint32_t unbound = entry_syms(k->e) & ~k->bound & ~derived;
   if (unbound) {
     int sym = __builtin_ctz(unbound);
     return fail_call(k->c, NNC_ERR_USER, "entry '%s': cannot infer %s from the input shapes%s",
                      k->e->name, k->d->sym_names[sym],
                      sym_in_inputs(k->e, sym) ? "" : " (it appears only in outputs)");
   }
-  return check_input_dims(k);
+  rc = check_input_dims(k);
+  if (rc || !derived) return rc;
+  char err[512];
+  if (nnc_derive_syms(k->d->sym_rules, k->d->n_syms, k->d->sym_names, entry_syms(k->e), k->c->syms, err, sizeof err))
+    return fail_call(k->c, NNC_ERR_USER, "entry '%s': %s", k->e->name, err);
+  k->bound |= derived;
+  return NNC_OK;
 }
 
 /* ---- checking arguments ---- */

@@ -434,6 +434,14 @@ static uint32_t arg_syms(const nnc_arg_desc *a) {
   return m;
 }
 
+/* The symbolic dims e uses: its arguments', its workspace's and its kernels'. */
+static uint32_t entry_sym_mask(const nnc_entry_desc *e) {
+  uint32_t s = e->syms;
+  for (int i = 0; i < e->n_in + e->n_out; i++) s |= arg_syms(&e->args[i]);
+  for (int i = 0; i < e->n_slots; i++) s |= e->slots[i].bytes.syms | e->slots[i].at.syms;
+  return s;
+}
+
 static int check_syms(nnc_ctx *ctx, const nnc_entry_desc *e, const int64_t *syms) {
   const nnc_model_desc *d = ctx->desc;
   if (d->n_syms > 0 && !syms) {
@@ -442,7 +450,7 @@ static int check_syms(nnc_ctx *ctx, const nnc_entry_desc *e, const int64_t *syms
     return NNC_ERR_USAGE;
   }
   for (int i = 0; i < d->n_syms; i++)
-    if (syms[i] < 0) {
+    if (syms[i] < 0 && !(d->sym_rules && d->sym_rules[i].src >= 0)) { /* derived ones are filled in */
       say(ctx->err, sizeof ctx->err, "symbolic dim %s is %lld (must be >= 0)", d->sym_names[i],
           (long long)syms[i]);
       return NNC_ERR_USAGE;
@@ -533,6 +541,13 @@ int nnc_ctx_call(nnc_ctx *ctx, int entry, void *const *args, const int64_t *syms
   const nnc_entry_desc *e = &d->entries[entry];
   bool idle = false; /* every output empty: checked, not run */
   int rc = check_syms(ctx, e, syms);
+  int64_t all[32]; /* the caller's dims and the derived ones (n_syms <= 32: nnc_table_check) */
+  if (rc == NNC_OK && d->sym_rules) {
+    memcpy(all, syms, (size_t)d->n_syms * sizeof *syms);
+    if (nnc_derive_syms(d->sym_rules, d->n_syms, d->sym_names, entry_sym_mask(e), all, ctx->err, sizeof ctx->err))
+      return NNC_ERR_USER;
+    syms = all;
+  }
   if (rc == NNC_OK) rc = check_args(ctx, e, args, syms, &idle);
   if (rc == NNC_OK) rc = grow_workspace(ctx, e, syms, !idle);
   if (rc != NNC_OK || idle) return rc;

@@ -1,4 +1,4 @@
-/* fileio.c — nnc_read_file, nnc_map_file and nnc_fail (fileio.h). */
+/* fileio.c — nnc_read_file, nnc_read_fd, nnc_write_fd, nnc_map_file and nnc_fail (fileio.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -55,11 +55,35 @@ static int open_regular(const char *path, size_t max, size_t *size, char *err, s
   return fd;
 }
 
+long long nnc_read_fd(int fd, void *buf, size_t n) {
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = read(fd, (char *)buf + got, n - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return -1;
+    if (r == 0) break;
+    got += (size_t)r;
+  }
+  return (long long)got;
+}
+
+int nnc_write_fd(int fd, const void *buf, size_t n) {
+  const char *p = buf;
+  while (n) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return -1;
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
 int nnc_read_file(const char *path, size_t max, unsigned char **buf, size_t *len, char *err,
                   size_t errlen) {
   *buf = NULL;
   *len = 0;
-  size_t size = 0, n = 0;
+  size_t size = 0;
   int fd = open_regular(path, max, &size, err, errlen);
   if (fd < 0) return -1;
   unsigned char *b = malloc(size + 1);
@@ -67,22 +91,17 @@ int nnc_read_file(const char *path, size_t max, unsigned char **buf, size_t *len
     close(fd);
     return fail(err, errlen, "out of memory reading the file (%zu bytes)", size);
   }
-  while (n < size) { /* a file that shrinks meanwhile ends early; one that grows is cut */
-    ssize_t r = read(fd, b + n, size - n);
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) {
-      int e = errno;
-      close(fd);
-      free(b);
-      return fail(err, errlen, "read error: %s", strerror(e));
-    }
-    if (r == 0) break;
-    n += (size_t)r;
-  }
+  /* a file that shrinks meanwhile ends early; one that grows is cut */
+  long long n = nnc_read_fd(fd, b, size);
+  int e = errno;
   close(fd);
+  if (n < 0) {
+    free(b);
+    return fail(err, errlen, "read error: %s", strerror(e));
+  }
   b[n] = 0;
   *buf = b;
-  *len = n;
+  *len = (size_t)n;
   return 0;
 }
 

@@ -146,13 +146,13 @@ static int hex4(JParser *p, uint32_t *out) {
 /* \uXXXX (p->pos just after the 'u'), with surrogate pairs; writes UTF-8 into o. */
 static int junicode_escape(JParser *p, char *o, size_t *olen) {
   size_t at = p->pos - 2;
-  uint32_t cp;
+  uint32_t cp = 0; /* set by hex4 (GCC cannot always see it) */
   if (hex4(p, &cp)) return -1;
   if (cp >= 0xDC00 && cp <= 0xDFFF)
     return nnc_fail(p->d, "invalid JSON header at header byte %zu: lone low surrogate \\u%04X in "
                     "string", at, (unsigned)cp);
   if (cp >= 0xD800 && cp <= 0xDBFF) {
-    uint32_t lo;
+    uint32_t lo = 0;
     if (p->pos + 1 >= p->len || p->s[p->pos] != '\\' || p->s[p->pos + 1] != 'u')
       return nnc_fail(p->d, "invalid JSON header at header byte %zu: high surrogate \\u%04X not "
                       "followed by a \\u low surrogate", at, (unsigned)cp);

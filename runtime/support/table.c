@@ -129,6 +129,8 @@ static int check_entry(Check *c, const nnc_entry_desc *e, const char *where, int
                e->n_slots);
   if (!e->body || !in_mem(c, (const void *)e->body, 1, true))
     return bad(c, "%s ('%s'): its code pointer lies outside the library's code", where, e->name);
+  if (n_syms < 32 && e->syms >> n_syms)
+    return bad(c, "%s ('%s') uses symbolic dims beyond the %d the model has", where, e->name, n_syms);
   return 0;
 }
 
@@ -158,6 +160,13 @@ static int check_desc(Check *c, const nnc_model_desc *d) {
     return bad(c, "n_syms = %d (at most 32, names inside the library)", d->n_syms);
   for (int i = 0; i < d->n_syms; i++)
     if (!str_ok(c, d->sym_names[i])) return bad(c, "symbolic dim %d has no readable name", i);
+  if (d->sym_rules && !in_mem(c, d->sym_rules, (uint64_t)d->n_syms * sizeof *d->sym_rules, false))
+    return bad(c, "the symbolic dims' rules lie outside the library");
+  for (int i = 0; d->sym_rules && i < d->n_syms; i++) {
+    const nnc_sym_rule *r = &d->sym_rules[i];
+    if (r->src >= i || (r->src >= 0 && (r->mul < 1 || r->div < 1 || !str_ok(c, r->site))))
+      return bad(c, "the rule of symbolic dim %d (%s) is malformed", i, d->sym_names[i]);
+  }
   if (!count_ok(d->n_entries) ||
       !in_mem(c, d->entries, (uint64_t)d->n_entries * sizeof *d->entries, false))
     return bad(c, "n_entries = %d: the entry table lies outside the library", d->n_entries);
@@ -199,6 +208,31 @@ int nnc_table_check(const nnc_model_desc *desc, const char *what, bool from_file
     return -1;
   }
   return check_desc(&c, desc);
+}
+
+int nnc_derive_syms(const nnc_sym_rule *rules, int n, const char *const *names, uint32_t used,
+                    int64_t *syms, char *err, size_t errlen) {
+  if (err && errlen) err[0] = '\0';
+  for (int i = n - 1; rules && i >= 0; i--) /* a derived dim needs the dims it derives from */
+    if ((used >> i & 1) && rules[i].src >= 0) used |= 1u << rules[i].src;
+  for (int i = 0; rules && i < n; i++) {
+    const nnc_sym_rule *r = &rules[i];
+    if (r->src < 0 || !(used >> i & 1)) continue;
+    int64_t x = syms[r->src], v;
+    bool overflow = __builtin_mul_overflow(r->mul, x, &v) || __builtin_add_overflow(v, r->add, &v);
+    if (!overflow) v = v / r->div - (v % r->div != 0 && v < 0); /* floor division, div >= 1 */
+    if (overflow || v < 1) { /* "m.nn:3:9: conv2d: the output height (H+1)/2 is 0 for H = 0 ..." */
+      char val[32];
+      snprintf(val, sizeof val, overflow ? "overflows" : "is %lld", (long long)v);
+      if (err && errlen)
+        snprintf(err, errlen, "%s %s %s for %s = %lld (must be at least 1: the input is too small)",
+                 r->site ? r->site : "a size", names ? names[i] : "", val, names ? names[r->src] : "a dim",
+                 (long long)x);
+      return -1;
+    }
+    syms[i] = v;
+  }
+  return 0;
 }
 
 static inline uint64_t rotl(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }

@@ -22,6 +22,14 @@
 int nnc_table_check(const nnc_model_desc *desc, const char *what, bool from_file, char *err,
                     size_t errlen);
 
+/* syms[i] of every derived symbolic dim (rules[i].src >= 0) in `used` (a bitmask: an entry's
+ * dims; those they derive from are computed too), in index order, from the dims before it: 0, or -1 with "<site> is V for <src> = v (must be at least 1)" in err when one
+ * comes out below 1 or overflows.  Exported from every generated library: a caller that binds
+ * the dims itself (the Python package) fills the rest with it. */
+__attribute__((visibility("default"))) int nnc_derive_syms(const nnc_sym_rule *rules, int n,
+                                                           const char *const *names, uint32_t used,
+                                                           int64_t *syms, char *err, size_t errlen);
+
 /* The checksum stored in nnc_model_desc.weights_checksum: 64 bits over bytes[n], four lanes
  * of 8-byte words (a multiply and rotate each), so any single flipped bit changes it.  Runs at
  * memory speed: once per context opened on embedded weights. */

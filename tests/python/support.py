@@ -40,10 +40,10 @@ def nnc_cli(*args):
     return r
 
 
-def compile_so(nn, out_dir, weights=None, name=None):
-    """`nnc NN -o OUT_DIR/NAME.so [--weights W]`; returns the .so path."""
+def compile_so(nn, out_dir, weights=None, name=None, defines=()):
+    """`nnc NN -o OUT_DIR/NAME.so [--weights W] [-D NAME=VALUE ...]`; returns the .so path."""
     so = os.path.join(out_dir, (name or os.path.splitext(os.path.basename(nn))[0]) + ".so")
-    nnc_cli(nn, "-o", so, *(["--weights", weights] if weights else []))
+    nnc_cli(nn, "-o", so, *(["--weights", weights] if weights else []), *[a for d in defines for a in ("-D", d)])
     return so
 
 

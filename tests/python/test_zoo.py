@@ -64,7 +64,9 @@ class ZooTest(TempDirCase):
         x = torch.randn(batch, 3, img, img)
         with torch.no_grad():
             want = model(x).numpy()
-        models = {"jit": nnc.compile(nn, weights=weights), "so": nnc.load(compile_so(nn, self.tmp, weights))}
+        pin = [f"H={img}", f"W={img}"]  # the models take any size: specialised here (test_symbolic_spatial.py)
+        models = {"jit": nnc.compile(nn, weights=weights, defines=pin),
+                  "so": nnc.load(compile_so(nn, self.tmp, weights, defines=pin))}
         first = None
         for kind, m in models.items():
             for threads in (1, 2, 3):

@@ -7,7 +7,9 @@
  * weights, the pipeline and nnc's version, and leaves the module as it was.  Compiles:
  * miss then hit (the hit proven by planting an entry), a damaged library entry rebuilt,
  * cached and uncached code computing the same bits (JIT and AOT), an unwritable cache
- * directory, the cache off, and several `nnc` processes filling one cache at once.
+ * directory, the cache off, and several `nnc` processes filling one cache at once.  The
+ * parts of a module compiled on several threads (split.c) reach each other's symbols only
+ * through the GOT: never by a 32-bit offset, which fails when the JIT maps them far apart.
  *
  * Each test points NNC_CACHE_DIR at a directory of its own under a temp dir. */
 #include <setjmp.h>
@@ -17,6 +19,7 @@
 
 #include <cmocka.h>
 #include <dirent.h>
+#include <elf.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <spawn.h>
@@ -32,19 +35,12 @@
 #include "native.h"
 #include "nnc.h"
 #include "npy.h"
-
-#ifndef NNC_SOURCE_DIR
-#define NNC_SOURCE_DIR "."
-#endif
-#ifndef NNC_BINARY_DIR
-#define NNC_BINARY_DIR "."
-#endif
+#include "support.h"
 
 #define MODEL "realnvp" /* small, with an init entry (derived parameters) */
 #define PROCESSES 4
 
 extern char **environ;
-static char tmp_dir[] = "/tmp/nnc_cache_XXXXXX";
 
 /* ---- helpers ---- */
 
@@ -59,29 +55,9 @@ static const char *use_cache(const char *name, Cache *c) {
   return dir;
 }
 
-static void *slurp(const char *path, size_t *len) {
-  *len = 0;
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *data = malloc((size_t)n + 1);
-  *len = fread(data, 1, (size_t)n, f);
-  fclose(f);
-  return data;
-}
-
-static void spit(const char *path, const void *data, size_t len) {
-  FILE *f = fopen(path, "wb");
-  assert_non_null(f);
-  assert_int_equal(fwrite(data, 1, len, f), len);
-  fclose(f);
-}
-
 static void assert_same_file(const char *a, const char *b) {
   size_t na = 0, nb = 0;
-  char *da = slurp(a, &na), *db = slurp(b, &nb);
+  char *da = file_slurp(a, &na), *db = file_slurp(b, &nb);
   assert_non_null(da);
   assert_non_null(db);
   assert_int_equal(na, nb);
@@ -165,7 +141,7 @@ static const char *const damage_names[] = {"truncated to half", "header only", "
 
 static void damage(const char *path, Damage how, const char *foreign) {
   size_t len = 0;
-  unsigned char *d = slurp(path, &len);
+  unsigned char *d = file_slurp(path, &len);
   assert_non_null(d);
   switch (how) {
   case TRUNCATE_HALF: len /= 2; break;
@@ -175,10 +151,10 @@ static void damage(const char *path, Damage how, const char *foreign) {
   case FLIP_HEADER: d[20] ^= 1; break;
   case FLIP_LENGTH: d[32] ^= 1; break;
   case MAGIC: d[0] = 'X'; break;
-  case FOREIGN: free(d); d = slurp(foreign, &len); break;
+  case FOREIGN: free(d); d = file_slurp(foreign, &len); break;
   case N_DAMAGE: break;
   }
-  spit(path, d, len);
+  file_spit(path, d, len);
   free(d);
 }
 
@@ -218,6 +194,7 @@ typedef struct Race {
   CacheKey k;
   unsigned char *a, *b; /* BIG bytes of 'a', SMALL of 'b' */
   int bad, hits;
+  int started; /* threads started: the first two write, the others read */
 } Race;
 
 static void *race_writer(void *arg) {
@@ -240,6 +217,11 @@ static void *race_reader(void *arg) {
   return NULL;
 }
 
+static void *race_thread(void *arg) {
+  Race *r = arg;
+  return __atomic_fetch_add(&r->started, 1, __ATOMIC_RELAXED) < 2 ? race_writer(r) : race_reader(r);
+}
+
 static void test_concurrent_store(void **state) {
   (void)state;
   Race r = {.k = key_of("race")};
@@ -249,9 +231,7 @@ static void test_concurrent_store(void **state) {
   memset(r.a, 'a', BIG);
   memset(r.b, 'b', SMALL);
   cache_store(&r.c, &r.k, "o", r.a, BIG);
-  pthread_t t[4];
-  for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, i < 2 ? race_writer : race_reader, &r);
-  for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+  run_threads(4, race_thread, &r, 0);
   print_message("%d whole reads, %d partial\n", r.hits, r.bad);
   assert_int_equal(r.bad, 0);
   assert_true(r.hits > 0);
@@ -335,7 +315,7 @@ static void test_unwritable(void **state) {
   (void)state;
   char file[1200], dir[1300];
   snprintf(file, sizeof file, "%s/a_file", tmp_dir);
-  spit(file, "x", 1);
+  file_spit(file, "x", 1);
   snprintf(dir, sizeof dir, "%s/cache", file); /* under a regular file: even root cannot */
   setenv("NNC_CACHE_DIR", dir, 1);
   Cache c;
@@ -347,8 +327,7 @@ static void test_unwritable(void **state) {
   assert_int_equal(cache_load(&c, &k, "o", &data, &len), -1);
   /* a compile still works, without the cache */
   char nn[1024], weights[1024], so[1300], *msg = NULL;
-  snprintf(nn, sizeof nn, "%s/examples/%s.nn", NNC_SOURCE_DIR, MODEL);
-  snprintf(weights, sizeof weights, "%s/tests/golden/%s/weights.safetensors", NNC_SOURCE_DIR, MODEL);
+  example_paths(MODEL, nn, weights, sizeof nn);
   snprintf(so, sizeof so, "%s/unwritable.so", tmp_dir);
   NncCompileOptions opt = {.weights_path = weights};
   if (nnc_compile_so(nn, so, &opt, &msg)) fail_msg("%s", msg);
@@ -425,14 +404,9 @@ static void test_module_keys(void **state) {
 
 /* ---- compiles ---- */
 
-static void model_paths(char *nn, char *weights, size_t n) {
-  snprintf(nn, n, "%s/examples/%s.nn", NNC_SOURCE_DIR, MODEL);
-  snprintf(weights, n, "%s/tests/golden/%s/weights.safetensors", NNC_SOURCE_DIR, MODEL);
-}
-
 static void compile_so(const char *so) {
   char nn[1024], weights[1024], *msg = NULL;
-  model_paths(nn, weights, sizeof nn);
+  example_paths(MODEL, nn, weights, sizeof nn);
   NncCompileOptions opt = {.weights_path = weights};
   if (nnc_compile_so(nn, so, &opt, &msg)) fail_msg("%s", msg);
   nnc_free(msg);
@@ -459,7 +433,7 @@ static void test_aot_hit_miss(void **state) {
   assert_int_equal(cache_store(&c, &k, "so", "planted", 7), 0);
   compile_so(p);
   size_t len;
-  char *got = slurp(p, &len);
+  char *got = file_slurp(p, &len);
   assert_int_equal(len, 7);
   assert_memory_equal(got, "planted", 7);
   free(got);
@@ -476,7 +450,7 @@ static void test_aot_hit_miss(void **state) {
 /* The outputs of MODEL's forward entry on its golden input, by JIT or from library `so`. */
 static void run_forward(const char *so, nnc_tensor out[2]) {
   char nn[1024], weights[1024], x[1024], err[256], *msg = NULL;
-  model_paths(nn, weights, sizeof nn);
+  example_paths(MODEL, nn, weights, sizeof nn);
   snprintf(x, sizeof x, "%s/tests/golden/%s/forward.in.x.npy", NNC_SOURCE_DIR, MODEL);
   nnc_model *model = NULL;
   nnc_context *ctx = NULL;
@@ -539,7 +513,7 @@ static void test_concurrent_processes(void **state) {
   (void)state;
   const char *dir = use_cache("processes", NULL);
   char nn[1024], weights[1024], so[PROCESSES][1200], exe[1024];
-  model_paths(nn, weights, sizeof nn);
+  example_paths(MODEL, nn, weights, sizeof nn);
   snprintf(exe, sizeof exe, "%s/nnc", NNC_BINARY_DIR);
   pid_t pid[PROCESSES];
   for (int i = 0; i < PROCESSES; i++) {
@@ -571,16 +545,69 @@ static void test_concurrent_processes(void **state) {
   assert_same_file(so[0], again);
 }
 
-static int make_tmp(void **state) {
-  (void)state;
-  return mkdtemp(tmp_dir) ? 0 : -1;
+/* ---- the parts of a split module reach each other through the GOT ---- */
+
+/* Relocations of obj that reach an undefined "__nnc_split." symbol (another part's) by a
+ * 32-bit PC-relative or absolute offset: the JIT may map the parts more than 2 GiB apart. */
+static int far_references(const unsigned char *obj, size_t len) {
+  const Elf64_Ehdr *eh = (const void *)obj;
+  assert_true(len > sizeof *eh && !memcmp(eh->e_ident, ELFMAG, SELFMAG));
+  const Elf64_Shdr *sh = (const void *)(obj + eh->e_shoff);
+  int bad = 0;
+  for (int i = 0; i < eh->e_shnum; i++) {
+    if (sh[i].sh_type != SHT_RELA) continue;
+    const Elf64_Shdr *symtab = &sh[sh[i].sh_link], *strtab = &sh[symtab->sh_link];
+    const Elf64_Rela *r = (const void *)(obj + sh[i].sh_offset);
+    for (size_t k = 0; k < sh[i].sh_size / sizeof *r; k++) {
+      const Elf64_Sym *sym = (const Elf64_Sym *)(obj + symtab->sh_offset) + ELF64_R_SYM(r[k].r_info);
+      const char *name = (const char *)obj + strtab->sh_offset + sym->st_name;
+      unsigned type = ELF64_R_TYPE(r[k].r_info);
+      bool near = type == R_X86_64_PC32 || type == R_X86_64_32 || type == R_X86_64_32S;
+      if (near && sym->st_shndx == SHN_UNDEF && !strncmp(name, "__nnc_split.", 12)) {
+        print_message("relocation type %u to another part's %s\n", type, name);
+        bad++;
+      }
+    }
+  }
+  return bad;
 }
 
-static int remove_tmp(void **state) {
+static void test_split_parts_use_got(void **state) {
   (void)state;
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);
-  return system(cmd) == 0 ? 0 : -1;
+#if defined(__x86_64__)
+  const char *dir = use_cache("split", NULL);
+  char nn[1024], weights[1024], name[80], entry[1300], *msg = NULL;
+  example_paths(MODEL, nn, weights, sizeof nn);
+  nnc_model *model = NULL;
+  if (nnc_model_compile(nn, weights, &model, &msg)) fail_msg("%s", msg); /* the JIT stores .o */
+  nnc_model_free(model);
+  nnc_free(msg);
+  /* the model's entry is the largest .o (the init entry's is smaller) */
+  DIR *d = opendir(dir);
+  off_t largest = 0;
+  for (struct dirent *e; d && (e = readdir(d));) {
+    struct stat st;
+    snprintf(entry, sizeof entry, "%s/%.64s", dir, e->d_name);
+    if (strstr(e->d_name, ".o") && !stat(entry, &st) && st.st_size > largest)
+      largest = st.st_size, snprintf(name, sizeof name, "%.64s", e->d_name);
+  }
+  if (d) closedir(d);
+  snprintf(entry, sizeof entry, "%s/%s", dir, name);
+  size_t len;
+  unsigned char *data = file_slurp(entry, &len);
+  assert_non_null(data);
+  uint64_t n, lens[8];
+  memcpy(&n, data + 64, 8); /* after the entry's header: n, the lengths, the objects */
+  assert_true(n >= 2 && n <= 8); /* realnvp's model is large enough to be split */
+  memcpy(lens, data + 72, 8 * n);
+  size_t at = 72 + 8 * n;
+  int bad = 0;
+  for (uint64_t i = 0; i < n; at += lens[i], i++) bad += far_references(data + at, lens[i]);
+  free(data);
+  assert_int_equal(bad, 0);
+#else
+  skip();
+#endif
 }
 
 int main(void) {
@@ -589,7 +616,8 @@ int main(void) {
     cmocka_unit_test(test_concurrent_store), cmocka_unit_test(test_size_limit),
     cmocka_unit_test(test_module_keys),     cmocka_unit_test(test_aot_hit_miss),
     cmocka_unit_test(test_cached_same_bits), cmocka_unit_test(test_concurrent_processes),
+    cmocka_unit_test(test_split_parts_use_got),
     cmocka_unit_test(test_unwritable),      cmocka_unit_test(test_where),
   };
-  return cmocka_run_group_tests(tests, make_tmp, remove_tmp);
+  return cmocka_run_group_tests(tests, tmp_make, tmp_remove);
 }

@@ -6,7 +6,6 @@
  * FILE: ...", frees all it allocated (LeakSanitizer checks it in the ASan build), and the
  * next compilation works.  Compilations on several threads at once each recover on their
  * own thread. */
-#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,13 +18,7 @@
 
 #include "compile.h"
 #include "nnc.h"
-
-#ifndef NNC_SOURCE_DIR
-#define NNC_SOURCE_DIR "."
-#endif
-#ifndef NNC_BINARY_DIR
-#define NNC_BINARY_DIR "."
-#endif
+#include "support.h"
 
 #define REALNVP NNC_SOURCE_DIR "/examples/realnvp.nn"
 #define INFOGAN NNC_SOURCE_DIR "/examples/infogan.nn"
@@ -191,11 +184,9 @@ static void *compile_job(void *p) {
 static void test_threads(void **state) {
   (void)state;
   set_limit(200000);
-  pthread_t t[3];
   Job jobs[3] = {{0}};
-  for (int i = 0; i < 3; i++) assert_int_equal(pthread_create(&t[i], NULL, compile_job, &jobs[i]), 0);
+  run_threads(3, compile_job, jobs, sizeof *jobs);
   for (int i = 0; i < 3; i++) {
-    pthread_join(t[i], NULL);
     assert_int_equal(jobs[i].rc, NNC_ERR_NOMEM);
     expect_oom(jobs[i].msg, REALNVP, 200000);
     nnc_free(jobs[i].msg);

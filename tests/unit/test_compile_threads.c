@@ -15,7 +15,6 @@
 #include <stdint.h>
 
 #include <cmocka.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,10 +25,7 @@
 #include "compile.h"
 #include "nnc.h"
 #include "npy.h"
-
-#ifndef NNC_SOURCE_DIR
-#define NNC_SOURCE_DIR "."
-#endif
+#include "support.h"
 
 #define THREADS 4
 #define MAX_ARGS 32
@@ -53,8 +49,6 @@ typedef struct Job {
   char err[ERR_LEN]; /* what failed, empty if nothing */
 } Job;
 
-static char tmp_dir[] = "/tmp/nnc_threads_XXXXXX";
-
 static const char *job_model(int job) { return MODELS[job / 2]; }
 static int job_aot(int job) { return job % 2; }
 
@@ -75,9 +69,7 @@ static int fail_free(Job *j, int job, const char *what, char *msg) {
 /* Open model `job` into *model and *ctx; `pass` names the AOT library ("serial", "thread3"). */
 static int open_job(Job *j, int job, const char *pass, nnc_model **model, nnc_context **ctx) {
   char nn[1024], weights[1024], so[1024], *msg = NULL;
-  snprintf(nn, sizeof nn, "%s/examples/%s.nn", NNC_SOURCE_DIR, job_model(job));
-  snprintf(weights, sizeof weights, "%s/tests/golden/%s/weights.safetensors", NNC_SOURCE_DIR,
-           job_model(job));
+  example_paths(job_model(job), nn, weights, sizeof nn);
   const char *context_weights = weights;
   if (job_aot(job)) {
     snprintf(so, sizeof so, "%s/%s_%s.so", tmp_dir, job_model(job), pass);
@@ -197,10 +189,8 @@ static void *worker(void *arg) {
 
 /* All jobs on THREADS threads at once; the count of failures and differences from serial. */
 static int run_threaded(const char *what) {
-  pthread_t t[THREADS];
   atomic_store(&next_job, 0);
-  for (int i = 0; i < THREADS; i++) assert_int_equal(pthread_create(&t[i], NULL, worker, NULL), 0);
-  for (int i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
+  run_threads(THREADS, worker, NULL, 0);
   int failures = 0;
   print_message("%s:\n", what);
   for (int job = 0; job < N_JOBS; job++) {
@@ -227,19 +217,7 @@ static void test_compile_threads(void **state) {
     fail_msg("%d difference(s) or failure(s) on %d threads, see above", failures, THREADS);
 }
 
-static int make_tmp(void **state) {
-  (void)state;
-  return mkdtemp(tmp_dir) ? 0 : -1;
-}
-
-static int remove_tmp(void **state) {
-  (void)state;
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);
-  return system(cmd) == 0 ? 0 : -1;
-}
-
 int main(void) {
   const struct CMUnitTest tests[] = {cmocka_unit_test(test_compile_threads)};
-  return cmocka_run_group_tests(tests, make_tmp, remove_tmp);
+  return cmocka_run_group_tests(tests, tmp_make, tmp_remove);
 }

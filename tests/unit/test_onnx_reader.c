@@ -17,10 +17,8 @@
 #include <unistd.h>
 
 #include "onnx_reader.h"
+#include "support.h"
 
-#ifndef NNC_SOURCE_DIR
-#define NNC_SOURCE_DIR "."
-#endif
 #define MODELS NNC_SOURCE_DIR "/tests/unit/onnx_models/"
 
 static OnnxModel *read_ok(const char *name) {
@@ -223,22 +221,9 @@ static void test_external_errors(void **state) {
 static unsigned char *slurp(const char *name, size_t *len) {
   char path[512];
   snprintf(path, sizeof path, MODELS "%s", name);
-  FILE *f = fopen(path, "rb");
-  assert_non_null(f);
-  fseek(f, 0, SEEK_END);
-  *len = (size_t)ftell(f);
-  fseek(f, 0, SEEK_SET);
-  unsigned char *b = malloc(*len ? *len : 1);
-  assert_int_equal(fread(b, 1, *len, f), *len);
-  fclose(f);
+  unsigned char *b = file_slurp(path, len);
+  assert_non_null(b);
   return b;
-}
-
-static void write_file(const char *path, const void *data, size_t len) {
-  FILE *f = fopen(path, "wb");
-  assert_non_null(f);
-  assert_int_equal(fwrite(data, 1, len, f), len);
-  fclose(f);
 }
 
 /* ext_link.onnx reads link.bin: a symbolic link to a file outside the model's folder is
@@ -254,9 +239,9 @@ static void test_external_symlink(void **state) {
   assert_int_equal(mkdir(dir, 0700), 0);
   size_t n, nbin;
   unsigned char *bytes = slurp("ext_link.onnx", &n), *bin = slurp("external.bin", &nbin);
-  write_file(model, bytes, n);
-  write_file(outside, bin, nbin);
-  write_file(inside, bin, nbin);
+  file_spit(model, bytes, n);
+  file_spit(outside, bin, nbin);
+  file_spit(inside, bin, nbin);
   assert_int_equal(symlink(outside, link), 0);
   char msg[512];
   snprintf(msg, sizeof msg, "initializer 'a': external data 'link.bin' resolves to '%s', outside "
@@ -387,10 +372,10 @@ static void test_not_onnx(void **state) {
   char dir[] = "/tmp/nnc_onnx_XXXXXX", path[128];
   assert_non_null(mkdtemp(dir));
   snprintf(path, sizeof path, "%s/text.onnx", dir);
-  write_file(path, "hello world", 11);
+  file_spit(path, "hello world", 11);
   expect_error_at(path, "malformed protobuf at byte 2 (ModelProto): wire type 4 (field 13), "
                         "expected 0, 1, 2 or 5 (ONNX has no groups)");
-  write_file(path, "", 0);
+  file_spit(path, "", 0);
   expect_error_at(path, "the model has no ir_version (is it an ONNX model?)");
   unlink(path);
   expect_error_at(path, "cannot open: No such file or directory");

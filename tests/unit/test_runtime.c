@@ -277,11 +277,15 @@ static void test_unreadable_file(void **state) {
   assert_non_null(strstr(err, ": error: "));
 }
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define ABI_TEXT STR(NNC_MODEL_ABI)
+
 static void test_bad_abi_version(void **state) {
   nnc_model_desc d = fake_embedded;
   d.abi_version = 99;
   assert_string_equal(open_error(&d, NULL),
-                      "fake: error: model ABI version 99, this runtime expects 3");
+                      "fake: error: model ABI version 99, this runtime expects " ABI_TEXT);
 }
 
 /* ---- workspace ---- */
@@ -574,7 +578,7 @@ static void test_api_load_errors(void **state) {
   nnc_model_desc bad = fake;
   bad.abi_version = 1;
   assert_int_equal(nnc_model_from_desc(&bad, &m, &msg), NNC_ERR_USER);
-  assert_string_equal(msg, "fake: error: model ABI version 1, this runtime expects 3");
+  assert_string_equal(msg, "fake: error: model ABI version 1, this runtime expects " ABI_TEXT);
   nnc_free(msg);
 }
 

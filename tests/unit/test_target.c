@@ -2,7 +2,6 @@
  * verifier errors, asm text, and JITs on several threads at once. */
 #include <dlfcn.h>
 #include <math.h>
-#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -14,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "support.h"
 #include "target.h"
 
 typedef float (*AddMulFn)(float, float);
@@ -187,66 +187,67 @@ static void test_jit_broken_module(void **state) {
   jit_free(j);
 }
 
+/* A host Target and an empty module for it, in a context of its own; host_free frees all. */
+typedef struct Host {
+  Target *t;
+  LLVMContextRef c;
+  LLVMModuleRef m;
+} Host;
+
+static Host host_new(const char *name, char *err, size_t errlen) {
+  Host h = {target_new_host(err, errlen), LLVMContextCreate(), NULL};
+  assert_non_null(h.t);
+  h.m = LLVMModuleCreateWithNameInContext(name, h.c);
+  target_configure_module(h.t, h.m);
+  return h;
+}
+
+static void host_free(Host *h) {
+  LLVMDisposeModule(h->m);
+  LLVMContextDispose(h->c);
+  target_free(h->t);
+}
+
 static void test_optimize_broken(void **state) {
   char err[512] = "";
-  Target *t = target_new_host(err, sizeof err);
-  assert_non_null(t);
-  LLVMContextRef c = LLVMContextCreate();
-  LLVMModuleRef m = LLVMModuleCreateWithNameInContext("broken", c);
-  target_configure_module(t, m);
-  build_broken(m);
-  assert_int_equal(target_optimize(t, m, err, sizeof err), -1);
+  Host h = host_new("broken", err, sizeof err);
+  build_broken(h.m);
+  assert_int_equal(target_optimize(h.t, h.m, err, sizeof err), -1);
   assert_non_null(strstr(err, "does not have terminator"));
-  LLVMDisposeModule(m);
-  LLVMContextDispose(c);
-  target_free(t);
+  host_free(&h);
 }
 
 static void test_emit_asm(void **state) {
   char err[512] = "";
-  Target *t = target_new_host(err, sizeof err);
-  assert_non_null(t);
-  LLVMContextRef c = LLVMContextCreate();
-  LLVMModuleRef m = LLVMModuleCreateWithNameInContext("asm", c);
-  target_configure_module(t, m);
-  build_module(m, false);
-  assert_int_equal(target_optimize(t, m, err, sizeof err), 0);
-  char *s = target_emit_asm(t, m, err, sizeof err);
+  Host h = host_new("asm", err, sizeof err);
+  build_module(h.m, false);
+  assert_int_equal(target_optimize(h.t, h.m, err, sizeof err), 0);
+  char *s = target_emit_asm(h.t, h.m, err, sizeof err);
   assert_non_null(s);
   assert_non_null(strstr(s, "add_mul:"));
   assert_non_null(strstr(s, "sum:"));
   free(s);
-  char *again = target_emit_asm(t, m, err, sizeof err); /* module left usable */
+  char *again = target_emit_asm(h.t, h.m, err, sizeof err); /* module left usable */
   assert_non_null(again);
   free(again);
-  LLVMDisposeModule(m);
-  LLVMContextDispose(c);
-  target_free(t);
+  host_free(&h);
 }
 
 /* Builds, optimises and links the test module into dir/name; returns 0 / -1. */
 static int emit_lib(const char *path, const char *const *args, int nargs, char *err,
                     size_t errlen) {
-  Target *t = target_new_host(err, errlen);
-  assert_non_null(t);
-  LLVMContextRef c = LLVMContextCreate();
-  LLVMModuleRef m = LLVMModuleCreateWithNameInContext("lib", c);
-  target_configure_module(t, m);
-  build_module(m, false);
-  assert_int_equal(target_optimize(t, m, err, errlen), 0);
-  int rc = target_emit_shared_lib(t, m, path, args, nargs, err, errlen);
-  LLVMDisposeModule(m);
-  LLVMContextDispose(c);
-  target_free(t);
+  Host h = host_new("lib", err, errlen);
+  build_module(h.m, false);
+  assert_int_equal(target_optimize(h.t, h.m, err, errlen), 0);
+  int rc = target_emit_shared_lib(h.t, h.m, path, args, nargs, err, errlen);
+  host_free(&h);
   return rc;
 }
 
 static void test_shared_lib(void **state) {
   char err[2048] = "";
-  char dir[] = "/tmp/nnc-test-XXXXXX";
-  assert_non_null(mkdtemp(dir));
   char path[256];
-  snprintf(path, sizeof path, "%s/libt.so", dir);
+  snprintf(path, sizeof path, "%s/libt.so", tmp_dir);
   const char *args[] = {"-lm"};
   int rc = emit_lib(path, args, 1, err, sizeof err);
   if (rc)
@@ -258,8 +259,6 @@ static void test_shared_lib(void **state) {
   check_functions((AddMulFn)dlsym(h, "add_mul"), (SumFn)dlsym(h, "sum"),
                   (ExpPlusFn)dlsym(h, "exp_plus"));
   dlclose(h);
-  unlink(path);
-  rmdir(dir);
 }
 
 static void test_shared_lib_link_error(void **state) {
@@ -293,14 +292,7 @@ static void *jit_thread(void *arg) {
 }
 
 static void test_jit_threads(void **state) {
-  pthread_t th[4];
-  for (int i = 0; i < 4; i++)
-    assert_int_equal(pthread_create(&th[i], NULL, jit_thread, NULL), 0);
-  for (int i = 0; i < 4; i++) {
-    void *res;
-    pthread_join(th[i], &res);
-    assert_null(res);
-  }
+  assert_int_equal(run_threads(4, jit_thread, NULL, 0), 0);
 }
 
 static void test_free_null(void **state) {
@@ -316,5 +308,5 @@ int main(void) {
       cmocka_unit_test(test_shared_lib),        cmocka_unit_test(test_shared_lib_link_error),
       cmocka_unit_test(test_jit_threads),       cmocka_unit_test(test_free_null),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return cmocka_run_group_tests(tests, tmp_make, tmp_remove);
 }

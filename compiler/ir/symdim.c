@@ -1,0 +1,116 @@
+/* symdim.c — sizes computed from symbolic sizes: a convolution's or a pooling's output height
+ * floor((H + 2p - d(k - 1) - 1) / s) + 1 of a symbolic H.  A Dim is k × a product of symbols,
+ * so such a size becomes a symbol of its own, *derived* from H by a rule floor((mul × H + add)
+ * / div) (SymRule, ir.h) that the runtime evaluates from H's value before a call
+ * (nnc_derive_syms, runtime/support/table.c).
+ *
+ * Rules are kept canonical so that equal sizes are one symbol, which is what lets a residual
+ * block add its shortcut to its output: the 3×3 stride-2 convolution and the 1×1 stride-2
+ * downsample of a ResNet both give floor((H + 1) / 2).  Two steps compose into one rule when
+ * floor division allows it exactly (nested floor divisions: ⌊⌊u / a⌋ / b⌋ = ⌊u / ab⌋ for
+ * a, b >= 1), and the three numbers are divided by their gcd. */
+#include <stdio.h>
+#include <string.h>
+#include "ir.h"
+#include "table.h"
+
+const char TYPE_SIZE[] = "a size in a declared type";
+
+static int64_t gcd64(int64_t a, int64_t b) {
+  if (a < 0) a = -a;
+  if (b < 0) b = -b;
+  while (b) {
+    int64_t t = a % b;
+    a = b;
+    b = t;
+  }
+  return a;
+}
+
+static int64_t floor_div(int64_t a, int64_t b) { return a / b - (a % b != 0 && (a < 0) != (b < 0)); }
+
+/* "(H+1)/2", "(2*H-3)/4+1": the rule's formula as the symbol's name. */
+static const char *rule_name(Model *m, const SymRule *r) {
+  int64_t q = floor_div(r->add, r->div), rem = r->add - q * r->div;
+  char buf[256], mul[32] = "", add[32] = "", tail[32] = "";
+  if (r->mul != 1) snprintf(mul, sizeof mul, "%lld*", (long long)r->mul);
+  if (rem) snprintf(add, sizeof add, "+%lld", (long long)rem);
+  if (q) snprintf(tail, sizeof tail, "%+lld", (long long)q);
+  const char *src = m->sym_names[r->src];
+  bool paren = *add || *mul || strpbrk(src, "+-*/");
+  if (r->div == 1) snprintf(buf, sizeof buf, "%s%s%s%s%s%s", paren ? "(" : "", mul, src, add, paren ? ")" : "", tail);
+  else snprintf(buf, sizeof buf, "%s%s%s%s%s/%lld%s", paren ? "(" : "", mul, src, add, paren ? ")" : "",
+                (long long)r->div, tail);
+  return arena_strdup(m->arena, buf);
+}
+
+/* The index of the symbol for rule r, adding it if new; -1 when the model has MAX_SYMS. */
+static int rule_sym(Model *m, SymRule r, SrcLoc loc, const char *what) {
+  for (int i = 0; i < m->nsyms; i++) {
+    SymRule *o = &m->sym_rules[i];
+    if (!o->derived || o->src != r.src || o->mul != r.mul || o->add != r.add || o->div != r.div) continue;
+    if (o->typed && what != TYPE_SIZE) { /* a declared type named it first: the layer is the better site */
+      int site = model_check_site(m, loc, what);
+      o->site = m->sites[site];
+      o->typed = false;
+    }
+    return i;
+  }
+  if (m->nsyms == MAX_SYMS) return -1;
+  int site = model_check_site(m, loc, what); /* may move m->sites */
+  r.site = m->sites[site];
+  r.typed = what == TYPE_SIZE;
+  m->sym_names[m->nsyms] = rule_name(m, &r);
+  m->sym_rules[m->nsyms] = r;
+  return m->nsyms++;
+}
+
+Dim dim_derive(Model *m, Dim x, int64_t mul, int64_t add, int64_t div, const char *what, SrcLoc loc, Diag *d,
+               bool *ok) {
+  *ok = true;
+  if (!x.syms) return dim_const(floor_div(mul * x.k + add, div));
+  if (x.syms & (x.syms - 1)) {
+    char b[64];
+    dim_str(m, x, b, sizeof b);
+    *ok = diag_error(d, loc, "%s: the size %s is a product of symbolic dims; pin one with -D", what, b);
+    return x;
+  }
+  SymRule r = {.derived = true, .src = __builtin_ctz(x.syms), .mul = mul * x.k, .add = add, .div = div};
+  const SymRule *s = &m->sym_rules[r.src];
+  if (s->derived && r.mul == 1) { /* ⌊(⌊(mS + a) / c⌋ + a2) / c2⌋ = ⌊(mS + a + c·a2) / (c·c2)⌋ */
+    r = (SymRule){.derived = true, .src = s->src, .mul = s->mul, .add = s->add + s->div * r.add, .div = s->div * r.div};
+  } else if (s->derived && s->div == 1) { /* the source is exactly mS + a */
+    r = (SymRule){.derived = true, .src = s->src, .mul = r.mul * s->mul, .add = r.mul * s->add + r.add, .div = r.div};
+  }
+  int64_t g = gcd64(gcd64(r.mul, r.add), r.div);
+  r.mul /= g, r.add /= g, r.div /= g;
+  if (r.add == 0 && r.div == 1) return (Dim){r.mul, 1u << r.src}; /* a multiple of the symbol */
+  int sym = rule_sym(m, r, loc, what);
+  if (sym < 0) *ok = diag_error(d, loc, "%s: more than %d symbolic sizes in the model; pin some with -D", what, MAX_SYMS);
+  return sym < 0 ? x : (Dim){1, 1u << sym};
+}
+
+uint32_t entry_syms_used(const Entry *e) {
+  uint32_t mask = 0;
+  for (int i = 0; i < e->nnodes; i++) {
+    const INode *n = e->nodes[i];
+    for (int k = 0; k < n->shape.rank; k++) mask |= n->shape.d[k].syms;
+    if (n->op == OP_SCAN) mask |= entry_syms_used(n->scan->body) | n->scan->bound.syms;
+  }
+  return mask;
+}
+
+uint32_t model_sym_roots(const Model *m, uint32_t mask) {
+  for (int i = m->nsyms - 1; i >= 0; i--) /* a rule's source has a lower index */
+    if ((mask & (1u << i)) && m->sym_rules[i].derived) mask = (mask & ~(1u << i)) | (1u << m->sym_rules[i].src);
+  return mask;
+}
+
+bool model_derive_syms(const Model *m, uint32_t used, int64_t *syms, char *err, size_t errlen) {
+  nnc_sym_rule rules[MAX_SYMS];
+  for (int i = 0; i < m->nsyms; i++) {
+    const SymRule *r = &m->sym_rules[i];
+    rules[i] = (nnc_sym_rule){r->derived ? r->src : -1, r->mul, r->add, r->div, r->site};
+  }
+  return nnc_derive_syms(rules, m->nsyms, m->sym_names, used, syms, err, errlen) == 0;
+}

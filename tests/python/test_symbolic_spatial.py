@@ -1,0 +1,167 @@
+"""Any resolution from one compiled model: torchvision's resnet18 and mobilenet_v2
+(tests/models/, symbolic H and W) compiled once, JIT and AOT, run at several image sizes —
+square and not, odd, and small enough that a layer's output is 1x1 — each against PyTorch,
+at 1, 2 and 3 threads with the same bits; a too-small input fails the call naming the layer;
+-D H=... -D W=... pins the size; pooling with ceil_mode on a symbolic size."""
+import os
+import subprocess
+import unittest
+
+import numpy as np
+
+import nnc
+from support import NNC, ROOT, TempDirCase, assert_close, compile_so, needs_torch, torch_or_none, write_model
+from test_zoo import randomize
+
+SIZES = [(64, 64), (97, 131), (40, 33), (17, 23)]
+
+
+@needs_torch
+class SymbolicSpatialTest(TempDirCase):
+    def setUp(self):
+        try:
+            import torchvision  # noqa: F401
+        except ImportError:
+            self.skipTest("torchvision is not installed")
+        self.torch = torch_or_none()
+        self.torch.manual_seed(0)
+
+    def check_model(self, name, model):
+        torch = self.torch
+        weights = nnc.save_safetensors({k: v.numpy() for k, v in model.state_dict().items()},
+                                       os.path.join(self.tmp, name + ".safetensors"))
+        nn = os.path.join(ROOT, "tests", "models", name + ".nn")
+        models = {"jit": nnc.compile(nn, weights=weights), "so": nnc.load(compile_so(nn, self.tmp, weights))}
+        for m in models.values():
+            self.assertEqual(m.classify.inputs[0].dims, ("N", 3, "H", "W"))
+        for h, w in SIZES:
+            x = torch.randn(2, 3, h, w)
+            with torch.no_grad():
+                want = model(x).numpy()
+            first = None
+            for kind, m in models.items():
+                for threads in (1, 2, 3):
+                    m.threads = threads
+                    got = m.classify(x.numpy())
+                    assert_close(self, got, want, f"{name} at {h}x{w}, {kind}, {threads} threads")
+                    if first is None:
+                        first = got
+                    np.testing.assert_array_equal(got, first, f"{name} at {h}x{w}, {kind}, {threads} threads: "
+                                                  "not the same bits")
+
+    def test_resnet18(self):
+        from torchvision.models import resnet18
+        self.check_model("resnet18", randomize(self.torch, resnet18(), 64))
+
+    def test_mobilenet_v2(self):
+        from torchvision.models import mobilenet_v2
+        self.check_model("mobilenet_v2", randomize(self.torch, mobilenet_v2(), 64))
+
+    def test_pinned_size_is_static(self):
+        from torchvision.models import resnet18
+        nn = os.path.join(ROOT, "tests", "models", "resnet18.nn")
+        weights = nnc.save_safetensors({k: v.numpy() for k, v in resnet18().state_dict().items()},
+                                       os.path.join(self.tmp, "r18.safetensors"))
+        m = nnc.compile(nn, weights=weights, defines={"H": 32, "W": 48})
+        self.assertEqual(m.classify.inputs[0].dims, ("N", 3, 32, 48))
+        out = subprocess.run([NNC, "check", "-D", "Q=1", nn], capture_output=True, text=True)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn("-D Q=1: the model has no top-level constant or symbolic dimension of that name", out.stderr)
+
+
+@needs_torch
+class SmallLayersTest(TempDirCase):
+    """torch.nn's own layers on symbolic sizes, against PyTorch, and the run-time size checks."""
+
+    MODEL = """
+conv = Conv2d(2, 4, 3, stride=2)
+pool = MaxPool2d(3, stride=2, padding=1, ceil_mode=true)
+avg = AvgPool2d(2)
+export f(x: f32[N, 2, H, W]) -> y: f32[N, 4, (H + 3) / 8, (W + 3) / 8] {
+  y = avg(pool(conv(x)))
+}
+"""
+
+    def test_layers_and_too_small_input(self):
+        torch = self.torch = torch_or_none()
+        torch.manual_seed(1)
+        ref = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3, stride=2),
+                                  torch.nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True), torch.nn.AvgPool2d(2))
+        weights = nnc.save_safetensors({"conv." + k.split(".", 1)[1]: v.numpy() for k, v in ref.state_dict().items()},
+                                       os.path.join(self.tmp, "w.safetensors"))
+        path = write_model(self.MODEL, self.tmp)
+        for kind, m in (("jit", nnc.compile(path, weights=weights)),
+                        ("so", nnc.load(compile_so(path, self.tmp, weights)))):
+            for h, w in [(9, 9), (21, 13), (30, 47)]:
+                x = torch.randn(3, 2, h, w)
+                with torch.no_grad():
+                    want = ref(x).numpy()
+                assert_close(self, m.f(x.numpy()), want, f"{kind} at {h}x{w}")
+            with self.assertRaises(ValueError) as e:  # conv2d's output height (H-3)/2+1 is 0
+                m.f(np.zeros((1, 2, 2, 9), np.float32))
+            self.assertRegex(str(e.exception), r"model.nn:\d+:\d+: (conv2d|max_pool2d|avg_pool2d): the output height")
+            self.assertIn("is 0 for H = 2 (must be at least 1", str(e.exception))
+
+    def test_conv1d_any_length(self):
+        torch = torch_or_none()
+        torch.manual_seed(2)
+        conv = torch.nn.Conv1d(2, 4, 3, padding=1, stride=2)
+        weights = nnc.save_safetensors({"conv." + k: v.numpy() for k, v in conv.state_dict().items()},
+                                       os.path.join(self.tmp, "c.safetensors"))
+        path = write_model("conv = Conv1d(2, 4, 3, padding=1, stride=2)\npool = MaxPool1d(2)\n"
+                           "export f(x: f32[N, 2, L]) -> y: f32[N, 4, (L + 1) / 4] {\n  y = pool(conv(x))\n}\n",
+                           self.tmp, "c1")
+        m = nnc.compile(path, weights=weights)
+        for length in (4, 9, 50):
+            x = torch.randn(2, 2, length)
+            with torch.no_grad():
+                want = torch.nn.functional.max_pool1d(conv(x), 2).numpy()
+            assert_close(self, m.f(x.numpy()), want, f"conv1d at L = {length}")
+
+    RESAMPLE = """
+up = ConvTranspose2d(12, 3, 3, stride=2, padding=1)
+gn = GroupNorm(3, 12)
+shuffle = PixelShuffle(2)
+export f(x: f32[N, 12, H, W]) -> (a: f32[N, 12, 2 * H, 2 * W], b: f32[N, 12, 5, 7], c: f32[N, 3, 2 * H, 2 * W],
+                                   d: f32[N, 3, 2 * H - 1, 2 * W - 1], e: f32[N, 12, H + 3, W + 1],
+                                   g: f32[N, 12, 3 * H / 2, 3 * W / 2], k: f32[N, 12, H, W]) {
+  a = interpolate(x, scale_factor=2, mode="nearest")
+  b = interpolate(x, size=[5, 7], mode="bilinear")
+  c = shuffle(x)
+  d = up(x)
+  e = pad(x, [0, 1, 2, 1], value=0.5)
+  g = interpolate(x, scale_factor=1.5, mode="bilinear", align_corners=true)
+  k = gn(x)
+}
+"""
+
+    def test_resampling_and_normalization(self):
+        """interpolate (nearest, bilinear, align_corners, to a static size), pixel_shuffle,
+        a transposed convolution, pad and GroupNorm on a symbolic size."""
+        torch = torch_or_none()
+        F = torch.nn.functional
+        torch.manual_seed(3)
+        up, gn = torch.nn.ConvTranspose2d(12, 3, 3, stride=2, padding=1), torch.nn.GroupNorm(3, 12)
+        with torch.no_grad():
+            gn.weight.uniform_(0.5, 1.5)
+            gn.bias.normal_()
+        sd = {f"up.{k}": v.numpy() for k, v in up.state_dict().items()}
+        sd.update({f"gn.{k}": v.numpy() for k, v in gn.state_dict().items()})
+        weights = nnc.save_safetensors(sd, os.path.join(self.tmp, "r.safetensors"))
+        path = write_model(self.RESAMPLE, self.tmp, "resample")
+        for kind, m in (("jit", nnc.compile(path, weights=weights)),
+                        ("so", nnc.load(compile_so(path, self.tmp, weights)))):
+            for h, w in [(4, 6), (9, 5), (16, 16)]:
+                x = torch.randn(2, 12, h, w)
+                with torch.no_grad():
+                    want = (F.interpolate(x, scale_factor=2, mode="nearest"),
+                            F.interpolate(x, size=(5, 7), mode="bilinear", align_corners=False),
+                            F.pixel_shuffle(x, 2), up(x), F.pad(x, [0, 1, 2, 1], value=0.5),
+                            F.interpolate(x, scale_factor=1.5, mode="bilinear", align_corners=True), gn(x))
+                got = m.f(x.numpy())
+                for name, g, w_ in zip("abcdegk", got, want):
+                    assert_close(self, g, w_.numpy(), f"{kind} at {h}x{w}: output {name}")
+
+
+if __name__ == "__main__":
+    unittest.main()

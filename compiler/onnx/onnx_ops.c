@@ -81,14 +81,13 @@ INode *optional_f32(Imp *I, int i, bool *ok) {
   return t;
 }
 
-/* An input of rank 4 with static spatial dims: what the 2-D windows of nn.c take. */
+/* An input of rank 4: what the 2-D windows of nn.c take (H and W may be symbolic: the output
+ * sizes are then derived dims, docs/language.md "Symbolic sizes"). */
 static INode *image_input(Imp *I, const char *what) {
   INode *x = input_f32(I, 0);
   if (!x) return NULL;
   if (x->shape.rank != 4)
     return imp_fail(I, "input 0 has rank %d: nnc supports 2-D %s on [N, C, H, W] only", x->shape.rank, what), NULL;
-  if (x->shape.d[2].syms || x->shape.d[3].syms)
-    return imp_fail(I, "input 0 has symbolic height or width: nnc supports %s on static H, W only", what), NULL;
   return x;
 }
 
@@ -103,7 +102,7 @@ INode *imp_scalar(Imp *I, double v) { return ir_fill(IM, IE, v, &(Shape){0}, I->
 
 /* ---- padding: explicit pads, or auto_pad ---- */
 
-/* pads[4] (top, left, bottom, right) of a window op over the static H, W of x from `pads` or
+/* pads[4] (top, left, bottom, right) of a window op over the H, W of x from `pads` or
  * `auto_pad` (SAME_UPPER / SAME_LOWER as the ONNX spec computes them; VALID: none). */
 static bool window_pads(Imp *I, const INode *x, const int64_t k[2], const int64_t s[2], const int64_t d[2],
                         int64_t pads[4]) {
@@ -118,8 +117,11 @@ static bool window_pads(Imp *I, const INode *x, const int64_t k[2], const int64_
   if (!upper && strcmp(mode, "SAME_LOWER"))
     return imp_fail(I, "attribute 'auto_pad' is '%s', expected NOTSET, SAME_UPPER, SAME_LOWER or VALID", mode);
   for (int a = 0; a < 2; a++) {
+    if (x->shape.d[2 + a].syms && s[a] != 1) /* the total padding would depend on the size mod s */
+      return imp_fail(I, "attribute 'auto_pad' is '%s' with stride %lld on a symbolic size: pin the size (--dim) "
+                      "or give pads", mode, (long long)s[a]);
     int64_t in = x->shape.d[2 + a].k, out = (in + s[a] - 1) / s[a];
-    int64_t total = (out - 1) * s[a] + (k[a] - 1) * d[a] + 1 - in;
+    int64_t total = x->shape.d[2 + a].syms ? (k[a] - 1) * d[a] : (out - 1) * s[a] + (k[a] - 1) * d[a] + 1 - in;
     if (total < 0) total = 0;
     pads[a] = upper ? total / 2 : total - total / 2;
     pads[a + 2] = total - pads[a];

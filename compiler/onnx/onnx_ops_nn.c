@@ -137,8 +137,8 @@ bool op_conv_transpose(Imp *I, const OpRow *row, INode **out) {
   bool ok;
   INode *x = input_f32(I, 0), *w = x ? input_f32(I, 1) : NULL, *b = w ? optional_f32(I, 2, &ok) : NULL;
   if (!w || !ok) return false;
-  if (x->shape.rank != 4 || x->shape.d[2].syms || x->shape.d[3].syms || w->shape.rank != 4)
-    return imp_fail(I, "nnc supports 2-D transposed convolutions on [N, C, H, W] with static H, W only");
+  if (x->shape.rank != 4 || w->shape.rank != 4)
+    return imp_fail(I, "nnc supports 2-D transposed convolutions on [N, C, H, W] only");
   int64_t k[2] = {w->shape.d[2].k, w->shape.d[3].k}, given[2], group;
   ConvSpec c = {0};
   const char *mode = attr_string(I, "auto_pad", "NOTSET");

@@ -37,5 +37,8 @@ INode *softmax_node(Sema *S, INode *x, int axis, SrcLoc loc);
 INode *flatten_node(Sema *S, INode *x, int64_t start, int64_t end, SrcLoc loc);
 /* first index of the largest (smallest) element along axis, NaN counting as extreme */
 INode *index_of_extreme(Sema *S, INode *x, int axis, bool largest, bool keepdim, SrcLoc loc);
+/* torch.topk along axis (static, 1 <= k <= its size): the values, the indices (f32) in
+ * *indices; k rounds of index_of_extreme, ties to the lowest index */
+INode *topk_node(Sema *S, INode *x, int64_t k, int axis, bool largest, INode **indices, SrcLoc loc);
 
 #endif

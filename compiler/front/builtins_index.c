@@ -78,6 +78,22 @@ static bool b_argmax(Sema *S, const Builtin *self, const Args *a, Value *out) {
   return out->t != NULL;
 }
 
+INode *topk_node(Sema *S, INode *x, int64_t k, int ax, bool largest, INode **indices, SrcLoc loc) {
+  INode *cur = x, *vals = NULL, *idxs = NULL;
+  INode *iota = ir_iota(M, E, &x->shape, ax, loc);
+  for (int64_t j = 0; j < k; j++) {
+    INode *i = index_of_extreme(S, cur, ax, largest, true, loc);
+    INode *sel = bin(S, OP_EQ, iota, i, loc);
+    INode *v = ir_reduce(M, E, OP_SUM, ir_where(M, E, sel, cur, fill(S, 0, loc), loc, D), 1u << ax, 1, loc, D);
+    vals = vals ? ir_concat(M, E, vals, v, ax, loc, D) : v;
+    idxs = idxs ? ir_concat(M, E, idxs, i, ax, loc, D) : i;
+    cur = ir_where(M, E, sel, fill(S, largest ? -INFINITY : INFINITY, loc), cur, loc, D);
+    if (!cur || !vals || !idxs) return NULL;
+  }
+  *indices = idxs;
+  return vals;
+}
+
 /* topk(input, k, dim=-1, largest=True, sorted=True) -> (values, indices): k rounds of
  * argmax, each masking the element it found; ties to the lowest index */
 static bool b_topk(Sema *S, const Builtin *self, const Args *a, Value *out) {
@@ -92,17 +108,8 @@ static bool b_topk(Sema *S, const Builtin *self, const Args *a, Value *out) {
   bool largest = !lv || (v_is_number(lv) && v_num(lv) != 0);
   if (x->shape.d[ax].syms || k < 1 || k > x->shape.d[ax].k || k > 64)
     return diag_error(D, a->loc, "topk: k must be between 1 and the (static) axis size, at most 64");
-  INode *cur = x, *vals = NULL, *idxs = NULL;
-  INode *iota = ir_iota(M, E, &x->shape, ax, a->loc);
-  for (int64_t j = 0; j < k; j++) {
-    INode *i = index_of_extreme(S, cur, ax, largest, true, a->loc);
-    INode *sel = bin(S, OP_EQ, iota, i, a->loc);
-    INode *v = ir_reduce(M, E, OP_SUM, ir_where(M, E, sel, cur, fill(S, 0, a->loc), a->loc, D), 1u << ax, 1, a->loc, D);
-    vals = vals ? ir_concat(M, E, vals, v, ax, a->loc, D) : v;
-    idxs = idxs ? ir_concat(M, E, idxs, i, ax, a->loc, D) : i;
-    cur = ir_where(M, E, sel, fill(S, largest ? -INFINITY : INFINITY, a->loc), cur, a->loc, D);
-    if (!cur || !vals || !idxs) return false;
-  }
+  INode *idxs, *vals = topk_node(S, x, k, ax, largest, &idxs, a->loc);
+  if (!vals) return false;
   Value *items = arena_alloc(S->arena, 2 * sizeof *items);
   items[0] = v_tensor(vals);
   items[1] = v_tensor(idxs);

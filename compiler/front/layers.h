@@ -37,4 +37,10 @@ INode *gru_step(Sema *S, INode *x, INode *h, INode *wih, INode *whh, INode *bih,
 INode *rnn_sequence(Sema *S, bool lstm, INode *x, INode *const *init, INode *const *w, int64_t hs, bool batch_first,
                     bool reverse, INode **final, SrcLoc loc);
 
+/* rnn_sequence for any of these cells (the ONNX front end's GRU with linear_before_reset = 0,
+ * gates still in torch's order r, z, n; and the Elman RNN, tanh or relu, one gate block) */
+typedef enum RnnKind { RNN_LSTM, RNN_GRU, RNN_GRU_RESET_FIRST, RNN_TANH, RNN_RELU } RnnKind;
+INode *rnn_sequence_of(Sema *S, RnnKind kind, INode *x, INode *const *init, INode *const *w, int64_t hs,
+                       bool batch_first, bool reverse, INode **final, SrcLoc loc);
+
 #endif

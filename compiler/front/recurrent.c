@@ -4,7 +4,8 @@
  * before the loop (T·B rows) instead of a small one per step.  The reverse direction of a
  * bidirectional layer is the same scan run from the last step to the first.  Used by the
  * layers (LSTM, LSTMCell, GRU, GRUCell: layers_nn.c) and the functions lstm / lstm_cell
- * (builtins_nn.c). */
+ * (builtins_nn.c); the ONNX front end (onnx_ops_rnn.c) adds two cells of its own: the GRU
+ * with linear_before_reset = 0 and the Elman RNN (tanh or relu). */
 #include "layers.h"
 #include "scan.h"
 
@@ -53,6 +54,36 @@ static INode *gru_step_from(Sema *S, INode *gx, INode *const *state, INode *whh,
   return next[0] = add(S, mul(S, ir_binary(S->m, S->e, OP_SUB, h, n, loc, D), z, loc), n, loc);
 }
 
+/* ONNX's GRU with linear_before_reset = 0 (its default; gates here in torch's order r, z, n):
+ * the reset gate scales h before its matmul, n = tanh(gi_n + (r h) W_hn^T + b_hn). */
+static INode *gru_reset_first_step(Sema *S, INode *gx, INode *const *state, INode *whh, INode *bhh, int64_t hs,
+                                   INode **next, SrcLoc loc) {
+  INode *h = state[0];
+  INode *w_rz = ir_slice(S->m, S->e, whh, 0, 0, 2 * hs, 1, loc, D), *w_n = ir_slice(S->m, S->e, whh, 0, 2 * hs, 3 * hs, 1, loc, D);
+  INode *b_rz = bhh ? ir_slice(S->m, S->e, bhh, 0, 0, 2 * hs, 1, loc, D) : NULL;
+  INode *b_n = bhh ? ir_slice(S->m, S->e, bhh, 0, 2 * hs, 3 * hs, 1, loc, D) : NULL;
+  INode *gh = input_gates(S, h, w_rz, b_rz, loc);
+  if (!gx || !gh) return NULL;
+  INode *r = unary(S, OP_SIGMOID, add(S, gate(S, gx, 0, hs, loc), gate(S, gh, 0, hs, loc), loc), loc);
+  INode *z = unary(S, OP_SIGMOID, add(S, gate(S, gx, 1, hs, loc), gate(S, gh, 1, hs, loc), loc), loc);
+  INode *n = unary(S, OP_TANH, add(S, gate(S, gx, 2, hs, loc), input_gates(S, mul(S, r, h, loc), w_n, b_n, loc), loc), loc);
+  return next[0] = add(S, mul(S, ir_binary(S->m, S->e, OP_SUB, h, n, loc, D), z, loc), n, loc);
+}
+
+/* The Elman RNN: h' = act(x W_ih^T + b_ih + b_hh + h W_hh^T) (both biases are in gx) */
+static INode *elman_step(Sema *S, Op act, INode *gx, INode *const *state, INode *whh, SrcLoc loc) {
+  INode *g = add(S, gx, ir_matmul(S->m, S->e, state[0], whh, 0, 1, loc, D), loc);
+  return g ? unary(S, act, g, loc) : NULL;
+}
+static INode *tanh_step(Sema *S, INode *gx, INode *const *state, INode *whh, INode *bhh, int64_t hs, INode **next,
+                        SrcLoc loc) {
+  return next[0] = elman_step(S, OP_TANH, gx, state, whh, loc);
+}
+static INode *relu_step(Sema *S, INode *gx, INode *const *state, INode *whh, INode *bhh, int64_t hs, INode **next,
+                        SrcLoc loc) {
+  return next[0] = elman_step(S, OP_RELU, gx, state, whh, loc);
+}
+
 typedef INode *(*StepFn)(Sema *S, INode *gx, INode *const *state, INode *whh, INode *bhh, int64_t hs, INode **next,
                          SrcLoc loc);
 
@@ -63,7 +94,14 @@ typedef struct Cell {
   StepFn step;
 } Cell;
 
-static const Cell LSTM_CELL = {"LSTM", 2, 4, lstm_step_from}, GRU_CELL = {"GRU", 1, 3, gru_step_from};
+/* by RnnKind (layers.h) */
+static const Cell CELLS[] = {
+  [RNN_LSTM] = {"LSTM", 2, 4, lstm_step_from},
+  [RNN_GRU] = {"GRU", 1, 3, gru_step_from},
+  [RNN_GRU_RESET_FIRST] = {"GRU", 1, 3, gru_reset_first_step},
+  [RNN_TANH] = {"RNN", 1, 1, tanh_step},
+  [RNN_RELU] = {"RNN", 1, 1, relu_step},
+};
 
 /* A recurrence over a sequence x [T, B, I] ([B, T, I] when batch_first), from the last step to
  * the first when reverse: init[] the initial states [B, H] (NULL: zeros), final[] gets the
@@ -122,7 +160,14 @@ INode *gru_step(Sema *S, INode *x, INode *h, INode *wih, INode *whh, INode *bih,
 
 INode *rnn_sequence(Sema *S, bool lstm, INode *x, INode *const *init, INode *const *w, int64_t hs, bool batch_first,
                     bool reverse, INode **final, SrcLoc loc) {
-  if (!lstm) return sequence(S, &GRU_CELL, x, init, w[0], w[2], w[1], w[3], hs, batch_first, reverse, final, loc);
-  INode *in_bias = lstm_bias(S, w[2], w[3], loc); /* both biases go into the input's share of the gates */
-  return sequence(S, &LSTM_CELL, x, init, w[0], in_bias, w[1], NULL, hs, batch_first, reverse, final, loc);
+  return rnn_sequence_of(S, lstm ? RNN_LSTM : RNN_GRU, x, init, w, hs, batch_first, reverse, final, loc);
+}
+
+INode *rnn_sequence_of(Sema *S, RnnKind kind, INode *x, INode *const *init, INode *const *w, int64_t hs,
+                       bool batch_first, bool reverse, INode **final, SrcLoc loc) {
+  const Cell *cell = &CELLS[kind];
+  if (cell->gates == 3) return sequence(S, cell, x, init, w[0], w[2], w[1], w[3], hs, batch_first, reverse, final, loc);
+  /* LSTM, RNN: both biases go into the input's share of the gates */
+  INode *in_bias = lstm_bias(S, w[2], w[3], loc);
+  return sequence(S, cell, x, init, w[0], in_bias, w[1], NULL, hs, batch_first, reverse, final, loc);
 }

@@ -94,11 +94,31 @@ bool imp_has_input(const Imp *I, int i) {
 
 /* ---- parameters and constants ---- */
 
+/* Bool data (as f32 1.0 / 0.0: onnx_ops_logic.c) or the integers of a Constant (as i64,
+ * exact up to 2^24, as nnc's index values) in a CONST node. */
+static INode *const_as_f32(Imp *I, const ImpValue *v, const Shape *s) {
+  const OnnxTensor *t = v->data;
+  float *f = arena_alloc(I->S.arena, (size_t)(t->numel ? t->numel : 1) * sizeof *f);
+  for (int64_t k = 0; k < t->numel; k++) {
+    double x = t->dtype == ONNX_BOOL  ? ((const uint8_t *)t->data)[k] != 0
+               : t->dtype == ONNX_I32 ? ((const int32_t *)t->data)[k]
+                                      : (double)((const int64_t *)t->data)[k];
+    if (x > 16777216.0 || x < -16777216.0)
+      return imp_fail(I, "'%s' holds %.0f: nnc's integer constants are exact up to 2^24", v->name, x), NULL;
+    f[k] = (float)x;
+  }
+  if (!ir_shape_supported(IM, s, I->loc, ID)) return reword_builder_error(I), NULL;
+  INode *y = ir_const_data(IM, IE, f, s, I->loc);
+  return t->dtype == ONNX_BOOL ? y : ir_convert(IM, IE, y, DT_I64, I->loc, ID);
+}
+
 /* The tensor of constant data: a parameter for an initializer, a CONST node for a Constant. */
 static INode *materialize(Imp *I, ImpValue *v, bool initializer) {
   const OnnxTensor *t = v->data;
   Shape s = {.rank = t->rank};
   for (int k = 0; k < t->rank; k++) s.d[k] = dim_const(t->dims[k]);
+  if (t->dtype == ONNX_BOOL || (!initializer && (t->dtype == ONNX_I64 || t->dtype == ONNX_I32)))
+    return const_as_f32(I, v, &s);
   if (t->dtype != ONNX_F32 && !(initializer && t->dtype == ONNX_I64))
     return imp_fail(I, "'%s' is %s data: nnc takes f32 tensors here (and i64 initializers)", v->name,
                     onnx_dtype_name(t->dtype)), NULL;
@@ -128,6 +148,7 @@ static bool is_initializer(const Imp *I, const OnnxTensor *t) {
 
 INode *imp_input(Imp *I, int i) {
   if (!imp_has_input(I, i)) return imp_fail(I, "input %d is missing", i), NULL;
+  if (i < 2 && I->lifted[i]) return I->lifted[i];
   ImpValue *v = imp_find(I, I->node->inputs[i]);
   if (!v) return imp_fail(I, "input %d '%s' is not defined by an earlier node", i, I->node->inputs[i]), NULL;
   if (!v->t && v->data) v->t = materialize(I, v, is_initializer(I, v->data));
@@ -236,6 +257,10 @@ static bool add_outputs(Imp *I, Entry *e) {
   const char **used = arena_alloc(I->S.arena, (e->nin + e->nout + 1) * sizeof *used);
   memcpy(used, e->in_names, e->nin * sizeof *used);
   for (int i = 0; i < e->nout; i++) {
+    OnnxDtype dt = om->outputs[i].dtype;
+    if (dt != ONNX_UNDEFINED && dt != ONNX_F32 && dt != ONNX_I64)
+      return imp_fail(I, "graph output '%s' is %s: nnc's outputs are f32 or i64 (inside the graph, bool is f32 "
+                      "1.0 / 0.0 and int32 is i64; Cast it to output it)", om->outputs[i].name, onnx_dtype_name(dt));
     ImpValue *v = imp_find(I, om->outputs[i].name);
     if (!v) return imp_fail(I, "graph output '%s' is not computed by any node", om->outputs[i].name);
     if (!v->t && v->data) v->t = materialize(I, v, is_initializer(I, v->data));

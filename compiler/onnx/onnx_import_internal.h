@@ -1,6 +1,7 @@
-/* onnx_import_internal.h — what the ONNX translation's two files share: onnx_import.c (the
- * entry, values by name, parameters and constants, messages) and onnx_ops.c (the op table
- * and one handler per op). */
+/* onnx_import_internal.h — what the ONNX translation's files share: onnx_import.c (the
+ * entry, values by name, parameters and constants, messages), onnx_ops.c (the op table and
+ * the handlers of the first op set) and the handlers by topic (onnx_shape.c, onnx_ops_nn.c,
+ * onnx_ops_rnn.c, onnx_ops_logic.c, onnx_ops_index.c, onnx_ops_einsum.c). */
 #ifndef NNC_ONNX_IMPORT_INTERNAL_H
 #define NNC_ONNX_IMPORT_INTERNAL_H
 
@@ -38,6 +39,10 @@ typedef struct Imp {
   SrcLoc loc;             /* its location: line = node index + 1 */
   const ShapeVal *out_sv; /* set by a handler whose output is a folded integer vector */
   bool worded;            /* the diagnostic is imp_fail's (else an IR builder's, said again) */
+  /* a 1-D window op translated as 2-D (onnx_ops.c with_1d): inputs 0 and 1 as [.., 1, L],
+   * the spatial attributes read with a leading 1 (pads: 0) */
+  bool one_d;
+  INode *lifted[2];
 } Imp;
 
 #define IM (I->S.m)
@@ -61,6 +66,8 @@ bool imp_const_ints(Imp *I, const OnnxTensor *t, int64_t *v, int *n, int max, co
 
 /* onnx_ops.c: the table, the handlers of the first op set, attribute helpers */
 typedef struct OpRow OpRow;
+/* A handler sets out[k] for each output k < row->max_out (at most OP_MAX_OUT). */
+#define OP_MAX_OUT 4
 typedef bool (*OpFn)(Imp *I, const OpRow *row, INode **out);
 struct OpRow {
   const char *name;
@@ -95,6 +102,10 @@ bool op_unsqueeze(Imp *I, const OpRow *row, INode **out);
 bool op_squeeze(Imp *I, const OpRow *row, INode **out);
 bool op_slice(Imp *I, const OpRow *row, INode **out);
 bool shape_concat(Imp *I, int axis, INode **out);
+/* Add, Sub, Mul, Div, Equal or Where (op) of nin folded integer vectors (exporters compute
+ * shapes so): 1 folded into I->out_sv, 0 not foldable (not all folded, or a value that is no
+ * dim; the tensor path takes it), -1 after a message */
+int fold_int_elementwise(Imp *I, Op op, int nin);
 
 /* onnx_ops_nn.c: reductions, normalizations, ConvTranspose, DepthToSpace, SpaceToDepth, Resize */
 bool op_reduce(Imp *I, const OpRow *row, INode **out);
@@ -103,5 +114,26 @@ bool op_instance_norm(Imp *I, const OpRow *row, INode **out);
 bool op_depth_to_space(Imp *I, const OpRow *row, INode **out);
 bool op_conv_transpose(Imp *I, const OpRow *row, INode **out);
 bool op_resize(Imp *I, const OpRow *row, INode **out);
+
+/* onnx_ops_rnn.c: LSTM, GRU, RNN */
+bool op_rnn(Imp *I, const OpRow *row, INode **out);
+
+/* onnx_ops_logic.c: comparisons, logic, Where, Cast (bool as f32 1.0 / 0.0) */
+bool op_compare(Imp *I, const OpRow *row, INode **out);
+bool op_not(Imp *I, const OpRow *row, INode **out);
+bool op_where(Imp *I, const OpRow *row, INode **out);
+bool op_cast(Imp *I, const OpRow *row, INode **out);
+
+/* onnx_ops_index.c: ConstantOfShape, Range, Expand, Tile, CumSum, ArgMax/ArgMin, TopK */
+bool op_constant_of_shape(Imp *I, const OpRow *row, INode **out);
+bool op_range(Imp *I, const OpRow *row, INode **out);
+bool op_expand(Imp *I, const OpRow *row, INode **out);
+bool op_tile(Imp *I, const OpRow *row, INode **out);
+bool op_cumsum(Imp *I, const OpRow *row, INode **out);
+bool op_arg_extreme(Imp *I, const OpRow *row, INode **out);
+bool op_topk(Imp *I, const OpRow *row, INode **out);
+
+/* onnx_ops_einsum.c */
+bool op_einsum(Imp *I, const OpRow *row, INode **out);
 
 #endif

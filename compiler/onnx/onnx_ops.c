@@ -43,13 +43,19 @@ const char *attr_string(Imp *I, const char *name, const char *def) {
   return bad ? NULL : a ? a->s.data : def;
 }
 
-/* An INTS attribute of exactly n values into v, or `def` for each when absent. */
+/* An INTS attribute of exactly n values into v, or `def` for each when absent.  For a 1-D op
+ * made 2-D (I->one_d) it has n / 2 values, those of the width: the height's are 1 (a kernel
+ * of 1, stride 1, dilation 1; output_padding 0 and pads 0 when `def` is 0). */
 bool attr_ints_n(Imp *I, const char *name, int n, int64_t def, int64_t *v) {
   bool bad;
   const OnnxAttr *a = attr_of(I, name, ONNX_ATTR_INTS, &bad);
   if (bad) return false;
-  if (a && a->n != n) return imp_fail(I, "attribute '%s' has %d values, expected %d", name, a->n, n);
-  for (int k = 0; k < n; k++) v[k] = a ? a->ints[k] : def;
+  int given = I->one_d && n % 2 == 0 ? n / 2 : n;
+  if (a && a->n != given) return imp_fail(I, "attribute '%s' has %d values, expected %d", name, a->n, given);
+  for (int k = 0; k < n; k++) v[k] = a && given == n ? a->ints[k] : def;
+  if (!a || given == n) return true;
+  for (int k = 0; k < given; k++) /* (w) -> (h = 1, w); (wb, we) -> (0, wb, 0, we) */
+    v[2 * k] = !strcmp(name, "kernel_shape") ? 1 : n == 4 ? 0 : def, v[2 * k + 1] = a->ints[k];
   return true;
 }
 
@@ -75,14 +81,13 @@ INode *optional_f32(Imp *I, int i, bool *ok) {
   return t;
 }
 
-/* An input of rank 4 with static spatial dims: what the 2-D windows of nn.c take. */
+/* An input of rank 4: what the 2-D windows of nn.c take (H and W may be symbolic: the output
+ * sizes are then derived dims, docs/language.md "Symbolic sizes"). */
 static INode *image_input(Imp *I, const char *what) {
   INode *x = input_f32(I, 0);
   if (!x) return NULL;
   if (x->shape.rank != 4)
     return imp_fail(I, "input 0 has rank %d: nnc supports 2-D %s on [N, C, H, W] only", x->shape.rank, what), NULL;
-  if (x->shape.d[2].syms || x->shape.d[3].syms)
-    return imp_fail(I, "input 0 has symbolic height or width: nnc supports %s on static H, W only", what), NULL;
   return x;
 }
 
@@ -97,7 +102,7 @@ INode *imp_scalar(Imp *I, double v) { return ir_fill(IM, IE, v, &(Shape){0}, I->
 
 /* ---- padding: explicit pads, or auto_pad ---- */
 
-/* pads[4] (top, left, bottom, right) of a window op over the static H, W of x from `pads` or
+/* pads[4] (top, left, bottom, right) of a window op over the H, W of x from `pads` or
  * `auto_pad` (SAME_UPPER / SAME_LOWER as the ONNX spec computes them; VALID: none). */
 static bool window_pads(Imp *I, const INode *x, const int64_t k[2], const int64_t s[2], const int64_t d[2],
                         int64_t pads[4]) {
@@ -112,8 +117,11 @@ static bool window_pads(Imp *I, const INode *x, const int64_t k[2], const int64_
   if (!upper && strcmp(mode, "SAME_LOWER"))
     return imp_fail(I, "attribute 'auto_pad' is '%s', expected NOTSET, SAME_UPPER, SAME_LOWER or VALID", mode);
   for (int a = 0; a < 2; a++) {
+    if (x->shape.d[2 + a].syms && s[a] != 1) /* the total padding would depend on the size mod s */
+      return imp_fail(I, "attribute 'auto_pad' is '%s' with stride %lld on a symbolic size: pin the size (--dim) "
+                      "or give pads", mode, (long long)s[a]);
     int64_t in = x->shape.d[2 + a].k, out = (in + s[a] - 1) / s[a];
-    int64_t total = (out - 1) * s[a] + (k[a] - 1) * d[a] + 1 - in;
+    int64_t total = x->shape.d[2 + a].syms ? (k[a] - 1) * d[a] : (out - 1) * s[a] + (k[a] - 1) * d[a] + 1 - in;
     if (total < 0) total = 0;
     pads[a] = upper ? total / 2 : total - total / 2;
     pads[a + 2] = total - pads[a];
@@ -130,6 +138,8 @@ static bool op_unary(Imp *I, const OpRow *row, INode **out) {
 }
 
 static bool op_binary(Imp *I, const OpRow *row, INode **out) {
+  int folded = fold_int_elementwise(I, row->op, 2);
+  if (folded) return folded > 0;
   INode *x[2] = {input_f32(I, 0), input_f32(I, 1)};
   return x[0] && x[1] && (*out = elementwise_node(S_, row->op, x, NULL, I->loc));
 }
@@ -243,6 +253,36 @@ static bool op_pool(Imp *I, const OpRow *row, INode **out) {
 static bool op_global_avg_pool(Imp *I, const OpRow *row, INode **out) {
   INode *x = image_input(I, "pooling");
   return x && (*out = nn_adaptive_avg_pool2d(S_, x, 1, 1, I->loc));
+}
+
+static INode *unit_axis(Imp *I, INode *x, int axis, bool remove);
+
+/* A window op (Conv, ConvTranspose, pools) on [N, C, L]: fn on [N, C, 1, L] (and a weight
+ * [O, I, K] as [O, I, 1, K]), as the .nn front end's Conv1d; the result loses the unit axis.
+ * Other ranks go to fn as they are. */
+static bool with_1d(Imp *I, const OpRow *row, INode **out, OpFn fn, int ninputs) {
+  INode *x = imp_input(I, 0);
+  if (!x) return false;
+  if (x->shape.rank != 3) return fn(I, row, out);
+  for (int i = 0; i < ninputs; i++) {
+    INode *t = i ? imp_input(I, i) : x;
+    if (!t) return false;
+    if (t->shape.rank != 3) return imp_fail(I, "input %d has rank %d, expected 3 for a 1-D %s", i, t->shape.rank, row->name);
+    if (!(I->lifted[i] = unit_axis(I, t, 2, false))) return false;
+  }
+  I->one_d = true;
+  bool ok = fn(I, row, out);
+  I->one_d = false, I->lifted[0] = I->lifted[1] = NULL;
+  return ok && (out[0] = unit_axis(I, out[0], 2, true));
+}
+
+static bool op_conv_any(Imp *I, const OpRow *row, INode **out) { return with_1d(I, row, out, op_conv, 2); }
+static bool op_conv_transpose_any(Imp *I, const OpRow *row, INode **out) {
+  return with_1d(I, row, out, op_conv_transpose, 2);
+}
+static bool op_pool_any(Imp *I, const OpRow *row, INode **out) { return with_1d(I, row, out, op_pool, 1); }
+static bool op_global_avg_pool_any(Imp *I, const OpRow *row, INode **out) {
+  return with_1d(I, row, out, op_global_avg_pool, 1);
 }
 
 static bool op_batch_norm(Imp *I, const OpRow *row, INode **out) {
@@ -474,42 +514,61 @@ static bool op_pad(Imp *I, const OpRow *row, INode **out) {
 static const OpRow ops[] = {
   {"Abs", op_unary, OP_ABS, 1, 1, 1, ""},
   {"Add", op_binary, OP_ADD, 2, 2, 1, ""},
-  {"AveragePool", op_pool, 0, 1, 1, 1, "auto_pad ceil_mode count_include_pad kernel_shape pads strides "},
+  {"And", op_compare, OP_AND, 2, 2, 1, ""},
+  {"ArgMax", op_arg_extreme, 0, 1, 1, 1, "axis keepdims select_last_index "},
+  {"ArgMin", op_arg_extreme, 0, 1, 1, 1, "axis keepdims select_last_index "},
+  {"AveragePool", op_pool_any, 0, 1, 1, 1, "auto_pad ceil_mode count_include_pad kernel_shape pads strides "},
   {"BatchNormalization", op_batch_norm, 0, 5, 5, 1, "epsilon momentum spatial training_mode "},
+  {"Cast", op_cast, 0, 1, 1, 1, "to "},
   {"Ceil", op_unary, OP_CEIL, 1, 1, 1, ""},
   {"Celu", op_alpha, OP_CELU, 1, 1, 1, "alpha "},
   {"Clip", op_clip, 0, 1, 3, 1, "min max "},
   {"Concat", op_concat, 0, 1, 1 << 16, 1, "axis "},
-  {"Conv", op_conv, 0, 2, 3, 1, "auto_pad dilations group kernel_shape pads strides "},
-  {"ConvTranspose", op_conv_transpose, 0, 2, 3, 1, "auto_pad dilations group kernel_shape output_padding pads strides "},
+  {"ConstantOfShape", op_constant_of_shape, 0, 1, 1, 1, "value "},
+  {"Conv", op_conv_any, 0, 2, 3, 1, "auto_pad dilations group kernel_shape pads strides "},
+  {"ConvTranspose", op_conv_transpose_any, 0, 2, 3, 1, "auto_pad dilations group kernel_shape output_padding pads strides "},
   {"Cos", op_unary, OP_COS, 1, 1, 1, ""},
+  {"CumSum", op_cumsum, 0, 2, 2, 1, "exclusive reverse "},
   {"DepthToSpace", op_depth_to_space, 0, 1, 1, 1, "blocksize mode "},
   {"Div", op_binary, OP_DIV, 2, 2, 1, ""},
   {"Dropout", op_identity, 0, 1, 3, 1, "ratio seed "},
+  {"Einsum", op_einsum, 0, 1, 2, 1, "equation "},
   {"Elu", op_alpha, OP_ELU, 1, 1, 1, "alpha "},
+  {"Equal", op_compare, OP_EQ, 2, 2, 1, ""},
   {"Erf", op_unary, OP_ERF, 1, 1, 1, ""},
   {"Exp", op_unary, OP_EXP, 1, 1, 1, ""},
+  {"Expand", op_expand, 0, 2, 2, 1, ""},
   {"Flatten", op_flatten, 0, 1, 1, 1, "axis "},
   {"Floor", op_unary, OP_FLOOR, 1, 1, 1, ""},
+  {"GRU", op_rnn, 0, 3, 6, 2, "activation_alpha activation_beta activations clip direction hidden_size layout linear_before_reset "},
   {"Gather", op_gather, 0, 2, 2, 1, "axis "},
   {"Gemm", op_gemm, 0, 2, 3, 1, "alpha beta transA transB "},
-  {"GlobalAveragePool", op_global_avg_pool, 0, 1, 1, 1, ""},
+  {"GlobalAveragePool", op_global_avg_pool_any, 0, 1, 1, 1, ""},
+  {"Greater", op_compare, OP_GT, 2, 2, 1, ""},
+  {"GreaterOrEqual", op_compare, OP_GE, 2, 2, 1, ""},
   {"HardSigmoid", op_hard_sigmoid, 0, 1, 1, 1, "alpha beta "},
   {"HardSwish", op_unary, OP_HARDSWISH, 1, 1, 1, ""},
   {"Identity", op_identity, 0, 1, 1, 1, ""},
   {"InstanceNormalization", op_instance_norm, 0, 3, 3, 1, "epsilon "},
+  {"LSTM", op_rnn, 0, 3, 8, 3, "activation_alpha activation_beta activations clip direction hidden_size input_forget layout "},
   {"LayerNormalization", op_layer_norm, 0, 2, 3, 1, "axis epsilon stash_type "},
   {"LeakyRelu", op_alpha, OP_LEAKY_RELU, 1, 1, 1, "alpha "},
+  {"Less", op_compare, OP_LT, 2, 2, 1, ""},
+  {"LessOrEqual", op_compare, OP_LE, 2, 2, 1, ""},
   {"Log", op_unary, OP_LOG, 1, 1, 1, ""},
   {"MatMul", op_matmul, 0, 2, 2, 1, ""},
   {"Max", op_variadic, OP_MAX, 1, 1 << 16, 1, ""},
-  {"MaxPool", op_pool, 0, 1, 1, 1, "auto_pad ceil_mode dilations kernel_shape pads storage_order strides "},
+  {"MaxPool", op_pool_any, 0, 1, 1, 1, "auto_pad ceil_mode dilations kernel_shape pads storage_order strides "},
   {"Mean", op_variadic, OP_ADD, 1, 1 << 16, 1, ""},
   {"Min", op_variadic, OP_MIN, 1, 1 << 16, 1, ""},
   {"Mul", op_binary, OP_MUL, 2, 2, 1, ""},
   {"Neg", op_unary, OP_NEG, 1, 1, 1, ""},
+  {"Not", op_not, 0, 1, 1, 1, ""},
+  {"Or", op_compare, OP_OR, 2, 2, 1, ""},
   {"Pad", op_pad, 0, 1, 3, 1, "mode pads value "},
   {"Pow", op_binary, OP_POW, 2, 2, 1, ""},
+  {"RNN", op_rnn, 0, 3, 6, 2, "activation_alpha activation_beta activations clip direction hidden_size layout "},
+  {"Range", op_range, 0, 3, 3, 1, ""},
   {"Reciprocal", op_unary, OP_RECIPROCAL, 1, 1, 1, ""},
   {"ReduceMax", op_reduce, 0, 1, 2, 1, "axes keepdims noop_with_empty_axes "},
   {"ReduceMean", op_reduce, 0, 1, 2, 1, "axes keepdims noop_with_empty_axes "},
@@ -533,8 +592,12 @@ static const OpRow ops[] = {
   {"Sub", op_binary, OP_SUB, 2, 2, 1, ""},
   {"Sum", op_variadic, OP_ADD, 1, 1 << 16, 1, ""},
   {"Tanh", op_unary, OP_TANH, 1, 1, 1, ""},
+  {"Tile", op_tile, 0, 2, 2, 1, ""},
+  {"TopK", op_topk, 0, 1, 2, 2, "axis k largest sorted "},
   {"Transpose", op_transpose, 0, 1, 1, 1, "perm "},
   {"Unsqueeze", op_unsqueeze, 0, 1, 2, 1, "axes "},
+  {"Where", op_where, 0, 3, 3, 1, ""},
+  {"Xor", op_compare, OP_NE, 2, 2, 1, ""},
 };
 
 /* ---- Constant ---- */
@@ -591,10 +654,19 @@ bool imp_node(Imp *I, const OnnxNode *n) {
   if (!strcmp(n->op_type, "Constant")) return op_constant(I, n);
   const OpRow *row = find_op(n->op_type);
   if (!row) return imp_fail(I, "op '%s' is not supported", n->op_type);
-  INode *out[1] = {NULL};
+  INode *out[OP_MAX_OUT] = {NULL};
   I->out_sv = NULL;
   if (!check_node(I, row, n) || !row->fn(I, row, out)) return false;
-  if (n->n_outputs < 1 || !*n->outputs[0]) return true;
-  if (I->out_sv) return imp_define_vector(I, n->outputs[0], I->out_sv);
-  return imp_define(I, n->outputs[0], out[0], NULL);
+  if (I->out_sv) { /* a folded vector (and, from Cast to float, its tensor too) */
+    if (n->n_outputs < 1 || !*n->outputs[0]) return true;
+    if (!imp_define_vector(I, n->outputs[0], I->out_sv)) return false;
+    imp_find(I, n->outputs[0])->t = out[0];
+    return true;
+  }
+  for (int k = 0; k < n->n_outputs && k < row->max_out; k++) {
+    if (!*n->outputs[k]) continue; /* an omitted optional output */
+    if (!out[k]) return imp_fail(I, "internal error: output %d was not computed", k);
+    if (!imp_define(I, n->outputs[k], out[k], NULL)) return false;
+  }
+  return true;
 }

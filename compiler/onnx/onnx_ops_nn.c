@@ -137,8 +137,8 @@ bool op_conv_transpose(Imp *I, const OpRow *row, INode **out) {
   bool ok;
   INode *x = input_f32(I, 0), *w = x ? input_f32(I, 1) : NULL, *b = w ? optional_f32(I, 2, &ok) : NULL;
   if (!w || !ok) return false;
-  if (x->shape.rank != 4 || x->shape.d[2].syms || x->shape.d[3].syms || w->shape.rank != 4)
-    return imp_fail(I, "nnc supports 2-D transposed convolutions on [N, C, H, W] with static H, W only");
+  if (x->shape.rank != 4 || w->shape.rank != 4)
+    return imp_fail(I, "nnc supports 2-D transposed convolutions on [N, C, H, W] only");
   int64_t k[2] = {w->shape.d[2].k, w->shape.d[3].k}, given[2], group;
   ConvSpec c = {0};
   const char *mode = attr_string(I, "auto_pad", "NOTSET");
@@ -194,8 +194,72 @@ static bool resize_target(Imp *I, const INode *x, bool align, int64_t out[2], do
   return true;
 }
 
+/* ONNX's cubic kernel (cubic_coeff_a = A) at distance d */
+static double cubic_weight(double d, double A) {
+  d = fabs(d);
+  return d <= 1 ? ((A + 2) * d - (A + 3)) * d * d + 1 : d < 2 ? ((A * d - 5 * A) * d + 8 * A) * d - 4 * A : 0;
+}
+
+/* The input coordinate of output index o along an axis of `in` -> `out` at scale s
+ * (align_corners: ONNX's reference divides by in x s - 1, unrounded) */
+static double source_coord(const char *ctm, int64_t o, int64_t in, int64_t out, double s) {
+  double len = (double)in * s;
+  if (!strcmp(ctm, "align_corners")) return len == 1 ? 0 : (double)o * (double)(in - 1) / (len - 1);
+  if (!strcmp(ctm, "asymmetric")) return o / s;
+  if (!strcmp(ctm, "pytorch_half_pixel") && out == 1) return 0;
+  return (o + 0.5) / s - 0.5; /* half_pixel, pytorch_half_pixel */
+}
+
+/* The [out, in] matrix of cubic interpolation along one axis: 4 taps around each source
+ * coordinate, indices outside clamped to the edge (ONNX's reference pads with edge values) or,
+ * with exclude_outside, dropped and the rest renormalized */
+static INode *cubic_matrix(Imp *I, const char *ctm, int64_t in, int64_t out, double s, double A, bool exclude) {
+  float *m = arena_alloc(I->S.arena, (size_t)(out * in) * sizeof *m);
+  for (int64_t o = 0; o < out; o++) {
+    double x = source_coord(ctm, o, in, out, s), x0 = floor(x), w[4], total = 0;
+    for (int j = 0; j < 4; j++) {
+      int64_t idx = (int64_t)x0 - 1 + j;
+      w[j] = exclude && (idx < 0 || idx >= in) ? 0 : cubic_weight(x - (double)idx, A);
+      total += w[j];
+    }
+    for (int j = 0; j < 4; j++) {
+      int64_t idx = (int64_t)x0 - 1 + j;
+      idx = idx < 0 ? 0 : idx >= in ? in - 1 : idx;
+      m[o * in + idx] += (float)(exclude && total != 0 ? w[j] / total : w[j]);
+    }
+  }
+  Shape sh = {.rank = 2, .d = {dim_const(out), dim_const(in)}};
+  return ir_const_data(IM, IE, m, &sh, I->loc);
+}
+
+/* Cubic Resize of H and W: A_h x A_w^T with the constant interpolation matrices (at most
+ * RESIZE_MAX_SIDE on a side, so that they stay small) */
+enum { RESIZE_MAX_SIDE = 4096 };
+static bool resize_cubic(Imp *I, INode *x, const char *ctm, const int64_t size[2], const double scale[2], bool exclude,
+                         INode **out) {
+  double A, s[2];
+  int64_t o[2];
+  if (!attr_float(I, "cubic_coeff_a", -0.75, &A)) return false;
+  if (strcmp(ctm, "half_pixel") && strcmp(ctm, "pytorch_half_pixel") && strcmp(ctm, "align_corners") && strcmp(ctm, "asymmetric"))
+    return imp_fail(I, "mode 'cubic' with coordinate_transformation_mode '%s' is not supported (half_pixel, "
+                    "pytorch_half_pixel, align_corners, asymmetric)", ctm);
+  for (int a = 0; a < 2; a++) {
+    int64_t in = x->shape.d[2 + a].k;
+    o[a] = size[a] ? size[a] : (int64_t)floor((double)in * scale[a]);
+    s[a] = size[a] ? (double)size[a] / (double)in : scale[a];
+    if (o[a] < 1 || o[a] > RESIZE_MAX_SIDE || in > RESIZE_MAX_SIDE)
+      return imp_fail(I, "cubic resize from %lld to %lld: nnc takes sides of 1 to %d", (long long)in, (long long)o[a],
+                      RESIZE_MAX_SIDE);
+  }
+  INode *ah = cubic_matrix(I, ctm, x->shape.d[2].k, o[0], s[0], A, exclude);
+  INode *aw = cubic_matrix(I, ctm, x->shape.d[3].k, o[1], s[1], A, exclude);
+  INode *y = ir_matmul(IM, IE, x, aw, 0, 1, I->loc, ID); /* [N, C, H, OW] */
+  return (*out = ir_matmul(IM, IE, ah, y, 0, 0, I->loc, ID)) != NULL;
+}
+
 /* Resize of H, W as F.interpolate: nearest (asymmetric, floor) or bilinear (half_pixel, or
- * align_corners); other modes and coordinate transformations are errors */
+ * align_corners); cubic as two products with interpolation matrices; other modes and
+ * coordinate transformations are errors */
 bool op_resize(Imp *I, const OpRow *row, INode **out) {
   INode *x = input_f32(I, 0);
   const char *mode = x ? attr_string(I, "mode", "nearest") : NULL;
@@ -208,10 +272,13 @@ bool op_resize(Imp *I, const OpRow *row, INode **out) {
   if (I->opset < 11) return imp_fail(I, "Resize before opset 11 is not supported (export at opset 11 or later)");
   if (x->shape.rank != 4 || x->shape.d[2].syms || x->shape.d[3].syms)
     return imp_fail(I, "nnc resizes [N, C, H, W] with static H, W only");
-  if (exclude || antialias || strcmp(policy, "stretch"))
-    return imp_fail(I, "exclude_outside, antialias and keep_aspect_ratio_policy other than 0, 0, stretch are not supported");
+  bool cubic = !strcmp(mode, "cubic");
+  if ((exclude && !cubic) || antialias || strcmp(policy, "stretch"))
+    return imp_fail(I, "exclude_outside (but with cubic), antialias and keep_aspect_ratio_policy other than 0, 0, "
+                    "stretch are not supported");
   bool is_nearest = !strcmp(mode, "nearest"), align = !strcmp(ctm, "align_corners");
-  if (!resize_target(I, x, align, size, scale)) return false;
+  if (!resize_target(I, x, align && !cubic, size, scale)) return false;
+  if (cubic) return resize_cubic(I, x, ctm, size, scale, exclude != 0, out);
   bool half = !strcmp(ctm, "half_pixel") || !strcmp(ctm, "pytorch_half_pixel");
   if (is_nearest && !strcmp(ctm, "asymmetric") && !strcmp(nearest, "floor"))
     return (*out = nn_interpolate(S_, x, size[0], size[1], scale[0], scale[1], "nearest", false, I->loc)) != NULL;

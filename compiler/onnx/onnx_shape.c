@@ -306,3 +306,50 @@ bool op_slice(Imp *I, const OpRow *row, INode **out) {
   }
   return (*out = x) != NULL;
 }
+
+/* ---- integer arithmetic on folded vectors ---- */
+
+/* One element of Add, Sub, Mul, Div, Equal or Where over dims x[] (a symbolic dim is k × a
+ * product of sizes, positive at run time); false when the result is not such a dim or not
+ * known at compile time. */
+static bool fold_one(Op op, const Dim *x, Dim *out) {
+  Dim a = x[0], b = x[1];
+  bool stat = !a.syms && !b.syms;
+  int64_t v;
+  switch (op) {
+  case OP_ADD: if (!b.k && !b.syms) return *out = a, true;
+               if (!a.k && !a.syms) return *out = b, true;
+               return stat && !__builtin_add_overflow(a.k, b.k, &v) && (*out = dim_const(v), true);
+  case OP_SUB: if (!b.k && !b.syms) return *out = a, true;
+               return stat && !__builtin_sub_overflow(a.k, b.k, &v) && (*out = dim_const(v), true);
+  case OP_MUL: if ((a.syms & b.syms) || __builtin_mul_overflow(a.k, b.k, &v)) return false;
+               return *out = (Dim){v, a.syms | b.syms}, true;
+  case OP_DIV: if (b.syms || !b.k || (b.k == -1 && a.k == INT64_MIN) || a.k % b.k) return false; /* exact only */
+               return *out = (Dim){a.k / b.k, a.syms}, true;
+  case OP_EQ:  if (dim_eq(a, b)) return *out = dim_const(1), true;
+               if (stat || (a.syms && a.k > 0 && !b.syms && b.k <= 0) || (b.syms && b.k > 0 && !a.syms && a.k <= 0))
+                 return *out = dim_const(0), true; /* a positive size is not <= 0 */
+               return false;
+  case OP_WHERE: if (a.syms) return false;
+                 return *out = a.k ? b : x[2], true;
+  default: return false;
+  }
+}
+
+int fold_int_elementwise(Imp *I, Op op, int nin) {
+  ShapeVal v[3], r = {.rank = 0, .n = 1};
+  for (int i = 0; i < nin; i++)
+    if (!imp_is_int_vector(I, i)) return 0;
+  for (int i = 0; i < nin; i++) {
+    if (!imp_int_vector(I, i, &v[i])) return -1;
+    if (v[i].rank > r.rank) r.rank = v[i].rank;
+    if (v[i].n != 1 && r.n != 1 && v[i].n != r.n) return 0; /* the tensor path says why */
+    if (v[i].n != 1) r.n = v[i].n;
+  }
+  for (int k = 0; k < r.n; k++) {
+    Dim x[3] = {{0}};
+    for (int i = 0; i < nin; i++) x[i] = v[i].d[v[i].n == 1 ? 0 : k];
+    if (!fold_one(op, x, &r.d[k])) return 0;
+  }
+  return define_vector(I, &r) ? 1 : -1;
+}

@@ -57,6 +57,22 @@ class SymbolicSpatialTest(TempDirCase):
         from torchvision.models import mobilenet_v2
         self.check_model("mobilenet_v2", randomize(self.torch, mobilenet_v2(), 64))
 
+    def test_onnx_with_dynamic_height_and_width(self):
+        """torch.onnx.export with dynamic axes N, H, W: one compiled model, any image size."""
+        from torchvision.models import resnet18
+        torch = self.torch
+        model = randomize(torch, resnet18(), 64)
+        path = os.path.join(self.tmp, "r18.onnx")
+        torch.onnx.export(model, torch.randn(1, 3, 64, 64), path, input_names=["x"], output_names=["y"],
+                          dynamic_axes={"x": {0: "N", 2: "H", 3: "W"}, "y": {0: "N"}}, opset_version=13)
+        m = nnc.compile(path)
+        self.assertEqual(m.forward.inputs[0].dims, ("N", 3, "H", "W"))
+        for h, w in SIZES[:3]:
+            x = torch.randn(2, 3, h, w)
+            with torch.no_grad():
+                want = model(x).numpy()
+            assert_close(self, m.forward(x.numpy()), want, f"onnx resnet18 at {h}x{w}")
+
     def test_pinned_size_is_static(self):
         from torchvision.models import resnet18
         nn = os.path.join(ROOT, "tests", "models", "resnet18.nn")

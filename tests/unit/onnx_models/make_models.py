@@ -9,7 +9,8 @@ Good models: conv_relu_gemm.onnx (initializers in raw_data and in the typed fiel
 symbolic batch dim, a Constant node), dtypes.onnx (one initializer per supported dtype, from
 raw_data and from typed fields), attrs.onnx (every attribute kind), external.onnx +
 external.bin (weights outside the model), torch_cnn.onnx (torch.onnx.export of a small CNN,
-with an input and PyTorch's output: torch_cnn.x.npy, torch_cnn.y.npy).
+with an input and PyTorch's output: torch_cnn.x.npy, torch_cnn.y.npy), ops_seed.onnx (a fuzz
+seed through the ops of issue 19's second set).
 Malformed models (bad_*.onnx, ext_*.onnx): each breaks one rule of the reader; the test
 asserts its message.  import_*.onnx: read, then refused by the translation (test_onnx.py).  Truncated files, deep nesting and symbolic links are made by the test.
 """
@@ -195,6 +196,31 @@ def import_errors():
     save_one(helper.make_node("Relu", ["x"], ["y"], name="r", alpha=1.0), "import_attr.onnx")
 
 
+def ops_seed():
+    """ops_seed.onnx: a fuzz seed through the ops of onnx_ops_logic.c, onnx_ops_index.c and
+    onnx_ops_einsum.c on a symbolic batch (recurrent ops are left out: their seed would abort
+    the debug builds' IR check, a known issue of scans)."""
+    T = TensorProto
+    x = helper.make_tensor_value_info("x", T.FLOAT, ["N", 4, 6])
+    y = helper.make_tensor_value_info("y", T.FLOAT, None)
+    i = helper.make_tensor_value_info("i", T.INT64, None)
+    inits = [numpy_helper.from_array(ramp(6, 5), "w"), numpy_helper.from_array(np.array([2], np.int64), "k"),
+             numpy_helper.from_array(np.array(2, np.int64), "axis"), numpy_helper.from_array(np.float32(0), "zero"),
+             numpy_helper.from_array(np.array([1, 2, 1], np.int64), "reps")]
+    nodes = [helper.make_node("Less", ["x", "zero"], ["neg"]),
+             helper.make_node("Where", ["neg", "zero", "x"], ["relu"]),
+             helper.make_node("Einsum", ["relu", "w"], ["e"], equation="bij,jk->bik"),
+             helper.make_node("CumSum", ["e", "axis"], ["c"], exclusive=1),
+             helper.make_node("TopK", ["c", "k"], ["v", "vi"], axis=1),
+             helper.make_node("Shape", ["v"], ["s"]),
+             helper.make_node("ConstantOfShape", ["s"], ["ones"], value=numpy_helper.from_array(np.ones(1, np.float32))),
+             helper.make_node("Tile", ["v", "reps"], ["t"]),
+             helper.make_node("Expand", ["ones", "s"], ["o"]),
+             helper.make_node("Add", ["o", "v"], ["y"]),
+             helper.make_node("ArgMax", ["t"], ["i"], axis=2, select_last_index=1)]
+    save(model_of(nodes, [x], [y, i], inits), "ops_seed.onnx")
+
+
 if __name__ == "__main__":
     conv_relu_gemm()
     dtypes()
@@ -202,4 +228,5 @@ if __name__ == "__main__":
     external()
     malformed()
     import_errors()
+    ops_seed()
     torch_cnn()

@@ -78,8 +78,8 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-MODEL_NAMES = ["resnet18", "mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0", "convnext_toy",
-               "vit_small", "gru"]
+MODEL_NAMES = ["resnet18", "resnet18_anysize", "mobilenet_v2", "mobilenet_v2_anysize", "mobilenet_v3_small",
+               "efficientnet_b0", "convnext_toy", "vit_small", "gru"]
 ARGS = parse_args(sys.argv[1:])
 
 # bench.py reads its own command line when imported (and sets OPENBLAS/OMP_NUM_THREADS to the
@@ -113,6 +113,7 @@ class Zoo:
     build: object           # () -> torch module (eval mode, fixed seed)
     shape: tuple            # one sample's input shape
     note: str = ""
+    anysize: bool = False   # H, W left symbolic (no -D), and the ONNX export's H, W axes dynamic
 
 
 def torchvision_model(name, img=IMG):
@@ -153,14 +154,21 @@ def gru_model():
     return Gru().eval()
 
 
-def image_model(name, build, img=IMG, defines=None, inp="x", note=""):
-    return Zoo(name, f"tests/models/{name}.nn", defines if defines is not None else [f"H={img}", f"W={img}"], "image",
-               "classify", [inp], ["logits"], {"logits": 0}, build, (3, img, img), note)
+def image_model(name, build, img=IMG, defines=None, inp="x", note="", anysize=False):
+    """A tests/models/ model at img x img: specialised to that size (-D H, W), or with
+    anysize one library for every size (row NAME_anysize), ONNX Runtime's export likewise."""
+    model = name[:-len("_anysize")] if anysize else name
+    if defines is None:
+        defines = [] if anysize else [f"H={img}", f"W={img}"]
+    return Zoo(name, f"tests/models/{model}.nn", defines, "image", "classify", [inp], ["logits"], {"logits": 0}, build,
+               (3, img, img), note, anysize)
 
 
 ZOO = {z.name: z for z in [
     image_model("resnet18", torchvision_model("resnet18")),
+    image_model("resnet18_anysize", torchvision_model("resnet18"), note="H, W symbolic", anysize=True),
     image_model("mobilenet_v2", torchvision_model("mobilenet_v2")),
+    image_model("mobilenet_v2_anysize", torchvision_model("mobilenet_v2"), note="H, W symbolic", anysize=True),
     image_model("mobilenet_v3_small", torchvision_model("mobilenet_v3_small")),
     image_model("efficientnet_b0", torchvision_model("efficientnet_b0")),
     image_model("convnext_toy", convnext_toy, 64, note="stages 32/64/128, depths 2/1/1, 10 classes"),
@@ -205,7 +213,7 @@ def ort_setup(tmp):
 
 def export_onnx(z, model, x, path):
     import torch
-    axes = {n: {0: "N"} for n in z.inputs}
+    axes = {n: {0: "N", 2: "H", 3: "W"} if z.anysize else {0: "N"} for n in z.inputs}
     axes.update({n: {a: "N"} for n, a in z.batch_axis.items()})
     # with gradients enabled: under no_grad, nn.MultiheadAttention takes its fast path
     # (aten::_native_multi_head_attention), which has no ONNX export
@@ -561,6 +569,18 @@ WHY_ORT = {
         "~66 for ORT: both at this core's GEMM rate. ORT fuses the attention's scaling and "
         "transposes into `FusedMatMul`, bias + GELU into `BiasGelu` and LayerNorm into one op; nnc "
         "puts bias, GELU and the residual add into its GEMM epilogues."),
+    "resnet18_anysize": (
+        "one library for every image size (H, W symbolic): its convolutions run as im2col + "
+        "OpenBLAS sgemm, not on the specialised kernels (Winograd, direct register tiles, row "
+        "tiles), which need static spatial sizes today. perf at batch 1, 224x224, 1 thread: 77 % "
+        "of the time in OpenBLAS (59 % `sgemm_kernel`, 17 % packing its operands on every call, "
+        "constant weights included), 10 % in the im2col copies (`k3`, `k15`, `k0`, ...). One run "
+        "on a loaded machine: 59 ms against 40 for the build pinned with -D H=224 -D W=224 "
+        "(1.49x), and ORT on the export with dynamic H, W 43 ms (40 static). Closing it: the direct-convolution and Winograd kernels with run-time trip "
+        "counts (issue 18)."),
+    "mobilenet_v2_anysize": (
+        "as resnet18_anysize: im2col + sgemm for every convolution, depthwise ones included (a "
+        "grouped product per channel), where the pinned build runs them on its direct kernel."),
     "gru": (
         "at batch 1 on 2 threads, 20 % of nnc's samples are its thread pool waiting: each step's "
         "[1, 128] x [128, 384] product is split over both threads and joined 64 times a call "

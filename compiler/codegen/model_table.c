@@ -54,12 +54,13 @@ static LLVMValueRef sym_rules_global(Cg *g) {
   for (int i = 0; i < m->nsyms; i++) any |= m->sym_rules[i].derived;
   if (!any) return LLVMConstNull(g->ptr);
   LLVMTypeRef rule_t = LLVMStructCreateNamed(g->ctx, "nnc_sym_rule");
-  LLVMStructSetBody(rule_t, (LLVMTypeRef[]){g->i32, g->i64, g->i64, g->i64, g->ptr}, 5, 0);
+  LLVMStructSetBody(rule_t, (LLVMTypeRef[]){g->i32, g->i32, g->i64, g->i64, g->i64, g->ptr}, 6, 0);
   LLVMValueRef v[MAX_SYMS];
   for (int i = 0; i < m->nsyms; i++) {
     const SymRule *r = &m->sym_rules[i];
-    v[i] = LLVMConstNamedStruct(rule_t, (LLVMValueRef[]){i32c(g, r->derived ? r->src : -1), ci64(g, r->mul),
-      ci64(g, r->add), ci64(g, r->div), r->derived ? cstring(g, r->site) : LLVMConstNull(g->ptr)}, 5);
+    v[i] = LLVMConstNamedStruct(rule_t, (LLVMValueRef[]){i32c(g, r->derived ? r->src : -1),
+      i32c(g, r->clamp ? NNC_SYM_CLAMP : 0), ci64(g, r->mul), ci64(g, r->add), ci64(g, r->div),
+      r->derived ? cstring(g, r->site) : LLVMConstNull(g->ptr)}, 6);
   }
   return const_array_global(g, rule_t, v, m->nsyms, "nnc.sym_rules");
 }

@@ -409,19 +409,47 @@ INode *ir_permute(Model *m, Entry *e, INode *a, const int *perm, SrcLoc loc, Dia
   return n;
 }
 
+/* a[start::step] or a[start:stop:step] with stop < 0 along a symbolic axis of size T (start
+ * >= 0): of length max(0, ceil((T + stop - start) / step)), a derived size that Python's
+ * clamping makes 0, not an error, when the slice is empty (x[:, 1:] of a T = 1 sequence).
+ * Slices of a static length (both ends from the start, or both from the end) are gathers of
+ * checked positions (sema.c slice_at_run_time). */
+static INode *slice_symbolic(Model *m, Entry *e, INode *a, int axis, int64_t start, int64_t stop, int64_t step,
+                             SrcLoc loc, Diag *d) {
+  const int64_t lim = IR_MAX_STATIC_ELEMENTS;
+  if (start < 0 || (stop != INT64_MAX && stop >= 0)) {
+    diag_error(d, loc, "a slice along a symbolic dimension takes a start >= 0 with no stop or a negative one "
+                       "(x[:, 1:], x[:, 2:-1]), or both ends from one side (x[:, :2], x[:, -3:])");
+    return NULL;
+  }
+  if (start > lim || step > lim || (stop != INT64_MAX && stop < -lim)) {
+    diag_error(d, loc, "slice bounds too large (at most 2^40)");
+    return NULL;
+  }
+  bool ok;
+  int64_t end = stop == INT64_MAX ? 0 : stop;
+  Shape s = a->shape;
+  s.d[axis] = dim_slice_length(m, a->shape.d[axis], end - start + step - 1, step, loc, d, &ok);
+  if (!ok) return NULL;
+  if (start == 0 && step == 1 && dim_eq(s.d[axis], a->shape.d[axis])) return a;
+  INode *n = ir_new(m, e, OP_SLICE, a->dtype, &s, loc);
+  n->in[0] = a;
+  n->i[0] = axis;
+  n->i[1] = start;
+  n->i[2] = step;
+  return n;
+}
+
 INode *ir_slice(Model *m, Entry *e, INode *a, int axis, int64_t start, int64_t stop,
                 int64_t step, SrcLoc loc, Diag *d) {
   if (!a) return NULL;
   Dim n0 = a->shape.d[axis];
-  if (n0.syms) {
-    diag_error(d, loc, "cannot slice along a symbolic dimension");
-    return NULL;
-  }
-  int64_t len = n0.k;
   if (step <= 0) {
     diag_error(d, loc, "slice step must be positive");
     return NULL;
   }
+  if (n0.syms) return slice_symbolic(m, e, a, axis, start, stop, step, loc, d);
+  int64_t len = n0.k;
   /* Python's clamping of start/stop */
   if (start < 0) start += len;
   if (stop < 0) stop += len;

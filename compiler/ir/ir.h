@@ -191,6 +191,7 @@ typedef struct Entry {
  * shapes) have derived == false.  symdim.c. */
 typedef struct SymRule {
   bool derived;
+  bool clamp;       /* a slice's length: below 0 it is 0 (not an error) */
   int src;
   int64_t mul, add, div;
   const char *site;
@@ -222,6 +223,9 @@ int model_sym(Model *m, const char *name);          /* index, adding it if new; 
  * failure (too many symbols, x a product of symbols) a diagnostic at loc naming `what`, and
  * *ok = false. */
 extern const char TYPE_SIZE[]; /* dim_derive's `what` for a size written in a type */
+/* max(0, floor((x + add) / div)): the length of a slice x[start:] or x[start:-k:step] of a
+ * symbolic size (Python's clamping: an empty slice, not an error). */
+Dim dim_slice_length(Model *m, Dim x, int64_t add, int64_t div, SrcLoc loc, Diag *d, bool *ok);
 Dim dim_derive(Model *m, Dim x, int64_t mul, int64_t add, int64_t div, const char *what, SrcLoc loc, Diag *d,
                bool *ok);
 /* Every sym the entry's nodes use, those of its scans' bodies included. */

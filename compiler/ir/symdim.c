@@ -49,9 +49,13 @@ static int rule_sym(Model *m, SymRule r, SrcLoc loc, const char *what) {
   for (int i = 0; i < m->nsyms; i++) {
     SymRule *o = &m->sym_rules[i];
     if (!o->derived || o->src != r.src || o->mul != r.mul || o->add != r.add || o->div != r.div) continue;
+    /* a declared type's size (`f32[N, T - 1]`) is whatever the layer computing it makes it:
+     * a slice's length (clamped at 0) or a layer's output size (at least 1) */
+    if (o->clamp != r.clamp && !o->typed && what != TYPE_SIZE) continue;
     if (o->typed && what != TYPE_SIZE) { /* a declared type named it first: the layer is the better site */
       int site = model_check_site(m, loc, what);
       o->site = m->sites[site];
+      o->clamp = r.clamp;
       o->typed = false;
     }
     return i;
@@ -65,22 +69,29 @@ static int rule_sym(Model *m, SymRule r, SrcLoc loc, const char *what) {
   return m->nsyms++;
 }
 
-Dim dim_derive(Model *m, Dim x, int64_t mul, int64_t add, int64_t div, const char *what, SrcLoc loc, Diag *d,
-               bool *ok) {
+/* dim_derive, and dim_slice_length with clamp */
+static Dim derive(Model *m, Dim x, int64_t mul, int64_t add, int64_t div, bool clamp, const char *what, SrcLoc loc,
+                  Diag *d, bool *ok) {
   *ok = true;
-  if (!x.syms) return dim_const(floor_div(mul * x.k + add, div));
+  if (!x.syms) {
+    int64_t v = floor_div(mul * x.k + add, div);
+    return dim_const(clamp && v < 0 ? 0 : v);
+  }
   if (x.syms & (x.syms - 1)) {
     char b[64];
     dim_str(m, x, b, sizeof b);
     *ok = diag_error(d, loc, "%s: the size %s is a product of symbolic dims; pin one with -D", what, b);
     return x;
   }
-  SymRule r = {.derived = true, .src = __builtin_ctz(x.syms), .mul = mul * x.k, .add = add, .div = div};
+  SymRule r = {.derived = true, .clamp = clamp, .src = __builtin_ctz(x.syms), .mul = mul * x.k, .add = add, .div = div};
   const SymRule *s = &m->sym_rules[r.src];
-  if (s->derived && r.mul == 1) { /* ⌊(⌊(mS + a) / c⌋ + a2) / c2⌋ = ⌊(mS + a + c·a2) / (c·c2)⌋ */
-    r = (SymRule){.derived = true, .src = s->src, .mul = s->mul, .add = s->add + s->div * r.add, .div = s->div * r.div};
+  if (s->clamp) { /* max(0, ·) does not compose: a rule of its own over it */
+  } else if (s->derived && r.mul == 1) { /* ⌊(⌊(mS + a) / c⌋ + a2) / c2⌋ = ⌊(mS + a + c·a2) / (c·c2)⌋ */
+    r = (SymRule){.derived = true, .clamp = clamp, .src = s->src, .mul = s->mul, .add = s->add + s->div * r.add,
+                  .div = s->div * r.div};
   } else if (s->derived && s->div == 1) { /* the source is exactly mS + a */
-    r = (SymRule){.derived = true, .src = s->src, .mul = r.mul * s->mul, .add = r.mul * s->add + r.add, .div = r.div};
+    r = (SymRule){.derived = true, .clamp = clamp, .src = s->src, .mul = r.mul * s->mul, .add = r.mul * s->add + r.add,
+                  .div = r.div};
   }
   int64_t g = gcd64(gcd64(r.mul, r.add), r.div);
   r.mul /= g, r.add /= g, r.div /= g;
@@ -88,6 +99,15 @@ Dim dim_derive(Model *m, Dim x, int64_t mul, int64_t add, int64_t div, const cha
   int sym = rule_sym(m, r, loc, what);
   if (sym < 0) *ok = diag_error(d, loc, "%s: more than %d symbolic sizes in the model; pin some with -D", what, MAX_SYMS);
   return sym < 0 ? x : (Dim){1, 1u << sym};
+}
+
+Dim dim_derive(Model *m, Dim x, int64_t mul, int64_t add, int64_t div, const char *what, SrcLoc loc, Diag *d,
+               bool *ok) {
+  return derive(m, x, mul, add, div, false, what, loc, d, ok);
+}
+
+Dim dim_slice_length(Model *m, Dim x, int64_t add, int64_t div, SrcLoc loc, Diag *d, bool *ok) {
+  return derive(m, x, 1, add, div, true, "slice: the length", loc, d, ok);
 }
 
 uint32_t entry_syms_used(const Entry *e) {
@@ -110,7 +130,7 @@ bool model_derive_syms(const Model *m, uint32_t used, int64_t *syms, char *err, 
   nnc_sym_rule rules[MAX_SYMS];
   for (int i = 0; i < m->nsyms; i++) {
     const SymRule *r = &m->sym_rules[i];
-    rules[i] = (nnc_sym_rule){r->derived ? r->src : -1, r->mul, r->add, r->div, r->site};
+    rules[i] = (nnc_sym_rule){r->derived ? r->src : -1, r->clamp ? NNC_SYM_CLAMP : 0, r->mul, r->add, r->div, r->site};
   }
   return nnc_derive_syms(rules, m->nsyms, m->sym_names, used, syms, err, errlen) == 0;
 }

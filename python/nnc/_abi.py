@@ -53,7 +53,7 @@ class NncParamDesc(ctypes.Structure):
 class NncSymRule(ctypes.Structure):
     """How a symbolic dim gets its value: bound by the caller (src < 0), or
     floor((mul * syms[src] + add) / div), a layer's output size."""
-    _fields_ = [("src", ctypes.c_int32), ("mul", ctypes.c_int64), ("add", ctypes.c_int64),
+    _fields_ = [("src", ctypes.c_int32), ("flags", ctypes.c_int32), ("mul", ctypes.c_int64), ("add", ctypes.c_int64),
                 ("div", ctypes.c_int64), ("site", ctypes.c_char_p)]
 
 

@@ -99,10 +99,13 @@ enum nnc_param_flags {
 /* How symbolic dim i gets its value.  src < 0: the caller binds it (from the inputs' shapes).
  * Otherwise it is derived from dim src (src < i): floor((mul * syms[src] + add) / div), a
  * layer's output size such as a convolution's (H + 2p - k) / s + 1 on a symbolic H, and must
- * come out >= 1 (else the call fails naming `site`, the layer).  mul, div >= 1.  The runtime
- * fills derived dims before a call (nnc_derive_syms); callers pass the bound ones. */
+ * come out >= 1 (else the call fails naming `site`, the layer) — or, with NNC_SYM_CLAMP in
+ * flags, a slice's length, 0 when below 0.  mul, div >= 1.  The runtime fills derived dims
+ * before a call (nnc_derive_syms); callers pass the bound ones. */
+enum { NNC_SYM_CLAMP = 1 };
 typedef struct nnc_sym_rule {
   int32_t src;
+  int32_t flags;     /* NNC_SYM_CLAMP */
   int64_t mul, add, div;
   const char *site;  /* "model.nn:12:9: conv2d: the output height" */
 } nnc_sym_rule;

@@ -38,6 +38,11 @@ export ends(x: f32[N, T, 3]) -> (a: f32[N, 2, 3], b: f32[N, 2, 3], c: f32[N, 2, 
   c = x[:, -4:-1:2]
   d = x[:, 1:2]
 }
+export diffs(x: f32[N, T, 3]) -> (a: f32[N, T - 1, 3], b: f32[N, (T + 1) / 2, 3], c: f32[N, T - 3, 3]) {
+  a = x[:, 1:] - x[:, :-1]
+  b = x[:, ::2]
+  c = x[:, 2:-1]
+}
 """
 
 
@@ -162,9 +167,17 @@ class IndexChecksTest(TempDirCase):
                     m.roi(self.feat, b)
                 self.assertIn(f"roi_align: boxes[:, 0] (the batch index) holds {bad}, outside [0, 2)", str(cm.exception))
 
-
-if __name__ == "__main__":
-    unittest.main()
+    def test_slices_of_symbolic_length(self):
+        """x[:, 1:], x[:, :-1], x[:, ::2], x[:, 2:-1] along a symbolic axis: of length T - 1,
+        (T + 1) / 2, T - 3, empty (not an error) when T is too short, as Python's slicing."""
+        rng = np.random.default_rng(7)
+        for T in (1, 2, 3, 4, 9):
+            x = rng.standard_normal((2, T, 3)).astype(np.float32)
+            for what, m in self.each():
+                a, b, c = m.diffs(x)
+                np.testing.assert_array_equal(a, x[:, 1:] - x[:, :-1], err_msg=f"{what}, T = {T}")
+                np.testing.assert_array_equal(b, x[:, ::2], err_msg=f"{what}, T = {T}")
+                np.testing.assert_array_equal(c, x[:, 2:-1], err_msg=f"{what}, T = {T}")
 
     def test_run_time_slices(self):
         """Slices of static length along a symbolic axis, both ends from the start or both from
@@ -183,3 +196,7 @@ if __name__ == "__main__":
             with self.assertRaises(nnc.Error, msg=what) as cm:
                 m.ends(np.zeros((2, 3, 3), np.float32))  # x[:, -4:-1:2] needs T >= 4
             self.assertIn("slice position holds -1, outside [0, 3)", str(cm.exception), what)
+
+
+if __name__ == "__main__":
+    unittest.main()

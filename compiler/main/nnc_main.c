@@ -31,6 +31,7 @@ static const char help_main[] =
     "               [--threads N] --in NAME=PATH.npy ... [--out NAME=PATH.npy ...]\n"
     "       nnc check [-D NAME=VALUE ...] FILE.nn\n"
     "       nnc dump --stage=STAGE [--format=text|dot] [--dims N=V,...] [-D NAME=VALUE ...] FILE.nn\n"
+    "       nnc import FILE.onnx -o FILE.nn [--weights-out W.safetensors] [-D DIM=VALUE ...]\n"
     "       nnc cache [info|clear]\n"
     "       nnc --help | --version | COMMAND --help | help [COMMAND]\n"
     "\n"
@@ -48,9 +49,10 @@ static const char help_main[] =
     "  check   parse and type/shape-check FILE.nn only.\n"
     "  dump    print one stage of the compilation of FILE.nn (ast, ir, opt, fused, loops,\n"
     "          llvm, asm); --format=dot draws the graph (ir, opt, fused) for Graphviz.\n"
+    "  import  write an ONNX model as an editable FILE.nn and its weights (docs/onnx.md).\n"
     "  cache   the compile cache: where it is and how full (info), or empty it (clear).\n"
     "  help    the same as --help; `nnc help COMMAND` is `nnc COMMAND --help`\n"
-    "          (COMMAND: compile, run, check, dump, cache).\n"
+    "          (COMMAND: compile, run, check, dump, import, cache).\n"
     "\n"
     "FILE.nn may also be an ONNX model, FILE.onnx: one entry, forward, whose weights are the\n"
     "model's initializers, embedded (docs/cli.md, \"ONNX models\").\n"
@@ -78,7 +80,7 @@ static const char help_main[] =
     "                    it the compilation fails as out of memory (exit 1)\n"
     "\n"
     "Exit status: 0 success, 1 error in the model, weights or inputs, 2 usage error.\n"
-    "Documentation: docs/cli.md, docs/language.md, docs/c-api.md.\n";
+    "Documentation: docs/cli.md, docs/language.md, docs/c-api.md, docs/onnx.md.\n";
 
 static const char help_compile[] =
     "usage: nnc FILE.nn -o FILE.so [--weights W.safetensors] [--header FILE.h] [-D NAME=VALUE ...]\n"
@@ -149,6 +151,27 @@ static const char help_dump[] =
     "\n"
     "Example:\n"
     "  nnc dump --stage=fused --format=dot model.nn | dot -Tpng -o model.png\n";
+
+static const char help_import[] =
+    "usage: nnc import FILE.onnx -o FILE.nn [--weights-out W.safetensors] [-D DIM=VALUE ...]\n"
+    "\n"
+    "Write the ONNX model FILE.onnx as .nn source that compiles to the same results:\n"
+    "one export named after the graph, its inputs with their dims (a dim_param is a\n"
+    "symbolic dim), one statement per operation, named after the graph's values, and\n"
+    "the initializers declared as parameters by name and shape.  Their data goes to a\n"
+    "safetensors file under the names the .nn gives them.\n"
+    "\n"
+    "  -o FILE.nn           the .nn to write (required)\n"
+    "  --weights-out W      the weights to write (default: FILE.safetensors beside FILE.nn)\n"
+    "  -D, --dim DIM=VALUE  pin the symbolic dim DIM (a dim_param of the graph inputs) to\n"
+    "                       VALUE; may be repeated\n"
+    "\n"
+    "An operation the .nn language cannot express is an error naming it; nothing is\n"
+    "written then.\n"
+    "\n"
+    "Example:\n"
+    "  nnc import model.onnx -o model.nn\n"
+    "  nnc model.nn -o model.so --weights model.safetensors\n";
 
 static const char help_cache[] =
     "usage: nnc cache [info|clear]\n"
@@ -354,6 +377,50 @@ static int cmd_check(int argc, char **argv) {
   if (nnc_check(in, &opt, &msg)) return user_error_msg(msg);
   free(msg);
   printf("%s: ok\n", in);
+  return 0;
+}
+
+/* ---- nnc import ---- */
+
+static const struct option import_options[] = {
+    {"help", no_argument, NULL, 'h'},
+    {"weights-out", required_argument, NULL, 'w'},
+    {"dim", required_argument, NULL, 'D'},
+    {NULL, 0, NULL, 0},
+};
+
+/* FILE.nn -> FILE.safetensors (the same folder and stem) */
+static char *default_weights_path(const char *nn) {
+  const char *slash = strrchr(nn, '/'), *dot = strrchr(nn, '.');
+  size_t stem = dot && (!slash || dot > slash + 1) ? (size_t)(dot - nn) : strlen(nn);
+  char *w = malloc(stem + sizeof ".safetensors");
+  if (w) snprintf(w, stem + sizeof ".safetensors", "%.*s.safetensors", (int)stem, nn);
+  return w;
+}
+
+/* argv[0] is "import" */
+static int cmd_import(int argc, char **argv) {
+  const char *in = NULL, *nn = NULL, *weights = NULL, *dims[MAX_DEFINES];
+  int ndims = 0;
+  OptParser p;
+  opt_start(&p, argc, argv, "-:ho:D:", import_options);
+  for (int c, rc = 0; (c = opt_next(&p)) != -1;) {
+    switch (c) {
+    case 'h': return fputs(help_import, stdout), 0;
+    case 'o': nn = optarg; break;
+    case 'w': weights = optarg; break;
+    case 'D': rc = add_define("import", optarg, dims, &ndims); break;
+    default: rc = opt_common(&p, c, "import", &in);
+    }
+    if (rc) return rc;
+  }
+  if (!in) return usage_error("import", "no model file given");
+  if (!nn) return usage_error("import", "missing -o FILE.nn (the .nn to write)");
+  char *own = weights ? NULL : default_weights_path(nn), *msg = NULL;
+  int rc = nnc_import_onnx(in, nn, weights ? weights : own, dims, ndims, &msg);
+  free(own);
+  if (rc) return user_error_msg(msg);
+  free(msg);
   return 0;
 }
 
@@ -759,6 +826,7 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "check") == 0) return cmd_check(argc - 1, argv + 1);
   if (strcmp(cmd, "dump") == 0) return cmd_dump(argc - 1, argv + 1);
   if (strcmp(cmd, "cache") == 0) return cmd_cache(argc - 1, argv + 1);
+  if (strcmp(cmd, "import") == 0) return cmd_import(argc - 1, argv + 1);
   if (strcmp(cmd, "help") == 0) {
     const char *topic = argc > 2 ? argv[2] : "";
     char *h[] = {argv[0], "--help", NULL};
@@ -767,6 +835,7 @@ int main(int argc, char **argv) {
     if (strcmp(topic, "dump") == 0) return cmd_dump(2, h);
     if (strcmp(topic, "compile") == 0) return cmd_compile(2, h);
     if (strcmp(topic, "cache") == 0) return cmd_cache(2, h);
+    if (strcmp(topic, "import") == 0) return cmd_import(2, h);
     return fputs(help_main, stdout), 0;
   }
   return cmd_compile(argc, argv);

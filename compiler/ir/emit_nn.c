@@ -1,0 +1,433 @@
+/* emit_nn.c — an entry of the graph IR as .nn source (emit_nn.h).
+ *
+ * Every live node becomes one statement `name = <spelling>` in topological order, so that
+ * the front end, reading the text, calls the same IR builders with the same operands and
+ * builds the same graph: the same fusion, the same results.  Spellings come from the op
+ * table: an elementwise op is its FUNCTION (with the attributes that differ from their
+ * defaults) or its SPELL template (ops.def); every other op has an emitter below, indexed by
+ * op, and an op without one (a scan, an attention, a gather...) is an error naming it.
+ * Names: parameters and inputs keep theirs, other nodes the graph value they hold when
+ * given one, else t<id>; every name is made an identifier that shadows nothing. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "builtins.h"
+#include "emit_nn.h"
+#include "layers.h"
+
+#define LITERAL_MAX 16 /* CONST data up to this many elements is written as a list literal */
+
+typedef struct Emit {
+  FILE *out;
+  Arena *a;
+  const Model *m;
+  const Entry *e;
+  const char **name;        /* by node id: its variable (or literal text) */
+  const char **out_name;    /* by output: the export's name for it */
+  const char *const *value_names; /* NnEmitOptions */
+  bool *live;               /* by node id: needed by an output */
+  const char **taken;       /* open addressing: every name given */
+  size_t cap;
+  NnWeight *w;
+  int nw;
+  char *err;
+  size_t errlen;
+} Emit;
+
+static bool fail(Emit *E, const INode *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static bool fail(Emit *E, const INode *n, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (n)
+    snprintf(E->err, E->errlen, "cannot write %%%d (%s) as .nn: %s", n->id, op_info[n->op].name, msg);
+  else
+    snprintf(E->err, E->errlen, "cannot write the model as .nn: %s", msg);
+  return false;
+}
+
+/* ---- names ---- */
+
+static const char *const reserved[] = {
+  "const", "module", "fn", "export", "for", "in", "if", "else", "return", "true", "false", "scan",
+  "include", "with", "none", "inf", "nan", "PI", "self", "Parameter", NULL,
+};
+
+static size_t hash(const char *s) {
+  size_t h = 1469598103934665603u;
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211u;
+  return h;
+}
+
+static const char **taken_slot(Emit *E, const char *s) {
+  for (size_t i = hash(s) & (E->cap - 1);; i = (i + 1) & (E->cap - 1))
+    if (!E->taken[i] || !strcmp(E->taken[i], s)) return &E->taken[i];
+}
+
+static bool name_free(Emit *E, const char *s) {
+  for (int i = 0; reserved[i]; i++)
+    if (!strcmp(reserved[i], s)) return false;
+  return !*taken_slot(E, s) && !builtin_find(s) && !layer_find(s);
+}
+
+/* `want` as a new identifier: other bytes become '_', leading ones dropped; a clash gets _2, _3... */
+static const char *unique_name(Emit *E, const char *want) {
+  size_t n = strlen(want);
+  char *s = arena_alloc(E->a, n + 24);
+  size_t o = 0;
+  for (size_t i = 0; i < n; i++) {
+    char c = want[i];
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (o && c >= '0' && c <= '9');
+    if (ok || o) s[o++] = ok ? c : '_';
+  }
+  while (o && s[o - 1] == '_') o--;
+  if (!o) s[o++] = 't';
+  s[o] = 0;
+  for (int k = 2; !name_free(E, s); k++) snprintf(s + o, 24, "_%d", k);
+  *taken_slot(E, s) = s;
+  return s;
+}
+
+/* ---- numbers and shapes ---- */
+
+/* The shortest text that reads back as exactly v (a float literal: with '.', 'e' or inf). */
+static const char *number(Emit *E, double v) {
+  char *s = arena_alloc(E->a, 40);
+  if (isnan(v)) return "nan";
+  if (isinf(v)) return v > 0 ? "inf" : "(-inf)";
+  for (int p = 1; p <= 17; p++) {
+    snprintf(s, 40, "%.*g", p, v);
+    if (strtod(s, NULL) == v) break;
+  }
+  if (!strpbrk(s, ".en")) strcat(s, ".0");
+  if (v < 0 || (v == 0 && signbit(v))) {
+    memmove(s + 1, s, strlen(s) + 1);
+    s[0] = '(';
+    strcat(s, ")");
+  }
+  return s;
+}
+
+static void put_dims(Emit *E, const Shape *s) {
+  fputc('[', E->out);
+  for (int i = 0; i < s->rank; i++) {
+    char d[128];
+    dim_str(E->m, s->d[i], d, sizeof d);
+    fprintf(E->out, "%s%s", i ? ", " : "", d);
+  }
+  fputc(']', E->out);
+}
+
+static void put_ints(Emit *E, const int64_t *v, int n) {
+  fputc('[', E->out);
+  for (int i = 0; i < n; i++) fprintf(E->out, "%s%lld", i ? ", " : "", (long long)v[i]);
+  fputc(']', E->out);
+}
+
+static const char *ref(const Emit *E, const INode *n) { return E->name[n->id]; }
+
+/* "name = " of node n (then its spelling and the shape comment, by put_end) */
+static void put_start(Emit *E, const INode *n) { fprintf(E->out, "  %s = ", ref(E, n)); }
+
+static void put_end(Emit *E, const INode *n) {
+  char buf[256];
+  fprintf(E->out, "  # %s\n", shape_str(E->m, n->dtype, &n->shape, buf, sizeof buf));
+}
+
+/* ---- elementwise ops ---- */
+
+static const char *const spell[OP_COUNT] = {
+#define OP(id, nm, ar, kind, print)
+#define SPELL(id, text) [OP_##id] = text,
+#include "ops.def"
+};
+
+/* A SPELL template with %0 %1 replaced by the operands. */
+static void put_template(Emit *E, const INode *n, const char *t) {
+  for (; *t; t++) {
+    if (t[0] == '%' && (t[1] == '0' || t[1] == '1')) fputs(ref(E, n->in[*++t - '0']), E->out);
+    else fputc(*t, E->out);
+  }
+}
+
+static bool emit_elementwise(Emit *E, const INode *n) {
+  const OpInfo *oi = &op_info[n->op];
+  bool convert = n->op == OP_TRUNC && n->dtype != n->in[0]->dtype; /* ir_convert */
+  if (!oi->fn && !spell[n->op]) return fail(E, n, "the language has no spelling for it (it inserts it itself)");
+  put_start(E, n);
+  if (convert) fprintf(E->out, "%s(%s)", n->dtype == DT_I64 ? "long" : "float", ref(E, n->in[0]));
+  else if (!oi->fn) put_template(E, n, spell[n->op]);
+  else {
+    fprintf(E->out, "%s(", oi->fn);
+    for (int k = 0; k < oi->arity; k++) fprintf(E->out, "%s%s", k ? ", " : "", ref(E, n->in[k]));
+    for (int k = 0; k < oi->attrs.n; k++)
+      if (n->f[k] != oi->attrs.def[k]) fprintf(E->out, ", %s=%s", oi->attrs.name[k], number(E, n->f[k]));
+    fputc(')', E->out);
+  }
+  put_end(E, n);
+  return true;
+}
+
+/* ---- leaves ---- */
+
+static bool emit_input(Emit *E, const INode *n) { return true; }
+static bool emit_param(Emit *E, const INode *n) { return true; }
+
+static void add_weight(Emit *E, const char *name, int param, const INode *constant) {
+  E->w[E->nw++] = (NnWeight){name, param, constant};
+}
+
+/* A fill: a number where a scalar is; full() otherwise.  Data: a list literal when small and
+ * at most 1-D, else a parameter of the weights file. */
+static bool emit_const(Emit *E, const INode *n) {
+  int64_t numel = shape_numel(&n->shape).k;
+  if (!n->data && n->shape.rank == 0) return E->name[n->id] = number(E, n->f[0]), true;
+  put_start(E, n);
+  if (!n->data) {
+    fputs("full(", E->out);
+    put_dims(E, &n->shape);
+    fprintf(E->out, ", %s)", number(E, n->f[0]));
+  } else if (n->shape.rank == 0) {
+    fputs(number(E, n->data[0]), E->out);
+  } else if (n->shape.rank == 1 && numel <= LITERAL_MAX) {
+    fputc('[', E->out);
+    for (int64_t i = 0; i < numel; i++) fprintf(E->out, "%s%s", i ? ", " : "", number(E, n->data[i]));
+    fputc(']', E->out);
+  } else {
+    return fail(E, n, "internal error: a large constant was not made a parameter");
+  }
+  put_end(E, n);
+  return true;
+}
+
+static bool emit_dimval(Emit *E, const INode *n) {
+  char d[128];
+  dim_str(E->m, (Dim){n->i[0], n->axes}, d, sizeof d);
+  put_start(E, n);
+  fprintf(E->out, "%s", d);
+  put_end(E, n);
+  return true;
+}
+
+/* ---- moves ---- */
+
+static bool emit_reshape(Emit *E, const INode *n) {
+  put_start(E, n);
+  fprintf(E->out, "reshape(%s, ", ref(E, n->in[0]));
+  put_dims(E, &n->shape);
+  fputc(')', E->out);
+  put_end(E, n);
+  return true;
+}
+
+static bool emit_permute(Emit *E, const INode *n) {
+  put_start(E, n);
+  fprintf(E->out, "permute(%s, ", ref(E, n->in[0]));
+  put_ints(E, n->i, n->shape.rank);
+  fputc(')', E->out);
+  put_end(E, n);
+  return true;
+}
+
+/* x[:, :, start:stop:step] along a static axis */
+static bool emit_slice(Emit *E, const INode *n) {
+  int axis = (int)n->i[0];
+  int64_t start = n->i[1], step = n->i[2], len = n->shape.d[axis].k;
+  if (n->in[0]->shape.d[axis].syms || n->shape.d[axis].syms)
+    return fail(E, n, "a slice along a symbolic axis");
+  if (step <= 0) return fail(E, n, "a slice with step %lld", (long long)step);
+  put_start(E, n);
+  fprintf(E->out, "%s[", ref(E, n->in[0]));
+  for (int k = 0; k < axis; k++) fputs(":, ", E->out);
+  fprintf(E->out, "%lld:%lld", (long long)start, (long long)(len ? start + (len - 1) * step + 1 : start));
+  if (step != 1) fprintf(E->out, ":%lld", (long long)step);
+  fputc(']', E->out);
+  put_end(E, n);
+  return true;
+}
+
+static bool emit_concat(Emit *E, const INode *n) {
+  put_start(E, n);
+  fprintf(E->out, "cat([%s, %s], axis=%lld)", ref(E, n->in[0]), ref(E, n->in[1]), (long long)n->i[0]);
+  put_end(E, n);
+  return true;
+}
+
+static bool emit_window(Emit *E, const INode *n) {
+  if (n->i[6] != 1 || n->i[7] != 1 || n->flag)
+    return fail(E, n, "a window with input dilation or reversed kernel positions (a transposed convolution)");
+  const Shape *s = &n->shape;
+  int64_t kernel[2] = {s->d[s->rank - 2].k, s->d[s->rank - 1].k};
+  int64_t pad[4] = {n->i[2], n->i[3], 0, 0};
+  /* the bottom/right padding: what the output size needs past the input */
+  for (int a = 0; a < 2; a++) {
+    int64_t in = n->in[0]->shape.d[n->in[0]->shape.rank - 2 + a].k, out = s->d[s->rank - 4 + a].k;
+    pad[2 + a] = (out - 1) * n->i[a] + n->i[4 + a] * (kernel[a] - 1) + 1 - in - pad[a];
+  }
+  put_start(E, n);
+  fprintf(E->out, "sliding_windows(%s, ", ref(E, n->in[0]));
+  put_ints(E, kernel, 2);
+  if (n->i[0] != 1 || n->i[1] != 1) fputs(", stride=", E->out), put_ints(E, n->i, 2);
+  if (pad[0] || pad[1] || pad[2] || pad[3]) fputs(", padding=", E->out), put_ints(E, pad, 4);
+  if (n->i[4] != 1 || n->i[5] != 1) fputs(", dilation=", E->out), put_ints(E, n->i + 4, 2);
+  if (n->f[0] != 0) fprintf(E->out, ", value=%s", number(E, n->f[0]));
+  fputc(')', E->out);
+  put_end(E, n);
+  return true;
+}
+
+/* ---- reductions and products ---- */
+
+static bool emit_reduce(Emit *E, const INode *n) {
+  put_start(E, n);
+  fprintf(E->out, "%s(%s, axis=[", n->op == OP_SUM ? "sum" : "amax", ref(E, n->in[0]));
+  for (int k = 0, first = 1; k < n->in[0]->shape.rank; k++)
+    if (n->axes & (1u << k)) fprintf(E->out, "%s%d", first ? "" : ", ", k), first = 0;
+  fprintf(E->out, "]%s)", n->flag ? ", keepdim=true" : "");
+  put_end(E, n);
+  return true;
+}
+
+/* matmul with its transposes as transpose(x, -2, -1), which folding turns back into the flags */
+static bool emit_matmul(Emit *E, const INode *n) {
+  put_start(E, n);
+  fputs("matmul(", E->out);
+  for (int k = 0; k < 2; k++) {
+    const char *x = ref(E, n->in[k]);
+    if (n->i[k]) fprintf(E->out, "%stranspose(%s, -2, -1)", k ? ", " : "", x);
+    else fprintf(E->out, "%s%s", k ? ", " : "", x);
+  }
+  fputc(')', E->out);
+  put_end(E, n);
+  return true;
+}
+
+/* The emitter of each op that is not elementwise; NULL: the language cannot express it. */
+typedef bool (*Emitter)(Emit *E, const INode *n);
+static const Emitter emitters[OP_COUNT] = {
+  [OP_INPUT] = emit_input, [OP_PARAM] = emit_param, [OP_CONST] = emit_const,
+  [OP_DIMVAL] = emit_dimval, [OP_RESHAPE] = emit_reshape, [OP_PERMUTE] = emit_permute,
+  [OP_SLICE] = emit_slice, [OP_CONCAT] = emit_concat, [OP_WINDOW] = emit_window,
+  [OP_SUM] = emit_reduce, [OP_RMAX] = emit_reduce, [OP_MATMUL] = emit_matmul,
+};
+
+static bool emit_node(Emit *E, const INode *n) {
+  if (op_info[n->op].kind == FK_ELEM) return emit_elementwise(E, n);
+  if (!emitters[n->op]) return fail(E, n, "the .nn language has no function for this op yet");
+  return emitters[n->op](E, n);
+}
+
+/* ---- the model ---- */
+
+static void mark_live(Emit *E, const INode *n) {
+  if (!n || E->live[n->id]) return;
+  E->live[n->id] = true;
+  for (int k = 0; k < 3; k++) mark_live(E, n->in[k]);
+}
+
+static bool is_large_constant(const INode *n) {
+  return n->op == OP_CONST && n->data && n->shape.rank > 0 &&
+         (n->shape.rank > 1 || shape_numel(&n->shape).k > LITERAL_MAX);
+}
+
+/* Parameters (and large constants) first, by the names they will have in the weights file. */
+static bool declare_weights(Emit *E) {
+  const Model *m = E->m;
+  for (int i = 0; i < m->nparams; i++) {
+    const Param *p = &m->params[i];
+    if (p->derived) return fail(E, NULL, "parameter '%s' is derived (the passes ran)", p->name);
+  }
+  for (int k = 0; k < E->e->nnodes; k++) {
+    const INode *n = E->e->nodes[k];
+    if (!E->live[n->id] || (n->op != OP_PARAM && !is_large_constant(n))) continue;
+    const char *given = E->value_names ? E->value_names[n->id] : NULL;
+    const char *want = n->op == OP_PARAM ? m->params[n->index].name : given ? given : "constant";
+    const char *name = E->name[n->id] = unique_name(E, want);
+    add_weight(E, name, n->op == OP_PARAM ? n->index : -1, n->op == OP_PARAM ? NULL : n);
+    fprintf(E->out, "%s = Parameter(", name);
+    put_dims(E, &n->shape);
+    if (n->dtype == DT_I64) fputs(", dtype=\"i64\"", E->out);
+    fputc(')', E->out);
+    if (n->op == OP_PARAM && strcmp(name, m->params[n->index].name)) fprintf(E->out, "  # %s", m->params[n->index].name);
+    fputc('\n', E->out);
+  }
+  return true;
+}
+
+static void name_nodes(Emit *E, const NnEmitOptions *opt) {
+  const Entry *e = E->e;
+  for (int i = 0; i < E->m->nsyms; i++) *taken_slot(E, E->m->sym_names[i]) = E->m->sym_names[i];
+  for (int i = 0; i < e->nin; i++) E->name[e->inputs[i]->id] = unique_name(E, e->in_names[i]);
+  for (int i = 0; i < e->nout; i++) { /* an output computed here is its node's variable */
+    const INode *n = e->outputs[i];
+    E->out_name[i] = unique_name(E, e->out_names[i]);
+    if (!E->name[n->id] && n->op != OP_PARAM && n->op != OP_CONST) E->name[n->id] = E->out_name[i];
+  }
+  for (int k = 0; k < e->nnodes; k++) {
+    const INode *n = e->nodes[k];
+    bool scalar_fill = n->op == OP_CONST && !n->data && n->shape.rank == 0;
+    if (!E->live[n->id] || E->name[n->id] || n->op == OP_PARAM || scalar_fill || is_large_constant(n)) continue;
+    const char *want = opt->value_names && opt->value_names[n->id] ? opt->value_names[n->id] : NULL;
+    char t[32];
+    snprintf(t, sizeof t, "t%d", n->id);
+    E->name[n->id] = unique_name(E, want ? want : t);
+  }
+}
+
+static void put_signature(Emit *E, const char *export_name) {
+  const Entry *e = E->e;
+  char buf[512];
+  fprintf(E->out, "\nexport %s(", export_name);
+  for (int i = 0; i < e->nin; i++)
+    fprintf(E->out, "%s%s: %s", i ? ", " : "", E->name[e->inputs[i]->id],
+            shape_str(E->m, e->inputs[i]->dtype, &e->inputs[i]->shape, buf, sizeof buf));
+  fputs(") -> (", E->out);
+  for (int i = 0; i < e->nout; i++)
+    fprintf(E->out, "%s%s: %s", i ? ", " : "", E->out_name[i],
+            shape_str(E->m, e->out_dtypes[i], &e->out_shapes[i], buf, sizeof buf));
+  fputs(") {\n", E->out);
+}
+
+/* Outputs whose node has another name (an input, a parameter, an earlier output) */
+static void assign_outputs(Emit *E) {
+  const Entry *e = E->e;
+  for (int i = 0; i < e->nout; i++)
+    if (E->name[e->outputs[i]->id] != E->out_name[i])
+      fprintf(E->out, "  %s = %s\n", E->out_name[i], E->name[e->outputs[i]->id]);
+}
+
+bool emit_nn(FILE *out, Arena *a, const Model *m, const Entry *e, const NnEmitOptions *opt,
+             NnWeight **weights, int *nweights, char *err, size_t errlen) {
+  Emit E = {.out = out, .a = a, .m = m, .e = e, .value_names = opt->value_names, .err = err, .errlen = errlen};
+  E.name = arena_alloc(a, (e->nnodes + 1) * sizeof *E.name);
+  E.live = arena_alloc(a, (e->nnodes + 1) * sizeof *E.live);
+  E.out_name = arena_alloc(a, (e->nout + 1) * sizeof *E.out_name);
+  E.w = arena_alloc(a, (e->nnodes + 1) * sizeof *E.w);
+  for (E.cap = 64; E.cap < 4 * ((size_t)e->nnodes + m->nsyms + 8); E.cap *= 2) {}
+  E.taken = arena_alloc(a, E.cap * sizeof *E.taken);
+  for (int i = 0; i < e->nout; i++) mark_live(&E, e->outputs[i]);
+  for (int k = 0; k < e->nnodes; k++)
+    if (e->nodes[k]->id != k) return fail(&E, e->nodes[k], "internal error: node ids are not positions");
+  if (opt->banner) {
+    for (const char *l = opt->banner; *l;) {
+      size_t n = strcspn(l, "\n");
+      fprintf(out, "#%s%.*s\n", n ? " " : "", (int)n, l);
+      l += n + (l[n] == '\n');
+    }
+    fputc('\n', out);
+  }
+  name_nodes(&E, opt);
+  if (!declare_weights(&E)) return false;
+  put_signature(&E, unique_name(&E, opt->export_name && *opt->export_name ? opt->export_name : "forward"));
+  for (int k = 0; k < e->nnodes; k++)
+    if (E.live[k] && !emit_node(&E, e->nodes[k])) return false;
+  assign_outputs(&E);
+  fputs("}\n", out);
+  *weights = E.w;
+  *nweights = E.nw;
+  return true;
+}

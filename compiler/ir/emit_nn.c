@@ -257,22 +257,29 @@ static bool emit_concat(Emit *E, const INode *n) {
   return true;
 }
 
+/* The bottom/right padding of a window: what its output size needs past the input (the
+ * IR keeps top/left only); the top/left value when that gives the same size. */
+static int64_t window_end_pad(const INode *n, int a) {
+  const Shape *s = &n->shape, *in = &n->in[0]->shape;
+  int64_t size = in->d[in->rank - 2 + a].k, out = s->d[s->rank - 4 + a].k, k = s->d[s->rank - 2 + a].k;
+  int64_t stride = n->i[a], pad = n->i[2 + a], reach = n->i[4 + a] * (k - 1) + 1;
+  int64_t need = (out - 1) * stride + reach - size - pad;
+  bool same = size + 2 * pad >= reach && (size + 2 * pad - reach) / stride + 1 == out;
+  return same ? pad : need;
+}
+
 static bool emit_window(Emit *E, const INode *n) {
   if (n->i[6] != 1 || n->i[7] != 1 || n->flag)
     return fail(E, n, "a window with input dilation or reversed kernel positions (a transposed convolution)");
   const Shape *s = &n->shape;
   int64_t kernel[2] = {s->d[s->rank - 2].k, s->d[s->rank - 1].k};
-  int64_t pad[4] = {n->i[2], n->i[3], 0, 0};
-  /* the bottom/right padding: what the output size needs past the input */
-  for (int a = 0; a < 2; a++) {
-    int64_t in = n->in[0]->shape.d[n->in[0]->shape.rank - 2 + a].k, out = s->d[s->rank - 4 + a].k;
-    pad[2 + a] = (out - 1) * n->i[a] + n->i[4 + a] * (kernel[a] - 1) + 1 - in - pad[a];
-  }
+  int64_t pad[4] = {n->i[2], n->i[3], window_end_pad(n, 0), window_end_pad(n, 1)};
   put_start(E, n);
   fprintf(E->out, "sliding_windows(%s, ", ref(E, n->in[0]));
   put_ints(E, kernel, 2);
   if (n->i[0] != 1 || n->i[1] != 1) fputs(", stride=", E->out), put_ints(E, n->i, 2);
-  if (pad[0] || pad[1] || pad[2] || pad[3]) fputs(", padding=", E->out), put_ints(E, pad, 4);
+  if (pad[0] != pad[2] || pad[1] != pad[3]) fputs(", padding=", E->out), put_ints(E, pad, 4);
+  else if (pad[0] || pad[1]) fputs(", padding=", E->out), put_ints(E, pad, 2);
   if (n->i[4] != 1 || n->i[5] != 1) fputs(", dilation=", E->out), put_ints(E, n->i + 4, 2);
   if (n->f[0] != 0) fprintf(E->out, ", value=%s", number(E, n->f[0]));
   fputc(')', E->out);
@@ -334,26 +341,31 @@ static bool is_large_constant(const INode *n) {
          (n->shape.rank > 1 || shape_numel(&n->shape).k > LITERAL_MAX);
 }
 
-/* Parameters (and large constants) first, by the names they will have in the weights file. */
+static void declare(Emit *E, const INode *n, const char *want, int param) {
+  const char *name = E->name[n->id] = unique_name(E, want);
+  add_weight(E, name, param, param < 0 ? n : NULL);
+  fprintf(E->out, "%s = Parameter(", name);
+  put_dims(E, &n->shape);
+  if (n->dtype == DT_I64) fputs(", dtype=\"i64\"", E->out);
+  fputc(')', E->out);
+  if (param >= 0 && strcmp(name, want)) fprintf(E->out, "  # %s", want);
+  fputc('\n', E->out);
+}
+
+/* Parameters first, in the model's order (of first use), then large constants, by the names
+ * they will have in the weights file. */
 static bool declare_weights(Emit *E) {
   const Model *m = E->m;
+  const Entry *e = E->e;
   for (int i = 0; i < m->nparams; i++) {
-    const Param *p = &m->params[i];
-    if (p->derived) return fail(E, NULL, "parameter '%s' is derived (the passes ran)", p->name);
+    const INode *n = i < e->param_nodes_cap ? e->param_nodes[i] : NULL;
+    if (m->params[i].derived) return fail(E, NULL, "parameter '%s' is derived (the passes ran)", m->params[i].name);
+    if (n && E->live[n->id]) declare(E, n, m->params[i].name, i);
   }
-  for (int k = 0; k < E->e->nnodes; k++) {
-    const INode *n = E->e->nodes[k];
-    if (!E->live[n->id] || (n->op != OP_PARAM && !is_large_constant(n))) continue;
+  for (int k = 0; k < e->nnodes; k++) {
+    const INode *n = e->nodes[k];
     const char *given = E->value_names ? E->value_names[n->id] : NULL;
-    const char *want = n->op == OP_PARAM ? m->params[n->index].name : given ? given : "constant";
-    const char *name = E->name[n->id] = unique_name(E, want);
-    add_weight(E, name, n->op == OP_PARAM ? n->index : -1, n->op == OP_PARAM ? NULL : n);
-    fprintf(E->out, "%s = Parameter(", name);
-    put_dims(E, &n->shape);
-    if (n->dtype == DT_I64) fputs(", dtype=\"i64\"", E->out);
-    fputc(')', E->out);
-    if (n->op == OP_PARAM && strcmp(name, m->params[n->index].name)) fprintf(E->out, "  # %s", m->params[n->index].name);
-    fputc('\n', E->out);
+    if (E->live[n->id] && is_large_constant(n)) declare(E, n, given ? given : "constant", -1);
   }
   return true;
 }

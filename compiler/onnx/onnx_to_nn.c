@@ -82,24 +82,25 @@ static const char *base_name(const char *path) {
   return s ? s + 1 : path;
 }
 
-static void banner(char *buf, size_t len, const OnnxModel *om, const char *weights_path) {
+static void banner(char *buf, size_t len, const OnnxModel *om, const char *nn_path, const char *weights_path) {
   snprintf(buf, len,
            "Written by `nnc import` from %s (graph '%s', opset %lld, made by %s %s).\n"
            "Its parameters are the graph's initializers, in %s under the names declared here:\n"
-           "  nnc THIS.nn -o THIS.so --weights %s",
+           "  nnc %s -o MODEL.so --weights %s",
            base_name(om->path), om->graph_name ? om->graph_name : "", (long long)onnx_model_opset(om, ""),
            om->producer_name && *om->producer_name ? om->producer_name : "an unnamed producer",
-           om->producer_version ? om->producer_version : "", base_name(weights_path), base_name(weights_path));
+           om->producer_version ? om->producer_version : "", base_name(weights_path), base_name(nn_path),
+           base_name(weights_path));
 }
 
 /* The text in memory first, so that a model that cannot be written leaves no file. */
-static char *nn_text(Arena *a, const OnnxModel *om, const Model *m, const char **names, const char *weights_path,
-                     NnWeight **w, int *nw, char *err, size_t errlen) {
+static char *nn_text(Arena *a, const OnnxModel *om, const Model *m, const char **names, const char *nn_path,
+                     const char *weights_path, NnWeight **w, int *nw, char *err, size_t errlen) {
   char *text = NULL, head[1024], msg[512];
   size_t len = 0;
   FILE *f = open_memstream(&text, &len);
   if (!f) return snprintf(err, errlen, "%s: error: out of memory", om->path), NULL;
-  banner(head, sizeof head, om, weights_path);
+  banner(head, sizeof head, om, nn_path, weights_path);
   NnEmitOptions opt = {.export_name = om->graph_name, .value_names = names, .banner = head};
   bool ok = emit_nn(f, a, m, &m->entries[0], &opt, w, nw, msg, sizeof msg);
   fclose(f);
@@ -115,7 +116,7 @@ bool onnx_write_nn(Arena *a, const OnnxModel *om, const Model *m, const char **n
                    const char *weights_path, char *err, size_t errlen) {
   NnWeight *w;
   int nw;
-  char *text = nn_text(a, om, m, names, weights_path, &w, &nw, err, errlen);
+  char *text = nn_text(a, om, m, names, nn_path, weights_path, &w, &nw, err, errlen);
   if (!text) return false;
   FILE *f = fopen(nn_path, "w");
   bool ok = f && fputs(text, f) >= 0;

@@ -15,6 +15,7 @@
 
 #include "builtins.h"
 #include "emit_nn.h"
+#include "emit_nn_idiom.h"
 #include "layers.h"
 
 #define LITERAL_MAX 16 /* CONST data up to this many elements is written as a list literal */
@@ -28,6 +29,9 @@ typedef struct Emit {
   const char **out_name;    /* by output: the export's name for it */
   const char *const *value_names; /* NnEmitOptions */
   bool *live;               /* by node id: needed by an output */
+  int *users;               /* by node id: live users (an output counts as one) */
+  bool *inner;              /* by node id: inside an idiom, written as part of its call */
+  NnIdiom **idiom;          /* by node id: the call that computes it, or NULL */
   const char **taken;       /* open addressing: every name given */
   size_t cap;
   NnWeight *w;
@@ -322,7 +326,18 @@ static const Emitter emitters[OP_COUNT] = {
   [OP_SUM] = emit_reduce, [OP_RMAX] = emit_reduce, [OP_MATMUL] = emit_matmul,
 };
 
+static bool emit_idiom(Emit *E, const INode *n, const NnIdiom *c) {
+  put_start(E, n);
+  fprintf(E->out, "%s(", c->fn);
+  for (int k = 0; k < c->narg; k++) fprintf(E->out, "%s%s", k ? ", " : "", ref(E, c->arg[k]));
+  fprintf(E->out, "%s)", c->kwargs);
+  put_end(E, n);
+  return true;
+}
+
 static bool emit_node(Emit *E, const INode *n) {
+  if (E->inner[n->id]) return true;
+  if (E->idiom[n->id]) return emit_idiom(E, n, E->idiom[n->id]);
   if (op_info[n->op].kind == FK_ELEM) return emit_elementwise(E, n);
   if (!emitters[n->op]) return fail(E, n, "the .nn language has no function for this op yet");
   return emitters[n->op](E, n);
@@ -334,6 +349,24 @@ static void mark_live(Emit *E, const INode *n) {
   if (!n || E->live[n->id]) return;
   E->live[n->id] = true;
   for (int k = 0; k < 3; k++) mark_live(E, n->in[k]);
+}
+
+/* Calls of the language that build whole subgraphs (emit_nn_idiom.c), found from the last
+ * node back so that the largest claims its inner nodes first. */
+static void find_idioms(Emit *E) {
+  const Entry *e = E->e;
+  for (int k = 0; k < e->nnodes; k++)
+    for (int j = 0; j < 3 && E->live[k]; j++)
+      if (e->nodes[k]->in[j]) E->users[e->nodes[k]->in[j]->id]++;
+  for (int i = 0; i < e->nout; i++) E->users[e->outputs[i]->id]++;
+  for (int k = e->nnodes - 1; k >= 0; k--) {
+    const INode *n = e->nodes[k];
+    NnIdiom c;
+    if (!E->live[k] || E->inner[k] || op_info[n->op].kind == FK_LEAF) continue;
+    if (!nn_idiom_find(E->m, n, E->users, &c, E->inner)) continue;
+    E->idiom[k] = arena_alloc(E->a, sizeof c);
+    *E->idiom[k] = c;
+  }
 }
 
 static bool is_large_constant(const INode *n) {
@@ -365,7 +398,7 @@ static bool declare_weights(Emit *E) {
   for (int k = 0; k < e->nnodes; k++) {
     const INode *n = e->nodes[k];
     const char *given = E->value_names ? E->value_names[n->id] : NULL;
-    if (E->live[n->id] && is_large_constant(n)) declare(E, n, given ? given : "constant", -1);
+    if (E->live[n->id] && !E->inner[n->id] && is_large_constant(n)) declare(E, n, given ? given : "constant", -1);
   }
   return true;
 }
@@ -382,7 +415,8 @@ static void name_nodes(Emit *E, const NnEmitOptions *opt) {
   for (int k = 0; k < e->nnodes; k++) {
     const INode *n = e->nodes[k];
     bool scalar_fill = n->op == OP_CONST && !n->data && n->shape.rank == 0;
-    if (!E->live[n->id] || E->name[n->id] || n->op == OP_PARAM || scalar_fill || is_large_constant(n)) continue;
+    if (!E->live[n->id] || E->inner[n->id] || E->name[n->id] || n->op == OP_PARAM || scalar_fill || is_large_constant(n))
+      continue;
     const char *want = opt->value_names && opt->value_names[n->id] ? opt->value_names[n->id] : NULL;
     char t[32];
     snprintf(t, sizeof t, "t%d", n->id);
@@ -418,12 +452,16 @@ bool emit_nn(FILE *out, Arena *a, const Model *m, const Entry *e, const NnEmitOp
   E.name = arena_alloc(a, (e->nnodes + 1) * sizeof *E.name);
   E.live = arena_alloc(a, (e->nnodes + 1) * sizeof *E.live);
   E.out_name = arena_alloc(a, (e->nout + 1) * sizeof *E.out_name);
+  E.users = arena_alloc(a, (e->nnodes + 1) * sizeof *E.users);
+  E.inner = arena_alloc(a, (e->nnodes + 1) * sizeof *E.inner);
+  E.idiom = arena_alloc(a, (e->nnodes + 1) * sizeof *E.idiom);
   E.w = arena_alloc(a, (e->nnodes + 1) * sizeof *E.w);
   for (E.cap = 64; E.cap < 4 * ((size_t)e->nnodes + m->nsyms + 8); E.cap *= 2) {}
   E.taken = arena_alloc(a, E.cap * sizeof *E.taken);
   for (int i = 0; i < e->nout; i++) mark_live(&E, e->outputs[i]);
   for (int k = 0; k < e->nnodes; k++)
     if (e->nodes[k]->id != k) return fail(&E, e->nodes[k], "internal error: node ids are not positions");
+  find_idioms(&E);
   if (opt->banner) {
     for (const char *l = opt->banner; *l;) {
       size_t n = strcspn(l, "\n");
@@ -435,7 +473,8 @@ bool emit_nn(FILE *out, Arena *a, const Model *m, const Entry *e, const NnEmitOp
   name_nodes(&E, opt);
   if (!declare_weights(&E)) return false;
   put_signature(&E, unique_name(&E, opt->export_name && *opt->export_name ? opt->export_name : "forward"));
-  for (int k = 0; k < e->nnodes; k++)
+  int nnodes = e->nnodes; /* the idioms' scratch builds append nothing here, but be sure */
+  for (int k = 0; k < nnodes; k++)
     if (E.live[k] && !emit_node(&E, e->nodes[k])) return false;
   assign_outputs(&E);
   fputs("}\n", out);

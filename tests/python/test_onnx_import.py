@@ -104,7 +104,11 @@ class RoundTrip(TempDirCase):
         text = self.roundtrip("resnet18", model, (3, 64, 64))
         self.assertIn("export torch_jit(x: f32[batch, 3, 64, 64]) -> (y: f32[batch, 1000]) {", text)
         self.assertIn("fc_weight = Parameter([1000, 512])  # fc.weight\n", text)
-        self.assertIn("sliding_windows(", text)
+        # convolutions and pooling as the calls that build them (emit_nn_idiom.c)
+        self.assertRegex(text, r"conv1_Conv_output_0 = conv2d\(x, onnx__Conv_\d+, onnx__Conv_\d+, stride=2, padding=3\)")
+        self.assertIn("= max_pool2d(relu_Relu_output_0, [3, 3], stride=[2, 2], padding=1)", text)
+        self.assertIn("= adaptive_avg_pool2d(", text)
+        self.assertNotIn("sliding_windows(", text)
 
     def test_mobilenet_v2(self):
         import torchvision
@@ -112,6 +116,7 @@ class RoundTrip(TempDirCase):
         perturb_batch_norms(model)
         text = self.roundtrip("mobilenet_v2", model, (3, 64, 64))
         self.assertIn("hardtanh(", text)  # Clip(0, 6): relu6 as the ONNX front end builds it
+        self.assertRegex(text, r"conv2d\(\w+, onnx__Conv_\d+, onnx__Conv_\d+, padding=1, groups=\d+\)")  # depthwise
 
     def test_mlp_and_cli(self):
         """Also through `nnc run` and an AOT library of the .nn."""
@@ -162,6 +167,25 @@ class RoundTrip(TempDirCase):
         got = nnc.compile(nn_path, weights=os.path.join(sub, "pinned.safetensors")).torch_jit(x.numpy())
         with torch.no_grad():
             assert_torch_close(self, got, model(x).numpy(), "pinned")
+
+
+class SlidingWindows(TempDirCase):
+    """sliding_windows(), the language function nnc import writes for a window that is not part
+    of a convolution or pooling it recognises, against windows cut out in NumPy."""
+
+    def test_against_numpy(self):
+        src = os.path.join(self.tmp, "win.nn")
+        with open(src, "w") as f:
+            f.write("export f(x: f32[N, 2, 7, 6]) -> (y: f32[N, 2, 3, 5, 3, 2]) {\n"
+                    "  y = sliding_windows(x, [3, 2], stride=[2, 1], padding=[1, 0, 0, 1], dilation=[1, 2], value=-5.0)\n"
+                    "}\n")
+        x = np.random.RandomState(3).randn(2, 2, 7, 6).astype(np.float32)
+        padded = np.pad(x, ((0, 0), (0, 0), (1, 0), (0, 1)), constant_values=-5.0)
+        want = np.empty((2, 2, 3, 5, 3, 2), np.float32)
+        for oh in range(3):
+            for ow in range(5):
+                want[:, :, oh, ow] = padded[:, :, oh * 2:oh * 2 + 3, ow:ow + 3:2]
+        np.testing.assert_array_equal(nnc.compile(src).f(x), want)
 
 
 class Errors(TempDirCase):

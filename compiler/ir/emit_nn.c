@@ -142,6 +142,10 @@ static void put_end(Emit *E, const INode *n) {
   fprintf(E->out, "  # %s\n", shape_str(E->m, n->dtype, &n->shape, buf, sizeof buf));
 }
 
+static bool is_large_constant(const INode *n) {
+  return n->op == OP_CONST && n->data && shape_numel(&n->shape).k > LITERAL_MAX;
+}
+
 /* ---- elementwise ops ---- */
 
 static const char *const spell[OP_COUNT] = {
@@ -185,11 +189,18 @@ static void add_weight(Emit *E, const char *name, int param, const INode *consta
   E->w[E->nw++] = (NnWeight){name, param, constant};
 }
 
+static void put_list(Emit *E, const float *v, int64_t n) {
+  fputc('[', E->out);
+  for (int64_t i = 0; i < n; i++) fprintf(E->out, "%s%s", i ? ", " : "", number(E, v[i]));
+  fputc(']', E->out);
+}
+
 /* A fill: a number where a scalar is; full() otherwise.  Data: a list literal when small and
  * at most 1-D, else a parameter of the weights file. */
 static bool emit_const(Emit *E, const INode *n) {
   int64_t numel = shape_numel(&n->shape).k;
   if (!n->data && n->shape.rank == 0) return E->name[n->id] = number(E, n->f[0]), true;
+  if (is_large_constant(n)) return true; /* a parameter (declare_weights) */
   put_start(E, n);
   if (!n->data) {
     fputs("full(", E->out);
@@ -197,12 +208,14 @@ static bool emit_const(Emit *E, const INode *n) {
     fprintf(E->out, ", %s)", number(E, n->f[0]));
   } else if (n->shape.rank == 0) {
     fputs(number(E, n->data[0]), E->out);
-  } else if (n->shape.rank == 1 && numel <= LITERAL_MAX) {
-    fputc('[', E->out);
-    for (int64_t i = 0; i < numel; i++) fprintf(E->out, "%s%s", i ? ", " : "", number(E, n->data[i]));
-    fputc(']', E->out);
-  } else {
-    return fail(E, n, "internal error: a large constant was not made a parameter");
+  } else if (n->shape.rank == 1) {
+    put_list(E, n->data, numel);
+  } else { /* the reshape folds away: the same constant */
+    fputs("reshape(", E->out);
+    put_list(E, n->data, numel);
+    fputs(", ", E->out);
+    put_dims(E, &n->shape);
+    fputc(')', E->out);
   }
   put_end(E, n);
   return true;
@@ -291,6 +304,29 @@ static bool emit_window(Emit *E, const INode *n) {
   return true;
 }
 
+/* index_select(x, axis, [i0, i1, ...]) of constant indices, which the front end checks now:
+ * the gather whose index is a column [k, 1, ..., 1] over the axes from `axis` on */
+static bool is_index_select(const INode *n) {
+  const INode *x = n->in[0], *ix = n->in[1];
+  int axis = (int)n->i[0];
+  if (ix->op != OP_CONST || !ix->data || ix->shape.rank != x->shape.rank - axis) return false;
+  for (int k = 1; k < ix->shape.rank; k++)
+    if (!dim_is(ix->shape.d[k], 1)) return false;
+  Shape want = x->shape;
+  want.d[axis] = ix->shape.d[0];
+  return shape_eq(&want, &n->shape);
+}
+
+static bool emit_gather(Emit *E, const INode *n) {
+  if (!is_index_select(n)) return fail(E, n, "a gather other than index_select of constant indices");
+  put_start(E, n);
+  fprintf(E->out, "index_select(%s, %lld, [", ref(E, n->in[0]), (long long)n->i[0]);
+  for (int64_t i = 0; i < n->in[1]->shape.d[0].k; i++) fprintf(E->out, "%s%.0f", i ? ", " : "", n->in[1]->data[i]);
+  fputs("])", E->out);
+  put_end(E, n);
+  return true;
+}
+
 /* ---- reductions and products ---- */
 
 static bool emit_reduce(Emit *E, const INode *n) {
@@ -323,7 +359,7 @@ static const Emitter emitters[OP_COUNT] = {
   [OP_INPUT] = emit_input, [OP_PARAM] = emit_param, [OP_CONST] = emit_const,
   [OP_DIMVAL] = emit_dimval, [OP_RESHAPE] = emit_reshape, [OP_PERMUTE] = emit_permute,
   [OP_SLICE] = emit_slice, [OP_CONCAT] = emit_concat, [OP_WINDOW] = emit_window,
-  [OP_SUM] = emit_reduce, [OP_RMAX] = emit_reduce, [OP_MATMUL] = emit_matmul,
+  [OP_GATHER] = emit_gather, [OP_SUM] = emit_reduce, [OP_RMAX] = emit_reduce, [OP_MATMUL] = emit_matmul,
 };
 
 static bool emit_idiom(Emit *E, const INode *n, const NnIdiom *c) {
@@ -359,6 +395,9 @@ static void find_idioms(Emit *E) {
     for (int j = 0; j < 3 && E->live[k]; j++)
       if (e->nodes[k]->in[j]) E->users[e->nodes[k]->in[j]->id]++;
   for (int i = 0; i < e->nout; i++) E->users[e->outputs[i]->id]++;
+  for (int k = 0; k < e->nnodes; k++) /* index_select's indices are written in its call */
+    if (E->live[k] && e->nodes[k]->op == OP_GATHER && is_index_select(e->nodes[k]) && E->users[e->nodes[k]->in[1]->id] == 1)
+      E->inner[e->nodes[k]->in[1]->id] = true;
   for (int k = e->nnodes - 1; k >= 0; k--) {
     const INode *n = e->nodes[k];
     NnIdiom c;
@@ -369,10 +408,7 @@ static void find_idioms(Emit *E) {
   }
 }
 
-static bool is_large_constant(const INode *n) {
-  return n->op == OP_CONST && n->data && n->shape.rank > 0 &&
-         (n->shape.rank > 1 || shape_numel(&n->shape).k > LITERAL_MAX);
-}
+
 
 static void declare(Emit *E, const INode *n, const char *want, int param) {
   const char *name = E->name[n->id] = unique_name(E, want);

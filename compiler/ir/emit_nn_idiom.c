@@ -8,6 +8,7 @@
  * match is taken, so the .nn still builds the same graph; anything else is written node by
  * node.  The subgraph's inner nodes must have no other users. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "emit_nn_idiom.h"
@@ -70,6 +71,14 @@ static void scratch_open(Scratch *s, const Model *m, Match *M) {
 static bool verify(Match *M, const INode *root, const INode *built) {
   M->ncover = 0;
   return built && same(M, root, built, true);
+}
+
+static int put_number(char *buf, size_t len, double v) {
+  for (int p = 1; p <= 17; p++) {
+    int n = snprintf(buf, len, "%.*g", p, v);
+    if (strtod(buf, NULL) == v) return n;
+  }
+  return (int)strlen(buf);
 }
 
 /* ---- conv2d ---- */
@@ -160,6 +169,58 @@ static bool try_max_pool(const Model *m, const INode *root, Match *M, NnIdiom *o
   return false;
 }
 
+/* ---- avg_pool2d ---- */
+
+static bool try_avg_pool(const Model *m, const INode *root, Match *M, NnIdiom *out) {
+  if (root->op != OP_DIV || root->in[0]->op != OP_SUM || root->in[0]->in[0]->op != OP_WINDOW) return false;
+  const INode *win = root->in[0]->in[0], *x = win->in[0];
+  const Shape *ws = &win->shape;
+  PoolSpec p = {.kernel = {ws->d[ws->rank - 2].k, ws->d[ws->rank - 1].k}, .stride = {win->i[0], win->i[1]},
+                .pad = {win->i[2], win->i[3]}, .dilation = {1, 1}};
+  for (int variant = 0; variant < 4; variant++) {
+    p.ceil_mode = variant & 1;
+    p.count_include_pad = variant & 2;
+    *M = (Match){.users = M->users, .leaf = {x}, .nleaf = 1};
+    Scratch s;
+    scratch_open(&s, m, M);
+    if (!verify(M, root, nn_avg_pool2d(&s.S, M->stand_in[0], &p, (SrcLoc){0}))) continue;
+    *out = (NnIdiom){.fn = "avg_pool2d", .arg = {x}, .narg = 1};
+    snprintf(out->kwargs, sizeof out->kwargs, ", [%lld, %lld], stride=[%lld, %lld]", (long long)p.kernel[0],
+             (long long)p.kernel[1], (long long)p.stride[0], (long long)p.stride[1]);
+    put_pair(out->kwargs, sizeof out->kwargs, "padding", p.pad, 0);
+    if (p.ceil_mode) strcat(out->kwargs, ", ceil_mode=true");
+    if (!p.count_include_pad) strcat(out->kwargs, ", count_include_pad=false");
+    return true;
+  }
+  return false;
+}
+
+/* ---- pad (constant) ---- */
+
+static bool try_pad(const Model *m, const INode *root, Match *M, NnIdiom *out) {
+  if (root->op != OP_RESHAPE || root->in[0]->op != OP_WINDOW) return false;
+  const INode *win = root->in[0], *x = win->in[0];
+  const Shape *ws = &win->shape, *xs = &x->shape;
+  if (ws->d[ws->rank - 1].k != 1 || ws->d[ws->rank - 2].k != 1 || xs->rank < 2) return false;
+  int64_t top = win->i[2], left = win->i[3];
+  int64_t bottom = ws->d[ws->rank - 4].k - xs->d[xs->rank - 2].k - top, right = ws->d[ws->rank - 3].k - xs->d[xs->rank - 1].k - left;
+  int64_t pads[4] = {left, right, top, bottom};
+  *M = (Match){.users = M->users, .leaf = {x}, .nleaf = 1};
+  Scratch s;
+  scratch_open(&s, m, M);
+  if (!verify(M, root, nn_pad(&s.S, M->stand_in[0], pads, 4, win->f[0], (SrcLoc){0}))) return false;
+  *out = (NnIdiom){.fn = "pad", .arg = {x}, .narg = 1};
+  snprintf(out->kwargs, sizeof out->kwargs, ", [%lld, %lld, %lld, %lld]", (long long)left, (long long)right,
+           (long long)top, (long long)bottom);
+  if (win->f[0] != 0) {
+    char v[40];
+    put_number(v, sizeof v, win->f[0]);
+    size_t n = strlen(out->kwargs);
+    snprintf(out->kwargs + n, sizeof out->kwargs - n, ", value=%s", v);
+  }
+  return true;
+}
+
 /* ---- adaptive_avg_pool2d(x, 1) ---- */
 
 static bool try_global_avg_pool(const Model *m, const INode *root, Match *M, NnIdiom *out) {
@@ -174,9 +235,37 @@ static bool try_global_avg_pool(const Model *m, const INode *root, Match *M, NnI
   return true;
 }
 
+/* ---- interpolate ---- */
+
+/* interpolate(x, size=[oh, ow]) or (x, scale_factor=[sh, sw]): the factors 1 / the IR's scales */
+static bool try_interpolate(const Model *m, const INode *root, Match *M, NnIdiom *out) {
+  if (root->op != OP_RESIZE) return false;
+  const INode *x = root->in[0];
+  const Shape *s = &root->shape;
+  const char *mode = root->i[0] ? "bilinear" : "nearest";
+  for (int by_size = 1; by_size >= 0; by_size--) {
+    int64_t oh = by_size ? s->d[s->rank - 2].k : 0, ow = by_size ? s->d[s->rank - 1].k : 0;
+    double sh = by_size || !root->f[0] ? 0 : 1.0 / root->f[0], sw = by_size || !root->f[1] ? 0 : 1.0 / root->f[1];
+    if (!by_size && (sh <= 0 || sw <= 0)) continue;
+    *M = (Match){.users = M->users, .leaf = {x}, .nleaf = 1};
+    Scratch sc;
+    scratch_open(&sc, m, M);
+    if (!verify(M, root, nn_interpolate(&sc.S, M->stand_in[0], oh, ow, sh, sw, mode, root->flag, (SrcLoc){0}))) continue;
+    *out = (NnIdiom){.fn = "interpolate", .arg = {x}, .narg = 1};
+    char a[40], b[40];
+    if (by_size) snprintf(out->kwargs, sizeof out->kwargs, ", size=[%lld, %lld]", (long long)oh, (long long)ow);
+    else put_number(a, sizeof a, sh), put_number(b, sizeof b, sw),
+         snprintf(out->kwargs, sizeof out->kwargs, ", scale_factor=[%s, %s]", a, b);
+    size_t n = strlen(out->kwargs);
+    snprintf(out->kwargs + n, sizeof out->kwargs - n, ", mode=\"%s\"%s", mode, root->flag ? ", align_corners=true" : "");
+    return true;
+  }
+  return false;
+}
+
 bool nn_idiom_find(const Model *m, const INode *root, const int *users, NnIdiom *out, bool *inner) {
   static bool (*const idioms[])(const Model *, const INode *, Match *, NnIdiom *) = {
-    try_conv, try_max_pool, try_global_avg_pool,
+    try_conv, try_max_pool, try_avg_pool, try_global_avg_pool, try_interpolate, try_pad,
   };
   Match M = {.users = users};
   for (size_t i = 0; i < sizeof idioms / sizeof *idioms; i++) {

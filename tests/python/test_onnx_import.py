@@ -71,6 +71,24 @@ class Attention(torch.nn.Module if torch else object):
         return self.n2(x + self.ff(x))
 
 
+class Misc(torch.nn.Module if torch else object):
+    """Ops beyond the zoo's: Slice, constant-index Gather, a grouped convolution without bias,
+    bilinear Resize, Concat, Clip, Pow, Pad and AveragePool (as torch exports avg_pool2d),
+    ReduceMax with keepdims, Transpose."""
+
+    def __init__(self):
+        super().__init__()
+        self.c = torch.nn.Conv2d(4, 4, 3, stride=2, padding=1, groups=2, bias=False)
+
+    def forward(self, x):
+        F = torch.nn.functional
+        a = x[:, 1:3] * 2 + x[:, [0, 3]].abs()
+        b = F.interpolate(self.c(x), scale_factor=2, mode="bilinear")
+        c = torch.cat([a, b[:, :2, :4, :4]], 1).clamp(-1.5, 2.0) ** 2
+        d = F.avg_pool2d(c, 2).amax(dim=(2, 3), keepdim=True)
+        return torch.sigmoid(c - d).transpose(1, 3)
+
+
 @needs_torch
 class RoundTrip(TempDirCase):
     def roundtrip(self, name, model, shape, opset=13):
@@ -117,6 +135,21 @@ class RoundTrip(TempDirCase):
         text = self.roundtrip("mobilenet_v2", model, (3, 64, 64))
         self.assertIn("hardtanh(", text)  # Clip(0, 6): relu6 as the ONNX front end builds it
         self.assertRegex(text, r"conv2d\(\w+, onnx__Conv_\d+, onnx__Conv_\d+, padding=1, groups=\d+\)")  # depthwise
+
+    def test_efficientnet_b0(self):
+        """SiLU, squeeze-excitation (1x1 convolutions on 1x1 maps), depthwise 5x5 convolutions."""
+        import torchvision
+        model = torchvision.models.efficientnet_b0()
+        perturb_batch_norms(model)
+        text = self.roundtrip("efficientnet_b0", model, (3, 64, 64), opset=17)
+        self.assertNotIn("sliding_windows(", text)
+
+    def test_misc_ops(self):
+        text = self.roundtrip("misc", Misc(), (4, 4, 4))
+        for call in ("= x[:, 1:3]", "= index_select(x, 1, [0, 3])", "= conv2d(x, c_weight, stride=2, padding=1, groups=2)",
+                     "= interpolate(c_Conv_output_0, size=[4, 4], mode=\"bilinear\")", "= cat([",
+                     "avg_pool2d(", "count_include_pad=false", "keepdim=true", "= permute("):
+            self.assertIn(call, text)
 
     def test_mlp_and_cli(self):
         """Also through `nnc run` and an AOT library of the .nn."""

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "emit_nn.h"
 #include "onnx_import.h"
@@ -112,10 +113,19 @@ static char *nn_text(Arena *a, const OnnxModel *om, const Model *m, const char *
   return text;
 }
 
+/* Whether the two paths name one existing file. */
+static bool same_file(const char *a, const char *b) {
+  struct stat sa, sb;
+  return !strcmp(a, b) || (!stat(a, &sa) && !stat(b, &sb) && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino);
+}
+
 bool onnx_write_nn(Arena *a, const OnnxModel *om, const Model *m, const char **names, const char *nn_path,
                    const char *weights_path, char *err, size_t errlen) {
   NnWeight *w;
   int nw;
+  if (same_file(nn_path, om->path) || same_file(weights_path, om->path) || same_file(nn_path, weights_path))
+    return snprintf(err, errlen, "%s: error: -o %s and --weights-out %s must be two files other than the model\n",
+                    om->path, nn_path, weights_path), false;
   char *text = nn_text(a, om, m, names, nn_path, weights_path, &w, &nw, err, errlen);
   if (!text) return false;
   FILE *f = fopen(nn_path, "w");
@@ -124,6 +134,7 @@ bool onnx_write_nn(Arena *a, const OnnxModel *om, const Model *m, const char **n
   free(text);
   if (!ok) return snprintf(err, errlen, "%s: error: cannot write: %s\n", nn_path, strerror(errno)), false;
   if (!write_weights(m, om, w, nw, weights_path, err, errlen)) {
+    remove(nn_path); /* a .nn without its weights would only mislead */
     size_t n = strlen(err);
     if (n && err[n - 1] != '\n' && n + 1 < errlen) strcat(err, "\n");
     return false;

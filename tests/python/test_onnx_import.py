@@ -74,11 +74,14 @@ class Attention(torch.nn.Module if torch else object):
 class Misc(torch.nn.Module if torch else object):
     """Ops beyond the zoo's: Slice, constant-index Gather, a grouped convolution without bias,
     bilinear Resize, Concat, Clip, Pow, Pad and AveragePool (as torch exports avg_pool2d),
-    ReduceMax with keepdims, Transpose."""
+    ReduceMax with keepdims, Transpose, and a squeeze-excitation block (GlobalAveragePool, 1x1
+    convolutions on 1x1 maps, SiLU as x * sigmoid(x))."""
 
     def __init__(self):
         super().__init__()
         self.c = torch.nn.Conv2d(4, 4, 3, stride=2, padding=1, groups=2, bias=False)
+        self.se = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Conv2d(4, 2, 1), torch.nn.SiLU(),
+                                      torch.nn.Conv2d(2, 4, 1), torch.nn.Sigmoid())
 
     def forward(self, x):
         F = torch.nn.functional
@@ -86,7 +89,8 @@ class Misc(torch.nn.Module if torch else object):
         b = F.interpolate(self.c(x), scale_factor=2, mode="bilinear")
         c = torch.cat([a, b[:, :2, :4, :4]], 1).clamp(-1.5, 2.0) ** 2
         d = F.avg_pool2d(c, 2).amax(dim=(2, 3), keepdim=True)
-        return torch.sigmoid(c - d).transpose(1, 3)
+        y = torch.sigmoid(c - d)
+        return (y * self.se(y)).transpose(1, 3)
 
 
 @needs_torch
@@ -136,19 +140,12 @@ class RoundTrip(TempDirCase):
         self.assertIn("hardtanh(", text)  # Clip(0, 6): relu6 as the ONNX front end builds it
         self.assertRegex(text, r"conv2d\(\w+, onnx__Conv_\d+, onnx__Conv_\d+, padding=1, groups=\d+\)")  # depthwise
 
-    def test_efficientnet_b0(self):
-        """SiLU, squeeze-excitation (1x1 convolutions on 1x1 maps), depthwise 5x5 convolutions."""
-        import torchvision
-        model = torchvision.models.efficientnet_b0()
-        perturb_batch_norms(model)
-        text = self.roundtrip("efficientnet_b0", model, (3, 64, 64), opset=17)
-        self.assertNotIn("sliding_windows(", text)
-
     def test_misc_ops(self):
         text = self.roundtrip("misc", Misc(), (4, 4, 4))
         for call in ("= x[:, 1:3]", "= index_select(x, 1, [0, 3])", "= conv2d(x, c_weight, stride=2, padding=1, groups=2)",
                      "= interpolate(c_Conv_output_0, size=[4, 4], mode=\"bilinear\")", "= cat([",
-                     "avg_pool2d(", "count_include_pad=false", "keepdim=true", "= permute("):
+                     "avg_pool2d(", "count_include_pad=false", "keepdim=true", "= permute(",
+                     "= adaptive_avg_pool2d(", "= conv2d(se_se_0_GlobalAveragePool_output_0, se_1_weight, se_1_bias)"):
             self.assertIn(call, text)
 
     def test_mlp_and_cli(self):
@@ -256,7 +253,16 @@ class Errors(TempDirCase):
         out = os.path.join(self.tmp, "no", "such", "dir", "m.nn")
         self.expect([self.usable_onnx(), "-o", out], 1, f"{out}: error: cannot write")
         w = os.path.join(self.tmp, "no", "w.safetensors")
-        self.expect([self.usable_onnx(), "-o", os.path.join(self.tmp, "d.nn"), "--weights-out", w], 1, w)
+        self.expect([self.usable_onnx(), "-o", os.path.join(self.tmp, "d.nn"), "--weights-out", w], 1, f"{w}: error:")
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "d.nn")), "a .nn left without its weights")
+
+    def test_output_over_the_model(self):
+        import shutil
+        p = os.path.join(self.tmp, "copy.onnx")
+        shutil.copy(self.usable_onnx(), p)
+        self.expect([p, "-o", p], 1, "must be two files other than the model")
+        with open(p, "rb") as f, open(self.usable_onnx(), "rb") as g:
+            self.assertEqual(f.read(), g.read(), "the model was overwritten")
 
     def test_usage(self):
         self.expect([self.usable_onnx()], 2, "missing -o FILE.nn")

@@ -144,6 +144,54 @@ static bool try_conv(const Model *m, const INode *root, Match *M, NnIdiom *out) 
   return false;
 }
 
+/* ---- conv_transpose2d ---- */
+
+/* root = [add(·, reshape(bias))] of col2im, or of the pixel shuffle that replaces it, of
+ * reshape(matmul(reshape(w)ᵀ, reshape(x))) */
+static const INode *deconv_matmul(const INode *n, const INode **bias, const INode **col2im) {
+  *bias = *col2im = NULL;
+  if (n->op == OP_ADD && n->in[1]->op == OP_RESHAPE && n->in[1]->in[0]->shape.rank == 1)
+    *bias = n->in[1]->in[0], n = n->in[0];
+  for (int step = 0; step < 4 && n->op != OP_MATMUL; step++) {
+    if (n->op == OP_COL2IM && !*col2im) *col2im = n;
+    else if (n->op != OP_RESHAPE && n->op != OP_PERMUTE) return NULL;
+    n = n->in[0];
+  }
+  return n->op == OP_MATMUL && n->i[0] && !n->i[1] ? n : NULL;
+}
+
+static bool try_conv_transpose(const Model *m, const INode *root, Match *M, NnIdiom *out) {
+  const INode *bias, *col2im, *mm = deconv_matmul(root, &bias, &col2im);
+  if (!mm || mm->in[0]->op != OP_RESHAPE || mm->in[1]->op != OP_RESHAPE || mm->in[0]->shape.rank != 3) return false;
+  const INode *w = mm->in[0]->in[0], *x = mm->in[1]->in[0];
+  if (w->shape.rank != 4 || x->shape.rank != 4 || root->shape.rank != 4) return false;
+  int64_t k[2] = {w->shape.d[2].k, w->shape.d[3].k};
+  ConvSpec c = {.stride = {k[0], k[1]}, .dilation = {1, 1}, .groups = mm->in[0]->shape.d[0].k};
+  if (col2im) {
+    memcpy(c.stride, col2im->i, sizeof c.stride);
+    c.pad[0] = c.pad[2] = col2im->i[2];
+    c.pad[1] = c.pad[3] = col2im->i[3];
+    memcpy(c.dilation, col2im->i + 4, sizeof c.dilation);
+  }
+  for (int a = 0; a < 2; a++) /* what the output size has beyond the formula's */
+    c.output_padding[a] = root->shape.d[2 + a].k - ((x->shape.d[2 + a].k - 1) * c.stride[a] - 2 * c.pad[a] +
+                                                    c.dilation[a] * (k[a] - 1) + 1);
+  *M = (Match){.users = M->users, .leaf = {x, w, bias}, .nleaf = 3};
+  Scratch s;
+  scratch_open(&s, m, M);
+  if (!verify(M, root, nn_conv_transpose2d(&s.S, M->stand_in[0], M->stand_in[1], M->stand_in[2], &c, (SrcLoc){0})))
+    return false;
+  *out = (NnIdiom){.fn = "conv_transpose2d", .arg = {x, w, bias}, .narg = bias ? 3 : 2};
+  put_pair(out->kwargs, sizeof out->kwargs, "stride", c.stride, 1);
+  put_pair(out->kwargs, sizeof out->kwargs, "padding", c.pad, 0);
+  put_pair(out->kwargs, sizeof out->kwargs, "output_padding", c.output_padding, 0);
+  if (c.groups != 1)
+    snprintf(out->kwargs + strlen(out->kwargs), sizeof out->kwargs - strlen(out->kwargs), ", groups=%lld",
+             (long long)c.groups);
+  put_pair(out->kwargs, sizeof out->kwargs, "dilation", c.dilation, 1);
+  return true;
+}
+
 /* ---- max_pool2d ---- */
 
 static bool try_max_pool(const Model *m, const INode *root, Match *M, NnIdiom *out) {
@@ -265,7 +313,7 @@ static bool try_interpolate(const Model *m, const INode *root, Match *M, NnIdiom
 
 bool nn_idiom_find(const Model *m, const INode *root, const int *users, NnIdiom *out, bool *inner) {
   static bool (*const idioms[])(const Model *, const INode *, Match *, NnIdiom *) = {
-    try_conv, try_max_pool, try_avg_pool, try_global_avg_pool, try_interpolate, try_pad,
+    try_conv, try_conv_transpose, try_max_pool, try_avg_pool, try_global_avg_pool, try_interpolate, try_pad,
   };
   Match M = {.users = users};
   for (size_t i = 0; i < sizeof idioms / sizeof *idioms; i++) {

@@ -61,6 +61,16 @@ def count(expr):
     return "any" if "<<" in expr else expr
 
 
+def check_tables(path, text):
+    """Every row of every OpRow table in text is one ROW can read: a row written another way
+    would otherwise drop out of the table silently."""
+    for table in re.finditer(r"OpRow\s+\w+\[\]\s*=\s*\{(.*?)\n\};", text, re.S):
+        for line in table.group(1).splitlines():
+            line = line.strip()
+            if line.startswith("{") and not ROW.fullmatch(line.rstrip(",")):
+                sys.exit(f"{path}: error: an op row this script cannot read: {line}")
+
+
 def rows():
     """(name, inputs, outputs, attributes, refusals) per op, sorted by name."""
     texts = {p: open(p, encoding="utf-8").read() for p in sources()}
@@ -71,6 +81,7 @@ def rows():
     for path, t in texts.items():
         if not os.path.basename(path).startswith("onnx_ops"):
             continue
+        check_tables(path, t)
         for m in ROW.finditer(t):
             name, fn, _op, lo, hi, nout, attrs = m.groups()
             lo, hi = count(lo), count(hi)

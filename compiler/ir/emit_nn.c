@@ -8,15 +8,14 @@
  * op, and an op without one (a scan, an attention, a gather...) is an error naming it.
  * Names: parameters and inputs keep theirs, other nodes the graph value they hold when
  * given one, else t<id>; every name is made an identifier that shadows nothing. */
+#include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "builtins.h"
 #include "emit_nn.h"
 #include "emit_nn_idiom.h"
-#include "layers.h"
 
 #define LITERAL_MAX 16 /* CONST data up to this many elements is written as a list literal */
 
@@ -33,6 +32,8 @@ typedef struct Emit {
   bool *inner;              /* by node id: inside an idiom, written as part of its call */
   NnIdiom **idiom;          /* by node id: the call that computes it, or NULL */
   const char **taken;       /* open addressing: every name given */
+  const char *calls[64];    /* the functions the text calls: no variable may shadow them */
+  int ncalls;
   size_t cap;
   NnWeight *w;
   int nw;
@@ -75,7 +76,9 @@ static const char **taken_slot(Emit *E, const char *s) {
 static bool name_free(Emit *E, const char *s) {
   for (int i = 0; reserved[i]; i++)
     if (!strcmp(reserved[i], s)) return false;
-  return !*taken_slot(E, s) && !builtin_find(s) && !layer_find(s);
+  for (int i = 0; i < E->ncalls; i++)
+    if (!strcmp(E->calls[i], s)) return false;
+  return !*taken_slot(E, s);
 }
 
 /* `want` as a new identifier: other bytes become '_', leading ones dropped; a clash gets _2, _3... */
@@ -94,6 +97,14 @@ static const char *unique_name(Emit *E, const char *want) {
   for (int k = 2; !name_free(E, s); k++) snprintf(s + o, 24, "_%d", k);
   *taken_slot(E, s) = s;
   return s;
+}
+
+/* A variable may shadow a built-in function (`sum` as an input's name), so graph names are
+ * kept unless the text calls a function of that name: those are noted first. */
+static void note_call(Emit *E, const char *fn, size_t n) {
+  for (int i = 0; i < E->ncalls; i++)
+    if (strlen(E->calls[i]) == n && !strncmp(E->calls[i], fn, n)) return;
+  if (E->ncalls < (int)(sizeof E->calls / sizeof *E->calls)) E->calls[E->ncalls++] = arena_strndup(E->a, fn, n);
 }
 
 /* ---- numbers and shapes ---- */
@@ -206,8 +217,8 @@ static bool emit_const(Emit *E, const INode *n) {
     fputs("full(", E->out);
     put_dims(E, &n->shape);
     fprintf(E->out, ", %s)", number(E, n->f[0]));
-  } else if (n->shape.rank == 0) {
-    fputs(number(E, n->data[0]), E->out);
+  } else if (n->shape.rank == 0) { /* data, not a number: folding treats pow(x, 2.0) otherwise */
+    fprintf(E->out, "reshape([%s], [])", number(E, n->data[0]));
   } else if (n->shape.rank == 1) {
     put_list(E, n->data, numel);
   } else { /* the reshape folds away: the same constant */
@@ -351,6 +362,36 @@ static bool emit_matmul(Emit *E, const INode *n) {
   fputc(')', E->out);
   put_end(E, n);
   return true;
+}
+
+/* The functions each structural emitter calls (matmul may add transpose, a constant full or
+ * reshape), for note_calls. */
+static const char *const structural_calls[OP_COUNT] = {
+  [OP_CONST] = "full reshape", [OP_RESHAPE] = "reshape", [OP_PERMUTE] = "permute", [OP_CONCAT] = "cat",
+  [OP_WINDOW] = "sliding_windows", [OP_GATHER] = "index_select", [OP_SUM] = "sum", [OP_RMAX] = "amax",
+  [OP_MATMUL] = "matmul transpose",
+};
+
+static void note_words(Emit *E, const char *words) {
+  for (const char *w = words; *w;) {
+    size_t n = strcspn(w, " (");
+    if (n && (isalpha((unsigned char)*w) || *w == '_')) note_call(E, w, n);
+    w += n;
+    w += *w == ' ';
+    if (*w == '(') break;
+  }
+}
+
+static void note_calls(Emit *E) {
+  note_call(E, "Parameter", 9);
+  for (int k = 0; k < E->e->nnodes; k++) {
+    const INode *n = E->e->nodes[k];
+    if (!E->live[k] || E->inner[k]) continue;
+    if (E->idiom[k]) note_words(E, E->idiom[k]->fn);
+    else if (n->op == OP_TRUNC && n->dtype != n->in[0]->dtype) note_words(E, "long float");
+    else if (op_info[n->op].kind == FK_ELEM) note_words(E, op_info[n->op].fn ? op_info[n->op].fn : spell[n->op] ? spell[n->op] : "");
+    else if (structural_calls[n->op]) note_words(E, structural_calls[n->op]);
+  }
 }
 
 /* The emitter of each op that is not elementwise; NULL: the language cannot express it. */
@@ -498,6 +539,7 @@ bool emit_nn(FILE *out, Arena *a, const Model *m, const Entry *e, const NnEmitOp
   for (int k = 0; k < e->nnodes; k++)
     if (e->nodes[k]->id != k) return fail(&E, e->nodes[k], "internal error: node ids are not positions");
   find_idioms(&E);
+  note_calls(&E);
   if (opt->banner) {
     for (const char *l = opt->banner; *l;) {
       size_t n = strcspn(l, "\n");

@@ -84,14 +84,16 @@ static const char *base_name(const char *path) {
 }
 
 static void banner(char *buf, size_t len, const OnnxModel *om, const char *nn_path, const char *weights_path) {
+  char producer[256];
+  const char *name = om->producer_name && *om->producer_name ? om->producer_name : "an unnamed producer";
+  const char *version = om->producer_version ? om->producer_version : "";
+  snprintf(producer, sizeof producer, "%s%s%s", name, *version ? " " : "", version);
   snprintf(buf, len,
-           "Written by `nnc import` from %s (graph '%s', opset %lld, made by %s %s).\n"
+           "Written by `nnc import` from %s (graph '%s', opset %lld, made by %s).\n"
            "Its parameters are the graph's initializers, in %s under the names declared here:\n"
            "  nnc %s -o MODEL.so --weights %s",
-           base_name(om->path), om->graph_name ? om->graph_name : "", (long long)onnx_model_opset(om, ""),
-           om->producer_name && *om->producer_name ? om->producer_name : "an unnamed producer",
-           om->producer_version ? om->producer_version : "", base_name(weights_path), base_name(nn_path),
-           base_name(weights_path));
+           base_name(om->path), om->graph_name ? om->graph_name : "", (long long)onnx_model_opset(om, ""), producer,
+           base_name(weights_path), base_name(nn_path), base_name(weights_path));
 }
 
 /* The text in memory first, so that a model that cannot be written leaves no file. */

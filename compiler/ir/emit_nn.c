@@ -81,14 +81,16 @@ static bool name_free(Emit *E, const char *s) {
   return !*taken_slot(E, s);
 }
 
-/* `want` as a new identifier: other bytes become '_', leading ones dropped; a clash gets _2, _3... */
+/* `want` as a new identifier: other bytes become '_' (leading ones dropped), a leading digit
+ * gets a '_' before it (`0.weight` is `_0_weight`); a clash gets _2, _3... */
 static const char *unique_name(Emit *E, const char *want) {
   size_t n = strlen(want);
-  char *s = arena_alloc(E->a, n + 24);
+  char *s = arena_alloc(E->a, n + 25);
   size_t o = 0;
   for (size_t i = 0; i < n; i++) {
     char c = want[i];
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (o && c >= '0' && c <= '9');
+    bool digit = c >= '0' && c <= '9', ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || digit;
+    if (!o && digit) s[o++] = '_';
     if (ok || o) s[o++] = ok ? c : '_';
   }
   while (o && s[o - 1] == '_') o--;
@@ -350,16 +352,19 @@ static bool emit_reduce(Emit *E, const INode *n) {
   return true;
 }
 
-/* matmul with its transposes as transpose(x, -2, -1), which folding turns back into the flags */
+/* a @ b, its transposes as x.T (rank 2) or transpose(x, -2, -1), which folding turns back
+ * into the flags */
+static void put_operand(Emit *E, const INode *x, bool transposed) {
+  if (!transposed) fputs(ref(E, x), E->out);
+  else if (x->shape.rank == 2) fprintf(E->out, "%s.T", ref(E, x));
+  else fprintf(E->out, "transpose(%s, -2, -1)", ref(E, x));
+}
+
 static bool emit_matmul(Emit *E, const INode *n) {
   put_start(E, n);
-  fputs("matmul(", E->out);
-  for (int k = 0; k < 2; k++) {
-    const char *x = ref(E, n->in[k]);
-    if (n->i[k]) fprintf(E->out, "%stranspose(%s, -2, -1)", k ? ", " : "", x);
-    else fprintf(E->out, "%s%s", k ? ", " : "", x);
-  }
-  fputc(')', E->out);
+  put_operand(E, n->in[0], n->i[0]);
+  fputs(" @ ", E->out);
+  put_operand(E, n->in[1], n->i[1]);
   put_end(E, n);
   return true;
 }
@@ -369,7 +374,7 @@ static bool emit_matmul(Emit *E, const INode *n) {
 static const char *const structural_calls[OP_COUNT] = {
   [OP_CONST] = "full reshape", [OP_RESHAPE] = "reshape", [OP_PERMUTE] = "permute", [OP_CONCAT] = "cat",
   [OP_WINDOW] = "sliding_windows", [OP_GATHER] = "index_select", [OP_SUM] = "sum", [OP_RMAX] = "amax",
-  [OP_MATMUL] = "matmul transpose",
+  [OP_MATMUL] = "transpose",
 };
 
 static void note_words(Emit *E, const char *words) {

@@ -427,10 +427,14 @@ static bool emit_node(Emit *E, const INode *n) {
 
 /* ---- the model ---- */
 
-static void mark_live(Emit *E, const INode *n) {
-  if (!n || E->live[n->id]) return;
-  E->live[n->id] = true;
-  for (int k = 0; k < 3; k++) mark_live(E, n->in[k]);
+/* What the outputs need: one pass back over the topological order (no recursion: a graph
+ * may be a chain of a million nodes). */
+static void mark_live(Emit *E) {
+  const Entry *e = E->e;
+  for (int i = 0; i < e->nout; i++) E->live[e->outputs[i]->id] = true;
+  for (int k = e->nnodes - 1; k >= 0; k--)
+    for (int j = 0; j < 3 && E->live[k]; j++)
+      if (e->nodes[k]->in[j]) E->live[e->nodes[k]->in[j]->id] = true;
 }
 
 /* Calls of the language that build whole subgraphs (emit_nn_idiom.c), found from the last
@@ -453,8 +457,6 @@ static void find_idioms(Emit *E) {
     *E->idiom[k] = c;
   }
 }
-
-
 
 static void declare(Emit *E, const INode *n, const char *want, int param) {
   const char *name = E->name[n->id] = unique_name(E, want);
@@ -540,9 +542,9 @@ bool emit_nn(FILE *out, Arena *a, const Model *m, const Entry *e, const NnEmitOp
   E.w = arena_alloc(a, (e->nnodes + 1) * sizeof *E.w);
   for (E.cap = 64; E.cap < 4 * ((size_t)e->nnodes + m->nsyms + 8); E.cap *= 2) {}
   E.taken = arena_alloc(a, E.cap * sizeof *E.taken);
-  for (int i = 0; i < e->nout; i++) mark_live(&E, e->outputs[i]);
   for (int k = 0; k < e->nnodes; k++)
     if (e->nodes[k]->id != k) return fail(&E, e->nodes[k], "internal error: node ids are not positions");
+  mark_live(&E);
   find_idioms(&E);
   note_calls(&E);
   if (opt->banner) {
@@ -556,8 +558,7 @@ bool emit_nn(FILE *out, Arena *a, const Model *m, const Entry *e, const NnEmitOp
   name_nodes(&E, opt);
   if (!declare_weights(&E)) return false;
   put_signature(&E, unique_name(&E, opt->export_name && *opt->export_name ? opt->export_name : "forward"));
-  int nnodes = e->nnodes; /* the idioms' scratch builds append nothing here, but be sure */
-  for (int k = 0; k < nnodes; k++)
+  for (int k = 0; k < e->nnodes; k++)
     if (E.live[k] && !emit_node(&E, e->nodes[k])) return false;
   assign_outputs(&E);
   fputs("}\n", out);

@@ -2,6 +2,7 @@
 #   dot_pictures   `nnc dump --format=dot` renders with Graphviz (tests/tools/test_dot.sh)
 #   cli_docs       `nnc --help` / `nnc COMMAND --help` agree with docs/cli.md
 #   language_docs  docs/language.md documents every layer and function the compiler knows
+#   onnx_docs      docs/onnx.md's table of ONNX ops is the one the op rows of compiler/onnx give
 #   walkthrough    README.md's "From PyTorch to nnc in five minutes", run verbatim: compile,
 #                  call from C and Python, compare with PyTorch (NumPy weights without torch)
 add_test(NAME dot_pictures
@@ -42,3 +43,7 @@ add_test(NAME docs_c_api_example
 # layer's constructor arguments.
 add_test(NAME language_docs
          COMMAND ${NNC_PYTHON} ${PROJECT_SOURCE_DIR}/tests/docs/test_language_docs.py ${PROJECT_SOURCE_DIR})
+
+# docs/onnx.md's table of supported ONNX ops, generated from compiler/onnx/onnx_ops*.c, is current.
+add_test(NAME onnx_docs
+         COMMAND ${NNC_PYTHON} ${PROJECT_SOURCE_DIR}/scripts/onnx_ops_table.py --check ${PROJECT_SOURCE_DIR}/docs/onnx.md)

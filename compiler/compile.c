@@ -22,6 +22,7 @@
 #include "memreport.h"
 #include "native.h"
 #include "onnx_import.h"
+#include "onnx_to_nn.h"
 #include "passes.h"
 #include "sema.h"
 #include "target.h"
@@ -398,6 +399,39 @@ void nnc_jit_free(NncJit *jit) {
   if (!jit) return;
   jit_free(jit->jit);
   free(jit);
+}
+
+/* ---- import ---- */
+
+typedef struct ImportJob {
+  const char *nn_path, *weights_path;
+  const char *const *dims;
+  int ndims;
+} ImportJob;
+
+static int import_unit(Unit *u, void *arg, char **errmsg) {
+  const ImportJob *job = arg;
+  char err[2048];
+  size_t len;
+  const char **names = NULL;
+  if (!onnx_is_model_path(u->path))
+    return fail(errmsg, "%s: error: not an ONNX model: nnc import reads a .onnx file\n", u->path);
+  if (!(u->text = read_file(u->path, &len, errmsg)) || front_end(u, u->path, u->text, len, errmsg)) return -1;
+  if (!onnx_pin_dims(u->onnx, job->dims, job->ndims, err, sizeof err)) return fail(errmsg, "%s\n", err);
+  u->model = onnx_import_named(u->arena, &u->file, u->onnx, model_name_of(u->arena, u->path), &u->diag, &names);
+  if (!u->model) return fail_diag(u, errmsg);
+  if (!onnx_write_nn(u->arena, u->onnx, u->model, names, job->nn_path, job->weights_path, err, sizeof err))
+    return fail(errmsg, "%s", err);
+  return 0;
+}
+
+int nnc_import_onnx(const char *onnx_path, const char *nn_path, const char *weights_path,
+                    const char *const *dims, int ndims, char **errmsg) {
+  ImportJob job = {nn_path, weights_path, dims, ndims};
+  Unit u = {.path = onnx_path};
+  int rc = run_unit(&u, import_unit, &job, errmsg);
+  unit_free(&u);
+  return rc;
 }
 
 /* ---- check and dump ---- */

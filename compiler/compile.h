@@ -41,6 +41,13 @@ int nnc_compile_jit_source(const char *path, const char *text, size_t len,
                            const NncCompileOptions *opt, NncJit **jit,
                            const nnc_model_desc **desc, char **errmsg);
 
+/* `nnc import`: the ONNX model `onnx_path` as editable .nn source at `nn_path` (one export
+ * named after the graph) and the tensors it reads at `weights_path` (safetensors); dims[n]
+ * ("NAME=VALUE") pin symbolic dims (dim_param) to sizes.  Compiling the .nn with those
+ * weights gives what compiling the .onnx gives. */
+int nnc_import_onnx(const char *onnx_path, const char *nn_path, const char *weights_path,
+                    const char *const *dims, int ndims, char **errmsg);
+
 /* `nnc check`: parse and type/shape-check only (opt: its defines; NULL: none). */
 int nnc_check(const char *nn_path, const NncCompileOptions *opt, char **errmsg);
 

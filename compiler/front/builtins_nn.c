@@ -411,6 +411,36 @@ static bool b_lstm_cell(Sema *S, const Builtin *self, const Args *a, Value *out)
   return true;
 }
 
+/* sliding_windows(input, kernel_size, stride=1, padding=0, dilation=1, value=0.0): the
+ * WINDOW op itself, [..., H, W] -> [..., OH, OW, KH, KW], what convolutions and pooling are
+ * built from; `nnc import` writes it.  padding: an int, [ph, pw] or [top, left, bottom, right]
+ * (negative: cropped); value fills the positions outside the input. */
+static bool b_sliding_windows(Sema *S, const Builtin *self, const Args *a, Value *out) {
+  const char *name = self->name;
+  static const char *names[] = {"input", "kernel_size", "stride", "padding", "dilation", "value"};
+  if (!entry_only(S, a, name) || !args_check(S, a, name, names, 6)) return false;
+  INode *x = tensor_opt(S, a, 0, "input", true);
+  WindowSpec ws = {.input_dilation = {1, 1}, .what = name, .params = "kernel size, stride, padding or dilation"};
+  const Value *p = arg_get(a, 3, "padding");
+  if (!x || !arg_get(a, 1, "kernel_size")) return x ? diag_error(D, a->loc, "%s needs kernel_size", name) : false;
+  if (!pair_opt(S, a, 1, "kernel_size", 1, ws.kernel) || !pair_opt(S, a, 2, "stride", 1, ws.stride) ||
+      !pair_opt(S, a, 4, "dilation", 1, ws.dilation) || !num_opt(S, a, 5, "value", 0.0, &ws.pad_value))
+    return false;
+  if (p && p->k == V_LIST && p->len == 4) {
+    for (int i = 0; i < 4; i++)
+      if (!to_int(S, &p->items[i], a->loc, &ws.pad[i])) return false;
+  } else {
+    int64_t hw[2];
+    if (!pair_opt(S, a, 3, "padding", 0, hw)) return false;
+    ws.pad[0] = ws.pad[2] = hw[0], ws.pad[1] = ws.pad[3] = hw[1];
+  }
+  for (int i = 0; i < 2; i++)
+    if (ws.kernel[i] <= 0 || ws.stride[i] <= 0 || ws.dilation[i] <= 0)
+      return diag_error(D, a->loc, "%s: kernel_size, stride and dilation must be positive", name);
+  *out = v_tensor(ir_window(S->m, S->e, x, &ws, a->loc, D));
+  return out->t != NULL;
+}
+
 const Builtin nn_builtins[] = {
   {"lstm", b_lstm}, {"lstm_cell", b_lstm_cell},
   {"conv2d", b_conv2d}, {"conv_transpose2d", b_conv_transpose2d},
@@ -419,6 +449,6 @@ const Builtin nn_builtins[] = {
   {"batch_norm", b_batch_norm}, {"group_norm", b_group_norm, NORM_GROUP}, {"instance_norm", b_group_norm, NORM_INSTANCE},
   {"layer_norm", b_layer_norm}, {"interpolate", b_interpolate}, {"pad", b_pad},
   {"pixel_shuffle", b_pixel_shuffle, SHUFFLE}, {"pixel_unshuffle", b_pixel_shuffle, UNSHUFFLE}, {"roi_align", b_roi_align},
-  {"scaled_dot_product_attention", b_sdpa},
+  {"scaled_dot_product_attention", b_sdpa}, {"sliding_windows", b_sliding_windows},
   {NULL, NULL},
 };

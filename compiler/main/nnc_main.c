@@ -17,6 +17,7 @@
 
 #include "cache.h"
 #include "compile.h"
+#include "nnc_help.h"
 #include "nnc.h"
 #include "npy.h"
 
@@ -24,145 +25,6 @@
 #define SHOW_VALUES 8
 
 enum { EXIT_USER = 1, EXIT_USAGE = 2 };
-
-static const char help_main[] =
-    "usage: nnc FILE.nn -o FILE.so [--weights W.safetensors] [--header FILE.h] [-D NAME=VALUE ...]\n"
-    "       nnc run FILE.nn|FILE.so [--weights W.safetensors] [--entry NAME] [-D NAME=VALUE ...]\n"
-    "               [--threads N] --in NAME=PATH.npy ... [--out NAME=PATH.npy ...]\n"
-    "       nnc check [-D NAME=VALUE ...] FILE.nn\n"
-    "       nnc dump --stage=STAGE [--format=text|dot] [--dims N=V,...] [-D NAME=VALUE ...] FILE.nn\n"
-    "       nnc cache [info|clear]\n"
-    "       nnc --help | --version | COMMAND --help | help [COMMAND]\n"
-    "\n"
-    "nnc compiles a neural-network model written in the .nn language to native code.\n"
-    "\n"
-    "Commands:\n"
-    "  (none)  compile FILE.nn ahead of time into the shared library FILE.so.  With --weights,\n"
-    "          the weights are checked and embedded, and the library needs nothing else;\n"
-    "          without, it loads a weights file at run time.  --header also writes a C header\n"
-    "          declaring one function per exported entry.  -D NAME=VALUE (also for run)\n"
-    "          overrides the model's top-level `const NAME`.\n"
-    "  run     compile FILE.nn in process (JIT), or load FILE.so, and run one entry (default:\n"
-    "          the first) on the .npy inputs; outputs given --out are written as .npy, the\n"
-    "          others are summarized on stdout.\n"
-    "  check   parse and type/shape-check FILE.nn only.\n"
-    "  dump    print one stage of the compilation of FILE.nn (ast, ir, opt, fused, loops,\n"
-    "          llvm, asm); --format=dot draws the graph (ir, opt, fused) for Graphviz.\n"
-    "  cache   the compile cache: where it is and how full (info), or empty it (clear).\n"
-    "  help    the same as --help; `nnc help COMMAND` is `nnc COMMAND --help`\n"
-    "          (COMMAND: compile, run, check, dump, cache).\n"
-    "\n"
-    "FILE.nn may also be an ONNX model, FILE.onnx: one entry, forward, whose weights are the\n"
-    "model's initializers, embedded (docs/cli.md, \"ONNX models\").\n"
-    "\n"
-    "Options that take a value accept `--opt VALUE` and `--opt=VALUE`.\n"
-    "Weights are safetensors files whose tensor names are the PyTorch state_dict names.\n"
-    "Tensors are NumPy .npy files (<f4 or <i8, C order).\n"
-    "\n"
-    "Environment:\n"
-    "  NNC_CC            the C compiler driver that links .so files (default: cc)\n"
-    "  NNC_SUPPORT_LIB   the support archive linked into every .so (default: the one\n"
-    "                    built or installed with nnc, libnnc_support.a)\n"
-    "  TMPDIR            where temporary object files go\n"
-    "  NNC_PLAN_SIMD     plan kernels for vectors of 4, 8 or 16 floats instead of the\n"
-    "                    host's (the golden fused dumps use 16)\n"
-    "  NNC_NUM_THREADS   default threads of a call (nnc run, the C API, Python); else\n"
-    "                    the CPUs the process may use\n"
-    "  NNC_PARALLEL_GRAIN  least work per chunk of a split loop (default 32768)\n"
-    "  NNC_CACHE         off (or 0): compile without the compile cache\n"
-    "  NNC_CACHE_DIR     the compile cache's directory (default: $XDG_CACHE_HOME/nnc,\n"
-    "                    else ~/.cache/nnc)\n"
-    "  XDG_CACHE_HOME    see NNC_CACHE_DIR\n"
-    "  NNC_CACHE_MAX     the most MiB the compile cache holds (default 1024; 0: no limit)\n"
-    "  NNC_ARENA_LIMIT   test hook: the most bytes a compilation's arena may hold; past\n"
-    "                    it the compilation fails as out of memory (exit 1)\n"
-    "\n"
-    "Exit status: 0 success, 1 error in the model, weights or inputs, 2 usage error.\n"
-    "Documentation: docs/cli.md, docs/language.md, docs/c-api.md.\n";
-
-static const char help_compile[] =
-    "usage: nnc FILE.nn -o FILE.so [--weights W.safetensors] [--header FILE.h] [-D NAME=VALUE ...]\n"
-    "\n"
-    "Compile FILE.nn ahead of time into the shared library FILE.so.\n"
-    "\n"
-    "  -o FILE.so           the library to write (required)\n"
-    "  --weights W          check the weights W.safetensors against the model and embed them;\n"
-    "                       without, the library loads a weights file when opened\n"
-    "  -D NAME=VALUE        override the model's top-level `const NAME` (a number, true/false\n"
-    "                       or a string), e.g. -D NORM=bn; may be repeated\n"
-    "  --header FILE.h      also write a C header: the model's ABI, one function per entry\n"
-    "\n"
-    "The library exports one function per entry (declared by --header), the generic ABI of\n"
-    "nnc_model.h and an introspection table; `nnc run FILE.so` and Python's nnc.load call it.\n"
-    "\n"
-    "Example:\n"
-    "  nnc model.nn -o model.so --weights model.safetensors --header model.h\n";
-
-static const char help_run[] =
-    "usage: nnc run FILE.nn|FILE.so [--weights W.safetensors] [--entry NAME] [-D NAME=VALUE ...]\n"
-    "               [--threads N] --in NAME=PATH.npy ... [--out NAME=PATH.npy ...]\n"
-    "\n"
-    "Compile FILE.nn in process (JIT), or load FILE.so made by `nnc -o`, and run one entry.\n"
-    "\n"
-    "  -D NAME=VALUE        override a top-level constant when compiling a .nn (see nnc --help)\n"
-    "  --weights W          weights file (required unless the .so embeds its weights;\n"
-    "                       given, it replaces the embedded ones)\n"
-    "  --entry NAME         the entry to run (default: the model's first entry)\n"
-    "  --threads N          threads for the call (default: $NNC_NUM_THREADS, else the CPUs);\n"
-    "                       results are bit-identical for any N\n"
-    "  --in NAME=PATH       the input argument NAME, from a .npy file; one per input\n"
-    "  --out NAME=PATH      write the output NAME to a .npy file; outputs without --out are\n"
-    "                       summarized on stdout (shape, min, max, mean, first values)\n"
-    "\n"
-    "Symbolic dims (e.g. N) are bound from the input shapes.  A path ending in .so (or\n"
-    "containing .so.) is loaded as a library; anything else is compiled as .nn source.\n"
-    "\n"
-    "Example:\n"
-    "  nnc run model.nn --weights model.safetensors --entry forward --in x=x.npy --out y=y.npy\n";
-
-static const char help_check[] =
-    "usage: nnc check [-D NAME=VALUE ...] FILE.nn\n"
-    "\n"
-    "Parse and type/shape-check FILE.nn; print errors with their source location.\n"
-    "Prints `FILE.nn: ok` when the model is fine.\n"
-    "\n"
-    "  -D NAME=VALUE        check with a top-level constant overridden (see nnc --help)\n";
-
-static const char help_dump[] =
-    "usage: nnc dump --stage=STAGE [--format=text|dot] [--dims N=V,...] [-D NAME=VALUE ...] FILE.nn\n"
-    "\n"
-    "Print one stage of the compilation of FILE.nn to stdout.\n"
-    "\n"
-    "  --stage=STAGE        ast    the syntax tree\n"
-    "                       ir     the graph IR after semantic analysis\n"
-    "                       opt    the graph IR after folding, CSE and DCE\n"
-    "                       fused  the kernels, each with the IR ops it covers\n"
-    "                       loops  the loop nests of the kernels\n"
-    "                       llvm   the LLVM IR of the model\n"
-    "                       asm    the host assembly\n"
-    "                       memory  per entry, the planned workspace bytes, the lifetime\n"
-    "                               lower bound and the sum of all intermediates\n"
-    "  --format=FORMAT      text (default) or dot: a Graphviz graph of the stage ir, opt or\n"
-    "                       fused, with the kernels drawn as clusters\n"
-    "  --dims N=V,...       values of the symbolic dims for --stage=memory (default 1)\n"
-    "  -D NAME=VALUE        override a top-level constant (see nnc --help)\n"
-    "\n"
-    "Example:\n"
-    "  nnc dump --stage=fused --format=dot model.nn | dot -Tpng -o model.png\n";
-
-static const char help_cache[] =
-    "usage: nnc cache [info|clear]\n"
-    "\n"
-    "Compiled code of the models compiled before (nnc FILE.nn -o, nnc run, the C API,\n"
-    "Python), keyed by the code and everything it depends on, so that compiling an unchanged\n"
-    "model again takes milliseconds.\n"
-    "\n"
-    "  info                 (the default) the directory, on or off, the entries and bytes\n"
-    "  clear                remove every entry\n"
-    "\n"
-    "The cache is $NNC_CACHE_DIR, else $XDG_CACHE_HOME/nnc, else ~/.cache/nnc; NNC_CACHE=off\n"
-    "turns it off.  It holds at most $NNC_CACHE_MAX MiB (default 1024): the least recently\n"
-    "used entries go first.  A cache that cannot be written is skipped, silently.\n";
 
 /* ---- messages ---- */
 
@@ -354,6 +216,50 @@ static int cmd_check(int argc, char **argv) {
   if (nnc_check(in, &opt, &msg)) return user_error_msg(msg);
   free(msg);
   printf("%s: ok\n", in);
+  return 0;
+}
+
+/* ---- nnc import ---- */
+
+static const struct option import_options[] = {
+    {"help", no_argument, NULL, 'h'},
+    {"weights-out", required_argument, NULL, 'w'},
+    {"dim", required_argument, NULL, 'D'},
+    {NULL, 0, NULL, 0},
+};
+
+/* FILE.nn -> FILE.safetensors (the same folder and stem) */
+static char *default_weights_path(const char *nn) {
+  const char *slash = strrchr(nn, '/'), *dot = strrchr(nn, '.');
+  size_t stem = dot && (!slash || dot > slash + 1) ? (size_t)(dot - nn) : strlen(nn);
+  char *w = malloc(stem + sizeof ".safetensors");
+  if (w) snprintf(w, stem + sizeof ".safetensors", "%.*s.safetensors", (int)stem, nn);
+  return w;
+}
+
+/* argv[0] is "import" */
+static int cmd_import(int argc, char **argv) {
+  const char *in = NULL, *nn = NULL, *weights = NULL, *dims[MAX_DEFINES];
+  int ndims = 0;
+  OptParser p;
+  opt_start(&p, argc, argv, "-:ho:D:", import_options);
+  for (int c, rc = 0; (c = opt_next(&p)) != -1;) {
+    switch (c) {
+    case 'h': return fputs(help_import, stdout), 0;
+    case 'o': nn = optarg; break;
+    case 'w': weights = optarg; break;
+    case 'D': rc = add_define("import", optarg, dims, &ndims); break;
+    default: rc = opt_common(&p, c, "import", &in);
+    }
+    if (rc) return rc;
+  }
+  if (!in) return usage_error("import", "no model file given");
+  if (!nn) return usage_error("import", "missing -o FILE.nn (the .nn to write)");
+  char *own = weights ? NULL : default_weights_path(nn), *msg = NULL;
+  int rc = nnc_import_onnx(in, nn, weights ? weights : own, dims, ndims, &msg);
+  free(own);
+  if (rc) return user_error_msg(msg);
+  free(msg);
   return 0;
 }
 
@@ -759,6 +665,7 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "check") == 0) return cmd_check(argc - 1, argv + 1);
   if (strcmp(cmd, "dump") == 0) return cmd_dump(argc - 1, argv + 1);
   if (strcmp(cmd, "cache") == 0) return cmd_cache(argc - 1, argv + 1);
+  if (strcmp(cmd, "import") == 0) return cmd_import(argc - 1, argv + 1);
   if (strcmp(cmd, "help") == 0) {
     const char *topic = argc > 2 ? argv[2] : "";
     char *h[] = {argv[0], "--help", NULL};
@@ -767,6 +674,7 @@ int main(int argc, char **argv) {
     if (strcmp(topic, "dump") == 0) return cmd_dump(2, h);
     if (strcmp(topic, "compile") == 0) return cmd_compile(2, h);
     if (strcmp(topic, "cache") == 0) return cmd_cache(2, h);
+    if (strcmp(topic, "import") == 0) return cmd_import(2, h);
     return fputs(help_main, stdout), 0;
   }
   return cmd_compile(argc, argv);

@@ -305,8 +305,30 @@ static bool translate(Imp *I) {
   return true;
 }
 
+/* names[id]: the first graph value (inputs, then node outputs in order) that node id holds */
+static const char **value_names(Imp *I) {
+  const Entry *e = &IM->entries[0];
+  const char **names = arena_alloc(I->S.arena, (e->nnodes + 1) * sizeof *names);
+  const OnnxModel *om = I->om;
+  for (int i = 0; i < om->n_inputs; i++) {
+    ImpValue *v = imp_find(I, om->inputs[i].name);
+    if (v && v->t && !names[v->t->id]) names[v->t->id] = v->name;
+  }
+  for (int i = 0; i < om->n_nodes; i++)
+    for (int k = 0; k < om->nodes[i].n_outputs; k++) {
+      ImpValue *v = *om->nodes[i].outputs[k] ? imp_find(I, om->nodes[i].outputs[k]) : NULL;
+      if (v && v->t && v->t->id < e->nnodes && !names[v->t->id]) names[v->t->id] = v->name;
+    }
+  return names;
+}
+
 Model *onnx_import(Arena *a, const SrcFile *file, const OnnxModel *om, const char *model_name,
                    Diag *d) {
+  return onnx_import_named(a, file, om, model_name, d, NULL);
+}
+
+Model *onnx_import_named(Arena *a, const SrcFile *file, const OnnxModel *om, const char *model_name,
+                         Diag *d, const char ***names) {
   Model *m = arena_alloc(a, sizeof *m);
   m->arena = a;
   m->file = file;
@@ -317,7 +339,9 @@ Model *onnx_import(Arena *a, const SrcFile *file, const OnnxModel *om, const cha
   for (int i = 0; i < om->n_nodes; i++) n += om->nodes[i].n_outputs;
   for (I.cap = 16; I.cap < 2 * n; I.cap *= 2) {}
   I.values = arena_alloc(a, I.cap * sizeof *I.values);
-  return translate(&I) ? m : NULL;
+  if (!translate(&I)) return NULL;
+  if (names) *names = value_names(&I);
+  return m;
 }
 
 void onnx_fill_weights(const Model *m, const OnnxModel *om, unsigned char *blob) {

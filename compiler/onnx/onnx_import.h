@@ -20,6 +20,12 @@
 Model *onnx_import(Arena *a, const SrcFile *file, const OnnxModel *om, const char *model_name,
                    Diag *d);
 
+/* The same, also naming the entry's nodes after the graph's values: (*names)[id] is the
+ * first graph value (an input, else a node output in graph order) that node id holds, or
+ * NULL (a node inside an op's translation).  For `nnc import` (emit_nn.h). */
+Model *onnx_import_named(Arena *a, const SrcFile *file, const OnnxModel *om, const char *model_name,
+                         Diag *d, const char ***names);
+
 /* The loaded (not derived) parameters' data, copied from the initializers of the same names
  * into blob (m->weights_size bytes, at each parameter's offset). */
 void onnx_fill_weights(const Model *m, const OnnxModel *om, unsigned char *blob);

@@ -14,6 +14,7 @@ import sys
 
 SECTIONS = {"compile": "## Compile ahead of time", "run": "## Run one entry",
             "check": "## Check a model", "dump": "## See the stages",
+            "import": "## Write an ONNX model as .nn",
             "cache": "## The compile cache"}
 failures = []
 
@@ -98,7 +99,7 @@ def main():
     version = re.search(r"project\(nnc VERSION ([0-9.]+)", open(f"{root}/CMakeLists.txt").read()).group(1)
     rc, out, _ = nnc("--version")
     check(rc == 0 and out.strip() == f"nnc {version}", f"--version printed {out!r}, want 'nnc {version}'")
-    for cmd in ("run", "check", "dump", "cache"):
+    for cmd in ("run", "check", "dump", "import", "cache"):
         check(nnc(cmd, "--help")[1] == help_of(cmd), f"`nnc {cmd} --help` differs from `nnc help {cmd}`")
     check(nnc("model.nn", "--help")[1] == help_of("compile"), "`nnc FILE.nn --help` differs from `nnc help compile`")
     rc, out, err = nnc()

@@ -92,10 +92,6 @@ class TorchRecurrent(TempDirCase):
         self.check(torch_or_none().nn.RNN, nonlinearity="relu")
 
 
-if __name__ == "__main__":
-    unittest.main()
-
-
 try:
     import onnx
     from onnx import helper, numpy_helper
@@ -168,3 +164,7 @@ class OnnxGru(TempDirCase):
                 for layout in (0, 1):
                     with self.subTest(direction=direction, lbr=lbr, layout=layout):
                         self.check(direction, lbr, layout)
+
+
+if __name__ == "__main__":
+    unittest.main()

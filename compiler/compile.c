@@ -163,9 +163,10 @@ static int front_end(Unit *u, const char *path, const char *text, size_t len, ch
 }
 
 static int analyze(Unit *u, const NncCompileOptions *opt, char **errmsg) {
-  if (u->onnx && opt && opt->ndefines)
-    return fail(errmsg, "%s: error: -D %s: an ONNX model has no constants to override\n", u->file.path, opt->defines[0]);
-  if (u->onnx) {
+  if (u->onnx) { /* -D batch=1 pins a symbolic dim (dim_param) of the graph's inputs */
+    char err[1024];
+    if (opt && opt->ndefines && !onnx_pin_dims(u->onnx, opt->defines, opt->ndefines, err, sizeof err))
+      return fail(errmsg, "%s\n", err);
     u->model = onnx_import(u->arena, &u->file, u->onnx, model_name_of(u->arena, u->file.path), &u->diag);
     return u->model ? 0 : fail_diag(u, errmsg);
   }

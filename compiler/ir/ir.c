@@ -409,6 +409,16 @@ INode *ir_permute(Model *m, Entry *e, INode *a, const int *perm, SrcLoc loc, Dia
   return n;
 }
 
+static INode *slice_node(Model *m, Entry *e, INode *a, int axis, int64_t start, int64_t step, const Shape *s,
+                         SrcLoc loc) {
+  INode *n = ir_new(m, e, OP_SLICE, a->dtype, s, loc);
+  n->in[0] = a;
+  n->i[0] = axis;
+  n->i[1] = start;
+  n->i[2] = step;
+  return n;
+}
+
 /* a[start::step] or a[start:stop:step] with stop < 0 along a symbolic axis of size T (start
  * >= 0): of length max(0, ceil((T + stop - start) / step)), a derived size that Python's
  * clamping makes 0, not an error, when the slice is empty (x[:, 1:] of a T = 1 sequence).
@@ -432,12 +442,7 @@ static INode *slice_symbolic(Model *m, Entry *e, INode *a, int axis, int64_t sta
   s.d[axis] = dim_slice_length(m, a->shape.d[axis], end - start + step - 1, step, loc, d, &ok);
   if (!ok) return NULL;
   if (start == 0 && step == 1 && dim_eq(s.d[axis], a->shape.d[axis])) return a;
-  INode *n = ir_new(m, e, OP_SLICE, a->dtype, &s, loc);
-  n->in[0] = a;
-  n->i[0] = axis;
-  n->i[1] = start;
-  n->i[2] = step;
-  return n;
+  return slice_node(m, e, a, axis, start, step, &s, loc);
 }
 
 INode *ir_slice(Model *m, Entry *e, INode *a, int axis, int64_t start, int64_t stop,
@@ -458,12 +463,7 @@ INode *ir_slice(Model *m, Entry *e, INode *a, int axis, int64_t start, int64_t s
   if (start == 0 && stop == len && step == 1) return a;
   Shape s = a->shape;
   s.d[axis] = dim_const((stop - start + step - 1) / step);
-  INode *n = ir_new(m, e, OP_SLICE, a->dtype, &s, loc);
-  n->in[0] = a;
-  n->i[0] = axis;
-  n->i[1] = start;
-  n->i[2] = step;
-  return n;
+  return slice_node(m, e, a, axis, start, step, &s, loc);
 }
 
 INode *ir_concat(Model *m, Entry *e, INode *a, INode *b, int axis, SrcLoc loc, Diag *d) {

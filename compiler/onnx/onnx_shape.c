@@ -206,6 +206,21 @@ typedef struct SliceArgs {
   int64_t start[MAX_RANK], end[MAX_RANK], axis[MAX_RANK], step[MAX_RANK];
 } SliceArgs;
 
+/* The ints of input i, a constant or a shape folded at compile time to static values (an
+ * exporter's `size // chunks` arithmetic), at most MAX_RANK of them. */
+static bool static_ints_input(Imp *I, int i, int64_t *dst, int *n, const char *what) {
+  ShapeVal v;
+  if (!imp_is_int_vector(I, i)) return imp_const_input(I, i) && imp_fail(I, "the %s input is not integer", what);
+  if (!imp_int_vector(I, i, &v)) return false;
+  if (v.n > MAX_RANK) return imp_fail(I, "the %s input has %d values, at most %d", what, v.n, MAX_RANK);
+  for (int k = 0; k < v.n; k++) {
+    if (v.d[k].syms) return imp_fail(I, "the %s input holds a symbolic size: nnc needs it known at compile time", what);
+    dst[k] = v.d[k].k;
+  }
+  *n = v.n;
+  return true;
+}
+
 /* starts, ends, axes, steps: attributes before opset 10, constant inputs 1 to 4 from it */
 static bool slice_args(Imp *I, SliceArgs *a) {
   int ne, na, ns;
@@ -224,19 +239,20 @@ static bool slice_args(Imp *I, SliceArgs *a) {
     memcpy(a->start, v[0], sizeof v[0]), memcpy(a->end, v[1], sizeof v[1]);
     for (int k = 0; k < a->n; k++) a->axis[k] = counts[2] < 0 ? k : v[2][k], a->step[k] = 1;
   } else {
-    const OnnxTensor *t[4] = {NULL};
+    bool given[4] = {false};
     const char *names[4] = {"starts", "ends", "axes", "steps"};
     int *counts[4] = {&a->n, &ne, &na, &ns};
     int64_t *dst[4] = {a->start, a->end, a->axis, a->step};
     for (int j = 0; j < 4; j++) {
       if (j >= 2 && !imp_has_input(I, j + 1)) continue;
-      if (!(t[j] = imp_const_input(I, j + 1)) || !imp_const_ints(I, t[j], dst[j], counts[j], MAX_RANK, names[j])) return false;
+      if (!static_ints_input(I, j + 1, dst[j], counts[j], names[j])) return false;
+      given[j] = true;
     }
-    if (!t[2]) na = a->n;
-    if (!t[3]) ns = a->n;
+    if (!given[2]) na = a->n;
+    if (!given[3]) ns = a->n;
     for (int k = 0; k < a->n; k++) {
-      if (!t[2]) a->axis[k] = k;
-      if (!t[3]) a->step[k] = 1;
+      if (!given[2]) a->axis[k] = k;
+      if (!given[3]) a->step[k] = 1;
     }
   }
   if (ne != a->n || na != a->n || ns != a->n)
@@ -324,7 +340,9 @@ static bool fold_one(Op op, const Dim *x, Dim *out) {
                return stat && !__builtin_sub_overflow(a.k, b.k, &v) && (*out = dim_const(v), true);
   case OP_MUL: if ((a.syms & b.syms) || __builtin_mul_overflow(a.k, b.k, &v)) return false;
                return *out = (Dim){v, a.syms | b.syms}, true;
-  case OP_DIV: if (b.syms || !b.k || (b.k == -1 && a.k == INT64_MIN) || a.k % b.k) return false; /* exact only */
+  case OP_DIV: if (b.syms || !b.k || (b.k == -1 && a.k == INT64_MIN)) return false;
+               if (stat) return *out = dim_const(a.k / b.k), true; /* ONNX's integer Div truncates, as C */
+               if (a.k % b.k) return false; /* a symbolic size divides exactly only */
                return *out = (Dim){a.k / b.k, a.syms}, true;
   case OP_EQ:  if (dim_eq(a, b)) return *out = dim_const(1), true;
                if (stat || (a.syms && a.k > 0 && !b.syms && b.k <= 0) || (b.syms && b.k > 0 && !a.syms && a.k <= 0))

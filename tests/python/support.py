@@ -54,6 +54,23 @@ def write_model(text, out_dir, name="model"):
     return path
 
 
+def assert_same_everywhere(tc, models, call, want, what):
+    """call(m) of every model in {kind: model} at 1, 2 and 3 threads is close to want (a tuple
+    of arrays; assert_close) and the same bits as the first."""
+    first = None
+    for kind, m in models.items():
+        for threads in (1, 2, 3):
+            m.threads = threads
+            got = call(m)
+            got = got if isinstance(got, tuple) else (got,)
+            for i, (g, w) in enumerate(zip(got, want)):
+                assert_close(tc, g, w, f"{what}, {kind}, {threads} threads, output {i}")
+            if first is None:
+                first = got
+            for i, (g, f) in enumerate(zip(got, first)):
+                np.testing.assert_array_equal(g, f, f"{what}, {kind}, {threads} threads, output {i}: not the same bits")
+
+
 def assert_close(tc, got, want, what):
     """|got - want| <= ABS_TOL + REL_TOL |want| elementwise (NaN matches NaN, an infinity itself),
     same shape."""

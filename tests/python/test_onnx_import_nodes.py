@@ -13,6 +13,13 @@ import nnc
 from support import NNC, TempDirCase
 
 
+# IR ops `nnc import` cannot write as .nn yet (docs/onnx.md, "nnc import"): the index
+# positions of ArgMax/ArgMin (iota), the run-time loops of LSTM/GRU/RNN (scan and its operand
+# chain, pack), a 1-D ConvTranspose's scatter (col2im).  A case that needs one must be refused
+# with the message naming it; any other refusal fails.
+UNWRITABLE = ("iota", "pack", "scan", "scan_out", "col2im")
+
+
 class NodeTests(TempDirCase):
     """Every ONNX backend node test that nnc compiles (test_onnx_node.py's cases, frozen where
     that test freezes them) imports, and its .nn builds the same optimized graph as the .onnx:
@@ -39,7 +46,7 @@ class NodeTests(TempDirCase):
             self.skipTest(str(e))
         if nodes.onnx is None or not os.path.isdir(nodes.DATA):
             self.skipTest("python3-onnx or libonnx-testdata is not installed")
-        imported = ran = 0
+        imported = ran = refused = 0
         for name, folder in nodes.cases(nodes.supported_ops()):
             path = os.path.join(folder, "model.onnx")
             want, error = self.opt_dump(path)
@@ -54,6 +61,10 @@ class NodeTests(TempDirCase):
             with self.subTest(case=name):
                 nn_path = os.path.join(self.tmp, name + ".nn")
                 r = subprocess.run([NNC, "import", path, "-o", nn_path], capture_output=True, text=True)
+                unwritable = re.search(r"cannot write %\d+ \((\w+)\) as \.nn: the \.nn language has no function", r.stderr)
+                if r.returncode == 1 and unwritable and unwritable.group(1) in UNWRITABLE:
+                    refused += 1
+                    continue
                 self.assertEqual(r.returncode, 0, f"{name}: {r.stderr}")
                 got, error = self.opt_dump(nn_path)
                 self.assertIsNotNone(got, f"{name}: the .nn does not compile: {error}")
@@ -62,7 +73,8 @@ class NodeTests(TempDirCase):
                     self.run_both(nodes, name, folder, path, nn_path)
                     ran += 1
         print(f"\nONNX node tests: {imported} imported, each .nn the same graph as its .onnx "
-              f"({ran} of them in another form, run: the same bits)", end=" ")
+              f"({ran} of them in another form, run: the same bits); {refused} refused (an op of "
+              f"{', '.join(UNWRITABLE)})", end=" ")
 
     def run_both(self, nodes, name, folder, onnx_path, nn_path):
         direct = nnc.compile(onnx_path)

@@ -77,6 +77,14 @@ def bicubic_module(torch):
     return Bicubic()
 
 
+def transformer_module(torch):
+    """two nn.TransformerEncoderLayers, post-norm with ReLU and pre-norm with GELU: their export
+    computes the q/k/v split sizes from the input's shape (Shape, Gather, Add, Div, Mul, Slice)"""
+    layer = torch.nn.TransformerEncoderLayer
+    return torch.nn.Sequential(layer(32, 4, 64, dropout=0.0, batch_first=True),
+                               layer(32, 4, 48, dropout=0.0, activation="gelu", batch_first=True, norm_first=True))
+
+
 class TorchOps(TempDirCase):
     def check(self, make, shapes, names, noutputs):
         torch = torch_or_none()
@@ -132,6 +140,13 @@ class TorchOps(TempDirCase):
     def test_bicubic(self):
         """Resize mode cubic (half_pixel and align_corners, cubic_coeff_a -0.75) as torch's bicubic"""
         self.check(bicubic_module, [(3, 6, 9)], ["x"], 2)
+
+    @needs_torch
+    def test_transformer_encoder_layers(self):
+        model = self.check(transformer_module, [(7, 32)], ["x"], 1)
+        if model:
+            ops = {n.op_type for n in model.graph.node}
+            self.assertTrue({"Shape", "Div", "Slice", "Softmax", "ReduceMean", "Erf"} <= ops, ops)
 
     @needs_torch
     def test_einsum(self):

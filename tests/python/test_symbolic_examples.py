@@ -6,13 +6,12 @@ export's signature changes (`f32[N, 3, 32, 32]` becomes `f32[N, 3, H, W]`); the 
 the example's.  Outputs are the same bits at 1, 2 and 3 threads."""
 import importlib.util
 import os
-import re
 import unittest
 
 import numpy as np
 
 import nnc
-from support import ROOT, TempDirCase, assert_close, compile_so, needs_torch, torch_or_none, write_model
+from support import ROOT, TempDirCase, assert_same_everywhere, compile_so, needs_torch, torch_or_none, write_model
 
 GOLDEN = os.path.join(ROOT, "tests", "golden")
 
@@ -49,18 +48,7 @@ class SymbolicExamplesTest(TempDirCase):
         return {"jit": nnc.compile(path, weights=weights, defines=defines), "so": nnc.load(so)}
 
     def compare(self, models, entry, args, want, what):
-        first = {}
-        for kind, m in models.items():
-            for threads in (1, 2, 3):
-                m.threads = threads
-                got = getattr(m, entry)(*args)
-                got = got if isinstance(got, tuple) else (got,)
-                for i, (g, w) in enumerate(zip(got, want)):
-                    assert_close(self, g, w, f"{what}, {kind}, {threads} threads, output {i}")
-                    if i in first:
-                        np.testing.assert_array_equal(g, first[i], f"{what}, {kind}, {threads} threads: not the same bits")
-                    else:
-                        first[i] = g
+        assert_same_everywhere(self, models, lambda m: getattr(m, entry)(*args), want, what)
 
     def test_groupnorm_all_norms(self):
         torch = self.torch

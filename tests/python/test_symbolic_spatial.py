@@ -10,7 +10,8 @@ import unittest
 import numpy as np
 
 import nnc
-from support import NNC, ROOT, TempDirCase, assert_close, compile_so, needs_torch, torch_or_none, write_model
+from support import (NNC, ROOT, TempDirCase, assert_close, assert_same_everywhere, compile_so, needs_torch,
+                     torch_or_none, write_model)
 from test_zoo import randomize
 
 SIZES = [(64, 64), (97, 131), (40, 33), (17, 23)]
@@ -38,16 +39,7 @@ class SymbolicSpatialTest(TempDirCase):
             x = torch.randn(2, 3, h, w)
             with torch.no_grad():
                 want = model(x).numpy()
-            first = None
-            for kind, m in models.items():
-                for threads in (1, 2, 3):
-                    m.threads = threads
-                    got = m.classify(x.numpy())
-                    assert_close(self, got, want, f"{name} at {h}x{w}, {kind}, {threads} threads")
-                    if first is None:
-                        first = got
-                    np.testing.assert_array_equal(got, first, f"{name} at {h}x{w}, {kind}, {threads} threads: "
-                                                  "not the same bits")
+            assert_same_everywhere(self, models, lambda m: m.classify(x.numpy()), (want,), f"{name} at {h}x{w}")
 
     def test_resnet18(self):
         from torchvision.models import resnet18
@@ -72,6 +64,14 @@ class SymbolicSpatialTest(TempDirCase):
             with torch.no_grad():
                 want = model(x).numpy()
             assert_close(self, m.forward(x.numpy()), want, f"onnx resnet18 at {h}x{w}")
+        pinned = nnc.compile(path, defines={"H": 40, "W": 33})  # -D on a dim_param: specialised
+        self.assertEqual(pinned.forward.inputs[0].dims, ("N", 3, 40, 33))
+        x = torch.randn(1, 3, 40, 33)
+        with torch.no_grad():
+            assert_close(self, pinned.forward(x.numpy()), model(x).numpy(), "onnx resnet18 pinned to 40x33")
+        with self.assertRaises(nnc.CompileError) as e:
+            nnc.compile(path, defines={"Q": 3})
+        self.assertIn("-D Q=3: no graph input has a dim named 'Q' (dim_param)", str(e.exception))
 
     def test_pinned_size_is_static(self):
         from torchvision.models import resnet18

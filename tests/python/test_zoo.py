@@ -10,10 +10,9 @@ The images are smaller than 224 so that the tests stay quick."""
 import os
 import unittest
 
-import numpy as np
 
 import nnc
-from support import ROOT, TempDirCase, assert_close, compile_so, needs_torch, torch_or_none
+from support import ROOT, TempDirCase, assert_same_everywhere, compile_so, needs_torch, torch_or_none
 
 
 def randomize(torch, model, img):
@@ -67,15 +66,7 @@ class ZooTest(TempDirCase):
         pin = [f"H={img}", f"W={img}"]  # the models take any size: specialised here (test_symbolic_spatial.py)
         models = {"jit": nnc.compile(nn, weights=weights, defines=pin),
                   "so": nnc.load(compile_so(nn, self.tmp, weights, defines=pin))}
-        first = None
-        for kind, m in models.items():
-            for threads in (1, 2, 3):
-                m.threads = threads
-                got = m.classify(x.numpy())
-                assert_close(self, got, want, f"{name}, {kind}, {threads} threads")
-                if first is None:
-                    first = got
-                np.testing.assert_array_equal(got, first, f"{name}, {kind}, {threads} threads: not the same bits")
+        assert_same_everywhere(self, models, lambda m: m.classify(x.numpy()), (want,), name)
 
     def setUp(self):
         try:

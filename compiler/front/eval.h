@@ -8,6 +8,8 @@
 
 bool call_value(Sema *S, const Value *callee, const Args *a, Value *out);
 bool eval_api(Sema *S, Scope *sc, const Node *n, Value *out);
+/* index.c: x[...] of a list or a tensor */
+bool eval_index(Sema *S, Scope *sc, const Node *n, Value *out);
 /* The items of a list, tuple, range or Sequential (a range unrolled: at most 100,000 items). */
 bool iterate_api(Sema *S, const Value *v, SrcLoc loc, Value **items, int *len);
 /* 0 after a diagnostic, 1 when the block ran to its end, 2 after a `return` (*ret set) */

@@ -192,6 +192,13 @@ static bool try_conv_transpose(const Model *m, const INode *root, Match *M, NnId
   return true;
 }
 
+/* ", [kh, kw], stride=[sh, sw]" and the padding when not 0: a pooling call's arguments */
+static void put_pool_args(NnIdiom *out, const PoolSpec *p) {
+  snprintf(out->kwargs, sizeof out->kwargs, ", [%lld, %lld], stride=[%lld, %lld]", (long long)p->kernel[0],
+           (long long)p->kernel[1], (long long)p->stride[0], (long long)p->stride[1]);
+  put_pair(out->kwargs, sizeof out->kwargs, "padding", p->pad, 0);
+}
+
 /* ---- max_pool2d ---- */
 
 static bool try_max_pool(const Model *m, const INode *root, Match *M, NnIdiom *out) {
@@ -207,9 +214,7 @@ static bool try_max_pool(const Model *m, const INode *root, Match *M, NnIdiom *o
     scratch_open(&s, m, M);
     if (!verify(M, root, nn_max_pool2d(&s.S, M->stand_in[0], &p, (SrcLoc){0}))) continue;
     *out = (NnIdiom){.fn = "max_pool2d", .arg = {x}, .narg = 1};
-    snprintf(out->kwargs, sizeof out->kwargs, ", [%lld, %lld], stride=[%lld, %lld]", (long long)p.kernel[0],
-             (long long)p.kernel[1], (long long)p.stride[0], (long long)p.stride[1]);
-    put_pair(out->kwargs, sizeof out->kwargs, "padding", p.pad, 0);
+    put_pool_args(out, &p);
     put_pair(out->kwargs, sizeof out->kwargs, "dilation", p.dilation, 1);
     if (ceil) strcat(out->kwargs, ", ceil_mode=true");
     return true;
@@ -233,9 +238,7 @@ static bool try_avg_pool(const Model *m, const INode *root, Match *M, NnIdiom *o
     scratch_open(&s, m, M);
     if (!verify(M, root, nn_avg_pool2d(&s.S, M->stand_in[0], &p, (SrcLoc){0}))) continue;
     *out = (NnIdiom){.fn = "avg_pool2d", .arg = {x}, .narg = 1};
-    snprintf(out->kwargs, sizeof out->kwargs, ", [%lld, %lld], stride=[%lld, %lld]", (long long)p.kernel[0],
-             (long long)p.kernel[1], (long long)p.stride[0], (long long)p.stride[1]);
-    put_pair(out->kwargs, sizeof out->kwargs, "padding", p.pad, 0);
+    put_pool_args(out, &p);
     if (p.ceil_mode) strcat(out->kwargs, ", ceil_mode=true");
     if (!p.count_include_pad) strcat(out->kwargs, ", count_include_pad=false");
     return true;

@@ -97,3 +97,15 @@ class TempDirCase(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls._tmp.cleanup()
+
+
+class TorchvisionCase(TempDirCase):
+    """A test of torchvision's models: skipped without torchvision; self.torch seeded with 0."""
+
+    def setUp(self):
+        try:
+            import torchvision  # noqa: F401
+        except ImportError:
+            self.skipTest("torchvision is not installed")
+        self.torch = torch_or_none()
+        self.torch.manual_seed(0)

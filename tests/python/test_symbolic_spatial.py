@@ -10,23 +10,15 @@ import unittest
 import numpy as np
 
 import nnc
-from support import (NNC, ROOT, TempDirCase, assert_close, assert_same_everywhere, compile_so, needs_torch,
-                     torch_or_none, write_model)
+from support import (NNC, ROOT, TempDirCase, TorchvisionCase, assert_close, assert_same_everywhere, compile_so,
+                     needs_torch, torch_or_none, write_model)
 from test_zoo import randomize
 
 SIZES = [(64, 64), (97, 131), (40, 33), (17, 23)]
 
 
 @needs_torch
-class SymbolicSpatialTest(TempDirCase):
-    def setUp(self):
-        try:
-            import torchvision  # noqa: F401
-        except ImportError:
-            self.skipTest("torchvision is not installed")
-        self.torch = torch_or_none()
-        self.torch.manual_seed(0)
-
+class SymbolicSpatialTest(TorchvisionCase):
     def check_model(self, name, model):
         torch = self.torch
         weights = nnc.save_safetensors({k: v.numpy() for k, v in model.state_dict().items()},

@@ -12,7 +12,7 @@ import unittest
 
 
 import nnc
-from support import ROOT, TempDirCase, assert_same_everywhere, compile_so, needs_torch, torch_or_none
+from support import ROOT, TorchvisionCase, assert_same_everywhere, compile_so, needs_torch, torch_or_none
 
 
 def randomize(torch, model, img):
@@ -53,7 +53,7 @@ def convnext_toy(torch):
 
 
 @needs_torch
-class ZooTest(TempDirCase):
+class ZooTest(TorchvisionCase):
     def check(self, name, model, img, batch=2):
         """Compares tests/models/NAME.nn's `classify` with MODEL on a random batch of images."""
         torch = torch_or_none()
@@ -67,14 +67,6 @@ class ZooTest(TempDirCase):
         models = {"jit": nnc.compile(nn, weights=weights, defines=pin),
                   "so": nnc.load(compile_so(nn, self.tmp, weights, defines=pin))}
         assert_same_everywhere(self, models, lambda m: m.classify(x.numpy()), (want,), name)
-
-    def setUp(self):
-        try:
-            import torchvision  # noqa: F401
-        except ImportError:
-            self.skipTest("torchvision is not installed")
-        self.torch = torch_or_none()
-        self.torch.manual_seed(0)
 
     def test_resnet18(self):
         from torchvision.models import resnet18

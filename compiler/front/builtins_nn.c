@@ -249,15 +249,25 @@ static bool b_layer_norm(Sema *S, const Builtin *self, const Args *a, Value *out
 }
 
 /* interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None) */
-bool interpolate_args(Sema *S, const Args *a, int first, int64_t size[2], double scale[2], const char **mode,
+/* size: one size or two, each an integer or a symbolic size (`y.shape[2]`: a decoder's
+ * upsampling to its skip connection's size) */
+static bool size_pair(Sema *S, const Value *v, SrcLoc loc, Dim out[2]) {
+  bool list = v->k == V_LIST || v->k == V_TUPLE;
+  if (list && v->len != 2) return diag_error(D, loc, "size takes one size or a list of two");
+  for (int i = 0; i < 2; i++)
+    if (!to_dim(S, list ? &v->items[i] : v, loc, &out[i])) return false;
+  return true;
+}
+
+bool interpolate_args(Sema *S, const Args *a, int first, Dim size[2], double scale[2], const char **mode,
                       bool *align) {
   const Value *sz = arg_get(a, first, "size"), *sf = arg_get(a, first + 1, "scale_factor");
   const Value *md = arg_get(a, first + 2, "mode");
-  size[0] = size[1] = 0;
+  size[0] = size[1] = dim_const(0);
   scale[0] = scale[1] = 0;
   if ((!sz || sz->k == V_NONE) == (!sf || sf->k == V_NONE))
     return diag_error(D, a->loc, "interpolate needs exactly one of size and scale_factor");
-  if (sz && sz->k != V_NONE && !pair_arg(S, sz, a->loc, "size", size)) return false;
+  if (sz && sz->k != V_NONE && !size_pair(S, sz, a->loc, size)) return false;
   if (sf && sf->k != V_NONE) {
     const Value *items = sf->k == V_LIST ? sf->items : sf;
     int n = sf->k == V_LIST ? sf->len : 1;
@@ -279,7 +289,7 @@ static bool b_interpolate(Sema *S, const Builtin *self, const Args *a, Value *ou
   static const char *names[] = {"input", "size", "scale_factor", "mode", "align_corners"};
   if (!entry_only(S, a, name) || !args_check(S, a, name, names, 5)) return false;
   INode *x = tensor_opt(S, a, 0, "input", true);
-  int64_t size[2];
+  Dim size[2];
   double scale[2];
   const char *mode;
   bool align;

@@ -57,6 +57,26 @@ static INode *slice_at_run_time(Sema *S, INode *t, int axis, int64_t start, int6
   return ir_gather(m, e, t, ir_reshape(m, e, pos, &one, loc, S->d), axis, &out, loc, S->d);
 }
 
+/* l[a:b:s] of a list or tuple (x.shape[2:]), with Python's clamping */
+static bool slice_list(Sema *S, Scope *sc, const Value *obj, const Node *ix, Value *out) {
+  int64_t v[3] = {0, obj->len, 1};
+  const Node *part[3] = {ix->lhs, ix->rhs, ix->extra};
+  for (int k = 0; k < 3; k++) {
+    Value p;
+    if (part[k] && (!eval_api(S, sc, part[k], &p) || !to_int(S, &p, part[k]->loc, &v[k]))) return false;
+  }
+  if (v[2] <= 0) return diag_error(S->d, ix->loc, "a list slice takes a positive step");
+  for (int k = 0; k < 2; k++) {
+    if (v[k] < 0) v[k] += obj->len;
+    v[k] = v[k] < 0 ? 0 : v[k] > obj->len ? obj->len : v[k];
+  }
+  Value *items = arena_alloc(S->arena, (size_t)(obj->len ? obj->len : 1) * sizeof *items);
+  int len = 0;
+  for (int64_t i = v[0]; i < v[1]; i += v[2]) items[len++] = obj->items[i];
+  *out = (Value){.k = obj->k, .items = items, .len = len};
+  return true;
+}
+
 /* x[i, a:b, ...] on lists (compile-time) and tensors (slicing; an integer drops the axis). */
 bool eval_index(Sema *S, Scope *sc, const Node *n, Value *out) {
   Value obj;
@@ -64,8 +84,8 @@ bool eval_index(Sema *S, Scope *sc, const Node *n, Value *out) {
   if (obj.k == V_LIST || obj.k == V_TUPLE) {
     Value iv;
     int64_t i;
-    if (n->args.len != 1 || n->args.items[0]->kind == N_SLICE)
-      return diag_error(S->d, n->loc, "a list takes one integer index");
+    if (n->args.len == 1 && n->args.items[0]->kind == N_SLICE) return slice_list(S, sc, &obj, n->args.items[0], out);
+    if (n->args.len != 1) return diag_error(S->d, n->loc, "a list takes one integer index or a slice");
     if (!eval_api(S, sc, n->args.items[0], &iv) || !to_int(S, &iv, n->args.items[0]->loc, &i)) return false;
     if (i < 0) i += obj.len;
     if (i < 0 || i >= obj.len)

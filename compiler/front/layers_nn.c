@@ -348,7 +348,7 @@ static INode *adaptive_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
 }
 
 static INode *upsample_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
-  int64_t size[2];
+  Dim size[2];
   double scale[2];
   const char *mode;
   bool align;

@@ -454,11 +454,12 @@ INode *nn_layer_norm(Sema *S, INode *x, int nshape, INode *w, INode *b, double e
  * then computed when the call runs: scale 0), or by a scale factor p / q with q a power of two
  * up to 64 (2, 0.5, 1.5: floor(in * sf) is then exactly the derived size floor(p in / q), as
  * ATen computes it in double). */
-static bool interpolate_symbolic_axis(Sema *S, Dim in, int64_t size, double sf, bool align_corners, int a, Dim *out,
+static bool interpolate_symbolic_axis(Sema *S, Dim in, Dim size, double sf, bool align_corners, int a, Dim *out,
                                       double *scale, SrcLoc loc) {
-  *scale = size > 0 || align_corners ? 0.0 : 1.0 / sf;
-  if (size > 0) {
-    *out = dim_const(size);
+  bool given = size.syms || size.k > 0;
+  *scale = given || align_corners ? 0.0 : 1.0 / sf;
+  if (given) {
+    *out = size;
     return true;
   }
   for (int64_t q = 1; q <= 64; q *= 2) {
@@ -473,20 +474,21 @@ static bool interpolate_symbolic_axis(Sema *S, Dim in, int64_t size, double sf, 
                     "pin the size with -D or give size=", sf);
 }
 
-INode *nn_interpolate(Sema *S, INode *x, int64_t oh, int64_t ow, double sh, double sw, const char *mode,
+INode *nn_interpolate(Sema *S, INode *x, Dim oh, Dim ow, double sh, double sw, const char *mode,
                       bool align_corners, SrcLoc loc) {
   if (!x) return NULL;
   int r = x->shape.rank;
   if (r < 3) return diag_error(D, loc, "interpolate expects [N, C, H, W]"), NULL;
-  int64_t in[2] = {x->shape.d[r - 2].k, x->shape.d[r - 1].k}, out[2] = {oh, ow};
+  Dim size[2] = {oh, ow};
+  int64_t in[2] = {x->shape.d[r - 2].k, x->shape.d[r - 1].k}, out[2] = {oh.k, ow.k};
   double sf[2] = {sh, sw}, scale[2];
   Dim dims[2];
   int m = !strcmp(mode, "nearest") ? 0 : !strcmp(mode, "bilinear") ? 1 : -1;
   if (m < 0) return diag_error(D, loc, "interpolate: mode \"%s\" is not one of \"nearest\", \"bilinear\"", mode), NULL;
   if (m == 0 && align_corners) return diag_error(D, loc, "interpolate: align_corners applies to bilinear only"), NULL;
   for (int a = 0; a < 2; a++) {
-    if (x->shape.d[r - 2 + a].syms) {
-      if (!interpolate_symbolic_axis(S, x->shape.d[r - 2 + a], out[a], sf[a], m == 1 && align_corners, a, &dims[a],
+    if (x->shape.d[r - 2 + a].syms || size[a].syms) { /* the scale is computed when the call runs */
+      if (!interpolate_symbolic_axis(S, x->shape.d[r - 2 + a], size[a], sf[a], m == 1 && align_corners, a, &dims[a],
                                      &scale[a], loc))
         return NULL;
       continue;

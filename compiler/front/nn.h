@@ -33,7 +33,7 @@ INode *nn_group_norm(Sema *S, INode *x, int64_t groups, INode *w, INode *b, doub
 INode *nn_layer_norm(Sema *S, INode *x, int nshape, INode *w, INode *b, double eps, SrcLoc loc);
 
 /* size (oh, ow) > 0, or scale factors > 0 */
-INode *nn_interpolate(Sema *S, INode *x, int64_t oh, int64_t ow, double sh, double sw,
+INode *nn_interpolate(Sema *S, INode *x, Dim oh, Dim ow, double sh, double sw,
                       const char *mode, bool align_corners, SrcLoc loc);
 INode *nn_pad(Sema *S, INode *x, const int64_t *pads, int npads, double value, SrcLoc loc);
 INode *nn_pixel_shuffle(Sema *S, INode *x, int64_t r, bool inverse, SrcLoc loc);
@@ -69,7 +69,7 @@ INode *nn_multihead_attention(Sema *S, const MhaWeights *p, INode *q, INode *k, 
 bool pair_arg(Sema *S, const Value *v, SrcLoc loc, const char *name, int64_t out[2]);
 bool conv_padding_arg(Sema *S, const Value *v, SrcLoc loc, const int64_t kernel[2], const ConvSpec *c, int64_t pad[4]);
 bool pool_spec_args(Sema *S, const Args *a, int first, bool is_max, PoolSpec *p);
-bool interpolate_args(Sema *S, const Args *a, int first, int64_t size[2], double scale[2], const char **mode,
+bool interpolate_args(Sema *S, const Args *a, int first, Dim size[2], double scale[2], const char **mode,
                       bool *align);
 
 #endif

@@ -131,6 +131,16 @@ static bool eval_member(Sema *S, Scope *sc, const Node *n, Value *out) {
     *out = v_tensor(t);
     return t != NULL;
   }
+  if (obj.k == V_TENSOR && !strcmp(n->name, "shape")) { /* torch's x.shape: sizes, symbolic or not */
+    int r = obj.t->shape.rank;
+    Value *items = arena_alloc(S->arena, (r ? r : 1) * sizeof *items);
+    for (int i = 0; i < r; i++) {
+      Dim d = obj.t->shape.d[i];
+      items[i] = d.syms ? (Value){.k = V_DIM, .dim = d} : v_int(d.k);
+    }
+    *out = (Value){.k = V_TUPLE, .items = items, .len = r};
+    return true;
+  }
   return diag_error(S->d, n->loc, "a %s has no member '%s'", v_kind_name(obj.k), n->name);
 }
 

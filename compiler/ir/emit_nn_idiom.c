@@ -301,7 +301,9 @@ static bool try_interpolate(const Model *m, const INode *root, Match *M, NnIdiom
     *M = (Match){.users = M->users, .leaf = {x}, .nleaf = 1};
     Scratch sc;
     scratch_open(&sc, m, M);
-    if (!verify(M, root, nn_interpolate(&sc.S, M->stand_in[0], oh, ow, sh, sw, mode, root->flag, (SrcLoc){0}))) continue;
+    if (!verify(M, root, nn_interpolate(&sc.S, M->stand_in[0], dim_const(oh), dim_const(ow), sh, sw, mode, root->flag,
+                                        (SrcLoc){0})))
+      continue;
     *out = (NnIdiom){.fn = "interpolate", .arg = {x}, .narg = 1};
     char a[40], b[40];
     if (by_size) snprintf(out->kwargs, sizeof out->kwargs, ", size=[%lld, %lld]", (long long)oh, (long long)ow);

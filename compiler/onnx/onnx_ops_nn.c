@@ -281,9 +281,10 @@ bool op_resize(Imp *I, const OpRow *row, INode **out) {
   if (cubic) return resize_cubic(I, x, ctm, size, scale, exclude != 0, out);
   bool half = !strcmp(ctm, "half_pixel") || !strcmp(ctm, "pytorch_half_pixel");
   if (is_nearest && !strcmp(ctm, "asymmetric") && !strcmp(nearest, "floor"))
-    return (*out = nn_interpolate(S_, x, size[0], size[1], scale[0], scale[1], "nearest", false, I->loc)) != NULL;
+    return (*out = nn_interpolate(S_, x, dim_const(size[0]), dim_const(size[1]), scale[0], scale[1], "nearest", false,
+                                  I->loc)) != NULL;
   if (!strcmp(mode, "linear") && (half || align)) {
-    INode *y = nn_interpolate(S_, x, size[0], size[1], scale[0], scale[1], "bilinear", align, I->loc);
+    INode *y = nn_interpolate(S_, x, dim_const(size[0]), dim_const(size[1]), scale[0], scale[1], "bilinear", align, I->loc);
     if (y && ctm[0] == 'p' && (y->shape.d[2].k == 1 || y->shape.d[3].k == 1))
       return imp_fail(I, "pytorch_half_pixel with an output of length 1 is not supported");
     return (*out = y) != NULL;

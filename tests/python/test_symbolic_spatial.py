@@ -110,6 +110,38 @@ export f(x: f32[N, 2, H, W]) -> y: f32[N, 4, (H + 3) / 8, (W + 3) / 8] {
             self.assertRegex(str(e.exception), r"model.nn:\d+:\d+: (conv2d|max_pool2d|avg_pool2d): the output height")
             self.assertIn("is 0 for H = 2 (must be at least 1", str(e.exception))
 
+    UNET = """
+down = Conv2d(3, 8, 3, stride=2, padding=1)
+mid = Conv2d(8, 8, 3, padding=1)
+out = Conv2d(11, 2, 1)
+export f(x: f32[N, 3, H, W]) -> y: f32[N, 2, H, W] {
+  d = relu(mid(relu(down(x))))
+  u = interpolate(d, size=x.shape[2:], mode="bilinear")
+  y = out(cat([u, x], axis=1))
+}
+"""
+
+    def test_decoder_upsamples_to_the_skip_size(self):
+        """A U-Net step at odd sizes: a stride-2 encoder, interpolate(size=x.shape[2:]) back to
+        the skip connection's (symbolic) size, concatenated with it."""
+        torch = torch_or_none()
+        F = torch.nn.functional
+        torch.manual_seed(4)
+        down, mid, out = torch.nn.Conv2d(3, 8, 3, stride=2, padding=1), torch.nn.Conv2d(8, 8, 3, padding=1), \
+            torch.nn.Conv2d(11, 2, 1)
+        sd = {f"{n}.{k}": v.numpy() for n, mod in (("down", down), ("mid", mid), ("out", out))
+              for k, v in mod.state_dict().items()}
+        weights = nnc.save_safetensors(sd, os.path.join(self.tmp, "u.safetensors"))
+        path = write_model(self.UNET, self.tmp, "unet")
+        for kind, m in (("jit", nnc.compile(path, weights=weights)),
+                        ("so", nnc.load(compile_so(path, self.tmp, weights)))):
+            for h, w in [(9, 13), (16, 16), (5, 30)]:
+                x = torch.randn(2, 3, h, w)
+                with torch.no_grad():
+                    d = F.relu(mid(F.relu(down(x))))
+                    want = out(torch.cat([F.interpolate(d, size=x.shape[2:], mode="bilinear"), x], 1)).numpy()
+                assert_close(self, m.f(x.numpy()), want, f"{kind} at {h}x{w}")
+
     def test_conv1d_any_length(self):
         torch = torch_or_none()
         torch.manual_seed(2)

@@ -167,19 +167,20 @@ static bool resize_input_given(Imp *I, int i) {
   return !(v && v->data && v->data->numel == 0);
 }
 
-/* The output H, W from sizes (constant or folded; N and C unchanged) or the scale factors */
-static bool resize_target(Imp *I, const INode *x, bool align, int64_t out[2], double scale[2]) {
+/* The output H, W from sizes (constant or folded, symbolic ones too; N and C unchanged) or the
+ * scale factors (out[] then 0) */
+static bool resize_target(Imp *I, const INode *x, bool align, Dim out[2], double scale[2]) {
   int si = 2;
   bool has_scales = resize_input_given(I, si), has_sizes = resize_input_given(I, 3);
-  out[0] = out[1] = 0, scale[0] = scale[1] = 0;
+  out[0] = out[1] = dim_const(0), scale[0] = scale[1] = 0;
   if (has_scales == has_sizes) return imp_fail(I, "expected exactly one of scales (input %d) and sizes (input 3)", si);
   if (has_sizes) {
     ShapeVal s;
     if (!imp_int_vector(I, 3, &s)) return false;
     if (s.rank != 1 || s.n != 4 || !dim_eq(s.d[0], x->shape.d[0]) || !dim_eq(s.d[1], x->shape.d[1]) ||
-        s.d[2].syms || s.d[3].syms || s.d[2].k <= 0 || s.d[3].k <= 0)
+        s.d[2].k <= 0 || s.d[3].k <= 0)
       return imp_fail(I, "sizes must be 4 values, N and C those of the input, H and W positive");
-    out[0] = s.d[2].k, out[1] = s.d[3].k;
+    out[0] = s.d[2], out[1] = s.d[3];
     return true;
   }
   const OnnxTensor *t = imp_const_input(I, si);
@@ -189,7 +190,8 @@ static bool resize_target(Imp *I, const INode *x, bool align, int64_t out[2], do
     return imp_fail(I, "scales must be 4 f32 values, 1 for N and C and positive for H and W");
   scale[0] = f[2], scale[1] = f[3];
   for (int a = 0; a < 2; a++) /* ONNX's align_corners takes in x scale unrounded, torch the output length */
-    if (align && x->shape.d[2 + a].k * scale[a] != floor(x->shape.d[2 + a].k * scale[a]))
+    if (align && (x->shape.d[2 + a].syms ? scale[a] != floor(scale[a])
+                                         : x->shape.d[2 + a].k * scale[a] != floor(x->shape.d[2 + a].k * scale[a])))
       return imp_fail(I, "align_corners with a scale that does not give a whole output length is not supported");
   return true;
 }
@@ -266,26 +268,35 @@ bool op_resize(Imp *I, const OpRow *row, INode **out) {
   const char *ctm = mode ? attr_string(I, "coordinate_transformation_mode", "half_pixel") : NULL;
   const char *nearest = ctm ? attr_string(I, "nearest_mode", "round_prefer_floor") : NULL;
   const char *policy = nearest ? attr_string(I, "keep_aspect_ratio_policy", "stretch") : NULL;
-  int64_t exclude, antialias, size[2];
+  int64_t exclude, antialias;
+  Dim size[2];
   double scale[2];
   if (!policy || !attr_int(I, "exclude_outside", 0, &exclude) || !attr_int(I, "antialias", 0, &antialias)) return false;
   if (I->opset < 11) return imp_fail(I, "Resize before opset 11 is not supported (export at opset 11 or later)");
-  if (x->shape.rank != 4 || x->shape.d[2].syms || x->shape.d[3].syms)
-    return imp_fail(I, "nnc resizes [N, C, H, W] with static H, W only");
+  if (x->shape.rank != 4) return imp_fail(I, "nnc resizes [N, C, H, W] only");
   bool cubic = !strcmp(mode, "cubic");
+  if (cubic && (x->shape.d[2].syms || x->shape.d[3].syms))
+    return imp_fail(I, "cubic resizing of a symbolic height or width is not supported (pin it with -D)");
   if ((exclude && !cubic) || antialias || strcmp(policy, "stretch"))
     return imp_fail(I, "exclude_outside (but with cubic), antialias and keep_aspect_ratio_policy other than 0, 0, "
                     "stretch are not supported");
   bool is_nearest = !strcmp(mode, "nearest"), align = !strcmp(ctm, "align_corners");
   if (!resize_target(I, x, align && !cubic, size, scale)) return false;
-  if (cubic) return resize_cubic(I, x, ctm, size, scale, exclude != 0, out);
+  if (cubic) {
+    if (size[0].syms || size[1].syms) return imp_fail(I, "cubic resizing to a symbolic size is not supported");
+    return resize_cubic(I, x, ctm, (int64_t[]){size[0].k, size[1].k}, scale, exclude != 0, out);
+  }
   bool half = !strcmp(ctm, "half_pixel") || !strcmp(ctm, "pytorch_half_pixel");
   if (is_nearest && !strcmp(ctm, "asymmetric") && !strcmp(nearest, "floor"))
-    return (*out = nn_interpolate(S_, x, dim_const(size[0]), dim_const(size[1]), scale[0], scale[1], "nearest", false,
-                                  I->loc)) != NULL;
+    return (*out = nn_interpolate(S_, x, size[0], size[1], scale[0], scale[1], "nearest", false, I->loc)) != NULL;
   if (!strcmp(mode, "linear") && (half || align)) {
-    INode *y = nn_interpolate(S_, x, dim_const(size[0]), dim_const(size[1]), scale[0], scale[1], "bilinear", align, I->loc);
-    if (y && ctm[0] == 'p' && (y->shape.d[2].k == 1 || y->shape.d[3].k == 1))
+    INode *y = nn_interpolate(S_, x, size[0], size[1], scale[0], scale[1], "bilinear", align, I->loc);
+    /* ONNX reads position 0 of a length-1 output, torch's bilinear half a pixel in: a length
+     * known only at run time could be either */
+    if (y && ctm[0] == 'p' && (y->shape.d[2].syms || y->shape.d[3].syms))
+      return imp_fail(I, "pytorch_half_pixel to a symbolic size is not supported (its length-1 case differs from "
+                      "torch's); pin the size with -D");
+    if (y && ctm[0] == 'p' && (dim_is(y->shape.d[2], 1) || dim_is(y->shape.d[3], 1)))
       return imp_fail(I, "pytorch_half_pixel with an output of length 1 is not supported");
     return (*out = y) != NULL;
   }

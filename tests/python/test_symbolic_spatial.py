@@ -142,6 +142,27 @@ export f(x: f32[N, 3, H, W]) -> y: f32[N, 2, H, W] {
                     want = out(torch.cat([F.interpolate(d, size=x.shape[2:], mode="bilinear"), x], 1)).numpy()
                 assert_close(self, m.f(x.numpy()), want, f"{kind} at {h}x{w}")
 
+    def test_onnx_resize_to_symbolic_sizes(self):
+        """ONNX Resize with dynamic H, W: nearest by a scale factor, nearest to another input's
+        (symbolic) size, bilinear with align_corners by a scale factor."""
+        torch = torch_or_none()
+        F = torch.nn.functional
+
+        class Resize(torch.nn.Module):
+            def forward(self, x, s):
+                return (F.interpolate(x, scale_factor=2, mode="nearest"), F.interpolate(x, size=s.shape[2:]),
+                        F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True))
+
+        path = os.path.join(self.tmp, "resize.onnx")
+        torch.onnx.export(Resize(), (torch.randn(1, 3, 5, 6), torch.randn(1, 3, 9, 7)), path, input_names=["x", "s"],
+                          output_names=["a", "b", "c"], opset_version=13,
+                          dynamic_axes={"x": {2: "H", 3: "W"}, "s": {2: "H2", 3: "W2"}})
+        m = nnc.compile(path)
+        for h, w, h2, w2 in [(5, 6, 9, 7), (3, 8, 4, 20), (11, 2, 1, 3)]:
+            x, s = torch.randn(1, 3, h, w), torch.randn(1, 3, h2, w2)
+            for name, g, want in zip("abc", m.forward(x.numpy(), s.numpy()), Resize()(x, s)):
+                assert_close(self, g, want.numpy(), f"{name} at {h}x{w} to {h2}x{w2}")
+
     def test_conv1d_any_length(self):
         torch = torch_or_none()
         torch.manual_seed(2)

@@ -17,6 +17,9 @@
 #include "passes.h"
 
 #define MAX_INLINE_TREE 48 /* deeper elementwise chains are materialized in pieces */
+/* Nodes of an inlined tree counted once per path to them: a node shared inside it (cat([y, y])
+ * of cat([z, z]) ...) is recomputed for each path, so a chain of them doubles at each level */
+#define MAX_INLINE_PATHS 256
 
 typedef struct Fuse {
   Model *m;
@@ -28,6 +31,7 @@ typedef struct Fuse {
   bool *view;       /* movement ops over leaves only */
   bool *prologue;   /* computed inside its GEMM's batch loop (im2col columns) */
   int *depth;       /* height of the inlined expression tree below the node */
+  int64_t *paths;   /* its nodes counted once per path (MAX_INLINE_PATHS) */
   INode **gemm_of;  /* [root id] matmul fused into this root's kernel */
   INode **red_of;   /* [root id] reduction fused into this root's kernel */
 } Fuse;
@@ -133,12 +137,18 @@ static void decide_materialized(Fuse *F) {
     else F->mat[i] = F->nusers[i] + (n->out_index >= 0) > 1 && !F->view[i] && cheap_cost(F, n, 0) > 3;
     /* bound the inlined trees, so lowering and codegen recurse only so deep */
     F->depth[i] = 0;
+    F->paths[i] = 1;
     if (!F->mat[i] && !is_leaf(n))
-      for (int k = 0; k < 3; k++)
-        if (n->in[k] && F->depth[n->in[k]->id] + 1 > F->depth[i]) F->depth[i] = F->depth[n->in[k]->id] + 1;
-    if (F->depth[i] > MAX_INLINE_TREE) {
+      for (int k = 0; k < 3; k++) {
+        if (!n->in[k]) continue;
+        int d = n->in[k]->id;
+        if (F->depth[d] + 1 > F->depth[i]) F->depth[i] = F->depth[d] + 1;
+        if (!F->mat[d]) F->paths[i] += F->paths[d];
+      }
+    if (F->depth[i] > MAX_INLINE_TREE || F->paths[i] > MAX_INLINE_PATHS) {
       F->mat[i] = true;
       F->depth[i] = 0;
+      F->paths[i] = 1;
     }
   }
 }
@@ -258,9 +268,10 @@ typedef struct KBuild {
   bool dead;
 } KBuild;
 
-static void push(Arena *a, INode ***v, int *n, int *cap, INode *x) {
+/* Adds x to the set v[n]; false when it was there already. */
+static bool push(Arena *a, INode ***v, int *n, int *cap, INode *x) {
   for (int i = 0; i < *n; i++)
-    if ((*v)[i] == x) return;
+    if ((*v)[i] == x) return false;
   if (*n == *cap) {
     *cap = *cap ? 2 * *cap : 8;
     INode **w = arena_alloc(a, *cap * sizeof *w);
@@ -268,6 +279,7 @@ static void push(Arena *a, INode ***v, int *n, int *cap, INode *x) {
     *v = w;
   }
   (*v)[(*n)++] = x;
+  return true;
 }
 
 /* Walk the inlined tree below `n` (stopping at buffers), recording what the kernel covers
@@ -279,7 +291,9 @@ static void cover(Fuse *F, KBuild *kb, INode *n, bool top) {
     return;
   }
   if (is_leaf(n)) return; /* fills and dim values are computed in place */
-  push(a, &kb->k.covers, &kb->k.ncovers, &kb->cap_cov, n);
+  /* a node reached again (x + x, a chain of cat([y, y])) was walked already: walking it once
+   * per path took time exponential in the depth of such a chain */
+  if (!push(a, &kb->k.covers, &kb->k.ncovers, &kb->cap_cov, n)) return;
   for (int k = 0; k < 3; k++)
     if (n->in[k]) cover(F, kb, n->in[k], false);
 }
@@ -481,6 +495,7 @@ bool pass_fuse(Model *m, Entry *e, Diag *d) {
   F.view = arena_alloc(m->arena, n * sizeof *F.view);
   F.prologue = arena_alloc(m->arena, n * sizeof *F.prologue);
   F.depth = arena_alloc(m->arena, n * sizeof *F.depth);
+  F.paths = arena_alloc(m->arena, n * sizeof *F.paths);
   find_users(&F);
   find_views(&F);
   decide_materialized(&F);

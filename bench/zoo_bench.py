@@ -579,8 +579,11 @@ WHY_ORT = {
         "(1.49x), and ORT on the export with dynamic H, W 43 ms (40 static). Closing it: the direct-convolution and Winograd kernels with run-time trip "
         "counts (issue 18)."),
     "mobilenet_v2_anysize": (
-        "as resnet18_anysize: im2col + sgemm for every convolution, depthwise ones included (a "
-        "grouped product per channel), where the pinned build runs them on its direct kernel."),
+        "as resnet18_anysize, and worse: im2col + sgemm for every convolution, depthwise ones "
+        "included, which become one tiny OpenBLAS product per channel (9-long rows, hundreds of "
+        "calls a layer) where the pinned build runs them on its direct kernel. One run on a loaded "
+        "machine: 54 ms against 17 for the pinned build (3.1x), ORT 9 ms. Slower than PyTorch "
+        "eager (27 ms) until the direct kernel takes run-time sizes (issue 18)."),
     "gru": (
         "at batch 1 on 2 threads, 20 % of nnc's samples are its thread pool waiting: each step's "
         "[1, 128] x [128, 384] product is split over both threads and joined 64 times a call "

@@ -190,18 +190,18 @@ def main(argv):
     os.environ["NNC_LIBRARY"] = args.lib
     from nnc import _lib
     nnc_mod = _lib.load(args.lib)
-    todo = models()
+    selected = models()
     if args.models:
-        unknown = [m for m in args.models.split(",") if m not in todo]
+        unknown = [m for m in args.models.split(",") if m not in selected]
         if unknown:
-            sys.exit(f"compile_bench.py: unknown model(s) {unknown} (known: {', '.join(todo)})")
-        todo = {m: todo[m] for m in args.models.split(",")}
+            sys.exit(f"compile_bench.py: unknown model(s) {unknown} (known: {', '.join(selected)})")
+        selected = {m: selected[m] for m in args.models.split(",")}
     load0 = os.getloadavg()
     rows = {}
     with tempfile.TemporaryDirectory(prefix="nnc-compile-bench-") as tmp:
-        nn, w, defines = todo[next(iter(todo))]
+        nn, w, defines = selected[next(iter(selected))]
         run_jit(nnc_mod, nn, w, defines, tmp)  # libnnc.so loaded before timing
-        for m, (nn, w, defines) in todo.items():
+        for m, (nn, w, defines) in selected.items():
             rows[m] = time_model(args, nnc_mod, nn, w, defines, tmp)
             r = rows[m]
             print(f"{m:16s}" + (f" before {ms(r['base']):>6}" if "base" in r else "") +

@@ -59,7 +59,7 @@ static LLVMValueRef sym_rules_global(Cg *g) {
   for (int i = 0; i < m->nsyms; i++) {
     const SymRule *r = &m->sym_rules[i];
     v[i] = LLVMConstNamedStruct(rule_t, (LLVMValueRef[]){i32c(g, r->derived ? r->src : -1),
-      i32c(g, r->clamp ? NNC_SYM_CLAMP : 0), ci64(g, r->mul), ci64(g, r->add), ci64(g, r->div),
+      i32c(g, sym_rule_flags(r)), ci64(g, r->mul), ci64(g, r->add), ci64(g, r->div),
       r->derived ? cstring(g, r->site) : LLVMConstNull(g->ptr)}, 6);
   }
   return const_array_global(g, rule_t, v, m->nsyms, "nnc.sym_rules");
@@ -109,7 +109,7 @@ LLVMValueRef emit_desc(Cg *g, const LEntry *les, LLVMValueRef *bodies, const uns
     entries[i] = LLVMConstNamedStruct(entry_t, (LLVMValueRef[]){
       cstring(g, e->name), i32c(g, e->nin), i32c(g, e->nout),
       const_array_global(g, arg_t, args, na, "nnc.args"), i32c(g, nr),
-      const_array_global(g, slot_t, slots, nr, "nnc.slots"), bodies[i], i32c(g, (int32_t)entry_syms_used(e))}, 8);
+      const_array_global(g, slot_t, slots, nr, "nnc.slots"), bodies[i], i32c(g, (int32_t)entry_syms_used(g->m, e))}, 8);
     free(args);
     free(slots);
   }

@@ -73,7 +73,7 @@ INode *nn_attention(Sema *S, INode *q, INode *k, INode *v, INode *mask, bool cau
 /* x [..., in] W^T + b (W [out, in]); b may be NULL */
 static INode *project(Sema *S, INode *x, INode *w, INode *b, SrcLoc loc) {
   const Shape *s = &x->shape;
-  Dim rows = shape_numel(s);
+  Dim rows = shape_numel(M, s);
   rows.k /= s->d[s->rank - 1].k;
   INode *y = ir_matmul(M, E, reshape(S, x, 2, (Dim[]){rows, s->d[s->rank - 1]}, loc), w, 0, 1, loc, D);
   if (y && b) y = ir_binary(M, E, OP_ADD, y, b, loc, D);

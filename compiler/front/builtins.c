@@ -114,16 +114,14 @@ static bool shape_arg(Sema *S, const Args *a, int first, const Shape *like, Shap
       continue;
     }
     if (!to_dim(S, &items[i], a->loc, &s->d[i])) return false;
-    overflow |= __builtin_mul_overflow(known.k, s->d[i].k, &known.k);
-    known.syms |= s->d[i].syms;
+    overflow |= __builtin_mul_overflow(known.k, s->d[i].k, &(int64_t){0});
+    known = dim_mul(M, known, s->d[i]);
   }
-  if (infer >= 0) { /* numel(like) / known, symbols included */
-    Dim all = shape_numel(like);
+  if (infer >= 0) { /* numel(like) / known, symbols (and squares) included */
     char b[160];
-    if (overflow || (known.syms & ~all.syms) || known.k == 0 || all.k % known.k)
+    if (overflow || !dim_div(M, shape_numel(M, like), known, &s->d[infer]))
       return diag_error(D, a->loc, "cannot infer the -1 of this shape: %s elements do not split into the other dims",
                         shape_str(M, DT_F32, like, b, sizeof b));
-    s->d[infer] = (Dim){all.k / known.k, all.syms & ~known.syms};
   }
   return ir_shape_supported(M, s, a->loc, D);
 }
@@ -140,7 +138,7 @@ static INode *reduce_min(Sema *S, INode *x, uint32_t axes, int keepdim, SrcLoc l
 static INode *mean_of(Sema *S, INode *x, uint32_t axes, int keepdim, SrcLoc loc) {
   Dim n = dim_const(1);
   for (int i = 0; i < x->shape.rank; i++)
-    if (axes & (1u << i)) n = dim_mul(n, x->shape.d[i]);
+    if (axes & (1u << i)) n = dim_mul(M, n, x->shape.d[i]);
   INode *s = reduce(S, OP_SUM, x, axes, keepdim, loc);
   return ir_binary(M, E, OP_DIV, s, ir_dim_value(M, E, n, loc), loc, D);
 }
@@ -433,7 +431,7 @@ INode *flatten_node(Sema *S, INode *x, int64_t s0, int64_t e0, SrcLoc loc) {
   Shape s = {0};
   for (int i = 0; i < r; i++) {
     if (i <= st || i > en) s.d[s.rank++] = x->shape.d[i];
-    else s.d[s.rank - 1] = dim_mul(s.d[s.rank - 1], x->shape.d[i]);
+    else s.d[s.rank - 1] = dim_mul(M, s.d[s.rank - 1], x->shape.d[i]);
   }
   return ir_reshape(M, E, x, &s, loc, D);
 }
@@ -646,7 +644,7 @@ static bool b_roll(Sema *S, const Builtin *self, const Args *a, Value *out) {
   Shape orig = x->shape;
   int axes[MAX_RANK], n = 1;
   if (!dv || dv->k == V_NONE) {
-    Shape flat = {.rank = 1, .d = {shape_numel(&x->shape)}};
+    Shape flat = {.rank = 1, .d = {shape_numel(M, &x->shape)}};
     x = ir_reshape(M, E, x, &flat, a->loc, D);
     axes[0] = 0;
   } else if ((n = axis_list(S, dv, x->shape.rank, a->loc, axes)) < 0) {
@@ -685,7 +683,7 @@ static bool b_var(Sema *S, const Builtin *self, const Args *a, Value *out) {
   bool keep = keepdim_arg(S, a, 3);
   Dim n = dim_const(1);
   for (int i = 0; i < x->shape.rank; i++)
-    if (axes & (1u << i)) n = dim_mul(n, x->shape.d[i]);
+    if (axes & (1u << i)) n = dim_mul(M, n, x->shape.d[i]);
   INode *dev = ir_binary(M, E, OP_SUB, x, mean_of(S, x, axes, 1, a->loc), a->loc, D);
   INode *ss = reduce(S, OP_SUM, ir_binary(M, E, OP_MUL, dev, dev, a->loc, D), axes, keep, a->loc);
   INode *den = ir_binary(M, E, OP_SUB, ir_dim_value(M, E, n, a->loc), ir_fill(M, E, correction, &(Shape){0}, a->loc), a->loc, D);

@@ -194,7 +194,7 @@ static INode *call_linear(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
     return NULL;
   }
   /* flatten leading dims to rows, multiply, restore */
-  Shape rows = {.rank = 2, .d = {shape_numel(s), s->d[s->rank - 1]}};
+  Shape rows = {.rank = 2, .d = {shape_numel(S->m, s), s->d[s->rank - 1]}};
   rows.d[0].k /= mi->in_features;
   INode *x2 = s->rank == 2 ? x : ir_reshape(S->m, S->e, x, &rows, loc, S->d);
   INode *w = ir_param(S->m, S->e, mi->p_weight, loc);

@@ -123,7 +123,7 @@ int transformer_params(Sema *S, ModInst *mi, ParamSpec *out) {
 static INode *encoder_linear(Sema *S, ModInst *mi, INode *x, int i, bool bias, SrcLoc loc) {
   const Shape *s = &x->shape;
   INode *w = layer_param(S, mi, i, loc);
-  Dim rows = shape_numel(s);
+  Dim rows = shape_numel(S->m, s);
   rows.k /= s->d[s->rank - 1].k;
   Shape r2 = {.rank = 2, .d = {rows, s->d[s->rank - 1]}}, back = *s;
   back.d[back.rank - 1] = w->shape.d[0];

@@ -385,7 +385,7 @@ static int embedding_params(Sema *S, ModInst *mi, ParamSpec *out) {
 /* rows of the weight picked by integer tokens of any shape -> [..., embedding_dim] */
 static INode *embedding_call(Sema *S, ModInst *mi, INode *x, SrcLoc loc) {
   INode *w = layer_param(S, mi, 0, loc);
-  Dim n = shape_numel(&x->shape);
+  Dim n = shape_numel(S->m, &x->shape);
   if (x->shape.rank >= MAX_RANK) return diag_error(D, loc, "Embedding: input rank too large"), NULL;
   x = ir_check_index(S->m, S->e, x, w->shape.d[0], "Embedding: input", loc, D);
   if (!x) return NULL;

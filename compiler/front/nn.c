@@ -90,7 +90,7 @@ static INode *columns(Sema *S, INode *win, int64_t g, SrcLoc loc) {
   INode *t = reshape_to(S, win, 7, split, loc);
   int perm[7] = {0, 1, 2, 5, 6, 3, 4};
   t = ir_permute(M, E, t, perm, loc, D);
-  Dim cols[4] = {s->d[0], dim_const(g), dim_const(cg * kh * kw), dim_mul(oh, ow)};
+  Dim cols[4] = {s->d[0], dim_const(g), dim_const(cg * kh * kw), dim_mul(M, oh, ow)};
   return reshape_to(S, t, 4, cols, loc);
 }
 
@@ -125,7 +125,7 @@ INode *nn_conv2d(Sema *S, INode *x, INode *w, INode *b, const ConvSpec *c, SrcLo
     return y ? reshape_to(S, y, 4, ys, loc) : NULL;
   }
   if (pointwise && g == 1) { /* a 1x1 convolution is a plain GEMM over the pixels */
-    Dim xs[3] = {n, dim_const(C), dim_mul(h, w_)}, ws[2] = {dim_const(cout), dim_const(C)};
+    Dim xs[3] = {n, dim_const(C), dim_mul(M, h, w_)}, ws[2] = {dim_const(cout), dim_const(C)};
     return conv_gemm(S, reshape_to(S, w, 2, ws, loc), reshape_to(S, x, 3, xs, loc), b, cout, h, w_, n, loc);
   }
   WindowSpec ws = {.kernel = {kh, kw}, .stride = {c->stride[0], c->stride[1]}, .dilation = {c->dilation[0], c->dilation[1]},
@@ -177,7 +177,7 @@ INode *nn_conv_transpose2d(Sema *S, INode *x, INode *w, INode *b, const ConvSpec
   }
   int64_t cg = C / g;
   Dim wg[3] = {dim_const(g), dim_const(cg), dim_const(og * kh * kw)};
-  Dim xg[4] = {x->shape.d[0], dim_const(g), dim_const(cg), dim_mul(H, W)};
+  Dim xg[4] = {x->shape.d[0], dim_const(g), dim_const(cg), dim_mul(M, H, W)};
   INode *cols = ir_matmul(M, E, reshape_to(S, w, 3, wg, loc), reshape_to(S, x, 4, xg, loc), 1, 0, loc, D);
   if (!cols) return NULL;
   Dim cd[6] = {x->shape.d[0], dim_const(cout), dim_const(kh), dim_const(kw), H, W};
@@ -336,7 +336,7 @@ INode *nn_adaptive_avg_pool2d(Sema *S, INode *x, int64_t oh, int64_t ow, SrcLoc 
   int r = x ? x->shape.rank : 0;
   if (x && r >= 3 && oh == 1 && ow == 1) { /* a mean, of a symbolic size too */
     INode *s = ir_reduce(M, E, OP_SUM, x, (1u << (r - 2)) | (1u << (r - 1)), 1, loc, D);
-    Dim hw = dim_mul(x->shape.d[r - 2], x->shape.d[r - 1]);
+    Dim hw = dim_mul(M, x->shape.d[r - 2], x->shape.d[r - 1]);
     return ir_binary(M, E, OP_DIV, s, ir_dim_value(M, E, hw, loc), loc, D);
   }
   if (!adaptive_args(S, x, oh, ow, "adaptive_avg_pool2d", loc)) return NULL;
@@ -411,7 +411,7 @@ static INode *normalize_tail(Sema *S, INode *x, int from, double eps, SrcLoc loc
   Dim n = dim_const(1);
   for (int i = from; i < x->shape.rank; i++) {
     axes |= 1u << i;
-    n = dim_mul(n, x->shape.d[i]);
+    n = dim_mul(M, n, x->shape.d[i]);
   }
   INode *count = ir_dim_value(M, E, n, loc); /* symbolic when the spatial size is */
   INode *mean = ir_binary(M, E, OP_DIV, ir_reduce(M, E, OP_SUM, x, axes, 1, loc, D), count, loc, D);
@@ -429,7 +429,7 @@ INode *nn_group_norm(Sema *S, INode *x, int64_t groups, INode *w, INode *b, doub
   if (groups <= 0 || c % groups)
     return diag_error(D, loc, "group_norm: %lld groups do not divide %lld channels", (long long)groups, (long long)c), NULL;
   Dim rest = dim_const(c / groups);
-  for (int i = 2; i < x->shape.rank; i++) rest = dim_mul(rest, x->shape.d[i]);
+  for (int i = 2; i < x->shape.rank; i++) rest = dim_mul(M, rest, x->shape.d[i]);
   Dim g[3] = {x->shape.d[0], dim_const(groups), rest};
   INode *y = normalize_tail(S, reshape_to(S, x, 3, g, loc), 2, eps, loc);
   y = y ? ir_reshape(M, E, y, &x->shape, loc, D) : NULL;

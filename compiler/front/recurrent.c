@@ -117,7 +117,7 @@ static INode *sequence(Sema *S, const Cell *cell, INode *x, INode *const *init0,
     if (!shape_eq(&init[i]->shape, &st))
       return diag_error(D, loc, "%s: the initial state must be [batch, hidden_size]", cell->name), NULL;
   }
-  Shape flat = {.rank = 2, .d = {dim_mul(x->shape.d[0], x->shape.d[1]), x->shape.d[2]}};
+  Shape flat = {.rank = 2, .d = {dim_mul(S->m, x->shape.d[0], x->shape.d[1]), x->shape.d[2]}};
   Shape seq = {.rank = 3, .d = {x->shape.d[0], x->shape.d[1], dim_const(cell->gates * hs)}};
   INode *gx = input_gates(S, ir_reshape(S->m, S->e, x, &flat, loc, D), wih, in_bias, loc);
   if (!gx || !(gx = ir_reshape(S->m, S->e, gx, &seq, loc, D))) return NULL;

@@ -232,7 +232,7 @@ static bool eval_binary(Sema *S, Scope *sc, const Node *n, Value *out) {
   if ((a.k == V_DIM || b.k == V_DIM) && a.k != V_TENSOR && b.k != V_TENSOR && n->op == '*') {
     Dim x, y;
     if (!to_dim(S, &a, n->lhs->loc, &x) || !to_dim(S, &b, n->rhs->loc, &y)) return false;
-    *out = (Value){.k = V_DIM, .dim = dim_mul(x, y)};
+    *out = (Value){.k = V_DIM, .dim = dim_mul(S->m, x, y)};
     return true;
   }
   if (S->in_type && a.k == V_DIM && a.dim.syms && v_is_number(&b) && (n->op == '+' || n->op == '-' || n->op == '/'))

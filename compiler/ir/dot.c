@@ -41,7 +41,7 @@ static void const_str(const INode *n, char *buf, size_t len) {
     snprintf(buf, len, "%g", n->f[0]);
     return;
   }
-  Dim c = shape_numel(&n->shape);
+  Dim c = dim_const(shape_static_numel(&n->shape));
   size_t k = (size_t)snprintf(buf, len, "[");
   for (int64_t i = 0; i < c.k && i < 4 && k < len; i++)
     k += snprintf(buf + k, len - k, "%s%g", i ? ", " : "", n->data[i]);

@@ -156,7 +156,7 @@ static void put_end(Emit *E, const INode *n) {
 }
 
 static bool is_large_constant(const INode *n) {
-  return n->op == OP_CONST && n->data && shape_numel(&n->shape).k > LITERAL_MAX;
+  return n->op == OP_CONST && n->data && shape_static_numel(&n->shape) > LITERAL_MAX;
 }
 
 /* ---- elementwise ops ---- */
@@ -211,7 +211,7 @@ static void put_list(Emit *E, const float *v, int64_t n) {
 /* A fill: a number where a scalar is; full() otherwise.  Data: a list literal when small and
  * at most 1-D, else a parameter of the weights file. */
 static bool emit_const(Emit *E, const INode *n) {
-  int64_t numel = shape_numel(&n->shape).k;
+  int64_t numel = shape_static_numel(&n->shape);
   if (!n->data && n->shape.rank == 0) return E->name[n->id] = number(E, n->f[0]), true;
   if (is_large_constant(n)) return true; /* a parameter (declare_weights) */
   put_start(E, n);

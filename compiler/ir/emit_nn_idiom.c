@@ -34,7 +34,7 @@ static bool same_attrs(const INode *a, const INode *b) {
   if (a->op == OP_PARAM || a->op == OP_INPUT) return false; /* leaves are arguments, matched by identity */
   if (a->op != OP_CONST) return true;
   if (!a->data || !b->data) return !a->data && !b->data;
-  return !memcmp(a->data, b->data, (size_t)shape_numel(&a->shape).k * sizeof *a->data);
+  return !memcmp(a->data, b->data, (size_t)shape_static_numel(&a->shape) * sizeof *a->data);
 }
 
 /* Whether graph node g is what the builder made as b (stand-ins standing for the leaves). */

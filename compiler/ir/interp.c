@@ -681,5 +681,5 @@ int interp_bind(const Model *m, const Entry *e, const int *ranks, const int64_t 
         if (pass == 1 && interp_dim(d, syms) != got) return bind_fail(err, errlen, m, e, i, "shape mismatch");
       }
     }
-  return model_derive_syms(m, entry_syms_used(e), syms, err, errlen) ? 0 : -1;
+  return model_derive_syms(m, entry_syms_used(m, e), syms, err, errlen) ? 0 : -1;
 }

@@ -8,8 +8,6 @@
 #include "ir.h"
 #include "scalar.h"
 
-Dim dim_mul(Dim a, Dim b) { return (Dim){a.k * b.k, a.syms | b.syms}; }
-
 bool shape_eq(const Shape *a, const Shape *b) {
   if (a->rank != b->rank) return false;
   for (int i = 0; i < a->rank; i++)
@@ -17,9 +15,15 @@ bool shape_eq(const Shape *a, const Shape *b) {
   return true;
 }
 
-Dim shape_numel(const Shape *s) {
+Dim shape_numel(Model *m, const Shape *s) {
   Dim n = dim_const(1);
-  for (int i = 0; i < s->rank; i++) n = dim_mul(n, s->d[i]);
+  for (int i = 0; i < s->rank; i++) n = dim_mul(m, n, s->d[i]);
+  return n;
+}
+
+int64_t shape_static_numel(const Shape *s) {
+  int64_t n = 1;
+  for (int i = 0; i < s->rank; i++) n *= s->d[i].k;
   return n;
 }
 
@@ -245,23 +249,22 @@ INode *ir_const_data(Model *m, Entry *e, const float *data, const Shape *s, SrcL
   return n;
 }
 
-/* Sizes are k × a product of distinct symbols (nnc_model.h's nnc_dim), so a tensor whose
- * element count would hold a symbol twice (f32[N, N]) cannot be sized; refuse it clearly.
- * The static factor k is bounded too, so that byte sizes (k × 8 × symbols, at run time)
- * and index arithmetic stay far from int64 overflow. */
+/* Sizes are k × a product of distinct symbols (nnc_model.h's nnc_dim): a tensor whose
+ * element count holds a symbol twice (f32[T, T]) is sized with the square's symbol, which
+ * dim_mul makes here if the model has room for it.  The static factor k is bounded too, so
+ * that byte sizes (k × 8 × symbols, at run time) and index arithmetic stay far from int64
+ * overflow. */
 bool ir_shape_supported(Model *m, const Shape *s, SrcLoc loc, Diag *d) {
-  uint32_t seen = 0;
   int64_t k = 1;
   char b[160];
-  for (int i = 0; i < s->rank; i++) {
-    if (seen & s->d[i].syms)
-      return diag_error(d, loc, "shape %s repeats a symbolic dimension; nnc sizes tensors as k x distinct symbols",
-                        shape_str(m, DT_F32, s, b, sizeof b));
-    seen |= s->d[i].syms;
+  shape_numel(m, s);
+  if (m->syms_full)
+    return diag_error(d, loc, "shape %s: more than %d symbolic sizes in the model (squares included); pin some "
+                      "with -D", shape_str(m, DT_F32, s, b, sizeof b), MAX_SYMS);
+  for (int i = 0; i < s->rank; i++)
     if (__builtin_mul_overflow(k, s->d[i].k, &k) || k > IR_MAX_STATIC_ELEMENTS)
       return diag_error(d, loc, "shape %s is too large: more than 2^40 elements (the limit of a tensor's static size)",
                         shape_str(m, DT_F32, s, b, sizeof b));
-  }
   return true;
 }
 
@@ -377,7 +380,7 @@ INode *ir_matmul(Model *m, Entry *e, INode *a, INode *b, int ta, int tb, SrcLoc 
 
 INode *ir_reshape(Model *m, Entry *e, INode *a, const Shape *s, SrcLoc loc, Diag *d) {
   if (!a || !ir_shape_supported(m, s, loc, d)) return NULL;
-  Dim x = shape_numel(&a->shape), y = shape_numel(s);
+  Dim x = shape_numel(m, &a->shape), y = shape_numel(m, s);
   if (!dim_eq(x, y)) {
     char sb[128];
     diag_error(d, loc, "cannot reshape %s into %s (different number of elements)",
@@ -706,11 +709,17 @@ INode *ir_dim_value(Model *m, Entry *e, Dim dim, SrcLoc loc) {
   return n;
 }
 
+static bool index_static(const Shape *s) {
+  for (int i = 0; i < s->rank; i++)
+    if (s->d[i].syms) return false;
+  return true;
+}
+
 /* A constant index is checked now (the run-time check would fail on every call). */
 static bool constant_index_ok(const INode *index, Dim size, const char *what, SrcLoc loc, Diag *d) {
-  Dim count = shape_numel(&index->shape);
-  if (size.syms || count.syms || count.k == 0) return true;
-  for (int64_t i = 0; i < (index->data ? count.k : 1); i++) {
+  if (size.syms || !index_static(&index->shape)) return true;
+  int64_t count = shape_static_numel(&index->shape);
+  for (int64_t i = 0; i < (index->data ? count : 1) && count; i++) {
     double v = index->data ? index->data[i] : index->f[0];
     if (!scalar_index_ok(v, (double)size.k)) {
       char why[96];

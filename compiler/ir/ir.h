@@ -55,7 +55,9 @@ typedef struct OpInfo {
 } OpInfo;
 extern const OpInfo op_info[OP_COUNT];
 
-/* k × product of the symbols in `syms` (bit i = model symbol i). */
+/* k × product of the symbols in `syms` (bit i = model symbol i), each at most once: a square
+ * T·T is a symbol of its own derived from T (SymRule.square), so [B, T, T] has B·(T·T)
+ * elements (dim_mul). */
 typedef struct Dim {
   int64_t k;
   uint32_t syms;
@@ -69,11 +71,17 @@ typedef struct Shape {
 static inline Dim dim_const(int64_t k) { return (Dim){k, 0}; }
 static inline bool dim_eq(Dim a, Dim b) { return a.k == b.k && a.syms == b.syms; }
 static inline bool dim_is(Dim a, int64_t k) { return a.syms == 0 && a.k == k; }
-Dim dim_mul(Dim a, Dim b);
-bool shape_eq(const Shape *a, const Shape *b);
-Dim shape_numel(const Shape *s);
-/* "f32[N, 2]"-style text; returns buf. */
 struct Model;
+/* a × b.  A symbol in both becomes its square's symbol (symdim.c), made on first use; when
+ * the model has no room for it, m->syms_full is set and ir_shape_supported reports it. */
+Dim dim_mul(struct Model *m, Dim a, Dim b);
+/* a / b when b divides a exactly (its symbols, squares included, and its k); false if not. */
+bool dim_div(const struct Model *m, Dim a, Dim b, Dim *q);
+bool shape_eq(const Shape *a, const Shape *b);
+Dim shape_numel(struct Model *m, const Shape *s);
+/* The element count of a shape of static dims (a constant's data), the symbols' factors left out. */
+int64_t shape_static_numel(const Shape *s);
+/* "f32[N, 2]"-style text; returns buf. */
 void dim_str(const struct Model *m, Dim d, char *buf, size_t len); /* "2*N" */
 const char *shape_str(const struct Model *m, DType dt, const Shape *s, char *buf, size_t len);
 
@@ -192,6 +200,7 @@ typedef struct Entry {
 typedef struct SymRule {
   bool derived;
   bool clamp;       /* a slice's length: below 0 it is 0 (not an error) */
+  bool square;      /* src × src instead (mul, add, div unused): [T, T]'s element count */
   int src;
   int64_t mul, add, div;
   const char *site;
@@ -205,6 +214,7 @@ typedef struct Model {
   const char *sym_names[MAX_SYMS];
   SymRule sym_rules[MAX_SYMS];
   int nsyms;
+  bool syms_full;   /* a square symbol could not be added (MAX_SYMS): reported by ir_shape_supported */
   Param *params;  int nparams, params_cap;
   int *param_slots; int param_slots_cap;   /* name hash -> param index + 1 (model_find_param) */
   uint64_t weights_size;
@@ -228,8 +238,10 @@ extern const char TYPE_SIZE[]; /* dim_derive's `what` for a size written in a ty
 Dim dim_slice_length(Model *m, Dim x, int64_t add, int64_t div, SrcLoc loc, Diag *d, bool *ok);
 Dim dim_derive(Model *m, Dim x, int64_t mul, int64_t add, int64_t div, const char *what, SrcLoc loc, Diag *d,
                bool *ok);
-/* Every sym the entry's nodes use, those of its scans' bodies included. */
-uint32_t entry_syms_used(const Entry *e);
+/* Every sym the entry's nodes use, those of its scans' bodies included, and their squares. */
+uint32_t entry_syms_used(const Model *m, const Entry *e);
+/* The NNC_SYM_* flags of rule r (nnc_model.h) */
+int32_t sym_rule_flags(const SymRule *r);
 /* The base syms (bound from input shapes) that the syms in `mask` are computed from. */
 uint32_t model_sym_roots(const Model *m, uint32_t mask);
 /* syms[i] of every derived sym in `used` from the base syms' values: false (with a message in

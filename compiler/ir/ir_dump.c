@@ -40,7 +40,7 @@ void attrs_const(const Model *m, const INode *n, char *buf, size_t len) {
     put(buf, len, " %g", n->f[0]);
     return;
   }
-  Dim c = shape_numel(&n->shape);
+  Dim c = dim_const(shape_static_numel(&n->shape));
   put(buf, len, " [");
   for (int64_t i = 0; i < c.k && i < 8; i++) put(buf, len, "%s%g", i ? ", " : "", n->data[i]);
   put(buf, len, c.k > 8 ? ", ...]" : "]");

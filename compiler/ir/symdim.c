@@ -8,7 +8,12 @@
  * block add its shortcut to its output: the 3×3 stride-2 convolution and the 1×1 stride-2
  * downsample of a ResNet both give floor((H + 1) / 2).  Two steps compose into one rule when
  * floor division allows it exactly (nested floor divisions: ⌊⌊u / a⌋ / b⌋ = ⌊u / ab⌋ for
- * a, b >= 1), and the three numbers are divided by their gcd. */
+ * a, b >= 1), and the three numbers are divided by their gcd.
+ *
+ * A Dim holds each symbol once, so a product that would hold one twice (the element count of
+ * attention scores [B, T, T]) holds the square's symbol instead, derived from T by a rule of
+ * its own (SymRule.square, "T*T"): T³ is {T, T*T}, T⁴ the square of T*T.  Every product of a
+ * shape's dims is sized so, and the runtime computes the squares as it does the other rules. */
 #include <stdio.h>
 #include <string.h>
 #include "ir.h"
@@ -48,7 +53,7 @@ static const char *rule_name(Model *m, const SymRule *r) {
 static int rule_sym(Model *m, SymRule r, SrcLoc loc, const char *what) {
   for (int i = 0; i < m->nsyms; i++) {
     SymRule *o = &m->sym_rules[i];
-    if (!o->derived || o->src != r.src || o->mul != r.mul || o->add != r.add || o->div != r.div) continue;
+    if (!o->derived || o->square || o->src != r.src || o->mul != r.mul || o->add != r.add || o->div != r.div) continue;
     /* a declared type's size (`f32[N, T - 1]`) is whatever the layer computing it makes it:
      * a slice's length (clamped at 0) or a layer's output size (at least 1) */
     if (o->clamp != r.clamp && !o->typed && what != TYPE_SIZE) continue;
@@ -69,6 +74,62 @@ static int rule_sym(Model *m, SymRule r, SrcLoc loc, const char *what) {
   return m->nsyms++;
 }
 
+/* sym's square's symbol if the model has it, else -1 */
+static int known_square(const Model *m, int sym) {
+  for (int i = sym + 1; i < m->nsyms; i++)
+    if (m->sym_rules[i].square && m->sym_rules[i].src == sym) return i;
+  return -1;
+}
+
+/* The symbol of sym's square, adding it if new; -1 when the model has MAX_SYMS. */
+static int square_sym(Model *m, int sym) {
+  int known = known_square(m, sym);
+  if (known >= 0 || m->nsyms == MAX_SYMS) return known;
+  const char *src = m->sym_names[sym];
+  bool paren = strpbrk(src, "+-*/") != NULL;
+  size_t len = 2 * strlen(src) + 6;
+  char *name = arena_alloc(m->arena, len);
+  snprintf(name, len, paren ? "(%s)*(%s)" : "%s*%s", src, src);
+  m->sym_names[m->nsyms] = name;
+  m->sym_rules[m->nsyms] = (SymRule){.derived = true, .square = true, .src = sym, .mul = 1, .div = 1,
+                                      .site = "a tensor's element count"};
+  return m->nsyms++;
+}
+
+Dim dim_mul(Model *m, Dim a, Dim b) {
+  Dim p = {a.k * b.k, a.syms};
+  for (uint32_t rest = b.syms; rest; rest &= rest - 1) {
+    int sym = __builtin_ctz(rest);
+    while (p.syms & (1u << sym)) { /* sym twice: its square instead, which may be there already */
+      p.syms &= ~(1u << sym);
+      int sq = square_sym(m, sym);
+      if (sq < 0) {
+        m->syms_full = true;
+        break;
+      }
+      sym = sq;
+    }
+    p.syms |= 1u << sym;
+  }
+  return p;
+}
+
+bool dim_div(const Model *m, Dim a, Dim b, Dim *q) {
+  if (b.k == 0 || a.k % b.k) return false;
+  Dim r = {a.k / b.k, a.syms};
+  for (uint32_t rest = b.syms; rest; rest &= rest - 1) {
+    int sym = __builtin_ctz(rest), sq = sym;
+    /* T out of T^e: the lowest power of two in e's binary digits gives up one T */
+    int chain[MAX_SYMS], n = 0;
+    while (sq >= 0 && !(r.syms & (1u << sq))) chain[n++] = sq, sq = known_square(m, sq);
+    if (sq < 0) return false;
+    r.syms &= ~(1u << sq); /* T^(2^n) / T = T^(2^(n-1)) · ... · T^2 · T */
+    for (int i = 0; i < n; i++) r.syms |= 1u << chain[i];
+  }
+  *q = r;
+  return true;
+}
+
 /* dim_derive, and dim_slice_length with clamp */
 static Dim derive(Model *m, Dim x, int64_t mul, int64_t add, int64_t div, bool clamp, const char *what, SrcLoc loc,
                   Diag *d, bool *ok) {
@@ -85,7 +146,7 @@ static Dim derive(Model *m, Dim x, int64_t mul, int64_t add, int64_t div, bool c
   }
   SymRule r = {.derived = true, .clamp = clamp, .src = __builtin_ctz(x.syms), .mul = mul * x.k, .add = add, .div = div};
   const SymRule *s = &m->sym_rules[r.src];
-  if (s->clamp) { /* max(0, ·) does not compose: a rule of its own over it */
+  if (s->clamp || s->square) { /* max(0, ·) and a square do not compose: a rule of their own over them */
   } else if (s->derived && r.mul == 1) { /* ⌊(⌊(mS + a) / c⌋ + a2) / c2⌋ = ⌊(mS + a + c·a2) / (c·c2)⌋ */
     r = (SymRule){.derived = true, .clamp = clamp, .src = s->src, .mul = s->mul, .add = s->add + s->div * r.add,
                   .div = s->div * r.div};
@@ -110,13 +171,21 @@ Dim dim_slice_length(Model *m, Dim x, int64_t add, int64_t div, SrcLoc loc, Diag
   return derive(m, x, 1, add, div, true, "slice: the length", loc, d, ok);
 }
 
-uint32_t entry_syms_used(const Entry *e) {
+static uint32_t nodes_syms(const Entry *e) {
   uint32_t mask = 0;
   for (int i = 0; i < e->nnodes; i++) {
     const INode *n = e->nodes[i];
     for (int k = 0; k < n->shape.rank; k++) mask |= n->shape.d[k].syms;
-    if (n->op == OP_SCAN) mask |= entry_syms_used(n->scan->body) | n->scan->bound.syms;
+    if (n->op == OP_SCAN) mask |= nodes_syms(n->scan->body) | n->scan->bound.syms;
   }
+  return mask;
+}
+
+uint32_t entry_syms_used(const Model *m, const Entry *e) {
+  uint32_t mask = nodes_syms(e);
+  /* and the squares of those: element counts and byte sizes use them, not the shapes' axes */
+  for (int i = 0; i < m->nsyms; i++)
+    if (m->sym_rules[i].square && (mask >> m->sym_rules[i].src & 1)) mask |= 1u << i;
   return mask;
 }
 
@@ -126,11 +195,13 @@ uint32_t model_sym_roots(const Model *m, uint32_t mask) {
   return mask;
 }
 
+int32_t sym_rule_flags(const SymRule *r) { return (r->clamp ? NNC_SYM_CLAMP : 0) | (r->square ? NNC_SYM_SQUARE : 0); }
+
 bool model_derive_syms(const Model *m, uint32_t used, int64_t *syms, char *err, size_t errlen) {
   nnc_sym_rule rules[MAX_SYMS];
   for (int i = 0; i < m->nsyms; i++) {
     const SymRule *r = &m->sym_rules[i];
-    rules[i] = (nnc_sym_rule){r->derived ? r->src : -1, r->clamp ? NNC_SYM_CLAMP : 0, r->mul, r->add, r->div, r->site};
+    rules[i] = (nnc_sym_rule){r->derived ? r->src : -1, sym_rule_flags(r), r->mul, r->add, r->div, r->site};
   }
   return nnc_derive_syms(rules, m->nsyms, m->sym_names, used, syms, err, errlen) == 0;
 }

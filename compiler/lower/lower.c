@@ -60,7 +60,7 @@ int buffer_of(Lower *L, INode *n) {
   }
   case OP_CONST:
     if (!n->data) return -1;
-    return add_buf(L, (LBuf){.k = LB_CONST, .index = -1, .data = n->data, .n = shape_numel(&n->shape).k});
+    return add_buf(L, (LBuf){.k = LB_CONST, .index = -1, .data = n->data, .n = shape_static_numel(&n->shape)});
   default:
     break;
   }
@@ -260,7 +260,7 @@ static void lower_scan(Lower *L, Ls *body) {
   for (int i = 0; i < n; i++)
     if (i != n - 1 && bufs[i] < 0 && !(i >= nc && i < 2 * nc)) unreachable("scan operand not in memory");
   s->sc.numel = arena_alloc(L->m->arena, (b->nout + 1) * sizeof *s->sc.numel);
-  for (int i = 0; i < b->nout; i++) s->sc.numel[i] = lx_dim(L, shape_numel(&b->out_shapes[i]));
+  for (int i = 0; i < b->nout; i++) s->sc.numel[i] = lx_dim(L, shape_numel(L->m, &b->out_shapes[i]));
   s->sc.steps = lx_dim(L, sc->bound);
   ls_add(L, body, s);
 }

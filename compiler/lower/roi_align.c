@@ -68,7 +68,7 @@ void lower_roi_align(Lower *L, Ls *body) {
   bool last = n->i[1];
   const Shape *fs = &feat->shape;
   int64_t C = n->shape.d[1].k, PH = n->shape.d[2].k, PW = n->shape.d[3].k;
-  Dim H = fs->d[last ? 1 : 2], W = fs->d[last ? 2 : 3], HW = dim_mul(H, W);
+  Dim H = fs->d[last ? 1 : 2], W = fs->d[last ? 2 : 3], HW = dim_mul(L->m, H, W);
   Lx *k, *ph, *pw, *zero = lx_i(L, 0), *one = lx_i(L, 1);
   Ls *blk = loop(L, body, zero, lx_dim(L, n->shape.d[0]), one, &k);
   blk = loop(L, blk, zero, lx_i(L, PH), one, &ph);

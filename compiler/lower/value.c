@@ -50,8 +50,8 @@ static Lx *reshape_value(Lower *L, INode *n, Lx *const *idx) {
     if (j < is->rank) pi = is->d[j++];
     while (!dim_eq(po, pi)) { /* grow the smaller side (static sizes; symbols must pair up) */
       bool grow_out = i < os->rank && (j == is->rank || (!po.syms && !pi.syms && po.k < pi.k) || (po.syms && !pi.syms));
-      if (grow_out) po = dim_mul(po, os->d[i++]);
-      else if (j < is->rank) pi = dim_mul(pi, is->d[j++]);
+      if (grow_out) po = dim_mul(L->m, po, os->d[i++]);
+      else if (j < is->rank) pi = dim_mul(L->m, pi, is->d[j++]);
       else break;
       if (i == os->rank && j == is->rank && !dim_eq(po, pi)) break;
     }

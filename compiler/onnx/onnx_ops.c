@@ -348,7 +348,7 @@ static bool op_flatten(Imp *I, const OpRow *row, INode **out) {
   int r = x->shape.rank, ax = (int)(axis < 0 ? axis + r : axis);
   if (axis < -r || axis > r) return imp_fail(I, "attribute 'axis' is %lld, expected -%d to %d", (long long)axis, r, r);
   Shape s = {.rank = 2, .d = {dim_const(1), dim_const(1)}};
-  for (int k = 0; k < x->shape.rank; k++) s.d[k >= ax] = dim_mul(s.d[k >= ax], x->shape.d[k]);
+  for (int k = 0; k < x->shape.rank; k++) s.d[k >= ax] = dim_mul(IM, s.d[k >= ax], x->shape.d[k]);
   return (*out = ir_reshape(IM, IE, x, &s, I->loc, ID)) != NULL;
 }
 
@@ -374,13 +374,11 @@ static bool op_reshape(Imp *I, const OpRow *row, INode **out) {
     int64_t product;
     if (k != infer && (__builtin_mul_overflow(known.k, s.d[k].k, &product) || product > IR_MAX_STATIC_ELEMENTS))
       return imp_fail(I, "input 1 (the shape) has more than 2^40 elements");
-    if (k != infer) known = dim_mul(known, s.d[k]);
+    if (k != infer) known = dim_mul(IM, known, s.d[k]);
   }
   if (infer >= 0) {
-    Dim total = shape_numel(&x->shape);
-    if (known.k == 0 || total.k % known.k || (known.syms & ~total.syms))
+    if (!dim_div(IM, shape_numel(IM, &x->shape), known, &s.d[infer]))
       return imp_fail(I, "the -1 of the shape cannot be inferred: the input's elements are not a multiple of the rest");
-    s.d[infer] = (Dim){total.k / known.k, total.syms & ~known.syms};
   }
   return (*out = ir_reshape(IM, IE, x, &s, I->loc, ID)) != NULL;
 }
@@ -463,7 +461,7 @@ static bool op_softmax(Imp *I, const OpRow *row, INode **out) {
   if (!x || !attr_int(I, "axis", I->opset < 13 ? 1 : -1, &axis) || !norm_axis(I, axis, r, "axis", &ax)) return false;
   if (I->opset >= 13 || ax == r - 1) return (*out = softmax_node(S_, x, ax, I->loc)) != NULL;
   Shape s = {.rank = 2, .d = {dim_const(1), dim_const(1)}};
-  for (int k = 0; k < r; k++) s.d[k >= ax] = dim_mul(s.d[k >= ax], x->shape.d[k]);
+  for (int k = 0; k < r; k++) s.d[k >= ax] = dim_mul(IM, s.d[k >= ax], x->shape.d[k]);
   INode *y = softmax_node(S_, ir_reshape(IM, IE, x, &s, I->loc, ID), 1, I->loc);
   return (*out = y ? ir_reshape(IM, IE, y, &x->shape, I->loc, ID) : NULL) != NULL;
 }

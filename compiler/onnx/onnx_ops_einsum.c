@@ -102,7 +102,7 @@ static INode *as_matrix(Imp *I, const Einsum *e, INode *x, const char *letters, 
   Shape s = {.rank = nb + 2};
   for (int i = 0; i < nb; i++) s.d[i] = e->dim[(int)letters[i]];
   s.d[nb] = s.d[nb + 1] = dim_const(1);
-  for (int i = nb; i < n; i++) s.d[nb + (i >= mid)] = dim_mul(s.d[nb + (i >= mid)], e->dim[(int)letters[i]]);
+  for (int i = nb; i < n; i++) s.d[nb + (i >= mid)] = dim_mul(IM, s.d[nb + (i >= mid)], e->dim[(int)letters[i]]);
   return ir_reshape(IM, IE, x, &s, I->loc, ID);
 }
 

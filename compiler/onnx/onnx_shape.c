@@ -328,7 +328,7 @@ bool op_slice(Imp *I, const OpRow *row, INode **out) {
 /* One element of Add, Sub, Mul, Div, Equal or Where over dims x[] (a symbolic dim is k × a
  * product of sizes, positive at run time); false when the result is not such a dim or not
  * known at compile time. */
-static bool fold_one(Op op, const Dim *x, Dim *out) {
+static bool fold_one(Model *m, Op op, const Dim *x, Dim *out) {
   Dim a = x[0], b = x[1];
   bool stat = !a.syms && !b.syms;
   int64_t v;
@@ -338,9 +338,10 @@ static bool fold_one(Op op, const Dim *x, Dim *out) {
                return stat && !__builtin_add_overflow(a.k, b.k, &v) && (*out = dim_const(v), true);
   case OP_SUB: if (!b.k && !b.syms) return *out = a, true;
                return stat && !__builtin_sub_overflow(a.k, b.k, &v) && (*out = dim_const(v), true);
-  case OP_MUL: if ((a.syms & b.syms) || __builtin_mul_overflow(a.k, b.k, &v)) return false;
-               return *out = (Dim){v, a.syms | b.syms}, true;
-  case OP_DIV: if (b.syms || !b.k || (b.k == -1 && a.k == INT64_MIN)) return false;
+  case OP_MUL: if (__builtin_mul_overflow(a.k, b.k, &v)) return false;
+               return *out = dim_mul(m, a, b), true; /* T × T: the square's symbol */
+  case OP_DIV: if (b.syms) return dim_div(m, a, b, out); /* T*T / T, exactly only */
+               if (!b.k || (b.k == -1 && a.k == INT64_MIN)) return false;
                if (stat) return *out = dim_const(a.k / b.k), true; /* ONNX's integer Div truncates, as C */
                if (a.k % b.k) return false; /* a symbolic size divides exactly only */
                return *out = (Dim){a.k / b.k, a.syms}, true;
@@ -367,7 +368,7 @@ int fold_int_elementwise(Imp *I, Op op, int nin) {
   for (int k = 0; k < r.n; k++) {
     Dim x[3] = {{0}};
     for (int i = 0; i < nin; i++) x[i] = v[i].d[v[i].n == 1 ? 0 : k];
-    if (!fold_one(op, x, &r.d[k])) return 0;
+    if (!fold_one(IM, op, x, &r.d[k])) return 0;
   }
   return define_vector(I, &r) ? 1 : -1;
 }

@@ -50,7 +50,7 @@ static bool tensor_of(const Model *m, const OnnxModel *om, const NnWeight *w, St
   if (w->param < 0) {
     const INode *c = w->constant;
     *t = (StTensor){.name = (char *)w->name, .dtype = ST_F32, .rank = c->shape.rank, .data = c->data,
-                    .nbytes = (size_t)shape_numel(&c->shape).k * sizeof(float)};
+                    .nbytes = (size_t)shape_static_numel(&c->shape) * sizeof(float)};
     for (int k = 0; k < c->shape.rank; k++) t->shape[k] = c->shape.d[k].k;
     return true;
   }

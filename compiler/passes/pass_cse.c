@@ -16,8 +16,7 @@ static bool same(const INode *a, const INode *b) {
     return false;
   if (a->op == OP_CONST) {
     if (!a->data || !b->data) return a->data == b->data;
-    Dim n = shape_numel(&a->shape);
-    return !memcmp(a->data, b->data, n.k * sizeof(float));
+    return !memcmp(a->data, b->data, shape_static_numel(&a->shape) * sizeof(float));
   }
   return true;
 }
@@ -49,8 +48,8 @@ static uint64_t hash(const INode *n) {
   for (size_t k = 0; k < sizeof n->i / sizeof n->i[0]; k++) h = mix(h, (uint64_t)n->i[k]);
   for (int k = 0; k < n->shape.rank; k++) h = mix(mix(h, (uint64_t)n->shape.d[k].k), n->shape.d[k].syms);
   if (n->op == OP_CONST && n->data) {
-    Dim c = shape_numel(&n->shape);
-    for (int64_t k = 0; k < c.k; k++) {
+    int64_t c = shape_static_numel(&n->shape);
+    for (int64_t k = 0; k < c; k++) {
       uint32_t bits;
       memcpy(&bits, &n->data[k], sizeof bits);
       h = mix(h, bits);

@@ -23,9 +23,10 @@ static bool is_fill(const INode *n, double v) { return n && n->op == OP_CONST &&
 static bool is_const(const INode *n) { return n && n->op == OP_CONST; }
 
 static bool static_numel(const Shape *s, int64_t *n) {
-  Dim d = shape_numel(s);
-  *n = d.k;
-  return d.syms == 0;
+  *n = shape_static_numel(s);
+  for (int i = 0; i < s->rank; i++)
+    if (s->d[i].syms) return false;
+  return true;
 }
 
 /* Value of constant `c` at the output multi-index `idx` of a broadcast of rank `rank`. */
@@ -191,7 +192,7 @@ static INode *scale_conv(Model *m, Entry *e, INode *rs, INode *p) {
   if (g->op != OP_MATMUL || g->nusers != 1 || g->i[0] || g->shape.rank != 4 || w->shape.rank != 3 ||
       !ir_is_constant(w) || rs->shape.rank < 2 || varying_axis(&rs->shape, &p->shape) != 1)
     return NULL;
-  if (!dim_eq(rs->shape.d[1], dim_mul(g->shape.d[1], g->shape.d[2])) || !dim_eq(rs->shape.d[0], g->shape.d[0]))
+  if (!dim_eq(rs->shape.d[1], dim_mul(m, g->shape.d[1], g->shape.d[2])) || !dim_eq(rs->shape.d[0], g->shape.d[0]))
     return NULL;
   Dim sh[3] = {w->shape.d[0], w->shape.d[1], dim_const(1)};
   INode *s = mk_reshape(m, e, p, 3, sh);

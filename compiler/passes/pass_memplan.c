@@ -81,14 +81,14 @@ static void plan_scan(Model *m, Entry *e, Plan *p, Kernel *K, int k) {
   int n = 2 * sc->ncarried + sc->nsteps;
   sc->scratch = arena_alloc(m->arena, (n + 1) * sizeof *sc->scratch);
   for (int i = 0; i < sc->ncarried; i++) {
-    Dim bytes = dim_mul(shape_numel(&b->out_shapes[i]), dim_const(4));
+    Dim bytes = dim_mul(m, shape_numel(m, &b->out_shapes[i]), dim_const(4));
     tenant(e, p, bytes, k, k, &sc->scratch[2 * i]);
     tenant(e, p, bytes, k, k, &sc->scratch[2 * i + 1]);
   }
   for (int j = 0; j < sc->nsteps; j++) {
     bool read = false;
     for (int o = 0; o < K->nouts; o++) read |= K->outs[o]->i[0] == sc->ncarried + j;
-    Dim bytes = dim_mul(dim_mul(shape_numel(&b->out_shapes[sc->ncarried + j]), sc->bound), dim_const(4));
+    Dim bytes = dim_mul(m, dim_mul(m, shape_numel(m, &b->out_shapes[sc->ncarried + j]), sc->bound), dim_const(4));
     sc->scratch[2 * sc->ncarried + j] = -1;
     if (!read) tenant(e, p, bytes, k, k, &sc->scratch[2 * sc->ncarried + j]);
   }
@@ -270,25 +270,25 @@ bool pass_memplan(Model *m, Entry *e, Diag *d) {
     if (K->kind == KK_SCAN) plan_scan(m, e, &p, K, k);
     ConvPlan conv;
     if (conv_plan(K, &conv)) { /* every (image, group)'s padded copy, so images can run in parallel */
-      Dim items = dim_mul(K->gemm->shape.d[0], dim_const(conv.groups));
-      tenant(e, &p, dim_mul(items, dim_const(4 * conv_plan_copy_floats(&conv))), k, k, &K->prologue->slot);
+      Dim items = dim_mul(m, K->gemm->shape.d[0], dim_const(conv.groups));
+      tenant(e, &p, dim_mul(m, items, dim_const(4 * conv_plan_copy_floats(&conv))), k, k, &K->prologue->slot);
       if (conv.winograd) { /* and its transformed input and products, 16 matrices each */
         int64_t v = 16 * conv_plan_winograd_v_stride(&conv), mm = 16 * conv_plan_winograd_m_stride(&conv);
-        tenant(e, &p, dim_mul(items, dim_const(4 * v)), k, k, &K->wino_slot[0]);
-        tenant(e, &p, dim_mul(items, dim_const(4 * mm)), k, k, &K->wino_slot[1]);
+        tenant(e, &p, dim_mul(m, items, dim_const(4 * v)), k, k, &K->wino_slot[0]);
+        tenant(e, &p, dim_mul(m, items, dim_const(4 * mm)), k, k, &K->wino_slot[1]);
       }
     } else if (K->prologue) { /* the GEMM's B operand, each batch item's apart (lower.c
                                  lower_sgemm), so items can run in parallel */
       const Shape *s = &K->prologue->shape;
       Dim items = dim_const(1);
-      for (int a = 0; a < K->gemm->shape.rank - 2; a++) items = dim_mul(items, K->gemm->shape.d[a]);
-      Dim item = dim_mul(s->d[s->rank - 2], s->d[s->rank - 1]);
-      tenant(e, &p, dim_mul(dim_mul(items, item), dim_const(4)), k, k, &K->prologue->slot);
+      for (int a = 0; a < K->gemm->shape.rank - 2; a++) items = dim_mul(m, items, K->gemm->shape.d[a]);
+      Dim item = dim_mul(m, s->d[s->rank - 2], s->d[s->rank - 1]);
+      tenant(e, &p, dim_mul(m, dim_mul(m, items, item), dim_const(4)), k, k, &K->prologue->slot);
     }
     for (int o = 0; o < K->nouts; o++) {
       INode *t = K->outs[o];
       if (!needs_slot(t)) continue;
-      Dim bytes = dim_mul(shape_numel(&t->shape), dim_const(4));
+      Dim bytes = dim_mul(m, shape_numel(m, &t->shape), dim_const(4));
       e->intermediate_bytes_static += bytes.k;
       tenant(e, &p, bytes, k, last_use[t->id], &t->slot);
     }

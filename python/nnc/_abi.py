@@ -13,7 +13,8 @@ import os
 import subprocess
 import tempfile
 
-NNC_MODEL_ABI = 4
+NNC_MODEL_ABI = 5
+NNC_SYM_CLAMP, NNC_SYM_SQUARE = 1, 2  # nnc_sym_rule.flags
 NNC_F32, NNC_I64 = 0, 1
 NNC_OK, NNC_ERR_USER, NNC_ERR_USAGE, NNC_ERR_NOMEM = 0, 1, 2, 3
 NNC_MAX_RANK = 8
@@ -52,7 +53,8 @@ class NncParamDesc(ctypes.Structure):
 
 class NncSymRule(ctypes.Structure):
     """How a symbolic dim gets its value: bound by the caller (src < 0), or
-    floor((mul * syms[src] + add) / div), a layer's output size."""
+    floor((mul * syms[src] + add) / div), a layer's output size, or with NNC_SYM_SQUARE
+    syms[src] squared (the element count of a [T, T] tensor)."""
     _fields_ = [("src", ctypes.c_int32), ("flags", ctypes.c_int32), ("mul", ctypes.c_int64), ("add", ctypes.c_int64),
                 ("div", ctypes.c_int64), ("site", ctypes.c_char_p)]
 

@@ -221,13 +221,15 @@ class Entry:
         for i in reversed(range(len(rules))):
             if used >> i & 1 and rules[i][0] >= 0:
                 used |= 1 << rules[i][0]
-        for i, (src, mul, add, div, site, clamp) in enumerate(rules):
+        for i, (src, mul, add, div, site, flags) in enumerate(rules):
             if src < 0 or not used >> i & 1:
                 continue
-            val[i] = (mul * (val[src] or 0) + add) // div
+            square, clamp = flags & _abi.NNC_SYM_SQUARE, flags & _abi.NNC_SYM_CLAMP
+            x = val[src] or 0
+            val[i] = x * x if square else (mul * x + add) // div
             if clamp:  # a slice's length: an empty slice below 0
                 val[i] = max(val[i], 0)
-            if (val[i] < 1 and not clamp) or val[i] >= 1 << 63:
+            if (val[i] < 1 and not clamp and not square) or val[i] >= 1 << 63:
                 raise ValueError(f"{self.name}(): {site} {self._model.symbols[i]} is {val[i]} for "
                                  f"{self._model.symbols[src]} = {val[src] or 0} (must be at least 1: "
                                  f"the input is too small)")

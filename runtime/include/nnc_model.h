@@ -21,7 +21,8 @@
  * every generated header, so it must stay self-contained C.
  */
 #ifndef NNC_MODEL_ABI
-#define NNC_MODEL_ABI 4 /* 3: nnc_param_desc.flags, nnc_model_desc.weights_checksum; 4: sym_rules */
+#define NNC_MODEL_ABI 5 /* 3: nnc_param_desc.flags, nnc_model_desc.weights_checksum; 4: sym_rules;
+                           5: NNC_SYM_SQUARE */
 
 #include <stddef.h>
 #include <stdint.h>
@@ -100,12 +101,14 @@ enum nnc_param_flags {
  * Otherwise it is derived from dim src (src < i): floor((mul * syms[src] + add) / div), a
  * layer's output size such as a convolution's (H + 2p - k) / s + 1 on a symbolic H, and must
  * come out >= 1 (else the call fails naming `site`, the layer) — or, with NNC_SYM_CLAMP in
- * flags, a slice's length, 0 when below 0.  mul, div >= 1.  The runtime fills derived dims
+ * flags, a slice's length, 0 when below 0.  With NNC_SYM_SQUARE it is syms[src] squared
+ * instead (mul, add, div unused): a dim holds each symbol once, so the element count of a
+ * [B, T, T] tensor is B * "T*T", a symbol of its own.  mul, div >= 1.  The runtime fills derived dims
  * before a call (nnc_derive_syms); callers pass the bound ones. */
-enum { NNC_SYM_CLAMP = 1 };
+enum { NNC_SYM_CLAMP = 1, NNC_SYM_SQUARE = 2 };
 typedef struct nnc_sym_rule {
   int32_t src;
-  int32_t flags;     /* NNC_SYM_CLAMP */
+  int32_t flags;     /* NNC_SYM_CLAMP, NNC_SYM_SQUARE */
   int64_t mul, add, div;
   const char *site;  /* "model.nn:12:9: conv2d: the output height" */
 } nnc_sym_rule;

@@ -219,10 +219,12 @@ int nnc_derive_syms(const nnc_sym_rule *rules, int n, const char *const *names, 
     const nnc_sym_rule *r = &rules[i];
     if (r->src < 0 || !(used >> i & 1)) continue;
     int64_t x = syms[r->src], v;
-    bool overflow = __builtin_mul_overflow(r->mul, x, &v) || __builtin_add_overflow(v, r->add, &v);
-    if (!overflow) v = v / r->div - (v % r->div != 0 && v < 0); /* floor division, div >= 1 */
+    bool overflow;
+    if (r->flags & NNC_SYM_SQUARE) overflow = __builtin_mul_overflow(x, x, &v);
+    else if (!(overflow = __builtin_mul_overflow(r->mul, x, &v) || __builtin_add_overflow(v, r->add, &v)))
+      v = v / r->div - (v % r->div != 0 && v < 0); /* floor division, div >= 1 */
     if (!overflow && (r->flags & NNC_SYM_CLAMP) && v < 0) v = 0; /* an empty slice */
-    if (overflow || (v < 1 && !(r->flags & NNC_SYM_CLAMP))) { /* "m.nn:3:9: conv2d: the output height (H+1)/2 is 0 for H = 0 ..." */
+    if (overflow || (v < 1 && !(r->flags & (NNC_SYM_CLAMP | NNC_SYM_SQUARE)))) { /* "m.nn:3:9: conv2d: the output height (H+1)/2 is 0 for H = 0 ..." */
       char val[32];
       snprintf(val, sizeof val, overflow ? "overflows" : "is %lld", (long long)v);
       if (err && errlen)

@@ -201,12 +201,13 @@ static const char *c_name(Imp *I, const char *name, const char **used, int nused
   return s;
 }
 
-/* An input's shape: each dim a value, or a dim_param name as a symbolic dim. */
+/* An input's shape: each dim a value, or a dim_param name as a symbolic dim.  Integer and
+ * bool inputs are i64 in the library's signature (int32 is i64 inside the graph too). */
 static bool input_shape(Imp *I, const OnnxValueInfo *v, Shape *s, DType *dt) {
-  if (v->dtype != ONNX_F32 && v->dtype != ONNX_I64)
-    return imp_fail(I, "graph input '%s' is %s, expected f32 or i64", v->name,
+  if (v->dtype != ONNX_F32 && v->dtype != ONNX_I64 && v->dtype != ONNX_I32 && v->dtype != ONNX_BOOL)
+    return imp_fail(I, "graph input '%s' is %s, expected float, int64, int32 or bool", v->name,
                     v->dtype ? onnx_dtype_name(v->dtype) : "of no element type");
-  *dt = v->dtype == ONNX_I64 ? DT_I64 : DT_F32;
+  *dt = v->dtype == ONNX_F32 ? DT_F32 : DT_I64;
   if (v->rank < 0) return imp_fail(I, "graph input '%s' has no shape; nnc needs its rank and dims", v->name);
   s->rank = v->rank;
   for (int k = 0; k < v->rank; k++) {
@@ -240,8 +241,11 @@ static bool add_inputs(Imp *I, Entry *e) {
     DType dt = DT_F32;
     if (!input_shape(I, v, &s, &dt)) return false;
     e->in_names[e->nin] = c_name(I, v->name, e->in_names, e->nin);
-    e->inputs[e->nin] = ir_input(IM, e, e->nin, dt, &s, I->loc);
-    if (!imp_define(I, v->name, e->inputs[e->nin++], NULL)) return false;
+    INode *x = e->inputs[e->nin] = ir_input(IM, e, e->nin, dt, &s, I->loc);
+    e->nin++;
+    if (v->dtype == ONNX_BOOL) /* i64 in the signature, f32 1.0 / 0.0 inside the graph (nonzero: true) */
+      x = ir_binary(IM, IE, OP_NE, ir_convert(IM, IE, x, DT_F32, I->loc, ID), imp_scalar(I, 0), I->loc, ID);
+    if (!x || !imp_define(I, v->name, x, NULL)) return false;
   }
   return true;
 }
@@ -258,17 +262,21 @@ static bool add_outputs(Imp *I, Entry *e) {
   memcpy(used, e->in_names, e->nin * sizeof *used);
   for (int i = 0; i < e->nout; i++) {
     OnnxDtype dt = om->outputs[i].dtype;
-    if (dt != ONNX_UNDEFINED && dt != ONNX_F32 && dt != ONNX_I64)
-      return imp_fail(I, "graph output '%s' is %s: nnc's outputs are f32 or i64 (inside the graph, bool is f32 "
-                      "1.0 / 0.0 and int32 is i64; Cast it to output it)", om->outputs[i].name, onnx_dtype_name(dt));
+    if (dt != ONNX_UNDEFINED && dt != ONNX_F32 && dt != ONNX_I64 && dt != ONNX_I32 && dt != ONNX_BOOL)
+      return imp_fail(I, "graph output '%s' is %s: nnc's outputs are float, or int64 (int32 and bool ones "
+                      "too: bool as 0 / 1)", om->outputs[i].name, onnx_dtype_name(dt));
     ImpValue *v = imp_find(I, om->outputs[i].name);
     if (!v) return imp_fail(I, "graph output '%s' is not computed by any node", om->outputs[i].name);
     if (!v->t && v->data) v->t = materialize(I, v, is_initializer(I, v->data));
     if (!v->t && v->sv) v->t = materialize_vector(I, v->sv);
     if (!v->t) return false;
-    e->outputs[i] = v->t;
-    e->out_shapes[i] = v->t->shape;
-    e->out_dtypes[i] = v->t->dtype;
+    INode *y = v->t;
+    if ((dt == ONNX_BOOL || dt == ONNX_I32) && y->dtype == DT_F32) /* a bool is f32 1.0 / 0.0 inside the graph */
+      y = ir_convert(IM, IE, y, DT_I64, I->loc, ID);
+    if (!y) return false;
+    e->outputs[i] = y;
+    e->out_shapes[i] = y->shape;
+    e->out_dtypes[i] = y->dtype;
     e->out_names[i] = used[e->nin + i] = c_name(I, om->outputs[i].name, used, e->nin + i);
   }
   return true;

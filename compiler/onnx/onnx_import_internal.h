@@ -130,6 +130,7 @@ bool op_range(Imp *I, const OpRow *row, INode **out);
 bool op_expand(Imp *I, const OpRow *row, INode **out);
 bool op_tile(Imp *I, const OpRow *row, INode **out);
 bool op_cumsum(Imp *I, const OpRow *row, INode **out);
+bool op_trilu(Imp *I, const OpRow *row, INode **out);
 bool op_arg_extreme(Imp *I, const OpRow *row, INode **out);
 bool op_topk(Imp *I, const OpRow *row, INode **out);
 

@@ -593,6 +593,7 @@ static const OpRow ops[] = {
   {"Tile", op_tile, 0, 2, 2, 1, ""},
   {"TopK", op_topk, 0, 1, 2, 2, "axis k largest sorted "},
   {"Transpose", op_transpose, 0, 1, 1, 1, "perm "},
+  {"Trilu", op_trilu, 0, 1, 2, 1, "upper "},
   {"Unsqueeze", op_unsqueeze, 0, 1, 2, 1, "axes "},
   {"Where", op_where, 0, 3, 3, 1, ""},
   {"Xor", op_compare, OP_NE, 2, 2, 1, ""},

@@ -1,5 +1,5 @@
 /* onnx_ops_index.c — ONNX ops that make, repeat or rank values along axes: ConstantOfShape,
- * Range, Expand, Tile, CumSum, ArgMax/ArgMin, TopK.  Shapes, counts, axes and k are read at
+ * Range, Expand, Tile, CumSum, Trilu, ArgMax/ArgMin, TopK.  Shapes, counts, axes and k are read at
  * compile time (constants or shapes folded by onnx_shape.c); integer results are i64 tensors
  * (nnc carries ONNX's int32 as i64; index values are exact up to 2^24, as the .nn front end's
  * argmax and topk).  Every size and attribute is checked here before it reaches a builder:
@@ -200,6 +200,26 @@ bool op_cumsum(Imp *I, const OpRow *row, INode **out) {
   INode *y = ir_permute(IM, IE, ir_convert(IM, IE, x, DT_F32, I->loc, ID), perm, I->loc, ID);
   y = ir_matmul(IM, IE, y, cumsum_matrix(I, len.k, exclusive != 0, reverse != 0), 0, 0, I->loc, ID);
   return (out[0] = like(I, ir_permute(IM, IE, y, perm, I->loc, ID), x)) != NULL;
+}
+
+/* Trilu: the upper (column - row >= k) or lower (column - row <= k) triangle of the last two
+ * axes, the rest 0; a causal mask's triu(full(-inf), 1) on a symbolic T too (iota compares,
+ * k an optional static scalar) */
+bool op_trilu(Imp *I, const OpRow *row, INode **out) {
+  INode *x = imp_input(I, 0);
+  int64_t k = 0, upper;
+  if (!x || (imp_has_input(I, 1) && !int_scalar(I, 1, "k", &k)) ||
+      !attr_int(I, "upper", 1, &upper))
+    return false;
+  int r = x->shape.rank;
+  if (r < 2) return imp_fail(I, "input 0 has rank %d, expected at least 2", r);
+  if (k < -IR_MAX_STATIC_ELEMENTS || k > IR_MAX_STATIC_ELEMENTS) return imp_fail(I, "input 1 (k) is %lld, beyond 2^40", (long long)k);
+  Shape plane = {.rank = 2, .d = {x->shape.d[r - 2], x->shape.d[r - 1]}};
+  INode *diag = ir_binary(IM, IE, OP_SUB, ir_iota(IM, IE, &plane, 1, I->loc), ir_iota(IM, IE, &plane, 0, I->loc),
+                          I->loc, ID); /* column - row */
+  INode *keep = ir_binary(IM, IE, upper ? OP_GE : OP_LE, diag, imp_scalar(I, (double)k), I->loc, ID);
+  INode *zero = x->dtype == DT_I64 ? ir_convert(IM, IE, imp_scalar(I, 0), DT_I64, I->loc, ID) : imp_scalar(I, 0);
+  return (out[0] = like(I, ir_where(IM, IE, keep, x, zero, I->loc, ID), x)) != NULL;
 }
 
 /* ArgMax, ArgMin: the first extreme index along the axis (i64), or with select_last_index the

@@ -2,7 +2,8 @@
  * bool tensor is an f32 tensor of 1.0 (true) and 0.0 (false) inside the graph, as the IR's
  * comparison ops give and its `where` takes (any nonzero is true) — the same convention as
  * the .nn front end's masks.  Bool constants become such f32 data (onnx_import.c); bool
- * graph inputs and outputs are refused there (the ABI carries f32 and i64 only). */
+ * graph inputs and outputs are i64 0 / 1 in the library's signature (the ABI carries f32 and
+ * i64 only), converted there. */
 #include <string.h>
 
 #include "onnx_import_internal.h"

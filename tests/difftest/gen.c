@@ -45,14 +45,18 @@ static int64_t static_numel(const GShape *s) {
   return n;
 }
 
-/* nnc sizes tensors as k × distinct symbols: a symbol may appear in one axis only */
-static bool shape_ok(const GShape *s) {
+static bool shape_ok(const GShape *s) { return s->rank <= G_MAX_RANK && static_numel(s) <= MAX_STATIC_NUMEL; }
+
+/* A symbol on two axes ([N, N], from pairwise products): nnc sizes it with N*N's symbol.  The
+ * generator's reshapes and images combine the symbols of a shape into one axis, which such a
+ * shape would get wrong (GDim holds each symbol once), so they leave it alone. */
+static bool repeats_sym(const GShape *s) {
   unsigned seen = 0;
   for (int i = 0; i < s->rank; i++) {
-    if (seen & s->d[i].sy) return false;
+    if (seen & s->d[i].sy) return true;
     seen |= s->d[i].sy;
   }
-  return s->rank <= G_MAX_RANK && static_numel(s) <= MAX_STATIC_NUMEL;
+  return false;
 }
 
 static bool dim_eq(GDim a, GDim b) { return a.k == b.k && a.sy == b.sy; }
@@ -527,7 +531,18 @@ static int op_matmul(GProg *g, int a) {
   GDim R = x->s.d[r - 2], K = x->s.d[r - 1], M = {small_dim(g) + ri(g, 0, 1) * 4, 0};
   double Kmax = dim_max(g, K), Rmax = dim_max(g, R);
   GShape out = x->s, w = {.rank = 2};
-  int form = ri(g, 0, 4);
+  int form = ri(g, 0, 5);
+  if (form == 5) { /* pairwise products x @ y^T, y of x's shape: [.., R, R], [N, N] when R is N */
+    int yi = -1;
+    if (Rmax > 64) return -1;
+    for (int j = 0; j < g->nv && yi < 0; j++)
+      if (same_entry(g, j) && !g->v[j].i64 && shape_eq(&g->v[j].s, &x->s) && chance(g, 0.5)) yi = j;
+    if (yi < 0) yi = fresh(g, x->s);
+    if (yi < 0) return -1;
+    out.d[r - 1] = R;
+    double B = Kmax * bound(x) * bound(&g->v[yi]);
+    return add_value(g, out, -B, B, "@%d @ transpose(@%d, -1, -2)", a, yi);
+  }
   if (form == 0 || form == 1) { /* x @ w, x @ w.T */
     out.d[r - 1] = M;
     w.d[0] = form ? M : K;
@@ -581,6 +596,7 @@ static int op_matmul(GProg *g, int a) {
 
 static int op_reshape(GProg *g, int a) {
   const GVal *x = &g->v[a];
+  if (repeats_sym(&x->s)) return -1;
   int64_t S = static_numel(&x->s);
   unsigned sy = syms_of(&x->s);
   /* split S into factors */
@@ -753,7 +769,7 @@ static int op_squeeze(GProg *g, int a) {
     return add_value(g, s, x->lo, x->hi, "squeeze(@%d, %d)", a, ax);
   }
   default: { /* flatten(x, start, end) */
-    if (r < 2) return -1;
+    if (r < 2 || repeats_sym(&s)) return -1;
     int st = ri(g, 0, r - 2), en = ri(g, st + 1, r - 1);
     GShape o = {0};
     for (int i = 0; i < r; i++) {
@@ -881,7 +897,7 @@ static int image(GProg *g, int a) {
   int64_t S = static_numel(&x->s);
   unsigned sy = syms_of(&x->s);
   bool hasn = sy != 0;
-  for (int tries = 0; tries < 8 && !x->i64 && chance(g, 0.7); tries++) {
+  for (int tries = 0; tries < 8 && !x->i64 && !repeats_sym(&x->s) && chance(g, 0.7); tries++) {
     int H = ri(g, 2, 6), W = ri(g, 2, 6);
     if (S % (H * W)) continue;
     int64_t rest = S / (H * W);

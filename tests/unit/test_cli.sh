@@ -101,6 +101,11 @@ if [ -f "$M" ] && [ -f "$G/weights.safetensors" ]; then
   expect 1 "--dims: the model has no symbolic dim 'T'" -- dump --stage=memory --dims T=3 "$M"
   expect 1 "--dims: N needs a positive integer value" -- dump --stage=memory --dims N=0 "$M"
   expect 1 "--dims: expected NAME=VALUE" -- dump --stage=memory --dims N "$M"
+  # derived dims are computed from the given ones: a convolution's output size, a square
+  printf 'conv = Conv2d(1, 1, 3, stride=2)\nexport f(x: f32[1, 1, H, 8], q: f32[T, 4]) -> (y: f32[1, 1, (H - 1) / 2, 3], s: f32[T, T]) {\n  y = conv(x)\n  s = q @ transpose(q, 0, 1)\n}\n' > "$TMP/derived.nn"
+  expect 0 "memory f planned=" -- dump --stage=memory --dims H=9,T=100 "$TMP/derived.nn"
+  expect 1 "--dims: (H+1)/2-1 is computed from H; give that" -- dump --stage=memory --dims '(H+1)/2-1=4' "$TMP/derived.nn"
+  expect 1 "conv2d: the output height (H+1)/2-1 is 0 for H = 1" -- dump --stage=memory --dims T=3 "$TMP/derived.nn"
   # the plan stays within 1.2x of the lifetime lower bound (one group of symbols here)
   "$NNC" dump --stage=memory --dims N=64 "$M" | awk '/^memory/ {
       split($3, p, "="); split($4, b, "=");

@@ -31,6 +31,15 @@ typedef struct ConvCg {
   LLVMValueRef add, add_ld;     /* with cv.add: D's first row, and its row stride */
   LLVMValueRef tile_lo, tile_hi; /* with vector blocks: the channel tiles of the call */
   int64_t vblock;               /* vector tiles per block (conv_vector_block), or 0 */
+  /* symbolic spatial sizes (cv.size): the layout's run-time values, computed once at the
+   * function's entry; for static sizes only `symbolic` (false) is set */
+  bool symbolic;
+  LLVMValueRef oh, ow, xrow, xplane;
+  LLVMValueRef nchunks, nv;     /* vectors per output row, per output channel */
+  LLVMValueRef ysize;           /* oh * ow: an output channel's floats */
+  LLVMValueRef inv_chunks;      /* 1.0 / nchunks: a vector's row without a division */
+  LLVMValueRef *koff;           /* unrolled steps: step k's input offset; else the taps' */
+  LLVMValueRef taptab;          /* i64[ntaps]: the taps' offsets, for the loop over steps */
 } ConvCg;
 
 /* The vector type of vector v0 + j of a tile.  A one-row image's last vector, when the tile's
@@ -42,7 +51,7 @@ typedef struct ConvCg {
 static LLVMTypeRef narrow_tail(Cg *g, const ConvCg *c, LLVMValueRef v0, int j, LLVMValueRef *mask) {
   const Ls *s = c->s;
   int lanes = s->cv.lanes;
-  if (s->cv.oh != 1 || !LLVMIsAConstantInt(v0)) return c->vt;
+  if (c->symbolic || s->cv.oh != 1 || !LLVMIsAConstantInt(v0)) return c->vt;
   int64_t used = s->cv.ow - (LLVMConstIntGetSExtValue(v0) + j) * lanes;
   int n = lanes;
   while (n / 2 >= 4 && n / 2 >= used) n /= 2;
@@ -88,13 +97,77 @@ static void conv_step(Cg *g, const ConvCg *c, const ConvTile *t, LLVMValueRef k,
   }
 }
 
+/* Symbolic sizes: the input offset xo, output offset yo and columns left in the row rem of
+ * vectors v0 .. v0 + nvec - 1.  One row/column split of v0 (by a reciprocal, corrected to
+ * the exact quotient: an integer division per tile cost as much as a depthwise tile's FMAs),
+ * then each next vector steps a column, wrapping to the next row. */
+static void conv_tile_positions(Cg *g, const ConvCg *c, LLVMValueRef v0, int nvec, LLVMValueRef *xo, LLVMValueRef *yo,
+                                LLVMValueRef *rem) {
+  LLVMTypeRef f64 = LLVMDoubleTypeInContext(g->ctx);
+  LLVMValueRef q = LLVMBuildFPToSI(g->b, LLVMBuildFMul(g->b, LLVMBuildSIToFP(g->b, v0, f64, ""), c->inv_chunks, ""), g->i64, "");
+  LLVMValueRef r = LLVMBuildNSWSub(g->b, v0, LLVMBuildNSWMul(g->b, q, c->nchunks, ""), "");
+  LLVMValueRef low = LLVMBuildICmp(g->b, LLVMIntSLT, r, ci64(g, 0), "");
+  q = LLVMBuildSelect(g->b, low, LLVMBuildNSWSub(g->b, q, ci64(g, 1), ""), q, "");
+  r = LLVMBuildSelect(g->b, low, LLVMBuildNSWAdd(g->b, r, c->nchunks, ""), r, "");
+  LLVMValueRef high = LLVMBuildICmp(g->b, LLVMIntSGE, r, c->nchunks, "");
+  LLVMValueRef row = LLVMBuildSelect(g->b, high, LLVMBuildNSWAdd(g->b, q, ci64(g, 1), ""), q, "");
+  LLVMValueRef chunk = LLVMBuildSelect(g->b, high, LLVMBuildNSWSub(g->b, r, c->nchunks, ""), r, "");
+  int lanes = c->s->cv.lanes;
+  for (int j = 0; j < nvec; j++) {
+    if (j > 0) {
+      LLVMValueRef next = LLVMBuildNSWAdd(g->b, chunk, ci64(g, 1), "");
+      LLVMValueRef wrap = LLVMBuildICmp(g->b, LLVMIntSGE, next, c->nchunks, "");
+      row = LLVMBuildNSWAdd(g->b, row, LLVMBuildZExt(g->b, wrap, g->i64, ""), "");
+      chunk = LLVMBuildSelect(g->b, wrap, ci64(g, 0), next, "");
+    }
+    LLVMValueRef col = LLVMBuildNSWMul(g->b, chunk, ci64(g, lanes), "");
+    xo[j] = LLVMBuildNSWAdd(g->b, LLVMBuildNSWMul(g->b, row, c->xrow, ""), col, "");
+    yo[j] = LLVMBuildNSWAdd(g->b, LLVMBuildNSWMul(g->b, row, c->ow, ""), col, "");
+    rem[j] = LLVMBuildNSWSub(g->b, c->ow, col, "");
+  }
+}
+
+/* Symbolic sizes: the input offset of step k = ci * ntaps + t of the loop over steps. */
+static LLVMValueRef conv_step_offset(Cg *g, const ConvCg *c, LLVMValueRef k) {
+  int64_t ntaps = c->s->cv.ntaps;
+  if (ntaps == 1) return LLVMBuildNSWAdd(g->b, LLVMBuildNSWMul(g->b, k, c->xplane, ""), c->koff[0], "");
+  LLVMValueRef ci = LLVMBuildUDiv(g->b, k, ci64(g, ntaps), ""), t = LLVMBuildURem(g->b, k, ci64(g, ntaps), "");
+  LLVMValueRef tap = LLVMBuildLoad2(g->b, g->i64, LLVMBuildGEP2(g->b, g->i64, c->taptab, &t, 1, ""), "");
+  return LLVMBuildNSWAdd(g->b, LLVMBuildNSWMul(g->b, ci, c->xplane, ""), tap, "");
+}
+
+/* Symbolic sizes: a tile's accumulators to y (t->xo holds the output offsets).  Masked stores
+ * only when one of its vectors ends a row short of whole (masked stores are slow on some
+ * cores, and most tiles have none). */
+static void conv_tile_store_symbolic(Cg *g, const ConvCg *c, const ConvTile *t, LLVMValueRef *rem, LLVMValueRef *acc) {
+  int lanes = c->s->cv.lanes;
+  LLVMValueRef partial = LLVMConstInt(LLVMInt1TypeInContext(g->ctx), 0, 0);
+  for (int j = 0; j < t->nvec; j++) partial = LLVMBuildOr(g->b, partial, LLVMBuildICmp(g->b, LLVMIntSLT, rem[j], ci64(g, lanes), ""), "");
+  LLVMBasicBlockRef masked = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_store_masked");
+  LLVMBasicBlockRef plain = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_store_whole");
+  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_stored");
+  LLVMBuildCondBr(g->b, partial, masked, plain);
+  for (int pass = 0; pass < 2; pass++) {
+    LLVMPositionBuilderAtEnd(g->b, pass ? plain : masked);
+    for (int j = 0; j < t->nvec; j++)
+      for (int r = 0; r < t->nco; r++) {
+        LLVMValueRef plane = LLVMBuildNSWMul(g->b, LLVMBuildNSWAdd(g->b, t->co0, ci64(g, r), ""), c->ysize, "");
+        LLVMValueRef p = gep_f32(g, c->y, LLVMBuildNSWAdd(g->b, plane, t->xo[j], ""));
+        store_vector(g, t->vty[j], acc[r * t->nvec + j], p, pass ? NULL : t->mask[j], -1);
+      }
+    LLVMBuildBr(g->b, done);
+  }
+  LLVMPositionBuilderAtEnd(g->b, done);
+}
+
 /* y[co0 + r, vector v0 + j] for r < nco, j < nvec (static tile sizes, dynamic origin);
  * full_tiles: the tile is one of the whole tiles (not the partial one after them). */
 static void conv_tile(Cg *g, const ConvCg *c, LLVMValueRef co0, LLVMValueRef v0, int nco, int nvec, bool full_tiles) {
   const Ls *s = c->s;
   int lanes = s->cv.lanes, nacc = nco * nvec;
   LLVMValueRef xo[16], yo[16], rem[16], acc[64];
-  for (int j = 0; j < nvec; j++) {
+  if (c->symbolic) conv_tile_positions(g, c, v0, nvec, xo, yo, rem);
+  for (int j = 0; j < nvec && !c->symbolic; j++) {
     LLVMValueRef v = LLVMBuildNSWAdd(g->b, v0, ci64(g, j), "");
     LLVMValueRef row = c->chunks == 1 ? v : LLVMBuildSDiv(g->b, v, ci64(g, c->chunks), "");
     LLVMValueRef col = c->chunks == 1 ? ci64(g, 0) : LLVMBuildNSWMul(g->b, LLVMBuildSRem(g->b, v, ci64(g, c->chunks), ""), ci64(g, lanes), "");
@@ -107,7 +180,7 @@ static void conv_tile(Cg *g, const ConvCg *c, LLVMValueRef co0, LLVMValueRef v0,
    * vectors are not a whole number of tiles: their masks (recomputed in the loop when
    * registers run short) are left out.  32-bit lane indices: one compare per mask. */
   int64_t nv = s->cv.oh * c->chunks;
-  bool whole = s->cv.ow % lanes == 0 || (s->cv.oh == 1 && full_tiles && nv % s->cv.tile_vec != 0);
+  bool whole = !c->symbolic && (s->cv.ow % lanes == 0 || (s->cv.oh == 1 && full_tiles && nv % s->cv.tile_vec != 0));
   LLVMValueRef lane_ix = lane_constants(g, g->i32, lanes, 1, 0), mask[16];
   for (int j = 0; j < nvec; j++)
     mask[j] = whole ? NULL : LLVMBuildICmp(g->b, LLVMIntSLT, lane_ix, splat(g, LLVMVectorType(g->i32, lanes), LLVMBuildTrunc(g->b, rem[j], g->i32, "")), "");
@@ -126,8 +199,8 @@ static void conv_tile(Cg *g, const ConvCg *c, LLVMValueRef co0, LLVMValueRef v0,
     /* a few steps (a depthwise convolution's taps): unrolled, each tap's input offset a
      * constant, no table or loop counter to keep in registers */
     for (int64_t k = 0; k < s->cv.cin * s->cv.ntaps; k++) {
-      int64_t xoff = k / s->cv.ntaps * s->cv.xplane + s->cv.tap[k % s->cv.ntaps];
-      conv_step(g, c, &(ConvTile){co0, nco, nvec, vty, xo, mask}, ci64(g, k), ci64(g, xoff), init);
+      int64_t xoff = c->symbolic ? 0 : k / s->cv.ntaps * s->cv.xplane + s->cv.tap[k % s->cv.ntaps];
+      conv_step(g, c, &(ConvTile){co0, nco, nvec, vty, xo, mask}, ci64(g, k), c->symbolic ? c->koff[k] : ci64(g, xoff), init);
     }
     memcpy(acc, init, nacc * sizeof *acc);
   } else {
@@ -141,8 +214,9 @@ static void conv_tile(Cg *g, const ConvCg *c, LLVMValueRef co0, LLVMValueRef v0,
     for (int a = 0; a < nacc; a++) acc[a] = LLVMBuildPhi(g->b, vty[a % nvec], "acc");
     LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, ci, ci64(g, s->cv.cin * s->cv.ntaps), ""), body, exit);
     LLVMPositionBuilderAtEnd(g->b, body);
-    LLVMValueRef xoff = c->xtab ? LLVMBuildLoad2(g->b, g->i64, LLVMBuildGEP2(g->b, g->i64, c->xtab, &ci, 1, ""), "")
-                                : LLVMBuildNSWAdd(g->b, LLVMBuildNSWMul(g->b, ci, ci64(g, s->cv.xplane), ""), ci64(g, s->cv.tap[0]), "");
+    LLVMValueRef xoff = c->symbolic ? conv_step_offset(g, c, ci)
+                        : c->xtab ? LLVMBuildLoad2(g->b, g->i64, LLVMBuildGEP2(g->b, g->i64, c->xtab, &ci, 1, ""), "")
+                                  : LLVMBuildNSWAdd(g->b, LLVMBuildNSWMul(g->b, ci, ci64(g, s->cv.xplane), ""), ci64(g, s->cv.tap[0]), "");
     LLVMValueRef next[64];
     memcpy(next, acc, nacc * sizeof *acc);
     conv_step(g, c, &(ConvTile){co0, nco, nvec, vty, xo, mask}, ci, xoff, next);
@@ -155,6 +229,10 @@ static void conv_tile(Cg *g, const ConvCg *c, LLVMValueRef co0, LLVMValueRef v0,
     for (int a = 0; a < nacc; a++)
       LLVMAddIncoming(acc[a], (LLVMValueRef[]){init[a], next[a]}, (LLVMBasicBlockRef[]){pre, latch}, 2);
     LLVMPositionBuilderAtEnd(g->b, exit);
+  }
+  if (c->symbolic) {
+    conv_tile_store_symbolic(g, c, &(ConvTile){co0, nco, nvec, vty, yo, mask}, rem, acc);
+    return;
   }
   for (int j = 0; j < nvec; j++)
     for (int r = 0; r < nco; r++) {
@@ -171,6 +249,24 @@ static void conv_wide_tile(Cg *g, const Ls *s, LLVMValueRef v0) {
   conv_tile(g, g->conv, g->conv->co0, v0, g->conv->nco, 2 * s->cv.tile_vec, true);
 }
 
+/* Symbolic sizes: the 0 .. tile_vec - 1 vectors after the whole tiles (from `first`), one
+ * register tile per possible count. */
+static void conv_rest_symbolic(Cg *g, LLVMValueRef co0, int nco, LLVMValueRef first) {
+  ConvCg *c = g->conv;
+  int tv = c->s->cv.tile_vec;
+  if (tv < 2) return;
+  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_rest_done");
+  LLVMValueRef sw = LLVMBuildSwitch(g->b, LLVMBuildNSWSub(g->b, c->nv, first, ""), done, (unsigned)(tv - 1));
+  for (int n = 1; n < tv; n++) {
+    LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_rest");
+    LLVMAddCase(sw, ci64(g, n), bb);
+    LLVMPositionBuilderAtEnd(g->b, bb);
+    conv_tile(g, c, co0, first, nco, n, false);
+    LLVMBuildBr(g->b, done);
+  }
+  LLVMPositionBuilderAtEnd(g->b, done);
+}
+
 /* output channels [co0, co0 + nco): the whole tiles of vectors in a loop, then the rest
  * (of the current part's vectors, with cv.parts).  A tile of half the channels or fewer
  * takes twice the vectors: as many accumulators, as many independent FMA chains (a one-row
@@ -182,6 +278,7 @@ static void conv_channels(Cg *g, LLVMValueRef co0, int nco) {
   c->co0 = co0;
   c->nco = nco;
   LLVMValueRef lo = c->v_lo ? c->v_lo : ci64(g, 0), hi = c->v_hi ? c->v_hi : ci64(g, whole);
+  if (c->symbolic) hi = LLVMBuildNSWMul(g->b, LLVMBuildUDiv(g->b, c->nv, ci64(g, tv), ""), ci64(g, tv), "");
   if (2 * nco <= s->cv.tile_co) { /* the wide tiles that fit, then one of tv vectors */
     LLVMValueRef span = LLVMBuildNSWSub(g->b, hi, lo, "");
     LLVMValueRef wide = LLVMBuildNSWAdd(g->b, lo, LLVMBuildNSWMul(g->b, LLVMBuildSDiv(g->b, span, ci64(g, 2 * tv), ""), ci64(g, 2 * tv), ""), "");
@@ -189,6 +286,10 @@ static void conv_channels(Cg *g, LLVMValueRef co0, int nco) {
     lo = wide;
   }
   counted_loop(g, lo, hi, ci64(g, tv), conv_vector_tile, s);
+  if (c->symbolic) {
+    conv_rest_symbolic(g, co0, nco, hi);
+    return;
+  }
   if (whole == nv) return;
   LLVMBasicBlockRef rest = NULL, done = NULL;
   if (c->tail) {
@@ -248,6 +349,7 @@ static void conv_tile_range(Cg *g, LLVMValueRef lo, LLVMValueRef hi) {
 
 static int64_t conv_vector_block(const Ls *s, int64_t chunks) {
   int64_t tv = s->cv.tile_vec, whole = s->cv.oh * chunks / tv;
+  if (s->cv.size[0]) return 0; /* symbolic sizes: the plain order */
   if (s->cv.nbatch > 1 || s->cv.parts > 1 || whole < 2) return 0;
   int64_t x_bytes = 4 * s->cv.cin * s->cv.xplane, w_bytes = 4 * s->cv.cout * s->cv.cin * s->cv.ntaps;
   if (x_bytes <= CONV_L1_BYTES) return 0; /* the input stays in L1 anyway */
@@ -350,7 +452,7 @@ static LLVMValueRef conv_offsets(Cg *g, const Ls *s) {
  * copy, weights and output with their offsets applied; the run-time count of output channels
  * when s has one; D's first row and D's row stride when s adds D (C = D + A B).  Counts and
  * strides are integers stored as pointers. */
-enum { CONV_X, CONV_W, CONV_Y, CONV_ROWS, CONV_ADD, CONV_ADD_LD, CONV_NBUFS };
+enum { CONV_X, CONV_W, CONV_Y, CONV_ROWS, CONV_ADD, CONV_ADD_LD, CONV_SIZES, CONV_NBUFS = CONV_SIZES + 4 };
 
 static LLVMValueRef conv_buf_at(Cg *g, LLVMValueRef bufs, int i) {
   return LLVMBuildGEP2(g->b, g->ptr, bufs, (LLVMValueRef[]){ci64(g, i)}, 1, "");
@@ -368,8 +470,43 @@ static void set_conv_buf_int(Cg *g, LLVMValueRef bufs, int i, LLVMValueRef v) {
   LLVMBuildStore(g->b, LLVMBuildIntToPtr(g->b, v, g->ptr, ""), conv_buf_at(g, bufs, i));
 }
 
+/* Symbolic sizes: the layout's values from the run-time oh, ow, hq, wq (CONV_SIZES ..), and
+ * each step's input offset (unrolled steps) or each tap's in a table (the loop over steps). */
+static void conv_symbolic_layout(Cg *g, ConvCg *c, LLVMValueRef bufs) {
+  const Ls *s = c->s;
+  LLVMValueRef size[4];
+  for (int i = 0; i < 4; i++) size[i] = conv_buf_int(g, bufs, CONV_SIZES + i);
+  int64_t lanes = s->cv.lanes, ntaps = s->cv.ntaps, steps = s->cv.cin * ntaps;
+  c->symbolic = true;
+  c->oh = size[0], c->ow = size[1], c->xrow = size[3];
+  c->xplane = LLVMBuildNSWMul(g->b, ci64(g, s->cv.nplanes), LLVMBuildNSWMul(g->b, size[2], size[3], ""), "");
+  c->ysize = LLVMBuildNSWMul(g->b, c->oh, c->ow, "");
+  c->nchunks = LLVMBuildUDiv(g->b, LLVMBuildNSWAdd(g->b, c->ow, ci64(g, lanes - 1), ""), ci64(g, lanes), "");
+  c->nv = LLVMBuildNSWMul(g->b, c->oh, c->nchunks, "");
+  LLVMTypeRef f64 = LLVMDoubleTypeInContext(g->ctx);
+  c->inv_chunks = LLVMBuildFDiv(g->b, LLVMConstReal(f64, 1.0), LLVMBuildSIToFP(g->b, c->nchunks, f64, ""), "");
+  LLVMValueRef *tap = nnc_xmalloc(ntaps * sizeof *tap);
+  for (int64_t t = 0; t < ntaps; t++) { /* (plane * hq + row) * wq + col */
+    const int64_t *p = &s->cv.tap[3 * t];
+    LLVMValueRef rows = LLVMBuildNSWAdd(g->b, LLVMBuildNSWMul(g->b, ci64(g, p[0]), size[2], ""), ci64(g, p[1]), "");
+    tap[t] = LLVMBuildNSWAdd(g->b, LLVMBuildNSWMul(g->b, rows, size[3], ""), ci64(g, p[2]), "");
+  }
+  if (steps <= CONV_UNROLLED_STEPS) {
+    c->koff = nnc_xmalloc(steps * sizeof *c->koff);
+    for (int64_t k = 0; k < steps; k++)
+      c->koff[k] = LLVMBuildNSWAdd(g->b, LLVMBuildNSWMul(g->b, ci64(g, k / ntaps), c->xplane, ""), tap[k % ntaps], "");
+    free(tap);
+    return;
+  }
+  c->koff = tap;
+  if (ntaps == 1) return;
+  c->taptab = entry_alloca(g, LLVMArrayType2(g->i64, (uint64_t)ntaps), "conv_taps");
+  for (int64_t t = 0; t < ntaps; t++)
+    LLVMBuildStore(g->b, tap[t], LLVMBuildGEP2(g->b, g->i64, c->taptab, (LLVMValueRef[]){ci64(g, t)}, 1, ""));
+}
+
 /* An nnc_kernel_fn computing the channel tiles [lo, hi) of convolution s, from the pointers
- * CONV_X .. CONV_ADD_LD. */
+ * CONV_X .. CONV_ADD_LD (and the sizes CONV_SIZES .. when they are symbolic). */
 static LLVMValueRef conv_function(Cg *g, const Ls *s) {
   LLVMValueRef caller = g->fn;
   LLVMBasicBlockRef resume = LLVMGetInsertBlock(g->b);
@@ -387,7 +524,8 @@ static LLVMValueRef conv_function(Cg *g, const Ls *s) {
   c.w = conv_buf(g, bufs, CONV_W);
   c.y = conv_buf(g, bufs, CONV_Y);
   c.chunks = (s->cv.ow + s->cv.lanes - 1) / s->cv.lanes;
-  c.xtab = s->cv.ntaps > 1 ? conv_offsets(g, s) : NULL;
+  if (s->cv.size[0]) conv_symbolic_layout(g, &c, bufs);
+  else c.xtab = s->cv.ntaps > 1 ? conv_offsets(g, s) : NULL;
   g->conv = &c;
   LLVMValueRef lo = LLVMGetParam(fn, 2), hi = LLVMGetParam(fn, 3);
   /* the output channels: cout, or the run-time row count */
@@ -406,6 +544,7 @@ static LLVMValueRef conv_function(Cg *g, const Ls *s) {
     conv_tile_blocks(g, s, lo, hi);
   }
   LLVMBuildRetVoid(g->b);
+  free(c.koff);
   g->conv = NULL;
   g->fn = caller;
   LLVMPositionBuilderAtEnd(g->b, resume);
@@ -428,6 +567,7 @@ void emit_conv(Cg *g, Ls *s) {
     LLVMBuildStore(g->b, gep_f32(g, g->bufs[s->cv.add], emit(g, s->cv.add_off)), conv_buf_at(g, bufs, CONV_ADD));
     set_conv_buf_int(g, bufs, CONV_ADD_LD, emit(g, s->cv.add_ld));
   }
+  for (int i = 0; i < 4 && s->cv.size[0]; i++) set_conv_buf_int(g, bufs, CONV_SIZES + i, emit(g, s->cv.size[i]));
   LLVMValueRef tiles = LLVMBuildNSWMul(g->b, conv_tiles(g, s, count), ci64(g, s->cv.nbatch * s->cv.parts), "");
   call_parallel(g, s->cv.parts > 1 ? "nnc_rt_parallel_parts" : "nnc_rt_parallel_for", fn, bufs, tiles,
                 loopir_conv_fmas(s, s->cv.tile_co) / s->cv.parts);

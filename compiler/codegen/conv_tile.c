@@ -39,7 +39,6 @@ typedef struct ConvCg {
   LLVMValueRef ysize;           /* oh * ow: an output channel's floats */
   LLVMValueRef inv_chunks;      /* 1.0 / nchunks: a vector's row without a division */
   LLVMValueRef *koff;           /* unrolled steps: step k's input offset; else the taps' */
-  LLVMValueRef taptab;          /* i64[ntaps]: the taps' offsets, for the loop over steps */
 } ConvCg;
 
 /* The vector type of vector v0 + j of a tile.  A one-row image's last vector, when the tile's
@@ -127,15 +126,6 @@ static void conv_tile_positions(Cg *g, const ConvCg *c, LLVMValueRef v0, int nve
   }
 }
 
-/* Symbolic sizes: the input offset of step k = ci * ntaps + t of the loop over steps. */
-static LLVMValueRef conv_step_offset(Cg *g, const ConvCg *c, LLVMValueRef k) {
-  int64_t ntaps = c->s->cv.ntaps;
-  if (ntaps == 1) return LLVMBuildNSWAdd(g->b, LLVMBuildNSWMul(g->b, k, c->xplane, ""), c->koff[0], "");
-  LLVMValueRef ci = LLVMBuildUDiv(g->b, k, ci64(g, ntaps), ""), t = LLVMBuildURem(g->b, k, ci64(g, ntaps), "");
-  LLVMValueRef tap = LLVMBuildLoad2(g->b, g->i64, LLVMBuildGEP2(g->b, g->i64, c->taptab, &t, 1, ""), "");
-  return LLVMBuildNSWAdd(g->b, LLVMBuildNSWMul(g->b, ci, c->xplane, ""), tap, "");
-}
-
 /* Symbolic sizes: a tile's accumulators to y (t->xo holds the output offsets).  Masked stores
  * only when one of its vectors ends a row short of whole (masked stores are slow on some
  * cores, and most tiles have none). */
@@ -212,14 +202,23 @@ static void conv_tile(Cg *g, const ConvCg *c, LLVMValueRef co0, LLVMValueRef v0,
     LLVMPositionBuilderAtEnd(g->b, head);
     LLVMValueRef ci = LLVMBuildPhi(g->b, g->i64, "k");
     for (int a = 0; a < nacc; a++) acc[a] = LLVMBuildPhi(g->b, vty[a % nvec], "acc");
-    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, ci, ci64(g, s->cv.cin * s->cv.ntaps), ""), body, exit);
+    /* symbolic sizes: a loop over input channels, the taps unrolled in it (their offsets
+     * are run-time values: no constant table) */
+    int64_t bound = c->symbolic ? s->cv.cin : s->cv.cin * s->cv.ntaps;
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, ci, ci64(g, bound), ""), body, exit);
     LLVMPositionBuilderAtEnd(g->b, body);
-    LLVMValueRef xoff = c->symbolic ? conv_step_offset(g, c, ci)
-                        : c->xtab ? LLVMBuildLoad2(g->b, g->i64, LLVMBuildGEP2(g->b, g->i64, c->xtab, &ci, 1, ""), "")
-                                  : LLVMBuildNSWAdd(g->b, LLVMBuildNSWMul(g->b, ci, ci64(g, s->cv.xplane), ""), ci64(g, s->cv.tap[0]), "");
     LLVMValueRef next[64];
     memcpy(next, acc, nacc * sizeof *acc);
-    conv_step(g, c, &(ConvTile){co0, nco, nvec, vty, xo, mask}, ci, xoff, next);
+    if (c->symbolic) {
+      LLVMValueRef plane = LLVMBuildNSWMul(g->b, ci, c->xplane, ""), k0 = LLVMBuildNSWMul(g->b, ci, ci64(g, s->cv.ntaps), "");
+      for (int64_t t = 0; t < s->cv.ntaps; t++)
+        conv_step(g, c, &(ConvTile){co0, nco, nvec, vty, xo, mask}, LLVMBuildNSWAdd(g->b, k0, ci64(g, t), ""),
+                  LLVMBuildNSWAdd(g->b, plane, c->koff[t], ""), next);
+    } else {
+      LLVMValueRef xoff = c->xtab ? LLVMBuildLoad2(g->b, g->i64, LLVMBuildGEP2(g->b, g->i64, c->xtab, &ci, 1, ""), "")
+                                  : LLVMBuildNSWAdd(g->b, LLVMBuildNSWMul(g->b, ci, ci64(g, s->cv.xplane), ""), ci64(g, s->cv.tap[0]), "");
+      conv_step(g, c, &(ConvTile){co0, nco, nvec, vty, xo, mask}, ci, xoff, next);
+    }
     LLVMValueRef ci1 = LLVMBuildNSWAdd(g->b, ci, ci64(g, 1), "");
     LLVMBasicBlockRef latch = LLVMGetInsertBlock(g->b);
     /* the tile's loop is 16 FMAs an iteration already: LLVM's runtime unrolling of it only
@@ -471,7 +470,7 @@ static void set_conv_buf_int(Cg *g, LLVMValueRef bufs, int i, LLVMValueRef v) {
 }
 
 /* Symbolic sizes: the layout's values from the run-time oh, ow, hq, wq (CONV_SIZES ..), and
- * each step's input offset (unrolled steps) or each tap's in a table (the loop over steps). */
+ * each step's input offset (unrolled steps) or each tap's (the loop over input channels). */
 static void conv_symbolic_layout(Cg *g, ConvCg *c, LLVMValueRef bufs) {
   const Ls *s = c->s;
   LLVMValueRef size[4];
@@ -499,10 +498,6 @@ static void conv_symbolic_layout(Cg *g, ConvCg *c, LLVMValueRef bufs) {
     return;
   }
   c->koff = tap;
-  if (ntaps == 1) return;
-  c->taptab = entry_alloca(g, LLVMArrayType2(g->i64, (uint64_t)ntaps), "conv_taps");
-  for (int64_t t = 0; t < ntaps; t++)
-    LLVMBuildStore(g->b, tap[t], LLVMBuildGEP2(g->b, g->i64, c->taptab, (LLVMValueRef[]){ci64(g, t)}, 1, ""));
 }
 
 /* An nnc_kernel_fn computing the channel tiles [lo, hi) of convolution s, from the pointers

@@ -126,25 +126,39 @@ static void conv_tile_positions(Cg *g, const ConvCg *c, LLVMValueRef v0, int nve
   }
 }
 
+/* Does one of the tile's vectors end a row short of whole? */
+static LLVMValueRef conv_tile_partial(Cg *g, const ConvCg *c, int nvec, LLVMValueRef *rem) {
+  LLVMValueRef partial = LLVMConstInt(LLVMInt1TypeInContext(g->ctx), 0, 0);
+  for (int j = 0; j < nvec; j++)
+    partial = LLVMBuildOr(g->b, partial, LLVMBuildICmp(g->b, LLVMIntSLT, rem[j], ci64(g, c->s->cv.lanes), ""), "");
+  return partial;
+}
+
 /* Symbolic sizes: a tile's accumulators to y (t->xo holds the output offsets).  Masked stores
  * only when one of its vectors ends a row short of whole (masked stores are slow on some
  * cores, and most tiles have none). */
+static void conv_tile_store(Cg *g, const ConvCg *c, const ConvTile *t, const LLVMValueRef *mask, LLVMValueRef *acc) {
+  for (int j = 0; j < t->nvec; j++)
+    for (int r = 0; r < t->nco; r++) {
+      LLVMValueRef plane = LLVMBuildNSWMul(g->b, LLVMBuildNSWAdd(g->b, t->co0, ci64(g, r), ""), c->ysize, "");
+      LLVMValueRef p = gep_f32(g, c->y, LLVMBuildNSWAdd(g->b, plane, t->xo[j], ""));
+      store_vector(g, t->vty[j], acc[r * t->nvec + j], p, mask ? mask[j] : NULL, -1);
+    }
+}
+
 static void conv_tile_store_symbolic(Cg *g, const ConvCg *c, const ConvTile *t, LLVMValueRef *rem, LLVMValueRef *acc) {
-  int lanes = c->s->cv.lanes;
-  LLVMValueRef partial = LLVMConstInt(LLVMInt1TypeInContext(g->ctx), 0, 0);
-  for (int j = 0; j < t->nvec; j++) partial = LLVMBuildOr(g->b, partial, LLVMBuildICmp(g->b, LLVMIntSLT, rem[j], ci64(g, lanes), ""), "");
+  if (c->s->cv.tight) { /* conv_tile chose already: t->mask all NULL, or the row's end is here */
+    conv_tile_store(g, c, t, t->mask[0] ? t->mask : NULL, acc);
+    return;
+  }
+  LLVMValueRef partial = conv_tile_partial(g, c, t->nvec, rem);
   LLVMBasicBlockRef masked = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_store_masked");
   LLVMBasicBlockRef plain = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_store_whole");
   LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_stored");
   LLVMBuildCondBr(g->b, partial, masked, plain);
   for (int pass = 0; pass < 2; pass++) {
     LLVMPositionBuilderAtEnd(g->b, pass ? plain : masked);
-    for (int j = 0; j < t->nvec; j++)
-      for (int r = 0; r < t->nco; r++) {
-        LLVMValueRef plane = LLVMBuildNSWMul(g->b, LLVMBuildNSWAdd(g->b, t->co0, ci64(g, r), ""), c->ysize, "");
-        LLVMValueRef p = gep_f32(g, c->y, LLVMBuildNSWAdd(g->b, plane, t->xo[j], ""));
-        store_vector(g, t->vty[j], acc[r * t->nvec + j], p, pass ? NULL : t->mask[j], -1);
-      }
+    conv_tile_store(g, c, t, pass ? NULL : t->mask, acc);
     LLVMBuildBr(g->b, done);
   }
   LLVMPositionBuilderAtEnd(g->b, done);
@@ -152,10 +166,12 @@ static void conv_tile_store_symbolic(Cg *g, const ConvCg *c, const ConvTile *t, 
 
 /* y[co0 + r, vector v0 + j] for r < nco, j < nvec (static tile sizes, dynamic origin);
  * full_tiles: the tile is one of the whole tiles (not the partial one after them). */
+static void conv_tile_sum(Cg *g, const ConvCg *c, const ConvTile *t, const LLVMValueRef *yo, LLVMValueRef *rem);
+
 static void conv_tile(Cg *g, const ConvCg *c, LLVMValueRef co0, LLVMValueRef v0, int nco, int nvec, bool full_tiles) {
   const Ls *s = c->s;
-  int lanes = s->cv.lanes, nacc = nco * nvec;
-  LLVMValueRef xo[16], yo[16], rem[16], acc[64];
+  int lanes = s->cv.lanes;
+  LLVMValueRef xo[16], yo[16], rem[16];
   if (c->symbolic) conv_tile_positions(g, c, v0, nvec, xo, yo, rem);
   for (int j = 0; j < nvec && !c->symbolic; j++) {
     LLVMValueRef v = LLVMBuildNSWAdd(g->b, v0, ci64(g, j), "");
@@ -176,6 +192,30 @@ static void conv_tile(Cg *g, const ConvCg *c, LLVMValueRef co0, LLVMValueRef v0,
     mask[j] = whole ? NULL : LLVMBuildICmp(g->b, LLVMIntSLT, lane_ix, splat(g, LLVMVectorType(g->i32, lanes), LLVMBuildTrunc(g->b, rem[j], g->i32, "")), "");
   LLVMTypeRef vty[16];
   for (int j = 0; j < nvec; j++) vty[j] = narrow_tail(g, c, v0, j, &mask[j]);
+  if (c->symbolic && s->cv.tight) { /* masked loads only in a tile that holds a row's end */
+    LLVMBasicBlockRef masked = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_tile_masked");
+    LLVMBasicBlockRef plain = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_tile_whole");
+    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_tile_done");
+    LLVMBuildCondBr(g->b, conv_tile_partial(g, c, nvec, rem), masked, plain);
+    LLVMValueRef none[16] = {0};
+    for (int pass = 0; pass < 2; pass++) {
+      LLVMPositionBuilderAtEnd(g->b, pass ? plain : masked);
+      conv_tile_sum(g, c, &(ConvTile){co0, nco, nvec, vty, xo, pass ? none : mask}, yo, rem);
+      LLVMBuildBr(g->b, done);
+    }
+    LLVMPositionBuilderAtEnd(g->b, done);
+    return;
+  }
+  conv_tile_sum(g, c, &(ConvTile){co0, nco, nvec, vty, xo, mask}, yo, rem);
+}
+
+/* The tile's sums over (input channel, tap) steps, stored to y at output offsets yo. */
+static void conv_tile_sum(Cg *g, const ConvCg *c, const ConvTile *t, const LLVMValueRef *yo, LLVMValueRef *rem) {
+  const Ls *s = c->s;
+  LLVMValueRef co0 = t->co0, acc[64];
+  int nco = t->nco, nvec = t->nvec, nacc = nco * nvec;
+  const LLVMTypeRef *vty = t->vty;
+  const LLVMValueRef *xo = t->xo, *mask = t->mask;
   /* for (k = 0; k < cin * ntaps; k++), k = ci * ntaps + tap: the accumulators are phis of
    * the loop; the tap's input offset ci * xplane + tap[t] comes from the table xtab (with one
    * tap, it is computed) */
@@ -233,6 +273,7 @@ static void conv_tile(Cg *g, const ConvCg *c, LLVMValueRef co0, LLVMValueRef v0,
     conv_tile_store_symbolic(g, c, &(ConvTile){co0, nco, nvec, vty, yo, mask}, rem, acc);
     return;
   }
+  (void)rem;
   for (int j = 0; j < nvec; j++)
     for (int r = 0; r < nco; r++) {
       LLVMValueRef plane = LLVMBuildNSWMul(g->b, LLVMBuildNSWAdd(g->b, co0, ci64(g, r), ""), ci64(g, s->cv.oh * s->cv.ow), "");

@@ -233,7 +233,8 @@ class DirectConvolutionTest(TempDirCase):
     """Convolutions on symbolic H, W run as the direct convolution (a padded copy per image and
     group, register tiles over run-time rows and columns; convplan.h), not im2col + sgemm:
     every layout it handles against PyTorch at sizes from 1x1 up, rows whose last vector is
-    partial or whole, at 1, 2 and 3 threads with the same bits, JIT and AOT."""
+    partial or whole, at 1, 2 and 3 threads with the same bits, JIT and AOT; and a 1x1
+    convolution as row tiles over H*W columns (gemm.c)."""
 
     MODEL = """
 c1 = Conv2d(8, 16, 3, padding=1)
@@ -243,15 +244,17 @@ c4 = Conv2d(8, 5, 7, stride=2, padding=3)
 c5 = Conv2d(8, 56, 3, padding=1)
 c6 = Conv2d(56, 4, 1, stride=2)
 c7 = Conv2d(8, 4, 5, stride=3, padding=2)
+c8 = Conv2d(8, 7, 1)
 export f(x: f32[N, 8, H, W]) -> (a: f32[N, 16, H, W], b: f32[N, 8, (H + 1) / 2, (W + 1) / 2], c: f32[N, 10, H, W],
                                   d: f32[N, 5, (H + 1) / 2, (W + 1) / 2], e: f32[N, 4, (H + 1) / 2, (W + 1) / 2],
-                                  g: f32[N, 4, (H + 2) / 3, (W + 2) / 3]) {
+                                  g: f32[N, 4, (H + 2) / 3, (W + 2) / 3], h: f32[N, 7, H, W]) {
   a = c1(x)
   b = relu(c2(x))
   c = c3(x)
   d = c4(x)
   e = c6(relu(c5(relu(x))))
   g = c7(x)
+  h = c8(x)
 }
 """
     LAYERS = {"c1": dict(in_channels=8, out_channels=16, kernel_size=3, padding=1),
@@ -260,7 +263,8 @@ export f(x: f32[N, 8, H, W]) -> (a: f32[N, 16, H, W], b: f32[N, 8, (H + 1) / 2, 
               "c4": dict(in_channels=8, out_channels=5, kernel_size=7, stride=2, padding=3),
               "c5": dict(in_channels=8, out_channels=56, kernel_size=3, padding=1),
               "c6": dict(in_channels=56, out_channels=4, kernel_size=1, stride=2),
-              "c7": dict(in_channels=8, out_channels=4, kernel_size=5, stride=3, padding=2)}
+              "c7": dict(in_channels=8, out_channels=4, kernel_size=5, stride=3, padding=2),
+              "c8": dict(in_channels=8, out_channels=7, kernel_size=1)}
 
     def test_layouts_at_any_size(self):
         torch = torch_or_none()
@@ -271,7 +275,8 @@ export f(x: f32[N, 8, H, W]) -> (a: f32[N, 16, H, W], b: f32[N, 8, (H + 1) / 2, 
         path = write_model(self.MODEL, self.tmp, "direct")
         loops = subprocess.run([NNC, "dump", "--stage=loops", path], capture_output=True, text=True, check=True).stdout
         direct = [line for line in loops.splitlines() if line.lstrip().startswith("conv ") and " planes=" in line]
-        self.assertEqual(len(direct), 7, "every convolution a direct one on run-time sizes")
+        self.assertEqual(len(direct), 8, "every convolution a direct one on run-time sizes")
+        self.assertEqual(sum(" tight" in line for line in direct), 1, "the 1x1 one as row tiles (a product)")
         self.assertNotIn("sgemm", loops)
         models = {"jit": nnc.compile(path, weights=weights), "so": nnc.load(compile_so(path, self.tmp, weights))}
         L = layers
@@ -279,7 +284,7 @@ export f(x: f32[N, 8, H, W]) -> (a: f32[N, 16, H, W], b: f32[N, 8, (H + 1) / 2, 
             x = torch.randn(2, 8, h, w)
             with torch.no_grad():
                 want = (L["c1"](x), torch.relu(L["c2"](x)), L["c3"](x), L["c4"](x), L["c6"](torch.relu(L["c5"](torch.relu(x)))),
-                        L["c7"](x))
+                        L["c7"](x), L["c8"](x))
             assert_same_everywhere(self, models, lambda m: m.f(x.numpy()), tuple(t.numpy() for t in want),
                                    f"direct convolutions at {h}x{w}")
 

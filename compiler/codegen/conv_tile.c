@@ -39,6 +39,9 @@ typedef struct ConvCg {
   LLVMValueRef ysize;           /* oh * ow: an output channel's floats */
   LLVMValueRef inv_chunks;      /* 1.0 / nchunks: a vector's row without a division */
   LLVMValueRef *koff;           /* unrolled steps: step k's input offset; else the taps' */
+  LLVMValueRef whole_v;         /* the vectors in whole tiles of tile_vec */
+  LLVMValueRef vblock_v, nblocks_v; /* with vblock: vector tiles per block (all of them when
+                                   blocks do not pay at this size), and blocks */
 } ConvCg;
 
 /* The vector type of vector v0 + j of a tile.  A one-row image's last vector, when the tile's
@@ -317,8 +320,7 @@ static void conv_channels(Cg *g, LLVMValueRef co0, int nco) {
   int64_t nv = s->cv.oh * c->chunks, tv = s->cv.tile_vec, whole = nv / tv * tv;
   c->co0 = co0;
   c->nco = nco;
-  LLVMValueRef lo = c->v_lo ? c->v_lo : ci64(g, 0), hi = c->v_hi ? c->v_hi : ci64(g, whole);
-  if (c->symbolic) hi = LLVMBuildNSWMul(g->b, LLVMBuildUDiv(g->b, c->nv, ci64(g, tv), ""), ci64(g, tv), "");
+  LLVMValueRef lo = c->v_lo ? c->v_lo : ci64(g, 0), hi = c->v_hi ? c->v_hi : c->symbolic ? c->whole_v : ci64(g, whole);
   if (2 * nco <= s->cv.tile_co) { /* the wide tiles that fit, then one of tv vectors */
     LLVMValueRef span = LLVMBuildNSWSub(g->b, hi, lo, "");
     LLVMValueRef wide = LLVMBuildNSWAdd(g->b, lo, LLVMBuildNSWMul(g->b, LLVMBuildSDiv(g->b, span, ci64(g, 2 * tv), ""), ci64(g, 2 * tv), ""), "");
@@ -326,11 +328,7 @@ static void conv_channels(Cg *g, LLVMValueRef co0, int nco) {
     lo = wide;
   }
   counted_loop(g, lo, hi, ci64(g, tv), conv_vector_tile, s);
-  if (c->symbolic) {
-    conv_rest_symbolic(g, co0, nco, hi);
-    return;
-  }
-  if (whole == nv) return;
+  if (whole == nv && !c->symbolic) return;
   LLVMBasicBlockRef rest = NULL, done = NULL;
   if (c->tail) {
     rest = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_rest");
@@ -338,7 +336,8 @@ static void conv_channels(Cg *g, LLVMValueRef co0, int nco) {
     LLVMBuildCondBr(g->b, c->tail, rest, done);
     LLVMPositionBuilderAtEnd(g->b, rest);
   }
-  conv_tile(g, c, co0, ci64(g, whole), nco, (int)(nv - whole), false);
+  if (c->symbolic) conv_rest_symbolic(g, co0, nco, c->whole_v);
+  else conv_tile(g, c, co0, ci64(g, whole), nco, (int)(nv - whole), false);
   if (c->tail) {
     LLVMBuildBr(g->b, done);
     LLVMPositionBuilderAtEnd(g->b, done);
@@ -387,20 +386,46 @@ static void conv_tile_range(Cg *g, LLVMValueRef lo, LLVMValueRef hi) {
  * bytes. */
 #define CONV_L1_BYTES (32 * 1024)
 
-static int64_t conv_vector_block(const Ls *s, int64_t chunks) {
-  int64_t tv = s->cv.tile_vec, whole = s->cv.oh * chunks / tv;
-  if (s->cv.size[0]) return 0; /* symbolic sizes: the plain order */
-  if (s->cv.nbatch > 1 || s->cv.parts > 1 || whole < 2) return 0;
-  int64_t x_bytes = 4 * s->cv.cin * s->cv.xplane, w_bytes = 4 * s->cv.cout * s->cv.cin * s->cv.ntaps;
-  if (x_bytes <= CONV_L1_BYTES) return 0; /* the input stays in L1 anyway */
-  /* a vector tile's input: tv vectors of each tap row of each input channel */
+/* A vector tile's input bytes: tv vectors of each tap row of each input channel. */
+static int64_t conv_tile_bytes(const Ls *s) {
   int64_t rows = 0, seen[64];
   for (int64_t t = 0; t < s->cv.ntaps && rows < 64; t++) {
-    int64_t r = s->cv.tap[t] / s->cv.xrow, k = 0;
+    /* a row of the planes: symbolic sizes give the tap's (plane, row) */
+    int64_t r = s->cv.size[0] ? s->cv.tap[3 * t] * 4096 + s->cv.tap[3 * t + 1] : s->cv.tap[t] / s->cv.xrow, k = 0;
     while (k < rows && seen[k] != r) k++;
     if (k == rows) seen[rows++] = r;
   }
-  int64_t tile_bytes = 4 * s->cv.cin * rows * tv * s->cv.lanes;
+  return 4 * s->cv.cin * rows * s->cv.tile_vec * s->cv.lanes;
+}
+
+/* Symbolic sizes: the same choice at run time.  The block size is static (the tile's bytes
+ * are); whether blocks pay depends on the input's bytes and vector tiles: when they do not,
+ * one block holds every vector tile (the plain order). */
+static void conv_vector_block_symbolic(Cg *g, ConvCg *c) {
+  const Ls *s = c->s;
+  int64_t tv = s->cv.tile_vec, tile_bytes = conv_tile_bytes(s);
+  if (s->cv.nbatch > 1 || s->cv.parts > 1) return;
+  int64_t vb = tile_bytes >= CONV_L1_BYTES / 2 ? 1 : CONV_L1_BYTES / 2 / tile_bytes;
+  int64_t w_bytes = 4 * s->cv.cout * s->cv.cin * s->cv.ntaps, co_tiles = (s->cv.cout + s->cv.tile_co - 1) / s->cv.tile_co;
+  LLVMValueRef whole = LLVMBuildUDiv(g->b, c->whole_v, ci64(g, tv), "");
+  LLVMValueRef x_bytes = LLVMBuildNSWMul(g->b, c->xplane, ci64(g, 4 * s->cv.cin), "");
+  LLVMValueRef blocks = LLVMBuildUDiv(g->b, LLVMBuildNSWAdd(g->b, whole, ci64(g, vb - 1), ""), ci64(g, vb), "");
+  LLVMValueRef pays = LLVMBuildAnd(g->b, LLVMBuildICmp(g->b, LLVMIntSGT, x_bytes, ci64(g, CONV_L1_BYTES), ""),
+                                   LLVMBuildICmp(g->b, LLVMIntSGT, whole, ci64(g, vb), ""), "");
+  pays = LLVMBuildAnd(g->b, pays, LLVMBuildICmp(g->b, LLVMIntSLT, LLVMBuildNSWMul(g->b, blocks, ci64(g, w_bytes), ""),
+                                                LLVMBuildNSWMul(g->b, x_bytes, ci64(g, co_tiles), ""), ""), "");
+  LLVMValueRef all = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSGT, whole, ci64(g, 1), ""), whole, ci64(g, 1), "");
+  c->vblock = vb;
+  c->vblock_v = LLVMBuildSelect(g->b, pays, ci64(g, vb), all, "");
+  c->nblocks_v = LLVMBuildUDiv(g->b, LLVMBuildNSWAdd(g->b, all, LLVMBuildNSWSub(g->b, c->vblock_v, ci64(g, 1), ""), ""), c->vblock_v, "");
+}
+
+static int64_t conv_vector_block(const Ls *s, int64_t chunks) {
+  int64_t tv = s->cv.tile_vec, whole = s->cv.oh * chunks / tv;
+  if (s->cv.nbatch > 1 || s->cv.parts > 1 || whole < 2) return 0;
+  int64_t x_bytes = 4 * s->cv.cin * s->cv.xplane, w_bytes = 4 * s->cv.cout * s->cv.cin * s->cv.ntaps;
+  if (x_bytes <= CONV_L1_BYTES) return 0; /* the input stays in L1 anyway */
+  int64_t tile_bytes = conv_tile_bytes(s);
   int64_t vb = tile_bytes >= CONV_L1_BYTES / 2 ? 1 : CONV_L1_BYTES / 2 / tile_bytes;
   if (vb >= whole) return 0;
   int64_t co_tiles = (s->cv.cout + s->cv.tile_co - 1) / s->cv.tile_co, blocks = (whole + vb - 1) / vb;
@@ -411,6 +436,16 @@ static int64_t conv_vector_block(const Ls *s, int64_t chunks) {
  * with the last block. */
 static void conv_block(Cg *g, const Ls *s, LLVMValueRef b) {
   ConvCg *c = g->conv;
+  if (c->symbolic) {
+    LLVMValueRef span = LLVMBuildNSWMul(g->b, c->vblock_v, ci64(g, s->cv.tile_vec), "");
+    c->v_lo = LLVMBuildNSWMul(g->b, b, span, "");
+    LLVMValueRef hi = LLVMBuildNSWAdd(g->b, c->v_lo, span, "");
+    c->v_hi = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, hi, c->whole_v, ""), hi, c->whole_v, "");
+    c->tail = LLVMBuildICmp(g->b, LLVMIntEQ, b, LLVMBuildNSWSub(g->b, c->nblocks_v, ci64(g, 1), ""), "");
+    conv_tile_range(g, c->tile_lo, c->tile_hi);
+    c->v_lo = c->v_hi = c->tail = NULL;
+    return;
+  }
   int64_t tv = s->cv.tile_vec, whole = s->cv.oh * c->chunks / tv, nblocks = (whole + c->vblock - 1) / c->vblock;
   c->v_lo = LLVMBuildNSWMul(g->b, b, ci64(g, c->vblock * tv), "");
   LLVMValueRef hi = LLVMBuildNSWAdd(g->b, c->v_lo, ci64(g, c->vblock * tv), "");
@@ -429,7 +464,8 @@ static void conv_tile_blocks(Cg *g, const Ls *s, LLVMValueRef lo, LLVMValueRef h
   }
   int64_t whole = s->cv.oh * c->chunks / s->cv.tile_vec;
   c->tile_lo = lo, c->tile_hi = hi;
-  counted_loop(g, ci64(g, 0), ci64(g, (whole + c->vblock - 1) / c->vblock), ci64(g, 1), conv_block, s);
+  LLVMValueRef nblocks = c->symbolic ? c->nblocks_v : ci64(g, (whole + c->vblock - 1) / c->vblock);
+  counted_loop(g, ci64(g, 0), nblocks, ci64(g, 1), conv_block, s);
 }
 
 /* The channel tiles of `count` output channels (the last one partial). */
@@ -523,6 +559,7 @@ static void conv_symbolic_layout(Cg *g, ConvCg *c, LLVMValueRef bufs) {
   c->ysize = LLVMBuildNSWMul(g->b, c->oh, c->ow, "");
   c->nchunks = LLVMBuildUDiv(g->b, LLVMBuildNSWAdd(g->b, c->ow, ci64(g, lanes - 1), ""), ci64(g, lanes), "");
   c->nv = LLVMBuildNSWMul(g->b, c->oh, c->nchunks, "");
+  c->whole_v = LLVMBuildNSWMul(g->b, LLVMBuildUDiv(g->b, c->nv, ci64(g, s->cv.tile_vec), ""), ci64(g, s->cv.tile_vec), "");
   LLVMTypeRef f64 = LLVMDoubleTypeInContext(g->ctx);
   c->inv_chunks = LLVMBuildFDiv(g->b, LLVMConstReal(f64, 1.0), LLVMBuildSIToFP(g->b, c->nchunks, f64, ""), "");
   LLVMValueRef *tap = nnc_xmalloc(ntaps * sizeof *tap);
@@ -576,7 +613,8 @@ static LLVMValueRef conv_function(Cg *g, const Ls *s) {
   } else if (s->cv.parts > 1) {
     counted_loop(g, lo, hi, ci64(g, 1), conv_tile_part, s);
   } else {
-    c.vblock = conv_vector_block(s, c.chunks);
+    if (c.symbolic) conv_vector_block_symbolic(g, &c);
+    else c.vblock = conv_vector_block(s, c.chunks);
     conv_tile_blocks(g, s, lo, hi);
   }
   LLVMBuildRetVoid(g->b);

@@ -241,18 +241,22 @@ c1 = Conv2d(8, 16, 3, padding=1)
 c2 = Conv2d(8, 8, 3, stride=2, padding=1, groups=8)
 c3 = Conv2d(8, 10, 3, padding=2, dilation=2, groups=2)
 c4 = Conv2d(8, 5, 7, stride=2, padding=3)
-c5 = Conv2d(8, 56, 3, padding=1)
-c6 = Conv2d(56, 4, 1, stride=2)
+c5 = Conv2d(8, 80, 3, padding=1)
+c6 = Conv2d(80, 4, 1, stride=2)
 c7 = Conv2d(8, 4, 5, stride=3, padding=2)
 c8 = Conv2d(8, 7, 1)
+c9 = Conv2d(80, 6, 1)
 export f(x: f32[N, 8, H, W]) -> (a: f32[N, 16, H, W], b: f32[N, 8, (H + 1) / 2, (W + 1) / 2], c: f32[N, 10, H, W],
                                   d: f32[N, 5, (H + 1) / 2, (W + 1) / 2], e: f32[N, 4, (H + 1) / 2, (W + 1) / 2],
-                                  g: f32[N, 4, (H + 2) / 3, (W + 2) / 3], h: f32[N, 7, H, W]) {
+                                  g: f32[N, 4, (H + 2) / 3, (W + 2) / 3], h: f32[N, 7, H, W],
+                                  k: f32[N, 6, H, W]) {
   a = c1(x)
   b = relu(c2(x))
   c = c3(x)
   d = c4(x)
-  e = c6(relu(c5(relu(x))))
+  p = relu(c5(relu(x)))
+  e = c6(p)
+  k = c9(p)
   g = c7(x)
   h = c8(x)
 }
@@ -261,10 +265,11 @@ export f(x: f32[N, 8, H, W]) -> (a: f32[N, 16, H, W], b: f32[N, 8, (H + 1) / 2, 
               "c2": dict(in_channels=8, out_channels=8, kernel_size=3, stride=2, padding=1, groups=8),
               "c3": dict(in_channels=8, out_channels=10, kernel_size=3, padding=2, dilation=2, groups=2),
               "c4": dict(in_channels=8, out_channels=5, kernel_size=7, stride=2, padding=3),
-              "c5": dict(in_channels=8, out_channels=56, kernel_size=3, padding=1),
-              "c6": dict(in_channels=56, out_channels=4, kernel_size=1, stride=2),
+              "c5": dict(in_channels=8, out_channels=80, kernel_size=3, padding=1),
+              "c6": dict(in_channels=80, out_channels=4, kernel_size=1, stride=2),
               "c7": dict(in_channels=8, out_channels=4, kernel_size=5, stride=3, padding=2),
-              "c8": dict(in_channels=8, out_channels=7, kernel_size=1)}
+              "c8": dict(in_channels=8, out_channels=7, kernel_size=1),
+              "c9": dict(in_channels=80, out_channels=6, kernel_size=1)}
 
     def test_layouts_at_any_size(self):
         torch = torch_or_none()
@@ -275,16 +280,18 @@ export f(x: f32[N, 8, H, W]) -> (a: f32[N, 16, H, W], b: f32[N, 8, (H + 1) / 2, 
         path = write_model(self.MODEL, self.tmp, "direct")
         loops = subprocess.run([NNC, "dump", "--stage=loops", path], capture_output=True, text=True, check=True).stdout
         direct = [line for line in loops.splitlines() if line.lstrip().startswith("conv ") and " planes=" in line]
-        self.assertEqual(len(direct), 8, "every convolution a direct one on run-time sizes")
-        self.assertEqual(sum(" tight" in line for line in direct), 1, "the 1x1 one as row tiles (a product)")
-        self.assertNotIn("sgemm", loops)
+        self.assertEqual(len(direct), 9, "every convolution a direct one on run-time sizes")
+        self.assertEqual(sum(" tight" in line for line in direct), 2, "the 1x1 ones as row tiles (products)")
+        # but c9's B of 80 rows only while it fits in L2 (80 x 64 x 70 does not): sgemm then
+        self.assertEqual(loops.count("sgemm"), 1)
         models = {"jit": nnc.compile(path, weights=weights), "so": nnc.load(compile_so(path, self.tmp, weights))}
         L = layers
-        for h, w in [(1, 1), (2, 3), (3, 2), (1, 9), (4, 17), (9, 16), (13, 31), (33, 40)]:
+        for h, w in [(1, 1), (2, 3), (3, 2), (1, 9), (4, 17), (9, 16), (13, 31), (33, 40), (64, 70)]:
             x = torch.randn(2, 8, h, w)
             with torch.no_grad():
-                want = (L["c1"](x), torch.relu(L["c2"](x)), L["c3"](x), L["c4"](x), L["c6"](torch.relu(L["c5"](torch.relu(x)))),
-                        L["c7"](x), L["c8"](x))
+                p = torch.relu(L["c5"](torch.relu(x)))
+                want = (L["c1"](x), torch.relu(L["c2"](x)), L["c3"](x), L["c4"](x), L["c6"](p), L["c7"](x), L["c8"](x),
+                        L["c9"](p))
             assert_same_everywhere(self, models, lambda m: m.f(x.numpy()), tuple(t.numpy() for t in want),
                                    f"direct convolutions at {h}x{w}")
 

@@ -31,6 +31,17 @@ typedef struct ConvCg {
   LLVMValueRef add, add_ld;     /* with cv.add: D's first row, and its row stride */
   LLVMValueRef tile_lo, tile_hi; /* with vector blocks: the channel tiles of the call */
   int64_t vblock;               /* vector tiles per block (conv_vector_block), or 0 */
+  /* symbolic spatial sizes (cv.size): the layout's run-time values, computed once at the
+   * function's entry; for static sizes only `symbolic` (false) is set */
+  bool symbolic;
+  LLVMValueRef oh, ow, xrow, xplane;
+  LLVMValueRef nchunks, nv;     /* vectors per output row, per output channel */
+  LLVMValueRef ysize;           /* oh * ow: an output channel's floats */
+  LLVMValueRef inv_chunks;      /* 1.0 / nchunks: a vector's row without a division */
+  LLVMValueRef *koff;           /* unrolled steps: step k's input offset; else the taps' */
+  LLVMValueRef whole_v;         /* the vectors in whole tiles of tile_vec */
+  LLVMValueRef vblock_v, nblocks_v; /* with vblock: vector tiles per block (all of them when
+                                   blocks do not pay at this size), and blocks */
 } ConvCg;
 
 /* The vector type of vector v0 + j of a tile.  A one-row image's last vector, when the tile's
@@ -42,7 +53,7 @@ typedef struct ConvCg {
 static LLVMTypeRef narrow_tail(Cg *g, const ConvCg *c, LLVMValueRef v0, int j, LLVMValueRef *mask) {
   const Ls *s = c->s;
   int lanes = s->cv.lanes;
-  if (s->cv.oh != 1 || !LLVMIsAConstantInt(v0)) return c->vt;
+  if (c->symbolic || s->cv.oh != 1 || !LLVMIsAConstantInt(v0)) return c->vt;
   int64_t used = s->cv.ow - (LLVMConstIntGetSExtValue(v0) + j) * lanes;
   int n = lanes;
   while (n / 2 >= 4 && n / 2 >= used) n /= 2;
@@ -88,13 +99,84 @@ static void conv_step(Cg *g, const ConvCg *c, const ConvTile *t, LLVMValueRef k,
   }
 }
 
+/* Symbolic sizes: the input offset xo, output offset yo and columns left in the row rem of
+ * vectors v0 .. v0 + nvec - 1.  One row/column split of v0 (by a reciprocal, corrected to
+ * the exact quotient: an integer division per tile cost as much as a depthwise tile's FMAs),
+ * then each next vector steps a column, wrapping to the next row. */
+static void conv_tile_positions(Cg *g, const ConvCg *c, LLVMValueRef v0, int nvec, LLVMValueRef *xo, LLVMValueRef *yo,
+                                LLVMValueRef *rem) {
+  LLVMTypeRef f64 = LLVMDoubleTypeInContext(g->ctx);
+  LLVMValueRef q = LLVMBuildFPToSI(g->b, LLVMBuildFMul(g->b, LLVMBuildSIToFP(g->b, v0, f64, ""), c->inv_chunks, ""), g->i64, "");
+  LLVMValueRef r = LLVMBuildNSWSub(g->b, v0, LLVMBuildNSWMul(g->b, q, c->nchunks, ""), "");
+  LLVMValueRef low = LLVMBuildICmp(g->b, LLVMIntSLT, r, ci64(g, 0), "");
+  q = LLVMBuildSelect(g->b, low, LLVMBuildNSWSub(g->b, q, ci64(g, 1), ""), q, "");
+  r = LLVMBuildSelect(g->b, low, LLVMBuildNSWAdd(g->b, r, c->nchunks, ""), r, "");
+  LLVMValueRef high = LLVMBuildICmp(g->b, LLVMIntSGE, r, c->nchunks, "");
+  LLVMValueRef row = LLVMBuildSelect(g->b, high, LLVMBuildNSWAdd(g->b, q, ci64(g, 1), ""), q, "");
+  LLVMValueRef chunk = LLVMBuildSelect(g->b, high, LLVMBuildNSWSub(g->b, r, c->nchunks, ""), r, "");
+  int lanes = c->s->cv.lanes;
+  for (int j = 0; j < nvec; j++) {
+    if (j > 0) {
+      LLVMValueRef next = LLVMBuildNSWAdd(g->b, chunk, ci64(g, 1), "");
+      LLVMValueRef wrap = LLVMBuildICmp(g->b, LLVMIntSGE, next, c->nchunks, "");
+      row = LLVMBuildNSWAdd(g->b, row, LLVMBuildZExt(g->b, wrap, g->i64, ""), "");
+      chunk = LLVMBuildSelect(g->b, wrap, ci64(g, 0), next, "");
+    }
+    LLVMValueRef col = LLVMBuildNSWMul(g->b, chunk, ci64(g, lanes), "");
+    xo[j] = LLVMBuildNSWAdd(g->b, LLVMBuildNSWMul(g->b, row, c->xrow, ""), col, "");
+    yo[j] = LLVMBuildNSWAdd(g->b, LLVMBuildNSWMul(g->b, row, c->ow, ""), col, "");
+    rem[j] = LLVMBuildNSWSub(g->b, c->ow, col, "");
+  }
+}
+
+/* Does one of the tile's vectors end a row short of whole? */
+static LLVMValueRef conv_tile_partial(Cg *g, const ConvCg *c, int nvec, LLVMValueRef *rem) {
+  LLVMValueRef partial = LLVMConstInt(LLVMInt1TypeInContext(g->ctx), 0, 0);
+  for (int j = 0; j < nvec; j++)
+    partial = LLVMBuildOr(g->b, partial, LLVMBuildICmp(g->b, LLVMIntSLT, rem[j], ci64(g, c->s->cv.lanes), ""), "");
+  return partial;
+}
+
+/* Symbolic sizes: a tile's accumulators to y (t->xo holds the output offsets).  Masked stores
+ * only when one of its vectors ends a row short of whole (masked stores are slow on some
+ * cores, and most tiles have none). */
+static void conv_tile_store(Cg *g, const ConvCg *c, const ConvTile *t, const LLVMValueRef *mask, LLVMValueRef *acc) {
+  for (int j = 0; j < t->nvec; j++)
+    for (int r = 0; r < t->nco; r++) {
+      LLVMValueRef plane = LLVMBuildNSWMul(g->b, LLVMBuildNSWAdd(g->b, t->co0, ci64(g, r), ""), c->ysize, "");
+      LLVMValueRef p = gep_f32(g, c->y, LLVMBuildNSWAdd(g->b, plane, t->xo[j], ""));
+      store_vector(g, t->vty[j], acc[r * t->nvec + j], p, mask ? mask[j] : NULL, -1);
+    }
+}
+
+static void conv_tile_store_symbolic(Cg *g, const ConvCg *c, const ConvTile *t, LLVMValueRef *rem, LLVMValueRef *acc) {
+  if (c->s->cv.tight) { /* conv_tile chose already: t->mask all NULL, or the row's end is here */
+    conv_tile_store(g, c, t, t->mask[0] ? t->mask : NULL, acc);
+    return;
+  }
+  LLVMValueRef partial = conv_tile_partial(g, c, t->nvec, rem);
+  LLVMBasicBlockRef masked = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_store_masked");
+  LLVMBasicBlockRef plain = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_store_whole");
+  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_stored");
+  LLVMBuildCondBr(g->b, partial, masked, plain);
+  for (int pass = 0; pass < 2; pass++) {
+    LLVMPositionBuilderAtEnd(g->b, pass ? plain : masked);
+    conv_tile_store(g, c, t, pass ? NULL : t->mask, acc);
+    LLVMBuildBr(g->b, done);
+  }
+  LLVMPositionBuilderAtEnd(g->b, done);
+}
+
 /* y[co0 + r, vector v0 + j] for r < nco, j < nvec (static tile sizes, dynamic origin);
  * full_tiles: the tile is one of the whole tiles (not the partial one after them). */
+static void conv_tile_sum(Cg *g, const ConvCg *c, const ConvTile *t, const LLVMValueRef *yo, LLVMValueRef *rem);
+
 static void conv_tile(Cg *g, const ConvCg *c, LLVMValueRef co0, LLVMValueRef v0, int nco, int nvec, bool full_tiles) {
   const Ls *s = c->s;
-  int lanes = s->cv.lanes, nacc = nco * nvec;
-  LLVMValueRef xo[16], yo[16], rem[16], acc[64];
-  for (int j = 0; j < nvec; j++) {
+  int lanes = s->cv.lanes;
+  LLVMValueRef xo[16], yo[16], rem[16];
+  if (c->symbolic) conv_tile_positions(g, c, v0, nvec, xo, yo, rem);
+  for (int j = 0; j < nvec && !c->symbolic; j++) {
     LLVMValueRef v = LLVMBuildNSWAdd(g->b, v0, ci64(g, j), "");
     LLVMValueRef row = c->chunks == 1 ? v : LLVMBuildSDiv(g->b, v, ci64(g, c->chunks), "");
     LLVMValueRef col = c->chunks == 1 ? ci64(g, 0) : LLVMBuildNSWMul(g->b, LLVMBuildSRem(g->b, v, ci64(g, c->chunks), ""), ci64(g, lanes), "");
@@ -107,12 +189,36 @@ static void conv_tile(Cg *g, const ConvCg *c, LLVMValueRef co0, LLVMValueRef v0,
    * vectors are not a whole number of tiles: their masks (recomputed in the loop when
    * registers run short) are left out.  32-bit lane indices: one compare per mask. */
   int64_t nv = s->cv.oh * c->chunks;
-  bool whole = s->cv.ow % lanes == 0 || (s->cv.oh == 1 && full_tiles && nv % s->cv.tile_vec != 0);
+  bool whole = !c->symbolic && (s->cv.ow % lanes == 0 || (s->cv.oh == 1 && full_tiles && nv % s->cv.tile_vec != 0));
   LLVMValueRef lane_ix = lane_constants(g, g->i32, lanes, 1, 0), mask[16];
   for (int j = 0; j < nvec; j++)
     mask[j] = whole ? NULL : LLVMBuildICmp(g->b, LLVMIntSLT, lane_ix, splat(g, LLVMVectorType(g->i32, lanes), LLVMBuildTrunc(g->b, rem[j], g->i32, "")), "");
   LLVMTypeRef vty[16];
   for (int j = 0; j < nvec; j++) vty[j] = narrow_tail(g, c, v0, j, &mask[j]);
+  if (c->symbolic && s->cv.tight) { /* masked loads only in a tile that holds a row's end */
+    LLVMBasicBlockRef masked = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_tile_masked");
+    LLVMBasicBlockRef plain = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_tile_whole");
+    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_tile_done");
+    LLVMBuildCondBr(g->b, conv_tile_partial(g, c, nvec, rem), masked, plain);
+    LLVMValueRef none[16] = {0};
+    for (int pass = 0; pass < 2; pass++) {
+      LLVMPositionBuilderAtEnd(g->b, pass ? plain : masked);
+      conv_tile_sum(g, c, &(ConvTile){co0, nco, nvec, vty, xo, pass ? none : mask}, yo, rem);
+      LLVMBuildBr(g->b, done);
+    }
+    LLVMPositionBuilderAtEnd(g->b, done);
+    return;
+  }
+  conv_tile_sum(g, c, &(ConvTile){co0, nco, nvec, vty, xo, mask}, yo, rem);
+}
+
+/* The tile's sums over (input channel, tap) steps, stored to y at output offsets yo. */
+static void conv_tile_sum(Cg *g, const ConvCg *c, const ConvTile *t, const LLVMValueRef *yo, LLVMValueRef *rem) {
+  const Ls *s = c->s;
+  LLVMValueRef co0 = t->co0, acc[64];
+  int nco = t->nco, nvec = t->nvec, nacc = nco * nvec;
+  const LLVMTypeRef *vty = t->vty;
+  const LLVMValueRef *xo = t->xo, *mask = t->mask;
   /* for (k = 0; k < cin * ntaps; k++), k = ci * ntaps + tap: the accumulators are phis of
    * the loop; the tap's input offset ci * xplane + tap[t] comes from the table xtab (with one
    * tap, it is computed) */
@@ -126,8 +232,8 @@ static void conv_tile(Cg *g, const ConvCg *c, LLVMValueRef co0, LLVMValueRef v0,
     /* a few steps (a depthwise convolution's taps): unrolled, each tap's input offset a
      * constant, no table or loop counter to keep in registers */
     for (int64_t k = 0; k < s->cv.cin * s->cv.ntaps; k++) {
-      int64_t xoff = k / s->cv.ntaps * s->cv.xplane + s->cv.tap[k % s->cv.ntaps];
-      conv_step(g, c, &(ConvTile){co0, nco, nvec, vty, xo, mask}, ci64(g, k), ci64(g, xoff), init);
+      int64_t xoff = c->symbolic ? 0 : k / s->cv.ntaps * s->cv.xplane + s->cv.tap[k % s->cv.ntaps];
+      conv_step(g, c, &(ConvTile){co0, nco, nvec, vty, xo, mask}, ci64(g, k), c->symbolic ? c->koff[k] : ci64(g, xoff), init);
     }
     memcpy(acc, init, nacc * sizeof *acc);
   } else {
@@ -139,13 +245,23 @@ static void conv_tile(Cg *g, const ConvCg *c, LLVMValueRef co0, LLVMValueRef v0,
     LLVMPositionBuilderAtEnd(g->b, head);
     LLVMValueRef ci = LLVMBuildPhi(g->b, g->i64, "k");
     for (int a = 0; a < nacc; a++) acc[a] = LLVMBuildPhi(g->b, vty[a % nvec], "acc");
-    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, ci, ci64(g, s->cv.cin * s->cv.ntaps), ""), body, exit);
+    /* symbolic sizes: a loop over input channels, the taps unrolled in it (their offsets
+     * are run-time values: no constant table) */
+    int64_t bound = c->symbolic ? s->cv.cin : s->cv.cin * s->cv.ntaps;
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, ci, ci64(g, bound), ""), body, exit);
     LLVMPositionBuilderAtEnd(g->b, body);
-    LLVMValueRef xoff = c->xtab ? LLVMBuildLoad2(g->b, g->i64, LLVMBuildGEP2(g->b, g->i64, c->xtab, &ci, 1, ""), "")
-                                : LLVMBuildNSWAdd(g->b, LLVMBuildNSWMul(g->b, ci, ci64(g, s->cv.xplane), ""), ci64(g, s->cv.tap[0]), "");
     LLVMValueRef next[64];
     memcpy(next, acc, nacc * sizeof *acc);
-    conv_step(g, c, &(ConvTile){co0, nco, nvec, vty, xo, mask}, ci, xoff, next);
+    if (c->symbolic) {
+      LLVMValueRef plane = LLVMBuildNSWMul(g->b, ci, c->xplane, ""), k0 = LLVMBuildNSWMul(g->b, ci, ci64(g, s->cv.ntaps), "");
+      for (int64_t t = 0; t < s->cv.ntaps; t++)
+        conv_step(g, c, &(ConvTile){co0, nco, nvec, vty, xo, mask}, LLVMBuildNSWAdd(g->b, k0, ci64(g, t), ""),
+                  LLVMBuildNSWAdd(g->b, plane, c->koff[t], ""), next);
+    } else {
+      LLVMValueRef xoff = c->xtab ? LLVMBuildLoad2(g->b, g->i64, LLVMBuildGEP2(g->b, g->i64, c->xtab, &ci, 1, ""), "")
+                                  : LLVMBuildNSWAdd(g->b, LLVMBuildNSWMul(g->b, ci, ci64(g, s->cv.xplane), ""), ci64(g, s->cv.tap[0]), "");
+      conv_step(g, c, &(ConvTile){co0, nco, nvec, vty, xo, mask}, ci, xoff, next);
+    }
     LLVMValueRef ci1 = LLVMBuildNSWAdd(g->b, ci, ci64(g, 1), "");
     LLVMBasicBlockRef latch = LLVMGetInsertBlock(g->b);
     /* the tile's loop is 16 FMAs an iteration already: LLVM's runtime unrolling of it only
@@ -156,6 +272,11 @@ static void conv_tile(Cg *g, const ConvCg *c, LLVMValueRef co0, LLVMValueRef v0,
       LLVMAddIncoming(acc[a], (LLVMValueRef[]){init[a], next[a]}, (LLVMBasicBlockRef[]){pre, latch}, 2);
     LLVMPositionBuilderAtEnd(g->b, exit);
   }
+  if (c->symbolic) {
+    conv_tile_store_symbolic(g, c, &(ConvTile){co0, nco, nvec, vty, yo, mask}, rem, acc);
+    return;
+  }
+  (void)rem;
   for (int j = 0; j < nvec; j++)
     for (int r = 0; r < nco; r++) {
       LLVMValueRef plane = LLVMBuildNSWMul(g->b, LLVMBuildNSWAdd(g->b, co0, ci64(g, r), ""), ci64(g, s->cv.oh * s->cv.ow), "");
@@ -171,6 +292,24 @@ static void conv_wide_tile(Cg *g, const Ls *s, LLVMValueRef v0) {
   conv_tile(g, g->conv, g->conv->co0, v0, g->conv->nco, 2 * s->cv.tile_vec, true);
 }
 
+/* Symbolic sizes: the 0 .. tile_vec - 1 vectors after the whole tiles (from `first`), one
+ * register tile per possible count. */
+static void conv_rest_symbolic(Cg *g, LLVMValueRef co0, int nco, LLVMValueRef first) {
+  ConvCg *c = g->conv;
+  int tv = c->s->cv.tile_vec;
+  if (tv < 2) return;
+  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_rest_done");
+  LLVMValueRef sw = LLVMBuildSwitch(g->b, LLVMBuildNSWSub(g->b, c->nv, first, ""), done, (unsigned)(tv - 1));
+  for (int n = 1; n < tv; n++) {
+    LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_rest");
+    LLVMAddCase(sw, ci64(g, n), bb);
+    LLVMPositionBuilderAtEnd(g->b, bb);
+    conv_tile(g, c, co0, first, nco, n, false);
+    LLVMBuildBr(g->b, done);
+  }
+  LLVMPositionBuilderAtEnd(g->b, done);
+}
+
 /* output channels [co0, co0 + nco): the whole tiles of vectors in a loop, then the rest
  * (of the current part's vectors, with cv.parts).  A tile of half the channels or fewer
  * takes twice the vectors: as many accumulators, as many independent FMA chains (a one-row
@@ -181,7 +320,7 @@ static void conv_channels(Cg *g, LLVMValueRef co0, int nco) {
   int64_t nv = s->cv.oh * c->chunks, tv = s->cv.tile_vec, whole = nv / tv * tv;
   c->co0 = co0;
   c->nco = nco;
-  LLVMValueRef lo = c->v_lo ? c->v_lo : ci64(g, 0), hi = c->v_hi ? c->v_hi : ci64(g, whole);
+  LLVMValueRef lo = c->v_lo ? c->v_lo : ci64(g, 0), hi = c->v_hi ? c->v_hi : c->symbolic ? c->whole_v : ci64(g, whole);
   if (2 * nco <= s->cv.tile_co) { /* the wide tiles that fit, then one of tv vectors */
     LLVMValueRef span = LLVMBuildNSWSub(g->b, hi, lo, "");
     LLVMValueRef wide = LLVMBuildNSWAdd(g->b, lo, LLVMBuildNSWMul(g->b, LLVMBuildSDiv(g->b, span, ci64(g, 2 * tv), ""), ci64(g, 2 * tv), ""), "");
@@ -189,7 +328,7 @@ static void conv_channels(Cg *g, LLVMValueRef co0, int nco) {
     lo = wide;
   }
   counted_loop(g, lo, hi, ci64(g, tv), conv_vector_tile, s);
-  if (whole == nv) return;
+  if (whole == nv && !c->symbolic) return;
   LLVMBasicBlockRef rest = NULL, done = NULL;
   if (c->tail) {
     rest = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_rest");
@@ -197,7 +336,8 @@ static void conv_channels(Cg *g, LLVMValueRef co0, int nco) {
     LLVMBuildCondBr(g->b, c->tail, rest, done);
     LLVMPositionBuilderAtEnd(g->b, rest);
   }
-  conv_tile(g, c, co0, ci64(g, whole), nco, (int)(nv - whole), false);
+  if (c->symbolic) conv_rest_symbolic(g, co0, nco, c->whole_v);
+  else conv_tile(g, c, co0, ci64(g, whole), nco, (int)(nv - whole), false);
   if (c->tail) {
     LLVMBuildBr(g->b, done);
     LLVMPositionBuilderAtEnd(g->b, done);
@@ -246,19 +386,46 @@ static void conv_tile_range(Cg *g, LLVMValueRef lo, LLVMValueRef hi) {
  * bytes. */
 #define CONV_L1_BYTES (32 * 1024)
 
+/* A vector tile's input bytes: tv vectors of each tap row of each input channel. */
+static int64_t conv_tile_bytes(const Ls *s) {
+  int64_t rows = 0, seen[64];
+  for (int64_t t = 0; t < s->cv.ntaps && rows < 64; t++) {
+    /* a row of the planes: symbolic sizes give the tap's (plane, row) */
+    int64_t r = s->cv.size[0] ? s->cv.tap[3 * t] * 4096 + s->cv.tap[3 * t + 1] : s->cv.tap[t] / s->cv.xrow, k = 0;
+    while (k < rows && seen[k] != r) k++;
+    if (k == rows) seen[rows++] = r;
+  }
+  return 4 * s->cv.cin * rows * s->cv.tile_vec * s->cv.lanes;
+}
+
+/* Symbolic sizes: the same choice at run time.  The block size is static (the tile's bytes
+ * are); whether blocks pay depends on the input's bytes and vector tiles: when they do not,
+ * one block holds every vector tile (the plain order). */
+static void conv_vector_block_symbolic(Cg *g, ConvCg *c) {
+  const Ls *s = c->s;
+  int64_t tv = s->cv.tile_vec, tile_bytes = conv_tile_bytes(s);
+  if (s->cv.nbatch > 1 || s->cv.parts > 1) return;
+  int64_t vb = tile_bytes >= CONV_L1_BYTES / 2 ? 1 : CONV_L1_BYTES / 2 / tile_bytes;
+  int64_t w_bytes = 4 * s->cv.cout * s->cv.cin * s->cv.ntaps, co_tiles = (s->cv.cout + s->cv.tile_co - 1) / s->cv.tile_co;
+  LLVMValueRef whole = LLVMBuildUDiv(g->b, c->whole_v, ci64(g, tv), "");
+  LLVMValueRef x_bytes = LLVMBuildNSWMul(g->b, c->xplane, ci64(g, 4 * s->cv.cin), "");
+  LLVMValueRef blocks = LLVMBuildUDiv(g->b, LLVMBuildNSWAdd(g->b, whole, ci64(g, vb - 1), ""), ci64(g, vb), "");
+  LLVMValueRef pays = LLVMBuildAnd(g->b, LLVMBuildICmp(g->b, LLVMIntSGT, x_bytes, ci64(g, CONV_L1_BYTES), ""),
+                                   LLVMBuildICmp(g->b, LLVMIntSGT, whole, ci64(g, vb), ""), "");
+  pays = LLVMBuildAnd(g->b, pays, LLVMBuildICmp(g->b, LLVMIntSLT, LLVMBuildNSWMul(g->b, blocks, ci64(g, w_bytes), ""),
+                                                LLVMBuildNSWMul(g->b, x_bytes, ci64(g, co_tiles), ""), ""), "");
+  LLVMValueRef all = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSGT, whole, ci64(g, 1), ""), whole, ci64(g, 1), "");
+  c->vblock = vb;
+  c->vblock_v = LLVMBuildSelect(g->b, pays, ci64(g, vb), all, "");
+  c->nblocks_v = LLVMBuildUDiv(g->b, LLVMBuildNSWAdd(g->b, all, LLVMBuildNSWSub(g->b, c->vblock_v, ci64(g, 1), ""), ""), c->vblock_v, "");
+}
+
 static int64_t conv_vector_block(const Ls *s, int64_t chunks) {
   int64_t tv = s->cv.tile_vec, whole = s->cv.oh * chunks / tv;
   if (s->cv.nbatch > 1 || s->cv.parts > 1 || whole < 2) return 0;
   int64_t x_bytes = 4 * s->cv.cin * s->cv.xplane, w_bytes = 4 * s->cv.cout * s->cv.cin * s->cv.ntaps;
   if (x_bytes <= CONV_L1_BYTES) return 0; /* the input stays in L1 anyway */
-  /* a vector tile's input: tv vectors of each tap row of each input channel */
-  int64_t rows = 0, seen[64];
-  for (int64_t t = 0; t < s->cv.ntaps && rows < 64; t++) {
-    int64_t r = s->cv.tap[t] / s->cv.xrow, k = 0;
-    while (k < rows && seen[k] != r) k++;
-    if (k == rows) seen[rows++] = r;
-  }
-  int64_t tile_bytes = 4 * s->cv.cin * rows * tv * s->cv.lanes;
+  int64_t tile_bytes = conv_tile_bytes(s);
   int64_t vb = tile_bytes >= CONV_L1_BYTES / 2 ? 1 : CONV_L1_BYTES / 2 / tile_bytes;
   if (vb >= whole) return 0;
   int64_t co_tiles = (s->cv.cout + s->cv.tile_co - 1) / s->cv.tile_co, blocks = (whole + vb - 1) / vb;
@@ -269,6 +436,16 @@ static int64_t conv_vector_block(const Ls *s, int64_t chunks) {
  * with the last block. */
 static void conv_block(Cg *g, const Ls *s, LLVMValueRef b) {
   ConvCg *c = g->conv;
+  if (c->symbolic) {
+    LLVMValueRef span = LLVMBuildNSWMul(g->b, c->vblock_v, ci64(g, s->cv.tile_vec), "");
+    c->v_lo = LLVMBuildNSWMul(g->b, b, span, "");
+    LLVMValueRef hi = LLVMBuildNSWAdd(g->b, c->v_lo, span, "");
+    c->v_hi = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, hi, c->whole_v, ""), hi, c->whole_v, "");
+    c->tail = LLVMBuildICmp(g->b, LLVMIntEQ, b, LLVMBuildNSWSub(g->b, c->nblocks_v, ci64(g, 1), ""), "");
+    conv_tile_range(g, c->tile_lo, c->tile_hi);
+    c->v_lo = c->v_hi = c->tail = NULL;
+    return;
+  }
   int64_t tv = s->cv.tile_vec, whole = s->cv.oh * c->chunks / tv, nblocks = (whole + c->vblock - 1) / c->vblock;
   c->v_lo = LLVMBuildNSWMul(g->b, b, ci64(g, c->vblock * tv), "");
   LLVMValueRef hi = LLVMBuildNSWAdd(g->b, c->v_lo, ci64(g, c->vblock * tv), "");
@@ -287,7 +464,8 @@ static void conv_tile_blocks(Cg *g, const Ls *s, LLVMValueRef lo, LLVMValueRef h
   }
   int64_t whole = s->cv.oh * c->chunks / s->cv.tile_vec;
   c->tile_lo = lo, c->tile_hi = hi;
-  counted_loop(g, ci64(g, 0), ci64(g, (whole + c->vblock - 1) / c->vblock), ci64(g, 1), conv_block, s);
+  LLVMValueRef nblocks = c->symbolic ? c->nblocks_v : ci64(g, (whole + c->vblock - 1) / c->vblock);
+  counted_loop(g, ci64(g, 0), nblocks, ci64(g, 1), conv_block, s);
 }
 
 /* The channel tiles of `count` output channels (the last one partial). */
@@ -350,7 +528,7 @@ static LLVMValueRef conv_offsets(Cg *g, const Ls *s) {
  * copy, weights and output with their offsets applied; the run-time count of output channels
  * when s has one; D's first row and D's row stride when s adds D (C = D + A B).  Counts and
  * strides are integers stored as pointers. */
-enum { CONV_X, CONV_W, CONV_Y, CONV_ROWS, CONV_ADD, CONV_ADD_LD, CONV_NBUFS };
+enum { CONV_X, CONV_W, CONV_Y, CONV_ROWS, CONV_ADD, CONV_ADD_LD, CONV_SIZES, CONV_NBUFS = CONV_SIZES + 4 };
 
 static LLVMValueRef conv_buf_at(Cg *g, LLVMValueRef bufs, int i) {
   return LLVMBuildGEP2(g->b, g->ptr, bufs, (LLVMValueRef[]){ci64(g, i)}, 1, "");
@@ -368,8 +546,40 @@ static void set_conv_buf_int(Cg *g, LLVMValueRef bufs, int i, LLVMValueRef v) {
   LLVMBuildStore(g->b, LLVMBuildIntToPtr(g->b, v, g->ptr, ""), conv_buf_at(g, bufs, i));
 }
 
+/* Symbolic sizes: the layout's values from the run-time oh, ow, hq, wq (CONV_SIZES ..), and
+ * each step's input offset (unrolled steps) or each tap's (the loop over input channels). */
+static void conv_symbolic_layout(Cg *g, ConvCg *c, LLVMValueRef bufs) {
+  const Ls *s = c->s;
+  LLVMValueRef size[4];
+  for (int i = 0; i < 4; i++) size[i] = conv_buf_int(g, bufs, CONV_SIZES + i);
+  int64_t lanes = s->cv.lanes, ntaps = s->cv.ntaps, steps = s->cv.cin * ntaps;
+  c->symbolic = true;
+  c->oh = size[0], c->ow = size[1], c->xrow = size[3];
+  c->xplane = LLVMBuildNSWMul(g->b, ci64(g, s->cv.nplanes), LLVMBuildNSWMul(g->b, size[2], size[3], ""), "");
+  c->ysize = LLVMBuildNSWMul(g->b, c->oh, c->ow, "");
+  c->nchunks = LLVMBuildUDiv(g->b, LLVMBuildNSWAdd(g->b, c->ow, ci64(g, lanes - 1), ""), ci64(g, lanes), "");
+  c->nv = LLVMBuildNSWMul(g->b, c->oh, c->nchunks, "");
+  c->whole_v = LLVMBuildNSWMul(g->b, LLVMBuildUDiv(g->b, c->nv, ci64(g, s->cv.tile_vec), ""), ci64(g, s->cv.tile_vec), "");
+  LLVMTypeRef f64 = LLVMDoubleTypeInContext(g->ctx);
+  c->inv_chunks = LLVMBuildFDiv(g->b, LLVMConstReal(f64, 1.0), LLVMBuildSIToFP(g->b, c->nchunks, f64, ""), "");
+  LLVMValueRef *tap = nnc_xmalloc(ntaps * sizeof *tap);
+  for (int64_t t = 0; t < ntaps; t++) { /* (plane * hq + row) * wq + col */
+    const int64_t *p = &s->cv.tap[3 * t];
+    LLVMValueRef rows = LLVMBuildNSWAdd(g->b, LLVMBuildNSWMul(g->b, ci64(g, p[0]), size[2], ""), ci64(g, p[1]), "");
+    tap[t] = LLVMBuildNSWAdd(g->b, LLVMBuildNSWMul(g->b, rows, size[3], ""), ci64(g, p[2]), "");
+  }
+  if (steps <= CONV_UNROLLED_STEPS) {
+    c->koff = nnc_xmalloc(steps * sizeof *c->koff);
+    for (int64_t k = 0; k < steps; k++)
+      c->koff[k] = LLVMBuildNSWAdd(g->b, LLVMBuildNSWMul(g->b, ci64(g, k / ntaps), c->xplane, ""), tap[k % ntaps], "");
+    free(tap);
+    return;
+  }
+  c->koff = tap;
+}
+
 /* An nnc_kernel_fn computing the channel tiles [lo, hi) of convolution s, from the pointers
- * CONV_X .. CONV_ADD_LD. */
+ * CONV_X .. CONV_ADD_LD (and the sizes CONV_SIZES .. when they are symbolic). */
 static LLVMValueRef conv_function(Cg *g, const Ls *s) {
   LLVMValueRef caller = g->fn;
   LLVMBasicBlockRef resume = LLVMGetInsertBlock(g->b);
@@ -387,7 +597,8 @@ static LLVMValueRef conv_function(Cg *g, const Ls *s) {
   c.w = conv_buf(g, bufs, CONV_W);
   c.y = conv_buf(g, bufs, CONV_Y);
   c.chunks = (s->cv.ow + s->cv.lanes - 1) / s->cv.lanes;
-  c.xtab = s->cv.ntaps > 1 ? conv_offsets(g, s) : NULL;
+  if (s->cv.size[0]) conv_symbolic_layout(g, &c, bufs);
+  else c.xtab = s->cv.ntaps > 1 ? conv_offsets(g, s) : NULL;
   g->conv = &c;
   LLVMValueRef lo = LLVMGetParam(fn, 2), hi = LLVMGetParam(fn, 3);
   /* the output channels: cout, or the run-time row count */
@@ -402,10 +613,12 @@ static LLVMValueRef conv_function(Cg *g, const Ls *s) {
   } else if (s->cv.parts > 1) {
     counted_loop(g, lo, hi, ci64(g, 1), conv_tile_part, s);
   } else {
-    c.vblock = conv_vector_block(s, c.chunks);
+    if (c.symbolic) conv_vector_block_symbolic(g, &c);
+    else c.vblock = conv_vector_block(s, c.chunks);
     conv_tile_blocks(g, s, lo, hi);
   }
   LLVMBuildRetVoid(g->b);
+  free(c.koff);
   g->conv = NULL;
   g->fn = caller;
   LLVMPositionBuilderAtEnd(g->b, resume);
@@ -428,6 +641,7 @@ void emit_conv(Cg *g, Ls *s) {
     LLVMBuildStore(g->b, gep_f32(g, g->bufs[s->cv.add], emit(g, s->cv.add_off)), conv_buf_at(g, bufs, CONV_ADD));
     set_conv_buf_int(g, bufs, CONV_ADD_LD, emit(g, s->cv.add_ld));
   }
+  for (int i = 0; i < 4 && s->cv.size[0]; i++) set_conv_buf_int(g, bufs, CONV_SIZES + i, emit(g, s->cv.size[i]));
   LLVMValueRef tiles = LLVMBuildNSWMul(g->b, conv_tiles(g, s, count), ci64(g, s->cv.nbatch * s->cv.parts), "");
   call_parallel(g, s->cv.parts > 1 ? "nnc_rt_parallel_parts" : "nnc_rt_parallel_for", fn, bufs, tiles,
                 loopir_conv_fmas(s, s->cv.tile_co) / s->cv.parts);

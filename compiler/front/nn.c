@@ -523,6 +523,8 @@ INode *nn_pad(Sema *S, INode *x, const int64_t *pads, int npads, double value, S
   return ir_reshape(M, E, win, &s, loc, D);
 }
 
+#define TAKE_TABLE_MAX 4096
+
 /* src[i] = a + b·i for every i (a reversal, a shift)? */
 static bool affine(const int64_t *src, int64_t n, int64_t *a, int64_t *b) {
   *a = n ? src[0] : 0;
@@ -539,7 +541,9 @@ INode *nn_take(Sema *S, INode *x, int axis, const int64_t *src, int64_t n, SrcLo
   out.d[axis] = dim_const(n);
   int64_t a, b;
   INode *index;
-  if (n > 16 && affine(src, n, &a, &b)) { /* a + b·i computed, not a table of n indices in the library */
+  /* a long affine re-indexing is computed, a + b·i, not a table of n indices in the library;
+   * a short one stays a table (`nnc import` writes it as index_select of constant indices) */
+  if (n > TAKE_TABLE_MAX && affine(src, n, &a, &b)) {
     index = ir_binary(M, E, OP_MUL, ir_iota(M, E, &is, 0, loc), ir_fill(M, E, (double)b, &(Shape){0}, loc), loc, D);
     index = ir_binary(M, E, OP_ADD, index, ir_fill(M, E, (double)a, &(Shape){0}, loc), loc, D);
   } else {

@@ -30,10 +30,15 @@ int64_t shape_static_numel(const Shape *s) {
 void dim_str(const Model *m, Dim d, char *buf, size_t len) {
   size_t n = 0;
   buf[0] = 0;
+  /* a derived symbol's formula in parentheses when multiplied: 2*((H+1)/2), 32*N*(H+8) */
+  bool product = d.k != 1 || (d.syms & (d.syms - 1));
   if (d.k != 1 || !d.syms) n += snprintf(buf + n, len - n, "%lld", (long long)d.k);
   for (int i = 0; i < MAX_SYMS && n < len; i++)
-    if (d.syms & (1u << i))
-      n += snprintf(buf + n, len - n, "%s%s", n ? "*" : "", m ? m->sym_names[i] : "?");
+    if (d.syms & (1u << i)) {
+      const char *name = m ? m->sym_names[i] : "?";
+      bool paren = product && strpbrk(name, "+-/");
+      n += snprintf(buf + n, len - n, "%s%s%s%s", n ? "*" : "", paren ? "(" : "", name, paren ? ")" : "");
+    }
 }
 
 const char *shape_str(const Model *m, DType dt, const Shape *s, char *buf, size_t len) {

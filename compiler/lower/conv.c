@@ -5,47 +5,91 @@
 #include "target.h"
 #include "lower_internal.h"
 
+/* The copy's layout as expressions: constants for a static plan, else computed from the
+ * run-time sizes (convplan.h) the way convplan.c computes the static ones. */
+typedef struct ConvSizes {
+  Lx *H, *W;      /* the input's rows and columns */
+  Lx *oh, *ow;    /* the output's */
+  Lx *hq, *wq;    /* a phase plane's rows and columns */
+  Lx *chan, *copy; /* floats of one input channel's planes, of one (image, group)'s copy */
+} ConvSizes;
+
+static ConvSizes conv_sizes(Lower *L, const ConvPlan *c) {
+  const Shape *xs = &c->x->shape;
+  ConvSizes z = {.H = lx_dim(L, xs->d[2]), .W = lx_dim(L, xs->d[3]), .oh = lx_dim(L, c->ohd), .ow = lx_dim(L, c->owd)};
+  if (!c->symbolic) {
+    z.hq = lx_i(L, c->hq);
+    z.wq = lx_i(L, c->wq);
+    z.chan = lx_i(L, conv_plan_channel_floats(c));
+    z.copy = lx_i(L, conv_plan_copy_floats(c));
+    return z;
+  }
+  Lx *chunks = ibin(L, '/', ibin(L, '+', z.ow, lx_i(L, c->lanes - 1)), lx_i(L, c->lanes));
+  z.hq = ibin(L, '+', z.oh, lx_i(L, c->shift[0]));
+  z.wq = ibin(L, '+', ibin(L, '*', chunks, lx_i(L, c->lanes)), lx_i(L, c->shift[1]));
+  z.chan = ibin(L, '*', lx_i(L, c->nphase[0] * c->nphase[1]), ibin(L, '*', z.hq, z.wq));
+  z.copy = ibin(L, '*', lx_i(L, c->cin), z.chan);
+  return z;
+}
+
+/* Columns ww of phase pw whose input column ww*sw + pw - pad_l lies inside [0, W): [lo, hi),
+ * clamped to the plane's wq columns. */
+static void conv_copy_columns(Lower *L, const ConvPlan *c, const ConvSizes *z, int64_t pw, Lx **lo, Lx **hi) {
+  int64_t sw = c->stride[1], first = c->pad[1] - pw; /* ww*sw >= first */
+  int64_t lo_c = first <= 0 ? 0 : (first + sw - 1) / sw;
+  if (!c->symbolic) { /* static: constants */
+    int64_t W = c->x->shape.d[3].k, wq = c->wq;
+    lo_c = lo_c < wq ? lo_c : wq;
+    int64_t hi_c = (first + W - 1 + sw) / sw; /* ww*sw <= first + W - 1 */
+    hi_c = hi_c < wq ? hi_c : wq;
+    *lo = lx_i(L, lo_c);
+    *hi = lx_i(L, hi_c > lo_c ? hi_c : lo_c);
+    return;
+  }
+  /* first + W - 1 + sw >= 0 (W >= 1, first >= 1 - sw): a plain division */
+  *lo = ibin(L, 'm', lx_i(L, lo_c), z->wq);
+  Lx *h = ibin(L, '/', ibin(L, '+', z->W, lx_i(L, first - 1 + sw)), lx_i(L, sw));
+  *hi = ibin(L, 'M', ibin(L, 'm', h, z->wq), *lo);
+}
+
 /* One stride phase (ph, pw) of every input channel in the padded copy (lower_conv_copy). */
-static void lower_conv_copy_phase(Lower *L, Ls *chan, const ConvPlan *c, Lx *const *bidx, int xbuf, Lx *base, Lx *ci,
-                                  int64_t ph, int64_t pw) {
-  Lx *zero = lx_i(L, 0), *one = lx_i(L, 1), *hh, *ww;
-  int64_t H = c->x->shape.d[2].k, W = c->x->shape.d[3].k, sw = c->stride[1];
-  Ls *s = loop(L, chan, zero, lx_i(L, c->hq), one, &hh);
+static void lower_conv_copy_phase(Lower *L, Ls *chan, const ConvPlan *c, const ConvSizes *z, Lx *const *bidx, int xbuf,
+                                  Lx *base, Lx *ci, int64_t ph, int64_t pw) {
+  Lx *zero = lx_i(L, 0), *one = lx_i(L, 1), *hh, *ww, *lo, *hi;
+  int64_t sw = c->stride[1];
+  Ls *s = loop(L, chan, zero, z->hq, one, &hh);
   s->rolled = true;
   Lx *plane = ibin(L, '+', ibin(L, '*', ci, lx_i(L, c->nphase[0] * c->nphase[1])), lx_i(L, ph * c->nphase[1] + pw));
-  Lx *row = ibin(L, '+', base, ibin(L, '*', ibin(L, '+', ibin(L, '*', plane, lx_i(L, c->hq)), hh), lx_i(L, c->wq)));
-  /* columns ww with input column iw = ww*sw + pw - pad_l inside [0, W): [lo, hi), static
-   * for a static phase; the zero padding on either side is stored apart, so the row between
-   * loads a plain run of X (every sw-th element: a vector row) */
-  int64_t first = c->pad[1] - pw; /* ww*sw >= first */
-  int64_t lo = first <= 0 ? 0 : (first + sw - 1) / sw;
-  lo = lo < c->wq ? lo : c->wq;
-  int64_t hi = (first + W - 1 + sw) / sw; /* ww*sw <= first + W - 1 */
-  hi = hi < c->wq ? hi : c->wq;
-  hi = hi > lo ? hi : lo;
-  Ls *left = loop(L, s, zero, lx_i(L, lo), one, &ww);
+  Lx *row = ibin(L, '+', base, ibin(L, '*', ibin(L, '+', ibin(L, '*', plane, z->hq), hh), z->wq));
+  /* the zero padding on either side of the columns inside X is stored apart, so the row
+   * between loads a plain run of X (every sw-th element: a vector row) */
+  conv_copy_columns(L, c, z, pw, &lo, &hi);
+  Ls *left = loop(L, s, zero, lo, one, &ww);
   left->scalar = left->rolled = true;
   store(L, left, xbuf, ibin(L, '+', row, ww), lx_f(L, 0.0));
-  Ls *mid = loop(L, s, lx_i(L, lo), lx_i(L, hi), one, &ww);
-  mid->vector_row = hi - lo <= SHORT_ROW;
+  Ls *mid = loop(L, s, lo, hi, one, &ww);
+  mid->vector_row = lo->k == LX_I && hi->k == LX_I && hi->c - lo->c <= SHORT_ROW;
   Lx *ih = ibin(L, '-', ibin(L, '+', ibin(L, '*', hh, lx_i(L, c->stride[0])), lx_i(L, ph)), lx_i(L, c->pad[0]));
   Lx *iw = ibin(L, '-', ibin(L, '+', ibin(L, '*', ww, lx_i(L, sw)), lx_i(L, pw)), lx_i(L, c->pad[1]));
-  Lx *xi[4] = {bidx[0], ibin(L, '+', ibin(L, '*', bidx[1], lx_i(L, c->cin)), ci), clamp(L, ih, 0, H - 1), iw};
-  Lx *row_inside = ibin(L, '&', ibin(L, '<', lx_i(L, -1), ih), ibin(L, '<', ih, lx_i(L, H)));
+  Dim H = c->x->shape.d[2];
+  Lx *xi[4] = {bidx[0], ibin(L, '+', ibin(L, '*', bidx[1], lx_i(L, c->cin)), ci),
+               H.syms ? clamp_dim(L, ih, H) : clamp(L, ih, 0, H.k - 1), iw};
+  Lx *row_inside = H.syms ? inside_dim(L, ih, H) : ibin(L, '&', ibin(L, '<', lx_i(L, -1), ih), ibin(L, '<', ih, lx_i(L, H.k)));
   store(L, mid, xbuf, ibin(L, '+', row, ww), select3(L, row_inside, value(L, c->x, xi), lx_f(L, 0.0)));
   L->nmemo = 0;
-  Ls *right = loop(L, s, lx_i(L, hi), lx_i(L, c->wq), one, &ww);
+  Ls *right = loop(L, s, hi, z->wq, one, &ww);
   right->scalar = right->rolled = true;
   store(L, right, xbuf, ibin(L, '+', row, ww), lx_f(L, 0.0));
 }
 
 /* The padded, phase-split copy of an (image, group)'s input channels (convplan.h), each
- * stride phase in its own loops: their column ranges are then static. */
-static void lower_conv_copy(Lower *L, Ls *parent, const ConvPlan *c, Lx *const *bidx, int xbuf, Lx *base) {
+ * stride phase in its own loops: their column ranges are then static (for static sizes). */
+static void lower_conv_copy(Lower *L, Ls *parent, const ConvPlan *c, const ConvSizes *z, Lx *const *bidx, int xbuf,
+                            Lx *base) {
   Lx *ci;
   Ls *chan = loop(L, parent, lx_i(L, 0), lx_i(L, c->cin), lx_i(L, 1), &ci);
   for (int64_t ph = 0; ph < c->nphase[0]; ph++)
-    for (int64_t pw = 0; pw < c->nphase[1]; pw++) lower_conv_copy_phase(L, chan, c, bidx, xbuf, base, ci, ph, pw);
+    for (int64_t pw = 0; pw < c->nphase[1]; pw++) lower_conv_copy_phase(L, chan, c, z, bidx, xbuf, base, ci, ph, pw);
 }
 
 /* The direct convolution's register-tiled kernel (codegen emit_conv) over x (channel planes
@@ -74,27 +118,47 @@ Ls *conv_stmt(Lower *L, int64_t cin, int lanes, int x, Lx *x_off, int w, Lx *w_o
   return cv;
 }
 
+/* The LS_CONV's layout: static offsets, or for a symbolic plan the run-time sizes and each
+ * tap's (plane, row, column) (loopir.h). */
+static void conv_stmt_layout(Lower *L, Ls *cv, const ConvPlan *c, const ConvSizes *z) {
+  int64_t ntaps = c->kh * c->kw;
+  if (!c->symbolic) {
+    cv->cv.xplane = conv_plan_channel_floats(c);
+    cv->cv.xrow = c->wq;
+    cv->cv.oh = c->oh;
+    cv->cv.ow = c->ow;
+    cv->cv.tap = arena_alloc(L->m->arena, ntaps * sizeof *cv->cv.tap);
+    for (int64_t i = 0; i < c->kh; i++)
+      for (int64_t j = 0; j < c->kw; j++) cv->cv.tap[i * c->kw + j] = conv_plan_tap(c, i, j);
+    return;
+  }
+  cv->cv.size[0] = z->oh;
+  cv->cv.size[1] = z->ow;
+  cv->cv.size[2] = z->hq;
+  cv->cv.size[3] = z->wq;
+  cv->cv.nplanes = c->nphase[0] * c->nphase[1];
+  cv->cv.tap = arena_alloc(L->m->arena, 3 * ntaps * sizeof *cv->cv.tap);
+  for (int64_t i = 0; i < c->kh; i++)
+    for (int64_t j = 0; j < c->kw; j++) conv_plan_tap_parts(c, i, j, &cv->cv.tap[3 * (i * c->kw + j)]);
+}
+
 /* Returns whether the kernel's epilogue was applied too (Winograd's output transform). */
 bool lower_conv(Lower *L, Ls *parent, const ConvPlan *c, Lx *const *bidx) {
   const Kernel *K = L->K;
   INode *g = K->gemm, *A = g->in[0];
   const Shape *s = &g->shape;
   int xbuf = buffer_of(L, K->prologue);
+  ConvSizes z = conv_sizes(L, c);
   Lx *item = ibin(L, '+', ibin(L, '*', bidx[0], lx_i(L, c->groups)), bidx[1]);
-  Lx *base = ibin(L, '*', item, lx_i(L, conv_plan_copy_floats(c)));
-  lower_conv_copy(L, parent, c, bidx, xbuf, base);
+  Lx *base = ibin(L, '*', item, z.copy);
+  lower_conv_copy(L, parent, c, &z, bidx, xbuf, base);
   if (c->winograd) return lower_winograd(L, parent, c, bidx, xbuf, base, item);
-  int64_t cout = s->d[2].k, ntaps = c->kh * c->kw;
+  int64_t cout = s->d[2].k;
+  Lx *y_item = s->d[3].syms ? ibin(L, '*', lx_i(L, cout), lx_dim(L, s->d[3])) : lx_i(L, cout * s->d[3].k);
   Ls *cv = conv_stmt(L, c->cin, c->lanes, xbuf, base, buffer_of(L, A), batch_offset(L, s, 2, bidx, &A->shape), L->gemm_cbuf,
-                     ibin(L, '*', item, lx_i(L, cout * s->d[3].k)), cout);
-  cv->cv.ntaps = ntaps;
-  cv->cv.xplane = conv_plan_channel_floats(c);
-  cv->cv.xrow = c->wq;
-  cv->cv.oh = c->oh;
-  cv->cv.ow = c->ow;
-  cv->cv.tap = arena_alloc(L->m->arena, ntaps * sizeof *cv->cv.tap);
-  for (int64_t i = 0; i < c->kh; i++)
-    for (int64_t j = 0; j < c->kw; j++) cv->cv.tap[i * c->kw + j] = conv_plan_tap(c, i, j);
+                     ibin(L, '*', item, y_item), cout);
+  cv->cv.ntaps = c->kh * c->kw;
+  conv_stmt_layout(L, cv, c, &z);
   ls_add(L, parent, cv);
   return false;
 }

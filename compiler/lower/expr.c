@@ -129,9 +129,35 @@ static Lx *div_mod_simplified(Lower *L, int op, Lx *a, int64_t d) {
   return NULL;
 }
 
+/* Is x a loop variable that stays in [0, size) (a loop to a run-time size)? */
+static bool below_size(const Lower *L, const Lx *x, const Lx *size) {
+  return x->k == LX_VAR && x->var < L->nvars && L->range[x->var].known && L->range[x->var].lo >= 0 &&
+         L->range[x->var].below == size;
+}
+
+/* x / d or x % d for a run-time size d (symbolic H*W): x = q or x = A * d + q with q a loop
+ * variable below d and A not negative, what a reshape of a symbolic map read back gives.
+ * NULL when no rule applies. */
+static Lx *div_mod_by_size(Lower *L, int op, Lx *a, Lx *d) {
+  int64_t lo, hi;
+  if (below_size(L, a, d)) return op == '/' ? lx_i(L, 0) : a;
+  if (a->k != LX_IBIN || a->op != '+') return NULL;
+  for (int side = 0; side < 2; side++) {
+    Lx *p = a->a[side], *q = a->a[1 - side];
+    if (p->k != LX_IBIN || p->op != '*' || !below_size(L, q, d)) continue;
+    Lx *x = p->a[1] == d ? p->a[0] : p->a[0] == d ? p->a[1] : NULL;
+    if (x && int_range(L, x, &lo, &hi, 0) && lo >= 0) return op == '/' ? x : q;
+  }
+  return NULL;
+}
+
 Lx *ibin(Lower *L, int op, Lx *a, Lx *b) {
   if ((op == '/' || op == '%') && b->k == LX_I && b->c > 1 && a->k != LX_I) {
     Lx *r = div_mod_simplified(L, op, a, b->c);
+    if (r) return r;
+  }
+  if ((op == '/' || op == '%') && b->k != LX_I) {
+    Lx *r = div_mod_by_size(L, op, a, b);
     if (r) return r;
   }
   if (a->k == LX_I && b->k == LX_I && op != '<' && op != '=' && op != '&') {
@@ -152,9 +178,10 @@ Lx *ibin(Lower *L, int op, Lx *a, Lx *b) {
   if (op == '*' && a->k == LX_I && a->c == 1) return b;
   if ((op == '*' || op == '/') && b->k == LX_I && b->c == 1) return a;
   if (op == '%' && b->k == LX_I && b->c == 1) return lx_i(L, 0);
-  if (op == '+' && b->k == LX_IBIN && b->op == '%' && b->a[1]->k == LX_I) {
+  if (op == '+' && b->k == LX_IBIN && b->op == '%') {
     /* (x / c) * c + x % c == x, and (A + x / c) * c + x % c == A * c + x (truncating
-     * division): a reshape read back through its own linearization is contiguous again */
+     * division, any c != 0: a constant or a run-time size): a reshape read back through its
+     * own linearization is contiguous again */
     Lx *x = b->a[0], *c = b->a[1];
     if (a->k == LX_IBIN && a->op == '*' && a->a[1] == c) {
       Lx *e = a->a[0];

@@ -3,6 +3,7 @@
  * channels of a one-tap image, emitted by codegen's conv kernel), optionally starting from
  * an addend D; the epilogue runs while a block is warm in cache.  Convolutions go to conv.c. */
 #include <string.h>
+#include "target.h"
 #include "lower_internal.h"
 
 #define GEMM_ROW_BLOCK 512  /* rows per sgemm call: the epilogue runs on a cache-warm tile; fewer rows repack the weights too often */
@@ -94,6 +95,37 @@ static bool row_tiles_onto(Lower *L, Ls *cv, Lx *r0) {
   return true;
 }
 
+/* Row tiles over a symbolic column count n (a 1x1 convolution on symbolic H, W: B is
+ * [K, H*W]).  B is then a one-row image of n columns, its rows not padded (tight), the sizes
+ * LS_CONV's run-time ones (loopir.h); NULL when that does not apply.  The caller applies
+ * row_tile_lanes' rule on B's size at run time (symbolic_row_tiles_fit). */
+static Ls *symbolic_row_tiles(Lower *L, Lx *k, Lx *n, Lx *rows, int b, Lx *b_off, int a, Lx *a_off, Lx *c_off) {
+  if (k->k != LX_I || n->k == LX_I || k->c < 1) return NULL;
+  int host, regs;
+  target_host_simd(&host, &regs);
+  int64_t bound = loopir_size_bound(rows); /* for the work estimates; unbounded: a batch's 16 */
+  Ls *cv = conv_stmt(L, k->c, host > 8 ? 8 : host, b, b_off, a, a_off, L->gemm_cbuf, c_off, bound >= 0 ? bound : 16);
+  cv->cv.rows = rows->k == LX_I ? NULL : rows;
+  cv->cv.ntaps = 1;
+  cv->cv.tap = arena_alloc(L->m->arena, 3 * sizeof *cv->cv.tap);
+  cv->cv.tap[0] = cv->cv.tap[1] = cv->cv.tap[2] = 0;
+  Lx *one = lx_i(L, 1);
+  cv->cv.size[0] = cv->cv.size[2] = one;
+  cv->cv.size[1] = cv->cv.size[3] = n;
+  cv->cv.nplanes = 1;
+  cv->cv.tight = true;
+  return cv;
+}
+
+/* 1 when B [k, n] takes row tiles (row_tile_lanes: at most ROW_TILES_LONG_B_K rows, or at most
+ * ROW_TILES_MAX_FLOATS), else 0: a loop of that many iterations holds the row tiles, one of
+ * 1 - that the sgemm call, so that each call takes the static rule's choice for its n. */
+static Lx *symbolic_row_tiles_fit(Lower *L, Lx *k, Lx *n) {
+  if (k->c <= ROW_TILES_LONG_B_K) return lx_i(L, 1);
+  Lx *room = ibin(L, '-', lx_i(L, ROW_TILES_MAX_FLOATS + 1), ibin(L, '*', k, n)); /* >= 1 when it fits */
+  return ibin(L, 'M', ibin(L, 'm', room, lx_i(L, 1)), lx_i(L, 0));
+}
+
 /* The im2col prologue (if any) and the sgemm calls of lower_gemm inside its batch loops
  * (cur); returns the loop the epilogue of a row block goes into. */
 static Ls *lower_sgemm(Lower *L, Ls *cur, Lx *const *bidx, bool blocked, Lx **row0, bool *done) {
@@ -138,6 +170,21 @@ static Ls *lower_sgemm(Lower *L, Ls *cur, Lx *const *bidx, bool blocked, Lx **ro
   Lx *a_off = ibin(L, '+', batch_offset(L, s, nb, bidx, &A->shape), ibin(L, '*', r0, ta ? one : k));
   Lx *b_off = K->prologue ? item_b : batch_offset(L, s, nb, bidx, &B->shape);
   Lx *c_off = ibin(L, '+', ibin(L, '*', cbatch, ibin(L, '*', m, n)), ibin(L, '*', r0, n));
+  Ls *sym = ta || tb || nb < 1 ? NULL : symbolic_row_tiles(L, k, n, rows, buffer_of(L, B), b_off, buffer_of(L, A), a_off, c_off);
+  Ls *gemm_parent = cur;
+  if (sym) {
+    Lx *fit = symbolic_row_tiles_fit(L, k, n), *v;
+    if (fit->k == LX_I) {
+      ls_add(L, cur, sym);
+      *row0 = r0;
+      return cur;
+    }
+    Ls *tiles = loop(L, cur, zero, fit, one, &v);
+    tiles->rolled = tiles->scalar = true;
+    ls_add(L, tiles, sym);
+    gemm_parent = loop(L, cur, zero, ibin(L, '-', one, fit), one, &v);
+    gemm_parent->rolled = gemm_parent->scalar = true;
+  }
   int lanes = ta || tb || n->k != LX_I || k->k != LX_I ? 0 : row_tile_lanes(k->c, n->c);
   if (lanes) { /* row tiles (convplan.h): C's rows as output channels of a one-tap image B */
     int64_t bound = loopir_size_bound(rows); /* for the work estimates; unbounded: a batch's 16 */
@@ -183,7 +230,7 @@ static Ls *lower_sgemm(Lower *L, Ls *cur, Lx *const *bidx, bool blocked, Lx **ro
   gs->g.ldc = n;
   gs->g.ta = ta;
   gs->g.tb = tb;
-  ls_add(L, cur, gs);
+  ls_add(L, gemm_parent, gs);
   *row0 = r0;
   return cur;
 }

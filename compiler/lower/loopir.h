@@ -71,7 +71,14 @@ struct Ls {
     int x, w, y;
     Lx *x_off, *w_off, *y_off;
     int64_t cout, cin, ntaps, xplane, xrow, oh, ow; /* weight rows are cin * ntaps long */
-    int64_t *tap;                       /* [ntaps] offset of each kernel tap in a channel's planes */
+    int64_t *tap;                       /* [ntaps] offset of each kernel tap in a channel's planes;
+                                           with size[]: [3 * ntaps] its plane, row and column, at
+                                           (plane * hq + row) * wq + col */
+    Lx *size[4];                        /* symbolic spatial sizes (convplan.h): the run-time oh,
+                                           ow, hq (a phase plane's rows) and wq (= xrow); oh, ow,
+                                           xplane and xrow are then 0.  NULL: all static */
+    int64_t nplanes;                    /* with size[]: phase planes a channel (xplane =
+                                           nplanes * hq * wq) */
     int lanes, tile_co, tile_vec;       /* vector width; register tile: output channels x vectors */
     Lx *rows;                           /* a run-time count of output channels (the rows of a
                                            row-tile product), cout then only bounds it; or NULL */
@@ -139,8 +146,10 @@ static inline int64_t loopir_size_bound(const Lx *x) {
 
 /* Vector multiply-adds of a direct convolution's `channels` output channels: its work, for
  * the thread pool's grain (parallel.c, and codegen for its channel tiles). */
+#define LOOPIR_SYMBOLIC_MAP 32 /* the rows and columns a symbolic map is guessed to have */
 static inline int64_t loopir_conv_fmas(const Ls *s, int64_t channels) {
-  double fmas = (double)channels * s->cv.oh * s->cv.ow * s->cv.cin * s->cv.ntaps / s->cv.lanes;
+  double pixels = s->cv.size[0] ? LOOPIR_SYMBOLIC_MAP * LOOPIR_SYMBOLIC_MAP : (double)s->cv.oh * s->cv.ow;
+  double fmas = channels * pixels * s->cv.cin * s->cv.ntaps / s->cv.lanes;
   return fmas < (double)INT64_MAX ? (int64_t)fmas : INT64_MAX;
 }
 

@@ -111,6 +111,7 @@ Ls *loop(Lower *L, Ls *parent, Lx *lo, Lx *hi, Lx *step, Lx **var) {
    * constant and the step positive */
   s->var = new_var(L, lo->k == LX_I ? lo->c : 0, hi->k == LX_I ? hi->c - 1 : INT64_MAX,
                    lo->k == LX_I && lo->c >= 0 && step->k == LX_I && step->c > 0);
+  if (hi->k != LX_I && L->range[s->var].known) L->range[s->var].below = hi;
   s->lo = lo;
   s->hi = hi;
   s->step = step;

@@ -30,8 +30,10 @@ typedef struct Lower {
   Lx **hash;           /* hash-consing table of the entry's expressions (chains) */
   size_t hash_cap, hash_count; /* its buckets (a power of two), its expressions */
   int nvars, naccs;
-  struct VarRange { int64_t lo, hi; bool known; } *range; /* per loop variable of the kernel:
-                                            its static bounds (hi INT64_MAX: unbounded) */
+  struct VarRange { int64_t lo, hi; bool known; Lx *below; } *range; /* per loop variable of
+                                            the kernel: its static bounds (hi INT64_MAX:
+                                            unbounded), and a run-time size it stays below
+                                            (a loop to a symbolic hi), or NULL */
   int caprange;
   unsigned walk_gen;   /* the generation of the last walk over expressions (Lx.walk_gen) */
   /* the kernel being lowered */

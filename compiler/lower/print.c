@@ -178,7 +178,19 @@ static void print_ls(Printer *p, const Ls *s, int depth) {
     fprintf(out, " cout=%lld cin=%lld oh=%lld ow=%lld xplane=%lld xrow=%lld lanes=%d tile=%dx%d taps=",
             (long long)s->cv.cout, (long long)s->cv.cin, (long long)s->cv.oh, (long long)s->cv.ow,
             (long long)s->cv.xplane, (long long)s->cv.xrow, s->cv.lanes, s->cv.tile_co, s->cv.tile_vec);
-    for (int64_t t = 0; t < s->cv.ntaps; t++) fprintf(out, "%s%lld", t ? "," : "", (long long)s->cv.tap[t]);
+    if (s->cv.size[0]) { /* symbolic sizes: taps as plane:row:col */
+      for (int64_t t = 0; t < s->cv.ntaps; t++)
+        fprintf(out, "%s%lld:%lld:%lld", t ? "," : "", (long long)s->cv.tap[3 * t], (long long)s->cv.tap[3 * t + 1],
+                (long long)s->cv.tap[3 * t + 2]);
+      static const char *const names[4] = {"oh", "ow", "hq", "wq"};
+      for (int i = 0; i < 4; i++) {
+        fprintf(out, " %s=", names[i]);
+        print_lx(p, s->cv.size[i]);
+      }
+      fprintf(out, " planes=%lld", (long long)s->cv.nplanes);
+    } else {
+      for (int64_t t = 0; t < s->cv.ntaps; t++) fprintf(out, "%s%lld", t ? "," : "", (long long)s->cv.tap[t]);
+    }
     if (s->cv.rows) {
       fprintf(out, " rows=");
       print_lx(p, s->cv.rows);

@@ -3,6 +3,13 @@
 #include "target.h"
 
 #define MAX_STRIDE 64
+/* A symbolic row's vector width is picked for a row this long (a mid-network map) */
+#define SYMBOLIC_ROW_GUESS 64
+/* The scratch bound of a symbolic plan: hq <= oh + ROWS_SLACK and wq <= ow + COLS_SLACK
+ * (or the exact excess when larger), one pair of derived symbols per output size that
+ * every convolution on it shares (a model has at most MAX_SYMS symbols) */
+#define ROWS_SLACK 8
+#define COLS_SLACK 16
 
 const double winograd_G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
 
@@ -55,8 +62,13 @@ bool conv_plan_of(const INode *g, const INode *cols, ConvPlan *c) {
     return false;
   const Shape *ws = &win->shape, *gs = &g->shape;
   INode *x = win->in[0];
-  if (x->shape.rank != 4 || gs->d[1].syms || ws->d[1].syms || !dim_eq(ws->d[0], gs->d[0])) return false;
-  *c = (ConvPlan){.x = x, .groups = gs->d[1].k, .oh = ws->d[2].k, .ow = ws->d[3].k, .kh = ws->d[4].k, .kw = ws->d[5].k};
+  if (x->shape.rank != 4 || gs->d[1].syms || gs->d[2].syms || ws->d[1].syms || ws->d[4].syms || ws->d[5].syms ||
+      !dim_eq(ws->d[0], gs->d[0]))
+    return false;
+  *c = (ConvPlan){.x = x, .groups = gs->d[1].k, .ohd = ws->d[2], .owd = ws->d[3], .kh = ws->d[4].k, .kw = ws->d[5].k};
+  c->symbolic = c->ohd.syms || c->owd.syms;
+  c->oh = c->ohd.syms ? 0 : c->ohd.k;
+  c->ow = c->owd.syms ? 0 : c->owd.k;
   c->cin = ws->d[1].k / c->groups;
   if (c->cin * c->groups != ws->d[1].k) return false;
   int64_t taps[2] = {c->kh, c->kw};
@@ -68,13 +80,13 @@ bool conv_plan_of(const INode *g, const INode *cols, ConvPlan *c) {
   }
   int host, regs;
   target_host_simd(&host, &regs);
-  c->lanes = pick_lanes(host, c->ow);
+  c->lanes = pick_lanes(host, c->owd.syms ? SYMBOLIC_ROW_GUESS : c->ow);
   /* output rows of 4 or fewer columns: 4-float vectors use a quarter of an AVX-512 FMA, and
    * im2col + sgemm is faster (fcn's 4x4 and 2x2 maps); not with groups, whose sgemm calls
    * per group (a depthwise convolution's: one row of 9 taps each) cost far more */
   if (c->lanes < 8 && host >= 8 && c->groups == 1) return false;
-  c->hq = c->oh + c->shift[0];
-  c->wq = (c->ow + c->lanes - 1) / c->lanes * c->lanes + c->shift[1];
+  c->hq = c->ohd.syms ? 0 : c->oh + c->shift[0];
+  c->wq = c->owd.syms ? 0 : (c->ow + c->lanes - 1) / c->lanes * c->lanes + c->shift[1];
   c->cout = gs->d[2].k;
   c->winograd = g->in[2] != NULL;
   return true;
@@ -83,7 +95,7 @@ bool conv_plan_of(const INode *g, const INode *cols, ConvPlan *c) {
 bool conv_plan_winograd_fits(const ConvPlan *c) {
   int host, regs;
   target_host_simd(&host, &regs);
-  return c->kh == 3 && c->kw == 3 && c->stride[0] == 1 && c->stride[1] == 1 && c->dil[0] == 1 && c->dil[1] == 1 &&
+  return !c->symbolic && c->kh == 3 && c->kw == 3 && c->stride[0] == 1 && c->stride[1] == 1 && c->dil[0] == 1 && c->dil[1] == 1 &&
          c->oh % 2 == 0 && c->ow % 2 == 0 && c->ow / 2 <= 4 * host && c->cin >= WINOGRAD_MIN_CHANNELS &&
          c->cout >= WINOGRAD_MIN_CHANNELS;
 }
@@ -110,6 +122,45 @@ int64_t conv_plan_tap(const ConvPlan *c, int64_t i, int64_t j) {
   int64_t dy = i * c->dil[0], dx = j * c->dil[1];
   int64_t phase = (dy % c->stride[0]) * c->nphase[1] + dx % c->stride[1];
   return (phase * c->hq + dy / c->stride[0]) * c->wq + dx / c->stride[1];
+}
+
+void conv_plan_tap_parts(const ConvPlan *c, int64_t i, int64_t j, int64_t part[3]) {
+  int64_t dy = i * c->dil[0], dx = j * c->dil[1];
+  part[0] = (dy % c->stride[0]) * c->nphase[1] + dx % c->stride[1];
+  part[1] = dy / c->stride[0];
+  part[2] = dx / c->stride[1];
+}
+
+/* size + excess, or a bound size + max(excess, slack) as a derived symbol that shares none of
+ * `avoid`'s symbols (a Dim holds each symbol once) */
+static bool bound_axis(Model *m, Dim size, int64_t excess, int64_t slack, uint32_t avoid, SrcLoc loc, Dim *out) {
+  if (!size.syms) {
+    *out = dim_const(size.k + excess);
+    return true;
+  }
+  if (size.syms & (size.syms - 1)) return false; /* a product of symbols: no rule derives from it */
+  Diag quiet = {.has_error = 1};                  /* failure is an answer here, not an error */
+  bool ok = true;
+  for (int64_t add = excess > slack ? excess : slack; ok; add++) {
+    *out = dim_derive(m, size, 1, add, 1, "conv2d: the rows of the padded input copy", loc, &quiet, &ok);
+    if (ok && !(out->syms & avoid)) return true;
+  }
+  return false;
+}
+
+bool conv_plan_copy_bound(Model *m, const ConvPlan *c, SrcLoc loc, Dim *floats) {
+  Dim hq, wq;
+  if (!c->symbolic) {
+    *floats = dim_const(conv_plan_copy_floats(c));
+    return true;
+  }
+  uint32_t images = c->x->shape.d[0].syms; /* the slot holds N x groups copies */
+  if (!bound_axis(m, c->ohd, c->shift[0], ROWS_SLACK, images, loc, &hq)) return false;
+  /* a static width's rows are exact; a symbolic one's last vector is padded by up to lanes - 1 */
+  int64_t wpad = c->owd.syms ? c->lanes - 1 : (c->ow + c->lanes - 1) / c->lanes * c->lanes - c->ow;
+  if (!bound_axis(m, c->owd, wpad + c->shift[1], COLS_SLACK, images | hq.syms, loc, &wq)) return false;
+  *floats = (Dim){c->cin * c->nphase[0] * c->nphase[1] * hq.k * wq.k, hq.syms | wq.syms};
+  return true;
 }
 
 int row_tile_lanes(int64_t k, int64_t n) {

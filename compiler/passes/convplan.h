@@ -9,7 +9,14 @@
  * (hh, ww), zero outside X; kernel tap (kh, kw) reads phase ((kh*dh) % sh, (kw*dw) % sw)
  * shifted by ((kh*dh) / sh, (kw*dw) / sw) rows and columns, so the inputs of a run of output
  * columns are a contiguous run of the copy.  The memory planner sizes the scratch slot from
- * the same plan. */
+ * the same plan.
+ *
+ * Symbolic spatial sizes (x: f32[N, 3, H, W]): the plan's output rows and columns are then the
+ * Dims ohd, owd and `symbolic` is set; oh, ow, hq and wq hold only what is static (0
+ * otherwise), and lowering computes the copy's layout from the run-time sizes (conv.c).  A
+ * tap's offset is then (plane * hq + row) * wq + col, its parts from conv_plan_tap_parts.
+ * The scratch slot is sized by an upper bound of the copy with derived symbols
+ * (conv_plan_copy_bound), made before codegen: lowering never creates symbols. */
 #ifndef NNC_CONVPLAN_H
 #define NNC_CONVPLAN_H
 
@@ -19,6 +26,8 @@ typedef struct ConvPlan {
   INode *x;                    /* the window's input [N, C, H, W] */
   int64_t groups, cin;         /* groups; input channels per group */
   int64_t kh, kw, oh, ow, stride[2], pad[2], dil[2];
+  Dim ohd, owd;                /* output rows and columns (oh, ow when static) */
+  bool symbolic;               /* ohd or owd is symbolic: hq, wq known at run time only */
   int64_t nphase[2], shift[2]; /* phases used per axis (0..n-1), largest tap shift */
   int64_t hq, wq;              /* rows and columns of a phase plane */
   int lanes;                   /* floats per vector (the host's, or fewer on a short row) */
@@ -49,12 +58,20 @@ int64_t conv_plan_tiles_padded(const ConvPlan *c);
  * to the next, per (image, group). */
 int64_t conv_plan_winograd_v_stride(const ConvPlan *c);
 int64_t conv_plan_winograd_m_stride(const ConvPlan *c);
+/* The static-size functions below (channel_floats .. tap) are for a plan that is not
+ * symbolic. */
 /* Floats of one input channel's phase planes in the copy. */
 int64_t conv_plan_channel_floats(const ConvPlan *c);
 /* Floats of one (image, group)'s padded copy: cin channels. */
 int64_t conv_plan_copy_floats(const ConvPlan *c);
 /* Offset in a channel's phase planes of kernel tap (i, j)'s input for output (0, 0). */
 int64_t conv_plan_tap(const ConvPlan *c, int64_t i, int64_t j);
+/* Tap (i, j)'s phase plane, row and column shift: its offset is (plane * hq + row) * wq + col. */
+void conv_plan_tap_parts(const ConvPlan *c, int64_t i, int64_t j, int64_t part[3]);
+/* Floats of one (image, group)'s padded copy, or an upper bound of it for a symbolic plan,
+ * with derived symbols (hq <= oh + a, wq <= ow + b) that this may add to m (so only in
+ * passes before lowering); false when the bound needs more symbols than m can take. */
+bool conv_plan_copy_bound(Model *m, const ConvPlan *c, SrcLoc loc, Dim *floats);
 
 /* Row tiles: a plain product C [M, N] = A [M, K] B [K, N] (row-major, K and N static, any M)
  * runs on the direct convolution's register-tiled kernel too, C's rows as its output

@@ -14,6 +14,7 @@
  * 5. Kernels are ordered topologically; a reshape of a tensor in memory is an alias. */
 #include <stdlib.h>
 #include <string.h>
+#include "convplan.h"
 #include "passes.h"
 
 #define MAX_INLINE_TREE 48 /* deeper elementwise chains are materialized in pieces */
@@ -227,6 +228,15 @@ static void fuse_epilogues(Fuse *F) {
   }
 }
 
+/* Columns of a symbolic size (a convolution over x: f32[N, C, H, W]) only as a direct
+ * convolution's padded copy, whose scratch bound needs derived symbols (convplan.h); the
+ * im2col columns of one image otherwise stay a tensor of their own. */
+static bool symbolic_direct_conv(Model *m, const INode *g, const INode *cols) {
+  ConvPlan c;
+  Dim floats;
+  return conv_plan_of(g, cols, &c) && !c.winograd && conv_plan_copy_bound(m, &c, g->loc, &floats);
+}
+
 /* A batched GEMM's B operand that only it reads (a convolution's im2col columns) is computed
  * per batch item, inside the GEMM's batch loop, into a scratch buffer that stays in cache:
  * [N, G, K, P] columns are never all in memory at once. */
@@ -243,7 +253,8 @@ static void find_prologues(Fuse *F) {
     bool same_batch = true;
     for (int a = 0; a < g->shape.rank - 2; a++) same_batch &= dim_eq(b->shape.d[a], g->shape.d[a]);
     const Shape *bs = &b->shape;
-    if (!same_batch || bs->d[bs->rank - 1].syms || bs->d[bs->rank - 2].syms) continue;
+    if (!same_batch || bs->d[bs->rank - 2].syms) continue;
+    if (bs->d[bs->rank - 1].syms && !symbolic_direct_conv(F->m, g, b)) continue;
     F->prologue[b->id] = true;
   }
 }

@@ -269,9 +269,11 @@ bool pass_memplan(Model *m, Entry *e, Diag *d) {
     Kernel *K = &e->kernels[k];
     if (K->kind == KK_SCAN) plan_scan(m, e, &p, K, k);
     ConvPlan conv;
-    if (conv_plan(K, &conv)) { /* every (image, group)'s padded copy, so images can run in parallel */
-      Dim items = dim_mul(m, K->gemm->shape.d[0], dim_const(conv.groups));
-      tenant(e, &p, dim_mul(m, items, dim_const(4 * conv_plan_copy_floats(&conv))), k, k, &K->prologue->slot);
+    if (conv_plan(K, &conv)) { /* every (image, group)'s padded copy, so images can run in parallel;
+                                  for symbolic sizes, as many as their bound (convplan.h) holds */
+      Dim items = dim_mul(m, K->gemm->shape.d[0], dim_const(conv.groups)), copy;
+      if (!conv_plan_copy_bound(m, &conv, K->gemm->loc, &copy)) unreachable("a direct convolution without its scratch bound");
+      tenant(e, &p, dim_mul(m, items, dim_mul(m, copy, dim_const(4))), k, k, &K->prologue->slot);
       if (conv.winograd) { /* and its transformed input and products, 16 matrices each */
         int64_t v = 16 * conv_plan_winograd_v_stride(&conv), mm = 16 * conv_plan_winograd_m_stride(&conv);
         tenant(e, &p, dim_mul(m, items, dim_const(4 * v)), k, k, &K->wino_slot[0]);

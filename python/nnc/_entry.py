@@ -31,9 +31,13 @@ def _mask_of(raw):
 
 
 def _dim_str(k, mask, symbols):
-    """'2*N', 'N' or '4', as the C runtime writes dims."""
+    """'2*N', 'N', '4' or '2*((H+1)/2)', as the C runtime writes dims (a derived dim's formula
+    in parentheses when multiplied)."""
     parts = [str(k)] if k != 1 or not mask else []
-    return "*".join(parts + [symbols[i] for i in _bits(mask)])
+    names = [symbols[i] for i in _bits(mask)]
+    if len(parts) + len(names) > 1:
+        names = [f"({n})" if any(c in n for c in "+-/") else n for n in names]
+    return "*".join(parts + names)
 
 
 class Arg:

@@ -338,13 +338,17 @@ static const char *dtype_str(int32_t dtype) {
   return dtype == NNC_F32 ? "f32" : dtype == NNC_I64 ? "i64" : "an unknown dtype";
 }
 
-/* "2*N*M", "N", "3" */
+/* "2*N*M", "N", "3", "2*((H+1)/2)" (a derived dim's formula in parentheses when multiplied) */
 static void dim_str(const nnc_model_desc *d, nnc_dim dim, char *buf, size_t len) {
   size_t n = 0;
   buf[0] = '\0';
+  bool product = dim.k != 1 || (dim.syms & (dim.syms - 1));
   if (dim.k != 1 || !dim.syms) n += snprintf(buf, len, "%lld", (long long)dim.k);
   for (int i = 0; i < d->n_syms && n < len; i++)
-    if (dim.syms & (1u << i)) n += snprintf(buf + n, len - n, "%s%s", n ? "*" : "", d->sym_names[i]);
+    if (dim.syms & (1u << i)) {
+      bool paren = product && strpbrk(d->sym_names[i], "+-/");
+      n += snprintf(buf + n, len - n, "%s%s%s%s", n ? "*" : "", paren ? "(" : "", d->sym_names[i], paren ? ")" : "");
+    }
 }
 
 /* "f32[N, 2]" */

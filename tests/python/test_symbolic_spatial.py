@@ -3,6 +3,7 @@
 square and not, odd, and small enough that a layer's output is 1x1 — each against PyTorch,
 at 1, 2 and 3 threads with the same bits; a too-small input fails the call naming the layer;
 -D H=... -D W=... pins the size; pooling with ceil_mode on a symbolic size."""
+import copy
 import os
 import subprocess
 import unittest
@@ -20,7 +21,11 @@ SIZES = [(64, 64), (97, 131), (40, 33), (17, 23)]
 @needs_torch
 class SymbolicSpatialTest(TorchvisionCase):
     def check_model(self, name, model):
+        """Against the model in float64: PyTorch's float32 answer is itself as far from it as
+        nnc's, in another order of sums (mobilenet_v2's float32 logits reach the tolerance
+        from either side at some inputs), so the exact answer is the reference."""
         torch = self.torch
+        exact = copy.deepcopy(model).double()
         weights = nnc.save_safetensors({k: v.numpy() for k, v in model.state_dict().items()},
                                        os.path.join(self.tmp, name + ".safetensors"))
         nn = os.path.join(ROOT, "tests", "models", name + ".nn")
@@ -30,7 +35,7 @@ class SymbolicSpatialTest(TorchvisionCase):
         for h, w in SIZES:
             x = torch.randn(2, 3, h, w)
             with torch.no_grad():
-                want = model(x).numpy()
+                want = exact(x.double()).float().numpy()
             assert_same_everywhere(self, models, lambda m: m.classify(x.numpy()), (want,), f"{name} at {h}x{w}")
 
     def test_resnet18(self):
@@ -222,6 +227,73 @@ export f(x: f32[N, 12, H, W]) -> (a: f32[N, 12, 2 * H, 2 * W], b: f32[N, 12, 5, 
                 got = m.f(x.numpy())
                 for name, g, w_ in zip("abcdegk", got, want):
                     assert_close(self, g, w_.numpy(), f"{kind} at {h}x{w}: output {name}")
+
+@needs_torch
+class DirectConvolutionTest(TempDirCase):
+    """Convolutions on symbolic H, W run as the direct convolution (a padded copy per image and
+    group, register tiles over run-time rows and columns; convplan.h), not im2col + sgemm:
+    every layout it handles against PyTorch at sizes from 1x1 up, rows whose last vector is
+    partial or whole, at 1, 2 and 3 threads with the same bits, JIT and AOT; and a 1x1
+    convolution as row tiles over H*W columns (gemm.c)."""
+
+    MODEL = """
+c1 = Conv2d(8, 16, 3, padding=1)
+c2 = Conv2d(8, 8, 3, stride=2, padding=1, groups=8)
+c3 = Conv2d(8, 10, 3, padding=2, dilation=2, groups=2)
+c4 = Conv2d(8, 5, 7, stride=2, padding=3)
+c5 = Conv2d(8, 80, 3, padding=1)
+c6 = Conv2d(80, 4, 1, stride=2)
+c7 = Conv2d(8, 4, 5, stride=3, padding=2)
+c8 = Conv2d(8, 7, 1)
+c9 = Conv2d(80, 6, 1)
+export f(x: f32[N, 8, H, W]) -> (a: f32[N, 16, H, W], b: f32[N, 8, (H + 1) / 2, (W + 1) / 2], c: f32[N, 10, H, W],
+                                  d: f32[N, 5, (H + 1) / 2, (W + 1) / 2], e: f32[N, 4, (H + 1) / 2, (W + 1) / 2],
+                                  g: f32[N, 4, (H + 2) / 3, (W + 2) / 3], h: f32[N, 7, H, W],
+                                  k: f32[N, 6, H, W]) {
+  a = c1(x)
+  b = relu(c2(x))
+  c = c3(x)
+  d = c4(x)
+  p = relu(c5(relu(x)))
+  e = c6(p)
+  k = c9(p)
+  g = c7(x)
+  h = c8(x)
+}
+"""
+    LAYERS = {"c1": dict(in_channels=8, out_channels=16, kernel_size=3, padding=1),
+              "c2": dict(in_channels=8, out_channels=8, kernel_size=3, stride=2, padding=1, groups=8),
+              "c3": dict(in_channels=8, out_channels=10, kernel_size=3, padding=2, dilation=2, groups=2),
+              "c4": dict(in_channels=8, out_channels=5, kernel_size=7, stride=2, padding=3),
+              "c5": dict(in_channels=8, out_channels=80, kernel_size=3, padding=1),
+              "c6": dict(in_channels=80, out_channels=4, kernel_size=1, stride=2),
+              "c7": dict(in_channels=8, out_channels=4, kernel_size=5, stride=3, padding=2),
+              "c8": dict(in_channels=8, out_channels=7, kernel_size=1),
+              "c9": dict(in_channels=80, out_channels=6, kernel_size=1)}
+
+    def test_layouts_at_any_size(self):
+        torch = torch_or_none()
+        torch.manual_seed(5)
+        layers = {n: torch.nn.Conv2d(**kw) for n, kw in self.LAYERS.items()}
+        weights = nnc.save_safetensors({f"{n}.{k}": v.numpy() for n, c in layers.items()
+                                        for k, v in c.state_dict().items()}, os.path.join(self.tmp, "w.safetensors"))
+        path = write_model(self.MODEL, self.tmp, "direct")
+        loops = subprocess.run([NNC, "dump", "--stage=loops", path], capture_output=True, text=True, check=True).stdout
+        direct = [line for line in loops.splitlines() if line.lstrip().startswith("conv ") and " planes=" in line]
+        self.assertEqual(len(direct), 9, "every convolution a direct one on run-time sizes")
+        self.assertEqual(sum(" tight" in line for line in direct), 2, "the 1x1 ones as row tiles (products)")
+        # but c9's B of 80 rows only while it fits in L2 (80 x 64 x 70 does not): sgemm then
+        self.assertEqual(loops.count("sgemm"), 1)
+        models = {"jit": nnc.compile(path, weights=weights), "so": nnc.load(compile_so(path, self.tmp, weights))}
+        L = layers
+        for h, w in [(1, 1), (2, 3), (3, 2), (1, 9), (4, 17), (9, 16), (13, 31), (33, 40), (64, 70)]:
+            x = torch.randn(2, 8, h, w)
+            with torch.no_grad():
+                p = torch.relu(L["c5"](torch.relu(x)))
+                want = (L["c1"](x), torch.relu(L["c2"](x)), L["c3"](x), L["c4"](x), L["c6"](p), L["c7"](x), L["c8"](x),
+                        L["c9"](p))
+            assert_same_everywhere(self, models, lambda m: m.f(x.numpy()), tuple(t.numpy() for t in want),
+                                   f"direct convolutions at {h}x{w}")
 
 
 if __name__ == "__main__":

@@ -38,6 +38,29 @@ static INode *causal_mask(Sema *S, Dim l, Dim s, SrcLoc loc) {
   return ir_where(M, E, above, ir_fill(M, E, -INFINITY, &(Shape){0}, loc), ir_fill(M, E, 0.0, &(Shape){0}, loc), loc, D);
 }
 
+/* Can ATTENTION compute it: static widths, a mask that broadcasts to [..., L, S]? */
+static bool fusable(const INode *q, const INode *k, const INode *v, const INode *mask) {
+  int r = q->shape.rank;
+  if (v->shape.d[r - 1].syms) return false;
+  if (!mask) return true;
+  if (mask->shape.rank > r) return false;
+  for (int i = 1; i <= mask->shape.rank; i++) {
+    Dim m = mask->shape.d[mask->shape.rank - i];
+    Dim to = i == 1 ? k->shape.d[r - 2] : q->shape.d[r - i];
+    if (!dim_is(m, 1) && !dim_eq(m, to)) return false;
+  }
+  return true;
+}
+
+/* One ATTENTION op (lower/attention.c): FlashAttention's blocks, no [..., L, S] scores in
+ * memory.  Keys and values travel as one operand [..., S, E + Ev]: their concatenation, which
+ * fuses into the copy that splits the heads of a MultiheadAttention. */
+static INode *fused_attention(Sema *S, INode *q, INode *k, INode *v, INode *mask, bool causal, double scale,
+                              SrcLoc loc) {
+  INode *kv = ir_concat(M, E, k, v, q->shape.rank - 1, loc, D);
+  return ir_attention(M, E, q, kv, mask, scale, causal, loc, D);
+}
+
 INode *nn_attention(Sema *S, INode *q, INode *k, INode *v, INode *mask, bool causal, double scale, INode **weights,
                     SrcLoc loc) {
   if (!q || !k || !v) return NULL;
@@ -48,22 +71,12 @@ INode *nn_attention(Sema *S, INode *q, INode *k, INode *v, INode *mask, bool cau
     return diag_error(D, loc, "attention: query [..., L, E] and key [..., S, E] must share E, key and value S"), NULL;
   if (q->shape.d[r - 1].syms) return diag_error(D, loc, "attention: the embedding size must be static"), NULL;
   if (scale <= 0) scale = 1.0 / sqrt((double)q->shape.d[r - 1].k);
-  /* Scores [..., L, S] that the IR cannot size (L and S the same symbol, as in self-attention
-   * over f32[B, T, E]): one ATTENTION op that never stores them (lower/attention.c), when no
-   * mask tensor or weights need them.  Otherwise the matmul-softmax-matmul below: its GEMMs
-   * are faster than the fused op's loops today (2.3x at T = 256, head dim 64). */
-  uint32_t seen = 0;
-  bool sizable = true;
-  for (int i = 0; i < r; i++) {
-    Dim d = i == r - 1 ? k->shape.d[r - 2] : q->shape.d[i];
-    sizable = sizable && !(seen & d.syms);
-    seen |= d.syms;
-  }
-  if (!sizable && !mask && !weights) return ir_attention(M, E, q, k, v, scale, causal, loc, D);
+  INode *add = additive_mask(S, mask, loc);
+  if (!weights && fusable(q, k, v, add)) return fused_attention(S, q, k, v, add, causal, scale, loc);
   INode *scores = ir_matmul(M, E, q, k, 0, 1, loc, D);
   scores = ir_binary(M, E, OP_MUL, scores, ir_fill(M, E, scale, &(Shape){0}, loc), loc, D);
   if (causal) scores = ir_binary(M, E, OP_ADD, scores, causal_mask(S, q->shape.d[r - 2], k->shape.d[r - 2], loc), loc, D);
-  if (mask) scores = ir_binary(M, E, OP_ADD, scores, additive_mask(S, mask, loc), loc, D);
+  if (add) scores = ir_binary(M, E, OP_ADD, scores, add, loc, D);
   if (!scores) return NULL;
   INode *w = softmax_node(S, scores, r - 1, loc);
   if (weights) *weights = w;

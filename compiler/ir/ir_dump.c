@@ -96,7 +96,7 @@ void attrs_resize(const Model *m, const INode *n, char *buf, size_t len) {
 }
 
 void attrs_attention(const Model *m, const INode *n, char *buf, size_t len) {
-  put(buf, len, " scale=%g%s", n->f[0], n->flag ? " causal" : "");
+  put(buf, len, " key=%lld scale=%g%s", (long long)n->i[0], n->f[0], n->flag ? " causal" : "");
 }
 
 void attrs_roi_align(const Model *m, const INode *n, char *buf, size_t len) {

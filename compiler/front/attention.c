@@ -38,6 +38,22 @@ static INode *causal_mask(Sema *S, Dim l, Dim s, SrcLoc loc) {
   return ir_where(M, E, above, ir_fill(M, E, -INFINITY, &(Shape){0}, loc), ir_fill(M, E, 0.0, &(Shape){0}, loc), loc, D);
 }
 
+/* Scores [L, S] from which the fused op is at least as fast as matmul-softmax-matmul (one
+ * thread, head dims 32 and 64: 0.8-0.95x the GEMMs' speed at 64-256 squared, 1.1-1.2x at
+ * 512-1024 squared); a causal one skips the blocks above the diagonal (1.1-1.4x at 256
+ * squared).  Figures in docs/architecture.md, "Fused attention". */
+#define FUSED_MIN_SCORES (512 * 512)
+#define FUSED_MIN_SCORES_CAUSAL (256 * 256)
+
+/* Is the fused op the faster (or the only bounded) way: scores of a symbolic size (they
+ * could be any size, and the op needs no memory for them) or at least the sizes above? */
+static bool fused_pays(const INode *q, const INode *k, bool causal) {
+  int r = q->shape.rank;
+  Dim l = q->shape.d[r - 2], s = k->shape.d[r - 2];
+  if (l.syms || s.syms) return true;
+  return (double)l.k * (double)s.k >= (causal ? FUSED_MIN_SCORES_CAUSAL : FUSED_MIN_SCORES);
+}
+
 /* Can ATTENTION compute it: static widths, a mask that broadcasts to [..., L, S]? */
 static bool fusable(const INode *q, const INode *k, const INode *v, const INode *mask) {
   int r = q->shape.rank;
@@ -72,7 +88,7 @@ INode *nn_attention(Sema *S, INode *q, INode *k, INode *v, INode *mask, bool cau
   if (q->shape.d[r - 1].syms) return diag_error(D, loc, "attention: the embedding size must be static"), NULL;
   if (scale <= 0) scale = 1.0 / sqrt((double)q->shape.d[r - 1].k);
   INode *add = additive_mask(S, mask, loc);
-  if (!weights && fusable(q, k, v, add)) return fused_attention(S, q, k, v, add, causal, scale, loc);
+  if (!weights && fused_pays(q, k, causal) && fusable(q, k, v, add)) return fused_attention(S, q, k, v, add, causal, scale, loc);
   INode *scores = ir_matmul(M, E, q, k, 0, 1, loc, D);
   scores = ir_binary(M, E, OP_MUL, scores, ir_fill(M, E, scale, &(Shape){0}, loc), loc, D);
   if (causal) scores = ir_binary(M, E, OP_ADD, scores, causal_mask(S, q->shape.d[r - 2], k->shape.d[r - 2], loc), loc, D);

@@ -28,44 +28,86 @@ typedef struct Attn {
 } Attn;
 
 #define EXP_LOW -87.33654f /* below ln(FLT_MIN): exp is 0 here (a masked key weighs nothing) */
+#define LANES 8
+/* the row helpers inline into each clone of online_softmax, compiled for its target */
+#define ROW_FN static inline __attribute__((always_inline))
 
-/* e^x for x <= 0 (a score minus its row's maximum), Cephes expf's reduction and polynomial
- * in a form the compiler vectorizes; NaN stays NaN, e^-inf is 0. */
-static inline float exp_nonpositive(float x) {
-  float xc = x >= EXP_LOW ? x : EXP_LOW; /* NaN too: converted below, so never NaN */
-  int32_t n = (int32_t)(xc * 1.44269504088896341f - 0.5f); /* round(x / ln 2): xc <= 0 */
-  float fn = (float)n;
-  float r = xc - fn * 0.693359375f - fn * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  float y = p * r * r + r + 1.0f;
-  int32_t bits = (n + 127) << 23; /* 2^n: n in [-126, 0] */
-  float two_n;
-  memcpy(&two_n, &bits, sizeof two_n);
-  float e = y * two_n;
-  return x != x ? x : x < EXP_LOW ? 0.0f : e;
+/* Eight floats (GCC's vector extension: AVX registers where the clone for them runs, pairs of
+ * SSE registers elsewhere), and the lanes' masks (-1 true, 0 false) */
+typedef float vf __attribute__((vector_size(4 * LANES), aligned(4)));
+typedef int32_t vi __attribute__((vector_size(4 * LANES), aligned(4)));
+
+ROW_FN vf vsplat(float x) { return (vf){x, x, x, x, x, x, x, x}; }
+ROW_FN vf vselect(vi mask, vf a, vf b) { return (vf)((mask & (vi)a) | (~mask & (vi)b)); }
+
+/* e^x for x <= 0 (a score minus its row's finite maximum: never NaN), lane by lane: Cephes
+ * expf's reduction and polynomial; e^x below EXP_LOW (-inf too) is 0. */
+ROW_FN vf vexp_nonpositive(vf x) {
+  vi low = x < vsplat(EXP_LOW);
+  vf xc = vselect(low, vsplat(0.0f), x);
+  vi n = __builtin_convertvector(xc * vsplat(1.44269504088896341f) - vsplat(0.5f), vi); /* round(x / ln 2): xc <= 0 */
+  vf fn = __builtin_convertvector(n, vf);
+  vf r = xc - fn * vsplat(0.693359375f) - fn * vsplat(-2.12194440e-4f);
+  vf p = vsplat(1.9875691500e-4f);
+  p = p * r + vsplat(1.3981999507e-3f);
+  p = p * r + vsplat(8.3334519073e-3f);
+  p = p * r + vsplat(4.1665795894e-2f);
+  p = p * r + vsplat(1.6666665459e-1f);
+  p = p * r + vsplat(5.0000001201e-1f);
+  vf y = p * r * r + r + vsplat(1.0f);
+  vf e = y * (vf)((n + 127) << 23); /* 2^n: n in [-126, 0] */
+  return vselect(low, vsplat(0.0f), e);
 }
 
-/* The largest of row[0..n), NaN if one is (as torch's max) */
-static float row_max(const float *row, int n, float m) {
-  for (int j = 0; j < n; j++) m = row[j] > m || row[j] != row[j] ? row[j] : m;
+ROW_FN vf vload(const float *p) {
+  vf v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+
+/* NaN-propagating max, lane by lane (torch's max: a NaN wins) */
+ROW_FN vf vmax_nan(vf m, vf x) { return vselect((x > m) | (x != x), x, m); }
+
+ROW_FN float max_nan(float m, float x) { return x > m || x != x ? x : m; }
+
+/* The largest of m and row[0..n), NaN if one is.  Lanes then one fixed order: the same bits
+ * for every call with the same row. */
+ROW_FN float row_max(const float *row, int n, float m) {
+  int j = 0;
+  if (n >= LANES) {
+    vf v = vsplat(m);
+    for (; j + LANES <= n; j += LANES) v = vmax_nan(v, vload(row + j));
+    for (int l = 0; l < LANES; l++) m = max_nan(m, v[l]);
+  }
+  for (; j < n; j++) m = max_nan(m, row[j]);
   return m;
 }
 
-/* row[j] = e^(row[j] - m) (0 for every key when m is -inf: nothing attended yet); their sum */
-static float row_weights(float *row, int n, float m) {
-  if (m == -INFINITY) {
-    memset(row, 0, (size_t)n * sizeof *row);
-    return 0.0f;
+/* row[j] = e^(row[j] - m), m the largest of them (NaN if one is); their sum, lane by lane,
+ * then the lanes in order.  As torch's softmax: m NaN or +inf makes every weight NaN (a NaN
+ * score, or inf - inf); m -inf (every key hidden so far) makes them 0. */
+ROW_FN float row_weights(float *row, int n, float m) {
+  if (m == -INFINITY || !(m < INFINITY)) {
+    for (int j = 0; j < n; j++) row[j] = m == -INFINITY ? 0.0f : NAN;
+    return m == -INFINITY ? 0.0f : NAN;
   }
-  float sum = 0.0f;
-  for (int j = 0; j < n; j++) row[j] = exp_nonpositive(row[j] - m);
-  for (int j = 0; j < n; j++) sum += row[j];
-  return sum;
+  int full = n / LANES * LANES;
+  vf sum = vsplat(0.0f);
+  for (int j = 0; j < full; j += LANES) {
+    vf e = vexp_nonpositive(vload(row + j) - vsplat(m));
+    memcpy(row + j, &e, sizeof e);
+    sum += e;
+  }
+  if (full < n) { /* the tail, padded with lanes of -inf (weight 0) */
+    vf t = vsplat(-INFINITY);
+    for (int j = full; j < n; j++) t[j - full] = row[j] - m;
+    vf e = vexp_nonpositive(t);
+    for (int j = full; j < n; j++) row[j] = e[j - full];
+    sum += e;
+  }
+  float total = 0.0f;
+  for (int l = 0; l < LANES; l++) total += sum[l];
+  return total;
 }
 
 /* The mask's offset for leading item b (its index over the lead dims, at the mask's strides) */
@@ -93,7 +135,9 @@ static void mask_scores(const Attn *a, const float *mask, float *p, int64_t l0, 
 }
 
 /* One step of the online softmax over a block of scores: the rows' weights into p, the
- * output rows o rescaled to the new maxima */
+ * output rows o rescaled to the new maxima.  Cloned for x86-64-v3 (AVX2, FMA), chosen at load time
+ * where the CPU has them (every thread runs the same clone: the same bits). */
+__attribute__((target_clones("arch=x86-64-v3", "default")))
 static void online_softmax(float *p, int nl, int ns, float *m, float *z, float *o, int64_t ev) {
   for (int i = 0; i < nl; i++) {
     float *row = p + i * ATTN_BLOCK_S;

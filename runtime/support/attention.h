@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #define ATTN_BLOCK_L 64 /* query rows of a work item */
-#define ATTN_BLOCK_S 64 /* keys per step of its loop: a 64 x 64 block of scores on the stack */
+#define ATTN_BLOCK_S 256 /* keys per step of its loop: a 64 x 256 block of scores (64 KB) on the stack */
 
 /* The i64 array `shape` of nnc_rt_attention: fixed fields, then ATTN_LEAD's two arrays. */
 enum {

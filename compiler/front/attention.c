@@ -3,6 +3,9 @@
  * ops.def.  Used by the function scaled_dot_product_attention (builtins_nn.c) and by the
  * layers MultiheadAttention and TransformerEncoderLayer (layers_nn.c).
  *
+ * Attention is one fused ATTENTION op (FlashAttention's blocks: lower/attention.c) where the
+ * weights are not wanted and it is the faster way (fused_pays), else matmul, softmax, matmul.
+ *
  * Masks follow PyTorch's two kinds, told apart by dtype since nnc has no bool: an i64 mask is
  * boolean (nonzero: not attended, PyTorch's True), an f32 mask is added to the scores
  * (PyTorch's float mask).  A condition computed in nnc is f32 (1.0 / 0.0): pass it as

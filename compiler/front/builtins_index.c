@@ -1,5 +1,5 @@
-/* builtins_index.c — index-valued and index-using functions: argmax/argmin, topk, one_hot,
- * gather/index_select, cosine_similarity and Gumbel-max sampling.  Indices are f32 tensors
+/* builtins_index.c — index-valued and index-using functions: arange, argmax/argmin, topk,
+ * one_hot, gather/index_select, cosine_similarity and Gumbel-max sampling.  Indices are f32 tensors
  * holding integers (exact up to 2^24; an i64 entry output stores them as int64, export.c);
  * index inputs may be i64 or f32.
  * All are written with primitives: an iota (each element's index) and the reductions, e.g.
@@ -118,6 +118,45 @@ static bool b_topk(Sema *S, const Builtin *self, const Args *a, Value *out) {
 }
 
 /* one_hot(tensor, num_classes) -> f32[..., num_classes] */
+/* an integer argument of arange: a number, or (end only) a symbolic dim */
+static bool arange_arg(Sema *S, const Args *a, int i, bool dim_ok, Dim *out) {
+  const Value *v = &a->pos[i];
+  if (v->k == V_DIM && dim_ok) return *out = v->dim, true;
+  if (v->k == V_INT && v->i >= -IR_MAX_STATIC_ELEMENTS && v->i <= IR_MAX_STATIC_ELEMENTS) return *out = dim_const(v->i), true;
+  return diag_error(D, a->loc, "arange: argument %d must be an integer%s (of at most 2^40)", i + 1,
+                    dim_ok ? " or a symbolic dim" : "");
+}
+
+/* arange(end), arange(start, end, step=1): torch.arange's integers, as f32 (indices are f32
+ * here); end may be symbolic (arange(T) for a causal mask), then the length is the derived
+ * max(0, ceil((end - start) / step)) with step > 0 */
+static bool b_arange(Sema *S, const Builtin *self, const Args *a, Value *out) {
+  if (a->npos < 1 || a->npos > 3 || a->nkw) return diag_error(D, a->loc, "arange takes (end) or (start, end[, step])");
+  Dim start = dim_const(0), end, step = dim_const(1);
+  int e = a->npos == 1 ? 0 : 1;
+  if (!arange_arg(S, a, e, true, &end) || (e && !arange_arg(S, a, 0, false, &start)) ||
+      (a->npos == 3 && !arange_arg(S, a, 2, false, &step)))
+    return false;
+  if (step.k == 0 || (end.syms && step.k < 0))
+    return diag_error(D, a->loc, "arange: the step must be %s", step.k ? "positive with a symbolic end" : "nonzero");
+  Dim len;
+  if (!end.syms) {
+    int64_t span = end.k - start.k, n = span / step.k + (span % step.k != 0 && (span < 0) == (step.k < 0));
+    len = dim_const(n < 0 ? 0 : n);
+  } else {
+    bool ok;
+    len = dim_slice_length(M, end, step.k - 1 - start.k, step.k, a->loc, D, &ok);
+    if (!ok) return false;
+  }
+  Shape s = {.rank = 1, .d = {len}};
+  if (!ir_shape_supported(M, &s, a->loc, D)) return false;
+  INode *y = ir_iota(M, E, &s, 0, a->loc);
+  if (step.k != 1) y = ir_binary(M, E, OP_MUL, y, fill(S, (double)step.k, a->loc), a->loc, D);
+  if (start.k) y = ir_binary(M, E, OP_ADD, y, fill(S, (double)start.k, a->loc), a->loc, D);
+  *out = v_tensor(y);
+  return y != NULL;
+}
+
 static bool b_one_hot(Sema *S, const Builtin *self, const Args *a, Value *out) {
   const char *name = self->name;
   static const char *names[] = {"tensor", "num_classes"};
@@ -275,7 +314,7 @@ static bool b_sample(Sema *S, const Builtin *self, const Args *a, Value *out) {
 
 const Builtin index_builtins[] = {
   {"rand", b_rand, RAND_UNIFORM}, {"randn", b_rand, RAND_NORMAL}, {"sample_categorical", b_sample},
-  {"argmax", b_argmax, ARGMAX}, {"argmin", b_argmax, ARGMIN}, {"topk", b_topk}, {"one_hot", b_one_hot},
+  {"arange", b_arange}, {"argmax", b_argmax, ARGMAX}, {"argmin", b_argmax, ARGMIN}, {"topk", b_topk}, {"one_hot", b_one_hot},
   {"gather", b_gather, GATHER}, {"index_select", b_gather, INDEX_SELECT}, {"cosine_similarity", b_cosine},
   {"gumbel_argmax", b_gumbel}, {NULL, NULL},
 };

@@ -243,6 +243,28 @@ static bool emit_dimval(Emit *E, const INode *n) {
   return true;
 }
 
+/* each element's index along an axis: arange along it, broadcast to the shape */
+static bool emit_iota(Emit *E, const INode *n) {
+  const Shape *s = &n->shape;
+  int axis = (int)n->i[0];
+  char d[128];
+  dim_str(E->m, s->d[axis], d, sizeof d);
+  put_start(E, n);
+  if (s->rank == 1) {
+    fprintf(E->out, "arange(%s)", d);
+  } else {
+    Shape line = {.rank = s->rank};
+    for (int k = 0; k < s->rank; k++) line.d[k] = k == axis ? s->d[k] : dim_const(1);
+    fprintf(E->out, "broadcast_to(reshape(arange(%s), ", d);
+    put_dims(E, &line);
+    fputs("), ", E->out);
+    put_dims(E, s);
+    fputc(')', E->out);
+  }
+  put_end(E, n);
+  return true;
+}
+
 /* ---- moves ---- */
 
 static bool emit_reshape(Emit *E, const INode *n) {
@@ -372,7 +394,7 @@ static bool emit_matmul(Emit *E, const INode *n) {
 /* The functions each structural emitter calls (matmul may add transpose, a constant full or
  * reshape), for note_calls. */
 static const char *const structural_calls[OP_COUNT] = {
-  [OP_CONST] = "full reshape", [OP_RESHAPE] = "reshape", [OP_PERMUTE] = "permute", [OP_CONCAT] = "cat",
+  [OP_CONST] = "full reshape", [OP_IOTA] = "arange broadcast_to reshape", [OP_RESHAPE] = "reshape", [OP_PERMUTE] = "permute", [OP_CONCAT] = "cat",
   [OP_WINDOW] = "sliding_windows", [OP_GATHER] = "index_select", [OP_SUM] = "sum", [OP_RMAX] = "amax",
   [OP_MATMUL] = "transpose",
 };
@@ -403,7 +425,7 @@ static void note_calls(Emit *E) {
 typedef bool (*Emitter)(Emit *E, const INode *n);
 static const Emitter emitters[OP_COUNT] = {
   [OP_INPUT] = emit_input, [OP_PARAM] = emit_param, [OP_CONST] = emit_const,
-  [OP_DIMVAL] = emit_dimval, [OP_RESHAPE] = emit_reshape, [OP_PERMUTE] = emit_permute,
+  [OP_DIMVAL] = emit_dimval, [OP_IOTA] = emit_iota, [OP_RESHAPE] = emit_reshape, [OP_PERMUTE] = emit_permute,
   [OP_SLICE] = emit_slice, [OP_CONCAT] = emit_concat, [OP_WINDOW] = emit_window,
   [OP_GATHER] = emit_gather, [OP_SUM] = emit_reduce, [OP_RMAX] = emit_reduce, [OP_MATMUL] = emit_matmul,
 };

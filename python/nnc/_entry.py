@@ -153,7 +153,9 @@ class Entry:
             # Python numbers and lists take the entry's dtype (ints into f32 too); arrays must
             # already have it, up to byte order.
             from_python = native and (arr.dtype.kind in "iub" or (arr.dtype.kind == "f" and want.kind == "f"))
-            if not (same_kind or from_python):
+            # a bool array into an int64 argument (an ONNX bool input): 0 / 1, lossless
+            bool_as_int = arr.dtype.kind == "b" and want.kind == "i"
+            if not (same_kind or from_python or bool_as_int):
                 got = _given(v, arr)
                 raise TypeError(f"{self.name}(): argument '{a.name}' must be "
                                 f"{_NUMPY_NAMES[_dtype_code(want)]} ({a!r}), got {got}"

@@ -169,12 +169,35 @@ class Refusals(TempDirCase):
         self.refuse(helper.make_node("Einsum", ["x"], ["y"], name="e", equation="ii->i"), [x], [y],
                     "node 0 'e' (Einsum, opset 14): equation 'ii->i': letter 'i' twice in one term (a diagonal) is not supported")
 
-    def test_bool_output(self):
+    def test_double_output(self):
         x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])
-        y = helper.make_tensor_value_info("y", TensorProto.BOOL, [3])
-        self.refuse(helper.make_node("Less", ["x", "x"], ["y"]), [x], [y],
-                    "graph output 'y' is bool: nnc's outputs are f32 or i64 (inside the graph, bool is f32 1.0 / 0.0 "
-                    "and int32 is i64; Cast it to output it)")
+        y = helper.make_tensor_value_info("y", TensorProto.DOUBLE, [3])
+        self.refuse(helper.make_node("Relu", ["x"], ["y"]), [x], [y],
+                    "graph output 'y' is f64: nnc's outputs are float, or int64 (int32 and bool ones too: bool as 0 / 1)")
+
+    def test_bool_and_int32_io(self):
+        """bool and int32 graph inputs and outputs are int64 in the signature (bool as 0 / 1)"""
+        b = helper.make_tensor_value_info("b", TensorProto.BOOL, [2, 3])
+        i = helper.make_tensor_value_info("i", TensorProto.INT32, [2, 3])
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
+        nb = helper.make_tensor_value_info("nb", TensorProto.BOOL, [2, 3])
+        lt = helper.make_tensor_value_info("lt", TensorProto.BOOL, [2, 3])
+        i2 = helper.make_tensor_value_info("i2", TensorProto.INT32, [2, 3])
+        nodes = [helper.make_node("Not", ["b"], ["nb"]), helper.make_node("Less", ["x", "xi"], ["lt"]),
+                 helper.make_node("Cast", ["i"], ["xi"], to=TensorProto.FLOAT), helper.make_node("Cast", ["x"], ["i2"], to=TensorProto.INT32)]
+        graph = helper.make_graph([nodes[2], nodes[0], nodes[1], nodes[3]], "g", [b, i, x], [nb, lt, i2])
+        path = os.path.join(self.tmp, "io.onnx")
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)]), path)
+        m = nnc.compile(path)
+        self.assertEqual([a.type for a in m.forward.inputs], ["i64[2, 3]", "i64[2, 3]", "f32[2, 3]"])
+        self.assertEqual([a.type for a in m.forward.outputs], ["i64[2, 3]", "i64[2, 3]", "i64[2, 3]"])
+        bv = np.array([[True, False, True], [False, False, True]])
+        iv = np.array([[1, -2, 3], [4, 5, -6]], np.int32)
+        xv = np.array([[0.5, -3, 3], [4.5, 5, -7]], np.float32)
+        nbv, ltv, i2v = m.forward(bv, iv.astype(np.int64), xv)  # a bool array is taken as 0 / 1
+        np.testing.assert_array_equal(nbv, (~bv).astype(np.int64))
+        np.testing.assert_array_equal(ltv, (xv < iv).astype(np.int64))
+        np.testing.assert_array_equal(i2v, np.trunc(xv).astype(np.int64))
 
     def test_lstm_peepholes(self):
         ins = [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in

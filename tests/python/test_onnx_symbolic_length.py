@@ -1,6 +1,6 @@
 """Any length through ONNX (issues 18 and 19): torch.nn's Transformer layers exported with a
-dynamic sequence axis compile once and run at T = 1, 7, 64 and 300 against PyTorch — JIT and
-AOT, 1, 2 and 3 threads, the same bits at every thread count.
+dynamic sequence axis compile once and run at T = 1, 7, 64 and 300 against PyTorch — JIT,
+AOT and their `nnc import` as .nn, 1, 2 and 3 threads, the same bits at every thread count.
 
 - nn.TransformerEncoder (two post-norm gelu layers, batch_first): MatMul scores [B, H, T, T]
   and their Softmax, sized with T's square (compiler/ir/symdim.c).
@@ -13,7 +13,7 @@ import unittest
 import numpy as np
 
 import nnc
-from support import TempDirCase, assert_close, compile_so, needs_torch, torch_or_none
+from support import TempDirCase, assert_close, compile_so, needs_torch, nnc_cli, torch_or_none
 
 E, H = 16, 4
 LENGTHS = (1, 7, 64, 300)
@@ -45,6 +45,24 @@ def modules(torch):
     return mods
 
 
+class ImportedForward:
+    """An imported .nn's one export (named after the graph, torch_jit) as `forward`."""
+
+    def __init__(self, model):
+        self.model = model
+
+    @property
+    def threads(self):
+        return self.model.threads
+
+    @threads.setter
+    def threads(self, n):
+        self.model.threads = n
+
+    def forward(self, *args):
+        return self.model.torch_jit(*args)
+
+
 @needs_torch
 class OnnxSymbolicLengthTest(TempDirCase):
     @classmethod
@@ -63,6 +81,10 @@ class OnnxSymbolicLengthTest(TempDirCase):
             torch.onnx.export(cls.mods[name], args, path, input_names=names, output_names=["y"], opset_version=17,
                               dynamic_axes={**axes, "y": {0: "B", 1: "T"}})
             cls.models[name] = {"jit": nnc.compile(path), "so": nnc.load(compile_so(path, cls.tmp))}
+            # and `nnc import` to .nn (Trilu's triangle written with arange), compiled again
+            nn, weights = os.path.join(cls.tmp, name + ".nn"), os.path.join(cls.tmp, name + ".safetensors")
+            nnc_cli("import", path, "-o", nn, "--weights-out", weights)
+            cls.models[name]["imported"] = ImportedForward(nnc.compile(nn, weights=weights))
 
     def check(self, name, args, want, what):
         for kind, m in self.models[name].items():

@@ -55,6 +55,11 @@ export flat(q: f32[B, T, 8], k: f32[B, T, 8]) -> (y: f32[B, T * T], z: f32[B, T,
   z = reshape(y, [B, T, -1])
   tail = y[:, 1:]
 }
+export causal(x: f32[T, 3]) -> (m: f32[T, T], a: f32[T], odd: f32[T / 2]) {
+  m = where(reshape(arange(T), [T, 1]) < reshape(arange(T), [1, T]), -inf, 0.0)
+  a = arange(T) * x[:, 0]
+  odd = arange(1, T, 2)
+}
 export cube(x: f32[T, 3]) -> (c: f32[T, T, T], s: f32[T]) {
   c = reshape(x[:, 0], [T, 1, 1]) * reshape(x[:, 1], [1, T, 1]) + reshape(x[:, 2], [1, 1, T])
   s = sum(c, axis=[1, 2])
@@ -93,6 +98,10 @@ class SquareSizesTest(TempDirCase):
                     assert_close(self, y, s.numpy(), f"flat {what}")
                     assert_close(self, z, s.reshape(2, n, n).numpy(), f"unflat {what}")
                     assert_close(self, tail, s[:, 1:].numpy(), f"tail {what}")
+                    mask, a, odd = m.causal(c3)
+                    assert_close(self, mask, torch.triu(torch.full((n, n), float("-inf")), 1).numpy(), f"causal {what}")
+                    assert_close(self, a, (torch.arange(n) * tc[:, 0]).numpy(), f"arange {what}")
+                    assert_close(self, odd, torch.arange(1, n, 2).float().numpy(), f"odd {what}")
                     cc, ss = m.cube(c3)
                     assert_close(self, cc, c.numpy(), f"cube {what}")
                     assert_close(self, ss, c.sum((1, 2)).numpy(), f"cube sum {what}")

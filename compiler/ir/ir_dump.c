@@ -224,6 +224,7 @@ void ir_check(const Model *m) {
       for (int k = 0; k < op_info[x->op].arity; k++) {
         if (x->op == OP_CONST || x->op == OP_DIMVAL) break;
         if (x->op == OP_PACK && k == 1) break; /* the last link of a scan's operand chain has no rest */
+        if (x->op == OP_ATTENTION && k == 2) break; /* its mask is optional */
         if (!x->in[k]) unreachable("node lacks an input");
         if (x->in[k]->replaced) unreachable("node uses a replaced node");
       }

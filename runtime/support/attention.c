@@ -33,7 +33,9 @@ typedef struct Attn {
 #define ROW_FN static inline __attribute__((always_inline))
 
 /* Eight floats (GCC's vector extension: AVX registers where the clone for them runs, pairs of
- * SSE registers elsewhere), and the lanes' masks (-1 true, 0 false) */
+ * SSE registers elsewhere), and the lanes' masks (-1 true, 0 false).  The helpers on them are
+ * always inlined: no vector crosses a call, so the ABI GCC warns about never applies. */
+#pragma GCC diagnostic ignored "-Wpsabi"
 typedef float vf __attribute__((vector_size(4 * LANES), aligned(4)));
 typedef int32_t vi __attribute__((vector_size(4 * LANES), aligned(4)));
 
@@ -129,9 +131,8 @@ static void mask_scores(const Attn *a, const float *mask, float *p, int64_t l0, 
     const float *mrow = mask + (l0 + i) * sh[ATTN_MASK_ROW] + s0 * sh[ATTN_MASK_COL];
     for (int j = 0; j < ns; j++) p[i * ATTN_BLOCK_S + j] += mrow[j * sh[ATTN_MASK_COL]];
   }
-  for (int i = 0; i < nl && sh[ATTN_CAUSAL]; i++)
-    for (int64_t j = l0 + i + 1 - s0; j < ns; j++)
-      if (j >= 0) p[i * ATTN_BLOCK_S + j] = -INFINITY;
+  for (int i = 0; i < nl && sh[ATTN_CAUSAL]; i++) /* row l0 + i sees keys s0 + j <= l0 + i */
+    for (int64_t j = l0 + i + 1 - s0 > 0 ? l0 + i + 1 - s0 : 0; j < ns; j++) p[i * ATTN_BLOCK_S + j] = -INFINITY;
 }
 
 /* One step of the online softmax over a block of scores: the rows' weights into p, the

@@ -523,14 +523,31 @@ INode *nn_pad(Sema *S, INode *x, const int64_t *pads, int npads, double value, S
   return ir_reshape(M, E, win, &s, loc, D);
 }
 
+/* src[i] = a + b·i for every i (a reversal, a shift)? */
+static bool affine(const int64_t *src, int64_t n, int64_t *a, int64_t *b) {
+  *a = n ? src[0] : 0;
+  *b = n > 1 ? src[1] - src[0] : 0;
+  for (int64_t i = 2; i < n; i++)
+    if (src[i] - src[i - 1] != *b) return false;
+  return true;
+}
+
 INode *nn_take(Sema *S, INode *x, int axis, const int64_t *src, int64_t n, SrcLoc loc) {
   if (!x) return NULL;
-  float *idx = arena_alloc(S->arena, (n ? n : 1) * sizeof *idx);
-  for (int64_t i = 0; i < n; i++) idx[i] = (float)src[i];
   Shape is = {.rank = x->shape.rank - axis}, out = x->shape;
   for (int i = 0; i < is.rank; i++) is.d[i] = i == 0 ? dim_const(n) : dim_const(1);
   out.d[axis] = dim_const(n);
-  return ir_gather(M, E, x, ir_const_data(M, E, idx, &is, loc), axis, &out, loc, D);
+  int64_t a, b;
+  INode *index;
+  if (n > 16 && affine(src, n, &a, &b)) { /* a + b·i computed, not a table of n indices in the library */
+    index = ir_binary(M, E, OP_MUL, ir_iota(M, E, &is, 0, loc), ir_fill(M, E, (double)b, &(Shape){0}, loc), loc, D);
+    index = ir_binary(M, E, OP_ADD, index, ir_fill(M, E, (double)a, &(Shape){0}, loc), loc, D);
+  } else {
+    float *idx = arena_alloc(S->arena, (n ? n : 1) * sizeof *idx);
+    for (int64_t i = 0; i < n; i++) idx[i] = (float)src[i];
+    index = ir_const_data(M, E, idx, &is, loc);
+  }
+  return ir_gather(M, E, x, index, axis, &out, loc, D);
 }
 
 /* F.pad's "reflect", "replicate" and "circular" on the last axes: each padded axis

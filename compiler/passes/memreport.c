@@ -49,7 +49,7 @@ static Report entry_report(const Entry *e, const int64_t *syms) {
   return r;
 }
 
-/* "N=8,T=16" into syms[]; unnamed dims stay 1. */
+/* "N=8,T=16" into syms[]; unnamed dims stay 1.  Only dims bound from the inputs' shapes. */
 static bool parse_dims(const Model *m, const char *dims, int64_t *syms, char *err, size_t errlen) {
   for (int i = 0; i < MAX_SYMS; i++) syms[i] = 1;
   if (!dims || !*dims) return true;
@@ -68,6 +68,11 @@ static bool parse_dims(const Model *m, const char *dims, int64_t *syms, char *er
       snprintf(err, errlen, "--dims: the model has no symbolic dim '%.*s'", (int)(eq - p), p);
       return false;
     }
+    if (m->sym_rules[s].derived) {
+      snprintf(err, errlen, "--dims: %s is computed from %s; give that", m->sym_names[s],
+               m->sym_names[m->sym_rules[s].src]);
+      return false;
+    }
     char *num_end;
     long long v = strtoll(eq + 1, &num_end, 10);
     if (num_end != end || v < 1 || v > (1LL << 31)) {
@@ -80,11 +85,25 @@ static bool parse_dims(const Model *m, const char *dims, int64_t *syms, char *er
   return true;
 }
 
+/* The given dims, then the derived ones the entries use (a layer's output size, a square). */
+static bool bind_dims(const Model *m, const char *dims, int64_t *syms, uint32_t *used, char *err, size_t errlen) {
+  if (!parse_dims(m, dims, syms, err, errlen)) return false;
+  *used = 0;
+  for (int i = 0; i < m->nentries; i++) *used |= entry_syms_used(m, &m->entries[i]);
+  *used |= model_sym_roots(m, *used);
+  char why[256];
+  if (model_derive_syms(m, *used, syms, why, sizeof why)) return true;
+  snprintf(err, errlen, "--dims: %s", why);
+  return false;
+}
+
 int memory_report(FILE *out, const Model *m, const char *dims, char *err, size_t errlen) {
   int64_t syms[MAX_SYMS];
-  if (!parse_dims(m, dims, syms, err, errlen)) return -1;
+  uint32_t used;
+  if (!bind_dims(m, dims, syms, &used, err, errlen)) return -1;
   fprintf(out, "# workspace bytes per entry");
-  for (int i = 0; i < m->nsyms; i++) fprintf(out, "%s %s=%lld", i ? "," : " with", m->sym_names[i], (long long)syms[i]);
+  for (int i = 0, n = 0; i < m->nsyms; i++)
+    if (used >> i & 1) fprintf(out, "%s %s=%lld", n++ ? "," : " with", m->sym_names[i], (long long)syms[i]);
   fprintf(out, ": planned (slots), bound (most bytes live at once), sum (no reuse)\n");
   for (int i = 0; i < m->nentries; i++) {
     Report r = entry_report(&m->entries[i], syms);

@@ -179,12 +179,15 @@ class Entry:
                     k *= val[i]
             return k
 
+        rules = self._model._sym_rules
+        derived = {i for i, r in enumerate(rules) if r[0] >= 0}  # computed below, never bound
+
         def bind_pass(single_only):
             changed = False
             for a, arr in zip(self.inputs, arrays):
                 for j, (k, mask) in enumerate(a._raw):
                     unknown = [i for i in _bits(mask) if val[i] is None]
-                    if len(unknown) != 1 or (single_only and len(_bits(mask)) != 1):
+                    if len(unknown) != 1 or unknown[0] in derived or (single_only and len(_bits(mask)) != 1):
                         continue
                     p = product(k, mask)
                     if p <= 0:
@@ -200,20 +203,22 @@ class Entry:
         bind_pass(True)
         while bind_pass(False):
             pass
-        rules = self._model._sym_rules
-        derived = {i for i, r in enumerate(rules) if r[0] >= 0}
-        for i in _bits(self._sym_mask):
+        need = self._sym_mask  # and the dims the derived ones are computed from
+        for i in reversed(range(len(rules))):
+            if need >> i & 1 and i in derived:
+                need |= 1 << rules[i][0]
+        for i in _bits(need):
             if val[i] is None and i not in derived:
                 raise ValueError(f"{self.name}(): cannot infer {symbols[i]} from the input shapes "
                                  f"({self.signature})")
-        for a, arr in zip(self.inputs, arrays):
+        self._derive_syms(val, rules)
+        for a, arr in zip(self.inputs, arrays):  # every dim, the derived ones included
             want = tuple(product(k, m) for k, m in a._raw)
             if tuple(arr.shape) != want:
-                bound = [f"{symbols[i]} = {val[i]} from argument '{src[i]}'"
+                bound = [f"{symbols[i]} = {val[i]}" + (f" from argument '{src[i]}'" if src[i] else "")
                          for i in _bits(_mask_of(a._raw)) if src[i] != a.name]
                 raise ValueError(f"{self.name}(): argument '{a.name}' has shape {tuple(arr.shape)}, "
                                  f"expected {want} ({a!r}" + "".join("; " + b for b in bound) + ")")
-        self._derive_syms(val, rules)
         return [v or 0 for v in val]
 
     def _derive_syms(self, val, rules):

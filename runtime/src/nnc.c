@@ -402,13 +402,15 @@ static int bind_sym(Call *k, int arg, int j, int sym) {
 }
 
 /* Bind the syms of dims with exactly one unknown sym: with single_only, only dims that have
- * one sym in all (so "N" binds N before "N*M" does); otherwise repeat until nothing changes. */
-static int bind_pass(Call *k, bool single_only, bool *changed) {
+ * one sym in all (so "N" binds N before "N*M" does); otherwise repeat until nothing changes.
+ * A derived sym (`derived`: a layer's output size, a square) is computed, never bound: an
+ * input of such a dim is checked against the computed value afterwards. */
+static int bind_pass(Call *k, uint32_t derived, bool single_only, bool *changed) {
   for (int i = 0; i < k->e->n_in; i++)
     for (int j = 0; j < k->e->args[i].rank; j++) {
       nnc_dim dim = k->e->args[i].dims[j];
       uint32_t unknown = dim.syms & ~k->bound;
-      if (__builtin_popcount(unknown) != 1) continue;
+      if (__builtin_popcount(unknown) != 1 || (unknown & derived)) continue;
       if (single_only && __builtin_popcount(dim.syms) != 1) continue;
       int rc = bind_sym(k, i, j, __builtin_ctz(unknown));
       if (rc) return rc;
@@ -426,11 +428,10 @@ static int dim_mismatch(Call *k, int arg, int j, int64_t want) {
   if (!dim.syms)
     return fail_call(k->c, NNC_ERR_USER, "input '%s' of entry '%s': dim %d is %lld, expected %lld (%s: %s)",
                      a->name, k->e->name, j, got, (long long)want, a->name, type);
-  int sym = __builtin_ctz(dim.syms);
-  const char *src = k->e->args[k->c->src_arg[sym]].name;
-  if (dim.k == 1 && __builtin_popcount(dim.syms) == 1)
+  int sym = __builtin_ctz(dim.syms), from = k->c->src_arg[sym]; /* -1: a derived sym */
+  if (dim.k == 1 && __builtin_popcount(dim.syms) == 1 && from >= 0)
     return fail_call(k->c, NNC_ERR_USER, "input '%s' of entry '%s': dim %d is %lld but %s is already %lld from input '%s'",
-                     a->name, k->e->name, j, got, k->d->sym_names[sym], (long long)k->c->syms[sym], src);
+                     a->name, k->e->name, j, got, k->d->sym_names[sym], (long long)k->c->syms[sym], k->e->args[from].name);
   dim_str(k->d, dim, s, sizeof s);
   return fail_call(k->c, NNC_ERR_USER, "input '%s' of entry '%s': dim %d is %lld but %s = %lld here (%s: %s)",
                    a->name, k->e->name, j, got, s, (long long)want, a->name, type);
@@ -469,30 +470,37 @@ static int bind_syms(Call *k) {
     k->c->syms[i] = 0;
     k->c->src_arg[i] = -1;
   }
-  bool changed = false;
-  int rc = bind_pass(k, true, &changed);
-  for (changed = true; rc == NNC_OK && changed;) {
-    changed = false;
-    rc = bind_pass(k, false, &changed);
-  }
-  if (rc) return rc;
-  uint32_t derived = 0; /* computed from the others (a layer's output size), not bound */
+  uint32_t derived = 0; /* computed from the others (a layer's output size, a square), not bound */
   for (int i = 0; k->d->sym_rules && i < k->d->n_syms; i++)
     if (k->d->sym_rules[i].src >= 0) derived |= 1u << i;
-  uint32_t unbound = entry_syms(k->e) & ~k->bound & ~derived;
-  if (unbound) {
-    int sym = __builtin_ctz(unbound);
-    return fail_call(k->c, NNC_ERR_USER, "entry '%s': cannot infer %s from the input shapes%s",
-                     k->e->name, k->d->sym_names[sym],
-                     sym_in_inputs(k->e, sym) ? "" : " (it appears only in outputs)");
+  bool changed = false;
+  int rc = bind_pass(k, derived, true, &changed);
+  for (changed = true; rc == NNC_OK && changed;) {
+    changed = false;
+    rc = bind_pass(k, derived, false, &changed);
   }
-  rc = check_input_dims(k);
-  if (rc || !derived) return rc;
+  if (rc) return rc;
+  uint32_t need = entry_syms(k->e); /* and the syms the derived ones are computed from */
+  for (int i = k->d->n_syms - 1; i >= 0; i--)
+    if ((need & derived) >> i & 1) need |= 1u << k->d->sym_rules[i].src;
+  uint32_t unbound = need & ~k->bound & ~derived;
+  if (unbound) {
+    int sym = __builtin_ctz(unbound), user = -1; /* a size computed from it that an input has */
+    for (int i = sym + 1; i < k->d->n_syms && user < 0; i++)
+      if ((derived >> i & 1) && k->d->sym_rules[i].src == sym && sym_in_inputs(k->e, i)) user = i;
+    char why[160] = "";
+    if (user >= 0) snprintf(why, sizeof why, " (the inputs have %s, computed from it, not %s itself)",
+                            k->d->sym_names[user], k->d->sym_names[sym]);
+    else if (!sym_in_inputs(k->e, sym)) snprintf(why, sizeof why, " (it appears only in outputs)");
+    return fail_call(k->c, NNC_ERR_USER, "entry '%s': cannot infer %s from the input shapes%s", k->e->name,
+                     k->d->sym_names[sym], why);
+  }
   char err[512];
-  if (nnc_derive_syms(k->d->sym_rules, k->d->n_syms, k->d->sym_names, entry_syms(k->e), k->c->syms, err, sizeof err))
+  if (derived &&
+      nnc_derive_syms(k->d->sym_rules, k->d->n_syms, k->d->sym_names, entry_syms(k->e), k->c->syms, err, sizeof err))
     return fail_call(k->c, NNC_ERR_USER, "entry '%s': %s", k->e->name, err);
   k->bound |= derived;
-  return NNC_OK;
+  return check_input_dims(k); /* every input dim, the derived ones included */
 }
 
 /* ---- checking arguments ---- */

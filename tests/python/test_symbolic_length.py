@@ -60,6 +60,12 @@ export causal(x: f32[T, 3]) -> (m: f32[T, T], a: f32[T], odd: f32[T / 2]) {
   a = arange(T) * x[:, 0]
   odd = arange(1, T, 2)
 }
+export pairs(a: f32[T], x: f32[T * T]) -> (y: f32[T, T]) {
+  y = reshape(x, [T, T]) + a
+}
+export alone(x: f32[T * T]) -> (y: f32[T * T]) {
+  y = x + 1.0
+}
 export cube(x: f32[T, 3]) -> (c: f32[T, T, T], s: f32[T]) {
   c = reshape(x[:, 0], [T, 1, 1]) * reshape(x[:, 1], [1, T, 1]) + reshape(x[:, 2], [1, 1, T])
   s = sum(c, axis=[1, 2])
@@ -105,3 +111,13 @@ class SquareSizesTest(TempDirCase):
                     cc, ss = m.cube(c3)
                     assert_close(self, cc, c.numpy(), f"cube {what}")
                     assert_close(self, ss, c.sum((1, 2)).numpy(), f"cube sum {what}")
+
+    def test_inputs_of_derived_sizes(self):
+        """An input sized T*T is checked against T's square (never taken to define it)."""
+        a, x = np.arange(3, dtype=np.float32), np.arange(9, dtype=np.float32)
+        for kind, m in self.models.items():
+            np.testing.assert_array_equal(m.pairs(a, x), x.reshape(3, 3) + a, kind)
+            with self.assertRaisesRegex(ValueError, r"argument 'x' has shape \(8,\), expected \(9,\)"):
+                m.pairs(a, x[:8])
+            with self.assertRaisesRegex(ValueError, "cannot infer T from the input shapes"):
+                m.alone(x)

@@ -12,6 +12,15 @@ failures=0
 
 # expect STATUS PATTERN -- ARGS...: run nnc ARGS, check the exit status and that stdout+stderr
 # contains PATTERN (a fixed string; empty: anything).
+# npy_zeros FILE COUNT: a 1-D float32 .npy of COUNT zeros (format 1.0: magic, header length,
+# the header padded with spaces to a multiple of 64 bytes in all, then the data)
+npy_zeros() {
+  local header="{'descr': '<f4', 'fortran_order': False, 'shape': ($2,), }"
+  while [ $(( (10 + ${#header} + 1) % 64 )) -ne 0 ]; do header="$header "; done
+  { printf '\223NUMPY\001\000'; printf "\\$(printf %03o $(( ${#header} + 1 )))\\000"
+    printf '%s\n' "$header"; head -c $(( 4 * $2 )) /dev/zero; } > "$1"
+}
+
 expect() {
   want=$1 pattern=$2
   shift 3
@@ -101,6 +110,17 @@ if [ -f "$M" ] && [ -f "$G/weights.safetensors" ]; then
   expect 1 "--dims: the model has no symbolic dim 'T'" -- dump --stage=memory --dims T=3 "$M"
   expect 1 "--dims: N needs a positive integer value" -- dump --stage=memory --dims N=0 "$M"
   expect 1 "--dims: expected NAME=VALUE" -- dump --stage=memory --dims N "$M"
+  # derived dims are computed from the given ones: a convolution's output size, a square
+  printf 'conv = Conv2d(1, 1, 3, stride=2)\nexport f(x: f32[1, 1, H, 8], q: f32[T, 4]) -> (y: f32[1, 1, (H - 1) / 2, 3], s: f32[T, T]) {\n  y = conv(x)\n  s = q @ transpose(q, 0, 1)\n}\n' > "$TMP/derived.nn"
+  expect 0 "memory f planned=" -- dump --stage=memory --dims H=9,T=100 "$TMP/derived.nn"
+  expect 1 "--dims: (H+1)/2-1 is computed from H; give that" -- dump --stage=memory --dims '(H+1)/2-1=4' "$TMP/derived.nn"
+  expect 1 "conv2d: the output height (H+1)/2-1 is 0 for H = 1" -- dump --stage=memory --dims T=3 "$TMP/derived.nn"
+  # an input of a derived size is checked against the computed value, never binds it
+  printf 'export f(a: f32[T], x: f32[T * T]) -> (y: f32[T, T]) {\n  y = reshape(x, [T, T]) + a\n}\nexport g(x: f32[H + 1]) -> (y: f32[H + 1]) {\n  y = x + 1.0\n}\n' > "$TMP/square_in.nn"
+  for n in 3 8 9; do npy_zeros "$TMP/z$n.npy" "$n"; done
+  expect 0 "y: f32[3, 3]" -- run "$TMP/square_in.nn" --entry f --in a="$TMP/z3.npy" --in x="$TMP/z9.npy"
+  expect 1 "input 'x' of entry 'f': dim 0 is 8 but T*T = 9 here" -- run "$TMP/square_in.nn" --entry f --in a="$TMP/z3.npy" --in x="$TMP/z8.npy"
+  expect 1 "cannot infer H from the input shapes (the inputs have H+1, computed from it, not H itself)" -- run "$TMP/square_in.nn" --entry g --in x="$TMP/z9.npy"
   # the plan stays within 1.2x of the lifetime lower bound (one group of symbols here)
   "$NNC" dump --stage=memory --dims N=64 "$M" | awk '/^memory/ {
       split($3, p, "="); split($4, b, "=");

@@ -122,16 +122,17 @@ static void test_unprintable_op(void **state) {
   (void)state;
   Fixture f;
   fixture_open(&f);
-  INode *iota = ir_iota(f.m, f.e, &f.x[0]->shape, 1, (SrcLoc){0});
   Diag d;
   SrcFile none = {.path = "t", .text = "", .len = 0};
   diag_init(&d, &none);
-  add_output(&f, ir_binary(f.m, f.e, OP_ADD, f.x[0], iota, (SrcLoc){0}, &d), "y");
+  INode *check = ir_check_index(f.m, f.e, f.x[0], dim_const(4), "t: index", (SrcLoc){0}, &d); /* a run-time check */
+  assert_non_null(check);
+  add_output(&f, ir_binary(f.m, f.e, OP_ADD, f.x[0], check, (SrcLoc){0}, &d), "y");
   char err[512];
   char *text = emit(&f, err, sizeof err);
   assert_null(text);
   char want[128];
-  snprintf(want, sizeof want, "cannot write %%%d (iota) as .nn: ", iota->id);
+  snprintf(want, sizeof want, "cannot write %%%d (%s) as .nn: ", check->id, op_info[check->op].name);
   if (strncmp(err, want, strlen(want))) fail_msg("message '%s', expected it to start with '%s'", err, want);
   arena_free(f.a);
 }

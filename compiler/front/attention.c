@@ -60,7 +60,7 @@ static bool fused_pays(const INode *q, const INode *k, bool causal) {
 /* Can ATTENTION compute it: static widths, a mask that broadcasts to [..., L, S]? */
 static bool fusable(const INode *q, const INode *k, const INode *v, const INode *mask) {
   int r = q->shape.rank;
-  if (v->shape.d[r - 1].syms) return false;
+  if (v->shape.d[r - 1].syms || q->shape.d[r - 1].k == 0) return false; /* (E = 0: no sgemm) */
   if (!mask) return true;
   if (mask->shape.rank > r) return false;
   for (int i = 1; i <= mask->shape.rank; i++) {

@@ -136,8 +136,8 @@ static void mask_scores(const Attn *a, const float *mask, float *p, int64_t l0, 
 }
 
 /* One step of the online softmax over a block of scores: the rows' weights into p, the
- * output rows o rescaled to the new maxima.  Cloned for x86-64-v3 (AVX2, FMA), chosen at load time
- * where the CPU has them (every thread runs the same clone: the same bits). */
+ * output rows o rescaled to the new maxima.  Cloned for x86-64-v3 (AVX2, FMA), chosen at
+ * load time where the CPU has it (every thread runs the same clone: the same bits). */
 __attribute__((target_clones("arch=x86-64-v3", "default")))
 static void online_softmax(float *p, int nl, int ns, float *m, float *z, float *o, int64_t ev) {
   for (int i = 0; i < nl; i++) {

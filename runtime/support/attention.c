@@ -31,6 +31,12 @@ typedef struct Attn {
 #define LANES 8
 /* the row helpers inline into each clone of online_softmax, compiled for its target */
 #define ROW_FN static inline __attribute__((always_inline))
+/* GCC 12 on x86-64: a clone for x86-64-v3 (AVX2, FMA) besides the baseline one */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#define CLONED_FOR_AVX2 __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define CLONED_FOR_AVX2
+#endif
 
 /* Eight floats (GCC's vector extension: AVX registers where the clone for them runs, pairs of
  * SSE registers elsewhere), and the lanes' masks (-1 true, 0 false).  The helpers on them are
@@ -138,7 +144,7 @@ static void mask_scores(const Attn *a, const float *mask, float *p, int64_t l0, 
 /* One step of the online softmax over a block of scores: the rows' weights into p, the
  * output rows o rescaled to the new maxima.  Cloned for x86-64-v3 (AVX2, FMA), chosen at
  * load time where the CPU has it (every thread runs the same clone: the same bits). */
-__attribute__((target_clones("arch=x86-64-v3", "default")))
+CLONED_FOR_AVX2
 static void online_softmax(float *p, int nl, int ns, float *m, float *z, float *o, int64_t ev) {
   for (int i = 0; i < nl; i++) {
     float *row = p + i * ATTN_BLOCK_S;

@@ -14,6 +14,7 @@
 #include <cblas.h>
 #include "fault.h"
 #include "fileio.h"
+#include "attention.h"
 #include "pool.h"
 #include "codegen.h"
 #include "compile.h"
@@ -181,6 +182,7 @@ static int optimize(Unit *u, const char *until, char **errmsg) {
 
 static const JitSymbol runtime_symbols[] = {
   {"nnc_rt_sgemm", (void *)nnc_rt_sgemm},
+  {"nnc_rt_attention", (void *)nnc_rt_attention},
   {"nnc_rt_parallel_for", (void *)nnc_rt_parallel_for},
   {"nnc_rt_parallel_parts", (void *)nnc_rt_parallel_parts},
   {"nnc_rt_index_error", (void *)nnc_rt_index_error},

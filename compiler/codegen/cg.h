@@ -8,6 +8,7 @@
  *   loops.c        counted loops, parallel and collapsed loops, lane reductions
  *   vector_row.c   a short row (or a lane reduction's blocks) emitted as explicit vectors
  *   conv_tile.c    the register-tiled direct convolution / row-tile kernel (LS_CONV)
+ *   call.c         a call of a support library function (LS_CALL: fused attention)
  *   model_table.c  the introspection table of nnc_model.h and the typed entry wrappers
  *
  * Everything a compilation changes lives in its Cg (or in the IR it emits): no file-scope
@@ -108,6 +109,9 @@ void store_vector(Cg *g, LLVMTypeRef vt, LLVMValueRef v, LLVMValueRef p, LLVMVal
 
 /* ---- conv_tile.c ---- */
 void emit_conv(Cg *g, Ls *s);
+
+/* ---- call.c ---- */
+void emit_call(Cg *g, const Ls *s);
 
 /* ---- model_table.c ---- */
 LLVMValueRef emit_desc(Cg *g, const LEntry *les, LLVMValueRef *bodies, const unsigned char *weights);

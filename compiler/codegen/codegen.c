@@ -305,6 +305,7 @@ void emit_stmt(Cg *g, Ls *s) {
   }
   case LS_GEMM: emit_gemm(g, s); break;
   case LS_CONV: emit_conv(g, s); break;
+  case LS_CALL: emit_call(g, s); break;
   }
 }
 

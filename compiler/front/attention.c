@@ -3,6 +3,9 @@
  * ops.def.  Used by the function scaled_dot_product_attention (builtins_nn.c) and by the
  * layers MultiheadAttention and TransformerEncoderLayer (layers_nn.c).
  *
+ * Attention is one fused ATTENTION op (FlashAttention's blocks: lower/attention.c) where the
+ * weights are not wanted and it is the faster way (fused_pays), else matmul, softmax, matmul.
+ *
  * Masks follow PyTorch's two kinds, told apart by dtype since nnc has no bool: an i64 mask is
  * boolean (nonzero: not attended, PyTorch's True), an f32 mask is added to the scores
  * (PyTorch's float mask).  A condition computed in nnc is f32 (1.0 / 0.0): pass it as
@@ -38,6 +41,45 @@ static INode *causal_mask(Sema *S, Dim l, Dim s, SrcLoc loc) {
   return ir_where(M, E, above, ir_fill(M, E, -INFINITY, &(Shape){0}, loc), ir_fill(M, E, 0.0, &(Shape){0}, loc), loc, D);
 }
 
+/* Scores [L, S] from which the fused op is at least as fast as matmul-softmax-matmul (one
+ * thread, head dims 32 and 64: 0.8-0.95x the GEMMs' speed at 64-256 squared, 1.1-1.2x at
+ * 512-1024 squared); a causal one skips the blocks above the diagonal (1.1-1.4x at 256
+ * squared).  Figures in docs/architecture.md, "Fused attention". */
+#define FUSED_MIN_SCORES (512 * 512)
+#define FUSED_MIN_SCORES_CAUSAL (256 * 256)
+
+/* Is the fused op the faster (or the only bounded) way: scores of a symbolic size (they
+ * could be any size, and the op needs no memory for them) or at least the sizes above? */
+static bool fused_pays(const INode *q, const INode *k, bool causal) {
+  int r = q->shape.rank;
+  Dim l = q->shape.d[r - 2], s = k->shape.d[r - 2];
+  if (l.syms || s.syms) return true;
+  return (double)l.k * (double)s.k >= (causal ? FUSED_MIN_SCORES_CAUSAL : FUSED_MIN_SCORES);
+}
+
+/* Can ATTENTION compute it: static widths, a mask that broadcasts to [..., L, S]? */
+static bool fusable(const INode *q, const INode *k, const INode *v, const INode *mask) {
+  int r = q->shape.rank;
+  if (v->shape.d[r - 1].syms || q->shape.d[r - 1].k == 0) return false; /* (E = 0: no sgemm) */
+  if (!mask) return true;
+  if (mask->shape.rank > r) return false;
+  for (int i = 1; i <= mask->shape.rank; i++) {
+    Dim m = mask->shape.d[mask->shape.rank - i];
+    Dim to = i == 1 ? k->shape.d[r - 2] : q->shape.d[r - i];
+    if (!dim_is(m, 1) && !dim_eq(m, to)) return false;
+  }
+  return true;
+}
+
+/* One ATTENTION op (lower/attention.c): FlashAttention's blocks, no [..., L, S] scores in
+ * memory.  Keys and values travel as one operand [..., S, E + Ev]: their concatenation, which
+ * fuses into the copy that splits the heads of a MultiheadAttention. */
+static INode *fused_attention(Sema *S, INode *q, INode *k, INode *v, INode *mask, bool causal, double scale,
+                              SrcLoc loc) {
+  INode *kv = ir_concat(M, E, k, v, q->shape.rank - 1, loc, D);
+  return ir_attention(M, E, q, kv, mask, scale, causal, loc, D);
+}
+
 INode *nn_attention(Sema *S, INode *q, INode *k, INode *v, INode *mask, bool causal, double scale, INode **weights,
                     SrcLoc loc) {
   if (!q || !k || !v) return NULL;
@@ -48,22 +90,12 @@ INode *nn_attention(Sema *S, INode *q, INode *k, INode *v, INode *mask, bool cau
     return diag_error(D, loc, "attention: query [..., L, E] and key [..., S, E] must share E, key and value S"), NULL;
   if (q->shape.d[r - 1].syms) return diag_error(D, loc, "attention: the embedding size must be static"), NULL;
   if (scale <= 0) scale = 1.0 / sqrt((double)q->shape.d[r - 1].k);
-  /* Scores [..., L, S] that the IR cannot size (L and S the same symbol, as in self-attention
-   * over f32[B, T, E]): one ATTENTION op that never stores them (lower/attention.c), when no
-   * mask tensor or weights need them.  Otherwise the matmul-softmax-matmul below: its GEMMs
-   * are faster than the fused op's loops today (2.3x at T = 256, head dim 64). */
-  uint32_t seen = 0;
-  bool sizable = true;
-  for (int i = 0; i < r; i++) {
-    Dim d = i == r - 1 ? k->shape.d[r - 2] : q->shape.d[i];
-    sizable = sizable && !(seen & d.syms);
-    seen |= d.syms;
-  }
-  if (!sizable && !mask && !weights) return ir_attention(M, E, q, k, v, scale, causal, loc, D);
+  INode *add = additive_mask(S, mask, loc);
+  if (!weights && fused_pays(q, k, causal) && fusable(q, k, v, add)) return fused_attention(S, q, k, v, add, causal, scale, loc);
   INode *scores = ir_matmul(M, E, q, k, 0, 1, loc, D);
   scores = ir_binary(M, E, OP_MUL, scores, ir_fill(M, E, scale, &(Shape){0}, loc), loc, D);
   if (causal) scores = ir_binary(M, E, OP_ADD, scores, causal_mask(S, q->shape.d[r - 2], k->shape.d[r - 2], loc), loc, D);
-  if (mask) scores = ir_binary(M, E, OP_ADD, scores, additive_mask(S, mask, loc), loc, D);
+  if (add) scores = ir_binary(M, E, OP_ADD, scores, add, loc, D);
   if (!scores) return NULL;
   INode *w = softmax_node(S, scores, r - 1, loc);
   if (weights) *weights = w;

@@ -405,12 +405,31 @@ static void interp_ROI_ALIGN(Interp *I, const INode *n, Tensor *out) {
   free(nchw);
 }
 
-/* ---- attention: softmax(q kᵀ · scale) v, row by row ---- */
+/* ---- attention: softmax(q kᵀ · scale + mask) v, row by row (kv: keys' columns, then values') ---- */
+
+/* The mask's element for scores element (b, l, s) of [lead..., L, S]: its broadcast index */
+static double attention_mask_at(const Tensor *mask, const Tensor *q, int64_t b, int64_t l, int64_t s) {
+  int r = q->rank, shift = r - mask->rank;
+  int64_t idx[MAX_RANK], off = 0, stride = 1;
+  for (int i = r - 3; i >= 0; i--) {
+    idx[i] = b % q->d[i];
+    b /= q->d[i];
+  }
+  idx[r - 2] = l;
+  idx[r - 1] = s;
+  for (int i = r - 1; i >= shift; i--) {
+    int64_t size = mask->d[i - shift];
+    off += (size == 1 ? 0 : idx[i]) * stride;
+    stride *= size;
+  }
+  return mask->v[off];
+}
 
 static void interp_ATTENTION(Interp *I, const INode *n, Tensor *out) {
-  const Tensor *q = arg(I, n, 0), *k = arg(I, n, 1), *v = arg(I, n, 2);
+  const Tensor *q = arg(I, n, 0), *kv = arg(I, n, 1), *mask = n->in[2] ? arg(I, n, 2) : NULL;
   int r = q->rank;
-  int64_t L = q->d[r - 2], E = q->d[r - 1], S = k->d[r - 2], Ev = v->d[r - 1], blocks = L ? q->numel / (L * E) : 0;
+  int64_t L = q->d[r - 2], E = q->d[r - 1], S = kv->d[r - 2], W = kv->d[r - 1], Ev = W - E;
+  int64_t blocks = L ? q->numel / (L * E) : 0;
   double *p = nnc_xmalloc((S ? S : 1) * sizeof *p);
   for (int64_t b = 0; b < blocks; b++)
     for (int64_t l = 0; l < L; l++) {
@@ -419,14 +438,15 @@ static void interp_ATTENTION(Interp *I, const INode *n, Tensor *out) {
       double mx = -INFINITY, sum = 0;
       for (int64_t s = 0; s < seen; s++) {
         double dot = 0;
-        for (int64_t j = 0; j < E; j++) dot = rnd(I, dot + rnd(I, ql[j] * k->v[(b * S + s) * E + j]));
+        for (int64_t j = 0; j < E; j++) dot = rnd(I, dot + rnd(I, ql[j] * kv->v[(b * S + s) * W + j]));
         p[s] = rnd(I, dot * n->f[0]);
+        if (mask) p[s] = rnd(I, p[s] + attention_mask_at(mask, q, b, l, s));
         mx = p[s] > mx || p[s] != p[s] ? p[s] : mx;
       }
       for (int64_t s = 0; s < seen; s++) sum = rnd(I, sum + (p[s] = rnd(I, exp(p[s] - mx))));
       for (int64_t j = 0; j < Ev; j++) {
         double acc = 0;
-        for (int64_t s = 0; s < seen; s++) acc = rnd(I, acc + rnd(I, p[s] * v->v[(b * S + s) * Ev + j]));
+        for (int64_t s = 0; s < seen; s++) acc = rnd(I, acc + rnd(I, p[s] * kv->v[(b * S + s) * W + E + j]));
         out->v[(b * L + l) * Ev + j] = seen ? rnd(I, acc / sum) : NAN;
       }
     }

@@ -588,24 +588,33 @@ INode *ir_resize(Model *m, Entry *e, INode *x, Dim out_h, Dim out_w, int mode,
   return n;
 }
 
-INode *ir_attention(Model *m, Entry *e, INode *q, INode *k, INode *v, double scale, bool causal, SrcLoc loc,
+/* Does mask broadcast to `to` without stretching `to` (the scores [..., L, S])? */
+static bool broadcasts_to(const Shape *mask, const Shape *to) {
+  Shape out;
+  return mask->rank <= to->rank && broadcast(to, mask, &out) && shape_eq(&out, to);
+}
+
+INode *ir_attention(Model *m, Entry *e, INode *q, INode *kv, INode *mask, double scale, bool causal, SrcLoc loc,
                     Diag *d) {
-  if (!q || !k || !v) return NULL;
+  if (!q || !kv) return NULL;
   int r = q->shape.rank;
-  if (r < 2 || k->shape.rank != r || v->shape.rank != r)
-    return shape_error(m, d, loc, "attention needs query [..., L, E], key [..., S, E], value [..., S, Ev]", q, k);
+  if (r < 2 || kv->shape.rank != r || q->shape.d[r - 1].syms || kv->shape.d[r - 1].syms ||
+      kv->shape.d[r - 1].k < q->shape.d[r - 1].k)
+    return shape_error(m, d, loc, "attention needs query [..., L, E] and key-value [..., S, E + Ev]", q, kv);
   for (int i = 0; i < r - 2; i++)
-    if (!dim_eq(q->shape.d[i], k->shape.d[i]) || !dim_eq(q->shape.d[i], v->shape.d[i]))
-      return shape_error(m, d, loc, "attention: query, key and value must have the same leading dims", q, k);
-  if (!dim_eq(q->shape.d[r - 1], k->shape.d[r - 1]) || !dim_eq(k->shape.d[r - 2], v->shape.d[r - 2]))
-    return shape_error(m, d, loc, "attention: key must be [..., S, E] and value [..., S, Ev]", k, v);
-  Shape s = q->shape;
-  s.d[r - 1] = v->shape.d[r - 1];
+    if (!dim_eq(q->shape.d[i], kv->shape.d[i]))
+      return shape_error(m, d, loc, "attention: query, key and value must have the same leading dims", q, kv);
+  Shape s = q->shape, scores = q->shape;
+  s.d[r - 1] = dim_const(kv->shape.d[r - 1].k - q->shape.d[r - 1].k);
+  scores.d[r - 1] = kv->shape.d[r - 2];
+  if (mask && (mask->dtype != DT_F32 || !broadcasts_to(&mask->shape, &scores)))
+    return shape_error(m, d, loc, "attention: the mask must be f32 and broadcast to the scores [..., L, S]", mask, q);
   if (!ir_shape_supported(m, &s, loc, d)) return NULL;
   INode *n = ir_new(m, e, OP_ATTENTION, DT_F32, &s, loc);
   n->in[0] = q;
-  n->in[1] = k;
-  n->in[2] = v;
+  n->in[1] = kv;
+  n->in[2] = mask;
+  n->i[0] = q->shape.d[r - 1].k;
   n->f[0] = scale;
   n->flag = causal;
   return n;

@@ -312,8 +312,10 @@ INode *ir_dim_value(Model *m, Entry *e, Dim dim, SrcLoc loc);
 INode *ir_col2im(Model *m, Entry *e, INode *cols, Dim oh, Dim ow, const int64_t stride[2],
                  const int64_t pad[2], const int64_t dilation[2], SrcLoc loc, Diag *d);
 #define ROI_MAX_SAMPLING_RATIO 65536
-/* softmax(q kᵀ · scale) v (the ATTENTION op of ops.def), causal: position l sees s <= l */
-INode *ir_attention(Model *m, Entry *e, INode *q, INode *k, INode *v, double scale, bool causal, SrcLoc loc,
+/* softmax(q kᵀ · scale + mask) v (the ATTENTION op of ops.def): kv [..., S, E + Ev] holds each
+ * key's E columns and then its value's; mask (or NULL) an f32 broadcast of [..., L, S];
+ * causal: position l sees s <= l */
+INode *ir_attention(Model *m, Entry *e, INode *q, INode *kv, INode *mask, double scale, bool causal, SrcLoc loc,
                     Diag *d);
 INode *ir_roi_align(Model *m, Entry *e, INode *x, INode *boxes, int64_t ph, int64_t pw,
                     double spatial_scale, int64_t sampling_ratio, bool aligned, SrcLoc loc,

@@ -96,7 +96,7 @@ void attrs_resize(const Model *m, const INode *n, char *buf, size_t len) {
 }
 
 void attrs_attention(const Model *m, const INode *n, char *buf, size_t len) {
-  put(buf, len, " scale=%g%s", n->f[0], n->flag ? " causal" : "");
+  put(buf, len, " key=%lld scale=%g%s", (long long)n->i[0], n->f[0], n->flag ? " causal" : "");
 }
 
 void attrs_roi_align(const Model *m, const INode *n, char *buf, size_t len) {
@@ -224,6 +224,7 @@ void ir_check(const Model *m) {
       for (int k = 0; k < op_info[x->op].arity; k++) {
         if (x->op == OP_CONST || x->op == OP_DIMVAL) break;
         if (x->op == OP_PACK && k == 1) break; /* the last link of a scan's operand chain has no rest */
+        if (x->op == OP_ATTENTION && k == 2) break; /* its mask is optional */
         if (!x->in[k]) unreachable("node lacks an input");
         if (x->in[k]->replaced) unreachable("node uses a replaced node");
       }

@@ -45,7 +45,7 @@ struct Lx {
 /* LS_EVAL computes `val` where it stands, so that the loops inside reuse it instead of
  * computing it per iteration (LLVM cannot hoist what depends on a load past a store that
  * might alias it). */
-typedef enum LsKind { LS_BLOCK, LS_LOOP, LS_STORE, LS_EVAL, LS_ACC_INIT, LS_ACC_UPDATE, LS_GEMM, LS_CONV, LS_SCAN } LsKind;
+typedef enum LsKind { LS_BLOCK, LS_LOOP, LS_STORE, LS_EVAL, LS_ACC_INIT, LS_ACC_UPDATE, LS_GEMM, LS_CONV, LS_SCAN, LS_CALL } LsKind;
 
 typedef struct Ls Ls;
 struct Ls {
@@ -109,6 +109,17 @@ struct Ls {
     Lx **numel;                         /* elements per step of each body output */
     Lx *steps;
   } sc;
+  struct {                              /* LS_CALL: fn(&bufs[0][offs[0]], .., ints, f), a
+                                           support library function: f32 pointers into the
+                                           buffers (NULL for buffer -1, offset 0 for a NULL
+                                           offs), a pointer to the values of ints[0..nints)
+                                           as i64, and f as f32 */
+    const char *fn;
+    int bufs[6], nbufs;
+    Lx *offs[6];
+    Lx **ints; int nints;
+    double f;
+  } call;
 };
 
 typedef enum LBufKind { LB_ARG, LB_WEIGHT, LB_SLOT, LB_CONST } LBufKind;

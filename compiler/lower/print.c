@@ -209,6 +209,22 @@ static void print_ls(Printer *p, const Ls *s, int depth) {
     fprintf(out, "\n");
     break;
   }
+  case LS_CALL: {
+    fprintf(out, "call %s(", s->call.fn);
+    for (int i = 0; i < s->call.nbufs; i++) {
+      fprintf(out, "%s", i ? ", " : "");
+      if (s->call.bufs[i] < 0) fprintf(out, "-");
+      else if (s->call.offs[i]) print_ref(p, s->call.bufs[i], s->call.offs[i]);
+      else print_buf(p, s->call.bufs[i]);
+    }
+    fprintf(out, ") ints=");
+    for (int i = 0; i < s->call.nints; i++) {
+      fprintf(out, "%s", i ? "," : "");
+      print_lx(p, s->call.ints[i]);
+    }
+    fprintf(out, " f=%.9g\n", s->call.f);
+    break;
+  }
   case LS_GEMM: {
     fprintf(out, "sgemm%s%s ", s->g.ta ? " transA" : "", s->g.tb ? " transB" : "");
     print_ref(p, s->g.c, s->g.c_off);

@@ -15,7 +15,7 @@ import unittest
 import numpy as np
 
 import nnc
-from support import ROOT, TempDirCase, assert_close, compile_so, needs_torch, torch_or_none, write_model
+from support import ROOT, TempDirCase, assert_close, assert_same_everywhere, compile_so, needs_torch, torch_or_none, write_model
 
 E, H = 16, 4
 MODEL = f"""
@@ -112,16 +112,7 @@ class FusedAttentionTest(TempDirCase):
     def check(self, call, want, what):
         """call(m) against want (a tuple of outputs) on every model and thread count, and
         bit-identical to the first (the JIT on one thread)"""
-        first = None
-        for how, m in self.each():
-            got = call(m)
-            got = got if isinstance(got, tuple) else (got,)
-            for i, (g, w) in enumerate(zip(got, want)):
-                assert_close(self, g, w, f"{what} output {i}, {how}")
-            if first is None:
-                first = got
-            for i, (g, f) in enumerate(zip(got, first)):
-                self.assertTrue(np.array_equal(g, f, equal_nan=True), f"{what} output {i}, {how}: not bit-identical")
+        assert_same_everywhere(self, self.models, call, want, what)
 
     def test_one_op_without_scores(self):
         dump = subprocess.run([os.environ.get("NNC_EXE", os.path.join(ROOT, "build", "nnc")), "dump",

@@ -13,7 +13,7 @@ import unittest
 import numpy as np
 
 import nnc
-from support import TempDirCase, assert_close, compile_so, needs_torch, nnc_cli, torch_or_none
+from support import TempDirCase, assert_same_everywhere, compile_so, needs_torch, nnc_cli, torch_or_none
 
 E, H = 16, 4
 LENGTHS = (1, 7, 64, 300)
@@ -87,14 +87,7 @@ class OnnxSymbolicLengthTest(TempDirCase):
             cls.models[name]["imported"] = ImportedForward(nnc.compile(nn, weights=weights))
 
     def check(self, name, args, want, what):
-        for kind, m in self.models[name].items():
-            runs = []
-            for threads in (1, 2, 3):
-                m.threads = threads
-                runs.append(m.forward(*args))
-                assert_close(self, runs[-1], want, f"{what}, {kind}, {threads} threads")
-            for other in runs[1:]:
-                np.testing.assert_array_equal(runs[0], other, f"{what}, {kind}: threads change the bits")
+        assert_same_everywhere(self, self.models[name], lambda m: m.forward(*args), (want,), what)
 
     def test_encoder(self):
         torch = self.torch

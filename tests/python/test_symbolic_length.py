@@ -10,7 +10,7 @@ import numpy as np
 
 import nnc
 import test_attention  # its AttentionTest, run here with a symbolic length
-from support import TempDirCase, assert_close, compile_so, needs_torch, torch_or_none, write_model
+from support import TempDirCase, assert_close, assert_same_everywhere, compile_so, needs_torch, torch_or_none, write_model
 
 
 class SymbolicLengthTest(test_attention.AttentionTest):
@@ -21,28 +21,10 @@ class SymbolicLengthTest(test_attention.AttentionTest):
     def build(cls, nn, weights):
         return {"jit": nnc.compile(nn, weights=weights), "so": nnc.load(compile_so(nn, cls.tmp, weights))}
 
-    def each(self):
-        for kind, m in self.models.items():
-            for threads in (1, 2, 3):
-                m.threads = threads
-                yield f"{kind}, {threads} threads", m
-
     def check(self, call, want, what):
-        super().check(call, want, what)
-        for kind, m in self.models.items():  # the same bits at every thread count
-            runs = []
-            for threads in (1, 2, 3):
-                m.threads = threads
-                got = call(m)
-                runs.append(got if isinstance(got, tuple) else (got,))
-            for other in runs[1:]:
-                for a, b in zip(runs[0], other):
-                    np.testing.assert_array_equal(a, b, f"{what}, {kind}: threads change the bits")
-
-
-
-if __name__ == "__main__":
-    unittest.main()
+        """close to PyTorch and the same bits at every thread count, JIT and AOT"""
+        want = tuple(w.detach().numpy() for w in (want if isinstance(want, tuple) else (want,)))
+        assert_same_everywhere(self, self.models, call, want, what)
 
 
 SQUARES = """
@@ -121,3 +103,7 @@ class SquareSizesTest(TempDirCase):
                 m.pairs(a, x[:8])
             with self.assertRaisesRegex(ValueError, "cannot infer T from the input shapes"):
                 m.alone(x)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -262,14 +262,14 @@ INode *ir_const_data(Model *m, Entry *e, const float *data, const Shape *s, SrcL
 bool ir_shape_supported(Model *m, const Shape *s, SrcLoc loc, Diag *d) {
   int64_t k = 1;
   char b[160];
-  shape_numel(m, s);
-  if (m->syms_full)
-    return diag_error(d, loc, "shape %s: more than %d symbolic sizes in the model (squares included); pin some "
-                      "with -D", shape_str(m, DT_F32, s, b, sizeof b), MAX_SYMS);
   for (int i = 0; i < s->rank; i++)
     if (__builtin_mul_overflow(k, s->d[i].k, &k) || k > IR_MAX_STATIC_ELEMENTS)
       return diag_error(d, loc, "shape %s is too large: more than 2^40 elements (the limit of a tensor's static size)",
                         shape_str(m, DT_F32, s, b, sizeof b));
+  shape_numel(m, s); /* makes the squares it needs */
+  if (m->syms_full)
+    return diag_error(d, loc, "shape %s: more than %d symbolic sizes in the model (squares included); pin some "
+                      "with -D", shape_str(m, DT_F32, s, b, sizeof b), MAX_SYMS);
   return true;
 }
 

@@ -97,7 +97,9 @@ static int square_sym(Model *m, int sym) {
 }
 
 Dim dim_mul(Model *m, Dim a, Dim b) {
-  Dim p = {a.k * b.k, a.syms};
+  Dim p = {0, a.syms};
+  if (__builtin_mul_overflow(a.k, b.k, &p.k)) /* saturated: the shape checks (ir_shape_supported) refuse it */
+    p.k = (a.k < 0) != (b.k < 0) ? INT64_MIN : INT64_MAX;
   for (uint32_t rest = b.syms; rest; rest &= rest - 1) {
     int sym = __builtin_ctz(rest);
     while (p.syms & (1u << sym)) { /* sym twice: its square instead, which may be there already */

@@ -31,8 +31,11 @@ typedef struct Attn {
 #define LANES 8
 /* the row helpers inline into each clone of online_softmax, compiled for its target */
 #define ROW_FN static inline __attribute__((always_inline))
-/* GCC 12 on x86-64: a clone for x86-64-v3 (AVX2, FMA) besides the baseline one */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+/* GCC 12 on x86-64: a clone for x86-64-v3 (AVX2, FMA) besides the baseline one.  Not under
+ * the sanitizers: the clones' ifunc resolver runs while the dynamic loader relocates the
+ * program, before ThreadSanitizer's runtime is up, and its instrumented code crashes there. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12 && \
+    !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
 #define CLONED_FOR_AVX2 __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
 #define CLONED_FOR_AVX2

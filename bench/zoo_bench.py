@@ -574,13 +574,13 @@ WHY_ORT = {
         "register-tiled kernel with run-time sizes and its 1x1 ones on row tiles, as the pinned "
         "build's do, but its 3x3 stride-1 layers (56, 28 and 14 maps) are not Winograd F(2x2, 3x3), "
         "which needs static even sizes: that is the whole gap to the pinned build (layer1's "
-        "convolutions 2.9 ms direct against Winograd's). CPU time per call on a loaded machine, "
-        "1 thread, 224x224: 54.8 ms against 40.1 pinned (1.37x); im2col + sgemm before took 60.6. "
+        "convolutions 2.9 ms direct against Winograd's). A quiet run, 1 thread, 224x224: 53.1 ms "
+        "against 39.5 pinned (1.34x); im2col + sgemm before took 1.5x. "
         "Closing it: Winograd with run-time tile counts and a remainder for odd sizes (issue 18)."),
     "mobilenet_v2_anysize": (
         "as resnet18_anysize: its depthwise and 1x1 convolutions run on the same direct and "
-        "row-tile kernels as the pinned build (16.3 ms against 12.2 CPU time per call on a loaded "
-        "machine, 1.34x; 35.9 before, as one tiny sgemm per channel). The rest: the stride-2 "
+        "row-tile kernels as the pinned build (a quiet run: 15.9 ms against 12.7, 1.25x; 3.1x "
+        "before, as one tiny sgemm per channel). The rest: the stride-2 "
         "padded copy loads element by element where the pinned build's static rows take whole "
         "vectors, and row tiles on a symbolic column count have no column parts (issue 18)."),
     "gru": (

@@ -684,15 +684,18 @@ static int bind_fail(char *err, size_t errlen, const Model *m, const Entry *e, i
 int interp_bind(const Model *m, const Entry *e, const int *ranks, const int64_t *const *shapes,
                 int64_t *syms, char *err, size_t errlen) {
   for (int s = 0; s < m->nsyms; s++) syms[s] = 0;
-  /* first the dims of one symbol (k × N), then check every dim */
-  for (int pass = 0; pass < 2; pass++)
+  /* first the dims of one symbol (k × N) that is not derived (a derived size is computed from
+   * its source, never taken from an input: nnc.c bind_syms), then the derived ones, then
+   * check every dim */
+  for (int pass = 0; pass < 2; pass++) {
+    if (pass == 1 && !model_derive_syms(m, entry_syms_used(m, e), syms, err, errlen)) return -1;
     for (int i = 0; i < e->nin; i++) {
       const Shape *sh = &e->inputs[i]->shape;
       if (ranks[i] != sh->rank) return bind_fail(err, errlen, m, e, i, "wrong rank");
       for (int k = 0; k < sh->rank; k++) {
         Dim d = sh->d[k];
         int64_t got = shapes[i][k];
-        if (pass == 0 && d.syms && !(d.syms & (d.syms - 1))) {
+        if (pass == 0 && d.syms && !(d.syms & (d.syms - 1)) && !m->sym_rules[__builtin_ctz(d.syms)].derived) {
           int s = __builtin_ctz(d.syms);
           if (got < 0 || got % d.k) return bind_fail(err, errlen, m, e, i, "a symbolic dim must be a multiple of its factor");
           if (syms[s] && syms[s] != got / d.k) return bind_fail(err, errlen, m, e, i, "symbolic dim bound to two values");
@@ -701,5 +704,6 @@ int interp_bind(const Model *m, const Entry *e, const int *ranks, const int64_t 
         if (pass == 1 && interp_dim(d, syms) != got) return bind_fail(err, errlen, m, e, i, "shape mismatch");
       }
     }
-  return model_derive_syms(m, entry_syms_used(m, e), syms, err, errlen) ? 0 : -1;
+  }
+  return 0;
 }

@@ -27,6 +27,12 @@ int64_t shape_static_numel(const Shape *s) {
   return n;
 }
 
+bool shape_is_static(const Shape *s) {
+  for (int i = 0; i < s->rank; i++)
+    if (s->d[i].syms) return false;
+  return true;
+}
+
 void dim_str(const Model *m, Dim d, char *buf, size_t len) {
   size_t n = 0;
   buf[0] = 0;
@@ -723,15 +729,9 @@ INode *ir_dim_value(Model *m, Entry *e, Dim dim, SrcLoc loc) {
   return n;
 }
 
-static bool index_static(const Shape *s) {
-  for (int i = 0; i < s->rank; i++)
-    if (s->d[i].syms) return false;
-  return true;
-}
-
 /* A constant index is checked now (the run-time check would fail on every call). */
 static bool constant_index_ok(const INode *index, Dim size, const char *what, SrcLoc loc, Diag *d) {
-  if (size.syms || !index_static(&index->shape)) return true;
+  if (size.syms || !shape_is_static(&index->shape)) return true;
   int64_t count = shape_static_numel(&index->shape);
   for (int64_t i = 0; i < (index->data ? count : 1) && count; i++) {
     double v = index->data ? index->data[i] : index->f[0];

@@ -81,6 +81,8 @@ bool shape_eq(const Shape *a, const Shape *b);
 Dim shape_numel(struct Model *m, const Shape *s);
 /* The element count of a shape of static dims (a constant's data), the symbols' factors left out. */
 int64_t shape_static_numel(const Shape *s);
+/* Is every dim static? */
+bool shape_is_static(const Shape *s);
 /* "f32[N, 2]"-style text; returns buf. */
 void dim_str(const struct Model *m, Dim d, char *buf, size_t len); /* "2*N" */
 const char *shape_str(const struct Model *m, DType dt, const Shape *s, char *buf, size_t len);

@@ -22,13 +22,6 @@ static bool fold_constants(Model *m, Entry *e, Diag *d);
 static bool is_fill(const INode *n, double v) { return n && n->op == OP_CONST && !n->data && n->f[0] == v; }
 static bool is_const(const INode *n) { return n && n->op == OP_CONST; }
 
-static bool static_numel(const Shape *s, int64_t *n) {
-  *n = shape_static_numel(s);
-  for (int i = 0; i < s->rank; i++)
-    if (s->d[i].syms) return false;
-  return true;
-}
-
 /* Value of constant `c` at the output multi-index `idx` of a broadcast of rank `rank`. */
 static double const_at(const INode *c, const int64_t *idx, int rank) {
   if (!c->data) return c->f[0];
@@ -58,7 +51,7 @@ static void fold_elementwise(Model *m, INode *n) {
     return;
   }
   int64_t total;
-  if (!static_numel(&n->shape, &total) || total > FOLD_MAX_ELEMS) return;
+  if (!shape_is_static(&n->shape) || (total = shape_static_numel(&n->shape)) > FOLD_MAX_ELEMS) return;
   float *data = arena_alloc(m->arena, (total ? total : 1) * sizeof *data);
   int64_t idx[MAX_RANK] = {0};
   for (int64_t o = 0; o < total; o++) {

@@ -30,12 +30,6 @@ static bool is_view_of_leaf(const INode *n) {
   return op_info[n->op].kind == FK_LEAF;
 }
 
-static bool static_shape(const Shape *s) {
-  for (int i = 0; i < s->rank; i++)
-    if (s->d[i].syms) return false;
-  return true;
-}
-
 /* Structural key of a constant subgraph: op, attributes, shape, and its inputs' keys. */
 static void write_key(FILE *f, const INode *n) {
   fprintf(f, "(%s", op_info[n->op].name);
@@ -187,7 +181,7 @@ static void hoist_entry(Hoist *H, Entry *e, Diag *d) {
     if (e->outputs[i]->cst == 1) needed[e->outputs[i]->id] = true;
   for (int i = 0; i < e->nnodes; i++) {
     INode *n = e->nodes[i];
-    if (!needed[i] || is_view_of_leaf(n) || !static_shape(&n->shape) || n->dtype != DT_F32) continue;
+    if (!needed[i] || is_view_of_leaf(n) || !shape_is_static(&n->shape) || n->dtype != DT_F32) continue;
     int p = derive(H, n);
     n->op = OP_PARAM; /* the entry now reads the derived parameter */
     n->index = p;

@@ -49,6 +49,7 @@
 #include "gen.h"
 #include "nnc.h"
 #include "safetensors.h"
+#include "table.h"
 
 #define CHILD_TIMEOUT_S 120 /* a program takes seconds; a header can set timeout=S */
 #define REL_TOL 1e-5
@@ -297,6 +298,17 @@ static Verdict call(Run *R, Result *res, const char *where, nnc_context *c, nnc_
   return V_PASS;
 }
 
+/* The derived symbolic dims (layer output sizes, squares) from the bound ones: what an input
+ * typed with one (`f32[N, ((H + 1) / 2)]`) holds. */
+static Verdict derive_syms(Run *R, Result *res) {
+  char err[300];
+  if (R->d->sym_rules && nnc_derive_syms(R->d->sym_rules, R->d->n_syms, R->d->sym_names, UINT32_MAX, R->syms, err, sizeof err))
+    return set(res, V_ERROR, "inputs", "deriving the sizes: %s", err);
+  return V_PASS;
+}
+
+static bool is_derived(const Run *R, int sym) { return R->d->sym_rules && R->d->sym_rules[sym].src >= 0; }
+
 static Verdict open_models(Run *R, Result *res) {
   char *msg = NULL, so[700];
   if (nnc_model_compile(R->path, NULL, &R->jit, &msg)) {
@@ -311,6 +323,7 @@ static Verdict open_models(Run *R, Result *res) {
     int k = header_find(&R->h, R->d->sym_names[i]);
     R->syms[i] = k >= 0 ? R->h.kv[k].v : 3;
   }
+  if (derive_syms(R, res)) return res->v;
   if (R->d->n_params) {
     char err[512];
     snprintf(R->weights, sizeof R->weights, "%s/w.safetensors", R->dir);
@@ -374,8 +387,11 @@ static Verdict run_program(const char *path, const char *dir, const Options *opt
   /* two rounds on the same contexts: the header's dims, then others (the workspace grows or
    * is reused) */
   for (int round = 0; round < 2; round++) {
-    if (round)
-      for (int i = 0; i < R.d->n_syms; i++) R.syms[i] = R.syms[i] < 20 ? R.syms[i] * 3 + 2 : R.syms[i] / 3;
+    if (round) { /* the generator's derived sizes grow with their sources, so stay valid */
+      for (int i = 0; i < R.d->n_syms; i++)
+        if (!is_derived(&R, i)) R.syms[i] = R.syms[i] < 20 ? R.syms[i] * 3 + 2 : R.syms[i] / 3;
+      if (derive_syms(&R, res)) return res->v;
+    }
     if (run_entries(&R, res)) return res->v;
   }
   return V_PASS; /* the child exits: nothing is freed */

@@ -15,6 +15,7 @@
 #include "gen.h"
 
 #define MAX_STATIC_NUMEL 512
+#define SHAPE_TEXT 512   /* room for a shape's text: derived sizes nest formulas */
 #define BIG 1e3          /* values beyond this are scaled back by a power of two */
 
 /* ---- randomness (splitmix64) ---- */
@@ -61,7 +62,22 @@ static bool repeats_sym(const GShape *s) {
 
 static bool dim_eq(GDim a, GDim b) { return a.k == b.k && a.sy == b.sy; }
 static bool dim_one(GDim a) { return a.k == 1 && !a.sy; }
-static int dim_max(const GProg *g, GDim d) { return d.k * (d.sy & SYM_N ? g->N : 1) * (d.sy & SYM_T ? g->T : 1); }
+
+static int floor_div(int a, int b) { return a / b - (a % b != 0 && (a < 0) != (b < 0)); }
+
+/* The value of symbol bit `bit` in the program's run (a derived size from its source's). */
+static int sym_value(const GProg *g, int bit) {
+  if (bit < G_BASE_SYMS) return (int[]){g->N, g->T, g->H, g->W}[bit];
+  const GDerived *r = &g->der[bit - G_BASE_SYMS];
+  return floor_div(r->mul * sym_value(g, __builtin_ctz(r->src)) + r->add, r->div);
+}
+
+/* The dim's size in the program's run. */
+static int dim_max(const GProg *g, GDim d) {
+  int v = d.k;
+  for (unsigned sy = d.sy; sy; sy &= sy - 1) v *= sym_value(g, __builtin_ctz(sy));
+  return v;
+}
 
 static bool shape_eq(const GShape *a, const GShape *b) {
   if (a->rank != b->rank) return false;
@@ -70,23 +86,53 @@ static bool shape_eq(const GShape *a, const GShape *b) {
   return true;
 }
 
-static void dim_text(GDim d, char *buf, size_t len) {
-  size_t n = 0;
-  buf[0] = 0;
-  if (d.k != 1 || !d.sy) n += snprintf(buf + n, len - n, "%d", d.k);
-  if (d.sy & SYM_N) n += snprintf(buf + n, len - n, "%sN", n ? " * " : "");
-  if (d.sy & SYM_T) snprintf(buf + n, len - n, "%sT", n ? " * " : "");
+/* Append to buf[len] at *n (nothing once it is full: a caller checks *n < len). */
+static void put(char *buf, size_t len, size_t *n, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void put(char *buf, size_t len, size_t *n, const char *fmt, ...) {
+  if (*n >= len) return;
+  va_list ap;
+  va_start(ap, fmt);
+  *n += vsnprintf(buf + *n, len - *n, fmt, ap);
+  va_end(ap);
 }
 
-static char *shape_text(const GShape *s, char *buf, size_t len) {
-  size_t n = snprintf(buf, len, "[");
-  for (int i = 0; i < s->rank; i++) {
-    char d[32];
-    dim_text(s->d[i], d, sizeof d);
-    n += snprintf(buf + n, len - n, "%s%s", i ? ", " : "", d);
+/* Symbol bit `bit` as text: its name, or a derived size's formula in a type (`((H + 1) / 2)`)
+ * or its witness in a body (`@7.shape[2]`). */
+static void sym_text(const GProg *g, int bit, bool body, char *buf, size_t len, size_t *n) {
+  const GDerived *r = bit < G_BASE_SYMS ? NULL : &g->der[bit - G_BASE_SYMS];
+  if (!r || body) {
+    if (r) put(buf, len, n, "@%d.shape[%d]", r->witness, r->axis);
+    else put(buf, len, n, "%c", "NTHW"[bit]);
+    return;
   }
-  snprintf(buf + n, len - n, "]");
-  return buf;
+  put(buf, len, n, "%s", r->div == 1 ? "(" : "((");
+  if (r->mul != 1) put(buf, len, n, "%d * ", r->mul);
+  sym_text(g, __builtin_ctz(r->src), false, buf, len, n);
+  if (r->add) put(buf, len, n, " %c %d", r->add < 0 ? '-' : '+', abs(r->add));
+  if (r->div != 1) put(buf, len, n, ") / %d", r->div);
+  put(buf, len, n, ")");
+}
+
+/* A dim as text, in a type or (body) in a statement. */
+static void dim_text(const GProg *g, GDim d, bool body, char *buf, size_t len, size_t *n) {
+  size_t start = *n;
+  if (d.k != 1 || !d.sy) put(buf, len, n, "%d", d.k);
+  for (unsigned sy = d.sy; sy; sy &= sy - 1) {
+    if (*n > start) put(buf, len, n, " * ");
+    sym_text(g, __builtin_ctz(sy), body, buf, len, n);
+  }
+}
+
+/* The shape as text; NULL when it does not fit in buf[len]. */
+static char *shape_text(const GProg *g, const GShape *s, bool body, char *buf, size_t len) {
+  size_t n = 0;
+  put(buf, len, &n, "[");
+  for (int i = 0; i < s->rank; i++) {
+    if (i) put(buf, len, &n, ", ");
+    dim_text(g, s->d[i], body, buf, len, &n);
+  }
+  put(buf, len, &n, "]");
+  return n < len ? buf : NULL;
 }
 
 /* NumPy broadcasting of the generator's shapes. */
@@ -343,13 +389,12 @@ static bool operand(GProg *g, int a, char *text, size_t len, GShape *shape, doub
   }
   /* a fill */
   GShape s = broadcastable(g, &x->s);
-  char st[96];
-  shape_text(&s, st, sizeof st);
-  if (c == 0) snprintf(text, len, "zeros(%s)", st);
-  else if (c == 1) snprintf(text, len, "ones(%s)", st);
-  else snprintf(text, len, "full(%s, %g)", st, c);
+  char st[SHAPE_TEXT];
+  if (!shape_text(g, &s, true, st, sizeof st)) return false;
+  int w = c == 0 ? snprintf(text, len, "zeros(%s)", st)
+          : c == 1 ? snprintf(text, len, "ones(%s)", st) : snprintf(text, len, "full(%s, %g)", st, c);
   *shape = s;
-  return true;
+  return w < (int)len;
 }
 
 static void interval_mul(double alo, double ahi, double blo, double bhi, double *lo, double *hi) {
@@ -607,11 +652,10 @@ static int op_reshape(GProg *g, int a) {
   if (!sy && nf == 0) s.rank = ri(g, 0, 2);
   for (int i = 0; i < s.rank; i++) s.d[i] = (GDim){1, 0};
   for (int i = 0; i < nf; i++) s.d[ri(g, 0, s.rank ? s.rank - 1 : 0)].k *= f[i];
-  if (sy & SYM_N) s.d[ri(g, 0, s.rank - 1)].sy |= SYM_N; /* N and T land anywhere, maybe together */
-  if (sy & SYM_T) s.d[ri(g, 0, s.rank - 1)].sy |= SYM_T;
+  for (unsigned b = sy; b; b &= b - 1) s.d[ri(g, 0, s.rank - 1)].sy |= b & -b; /* each symbol anywhere, maybe together */
   if (s.rank == 0 && static_numel(&x->s) != 1) return -1;
-  char st[96];
-  shape_text(&s, st, sizeof st);
+  char st[SHAPE_TEXT];
+  if (!shape_text(g, &s, true, st, sizeof st)) return -1;
   return add_value(g, s, x->lo, x->hi, chance(g, 0.8) ? "reshape(@%d, %s)" : "view(@%d, %s)", a, st);
 }
 
@@ -799,8 +843,8 @@ static int op_identity(GProg *g, int a) {
     big.d[0] = (GDim){ri(g, 2, 3), 0};
     big.rank++;
   }
-  char st[96];
-  shape_text(&big, st, sizeof st);
+  char st[SHAPE_TEXT];
+  if (!shape_text(g, &big, true, st, sizeof st)) return -1;
   switch (ri(g, 0, 11)) {
   case 0: return add_value(g, s, lo, hi, "@%d + 0.0", a);
   case 1: return add_value(g, s, lo, hi, "0 + @%d", a);
@@ -888,12 +932,52 @@ static int op_dup(GProg *g, int a) {
 
 /* ---- images [B, C, H, W]: convolution, pooling, normalization layers, resampling ---- */
 
-/* `a` as an image: itself if of rank 4 with static C, H, W; else a reshape of it (N, if
- * any, leading) when its static size factors as C x H x W with H, W >= 2; else a fresh
- * input image. */
+/* An image's height or width: static, or k times one symbol that is H, W or a size derived
+ * from them (N may be 0 and T is a sequence's). */
+static bool spatial_dim(GDim d) { return !d.sy || (!(d.sy & (d.sy - 1)) && !(d.sy & (SYM_N | SYM_T))); }
+
+/* The size floor((mul * in + add) / div) of a layer's output axis `axis`, `in` a spatial_dim:
+ * static, a multiple of in's symbol, or a derived size whose witness is the value added
+ * next.  Normalised as nnc's rules are (symdim.c), and the same rule in this entry is the
+ * same symbol; false when it is below 1 at the program's sizes (or no symbol is left).  As
+ * mul >= 1 and div >= 1, a larger run-time size keeps it at least 1. */
+static bool layer_size(GProg *g, GDim in, int mul, int add, int div, int axis, GDim *out) {
+  int v = floor_div(mul * dim_max(g, in) + add, div);
+  if (v < 1) return false;
+  if (!in.sy) {
+    *out = (GDim){v, 0};
+    return true;
+  }
+  mul *= in.k;
+  int c = mul;
+  for (int t = abs(add); t;) { int r = c % t; c = t; t = r; }
+  for (int t = div; t;) { int r = c % t; c = t; t = r; }
+  mul /= c, add /= c, div /= c;
+  if (!add && div == 1) {
+    *out = (GDim){mul, in.sy};
+    return true;
+  }
+  GDerived r = {in.sy, mul, add, div, g->nv, axis};
+  for (int i = 0; i < g->nder; i++) {
+    const GDerived *o = &g->der[i];
+    if (o->src == r.src && o->mul == mul && o->add == add && o->div == div && o->witness < g->nv &&
+        g->v[o->witness].entry == g->cur) {
+      *out = (GDim){1, 1u << (G_BASE_SYMS + i)};
+      return true;
+    }
+  }
+  if (g->nder == G_MAX_DERIVED) return false;
+  g->der[g->nder] = r;
+  *out = (GDim){1, 1u << (G_BASE_SYMS + g->nder++)};
+  return true;
+}
+
+/* `a` as an image: itself if of rank 4 with static C and spatial H, W; else a reshape of it
+ * (N, if any, leading) when its static size factors as C x H x W with H, W >= 2; else a
+ * fresh input image, of symbolic H or W at times. */
 static int image(GProg *g, int a) {
   const GVal *x = &g->v[a];
-  if (x->s.rank == 4 && !x->s.d[1].sy && !x->s.d[2].sy && !x->s.d[3].sy) return a;
+  if (x->s.rank == 4 && !x->s.d[1].sy && spatial_dim(x->s.d[2]) && spatial_dim(x->s.d[3])) return a;
   int64_t S = static_numel(&x->s);
   unsigned sy = syms_of(&x->s);
   bool hasn = sy != 0;
@@ -906,11 +990,13 @@ static int image(GProg *g, int a) {
     GDim B = hasn ? (GDim){1, sy} : (GDim){(int)(rest / C), 0};
     if (hasn && (x->s.d[0].sy != sy || x->s.d[0].k != 1)) continue; /* keep the batch in front */
     GShape s = {4, {B, {C, 0}, {H, 0}, {W, 0}}};
-    char st[96];
-    return add_value(g, s, x->lo, x->hi, "reshape(@%d, %s)", a, shape_text(&s, st, sizeof st));
+    char st[SHAPE_TEXT];
+    if (!shape_text(g, &s, true, st, sizeof st)) return -1;
+    return add_value(g, s, x->lo, x->hi, "reshape(@%d, %s)", a, st);
   }
   GShape s = {4, {chance(g, 0.8) ? (GDim){1, SYM_N} : (GDim){ri(g, 1, 2), 0}, {ri(g, 1, 6), 0},
-                  {ri(g, 3, 9), 0}, {ri(g, 3, 9), 0}}};
+                  chance(g, 0.6) ? (GDim){1, SYM_H} : (GDim){ri(g, 3, 9), 0},
+                  chance(g, 0.6) ? (GDim){1, SYM_W} : (GDim){ri(g, 3, 9), 0}}};
   return fresh(g, s);
 }
 
@@ -925,7 +1011,8 @@ static int declare_layer(GProg *g, int a, GShape s, double lo, double hi, const 
 static int op_conv(GProg *g, int a) {
   if ((a = image(g, a)) < 0) return -1;
   const GVal *x = &g->v[a];
-  int C = x->s.d[1].k, H = x->s.d[2].k, W = x->s.d[3].k;
+  int C = x->s.d[1].k;
+  GDim H = x->s.d[2], W = x->s.d[3];
   int k = ri(g, 1, 3), st = chance(g, 0.3) ? 2 : 1, d = chance(g, 0.15) ? 2 : 1, p = ri(g, 0, k - 1);
   int O = ri(g, 1, 8), grp = 1;
   if (C % 2 == 0 && O % 2 == 0 && chance(g, 0.3)) grp = 2;
@@ -935,10 +1022,11 @@ static int op_conv(GProg *g, int a) {
   char layer[160];
   if (chance(g, 0.25)) { /* transposed */
     int op = st > 1 || d > 1 ? ri(g, 0, (st > d ? st : d) - 1) : 0;
+    int add = -st - 2 * p + d * (k - 1) + op + 1; /* (H - 1) * st - 2p + d(k - 1) + op + 1 */
     s.d[1].k = O;
-    s.d[2].k = (H - 1) * st - 2 * p + d * (k - 1) + op + 1;
-    s.d[3].k = (W - 1) * st - 2 * p + d * (k - 1) + op + 1;
-    if (s.d[2].k < 1 || s.d[3].k < 1 || s.d[2].k > 24 || s.d[3].k > 24) return -1;
+    if (!layer_size(g, H, st, add, 1, 2, &s.d[2]) || !layer_size(g, W, st, add, 1, 3, &s.d[3]) ||
+        dim_max(g, s.d[2]) > 24 || dim_max(g, s.d[3]) > 24)
+      return -1;
     snprintf(layer, sizeof layer, "ConvTranspose2d(%d, %d, %d, stride=%d, padding=%d, output_padding=%d, groups=%d, dilation=%d%s)",
              C, O, k, st, p, op, grp, d, chance(g, 0.2) ? ", bias=false" : "");
     return declare_layer(g, a, s, -B * k, B * k, layer);
@@ -946,9 +1034,9 @@ static int op_conv(GProg *g, int a) {
   bool same = st == 1 && chance(g, 0.2);
   int eff = d * (k - 1);
   s.d[1].k = O;
-  s.d[2].k = same ? H : (H + 2 * p - eff - 1) / st + 1;
-  s.d[3].k = same ? W : (W + 2 * p - eff - 1) / st + 1;
-  if (H + 2 * p - eff - 1 < 0 || W + 2 * p - eff - 1 < 0) return -1;
+  if (!same && (!layer_size(g, H, 1, 2 * p - eff - 1 + st, st, 2, &s.d[2]) || /* (H + 2p - eff - 1) / st + 1 */
+                !layer_size(g, W, 1, 2 * p - eff - 1 + st, st, 3, &s.d[3])))
+    return -1;
   char pad[32];
   if (same) snprintf(pad, sizeof pad, "\"same\"");
   else snprintf(pad, sizeof pad, "%d", p);
@@ -966,27 +1054,39 @@ static int pool_out(int n, int k, int s, int p, int d, bool ceil_mode) {
   return o;
 }
 
+/* A pooling output axis: ATen's size for a static one, else the derived size (symbolic
+ * sizes take only a ceil_mode that drops no last window, so the formula is floor's). */
+static bool pool_size(GProg *g, GDim in, int k, int st, int p, int d, bool cm, int axis, GDim *out) {
+  if (!in.sy) {
+    *out = (GDim){pool_out(in.k, k, st, p, d, cm), 0};
+    return out->k >= 1;
+  }
+  return layer_size(g, in, 1, 2 * p - d * (k - 1) - 1 + (cm ? st - 1 : 0) + st, st, axis, out);
+}
+
 static int op_pool(GProg *g, int a) {
   if ((a = image(g, a)) < 0) return -1;
   const GVal *x = &g->v[a];
-  int H = x->s.d[2].k, W = x->s.d[3].k;
+  GDim H = x->s.d[2], W = x->s.d[3];
+  bool sym = H.sy || W.sy;
   GShape s = x->s;
-  if (chance(g, 0.2)) { /* adaptive */
-    int oh = ri(g, 1, H), ow = ri(g, 1, W);
-    s.d[2].k = oh;
-    s.d[3].k = ow;
+  if (chance(g, 0.2)) { /* adaptive; to 1x1 only on a symbolic size */
+    int oh = sym ? 1 : ri(g, 1, H.k), ow = sym ? 1 : ri(g, 1, W.k);
+    s.d[2] = (GDim){oh, 0};
+    s.d[3] = (GDim){ow, 0};
     return add_value(g, s, fmin(x->lo, 0), fmax(x->hi, 0), "adaptive_avg_pool2d(@%d, [%d, %d])", a, oh, ow);
   }
-  bool is_max = chance(g, 0.5), cm = chance(g, 0.3);
+  bool is_max = chance(g, 0.5), cm = chance(g, 0.3), cip = chance(g, 0.5);
   int k = ri(g, 1, 3), st = ri(g, 1, 3), p = ri(g, 0, k / 2), d = is_max && chance(g, 0.2) ? 2 : 1;
-  s.d[2].k = pool_out(H, k, st, p, d, cm);
-  s.d[3].k = pool_out(W, k, st, p, d, cm);
-  if (s.d[2].k < 1 || s.d[3].k < 1) return -1;
+  int div = !is_max && chance(g, 0.15) ? ri(g, 1, 4) : 0, span = d * (k - 1) + 1;
+  /* on a symbolic size nnc takes a ceil_mode that never drops a last window (p + st <= span),
+   * and average pooling whose divisor is the same for every window */
+  if (sym && cm && (p + st > span || (!is_max && !div))) cm = false;
+  if (sym && !is_max && !div && p && !cip) cip = true;
+  if (!pool_size(g, H, k, st, p, d, cm, 2, &s.d[2]) || !pool_size(g, W, k, st, p, d, cm, 3, &s.d[3])) return -1;
   if (is_max)
     return add_value(g, s, x->lo, x->hi, "max_pool2d(@%d, %d, stride=%d, padding=%d, dilation=%d, ceil_mode=%s)", a, k, st, p,
                      d, cm ? "true" : "false");
-  bool cip = chance(g, 0.5);
-  int div = chance(g, 0.15) ? ri(g, 1, 4) : 0;
   double lo = fmin(x->lo, 0) * k * k, hi = fmax(x->hi, 0) * k * k;
   char dv[32] = "";
   if (div) snprintf(dv, sizeof dv, ", divisor_override=%d", div);
@@ -1020,7 +1120,7 @@ static int op_norm_layer(GProg *g, int a) {
   if ((a = image(g, a)) < 0) return -1;
   x = &g->v[a];
   int C = x->s.d[1].k;
-  double cnt = x->s.d[2].k * x->s.d[3].k * C, Bn = sqrt(cnt) + 1;
+  double cnt = (double)dim_max(g, x->s.d[2]) * dim_max(g, x->s.d[3]) * C, Bn = sqrt(cnt) + 1;
   switch (ri(g, 0, 2)) {
   case 0: {
     double B = (bound(x) + 0.5) / 0.7 * 0.5 + 0.5;
@@ -1041,21 +1141,21 @@ static int op_norm_layer(GProg *g, int a) {
 static int op_resample(GProg *g, int a) {
   if ((a = image(g, a)) < 0) return -1;
   const GVal *x = &g->v[a];
-  int C = x->s.d[1].k, H = x->s.d[2].k, W = x->s.d[3].k;
-  GShape s = x->s;
+  int C = x->s.d[1].k;
+  GShape s = x->s; /* H and W scale as k times their symbol, if any */
   switch (ri(g, 0, 4)) {
   case 0: { /* interpolate by a scale factor */
     int f = ri(g, 2, 3);
     bool bil = chance(g, 0.5);
-    s.d[2].k = H * f;
-    s.d[3].k = W * f;
+    s.d[2].k *= f;
+    s.d[3].k *= f;
     if (bil) return add_value(g, s, x->lo, x->hi, "interpolate(@%d, scale_factor=%d, mode=\"bilinear\", align_corners=%s)", a, f,
                               chance(g, 0.5) ? "true" : "false");
     return add_value(g, s, x->lo, x->hi, "interpolate(@%d, scale_factor=%d)", a, f);
   }
   case 1: { /* to a size */
-    s.d[2].k = ri(g, 1, 12);
-    s.d[3].k = ri(g, 1, 12);
+    s.d[2] = (GDim){ri(g, 1, 12), 0};
+    s.d[3] = (GDim){ri(g, 1, 12), 0};
     bool bil = chance(g, 0.5);
     char layer[128];
     snprintf(layer, sizeof layer, "Upsample(size=[%d, %d]%s)", s.d[2].k, s.d[3].k,
@@ -1065,21 +1165,20 @@ static int op_resample(GProg *g, int a) {
   case 2: { /* pad */
     int l = ri(g, 0, 2), r = ri(g, 0, 2), t = ri(g, 0, 2), b = ri(g, 0, 2);
     double v = PICK(g, ((double[]){0.0, 0.5, -1.0}));
-    s.d[2].k = H + t + b;
-    s.d[3].k = W + l + r;
+    if (!layer_size(g, x->s.d[2], 1, t + b, 1, 2, &s.d[2]) || !layer_size(g, x->s.d[3], 1, l + r, 1, 3, &s.d[3])) return -1;
     return add_value(g, s, fmin(x->lo, v), fmax(x->hi, v), "pad(@%d, [%d, %d, %d, %d], value=%g)", a, l, r, t, b, v);
   }
   case 3: /* pixel shuffle */
     if (C % 4) return -1;
     s.d[1].k = C / 4;
-    s.d[2].k = H * 2;
-    s.d[3].k = W * 2;
+    s.d[2].k *= 2;
+    s.d[3].k *= 2;
     return add_value(g, s, x->lo, x->hi, "pixel_shuffle(@%d, 2)", a);
   default:
-    if (H % 2 || W % 2) return -1;
+    if (s.d[2].k % 2 || s.d[3].k % 2) return -1; /* on a symbolic size, one written 2 * H */
     s.d[1].k = C * 4;
-    s.d[2].k = H / 2;
-    s.d[3].k = W / 2;
+    s.d[2].k /= 2;
+    s.d[3].k /= 2;
     return add_value(g, s, x->lo, x->hi, "pixel_unshuffle(@%d, 2)", a);
   }
 }
@@ -1207,7 +1306,8 @@ static int op_scan(GProg *g, int a) {
   size_t n = snprintf(step, sizeof step, "@%d[", in);
   for (int k = 0; k < tax; k++) n += snprintf(step + n, sizeof step - n, ":, ");
   snprintf(step + n, sizeof step - n, "t]");
-  dim_text(T, tt, sizeof tt);
+  size_t tlen = 0;
+  dim_text(g, T, true, tt, sizeof tt, &tlen);
   const GVal *xi = &g->v[in];
   double B = bound(x) + 1, steps = dim_max(g, T);
   char update[256];
@@ -1241,11 +1341,11 @@ static int op_scan(GProg *g, int a) {
     snprintf(expr, sizeof expr, "@%d * 1.0\n  scan t in 0..%s {\n    $ = %s\n  }", a, tt, own);
     r = add_value(g, x->s, -B, B, "%s", expr);
   } else { /* the per-step values, stacked along axis tax */
-    char zs[96], sub[64] = "";
+    char zs[SHAPE_TEXT], sub[64] = "";
     size_t k = 0;
     for (int i = 0; i < tax; i++) k += snprintf(sub + k, sizeof sub - k, ":, ");
     snprintf(sub + k, sizeof sub - k, "t");
-    shape_text(&xs, zs, sizeof zs);
+    if (!shape_text(g, &xs, true, zs, sizeof zs)) return -1;
     snprintf(expr, sizeof expr, "zeros(%.*s)\n  $s = @%d * 1.0\n  scan t in 0..%s {\n    $s = %s\n    $[%s] = $s * 2.0\n  }",
              (int)strlen(zs) - 2, zs + 1, a, tt, body, sub);
     r = add_value(g, xs, -2 * B, 2 * B, "%s", expr);
@@ -1274,9 +1374,10 @@ static int one_statement(GProg *g) {
   size_t k = 0;
   while (w >= gen_ops[k].weight) w -= gen_ops[k++].weight;
   bool move = k >= MOVE_FIRST; /* movement ops may move i64 inputs (and keep their dtype) */
-  int a = pick(g, move);
+  int a = pick(g, move), nder = g->nder;
   if (a < 0) return -1;
   int r = gen_ops[k].fn(g, a);
+  if (r < 0) g->nder = nder; /* a derived size of a value not added */
   if (r >= 0 && move) g->v[r].i64 = g->v[a].i64;
   return tame(g, r);
 }
@@ -1288,6 +1389,8 @@ void gen_program(GProg *g, uint64_t seed) {
   g->N = chance(g, 0.12) ? ri(g, 513, 700) : PICK(g, ns);
   if (chance(g, 0.02)) g->N = 0; /* empty batch */
   g->T = PICK(g, ((int[]){1, 2, 3, 4, 6}));
+  g->H = PICK(g, ((int[]){2, 3, 4, 5, 6, 7, 9, 11}));
+  g->W = PICK(g, ((int[]){2, 3, 4, 5, 6, 7, 9, 11}));
   g->nentries = chance(g, 0.3) ? 2 : 1;
   for (g->cur = 0; g->cur < g->nentries; g->cur++) {
     int e = g->cur, first = g->nv;
@@ -1346,10 +1449,18 @@ static void expand(const GProg *g, int self, const char *expr, FILE *f) {
   }
 }
 
+/* The symbols N, T, H, W that the symbols in sy are, or are derived from. */
+static unsigned root_syms(const GProg *g, unsigned sy) {
+  unsigned roots = sy & ((1u << G_BASE_SYMS) - 1);
+  for (unsigned d = sy >> G_BASE_SYMS; d; d &= d - 1) roots |= root_syms(g, g->der[__builtin_ctz(d)].src);
+  return roots;
+}
+
 /* An input whose dims are all static or a bare symbol: declaring it introduces the symbol. */
 static bool simple_input(const GVal *v) {
   for (int k = 0; k < v->s.rank; k++)
-    if (v->s.d[k].sy && (v->s.d[k].k != 1 || (v->s.d[k].sy != SYM_N && v->s.d[k].sy != SYM_T))) return false;
+    if (v->s.d[k].sy && (v->s.d[k].k != 1 || v->s.d[k].sy >= 1u << G_BASE_SYMS || (v->s.d[k].sy & (v->s.d[k].sy - 1))))
+      return false;
   return true;
 }
 
@@ -1362,28 +1473,29 @@ static void emit_entry(const GProg *g, int e, const bool *live, FILE *f) {
   unsigned used = 0, known = 0;
   for (int i = 0; i < g->nv; i++)
     if (live[i] && g->v[i].input && g->v[i].entry == e) {
-      used |= syms_of(&g->v[i].s);
+      used |= root_syms(g, syms_of(&g->v[i].s));
       if (simple_input(&g->v[i])) known |= syms_of(&g->v[i].s);
     }
+  for (int o = 0; o < g->nouts[e]; o++) used |= root_syms(g, syms_of(&g->v[g->outs[e][o]].s));
   fprintf(f, "export f%d(", e);
   bool first = true;
   for (int pass = 0; pass < 2; pass++) {
     for (int i = 0; i < g->nv; i++) {
       if (!live[i] || !g->v[i].input || g->v[i].entry != e || simple_input(&g->v[i]) != (pass == 0)) continue;
-      char st[96];
-      fprintf(f, "%sx%d: %s%s", first ? "" : ", ", i, g->v[i].i64 ? "i64" : "f32", shape_text(&g->v[i].s, st, sizeof st));
+      char st[4 * SHAPE_TEXT];
+      fprintf(f, "%sx%d: %s%s", first ? "" : ", ", i, g->v[i].i64 ? "i64" : "f32", shape_text(g, &g->v[i].s, false, st, sizeof st));
       first = false;
     }
-    for (unsigned sym = SYM_N; pass == 0 && sym <= SYM_T; sym <<= 1)
-      if ((used & sym) && !(known & sym)) {
-        fprintf(f, "%s%s", first ? "" : ", ", sym == SYM_N ? "xn: f32[N]" : "xt: f32[T]");
+    for (int b = 0; pass == 0 && b < G_BASE_SYMS; b++)
+      if ((used >> b & 1) && !(known >> b & 1)) {
+        fprintf(f, "%sx%c: f32[%c]", first ? "" : ", ", "nthw"[b], "NTHW"[b]);
         first = false;
       }
   }
   fprintf(f, ") -> (");
   for (int o = 0; o < g->nouts[e]; o++) {
-    char st[96];
-    fprintf(f, "%so%d: f32%s", o ? ", " : "", o, shape_text(&g->v[g->outs[e][o]].s, st, sizeof st));
+    char st[4 * SHAPE_TEXT];
+    fprintf(f, "%so%d: f32%s", o ? ", " : "", o, shape_text(g, &g->v[g->outs[e][o]].s, false, st, sizeof st));
   }
   fprintf(f, ") {\n");
   for (int i = 0; i < g->nv; i++) {
@@ -1413,7 +1525,7 @@ char *gen_emit(const GProg *g) {
   size_t len = 0;
   FILE *f = open_memstream(&buf, &len);
   if (!f) return NULL;
-  fprintf(f, "# difftest: N=%d T=%d", g->N, g->T);
+  fprintf(f, "# difftest: N=%d T=%d H=%d W=%d", g->N, g->T, g->H, g->W);
   for (int i = 0; i < g->nv; i++)
     if (live[i] && g->v[i].input) fprintf(f, " x%d=%g:%g", i, g->v[i].lo, g->v[i].hi);
   fprintf(f, "\n");

@@ -294,21 +294,30 @@ bool scan_close(Sema *S, ScanCtx *c, INode **init, INode **carried_in, INode **c
   return emit_scan_node(S, c, init, nc, loc, results);
 }
 
+/* `reversed(0..T)`: the range of a scan from its last step to its first */
+static const Node *reversed_range(const Node *n) {
+  bool call = n->kind == N_CALL && n->lhs->kind == N_NAME && !strcmp(n->lhs->name, "reversed") && n->args.len == 1;
+  return call && n->args.items[0]->kind == N_RANGE ? n->args.items[0] : NULL;
+}
+
 bool exec_scan(Sema *S, Scope *sc, const Node *n) {
   if (!S->e) return diag_error(D, n->loc, "scan is only allowed inside fn and export bodies");
-  if (n->rhs->kind != N_RANGE) return diag_error(D, n->rhs->loc, "scan runs over a range 0..T");
+  const Node *range = reversed_range(n->rhs);
+  bool reverse = range != NULL;
+  if (!range) range = n->rhs;
+  if (range->kind != N_RANGE) return diag_error(D, n->rhs->loc, "scan runs over a range 0..T (or reversed(0..T))");
   Value lo, hi;
   int64_t start;
   Dim bound;
-  if (!eval_api(S, sc, n->rhs->lhs, &lo) || !to_int(S, &lo, n->rhs->lhs->loc, &start)) return false;
-  if (start != 0) return diag_error(D, n->rhs->lhs->loc, "scan ranges start at 0");
-  if (!eval_api(S, sc, n->rhs->rhs, &hi) || !to_dim(S, &hi, n->rhs->rhs->loc, &bound)) return false;
+  if (!eval_api(S, sc, range->lhs, &lo) || !to_int(S, &lo, range->lhs->loc, &start)) return false;
+  if (start != 0) return diag_error(D, range->lhs->loc, "scan ranges start at 0");
+  if (!eval_api(S, sc, range->rhs, &hi) || !to_dim(S, &hi, range->rhs->loc, &bound)) return false;
   /* the step is a symbol of its own inside the body */
   char sym[96];
   snprintf(sym, sizeof sym, "%s#%d", n->name, ++S->nscans);
   int tsym = model_sym(S->m, sym);
   if (tsym < 0) return diag_error(D, n->loc, "too many symbolic dimensions and scans (at most %d)", MAX_SYMS);
-  ScanCtx c = {.parent = S->scan, .outer = S->e, .tsym = tsym, .bound = bound};
+  ScanCtx c = {.parent = S->scan, .outer = S->e, .tsym = tsym, .bound = bound, .reverse = reverse};
   c.body = arena_alloc(S->arena, sizeof *c.body);
   char name[160];
   snprintf(name, sizeof name, "%s.scan%d", S->e->name, S->nscans);

@@ -5,7 +5,8 @@
  * builds the same graph: the same fusion, the same results.  Spellings come from the op
  * table: an elementwise op is its FUNCTION (with the attributes that differ from their
  * defaults) or its SPELL template (ops.def); every other op has an emitter below, indexed by
- * op, and an op without one (a scan, an attention, a gather...) is an error naming it.
+ * op, and an op without one (an attention, a gather...) is an error naming it.  A scan is a
+ * `scan t in 0..T { ... }` statement whose body is its body entry, written the same way.
  * Names: parameters and inputs keep theirs, other nodes the graph value they hold when
  * given one, else t<id>; every name is made an identifier that shadows nothing. */
 #include <ctype.h>
@@ -24,6 +25,9 @@ typedef struct Emit {
   Arena *a;
   const Model *m;
   const Entry *e;
+  const char *indent;       /* of a statement: deeper in a scan's body */
+  const char **param_name;  /* by model parameter: its declared name (shared with scan bodies) */
+  const char **step_name;   /* by model symbol: the variable of a scan's step (shared) */
   const char **name;        /* by node id: its variable (or literal text) */
   const char **out_name;    /* by output: the export's name for it */
   const char *const *value_names; /* NnEmitOptions */
@@ -129,11 +133,18 @@ static const char *number(Emit *E, double v) {
   return s;
 }
 
+/* A dim as text: a scan's step by its variable, others by their names (dim_str). */
+static void dim_text(const Emit *E, Dim d, char *buf, size_t len) {
+  if (d.k == 1 && d.syms && !(d.syms & (d.syms - 1)) && E->step_name[__builtin_ctz(d.syms)])
+    snprintf(buf, len, "%s", E->step_name[__builtin_ctz(d.syms)]);
+  else dim_str(E->m, d, buf, len);
+}
+
 static void put_dims(Emit *E, const Shape *s) {
   fputc('[', E->out);
   for (int i = 0; i < s->rank; i++) {
     char d[128];
-    dim_str(E->m, s->d[i], d, sizeof d);
+    dim_text(E, s->d[i], d, sizeof d);
     fprintf(E->out, "%s%s", i ? ", " : "", d);
   }
   fputc(']', E->out);
@@ -148,7 +159,7 @@ static void put_ints(Emit *E, const int64_t *v, int n) {
 static const char *ref(const Emit *E, const INode *n) { return E->name[n->id]; }
 
 /* "name = " of node n (then its spelling and the shape comment, by put_end) */
-static void put_start(Emit *E, const INode *n) { fprintf(E->out, "  %s = ", ref(E, n)); }
+static void put_start(Emit *E, const INode *n) { fprintf(E->out, "%s%s = ", E->indent, ref(E, n)); }
 
 static void put_end(Emit *E, const INode *n) {
   char buf[256];
@@ -236,7 +247,7 @@ static bool emit_const(Emit *E, const INode *n) {
 
 static bool emit_dimval(Emit *E, const INode *n) {
   char d[128];
-  dim_str(E->m, (Dim){n->i[0], n->axes}, d, sizeof d);
+  dim_text(E, (Dim){n->i[0], n->axes}, d, sizeof d);
   put_start(E, n);
   fprintf(E->out, "%s", d);
   put_end(E, n);
@@ -248,7 +259,7 @@ static bool emit_iota(Emit *E, const INode *n) {
   const Shape *s = &n->shape;
   int axis = (int)n->i[0];
   char d[128];
-  dim_str(E->m, s->d[axis], d, sizeof d);
+  dim_text(E, s->d[axis], d, sizeof d);
   put_start(E, n);
   if (s->rank == 1) {
     fprintf(E->out, "arange(%s)", d);
@@ -285,10 +296,28 @@ static bool emit_permute(Emit *E, const INode *n) {
   return true;
 }
 
+/* x[:, t] of a scan's step t (ir_index_dynamic), the axis kept as the node keeps it */
+static bool emit_step_index(Emit *E, const INode *n) {
+  int axis = (int)n->i[0];
+  char t[128];
+  dim_text(E, (Dim){1, (uint32_t)n->i[3]}, t, sizeof t);
+  if (n->i[1] || n->i[2] != 1 || !E->step_name[__builtin_ctz((uint32_t)n->i[3])])
+    return fail(E, n, "an index computed at run time other than a scan's step");
+  put_start(E, n);
+  fprintf(E->out, "reshape(%s[", ref(E, n->in[0]));
+  for (int k = 0; k < axis; k++) fputs(":, ", E->out);
+  fprintf(E->out, "%s], ", t);
+  put_dims(E, &n->shape);
+  fputc(')', E->out);
+  put_end(E, n);
+  return true;
+}
+
 /* x[:, :, start:stop:step] along a static axis */
 static bool emit_slice(Emit *E, const INode *n) {
   int axis = (int)n->i[0];
   int64_t start = n->i[1], step = n->i[2], len = n->shape.d[axis].k;
+  if (n->i[3]) return emit_step_index(E, n);
   if (n->in[0]->shape.d[axis].syms || n->shape.d[axis].syms)
     return fail(E, n, "a slice along a symbolic axis");
   if (step <= 0) return fail(E, n, "a slice with step %lld", (long long)step);
@@ -421,10 +450,15 @@ static void note_calls(Emit *E) {
   }
 }
 
+static bool emit_scan(Emit *E, const INode *n);
+/* A scan's operands and results are written by its statement (emit_scan) */
+static bool emit_scan_part(Emit *E, const INode *n) { return true; }
+
 /* The emitter of each op that is not elementwise; NULL: the language cannot express it. */
 typedef bool (*Emitter)(Emit *E, const INode *n);
 static const Emitter emitters[OP_COUNT] = {
   [OP_INPUT] = emit_input, [OP_PARAM] = emit_param, [OP_CONST] = emit_const,
+  [OP_SCAN] = emit_scan, [OP_PACK] = emit_scan_part, [OP_SCAN_OUT] = emit_scan_part,
   [OP_DIMVAL] = emit_dimval, [OP_IOTA] = emit_iota, [OP_RESHAPE] = emit_reshape, [OP_PERMUTE] = emit_permute,
   [OP_SLICE] = emit_slice, [OP_CONCAT] = emit_concat, [OP_WINDOW] = emit_window,
   [OP_GATHER] = emit_gather, [OP_SUM] = emit_reduce, [OP_RMAX] = emit_reduce, [OP_MATMUL] = emit_matmul,
@@ -480,8 +514,10 @@ static void find_idioms(Emit *E) {
   }
 }
 
-static void declare(Emit *E, const INode *n, const char *want, int param) {
-  const char *name = E->name[n->id] = unique_name(E, want);
+/* `name = Parameter([dims])` for node n (of the export, or of a scan body when param >= 0) */
+static const char *declare(Emit *E, const INode *n, const char *want, int param) {
+  const char *name = unique_name(E, want);
+  if (param >= 0) E->param_name[param] = name;
   add_weight(E, name, param, param < 0 ? n : NULL);
   fprintf(E->out, "%s = Parameter(", name);
   put_dims(E, &n->shape);
@@ -489,6 +525,14 @@ static void declare(Emit *E, const INode *n, const char *want, int param) {
   fputc(')', E->out);
   if (param >= 0 && strcmp(name, want)) fprintf(E->out, "  # %s", want);
   fputc('\n', E->out);
+  return name;
+}
+
+/* Parameter i's node in a scan body, or NULL: a body reads parameters too (an RNN's weights) */
+static const INode *param_in_bodies(const Model *m, int i) {
+  for (int b = 0; b < m->nbodies; b++)
+    if (i < m->bodies[b]->param_nodes_cap && m->bodies[b]->param_nodes[i]) return m->bodies[b]->param_nodes[i];
+  return NULL;
 }
 
 /* Parameters first, in the model's order (of first use), then large constants, by the names
@@ -499,12 +543,14 @@ static bool declare_weights(Emit *E) {
   for (int i = 0; i < m->nparams; i++) {
     const INode *n = i < e->param_nodes_cap ? e->param_nodes[i] : NULL;
     if (m->params[i].derived) return fail(E, NULL, "parameter '%s' is derived (the passes ran)", m->params[i].name);
-    if (n && E->live[n->id]) declare(E, n, m->params[i].name, i);
+    const INode *used = n && E->live[n->id] ? n : param_in_bodies(m, i);
+    const char *name = used ? declare(E, used, m->params[i].name, i) : NULL;
+    if (used == n && name) E->name[n->id] = name;
   }
   for (int k = 0; k < e->nnodes; k++) {
     const INode *n = e->nodes[k];
     const char *given = E->value_names ? E->value_names[n->id] : NULL;
-    if (E->live[n->id] && !E->inner[n->id] && is_large_constant(n)) declare(E, n, given ? given : "constant", -1);
+    if (E->live[n->id] && !E->inner[n->id] && is_large_constant(n)) E->name[n->id] = declare(E, n, given ? given : "constant", -1);
   }
   return true;
 }
@@ -549,26 +595,126 @@ static void assign_outputs(Emit *E) {
   const Entry *e = E->e;
   for (int i = 0; i < e->nout; i++)
     if (E->name[e->outputs[i]->id] != E->out_name[i])
-      fprintf(E->out, "  %s = %s\n", E->out_name[i], E->name[e->outputs[i]->id]);
+      fprintf(E->out, "%s%s = %s\n", E->indent, E->out_name[i], E->name[e->outputs[i]->id]);
+}
+
+/* ---- scans ---- */
+
+/* E's tables by node id, for entry e (the export, or a scan's body); false when ids are not
+ * positions (every builder makes them so) */
+static bool emit_tables(Emit *E, const Entry *e) {
+  E->e = e;
+  E->name = arena_alloc(E->a, (e->nnodes + 1) * sizeof *E->name);
+  E->live = arena_alloc(E->a, (e->nnodes + 1) * sizeof *E->live);
+  E->users = arena_alloc(E->a, (e->nnodes + 1) * sizeof *E->users);
+  E->inner = arena_alloc(E->a, (e->nnodes + 1) * sizeof *E->inner);
+  E->idiom = arena_alloc(E->a, (e->nnodes + 1) * sizeof *E->idiom);
+  for (int k = 0; k < e->nnodes; k++)
+    if (e->nodes[k]->id != k) return fail(E, e->nodes[k], "internal error: node ids are not positions");
+  return true;
+}
+
+/* The functions the scan bodies call, noted before any name is given (they share names). */
+static bool note_body_calls(Emit *E) {
+  for (int b = 0; b < E->m->nbodies; b++) {
+    Emit B = *E;
+    if (!emit_tables(&B, E->m->bodies[b])) return false;
+    mark_live(&B);
+    find_idioms(&B);
+    note_calls(&B); /* B started from E's calls: it holds them all */
+    memcpy(E->calls, B.calls, sizeof E->calls);
+    E->ncalls = B.ncalls;
+  }
+  return true;
+}
+
+/* The variables of scan n's results: the SCAN_OUT nodes' names (given one when unused). */
+static void scan_result_names(Emit *E, const INode *n, const char **res, int nres) {
+  for (int i = 0; i < nres; i++) res[i] = NULL;
+  for (int k = n->id + 1; k < E->e->nnodes; k++) {
+    const INode *o = E->e->nodes[k];
+    if (o->op == OP_SCAN_OUT && o->in[0] == n && o->i[0] < nres) {
+      if (!E->name[k]) E->name[k] = unique_name(E, "state");
+      res[o->i[0]] = E->name[k];
+    }
+  }
+  for (int i = 0; i < nres; i++)
+    if (!res[i]) res[i] = unique_name(E, "state");
+}
+
+/* The body's statements; its inputs are the carried variables res[0..nc) and the outer
+ * tensors it reads (outer[]); its outputs assign the carried variables and, per step,
+ * res[nc + j][t]. */
+static bool emit_body(Emit *B, const ScanInfo *sc, const char *const *outer, const char *const *res, const char *t) {
+  const Entry *b = B->e;
+  int nc = sc->ncarried;
+  mark_live(B);
+  find_idioms(B);
+  for (int i = 0; i < b->nin; i++) B->name[b->inputs[i]->id] = i < nc ? res[i] : outer[i];
+  for (int k = 0; k < b->nnodes; k++) {
+    const INode *n = b->nodes[k];
+    bool scalar_fill = n->op == OP_CONST && !n->data && n->shape.rank == 0;
+    if (!B->live[k] || B->inner[k] || B->name[k] || scalar_fill) continue;
+    if (is_large_constant(n)) return fail(B, n, "a constant of more than %d numbers inside a scan", LITERAL_MAX);
+    if (n->op == OP_PARAM && !(B->name[k] = B->param_name[n->index])) return fail(B, n, "internal error: an undeclared parameter");
+    char want[32];
+    snprintf(want, sizeof want, "t%d", n->id);
+    if (!B->name[k]) B->name[k] = unique_name(B, want);
+  }
+  for (int k = 0; k < b->nnodes; k++)
+    if (B->live[k] && !emit_node(B, b->nodes[k])) return false;
+  for (int i = 0; i < nc; i++) { /* the assignments run in order: one may not read another's new value */
+    const INode *o = b->outputs[i];
+    if (o->op == OP_INPUT && o->index < nc && o->index != i) return fail(B, o, "carried states that trade places");
+    if (strcmp(ref(B, o), res[i])) fprintf(B->out, "%s%s = %s\n", B->indent, res[i], ref(B, o));
+  }
+  for (int j = 0; j < sc->nsteps; j++) fprintf(B->out, "%s%s[%s] = %s\n", B->indent, res[nc + j], t, ref(B, b->outputs[nc + j]));
+  return true;
+}
+
+/* scan t in 0..T { body } (reversed(0..T): from the last step to the first): the carried variables hold their initial values before it, and
+ * every result after it; per-step outputs are stacked along axis 0 (a permute after the
+ * scan, its own node, moves T where the user had it). */
+static bool emit_scan(Emit *E, const INode *n) {
+  const ScanInfo *sc = n->scan;
+  int nc = sc->ncarried, nops = nc + sc->ncaptured, nres = nc + sc->nsteps;
+  if (sc->body->nin != nops) return fail(E, n, "internal error: the body's inputs are not the scan's operands");
+  const char **outer = arena_alloc(E->a, (nops + 1) * sizeof *outer), **res = arena_alloc(E->a, (nres + 1) * sizeof *res);
+  int k = 0;
+  for (const INode *p = n->in[0]; p && k < nops; p = p->in[1]) outer[k++] = ref(E, p->in[0]);
+  scan_result_names(E, n, res, nres);
+  for (int i = 0; i < nc; i++)
+    if (strcmp(res[i], outer[i])) fprintf(E->out, "%s%s = %s\n", E->indent, res[i], outer[i]);
+  const char *t = E->step_name[sc->tsym] = unique_name(E, "t");
+  char bound[128];
+  dim_text(E, sc->bound, bound, sizeof bound);
+  fprintf(E->out, sc->reverse ? "%sscan %s in reversed(0..%s) {\n" : "%sscan %s in 0..%s {\n", E->indent, t, bound);
+  Emit B = *E;
+  char *indent = arena_alloc(E->a, strlen(E->indent) + 3);
+  sprintf(indent, "%s  ", E->indent);
+  B.indent = indent;
+  B.value_names = NULL; /* by the export's node ids */
+  if (!emit_tables(&B, sc->body) || !emit_body(&B, sc, outer, res, t)) return false;
+  fprintf(E->out, "%s}\n", E->indent);
+  return true;
 }
 
 bool emit_nn(FILE *out, Arena *a, const Model *m, const Entry *e, const NnEmitOptions *opt,
              NnWeight **weights, int *nweights, char *err, size_t errlen) {
-  Emit E = {.out = out, .a = a, .m = m, .e = e, .value_names = opt->value_names, .err = err, .errlen = errlen};
-  E.name = arena_alloc(a, (e->nnodes + 1) * sizeof *E.name);
-  E.live = arena_alloc(a, (e->nnodes + 1) * sizeof *E.live);
-  E.out_name = arena_alloc(a, (e->nout + 1) * sizeof *E.out_name);
-  E.users = arena_alloc(a, (e->nnodes + 1) * sizeof *E.users);
-  E.inner = arena_alloc(a, (e->nnodes + 1) * sizeof *E.inner);
-  E.idiom = arena_alloc(a, (e->nnodes + 1) * sizeof *E.idiom);
-  E.w = arena_alloc(a, (e->nnodes + 1) * sizeof *E.w);
-  for (E.cap = 64; E.cap < 4 * ((size_t)e->nnodes + m->nsyms + 8); E.cap *= 2) {}
+  Emit E = {.out = out, .a = a, .m = m, .indent = "  ", .value_names = opt->value_names, .err = err, .errlen = errlen};
+  size_t names = (size_t)e->nnodes + m->nsyms + 8;
+  for (int b = 0; b < m->nbodies; b++) names += m->bodies[b]->nnodes;
+  for (E.cap = 64; E.cap < 4 * names; E.cap *= 2) {}
   E.taken = arena_alloc(a, E.cap * sizeof *E.taken);
-  for (int k = 0; k < e->nnodes; k++)
-    if (e->nodes[k]->id != k) return fail(&E, e->nodes[k], "internal error: node ids are not positions");
+  E.out_name = arena_alloc(a, (e->nout + 1) * sizeof *E.out_name);
+  E.w = arena_alloc(a, ((size_t)e->nnodes + m->nparams + 1) * sizeof *E.w);
+  E.param_name = arena_alloc(a, (m->nparams + 1) * sizeof *E.param_name);
+  E.step_name = arena_alloc(a, MAX_SYMS * sizeof *E.step_name);
+  if (!emit_tables(&E, e)) return false;
   mark_live(&E);
   find_idioms(&E);
   note_calls(&E);
+  if (!note_body_calls(&E)) return false;
   if (opt->banner) {
     for (const char *l = opt->banner; *l;) {
       size_t n = strcspn(l, "\n");

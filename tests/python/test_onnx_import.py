@@ -7,11 +7,12 @@ model.onnx`), which it must match bit for bit: the .nn spells each IR node with 
 function that builds that node, so both compile to the same graph, kernels and code.
 Models: torchvision's resnet18 and mobilenet_v2 (random weights, batch-norm statistics
 perturbed, 64x64 images), a small MLP, a self-attention block, and nn.TransformerEncoderLayer
-(skipped while the ONNX front end refuses its export), transposed convolutions and a model of
-further ops.  The batch is a dim_param, so each model runs at two batch sizes from one
+(skipped while the ONNX front end refuses its export), transposed convolutions, a model of
+further ops, and nn.RNN / GRU / LSTM, layered and bidirectional (written as `scan` statements).  The batch is a dim_param, so each model runs at two batch sizes from one
 compilation.  Then the command's errors; tests/unit/test_emit_nn.c checks every elementwise op
 and the refusal of an op the language cannot express."""
 import os
+import re
 import subprocess
 import unittest
 
@@ -93,6 +94,20 @@ class Misc(torch.nn.Module if torch else object):
         d = F.avg_pool2d(c, 2).amax(dim=(2, 3), keepdim=True)
         y = torch.sigmoid(c - d)
         return (y * self.se(y)).transpose(1, 3)
+
+
+class Recurrent(torch.nn.Module if torch else object):
+    """An nn.RNN, GRU or LSTM (batch_first), its outputs and final states as one tensor: the
+    ONNX op becomes a scan per direction and layer, written as `scan` statements."""
+
+    def __init__(self, kind, **kw):
+        super().__init__()
+        self.r = getattr(torch.nn, kind)(5, 6, batch_first=True, **kw)
+
+    def forward(self, x):
+        y, state = self.r(x)
+        states = state if isinstance(state, tuple) else (state,)
+        return torch.cat([y.flatten(1)] + [s.transpose(0, 1).flatten(1) for s in states], 1)
 
 
 @needs_torch
@@ -193,6 +208,17 @@ class RoundTrip(TempDirCase):
         if r.returncode:
             self.skipTest(f"the ONNX front end does not translate its export yet: {r.stderr.strip()}")
         self.roundtrip("transformer_encoder_layer", layer, (6, 32))
+
+    def test_recurrent_layers(self):
+        """RNN, GRU and LSTM, layered and bidirectional: `scan t in 0..T` per forward
+        direction, `scan t in reversed(0..T)` per reverse one."""
+        for name, kind, kw in (("gru", "GRU", {}), ("lstm2", "LSTM", {"num_layers": 2}),
+                               ("rnn_bi", "RNN", {"bidirectional": True}),
+                               ("lstm_bi2", "LSTM", {"num_layers": 2, "bidirectional": True})):
+            with self.subTest(name):
+                text = self.roundtrip(name, Recurrent(kind, **kw), (4, 5), opset=14)
+                self.assertIn("scan t in 0..4 {", text)  # later scans' steps are t_2, t_3, ...
+                self.assertEqual(bool(re.search(r"scan t(_\d+)? in reversed\(0\.\.4\) \{", text)), "bidirectional" in kw)
 
     def test_pinned_dim_and_default_weights(self):
         """-D batch=2 writes the size; the weights go beside the .nn by default."""

@@ -146,3 +146,33 @@ class BidirectionalRnnTest(TempDirCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+REVERSED = """
+export run(x: f32[N, T, 3], h0: f32[N, 3]) -> (ys: f32[N, T, 3], h: f32[N, 3]) {
+  h = h0
+  scan t in reversed(0..T) {
+    h = tanh(h * 0.5 + x[:, t] * (t + 1))
+    ys[:, t] = h
+  }
+}
+"""
+
+
+class ReversedScanTest(TempDirCase):
+    """`scan t in reversed(0..T)`, the loop a reverse direction is built on: steps T - 1 down
+    to 0, step t's output at position t, against the same loop in NumPy (float64)."""
+
+    def test_against_numpy(self):
+        path = write_model(REVERSED, self.tmp, "reversed")
+        for m in (nnc.compile(path), nnc.load(compile_so(path, self.tmp))):
+            for T in (1, 5):
+                rng = np.random.RandomState(T)
+                x, h0 = rng.randn(2, T, 3).astype(np.float32), rng.randn(2, 3).astype(np.float32)
+                h, ys = h0.astype(np.float64), np.zeros((2, T, 3))
+                for t in reversed(range(T)):
+                    h = np.tanh(h * 0.5 + x[:, t] * (t + 1))
+                    ys[:, t] = h
+                got_ys, got_h = m.run(x, h0)
+                assert_close(self, got_ys, ys.astype(np.float32), f"ys at T={T}")
+                assert_close(self, got_h, h.astype(np.float32), f"h at T={T}")

@@ -160,10 +160,10 @@ static const INode *deconv_matmul(const INode *n, const INode **bias, const INod
   return n->op == OP_MATMUL && n->i[0] && !n->i[1] ? n : NULL;
 }
 
-static bool try_conv_transpose(const Model *m, const INode *root, Match *M, NnIdiom *out) {
-  const INode *bias, *col2im, *mm = deconv_matmul(root, &bias, &col2im);
-  if (!mm || mm->in[0]->op != OP_RESHAPE || mm->in[1]->op != OP_RESHAPE || mm->in[0]->shape.rank != 3) return false;
-  const INode *w = mm->in[0]->in[0], *x = mm->in[1]->in[0];
+/* conv_transpose2d(x, w, bias) with these operands, when it builds the subgraph under root */
+static bool try_deconv_of(const Model *m, const INode *root, Match *M, NnIdiom *out, const INode *mm, const INode *bias,
+                          const INode *col2im, const INode *x) {
+  const INode *w = mm->in[0]->in[0];
   if (w->shape.rank != 4 || x->shape.rank != 4 || root->shape.rank != 4) return false;
   int64_t k[2] = {w->shape.d[2].k, w->shape.d[3].k};
   ConvSpec c = {.stride = {k[0], k[1]}, .dilation = {1, 1}, .groups = mm->in[0]->shape.d[0].k};
@@ -190,6 +190,16 @@ static bool try_conv_transpose(const Model *m, const INode *root, Match *M, NnId
              (long long)c.groups);
   put_pair(out->kwargs, sizeof out->kwargs, "dilation", c.dilation, 1);
   return true;
+}
+
+static bool try_conv_transpose(const Model *m, const INode *root, Match *M, NnIdiom *out) {
+  const INode *bias, *col2im, *mm = deconv_matmul(root, &bias, &col2im);
+  if (!mm || mm->in[0]->op != OP_RESHAPE || mm->in[1]->op != OP_RESHAPE || mm->in[0]->shape.rank != 3) return false;
+  /* the image is the reshape's operand, or the reshape itself when the builder's reshape of
+   * it was to its own shape and so not made (one input channel per group: a 1-D
+   * ConvTranspose's [N, 1, 1, L], whose reshape from [N, 1, L] stands in its place) */
+  return try_deconv_of(m, root, M, out, mm, bias, col2im, mm->in[1]->in[0]) ||
+         try_deconv_of(m, root, M, out, mm, bias, col2im, mm->in[1]);
 }
 
 /* ", [kh, kw], stride=[sh, sw]" and the padding when not 0: a pooling call's arguments */

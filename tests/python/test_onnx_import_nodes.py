@@ -13,11 +13,10 @@ import nnc
 from support import NNC, TempDirCase
 
 
-# IR ops `nnc import` cannot write as .nn yet (docs/onnx.md, "nnc import"): the run-time
-# loops of LSTM/GRU/RNN (scan and its operand chain, pack), a 1-D ConvTranspose's scatter
-# (col2im).  A case that needs one must be refused with the message naming it; any other
-# refusal fails.
-UNWRITABLE = ("pack", "scan", "scan_out", "col2im")
+# IR ops `nnc import` cannot write as .nn yet (docs/onnx.md, "nnc import"): none that a
+# node test needs.  A case that needs one must be refused with the message naming it; any
+# other refusal fails.
+UNWRITABLE = ()
 
 
 class NodeTests(TempDirCase):
@@ -73,8 +72,7 @@ class NodeTests(TempDirCase):
                     self.run_both(nodes, name, folder, path, nn_path)
                     ran += 1
         print(f"\nONNX node tests: {imported} imported, each .nn the same graph as its .onnx "
-              f"({ran} of them in another form, run: the same bits); {refused} refused (an op of "
-              f"{', '.join(UNWRITABLE)})", end=" ")
+              f"({ran} of them in another form, run: the same bits); {refused} refused", end=" ")
 
     def run_both(self, nodes, name, folder, onnx_path, nn_path):
         direct = nnc.compile(onnx_path)

@@ -354,11 +354,27 @@ static bool op_flatten(Imp *I, const OpRow *row, INode **out) {
 
 /* Reshape to a shape known at compile time (constant or folded, with symbolic dims): 0 copies the input's dim, -1 takes what is left (a quotient
  * of dims k × symbols, exact) */
+/* A folded integer vector reshaped to a vector ([-1] or [n]) or a scalar ([] of one value)
+ * stays folded: an exporter's expand(x.shape[0], -1) reshapes its concatenated sizes to
+ * [-1] before comparing them with -1.  False when the shape is another. */
+static bool reshape_vector(Imp *I, const ShapeVal *shape) {
+  ShapeVal v;
+  if (!imp_is_int_vector(I, 0) || !imp_int_vector(I, 0, &v)) return false;
+  bool to_vector = shape->n == 1 && !shape->d[0].syms && (shape->d[0].k == -1 || shape->d[0].k == v.n);
+  if (!to_vector && !(shape->n == 0 && v.n == 1)) return false;
+  ShapeVal *r = arena_alloc(I->S.arena, sizeof *r);
+  *r = v;
+  r->rank = to_vector ? 1 : 0;
+  I->out_sv = r;
+  return true;
+}
+
 static bool op_reshape(Imp *I, const OpRow *row, INode **out) {
-  INode *x = imp_input(I, 0);
   ShapeVal sv;
   int64_t v[MAX_RANK], allowzero;
   int n, infer = -1;
+  if (imp_is_int_vector(I, 1) && imp_int_vector(I, 1, &sv) && reshape_vector(I, &sv)) return true;
+  INode *x = imp_input(I, 0);
   if (!x || !imp_int_vector(I, 1, &sv) || !attr_int(I, "allowzero", 0, &allowzero)) return false;
   if (sv.rank != 1 || sv.n > MAX_RANK) return imp_fail(I, "input 1 (the shape) has %d values in %d dims, expected at most %d in one", sv.n, sv.rank, MAX_RANK);
   n = sv.n;

@@ -6,8 +6,8 @@ and against the same .onnx compiled directly (`nnc.compile("model.onnx")`, `nnc 
 model.onnx`), which it must match bit for bit: the .nn spells each IR node with the language
 function that builds that node, so both compile to the same graph, kernels and code.
 Models: torchvision's resnet18 and mobilenet_v2 (random weights, batch-norm statistics
-perturbed, 64x64 images), a small MLP, a self-attention block, and nn.TransformerEncoderLayer
-(skipped while the ONNX front end refuses its export), transposed convolutions, a model of
+perturbed, 64x64 images), a small MLP, a self-attention block, nn.TransformerEncoderLayer (skipped
+if the ONNX front end refuses its export), transposed convolutions, a model of
 further ops, and nn.RNN / GRU / LSTM, layered and bidirectional (written as `scan` statements).  The batch is a dim_param, so each model runs at two batch sizes from one
 compilation.  Then the command's errors; tests/unit/test_emit_nn.c checks every elementwise op
 and the refusal of an op the language cannot express."""
@@ -108,6 +108,21 @@ class Recurrent(torch.nn.Module if torch else object):
         y, state = self.r(x)
         states = state if isinstance(state, tuple) else (state,)
         return torch.cat([y.flatten(1)] + [s.transpose(0, 1).flatten(1) for s in states], 1)
+
+
+class CausalDecoder(torch.nn.Module if torch else object):
+    """nn.TransformerDecoderLayer with a causal mask and a key padding mask (the last target
+    position padded); its input [B, 11, 32] is the target (6 steps) and the memory (5)."""
+
+    def __init__(self):
+        super().__init__()
+        self.d = torch.nn.TransformerDecoderLayer(32, 4, 64, dropout=0.0, batch_first=True)
+
+    def forward(self, x):
+        tgt, mem = x[:, :6], x[:, 6:]
+        causal = torch.triu(torch.full((6, 6), float("-inf")), 1)
+        pad = torch.arange(6) == 5
+        return self.d(tgt, mem, tgt_mask=causal, tgt_key_padding_mask=pad.expand(x.shape[0], 6))
 
 
 @needs_torch
@@ -219,6 +234,32 @@ class RoundTrip(TempDirCase):
                 text = self.roundtrip(name, Recurrent(kind, **kw), (4, 5), opset=14)
                 self.assertIn("scan t in 0..4 {", text)  # later scans' steps are t_2, t_3, ...
                 self.assertEqual(bool(re.search(r"scan t(_\d+)? in reversed\(0\.\.4\) \{", text)), "bidirectional" in kw)
+
+    def test_deployed_models(self):
+        """The models of issue 17 ("the layers people deploy") beyond the ones above:
+        torchvision's mobilenet_v3_small, efficientnet_b0, a small ConvNeXt and a small
+        VisionTransformer, nn.TransformerEncoder (2 layers, gelu, norm_first both ways) and a
+        decoder layer with causal and key padding masks."""
+        import torchvision
+        from test_zoo import randomize
+        cn = torchvision.models.convnext.CNBlockConfig
+
+        def encoder(norm_first):
+            layer = torch.nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, activation="gelu", batch_first=True,
+                                                     norm_first=norm_first)
+            return torch.nn.TransformerEncoder(layer, 2)
+        cases = (("mobilenet_v3_small", lambda: randomize(torch, torchvision.models.mobilenet_v3_small(), 64), (3, 32, 32)),
+                 ("efficientnet_b0", lambda: randomize(torch, torchvision.models.efficientnet_b0(), 64), (3, 32, 32)),
+                 ("convnext", lambda: randomize(torch, torchvision.models.ConvNeXt([cn(32, 64, 1), cn(64, None, 1)]), 64),
+                  (3, 32, 32)),
+                 ("vit", lambda: torchvision.models.VisionTransformer(64, 16, 4, 4, 128, 256), (3, 64, 64)),
+                 ("encoder_norm_first", lambda: encoder(True), (6, 32)),
+                 ("encoder", lambda: encoder(False), (6, 32)),
+                 ("causal_decoder", CausalDecoder, (11, 32)))
+        for name, make, shape in cases:
+            with self.subTest(name):
+                torch.manual_seed(0)
+                self.roundtrip(name, make(), shape, opset=14)
 
     def test_pinned_dim_and_default_weights(self):
         """-D batch=2 writes the size; the weights go beside the .nn by default."""

@@ -6,7 +6,12 @@
                                efficientnet_b0 (tests/models/<m>.nn -D H=224 -D W=224, at 224x224),
                                the small ConvNeXt of tests/python/test_zoo.py (64x64),
                                the small ViT of tests/python/test_vit.py (64x64)
-    sequences, batches 1, 16   a 2-layer nn.GRU(64, 128, batch_first) over T = 32 (bench/gru.nn)
+    sequences, batches 1, 16   a 2-layer nn.GRU(64, 128, batch_first) over T = 32 (bench/gru.nn),
+                               a 2-layer bidirectional nn.LSTM(64, 128) (bench/lstm_bi.nn),
+                               nn.TransformerEncoder of 2 pre-norm GELU layers (d 128, 4 heads,
+                               ff 256; bench/transformer_encoder.nn) and an
+                               nn.TransformerDecoderLayer under a causal mask
+                               (bench/transformer_decoder.nn), all over T = 32
 
 Each model is built as its test builds it (torchvision's module, randomised with a fixed seed:
 test_zoo.randomize, or as test_vit.py does), its state_dict saved with nnc.save_safetensors and
@@ -79,7 +84,8 @@ def parse_args(argv):
 
 
 MODEL_NAMES = ["resnet18", "resnet18_anysize", "mobilenet_v2", "mobilenet_v2_anysize", "mobilenet_v3_small",
-               "efficientnet_b0", "convnext_toy", "vit_small", "gru"]
+               "efficientnet_b0", "convnext_toy", "vit_small", "gru", "lstm_bi", "transformer_encoder",
+               "transformer_decoder"]
 ARGS = parse_args(sys.argv[1:])
 
 # bench.py reads its own command line when imported (and sets OPENBLAS/OMP_NUM_THREADS to the
@@ -154,6 +160,50 @@ def gru_model():
     return Gru().eval()
 
 
+def lstm_bi_model():
+    import torch
+
+    class LstmBi(torch.nn.Module):  # bench/lstm_bi.nn
+        def __init__(self):
+            super().__init__()
+            self.lstm = torch.nn.LSTM(64, 128, num_layers=2, batch_first=True, bidirectional=True)
+
+        def forward(self, x):
+            y, (h, c) = self.lstm(x)
+            return y, h, c
+
+    torch.manual_seed(0)
+    return LstmBi().eval()
+
+
+def transformer_encoder_model():
+    import torch
+    torch.manual_seed(0)
+    layer = torch.nn.TransformerEncoderLayer(128, 4, 256, dropout=0.0, activation="gelu", batch_first=True,
+                                             norm_first=True)
+    return torch.nn.TransformerEncoder(layer, 2, enable_nested_tensor=False).eval()
+
+
+def transformer_decoder_model():
+    import torch
+
+    class Decoder(torch.nn.Module):  # bench/transformer_decoder.nn
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.TransformerDecoderLayer(128, 4, 256, dropout=0.0, batch_first=True)
+
+        def forward(self, x):
+            causal = torch.triu(torch.full((GRU_T, GRU_T), float("-inf")), 1)
+            return self.layer(x[:, :GRU_T], x[:, GRU_T:], tgt_mask=causal)
+
+    torch.manual_seed(0)
+    return Decoder().eval()
+
+
+def seq_model(name, build, outputs, batch_axis, shape, note):
+    return Zoo(name, f"bench/{name}.nn", [], "seq", "forward", ["x"], outputs, batch_axis, build, shape, note)
+
+
 def image_model(name, build, img=IMG, defines=None, inp="x", note="", anysize=False):
     """A tests/models/ model at img x img: specialised to that size (-D H, W), or with
     anysize one library for every size (row NAME_anysize), ONNX Runtime's export likewise."""
@@ -175,6 +225,12 @@ ZOO = {z.name: z for z in [
     image_model("vit_small", vit_small, 64, [], "img", note="patch 16, 4 layers, 4 heads, hidden 128, MLP 256"),
     Zoo("gru", "bench/gru.nn", [], "seq", "forward", ["x"], ["y", "h"], {"y": 0, "h": 1}, gru_model,
         (GRU_T, 64), note=f"2 layers, input 64, hidden 128, T = {GRU_T}"),
+    seq_model("lstm_bi", lstm_bi_model, ["y", "h", "c"], {"y": 0, "h": 1, "c": 1}, (GRU_T, 64),
+              f"2 layers, bidirectional, input 64, hidden 128, T = {GRU_T}"),
+    seq_model("transformer_encoder", transformer_encoder_model, ["y"], {"y": 0}, (GRU_T, 128),
+              f"2 pre-norm layers, d 128, 4 heads, ff 256, GELU, T = {GRU_T}"),
+    seq_model("transformer_decoder", transformer_decoder_model, ["y"], {"y": 0}, (2 * GRU_T, 128),
+              f"one layer, d 128, 4 heads, ff 256, causal self-attention, memory {GRU_T}, T = {GRU_T}"),
 ]}
 
 

@@ -176,6 +176,22 @@ static bool b_one_hot(Sema *S, const Builtin *self, const Args *a, Value *out) {
   return out->t != NULL;
 }
 
+/* check_index(index, size): the index itself, after a run-time check that every element is an
+ * integer in [0, size) that fails the call naming this place: the check gather, embeddings
+ * and one_hot make, for an index computed in other ways (nnc import writes it) */
+static bool b_check_index(Sema *S, const Builtin *self, const Args *a, Value *out) {
+  static const char *names[] = {"index", "size"};
+  if (!in_entry(S, a, self->name) || !args_check(S, a, self->name, names, 2)) return false;
+  INode *ix = tensor_at(S, a, 0, "index");
+  const Value *sv = arg_get(a, 1, "size");
+  Dim size;
+  if (!ix) return false;
+  if (!sv) return diag_error(D, a->loc, "missing argument 'size'");
+  if (!to_dim(S, sv, a->loc, &size)) return false;
+  *out = v_tensor(ir_check_index(M, E, ix, size, "check_index: argument 'index'", a->loc, D));
+  return out->t != NULL;
+}
+
 /* index_select(input, dim, index [L]); gather(input, dim, index) as torch */
 static bool b_gather(Sema *S, const Builtin *self, const Args *a, Value *out) {
   const char *name = self->name;
@@ -316,5 +332,5 @@ const Builtin index_builtins[] = {
   {"rand", b_rand, RAND_UNIFORM}, {"randn", b_rand, RAND_NORMAL}, {"sample_categorical", b_sample},
   {"arange", b_arange}, {"argmax", b_argmax, ARGMAX}, {"argmin", b_argmax, ARGMIN}, {"topk", b_topk}, {"one_hot", b_one_hot},
   {"gather", b_gather, GATHER}, {"index_select", b_gather, INDEX_SELECT}, {"cosine_similarity", b_cosine},
-  {"gumbel_argmax", b_gumbel}, {NULL, NULL},
+  {"gumbel_argmax", b_gumbel}, {"check_index", b_check_index}, {NULL, NULL},
 };

@@ -425,7 +425,7 @@ static bool emit_matmul(Emit *E, const INode *n) {
 static const char *const structural_calls[OP_COUNT] = {
   [OP_CONST] = "full reshape", [OP_IOTA] = "arange broadcast_to reshape", [OP_RESHAPE] = "reshape", [OP_PERMUTE] = "permute", [OP_CONCAT] = "cat",
   [OP_WINDOW] = "sliding_windows", [OP_GATHER] = "index_select", [OP_SUM] = "sum", [OP_RMAX] = "amax",
-  [OP_MATMUL] = "transpose",
+  [OP_MATMUL] = "transpose", [OP_CHECK_INDEX] = "check_index", [OP_ROI_ALIGN] = "roi_align",
 };
 
 static void note_words(Emit *E, const char *words) {
@@ -445,9 +445,37 @@ static void note_calls(Emit *E) {
     if (!E->live[k] || E->inner[k]) continue;
     if (E->idiom[k]) note_words(E, E->idiom[k]->fn);
     else if (n->op == OP_TRUNC && n->dtype != n->in[0]->dtype) note_words(E, "long float");
-    else if (op_info[n->op].kind == FK_ELEM) note_words(E, op_info[n->op].fn ? op_info[n->op].fn : spell[n->op] ? spell[n->op] : "");
     else if (structural_calls[n->op]) note_words(E, structural_calls[n->op]);
+    else if (op_info[n->op].kind == FK_ELEM) note_words(E, op_info[n->op].fn ? op_info[n->op].fn : spell[n->op] ? spell[n->op] : "");
   }
+}
+
+/* check_index(index, size): the check the language makes where it indexes, for an index the
+ * graph computes otherwise (an ONNX Gather's, negatives wrapped first) */
+static bool emit_check_index(Emit *E, const INode *n) {
+  const INode *size = n->in[1];
+  if (size->op != OP_DIMVAL) return fail(E, n, "internal error: a size that is not a dim");
+  char d[128];
+  dim_text(E, (Dim){size->i[0], size->axes}, d, sizeof d);
+  put_start(E, n);
+  fprintf(E->out, "check_index(%s, %s)", ref(E, n->in[0]), d);
+  put_end(E, n);
+  return true;
+}
+
+/* roi_align(x, boxes, [PH, PW], ...): channels-last features are read through the permute the
+ * call makes itself (ir_roi_align), so the call takes the permute's operand */
+static bool emit_roi_align(Emit *E, const INode *n) {
+  const INode *x = n->in[0];
+  if (n->i[1] && (x->op != OP_PERMUTE || x->i[1] != 2 || x->i[3] != 1))
+    return fail(E, n, "internal error: channels-last features without their permute");
+  if (n->i[1]) x = x->in[0];
+  put_start(E, n);
+  fprintf(E->out, "roi_align(%s, %s, [%lld, %lld], spatial_scale=%s, sampling_ratio=%lld, aligned=%s)", ref(E, x),
+          ref(E, n->in[1]), (long long)n->shape.d[2].k, (long long)n->shape.d[3].k, number(E, n->f[0]),
+          (long long)n->i[0], n->flag ? "true" : "false");
+  put_end(E, n);
+  return true;
 }
 
 static bool emit_scan(Emit *E, const INode *n);
@@ -459,6 +487,7 @@ typedef bool (*Emitter)(Emit *E, const INode *n);
 static const Emitter emitters[OP_COUNT] = {
   [OP_INPUT] = emit_input, [OP_PARAM] = emit_param, [OP_CONST] = emit_const,
   [OP_SCAN] = emit_scan, [OP_PACK] = emit_scan_part, [OP_SCAN_OUT] = emit_scan_part,
+  [OP_CHECK_INDEX] = emit_check_index, [OP_ROI_ALIGN] = emit_roi_align,
   [OP_DIMVAL] = emit_dimval, [OP_IOTA] = emit_iota, [OP_RESHAPE] = emit_reshape, [OP_PERMUTE] = emit_permute,
   [OP_SLICE] = emit_slice, [OP_CONCAT] = emit_concat, [OP_WINDOW] = emit_window,
   [OP_GATHER] = emit_gather, [OP_SUM] = emit_reduce, [OP_RMAX] = emit_reduce, [OP_MATMUL] = emit_matmul,
@@ -476,9 +505,9 @@ static bool emit_idiom(Emit *E, const INode *n, const NnIdiom *c) {
 static bool emit_node(Emit *E, const INode *n) {
   if (E->inner[n->id]) return true;
   if (E->idiom[n->id]) return emit_idiom(E, n, E->idiom[n->id]);
+  if (emitters[n->op]) return emitters[n->op](E, n); /* before the elementwise ops: check_index is one */
   if (op_info[n->op].kind == FK_ELEM) return emit_elementwise(E, n);
-  if (!emitters[n->op]) return fail(E, n, "the .nn language has no function for this op yet");
-  return emitters[n->op](E, n);
+  return fail(E, n, "the .nn language has no function for this op yet");
 }
 
 /* ---- the model ---- */

@@ -4,7 +4,8 @@ indices (the boundaries 0 and size - 1 included) give PyTorch's results; every i
 refuses (negative, too large; and NaN or a fraction, which an f32-carried index can hold) makes
 the call raise nnc.Error naming the op, the argument and the value — from a JIT model and from a
 compiled .so, at 1 and 3 threads.  Positions known only at run time (x[:, -1] on a symbolic
-axis, x[t - 1] in a scan, slices of static length such as x[:, -2:]) are checked the same way."""
+axis, x[t - 1] in a scan, slices of static length such as x[:, -2:]) are checked the same way,
+and so is an index passed through check_index(index, size)."""
 import os
 import unittest
 
@@ -19,6 +20,7 @@ export embed(t: i64[N, L]) -> y: f32[N, L, 3] { y = emb(t) }
 export gather_rows(x: f32[4, M], i: f32[N, M]) -> y: f32[N, M] { y = gather(x, 0, i) }
 export select(x: f32[B, 6], i: i64[K]) -> y: f32[B, K] { y = index_select(x, 1, i) }
 export hot(t: f32[N]) -> y: f32[N, 5] { y = one_hot(t, 5) }
+export checked(t: i64[K], x: f32[N]) -> y: f32[K] { y = check_index(t, N) * 1.0 }
 export roi(f: f32[N, 3, 9, 9], b: f32[K, 5]) -> y: f32[K, 3, 3, 3] { y = roi_align(f, b, [3, 3], 0.5) }
 export last(x: f32[N, T, 3]) -> (y: f32[N, 3], z: f32[N, 3]) {
   y = x[:, -3]
@@ -104,6 +106,17 @@ class IndexChecksTest(TempDirCase):
                                               torch.gather(tx[:, :, 0], 1, torch.from_numpy(i)).numpy(), err_msg=what)
         short = np.zeros((2, 2, 3), np.float32)
         self.refuses("last", (short,), lambda: torch.from_numpy(short)[:, -3], "holds -1, outside [0, 2)")
+
+    def test_check_index(self):
+        """check_index(index, size): the index itself, or the call fails naming the place."""
+        t = np.array([0, 3, 4], np.int64)
+        self.expect("checked", (t, np.zeros(5, np.float32)), t.astype(np.float32))
+        for bad in (5, -1):
+            t[1] = bad
+            for what, m in self.each():
+                with self.assertRaises(nnc.Error, msg=what) as cm:
+                    m.checked(t, np.zeros(5, np.float32))
+                self.assertIn(f"check_index: argument 'index' holds {bad}, outside [0, 5)", str(cm.exception), what)
 
     def test_embedding(self):
         torch = torch_or_none()

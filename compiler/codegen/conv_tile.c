@@ -428,7 +428,8 @@ static void conv_vector_block_symbolic(Cg *g, ConvCg *c) {
   LLVMValueRef all = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSGT, whole, ci64(g, 1), ""), whole, ci64(g, 1), "");
   c->vblock = vb;
   c->vblock_v = LLVMBuildSelect(g->b, pays, ci64(g, vb), all, "");
-  c->nblocks_v = LLVMBuildUDiv(g->b, LLVMBuildNSWAdd(g->b, all, LLVMBuildNSWSub(g->b, c->vblock_v, ci64(g, 1), ""), ""), c->vblock_v, "");
+  /* no division by the run-time block size: a depthwise convolution calls this once a channel */
+  c->nblocks_v = LLVMBuildSelect(g->b, pays, blocks, ci64(g, 1), "");
 }
 
 static int64_t conv_vector_block(const Ls *s, int64_t chunks) {

@@ -151,8 +151,8 @@ static void conv_tile_store(Cg *g, const ConvCg *c, const ConvTile *t, const LLV
 /* Must the tile's stores be masked (symbolic sizes, rows not tight)?  Only when a vector of it
  * would store past the end of the output plane: a row's partial last vector stored whole
  * spills into the next rows of the same plane, which later vectors of the same channel write,
- * on the same thread (a channel's vectors run in order in one call: lower_conv makes no
- * parts), while masked stores are slow (a 28-column row is 3.5 vectors: a tile of 6 held a
+ * on the same thread (a channel's vectors run in order in one call, without cv.parts),
+ * while masked stores are slow (a 28-column row is 3.5 vectors: a tile of 6 held a
  * row's end in every tile, and on Zen 2 its masked stores took half the depthwise
  * convolution's time).  The vectors' offsets grow: the tile's last one decides. */
 static LLVMValueRef conv_tile_ends_plane(Cg *g, const ConvCg *c, int nvec, const LLVMValueRef *yo) {
@@ -205,7 +205,9 @@ static void conv_tile(Cg *g, const ConvCg *c, LLVMValueRef co0, LLVMValueRef v0,
     mask[j] = whole ? NULL : LLVMBuildICmp(g->b, LLVMIntSLT, lane_ix, splat(g, LLVMVectorType(g->i32, lanes), LLVMBuildTrunc(g->b, rem[j], g->i32, "")), "");
   LLVMTypeRef vty[16];
   for (int j = 0; j < nvec; j++) vty[j] = narrow_tail(g, c, v0, j, &mask[j]);
-  LLVMValueRef ends = c->symbolic && !s->cv.tight ? conv_tile_ends_plane(g, c, nvec, yo) : NULL;
+  LLVMValueRef ends = !c->symbolic || s->cv.tight ? NULL
+                     : s->cv.parts > 1 ? conv_tile_partial(g, c, nvec, rem) /* the next row: another part's */
+                                       : conv_tile_ends_plane(g, c, nvec, yo);
   if (c->symbolic && s->cv.tight) { /* masked loads only in a tile that holds a row's end */
     LLVMBasicBlockRef masked = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_tile_masked");
     LLVMBasicBlockRef plain = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_tile_whole");

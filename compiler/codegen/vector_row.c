@@ -9,6 +9,9 @@
  * contiguous (stride 1) or every other (stride 2) element, or interleave two contiguous halves;
  * a varying store writes contiguous elements, an even/odd pair of columns (interleaved), or
  * elements a fixed stride apart (lane by lane).
+ * A row of run-time length (conv.c: a padded copy's row on symbolic sizes) runs as whole
+ * vectors in a loop, its last columns as one more whole vector overlapping the one before
+ * (emit_runtime_vector_row).
  * A row that does not qualify is emitted as a plain loop (loops.c).  The whole blocks of a
  * lane reduction (loops.c) take the same path when their value vectorizes
  * (lane_blocks_as_vectors).  The masked vector loads and stores here serve conv_tile.c too. */

@@ -47,6 +47,7 @@ typedef struct Cg {
   LLVMValueRef lanes[REDUCE_LANES + 1]; /* the partial results of a lane reduction (allocas) */
   const Ls *lane_update;        /* its accumulator update */
   struct VecRow *lane_row;      /* its vector blocks (lane_blocks_as_vectors): the row */
+  struct VecRow *vec_row;       /* the run-time row being emitted as vectors (vector_row.c) */
   LLVMValueRef lane_vector;     /* and their accumulator (an alloca) */
   struct ConvCg *conv;          /* the direct convolution being emitted */
   int floats;                   /* the host's floats per vector (target_host_simd) */

@@ -137,9 +137,8 @@ static LLVMValueRef conv_tile_partial(Cg *g, const ConvCg *c, int nvec, LLVMValu
   return partial;
 }
 
-/* Symbolic sizes: a tile's accumulators to y (t->xo holds the output offsets).  Masked stores
- * only when one of its vectors ends a row short of whole (masked stores are slow on some
- * cores, and most tiles have none). */
+/* Symbolic sizes: a tile's accumulators to y (t->xo holds the output offsets), masked where
+ * mask says. */
 static void conv_tile_store(Cg *g, const ConvCg *c, const ConvTile *t, const LLVMValueRef *mask, LLVMValueRef *acc) {
   for (int j = 0; j < t->nvec; j++)
     for (int r = 0; r < t->nco; r++) {
@@ -149,16 +148,27 @@ static void conv_tile_store(Cg *g, const ConvCg *c, const ConvTile *t, const LLV
     }
 }
 
-static void conv_tile_store_symbolic(Cg *g, const ConvCg *c, const ConvTile *t, LLVMValueRef *rem, LLVMValueRef *acc) {
+/* Must the tile's stores be masked (symbolic sizes, rows not tight)?  Only when a vector of it
+ * would store past the end of the output plane: a row's partial last vector stored whole
+ * spills into the next rows of the same plane, which later vectors of the same channel write,
+ * on the same thread (a channel's vectors run in order in one call, without cv.parts),
+ * while masked stores are slow (a 28-column row is 3.5 vectors: a tile of 6 held a
+ * row's end in every tile, and on Zen 2 its masked stores took half the depthwise
+ * convolution's time).  The vectors' offsets grow: the tile's last one decides. */
+static LLVMValueRef conv_tile_ends_plane(Cg *g, const ConvCg *c, int nvec, const LLVMValueRef *yo) {
+  LLVMValueRef end = LLVMBuildNSWAdd(g->b, yo[nvec - 1], ci64(g, c->s->cv.lanes), "");
+  return LLVMBuildICmp(g->b, LLVMIntSGT, end, c->ysize, "");
+}
+
+static void conv_tile_store_symbolic(Cg *g, const ConvCg *c, const ConvTile *t, LLVMValueRef ends, LLVMValueRef *acc) {
   if (c->s->cv.tight) { /* conv_tile chose already: t->mask all NULL, or the row's end is here */
     conv_tile_store(g, c, t, t->mask[0] ? t->mask : NULL, acc);
     return;
   }
-  LLVMValueRef partial = conv_tile_partial(g, c, t->nvec, rem);
   LLVMBasicBlockRef masked = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_store_masked");
   LLVMBasicBlockRef plain = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_store_whole");
   LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_stored");
-  LLVMBuildCondBr(g->b, partial, masked, plain);
+  LLVMBuildCondBr(g->b, ends, masked, plain);
   for (int pass = 0; pass < 2; pass++) {
     LLVMPositionBuilderAtEnd(g->b, pass ? plain : masked);
     conv_tile_store(g, c, t, pass ? NULL : t->mask, acc);
@@ -169,7 +179,7 @@ static void conv_tile_store_symbolic(Cg *g, const ConvCg *c, const ConvTile *t, 
 
 /* y[co0 + r, vector v0 + j] for r < nco, j < nvec (static tile sizes, dynamic origin);
  * full_tiles: the tile is one of the whole tiles (not the partial one after them). */
-static void conv_tile_sum(Cg *g, const ConvCg *c, const ConvTile *t, const LLVMValueRef *yo, LLVMValueRef *rem);
+static void conv_tile_sum(Cg *g, const ConvCg *c, const ConvTile *t, const LLVMValueRef *yo, LLVMValueRef ends);
 
 static void conv_tile(Cg *g, const ConvCg *c, LLVMValueRef co0, LLVMValueRef v0, int nco, int nvec, bool full_tiles) {
   const Ls *s = c->s;
@@ -195,6 +205,9 @@ static void conv_tile(Cg *g, const ConvCg *c, LLVMValueRef co0, LLVMValueRef v0,
     mask[j] = whole ? NULL : LLVMBuildICmp(g->b, LLVMIntSLT, lane_ix, splat(g, LLVMVectorType(g->i32, lanes), LLVMBuildTrunc(g->b, rem[j], g->i32, "")), "");
   LLVMTypeRef vty[16];
   for (int j = 0; j < nvec; j++) vty[j] = narrow_tail(g, c, v0, j, &mask[j]);
+  LLVMValueRef ends = !c->symbolic || s->cv.tight ? NULL
+                     : s->cv.parts > 1 ? conv_tile_partial(g, c, nvec, rem) /* the next row: another part's */
+                                       : conv_tile_ends_plane(g, c, nvec, yo);
   if (c->symbolic && s->cv.tight) { /* masked loads only in a tile that holds a row's end */
     LLVMBasicBlockRef masked = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_tile_masked");
     LLVMBasicBlockRef plain = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "conv_tile_whole");
@@ -203,17 +216,18 @@ static void conv_tile(Cg *g, const ConvCg *c, LLVMValueRef co0, LLVMValueRef v0,
     LLVMValueRef none[16] = {0};
     for (int pass = 0; pass < 2; pass++) {
       LLVMPositionBuilderAtEnd(g->b, pass ? plain : masked);
-      conv_tile_sum(g, c, &(ConvTile){co0, nco, nvec, vty, xo, pass ? none : mask}, yo, rem);
+      conv_tile_sum(g, c, &(ConvTile){co0, nco, nvec, vty, xo, pass ? none : mask}, yo, ends);
       LLVMBuildBr(g->b, done);
     }
     LLVMPositionBuilderAtEnd(g->b, done);
     return;
   }
-  conv_tile_sum(g, c, &(ConvTile){co0, nco, nvec, vty, xo, mask}, yo, rem);
+  conv_tile_sum(g, c, &(ConvTile){co0, nco, nvec, vty, xo, mask}, yo, ends);
 }
 
-/* The tile's sums over (input channel, tap) steps, stored to y at output offsets yo. */
-static void conv_tile_sum(Cg *g, const ConvCg *c, const ConvTile *t, const LLVMValueRef *yo, LLVMValueRef *rem) {
+/* The tile's sums over (input channel, tap) steps, stored to y at output offsets yo (symbolic
+ * sizes: masked when `ends`). */
+static void conv_tile_sum(Cg *g, const ConvCg *c, const ConvTile *t, const LLVMValueRef *yo, LLVMValueRef ends) {
   const Ls *s = c->s;
   LLVMValueRef co0 = t->co0, acc[64];
   int nco = t->nco, nvec = t->nvec, nacc = nco * nvec;
@@ -273,10 +287,9 @@ static void conv_tile_sum(Cg *g, const ConvCg *c, const ConvTile *t, const LLVMV
     LLVMPositionBuilderAtEnd(g->b, exit);
   }
   if (c->symbolic) {
-    conv_tile_store_symbolic(g, c, &(ConvTile){co0, nco, nvec, vty, yo, mask}, rem, acc);
+    conv_tile_store_symbolic(g, c, &(ConvTile){co0, nco, nvec, vty, yo, mask}, ends, acc);
     return;
   }
-  (void)rem;
   for (int j = 0; j < nvec; j++)
     for (int r = 0; r < nco; r++) {
       LLVMValueRef plane = LLVMBuildNSWMul(g->b, LLVMBuildNSWAdd(g->b, co0, ci64(g, r), ""), ci64(g, s->cv.oh * s->cv.ow), "");
@@ -417,7 +430,8 @@ static void conv_vector_block_symbolic(Cg *g, ConvCg *c) {
   LLVMValueRef all = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSGT, whole, ci64(g, 1), ""), whole, ci64(g, 1), "");
   c->vblock = vb;
   c->vblock_v = LLVMBuildSelect(g->b, pays, ci64(g, vb), all, "");
-  c->nblocks_v = LLVMBuildUDiv(g->b, LLVMBuildNSWAdd(g->b, all, LLVMBuildNSWSub(g->b, c->vblock_v, ci64(g, 1), ""), ""), c->vblock_v, "");
+  /* no division by the run-time block size: a depthwise convolution calls this once a channel */
+  c->nblocks_v = LLVMBuildSelect(g->b, pays, blocks, ci64(g, 1), "");
 }
 
 static int64_t conv_vector_block(const Ls *s, int64_t chunks) {

@@ -9,6 +9,9 @@
  * contiguous (stride 1) or every other (stride 2) element, or interleave two contiguous halves;
  * a varying store writes contiguous elements, an even/odd pair of columns (interleaved), or
  * elements a fixed stride apart (lane by lane).
+ * A row of run-time length (conv.c: a padded copy's row on symbolic sizes) runs as whole
+ * vectors in a loop, its last columns as one more whole vector overlapping the one before
+ * (emit_runtime_vector_row).
  * A row that does not qualify is emitted as a plain loop (loops.c).  The whole blocks of a
  * lane reduction (loops.c) take the same path when their value vectorizes
  * (lane_blocks_as_vectors).  The masked vector loads and stores here serve conv_tile.c too. */
@@ -137,7 +140,7 @@ static bool pair_at(const Ls *s, int i, int64_t stride) {
 static bool reads_other(const Lx *x, int buf, const Lx *idx, int depth) {
   if (!x) return false;
   if (depth > VEC_DEPTH) return true;
-  if ((x->k == LX_LOAD || x->k == LX_LOADI) && x->buf == buf && x->a[0] != idx) return true;
+  if ((x->k == LX_LOAD || x->k == LX_LOADI) && x->buf == buf && x->a[0] != idx) return true; /* idx NULL: any */
   return reads_other(x->a[0], buf, idx, depth + 1) || reads_other(x->a[1], buf, idx, depth + 1) ||
          reads_other(x->a[2], buf, idx, depth + 1);
 }
@@ -151,18 +154,29 @@ static bool reads_halves(const Lx *x, int var, int depth) {
          reads_halves(x->a[2], var, depth + 1);
 }
 
+/* Does a value of row s load from a buffer the row stores to? */
+static bool reads_own_store(const Ls *s) {
+  for (int i = 0; i < s->nbody; i++)
+    for (int j = 0; j < s->nbody; j++)
+      if (reads_other(s->body[j]->val, s->body[i]->buf, NULL, 0)) return true;
+  return false;
+}
+
+static bool is_runtime_row(const Ls *s) { return s->lo->k != LX_I || s->hi->k != LX_I; }
+
 /* Can loop s run as vectors, and with how many lanes (a power of two >= 4 no wider than the
- * host's, the narrowest that holds the row when it fits in one)? */
+ * host's, the narrowest that holds the row when it fits in one; the host's for a row of
+ * run-time length)? */
 int vector_row_lanes(const Cg *g, const Ls *s) {
-  if (!s->vector_row || s == g->par || s->lo->k != LX_I || s->hi->k != LX_I || s->step->k != LX_I || s->step->c != 1)
-    return 0;
+  if (!s->vector_row || s == g->par || s->step->k != LX_I || s->step->c != 1) return 0;
   int host, regs;
   target_host_simd(&host, &regs);
-  int64_t n = s->hi->c - s->lo->c;
+  bool runtime = is_runtime_row(s);
+  int64_t n = runtime ? 0 : s->hi->c - s->lo->c;
   /* up to 8 vectors (a stride-2 convolution's input copy: 56 columns after the padding) */
-  if (host < 4 || n < 2 || n > 8 * (int64_t)host) return 0;
+  if (host < 4 || (!runtime && (n < 2 || n > 8 * (int64_t)host))) return 0;
   for (int i = 0; i < s->nbody; i++) /* every vector of halves_of loads starts at an even column */
-    if (s->lo->c % 2 && reads_halves(s->body[i]->val, s->var, 0)) return 0;
+    if ((runtime || s->lo->c % 2) && reads_halves(s->body[i]->val, s->var, 0)) return 0;
   for (int i = 0; i < s->nbody; i++) {
     const Ls *b = s->body[i];
     int64_t st;
@@ -179,7 +193,7 @@ int vector_row_lanes(const Cg *g, const Ls *s) {
     for (int j = 0; j < s->nbody; j++)
       if (reads_other(s->body[j]->val, s->body[i]->buf, s->body[i]->idx, 0)) return 0;
   int lanes = host;
-  while (lanes > 4 && lanes / 2 >= n) lanes /= 2;
+  while (!runtime && lanes > 4 && lanes / 2 >= n) lanes /= 2;
   return lanes;
 }
 
@@ -309,38 +323,120 @@ static LLVMValueRef vec_value(Cg *g, VecRow *r, Lx *x) {
   return v;
 }
 
+/* The stores of row s for the vector of columns from g->vars[s->var] (r->valid of them). */
+static void vector_row_columns(Cg *g, const Ls *s, VecRow *r) {
+  int lanes = r->lanes;
+  r->nmemo = 0;
+  for (int i = 0; i < s->nbody; i++) {
+    const Ls *b = s->body[i];
+    LLVMValueRef v = vec_value(g, r, b->val), p = gep_f32(g, g->bufs[b->buf], emit(g, b->idx));
+    int64_t st = 1;
+    stride_of(b->idx, s->var, &st, 0);
+    if (st == 1) {
+      store_vector(g, r->vt, v, p, r->mask, b->buf);
+      continue;
+    }
+    if (!pair_at(s, i, st)) { /* lane by lane */
+      for (int64_t l = 0; l < r->valid; l++)
+        LLVMSetAlignment(buffer_access(g, LLVMBuildStore(g->b, LLVMBuildExtractElement(g->b, v, LLVMConstInt(g->i32, (unsigned long long)l, 0), ""),
+                                                         gep_f32(g, p, ci64(g, l * st))), b->buf), 4);
+      continue;
+    }
+    /* a pair: lanes (even[0], odd[0], even[1], odd[1], ...) in two vectors */
+    LLVMValueRef odd = vec_value(g, r, s->body[++i]->val);
+    int64_t n = 2 * r->valid;
+    store_vector(g, r->vt, LLVMBuildShuffleVector(g->b, v, odd, interleave_lanes(g, lanes, 0), ""), p,
+                 n < lanes ? lane_mask(g, lanes, 1, 0, n) : NULL, b->buf);
+    if (n > lanes)
+      store_vector(g, r->vt, LLVMBuildShuffleVector(g->b, v, odd, interleave_lanes(g, lanes, lanes / 2), ""),
+                   gep_f32(g, p, ci64(g, lanes)), n < 2 * lanes ? lane_mask(g, lanes, 1, lanes, n) : NULL, b->buf);
+  }
+}
+
+/* The whole vector of row s (g->vec_row) from column j0. */
+static void vector_at(Cg *g, const Ls *s, LLVMValueRef j0) {
+  int parent = scope_push(g);
+  g->vars[s->var] = j0;
+  vector_row_columns(g, s, g->vec_row);
+  scope_pop(g, parent);
+}
+
+/* Column j of row s, as the plain loop computes it. */
+static void column_at(Cg *g, const Ls *s, LLVMValueRef j) {
+  int parent = scope_push(g);
+  g->vars[s->var] = j;
+  for (int i = 0; i < s->nbody; i++) emit_stmt(g, s->body[i]);
+  scope_pop(g, parent);
+}
+
+/* Columns [from, hi) of row s one by one, as the plain loop computes them. */
+static void columns_from(Cg *g, const Ls *s, LLVMValueRef from, LLVMValueRef hi) {
+  static const LoopNames names = {"row_rest", "row_column", "row_rest_done", "j"};
+  CountedLoop l = loop_open(g, from, hi, &names);
+  column_at(g, s, l.i);
+  loop_hints(g, loop_close(g, &l, ci64(g, 1)), false, true, 0);
+}
+
+/* The vectors of a run-time row of n >= lanes columns from lo: the first one, the loop over the
+ * other whole ones, then the columns left (fewer than a vector) as one more whole vector
+ * ending at the row's end, over columns already stored: they get the same values again,
+ * unless the row reads what it stores (then one by one).  Masked vectors would cost more: a
+ * masked store is slow on some cores (Zen 2).  The first vector outside the loop: a row of
+ * one or two vectors (a padded copy's row of 14 columns, its zero padding) runs no loop,
+ * which LLVM would have made a memset or memcpy call. */
+static void runtime_row_vectors(Cg *g, const Ls *s, LLVMValueRef lo, LLVMValueRef hi, LLVMValueRef whole_end) {
+  int lanes = g->vec_row->lanes;
+  vector_at(g, s, lo);
+  counted_loop(g, LLVMBuildNSWAdd(g->b, lo, ci64(g, lanes), ""), whole_end, ci64(g, lanes), vector_at, s);
+  if (reads_own_store(s)) {
+    columns_from(g, s, whole_end, hi);
+    return;
+  }
+  LLVMBasicBlockRef last = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "row_last_vector");
+  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "row_vectors_done");
+  LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, whole_end, hi, ""), last, done);
+  LLVMPositionBuilderAtEnd(g->b, last);
+  vector_at(g, s, LLVMBuildNSWSub(g->b, hi, ci64(g, lanes), ""));
+  LLVMBuildBr(g->b, done);
+  LLVMPositionBuilderAtEnd(g->b, done);
+}
+
+/* A row of run-time length (a padded copy's row on symbolic sizes): as vectors when it has a
+ * vector's columns at least (runtime_row_vectors), else one by one. */
+static void emit_runtime_vector_row(Cg *g, const Ls *s, int lanes) {
+  VecRow r = {.var = s->var, .lanes = lanes, .vt = LLVMVectorType(g->f32, lanes), .it = LLVMVectorType(g->i64, lanes),
+              .valid = lanes};
+  LLVMValueRef lo = emit(g, s->lo), hi = emit(g, s->hi);
+  LLVMValueRef n = LLVMBuildNSWSub(g->b, hi, lo, "");
+  LLVMValueRef whole_end = LLVMBuildNSWAdd(g->b, lo, LLVMBuildAnd(g->b, n, ci64(g, ~(int64_t)(lanes - 1)), ""), "");
+  LLVMBasicBlockRef vectors = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "row_vectors");
+  LLVMBasicBlockRef scalars = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "row_short");
+  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "row_done");
+  LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSGE, n, ci64(g, lanes), ""), vectors, scalars);
+  LLVMPositionBuilderAtEnd(g->b, vectors);
+  struct VecRow *outer = g->vec_row;
+  g->vec_row = &r;
+  runtime_row_vectors(g, s, lo, hi, whole_end);
+  g->vec_row = outer;
+  LLVMBuildBr(g->b, done);
+  LLVMPositionBuilderAtEnd(g->b, scalars);
+  columns_from(g, s, lo, hi);
+  LLVMBuildBr(g->b, done);
+  LLVMPositionBuilderAtEnd(g->b, done);
+}
+
 void emit_vector_row(Cg *g, const Ls *s, int lanes) {
+  if (is_runtime_row(s)) {
+    emit_runtime_vector_row(g, s, lanes);
+    return;
+  }
   VecRow r = {.var = s->var, .lanes = lanes, .vt = LLVMVectorType(g->f32, lanes), .it = LLVMVectorType(g->i64, lanes)};
   for (int64_t j0 = s->lo->c; j0 < s->hi->c; j0 += lanes) {
     int parent = scope_push(g);
     g->vars[s->var] = ci64(g, j0);
     r.valid = s->hi->c - j0 < lanes ? s->hi->c - j0 : lanes;
     r.mask = r.valid < lanes ? lane_mask(g, lanes, 1, 0, r.valid) : NULL;
-    r.nmemo = 0;
-    for (int i = 0; i < s->nbody; i++) {
-      const Ls *b = s->body[i];
-      LLVMValueRef v = vec_value(g, &r, b->val), p = gep_f32(g, g->bufs[b->buf], emit(g, b->idx));
-      int64_t st = 1;
-      stride_of(b->idx, s->var, &st, 0);
-      if (st == 1) {
-        store_vector(g, r.vt, v, p, r.mask, b->buf);
-        continue;
-      }
-      if (!pair_at(s, i, st)) { /* lane by lane */
-        for (int64_t l = 0; l < r.valid; l++)
-          LLVMSetAlignment(buffer_access(g, LLVMBuildStore(g->b, LLVMBuildExtractElement(g->b, v, LLVMConstInt(g->i32, (unsigned long long)l, 0), ""),
-                                                           gep_f32(g, p, ci64(g, l * st))), b->buf), 4);
-        continue;
-      }
-      /* a pair: lanes (even[0], odd[0], even[1], odd[1], ...) in two vectors */
-      LLVMValueRef odd = vec_value(g, &r, s->body[++i]->val);
-      int64_t n = 2 * r.valid;
-      store_vector(g, r.vt, LLVMBuildShuffleVector(g->b, v, odd, interleave_lanes(g, lanes, 0), ""), p,
-                n < lanes ? lane_mask(g, lanes, 1, 0, n) : NULL, b->buf);
-      if (n > lanes)
-        store_vector(g, r.vt, LLVMBuildShuffleVector(g->b, v, odd, interleave_lanes(g, lanes, lanes / 2), ""),
-                  gep_f32(g, p, ci64(g, lanes)), n < 2 * lanes ? lane_mask(g, lanes, 1, lanes, n) : NULL, b->buf);
-    }
+    vector_row_columns(g, s, &r);
     scope_pop(g, parent);
   }
 }

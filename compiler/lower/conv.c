@@ -46,10 +46,23 @@ static void conv_copy_columns(Lower *L, const ConvPlan *c, const ConvSizes *z, i
     *hi = lx_i(L, hi_c > lo_c ? hi_c : lo_c);
     return;
   }
-  /* first + W - 1 + sw >= 0 (W >= 1, first >= 1 - sw): a plain division */
-  *lo = ibin(L, 'm', lx_i(L, lo_c), z->wq);
+  /* first + W - 1 + sw >= 0 (W >= 1, first >= 1 - sw): a plain division.  The run-time ow is
+   * at least 1 (the derived sizes are checked), so wq >= lanes + shift: no clamp below that */
+  *lo = lo_c <= c->lanes + c->shift[1] ? lx_i(L, lo_c) : ibin(L, 'm', lx_i(L, lo_c), z->wq);
   Lx *h = ibin(L, '/', ibin(L, '+', z->W, lx_i(L, first - 1 + sw)), lx_i(L, sw));
   *hi = ibin(L, 'M', ibin(L, 'm', h, z->wq), *lo);
+}
+
+/* The zero padding right of the columns inside X, [hi, wq) of a row of a symbolic plan's copy,
+ * as a vector row (codegen: whole vectors, the last one ending at wq) over at least a vector's
+ * columns: from hi, or from wq - lanes when the padding is shorter, over columns the rest of
+ * the row rewrites after it.  A loop over the few run-time columns became a memset call per
+ * row.  wq >= lanes (convplan.h: a whole vector of output columns at least). */
+static void lower_conv_copy_right_pad(Lower *L, Ls *s, const ConvPlan *c, const ConvSizes *z, int xbuf, Lx *row, Lx *hi) {
+  Lx *ww, *from = ibin(L, 'M', ibin(L, 'm', hi, ibin(L, '-', z->wq, lx_i(L, c->lanes))), lx_i(L, 0));
+  Ls *right = loop(L, s, from, z->wq, lx_i(L, 1), &ww);
+  right->vector_row = true;
+  store(L, right, xbuf, ibin(L, '+', row, ww), lx_f(L, 0.0));
 }
 
 /* One stride phase (ph, pw) of every input channel in the padded copy (lower_conv_copy). */
@@ -64,11 +77,12 @@ static void lower_conv_copy_phase(Lower *L, Ls *chan, const ConvPlan *c, const C
   /* the zero padding on either side of the columns inside X is stored apart, so the row
    * between loads a plain run of X (every sw-th element: a vector row) */
   conv_copy_columns(L, c, z, pw, &lo, &hi);
+  if (c->symbolic) lower_conv_copy_right_pad(L, s, c, z, xbuf, row, hi);
   Ls *left = loop(L, s, zero, lo, one, &ww);
   left->scalar = left->rolled = true;
   store(L, left, xbuf, ibin(L, '+', row, ww), lx_f(L, 0.0));
   Ls *mid = loop(L, s, lo, hi, one, &ww);
-  mid->vector_row = lo->k == LX_I && hi->k == LX_I && hi->c - lo->c <= SHORT_ROW;
+  mid->vector_row = c->symbolic || (lo->k == LX_I && hi->k == LX_I && hi->c - lo->c <= SHORT_ROW);
   Lx *ih = ibin(L, '-', ibin(L, '+', ibin(L, '*', hh, lx_i(L, c->stride[0])), lx_i(L, ph)), lx_i(L, c->pad[0]));
   Lx *iw = ibin(L, '-', ibin(L, '+', ibin(L, '*', ww, lx_i(L, sw)), lx_i(L, pw)), lx_i(L, c->pad[1]));
   Dim H = c->x->shape.d[2];
@@ -77,6 +91,7 @@ static void lower_conv_copy_phase(Lower *L, Ls *chan, const ConvPlan *c, const C
   Lx *row_inside = H.syms ? inside_dim(L, ih, H) : ibin(L, '&', ibin(L, '<', lx_i(L, -1), ih), ibin(L, '<', ih, lx_i(L, H.k)));
   store(L, mid, xbuf, ibin(L, '+', row, ww), select3(L, row_inside, value(L, c->x, xi), lx_f(L, 0.0)));
   L->nmemo = 0;
+  if (c->symbolic) return;
   Ls *right = loop(L, s, hi, z->wq, one, &ww);
   right->scalar = right->rolled = true;
   store(L, right, xbuf, ibin(L, '+', row, ww), lx_f(L, 0.0));

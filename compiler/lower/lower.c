@@ -161,23 +161,26 @@ static bool splits_var(Lx *x, const Lx *f, unsigned gen) {
 }
 
 /* Store outs[] at every index of axes [from, rank) of s (vars[0..from) already bound).  The
- * last two axes become one loop over the plane when both are static and the rows short
- * (7x7, 28x28 images), so that the inner loop is long enough to vectorize; a short row loop
- * would be unrolled and the loop around it vectorized with gathers.  The plane index is
- * (f / W, f % W), which linear() folds back to f; when some value still needs the division
- * (an operand broadcast along rows or columns alone) the plain loop nest is used instead. */
+ * last two axes become one loop over the plane when the rows are short (7x7, 28x28 images)
+ * or of a run-time length (symbolic H, W: as short as 7 too), so that the inner loop is long
+ * enough to vectorize; a short row loop would be unrolled and the loop around it vectorized
+ * with gathers, and a run-time one of 28 never reaches the vector loop LLVM unrolls to 32
+ * floats.  The plane index is (f / W, f % W), which linear() folds back to f; when some
+ * value still needs the division (an operand broadcast along rows or columns alone) the
+ * plain loop nest is used instead. */
 void store_planes(Lower *L, Ls *parent, const Shape *s, int from, Lx **vars, INode *const *outs, int nouts) {
   int r = s->rank, order[MAX_RANK];
   for (int i = 0; i < MAX_RANK; i++) order[i] = i;
-  if (r - from >= 2 && !s->d[r - 1].syms && !s->d[r - 2].syms && s->d[r - 1].k < SHORT_ROW) {
+  bool symbolic_plane = r - from >= 2 && (s->d[r - 1].syms || s->d[r - 2].syms);
+  if (r - from >= 2 && (symbolic_plane || s->d[r - 1].k < SHORT_ROW)) {
     Ls *blk = ls_new(L, LS_BLOCK), *in = blk;
     for (int ax = from; ax < r - 2; ax++) { /* the planes: LLVM would unroll them around the
                                                 vectorized plane loop, only adding code */
       in = loop(L, in, lx_i(L, 0), lx_dim(L, s->d[ax]), lx_i(L, 1), &vars[ax]);
       in->rolled = true;
     }
-    Lx *f, *w = lx_i(L, s->d[r - 1].k);
-    in = loop(L, in, lx_i(L, 0), lx_i(L, s->d[r - 2].k * s->d[r - 1].k), lx_i(L, 1), &f);
+    Lx *f, *w = lx_dim(L, s->d[r - 1]);
+    in = loop(L, in, lx_i(L, 0), ibin(L, '*', lx_dim(L, s->d[r - 2]), w), lx_i(L, 1), &f);
     vars[r - 2] = ibin(L, '/', f, w);
     vars[r - 1] = ibin(L, '%', f, w);
     for (int o = 0; o < nouts; o++) store_out(L, in, outs[o], vars);

@@ -296,5 +296,55 @@ export f(x: f32[N, 8, H, W]) -> (a: f32[N, 16, H, W], b: f32[N, 8, (H + 1) / 2, 
                                    f"direct convolutions at {h}x{w}")
 
 
+
+class MobileNetBlockTest(TempDirCase):
+    """mobilenet_v2's layers on symbolic H, W at sizes around a vector's width (8 floats):
+    a 1x1 expansion with its norm and ReLU6 (row tiles, the epilogue one loop over the
+    run-time plane), depthwise 3x3 convolutions at stride 1 and 2 (the padded copy's rows as
+    vectors of run-time length: whole vectors, the rest as an overlapping one, rows shorter
+    than a vector one by one; the tiles' stores unmasked except near a plane's end, a partial
+    row end spilling into rows written later) and a residual projection, against PyTorch at
+    1, 2 and 3 threads with the same bits, JIT and AOT."""
+
+    MODEL = """
+expand = Sequential(Conv2d(8, 24, 1, bias=false), BatchNorm2d(24))
+dw1 = Conv2d(24, 24, 3, padding=1, groups=24, bias=false)
+dw2 = Conv2d(24, 24, 3, stride=2, padding=1, groups=24)
+project = Conv2d(24, 8, 1)
+export f(x: f32[N, 8, H, W]) -> (a: f32[N, 8, H, W], b: f32[N, 24, (H + 1) / 2, (W + 1) / 2]) {
+  h = clamp(expand(x), 0, 6)
+  a = x + project(clamp(dw1(h), 0, 6))
+  b = clamp(dw2(h), 0, 6)
+}
+"""
+
+    def test_mbv2_blocks_at_any_size(self):
+        torch = torch_or_none()
+        torch.manual_seed(7)
+        nn = torch.nn
+        expand = nn.Sequential(nn.Conv2d(8, 24, 1, bias=False), nn.BatchNorm2d(24))
+        dw1 = nn.Conv2d(24, 24, 3, padding=1, groups=24, bias=False)
+        dw2 = nn.Conv2d(24, 24, 3, stride=2, padding=1, groups=24)
+        project = nn.Conv2d(24, 8, 1)
+        with torch.no_grad():
+            bn = expand[1]
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-0.5, 0.5)
+        layers = {"expand": expand.eval(), "dw1": dw1, "dw2": dw2, "project": project}
+        weights = nnc.save_safetensors({f"{n}.{k}": v.numpy() for n, l in layers.items()
+                                        for k, v in l.state_dict().items()}, os.path.join(self.tmp, "w.safetensors"))
+        path = write_model(self.MODEL, self.tmp, "mbv2_blocks")
+        models = {"jit": nnc.compile(path, weights=weights), "so": nnc.load(compile_so(path, self.tmp, weights))}
+        for h, w in [(1, 1), (3, 2), (2, 7), (7, 7), (5, 8), (8, 9), (3, 16), (9, 17), (14, 14), (11, 29), (28, 28)]:
+            x = torch.randn(2, 8, h, w)
+            with torch.no_grad():
+                e = torch.clamp(expand(x), 0, 6)
+                want = (x + project(torch.clamp(dw1(e), 0, 6)), torch.clamp(dw2(e), 0, 6))
+            assert_same_everywhere(self, models, lambda m: m.f(x.numpy()), tuple(t.numpy() for t in want),
+                                   f"mobilenet_v2 blocks at {h}x{w}")
+
+
 if __name__ == "__main__":
     unittest.main()

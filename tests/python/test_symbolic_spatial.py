@@ -301,13 +301,13 @@ w1 = Conv2d(8, 16, 3, padding=1)
 w2 = Conv2d(16, 16, 3, padding=1)
 w3 = Conv2d(16, 16, 3, groups=2)
 w4 = Conv2d(16, 8, 3, padding=1, bias=false)
-export f(x: f32[N, 8, H, W]) -> (a: f32[N, 16, H, W], b: f32[N, 16, H, W], c: f32[N, 16, H - 2, W - 2],
-                                  d: f32[N, 8, H, W]) {
+export f(x: f32[N, 8, {H}, {W}]) -> (a: f32[N, 16, {H}, {W}], b: f32[N, 16, {H}, {W}],
+                                      c: f32[N, 16, {H} - 2, {W} - 2], d: f32[N, 8, {H}, {W}]) {{
   a = relu(w1(x))
   b = relu(w2(a) + a)
   c = w3(b)
   d = w4(b)
-}
+}}
 """
     WINOGRAD_LAYERS = {"w1": dict(in_channels=8, out_channels=16, kernel_size=3, padding=1),
                        "w2": dict(in_channels=16, out_channels=16, kernel_size=3, padding=1),
@@ -316,28 +316,31 @@ export f(x: f32[N, 8, H, W]) -> (a: f32[N, 16, H, W], b: f32[N, 16, H, W], c: f3
 
     def test_winograd_at_any_size(self):
         """3x3 stride-1 convolutions run as Winograd F(2x2, 3x3) on run-time sizes, odd ones
-        too (the last tile row and column half outside the output), and tile rows longer than
-        a static size would take: with a bias and ReLU, a residual, groups, no padding, no
-        bias."""
+        too (the last tile row and column half outside the output), tile rows longer than a
+        static size would take, and one side static (odd): with a bias and ReLU, a residual,
+        groups, no padding, no bias."""
         torch = torch_or_none()
         torch.manual_seed(6)
         layers = {n: torch.nn.Conv2d(**kw) for n, kw in self.WINOGRAD_LAYERS.items()}
         weights = nnc.save_safetensors({f"{n}.{k}": v.numpy() for n, c in layers.items()
                                         for k, v in c.state_dict().items()}, os.path.join(self.tmp, "w.safetensors"))
-        path = write_model(self.WINOGRAD, self.tmp, "winograd")
-        loops = subprocess.run([NNC, "dump", "--stage=loops", path], capture_output=True, text=True, check=True).stdout
-        self.assertEqual(loops.count(" batch=16 "), 4, "every convolution as Winograd's 16 products")
-        models = {"jit": nnc.compile(path, weights=weights), "so": nnc.load(compile_so(path, self.tmp, weights))}
         L = layers
-        for h, w in [(3, 3), (3, 4), (4, 3), (5, 7), (8, 8), (9, 16), (13, 31), (34, 21), (40, 71)]:
-            x = torch.randn(2, 8, h, w)
-            with torch.no_grad():
-                a = torch.relu(L["w1"](x))
-                b = torch.relu(L["w2"](a) + a)
-                want = (a, b, L["w3"](b), L["w4"](b))
-            assert_same_everywhere(self, models, lambda m: m.f(x.numpy()), tuple(t.numpy() for t in want),
-                                   f"Winograd at {h}x{w}")
-
+        sizes = [(3, 3), (3, 4), (4, 3), (5, 7), (8, 8), (9, 16), (13, 31), (34, 21), (40, 71)]
+        for dims, name in ((("H", "W"), "winograd"), (("5", "W"), "rows5"), (("H", "7"), "cols7")):
+            path = write_model(self.WINOGRAD.format(H=dims[0], W=dims[1]), self.tmp, name)
+            loops = subprocess.run([NNC, "dump", "--stage=loops", path], capture_output=True, text=True,
+                                   check=True).stdout
+            self.assertEqual(loops.count(" batch=16 "), 4, f"{name}: every convolution as Winograd's 16 products")
+            models = {"jit": nnc.compile(path, weights=weights), "so": nnc.load(compile_so(path, self.tmp, weights))}
+            for h, w in sizes:
+                h, w = int(dims[0]) if dims[0] != "H" else h, int(dims[1]) if dims[1] != "W" else w
+                x = torch.randn(2, 8, h, w)
+                with torch.no_grad():
+                    a = torch.relu(L["w1"](x))
+                    b = torch.relu(L["w2"](a) + a)
+                    want = (a, b, L["w3"](b), L["w4"](b))
+                assert_same_everywhere(self, models, lambda m: m.f(x.numpy()), tuple(t.numpy() for t in want),
+                                       f"Winograd ({name}) at {h}x{w}")
 
 if __name__ == "__main__":
     unittest.main()

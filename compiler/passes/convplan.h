@@ -37,7 +37,8 @@ typedef struct ConvPlan {
 } ConvPlan;
 
 /* Winograd F(2x2, 3x3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks",
- * 2016) for a 3x3 stride-1 convolution with an even output: per 2x2 output tile, the 4x4
+ * 2016) for a 3x3 stride-1 convolution with an even output (any output on symbolic sizes:
+ * the tiles at an odd edge are half outside it, winograd.c): per 2x2 output tile, the 4x4
  * input tile d becomes V = B^T d B, the 3x3 kernel g becomes U = G g G^T (once, from the
  * weights), each of the 16 elements xi of the tile is a matrix product over the channels,
  * M_xi = U_xi V_xi, and the outputs are A^T M A: 16 multiplies per tile and channel pair

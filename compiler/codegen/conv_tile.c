@@ -21,6 +21,7 @@ typedef struct ConvCg {
   LLVMValueRef x, w, y;         /* base pointers with their offsets applied (of the current
                                    item of a batch) */
   LLVMValueRef x0, w0, y0;      /* a batch's first item's */
+  LLVMValueRef x_bstride, y_bstride; /* a batch's x and y strides (run-time with cv.bstride) */
   LLVMValueRef count;           /* output channels (cout, or the run-time rows) */
   LLVMValueRef xtab;            /* i64[cin * ntaps]: input offset of (channel, tap) */
   int64_t chunks;               /* vectors per output row */
@@ -492,9 +493,9 @@ static void conv_item_tile(Cg *g, const Ls *s, LLVMValueRef t) {
   ConvCg *c = g->conv;
   LLVMValueRef tiles = conv_tiles(g, s, c->count);
   LLVMValueRef item = LLVMBuildSDiv(g->b, t, tiles, ""), tile = LLVMBuildSRem(g->b, t, tiles, "");
-  c->x = gep_f32(g, c->x0, LLVMBuildNSWMul(g->b, item, ci64(g, s->cv.x_bstride), ""));
+  c->x = gep_f32(g, c->x0, LLVMBuildNSWMul(g->b, item, c->x_bstride, ""));
   c->w = gep_f32(g, c->w0, LLVMBuildNSWMul(g->b, item, ci64(g, s->cv.w_bstride), ""));
-  c->y = gep_f32(g, c->y0, LLVMBuildNSWMul(g->b, item, ci64(g, s->cv.y_bstride), ""));
+  c->y = gep_f32(g, c->y0, LLVMBuildNSWMul(g->b, item, c->y_bstride, ""));
   conv_tile_range(g, tile, LLVMBuildNSWAdd(g->b, tile, ci64(g, 1), ""));
 }
 
@@ -540,9 +541,10 @@ static LLVMValueRef conv_offsets(Cg *g, const Ls *s) {
 
 /* The pointer array a convolution's kernel function takes (emit_conv fills it): its input
  * copy, weights and output with their offsets applied; the run-time count of output channels
- * when s has one; D's first row and D's row stride when s adds D (C = D + A B).  Counts and
- * strides are integers stored as pointers. */
-enum { CONV_X, CONV_W, CONV_Y, CONV_ROWS, CONV_ADD, CONV_ADD_LD, CONV_SIZES, CONV_NBUFS = CONV_SIZES + 4 };
+ * when s has one; D's first row and D's row stride when s adds D (C = D + A B); symbolic
+ * sizes' oh, ow, hq, wq and a batch's run-time x and y strides.  Counts, sizes and strides
+ * are integers stored as pointers. */
+enum { CONV_X, CONV_W, CONV_Y, CONV_ROWS, CONV_ADD, CONV_ADD_LD, CONV_SIZES, CONV_BSTRIDES = CONV_SIZES + 4, CONV_NBUFS = CONV_BSTRIDES + 2 };
 
 static LLVMValueRef conv_buf_at(Cg *g, LLVMValueRef bufs, int i) {
   return LLVMBuildGEP2(g->b, g->ptr, bufs, (LLVMValueRef[]){ci64(g, i)}, 1, "");
@@ -593,7 +595,8 @@ static void conv_symbolic_layout(Cg *g, ConvCg *c, LLVMValueRef bufs) {
 }
 
 /* An nnc_kernel_fn computing the channel tiles [lo, hi) of convolution s, from the pointers
- * CONV_X .. CONV_ADD_LD (and the sizes CONV_SIZES .. when they are symbolic). */
+ * CONV_X .. CONV_ADD_LD (and the sizes CONV_SIZES .. and a batch's strides CONV_BSTRIDES ..
+ * when they are symbolic). */
 static LLVMValueRef conv_function(Cg *g, const Ls *s) {
   LLVMValueRef caller = g->fn;
   LLVMBasicBlockRef resume = LLVMGetInsertBlock(g->b);
@@ -623,6 +626,8 @@ static LLVMValueRef conv_function(Cg *g, const Ls *s) {
   }
   if (s->cv.nbatch > 1) { /* iterations (item, tile), the items' operands strides apart */
     c.x0 = c.x, c.w0 = c.w, c.y0 = c.y;
+    c.x_bstride = s->cv.bstride[0] ? conv_buf_int(g, bufs, CONV_BSTRIDES) : ci64(g, s->cv.x_bstride);
+    c.y_bstride = s->cv.bstride[0] ? conv_buf_int(g, bufs, CONV_BSTRIDES + 1) : ci64(g, s->cv.y_bstride);
     counted_loop(g, lo, hi, ci64(g, 1), conv_item_tile, s);
   } else if (s->cv.parts > 1) {
     counted_loop(g, lo, hi, ci64(g, 1), conv_tile_part, s);
@@ -656,6 +661,7 @@ void emit_conv(Cg *g, Ls *s) {
     set_conv_buf_int(g, bufs, CONV_ADD_LD, emit(g, s->cv.add_ld));
   }
   for (int i = 0; i < 4 && s->cv.size[0]; i++) set_conv_buf_int(g, bufs, CONV_SIZES + i, emit(g, s->cv.size[i]));
+  for (int i = 0; i < 2 && s->cv.bstride[0]; i++) set_conv_buf_int(g, bufs, CONV_BSTRIDES + i, emit(g, s->cv.bstride[i]));
   LLVMValueRef tiles = LLVMBuildNSWMul(g->b, conv_tiles(g, s, count), ci64(g, s->cv.nbatch * s->cv.parts), "");
   call_parallel(g, s->cv.parts > 1 ? "nnc_rt_parallel_parts" : "nnc_rt_parallel_for", fn, bufs, tiles,
                 loopir_conv_fmas(s, s->cv.tile_co) / s->cv.parts);

@@ -7,13 +7,6 @@
 
 /* The copy's layout as expressions: constants for a static plan, else computed from the
  * run-time sizes (convplan.h) the way convplan.c computes the static ones. */
-typedef struct ConvSizes {
-  Lx *H, *W;      /* the input's rows and columns */
-  Lx *oh, *ow;    /* the output's */
-  Lx *hq, *wq;    /* a phase plane's rows and columns */
-  Lx *chan, *copy; /* floats of one input channel's planes, of one (image, group)'s copy */
-} ConvSizes;
-
 static ConvSizes conv_sizes(Lower *L, const ConvPlan *c) {
   const Shape *xs = &c->x->shape;
   ConvSizes z = {.H = lx_dim(L, xs->d[2]), .W = lx_dim(L, xs->d[3]), .oh = lx_dim(L, c->ohd), .ow = lx_dim(L, c->owd)};
@@ -25,7 +18,7 @@ static ConvSizes conv_sizes(Lower *L, const ConvPlan *c) {
     return z;
   }
   Lx *chunks = ibin(L, '/', ibin(L, '+', z.ow, lx_i(L, c->lanes - 1)), lx_i(L, c->lanes));
-  z.hq = ibin(L, '+', z.oh, lx_i(L, c->shift[0]));
+  z.hq = ibin(L, '+', z.oh, lx_i(L, conv_plan_rows_excess(c)));
   z.wq = ibin(L, '+', ibin(L, '*', chunks, lx_i(L, c->lanes)), lx_i(L, c->shift[1]));
   z.chan = ibin(L, '*', lx_i(L, c->nphase[0] * c->nphase[1]), ibin(L, '*', z.hq, z.wq));
   z.copy = ibin(L, '*', lx_i(L, c->cin), z.chan);
@@ -167,7 +160,7 @@ bool lower_conv(Lower *L, Ls *parent, const ConvPlan *c, Lx *const *bidx) {
   Lx *item = ibin(L, '+', ibin(L, '*', bidx[0], lx_i(L, c->groups)), bidx[1]);
   Lx *base = ibin(L, '*', item, z.copy);
   lower_conv_copy(L, parent, c, &z, bidx, xbuf, base);
-  if (c->winograd) return lower_winograd(L, parent, c, bidx, xbuf, base, item);
+  if (c->winograd) return lower_winograd(L, parent, c, &z, bidx, xbuf, base, item);
   int64_t cout = s->d[2].k;
   Lx *y_item = s->d[3].syms ? ibin(L, '*', lx_i(L, cout), lx_dim(L, s->d[3])) : lx_i(L, cout * s->d[3].k);
   Ls *cv = conv_stmt(L, c->cin, c->lanes, xbuf, base, buffer_of(L, A), batch_offset(L, s, 2, bidx, &A->shape), L->gemm_cbuf,

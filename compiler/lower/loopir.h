@@ -89,6 +89,8 @@ struct Ls {
                                            w_bstride, y_bstride floats further, their channel
                                            tiles one parallel loop */
     int64_t x_bstride, w_bstride, y_bstride;
+    Lx *bstride[2];                     /* symbolic sizes: the run-time x_bstride and y_bstride
+                                           (Winograd's V and M), which are then 0; or NULL */
     int add;                            /* row tiles onto a tensor D, C = D + A B: D's
                                            buffer (row r's columns contiguous from add_off +
                                            r * add_ld), or -1 */

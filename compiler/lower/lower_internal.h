@@ -94,7 +94,15 @@ void lower_gemm(Lower *L, Ls *body);
 Lx *batch_offset(Lower *L, const Shape *out, int nb, Lx *const *bidx, const Shape *x);
 Ls *conv_stmt(Lower *L, int64_t cin, int lanes, int x, Lx *x_off, int w, Lx *w_off, int y, Lx *y_off, int64_t cout);
 bool lower_conv(Lower *L, Ls *parent, const ConvPlan *c, Lx *const *bidx);
-bool lower_winograd(Lower *L, Ls *parent, const ConvPlan *c, Lx *const *bidx, int xbuf, Lx *base, Lx *item);
+/* A convolution's padded copy (conv.c) as expressions: constants for static sizes. */
+typedef struct ConvSizes {
+  Lx *H, *W;      /* the input's rows and columns */
+  Lx *oh, *ow;    /* the output's */
+  Lx *hq, *wq;    /* a phase plane's rows and columns */
+  Lx *chan, *copy; /* floats of one input channel's planes, of one (image, group)'s copy */
+} ConvSizes;
+bool lower_winograd(Lower *L, Ls *parent, const ConvPlan *c, const ConvSizes *z, Lx *const *bidx, int xbuf, Lx *base,
+                    Lx *item);
 void lower_roi_align(Lower *L, Ls *body);
 void lower_col2im(Lower *L, Ls *body);
 void lower_attention(Lower *L, Ls *body);

@@ -206,6 +206,10 @@ static void print_ls(Printer *p, const Ls *s, int depth) {
     if (s->cv.nbatch > 1)
       fprintf(out, " batch=%lld strides=%lld,%lld,%lld", (long long)s->cv.nbatch, (long long)s->cv.x_bstride,
               (long long)s->cv.w_bstride, (long long)s->cv.y_bstride);
+    for (int i = 0; i < 2 && s->cv.bstride[0]; i++) {
+      fprintf(out, i ? "," : " run-time strides=");
+      print_lx(p, s->cv.bstride[i]);
+    }
     fprintf(out, "\n");
     break;
   }

@@ -92,20 +92,18 @@ bool conv_plan_of(const INode *g, const INode *cols, ConvPlan *c) {
   return true;
 }
 
+/* Static sizes: even ones, rows of tiles short enough for vector rows (vector_row.c).  Symbolic
+ * sizes: any (the last tile row and column may be half outside the output: winograd.c). */
 bool conv_plan_winograd_fits(const ConvPlan *c) {
   int host, regs;
   target_host_simd(&host, &regs);
-  return !c->symbolic && c->kh == 3 && c->kw == 3 && c->stride[0] == 1 && c->stride[1] == 1 && c->dil[0] == 1 && c->dil[1] == 1 &&
-         c->oh % 2 == 0 && c->ow % 2 == 0 && c->ow / 2 <= 4 * host && c->cin >= WINOGRAD_MIN_CHANNELS &&
-         c->cout >= WINOGRAD_MIN_CHANNELS;
+  bool shape = c->kh == 3 && c->kw == 3 && c->stride[0] == 1 && c->stride[1] == 1 && c->dil[0] == 1 && c->dil[1] == 1 &&
+               c->cin >= WINOGRAD_MIN_CHANNELS && c->cout >= WINOGRAD_MIN_CHANNELS;
+  return shape && (c->symbolic || (c->oh % 2 == 0 && c->ow % 2 == 0 && c->ow / 2 <= 4 * host));
 }
 
 int64_t conv_plan_tiles(const ConvPlan *c) { return (c->oh / 2) * (c->ow / 2); }
 
-/* The 16 matrices of V and of M lie one after another, each 16 floats (a cache line) past a
- * multiple of its size: matrices a multiple of 4 KiB apart would all map to the same L1
- * sets, and the input transform, which writes all 16 at once, ran 3x slower. */
-#define WINOGRAD_SKEW 16
 int64_t conv_plan_winograd_v_stride(const ConvPlan *c) { return c->cin * conv_plan_tiles_padded(c) + WINOGRAD_SKEW; }
 int64_t conv_plan_winograd_m_stride(const ConvPlan *c) { return c->cout * conv_plan_tiles(c) + WINOGRAD_SKEW; }
 
@@ -148,6 +146,10 @@ static bool bound_axis(Model *m, Dim size, int64_t excess, int64_t slack, uint32
   return false;
 }
 
+/* Rows of a symbolic plan's copy past its output rows: the largest tap shift, and with
+ * Winograd one more (an odd oh's last tile row reads rows oh - 1 .. oh + 2). */
+int64_t conv_plan_rows_excess(const ConvPlan *c) { return c->shift[0] + (c->winograd && c->symbolic); }
+
 bool conv_plan_copy_bound(Model *m, const ConvPlan *c, SrcLoc loc, Dim *floats) {
   Dim hq, wq;
   if (!c->symbolic) {
@@ -155,11 +157,36 @@ bool conv_plan_copy_bound(Model *m, const ConvPlan *c, SrcLoc loc, Dim *floats) 
     return true;
   }
   uint32_t images = c->x->shape.d[0].syms; /* the slot holds N x groups copies */
-  if (!bound_axis(m, c->ohd, c->shift[0], ROWS_SLACK, images, loc, &hq)) return false;
+  if (!bound_axis(m, c->ohd, conv_plan_rows_excess(c), ROWS_SLACK, images, loc, &hq)) return false;
   /* a static width's rows are exact; a symbolic one's last vector is padded by up to lanes - 1 */
   int64_t wpad = c->owd.syms ? c->lanes - 1 : (c->ow + c->lanes - 1) / c->lanes * c->lanes - c->ow;
   if (!bound_axis(m, c->owd, wpad + c->shift[1], COLS_SLACK, images | hq.syms, loc, &wq)) return false;
   *floats = (Dim){c->cin * c->nphase[0] * c->nphase[1] * hq.k * wq.k, hq.syms | wq.syms};
+  return true;
+}
+
+/* A symbolic plan's V holds 16 matrices of cin x tp floats plus a skew, tp <= t + lanes - 1
+ * (t = th * tw tiles, th = ceil(oh / 2), tw = ceil(ow / 2)), and M 16 of cout x t plus a skew:
+ * with cin, cout >= 8 both stay within 16 * channels * (t + lanes + 3) <= 16 * channels *
+ * (th + a) * (tw + b) for a * b >= lanes + 3.  R rows with R / 2 >= th + a (R >= oh + 1 + 2a)
+ * and C columns with C / 2 >= tw + b bound it as 4 * channels * R * C.  The a and b chosen keep
+ * R and C within the copy's slack (oh + 8, ow + 16): the same derived symbols. */
+bool conv_plan_winograd_bound(Model *m, const ConvPlan *c, SrcLoc loc, Dim *v, Dim *mm) {
+  if (!c->symbolic) {
+    *v = dim_const(16 * conv_plan_winograd_v_stride(c));
+    *mm = dim_const(16 * conv_plan_winograd_m_stride(c));
+    return true;
+  }
+  int64_t need = c->lanes + 3;
+  int64_t a = !c->ohd.syms ? need : !c->owd.syms ? 1 : 3, b = (need + a - 1) / a;
+  uint32_t images = c->x->shape.d[0].syms;
+  Dim rows, cols;
+  if (!bound_axis(m, c->ohd, 1 + 2 * a, ROWS_SLACK, images, loc, &rows) ||
+      !bound_axis(m, c->owd, 1 + 2 * b, COLS_SLACK, images | rows.syms, loc, &cols))
+    return false;
+  uint32_t syms = rows.syms | cols.syms;
+  *v = (Dim){4 * c->cin * rows.k * cols.k, syms};
+  *mm = (Dim){4 * c->cout * rows.k * cols.k, syms};
   return true;
 }
 

@@ -37,7 +37,8 @@ typedef struct ConvPlan {
 } ConvPlan;
 
 /* Winograd F(2x2, 3x3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks",
- * 2016) for a 3x3 stride-1 convolution with an even output: per 2x2 output tile, the 4x4
+ * 2016) for a 3x3 stride-1 convolution with an even output (any output on symbolic sizes:
+ * the tiles at an odd edge are half outside it, winograd.c): per 2x2 output tile, the 4x4
  * input tile d becomes V = B^T d B, the 3x3 kernel g becomes U = G g G^T (once, from the
  * weights), each of the 16 elements xi of the tile is a matrix product over the channels,
  * M_xi = U_xi V_xi, and the outputs are A^T M A: 16 multiplies per tile and channel pair
@@ -51,13 +52,23 @@ bool conv_plan(const Kernel *K, ConvPlan *c);
 bool conv_plan_of(const INode *g, const INode *cols, ConvPlan *c);
 /* Can the plan's convolution run as Winograd F(2x2, 3x3)? */
 bool conv_plan_winograd_fits(const ConvPlan *c);
-/* Its 2x2 tiles per image, and that count rounded up to whole vectors. */
+/* Its 2x2 tiles per image, and that count rounded up to whole vectors (static sizes). */
 int64_t conv_plan_tiles(const ConvPlan *c);
 int64_t conv_plan_tiles_padded(const ConvPlan *c);
+/* The 16 matrices of V and of M lie one after another, each 16 floats (a cache line) past a
+ * multiple of its size: matrices a multiple of 4 KiB apart would all map to the same L1
+ * sets, and the input transform, which writes all 16 at once, ran 3x slower. */
+#define WINOGRAD_SKEW 16
 /* Floats from one of the 16 matrices of V [16][cin][tiles padded] (of M [16][cout][tiles])
- * to the next, per (image, group). */
+ * to the next, per (image, group) (static sizes). */
 int64_t conv_plan_winograd_v_stride(const ConvPlan *c);
 int64_t conv_plan_winograd_m_stride(const ConvPlan *c);
+/* Floats of V and of M per (image, group), or upper bounds of them for a symbolic plan, with
+ * the derived symbols of conv_plan_copy_bound (which it may add to m); false when they need
+ * more symbols than m can take. */
+bool conv_plan_winograd_bound(Model *m, const ConvPlan *c, SrcLoc loc, Dim *v, Dim *mm);
+/* Rows of a symbolic plan's copy past its output rows (hq = oh + this). */
+int64_t conv_plan_rows_excess(const ConvPlan *c);
 /* The static-size functions below (channel_floats .. tap) are for a plan that is not
  * symbolic. */
 /* Floats of one input channel's phase planes in the copy. */

@@ -234,7 +234,7 @@ static void fuse_epilogues(Fuse *F) {
 static bool symbolic_direct_conv(Model *m, const INode *g, const INode *cols) {
   ConvPlan c;
   Dim floats;
-  return conv_plan_of(g, cols, &c) && !c.winograd && conv_plan_copy_bound(m, &c, g->loc, &floats);
+  return conv_plan_of(g, cols, &c) && conv_plan_copy_bound(m, &c, g->loc, &floats);
 }
 
 /* A batched GEMM's B operand that only it reads (a convolution's im2col columns) is computed

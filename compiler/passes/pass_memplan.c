@@ -275,9 +275,10 @@ bool pass_memplan(Model *m, Entry *e, Diag *d) {
       if (!conv_plan_copy_bound(m, &conv, K->gemm->loc, &copy)) unreachable("a direct convolution without its scratch bound");
       tenant(e, &p, dim_mul(m, items, dim_mul(m, copy, dim_const(4))), k, k, &K->prologue->slot);
       if (conv.winograd) { /* and its transformed input and products, 16 matrices each */
-        int64_t v = 16 * conv_plan_winograd_v_stride(&conv), mm = 16 * conv_plan_winograd_m_stride(&conv);
-        tenant(e, &p, dim_mul(m, items, dim_const(4 * v)), k, k, &K->wino_slot[0]);
-        tenant(e, &p, dim_mul(m, items, dim_const(4 * mm)), k, k, &K->wino_slot[1]);
+        Dim v, mm;
+        if (!conv_plan_winograd_bound(m, &conv, K->gemm->loc, &v, &mm)) unreachable("a Winograd convolution without its scratch bound");
+        tenant(e, &p, dim_mul(m, items, dim_mul(m, v, dim_const(4))), k, k, &K->wino_slot[0]);
+        tenant(e, &p, dim_mul(m, items, dim_mul(m, mm, dim_const(4))), k, k, &K->wino_slot[1]);
       }
     } else if (K->prologue) { /* the GEMM's B operand, each batch item's apart (lower.c
                                  lower_sgemm), so items can run in parallel */

@@ -19,12 +19,21 @@ static const float *kernel_transform(Model *m) {
   return k;
 }
 
+/* Symbolic sizes: the scratch bounds of the copy, V and M (convplan.h) must exist, made here
+ * (before lowering) with the derived symbols that fusion and the memory plan then find. */
+static bool scratch_bounded(Model *m, ConvPlan c, SrcLoc loc) {
+  Dim copy, v, mm;
+  c.winograd = true;
+  return !c.symbolic || (conv_plan_copy_bound(m, &c, loc, &copy) && conv_plan_winograd_bound(m, &c, loc, &v, &mm));
+}
+
 static bool add_transformed_weights(Model *m, Entry *e, INode *g, Diag *d) {
   ConvPlan c;
   INode *w = g->in[0];
   if (g->in[2] || !conv_plan_of(g, g->in[1], &c) || !conv_plan_winograd_fits(&c) || !ir_is_constant(w)) return true;
   for (int i = 0; i < w->shape.rank; i++)
     if (w->shape.d[i].syms) return true;
+  if (!scratch_bounded(m, c, g->loc)) return true;
   int64_t kernels = shape_static_numel(&w->shape) / 9;
   Shape ks = {.rank = 2, .d = {dim_const(16), dim_const(9)}}, ws = {.rank = 2, .d = {dim_const(kernels), dim_const(9)}};
   INode *k = ir_const_data(m, e, kernel_transform(m), &ks, g->loc);

@@ -281,6 +281,7 @@ export f(x: f32[N, 8, H, W]) -> (a: f32[N, 16, H, W], b: f32[N, 8, (H + 1) / 2, 
         loops = subprocess.run([NNC, "dump", "--stage=loops", path], capture_output=True, text=True, check=True).stdout
         direct = [line for line in loops.splitlines() if line.lstrip().startswith("conv ") and " planes=" in line]
         self.assertEqual(len(direct), 9, "every convolution a direct one on run-time sizes")
+        self.assertEqual(sum(" batch=16" in line for line in direct), 2, "c1 and c5 as Winograd's products")
         self.assertEqual(sum(" tight" in line for line in direct), 2, "the 1x1 ones as row tiles (products)")
         # but c9's B of 80 rows only while it fits in L2 (80 x 64 x 70 does not): sgemm then
         self.assertEqual(loops.count("sgemm"), 1)
@@ -295,6 +296,51 @@ export f(x: f32[N, 8, H, W]) -> (a: f32[N, 16, H, W], b: f32[N, 8, (H + 1) / 2, 
             assert_same_everywhere(self, models, lambda m: m.f(x.numpy()), tuple(t.numpy() for t in want),
                                    f"direct convolutions at {h}x{w}")
 
+    WINOGRAD = """
+w1 = Conv2d(8, 16, 3, padding=1)
+w2 = Conv2d(16, 16, 3, padding=1)
+w3 = Conv2d(16, 16, 3, groups=2)
+w4 = Conv2d(16, 8, 3, padding=1, bias=false)
+export f(x: f32[N, 8, {H}, {W}]) -> (a: f32[N, 16, {H}, {W}], b: f32[N, 16, {H}, {W}],
+                                      c: f32[N, 16, {H} - 2, {W} - 2], d: f32[N, 8, {H}, {W}]) {{
+  a = relu(w1(x))
+  b = relu(w2(a) + a)
+  c = w3(b)
+  d = w4(b)
+}}
+"""
+    WINOGRAD_LAYERS = {"w1": dict(in_channels=8, out_channels=16, kernel_size=3, padding=1),
+                       "w2": dict(in_channels=16, out_channels=16, kernel_size=3, padding=1),
+                       "w3": dict(in_channels=16, out_channels=16, kernel_size=3, groups=2),
+                       "w4": dict(in_channels=16, out_channels=8, kernel_size=3, padding=1, bias=False)}
+
+    def test_winograd_at_any_size(self):
+        """3x3 stride-1 convolutions run as Winograd F(2x2, 3x3) on run-time sizes, odd ones
+        too (the last tile row and column half outside the output), tile rows longer than a
+        static size would take, and one side static (odd): with a bias and ReLU, a residual,
+        groups, no padding, no bias."""
+        torch = torch_or_none()
+        torch.manual_seed(6)
+        layers = {n: torch.nn.Conv2d(**kw) for n, kw in self.WINOGRAD_LAYERS.items()}
+        weights = nnc.save_safetensors({f"{n}.{k}": v.numpy() for n, c in layers.items()
+                                        for k, v in c.state_dict().items()}, os.path.join(self.tmp, "w.safetensors"))
+        L = layers
+        sizes = [(3, 3), (3, 4), (4, 3), (5, 7), (8, 8), (9, 16), (13, 31), (34, 21), (40, 71)]
+        for dims, name in ((("H", "W"), "winograd"), (("5", "W"), "rows5"), (("H", "7"), "cols7")):
+            path = write_model(self.WINOGRAD.format(H=dims[0], W=dims[1]), self.tmp, name)
+            loops = subprocess.run([NNC, "dump", "--stage=loops", path], capture_output=True, text=True,
+                                   check=True).stdout
+            self.assertEqual(loops.count(" batch=16 "), 4, f"{name}: every convolution as Winograd's 16 products")
+            models = {"jit": nnc.compile(path, weights=weights), "so": nnc.load(compile_so(path, self.tmp, weights))}
+            for h, w in sizes:
+                h, w = int(dims[0]) if dims[0] != "H" else h, int(dims[1]) if dims[1] != "W" else w
+                x = torch.randn(2, 8, h, w)
+                with torch.no_grad():
+                    a = torch.relu(L["w1"](x))
+                    b = torch.relu(L["w2"](a) + a)
+                    want = (a, b, L["w3"](b), L["w4"](b))
+                assert_same_everywhere(self, models, lambda m: m.f(x.numpy()), tuple(t.numpy() for t in want),
+                                       f"Winograd ({name}) at {h}x{w}")
 
 
 class MobileNetBlockTest(TempDirCase):

@@ -1,0 +1,256 @@
+"""The ONNX export of every example model (issue 19): each exported entry of examples/*.nn, as
+its PyTorch reference (tests/golden/<model>/reference.py) defines it, exported by
+torch.onnx.export and compiled by nnc.
+
+Each reference module is built with the reference's own code and loaded with the committed
+golden weights; an entry is exported through a shallow copy of the module whose forward is that
+entry's method, so the initializers keep the state_dict names.  Entries with a batch dimension
+export it as a dim_param.  The .onnx is compiled once JIT (nnc.compile) and once AOT (`nnc
+model.onnx -o model.so`), run on the golden inputs and on a second batch size (the golden rows
+re-ordered and one repeated), and compared with PyTorch (rtol 1e-4, atol 1e-5 x max(1, max|y|);
+integer outputs exactly).  Then `nnc import model.onnx -o model.nn`: the written .nn, compiled
+with the written weights, must give the .onnx build's results bit for bit.
+
+Python loops over a static length (mann's and fast_weights' time steps, lm_temperature's
+sampling steps, cactus' Lloyd iterations) are unrolled by the exporter's tracing, so those
+entries are exported at the golden length with only the batch dynamic."""
+import copy
+import importlib.util
+import os
+import sys
+import unittest
+
+import numpy as np
+
+import nnc
+from support import GOLDEN, TempDirCase, compile_so, needs_torch, nnc_cli, torch_or_none
+
+torch = torch_or_none()
+RTOL, ATOL = 1e-4, 1e-5
+OPSET = 17
+
+
+def reference_module(name):
+    """tests/golden/<name>/reference.py, loaded under its own module name (every golden script
+    is called reference.py); it imports nnc_ref from tests/golden."""
+    if GOLDEN not in sys.path:
+        sys.path.insert(0, GOLDEN)
+    key = f"reference_{name}"
+    if key not in sys.modules:
+        spec = importlib.util.spec_from_file_location(key, os.path.join(GOLDEN, name, "reference.py"))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[key] = module
+    return sys.modules[key]
+
+
+def with_golden_weights(model, golden_dir):
+    """The module with the committed weights of its golden directory, in inference mode."""
+    import nnc_ref
+    nnc_ref.load_state_dict(model, os.path.join(GOLDEN, golden_dir, "weights.safetensors"))
+    return model.float().eval()
+
+
+def groupnorm(norm):
+    return lambda: reference_module("groupnorm").make_model(norm)
+
+
+def by_make_model(name):
+    return lambda: reference_module(name).make_model()
+
+
+class Function(torch.nn.Module if torch else object):
+    """A module whose forward is a parameterless function of the reference (cactus' kmeans)."""
+
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, *args):
+        return self.fn(*args)
+
+
+def entry_module(model, method):
+    """A shallow copy of model whose forward is model.<method>: the exporter traces that entry,
+    the parameters keep their names, and model's own forward (which an entry may call, as
+    realnvp's log_prob does) stays as it is."""
+    if model is None:
+        return None
+    entry = copy.copy(model)
+    entry.forward = getattr(model, method)
+    return entry
+
+
+class Case:
+    """One entry of one example: golden directory, how to build the module, the entry's input
+    and output names in order, the batch axis of each batched input (named `dim`; outputs have
+    it first, but for those in unbatched_out), and why the test, or its import step, is
+    skipped (None: it runs)."""
+
+    def __init__(self, golden, build, entry, inputs, outputs, batch_axes=None, dim="N", unbatched_out=(),
+                 skip=None, no_import=None):
+        self.golden, self.build, self.entry = golden, build, entry
+        self.inputs, self.outputs = inputs, outputs
+        self.batch_axes = batch_axes or {}
+        self.dim, self.unbatched_out = dim, unbatched_out
+        self.skip, self.no_import = skip, no_import
+
+    def golden_inputs(self):
+        return {a: np.load(os.path.join(GOLDEN, self.golden, f"{self.entry}.in.{a}.npy")) for a in self.inputs}
+
+    def dynamic_axes(self):
+        """The batch axis of every input with one, and axis 0 of every output."""
+        axes = {a: {k: self.dim} for a, k in self.batch_axes.items()}
+        if self.batch_axes:
+            axes.update({o: {0: self.dim} for o in self.outputs if o not in self.unbatched_out})
+        return axes
+
+    def other_batch(self, inputs):
+        """The inputs at batch n + 1: rows 0, 7, 14, ... (mod n) of every batched input."""
+        out = dict(inputs)
+        for a, k in self.batch_axes.items():
+            n = inputs[a].shape[k]
+            out[a] = np.ascontiguousarray(np.take(inputs[a], (np.arange(n + 1) * 7) % n, axis=k))
+        return out
+
+
+def assert_torch_close(tc, got, want, what):
+    """|got - want| <= ATOL max(1, max|want|) + RTOL |want|, integer results exactly."""
+    tc.assertEqual(got.shape, want.shape, f"{what}: shape")
+    if not np.issubdtype(want.dtype, np.floating):
+        np.testing.assert_array_equal(got, want, what)
+        return
+    scale = max(1.0, float(np.abs(want).max()))
+    err = np.abs(got.astype(np.float64) - want.astype(np.float64))
+    bad = err > ATOL * scale + RTOL * np.abs(want)
+    tc.assertFalse(bad.any(), f"{what}: {int(bad.sum())} of {bad.size} elements differ from PyTorch "
+                   f"(largest error {err.max():.3g}, max|y| {scale:.3g})")
+
+
+def only_entry(model):
+    (entry,) = model.entries.values()
+    return entry
+
+
+@needs_torch
+class ExampleExports(TempDirCase):
+    def export(self, case):
+        """The entry's module (with the golden weights) and the path of its .onnx."""
+        model = case.build()
+        if not isinstance(model, Function):
+            model = entry_module(with_golden_weights(model, case.golden), case.entry)
+        path = os.path.join(self.tmp, f"{case.golden}_{case.entry}.onnx")
+        args = tuple(torch.from_numpy(a) for a in case.golden_inputs().values())
+        torch.onnx.export(model, args, path, opset_version=OPSET, input_names=case.inputs,
+                          output_names=case.outputs, dynamic_axes=case.dynamic_axes())
+        return model, path
+
+    def check(self, case):
+        if case.skip:
+            self.skipTest(case.skip)
+        model, path = self.export(case)
+        builds = {"jit": nnc.compile(path), "aot": nnc.load(compile_so(path, self.tmp))}
+        inputs = case.golden_inputs()
+        runs = [inputs, case.other_batch(inputs)] if case.batch_axes else [inputs]
+        for ins in runs:
+            with torch.no_grad():
+                want = model(*(torch.from_numpy(a) for a in ins.values()))
+            want = [w.numpy() for w in (want if isinstance(want, tuple) else (want,))]
+            for kind, m in builds.items():
+                got = only_entry(m).call(**ins)
+                for name, w in zip(case.outputs, want):
+                    assert_torch_close(self, got[name], w, f"{case.golden}.{case.entry} {kind} {name} "
+                                       f"at {self.batch_of(case, ins)}")
+        self.round_trip(case, path, builds["jit"], runs)
+
+    @staticmethod
+    def batch_of(case, ins):
+        return {a: ins[a].shape[k] for a, k in list(case.batch_axes.items())[:1]} or "the golden shapes"
+
+    def round_trip(self, case, path, direct, runs):
+        """`nnc import`'s .nn with its weights gives the .onnx build's results bit for bit."""
+        if case.no_import:
+            print(f"\n{case.golden}.{case.entry}: import round trip skipped: {case.no_import}", end=" ")
+            return
+        nn_path = path[:-len(".onnx")] + ".nn"
+        nnc_cli("import", path, "-o", nn_path)
+        imported = nnc.compile(nn_path, weights=nn_path[:-len(".nn")] + ".safetensors")
+        for ins in runs:
+            got, want = only_entry(imported).call(**ins), only_entry(direct).call(**ins)
+            for name in case.outputs:
+                np.testing.assert_array_equal(got[name], want[name], f"{case.golden}.{case.entry} {name}: "
+                                              "the imported .nn and the .onnx differ")
+
+
+def softmax_t(logits, temperature):
+    """lm_temperature's softmax_t entry, which its reference computes inline."""
+    return torch.softmax(logits / temperature, dim=-1)
+
+
+def reference_attr(name, attr, *args):
+    return lambda: getattr(reference_module(name), attr)(*args)
+
+
+def function(name, attr):
+    return lambda: Function(getattr(reference_module(name), attr))
+
+
+def batched(*names):
+    return {a: 0 for a in names}
+
+
+MANN_SORT = ("the least-used slots are torch.sort(usage, stable=True).indices, which torch.onnx.export "
+             "(1.13) refuses: 'Unsupported: ONNX export of operator Sort, Out parameter is not supported'")
+NO_ROI_ALIGN = "nnc's ONNX front end does not take RoiAlign"
+NO_RUNTIME_GATHER = "nnc's ONNX front end takes Gather of constant indices only (the embedding's are the tokens)"
+MANN_STATE = ["x_t", "y_prev", "h", "c", "memory", "usage", "w_read"]
+CASES = [
+    *(Case(d, groupnorm(norm), "forward", ["x"], ["logits"], batched("x"))
+      for norm, d in (("gn", "groupnorm"), ("bn", "groupnorm_bn"), ("ln", "groupnorm_ln"), ("in", "groupnorm_in"))),
+    Case("cfr", by_make_model("cfr"), "predict", ["x"], ["y0", "y1", "ite"], batched("x")),
+    Case("cfr", by_make_model("cfr"), "imbalance", ["x", "t"], ["imb"], batched("x", "t"), unbatched_out=["imb"],
+         skip="r[t == 1] exports as NonZero and GatherND, whose result's size depends on the data: "
+              "nnc's shapes are static or symbolic, so its ONNX front end does not take NonZero"),
+    Case("realnvp", by_make_model("realnvp"), "forward", ["x"], ["z", "logdet"], batched("x")),
+    Case("realnvp", by_make_model("realnvp"), "inverse", ["z"], ["x"], batched("z")),
+    Case("realnvp", by_make_model("realnvp"), "log_prob", ["x"], ["lp"], batched("x")),
+    Case("fcn", by_make_model("fcn"), "forward", ["x"], ["scores"], batched("x")),
+    Case("mask_rcnn", by_make_model("mask_rcnn"), "detect", ["image", "boxes"], ["class_logits", "box_deltas"],
+         batched("boxes"), dim="K", skip=NO_ROI_ALIGN),
+    Case("mask_rcnn", by_make_model("mask_rcnn"), "masks", ["image", "boxes"], ["masks"], batched("boxes"), dim="K", skip=NO_ROI_ALIGN),
+    Case("infogan", by_make_model("infogan"), "generate", ["z", "c_cat", "c_cont"], ["x"], batched("z", "c_cat", "c_cont")),
+    Case("infogan", by_make_model("infogan"), "discriminate", ["x"], ["d", "q_logits", "q_mu"], batched("x")),
+    Case("infogan", by_make_model("infogan"), "mi_lower_bound", ["x", "c_cat", "c_cont"], ["lb"],
+         batched("x", "c_cat", "c_cont"), skip="nnc's ONNX front end does not take LogSoftmax"),
+    Case("mann", reference_attr("mann", "MANN"), "episode", ["x", "y"], ["logits"], batched("x", "y"), dim="B",
+         skip=MANN_SORT),
+    Case("mann", reference_attr("mann", "MANN"), "step", MANN_STATE,
+         ["logits", "h_next", "c_next", "memory_next", "usage_next", "w_read_next"], batched(*MANN_STATE), dim="B",
+         skip=MANN_SORT),
+    Case("fast_weights", reference_attr("fast_weights", "FastWeightsRNN"), "classify", ["x"], ["logits"], batched("x"),
+         dim="B"),
+    Case("fast_weights", reference_attr("fast_weights", "FastWeightsRNN"), "step", ["x_t", "h", "A"],
+         ["logits", "h_next", "A_next"], batched("x_t", "h", "A"), dim="B"),
+    Case("lm_temperature", reference_attr("lm_temperature", "CharLM", 84), "logits", ["tokens"], ["logits"],
+         batched("tokens"), dim="B", skip=NO_RUNTIME_GATHER),
+    Case("lm_temperature", lambda: Function(softmax_t), "softmax_t", ["logits", "temperature"], ["probs"],
+         batched("logits"), dim="B"),
+    Case("lm_temperature", reference_attr("lm_temperature", "CharLM", 84), "sample", ["prefix", "gumbel", "temperature"],
+         ["tokens"], batched("prefix", "gumbel"), dim="B", skip=NO_RUNTIME_GATHER),
+    Case("cactus", function("cactus", "kmeans"), "kmeans", ["emb", "scale", "init"], ["centroids", "labels"],
+         skip="nnc's ONNX front end does not take OneHot"),
+    Case("cactus", reference_attr("cactus", "Cactus"), "episode", ["support", "support_labels", "query"], ["logits"]),
+]
+
+
+def add_tests(cls):
+    """One test method per case: test_<golden>_<entry>."""
+    for case in CASES:
+        setattr(cls, f"test_{case.golden}_{case.entry}", lambda self, c=case: self.check(c))
+    return cls
+
+
+add_tests(ExampleExports)
+
+if __name__ == "__main__":
+    unittest.main()

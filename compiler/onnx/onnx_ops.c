@@ -453,17 +453,29 @@ static bool op_clip(Imp *I, const OpRow *row, INode **out) {
   return (*out = y) != NULL;
 }
 
-/* Softmax over `axis`; before opset 13, over all axes from `axis` on (the input seen as 2-D) */
+/* log_softmax along axis, max-shifted as F.log_softmax: (x - max) - log(sum(exp(x - max))) */
+static INode *log_softmax_node(Imp *I, INode *x, int axis) {
+  uint32_t mask = 1u << axis;
+  INode *shifted = ir_binary(IM, IE, OP_SUB, x, ir_reduce(IM, IE, OP_RMAX, x, mask, 1, I->loc, ID), I->loc, ID);
+  INode *sum = ir_reduce(IM, IE, OP_SUM, ir_unary(IM, IE, OP_EXP, shifted, I->loc, ID), mask, 1, I->loc, ID);
+  return ir_binary(IM, IE, OP_SUB, shifted, ir_unary(IM, IE, OP_LOG, sum, I->loc, ID), I->loc, ID);
+}
+
+/* Softmax, and LogSoftmax (the row's op OP_LOG), over `axis`; before opset 13, over all axes
+ * from `axis` on (the input seen as 2-D) */
 static bool op_softmax(Imp *I, const OpRow *row, INode **out) {
   INode *x = input_f32(I, 0);
   int64_t axis;
   int ax = 0, r = x ? x->shape.rank : 0;
   if (!x || !attr_int(I, "axis", I->opset < 13 ? 1 : -1, &axis) || !norm_axis(I, axis, r, "axis", &ax)) return false;
-  if (I->opset >= 13 || ax == r - 1) return (*out = softmax_node(S_, x, ax, I->loc)) != NULL;
+  if (r == 0) return imp_fail(I, "input 0 is a scalar, expected rank >= 1");
+  bool coerced = I->opset < 13 && ax != r - 1;
   Shape s = {.rank = 2, .d = {dim_const(1), dim_const(1)}};
-  for (int k = 0; k < r; k++) s.d[k >= ax] = dim_mul(IM, s.d[k >= ax], x->shape.d[k]);
-  INode *y = softmax_node(S_, ir_reshape(IM, IE, x, &s, I->loc, ID), 1, I->loc);
-  return (*out = y ? ir_reshape(IM, IE, y, &x->shape, I->loc, ID) : NULL) != NULL;
+  for (int k = 0; coerced && k < r; k++) s.d[k >= ax] = dim_mul(IM, s.d[k >= ax], x->shape.d[k]);
+  INode *in = coerced ? ir_reshape(IM, IE, x, &s, I->loc, ID) : x;
+  int along = coerced ? 1 : ax;
+  INode *y = row->op == OP_LOG ? log_softmax_node(I, in, along) : softmax_node(S_, in, along, I->loc);
+  return (*out = y && coerced ? ir_reshape(IM, IE, y, &x->shape, I->loc, ID) : y) != NULL;
 }
 
 /* Pad of the last two axes (nn.c's, torch's F.pad): constant, reflect or edge */
@@ -554,6 +566,7 @@ static const OpRow ops[] = {
   {"Less", op_compare, OP_LT, 2, 2, 1, ""},
   {"LessOrEqual", op_compare, OP_LE, 2, 2, 1, ""},
   {"Log", op_unary, OP_LOG, 1, 1, 1, ""},
+  {"LogSoftmax", op_softmax, OP_LOG, 1, 1, 1, "axis "},
   {"MatMul", op_matmul, 0, 2, 2, 1, ""},
   {"Max", op_variadic, OP_MAX, 1, 1 << 16, 1, ""},
   {"MaxPool", op_pool_any, 0, 1, 1, 1, "auto_pad ceil_mode dilations kernel_shape pads storage_order strides "},

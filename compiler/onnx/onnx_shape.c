@@ -104,16 +104,52 @@ static bool gather_vector(Imp *I, int64_t axis) {
   return define_vector(I, &v);
 }
 
-/* Gather of a tensor by constant indices: nn_take along the axis, then the indices' dims in
- * place of the axis */
+/* x's shape with the axis replaced by the dims of an index of shape ix */
+static Shape gathered_shape(const Shape *x, int ax, const Shape *ix) {
+  Shape s = {0};
+  for (int k = 0; k < x->rank; k++) {
+    if (k != ax) s.d[s.rank++] = x->d[k];
+    else
+      for (int j = 0; j < ix->rank; j++) s.d[s.rank++] = ix->d[j];
+  }
+  return s;
+}
+
+/* Gather of run-time indices (an embedding's tokens): the indices, negative ones counted from
+ * the end and checked against the axis at run time, flattened into one gather along the axis
+ * (torch's index_select), whose result takes the indices' dims in place of the axis */
+static bool gather_runtime(Imp *I, INode *x, int ax, INode **out) {
+  INode *ix = imp_input(I, 1);
+  if (!ix) return false;
+  if (x->shape.rank - 1 + ix->shape.rank > MAX_RANK) return imp_fail(I, "the result has rank above %d", MAX_RANK);
+  Dim n = dim_const(1), len = x->shape.d[ax];
+  for (int k = 0; k < ix->shape.rank; k++) n = dim_mul(IM, n, ix->shape.d[k]);
+  Shape column = {.rank = x->shape.rank - ax}, picked = x->shape;
+  for (int k = 0; k < column.rank; k++) column.d[k] = k ? dim_const(1) : n;
+  picked.d[ax] = n;
+  INode *f = ir_convert(IM, IE, ix, DT_F32, I->loc, ID);
+  INode *negative = ir_binary(IM, IE, OP_LT, f, imp_scalar(I, 0), I->loc, ID);
+  f = ir_binary(IM, IE, OP_ADD, f, ir_binary(IM, IE, OP_MUL, negative, ir_dim_value(IM, IE, len, I->loc), I->loc, ID),
+                I->loc, ID);
+  f = ir_reshape(IM, IE, ir_check_index(IM, IE, f, len, "Gather: input 1 (indices)", I->loc, ID), &column, I->loc, ID);
+  Shape s = gathered_shape(&x->shape, ax, &ix->shape);
+  INode *y = f ? ir_gather(IM, IE, x, f, ax, &picked, I->loc, ID) : NULL;
+  return y && (*out = ir_reshape(IM, IE, y, &s, I->loc, ID));
+}
+
+/* Gather of a tensor: by constant indices, nn_take along the axis, then the indices' dims in
+ * place of the axis; by run-time ones, gather_runtime */
 bool op_gather(Imp *I, const OpRow *row, INode **out) {
   int64_t axis;
   if (!attr_int(I, "axis", 0, &axis)) return false;
   if (imp_is_int_vector(I, 0)) return gather_vector(I, axis);
   INode *x = input_f32(I, 0);
-  const OnnxTensor *t = x ? imp_const_input(I, 1) : NULL;
   int ax;
-  if (!t || !norm_axis(I, axis, x->shape.rank, "axis", &ax)) return false;
+  if (!x || !norm_axis(I, axis, x->shape.rank, "axis", &ax)) return false;
+  const ImpValue *iv = input_value(I, 1);
+  if (iv && !iv->data && !iv->sv) return gather_runtime(I, x, ax, out);
+  const OnnxTensor *t = imp_const_input(I, 1);
+  if (!t) return false;
   if (t->dtype != ONNX_I64 && t->dtype != ONNX_I32) return imp_fail(I, "the indices are %s, expected int64 or int32", onnx_dtype_name(t->dtype));
   Dim len = x->shape.d[ax];
   if (len.syms) return imp_fail(I, "gathering along a symbolic axis is not supported");
@@ -125,12 +161,9 @@ bool op_gather(Imp *I, const OpRow *row, INode **out) {
     src[k] = j < 0 ? j + len.k : j;
   }
   INode *y = nn_take(S_, x, ax, src, t->numel, I->loc);
-  Shape s = {0};
-  for (int k = 0; k < x->shape.rank; k++) {
-    if (k != ax) s.d[s.rank++] = x->shape.d[k];
-    else
-      for (int j = 0; j < t->rank; j++) s.d[s.rank++] = dim_const(t->dims[j]);
-  }
+  Shape ix = {.rank = t->rank};
+  for (int j = 0; j < t->rank; j++) ix.d[j] = dim_const(t->dims[j]);
+  Shape s = gathered_shape(&x->shape, ax, &ix);
   return y && (*out = ir_reshape(IM, IE, y, &s, I->loc, ID));
 }
 

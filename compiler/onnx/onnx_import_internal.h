@@ -107,13 +107,15 @@ bool shape_concat(Imp *I, int axis, INode **out);
  * dim; the tensor path takes it), -1 after a message */
 int fold_int_elementwise(Imp *I, Op op, int nin);
 
-/* onnx_ops_nn.c: reductions, normalizations, ConvTranspose, DepthToSpace, SpaceToDepth, Resize */
+/* onnx_ops_nn.c: reductions, normalizations, ConvTranspose, DepthToSpace, SpaceToDepth, Resize,
+ * RoiAlign */
 bool op_reduce(Imp *I, const OpRow *row, INode **out);
 bool op_layer_norm(Imp *I, const OpRow *row, INode **out);
 bool op_instance_norm(Imp *I, const OpRow *row, INode **out);
 bool op_depth_to_space(Imp *I, const OpRow *row, INode **out);
 bool op_conv_transpose(Imp *I, const OpRow *row, INode **out);
 bool op_resize(Imp *I, const OpRow *row, INode **out);
+bool op_roi_align(Imp *I, const OpRow *row, INode **out);
 
 /* onnx_ops_rnn.c: LSTM, GRU, RNN */
 bool op_rnn(Imp *I, const OpRow *row, INode **out);
@@ -124,7 +126,7 @@ bool op_not(Imp *I, const OpRow *row, INode **out);
 bool op_where(Imp *I, const OpRow *row, INode **out);
 bool op_cast(Imp *I, const OpRow *row, INode **out);
 
-/* onnx_ops_index.c: ConstantOfShape, Range, Expand, Tile, CumSum, ArgMax/ArgMin, TopK */
+/* onnx_ops_index.c: ConstantOfShape, Range, Expand, Tile, CumSum, ArgMax/ArgMin, TopK, OneHot */
 bool op_constant_of_shape(Imp *I, const OpRow *row, INode **out);
 bool op_range(Imp *I, const OpRow *row, INode **out);
 bool op_expand(Imp *I, const OpRow *row, INode **out);
@@ -133,6 +135,7 @@ bool op_cumsum(Imp *I, const OpRow *row, INode **out);
 bool op_trilu(Imp *I, const OpRow *row, INode **out);
 bool op_arg_extreme(Imp *I, const OpRow *row, INode **out);
 bool op_topk(Imp *I, const OpRow *row, INode **out);
+bool op_one_hot(Imp *I, const OpRow *row, INode **out);
 
 /* onnx_ops_einsum.c */
 bool op_einsum(Imp *I, const OpRow *row, INode **out);

@@ -1,5 +1,5 @@
 /* onnx_ops_index.c — ONNX ops that make, repeat or rank values along axes: ConstantOfShape,
- * Range, Expand, Tile, CumSum, Trilu, ArgMax/ArgMin, TopK.  Shapes, counts, axes and k are read at
+ * Range, Expand, Tile, CumSum, Trilu, ArgMax/ArgMin, TopK, OneHot.  Shapes, counts, axes and k are read at
  * compile time (constants or shapes folded by onnx_shape.c); integer results are i64 tensors
  * (nnc carries ONNX's int32 as i64; index values are exact up to 2^24, as the .nn front end's
  * argmax and topk).  Every size and attribute is checked here before it reaches a builder:
@@ -262,4 +262,48 @@ bool op_topk(Imp *I, const OpRow *row, INode **out) {
   out[0] = like(I, v, x);
   out[1] = v ? ir_convert(IM, IE, idx, DT_I64, I->loc, ID) : NULL;
   return out[0] && out[1];
+}
+
+/* The two numbers of OneHot's constant `values` input (off, on), f32 or integer; *integer
+ * when they are integers (the output is i64 then) */
+static bool one_hot_values(Imp *I, double v[2], bool *integer) {
+  const OnnxTensor *t = imp_const_input(I, 2);
+  if (!t) return false;
+  if (t->numel != 2 || (t->dtype != ONNX_F32 && t->dtype != ONNX_I64 && t->dtype != ONNX_I32))
+    return imp_fail(I, "input 2 (values) is not two f32 or integer values");
+  *integer = t->dtype != ONNX_F32;
+  for (int k = 0; k < 2; k++)
+    v[k] = t->dtype == ONNX_F32 ? ((const float *)t->data)[k]
+           : t->dtype == ONNX_I64 ? (double)((const int64_t *)t->data)[k] : ((const int32_t *)t->data)[k];
+  return true;
+}
+
+/* OneHot: a new axis of `depth` (a static integer) at `axis`, `on` where its position is the
+ * index (negative ones counted from the end), `off` elsewhere; an index outside [-depth,
+ * depth) gives a row of `off`, as ONNX says, so the indices are not checked */
+bool op_one_hot(Imp *I, const OpRow *row, INode **out) {
+  INode *ix = imp_input(I, 0);
+  int64_t depth = 0, axis = -1;
+  double v[2] = {0, 1};
+  bool integer = false;
+  int ax;
+  if (!ix || !int_scalar(I, 1, "depth", &depth) || !one_hot_values(I, v, &integer) || !attr_int(I, "axis", -1, &axis))
+    return false;
+  if (depth < 1 || depth > IR_MAX_STATIC_ELEMENTS) return imp_fail(I, "depth is %lld, expected a positive size", (long long)depth);
+  if (ix->shape.rank >= MAX_RANK) return imp_fail(I, "the result has rank above %d", MAX_RANK);
+  if (!norm_axis(I, axis, ix->shape.rank + 1, "axis", &ax)) return false;
+  Shape s = {.rank = ix->shape.rank + 1}, column = s;
+  for (int k = 0, j = 0; k < s.rank; k++) {
+    s.d[k] = k == ax ? dim_const(depth) : ix->shape.d[j];
+    column.d[k] = k == ax ? dim_const(1) : ix->shape.d[j++];
+  }
+  INode *f = ir_convert(IM, IE, ix, DT_F32, I->loc, ID);
+  INode *negative = ir_binary(IM, IE, OP_LT, f, imp_scalar(I, 0), I->loc, ID);
+  f = ir_binary(IM, IE, OP_ADD, f, ir_binary(IM, IE, OP_MUL, negative, imp_scalar(I, (double)depth), I->loc, ID), I->loc, ID);
+  INode *hot = ir_binary(IM, IE, OP_EQ, ir_reshape(IM, IE, f, &column, I->loc, ID), ir_iota(IM, IE, &s, ax, I->loc),
+                         I->loc, ID);
+  if (hot && (v[0] != 0 || v[1] != 1)) /* off + (on - off) * hot */
+    hot = ir_binary(IM, IE, OP_ADD, imp_scalar(I, v[0]), ir_binary(IM, IE, OP_MUL, hot, imp_scalar(I, v[1] - v[0]), I->loc, ID),
+                    I->loc, ID);
+  return (*out = integer && hot ? ir_convert(IM, IE, hot, DT_I64, I->loc, ID) : hot) != NULL;
 }

@@ -203,7 +203,7 @@ def batched(*names):
 
 MANN_SORT = ("the least-used slots are torch.sort(usage, stable=True).indices, which torch.onnx.export "
              "(1.13) refuses: 'Unsupported: ONNX export of operator Sort, Out parameter is not supported'")
-NO_ROI_ALIGN = "nnc's ONNX front end does not take RoiAlign"
+NO_ROI_ALIGN = "(roi_align) as .nn: the .nn language has no function for this op yet"
 # nnc import writes a gather only as index_select of constant indices
 NO_RUNTIME_INDEX = "(check_index) as .nn: the language has no spelling for it (it inserts it itself)"
 MANN_STATE = ["x_t", "y_prev", "h", "c", "memory", "usage", "w_read"]
@@ -219,8 +219,9 @@ CASES = [
     Case("realnvp", by_make_model("realnvp"), "log_prob", ["x"], ["lp"], batched("x")),
     Case("fcn", by_make_model("fcn"), "forward", ["x"], ["scores"], batched("x")),
     Case("mask_rcnn", by_make_model("mask_rcnn"), "detect", ["image", "boxes"], ["class_logits", "box_deltas"],
-         batched("boxes"), dim="K", skip=NO_ROI_ALIGN),
-    Case("mask_rcnn", by_make_model("mask_rcnn"), "masks", ["image", "boxes"], ["masks"], batched("boxes"), dim="K", skip=NO_ROI_ALIGN),
+         batched("boxes"), dim="K", no_import=NO_ROI_ALIGN),
+    Case("mask_rcnn", by_make_model("mask_rcnn"), "masks", ["image", "boxes"], ["masks"], batched("boxes"), dim="K",
+         no_import=NO_ROI_ALIGN),
     Case("infogan", by_make_model("infogan"), "generate", ["z", "c_cat", "c_cont"], ["x"], batched("z", "c_cat", "c_cont")),
     Case("infogan", by_make_model("infogan"), "discriminate", ["x"], ["d", "q_logits", "q_mu"], batched("x")),
     Case("infogan", by_make_model("infogan"), "mi_lower_bound", ["x", "c_cat", "c_cont"], ["lb"],
@@ -240,8 +241,7 @@ CASES = [
          batched("logits"), dim="B"),
     Case("lm_temperature", reference_attr("lm_temperature", "CharLM", 84), "sample", ["prefix", "gumbel", "temperature"],
          ["tokens"], batched("prefix", "gumbel"), dim="B", no_import=NO_RUNTIME_INDEX),
-    Case("cactus", function("cactus", "kmeans"), "kmeans", ["emb", "scale", "init"], ["centroids", "labels"],
-         skip="nnc's ONNX front end does not take OneHot"),
+    Case("cactus", function("cactus", "kmeans"), "kmeans", ["emb", "scale", "init"], ["centroids", "labels"]),
     Case("cactus", reference_attr("cactus", "Cactus"), "episode", ["support", "support_labels", "query"], ["logits"]),
 ]
 

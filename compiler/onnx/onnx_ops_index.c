@@ -1,5 +1,5 @@
 /* onnx_ops_index.c — ONNX ops that make, repeat or rank values along axes: ConstantOfShape,
- * Range, Expand, Tile, CumSum, Trilu, ArgMax/ArgMin, TopK, OneHot.  Shapes, counts, axes and k are read at
+ * Range, Expand, Tile, CumSum, Trilu, ArgMax/ArgMin, TopK, OneHot, ScatterElements.  Shapes, counts, axes and k are read at
  * compile time (constants or shapes folded by onnx_shape.c); integer results are i64 tensors
  * (nnc carries ONNX's int32 as i64; index values are exact up to 2^24, as the .nn front end's
  * argmax and topk).  Every size and attribute is checked here before it reaches a builder:
@@ -264,6 +264,17 @@ bool op_topk(Imp *I, const OpRow *row, INode **out) {
   return out[0] && out[1];
 }
 
+INode *index_wrapped(Imp *I, INode *ix, Dim len) {
+  INode *f = ir_convert(IM, IE, ix, DT_F32, I->loc, ID);
+  INode *negative = ir_binary(IM, IE, OP_LT, f, imp_scalar(I, 0), I->loc, ID);
+  return ir_binary(IM, IE, OP_ADD, f, ir_binary(IM, IE, OP_MUL, negative, ir_dim_value(IM, IE, len, I->loc), I->loc, ID),
+                   I->loc, ID);
+}
+
+INode *index_from_end(Imp *I, INode *ix, Dim len, const char *what) {
+  return ir_check_index(IM, IE, index_wrapped(I, ix, len), len, what, I->loc, ID);
+}
+
 /* The two numbers of OneHot's constant `values` input (off, on), f32 or integer; *integer
  * when they are integers (the output is i64 then) */
 static bool one_hot_values(Imp *I, double v[2], bool *integer) {
@@ -297,13 +308,41 @@ bool op_one_hot(Imp *I, const OpRow *row, INode **out) {
     s.d[k] = k == ax ? dim_const(depth) : ix->shape.d[j];
     column.d[k] = k == ax ? dim_const(1) : ix->shape.d[j++];
   }
-  INode *f = ir_convert(IM, IE, ix, DT_F32, I->loc, ID);
-  INode *negative = ir_binary(IM, IE, OP_LT, f, imp_scalar(I, 0), I->loc, ID);
-  f = ir_binary(IM, IE, OP_ADD, f, ir_binary(IM, IE, OP_MUL, negative, imp_scalar(I, (double)depth), I->loc, ID), I->loc, ID);
+  INode *f = index_wrapped(I, ix, dim_const(depth));
   INode *hot = ir_binary(IM, IE, OP_EQ, ir_reshape(IM, IE, f, &column, I->loc, ID), ir_iota(IM, IE, &s, ax, I->loc),
                          I->loc, ID);
   if (hot && (v[0] != 0 || v[1] != 1)) /* off + (on - off) * hot */
     hot = ir_binary(IM, IE, OP_ADD, imp_scalar(I, v[0]), ir_binary(IM, IE, OP_MUL, hot, imp_scalar(I, v[1] - v[0]), I->loc, ID),
                     I->loc, ID);
   return (*out = integer && hot ? ir_convert(IM, IE, hot, DT_I64, I->loc, ID) : hot) != NULL;
+}
+
+
+#define SCATTER_MAX 64 /* indices per line: each is one where over the data */
+
+/* ScatterElements (reduction none) of run-time indices along `axis` whose other dims are the
+ * data's (nnc scatters into whole lines): the K indices of each line (K static) are applied in
+ * order, each as a where over the line (position == index ? update : what is there), so a
+ * later index wins over an earlier equal one (ONNX leaves duplicates undefined) */
+bool op_scatter_elements(Imp *I, const OpRow *row, INode **out) {
+  INode *data = input_f32(I, 0), *ix = data ? imp_input(I, 1) : NULL, *up = ix ? input_f32(I, 2) : NULL;
+  const char *reduction = up ? attr_string(I, "reduction", "none") : NULL;
+  int64_t axis;
+  int ax;
+  if (!reduction || !attr_int(I, "axis", 0, &axis) || !norm_axis(I, axis, data->shape.rank, "axis", &ax)) return false;
+  if (strcmp(reduction, "none")) return imp_fail(I, "attribute 'reduction' is '%s': nnc takes none only", reduction);
+  if (!shape_eq(&ix->shape, &up->shape)) return imp_fail(I, "the indices and the updates differ in shape");
+  if (ix->shape.rank != data->shape.rank) return imp_fail(I, "the indices' rank is not the data's");
+  for (int k = 0; k < data->shape.rank; k++)
+    if (k != ax && !dim_eq(ix->shape.d[k], data->shape.d[k]))
+      return imp_fail(I, "the indices' dim %d is not the data's: nnc scatters into whole lines along the axis", k);
+  Dim n = ix->shape.d[ax];
+  if (n.syms || n.k > SCATTER_MAX) return imp_fail(I, "the indices have a symbolic or over %d long axis", SCATTER_MAX);
+  INode *f = index_from_end(I, ix, data->shape.d[ax], "ScatterElements: input 1 (indices)");
+  INode *position = ir_iota(IM, IE, &data->shape, ax, I->loc), *y = data;
+  for (int64_t k = 0; k < n.k && y && f; k++) {
+    INode *hit = ir_binary(IM, IE, OP_EQ, ir_slice(IM, IE, f, ax, k, k + 1, 1, I->loc, ID), position, I->loc, ID);
+    y = ir_where(IM, IE, hit, ir_slice(IM, IE, up, ax, k, k + 1, 1, I->loc, ID), y, I->loc, ID);
+  }
+  return (*out = f ? y : NULL) != NULL;
 }

@@ -4,7 +4,8 @@
  * vectors again, which Reshape takes as its shape.  This is how an exporter's
  * Shape -> Gather -> Unsqueeze -> Concat -> Reshape for a dynamic batch becomes a reshape with
  * the symbolic dim.  On f32 tensors Gather (constant indices), Slice (constant bounds),
- * Unsqueeze and Squeeze become IR reshapes, slices and nn_take. */
+ * Unsqueeze and Squeeze become IR reshapes, slices and nn_take; Gather of run-time indices an
+ * IR gather; Split slices. */
 #include <stdio.h>
 #include <string.h>
 
@@ -127,11 +128,7 @@ static bool gather_runtime(Imp *I, INode *x, int ax, INode **out) {
   Shape column = {.rank = x->shape.rank - ax}, picked = x->shape;
   for (int k = 0; k < column.rank; k++) column.d[k] = k ? dim_const(1) : n;
   picked.d[ax] = n;
-  INode *f = ir_convert(IM, IE, ix, DT_F32, I->loc, ID);
-  INode *negative = ir_binary(IM, IE, OP_LT, f, imp_scalar(I, 0), I->loc, ID);
-  f = ir_binary(IM, IE, OP_ADD, f, ir_binary(IM, IE, OP_MUL, negative, ir_dim_value(IM, IE, len, I->loc), I->loc, ID),
-                I->loc, ID);
-  f = ir_reshape(IM, IE, ir_check_index(IM, IE, f, len, "Gather: input 1 (indices)", I->loc, ID), &column, I->loc, ID);
+  INode *f = ir_reshape(IM, IE, index_from_end(I, ix, len, "Gather: input 1 (indices)"), &column, I->loc, ID);
   Shape s = gathered_shape(&x->shape, ax, &ix->shape);
   INode *y = f ? ir_gather(IM, IE, x, f, ax, &picked, I->loc, ID) : NULL;
   return y && (*out = ir_reshape(IM, IE, y, &s, I->loc, ID));
@@ -404,4 +401,52 @@ int fold_int_elementwise(Imp *I, Op op, int nin) {
     if (!fold_one(IM, op, x, &r.d[k])) return 0;
   }
   return define_vector(I, &r) ? 1 : -1;
+}
+
+/* ---- Split ---- */
+
+/* The sizes of Split's parts along a static axis of length len: constant input 1 (the
+ * attribute 'split' before opset 13), else n equal parts (ceil(len / n), the last one smaller
+ * since opset 18) where n is num_outputs (opset 18) or the node's outputs */
+static bool split_sizes(Imp *I, int64_t len, int64_t *sizes, int *n) {
+  int64_t parts;
+  if (I->node->n_outputs > OP_MAX_OUT) return imp_fail(I, "%d outputs: nnc splits into 1 to %d", I->node->n_outputs, OP_MAX_OUT);
+  if (I->opset < 13 && onnx_node_attr(I->node, "split")) {
+    if (!attr_ints_n(I, "split", I->node->n_outputs, 0, sizes)) return false;
+    *n = I->node->n_outputs;
+  } else if (imp_has_input(I, 1)) {
+    const OnnxTensor *t = imp_const_input(I, 1);
+    if (!t || !imp_const_ints(I, t, sizes, n, OP_MAX_OUT, "input 1 (split)")) return false;
+  } else {
+    if (!attr_int(I, "num_outputs", I->node->n_outputs, &parts)) return false;
+    if (parts < 1 || parts > OP_MAX_OUT) return imp_fail(I, "%lld parts: nnc splits into 1 to %d", (long long)parts, OP_MAX_OUT);
+    *n = (int)parts;
+    for (int k = 0; k < *n; k++) {
+      int64_t step = (len + parts - 1) / parts, start = k * step;
+      sizes[k] = start >= len ? 0 : (len - start < step ? len - start : step);
+    }
+  }
+  int64_t total = 0;
+  for (int k = 0; k < *n; k++) {
+    if (sizes[k] < 0) return imp_fail(I, "part %d has size %lld", k, (long long)sizes[k]);
+    total += sizes[k];
+  }
+  if (*n != I->node->n_outputs) return imp_fail(I, "%d parts for %d outputs", *n, I->node->n_outputs);
+  if (total != len) return imp_fail(I, "the parts add up to %lld, the axis has %lld", (long long)total, (long long)len);
+  return true;
+}
+
+/* Split: consecutive slices along a static axis */
+bool op_split(Imp *I, const OpRow *row, INode **out) {
+  INode *x = imp_input(I, 0);
+  int64_t axis, sizes[OP_MAX_OUT];
+  int ax, n = 0;
+  if (!x || !attr_int(I, "axis", 0, &axis) || !norm_axis(I, axis, x->shape.rank, "axis", &ax)) return false;
+  Dim len = x->shape.d[ax];
+  if (len.syms) return imp_fail(I, "splitting a symbolic axis is not supported");
+  if (!split_sizes(I, len.k, sizes, &n)) return false;
+  int64_t start = 0;
+  for (int k = 0; k < n; start += sizes[k], k++)
+    if (!(out[k] = ir_slice(IM, IE, x, ax, start, start + sizes[k], 1, I->loc, ID))) return false;
+  return true;
 }

@@ -13,7 +13,23 @@ with the written weights, must give the .onnx build's results bit for bit.
 
 Python loops over a static length (mann's and fast_weights' time steps, lm_temperature's
 sampling steps, cactus' Lloyd iterations) are unrolled by the exporter's tracing, so those
-entries are exported at the golden length with only the batch dynamic."""
+entries are exported at the golden length with only the batch dynamic.  lm_temperature's
+softmax_t, which its reference computes inline, is that line as a function; cactus' kmeans is
+the reference's function; cactus' entries have no batch (their sizes are static).
+
+Not as the reference writes it, or not all the way:
+- cfr imbalance: skipped.  r[t == 1] exports as NonZero and GatherND, whose result's size
+  depends on the data; nnc's shapes are static or symbolic, so the front end refuses NonZero
+  (examples/cfr.nn writes the means as masked sums).
+- mann episode and step: exported with torch.sort's stable=True dropped (without_stable_sort):
+  torch.onnx 1.13 refuses it ("Unsupported: ONNX export of operator Sort, Out parameter is not
+  supported"); ONNX's TopK orders equal elements by index, as the stable sort does, and the
+  result is compared with the reference's own stable sort.
+- No import round trip where nnc import cannot write a node as .nn (the test checks that this
+  is the refusal): the run-time index checks of an embedding or a scatter (lm_temperature
+  logits and sample, mann episode and step) and roi_align (mask_rcnn detect and masks).
+
+FrontEndOps tests the ONNX ops these exports brought into the front end on their own."""
 import contextlib
 import copy
 import importlib.util

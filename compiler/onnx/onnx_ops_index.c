@@ -1,9 +1,10 @@
-/* onnx_ops_index.c — ONNX ops that make, repeat or rank values along axes: ConstantOfShape,
- * Range, Expand, Tile, CumSum, Trilu, ArgMax/ArgMin, TopK, OneHot, ScatterElements.  Shapes, counts, axes and k are read at
- * compile time (constants or shapes folded by onnx_shape.c); integer results are i64 tensors
- * (nnc carries ONNX's int32 as i64; index values are exact up to 2^24, as the .nn front end's
- * argmax and topk).  Every size and attribute is checked here before it reaches a builder:
- * the file is untrusted. */
+/* onnx_ops_index.c — ONNX ops that make, repeat, rank or place values along axes:
+ * ConstantOfShape, Range, Expand, Tile, CumSum, Trilu, ArgMax/ArgMin, TopK, OneHot and
+ * ScatterElements (whose run-time indices go through index_from_end, as Gather's do).
+ * Shapes, counts, axes and k are read at compile time (constants or shapes folded by
+ * onnx_shape.c); integer results are i64 tensors (nnc carries ONNX's int32 as i64; index
+ * values are exact up to 2^24, as the .nn front end's argmax and topk).  Every size and
+ * attribute is checked here before it reaches a builder: the file is untrusted. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -275,32 +276,35 @@ INode *index_from_end(Imp *I, INode *ix, Dim len, const char *what) {
   return ir_check_index(IM, IE, index_wrapped(I, ix, len), len, what, I->loc, ID);
 }
 
-/* The two numbers of OneHot's constant `values` input (off, on), f32 or integer; *integer
- * when they are integers (the output is i64 then) */
-static bool one_hot_values(Imp *I, double v[2], bool *integer) {
-  const OnnxTensor *t = imp_const_input(I, 2);
+/* The n numbers of OneHot's constant input i (depth: 1, values: 2), f32 or integer; *integer
+ * when they are integers */
+static bool one_hot_numbers(Imp *I, int i, const char *what, int n, double *v, bool *integer) {
+  const OnnxTensor *t = imp_const_input(I, i);
   if (!t) return false;
-  if (t->numel != 2 || (t->dtype != ONNX_F32 && t->dtype != ONNX_I64 && t->dtype != ONNX_I32))
-    return imp_fail(I, "input 2 (values) is not two f32 or integer values");
+  if (t->numel != n || (t->dtype != ONNX_F32 && t->dtype != ONNX_I64 && t->dtype != ONNX_I32))
+    return imp_fail(I, "input %d (%s) is not %d f32 or integer value%s", i, what, n, n > 1 ? "s" : "");
   *integer = t->dtype != ONNX_F32;
-  for (int k = 0; k < 2; k++)
+  for (int k = 0; k < n; k++)
     v[k] = t->dtype == ONNX_F32 ? ((const float *)t->data)[k]
            : t->dtype == ONNX_I64 ? (double)((const int64_t *)t->data)[k] : ((const int32_t *)t->data)[k];
   return true;
 }
 
-/* OneHot: a new axis of `depth` (a static integer) at `axis`, `on` where its position is the
- * index (negative ones counted from the end), `off` elsewhere; an index outside [-depth,
- * depth) gives a row of `off`, as ONNX says, so the indices are not checked */
+/* OneHot: a new axis of `depth` (a constant, its fraction dropped) at `axis`, `on` where its
+ * position is the index (negative ones counted from the end), `off` elsewhere; an index
+ * outside [-depth, depth) gives a row of `off`, as ONNX says, so the indices are not checked.
+ * The output is i64 when `values` are integers. */
 bool op_one_hot(Imp *I, const OpRow *row, INode **out) {
   INode *ix = imp_input(I, 0);
-  int64_t depth = 0, axis = -1;
-  double v[2] = {0, 1};
-  bool integer = false;
+  int64_t axis = -1;
+  double v[2] = {0, 1}, d = 0;
+  bool integer = false, integer_depth;
   int ax;
-  if (!ix || !int_scalar(I, 1, "depth", &depth) || !one_hot_values(I, v, &integer) || !attr_int(I, "axis", -1, &axis))
+  if (!ix || !one_hot_numbers(I, 1, "depth", 1, &d, &integer_depth) || !one_hot_numbers(I, 2, "values", 2, v, &integer) ||
+      !attr_int(I, "axis", -1, &axis))
     return false;
-  if (depth < 1 || depth > IR_MAX_STATIC_ELEMENTS) return imp_fail(I, "depth is %lld, expected a positive size", (long long)depth);
+  if (!(d >= 1 && d <= IR_MAX_STATIC_ELEMENTS)) return imp_fail(I, "depth is %g, expected a positive size", d);
+  int64_t depth = (int64_t)d;
   if (ix->shape.rank >= MAX_RANK) return imp_fail(I, "the result has rank above %d", MAX_RANK);
   if (!norm_axis(I, axis, ix->shape.rank + 1, "axis", &ax)) return false;
   Shape s = {.rank = ix->shape.rank + 1}, column = s;
@@ -316,7 +320,6 @@ bool op_one_hot(Imp *I, const OpRow *row, INode **out) {
                     I->loc, ID);
   return (*out = integer && hot ? ir_convert(IM, IE, hot, DT_I64, I->loc, ID) : hot) != NULL;
 }
-
 
 #define SCATTER_MAX 64 /* indices per line: each is one where over the data */
 

@@ -93,8 +93,6 @@ def entry_module(model, method):
     """A shallow copy of model whose forward is model.<method>: the exporter traces that entry,
     the parameters keep their names, and model's own forward (which an entry may call, as
     realnvp's log_prob does) stays as it is."""
-    if model is None:
-        return None
     entry = copy.copy(model)
     entry.forward = getattr(model, method)
     return entry

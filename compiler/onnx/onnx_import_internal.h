@@ -102,18 +102,21 @@ bool op_unsqueeze(Imp *I, const OpRow *row, INode **out);
 bool op_squeeze(Imp *I, const OpRow *row, INode **out);
 bool op_slice(Imp *I, const OpRow *row, INode **out);
 bool shape_concat(Imp *I, int axis, INode **out);
+bool op_split(Imp *I, const OpRow *row, INode **out);
 /* Add, Sub, Mul, Div, Equal or Where (op) of nin folded integer vectors (exporters compute
  * shapes so): 1 folded into I->out_sv, 0 not foldable (not all folded, or a value that is no
  * dim; the tensor path takes it), -1 after a message */
 int fold_int_elementwise(Imp *I, Op op, int nin);
 
-/* onnx_ops_nn.c: reductions, normalizations, ConvTranspose, DepthToSpace, SpaceToDepth, Resize */
+/* onnx_ops_nn.c: reductions, normalizations, ConvTranspose, DepthToSpace, SpaceToDepth, Resize,
+ * RoiAlign */
 bool op_reduce(Imp *I, const OpRow *row, INode **out);
 bool op_layer_norm(Imp *I, const OpRow *row, INode **out);
 bool op_instance_norm(Imp *I, const OpRow *row, INode **out);
 bool op_depth_to_space(Imp *I, const OpRow *row, INode **out);
 bool op_conv_transpose(Imp *I, const OpRow *row, INode **out);
 bool op_resize(Imp *I, const OpRow *row, INode **out);
+bool op_roi_align(Imp *I, const OpRow *row, INode **out);
 
 /* onnx_ops_rnn.c: LSTM, GRU, RNN */
 bool op_rnn(Imp *I, const OpRow *row, INode **out);
@@ -124,7 +127,8 @@ bool op_not(Imp *I, const OpRow *row, INode **out);
 bool op_where(Imp *I, const OpRow *row, INode **out);
 bool op_cast(Imp *I, const OpRow *row, INode **out);
 
-/* onnx_ops_index.c: ConstantOfShape, Range, Expand, Tile, CumSum, ArgMax/ArgMin, TopK */
+/* onnx_ops_index.c: ConstantOfShape, Range, Expand, Tile, CumSum, ArgMax/ArgMin, TopK, OneHot,
+ * ScatterElements */
 bool op_constant_of_shape(Imp *I, const OpRow *row, INode **out);
 bool op_range(Imp *I, const OpRow *row, INode **out);
 bool op_expand(Imp *I, const OpRow *row, INode **out);
@@ -133,6 +137,12 @@ bool op_cumsum(Imp *I, const OpRow *row, INode **out);
 bool op_trilu(Imp *I, const OpRow *row, INode **out);
 bool op_arg_extreme(Imp *I, const OpRow *row, INode **out);
 bool op_topk(Imp *I, const OpRow *row, INode **out);
+/* Run-time indices (i64) as f32 with the negative ones counted from the end of an axis of
+ * len; index_from_end also checks them against it at run time (its failure names `what`) */
+INode *index_wrapped(Imp *I, INode *ix, Dim len);
+INode *index_from_end(Imp *I, INode *ix, Dim len, const char *what);
+bool op_one_hot(Imp *I, const OpRow *row, INode **out);
+bool op_scatter_elements(Imp *I, const OpRow *row, INode **out);
 
 /* onnx_ops_einsum.c */
 bool op_einsum(Imp *I, const OpRow *row, INode **out);

@@ -469,17 +469,29 @@ static bool op_clip(Imp *I, const OpRow *row, INode **out) {
   return (*out = y) != NULL;
 }
 
-/* Softmax over `axis`; before opset 13, over all axes from `axis` on (the input seen as 2-D) */
+/* log_softmax along axis, max-shifted as F.log_softmax: (x - max) - log(sum(exp(x - max))) */
+static INode *log_softmax_node(Imp *I, INode *x, int axis) {
+  uint32_t mask = 1u << axis;
+  INode *shifted = ir_binary(IM, IE, OP_SUB, x, ir_reduce(IM, IE, OP_RMAX, x, mask, 1, I->loc, ID), I->loc, ID);
+  INode *sum = ir_reduce(IM, IE, OP_SUM, ir_unary(IM, IE, OP_EXP, shifted, I->loc, ID), mask, 1, I->loc, ID);
+  return ir_binary(IM, IE, OP_SUB, shifted, ir_unary(IM, IE, OP_LOG, sum, I->loc, ID), I->loc, ID);
+}
+
+/* Softmax, and LogSoftmax (the row's op OP_LOG), over `axis`; before opset 13, over all axes
+ * from `axis` on (the input seen as 2-D) */
 static bool op_softmax(Imp *I, const OpRow *row, INode **out) {
   INode *x = input_f32(I, 0);
   int64_t axis;
   int ax = 0, r = x ? x->shape.rank : 0;
   if (!x || !attr_int(I, "axis", I->opset < 13 ? 1 : -1, &axis) || !norm_axis(I, axis, r, "axis", &ax)) return false;
-  if (I->opset >= 13 || ax == r - 1) return (*out = softmax_node(S_, x, ax, I->loc)) != NULL;
+  if (r == 0) return imp_fail(I, "input 0 is a scalar, expected rank >= 1");
+  bool coerced = I->opset < 13 && ax != r - 1;
   Shape s = {.rank = 2, .d = {dim_const(1), dim_const(1)}};
-  for (int k = 0; k < r; k++) s.d[k >= ax] = dim_mul(IM, s.d[k >= ax], x->shape.d[k]);
-  INode *y = softmax_node(S_, ir_reshape(IM, IE, x, &s, I->loc, ID), 1, I->loc);
-  return (*out = y ? ir_reshape(IM, IE, y, &x->shape, I->loc, ID) : NULL) != NULL;
+  for (int k = 0; coerced && k < r; k++) s.d[k >= ax] = dim_mul(IM, s.d[k >= ax], x->shape.d[k]);
+  INode *in = coerced ? ir_reshape(IM, IE, x, &s, I->loc, ID) : x;
+  int along = coerced ? 1 : ax;
+  INode *y = row->op == OP_LOG ? log_softmax_node(I, in, along) : softmax_node(S_, in, along, I->loc);
+  return (*out = y && coerced ? ir_reshape(IM, IE, y, &x->shape, I->loc, ID) : y) != NULL;
 }
 
 /* Pad of the last two axes (nn.c's, torch's F.pad): constant, reflect or edge */
@@ -570,6 +582,7 @@ static const OpRow ops[] = {
   {"Less", op_compare, OP_LT, 2, 2, 1, ""},
   {"LessOrEqual", op_compare, OP_LE, 2, 2, 1, ""},
   {"Log", op_unary, OP_LOG, 1, 1, 1, ""},
+  {"LogSoftmax", op_softmax, OP_LOG, 1, 1, 1, "axis "},
   {"MatMul", op_matmul, 0, 2, 2, 1, ""},
   {"Max", op_variadic, OP_MAX, 1, 1 << 16, 1, ""},
   {"MaxPool", op_pool_any, 0, 1, 1, 1, "auto_pad ceil_mode dilations kernel_shape pads storage_order strides "},
@@ -578,6 +591,7 @@ static const OpRow ops[] = {
   {"Mul", op_binary, OP_MUL, 2, 2, 1, ""},
   {"Neg", op_unary, OP_NEG, 1, 1, 1, ""},
   {"Not", op_not, 0, 1, 1, 1, ""},
+  {"OneHot", op_one_hot, 0, 3, 3, 1, "axis "},
   {"Or", op_compare, OP_OR, 2, 2, 1, ""},
   {"Pad", op_pad, 0, 1, 3, 1, "mode pads value "},
   {"Pow", op_binary, OP_POW, 2, 2, 1, ""},
@@ -591,7 +605,9 @@ static const OpRow ops[] = {
   {"Relu", op_unary, OP_RELU, 1, 1, 1, ""},
   {"Reshape", op_reshape, 0, 2, 2, 1, "allowzero "},
   {"Resize", op_resize, 0, 1, 4, 1, "antialias coordinate_transformation_mode cubic_coeff_a exclude_outside extrapolation_value keep_aspect_ratio_policy mode nearest_mode "},
+  {"RoiAlign", op_roi_align, 0, 3, 3, 1, "coordinate_transformation_mode mode output_height output_width sampling_ratio spatial_scale "},
   {"Round", op_unary, OP_ROUND, 1, 1, 1, ""},
+  {"ScatterElements", op_scatter_elements, 0, 3, 3, 1, "axis reduction "},
   {"Selu", op_selu, 0, 1, 1, 1, "alpha gamma "},
   {"Shape", op_shape, 0, 1, 1, 1, "end start "},
   {"Sigmoid", op_unary, OP_SIGMOID, 1, 1, 1, ""},
@@ -601,6 +617,7 @@ static const OpRow ops[] = {
   {"Softmax", op_softmax, 0, 1, 1, 1, "axis "},
   {"Softsign", op_unary, OP_SOFTSIGN, 1, 1, 1, ""},
   {"SpaceToDepth", op_depth_to_space, 0, 1, 1, 1, "blocksize "},
+  {"Split", op_split, 0, 1, 2, OP_MAX_OUT, "axis num_outputs split "},
   {"Sqrt", op_unary, OP_SQRT, 1, 1, 1, ""},
   {"Squeeze", op_squeeze, 0, 1, 2, 1, "axes "},
   {"Sub", op_binary, OP_SUB, 2, 2, 1, ""},

@@ -1,9 +1,10 @@
-/* onnx_ops_index.c — ONNX ops that make, repeat or rank values along axes: ConstantOfShape,
- * Range, Expand, Tile, CumSum, Trilu, ArgMax/ArgMin, TopK.  Shapes, counts, axes and k are read at
- * compile time (constants or shapes folded by onnx_shape.c); integer results are i64 tensors
- * (nnc carries ONNX's int32 as i64; index values are exact up to 2^24, as the .nn front end's
- * argmax and topk).  Every size and attribute is checked here before it reaches a builder:
- * the file is untrusted. */
+/* onnx_ops_index.c — ONNX ops that make, repeat, rank or place values along axes:
+ * ConstantOfShape, Range, Expand, Tile, CumSum, Trilu, ArgMax/ArgMin, TopK, OneHot and
+ * ScatterElements (whose run-time indices go through index_from_end, as Gather's do).
+ * Shapes, counts, axes and k are read at compile time (constants or shapes folded by
+ * onnx_shape.c); integer results are i64 tensors (nnc carries ONNX's int32 as i64; index
+ * values are exact up to 2^24, as the .nn front end's argmax and topk).  Every size and
+ * attribute is checked here before it reaches a builder: the file is untrusted. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -262,4 +263,89 @@ bool op_topk(Imp *I, const OpRow *row, INode **out) {
   out[0] = like(I, v, x);
   out[1] = v ? ir_convert(IM, IE, idx, DT_I64, I->loc, ID) : NULL;
   return out[0] && out[1];
+}
+
+INode *index_wrapped(Imp *I, INode *ix, Dim len) {
+  INode *f = ir_convert(IM, IE, ix, DT_F32, I->loc, ID);
+  INode *negative = ir_binary(IM, IE, OP_LT, f, imp_scalar(I, 0), I->loc, ID);
+  return ir_binary(IM, IE, OP_ADD, f, ir_binary(IM, IE, OP_MUL, negative, ir_dim_value(IM, IE, len, I->loc), I->loc, ID),
+                   I->loc, ID);
+}
+
+INode *index_from_end(Imp *I, INode *ix, Dim len, const char *what) {
+  return ir_check_index(IM, IE, index_wrapped(I, ix, len), len, what, I->loc, ID);
+}
+
+/* The n numbers of OneHot's constant input i (depth: 1, values: 2), f32 or integer; *integer
+ * when they are integers */
+static bool one_hot_numbers(Imp *I, int i, const char *what, int n, double *v, bool *integer) {
+  const OnnxTensor *t = imp_const_input(I, i);
+  if (!t) return false;
+  if (t->numel != n || (t->dtype != ONNX_F32 && t->dtype != ONNX_I64 && t->dtype != ONNX_I32))
+    return imp_fail(I, "input %d (%s) is not %d f32 or integer value%s", i, what, n, n > 1 ? "s" : "");
+  *integer = t->dtype != ONNX_F32;
+  for (int k = 0; k < n; k++)
+    v[k] = t->dtype == ONNX_F32 ? ((const float *)t->data)[k]
+           : t->dtype == ONNX_I64 ? (double)((const int64_t *)t->data)[k] : ((const int32_t *)t->data)[k];
+  return true;
+}
+
+/* OneHot: a new axis of `depth` (a constant, its fraction dropped) at `axis`, `on` where its
+ * position is the index (negative ones counted from the end), `off` elsewhere; an index
+ * outside [-depth, depth) gives a row of `off`, as ONNX says, so the indices are not checked.
+ * The output is i64 when `values` are integers. */
+bool op_one_hot(Imp *I, const OpRow *row, INode **out) {
+  INode *ix = imp_input(I, 0);
+  int64_t axis = -1;
+  double v[2] = {0, 1}, d = 0;
+  bool integer = false, integer_depth;
+  int ax;
+  if (!ix || !one_hot_numbers(I, 1, "depth", 1, &d, &integer_depth) || !one_hot_numbers(I, 2, "values", 2, v, &integer) ||
+      !attr_int(I, "axis", -1, &axis))
+    return false;
+  if (!(d >= 1 && d <= IR_MAX_STATIC_ELEMENTS)) return imp_fail(I, "depth is %g, expected a positive size", d);
+  int64_t depth = (int64_t)d;
+  if (ix->shape.rank >= MAX_RANK) return imp_fail(I, "the result has rank above %d", MAX_RANK);
+  if (!norm_axis(I, axis, ix->shape.rank + 1, "axis", &ax)) return false;
+  Shape s = {.rank = ix->shape.rank + 1}, column = s;
+  for (int k = 0, j = 0; k < s.rank; k++) {
+    s.d[k] = k == ax ? dim_const(depth) : ix->shape.d[j];
+    column.d[k] = k == ax ? dim_const(1) : ix->shape.d[j++];
+  }
+  INode *f = index_wrapped(I, ix, dim_const(depth));
+  INode *hot = ir_binary(IM, IE, OP_EQ, ir_reshape(IM, IE, f, &column, I->loc, ID), ir_iota(IM, IE, &s, ax, I->loc),
+                         I->loc, ID);
+  if (hot && (v[0] != 0 || v[1] != 1)) /* off + (on - off) * hot */
+    hot = ir_binary(IM, IE, OP_ADD, imp_scalar(I, v[0]), ir_binary(IM, IE, OP_MUL, hot, imp_scalar(I, v[1] - v[0]), I->loc, ID),
+                    I->loc, ID);
+  return (*out = integer && hot ? ir_convert(IM, IE, hot, DT_I64, I->loc, ID) : hot) != NULL;
+}
+
+#define SCATTER_MAX 64 /* indices per line: each is one where over the data */
+
+/* ScatterElements (reduction none) of run-time indices along `axis` whose other dims are the
+ * data's (nnc scatters into whole lines): the K indices of each line (K static) are applied in
+ * order, each as a where over the line (position == index ? update : what is there), so a
+ * later index wins over an earlier equal one (ONNX leaves duplicates undefined) */
+bool op_scatter_elements(Imp *I, const OpRow *row, INode **out) {
+  INode *data = input_f32(I, 0), *ix = data ? imp_input(I, 1) : NULL, *up = ix ? input_f32(I, 2) : NULL;
+  const char *reduction = up ? attr_string(I, "reduction", "none") : NULL;
+  int64_t axis;
+  int ax;
+  if (!reduction || !attr_int(I, "axis", 0, &axis) || !norm_axis(I, axis, data->shape.rank, "axis", &ax)) return false;
+  if (strcmp(reduction, "none")) return imp_fail(I, "attribute 'reduction' is '%s': nnc takes none only", reduction);
+  if (!shape_eq(&ix->shape, &up->shape)) return imp_fail(I, "the indices and the updates differ in shape");
+  if (ix->shape.rank != data->shape.rank) return imp_fail(I, "the indices' rank is not the data's");
+  for (int k = 0; k < data->shape.rank; k++)
+    if (k != ax && !dim_eq(ix->shape.d[k], data->shape.d[k]))
+      return imp_fail(I, "the indices' dim %d is not the data's: nnc scatters into whole lines along the axis", k);
+  Dim n = ix->shape.d[ax];
+  if (n.syms || n.k > SCATTER_MAX) return imp_fail(I, "the indices have a symbolic or over %d long axis", SCATTER_MAX);
+  INode *f = index_from_end(I, ix, data->shape.d[ax], "ScatterElements: input 1 (indices)");
+  INode *position = ir_iota(IM, IE, &data->shape, ax, I->loc), *y = data;
+  for (int64_t k = 0; k < n.k && y && f; k++) {
+    INode *hit = ir_binary(IM, IE, OP_EQ, ir_slice(IM, IE, f, ax, k, k + 1, 1, I->loc, ID), position, I->loc, ID);
+    y = ir_where(IM, IE, hit, ir_slice(IM, IE, up, ax, k, k + 1, 1, I->loc, ID), y, I->loc, ID);
+  }
+  return (*out = f ? y : NULL) != NULL;
 }

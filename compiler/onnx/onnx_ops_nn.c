@@ -303,3 +303,32 @@ bool op_resize(Imp *I, const OpRow *row, INode **out) {
   return imp_fail(I, "mode '%s' with coordinate_transformation_mode '%s' and nearest_mode '%s' is not supported "
                   "(nearest: asymmetric, floor; linear: half_pixel, pytorch_half_pixel, align_corners)", mode, ctm, nearest);
 }
+
+/* ---- RoiAlign ---- */
+
+/* RoiAlign (average mode) as roi_align: the boxes [K, 5] are the batch indices beside the rois
+ * [K, 4]; coordinate_transformation_mode half_pixel (the default since opset 16) is torch's
+ * aligned=True, output_half_pixel aligned=False; a sampling_ratio of 0 is adaptive */
+bool op_roi_align(Imp *I, const OpRow *row, INode **out) {
+  INode *x = input_f32(I, 0), *rois = x ? input_f32(I, 1) : NULL, *batch = rois ? imp_input(I, 2) : NULL;
+  const char *mode = batch ? attr_string(I, "mode", "avg") : NULL;
+  const char *ctm = mode ? attr_string(I, "coordinate_transformation_mode", I->opset >= 16 ? "half_pixel" : "output_half_pixel") : NULL;
+  int64_t oh, ow, ratio;
+  double scale;
+  if (!ctm || !attr_int(I, "output_height", 1, &oh) || !attr_int(I, "output_width", 1, &ow) ||
+      !attr_int(I, "sampling_ratio", 0, &ratio) || !attr_float(I, "spatial_scale", 1.0, &scale))
+    return false;
+  if (strcmp(mode, "avg")) return imp_fail(I, "attribute 'mode' is '%s': nnc takes avg only", mode);
+  bool aligned = !strcmp(ctm, "half_pixel");
+  if (!aligned && strcmp(ctm, "output_half_pixel"))
+    return imp_fail(I, "attribute 'coordinate_transformation_mode' is '%s', expected half_pixel or output_half_pixel", ctm);
+  if (x->shape.rank != 4 || rois->shape.rank != 2 || !dim_is(rois->shape.d[1], 4) || batch->shape.rank != 1 ||
+      !dim_eq(batch->shape.d[0], rois->shape.d[0]))
+    return imp_fail(I, "expected X [N, C, H, W], rois [K, 4] and batch_indices [K]");
+  Shape column = {.rank = 2, .d = {rois->shape.d[0], dim_const(1)}};
+  INode *index = ir_reshape(IM, IE, ir_convert(IM, IE, batch, DT_F32, I->loc, ID), &column, I->loc, ID);
+  INode *boxes = index ? ir_concat(IM, IE, index, rois, 1, I->loc, ID) : NULL;
+  INode *y = boxes ? ir_roi_align(IM, IE, x, boxes, oh, ow, scale, ratio, aligned, I->loc, ID) : NULL;
+  if (y) y->i[2] = model_check_site(IM, I->loc, "RoiAlign: input 2 (batch_indices)");
+  return (*out = y) != NULL;
+}

@@ -214,6 +214,21 @@ static RnnKind rnn_kind(Imp *I, const RnnDims *r, bool relu, bool *ok) {
   return lbr ? RNN_GRU : RNN_GRU_RESET_FIRST; /* torch's GRU is linear_before_reset = 1 */
 }
 
+/* An LSTM of one step (a static length of 1: torch exports so each step of a loop that feeds
+ * the LSTM its own output, as autoregressive sampling does) as the cell itself, without a
+ * scan, so that such loops do not run out of scans.  Returns Y of the direction [1, B, H]
+ * (batch_first: [B, 1, H]); final[] = h', c'. */
+static INode *lstm_single_step(Imp *I, const RnnDims *r, INode *x, INode *const *init, INode *const *wt,
+                               INode **final) {
+  Shape xs = {.rank = 2, .d = {r->b, dim_const(r->in)}}, hs = {.rank = 2, .d = {r->b, dim_const(r->hidden)}};
+  INode *state[2];
+  for (int s = 0; s < 2; s++) state[s] = init[s] ? init[s] : ir_fill(IM, IE, 0.0, &hs, I->loc);
+  INode *step = ir_reshape(IM, IE, x, &xs, I->loc, ID);
+  final[0] = step ? lstm_step(S_, step, state[0], state[1], wt[0], wt[1], wt[2], wt[3], r->hidden, &final[1], I->loc)
+                  : NULL;
+  return unit(I, final[0], r->batch_first ? 1 : 0);
+}
+
 /* LSTM, GRU, RNN: out[] = Y [T, D, B, H] (layout 1: [B, T, D, H]), Y_h and Y_c [D, B, H]
  * (layout 1: [B, D, H]) */
 bool op_rnn(Imp *I, const OpRow *row, INode **out) {
@@ -235,7 +250,9 @@ bool op_rnn(Imp *I, const OpRow *row, INode **out) {
     for (int s = 0; s < r.op->states; s++)
       if (init[s] = initial_state(I, &r, 5 + s, d, &ok), !ok) return false;
     bool reverse = d == 1 || !strcmp(attr_string(I, "direction", "forward"), "reverse");
-    INode *y = rnn_sequence_of(S_, kind, x, init, wt, r.hidden, r.batch_first, reverse, final, I->loc);
+    bool one_step = kind == RNN_LSTM && dim_is(r.t, 1);
+    INode *y = one_step ? lstm_single_step(I, &r, x, init, wt, final)
+                        : rnn_sequence_of(S_, kind, x, init, wt, r.hidden, r.batch_first, reverse, final, I->loc);
     if (!y) return false;
     out[0] = stack(I, out[0], y, yaxis);
     for (int s = 0; s < r.op->states; s++) out[1 + s] = stack(I, out[1 + s], final[s], haxis);

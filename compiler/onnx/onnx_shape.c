@@ -4,7 +4,8 @@
  * vectors again, which Reshape takes as its shape.  This is how an exporter's
  * Shape -> Gather -> Unsqueeze -> Concat -> Reshape for a dynamic batch becomes a reshape with
  * the symbolic dim.  On f32 tensors Gather (constant indices), Slice (constant bounds),
- * Unsqueeze and Squeeze become IR reshapes, slices and nn_take. */
+ * Unsqueeze and Squeeze become IR reshapes, slices and nn_take; Gather of run-time indices an
+ * IR gather; Split slices. */
 #include <stdio.h>
 #include <string.h>
 
@@ -104,16 +105,48 @@ static bool gather_vector(Imp *I, int64_t axis) {
   return define_vector(I, &v);
 }
 
-/* Gather of a tensor by constant indices: nn_take along the axis, then the indices' dims in
- * place of the axis */
+/* x's shape with the axis replaced by the dims of an index of shape ix */
+static Shape gathered_shape(const Shape *x, int ax, const Shape *ix) {
+  Shape s = {0};
+  for (int k = 0; k < x->rank; k++) {
+    if (k != ax) s.d[s.rank++] = x->d[k];
+    else
+      for (int j = 0; j < ix->rank; j++) s.d[s.rank++] = ix->d[j];
+  }
+  return s;
+}
+
+/* Gather of run-time indices (an embedding's tokens): the indices, negative ones counted from
+ * the end and checked against the axis at run time, flattened into one gather along the axis
+ * (torch's index_select), whose result takes the indices' dims in place of the axis */
+static bool gather_runtime(Imp *I, INode *x, int ax, INode **out) {
+  INode *ix = imp_input(I, 1);
+  if (!ix) return false;
+  if (x->shape.rank - 1 + ix->shape.rank > MAX_RANK) return imp_fail(I, "the result has rank above %d", MAX_RANK);
+  Dim n = dim_const(1), len = x->shape.d[ax];
+  for (int k = 0; k < ix->shape.rank; k++) n = dim_mul(IM, n, ix->shape.d[k]);
+  Shape column = {.rank = x->shape.rank - ax}, picked = x->shape;
+  for (int k = 0; k < column.rank; k++) column.d[k] = k ? dim_const(1) : n;
+  picked.d[ax] = n;
+  INode *f = ir_reshape(IM, IE, index_from_end(I, ix, len, "Gather: input 1 (indices)"), &column, I->loc, ID);
+  Shape s = gathered_shape(&x->shape, ax, &ix->shape);
+  INode *y = f ? ir_gather(IM, IE, x, f, ax, &picked, I->loc, ID) : NULL;
+  return y && (*out = ir_reshape(IM, IE, y, &s, I->loc, ID));
+}
+
+/* Gather of a tensor: by constant indices, nn_take along the axis, then the indices' dims in
+ * place of the axis; by run-time ones, gather_runtime */
 bool op_gather(Imp *I, const OpRow *row, INode **out) {
   int64_t axis;
   if (!attr_int(I, "axis", 0, &axis)) return false;
   if (imp_is_int_vector(I, 0)) return gather_vector(I, axis);
   INode *x = input_f32(I, 0);
-  const OnnxTensor *t = x ? imp_const_input(I, 1) : NULL;
   int ax;
-  if (!t || !norm_axis(I, axis, x->shape.rank, "axis", &ax)) return false;
+  if (!x || !norm_axis(I, axis, x->shape.rank, "axis", &ax)) return false;
+  const ImpValue *iv = input_value(I, 1);
+  if (iv && !iv->data && !iv->sv) return gather_runtime(I, x, ax, out);
+  const OnnxTensor *t = imp_const_input(I, 1);
+  if (!t) return false;
   if (t->dtype != ONNX_I64 && t->dtype != ONNX_I32) return imp_fail(I, "the indices are %s, expected int64 or int32", onnx_dtype_name(t->dtype));
   Dim len = x->shape.d[ax];
   if (len.syms) return imp_fail(I, "gathering along a symbolic axis is not supported");
@@ -125,12 +158,9 @@ bool op_gather(Imp *I, const OpRow *row, INode **out) {
     src[k] = j < 0 ? j + len.k : j;
   }
   INode *y = nn_take(S_, x, ax, src, t->numel, I->loc);
-  Shape s = {0};
-  for (int k = 0; k < x->shape.rank; k++) {
-    if (k != ax) s.d[s.rank++] = x->shape.d[k];
-    else
-      for (int j = 0; j < t->rank; j++) s.d[s.rank++] = dim_const(t->dims[j]);
-  }
+  Shape ix = {.rank = t->rank};
+  for (int j = 0; j < t->rank; j++) ix.d[j] = dim_const(t->dims[j]);
+  Shape s = gathered_shape(&x->shape, ax, &ix);
   return y && (*out = ir_reshape(IM, IE, y, &s, I->loc, ID));
 }
 
@@ -371,4 +401,52 @@ int fold_int_elementwise(Imp *I, Op op, int nin) {
     if (!fold_one(IM, op, x, &r.d[k])) return 0;
   }
   return define_vector(I, &r) ? 1 : -1;
+}
+
+/* ---- Split ---- */
+
+/* The sizes of Split's parts along a static axis of length len: constant input 1 (the
+ * attribute 'split' before opset 13), else n equal parts (ceil(len / n), the last one smaller
+ * since opset 18) where n is num_outputs (opset 18) or the node's outputs */
+static bool split_sizes(Imp *I, int64_t len, int64_t *sizes, int *n) {
+  int64_t parts;
+  if (I->node->n_outputs > OP_MAX_OUT) return imp_fail(I, "%d outputs: nnc splits into 1 to %d", I->node->n_outputs, OP_MAX_OUT);
+  if (I->opset < 13 && onnx_node_attr(I->node, "split")) {
+    if (!attr_ints_n(I, "split", I->node->n_outputs, 0, sizes)) return false;
+    *n = I->node->n_outputs;
+  } else if (imp_has_input(I, 1)) {
+    const OnnxTensor *t = imp_const_input(I, 1);
+    if (!t || !imp_const_ints(I, t, sizes, n, OP_MAX_OUT, "input 1 (split)")) return false;
+  } else {
+    if (!attr_int(I, "num_outputs", I->node->n_outputs, &parts)) return false;
+    if (parts < 1 || parts > OP_MAX_OUT) return imp_fail(I, "%lld parts: nnc splits into 1 to %d", (long long)parts, OP_MAX_OUT);
+    *n = (int)parts;
+    for (int k = 0; k < *n; k++) {
+      int64_t step = (len + parts - 1) / parts, start = k * step;
+      sizes[k] = start >= len ? 0 : (len - start < step ? len - start : step);
+    }
+  }
+  int64_t total = 0;
+  for (int k = 0; k < *n; k++) {
+    if (sizes[k] < 0) return imp_fail(I, "part %d has size %lld", k, (long long)sizes[k]);
+    total += sizes[k];
+  }
+  if (*n != I->node->n_outputs) return imp_fail(I, "%d parts for %d outputs", *n, I->node->n_outputs);
+  if (total != len) return imp_fail(I, "the parts add up to %lld, the axis has %lld", (long long)total, (long long)len);
+  return true;
+}
+
+/* Split: consecutive slices along a static axis */
+bool op_split(Imp *I, const OpRow *row, INode **out) {
+  INode *x = imp_input(I, 0);
+  int64_t axis, sizes[OP_MAX_OUT];
+  int ax, n = 0;
+  if (!x || !attr_int(I, "axis", 0, &axis) || !norm_axis(I, axis, x->shape.rank, "axis", &ax)) return false;
+  Dim len = x->shape.d[ax];
+  if (len.syms) return imp_fail(I, "splitting a symbolic axis is not supported");
+  if (!split_sizes(I, len.k, sizes, &n)) return false;
+  int64_t start = 0;
+  for (int k = 0; k < n; start += sizes[k], k++)
+    if (!(out[k] = ir_slice(IM, IE, x, ax, start, start + sizes[k], 1, I->loc, ID))) return false;
+  return true;
 }

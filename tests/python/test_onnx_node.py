@@ -22,6 +22,9 @@ from support import ROOT, TempDirCase, assert_close
 
 DATA = os.environ.get("NNC_ONNX_NODE_DATA", "/usr/share/libonnx-testdata/data/node")
 SKIPPED = os.path.join(ROOT, "tests", "onnx", "node_skipped.txt")
+# cases whose expected outputs the test data holds to 4 decimals, from another implementation
+# (onnx's roialign.py): up to 8.4e-5 from torchvision's roi_align, which nnc gives exactly
+ROUNDED = {"test_roialign_aligned_false", "test_roialign_aligned_true"}
 
 try:
     import onnx
@@ -102,7 +105,10 @@ class NodeTests(TempDirCase):
             got = model.forward.call(*(as_signature(x) for x in ins))
             self.assertEqual(len(got), len(outs), f"{name}/{set_name}: outputs")
             for g, w in zip(got.values(), outs):
-                assert_close(self, g, as_signature(w), f"{name}/{set_name}")
+                if name in ROUNDED:  # within a unit of the 4th decimal
+                    np.testing.assert_allclose(g, w, rtol=0, atol=1e-4, err_msg=f"{name}/{set_name}")
+                else:
+                    assert_close(self, g, as_signature(w), f"{name}/{set_name}")
 
     def run_frozen(self, name, folder, reason):
         """Each data set with its non-data inputs frozen: True when it ran, False when refused."""

@@ -368,12 +368,12 @@ static bool emit_window(Emit *E, const INode *n) {
   return true;
 }
 
-/* index_select(x, axis, [i0, i1, ...]) of constant indices, which the front end checks now:
- * the gather whose index is a column [k, 1, ..., 1] over the axes from `axis` on */
-static bool is_index_select(const INode *n) {
+/* index_select(x, axis, index): the gather whose index is a column [k, 1, ..., 1] over the
+ * axes from `axis` on */
+static bool is_index_column(const INode *n) {
   const INode *x = n->in[0], *ix = n->in[1];
   int axis = (int)n->i[0];
-  if (ix->op != OP_CONST || !ix->data || ix->shape.rank != x->shape.rank - axis) return false;
+  if (ix->shape.rank != x->shape.rank - axis) return false;
   for (int k = 1; k < ix->shape.rank; k++)
     if (!dim_is(ix->shape.d[k], 1)) return false;
   Shape want = x->shape;
@@ -381,12 +381,27 @@ static bool is_index_select(const INode *n) {
   return shape_eq(&want, &n->shape);
 }
 
+/* ... of constant indices, which the front end checks now: written as a list */
+static bool is_index_select(const INode *n) {
+  return n->in[1]->op == OP_CONST && n->in[1]->data && is_index_column(n);
+}
+
+/* index_select(x, axis, [i0, i1, ...]), or of computed indices (checked before: check_index)
+ * index_select(x, axis, reshape(column, [k])), which checks them again and makes the column */
 static bool emit_gather(Emit *E, const INode *n) {
-  if (!is_index_select(n)) return fail(E, n, "a gather other than index_select of constant indices");
+  if (!is_index_column(n)) return fail(E, n, "a gather other than index_select");
   put_start(E, n);
-  fprintf(E->out, "index_select(%s, %lld, [", ref(E, n->in[0]), (long long)n->i[0]);
-  for (int64_t i = 0; i < n->in[1]->shape.d[0].k; i++) fprintf(E->out, "%s%.0f", i ? ", " : "", n->in[1]->data[i]);
-  fputs("])", E->out);
+  fprintf(E->out, "index_select(%s, %lld, ", ref(E, n->in[0]), (long long)n->i[0]);
+  if (is_index_select(n)) {
+    fputc('[', E->out);
+    for (int64_t i = 0; i < n->in[1]->shape.d[0].k; i++) fprintf(E->out, "%s%.0f", i ? ", " : "", n->in[1]->data[i]);
+    fputc(']', E->out);
+  } else {
+    char k[128];
+    dim_text(E, n->in[1]->shape.d[0], k, sizeof k);
+    fprintf(E->out, "reshape(%s, [%s])", ref(E, n->in[1]), k);
+  }
+  fputs(")", E->out);
   put_end(E, n);
   return true;
 }
@@ -453,10 +468,12 @@ static void note_calls(Emit *E) {
 /* check_index(index, size): the check the language makes where it indexes, for an index the
  * graph computes otherwise (an ONNX Gather's, negatives wrapped first) */
 static bool emit_check_index(Emit *E, const INode *n) {
-  const INode *size = n->in[1];
-  if (size->op != OP_DIMVAL) return fail(E, n, "internal error: a size that is not a dim");
+  const INode *size = n->in[1]; /* ir_dim_value's: a dim's value, or a number for a static one */
   char d[128];
-  dim_text(E, (Dim){size->i[0], size->axes}, d, sizeof d);
+  if (size->op == OP_DIMVAL) dim_text(E, (Dim){size->i[0], size->axes}, d, sizeof d);
+  else if (size->op == OP_CONST && !size->data && !size->shape.rank && size->f[0] == trunc(size->f[0]))
+    snprintf(d, sizeof d, "%.0f", size->f[0]);
+  else return fail(E, n, "internal error: a size that is not a dim");
   put_start(E, n);
   fprintf(E->out, "check_index(%s, %s)", ref(E, n->in[0]), d);
   put_end(E, n);

@@ -634,10 +634,33 @@ WHY_ORT = {
         "kernel alone, 1.5x on im2col + sgemm before that."),
     "mobilenet_v2_anysize": (
         "as resnet18_anysize: its depthwise and 1x1 convolutions run on the same direct and "
-        "row-tile kernels as the pinned build (a quiet run: 15.9 ms against 12.7, 1.25x; 3.1x "
-        "before, as one tiny sgemm per channel). The rest: the stride-2 "
-        "padded copy loads element by element where the pinned build's static rows take whole "
-        "vectors, and row tiles on a symbolic column count have no column parts (issue 18)."),
+        "row-tile kernels as the pinned build, with run-time sizes. Interleaved with the pinned "
+        "build (three runs): 1.05-1.07x (1.28-1.34x before the padded copy's rows took whole "
+        "vectors, an epilogue over a symbolic H x W plane became one loop, and a depthwise tile "
+        "stopped masking its stores where the next row's vector writes anyway). What remains: "
+        "depthwise convolutions on 14x14 and 7x7 maps (per-call setup) and the stride-2 copy."),
+    "lstm_bi": (
+        "at batch 16 (0.64-0.73x), 35 % of nnc's samples are one kernel, the second layer's input "
+        "projection for both directions ([512, 256] x [256, 1024], `forward.k6`) on row tiles, at "
+        "~70 GFLOP/s: its B operand is 1 MiB, the row tiles' L2 limit (ROW_TILES_MAX_FLOATS, which "
+        "assumes 1 MiB of L2; this Zen 2 core has 512 KiB), so every row tile streams B from L3; "
+        "OpenBLAS, which packs B, runs it near 100. The recurrent products (`scan1..4.k0`, "
+        "[16, 128] x [128, 512] per step, 39 %) are the same work as ORT's. At batch 1 nnc wins "
+        "(1.05x, 1.10x on 2 threads). Closing it: the L2 limit from the cache size the target "
+        "reports (issue 20)."),
+    "transformer_encoder": (
+        "at batch 16 (0.79x, 0.62x in a profiled run), 70 % of nnc's samples are its GEMMs: the QKV "
+        "projection ([512, 128] x [128, 384], `k3`, 23 %), the MLP (`k13`/`k14` with the bias, GELU "
+        "and residual in their epilogues) and the output projection (`k8`), on row tiles, plus "
+        "the attention kernel's online softmax (5 %). ORT runs the same products in MLAS's packed "
+        "SGEMM (`FusedMatMul`, `Gemm`, `BiasGelu`), ~1.5x faster per FLOP at this size: the row "
+        "tiles read B unpacked, one row of B per k step, which for K = 128..256 and N = 384..256 "
+        "costs TLB and prefetch misses that packing avoids. At batch 1 (32 rows) nnc ties or wins "
+        "(1.01-1.02x)."),
+    "transformer_decoder": (
+        "at batch 16 (0.70-0.81x in one run, 1.22x in another: noisy), the same products as "
+        "transformer_encoder's on row tiles; at batch 1 nnc wins clearly (1.91x, 1.32x on 2 "
+        "threads): the causal self-attention and the cross-attention run as the fused kernel."),
     "gru": (
         "at batch 1 on 2 threads, 20 % of nnc's samples are its thread pool waiting: each step's "
         "[1, 128] x [128, 384] product is split over both threads and joined 64 times a call "

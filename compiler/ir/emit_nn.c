@@ -601,7 +601,22 @@ static bool declare_weights(Emit *E) {
   return true;
 }
 
-static void name_nodes(Emit *E, const NnEmitOptions *opt) {
+/* Every live node without a name that a statement computes: the graph value it holds, else
+ * t<id> (parameters, large constants and scalar fills are named elsewhere). */
+static void name_statements(Emit *E) {
+  const Entry *e = E->e;
+  for (int k = 0; k < e->nnodes; k++) {
+    const INode *n = e->nodes[k];
+    bool scalar_fill = n->op == OP_CONST && !n->data && n->shape.rank == 0;
+    if (!E->live[k] || E->inner[k] || E->name[k] || n->op == OP_PARAM || scalar_fill || is_large_constant(n)) continue;
+    const char *want = E->value_names && E->value_names[k] ? E->value_names[k] : NULL;
+    char t[32];
+    snprintf(t, sizeof t, "t%d", n->id);
+    E->name[k] = unique_name(E, want ? want : t);
+  }
+}
+
+static void name_nodes(Emit *E) {
   const Entry *e = E->e;
   for (int i = 0; i < E->m->nsyms; i++) *taken_slot(E, E->m->sym_names[i]) = E->m->sym_names[i];
   for (int i = 0; i < e->nin; i++) E->name[e->inputs[i]->id] = unique_name(E, e->in_names[i]);
@@ -610,16 +625,7 @@ static void name_nodes(Emit *E, const NnEmitOptions *opt) {
     E->out_name[i] = unique_name(E, e->out_names[i]);
     if (!E->name[n->id] && n->op != OP_PARAM && n->op != OP_CONST) E->name[n->id] = E->out_name[i];
   }
-  for (int k = 0; k < e->nnodes; k++) {
-    const INode *n = e->nodes[k];
-    bool scalar_fill = n->op == OP_CONST && !n->data && n->shape.rank == 0;
-    if (!E->live[n->id] || E->inner[n->id] || E->name[n->id] || n->op == OP_PARAM || scalar_fill || is_large_constant(n))
-      continue;
-    const char *want = opt->value_names && opt->value_names[n->id] ? opt->value_names[n->id] : NULL;
-    char t[32];
-    snprintf(t, sizeof t, "t%d", n->id);
-    E->name[n->id] = unique_name(E, want ? want : t);
-  }
+  name_statements(E);
 }
 
 static void put_signature(Emit *E, const char *export_name) {
@@ -697,16 +703,13 @@ static bool emit_body(Emit *B, const ScanInfo *sc, const char *const *outer, con
   mark_live(B);
   find_idioms(B);
   for (int i = 0; i < b->nin; i++) B->name[b->inputs[i]->id] = i < nc ? res[i] : outer[i];
-  for (int k = 0; k < b->nnodes; k++) {
+  for (int k = 0; k < b->nnodes; k++) { /* parameters are declared at the top (declare_weights) */
     const INode *n = b->nodes[k];
-    bool scalar_fill = n->op == OP_CONST && !n->data && n->shape.rank == 0;
-    if (!B->live[k] || B->inner[k] || B->name[k] || scalar_fill) continue;
+    if (!B->live[k] || B->inner[k] || B->name[k]) continue;
     if (is_large_constant(n)) return fail(B, n, "a constant of more than %d numbers inside a scan", LITERAL_MAX);
     if (n->op == OP_PARAM && !(B->name[k] = B->param_name[n->index])) return fail(B, n, "internal error: an undeclared parameter");
-    char want[32];
-    snprintf(want, sizeof want, "t%d", n->id);
-    if (!B->name[k]) B->name[k] = unique_name(B, want);
   }
+  name_statements(B);
   for (int k = 0; k < b->nnodes; k++)
     if (B->live[k] && !emit_node(B, b->nodes[k])) return false;
   for (int i = 0; i < nc; i++) { /* the assignments run in order: one may not read another's new value */
@@ -769,7 +772,7 @@ bool emit_nn(FILE *out, Arena *a, const Model *m, const Entry *e, const NnEmitOp
     }
     fputc('\n', out);
   }
-  name_nodes(&E, opt);
+  name_nodes(&E);
   if (!declare_weights(&E)) return false;
   put_signature(&E, unique_name(&E, opt->export_name && *opt->export_name ? opt->export_name : "forward"));
   for (int k = 0; k < e->nnodes; k++)

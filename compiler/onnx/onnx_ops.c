@@ -373,9 +373,10 @@ static bool op_reshape(Imp *I, const OpRow *row, INode **out) {
   ShapeVal sv;
   int64_t v[MAX_RANK], allowzero;
   int n, infer = -1;
-  if (imp_is_int_vector(I, 1) && imp_int_vector(I, 1, &sv) && reshape_vector(I, &sv)) return true;
+  if (!imp_int_vector(I, 1, &sv)) return false;
+  if (reshape_vector(I, &sv)) return true;
   INode *x = imp_input(I, 0);
-  if (!x || !imp_int_vector(I, 1, &sv) || !attr_int(I, "allowzero", 0, &allowzero)) return false;
+  if (!x || !attr_int(I, "allowzero", 0, &allowzero)) return false;
   if (sv.rank != 1 || sv.n > MAX_RANK) return imp_fail(I, "input 1 (the shape) has %d values in %d dims, expected at most %d in one", sv.n, sv.rank, MAX_RANK);
   n = sv.n;
   Shape s = {.rank = n};

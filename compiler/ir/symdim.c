@@ -146,9 +146,8 @@ static Dim derive(Model *m, Dim x, int64_t mul, int64_t add, int64_t div, bool c
     *ok = diag_error(d, loc, "%s: the size %s is a product of symbolic dims; pin one with -D", what, b);
     return x;
   }
-  int64_t g0 = gcd64(gcd64(mul, add), div);
-  if (!clamp && add / g0 == 0 && div / g0 == 1) /* a multiple of x stays one, of a derived x too: 2 * (H-1) */
-    return (Dim){mul / g0 * x.k, x.syms};
+  if (!clamp && !add && mul % div == 0) /* a multiple of x stays one, of a derived x too: 2 * (H-1) */
+    return (Dim){mul / div * x.k, x.syms};
   SymRule r = {.derived = true, .clamp = clamp, .src = __builtin_ctz(x.syms), .mul = mul * x.k, .add = add, .div = div};
   const SymRule *s = &m->sym_rules[r.src];
   if (s->clamp || s->square) { /* max(0, ·) and a square do not compose: a rule of their own over them */

@@ -60,6 +60,7 @@ CacheKey native_module_key_as(const Target *t, LLVMModuleRef m, TargetPipeline p
   key_add_str(&kb, version);
   key_add_str(&kb, target_identity(t));
   key_add_str(&kb, target_pipeline_text(p));
+  key_add_str(&kb, target_codegen_text(p));
   add_module(&kb, m);
   return key_final(&kb);
 }

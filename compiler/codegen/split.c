@@ -272,7 +272,7 @@ static int keep_part(LLVMModuleRef m, const signed char *owner, int nf, int p) {
 static int compile_part(Target *t, LLVMModuleRef m, TargetPipeline p, void **obj, size_t *len,
                         char *err, size_t errlen) {
   return target_optimize_with(t, m, p, err, errlen) ||
-                 target_emit_object(t, m, obj, len, err, errlen)
+                 target_emit_object(t, m, p, obj, len, err, errlen)
              ? -1
              : 0;
 }

@@ -29,6 +29,7 @@ extern char **environ;
 
 struct Target {
   LLVMTargetMachineRef tm;
+  LLVMTargetMachineRef tm_once;  /* PIPELINE_ONCE's code generator, made on first use */
   LLVMTargetDataRef layout;
   char *triple, *cpu, *features; /* LLVMDisposeMessage */
   char *identity;                /* target_identity's text, malloc'd */
@@ -77,9 +78,11 @@ static void host_desc_free(HostDesc *h) {
   *h = (HostDesc){0};
 }
 
-/* A fresh host TargetMachine (owned by the caller); *host_out gets the triple, CPU and
- * features it was made for if non-NULL (else they are freed). */
-static LLVMTargetMachineRef host_tm(HostDesc *host_out, char *err, size_t errlen) {
+/* A fresh host TargetMachine at code-generator level `level` (owned by the caller);
+ * *host_out gets the triple, CPU and features it was made for if non-NULL (else they are
+ * freed). */
+static LLVMTargetMachineRef host_tm_at(LLVMCodeGenOptLevel level, HostDesc *host_out, char *err,
+                                       size_t errlen) {
   pthread_once(&init_once, init_native);
   if (init_failed) {
     set_err(err, errlen, "cannot initialise the native LLVM target");
@@ -97,7 +100,7 @@ static LLVMTargetMachineRef host_tm(HostDesc *host_out, char *err, size_t errlen
   h.cpu = LLVMGetHostCPUName();
   h.features = LLVMGetHostCPUFeatures();
   LLVMTargetMachineRef tm =
-      LLVMCreateTargetMachine(target, h.triple, h.cpu, h.features, LLVMCodeGenLevelAggressive,
+      LLVMCreateTargetMachine(target, h.triple, h.cpu, h.features, level,
                               LLVMRelocPIC, LLVMCodeModelDefault);
   if (!tm)
     set_err(err, errlen, "cannot create a target machine for %s", h.triple);
@@ -106,6 +109,10 @@ static LLVMTargetMachineRef host_tm(HostDesc *host_out, char *err, size_t errlen
   else
     host_desc_free(&h);
   return tm;
+}
+
+static LLVMTargetMachineRef host_tm(HostDesc *host_out, char *err, size_t errlen) {
+  return host_tm_at(LLVMCodeGenLevelAggressive, host_out, err, errlen);
 }
 
 /* Does LLVM's feature string ("+sse2,-avx512f,...") enable `name`? */
@@ -169,7 +176,7 @@ Target *target_new_host(char *err, size_t errlen) {
   t->layout = LLVMCreateTargetDataLayout(t->tm);
   unsigned major, minor, patch;
   LLVMGetVersion(&major, &minor, &patch);
-  if (asprintf(&t->identity, "LLVM %u.%u.%u; %s; %s; %s; codegen O3, PIC, default code model",
+  if (asprintf(&t->identity, "LLVM %u.%u.%u; %s; %s; %s; PIC, default code model",
                major, minor, patch, t->triple, t->cpu, t->features) < 0) {
     t->identity = NULL;
     target_free(t);
@@ -184,6 +191,7 @@ void target_free(Target *t) {
     return;
   LLVMDisposeTargetData(t->layout);
   LLVMDisposeTargetMachine(t->tm);
+  if (t->tm_once) LLVMDisposeTargetMachine(t->tm_once);
   LLVMDisposeMessage(t->triple);
   LLVMDisposeMessage(t->cpu);
   LLVMDisposeMessage(t->features);
@@ -207,6 +215,20 @@ void target_configure_module(Target *t, LLVMModuleRef m) {
  * parameters come out with the same bits as when a library's own init entry computes them. */
 const char *target_pipeline_text(TargetPipeline p) {
   return p == PIPELINE_ONCE ? "default<O0>" : "default<O3>";
+}
+
+/* The same holds for its code generator: LLVM's fast instruction selection (the init entries
+ * of fcn and groupnorm: 40-60 % of their code generation time, which was 10-20 % of a cold
+ * compile) emits the same IEEE operations, so the same bits. */
+const char *target_codegen_text(TargetPipeline p) {
+  return p == PIPELINE_ONCE ? "codegen O0 (fast instruction selection)" : "codegen O3";
+}
+
+/* The TargetMachine that generates pipeline p's code; NULL (err set) when it cannot be made. */
+static LLVMTargetMachineRef pipeline_tm(Target *t, TargetPipeline p, char *err, size_t errlen) {
+  if (p != PIPELINE_ONCE) return t->tm;
+  if (!t->tm_once) t->tm_once = host_tm_at(LLVMCodeGenLevelNone, NULL, err, errlen);
+  return t->tm_once;
 }
 
 int target_optimize_with(Target *t, LLVMModuleRef m, TargetPipeline p, char *err,
@@ -242,12 +264,14 @@ int target_optimize(Target *t, LLVMModuleRef m, char *err, size_t errlen) {
 
 /* Code of m (of a clone unless in_place: the codegen pipeline rewrites IR); the buffer is
  * the caller's. */
-static LLVMMemoryBufferRef codegen(Target *t, LLVMModuleRef m, bool in_place,
+static LLVMMemoryBufferRef codegen(Target *t, LLVMModuleRef m, TargetPipeline p, bool in_place,
                                    LLVMCodeGenFileType kind, char *err, size_t errlen) {
+  LLVMTargetMachineRef tm = pipeline_tm(t, p, err, errlen);
+  if (!tm) return NULL;
   LLVMModuleRef clone = in_place ? m : LLVMCloneModule(m);
   LLVMMemoryBufferRef buf = NULL;
   char *msg = NULL;
-  if (LLVMTargetMachineEmitToMemoryBuffer(t->tm, clone, kind, &msg, &buf)) {
+  if (LLVMTargetMachineEmitToMemoryBuffer(tm, clone, kind, &msg, &buf)) {
     set_err(err, errlen, "code generation failed: %s", msg ? msg : "(no message)");
     buf = NULL;
   }
@@ -270,14 +294,14 @@ static int take_buffer(LLVMMemoryBufferRef buf, void **data, size_t *len, char *
   return *data ? 0 : -1;
 }
 
-int target_emit_object(Target *t, LLVMModuleRef m, void **obj, size_t *len, char *err,
-                       size_t errlen) {
-  LLVMMemoryBufferRef buf = codegen(t, m, true, LLVMObjectFile, err, errlen);
+int target_emit_object(Target *t, LLVMModuleRef m, TargetPipeline p, void **obj, size_t *len,
+                       char *err, size_t errlen) {
+  LLVMMemoryBufferRef buf = codegen(t, m, p, true, LLVMObjectFile, err, errlen);
   return buf ? take_buffer(buf, obj, len, err, errlen) : -1;
 }
 
 char *target_emit_asm(Target *t, LLVMModuleRef m, char *err, size_t errlen) {
-  LLVMMemoryBufferRef buf = codegen(t, m, false, LLVMAssemblyFile, err, errlen);
+  LLVMMemoryBufferRef buf = codegen(t, m, PIPELINE_MODEL, false, LLVMAssemblyFile, err, errlen);
   if (!buf)
     return NULL;
   size_t n = LLVMGetBufferSize(buf);
@@ -425,7 +449,7 @@ int target_link_shared_lib(const void *const *objs, const size_t *lens, int n_ob
 int target_emit_shared_lib(Target *t, LLVMModuleRef m, const char *out_path,
                            const char *const *link_args, int n_link_args, char *err,
                            size_t errlen) {
-  LLVMMemoryBufferRef buf = codegen(t, m, false, LLVMObjectFile, err, errlen);
+  LLVMMemoryBufferRef buf = codegen(t, m, PIPELINE_MODEL, false, LLVMObjectFile, err, errlen);
   void *obj;
   size_t len;
   if (!buf || take_buffer(buf, &obj, &len, err, errlen))

@@ -27,7 +27,8 @@
 
 typedef struct Target Target;
 
-/* Host triple, CPU and features; opt level aggressive, PIC, default code model. */
+/* Host triple, CPU and features, PIC, default code model; code generator at the aggressive
+ * level (at none for PIPELINE_ONCE's code: target_codegen_text). */
 Target *target_new_host(char *err, size_t errlen);
 void target_free(Target *t); /* NULL harmless */
 /* Set the module's triple and data layout.  Call before building layout-dependent IR. */
@@ -40,15 +41,17 @@ const char *target_identity(const Target *t);
  * that computes derived parameters while compiling). */
 typedef enum TargetPipeline { PIPELINE_MODEL, PIPELINE_ONCE } TargetPipeline;
 const char *target_pipeline_text(TargetPipeline p); /* the LLVMRunPasses text */
+const char *target_codegen_text(TargetPipeline p);  /* its code generator's settings */
 /* Verify m (the verifier's message on failure), then run pipeline p on it in place. */
 int target_optimize_with(Target *t, LLVMModuleRef m, TargetPipeline p, char *err, size_t errlen);
 /* The same with PIPELINE_MODEL. */
 int target_optimize(Target *t, LLVMModuleRef m, char *err, size_t errlen);
 /* Textual assembly of m, malloc'd (caller frees). */
 char *target_emit_asm(Target *t, LLVMModuleRef m, char *err, size_t errlen);
-/* The object code of m (already optimised), malloc'd into *obj, *len.  Rewrites m. */
-int target_emit_object(Target *t, LLVMModuleRef m, void **obj, size_t *len, char *err,
-                       size_t errlen);
+/* The object code of m (already optimised by pipeline p), by p's code generator, malloc'd
+ * into *obj, *len.  Rewrites m. */
+int target_emit_object(Target *t, LLVMModuleRef m, TargetPipeline p, void **obj, size_t *len,
+                       char *err, size_t errlen);
 /* Write each object objs[i] (lens[i] bytes) into a temp file (removed afterwards) and run
  *   $NNC_CC (default "cc") -shared -o out_path OBJ... link_args...
  * without a shell; NNC_CC is split on blanks ("ccache gcc" works, no quoting).  On failure

@@ -612,9 +612,10 @@ class OrtEntry:
         return ort_side.outputs(out_dir, names), us
 
     def timer(self, paths, cold_us, rounds):
-        """t -> the median µs of one round on t threads (bench_case's rounds)."""
-        runs = max(ARGS.min_reps // rounds, 10)
-        max_runs = max(10, int(ARGS.max_time / rounds / (cold_us * 1e-6)))
+        """t -> the median µs of one round on t threads (bench_case's rounds: 1/rounds of
+        --min-reps and --min-time, and of --max-time as the cold run's time allows)."""
+        max_runs = max(10, int(ARGS.max_time / rounds / (max(cold_us, 1.0) * 1e-6)))
+        runs = min(max(ARGS.min_reps // rounds, 10), max_runs)
         return lambda t: ort_side.run(self.ort, self.onnx, paths, t, runs, ARGS.min_time / rounds,
                                       max_runs=max_runs)["median_us"]
 

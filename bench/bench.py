@@ -1851,7 +1851,9 @@ def md_how_to_read(res):
         "- max |Δ| nnc / TorchScript / ORT: largest absolute difference from the eager outputs (a sanity "
         "check, made before any timing; flagged below when above 1e-4 + 1e-3·max|eager|, any difference "
         "in lm_temperature `sample`'s tokens). At batch 1, cfr `imbalance` "
-        "has an empty arm, so all sides return NaN (counted as agreeing).",
+        "has an empty arm, so nnc, eager and TorchScript return NaN (counted as agreeing); ORT's "
+        "export (the arms' means through NonZero and GatherND) returns a number there, so those rows "
+        "are ≠ eager.",
         "- vCPU round trip ns (rows with 2+ threads): two threads passing a cache line back and "
         "forth (`bench/sgemm_gflops.c roundtrip`), measured before each of nnc's rounds, lowest-"
         f"highest. This VM's two vCPUs sit close (50-80 ns) or far apart (310-350 ns), changing "

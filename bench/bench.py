@@ -1465,7 +1465,8 @@ def ort_summary(res):
     text = f"ORT/nnc over {len(ratios)} rows: geometric mean {geo:.2f}x; {len(below)} row(s) below 1x"
     if below:
         x, r = below[0]
-        text += f" (the lowest: {r.model}.{r.entry} batch {batch_label(r.model, r.batch)}, {threads_text(r.threads)}: {x:.2f}x)"
+        text += (f" (the lowest: {r.model}.{r.entry} batch {batch_label(r.model, r.batch)}, "
+                 f"{threads_text(r.threads)}: {x:.2f}x)")
     return text + "."
 
 

@@ -850,7 +850,7 @@ def disagreement(who, label, got, want, exact):
     if exact and diff != 0:
         return diff, f"{who} {label}: sampled tokens differ from eager (max |Δ| = {diff:g})"
     if np.isnan(diff):
-        return diff, f"{who} {label}: NaN on one side only (eager's or {who}'s)"
+        return diff, f"{who} {label}: a NaN on one side only"
     if not diff <= 1e-4 + 1e-3 * scale:
         return diff, f"{who} {label}: max |{who} - eager| = {diff:.3g} (outputs up to {scale:.3g})"
     return diff, None
@@ -2011,7 +2011,7 @@ WHY_ORT = {
               "their copy and epilogue passes 13 %, the max pooling 5 %. ORT runs them as NCHWc Conv "
               "+ MaxPool. On 2 threads, 12 % of nnc's samples are its pool's workers waiting: the "
               "small kernels split between the threads cost more than they save (497 us against "
-              "373 on 1 thread; ORT's 2-thread time equals its 1-thread time).",
+              "373 on 1 thread in the run analysed; ORT's 2-thread time equals its 1-thread time).",
     "fcn": "the 3x3 convolutions of the 64x64 and 32x32 maps (16 and 32 channels): at batch 8 the "
            "16 -> 16 one at 64x64 (`k1`) takes 14 % of nnc's samples in its kernel and 11 % in its "
            "copy and epilogue pass, about 1.6 ms against torch's 1.2 ms alone (the table of largest "

@@ -239,7 +239,7 @@ def as_tuple(out):
     return tuple(o.detach().numpy() for o in (out if isinstance(out, tuple) else (out,)))
 
 # --------------------------------------------------------------------------------------------
-# ONNX Runtime: installed and driven as /work/shared/ort-bench/README.md says
+# ONNX Runtime's model: the module exported (bench/ort_side.py installs and runs ORT)
 
 
 def export_onnx(z, model, x, path):

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""nnc vs PyTorch eager vs TorchScript: latency of every entry of every example model with a
-golden reference, at batch 1 and a large batch, with 1 and 2 threads, in one process; compile
+"""nnc vs PyTorch eager vs TorchScript vs ONNX Runtime: latency of every entry of every example
+model with a golden reference, at batch 1 and a large batch, with 1 and 2 threads; compile
 time, .so size and planned workspace per model; a plot of the speed-ups; plus reference points
 for the largest convolution of each conv model.
 
@@ -18,17 +18,23 @@ wall-clock compile times, `-D` definitions from tests/golden/<m>/defines):
       sample)
     cactus (kmeans, episode)                          static shapes: batch 1 only
 
-Every (model, entry, batch) is run by three implementations on the same inputs, in the same
-process, each timed with the same function (median of an adaptive number of calls):
+Every (model, entry, batch) is run by four implementations on the same inputs, the first three in
+this process, each timed with the same function (median of an adaptive number of calls):
   - nnc: the .so loaded with the Python package (python/nnc, which calls every entry generically
     through the ABI of runtime/include/nnc_model.h);
   - PyTorch eager: the module of tests/golden/<m>/reference.py with the same weights.safetensors;
   - TorchScript: torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.script(module))) of
     the same module method (TORCH_ENTRIES); when scripting fails, torch.jit.trace on that batch's
-    inputs, then freeze and optimize_for_inference; when both fail, "n/a" and the reason.
+    inputs, then freeze and optimize_for_inference; when both fail, "n/a" and the reason;
+  - ONNX Runtime: the same reference method exported once per entry by torch.onnx.export as
+    tests/python/onnx_examples.py exports it for the ONNX tests (opset 17, the batch dynamic),
+    timed by ort_bench in a child process (bench/ort_side.py: ORT_ENABLE_ALL, CPU provider,
+    intra = inter op threads = the row's threads); n/a with the reason when the export or ORT
+    fails, or --no-ort.
 Each is measured with every thread count of --threads (default 1 and 2): torch.set_num_threads(t)
 and the nnc model's `threads = t` (nnc also sets OpenBLAS's thread count for each sgemm).  The
-outputs of nnc and TorchScript are compared with eager's (max |Δ|).
+outputs of nnc, TorchScript and ORT are compared with eager's (max |Δ|) before any timing; ORT
+disagreeing is not timed (marked in its column and the notes).
 
 Per model: the compile time and the .so size; per entry and batch, the workspace the memory plan
 asks for (nnc_entry_workspace_size() of the library at the bound symbolic dims) next to the
@@ -37,7 +43,8 @@ the same dims (planned / bound: how close the plan is to the best possible).
 
 Targets: the per-issue targets (TARGETS, issues 2-4, vs eager) and issue 5's rule: at batch 1,
 at least 3x faster than eager and faster than TorchScript; at the large batch (the largest of the
-model's batches), no slower than either.  The worst miss of each model is profiled with perf.
+model's batches), no slower than either; issue 20's: every row at least as fast as ONNX Runtime.
+The worst miss of each model, and its worst row against ORT, are profiled with perf.
 
 For the largest Conv2d of each conv model (found with forward hooks on the torch module) it
 also times, in the same run: that convolution alone in nnc (a one-op .nn generated and compiled
@@ -49,6 +56,7 @@ on the fly with cc -lopenblas), and a STREAM-like copy bandwidth.
                                     [--models realnvp,fcn,...] [--batches 1,4096]
                                     [--conv-batches 1,8] [--rnn-batches 1,16] [--torch-only]
                                     [--no-torchscript] [--no-conv] [--no-profile] [--check-abi]
+                                    [--no-ort] [--ort-dir DIR]
 
 --markdown docs/benchmarks.md also writes the plot next to it (docs/benchmarks.png) unless --plot
 says where; the plot needs matplotlib (apt-get install python3-matplotlib) and is skipped with a
@@ -72,8 +80,12 @@ import time
 from collections import namedtuple
 from dataclasses import dataclass, field
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
 GOLDEN = os.path.join(ROOT, "tests", "golden")
+TESTS_PY = os.path.join(ROOT, "tests", "python")  # onnx_examples.py: the ONNX export of every entry
+sys.path.insert(0, HERE)
+import ort_side  # noqa: E402  (ONNX Runtime: install, ort_bench runs)
 
 # model -> (source in examples/, golden directory, kind).  kind "dense": issue 2 (targets 5x at
 # batch 1, 1x at the large batch); "conv": issue 3 (2x at batch 1, 1x at batch 8).
@@ -117,8 +129,8 @@ def int_list(text):
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description="Benchmark nnc-compiled models against PyTorch eager and "
-                                            "TorchScript.")
+    p = argparse.ArgumentParser(description="Benchmark nnc-compiled models against PyTorch eager, "
+                                            "TorchScript and ONNX Runtime.")
     p.add_argument("--threads", type=int_list, default=[1, 2],
                    help="thread counts: every configuration is measured with each, for nnc "
                         "(Model.threads) and torch (torch.set_num_threads) (default 1,2)")
@@ -149,6 +161,7 @@ def parse_args(argv):
     p.add_argument("--torch-only", action="store_true",
                    help="time only the PyTorch side (no compiler needed)")
     p.add_argument("--no-torchscript", action="store_true", help="skip the TorchScript column")
+    ort_side.add_options(p)
     p.add_argument("--no-conv", action="store_true",
                    help="skip the largest-convolution GFLOP/s section (and the sgemm/copy figures)")
     p.add_argument("--no-profile", action="store_true",
@@ -551,6 +564,85 @@ class TorchScriptEntry:
 
 
 # --------------------------------------------------------------------------------------------
+# ONNX Runtime: the entry exported as tests/python/onnx_examples.py exports it, run by ort_side
+
+def export_entry(golden, entry, path):
+    """Export the entry of tests/golden/<golden> to path as the ONNX tests do (the reference
+    module with the golden weights, opset 17, the batch dynamic); returns the graph's inputs."""
+    import contextlib
+    import io
+    import warnings
+    if TESTS_PY not in sys.path:
+        sys.path.insert(0, TESTS_PY)
+    import onnx_examples
+    case = onnx_examples.find_case(golden, entry)
+    if case is None:
+        raise LookupError("no export case in tests/python/onnx_examples.py")
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        onnx_examples.export(case, path)
+    return ort_side.graph_inputs(path)
+
+
+class OrtEntry:
+    """An nnc entry under ONNX Runtime: exported once (export_entry), then checked and timed on
+    each row's inputs by ort_bench in a child process.  `note` says why it is n/a (None: it runs)."""
+
+    def __init__(self, ort, model, entry, tmp):
+        self.ort, self.note = ort, None
+        self.base = os.path.join(tmp, f"{model}.{entry}")
+        self.onnx = self.base + ".onnx"
+        try:
+            self.inputs = export_entry(MODELS[model][1], entry, self.onnx)
+        except Exception as e:
+            self.note = f"torch.onnx.export failed: {short_error(e)}"
+
+    def save_inputs(self, batch, inputs):
+        """The row's inputs that the graph takes, as .npy files: {name: path}."""
+        paths = {}
+        for name in self.inputs:
+            paths[name] = f"{self.base}.{batch}.{name}.npy"
+            np.save(paths[name], inputs[name])
+        return paths
+
+    def outputs(self, paths, names):
+        """One run's outputs {name: array} and its time (µs, a cold run)."""
+        out_dir = f"{self.base}.out"
+        us = ort_side.run(self.ort, self.onnx, paths, 1, 1, 0, out_dir, warmup=0)["median_us"]
+        return ort_side.outputs(out_dir, names), us
+
+    def timer(self, paths, cold_us, rounds):
+        """t -> the median µs of one round on t threads (bench_case's rounds: 1/rounds of
+        --min-reps and --min-time, and of --max-time as the cold run's time allows)."""
+        max_runs = max(10, int(ARGS.max_time / rounds / (max(cold_us, 1.0) * 1e-6)))
+        runs = min(max(ARGS.min_reps // rounds, 10), max_runs)
+        return lambda t: ort_side.run(self.ort, self.onnx, paths, t, runs, ARGS.min_time / rounds,
+                                      max_runs=max_runs)["median_us"]
+
+
+def prepare_ort(res, oe, model, entry, batch, inputs, want):
+    """(timer, max |Δ|) of the entry under ORT on `inputs`; the timer is None when ORT is n/a
+    here or its outputs disagree with eager's (not timed; the notes say why)."""
+    info, label = res.models[model], case_label(model, entry, batch)
+    if oe.note:
+        info.ort_notes.setdefault(entry, oe.note)
+        return None, None
+    try:
+        paths = oe.save_inputs(batch, inputs)
+        got, cold_us = oe.outputs(paths, list(want))
+    except Exception as e:
+        info.ort_notes.setdefault(entry, f"ONNX Runtime failed at batch {batch_label(model, batch)}: "
+                                         f"{short_error(e, 160)}")
+        return None, None
+    diff, mismatch = disagreement("ORT", label, got, want, exact=(model, entry) in SAMPLED_ENTRIES)
+    if mismatch:
+        res.mismatches.append(mismatch)
+        info.ort_notes.setdefault(entry, f"outputs differ from eager ({mismatch.split(': ', 1)[1]}): not timed")
+        return None, diff
+    return oe.timer(paths, cold_us, max(ARGS.rounds, 1)), diff
+
+
+# --------------------------------------------------------------------------------------------
 # the inputs
 
 def golden_inputs(golden, entry):
@@ -664,12 +756,14 @@ class Row:
     nnc_us: float = None
     eager_us: float = None
     ts_us: float = None
+    ort_us: float = None
     nnc_diff: float = None
     ts_diff: float = None
+    ort_diff: float = None
     vcpu_ns: list = field(default_factory=list)  # 2+ threads: the cores' round trip before each nnc round
 
     def speedup(self, baseline):
-        """Speed-up of nnc over `baseline` ("eager" or "ts"): baseline time / nnc time."""
+        """Speed-up of nnc over `baseline` ("eager", "ts" or "ort"): baseline time / nnc time."""
         base = getattr(self, f"{baseline}_us")
         return base / self.nnc_us if base and self.nnc_us else None
 
@@ -681,6 +775,7 @@ class ModelInfo:
     so_bytes: int = None
     ts_how: dict = field(default_factory=dict)     # entry -> "script" | "trace" | "n/a"
     ts_notes: dict = field(default_factory=dict)   # entry not scripted -> TorchScriptEntry.note()
+    ort_notes: dict = field(default_factory=dict)  # entry -> why ORT is n/a or not timed (prepare_ort)
     workspace: dict = field(default_factory=dict)  # (entry, batch) -> planned bytes
     memory: dict = field(default_factory=dict)     # (entry, batch) -> nnc dump's (planned, bound, sum)
 
@@ -699,6 +794,10 @@ class Results:
     profiles: list = field(default_factory=list)
     profile_note: str = None
     memory_notes: dict = field(default_factory=dict)  # model -> why nnc dump --stage=memory failed
+    ort: tuple = None                                 # ort_side.setup's (ort_bench, library)
+    ort_note: str = None                              # why there is no ORT column
+    ort_onnx: dict = field(default_factory=dict)      # (model, entry) -> its .onnx
+    ort_ops: dict = field(default_factory=dict)       # (model, entry) -> ORT's optimised graph's ops
 
     def fail(self, what, error):
         self.failures.append(f"{what}: {error}")
@@ -742,16 +841,26 @@ def max_abs_diff(a, b):
     return float(np.max(d)) if d.size else 0.0
 
 
-def compare_outputs(res, who, label, got, want, exact):
-    """max |got - want| over the outputs; records a mismatch beyond 1e-4 + 1e-3·max|want| (any
-    difference when `exact`: sampled tokens)."""
+def disagreement(who, label, got, want, exact):
+    """(max |got - want| over the outputs, a message when that is beyond 1e-4 + 1e-3·max|want|
+    (any difference when `exact`: sampled tokens), else None)."""
     diff = max(max_abs_diff(got[k], want[k]) for k in want)
     scale = max(float(np.nanmax(np.abs(v))) if v.size and not np.isnan(v).all() else 0.0
                 for v in want.values())
     if exact and diff != 0:
-        res.mismatches.append(f"{who} {label}: sampled tokens differ from eager (max |Δ| = {diff:g})")
-    elif not diff <= 1e-4 + 1e-3 * scale:
-        res.mismatches.append(f"{who} {label}: max |{who} - eager| = {diff:.3g} (outputs up to {scale:.3g})")
+        return diff, f"{who} {label}: sampled tokens differ from eager (max |Δ| = {diff:g})"
+    if np.isnan(diff):
+        return diff, f"{who} {label}: a NaN on one side only"
+    if not diff <= 1e-4 + 1e-3 * scale:
+        return diff, f"{who} {label}: max |{who} - eager| = {diff:.3g} (outputs up to {scale:.3g})"
+    return diff, None
+
+
+def compare_outputs(res, who, label, got, want, exact):
+    """max |got - want| over the outputs; records a mismatch (disagreement)."""
+    diff, mismatch = disagreement(who, label, got, want, exact)
+    if mismatch:
+        res.mismatches.append(mismatch)
     return diff
 
 
@@ -858,33 +967,46 @@ def prepare_torchscript(res, ts, te, model, batch, args, want):
                                exact=(model, te.name) in SAMPLED_ENTRIES)
 
 
-def bench_case(res, lib, te, ts, model, batch, inputs):
-    """Time the entry at one batch with nnc, eager and TorchScript, at every thread count."""
+def in_process_timer(fn, rounds):
+    """t -> the median µs of one round of calls of fn (the threads are set by use_threads)."""
+    if fn is None:
+        return None
+    return lambda t: time_call(fn, max(ARGS.min_reps // rounds, 10), ARGS.min_time / rounds,
+                               ARGS.max_time / rounds)[0]
+
+
+def bench_case(res, lib, te, ts, oe, model, batch, inputs):
+    """Time the entry at one batch with nnc, eager, TorchScript and ONNX Runtime (oe: its
+    OrtEntry, None without ORT), at every thread count."""
     res.saved_inputs[(model, te.name, batch)] = inputs
     args = te.args(inputs)
     want = te.named(te.eager(*args))
     nnc_call, nnc_diff = prepare_nnc(res, lib, te, model, batch, inputs, want) if lib else (None, None)
     ts_fn, ts_diff = prepare_torchscript(res, ts, te, model, batch, args, want)
-    sides = {"nnc_us": nnc_call, "eager_us": lambda: te.eager(*args),
-             "ts_us": None if ts_fn is None else lambda: ts_fn(*args)}
+    ort_timer, ort_diff = prepare_ort(res, oe, model, te.name, batch, inputs, want) if oe else (None, None)
+    rounds = max(ARGS.rounds, 1)
+    sides = {"nnc_us": in_process_timer(nnc_call, rounds),
+             "eager_us": in_process_timer(lambda: te.eager(*args), rounds),
+             "ts_us": in_process_timer(None if ts_fn is None else lambda: ts_fn(*args), rounds),
+             "ort_us": ort_timer}
     for t in ARGS.threads:
         use_threads(t, lib)
-        row = Row(model, te.name, batch, t, nnc_diff=nnc_diff, ts_diff=ts_diff)
-        rounds = max(ARGS.rounds, 1)
+        row = Row(model, te.name, batch, t, nnc_diff=nnc_diff, ts_diff=ts_diff, ort_diff=ort_diff)
         for _ in range(rounds):  # the sides in turn, each round's median; the best round counts
-            for side, fn in sides.items():
-                if fn is not None:
-                    if side == "nnc_us":
-                        settle_openblas()
-                        if t > 1 and (rt := vcpu_round_trip_ns()) is not None:
-                            row.vcpu_ns.append(rt)
-                    us = time_call(fn, max(ARGS.min_reps // rounds, 10), ARGS.min_time / rounds,
-                                   ARGS.max_time / rounds)[0]
-                    if getattr(row, side) is None or us < getattr(row, side):
-                        setattr(row, side, us)
+            for side, timer in sides.items():
+                if timer is None:
+                    continue
+                if side in ("nnc_us", "ort_us"):
+                    settle_openblas()
+                if side == "nnc_us" and t > 1 and (rt := vcpu_round_trip_ns()) is not None:
+                    row.vcpu_ns.append(rt)
+                us = timer(t)
+                if getattr(row, side) is None or us < getattr(row, side):
+                    setattr(row, side, us)
         res.rows.append(row)
         print(f"  {model}.{te.name} batch {batch_label(model, batch)} threads {t}: nnc {fmt_us(row.nnc_us)} us, "
-              f"eager {fmt_us(row.eager_us)} us, TorchScript {fmt_us(row.ts_us)} us", file=sys.stderr, flush=True)
+              f"eager {fmt_us(row.eager_us)} us, TorchScript {fmt_us(row.ts_us)} us, ORT {fmt_us(row.ort_us)} us",
+              file=sys.stderr, flush=True)
 
 
 def open_compiled(res, model, tmp):
@@ -916,8 +1038,11 @@ def bench_model(res, model, tmp, helper):
     try:
         for te in tentries.values():
             ts = None if ARGS.no_torchscript else TorchScriptEntry(te)
+            oe = None if res.ort is None else OrtEntry(res.ort, model, te.name, tmp)
+            if oe is not None:
+                res.ort_onnx[(model, te.name)] = oe.onnx
             for batch in batches_of(model):
-                bench_case(res, lib, te, ts, model, batch, make_inputs(model, ref, tm, te.name, batch))
+                bench_case(res, lib, te, ts, oe, model, batch, make_inputs(model, ref, tm, te.name, batch))
             if ts is not None:
                 info.ts_how[te.name] = ts.how
                 if ts.note():
@@ -1156,14 +1281,21 @@ def hot_kernels(nnc, model, profile, limit=3, kernels_of=None):
     return shown
 
 
-def profile_worst_misses(res, misses, tmp):
-    """perf profile of the worst miss of each model family (misses: worst first)."""
-    seen = set()
-    for _, row, _ in misses:
+def rows_to_profile(misses):
+    """The worst missed row of each model family and, when it is another row, its worst row
+    below ONNX Runtime (misses: worst first)."""
+    worst = {}
+    for _, row, req in misses:
         family = MODELS[row.model][0]
-        if family in seen:
-            continue
-        seen.add(family)
+        worst.setdefault((family, "any"), row)
+        if req.baseline == "ort":
+            worst.setdefault((family, "ort"), row)
+    return list({id(r): r for r in worst.values()}.values())
+
+
+def profile_worst_misses(res, misses, tmp):
+    """perf profile of the rows of rows_to_profile."""
+    for row in rows_to_profile(misses):
         print(f"  profiling {row.model}.{row.entry} batch {batch_label(row.model, row.batch)}, "
               f"{row.threads} thread(s), with perf ...", file=sys.stderr, flush=True)
         prof, note = perf_profile(res.models[row.model].so_path, row.entry,
@@ -1180,7 +1312,9 @@ def profile_worst_misses(res, misses, tmp):
 # A requirement on a row: speed-up over `baseline` ("eager" or "ts") at least `minimum`
 # (above it when `strict`), asked by `source` (e.g. "issue 3").
 Req = namedtuple("Req", "baseline minimum strict source")
-BASELINE_NAMES = {"eager": "eager", "ts": "TorchScript"}
+BASELINE_NAMES = {"eager": "eager", "ts": "TorchScript", "ort": "ORT"}
+PEER_NAMES = {"eager": "PyTorch eager", "ts": "TorchScript", "ort": "ONNX Runtime"}
+ISSUE20_REQ = Req("ort", 1.0, False, "issue 20")  # every row: no slower than ONNX Runtime
 ISSUE_OF_KIND = {"dense": 2, "conv": 3, "rnn": 4}
 
 
@@ -1254,7 +1388,7 @@ def find_misses(rows):
     required / reached speed-up."""
     out = []
     for row in rows:
-        for req in [issue_target(row)] + issue5_reqs(row):
+        for req in [issue_target(row), ISSUE20_REQ] + issue5_reqs(row):
             if req is not None and meets(row, req) is False:
                 out.append((req.minimum / row.speedup(req.baseline), row, req))
     out.sort(key=lambda m: -m[0])
@@ -1301,13 +1435,59 @@ def threads_text(t):
 def latency_table(res):
     ts_missing = "-" if ARGS.no_torchscript else "n/a"
     rows = [[r.model, r.entry, batch_label(r.model, r.batch), str(r.threads), fmt_us(r.nnc_us),
-             fmt_us(r.eager_us), ts_missing if r.ts_us is None else fmt_us(r.ts_us),
-             fmt_x(r.speedup("eager")), fmt_x(r.speedup("ts")), target_cell(r), issue5_cell(r),
-             fmt_diff(r.nnc_diff), fmt_diff(r.ts_diff), vcpu_cell(r)] for r in res.rows]
-    header = ["model", "entry", "batch", "threads", "nnc µs", "eager µs", "TorchScript µs", "vs eager",
-              "vs TorchScript", "target (issues 2-4)", "issue 5", "max |Δ| nnc", "max |Δ| TorchScript",
-              "vCPU round trip ns"]
-    return Table(header, rows, [False, False, True, True, True, True, True, True, True, False, False, True, True, True])
+             fmt_us(r.eager_us), ts_missing if r.ts_us is None else fmt_us(r.ts_us), ort_cell(res, r),
+             fmt_x(r.speedup("eager")), fmt_x(r.speedup("ts")), fmt_x(r.speedup("ort")), target_cell(r),
+             issue5_cell(r), fmt_diff(r.nnc_diff), fmt_diff(r.ts_diff), fmt_diff(r.ort_diff), vcpu_cell(r)]
+            for r in res.rows]
+    header = ["model", "entry", "batch", "threads", "nnc µs", "eager µs", "TorchScript µs", "ORT µs", "vs eager",
+              "vs TorchScript", "ORT/nnc", "target (issues 2-4)", "issue 5", "max |Δ| nnc", "max |Δ| TorchScript",
+              "max |Δ| ORT", "vCPU round trip ns"]
+    return Table(header, rows, [False, False] + [True] * 9 + [False, False] + [True] * 4)
+
+
+def ort_cell(res, r):
+    """ORT's µs; n/a when it could not run the entry, ≠ when its outputs disagree (the notes say
+    why), - without ORT."""
+    if r.ort_us is not None:
+        return fmt_us(r.ort_us)
+    if r.ort_diff is not None:
+        return "≠ eager"
+    return "n/a" if r.entry in res.models[r.model].ort_notes else "-"
+
+
+def ort_summary(res):
+    """One line: the geometric mean of ORT/nnc over the rows with both, and the rows below 1x."""
+    ratios = [(r.speedup("ort"), r) for r in res.rows if r.speedup("ort")]
+    if not ratios:
+        return f"ORT/nnc: no rows with both times ({res.ort_note or 'see the notes'})."
+    geo = float(np.exp(np.mean([np.log(x) for x, _ in ratios])))
+    below = sorted([(x, r) for x, r in ratios if x < 1.0], key=lambda p: p[0])
+    text = f"ORT/nnc over {len(ratios)} rows: geometric mean {geo:.2f}x; {len(below)} row(s) below 1x"
+    if below:
+        x, r = below[0]
+        text += (f" (the lowest: {r.model}.{r.entry} batch {batch_label(r.model, r.batch)}, "
+                 f"{threads_text(r.threads)}: {x:.2f}x)")
+    return text + "."
+
+
+def issue20_line(res, misses):
+    """Issue 20's target (nnc ≥ 1x ONNX Runtime on every row): on how many rows it is met."""
+    timed = sum(1 for r in res.rows if r.speedup("ort"))
+    below = sum(1 for _, _, req in misses if req.baseline == "ort")
+    if not timed:
+        return f"Issue 20 (nnc ≥ 1x ONNX Runtime on every row): not evaluated ({res.ort_note or 'no ORT times'})."
+    return (f"Issue 20 (nnc ≥ 1x ONNX Runtime on every row): met on {timed - below} of the {timed} rows ORT ran"
+            + (f"; {len(res.rows) - timed} row(s) without an ORT time (the notes say why)." if timed < len(res.rows)
+               else "."))
+
+
+def ort_note_lines(res, models):
+    """One line per model whose entries ORT could not run or whose outputs disagreed."""
+    lines = []
+    for m in models:
+        notes = res.models[m].ort_notes if m in res.models else {}
+        lines += [f"{m}.{entry}: {note}" for entry, note in notes.items()]
+    return lines
 
 
 def vcpu_cell(r):
@@ -1424,9 +1604,10 @@ def main_entry_rows(res, models):
 
 
 def write_plot(res, models, path):
-    """Grouped bars of nnc's speed-up over eager (top) and TorchScript (bottom) for each model's
-    main entry, at batch 1 and the large batch, with each thread count; log scale, a line at 1x
-    (and at 3x over eager: issue 5 at batch 1).  Returns True when written."""
+    """Grouped bars of nnc's speed-up over eager (top), TorchScript and ONNX Runtime (bottom,
+    when it ran) for each model's main entry, at batch 1 and the large batch, with each thread
+    count; log scale, a line at 1x (and at 3x over eager: issue 5 at batch 1).  Returns True when
+    written."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -1440,15 +1621,17 @@ def write_plot(res, models, path):
         print("note: no nnc times, so no plot", file=sys.stderr)
         return False
     names = list(main)
-    fig, axes = plt.subplots(2, 1, figsize=(max(9, 1.2 * len(names)), 10), sharex=True)
-    for ax, baseline in zip(axes, ("eager", "ts")):
+    baselines = ["eager", "ts"] + (["ort"] if any(r.ort_us for r in res.rows) else [])
+    fig, axes = plt.subplots(len(baselines), 1, figsize=(max(9, 1.2 * len(names)), 5 * len(baselines)),
+                             sharex=True)
+    for ax, baseline in zip(axes, baselines):
         plot_speedups(ax, main, baseline)
     axes[0].axhline(ISSUE5_BATCH1_MIN, color="black", linewidth=1, linestyle="--")
     handles, legend_labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, legend_labels, loc="upper center", ncol=len(handles), fontsize="small")
     labels = [f"{m}\n{main[m][0]}" + (f", large {batch_label(m, large_batch(m))}" if large_batch(m) else "")
               for m in names]
-    axes[1].set_xticks(range(len(names)), labels, rotation=35, ha="right", fontsize="small")
+    axes[-1].set_xticks(range(len(names)), labels, rotation=35, ha="right", fontsize="small")
     fig.tight_layout(rect=(0, 0, 1, 0.97))
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -1478,7 +1661,7 @@ def plot_speedups(ax, main, baseline):
     ax.grid(axis="y", which="both", alpha=0.3)
     name = BASELINE_NAMES[baseline]
     ax.set_ylabel(f"speed-up over {name} (x)")
-    ax.set_title(f"nnc vs PyTorch {name}: {name} time / nnc time (above 1: nnc is faster)")
+    ax.set_title(f"nnc vs {PEER_NAMES[baseline]}: {name} time / nnc time (above 1: nnc is faster)")
 
 
 def machine_info():
@@ -1537,6 +1720,7 @@ def ts_note_lines(res, models):
 
 def print_report(res, models, load, misses, elapsed_s):
     print("\n".join(text_table(latency_table(res))))
+    print(ort_summary(res))
     print(f"\n{load[0]}" + (" (the machine was shared with other jobs)" if load[1] else ""))
     print(f"run time {elapsed_s / 60:.1f} min\n")
     print("\n".join(text_table(model_table(res, models))))
@@ -1545,6 +1729,9 @@ def print_report(res, models, load, misses, elapsed_s):
     notes = ts_note_lines(res, models)
     if notes:
         print("\nTorchScript notes:\n  " + "\n  ".join(notes))
+    notes = ort_note_lines(res, models)
+    if notes:
+        print("\nONNX Runtime notes:\n  " + "\n  ".join(notes))
     memory = memory_table(res, models)
     if memory.rows:
         print("\nworkspace (planned: nnc_entry_workspace_size; bound and sum: nnc dump --stage=memory):")
@@ -1586,17 +1773,17 @@ def git_commit():
         return ""
 
 
-def md_header(load, elapsed_s):
+def md_header(res, load, elapsed_s):
     import torch
     cpu, ncpu, avx512 = machine_info()
     avx = ("yes (" + " ".join(avx512) + ")") if avx512 else ("no" if avx512 is not None else "unknown")
     commit = git_commit()
     reps = (f"each measurement: ≥{ARGS.min_reps} calls and ≥{ARGS.min_time:g} s (a slow one stops at "
-            f"{ARGS.max_time:g} s with ≥10 calls); latency rows: {ARGS.rounds} rounds of nnc, eager and "
-            f"TorchScript in turn, each with a {ARGS.rounds}th of that, the fastest round's median kept; "
-            f"nnc's after a {OPENBLAS_IDLE_S:g} s pause that lets OpenBLAS's workers, left polling by "
-            f"the torch side, go to sleep")
-    return ["# nnc vs PyTorch eager and TorchScript", "",
+            f"{ARGS.max_time:g} s with ≥10 calls); latency rows: {ARGS.rounds} rounds of nnc, eager, "
+            f"TorchScript and ONNX Runtime in turn, each with a {ARGS.rounds}th of that, the fastest round's "
+            f"median kept; nnc's and ONNX Runtime's after a {OPENBLAS_IDLE_S:g} s pause that lets "
+            f"OpenBLAS's workers, left polling by the torch side, go to sleep")
+    return ["# nnc vs PyTorch eager, TorchScript and ONNX Runtime", "",
             f"Command (from the repository root): `{command_line()}`", "",
             f"- Machine: {cpu} (lscpu model name), nproc {ncpu}, AVX-512: {avx}",
             f"- Load: {load[0]}" + (" — **the machine was shared with other jobs (builds, tests) during "
@@ -1605,7 +1792,8 @@ def md_header(load, elapsed_s):
             "`torch.set_num_threads(t)` and the nnc model's `threads = t` before each measurement "
             f"(OPENBLAS_NUM_THREADS = OMP_NUM_THREADS = {MAX_THREADS} in the environment)",
             f"- Run time {elapsed_s / 60:.1f} min; {reps}",
-            f"- torch {torch.__version__}, numpy {np.__version__}, Python {platform.python_version()}"
+            f"- torch {torch.__version__}, numpy {np.__version__}, Python {platform.python_version()}, "
+            f"ONNX Runtime {ort_side.ORT_VERSION if res.ort else 'n/a (' + (res.ort_note or '?') + ')'}"
             + (f"; nnc at commit `{commit}` (plus uncommitted changes in the working tree, if any)" if commit else ""),
             ""]
 
@@ -1624,13 +1812,21 @@ def md_how_to_read(res):
         "same module method (for entries other than `forward`, the method exported), or, when scripting "
         "fails, `torch.jit.trace` of that method on the row's inputs, then freeze and "
         "`optimize_for_inference` (see the TorchScript column of the per-model table and the notes). "
-        "All three get the same inputs, in the same process.",
+        f"ONNX Runtime (ORT, {ort_side.ORT_VERSION}, the CPU provider, `ORT_ENABLE_ALL`, sequential, "
+        "intra = inter-op threads = the row's threads) runs the same reference method exported once per "
+        "entry by `torch.onnx.export` as `tests/python/onnx_examples.py` exports it for the ONNX tests "
+        "(golden weights, opset 17, the batch dynamic; mann without `sort`'s stable flag, which the "
+        "exporter refuses), timed by `ort_bench` (`/work/shared/ort-bench/ort_bench.c`, its C API) in a "
+        "child process, each timed run one `Run` call. All four get the same inputs; nnc, eager and "
+        "TorchScript in the same process.",
         "- threads: every row is measured once per thread count: `torch.set_num_threads(t)` for eager and "
         "TorchScript, the nnc model's `threads = t` (its thread pool; nnc also lets OpenBLAS use t "
-        "threads for a product of at least 8 MFLOP, 1 for a smaller one).",
-        f"- nnc µs / eager µs / TorchScript µs: median latency of one call{overhead}, the lowest of the {ARGS.rounds} rounds' medians (sides measured in turn); vs eager = eager / "
-        "nnc, vs TorchScript = TorchScript / nnc (above 1 means nnc is faster). n/a: no TorchScript "
-        "version could be built or run (reason in the notes).",
+        "threads for a product of at least 8 MFLOP, 1 for a smaller one), ORT's session "
+        "`intra_op_num_threads` = `inter_op_num_threads` = t.",
+        f"- nnc µs / eager µs / TorchScript µs / ORT µs: median latency of one call{overhead}, the lowest of the {ARGS.rounds} rounds' medians (sides measured in turn); vs eager = eager / "
+        "nnc, vs TorchScript = TorchScript / nnc, ORT/nnc = ORT / nnc (above 1 means nnc is faster). "
+        "n/a: no TorchScript version could be built or run, or ORT could not export or run the entry "
+        "(reason in the notes); ≠ eager: ORT's outputs disagree with eager's, so it was not timed.",
         "- batch: rows of the input (images for the conv models); for mask_rcnn it is the "
         f"number of boxes K = {MASK_RCNN_BOXES}·batch on the one 64×64 image (K = {MASK_RCNN_BOXES}: the "
         "golden boxes; more: random boxes, some partly outside the image).",
@@ -1638,6 +1834,8 @@ def md_how_to_read(res):
         "issue 3 (conv models): ≥2x at batch 1, ≥1x at batch 8 (K = 48 for mask_rcnn); issue 4 (mann, "
         "fast_weights, lm_temperature, cactus): ≥5x at batch 1 for every entry but the streaming `step` "
         "entries (reported, no target).",
+        "- issue 20: nnc at least as fast as ONNX Runtime (ORT/nnc ≥ 1x) on every row, step entries "
+        "included; the line under the table gives the geometric mean of ORT/nnc and the rows below 1x.",
         f"- issue 5: at batch 1, ≥{ISSUE5_BATCH1_MIN:g}x eager and faster than TorchScript (>1x); at the "
         f"large batch (the largest the model runs: {max(ARGS.batches)} for realnvp and cfr, "
         f"{max(ARGS.conv_batches)} for the conv models (K = {MASK_RCNN_BOXES * max(ARGS.conv_batches)} for "
@@ -1651,9 +1849,12 @@ def md_how_to_read(res):
         "84 logits). cactus has static shapes: `kmeans` = the golden 64×8 problem (5 clusters, "
         "5 Lloyd iterations), `episode` = one 5-way 2-shot episode with 15 queries (25 images "
         "of 28×28 through Conv-4), the golden inputs.",
-        "- max |Δ| nnc / TorchScript: largest absolute difference from the eager outputs (a sanity "
-        "check; flagged below when above 1e-4 + 1e-3·max|eager|). At batch 1, cfr `imbalance` "
-        "has an empty arm, so all sides return NaN (counted as agreeing).",
+        "- max |Δ| nnc / TorchScript / ORT: largest absolute difference from the eager outputs (a sanity "
+        "check, made before any timing; flagged below when above 1e-4 + 1e-3·max|eager|, any difference "
+        "in lm_temperature `sample`'s tokens). At batch 1, cfr `imbalance` "
+        "has an empty arm, so nnc, eager and TorchScript return NaN (counted as agreeing); ORT's "
+        "export (the arms' means through NonZero and GatherND) returns a number there, so those rows "
+        "are ≠ eager.",
         "- vCPU round trip ns (rows with 2+ threads): two threads passing a cache line back and "
         "forth (`bench/sgemm_gflops.c roundtrip`), measured before each of nnc's rounds, lowest-"
         f"highest. This VM's two vCPUs sit close (50-80 ns) or far apart (310-350 ns), changing "
@@ -1668,9 +1869,9 @@ def md_how_to_read(res):
         "any plan, and no-reuse sum = all intermediates without reuse, both from `nnc dump "
         "--stage=memory --dims ...` at the same dims (dims not bound by the inputs: 1); planned / bound "
         "= 1 is a perfect plan.",
-        "- Plot (`benchmarks.png`): speed-up of nnc over eager (top) and TorchScript (bottom) for the "
-        "first entry of each model, at batch 1 and the large batch, per thread count; log scale, "
-        "solid line 1x, dashed line 3x.",
+        "- Plot (`benchmarks.png`): speed-up of nnc over eager (top), TorchScript and ONNX Runtime "
+        "(bottom) for the first entry of each model, at batch 1 and the large batch, per thread count; "
+        "log scale, solid line 1x, dashed line 3x.",
         "- Largest convolution: the Conv2d with the most flops in each conv model (found with "
         "forward hooks on the torch module at batch 1), compiled alone by nnc as a one-op `.nn` "
         "(same weights) and run at the number of images the model feeds it at batch 1 and 8, per "
@@ -1685,10 +1886,14 @@ def md_sections(res, models, misses, plot_name):
     md = ["## Latency", ""]
     md += ["PyTorch side only (--torch-only).", ""] if ARGS.torch_only else []
     md += md_table(latency_table(res))
+    md += ["", ort_summary(res)]
     notes = ts_note_lines(res, models)
     if notes:
         md += ["", "TorchScript notes (entries not scripted; the first error of each way, shortened):", ""]
         md += [f"- {n}" for n in notes]
+    notes = ort_note_lines(res, models)
+    if notes:
+        md += ["", "ONNX Runtime notes (entries n/a or not timed):", ""] + [f"- {n}" for n in notes]
     md += ["", "## Per model", ""] + md_table(model_table(res, models))
     if plot_name:
         md += ["", "## Speed-up plot", "", f"![nnc speed-up over eager and TorchScript]({plot_name})"]
@@ -1711,11 +1916,14 @@ def md_sections(res, models, misses, plot_name):
     md += ["", "## Targets", ""]
     if ARGS.torch_only:
         md += ["Not evaluated (--torch-only)."]
-    elif misses:
+        misses = []
+    else:
+        md += [issue20_line(res, misses), ""]
+    if misses:
         lines = missed_lines(misses)
         md += [f"**{len(lines)} row(s) miss a target:**", ""] + [f"- {t}" for t in lines]
-        md += md_why(misses)
-    else:
+        md += md_why(misses) + md_why_ort(res, misses)
+    elif not ARGS.torch_only:
         md += ["All targets met."]
     md += md_profiles(res)
     if res.failures:
@@ -1760,9 +1968,15 @@ WHY_MISSES = {
 }
 
 
+def speedups_text(row):
+    """'vs eager 2.10x, vs TorchScript 1.30x, ORT/nnc 0.90x' (the sides that ran)."""
+    return ", ".join(f"{'ORT/nnc' if b == 'ort' else 'vs ' + BASELINE_NAMES[b]} {row.speedup(b):.2f}x"
+                     for b in BASELINE_NAMES if row.speedup(b))
+
+
 def md_why(misses):
     models, far = [], []
-    for _, row, _ in misses:
+    for _, row, _ in (m for m in misses if m[2].baseline != "ort"):
         base = row.model.split("_")[0] if row.model.startswith("groupnorm") else row.model
         if row.vcpu_ns and max(row.vcpu_ns) > FAR_NS:
             far.append(f"{row.model}.{row.entry} batch {batch_label(row.model, row.batch)}, "
@@ -1779,10 +1993,77 @@ def md_why(misses):
     return ["", "## Why they miss", ""] + md if md else []
 
 
+# Why ONNX Runtime is faster on the rows below 1x, per model (the analysis of the last measured
+# run's profiles below and of ORT's optimised graph; printed for the models with such rows).
+# Keep it true when the code changes.
+WHY_ORT_COMMON = (
+    "ORT's optimiser (`ORT_ENABLE_ALL`) turns every Conv into its NCHWc form (`com.microsoft.nchwc` "
+    "Conv: channels in blocks of 8 or 16, BatchNorm folded, the ReLU and a residual Add fused in; "
+    "MaxPool too), run by MLAS's blocked direct convolution. nnc runs a convolution as a padded copy "
+    "of the input planes per image, its register-tiled direct (or Winograd) kernel (`kN.gemm.conv` "
+    "in the profiles), then the epilogue; the copy and the epilogue are passes of their own "
+    "(`kN.gemm`). Where ORT wins it is on those convolutions: small maps and few channels, where "
+    "the copy and the per-plane set-up weigh most. `bench/conv_layers.py` times such shapes one "
+    "layer at a time.")
+WHY_ORT = {
+    "cactus": "`episode`: eight 3x3 convolutions of 16 channels on 28x28 down to 3x3 maps, each with "
+              "its max pooling, over 25 images; the convolution kernels are 60 % of nnc's samples and "
+              "their copy and epilogue passes 13 %, the max pooling 5 %. ORT runs them as NCHWc Conv "
+              "+ MaxPool. On 2 threads, 12 % of nnc's samples are its pool's workers waiting: the "
+              "small kernels split between the threads cost more than they save (497 us against "
+              "373 on 1 thread in the run analysed; ORT's 2-thread time equals its 1-thread time).",
+    "fcn": "the 3x3 convolutions of the 64x64 and 32x32 maps (16 and 32 channels): at batch 8 the "
+           "16 -> 16 one at 64x64 (`k1`) takes 14 % of nnc's samples in its kernel and 11 % in its "
+           "copy and epilogue pass, about 1.6 ms against torch's 1.2 ms alone (the table of largest "
+           "convolutions above); ORT's NCHWc convolutions keep 16 channels in one block. Its three "
+           "ConvTranspose layers stay in NCHW on both sides.",
+    "groupnorm": "with BatchNorm (`groupnorm_bn`) ORT folds every norm into its NCHWc convolution, "
+                 "so the model is 15 convolutions (16-64 channels, 32x32 to 8x8 maps) against nnc's "
+                 "3x3 kernels with the norm in their epilogue: the same work, ORT's blocked kernels "
+                 "ahead by 8-22 %. With GroupNorm, LayerNorm or InstanceNorm the export writes each norm "
+                 "as Reshape + InstanceNormalization + Mul + Add, which ORT runs outside NCHWc (a "
+                 "ReorderOutput and a ReorderInput around each), and nnc is faster on every row.",
+    "infogan": "`discriminate` and `mi_lower_bound` (which runs it) at batch 8: the 4x4 stride-2 "
+               "convolution 8 -> 16 channels from 14x14 to 7x7 (`discriminate.k1`) takes half of "
+               "nnc's samples, two thirds of that in its copy and epilogue pass (the stride-2 "
+               "phase split of the padded input) and one third in the convolution itself; ORT runs "
+               "it as an NCHWc Conv. A tie within 5 % on 1 thread.",
+    "mask_rcnn": "`masks` at K = 48 on 2 threads only (1.44x on 1 thread): its four 3x3 "
+                 "convolutions 32 -> 32 on 14x14 per box run as Winograd F(2x2, 3x3), the products "
+                 "(`k4.gemm.conv`, 23 %) and the transforms (`k4.gemm`, 18 %); nnc's 2-thread time "
+                 "was above its 1-thread time in this run (7.2 ms against 5.7), measured while the "
+                 "vCPUs sat far apart.",
+}
+
+
+def far_text(row):
+    """'; vCPUs far apart: 310-350 ns' for a row measured while they were, else ''."""
+    return f"; vCPUs far apart: {vcpu_cell(row)} ns" if row.vcpu_ns and max(row.vcpu_ns) > FAR_NS else ""
+
+
+def md_why_ort(res, misses):
+    """The rows below ONNX Runtime, and per model why (WHY_ORT) and the ops ORT runs."""
+    lost = [row for _, row, req in misses if req.baseline == "ort"]
+    if not lost:
+        return []
+    md = ["", "## Why ONNX Runtime is faster", "",
+          "Rows below 1x: " + ", ".join(f"{r.model}.{r.entry} batch {batch_label(r.model, r.batch)}, "
+                                        f"{threads_text(r.threads)} ({fmt_x(r.speedup('ort'))}{far_text(r)})"
+                                        for r in lost) + ".", "", WHY_ORT_COMMON, ""]
+    for m in dict.fromkeys(r.model for r in lost):
+        why = WHY_ORT.get(m) or WHY_ORT.get(MODELS[m][0]) or "not analysed yet: see its profile below."
+        md.append(f"- **{m}**: {why}")
+        for entry in dict.fromkeys(r.entry for r in lost if r.model == m):
+            if res.ort_ops.get((m, entry)):
+                md.append(f"  - `{entry}`: the graph ORT runs after its optimisations (`bench/ort_graph.c`): "
+                          f"{res.ort_ops[(m, entry)]}")
+    return md
+
+
 def md_profiles(res):
     md = []
     if res.profiles:
-        md += ["", "## Profiles of the worst miss of each model", "",
+        md += ["", "## Profiles of the worst miss of each model, and of its worst row against ONNX Runtime", "",
                f"`perf record -F 2000` of a process calling the nnc entry in a loop for "
                f"{ARGS.profile_seconds:g} s (nnc side only, the threads of the missed row); "
                "`perf report --no-children --sort dso,sym`, entries above 1.5 %. Kernel symbols "
@@ -1790,7 +2071,7 @@ def md_profiles(res):
                "`nnc dump --stage=fused` of the same model."]
         for row, prof, hot in res.profiles:
             md += ["", f"### {row.model}.{row.entry}, batch {batch_label(row.model, row.batch)}, "
-                       f"{threads_text(row.threads)}", "", "```"] + prof + ["```"]
+                       f"{threads_text(row.threads)} ({speedups_text(row)})", "", "```"] + prof + ["```"]
             if hot:
                 md += ["", "```"] + hot + ["```"]
     if res.profile_note:
@@ -1802,7 +2083,7 @@ def write_markdown(path, res, models, load, misses, elapsed_s, plot_path):
     plot_name = None
     if plot_path:
         plot_name = os.path.relpath(plot_path, os.path.dirname(os.path.abspath(path)))
-    md = md_header(load, elapsed_s) + md_how_to_read(res) + md_sections(res, models, misses, plot_name)
+    md = md_header(res, load, elapsed_s) + md_how_to_read(res) + md_sections(res, models, misses, plot_name)
     with open(path, "w") as f:
         f.write("\n".join(md) + "\n")
     print(f"wrote {path}")
@@ -1831,17 +2112,27 @@ def compiler_path():
     return nnc
 
 
+def record_ort_graphs(res, misses):
+    """The ops of the graph ORT runs (ort_side.graph_ops) for every entry with a row below it."""
+    for _, row, req in misses:
+        key = (row.model, row.entry)
+        if req.baseline == "ort" and key not in res.ort_ops and key in res.ort_onnx:
+            res.ort_ops[key] = ort_side.graph_ops(res.ort, res.ort_onnx[key])
+
+
 def run_benchmarks(res, models):
     """Every model, the copy bandwidth, then the perf profiles; returns the misses."""
     import torch
     with tempfile.TemporaryDirectory(prefix="nnc-bench-") as tmp, torch.no_grad():
         global HELPER
         helper = HELPER = build_helper(tmp)
+        res.ort, res.ort_note = (None, "--no-ort") if ARGS.no_ort else ort_side.setup(ARGS.ort_dir, tmp)
         for model in models:
             bench_model(res, model, tmp, helper)
         if helper and not ARGS.no_conv:
             res.copy_bw = copy_gbs(helper)
         misses = find_misses(res.rows)
+        record_ort_graphs(res, misses)
         if misses and not ARGS.no_profile and not ARGS.torch_only:
             profile_worst_misses(res, misses, tmp)
     return misses

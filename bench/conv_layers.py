@@ -9,7 +9,7 @@ Conv2dNormActivation builds it, random-initialised with a fixed seed, batch 1:
     process through the Python package (a call costs ~10-20 µs of Python on top of the kernel);
   - ORT: the same module exported by torch.onnx.export (opset 17), timed by
     /work/shared/ort-bench/ort_bench.c in a child process (C API, ORT_ENABLE_ALL, the row's
-    threads), with the library bench/zoo_bench.py installs from npm ($TMPDIR/ort).
+    threads), installed from npm into $TMPDIR/ort when missing (bench/ort_side.py).
 Both are checked against PyTorch before timing.  Times are the fastest call of each side
 (--seconds of calls), as GFLOP/s of the layer's 2·Cout·Cin/g·K²·OH·OW multiply-adds, and the ratio
 ORT/nnc (above 1: nnc is faster).
@@ -17,7 +17,6 @@ ORT/nnc (above 1: nnc is faster).
     /usr/bin/python3 bench/conv_layers.py [--threads 1,2] [--only dw] [--markdown docs/benchmarks.md]
 """
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -25,8 +24,9 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-sys.path[:0] = [os.path.join(ROOT, "python")]
-ORT_BENCH_DIR = "/work/shared/ort-bench"
+sys.path[:0] = [os.path.join(ROOT, "python"), HERE]
+import ort_side  # noqa: E402
+
 MARK_BEGIN = "<!-- conv_layers.py: begin (generated; edit bench/conv_layers.py) -->"
 MARK_END = "<!-- conv_layers.py: end -->"
 
@@ -63,20 +63,10 @@ def parse_args(argv):
     p.add_argument("--only", help="comma-separated kinds: dw, 1x1, 3x3")
     p.add_argument("--seconds", type=float, default=1.0, help="seconds of calls per side and row")
     p.add_argument("--nnc", default=os.path.join(ROOT, "build", "nnc"))
-    p.add_argument("--ort-dir", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "ort"))
+    p.add_argument("--ort-dir", default=ort_side.default_dir(),
+                   help="where ONNX Runtime is (or is installed) from npm (default: %(default)s)")
     p.add_argument("--markdown", metavar="FILE", help="write the table into FILE's conv_layers section")
     return p.parse_args(argv)
-
-
-def ort_paths(args, tmp):
-    lib = os.path.join(args.ort_dir, "node_modules", "onnxruntime-node", "bin", "napi-v6", "linux", "x64",
-                       "libonnxruntime.so.1")
-    if not os.path.exists(lib):
-        sys.exit(f"conv_layers.py: no {lib}: run bench/zoo_bench.py once (it installs ONNX Runtime from npm)")
-    exe = os.path.join(tmp, "ort_bench")
-    subprocess.run(["cc", "-O2", "-std=c11", "-I", os.path.join(ORT_BENCH_DIR, "include"),
-                    os.path.join(ORT_BENCH_DIR, "ort_bench.c"), "-o", exe, "-ldl", "-lm"], check=True)
-    return exe, lib
 
 
 def out_size(size, k, s):
@@ -121,13 +111,8 @@ def time_nnc(np, lib, x, threads, seconds):
 
 
 def time_ort(ort, d, threads, seconds):
-    exe, lib = ort
-    r = subprocess.run([exe, "--lib", lib, "--threads", str(threads), "--warmup", "3", "--min-runs", "20",
-                        "--min-time", str(seconds), "--max-runs", "100000", "--out-dir", d,
-                        os.path.join(d, "m.onnx"), f"x={os.path.join(d, 'x.npy')}"], capture_output=True, text=True)
-    if r.returncode != 0:
-        raise RuntimeError(r.stderr.strip()[-300:])
-    j = json.loads(r.stdout)
+    """ORT's fastest call (µs); its outputs are written to d (out_y.npy)."""
+    j = ort_side.run(ort, os.path.join(d, "m.onnx"), {"x": os.path.join(d, "x.npy")}, threads, 20, seconds, out_dir=d)
     return j.get("min_us", j["median_us"])
 
 
@@ -147,8 +132,8 @@ def measure(args, row, threads, ort, tmp):
     if np.abs(got - want).max() > tol:
         raise RuntimeError(f"nnc differs from torch by {np.abs(got - want).max():.2e}")
     us = {t: (time_nnc(np, lib, x.numpy(), t, args.seconds), time_ort(ort, d, t, args.seconds)) for t in threads}
-    ort_y = np.load(os.path.join(d, "y.npy")) if os.path.exists(os.path.join(d, "y.npy")) else None
-    if ort_y is not None and np.abs(ort_y - want).max() > tol:
+    ort_y = ort_side.outputs(d, ["y"])["y"]
+    if np.abs(ort_y - want).max() > tol:
         raise RuntimeError(f"ORT differs from torch by {np.abs(ort_y - want).max():.2e}")
     return us
 
@@ -196,7 +181,9 @@ def main():
     kinds = set(args.only.split(",")) if args.only else None
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        ort = ort_paths(args, tmp)
+        ort, why = ort_side.setup(args.ort_dir, tmp)
+        if ort is None:
+            sys.exit(f"conv_layers.py: {why}")
         for row in LAYERS:
             if kinds and row[0] not in kinds:
                 continue

@@ -39,9 +39,7 @@ and the fused IR of the hottest nnc kernels is shown.
 absent) and leaves the rest as it is.
 """
 import argparse
-import json
 import os
-import shlex
 import subprocess
 import sys
 import tempfile
@@ -49,8 +47,9 @@ from dataclasses import dataclass, field
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-ORT_BENCH_DIR = "/work/shared/ort-bench"
-ORT_VERSION = "1.30.0"
+sys.path.insert(0, HERE)
+import ort_side  # noqa: E402
+
 IMG = 224           # the torchvision models' image size
 GRU_T = 32          # the GRU's sequence length
 
@@ -75,8 +74,7 @@ def parse_args(argv):
                    help="stop a slow side after this many seconds per row once it has 10 calls a round")
     p.add_argument("--compile-reps", type=int, default=2, help="compile time: best of this many")
     p.add_argument("--nnc", default=os.path.join(ROOT, "build", "nnc"))
-    p.add_argument("--ort-dir", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "ort"))
-    p.add_argument("--no-ort", action="store_true", help="skip ONNX Runtime")
+    ort_side.add_options(p)
     p.add_argument("--no-profile", action="store_true", help="no perf profile of rows ORT wins")
     p.add_argument("--profile-seconds", type=float, default=3.0)
     p.add_argument("--markdown", metavar="FILE", help="write the report into FILE's zoo section")
@@ -92,7 +90,6 @@ ARGS = parse_args(sys.argv[1:])
 # most threads asked for before numpy and torch load): give it ours.
 _argv, sys.argv = sys.argv, [os.path.join(HERE, "bench.py"), "--threads", ",".join(map(str, ARGS.threads)),
                              "--nnc", ARGS.nnc]
-sys.path.insert(0, HERE)
 import bench  # noqa: E402
 import md_section  # noqa: E402
 sys.argv = _argv
@@ -242,29 +239,7 @@ def as_tuple(out):
     return tuple(o.detach().numpy() for o in (out if isinstance(out, tuple) else (out,)))
 
 # --------------------------------------------------------------------------------------------
-# ONNX Runtime: installed and driven as /work/shared/ort-bench/README.md says
-
-
-def ort_setup(tmp):
-    """((ort_bench executable, libonnxruntime path), None) or (None, reason)."""
-    d = ARGS.ort_dir
-    lib = os.path.join(d, "node_modules", "onnxruntime-node", "bin", "napi-v6", "linux", "x64",
-                       "libonnxruntime.so.1")
-    try:
-        if not os.path.exists(lib):
-            os.makedirs(d, exist_ok=True)
-            if not os.path.exists(os.path.join(d, "package.json")):
-                subprocess.run(["npm", "init", "-y"], cwd=d, check=True, capture_output=True)
-            subprocess.run(["npm", "install", "--ignore-scripts", f"onnxruntime-node@{ORT_VERSION}"], cwd=d,
-                           check=True, capture_output=True, timeout=600)
-        exe = os.path.join(tmp, "ort_bench")
-        for src, out in ((os.path.join(ORT_BENCH_DIR, "ort_bench.c"), exe),
-                         (os.path.join(HERE, "ort_graph.c"), os.path.join(tmp, "ort_graph"))):
-            subprocess.run(["cc", "-O2", "-std=c11", "-Wall", "-I", os.path.join(ORT_BENCH_DIR, "include"),
-                            src, "-o", out, "-ldl", "-lm"], check=True, capture_output=True)
-    except (OSError, subprocess.SubprocessError) as e:
-        return None, f"ONNX Runtime could not be installed or its driver built: {bench.short_error(e, 200)}"
-    return ((exe, lib), None) if os.path.exists(lib) else (None, f"no {lib} after npm install")
+# ONNX Runtime's model: the module exported (bench/ort_side.py installs and runs ORT)
 
 
 def export_onnx(z, model, x, path):
@@ -277,36 +252,6 @@ def export_onnx(z, model, x, path):
         torch.onnx.export(model, (torch.from_numpy(x),), path, opset_version=17, input_names=z.inputs,
                           output_names=z.outputs, dynamic_axes=axes)
 
-
-def ort_graph_ops(ort, onnx, tmp):
-    """The op types of the graph ONNX Runtime runs (after its optimisations; bench/ort_graph.c),
-    as "Op xN" text, most frequent first; None when unavailable."""
-    from collections import Counter
-    out = os.path.splitext(onnx)[0] + ".ort.onnx"
-    r = subprocess.run([os.path.join(os.path.dirname(ort[0]), "ort_graph"), ort[1], onnx, out],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        return None
-    try:
-        import onnx as onnx_py
-    except ImportError:
-        return None
-    g = onnx_py.load(out).graph
-    n = Counter(f"{x.op_type}" + (f" ({x.domain})" if x.domain else "") for x in g.node)
-    return ", ".join(f"{k} x{v}" for k, v in n.most_common())
-
-
-def ort_run(ort, onnx, npy, inp, threads, runs, min_time, out_dir=None, warmup=3):
-    """ort_bench's JSON (µs) on one input."""
-    exe, lib = ort
-    cmd = [exe, "--lib", lib, "--threads", str(threads), "--warmup", str(warmup), "--min-runs", str(runs),
-           "--min-time", str(min_time), "--max-runs", "100000"]
-    if out_dir:
-        cmd += ["--out-dir", out_dir]
-    r = subprocess.run(cmd + [onnx, f"{inp}={npy}"], capture_output=True, text=True)
-    if r.returncode != 0:
-        raise RuntimeError(f"{shlex.join(cmd)}: {r.stderr.strip()[-300:]}")
-    return json.loads(r.stdout)
 
 # --------------------------------------------------------------------------------------------
 # measuring
@@ -328,7 +273,7 @@ class Info:
     ts_how: str = "n/a"
     ts_note: str = ""
     ort_note: str = ""
-    ort_ops: str = None     # the op types ORT runs (ort_graph_ops)
+    ort_ops: str = None     # the op types ORT runs (ort_side.graph_ops)
     nnc_kernels: str = None  # nnc's kernels by kind (nnc dump --stage=fused)
     so: str = None
     inputs: dict = field(default_factory=dict)  # batch -> nnc inputs
@@ -401,7 +346,7 @@ def bench_model(run, z, tmp, ort):
     if ort:
         try:
             export_onnx(z, model, xs[batches(z)[0]], onnx)
-            info.ort_ops = ort_graph_ops(ort, onnx, tmp)
+            info.ort_ops = ort_side.graph_ops(ort, onnx)
         except Exception as e:
             info.ort_note = f"export failed: {bench.short_error(e)}"
             run.fail(f"onnx export {z.name}", e)
@@ -436,8 +381,8 @@ def bench_batch(run, z, lib, model, ts_fn, ort, onnx, b, x, tmp):
         np.save(npy, x)
         out_dir = os.path.join(tmp, f"{z.name}_{b}_ort")
         try:  # one call, its outputs checked against eager before any timing
-            ort_run(ort, onnx, npy, z.inputs[0], 1, 1, 0, out_dir, warmup=0)
-            got = [np.load(os.path.join(out_dir, f"out_{n}.npy")) for n in z.outputs]
+            ort_side.run(ort, onnx, {z.inputs[0]: npy}, 1, 1, 0, out_dir, warmup=0)
+            got = list(ort_side.outputs(out_dir, z.outputs).values())
             diffs["ort"] = run.check("ORT", label, got, want)
             calls["ort"] = None  # a child process: see below
         except Exception as e:
@@ -452,8 +397,8 @@ def bench_batch(run, z, lib, model, ts_fn, ort, onnx, b, x, tmp):
                     continue
                 if side == "ort":
                     bench.settle_openblas()
-                    us = ort_run(ort, onnx, npy, z.inputs[0], t, max(ARGS.min_reps // per, 10),
-                                 ARGS.min_time / per)["median_us"]
+                    us = ort_side.run(ort, onnx, {z.inputs[0]: npy}, t, max(ARGS.min_reps // per, 10),
+                                      ARGS.min_time / per)["median_us"]
                 else:
                     us = timed(calls[side], pause=side == "nnc")
                 row.us[side] = min(us, row.us.get(side, us))
@@ -565,7 +510,7 @@ def md_report(run, models, load, elapsed_s, header):
 WHAT_LINES = [
     "Median latency per call (µs) of each side; the ratios are the other side's time over nnc's "
     "(above 1: nnc is faster). nnc: the `.so` (weights embedded) through the Python package; ORT: "
-    f"ONNX Runtime {ORT_VERSION} (CPU provider, `ORT_ENABLE_ALL`, sequential, intra = inter-op "
+    f"ONNX Runtime {ort_side.ORT_VERSION} (CPU provider, `ORT_ENABLE_ALL`, sequential, intra = inter-op "
     "threads = the row's threads) on `torch.onnx.export` (opset 17, dynamic batch) of the same "
     "module, timed in a child process by `ort_bench` (each timed run one `Run` call, ORT "
     "allocating the outputs); eager: the torchvision / `torch.nn` module under `no_grad`; "
@@ -751,7 +696,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="nnc-zoo-") as tmp, torch.no_grad():
         ort = None
         if not ARGS.no_ort:
-            ort, why = ort_setup(tmp)
+            ort, why = ort_side.setup(ARGS.ort_dir, tmp)
             run.ort_note = why if ort is None else None
         else:
             run.ort_note = "--no-ort"

@@ -150,23 +150,76 @@ static void conv_stmt_layout(Lower *L, Ls *cv, const ConvPlan *c, const ConvSize
     for (int64_t j = 0; j < c->kw; j++) conv_plan_tap_parts(c, i, j, &cv->cv.tap[3 * (i * c->kw + j)]);
 }
 
-/* Returns whether the kernel's epilogue was applied too (Winograd's output transform). */
-bool lower_conv(Lower *L, Ls *parent, const ConvPlan *c, Lx *const *bidx) {
-  const Kernel *K = L->K;
-  INode *g = K->gemm, *A = g->in[0];
+/* The kernel's direct convolution of the (image, group) pairs from `item` on: one, or a
+ * batch of `nbatch` groups (their copies `z->copy` floats apart). */
+static Ls *conv_groups_stmt(Lower *L, const ConvPlan *c, const ConvSizes *z, Lx *const *bidx, int xbuf, Lx *item,
+                            int64_t nbatch) {
+  INode *g = L->K->gemm, *A = g->in[0];
   const Shape *s = &g->shape;
-  int xbuf = buffer_of(L, K->prologue);
+  int64_t cout = s->d[2].k, ntaps = c->kh * c->kw;
+  Lx *y_item = s->d[3].syms ? ibin(L, '*', lx_i(L, cout), lx_dim(L, s->d[3])) : lx_i(L, cout * s->d[3].k);
+  Ls *cv = conv_stmt(L, c->cin, c->lanes, xbuf, ibin(L, '*', item, z->copy), buffer_of(L, A),
+                     batch_offset(L, s, 2, bidx, &A->shape), L->gemm_cbuf, ibin(L, '*', item, y_item), cout);
+  cv->cv.ntaps = ntaps;
+  conv_stmt_layout(L, cv, c, z);
+  if (nbatch > 1) { /* static sizes only (conv_plan_group_block) */
+    cv->cv.nbatch = nbatch;
+    cv->cv.x_bstride = z->copy->c;
+    cv->cv.w_bstride = cout * c->cin * ntaps;
+    cv->cv.y_bstride = y_item->c;
+  }
+  return cv;
+}
+
+/* Does the kernel's result take an epilogue per block of groups: its output channels
+ * static, groups * cout of them, images its leading dim (as gemm.c's per group)?  *none: it
+ * is the product itself (or a view of it), with no epilogue at all. */
+static bool conv_block_epilogue_fits(const Lower *L, const ConvPlan *c, bool *none) {
+  INode *g = L->K->gemm, *root = L->K->outs[0];
+  while (root != g && root->op == OP_RESHAPE) root = root->in[0];
+  *none = root == g;
+  root = L->K->outs[0];
+  const Shape *rs = &root->shape;
+  return *none || (rs->rank == 4 && !rs->d[1].syms && rs->d[1].k == c->groups * c->cout && dim_eq(rs->d[0], g->shape.d[0]));
+}
+
+/* Groups bidx[1] .. bidx[1] + block - 1 of image bidx[0] (the caller's loop over groups,
+ * `parent`, then steps by block): each group's padded copy, one batch of convolutions over
+ * them, and the block's epilogue while its outputs are in cache.  A depthwise convolution
+ * on a small map (960 channels of 7x7) spent more on a kernel call, the tile set-up and an
+ * epilogue loop per channel than on its 9 taps. */
+static void lower_conv_group_block(Lower *L, Ls *parent, const ConvPlan *c, const ConvSizes *z, Lx *const *bidx, int xbuf,
+                                   int64_t block, bool epilogue) {
+  if (parent->k != LS_LOOP || parent->var != bidx[1]->var) unreachable("convolution groups not in their own loop");
+  parent->step = lx_i(L, block);
+  Lx *j, *item = ibin(L, '+', ibin(L, '*', bidx[0], lx_i(L, c->groups)), bidx[1]);
+  Ls *each = loop(L, parent, lx_i(L, 0), lx_i(L, block), lx_i(L, 1), &j);
+  Lx *group[2] = {bidx[0], ibin(L, '+', bidx[1], j)};
+  lower_conv_copy(L, each, c, z, group, xbuf, ibin(L, '*', ibin(L, '+', item, j), z->copy));
+  ls_add(L, parent, conv_groups_stmt(L, c, z, bidx, xbuf, item, block));
+  if (!epilogue) return;
+  INode *root = L->K->outs[0];
+  Lx *ch, *vars[MAX_RANK] = {bidx[0]};
+  Ls *chans = loop(L, parent, lx_i(L, 0), lx_i(L, block * c->cout), lx_i(L, 1), &ch);
+  vars[1] = ibin(L, '+', ibin(L, '*', bidx[1], lx_i(L, c->cout)), ch);
+  store_planes(L, chans, &root->shape, 2, vars, &root, 1);
+}
+
+/* Returns whether the kernel's epilogue was applied too (Winograd's output transform, or a
+ * block of groups'). */
+bool lower_conv(Lower *L, Ls *parent, const ConvPlan *c, Lx *const *bidx) {
+  int xbuf = buffer_of(L, L->K->prologue);
   ConvSizes z = conv_sizes(L, c);
+  int64_t block = conv_plan_group_block(c);
+  bool no_epilogue;
+  if (block > 1 && conv_block_epilogue_fits(L, c, &no_epilogue)) {
+    lower_conv_group_block(L, parent, c, &z, bidx, xbuf, block, !no_epilogue);
+    return true;
+  }
   Lx *item = ibin(L, '+', ibin(L, '*', bidx[0], lx_i(L, c->groups)), bidx[1]);
   Lx *base = ibin(L, '*', item, z.copy);
   lower_conv_copy(L, parent, c, &z, bidx, xbuf, base);
   if (c->winograd) return lower_winograd(L, parent, c, &z, bidx, xbuf, base, item);
-  int64_t cout = s->d[2].k;
-  Lx *y_item = s->d[3].syms ? ibin(L, '*', lx_i(L, cout), lx_dim(L, s->d[3])) : lx_i(L, cout * s->d[3].k);
-  Ls *cv = conv_stmt(L, c->cin, c->lanes, xbuf, base, buffer_of(L, A), batch_offset(L, s, 2, bidx, &A->shape), L->gemm_cbuf,
-                     ibin(L, '*', item, y_item), cout);
-  cv->cv.ntaps = c->kh * c->kw;
-  conv_stmt_layout(L, cv, c, &z);
-  ls_add(L, parent, cv);
+  ls_add(L, parent, conv_groups_stmt(L, c, &z, bidx, xbuf, item, 1));
   return false;
 }

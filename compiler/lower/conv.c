@@ -58,13 +58,12 @@ static void lower_conv_copy_right_pad(Lower *L, Ls *s, const ConvPlan *c, const 
   store(L, right, xbuf, ibin(L, '+', row, ww), lx_f(L, 0.0));
 }
 
-/* One stride phase (ph, pw) of every input channel in the padded copy (lower_conv_copy). */
-static void lower_conv_copy_phase(Lower *L, Ls *chan, const ConvPlan *c, const ConvSizes *z, Lx *const *bidx, int xbuf,
-                                  Lx *base, Lx *ci, int64_t ph, int64_t pw) {
-  Lx *zero = lx_i(L, 0), *one = lx_i(L, 1), *hh, *ww, *lo, *hi;
+/* Row hh of stride phase (ph, pw) of input channel ci in the padded copy (lower_conv_copy),
+ * into loop s. */
+static void lower_conv_copy_row(Lower *L, Ls *s, const ConvPlan *c, const ConvSizes *z, Lx *const *bidx, int xbuf, Lx *base,
+                                Lx *ci, Lx *hh, int64_t ph, int64_t pw) {
+  Lx *zero = lx_i(L, 0), *one = lx_i(L, 1), *ww, *lo, *hi;
   int64_t sw = c->stride[1];
-  Ls *s = loop(L, chan, zero, z->hq, one, &hh);
-  s->rolled = true;
   Lx *plane = ibin(L, '+', ibin(L, '*', ci, lx_i(L, c->nphase[0] * c->nphase[1])), lx_i(L, ph * c->nphase[1] + pw));
   Lx *row = ibin(L, '+', base, ibin(L, '*', ibin(L, '+', ibin(L, '*', plane, z->hq), hh), z->wq));
   /* the zero padding on either side of the columns inside X is stored apart, so the row
@@ -91,13 +90,18 @@ static void lower_conv_copy_phase(Lower *L, Ls *chan, const ConvPlan *c, const C
 }
 
 /* The padded, phase-split copy of an (image, group)'s input channels (convplan.h), each
- * stride phase in its own loops: their column ranges are then static (for static sizes). */
+ * stride phase's row in its own loops: their column ranges are then static (for static
+ * sizes).  Row hh of every phase in turn: they read input rows hh * sh - pad_t .. in order,
+ * each once (phase by phase, a 112x112 stride-2 depthwise layer read the even rows, then
+ * the odd ones, and every row twice). */
 static void lower_conv_copy(Lower *L, Ls *parent, const ConvPlan *c, const ConvSizes *z, Lx *const *bidx, int xbuf,
                             Lx *base) {
-  Lx *ci;
+  Lx *ci, *hh;
   Ls *chan = loop(L, parent, lx_i(L, 0), lx_i(L, c->cin), lx_i(L, 1), &ci);
+  Ls *rows = loop(L, chan, lx_i(L, 0), z->hq, lx_i(L, 1), &hh);
+  rows->rolled = true;
   for (int64_t ph = 0; ph < c->nphase[0]; ph++)
-    for (int64_t pw = 0; pw < c->nphase[1]; pw++) lower_conv_copy_phase(L, chan, c, z, bidx, xbuf, base, ci, ph, pw);
+    for (int64_t pw = 0; pw < c->nphase[1]; pw++) lower_conv_copy_row(L, rows, c, z, bidx, xbuf, base, ci, hh, ph, pw);
 }
 
 /* The direct convolution's register-tiled kernel (codegen emit_conv) over x (channel planes

@@ -154,6 +154,21 @@ static void conv_stmt_layout(Lower *L, Ls *cv, const ConvPlan *c, const ConvSize
     for (int64_t j = 0; j < c->kw; j++) conv_plan_tap_parts(c, i, j, &cv->cv.tap[3 * (i * c->kw + j)]);
 }
 
+/* A depthwise convolution's vectors a tile (static sizes): its one output channel leaves
+ * registers for twice tile_vec accumulators (conv_tile.c's wide tiles), so as many whole
+ * rows as fit, and tiles that start a row share the loads of the taps among their rows: up
+ * to 8 vectors with 3 rows of taps (a 7x7 map in one tile of 7 rows, not 4 + 3; a 56-column
+ * row's 7 vectors, not 4: 246 -> 160 us for 144 channels), 4 with more (16 accumulators and
+ * 5 rows of taps ran 7 % slower than 8); a row of 5 .. 8 vectors whole.  Longer rows keep the
+ * default. */
+static int depthwise_tile_vec(const ConvPlan *c, int tile_vec) {
+  int64_t chunks = (c->ow + c->lanes - 1) / c->lanes, most = c->kh <= 3 ? 8 : 4;
+  int host, regs;
+  target_host_simd(&host, &regs);
+  if (regs < 32 || c->symbolic || c->cin != 1 || c->cout != 1 || chunks > 8) return tile_vec;
+  return (int)(chunks <= most ? most / chunks * chunks : chunks);
+}
+
 /* The kernel's direct convolution of the (image, group) pairs from `item` on: one, or a
  * batch of `nbatch` groups (their copies `z->copy` floats apart). */
 static Ls *conv_groups_stmt(Lower *L, const ConvPlan *c, const ConvSizes *z, Lx *const *bidx, int xbuf, Lx *item,
@@ -165,6 +180,7 @@ static Ls *conv_groups_stmt(Lower *L, const ConvPlan *c, const ConvSizes *z, Lx 
   Ls *cv = conv_stmt(L, c->cin, c->lanes, xbuf, ibin(L, '*', item, z->copy), buffer_of(L, A),
                      batch_offset(L, s, 2, bidx, &A->shape), L->gemm_cbuf, ibin(L, '*', item, y_item), cout);
   cv->cv.ntaps = ntaps;
+  cv->cv.tile_vec = depthwise_tile_vec(c, cv->cv.tile_vec);
   conv_stmt_layout(L, cv, c, z);
   if (nbatch > 1) { /* static sizes only (conv_plan_group_block) */
     cv->cv.nbatch = nbatch;

@@ -206,7 +206,7 @@ bool conv_plan_winograd_bound(Model *m, const ConvPlan *c, SrcLoc loc, Dim *v, D
 int64_t conv_plan_group_block(const ConvPlan *c) {
   if (c->symbolic || c->winograd || c->groups < 2 || c->cin != 1) return 1;
   int64_t bytes = 4 * (conv_plan_copy_floats(c) + c->cout * c->oh * c->ow), best = 1;
-  for (int64_t b = 2; b <= GROUP_BLOCK_MAX && b * bytes <= GROUP_BLOCK_BYTES; b++)
+  for (int64_t b = 2; b <= GROUP_BLOCK_MAX && b * bytes <= GROUP_BLOCK_BYTES && c->groups / b >= GROUP_BLOCKS_MIN; b++)
     if (c->groups % b == 0) best = b;
   return best;
 }

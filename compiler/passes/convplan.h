@@ -88,9 +88,11 @@ bool conv_plan_copy_bound(Model *m, const ConvPlan *c, SrcLoc loc, Dim *floats);
  * conv_plan_group_block groups (conv.c): the block's padded copies, then one direct
  * convolution over the block's groups (a batch of them: one kernel call, not one a channel),
  * then its epilogue.  A block's copies and outputs stay within GROUP_BLOCK_BYTES (in L2);
- * the block divides the groups.  1 (a group at a time) on large or symbolic maps. */
+ * the block divides the groups, into GROUP_BLOCKS_MIN blocks or more (the threads split
+ * (image, block) pairs).  1 (a group at a time) on large or symbolic maps. */
 #define GROUP_BLOCK_MAX 64
 #define GROUP_BLOCK_BYTES (64 * 1024)
+#define GROUP_BLOCKS_MIN 8
 int64_t conv_plan_group_block(const ConvPlan *c);
 
 /* Row tiles: a plain product C [M, N] = A [M, K] B [K, N] (row-major, K and N static, any M)

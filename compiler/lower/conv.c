@@ -58,13 +58,12 @@ static void lower_conv_copy_right_pad(Lower *L, Ls *s, const ConvPlan *c, const 
   store(L, right, xbuf, ibin(L, '+', row, ww), lx_f(L, 0.0));
 }
 
-/* One stride phase (ph, pw) of every input channel in the padded copy (lower_conv_copy). */
-static void lower_conv_copy_phase(Lower *L, Ls *chan, const ConvPlan *c, const ConvSizes *z, Lx *const *bidx, int xbuf,
-                                  Lx *base, Lx *ci, int64_t ph, int64_t pw) {
-  Lx *zero = lx_i(L, 0), *one = lx_i(L, 1), *hh, *ww, *lo, *hi;
+/* Row hh of stride phase (ph, pw) of input channel ci in the padded copy (lower_conv_copy),
+ * into loop s. */
+static void lower_conv_copy_row(Lower *L, Ls *s, const ConvPlan *c, const ConvSizes *z, Lx *const *bidx, int xbuf, Lx *base,
+                                Lx *ci, Lx *hh, int64_t ph, int64_t pw) {
+  Lx *zero = lx_i(L, 0), *one = lx_i(L, 1), *ww, *lo, *hi;
   int64_t sw = c->stride[1];
-  Ls *s = loop(L, chan, zero, z->hq, one, &hh);
-  s->rolled = true;
   Lx *plane = ibin(L, '+', ibin(L, '*', ci, lx_i(L, c->nphase[0] * c->nphase[1])), lx_i(L, ph * c->nphase[1] + pw));
   Lx *row = ibin(L, '+', base, ibin(L, '*', ibin(L, '+', ibin(L, '*', plane, z->hq), hh), z->wq));
   /* the zero padding on either side of the columns inside X is stored apart, so the row
@@ -91,13 +90,18 @@ static void lower_conv_copy_phase(Lower *L, Ls *chan, const ConvPlan *c, const C
 }
 
 /* The padded, phase-split copy of an (image, group)'s input channels (convplan.h), each
- * stride phase in its own loops: their column ranges are then static (for static sizes). */
+ * stride phase's row in its own loops: their column ranges are then static (for static
+ * sizes).  Row hh of every phase in turn: they read input rows hh * sh - pad_t .. in order,
+ * each once (phase by phase, a 112x112 stride-2 depthwise layer read the even rows, then
+ * the odd ones, and every row twice). */
 static void lower_conv_copy(Lower *L, Ls *parent, const ConvPlan *c, const ConvSizes *z, Lx *const *bidx, int xbuf,
                             Lx *base) {
-  Lx *ci;
+  Lx *ci, *hh;
   Ls *chan = loop(L, parent, lx_i(L, 0), lx_i(L, c->cin), lx_i(L, 1), &ci);
+  Ls *rows = loop(L, chan, lx_i(L, 0), z->hq, lx_i(L, 1), &hh);
+  rows->rolled = true;
   for (int64_t ph = 0; ph < c->nphase[0]; ph++)
-    for (int64_t pw = 0; pw < c->nphase[1]; pw++) lower_conv_copy_phase(L, chan, c, z, bidx, xbuf, base, ci, ph, pw);
+    for (int64_t pw = 0; pw < c->nphase[1]; pw++) lower_conv_copy_row(L, rows, c, z, bidx, xbuf, base, ci, hh, ph, pw);
 }
 
 /* The direct convolution's register-tiled kernel (codegen emit_conv) over x (channel planes
@@ -150,23 +154,93 @@ static void conv_stmt_layout(Lower *L, Ls *cv, const ConvPlan *c, const ConvSize
     for (int64_t j = 0; j < c->kw; j++) conv_plan_tap_parts(c, i, j, &cv->cv.tap[3 * (i * c->kw + j)]);
 }
 
-/* Returns whether the kernel's epilogue was applied too (Winograd's output transform). */
-bool lower_conv(Lower *L, Ls *parent, const ConvPlan *c, Lx *const *bidx) {
-  const Kernel *K = L->K;
-  INode *g = K->gemm, *A = g->in[0];
+/* A depthwise convolution's vectors a tile (static sizes): its one output channel leaves
+ * registers for twice tile_vec accumulators (conv_tile.c's wide tiles), so as many whole
+ * rows as fit, and tiles that start a row share the loads of the taps among their rows: up
+ * to 8 vectors with 3 rows of taps (a 7x7 map in one tile of 7 rows, not 4 + 3; a 56-column
+ * row's 7 vectors, not 4: 246 -> 160 us for 144 channels), 4 with more (16 accumulators and
+ * 5 rows of taps ran 7 % slower than 8); a row of 5 .. 8 vectors whole.  Longer rows keep the
+ * default. */
+static int depthwise_tile_vec(const ConvPlan *c, int tile_vec) {
+  int64_t chunks = (c->ow + c->lanes - 1) / c->lanes, most = c->kh <= 3 ? 8 : 4;
+  int host, regs;
+  target_host_simd(&host, &regs);
+  if (regs < 32 || c->symbolic || c->cin != 1 || c->cout != 1 || chunks > 8) return tile_vec;
+  return (int)(chunks <= most ? most / chunks * chunks : chunks);
+}
+
+/* The kernel's direct convolution of the (image, group) pairs from `item` on: one, or a
+ * batch of `nbatch` groups (their copies `z->copy` floats apart). */
+static Ls *conv_groups_stmt(Lower *L, const ConvPlan *c, const ConvSizes *z, Lx *const *bidx, int xbuf, Lx *item,
+                            int64_t nbatch) {
+  INode *g = L->K->gemm, *A = g->in[0];
   const Shape *s = &g->shape;
-  int xbuf = buffer_of(L, K->prologue);
+  int64_t cout = s->d[2].k, ntaps = c->kh * c->kw;
+  Lx *y_item = s->d[3].syms ? ibin(L, '*', lx_i(L, cout), lx_dim(L, s->d[3])) : lx_i(L, cout * s->d[3].k);
+  Ls *cv = conv_stmt(L, c->cin, c->lanes, xbuf, ibin(L, '*', item, z->copy), buffer_of(L, A),
+                     batch_offset(L, s, 2, bidx, &A->shape), L->gemm_cbuf, ibin(L, '*', item, y_item), cout);
+  cv->cv.ntaps = ntaps;
+  cv->cv.tile_vec = depthwise_tile_vec(c, cv->cv.tile_vec);
+  conv_stmt_layout(L, cv, c, z);
+  if (nbatch > 1) { /* static sizes only (conv_plan_group_block) */
+    cv->cv.nbatch = nbatch;
+    cv->cv.x_bstride = z->copy->c;
+    cv->cv.w_bstride = cout * c->cin * ntaps;
+    cv->cv.y_bstride = y_item->c;
+  }
+  return cv;
+}
+
+/* Does the kernel's result take an epilogue per block of groups: its output channels
+ * static, groups * cout of them, images its leading dim, the map's rows and columns the rest
+ * (or one dim: the [N, C, H*W] view a 1x1 convolution after it reads)?  *none: it is the
+ * product itself (or a view of it), with no epilogue at all. */
+static bool conv_block_epilogue_fits(const Lower *L, const ConvPlan *c, bool *none) {
+  INode *g = L->K->gemm, *root = L->K->outs[0];
+  while (root != g && root->op == OP_RESHAPE) root = root->in[0];
+  *none = root == g;
+  root = L->K->outs[0];
+  const Shape *rs = &root->shape;
+  return *none || ((rs->rank == 3 || rs->rank == 4) && !rs->d[1].syms && rs->d[1].k == c->groups * c->cout && dim_eq(rs->d[0], g->shape.d[0]));
+}
+
+/* Groups bidx[1] .. bidx[1] + block - 1 of image bidx[0] (the caller's loop over groups,
+ * `parent`, then steps by block): each group's padded copy, one batch of convolutions over
+ * them, and the block's epilogue while its outputs are in cache.  A depthwise convolution
+ * on a small map (960 channels of 7x7) spent more on a kernel call, the tile set-up and an
+ * epilogue loop per channel than on its 9 taps. */
+static void lower_conv_group_block(Lower *L, Ls *parent, const ConvPlan *c, const ConvSizes *z, Lx *const *bidx, int xbuf,
+                                   int64_t block, bool epilogue) {
+  if (parent->k != LS_LOOP || parent->var != bidx[1]->var) unreachable("convolution groups not in their own loop");
+  parent->step = lx_i(L, block);
+  Lx *j, *item = ibin(L, '+', ibin(L, '*', bidx[0], lx_i(L, c->groups)), bidx[1]);
+  Ls *each = loop(L, parent, lx_i(L, 0), lx_i(L, block), lx_i(L, 1), &j);
+  Lx *group[2] = {bidx[0], ibin(L, '+', bidx[1], j)};
+  lower_conv_copy(L, each, c, z, group, xbuf, ibin(L, '*', ibin(L, '+', item, j), z->copy));
+  ls_add(L, parent, conv_groups_stmt(L, c, z, bidx, xbuf, item, block));
+  if (!epilogue) return;
+  INode *root = L->K->outs[0];
+  Lx *ch, *vars[MAX_RANK] = {bidx[0]};
+  Ls *chans = loop(L, parent, lx_i(L, 0), lx_i(L, block * c->cout), lx_i(L, 1), &ch);
+  vars[1] = ibin(L, '+', ibin(L, '*', bidx[1], lx_i(L, c->cout)), ch);
+  store_planes(L, chans, &root->shape, 2, vars, &root, 1);
+}
+
+/* Returns whether the kernel's epilogue was applied too (Winograd's output transform, or a
+ * block of groups'). */
+bool lower_conv(Lower *L, Ls *parent, const ConvPlan *c, Lx *const *bidx) {
+  int xbuf = buffer_of(L, L->K->prologue);
   ConvSizes z = conv_sizes(L, c);
+  int64_t block = conv_plan_group_block(c);
+  bool no_epilogue;
+  if (block > 1 && conv_block_epilogue_fits(L, c, &no_epilogue)) {
+    lower_conv_group_block(L, parent, c, &z, bidx, xbuf, block, !no_epilogue);
+    return true;
+  }
   Lx *item = ibin(L, '+', ibin(L, '*', bidx[0], lx_i(L, c->groups)), bidx[1]);
   Lx *base = ibin(L, '*', item, z.copy);
   lower_conv_copy(L, parent, c, &z, bidx, xbuf, base);
   if (c->winograd) return lower_winograd(L, parent, c, &z, bidx, xbuf, base, item);
-  int64_t cout = s->d[2].k;
-  Lx *y_item = s->d[3].syms ? ibin(L, '*', lx_i(L, cout), lx_dim(L, s->d[3])) : lx_i(L, cout * s->d[3].k);
-  Ls *cv = conv_stmt(L, c->cin, c->lanes, xbuf, base, buffer_of(L, A), batch_offset(L, s, 2, bidx, &A->shape), L->gemm_cbuf,
-                     ibin(L, '*', item, y_item), cout);
-  cv->cv.ntaps = c->kh * c->kw;
-  conv_stmt_layout(L, cv, c, &z);
-  ls_add(L, parent, cv);
+  ls_add(L, parent, conv_groups_stmt(L, c, &z, bidx, xbuf, item, 1));
   return false;
 }

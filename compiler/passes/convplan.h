@@ -84,6 +84,17 @@ void conv_plan_tap_parts(const ConvPlan *c, int64_t i, int64_t j, int64_t part[3
  * passes before lowering); false when the bound needs more symbols than m can take. */
 bool conv_plan_copy_bound(Model *m, const ConvPlan *c, SrcLoc loc, Dim *floats);
 
+/* Groups of one input channel (a depthwise convolution) on small maps run in blocks of
+ * conv_plan_group_block groups (conv.c): the block's padded copies, then one direct
+ * convolution over the block's groups (a batch of them: one kernel call, not one a channel),
+ * then its epilogue.  A block's copies and outputs stay within GROUP_BLOCK_BYTES (in L2);
+ * the block divides the groups, into GROUP_BLOCKS_MIN blocks or more (the threads split
+ * (image, block) pairs).  1 (a group at a time) on large or symbolic maps. */
+#define GROUP_BLOCK_MAX 64
+#define GROUP_BLOCK_BYTES (64 * 1024)
+#define GROUP_BLOCKS_MIN 8
+int64_t conv_plan_group_block(const ConvPlan *c);
+
 /* Row tiles: a plain product C [M, N] = A [M, K] B [K, N] (row-major, K and N static, any M)
  * runs on the direct convolution's register-tiled kernel too, C's rows as its output
  * channels, A as its weights and B as a one-tap image of K one-row channels (lower.c

@@ -6,7 +6,7 @@ bench/zoo_bench.py times whole, so that a row the zoo loses can be traced to its
 Each row is Conv2d (no bias) + BatchNorm2d (statistics perturbed) + ReLU6, as torchvision's
 Conv2dNormActivation builds it, random-initialised with a fixed seed, batch 1:
   - nnc: a one-layer .nn compiled by build/nnc into a .so (weights embedded), timed in this
-    process through the Python package (a call costs ~10-20 µs of Python on top of the kernel);
+    process through the Python package, its arguments bound once (under 1 µs of Python a call);
   - ORT: the same module exported by torch.onnx.export (opset 17), timed by
     /work/shared/ort-bench/ort_bench.c in a child process (C API, ORT_ENABLE_ALL, the row's
     threads), installed from npm into $TMPDIR/ort when missing (bench/ort_side.py).
@@ -99,13 +99,16 @@ def build_layer(torch, row, d, nnc_exe):
 
 
 def time_nnc(np, lib, x, threads, seconds):
+    """nnc's fastest call (µs), its arguments bound once (Entry.bind): a call by keyword checks
+    and converts them each time, 20-30 µs of Python that ORT's C timing does not pay."""
     import time
     lib.threads = threads
-    lib.f(x=x)
+    call = lib.f.bind(x=x)
+    call()
     best, end = float("inf"), time.time() + seconds
     while time.time() < end:
         t0 = time.perf_counter()
-        lib.f(x=x)
+        call()
         best = min(best, time.perf_counter() - t0)
     return best * 1e6
 

@@ -118,11 +118,11 @@ static Ls *symbolic_row_tiles(Lower *L, Lx *k, Lx *n, Lx *rows, int b, Lx *b_off
 }
 
 /* 1 when B [k, n] takes row tiles (row_tile_lanes: at most ROW_TILES_LONG_B_K rows, or at most
- * ROW_TILES_MAX_FLOATS), else 0: a loop of that many iterations holds the row tiles, one of
+ * row_tiles_max_floats()), else 0: a loop of that many iterations holds the row tiles, one of
  * 1 - that the sgemm call, so that each call takes the static rule's choice for its n. */
 static Lx *symbolic_row_tiles_fit(Lower *L, Lx *k, Lx *n) {
   if (k->c <= ROW_TILES_LONG_B_K) return lx_i(L, 1);
-  Lx *room = ibin(L, '-', lx_i(L, ROW_TILES_MAX_FLOATS + 1), ibin(L, '*', k, n)); /* >= 1 when it fits */
+  Lx *room = ibin(L, '-', lx_i(L, row_tiles_max_floats() + 1), ibin(L, '*', k, n)); /* >= 1 when it fits */
   return ibin(L, 'M', ibin(L, 'm', room, lx_i(L, 1)), lx_i(L, 0));
 }
 
@@ -203,10 +203,10 @@ static Ls *lower_sgemm(Lower *L, Ls *cur, Lx *const *bidx, bool blocked, Lx **ro
      * part into its own core's cache */
     int64_t vtiles = (n->c + lanes - 1) / lanes / cv->cv.tile_vec;
     cv->cv.parts = vtiles >= 8 ? 4 : vtiles >= 4 ? 2 : 1;
-    /* and a B too large for L2 in as many parts as keep each part within ROW_TILES_PART_FLOATS:
+    /* and a B too large for L2 in as many parts as keep each part within row_tiles_part_floats:
      * the parts run one after another on a thread, each part's columns read by every row tile
      * while they are in cache (a 1x1 convolution over a 112x112 map: 12544 columns) */
-    int64_t cached = (k->c * n->c + ROW_TILES_PART_FLOATS - 1) / ROW_TILES_PART_FLOATS;
+    int64_t part = row_tiles_part_floats(), cached = (k->c * n->c + part - 1) / part;
     if (cached > cv->cv.parts && vtiles > cv->cv.parts) cv->cv.parts = cached < vtiles ? (int)cached : (int)vtiles;
     cv->cv.part_major = cached > 1;
     *done = nb == 0 && row_tiles_onto(L, cv, r0);

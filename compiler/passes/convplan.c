@@ -208,7 +208,7 @@ int row_tile_lanes(int64_t k, int64_t n) {
 }
 
 int64_t row_tiles_max_floats(void) {
-  return target_host_caches().l2 / ROW_TILES_L2_SHARE / (int64_t)sizeof(float);
+  return target_host_caches().l2 / (int64_t)sizeof(float);
 }
 
 int64_t row_tiles_part_floats(void) {

@@ -49,7 +49,7 @@
 #define SGEMM_MAX_TILES 8    /* ... up to about this many: each tile repacks its operands, and
                                 OpenBLAS runs smaller products slower, so more tiles cost one
                                 thread more time (figures in the commit that set this) */
-#define SGEMM_FLOPS_PER_WORK 32 /* a product's work in vector FMAs, as compiler/lower/parallel.c counts it */
+#define SGEMM_FLOPS_PER_WORK 32 /* a product's work in vector FMAs (compiler/lower/parallel.c) */
 #define SGEMM_TILE_ROWS 4    /* tiles of C start at multiples of these (OpenBLAS's register */
 #define SGEMM_TILE_COLS 16   /* tile on Haswell/Zen is 16 of its columns x 4 rows: ours transposed) */
 
@@ -245,9 +245,10 @@ void nnc_rt_sgemm(int order, int ta, int tb, int m, int n, int k, float alpha, c
   tile_grid(t.m, t.n, 2.0 * m * n * k, &t.pm, &t.pn);
   int64_t tiles = (int64_t)t.pm * t.pn;
   nnc_pool *p = current_pool;
-  if (tiles < 2 || !p || p->n < 2) sgemm_tiles((void *const *)&t, NULL, 0, tiles);
-  else if (small_job(p, 1, (int64_t)(2.0 * m * n * k / SGEMM_FLOPS_PER_WORK))) run_doubtful(p, sgemm_tiles, (void *const *)&t, NULL, tiles, tiles);
-  else run_split(p, sgemm_tiles, (void *const *)&t, NULL, tiles, tiles);
+  void *const *job = (void *const *)&t;
+  if (tiles < 2 || !p || p->n < 2) sgemm_tiles(job, NULL, 0, tiles);
+  else if (small_job(p, 1, (int64_t)(2.0 * m * n * k / SGEMM_FLOPS_PER_WORK))) run_doubtful(p, sgemm_tiles, job, NULL, tiles, tiles);
+  else run_split(p, sgemm_tiles, job, NULL, tiles, tiles);
 }
 
 /* Claim and run chunks of job `gen` (a copy in *j) until none is left. */
@@ -415,8 +416,7 @@ void nnc_rt_parallel_parts(nnc_kernel_fn fn, void *const *bufs, const int64_t *s
  * the next kernel reads on one core what the other wrote, and a worker woken for one job
  * polls for the next one on a core the machine's other processes want.  The median, not the
  * fastest call: on a loaded machine the split calls' times spread widely (a worker
- * descheduled), and the fastest split call, when the other vCPU happened to be free, chose
- * splits that made gru at batch 1 on 2 threads 1.3x slower than on 1. */
+ * descheduled), and the fastest one measures the rare call when the other vCPU was free. */
 uint64_t nnc_pool_call_begin(nnc_pool *p, int entry) {
   if (!p) return 0;
   p->doubtful_whole = false;

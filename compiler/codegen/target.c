@@ -176,8 +176,10 @@ Target *target_new_host(char *err, size_t errlen) {
   t->layout = LLVMCreateTargetDataLayout(t->tm);
   unsigned major, minor, patch;
   LLVMGetVersion(&major, &minor, &patch);
-  if (asprintf(&t->identity, "LLVM %u.%u.%u; %s; %s; %s; PIC, default code model",
-               major, minor, patch, t->triple, t->cpu, t->features) < 0) {
+  TargetCaches caches = target_host_caches();
+  if (asprintf(&t->identity, "LLVM %u.%u.%u; %s; %s; %s; PIC, default code model; L1d %lld, L2 %lld",
+               major, minor, patch, t->triple, t->cpu, t->features, (long long)caches.l1d,
+               (long long)caches.l2) < 0) {
     t->identity = NULL;
     target_free(t);
     set_err(err, errlen, "out of memory");

@@ -23,6 +23,7 @@
 #define NNC_TARGET_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <llvm-c/Core.h>
 
 typedef struct Target Target;
@@ -34,7 +35,9 @@ void target_free(Target *t); /* NULL harmless */
 /* Set the module's triple and data layout.  Call before building layout-dependent IR. */
 void target_configure_module(Target *t, LLVMModuleRef m);
 /* Everything besides a module that decides its object code: LLVM's version, the triple, CPU
- * and features, the code generator's settings (a part of the compile cache's keys). */
+ * and features, the code generator's settings (a part of the compile cache's keys); and the
+ * cache sizes the lowering planned for (target_host_caches: they reach the module's code
+ * already, named here so that no key can miss them). */
 const char *target_identity(const Target *t);
 
 /* The optimisation pipelines: the model's code, and code that runs once (the init entry
@@ -69,6 +72,14 @@ int target_emit_shared_lib(Target *t, LLVMModuleRef m, const char *out_path,
  * number of vector registers (32 with AVX-512, 16 otherwise).  From LLVM's host features,
  * the same ones the code is compiled for. */
 void target_host_simd(int *floats, int *regs);
+
+/* The host core's data caches in bytes (host_caches.c), for kernels that block work to stay
+ * in one (row tiles: convplan.h): from sysconf or sysfs, 32 KiB and 512 KiB when unknown;
+ * $NNC_PLAN_L1D and $NNC_PLAN_L2 plan for other sizes. */
+typedef struct TargetCaches {
+  int64_t l1d, l2;
+} TargetCaches;
+TargetCaches target_host_caches(void);
 
 typedef struct Jit Jit;
 typedef struct JitSymbol {

@@ -224,6 +224,14 @@ int row_tile_lanes(int64_t k, int64_t n) {
   /* B larger than L2: in parts (gemm.c), but only with few rows.  Every k step loads from
    * the next of B's rows, N floats on: over many long rows that misses the TLB and the
    * prefetchers, where OpenBLAS packs B (1024 x 1024 x 1024 ran at 42 % of its rate) */
-  if (k > ROW_TILES_LONG_B_K && k > ROW_TILES_MAX_FLOATS / n) return 0;
+  if (k > ROW_TILES_LONG_B_K && k > row_tiles_max_floats() / n) return 0;
   return lanes;
+}
+
+int64_t row_tiles_max_floats(void) {
+  return target_host_caches().l2 / (int64_t)sizeof(float);
+}
+
+int64_t row_tiles_part_floats(void) {
+  return target_host_caches().l2 / ROW_TILES_PART_SHARE / (int64_t)sizeof(float);
 }

@@ -100,15 +100,19 @@ int64_t conv_plan_group_block(const ConvPlan *c);
  * channels, A as its weights and B as a one-tap image of K one-row channels (lower.c
  * lower_sgemm): four rows of C by four vectors of columns stay in registers while k runs.
  * It reads B once per four rows, so B must stay in the core's cache (at most
- * ROW_TILES_MAX_FLOATS: 1 MiB, a typical L2), or have at most ROW_TILES_LONG_B_K rows (a
- * 1x1 convolution over a large map: B's columns then go in parts of ROW_TILES_PART_FLOATS,
- * each swept by every row tile while it is in L2).  It beats OpenBLAS's sgemm on such products
- * (figures in docs/architecture.md): OpenBLAS packs B on every call, and its small-matrix
- * kernels for few rows run at half the FMA rate.  A product by a constant transposed matrix (a
- * Linear layer's x W^T) reads a transposed copy made once (pass_weight_layout.c). */
-#define ROW_TILES_MAX_FLOATS (256 * 1024)
+ * row_tiles_max_floats: the target's L2, target_host_caches), or have
+ * at most ROW_TILES_LONG_B_K rows (a 1x1 convolution over a large map: B's columns then go in
+ * parts of row_tiles_part_floats, each swept by every row tile while it is in L2).  It beats
+ * OpenBLAS's sgemm on such products (figures in docs/architecture.md): OpenBLAS packs B on
+ * every call, and its small-matrix kernels for few rows run at half the FMA rate.  A product
+ * by a constant transposed matrix (a Linear layer's x W^T) reads a transposed copy made once
+ * (pass_weight_layout.c).  B as large as L2 still beats OpenBLAS on a Zen 5 core (1 MiB L2:
+ * [512, 256] x [256, 1024] 112 against 95 GFLOP/s, x [256, 512] 188 against 85); one of 1 MiB on
+ * a Zen 2 core (512 KiB L2) streamed from L3 at 70 against OpenBLAS's 100. */
+#define ROW_TILES_PART_SHARE 4    /* a part of B in 1/this of L2 */
 #define ROW_TILES_LONG_B_K 64
-#define ROW_TILES_PART_FLOATS (64 * 1024)
+int64_t row_tiles_max_floats(void);
+int64_t row_tiles_part_floats(void);
 /* The vector width of the row-tile kernel for a [K, N] B operand, or 0 when it does not fit
  * (B too large, or N < 4 on a host with 8 or more floats a vector). */
 int row_tile_lanes(int64_t k, int64_t n);

@@ -40,31 +40,24 @@
 #define CHUNKS_PER_THREAD 4 /* more chunks than threads: a descheduled thread delays less */
 #define SPIN_POLLS 2000   /* polls of the caller waiting for the last chunks before it sleeps */
 #define IDLE_SPIN_NS 50000 /* an idle worker polls this long for the next job, then sleeps */
-#define POOR_RUN 8        /* timed splits in a row at over 9/10 of their time alone ... */
-#define SKIP_JOBS 4096    /* ... and that many jobs of the kind then run whole */
-#define SMALL_GRAINS 8    /* a job of fewer grains than this is a small one, its split timed */
-#define AB_TRIAL 16       /* calls of an entry alternating parts splits on and off ... */
+#define DOUBTFUL_GRAINS 64 /* a job of fewer grains than this (~0.1-0.6 ms on one core) is a
+                             small one: whether its split pays depends on the machine's state */
+#define AB_TRIAL 16       /* calls of an entry alternating doubtful splits on and off ... */
 #define AB_RUN 512        /* ... then this many the faster way, and again */
 #define AB_ENTRIES 64     /* entries timed so (the others split) */
 #define SGEMM_TILE_FLOPS 4e6 /* work of a tile of a large product (tens of µs on one core) ... */
 #define SGEMM_MAX_TILES 8    /* ... up to about this many: each tile repacks its operands, and
                                 OpenBLAS runs smaller products slower, so more tiles cost one
                                 thread more time (figures in the commit that set this) */
+#define SGEMM_FLOPS_PER_WORK 32 /* a product's work in vector FMAs (compiler/lower/parallel.c) */
 #define SGEMM_TILE_ROWS 4    /* tiles of C start at multiples of these (OpenBLAS's register */
 #define SGEMM_TILE_COLS 16   /* tile on Haswell/Zen is 16 of its columns x 4 rows: ours transposed) */
 
-/* Splits of one kind are timed while they pay; after POOR_RUN in a row that saved less than
- * a tenth, SKIP_JOBS of that kind run whole, then splits are tried again. */
-typedef struct Adaptive {
-  uint32_t skip;          /* jobs to run whole before the next trial split */
-  uint32_t poor;          /* split jobs in a row that gained little */
-} Adaptive;
-
-/* Whether an entry's parts splits pay, from timing its calls both ways
+/* Whether an entry's doubtful splits pay, from timing its calls both ways
  * (nnc_pool_call_begin). */
 typedef struct EntryChoice {
   uint32_t calls;
-  uint64_t best[2];       /* the fastest trial call split [0] and whole [1] */
+  uint64_t trial[2][AB_TRIAL / 2]; /* the trial calls' times, split [0] and whole [1] */
   bool whole;
 } EntryChoice;
 
@@ -89,22 +82,14 @@ struct nnc_pool {
   _Atomic uint64_t ticket; /* gen << 32 | next chunk */
   _Atomic uint32_t left;  /* chunks of the current job not finished */
   _Atomic bool stop;
-  /* splits whose gain is in doubt (touched by the calling thread alone: a context's calls
-   * take turns): jobs of a few grains, timed one by one; parts jobs, by the calls of their
-   * entry */
-  Adaptive small;
   _Atomic bool faulted;   /* a kernel of this call reported a fault (fault.h), in `fault` */
   char fault[512];
-  bool parts_whole;       /* this call runs its parts jobs whole */
-  bool parts_seen;        /* this call had one */
+  /* splits whose gain is in doubt (small jobs, parts jobs), timed by the calls of their
+   * entry (touched by the calling thread alone: a context's calls take turns) */
+  bool doubtful_whole;    /* this call runs its doubtful jobs whole */
+  bool doubtful_seen;     /* this call had one */
   EntryChoice choice[AB_ENTRIES];
 };
-
-/* The calling thread's share of a split job: chunks run, and their time. */
-typedef struct Tally {
-  uint32_t chunks;
-  uint64_t ticks;
-} Tally;
 
 static _Thread_local nnc_pool *current_pool;
 /* The pool of the call this thread works for, where its kernels' faults go: current_pool,
@@ -112,7 +97,10 @@ static _Thread_local nnc_pool *current_pool;
 static _Thread_local nnc_pool *fault_pool;
 
 static void run_split(nnc_pool *p, nnc_kernel_fn fn, void *const *bufs, const int64_t *syms, int64_t n,
-                      int64_t chunks, Tally *tally);
+                      int64_t chunks);
+static void run_doubtful(nnc_pool *p, nnc_kernel_fn fn, void *const *bufs, const int64_t *syms, int64_t n,
+                         int64_t chunks);
+static bool small_job(const nnc_pool *p, int64_t n, int64_t work);
 
 static inline uint64_t ticks(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -257,19 +245,19 @@ void nnc_rt_sgemm(int order, int ta, int tb, int m, int n, int k, float alpha, c
   tile_grid(t.m, t.n, 2.0 * m * n * k, &t.pm, &t.pn);
   int64_t tiles = (int64_t)t.pm * t.pn;
   nnc_pool *p = current_pool;
-  if (tiles > 1 && p && p->n > 1) run_split(p, sgemm_tiles, (void *const *)&t, NULL, tiles, tiles, NULL);
-  else sgemm_tiles((void *const *)&t, NULL, 0, tiles);
+  void *const *job = (void *const *)&t;
+  if (tiles < 2 || !p || p->n < 2) sgemm_tiles(job, NULL, 0, tiles);
+  else if (small_job(p, 1, (int64_t)(2.0 * m * n * k / SGEMM_FLOPS_PER_WORK))) run_doubtful(p, sgemm_tiles, job, NULL, tiles, tiles);
+  else run_split(p, sgemm_tiles, job, NULL, tiles, tiles);
 }
 
-/* Claim and run chunks of job `gen` (a copy in *j) until none is left (counted in *tally
- * when not NULL). */
-static void run_chunks(nnc_pool *p, const Job *j, uint32_t gen, Tally *tally) {
+/* Claim and run chunks of job `gen` (a copy in *j) until none is left. */
+static void run_chunks(nnc_pool *p, const Job *j, uint32_t gen) {
   for (;;) {
     uint64_t t = atomic_load(&p->ticket);
     if ((uint32_t)(t >> 32) != gen || (uint32_t)t >= j->nchunks) return;
     if (!atomic_compare_exchange_weak(&p->ticket, &t, t + 1)) continue;
     uint32_t c = (uint32_t)t;
-    uint64_t t0 = tally ? ticks() : 0;
     /* a nested nnc_rt_parallel_for inside a chunk runs on its thread: the pool is busy */
     nnc_pool *outer = current_pool, *outer_fault = fault_pool;
     current_pool = NULL;
@@ -277,10 +265,6 @@ static void run_chunks(nnc_pool *p, const Job *j, uint32_t gen, Tally *tally) {
     j->fn(j->bufs, j->syms, j->n * c / j->nchunks, j->n * (c + 1) / j->nchunks);
     current_pool = outer;
     fault_pool = outer_fault;
-    if (tally) {
-      tally->chunks++;
-      tally->ticks += ticks() - t0;
-    }
     if (atomic_fetch_sub(&p->left, 1) == 1) {
       pthread_mutex_lock(&p->mu);
       pthread_cond_signal(&p->done);
@@ -318,7 +302,7 @@ static void *worker(void *arg) {
     seen = atomic_load(&p->gen);
     Job j = p->job;
     pthread_mutex_unlock(&p->mu);
-    run_chunks(p, &j, seen, NULL);
+    run_chunks(p, &j, seen);
   }
 }
 
@@ -344,7 +328,7 @@ void nnc_pool_free(nnc_pool *p) {
 
 /* fn over [0, n) in `chunks` chunks claimed by the pool's threads (the caller's included). */
 static void run_split(nnc_pool *p, nnc_kernel_fn fn, void *const *bufs, const int64_t *syms, int64_t n,
-                      int64_t chunks, Tally *tally) {
+                      int64_t chunks) {
   if (chunks < 2 || (!p->started && !start_workers(p))) {
     fn(bufs, syms, 0, n);
     return;
@@ -358,7 +342,7 @@ static void run_split(nnc_pool *p, nnc_kernel_fn fn, void *const *bufs, const in
   pthread_cond_broadcast(&p->wake);
   pthread_mutex_unlock(&p->mu);
   Job j = p->job;
-  run_chunks(p, &j, gen, tally);
+  run_chunks(p, &j, gen);
   for (int i = 0; i < SPIN_POLLS && atomic_load(&p->left); i++) cpu_relax();
   pthread_mutex_lock(&p->mu);
   while (atomic_load(&p->left)) pthread_cond_wait(&p->done, &p->mu);
@@ -379,28 +363,21 @@ static int64_t grain_chunks(const nnc_pool *p, int64_t n, int64_t work) {
   return chunks < total / p->grain ? chunks : total / p->grain;
 }
 
-/* A split whose gain is in doubt, timed: the whole split against the caller's chunks scaled
- * to all of them.  Where handing work to another core costs about as much as the work saves
- * (this VM's two vCPUs: a cache line's round trip of 60-80 ns at times, 330-340 ns at
- * others, when 2-thread calls of many small kernels took twice their 1-thread time), such
- * splits stop for a while. */
-static void run_adaptive(nnc_pool *p, Adaptive *a, nnc_kernel_fn fn, void *const *bufs, const int64_t *syms,
-                         int64_t n, int64_t chunks) {
-  if (a->skip) {
-    a->skip--;
-    fn(bufs, syms, 0, n);
-    return;
-  }
-  Tally own = {0, 0};
-  uint64_t t0 = ticks();
-  run_split(p, fn, bufs, syms, n, chunks, &own);
-  uint64_t total = ticks() - t0;
-  bool poor = own.chunks && 10 * total > 9 * own.ticks * (uint64_t)chunks / own.chunks;
-  a->poor = poor ? a->poor + 1 : 0;
-  if (a->poor >= POOR_RUN) {
-    a->poor = 0;
-    a->skip = SKIP_JOBS;
-  }
+/* A split whose gain is in doubt: a small job, whose hand-over to another core may cost
+ * more than its share of the work (this VM's two vCPUs: a cache line's round trip of 60-80 ns
+ * at times, 330-340 ns at others; a worker asleep or descheduled on a loaded machine takes
+ * microseconds to wake), or a parts job.  Split or whole as this call's entry has shown to pay
+ * (nnc_pool_call_begin). */
+static void run_doubtful(nnc_pool *p, nnc_kernel_fn fn, void *const *bufs, const int64_t *syms, int64_t n,
+                         int64_t chunks) {
+  p->doubtful_seen = true;
+  if (p->doubtful_whole) fn(bufs, syms, 0, n);
+  else run_split(p, fn, bufs, syms, n, chunks);
+}
+
+/* Is a job of n iterations of `work` each a small one (fewer than DOUBTFUL_GRAINS grains)? */
+static bool small_job(const nnc_pool *p, int64_t n, int64_t work) {
+  return total_work(n, work) / DOUBTFUL_GRAINS < p->grain;
 }
 
 void nnc_rt_parallel_for(nnc_kernel_fn fn, void *const *bufs, const int64_t *syms, int64_t n,
@@ -412,8 +389,8 @@ void nnc_rt_parallel_for(nnc_kernel_fn fn, void *const *bufs, const int64_t *sym
     return;
   }
   int64_t chunks = grain_chunks(p, n, work);
-  if (chunks > 1 && total_work(n, work) / SMALL_GRAINS < p->grain) run_adaptive(p, &p->small, fn, bufs, syms, n, chunks);
-  else run_split(p, fn, bufs, syms, n, chunks, NULL);
+  if (chunks > 1 && small_job(p, n, work)) run_doubtful(p, fn, bufs, syms, n, chunks);
+  else run_split(p, fn, bufs, syms, n, chunks);
 }
 
 void nnc_rt_parallel_parts(nnc_kernel_fn fn, void *const *bufs, const int64_t *syms, int64_t n,
@@ -425,40 +402,49 @@ void nnc_rt_parallel_parts(nnc_kernel_fn fn, void *const *bufs, const int64_t *s
     return;
   }
   int64_t chunks = grain_chunks(p, n, work), most = (int64_t)p->n * CHUNKS_PER_THREAD;
-  if (chunks > 1) {
-    run_split(p, fn, bufs, syms, n, chunks, NULL);
+  if (chunks > 1 && !small_job(p, n, work)) {
+    run_split(p, fn, bufs, syms, n, chunks);
     return;
   }
   /* every part its own chunk, however short: a worker that starts late still finds some */
-  p->parts_seen = true;
-  if (p->parts_whole) fn(bufs, syms, 0, n);
-  else run_split(p, fn, bufs, syms, n, n < most ? n : most, NULL);
+  run_doubtful(p, fn, bufs, syms, n, chunks > 1 ? chunks : n < most ? n : most);
 }
 
-/* Which way this call of `entry` runs its parts jobs: AB_TRIAL calls alternate, then AB_RUN
- * calls take the way whose fastest trial call was faster (split only when 5 % faster), and
- * so on.  Timed per call, not per job as for small jobs, since much of what these splits
- * cost shows after them: the next kernel reads on one core the columns the other wrote.  On
- * a VM whose two vCPUs sit far apart (a cache line's round trip five times longer than
- * when they sit close), whole calls won where each split job alone looked worth it. */
+/* Which way this call of `entry` runs its doubtful jobs: AB_TRIAL calls alternate, then
+ * AB_RUN calls take the way whose median trial call was faster (split only when 5 % faster),
+ * and so on.  Timed per call, not per job, since much of what a split costs shows after it:
+ * the next kernel reads on one core what the other wrote, and a worker woken for one job
+ * polls for the next one on a core the machine's other processes want.  The median, not the
+ * fastest call: on a loaded machine the split calls' times spread widely (a worker
+ * descheduled), and the fastest one measures the rare call when the other vCPU was free. */
 uint64_t nnc_pool_call_begin(nnc_pool *p, int entry) {
   if (!p) return 0;
-  p->parts_whole = false;
-  p->parts_seen = false;
+  p->doubtful_whole = false;
+  p->doubtful_seen = false;
   if (p->n < 2 || entry < 0 || entry >= AB_ENTRIES) return 0;
   const EntryChoice *c = &p->choice[entry];
   uint32_t k = c->calls % (AB_TRIAL + AB_RUN);
-  p->parts_whole = k < AB_TRIAL ? (k & 1) != 0 : c->whole;
+  p->doubtful_whole = k < AB_TRIAL ? (k & 1) != 0 : c->whole;
   return ticks();
 }
 
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* The median of n times (sorted in place). */
+static uint64_t median(uint64_t *t, int n) {
+  qsort(t, (size_t)n, sizeof *t, cmp_u64);
+  return n % 2 ? t[n / 2] : t[n / 2 - 1] / 2 + t[n / 2] / 2;
+}
+
 void nnc_pool_call_end(nnc_pool *p, int entry, uint64_t t0) {
-  if (!p || p->n < 2 || entry < 0 || entry >= AB_ENTRIES || !p->parts_seen) return;
+  if (!p || p->n < 2 || entry < 0 || entry >= AB_ENTRIES || !p->doubtful_seen) return;
   EntryChoice *c = &p->choice[entry];
   uint32_t k = c->calls++ % (AB_TRIAL + AB_RUN);
   if (k >= AB_TRIAL) return;
-  uint64_t t = ticks() - t0;
-  int way = k & 1;
-  if (k < 2 || t < c->best[way]) c->best[way] = t;
-  if (k == AB_TRIAL - 1) c->whole = !(c->best[0] * 20 < c->best[1] * 19);
+  c->trial[k & 1][k / 2] = ticks() - t0;
+  if (k == AB_TRIAL - 1)
+    c->whole = !(median(c->trial[0], AB_TRIAL / 2) * 20 < median(c->trial[1], AB_TRIAL / 2) * 19);
 }

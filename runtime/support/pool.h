@@ -30,7 +30,9 @@ int nnc_pool_threads(const nnc_pool *pool);
 nnc_pool *nnc_pool_enter(nnc_pool *pool);
 
 /* Run fn over [0, n) split into chunks among the current pool's threads; `work` estimates the
- * scalar operations of one iteration, so that small loops stay on the calling thread.  fn may
+ * scalar operations of one iteration, so that small loops stay on the calling thread, and a
+ * loop of a few grains' work splits only when the calls of its entry have shown that such
+ * splits pay (nnc_pool_call_begin).  fn may
  * call it again (a direct convolution splits its output channels): when fn runs as one chunk
  * of a split loop, the nested loop runs whole on that chunk's thread; when the outer loop was
  * not split (one image), the nested one is. */
@@ -49,9 +51,10 @@ void nnc_rt_parallel_parts(nnc_kernel_fn fn, void *const *bufs, const int64_t *s
  * into msg; clears it for the next call. */
 bool nnc_pool_take_fault(nnc_pool *pool, char *msg, size_t len);
 
-/* Around each call of entry `entry` of the context whose pool this is: the call's parts jobs
- * (nnc_rt_parallel_parts) run split or whole as timing the entry's calls both ways has shown
- * to pay.  begin returns the start time end needs. */
+/* Around each call of entry `entry` of the context whose pool this is: the call's doubtful
+ * jobs (small ones, and parts jobs: nnc_rt_parallel_for, nnc_rt_parallel_parts) run split or
+ * whole as timing the entry's calls both ways has shown to pay.  begin returns the start time
+ * end needs. */
 uint64_t nnc_pool_call_begin(nnc_pool *pool, int entry);
 void nnc_pool_call_end(nnc_pool *pool, int entry, uint64_t t0);
 

@@ -4,7 +4,8 @@
  *   tests/compile/fused/X.nn   `nnc dump --stage=fused` must equal tests/compile/fused/X.fused
  *   examples/X.nn              `nnc dump --stage=fused` must equal tests/compile/fused/examples.X.fused
  * so diagnostics and fusion decisions cannot change unnoticed.  The dumps are planned for
- * 16-lane vectors ($NNC_PLAN_SIMD), so they do not depend on the machine.  Run with NNC_UPDATE_GOLDEN=1
+ * 16-lane vectors ($NNC_PLAN_SIMD) and a 1 MiB L2 ($NNC_PLAN_L2), so they do not depend on the
+ * machine.  Run with NNC_UPDATE_GOLDEN=1
  * to (re)write the expected files after an intended change, then review the diff. */
 #include <dirent.h>
 #include <setjmp.h>
@@ -162,6 +163,9 @@ int main(void) {
   /* The plans (tile widths, slot sizes) depend on the vector width: the expected dumps are
    * those of a 16-lane (AVX-512) host, whatever this machine has. */
   setenv("NNC_PLAN_SIMD", "16", 1);
+  /* and on the L2 size (which products take row tiles, and their weights' transposed copies):
+   * a 1 MiB L2 */
+  setenv("NNC_PLAN_L2", "1048576", 1);
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_error_diagnostics),
     cmocka_unit_test(test_ok_programs),

@@ -17,7 +17,9 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <cblas.h>
 #include <dlfcn.h>
+#include <math.h>
 #include <pthread.h>
 #include <unistd.h>
 
@@ -613,6 +615,47 @@ static void test_pool_split_loops(void **state) {
   }
 }
 
+/* nnc_rt_sgemm's grid of tiles: a product of a few grains (a doubtful split, made or not as
+ * the calls of its entry show) and a large one (always split) are close to a double-precision
+ * sum and the same bits on 1-3 threads, inside calls timed both ways and outside any call. */
+enum { SG_M = 72, SG_N = 200, SG_K = 600, SG_BIG_K = 2400 };
+
+static void sgemm_reference(const float *a, const float *b, int k, float *want) {
+  for (int i = 0; i < SG_M; i++)
+    for (int j = 0; j < SG_N; j++) {
+      double sum = 0;
+      for (int p = 0; p < k; p++) sum += (double)a[i * k + p] * b[p * SG_N + j];
+      want[i * SG_N + j] = (float)sum;
+    }
+}
+
+static void test_pool_sgemm_grid(void **state) {
+  (void)state;
+  static float a[SG_M * SG_BIG_K], b[SG_BIG_K * SG_N], c[SG_M * SG_N], first[2][SG_M * SG_N], want[2][SG_M * SG_N];
+  for (int i = 0; i < SG_M * SG_BIG_K; i++) a[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
+  for (int i = 0; i < SG_BIG_K * SG_N; i++) b[i] = (float)((i * 53) % 97) / 48.0f - 1.0f;
+  int ks[2] = {SG_K, SG_BIG_K}; /* 17 MFLOP (16 grains), 69 MFLOP (66 grains) */
+  for (int s = 0; s < 2; s++) sgemm_reference(a, b, ks[s], want[s]);
+  for (int threads = 1; threads <= 3; threads++) {
+    nnc_pool *pool = nnc_pool_new(threads), *prev = nnc_pool_enter(pool);
+    for (int call = 0; call < 40; call++) {
+      bool in_call = call < 36;
+      uint64_t t0 = in_call ? nnc_pool_call_begin(pool, 0) : 0;
+      for (int s = 0; s < 2; s++) {
+        nnc_rt_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, SG_M, SG_N, ks[s], 1.0f, a, ks[s], b, SG_N, 0.0f, c, SG_N);
+        if (threads == 1 && call == 0) {
+          memcpy(first[s], c, sizeof c);
+          for (int i = 0; i < SG_M * SG_N; i++) assert_true(fabsf(c[i] - want[s][i]) <= 1e-5f + 1e-4f * fabsf(want[s][i]));
+        }
+        assert_memory_equal(c, first[s], sizeof c);
+      }
+      if (in_call) nnc_pool_call_end(pool, 0, t0);
+    }
+    nnc_pool_enter(prev);
+    nnc_pool_free(pool);
+  }
+}
+
 /* Separate contexts on separate threads do not interfere. */
 typedef struct Worker {
   nnc_context *ctx;
@@ -665,6 +708,7 @@ int main(void) {
       cmocka_unit_test(test_workspace_size),
       cmocka_unit_test(test_workspace_overlay),
       cmocka_unit_test(test_pool_split_loops),
+      cmocka_unit_test(test_pool_sgemm_grid),
       cmocka_unit_test(test_workspace_growth),
       cmocka_unit_test(test_ctx_call_errors),
       cmocka_unit_test_setup_teardown(test_api_find_entry, setup_api, teardown_api),

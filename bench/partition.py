@@ -29,7 +29,6 @@ import math
 import re
 import subprocess
 import sys
-from collections import defaultdict
 
 CHUNKS_PER_THREAD = 4      # runtime/support/pool.c
 SGEMM_THREADED_FLOPS = 8e6  # runtime/support/pool.h
@@ -149,9 +148,7 @@ def main():
         for t in threads:
             time = sum(w / total / (t * balance(n, t)) for n, w in shapes.values())
             speedups.append(1 / time)
-        low = defaultdict(float)
-        for t in threads:
-            low[t] = sum(w for n, w in shapes.values() if n < t) / total
+        low = {t: sum(w for n, w in shapes.values() if n < t) / total for t in threads}
         print("speed-up the partition allows: " + ", ".join(f"{t} threads {s:.1f}x" for t, s in zip(threads, speedups)))
         print("work in kernels with fewer items than threads: " + ", ".join(f"{t}: {100 * low[t]:.0f} %" for t in threads))
 

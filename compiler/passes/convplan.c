@@ -44,17 +44,15 @@ static int pick_lanes(int host, int64_t ow) {
   return best;
 }
 
-/* A depthwise convolution's vector width (static sizes): the host's, narrower only when a
- * row fits in half of one.  Its tiles are whole rows that share their taps' loads (conv.c
- * depthwise_tile_vec), and with AVX-512 16-float vectors ran 1.1-1.5x faster than
- * pick_lanes' 8 (the same FMA cost on Zen 4, half the loads and instructions): 576 channels
- * at 14x14 49 -> 40 us, 32 at 112x112 167 -> 111 us.  A 7-column row stays at 8 floats
- * (16: 0.75-0.93x). */
-static int depthwise_lanes(int host, int64_t ow) {
+/* The host's vector width, narrower only when a row of n floats fits in half of one: a long
+ * row's masked last vector wastes less than half-width FMAs would (84 columns: 6 vectors of
+ * 16).  Row tiles and depthwise convolutions take it. */
+static int host_lanes_for_row(int host, int64_t n) {
   int lanes = host;
-  while (lanes > 4 && ow <= lanes / 2) lanes /= 2;
+  while (lanes > 4 && n <= lanes / 2) lanes /= 2;
   return lanes;
 }
+
 
 bool conv_plan(const Kernel *K, ConvPlan *c) {
   return K->kind == KK_GEMM && K->prologue && conv_plan_of(K->gemm, K->prologue, c);
@@ -92,8 +90,13 @@ bool conv_plan_of(const INode *g, const INode *cols, ConvPlan *c) {
   }
   int host, regs;
   target_host_simd(&host, &regs);
+  /* a depthwise convolution (static sizes) takes the host's vectors: its tiles are whole rows
+   * that share their taps' loads (conv.c depthwise_tile_vec), and 16 floats ran 1.1-1.5x
+   * faster than pick_lanes' 8 with AVX-512 (the same FMA cost, half the loads and
+   * instructions: 576 channels at 14x14 49 -> 40 us, 32 at 112x112 167 -> 111 us); a
+   * 7-column row stays at 8 (16: 0.75-0.93x) */
   bool depthwise = c->cin == 1 && c->groups > 1 && !c->owd.syms;
-  c->lanes = depthwise ? depthwise_lanes(host, c->ow) : pick_lanes(host, c->owd.syms ? SYMBOLIC_ROW_GUESS : c->ow);
+  c->lanes = depthwise ? host_lanes_for_row(host, c->ow) : pick_lanes(host, c->owd.syms ? SYMBOLIC_ROW_GUESS : c->ow);
   /* output rows of 4 or fewer columns: 4-float vectors use a quarter of an AVX-512 FMA, and
    * im2col + sgemm is faster (fcn's 4x4 and 2x2 maps); not with groups, whose sgemm calls
    * per group (a depthwise convolution's: one row of 9 taps each) cost far more */
@@ -214,10 +217,7 @@ int64_t conv_plan_group_block(const ConvPlan *c) {
 int row_tile_lanes(int64_t k, int64_t n) {
   int host, regs;
   target_host_simd(&host, &regs);
-  /* the host's vectors, narrower only when a row fits in half of one: a long row's masked
-   * last vector wastes less than half-width FMAs would (84 columns: 6 vectors of 16) */
-  int lanes = host;
-  while (lanes > 4 && n <= lanes / 2) lanes /= 2;
+  int lanes = host_lanes_for_row(host, n);
   /* rows of 1-3 columns: mostly idle lanes, OpenBLAS does better (cfr's one-output heads);
    * 4 columns in 4-float vectors still beat OpenBLAS (fcn's 2x2 maps: im2col [1152, 4]) */
   if (k < 1 || n < 1 || (lanes < 8 && host >= 8 && n < 4)) return 0;

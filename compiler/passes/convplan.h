@@ -98,8 +98,9 @@ int64_t conv_plan_group_block(const ConvPlan *c);
 /* Row tiles: a plain product C [M, N] = A [M, K] B [K, N] (row-major, K and N static, any M)
  * runs on the direct convolution's register-tiled kernel too, C's rows as its output
  * channels, A as its weights and B as a one-tap image of K one-row channels (lower.c
- * lower_sgemm): four rows of C by four vectors of columns stay in registers while k runs.
- * It reads B once per four rows, so B must stay in the core's cache (at most
+ * lower_sgemm): rows of C by four vectors of columns stay in registers while k runs (4 rows,
+ * 6 with 32 vector registers: gemm.c row_tile_shape).  It reads B once per tile of rows, so B
+ * must stay in the core's cache (at most
  * row_tiles_max_floats: the target's L2, target_host_caches), or have
  * at most ROW_TILES_LONG_B_K rows (a 1x1 convolution over a large map: B's columns then go in
  * parts of row_tiles_part_floats, each swept by every row tile while it is in L2).  It beats
@@ -107,8 +108,7 @@ int64_t conv_plan_group_block(const ConvPlan *c);
  * every call, and its small-matrix kernels for few rows run at half the FMA rate.  A product
  * by a constant transposed matrix (a Linear layer's x W^T) reads a transposed copy made once
  * (pass_weight_layout.c).  B as large as L2 still beats OpenBLAS on a Zen 5 core (1 MiB L2:
- * [512, 256] x [256, 1024] 112 against 95 GFLOP/s, x [256, 512] 188 against 85); one of 1 MiB on
- * a Zen 2 core (512 KiB L2) streamed from L3 at 70 against OpenBLAS's 100. */
+ * [512, 256] x [256, 1024] 112 against 95 GFLOP/s, x [256, 512] 188 against 85). */
 #define ROW_TILES_PART_SHARE 4    /* a part of B in 1/this of L2 */
 #define ROW_TILES_LONG_B_K 64
 int64_t row_tiles_max_floats(void);

@@ -140,12 +140,29 @@ static int planned_simd_floats(void) {
  * pthread_once, like the native target's initialization above. */
 static pthread_once_t host_simd_once = PTHREAD_ONCE_INIT;
 static int host_floats;
+static bool host_wide_fma;
+
+/* LLVM's names of the cores with two full-width 512-bit FMA units.  Zen 4 splits a 512-bit
+ * FMA into two 256-bit halves; Intel's client cores (icelake-client, tigerlake, rocketlake)
+ * fuse their two 256-bit units into one 512-bit one: a 16-float FMA gives no more FLOPs
+ * there than an 8-float one.  (Intel's 1-unit Xeon Silver and Bronze share the server
+ * names; the wide plan is still correct there, with some lanes of half-used rows idle.) */
+static bool wide_fma_cpu(const char *cpu) {
+  static const char *const wide[] = {"znver5",         "skylake-avx512", "cascadelake",     "cooperlake",
+                                     "icelake-server", "sapphirerapids", "emeraldrapids",   "graniterapids",
+                                     "graniterapids-d", "diamondrapids"};
+  for (size_t i = 0; i < sizeof wide / sizeof *wide; i++)
+    if (!strcmp(cpu, wide[i])) return true;
+  return false;
+}
 
 static void read_host_simd(void) {
-  char *features = LLVMGetHostCPUFeatures();
+  char *features = LLVMGetHostCPUFeatures(), *cpu = LLVMGetHostCPUName();
   bool avx512 = has_feature(features, "avx512f"), avx = has_feature(features, "avx");
-  LLVMDisposeMessage(features);
   host_floats = avx512 ? 16 : avx ? 8 : 4;
+  host_wide_fma = avx512 && wide_fma_cpu(cpu);
+  LLVMDisposeMessage(features);
+  LLVMDisposeMessage(cpu);
 }
 
 void target_host_simd(int *floats, int *regs) {
@@ -156,6 +173,14 @@ void target_host_simd(int *floats, int *regs) {
   }
   *floats = planned;
   *regs = planned == 16 ? 32 : 16;
+}
+
+bool target_host_wide_fma(void) {
+  const char *env = getenv("NNC_PLAN_WIDE_FMA");
+  if (env && (!strcmp(env, "0") || !strcmp(env, "1"))) return env[0] == '1';
+  if (planned_simd_floats()) return false;
+  pthread_once(&host_simd_once, read_host_simd);
+  return host_wide_fma;
 }
 
 Target *target_new_host(char *err, size_t errlen) {

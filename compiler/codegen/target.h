@@ -22,6 +22,7 @@
 #ifndef NNC_TARGET_H
 #define NNC_TARGET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <llvm-c/Core.h>
@@ -72,6 +73,13 @@ int target_emit_shared_lib(Target *t, LLVMModuleRef m, const char *out_path,
  * number of vector registers (32 with AVX-512, 16 otherwise).  From LLVM's host features,
  * the same ones the code is compiled for. */
 void target_host_simd(int *floats, int *regs);
+/* Does a vector of the host's full width (16 floats) take one FMA at the rate of a narrower
+ * one?  True for cores whose AVX-512 units are full width (Zen 5, Intel's server cores: a
+ * 16-float FMA doubles the FLOPs of an 8-float one), false where it is split into 256-bit
+ * halves or shares one unit (Zen 4, Intel's client cores) and on hosts without AVX-512.
+ * From LLVM's host CPU name; $NNC_PLAN_WIDE_FMA (0 or 1) plans for the other kind, and with
+ * $NNC_PLAN_SIMD set it is false unless that says 1 (the golden dumps' plans). */
+bool target_host_wide_fma(void);
 
 /* The host core's data caches in bytes (host_caches.c), for kernels that block work to stay
  * in one (row tiles: convplan.h): from sysconf or sysfs, 32 KiB and 512 KiB when unknown;

@@ -29,16 +29,22 @@ static bool plan_axis(int64_t taps, int64_t stride, int64_t dil, int64_t *nphase
   return true;
 }
 
-/* The vector width that takes the least time over a row of ow outputs: vectors per row
- * times the cost of one, where a vector of up to 8 floats (256 bits) is one FMA and a wider
- * one costs 256-bit halves (two on Zen 4).  So a 28-column row takes 8-float vectors on
- * AVX2 (4 of them, not 7 of 4 floats), and an 8-wide map on AVX-512 takes 8, not 16 (half of
- * every vector idle).  Ties go to the narrower vector: a shorter padded copy. */
+/* The cost of n floats in vectors of `lanes`, in 8-float FMAs: one a vector, or where the
+ * host splits a wider vector (target_host_wide_fma false: Zen 4) one per 8-float half. */
+int64_t conv_vector_cost(int lanes, int64_t n) {
+  int64_t vectors = (n + lanes - 1) / lanes;
+  return lanes > 8 && !target_host_wide_fma() ? vectors * (lanes / 8) : vectors;
+}
+
+/* The vector width that takes the least time over a row of ow outputs (conv_vector_cost).
+ * So a 28-column row takes 8-float vectors on AVX2 (4 of them, not 7 of 4 floats) and on Zen 4
+ * (16 floats: as many halves), 16 on Zen 5 (2 FMAs, not 4); an 8-wide map takes 8, not 16 (half
+ * of every vector idle).  Ties go to the narrower vector: a shorter padded copy. */
 static int pick_lanes(int host, int64_t ow) {
   int best = host;
   int64_t best_cost = INT64_MAX;
   for (int lanes = 4; lanes <= host; lanes *= 2) {
-    int64_t cost = (ow + lanes - 1) / lanes * (lanes > 8 ? lanes / 8 : 1);
+    int64_t cost = conv_vector_cost(lanes, ow);
     if (cost < best_cost) best = lanes, best_cost = cost;
   }
   return best;
@@ -92,8 +98,8 @@ bool conv_plan_of(const INode *g, const INode *cols, ConvPlan *c) {
   target_host_simd(&host, &regs);
   /* a depthwise convolution (static sizes) takes the host's vectors: its tiles are whole rows
    * that share their taps' loads (conv.c depthwise_tile_vec), and 16 floats ran 1.1-1.5x
-   * faster than pick_lanes' 8 with AVX-512 (the same FMA cost, half the loads and
-   * instructions: 576 channels at 14x14 49 -> 40 us, 32 at 112x112 167 -> 111 us); a
+   * faster than 8 with AVX-512 even where a 16-float FMA costs two 8-float ones (half the loads
+   * and instructions: 576 channels at 14x14 49 -> 40 us, 32 at 112x112 167 -> 111 us); a
    * 7-column row stays at 8 (16: 0.75-0.93x) */
   bool depthwise = c->cin == 1 && c->groups > 1 && !c->owd.syms;
   c->lanes = depthwise ? host_lanes_for_row(host, c->ow) : pick_lanes(host, c->owd.syms ? SYMBOLIC_ROW_GUESS : c->ow);

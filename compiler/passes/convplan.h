@@ -46,6 +46,8 @@ typedef struct ConvPlan {
 #define WINOGRAD_MIN_CHANNELS 8
 extern const double winograd_G[4][3];  /* the kernel transform G (convplan.c) */
 
+/* The time of n floats in vectors of `lanes` floats, in 8-float FMAs (target_host_wide_fma). */
+int64_t conv_vector_cost(int lanes, int64_t n);
 /* Does kernel K run as a direct convolution?  Then *c is its plan. */
 bool conv_plan(const Kernel *K, ConvPlan *c);
 /* The same for a matmul node g and its columns operand (before fusion: pass_winograd.c). */

@@ -1,0 +1,114 @@
+"""Convolutions planned for both kinds of AVX-512 core (issue 20): where a 16-float FMA runs at
+the rate of an 8-float one ($NNC_PLAN_WIDE_FMA=1: Zen 5, Intel's server cores) a row takes
+vectors of 16 floats, where the core splits it into halves (0: Zen 4) the narrower vector
+that costs no more (convplan.c conv_vector_cost).  torch.nn Conv2d layers with their
+state_dict(), direct (3x3 and 5x5, stride 1 and 2, rows of 7 to 30 columns) and Winograd (14x14
+to 56x56 maps), planned both ways ($NNC_PLAN_SIMD=16, so on any host), each against PyTorch and
+with the same bits both ways (every output is one sum in a fixed order, whatever the vector
+width), batch 1 and 3, JIT and AOT, at 1, 2 and 3 threads."""
+import os
+import unittest
+from unittest import mock
+
+import numpy as np
+
+import nnc
+from support import (TempDirCase, assert_same_everywhere, compile_so, needs_torch, nnc_cli, torch_or_none,
+                     write_model)
+
+# name: (input channels, output channels, map size, kernel, stride, epilogue)
+CASES = {
+    "winograd_c16_s14_bn": (16, 16, 14, 3, 1, "bn"),
+    "winograd_c16_s28_bn": (16, 24, 28, 3, 1, "bn"),
+    "winograd_c16_s56_bias": (16, 16, 56, 3, 1, "bias"),
+    "k3_c32_s7_bias": (32, 32, 7, 3, 1, "bias"),
+    "k3_c8_s28_stride2_bn": (8, 16, 28, 3, 2, "bn"),
+    "k5_c6_s30_bias": (6, 10, 30, 5, 1, "bias"),
+    "k3_c3_s57_stride2_bn": (3, 16, 57, 3, 2, "bn"),
+}
+PLANS = {"wide": "1", "split": "0"}
+
+
+def out_size(size, k, stride):
+    return (size + 2 * (k // 2) - k) // stride + 1
+
+
+def nn_model():
+    src = ""
+    for name, (cin, cout, size, k, stride, epilogue) in CASES.items():
+        conv = f"Conv2d({cin}, {cout}, {k}, stride={stride}, padding={k // 2}, bias={'true' if epilogue == 'bias' else 'false'})"
+        src += f"{name} = {conv if epilogue == 'bias' else f'Sequential({conv}, BatchNorm2d({cout}), ReLU())'}\n"
+        o = out_size(size, k, stride)
+        src += (f"export t_{name}(x: f32[N, {cin}, {size}, {size}]) -> y: f32[N, {cout}, {o}, {o}] "
+                f"{{ y = {name}(x) }}\n")
+    return src
+
+
+def torch_layer(torch, cin, cout, k, stride, epilogue):
+    nn = torch.nn
+    conv = nn.Conv2d(cin, cout, k, stride, k // 2, bias=epilogue == "bias")
+    if epilogue == "bias":
+        return conv.eval()
+    layer = nn.Sequential(conv, nn.BatchNorm2d(cout), nn.ReLU())
+    with torch.no_grad():  # running statistics away from 0 and 1: the fold is exercised
+        layer[1].running_mean.uniform_(-1, 1)
+        layer[1].running_var.uniform_(0.5, 2)
+        layer[1].weight.uniform_(0.5, 2)
+        layer[1].bias.uniform_(-1, 1)
+    return layer.eval()
+
+
+def plan_env(wide):
+    return {"NNC_PLAN_SIMD": "16", "NNC_PLAN_WIDE_FMA": wide}
+
+
+@needs_torch
+class ConvLanesTest(TempDirCase):
+    def setUp(self):
+        super().setUp()
+        torch = torch_or_none()
+        torch.manual_seed(3)
+        self.mods, state = {}, {}
+        for case, (cin, cout, size, k, stride, epilogue) in CASES.items():
+            self.mods[case] = torch_layer(torch, cin, cout, k, stride, epilogue)
+            state.update({f"{case}.{key}": v.detach().numpy() for key, v in self.mods[case].state_dict().items()})
+        self.weights = nnc.save_safetensors(state, os.path.join(self.tmp, "lanes.safetensors"))
+        self.nn = write_model(nn_model(), self.tmp, "lanes")
+
+    def test_rows_take_the_wider_vector_only_where_it_is_faster(self):
+        """A 30-column row of a 5x5 convolution: 2 vectors of 16 on a wide core, 4 of 8 where
+        16 floats cost two 8-float FMAs (a tie: the narrower vector, a shorter padded copy)."""
+        lanes = {}
+        for plan, wide in PLANS.items():
+            with mock.patch.dict(os.environ, plan_env(wide)):
+                loops = nnc_cli("dump", "--stage=loops", self.nn).stdout
+            kernel = loops[loops.index("kernel t_k5_c6_s30_bias"):]
+            lanes[plan] = kernel[kernel.index(" lanes=") + 7:].split()[0]
+        self.assertEqual(lanes, {"wide": "16", "split": "8"})
+
+    def test_both_plans_against_pytorch(self):
+        torch = torch_or_none()
+        results = {}
+        for plan, wide in PLANS.items():
+            with mock.patch.dict(os.environ, plan_env(wide)):
+                models = {"jit": nnc.compile(self.nn, weights=self.weights),
+                          "so": nnc.load(compile_so(self.nn, self.tmp, self.weights, name="lanes_" + plan))}
+            for case, (cin, cout, size, k, stride, epilogue) in CASES.items():
+                for batch in (1, 3):
+                    x = np.random.default_rng(batch * 100 + len(case)).standard_normal(
+                        (batch, cin, size, size)).astype(np.float32)
+                    with torch.no_grad():
+                        want = self.mods[case](torch.from_numpy(x)).numpy()
+                    with self.subTest(plan=plan, case=case, batch=batch):
+                        assert_same_everywhere(self, models, lambda m: getattr(m, "t_" + case)(x), (want,),
+                                               f"{case}, {plan} plan, batch {batch}")
+                        m = models["so"]
+                        m.threads = 1
+                        results.setdefault((case, batch), []).append(getattr(m, "t_" + case)(x))
+        for (case, batch), (wide, split) in results.items():
+            with self.subTest(case=case, batch=batch):
+                np.testing.assert_array_equal(wide, split, f"{case}, batch {batch}: the two plans' bits differ")
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -146,8 +146,9 @@ typedef struct Kernel {
   uint32_t raxes;     /* REDUCE: reduced axes of domain */
   INode *gemm;        /* GEMM: the matmul node */
   INode *prologue;    /* GEMM: its B operand, computed per batch item into a scratch slot */
-  int wino_slot[2];   /* GEMM as Winograd F(2x2, 3x3): the slots of the transformed input V
-                         and of the products M (memplan; convplan.h) */
+  int conv_slot[2];   /* GEMM as a direct convolution (convplan.h, memplan): [0] Winograd's
+                         transformed input V; [1] the products before the epilogue, Winograd's
+                         M or a flat convolution's rows */
   INode **outs;       /* materialized results, in order */
   int nouts;
   INode **covers;     /* every IR node computed inside, for dumps */

@@ -226,8 +226,51 @@ static void lower_conv_group_block(Lower *L, Ls *parent, const ConvPlan *c, cons
   store_planes(L, chans, &root->shape, 2, vars, &root, 1);
 }
 
-/* Returns whether the kernel's epilogue was applied too (Winograd's output transform, or a
- * block of groups'). */
+bool conv_epilogue_inline(const Lower *L, const ConvPlan *c) {
+  const Kernel *K = L->K;
+  const Shape *rs = &K->outs[0]->shape;
+  return L->gemm && K->nouts == 1 && rs->rank == 4 && dim_eq(rs->d[0], K->gemm->shape.d[0]) &&
+         dim_is(rs->d[1], c->groups * c->cout) && dim_eq(rs->d[2], c->ohd) && dim_eq(rs->d[3], c->owd);
+}
+
+/* A flat convolution (convplan.h) of (image, group) `item`, from its padded copy: the rows as
+ * one run into the scratch slot, then each output row from there into the product's place,
+ * through the kernel's epilogue when it can take it (then true). */
+static bool lower_conv_flat(Lower *L, Ls *parent, const ConvPlan *c, const ConvSizes *z, Lx *const *bidx, int xbuf,
+                            Lx *item) {
+  int64_t cols = conv_plan_flat_columns(c), plane = c->oh * c->ow;
+  int fbuf = add_buf(L, (LBuf){.k = LB_SLOT, .dtype = DT_F32, .index = L->K->conv_slot[1]});
+  Lx *fbase = ibin(L, '*', item, lx_i(L, c->cout * cols));
+  Ls *cv = conv_groups_stmt(L, c, z, bidx, xbuf, item, 1);
+  cv->cv.y = fbuf;
+  cv->cv.y_off = fbase;
+  cv->cv.oh = 1;
+  cv->cv.ow = cols;
+  ls_add(L, parent, cv);
+  Lx *zero = lx_i(L, 0), *one = lx_i(L, 1), *co, *r, *col;
+  Ls *row = loop(L, loop(L, loop(L, parent, zero, lx_i(L, c->cout), one, &co), zero, lx_i(L, c->oh), one, &r), zero,
+                 lx_i(L, c->ow), one, &col);
+  row->vector_row = true;
+  Lx *y = lx(L, (Lx){.k = LX_LOAD, .buf = fbuf,
+                     .a = {ibin(L, '+', fbase, ibin(L, '+', ibin(L, '*', co, lx_i(L, cols)),
+                                                     ibin(L, '+', ibin(L, '*', r, lx_i(L, c->wq)), col)))}});
+  bool fused = conv_epilogue_inline(L, c);
+  if (fused) {
+    Lx *ri[4] = {bidx[0], ibin(L, '+', ibin(L, '*', bidx[1], lx_i(L, c->cout)), co), r, col};
+    L->gemm_value = y;
+    y = value(L, L->K->outs[0], ri);
+    L->gemm_value = NULL;
+    L->nmemo = 0;
+  }
+  /* the product's layout, [item][cout][oh * ow], is the image's too */
+  Lx *at = ibin(L, '+', ibin(L, '*', item, lx_i(L, c->cout * plane)),
+                ibin(L, '+', ibin(L, '*', co, lx_i(L, plane)), ibin(L, '+', ibin(L, '*', r, lx_i(L, c->ow)), col)));
+  store(L, row, L->gemm_cbuf, at, y);
+  return fused;
+}
+
+/* Returns whether the kernel's epilogue was applied too (Winograd's output transform, a flat
+ * convolution's rows, or a block of groups'). */
 bool lower_conv(Lower *L, Ls *parent, const ConvPlan *c, Lx *const *bidx) {
   int xbuf = buffer_of(L, L->K->prologue);
   ConvSizes z = conv_sizes(L, c);
@@ -241,6 +284,7 @@ bool lower_conv(Lower *L, Ls *parent, const ConvPlan *c, Lx *const *bidx) {
   Lx *base = ibin(L, '*', item, z.copy);
   lower_conv_copy(L, parent, c, &z, bidx, xbuf, base);
   if (c->winograd) return lower_winograd(L, parent, c, &z, bidx, xbuf, base, item);
+  if (c->flat) return lower_conv_flat(L, parent, c, &z, bidx, xbuf, item);
   ls_add(L, parent, conv_groups_stmt(L, c, &z, bidx, xbuf, item, 1));
   return false;
 }

@@ -94,6 +94,10 @@ void lower_gemm(Lower *L, Ls *body);
 Lx *batch_offset(Lower *L, const Shape *out, int nb, Lx *const *bidx, const Shape *x);
 Ls *conv_stmt(Lower *L, int64_t cin, int lanes, int x, Lx *x_off, int w, Lx *w_off, int y, Lx *y_off, int64_t cout);
 bool lower_conv(Lower *L, Ls *parent, const ConvPlan *c, Lx *const *bidx);
+/* Can the kernel's epilogue be applied where the convolution's outputs are computed
+ * (Winograd's output transform, a flat convolution's rows): is its one output the image
+ * [N, G*cout, OH, OW]? */
+bool conv_epilogue_inline(const Lower *L, const ConvPlan *c);
 /* A convolution's padded copy (conv.c) as expressions: constants for static sizes. */
 typedef struct ConvSizes {
   Lx *H, *W;      /* the input's rows and columns */

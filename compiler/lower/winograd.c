@@ -158,13 +158,9 @@ static void wino_output_row(Lower *L, Ls *parent, const ConvPlan *c, const WinoO
  * kernel's one output is the image [N, G*cout, OH, OW] (a conv's bias, activation,
  * residual): C is then never stored.  Returns whether it was. */
 static bool wino_output(Lower *L, Ls *parent, const ConvPlan *c, WinoOut *o, Lx *item) {
-  const Kernel *K = L->K;
-  INode *root = K->outs[0];
-  const Shape *rs = &root->shape;
   Lx *zero = lx_i(L, 0), *one = lx_i(L, 1), *ty;
-  o->fused = L->gemm && K->nouts == 1 && rs->rank == 4 && dim_eq(rs->d[0], K->gemm->shape.d[0]) &&
-             dim_is(rs->d[1], c->groups * c->cout) && dim_eq(rs->d[2], c->ohd) && dim_eq(rs->d[3], c->owd);
-  o->obuf = o->fused ? buffer_of(L, root) : L->gemm_cbuf;
+  o->fused = conv_epilogue_inline(L, c);
+  o->obuf = o->fused ? buffer_of(L, L->K->outs[0]) : L->gemm_cbuf;
   Ls *out = loop(L, parent, zero, lx_i(L, c->cout), one, &o->co);
   Lx *plane = ibin(L, '*', o->z->oh, o->z->ow);
   o->cbase = ibin(L, '+', ibin(L, '*', item, ibin(L, '*', lx_i(L, c->cout), plane)), ibin(L, '*', o->co, plane));
@@ -186,8 +182,8 @@ bool lower_winograd(Lower *L, Ls *parent, const ConvPlan *c, const ConvSizes *z,
                     Lx *item) {
   const Kernel *K = L->K;
   WinoSizes w = wino_sizes(L, c, z);
-  int vbuf = add_buf(L, (LBuf){.k = LB_SLOT, .dtype = DT_F32, .index = K->wino_slot[0]});
-  int mbuf = add_buf(L, (LBuf){.k = LB_SLOT, .dtype = DT_F32, .index = K->wino_slot[1]});
+  int vbuf = add_buf(L, (LBuf){.k = LB_SLOT, .dtype = DT_F32, .index = K->conv_slot[0]});
+  int mbuf = add_buf(L, (LBuf){.k = LB_SLOT, .dtype = DT_F32, .index = K->conv_slot[1]});
   Lx *vbase = ibin(L, '*', item, ibin(L, '*', lx_i(L, 16), w.vs)), *mbase = ibin(L, '*', item, ibin(L, '*', lx_i(L, 16), w.ms));
   wino_input(L, parent, c, z, &w, xbuf, base, vbuf, vbase);
   wino_products(L, parent, c, &w, bidx, vbuf, vbase, mbuf, mbase);

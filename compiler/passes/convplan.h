@@ -34,7 +34,20 @@ typedef struct ConvPlan {
   int64_t cout;                /* output channels per group */
   bool winograd;               /* F(2x2, 3x3): the GEMM carries the transformed weights U as
                                   its third input (pass_winograd.c) */
+  bool flat;                   /* rows run together (below) */
 } ConvPlan;
+
+/* A flat convolution (static sizes, one group, not Winograd): its output rows are computed as
+ * one run of conv_plan_flat_columns columns, row r's at r * wq, the wq - ow columns between
+ * rows thrown away, so vectors run across rows instead of ending with each: a 7x7 map takes 4
+ * vectors of 16 floats (61 columns, rows 9 apart) where its rows took 7 vectors with 7 of 16
+ * lanes used.  Taps stay fixed offsets, since a row of the copy is wq floats: wq = ow + the
+ * largest tap shift, not rounded up to whole vectors.  The run goes to a scratch slot
+ * (Kernel.conv_slot[1]: cout planes of conv_plan_flat_columns) and the epilogue reads each
+ * row from there; the copy has `lanes` floats of slack, read by the last vector's unused
+ * lanes.  Chosen where it takes an eighth less vector time than rows (conv_vector_cost):
+ * maps of up to about 12 columns. */
+int64_t conv_plan_flat_columns(const ConvPlan *c);
 
 /* Winograd F(2x2, 3x3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks",
  * 2016) for a 3x3 stride-1 convolution with an even output (any output on symbolic sizes:

@@ -277,9 +277,11 @@ bool pass_memplan(Model *m, Entry *e, Diag *d) {
       if (conv.winograd) { /* and its transformed input and products, 16 matrices each */
         Dim v, mm;
         if (!conv_plan_winograd_bound(m, &conv, K->gemm->loc, &v, &mm)) unreachable("a Winograd convolution without its scratch bound");
-        tenant(e, &p, dim_mul(m, items, dim_mul(m, v, dim_const(4))), k, k, &K->wino_slot[0]);
-        tenant(e, &p, dim_mul(m, items, dim_mul(m, mm, dim_const(4))), k, k, &K->wino_slot[1]);
+        tenant(e, &p, dim_mul(m, items, dim_mul(m, v, dim_const(4))), k, k, &K->conv_slot[0]);
+        tenant(e, &p, dim_mul(m, items, dim_mul(m, mm, dim_const(4))), k, k, &K->conv_slot[1]);
       }
+      if (conv.flat) /* and its rows run together, before the epilogue */
+        tenant(e, &p, dim_mul(m, items, dim_const(4 * conv.cout * conv_plan_flat_columns(&conv))), k, k, &K->conv_slot[1]);
     } else if (K->prologue) { /* the GEMM's B operand, each batch item's apart (lower.c
                                  lower_sgemm), so items can run in parallel */
       const Shape *s = &K->prologue->shape;

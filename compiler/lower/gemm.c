@@ -97,14 +97,11 @@ static bool row_tiles_onto(Lower *L, Ls *cv, Lx *r0) {
 
 /* Row tiles over a symbolic column count n (a 1x1 convolution on symbolic H, W: B is
  * [K, H*W]).  B is then a one-row image of n columns, its rows not padded (tight), the sizes
- * LS_CONV's run-time ones (loopir.h); NULL when that does not apply.  The caller applies
- * row_tile_lanes' rule on B's size at run time (symbolic_row_tiles_fit). */
+ * LS_CONV's run-time ones (loopir.h); NULL when that does not apply. */
 static Ls *symbolic_row_tiles(Lower *L, Lx *k, Lx *n, Lx *rows, int b, Lx *b_off, int a, Lx *a_off, Lx *c_off) {
   if (k->k != LX_I || n->k == LX_I || k->c < 1) return NULL;
-  int host, regs;
-  target_host_simd(&host, &regs);
   int64_t bound = loopir_size_bound(rows); /* for the work estimates; unbounded: a batch's 16 */
-  Ls *cv = conv_stmt(L, k->c, host > 8 ? 8 : host, b, b_off, a, a_off, L->gemm_cbuf, c_off, bound >= 0 ? bound : 16);
+  Ls *cv = conv_stmt(L, k->c, row_tile_lanes_symbolic(), b, b_off, a, a_off, L->gemm_cbuf, c_off, bound >= 0 ? bound : 16);
   cv->cv.rows = rows->k == LX_I ? NULL : rows;
   cv->cv.ntaps = 1;
   cv->cv.tap = arena_alloc(L->m->arena, 3 * sizeof *cv->cv.tap);
@@ -117,11 +114,13 @@ static Ls *symbolic_row_tiles(Lower *L, Lx *k, Lx *n, Lx *rows, int b, Lx *b_off
   return cv;
 }
 
-/* 1 when B [k, n] takes row tiles (row_tile_lanes: at most ROW_TILES_LONG_B_K rows, or at most
- * row_tiles_max_floats()), else 0: a loop of that many iterations holds the row tiles, one of
- * 1 - that the sgemm call, so that each call takes the static rule's choice for its n. */
+/* 1 when B [k, n] of a symbolic n takes row tiles, else 0: a loop of that many iterations
+ * holds the row tiles, one of 1 - that the sgemm call.  Symbolic row tiles read B whole (not in
+ * parts of L2, as static ones do), once per tile of rows: so only a B of at most
+ * SYMBOLIC_ROW_TILES_LONG_B_K rows, or one that fits in L2 at run time. */
+#define SYMBOLIC_ROW_TILES_LONG_B_K 64
 static Lx *symbolic_row_tiles_fit(Lower *L, Lx *k, Lx *n) {
-  if (k->c <= ROW_TILES_LONG_B_K) return lx_i(L, 1);
+  if (k->c <= SYMBOLIC_ROW_TILES_LONG_B_K) return lx_i(L, 1);
   Lx *room = ibin(L, '-', lx_i(L, row_tiles_max_floats() + 1), ibin(L, '*', k, n)); /* >= 1 when it fits */
   return ibin(L, 'M', ibin(L, 'm', room, lx_i(L, 1)), lx_i(L, 0));
 }

@@ -243,11 +243,13 @@ int row_tile_lanes(int64_t k, int64_t n) {
   /* rows of 1-3 columns: mostly idle lanes, OpenBLAS does better (cfr's one-output heads);
    * 4 columns in 4-float vectors still beat OpenBLAS (fcn's 2x2 maps: im2col [1152, 4]) */
   if (k < 1 || n < 1 || (lanes < 8 && host >= 8 && n < 4)) return 0;
-  /* B larger than L2: in parts (gemm.c), but only with few rows.  Every k step loads from
-   * the next of B's rows, N floats on: over many long rows that misses the TLB and the
-   * prefetchers, where OpenBLAS packs B (1024 x 1024 x 1024 ran at 42 % of its rate) */
-  if (k > ROW_TILES_LONG_B_K && k > row_tiles_max_floats() / n) return 0;
   return lanes;
+}
+
+int row_tile_lanes_symbolic(void) {
+  int host, regs;
+  target_host_simd(&host, &regs);
+  return pick_lanes(host, SYMBOLIC_ROW_GUESS);
 }
 
 int64_t row_tiles_max_floats(void) {

@@ -114,22 +114,27 @@ int64_t conv_plan_group_block(const ConvPlan *c);
  * runs on the direct convolution's register-tiled kernel too, C's rows as its output
  * channels, A as its weights and B as a one-tap image of K one-row channels (lower.c
  * lower_sgemm): rows of C by four vectors of columns stay in registers while k runs (4 rows,
- * 6 with 32 vector registers: gemm.c row_tile_shape).  It reads B once per tile of rows, so B
- * must stay in the core's cache (at most
- * row_tiles_max_floats: the target's L2, target_host_caches), or have
- * at most ROW_TILES_LONG_B_K rows (a 1x1 convolution over a large map: B's columns then go in
- * parts of row_tiles_part_floats, each swept by every row tile while it is in L2).  It beats
- * OpenBLAS's sgemm on such products (figures in docs/architecture.md): OpenBLAS packs B on
- * every call, and its small-matrix kernels for few rows run at half the FMA rate.  A product
- * by a constant transposed matrix (a Linear layer's x W^T) reads a transposed copy made once
- * (pass_weight_layout.c).  B as large as L2 still beats OpenBLAS on a Zen 5 core (1 MiB L2:
- * [512, 256] x [256, 1024] 112 against 95 GFLOP/s, x [256, 512] 188 against 85). */
+ * 6 with 32 vector registers: gemm.c row_tile_shape).  It reads B once per tile of rows, from
+ * the core's cache when B fits in row_tiles_max_floats (the target's L2, target_host_caches);
+ * a larger B's columns go in parts of about row_tiles_part_floats, each swept by every row
+ * tile while it is in L2.  It beats OpenBLAS's sgemm on such products (figures in
+ * docs/architecture.md): OpenBLAS packs B on every call, its small-matrix kernels for few rows
+ * run at half the FMA rate, and its kernels for this machine's Zen 5 (pinned to Haswell's, as
+ * on this VM, or chosen by an OpenBLAS that predates Zen 5) use 8-float vectors.  A product by
+ * a constant transposed matrix (a Linear layer's x W^T) reads a transposed copy made once
+ * (pass_weight_layout.c).  On this Zen 5 core (1 MiB L2) against OpenBLAS: [512, 256] x
+ * [256, 1024] 213 against 95 GFLOP/s; B larger than L2: a 1x1 convolution 96 -> 24 at 56x56
+ * 157 -> 68 us, [1024, 1024] x [1024, 1024] 21.0 -> 13.0 ms, [256, 4096] x [4096, 1024] 22.2
+ * -> 15.3 ms, one row by [4096, 4096] 6.4 -> 4.2 ms.  (A limit of 64 rows on a B larger than
+ * L2, from 4 x 4 tiles of 8-float vectors that ran [1024, 1024] x [1024, 1024] at 42 % of the
+ * FMA rate, sent such products to OpenBLAS until December 2026.) */
 #define ROW_TILES_PART_SHARE 4    /* a part of B in 1/this of L2 */
-#define ROW_TILES_LONG_B_K 64
 int64_t row_tiles_max_floats(void);
 int64_t row_tiles_part_floats(void);
-/* The vector width of the row-tile kernel for a [K, N] B operand, or 0 when it does not fit
- * (B too large, or N < 4 on a host with 8 or more floats a vector). */
+/* The vector width of the row-tile kernel for a [K, N] B operand, or 0 when OpenBLAS does
+ * better (N < 4 on a host with 8 or more floats a vector). */
 int row_tile_lanes(int64_t k, int64_t n);
+/* The same for a B of a symbolic column count (a 1x1 convolution on symbolic H, W). */
+int row_tile_lanes_symbolic(void);
 
 #endif

@@ -85,6 +85,7 @@ ROOT = os.path.dirname(HERE)
 GOLDEN = os.path.join(ROOT, "tests", "golden")
 TESTS_PY = os.path.join(ROOT, "tests", "python")  # onnx_examples.py: the ONNX export of every entry
 sys.path.insert(0, HERE)
+import md_section  # noqa: E402  (its section of docs/benchmarks.md)
 import ort_side  # noqa: E402  (ONNX Runtime: install, ort_bench runs)
 
 # model -> (source in examples/, golden directory, kind).  kind "dense": issue 2 (targets 5x at
@@ -2084,9 +2085,8 @@ def write_markdown(path, res, models, load, misses, elapsed_s, plot_path):
     if plot_path:
         plot_name = os.path.relpath(plot_path, os.path.dirname(os.path.abspath(path)))
     md = md_header(res, load, elapsed_s) + md_how_to_read(res) + md_sections(res, models, misses, plot_name)
-    with open(path, "w") as f:
-        f.write("\n".join(md) + "\n")
-    print(f"wrote {path}")
+    # its own section of the file: the zoo's, the layers' and the compile table's stay
+    md_section.write(path, "bench.py", md)
 
 
 # --------------------------------------------------------------------------------------------

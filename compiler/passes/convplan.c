@@ -126,14 +126,23 @@ bool conv_plan_of(const INode *g, const INode *cols, ConvPlan *c) {
   return true;
 }
 
-/* Static sizes: even ones, rows of tiles short enough for vector rows (vector_row.c).  Symbolic
- * sizes: any (the last tile row and column may be half outside the output: winograd.c). */
+/* Static sizes: even ones, rows of tiles short enough for vector rows (vector_row.c), and with
+ * few channels V and M within L2: with 16 channels on 64x64 maps (2 MiB of V and M an image)
+ * the transforms, bound by L2's misses, cost more than the products save (fcn at batch 8: the
+ * direct convolution 11 % faster), where on 32x32 (0.5 MiB: groupnorm) and smaller maps
+ * Winograd wins by 5-7 %.  Symbolic sizes: any (the last tile row and column may be half
+ * outside the output: winograd.c). */
 bool conv_plan_winograd_fits(const ConvPlan *c) {
   int host, regs;
   target_host_simd(&host, &regs);
   bool shape = c->kh == 3 && c->kw == 3 && c->stride[0] == 1 && c->stride[1] == 1 && c->dil[0] == 1 && c->dil[1] == 1 &&
                c->cin >= WINOGRAD_MIN_CHANNELS && c->cout >= WINOGRAD_MIN_CHANNELS;
-  return shape && (c->symbolic || (c->oh % 2 == 0 && c->ow % 2 == 0 && c->ow / 2 <= 4 * host));
+  if (!shape) return false;
+  if (c->symbolic) return true;
+  int64_t vm_bytes = 4 * 16 * (c->cin + c->cout) * conv_plan_tiles(c);
+  bool transforms_cached = c->cin >= WINOGRAD_MANY_CHANNELS || c->cout >= WINOGRAD_MANY_CHANNELS ||
+                           vm_bytes <= target_host_caches().l2;
+  return c->oh % 2 == 0 && c->ow % 2 == 0 && c->ow / 2 <= 4 * host && transforms_cached;
 }
 
 int64_t conv_plan_tiles(const ConvPlan *c) { return (c->oh / 2) * (c->ow / 2); }

@@ -57,6 +57,7 @@ int64_t conv_plan_flat_columns(const ConvPlan *c);
  * M_xi = U_xi V_xi, and the outputs are A^T M A: 16 multiplies per tile and channel pair
  * instead of 36.  Too few channels leave the transforms dominant. */
 #define WINOGRAD_MIN_CHANNELS 8
+#define WINOGRAD_MANY_CHANNELS 32 /* from here the products outweigh the transforms anyway */
 extern const double winograd_G[4][3];  /* the kernel transform G (convplan.c) */
 
 /* The time of n floats in vectors of `lanes` floats, in 8-float FMAs (target_host_wide_fma). */

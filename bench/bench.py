@@ -1938,9 +1938,9 @@ def md_sections(res, models, misses, plot_name):
 # them; printed for the models that miss in this run).  The profiles below show the kernels.
 WHY_MISSES = {
     "mask_rcnn": "`masks` on one thread: its four 3x3 convolutions (32 to 32 channels on 14x14 per box) "
-                 "run as Winograd F(2x2, 3x3), 38.5 MFLOP of products at K=6 whose tiles run at the "
-                 "core's FMA rate (one 16-lane FMA a cycle: about 320 us of the 720 us entry), and their "
-                 "transforms take about 105 us more; the rest is the 2x2 transposed convolution (row "
+                 "run as Winograd F(2x2, 3x3), 38.5 MFLOP of products at K=6 (about 320 us of a "
+                 "720 us entry while they ran on 8-float vectors, half the FMA rate of this Zen 5; "
+                 "16-float ones since December 2026), and their transforms take about 105 us more; the rest is the 2x2 transposed convolution (row "
                  "tiles, 9.6 MFLOP, at the FMA rate too), RoIAlign, the mask head and the backbone. 3x "
                  "eager would need the whole entry in about 560 us. F(4x4, 3x3) would cut the "
                  "products by a quarter on 14x14 maps but about double the transforms. (On 2 threads "
@@ -2007,21 +2007,27 @@ WHY_ORT_COMMON = (
     "the copy and the per-plane set-up weigh most. `bench/conv_layers.py` times such shapes one "
     "layer at a time.")
 WHY_ORT = {
-    "cactus": "`episode`: eight 3x3 convolutions of 16 channels on 28x28 down to 3x3 maps, each with "
-              "its max pooling, over 25 images; the convolution kernels are 60 % of nnc's samples and "
-              "their copy and epilogue passes 13 %, the max pooling 5 %. ORT runs them as NCHWc Conv "
-              "+ MaxPool. On 2 threads, 12 % of nnc's samples are its pool's workers waiting: the "
-              "small kernels split between the threads cost more than they save (497 us against "
-              "373 on 1 thread in the run analysed; ORT's 2-thread time equals its 1-thread time).",
-    "fcn": "the 3x3 convolutions of the 64x64 and 32x32 maps (16 and 32 channels): at batch 8 the "
-           "16 -> 16 one at 64x64 (`k1`) takes 14 % of nnc's samples in its kernel and 11 % in its "
-           "copy and epilogue pass, about 1.6 ms against torch's 1.2 ms alone (the table of largest "
-           "convolutions above); ORT's NCHWc convolutions keep 16 channels in one block. Its three "
-           "ConvTranspose layers stay in NCHW on both sides.",
-    "groupnorm": "with BatchNorm (`groupnorm_bn`) ORT folds every norm into its NCHWc convolution, "
-                 "so the model is 15 convolutions (16-64 channels, 32x32 to 8x8 maps) against nnc's "
-                 "3x3 kernels with the norm in their epilogue: the same work, ORT's blocked kernels "
-                 "ahead by 8-22 %. With GroupNorm, LayerNorm or InstanceNorm the export writes each norm "
+    "cactus": "`episode` on 2 threads (on 1 thread nnc is ahead since its convolutions take 16-float "
+              "vectors on this Zen 5 and its 7x7 maps run flat, docs/architecture.md): eight 3x3 "
+              "convolutions of 16 channels over 10 and 15 images, each with its max pooling, are jobs "
+              "of 10-60 us; split between the two vCPUs, which sat far apart in this session (a cache "
+              "line's round trip of 400-1500 ns), they gain nothing: about a fifth of nnc's 2-thread "
+              "samples are its pool's threads waiting (`worker`, `run_split`), and nnc's 2-thread time "
+              "was above its 1-thread time, where ORT's fell (NCHWc Conv + MaxPool). What would close "
+              "it: the encoder's kernels over the same images as one parallel region (each image's "
+              "blocks on one thread, no barrier per kernel).",
+    "fcn": "at batch 8 on 2 threads (on 1 thread nnc is ahead since its 16-channel 3x3 convolutions "
+           "on 64x64 maps run direct: Winograd's transforms there missed L2): nnc's second thread "
+           "gains 1.2-1.5x (3.3 -> 2.4-2.7 ms) where ORT's gains 1.5x. Its 22 kernels each split the "
+           "images between the threads with a barrier at the end; its three ConvTranspose layers "
+           "stay in NCHW on both sides. What would close it: consecutive kernels over the same "
+           "images as one parallel region.",
+    "groupnorm": "with BatchNorm (`groupnorm_bn`) at batch 8 on 2 threads (on 1 thread nnc is ahead): "
+                 "nnc's second thread gains 1.2-1.3x (1.90 -> 1.42-1.60 ms) where ORT's gains 1.9x "
+                 "(2.56 -> 1.36 ms); in nnc's 2-thread profile a tenth of the samples are the pool's "
+                 "threads waiting at the end of a kernel (`run_split`, `worker`), and the Winograd "
+                 "transforms of the 16-channel 32x32 convolutions take as long as their products. ORT "
+                 "folds every norm into its NCHWc convolution. With GroupNorm, LayerNorm or InstanceNorm the export writes each norm "
                  "as Reshape + InstanceNormalization + Mul + Add, which ORT runs outside NCHWc (a "
                  "ReorderOutput and a ReorderInput around each), and nnc is faster on every row.",
     "infogan": "`discriminate` and `mi_lower_bound` (which runs it) at batch 8: the 4x4 stride-2 "

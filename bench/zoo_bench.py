@@ -525,95 +525,79 @@ WHAT_LINES = [
 # code changes.
 WHY_ORT_COMMON = (
     "ORT's graph optimiser (`ORT_ENABLE_ALL`) turns every convolution into its NCHWc form "
-    "(`com.microsoft.nchwc` Conv: channels in blocks of 8 for AVX2, BatchNorm folded, the activation "
-    "and a residual Add fused in), run by MLAS's blocked direct-convolution kernels, with a kernel of "
-    "its own for depthwise convolutions that does 8 channels per vector FMA per tap; it pre-packs "
-    "constant Gemm/MatMul weights once, when the session is created. nnc runs every convolution, "
-    "depthwise ones included, on its direct-convolution kernel in NCHW (`gemm.conv`: per (image, "
-    "group) a padded copy of the input planes, then register tiles of 3 output channels x 3 vectors "
-    "over the (channel, tap) pairs); the copy and the epilogue are passes of their own (`kN.gemm` "
-    "in the profile). `bench/conv_layers.py` (its table below) times the models' layer shapes one "
-    "at a time against ORT. What is left of the losses: depthwise convolutions on small maps (14x14, "
-    "7x7), where one channel a group leaves the copy and the tile set-up paid per channel while "
-    "NCHWc does 8 channels a vector (960 channels at 7x7: 146 us against 56); stride-2 depthwise "
-    "convolutions (their phase-split copy); 1x1 convolutions with many input channels, at "
-    "50-67 GFLOP/s against MLAS's 75-90 (384 -> 64 at 14x14: nnc re-reads its input from L2 for "
-    "every tile of output channels, where MLAS packs it and blocks K).")
+    "(`com.microsoft.nchwc` Conv: channels in blocks of 16 for AVX-512, BatchNorm folded, the "
+    "activation and a residual Add fused in), run by MLAS's blocked direct-convolution kernels, "
+    "with a kernel of its own for depthwise convolutions; consecutive NCHWc layers pass their "
+    "blocked tensors on without reordering, so a whole model runs faster than the sum of its "
+    "layers timed alone (`bench/conv_layers.py`, whose single layers include ORT's reorders). nnc "
+    "runs every convolution in NCHW on its register-tiled direct (or Winograd) kernel, 1x1 ones on "
+    "row tiles (`gemm.conv`: per (image, group) a padded copy of the input planes, then register "
+    "tiles over the (channel, tap) pairs), the copy and the epilogue as passes of their own "
+    "(`kN.gemm` in the profile). Since December 2026 its vector widths follow this Zen 5's FMA "
+    "(16 floats at the rate of 8: every convolution had run at half the FMA rate), maps of up to "
+    "about 12 columns run flat (rows together), and every static product runs on row tiles "
+    "(OpenBLAS's Haswell kernels, pinned on this VM, use 8-float vectors).")
 WHY_ORT = {
     "mobilenet_v3_small": (
-        "depthwise 3x3 and 5x5 convolutions on 28x28 to 7x7 maps (240 channels 5x5 at 14x14: "
-        "132 us against ORT's 84) and the 1x1 convolutions; the squeeze-excitation blocks' 1x1 "
-        "convolutions over 1x1 maps are Linear layers on row tiles now (weights transposed once), "
-        "no longer an OpenBLAS sgemm with n = 1 per image that repacked its weights each call."),
+        "depthwise 3x3 and 5x5 convolutions on 28x28 to 7x7 maps and the 1x1 convolutions on 7x7 "
+        "maps, whose 49 columns fill 4 vectors of 16 to 77 %, where NCHWc vectors run over "
+        "channels."),
     "efficientnet_b0": (
         "its 16 depthwise convolutions (3x3 and 5x5, each with its SiLU), worst on the 14x14 and "
-        "7x7 maps (672 channels 5x5 at 14x14: 271 us against ORT's 235), and the 1x1 "
-        "convolutions; ORT runs SiLU as its fused `QuickGelu` (x·sigmoid(αx), α = 1)."),
+        "7x7 maps, and the 1x1 convolutions on 7x7 maps (49 columns in 4 vectors of 16); ORT runs "
+        "SiLU as its fused `QuickGelu` (x·sigmoid(αx), α = 1)."),
     "mobilenet_v2": (
-        "the 1x1 convolutions with many input channels (384 -> 64 at 14x14: 199 us against ORT's "
-        "115; 320 -> 1280 at 7x7: 805 against 446) and the depthwise ones on 14x14 and 7x7 maps "
-        "and with stride 2 (144 channels at 56x56, stride 2: 252 against 138). The depthwise "
-        "layers at 112x112 and 56x56 and the 1x1 layers with few input channels are on par."),
+        "the 1x1 convolutions on 7x7 maps (`k42`, `k50`, `k51`: 13 % of nnc's samples; 49 columns "
+        "fill 4 vectors of 16 to 77 %, where NCHWc vectors run over channels: 320 -> 1280 at 7x7 "
+        "228 us against ORT's 190 alone) and the expansions with few input channels on the large "
+        "maps (16 -> 96 at 112x112, `k3`, 8 %: bound by writing 4.8 MB). Alone, every other layer "
+        "shape is faster in nnc (`conv_layers.py`), but ORT's layers chain in NCHWc."),
     "convnext_toy": (
-        "its 7x7 depthwise convolutions on 16x16 to 4x4 maps (32 channels at 16x16: 67 us against "
-        "ORT's 28) and the blocks' Linear layers (`k10.gemm`, 32 -> 128 per pixel). ORT: NCHWc "
-        "depthwise Conv, its fused `LayerNormalization` and `BiasGelu`, MatMul on pre-packed weights."),
+        "its 7x7 depthwise convolutions on 16x16 to 4x4 maps and the blocks' Linear layers "
+        "(`k10.gemm`, 32 -> 128 per pixel). ORT: NCHWc depthwise Conv, its fused "
+        "`LayerNormalization` and `BiasGelu`, MatMul on pre-packed weights."),
     "resnet18": (
-        "no depthwise layers. Its 3x3 convolutions run as Winograd F(2x2, 3x3) or direct, faster "
-        "than ORT's NCHWc ones at 56x56 and 28x28 (128 -> 128 at 28x28: 1.49 ms against 2.44; "
-        "layer2 took 4-float vectors and fell back to im2col + sgemm until the vector width was "
-        "chosen by cost) and level at 14x14."),
+        "no depthwise layers. On 1 thread nnc is ahead since December 2026 (26.6 -> 16.0 ms: its "
+        "Winograd and direct convolutions take 16-float vectors on this Zen 5, layer4's 7x7 maps "
+        "run flat); where ORT is ahead it is on 2 threads, whose gain depends on the VM's vCPUs "
+        "(far apart in that run: see the round-trip column)."),
     "vit_small": (
-        "a tie within the noise (the previous full run gave 1.02x on the same row): 82 % of nnc's "
-        "time is in the GEMMs (the QKV projection [136, 128] x [128, 384], `k6`, 22 %; the MLP, "
-        "`k20`/`k21`; the patch convolution, `k0`), ~170 MFLOP a call, i.e. ~62 GFLOP/s for nnc and "
-        "~66 for ORT: both at this core's GEMM rate. ORT fuses the attention's scaling and "
-        "transposes into `FusedMatMul`, bias + GELU into `BiasGelu` and LayerNorm into one op; nnc "
-        "puts bias, GELU and the residual add into its GEMM epilogues."),
+        "most of nnc's time is in the GEMMs (the QKV projection, the MLP, the patch convolution) on "
+        "row tiles at this core's FMA rate, and the fused attention; ORT fuses the attention's "
+        "scaling and transposes into `FusedMatMul`, bias + GELU into `BiasGelu` and LayerNorm into "
+        "one op; nnc puts bias, GELU and the residual add into its GEMM epilogues."),
     "resnet18_anysize": (
         "one library for every image size (H, W symbolic). Its convolutions run on the same "
         "kernels as the pinned build's, with run-time sizes: 3x3 stride-1 ones as Winograd "
         "F(2x2, 3x3) (run-time tile counts, a half tile at an odd edge, so layer4's 7x7 maps too), "
-        "the others on the direct register-tiled kernel, 1x1 ones on row tiles. Interleaved with "
-        "the pinned build, 1 thread, 224x224: 43.8 ms against 42.7 (1.03x); 1.34x on the direct "
-        "kernel alone, 1.5x on im2col + sgemm before that."),
+        "the others on the direct register-tiled kernel (not flat: that needs static sizes), 1x1 "
+        "ones on row tiles."),
     "mobilenet_v2_anysize": (
         "as resnet18_anysize: its depthwise and 1x1 convolutions run on the same direct and "
-        "row-tile kernels as the pinned build, with run-time sizes. Interleaved with the pinned "
-        "build (three runs): 1.05-1.07x (1.28-1.34x before the padded copy's rows took whole "
-        "vectors, an epilogue over a symbolic H x W plane became one loop, and a depthwise tile "
-        "stopped masking its stores where the next row's vector writes anyway). What remains: "
-        "depthwise convolutions on 14x14 and 7x7 maps (per-call setup) and the stride-2 copy."),
+        "row-tile kernels as the pinned build, with run-time sizes; a 1x1 convolution whose input "
+        "outgrows L2 at run time goes to OpenBLAS (symbolic row tiles read B whole)."),
     "lstm_bi": (
-        "at batch 16 (0.64-0.73x), 35 % of nnc's samples are one kernel, the second layer's input "
-        "projection for both directions ([512, 256] x [256, 1024], `forward.k6`) on row tiles, at "
-        "~70 GFLOP/s: its B operand is 1 MiB, the row tiles' L2 limit (ROW_TILES_MAX_FLOATS, which "
-        "assumes 1 MiB of L2; this Zen 2 core has 512 KiB), so every row tile streams B from L3; "
-        "OpenBLAS, which packs B, runs it near 100. The recurrent products (`scan1..4.k0`, "
-        "[16, 128] x [128, 512] per step, 39 %) are the same work as ORT's. At batch 1 nnc wins "
-        "(1.05x, 1.10x on 2 threads). Closing it: the L2 limit from the cache size the target "
-        "reports (issue 20)."),
+        "the second layer's input projection for both directions ([512, 256] x [256, 1024]) and "
+        "the recurrent products ([16, 128] x [128, 512] per step) run on row tiles; the limits that "
+        "made it lose at batch 16 (B over L2 to OpenBLAS, 8-float vectors) are gone; on 2 threads "
+        "each step's product is split only when timing shows it pays."),
     "transformer_encoder": (
-        "at batch 16 (0.79x, 0.62x in a profiled run), 70 % of nnc's samples are its GEMMs: the QKV "
-        "projection ([512, 128] x [128, 384], `k3`, 23 %), the MLP (`k13`/`k14` with the bias, GELU "
-        "and residual in their epilogues) and the output projection (`k8`), on row tiles, plus "
-        "the attention kernel's online softmax (5 %). ORT runs the same products in MLAS's packed "
-        "SGEMM (`FusedMatMul`, `Gemm`, `BiasGelu`), ~1.5x faster per FLOP at this size: the row "
-        "tiles read B unpacked, one row of B per k step, which for K = 128..256 and N = 384..256 "
-        "costs TLB and prefetch misses that packing avoids. At batch 1 (32 rows) nnc ties or wins "
-        "(1.01-1.02x)."),
+        "at batch 16: the attention kernel's online softmax (10 % of nnc's samples; an AVX2 clone "
+        "on 8-float vectors: a 16-float AVX-512 clone ran slower on these 32-key rows, whose "
+        "horizontal max and sum then cost twice) and its per-head Q K^T and P V products in "
+        "OpenBLAS's Haswell kernel (6 %); the projections and the MLP run on row tiles near the "
+        "FMA rate. ORT runs the products in MLAS's packed SGEMM (`FusedMatMul`, `Gemm`, "
+        "`BiasGelu`). At batch 1 nnc wins."),
     "transformer_decoder": (
-        "at batch 16 (0.70-0.81x in one run, 1.22x in another: noisy), the same products as "
-        "transformer_encoder's on row tiles; at batch 1 nnc wins clearly (1.91x, 1.32x on 2 "
-        "threads): the causal self-attention and the cross-attention run as the fused kernel."),
+        "at batch 16, the same products and attention as transformer_encoder's (noisy from run to "
+        "run); at batch 1 nnc wins clearly: the causal self-attention and the cross-attention run "
+        "as the fused kernel."),
     "gru": (
-        "at batch 1 on 2 threads, 20 % of nnc's samples are its thread pool waiting: each step's "
-        "[1, 128] x [128, 384] product is split over both threads and joined 64 times a call "
-        "(2 layers x T = 32), which costs more than it saves; nnc on 1 thread (263 µs) beats both, "
-        "and ORT's 2-thread time equals its 1-thread time (it does not split a batch-1 GRU step). "
-        "The rest is the same work on both sides: the recurrent product of each step "
-        "(`forward.scan1.k0`, nnc's row-tile kernel, 43 %) and the input projections hoisted out "
-        "of the loop (`k1`, `k4`); ORT's GRU op splits the work the same way."),
+        "at batch 1 on 2 threads: each step's [1, 128] x [128, 384] product is split over both "
+        "threads only when timing shows it pays (64 steps a call); ORT does not split a batch-1 "
+        "GRU step. The rest is the same work on both sides: the recurrent product of each step "
+        "(`forward.scan1.k0`, nnc's row-tile kernel) and the input projections hoisted out of the "
+        "loop."),
 }
 
 # profile lines by where the time goes: nnc kernel kinds, OpenBLAS, nnc's thread pool

@@ -28,6 +28,16 @@ def torch_or_none():
         return None
 
 
+def perturb_batchnorm(torch, bn):
+    """Running statistics and affine parameters of a BatchNorm away from 0 and 1, so that
+    folding it into the convolution before it is exercised."""
+    with torch.no_grad():
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2)
+        bn.weight.uniform_(0.5, 2)
+        bn.bias.uniform_(-1, 1)
+
+
 def needs_torch(test):
     return unittest.skipIf(torch_or_none() is None, "PyTorch is not installed")(test)
 

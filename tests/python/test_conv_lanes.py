@@ -16,8 +16,8 @@ from unittest import mock
 import numpy as np
 
 import nnc
-from support import (TempDirCase, assert_same_everywhere, compile_so, needs_torch, nnc_cli, torch_or_none,
-                     write_model)
+from support import (TempDirCase, assert_same_everywhere, compile_so, needs_torch, nnc_cli, perturb_batchnorm,
+                     torch_or_none, write_model)
 
 # name: (input channels, output channels, map size, kernel, stride, epilogue, dilation)
 CASES = {
@@ -64,11 +64,7 @@ def torch_layer(torch, cin, cout, k, stride, epilogue, dil):
     if epilogue == "bias":
         return conv.eval()
     layer = nn.Sequential(conv, nn.BatchNorm2d(cout), nn.ReLU())
-    with torch.no_grad():  # running statistics away from 0 and 1: the fold is exercised
-        layer[1].running_mean.uniform_(-1, 1)
-        layer[1].running_var.uniform_(0.5, 2)
-        layer[1].weight.uniform_(0.5, 2)
-        layer[1].bias.uniform_(-1, 1)
+    perturb_batchnorm(torch, layer[1])
     return layer.eval()
 
 

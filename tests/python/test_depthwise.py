@@ -11,8 +11,8 @@ import unittest
 import numpy as np
 
 import nnc
-from support import (TempDirCase, assert_same_everywhere, compile_so, needs_torch, nnc_cli, torch_or_none,
-                     write_model)
+from support import (TempDirCase, assert_same_everywhere, compile_so, needs_torch, nnc_cli, perturb_batchnorm,
+                     torch_or_none, write_model)
 
 # name: (channels, kernel, stride, map size, epilogue, channel multiplier)
 CASES = {
@@ -47,11 +47,7 @@ def torch_layer(torch, c, k, stride, epilogue, mult):
     conv = nn.Conv2d(c, c * mult, k, stride, k // 2, groups=c, bias=epilogue == "bias")
     layer = conv if epilogue == "bias" else nn.Sequential(conv, nn.BatchNorm2d(c * mult), nn.ReLU6())
     if epilogue != "bias":
-        with torch.no_grad():  # running statistics away from 0 and 1: the fold is exercised
-            layer[1].running_mean.uniform_(-1, 1)
-            layer[1].running_var.uniform_(0.5, 2)
-            layer[1].weight.uniform_(0.5, 2)
-            layer[1].bias.uniform_(-1, 1)
+        perturb_batchnorm(torch, layer[1])
     return layer.eval()
 
 

@@ -1,6 +1,7 @@
 """torchvision's model zoo, each model written in tests/models/<name>.nn and run with the
 model's state_dict unchanged, against PyTorch, JIT and AOT, 1, 2 and 3 threads:
-resnet18, mobilenet_v2, mobilenet_v3_small, efficientnet_b0 and a small ConvNeXt.
+resnet18 (also at 160x192, where layer4's 5x6 maps run flat), mobilenet_v2, mobilenet_v3_small,
+efficientnet_b0 and a small ConvNeXt.
 
 Each model is initialised with a fixed seed; every convolution and linear layer gets PyTorch's
 default initialisation (nonzero biases), every BatchNorm a random affine transform and running
@@ -9,6 +10,7 @@ and then perturbed, so that they matter; num_batches_tracked stays in the state_
 The images are smaller than 224 so that the tests stay quick."""
 import os
 import unittest
+from unittest import mock
 
 
 import nnc
@@ -54,16 +56,18 @@ def convnext_toy(torch):
 
 @needs_torch
 class ZooTest(TorchvisionCase):
-    def check(self, name, model, img, batch=2):
-        """Compares tests/models/NAME.nn's `classify` with MODEL on a random batch of images."""
+    def check(self, name, model, img, batch=2, width=None):
+        """Compares tests/models/NAME.nn's `classify` with MODEL on a random batch of images of
+        img x width (img x img)."""
         torch = torch_or_none()
         weights = nnc.save_safetensors({k: v.numpy() for k, v in model.state_dict().items()},
                                        os.path.join(self.tmp, name + ".safetensors"))
         nn = os.path.join(ROOT, "tests", "models", name + ".nn")
-        x = torch.randn(batch, 3, img, img)
+        width = width or img
+        x = torch.randn(batch, 3, img, width)
         with torch.no_grad():
             want = model(x).numpy()
-        pin = [f"H={img}", f"W={img}"]  # the models take any size: specialised here (test_symbolic_spatial.py)
+        pin = [f"H={img}", f"W={width}"]  # the models take any size: specialised here (test_symbolic_spatial.py)
         models = {"jit": nnc.compile(nn, weights=weights, defines=pin),
                   "so": nnc.load(compile_so(nn, self.tmp, weights, defines=pin))}
         assert_same_everywhere(self, models, lambda m: m.classify(x.numpy()), (want,), name)
@@ -71,6 +75,13 @@ class ZooTest(TorchvisionCase):
     def test_resnet18(self):
         from torchvision.models import resnet18
         self.check("resnet18", randomize(self.torch, resnet18(), 96), 96)
+
+    def test_resnet18_flat_maps(self):
+        """At 160x192 layer4's maps are 5x6: its convolutions run flat (convplan.h), their rows
+        together, on a core whose 16-float FMA is full rate (NNC_PLAN_WIDE_FMA=1)."""
+        from torchvision.models import resnet18
+        with mock.patch.dict(os.environ, {"NNC_PLAN_WIDE_FMA": "1"}):
+            self.check("resnet18", randomize(self.torch, resnet18(), 96), 160, width=192)
 
     def test_mobilenet_v2(self):
         from torchvision.models import mobilenet_v2

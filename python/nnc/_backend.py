@@ -11,10 +11,37 @@ under the GIL, and the C call returns NNC_ERR_USAGE for a NULL context: a prepar
 closed model fails cleanly."""
 import ctypes
 import functools
+import os
+import shutil
+import tempfile
 
 from . import _abi, _elfcheck, _lib
 from ._entry import _dtype_code
 from ._errors import CompileError, Error, WeightsError
+
+
+# realpath of each library loaded -> the identity (device, inode, size, mtime) of the file it
+# was first loaded from in this process
+_LOADED = {}
+
+
+def _identity(path):
+    st = os.stat(path)
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _fresh_path(path):
+    """The path to dlopen for the library now at `path`, and a private copy to remove once it is
+    loaded (or None).  dlopen hands back a library it already loaded from the same path, so a
+    library rebuilt at a path this process loaded before (nnc model.nn -o m.so, nnc.load, again)
+    would be the old one: such a file is loaded from a copy of its own."""
+    real = os.path.realpath(path)
+    if _LOADED.setdefault(real, _identity(real)) == _identity(real):
+        return path, None
+    fd, copy = tempfile.mkstemp(prefix="nnc-reload-", suffix=".so")
+    with os.fdopen(fd, "wb") as out, open(real, "rb") as src:
+        shutil.copyfileobj(src, out)
+    return copy, copy
 
 
 class _SoBackend:
@@ -24,10 +51,15 @@ class _SoBackend:
         damage = _elfcheck.truncation(path)
         if damage:
             raise Error(f"{path}: error: {damage}")
+        load_path, copy = _fresh_path(path)
         try:
-            self.lib = lib = ctypes.CDLL(path, mode=ctypes.RTLD_LOCAL)
+            self.lib = lib = ctypes.CDLL(load_path, mode=ctypes.RTLD_LOCAL)
+            held = ctypes.PyDLL(load_path, mode=ctypes.RTLD_LOCAL)
         except OSError as e:
             raise Error(f"{path}: error: cannot load the library: {e}") from None
+        finally:
+            if copy:
+                os.unlink(copy)  # the mapping stays
         P, c_void_p = ctypes.POINTER, ctypes.c_void_p
         decl = {"nnc_model_info": (P(_abi.NncModelDesc), []),
                 "nnc_ctx_open": (c_void_p, [P(_abi.NncModelDesc), ctypes.c_char_p, ctypes.c_char_p,
@@ -51,7 +83,7 @@ class _SoBackend:
         # nnc_ctx_call again, without argtypes: a prepared call passes ctypes objects made
         # once, and converting four arguments on every call would cost ~0.2 us
         self._call_unchecked = lib["nnc_ctx_call"]
-        self._call_held = ctypes.PyDLL(path, mode=ctypes.RTLD_LOCAL)["nnc_ctx_call"]
+        self._call_held = held["nnc_ctx_call"]
         for f in (self._call_unchecked, self._call_held):
             f.restype = ctypes.c_int
 

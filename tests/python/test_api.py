@@ -259,6 +259,22 @@ class ApiTest(TempDirCase):
             f.write(b"not a library")
         self.assertRaisesMsg(nnc.Error, ["cannot load the library"], nnc.load, other)
 
+    def test_load_after_a_rebuild_at_the_same_path(self):
+        """dlopen returns a library already loaded from a path: nnc.load of a library rebuilt
+        there (another -D) must still give the new one."""
+        nn = write_model("export f(x: f32[N, K]) -> (y: f32[N]) { y = sum(x, axis=1) * SCALE }\n"
+                         "const K = 3\nconst SCALE = 1.0\n", self.tmp, "rebuilt")
+        x = np.ones((2, 3), np.float32)
+        first = nnc.load(compile_so(nn, self.tmp))
+        np.testing.assert_array_equal(first.f(x), [3, 3])
+        second = nnc.load(compile_so(nn, self.tmp, defines=("SCALE=2.0",)))
+        np.testing.assert_array_equal(second.f(x), [6, 6])
+        third = nnc.load(compile_so(nn, self.tmp, defines=("K=4",)))
+        self.assertEqual(third.f.inputs[0].dims, ("N", 4))
+        np.testing.assert_array_equal(first.f(x), [3, 3])  # the first library is still its own
+        for m in (first, second, third):
+            m.close()
+
     def test_not_an_nnc_library(self):
         import ctypes.util
         libm = ctypes.util.find_library("m")

@@ -233,6 +233,15 @@ bool conv_epilogue_inline(const Lower *L, const ConvPlan *c) {
          dim_is(rs->d[1], c->groups * c->cout) && dim_eq(rs->d[2], c->ohd) && dim_eq(rs->d[3], c->owd);
 }
 
+Lx *conv_epilogue_value(Lower *L, const ConvPlan *c, Lx *const *bidx, Lx *co, Lx *oy, Lx *ox, Lx *y) {
+  Lx *ri[4] = {bidx[0], ibin(L, '+', ibin(L, '*', bidx[1], lx_i(L, c->cout)), co), oy, ox};
+  L->gemm_value = y;
+  y = value(L, L->K->outs[0], ri);
+  L->gemm_value = NULL;
+  L->nmemo = 0;
+  return y;
+}
+
 /* A flat convolution (convplan.h) of (image, group) `item`, from its padded copy: the rows as
  * one run into the scratch slot, then each output row from there into the product's place,
  * through the kernel's epilogue when it can take it (then true). */
@@ -255,13 +264,7 @@ static bool lower_conv_flat(Lower *L, Ls *parent, const ConvPlan *c, const ConvS
                      .a = {ibin(L, '+', fbase, ibin(L, '+', ibin(L, '*', co, lx_i(L, cols)),
                                                      ibin(L, '+', ibin(L, '*', r, lx_i(L, c->wq)), col)))}});
   bool fused = conv_epilogue_inline(L, c);
-  if (fused) {
-    Lx *ri[4] = {bidx[0], ibin(L, '+', ibin(L, '*', bidx[1], lx_i(L, c->cout)), co), r, col};
-    L->gemm_value = y;
-    y = value(L, L->K->outs[0], ri);
-    L->gemm_value = NULL;
-    L->nmemo = 0;
-  }
+  if (fused) y = conv_epilogue_value(L, c, bidx, co, r, col, y);
   /* the product's layout, [item][cout][oh * ow], is the image's too */
   Lx *at = ibin(L, '+', ibin(L, '*', item, lx_i(L, c->cout * plane)),
                 ibin(L, '+', ibin(L, '*', co, lx_i(L, plane)), ibin(L, '+', ibin(L, '*', r, lx_i(L, c->ow)), col)));

@@ -98,6 +98,9 @@ bool lower_conv(Lower *L, Ls *parent, const ConvPlan *c, Lx *const *bidx);
  * (Winograd's output transform, a flat convolution's rows): is its one output the image
  * [N, G*cout, OH, OW]? */
 bool conv_epilogue_inline(const Lower *L, const ConvPlan *c);
+/* Then the kernel's output at image bidx[0], channel co of group bidx[1], row oy, column ox,
+ * the convolution's value there being y. */
+Lx *conv_epilogue_value(Lower *L, const ConvPlan *c, Lx *const *bidx, Lx *co, Lx *oy, Lx *ox, Lx *y);
 /* A convolution's padded copy (conv.c) as expressions: constants for static sizes. */
 typedef struct ConvSizes {
   Lx *H, *W;      /* the input's rows and columns */

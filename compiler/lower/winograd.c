@@ -138,15 +138,8 @@ static void wino_output_row(Lower *L, Ls *parent, const ConvPlan *c, const WinoO
     Lx *oy = ibin(L, '+', ibin(L, '*', ty, lx_i(L, 2)), lx_i(L, i)), *ox = ibin(L, '*', tx, lx_i(L, 2));
     Lx *at_c = ibin(L, '+', o->cbase, ibin(L, '+', ibin(L, '*', oy, o->z->ow), ox));
     if (o->fused) {
-      INode *root = L->K->outs[0];
-      Lx *ri[4] = {o->bidx[0], ibin(L, '+', ibin(L, '*', o->bidx[1], lx_i(L, c->cout)), o->co), oy, ox};
-      L->gemm_value = y0;
-      y0 = value(L, root, ri);
-      ri[3] = ibin(L, '+', ri[3], one);
-      L->gemm_value = part ? NULL : y1;
-      y1 = part ? NULL : value(L, root, ri);
-      L->gemm_value = NULL;
-      L->nmemo = 0;
+      y0 = conv_epilogue_value(L, c, o->bidx, o->co, oy, ox, y0);
+      if (!part) y1 = conv_epilogue_value(L, c, o->bidx, o->co, oy, ibin(L, '+', ox, one), y1);
     }
     store(L, row, o->obuf, at_c, y0);
     if (!part) store(L, row, o->obuf, ibin(L, '+', at_c, one), y1);

@@ -36,7 +36,8 @@ def _fresh_path(path):
     library rebuilt at a path this process loaded before (nnc model.nn -o m.so, nnc.load, again)
     would be the old one: such a file is loaded from a copy of its own."""
     real = os.path.realpath(path)
-    if _LOADED.setdefault(real, _identity(real)) == _identity(real):
+    identity = _identity(real)
+    if _LOADED.setdefault(real, identity) == identity:
         return path, None
     fd, copy = tempfile.mkstemp(prefix="nnc-reload-", suffix=".so")
     with os.fdopen(fd, "wb") as out, open(real, "rb") as src:

@@ -62,7 +62,8 @@ if(NNC_FUZZ)
   # The compiler, front end and support code again, instrumented for coverage and sanitizers.
   add_library(nnc_fuzz_lib STATIC ${DSL_SRC} ${COMPILER_SRC} ${FLEX_nn_lexer_OUTPUTS}
               ${BISON_nn_parser_OUTPUTS} ${CMAKE_CURRENT_BINARY_DIR}/abi_text.c ${ONNX_PB_SRC}
-              ${CMAKE_CURRENT_BINARY_DIR}/native_fingerprint.h ${SUPPORT_SRC} ${RUNTIME_SRC})
+              ${CMAKE_CURRENT_BINARY_DIR}/native_fingerprint.h
+              ${CMAKE_CURRENT_BINARY_DIR}/build_fingerprint.h ${SUPPORT_SRC} ${RUNTIME_SRC})
   get_target_property(defs nnc_compiler COMPILE_DEFINITIONS)
   get_target_property(incs nnc_compiler INCLUDE_DIRECTORIES)
   target_compile_definitions(nnc_fuzz_lib PRIVATE ${defs})

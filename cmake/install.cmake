@@ -10,7 +10,8 @@
 #                                   -ldl -lm.
 #
 # `cmake --install BUILD --prefix P` puts under P (GNUInstallDirs):
-#   bin/nnc                         the compiler
+#   bin/nnc                         the command (serves cached builds; runs the compiler)
+#   LIBEXECDIR/nnc/nnc-compiler     the compiler it runs
 #   LIBDIR/libnnc.so*, libnnc.a     the runtime, shared and static
 #   LIBDIR/libnnc_support.a         linked into every .so that `nnc -o` writes (the compiler
 #                                   needs it at run time; see compiler/compile.c)
@@ -20,8 +21,8 @@
 #                                   and nnc::nnc_static
 #   lib/python3/dist-packages/nnc   the Python package (on Debian's sys.path for P=/usr/local)
 #
-# The tree is relocatable: the installed `nnc` finds LIBDIR/libnnc_support.a relative to its
-# own path (compiler/main/nnc_main.c), and the Python package finds LIBDIR/libnnc.so relative
+# The tree is relocatable: the installed `nnc` finds its compiler and LIBDIR/libnnc_support.a
+# relative to its own path (compiler/main/nnc_launch.c), and the Python package finds LIBDIR/libnnc.so relative
 # to its own.  The install test at the end installs into a temporary prefix and builds a
 # program against it from outside the source tree, through pkg-config and through CMake.
 include(GNUInstallDirs)
@@ -64,15 +65,24 @@ get_target_property(_nnc_defs nnc_compiler COMPILE_DEFINITIONS)
 list(FILTER _nnc_defs EXCLUDE REGEX "^NNC_SUPPORT_LIB_INSTALL=")
 list(APPEND _nnc_defs "NNC_SUPPORT_LIB_INSTALL=\"${CMAKE_INSTALL_FULL_LIBDIR}/libnnc_support.a\"")
 set_property(TARGET nnc_compiler PROPERTY COMPILE_DEFINITIONS "${_nnc_defs}")
+get_target_property(_nnc_defs nnc COMPILE_DEFINITIONS)
+list(FILTER _nnc_defs EXCLUDE REGEX "^NNC_SUPPORT_LIB_INSTALL=")
+list(APPEND _nnc_defs "NNC_SUPPORT_LIB_INSTALL=\"${CMAKE_INSTALL_FULL_LIBDIR}/libnnc_support.a\"")
+set_property(TARGET nnc PROPERTY COMPILE_DEFINITIONS "${_nnc_defs}")
 # ... and the installed `nnc` looks next to itself first: BINDIR/../LIBDIR/libnnc_support.a.
 file(RELATIVE_PATH _nnc_bin_to_lib ${CMAKE_INSTALL_FULL_BINDIR} ${CMAKE_INSTALL_FULL_LIBDIR})
+# The nnc command finds its compiler in LIBEXECDIR/nnc (compiler/main/nnc_launch.c).
+file(RELATIVE_PATH _nnc_bin_to_compiler ${CMAKE_INSTALL_FULL_BINDIR}
+     ${CMAKE_INSTALL_FULL_LIBEXECDIR}/nnc/nnc-compiler)
 target_compile_definitions(nnc PRIVATE
   NNC_INSTALL_BINDIR_NAME="${CMAKE_INSTALL_BINDIR}"
-  NNC_INSTALL_SUPPORT_REL="${_nnc_bin_to_lib}/libnnc_support.a")
-set_target_properties(nnc PROPERTIES INSTALL_RPATH_USE_LINK_PATH ON)
+  NNC_INSTALL_SUPPORT_REL="${_nnc_bin_to_lib}/libnnc_support.a"
+  NNC_INSTALL_COMPILER_REL="${_nnc_bin_to_compiler}")
+set_target_properties(nnc_compiler_cli PROPERTIES INSTALL_RPATH_USE_LINK_PATH ON)
 
 # --- install -----------------------------------------------------------------------------------
 install(TARGETS nnc RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+install(TARGETS nnc_compiler_cli RUNTIME DESTINATION ${CMAKE_INSTALL_LIBEXECDIR}/nnc)
 install(TARGETS nnc_shared nnc_static EXPORT nncTargets
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})

@@ -21,6 +21,7 @@
 #include "header.h"
 #include "interp.h"
 #include "memreport.h"
+#include "build_cache.h"
 #include "native.h"
 #include "onnx_import.h"
 #include "onnx_to_nn.h"
@@ -287,41 +288,53 @@ static int compile_file(Unit *u, const char *path, const NncCompileOptions *opt,
 
 /* ---- AOT ---- */
 
-static const char *support_lib(void) {
-  const char *env = getenv("NNC_SUPPORT_LIB");
-  if (env) return env;
-  FILE *f = fopen(NNC_SUPPORT_LIB_BUILD, "rb");
-  if (f) {
-    fclose(f);
-    return NNC_SUPPORT_LIB_BUILD;
-  }
-  return NNC_SUPPORT_LIB_INSTALL;
-}
-
 typedef struct AotJob {
   const char *so_path;
   const NncCompileOptions *opt;
 } AotJob;
 
+/* The files the build read besides the model and the weights (its includes) into deps[], for
+ * the build cache; -1 when it read some it cannot name (an ONNX model's external data). */
+static int build_deps(const Unit *u, const char **deps) {
+  if (u->onnx && u->onnx->n_external) return -1;
+  int n = 0;
+  for (int i = 1; i < u->file.nfiles; i++) deps[n++] = u->file.files[i]->path;
+  return n;
+}
+
+/* The library from the build cache (build_cache.h), or compiled and stored there.  A header
+ * needs the model: such a build skips the first look-up (the library may still come from the
+ * module's key, native.h). */
 static int compile_so_unit(Unit *u, void *arg, char **errmsg) {
   const AotJob *job = arg;
+  const NncCompileOptions *opt = job->opt;
   char err[4096];
-  if (compile_file(u, u->path, job->opt, errmsg)) return -1;
-  if (job->opt && job->opt->header_path && write_header(job->opt->header_path, u->model, err, sizeof err))
+  Cache cache;
+  cache_open(&cache);
+  BuildInputs in = {u->path, opt ? opt->weights_path : NULL, opt ? opt->defines : NULL,
+                    opt ? opt->ndefines : 0};
+  CacheKey build = {{0}}, library = {{0}};
+  bool keyed = cache.on && build_key(&in, &build);
+  int hit = keyed && !(opt && opt->header_path) ? build_cache_fetch(&cache, &build, job->so_path, err, sizeof err) : 1;
+  if (hit < 0) return fail(errmsg, "%s: error: %s\n", job->so_path, err);
+  if (hit == 0) return 0;
+  if (compile_file(u, u->path, opt, errmsg)) return -1;
+  if (opt && opt->header_path && write_header(opt->header_path, u->model, err, sizeof err))
     return fail(errmsg, "%s", err);
   if (!(u->target = target_new_host(err, sizeof err))) return fail(errmsg, "nnc: error: %s\n", err);
   u->llctx = LLVMContextCreate();
   u->mod = LLVMModuleCreateWithNameInContext(u->model->name, u->llctx);
   target_configure_module(u->target, u->mod);
   codegen_model(u->llctx, u->mod, u->model, u->lowered, u->weights);
-  /* -Bsymbolic: the typed wrappers call this library's own support code even when the
-   * host process exports functions of the same name */
-  const char *link[] = {support_lib(), NNC_OPENBLAS_LIB, "-lm", "-Wl,-Bsymbolic"};
-  Cache cache;
-  cache_open(&cache);
-  int rc = native_shared_lib(u->target, &cache, u->mod, job->so_path, link, 4, err, sizeof err);
+  const char *link[AOT_LINK_ARGS];
+  aot_link_args(link);
+  int rc = native_shared_lib(u->target, &cache, u->mod, job->so_path, link, AOT_LINK_ARGS, &library, err, sizeof err);
   if (rc == NATIVE_ECODE) return fail(errmsg, "%s: internal error: %s\n", u->path, err);
   if (rc) return fail(errmsg, "%s: error: linking failed: %s\n", job->so_path, err);
+  const char **deps = keyed ? malloc((size_t)(u->file.nfiles + 1) * sizeof *deps) : NULL;
+  int ndeps = deps ? build_deps(u, deps) : -1;
+  if (ndeps >= 0) build_cache_store(&cache, &build, deps, ndeps, &library);
+  free(deps);
   return 0;
 }
 

@@ -16,6 +16,7 @@ set_tests_properties(aot_driver_realnvp PROPERTIES TIMEOUT 600)
 
 # test_cache runs `nnc` processes side by side (a cache filled by several at once).
 add_dependencies(test_cache nnc)
+add_dependencies(test_build_cache nnc) # runs a copy of the `nnc` command
 
 # CLI contracts (docs/cli.md): --help succeeds, usage errors exit 2, every example checks.
 add_test(NAME cli_help

@@ -5,7 +5,7 @@
  * $NNC_PLAN_SIMD does for the vector width: tests reach the code paths of a small cache on any
  * machine.  The sizes decide the lowering, so they reach the compile cache's key through the
  * module's code; target_identity names them too. */
-#include "target.h"
+#include "host_caches.h"
 
 #include <pthread.h>
 #include <stdio.h>

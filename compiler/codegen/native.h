@@ -34,11 +34,13 @@ int native_object(Target *t, const Cache *c, LLVMModuleRef m, TargetPipeline p, 
 
 /* AOT: the shared library of m (pipeline PIPELINE_MODEL) written to out_path, linked as
  * target_link_shared_lib does; from the cache when it holds it (or object code from it: a
- * JIT compile stores that).  m is rewritten.  0, or with a message in err NATIVE_ECODE (the
+ * JIT compile stores that).  With the cache on, *stored_as gets the key the library is
+ * stored under (for build_cache.h's entries).  m is rewritten.  0, or with a message in err NATIVE_ECODE (the
  * module does not verify, or code generation failed) or NATIVE_ELINK (the link failed or
  * out_path cannot be written). */
 enum { NATIVE_ECODE = -1, NATIVE_ELINK = -2 };
 int native_shared_lib(Target *t, const Cache *c, LLVMModuleRef m, const char *out_path,
-                      const char *const *link_args, int n_link_args, char *err, size_t errlen);
+                      const char *const *link_args, int n_link_args, CacheKey *stored_as,
+                      char *err, size_t errlen);
 
 #endif

@@ -27,6 +27,8 @@
 #include <stdint.h>
 #include <llvm-c/Core.h>
 
+#include "host_caches.h"
+
 typedef struct Target Target;
 
 /* Host triple, CPU and features, PIC, default code model; code generator at the aggressive
@@ -81,13 +83,6 @@ void target_host_simd(int *floats, int *regs);
  * $NNC_PLAN_SIMD set it is false unless that says 1 (the golden dumps' plans). */
 bool target_host_wide_fma(void);
 
-/* The host core's data caches in bytes (host_caches.c), for kernels that block work to stay
- * in one (row tiles: convplan.h): from sysconf or sysfs, 32 KiB and 512 KiB when unknown;
- * $NNC_PLAN_L1D and $NNC_PLAN_L2 plan for other sizes. */
-typedef struct TargetCaches {
-  int64_t l1d, l2;
-} TargetCaches;
-TargetCaches target_host_caches(void);
 
 typedef struct Jit Jit;
 typedef struct JitSymbol {

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cache.h"
+#include "cli.h"
 #include "compile.h"
 #include "nnc_help.h"
 #include "nnc.h"
@@ -23,106 +24,6 @@
 
 #define MAX_PAIRS 64
 #define SHOW_VALUES 8
-
-enum { EXIT_USER = 1, EXIT_USAGE = 2 };
-
-/* ---- messages ---- */
-
-static int usage_error(const char *cmd, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fputs("nnc: error: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  fprintf(stderr, "\nTry 'nnc %s%s--help'.\n", cmd ? cmd : "", cmd ? " " : "");
-  return EXIT_USAGE;
-}
-
-/* Print a library message as is (adding the final newline) and free it. */
-static int user_error_msg(char *msg) {
-  const char *m = msg ? msg : "nnc: error: failed (no message)";
-  size_t n = strlen(m);
-  fprintf(stderr, "%s%s", m, n && m[n - 1] == '\n' ? "" : "\n");
-  free(msg);
-  return EXIT_USER;
-}
-
-static int user_error(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  fputc('\n', stderr);
-  return EXIT_USER;
-}
-
-/* ---- option parsing ---- */
-
-/* Each command reads its arguments with getopt_long in argument order (optstring "-": a model
- * file comes back as option 1), so "more than one model file" and `--help` are seen where they
- * stand.  opterr is off and ':' reports a missing value: the messages are ours.  getopt_long
- * takes more than nnc ever did, and opt_next turns those back into unknown options:
- * abbreviations (--wei), clusters (-hx), a value glued to a short option other than -D
- * (-oFILE; -o=FILE is taken) and "--", which is not an end of options here. */
-enum { OPT_FILE = 1, OPT_MISSING = ':', OPT_UNKNOWN = '?' };
-
-typedef struct OptParser {
-  int argc;
-  char **argv; /* argv[0] is the command's name, as getopt expects */
-  const char *shorts;
-  const struct option *longs;
-  const char *text; /* the argument being read, for messages */
-} OptParser;
-
-static void opt_start(OptParser *p, int argc, char **argv, const char *shorts,
-                      const struct option *longs) {
-  *p = (OptParser){argc, argv, shorts, longs, NULL};
-  optind = 0; /* glibc: start afresh, reading the optstring's flags again */
-  opterr = 0;
-}
-
-/* Is p->text spelt exactly as the option it was read as? */
-static bool opt_exact(const OptParser *p, int c) {
-  const char *t = p->text;
-  if (t[0] == '-' && t[1] == '-') {
-    size_t n = strcspn(t + 2, "=");
-    for (const struct option *o = p->longs; o->name; o++)
-      if (strlen(o->name) == n && strncmp(o->name, t + 2, n) == 0)
-        return c == OPT_MISSING || o->val == c;
-    return false;
-  }
-  if (c == OPT_MISSING) return t[2] == '\0';
-  const char *s = strchr(p->shorts, c);
-  bool takes_value = s && s[1] == ':';
-  return t[1] == c && (t[2] == '\0' || c == 'D' || (takes_value && t[2] == '='));
-}
-
-/* The next option (its value in optarg): a short option's letter or a long option's val,
- * OPT_FILE for a model file, OPT_MISSING, OPT_UNKNOWN, or -1 at the end. */
-static int opt_next(OptParser *p) {
-  int at = optind ? optind : 1; /* 0: the first call, which starts at 1 */
-  int c = getopt_long(p->argc, p->argv, p->shorts, p->longs, NULL);
-  if (c == -1) {
-    if (at >= p->argc) return -1;
-    p->text = p->argv[at]; /* "--" */
-    return OPT_UNKNOWN;
-  }
-  p->text = c == OPT_FILE ? optarg : p->argv[at];
-  if (c == OPT_FILE || c == OPT_UNKNOWN) return c;
-  if (!opt_exact(p, c)) return OPT_UNKNOWN;
-  if (c != 'D' && p->text[1] != '-' && p->text[2] == '=')
-    optarg = (char *)p->text + 3; /* -o=FILE: getopt would give "=FILE" */
-  return c;
-}
-
-/* Model file or bad option, the same for every command: 0 taken, else the exit status. */
-static int opt_common(const OptParser *p, int c, const char *cmd, const char **in) {
-  if (c == OPT_MISSING) return usage_error(cmd, "option '%s' needs a value", p->text);
-  if (c == OPT_UNKNOWN) return usage_error(cmd, "unknown option '%s'", p->text);
-  if (*in) return usage_error(cmd, "more than one model file ('%s' and '%s')", *in, p->text);
-  *in = p->text;
-  return 0;
-}
 
 typedef struct Pair {
   const char *name;
@@ -149,43 +50,13 @@ static void free_pairs(Pair *pairs, int n) {
 
 /* ---- nnc FILE.nn -o FILE.so ---- */
 
-#define MAX_DEFINES 64
-
-/* -D NAME=VALUE (also -DNAME=VALUE): 0 taken, else the exit status */
-static int add_define(const char *cmd, const char *v, const char **defines, int *n) {
-  if (*n == MAX_DEFINES) return usage_error(cmd, "too many -D options (at most %d)", MAX_DEFINES);
-  defines[(*n)++] = v;
-  return 0;
-}
-
-static const struct option compile_options[] = {
-    {"help", no_argument, NULL, 'h'},
-    {"weights", required_argument, NULL, 'w'},
-    {"header", required_argument, NULL, 'H'},
-    {NULL, 0, NULL, 0},
-};
-
 /* argv[0] is the program */
 static int cmd_compile(int argc, char **argv) {
-  const char *in = NULL, *so = NULL, *defines[MAX_DEFINES];
-  NncCompileOptions opt = {.defines = defines};
-  OptParser p;
-  opt_start(&p, argc, argv, "-:ho:D:", compile_options);
-  for (int c, rc = 0; (c = opt_next(&p)) != -1;) {
-    switch (c) {
-    case 'h': return fputs(help_compile, stdout), 0;
-    case 'o': so = optarg; break;
-    case 'w': opt.weights_path = optarg; break;
-    case 'H': opt.header_path = optarg; break;
-    case 'D': rc = add_define(NULL, optarg, defines, &opt.ndefines); break;
-    default: rc = opt_common(&p, c, NULL, &in);
-    }
-    if (rc) return rc;
-  }
-  if (!in) return usage_error(NULL, "no model file given");
-  if (!so) return usage_error(NULL, "missing -o FILE.so (the library to write)");
+  CompileArgs a;
+  int rc = cli_parse_compile(argc, argv, &a);
+  if (rc != CLI_PARSED) return rc;
   char *msg = NULL;
-  if (nnc_compile_so(in, so, &opt, &msg)) return user_error_msg(msg);
+  if (nnc_compile_so(a.in, a.so, &a.opt, &msg)) return user_error_msg(msg);
   free(msg);
   return 0;
 }
@@ -633,32 +504,13 @@ static int cmd_run(int argc, char **argv) {
   return rc < 0 ? 0 : rc;
 }
 
-/* An installed nnc (PREFIX/BINDIR/nnc) links the libraries it writes with
- * PREFIX/LIBDIR/libnnc_support.a wherever the tree was installed or moved to (cmake --install
- * --prefix P); compile.c reads the path from $NNC_SUPPORT_LIB, which a user setting wins over. */
-static void use_installed_support_lib(void) {
-#ifdef NNC_INSTALL_SUPPORT_REL
-  char exe[4096], lib[4096 + 256], real[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (getenv("NNC_SUPPORT_LIB") || n <= 0) return;
-  exe[n] = '\0';
-  char *slash = strrchr(exe, '/');
-  if (!slash) return;
-  *slash = '\0'; /* exe is now the directory of the executable */
-  const char *dir = strrchr(exe, '/') ? strrchr(exe, '/') + 1 : exe;
-  if (strcmp(dir, NNC_INSTALL_BINDIR_NAME) != 0) return; /* not installed: a build tree */
-  snprintf(lib, sizeof lib, "%s/%s", exe, NNC_INSTALL_SUPPORT_REL);
-  if (realpath(lib, real) && access(real, R_OK) == 0) setenv("NNC_SUPPORT_LIB", real, 0);
-#endif
-}
-
 int main(int argc, char **argv) {
-  use_installed_support_lib();
   if (argc < 2) {
     fputs(help_main, stderr);
     return EXIT_USAGE;
   }
   const char *cmd = argv[1];
+  if (!cli_command(cmd)) return cmd_compile(argc, argv); /* the test nnc_launch.c makes too */
   if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) return fputs(help_main, stdout), 0;
   if (strcmp(cmd, "--version") == 0) return puts("nnc " NNC_VERSION), 0;
   if (strcmp(cmd, "run") == 0) return cmd_run(argc - 1, argv + 1);

@@ -151,5 +151,6 @@ int onnx_read_external(OnnxReader *r, const Onnx__TensorProto *tp, const char *w
     t->data = dst;
   }
   nnc_unmap_file(data, size);
+  r->n_external++;
   return rc;
 }

@@ -31,6 +31,7 @@ typedef struct OnnxReader {
   const char *dir;      /* the folder of external data files; NULL: external data refused */
   OnnxArena *arena;
   char **errmsg;
+  int n_external;       /* tensors read from external data files so far */
 } OnnxReader;
 
 /* "PATH: error: " and the message into a malloc'd *r->errmsg, unprintable bytes as \xNN;

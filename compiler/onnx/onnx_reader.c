@@ -407,6 +407,7 @@ int onnx_read_memory(const void *data, size_t len, const char *path, const char 
     onnx_arena_free(a);
     return -1;
   }
+  m->n_external = r.n_external;
   *out = m;
   return 0;
 }

@@ -120,6 +120,7 @@ typedef struct OnnxModel {
   const OnnxValueInfo *inputs;   /* [n_inputs] (may name initializers too, as IR < 4 did) */
   const OnnxValueInfo *outputs;  /* [n_outputs] */
   const OnnxValueInfo *value_info; /* [n_value_info] */
+  int n_external;                /* tensors whose bytes came from external data files */
   struct Arena *arena;           /* owns everything above (dsl/arena.h) */
 } OnnxModel;
 

@@ -26,7 +26,8 @@ P=$TMP/prefix
 SO=$(find "$P" -name libnnc.so -print -quit)
 [ -n "$SO" ] || die "no libnnc.so under the prefix"
 LIBDIR=$(dirname "$SO")
-for f in bin/nnc include/nnc.h include/nnc_model.h lib/python3/dist-packages/nnc/__init__.py; do
+for f in bin/nnc libexec/nnc/nnc-compiler include/nnc.h include/nnc_model.h \
+         lib/python3/dist-packages/nnc/__init__.py; do
   [ -e "$P/$f" ] || die "missing $f"
 done
 for f in libnnc.a libnnc_support.a libnnc.so.0 pkgconfig/nnc.pc cmake/nnc/nncConfig.cmake \
@@ -49,6 +50,11 @@ printf '#!/bin/sh\necho "$@" >>"%s/link.log"\nexec %s "$@"\n' "$TMP" "${NNC_CC:-
 chmod +x "$TMP/cc-log"
 (unset NNC_SUPPORT_LIB; NNC_CC="$TMP/cc-log" "$P/bin/nnc" realnvp.nn -o realnvp.so --weights weights.safetensors)
 grep -q "$LIBDIR/libnnc_support.a" "$TMP/link.log" || { cat "$TMP/link.log"; die "did not link $LIBDIR/libnnc_support.a"; }
+# again: served from the compile cache by bin/nnc (the same bytes; no link)
+cp realnvp.so first.so
+(unset NNC_SUPPORT_LIB; NNC_CC="$TMP/cc-log" "$P/bin/nnc" realnvp.nn -o realnvp.so --weights weights.safetensors)
+cmp -s first.so realnvp.so || die "the second build differs from the first"
+[ "$(grep -c . "$TMP/link.log")" = 1 ] || die "the second build linked again (not served from the cache)"
 "$P/bin/nnc" --version
 "$P/bin/nnc" run realnvp.so --in x=forward.in.x.npy >/dev/null
 

@@ -1,0 +1,66 @@
+/* build_cache.h — the compile cache's first level for ahead-of-time builds: the library that
+ * `nnc FILE -o LIB.so` wrote before, found from the compile's inputs alone, before the front
+ * end, the weights check, the init entry and the LLVM module (native.h keys the module,
+ * which takes all of those to build).  A warm `nnc` then costs reading and hashing its
+ * inputs and copying the library; the `nnc` command does it without loading LLVM at all
+ * (compiler/main/nnc_launch.c).
+ *
+ * The build key covers every input the library depends on:
+ *   - this nnc: its version and NNC_BUILD_FINGERPRINT, a hash of every source of the
+ *     compiler (front end, passes, lowering, code generation) and LLVM's version;
+ *   - the host: its CPU's identity (CPUID's vendor, family, model, stepping, brand and
+ *     feature bits, the OS's enabled vector state; on other machines the kernel's hardware
+ *     capabilities and the CPU's ID register) and the data cache sizes the plans use;
+ *   - the environment: every NNC_* variable but those that only the cache itself or the run
+ *     time reads (NNC_CACHE*, NNC_NUM_THREADS, NNC_PARALLEL_GRAIN), so that NNC_PLAN_SIMD,
+ *     NNC_PLAN_L2 and whatever variable comes next are covered without being listed;
+ *   - the model file's absolute path (includes are found relative to it) and bytes, the
+ *     weights file's bytes, the -D defines in order, and the link (aot_link_args: the support
+ *     library's path and bytes, OpenBLAS, $NNC_CC).
+ * Files the model includes are known only after parsing it: the entry stored under the build
+ * key lists them, each with the hash of its bytes, and a look-up re-reads and compares them
+ * (a changed include is a miss).  The entry then names the library entry (native.c's library
+ * key), which holds the bytes; one library serves every build key that leads to it.
+ *
+ * A miss is never an error: the caller compiles as without the cache and stores the entry. */
+#ifndef NNC_BUILD_CACHE_H
+#define NNC_BUILD_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "cache.h"
+
+#define AOT_LINK_ARGS 4
+
+/* What `nnc FILE -o LIB.so` links every library with: the support library ($NNC_SUPPORT_LIB,
+ * else the build tree's, else the installed one), OpenBLAS, libm, -Bsymbolic. */
+void aot_link_args(const char *args[AOT_LINK_ARGS]);
+
+typedef struct BuildInputs {
+  const char *model_path;           /* as given (relative to the working directory or absolute) */
+  const char *weights_path;         /* NULL: none */
+  const char *const *defines;       /* "NAME=VALUE", in command-line order */
+  int ndefines;
+} BuildInputs;
+
+/* The build key of `in`: true, or false when there is none (a file cannot be read, the host's
+ * identity is unknown): then there is no look-up and no store. */
+bool build_key(const BuildInputs *in, CacheKey *key);
+
+/* The library stored under `key` written to out_path: 0 when written; 1 on a miss (no entry,
+ * a damaged one, an include changed, the library entry gone); -1 when out_path cannot be
+ * written (the message in err). */
+int build_cache_fetch(const Cache *c, const CacheKey *key, const char *out_path, char *err,
+                      size_t errlen);
+
+/* Store under `key` that the build reads the files deps[ndeps] (the includes, as the front
+ * end opened them: relative paths are taken from the working directory) and made the library
+ * stored under `library`.  Silent when it cannot (a file unreadable, the cache refusing). */
+void build_cache_store(const Cache *c, const CacheKey *key, const char *const *deps, int ndeps,
+                       const CacheKey *library);
+
+/* data[len] as the file `path`, made anew as the linker does: 0, or -1 with a message. */
+int library_file_write(const char *path, const void *data, size_t len, char *err, size_t errlen);
+
+#endif

@@ -194,16 +194,23 @@ static const JitSymbol runtime_symbols[] = {
   {"nnc_ctx_set_threads", (void *)nnc_ctx_set_threads},
 };
 
+static int jit_add_objects(Jit *jit, const ObjCode *code, char *err, size_t errlen) {
+  int rc = 0;
+  for (int i = 0; i < code->n && !rc; i++) rc = jit_add_object(jit, code->obj[i], code->len[i], err, errlen);
+  return rc;
+}
+
 /* Hand u->mod (built in jit's context; disposed here) to the JIT as object code, through
- * the compile cache. */
-static int jit_add_native(Jit *jit, Unit *u, TargetPipeline p, char *err, size_t errlen) {
+ * the compile cache (its key into *stored_as, when not NULL). */
+static int jit_add_native(Jit *jit, Unit *u, TargetPipeline p, CacheKey *stored_as, char *err,
+                          size_t errlen) {
   Cache cache;
   cache_open(&cache);
   ObjCode code;
-  int rc = native_object(jit_target(jit), &cache, u->mod, p, err, errlen, &code);
+  int rc = native_object(jit_target(jit), &cache, u->mod, p, stored_as, err, errlen, &code);
   LLVMDisposeModule(u->mod);
   u->mod = NULL;
-  for (int i = 0; i < code.n && !rc; i++) rc = jit_add_object(jit, code.obj[i], code.len[i], err, errlen);
+  if (!rc) rc = jit_add_objects(jit, &code, err, errlen);
   objcode_free(&code);
   return rc;
 }
@@ -223,7 +230,7 @@ static int derive_params(Unit *u, char **errmsg) {
   u->mod = jit_module_new(jit, "init");
   codegen_init_only(jit_context(jit), u->mod, m, les);
   nnc_entry_fn init = NULL;
-  if (jit_add_native(jit, u, PIPELINE_ONCE, err, sizeof err) || !(init = (nnc_entry_fn)jit_lookup(jit, "nnc_init", err, sizeof err)))
+  if (jit_add_native(jit, u, PIPELINE_ONCE, NULL, err, sizeof err) || !(init = (nnc_entry_fn)jit_lookup(jit, "nnc_init", err, sizeof err)))
     return fail(errmsg, "%s: internal error: compiling the init entry: %s\n", u->file.path, err);
   int64_t bytes = plan_workspace_bytes(m->init, NULL);
   if (bytes < 0 || !(u->init_ws = aligned_alloc(64, (size_t)bytes + 64)))
@@ -286,6 +293,27 @@ static int compile_file(Unit *u, const char *path, const NncCompileOptions *opt,
   return compile_to_ir(u, path, u->text, len, opt, errmsg);
 }
 
+/* ---- the build cache (build_cache.h) ---- */
+
+/* The build key of compiling u->path with opt: false when there is none (the cache off). */
+static bool unit_build_key(const Unit *u, const Cache *c, const NncCompileOptions *opt, CacheKey *key) {
+  BuildInputs in = {u->path, opt ? opt->weights_path : NULL, opt ? opt->defines : NULL,
+                    opt ? opt->ndefines : 0};
+  return c->on && build_key(&in, key);
+}
+
+/* After a build: the entry under `key` naming what it made, with the files it read besides
+ * the model and the weights (its includes).  None for an ONNX model with external data,
+ * whose files the entry cannot list. */
+static void store_build(const Unit *u, const Cache *c, const CacheKey *key, const CacheKey *named) {
+  if (u->onnx && u->onnx->n_external) return;
+  const char **deps = malloc((size_t)(u->file.nfiles + 1) * sizeof *deps);
+  int n = 0;
+  for (int i = 1; deps && i < u->file.nfiles; i++) deps[n++] = u->file.files[i]->path;
+  if (deps) build_cache_store(c, key, deps, n, named);
+  free(deps);
+}
+
 /* ---- AOT ---- */
 
 typedef struct AotJob {
@@ -293,28 +321,17 @@ typedef struct AotJob {
   const NncCompileOptions *opt;
 } AotJob;
 
-/* The files the build read besides the model and the weights (its includes) into deps[], for
- * the build cache; -1 when it read some it cannot name (an ONNX model's external data). */
-static int build_deps(const Unit *u, const char **deps) {
-  if (u->onnx && u->onnx->n_external) return -1;
-  int n = 0;
-  for (int i = 1; i < u->file.nfiles; i++) deps[n++] = u->file.files[i]->path;
-  return n;
-}
-
-/* The library from the build cache (build_cache.h), or compiled and stored there.  A header
- * needs the model: such a build skips the first look-up (the library may still come from the
- * module's key, native.h). */
+/* The library from the build cache, or compiled and stored there.  A header needs the model:
+ * such a build skips the first look-up (the library may still come from the module's key,
+ * native.h). */
 static int compile_so_unit(Unit *u, void *arg, char **errmsg) {
   const AotJob *job = arg;
   const NncCompileOptions *opt = job->opt;
   char err[4096];
   Cache cache;
   cache_open(&cache);
-  BuildInputs in = {u->path, opt ? opt->weights_path : NULL, opt ? opt->defines : NULL,
-                    opt ? opt->ndefines : 0};
   CacheKey build = {{0}}, library = {{0}};
-  bool keyed = cache.on && build_key(&in, &build);
+  bool keyed = unit_build_key(u, &cache, opt, &build);
   int hit = keyed && !(opt && opt->header_path) ? build_cache_fetch(&cache, &build, job->so_path, err, sizeof err) : 1;
   if (hit < 0) return fail(errmsg, "%s: error: %s\n", job->so_path, err);
   if (hit == 0) return 0;
@@ -331,10 +348,7 @@ static int compile_so_unit(Unit *u, void *arg, char **errmsg) {
   int rc = native_shared_lib(u->target, &cache, u->mod, job->so_path, link, AOT_LINK_ARGS, &library, err, sizeof err);
   if (rc == NATIVE_ECODE) return fail(errmsg, "%s: internal error: %s\n", u->path, err);
   if (rc) return fail(errmsg, "%s: error: linking failed: %s\n", job->so_path, err);
-  const char **deps = keyed ? malloc((size_t)(u->file.nfiles + 1) * sizeof *deps) : NULL;
-  int ndeps = deps ? build_deps(u, deps) : -1;
-  if (ndeps >= 0) build_cache_store(&cache, &build, deps, ndeps, &library);
-  free(deps);
+  if (keyed) store_build(u, &cache, &build, &library);
   return 0;
 }
 
@@ -354,23 +368,53 @@ struct NncJit {
 };
 
 
-static int jit_unit(Unit *u, NncJit **out, const nnc_model_desc **desc, char **errmsg) {
-  char err[4096];
+/* A JIT for the model's code, in u->nj until it is handed over; NULL with a message. */
+static NncJit *jit_handle(Unit *u, char *err, size_t errlen) {
   NncJit *nj = u->nj = calloc(1, sizeof *nj);
   if (!nj) nnc_out_of_memory("the JIT's handle");
-  nj->jit = jit_new(runtime_symbols, sizeof runtime_symbols / sizeof *runtime_symbols, err, sizeof err);
-  if (!nj->jit) return fail(errmsg, "nnc: error: cannot create the JIT: %s\n", err);
-  u->mod = jit_module_new(nj->jit, u->model->name);
-  codegen_model(jit_context(nj->jit), u->mod, u->model, u->lowered, u->weights);
-  const nnc_model_desc *(*info)(void) = NULL;
-  if (jit_add_native(nj->jit, u, PIPELINE_MODEL, err, sizeof err) ||
-      !(info = (const nnc_model_desc *(*)(void))jit_lookup(nj->jit, "nnc_model_info", err, sizeof err)))
-    return fail(errmsg, "%s: internal error: JIT compilation failed: %s\n", u->file.path, err);
-  nj->desc = info();
+  nj->jit = jit_new(runtime_symbols, sizeof runtime_symbols / sizeof *runtime_symbols, err, errlen);
+  return nj->jit ? nj : NULL;
+}
+
+/* The model's table, from the code in u->nj's JIT; hands u->nj over. */
+static int jit_describe(Unit *u, NncJit **out, const nnc_model_desc **desc, char *err, size_t errlen) {
+  NncJit *nj = u->nj;
+  const nnc_model_desc *(*info)(void) =
+      (const nnc_model_desc *(*)(void))jit_lookup(nj->jit, "nnc_model_info", err, errlen);
+  if (!info) return -1;
+  *desc = nj->desc = info();
   *out = nj;
-  *desc = nj->desc;
   u->nj = NULL;
   return 0;
+}
+
+/* The model compiled into a JIT (its object code's key into *objects). */
+static int jit_unit(Unit *u, NncJit **out, const nnc_model_desc **desc, CacheKey *objects, char **errmsg) {
+  char err[4096];
+  NncJit *nj = jit_handle(u, err, sizeof err);
+  if (!nj) return fail(errmsg, "nnc: error: cannot create the JIT: %s\n", err);
+  u->mod = jit_module_new(nj->jit, u->model->name);
+  codegen_model(jit_context(nj->jit), u->mod, u->model, u->lowered, u->weights);
+  if (jit_add_native(nj->jit, u, PIPELINE_MODEL, objects, err, sizeof err) || jit_describe(u, out, desc, err, sizeof err))
+    return fail(errmsg, "%s: internal error: JIT compilation failed: %s\n", u->file.path, err);
+  return 0;
+}
+
+/* The model from the object code a build entry names, with none of the compiler's work:
+ * 0, or 1 on a miss (the cache's or the JIT's: then nothing is left behind). */
+static int jit_from_build_cache(Unit *u, const Cache *c, const CacheKey *key, NncJit **out,
+                                const nnc_model_desc **desc) {
+  char err[1024];
+  CacheKey named;
+  ObjCode code;
+  if (build_cache_lookup(c, key, &named) || native_cached_object(c, &named, &code)) return 1;
+  bool ok = jit_handle(u, err, sizeof err) && !jit_add_objects(u->nj->jit, &code, err, sizeof err) &&
+            !jit_describe(u, out, desc, err, sizeof err);
+  objcode_free(&code);
+  if (ok) return 0;
+  nnc_jit_free(u->nj);
+  u->nj = NULL;
+  return 1;
 }
 
 typedef struct JitJob {
@@ -382,11 +426,21 @@ typedef struct JitJob {
   const nnc_model_desc **desc;
 } JitJob;
 
+/* A model read from a file goes through the build cache, as an AOT build does (its JIT key). */
 static int jit_source_unit(Unit *u, void *arg, char **errmsg) {
   JitJob *job = arg;
+  Cache cache;
+  cache_open(&cache);
+  CacheKey key = {{0}}, objects = {{0}};
+  bool keyed = job->read && unit_build_key(u, &cache, job->opt, &key);
+  if (keyed) key = build_key_jit(&key);
+  if (keyed && !jit_from_build_cache(u, &cache, &key, job->jit, job->desc)) return 0;
   if (job->read && !(job->text = u->text = read_file(u->path, &job->len, errmsg))) return -1;
-  if (compile_to_ir(u, u->path, job->text, job->len, job->opt, errmsg)) return -1;
-  return jit_unit(u, job->jit, job->desc, errmsg);
+  if (compile_to_ir(u, u->path, job->text, job->len, job->opt, errmsg) ||
+      jit_unit(u, job->jit, job->desc, &objects, errmsg))
+    return -1;
+  if (keyed) store_build(u, &cache, &key, &objects);
+  return 0;
 }
 
 int nnc_compile_jit_source(const char *path, const char *text, size_t len, const NncCompileOptions *opt,

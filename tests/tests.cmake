@@ -38,6 +38,8 @@ endforeach()
 add_test(NAME test_cli COMMAND sh ${PROJECT_SOURCE_DIR}/tests/unit/test_cli.sh $<TARGET_FILE:nnc>
                                   ${PROJECT_SOURCE_DIR})
 set_tests_properties(test_cli PROPERTIES TIMEOUT 300)
+add_test(NAME test_build_inputs COMMAND sh ${PROJECT_SOURCE_DIR}/tests/unit/test_build_inputs.sh
+                                           ${PROJECT_SOURCE_DIR})
 
 # Every generated C header compiles with -Wall -Wextra -pedantic -Werror (C11, and C++), state
 # carried through a step and names C reserves included (an AOT compile of every example).

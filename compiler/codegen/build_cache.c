@@ -134,11 +134,12 @@ static bool add_host_cpu(KeyBuilder *kb) {
 static bool add_host_cpu(KeyBuilder *kb) { return (void)kb, false; }
 #endif
 
-/* Variables nnc reads only to find the cache or to run a model, which the library does not
- * depend on (NNC_SUPPORT_LIB is covered by the link's bytes). */
+/* Variables nnc reads only to find the cache, which the library does not depend on
+ * (NNC_SUPPORT_LIB is covered by the link's bytes).  The run time's (NNC_NUM_THREADS) stay
+ * in: the init entry runs while compiling, on the pool's threads. */
 static bool env_not_in_key(const char *var) {
   static const char *const skip[] = {"NNC_CACHE=", "NNC_CACHE_DIR=", "NNC_CACHE_MAX=",
-                                     "NNC_NUM_THREADS=", "NNC_PARALLEL_GRAIN=", "NNC_SUPPORT_LIB="};
+                                     "NNC_SUPPORT_LIB="};
   for (size_t i = 0; i < sizeof skip / sizeof *skip; i++)
     if (!strncmp(var, skip[i], strlen(skip[i]))) return true;
   return false;
@@ -196,8 +197,8 @@ bool build_key(const BuildInputs *in, CacheKey *key) {
 
 /* ---- the entries ---- */
 
-/* An entry: the library key, the count of files, then per file its hash, the length of its
- * path and the path. */
+/* An entry: the key it names (a library's or object code's), the count of files, then per
+ * file its hash, the length of its path and the path. */
 typedef struct Reader {
   const unsigned char *p, *end;
 } Reader;
@@ -209,11 +210,11 @@ static bool take(Reader *r, void *out, size_t n) {
   return true;
 }
 
-/* Do the files the entry lists still hold the bytes they held?  Reads the library key. */
-static bool deps_unchanged(const void *data, size_t len, CacheKey *library) {
+/* Do the files the entry lists still hold the bytes they held?  Reads the key it names. */
+static bool deps_unchanged(const void *data, size_t len, CacheKey *named) {
   Reader r = {data, (const unsigned char *)data + len};
   uint32_t n;
-  if (!take(&r, library, sizeof *library) || !take(&r, &n, sizeof n) || n > MAX_DEPS) return false;
+  if (!take(&r, named, sizeof *named) || !take(&r, &n, sizeof n) || n > MAX_DEPS) return false;
   for (uint32_t i = 0; i < n; i++) {
     CacheKey want, got;
     uint32_t plen;
@@ -227,15 +228,28 @@ static bool deps_unchanged(const void *data, size_t len, CacheKey *library) {
   return r.p == r.end;
 }
 
+CacheKey build_key_jit(const CacheKey *build) {
+  KeyBuilder kb;
+  key_init(&kb, "nnc jit build");
+  key_add_key(&kb, build);
+  return key_final(&kb);
+}
+
+int build_cache_lookup(const Cache *c, const CacheKey *key, CacheKey *named) {
+  void *entry;
+  size_t len;
+  if (cache_load(c, key, BUILD_ENTRY, &entry, &len)) return 1;
+  bool fresh = deps_unchanged(entry, len, named);
+  free(entry);
+  return fresh ? 0 : 1;
+}
+
 int build_cache_fetch(const Cache *c, const CacheKey *key, const char *out_path, char *err,
                       size_t errlen) {
-  void *entry, *so;
+  void *so;
   size_t len;
   CacheKey library;
-  if (cache_load(c, key, BUILD_ENTRY, &entry, &len)) return 1;
-  bool fresh = deps_unchanged(entry, len, &library);
-  free(entry);
-  if (!fresh || cache_load(c, &library, LIBRARY_ENTRY, &so, &len)) return 1;
+  if (build_cache_lookup(c, key, &library) || cache_load(c, &library, LIBRARY_ENTRY, &so, &len)) return 1;
   int rc = library_file_write(out_path, so, len, err, errlen);
   free(so);
   return rc;
@@ -255,12 +269,12 @@ static bool put(unsigned char **buf, size_t *len, size_t *cap, const void *data,
 }
 
 void build_cache_store(const Cache *c, const CacheKey *key, const char *const *deps, int ndeps,
-                       const CacheKey *library) {
+                       const CacheKey *named) {
   if (!c->on || ndeps < 0 || ndeps > MAX_DEPS) return;
   unsigned char *buf = NULL;
   size_t len = 0, cap = 0;
   uint32_t n = (uint32_t)ndeps;
-  bool ok = put(&buf, &len, &cap, library, sizeof *library) && put(&buf, &len, &cap, &n, sizeof n);
+  bool ok = put(&buf, &len, &cap, named, sizeof *named) && put(&buf, &len, &cap, &n, sizeof n);
   for (int i = 0; ok && i < ndeps; i++) {
     char *path = absolute(deps[i]);
     CacheKey h;

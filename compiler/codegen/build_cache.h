@@ -11,16 +11,19 @@
  *   - the host: its CPU's identity (CPUID's vendor, family, model, stepping, brand and
  *     feature bits, the OS's enabled vector state; on other machines the kernel's hardware
  *     capabilities and the CPU's ID register) and the data cache sizes the plans use;
- *   - the environment: every NNC_* variable but those that only the cache itself or the run
- *     time reads (NNC_CACHE*, NNC_NUM_THREADS, NNC_PARALLEL_GRAIN), so that NNC_PLAN_SIMD,
- *     NNC_PLAN_L2 and whatever variable comes next are covered without being listed;
+ *   - the environment: every NNC_* variable but those that only find the cache (NNC_CACHE*),
+ *     so that NNC_PLAN_SIMD, NNC_PLAN_L2 and whatever variable comes next are covered
+ *     without being listed (tests/unit/test_build_inputs.sh fails on a compiler that reads
+ *     another kind of variable, or files from a new place);
  *   - the model file's absolute path (includes are found relative to it) and bytes, the
  *     weights file's bytes, the -D defines in order, and the link (aot_link_args: the support
  *     library's path and bytes, OpenBLAS, $NNC_CC).
  * Files the model includes are known only after parsing it: the entry stored under the build
  * key lists them, each with the hash of its bytes, and a look-up re-reads and compares them
  * (a changed include is a miss).  The entry then names the library entry (native.c's library
- * key), which holds the bytes; one library serves every build key that leads to it.
+ * key), which holds the bytes; one library serves every build key that leads to it.  A JIT
+ * compile of the same inputs (nnc_compile_jit, what nnc.compile calls) has an entry of its
+ * own, naming the module's object code, which it loads without building the module.
  *
  * A miss is never an error: the caller compiles as without the cache and stores the entry. */
 #ifndef NNC_BUILD_CACHE_H
@@ -48,17 +51,26 @@ typedef struct BuildInputs {
  * identity is unknown): then there is no look-up and no store. */
 bool build_key(const BuildInputs *in, CacheKey *key);
 
-/* The library stored under `key` written to out_path: 0 when written; 1 on a miss (no entry,
- * a damaged one, an include changed, the library entry gone); -1 when out_path cannot be
- * written (the message in err). */
+/* The key of a JIT compile of the same inputs (nnc_compile_jit): its entry names object
+ * code (native.h's module key) rather than a library. */
+CacheKey build_key_jit(const CacheKey *build);
+
+/* The key that the entry under `key` names, when the files it lists are unchanged: 0, or 1 on
+ * a miss (no entry, a damaged one, an include changed). */
+int build_cache_lookup(const Cache *c, const CacheKey *key, CacheKey *named);
+
+/* The library the entry under `key` names, written to out_path: 0 when written; 1 on a miss
+ * (as build_cache_lookup, or the library entry gone); -1 when out_path cannot be written
+ * (the message in err). */
 int build_cache_fetch(const Cache *c, const CacheKey *key, const char *out_path, char *err,
                       size_t errlen);
 
 /* Store under `key` that the build reads the files deps[ndeps] (the includes, as the front
- * end opened them: relative paths are taken from the working directory) and made the library
- * stored under `library`.  Silent when it cannot (a file unreadable, the cache refusing). */
+ * end opened them: relative paths are taken from the working directory) and made what is
+ * stored under `named` (a library, or object code).  Silent when it cannot (a file
+ * unreadable, the cache refusing). */
 void build_cache_store(const Cache *c, const CacheKey *key, const char *const *deps, int ndeps,
-                       const CacheKey *library);
+                       const CacheKey *named);
 
 /* data[len] as the file `path`, made anew as the linker does: 0, or -1 with a message. */
 int library_file_write(const char *path, const void *data, size_t len, char *err, size_t errlen);

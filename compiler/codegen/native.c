@@ -136,10 +136,15 @@ static void store_objects(const Cache *c, const CacheKey *k, const ObjCode *code
   free(data);
 }
 
-int native_object(Target *t, const Cache *c, LLVMModuleRef m, TargetPipeline p, char *err,
-                  size_t errlen, ObjCode *out) {
+int native_cached_object(const Cache *c, const CacheKey *k, ObjCode *out) {
+  return c->on ? load_objects(c, k, out) : -1;
+}
+
+int native_object(Target *t, const Cache *c, LLVMModuleRef m, TargetPipeline p, CacheKey *stored_as,
+                  char *err, size_t errlen, ObjCode *out) {
   if (!c->on) return split_compile(t, m, p, out, err, errlen);
   CacheKey k = native_module_key(t, m, p);
+  if (stored_as) *stored_as = k;
   if (!load_objects(c, &k, out)) return 0;
   if (split_compile(t, m, p, out, err, errlen)) return -1;
   store_objects(c, &k, out);

@@ -27,10 +27,13 @@ CacheKey native_module_key_as(const Target *t, LLVMModuleRef m, TargetPipeline p
                               const char *version);
 
 /* The object code of m (an object per part, split.h; objcode_free them): from cache c, else
- * verified, optimised with pipeline p, emitted and stored.  m is rewritten; dispose it
- * afterwards.  0, or -1 with a message (an invalid module, a failed code generation). */
-int native_object(Target *t, const Cache *c, LLVMModuleRef m, TargetPipeline p, char *err,
-                  size_t errlen, ObjCode *out);
+ * verified, optimised with pipeline p, emitted and stored.  With the cache on, *stored_as
+ * (when not NULL) gets its key.  m is rewritten; dispose it afterwards.  0, or -1 with a
+ * message (an invalid module, a failed code generation). */
+int native_object(Target *t, const Cache *c, LLVMModuleRef m, TargetPipeline p, CacheKey *stored_as,
+                  char *err, size_t errlen, ObjCode *out);
+/* The object code stored under k (as native_object stores it): 0, or -1 on a miss. */
+int native_cached_object(const Cache *c, const CacheKey *k, ObjCode *out);
 
 /* AOT: the shared library of m (pipeline PIPELINE_MODEL) written to out_path, linked as
  * target_link_shared_lib does; from the cache when it holds it (or object code from it: a

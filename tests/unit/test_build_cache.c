@@ -3,13 +3,15 @@
  * The build key: stable, the same from a relative or an absolute path, and different when
  * the model's bytes, the weights' bytes (or their absence), a define, the defines' order, the
  * support library's bytes or an NNC_* variable (one nnc does not know of included) change;
- * the same when only a variable of the cache or the run time does.  Builds: the first one
+ * the same when only a variable of the cache does.  Builds: the first one
  * stores an entry under its key; the `nnc` command alone (a copy without the compiler beside
  * it) then serves the same build, byte for byte, and fails on a miss for want of the
  * compiler — so a hit loads no compiler.  An edited include is a miss whose library computes
  * the new value (undoing the edit is a miss too: an entry lists the includes of the latest
  * build, native.h's key then serves the old library); a damaged entry is
- * a miss and the build repairs it; an unwritable output is an error naming it.
+ * a miss and the build repairs it; an unwritable output is an error naming it.  The JIT
+ * (nnc_model_compile): a hit runs the object code its entry names without compiling
+ * (proven by planting other code there), a changed include is a miss.
  *
  * Each test points NNC_CACHE_DIR at a directory of its own under a temp dir. */
 #include <setjmp.h>
@@ -101,10 +103,13 @@ static void test_key_inputs(void **state) {
   setenv("NNC_SOME_FUTURE_KNOB", "1", 1);
   assert_false(same_key(k, key_of(&in)));
   unsetenv("NNC_SOME_FUTURE_KNOB");
-  setenv("NNC_NUM_THREADS", "3", 1);
-  setenv("NNC_CACHE_DIR", "/elsewhere", 1);
-  assert_true(same_key(k, key_of(&in)));
+  setenv("NNC_NUM_THREADS", "3", 1); /* the init entry runs on the pool's threads */
+  assert_false(same_key(k, key_of(&in)));
   unsetenv("NNC_NUM_THREADS");
+  setenv("NNC_CACHE_DIR", "/elsewhere", 1);
+  setenv("NNC_CACHE_MAX", "77", 1);
+  assert_true(same_key(k, key_of(&in)));
+  unsetenv("NNC_CACHE_MAX");
   /* the support library linked in: its bytes */
   const char *args[AOT_LINK_ARGS];
   aot_link_args(args);
@@ -162,12 +167,11 @@ static void build(const char *dir, const char *so) {
   free(msg);
 }
 
-/* f(x) of library `so` at x = {1, 2}: y[0] (x[0] * K). */
-static float run_f(const char *so) {
-  nnc_model *model = NULL;
+/* f(x) of the model at x = {1, 2}: y[0] (x[0] * K).  Frees the model. */
+static float call_f(nnc_model *model) {
   nnc_context *ctx = NULL;
   char *msg = NULL;
-  if (nnc_model_load(so, &model, &msg) || nnc_context_open(model, NULL, &ctx, &msg)) fail_msg("%s", msg);
+  if (nnc_context_open(model, NULL, &ctx, &msg)) fail_msg("%s", msg);
   float x[2] = {1, 2};
   nnc_tensor in = {x, NNC_F32, 1, {2}}, out = {0};
   if (nnc_call(ctx, nnc_model_find_entry(model, "f"), &in, 1, &out, 1)) fail_msg("%s", nnc_context_error(ctx));
@@ -176,6 +180,23 @@ static float run_f(const char *so) {
   nnc_context_free(ctx);
   nnc_model_free(model);
   return y;
+}
+
+/* f(x) of library `so`, loaded as a user loads it. */
+static float run_f(const char *so) {
+  nnc_model *model = NULL;
+  char *msg = NULL;
+  if (nnc_model_load(so, &model, &msg)) fail_msg("%s", msg);
+  return call_f(model);
+}
+
+/* f(x) of dir/main.nn compiled in process (nnc_model_compile, as nnc.compile does). */
+static float jit_f(const char *dir) {
+  char nn[1200], *msg = NULL;
+  nnc_model *model = NULL;
+  snprintf(nn, sizeof nn, "%s/main.nn", dir);
+  if (nnc_model_compile(nn, NULL, &model, &msg)) fail_msg("%s", msg);
+  return call_f(model);
 }
 
 static void assert_same_file(const char *a, const char *b) {
@@ -257,11 +278,59 @@ static void test_damaged_entry(void **state) {
   assert_float_equal(run_f(a), 2.0f, 0);
 }
 
+/* The object code the JIT entry of dir/main.nn names. */
+static CacheKey jit_objects(const Cache *c, const char *dir) {
+  char nn[1200];
+  snprintf(nn, sizeof nn, "%s/main.nn", dir);
+  BuildInputs in = {nn, NULL, NULL, 0};
+  CacheKey build = key_of(&in), jit = build_key_jit(&build), named;
+  assert_int_equal(build_cache_lookup(c, &jit, &named), 0);
+  return named;
+}
+
+static void test_jit(void **state) {
+  (void)state;
+  Cache c;
+  char dir[1024], inc[1200];
+  use_cache("jit", &c);
+  model_dir("jit", "2.0", dir, sizeof dir);
+  snprintf(inc, sizeof inc, "%s/inc.nn", dir);
+  assert_float_equal(jit_f(dir), 2.0f, 0); /* a miss: stores the entry */
+  CacheKey two = jit_objects(&c, dir);
+  assert_float_equal(jit_f(dir), 2.0f, 0); /* a hit */
+  file_spit(inc, "const K = 3.0\n", 14); /* a changed include: a miss */
+  assert_float_equal(jit_f(dir), 3.0f, 0);
+  CacheKey three = jit_objects(&c, dir);
+  assert_false(same_key(two, three));
+  file_spit(inc, "const K = 2.0\n", 14);
+  assert_float_equal(jit_f(dir), 2.0f, 0);
+  assert_true(same_key(two, jit_objects(&c, dir)));
+  /* a hit runs the object code the entry names, without compiling: plant K = 3's there */
+  void *code;
+  size_t len;
+  assert_int_equal(cache_load(&c, &three, "o", &code, &len), 0);
+  assert_int_equal(cache_store(&c, &two, "o", code, len), 0);
+  free(code);
+  assert_float_equal(jit_f(dir), 3.0f, 0);
+  /* the entry names object code that is gone: a miss, compiled afresh */
+  CacheKey nowhere = cache_hash("nowhere", 7, 0);
+  char nn[1200];
+  snprintf(nn, sizeof nn, "%s/main.nn", dir);
+  BuildInputs in = {nn, NULL, NULL, 0};
+  CacheKey build = key_of(&in), jit = build_key_jit(&build);
+  build_cache_store(&c, &jit, NULL, 0, &nowhere);
+  setenv("NNC_CACHE", "off", 1); /* the cache off: compiled, whatever the entries say */
+  assert_float_equal(jit_f(dir), 2.0f, 0);
+  unsetenv("NNC_CACHE");
+  assert_float_equal(jit_f(dir), 3.0f, 0); /* the planted code, found again by the module key */
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_key_inputs),
     cmocka_unit_test(test_served_without_compiler),
     cmocka_unit_test(test_damaged_entry),
+    cmocka_unit_test(test_jit),
   };
   return cmocka_run_group_tests(tests, tmp_make, tmp_remove);
 }

@@ -385,7 +385,7 @@ static void test_module_keys(void **state) {
   ObjCode objs;
   void *again;
   size_t len;
-  assert_int_equal(native_object(t, &c, same, PIPELINE_MODEL, err, sizeof err, &objs), 0);
+  assert_int_equal(native_object(t, &c, same, PIPELINE_MODEL, NULL, err, sizeof err, &objs), 0);
   assert_int_equal(objs.n, 1); /* too small to split */
   assert_int_equal(cache_load(&c, &k, "o", &again, &len), 0);
   assert_true(len > objs.len[0]);

@@ -41,15 +41,16 @@ BIG = {"resnet18": "tests/models/resnet18.nn", "resnet50": "bench/resnet50.nn"}
 # Where the time goes (measured on fcn, the slowest example, when this was written; see
 # docs/architecture.md): kept here so that the generated section explains its misses.
 WHERE = [
-    "Where the time goes.  A warm compile still runs the front end, the passes and the "
-    "lowering (1-3 ms), opens the weights (2-10 ms), computes the derived parameters (the init "
-    "entry, itself from the cache), builds the LLVM IR (fcn: 11 ms) and writes its bitcode for "
-    "the key (fcn: 11 ms), then loads the object code into the JIT or copies the library; the "
-    "`nnc` process adds its start (24 ms with libLLVM.so; 12 ms built with -DNNC_STATIC_LLVM=ON) and "
-    "OpenBLAS's worker thread, which spins on the other core after the init entry's products. "
-    "A cold compile is ~85 % LLVM's optimiser and code generator, on both cores (`split.c`), "
-    "then the link; reaching 300 ms would take a cheaper pipeline than `default<O3>`, whose "
-    "effect on the kernels' speed could not be measured reliably on this shared VM."]
+    "Where the time goes.  A warm compile is a hit of the build cache (a key over the "
+    "compile's inputs: [cli.md](cli.md#the-compile-cache-nnc-cache)): the `nnc` command hashes "
+    "the model, the weights and the support library, checks the includes, reads the library's "
+    "entry (its payload hash checked) and writes the library, without starting the compiler "
+    "(`nnc-compiler`, which loads LLVM and OpenBLAS: 25-65 ms on these VMs); the larger rows "
+    "are the ones with megabytes of embedded weights (fcn 2.5 MB).  JIT warm is the same key "
+    "and the object code loaded into a new JIT.  A cold compile is ~85 % LLVM's optimiser and "
+    "code generator, on both cores (`split.c`), then the link; reaching 300 ms would take a "
+    "cheaper pipeline than `default<O3>`, whose effect on the kernels' speed could not be "
+    "measured reliably on this shared VM."]
 
 
 def parse_args(argv):
@@ -156,8 +157,10 @@ def targets(rows):
 
 
 def llvm_linkage(nnc):
-    """How the nnc command links LLVM: "libLLVM.so", or "statically" (-DNNC_STATIC_LLVM=ON)."""
-    r = subprocess.run(["ldd", nnc], capture_output=True, text=True)
+    """How the compiler the nnc command runs (nnc-compiler, beside it) links LLVM: "libLLVM.so",
+    or "statically" (-DNNC_STATIC_LLVM=ON)."""
+    compiler = os.path.join(os.path.dirname(nnc), "nnc-compiler")
+    r = subprocess.run(["ldd", compiler if os.path.exists(compiler) else nnc], capture_output=True, text=True)
     return "libLLVM.so" if "libLLVM" in r.stdout else "statically (-DNNC_STATIC_LLVM=ON)"
 
 
@@ -174,7 +177,7 @@ def markdown(rows, args, load0, load1):
           "compiled without weights.", "",
           f"    nproc {os.cpu_count()}, load average {load0[0]:.1f}/{load0[1]:.1f} at the start, "
           f"{load1[0]:.1f}/{load1[1]:.1f} at the end; commit {commit()}",
-          f"    nnc linked with LLVM {llvm_linkage(args.nnc)}", ""]
+          f"    nnc-compiler linked with LLVM {llvm_linkage(args.nnc)}", ""]
     head = "| model |" + (f" AOT, {args.baseline_name} |" if base else "") + " AOT cold | AOT warm | JIT cold | JIT warm |"
     md += [head, "|---|" + ("---:|" if base else "") + "---:|---:|---:|---:|"]
     for m, r in rows.items():

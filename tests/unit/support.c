@@ -51,6 +51,17 @@ void file_spit(const char *path, const void *data, size_t len) {
   assert_int_equal(fclose(f), 0);
 }
 
+void assert_same_file(const char *a, const char *b) {
+  size_t na = 0, nb = 0;
+  char *da = file_slurp(a, &na), *db = file_slurp(b, &nb);
+  assert_non_null(da);
+  assert_non_null(db);
+  assert_int_equal(na, nb);
+  assert_memory_equal(da, db, na);
+  free(da);
+  free(db);
+}
+
 void example_paths(const char *model, char *nn, char *weights, size_t n) {
   snprintf(nn, n, "%s/examples/%s.nn", NNC_SOURCE_DIR, model);
   snprintf(weights, n, "%s/tests/golden/%s/weights.safetensors", NNC_SOURCE_DIR, model);

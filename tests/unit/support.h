@@ -25,6 +25,8 @@ int tmp_remove(void **state);
 void *file_slurp(const char *path, size_t *len);
 /* data[len] as the file `path`, or the test fails. */
 void file_spit(const char *path, const void *data, size_t len);
+/* The files at a and b hold the same bytes, or the test fails. */
+void assert_same_file(const char *a, const char *b);
 
 /* examples/<model>.nn and its golden weights, tests/golden/<model>/weights.safetensors,
  * into nn[n] and weights[n]. */

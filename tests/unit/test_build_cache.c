@@ -199,17 +199,6 @@ static float jit_f(const char *dir) {
   return call_f(model);
 }
 
-static void assert_same_file(const char *a, const char *b) {
-  size_t na, nb;
-  char *da = file_slurp(a, &na), *db = file_slurp(b, &nb);
-  assert_non_null(da);
-  assert_non_null(db);
-  assert_int_equal(na, nb);
-  assert_memory_equal(da, db, na);
-  free(da);
-  free(db);
-}
-
 static void test_served_without_compiler(void **state) {
   (void)state;
   Cache c;

@@ -55,17 +55,6 @@ static const char *use_cache(const char *name, Cache *c) {
   return dir;
 }
 
-static void assert_same_file(const char *a, const char *b) {
-  size_t na = 0, nb = 0;
-  char *da = file_slurp(a, &na), *db = file_slurp(b, &nb);
-  assert_non_null(da);
-  assert_non_null(db);
-  assert_int_equal(na, nb);
-  assert_memory_equal(da, db, na);
-  free(da);
-  free(db);
-}
-
 static CacheKey key_of(const char *s) { return cache_hash(s, strlen(s), 7); }
 
 static bool parse_key(const char *name, CacheKey *k) {

@@ -79,5 +79,6 @@ int main(int argc, char **argv) {
   if (access(compiler, X_OK) != 0) snprintf(compiler, sizeof compiler, "%s/%s", dir, NNC_INSTALL_COMPILER_REL);
 #endif
   execv(compiler, argv);
-  return user_error("nnc: error: cannot run the compiler %s: %s", compiler, strerror(errno));
+  return user_error("nnc: error: cannot run the compiler %s: %s (nnc runs " COMPILER " from its own "
+                    "directory, or from LIBEXECDIR/nnc in an installed tree)", compiler, strerror(errno));
 }

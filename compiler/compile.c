@@ -298,20 +298,25 @@ static int compile_file(Unit *u, const char *path, const NncCompileOptions *opt,
 /* The build key of compiling u->path with opt: false when there is none (the cache off). */
 static bool unit_build_key(const Unit *u, const Cache *c, const NncCompileOptions *opt, CacheKey *key) {
   BuildInputs in = {u->path, opt ? opt->weights_path : NULL, opt ? opt->defines : NULL,
-                    opt ? opt->ndefines : 0};
+                    opt ? opt->ndefines : 0, opt && opt->header_path};
   return c->on && build_key(&in, key);
 }
 
 /* After a build: the entry under `key` naming what it made, with the files it read besides
  * the model and the weights (its includes).  None for an ONNX model with external data,
  * whose files the entry cannot list. */
-static void store_build(const Unit *u, const Cache *c, const CacheKey *key, const CacheKey *named) {
+static void store_build(const Unit *u, const Cache *c, const CacheKey *key, const CacheKey *named,
+                        const char *header_path) {
   if (u->onnx && u->onnx->n_external) return;
+  unsigned char *header = NULL;
+  size_t header_len = 0;
+  if (header_path && nnc_read_file(header_path, 0, &header, &header_len, NULL, 0)) return;
   const char **deps = malloc((size_t)(u->file.nfiles + 1) * sizeof *deps);
   int n = 0;
   for (int i = 1; deps && i < u->file.nfiles; i++) deps[n++] = u->file.files[i]->path;
-  if (deps) build_cache_store(c, key, deps, n, named);
+  if (deps) build_cache_store(c, key, deps, n, named, header, header_len);
   free(deps);
+  free(header);
 }
 
 /* ---- AOT ---- */
@@ -321,9 +326,7 @@ typedef struct AotJob {
   const NncCompileOptions *opt;
 } AotJob;
 
-/* The library from the build cache, or compiled and stored there.  A header needs the model:
- * such a build skips the first look-up (the library may still come from the module's key,
- * native.h). */
+/* The library (and the header) from the build cache, or compiled and stored there. */
 static int compile_so_unit(Unit *u, void *arg, char **errmsg) {
   const AotJob *job = arg;
   const NncCompileOptions *opt = job->opt;
@@ -332,11 +335,12 @@ static int compile_so_unit(Unit *u, void *arg, char **errmsg) {
   cache_open(&cache);
   CacheKey build = {{0}}, library = {{0}};
   bool keyed = unit_build_key(u, &cache, opt, &build);
-  int hit = keyed && !(opt && opt->header_path) ? build_cache_fetch(&cache, &build, job->so_path, err, sizeof err) : 1;
-  if (hit < 0) return fail(errmsg, "%s: error: %s\n", job->so_path, err);
+  const char *header_path = opt ? opt->header_path : NULL;
+  int hit = keyed ? build_cache_fetch(&cache, &build, job->so_path, header_path, err, sizeof err) : 1;
+  if (hit < 0) return fail(errmsg, "nnc: error: %s\n", err);
   if (hit == 0) return 0;
   if (compile_file(u, u->path, opt, errmsg)) return -1;
-  if (opt && opt->header_path && write_header(opt->header_path, u->model, err, sizeof err))
+  if (header_path && write_header(header_path, u->model, err, sizeof err))
     return fail(errmsg, "%s", err);
   if (!(u->target = target_new_host(err, sizeof err))) return fail(errmsg, "nnc: error: %s\n", err);
   u->llctx = LLVMContextCreate();
@@ -348,7 +352,7 @@ static int compile_so_unit(Unit *u, void *arg, char **errmsg) {
   int rc = native_shared_lib(u->target, &cache, u->mod, job->so_path, link, AOT_LINK_ARGS, &library, err, sizeof err);
   if (rc == NATIVE_ECODE) return fail(errmsg, "%s: internal error: %s\n", u->path, err);
   if (rc) return fail(errmsg, "%s: error: linking failed: %s\n", job->so_path, err);
-  if (keyed) store_build(u, &cache, &build, &library);
+  if (keyed) store_build(u, &cache, &build, &library, header_path);
   return 0;
 }
 
@@ -433,13 +437,13 @@ static int jit_source_unit(Unit *u, void *arg, char **errmsg) {
   cache_open(&cache);
   CacheKey key = {{0}}, objects = {{0}};
   bool keyed = job->read && unit_build_key(u, &cache, job->opt, &key);
-  if (keyed) key = build_key_jit(&key);
+  if (keyed) key = build_key_for(&key, "jit");
   if (keyed && !jit_from_build_cache(u, &cache, &key, job->jit, job->desc)) return 0;
   if (job->read && !(job->text = u->text = read_file(u->path, &job->len, errmsg))) return -1;
   if (compile_to_ir(u, u->path, job->text, job->len, job->opt, errmsg) ||
       jit_unit(u, job->jit, job->desc, &objects, errmsg))
     return -1;
-  if (keyed) store_build(u, &cache, &key, &objects);
+  if (keyed) store_build(u, &cache, &key, &objects, NULL);
   return 0;
 }
 

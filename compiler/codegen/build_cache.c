@@ -192,13 +192,15 @@ bool build_key(const BuildInputs *in, CacheKey *key) {
   key_add(&kb, &in->ndefines, sizeof in->ndefines);
   for (int i = 0; i < in->ndefines; i++) key_add_str(&kb, in->defines[i]);
   *key = key_final(&kb);
+  if (in->header) *key = build_key_for(key, "header");
   return true;
 }
 
 /* ---- the entries ---- */
 
 /* An entry: the key it names (a library's or object code's), the count of files, then per
- * file its hash, the length of its path and the path. */
+ * file its hash, the length of its path and the path; then the header the build wrote
+ * (--header), to the end. */
 typedef struct Reader {
   const unsigned char *p, *end;
 } Reader;
@@ -210,8 +212,9 @@ static bool take(Reader *r, void *out, size_t n) {
   return true;
 }
 
-/* Do the files the entry lists still hold the bytes they held?  Reads the key it names. */
-static bool deps_unchanged(const void *data, size_t len, CacheKey *named) {
+/* Do the files the entry lists still hold the bytes they held?  Reads the key it names, and
+ * where the header starts into *rest. */
+static bool deps_unchanged(const void *data, size_t len, CacheKey *named, size_t *rest) {
   Reader r = {data, (const unsigned char *)data + len};
   uint32_t n;
   if (!take(&r, named, sizeof *named) || !take(&r, &n, sizeof n) || n > MAX_DEPS) return false;
@@ -225,33 +228,49 @@ static bool deps_unchanged(const void *data, size_t len, CacheKey *named) {
     path[plen] = '\0';
     if (!file_hash(path, &got) || memcmp(&want, &got, sizeof want)) return false;
   }
-  return r.p == r.end;
+  *rest = (size_t)(r.p - (const unsigned char *)data);
+  return true;
 }
 
-CacheKey build_key_jit(const CacheKey *build) {
+CacheKey build_key_for(const CacheKey *build, const char *what) {
   KeyBuilder kb;
-  key_init(&kb, "nnc jit build");
+  key_init(&kb, "nnc build for");
+  key_add_str(&kb, what);
   key_add_key(&kb, build);
   return key_final(&kb);
 }
 
-int build_cache_lookup(const Cache *c, const CacheKey *key, CacheKey *named) {
-  void *entry;
-  size_t len;
-  if (cache_load(c, key, BUILD_ENTRY, &entry, &len)) return 1;
-  bool fresh = deps_unchanged(entry, len, named);
-  free(entry);
-  return fresh ? 0 : 1;
+/* The entry under key when its files are unchanged: 0 with *entry (free it) and the offset of
+ * its header in *rest; 1 on a miss. */
+static int load_entry(const Cache *c, const CacheKey *key, CacheKey *named, void **entry,
+                      size_t *len, size_t *rest) {
+  if (cache_load(c, key, BUILD_ENTRY, entry, len)) return 1;
+  if (deps_unchanged(*entry, *len, named, rest)) return 0;
+  free(*entry);
+  return 1;
 }
 
-int build_cache_fetch(const Cache *c, const CacheKey *key, const char *out_path, char *err,
-                      size_t errlen) {
-  void *so;
-  size_t len;
+int build_cache_lookup(const Cache *c, const CacheKey *key, CacheKey *named) {
+  void *entry;
+  size_t len, rest;
+  if (load_entry(c, key, named, &entry, &len, &rest)) return 1;
+  free(entry);
+  return 0;
+}
+
+int build_cache_fetch(const Cache *c, const CacheKey *key, const char *out_path,
+                      const char *header_path, char *err, size_t errlen) {
+  void *entry, *so;
+  size_t len, rest, so_len;
   CacheKey library;
-  if (build_cache_lookup(c, key, &library) || cache_load(c, &library, LIBRARY_ENTRY, &so, &len)) return 1;
-  int rc = library_file_write(out_path, so, len, err, errlen);
-  free(so);
+  if (load_entry(c, key, &library, &entry, &len, &rest)) return 1;
+  int rc = (header_path && rest == len) || cache_load(c, &library, LIBRARY_ENTRY, &so, &so_len) ? 1 : 0;
+  if (!rc) {
+    rc = library_file_write(out_path, so, so_len, err, errlen);
+    if (!rc && header_path) rc = library_file_write(header_path, (char *)entry + rest, len - rest, err, errlen);
+    free(so);
+  }
+  free(entry);
   return rc;
 }
 
@@ -269,7 +288,7 @@ static bool put(unsigned char **buf, size_t *len, size_t *cap, const void *data,
 }
 
 void build_cache_store(const Cache *c, const CacheKey *key, const char *const *deps, int ndeps,
-                       const CacheKey *named) {
+                       const CacheKey *named, const void *header, size_t header_len) {
   if (!c->on || ndeps < 0 || ndeps > MAX_DEPS) return;
   unsigned char *buf = NULL;
   size_t len = 0, cap = 0;
@@ -283,7 +302,7 @@ void build_cache_store(const Cache *c, const CacheKey *key, const char *const *d
          put(&buf, &len, &cap, &plen, sizeof plen) && put(&buf, &len, &cap, path, plen);
     free(path);
   }
-  if (ok) cache_store(c, key, BUILD_ENTRY, buf, len);
+  if (ok && put(&buf, &len, &cap, header ? header : "", header_len)) cache_store(c, key, BUILD_ENTRY, buf, len);
   free(buf);
 }
 

@@ -23,7 +23,8 @@
  * (a changed include is a miss).  The entry then names the library entry (native.c's library
  * key), which holds the bytes; one library serves every build key that leads to it.  A JIT
  * compile of the same inputs (nnc_compile_jit, what nnc.compile calls) has an entry of its
- * own, naming the module's object code, which it loads without building the module.
+ * own, naming the module's object code, which it loads without building the module; so does
+ * a build that writes a C header (--header), whose entry holds the header's bytes.
  *
  * A miss is never an error: the caller compiles as without the cache and stores the entry. */
 #ifndef NNC_BUILD_CACHE_H
@@ -45,32 +46,35 @@ typedef struct BuildInputs {
   const char *weights_path;         /* NULL: none */
   const char *const *defines;       /* "NAME=VALUE", in command-line order */
   int ndefines;
+  bool header;                      /* the build writes a C header too (--header) */
 } BuildInputs;
 
 /* The build key of `in`: true, or false when there is none (a file cannot be read, the host's
  * identity is unknown): then there is no look-up and no store. */
 bool build_key(const BuildInputs *in, CacheKey *key);
 
-/* The key of a JIT compile of the same inputs (nnc_compile_jit): its entry names object
- * code (native.h's module key) rather than a library. */
-CacheKey build_key_jit(const CacheKey *build);
+/* The key of a compile of the same inputs that makes something else than a library alone:
+ * what = "jit" (nnc_compile_jit: its entry names object code, native.h's module key) or
+ * "header" (a library and the C header --header writes, kept in the entry). */
+CacheKey build_key_for(const CacheKey *build, const char *what);
 
 /* The key that the entry under `key` names, when the files it lists are unchanged: 0, or 1 on
  * a miss (no entry, a damaged one, an include changed). */
 int build_cache_lookup(const Cache *c, const CacheKey *key, CacheKey *named);
 
-/* The library the entry under `key` names, written to out_path: 0 when written; 1 on a miss
- * (as build_cache_lookup, or the library entry gone); -1 when out_path cannot be written
- * (the message in err). */
-int build_cache_fetch(const Cache *c, const CacheKey *key, const char *out_path, char *err,
-                      size_t errlen);
+/* The library the entry under `key` names, written to out_path, and the header it holds to
+ * header_path (NULL: none): 0 when written; 1 on a miss (as build_cache_lookup, the library
+ * entry gone, no header in the entry); -1 when a file cannot be written (the message in
+ * err). */
+int build_cache_fetch(const Cache *c, const CacheKey *key, const char *out_path,
+                      const char *header_path, char *err, size_t errlen);
 
 /* Store under `key` that the build reads the files deps[ndeps] (the includes, as the front
- * end opened them: relative paths are taken from the working directory) and made what is
- * stored under `named` (a library, or object code).  Silent when it cannot (a file
- * unreadable, the cache refusing). */
+ * end opened them: relative paths are taken from the working directory), made what is
+ * stored under `named` (a library, or object code) and wrote header[header_len] (NULL, 0:
+ * no header).  Silent when it cannot (a file unreadable, the cache refusing). */
 void build_cache_store(const Cache *c, const CacheKey *key, const char *const *deps, int ndeps,
-                       const CacheKey *named);
+                       const CacheKey *named, const void *header, size_t header_len);
 
 /* data[len] as the file `path`, made anew as the linker does: 0, or -1 with a message. */
 int library_file_write(const char *path, const void *data, size_t len, char *err, size_t errlen);

@@ -58,12 +58,12 @@ static int serve_from_cache(int argc, char **argv) {
   cli_quiet = true;
   int rc = cli_parse_compile(argc, argv, &a);
   cli_quiet = false;
-  if (rc != CLI_PARSED || a.opt.header_path) return 1; /* a header needs the model */
+  if (rc != CLI_PARSED) return 1;
   cache_open(&cache);
-  BuildInputs in = {a.in, a.opt.weights_path, a.opt.defines, a.opt.ndefines};
+  BuildInputs in = {a.in, a.opt.weights_path, a.opt.defines, a.opt.ndefines, a.opt.header_path != NULL};
   if (!cache.on || !build_key(&in, &key)) return 1;
-  rc = build_cache_fetch(&cache, &key, a.so, err, sizeof err);
-  if (rc < 0) user_error("%s: error: %s", a.so, err);
+  rc = build_cache_fetch(&cache, &key, a.so, a.opt.header_path, err, sizeof err);
+  if (rc < 0) user_error("nnc: error: %s", err);
   return rc;
 }
 

@@ -6,7 +6,8 @@
  * the same when only a variable of the cache does.  Builds: the first one
  * stores an entry under its key; the `nnc` command alone (a copy without the compiler beside
  * it) then serves the same build, byte for byte, and fails on a miss for want of the
- * compiler — so a hit loads no compiler.  An edited include is a miss whose library computes
+ * compiler — so a hit loads no compiler; a build that writes a C header (--header) has an
+ * entry of its own, which serves the header too.  An edited include is a miss whose library computes
  * the new value (undoing the edit is a miss too: an entry lists the includes of the latest
  * build, native.h's key then serves the old library); a damaged entry is
  * a miss and the build repairs it; an unwritable output is an error naming it.  The JIT
@@ -126,6 +127,8 @@ static void test_key_inputs(void **state) {
   assert_false(same_key(copied, key_of(&in)));
   unsetenv("NNC_SUPPORT_LIB");
   free(support);
+  BuildInputs header = {nn, w, defs, 2, true}; /* a build that writes a header too */
+  assert_false(same_key(k, key_of(&header)));
   /* an unreadable input: no key */
   BuildInputs missing = {nn, "/nonexistent/w.bin", NULL, 0};
   CacheKey none;
@@ -151,21 +154,26 @@ static const char *nnc_alone(void) {
   return exe;
 }
 
-/* `nnc main.nn -o so` run by the lone nnc in dir; its exit status, stderr into err.txt. */
-static int run_alone(const char *dir, const char *so) {
+/* `nnc main.nn -o so [more]` run by the lone nnc in dir; its exit status, stderr into err.txt. */
+static int run_alone_with(const char *dir, const char *so, const char *more) {
   char cmd[4096];
-  snprintf(cmd, sizeof cmd, "cd '%s' && '%s' main.nn -o '%s' 2>err.txt", dir, nnc_alone(), so);
+  snprintf(cmd, sizeof cmd, "cd '%s' && '%s' main.nn -o '%s' %s 2>err.txt", dir, nnc_alone(), so, more);
   int status = system(cmd);
   assert_true(WIFEXITED(status));
   return WEXITSTATUS(status);
 }
 
-static void build(const char *dir, const char *so) {
+static int run_alone(const char *dir, const char *so) { return run_alone_with(dir, so, ""); }
+
+static void build_with_header(const char *dir, const char *so, const char *header) {
   char nn[1200], *msg = NULL;
   snprintf(nn, sizeof nn, "%s/main.nn", dir);
-  if (nnc_compile_so(nn, so, NULL, &msg)) fail_msg("%s", msg);
+  NncCompileOptions opt = {.header_path = header};
+  if (nnc_compile_so(nn, so, &opt, &msg)) fail_msg("%s", msg);
   free(msg);
 }
+
+static void build(const char *dir, const char *so) { build_with_header(dir, so, NULL); }
 
 /* f(x) of the model at x = {1, 2}: y[0] (x[0] * K).  Frees the model. */
 static float call_f(nnc_model *model) {
@@ -240,6 +248,35 @@ static void test_served_without_compiler(void **state) {
   free(text);
 }
 
+/* A build with --header keeps the header in its entry: served with the library. */
+static void test_header(void **state) {
+  (void)state;
+  Cache c;
+  char dir[1024], a[1200], h[1200], h2[1200];
+  use_cache("header", &c);
+  model_dir("header", "2.0", dir, sizeof dir);
+  snprintf(a, sizeof a, "%s/a.so", dir);
+  snprintf(h, sizeof h, "%s/a.h", dir);
+  snprintf(h2, sizeof h2, "%s/b.h", dir);
+  build(dir, a);
+  assert_int_not_equal(run_alone_with(dir, "b.so", "--header b.h"), 0); /* no header stored */
+  build_with_header(dir, a, h);
+  assert_int_equal(run_alone_with(dir, "b.so", "--header b.h"), 0);
+  assert_same_file(h, h2);
+  size_t len;
+  char *text = file_slurp(h2, &len);
+  assert_non_null(strstr(text, "_open(const char *weights_path"));
+  free(text);
+  assert_int_equal(run_alone(dir, "c.so"), 0); /* the build without a header: its own entry */
+  /* a header that cannot be written: an error naming it */
+  assert_int_equal(run_alone_with(dir, "b.so", "--header no/such/dir/b.h"), 1);
+  char err[1200];
+  snprintf(err, sizeof err, "%s/err.txt", dir);
+  text = file_slurp(err, &len);
+  assert_non_null(strstr(text, "no/such/dir/b.h"));
+  free(text);
+}
+
 static void test_damaged_entry(void **state) {
   (void)state;
   Cache c;
@@ -257,7 +294,7 @@ static void test_damaged_entry(void **state) {
   free(data);
   /* the entry names a library that is not there: a miss */
   CacheKey nowhere = cache_hash("nowhere", 7, 0);
-  build_cache_store(&c, &k, NULL, 0, &nowhere);
+  build_cache_store(&c, &k, NULL, 0, &nowhere, NULL, 0);
   assert_int_not_equal(run_alone(dir, "b.so"), 0);
   /* a payload that is not an entry: a miss */
   assert_int_equal(cache_store(&c, &k, "build", "garbage", 7), 0);
@@ -272,7 +309,7 @@ static CacheKey jit_objects(const Cache *c, const char *dir) {
   char nn[1200];
   snprintf(nn, sizeof nn, "%s/main.nn", dir);
   BuildInputs in = {nn, NULL, NULL, 0};
-  CacheKey build = key_of(&in), jit = build_key_jit(&build), named;
+  CacheKey build = key_of(&in), jit = build_key_for(&build, "jit"), named;
   assert_int_equal(build_cache_lookup(c, &jit, &named), 0);
   return named;
 }
@@ -306,8 +343,8 @@ static void test_jit(void **state) {
   char nn[1200];
   snprintf(nn, sizeof nn, "%s/main.nn", dir);
   BuildInputs in = {nn, NULL, NULL, 0};
-  CacheKey build = key_of(&in), jit = build_key_jit(&build);
-  build_cache_store(&c, &jit, NULL, 0, &nowhere);
+  CacheKey build = key_of(&in), jit = build_key_for(&build, "jit");
+  build_cache_store(&c, &jit, NULL, 0, &nowhere, NULL, 0);
   setenv("NNC_CACHE", "off", 1); /* the cache off: compiled, whatever the entries say */
   assert_float_equal(jit_f(dir), 2.0f, 0);
   unsetenv("NNC_CACHE");
@@ -319,6 +356,7 @@ int main(void) {
     cmocka_unit_test(test_key_inputs),
     cmocka_unit_test(test_served_without_compiler),
     cmocka_unit_test(test_damaged_entry),
+    cmocka_unit_test(test_header),
     cmocka_unit_test(test_jit),
   };
   return cmocka_run_group_tests(tests, tmp_make, tmp_remove);

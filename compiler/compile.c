@@ -295,10 +295,12 @@ static int compile_file(Unit *u, const char *path, const NncCompileOptions *opt,
 
 /* ---- the build cache (build_cache.h) ---- */
 
-/* The build key of compiling u->path with opt: false when there is none (the cache off). */
-static bool unit_build_key(const Unit *u, const Cache *c, const NncCompileOptions *opt, CacheKey *key) {
-  BuildInputs in = {u->path, opt ? opt->weights_path : NULL, opt ? opt->defines : NULL,
-                    opt ? opt->ndefines : 0, opt && opt->header_path};
+/* The build key of making `kind` from u->path with opt: false when there is none (the cache
+ * off). */
+static bool unit_build_key(const Unit *u, const Cache *c, BuildKind kind, const NncCompileOptions *opt,
+                           CacheKey *key) {
+  BuildInputs in = {kind, u->path, opt ? opt->weights_path : NULL, opt ? opt->defines : NULL,
+                    opt ? opt->ndefines : 0};
   return c->on && build_key(&in, key);
 }
 
@@ -334,8 +336,8 @@ static int compile_so_unit(Unit *u, void *arg, char **errmsg) {
   Cache cache;
   cache_open(&cache);
   CacheKey build = {{0}}, library = {{0}};
-  bool keyed = unit_build_key(u, &cache, opt, &build);
   const char *header_path = opt ? opt->header_path : NULL;
+  bool keyed = unit_build_key(u, &cache, header_path ? BUILD_LIBRARY_HEADER : BUILD_LIBRARY, opt, &build);
   int hit = keyed ? build_cache_fetch(&cache, &build, job->so_path, header_path, err, sizeof err) : 1;
   if (hit < 0) return fail(errmsg, "nnc: error: %s\n", err);
   if (hit == 0) return 0;
@@ -436,8 +438,7 @@ static int jit_source_unit(Unit *u, void *arg, char **errmsg) {
   Cache cache;
   cache_open(&cache);
   CacheKey key = {{0}}, objects = {{0}};
-  bool keyed = job->read && unit_build_key(u, &cache, job->opt, &key);
-  if (keyed) key = build_key_for(&key, "jit");
+  bool keyed = job->read && unit_build_key(u, &cache, BUILD_JIT, job->opt, &key);
   if (keyed && !jit_from_build_cache(u, &cache, &key, job->jit, job->desc)) return 0;
   if (job->read && !(job->text = u->text = read_file(u->path, &job->len, errmsg))) return -1;
   if (compile_to_ir(u, u->path, job->text, job->len, job->opt, errmsg) ||

@@ -176,14 +176,16 @@ static bool add_link(KeyBuilder *kb) {
 }
 
 bool build_key(const BuildInputs *in, CacheKey *key) {
+  static const char *const kinds[] = {"library", "library and header", "jit"};
   KeyBuilder kb;
   key_init(&kb, "nnc build");
+  key_add_str(&kb, kinds[in->kind]);
   key_add_str(&kb, NNC_VERSION " " NNC_BUILD_FINGERPRINT);
   if (!add_host_cpu(&kb)) return false;
   TargetCaches caches = target_host_caches();
   key_add(&kb, &caches, sizeof caches);
   add_environment(&kb);
-  if (!add_link(&kb)) return false;
+  if (in->kind != BUILD_JIT && !add_link(&kb)) return false;
   char *model = absolute(in->model_path);
   bool ok = model && add_file(&kb, model, true);
   free(model);
@@ -192,7 +194,6 @@ bool build_key(const BuildInputs *in, CacheKey *key) {
   key_add(&kb, &in->ndefines, sizeof in->ndefines);
   for (int i = 0; i < in->ndefines; i++) key_add_str(&kb, in->defines[i]);
   *key = key_final(&kb);
-  if (in->header) *key = build_key_for(key, "header");
   return true;
 }
 
@@ -230,14 +231,6 @@ static bool deps_unchanged(const void *data, size_t len, CacheKey *named, size_t
   }
   *rest = (size_t)(r.p - (const unsigned char *)data);
   return true;
-}
-
-CacheKey build_key_for(const CacheKey *build, const char *what) {
-  KeyBuilder kb;
-  key_init(&kb, "nnc build for");
-  key_add_str(&kb, what);
-  key_add_key(&kb, build);
-  return key_final(&kb);
 }
 
 /* The entry under key when its files are unchanged: 0 with *entry (free it) and the offset of

@@ -16,8 +16,9 @@
  *     without being listed (tests/unit/test_build_inputs.sh fails on a compiler that reads
  *     another kind of variable, or files from a new place);
  *   - the model file's absolute path (includes are found relative to it) and bytes, the
- *     weights file's bytes, the -D defines in order, and the link (aot_link_args: the support
- *     library's path and bytes, OpenBLAS, $NNC_CC).
+ *     weights file's bytes, the -D defines in order, what the build makes (BuildKind) and,
+ *     for a library, the link (aot_link_args: the support library's path and bytes, OpenBLAS,
+ *     $NNC_CC).
  * Files the model includes are known only after parsing it: the entry stored under the build
  * key lists them, each with the hash of its bytes, and a look-up re-reads and compares them
  * (a changed include is a miss).  The entry then names the library entry (native.c's library
@@ -41,22 +42,22 @@
  * else the build tree's, else the installed one), OpenBLAS, libm, -Bsymbolic. */
 void aot_link_args(const char *args[AOT_LINK_ARGS]);
 
+/* What a build makes: a library (`nnc -o`), a library and its C header (`--header`: the
+ * entry keeps the header's bytes), or object code for the JIT (nnc_compile_jit, what
+ * nnc.compile runs: the entry names the module's object code; no link). */
+typedef enum { BUILD_LIBRARY, BUILD_LIBRARY_HEADER, BUILD_JIT } BuildKind;
+
 typedef struct BuildInputs {
+  BuildKind kind;
   const char *model_path;           /* as given (relative to the working directory or absolute) */
   const char *weights_path;         /* NULL: none */
   const char *const *defines;       /* "NAME=VALUE", in command-line order */
   int ndefines;
-  bool header;                      /* the build writes a C header too (--header) */
 } BuildInputs;
 
 /* The build key of `in`: true, or false when there is none (a file cannot be read, the host's
  * identity is unknown): then there is no look-up and no store. */
 bool build_key(const BuildInputs *in, CacheKey *key);
-
-/* The key of a compile of the same inputs that makes something else than a library alone:
- * what = "jit" (nnc_compile_jit: its entry names object code, native.h's module key) or
- * "header" (a library and the C header --header writes, kept in the entry). */
-CacheKey build_key_for(const CacheKey *build, const char *what);
 
 /* The key that the entry under `key` names, when the files it lists are unchanged: 0, or 1 on
  * a miss (no entry, a damaged one, an include changed). */

@@ -60,7 +60,8 @@ static int serve_from_cache(int argc, char **argv) {
   cli_quiet = false;
   if (rc != CLI_PARSED) return 1;
   cache_open(&cache);
-  BuildInputs in = {a.in, a.opt.weights_path, a.opt.defines, a.opt.ndefines, a.opt.header_path != NULL};
+  BuildInputs in = {a.opt.header_path ? BUILD_LIBRARY_HEADER : BUILD_LIBRARY, a.in, a.opt.weights_path,
+                    a.opt.defines, a.opt.ndefines};
   if (!cache.on || !build_key(&in, &key)) return 1;
   rc = build_cache_fetch(&cache, &key, a.so, a.opt.header_path, err, sizeof err);
   if (rc < 0) user_error("nnc: error: %s", err);

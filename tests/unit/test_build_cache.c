@@ -77,18 +77,18 @@ static void test_key_inputs(void **state) {
   snprintf(w2, sizeof w2, "%s/w2.bin", dir);
   file_spit(w2, "weights2", 8);
   const char *defs[] = {"N=4", "M=5"}, *swapped[] = {"M=5", "N=4"};
-  BuildInputs in = {nn, w, defs, 2};
+  BuildInputs in = {BUILD_LIBRARY, nn, w, defs, 2};
   CacheKey k = key_of(&in);
   assert_true(same_key(k, key_of(&in)));
   /* the model's path relative to the working directory names the same file */
   assert_non_null(getcwd(cwd, sizeof cwd));
   assert_int_equal(chdir(dir), 0);
-  BuildInputs rel = {"main.nn", w, defs, 2};
+  BuildInputs rel = {BUILD_LIBRARY, "main.nn", w, defs, 2};
   assert_true(same_key(k, key_of(&rel)));
   assert_int_equal(chdir(cwd), 0);
   /* each input */
-  BuildInputs other_w = {nn, w2, defs, 2}, no_w = {nn, NULL, defs, 2}, one_def = {nn, w, defs, 1},
-              order = {nn, w, swapped, 2};
+  BuildInputs other_w = {BUILD_LIBRARY, nn, w2, defs, 2}, no_w = {BUILD_LIBRARY, nn, NULL, defs, 2},
+              one_def = {BUILD_LIBRARY, nn, w, defs, 1}, order = {BUILD_LIBRARY, nn, w, swapped, 2};
   assert_false(same_key(k, key_of(&other_w)));
   assert_false(same_key(k, key_of(&no_w)));
   assert_false(same_key(k, key_of(&one_def)));
@@ -127,11 +127,16 @@ static void test_key_inputs(void **state) {
   assert_false(same_key(copied, key_of(&in)));
   unsetenv("NNC_SUPPORT_LIB");
   free(support);
-  BuildInputs header = {nn, w, defs, 2, true}; /* a build that writes a header too */
+  BuildInputs header = {BUILD_LIBRARY_HEADER, nn, w, defs, 2}, jit = {BUILD_JIT, nn, w, defs, 2};
   assert_false(same_key(k, key_of(&header)));
+  assert_false(same_key(k, key_of(&jit)));
+  CacheKey jk = key_of(&jit), none;
+  setenv("NNC_SUPPORT_LIB", "/nonexistent/libnnc_support.a", 1); /* a library: no key ... */
+  assert_false(build_key(&in, &none));
+  assert_true(same_key(jk, key_of(&jit))); /* ... the JIT links nothing */
+  unsetenv("NNC_SUPPORT_LIB");
   /* an unreadable input: no key */
-  BuildInputs missing = {nn, "/nonexistent/w.bin", NULL, 0};
-  CacheKey none;
+  BuildInputs missing = {BUILD_LIBRARY, nn, "/nonexistent/w.bin", NULL, 0};
   assert_false(build_key(&missing, &none));
 }
 
@@ -286,7 +291,7 @@ static void test_damaged_entry(void **state) {
   snprintf(a, sizeof a, "%s/a.so", dir);
   snprintf(nn, sizeof nn, "%s/main.nn", dir);
   build(dir, a);
-  BuildInputs in = {nn, NULL, NULL, 0};
+  BuildInputs in = {BUILD_LIBRARY, nn, NULL, NULL, 0};
   CacheKey k = key_of(&in);
   void *data;
   size_t len;
@@ -308,8 +313,8 @@ static void test_damaged_entry(void **state) {
 static CacheKey jit_objects(const Cache *c, const char *dir) {
   char nn[1200];
   snprintf(nn, sizeof nn, "%s/main.nn", dir);
-  BuildInputs in = {nn, NULL, NULL, 0};
-  CacheKey build = key_of(&in), jit = build_key_for(&build, "jit"), named;
+  BuildInputs in = {BUILD_JIT, nn, NULL, NULL, 0};
+  CacheKey jit = key_of(&in), named;
   assert_int_equal(build_cache_lookup(c, &jit, &named), 0);
   return named;
 }
@@ -342,8 +347,8 @@ static void test_jit(void **state) {
   CacheKey nowhere = cache_hash("nowhere", 7, 0);
   char nn[1200];
   snprintf(nn, sizeof nn, "%s/main.nn", dir);
-  BuildInputs in = {nn, NULL, NULL, 0};
-  CacheKey build = key_of(&in), jit = build_key_for(&build, "jit");
+  BuildInputs in = {BUILD_JIT, nn, NULL, NULL, 0};
+  CacheKey jit = key_of(&in);
   build_cache_store(&c, &jit, NULL, 0, &nowhere, NULL, 0);
   setenv("NNC_CACHE", "off", 1); /* the cache off: compiled, whatever the entries say */
   assert_float_equal(jit_f(dir), 2.0f, 0);

@@ -304,18 +304,24 @@ static bool unit_build_key(const Unit *u, const Cache *c, BuildKind kind, const 
   return c->on && build_key(&in, key);
 }
 
-/* After a build: the entry under `key` naming what it made, with the files it read besides
- * the model and the weights (its includes).  None for an ONNX model with external data,
- * whose files the entry cannot list. */
-static void store_build(const Unit *u, const Cache *c, const CacheKey *key, const CacheKey *named,
-                        const char *header_path) {
-  if (u->onnx && u->onnx->n_external) return;
+/* After a build of `kind` under `key`: the entry naming what it made, with the files it read
+ * besides the model and the weights (its includes, hashed as compiled).  None when the key
+ * has changed since the build began (the model or the weights edited meanwhile: the build
+ * may have read either version), nor for an ONNX model with external data, whose files the
+ * entry cannot list. */
+static void store_build(const Unit *u, const Cache *c, BuildKind kind, const NncCompileOptions *opt,
+                        const CacheKey *key, const CacheKey *named) {
+  CacheKey now;
+  if ((u->onnx && u->onnx->n_external) || !unit_build_key(u, c, kind, opt, &now) || memcmp(&now, key, sizeof now))
+    return;
+  const char *header_path = kind == BUILD_LIBRARY_HEADER ? opt->header_path : NULL;
   unsigned char *header = NULL;
   size_t header_len = 0;
   if (header_path && nnc_read_file(header_path, 0, &header, &header_len, NULL, 0)) return;
-  const char **deps = malloc((size_t)(u->file.nfiles + 1) * sizeof *deps);
+  BuildDep *deps = malloc((size_t)(u->file.nfiles + 1) * sizeof *deps);
   int n = 0;
-  for (int i = 1; deps && i < u->file.nfiles; i++) deps[n++] = u->file.files[i]->path;
+  for (int i = 1; deps && i < u->file.nfiles; i++)
+    deps[n++] = (BuildDep){u->file.files[i]->path, u->file.files[i]->text, u->file.files[i]->len};
   if (deps) build_cache_store(c, key, deps, n, named, header, header_len);
   free(deps);
   free(header);
@@ -337,7 +343,8 @@ static int compile_so_unit(Unit *u, void *arg, char **errmsg) {
   cache_open(&cache);
   CacheKey build = {{0}}, library = {{0}};
   const char *header_path = opt ? opt->header_path : NULL;
-  bool keyed = unit_build_key(u, &cache, header_path ? BUILD_LIBRARY_HEADER : BUILD_LIBRARY, opt, &build);
+  BuildKind kind = header_path ? BUILD_LIBRARY_HEADER : BUILD_LIBRARY;
+  bool keyed = unit_build_key(u, &cache, kind, opt, &build);
   int hit = keyed ? build_cache_fetch(&cache, &build, job->so_path, header_path, err, sizeof err) : 1;
   if (hit < 0) return fail(errmsg, "nnc: error: %s\n", err);
   if (hit == 0) return 0;
@@ -354,7 +361,7 @@ static int compile_so_unit(Unit *u, void *arg, char **errmsg) {
   int rc = native_shared_lib(u->target, &cache, u->mod, job->so_path, link, AOT_LINK_ARGS, &library, err, sizeof err);
   if (rc == NATIVE_ECODE) return fail(errmsg, "%s: internal error: %s\n", u->path, err);
   if (rc) return fail(errmsg, "%s: error: linking failed: %s\n", job->so_path, err);
-  if (keyed) store_build(u, &cache, &build, &library, header_path);
+  if (keyed) store_build(u, &cache, kind, opt, &build, &library);
   return 0;
 }
 
@@ -444,7 +451,7 @@ static int jit_source_unit(Unit *u, void *arg, char **errmsg) {
   if (compile_to_ir(u, u->path, job->text, job->len, job->opt, errmsg) ||
       jit_unit(u, job->jit, job->desc, &objects, errmsg))
     return -1;
-  if (keyed) store_build(u, &cache, &key, &objects, NULL);
+  if (keyed) store_build(u, &cache, BUILD_JIT, job->opt, &key, &objects);
   return 0;
 }
 

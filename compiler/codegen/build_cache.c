@@ -280,7 +280,7 @@ static bool put(unsigned char **buf, size_t *len, size_t *cap, const void *data,
   return true;
 }
 
-void build_cache_store(const Cache *c, const CacheKey *key, const char *const *deps, int ndeps,
+void build_cache_store(const Cache *c, const CacheKey *key, const BuildDep *deps, int ndeps,
                        const CacheKey *named, const void *header, size_t header_len) {
   if (!c->on || ndeps < 0 || ndeps > MAX_DEPS) return;
   unsigned char *buf = NULL;
@@ -288,10 +288,10 @@ void build_cache_store(const Cache *c, const CacheKey *key, const char *const *d
   uint32_t n = (uint32_t)ndeps;
   bool ok = put(&buf, &len, &cap, named, sizeof *named) && put(&buf, &len, &cap, &n, sizeof n);
   for (int i = 0; ok && i < ndeps; i++) {
-    char *path = absolute(deps[i]);
-    CacheKey h;
+    char *path = absolute(deps[i].path);
+    CacheKey h = cache_hash(deps[i].data, deps[i].len, 0); /* as file_hash hashes the file */
     uint32_t plen = path ? (uint32_t)strlen(path) : 0;
-    ok = path && plen < PATH_MAX && file_hash(path, &h) && put(&buf, &len, &cap, &h, sizeof h) &&
+    ok = path && plen < PATH_MAX && put(&buf, &len, &cap, &h, sizeof h) &&
          put(&buf, &len, &cap, &plen, sizeof plen) && put(&buf, &len, &cap, path, plen);
     free(path);
   }

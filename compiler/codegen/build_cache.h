@@ -70,11 +70,19 @@ int build_cache_lookup(const Cache *c, const CacheKey *key, CacheKey *named);
 int build_cache_fetch(const Cache *c, const CacheKey *key, const char *out_path,
                       const char *header_path, char *err, size_t errlen);
 
-/* Store under `key` that the build reads the files deps[ndeps] (the includes, as the front
- * end opened them: relative paths are taken from the working directory), made what is
- * stored under `named` (a library, or object code) and wrote header[header_len] (NULL, 0:
- * no header).  Silent when it cannot (a file unreadable, the cache refusing). */
-void build_cache_store(const Cache *c, const CacheKey *key, const char *const *deps, int ndeps,
+/* A file the build read besides the model and the weights (an include): its path as the
+ * front end opened it (relative to the working directory, or absolute) and the bytes it
+ * compiled — not the file's bytes now, which may have changed since. */
+typedef struct BuildDep {
+  const char *path;
+  const void *data;
+  size_t len;
+} BuildDep;
+
+/* Store under `key` that the build read deps[ndeps], made what is stored under `named` (a
+ * library, or object code) and wrote header[header_len] (NULL, 0: no header).  Silent when
+ * it cannot (a path too long, the cache refusing). */
+void build_cache_store(const Cache *c, const CacheKey *key, const BuildDep *deps, int ndeps,
                        const CacheKey *named, const void *header, size_t header_len);
 
 /* data[len] as the file `path`, made anew as the linker does: 0, or -1 with a message. */

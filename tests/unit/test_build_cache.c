@@ -10,7 +10,8 @@
  * entry of its own, which serves the header too.  An edited include is a miss whose library computes
  * the new value (undoing the edit is a miss too: an entry lists the includes of the latest
  * build, native.h's key then serves the old library); a damaged entry is
- * a miss and the build repairs it; an unwritable output is an error naming it.  The JIT
+ * a miss and the build repairs it; an entry holds the hashes of the includes as compiled
+ * (one edited during the build is a miss); an unwritable output is an error naming it.  The JIT
  * (nnc_model_compile): a hit runs the object code its entry names without compiling
  * (proven by planting other code there), a changed include is a miss.
  *
@@ -253,6 +254,29 @@ static void test_served_without_compiler(void **state) {
   free(text);
 }
 
+/* An entry records the bytes the build compiled, not those on disk when it is stored: an
+ * include edited while the compiler ran is a miss. */
+static void test_deps_as_compiled(void **state) {
+  (void)state;
+  Cache c;
+  char dir[1024], nn[1200], inc[1200], so[1200];
+  use_cache("as_compiled", &c);
+  model_dir("as_compiled", "2.0", dir, sizeof dir);
+  snprintf(nn, sizeof nn, "%s/main.nn", dir);
+  snprintf(inc, sizeof inc, "%s/inc.nn", dir);
+  snprintf(so, sizeof so, "%s/a.so", dir);
+  build(dir, so);
+  BuildInputs in = {BUILD_LIBRARY, nn, NULL, NULL, 0};
+  CacheKey k = key_of(&in), library, again;
+  assert_int_equal(build_cache_lookup(&c, &k, &library), 0);
+  BuildDep stale = {inc, "const K = 9.0\n", 14}, same = {inc, "const K = 2.0\n", 14};
+  build_cache_store(&c, &k, &stale, 1, &library, NULL, 0);
+  assert_int_equal(build_cache_lookup(&c, &k, &again), 1);
+  build_cache_store(&c, &k, &same, 1, &library, NULL, 0);
+  assert_int_equal(build_cache_lookup(&c, &k, &again), 0);
+  assert_memory_equal(&again, &library, sizeof again);
+}
+
 /* A build with --header keeps the header in its entry: served with the library. */
 static void test_header(void **state) {
   (void)state;
@@ -362,6 +386,7 @@ int main(void) {
     cmocka_unit_test(test_served_without_compiler),
     cmocka_unit_test(test_damaged_entry),
     cmocka_unit_test(test_header),
+    cmocka_unit_test(test_deps_as_compiled),
     cmocka_unit_test(test_jit),
   };
   return cmocka_run_group_tests(tests, tmp_make, tmp_remove);

@@ -67,6 +67,14 @@ static CacheKey key_of(const BuildInputs *in) {
   return k;
 }
 
+/* The build key of dir/main.nn (no weights, no defines) for `kind`. */
+static CacheKey main_key(const char *dir, BuildKind kind) {
+  char nn[1200];
+  snprintf(nn, sizeof nn, "%s/main.nn", dir);
+  BuildInputs in = {kind, nn, NULL, NULL, 0};
+  return key_of(&in);
+}
+
 /* ---- the key ---- */
 
 static void test_key_inputs(void **state) {
@@ -171,6 +179,17 @@ static int run_alone_with(const char *dir, const char *so, const char *more) {
 
 static int run_alone(const char *dir, const char *so) { return run_alone_with(dir, so, ""); }
 
+/* What the last run_alone in dir printed to stderr contains `what`. */
+static void assert_err_names(const char *dir, const char *what) {
+  char err[1200];
+  size_t len;
+  snprintf(err, sizeof err, "%s/err.txt", dir);
+  char *text = file_slurp(err, &len);
+  assert_non_null(text);
+  assert_non_null(strstr(text, what));
+  free(text);
+}
+
 static void build_with_header(const char *dir, const char *so, const char *header) {
   char nn[1200], *msg = NULL;
   snprintf(nn, sizeof nn, "%s/main.nn", dir);
@@ -216,18 +235,14 @@ static float jit_f(const char *dir) {
 static void test_served_without_compiler(void **state) {
   (void)state;
   Cache c;
-  char dir[1024], a[1200], b[1200], err[1200], inc[1200];
+  char dir[1024], a[1200], b[1200], inc[1200];
   use_cache("served", &c);
   model_dir("served", "2.0", dir, sizeof dir);
   snprintf(a, sizeof a, "%s/a.so", dir);
   snprintf(b, sizeof b, "%s/b.so", dir);
-  snprintf(err, sizeof err, "%s/err.txt", dir);
   snprintf(inc, sizeof inc, "%s/inc.nn", dir);
   assert_int_not_equal(run_alone(dir, b), 0); /* a miss, and no compiler to hand it to */
-  size_t len;
-  char *text = file_slurp(err, &len);
-  assert_non_null(strstr(text, "cannot run the compiler"));
-  free(text);
+  assert_err_names(dir, "cannot run the compiler");
   build(dir, a);
   assert_float_equal(run_f(a), 2.0f, 0);
   assert_int_equal(run_alone(dir, b), 0); /* a hit */
@@ -249,9 +264,7 @@ static void test_served_without_compiler(void **state) {
   assert_int_equal(run_alone(dir, "d.so"), 0);
   /* an output that cannot be written: an error that names it */
   assert_int_equal(run_alone(dir, "no/such/dir/x.so"), 1);
-  text = file_slurp(err, &len);
-  assert_non_null(strstr(text, "no/such/dir/x.so"));
-  free(text);
+  assert_err_names(dir, "no/such/dir/x.so");
 }
 
 /* An entry records the bytes the build compiled, not those on disk when it is stored: an
@@ -259,15 +272,13 @@ static void test_served_without_compiler(void **state) {
 static void test_deps_as_compiled(void **state) {
   (void)state;
   Cache c;
-  char dir[1024], nn[1200], inc[1200], so[1200];
+  char dir[1024], inc[1200], so[1200];
   use_cache("as_compiled", &c);
   model_dir("as_compiled", "2.0", dir, sizeof dir);
-  snprintf(nn, sizeof nn, "%s/main.nn", dir);
   snprintf(inc, sizeof inc, "%s/inc.nn", dir);
   snprintf(so, sizeof so, "%s/a.so", dir);
   build(dir, so);
-  BuildInputs in = {BUILD_LIBRARY, nn, NULL, NULL, 0};
-  CacheKey k = key_of(&in), library, again;
+  CacheKey k = main_key(dir, BUILD_LIBRARY), library, again;
   assert_int_equal(build_cache_lookup(&c, &k, &library), 0);
   BuildDep stale = {inc, "const K = 9.0\n", 14}, same = {inc, "const K = 2.0\n", 14};
   build_cache_store(&c, &k, &stale, 1, &library, NULL, 0);
@@ -299,24 +310,18 @@ static void test_header(void **state) {
   assert_int_equal(run_alone(dir, "c.so"), 0); /* the build without a header: its own entry */
   /* a header that cannot be written: an error naming it */
   assert_int_equal(run_alone_with(dir, "b.so", "--header no/such/dir/b.h"), 1);
-  char err[1200];
-  snprintf(err, sizeof err, "%s/err.txt", dir);
-  text = file_slurp(err, &len);
-  assert_non_null(strstr(text, "no/such/dir/b.h"));
-  free(text);
+  assert_err_names(dir, "no/such/dir/b.h");
 }
 
 static void test_damaged_entry(void **state) {
   (void)state;
   Cache c;
-  char dir[1024], a[1200], nn[1200];
+  char dir[1024], a[1200];
   use_cache("damaged", &c);
   model_dir("damaged", "2.0", dir, sizeof dir);
   snprintf(a, sizeof a, "%s/a.so", dir);
-  snprintf(nn, sizeof nn, "%s/main.nn", dir);
   build(dir, a);
-  BuildInputs in = {BUILD_LIBRARY, nn, NULL, NULL, 0};
-  CacheKey k = key_of(&in);
+  CacheKey k = main_key(dir, BUILD_LIBRARY);
   void *data;
   size_t len;
   assert_int_equal(cache_load(&c, &k, "build", &data, &len), 0);
@@ -335,10 +340,7 @@ static void test_damaged_entry(void **state) {
 
 /* The object code the JIT entry of dir/main.nn names. */
 static CacheKey jit_objects(const Cache *c, const char *dir) {
-  char nn[1200];
-  snprintf(nn, sizeof nn, "%s/main.nn", dir);
-  BuildInputs in = {BUILD_JIT, nn, NULL, NULL, 0};
-  CacheKey jit = key_of(&in), named;
+  CacheKey jit = main_key(dir, BUILD_JIT), named;
   assert_int_equal(build_cache_lookup(c, &jit, &named), 0);
   return named;
 }
@@ -368,11 +370,7 @@ static void test_jit(void **state) {
   free(code);
   assert_float_equal(jit_f(dir), 3.0f, 0);
   /* the entry names object code that is gone: a miss, compiled afresh */
-  CacheKey nowhere = cache_hash("nowhere", 7, 0);
-  char nn[1200];
-  snprintf(nn, sizeof nn, "%s/main.nn", dir);
-  BuildInputs in = {BUILD_JIT, nn, NULL, NULL, 0};
-  CacheKey jit = key_of(&in);
+  CacheKey nowhere = cache_hash("nowhere", 7, 0), jit = main_key(dir, BUILD_JIT);
   build_cache_store(&c, &jit, NULL, 0, &nowhere, NULL, 0);
   setenv("NNC_CACHE", "off", 1); /* the cache off: compiled, whatever the entries say */
   assert_float_equal(jit_f(dir), 2.0f, 0);

@@ -16,6 +16,7 @@
 #include "fileio.h"
 #include "attention.h"
 #include "pool.h"
+#include "profile.h"
 #include "codegen.h"
 #include "compile.h"
 #include "header.h"
@@ -187,6 +188,9 @@ static const JitSymbol runtime_symbols[] = {
   {"nnc_rt_parallel_for", (void *)nnc_rt_parallel_for},
   {"nnc_rt_parallel_parts", (void *)nnc_rt_parallel_parts},
   {"nnc_rt_index_error", (void *)nnc_rt_index_error},
+  {"nnc_rt_profiling", (void *)&nnc_rt_profiling},
+  {"nnc_rt_prof_begin", (void *)nnc_rt_prof_begin},
+  {"nnc_rt_prof_end", (void *)nnc_rt_prof_end},
   {"nnc_ctx_open", (void *)nnc_ctx_open},
   {"nnc_ctx_close", (void *)nnc_ctx_close},
   {"nnc_ctx_call", (void *)nnc_ctx_call},
@@ -479,6 +483,7 @@ int nnc_compile_jit(const char *nn_path, const NncCompileOptions *opt, NncJit **
 
 void nnc_jit_free(NncJit *jit) {
   if (!jit) return;
+  nnc_rt_prof_report(); /* the JIT code's sites are about to go */
   jit_free(jit->jit);
   free(jit);
 }

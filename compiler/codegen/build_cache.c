@@ -135,11 +135,12 @@ static bool add_host_cpu(KeyBuilder *kb) { return (void)kb, false; }
 #endif
 
 /* Variables nnc reads only to find the cache, which the library does not depend on
- * (NNC_SUPPORT_LIB is covered by the link's bytes).  The run time's (NNC_NUM_THREADS) stay
+ * (NNC_SUPPORT_LIB is covered by the link's bytes), and NNC_PROFILE, which a library reads
+ * when it is loaded (the init entry that runs while compiling is not timed).  The run time's (NNC_NUM_THREADS) stay
  * in: the init entry runs while compiling, on the pool's threads. */
 static bool env_not_in_key(const char *var) {
   static const char *const skip[] = {"NNC_CACHE=", "NNC_CACHE_DIR=", "NNC_CACHE_MAX=",
-                                     "NNC_SUPPORT_LIB="};
+                                     "NNC_SUPPORT_LIB=", "NNC_PROFILE="};
   for (size_t i = 0; i < sizeof skip / sizeof *skip; i++)
     if (!strncmp(var, skip[i], strlen(skip[i]))) return true;
   return false;

@@ -55,6 +55,7 @@ typedef struct Cg {
   int vec_lanes;                /* > 0 while an op of a vector row is emitted: cf32 splats */
   LLVMValueRef *buf_scope, *buf_noalias; /* per LBuf in a kernel function: its alias scope
                                             list and the list of the kernel's other buffers */
+  LLVMValueRef prof_on;         /* in a timed entry body: whether $NNC_PROFILE is on (profile.c) */
   bool *scope_open;             /* loop scopes, numbered across the whole module */
   int scope, nscopes, capscopes;
 } Cg;
@@ -69,6 +70,12 @@ LLVMValueRef splat(Cg *g, LLVMTypeRef vt, LLVMValueRef v);
 LLVMValueRef call_extern(Cg *g, const char *name, LLVMTypeRef ret, LLVMTypeRef *pt, int np, LLVMValueRef *args);
 void call_parallel(Cg *g, const char *runtime_fn, LLVMValueRef fn, LLVMValueRef bufs, LLVMValueRef n, int64_t work);
 LLVMValueRef entry_alloca(Cg *g, LLVMTypeRef type, const char *name);
+
+/* ---- profile.c: the timed sites of an entry body ---- */
+LLVMValueRef prof_site(Cg *g, const char *name, LLVMValueRef entry);
+void prof_load_flag(Cg *g);
+LLVMValueRef prof_begin(Cg *g);
+void prof_end(Cg *g, LLVMValueRef site, LLVMValueRef t0);
 
 /* ---- codegen.c: expressions and statements ---- */
 LLVMValueRef emit(Cg *g, Lx *x);

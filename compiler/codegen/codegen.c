@@ -490,7 +490,9 @@ static void call_kernel(Cg *g, const LKernel *k, LLVMValueRef fn, LLVMValueRef b
   call_parallel_for(g, fn, bufs, trip, k->par_work);
 }
 
-static LLVMValueRef emit_entry_body(Cg *g, const LEntry *le) {
+/* An entry's body: its kernels in order; with `timed`, each call and the whole body a site of
+ * $NNC_PROFILE (profile.c). */
+static LLVMValueRef emit_entry_body(Cg *g, const LEntry *le, bool timed) {
   const Entry *e = le->e;
   int nb = le->nbufs + 1;
   g->le = le;
@@ -511,6 +513,13 @@ static LLVMValueRef emit_entry_body(Cg *g, const LEntry *le) {
   g->weights = LLVMGetParam(fn, 2);
   g->ws = LLVMGetParam(fn, 3);
   int parent = scope_push(g);
+  LLVMValueRef site = NULL, t0 = NULL;
+  if (timed) {
+    snprintf(name, sizeof name, "%s.%s", g->model_name, e->name);
+    site = prof_site(g, name, NULL);
+    prof_load_flag(g);
+    t0 = prof_begin(g);
+  }
   load_syms(g);
   compute_buffers(g, e, used);
   for (int k = 0; k < le->nkernels; k++) {
@@ -520,8 +529,11 @@ static LLVMValueRef emit_entry_body(Cg *g, const LEntry *le) {
       if (local >= 0)
         LLVMBuildStore(g->b, g->bufs[i], LLVMBuildGEP2(g->b, g->ptr, arr, (LLVMValueRef[]){ci64(g, local)}, 1, ""));
     }
+    LLVMValueRef kt0 = timed ? prof_begin(g) : NULL;
     call_kernel(g, &le->kernels[k], kfns[k], arr);
+    if (timed) prof_end(g, prof_site(g, le->kernels[k].name, site), kt0);
   }
+  if (timed) prof_end(g, site, t0);
   LLVMBuildRetVoid(g->b);
   scope_pop(g, parent);
   free(kfns);
@@ -558,7 +570,7 @@ static void cg_done(Cg *g) {
 void codegen_init_only(LLVMContextRef ctx, LLVMModuleRef mod, const Model *m, const LEntry *les) {
   Cg g;
   cg_init(&g, ctx, mod, m);
-  LLVMValueRef body = emit_entry_body(&g, &les[m->nentries]);
+  LLVMValueRef body = emit_entry_body(&g, &les[m->nentries], false);
   LLVMSetLinkage(body, LLVMExternalLinkage);
   LLVMSetValueName2(body, "nnc_init", 8);
   cg_done(&g);
@@ -569,12 +581,12 @@ void codegen_model(LLVMContextRef ctx, LLVMModuleRef mod, const Model *m, const 
   Cg g;
   cg_init(&g, ctx, mod, m);
   g.body_fns = nnc_xcalloc(m->nbodies + 1, sizeof *g.body_fns); /* inner bodies come first */
-  for (int i = 0; i < m->nbodies; i++) g.body_fns[i] = emit_entry_body(&g, &les[m->bodies[i]->lower_index]);
+  for (int i = 0; i < m->nbodies; i++) g.body_fns[i] = emit_entry_body(&g, &les[m->bodies[i]->lower_index], true);
   LLVMValueRef *bodies = nnc_xcalloc(m->nentries + 1, sizeof *bodies);
-  for (int i = 0; i < m->nentries; i++) bodies[i] = emit_entry_body(&g, &les[i]);
+  for (int i = 0; i < m->nentries; i++) bodies[i] = emit_entry_body(&g, &les[i], true);
   /* in every library: embedded weights hold the derived parameters already, but a weights
    * file given when a context opens replaces them and needs the init entry */
-  if (m->init) bodies[m->nentries] = emit_entry_body(&g, &les[m->nentries]);
+  if (m->init) bodies[m->nentries] = emit_entry_body(&g, &les[m->nentries], false);
   LLVMValueRef desc = emit_desc(&g, les, bodies, weights);
   emit_wrappers(&g, desc);
   free(bodies);

@@ -55,6 +55,8 @@ const char help_main[] =
     "  NNC_PLAN_L1D      the same for the L1 data cache\n"
     "  NNC_NUM_THREADS   default threads of a call (nnc run, the C API, Python); else\n"
     "                    the CPUs the process may use\n"
+    "  NNC_PROFILE       1: print each entry's per-kernel times to stderr at exit; a\n"
+    "                    path: append them to that file (read when a library loads)\n"
     "  NNC_PARALLEL_GRAIN  least work per chunk of a split loop (default 32768)\n"
     "  NNC_CACHE         off (or 0): compile without the compile cache\n"
     "  NNC_CACHE_DIR     the compile cache's directory (default: $XDG_CACHE_HOME/nnc,\n"

@@ -257,6 +257,41 @@ if ! head -c 80 "$TMP/ints.npy" | grep -q "'descr': '<i8'"; then
   echo "FAIL: an i64 output is not written as '<i8'"
   failures=$((failures + 1))
 fi
+# $NNC_PROFILE (docs/c-api.md, Profiling): per-kernel times at exit, JIT and .so alike; off
+# by default; a file it cannot write is named
+cat >"$TMP/prof.nn" <<'EOF'
+export scaled(x: f32[N, 2]) -> (y: f32[N, 2]) { y = softmax(x * 2.0, 1) }
+EOF
+expect 0 "" -- "$TMP/prof.nn" -o "$TMP/prof.so"
+for model in "$TMP/prof.nn" "$TMP/prof.so"; do
+  NNC_PROFILE=1 "$NNC" run "$model" --in x="$TMP/three.npy" >"$TMP/out" 2>"$TMP/err"
+  if ! grep -q "^nnc profile (pid [0-9]*): prof.scaled, 1 calls," "$TMP/err" ||
+     ! grep -qE "^ +[0-9.]+% +[0-9.]+ +1  scaled\.k0\." "$TMP/err" || ! grep -q "(outside the kernels)" "$TMP/err" ||
+     ! grep -q "y: f32\[3, 2\]" "$TMP/out"; then
+    echo "FAIL: NNC_PROFILE=1 nnc run $model: no profile of the call on stderr:"
+    sed 's/^/  | /' "$TMP/err"
+    failures=$((failures + 1))
+  fi
+done
+"$NNC" run "$TMP/prof.so" --in x="$TMP/three.npy" >/dev/null 2>"$TMP/err"
+if [ -s "$TMP/err" ]; then
+  echo "FAIL: without NNC_PROFILE a run printed to stderr:"
+  sed 's/^/  | /' "$TMP/err"
+  failures=$((failures + 1))
+fi
+for i in 1 2; do
+  NNC_PROFILE="$TMP/profile.txt" "$NNC" run "$TMP/prof.so" --in x="$TMP/three.npy" >/dev/null 2>>"$TMP/err"
+done
+if [ "$(grep -c "prof.scaled, 1 calls" "$TMP/profile.txt" 2>/dev/null)" != 2 ] || [ -s "$TMP/err" ]; then
+  echo "FAIL: NNC_PROFILE=FILE: two runs did not append two profiles to the file"
+  failures=$((failures + 1))
+fi
+NNC_PROFILE="$TMP/no/such/dir" "$NNC" run "$TMP/prof.so" --in x="$TMP/three.npy" >/dev/null 2>"$TMP/err"
+if ! grep -qF "nnc: cannot write the profile to '$TMP/no/such/dir' (\$NNC_PROFILE): No such file or directory" "$TMP/err"; then
+  echo "FAIL: NNC_PROFILE naming a file that cannot be written: no message naming it"
+  sed 's/^/  | /' "$TMP/err"
+  failures=$((failures + 1))
+fi
 if [ "$failures" -ne 0 ]; then
   echo "$failures CLI check(s) failed"
   exit 1

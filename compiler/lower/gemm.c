@@ -97,7 +97,12 @@ static bool row_tiles_onto(Lower *L, Ls *cv, Lx *r0) {
 
 /* Row tiles over a symbolic column count n (a 1x1 convolution on symbolic H, W: B is
  * [K, H*W]).  B is then a one-row image of n columns, its rows not padded (tight), the sizes
- * LS_CONV's run-time ones (loopir.h); NULL when that does not apply. */
+ * LS_CONV's run-time ones (loopir.h); NULL when that does not apply.  Any B: one larger than
+ * the core's cache is swept in vector blocks that every tile of rows reads while they are
+ * cached (conv_tile.c conv_vector_block_symbolic).  Until December 2026 a B of more than 64
+ * rows that outgrew L2 at run time went to OpenBLAS, 1.3-2x slower on one thread (1x1
+ * convolutions 256 -> 256 at 112x112 18.0 -> 8.8-10.1 ms, 512 -> 512 at 28x28 4.0-4.5 ->
+ * 2.2-2.3, 1024 -> 64 at 32x32 1.5 -> 1.1, 160 -> 960 at 14x14 0.39 -> 0.33). */
 static Ls *symbolic_row_tiles(Lower *L, Lx *k, Lx *n, Lx *rows, int b, Lx *b_off, int a, Lx *a_off, Lx *c_off) {
   if (k->k != LX_I || n->k == LX_I || k->c < 1) return NULL;
   int64_t bound = loopir_size_bound(rows); /* for the work estimates; unbounded: a batch's 16 */
@@ -112,17 +117,6 @@ static Ls *symbolic_row_tiles(Lower *L, Lx *k, Lx *n, Lx *rows, int b, Lx *b_off
   cv->cv.nplanes = 1;
   cv->cv.tight = true;
   return cv;
-}
-
-/* 1 when B [k, n] of a symbolic n takes row tiles, else 0: a loop of that many iterations
- * holds the row tiles, one of 1 - that the sgemm call.  Symbolic row tiles read B whole (not in
- * parts of L2, as static ones do), once per tile of rows: so only a B of at most
- * SYMBOLIC_ROW_TILES_LONG_B_K rows, or one that fits in L2 at run time. */
-#define SYMBOLIC_ROW_TILES_LONG_B_K 64
-static Lx *symbolic_row_tiles_fit(Lower *L, Lx *k, Lx *n) {
-  if (k->c <= SYMBOLIC_ROW_TILES_LONG_B_K) return lx_i(L, 1);
-  Lx *room = ibin(L, '-', lx_i(L, row_tiles_max_floats() + 1), ibin(L, '*', k, n)); /* >= 1 when it fits */
-  return ibin(L, 'M', ibin(L, 'm', room, lx_i(L, 1)), lx_i(L, 0));
 }
 
 /* With 32 vector registers, tiles of 6 rows x 4 vectors (24 accumulators) instead of the
@@ -182,19 +176,10 @@ static Ls *lower_sgemm(Lower *L, Ls *cur, Lx *const *bidx, bool blocked, Lx **ro
   Lx *b_off = K->prologue ? item_b : batch_offset(L, s, nb, bidx, &B->shape);
   Lx *c_off = ibin(L, '+', ibin(L, '*', cbatch, ibin(L, '*', m, n)), ibin(L, '*', r0, n));
   Ls *sym = ta || tb || nb < 1 ? NULL : symbolic_row_tiles(L, k, n, rows, buffer_of(L, B), b_off, buffer_of(L, A), a_off, c_off);
-  Ls *gemm_parent = cur;
   if (sym) {
-    Lx *fit = symbolic_row_tiles_fit(L, k, n), *v;
-    if (fit->k == LX_I) {
-      ls_add(L, cur, sym);
-      *row0 = r0;
-      return cur;
-    }
-    Ls *tiles = loop(L, cur, zero, fit, one, &v);
-    tiles->rolled = tiles->scalar = true;
-    ls_add(L, tiles, sym);
-    gemm_parent = loop(L, cur, zero, ibin(L, '-', one, fit), one, &v);
-    gemm_parent->rolled = gemm_parent->scalar = true;
+    ls_add(L, cur, sym);
+    *row0 = r0;
+    return cur;
   }
   int lanes = ta || tb || n->k != LX_I || k->k != LX_I ? 0 : row_tile_lanes(k->c, n->c);
   if (lanes) { /* row tiles (convplan.h): C's rows as output channels of a one-tap image B */
@@ -242,7 +227,7 @@ static Ls *lower_sgemm(Lower *L, Ls *cur, Lx *const *bidx, bool blocked, Lx **ro
   gs->g.ldc = n;
   gs->g.ta = ta;
   gs->g.tb = tb;
-  ls_add(L, gemm_parent, gs);
+  ls_add(L, cur, gs);
   *row0 = r0;
   return cur;
 }

@@ -283,8 +283,8 @@ export f(x: f32[N, 8, H, W]) -> (a: f32[N, 16, H, W], b: f32[N, 8, (H + 1) / 2, 
         self.assertEqual(len(direct), 9, "every convolution a direct one on run-time sizes")
         self.assertEqual(sum(" batch=16" in line for line in direct), 2, "c1 and c5 as Winograd's products")
         self.assertEqual(sum(" tight" in line for line in direct), 2, "the 1x1 ones as row tiles (products)")
-        # but c9's B of 80 rows only while it fits in L2 (80 x 64 x 70 does not): sgemm then
-        self.assertEqual(loops.count("sgemm"), 1)
+        # c9's B of 80 rows too, at any size (80 x 64 x 70 outgrows L2: swept in vector blocks)
+        self.assertEqual(loops.count("sgemm"), 0)
         models = {"jit": nnc.compile(path, weights=weights), "so": nnc.load(compile_so(path, self.tmp, weights))}
         L = layers
         for h, w in [(1, 1), (2, 3), (3, 2), (1, 9), (4, 17), (9, 16), (13, 31), (33, 40), (64, 70)]:

@@ -9,9 +9,9 @@
 #include "cg.h"
 
 static LLVMTypeRef site_type(Cg *g) {
-  /* nnc_prof_site: name, entry, calls, ns, next, listed */
-  LLVMTypeRef f[] = {g->ptr, g->ptr, g->i64, g->i64, g->ptr, g->i64};
-  return LLVMStructTypeInContext(g->ctx, f, 6, 0);
+  /* nnc_prof_site: name, entry, calls, ns, first_ns, next, listed */
+  LLVMTypeRef f[] = {g->ptr, g->ptr, g->i64, g->i64, g->i64, g->ptr, g->i64};
+  return LLVMStructTypeInContext(g->ctx, f, 7, 0);
 }
 
 /* A site named `name`, belonging to the entry body's site `entry` (NULL: it is one). */
@@ -22,9 +22,9 @@ LLVMValueRef prof_site(Cg *g, const char *name, LLVMValueRef entry) {
   LLVMSetGlobalConstant(str, 1);
   LLVMSetLinkage(str, LLVMPrivateLinkage);
   LLVMValueRef zero = ci64(g, 0), null = LLVMConstNull(g->ptr);
-  LLVMValueRef f[] = {str, entry ? entry : null, zero, zero, null, zero};
+  LLVMValueRef f[] = {str, entry ? entry : null, zero, zero, zero, null, zero};
   LLVMValueRef site = LLVMAddGlobal(g->mod, site_type(g), "nnc.prof.site");
-  LLVMSetInitializer(site, LLVMConstNamedStruct(site_type(g), f, 6));
+  LLVMSetInitializer(site, LLVMConstNamedStruct(site_type(g), f, 7));
   LLVMSetLinkage(site, LLVMInternalLinkage);
   LLVMSetAlignment(site, 8);
   return site;

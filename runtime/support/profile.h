@@ -16,11 +16,13 @@
 #include <stdint.h>
 
 /* One timed place: an entry body (entry == NULL) or a kernel call in one.  The layout is the
- * generated code's (codegen.c prof_site): name, entry, then zeros. */
+ * generated code's (compiler/codegen/profile.c prof_site): name, entry, then zeros. */
 typedef struct nnc_prof_site {
   const char *name;                /* "<model>.<entry>" or "<entry>.k<i>.<kind>" */
   struct nnc_prof_site *entry;     /* the entry body a kernel call belongs to */
   uint64_t calls, ns;              /* updated atomically: contexts may call on many threads */
+  uint64_t first_ns;               /* the first call's (page faults, threads starting), which the
+                                      per-call times leave out */
   struct nnc_prof_site *next;      /* the list of sites that ran, in the order they first ran */
   int64_t listed;                  /* 1 once in that list */
 } nnc_prof_site;

@@ -182,11 +182,16 @@ static Ls *conv_groups_stmt(Lower *L, const ConvPlan *c, const ConvSizes *z, Lx 
   cv->cv.ntaps = ntaps;
   cv->cv.tile_vec = depthwise_tile_vec(c, cv->cv.tile_vec);
   conv_stmt_layout(L, cv, c, z);
-  if (nbatch > 1) { /* static sizes only (conv_plan_group_block) */
+  if (nbatch > 1) { /* a block of groups (conv_plan_group_block) */
     cv->cv.nbatch = nbatch;
-    cv->cv.x_bstride = z->copy->c;
     cv->cv.w_bstride = cout * c->cin * ntaps;
-    cv->cv.y_bstride = y_item->c;
+    if (c->symbolic) {
+      cv->cv.bstride[0] = z->copy;
+      cv->cv.bstride[1] = y_item;
+    } else {
+      cv->cv.x_bstride = z->copy->c;
+      cv->cv.y_bstride = y_item->c;
+    }
   }
   return cv;
 }
@@ -208,20 +213,39 @@ static bool conv_block_epilogue_fits(const Lower *L, const ConvPlan *c, bool *no
  * `parent`, then steps by block): each group's padded copy, one batch of convolutions over
  * them, and the block's epilogue while its outputs are in cache.  A depthwise convolution
  * on a small map (960 channels of 7x7) spent more on a kernel call, the tile set-up and an
- * epilogue loop per channel than on its 9 taps. */
+ * epilogue loop per channel than on its 9 taps.  On symbolic sizes the block's copies and
+ * outputs may outgrow the cache at run time: then each group's copy and convolution in turn
+ * (two loops of one or no iterations choose), and the block's epilogue after them. */
 static void lower_conv_group_block(Lower *L, Ls *parent, const ConvPlan *c, const ConvSizes *z, Lx *const *bidx, int xbuf,
                                    int64_t block, bool epilogue) {
   if (parent->k != LS_LOOP || parent->var != bidx[1]->var) unreachable("convolution groups not in their own loop");
   parent->step = lx_i(L, block);
-  Lx *j, *item = ibin(L, '+', ibin(L, '*', bidx[0], lx_i(L, c->groups)), bidx[1]);
-  Ls *each = loop(L, parent, lx_i(L, 0), lx_i(L, block), lx_i(L, 1), &j);
+  Lx *zero = lx_i(L, 0), *one = lx_i(L, 1), *j, *v;
+  Lx *item = ibin(L, '+', ibin(L, '*', bidx[0], lx_i(L, c->groups)), bidx[1]);
+  Ls *batched = parent, *apart = NULL;
+  if (c->symbolic) {
+    Lx *bytes = ibin(L, '*', lx_i(L, 4 * block), ibin(L, '+', z->copy, ibin(L, '*', lx_i(L, c->cout), ibin(L, '*', z->oh, z->ow))));
+    int64_t budget = target_host_caches().l2 / GROUP_BLOCK_L2_SHARE;
+    Lx *room = ibin(L, '-', lx_i(L, budget + 1), bytes); /* >= 1 when they fit */
+    Lx *fits = ibin(L, 'M', ibin(L, 'm', room, one), zero);
+    batched = loop(L, parent, zero, fits, one, &v);
+    apart = loop(L, parent, zero, ibin(L, '-', one, fits), one, &v);
+    batched->rolled = batched->scalar = apart->rolled = apart->scalar = true;
+  }
+  Ls *each = loop(L, batched, zero, lx_i(L, block), one, &j);
   Lx *group[2] = {bidx[0], ibin(L, '+', bidx[1], j)};
   lower_conv_copy(L, each, c, z, group, xbuf, ibin(L, '*', ibin(L, '+', item, j), z->copy));
-  ls_add(L, parent, conv_groups_stmt(L, c, z, bidx, xbuf, item, block));
+  ls_add(L, batched, conv_groups_stmt(L, c, z, bidx, xbuf, item, block));
+  if (apart) {
+    each = loop(L, apart, zero, lx_i(L, block), one, &j);
+    group[1] = ibin(L, '+', bidx[1], j);
+    lower_conv_copy(L, each, c, z, group, xbuf, ibin(L, '*', ibin(L, '+', item, j), z->copy));
+    ls_add(L, each, conv_groups_stmt(L, c, z, group, xbuf, ibin(L, '+', item, j), 1));
+  }
   if (!epilogue) return;
   INode *root = L->K->outs[0];
   Lx *ch, *vars[MAX_RANK] = {bidx[0]};
-  Ls *chans = loop(L, parent, lx_i(L, 0), lx_i(L, block * c->cout), lx_i(L, 1), &ch);
+  Ls *chans = loop(L, parent, zero, lx_i(L, block * c->cout), one, &ch);
   vars[1] = ibin(L, '+', ibin(L, '*', bidx[1], lx_i(L, c->cout)), ch);
   store_planes(L, chans, &root->shape, 2, vars, &root, 1);
 }

@@ -238,8 +238,10 @@ bool conv_plan_winograd_bound(Model *m, const ConvPlan *c, SrcLoc loc, Dim *v, D
 }
 
 int64_t conv_plan_group_block(const ConvPlan *c) {
-  if (c->symbolic || c->winograd || c->groups < 2 || c->cin != 1) return 1;
-  int64_t bytes = 4 * (conv_plan_copy_floats(c) + c->cout * c->oh * c->ow), best = 1;
+  if (c->winograd || c->groups < 2 || c->cin != 1) return 1;
+  /* symbolic: the block that a map of LOOPIR_SYMBOLIC_MAP rows and columns would take at
+   * most; whether its copies fit is decided at run time (conv.c) */
+  int64_t bytes = c->symbolic ? 0 : 4 * (conv_plan_copy_floats(c) + c->cout * c->oh * c->ow), best = 1;
   for (int64_t b = 2; b <= GROUP_BLOCK_MAX && b * bytes <= GROUP_BLOCK_BYTES && c->groups / b >= GROUP_BLOCKS_MIN; b++)
     if (c->groups % b == 0) best = b;
   return best;

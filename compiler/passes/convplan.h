@@ -105,9 +105,13 @@ bool conv_plan_copy_bound(Model *m, const ConvPlan *c, SrcLoc loc, Dim *floats);
  * convolution over the block's groups (a batch of them: one kernel call, not one a channel),
  * then its epilogue.  A block's copies and outputs stay within GROUP_BLOCK_BYTES (in L2);
  * the block divides the groups, into GROUP_BLOCKS_MIN blocks or more (the threads split
- * (image, block) pairs).  1 (a group at a time) on large or symbolic maps. */
+ * (image, block) pairs).  1 (a group at a time) on large maps.  On symbolic maps the block
+ * is the largest such divisor, and it runs batched while its copies and outputs take at most
+ * 1/GROUP_BLOCK_L2_SHARE of L2 at run time (mobilenet_v2 at 224x224 with a 1 MiB L2: its
+ * 28x28 maps and smaller), else a group at a time within the block. */
 #define GROUP_BLOCK_MAX 64
 #define GROUP_BLOCK_BYTES (64 * 1024)
+#define GROUP_BLOCK_L2_SHARE 4
 #define GROUP_BLOCKS_MIN 8
 int64_t conv_plan_group_block(const ConvPlan *c);
 

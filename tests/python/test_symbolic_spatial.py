@@ -7,6 +7,7 @@ import copy
 import os
 import subprocess
 import unittest
+from unittest import mock
 
 import numpy as np
 
@@ -295,6 +296,44 @@ export f(x: f32[N, 8, H, W]) -> (a: f32[N, 16, H, W], b: f32[N, 8, (H + 1) / 2, 
                         L["c9"](p))
             assert_same_everywhere(self, models, lambda m: m.f(x.numpy()), tuple(t.numpy() for t in want),
                                    f"direct convolutions at {h}x{w}")
+
+    DEPTHWISE = """
+d1 = Conv2d(64, 64, 3, padding=1, groups=64)
+d2 = Conv2d(48, 48, 5, stride=2, padding=2, groups=48, bias=false)
+export f(x: f32[N, 64, H, W]) -> (a: f32[N, 64, H, W], b: f32[N, 48, (H + 1) / 2, (W + 1) / 2]) {
+  a = relu6(d1(x))
+  b = d2(x[:, 0:48])
+}
+"""
+
+    def test_depthwise_blocks_at_any_size(self):
+        """Depthwise convolutions on symbolic maps run in blocks of groups (convplan.h
+        conv_plan_group_block: 8 and 6 groups here): batched while the block's copies and
+        outputs fit in a quarter of L2 at run time, else a group at a time, each with the
+        block's epilogue; both ways against PyTorch at small and large maps, 1-3 threads."""
+        torch = torch_or_none()
+        torch.manual_seed(7)
+        d1 = torch.nn.Conv2d(64, 64, 3, padding=1, groups=64)
+        d2 = torch.nn.Conv2d(48, 48, 5, stride=2, padding=2, groups=48, bias=False)
+        tensors = {f"d1.{k}": v for k, v in d1.state_dict().items()}
+        tensors.update({f"d2.{k}": v for k, v in d2.state_dict().items()})
+        weights = nnc.save_safetensors({k: v.numpy() for k, v in tensors.items()}, os.path.join(self.tmp, "w.safetensors"))
+        path = write_model(self.DEPTHWISE, self.tmp, "depthwise")
+        loops = subprocess.run([NNC, "dump", "--stage=loops", path], capture_output=True, text=True, check=True).stdout
+        self.assertIn(" batch=8", loops, "d1's blocks of 8 groups as one batch")
+        self.assertIn(" batch=6", loops, "d2's blocks of 6 groups as one batch")
+        # a quarter of a 16 KiB L2: every map but the smallest runs a group at a time
+        for l2 in (None, 16384):
+            env = {} if l2 is None else {"NNC_PLAN_L2": str(l2)}
+            with mock.patch.dict(os.environ, env):
+                models = {"jit": nnc.compile(path, weights=weights),
+                          "so": nnc.load(compile_so(path, self.tmp, weights, name=f"depthwise_{l2}"))}
+            for h, w in [(1, 1), (3, 5), (7, 7), (14, 14), (13, 31), (40, 33)]:
+                x = torch.randn(2, 64, h, w)
+                with torch.no_grad():
+                    want = (torch.nn.functional.relu6(d1(x)), d2(x[:, 0:48]))
+                assert_same_everywhere(self, models, lambda m: m.f(x.numpy()), tuple(t.numpy() for t in want),
+                                       f"depthwise blocks at {h}x{w}, L2 {l2 or 'the host'}")
 
     WINOGRAD = """
 w1 = Conv2d(8, 16, 3, padding=1)

@@ -574,8 +574,11 @@ WHY_ORT = {
         "ones on row tiles."),
     "mobilenet_v2_anysize": (
         "as resnet18_anysize: its depthwise and 1x1 convolutions run on the same direct and "
-        "row-tile kernels as the pinned build, with run-time sizes; a 1x1 convolution whose input "
-        "outgrows L2 at run time goes to OpenBLAS (symbolic row tiles read B whole)."),
+        "row-tile kernels as the pinned build, with run-time sizes (row tiles at any size of B, "
+        "depthwise convolutions in blocks of groups on small maps since December 2026); what the "
+        "pinned build has beyond them: flat convolutions on 7x7 maps (static sizes only), each "
+        "group's copy in static rows, and 16-float vectors sized to the row (a symbolic 7-column "
+        "row takes a whole 16-float vector)."),
     "lstm_bi": (
         "the second layer's input projection for both directions ([512, 256] x [256, 1024]) and "
         "the recurrent products ([16, 128] x [128, 512] per step) run on row tiles; the limits that "

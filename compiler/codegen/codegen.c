@@ -165,6 +165,7 @@ static LLVMValueRef emit_uncached(Cg *g, Lx *x) {
   case LX_F: return cf32(g, x->f[0]);
   case LX_I: return ci64(g, x->c);
   case LX_VAR: return g->vars[x->var];
+  case LX_CHUNK: return g->par_lo; /* a kernel without a parallel loop is called with 0 */
   case LX_SYM: return emit_sym(g, x->c, x->syms);
   case LX_IBIN: return emit_ibin(g, x);
   case LX_LOAD: return emit_load(g, x);

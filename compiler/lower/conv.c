@@ -169,15 +169,25 @@ static int depthwise_tile_vec(const ConvPlan *c, int tile_vec) {
   return (int)(chunks <= most ? most / chunks * chunks : chunks);
 }
 
-/* The kernel's direct convolution of the (image, group) pairs from `item` on: one, or a
- * batch of `nbatch` groups (their copies `z->copy` floats apart). */
+/* Where an iteration's padded copies go in the scratch slot, in copies: the first of `n`
+ * (a block of groups) at the parallel loop's chunk (LX_CHUNK) times n.  The slot holds a
+ * copy per (image, group) (conv_plan_copy_bound); an iteration is an image or an (image,
+ * block of groups) pair, so chunks that run at once use distinct copies, and a chunk's
+ * iterations reuse theirs while they are in cache: a copy per (image, group) of its own had
+ * every copy's first store miss the cache (mobilenet_v2's 96 copies of 56 KiB a 112x112
+ * layer). */
+static Lx *conv_copy_at(Lower *L, int64_t n) { return ibin(L, '*', lx_chunk(L), lx_i(L, n)); }
+
+/* The kernel's direct convolution of the (image, group) pairs from `item` on, from the copies
+ * from `copy` on (the copy's place in the slot: conv_copy_at): one, or a batch of `nbatch`
+ * groups (their copies `z->copy` floats apart). */
 static Ls *conv_groups_stmt(Lower *L, const ConvPlan *c, const ConvSizes *z, Lx *const *bidx, int xbuf, Lx *item,
-                            int64_t nbatch) {
+                            Lx *copy, int64_t nbatch) {
   INode *g = L->K->gemm, *A = g->in[0];
   const Shape *s = &g->shape;
   int64_t cout = s->d[2].k, ntaps = c->kh * c->kw;
   Lx *y_item = s->d[3].syms ? ibin(L, '*', lx_i(L, cout), lx_dim(L, s->d[3])) : lx_i(L, cout * s->d[3].k);
-  Ls *cv = conv_stmt(L, c->cin, c->lanes, xbuf, ibin(L, '*', item, z->copy), buffer_of(L, A),
+  Ls *cv = conv_stmt(L, c->cin, c->lanes, xbuf, ibin(L, '*', copy, z->copy), buffer_of(L, A),
                      batch_offset(L, s, 2, bidx, &A->shape), L->gemm_cbuf, ibin(L, '*', item, y_item), cout);
   cv->cv.ntaps = ntaps;
   cv->cv.tile_vec = depthwise_tile_vec(c, cv->cv.tile_vec);
@@ -221,7 +231,7 @@ static void lower_conv_group_block(Lower *L, Ls *parent, const ConvPlan *c, cons
   if (parent->k != LS_LOOP || parent->var != bidx[1]->var) unreachable("convolution groups not in their own loop");
   parent->step = lx_i(L, block);
   Lx *zero = lx_i(L, 0), *one = lx_i(L, 1), *j, *v;
-  Lx *item = ibin(L, '+', ibin(L, '*', bidx[0], lx_i(L, c->groups)), bidx[1]);
+  Lx *item = ibin(L, '+', ibin(L, '*', bidx[0], lx_i(L, c->groups)), bidx[1]), *copy = conv_copy_at(L, block);
   Ls *batched = parent, *apart = NULL;
   if (c->symbolic) {
     Lx *bytes = ibin(L, '*', lx_i(L, 4 * block), ibin(L, '+', z->copy, ibin(L, '*', lx_i(L, c->cout), ibin(L, '*', z->oh, z->ow))));
@@ -234,13 +244,13 @@ static void lower_conv_group_block(Lower *L, Ls *parent, const ConvPlan *c, cons
   }
   Ls *each = loop(L, batched, zero, lx_i(L, block), one, &j);
   Lx *group[2] = {bidx[0], ibin(L, '+', bidx[1], j)};
-  lower_conv_copy(L, each, c, z, group, xbuf, ibin(L, '*', ibin(L, '+', item, j), z->copy));
-  ls_add(L, batched, conv_groups_stmt(L, c, z, bidx, xbuf, item, block));
+  lower_conv_copy(L, each, c, z, group, xbuf, ibin(L, '*', ibin(L, '+', copy, j), z->copy));
+  ls_add(L, batched, conv_groups_stmt(L, c, z, bidx, xbuf, item, copy, block));
   if (apart) {
     each = loop(L, apart, zero, lx_i(L, block), one, &j);
     group[1] = ibin(L, '+', bidx[1], j);
-    lower_conv_copy(L, each, c, z, group, xbuf, ibin(L, '*', ibin(L, '+', item, j), z->copy));
-    ls_add(L, each, conv_groups_stmt(L, c, z, group, xbuf, ibin(L, '+', item, j), 1));
+    lower_conv_copy(L, each, c, z, group, xbuf, ibin(L, '*', copy, z->copy));
+    ls_add(L, each, conv_groups_stmt(L, c, z, group, xbuf, ibin(L, '+', item, j), copy, 1));
   }
   if (!epilogue) return;
   INode *root = L->K->outs[0];
@@ -274,7 +284,7 @@ static bool lower_conv_flat(Lower *L, Ls *parent, const ConvPlan *c, const ConvS
   int64_t cols = conv_plan_flat_columns(c), plane = c->oh * c->ow;
   int fbuf = add_buf(L, (LBuf){.k = LB_SLOT, .dtype = DT_F32, .index = L->K->conv_slot[1]});
   Lx *fbase = ibin(L, '*', item, lx_i(L, c->cout * cols));
-  Ls *cv = conv_groups_stmt(L, c, z, bidx, xbuf, item, 1);
+  Ls *cv = conv_groups_stmt(L, c, z, bidx, xbuf, item, conv_copy_at(L, 1), 1);
   cv->cv.y = fbuf;
   cv->cv.y_off = fbase;
   cv->cv.oh = 1;
@@ -307,11 +317,11 @@ bool lower_conv(Lower *L, Ls *parent, const ConvPlan *c, Lx *const *bidx) {
     lower_conv_group_block(L, parent, c, &z, bidx, xbuf, block, !no_epilogue);
     return true;
   }
-  Lx *item = ibin(L, '+', ibin(L, '*', bidx[0], lx_i(L, c->groups)), bidx[1]);
-  Lx *base = ibin(L, '*', item, z.copy);
+  Lx *item = ibin(L, '+', ibin(L, '*', bidx[0], lx_i(L, c->groups)), bidx[1]), *copy = conv_copy_at(L, 1);
+  Lx *base = ibin(L, '*', copy, z.copy);
   lower_conv_copy(L, parent, c, &z, bidx, xbuf, base);
-  if (c->winograd) return lower_winograd(L, parent, c, &z, bidx, xbuf, base, item);
+  if (c->winograd) return lower_winograd(L, parent, c, &z, bidx, xbuf, base, item, copy);
   if (c->flat) return lower_conv_flat(L, parent, c, &z, bidx, xbuf, item);
-  ls_add(L, parent, conv_groups_stmt(L, c, &z, bidx, xbuf, item, 1));
+  ls_add(L, parent, conv_groups_stmt(L, c, &z, bidx, xbuf, item, copy, 1));
   return false;
 }

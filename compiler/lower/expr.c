@@ -60,6 +60,7 @@ Lx *lx(Lower *L, Lx t) {
 Lx *lx_i(Lower *L, int64_t c) { return lx(L, (Lx){.k = LX_I, .c = c}); }
 Lx *lx_f(Lower *L, double f) { return lx(L, (Lx){.k = LX_F, .f = {f}}); }
 Lx *lx_var(Lower *L, int v) { return lx(L, (Lx){.k = LX_VAR, .var = v}); }
+Lx *lx_chunk(Lower *L) { return lx(L, (Lx){.k = LX_CHUNK}); }
 Lx *lx_dim(Lower *L, Dim d) { return d.syms ? lx(L, (Lx){.k = LX_SYM, .c = d.k, .syms = d.syms}) : lx_i(L, d.k); }
 
 /* lo <= x <= hi for integer x, from the static bounds of the kernel's loops (hi INT64_MAX

@@ -22,6 +22,10 @@ typedef enum LxKind {
   LX_ITOF,   /* (float) of integer a[0] */
   LX_FTOI,   /* integer of float a[0], truncated toward zero */
   LX_LOADI,  /* the raw int64 element a[0] of buffer `buf` (an i64 seed) */
+  LX_CHUNK,  /* the first iteration of the parallel loop's chunk this call runs (0 when the
+                kernel has no parallel loop): scratch indexed by it, not by the iteration,
+                is reused by the chunk's iterations one after another, while chunks that run
+                at once use distinct places (conv.c: the padded copies, Winograd's V and M) */
 } LxKind;
 
 typedef struct Lx Lx;

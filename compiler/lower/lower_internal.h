@@ -57,6 +57,7 @@ Lx *lx(Lower *L, Lx t);
 Lx *lx_i(Lower *L, int64_t c);
 Lx *lx_f(Lower *L, double f);
 Lx *lx_var(Lower *L, int v);
+Lx *lx_chunk(Lower *L);
 Lx *lx_dim(Lower *L, Dim d);
 Lx *ibin(Lower *L, int op, Lx *a, Lx *b);       /* integer op, simplified */
 Lx *fop(Lower *L, Op op, Lx *a, Lx *b);         /* float op of ops.def */
@@ -109,7 +110,7 @@ typedef struct ConvSizes {
   Lx *chan, *copy; /* floats of one input channel's planes, of one (image, group)'s copy */
 } ConvSizes;
 bool lower_winograd(Lower *L, Ls *parent, const ConvPlan *c, const ConvSizes *z, Lx *const *bidx, int xbuf, Lx *base,
-                    Lx *item);
+                    Lx *item, Lx *scratch);
 void lower_roi_align(Lower *L, Ls *body);
 void lower_col2im(Lower *L, Ls *body);
 void lower_attention(Lower *L, Ls *body);

@@ -47,9 +47,12 @@ static double gemm_flops(const Ls *s) {
   return 2.0 * (double)m * (double)n * (double)k;
 }
 
-/* Does x use the loop's variable, or a variable confined to its iteration? */
+/* Does x use the loop's variable, or a variable confined to its iteration?  LX_CHUNK counts:
+ * scratch at a chunk's place is the iteration's own while it runs, since the chunk's
+ * iterations run one after another, each writing it before it reads it (conv.c). */
 static bool uses_iteration(const Check *c, const Lx *x) {
   if (!x) return false;
+  if (x->k == LX_CHUNK) return true;
   if (x->k == LX_VAR) return x->var == c->var || (x->var < c->nvars && c->owned[x->var]);
   return uses_iteration(c, x->a[0]) || uses_iteration(c, x->a[1]) || uses_iteration(c, x->a[2]);
 }

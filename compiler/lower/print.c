@@ -59,6 +59,7 @@ static void print_lx(Printer *p, Lx *x) {
   case LX_F: fprintf(out, p->canonical ? "%a" : "%g", x->f[0]); break;
   case LX_I: fprintf(out, "%lld", (long long)x->c); break;
   case LX_VAR: fprintf(out, "i%d", x->var); break;
+  case LX_CHUNK: fprintf(out, "chunk"); break;
   case LX_SYM: fprintf(out, "%lld*sym%x", (long long)x->c, x->syms); break;
   case LX_IBIN:
     fprintf(out, "(");

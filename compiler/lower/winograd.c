@@ -164,7 +164,8 @@ static bool wino_output(Lower *L, Ls *parent, const ConvPlan *c, WinoOut *o, Lx 
   return o->fused;
 }
 
-/* Winograd F(2x2, 3x3) of one (image, group) (convplan.h), from its padded copy at `base`:
+/* Winograd F(2x2, 3x3) of one (image, group) `item` (convplan.h), from its padded copy at
+ * `base`, V and M at their slots' place `scratch` (the copy's: conv.c conv_copy_at):
  *   V[xi, ci, tile] = (B^T d B)[xi]  for the 4x4 input tile d of each 2x2 output tile
  *   M[xi] = U[xi] V[xi]              16 products over the channels (the conv tile kernel, one tap)
  *   C[co, 2ty + i, 2tx + j] = (A^T M[., co, tile] A)[i][j]
@@ -172,12 +173,13 @@ static bool wino_output(Lower *L, Ls *parent, const ConvPlan *c, WinoOut *o, Lx 
  * read every other element, the two output columns stored interleaved); the epilogue then
  * reads C. */
 bool lower_winograd(Lower *L, Ls *parent, const ConvPlan *c, const ConvSizes *z, Lx *const *bidx, int xbuf, Lx *base,
-                    Lx *item) {
+                    Lx *item, Lx *scratch) {
   const Kernel *K = L->K;
   WinoSizes w = wino_sizes(L, c, z);
   int vbuf = add_buf(L, (LBuf){.k = LB_SLOT, .dtype = DT_F32, .index = K->conv_slot[0]});
   int mbuf = add_buf(L, (LBuf){.k = LB_SLOT, .dtype = DT_F32, .index = K->conv_slot[1]});
-  Lx *vbase = ibin(L, '*', item, ibin(L, '*', lx_i(L, 16), w.vs)), *mbase = ibin(L, '*', item, ibin(L, '*', lx_i(L, 16), w.ms));
+  Lx *vbase = ibin(L, '*', scratch, ibin(L, '*', lx_i(L, 16), w.vs));
+  Lx *mbase = ibin(L, '*', scratch, ibin(L, '*', lx_i(L, 16), w.ms));
   wino_input(L, parent, c, z, &w, xbuf, base, vbuf, vbase);
   wino_products(L, parent, c, &w, bidx, vbuf, vbase, mbuf, mbase);
   WinoOut o = {.z = z, .w = &w, .bidx = bidx, .mbuf = mbuf, .mbase = mbase};

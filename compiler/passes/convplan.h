@@ -3,7 +3,8 @@
  * A GEMM kernel whose B operand is the im2col columns of a plain window over an image
  * X [N, C, H, W] (nn_conv2d's weights [G, Cout/G, Cin/G*KH*KW] @ columns) is computed without
  * the KH*KW-fold columns: each (image, group)'s input channels are copied once, zero-padded and
- * split into stride phases, into its own part of the kernel's scratch slot, and the
+ * split into stride phases, into the kernel's scratch slot (the place of its chunk of the
+ * parallel loop: conv.c conv_copy_at), and the
  * convolution multiplies shifted rows of that copy by the weights (lower.c lower_conv, codegen
  * emit_conv).  Phase (ph, pw) of a channel holds X[hh*sh + ph - pad_t, ww*sw + pw - pad_l] at
  * (hh, ww), zero outside X; kernel tap (kh, kw) reads phase ((kh*dh) % sh, (kw*dw) % sw)

@@ -551,7 +551,13 @@ WHY_ORT = {
         "fill 4 vectors of 16 to 77 %, where NCHWc vectors run over channels: 320 -> 1280 at 7x7 "
         "228 us against ORT's 190 alone) and the expansions with few input channels on the large "
         "maps (16 -> 96 at 112x112, `k3`, 8 %: bound by writing 4.8 MB). Alone, every other layer "
-        "shape is faster in nnc (`conv_layers.py`), but ORT's layers chain in NCHWc."),
+        "shape is faster in nnc (`conv_layers.py`), but ORT's layers chain in NCHWc. On 2 threads "
+        "at batch 1, timed kernel by kernel (`NNC_PROFILE`, December 2026, vCPUs 550 ns apart), "
+        "the 112x112 and 56x56 layers take 1.3-1.7x their 1-thread time and the 14x14 and 7x7 ones "
+        "0.65-0.8x, so the entry gains nothing: the depthwise convolutions split their channels "
+        "and the 1x1 ones their columns between the threads, so each of those large layers reads "
+        "about half its input from the other core's cache (the likely cause; the small layers' "
+        "inputs fit in both cores' caches)."),
     "convnext_toy": (
         "its 7x7 depthwise convolutions on 16x16 to 4x4 maps and the blocks' Linear layers "
         "(`k10.gemm`, 32 -> 128 per pixel). ORT: NCHWc depthwise Conv, its fused "

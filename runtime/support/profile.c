@@ -55,8 +55,11 @@ static double per_call_us(const nnc_prof_site *k) {
 /* One entry's table: its kernels by total time, and the time outside them. */
 static void print_entry(FILE *f, const nnc_prof_site *e, nnc_prof_site **kernels, size_t n) {
   double total = (double)(e->calls > 1 ? e->ns - e->first_ns : e->ns);
-  fprintf(f, "nnc profile (pid %ld): %s, %llu calls, %.1f us a call after the first (%.1f us)\n", (long)getpid(),
-          e->name, (unsigned long long)e->calls, per_call_us(e), (double)e->first_ns / 1e3);
+  if (e->calls < 2)
+    fprintf(f, "nnc profile (pid %ld): %s, 1 call, %.1f us\n", (long)getpid(), e->name, per_call_us(e));
+  else
+    fprintf(f, "nnc profile (pid %ld): %s, %llu calls, %.1f us a call after the first (%.1f us)\n", (long)getpid(),
+            e->name, (unsigned long long)e->calls, per_call_us(e), (double)e->first_ns / 1e3);
   fprintf(f, "  %7s %12s %10s  %s\n", "share", "us a call", "calls", "kernel");
   qsort(kernels, n, sizeof *kernels, by_time);
   double inside = 0;

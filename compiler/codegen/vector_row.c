@@ -403,8 +403,9 @@ static void runtime_row_vectors(Cg *g, const Ls *s, LLVMValueRef lo, LLVMValueRe
 
 /* Columns [lo, hi) of a row of run-time length (a padded copy's row on symbolic sizes), n of
  * them: as vectors of `lanes` floats when it has that many columns (runtime_row_vectors),
- * else of half as many, down to 4 floats; a row of fewer columns one by one.  (A 7x7 map's
- * copy took one store a column: 160 of the 7x7 depthwise convolutions' 190 ns a channel.) */
+ * else of 4 floats; a row of fewer columns one by one.  (A 7x7 map's copy took one store a
+ * column.  Vectors of 8 between them added a third copy of every row's code: symbolic
+ * mobilenet_v2 took a quarter longer to compile.) */
 static void runtime_row(Cg *g, const Ls *s, int lanes, LLVMValueRef lo, LLVMValueRef hi, LLVMValueRef n) {
   if (lanes < 4) {
     columns_from(g, s, lo, hi);
@@ -424,7 +425,7 @@ static void runtime_row(Cg *g, const Ls *s, int lanes, LLVMValueRef lo, LLVMValu
   g->vec_row = outer;
   LLVMBuildBr(g->b, done);
   LLVMPositionBuilderAtEnd(g->b, shorter);
-  runtime_row(g, s, lanes / 2, lo, hi, n);
+  runtime_row(g, s, lanes > 4 ? 4 : 0, lo, hi, n);
   LLVMBuildBr(g->b, done);
   LLVMPositionBuilderAtEnd(g->b, done);
 }

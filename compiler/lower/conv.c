@@ -232,26 +232,30 @@ static void lower_conv_group_block(Lower *L, Ls *parent, const ConvPlan *c, cons
   parent->step = lx_i(L, block);
   Lx *zero = lx_i(L, 0), *one = lx_i(L, 1), *j, *v;
   Lx *item = ibin(L, '+', ibin(L, '*', bidx[0], lx_i(L, c->groups)), bidx[1]), *copy = conv_copy_at(L, block);
-  Ls *batched = parent, *apart = NULL;
+  Lx *fits = one; /* 1 batched, 0 a group at a time */
   if (c->symbolic) {
     Lx *bytes = ibin(L, '*', lx_i(L, 4 * block), ibin(L, '+', z->copy, ibin(L, '*', lx_i(L, c->cout), ibin(L, '*', z->oh, z->ow))));
     int64_t budget = target_host_caches().l2 / GROUP_BLOCK_L2_SHARE;
     Lx *room = ibin(L, '-', lx_i(L, budget + 1), bytes); /* >= 1 when they fit */
-    Lx *fits = ibin(L, 'M', ibin(L, 'm', room, one), zero);
-    batched = loop(L, parent, zero, fits, one, &v);
-    apart = loop(L, parent, zero, ibin(L, '-', one, fits), one, &v);
-    batched->rolled = batched->scalar = apart->rolled = apart->scalar = true;
+    fits = ibin(L, 'M', ibin(L, 'm', room, one), zero);
   }
-  Ls *each = loop(L, batched, zero, lx_i(L, block), one, &j);
+  /* group j's copy: the block's j-th when batched, else the one copy each group reuses (one
+   * copy loop serves both ways: a second one doubled the copy's code and compile time) */
+  Ls *each = loop(L, parent, zero, lx_i(L, block), one, &j);
   Lx *group[2] = {bidx[0], ibin(L, '+', bidx[1], j)};
-  lower_conv_copy(L, each, c, z, group, xbuf, ibin(L, '*', ibin(L, '+', copy, j), z->copy));
-  ls_add(L, batched, conv_groups_stmt(L, c, z, bidx, xbuf, item, copy, block));
-  if (apart) {
-    each = loop(L, apart, zero, lx_i(L, block), one, &j);
-    group[1] = ibin(L, '+', bidx[1], j);
-    lower_conv_copy(L, each, c, z, group, xbuf, ibin(L, '*', copy, z->copy));
-    ls_add(L, each, conv_groups_stmt(L, c, z, group, xbuf, ibin(L, '+', item, j), copy, 1));
+  Lx *at = fits == one ? ibin(L, '+', copy, j) : ibin(L, '+', copy, ibin(L, '*', j, fits));
+  lower_conv_copy(L, each, c, z, group, xbuf, ibin(L, '*', at, z->copy));
+  if (fits != one) {
+    Ls *apart = loop(L, each, zero, ibin(L, '-', one, fits), one, &v);
+    apart->rolled = apart->scalar = true;
+    ls_add(L, apart, conv_groups_stmt(L, c, z, group, xbuf, ibin(L, '+', item, j), copy, 1));
   }
+  Ls *batched = parent;
+  if (fits != one) {
+    batched = loop(L, parent, zero, fits, one, &v);
+    batched->rolled = batched->scalar = true;
+  }
+  ls_add(L, batched, conv_groups_stmt(L, c, z, bidx, xbuf, item, copy, block));
   if (!epilogue) return;
   INode *root = L->K->outs[0];
   Lx *ch, *vars[MAX_RANK] = {bidx[0]};

@@ -40,21 +40,20 @@ void nnc_rt_prof_end(nnc_prof_site *site, uint64_t t0) {
   while (!__atomic_compare_exchange_n(&sites, &head, site, true, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE));
 }
 
-static int by_time(const void *a, const void *b) {
-  const nnc_prof_site *p = *(nnc_prof_site *const *)a, *q = *(nnc_prof_site *const *)b;
-  uint64_t x = p->ns - (p->calls > 1 ? p->first_ns : 0), y = q->ns - (q->calls > 1 ? q->first_ns : 0);
-  return x < y ? 1 : x > y ? -1 : 0;
-}
+/* A site's time and calls, the first call left out when there are others. */
+static uint64_t steady_ns(const nnc_prof_site *k) { return k->calls > 1 ? k->ns - k->first_ns : k->ns; }
+static uint64_t steady_calls(const nnc_prof_site *k) { return k->calls > 1 ? k->calls - 1 : 1; }
 
-/* Per call, the first one left out when there are others. */
-static double per_call_us(const nnc_prof_site *k) {
-  if (k->calls < 2) return (double)k->ns / 1e3;
-  return (double)(k->ns - k->first_ns) / 1e3 / (double)(k->calls - 1);
+static double per_call_us(const nnc_prof_site *k) { return (double)steady_ns(k) / 1e3 / (double)steady_calls(k); }
+
+static int by_time(const void *a, const void *b) {
+  uint64_t x = steady_ns(*(nnc_prof_site *const *)a), y = steady_ns(*(nnc_prof_site *const *)b);
+  return x < y ? 1 : x > y ? -1 : 0;
 }
 
 /* One entry's table: its kernels by total time, and the time outside them. */
 static void print_entry(FILE *f, const nnc_prof_site *e, nnc_prof_site **kernels, size_t n) {
-  double total = (double)(e->calls > 1 ? e->ns - e->first_ns : e->ns);
+  double total = (double)steady_ns(e);
   if (e->calls < 2)
     fprintf(f, "nnc profile (pid %ld): %s, 1 call, %.1f us\n", (long)getpid(), e->name, per_call_us(e));
   else
@@ -65,15 +64,15 @@ static void print_entry(FILE *f, const nnc_prof_site *e, nnc_prof_site **kernels
   double inside = 0;
   for (size_t i = 0; i < n; i++) {
     const nnc_prof_site *k = kernels[i];
-    double ns = (double)(e->calls > 1 && k->calls > 1 ? k->ns - k->first_ns : k->ns);
+    double ns = (double)steady_ns(k);
     inside += ns;
     fprintf(f, "  %6.1f%% %12.2f %10llu  %s\n", total > 0 ? 100 * ns / total : 0, per_call_us(k),
             (unsigned long long)k->calls, k->name);
   }
   /* the entry's own work: buffer addresses, and the calls' set-up */
-  double outside = total > inside ? total - inside : 0, calls = e->calls > 1 ? (double)(e->calls - 1) : 1;
+  double outside = total > inside ? total - inside : 0;
   fprintf(f, "  %6.1f%% %12.2f %10s  (outside the kernels)\n", total > 0 ? 100 * outside / total : 0,
-          outside / 1e3 / calls, "");
+          outside / 1e3 / (double)steady_calls(e), "");
 }
 
 static void print_profile(FILE *f, nnc_prof_site **all, size_t n) {

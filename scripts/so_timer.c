@@ -25,6 +25,7 @@ typedef nnc_ctx *(*open_fn)(const nnc_model_desc *, const char *, char *, size_t
 typedef void (*close_fn)(nnc_ctx *);
 typedef int (*call_fn)(nnc_ctx *, int, void *const *, const int64_t *);
 typedef const char *(*error_fn)(const nnc_ctx *);
+typedef int (*derive_fn)(const nnc_sym_rule *, int, const char *const *, uint32_t, int64_t *, char *, size_t);
 
 typedef struct Array {
   int dtype; /* enum nnc_dtype */
@@ -178,12 +179,14 @@ int main(int argc, char **argv) {
   close_fn ctx_close;
   call_fn ctx_call;
   error_fn ctx_error;
+  derive_fn derive;
   *(void **)&info = dlsym(h, "nnc_model_info");
   *(void **)&ctx_open = dlsym(h, "nnc_ctx_open");
   *(void **)&ctx_close = dlsym(h, "nnc_ctx_close");
   *(void **)&ctx_call = dlsym(h, "nnc_ctx_call");
   *(void **)&ctx_error = dlsym(h, "nnc_ctx_error");
-  if (!info || !ctx_open || !ctx_close || !ctx_call || !ctx_error)
+  *(void **)&derive = dlsym(h, "nnc_derive_syms");
+  if (!info || !ctx_open || !ctx_close || !ctx_call || !ctx_error || !derive)
     fail("%s does not export the nnc model ABI", lib);
   const nnc_model_desc *m = info();
   if (m->abi_version != NNC_MODEL_ABI) fail("%s: unsupported ABI version", lib);
@@ -209,6 +212,13 @@ int main(int argc, char **argv) {
       fail("input '%s': wrong dtype or rank (%s)", name, path);
   }
   bind_syms(m, e, arrs, syms);
+  /* the dims derived from those (an output's (H + 1) / 2), as the library computes them */
+  uint32_t used = 0;
+  for (int i = 0; i < nargs; i++)
+    for (int d = 0; d < e->args[i].rank; d++) used |= (uint32_t)e->args[i].dims[d].syms;
+  char derr[512] = "";
+  if (m->sym_rules && derive(m->sym_rules, m->n_syms, m->sym_names, used, syms, derr, sizeof derr) != 0)
+    fail("%s", derr);
   for (int i = e->n_in; i < nargs; i++) {
     Array *a = &arrs[i];
     a->dtype = e->args[i].dtype;

@@ -2,16 +2,18 @@
  *
  * A loop marked vector_row (lower.c: a short static innermost loop, such as the output
  * columns of a pooling window or a row of Winograd tiles) whose body only stores is emitted
- * as a few vectors, the last one masked, instead of a loop: LLVM unrolls such a short row and then gathers its stride-2 loads one element at a time.  Every
- * expression in the row is either uniform (it does not depend on the row's variable:
- * computed once, as a scalar) or varying; a varying integer must be affine in the variable
- * (value at the vector's first column + stride * lane), a varying load must read
- * contiguous (stride 1) or every other (stride 2) element, or interleave two contiguous halves;
+ * as a few vectors, the last one masked, instead of a loop: LLVM unrolls such a short row
+ * and then gathers its stride-2 loads one element at a time.  Every expression in the row is
+ * either uniform (it does not depend on the row's variable: computed once, as a scalar) or
+ * varying; a varying integer must be affine in the variable (value at the vector's first
+ * column + stride * lane), a varying load must read contiguous (stride 1) or every other
+ * (stride 2) element, or interleave two contiguous halves, or be a padded column
+ * (guarded_column: read masked);
  * a varying store writes contiguous elements, an even/odd pair of columns (interleaved), or
  * elements a fixed stride apart (lane by lane).
- * A row of run-time length (conv.c: a padded copy's row on symbolic sizes) runs as whole
- * vectors in a loop, its last columns as one more whole vector overlapping the one before
- * (emit_runtime_vector_row); a row shorter than a vector as narrower ones (runtime_row).
+ * A row of run-time length (conv.c: a padded copy's row on symbolic sizes; winograd.c: a
+ * row of tiles) runs as whole vectors in a loop, its last columns as one masked vector
+ * (runtime_row).
  * A row that does not qualify is emitted as a plain loop (loops.c).  The whole blocks of a
  * lane reduction (loops.c) take the same path when their value vectorizes
  * (lane_blocks_as_vectors).  The masked vector loads and stores here serve conv_tile.c too. */
@@ -27,7 +29,10 @@ struct VecRow {
   int var, lanes;
   LLVMTypeRef vt, it;            /* <lanes x float>, <lanes x i64> */
   int64_t valid;                 /* columns in the current vector */
+  LLVMValueRef nvalid;           /* their number at run time (a run-time row's last vector,
+                                    masked), or NULL: `valid` */
   LLVMValueRef mask;             /* lane < valid, or NULL when every lane is valid */
+  LLVMValueRef end;              /* a run-time row: its end */
   struct { const Lx *x; LLVMValueRef v; } memo[VEC_MEMO];
   int nmemo;
 };
@@ -94,6 +99,61 @@ static bool is_condition(const Lx *c) {
   return c->k == LX_IBIN && (c->op == '<' || c->op == '=' || c->op == '&');
 }
 
+/* x = min(max(y, 0), top) or max(min(y, top), 0) (expr.c clamp, clamp_dim): y and top. */
+static bool clamp_of(const Lx *x, Lx **y, Lx **top) {
+  if (x->k != LX_IBIN) return false;
+  Lx *in = x->a[0], *b = x->a[1];
+  if (in->k != LX_IBIN) return false;
+  if (x->op == 'm' && in->op == 'M' && in->a[1]->k == LX_I && in->a[1]->c == 0) {
+    *y = in->a[0], *top = b;
+    return true;
+  }
+  if (x->op == 'M' && in->op == 'm' && b->k == LX_I && b->c == 0) {
+    *y = in->a[0], *top = in->a[1];
+    return true;
+  }
+  return false;
+}
+
+/* Is u = top + 1 (a constant, or top written as u - 1)? */
+static bool one_past(const Lx *u, const Lx *top) {
+  if (u->k == LX_I && top->k == LX_I) return top->c == u->c - 1;
+  return top->k == LX_IBIN && top->op == '-' && top->a[0] == u && top->a[1]->k == LX_I && top->a[1]->c == 1;
+}
+
+/* Does condition c, a conjunction, include -1 < y and y < top + 1 (*lo, *hi: found)? */
+static void find_guard(const Lx *c, const Lx *y, const Lx *top, bool *lo, bool *hi, int depth) {
+  if (c->k != LX_IBIN || depth > VEC_DEPTH) return;
+  if (c->op == '&') {
+    find_guard(c->a[0], y, top, lo, hi, depth + 1);
+    find_guard(c->a[1], y, top, lo, hi, depth + 1);
+  } else if (c->op == '<') {
+    *lo |= c->a[0]->k == LX_I && c->a[0]->c == -1 && c->a[1] == y;
+    *hi |= c->a[0] == y && one_past(c->a[1], top);
+  }
+}
+
+/* A padded column (value.c window_value: a pooling window's point): select(c, b[rest +
+ * clamp(y, 0, top)], f) with y every column or every other one and c false wherever y is
+ * outside [0, top].  Its vectors read b[rest + y] with those lanes masked (they are not
+ * read), instead of gathering the clamped columns one by one. */
+typedef struct Guarded {
+  Lx *rest, *y, *top;
+  int64_t st;
+} Guarded;
+
+static bool guarded_column(const Cg *g, const Lx *sel, int var, Guarded *gd) {
+  const Lx *ld = sel->a[1], *idx = ld->a[0];
+  bool lo = false, hi = false;
+  if (ld->k != LX_LOAD || g->le->bufs[ld->buf].dtype != DT_F32 || idx->k != LX_IBIN || idx->op != '+' ||
+      varies(idx->a[0], var, 0) || !clamp_of(idx->a[1], &gd->y, &gd->top) || varies(gd->top, var, 0) ||
+      !stride_of(gd->y, var, &gd->st, 0) || (gd->st != 1 && gd->st != 2))
+    return false;
+  gd->rest = idx->a[0];
+  find_guard(sel->a[0], gd->y, gd->top, &lo, &hi, 0);
+  return lo && hi;
+}
+
 static bool vec_value_ok(const Cg *g, const Lx *x, int var, int depth);
 
 static bool vec_cond_ok(const Cg *g, const Lx *c, int var, int depth) {
@@ -111,9 +171,12 @@ static bool vec_value_ok(const Cg *g, const Lx *x, int var, int depth) {
   switch (x->k) {
   case LX_LOAD: return g->le->bufs[x->buf].dtype == DT_F32 && vec_load_ok(x->a[0], var);
   case LX_ITOF: return stride_of(x->a[0], var, &st, depth + 1);
-  case LX_SELECT:
-    return vec_cond_ok(g, x->a[0], var, depth + 1) && vec_value_ok(g, x->a[1], var, depth + 1) &&
+  case LX_SELECT: {
+    Guarded gd;
+    return vec_cond_ok(g, x->a[0], var, depth + 1) &&
+           (guarded_column(g, x, var, &gd) || vec_value_ok(g, x->a[1], var, depth + 1)) &&
            vec_value_ok(g, x->a[2], var, depth + 1);
+  }
   case LX_OP:
     for (int k = 0; k < 3; k++)
       if (x->a[k] && !vec_value_ok(g, x->a[k], var, depth + 1)) return false;
@@ -147,9 +210,10 @@ static bool reads_other(const Lx *x, int buf, const Lx *idx, int depth) {
 
 /* Does x load two interleaved halves (halves_of) along var? */
 static bool reads_halves(const Lx *x, int var, int depth) {
-  int64_t st;
+  int64_t st, a, b;
   if (!x || depth > VEC_DEPTH) return false;
-  if (x->k == LX_LOAD && varies(x->a[0], var, depth) && !stride_of(x->a[0], var, &st, 0)) return true;
+  if (x->k == LX_LOAD && varies(x->a[0], var, depth) && !stride_of(x->a[0], var, &st, 0) && halves_of(x->a[0], var, &a, &b, 0))
+    return true;
   return reads_halves(x->a[0], var, depth + 1) || reads_halves(x->a[1], var, depth + 1) ||
          reads_halves(x->a[2], var, depth + 1);
 }
@@ -219,6 +283,32 @@ LLVMValueRef lane_mask(Cg *g, int lanes, int64_t mul, int64_t add, int64_t limit
   return LLVMConstVector(e, (unsigned)lanes);
 }
 
+/* The low min(max(m, 0), lanes) bits of an i64 (lanes <= 32). */
+static LLVMValueRef low_bits(Cg *g, LLVMValueRef m, int lanes) {
+  LLVMValueRef low = ci64(g, 0), high = ci64(g, lanes);
+  m = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, m, low, ""), low, m, "");
+  m = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSGT, m, high, ""), high, m, "");
+  return LLVMBuildSub(g->b, LLVMBuildShl(g->b, ci64(g, 1), m, ""), ci64(g, 1), "");
+}
+
+/* Bit l of an i64 as lane l of a <lanes x i1> mask. */
+static LLVMValueRef bits_mask(Cg *g, LLVMValueRef bits, int lanes) {
+  LLVMTypeRef in = LLVMIntTypeInContext(g->ctx, (unsigned)lanes);
+  return LLVMBuildBitCast(g->b, LLVMBuildTrunc(g->b, bits, in, ""), LLVMVectorType(LLVMInt1TypeInContext(g->ctx), (unsigned)lanes), "");
+}
+
+/* The lanes l of r's vector with l + add < k * (its valid columns) + c, as bits: an integer's
+ * low bits (a compare of lane numbers took a dozen instructions a mask; a stride-2 copy's
+ * rows, 30 columns, ran a third slower). */
+static LLVMValueRef row_bits(Cg *g, const VecRow *r, int64_t add, int64_t k, int64_t c) {
+  LLVMValueRef n = r->nvalid ? r->nvalid : ci64(g, r->valid);
+  return low_bits(g, LLVMBuildNSWAdd(g->b, LLVMBuildNSWMul(g->b, n, ci64(g, k), ""), ci64(g, c - add), ""), r->lanes);
+}
+
+static LLVMValueRef lanes_below(Cg *g, const VecRow *r, int64_t add, int64_t k, int64_t c) {
+  return bits_mask(g, row_bits(g, r, add, k, c), r->lanes);
+}
+
 static LLVMValueRef masked_mem(Cg *g, const char *name, LLVMTypeRef vt, LLVMValueRef *args, int n) {
   unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
   LLVMTypeRef ty[2] = {vt, g->ptr};
@@ -259,6 +349,25 @@ static LLVMValueRef vec_int(Cg *g, VecRow *r, Lx *x) {
   return st ? LLVMBuildAdd(g->b, base, lane_constants(g, g->i64, r->lanes, st, 0), "") : base;
 }
 
+/* A padded column's load (guarded_column): the span's elements e (column y0 + e) of b[rest +
+ * y0 + e] that the row has and that lie in [0, top]; every other element when st = 2. */
+static LLVMValueRef guarded_load(Cg *g, VecRow *r, const Lx *ld, const Guarded *gd) {
+  LLVMValueRef y0 = emit(g, gd->y), past = LLVMBuildNSWSub(g->b, LLVMBuildNSWAdd(g->b, emit(g, gd->top), ci64(g, 1), ""), y0, "");
+  LLVMValueRef before = LLVMBuildNSWSub(g->b, ci64(g, 0), y0, "");
+  LLVMValueRef p = gep_f32(g, g->bufs[ld->buf], LLVMBuildNSWAdd(g->b, emit(g, gd->rest), y0, ""));
+  LLVMValueRef part[2];
+  int nparts = gd->st == 2 && (r->nvalid || 2 * r->valid - 1 > r->lanes) ? 2 : 1;
+  for (int k = 0; k < nparts; k++) { /* elements [off, off + lanes) of the span */
+    LLVMValueRef off = ci64(g, (int64_t)k * r->lanes);
+    LLVMValueRef inside = LLVMBuildAnd(g->b, low_bits(g, LLVMBuildNSWSub(g->b, past, off, ""), r->lanes),
+                                       LLVMBuildNot(g->b, low_bits(g, LLVMBuildNSWSub(g->b, before, off, ""), r->lanes), ""), "");
+    LLVMValueRef bits = LLVMBuildAnd(g->b, inside, row_bits(g, r, (int64_t)k * r->lanes, gd->st, 1 - gd->st), "");
+    part[k] = load_vector(g, r->vt, gep_f32(g, p, off), bits_mask(g, bits, r->lanes), ld->buf);
+  }
+  if (gd->st == 1) return part[0];
+  return LLVMBuildShuffleVector(g->b, part[0], nparts == 2 ? part[1] : LLVMGetUndef(r->vt), lane_constants(g, g->i32, r->lanes, 2, 0), "");
+}
+
 static LLVMValueRef vec_value(Cg *g, VecRow *r, Lx *x);
 
 static LLVMValueRef vec_cond(Cg *g, VecRow *r, Lx *c) {
@@ -280,6 +389,12 @@ static LLVMValueRef vec_value_uncached(Cg *g, VecRow *r, Lx *x) {
       return LLVMBuildShuffleVector(g->b, even, odd, interleave_lanes(g, r->lanes, 0), "");
     }
     if (st == 1) return load_vector(g, r->vt, p, r->mask, x->buf);
+    if (r->nvalid) { /* every other element of a span of 2 * valid - 1: the span's part of the
+                        2 * lanes elements from p, masked, then their even elements */
+      LLVMValueRef lo = load_vector(g, r->vt, p, lanes_below(g, r, 0, 2, -1), x->buf);
+      LLVMValueRef hi = load_vector(g, r->vt, gep_f32(g, p, ci64(g, r->lanes)), lanes_below(g, r, r->lanes, 2, -1), x->buf);
+      return LLVMBuildShuffleVector(g->b, lo, hi, lane_constants(g, g->i32, r->lanes, 2, 0), "");
+    }
     /* every other element of the span p[0, span): two whole vectors, the first and the last
      * `lanes` elements of the span, then the even elements of both.  Nothing beyond the span
      * is touched; a span shorter than a vector is one masked load.  (Masking the second
@@ -301,7 +416,11 @@ static LLVMValueRef vec_value_uncached(Cg *g, VecRow *r, Lx *x) {
     return LLVMBuildShuffleVector(g->b, lo, hi, LLVMConstVector(ix, (unsigned)r->lanes), "");
   }
   case LX_ITOF: return LLVMBuildSIToFP(g->b, vec_int(g, r, x->a[0]), r->vt, "");
-  case LX_SELECT: return LLVMBuildSelect(g->b, vec_cond(g, r, x->a[0]), vec_value(g, r, x->a[1]), vec_value(g, r, x->a[2]), "");
+  case LX_SELECT: {
+    Guarded gd;
+    LLVMValueRef t = guarded_column(g, x, r->var, &gd) ? guarded_load(g, r, x->a[1], &gd) : vec_value(g, r, x->a[1]);
+    return LLVMBuildSelect(g->b, vec_cond(g, r, x->a[0]), t, vec_value(g, r, x->a[2]), "");
+  }
   case LX_OP: {
     LLVMValueRef a[3] = {0};
     for (int k = 0; k < 3; k++)
@@ -323,6 +442,16 @@ static LLVMValueRef vec_value(Cg *g, VecRow *r, Lx *x) {
   return v;
 }
 
+/* Lanes of v to p[st * lane], those below r's run-time count (a masked scatter). */
+static void scatter_vector(Cg *g, const VecRow *r, LLVMValueRef v, LLVMValueRef p, int64_t st, int buf) {
+  LLVMValueRef at = lane_constants(g, g->i64, r->lanes, st, 0);
+  LLVMValueRef ptrs = LLVMBuildGEP2(g->b, g->f32, p, &at, 1, "");
+  LLVMTypeRef ty[2] = {r->vt, LLVMTypeOf(ptrs)};
+  unsigned id = LLVMLookupIntrinsicID("llvm.masked.scatter", strlen("llvm.masked.scatter"));
+  LLVMValueRef args[] = {v, ptrs, LLVMConstInt(g->i32, 4, 0), lanes_below(g, r, 0, 1, 0)};
+  buffer_access(g, LLVMBuildCall2(g->b, LLVMIntrinsicGetType(g->ctx, id, ty, 2), LLVMGetIntrinsicDeclaration(g->mod, id, ty, 2), args, 4, ""), buf);
+}
+
 /* The stores of row s for the vector of columns from g->vars[s->var] (r->valid of them). */
 static void vector_row_columns(Cg *g, const Ls *s, VecRow *r) {
   int lanes = r->lanes;
@@ -336,6 +465,10 @@ static void vector_row_columns(Cg *g, const Ls *s, VecRow *r) {
       store_vector(g, r->vt, v, p, r->mask, b->buf);
       continue;
     }
+    if (!pair_at(s, i, st) && r->nvalid) { /* elements st apart, below the run-time count */
+      scatter_vector(g, r, v, p, st, b->buf);
+      continue;
+    }
     if (!pair_at(s, i, st)) { /* lane by lane */
       for (int64_t l = 0; l < r->valid; l++)
         LLVMSetAlignment(buffer_access(g, LLVMBuildStore(g->b, LLVMBuildExtractElement(g->b, v, LLVMConstInt(g->i32, (unsigned long long)l, 0), ""),
@@ -345,11 +478,12 @@ static void vector_row_columns(Cg *g, const Ls *s, VecRow *r) {
     /* a pair: lanes (even[0], odd[0], even[1], odd[1], ...) in two vectors */
     LLVMValueRef odd = vec_value(g, r, s->body[++i]->val);
     int64_t n = 2 * r->valid;
-    store_vector(g, r->vt, LLVMBuildShuffleVector(g->b, v, odd, interleave_lanes(g, lanes, 0), ""), p,
-                 n < lanes ? lane_mask(g, lanes, 1, 0, n) : NULL, b->buf);
-    if (n > lanes)
+    LLVMValueRef first = r->nvalid ? lanes_below(g, r, 0, 2, 0) : n < lanes ? lane_mask(g, lanes, 1, 0, n) : NULL;
+    store_vector(g, r->vt, LLVMBuildShuffleVector(g->b, v, odd, interleave_lanes(g, lanes, 0), ""), p, first, b->buf);
+    if (n > lanes) /* (a masked last vector: its mask may leave every lane out) */
       store_vector(g, r->vt, LLVMBuildShuffleVector(g->b, v, odd, interleave_lanes(g, lanes, lanes / 2), ""),
-                   gep_f32(g, p, ci64(g, lanes)), n < 2 * lanes ? lane_mask(g, lanes, 1, lanes, n) : NULL, b->buf);
+                   gep_f32(g, p, ci64(g, lanes)),
+                   r->nvalid ? lanes_below(g, r, lanes, 2, 0) : n < 2 * lanes ? lane_mask(g, lanes, 1, lanes, n) : NULL, b->buf);
   }
 }
 
@@ -361,83 +495,78 @@ static void vector_at(Cg *g, const Ls *s, LLVMValueRef j0) {
   scope_pop(g, parent);
 }
 
-/* Column j of row s, as the plain loop computes it. */
-static void column_at(Cg *g, const Ls *s, LLVMValueRef j) {
-  int parent = scope_push(g);
-  g->vars[s->var] = j;
-  for (int i = 0; i < s->nbody; i++) emit_stmt(g, s->body[i]);
-  scope_pop(g, parent);
+/* Columns [lo, hi) of a row of run-time length (a padded copy's row, a row of Winograd
+ * tiles on symbolic sizes): a loop over its whole vectors, then the columns left (fewer than
+ * a vector) as one masked vector.  The lanes past the row's end are neither read nor
+ * written, so the row may read what it stores.  (Its code is there twice; the whole vectors
+ * of an overlapping last one, then vectors of 4 and single columns for rows shorter than a
+ * vector, had it seven times: symbolic resnet18 took twice as long to compile with its
+ * Winograd rows as vectors.) */
+/* The vector of row s from column j, masked to the columns before the row's end (r->end). */
+static void masked_vector_at(Cg *g, const Ls *s, LLVMValueRef j) {
+  VecRow *r = g->vec_row;
+  r->nvalid = LLVMBuildNSWSub(g->b, r->end, j, "");
+  r->mask = lanes_below(g, r, 0, 1, 0);
+  vector_at(g, s, j);
+  r->nvalid = r->mask = NULL;
 }
 
-/* Columns [from, hi) of row s one by one, as the plain loop computes them. */
-static void columns_from(Cg *g, const Ls *s, LLVMValueRef from, LLVMValueRef hi) {
-  static const LoopNames names = {"row_rest", "row_column", "row_rest_done", "j"};
-  CountedLoop l = loop_open(g, from, hi, &names);
-  column_at(g, s, l.i);
-  loop_hints(g, loop_close(g, &l, ci64(g, 1)), false, true, 0);
+/* A block that runs body(g, s, at) when cond holds. */
+static void emit_if(Cg *g, LLVMValueRef cond, void (*body)(Cg *, const Ls *, LLVMValueRef), const Ls *s, LLVMValueRef at) {
+  LLVMBasicBlockRef then = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "row_vector");
+  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "row_vector_done");
+  LLVMBuildCondBr(g->b, cond, then, done);
+  LLVMPositionBuilderAtEnd(g->b, then);
+  body(g, s, at);
+  LLVMBuildBr(g->b, done);
+  LLVMPositionBuilderAtEnd(g->b, done);
 }
 
 /* The vectors of a run-time row of n >= lanes columns from lo: the first one, the loop over the
  * other whole ones, then the columns left (fewer than a vector) as one more whole vector
  * ending at the row's end, over columns already stored: they get the same values again,
- * unless the row reads what it stores (then one by one).  Masked vectors would cost more: a
- * masked store is slow on some cores (Zen 2).  The first vector outside the loop: a row of
- * one or two vectors (a padded copy's row of 14 columns, its zero padding) runs no loop,
- * which LLVM would have made a memset or memcpy call. */
+ * unless the row reads what it stores (then that vector is masked to the columns left).
+ * The first vector outside the loop: a row of one or two vectors (a padded copy's row of 30
+ * columns, its zero padding) runs no loop, which LLVM would have made a memset or memcpy
+ * call; masking every vector instead cost a stride-2 copy half its time again. */
 static void runtime_row_vectors(Cg *g, const Ls *s, LLVMValueRef lo, LLVMValueRef hi, LLVMValueRef whole_end) {
   int lanes = g->vec_row->lanes;
   vector_at(g, s, lo);
   counted_loop(g, LLVMBuildNSWAdd(g->b, lo, ci64(g, lanes), ""), whole_end, ci64(g, lanes), vector_at, s);
-  if (reads_own_store(s)) {
-    columns_from(g, s, whole_end, hi);
-    return;
-  }
-  LLVMBasicBlockRef last = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "row_last_vector");
-  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "row_vectors_done");
-  LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, whole_end, hi, ""), last, done);
-  LLVMPositionBuilderAtEnd(g->b, last);
-  vector_at(g, s, LLVMBuildNSWSub(g->b, hi, ci64(g, lanes), ""));
-  LLVMBuildBr(g->b, done);
-  LLVMPositionBuilderAtEnd(g->b, done);
+  LLVMValueRef rest = LLVMBuildICmp(g->b, LLVMIntSLT, whole_end, hi, "");
+  if (reads_own_store(s)) emit_if(g, rest, masked_vector_at, s, whole_end);
+  else emit_if(g, rest, vector_at, s, LLVMBuildNSWSub(g->b, hi, ci64(g, lanes), ""));
 }
 
-/* Columns [lo, hi) of a row of run-time length (a padded copy's row on symbolic sizes), n of
- * them: as vectors of `lanes` floats when it has that many columns (runtime_row_vectors),
- * else of 4 floats; a row of fewer columns one by one.  (A 7x7 map's copy took one store a
- * column.  Vectors of 8 between them added a third copy of every row's code: symbolic
- * mobilenet_v2 took a quarter longer to compile.) */
-static void runtime_row(Cg *g, const Ls *s, int lanes, LLVMValueRef lo, LLVMValueRef hi, LLVMValueRef n) {
-  if (lanes < 4) {
-    columns_from(g, s, lo, hi);
-    return;
-  }
+/* Columns [lo, hi) of a row of run-time length (a padded copy's row, a row of Winograd
+ * tiles on symbolic sizes): whole vectors when it has that many columns
+ * (runtime_row_vectors), else one masked vector.  (Vectors of 4, then single columns, for
+ * rows shorter than a vector had the row's code seven times in all: symbolic resnet18 took
+ * twice as long to compile with its Winograd rows as vectors.) */
+static void runtime_row(Cg *g, const Ls *s, int lanes, LLVMValueRef lo, LLVMValueRef hi) {
   VecRow r = {.var = s->var, .lanes = lanes, .vt = LLVMVectorType(g->f32, lanes), .it = LLVMVectorType(g->i64, lanes),
-              .valid = lanes};
+              .valid = lanes, .end = hi};
+  LLVMValueRef n = LLVMBuildNSWSub(g->b, hi, lo, "");
   LLVMValueRef whole_end = LLVMBuildNSWAdd(g->b, lo, LLVMBuildAnd(g->b, n, ci64(g, ~(int64_t)(lanes - 1)), ""), "");
   LLVMBasicBlockRef vectors = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "row_vectors");
   LLVMBasicBlockRef shorter = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "row_short");
   LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "row_done");
-  LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSGE, n, ci64(g, lanes), ""), vectors, shorter);
-  LLVMPositionBuilderAtEnd(g->b, vectors);
   struct VecRow *outer = g->vec_row;
   g->vec_row = &r;
+  LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSGE, n, ci64(g, lanes), ""), vectors, shorter);
+  LLVMPositionBuilderAtEnd(g->b, vectors);
   runtime_row_vectors(g, s, lo, hi, whole_end);
-  g->vec_row = outer;
   LLVMBuildBr(g->b, done);
   LLVMPositionBuilderAtEnd(g->b, shorter);
-  runtime_row(g, s, lanes > 4 ? 4 : 0, lo, hi, n);
+  emit_if(g, LLVMBuildICmp(g->b, LLVMIntSGT, n, ci64(g, 0), ""), masked_vector_at, s, lo);
   LLVMBuildBr(g->b, done);
   LLVMPositionBuilderAtEnd(g->b, done);
-}
-
-static void emit_runtime_vector_row(Cg *g, const Ls *s, int lanes) {
-  LLVMValueRef lo = emit(g, s->lo), hi = emit(g, s->hi);
-  runtime_row(g, s, lanes, lo, hi, LLVMBuildNSWSub(g->b, hi, lo, ""));
+  g->vec_row = outer;
 }
 
 void emit_vector_row(Cg *g, const Ls *s, int lanes) {
   if (is_runtime_row(s)) {
-    emit_runtime_vector_row(g, s, lanes);
+    runtime_row(g, s, lanes, emit(g, s->lo), emit(g, s->hi));
     return;
   }
   VecRow r = {.var = s->var, .lanes = lanes, .vt = LLVMVectorType(g->f32, lanes), .it = LLVMVectorType(g->i64, lanes)};

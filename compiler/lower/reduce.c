@@ -121,6 +121,9 @@ static void lower_window(Lower *L, Ls *body) {
     else order[nkept++] = i;
   }
   Ls *outer = loop_nest(L, body, D, order, nkept, vars);
+  /* a row of run-time length (a pooling's output row on symbolic sizes) is a vector row
+     candidate too: its padded columns' loads vectorize only there (vector_row.c) */
+  if (nkept > 0 && D->d[order[nkept - 1]].syms) outer->vector_row = true;
   int64_t at[MAX_RANK] = {0};
   Lx *acc = NULL;
   L->red = NULL;

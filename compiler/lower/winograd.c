@@ -46,7 +46,7 @@ static void wino_input(Lower *L, Ls *parent, const ConvPlan *c, const ConvSizes 
   Ls *in = loop(L, parent, zero, lx_i(L, c->cin), one, &ci);
   in = loop(L, in, zero, w->th, one, &ty);
   in = loop(L, in, zero, w->tw, one, &tx);
-  in->vector_row = !c->symbolic;
+  in->vector_row = true;
   Lx *corner = ibin(L, '+', ibin(L, '+', base, ibin(L, '*', ci, z->chan)),
                     ibin(L, '+', ibin(L, '*', ty, ibin(L, '*', lx_i(L, 2), z->wq)), ibin(L, '*', tx, lx_i(L, 2))));
   Lx *d[4][4], *r[4][4], *v[4][4];
@@ -126,7 +126,7 @@ static void wino_output_row(Lower *L, Ls *parent, const ConvPlan *c, const WinoO
   for (int part = 0; part < 2; part++) {
     Ls *row = part ? loop_unless_empty(L, parent, w->fw, w->tw, &tx) : loop(L, parent, zero, w->fw, one, &tx);
     if (!row) continue;
-    row->vector_row = !c->symbolic;
+    row->vector_row = true;
     Lx *at = ibin(L, '+', ibin(L, '*', ty, w->tw), tx), *m[4][4], *s4[4];
     for (int e = 0; e < 16; e++)
       m[e / 4][e % 4] = lx(L, (Lx){.k = LX_LOAD, .buf = o->mbuf,

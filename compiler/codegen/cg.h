@@ -6,6 +6,7 @@
  *   math.c         the elementwise ops of ops.def as IR (exp, tanh, ... polynomials) and the
  *                  lists of ops a vector row can emit / that make long dependency chains
  *   loops.c        counted loops, parallel and collapsed loops, lane reductions
+ *   split_inner.c  a loop inside the split loop, split too (its own kernel function)
  *   vector_row.c   a short row (or a lane reduction's blocks) emitted as explicit vectors
  *   conv_tile.c    the register-tiled direct convolution / row-tile kernel (LS_CONV)
  *   call.c         a call of a support library function (LS_CALL: fused attention)
@@ -36,6 +37,8 @@ typedef struct Cg {
   const Ls *par, *par_inner;    /* the current kernel's parallel loop (and the loop collapsed
                                    with it, LKernel.par_inner) */
   LLVMValueRef par_lo, par_hi, par_trip_inner;
+  LLVMValueRef chunk;           /* LX_CHUNK: the split loop's chunk (par_lo of the kernel) */
+  const LKernel *le_kernel;     /* the kernel being emitted */
   struct KernelFn { char *key; LLVMValueRef fn; } *kernel_cache; /* emitted kernels by structure */
   LLVMValueRef *body_fns;       /* per Model.bodies: the scan body's function */
   int nkernel_cache, capkernel_cache;
@@ -80,6 +83,7 @@ void prof_end(Cg *g, LLVMValueRef site, LLVMValueRef t0);
 /* ---- codegen.c: expressions and statements ---- */
 LLVMValueRef emit(Cg *g, Lx *x);
 void emit_stmt(Cg *g, Ls *s);
+void load_syms(Cg *g);
 int scope_push(Cg *g);
 void scope_pop(Cg *g, int parent);
 
@@ -105,6 +109,9 @@ void counted_loop(Cg *g, LLVMValueRef lo, LLVMValueRef hi, LLVMValueRef step,
 void loop_hints(Cg *g, LLVMValueRef br, bool vectorize, bool unroll, int interleave);
 LLVMValueRef trip_of(Cg *g, const Ls *s);
 void emit_loop(Cg *g, Ls *s);
+
+/* ---- split_inner.c ---- */
+void emit_split_inner(Cg *g, Ls *s);
 
 /* ---- vector_row.c ---- */
 int vector_row_lanes(const Cg *g, const Ls *s);

@@ -165,7 +165,7 @@ static LLVMValueRef emit_uncached(Cg *g, Lx *x) {
   case LX_F: return cf32(g, x->f[0]);
   case LX_I: return ci64(g, x->c);
   case LX_VAR: return g->vars[x->var];
-  case LX_CHUNK: return g->par_lo; /* a kernel without a parallel loop is called with 0 */
+  case LX_CHUNK: return g->chunk; /* a kernel without a parallel loop is called with 0 */
   case LX_SYM: return emit_sym(g, x->c, x->syms);
   case LX_IBIN: return emit_ibin(g, x);
   case LX_LOAD: return emit_load(g, x);
@@ -348,7 +348,7 @@ static LLVMValueRef const_global(Cg *g, const LBuf *b) {
   return gv;
 }
 
-static void load_syms(Cg *g) {
+void load_syms(Cg *g) {
   for (int i = 0; i < g->m->nsyms; i++) {
     LLVMValueRef p = LLVMBuildGEP2(g->b, g->i64, g->syms, (LLVMValueRef[]){ci64(g, i)}, 1, "");
     g->sym_vals[i] = LLVMBuildLoad2(g->b, g->i64, p, g->m->sym_names[i]);
@@ -437,8 +437,9 @@ static LLVMValueRef emit_kernel(Cg *g, const LKernel *k, const int *rename) {
   g->par = k->par;
   g->par_inner = k->par_inner;
   memset(g->lanes, 0, sizeof g->lanes);
-  g->par_lo = LLVMGetParam(fn, 2);
+  g->par_lo = g->chunk = LLVMGetParam(fn, 2);
   g->par_hi = LLVMGetParam(fn, 3);
+  g->le_kernel = k;
   g->vars = nnc_xcalloc(k->nvars + 1, sizeof *g->vars);
   g->accs = nnc_xcalloc(k->naccs + 1, sizeof *g->accs);
   for (int i = 0; i < k->naccs; i++) g->accs[i] = LLVMBuildAlloca(g->b, g->f32, "acc");

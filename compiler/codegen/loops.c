@@ -190,6 +190,10 @@ static bool lane_reducible(const Cg *g, const Ls *s) {
 }
 
 void emit_loop(Cg *g, Ls *s) {
+  if (s->split_inner && s != g->par) {
+    emit_split_inner(g, s);
+    return;
+  }
   int lanes = vector_row_lanes(g, s);
   if (lanes) {
     emit_vector_row(g, s, lanes);

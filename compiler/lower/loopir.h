@@ -62,6 +62,11 @@ struct Ls {
                                            copy: unrolled fully, they only add code) */
   bool vector_row;                      /* LS_LOOP: a short static row of stores that codegen
                                            emits as whole vectors if it can (a pooling row) */
+  bool split_inner;                     /* LS_LOOP: inside the kernel's split loop, with
+                                           independent iterations (parallel.c): run through
+                                           the pool too, which splits it when the split loop
+                                           has one item (one image) */
+  int64_t split_work;                   /* LS_LOOP split_inner: scalar statements an iteration */
   int buf; Lx *idx, *val;               /* LS_STORE: buf[idx] = val; LS_EVAL: val */
   int acc; Op rop;                      /* LS_ACC_*: OP_SUM or OP_RMAX */
   struct {                              /* LS_GEMM: C = op(A) op(B), row-major */

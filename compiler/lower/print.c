@@ -122,7 +122,8 @@ static void print_ls(Printer *p, const Ls *s, int depth) {
     fprintf(out, "%*s}\n", 2 * depth, "");
     break;
   case LS_LOOP:
-    fprintf(out, "%s%sfor i%d in ", s == p->par || s == p->par_inner ? "parallel " : "", s->vector_row ? "vector " : "", s->var);
+    fprintf(out, "%s%sfor i%d in ", s == p->par || s == p->par_inner ? "parallel " : s->split_inner ? "split " : "",
+            s->vector_row ? "vector " : "", s->var);
     print_lx(p, s->lo);
     fprintf(out, "..");
     print_lx(p, s->hi);

@@ -11,7 +11,8 @@ import numpy as np
 os.environ["NNC_PARALLEL_GRAIN"] = "1"  # read when a context's pool is made
 
 import nnc  # noqa: E402
-from support import GOLDEN, NNC, TempDirCase, assert_close, compile_so  # noqa: E402
+from support import (GOLDEN, NNC, TempDirCase, assert_close, assert_same_everywhere, compile_so,  # noqa: E402
+                     needs_torch, torch_or_none, write_model)
 from test_golden import golden_calls, golden_models  # noqa: E402
 
 THREADS = (1, 2, 3, 5)
@@ -76,6 +77,47 @@ class ThreadsTest(TempDirCase):
                 self.assertEqual(m.threads, 3)
         finally:
             del os.environ["NNC_NUM_THREADS"]
+
+    # a Winograd convolution with its bias, ReLU and a residual; a direct stride-2 one; a
+    # depthwise one; a padded max pool: each a kernel whose split loop (images) holds loops
+    # over the channels (the padded copy, Winograd's transforms, the epilogue)
+    BLOCK = """
+w = Conv2d(16, 16, 3, padding=1)
+s2 = Conv2d(16, 32, 3, stride=2, padding=1, bias=false)
+dw = Conv2d(32, 32, 3, padding=1, groups=32)
+pool = MaxPool2d(3, stride=2, padding=1)
+export f(x: f32[N, 16, H, W]) -> (a: f32[N, 16, H, W], b: f32[N, 32, (H + 1) / 2, (W + 1) / 2],
+                                  c: f32[N, 32, (H + 3) / 4, (W + 3) / 4]) {
+  a = relu(w(x)) + x
+  b = relu(dw(s2(a)))
+  c = pool(b)
+}
+"""
+
+    @needs_torch
+    def test_loops_inside_a_split_loop(self):
+        """At batch 1 the split loop (over images) has one item; the loops over channels inside
+        it run split themselves (`split for` in the dump).  Against PyTorch, same bits at 1, 2
+        and 3 threads, at batch 1 and 3 (where they run whole inside each image's chunk), on
+        symbolic and odd sizes."""
+        torch = torch_or_none()
+        torch.manual_seed(5)
+        layers = {"w": torch.nn.Conv2d(16, 16, 3, padding=1), "s2": torch.nn.Conv2d(16, 32, 3, 2, 1, bias=False),
+                  "dw": torch.nn.Conv2d(32, 32, 3, padding=1, groups=32)}
+        weights = nnc.save_safetensors({f"{n}.{k}": v.detach().numpy() for n, c in layers.items()
+                                        for k, v in c.state_dict().items()}, os.path.join(self.tmp, "w.safetensors"))
+        path = write_model(self.BLOCK, self.tmp, "block")
+        loops = subprocess.run([NNC, "dump", "--stage=loops", path], capture_output=True, text=True, check=True).stdout
+        self.assertGreaterEqual(loops.count("split for"), 4, loops)
+        models = {"jit": nnc.compile(path, weights=weights), "so": nnc.load(compile_so(path, self.tmp, weights))}
+        for n, h, w in ((1, 28, 28), (1, 13, 31), (3, 9, 16), (1, 1, 1)):
+            x = torch.randn(n, 16, h, w)
+            with torch.no_grad():
+                a = torch.relu(layers["w"](x)) + x
+                b = torch.relu(layers["dw"](layers["s2"](a)))
+                want = (a, b, torch.nn.functional.max_pool2d(b, 3, 2, 1))
+            assert_same_everywhere(self, models, lambda m: m.f(x.numpy()), tuple(t.numpy() for t in want),
+                                   f"batch {n} at {h}x{w}")
 
 
 if __name__ == "__main__":

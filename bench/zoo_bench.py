@@ -565,8 +565,11 @@ WHY_ORT = {
     "resnet18": (
         "no depthwise layers. On 1 thread nnc is ahead since December 2026 (26.6 -> 16.0 ms: its "
         "Winograd and direct convolutions take 16-float vectors on this Zen 5, layer4's 7x7 maps "
-        "run flat); where ORT is ahead it is on 2 threads, whose gain depends on the VM's vCPUs "
-        "(far apart in that run: see the round-trip column)."),
+        "run flat); on 2 threads at batch 1 too since the loops over channels around each "
+        "convolution's products (the padded copy, Winograd's transforms, the epilogue) split "
+        "among the threads when the image loop has one image (12.3 -> 10.4 ms in turns). At "
+        "batch 8 on 2 threads each thread runs whole images, and the gain depends on the VM's "
+        "vCPUs (close or far apart)."),
     "vit_small": (
         "most of nnc's time is in the GEMMs (the QKV projection, the MLP, the patch convolution) on "
         "row tiles at this core's FMA rate, and the fused attention; ORT fuses the attention's "
@@ -577,7 +580,13 @@ WHY_ORT = {
         "kernels as the pinned build's, with run-time sizes: 3x3 stride-1 ones as Winograd "
         "F(2x2, 3x3) (run-time tile counts, a half tile at an odd edge, so layer4's 7x7 maps too), "
         "the others on the direct register-tiled kernel (not flat: that needs static sizes), 1x1 "
-        "ones on row tiles."),
+        "ones on row tiles; Winograd's tile rows as vectors of run-time length (a row shorter "
+        "than a vector as one masked vector) and the max pool's padded columns as masked vectors "
+        "since December 2026 (1.47x -> 1.17x the pinned build's time, kernel by kernel, 1 "
+        "thread). What is left: layer4's stride-2 3x3 convolution to 7x7 (1.7x: the pinned "
+        "build runs 7x7 maps flat, rows together; a run-time 7-column row takes a 16-float "
+        "vector) and Winograd on 14x14 (1.3-1.4x: 7 tiles a row in one 16-float vector, where "
+        "the pinned build takes 8-float ones)."),
     "mobilenet_v2_anysize": (
         "as resnet18_anysize: its depthwise and 1x1 convolutions run on the same direct and "
         "row-tile kernels as the pinned build, with run-time sizes (row tiles at any size of B, "

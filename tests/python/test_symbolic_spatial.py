@@ -116,6 +116,37 @@ export f(x: f32[N, 2, H, W]) -> y: f32[N, 4, (H + 3) / 8, (W + 3) / 8] {
             self.assertRegex(str(e.exception), r"model.nn:\d+:\d+: (conv2d|max_pool2d|avg_pool2d): the output height")
             self.assertIn("is 0 for H = 2 (must be at least 1", str(e.exception))
 
+    POOLS = """
+mp2 = MaxPool2d(3, stride=2, padding=1)
+mp1 = MaxPool2d(3, stride=1, padding=1)
+ap2 = AvgPool2d(3, stride=2, padding=1)
+export f(x: f32[N, 5, {H}, {W}]) -> (a: f32[N, 5, {H2}, {W2}], b: f32[N, 5, {H}, {W}], c: f32[N, 5, {H2}, {W2}]) {{
+  a = mp2(x)
+  b = mp1(x)
+  c = ap2(x)
+}}
+"""
+
+    def test_padded_pools_at_any_size(self):
+        """A padded pooling's output row runs as vectors (a padded column read at its unclamped
+        columns, the ones outside the input masked), on symbolic and static sizes: rows shorter
+        than a vector, around its width and over it, stride 1 and 2, max and average."""
+        torch = torch_or_none()
+        torch.manual_seed(3)
+        F = torch.nn.functional
+        sizes = [(1, 1), (2, 3), (5, 7), (13, 31), (16, 16), (17, 33), (34, 35), (64, 70)]
+        symbolic = nnc.compile(write_model(self.POOLS.format(H="H", W="W", H2="(H + 1) / 2", W2="(W + 1) / 2"),
+                                           self.tmp, "pools"))
+        for h, w in sizes:
+            pinned = nnc.compile(write_model(self.POOLS.format(H=h, W=w, H2=(h + 1) // 2, W2=(w + 1) // 2),
+                                             self.tmp, f"pools{h}"))
+            for kind, m in (("symbolic", symbolic), ("pinned", pinned)):
+                x = torch.randn(2, 5, h, w)
+                want = (F.max_pool2d(x, 3, 2, 1), F.max_pool2d(x, 3, 1, 1), F.avg_pool2d(x, 3, 2, 1))
+                got = m.f(x.numpy())
+                for g, t, what in zip(got, want, ("max 2", "max 1", "avg 2")):
+                    assert_close(self, g, t.numpy(), f"{kind} {what} at {h}x{w}")
+
     UNET = """
 down = Conv2d(3, 8, 3, stride=2, padding=1)
 mid = Conv2d(8, 8, 3, padding=1)
@@ -387,7 +418,7 @@ class MobileNetBlockTest(TempDirCase):
     a 1x1 expansion with its norm and ReLU6 (row tiles, the epilogue one loop over the
     run-time plane), depthwise 3x3 convolutions at stride 1 and 2 (the padded copy's rows as
     vectors of run-time length: whole vectors, the rest as an overlapping one, rows shorter
-    than a vector one by one; the tiles' stores unmasked except near a plane's end, a partial
+    than a vector as one masked vector; the tiles' stores unmasked except near a plane's end, a partial
     row end spilling into rows written later) and a residual projection, against PyTorch at
     1, 2 and 3 threads with the same bits, JIT and AOT."""
 

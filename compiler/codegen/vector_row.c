@@ -349,23 +349,35 @@ static LLVMValueRef vec_int(Cg *g, VecRow *r, Lx *x) {
   return st ? LLVMBuildAdd(g->b, base, lane_constants(g, g->i64, r->lanes, st, 0), "") : base;
 }
 
+/* The even elements of the 2 * lanes floats from p, each of the two vectors read with its
+ * mask (a stride-2 row's span), as one vector. */
+static LLVMValueRef masked_evens(Cg *g, const VecRow *r, LLVMValueRef p, LLVMValueRef lo_mask, LLVMValueRef hi_mask, int buf) {
+  LLVMValueRef lo = load_vector(g, r->vt, p, lo_mask, buf);
+  LLVMValueRef hi = load_vector(g, r->vt, gep_f32(g, p, ci64(g, r->lanes)), hi_mask, buf);
+  return LLVMBuildShuffleVector(g->b, lo, hi, lane_constants(g, g->i32, r->lanes, 2, 0), "");
+}
+
+/* The mask of the span's elements [k * lanes, (k + 1) * lanes) of a padded column: those the
+ * row has and whose column y0 + e lies in [0, top] (past = top + 1 - y0, before = -y0). */
+static LLVMValueRef padded_mask(Cg *g, const VecRow *r, const Guarded *gd, LLVMValueRef past, LLVMValueRef before, int k) {
+  LLVMValueRef off = ci64(g, (int64_t)k * r->lanes);
+  LLVMValueRef inside = LLVMBuildAnd(g->b, low_bits(g, LLVMBuildNSWSub(g->b, past, off, ""), r->lanes),
+                                     LLVMBuildNot(g->b, low_bits(g, LLVMBuildNSWSub(g->b, before, off, ""), r->lanes), ""), "");
+  return bits_mask(g, LLVMBuildAnd(g->b, inside, row_bits(g, r, (int64_t)k * r->lanes, gd->st, 1 - gd->st), ""), r->lanes);
+}
+
 /* A padded column's load (guarded_column): the span's elements e (column y0 + e) of b[rest +
  * y0 + e] that the row has and that lie in [0, top]; every other element when st = 2. */
 static LLVMValueRef guarded_load(Cg *g, VecRow *r, const Lx *ld, const Guarded *gd) {
   LLVMValueRef y0 = emit(g, gd->y), past = LLVMBuildNSWSub(g->b, LLVMBuildNSWAdd(g->b, emit(g, gd->top), ci64(g, 1), ""), y0, "");
   LLVMValueRef before = LLVMBuildNSWSub(g->b, ci64(g, 0), y0, "");
   LLVMValueRef p = gep_f32(g, g->bufs[ld->buf], LLVMBuildNSWAdd(g->b, emit(g, gd->rest), y0, ""));
-  LLVMValueRef part[2];
-  int nparts = gd->st == 2 && (r->nvalid || 2 * r->valid - 1 > r->lanes) ? 2 : 1;
-  for (int k = 0; k < nparts; k++) { /* elements [off, off + lanes) of the span */
-    LLVMValueRef off = ci64(g, (int64_t)k * r->lanes);
-    LLVMValueRef inside = LLVMBuildAnd(g->b, low_bits(g, LLVMBuildNSWSub(g->b, past, off, ""), r->lanes),
-                                       LLVMBuildNot(g->b, low_bits(g, LLVMBuildNSWSub(g->b, before, off, ""), r->lanes), ""), "");
-    LLVMValueRef bits = LLVMBuildAnd(g->b, inside, row_bits(g, r, (int64_t)k * r->lanes, gd->st, 1 - gd->st), "");
-    part[k] = load_vector(g, r->vt, gep_f32(g, p, off), bits_mask(g, bits, r->lanes), ld->buf);
-  }
-  if (gd->st == 1) return part[0];
-  return LLVMBuildShuffleVector(g->b, part[0], nparts == 2 ? part[1] : LLVMGetUndef(r->vt), lane_constants(g, g->i32, r->lanes, 2, 0), "");
+  LLVMValueRef first = padded_mask(g, r, gd, past, before, 0);
+  if (gd->st == 1) return load_vector(g, r->vt, p, first, ld->buf);
+  if (!r->nvalid && 2 * r->valid - 1 <= r->lanes) /* the span in one vector */
+    return LLVMBuildShuffleVector(g->b, load_vector(g, r->vt, p, first, ld->buf), LLVMGetUndef(r->vt),
+                                  lane_constants(g, g->i32, r->lanes, 2, 0), "");
+  return masked_evens(g, r, p, first, padded_mask(g, r, gd, past, before, 1), ld->buf);
 }
 
 static LLVMValueRef vec_value(Cg *g, VecRow *r, Lx *x);
@@ -391,9 +403,7 @@ static LLVMValueRef vec_value_uncached(Cg *g, VecRow *r, Lx *x) {
     if (st == 1) return load_vector(g, r->vt, p, r->mask, x->buf);
     if (r->nvalid) { /* every other element of a span of 2 * valid - 1: the span's part of the
                         2 * lanes elements from p, masked, then their even elements */
-      LLVMValueRef lo = load_vector(g, r->vt, p, lanes_below(g, r, 0, 2, -1), x->buf);
-      LLVMValueRef hi = load_vector(g, r->vt, gep_f32(g, p, ci64(g, r->lanes)), lanes_below(g, r, r->lanes, 2, -1), x->buf);
-      return LLVMBuildShuffleVector(g->b, lo, hi, lane_constants(g, g->i32, r->lanes, 2, 0), "");
+      return masked_evens(g, r, p, lanes_below(g, r, 0, 2, -1), lanes_below(g, r, r->lanes, 2, -1), x->buf);
     }
     /* every other element of the span p[0, span): two whole vectors, the first and the last
      * `lanes` elements of the span, then the even elements of both.  Nothing beyond the span
@@ -495,13 +505,6 @@ static void vector_at(Cg *g, const Ls *s, LLVMValueRef j0) {
   scope_pop(g, parent);
 }
 
-/* Columns [lo, hi) of a row of run-time length (a padded copy's row, a row of Winograd
- * tiles on symbolic sizes): a loop over its whole vectors, then the columns left (fewer than
- * a vector) as one masked vector.  The lanes past the row's end are neither read nor
- * written, so the row may read what it stores.  (Its code is there twice; the whole vectors
- * of an overlapping last one, then vectors of 4 and single columns for rows shorter than a
- * vector, had it seven times: symbolic resnet18 took twice as long to compile with its
- * Winograd rows as vectors.) */
 /* The vector of row s from column j, masked to the columns before the row's end (r->end). */
 static void masked_vector_at(Cg *g, const Ls *s, LLVMValueRef j) {
   VecRow *r = g->vec_row;

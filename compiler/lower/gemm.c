@@ -245,7 +245,7 @@ static bool is_view_of(const INode *root, const INode *g) {
  * images alone leave a depthwise convolution of one image on one thread.  True when done. */
 static bool conv_epilogue_per_group(Lower *L, Ls *group, const ConvPlan *c, INode *root, Lx **bidx, Lx **vars) {
   const Shape *rs = &root->shape;
-  if (c->groups < 2 || rs->rank != 4 || rs->d[1].syms || rs->d[1].k != c->groups * c->cout) return false;
+  if (c->groups < 2 || (rs->rank != 3 && rs->rank != 4) || rs->d[1].syms || rs->d[1].k != c->groups * c->cout) return false;
   vars[0] = bidx[0];
   vars[1] = bidx[1];
   Ls *in = group;

@@ -206,17 +206,19 @@ static Ls *conv_groups_stmt(Lower *L, const ConvPlan *c, const ConvSizes *z, Lx 
   return cv;
 }
 
-/* Does the kernel's result take an epilogue per block of groups: its output channels
- * static, groups * cout of them, images its leading dim, the map's rows and columns the rest
- * (or one dim: the [N, C, H*W] view a 1x1 convolution after it reads)?  *none: it is the
- * product itself (or a view of it), with no epilogue at all. */
+bool conv_epilogue_per_group_fits(const Lower *L, const ConvPlan *c) {
+  const Shape *rs = &L->K->outs[0]->shape;
+  return (rs->rank == 3 || rs->rank == 4) && !rs->d[1].syms && rs->d[1].k == c->groups * c->cout &&
+         dim_eq(rs->d[0], L->K->gemm->shape.d[0]);
+}
+
+/* Does the kernel's result take an epilogue per block of groups (conv_epilogue_per_group_fits)?
+ * *none: it is the product itself (or a view of it), with no epilogue at all. */
 static bool conv_block_epilogue_fits(const Lower *L, const ConvPlan *c, bool *none) {
   INode *g = L->K->gemm, *root = L->K->outs[0];
   while (root != g && root->op == OP_RESHAPE) root = root->in[0];
   *none = root == g;
-  root = L->K->outs[0];
-  const Shape *rs = &root->shape;
-  return *none || ((rs->rank == 3 || rs->rank == 4) && !rs->d[1].syms && rs->d[1].k == c->groups * c->cout && dim_eq(rs->d[0], g->shape.d[0]));
+  return *none || conv_epilogue_per_group_fits(L, c);
 }
 
 /* Groups bidx[1] .. bidx[1] + block - 1 of image bidx[0] (the caller's loop over groups,

@@ -95,6 +95,11 @@ void lower_gemm(Lower *L, Ls *body);
 Lx *batch_offset(Lower *L, const Shape *out, int nb, Lx *const *bidx, const Shape *x);
 Ls *conv_stmt(Lower *L, int64_t cin, int lanes, int x, Lx *x_off, int w, Lx *w_off, int y, Lx *y_off, int64_t cout);
 bool lower_conv(Lower *L, Ls *parent, const ConvPlan *c, Lx *const *bidx);
+/* Can a grouped convolution's epilogue run per group (or block of groups), right after its
+ * product: is the kernel's one output of static channels, groups * cout of them, images its
+ * leading dim, the map's rows and columns the rest (or one dim: the [N, C, H*W] view a 1x1
+ * convolution after it reads)? */
+bool conv_epilogue_per_group_fits(const Lower *L, const ConvPlan *c);
 /* Can the kernel's epilogue be applied where the convolution's outputs are computed
  * (Winograd's output transform, a flat convolution's rows): is its one output the image
  * [N, G*cout, OH, OW]? */

@@ -6,6 +6,7 @@
  *   math.c         the elementwise ops of ops.def as IR (exp, tanh, ... polynomials) and the
  *                  lists of ops a vector row can emit / that make long dependency chains
  *   loops.c        counted loops, parallel and collapsed loops, lane reductions
+ *   outline.c      part of a kernel as a function of its own (what it takes from around it)
  *   split_inner.c  a loop inside the split loop, split too (its own kernel function)
  *   vector_row.c   a short row (or a lane reduction's blocks) emitted as explicit vectors
  *   conv_tile.c    the register-tiled direct convolution / row-tile kernel (LS_CONV)
@@ -109,6 +110,34 @@ void counted_loop(Cg *g, LLVMValueRef lo, LLVMValueRef hi, LLVMValueRef step,
 void loop_hints(Cg *g, LLVMValueRef br, bool vectorize, bool unroll, int interleave);
 LLVMValueRef trip_of(Cg *g, const Ls *s);
 void emit_loop(Cg *g, Ls *s);
+
+/* ---- outline.c ---- */
+/* What an outlined part uses from around it: buffers, variables read, variables of loops
+ * inside it (bound there, not passed). */
+typedef struct Uses {
+  bool *bufs, *vars, *inner;
+  int nvars;
+} Uses;
+/* The caller's function-local state while an outlined function is emitted. */
+typedef struct Caller {
+  LLVMValueRef fn, syms, par_lo, par_hi, chunk;
+  LLVMValueRef sym_vals[MAX_SYMS], lanes[REDUCE_LANES + 1];
+  LLVMValueRef *bufs, *vars, *accs;
+  const Ls *par, *par_inner;
+  LLVMBasicBlockRef resume;
+  int scope, *open, nopen;
+} Caller;
+Uses uses_new(Cg *g);
+void uses_free(Uses *u);
+void uses_of_expr(Cg *g, Uses *u, Lx *x);
+/* The caller's side: the args array of what u uses (its buffers and the variables' values). */
+LLVMValueRef uses_pass(Cg *g, const Uses *u);
+void put_aside(Cg *g, Caller *c);
+void restore(Cg *g, Caller *c);
+/* The outlined function's side (g->fn, its builder in the entry block): the symbolic dims
+ * from its parameter 1, buffers, variables and the chunk from args; uses_drop after. */
+void uses_take(Cg *g, const Uses *u, LLVMValueRef args);
+void uses_drop(Cg *g);
 
 /* ---- split_inner.c ---- */
 void emit_split_inner(Cg *g, Ls *s);

@@ -150,6 +150,9 @@ LLVMValueRef lane_constants(Cg *g, LLVMTypeRef elem, int lanes, int64_t mul, int
 LLVMValueRef lane_mask(Cg *g, int lanes, int64_t mul, int64_t add, int64_t limit);
 LLVMValueRef load_vector(Cg *g, LLVMTypeRef vt, LLVMValueRef p, LLVMValueRef mask, int buf);
 void store_vector(Cg *g, LLVMTypeRef vt, LLVMValueRef v, LLVMValueRef p, LLVMValueRef mask, int buf);
+/* x as a vector of vt along loop variable var, from the column g->vars[var] (varying loads
+ * contiguous, masked by mask; the rest computed once), where the expression `known` is v. */
+LLVMValueRef vector_value(Cg *g, Lx *x, int var, LLVMTypeRef vt, LLVMValueRef mask, const Lx *known, LLVMValueRef v);
 
 /* ---- conv_tile.c ---- */
 void emit_conv(Cg *g, Ls *s);

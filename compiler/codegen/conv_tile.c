@@ -216,6 +216,19 @@ static void conv_tile_store_symbolic(Cg *g, const ConvCg *c, const ConvTile *t, 
   LLVMPositionBuilderAtEnd(g->b, done);
 }
 
+/* A fused epilogue (cv.epi, row tiles) on the accumulators v of output channel co at column
+ * pos: the kernel's tail as vectors, in the tile function (its buffers and variables taken
+ * from the kernel by outline.c). */
+static LLVMValueRef conv_epilogue(Cg *g, const Ls *s, LLVMValueRef co, LLVMValueRef pos, LLVMTypeRef vt,
+                                  LLVMValueRef mask, LLVMValueRef v) {
+  int parent = scope_push(g);
+  g->vars[s->cv.epi_ch] = co;
+  g->vars[s->cv.epi_pos] = pos;
+  v = vector_value(g, s->cv.epi, s->cv.epi_pos, vt, mask, s->cv.epi_y, v);
+  scope_pop(g, parent);
+  return v;
+}
+
 /* y[co0 + r, vector v0 + j] for r < nco, j < nvec (static tile sizes, dynamic origin);
  * full_tiles: the tile is one of the whole tiles (not the partial one after them). */
 static void conv_tile_sum(Cg *g, const ConvCg *c, const ConvTile *t, const LLVMValueRef *yo, LLVMValueRef ends);
@@ -324,8 +337,10 @@ static void conv_tile_sum(Cg *g, const ConvCg *c, const ConvTile *t, const LLVMV
   }
   for (int j = 0; j < nvec; j++)
     for (int r = 0; r < nco; r++) {
-      LLVMValueRef plane = LLVMBuildNSWMul(g->b, LLVMBuildNSWAdd(g->b, co0, ci64(g, r), ""), ci64(g, s->cv.oh * s->cv.ow), "");
-      store_vector(g, vty[j], acc[r * nvec + j], gep_f32(g, c->y, LLVMBuildNSWAdd(g->b, plane, yo[j], "")), mask[j], -1);
+      LLVMValueRef co = LLVMBuildNSWAdd(g->b, co0, ci64(g, r), ""), v = acc[r * nvec + j];
+      LLVMValueRef plane = LLVMBuildNSWMul(g->b, co, ci64(g, s->cv.oh * s->cv.ow), "");
+      if (s->cv.epi) v = conv_epilogue(g, s, co, yo[j], vty[j], mask[j], v);
+      store_vector(g, vty[j], v, gep_f32(g, c->y, LLVMBuildNSWAdd(g->b, plane, yo[j], "")), mask[j], -1);
     }
 }
 
@@ -573,9 +588,10 @@ static LLVMValueRef conv_offsets(Cg *g, const Ls *s) {
 /* The pointer array a convolution's kernel function takes (emit_conv fills it): its input
  * copy, weights and output with their offsets applied; the run-time count of output channels
  * when s has one; D's first row and D's row stride when s adds D (C = D + A B); symbolic
- * sizes' oh, ow, hq, wq and a batch's run-time x and y strides.  Counts, sizes and strides
- * are integers stored as pointers. */
-enum { CONV_X, CONV_W, CONV_Y, CONV_ROWS, CONV_ADD, CONV_ADD_LD, CONV_SIZES, CONV_BSTRIDES = CONV_SIZES + 4, CONV_NBUFS = CONV_BSTRIDES + 2 };
+ * sizes' oh, ow, hq, wq and a batch's run-time x and y strides; a fused epilogue's args
+ * (outline.c).  Counts, sizes and strides are integers stored as pointers. */
+enum { CONV_X, CONV_W, CONV_Y, CONV_ROWS, CONV_ADD, CONV_ADD_LD, CONV_SIZES, CONV_BSTRIDES = CONV_SIZES + 4, CONV_EPI = CONV_BSTRIDES + 2,
+       CONV_NBUFS };
 
 static LLVMValueRef conv_buf_at(Cg *g, LLVMValueRef bufs, int i) {
   return LLVMBuildGEP2(g->b, g->ptr, bufs, (LLVMValueRef[]){ci64(g, i)}, 1, "");
@@ -628,9 +644,11 @@ static void conv_symbolic_layout(Cg *g, ConvCg *c, LLVMValueRef bufs) {
 /* An nnc_kernel_fn computing the channel tiles [lo, hi) of convolution s, from the pointers
  * CONV_X .. CONV_ADD_LD (and the sizes CONV_SIZES .. and a batch's strides CONV_BSTRIDES ..
  * when they are symbolic). */
-static LLVMValueRef conv_function(Cg *g, const Ls *s) {
+static LLVMValueRef conv_function(Cg *g, const Ls *s, const Uses *epi) {
   LLVMValueRef caller = g->fn;
   LLVMBasicBlockRef resume = LLVMGetInsertBlock(g->b);
+  Caller aside;
+  if (epi) put_aside(g, &aside);
   size_t len;
   const char *kname = LLVMGetValueName2(caller, &len);
   char name[256];
@@ -645,6 +663,11 @@ static LLVMValueRef conv_function(Cg *g, const Ls *s) {
   c.w = conv_buf(g, bufs, CONV_W);
   c.y = conv_buf(g, bufs, CONV_Y);
   c.chunks = (s->cv.ow + s->cv.lanes - 1) / s->cv.lanes;
+  int parent = 0;
+  if (epi) {
+    uses_take(g, epi, conv_buf(g, bufs, CONV_EPI));
+    parent = scope_push(g);
+  }
   if (s->cv.size[0]) conv_symbolic_layout(g, &c, bufs);
   else c.xtab = s->cv.ntaps > 1 ? conv_offsets(g, s) : NULL;
   g->conv = &c;
@@ -670,14 +693,28 @@ static LLVMValueRef conv_function(Cg *g, const Ls *s) {
   LLVMBuildRetVoid(g->b);
   free(c.koff);
   g->conv = NULL;
+  if (epi) {
+    scope_pop(g, parent);
+    uses_drop(g);
+    restore(g, &aside);
+    return fn;
+  }
   g->fn = caller;
   LLVMPositionBuilderAtEnd(g->b, resume);
   return fn;
 }
 
 void emit_conv(Cg *g, Ls *s) {
-  LLVMValueRef fn = conv_function(g, s);
   LLVMValueRef bufs = entry_alloca(g, LLVMArrayType(g->ptr, CONV_NBUFS), "conv_bufs");
+  Uses epi = {0};
+  if (s->cv.epi) { /* what the epilogue reads, but its own channel and column */
+    epi = uses_new(g);
+    uses_of_expr(g, &epi, s->cv.epi);
+    epi.inner[s->cv.epi_ch] = epi.inner[s->cv.epi_pos] = true;
+    LLVMBuildStore(g->b, uses_pass(g, &epi), conv_buf_at(g, bufs, CONV_EPI));
+  }
+  LLVMValueRef fn = conv_function(g, s, s->cv.epi ? &epi : NULL);
+  if (s->cv.epi) uses_free(&epi);
   int bi[3] = {s->cv.x, s->cv.w, s->cv.y};
   Lx *off[3] = {s->cv.x_off, s->cv.w_off, s->cv.y_off};
   for (int i = CONV_X; i <= CONV_Y; i++)

@@ -452,6 +452,15 @@ static LLVMValueRef vec_value(Cg *g, VecRow *r, Lx *x) {
   return v;
 }
 
+LLVMValueRef vector_value(Cg *g, Lx *x, int var, LLVMTypeRef vt, LLVMValueRef mask, const Lx *known, LLVMValueRef v) {
+  int lanes = (int)LLVMGetVectorSize(vt);
+  VecRow r = {.var = var, .lanes = lanes, .vt = vt, .it = LLVMVectorType(g->i64, (unsigned)lanes), .valid = lanes,
+              .mask = mask, .nmemo = 1};
+  r.memo[0].x = known;
+  r.memo[0].v = v;
+  return vec_value(g, &r, x);
+}
+
 /* Lanes of v to p[st * lane], those below r's run-time count (a masked scatter). */
 static void scatter_vector(Cg *g, const VecRow *r, LLVMValueRef v, LLVMValueRef p, int64_t st, int buf) {
   LLVMValueRef at = lane_constants(g, g->i64, r->lanes, st, 0);

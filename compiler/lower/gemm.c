@@ -261,6 +261,66 @@ static bool conv_epilogue_per_group(Lower *L, Ls *group, const ConvPlan *c, INod
   return true;
 }
 
+/* Can x be computed along a row of output columns, column variable pos, as vectors: float
+ * ops of the product y, constants, loads that do not depend on pos (a channel's scale, a
+ * bias) and loads of consecutive elements (index rest + pos: a residual)? */
+static bool row_epilogue_ok(Lower *L, const Lx *x, const Lx *y, Lx *pos, int depth) {
+  if (depth > 48) return false;
+  switch (x->k) {
+  case LX_F: return true;
+  case LX_OP:
+    for (int i = 0; i < 3; i++)
+      if (x->a[i] && !row_epilogue_ok(L, x->a[i], y, pos, depth + 1)) return false;
+    return true;
+  case LX_LOAD: {
+    if (x == y) return true;
+    if (x->buf == L->gemm_cbuf) return false; /* the product elsewhere: not in the tile */
+    if (!uses_var(x->a[0], pos->var, 0)) return true;
+    Lx *rest = without_var(L, x->a[0], pos, 0);
+    return rest && !uses_var(rest, pos->var, 0);
+  }
+  default: return false;
+  }
+}
+
+/* The epilogue of a row-tile product C [N, M, n] = A B per image, onto its register tiles
+ * (cv.epi): each tile's values go through the kernel's elementwise tail (a BatchNorm's scale
+ * and shift, ReLU6, a residual add) before they are stored, so that the output is written
+ * once, not written, read and written again by an epilogue pass (mobilenet_v2's 16 -> 96
+ * 1x1 convolution at 112x112: 4.8 MB, from L3 at batch 1 and from memory at batch 8).  The
+ * kernel's one output must be the product's shape (or its [N, M, H, W] view), in the
+ * product's buffer.  True when done. */
+static bool fuse_row_tile_epilogue(Lower *L, Ls *image, Lx *const *bidx) {
+  const Kernel *K = L->K;
+  INode *g = K->gemm, *root = K->outs[0];
+  const Shape *s = &g->shape, *rs = &root->shape;
+  Ls *cv = image->nbody ? image->body[image->nbody - 1] : NULL;
+  if (!cv || cv->k != LS_CONV || cv->cv.oh != 1 || cv->cv.size[0] || cv->cv.add >= 0 || cv->cv.rows || cv->cv.nbatch > 1)
+    return false;
+  if (s->rank != 3 || K->nouts != 1 || buffer_of(L, root) != L->gemm_cbuf || s->d[1].syms || s->d[2].syms) return false;
+  int64_t m = s->d[1].k, n = s->d[2].k;
+  bool planes = rs->rank == 4 && !rs->d[2].syms && !rs->d[3].syms && rs->d[2].k * rs->d[3].k == n;
+  if (!(planes || (rs->rank == 3 && dim_is(rs->d[2], n))) || !dim_is(rs->d[1], m) || !dim_eq(rs->d[0], s->d[0]))
+    return false;
+  Lx *ch = lx_var(L, new_var(L, 0, m - 1, true)), *pos = lx_var(L, new_var(L, 0, n - 1, true));
+  Lx *gvars[3] = {bidx[0], ch, pos}, *vars[MAX_RANK] = {bidx[0], ch, pos};
+  if (planes) {
+    Lx *w = lx_i(L, rs->d[3].k);
+    vars[2] = ibin(L, '/', pos, w);
+    vars[3] = ibin(L, '%', pos, w);
+  }
+  L->nmemo = 0;
+  Lx *y = value(L, g, gvars), *v = value(L, root, vars);
+  L->nmemo = 0;
+  /* (root, in the product's buffer with the product's order, is stored where y is read) */
+  if (y->k != LX_LOAD || !row_epilogue_ok(L, v, y, pos, 0)) return false;
+  cv->cv.epi = v;
+  cv->cv.epi_y = y;
+  cv->cv.epi_ch = ch->var;
+  cv->cv.epi_pos = pos->var;
+  return true;
+}
+
 /* sgemm per matrix of the batch (per block of GEMM_ROW_BLOCK rows for a plain 2-D product),
  * with the epilogue applied while the block is warm in cache: after each row block, or after
  * each index of the leading batch dim when the result keeps it (a convolution's images). */
@@ -284,6 +344,7 @@ void lower_gemm(Lower *L, Ls *body) {
   bool done = false, planned = conv_plan(K, &conv);
   if (planned) done = lower_conv(L, cur, &conv, bidx);
   else cur = lower_sgemm(L, cur, bidx, blocked, &r0, &done);
+  if (!planned && !done && per_lead && nb == 1) done = fuse_row_tile_epilogue(L, cur, bidx);
   Lx *rows = block_rows(L, blocked, m, r0);
   if (root == g || done || is_view_of(root, g)) return;
   Lx *vars[MAX_RANK];

@@ -144,6 +144,7 @@ static void check_stmt(Check *c, const Ls *s) {
         (c->stored_bufs[s->cv.w] && !uses_iteration(c, s->cv.w_off)))
       c->ok = false;
     if (s->cv.rows) check_loads(c, s->cv.rows);
+    if (s->cv.epi) check_loads(c, s->cv.epi);
     check_loads(c, s->cv.x_off);
     check_loads(c, s->cv.w_off);
     check_loads(c, s->cv.y_off);

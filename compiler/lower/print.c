@@ -198,6 +198,10 @@ static void print_ls(Printer *p, const Ls *s, int depth) {
       print_lx(p, s->cv.rows);
     }
     if (s->cv.tight) fprintf(out, " tight");
+    if (s->cv.epi) {
+      fprintf(out, " epilogue(i%d, i%d)=", s->cv.epi_ch, s->cv.epi_pos);
+      print_lx(p, s->cv.epi);
+    }
     if (s->cv.parts > 1) fprintf(out, " parts=%d%s", s->cv.parts, s->cv.part_major ? " part-major" : "");
     if (s->cv.add >= 0) {
       fprintf(out, " plus ");

@@ -1,0 +1,122 @@
+"""A 1x1 convolution's epilogue on its register tiles (issue 20; gemm.c fuse_row_tile_epilogue,
+conv_tile.c conv_epilogue) against PyTorch: the tail after the product (BatchNorm, ReLU6, a
+bias and ReLU, a residual add) is applied to each tile before it is stored, instead of a pass
+of its own over the output.  Maps whose columns are a multiple of the vector width and ones
+that are not (a masked last vector: 7x7, 9x5), an output larger than the planned L2 (B in
+parts, swept part-major), two 1x1 convolutions in a row (the first one's result is the
+[N, C, H*W] view the second reads), batch 1 and 3, JIT and AOT, at 1, 2 and 3 threads with
+the same bits; the loops dump shows the fused epilogue."""
+import os
+import unittest
+from unittest import mock
+
+import numpy as np
+
+import nnc
+from support import (TempDirCase, assert_same_everywhere, compile_so, needs_torch, nnc_cli, perturb_batchnorm,
+                     torch_or_none, write_model)
+
+SMALL_L2 = 64 * 1024  # planned L2: the 80x80 case's B (16 x 6400 floats) goes in parts
+
+# name: (input channels, output channels, H, W, epilogue)
+CASES = {
+    "c16_96_s28_bn_relu6": (16, 96, 28, 28, "bn_relu6"),
+    "c24_40_s7_bn": (24, 40, 7, 7, "bn"),
+    "c40_40_h9w5_res": (40, 40, 9, 5, "res"),
+    "c17_33_s14_bias_relu": (17, 33, 14, 14, "bias_relu"),
+    "c16_32_s80_bn_relu6": (16, 32, 80, 80, "bn_relu6"),
+    "c32_16_48_s14_chain": (32, 16, 14, 14, "chain"),
+}
+
+
+def nn_layer(cin, cout, epilogue):
+    conv = f"Conv2d({cin}, {cout}, 1, bias={'true' if epilogue == 'bias_relu' else 'false'})"
+    if epilogue == "bias_relu":
+        return f"Sequential({conv}, ReLU())"
+    if epilogue in ("bn", "res"):
+        return f"Sequential({conv}, BatchNorm2d({cout}))"
+    if epilogue == "chain":
+        return (f"Sequential({conv}, BatchNorm2d({cout}), Conv2d({cout}, {3 * cout}, 1, bias=false), "
+                f"BatchNorm2d({3 * cout}), ReLU6())")
+    return f"Sequential({conv}, BatchNorm2d({cout}), ReLU6())"
+
+
+def torch_layer(torch, cin, cout, epilogue):
+    nn = torch.nn
+    conv = nn.Conv2d(cin, cout, 1, bias=epilogue == "bias_relu")
+    if epilogue == "bias_relu":
+        return nn.Sequential(conv, nn.ReLU()).eval()
+    if epilogue in ("bn", "res"):
+        layer = nn.Sequential(conv, nn.BatchNorm2d(cout))
+    elif epilogue == "chain":
+        layer = nn.Sequential(conv, nn.BatchNorm2d(cout), nn.Conv2d(cout, 3 * cout, 1, bias=False),
+                              nn.BatchNorm2d(3 * cout), nn.ReLU6())
+    else:
+        layer = nn.Sequential(conv, nn.BatchNorm2d(cout), nn.ReLU6())
+    for m in layer:
+        if isinstance(m, nn.BatchNorm2d):
+            perturb_batchnorm(torch, m)
+    return layer.eval()
+
+
+def out_channels(cout, epilogue):
+    return 3 * cout if epilogue == "chain" else cout
+
+
+def nn_model():
+    src = ""
+    for name, (cin, cout, h, w, epilogue) in CASES.items():
+        src += f"{name} = {nn_layer(cin, cout, epilogue)}\n"
+        body = f"x + {name}(x)" if epilogue == "res" else f"{name}(x)"
+        src += (f"export t_{name}(x: f32[N, {cin}, {h}, {w}]) -> y: f32[N, {out_channels(cout, epilogue)}, {h}, {w}] "
+                f"{{ y = {body} }}\n")
+    return src
+
+
+@needs_torch
+class ConvEpilogueTest(TempDirCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        torch = torch_or_none()
+        torch.manual_seed(7)
+        cls.mods, state = {}, {}
+        for case, (cin, cout, h, w, epilogue) in CASES.items():
+            cls.mods[case] = torch_layer(torch, cin, cout, epilogue)
+            state.update({f"{case}.{key}": v.detach().numpy() for key, v in cls.mods[case].state_dict().items()})
+        weights = nnc.save_safetensors(state, os.path.join(cls.tmp, "epilogue.safetensors"))
+        cls.nn = write_model(nn_model(), cls.tmp, "epilogue")
+        with mock.patch.dict(os.environ, {"NNC_PLAN_L2": str(SMALL_L2)}):
+            cls.models = {"jit": nnc.compile(cls.nn, weights=weights), "so": nnc.load(compile_so(cls.nn, cls.tmp, weights))}
+
+    def test_against_torch(self):
+        torch = torch_or_none()
+        rng = np.random.default_rng(12)
+        for case, (cin, cout, h, w, epilogue) in CASES.items():
+            for batch in (1, 3):
+                x = rng.standard_normal((batch, cin, h, w)).astype(np.float32)
+                with torch.no_grad():
+                    y = self.mods[case](torch.from_numpy(x))
+                    want = (torch.from_numpy(x) + y if epilogue == "res" else y).numpy()
+                with self.subTest(case=case, batch=batch):
+                    assert_same_everywhere(self, self.models, lambda m: getattr(m, "t_" + case)(x), (want,),
+                                           f"{case}, batch {batch}")
+
+    def test_epilogues_in_the_loops_dump(self):
+        """Every product's tail is on its tiles: no pass over the output after it."""
+        with mock.patch.dict(os.environ, {"NNC_PLAN_L2": str(SMALL_L2)}):
+            out = nnc_cli("dump", "--stage=loops", self.nn).stdout
+        entries = out.split("\nentry ")[1:]
+        self.assertEqual(len(entries), len(CASES))
+        for text in entries:
+            name = text.split("\n", 1)[0]
+            with self.subTest(entry=name):
+                convs = text.count("conv b")
+                self.assertEqual(text.count(" epilogue("), convs, text)
+                self.assertNotIn("split for", text)
+        self.assertIn("part-major", out)  # the 80x80 case: B in parts
+        self.assertIn("tight", out)       # a masked last vector (7x7, 9x5)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -261,50 +261,55 @@ static bool conv_epilogue_per_group(Lower *L, Ls *group, const ConvPlan *c, INod
   return true;
 }
 
-/* Can x be computed along a row of output columns, column variable pos, as vectors: float
- * ops of the product y, constants, loads that do not depend on pos (a channel's scale, a
- * bias) and loads of consecutive elements (index rest + pos: a residual)? */
+/* Can x be computed along a row of output positions, variable pos, as vectors: float
+ * ops with a vector form (not sigmoid, say) of the product y, constants, loads that do not
+ * depend on pos (a channel's scale, a bias) and loads of consecutive floats (index
+ * rest + pos: a residual)? */
 static bool row_epilogue_ok(Lower *L, const Lx *x, const Lx *y, Lx *pos, int depth) {
   if (depth > 48) return false;
   switch (x->k) {
   case LX_F: return true;
-  case LX_OP:
+  case LX_OP: /* one codegen emits on vectors (vector_row.c) */
     for (int i = 0; i < 3; i++)
       if (x->a[i] && !row_epilogue_ok(L, x->a[i], y, pos, depth + 1)) return false;
-    return true;
+    return op_info[x->op].traits & OPT_VECTOR;
   case LX_LOAD: {
     if (x == y) return true;
     if (x->buf == L->gemm_cbuf) return false; /* the product elsewhere: not in the tile */
     if (!uses_var(x->a[0], pos->var, 0)) return true;
     Lx *rest = without_var(L, x->a[0], pos, 0);
-    return rest && !uses_var(rest, pos->var, 0);
+    return rest && !uses_var(rest, pos->var, 0) && L->le->bufs[x->buf].dtype == DT_F32;
   }
   default: return false;
   }
 }
 
-/* The epilogue of a row-tile product C [N, M, n] = A B per image, onto its register tiles
- * (cv.epi): each tile's values go through the kernel's elementwise tail (a BatchNorm's scale
- * and shift, ReLU6, a residual add) before they are stored, so that the output is written
- * once, not written, read and written again by an epilogue pass (mobilenet_v2's 16 -> 96
- * 1x1 convolution at 112x112: 4.8 MB, from L3 at batch 1 and from memory at batch 8).  The
- * kernel's one output must be the product's shape (or its [N, M, H, W] view), in the
- * product's buffer.  True when done. */
-static bool fuse_row_tile_epilogue(Lower *L, Ls *image, Lx *const *bidx) {
+/* The kernel's epilogue onto the register tiles of its product (cv.epi): each tile's values
+ * go through the kernel's elementwise tail (a BatchNorm's scale and shift, ReLU6, a residual
+ * add) before they are stored, so that the output is written once, not written, read and
+ * written again by an epilogue pass (mobilenet_v2's 16 -> 96 1x1 convolution at 112x112:
+ * 4.8 MB, from L3 at batch 1 and from memory at batch 8).  The product: row tiles of a 1x1
+ * convolution, C [N, M, H*W] = A B per image, or a direct convolution of one group,
+ * [N, 1, M, OH*OW]; its last statement in `image`, with static sizes.  The kernel's one output
+ * must be its shape (or the [N, M, H, W] or [N, M, H*W] view of it), in its buffer.  True
+ * when done. */
+static bool fuse_tile_epilogue(Lower *L, Ls *image, Lx *const *bidx) {
   const Kernel *K = L->K;
   INode *g = K->gemm, *root = K->outs[0];
   const Shape *s = &g->shape, *rs = &root->shape;
   Ls *cv = image->nbody ? image->body[image->nbody - 1] : NULL;
-  if (!cv || cv->k != LS_CONV || cv->cv.oh != 1 || cv->cv.size[0] || cv->cv.add >= 0 || cv->cv.rows || cv->cv.nbatch > 1)
+  if (!cv || cv->k != LS_CONV || cv->cv.size[0] || cv->cv.add >= 0 || cv->cv.rows || cv->cv.nbatch > 1) return false;
+  int64_t m = cv->cv.cout, n = cv->cv.oh * cv->cv.ow;
+  bool conv = s->rank == 4; /* [N, groups = 1, M, OH * OW], else [N, M, n] */
+  if (K->nouts != 1 || buffer_of(L, root) != L->gemm_cbuf || s->rank != 3 + conv || (conv && !dim_is(s->d[1], 1)) ||
+      !dim_is(s->d[1 + conv], m) || !dim_is(s->d[2 + conv], n))
     return false;
-  if (s->rank != 3 || K->nouts != 1 || buffer_of(L, root) != L->gemm_cbuf || s->d[1].syms || s->d[2].syms) return false;
-  int64_t m = s->d[1].k, n = s->d[2].k;
   bool planes = rs->rank == 4 && !rs->d[2].syms && !rs->d[3].syms && rs->d[2].k * rs->d[3].k == n;
   if (!(planes || (rs->rank == 3 && dim_is(rs->d[2], n))) || !dim_is(rs->d[1], m) || !dim_eq(rs->d[0], s->d[0]))
     return false;
   Lx *ch = lx_var(L, new_var(L, 0, m - 1, true)), *pos = lx_var(L, new_var(L, 0, n - 1, true));
-  Lx *gvars[3] = {bidx[0], ch, pos}, *vars[MAX_RANK] = {bidx[0], ch, pos};
-  if (planes) {
+  Lx *gvars[MAX_RANK] = {bidx[0], conv ? lx_i(L, 0) : ch, conv ? ch : pos, pos}, *vars[MAX_RANK] = {bidx[0], ch, pos};
+  if (planes) { /* the map's (row, column) from its position */
     Lx *w = lx_i(L, rs->d[3].k);
     vars[2] = ibin(L, '/', pos, w);
     vars[3] = ibin(L, '%', pos, w);
@@ -344,7 +349,8 @@ void lower_gemm(Lower *L, Ls *body) {
   bool done = false, planned = conv_plan(K, &conv);
   if (planned) done = lower_conv(L, cur, &conv, bidx);
   else cur = lower_sgemm(L, cur, bidx, blocked, &r0, &done);
-  if (!planned && !done && per_lead && nb == 1) done = fuse_row_tile_epilogue(L, cur, bidx);
+  if (!done && per_lead && (planned ? nb == 2 && conv.groups == 1 && !conv.winograd && !conv.flat : nb == 1))
+    done = fuse_tile_epilogue(L, cur, bidx);
   Lx *rows = block_rows(L, blocked, m, r0);
   if (root == g || done || is_view_of(root, g)) return;
   Lx *vars[MAX_RANK];

@@ -112,11 +112,11 @@ struct Ls {
                                            each part swept by every channel tile while cached),
                                            else channel tile by channel tile (A's rows cached) */
     Lx *epi;                            /* the kernel's epilogue, applied to each register tile
-                                           before it is stored (row tiles: gemm.c
-                                           fuse_row_tile_epilogue), or NULL: the value stored
-                                           at output channel epi_ch, column epi_pos (loop
-                                           variables bound by codegen), where the load epi_y
-                                           is the tile's product */
+                                           before it is stored (gemm.c fuse_tile_epilogue), or
+                                           NULL: the value stored at output channel epi_ch,
+                                           position epi_pos in its plane (loop variables
+                                           bound by codegen), where the load epi_y is the
+                                           tile's product */
     const Lx *epi_y;
     int epi_ch, epi_pos;
   } cv;

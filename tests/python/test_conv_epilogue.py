@@ -1,9 +1,10 @@
-"""A 1x1 convolution's epilogue on its register tiles (issue 20; gemm.c fuse_row_tile_epilogue,
+"""A convolution's epilogue on its register tiles (issue 20; gemm.c fuse_tile_epilogue,
 conv_tile.c conv_epilogue) against PyTorch: the tail after the product (BatchNorm, ReLU6, a
 bias and ReLU, a residual add) is applied to each tile before it is stored, instead of a pass
-of its own over the output.  Maps whose columns are a multiple of the vector width and ones
-that are not (a masked last vector: 7x7, 9x5), an output larger than the planned L2 (B in
-parts, swept part-major), two 1x1 convolutions in a row (the first one's result is the
+of its own over the output.  1x1 convolutions (row tiles) and direct ones (a 3x3 of stride 2,
+a strided 1x1, a 5x5), on maps whose rows are a multiple of the vector width and ones that
+are not (masked last vectors: 7x7, 9x5, 14x14, 13x11), an output larger than the planned L2
+(B in parts, swept part-major), two 1x1 convolutions in a row (the first one's result is the
 [N, C, H*W] view the second reads), batch 1 and 3, JIT and AOT, at 1, 2 and 3 threads with
 the same bits; the loops dump shows the fused epilogue."""
 import os
@@ -18,19 +19,28 @@ from support import (TempDirCase, assert_same_everywhere, compile_so, needs_torc
 
 SMALL_L2 = 64 * 1024  # planned L2: the 80x80 case's B (16 x 6400 floats) goes in parts
 
-# name: (input channels, output channels, H, W, epilogue)
+# name: (input channels, output channels, kernel, stride, H, W, epilogue)
 CASES = {
-    "c16_96_s28_bn_relu6": (16, 96, 28, 28, "bn_relu6"),
-    "c24_40_s7_bn": (24, 40, 7, 7, "bn"),
-    "c40_40_h9w5_res": (40, 40, 9, 5, "res"),
-    "c17_33_s14_bias_relu": (17, 33, 14, 14, "bias_relu"),
-    "c16_32_s80_bn_relu6": (16, 32, 80, 80, "bn_relu6"),
-    "c32_16_48_s14_chain": (32, 16, 14, 14, "chain"),
+    "c16_96_s28_bn_relu6": (16, 96, 1, 1, 28, 28, "bn_relu6"),
+    "c24_40_s7_bn": (24, 40, 1, 1, 7, 7, "bn"),
+    "c40_40_h9w5_res": (40, 40, 1, 1, 9, 5, "res"),
+    "c17_33_s14_bias_relu": (17, 33, 1, 1, 14, 14, "bias_relu"),
+    "c16_32_s80_bn_relu6": (16, 32, 1, 1, 80, 80, "bn_relu6"),
+    "c32_16_48_s14_chain": (32, 16, 1, 1, 14, 14, "chain"),
+    "k3s2_c16_32_s28_bn_relu6": (16, 32, 3, 2, 28, 28, "bn_relu6"),
+    "k1s2_c24_48_h58w60_bn": (24, 48, 1, 2, 58, 60, "bn"),
+    "k5_c8_8_h13w11_res": (8, 8, 5, 1, 13, 11, "res"),
+    "k3s2_c3_24_s64_bias_relu": (3, 24, 3, 2, 64, 64, "bias_relu"),
 }
 
 
-def nn_layer(cin, cout, epilogue):
-    conv = f"Conv2d({cin}, {cout}, 1, bias={'true' if epilogue == 'bias_relu' else 'false'})"
+def out_size(size, k, stride):
+    return (size + 2 * (k // 2) - k) // stride + 1
+
+
+def nn_layer(cin, cout, k, stride, epilogue):
+    conv = (f"Conv2d({cin}, {cout}, {k}, stride={stride}, padding={k // 2}, "
+            f"bias={'true' if epilogue == 'bias_relu' else 'false'})")
     if epilogue == "bias_relu":
         return f"Sequential({conv}, ReLU())"
     if epilogue in ("bn", "res"):
@@ -41,9 +51,9 @@ def nn_layer(cin, cout, epilogue):
     return f"Sequential({conv}, BatchNorm2d({cout}), ReLU6())"
 
 
-def torch_layer(torch, cin, cout, epilogue):
+def torch_layer(torch, cin, cout, k, stride, epilogue):
     nn = torch.nn
-    conv = nn.Conv2d(cin, cout, 1, bias=epilogue == "bias_relu")
+    conv = nn.Conv2d(cin, cout, k, stride, k // 2, bias=epilogue == "bias_relu")
     if epilogue == "bias_relu":
         return nn.Sequential(conv, nn.ReLU()).eval()
     if epilogue in ("bn", "res"):
@@ -65,10 +75,11 @@ def out_channels(cout, epilogue):
 
 def nn_model():
     src = ""
-    for name, (cin, cout, h, w, epilogue) in CASES.items():
-        src += f"{name} = {nn_layer(cin, cout, epilogue)}\n"
+    for name, (cin, cout, k, stride, h, w, epilogue) in CASES.items():
+        src += f"{name} = {nn_layer(cin, cout, k, stride, epilogue)}\n"
         body = f"x + {name}(x)" if epilogue == "res" else f"{name}(x)"
-        src += (f"export t_{name}(x: f32[N, {cin}, {h}, {w}]) -> y: f32[N, {out_channels(cout, epilogue)}, {h}, {w}] "
+        oh, ow = out_size(h, k, stride), out_size(w, k, stride)
+        src += (f"export t_{name}(x: f32[N, {cin}, {h}, {w}]) -> y: f32[N, {out_channels(cout, epilogue)}, {oh}, {ow}] "
                 f"{{ y = {body} }}\n")
     return src
 
@@ -81,8 +92,8 @@ class ConvEpilogueTest(TempDirCase):
         torch = torch_or_none()
         torch.manual_seed(7)
         cls.mods, state = {}, {}
-        for case, (cin, cout, h, w, epilogue) in CASES.items():
-            cls.mods[case] = torch_layer(torch, cin, cout, epilogue)
+        for case, (cin, cout, k, stride, h, w, epilogue) in CASES.items():
+            cls.mods[case] = torch_layer(torch, cin, cout, k, stride, epilogue)
             state.update({f"{case}.{key}": v.detach().numpy() for key, v in cls.mods[case].state_dict().items()})
         weights = nnc.save_safetensors(state, os.path.join(cls.tmp, "epilogue.safetensors"))
         cls.nn = write_model(nn_model(), cls.tmp, "epilogue")
@@ -92,7 +103,7 @@ class ConvEpilogueTest(TempDirCase):
     def test_against_torch(self):
         torch = torch_or_none()
         rng = np.random.default_rng(12)
-        for case, (cin, cout, h, w, epilogue) in CASES.items():
+        for case, (cin, cout, k, stride, h, w, epilogue) in CASES.items():
             for batch in (1, 3):
                 x = rng.standard_normal((batch, cin, h, w)).astype(np.float32)
                 with torch.no_grad():

@@ -176,14 +176,29 @@ static LLVMValueRef conv_tile_partial(Cg *g, const ConvCg *c, int nvec, LLVMValu
   return partial;
 }
 
+/* A fused epilogue (cv.epi) on the accumulators v of output channel co at position pos in
+ * its plane: the kernel's tail as vectors, in the tile function (its buffers and variables taken
+ * from the kernel by outline.c). */
+static LLVMValueRef conv_epilogue(Cg *g, const Ls *s, LLVMValueRef co, LLVMValueRef pos, LLVMTypeRef vt,
+                                  LLVMValueRef mask, LLVMValueRef v) {
+  int parent = scope_push(g);
+  g->vars[s->cv.epi_ch] = co;
+  g->vars[s->cv.epi_pos] = pos;
+  v = vector_value(g, s->cv.epi, s->cv.epi_pos, vt, mask, s->cv.epi_y, v);
+  scope_pop(g, parent);
+  return v;
+}
+
 /* Symbolic sizes: a tile's accumulators to y (t->xo holds the output offsets), masked where
  * mask says. */
 static void conv_tile_store(Cg *g, const ConvCg *c, const ConvTile *t, const LLVMValueRef *mask, LLVMValueRef *acc) {
   for (int j = 0; j < t->nvec; j++)
     for (int r = 0; r < t->nco; r++) {
-      LLVMValueRef plane = LLVMBuildNSWMul(g->b, LLVMBuildNSWAdd(g->b, t->co0, ci64(g, r), ""), c->ysize, "");
+      LLVMValueRef co = LLVMBuildNSWAdd(g->b, t->co0, ci64(g, r), ""), v = acc[r * t->nvec + j];
+      LLVMValueRef plane = LLVMBuildNSWMul(g->b, co, c->ysize, "");
       LLVMValueRef p = gep_f32(g, c->y, LLVMBuildNSWAdd(g->b, plane, t->xo[j], ""));
-      store_vector(g, t->vty[j], acc[r * t->nvec + j], p, mask ? mask[j] : NULL, -1);
+      if (c->s->cv.epi) v = conv_epilogue(g, c->s, co, t->xo[j], t->vty[j], mask ? mask[j] : NULL, v);
+      store_vector(g, t->vty[j], v, p, mask ? mask[j] : NULL, -1);
     }
 }
 
@@ -214,19 +229,6 @@ static void conv_tile_store_symbolic(Cg *g, const ConvCg *c, const ConvTile *t, 
     LLVMBuildBr(g->b, done);
   }
   LLVMPositionBuilderAtEnd(g->b, done);
-}
-
-/* A fused epilogue (cv.epi, row tiles) on the accumulators v of output channel co at column
- * pos: the kernel's tail as vectors, in the tile function (its buffers and variables taken
- * from the kernel by outline.c). */
-static LLVMValueRef conv_epilogue(Cg *g, const Ls *s, LLVMValueRef co, LLVMValueRef pos, LLVMTypeRef vt,
-                                  LLVMValueRef mask, LLVMValueRef v) {
-  int parent = scope_push(g);
-  g->vars[s->cv.epi_ch] = co;
-  g->vars[s->cv.epi_pos] = pos;
-  v = vector_value(g, s->cv.epi, s->cv.epi_pos, vt, mask, s->cv.epi_y, v);
-  scope_pop(g, parent);
-  return v;
 }
 
 /* y[co0 + r, vector v0 + j] for r < nco, j < nvec (static tile sizes, dynamic origin);

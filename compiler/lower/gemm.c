@@ -290,27 +290,31 @@ static bool row_epilogue_ok(Lower *L, const Lx *x, const Lx *y, Lx *pos, int dep
  * written again by an epilogue pass (mobilenet_v2's 16 -> 96 1x1 convolution at 112x112:
  * 4.8 MB, from L3 at batch 1 and from memory at batch 8).  The product: row tiles of a 1x1
  * convolution, C [N, M, H*W] = A B per image, or a direct convolution of one group,
- * [N, 1, M, OH*OW]; its last statement in `image`, with static sizes.  The kernel's one output
- * must be its shape (or the [N, M, H, W] or [N, M, H*W] view of it), in its buffer.  True
- * when done. */
+ * [N, 1, M, OH*OW]; its last statement in `image`, static or symbolic sizes.  The kernel's
+ * one output must be its shape (or the [N, M, H, W] or [N, M, H*W] view of it), in its
+ * buffer.  True when done. */
 static bool fuse_tile_epilogue(Lower *L, Ls *image, Lx *const *bidx) {
   const Kernel *K = L->K;
   INode *g = K->gemm, *root = K->outs[0];
   const Shape *s = &g->shape, *rs = &root->shape;
   Ls *cv = image->nbody ? image->body[image->nbody - 1] : NULL;
-  if (!cv || cv->k != LS_CONV || cv->cv.size[0] || cv->cv.add >= 0 || cv->cv.rows || cv->cv.nbatch > 1) return false;
-  int64_t m = cv->cv.cout, n = cv->cv.oh * cv->cv.ow;
-  bool conv = s->rank == 4; /* [N, groups = 1, M, OH * OW], else [N, M, n] */
+  if (!cv || cv->k != LS_CONV || cv->cv.add >= 0 || cv->cv.rows || cv->cv.nbatch > 1) return false;
+  bool symbolic = cv->cv.size[0] != NULL, conv = s->rank == 4; /* [N, groups = 1, M, OH * OW], else [N, M, n] */
+  int64_t m = cv->cv.cout, n = cv->cv.oh * cv->cv.ow; /* n: 0 on symbolic sizes */
   if (K->nouts != 1 || buffer_of(L, root) != L->gemm_cbuf || s->rank != 3 + conv || (conv && !dim_is(s->d[1], 1)) ||
-      !dim_is(s->d[1 + conv], m) || !dim_is(s->d[2 + conv], n))
+      !dim_is(s->d[1 + conv], m) || (!symbolic && !dim_is(s->d[2 + conv], n)))
     return false;
-  bool planes = rs->rank == 4 && !rs->d[2].syms && !rs->d[3].syms && rs->d[2].k * rs->d[3].k == n;
-  if (!(planes || (rs->rank == 3 && dim_is(rs->d[2], n))) || !dim_is(rs->d[1], m) || !dim_eq(rs->d[0], s->d[0]))
+  /* root, computed elementwise from the product in its buffer, has its elements: on
+   * symbolic sizes H * W is n at run time */
+  bool planes = rs->rank == 4 && (symbolic || (!rs->d[2].syms && !rs->d[3].syms && rs->d[2].k * rs->d[3].k == n));
+  if (!(planes || (rs->rank == 3 && (symbolic || dim_is(rs->d[2], n)))) || !dim_is(rs->d[1], m) || !dim_eq(rs->d[0], s->d[0]))
     return false;
-  Lx *ch = lx_var(L, new_var(L, 0, m - 1, true)), *pos = lx_var(L, new_var(L, 0, n - 1, true));
+  Lx *ch = lx_var(L, new_var(L, 0, m - 1, true)), *pos = lx_var(L, new_var(L, 0, symbolic ? INT64_MAX : n - 1, true));
+  if (symbolic) /* below the plane's size, as store_planes's loop over it */
+    L->range[pos->var].below = planes ? ibin(L, '*', lx_dim(L, rs->d[2]), lx_dim(L, rs->d[3])) : lx_dim(L, rs->d[2]);
   Lx *gvars[MAX_RANK] = {bidx[0], conv ? lx_i(L, 0) : ch, conv ? ch : pos, pos}, *vars[MAX_RANK] = {bidx[0], ch, pos};
   if (planes) { /* the map's (row, column) from its position */
-    Lx *w = lx_i(L, rs->d[3].k);
+    Lx *w = lx_dim(L, rs->d[3]);
     vars[2] = ibin(L, '/', pos, w);
     vars[3] = ibin(L, '%', pos, w);
   }

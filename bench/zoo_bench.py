@@ -547,17 +547,20 @@ WHY_ORT = {
         "7x7 maps, and the 1x1 convolutions on 7x7 maps (49 columns in 4 vectors of 16); ORT runs "
         "SiLU as its fused `QuickGelu` (x·sigmoid(αx), α = 1)."),
     "mobilenet_v2": (
-        "the 1x1 convolutions on 7x7 maps (`k42`, `k50`, `k51`: 13 % of nnc's samples; 49 columns "
-        "fill 4 vectors of 16 to 77 %, where NCHWc vectors run over channels: 320 -> 1280 at 7x7 "
-        "228 us against ORT's 190 alone) and the expansions with few input channels on the large "
-        "maps (16 -> 96 at 112x112, `k3`, 8 %: bound by writing 4.8 MB). Alone, every other layer "
-        "shape is faster in nnc (`conv_layers.py`), but ORT's layers chain in NCHWc. On 2 threads "
-        "at batch 1, timed kernel by kernel (`NNC_PROFILE`, December 2026, vCPUs 550 ns apart), "
-        "the 112x112 and 56x56 layers take 1.3-1.7x their 1-thread time and the 14x14 and 7x7 ones "
-        "0.65-0.8x, so the entry gains nothing: the depthwise convolutions split their channels "
-        "and the 1x1 ones their columns between the threads, so each of those large layers reads "
-        "about half its input from the other core's cache (the likely cause; the small layers' "
-        "inputs fit in both cores' caches)."),
+        "on 1 thread at batch 1, kernel by kernel against ONNX Runtime's own per-node profile "
+        "(ort_bench.c with EnableProfiling, December 2026), nnc is within about 15 % of ORT on every "
+        "layer from 56x56 down and loses on the 112x112 ones: the expansion 16 -> 96 (`k3`, 424 "
+        "against 308 us), the stride-2 depthwise after it (`k4`, 330-365 against 181: its phase-split "
+        "padded copy reads the 4.8 MB expansion output from L3, where ORT's NCHWc depthwise kernel "
+        "reads it in place) and the projection 32 -> 16 (`k2`, 130 against 85). Since December 2026 "
+        "the 1x1 and direct convolutions apply BatchNorm, ReLU6 and the residual add on their "
+        "register tiles (no epilogue pass: 5.69 -> 5.40 ms in turns) and the depthwise layers at "
+        "112x112 split (image, channel) pairs among the threads (they had split each channel's rows, "
+        "a fork and join a channel: 2.3x their 1-thread time on 2). What would close the rest: the "
+        "expansion, its depthwise convolution and the projection run per block of channels while the "
+        "block is in L2 (the 4.8 MB intermediate would never leave the core), or a stride-2 depthwise "
+        "kernel that reads its input in place. On 2 threads the ratio follows the VM's vCPUs: 2.84 ms "
+        "in turns with them close, against ORT's 3.6-3.9 in the table's runs."),
     "convnext_toy": (
         "its 7x7 depthwise convolutions on 16x16 to 4x4 maps and the blocks' Linear layers "
         "(`k10.gemm`, 32 -> 128 per pixel). ORT: NCHWc depthwise Conv, its fused "

@@ -2018,13 +2018,15 @@ WHY_ORT = {
               "kernel (the pool's blocks, December 2026) changed nothing measurable here. What would close "
               "it: the encoder's kernels over the same images as one parallel region (each image's "
               "blocks on one thread, no barrier per kernel).",
-    "fcn": "at batch 8 on 2 threads (on 1 thread nnc is ahead since its 16-channel 3x3 convolutions "
-           "on 64x64 maps run direct: Winograd's transforms there missed L2): nnc's second thread gains 1.3x "
-           "(2.75 -> 2.11 ms in the table's run, 1.2-1.5x in others) where ORT's gains 1.56x (2.93 -> 1.87 "
-           "ms); at batch 1 nnc's 2-thread time equals its 1-thread one. Its 22 kernels each split the "
-           "images between the threads with a barrier at the end; its three ConvTranspose layers "
-           "stay in NCHW on both sides. What would close it: consecutive kernels over the same "
-           "images as one parallel region.",
+    "fcn": "on 2 threads (on 1 thread nnc is ahead since its 16-channel 3x3 convolutions on 64x64 maps "
+           "run direct: Winograd's transforms there missed L2), with the vCPUs far apart: at batch 1 nnc's "
+           "2-thread time equals its 1-thread one (320 against 318 us in the December 2026 run, vCPUs "
+           "150-462 ns apart, where ORT's falls from 367 to 225; so_timer in turns, 451 ns apart: 337-344 "
+           "against 332-350 us, the build before that session's fused epilogues the same); at batch 8 nnc's "
+           "second thread gains 1.2-1.9x from run to run, ORT's 1.56-1.8x. Its 22 kernels each split the "
+           "images (or at batch 1 a kernel's channels) between the threads with a barrier at the end; its "
+           "three ConvTranspose layers stay in NCHW on both sides. What would close it: consecutive "
+           "kernels over the same images as one parallel region.",
     "groupnorm": "with BatchNorm (`groupnorm_bn`) at batch 8 on 2 threads (on 1 thread nnc is ahead): "
                  "in the table's run nnc's second thread gained nothing (1.93 ms on 1 thread, 1.97 on 2) "
                  "where ORT's gains 1.9x (2.77 -> 1.43 ms), with the vCPUs far apart (a cache line's round "

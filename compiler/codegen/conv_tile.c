@@ -647,12 +647,10 @@ static void conv_symbolic_layout(Cg *g, ConvCg *c, LLVMValueRef bufs) {
  * CONV_X .. CONV_ADD_LD (and the sizes CONV_SIZES .. and a batch's strides CONV_BSTRIDES ..
  * when they are symbolic). */
 static LLVMValueRef conv_function(Cg *g, const Ls *s, const Uses *epi) {
-  LLVMValueRef caller = g->fn;
-  LLVMBasicBlockRef resume = LLVMGetInsertBlock(g->b);
-  Caller aside;
-  if (epi) put_aside(g, &aside);
+  Caller aside; /* the kernel's state, put back at the end (its values not reachable here) */
+  put_aside(g, &aside);
   size_t len;
-  const char *kname = LLVMGetValueName2(caller, &len);
+  const char *kname = LLVMGetValueName2(aside.fn, &len);
   char name[256];
   snprintf(name, sizeof name, "%.*s.conv", (int)(len < 200 ? len : 200), kname);
   LLVMValueRef fn = LLVMAddFunction(g->mod, name, g->kernel_fn);
@@ -698,11 +696,8 @@ static LLVMValueRef conv_function(Cg *g, const Ls *s, const Uses *epi) {
   if (epi) {
     scope_pop(g, parent);
     uses_drop(g);
-    restore(g, &aside);
-    return fn;
   }
-  g->fn = caller;
-  LLVMPositionBuilderAtEnd(g->b, resume);
+  restore(g, &aside);
   return fn;
 }
 

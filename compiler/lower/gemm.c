@@ -291,8 +291,8 @@ static bool row_epilogue_ok(Lower *L, const Lx *x, const Lx *y, Lx *pos, int dep
  * 4.8 MB, from L3 at batch 1 and from memory at batch 8).  The product: row tiles of a 1x1
  * convolution, C [N, M, H*W] = A B per image, or a direct convolution of one group,
  * [N, 1, M, OH*OW]; its last statement in `image`, static or symbolic sizes.  The kernel's
- * one output must be its shape (or the [N, M, H, W] or [N, M, H*W] view of it), in its
- * buffer.  True when done. */
+ * one output (per image: the caller checks its leading dim) must be its shape (or the
+ * [N, M, H, W] or [N, M, H*W] view of it), in its buffer.  True when done. */
 static bool fuse_tile_epilogue(Lower *L, Ls *image, Lx *const *bidx) {
   const Kernel *K = L->K;
   INode *g = K->gemm, *root = K->outs[0];
@@ -307,8 +307,7 @@ static bool fuse_tile_epilogue(Lower *L, Ls *image, Lx *const *bidx) {
   /* root, computed elementwise from the product in its buffer, has its elements: on
    * symbolic sizes H * W is n at run time */
   bool planes = rs->rank == 4 && (symbolic || (!rs->d[2].syms && !rs->d[3].syms && rs->d[2].k * rs->d[3].k == n));
-  if (!(planes || (rs->rank == 3 && (symbolic || dim_is(rs->d[2], n)))) || !dim_is(rs->d[1], m) || !dim_eq(rs->d[0], s->d[0]))
-    return false;
+  if (!(planes || (rs->rank == 3 && (symbolic || dim_is(rs->d[2], n)))) || !dim_is(rs->d[1], m)) return false;
   Lx *ch = lx_var(L, new_var(L, 0, m - 1, true)), *pos = lx_var(L, new_var(L, 0, symbolic ? INT64_MAX : n - 1, true));
   if (symbolic) /* below the plane's size, as store_planes's loop over it */
     L->range[pos->var].below = planes ? ibin(L, '*', lx_dim(L, rs->d[2]), lx_dim(L, rs->d[3])) : lx_dim(L, rs->d[2]);

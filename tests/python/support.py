@@ -28,6 +28,18 @@ def torch_or_none():
         return None
 
 
+def torch_modules(seed, cases, build):
+    """{case: build(torch, params)} for {case: params}, after torch.manual_seed(seed), and their
+    state_dicts as one weights dict, each tensor under its case's name (CASE.KEY)."""
+    torch = torch_or_none()
+    torch.manual_seed(seed)
+    mods, state = {}, {}
+    for case, params in cases.items():
+        mods[case] = build(torch, params)
+        state.update({f"{case}.{key}": v.detach().numpy() for key, v in mods[case].state_dict().items()})
+    return mods, state
+
+
 def perturb_batchnorm(torch, bn):
     """Running statistics and affine parameters of a BatchNorm away from 0 and 1, so that
     folding it into the convolution before it is exercised."""

@@ -16,7 +16,7 @@ import numpy as np
 
 import nnc
 from support import (TempDirCase, assert_same_everywhere, compile_so, needs_torch, nnc_cli, perturb_batchnorm,
-                     torch_or_none, write_model)
+                     torch_modules, torch_or_none, write_model)
 
 SMALL_L2 = 64 * 1024  # planned L2: the 80x80 case's B (16 x 6400 floats) goes in parts
 
@@ -100,12 +100,7 @@ class ConvEpilogueTest(TempDirCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        torch = torch_or_none()
-        torch.manual_seed(7)
-        cls.mods, state = {}, {}
-        for case, (cin, cout, k, stride, h, w, epilogue) in CASES.items():
-            cls.mods[case] = torch_layer(torch, cin, cout, k, stride, epilogue)
-            state.update({f"{case}.{key}": v.detach().numpy() for key, v in cls.mods[case].state_dict().items()})
+        cls.mods, state = torch_modules(7, CASES, lambda torch, p: torch_layer(torch, *p[:4], p[6]))
         weights = nnc.save_safetensors(state, os.path.join(cls.tmp, "epilogue.safetensors"))
         cls.nn = write_model(nn_model(CASES), cls.tmp, "epilogue")
         cls.nn_any = write_model(nn_model({c: CASES[c] for c in SYMBOLIC}, symbolic=True), cls.tmp, "epilogue_any")

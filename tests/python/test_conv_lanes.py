@@ -17,7 +17,7 @@ import numpy as np
 
 import nnc
 from support import (TempDirCase, assert_same_everywhere, compile_so, needs_torch, nnc_cli, perturb_batchnorm,
-                     torch_or_none, write_model)
+                     torch_modules, torch_or_none, write_model)
 
 # name: (input channels, output channels, map size, kernel, stride, epilogue, dilation)
 CASES = {
@@ -81,12 +81,7 @@ def plan_env(wide):
 class ConvLanesTest(TempDirCase):
     def setUp(self):
         super().setUp()
-        torch = torch_or_none()
-        torch.manual_seed(3)
-        self.mods, state = {}, {}
-        for case, (cin, cout, size, k, stride, epilogue, dil) in CASES.items():
-            self.mods[case] = torch_layer(torch, cin, cout, k, stride, epilogue, dil)
-            state.update({f"{case}.{key}": v.detach().numpy() for key, v in self.mods[case].state_dict().items()})
+        self.mods, state = torch_modules(3, CASES, lambda torch, p: torch_layer(torch, p[0], p[1], p[3], p[4], p[5], p[6]))
         self.weights = nnc.save_safetensors(state, os.path.join(self.tmp, "lanes.safetensors"))
         self.nn = write_model(nn_model(), self.tmp, "lanes")
 

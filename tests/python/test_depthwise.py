@@ -12,7 +12,7 @@ import numpy as np
 
 import nnc
 from support import (TempDirCase, assert_same_everywhere, compile_so, needs_torch, nnc_cli, perturb_batchnorm,
-                     torch_or_none, write_model)
+                     torch_modules, torch_or_none, write_model)
 
 # name: (channels, kernel, stride, map size, epilogue, channel multiplier)
 CASES = {
@@ -68,12 +68,7 @@ def nn_model(cases, symbolic):
 @needs_torch
 class DepthwiseTest(TempDirCase):
     def compile_both(self, cases, name, symbolic=False):
-        torch = torch_or_none()
-        torch.manual_seed(5)
-        mods, state = {}, {}
-        for case, (c, k, stride, size, epilogue, mult) in cases.items():
-            mods[case] = torch_layer(torch, c, k, stride, epilogue, mult)
-            state.update({f"{case}.{key}": v.detach().numpy() for key, v in mods[case].state_dict().items()})
+        mods, state = torch_modules(5, cases, lambda torch, p: torch_layer(torch, p[0], p[1], p[2], p[4], p[5]))
         weights = nnc.save_safetensors(state, os.path.join(self.tmp, name + ".safetensors"))
         nn = write_model(nn_model(cases, symbolic), self.tmp, name)
         return mods, {"jit": nnc.compile(nn, weights=weights), "so": nnc.load(compile_so(nn, self.tmp, weights))}

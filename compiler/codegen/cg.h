@@ -67,6 +67,8 @@ typedef struct Cg {
 /* ---- codegen.c: IR-building helpers ---- */
 LLVMValueRef buffer_access(Cg *g, LLVMValueRef inst, int buf);
 LLVMValueRef ci64(Cg *g, int64_t v);
+LLVMValueRef const_lanes(Cg *g, LLVMValueRef c);
+LLVMTypeRef lanes_of(Cg *g, LLVMTypeRef t);
 LLVMValueRef cf32(Cg *g, double v);
 LLVMValueRef intrinsic(Cg *g, const char *name, LLVMValueRef *args, int n);
 LLVMValueRef gep_f32(Cg *g, LLVMValueRef base, LLVMValueRef idx);

@@ -27,15 +27,19 @@ LLVMValueRef buffer_access(Cg *g, LLVMValueRef inst, int buf) {
 
 LLVMValueRef ci64(Cg *g, int64_t v) { return LLVMConstInt(g->i64, (unsigned long long)v, 1); }
 
-/* A float constant: a scalar, or a vector of `vec_lanes` equal ones while an op of a vector
- * row is emitted (emit_scalar_op on vectors, vector_row). */
-LLVMValueRef cf32(Cg *g, double v) {
-  LLVMValueRef c = LLVMConstReal(g->f32, v);
+/* Scalar constant c, or a vector of `vec_lanes` copies of it while an op of a vector row is
+ * emitted (emit_scalar_op on vectors, vector_row); lanes_of is the matching type. */
+LLVMValueRef const_lanes(Cg *g, LLVMValueRef c) {
   if (!g->vec_lanes) return c;
   LLVMValueRef e[16];
   for (int l = 0; l < g->vec_lanes; l++) e[l] = c;
   return LLVMConstVector(e, (unsigned)g->vec_lanes);
 }
+
+LLVMTypeRef lanes_of(Cg *g, LLVMTypeRef t) { return g->vec_lanes ? LLVMVectorType(t, (unsigned)g->vec_lanes) : t; }
+
+/* A float constant, as const_lanes. */
+LLVMValueRef cf32(Cg *g, double v) { return const_lanes(g, LLVMConstReal(g->f32, v)); }
 
 /* A call of intrinsic `name` overloaded on the types ty[0..nty). */
 static LLVMValueRef intrinsic_of(Cg *g, const char *name, LLVMTypeRef *ty, int nty, LLVMValueRef *args, int n) {

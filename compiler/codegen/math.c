@@ -14,6 +14,9 @@ LLVMValueRef fsel(Cg *g, LLVMRealPredicate p, LLVMValueRef a, LLVMValueRef b, LL
   return LLVMBuildSelect(g->b, LLVMBuildFCmp(g->b, p, a, b, ""), t, f, "");
 }
 
+/* An i32 constant, splat as cf32's (exp's exponent bits). */
+static LLVMValueRef ci32(Cg *g, int v) { return const_lanes(g, LLVMConstInt(g->i32, (unsigned long long)(long long)v, 1)); }
+
 static LLVMValueRef b_mul(Cg *g, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFMul(g->b, a, b, ""); }
 static LLVMValueRef b_add(Cg *g, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFAdd(g->b, a, b, ""); }
 static LLVMValueRef b_sub(Cg *g, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFSub(g->b, a, b, ""); }
@@ -34,14 +37,14 @@ static LLVMValueRef exp_reduced(Cg *g, LLVMValueRef xc, LLVMValueRef *ni) {
                              1.6666665459E-1, 5.0000001201E-1};
   LLVMValueRef p = cf32(g, c[0]);
   for (int i = 1; i < 6; i++) p = b_fma(g, p, r, cf32(g, c[i]));
-  *ni = LLVMBuildFPToSI(g->b, n, g->i32, "");
+  *ni = LLVMBuildFPToSI(g->b, n, lanes_of(g, g->i32), "");
   return b_add(g, b_fma(g, b_mul(g, p, r), r, r), cf32(g, 1.0));
 }
 
 /* 2^k for a whole k of the normal range (-126 .. 127): its exponent bits. */
 static LLVMValueRef pow2_normal(Cg *g, LLVMValueRef k) {
-  LLVMValueRef biased = LLVMBuildAdd(g->b, k, LLVMConstInt(g->i32, 127, 0), "");
-  return LLVMBuildBitCast(g->b, LLVMBuildShl(g->b, biased, LLVMConstInt(g->i32, 23, 0), ""), g->f32, "");
+  LLVMValueRef biased = LLVMBuildAdd(g->b, k, ci32(g, 127), "");
+  return LLVMBuildBitCast(g->b, LLVMBuildShl(g->b, biased, ci32(g, 23), ""), lanes_of(g, g->f32), "");
 }
 
 static LLVMValueRef clamp(Cg *g, LLVMValueRef x, double lo, double hi) {
@@ -52,7 +55,7 @@ static LLVMValueRef clamp(Cg *g, LLVMValueRef x, double lo, double hi) {
  * overflow to inf come out right; NaN propagates.  Max error about 1 ulp. */
 static LLVMValueRef emit_exp(Cg *g, LLVMValueRef x) {
   LLVMValueRef ni, y = exp_reduced(g, clamp(g, x, -104.0, 89.0), &ni);
-  LLVMValueRef h1 = LLVMBuildAShr(g->b, ni, LLVMConstInt(g->i32, 1, 0), "");
+  LLVMValueRef h1 = LLVMBuildAShr(g->b, ni, ci32(g, 1), "");
   y = b_mul(g, b_mul(g, y, pow2_normal(g, h1)), pow2_normal(g, LLVMBuildSub(g->b, ni, h1, "")));
   return fsel(g, LLVMRealUNO, x, x, x, y);
 }
@@ -64,7 +67,7 @@ static LLVMValueRef emit_exp(Cg *g, LLVMValueRef x) {
  * are five of these per hidden unit). */
 static LLVMValueRef emit_exp_beside_one(Cg *g, LLVMValueRef x) {
   LLVMValueRef ni, y = exp_reduced(g, clamp(g, x, -86.0, 89.0), &ni);
-  y = b_mul(g, b_mul(g, y, pow2_normal(g, LLVMBuildSub(g->b, ni, LLVMConstInt(g->i32, 1, 0), ""))), cf32(g, 2.0));
+  y = b_mul(g, b_mul(g, y, pow2_normal(g, LLVMBuildSub(g->b, ni, ci32(g, 1), ""))), cf32(g, 2.0));
   return fsel(g, LLVMRealUNO, x, x, x, y);
 }
 
@@ -133,7 +136,7 @@ static LLVMValueRef emit_clamp(Cg *g, LLVMValueRef x, double lo, double hi) {
   return fsel(g, LLVMRealOLT, x, cf32(g, lo), cf32(g, lo), fsel(g, LLVMRealOGT, x, cf32(g, hi), cf32(g, hi), x));
 }
 
-static LLVMValueRef bool_to_f(Cg *g, LLVMValueRef c) { return LLVMBuildUIToFP(g->b, c, g->f32, ""); }
+static LLVMValueRef bool_to_f(Cg *g, LLVMValueRef c) { return LLVMBuildUIToFP(g->b, c, lanes_of(g, g->f32), ""); }
 LLVMValueRef nonzero(Cg *g, LLVMValueRef x) { return LLVMBuildFCmp(g->b, LLVMRealUNE, x, cf32(g, 0), ""); }
 
 /* CHECK_INDEX: x (an f32 index) if it is an index of a dimension of `size` elements (whole,

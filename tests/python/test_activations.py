@@ -1,14 +1,17 @@
 """The elementwise functions and activations of issue 17 (GELU exact and tanh, erf, SiLU, Mish,
 Hardtanh, ReLU6, Hardsigmoid, Hardswish, SELU, CELU, LogSigmoid, Softsign, Tanhshrink, clamp,
-floor, ceil, trunc, round, sign, rsqrt, reciprocal, square, log1p, expm1) against PyTorch: as functions and as torch.nn layers, on a dense grid
+floor, ceil, trunc, round, sign, rsqrt, reciprocal, square, log1p, expm1; exp, sigmoid, tanh, ELU,
+comparisons and logic) against PyTorch: as functions and as torch.nn layers, on a dense grid
 over [-12, 12] and the special values (±0, ±inf, NaN, tiny, the kinks at ±3 and 0, 6), through
-a vector-width loop and a scalar tail; and of numbers at compile time."""
+a vector-width loop and a scalar tail, and on short rows emitted as explicit vectors (a masked
+last one); and of numbers at compile time."""
+import re
 import unittest
 
 import numpy as np
 
 import nnc
-from support import TempDirCase, assert_close, needs_torch, torch_or_none, write_model
+from support import TempDirCase, assert_close, needs_torch, nnc_cli, torch_or_none, write_model
 
 SPECIAL = [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-30, -1e-30, 1e-8, -1e-8, 3.0, -3.0, 6.0, -6.0, 0.921875,
            -0.921875, 3.92, 4.0, -4.0, 1.0, -1.0, 20.0, 88.0, -88.0, 100.0, -100.0]
@@ -46,6 +49,13 @@ CASES = {
     "log1p": ("log1p(x)", lambda t, x: t.log1p(x)),
     "log1p_small": ("log1p(x * 1e-6)", lambda t, x: t.log1p(x * 1e-6)),
     "expm1": ("expm1(x)", lambda t, x: t.expm1(x)),
+    "compare": ("(x > 0.5) + (x <= -1) * 2 + (x == 3) * 4 + (x != 6) * 8 + (x < 0) * 16 + (x >= 20) * 32",
+                lambda t, x: ((x > 0.5) + (x <= -1) * 2 + (x == 3) * 4 + (x != 6) * 8 + (x < 0) * 16 + (x >= 20) * 32).float()),
+    "logic": ("((x > 1) && (x < 4)) + (!(x > 0)) * 2 + ((x < -3) || (x > 3)) * 4",
+              lambda t, x: (((x > 1) & (x < 4)).float() + (~(x > 0)).float() * 2 + ((x < -3) | (x > 3)).float() * 4)),
+    "exp": ("exp(x)", lambda t, x: t.exp(x)),
+    "sigmoid_tanh": ("sigmoid(x) + tanh(x)", lambda t, x: t.sigmoid(x) + t.tanh(x)),
+    "elu": ("elu(x, 0.5)", lambda t, x: t.nn.functional.elu(x, 0.5)),
     # torch.nn layers with their keyword arguments
     "GELU_tanh": ("self_gelu_tanh(x)", lambda t, x: t.nn.GELU(approximate="tanh")(x)),
     "Hardtanh_kw": ("self_hardtanh(x)", lambda t, x: t.nn.Hardtanh(min_val=-0.5, max_val=2.0)(x)),
@@ -63,6 +73,20 @@ self_seq2 = Sequential(SELU(), CELU(alpha=2.0), Tanhshrink(), Softsign(), LogSig
 """
 
 
+# The same cases on short rows: x [N, 2, 47] times a ones [N, 1, 47] broadcast over the middle
+# axis, so that the kernel's innermost loop is a 47-column row that codegen emits as explicit
+# vectors (vector_row.c: 16 + 16 + 15 masked) rather than a plain loop.  The ops of a case
+# are all OPT_VECTOR but those with a log (emitted as a call per element, so a plain loop).
+ROW = 47
+NOT_VECTOR = {"mish", "logsigmoid", "log1p", "log1p_small", "layers", "layers2"}
+XR = np.resize(X, (-(-len(X) // (2 * ROW)), 2, ROW))
+ONES = np.ones((XR.shape[0], 1, ROW), np.float32)
+
+
+def on_rows(expr):
+    return re.sub(r"\bx\b", "(x * o)", expr)
+
+
 @needs_torch
 class ActivationsTest(TempDirCase):
     @classmethod
@@ -71,6 +95,26 @@ class ActivationsTest(TempDirCase):
         src = LAYERS + "".join(f"export t_{name}(x: f32[N]) -> y: f32[N] {{ y = {expr} }}\n"
                                for name, (expr, _) in CASES.items())
         cls.model = nnc.compile(write_model(src, cls.tmp, "activations"))
+        src = LAYERS + "".join(f"export v_{name}(x: f32[N, 2, {ROW}], o: f32[N, 1, {ROW}]) -> y: f32[N, 2, {ROW}] "
+                               f"{{ y = {on_rows(expr)} }}\n" for name, (expr, _) in CASES.items())
+        cls.rows_path = write_model(src, cls.tmp, "activation_rows")
+        cls.rows = nnc.compile(cls.rows_path)
+
+    def test_on_vector_rows(self):
+        torch = torch_or_none()
+        llvm = nnc_cli("dump", "--stage=llvm", self.rows_path).stdout
+        functions = {fn.split("@", 1)[1].split("(", 1)[0]: fn for fn in llvm.split("\ndefine ")[1:]}
+        for name, (expr, ref) in CASES.items():
+            with self.subTest(name):
+                want = ref(torch, torch.from_numpy(XR)).numpy()
+                got = getattr(self.rows, "v_" + name)(XR, ONES)
+                assert_close(self, got, want, f"{on_rows(expr)} on rows of {ROW}")
+                np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg=expr)
+                if name not in NOT_VECTOR:  # the kernels its entry runs (equal kernels are shared)
+                    called = re.findall(r"@([\w.]+\.k\d+\.\w+)", functions[f"activation_rows.v_{name}.body"])
+                    self.assertTrue(called, f"{expr}: no kernel")
+                    for k in called:
+                        self.assertTrue("x float>" in functions[k], f"{expr}: {k}'s row is not emitted as vectors")
 
     def test_against_torch(self):
         torch = torch_or_none()

@@ -543,9 +543,19 @@ WHY_ORT = {
         "maps, whose 49 columns fill 4 vectors of 16 to 77 %, where NCHWc vectors run over "
         "channels."),
     "efficientnet_b0": (
-        "its 16 depthwise convolutions (3x3 and 5x5, each with its SiLU), worst on the 14x14 and "
-        "7x7 maps, and the 1x1 convolutions on 7x7 maps (49 columns in 4 vectors of 16); ORT runs "
-        "SiLU as its fused `QuickGelu` (x·sigmoid(αx), α = 1)."),
+        "the rows it loses are batch 8 (and batch 1 on 2 threads with the vCPUs far apart). At batch 1 on "
+        "1 thread nnc is ahead (December 2026, both timed in turns: 8.16 against ORT's 9.39 ms, its "
+        "per-node profile summing to 9.32). At batch 8 each kernel runs its 8 images before the next "
+        "kernel starts, and its intermediates (38 MB for the 112x112 expansion) leave L3: kernel by "
+        "kernel, an image costs 18 % more than at batch 1, most in the depthwise convolutions and the 1x1 "
+        "convolutions around them (the 56x56 depthwise `k13` 1.74x, the stride-2 `k7` 1.41x). Measured in "
+        "one process: 8 calls of one image take 63 ms against 67.6 for one call of 8 on 1 thread, and two "
+        "threads each running 4 images one at a time take 37-42 ms against 47-48 for the batch-8 call on "
+        "2 threads (ORT 38.6 in the table). What would close it: an entry whose images are independent "
+        "run image by image, each thread its own images from the first kernel to the last (no barrier a "
+        "kernel, the intermediates in the core's caches). SiLU stays a pass after each convolution: on "
+        "the register tiles it made efficientnet's 1x1 kernels 7-9 % slower (the 24 exp-and-divide chains "
+        "beside the accumulators)."),
     "mobilenet_v2": (
         "on 1 thread at batch 1, kernel by kernel against ONNX Runtime's own per-node profile "
         "(ort_bench.c with EnableProfiling, December 2026), nnc is within about 15 % of ORT on every "

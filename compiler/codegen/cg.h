@@ -111,6 +111,8 @@ void counted_loop(Cg *g, LLVMValueRef lo, LLVMValueRef hi, LLVMValueRef step,
                   void (*body)(Cg *, const Ls *, LLVMValueRef), const Ls *s);
 void loop_hints(Cg *g, LLVMValueRef br, bool vectorize, bool unroll, int interleave);
 LLVMValueRef trip_of(Cg *g, const Ls *s);
+/* Does a statement of s evaluate an op whose code is a long dependent chain (OPT_CHAIN)? */
+bool has_chain_op(Cg *g, const Ls *s);
 void emit_loop(Cg *g, Ls *s);
 
 /* ---- outline.c ---- */
@@ -145,7 +147,7 @@ void uses_drop(Cg *g);
 void emit_split_inner(Cg *g, Ls *s);
 
 /* ---- vector_row.c ---- */
-int vector_row_lanes(const Cg *g, const Ls *s);
+int vector_row_lanes(Cg *g, const Ls *s);
 void emit_vector_row(Cg *g, const Ls *s, int lanes);
 LLVMValueRef lane_blocks_as_vectors(Cg *g, const Ls *s, LLVMValueRef lo, LLVMValueRef end);
 LLVMValueRef lane_constants(Cg *g, LLVMTypeRef elem, int lanes, int64_t mul, int64_t add);

@@ -33,6 +33,11 @@ static bool ls_has_chain_op(Cg *g, const Ls *s) {
   return false;
 }
 
+bool has_chain_op(Cg *g, const Ls *s) {
+  g->walk_gen++;
+  return ls_has_chain_op(g, s);
+}
+
 /* The interleave count for vectorizable loop s: 4 or 2, the largest that splits its static
  * trip count into two or more whole rounds of that many vectors, when its statements
  * evaluate a chain op (lx_has_chain_op), so that independent vectors hide the chains'
@@ -45,8 +50,7 @@ static int chain_interleave(Cg *g, const Ls *s) {
   int ic = trip % (4 * g->floats) == 0 && trip >= 8 * g->floats   ? 4
            : trip % (2 * g->floats) == 0 && trip >= 4 * g->floats ? 2
                                                                   : 0;
-  g->walk_gen++;
-  return ic && ls_has_chain_op(g, s) ? ic : 0;
+  return ic && has_chain_op(g, s) ? ic : 0;
 }
 
 /* Loop hints on the loop whose back edge is `br`: llvm.loop.vectorize.enable false when not

@@ -228,17 +228,10 @@ static bool reads_own_store(const Ls *s) {
 
 static bool is_runtime_row(const Ls *s) { return s->lo->k != LX_I || s->hi->k != LX_I; }
 
-/* Does x evaluate an op with a long chain (OPT_CHAIN: exp's polynomial, a division)? */
-static bool has_chain(const Lx *x, int depth) {
-  if (!x || depth > VEC_DEPTH) return false;
-  if (x->k == LX_OP && (op_info[x->op].traits & OPT_CHAIN)) return true;
-  return has_chain(x->a[0], depth + 1) || has_chain(x->a[1], depth + 1) || has_chain(x->a[2], depth + 1);
-}
-
 /* Can loop s run as vectors, and with how many lanes (a power of two >= 4 no wider than the
  * host's, the narrowest that holds the row when it fits in one; the host's for a row of
  * run-time length)? */
-int vector_row_lanes(const Cg *g, const Ls *s) {
+int vector_row_lanes(Cg *g, const Ls *s) {
   if (!s->vector_row || s == g->par || s->step->k != LX_I || s->step->c != 1) return 0;
   int host, regs;
   target_host_simd(&host, &regs);
@@ -249,8 +242,7 @@ int vector_row_lanes(const Cg *g, const Ls *s) {
   /* a row narrower than the host's vector computes its chains on idle lanes too, where the
      plain loop lets LLVM vectorize the loop around it (realnvp's tanh over rows of 2 columns
      ran at a quarter of the lanes) */
-  for (int i = 0; i < s->nbody && !runtime && n < host; i++)
-    if (has_chain(s->body[i]->val, 0)) return 0;
+  if (!runtime && n < host && has_chain_op(g, s)) return 0;
   for (int i = 0; i < s->nbody; i++) /* every vector of halves_of loads starts at an even column */
     if ((runtime || s->lo->c % 2) && reads_halves(s->body[i]->val, s->var, 0)) return 0;
   for (int i = 0; i < s->nbody; i++) {
